@@ -1,0 +1,178 @@
+//! The node's command line, shared by the `squall-node` binary and `squall node`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::raft::NodeId;
+use crate::server::{self, NodeConfig, StartError};
+
+/// Flags of one node.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeArgs {
+    /// This node's id (1-based, unique in the cluster).
+    #[arg(long)]
+    pub id: NodeId,
+    /// Cluster id; peers from another cluster are refused.
+    #[arg(long, default_value = "squall")]
+    pub cluster_id: String,
+    /// Address of the peer port (Raft traffic).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Address of the API port (client and control services).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub api_listen: SocketAddr,
+    /// The other nodes' peer addresses: `2=127.0.0.1:7002,3=127.0.0.1:7003`.
+    #[arg(long, value_parser = parse_peers, default_value = "")]
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Data directory (created if missing; locked while the node runs).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Length of one tick of the consensus core.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub tick: Duration,
+    /// Election timeout range, e.g. `150..300ms`.
+    #[arg(long, default_value = "150..300ms", value_parser = parse_range)]
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Turn PreVote off.
+    #[arg(long)]
+    pub no_pre_vote: bool,
+    /// Turn CheckQuorum (and the leader lease on votes) off.
+    #[arg(long)]
+    pub no_check_quorum: bool,
+    /// Snapshot the state machine every N applied entries (0: never).
+    #[arg(long, default_value_t = 1000)]
+    pub snapshot_every: u64,
+    /// AppendEntries batches in flight per follower.
+    #[arg(long, default_value_t = 4)]
+    pub max_inflight: usize,
+    /// Seed for randomised election timeouts (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the bound addresses (JSON) to this file once listening.
+    #[arg(long)]
+    pub addr_file: Option<PathBuf>,
+}
+
+/// Parses `2=127.0.0.1:7002,3=127.0.0.1:7003` (an empty string is no peers).
+pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
+    let mut peers = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` should look like ID=HOST:PORT, e.g. 2=127.0.0.1:7002"))?;
+        let id: NodeId = id.trim().parse().map_err(|_| format!("`{id}` in `{part}` is not a node id"))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{addr}` in `{part}` is not an address like 127.0.0.1:7002"))?;
+        if peers.insert(id, addr).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    Ok(peers)
+}
+
+/// Parses a duration like `50ms` or `1s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 50ms or 1s: {e}"))
+}
+
+/// Parses a range like `150..300ms` or `150ms..300ms` (the unit of the upper bound applies to a bare lower bound).
+pub fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
+    let (lo, hi) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}` is not a range like 150..300ms"))?;
+    let hi_d = parse_duration(hi)?;
+    let lo = lo.trim();
+    let lo_d = if lo.chars().all(|c| c.is_ascii_digit()) && !lo.is_empty() {
+        let unit: String = hi.trim().chars().skip_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        parse_duration(&format!("{lo}{unit}"))?
+    } else {
+        parse_duration(lo)?
+    };
+    if lo_d.is_zero() || lo_d >= hi_d {
+        return Err(format!("`{s}`: the lower bound must be above zero and below the upper bound"));
+    }
+    Ok((lo_d, hi_d))
+}
+
+impl NodeArgs {
+    /// Turns the flags into a validated configuration.
+    pub fn into_config(self) -> Result<NodeConfig, String> {
+        if self.id == 0 {
+            return Err("--id must be 1 or more".into());
+        }
+        if self.tick.is_zero() {
+            return Err("--tick must be above zero".into());
+        }
+        if self.heartbeat >= self.election_timeout.0 {
+            return Err(format!(
+                "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
+                self.heartbeat, self.election_timeout.0
+            ));
+        }
+        if self.tick > self.heartbeat {
+            return Err(format!("--tick {:?} must not exceed --heartbeat {:?}", self.tick, self.heartbeat));
+        }
+        Ok(NodeConfig {
+            id: self.id,
+            cluster_id: self.cluster_id,
+            listen: self.listen,
+            api_listen: self.api_listen,
+            peers: self.peers,
+            data_dir: self.data_dir,
+            tick: self.tick,
+            election_timeout: self.election_timeout,
+            heartbeat: self.heartbeat,
+            pre_vote: !self.no_pre_vote,
+            check_quorum: !self.no_check_quorum,
+            snapshot_every: self.snapshot_every,
+            max_inflight: self.max_inflight,
+            seed: self.seed.unwrap_or_else(rand::random),
+            addr_file: self.addr_file,
+        })
+    }
+}
+
+/// The node's entry point, shared by both binaries: logs to stderr, runs until SIGINT/SIGTERM.
+/// Exit codes: 0 after a clean shutdown, 2 for a setting or environment a person must fix, 1 otherwise.
+pub fn run_node(args: NodeArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let id = args.id;
+    let cfg = match args.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("squall-node: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    squall_chaos::lifeline::watch_from_env();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("squall-node: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(server::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<StartError>().is_some() { 2 } else { 1 };
+            eprintln!("squall-node {id}: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The bundled client: runs KV operations against a cluster, following leader hints and retrying with the
+//! same `(client_id, seq)` so a write is applied at most once; and one-shot control calls (status).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::kv::{KvOp, KvResult};
+use crate::raft::NodeId;
+use crate::rpc::{ClientServiceClient, KvReply, KvRequest, NodeStatus};
+use crate::transport::{self, deadline};
+
+/// Why an operation did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node answered with a result before the deadline.
+    #[error("no leader answered within {waited:?}; last errors: {}", describe(.errors))]
+    Unavailable {
+        /// How long the client tried.
+        waited: Duration,
+        /// The last error seen from each node.
+        errors: BTreeMap<NodeId, String>,
+    },
+    /// The cluster map is empty.
+    #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
+    NoNodes,
+}
+
+fn describe(errors: &BTreeMap<NodeId, String>) -> String {
+    if errors.is_empty() {
+        return "none".into();
+    }
+    errors.iter().map(|(id, e)| format!("node {id}: {e}")).collect::<Vec<_>>().join("; ")
+}
+
+/// A KV client bound to one cluster.
+pub struct KvClient {
+    nodes: BTreeMap<NodeId, SocketAddr>,
+    client_id: u64,
+    seq: u64,
+    leader: Option<NodeId>,
+    conns: HashMap<NodeId, ClientServiceClient>,
+    /// How long one operation may take in all, retries included.
+    pub op_timeout: Duration,
+    /// Deadline of one RPC.
+    pub call_timeout: Duration,
+}
+
+impl KvClient {
+    /// A client for the nodes at these API addresses, with a random client id.
+    pub fn new(nodes: BTreeMap<NodeId, SocketAddr>) -> Self {
+        Self::with_id(nodes, rand::random())
+    }
+
+    /// A client with a chosen id (ids must be unique among concurrent clients).
+    pub fn with_id(nodes: BTreeMap<NodeId, SocketAddr>, client_id: u64) -> Self {
+        Self {
+            nodes,
+            client_id,
+            seq: 0,
+            leader: None,
+            conns: HashMap::new(),
+            op_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_millis(1000),
+        }
+    }
+
+    /// The node this client currently believes leads.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Runs one operation to completion: follows leader hints, retries on other nodes, gives up at `op_timeout`.
+    pub async fn execute(&mut self, op: KvOp) -> Result<KvResult, ClientError> {
+        if self.nodes.is_empty() {
+            return Err(ClientError::NoNodes);
+        }
+        self.seq += 1;
+        let req = KvRequest { client_id: self.client_id, seq: self.seq, op };
+        let started = Instant::now();
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let mut rotate = 0usize;
+        let mut backoff = Duration::from_millis(10);
+        let mut errors = BTreeMap::new();
+        loop {
+            if started.elapsed() >= self.op_timeout {
+                return Err(ClientError::Unavailable { waited: started.elapsed(), errors });
+            }
+            let target = match self.leader {
+                Some(l) if self.nodes.contains_key(&l) => l,
+                _ => {
+                    rotate += 1;
+                    ids[rotate % ids.len()]
+                }
+            };
+            match self.call(target, req.clone()).await {
+                Ok(KvReply::Done(result)) => {
+                    self.leader = Some(target);
+                    return Ok(result);
+                }
+                Ok(KvReply::NotLeader { leader: Some(l) }) if l != target && self.nodes.contains_key(&l) => {
+                    errors.insert(target, format!("not the leader (hint: node {l})"));
+                    self.leader = Some(l);
+                    continue;
+                }
+                Ok(KvReply::NotLeader { .. }) => {
+                    errors.insert(target, "not the leader, no leader known".into());
+                }
+                Ok(KvReply::Retry { reason }) => {
+                    errors.insert(target, reason);
+                }
+                Err(e) => {
+                    self.conns.remove(&target);
+                    errors.insert(target, e);
+                }
+            }
+            self.leader = None;
+            let remaining = self.op_timeout.saturating_sub(started.elapsed());
+            tokio::time::sleep(backoff.min(remaining)).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn call(&mut self, node: NodeId, req: KvRequest) -> Result<KvReply, String> {
+        let conn = match self.conns.get(&node) {
+            Some(c) => c.clone(),
+            None => {
+                let addr = self.nodes[&node];
+                let c = transport::connect_client(addr, self.call_timeout)
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?;
+                self.conns.insert(node, c.clone());
+                c
+            }
+        };
+        conn.execute(deadline(self.call_timeout), req).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Fetches one node's status from its API address.
+pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<NodeStatus, String> {
+    let client = transport::connect_control(addr, timeout)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    client.status(deadline(timeout)).await.map_err(|e| format!("{addr}: {e}"))
+}

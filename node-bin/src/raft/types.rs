@@ -1,0 +1,405 @@
+//! Plain data shared by the consensus core, its storage and the wire: ids, log entries, hard state,
+//! the Raft messages, and what the core hands its driver (`Ready`) and reports (`RaftEvent`, `Status`).
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id within one cluster (1-based in squall).
+pub type NodeId = u64;
+/// A Raft term.
+pub type Term = u64;
+/// A log index; 0 means "before the first entry".
+pub type Index = u64;
+
+/// What a log entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// The entry a new leader appends at the start of its term.
+    Noop,
+    /// An opaque state machine command.
+    Command(Vec<u8>),
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the log.
+    pub index: Index,
+    /// Term of the leader that created it.
+    pub term: Term,
+    /// What it carries.
+    pub payload: Payload,
+}
+
+impl Entry {
+    /// Approximate size on the wire, for batching by bytes.
+    pub fn size_hint(&self) -> usize {
+        24 + match &self.payload {
+            Payload::Noop => 0,
+            Payload::Command(d) => d.len(),
+        }
+    }
+}
+
+/// State that must survive a crash: current term and the vote cast in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// Whom this node voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+}
+
+/// Identifies a snapshot: the last log entry it covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Index of the last entry the snapshot includes.
+    pub last_index: Index,
+    /// Term of that entry.
+    pub last_term: Term,
+}
+
+/// A state machine snapshot with its position in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Where it sits in the log.
+    pub meta: SnapshotMeta,
+    /// The serialised state machine.
+    pub data: Vec<u8>,
+}
+
+/// The role a node plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking for pre-votes before starting a real election (PreVote).
+    PreCandidate,
+    /// Asking for votes in a new term.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+impl Role {
+    /// The lowercase name used in JSON output and the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "precandidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+/// RequestVote, also used for pre-votes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestVote {
+    /// For a pre-vote: the term the candidate would campaign in (its term + 1), not yet adopted.
+    pub term: Term,
+    /// The candidate.
+    pub candidate: NodeId,
+    /// Index of the candidate's last entry.
+    pub last_log_index: Index,
+    /// Term of the candidate's last entry.
+    pub last_log_term: Term,
+    /// True for a pre-vote (no state changes on the receiver).
+    pub pre_vote: bool,
+    /// True when campaigning because of a leadership transfer (TimeoutNow): voters ignore their leader lease.
+    pub transfer: bool,
+}
+
+/// Answer to [`RequestVote`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestVoteReply {
+    /// The voter's term (for a pre-vote: the request's term when granted, else the voter's term).
+    pub term: Term,
+    /// The voter.
+    pub voter: NodeId,
+    /// Whether the vote was granted.
+    pub granted: bool,
+    /// Echoes the request's `pre_vote`.
+    pub pre_vote: bool,
+}
+
+/// AppendEntries (also the heartbeat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntries {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader.
+    pub leader: NodeId,
+    /// Index of the entry just before `entries`.
+    pub prev_log_index: Index,
+    /// Term of that entry.
+    pub prev_log_term: Term,
+    /// Entries to store (empty for a heartbeat).
+    pub entries: Vec<Entry>,
+    /// Leader's commit index.
+    pub leader_commit: Index,
+    /// Heartbeat round this message belongs to, for ReadIndex confirmation (0 when none).
+    pub read_round: u64,
+}
+
+/// Answer to [`AppendEntries`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntriesReply {
+    /// Follower's term.
+    pub term: Term,
+    /// The follower.
+    pub follower: NodeId,
+    /// Whether the entries were stored.
+    pub success: bool,
+    /// On success: the index of the last entry now known to match the leader (prev + entries.len()).
+    pub match_index: Index,
+    /// On failure: term of the follower's conflicting entry at `prev_log_index`, if it has one.
+    pub conflict_term: Option<Term>,
+    /// On failure: first index the leader should try next (fast backtracking).
+    pub conflict_index: Index,
+    /// Follower's last log index.
+    pub last_log_index: Index,
+    /// Echoes the request's `read_round`.
+    pub read_round: u64,
+}
+
+/// One chunk of InstallSnapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader.
+    pub leader: NodeId,
+    /// Which snapshot this chunk belongs to.
+    pub meta: SnapshotMeta,
+    /// Byte offset of `data` within the snapshot.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Vec<u8>,
+    /// True on the last chunk.
+    pub done: bool,
+}
+
+/// Answer to [`InstallSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotReply {
+    /// Follower's term.
+    pub term: Term,
+    /// The follower.
+    pub follower: NodeId,
+    /// Which snapshot.
+    pub meta: SnapshotMeta,
+    /// Bytes received so far in order (the next offset the follower expects); equals the length once done.
+    pub next_offset: u64,
+    /// True once the whole snapshot was received and handed to the driver.
+    pub done: bool,
+}
+
+/// TimeoutNow: the leader asks the target to start an election at once (leadership transfer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// Leader's term.
+    pub term: Term,
+    /// The leader handing over.
+    pub leader: NodeId,
+}
+
+/// A request the core wants sent to a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// RequestVote or pre-vote.
+    Vote(RequestVote),
+    /// AppendEntries or heartbeat.
+    Append(AppendEntries),
+    /// A snapshot chunk.
+    Snapshot(InstallSnapshot),
+    /// Start an election now.
+    TimeoutNow(TimeoutNow),
+}
+
+/// A peer's answer, fed back into the core with `Raft::handle_reply`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to a vote request.
+    Vote(RequestVoteReply),
+    /// Answer to AppendEntries.
+    Append(AppendEntriesReply),
+    /// Answer to a snapshot chunk.
+    Snapshot(InstallSnapshotReply),
+}
+
+/// A confirmed ReadIndex request: once `applied >= index`, the read with `ctx` may be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The caller's token from `Raft::read_index`.
+    pub ctx: u64,
+    /// Commit index at the time leadership was confirmed.
+    pub index: Index,
+}
+
+/// A read that can no longer be confirmed (leadership lost): the caller should retry elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadFailed {
+    /// The caller's token.
+    pub ctx: u64,
+    /// The leader now known, if any.
+    pub leader_hint: Option<NodeId>,
+}
+
+/// Something that happened inside the core, for the event feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftEvent {
+    /// Role (and term) changed.
+    RoleChanged {
+        /// New role.
+        role: Role,
+        /// Term at the change.
+        term: Term,
+    },
+    /// Adopted a new term.
+    TermChanged {
+        /// The new term.
+        term: Term,
+    },
+    /// Began an election (or a pre-vote round).
+    ElectionStarted {
+        /// Term campaigned in.
+        term: Term,
+        /// True for a pre-vote round.
+        pre_vote: bool,
+    },
+    /// Granted a vote (or a pre-vote) to a candidate.
+    VoteGranted {
+        /// The candidate.
+        candidate: NodeId,
+        /// The term of the vote.
+        term: Term,
+        /// True for a pre-vote.
+        pre_vote: bool,
+    },
+    /// The known leader changed.
+    LeaderChanged {
+        /// The new leader, or none.
+        leader: Option<NodeId>,
+        /// The term.
+        term: Term,
+    },
+    /// Uncommitted entries from `from_index` on were removed because they conflicted with the leader.
+    LogTruncated {
+        /// First removed index.
+        from_index: Index,
+        /// How many were removed.
+        count: u64,
+    },
+    /// A snapshot from the leader was installed.
+    SnapshotInstalled {
+        /// Its position.
+        meta: SnapshotMeta,
+    },
+    /// The log prefix up to `meta.last_index` was compacted into a local snapshot.
+    SnapshotTaken {
+        /// Its position.
+        meta: SnapshotMeta,
+    },
+    /// A leader stepped down because it did not hear from a majority (CheckQuorum).
+    QuorumLost {
+        /// The term it stepped down in.
+        term: Term,
+    },
+    /// A leadership transfer started.
+    TransferStarted {
+        /// The chosen node.
+        target: NodeId,
+        /// The term.
+        term: Term,
+    },
+}
+
+/// Replication progress the leader keeps for one follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    /// The follower.
+    pub id: NodeId,
+    /// Highest index known replicated on it.
+    pub match_index: Index,
+    /// Next index to send.
+    pub next_index: Index,
+    /// AppendEntries batches in flight.
+    pub inflight: usize,
+    /// Whether a snapshot is being sent to it.
+    pub snapshotting: bool,
+}
+
+/// A read-only view of the core for status reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreStatus {
+    /// This node.
+    pub id: NodeId,
+    /// Current role.
+    pub role: Role,
+    /// Current term.
+    pub term: Term,
+    /// Vote cast in the current term.
+    pub vote: Option<NodeId>,
+    /// Known leader.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: Index,
+    /// Index of the last entry in the log (or of the snapshot if the log is empty).
+    pub last_log_index: Index,
+    /// Term of that entry.
+    pub last_log_term: Term,
+    /// Last index covered by the latest snapshot (0 when none).
+    pub snapshot_index: Index,
+    /// Leader only: progress per follower.
+    pub progress: Vec<PeerProgress>,
+}
+
+/// A batch of work the core hands its driver. The driver must, in this order:
+/// 1. persist `hard_state`, then apply `truncate_from`, then append `entries` (one fsync for all), and if
+///    `snapshot` is set persist it and restore the state machine from it;
+/// 2. only then send `messages` and release any replies returned by `handle_*` since the last ready;
+/// 3. call `Raft::on_persisted` with the last persisted entry;
+/// 4. apply `committed_entries` in order, and serve `read_states` once applied reaches their index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// New term/vote to persist, if changed.
+    pub hard_state: Option<HardState>,
+    /// Remove stored entries with index >= this before appending.
+    pub truncate_from: Option<Index>,
+    /// Entries to append to stable storage.
+    pub entries: Vec<Entry>,
+    /// A snapshot received from the leader: persist it, reset the log to it, restore the state machine.
+    pub snapshot: Option<Snapshot>,
+    /// Requests to send to peers.
+    pub messages: Vec<(NodeId, Request)>,
+    /// Entries now committed, to apply in order.
+    pub committed_entries: Vec<Entry>,
+    /// Reads confirmed by a heartbeat round.
+    pub read_states: Vec<ReadState>,
+    /// Reads that failed (leadership lost before confirmation).
+    pub failed_reads: Vec<ReadFailed>,
+    /// What happened, for the event feed.
+    pub events: Vec<RaftEvent>,
+}
+
+impl Ready {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.truncate_from.is_none()
+            && self.entries.is_empty()
+            && self.snapshot.is_none()
+            && self.messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.read_states.is_empty()
+            && self.failed_reads.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// The core refused a client operation because this node does not lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotLeader {
+    /// The leader this node knows of, if any.
+    pub leader_hint: Option<NodeId>,
+}

@@ -1,0 +1,203 @@
+//! The wire: tarpc service traits and the types they carry, shared by the node and the orchestrator.
+//!
+//! A node listens on two ports. The *peer* port (`--listen`) serves [`PeerService`]; in squall every peer link runs
+//! through the chaos proxy, which understands tarpc's length-delimited framing. The *API* port (`--api-listen`)
+//! serves both [`ClientService`] and [`ControlService`]: a connection's first byte names the service ([`API_CLIENT`] or
+//! [`API_CONTROL`]), the rest is tarpc.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::{KvOp, KvResult};
+use crate::raft::types::{
+    AppendEntries, AppendEntriesReply, CoreStatus, Index, InstallSnapshot, InstallSnapshotReply, NodeId,
+    RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
+};
+
+/// Largest frame either side accepts (set explicitly on every transport).
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Largest snapshot chunk sent in one InstallSnapshot, well below [`MAX_FRAME_BYTES`].
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest total payload of one AppendEntries batch.
+pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
+/// First byte of an API connection that wants the [`ClientService`] service.
+pub const API_CLIENT: u8 = b'C';
+/// First byte of an API connection that wants the [`ControlService`] service.
+pub const API_CONTROL: u8 = b'K';
+
+/// Why a peer refused an RPC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum PeerError {
+    /// The caller belongs to another cluster.
+    #[error("RPC from cluster {got:?} refused by a node of cluster {expected:?}")]
+    WrongCluster {
+        /// This node's cluster id.
+        expected: String,
+        /// The caller's.
+        got: String,
+    },
+    /// The node is shutting down.
+    #[error("node is shutting down")]
+    Stopping,
+}
+
+/// Raft traffic between nodes. Every call carries the caller's cluster id.
+#[tarpc::service(derive = [Clone, serde::Serialize, serde::Deserialize])]
+pub trait PeerService {
+    /// RequestVote, or a pre-vote when `req.pre_vote`.
+    async fn request_vote(cluster: String, req: RequestVote) -> Result<RequestVoteReply, PeerError>;
+    /// AppendEntries or heartbeat.
+    async fn append_entries(cluster: String, req: AppendEntries) -> Result<AppendEntriesReply, PeerError>;
+    /// One chunk of a snapshot.
+    async fn install_snapshot(
+        cluster: String,
+        req: InstallSnapshot,
+    ) -> Result<InstallSnapshotReply, PeerError>;
+    /// Start an election now (leadership transfer).
+    async fn timeout_now(cluster: String, req: TimeoutNow) -> Result<(), PeerError>;
+}
+
+/// One client operation. `(client_id, seq)` makes a retried write apply once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRequest {
+    /// Chosen at random by each client.
+    pub client_id: u64,
+    /// Increases by one per operation of that client.
+    pub seq: u64,
+    /// What to do.
+    pub op: KvOp,
+}
+
+/// The answer to a [`KvRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvReply {
+    /// Done (committed and applied, or read linearizably).
+    Done(KvResult),
+    /// This node does not lead; try the hinted leader.
+    NotLeader {
+        /// Leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// The outcome is unknown or the node could not serve it now (leadership lost mid-way, timeout):
+    /// retry the same request (same client id and seq) — it applies at most once.
+    Retry {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Client access to the replicated key-value store.
+#[tarpc::service(derive = [Clone, serde::Serialize, serde::Deserialize])]
+pub trait ClientService {
+    /// Run one operation: writes through the log, reads through ReadIndex.
+    async fn execute(req: KvRequest) -> KvReply;
+}
+
+/// One cell of the log tail shown by the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCell {
+    /// Index.
+    pub index: Index,
+    /// Term.
+    pub term: Term,
+    /// Short text of the command ("put k=v", "noop").
+    pub text: String,
+}
+
+/// RPCs handled and sent, by type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCounters {
+    /// RequestVote received (including pre-votes).
+    pub vote_in: u64,
+    /// RequestVote sent.
+    pub vote_out: u64,
+    /// AppendEntries received.
+    pub append_in: u64,
+    /// AppendEntries sent.
+    pub append_out: u64,
+    /// InstallSnapshot chunks received.
+    pub snapshot_in: u64,
+    /// InstallSnapshot chunks sent.
+    pub snapshot_out: u64,
+    /// TimeoutNow received.
+    pub timeout_now_in: u64,
+    /// TimeoutNow sent.
+    pub timeout_now_out: u64,
+    /// Client operations received.
+    pub client_in: u64,
+    /// Outgoing peer RPCs that failed (timeout, connection refused).
+    pub peer_errors: u64,
+}
+
+/// A node's full status, as the orchestrator polls it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// OS process id.
+    pub pid: u32,
+    /// The consensus core's view.
+    pub core: CoreStatus,
+    /// Highest index applied to the state machine.
+    pub applied_index: Index,
+    /// The last entries of the log (up to 64), oldest first.
+    pub log_tail: Vec<LogCell>,
+    /// RPC counters.
+    pub rpc: RpcCounters,
+    /// Milliseconds since the node process started.
+    pub uptime_ms: u64,
+    /// Number of keys in the store.
+    pub keys: u64,
+}
+
+/// Something that happened on a node, for the event feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeEvent {
+    /// The process started; what it found on disk.
+    Started {
+        /// Term restored from disk.
+        term: Term,
+        /// Last log index restored.
+        last_index: Index,
+        /// Snapshot index restored.
+        snapshot_index: Index,
+        /// True when the data directory was empty (new node or data loss).
+        empty: bool,
+        /// Bytes of torn or corrupt WAL tail truncated on start.
+        truncated_tail_bytes: u64,
+    },
+    /// From the consensus core.
+    Raft(RaftEvent),
+}
+
+/// An event with its place in the feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in this process's feed (starts at 0 for each process).
+    pub seq: u64,
+    /// Milliseconds since the node process started.
+    pub at_ms: u64,
+    /// What happened.
+    pub event: NodeEvent,
+}
+
+/// A page of the event feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// Events with `seq >= cursor`, oldest first.
+    pub events: Vec<EventRecord>,
+    /// The cursor to pass next time.
+    pub next_cursor: u64,
+    /// Events older than the node still keeps that the caller missed (0 when none were lost).
+    pub missed: u64,
+}
+
+/// For the orchestrator: status, the event feed, leadership transfer.
+#[tarpc::service(derive = [Clone, serde::Serialize, serde::Deserialize])]
+pub trait ControlService {
+    /// The node's status now.
+    async fn status() -> NodeStatus;
+    /// Events from `cursor` on (at most `max`).
+    async fn events(cursor: u64, max: u32) -> EventBatch;
+    /// Ask this node, if it leads, to hand leadership to `target`.
+    async fn transfer_leadership(target: NodeId) -> Result<(), String>;
+}

@@ -1,0 +1,827 @@
+//! Drives the consensus core for one node process: ticks, RPCs in and out, persistence, apply, client work.
+//!
+//! One actor task owns the core, the storage and the state machine; everything else talks to it through a
+//! channel, so the core is never touched concurrently. Each loop turn takes one input plus whatever else is
+//! already queued, then drains the core's `Ready` batches: one fsync per batch, then messages out and held
+//! replies released (so nothing is acknowledged before it is durable), then apply.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::{ClientMessage, Response, ServerError};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::kv::{KvCommand, KvOp, KvResult, KvStore};
+use crate::raft::{
+    AppendEntries, AppendEntriesReply, Config, Entry, InstallSnapshot, InstallSnapshotReply, NodeId,
+    Payload, Raft, Ready, Reply, Request, RequestVote, RequestVoteReply, Restored, Role, Snapshot,
+    SnapshotMeta, TimeoutNow,
+};
+use crate::rpc::{
+    self, ClientServiceRequest, ClientServiceResponse, ControlServiceRequest, ControlServiceResponse,
+    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PeerError,
+    PeerServiceRequest, PeerServiceResponse, RpcCounters,
+};
+use crate::storage::Storage;
+use crate::transport::{self, deadline};
+
+/// Everything a node needs to run, already validated.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// Cluster id carried by every peer RPC.
+    pub cluster_id: String,
+    /// Peer port (Raft traffic).
+    pub listen: SocketAddr,
+    /// API port (client and control services).
+    pub api_listen: SocketAddr,
+    /// The other nodes and where to reach their peer ports.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Length of one core tick.
+    pub tick: Duration,
+    /// Election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// PreVote on.
+    pub pre_vote: bool,
+    /// CheckQuorum on.
+    pub check_quorum: bool,
+    /// Take a snapshot every this many applied entries.
+    pub snapshot_every: u64,
+    /// AppendEntries batches in flight per follower.
+    pub max_inflight: usize,
+    /// Seed for election timeouts.
+    pub seed: u64,
+    /// Where to write the bound addresses once listening (JSON), if anywhere.
+    pub addr_file: Option<PathBuf>,
+}
+
+/// The addresses a running node reports in its address file.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BoundAddrs {
+    /// Node id.
+    pub id: NodeId,
+    /// OS process id.
+    pub pid: u32,
+    /// Peer port.
+    pub peer: SocketAddr,
+    /// API port.
+    pub api: SocketAddr,
+}
+
+/// Failures a person must act on, with the exit code the binary uses.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}; choose a free port or 127.0.0.1:0")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which port ("--listen" or "--api-listen").
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory could not be used.
+    #[error("cannot use data directory: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// A setting is inconsistent.
+    #[error("{0}")]
+    Config(String),
+}
+
+const EVENT_BUFFER: usize = 20_000;
+const LOG_TAIL: usize = 64;
+
+enum Cmd {
+    Vote(RequestVote, oneshot::Sender<RequestVoteReply>),
+    Append(AppendEntries, oneshot::Sender<AppendEntriesReply>),
+    Snapshot(InstallSnapshot, oneshot::Sender<InstallSnapshotReply>),
+    TimeoutNow(TimeoutNow),
+    Reply(NodeId, Reply),
+    Unreachable(NodeId, Request),
+    Client(KvRequest, oneshot::Sender<KvReply>),
+    Status(oneshot::Sender<NodeStatus>),
+    Events(u64, u32, oneshot::Sender<EventBatch>),
+    Transfer(NodeId, oneshot::Sender<Result<(), String>>),
+}
+
+enum Held {
+    Vote(RequestVoteReply, oneshot::Sender<RequestVoteReply>),
+    Append(AppendEntriesReply, oneshot::Sender<AppendEntriesReply>),
+    Snapshot(InstallSnapshotReply, oneshot::Sender<InstallSnapshotReply>),
+}
+
+struct PendingRead {
+    key: String,
+    tx: oneshot::Sender<KvReply>,
+    /// Set once leadership is confirmed: serve when applied reaches it.
+    index: Option<u64>,
+}
+
+struct Node {
+    cfg: NodeConfig,
+    raft: Raft,
+    storage: Storage,
+    kv: KvStore,
+    last_applied_term: u64,
+    last_snapshot_index: u64,
+    peers: BTreeMap<NodeId, mpsc::UnboundedSender<Request>>,
+    held: Vec<Held>,
+    proposals: HashMap<u64, (u64, oneshot::Sender<KvReply>)>,
+    reads: HashMap<u64, PendingRead>,
+    next_read_ctx: u64,
+    events: VecDeque<EventRecord>,
+    next_event_seq: u64,
+    counters: RpcCounters,
+    started: Instant,
+}
+
+/// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
+/// error so the binary can choose exit code 2.
+pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if cfg.peers.contains_key(&cfg.id) {
+        return Err(StartError::Config(format!(
+            "--peers lists node {} itself; list only the other nodes",
+            cfg.id
+        ))
+        .into());
+    }
+    let peer_listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: cfg.listen, what: "--listen", source })?;
+    let api_listener = TcpListener::bind(cfg.api_listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: cfg.api_listen, what: "--api-listen", source })?;
+    let (storage, recovered) = Storage::open(&cfg.data_dir)?;
+    let peer_addr = peer_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+
+    let tick_ms = cfg.tick.as_millis().max(1) as u64;
+    let ticks = |d: Duration| ((d.as_millis() as u64) / tick_ms).max(1) as u32;
+    let core_cfg = Config {
+        id: cfg.id,
+        peers: cfg.peers.keys().copied().collect(),
+        election_ticks_min: ticks(cfg.election_timeout.0),
+        election_ticks_max: ticks(cfg.election_timeout.1).max(ticks(cfg.election_timeout.0) + 1),
+        heartbeat_ticks: ticks(cfg.heartbeat),
+        pre_vote: cfg.pre_vote,
+        check_quorum: cfg.check_quorum,
+        max_inflight: cfg.max_inflight.max(1),
+        max_batch_entries: 512,
+        max_batch_bytes: rpc::MAX_APPEND_BYTES,
+        snapshot_chunk_bytes: rpc::SNAPSHOT_CHUNK_BYTES,
+        seed: cfg.seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    };
+    let kv = match &recovered.snapshot {
+        Some(s) => KvStore::restore(&s.data).with_context(|| {
+            format!("snapshot in {} is unreadable", cfg.data_dir.display())
+        })?,
+        None => KvStore::new(),
+    };
+    let snapshot_meta = recovered.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+    let last_index = recovered
+        .entries
+        .last()
+        .map(|e| e.index)
+        .unwrap_or(snapshot_meta.last_index);
+    if recovered.empty {
+        tracing::warn!(
+            dir = %cfg.data_dir.display(),
+            "data directory is empty: starting as a new node with no log; the leader will send a snapshot or the log"
+        );
+    } else {
+        tracing::info!(
+            term = recovered.hard_state.term,
+            vote = ?recovered.hard_state.vote,
+            last_index,
+            snapshot_index = snapshot_meta.last_index,
+            "recovered state from {}",
+            cfg.data_dir.display()
+        );
+    }
+    let started_event = NodeEvent::Started {
+        term: recovered.hard_state.term,
+        last_index,
+        snapshot_index: snapshot_meta.last_index,
+        empty: recovered.empty,
+        truncated_tail_bytes: recovered.truncated_tail_bytes,
+    };
+    let raft = Raft::new(
+        core_cfg,
+        Restored {
+            hard_state: recovered.hard_state,
+            snapshot: recovered.snapshot.clone(),
+            entries: recovered.entries,
+        },
+    );
+
+    if let Some(path) = &cfg.addr_file {
+        let addrs = BoundAddrs { id: cfg.id, pid: std::process::id(), peer: peer_addr, api: api_addr };
+        write_atomically(path, &serde_json::to_vec(&addrs)?)
+            .with_context(|| format!("writing address file {}", path.display()))?;
+    }
+    tracing::info!(id = cfg.id, cluster = %cfg.cluster_id, %peer_addr, %api_addr, "node listening");
+
+    let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
+    let rpc_timeout = cfg.election_timeout.1.max(Duration::from_millis(300));
+    let mut peers = BTreeMap::new();
+    for (&peer, &addr) in &cfg.peers {
+        let (ptx, prx) = mpsc::unbounded_channel();
+        peers.insert(peer, ptx);
+        tokio::spawn(peer_sender(peer, addr, cfg.cluster_id.clone(), rpc_timeout, prx, tx.clone()));
+    }
+    tokio::spawn(accept_peers(peer_listener, cfg.cluster_id.clone(), tx.clone()));
+    tokio::spawn(accept_api(api_listener, tx.clone()));
+
+    let mut node = Node {
+        last_applied_term: snapshot_meta.last_term,
+        last_snapshot_index: snapshot_meta.last_index,
+        cfg,
+        raft,
+        storage,
+        kv,
+        peers,
+        held: Vec::new(),
+        proposals: HashMap::new(),
+        reads: HashMap::new(),
+        next_read_ctx: 1,
+        events: VecDeque::new(),
+        next_event_seq: 0,
+        counters: RpcCounters::default(),
+        started,
+    };
+    node.record(started_event);
+    drop(tx);
+    node.run(rx).await
+}
+
+impl Node {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(self.cfg.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return Ok(()) };
+                    self.handle(cmd);
+                    // Take whatever else is queued so one fsync covers the whole batch.
+                    for _ in 0..512 {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => self.raft.tick(),
+                _ = sigterm.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    return Ok(());
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("SIGINT: shutting down");
+                    return Ok(());
+                }
+            }
+            self.drain_ready()?;
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Vote(req, tx) => {
+                self.counters.vote_in += 1;
+                let reply = self.raft.handle_request_vote(req);
+                self.held.push(Held::Vote(reply, tx));
+            }
+            Cmd::Append(req, tx) => {
+                self.counters.append_in += 1;
+                let reply = self.raft.handle_append_entries(req);
+                self.held.push(Held::Append(reply, tx));
+            }
+            Cmd::Snapshot(req, tx) => {
+                self.counters.snapshot_in += 1;
+                let reply = self.raft.handle_install_snapshot(req);
+                self.held.push(Held::Snapshot(reply, tx));
+            }
+            Cmd::TimeoutNow(req) => {
+                self.counters.timeout_now_in += 1;
+                self.raft.handle_timeout_now(req);
+            }
+            Cmd::Reply(from, reply) => self.raft.handle_reply(from, reply),
+            Cmd::Unreachable(peer, req) => {
+                self.counters.peer_errors += 1;
+                self.raft.report_unreachable(peer, &req);
+            }
+            Cmd::Client(req, tx) => {
+                self.counters.client_in += 1;
+                self.client_request(req, tx);
+            }
+            Cmd::Status(tx) => {
+                let _ = tx.send(self.status());
+            }
+            Cmd::Events(cursor, max, tx) => {
+                let _ = tx.send(self.events_from(cursor, max));
+            }
+            Cmd::Transfer(target, tx) => {
+                let _ = tx.send(self.raft.transfer_leadership(target).map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    fn client_request(&mut self, req: KvRequest, tx: oneshot::Sender<KvReply>) {
+        if let KvOp::Get { key } = &req.op {
+            let ctx = self.next_read_ctx;
+            self.next_read_ctx += 1;
+            match self.raft.read_index(ctx) {
+                Ok(()) => {
+                    self.reads.insert(ctx, PendingRead { key: key.clone(), tx, index: None });
+                }
+                Err(e) => {
+                    let _ = tx.send(KvReply::NotLeader { leader: e.leader_hint });
+                }
+            }
+            return;
+        }
+        let cmd = KvCommand { client_id: req.client_id, seq: req.seq, op: req.op };
+        match self.raft.propose(KvStore::encode_command(&cmd)) {
+            Ok((index, term)) => {
+                if let Some((_, old)) = self.proposals.insert(index, (term, tx)) {
+                    let _ = old.send(KvReply::Retry { reason: "entry was overwritten".into() });
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(KvReply::NotLeader { leader: e.leader_hint });
+            }
+        }
+    }
+
+    fn drain_ready(&mut self) -> anyhow::Result<()> {
+        while self.raft.has_ready() {
+            let ready = self.raft.take_ready();
+            self.process_ready(ready)?;
+        }
+        // Everything the replies depend on is durable now.
+        for held in self.held.drain(..) {
+            match held {
+                Held::Vote(r, tx) => drop(tx.send(r)),
+                Held::Append(r, tx) => drop(tx.send(r)),
+                Held::Snapshot(r, tx) => drop(tx.send(r)),
+            }
+        }
+        if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
+            for (_, (_, tx)) in self.proposals.drain() {
+                let _ = tx.send(KvReply::Retry { reason: "leadership lost before commit".into() });
+            }
+        }
+        Ok(())
+    }
+
+    fn process_ready(&mut self, ready: Ready) -> anyhow::Result<()> {
+        let Ready {
+            hard_state,
+            truncate_from,
+            entries,
+            snapshot,
+            messages,
+            committed_entries,
+            read_states,
+            failed_reads,
+            events,
+        } = ready;
+        self.storage
+            .persist(hard_state.as_ref(), truncate_from, &entries)
+            .context("persisting log entries")?;
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        for (peer, req) in messages {
+            match &req {
+                Request::Vote(_) => self.counters.vote_out += 1,
+                Request::Append(_) => self.counters.append_out += 1,
+                Request::Snapshot(_) => self.counters.snapshot_out += 1,
+                Request::TimeoutNow(_) => self.counters.timeout_now_out += 1,
+            }
+            if let Some(tx) = self.peers.get(&peer) {
+                let _ = tx.send(req);
+            }
+        }
+        if let Some(last) = entries.last() {
+            self.raft.on_persisted(last.index, last.term);
+        }
+        for event in events {
+            log_event(&event);
+            self.record(NodeEvent::Raft(event));
+        }
+        for entry in committed_entries {
+            self.apply(entry);
+        }
+        for rs in read_states {
+            if let Some(read) = self.reads.get_mut(&rs.ctx) {
+                read.index = Some(rs.index);
+            }
+        }
+        for failed in failed_reads {
+            if let Some(read) = self.reads.remove(&failed.ctx) {
+                let _ = read.tx.send(KvReply::NotLeader { leader: failed.leader_hint });
+            }
+        }
+        self.serve_reads();
+        self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let keep = self.raft.entries_from(snapshot.meta.last_index + 1, usize::MAX);
+        self.storage
+            .install_snapshot(&snapshot, &keep)
+            .context("saving snapshot received from the leader")?;
+        self.kv = KvStore::restore(&snapshot.data).context("restoring snapshot from the leader")?;
+        self.last_applied_term = snapshot.meta.last_term;
+        self.last_snapshot_index = snapshot.meta.last_index;
+        tracing::info!(
+            index = snapshot.meta.last_index,
+            term = snapshot.meta.last_term,
+            bytes = snapshot.data.len(),
+            "installed snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        if entry.index <= self.kv.applied_index() {
+            return;
+        }
+        let result = match &entry.payload {
+            Payload::Noop => {
+                self.kv.set_applied_index(entry.index);
+                None
+            }
+            Payload::Command(data) => match KvStore::decode_command(data) {
+                Ok(cmd) => Some(self.kv.apply(entry.index, &cmd)),
+                Err(e) => {
+                    self.kv.set_applied_index(entry.index);
+                    Some(KvResult::Error(format!("undecodable command: {e}")))
+                }
+            },
+        };
+        self.last_applied_term = entry.term;
+        if let Some((term, tx)) = self.proposals.remove(&entry.index) {
+            let reply = match result {
+                Some(r) if term == entry.term => KvReply::Done(r),
+                _ => KvReply::Retry { reason: "entry was replaced by a new leader".into() },
+            };
+            let _ = tx.send(reply);
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.kv.applied_index();
+        let ready: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(&ctx, _)| ctx)
+            .collect();
+        for ctx in ready {
+            if let Some(read) = self.reads.remove(&ctx) {
+                let value = self.kv.get(&read.key).map(str::to_owned);
+                let _ = read.tx.send(KvReply::Done(KvResult::Value(value)));
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> anyhow::Result<()> {
+        let applied = self.kv.applied_index();
+        if self.cfg.snapshot_every == 0 || applied < self.last_snapshot_index + self.cfg.snapshot_every {
+            return Ok(());
+        }
+        let data = self.kv.snapshot();
+        let snapshot = Snapshot {
+            meta: SnapshotMeta { last_index: applied, last_term: self.last_applied_term },
+            data: data.clone(),
+        };
+        self.raft.compact(applied, data);
+        let keep = self.raft.entries_from(applied + 1, usize::MAX);
+        self.storage.save_snapshot(&snapshot, &keep).context("saving snapshot")?;
+        self.last_snapshot_index = applied;
+        tracing::info!(index = applied, bytes = snapshot.data.len(), "took snapshot");
+        Ok(())
+    }
+
+    fn record(&mut self, event: NodeEvent) {
+        let rec = EventRecord {
+            seq: self.next_event_seq,
+            at_ms: self.started.elapsed().as_millis() as u64,
+            event,
+        };
+        self.next_event_seq += 1;
+        self.events.push_back(rec);
+        while self.events.len() > EVENT_BUFFER {
+            self.events.pop_front();
+        }
+    }
+
+    fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
+        let oldest = self.events.front().map(|e| e.seq).unwrap_or(self.next_event_seq);
+        let start = cursor.max(oldest);
+        let missed = oldest.saturating_sub(cursor);
+        let skip = (start - oldest) as usize;
+        let events: Vec<EventRecord> =
+            self.events.iter().skip(skip).take(max.max(1) as usize).cloned().collect();
+        let next_cursor = events.last().map(|e| e.seq + 1).unwrap_or(start);
+        EventBatch { events, next_cursor, missed }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let core = self.raft.status();
+        let from = core.last_log_index.saturating_sub(LOG_TAIL as u64 - 1).max(1);
+        let log_tail = self
+            .raft
+            .entries_from(from, LOG_TAIL)
+            .into_iter()
+            .map(|e| LogCell {
+                index: e.index,
+                term: e.term,
+                text: match &e.payload {
+                    Payload::Noop => "noop".to_string(),
+                    Payload::Command(d) => KvStore::describe(&d),
+                },
+            })
+            .collect();
+        NodeStatus {
+            cluster_id: self.cfg.cluster_id.clone(),
+            pid: std::process::id(),
+            core,
+            applied_index: self.kv.applied_index(),
+            log_tail,
+            rpc: self.counters.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            keys: self.kv.len() as u64,
+        }
+    }
+}
+
+fn log_event(event: &crate::raft::RaftEvent) {
+    use crate::raft::RaftEvent as E;
+    match event {
+        E::RoleChanged { role, term } => tracing::info!(term, "became {}", role.as_str()),
+        E::LeaderChanged { leader, term } => tracing::info!(term, ?leader, "leader changed"),
+        E::LogTruncated { from_index, count } => {
+            tracing::warn!(from_index, count, "truncated conflicting log entries")
+        }
+        E::SnapshotInstalled { meta } => tracing::info!(index = meta.last_index, "snapshot installed"),
+        E::QuorumLost { term } => tracing::warn!(term, "lost contact with a majority: stepping down"),
+        other => tracing::debug!(?other, "raft event"),
+    }
+}
+
+fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Sends the core's requests to one peer over a tarpc client that is rebuilt (with backoff) after it breaks.
+async fn peer_sender(
+    peer: NodeId,
+    addr: SocketAddr,
+    cluster: String,
+    rpc_timeout: Duration,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    let mut client: Option<rpc::PeerServiceClient> = None;
+    let broken = Arc::new(AtomicBool::new(false));
+    let mut backoff = Duration::from_millis(20);
+    let mut next_attempt = Instant::now();
+    while let Some(req) = rx.recv().await {
+        if broken.swap(false, Ordering::SeqCst) {
+            client = None;
+        }
+        if client.is_none() {
+            if Instant::now() < next_attempt {
+                let _ = tx.send(Cmd::Unreachable(peer, req));
+                continue;
+            }
+            match transport::connect_peer(addr, rpc_timeout).await {
+                Ok(c) => {
+                    client = Some(c);
+                    backoff = Duration::from_millis(20);
+                }
+                Err(e) => {
+                    tracing::debug!(peer, %addr, error = %e, "peer unreachable");
+                    next_attempt = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    let _ = tx.send(Cmd::Unreachable(peer, req));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.clone() else { continue };
+        let tx = tx.clone();
+        let cluster = cluster.clone();
+        let broken = broken.clone();
+        tokio::spawn(async move {
+            let timeout = match &req {
+                Request::Snapshot(_) => rpc_timeout * 10,
+                _ => rpc_timeout,
+            };
+            let ctx = deadline(timeout);
+            let outcome: Result<Option<Reply>, String> = match req.clone() {
+                Request::Vote(r) => flatten(c.request_vote(ctx, cluster, r).await).map(|r| Some(Reply::Vote(r))),
+                Request::Append(r) => {
+                    flatten(c.append_entries(ctx, cluster, r).await).map(|r| Some(Reply::Append(r)))
+                }
+                Request::Snapshot(r) => {
+                    flatten(c.install_snapshot(ctx, cluster, r).await).map(|r| Some(Reply::Snapshot(r)))
+                }
+                Request::TimeoutNow(r) => flatten(c.timeout_now(ctx, cluster, r).await).map(|()| None),
+            };
+            match outcome {
+                Ok(Some(reply)) => drop(tx.send(Cmd::Reply(peer, reply))),
+                Ok(None) => {}
+                Err(e) => {
+                    if !e.contains("deadline") {
+                        broken.store(true, Ordering::SeqCst);
+                    }
+                    tracing::debug!(peer, error = %e, "peer RPC failed");
+                    let _ = tx.send(Cmd::Unreachable(peer, req));
+                }
+            }
+        });
+    }
+}
+
+fn flatten<T>(r: Result<Result<T, PeerError>, tarpc::client::RpcError>) -> Result<T, String> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "peer refused RPC");
+            Err(e.to_string())
+        }
+        Err(tarpc::client::RpcError::DeadlineExceeded) => Err("deadline exceeded".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+type Answer<R> = BoxFuture<'static, R>;
+
+/// Answers with `make` once the actor replies on the oneshot, or with `closed` if it went away.
+fn await_actor<T: Send + 'static, R: Send + 'static>(
+    rx: oneshot::Receiver<T>,
+    ok: impl FnOnce(T) -> R + Send + 'static,
+    closed: impl FnOnce() -> R + Send + 'static,
+) -> Answer<R> {
+    Box::pin(async move {
+        match rx.await {
+            Ok(v) => ok(v),
+            Err(_) => closed(),
+        }
+    })
+}
+
+async fn accept_peers(listener: TcpListener, cluster: String, tx: mpsc::UnboundedSender<Cmd>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let cluster = cluster.clone();
+        let tx = tx.clone();
+        tokio::spawn(serve_in_order(stream, move |req: PeerServiceRequest| {
+            dispatch_peer(req, &cluster, &tx)
+        }));
+    }
+}
+
+async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut which = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut which)).await;
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+            match which[0] {
+                rpc::API_CLIENT => {
+                    serve_in_order(stream, move |req: ClientServiceRequest| dispatch_client(req, &tx)).await
+                }
+                rpc::API_CONTROL => {
+                    serve_in_order(stream, move |req: ControlServiceRequest| dispatch_control(req, &tx)).await
+                }
+                other => tracing::debug!(byte = other, "API connection asked for an unknown service"),
+            }
+        });
+    }
+}
+
+/// Serves one tarpc connection, handing each request to the actor in the order it arrived (so pipelined
+/// AppendEntries are not reordered by task scheduling), then waiting for the answer in a task of its own.
+async fn serve_in_order<Req, Resp, F>(stream: TcpStream, mut dispatch: F)
+where
+    Req: tarpc::RequestName + Clone + Send + Unpin + 'static + for<'de> serde::Deserialize<'de>,
+    Resp: Send + Unpin + 'static + serde::Serialize,
+    F: FnMut(Req) -> Answer<Resp>,
+{
+    let transport = transport::framed::<ClientMessage<Req>, Response<Resp>>(stream);
+    let mut requests = BaseChannel::with_defaults(transport).requests();
+    while let Some(Ok(in_flight)) = requests.next().await {
+        let answer = dispatch(in_flight.get().message.clone());
+        tokio::spawn(in_flight.execute(tarpc::server::serve(move |_, _| async move {
+            Ok::<_, ServerError>(answer.await)
+        })));
+    }
+}
+
+fn dispatch_peer(req: PeerServiceRequest, cluster: &str, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<PeerServiceResponse> {
+    let wrong = |got: &str| PeerError::WrongCluster { expected: cluster.to_string(), got: got.to_string() };
+    macro_rules! call {
+        ($variant:ident, $cmd:ident, $got:expr, $req:expr) => {{
+            if $got != cluster {
+                let err = wrong(&$got);
+                tracing::warn!(error = %err, "refusing peer RPC");
+                return Box::pin(async move { PeerServiceResponse::$variant(Err(err)) });
+            }
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::$cmd($req, otx));
+            await_actor(
+                orx,
+                |r| PeerServiceResponse::$variant(Ok(r)),
+                || PeerServiceResponse::$variant(Err(PeerError::Stopping)),
+            )
+        }};
+    }
+    match req {
+        PeerServiceRequest::RequestVote { cluster: got, req } => call!(RequestVote, Vote, got, req),
+        PeerServiceRequest::AppendEntries { cluster: got, req } => call!(AppendEntries, Append, got, req),
+        PeerServiceRequest::InstallSnapshot { cluster: got, req } => {
+            call!(InstallSnapshot, Snapshot, got, req)
+        }
+        PeerServiceRequest::TimeoutNow { cluster: got, req } => {
+            if got != cluster {
+                let err = wrong(&got);
+                return Box::pin(async move { PeerServiceResponse::TimeoutNow(Err(err)) });
+            }
+            let _ = tx.send(Cmd::TimeoutNow(req));
+            Box::pin(async { PeerServiceResponse::TimeoutNow(Ok(())) })
+        }
+    }
+}
+
+fn dispatch_client(req: ClientServiceRequest, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<ClientServiceResponse> {
+    match req {
+        ClientServiceRequest::Execute { req } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Client(req, otx));
+            await_actor(orx, ClientServiceResponse::Execute, || {
+                ClientServiceResponse::Execute(KvReply::Retry { reason: "node is shutting down".into() })
+            })
+        }
+    }
+}
+
+fn dispatch_control(req: ControlServiceRequest, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<ControlServiceResponse> {
+    match req {
+        ControlServiceRequest::Status {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Status(otx));
+            // A node that is shutting down has no status to give: let the deadline speak for it.
+            Box::pin(async move {
+                match orx.await {
+                    Ok(s) => ControlServiceResponse::Status(s),
+                    Err(_) => std::future::pending().await,
+                }
+            })
+        }
+        ControlServiceRequest::Events { cursor, max } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Events(cursor, max, otx));
+            await_actor(orx, ControlServiceResponse::Events, || {
+                ControlServiceResponse::Events(EventBatch { events: vec![], next_cursor: 0, missed: 0 })
+            })
+        }
+        ControlServiceRequest::TransferLeadership { target } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Transfer(target, otx));
+            await_actor(orx, ControlServiceResponse::TransferLeadership, || {
+                ControlServiceResponse::TransferLeadership(Err("node is shutting down".into()))
+            })
+        }
+    }
+}
