@@ -142,22 +142,38 @@ impl KvStore {
             }
         }
         let result = self.execute(&cmd.op);
-        self.sessions.insert(cmd.client_id, Session { seq: cmd.seq, result: result.clone() });
+        self.sessions.insert(
+            cmd.client_id,
+            Session {
+                seq: cmd.seq,
+                result: result.clone(),
+            },
+        );
         result
     }
 
     fn execute(&mut self, op: &KvOp) -> KvResult {
         match op {
             KvOp::Get { key } => KvResult::Value(self.data.get(key).cloned()),
-            KvOp::Put { key, value } => KvResult::Ok { previous: self.data.insert(key.clone(), value.clone()) },
-            KvOp::Delete { key } => KvResult::Ok { previous: self.data.remove(key) },
+            KvOp::Put { key, value } => KvResult::Ok {
+                previous: self.data.insert(key.clone(), value.clone()),
+            },
+            KvOp::Delete { key } => KvResult::Ok {
+                previous: self.data.remove(key),
+            },
             KvOp::Cas { key, expected, new } => {
                 let current = self.data.get(key);
                 if current == expected.as_ref() {
                     self.data.insert(key.clone(), new.clone());
-                    KvResult::Cas { swapped: true, current: Some(new.clone()) }
+                    KvResult::Cas {
+                        swapped: true,
+                        current: Some(new.clone()),
+                    }
                 } else {
-                    KvResult::Cas { swapped: false, current: current.cloned() }
+                    KvResult::Cas {
+                        swapped: false,
+                        current: current.cloned(),
+                    }
                 }
             }
             KvOp::Incr { key, by } => {
@@ -178,7 +194,9 @@ impl KvStore {
                         self.data.insert(key.clone(), n.to_string());
                         KvResult::Counter(n)
                     }
-                    None => KvResult::Error(format!("cannot increment key {key:?}: {now} + {by} overflows i64")),
+                    None => KvResult::Error(format!(
+                        "cannot increment key {key:?}: {now} + {by} overflows i64"
+                    )),
                 }
             }
         }
@@ -216,7 +234,11 @@ impl KvStore {
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes.
     pub fn restore(data: &[u8]) -> Result<KvStore, KvError> {
-        bincode::deserialize(data).map_err(|source| KvError::Decode { what: "kv snapshot", len: data.len(), source })
+        bincode::deserialize(data).map_err(|source| KvError::Decode {
+            what: "kv snapshot",
+            len: data.len(),
+            source,
+        })
     }
 
     /// Encodes a command for a log entry.
@@ -226,7 +248,11 @@ impl KvStore {
 
     /// Decodes a log entry's command.
     pub fn decode_command(data: &[u8]) -> Result<KvCommand, KvError> {
-        bincode::deserialize(data).map_err(|source| KvError::Decode { what: "kv command", len: data.len(), source })
+        bincode::deserialize(data).map_err(|source| KvError::Decode {
+            what: "kv command",
+            len: data.len(),
+            source,
+        })
     }
 
     /// Short text for the dashboard's log cells: `put k=v`, `del k`, `cas k`, `incr k+1`, with long keys and
@@ -250,5 +276,309 @@ fn truncate(s: &str) -> String {
     match s.char_indices().nth(DESCRIBE_MAX) {
         None => s.to_string(),
         Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(client_id: u64, seq: u64, op: KvOp) -> KvCommand {
+        KvCommand { client_id, seq, op }
+    }
+    fn put(k: &str, v: &str) -> KvOp {
+        KvOp::Put {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn each_operation() {
+        let mut kv = KvStore::new();
+        assert_eq!(
+            kv.apply(1, &cmd(1, 1, put("a", "1"))),
+            KvResult::Ok { previous: None }
+        );
+        assert_eq!(
+            kv.apply(2, &cmd(1, 2, put("a", "2"))),
+            KvResult::Ok {
+                previous: some("1")
+            }
+        );
+        assert_eq!(
+            kv.apply(3, &cmd(1, 3, KvOp::Get { key: "a".into() })),
+            KvResult::Value(some("2"))
+        );
+        assert_eq!(kv.get("a"), Some("2"));
+        assert_eq!(
+            kv.apply(4, &cmd(1, 4, KvOp::Delete { key: "a".into() })),
+            KvResult::Ok {
+                previous: some("2")
+            }
+        );
+        assert_eq!(
+            kv.apply(5, &cmd(1, 5, KvOp::Delete { key: "a".into() })),
+            KvResult::Ok { previous: None }
+        );
+        assert_eq!(kv.get("a"), None);
+        let cas = |expected: Option<&str>, new: &str| KvOp::Cas {
+            key: "c".into(),
+            expected: expected.map(String::from),
+            new: new.into(),
+        };
+        // Absent key: only `expected: None` swaps.
+        assert_eq!(
+            kv.apply(6, &cmd(1, 6, cas(Some("x"), "y"))),
+            KvResult::Cas {
+                swapped: false,
+                current: None
+            }
+        );
+        assert_eq!(kv.get("c"), None);
+        assert_eq!(
+            kv.apply(7, &cmd(1, 7, cas(None, "x"))),
+            KvResult::Cas {
+                swapped: true,
+                current: some("x")
+            }
+        );
+        assert_eq!(
+            kv.apply(8, &cmd(1, 8, cas(None, "z"))),
+            KvResult::Cas {
+                swapped: false,
+                current: some("x")
+            }
+        );
+        assert_eq!(
+            kv.apply(9, &cmd(1, 9, cas(Some("x"), "y"))),
+            KvResult::Cas {
+                swapped: true,
+                current: some("y")
+            }
+        );
+        let incr = |by| KvOp::Incr {
+            key: "n".into(),
+            by,
+        };
+        assert_eq!(kv.apply(10, &cmd(1, 10, incr(5))), KvResult::Counter(5));
+        assert_eq!(kv.apply(11, &cmd(1, 11, incr(-7))), KvResult::Counter(-2));
+        assert_eq!(kv.get("n"), Some("-2"));
+        assert_eq!(kv.len(), 2);
+        assert_eq!(kv.applied_index(), 11);
+    }
+
+    #[test]
+    fn incr_of_a_non_integer_or_past_i64_is_an_error_and_changes_nothing() {
+        let mut kv = KvStore::new();
+        kv.apply(1, &cmd(1, 1, put("n", "abc")));
+        match kv.apply(
+            2,
+            &cmd(
+                1,
+                2,
+                KvOp::Incr {
+                    key: "n".into(),
+                    by: 1,
+                },
+            ),
+        ) {
+            KvResult::Error(e) => assert!(e.contains("not an integer"), "{e}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        assert_eq!(kv.get("n"), Some("abc"));
+        kv.apply(3, &cmd(1, 3, put("m", &i64::MAX.to_string())));
+        match kv.apply(
+            4,
+            &cmd(
+                1,
+                4,
+                KvOp::Incr {
+                    key: "m".into(),
+                    by: 1,
+                },
+            ),
+        ) {
+            KvResult::Error(e) => assert!(e.contains("overflows"), "{e}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        assert_eq!(kv.get("m"), Some(i64::MAX.to_string().as_str()));
+    }
+
+    #[test]
+    fn a_retried_write_is_applied_once_and_answered_with_its_first_result() {
+        let mut kv = KvStore::new();
+        let c = cmd(
+            7,
+            1,
+            KvOp::Incr {
+                key: "n".into(),
+                by: 1,
+            },
+        );
+        assert_eq!(kv.apply(1, &c), KvResult::Counter(1));
+        // The same (client, seq) logged again, e.g. after a leader change.
+        assert_eq!(kv.apply(2, &c), KvResult::Counter(1));
+        assert_eq!(kv.get("n"), Some("1"));
+        // Another client's seq 1 is its own.
+        assert_eq!(
+            kv.apply(
+                3,
+                &cmd(
+                    8,
+                    1,
+                    KvOp::Incr {
+                        key: "n".into(),
+                        by: 1
+                    }
+                )
+            ),
+            KvResult::Counter(2)
+        );
+        assert_eq!(
+            kv.apply(
+                4,
+                &cmd(
+                    7,
+                    2,
+                    KvOp::Incr {
+                        key: "n".into(),
+                        by: 1
+                    }
+                )
+            ),
+            KvResult::Counter(3)
+        );
+        assert_eq!(kv.applied_index(), 4);
+    }
+
+    #[test]
+    fn a_stale_seq_is_refused_without_applying() {
+        let mut kv = KvStore::new();
+        kv.apply(1, &cmd(1, 5, put("a", "new")));
+        match kv.apply(2, &cmd(1, 4, put("a", "old"))) {
+            KvResult::Error(e) => assert!(e.starts_with("stale request"), "{e}"),
+            other => panic!("expected stale, got {other:?}"),
+        }
+        assert_eq!(kv.get("a"), Some("new"));
+        // A get is never deduplicated nor refused.
+        assert_eq!(
+            kv.apply(3, &cmd(1, 1, KvOp::Get { key: "a".into() })),
+            KvResult::Value(some("new"))
+        );
+    }
+
+    #[test]
+    fn snapshot_and_restore_round_trip() {
+        let mut kv = KvStore::new();
+        kv.apply(1, &cmd(1, 1, put("a", "1")));
+        kv.apply(
+            2,
+            &cmd(
+                2,
+                1,
+                KvOp::Incr {
+                    key: "n".into(),
+                    by: 3,
+                },
+            ),
+        );
+        kv.set_applied_index(3);
+        let bytes = kv.snapshot();
+        let mut back = KvStore::restore(&bytes).unwrap();
+        assert_eq!(back, kv);
+        assert_eq!(back.applied_index(), 3);
+        // The dedup table came along: a retry is still answered, not applied.
+        assert_eq!(
+            back.apply(
+                4,
+                &cmd(
+                    2,
+                    1,
+                    KvOp::Incr {
+                        key: "n".into(),
+                        by: 3
+                    }
+                )
+            ),
+            KvResult::Counter(3)
+        );
+        // Deterministic: two stores built the same way encode the same bytes.
+        let mut twin = KvStore::new();
+        twin.apply(1, &cmd(1, 1, put("a", "1")));
+        twin.apply(
+            2,
+            &cmd(
+                2,
+                1,
+                KvOp::Incr {
+                    key: "n".into(),
+                    by: 3,
+                },
+            ),
+        );
+        twin.set_applied_index(3);
+        assert_eq!(twin.snapshot(), bytes);
+        assert!(matches!(
+            KvStore::restore(&bytes[..bytes.len() - 1]),
+            Err(KvError::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn commands_encode_and_decode() {
+        let c = cmd(
+            3,
+            9,
+            KvOp::Cas {
+                key: "k".into(),
+                expected: None,
+                new: "v".into(),
+            },
+        );
+        assert_eq!(
+            KvStore::decode_command(&KvStore::encode_command(&c)).unwrap(),
+            c
+        );
+        let e = KvStore::decode_command(&[1, 2]).unwrap_err();
+        assert!(e.to_string().contains("kv command (2 bytes)"), "{e}");
+    }
+
+    #[test]
+    fn describe_is_short() {
+        let d = |op| KvStore::describe(&KvStore::encode_command(&cmd(1, 1, op)));
+        assert_eq!(d(put("k", "v")), "put k=v");
+        assert_eq!(d(KvOp::Delete { key: "k".into() }), "del k");
+        assert_eq!(
+            d(KvOp::Cas {
+                key: "k".into(),
+                expected: None,
+                new: "v".into()
+            }),
+            "cas k"
+        );
+        assert_eq!(
+            d(KvOp::Incr {
+                key: "k".into(),
+                by: 1
+            }),
+            "incr k+1"
+        );
+        assert_eq!(
+            d(KvOp::Incr {
+                key: "k".into(),
+                by: -2
+            }),
+            "incr k-2"
+        );
+        assert_eq!(d(KvOp::Get { key: "k".into() }), "get k");
+        assert_eq!(
+            d(put("k", &"é".repeat(40))),
+            format!("put k={}…", "é".repeat(16))
+        );
+        assert_eq!(KvStore::describe(&[0xff]), "? 1 bytes");
     }
 }

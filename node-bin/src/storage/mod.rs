@@ -1,0 +1,662 @@
+//! Durable state of one node: a write-ahead log (hard state and entries, a CRC per record), snapshots written
+//! atomically, and a lock on the data directory.
+//!
+//! Layout of a data directory:
+//! - `LOCK`: flocked while a node runs (holds its pid, for people).
+//! - `wal.log`: records of hard state, entry batches and truncations; each [`Storage::persist`] call is one
+//!   `write` and one `fdatasync`. After a snapshot it is rewritten to hold only what follows the snapshot,
+//!   starting with a `LogStart` record naming the snapshot position, so a lost snapshot file is detected.
+//! - `snapshot.bin`: the latest snapshot, replaced atomically.
+//!
+//! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
+//! window with two files out of step is after a new snapshot was renamed into place and before the WAL was
+//! rewritten; [`Storage::open`] recognises it (snapshot ahead of the WAL's start) and finishes the compaction.
+
+mod lock;
+mod snapshot_file;
+mod wal;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::raft::{Entry, HardState, Index, Snapshot, SnapshotMeta, Term};
+use lock::DirLock;
+use wal::{LogState, RecordRef, WAL_FILE, WAL_TMP_FILE};
+
+pub use lock::LOCK_FILE as LOCK_FILE_NAME;
+pub use snapshot_file::SNAPSHOT_FILE as SNAPSHOT_FILE_NAME;
+pub use wal::WAL_FILE as WAL_FILE_NAME;
+
+/// What went wrong with a data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Another process (or another `Storage` in this one) holds the directory's lock.
+    #[error("data directory {path} is in use by another node (its LOCK file is locked)")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A system call failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file holds something that no crash could have produced; starting from it could break Raft's
+    /// guarantees, so the node refuses.
+    #[error("{path} is corrupt: {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The caller asked for a write that would leave the log inconsistent (a gap, a truncation into the
+    /// snapshot, an older snapshot): a bug in the caller. Nothing was written.
+    #[error("refused write to {path}: {detail}")]
+    InvalidWrite {
+        /// The data directory.
+        path: PathBuf,
+        /// What was asked and why it cannot be.
+        detail: String,
+    },
+    /// Serialisation failed (should not happen for well-formed data).
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        source: bincode::Error,
+    },
+    /// An earlier write or fsync failed. After a failed fsync the kernel may have dropped the dirty pages, so
+    /// what is on disk is unknown: the node must restart and recover from the files.
+    #[error("storage in {path} refuses writes after an earlier failure: {cause}")]
+    Failed {
+        /// The data directory.
+        path: PathBuf,
+        /// The first failure.
+        cause: String,
+    },
+}
+
+/// What [`Storage::open`] found in the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Term and vote.
+    pub hard_state: HardState,
+    /// The latest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Entries after the snapshot, in order, contiguous.
+    pub entries: Vec<Entry>,
+    /// The directory held no state (a new node, or its data was lost).
+    pub empty: bool,
+    /// Bytes of a torn or corrupt WAL tail cut off on open (0 when clean).
+    pub truncated_tail_bytes: u64,
+}
+
+/// The durable state of one node, open and locked.
+#[derive(Debug)]
+pub struct Storage {
+    dir: PathBuf,
+    wal_path: PathBuf,
+    /// Opened for append; every write goes to the end.
+    wal: File,
+    /// Bytes of good records in the WAL; a failed write is cut back to this.
+    wal_len: u64,
+    /// What the files hold, kept in memory so compaction can rewrite the log without reading it back.
+    state: LogState,
+    /// Set by the first failed write or fsync; see [`StorageError::Failed`].
+    failed: Option<String>,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
+    _lock: DirLock,
+}
+
+impl Storage {
+    /// Creates the directory if missing, locks it, reads the snapshot and replays the WAL. A torn or corrupt
+    /// WAL tail (bad length, bad CRC, short record) is truncated with a warning naming the file, offset and
+    /// bytes cut. A second opener of a locked directory gets [`StorageError::Locked`].
+    pub fn open(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
+        fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+            path: dir.to_path_buf(),
+            op: "create data directory",
+            source,
+        })?;
+        let lock = DirLock::acquire(dir)?;
+        for leftover in [WAL_TMP_FILE, snapshot_file::SNAPSHOT_TMP_FILE] {
+            let path = dir.join(leftover);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    info!(file = %path.display(), "removed a half-written file left by a crash")
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StorageError::Io {
+                        path,
+                        op: "remove",
+                        source,
+                    });
+                }
+            }
+        }
+
+        let snapshot = snapshot_file::read(dir)?;
+        let wal_path = dir.join(WAL_FILE);
+        let (mut state, wal_existed, truncated_tail_bytes) = replay_wal(&wal_path)?;
+        let empty = snapshot.is_none() && !state.any;
+        if snapshot.is_some() && !wal_existed {
+            return Err(StorageError::Corrupt {
+                path: wal_path,
+                detail: "missing while snapshot.bin exists: term and vote are lost, so this node could vote twice"
+                    .into(),
+            });
+        }
+
+        let snap_meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+        let mut needs_rewrite = false;
+        if state.base.last_index > snap_meta.last_index
+            || (state.base.last_index == snap_meta.last_index
+                && state.base.last_term != snap_meta.last_term)
+        {
+            return Err(StorageError::Corrupt {
+                path: wal_path,
+                detail: format!(
+                    "log starts after index {} (term {}) but the snapshot covers up to index {} (term {})",
+                    state.base.last_index,
+                    state.base.last_term,
+                    snap_meta.last_index,
+                    snap_meta.last_term
+                ),
+            });
+        }
+        if state.base.last_index < snap_meta.last_index {
+            // A crash between the snapshot's rename and the WAL rewrite. Entries after the snapshot are kept only
+            // if the log holds the snapshot's last entry with the same term (Raft's InstallSnapshot rule);
+            // otherwise they belong to a diverged history and go.
+            let before = state.entries.len();
+            let matches = entry_term(&state, snap_meta.last_index) == Some(snap_meta.last_term);
+            if matches {
+                let cut = (snap_meta.last_index - state.base.last_index) as usize;
+                state.entries.drain(..cut);
+            } else {
+                state.entries.clear();
+            }
+            state.base = snap_meta;
+            info!(
+                dir = %dir.display(),
+                snapshot_index = snap_meta.last_index,
+                dropped = before - state.entries.len(),
+                kept = state.entries.len(),
+                "snapshot is ahead of the WAL (crash during compaction): finishing the compaction"
+            );
+            needs_rewrite = true;
+        }
+
+        let mut storage = Storage {
+            dir: dir.to_path_buf(),
+            wal_path: wal_path.clone(),
+            wal: open_append(&wal_path)?,
+            wal_len: 0,
+            state,
+            failed: None,
+            buf: Vec::new(),
+            _lock: lock,
+        };
+        storage.wal_len = file_len(&storage.wal, &wal_path)?;
+        if !wal_existed {
+            sync_dir(dir)?;
+        }
+        if needs_rewrite {
+            storage.rewrite_wal()?;
+        }
+
+        if empty {
+            info!(dir = %dir.display(), "empty data directory: starting as a new node");
+        } else {
+            let st = &storage.state;
+            info!(
+                dir = %dir.display(),
+                term = st.hard_state.term,
+                vote = ?st.hard_state.vote,
+                entries = st.entries.len(),
+                first_index = st.entries.first().map(|e| e.index),
+                last_index = st.last_index(),
+                snapshot_index = st.base.last_index,
+                "recovered term {}, {} entries, snapshot at {}",
+                st.hard_state.term,
+                st.entries.len(),
+                st.base.last_index,
+            );
+        }
+        let recovered = Recovered {
+            hard_state: storage.state.hard_state,
+            snapshot,
+            entries: storage.state.entries.clone(),
+            empty,
+            truncated_tail_bytes,
+        };
+        Ok((storage, recovered))
+    }
+
+    /// Makes one batch durable with one fdatasync: the new hard state (if any), then removal of entries with
+    /// index >= `truncate_from` (if any), then `entries`, which must continue the log right after the
+    /// truncation point. Writes nothing and does not sync when there is nothing to do.
+    pub fn persist(
+        &mut self,
+        hard_state: Option<&HardState>,
+        truncate_from: Option<Index>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let hard_state = hard_state.filter(|hs| **hs != self.state.hard_state);
+        let truncate_from = truncate_from.filter(|&t| t <= self.state.last_index());
+        if hard_state.is_none() && truncate_from.is_none() && entries.is_empty() {
+            return Ok(());
+        }
+        self.validate(truncate_from, entries)?;
+
+        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        let encoded = (|| {
+            if let Some(hs) = hard_state {
+                wal::encode(&mut buf, &RecordRef::HardState(hs))?;
+            }
+            if let Some(t) = truncate_from {
+                wal::encode(&mut buf, &RecordRef::TruncateFrom(t))?;
+            }
+            wal::encode_entries(&mut buf, entries)
+        })();
+        if let Err(source) = encoded {
+            self.buf = buf;
+            return Err(StorageError::Encode {
+                what: "WAL record",
+                source,
+            });
+        }
+        let written = self.append_synced(&buf);
+        self.buf = buf;
+        written?;
+
+        if let Some(hs) = hard_state {
+            self.state.hard_state = *hs;
+        }
+        if let Some(t) = truncate_from {
+            let keep = (t - self.state.base.last_index - 1) as usize;
+            self.state.entries.truncate(keep);
+        }
+        self.state.entries.extend_from_slice(entries);
+        self.state.any = true;
+        Ok(())
+    }
+
+    /// Saves a snapshot taken locally, atomically, then compacts the WAL to the hard state and the entries
+    /// after `snapshot.meta.last_index`. The storage keeps its own copy of the log, so `keep` is not needed and
+    /// is ignored. A crash at any point leaves a directory that opens consistently.
+    pub fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        keep: &[Entry],
+    ) -> Result<(), StorageError> {
+        let _ = keep;
+        self.check_usable()?;
+        let meta = snapshot.meta;
+        self.check_not_older(meta)?;
+        if let Some(term) = entry_term(&self.state, meta.last_index)
+            && term != meta.last_term
+        {
+            return self.invalid(format!(
+                "snapshot at index {} claims term {}, but the log has term {term} there",
+                meta.last_index, meta.last_term
+            ));
+        }
+        let rest = if meta.last_index >= self.state.last_index() {
+            Vec::new()
+        } else {
+            self.state.entries[(meta.last_index - self.state.base.last_index) as usize..].to_vec()
+        };
+        self.install(snapshot, rest)
+    }
+
+    /// Saves a snapshot received from the leader, atomically, and replaces the whole log by `keep` (the entries
+    /// after the snapshot the caller decided to retain; usually none).
+    pub fn install_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        keep: &[Entry],
+    ) -> Result<(), StorageError> {
+        self.check_usable()?;
+        self.check_not_older(snapshot.meta)?;
+        for (expected, e) in (snapshot.meta.last_index + 1..).zip(keep) {
+            if e.index != expected {
+                return self.invalid(format!(
+                    "entries kept after snapshot at index {} must start at {} and be contiguous; found {}",
+                    snapshot.meta.last_index,
+                    snapshot.meta.last_index + 1,
+                    e.index
+                ));
+            }
+        }
+        self.install(snapshot, keep.to_vec())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The durable term and vote.
+    pub fn hard_state(&self) -> HardState {
+        self.state.hard_state
+    }
+
+    /// Position of the latest snapshot (zero when none).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.state.base
+    }
+
+    /// The durable entries after the snapshot.
+    pub fn entries(&self) -> &[Entry] {
+        &self.state.entries
+    }
+
+    /// Index of the last durable entry (the snapshot's when the log is empty).
+    pub fn last_index(&self) -> Index {
+        self.state.last_index()
+    }
+
+    /// Size of the WAL file in bytes.
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal_len
+    }
+
+    /// Reads the current snapshot back from disk (for sending it to a follower).
+    pub fn load_snapshot(&self) -> Result<Option<Snapshot>, StorageError> {
+        snapshot_file::read(&self.dir)
+    }
+
+    fn install(&mut self, snapshot: &Snapshot, rest: Vec<Entry>) -> Result<(), StorageError> {
+        if let Err(e) = snapshot_file::write(&self.dir, snapshot) {
+            // The old snapshot is intact (rename is atomic), but the temp file's fate is unknown: play safe.
+            self.fail(&e);
+            return Err(e);
+        }
+        let next = LogState {
+            base: snapshot.meta,
+            hard_state: self.state.hard_state,
+            entries: rest,
+            any: true,
+        };
+        let old = std::mem::replace(&mut self.state, next);
+        if let Err(e) = self.rewrite_wal() {
+            // Reopening recovers (the snapshot is ahead of the WAL), but this process's view is now unreliable.
+            self.state = old;
+            return Err(e);
+        }
+        info!(
+            dir = %self.dir.display(),
+            snapshot_index = snapshot.meta.last_index,
+            snapshot_term = snapshot.meta.last_term,
+            bytes = snapshot.data.len(),
+            entries_kept = self.state.entries.len(),
+            "snapshot saved and WAL compacted"
+        );
+        Ok(())
+    }
+
+    /// Rewrites the WAL from memory: temp file, fsync, rename, directory fsync, reopen.
+    fn rewrite_wal(&mut self) -> Result<(), StorageError> {
+        let tmp = self.dir.join(WAL_TMP_FILE);
+        let mut buf = Vec::new();
+        let encoded = (|| {
+            wal::encode(&mut buf, &RecordRef::LogStart(self.state.base))?;
+            wal::encode(&mut buf, &RecordRef::HardState(&self.state.hard_state))?;
+            wal::encode_entries(&mut buf, &self.state.entries)
+        })();
+        encoded.map_err(|source| StorageError::Encode {
+            what: "compacted WAL",
+            source,
+        })?;
+        let result = (|| {
+            let io = |op: &'static str, path: &Path| {
+                let path = path.to_path_buf();
+                move |source| StorageError::Io { path, op, source }
+            };
+            let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+            f.write_all(&buf).map_err(io("write", &tmp))?;
+            f.sync_all().map_err(io("fsync", &tmp))?;
+            drop(f);
+            fs::rename(&tmp, &self.wal_path).map_err(io("rename into place", &self.wal_path))?;
+            sync_dir(&self.dir)?;
+            let wal = open_append(&self.wal_path)?;
+            Ok(wal)
+        })();
+        match result {
+            Ok(wal) => {
+                self.wal = wal;
+                self.wal_len = buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends `bytes` and fdatasyncs. On failure, cuts the file back to its last good length (so a later
+    /// reopen does not find a half record in the middle) and refuses further writes.
+    fn append_synced(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let result = self
+            .wal
+            .write_all(bytes)
+            .map_err(|source| StorageError::Io {
+                path: self.wal_path.clone(),
+                op: "append to",
+                source,
+            })
+            .and_then(|()| {
+                self.wal.sync_data().map_err(|source| StorageError::Io {
+                    path: self.wal_path.clone(),
+                    op: "fdatasync",
+                    source,
+                })
+            });
+        match result {
+            Ok(()) => {
+                self.wal_len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.wal.set_len(self.wal_len);
+                self.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        truncate_from: Option<Index>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        let base = self.state.base;
+        let mut last = self.state.last_index();
+        if let Some(t) = truncate_from {
+            if t <= base.last_index {
+                return self.invalid(format!(
+                    "truncation from index {t} reaches into the snapshot (which covers up to {})",
+                    base.last_index
+                ));
+            }
+            last = last.min(t - 1);
+        }
+        let mut prev_term = if last == base.last_index {
+            base.last_term
+        } else {
+            self.state.entries[(last - base.last_index - 1) as usize].term
+        };
+        for (expected, e) in (last + 1..).zip(entries) {
+            if e.index != expected {
+                return self.invalid(format!(
+                    "entry {} does not follow index {} (log ends at {}, truncate_from {:?})",
+                    e.index,
+                    expected - 1,
+                    self.state.last_index(),
+                    truncate_from
+                ));
+            }
+            if e.term < prev_term {
+                return self.invalid(format!(
+                    "entry {} has term {} below its predecessor's {prev_term}",
+                    e.index, e.term
+                ));
+            }
+            prev_term = e.term;
+        }
+        Ok(())
+    }
+
+    fn check_not_older(&self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        let current = self.state.base;
+        if meta.last_index < current.last_index {
+            return self.invalid(format!(
+                "snapshot at index {} is older than the one held (index {})",
+                meta.last_index, current.last_index
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(cause) => Err(StorageError::Failed {
+                path: self.dir.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: &StorageError) {
+        warn!(dir = %self.dir.display(), error = %e, "storage write failed; refusing further writes");
+        self.failed.get_or_insert_with(|| e.to_string());
+    }
+
+    fn invalid<T>(&self, detail: String) -> Result<T, StorageError> {
+        Err(StorageError::InvalidWrite {
+            path: self.dir.clone(),
+            detail,
+        })
+    }
+}
+
+/// Term of the entry at `index`, if the log (or its base) holds it.
+fn entry_term(state: &LogState, index: Index) -> Option<Term> {
+    if index == state.base.last_index {
+        return Some(state.base.last_term);
+    }
+    if index < state.base.last_index || index > state.last_index() {
+        return None;
+    }
+    Some(state.entries[(index - state.base.last_index - 1) as usize].term)
+}
+
+/// Reads and replays the WAL, cutting off a bad tail. Returns the state, whether the file existed and how
+/// many bytes were cut.
+fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((LogState::default(), false, 0)),
+        Err(source) => {
+            return Err(StorageError::Io {
+                path: path.to_path_buf(),
+                op: "read",
+                source,
+            });
+        }
+    };
+    let (records, bad) = wal::decode_all(&bytes);
+    let mut state = LogState::default();
+    for (i, record) in records.into_iter().enumerate() {
+        state
+            .apply(record)
+            .map_err(|detail| StorageError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("record {i}: {detail}"),
+            })?;
+    }
+    let mut cut = 0;
+    if let Some(bad) = bad {
+        cut = bytes.len() as u64 - bad.offset;
+        warn!(
+            file = %path.display(),
+            offset = bad.offset,
+            bytes_cut = cut,
+            reason = %bad.reason,
+            "torn or corrupt WAL tail: truncating {cut} bytes at offset {}",
+            bad.offset
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| StorageError::Io {
+                path: path.to_path_buf(),
+                op: "open for truncation",
+                source,
+            })?;
+        f.set_len(bad.offset).map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            op: "truncate",
+            source,
+        })?;
+        f.sync_all().map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            op: "fsync",
+            source,
+        })?;
+    }
+    Ok((state, true, cut))
+}
+
+fn open_append(path: &Path) -> Result<File, StorageError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            op: "open for append",
+            source,
+        })
+}
+
+fn file_len(f: &File, path: &Path) -> Result<u64, StorageError> {
+    f.metadata()
+        .map(|m| m.len())
+        .map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            op: "stat",
+            source,
+        })
+}
+
+/// Fsyncs a directory so renames and new files in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StorageError::Io {
+            path: dir.to_path_buf(),
+            op: "fsync directory",
+            source,
+        })
+}

@@ -1,0 +1,86 @@
+//! The snapshot file: `[8-byte magic][u64 payload len][u32 crc32(payload)][payload]`, the payload a
+//! bincode-encoded [`Snapshot`]. Written to a temporary file, fsynced, renamed over the old one and the
+//! directory fsynced, so a crash leaves either the old snapshot or the new one, never a mix.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use super::{StorageError, sync_dir};
+use crate::raft::Snapshot;
+
+/// File name of the snapshot inside the data directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Where a new snapshot is written before the rename.
+pub(crate) const SNAPSHOT_TMP_FILE: &str = "snapshot.bin.tmp";
+const MAGIC: &[u8; 8] = b"SQSNAP\x00\x01";
+const HEADER_LEN: usize = 8 + 8 + 4;
+
+/// Writes `snapshot` into `dir` atomically.
+pub(crate) fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let tmp = dir.join(SNAPSHOT_TMP_FILE);
+    let dst = dir.join(SNAPSHOT_FILE);
+    let payload = bincode::serialize(snapshot).map_err(|source| StorageError::Encode {
+        what: "snapshot",
+        source,
+    })?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { path, op, source }
+    };
+    let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(&bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("fsync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, &dst).map_err(io("rename into place", &dst))?;
+    sync_dir(dir)
+}
+
+/// Reads the snapshot in `dir`, if there is one.
+pub(crate) fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StorageError::Io {
+                path,
+                op: "read",
+                source,
+            });
+        }
+    };
+    let corrupt = |detail: String| StorageError::Corrupt {
+        path: path.clone(),
+        detail,
+    };
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(corrupt(format!(
+            "not a squall snapshot file ({} bytes, bad header)",
+            bytes.len()
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != len {
+        return Err(corrupt(format!(
+            "header announces {len} payload bytes, file holds {}",
+            payload.len()
+        )));
+    }
+    let actual = crc32fast::hash(payload);
+    if actual != crc {
+        return Err(corrupt(format!(
+            "CRC mismatch (stored {crc:#010x}, computed {actual:#010x})"
+        )));
+    }
+    bincode::deserialize(payload)
+        .map(Some)
+        .map_err(|e| corrupt(format!("payload does not decode: {e}")))
+}

@@ -1,0 +1,415 @@
+//! Tests of the storage against real files in temporary directories, with real fsyncs.
+
+use std::fs;
+use std::path::Path;
+
+use super::*;
+use crate::raft::Payload;
+
+fn entry(index: Index, term: Term) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Command(format!("cmd {index}@{term}").into_bytes()),
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {
+    range.map(|i| entry(i, term)).collect()
+}
+
+fn hs(term: Term, vote: Option<u64>) -> HardState {
+    HardState { term, vote }
+}
+
+fn snap(last_index: Index, last_term: Term) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            last_index,
+            last_term,
+        },
+        data: format!("state at {last_index}").into_bytes(),
+    }
+}
+
+fn wal_path(dir: &Path) -> PathBuf {
+    dir.join(WAL_FILE)
+}
+
+fn reopen(dir: &Path) -> Recovered {
+    Storage::open(dir).expect("reopen").1
+}
+
+#[test]
+fn new_directory_is_created_and_reported_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a/b/node1");
+    let (st, rec) = Storage::open(&dir).unwrap();
+    assert!(rec.empty);
+    assert_eq!(
+        rec,
+        Recovered {
+            empty: true,
+            ..Recovered::default()
+        }
+    );
+    assert_eq!(st.dir(), dir);
+    assert!(dir.join(LOCK_FILE_NAME).exists());
+    drop(st);
+    // Still empty: opening wrote no records.
+    assert!(reopen(&dir).empty);
+}
+
+#[test]
+fn hard_state_entries_and_truncation_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(1, Some(2))), None, &entries(1..=5, 1))
+        .unwrap();
+    st.persist(None, None, &entries(6..=7, 1)).unwrap();
+    // A new leader overwrites the uncommitted tail from 4 on.
+    st.persist(Some(&hs(2, None)), Some(4), &entries(4..=5, 2))
+        .unwrap();
+    assert_eq!(st.last_index(), 5);
+    drop(st);
+
+    let rec = reopen(tmp.path());
+    assert!(!rec.empty);
+    assert_eq!(rec.truncated_tail_bytes, 0);
+    assert_eq!(rec.hard_state, hs(2, None));
+    assert!(rec.snapshot.is_none());
+    let mut want = entries(1..=3, 1);
+    want.extend(entries(4..=5, 2));
+    assert_eq!(rec.entries, want);
+}
+
+#[test]
+fn truncation_alone_and_past_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(None, None, &entries(1..=5, 1)).unwrap();
+    st.persist(None, Some(3), &[]).unwrap();
+    assert_eq!(st.last_index(), 2);
+    // Truncating past the end changes nothing and writes nothing.
+    let len = st.wal_bytes();
+    st.persist(None, Some(10), &[]).unwrap();
+    assert_eq!(st.wal_bytes(), len);
+    drop(st);
+    assert_eq!(reopen(tmp.path()).entries, entries(1..=2, 1));
+}
+
+#[test]
+fn nothing_to_persist_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(None, None, &[]).unwrap();
+    assert_eq!(st.wal_bytes(), 0);
+    st.persist(Some(&hs(3, Some(1))), None, &[]).unwrap();
+    let len = st.wal_bytes();
+    // The same hard state again is not a change.
+    st.persist(Some(&hs(3, Some(1))), None, &[]).unwrap();
+    assert_eq!(st.wal_bytes(), len);
+    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), len);
+}
+
+#[test]
+fn inconsistent_writes_are_refused_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(None, None, &entries(1..=5, 2)).unwrap();
+    let len = st.wal_bytes();
+    let refused = |r: Result<(), StorageError>| match r {
+        Err(StorageError::InvalidWrite { detail, .. }) => detail,
+        other => panic!("expected InvalidWrite, got {other:?}"),
+    };
+    // A gap.
+    let d = refused(st.persist(None, None, &entries(7..=8, 2)));
+    assert!(d.contains("entry 7"), "{d}");
+    // Overlap without truncation.
+    refused(st.persist(None, None, &entries(5..=6, 2)));
+    // Not contiguous inside the batch.
+    refused(st.persist(None, None, &[entry(6, 2), entry(8, 2)]));
+    // Term going down.
+    refused(st.persist(None, None, &entries(6..=6, 1)));
+    // Truncation into the snapshot.
+    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    let len_after_snapshot = st.wal_bytes();
+    assert_ne!(len_after_snapshot, len);
+    let d = refused(st.persist(None, Some(3), &[]));
+    assert!(d.contains("snapshot"), "{d}");
+    // An older snapshot.
+    refused(st.save_snapshot(&snap(2, 2), &[]));
+    refused(st.install_snapshot(&snap(2, 2), &[]));
+    // A snapshot whose term contradicts the log.
+    refused(st.save_snapshot(&snap(4, 9), &[]));
+    assert_eq!(st.wal_bytes(), len_after_snapshot);
+    // The storage is still usable after refusals.
+    st.persist(None, None, &entries(6..=6, 2)).unwrap();
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.entries, entries(4..=6, 2));
+}
+
+/// Writes three batches and returns the WAL bytes with the offsets where the last two records start.
+fn three_batches(dir: &Path) -> (Vec<u8>, u64, u64) {
+    let (mut st, _) = Storage::open(dir).unwrap();
+    st.persist(Some(&hs(1, Some(1))), None, &entries(1..=3, 1))
+        .unwrap();
+    let second = st.wal_bytes();
+    st.persist(None, None, &entries(4..=6, 1)).unwrap();
+    let third = st.wal_bytes();
+    st.persist(None, None, &entries(7..=9, 1)).unwrap();
+    drop(st);
+    (fs::read(wal_path(dir)).unwrap(), second, third)
+}
+
+#[test]
+fn torn_tail_at_every_offset_of_the_last_record_is_cut() {
+    let src = tempfile::tempdir().unwrap();
+    let (bytes, _, last_start) = three_batches(src.path());
+    for cut_at in last_start..bytes.len() as u64 {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(wal_path(tmp.path()), &bytes[..cut_at as usize]).unwrap();
+        let (mut st, rec) = Storage::open(tmp.path()).unwrap();
+        assert_eq!(rec.entries, entries(1..=6, 1), "cut at {cut_at}");
+        assert_eq!(rec.hard_state, hs(1, Some(1)));
+        assert_eq!(
+            rec.truncated_tail_bytes,
+            cut_at - last_start,
+            "cut at {cut_at}"
+        );
+        assert_eq!(
+            fs::metadata(wal_path(tmp.path())).unwrap().len(),
+            last_start
+        );
+        // The log continues cleanly after the cut.
+        st.persist(None, None, &entries(7..=7, 2)).unwrap();
+        drop(st);
+        let rec = reopen(tmp.path());
+        assert_eq!(rec.truncated_tail_bytes, 0);
+        assert_eq!(rec.entries.last(), Some(&entry(7, 2)));
+    }
+}
+
+#[test]
+fn corrupt_record_in_the_middle_cuts_everything_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut bytes, second, _) = three_batches(tmp.path());
+    let total = bytes.len() as u64;
+    // Flip one payload bit of the second record.
+    bytes[second as usize + wal::HEADER_LEN + 3] ^= 0x10;
+    fs::write(wal_path(tmp.path()), &bytes).unwrap();
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.entries, entries(1..=3, 1));
+    assert_eq!(rec.truncated_tail_bytes, total - second);
+    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), second);
+}
+
+#[test]
+fn zero_filled_and_oversized_tails_are_cut() {
+    for garbage in [vec![0u8; 4096], vec![0xff; 12], vec![1, 0, 0]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut bytes, _, _) = three_batches(tmp.path());
+        let good = bytes.len() as u64;
+        bytes.extend_from_slice(&garbage);
+        fs::write(wal_path(tmp.path()), &bytes).unwrap();
+        let rec = reopen(tmp.path());
+        assert_eq!(rec.entries, entries(1..=9, 1));
+        assert_eq!(rec.truncated_tail_bytes, garbage.len() as u64);
+        assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), good);
+    }
+}
+
+#[test]
+fn snapshot_compacts_the_wal_and_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(3, Some(2))), None, &entries(1..=10, 3))
+        .unwrap();
+    for i in 0..20 {
+        st.persist(Some(&hs(4 + i, None)), None, &[]).unwrap();
+    }
+    let before = st.wal_bytes();
+    st.save_snapshot(&snap(6, 3), &entries(7..=10, 3)).unwrap();
+    assert!(st.wal_bytes() < before, "{} !< {before}", st.wal_bytes());
+    assert_eq!(
+        st.snapshot_meta(),
+        SnapshotMeta {
+            last_index: 6,
+            last_term: 3
+        }
+    );
+    assert_eq!(st.entries(), &entries(7..=10, 3)[..]);
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(6, 3)));
+    st.persist(None, None, &entries(11..=11, 23)).unwrap();
+    drop(st);
+
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.snapshot, Some(snap(6, 3)));
+    assert_eq!(rec.hard_state, hs(23, None));
+    let mut want = entries(7..=10, 3);
+    want.push(entry(11, 23));
+    assert_eq!(rec.entries, want);
+
+    // A snapshot covering the whole log leaves it empty; appends continue after it.
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.save_snapshot(&snap(11, 23), &[]).unwrap();
+    assert!(st.entries().is_empty());
+    assert_eq!(st.last_index(), 11);
+    st.persist(None, None, &entries(12..=12, 23)).unwrap();
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.snapshot, Some(snap(11, 23)));
+    assert_eq!(rec.entries, entries(12..=12, 23));
+}
+
+#[test]
+fn installed_snapshot_replaces_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(1, None)), None, &entries(1..=10, 1))
+        .unwrap();
+    st.persist(Some(&hs(5, None)), None, &[]).unwrap();
+    st.install_snapshot(&snap(20, 4), &[]).unwrap();
+    assert_eq!(st.last_index(), 20);
+    let bad = st.install_snapshot(&snap(30, 5), &entries(32..=33, 5));
+    assert!(
+        matches!(bad, Err(StorageError::InvalidWrite { .. })),
+        "{bad:?}"
+    );
+    st.install_snapshot(&snap(25, 5), &entries(26..=27, 5))
+        .unwrap();
+    st.persist(None, None, &entries(28..=28, 5)).unwrap();
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.snapshot, Some(snap(25, 5)));
+    assert_eq!(rec.hard_state, hs(5, None));
+    assert_eq!(rec.entries, entries(26..=28, 5));
+}
+
+/// The crash window of compaction: the new snapshot is in place, the WAL is the old one.
+#[test]
+fn crash_between_snapshot_rename_and_wal_rewrite_opens_consistently() {
+    // (snapshot index, term) written by hand over a log of entries 1..=10 in term 1, and what must remain.
+    let cases: [(Index, Term, Vec<Entry>); 4] = [
+        (6, 1, entries(7..=10, 1)), // local snapshot: entries after it are kept
+        (10, 1, vec![]),            // covers the whole log
+        (8, 2, vec![]),             // installed snapshot that contradicts the log: the log goes
+        (20, 3, vec![]),            // installed snapshot beyond the log
+    ];
+    for (index, term, want) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut st, _) = Storage::open(tmp.path()).unwrap();
+        st.persist(Some(&hs(3, Some(1))), None, &entries(1..=10, 1))
+            .unwrap();
+        drop(st);
+        snapshot_file::write(tmp.path(), &snap(index, term)).unwrap();
+        // A half-written compacted WAL is lying around too.
+        fs::write(tmp.path().join(WAL_TMP_FILE), b"half a record").unwrap();
+
+        let (st, rec) = Storage::open(tmp.path()).unwrap();
+        assert_eq!(rec.snapshot, Some(snap(index, term)), "case {index}/{term}");
+        assert_eq!(rec.entries, want, "case {index}/{term}");
+        assert_eq!(rec.hard_state, hs(3, Some(1)));
+        assert_eq!(st.last_index(), want.last().map_or(index, |e| e.index));
+        assert!(!tmp.path().join(WAL_TMP_FILE).exists());
+        drop(st);
+        // Open finished the compaction: a second open agrees and finds a WAL starting after the snapshot.
+        let again = reopen(tmp.path());
+        assert_eq!(again, rec);
+        let (records, bad) = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
+        assert!(bad.is_none());
+        assert!(
+            matches!(records[0], wal::Record::LogStart(m) if m.last_index == index),
+            "{:?}",
+            records[0]
+        );
+    }
+}
+
+#[test]
+fn lost_snapshot_or_lost_wal_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
+        .unwrap();
+    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    drop(st);
+
+    let moved = tmp.path().join("saved-snapshot");
+    fs::rename(tmp.path().join(SNAPSHOT_FILE_NAME), &moved).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(StorageError::Corrupt { path, detail }) => {
+            assert_eq!(path, wal_path(tmp.path()));
+            assert!(detail.contains("snapshot covers up to index 0"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    fs::rename(&moved, tmp.path().join(SNAPSHOT_FILE_NAME)).unwrap();
+
+    fs::remove_file(wal_path(tmp.path())).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, wal_path(tmp.path())),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_snapshot_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(None, None, &entries(1..=5, 2)).unwrap();
+    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    drop(st);
+    let path = tmp.path().join(SNAPSHOT_FILE_NAME);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            assert!(e.to_string().contains("CRC mismatch"), "{e}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn second_open_of_a_locked_directory_fails_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, _) = Storage::open(tmp.path()).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Locked { .. }) => {
+            let StorageError::Locked { path } = &e else {
+                unreachable!()
+            };
+            assert_eq!(path, tmp.path());
+            assert!(
+                e.to_string().contains(&tmp.path().display().to_string()),
+                "{e}"
+            );
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(st);
+    Storage::open(tmp.path()).expect("open after the holder is gone");
+}
+
+#[test]
+fn large_batches_are_split_into_records_and_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let big: Vec<Entry> = (1..=6)
+        .map(|i| Entry {
+            index: i,
+            term: 1,
+            payload: Payload::Command(vec![i as u8; 1 << 20]),
+        })
+        .collect();
+    st.persist(None, None, &big).unwrap();
+    drop(st);
+    let (records, bad) = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
+    assert!(bad.is_none());
+    assert!(records.len() >= 2, "{} records", records.len());
+    assert_eq!(reopen(tmp.path()).entries, big);
+}
