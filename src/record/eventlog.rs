@@ -1,0 +1,572 @@
+//! The session event log: JSON Lines with a versioned header, written on a background thread.
+//!
+//! The first line is a header object `{"squall_event_log": FORMAT_VERSION, "created": ..., "cluster_id":
+//! ..., "squall_version": ...}`; every further line is one event. The writer is generic over the event
+//! type so this module knows nothing of the cluster; the reader gives errors a person can act on for a
+//! file that is not a squall log, a log of another format version, or a corrupt line, and replays a log
+//! whose last line was cut off (as after a crash) up to its last whole line, with a warning.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The event log format this build writes and reads. Bump it when a change to the event types would
+/// make older logs replay differently.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The version of squall that writes logs of [`FORMAT_VERSION`].
+const SQUALL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors from writing or reading an event log; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    /// The file could not be created, written, opened or read.
+    #[error("event log {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// An event could not be turned into JSON (a bug in the event type, e.g. a map with non-string keys).
+    #[error("event log {path}: cannot write an event as JSON: {source}")]
+    Serialize {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The file is empty.
+    #[error(
+        "{path} is empty: it is not a squall event log (those start with a {{\"squall_event_log\": ...}} line)"
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The first line is not a squall event log header.
+    #[error(
+        "{path} is not a squall event log: its first line should be {{\"squall_event_log\": {FORMAT_VERSION}, ...}} but is {first_line}"
+    )]
+    NotSquallLog {
+        /// The file.
+        path: PathBuf,
+        /// The first line, shortened.
+        first_line: String,
+    },
+    /// The log was written in a format version this build does not read.
+    #[error("{}", version_message(path, *found, written_by.as_deref()))]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The format version in the file's header.
+        found: u64,
+        /// The squall version that wrote it, if the header says.
+        written_by: Option<String>,
+    },
+    /// A line before the last one is not a valid event (the file was edited or damaged).
+    #[error("{path}: line {line} is not a valid event ({reason}): {text}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number (the header is line 1).
+        line: usize,
+        /// What the JSON parser said.
+        reason: String,
+        /// The line, shortened.
+        text: String,
+    },
+}
+
+fn version_message(path: &Path, found: u64, written_by: Option<&str>) -> String {
+    let age = if found > u64::from(FORMAT_VERSION) {
+        "newer"
+    } else {
+        "older"
+    };
+    let writer = written_by.map_or_else(|| "another squall".to_owned(), |v| format!("squall {v}"));
+    format!(
+        "{} is an event log in format version {found}, written by {writer}; this is squall \
+         {SQUALL_VERSION}, which reads format version {FORMAT_VERSION} only. The log is {age}: replay it \
+         with {writer}.",
+        path.display()
+    )
+}
+
+/// The first line of an event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLogHeader {
+    /// The format version ([`FORMAT_VERSION`] when written by this build).
+    pub squall_event_log: u32,
+    /// When the log was created, RFC 3339 in UTC.
+    pub created: String,
+    /// The cluster the session ran.
+    pub cluster_id: String,
+    /// The squall version that wrote the log.
+    #[serde(default)]
+    pub squall_version: String,
+}
+
+/// A whole event log read back from disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventLog<T> {
+    /// The first line.
+    pub header: EventLogHeader,
+    /// Every whole event, in file order.
+    pub events: Vec<T>,
+    /// Whether the last line was cut off (and left out of `events`).
+    pub truncated: bool,
+    /// A message for the person replaying, set when `truncated` is.
+    pub warning: Option<String>,
+}
+
+/// Writes events as JSON Lines on a background thread; [`EventLogWriter::append`] is only a channel send.
+///
+/// The thread flushes whenever it has caught up, so a crash loses at most what was still queued, and
+/// dropping the writer (or [`EventLogWriter::finish`]) writes everything out.
+pub struct EventLogWriter<T: Serialize + Send + 'static> {
+    path: PathBuf,
+    tx: Option<Sender<T>>,
+    thread: Option<JoinHandle<Result<(), EventLogError>>>,
+    _events: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize + Send + 'static> EventLogWriter<T> {
+    /// Creates (or truncates) `path` and writes the header for a session of cluster `cluster_id`.
+    pub fn create(path: impl AsRef<Path>, cluster_id: &str) -> Result<Self, EventLogError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| EventLogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::create(&path).map_err(io_err)?;
+        let header = EventLogHeader {
+            squall_event_log: FORMAT_VERSION,
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            cluster_id: cluster_id.to_owned(),
+            squall_version: SQUALL_VERSION.to_owned(),
+        };
+        let mut out = BufWriter::new(file);
+        let line = serde_json::to_string(&header).map_err(|source| EventLogError::Serialize {
+            path: path.clone(),
+            source,
+        })?;
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(io_err)?;
+        let (tx, rx) = mpsc::channel();
+        let thread_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("squall-event-log".into())
+            .spawn(move || write_events(out, rx, &thread_path))
+            .map_err(io_err)?;
+        Ok(EventLogWriter {
+            path,
+            tx: Some(tx),
+            thread: Some(thread),
+            _events: PhantomData,
+        })
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues one event; never blocks on the disk.
+    pub fn append(&self, event: T) {
+        if let Some(tx) = &self.tx {
+            // Only fails if the writer thread is gone; its error surfaces in `finish`.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Writes out everything queued, closes the file and reports the first write error, if any.
+    pub fn finish(mut self) -> Result<PathBuf, EventLogError> {
+        self.close()?;
+        Ok(self.path.clone())
+    }
+
+    fn close(&mut self) -> Result<(), EventLogError> {
+        drop(self.tx.take());
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(EventLogError::Io {
+                path: self.path.clone(),
+                source: io::Error::other("the event log writer thread panicked"),
+            }),
+        }
+    }
+}
+
+impl<T: Serialize + Send + 'static> Drop for EventLogWriter<T> {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// The writer thread: after the first error it keeps draining so senders never notice, and reports it.
+fn write_events<T: Serialize>(
+    mut out: BufWriter<File>,
+    rx: Receiver<T>,
+    path: &Path,
+) -> Result<(), EventLogError> {
+    let mut failed: Option<EventLogError> = None;
+    let io_err = |source| EventLogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut next = rx.recv().ok();
+    while let Some(event) = next {
+        if failed.is_none() {
+            let written = serde_json::to_writer(&mut out, &event)
+                .map_err(|source| EventLogError::Serialize {
+                    path: path.to_path_buf(),
+                    source,
+                })
+                .and_then(|()| out.write_all(b"\n").map_err(io_err));
+            failed = written.err();
+        }
+        next = match rx.try_recv() {
+            Ok(event) => Some(event),
+            Err(TryRecvError::Empty) => {
+                if failed.is_none() {
+                    failed = out.flush().map_err(io_err).err();
+                }
+                rx.recv().ok()
+            }
+            Err(TryRecvError::Disconnected) => None,
+        };
+    }
+    if failed.is_none() {
+        failed = out.flush().map_err(io_err).err();
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// At most this many characters of a bad line go into an error message.
+const SHOWN_CHARS: usize = 120;
+
+fn shorten(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end_matches('\r');
+    if text.chars().count() <= SHOWN_CHARS {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN_CHARS).collect();
+        format!("{head:?}...")
+    }
+}
+
+/// Reads a whole event log. A cut-off last line is not an error: the events before it are returned with
+/// `truncated` set and a warning to show.
+pub fn read_event_log<T: DeserializeOwned>(
+    path: impl AsRef<Path>,
+) -> Result<EventLog<T>, EventLogError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| EventLogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.is_empty() {
+        return Err(EventLogError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let ends_whole = bytes.ends_with(b"\n");
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if ends_whole {
+        lines.pop();
+    }
+    let header = read_header(path, lines[0])?;
+    let mut events = Vec::with_capacity(lines.len());
+    let last = lines.len() - 1;
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<T>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if i == last && !ends_whole => {
+                let warning = format!(
+                    "{} ends in a cut-off line (line {}, {} bytes), as after a crash: replaying the {} whole \
+                     events before it",
+                    path.display(),
+                    i + 1,
+                    line.len(),
+                    events.len()
+                );
+                return Ok(EventLog {
+                    header,
+                    events,
+                    truncated: true,
+                    warning: Some(warning),
+                });
+            }
+            Err(e) => {
+                return Err(EventLogError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                    text: shorten(line),
+                });
+            }
+        }
+    }
+    Ok(EventLog {
+        header,
+        events,
+        truncated: false,
+        warning: None,
+    })
+}
+
+fn read_header(path: &Path, line: &[u8]) -> Result<EventLogHeader, EventLogError> {
+    let not_squall = || EventLogError::NotSquallLog {
+        path: path.to_path_buf(),
+        first_line: shorten(line),
+    };
+    let value: Value = serde_json::from_slice(line).map_err(|_| not_squall())?;
+    let Some(found) = value.get("squall_event_log").and_then(Value::as_u64) else {
+        return Err(not_squall());
+    };
+    if found != u64::from(FORMAT_VERSION) {
+        return Err(EventLogError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            written_by: value
+                .get("squall_version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| EventLogError::Corrupt {
+        path: path.to_path_buf(),
+        line: 1,
+        reason: format!("bad header: {e}"),
+        text: shorten(line),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Ev {
+        Leader { at_ms: u64, node: u32, term: u64 },
+        Fault { at_ms: u64, what: String },
+    }
+
+    fn sample() -> Vec<Ev> {
+        vec![
+            Ev::Leader {
+                at_ms: 10,
+                node: 1,
+                term: 1,
+            },
+            Ev::Fault {
+                at_ms: 2_000,
+                what: "kill node 1 (leader, term 1) — ✓".into(),
+            },
+            Ev::Leader {
+                at_ms: 2_400,
+                node: 3,
+                term: 2,
+            },
+        ]
+    }
+
+    fn write_sample(path: &Path) {
+        let w = EventLogWriter::create(path, "c-42").unwrap();
+        for e in sample() {
+            w.append(e);
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn round_trip_with_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        write_sample(&path);
+        let log: EventLog<Ev> = read_event_log(&path).unwrap();
+        assert_eq!(log.events, sample());
+        assert!(!log.truncated && log.warning.is_none());
+        assert_eq!(log.header.squall_event_log, FORMAT_VERSION);
+        assert_eq!(log.header.cluster_id, "c-42");
+        assert_eq!(log.header.squall_version, SQUALL_VERSION);
+        assert!(
+            humantime::parse_rfc3339(&log.header.created).is_ok(),
+            "{}",
+            log.header.created
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\"squall_event_log\":1,"), "{text}");
+        assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn dropping_the_writer_flushes_everything_sent_from_many_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drop.jsonl");
+        let w = EventLogWriter::<Ev>::create(&path, "c").unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let w = &w;
+                s.spawn(move || {
+                    for i in 0..1_000 {
+                        w.append(Ev::Leader {
+                            at_ms: i,
+                            node: t,
+                            term: i,
+                        });
+                    }
+                });
+            }
+        });
+        drop(w);
+        let log: EventLog<Ev> = read_event_log(&path).unwrap();
+        assert_eq!(log.events.len(), 4_000);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_squall_log_is_named_with_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.cast");
+        std::fs::write(
+            &path,
+            "{\"version\":2,\"width\":80,\"height\":24}\n[0.1,\"o\",\"x\"]\n",
+        )
+        .unwrap();
+        let err = read_event_log::<Ev>(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EventLogError::NotSquallLog { .. }), "{msg}");
+        assert!(
+            msg.contains("demo.cast") && msg.contains("not a squall event log"),
+            "{msg}"
+        );
+        assert!(msg.contains("\\\"version\\\":2"), "{msg}");
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "just some notes\n").unwrap();
+        let msg = read_event_log::<Ev>(&text).unwrap_err().to_string();
+        assert!(
+            msg.contains("notes.txt") && msg.contains("just some notes"),
+            "{msg}"
+        );
+
+        let empty = dir.path().join("empty.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        let msg = read_event_log::<Ev>(&empty).unwrap_err().to_string();
+        assert!(
+            msg.contains("empty.jsonl") && msg.contains("is empty"),
+            "{msg}"
+        );
+
+        let missing = dir.path().join("missing.jsonl");
+        let msg = read_event_log::<Ev>(&missing).unwrap_err().to_string();
+        assert!(msg.contains("missing.jsonl"), "{msg}");
+    }
+
+    #[test]
+    fn newer_and_older_versions_name_both_versions_and_the_squall_that_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for (found, age) in [(FORMAT_VERSION + 1, "newer"), (0, "older")] {
+            let path = dir.path().join(format!("v{found}.jsonl"));
+            let header = format!(
+                "{{\"squall_event_log\":{found},\"created\":\"2026-01-01T00:00:00Z\",\"cluster_id\":\"c\",\"squall_version\":\"9.9.{found}\"}}\n"
+            );
+            std::fs::write(&path, header).unwrap();
+            let err = read_event_log::<Ev>(&path).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, EventLogError::UnsupportedVersion { .. }),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("v{found}.jsonl")), "{msg}");
+            assert!(msg.contains(&format!("format version {found}")), "{msg}");
+            assert!(
+                msg.contains(&format!("format version {FORMAT_VERSION} only")),
+                "{msg}"
+            );
+            assert!(msg.contains(age), "{msg}");
+            assert!(
+                msg.contains(&format!("replay it with squall 9.9.{found}")),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cut_off_last_line_replays_the_whole_lines_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.jsonl");
+        write_sample(&path);
+        let full = std::fs::read(&path).unwrap();
+        // Cut inside the last event at every point, including inside the multi-byte characters.
+        let last_start = full[..full.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .unwrap()
+            + 1;
+        for cut in last_start + 1..full.len() - 1 {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let log: EventLog<Ev> = read_event_log(&path).unwrap();
+            assert!(log.truncated, "cut at {cut}");
+            assert_eq!(log.events, sample()[..2], "cut at {cut}");
+            let warning = log.warning.unwrap();
+            assert!(
+                warning.contains("crash.jsonl") && warning.contains("line 4"),
+                "{warning}"
+            );
+            assert!(warning.contains("2 whole events"), "{warning}");
+        }
+        // Only the final newline lost: nothing is missing.
+        std::fs::write(&path, &full[..full.len() - 1]).unwrap();
+        let log: EventLog<Ev> = read_event_log(&path).unwrap();
+        assert!(!log.truncated);
+        assert_eq!(log.events, sample());
+    }
+
+    #[test]
+    fn a_corrupt_line_in_the_middle_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.jsonl");
+        write_sample(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[2] = "{\"kind\":\"fault\",\"at_ms\":\"soon\"}";
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let err = read_event_log::<Ev>(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, EventLogError::Corrupt { line: 3, .. }),
+            "{msg}"
+        );
+        assert!(msg.contains("bad.jsonl") && msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("soon"), "{msg}");
+
+        // A bad last line that does end in a newline was written whole, so it is corrupt, not cut off.
+        lines[2] = "{\"kind\":\"leader\",\"at_ms\":1,\"node\":1,\"term\":1}";
+        lines[3] = "garbage";
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let err = read_event_log::<Ev>(&path).unwrap_err();
+        assert!(
+            matches!(err, EventLogError::Corrupt { line: 4, .. }),
+            "{err}"
+        );
+    }
+}
