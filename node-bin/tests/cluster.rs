@@ -1,0 +1,363 @@
+//! Real-process tests: three `squall-node` processes on loopback, driven through the bundled client and the
+//! control service. Every wait polls with a deadline and reports what it saw.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use squall_node::client::{KvClient, fetch_status};
+use squall_node::kv::{KvOp, KvResult};
+use squall_node::raft::{RaftEvent, Role};
+use squall_node::rpc::{NodeEvent, NodeStatus};
+use squall_node::server::BoundAddrs;
+use squall_node::transport::{connect_control, deadline};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Node {
+    child: Option<Child>,
+    peer_port: u16,
+    api: Option<SocketAddr>,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+struct TestCluster {
+    dir: tempfile::TempDir,
+    nodes: BTreeMap<u64, Node>,
+    extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestCluster {
+    fn start(n: u64, extra: &[&str]) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            nodes.insert(
+                id,
+                Node {
+                    child: None,
+                    peer_port: free_port(),
+                    api: None,
+                    data_dir: dir.path().join(format!("node-{id}")),
+                    log: dir.path().join(format!("node-{id}.log")),
+                },
+            );
+        }
+        let mut c = TestCluster { dir, nodes, extra: extra.iter().map(|s| s.to_string()).collect() };
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(other, _)| **other != id)
+            .map(|(other, n)| format!("{other}=127.0.0.1:{}", n.peer_port))
+            .collect();
+        let addr_file = self.dir.path().join(format!("node-{id}.addr"));
+        let _ = std::fs::remove_file(&addr_file);
+        let node = self.nodes.get_mut(&id).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_squall-node"))
+            .args(["--id", &id.to_string(), "--cluster-id", "test"])
+            .args(["--listen", &format!("127.0.0.1:{}", node.peer_port)])
+            .args(["--peers", &peers.join(",")])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(["--seed", &id.to_string()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn squall-node");
+        node.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(bytes) = std::fs::read(&addr_file)
+                && let Ok(a) = serde_json::from_slice::<BoundAddrs>(&bytes)
+            {
+                node.api = Some(a.api);
+                return;
+            }
+            if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node {id} exited at start ({status}); log:\n{}", std::fs::read_to_string(&node.log).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "node {id} did not listen within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn kill(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        if let Some(mut child) = node.child.take() {
+            // Child::kill sends SIGKILL.
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        node.api = None;
+    }
+
+    fn api_addrs(&self) -> BTreeMap<u64, SocketAddr> {
+        self.nodes.iter().filter_map(|(id, n)| n.api.map(|a| (*id, a))).collect()
+    }
+
+    async fn statuses(&self) -> BTreeMap<u64, NodeStatus> {
+        let mut out = BTreeMap::new();
+        for (id, addr) in self.api_addrs() {
+            if let Ok(s) = fetch_status(addr, Duration::from_millis(500)).await {
+                out.insert(id, s);
+            }
+        }
+        out
+    }
+
+    /// Polls until exactly one live node leads and every live node agrees on it; returns (leader, term).
+    async fn wait_leader(&self, above_term: u64) -> (u64, u64) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = BTreeMap::new();
+        while Instant::now() < deadline {
+            seen = self.statuses().await;
+            let leaders: Vec<_> = seen
+                .iter()
+                .filter(|(_, s)| s.core.role == Role::Leader && s.core.term > above_term)
+                .map(|(id, s)| (*id, s.core.term))
+                .collect();
+            if let [(l, t)] = leaders[..]
+                && seen.len() == self.api_addrs().len()
+                && seen.values().all(|s| s.core.leader == Some(l) && s.core.term == t)
+            {
+                return (l, t);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no agreed leader above term {above_term} within {WAIT:?}; saw {}", brief(&seen));
+    }
+
+    /// Polls until every live node has applied everything the leader committed and their logs' tails match.
+    async fn wait_converged(&self) -> BTreeMap<u64, NodeStatus> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = BTreeMap::new();
+        while Instant::now() < deadline {
+            seen = self.statuses().await;
+            if seen.len() == self.api_addrs().len() {
+                let first = seen.values().next().unwrap();
+                let same = seen.values().all(|s| {
+                    s.core.commit_index == first.core.commit_index
+                        && s.applied_index == s.core.commit_index
+                        && s.core.last_log_index == first.core.last_log_index
+                        && s.core.last_log_index == s.core.commit_index
+                        && s.log_tail == first.log_tail
+                });
+                if same && first.core.commit_index > 0 {
+                    return seen;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("nodes did not converge within {WAIT:?}; saw {}", brief(&seen));
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut c) = node.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn brief(seen: &BTreeMap<u64, NodeStatus>) -> String {
+    seen.iter()
+        .map(|(id, s)| {
+            format!(
+                "node {id}: {} term {} leader {:?} commit {} applied {} last {}",
+                s.core.role.as_str(),
+                s.core.term,
+                s.core.leader,
+                s.core.commit_index,
+                s.applied_index,
+                s.core.last_log_index
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn put_many(client: &mut KvClient, prefix: &str, n: usize) {
+    for i in 0..n {
+        let r = client
+            .execute(KvOp::Put { key: format!("{prefix}{i}"), value: format!("value-{prefix}{i}") })
+            .await
+            .unwrap_or_else(|e| panic!("write {prefix}{i} failed: {e}"));
+        assert!(matches!(r, KvResult::Ok { .. }), "unexpected result {r:?}");
+    }
+}
+
+async fn check_all(client: &mut KvClient, prefix: &str, n: usize) {
+    for i in 0..n {
+        let got = client.execute(KvOp::Get { key: format!("{prefix}{i}") }).await.unwrap();
+        assert_eq!(got, KvResult::Value(Some(format!("value-{prefix}{i}"))), "key {prefix}{i} after failover");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_elected_and_writes_replicate_to_all() {
+    let c = TestCluster::start(3, &[]);
+    let (leader, term) = c.wait_leader(0).await;
+    assert!(term >= 1, "leader {leader} in term {term}");
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "k", 50).await;
+    let r = client.execute(KvOp::Incr { key: "counter".into(), by: 5 }).await.unwrap();
+    assert_eq!(r, KvResult::Counter(5));
+    let r = client
+        .execute(KvOp::Cas { key: "k0".into(), expected: Some("value-k0".into()), new: "swapped".into() })
+        .await
+        .unwrap();
+    assert_eq!(r, KvResult::Cas { swapped: true, current: Some("swapped".into()) });
+    let converged = c.wait_converged().await;
+    for s in converged.values() {
+        assert!(s.core.commit_index >= 52, "every node holds the 52 writes: {}", brief(&converged));
+        assert_eq!(s.keys, 51, "every node applied the same keys");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_leader_elects_new_leader_without_losing_writes_and_it_catches_up() {
+    let mut c = TestCluster::start(3, &[]);
+    let (leader, term) = c.wait_leader(0).await;
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 40).await;
+    c.kill(leader);
+    let (new_leader, new_term) = c.wait_leader(term).await;
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term);
+    let mut client = KvClient::new(c.api_addrs());
+    check_all(&mut client, "a", 40).await;
+    put_many(&mut client, "b", 20).await;
+    c.spawn(leader);
+    c.wait_converged().await;
+    let mut client = KvClient::new(c.api_addrs());
+    check_all(&mut client, "a", 40).await;
+    check_all(&mut client, "b", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiped_node_rejoins_through_install_snapshot_with_the_same_state() {
+    let mut c = TestCluster::start(3, &["--snapshot-every", "20"]);
+    let (leader, _) = c.wait_leader(0).await;
+    let victim = if leader == 1 { 2 } else { 1 };
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "w", 60).await;
+    c.wait_converged().await;
+    c.kill(victim);
+    let data = c.nodes[&victim].data_dir.clone();
+    std::fs::remove_dir_all(&data).unwrap();
+    put_many(&mut client, "x", 10).await;
+    c.spawn(victim);
+    let converged = c.wait_converged().await;
+    let s = &converged[&victim];
+    assert!(s.core.snapshot_index >= 20, "wiped node restored from a snapshot: {}", brief(&converged));
+    assert_eq!(s.keys, 70);
+    // Its feed says it started empty and installed a snapshot.
+    let ctl = connect_control(c.nodes[&victim].api.unwrap(), Duration::from_secs(1)).await.unwrap();
+    let feed = ctl.events(deadline(Duration::from_secs(1)), 0, 10_000).await.unwrap();
+    assert!(feed.events.iter().any(|e| matches!(e.event, NodeEvent::Started { empty: true, .. })), "{feed:?}");
+    assert!(
+        feed.events.iter().any(|e| matches!(e.event, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. }))),
+        "no SnapshotInstalled in {:?}",
+        feed.events
+    );
+    // Make the wiped node lead and read every key through it: its state machine is the same.
+    let (leader, term) = c.wait_leader(0).await;
+    if leader != victim {
+        let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1)).await.unwrap();
+        ctl.transfer_leadership(deadline(Duration::from_secs(2)), victim).await.unwrap().unwrap();
+        let (now, _) = c.wait_leader(term).await;
+        assert_eq!(now, victim, "leadership moved to the wiped node");
+    }
+    let mut client = KvClient::new(c.api_addrs());
+    check_all(&mut client, "w", 60).await;
+    check_all(&mut client, "x", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_restarted_mid_stream_ends_with_an_identical_log() {
+    let mut c = TestCluster::start(3, &[]);
+    let (leader, _) = c.wait_leader(0).await;
+    let follower = if leader == 3 { 2 } else { 3 };
+    let addrs = c.api_addrs();
+    let writer = tokio::spawn(async move {
+        let mut client = KvClient::new(addrs);
+        client.op_timeout = Duration::from_secs(10);
+        put_many(&mut client, "s", 150).await;
+    });
+    // Kill the follower once the stream is under way, then bring it back while writes continue.
+    let deadline_at = Instant::now() + WAIT;
+    loop {
+        let s = c.statuses().await;
+        if s.get(&leader).is_some_and(|s| s.core.commit_index >= 30) {
+            break;
+        }
+        assert!(Instant::now() < deadline_at, "writes did not start: {}", brief(&s));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.kill(follower);
+    c.spawn(follower);
+    writer.await.unwrap();
+    let converged = c.wait_converged().await;
+    let tails: Vec<_> = converged.values().map(|s| (s.core.last_log_index, s.log_tail.clone())).collect();
+    assert!(tails.windows(2).all(|w| w[0] == w[1]), "logs differ: {}", brief(&converged));
+}
+
+#[test]
+fn a_second_node_on_the_same_data_directory_is_refused_with_exit_code_2() {
+    let c = TestCluster::start(1, &[]);
+    let data = &c.nodes[&1].data_dir;
+    let out = Command::new(env!("CARGO_BIN_EXE_squall-node"))
+        .args(["--id", "1", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(&data.display().to_string()), "names the directory: {stderr}");
+}
+
+#[test]
+fn a_port_in_use_and_a_bad_flag_give_exit_code_2() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall-node"))
+        .args(["--id", "1", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(&port.to_string()) && stderr.contains("--listen"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_squall-node"))
+        .args(["--id", "1", "--peers", "2=nowhere", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("nowhere"), "{stderr}");
+}

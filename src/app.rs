@@ -1,0 +1,314 @@
+//! The live session loop of `squall up`: one `tokio::select!` over keys (or console lines), cluster events
+//! and a render tick. Nothing here awaits a node: actions run in tasks of their own and report back as events.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::cli::UpArgs;
+use crate::cluster::command::{self, Command, Target};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::input::{self, Action};
+use crate::record::asciicast::{Recorder, TeeWriter};
+use crate::record::eventlog::EventLogWriter;
+use crate::state::{ClusterState, Event, FeedKind, Stamped, ViewState};
+
+/// Where the session's pieces go, decided before the cluster starts.
+struct Session {
+    log: Option<EventLogWriter<Stamped>>,
+    state: ClusterState,
+    recorder: Option<Recorder>,
+    feed_seen: u64,
+}
+
+impl Session {
+    /// Folds one event into the state and the event log; returns feed lines it added.
+    fn apply(&mut self, e: Stamped) -> Vec<crate::state::FeedLine> {
+        self.state.apply(&e);
+        if let Some(log) = &self.log {
+            log.append(e);
+        }
+        let new: Vec<_> = self.state.feed_since(self.feed_seen).cloned().collect();
+        self.feed_seen = self.state.feed_total();
+        if let Some(rec) = &self.recorder {
+            for line in &new {
+                if matches!(line.kind, FeedKind::Fault | FeedKind::Leader | FeedKind::Exit) {
+                    rec.marker(line.text.clone());
+                }
+            }
+        }
+        new
+    }
+}
+
+/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
+pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
+    let events_path = args.events.clone().unwrap_or_else(|| spec.dir.join("events.jsonl"));
+    let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!("squall: warning: no event log: {e}");
+            None
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cluster = match Cluster::start(spec, tx.clone()).await {
+        Ok(c) => c,
+        Err(e) => return crate::commands::fail(1, format!("{e:#}")),
+    };
+    let mut session = Session { log, state: ClusterState::new(), recorder: None, feed_seen: 0 };
+    if args.workload {
+        let _ = cluster.perform(Command::Workload(Some(true))).await;
+    }
+    let code = if args.headless {
+        headless(&cluster, &mut session, rx).await
+    } else {
+        dashboard(&cluster, &mut session, rx, &args).await
+    };
+    cluster.shutdown().await;
+    let _ = tx.send(Stamped::new(cluster.now_ms(), Event::Quit));
+    if let Some(log) = session.log.take() {
+        log.append(Stamped::new(cluster.now_ms(), Event::Quit));
+        match log.finish() {
+            Ok(p) => println!("squall: event log {}", p.display()),
+            Err(e) => eprintln!("squall: warning: event log incomplete: {e}"),
+        }
+    }
+    code
+}
+
+async fn headless(cluster: &Cluster, session: &mut Session, mut rx: mpsc::UnboundedReceiver<Stamped>) -> ExitCode {
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<String>>();
+    // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) => {
+                    if line_tx.send(Some(l)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = line_tx.send(None);
+    });
+    let mut out = std::io::stdout();
+    let mut last_summary = String::new();
+    println!("squall: {} nodes up; {}", cluster.node_ids().len(), command::HEADLESS_HELP);
+    loop {
+        tokio::select! {
+            Some(e) = rx.recv() => {
+                for line in session.apply(e) {
+                    let _ = writeln!(out, "{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text);
+                }
+                let summary = summary_line(&session.state);
+                if summary != last_summary {
+                    let _ = writeln!(out, "{:>8.3}s  {summary}", cluster.now_ms() as f64 / 1000.0);
+                    last_summary = summary;
+                }
+                let _ = out.flush();
+            }
+            line = lines.recv() => {
+                let Some(Some(line)) = line else {
+                    println!("squall: end of input: stopping the cluster");
+                    return ExitCode::SUCCESS;
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match command::parse(&line) {
+                    Ok(Command::Quit) => {
+                        println!("ok: quit");
+                        return ExitCode::SUCCESS;
+                    }
+                    Ok(Command::Status) => {
+                        for n in session.state.nodes.values() {
+                            println!("status: {}", crate::state::describe_node(n));
+                        }
+                    }
+                    Ok(cmd) => {
+                        // Answer in order: the console is a script's conversation partner.
+                        match cluster.perform(cmd).await {
+                            Ok(effect) => println!("ok: {effect}"),
+                            Err(e) => println!("error: {e}"),
+                        }
+                    }
+                    Err(e) => println!("error: {e}"),
+                }
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// One line on leader, term and commit, printed when it changes.
+fn summary_line(s: &ClusterState) -> String {
+    match s.leader {
+        Some(l) => format!("leader {l} term {} commit {}", s.term, s.commit_index()),
+        None => format!("no leader (term {}) commit {}", s.term, s.commit_index()),
+    }
+}
+
+fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
+    let sel = view.selected.map(Target::Node);
+    Some(match action {
+        Action::Kill => Command::Kill(sel?),
+        Action::Terminate => Command::Terminate(sel?),
+        Action::PauseResume => Command::TogglePause(sel?),
+        Action::Restart => Command::Restart(sel?),
+        Action::Wipe => Command::Wipe(sel?),
+        Action::Isolate => Command::Isolate(sel?),
+        Action::CycleDelay => Command::CycleDelay(sel?),
+        Action::CycleLoss => Command::CycleLoss(sel?),
+        Action::TransferHere => Command::Transfer(sel?),
+        Action::KillLeader => Command::Kill(Target::Leader),
+        Action::Partition(shape) => Command::Partition(shape.clone()),
+        Action::Heal => Command::Heal,
+        Action::ToggleWorkload => Command::Workload(None),
+        Action::RateUp => Command::WorkloadStep(true),
+        Action::RateDown => Command::WorkloadStep(false),
+        _ => return None,
+    })
+}
+
+/// Puts the terminal back however the dashboard ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+async fn dashboard(
+    cluster: &Cluster,
+    session: &mut Session,
+    mut rx: mpsc::UnboundedReceiver<Stamped>,
+    args: &UpArgs,
+) -> ExitCode {
+    use crossterm::tty::IsTty;
+    if !std::io::stdout().is_tty() || !std::io::stdin().is_tty() {
+        eprintln!("squall: standard input/output is not a terminal; use `squall up --headless` for scripts");
+        return ExitCode::from(2);
+    }
+    let base = args.record.clone().unwrap_or_else(|| std::path::PathBuf::from("squall.cast"));
+    let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
+    session.recorder = Some(recorder.clone());
+    if let Err(e) = crossterm::terminal::enable_raw_mode() {
+        return crate::commands::fail(1, format!("cannot put the terminal in raw mode: {e}"));
+    }
+    let _guard = TerminalGuard;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        hook(info);
+    }));
+    let mut stdout = std::io::stdout();
+    let _ = crossterm::execute!(stdout, crossterm::terminal::EnterAlternateScreen);
+    let backend = CrosstermBackend::new(TeeWriter::new(std::io::stdout(), recorder.clone()));
+    let mut terminal = match Terminal::new(backend) {
+        Ok(t) => t,
+        Err(e) => return crate::commands::fail(1, format!("cannot open the terminal: {e}")),
+    };
+    let mut view = ViewState::new();
+    view.selected = Some(1);
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Stamped>();
+    if args.record.is_some() {
+        let size = terminal.size().unwrap_or_default();
+        match recorder.start(size.width, size.height) {
+            Ok(p) => {
+                let _ = local_tx.send(Stamped::new(
+                    cluster.now_ms(),
+                    Event::Recording { on: true, path: Some(p.display().to_string()) },
+                ));
+            }
+            Err(e) => {
+                let _ = local_tx.send(Stamped::new(
+                    cluster.now_ms(),
+                    Event::ActionFailed { action: "record".into(), error: e.to_string() },
+                ));
+            }
+        }
+    }
+    let mut keys = EventStream::new();
+    let mut render = tokio::time::interval(Duration::from_millis(50));
+    render.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut frozen: Option<ClusterState> = None;
+    let mut dirty = true;
+    loop {
+        // Events only mark the screen dirty; it is drawn on the next render tick (at most 20 frames a second)
+        // or at once after a key, so a burst of events never costs a burst of frames.
+        let mut draw_now = false;
+        tokio::select! {
+            Some(e) = rx.recv() => { session.apply(e); dirty = true; }
+            Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }
+            key = keys.next() => {
+                let Some(Ok(ev)) = key else { continue };
+                match ev {
+                    TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
+                        let action = input::map_key(k, &view);
+                        if action == Action::Quit {
+                            return ExitCode::SUCCESS;
+                        }
+                        if action == Action::ToggleRecord {
+                            let size = terminal.size().unwrap_or_default();
+                            let ev = match recorder.toggle(size.width, size.height) {
+                                Ok(crate::record::asciicast::Toggled::Started(p)) => Event::Recording { on: true, path: Some(p.display().to_string()) },
+                                Ok(crate::record::asciicast::Toggled::Stopped(_)) => Event::Recording { on: false, path: None },
+                                Err(e) => Event::ActionFailed { action: "record".into(), error: e.to_string() },
+                            };
+                            let _ = local_tx.send(Stamped::new(cluster.now_ms(), ev));
+                        }
+                        input::apply_view(&mut view, &action, &session.state);
+                        if view.frozen && frozen.is_none() {
+                            frozen = Some(session.state.clone());
+                        } else if !view.frozen {
+                            frozen = None;
+                        }
+                        if let Some(cmd) = command_for(&action, &view) {
+                            let c = cluster.clone();
+                            tokio::spawn(async move { let _ = c.perform(cmd).await; });
+                        }
+                        dirty = true;
+                        draw_now = true;
+                    }
+                    TermEvent::Resize(w, h) => {
+                        recorder.resize(w, h);
+                        let _ = terminal.autoresize();
+                        dirty = true;
+                        draw_now = true;
+                    }
+                    _ => {}
+                }
+            }
+            _ = render.tick() => draw_now = true,
+        }
+        if dirty && draw_now {
+            if recorder.take_redraw_request() {
+                let _ = terminal.clear();
+            }
+            let shown = frozen.as_ref().unwrap_or(&session.state);
+            if let Err(e) = terminal.draw(|f| crate::ui::draw(f, shown, &view)) {
+                drop(_guard);
+                return crate::commands::fail(1, format!("drawing failed: {e}"));
+            }
+            dirty = false;
+        }
+    }
+}

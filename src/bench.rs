@@ -1,0 +1,169 @@
+//! `squall bench`: write throughput and latency at several concurrency levels, and failover time, over a real
+//! 3-node cluster (real processes, fsync on, every peer link through the idle proxy). Ends with one JSON line.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use squall_node::client::KvClient;
+use squall_node::kv::KvOp;
+use tokio::sync::mpsc;
+
+use crate::cli::{BenchArgs, UpArgs};
+use crate::cluster::Cluster;
+use crate::cluster::command::{Command, Target};
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn wait_for_leader(cluster: &Cluster, timeout: Duration) -> Option<(u64, u64)> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(l) = cluster.leader() {
+            return Some(l);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// Runs the benchmark and prints its figures (human lines, then one JSON line).
+pub async fn run(args: BenchArgs) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
+    let up = UpArgs {
+        nodes: 3,
+        dir: Some(dir.clone()),
+        keep: false,
+        node_bin: args.node_bin.clone(),
+        headless: true,
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        heartbeat: Duration::from_millis(50),
+        snapshot_every: 10_000,
+        seed: Some(42),
+        record: None,
+        events: None,
+        workload: false,
+        rate: 1,
+    };
+    let spec = match crate::commands::cluster_spec(&up, dir.clone(), 42) {
+        Ok(s) => s,
+        Err(e) => return crate::commands::fail(2, e),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let cluster = match Cluster::start(spec, tx).await {
+        Ok(c) => c,
+        Err(e) => return crate::commands::fail(1, format!("{e:#}")),
+    };
+    let result = measure(&cluster, &args).await;
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::commands::fail(1, e),
+    }
+}
+
+async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Value, String> {
+    wait_for_leader(cluster, Duration::from_secs(10)).await.ok_or("no leader within 10 s")?;
+    let mut levels = Vec::new();
+    for &clients in &args.clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for c in 0..clients {
+            let addrs = cluster.api_addrs();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut client = KvClient::new(addrs);
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let t = Instant::now();
+                    match client.execute(KvOp::Put { key: format!("c{c}-{}", i % 100), value: format!("{i}") }).await {
+                        Ok(_) => lat.push(t.elapsed().as_micros() as u64),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        tokio::time::sleep(args.duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (lat, e) = t.await.map_err(|e| e.to_string())?;
+            all.extend(lat);
+            errors += e;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        all.sort_unstable();
+        let rate = all.len() as f64 / secs;
+        let (p50, p99) = (percentile(&all, 0.5), percentile(&all, 0.99));
+        eprintln!(
+            "clients {clients:>3}: {rate:>8.0} writes/s  p50 {:.2} ms  p99 {:.2} ms  ({} ok, {errors} failed)",
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0,
+            all.len()
+        );
+        levels.push(serde_json::json!({
+            "clients": clients, "writes_per_sec": rate.round(), "p50_ms": p50 as f64 / 1000.0,
+            "p99_ms": p99 as f64 / 1000.0, "ok": all.len(), "failed": errors,
+        }));
+    }
+
+    let mut failovers = Vec::new();
+    for trial in 0..args.failovers {
+        let (leader, term) = wait_for_leader(cluster, Duration::from_secs(10)).await.ok_or("no leader")?;
+        let mut client = KvClient::new(cluster.api_addrs());
+        client.op_timeout = Duration::from_secs(10);
+        client.call_timeout = Duration::from_millis(100);
+        // Warm the client up so it knows the leader and has its connections open.
+        client.execute(KvOp::Put { key: "failover".into(), value: "warm".into() }).await.map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        cluster.perform(Command::Kill(Target::Node(leader))).await?;
+        client
+            .execute(KvOp::Put { key: "failover".into(), value: format!("{trial}") })
+            .await
+            .map_err(|e| format!("failover trial {trial}: {e}"))?;
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("failover {trial:>2}: killed leader {leader} (term {term}); next write committed after {ms:.0} ms");
+        failovers.push(ms);
+        cluster.perform(Command::Restart(Target::Node(leader))).await?;
+        // Let the restarted node rejoin before the next trial, so every trial starts from three live nodes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some((l, t)) = cluster.leader()
+                && t > term
+                && l != leader
+                && cluster.api_addrs().len() == 3
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut sorted: Vec<u64> = failovers.iter().map(|m| (*m * 1000.0) as u64).collect();
+    sorted.sort_unstable();
+    let (f50, f99) = (percentile(&sorted, 0.5) as f64 / 1000.0, percentile(&sorted, 0.99) as f64 / 1000.0);
+    if !failovers.is_empty() {
+        eprintln!("failover over {} trials: median {f50:.0} ms, p99 {f99:.0} ms", failovers.len());
+    }
+    Ok(serde_json::json!({
+        "bench": "squall", "nodes": 3, "fsync": true, "levels": levels,
+        "failover": { "trials": failovers.len(), "median_ms": f50, "p99_ms": f99, "all_ms": failovers },
+    }))
+}

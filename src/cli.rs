@@ -1,0 +1,179 @@
+//! Command-line definitions of the `squall` binary.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use squall_node::cli::{NodeArgs, parse_duration, parse_peers, parse_range};
+
+/// squall: run a real Raft cluster on this machine, watch it live, and break it on purpose.
+#[derive(Parser, Debug)]
+#[command(name = "squall", version, arg_required_else_help = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a local cluster and open the live dashboard (or, with --headless, a line-oriented console).
+    Up(UpArgs),
+    /// Print every node's pid, role, term, leader, commit and last log index.
+    Status(StatusArgs),
+    /// Run one key-value operation against a running cluster.
+    Kv(KvArgs),
+    /// Replay a recorded event log in the dashboard.
+    Replay(ReplayArgs),
+    /// Measure write throughput/latency and failover time on a real 3-node cluster.
+    Bench(BenchArgs),
+    /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
+    #[command(hide = true)]
+    Node(NodeArgs),
+}
+
+/// Flags of `squall up`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Number of nodes (1 to 9).
+    #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// Cluster directory (node data, logs, addresses); default: a fresh directory under the system temp dir.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the cluster directory after exit (always kept when --dir is given).
+    #[arg(long)]
+    pub keep: bool,
+    /// Node binary to run instead of squall itself (any build of squall-node).
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+    /// No dashboard: print one line per event and read commands from standard input.
+    #[arg(long)]
+    pub headless: bool,
+    /// Election timeout range of every node.
+    #[arg(long, default_value = "150..300ms", value_parser = parse_range)]
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval of every node.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Snapshot every N applied entries on every node.
+    #[arg(long, default_value_t = 500)]
+    pub snapshot_every: u64,
+    /// Seed for the nodes' timeouts, the proxies' faults and random partitions (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Record the dashboard as an asciicast v2 file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Write the event log here instead of into the cluster directory.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Start the built-in client workload at once.
+    #[arg(long)]
+    pub workload: bool,
+    /// Workload rate in writes per second.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+}
+
+/// Where a running cluster is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Cluster directory written by `squall up` (it holds cluster.json).
+    #[arg(long, conflicts_with = "peers")]
+    pub dir: Option<PathBuf>,
+    /// The nodes' API addresses instead of --dir: `1=127.0.0.1:7001,2=...`.
+    #[arg(long, value_parser = parse_peers)]
+    pub peers: Option<BTreeMap<u64, SocketAddr>>,
+    /// How long to wait for the cluster before giving up.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Flags of `squall status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub target: Target,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `squall kv`.
+#[derive(clap::Args, Debug)]
+pub struct KvArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub target: Target,
+    /// The operation.
+    #[command(subcommand)]
+    pub op: KvCmd,
+}
+
+/// One key-value operation.
+#[derive(Subcommand, Debug, Clone)]
+pub enum KvCmd {
+    /// Set KEY to VALUE.
+    Put {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Print the value of KEY (exit 1 when absent).
+    Get {
+        /// Key.
+        key: String,
+    },
+    /// Delete KEY.
+    Del {
+        /// Key.
+        key: String,
+    },
+    /// Set KEY to NEW if its value is OLD (`-` for "absent").
+    Cas {
+        /// Key.
+        key: String,
+        /// Expected value, or `-` for absent.
+        old: String,
+        /// New value.
+        new: String,
+    },
+    /// Add N (default 1) to the counter at KEY and print the new value.
+    Incr {
+        /// Key.
+        key: String,
+        /// Amount.
+        #[arg(default_value_t = 1, allow_negative_numbers = true)]
+        by: i64,
+    },
+}
+
+/// Flags of `squall replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// An event log written by `squall up` (events.jsonl in the cluster directory, or --events FILE).
+    pub file: PathBuf,
+}
+
+/// Flags of `squall bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Seconds per concurrency level.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Failover trials (SIGKILL the leader, time until the next write commits).
+    #[arg(long, default_value_t = 20)]
+    pub failovers: usize,
+    /// Node binary to run instead of squall itself.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}

@@ -1,0 +1,655 @@
+//! Spawns and drives a local cluster: node processes through the chaos supervisor, every peer link through
+//! the chaos proxy, status polling, the built-in workload, and actions turned into faults. Everything it
+//! learns goes out as [`Stamped`] events; nothing here touches the terminal.
+
+pub mod command;
+pub mod files;
+mod poll;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use squall_chaos::{
+    Distribution, Fault, FaultKind, FaultSpec, LinkId, Network, Partition, ProcessSpec, Shape, Supervisor,
+};
+use squall_node::raft::Role;
+use squall_node::rpc::NodeStatus;
+use squall_node::server::BoundAddrs;
+use tokio::sync::{mpsc, watch};
+
+use crate::state::{Event, LinkState, LinkView, ProcessState, Stamped};
+use command::{Command, DELAY_STEPS_MS, LOSS_STEPS_PCT, NodeId, Target};
+pub use files::{ClusterFile, NodeEntry};
+
+/// How to build a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Number of nodes.
+    pub nodes: u64,
+    /// Cluster directory.
+    pub dir: PathBuf,
+    /// Program to run for each node.
+    pub node_program: PathBuf,
+    /// Arguments placed before the node flags (`["node"]` when the program is squall itself).
+    pub node_prefix_args: Vec<OsString>,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Snapshot every N applied entries.
+    pub snapshot_every: u64,
+    /// Seed for nodes, proxies and random partitions.
+    pub seed: u64,
+    /// Workload rate at start (writes per second).
+    pub rate: u32,
+}
+
+struct Slot {
+    spec: ProcessSpec,
+    addr_file: PathBuf,
+    addrs: Option<BoundAddrs>,
+    delay_step: usize,
+    loss_step: usize,
+}
+
+struct Inner {
+    spec: ClusterSpec,
+    started: Instant,
+    sup: Supervisor,
+    net: Network,
+    events: mpsc::UnboundedSender<Stamped>,
+    slots: Mutex<BTreeMap<NodeId, Slot>>,
+    latest: Mutex<BTreeMap<NodeId, NodeStatus>>,
+    api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
+    workload: workload::Control,
+    stop: watch::Sender<bool>,
+}
+
+/// A running local cluster. Cheap to clone; every clone drives the same cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+fn node_name(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+impl Cluster {
+    /// Starts every node and proxy, waits until each node listens, and begins polling. Events go to `events`.
+    pub async fn start(spec: ClusterSpec, events: mpsc::UnboundedSender<Stamped>) -> anyhow::Result<Cluster> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&spec.dir)
+            .with_context(|| format!("cannot create cluster directory {}", spec.dir.display()))?;
+        if !spec.node_program.exists() {
+            bail!(
+                "node binary {} does not exist; build it (cargo build --release) or pass --node-bin PATH",
+                spec.node_program.display()
+            );
+        }
+        let sup = Supervisor::new().context("starting the process supervisor")?;
+        let net = Network::new(spec.seed);
+        let ids: Vec<NodeId> = (1..=spec.nodes).collect();
+        let mut proxies = BTreeMap::new();
+        for &from in &ids {
+            for &to in &ids {
+                if from != to {
+                    let addr = net
+                        .add_link(from, to)
+                        .await
+                        .with_context(|| format!("starting the proxy for link {from}->{to}"))?;
+                    proxies.insert((from, to), addr);
+                }
+            }
+        }
+        let (api, _) = watch::channel(BTreeMap::new());
+        let (stop, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            started,
+            sup,
+            net,
+            events,
+            slots: Mutex::new(BTreeMap::new()),
+            latest: Mutex::new(BTreeMap::new()),
+            api,
+            workload: workload::Control::new(spec.rate),
+            stop,
+            spec,
+        });
+        let cluster = Cluster { inner };
+        cluster.emit(Event::SessionStarted {
+            cluster_id: cluster.inner.spec.cluster_id.clone(),
+            nodes: ids.clone(),
+            dir: cluster.inner.spec.dir.display().to_string(),
+        });
+        for &id in &ids {
+            let slot = cluster.slot_for(id, &proxies)?;
+            cluster.inner.slots.lock().unwrap().insert(id, slot);
+        }
+        tokio::spawn(watch_exits(cluster.clone()));
+        for &id in &ids {
+            cluster.emit(Event::Process { node: id, state: ProcessState::Starting });
+            let spec = cluster.inner.slots.lock().unwrap()[&id].spec.clone();
+            let pid = cluster
+                .inner
+                .sup
+                .spawn(spec)
+                .await
+                .with_context(|| format!("starting node {id}"))?;
+            cluster.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+        }
+        for &id in &ids {
+            cluster.await_listening(id).await?;
+        }
+        for &id in &ids {
+            tokio::spawn(poll::poll_node(cluster.clone(), id));
+        }
+        tokio::spawn(report_links(cluster.clone()));
+        tokio::spawn(workload::run(cluster.clone()));
+        Ok(cluster)
+    }
+
+    fn slot_for(&self, id: NodeId, proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>) -> anyhow::Result<Slot> {
+        let spec = &self.inner.spec;
+        let node_dir = spec.dir.join(node_name(id));
+        std::fs::create_dir_all(&node_dir)
+            .with_context(|| format!("cannot create {}", node_dir.display()))?;
+        let data_dir = node_dir.join("data");
+        let addr_file = node_dir.join("addr.json");
+        let peers: Vec<String> = proxies
+            .iter()
+            .filter(|((from, _), _)| *from == id)
+            .map(|((_, to), addr)| format!("{to}={addr}"))
+            .collect();
+        let (lo, hi) = spec.election_timeout;
+        let mut args = spec.node_prefix_args.clone();
+        for a in [
+            "--id".to_string(),
+            id.to_string(),
+            "--cluster-id".into(),
+            spec.cluster_id.clone(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--api-listen".into(),
+            "127.0.0.1:0".into(),
+            "--peers".into(),
+            peers.join(","),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+            "--election-timeout".into(),
+            format!("{}ms..{}ms", lo.as_millis(), hi.as_millis()),
+            "--heartbeat".into(),
+            format!("{}ms", spec.heartbeat.as_millis()),
+            "--snapshot-every".into(),
+            spec.snapshot_every.to_string(),
+            "--seed".into(),
+            spec.seed.wrapping_add(id).to_string(),
+        ] {
+            args.push(a.into());
+        }
+        Ok(Slot {
+            spec: ProcessSpec {
+                name: node_name(id),
+                program: spec.node_program.clone(),
+                args,
+                env: vec![],
+                log_path: node_dir.join("node.log"),
+                data_dir: Some(data_dir),
+            },
+            addr_file,
+            addrs: None,
+            delay_step: 0,
+            loss_step: 0,
+        })
+    }
+
+    /// Waits for a node's address file, then points its inbound proxies and the pollers at it.
+    async fn await_listening(&self, id: NodeId) -> anyhow::Result<()> {
+        let (path, log) = {
+            let slots = self.inner.slots.lock().unwrap();
+            (slots[&id].addr_file.clone(), slots[&id].spec.log_path.clone())
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addrs = loop {
+            if let Ok(bytes) = std::fs::read(&path)
+                && let Ok(addrs) = serde_json::from_slice::<BoundAddrs>(&bytes)
+            {
+                break addrs;
+            }
+            if let Some(squall_chaos::ProcState::Exited { code, signal, .. }) =
+                self.inner.sup.state(&node_name(id))
+            {
+                bail!(
+                    "node {id} exited before listening (code {code:?}, signal {signal:?}); its log {} ends with:\n{}",
+                    log.display(),
+                    files::tail(&log, 10)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("node {id} did not start listening within 15 s; see {}", log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        self.inner.net.set_upstream(id, addrs.peer);
+        self.inner.slots.lock().unwrap().get_mut(&id).expect("slot").addrs = Some(addrs.clone());
+        self.inner.api.send_modify(|m| {
+            m.insert(id, addrs.api);
+        });
+        self.write_cluster_file();
+        Ok(())
+    }
+
+    fn write_cluster_file(&self) {
+        let slots = self.inner.slots.lock().unwrap();
+        let file = ClusterFile {
+            cluster_id: self.inner.spec.cluster_id.clone(),
+            nodes: slots
+                .iter()
+                .map(|(&id, s)| NodeEntry {
+                    id,
+                    api: s.addrs.as_ref().map(|a| a.api),
+                    peer: s.addrs.as_ref().map(|a| a.peer),
+                    pid: s.addrs.as_ref().map(|a| a.pid),
+                    log: s.spec.log_path.clone(),
+                })
+                .collect(),
+        };
+        if let Err(e) = file.write(&self.inner.spec.dir) {
+            tracing::warn!(error = %e, "cannot write cluster.json");
+        }
+    }
+
+    /// Milliseconds since the session began.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.inner.events.send(Stamped::new(self.now_ms(), event));
+    }
+
+    /// The cluster directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.spec.dir
+    }
+
+    /// Node ids.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        (1..=self.inner.spec.nodes).collect()
+    }
+
+    /// The current API addresses.
+    pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.inner.api.borrow().clone()
+    }
+
+    /// The leader and its term, from the latest statuses (the highest term a live node leads in).
+    pub fn leader(&self) -> Option<(NodeId, u64)> {
+        let latest = self.inner.latest.lock().unwrap();
+        latest
+            .iter()
+            .filter(|(id, s)| s.core.role == Role::Leader && self.alive(**id))
+            .map(|(id, s)| (*id, s.core.term))
+            .max_by_key(|(_, t)| *t)
+    }
+
+    fn alive(&self, id: NodeId) -> bool {
+        matches!(
+            self.inner.sup.state(&node_name(id)),
+            Some(squall_chaos::ProcState::Running { .. }) | Some(squall_chaos::ProcState::Paused { .. })
+        )
+    }
+
+    /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
+    fn describe_node(&self, id: NodeId) -> String {
+        match self.inner.latest.lock().unwrap().get(&id) {
+            Some(s) if self.alive(id) => format!(" ({}, term {})", s.core.role.as_str(), s.core.term),
+            _ => String::new(),
+        }
+    }
+
+    fn resolve(&self, t: Target) -> Result<NodeId, String> {
+        match t {
+            Target::Node(id) if (1..=self.inner.spec.nodes).contains(&id) => Ok(id),
+            Target::Node(id) => Err(format!(
+                "there is no node {id}: this cluster has nodes 1 to {}",
+                self.inner.spec.nodes
+            )),
+            Target::Leader => self
+                .leader()
+                .map(|(id, _)| id)
+                .ok_or_else(|| "no node leads right now".to_string()),
+        }
+    }
+
+    /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
+    /// Returns the effect text, or why it could not be done.
+    pub async fn perform(&self, cmd: Command) -> Result<String, String> {
+        let asked = format!("{cmd:?}");
+        let result = self.perform_inner(cmd).await;
+        match &result {
+            Ok(effect) if !effect.is_empty() => {
+                self.emit(Event::Fault { description: asked, effect: effect.clone() });
+            }
+            Ok(_) => {}
+            Err(error) => self.emit(Event::ActionFailed { action: asked, error: error.clone() }),
+        }
+        result
+    }
+
+    async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
+        let sup = &self.inner.sup;
+        let err = |e: squall_chaos::ChaosError| e.to_string();
+        match cmd {
+            Command::Kill(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.kill(&node_name(id)).map_err(err)?;
+                Ok(format!("kill node {id}{what}"))
+            }
+            Command::Terminate(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.terminate(&node_name(id)).map_err(err)?;
+                Ok(format!("terminate node {id}{what}"))
+            }
+            Command::Pause(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.pause(&node_name(id)).map_err(err)?;
+                if let Some(squall_chaos::ProcState::Paused { pid }) = sup.state(&node_name(id)) {
+                    self.emit(Event::Process { node: id, state: ProcessState::Paused { pid } });
+                }
+                Ok(format!("pause node {id}{what}"))
+            }
+            Command::Resume(t) => {
+                let id = self.resolve(t)?;
+                sup.resume(&node_name(id)).map_err(err)?;
+                if let Some(squall_chaos::ProcState::Running { pid }) = sup.state(&node_name(id)) {
+                    self.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+                }
+                Ok(format!("resume node {id}"))
+            }
+            Command::TogglePause(t) => {
+                let id = self.resolve(t)?;
+                match sup.state(&node_name(id)) {
+                    Some(squall_chaos::ProcState::Paused { .. }) => {
+                        Box::pin(self.perform_inner(Command::Resume(Target::Node(id)))).await
+                    }
+                    _ => Box::pin(self.perform_inner(Command::Pause(Target::Node(id)))).await,
+                }
+            }
+            Command::Restart(t) | Command::Wipe(t) => {
+                let wipe = matches!(cmd, Command::Wipe(_));
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
+                Ok(if wipe {
+                    format!("wipe data of node {id}{what} and restart it empty")
+                } else {
+                    format!("restart node {id}{what} with its data")
+                })
+            }
+            Command::Isolate(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                self.partition(Shape::Isolate(id))?;
+                Ok(format!("isolate node {id}{what}"))
+            }
+            Command::Delay(t, d) => {
+                let id = self.resolve(t)?;
+                self.set_node_delay(id, d);
+                Ok(if d.is_zero() {
+                    format!("remove added latency on node {id}'s links")
+                } else {
+                    format!("delay node {id}'s links by {} ms", d.as_millis())
+                })
+            }
+            Command::Loss(t, pct) => {
+                let id = self.resolve(t)?;
+                self.set_node_loss(id, pct);
+                Ok(if pct == 0 {
+                    format!("remove loss on node {id}'s links")
+                } else {
+                    format!("drop {pct}% of frames on node {id}'s links")
+                })
+            }
+            Command::CycleDelay(t) => {
+                let id = self.resolve(t)?;
+                let step = {
+                    let mut slots = self.inner.slots.lock().unwrap();
+                    let slot = slots.get_mut(&id).expect("slot");
+                    slot.delay_step = (slot.delay_step + 1) % DELAY_STEPS_MS.len();
+                    slot.delay_step
+                };
+                Box::pin(self.perform_inner(Command::Delay(
+                    Target::Node(id),
+                    Duration::from_millis(DELAY_STEPS_MS[step]),
+                )))
+                .await
+            }
+            Command::CycleLoss(t) => {
+                let id = self.resolve(t)?;
+                let step = {
+                    let mut slots = self.inner.slots.lock().unwrap();
+                    let slot = slots.get_mut(&id).expect("slot");
+                    slot.loss_step = (slot.loss_step + 1) % LOSS_STEPS_PCT.len();
+                    slot.loss_step
+                };
+                Box::pin(self.perform_inner(Command::Loss(Target::Node(id), LOSS_STEPS_PCT[step]))).await
+            }
+            Command::Partition(shape) => {
+                let shape = parse_shape(&shape)?;
+                let described = self.partition(shape)?;
+                Ok(format!("partition {described}"))
+            }
+            Command::Heal => {
+                self.inner.net.heal_all();
+                for slot in self.inner.slots.lock().unwrap().values_mut() {
+                    slot.delay_step = 0;
+                    slot.loss_step = 0;
+                }
+                Ok("heal every network fault".into())
+            }
+            Command::Transfer(t) => {
+                let id = self.resolve(t)?;
+                let (leader, term) = self.leader().ok_or("no node leads right now")?;
+                if leader == id {
+                    return Err(format!("node {id} already leads term {term}"));
+                }
+                let addr = self.api_addrs().get(&leader).copied().ok_or("leader address unknown")?;
+                let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+                    .await
+                    .map_err(|e| format!("cannot reach leader {leader}: {e}"))?;
+                client
+                    .transfer_leadership(squall_node::transport::deadline(Duration::from_secs(2)), id)
+                    .await
+                    .map_err(|e| format!("leader {leader} did not answer: {e}"))??;
+                Ok(format!("transfer leadership from node {leader} (term {term}) to node {id}"))
+            }
+            Command::Workload(on) => {
+                let on = self.inner.workload.set(on);
+                Ok(format!("workload {} at {} writes/s", if on { "on" } else { "off" }, self.inner.workload.rate()))
+            }
+            Command::WorkloadRate(r) => {
+                self.inner.workload.set_rate(r);
+                Ok(format!("workload rate {r} writes/s"))
+            }
+            Command::WorkloadStep(up) => {
+                let r = self.inner.workload.step(up);
+                Ok(format!("workload rate {r} writes/s"))
+            }
+            Command::Status => Ok(String::new()),
+            Command::Quit => Ok(String::new()),
+        }
+    }
+
+    fn partition(&self, shape: Shape) -> Result<String, String> {
+        let nodes = self.node_ids();
+        let seed = self.inner.spec.seed ^ self.now_ms();
+        let p = Partition::build(&shape, &nodes, seed).map_err(|e| e.to_string())?;
+        self.inner.net.apply_partition(&p);
+        Ok(p.describe())
+    }
+
+    fn for_each_link_of(&self, id: NodeId, mut f: impl FnMut(LinkId)) {
+        for other in self.node_ids() {
+            if other != id {
+                f(LinkId { from: id, to: other });
+                f(LinkId { from: other, to: id });
+            }
+        }
+    }
+
+    fn set_node_delay(&self, id: NodeId, d: Duration) {
+        let net = &self.inner.net;
+        self.for_each_link_of(id, |link| {
+            if d.is_zero() {
+                net.remove_fault(link, FaultKind::Latency);
+            } else {
+                net.set_fault(
+                    link,
+                    FaultSpec {
+                        fault: Fault::Latency { base: d, jitter: d / 10, dist: Distribution::Uniform },
+                        duration: None,
+                    },
+                );
+            }
+        });
+    }
+
+    fn set_node_loss(&self, id: NodeId, pct: u8) {
+        let net = &self.inner.net;
+        self.for_each_link_of(id, |link| {
+            if pct == 0 {
+                net.remove_fault(link, FaultKind::Loss);
+            } else {
+                net.set_fault(
+                    link,
+                    FaultSpec { fault: Fault::Loss { p: f64::from(pct) / 100.0 }, duration: None },
+                );
+            }
+        });
+    }
+
+    async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
+        self.emit(Event::Process { node: id, state: ProcessState::Restarting { wipe } });
+        let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
+        let _ = std::fs::remove_file(&addr_file);
+        let pid = self
+            .inner
+            .sup
+            .restart(&node_name(id), wipe)
+            .await
+            .map_err(|e| anyhow!("restarting node {id}: {e}"))?;
+        self.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+        self.await_listening(id).await
+    }
+
+    fn record_status(&self, id: NodeId, status: &NodeStatus) {
+        self.inner.latest.lock().unwrap().insert(id, status.clone());
+    }
+
+    fn forget_status(&self, id: NodeId) {
+        self.inner.latest.lock().unwrap().remove(&id);
+    }
+
+    /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        self.inner.sup.shutdown(Duration::from_secs(2)).await;
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+}
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    Ok(match s.trim() {
+        "halves" => Shape::Halves,
+        "random-halves" | "random" => Shape::RandomHalves,
+        "bridge" => Shape::Bridge,
+        "ring" | "majorities-ring" => Shape::MajoritiesRing,
+        grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
+    })
+}
+
+async fn watch_exits(cluster: Cluster) {
+    let mut exits = cluster.inner.sup.exits();
+    let mut stop = cluster.stopping();
+    loop {
+        tokio::select! {
+            exit = exits.recv() => {
+                let exit = match exit {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let Some(id) = exit.name.strip_prefix("node-").and_then(|s| s.parse::<NodeId>().ok()) else {
+                    continue;
+                };
+                cluster.forget_status(id);
+                let state = if exit.signal.as_deref() == Some("SIGKILL") && exit.expected {
+                    ProcessState::Killed { pid: exit.pid }
+                } else {
+                    ProcessState::Exited { pid: exit.pid, code: exit.code, signal: exit.signal.clone() }
+                };
+                cluster.emit(Event::Process { node: id, state });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn report_links(cluster: Cluster) {
+    let mut stop = cluster.stopping();
+    let mut last: Vec<LinkView> = Vec::new();
+    let mut last_sent = Instant::now() - Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => return,
+        }
+        let links: Vec<LinkView> = cluster.inner.net.stats().into_iter().map(link_view).collect();
+        let states_changed = links.len() != last.len()
+            || links.iter().zip(&last).any(|(a, b)| a.state != b.state);
+        if states_changed || (links != last && last_sent.elapsed() >= Duration::from_secs(1)) {
+            cluster.emit(Event::Links { links: links.clone() });
+            last = links;
+            last_sent = Instant::now();
+        }
+    }
+}
+
+fn link_view(s: squall_chaos::LinkStats) -> LinkView {
+    let mut state = LinkState::Ok;
+    for f in &s.faults {
+        state = match (&f.fault, state) {
+            (Fault::Blackhole | Fault::Reset, _) => LinkState::Cut,
+            (_, LinkState::Cut) => LinkState::Cut,
+            (Fault::Loss { p }, _) if *p >= 1.0 => LinkState::Cut,
+            (Fault::Loss { p }, _) => LinkState::Lossy((p * 100.0).round() as u8),
+            (Fault::Latency { base, .. }, LinkState::Ok) => LinkState::Delayed(base.as_millis() as u32),
+            (_, s) => s,
+        };
+    }
+    LinkView {
+        from: s.link.from,
+        to: s.link.to,
+        state,
+        frames: s.frames_forwarded,
+        bytes: s.bytes_forwarded,
+        dropped: s.frames_dropped,
+    }
+}
