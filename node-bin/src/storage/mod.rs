@@ -127,11 +127,23 @@ impl Storage {
     /// WAL tail (bad length, bad CRC, short record) is truncated with a warning naming the file, offset and
     /// bytes cut. A second opener of a locked directory gets [`StorageError::Locked`].
     pub fn open(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
+        // Directories this call creates; each one's parent is fsynced so the new entries survive a power loss.
+        let created: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
         fs::create_dir_all(dir).map_err(|source| StorageError::Io {
             path: dir.to_path_buf(),
             op: "create data directory",
             source,
         })?;
+        for new_dir in created.iter().rev() {
+            match new_dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+                _ => sync_dir(Path::new("."))?,
+            }
+        }
         let lock = DirLock::acquire(dir)?;
         for leftover in [WAL_TMP_FILE, snapshot_file::SNAPSHOT_TMP_FILE] {
             let path = dir.join(leftover);
@@ -250,7 +262,8 @@ impl Storage {
 
     /// Makes one batch durable with one fdatasync: the new hard state (if any), then removal of entries with
     /// index >= `truncate_from` (if any), then `entries`, which must continue the log right after the
-    /// truncation point. Writes nothing and does not sync when there is nothing to do.
+    /// truncation point (leading entries already stored with the same term are skipped). Writes nothing and
+    /// does not sync when there is nothing new.
     pub fn persist(
         &mut self,
         hard_state: Option<&HardState>,
@@ -260,10 +273,10 @@ impl Storage {
         self.check_usable()?;
         let hard_state = hard_state.filter(|hs| **hs != self.state.hard_state);
         let truncate_from = truncate_from.filter(|&t| t <= self.state.last_index());
+        let entries = &entries[self.validate(truncate_from, entries)?..];
         if hard_state.is_none() && truncate_from.is_none() && entries.is_empty() {
             return Ok(());
         }
-        self.validate(truncate_from, entries)?;
 
         self.buf.clear();
         let mut buf = std::mem::take(&mut self.buf);
@@ -484,11 +497,14 @@ impl Storage {
         }
     }
 
+    /// Checks that `entries` can follow the log once `truncate_from` is applied, and returns how many leading
+    /// entries are already durable: the same (index, term) as a stored entry, or inside the snapshot. Those are
+    /// skipped, so handing the storage an entry twice is harmless; a stored entry with another term is not.
     fn validate(
         &self,
         truncate_from: Option<Index>,
         entries: &[Entry],
-    ) -> Result<(), StorageError> {
+    ) -> Result<usize, StorageError> {
         let base = self.state.base;
         let mut last = self.state.last_index();
         if let Some(t) = truncate_from {
@@ -500,12 +516,22 @@ impl Storage {
             }
             last = last.min(t - 1);
         }
-        let mut prev_term = if last == base.last_index {
-            base.last_term
-        } else {
-            self.state.entries[(last - base.last_index - 1) as usize].term
-        };
-        for (expected, e) in (last + 1..).zip(entries) {
+        let mut skip = 0;
+        for e in entries.iter().take_while(|e| e.index <= last) {
+            // Entries below the snapshot are committed, so they cannot differ from what it covers.
+            let stored = entry_term(&self.state, e.index);
+            if stored.is_some_and(|t| t != e.term) {
+                return self.invalid(format!(
+                    "entry {} has term {} but the stored entry there has term {}; a replacement needs truncate_from",
+                    e.index,
+                    e.term,
+                    stored.unwrap_or_default()
+                ));
+            }
+            skip += 1;
+        }
+        let mut prev_term = entry_term(&self.state, last).unwrap_or(base.last_term);
+        for (expected, e) in (last + 1..).zip(&entries[skip..]) {
             if e.index != expected {
                 return self.invalid(format!(
                     "entry {} does not follow index {} (log ends at {}, truncate_from {:?})",
@@ -523,7 +549,7 @@ impl Storage {
             }
             prev_term = e.term;
         }
-        Ok(())
+        Ok(skip)
     }
 
     fn check_not_older(&self, meta: SnapshotMeta) -> Result<(), StorageError> {

@@ -99,6 +99,22 @@ fn truncation_alone_and_past_the_end() {
 }
 
 #[test]
+fn entries_already_stored_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(None, None, &entries(1..=5, 1)).unwrap();
+    let len = st.wal_bytes();
+    st.persist(None, None, &entries(3..=5, 1)).unwrap();
+    assert_eq!(st.wal_bytes(), len, "a repeat writes nothing");
+    st.persist(None, None, &entries(4..=7, 1)).unwrap();
+    st.save_snapshot(&snap(6, 1), &[]).unwrap();
+    // Entries inside the snapshot are committed: skipped too.
+    st.persist(None, None, &entries(5..=8, 1)).unwrap();
+    drop(st);
+    assert_eq!(reopen(tmp.path()).entries, entries(7..=8, 1));
+}
+
+#[test]
 fn nothing_to_persist_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
@@ -125,8 +141,9 @@ fn inconsistent_writes_are_refused_and_write_nothing() {
     // A gap.
     let d = refused(st.persist(None, None, &entries(7..=8, 2)));
     assert!(d.contains("entry 7"), "{d}");
-    // Overlap without truncation.
-    refused(st.persist(None, None, &entries(5..=6, 2)));
+    // A different entry at a stored index without truncation.
+    let d = refused(st.persist(None, None, &entries(5..=6, 3)));
+    assert!(d.contains("truncate_from"), "{d}");
     // Not contiguous inside the batch.
     refused(st.persist(None, None, &[entry(6, 2), entry(8, 2)]));
     // Term going down.
