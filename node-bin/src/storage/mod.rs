@@ -273,7 +273,7 @@ impl Storage {
         self.check_usable()?;
         let hard_state = hard_state.filter(|hs| **hs != self.state.hard_state);
         let truncate_from = truncate_from.filter(|&t| t <= self.state.last_index());
-        let entries = &entries[self.validate(truncate_from, entries)?..];
+        let entries = &entries[self.validate(hard_state, truncate_from, entries)?..];
         if hard_state.is_none() && truncate_from.is_none() && entries.is_empty() {
             return Ok(());
         }
@@ -502,9 +502,23 @@ impl Storage {
     /// skipped, so handing the storage an entry twice is harmless; a stored entry with another term is not.
     fn validate(
         &self,
+        hard_state: Option<&HardState>,
         truncate_from: Option<Index>,
         entries: &[Entry],
     ) -> Result<usize, StorageError> {
+        let cur = self.state.hard_state;
+        if let Some(hs) = hard_state {
+            // The last line of defence against a double vote: a term never goes back, and a vote cast in a term
+            // is never changed or withdrawn.
+            if hs.term < cur.term
+                || (hs.term == cur.term && cur.vote.is_some() && hs.vote != cur.vote)
+            {
+                return self.invalid(format!(
+                    "hard state (term {}, vote {:?}) would go back on the stored (term {}, vote {:?})",
+                    hs.term, hs.vote, cur.term, cur.vote
+                ));
+            }
+        }
         let base = self.state.base;
         let mut last = self.state.last_index();
         if let Some(t) = truncate_from {
@@ -622,6 +636,12 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
             })?;
     }
     let mut cut = 0;
+    if let Some(bad) = bad.as_ref().filter(|b| b.intact) {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("at offset {}: {}", bad.offset, bad.reason),
+        });
+    }
     if let Some(bad) = bad {
         cut = bytes.len() as u64 - bad.offset;
         warn!(

@@ -148,6 +148,12 @@ fn inconsistent_writes_are_refused_and_write_nothing() {
     refused(st.persist(None, None, &[entry(6, 2), entry(8, 2)]));
     // Term going down.
     refused(st.persist(None, None, &entries(6..=6, 1)));
+    // A term going back, or a second vote in a term.
+    st.persist(Some(&hs(4, Some(2))), None, &[]).unwrap();
+    refused(st.persist(Some(&hs(3, None)), None, &[]));
+    let d = refused(st.persist(Some(&hs(4, Some(3))), None, &[]));
+    assert!(d.contains("vote"), "{d}");
+    refused(st.persist(Some(&hs(4, None)), None, &[]));
     // Truncation into the snapshot.
     st.save_snapshot(&snap(3, 2), &[]).unwrap();
     let len_after_snapshot = st.wal_bytes();
@@ -220,6 +226,27 @@ fn corrupt_record_in_the_middle_cuts_everything_from_it() {
     assert_eq!(rec.entries, entries(1..=3, 1));
     assert_eq!(rec.truncated_tail_bytes, total - second);
     assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), second);
+}
+
+#[test]
+fn an_intact_record_that_does_not_decode_is_refused_not_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut bytes, _, _) = three_batches(tmp.path());
+    let good = bytes.len();
+    // A well-framed record (valid CRC) whose payload names no known record kind.
+    let payload = [0xee, 0, 0, 0, 1, 2, 3];
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    fs::write(wal_path(tmp.path()), &bytes).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            assert!(e.to_string().contains(&format!("offset {good}")), "{e}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was cut.
+    assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), bytes);
 }
 
 #[test]

@@ -92,6 +92,9 @@ pub(crate) struct BadTail {
     pub offset: u64,
     /// What was wrong there.
     pub reason: String,
+    /// The record's bytes are intact (its CRC matches) but do not decode: not a torn write but a format
+    /// mismatch or a bug, so cutting it would silently drop good data.
+    pub intact: bool,
 }
 
 /// Splits `bytes` into decoded records, stopping at the first bad one.
@@ -103,6 +106,7 @@ pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, Option<BadTail>) {
             Some(BadTail {
                 offset: pos as u64,
                 reason,
+                intact: false,
             })
         };
         let rest = &bytes[pos..];
@@ -134,16 +138,29 @@ pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, Option<BadTail>) {
         let payload = &rest[HEADER_LEN..HEADER_LEN + len];
         let actual = crc32fast::hash(payload);
         if actual != crc {
-            return (
-                records,
-                bad(format!(
-                    "CRC mismatch (stored {crc:#010x}, computed {actual:#010x})"
-                )),
-            );
+            let after = rest.len() - HEADER_LEN - len;
+            let mut reason = format!("CRC mismatch (stored {crc:#010x}, computed {actual:#010x})");
+            if after > 0 {
+                reason += &format!(
+                    "; {after} bytes follow the damaged record, so this is corruption rather than a torn write \
+                     and any records in them are lost too"
+                );
+            }
+            return (records, bad(reason));
         }
         match bincode::deserialize::<Record>(payload) {
             Ok(r) => records.push(r),
-            Err(e) => return (records, bad(format!("record does not decode: {e}"))),
+            Err(e) => {
+                let reason = format!("record with a valid CRC does not decode: {e}");
+                return (
+                    records,
+                    Some(BadTail {
+                        offset: pos as u64,
+                        reason,
+                        intact: true,
+                    }),
+                );
+            }
         }
         pos += HEADER_LEN + len;
     }
