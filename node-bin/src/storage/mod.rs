@@ -280,14 +280,21 @@ impl Storage {
 
         self.buf.clear();
         let mut buf = std::mem::take(&mut self.buf);
+        // One record, so the batch is all or nothing after a crash; only a batch above the chunk size (far
+        // beyond Raft's frames) spills its later entries into further records.
+        let first = if entries.is_empty() {
+            0
+        } else {
+            wal::chunk_len(entries)
+        };
         let encoded = (|| {
-            if let Some(hs) = hard_state {
-                wal::encode(&mut buf, &RecordRef::HardState(hs))?;
-            }
-            if let Some(t) = truncate_from {
-                wal::encode(&mut buf, &RecordRef::TruncateFrom(t))?;
-            }
-            wal::encode_entries(&mut buf, entries)
+            let batch = RecordRef::Batch {
+                hard_state,
+                truncate_from,
+                entries: &entries[..first],
+            };
+            wal::encode(&mut buf, &batch)?;
+            wal::encode_entries(&mut buf, &entries[first..])
         })();
         if let Err(source) = encoded {
             self.buf = buf;

@@ -443,7 +443,7 @@ fn second_open_of_a_locked_directory_fails_with_its_path() {
 fn large_batches_are_split_into_records_and_read_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    let big: Vec<Entry> = (1..=6)
+    let big: Vec<Entry> = (1..=20)
         .map(|i| Entry {
             index: i,
             term: 1,

@@ -16,8 +16,9 @@ pub(crate) const WAL_TMP_FILE: &str = "wal.log.tmp";
 pub(crate) const HEADER_LEN: usize = 8;
 /// No record is ever this large; a length above it is garbage, not a record to wait for.
 pub(crate) const MAX_RECORD_LEN: u32 = 256 << 20;
-/// Entries are split into records of about this many payload bytes, far below [`MAX_RECORD_LEN`].
-pub(crate) const ENTRIES_CHUNK_BYTES: usize = 4 << 20;
+/// Entries are split into records of about this many payload bytes, far below [`MAX_RECORD_LEN`]. A batch up to
+/// this size is one record, so it becomes durable all or nothing; Raft's batches are far smaller (1 MiB frames).
+pub(crate) const ENTRIES_CHUNK_BYTES: usize = 16 << 20;
 
 /// What a record says, as written. Must stay variant-for-variant identical to [`Record`]: the writer borrows
 /// (no copy of the entries), the reader owns, and bincode encodes both the same way.
@@ -29,8 +30,15 @@ pub(crate) enum RecordRef<'a> {
     HardState(&'a HardState),
     /// Entries appended after the current last one.
     Entries(&'a [Entry]),
-    /// Remove entries with index >= this.
-    TruncateFrom(Index),
+    /// One `persist` call: hard state, then truncation, then entries, applied together or not at all.
+    Batch {
+        /// New term and vote, if changed.
+        hard_state: Option<&'a HardState>,
+        /// Remove entries with index >= this first.
+        truncate_from: Option<Index>,
+        /// Then append these.
+        entries: &'a [Entry],
+    },
 }
 
 /// What a record says, as read back.
@@ -42,8 +50,15 @@ pub(crate) enum Record {
     HardState(HardState),
     /// See [`RecordRef::Entries`].
     Entries(Vec<Entry>),
-    /// See [`RecordRef::TruncateFrom`].
-    TruncateFrom(Index),
+    /// See [`RecordRef::Batch`].
+    Batch {
+        /// See [`RecordRef::Batch`].
+        hard_state: Option<HardState>,
+        /// See [`RecordRef::Batch`].
+        truncate_from: Option<Index>,
+        /// See [`RecordRef::Batch`].
+        entries: Vec<Entry>,
+    },
 }
 
 /// Appends one framed record to `buf`.
@@ -71,18 +86,22 @@ pub(crate) fn encode(buf: &mut Vec<u8>, record: &RecordRef<'_>) -> Result<(), bi
 pub(crate) fn encode_entries(buf: &mut Vec<u8>, entries: &[Entry]) -> Result<(), bincode::Error> {
     let mut start = 0;
     while start < entries.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < entries.len()
-            && (end == start || bytes + entries[end].size_hint() <= ENTRIES_CHUNK_BYTES)
-        {
-            bytes += entries[end].size_hint();
-            end += 1;
-        }
+        let end = start + chunk_len(&entries[start..]);
         encode(buf, &RecordRef::Entries(&entries[start..end]))?;
         start = end;
     }
     Ok(())
+}
+
+/// How many leading entries fit in one record (at least one).
+pub(crate) fn chunk_len(entries: &[Entry]) -> usize {
+    let mut n = 0;
+    let mut bytes = 0;
+    while n < entries.len() && (n == 0 || bytes + entries[n].size_hint() <= ENTRIES_CHUNK_BYTES) {
+        bytes += entries[n].size_hint();
+        n += 1;
+    }
+    n
 }
 
 /// Why replay stopped before the end of the file.
@@ -198,15 +217,18 @@ impl LogState {
                 self.entries.clear();
             }
             Record::HardState(hs) => self.hard_state = hs,
-            Record::TruncateFrom(from) => {
-                if from <= self.base.last_index {
-                    return Err(format!(
-                        "truncation from index {from} reaches into the compacted prefix (log starts after {})",
-                        self.base.last_index
-                    ));
+            Record::Batch {
+                hard_state,
+                truncate_from,
+                entries,
+            } => {
+                if let Some(hs) = hard_state {
+                    self.hard_state = hs;
                 }
-                let keep = (from - self.base.last_index - 1) as usize;
-                self.entries.truncate(keep);
+                if let Some(from) = truncate_from {
+                    self.truncate(from)?;
+                }
+                self.apply(Record::Entries(entries))?;
             }
             Record::Entries(new) => {
                 for (expected, e) in (self.last_index() + 1..).zip(&new) {
@@ -217,6 +239,18 @@ impl LogState {
                 self.entries.extend(new);
             }
         }
+        Ok(())
+    }
+
+    fn truncate(&mut self, from: Index) -> Result<(), String> {
+        if from <= self.base.last_index {
+            return Err(format!(
+                "truncation from index {from} reaches into the compacted prefix (log starts after {})",
+                self.base.last_index
+            ));
+        }
+        let keep = (from - self.base.last_index - 1) as usize;
+        self.entries.truncate(keep);
         Ok(())
     }
 }
