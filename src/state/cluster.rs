@@ -1,0 +1,789 @@
+//! [`ClusterState`]: everything the dashboard shows, folded from [`Stamped`] events.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use squall_node::raft::types::{RaftEvent, Role};
+use squall_node::rpc::{NodeEvent, NodeStatus};
+
+use super::event::{Event, LinkState, LinkView, ProcessState, Stamped};
+use super::lane::{Lane, LaneRole};
+use super::series::RateSeries;
+
+/// Most lines the event feed keeps.
+pub const FEED_CAPACITY: usize = 500;
+/// Most sampled client operations kept for latency figures.
+pub const CLIENT_OPS_CAPACITY: usize = 256;
+
+/// What a feed line is about, for colour and for recording markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FeedKind {
+    /// Session bookkeeping (start, workload changes, reachability).
+    Info,
+    /// An election or pre-vote round started, or a new term began.
+    Election,
+    /// A vote or pre-vote was granted.
+    Vote,
+    /// A node became the cluster's leader in a newer term.
+    Leader,
+    /// A leader stepped down or handed leadership over.
+    Role,
+    /// Log truncation, snapshots.
+    Log,
+    /// A process started, paused, resumed or was restarted.
+    Process,
+    /// A process ended (killed or exited).
+    Exit,
+    /// A fault injected or a key action performed.
+    Fault,
+    /// An action failed or a node stopped answering.
+    Error,
+    /// Terminal recording started or stopped.
+    Recording,
+}
+
+/// One line of the event feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedLine {
+    /// Session time it happened.
+    pub at_ms: u64,
+    /// The node it concerns, if one.
+    pub node: Option<u64>,
+    /// What kind of event.
+    pub kind: FeedKind,
+    /// Words for a person.
+    pub text: String,
+}
+
+/// What is known about one node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeView {
+    /// Node id.
+    pub id: u64,
+    /// The latest status it reported (kept after it dies, for the last known values).
+    pub status: Option<NodeStatus>,
+    /// False once the process died or restarted since `status` was taken.
+    pub status_fresh: bool,
+    /// Its process.
+    pub process: ProcessState,
+    /// Whether the last status poll succeeded.
+    pub reachable: bool,
+    /// The last poll error while unreachable.
+    pub error: Option<String>,
+    /// Role over the last minute.
+    pub lane: Lane,
+    /// The role its own feed last reported, to tell a step-down from an ordinary change.
+    feed_role: Option<Role>,
+}
+
+impl NodeView {
+    fn new(id: u64) -> Self {
+        Self {
+            id,
+            reachable: true,
+            ..Self::default()
+        }
+    }
+
+    /// The status, when it describes the running process (not a dead or replaced one).
+    pub fn live_status(&self) -> Option<&NodeStatus> {
+        self.status
+            .as_ref()
+            .filter(|_| self.status_fresh && self.reachable && self.process.is_alive())
+    }
+
+    /// What its lane shows now, from the process first and the status second.
+    pub fn lane_role(&self) -> LaneRole {
+        match &self.process {
+            ProcessState::Killed { .. }
+            | ProcessState::Exited { .. }
+            | ProcessState::Restarting { .. } => LaneRole::Down,
+            ProcessState::Paused { .. } => LaneRole::Paused,
+            ProcessState::Starting => LaneRole::Unknown,
+            ProcessState::Running { .. } => match self.live_status() {
+                Some(s) => s.core.role.into(),
+                None => LaneRole::Unknown,
+            },
+        }
+    }
+}
+
+/// The built-in client workload as last reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkloadView {
+    /// Whether it runs.
+    pub on: bool,
+    /// Target writes per second.
+    pub rate: u32,
+    /// Successful operations so far.
+    pub ok: u64,
+    /// Failed operations so far.
+    pub failed: u64,
+}
+
+/// One sampled client operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOpView {
+    /// When it completed.
+    pub at_ms: u64,
+    /// The operation.
+    pub op: String,
+    /// Its outcome.
+    pub result: String,
+    /// Latency in microseconds.
+    pub latency_us: u64,
+}
+
+/// Traffic through one directed link, per second, from the last two link reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinkRate {
+    /// Frames forwarded per second.
+    pub frames: f64,
+    /// Bytes forwarded per second.
+    pub bytes: f64,
+    /// Frames dropped per second.
+    pub dropped: f64,
+}
+
+/// Everything the dashboard shows, updated only by [`ClusterState::apply`].
+///
+/// `apply` is pure and deterministic: time comes from the events, never from a clock, so a replayed event log
+/// rebuilds the very states a live session went through.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterState {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Cluster directory.
+    pub dir: String,
+    /// Nodes by id.
+    pub nodes: BTreeMap<u64, NodeView>,
+    /// The leader of the highest term among live nodes that believe they lead.
+    pub leader: Option<u64>,
+    /// That leader's term.
+    pub leader_term: u64,
+    /// The highest term seen anywhere.
+    pub term: u64,
+    /// The leader's commit index, or the highest live one when there is no leader.
+    pub commit: u64,
+    /// The highest commit index ever seen; its growth feeds [`ClusterState::writes`].
+    pub commit_high: u64,
+    /// Committed entries per second of session time.
+    pub writes: RateSeries,
+    /// Successful workload operations per second.
+    pub workload_ok: RateSeries,
+    /// The event feed, oldest first, at most [`FEED_CAPACITY`] lines.
+    pub feed: VecDeque<FeedLine>,
+    /// Lines ever pushed to the feed (so a reader can tell which lines are new since it last looked).
+    pub feed_total: u64,
+    /// The latest link report.
+    pub links: Vec<LinkView>,
+    /// Per-link traffic rates, keyed by `(from, to)`.
+    pub link_rates: BTreeMap<(u64, u64), LinkRate>,
+    links_at_ms: Option<u64>,
+    /// The built-in workload.
+    pub workload: WorkloadView,
+    /// The latest sampled client operations, oldest first.
+    pub client_ops: VecDeque<ClientOpView>,
+    /// Faults in force now, in words ("n2 paused", "partition 1,2|3,4,5").
+    pub faults: Vec<String>,
+    /// Whether a terminal recording runs.
+    pub recording: bool,
+    /// Its file.
+    pub recording_path: Option<String>,
+    /// Session time of the latest event: the uptime.
+    pub now_ms: u64,
+    /// Set by [`Event::Quit`].
+    pub ended: bool,
+    /// The last (leader, term) announced in the feed, so two sources never announce it twice.
+    announced: Option<(u64, u64)>,
+    /// Whether a commit index was seen, so growth from then on counts as writes.
+    commit_seen: bool,
+}
+
+impl ClusterState {
+    /// An empty state, before any event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, e: &Stamped) {
+        let at = e.at_ms;
+        self.now_ms = self.now_ms.max(at);
+        self.writes.advance(self.now_ms);
+        self.workload_ok.advance(self.now_ms);
+        match &e.event {
+            Event::SessionStarted {
+                cluster_id,
+                nodes,
+                dir,
+            } => {
+                self.cluster_id = cluster_id.clone();
+                self.dir = dir.clone();
+                for &n in nodes {
+                    self.nodes.entry(n).or_insert_with(|| NodeView::new(n));
+                }
+                let text = format!("cluster {cluster_id}: {} nodes in {dir}", nodes.len());
+                self.push(at, None, FeedKind::Info, text);
+            }
+            Event::Status { node, status } => self.on_status(at, *node, status),
+            Event::NodeFeed { node, record } => self.on_feed(at, *node, &record.event),
+            Event::Unreachable { node, error } => {
+                let n = self.node_mut(*node);
+                let was = n.reachable;
+                n.reachable = false;
+                n.error = Some(error.clone());
+                let running = matches!(n.process, ProcessState::Running { .. });
+                if was && running {
+                    self.push(
+                        at,
+                        Some(*node),
+                        FeedKind::Error,
+                        format!("n{node} unreachable: {error}"),
+                    );
+                }
+                self.refresh_node(at, *node);
+            }
+            Event::Process { node, state } => self.on_process(at, *node, state),
+            Event::Fault {
+                description,
+                effect,
+            } => {
+                let text = if effect.is_empty() || effect.starts_with(description.as_str()) {
+                    if effect.is_empty() {
+                        description.clone()
+                    } else {
+                        effect.clone()
+                    }
+                } else {
+                    format!("{description}: {effect}")
+                };
+                self.push(at, None, FeedKind::Fault, text);
+            }
+            Event::ActionFailed { action, error } => {
+                self.push(
+                    at,
+                    None,
+                    FeedKind::Error,
+                    format!("{action} failed: {error}"),
+                );
+            }
+            Event::Links { links } => self.on_links(at, links),
+            Event::Workload {
+                on,
+                rate,
+                ok,
+                failed,
+            } => {
+                // No feed line: switching the workload is a key action, reported as a Fault with its effect.
+                let before = self.workload.clone();
+                // Counters only grow within a session; a smaller value means the workload restarted its count.
+                let gained = ok.checked_sub(before.ok).unwrap_or(*ok);
+                self.workload_ok.add(at, gained);
+                self.workload = WorkloadView {
+                    on: *on,
+                    rate: *rate,
+                    ok: *ok,
+                    failed: *failed,
+                };
+            }
+            Event::ClientOp {
+                op,
+                result,
+                latency_us,
+            } => {
+                if self.client_ops.len() == CLIENT_OPS_CAPACITY {
+                    self.client_ops.pop_front();
+                }
+                self.client_ops.push_back(ClientOpView {
+                    at_ms: at,
+                    op: op.clone(),
+                    result: result.clone(),
+                    latency_us: *latency_us,
+                });
+            }
+            Event::Recording { on, path } => {
+                self.recording = *on;
+                self.recording_path = path.clone().filter(|_| *on);
+                let text = match (on, path) {
+                    (true, Some(p)) => format!("recording to {p}"),
+                    (true, None) => "recording".to_string(),
+                    (false, _) => "recording stopped".to_string(),
+                };
+                self.push(at, None, FeedKind::Recording, text);
+            }
+            Event::Quit => {
+                self.ended = true;
+                self.push(at, None, FeedKind::Info, "session ended".to_string());
+            }
+        }
+    }
+
+    /// Feed lines pushed after the first `seen` (by [`ClusterState::feed_total`]) that are still kept.
+    pub fn feed_since(&self, seen: u64) -> impl Iterator<Item = &FeedLine> {
+        let first_kept = self.feed_total - self.feed.len() as u64;
+        let skip = seen.saturating_sub(first_kept) as usize;
+        self.feed.iter().skip(skip)
+    }
+
+    /// How many entries `node` is behind the leader: the leader's last index minus the node's match index, or
+    /// minus the node's own last index while the leader has no match for it yet.
+    pub fn lag(&self, node: u64) -> Option<u64> {
+        let leader = self.nodes.get(&self.leader?)?.live_status()?;
+        if leader.core.id == node {
+            return Some(0);
+        }
+        let n = self.nodes.get(&node)?;
+        let own = n.status.as_ref().map(|s| s.core.last_log_index);
+        let matched = leader
+            .core
+            .progress
+            .iter()
+            .find(|p| p.id == node)
+            .map(|p| p.match_index);
+        // A new leader's match indexes start at zero until the first acknowledgements: fall back to what the
+        // node itself reports (which over-counts a diverged log, so the match index wins once known).
+        let held = match (matched.filter(|&m| m > 0), own) {
+            (Some(m), _) => m,
+            (None, Some(o)) => o,
+            (None, None) => return None,
+        };
+        Some(leader.core.last_log_index.saturating_sub(held))
+    }
+
+    /// The highest log index any node reports: where the log panel's window ends.
+    pub fn log_end(&self) -> u64 {
+        self.nodes
+            .values()
+            .filter_map(|n| n.status.as_ref())
+            .map(|s| s.core.last_log_index)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Median and 99th percentile latency (µs) of successful sampled operations in the last `window_ms`.
+    pub fn latency_percentiles(&self, window_ms: u64) -> Option<(u64, u64)> {
+        let since = self.now_ms.saturating_sub(window_ms);
+        let mut l: Vec<u64> = self
+            .client_ops
+            .iter()
+            .filter(|o| o.at_ms >= since && o.result == "ok")
+            .map(|o| o.latency_us)
+            .collect();
+        if l.is_empty() {
+            return None;
+        }
+        l.sort_unstable();
+        let pick = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+        Some((pick(0.5), pick(0.99)))
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut NodeView {
+        self.nodes.entry(id).or_insert_with(|| NodeView::new(id))
+    }
+
+    fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
+        if self.feed.len() == FEED_CAPACITY {
+            self.feed.pop_front();
+        }
+        self.feed.push_back(FeedLine {
+            at_ms,
+            node,
+            kind,
+            text,
+        });
+        self.feed_total += 1;
+    }
+
+    fn on_status(&mut self, at: u64, node: u64, status: &NodeStatus) {
+        let n = self.node_mut(node);
+        let was_reachable = n.reachable;
+        n.status = Some(status.clone());
+        n.status_fresh = true;
+        n.reachable = true;
+        n.error = None;
+        // A status can arrive before the supervisor's "running" report; the process is evidently up.
+        if matches!(
+            n.process,
+            ProcessState::Starting | ProcessState::Restarting { .. }
+        ) {
+            n.process = ProcessState::Running { pid: status.pid };
+        }
+        if !was_reachable {
+            self.push(
+                at,
+                Some(node),
+                FeedKind::Info,
+                format!("n{node} answers again"),
+            );
+        }
+        if status.core.term > self.term {
+            self.term = status.core.term;
+        }
+        self.refresh_node(at, node);
+    }
+
+    fn on_feed(&mut self, at: u64, node: u64, event: &NodeEvent) {
+        let raft = match event {
+            NodeEvent::Started {
+                term,
+                last_index,
+                snapshot_index,
+                empty,
+                truncated_tail_bytes,
+            } => {
+                let mut text = if *empty {
+                    format!("n{node} started with an empty data dir")
+                } else {
+                    format!(
+                        "n{node} started: term {term}, log to {last_index}, snapshot {snapshot_index}"
+                    )
+                };
+                if *truncated_tail_bytes > 0 {
+                    text.push_str(&format!(", cut {truncated_tail_bytes} torn WAL bytes"));
+                }
+                self.node_mut(node).feed_role = Some(Role::Follower);
+                self.push(at, Some(node), FeedKind::Process, text);
+                return;
+            }
+            NodeEvent::Raft(r) => r,
+        };
+        match raft {
+            RaftEvent::RoleChanged { role, term } => {
+                let n = self.node_mut(node);
+                let before = n.feed_role.replace(*role);
+                // The feed trails the status polls: the role shows as a blip unless it is the current one.
+                let current = n.lane_role();
+                if LaneRole::from(*role) != current {
+                    n.lane.blip(at, (*role).into());
+                }
+                match role {
+                    Role::Leader => self.announce(at, node, *term),
+                    Role::Follower if before == Some(Role::Leader) => {
+                        self.push(
+                            at,
+                            Some(node),
+                            FeedKind::Role,
+                            format!("n{node} steps down in term {term}"),
+                        );
+                    }
+                    _ => {}
+                }
+                self.term = self.term.max(*term);
+            }
+            RaftEvent::TermChanged { term } => {
+                if *term > self.term {
+                    self.term = *term;
+                    self.push(
+                        at,
+                        Some(node),
+                        FeedKind::Election,
+                        format!("term {term} begins (n{node})"),
+                    );
+                }
+            }
+            RaftEvent::ElectionStarted { term, pre_vote } => {
+                let text = if *pre_vote {
+                    format!("n{node} asks for pre-votes for term {term}")
+                } else {
+                    format!("n{node} starts an election in term {term}")
+                };
+                self.push(at, Some(node), FeedKind::Election, text);
+            }
+            RaftEvent::VoteGranted {
+                candidate,
+                term,
+                pre_vote,
+            } => {
+                let what = if *pre_vote { "pre-votes" } else { "votes" };
+                self.push(
+                    at,
+                    Some(node),
+                    FeedKind::Vote,
+                    format!("n{node} {what} for n{candidate} in term {term}"),
+                );
+            }
+            RaftEvent::LeaderChanged { .. } => {
+                // Every follower reports the same change; the cluster-wide announcement covers it.
+            }
+            RaftEvent::LogTruncated { from_index, count } => {
+                let text =
+                    format!("n{node} drops {count} conflicting entries from index {from_index}");
+                self.push(at, Some(node), FeedKind::Log, text);
+            }
+            RaftEvent::SnapshotInstalled { meta } => {
+                let text = format!(
+                    "n{node} installs the leader's snapshot to {} (term {})",
+                    meta.last_index, meta.last_term
+                );
+                self.push(at, Some(node), FeedKind::Log, text);
+            }
+            RaftEvent::SnapshotTaken { meta } => {
+                let text = format!(
+                    "n{node} compacts its log to {} into a snapshot",
+                    meta.last_index
+                );
+                self.push(at, Some(node), FeedKind::Log, text);
+            }
+            RaftEvent::QuorumLost { term } => {
+                self.node_mut(node).feed_role = Some(Role::Follower);
+                let text = format!("n{node} lost its quorum and steps down in term {term}");
+                self.push(at, Some(node), FeedKind::Role, text);
+            }
+            RaftEvent::TransferStarted { target, term } => {
+                let text = format!("n{node} hands leadership to n{target} in term {term}");
+                self.push(at, Some(node), FeedKind::Role, text);
+            }
+        }
+    }
+
+    fn on_process(&mut self, at: u64, node: u64, state: &ProcessState) {
+        let n = self.node_mut(node);
+        let before = std::mem::replace(&mut n.process, state.clone());
+        if !state.is_alive()
+            || matches!(
+                before,
+                ProcessState::Restarting { .. } | ProcessState::Starting
+            )
+        {
+            // Whatever the old process reported no longer describes this one.
+            n.status_fresh = false;
+        }
+        if matches!(state, ProcessState::Running { .. })
+            && !matches!(before, ProcessState::Paused { .. })
+        {
+            n.reachable = true;
+            n.feed_role = None;
+        }
+        let (kind, text) = match state {
+            ProcessState::Starting => (FeedKind::Process, format!("n{node} starting")),
+            ProcessState::Running { pid } => match before {
+                ProcessState::Paused { .. } => (FeedKind::Process, format!("n{node} resumed")),
+                _ => (FeedKind::Process, format!("n{node} running, pid {pid}")),
+            },
+            ProcessState::Paused { .. } => (FeedKind::Process, format!("n{node} paused")),
+            ProcessState::Killed { pid } => (FeedKind::Exit, format!("n{node} killed (pid {pid})")),
+            ProcessState::Exited { code, signal, .. } => {
+                let how = match (code, signal) {
+                    (Some(c), _) => format!("exited with code {c}"),
+                    (None, Some(s)) => format!("ended by {s}"),
+                    (None, None) => "exited".to_string(),
+                };
+                (FeedKind::Exit, format!("n{node} {how}"))
+            }
+            ProcessState::Restarting { wipe: true } => (
+                FeedKind::Process,
+                format!("n{node} restarting with its data wiped"),
+            ),
+            ProcessState::Restarting { wipe: false } => {
+                (FeedKind::Process, format!("n{node} restarting"))
+            }
+        };
+        self.push(at, Some(node), kind, text);
+        self.refresh_node(at, node);
+        self.refresh_faults();
+    }
+
+    fn on_links(&mut self, at: u64, links: &[LinkView]) {
+        if let Some(prev_at) = self.links_at_ms
+            && at > prev_at
+        {
+            let dt = (at - prev_at) as f64 / 1000.0;
+            let old: BTreeMap<(u64, u64), &LinkView> =
+                self.links.iter().map(|l| ((l.from, l.to), l)).collect();
+            self.link_rates.clear();
+            for l in links {
+                if let Some(o) = old.get(&(l.from, l.to)) {
+                    let d = |new: u64, old: u64| new.saturating_sub(old) as f64 / dt;
+                    self.link_rates.insert(
+                        (l.from, l.to),
+                        LinkRate {
+                            frames: d(l.frames, o.frames),
+                            bytes: d(l.bytes, o.bytes),
+                            dropped: d(l.dropped, o.dropped),
+                        },
+                    );
+                }
+            }
+        }
+        if self.links_at_ms.is_none_or(|p| at > p) {
+            self.links_at_ms = Some(at);
+        }
+        self.links = links.to_vec();
+        self.refresh_faults();
+    }
+
+    /// Re-derives the node's lane, the cluster leader and the commit index after the node changed.
+    fn refresh_node(&mut self, at: u64, node: u64) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            let role = n.lane_role();
+            n.lane.set(at, role);
+        }
+        let leader = self
+            .nodes
+            .values()
+            .filter_map(|n| n.live_status())
+            .filter(|s| s.core.role == Role::Leader)
+            .max_by_key(|s| (s.core.term, s.core.id))
+            .map(|s| (s.core.id, s.core.term));
+        match leader {
+            Some((id, term)) => {
+                self.leader = Some(id);
+                self.leader_term = term;
+                self.announce(at, id, term);
+            }
+            None => self.leader = None,
+        }
+        let commit = match self.leader.and_then(|l| self.nodes.get(&l)?.live_status()) {
+            Some(s) => s.core.commit_index,
+            None => self
+                .nodes
+                .values()
+                .filter_map(|n| n.live_status())
+                .map(|s| s.core.commit_index)
+                .max()
+                .unwrap_or(self.commit),
+        };
+        self.commit = commit;
+        let any_live = self.nodes.values().any(|n| n.live_status().is_some());
+        if !self.commit_seen {
+            // The first sighting is the state the session joined in, not writes made during it.
+            if any_live {
+                self.commit_seen = true;
+                self.commit_high = commit;
+            }
+        } else if commit > self.commit_high {
+            self.writes.add(at, commit - self.commit_high);
+            self.commit_high = commit;
+        }
+    }
+
+    fn announce(&mut self, at: u64, leader: u64, term: u64) {
+        if self.announced.is_some_and(|(_, t)| t >= term) {
+            return;
+        }
+        self.announced = Some((leader, term));
+        self.push(
+            at,
+            Some(leader),
+            FeedKind::Leader,
+            format!("n{leader} leads term {term}"),
+        );
+    }
+
+    /// Recomputes [`ClusterState::faults`] from the process states and the link report.
+    fn refresh_faults(&mut self) {
+        let mut faults = Vec::new();
+        for n in self.nodes.values() {
+            match &n.process {
+                ProcessState::Paused { .. } => faults.push(format!("n{} paused", n.id)),
+                ProcessState::Killed { .. } => faults.push(format!("n{} killed", n.id)),
+                ProcessState::Exited { .. } => faults.push(format!("n{} exited", n.id)),
+                _ => {}
+            }
+        }
+        faults.extend(describe_links(&self.links));
+        self.faults = faults;
+    }
+}
+
+/// Names the network faults in a link report: isolated nodes and partitions from the cut links, then
+/// per-node or per-link delays and losses.
+pub fn describe_links(links: &[LinkView]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut ids: Vec<u64> = links.iter().flat_map(|l| [l.from, l.to]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let state = |a: u64, b: u64| {
+        links
+            .iter()
+            .find(|l| l.from == a && l.to == b)
+            .map(|l| l.state)
+    };
+
+    // Cuts: nodes that still talk both ways form groups.
+    let cuts = links.iter().filter(|l| l.state == LinkState::Cut).count();
+    if cuts > 0 {
+        let mut group: BTreeMap<u64, u64> = ids.iter().map(|&i| (i, i)).collect();
+        fn root(g: &BTreeMap<u64, u64>, mut x: u64) -> u64 {
+            while g[&x] != x {
+                x = g[&x];
+            }
+            x
+        }
+        for &a in &ids {
+            for &b in &ids {
+                let linked = a < b
+                    && state(a, b).is_some_and(|s| s != LinkState::Cut)
+                    && state(b, a).is_some_and(|s| s != LinkState::Cut);
+                if linked {
+                    let (ra, rb) = (root(&group, a), root(&group, b));
+                    group.insert(ra.max(rb), ra.min(rb));
+                }
+            }
+        }
+        let mut groups: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for &i in &ids {
+            groups.entry(root(&group, i)).or_default().push(i);
+        }
+        let groups: Vec<Vec<u64>> = groups.into_values().collect();
+        if groups.len() == 1 {
+            out.push(format!("{cuts} links cut"));
+        } else if groups.iter().filter(|g| g.len() > 1).count() <= 1 {
+            for g in groups.iter().filter(|g| g.len() == 1) {
+                out.push(format!("n{} isolated", g[0]));
+            }
+        } else {
+            let shown: Vec<String> = groups
+                .iter()
+                .map(|g| g.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+                .collect();
+            out.push(format!("partition {}", shown.join("|")));
+        }
+    }
+
+    // Delays and losses: a node whose every link carries the same fault is named once.
+    let mut kinds: Vec<LinkState> = links
+        .iter()
+        .map(|l| l.state)
+        .filter(|s| matches!(s, LinkState::Delayed(_) | LinkState::Lossy(_)))
+        .collect();
+    kinds.sort_by_key(|s| match s {
+        LinkState::Delayed(d) => (0, *d),
+        LinkState::Lossy(p) => (1, u32::from(*p)),
+        _ => (2, 0),
+    });
+    kinds.dedup();
+    for kind in kinds {
+        let label = match kind {
+            LinkState::Delayed(ms) => format!("+{ms}ms"),
+            LinkState::Lossy(pct) => format!("{pct}% loss"),
+            _ => unreachable!("filtered above"),
+        };
+        // Cut links are named above, so they do not stop a node from counting as wholly delayed or lossy.
+        let covered: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|&n| {
+                let touching = || {
+                    ids.iter()
+                        .filter(move |&&m| m != n)
+                        .flat_map(move |&m| [state(n, m), state(m, n)])
+                };
+                touching().all(|s| s == Some(kind) || s == Some(LinkState::Cut))
+                    && touching().any(|s| s == Some(kind))
+            })
+            .collect();
+        for n in &covered {
+            out.push(format!("n{n} {label}"));
+        }
+        let rest = links
+            .iter()
+            .filter(|l| l.state == kind && !covered.contains(&l.from) && !covered.contains(&l.to))
+            .count();
+        if rest > 0 {
+            let noun = if rest == 1 { "link" } else { "links" };
+            out.push(format!("{rest} {noun} {label}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,222 @@
+//! The one event type a session flows through.
+//!
+//! The live cluster layer produces [`Stamped`] events, the event log stores them as JSON lines and replay reads
+//! them back; [`super::ClusterState::apply`] is the only consumer that turns them into what the dashboard shows.
+//! Because every piece of time is carried in [`Stamped::at_ms`], replaying a log reproduces the live screens.
+
+use serde::{Deserialize, Serialize};
+use squall_node::rpc::{EventRecord, NodeStatus};
+
+/// An event with the time it was observed, in milliseconds since the session started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// Milliseconds since the session started (never a wall-clock time, so replays are exact).
+    pub at_ms: u64,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Stamped {
+    /// Pairs an event with its time.
+    pub fn new(at_ms: u64, event: Event) -> Self {
+        Self { at_ms, event }
+    }
+}
+
+/// Everything the dashboard learns about a session.
+// Statuses dominate the stream; boxing them would cost an allocation each to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The session began: which cluster, which node ids, where its directory is.
+    SessionStarted {
+        /// Cluster id shared by every node.
+        cluster_id: String,
+        /// Node ids, 1-based.
+        nodes: Vec<u64>,
+        /// The cluster directory (node data and logs).
+        dir: String,
+    },
+    /// A status poll result; the cluster layer sends it only when it differs from the previous one.
+    Status {
+        /// Which node.
+        node: u64,
+        /// What it reported.
+        status: NodeStatus,
+    },
+    /// One record of a node's event feed.
+    NodeFeed {
+        /// Which node.
+        node: u64,
+        /// The record.
+        record: EventRecord,
+    },
+    /// A status poll failed.
+    Unreachable {
+        /// Which node.
+        node: u64,
+        /// Why (timeout, connection refused).
+        error: String,
+    },
+    /// The node's process changed state.
+    Process {
+        /// Which node.
+        node: u64,
+        /// Its new state.
+        state: ProcessState,
+    },
+    /// A fault was injected or a key action performed, with what it did.
+    Fault {
+        /// What was asked ("kill node 2").
+        description: String,
+        /// What it did ("kill node 2 (leader, term 4)").
+        effect: String,
+    },
+    /// An action could not be performed.
+    ActionFailed {
+        /// What was asked.
+        action: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// The state of every proxied link, replacing the previous report.
+    Links {
+        /// One entry per directed link.
+        links: Vec<LinkView>,
+    },
+    /// Cumulative counters of the built-in client workload.
+    Workload {
+        /// Whether it runs.
+        on: bool,
+        /// Target writes per second.
+        rate: u32,
+        /// Operations that succeeded so far.
+        ok: u64,
+        /// Operations that failed so far.
+        failed: u64,
+    },
+    /// One (sampled) operation of the built-in workload.
+    ClientOp {
+        /// The operation ("put k17=v3").
+        op: String,
+        /// Its outcome ("ok", "not leader", "timeout").
+        result: String,
+        /// How long it took, in microseconds.
+        latency_us: u64,
+    },
+    /// Terminal recording started or stopped.
+    Recording {
+        /// Whether a recording runs now.
+        on: bool,
+        /// The file being written, while on.
+        path: Option<String>,
+    },
+    /// The session ended.
+    Quit,
+}
+
+/// The life of a node's process as the supervisor sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcessState {
+    /// Spawned, not yet confirmed running.
+    #[default]
+    Starting,
+    /// Running.
+    Running {
+        /// OS process id.
+        pid: u32,
+    },
+    /// Stopped with SIGSTOP.
+    Paused {
+        /// OS process id.
+        pid: u32,
+    },
+    /// Killed on purpose (SIGKILL) and reaped.
+    Killed {
+        /// The process id it had.
+        pid: u32,
+    },
+    /// Exited on its own or after SIGTERM.
+    Exited {
+        /// The process id it had.
+        pid: u32,
+        /// Exit code, when it exited normally.
+        code: Option<i32>,
+        /// The signal that ended it ("SIGTERM"), when one did.
+        signal: Option<String>,
+    },
+    /// Being restarted, optionally with its data wiped.
+    Restarting {
+        /// True when the data directory is removed first.
+        wipe: bool,
+    },
+}
+
+impl ProcessState {
+    /// The process id, when one is known.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            ProcessState::Running { pid }
+            | ProcessState::Paused { pid }
+            | ProcessState::Killed { pid }
+            | ProcessState::Exited { pid, .. } => Some(*pid),
+            ProcessState::Starting | ProcessState::Restarting { .. } => None,
+        }
+    }
+
+    /// True when the process is up and can answer (running or paused, not dead or being respawned).
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self,
+            ProcessState::Running { .. } | ProcessState::Paused { .. }
+        )
+    }
+
+    /// A short label for tables ("running", "exit 1", "sig KILL").
+    pub fn label(&self) -> String {
+        match self {
+            ProcessState::Starting => "starting".into(),
+            ProcessState::Running { .. } => "running".into(),
+            ProcessState::Paused { .. } => "paused".into(),
+            ProcessState::Killed { .. } => "killed".into(),
+            ProcessState::Exited { code: Some(c), .. } => format!("exit {c}"),
+            ProcessState::Exited {
+                signal: Some(s), ..
+            } => format!("sig {}", s.trim_start_matches("SIG")),
+            ProcessState::Exited { .. } => "exited".into(),
+            ProcessState::Restarting { wipe: true } => "wiping".into(),
+            ProcessState::Restarting { wipe: false } => "restart".into(),
+        }
+    }
+}
+
+/// What a directed link currently does to its traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkState {
+    /// Passes traffic untouched.
+    #[default]
+    Ok,
+    /// Adds this many milliseconds of latency.
+    Delayed(u32),
+    /// Drops this percentage of frames.
+    Lossy(u8),
+    /// Drops everything.
+    Cut,
+}
+
+/// One directed link between two nodes, as the proxy reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// Sending node.
+    pub from: u64,
+    /// Receiving node.
+    pub to: u64,
+    /// Fault on it.
+    pub state: LinkState,
+    /// Frames forwarded so far.
+    pub frames: u64,
+    /// Bytes forwarded so far.
+    pub bytes: u64,
+    /// Frames dropped so far.
+    pub dropped: u64,
+}

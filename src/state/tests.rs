@@ -1,0 +1,540 @@
+//! Unit tests of [`ClusterState::apply`]: statuses and events in, dashboard state out.
+
+use squall_node::raft::types::{CoreStatus, PeerProgress, RaftEvent, Role};
+use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus, RpcCounters};
+
+use super::*;
+
+fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
+    NodeStatus {
+        cluster_id: "c".into(),
+        pid: 1000 + id as u32,
+        core: CoreStatus {
+            id,
+            role,
+            term,
+            vote: None,
+            leader: (role == Role::Leader).then_some(id),
+            commit_index: commit,
+            last_log_index: commit,
+            last_log_term: term,
+            snapshot_index: 0,
+            progress: Vec::new(),
+        },
+        applied_index: commit,
+        log_tail: (commit.saturating_sub(3) + 1..=commit)
+            .map(|index| LogCell {
+                index,
+                term,
+                text: "noop".into(),
+            })
+            .collect(),
+        rpc: RpcCounters::default(),
+        uptime_ms: 0,
+        keys: 0,
+    }
+}
+
+fn started(nodes: u64) -> ClusterState {
+    let mut s = ClusterState::new();
+    s.apply(&Stamped::new(
+        0,
+        Event::SessionStarted {
+            cluster_id: "c".into(),
+            nodes: (1..=nodes).collect(),
+            dir: "/d".into(),
+        },
+    ));
+    for node in 1..=nodes {
+        s.apply(&Stamped::new(
+            1,
+            Event::Process {
+                node,
+                state: ProcessState::Running {
+                    pid: 1000 + node as u32,
+                },
+            },
+        ));
+    }
+    s
+}
+
+fn st(s: &mut ClusterState, at: u64, node: u64, role: Role, term: u64, commit: u64) {
+    s.apply(&Stamped::new(
+        at,
+        Event::Status {
+            node,
+            status: status(node, role, term, commit),
+        },
+    ));
+}
+
+fn raft(s: &mut ClusterState, at: u64, node: u64, event: RaftEvent) {
+    let record = EventRecord {
+        seq: 0,
+        at_ms: at,
+        event: NodeEvent::Raft(event),
+    };
+    s.apply(&Stamped::new(at, Event::NodeFeed { node, record }));
+}
+
+fn feed_texts(s: &ClusterState) -> Vec<&str> {
+    s.feed.iter().map(|l| l.text.as_str()).collect()
+}
+
+#[test]
+fn statuses_give_nodes_leader_term_and_commit() {
+    let mut s = started(3);
+    st(&mut s, 100, 1, Role::Follower, 1, 4);
+    st(&mut s, 100, 2, Role::Leader, 1, 5);
+    st(&mut s, 100, 3, Role::Follower, 1, 4);
+    assert_eq!(s.leader, Some(2));
+    assert_eq!((s.term, s.leader_term, s.commit), (1, 1, 5));
+    assert_eq!(s.nodes.len(), 3);
+    assert_eq!(s.nodes[&2].process.pid(), Some(1002));
+    assert_eq!(s.nodes[&2].lane.current(), LaneRole::Leader);
+    assert_eq!(s.now_ms, 100, "uptime is the latest event time");
+    assert!(feed_texts(&s).contains(&"n2 leads term 1"));
+    assert_eq!(s.lag(1), Some(1));
+    assert_eq!(s.lag(2), Some(0));
+}
+
+#[test]
+fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
+    let mut s = started(3);
+    st(&mut s, 100, 1, Role::Leader, 1, 5);
+    st(&mut s, 100, 2, Role::Follower, 1, 5);
+    // Node 1 is cut off but still believes it leads term 1; node 3 wins term 2.
+    raft(
+        &mut s,
+        900,
+        3,
+        RaftEvent::ElectionStarted {
+            term: 2,
+            pre_vote: false,
+        },
+    );
+    raft(&mut s, 900, 3, RaftEvent::TermChanged { term: 2 });
+    raft(
+        &mut s,
+        910,
+        2,
+        RaftEvent::VoteGranted {
+            candidate: 3,
+            term: 2,
+            pre_vote: false,
+        },
+    );
+    raft(
+        &mut s,
+        920,
+        3,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 2,
+        },
+    );
+    assert_eq!(s.term, 2);
+    st(&mut s, 1000, 3, Role::Leader, 2, 6);
+    assert_eq!(s.leader, Some(3));
+    assert_eq!(s.leader_term, 2);
+    let announcements: Vec<_> = s
+        .feed
+        .iter()
+        .filter(|l| l.kind == FeedKind::Leader)
+        .map(|l| l.text.clone())
+        .collect();
+    assert_eq!(announcements, ["n1 leads term 1", "n3 leads term 2"]);
+    assert!(feed_texts(&s).contains(&"n3 starts an election in term 2"));
+    assert!(feed_texts(&s).contains(&"n2 votes for n3 in term 2"));
+    assert!(feed_texts(&s).contains(&"term 2 begins (n3)"));
+    // The old leader steps down when it hears of term 2.
+    raft(
+        &mut s,
+        1100,
+        1,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 1,
+        },
+    );
+    raft(
+        &mut s,
+        1200,
+        1,
+        RaftEvent::RoleChanged {
+            role: Role::Follower,
+            term: 2,
+        },
+    );
+    assert!(feed_texts(&s).contains(&"n1 steps down in term 2"));
+    assert_eq!(
+        s.feed.iter().filter(|l| l.kind == FeedKind::Leader).count(),
+        2,
+        "no re-announcement of term 1"
+    );
+}
+
+#[test]
+fn a_process_exit_shows_everywhere() {
+    let mut s = started(3);
+    st(&mut s, 100, 1, Role::Leader, 3, 10);
+    st(&mut s, 100, 2, Role::Follower, 3, 10);
+    s.apply(&Stamped::new(
+        2_000,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Exited {
+                pid: 1001,
+                code: None,
+                signal: Some("SIGTERM".into()),
+            },
+        },
+    ));
+    let n = &s.nodes[&1];
+    assert_eq!(n.process.label(), "sig TERM");
+    assert_eq!(n.lane.current(), LaneRole::Down);
+    assert!(
+        n.live_status().is_none(),
+        "a dead process's status is history"
+    );
+    assert_eq!(s.leader, None, "a dead leader leads nothing");
+    assert_eq!(s.faults, ["n1 exited"]);
+    let last = s.feed.back().expect("a feed line");
+    assert_eq!(
+        (last.kind, last.text.as_str()),
+        (FeedKind::Exit, "n1 ended by SIGTERM")
+    );
+
+    // Restarted, but its old status (leader of term 3) must not make it the leader again.
+    s.apply(&Stamped::new(
+        2_500,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Restarting { wipe: true },
+        },
+    ));
+    s.apply(&Stamped::new(
+        2_600,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Running { pid: 2001 },
+        },
+    ));
+    assert_eq!(s.leader, None);
+    assert!(s.faults.is_empty());
+    assert!(feed_texts(&s).contains(&"n1 restarting with its data wiped"));
+    st(&mut s, 2_700, 1, Role::Follower, 3, 0);
+    assert_eq!(s.nodes[&1].lane.current(), LaneRole::Follower);
+}
+
+#[test]
+fn unreachable_is_logged_once_per_outage() {
+    let mut s = started(2);
+    st(&mut s, 100, 1, Role::Follower, 1, 1);
+    for at in [200, 300, 400] {
+        s.apply(&Stamped::new(
+            at,
+            Event::Unreachable {
+                node: 1,
+                error: "deadline".into(),
+            },
+        ));
+    }
+    st(&mut s, 500, 1, Role::Follower, 1, 1);
+    let texts = feed_texts(&s);
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("unreachable")).count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(texts.contains(&"n1 answers again"));
+    assert!(s.nodes[&1].reachable);
+}
+
+#[test]
+fn feed_is_bounded_and_readers_can_find_new_lines() {
+    let mut s = ClusterState::new();
+    for i in 0..(FEED_CAPACITY as u64 + 100) {
+        s.apply(&Stamped::new(
+            i,
+            Event::Fault {
+                description: format!("fault {i}"),
+                effect: String::new(),
+            },
+        ));
+    }
+    assert_eq!(s.feed.len(), FEED_CAPACITY);
+    assert_eq!(s.feed_total, FEED_CAPACITY as u64 + 100);
+    assert_eq!(s.feed.front().expect("kept").text, "fault 100");
+    let new: Vec<_> = s
+        .feed_since(s.feed_total - 2)
+        .map(|l| l.text.clone())
+        .collect();
+    assert_eq!(new, ["fault 598", "fault 599"]);
+    assert_eq!(
+        s.feed_since(0).count(),
+        FEED_CAPACITY,
+        "lines already dropped are skipped"
+    );
+}
+
+#[test]
+fn writes_per_second_come_from_commit_growth() {
+    let mut s = started(3);
+    // The commit index the session joins at is not counted as writes.
+    st(&mut s, 100, 1, Role::Leader, 1, 500);
+    for (at, commit) in [
+        (600, 510),
+        (1_200, 530),
+        (1_900, 560),
+        (2_100, 561),
+        (4_500, 600),
+    ] {
+        st(&mut s, at, 1, Role::Leader, 1, commit);
+    }
+    assert_eq!(
+        s.writes.completed(10).collect::<Vec<_>>(),
+        vec![10, 50, 1, 0]
+    );
+    assert_eq!(s.writes.last_rate(), 0);
+    assert_eq!(s.commit, 600);
+    // A follower with a lower commit index changes nothing.
+    st(&mut s, 4_600, 2, Role::Follower, 1, 590);
+    assert_eq!(s.commit, 600);
+    assert_eq!(s.commit_high, 600);
+}
+
+#[test]
+fn workload_and_client_ops_give_rates_and_latencies() {
+    let mut s = ClusterState::new();
+    for (at, ok) in [(500, 0), (1_500, 40), (2_500, 85)] {
+        s.apply(&Stamped::new(
+            at,
+            Event::Workload {
+                on: true,
+                rate: 50,
+                ok,
+                failed: 1,
+            },
+        ));
+    }
+    s.apply(&Stamped::new(
+        3_100,
+        Event::Workload {
+            on: true,
+            rate: 50,
+            ok: 90,
+            failed: 1,
+        },
+    ));
+    assert_eq!(
+        s.workload_ok.completed(5).collect::<Vec<_>>(),
+        vec![0, 40, 45]
+    );
+    for (i, lat) in [900u64, 1_000, 1_100, 50_000].iter().enumerate() {
+        let result = if i == 3 { "timeout" } else { "ok" };
+        s.apply(&Stamped::new(
+            3_200,
+            Event::ClientOp {
+                op: "put".into(),
+                result: result.into(),
+                latency_us: *lat,
+            },
+        ));
+    }
+    assert_eq!(
+        s.latency_percentiles(10_000),
+        Some((1_000, 1_100)),
+        "failed ops are left out"
+    );
+}
+
+#[test]
+fn links_give_rates_and_named_faults() {
+    let link = |from, to, state, frames| LinkView {
+        from,
+        to,
+        state,
+        frames,
+        bytes: frames * 100,
+        dropped: 0,
+    };
+    let all = |state: &dyn Fn(u64, u64) -> LinkState, frames: u64| {
+        let mut v = Vec::new();
+        for a in 1..=5 {
+            for b in 1..=5 {
+                if a != b {
+                    v.push(link(a, b, state(a, b), frames));
+                }
+            }
+        }
+        v
+    };
+    let mut s = started(5);
+    s.apply(&Stamped::new(
+        1_000,
+        Event::Links {
+            links: all(&|_, _| LinkState::Ok, 100),
+        },
+    ));
+    assert!(s.link_rates.is_empty(), "one report gives no rate");
+    s.apply(&Stamped::new(
+        3_000,
+        Event::Links {
+            links: all(&|_, _| LinkState::Ok, 300),
+        },
+    ));
+    assert_eq!(s.link_rates[&(1, 2)].frames, 100.0);
+    assert_eq!(s.link_rates[&(1, 2)].bytes, 10_000.0);
+    assert!(s.faults.is_empty());
+
+    let side = |n: u64| n <= 2;
+    let partition = all(
+        &|a, b| {
+            if side(a) != side(b) {
+                LinkState::Cut
+            } else {
+                LinkState::Ok
+            }
+        },
+        300,
+    );
+    assert_eq!(describe_links(&partition), ["partition 1,2|3,4,5"]);
+    let isolate = all(
+        &|a, b| {
+            if a == 4 || b == 4 {
+                LinkState::Cut
+            } else {
+                LinkState::Ok
+            }
+        },
+        300,
+    );
+    assert_eq!(describe_links(&isolate), ["n4 isolated"]);
+    // A bridge: 3 talks to both sides, so there are no separate groups, only cut links.
+    let bridge = all(
+        &|a, b| {
+            let far = (a <= 2 && b >= 4) || (b <= 2 && a >= 4);
+            if far { LinkState::Cut } else { LinkState::Ok }
+        },
+        300,
+    );
+    assert_eq!(describe_links(&bridge), ["8 links cut"]);
+    let slow = all(
+        &|a, b| {
+            if a == 2 || b == 2 {
+                LinkState::Delayed(200)
+            } else if (a, b) == (4, 5) {
+                LinkState::Lossy(30)
+            } else {
+                LinkState::Ok
+            }
+        },
+        300,
+    );
+    assert_eq!(describe_links(&slow), ["n2 +200ms", "1 link 30% loss"]);
+
+    s.apply(&Stamped::new(4_000, Event::Links { links: isolate }));
+    s.apply(&Stamped::new(
+        4_100,
+        Event::Process {
+            node: 5,
+            state: ProcessState::Paused { pid: 1005 },
+        },
+    ));
+    assert_eq!(s.faults, ["n5 paused", "n4 isolated"]);
+}
+
+#[test]
+fn role_lanes_show_brief_elections_from_the_feed() {
+    let mut s = started(2);
+    st(&mut s, 1_000, 1, Role::Follower, 1, 1);
+    raft(
+        &mut s,
+        30_000,
+        1,
+        RaftEvent::RoleChanged {
+            role: Role::Candidate,
+            term: 2,
+        },
+    );
+    st(&mut s, 30_100, 1, Role::Follower, 2, 1);
+    s.apply(&Stamped::new(60_000, Event::Quit));
+    let mut cells = [LaneRole::Unknown; 60];
+    s.nodes[&1]
+        .lane
+        .sample(s.now_ms, LANE_WINDOW_MS, &mut cells);
+    assert_eq!(cells[0], LaneRole::Unknown, "before the first status");
+    assert_eq!(cells[29], LaneRole::Follower);
+    assert_eq!(cells[30], LaneRole::Candidate);
+    assert_eq!(cells[31], LaneRole::Follower);
+    assert!(s.ended);
+}
+
+#[test]
+fn recording_flag_follows_recording_events() {
+    let mut s = ClusterState::new();
+    s.apply(&Stamped::new(
+        5,
+        Event::Recording {
+            on: true,
+            path: Some("a.cast".into()),
+        },
+    ));
+    assert!(s.recording);
+    assert_eq!(s.recording_path.as_deref(), Some("a.cast"));
+    s.apply(&Stamped::new(
+        6,
+        Event::Recording {
+            on: false,
+            path: Some("a.cast".into()),
+        },
+    ));
+    assert!(!s.recording);
+    assert_eq!(s.recording_path, None);
+    assert_eq!(feed_texts(&s), ["recording to a.cast", "recording stopped"]);
+}
+
+#[test]
+fn replaying_the_same_events_rebuilds_the_same_state_through_json() {
+    let events = fixture::sample_session(5);
+    let mut live = ClusterState::new();
+    let mut replayed = ClusterState::new();
+    for e in &events {
+        live.apply(e);
+        let line = serde_json::to_string(e).expect("encode");
+        let back: Stamped = serde_json::from_str(&line).expect("decode");
+        assert_eq!(&back, e);
+        replayed.apply(&back);
+    }
+    assert_eq!(live, replayed);
+    assert_eq!(live.leader, Some(4));
+    assert_eq!(
+        live.nodes[&2].status.as_ref().map(|s| s.core.last_log_term),
+        Some(1)
+    );
+}
+
+#[test]
+fn lag_prefers_the_leaders_match_index() {
+    let mut s = started(2);
+    let mut leader = status(1, Role::Leader, 2, 20);
+    leader.core.progress = vec![PeerProgress {
+        id: 2,
+        match_index: 12,
+        next_index: 13,
+        inflight: 0,
+        snapshotting: false,
+    }];
+    s.apply(&Stamped::new(
+        10,
+        Event::Status {
+            node: 1,
+            status: leader,
+        },
+    ));
+    // Node 2 holds 15 entries, but 13..15 are from an old term the leader does not match.
+    st(&mut s, 10, 2, Role::Follower, 1, 15);
+    assert_eq!(s.lag(2), Some(8));
+}

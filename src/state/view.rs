@@ -1,0 +1,62 @@
+//! [`ViewState`]: what the person looks at, as opposed to what the cluster does.
+
+/// A panel shown on its own when the terminal is too small for the full layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Tab {
+    /// Nodes table and event feed.
+    #[default]
+    Nodes,
+    /// Log strips and the writes sparkline.
+    Logs,
+    /// Role lanes and the event feed.
+    Timeline,
+    /// The link matrix.
+    Links,
+}
+
+impl Tab {
+    /// Every tab, in the order Tab cycles through them.
+    pub const ALL: [Tab; 4] = [Tab::Nodes, Tab::Logs, Tab::Timeline, Tab::Links];
+
+    /// The tab after this one.
+    pub fn next(self) -> Tab {
+        let i = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0);
+        Tab::ALL[(i + 1) % Tab::ALL.len()]
+    }
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Nodes => "Nodes",
+            Tab::Logs => "Logs",
+            Tab::Timeline => "Timeline",
+            Tab::Links => "Links",
+        }
+    }
+}
+
+/// UI-only state: selection, overlays, the partition prompt. Never recorded, never replayed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewState {
+    /// The node node-level keys act on.
+    pub selected: Option<u64>,
+    /// The display is frozen (the cluster keeps running; the caller keeps showing an older state).
+    pub frozen: bool,
+    /// The help overlay is open.
+    pub help: bool,
+    /// The tab shown when the terminal is too small for every panel.
+    pub tab: Tab,
+    /// The partition prompt is open with this text typed so far.
+    pub prompt: Option<String>,
+    /// A mode line shown in the header instead of live-session hints (replay uses it: "▶ 2× 01:23 / 05:00").
+    pub banner: Option<String>,
+    /// Replaces the footer's key hints (replay has its own keys).
+    pub footer: Option<String>,
+}
+
+impl ViewState {
+    /// A view with nothing selected.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

@@ -1,0 +1,148 @@
+//! The header: who leads, how fast writes commit, what is broken, and whether the session is recorded.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::styles;
+use crate::state::{ClusterState, ProcessState, ViewState};
+
+/// Rows the header takes.
+pub const HEIGHT: u16 = 2;
+
+/// Draws the two header lines into `area`.
+pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
+    let bar = Style::new().bg(Color::Rgb(30, 34, 48)).fg(Color::White);
+    let label = Style::new().fg(Color::Gray);
+    let value = Style::new().add_modifier(Modifier::BOLD);
+
+    let mut top = vec![
+        Span::styled(
+            " squall ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" "),
+        Span::styled(
+            if state.cluster_id.is_empty() {
+                "—".to_string()
+            } else {
+                state.cluster_id.clone()
+            },
+            value,
+        ),
+        Span::styled("  up ", label),
+        Span::styled(styles::clock(state.now_ms), value),
+        Span::styled("  leader ", label),
+    ];
+    match state.leader {
+        Some(l) => {
+            top.push(Span::styled(
+                format!("n{l}"),
+                styles::lane(crate::state::LaneRole::Leader),
+            ));
+            let paused = state
+                .nodes
+                .get(&l)
+                .is_some_and(|n| matches!(n.process, ProcessState::Paused { .. }));
+            if paused {
+                top.push(Span::styled(" (paused)", styles::fault()));
+            }
+        }
+        None => top.push(Span::styled("none", styles::fault())),
+    }
+    top.push(Span::styled("  term ", label));
+    top.push(Span::styled(state.term.to_string(), value));
+    top.push(Span::styled("  commit ", label));
+    top.push(Span::styled(state.commit.to_string(), value));
+    top.push(Span::styled("  writes ", label));
+    top.push(Span::styled(
+        format!("{}/s", state.writes.last_rate()),
+        value,
+    ));
+    top.push(Span::styled("  client ", label));
+    if state.workload.on {
+        top.push(Span::styled(
+            format!("{}/s", state.workload_ok.last_rate()),
+            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+        ));
+        top.push(Span::styled(
+            format!(" of {}/s", state.workload.rate),
+            label,
+        ));
+        if state.workload.failed > 0 {
+            top.push(Span::styled(
+                format!(" ✗{}", state.workload.failed),
+                Style::new().fg(Color::Red),
+            ));
+        }
+    } else {
+        top.push(Span::styled("off", label));
+    }
+    if view.frozen {
+        top.push(Span::raw("  "));
+        top.push(Span::styled(
+            " FROZEN ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::LightBlue)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    if let Some(b) = &view.banner {
+        top.push(Span::raw("  "));
+        top.push(Span::styled(
+            format!(" {b} "),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    if state.recording {
+        top.push(Span::raw("  "));
+        top.push(Span::styled(
+            "● REC",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
+    if state.ended {
+        top.push(Span::styled("  ended", styles::fault()));
+    }
+
+    let mut second = vec![Span::styled(" faults ", label)];
+    if state.faults.is_empty() {
+        second.push(Span::styled("none", Style::new().fg(Color::Green)));
+    } else {
+        for (i, f) in state.faults.iter().enumerate() {
+            if i > 0 {
+                second.push(Span::styled(" · ", label));
+            }
+            second.push(Span::styled(f.clone(), styles::fault()));
+        }
+    }
+    if let Some((p50, p99)) = state.latency_percentiles(10_000) {
+        second.push(Span::styled("   latency p50 ", label));
+        second.push(Span::styled(micros(p50), value));
+        second.push(Span::styled(" p99 ", label));
+        second.push(Span::styled(micros(p99), value));
+    }
+
+    let text = vec![Line::from(top).style(bar), Line::from(second)];
+    frame.render_widget(Paragraph::new(text), area);
+}
+
+/// A latency in the unit that keeps it short.
+fn micros(us: u64) -> String {
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 10_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{}ms", us / 1000)
+    }
+}

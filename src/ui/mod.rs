@@ -1,0 +1,136 @@
+//! The dashboard's widgets, one file each. They draw from [`ClusterState`] and [`ViewState`] only: no I/O, no
+//! clock, generic over the backend, so screens are snapshot-tested with ratatui's `TestBackend`.
+//!
+//! The layout follows `frame.area()` on every frame. A terminal big enough for every panel gets them all at
+//! once; a smaller one (80×24 included) shows the header, one panel chosen with Tab, and the footer.
+
+mod footer;
+mod header;
+mod help;
+mod links;
+mod log;
+mod nodes;
+pub mod styles;
+mod timeline;
+mod writes;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Tabs;
+
+use crate::state::{ClusterState, Tab, ViewState};
+
+/// Narrowest terminal that gets every panel at once.
+pub const FULL_MIN_WIDTH: u16 = 120;
+
+/// Rows the full layout needs for `nodes` nodes (with at least five lines of events).
+pub fn full_min_height(nodes: usize) -> u16 {
+    header::HEIGHT
+        + nodes::height(nodes)
+        + log::height(nodes).max(links::height(nodes))
+        + timeline::lanes_height(nodes)
+        + 5
+        + 1
+}
+
+/// Whether `area` is big enough for every panel at once (otherwise panels become tabs).
+pub fn fits_full(area: Rect, nodes: usize) -> bool {
+    area.width >= FULL_MIN_WIDTH && area.height >= full_min_height(nodes)
+}
+
+/// Draws the whole dashboard.
+pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
+    let area = frame.area();
+    let n = state.nodes.len().max(1);
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(header::HEIGHT),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(frame, head, state, view);
+    if fits_full(area, n) {
+        draw_full(frame, body, state, view, n);
+    } else {
+        draw_tabbed(frame, body, state, view, n);
+    }
+    footer::render(frame, foot, state, view);
+    if view.help {
+        help::render(frame, area);
+    }
+}
+
+fn draw_full(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState, n: usize) {
+    let side = links::width(n);
+    let [table, middle, lower, feed] = Layout::vertical([
+        Constraint::Length(nodes::height(n)),
+        Constraint::Length(log::height(n).max(links::height(n))),
+        Constraint::Length(timeline::lanes_height(n)),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    nodes::render(frame, table, state, view);
+    let [logs, matrix] =
+        Layout::horizontal([Constraint::Min(20), Constraint::Length(side)]).areas(middle);
+    log::render(frame, logs, state, view);
+    links::render(frame, matrix, state, view);
+    let [lanes, spark] =
+        Layout::horizontal([Constraint::Min(20), Constraint::Length(side)]).areas(lower);
+    timeline::render_lanes(frame, lanes, state, view);
+    writes::render(frame, spark, state, view);
+    timeline::render_feed(frame, feed, state, view);
+}
+
+fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState, n: usize) {
+    let [bar, content] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let selected = Tab::ALL.iter().position(|t| *t == view.tab).unwrap_or(0);
+    let tabs = Tabs::new(Tab::ALL.iter().map(|t| Line::from(t.title())))
+        .select(selected)
+        .style(styles::dim())
+        .highlight_style(styles::key().add_modifier(ratatui::style::Modifier::REVERSED))
+        .divider(Span::styled("│", styles::faint()));
+    let [tabs_area, hint] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(14)]).areas(bar);
+    frame.render_widget(tabs, tabs_area);
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("Tab", styles::key()),
+            Span::styled(" next panel", styles::dim()),
+        ]),
+        hint,
+    );
+    match view.tab {
+        Tab::Nodes => {
+            let [top, rest] = split(content, nodes::height(n));
+            nodes::render(frame, top, state, view);
+            timeline::render_feed(frame, rest, state, view);
+        }
+        Tab::Logs => {
+            let [top, rest] = split(content, log::height(n));
+            log::render(frame, top, state, view);
+            writes::render(frame, rest, state, view);
+        }
+        Tab::Timeline => {
+            let [top, rest] = split(content, timeline::lanes_height(n));
+            timeline::render_lanes(frame, top, state, view);
+            timeline::render_feed(frame, rest, state, view);
+        }
+        Tab::Links => {
+            let [top, rest] = split(content, links::height(n));
+            let [matrix, spark] =
+                Layout::horizontal([Constraint::Length(links::width(n)), Constraint::Min(0)])
+                    .areas(top);
+            links::render(frame, matrix, state, view);
+            if spark.width >= 12 {
+                writes::render(frame, spark, state, view);
+            }
+            timeline::render_feed(frame, rest, state, view);
+        }
+    }
+}
+
+/// A panel of `rows` rows on top and the rest below.
+fn split(area: Rect, rows: u16) -> [Rect; 2] {
+    Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area)
+}

@@ -1,0 +1,147 @@
+//! The nodes table: one row per node with its process, role and log positions.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table};
+
+use super::styles;
+use crate::state::{ClusterState, NodeView, ViewState};
+
+/// Rows the table needs for `nodes` nodes (borders and header included).
+pub fn height(nodes: usize) -> u16 {
+    nodes as u16 + 3
+}
+
+/// Draws the table; below 118 columns the pid, applied and snapshot columns are left out.
+pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
+    let wide = area.width >= 118;
+    let mut titles = vec![
+        "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
+    ];
+    let mut widths = vec![1, 4, 7, 9, 9, 5, 4, 6, 7];
+    if wide {
+        titles.push("applied");
+        widths.push(7);
+    }
+    titles.push(if wide { "last idx/term" } else { "last/term" });
+    widths.push(if wide { 13 } else { 10 });
+    if wide {
+        titles.push("snapshot");
+        widths.push(8);
+    }
+    titles.push("lag");
+    widths.push(5);
+    if wide {
+        titles.push("rpc in/out/err");
+        widths.push(16);
+    }
+
+    let header = Row::new(titles.iter().map(|t| Cell::from(*t)))
+        .style(styles::dim().add_modifier(Modifier::BOLD));
+    let rows = state.nodes.values().map(|n| row(n, state, view, wide));
+    let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
+        .header(header)
+        .column_spacing(1)
+        .block(
+            Block::bordered()
+                .title(Span::styled(" nodes ", styles::title()))
+                .border_style(styles::faint()),
+        );
+    frame.render_widget(table, area);
+}
+
+fn row<'a>(n: &'a NodeView, state: &ClusterState, view: &ViewState, wide: bool) -> Row<'a> {
+    let selected = view.selected == Some(n.id);
+    let fresh = n.live_status().is_some();
+    // Values from a dead or silent process are shown, but greyed, as the last thing it said.
+    let value = if fresh { Style::new() } else { styles::faint() };
+    let s = n.status.as_ref();
+    let num = |f: &dyn Fn(&squall_node::rpc::NodeStatus) -> u64| -> Cell<'a> {
+        s.map_or(Cell::from("—").style(styles::faint()), |s| {
+            Cell::from(f(s).to_string()).style(value)
+        })
+    };
+    let opt = |v: Option<u64>| v.map_or("—".to_string(), |v| format!("n{v}"));
+
+    let process_text = if !n.reachable
+        && n.process.is_alive()
+        && !matches!(n.process, crate::state::ProcessState::Paused { .. })
+    {
+        Span::styled("no answer", styles::fault())
+    } else {
+        Span::styled(n.process.label(), styles::process(&n.process))
+    };
+    let role = match s {
+        Some(st) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
+        Some(st) => Span::styled(st.core.role.as_str(), styles::faint()),
+        None => Span::styled("—", styles::faint()),
+    };
+    let is_leader = state.leader == Some(n.id);
+    let mut cells = vec![
+        Cell::from(if selected { "▶" } else { " " }).style(styles::key()),
+        Cell::from(Line::from(Span::styled(
+            format!("n{}", n.id),
+            if is_leader {
+                styles::role(squall_node::raft::types::Role::Leader)
+            } else {
+                Style::new().add_modifier(Modifier::BOLD)
+            },
+        ))),
+        Cell::from(n.process.pid().map_or("—".to_string(), |p| p.to_string())).style(styles::dim()),
+        Cell::from(process_text),
+        Cell::from(role),
+        num(&|s| s.core.term),
+        Cell::from(opt(s.and_then(|s| s.core.vote))).style(value),
+        Cell::from(opt(s.and_then(|s| s.core.leader))).style(value),
+        num(&|s| s.core.commit_index),
+    ];
+    if wide {
+        cells.push(num(&|s| s.applied_index));
+    }
+    cells.push(match s {
+        Some(s) => Cell::from(Line::from(vec![
+            Span::styled(s.core.last_log_index.to_string(), value),
+            Span::styled("/", styles::faint()),
+            Span::styled(
+                s.core.last_log_term.to_string(),
+                Style::new().fg(styles::term_color(s.core.last_log_term)),
+            ),
+        ])),
+        None => Cell::from("—").style(styles::faint()),
+    });
+    if wide {
+        cells.push(num(&|s| s.core.snapshot_index));
+    }
+    cells.push(match state.lag(n.id) {
+        Some(0) => Cell::from("0").style(styles::dim()),
+        Some(l) if l > 50 => Cell::from(l.to_string()).style(styles::fault()),
+        Some(l) => Cell::from(l.to_string()).style(Style::new().fg(ratatui::style::Color::Yellow)),
+        None => Cell::from("—").style(styles::faint()),
+    });
+    if wide {
+        cells.push(match s {
+            Some(s) => Cell::from(format!(
+                "{}/{}/{}",
+                styles::compact(
+                    (s.rpc.vote_in + s.rpc.append_in + s.rpc.snapshot_in + s.rpc.timeout_now_in)
+                        as f64
+                ),
+                styles::compact(
+                    (s.rpc.vote_out + s.rpc.append_out + s.rpc.snapshot_out + s.rpc.timeout_now_out)
+                        as f64
+                ),
+                styles::compact(s.rpc.peer_errors as f64),
+            ))
+            .style(styles::dim()),
+            None => Cell::from("—").style(styles::faint()),
+        });
+    }
+    let r = Row::new(cells);
+    if selected {
+        r.style(styles::selected())
+    } else {
+        r
+    }
+}

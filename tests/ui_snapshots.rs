@@ -1,0 +1,165 @@
+//! Snapshot tests of the dashboard, drawn with ratatui's `TestBackend` from the fixed fixture session (its
+//! pids, paths and times are constants, so the screens are stable without filters).
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Modifier;
+use squall::state::{ClusterState, Tab, ViewState, fixture};
+
+fn render(
+    width: u16,
+    height: u16,
+    state: &ClusterState,
+    view: &ViewState,
+) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    t.draw(|f| squall::ui::draw(f, state, view)).expect("draw");
+    t
+}
+
+fn selected(node: u64) -> ViewState {
+    ViewState {
+        selected: Some(node),
+        ..ViewState::new()
+    }
+}
+
+#[test]
+fn main_screen_5_nodes_160x48() {
+    let state = fixture::sample_state(5);
+    let t = render(160, 48, &state, &selected(2));
+    insta::assert_snapshot!("main_160x48", t.backend().to_string());
+}
+
+#[test]
+fn main_screen_9_nodes_200x60() {
+    let state = fixture::sample_state(9);
+    let t = render(200, 60, &state, &selected(4));
+    insta::assert_snapshot!("main_9_nodes_200x60", t.backend().to_string());
+}
+
+#[test]
+fn help_overlay() {
+    let state = fixture::sample_state(5);
+    let view = ViewState {
+        help: true,
+        ..selected(1)
+    };
+    let t = render(160, 48, &state, &view);
+    insta::assert_snapshot!("help_160x48", t.backend().to_string());
+    let t = render(80, 24, &state, &view);
+    let screen = t.backend().to_string();
+    // Every key still fits in a small terminal.
+    for key in ["kill the leader", "freeze", "quit", "transfer leadership"] {
+        assert!(
+            screen.contains(key),
+            "{key:?} missing from the 80x24 help:\n{screen}"
+        );
+    }
+    insta::assert_snapshot!("help_80x24", screen);
+}
+
+#[test]
+fn small_terminal_shows_one_panel_per_tab() {
+    let state = fixture::sample_state(5);
+    for tab in Tab::ALL {
+        let view = ViewState { tab, ..selected(2) };
+        let t = render(80, 24, &state, &view);
+        insta::assert_snapshot!(
+            format!("tab_{}_80x24", tab.title().to_lowercase()),
+            t.backend().to_string()
+        );
+    }
+}
+
+#[test]
+fn partition_prompt_and_frozen_banner() {
+    let state = fixture::sample_state(3);
+    let view = ViewState {
+        prompt: Some("1|2,3".into()),
+        frozen: true,
+        ..selected(3)
+    };
+    let t = render(120, 30, &state, &view);
+    let screen = t.backend().to_string();
+    let footer = screen.lines().last().expect("a footer line");
+    assert!(footer.contains("1|2,3"), "prompt text missing: {footer}");
+    assert!(screen.lines().next().expect("header").contains("FROZEN"));
+    insta::assert_snapshot!("prompt_frozen_120x30", screen);
+}
+
+#[test]
+fn layout_follows_resizes() {
+    let state = fixture::sample_state(5);
+    let view = selected(1);
+    let mut t = render(160, 48, &state, &view);
+    assert!(!t.backend().to_string().contains("Tab next panel"));
+    t.backend_mut().resize(80, 24);
+    t.draw(|f| squall::ui::draw(f, &state, &view))
+        .expect("draw");
+    let small = t.backend().to_string();
+    assert_eq!(small.lines().count(), 24);
+    assert!(
+        small.contains("Tab next panel"),
+        "no tabs after shrinking:\n{small}"
+    );
+    t.backend_mut().resize(160, 48);
+    t.draw(|f| squall::ui::draw(f, &state, &view))
+        .expect("draw");
+    assert_eq!(
+        t.backend().to_string(),
+        render(160, 48, &state, &view).backend().to_string()
+    );
+}
+
+#[test]
+fn committed_and_uncommitted_cells_look_different() {
+    let state = fixture::sample_state(5);
+    let t = render(160, 48, &state, &selected(2));
+    let buf = t.backend().buffer();
+    let screen = t.backend().to_string();
+    // Row of node 2's strip in the logs panel (it holds three term-1 entries the others replaced).
+    let row = screen
+        .lines()
+        .position(|l| l.contains("│▶n2  1"))
+        .expect("node 2's log strip") as u16;
+    let mut bgs = Vec::new();
+    let mut underlined = 0;
+    for x in 0..buf.area.width {
+        let cell = &buf[(x, row)];
+        if cell.symbol() == "1" {
+            bgs.push(cell.bg);
+            if cell.modifier.contains(Modifier::UNDERLINED) {
+                underlined += 1;
+            }
+        }
+    }
+    assert_eq!(
+        underlined, 3,
+        "node 2's three uncommitted entries should be underlined"
+    );
+    assert!(
+        bgs.contains(&ratatui::style::Color::Reset),
+        "uncommitted cells have no background"
+    );
+    assert!(
+        bgs.iter().any(|b| *b != ratatui::style::Color::Reset),
+        "committed cells are solid"
+    );
+}
+
+#[test]
+fn any_size_and_any_state_draws_without_panicking() {
+    let full = fixture::sample_state(9);
+    let empty = ClusterState::new();
+    let view = ViewState {
+        help: true,
+        ..selected(9)
+    };
+    for w in (1..=130).step_by(7) {
+        for h in (1..=50).step_by(3) {
+            render(w, h, &full, &view);
+            render(w, h, &empty, &ViewState::new());
+        }
+    }
+}
