@@ -1,0 +1,206 @@
+//! Elections: campaigning (with an optional pre-vote round), answering (pre-)votes under the leader lease,
+//! counting votes, becoming leader, and TimeoutNow.
+
+use super::Raft;
+use super::progress::Progress;
+use super::types::{
+    Entry, NodeId, Payload, RaftEvent, Request, RequestVote, RequestVoteReply, Role, Term,
+    TimeoutNow,
+};
+
+impl Raft {
+    /// Starts a campaign: a pre-vote round when `pre_vote`, else a real election in the next term.
+    /// `transfer` marks a campaign ordered by TimeoutNow, which voters honour despite their lease.
+    pub(super) fn start_election(&mut self, pre_vote: bool, transfer: bool) {
+        let campaign_term = if pre_vote {
+            self.set_role(Role::PreCandidate);
+            self.term + 1
+        } else {
+            self.set_term(self.term + 1);
+            self.vote = Some(self.config.id);
+            self.set_role(Role::Candidate);
+            self.term
+        };
+        self.set_leader(None);
+        self.campaign_transfer = transfer;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_timer();
+        self.events.push(RaftEvent::ElectionStarted {
+            term: campaign_term,
+            pre_vote,
+        });
+        if self.tally_votes() {
+            return;
+        }
+        let req = RequestVote {
+            term: campaign_term,
+            candidate: self.config.id,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote,
+            transfer,
+        };
+        for &peer in &self.config.peers {
+            self.messages.push((peer, Request::Vote(req.clone())));
+        }
+    }
+
+    /// Acts on the votes counted so far; returns true when the campaign ended.
+    fn tally_votes(&mut self) -> bool {
+        let granted = self.votes.values().filter(|&&g| g).count();
+        let refused = self.votes.len() - granted;
+        if granted >= self.quorum() {
+            if self.role == Role::PreCandidate {
+                self.start_election(false, self.campaign_transfer);
+            } else {
+                self.become_leader();
+            }
+            true
+        } else if refused >= self.quorum() {
+            self.become_follower(self.term, None);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether this node still trusts a live leader (CheckQuorum's lease) and so ignores campaigns.
+    fn in_lease(&self) -> bool {
+        self.config.check_quorum
+            && match self.leader {
+                Some(l) if l == self.config.id => self.role == Role::Leader,
+                Some(_) => self.leader_contact < self.config.election_ticks_min,
+                None => false,
+            }
+    }
+
+    /// Answers a RequestVote or pre-vote.
+    pub fn handle_request_vote(&mut self, req: RequestVote) -> RequestVoteReply {
+        let voter = self.config.id;
+        let refuse = |term: Term| RequestVoteReply {
+            term,
+            voter,
+            granted: false,
+            pre_vote: req.pre_vote,
+        };
+        if req.term > self.term && !req.transfer && self.in_lease() {
+            // A leader we heard from recently is alive: a node returning from a partition must not depose it.
+            return refuse(self.term);
+        }
+        if req.term < self.term {
+            return refuse(self.term);
+        }
+        let log_ok = self
+            .log
+            .is_up_to_date(req.last_log_term, req.last_log_index);
+        if req.pre_vote {
+            // A pre-vote changes nothing here; it only says whether a real vote would be granted.
+            let granted = log_ok && req.term > self.term;
+            if !granted {
+                return refuse(self.term);
+            }
+            self.events.push(RaftEvent::VoteGranted {
+                candidate: req.candidate,
+                term: req.term,
+                pre_vote: true,
+            });
+            return RequestVoteReply {
+                term: req.term,
+                voter: self.config.id,
+                granted: true,
+                pre_vote: true,
+            };
+        }
+        if req.term > self.term {
+            self.become_follower(req.term, None);
+        }
+        let can_vote = self.vote.is_none_or(|v| v == req.candidate);
+        if !(can_vote && log_ok) {
+            return refuse(self.term);
+        }
+        if self.vote.is_none() {
+            self.events.push(RaftEvent::VoteGranted {
+                candidate: req.candidate,
+                term: self.term,
+                pre_vote: false,
+            });
+        }
+        self.vote = Some(req.candidate);
+        self.reset_election_timer();
+        RequestVoteReply {
+            term: self.term,
+            voter: self.config.id,
+            granted: true,
+            pre_vote: false,
+        }
+    }
+
+    /// Counts a vote reply.
+    pub(super) fn handle_vote_reply(&mut self, from: NodeId, reply: RequestVoteReply) {
+        if reply.pre_vote {
+            if self.role != Role::PreCandidate {
+                return;
+            }
+            if reply.granted {
+                if reply.term != self.term + 1 {
+                    return;
+                }
+            } else if reply.term > self.term {
+                self.become_follower(reply.term, None);
+                return;
+            }
+        } else {
+            if reply.term > self.term {
+                self.become_follower(reply.term, None);
+                return;
+            }
+            if self.role != Role::Candidate || reply.term != self.term {
+                return;
+            }
+        }
+        self.votes.insert(from, reply.granted);
+        self.tally_votes();
+    }
+
+    /// Wins the election: take the lead and append this term's no-op entry.
+    pub(super) fn become_leader(&mut self) {
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.config.id));
+        self.votes.clear();
+        self.campaign_transfer = false;
+        self.transfer = None;
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .config
+            .peers
+            .iter()
+            .map(|&p| (p, Progress::new(next)))
+            .collect();
+        self.log.push(Entry {
+            index: next,
+            term: self.term,
+            payload: Payload::Noop,
+        });
+        if self.progress.is_empty() {
+            self.maybe_commit();
+        }
+        let peers: Vec<NodeId> = self.config.peers.clone();
+        for p in peers {
+            self.send_append(p);
+        }
+    }
+
+    /// The leader asks this node to campaign at once (leadership transfer).
+    pub fn handle_timeout_now(&mut self, req: TimeoutNow) {
+        if req.term < self.term || self.role == Role::Leader {
+            return;
+        }
+        if req.term > self.term {
+            self.become_follower(req.term, Some(req.leader));
+        }
+        self.start_election(false, true);
+    }
+}

@@ -1,0 +1,518 @@
+//! The consensus core: a pure, deterministic Raft state machine.
+//!
+//! No I/O, clocks or OS randomness here. Time moves when the driver calls [`Raft::tick`]; randomness comes
+//! from the seed in [`Config`]. Requests go in through `handle_*`, replies through [`Raft::handle_reply`],
+//! client work through [`Raft::propose`] and [`Raft::read_index`]; the work that results comes out as a
+//! [`Ready`] (see its docs for the order the driver must follow).
+
+mod election;
+mod log;
+mod progress;
+mod read_index;
+mod replication;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+pub mod types;
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use self::log::RaftLog;
+use self::progress::Progress;
+use self::read_index::ReadIndex;
+pub use types::*;
+
+/// Tunables of the core, in ticks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// The other voters.
+    pub peers: Vec<NodeId>,
+    /// Election timeout lower bound, in ticks (inclusive).
+    pub election_ticks_min: u32,
+    /// Election timeout upper bound, in ticks (exclusive); each timeout is drawn uniformly from the range.
+    pub election_ticks_max: u32,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_ticks: u32,
+    /// Run a pre-vote round before a real election.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within an election timeout steps down; followers that
+    /// heard from a leader within the minimum election timeout refuse (pre-)votes (leader lease).
+    pub check_quorum: bool,
+    /// AppendEntries batches in flight per follower.
+    pub max_inflight: usize,
+    /// Most entries in one AppendEntries.
+    pub max_batch_entries: usize,
+    /// Most payload bytes in one AppendEntries.
+    pub max_batch_bytes: usize,
+    /// Bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Seed of the RNG that randomises election timeouts.
+    pub seed: u64,
+}
+
+/// What the core starts from: the durable state read back from storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Term and vote.
+    pub hard_state: HardState,
+    /// Latest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Log entries after the snapshot, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// Why a leadership transfer was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only a leader can transfer.
+    #[error("this node is not the leader (leader: {leader_hint:?})")]
+    NotLeader {
+        /// The known leader.
+        leader_hint: Option<NodeId>,
+    },
+    /// The target is not a voter of this cluster.
+    #[error("node {0} is not a member of this cluster")]
+    UnknownNode(NodeId),
+    /// The target already leads.
+    #[error("node {0} already leads")]
+    AlreadyLeader(NodeId),
+}
+
+/// A leadership transfer in progress.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    /// The node that should take over.
+    target: NodeId,
+    /// Ticks since it started; it is abandoned after an election timeout.
+    elapsed: u32,
+    /// TimeoutNow was sent.
+    sent: bool,
+}
+
+/// The Raft consensus core of one node. See the module docs for how a driver uses it.
+#[derive(Debug)]
+pub struct Raft {
+    config: Config,
+    term: Term,
+    vote: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    rng: ChaCha8Rng,
+    /// Ticks since the election timer was reset (on a leader: since the last CheckQuorum round).
+    election_elapsed: u32,
+    /// This term's randomised election timeout.
+    election_timeout: u32,
+    /// Ticks since the leader last sent heartbeats.
+    heartbeat_elapsed: u32,
+    /// Ticks since a leader was last heard from (the leader lease of CheckQuorum).
+    leader_contact: u32,
+    /// Votes (or pre-votes) received in the current campaign: voter -> granted.
+    votes: BTreeMap<NodeId, bool>,
+    /// The current campaign was started by TimeoutNow.
+    campaign_transfer: bool,
+    /// Leader only: per-follower replication state.
+    progress: BTreeMap<NodeId, Progress>,
+    /// Leader only: a transfer in progress.
+    transfer: Option<Transfer>,
+    /// Leader only: ReadIndex bookkeeping.
+    reads: ReadIndex,
+    /// Follower only: chunks of a snapshot being received.
+    incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// A received snapshot the driver has not taken yet.
+    pending_snapshot: Option<Snapshot>,
+    /// Proposals arrived since the last ready: replicate them when the ready is taken, in as few batches
+    /// as possible.
+    broadcast_pending: bool,
+    /// Term and vote as last handed to the driver.
+    last_hard_state: HardState,
+    messages: Vec<(NodeId, Request)>,
+    events: Vec<RaftEvent>,
+    read_states: Vec<ReadState>,
+    failed_reads: Vec<ReadFailed>,
+}
+
+impl Raft {
+    /// A core restored from durable state. It starts as a follower with commit and applied at the snapshot.
+    pub fn new(config: Config, restored: Restored) -> Raft {
+        let mut config = config;
+        config.peers.retain(|&p| p != config.id);
+        config.peers.sort_unstable();
+        config.peers.dedup();
+        config.election_ticks_min = config.election_ticks_min.max(1);
+        config.election_ticks_max = config.election_ticks_max.max(config.election_ticks_min + 1);
+        config.heartbeat_ticks = config.heartbeat_ticks.max(1);
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let hs = restored.hard_state;
+        let lease = config.election_ticks_min;
+        let mut raft = Raft {
+            term: hs.term,
+            vote: hs.vote,
+            role: Role::Follower,
+            leader: None,
+            log: RaftLog::new(restored.snapshot, restored.entries),
+            rng,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            leader_contact: lease,
+            votes: BTreeMap::new(),
+            campaign_transfer: false,
+            progress: BTreeMap::new(),
+            transfer: None,
+            reads: ReadIndex::default(),
+            incoming_snapshot: None,
+            pending_snapshot: None,
+            broadcast_pending: false,
+            last_hard_state: hs,
+            messages: Vec::new(),
+            events: Vec::new(),
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
+            config,
+        };
+        raft.reset_election_timer();
+        raft
+    }
+
+    /// One tick of logical time: drives election timeouts, heartbeats, CheckQuorum and transfer timeouts.
+    pub fn tick(&mut self) {
+        if self.role == Role::Leader {
+            self.tick_leader();
+        } else {
+            self.leader_contact = self.leader_contact.saturating_add(1);
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout {
+                self.start_election(self.config.pre_vote, false);
+            }
+        }
+    }
+
+    fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_ticks_min {
+            self.election_elapsed = 0;
+            if self.config.check_quorum {
+                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+                if active < self.quorum() {
+                    let term = self.term;
+                    self.events.push(RaftEvent::QuorumLost { term });
+                    self.become_follower(term, None);
+                    return;
+                }
+            }
+            for p in self.progress.values_mut() {
+                p.recent_active = false;
+            }
+        }
+        if let Some(t) = &mut self.transfer {
+            t.elapsed += 1;
+            if t.elapsed >= self.config.election_ticks_min {
+                // The target did not take over in time: accept proposals again.
+                self.transfer = None;
+            }
+        }
+    }
+
+    /// Proposes a command. On the leader it is appended to the log and its (index, term) returned; the
+    /// command is committed once that entry shows up in `committed_entries` with the same term.
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        if let Some(t) = self.transfer {
+            return Err(NotLeader {
+                leader_hint: Some(t.target),
+            });
+        }
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            index,
+            term: self.term,
+            payload: Payload::Command(command),
+        });
+        self.broadcast_pending = true;
+        if self.progress.is_empty() {
+            self.maybe_commit();
+        }
+        Ok((index, self.term))
+    }
+
+    /// Starts handing leadership to `target`: proposals are refused while it runs; the target is brought
+    /// up to date and then told to campaign at once. Abandoned after an election timeout.
+    pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), TransferError> {
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader {
+                leader_hint: self.leader,
+            });
+        }
+        if target == self.config.id {
+            return Err(TransferError::AlreadyLeader(target));
+        }
+        if !self.progress.contains_key(&target) {
+            return Err(TransferError::UnknownNode(target));
+        }
+        if self.transfer.is_some_and(|t| t.target == target) {
+            return Ok(());
+        }
+        self.transfer = Some(Transfer {
+            target,
+            elapsed: 0,
+            sent: false,
+        });
+        self.events.push(RaftEvent::TransferStarted {
+            target,
+            term: self.term,
+        });
+        self.maybe_send_timeout_now(target);
+        if self.transfer.is_some_and(|t| !t.sent) {
+            self.send_append(target);
+        }
+        Ok(())
+    }
+
+    /// Sends TimeoutNow to the transfer target once its log matches ours.
+    fn maybe_send_timeout_now(&mut self, peer: NodeId) {
+        let Some(t) = self.transfer else { return };
+        if t.target != peer || t.sent {
+            return;
+        }
+        if self
+            .progress
+            .get(&peer)
+            .is_some_and(|p| p.match_index == self.log.last_index())
+        {
+            self.messages.push((
+                peer,
+                Request::TimeoutNow(TimeoutNow {
+                    term: self.term,
+                    leader: self.config.id,
+                }),
+            ));
+            if let Some(t) = &mut self.transfer {
+                t.sent = true;
+            }
+        }
+    }
+
+    /// Whether [`Raft::take_ready`] would return something.
+    pub fn has_ready(&self) -> bool {
+        self.broadcast_pending
+            || self.reads.heartbeat_pending
+            || HardState {
+                term: self.term,
+                vote: self.vote,
+            } != self.last_hard_state
+            || self.log.has_unstable()
+            || self.pending_snapshot.is_some()
+            || !self.messages.is_empty()
+            || self.log.has_committed()
+            || !self.read_states.is_empty()
+            || !self.failed_reads.is_empty()
+            || !self.events.is_empty()
+    }
+
+    /// Takes the work accumulated since the last call; see [`Ready`] for what the driver must do with it.
+    pub fn take_ready(&mut self) -> Ready {
+        if self.broadcast_pending {
+            self.broadcast_pending = false;
+            if self.role == Role::Leader {
+                let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+                for p in peers {
+                    self.send_append(p);
+                }
+            }
+        }
+        if self.reads.heartbeat_pending {
+            self.reads.heartbeat_pending = false;
+            if self.role == Role::Leader {
+                self.broadcast_heartbeat();
+            }
+        }
+        let hs = HardState {
+            term: self.term,
+            vote: self.vote,
+        };
+        let hard_state = (hs != self.last_hard_state).then_some(hs);
+        self.last_hard_state = hs;
+        let (truncate_from, entries) = self.log.take_unstable();
+        Ready {
+            hard_state,
+            truncate_from,
+            entries,
+            snapshot: self.pending_snapshot.take(),
+            messages: std::mem::take(&mut self.messages),
+            committed_entries: self.log.take_committed(),
+            read_states: std::mem::take(&mut self.read_states),
+            failed_reads: std::mem::take(&mut self.failed_reads),
+            events: std::mem::take(&mut self.events),
+        }
+    }
+
+    /// The driver made entries up to `index` (whose term is `term`) durable. A leader counts its own log
+    /// toward a majority only up to here.
+    pub fn on_persisted(&mut self, index: Index, term: Term) {
+        if self.log.persisted_to(index, term) && self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// The driver took a state machine snapshot at applied index `index`: entries up to it are dropped and
+    /// `data` is kept to send to followers that fall behind it.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+        if let Some(meta) = self.log.compact(index, data) {
+            self.events.push(RaftEvent::SnapshotTaken { meta });
+        }
+    }
+
+    /// A read-only view for status reports.
+    pub fn status(&self) -> CoreStatus {
+        CoreStatus {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            vote: self.vote,
+            leader: self.leader,
+            commit_index: self.log.commit,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            snapshot_index: self.log.snapshot_meta().last_index,
+            progress: self
+                .progress
+                .iter()
+                .map(|(&id, p)| PeerProgress {
+                    id,
+                    match_index: p.match_index,
+                    next_index: p.next_index,
+                    inflight: p.inflight.len(),
+                    snapshotting: p.is_snapshotting(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Entries held in memory with index >= `from`, at most `max` of them.
+    pub fn entries_from(&self, from: Index, max: usize) -> Vec<Entry> {
+        if max == 0 {
+            return Vec::new();
+        }
+        let from = from.max(self.log.first_index());
+        let to = from.saturating_add(max as u64 - 1);
+        self.log.range(from, to)
+    }
+
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// Highest committed index.
+    pub fn commit_index(&self) -> Index {
+        self.log.commit
+    }
+
+    /// Highest index handed to the driver for applying (or covered by the latest snapshot).
+    pub fn applied_index(&self) -> Index {
+        self.log.applied
+    }
+
+    /// The latest snapshot's position (all zero when none).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.log.snapshot_meta()
+    }
+
+    fn quorum(&self) -> usize {
+        let voters = self.config.peers.len() + 1;
+        voters / 2 + 1
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let (lo, hi) = (
+            self.config.election_ticks_min,
+            self.config.election_ticks_max,
+        );
+        self.election_timeout = self.rng.random_range(lo..hi);
+    }
+
+    fn set_role(&mut self, role: Role) {
+        if self.role == role {
+            return;
+        }
+        let was_leader = self.role == Role::Leader;
+        self.role = role;
+        self.events.push(RaftEvent::RoleChanged {
+            role,
+            term: self.term,
+        });
+        if was_leader {
+            self.progress.clear();
+            self.transfer = None;
+            self.broadcast_pending = false;
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.events.push(RaftEvent::LeaderChanged {
+                leader,
+                term: self.term,
+            });
+        }
+        if self.role != Role::Leader {
+            // Reads a leader accepted can no longer be confirmed once it stops leading.
+            self.fail_reads();
+        }
+    }
+
+    fn set_term(&mut self, term: Term) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            self.events.push(RaftEvent::TermChanged { term });
+        }
+    }
+
+    /// Becomes (or stays) a follower in `term`, following `leader` if known.
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let new_term = term > self.term;
+        self.set_term(term);
+        self.set_role(Role::Follower);
+        if new_term || leader.is_some() || self.leader == Some(self.config.id) {
+            self.set_leader(leader);
+        }
+        self.fail_reads();
+        self.votes.clear();
+        self.campaign_transfer = false;
+        self.reset_election_timer();
+    }
+}

@@ -1,0 +1,103 @@
+//! What a leader knows about one follower: how far it matches, what to send next, and how (probing one
+//! message at a time, pipelining batches, or streaming a snapshot).
+
+use std::collections::VecDeque;
+
+use super::types::{Index, SnapshotMeta};
+
+/// How the leader currently feeds a follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Where the follower's log matches is unknown: one AppendEntries at a time until one succeeds.
+    Probe {
+        /// A probe is outstanding (or the peer was unreachable): wait for its answer or the next heartbeat.
+        paused: bool,
+    },
+    /// The follower is known to match: send batches optimistically, several in flight.
+    Replicate,
+    /// The follower needs entries the leader compacted: stream the snapshot, one chunk in flight.
+    Snapshot {
+        /// The snapshot being sent.
+        meta: SnapshotMeta,
+        /// Next byte offset to send (the follower's last acknowledged position).
+        offset: u64,
+        /// A chunk is outstanding.
+        in_flight: bool,
+    },
+}
+
+/// Replication state of one follower.
+#[derive(Clone, Debug)]
+pub(crate) struct Progress {
+    /// Highest index known to be replicated (durably) on the follower.
+    pub(crate) match_index: Index,
+    /// Next index to send.
+    pub(crate) next_index: Index,
+    /// How it is fed.
+    pub(crate) mode: Mode,
+    /// Last index of each AppendEntries batch in flight (Replicate mode).
+    pub(crate) inflight: VecDeque<Index>,
+    /// Heard from in the current CheckQuorum window.
+    pub(crate) recent_active: bool,
+    /// Highest ReadIndex round the follower acknowledged.
+    pub(crate) read_acked: u64,
+}
+
+impl Progress {
+    /// A follower a fresh leader knows nothing about: probe from just after the leader's last entry.
+    pub(crate) fn new(next_index: Index) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index,
+            mode: Mode::Probe { paused: false },
+            inflight: VecDeque::new(),
+            recent_active: false,
+            read_acked: 0,
+        }
+    }
+
+    /// Back to probing from `next`.
+    pub(crate) fn become_probe(&mut self, next: Index, paused: bool) {
+        self.mode = Mode::Probe { paused };
+        self.next_index = next.max(1);
+        self.inflight.clear();
+    }
+
+    /// The follower matches at `match_index`: stream from there.
+    pub(crate) fn become_replicate(&mut self) {
+        self.mode = Mode::Replicate;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+    }
+
+    /// Start streaming `meta` from offset 0.
+    pub(crate) fn become_snapshot(&mut self, meta: SnapshotMeta) {
+        self.mode = Mode::Snapshot {
+            meta,
+            offset: 0,
+            in_flight: false,
+        };
+        self.inflight.clear();
+    }
+
+    /// The follower acknowledged up to `index`: batches ending there or before are done.
+    pub(crate) fn free_inflight_to(&mut self, index: Index) {
+        while self.inflight.front().is_some_and(|&last| last <= index) {
+            self.inflight.pop_front();
+        }
+    }
+
+    /// Whether another AppendEntries may be sent now.
+    pub(crate) fn can_send(&self, max_inflight: usize) -> bool {
+        match self.mode {
+            Mode::Probe { paused } => !paused,
+            Mode::Replicate => self.inflight.len() < max_inflight.max(1),
+            Mode::Snapshot { .. } => false,
+        }
+    }
+
+    /// Whether a snapshot is being streamed.
+    pub(crate) fn is_snapshotting(&self) -> bool {
+        matches!(self.mode, Mode::Snapshot { .. })
+    }
+}

@@ -1,0 +1,321 @@
+//! Log replication: the follower's side of AppendEntries, the leader's sending (probe, pipelined batches,
+//! heartbeats), its handling of replies (fast backtracking by term), and the commit rule.
+
+use super::Raft;
+use super::progress::Mode;
+use super::types::{
+    AppendEntries, AppendEntriesReply, Index, NodeId, RaftEvent, Reply, Request, Role, Term,
+};
+
+impl Raft {
+    /// Answers AppendEntries (or a heartbeat). The driver releases the reply only after persisting the
+    /// ready that follows, so a success means the entries are durable when the leader hears of it.
+    pub fn handle_append_entries(&mut self, req: AppendEntries) -> AppendEntriesReply {
+        let mut reply = AppendEntriesReply {
+            term: self.term,
+            follower: self.config.id,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 0,
+            last_log_index: self.log.last_index(),
+            read_round: req.read_round,
+        };
+        if req.term < self.term {
+            return reply;
+        }
+        if req.term == self.term && self.role == Role::Leader {
+            // Two leaders in one term cannot happen; refuse rather than corrupt anything.
+            return reply;
+        }
+        if req.term > self.term || self.role != Role::Follower || self.leader != Some(req.leader) {
+            self.become_follower(req.term, Some(req.leader));
+        } else {
+            self.reset_election_timer();
+        }
+        self.leader_contact = 0;
+        reply.term = self.term;
+        if self.pending_snapshot.is_some() {
+            // A snapshot the driver has not taken yet resets the log; keep that ready free of entries.
+            reply.conflict_index = self.log.last_index() + 1;
+            return reply;
+        }
+        let prev = req.prev_log_index;
+        let snap = self.log.snapshot_meta().last_index;
+        if prev > self.log.last_index() {
+            reply.conflict_index = self.log.last_index() + 1;
+            return reply;
+        }
+        if prev >= snap {
+            let term = self.log.term(prev).expect("index within the log");
+            if term != req.prev_log_term {
+                reply.conflict_term = Some(term);
+                reply.conflict_index = self.log.first_index_of_term(prev, term);
+                return reply;
+            }
+        }
+        // Entries before our snapshot are committed and so match the leader's; skip them.
+        let last_new = prev + req.entries.len() as u64;
+        for (i, entry) in req.entries.into_iter().enumerate() {
+            let index = prev + 1 + i as u64;
+            debug_assert_eq!(entry.index, index);
+            if index <= snap {
+                continue;
+            }
+            match self.log.term(index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => {
+                    if index <= self.log.commit {
+                        // A leader contradicting a committed entry is a safety bug elsewhere: refuse it.
+                        reply.last_log_index = self.log.last_index();
+                        return reply;
+                    }
+                    let count = self.log.truncate(index);
+                    self.events.push(RaftEvent::LogTruncated {
+                        from_index: index,
+                        count,
+                    });
+                    self.log.push(entry);
+                }
+                None => self.log.push(entry),
+            }
+        }
+        let commit = req.leader_commit.min(last_new);
+        if commit > self.log.commit {
+            self.log.commit = commit;
+        }
+        reply.success = true;
+        reply.match_index = last_new;
+        reply.last_log_index = self.log.last_index();
+        reply
+    }
+
+    /// Feeds a peer's answer into the core.
+    pub fn handle_reply(&mut self, from: NodeId, reply: Reply) {
+        match reply {
+            Reply::Vote(r) => self.handle_vote_reply(from, r),
+            Reply::Append(r) => {
+                if self.check_reply_term(r.term) {
+                    self.handle_append_reply(from, r);
+                }
+            }
+            Reply::Snapshot(r) => {
+                if self.check_reply_term(r.term) {
+                    self.handle_snapshot_reply(from, r);
+                }
+            }
+        }
+    }
+
+    /// Steps down on a newer term; returns whether a leader reply of this term should be processed.
+    fn check_reply_term(&mut self, term: Term) -> bool {
+        if term > self.term {
+            self.become_follower(term, None);
+            return false;
+        }
+        term == self.term && self.role == Role::Leader
+    }
+
+    fn handle_append_reply(&mut self, from: NodeId, r: AppendEntriesReply) {
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        pr.read_acked = pr.read_acked.max(r.read_round);
+        if r.success {
+            let advanced = r.match_index > pr.match_index;
+            if advanced {
+                pr.match_index = r.match_index;
+            }
+            pr.free_inflight_to(r.match_index);
+            match pr.mode {
+                Mode::Probe { .. } => pr.become_replicate(),
+                Mode::Snapshot { meta, .. } if pr.match_index >= meta.last_index => {
+                    pr.become_replicate()
+                }
+                _ => {}
+            }
+            if pr.next_index <= pr.match_index {
+                pr.next_index = pr.match_index + 1;
+            }
+            if advanced {
+                self.maybe_commit();
+            }
+        } else {
+            if r.last_log_index < pr.match_index {
+                // The follower holds less than it once acknowledged: it lost its data (or this is a stale
+                // answer). Forget what we thought it had so it can be brought back.
+                pr.match_index = r.last_log_index;
+            } else if matches!(pr.mode, Mode::Replicate) && r.conflict_index <= pr.match_index {
+                // An old rejection overtaken by later successes.
+                self.confirm_reads();
+                return;
+            }
+            let mut next = match r.conflict_term {
+                Some(t) => self
+                    .log
+                    .last_index_of_term(t)
+                    .map_or(r.conflict_index, |i| i + 1),
+                None => r.conflict_index,
+            };
+            let pr = self.progress.get_mut(&from).expect("checked above");
+            next = next.clamp(pr.match_index + 1, last_index + 1);
+            if !matches!(pr.mode, Mode::Snapshot { .. }) {
+                pr.become_probe(next, false);
+            }
+        }
+        self.confirm_reads();
+        self.maybe_send_timeout_now(from);
+        self.send_append(from);
+    }
+
+    /// An RPC to `peer` failed or timed out: forget it as in flight and fall back to probing, resumed by
+    /// the next heartbeat.
+    pub fn report_unreachable(&mut self, peer: NodeId, req: &Request) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        match req {
+            Request::Append(a) if a.term == self.term => match pr.mode {
+                // A lost heartbeat leaves nothing missing; a lost batch leaves a gap to re-probe from.
+                Mode::Replicate if !a.entries.is_empty() => {
+                    let next = pr.match_index + 1;
+                    pr.become_probe(next, true);
+                }
+                Mode::Probe { .. } => pr.mode = Mode::Probe { paused: true },
+                _ => {}
+            },
+            Request::Snapshot(s) if s.term == self.term => {
+                if let Mode::Snapshot {
+                    meta, in_flight, ..
+                } = &mut pr.mode
+                    && *meta == s.meta
+                {
+                    *in_flight = false;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends `peer` what it needs next, as far as its mode allows: a probe, pipelined batches, or a
+    /// snapshot chunk.
+    pub(super) fn send_append(&mut self, peer: NodeId) {
+        loop {
+            let Some(pr) = self.progress.get(&peer) else {
+                return;
+            };
+            if let Mode::Snapshot { .. } = pr.mode {
+                self.send_snapshot_chunk(peer);
+                return;
+            }
+            if !pr.can_send(self.config.max_inflight) {
+                return;
+            }
+            let next = pr.next_index;
+            let replicating = matches!(pr.mode, Mode::Replicate);
+            let prev = next - 1;
+            let Some(prev_term) = self.log.term(prev) else {
+                // The entries it needs were compacted away.
+                let meta = self.log.snapshot_meta();
+                self.progress
+                    .get_mut(&peer)
+                    .expect("present")
+                    .become_snapshot(meta);
+                continue;
+            };
+            let entries = self.log.slice(
+                next,
+                self.config.max_batch_entries,
+                self.config.max_batch_bytes,
+            );
+            if replicating && entries.is_empty() {
+                return;
+            }
+            let last = prev + entries.len() as u64;
+            let msg = AppendEntries {
+                term: self.term,
+                leader: self.config.id,
+                prev_log_index: prev,
+                prev_log_term: prev_term,
+                entries,
+                leader_commit: self.log.commit,
+                read_round: self.reads.round,
+            };
+            self.messages.push((peer, Request::Append(msg)));
+            let pr = self.progress.get_mut(&peer).expect("present");
+            if replicating {
+                pr.next_index = last + 1;
+                pr.inflight.push_back(last);
+            } else {
+                pr.mode = Mode::Probe { paused: true };
+                return;
+            }
+        }
+    }
+
+    /// Heartbeats to every follower: asserts leadership, carries the commit index and the ReadIndex round.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for peer in peers {
+            let pr = self.progress.get_mut(&peer).expect("present");
+            match &mut pr.mode {
+                Mode::Probe { paused } => {
+                    // The probe doubles as the heartbeat; resend it in case it or its answer was lost.
+                    *paused = false;
+                    self.send_append(peer);
+                }
+                Mode::Snapshot { in_flight, .. } => {
+                    *in_flight = false;
+                    let hb = self.heartbeat_for(peer);
+                    self.messages.push((peer, Request::Append(hb)));
+                    self.send_snapshot_chunk(peer);
+                }
+                Mode::Replicate => {
+                    let hb = self.heartbeat_for(peer);
+                    self.messages.push((peer, Request::Append(hb)));
+                    self.send_append(peer);
+                }
+            }
+        }
+    }
+
+    /// An empty AppendEntries anchored at what the follower is known to hold, so it succeeds and lets the
+    /// follower commit up to there.
+    fn heartbeat_for(&self, peer: NodeId) -> AppendEntries {
+        let matched = self.progress.get(&peer).map_or(0, |p| p.match_index);
+        let (prev, prev_term) = match self.log.term(matched) {
+            Some(t) => (matched, t),
+            None => (0, 0),
+        };
+        AppendEntries {
+            term: self.term,
+            leader: self.config.id,
+            prev_log_index: prev,
+            prev_log_term: prev_term,
+            entries: Vec::new(),
+            leader_commit: self.log.commit,
+            read_round: self.reads.round,
+        }
+    }
+
+    /// Advances the commit index to the highest index a majority holds, but only through an entry of the
+    /// current term (older entries commit with it; counting replicas of old-term entries is unsafe).
+    pub(super) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matches: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
+        matches.push(self.log.persisted().min(self.log.last_index()));
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matches[self.quorum() - 1];
+        if candidate > self.log.commit && self.log.term(candidate) == Some(self.term) {
+            self.log.commit = candidate;
+            self.on_commit_advanced();
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Snapshots over the wire: the leader streams its latest snapshot in chunks (one in flight, resumed from
+//! the follower's offset); the follower buffers them and, on the last one, resets its log to the snapshot.
+
+use super::Raft;
+use super::progress::Mode;
+use super::types::{
+    InstallSnapshot, InstallSnapshotReply, NodeId, RaftEvent, Request, Role, Snapshot,
+};
+
+impl Raft {
+    /// Answers one InstallSnapshot chunk.
+    pub fn handle_install_snapshot(&mut self, req: InstallSnapshot) -> InstallSnapshotReply {
+        let mut reply = InstallSnapshotReply {
+            term: self.term,
+            follower: self.config.id,
+            meta: req.meta,
+            next_offset: 0,
+            done: false,
+        };
+        if req.term < self.term || (req.term == self.term && self.role == Role::Leader) {
+            return reply;
+        }
+        if req.term > self.term || self.role != Role::Follower || self.leader != Some(req.leader) {
+            self.become_follower(req.term, Some(req.leader));
+        } else {
+            self.reset_election_timer();
+        }
+        self.leader_contact = 0;
+        reply.term = self.term;
+        let end = req.offset + req.data.len() as u64;
+        let meta = req.meta;
+        if meta.last_index <= self.log.commit
+            || self.log.term(meta.last_index) == Some(meta.last_term)
+        {
+            // Our log already holds everything the snapshot covers: just commit up to it.
+            if meta.last_index > self.log.commit {
+                self.log.commit = meta.last_index;
+            }
+            self.incoming_snapshot = None;
+            reply.next_offset = end;
+            reply.done = true;
+            return reply;
+        }
+        if self
+            .incoming_snapshot
+            .as_ref()
+            .is_none_or(|(m, _)| *m != meta)
+        {
+            if req.offset != 0 {
+                // A chunk from the middle of a snapshot we have not started: ask for the beginning.
+                return reply;
+            }
+            self.incoming_snapshot = Some((meta, Vec::new()));
+        }
+        let (_, buf) = self.incoming_snapshot.as_mut().expect("set above");
+        if req.offset == buf.len() as u64 {
+            buf.extend_from_slice(&req.data);
+        }
+        reply.next_offset = buf.len() as u64;
+        if !(req.done && end == buf.len() as u64) {
+            return reply;
+        }
+        let (meta, data) = self.incoming_snapshot.take().expect("set above");
+        let snapshot = Snapshot { meta, data };
+        let last = self.log.last_index();
+        if last > self.log.commit {
+            self.events.push(RaftEvent::LogTruncated {
+                from_index: self.log.commit + 1,
+                count: last - self.log.commit,
+            });
+        }
+        self.log.restore(&snapshot);
+        self.pending_snapshot = Some(snapshot);
+        self.events.push(RaftEvent::SnapshotInstalled { meta });
+        reply.done = true;
+        reply
+    }
+
+    /// The follower's answer to a chunk: send the next one, or resume normal replication when done.
+    pub(super) fn handle_snapshot_reply(&mut self, from: NodeId, r: InstallSnapshotReply) {
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if r.done {
+            if r.meta.last_index > pr.match_index {
+                pr.match_index = r.meta.last_index;
+            }
+            if pr.is_snapshotting() {
+                let next = pr.match_index + 1;
+                pr.become_probe(next, false);
+            }
+            self.maybe_commit();
+            self.maybe_send_timeout_now(from);
+            self.send_append(from);
+            return;
+        }
+        if let Mode::Snapshot {
+            meta,
+            offset,
+            in_flight,
+        } = &mut pr.mode
+        {
+            if *meta == r.meta {
+                *offset = r.next_offset;
+            } else {
+                *offset = 0;
+            }
+            *in_flight = false;
+            self.send_snapshot_chunk(from);
+        }
+    }
+
+    /// Sends the next chunk of the snapshot to `peer` unless one is already in flight.
+    pub(super) fn send_snapshot_chunk(&mut self, peer: NodeId) {
+        let current = self.log.snapshot_meta();
+        let Some(data) = self.log.snapshot_data() else {
+            return;
+        };
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        let Mode::Snapshot {
+            meta,
+            offset,
+            in_flight,
+        } = &mut pr.mode
+        else {
+            return;
+        };
+        if *in_flight {
+            return;
+        }
+        if *meta != current {
+            // Compacted again meanwhile: send the newer snapshot from the start.
+            *meta = current;
+            *offset = 0;
+        }
+        let len = data.len() as u64;
+        let start = (*offset).min(len);
+        let end = (start + self.config.snapshot_chunk_bytes.max(1) as u64).min(len);
+        *in_flight = true;
+        let msg = InstallSnapshot {
+            term: self.term,
+            leader: self.config.id,
+            meta: current,
+            offset: start,
+            data: data[start as usize..end as usize].to_vec(),
+            done: end == len,
+        };
+        self.messages.push((peer, Request::Snapshot(msg)));
+    }
+}

@@ -1,0 +1,859 @@
+//! A deterministic in-memory cluster: a simulated disk per node, a simulated network with faults, and a
+//! driver that follows the `Ready` contract, all through the core's public API.
+
+pub mod checker;
+
+use std::collections::HashMap;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use squall_node::raft::{
+    Config, Entry, HardState, Index, NodeId, Raft, Reply, Request, Restored, Role, Snapshot, Term,
+};
+
+use self::checker::{Checker, LeaderLog, payload_key};
+
+/// What survives a crash: exactly what the driver persisted.
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn last(&self) -> (Index, Term) {
+        match (self.entries.last(), &self.snapshot) {
+            (Some(e), _) => (e.index, e.term),
+            (None, Some(s)) => (s.meta.last_index, s.meta.last_term),
+            (None, None) => (0, 0),
+        }
+    }
+}
+
+/// One simulated node.
+struct Node {
+    id: NodeId,
+    raft: Option<Raft>,
+    disk: Disk,
+    /// Bumped at every crash, so replies meant for a previous life are dropped.
+    incarnation: u64,
+    /// The state machine: (index, payload key) of every applied command, in order.
+    sm: Vec<(Index, u64)>,
+    sm_applied: Index,
+    down_until: u64,
+    /// Proposals this incarnation made as leader: index -> (term, payload key).
+    proposals: HashMap<Index, (Term, u64)>,
+    /// Reads asked while leading: ctx -> highest acknowledged index when asked.
+    reads: HashMap<u64, Index>,
+}
+
+/// A message in the simulated network.
+#[derive(Clone, Debug)]
+enum Msg {
+    Request {
+        from: NodeId,
+        from_inc: u64,
+        to: NodeId,
+        req: Request,
+    },
+    Reply {
+        to: NodeId,
+        to_inc: u64,
+        from: NodeId,
+        reply: Reply,
+    },
+    Unreachable {
+        to: NodeId,
+        to_inc: u64,
+        peer: NodeId,
+        req: Request,
+    },
+}
+
+/// Fault rates of one run.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// Probability that a message (request or reply) is lost.
+    pub loss: f64,
+    /// Probability that a request is delivered twice.
+    pub dup: f64,
+    /// Largest ordinary delay in ticks.
+    pub max_delay: u64,
+    /// Probability of a long delay (strong reordering).
+    pub long_delay: f64,
+    /// Per-tick probability of crashing a node.
+    pub crash: f64,
+    /// Per-tick probability of a new random partition.
+    pub partition: f64,
+    /// Compact when this many entries were applied since the last snapshot.
+    pub compact_every: u64,
+    /// Most entries per AppendEntries (small batches split a new leader's no-op from older entries).
+    pub batch: usize,
+    /// AppendEntries in flight per follower.
+    pub inflight: usize,
+    /// Short faults: crashed nodes and partitions come back after a few ticks.
+    pub storm: bool,
+}
+
+impl Faults {
+    /// No faults at all: only small delays.
+    pub fn none() -> Faults {
+        Faults {
+            loss: 0.0,
+            dup: 0.0,
+            max_delay: 2,
+            long_delay: 0.0,
+            crash: 0.0,
+            partition: 0.0,
+            compact_every: 1_000_000,
+            batch: 8,
+            inflight: 4,
+            storm: false,
+        }
+    }
+
+    /// Random fault rates for a seed; about a third of seeds get a storm of short, frequent faults that
+    /// makes leaders change every few ticks (where Figure 8 style histories come from).
+    pub fn random(rng: &mut ChaCha8Rng) -> Faults {
+        if rng.random_bool(0.35) {
+            return Faults {
+                loss: rng.random_range(0.1..0.35),
+                dup: rng.random_range(0.0..0.1),
+                max_delay: rng.random_range(1..4),
+                long_delay: rng.random_range(0.0..0.05),
+                crash: rng.random_range(0.02..0.06),
+                partition: rng.random_range(0.03..0.1),
+                compact_every: rng.random_range(5..40),
+                batch: [1, 1, 2, 8][rng.random_range(0..4)],
+                inflight: rng.random_range(1..5),
+                storm: true,
+            };
+        }
+        Faults {
+            loss: rng.random_range(0.0..0.15),
+            dup: rng.random_range(0.0..0.08),
+            max_delay: rng.random_range(1..6),
+            long_delay: rng.random_range(0.0..0.03),
+            crash: rng.random_range(0.0..0.01),
+            partition: rng.random_range(0.0..0.015),
+            compact_every: rng.random_range(10..80),
+            batch: [1, 2, 8][rng.random_range(0..3)],
+            inflight: rng.random_range(1..5),
+            storm: false,
+        }
+    }
+}
+
+/// The simulated cluster.
+pub struct Sim {
+    /// Seed of this run.
+    pub seed: u64,
+    rng: ChaCha8Rng,
+    n: usize,
+    nodes: Vec<Node>,
+    /// Scheduled messages: (delivery tick, sequence, message).
+    net: Vec<(u64, u64, Msg)>,
+    seq: u64,
+    /// Current tick.
+    pub now: u64,
+    /// Number of events processed (ticks of a node, deliveries).
+    pub steps: u64,
+    /// Partition group of each node (nodes talk only within a group); empty when healed.
+    groups: Vec<u8>,
+    partition_until: u64,
+    /// Fault rates in force.
+    pub faults: Faults,
+    pre_vote: bool,
+    check_quorum: bool,
+    /// The safety checker.
+    pub checker: Checker,
+    next_command: u64,
+    next_read: u64,
+    /// Writes acknowledged by command id (for the liveness check).
+    pub acked_commands: Vec<u64>,
+    /// Reads confirmed.
+    pub reads_confirmed: u64,
+    /// Leader elections seen.
+    pub leaders_seen: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Propose client commands each tick with this probability.
+    pub propose_rate: f64,
+    /// Issue leadership transfers.
+    pub transfers: bool,
+}
+
+fn config(
+    id: NodeId,
+    n: usize,
+    seed: u64,
+    pre_vote: bool,
+    check_quorum: bool,
+    faults: &Faults,
+) -> Config {
+    Config {
+        id,
+        peers: (1..=n as u64).filter(|&p| p != id).collect(),
+        election_ticks_min: 10,
+        election_ticks_max: 20,
+        heartbeat_ticks: 3,
+        pre_vote,
+        check_quorum,
+        max_inflight: faults.inflight,
+        max_batch_entries: faults.batch,
+        max_batch_bytes: 4096,
+        snapshot_chunk_bytes: 96,
+        seed,
+    }
+}
+
+/// Serialises a state machine as (index, key) little-endian pairs.
+fn encode_sm(sm: &[(Index, u64)]) -> Vec<u8> {
+    sm.iter()
+        .flat_map(|&(i, k)| i.to_le_bytes().into_iter().chain(k.to_le_bytes()))
+        .collect()
+}
+
+fn decode_sm(data: &[u8]) -> Vec<(Index, u64)> {
+    data.chunks_exact(16)
+        .map(|c| {
+            (
+                u64::from_le_bytes(c[..8].try_into().unwrap()),
+                u64::from_le_bytes(c[8..].try_into().unwrap()),
+            )
+        })
+        .collect()
+}
+
+impl Sim {
+    /// A cluster of `n` fresh nodes.
+    pub fn new(seed: u64, n: usize, faults: Faults, pre_vote: bool, check_quorum: bool) -> Sim {
+        let mut sim = Sim {
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4c4c),
+            n,
+            nodes: Vec::new(),
+            net: Vec::new(),
+            seq: 0,
+            now: 0,
+            steps: 0,
+            groups: Vec::new(),
+            partition_until: 0,
+            faults,
+            pre_vote,
+            check_quorum,
+            checker: Checker::default(),
+            next_command: 0,
+            next_read: 0,
+            acked_commands: Vec::new(),
+            reads_confirmed: 0,
+            leaders_seen: 0,
+            snapshots_installed: 0,
+            propose_rate: 0.3,
+            transfers: true,
+        };
+        for id in 1..=n as u64 {
+            let mut node = Node {
+                id,
+                raft: None,
+                disk: Disk::default(),
+                incarnation: 0,
+                sm: Vec::new(),
+                sm_applied: 0,
+                down_until: 0,
+                proposals: HashMap::new(),
+                reads: HashMap::new(),
+            };
+            node.raft = Some(sim.boot(&node));
+            sim.nodes.push(node);
+        }
+        sim
+    }
+
+    fn boot(&self, node: &Node) -> Raft {
+        let seed = self
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(node.id * 7919 + node.incarnation);
+        let restored = Restored {
+            hard_state: node.disk.hard_state,
+            snapshot: node.disk.snapshot.clone(),
+            entries: node.disk.entries.clone(),
+        };
+        Raft::new(
+            config(
+                node.id,
+                self.n,
+                seed,
+                self.pre_vote,
+                self.check_quorum,
+                &self.faults,
+            ),
+            restored,
+        )
+    }
+
+    fn idx(id: NodeId) -> usize {
+        id as usize - 1
+    }
+
+    /// The node's core, if it is up.
+    pub fn raft(&self, id: NodeId) -> Option<&Raft> {
+        self.nodes[Self::idx(id)].raft.as_ref()
+    }
+
+    fn connected(&self, a: NodeId, b: NodeId) -> bool {
+        self.groups.is_empty() || self.groups[Self::idx(a)] == self.groups[Self::idx(b)]
+    }
+
+    fn schedule(&mut self, delay: u64, msg: Msg) {
+        self.seq += 1;
+        self.net.push((self.now + delay, self.seq, msg));
+    }
+
+    fn delay(&mut self) -> u64 {
+        if self.faults.long_delay > 0.0 && self.rng.random_bool(self.faults.long_delay) {
+            self.rng.random_range(5..40)
+        } else {
+            self.rng.random_range(0..=self.faults.max_delay)
+        }
+    }
+
+    fn lost(&mut self, a: NodeId, b: NodeId) -> bool {
+        !self.connected(a, b) || (self.faults.loss > 0.0 && self.rng.random_bool(self.faults.loss))
+    }
+
+    /// Sends a request as an RPC: it arrives (maybe twice) after a delay, or the caller learns it failed.
+    fn send(&mut self, from: NodeId, to: NodeId, req: Request) {
+        let from_inc = self.nodes[Self::idx(from)].incarnation;
+        if self.lost(from, to) {
+            self.fail_rpc(from, from_inc, to, req);
+            return;
+        }
+        if self.faults.dup > 0.0 && self.rng.random_bool(self.faults.dup) {
+            let d = self.delay();
+            self.schedule(
+                d,
+                Msg::Request {
+                    from,
+                    from_inc,
+                    to,
+                    req: req.clone(),
+                },
+            );
+        }
+        let d = self.delay();
+        self.schedule(
+            d,
+            Msg::Request {
+                from,
+                from_inc,
+                to,
+                req,
+            },
+        );
+    }
+
+    /// The RPC to `peer` fails: the caller hears of it after its deadline (TimeoutNow has no answer).
+    fn fail_rpc(&mut self, to: NodeId, to_inc: u64, peer: NodeId, req: Request) {
+        if matches!(req, Request::TimeoutNow(_)) {
+            return;
+        }
+        let d = self.rng.random_range(4..10);
+        self.schedule(
+            d,
+            Msg::Unreachable {
+                to,
+                to_inc,
+                peer,
+                req,
+            },
+        );
+    }
+
+    /// Drives a node's ready loop as the real driver would: persist, then send, then report persisted,
+    /// then apply. Replies returned by `handle_*` are released by the caller after this.
+    fn process(&mut self, id: NodeId) -> Result<(), String> {
+        loop {
+            let i = Self::idx(id);
+            let Some(raft) = self.nodes[i].raft.as_mut() else {
+                return Ok(());
+            };
+            if !raft.has_ready() {
+                return Ok(());
+            }
+            let rd = raft.take_ready();
+            let role = raft.role();
+            let term = raft.term();
+            let node = &mut self.nodes[i];
+            // 1. Persist.
+            if let Some(hs) = rd.hard_state {
+                if hs.term < node.disk.hard_state.term {
+                    return Err(format!(
+                        "node {id} persisted a lower term {hs:?} over {:?}",
+                        node.disk.hard_state
+                    ));
+                }
+                node.disk.hard_state = hs;
+            }
+            if let Some(from) = rd.truncate_from {
+                for e in node.disk.entries.iter().filter(|e| e.index >= from) {
+                    self.checker.on_truncate(id, e)?;
+                }
+                node.disk.entries.retain(|e| e.index < from);
+            }
+            for e in &rd.entries {
+                let (last, last_term) = node.disk.last();
+                if e.index != last + 1 {
+                    return Err(format!(
+                        "node {id}: ready entry {} does not follow stored {last}",
+                        e.index
+                    ));
+                }
+                self.checker.on_append(id, e, last_term)?;
+                node.disk.entries.push(e.clone());
+            }
+            if let Some(s) = &rd.snapshot {
+                if !rd.entries.is_empty() || rd.truncate_from.is_some() {
+                    return Err(format!("node {id}: ready mixes a snapshot with entries"));
+                }
+                if s.meta.last_index <= node.sm_applied {
+                    return Err(format!(
+                        "node {id}: snapshot {:?} older than applied {}",
+                        s.meta, node.sm_applied
+                    ));
+                }
+                let sm = decode_sm(&s.data);
+                self.checker.on_restore(id, &sm)?;
+                node.disk.snapshot = Some(s.clone());
+                node.disk.entries.clear();
+                node.sm = sm;
+                node.sm_applied = s.meta.last_index;
+                self.snapshots_installed += 1;
+            }
+            // 2. Send.
+            for (to, req) in rd.messages {
+                self.send(id, to, req);
+            }
+            // 3. Report durability.
+            let node = &mut self.nodes[i];
+            let raft = node.raft.as_mut().expect("up");
+            if let Some(e) = rd.entries.last() {
+                raft.on_persisted(e.index, e.term);
+            }
+            // 4. Apply.
+            for e in &rd.committed_entries {
+                if e.index != node.sm_applied + 1 {
+                    return Err(format!(
+                        "node {id}: applied {} after {}",
+                        e.index, node.sm_applied
+                    ));
+                }
+                let key = payload_key(&e.payload);
+                self.checker.on_apply(id, term, e.index, e.term, key)?;
+                node.sm_applied = e.index;
+                if key != 0 {
+                    node.sm.push((e.index, key));
+                }
+                // Acknowledged: applied on the leader that proposed it, still leading the same term.
+                if let Some((t, k)) = node.proposals.remove(&e.index)
+                    && t == e.term
+                    && role == Role::Leader
+                    && term == t
+                {
+                    if k != key {
+                        return Err(format!(
+                            "node {id}: proposed {k} at {} but applied {key}",
+                            e.index
+                        ));
+                    }
+                    self.checker.on_ack(e.index, e.term, key);
+                    self.acked_commands.push(key - 1);
+                }
+            }
+            for rs in &rd.read_states {
+                let Some(floor) = node.reads.remove(&rs.ctx) else {
+                    return Err(format!("node {id}: read state for unknown ctx {}", rs.ctx));
+                };
+                if rs.index < floor {
+                    return Err(format!(
+                        "linearizability: read {} on node {id} got index {} below acknowledged write {floor}",
+                        rs.ctx, rs.index
+                    ));
+                }
+                self.reads_confirmed += 1;
+            }
+            for f in &rd.failed_reads {
+                node.reads.remove(&f.ctx);
+            }
+            // The driver snapshots now and then.
+            let snap_index = node.disk.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
+            if node.sm_applied >= snap_index + self.faults.compact_every {
+                let data = encode_sm(&node.sm);
+                let raft = node.raft.as_mut().expect("up");
+                let applied = node.sm_applied;
+                let term = node
+                    .disk
+                    .entries
+                    .iter()
+                    .find(|e| e.index == applied)
+                    .map(|e| e.term);
+                let Some(term) = term else {
+                    return Err(format!("node {id}: applied entry {applied} not on disk"));
+                };
+                raft.compact(applied, data.clone());
+                node.disk.snapshot = Some(Snapshot {
+                    meta: squall_node::raft::SnapshotMeta {
+                        last_index: applied,
+                        last_term: term,
+                    },
+                    data,
+                });
+                node.disk.entries.retain(|e| e.index > applied);
+            }
+        }
+    }
+
+    /// Checks the properties that depend on the current roles (after every step).
+    fn check_leaders(&mut self) -> Result<(), String> {
+        for node in &self.nodes {
+            let Some(raft) = &node.raft else { continue };
+            if raft.role() != Role::Leader {
+                continue;
+            }
+            let snapshot_index = raft.snapshot_meta().last_index;
+            let entries = raft.entries_from(snapshot_index + 1, usize::MAX);
+            let log = LeaderLog {
+                snapshot_index,
+                entries: &entries,
+            };
+            if self.checker.on_leader(raft.term(), node.id, &log)? {
+                self.leaders_seen += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, msg: Msg) -> Result<(), String> {
+        match msg {
+            Msg::Request {
+                from,
+                from_inc,
+                to,
+                req,
+            } => {
+                if !self.connected(from, to) || self.nodes[Self::idx(to)].raft.is_none() {
+                    self.fail_rpc(from, from_inc, to, req);
+                    return Ok(());
+                }
+                let raft = self.nodes[Self::idx(to)].raft.as_mut().expect("up");
+                let reply = match req.clone() {
+                    Request::Vote(r) => Some(Reply::Vote(raft.handle_request_vote(r))),
+                    Request::Append(r) => Some(Reply::Append(raft.handle_append_entries(r))),
+                    Request::Snapshot(r) => Some(Reply::Snapshot(raft.handle_install_snapshot(r))),
+                    Request::TimeoutNow(r) => {
+                        raft.handle_timeout_now(r);
+                        None
+                    }
+                };
+                self.process(to)?;
+                if let Some(reply) = reply {
+                    if self.lost(to, from) {
+                        self.fail_rpc(from, from_inc, to, req);
+                    } else {
+                        let d = self.delay();
+                        self.schedule(
+                            d,
+                            Msg::Reply {
+                                to: from,
+                                to_inc: from_inc,
+                                from: to,
+                                reply,
+                            },
+                        );
+                    }
+                }
+            }
+            Msg::Reply {
+                to,
+                to_inc,
+                from,
+                reply,
+            } => {
+                let node = &mut self.nodes[Self::idx(to)];
+                if node.incarnation != to_inc {
+                    return Ok(());
+                }
+                let Some(raft) = node.raft.as_mut() else {
+                    return Ok(());
+                };
+                raft.handle_reply(from, reply);
+                self.process(to)?;
+            }
+            Msg::Unreachable {
+                to,
+                to_inc,
+                peer,
+                req,
+            } => {
+                let node = &mut self.nodes[Self::idx(to)];
+                if node.incarnation != to_inc {
+                    return Ok(());
+                }
+                let Some(raft) = node.raft.as_mut() else {
+                    return Ok(());
+                };
+                raft.report_unreachable(peer, &req);
+                self.process(to)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of the run: a node's tick or one delivery, followed by the checks.
+    fn step(&mut self, f: impl FnOnce(&mut Sim) -> Result<(), String>) -> Result<(), String> {
+        self.steps += 1;
+        f(self)?;
+        self.check_leaders()
+    }
+
+    /// Advances time by one tick: faults, deliveries due, node ticks and client traffic.
+    pub fn tick(&mut self, faults_on: bool) -> Result<(), String> {
+        self.now += 1;
+        if faults_on {
+            self.inject_faults();
+        }
+        // Restart nodes whose downtime is over.
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].raft.is_none() && self.nodes[i].down_until <= self.now {
+                self.restart(i)?;
+            }
+        }
+        // Deliver what is due, in random order (reordering among equal delivery times).
+        let now = self.now;
+        let mut due: Vec<(u64, u64, Msg)> = Vec::new();
+        let mut i = 0;
+        while i < self.net.len() {
+            if self.net[i].0 <= now {
+                due.push(self.net.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|m| m.1);
+        due.shuffle(&mut self.rng);
+        for (_, _, msg) in due {
+            self.step(|s| s.deliver(msg))?;
+        }
+        let ids: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.raft.is_some())
+            .map(|n| n.id)
+            .collect();
+        for id in ids {
+            self.step(|s| {
+                s.nodes[Self::idx(id)].raft.as_mut().expect("up").tick();
+                s.process(id)
+            })?;
+        }
+        self.client(faults_on)
+    }
+
+    fn client(&mut self, faults_on: bool) -> Result<(), String> {
+        if !self.rng.random_bool(self.propose_rate) {
+            return Ok(());
+        }
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .raft
+                    .as_ref()
+                    .is_some_and(|r| r.role() == Role::Leader)
+            })
+            .collect();
+        let i = if leaders.is_empty() || self.rng.random_bool(0.1) {
+            self.rng.random_range(0..self.nodes.len())
+        } else {
+            leaders[self.rng.random_range(0..leaders.len())]
+        };
+        let what = self.rng.random_range(0..100);
+        let id = self.nodes[i].id;
+        let max_acked = self.checker.max_acked;
+        self.step(|s| {
+            let node = &mut s.nodes[i];
+            let Some(raft) = node.raft.as_mut() else {
+                return Ok(());
+            };
+            if what < 80 {
+                s.next_command += 1;
+                let cmd = s.next_command;
+                if let Ok((index, term)) = raft.propose(cmd.to_le_bytes().to_vec()) {
+                    node.proposals.insert(index, (term, cmd + 1));
+                }
+            } else if what < 97 {
+                s.next_read += 1;
+                let ctx = s.next_read;
+                if raft.read_index(ctx).is_ok() {
+                    node.reads.insert(ctx, max_acked);
+                }
+            } else if faults_on && s.transfers && raft.role() == Role::Leader {
+                let n = s.nodes.len() as u64;
+                let target = s.rng.random_range(1..=n);
+                let _ = s.nodes[i]
+                    .raft
+                    .as_mut()
+                    .expect("up")
+                    .transfer_leadership(target);
+            }
+            s.process(id)
+        })
+    }
+
+    fn inject_faults(&mut self) {
+        let n = self.nodes.len();
+        if self.faults.crash > 0.0 && self.rng.random_bool(self.faults.crash) {
+            let i = self.rng.random_range(0..n);
+            if self.nodes[i].raft.is_some() {
+                let down = if self.faults.storm {
+                    self.rng.random_range(1..15)
+                } else {
+                    self.rng.random_range(1..80)
+                };
+                self.crash(i, down);
+            }
+        }
+        if !self.groups.is_empty() && self.now >= self.partition_until {
+            self.groups.clear();
+        }
+        if self.groups.is_empty()
+            && self.faults.partition > 0.0
+            && self.rng.random_bool(self.faults.partition)
+        {
+            let shape = self.rng.random_range(0..3);
+            self.groups = match shape {
+                // Isolate one node.
+                0 => {
+                    let victim = self.rng.random_range(0..n);
+                    (0..n).map(|i| u8::from(i == victim)).collect()
+                }
+                // Random halves.
+                1 => (0..n).map(|_| self.rng.random_range(0..2)).collect(),
+                // Three-way split.
+                _ => (0..n).map(|_| self.rng.random_range(0..3)).collect(),
+            };
+            let len = if self.faults.storm {
+                self.rng.random_range(3..30)
+            } else {
+                self.rng.random_range(10..150)
+            };
+            self.partition_until = self.now + len;
+        }
+    }
+
+    /// Crashes node `i` for `down` ticks: its volatile state is gone, its disk stays.
+    fn crash(&mut self, i: usize, down: u64) {
+        let node = &mut self.nodes[i];
+        node.raft = None;
+        node.incarnation += 1;
+        node.down_until = self.now + down;
+        node.proposals.clear();
+        node.reads.clear();
+        node.sm.clear();
+        node.sm_applied = 0;
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        let raft = self.boot(&self.nodes[i]);
+        let node = &mut self.nodes[i];
+        node.sm = node
+            .disk
+            .snapshot
+            .as_ref()
+            .map(|s| decode_sm(&s.data))
+            .unwrap_or_default();
+        node.sm_applied = node.disk.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
+        if raft.applied_index() != node.sm_applied {
+            return Err(format!(
+                "node {}: restarted core applied {} != snapshot {}",
+                node.id,
+                raft.applied_index(),
+                node.sm_applied
+            ));
+        }
+        node.raft = Some(raft);
+        let id = node.id;
+        self.process(id)
+    }
+
+    /// Ends every fault: partitions healed, crashed nodes restarted, no loss or duplication.
+    pub fn heal(&mut self) -> Result<(), String> {
+        self.groups.clear();
+        self.faults.loss = 0.0;
+        self.faults.dup = 0.0;
+        self.faults.long_delay = 0.0;
+        self.faults.crash = 0.0;
+        self.faults.partition = 0.0;
+        self.faults.max_delay = self.faults.max_delay.min(2);
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].raft.is_none() {
+                self.nodes[i].down_until = self.now;
+                self.restart(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts node `id` off from everyone (or heals when `None`).
+    pub fn isolate(&mut self, id: Option<NodeId>) {
+        self.groups = match id {
+            Some(v) => (1..=self.nodes.len() as u64)
+                .map(|i| u8::from(i == v))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.partition_until = u64::MAX;
+    }
+
+    /// The current leader with the highest term, if any.
+    pub fn leader(&self) -> Option<(NodeId, Term)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .map(|r| (r.id(), r.term()))
+            .max_by_key(|&(_, t)| t)
+    }
+
+    /// Command id of the next proposal.
+    pub fn next_command(&self) -> u64 {
+        self.next_command + 1
+    }
+
+    /// Every node's commit and last index, for failure reports.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for n in &self.nodes {
+            match &n.raft {
+                Some(r) => {
+                    let st = r.status();
+                    s += &format!(
+                        "  node {}: {:?} term {} leader {:?} commit {} last {} snap {} progress {:?}\n",
+                        n.id,
+                        st.role,
+                        st.term,
+                        st.leader,
+                        st.commit_index,
+                        st.last_log_index,
+                        st.snapshot_index,
+                        st.progress
+                    );
+                }
+                None => s += &format!("  node {}: down until {}\n", n.id, n.down_until),
+            }
+        }
+        s
+    }
+}
