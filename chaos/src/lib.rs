@@ -1,0 +1,21 @@
+//! squall's fault engine: the faults a person asks a cluster to suffer.
+//!
+//! Two halves, both unaware of Raft and of the terminal:
+//! - [`process`]: start node processes and hit them with the named signals (kill, terminate, pause, resume),
+//!   restart them with or without their data, observe every exit, and never leave one behind.
+//! - [`proxy`]: a TCP proxy per directed link that understands length-delimited frames, so it can delay, drop,
+//!   duplicate, reorder, throttle and cut traffic without tearing a frame; [`partition`] builds the named
+//!   partition shapes out of link cuts.
+
+pub mod error;
+pub mod partition;
+pub mod process;
+pub mod proxy;
+
+pub use error::{ChaosError, PartitionError};
+pub use partition::{Partition, Shape};
+pub use process::{
+    ExitEvent, LIFELINE_ENV, LIFELINE_EXIT_CODE, ProcState, ProcessSpec, Supervisor,
+    watch_lifeline_from_env,
+};
+pub use proxy::{Distribution, Endpoint, Fault, FaultKind, FaultSpec, LinkId, LinkStats, Network};

@@ -1,0 +1,152 @@
+//! Frame boundaries of the length-delimited stream tarpc speaks.
+//!
+//! tarpc 0.38's `serde_transport` frames every message with tokio-util's `LengthDelimitedCodec` at its
+//! defaults: a 4-byte big-endian length, then that many payload bytes (no length adjustment, no header kept).
+//! The proxy only needs boundaries, so it tracks where the current frame ends rather than decoding anything.
+
+use bytes::{Bytes, BytesMut};
+
+/// Bytes in the length prefix.
+pub(crate) const HEADER: usize = 4;
+
+/// The largest frame the proxy will hold whole while a fault is set. tarpc rejects frames over 8 MiB by default;
+/// a bigger claimed length means the stream is not ours or is corrupt, and the connection is closed.
+pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Position inside the stream: how much of the current frame's header and body has gone past.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FrameCursor {
+    header: [u8; HEADER],
+    have: usize,
+    body_left: u64,
+}
+
+impl FrameCursor {
+    /// True between frames.
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.have == 0 && self.body_left == 0
+    }
+
+    /// Moves over `data`, returning how many frames ended inside it.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut frames = 0;
+        while !data.is_empty() {
+            let (used, ended) = self.step(data);
+            frames += u64::from(ended);
+            data = &data[used..];
+        }
+        frames
+    }
+
+    /// Moves over `data` only up to the end of the frame already begun; returns the bytes used and whether the
+    /// frame ended. Used when faults switch on mid-frame: the rest of that frame must follow its start untouched.
+    pub(crate) fn finish_frame(&mut self, mut data: &[u8]) -> (usize, bool) {
+        let mut total = 0;
+        while !self.at_boundary() && !data.is_empty() {
+            let (used, ended) = self.step(data);
+            total += used;
+            data = &data[used..];
+            if ended {
+                return (total, true);
+            }
+        }
+        (total, false)
+    }
+
+    /// Consumes a header piece or a body piece; returns the bytes used and whether a frame ended.
+    fn step(&mut self, data: &[u8]) -> (usize, bool) {
+        if self.body_left > 0 {
+            let take = (self.body_left.min(data.len() as u64)) as usize;
+            self.body_left -= take as u64;
+            return (take, self.body_left == 0);
+        }
+        let take = (HEADER - self.have).min(data.len());
+        self.header[self.have..self.have + take].copy_from_slice(&data[..take]);
+        self.have += take;
+        if self.have < HEADER {
+            return (take, false);
+        }
+        self.have = 0;
+        self.body_left = u64::from(u32::from_be_bytes(self.header));
+        (take, self.body_left == 0)
+    }
+}
+
+/// Outcome of looking for a whole frame at the front of a buffer.
+pub(crate) enum Next {
+    /// A complete frame, header included.
+    Frame(Bytes),
+    /// More bytes are needed; this many in total for the frame at the front.
+    Need(usize),
+    /// The frame at the front claims more than [`MAX_FRAME`] bytes.
+    TooBig(usize),
+}
+
+/// Splits one whole frame off the front of `buf` (which must start at a boundary).
+pub(crate) fn next_frame(buf: &mut BytesMut) -> Next {
+    if buf.len() < HEADER {
+        return Next::Need(HEADER);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > MAX_FRAME {
+        return Next::TooBig(len);
+    }
+    let total = HEADER + len;
+    if buf.len() < total {
+        return Next::Need(total);
+    }
+    Next::Frame(buf.split_to(total).freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut v = (len as u32).to_be_bytes().to_vec();
+        v.extend(std::iter::repeat_n(7u8, len));
+        v
+    }
+
+    #[test]
+    fn cursor_counts_frames_across_any_split() {
+        let stream: Vec<u8> = [0, 1, 300, 5, 0, 70_000]
+            .iter()
+            .flat_map(|&l| frame(l))
+            .collect();
+        for chunk in [1, 2, 3, 5, 64, 1000, stream.len()] {
+            let mut c = FrameCursor::default();
+            let frames: u64 = stream.chunks(chunk).map(|p| c.feed(p)).sum();
+            assert_eq!(frames, 6, "chunk size {chunk}");
+            assert!(c.at_boundary());
+        }
+    }
+
+    #[test]
+    fn finish_frame_stops_at_the_boundary() {
+        let stream: Vec<u8> = [10, 20].iter().flat_map(|&l| frame(l)).collect();
+        let mut c = FrameCursor::default();
+        c.feed(&stream[..2]); // half a header
+        let (used, ended) = c.finish_frame(&stream[2..]);
+        assert_eq!((used, ended), (12, true));
+        assert!(c.at_boundary());
+        let (used, ended) = c.finish_frame(&stream[14..]);
+        assert_eq!(
+            (used, ended),
+            (0, false),
+            "already at a boundary: nothing to finish"
+        );
+    }
+
+    #[test]
+    fn next_frame_splits_whole_frames_only() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(3));
+        buf.extend_from_slice(&frame(5)[..6]);
+        assert!(matches!(next_frame(&mut buf), Next::Frame(f) if f.len() == 7));
+        assert!(matches!(next_frame(&mut buf), Next::Need(9)));
+        buf.clear();
+        buf.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(next_frame(&mut buf), Next::TooBig(_)));
+    }
+}

@@ -1,0 +1,632 @@
+//! A toxiproxy-like TCP proxy per directed link, aware of tarpc's length-delimited frames.
+//!
+//! The orchestrator tells node `a` to reach node `b` through the proxy of link `a -> b` ([`Network::add_link`]).
+//! Each proxied connection has two directions, and each direction is governed by the link of whoever is
+//! sending: on the `a -> b` proxy, `a`'s requests follow link `a -> b` and `b`'s replies follow link `b -> a`.
+//! So a fault on `a -> b` touches every byte `a` sends to `b`, whichever side opened the connection, and a
+//! one-way partition is a fault on one link.
+//!
+//! Layout, after toxiproxy's proxy → link → toxic chain: this module holds the public types, the listeners and
+//! the connection setup; [`link`] a link's fault set and counters; `pipe` one direction of a connection;
+//! `frame` the framing; then one file per fault kind ([`latency`], [`loss`], [`duplicate`], [`reorder`],
+//! [`bandwidth`], [`blackhole`], [`reset`]).
+
+pub mod bandwidth;
+pub mod blackhole;
+pub mod duplicate;
+mod frame;
+pub mod latency;
+mod link;
+pub mod loss;
+mod pipe;
+pub mod reorder;
+pub mod reset;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ChaosError;
+use crate::partition::Partition;
+use link::Link;
+use pipe::Pipe;
+
+/// A node id, opaque to the proxy.
+pub type Endpoint = u64;
+
+/// A directed link: the traffic `from` sends to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LinkId {
+    /// The sender.
+    pub from: Endpoint,
+    /// The receiver.
+    pub to: Endpoint,
+}
+
+impl LinkId {
+    /// The link `from -> to`.
+    pub fn new(from: Endpoint, to: Endpoint) -> LinkId {
+        LinkId { from, to }
+    }
+
+    /// The link in the other direction.
+    pub fn reversed(self) -> LinkId {
+        LinkId {
+            from: self.to,
+            to: self.from,
+        }
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{}", self.from, self.to)
+    }
+}
+
+/// How latency jitter is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distribution {
+    /// No jitter: every frame waits exactly `base`.
+    Fixed,
+    /// `base ± jitter`, uniformly.
+    Uniform,
+    /// Normal around `base` with standard deviation `jitter`.
+    Normal,
+}
+
+/// A fault on one directed link. Each kind lives in its own module, which documents it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Hold every frame for a drawn delay; frames keep their order ([`latency`]).
+    Latency {
+        /// The central delay.
+        base: Duration,
+        /// Spread around `base` (ignored by `Fixed`).
+        jitter: Duration,
+        /// How the spread is drawn.
+        dist: Distribution,
+    },
+    /// Drop whole frames with probability `p` ([`loss`]).
+    Loss {
+        /// Probability in [0, 1].
+        p: f64,
+    },
+    /// Send a frame twice with probability `p` ([`duplicate`]).
+    Duplicate {
+        /// Probability in [0, 1].
+        p: f64,
+    },
+    /// With probability `p`, hold a frame for an extra uniform delay up to `max_extra`, letting later frames
+    /// overtake it ([`reorder`]).
+    Reorder {
+        /// The largest extra delay.
+        max_extra: Duration,
+        /// Probability in [0, 1].
+        p: f64,
+    },
+    /// Limit the link to this many bytes per second ([`bandwidth`]).
+    Bandwidth {
+        /// Bytes per second, at least 1.
+        bytes_per_sec: u64,
+    },
+    /// Accept connections but deliver nothing; frames sent meanwhile are dropped ([`blackhole`]).
+    Blackhole,
+    /// Close connections with RST and refuse new ones ([`reset`]).
+    Reset,
+}
+
+/// The kind of a [`Fault`], without its parameters: a link holds at most one fault per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// [`Fault::Latency`].
+    Latency,
+    /// [`Fault::Loss`].
+    Loss,
+    /// [`Fault::Duplicate`].
+    Duplicate,
+    /// [`Fault::Reorder`].
+    Reorder,
+    /// [`Fault::Bandwidth`].
+    Bandwidth,
+    /// [`Fault::Blackhole`].
+    Blackhole,
+    /// [`Fault::Reset`].
+    Reset,
+}
+
+impl Fault {
+    /// Fixed latency of `ms` milliseconds.
+    pub fn latency_ms(ms: u64) -> Fault {
+        Fault::Latency {
+            base: Duration::from_millis(ms),
+            jitter: Duration::ZERO,
+            dist: Distribution::Fixed,
+        }
+    }
+
+    /// Which kind of fault this is.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Latency { .. } => FaultKind::Latency,
+            Fault::Loss { .. } => FaultKind::Loss,
+            Fault::Duplicate { .. } => FaultKind::Duplicate,
+            Fault::Reorder { .. } => FaultKind::Reorder,
+            Fault::Bandwidth { .. } => FaultKind::Bandwidth,
+            Fault::Blackhole => FaultKind::Blackhole,
+            Fault::Reset => FaultKind::Reset,
+        }
+    }
+
+    /// Checks the parameters. [`Network::set_fault`] clamps rather than refuses, so call this on input that a
+    /// person typed to tell them what is wrong.
+    pub fn validate(&self) -> Result<(), ChaosError> {
+        let bad = |reason: &str| {
+            Err(ChaosError::InvalidFault {
+                fault: self.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        match *self {
+            Fault::Loss { p } | Fault::Duplicate { p } | Fault::Reorder { p, .. }
+                if !(0.0..=1.0).contains(&p) =>
+            {
+                bad("the probability must be between 0 and 1")
+            }
+            Fault::Bandwidth { bytes_per_sec: 0 } => {
+                bad("the rate must be at least 1 byte/s (use a blackhole to stop traffic)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Fault::Latency { base, jitter, dist } => match dist {
+                Distribution::Fixed => write!(f, "latency {base:?}"),
+                Distribution::Uniform => write!(f, "latency {base:?}±{jitter:?} uniform"),
+                Distribution::Normal => write!(f, "latency {base:?}±{jitter:?} normal"),
+            },
+            Fault::Loss { p } => write!(f, "loss {:.1}%", p * 100.0),
+            Fault::Duplicate { p } => write!(f, "duplicate {:.1}%", p * 100.0),
+            Fault::Reorder { max_extra, p } => {
+                write!(f, "reorder {:.1}% up to +{max_extra:?}", p * 100.0)
+            }
+            Fault::Bandwidth { bytes_per_sec } => write!(f, "bandwidth {bytes_per_sec} B/s"),
+            Fault::Blackhole => f.write_str("blackhole"),
+            Fault::Reset => f.write_str("reset"),
+        }
+    }
+}
+
+/// A fault and how long it stays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultSpec {
+    /// The fault.
+    pub fault: Fault,
+    /// Removes itself after this long; `None` stays until removed.
+    pub duration: Option<Duration>,
+}
+
+impl FaultSpec {
+    /// A fault that stays until removed.
+    pub fn permanent(fault: Fault) -> FaultSpec {
+        FaultSpec {
+            fault,
+            duration: None,
+        }
+    }
+
+    /// A fault that removes itself after `duration`.
+    pub fn lasting(fault: Fault, duration: Duration) -> FaultSpec {
+        FaultSpec {
+            fault,
+            duration: Some(duration),
+        }
+    }
+}
+
+impl From<Fault> for FaultSpec {
+    fn from(fault: Fault) -> FaultSpec {
+        FaultSpec::permanent(fault)
+    }
+}
+
+/// A snapshot of one link's counters and faults, for the link matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Which link.
+    pub link: LinkId,
+    /// Where its proxy listens, if [`Network::add_link`] was called for it.
+    pub listen: Option<SocketAddr>,
+    /// Whole frames delivered.
+    pub frames_forwarded: u64,
+    /// Bytes delivered.
+    pub bytes_forwarded: u64,
+    /// Frames dropped by loss or blackhole.
+    pub frames_dropped: u64,
+    /// Bytes dropped by loss or blackhole.
+    pub bytes_dropped: u64,
+    /// Frames sent twice.
+    pub frames_duplicated: u64,
+    /// Frames held back by latency, bandwidth or reorder.
+    pub frames_delayed: u64,
+    /// Frames held right now.
+    pub frames_queued: u64,
+    /// Connections open on this link's proxy now.
+    pub connections_open: u64,
+    /// Connections accepted on this link's proxy since it started.
+    pub connections_total: u64,
+    /// Connections refused because of a reset fault.
+    pub connections_refused: u64,
+    /// Open connections closed by a reset fault (counted per direction that noticed).
+    pub connections_reset: u64,
+    /// Connections dropped because the upstream was unknown or unreachable.
+    pub upstream_failures: u64,
+    /// The faults in force.
+    pub faults: Vec<FaultSpec>,
+}
+
+/// What the listeners and connections share.
+struct Shared {
+    seed: u64,
+    links: Mutex<BTreeMap<LinkId, Arc<Link>>>,
+    upstreams: RwLock<HashMap<Endpoint, SocketAddr>>,
+    next_fault_id: AtomicU64,
+    root: CancellationToken,
+}
+
+impl Shared {
+    fn link(&self, id: LinkId) -> Arc<Link> {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links
+            .entry(id)
+            .or_insert_with(|| Arc::new(Link::new(id)))
+            .clone()
+    }
+
+    fn existing(&self, id: LinkId) -> Option<Arc<Link>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<Link>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn upstream(&self, to: Endpoint) -> Option<SocketAddr> {
+        self.upstreams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&to)
+            .copied()
+    }
+}
+
+/// Owns the listeners; dropping the last [`Network`] handle stops them and closes every proxied connection.
+struct Inner {
+    shared: Arc<Shared>,
+    listeners: Mutex<BTreeMap<LinkId, (SocketAddr, JoinHandle<()>)>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.root.cancel();
+        for (_, (_, task)) in self
+            .listeners
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// All links of a cluster. Cheap to clone; every clone controls the same proxies.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("seed", &self.inner.shared.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// A network with no links. `seed` drives every random fault decision: each direction of each connection
+    /// draws from its own generator derived from the seed, the link and the connection's sequence number.
+    pub fn new(seed: u64) -> Network {
+        Network {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared {
+                    seed,
+                    links: Mutex::new(BTreeMap::new()),
+                    upstreams: RwLock::new(HashMap::new()),
+                    next_fault_id: AtomicU64::new(1),
+                    root: CancellationToken::new(),
+                }),
+                listeners: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// The seed the network was made with.
+    pub fn seed(&self) -> u64 {
+        self.inner.shared.seed
+    }
+
+    /// Starts the proxy for directed link `from -> to` on 127.0.0.1 (port chosen by the OS) and returns its
+    /// address: `from` dials it to reach `to`. Calling it again for the same link returns the same address.
+    pub async fn add_link(&self, from: Endpoint, to: Endpoint) -> Result<SocketAddr, ChaosError> {
+        let id = LinkId { from, to };
+        if let Some((addr, _)) = self.listeners().get(&id) {
+            return Ok(*addr);
+        }
+        let want = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let bind_err = |source| ChaosError::Bind {
+            from,
+            to,
+            addr: want,
+            source,
+        };
+        let listener = TcpListener::bind(want).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let shared = &self.inner.shared;
+        let fwd = shared.link(id);
+        let back = shared.link(id.reversed());
+        *fwd.listen.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+        let mut listeners = self.listeners();
+        if let Some((existing, _)) = listeners.get(&id) {
+            // Another caller won the race; keep theirs.
+            return Ok(*existing);
+        }
+        let task = tokio::spawn(accept_loop(listener, fwd, back, shared.clone()));
+        listeners.insert(id, (addr, task));
+        Ok(addr)
+    }
+
+    /// Where `to` really listens. New connections to `to` go there; set it again after `to` restarts on a new
+    /// address (connections already open stay with the old one).
+    pub fn set_upstream(&self, to: Endpoint, addr: SocketAddr) {
+        let mut up = self
+            .inner
+            .shared
+            .upstreams
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        up.insert(to, addr);
+    }
+
+    /// Sets a fault on `link`, replacing one of the same kind. It applies to open connections at once. With a
+    /// duration it removes itself afterwards (unless replaced first). Probabilities are clamped to [0, 1] and a
+    /// zero bandwidth is taken as 1 byte/s; use [`Fault::validate`] to refuse such input instead.
+    pub fn set_fault(&self, link: LinkId, spec: FaultSpec) {
+        let shared = &self.inner.shared;
+        let target = shared.link(link);
+        let id = shared.next_fault_id.fetch_add(1, Relaxed);
+        let duration = spec.duration;
+        target.set(spec, id);
+        if let Some(d) = duration {
+            let weak = Arc::downgrade(&target);
+            let expire = move || {
+                if let Some(l) = weak.upgrade() {
+                    l.remove_id(id);
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        tokio::time::sleep(d).await;
+                        expire();
+                    });
+                }
+                Err(_) => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(d);
+                        expire();
+                    });
+                }
+            }
+        }
+    }
+
+    /// Removes the fault of `kind` from `link`, if set. Frames it delayed are delivered, none are lost.
+    pub fn remove_fault(&self, link: LinkId, kind: FaultKind) {
+        if let Some(l) = self.inner.shared.existing(link) {
+            l.remove(kind);
+        }
+    }
+
+    /// Removes every fault from `link`.
+    pub fn clear_link(&self, link: LinkId) {
+        if let Some(l) = self.inner.shared.existing(link) {
+            l.clear();
+        }
+    }
+
+    /// Removes every fault from every link.
+    pub fn heal_all(&self) {
+        for l in self.inner.shared.all() {
+            l.clear();
+        }
+    }
+
+    /// The faults on `link`, in kind order.
+    pub fn faults(&self, link: LinkId) -> Vec<FaultSpec> {
+        self.inner
+            .shared
+            .existing(link)
+            .map(|l| l.faults())
+            .unwrap_or_default()
+    }
+
+    /// Counters and faults of every link known (proxied, or given a fault), sorted by link.
+    pub fn stats(&self) -> Vec<LinkStats> {
+        self.inner.shared.all().iter().map(|l| l.stats()).collect()
+    }
+
+    /// Counters and faults of one link.
+    pub fn link_stats(&self, link: LinkId) -> Option<LinkStats> {
+        self.inner.shared.existing(link).map(|l| l.stats())
+    }
+
+    /// Makes the reachability among `p`'s nodes exactly `p`'s: a blackhole on every cut link, and no blackhole
+    /// or reset on the others (so applying a new partition replaces the previous one).
+    pub fn apply_partition(&self, p: &Partition) {
+        self.apply_partition_with(p, Fault::Blackhole, None);
+    }
+
+    /// Like [`Network::apply_partition`] with a chosen fault on the cut links (normally [`Fault::Blackhole`] or
+    /// [`Fault::Reset`], but any fault works, e.g. heavy loss across the cut) and an optional duration.
+    pub fn apply_partition_with(&self, p: &Partition, fault: Fault, duration: Option<Duration>) {
+        let kind = fault.kind();
+        for &from in p.nodes() {
+            for &to in p.nodes() {
+                if from == to {
+                    continue;
+                }
+                let link = LinkId { from, to };
+                if p.cut(from, to) {
+                    self.set_fault(
+                        link,
+                        FaultSpec {
+                            fault: fault.clone(),
+                            duration,
+                        },
+                    );
+                } else {
+                    for k in [FaultKind::Blackhole, FaultKind::Reset, kind] {
+                        self.remove_fault(link, k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn listeners(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<LinkId, (SocketAddr, JoinHandle<()>)>> {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accepts connections for one link's proxy until the network is dropped.
+async fn accept_loop(listener: TcpListener, fwd: Arc<Link>, back: Arc<Link>, shared: Arc<Shared>) {
+    let mut serial = 0u64;
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tracing::warn!(link = %fwd.id, error = %e, "proxy accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        serial += 1;
+        if fwd.plan().reset || back.plan().reset {
+            let _ = client.set_zero_linger();
+            fwd.counters.connections_refused.fetch_add(1, Relaxed);
+            continue;
+        }
+        tokio::spawn(connection(
+            client,
+            fwd.clone(),
+            back.clone(),
+            shared.clone(),
+            serial,
+        ));
+    }
+}
+
+/// Connects one accepted client to the link's upstream and runs both directions.
+async fn connection(
+    client: TcpStream,
+    fwd: Arc<Link>,
+    back: Arc<Link>,
+    shared: Arc<Shared>,
+    serial: u64,
+) {
+    let Some(addr) = shared.upstream(fwd.id.to) else {
+        tracing::warn!(link = %fwd.id, "no upstream address known for node {}", fwd.id.to);
+        fwd.counters.upstream_failures.fetch_add(1, Relaxed);
+        return;
+    };
+    let upstream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(link = %fwd.id, %addr, error = %e, "upstream connect failed");
+                fwd.counters.upstream_failures.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(link = %fwd.id, %addr, "upstream connect timed out");
+                fwd.counters.upstream_failures.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    fwd.counters.connections_total.fetch_add(1, Relaxed);
+    fwd.counters.connections_open.fetch_add(1, Relaxed);
+    let conn = shared.root.child_token();
+    let (client_rx, client_tx) = client.into_split();
+    let (up_rx, up_tx) = upstream.into_split();
+    let rng = |dir: u64| {
+        ChaCha8Rng::seed_from_u64(mix(&[shared.seed, fwd.id.from, fwd.id.to, serial, dir]))
+    };
+    let forward = Pipe::new(client_rx, up_tx, fwd.clone(), rng(0), conn.clone());
+    let backward = Pipe::new(up_rx, client_tx, back, rng(1), conn);
+    let forward = tokio::spawn(forward.run());
+    backward.run().await;
+    let _ = forward.await;
+    fwd.counters.connections_open.fetch_sub(1, Relaxed);
+}
+
+/// Folds numbers into one well-spread seed (splitmix64 steps).
+fn mix(parts: &[u64]) -> u64 {
+    let mut h = 0x9E37_79B9_7F4A_7C15u64;
+    for &p in parts {
+        h ^= p;
+        h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

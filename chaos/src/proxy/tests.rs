@@ -1,0 +1,344 @@
+//! Tests across fault kinds: the no-fault path, switching faults under a live stream, partitions over real
+//! proxies, upstream changes and counters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::testkit::{A, AB, B, BA, Client, Echo, Pair, poll_until, seed};
+use super::*;
+use crate::partition::Shape;
+
+#[tokio::test]
+async fn passes_frames_of_every_size_untouched() {
+    let pair = Pair::new(seed(71)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let sizes = [
+        0usize,
+        1,
+        3,
+        4,
+        5,
+        100,
+        4096,
+        65_535,
+        65_536,
+        300_000,
+        1 << 20,
+    ];
+    for (seq, &size) in sizes.iter().enumerate() {
+        assert!(c.send(seq as u64, size).await);
+    }
+    let got = c.drain_to_marker(Duration::from_secs(10)).await;
+    assert_eq!(got, (0..sizes.len() as u64).collect::<Vec<_>>());
+    let s = pair.net.link_stats(AB).unwrap();
+    assert_eq!(s.frames_forwarded, sizes.len() as u64 + 1, "{s:?}");
+    let body: u64 = sizes.iter().map(|&n| 4 + 12 + n as u64).sum::<u64>() + 16;
+    assert_eq!(s.bytes_forwarded, body);
+    assert_eq!(
+        pair.net.link_stats(BA).unwrap().bytes_forwarded,
+        body,
+        "echo direction"
+    );
+    assert_eq!(s.connections_open, 1);
+}
+
+/// Faults switch on and off at random moments while frames of random sizes stream both ways; nothing may be
+/// torn, lost (no loss fault is used) or reordered (no reorder fault is used).
+#[tokio::test]
+async fn switching_faults_mid_stream_loses_and_tears_nothing() {
+    let seed = seed(72);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pair = Pair::new(seed).await;
+    let mut tx = Client::connect(pair.proxy).await;
+    let faults = [
+        Fault::Latency {
+            base: Duration::from_millis(3),
+            jitter: Duration::from_millis(2),
+            dist: Distribution::Uniform,
+        },
+        Fault::Bandwidth {
+            bytes_per_sec: 20_000_000,
+        },
+    ];
+    const N: u64 = 600;
+    for seq in 0..N {
+        if rng.random_bool(0.1) {
+            let f = &faults[rng.random_range(0..faults.len())];
+            let link = if rng.random_bool(0.5) { AB } else { BA };
+            if rng.random_bool(0.5) {
+                pair.net.set_fault(link, f.clone().into());
+            } else {
+                pair.net.remove_fault(link, f.kind());
+            }
+        }
+        // Mostly small frames, sometimes big ones that span many reads.
+        let size = if rng.random_bool(0.05) {
+            rng.random_range(50_000..400_000)
+        } else {
+            rng.random_range(0..2000)
+        };
+        assert!(tx.send(seq, size).await);
+    }
+    pair.net.heal_all();
+    let got = tx.drain_to_marker(Duration::from_secs(20)).await;
+    assert_eq!(got.len() as u64, N, "frames lost");
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "frames reordered");
+    assert_eq!(pair.echo.torn(), 0);
+}
+
+/// The same, with duplicate and loss in the mix: frames may vanish or repeat, but never tear.
+#[tokio::test]
+async fn lossy_faults_mid_stream_never_tear() {
+    let seed = seed(73);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pair = Pair::new(seed).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let faults = [
+        Fault::Loss { p: 0.3 },
+        Fault::Duplicate { p: 0.3 },
+        Fault::Blackhole,
+    ];
+    for seq in 0..400u64 {
+        if rng.random_bool(0.1) {
+            let f = &faults[rng.random_range(0..faults.len())];
+            if rng.random_bool(0.5) {
+                pair.net.set_fault(AB, f.clone().into());
+            } else {
+                pair.net.remove_fault(AB, f.kind());
+            }
+        }
+        let size = if rng.random_bool(0.05) {
+            rng.random_range(50_000..300_000)
+        } else {
+            rng.random_range(0..1500)
+        };
+        assert!(c.send(seq, size).await);
+    }
+    pair.net.heal_all();
+    let got = c.drain_to_marker(Duration::from_secs(20)).await;
+    assert!(got.windows(2).all(|w| w[0] <= w[1]), "order broken");
+    assert_eq!(pair.echo.torn(), 0);
+}
+
+#[tokio::test]
+async fn partitions_give_the_promised_reachability_through_real_proxies() {
+    let nodes: Vec<Endpoint> = (1..=5).collect();
+    let net = Network::new(seed(74));
+    let mut echoes = BTreeMap::new();
+    for &n in &nodes {
+        let echo = Echo::start().await;
+        net.set_upstream(n, echo.addr);
+        echoes.insert(n, echo);
+    }
+    let mut clients = BTreeMap::new();
+    for &a in &nodes {
+        for &b in &nodes {
+            if a != b {
+                clients.insert(
+                    (a, b),
+                    Client::connect(net.add_link(a, b).await.unwrap()).await,
+                );
+            }
+        }
+    }
+    let shapes = [
+        Shape::Isolate(3),
+        Shape::Halves,
+        Shape::RandomHalves,
+        Shape::Bridge,
+        Shape::MajoritiesRing,
+        Shape::Custom(vec![vec![1, 4], vec![2], vec![3, 5]]),
+    ];
+    for (round, shape) in shapes.iter().enumerate() {
+        let p = Partition::build(shape, &nodes, round as u64).unwrap();
+        net.apply_partition(&p);
+        let seq = round as u64 * 1000;
+        let before: BTreeMap<_, _> = echoes
+            .iter()
+            .map(|(&n, e)| (n, e.received().len()))
+            .collect();
+        for ((a, b), c) in clients.iter_mut() {
+            assert!(c.send(seq + a * 10 + b, 4).await);
+        }
+        // Each echo server must receive exactly the frames from nodes that reach it.
+        poll_until(
+            &format!("reachability of {}", p.describe()),
+            Duration::from_secs(5),
+            || {
+                let mut ok = true;
+                let mut seen = String::new();
+                for (&b, e) in &echoes {
+                    let recv = &e.received()[before[&b]..];
+                    let mut from: Vec<u64> = recv.iter().map(|s| (s - seq) / 10).collect();
+                    from.sort();
+                    let want: Vec<u64> = nodes
+                        .iter()
+                        .copied()
+                        .filter(|&a| a != b && p.reaches(a, b))
+                        .collect();
+                    ok &= from == want;
+                    seen += &format!("{b} heard {from:?} want {want:?}; ");
+                }
+                (ok, seen)
+            },
+        )
+        .await;
+        // Replies only return where both directions are open; drain them so the next round starts clean.
+        net.heal_all();
+        for c in clients.values_mut() {
+            let _ = c.drain_to_marker(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_partition_replaces_the_old_one() {
+    let net = Network::new(1);
+    let nodes = [1, 2, 3];
+    net.apply_partition(&Partition::build(&Shape::Isolate(1), &nodes, 0).unwrap());
+    assert_eq!(
+        net.faults(LinkId::new(1, 2)),
+        vec![FaultSpec::permanent(Fault::Blackhole)]
+    );
+    net.set_fault(LinkId::new(2, 3), Fault::latency_ms(5).into());
+    net.apply_partition(&Partition::build(&Shape::Isolate(3), &nodes, 0).unwrap());
+    assert!(net.faults(LinkId::new(1, 2)).is_empty());
+    assert_eq!(
+        net.faults(LinkId::new(3, 1)),
+        vec![FaultSpec::permanent(Fault::Blackhole)]
+    );
+    let f = net.faults(LinkId::new(2, 3));
+    assert_eq!(f.len(), 2, "latency kept beside the blackhole: {f:?}");
+    net.heal_all();
+    assert!(net.stats().iter().all(|s| s.faults.is_empty()));
+}
+
+#[tokio::test]
+async fn set_fault_replaces_the_same_kind_and_stats_list_faults() {
+    let net = Network::new(1);
+    net.set_fault(AB, Fault::latency_ms(10).into());
+    net.set_fault(AB, Fault::Loss { p: 0.5 }.into());
+    net.set_fault(AB, Fault::latency_ms(20).into());
+    assert_eq!(
+        net.faults(AB),
+        vec![
+            FaultSpec::permanent(Fault::latency_ms(20)),
+            FaultSpec::permanent(Fault::Loss { p: 0.5 })
+        ]
+    );
+    let stats = net.stats();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].faults.len(), 2);
+    net.clear_link(AB);
+    assert!(net.faults(AB).is_empty());
+    assert!(Fault::Loss { p: 1.5 }.validate().is_err());
+    assert!(Fault::Bandwidth { bytes_per_sec: 0 }.validate().is_err());
+    assert!(
+        Fault::Reorder {
+            max_extra: Duration::ZERO,
+            p: 0.5
+        }
+        .validate()
+        .is_ok()
+    );
+    assert_eq!(Fault::Loss { p: 0.25 }.to_string(), "loss 25.0%");
+}
+
+#[tokio::test]
+async fn new_connections_follow_a_changed_upstream() {
+    let pair = Pair::new(seed(75)).await;
+    let mut old = Client::connect(pair.proxy).await;
+    old.rtt(1, 8).await;
+    let moved = Echo::start().await;
+    pair.net.set_upstream(B, moved.addr);
+    Client::connect(pair.proxy).await.rtt(2, 8).await;
+    old.rtt(3, 8).await;
+    assert_eq!(pair.echo.received(), vec![1, 3]);
+    assert_eq!(moved.received(), vec![2]);
+}
+
+#[tokio::test]
+async fn unknown_upstream_closes_the_client_and_counts_it() {
+    let net = Network::new(1);
+    let proxy = net.add_link(A, B).await.unwrap();
+    assert_eq!(
+        net.add_link(A, B).await.unwrap(),
+        proxy,
+        "add_link is idempotent"
+    );
+    let mut c = Client::connect(proxy).await;
+    assert_eq!(
+        c.recv(Duration::from_secs(5)).await,
+        super::testkit::Got::Closed
+    );
+    assert_eq!(net.link_stats(AB).unwrap().upstream_failures, 1);
+}
+
+#[tokio::test]
+async fn dropping_the_network_closes_its_connections() {
+    let pair = Pair::new(1).await;
+    let mut c = Client::connect(pair.proxy).await;
+    c.rtt(1, 8).await;
+    drop(pair.net);
+    assert_eq!(
+        c.recv(Duration::from_secs(5)).await,
+        super::testkit::Got::Closed
+    );
+}
+
+/// The whole wire form (length prefix included) of test frame `seq`.
+fn wire(seq: u64, size: usize) -> Vec<u8> {
+    let p = super::testkit::payload(seq, size);
+    let mut v = (p.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(&p);
+    v
+}
+
+#[tokio::test]
+async fn a_fault_set_mid_frame_spares_the_frame_already_begun() {
+    let pair = Pair::new(seed(76)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let first = wire(0, 10_000);
+    c.send_raw(&first[..2]).await; // half a length prefix
+    poll_until("2 bytes through", Duration::from_secs(5), || {
+        let s = pair.net.link_stats(AB).unwrap();
+        (s.bytes_forwarded == 2, format!("{s:?}"))
+    })
+    .await;
+    pair.net.set_fault(AB, Fault::Loss { p: 1.0 }.into());
+    c.send_raw(&first[2..5000]).await;
+    let mut rest = first[5000..].to_vec();
+    rest.extend(wire(1, 100)); // begins under the fault: dropped
+    c.send_raw(&rest).await;
+    poll_until("frame 1 dropped", Duration::from_secs(5), || {
+        let s = pair.net.link_stats(AB).unwrap();
+        (s.frames_dropped == 1, format!("{s:?}"))
+    })
+    .await;
+    pair.net.remove_fault(AB, FaultKind::Loss);
+    assert_eq!(c.drain_to_marker(Duration::from_secs(5)).await, vec![0]);
+    assert_eq!(pair.echo.torn(), 0);
+}
+
+#[tokio::test]
+async fn a_frame_held_whole_under_a_fault_survives_its_removal() {
+    let pair = Pair::new(seed(77)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    pair.net.set_fault(AB, Fault::latency_ms(10).into());
+    let frame = wire(0, 50_000);
+    c.send_raw(&frame[..3]).await;
+    c.send_raw(&frame[3..20_000]).await;
+    // The proxy has read part of a frame while the fault is on; it must not forward the part on its own.
+    assert_eq!(
+        c.recv(Duration::from_millis(50)).await,
+        super::testkit::Got::Timeout
+    );
+    assert_eq!(pair.net.link_stats(AB).unwrap().bytes_forwarded, 0);
+    pair.net.remove_fault(AB, FaultKind::Latency);
+    c.send_raw(&frame[20_000..]).await;
+    assert_eq!(c.drain_to_marker(Duration::from_secs(5)).await, vec![0]);
+    assert_eq!(pair.echo.torn(), 0);
+}
