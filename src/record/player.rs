@@ -52,8 +52,6 @@ pub struct Player {
     controller: ReplayController,
     state: ClusterState,
     view: ViewState,
-    /// The file name shown in the banner.
-    source: String,
     /// Shown in the banner when the log was cut off.
     warning: Option<String>,
     /// Saved states after the first `n` events, `n` ascending.
@@ -72,17 +70,22 @@ impl Player {
         Self::from_events(log.events, &name, log.warning)
     }
 
-    /// A player at the start of `events`; `source` names them in the banner, `warning` is shown beside it.
+    /// A player at the start of `events`; `source` names them and `warning`, when
+    /// set, says the log was cut off (both shown in the footer).
     pub fn from_events(events: Vec<Stamped>, source: &str, warning: Option<String>) -> Self {
         let controller = ReplayController::new(&events);
         let mut view = ViewState::new();
-        view.footer = Some(REPLAY_KEYS.to_owned());
+        view.footer = Some(match &warning {
+            Some(_) => format!(
+                "⚠ {source} was cut off: replaying up to its last whole line  │ {REPLAY_KEYS}"
+            ),
+            None => REPLAY_KEYS.to_owned(),
+        });
         let mut player = Player {
             events,
             controller,
             state: ClusterState::new(),
             view,
-            source: source.to_owned(),
             warning,
             checkpoints: Vec::new(),
             checkpoint_every: CHECKPOINT_EVERY,
@@ -224,14 +227,14 @@ impl Player {
     }
 
     fn refresh_banner(&mut self) {
+        // Short: it shares the header's first row with the cluster summary.
         let (passed, faults) = self.controller.markers_passed();
         let mut banner = format!(
-            "REPLAY {}  {}  fault {passed}/{faults}",
-            self.source,
+            "REPLAY {}  fault {passed}/{faults}",
             self.controller.status()
         );
         if self.warning.is_some() {
-            banner.push_str("  ⚠ log cut off: replaying up to its last whole line");
+            banner.push_str("  ⚠ log cut off");
         }
         self.view.banner = Some(banner);
     }
@@ -414,7 +417,7 @@ mod tests {
         assert_eq!(player.controller().position_ms(), 0);
         let banner = player.view().banner.clone().unwrap();
         assert!(
-            banner.contains("REPLAY events.jsonl") && banner.contains("2×"),
+            banner.starts_with("REPLAY ⏸ 2× 0:00.0/") && banner.contains("fault 0/"),
             "{banner}"
         );
         assert!(
@@ -444,5 +447,7 @@ mod tests {
         assert_same_as_live(&player, &events[..events.len() - 1]);
         let banner = player.view().banner.clone().unwrap();
         assert!(banner.contains("log cut off"), "{banner}");
+        let footer = player.view().footer.clone().unwrap();
+        assert!(footer.contains("events.jsonl was cut off"), "{footer}");
     }
 }
