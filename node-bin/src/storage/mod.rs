@@ -3,9 +3,10 @@
 //!
 //! Layout of a data directory:
 //! - `LOCK`: flocked while a node runs (holds its pid, for people).
-//! - `wal.log`: records of hard state, entry batches and truncations; each [`Storage::persist`] call is one
-//!   `write` and one `fdatasync`. After a snapshot it is rewritten to hold only what follows the snapshot,
-//!   starting with a `LogStart` record naming the snapshot position, so a lost snapshot file is detected.
+//! - `wal.log`: CRC-framed records; each [`Storage::persist`] call is one record (hard state, truncation and
+//!   entries together, so a crash keeps all of it or none), one `write` and one `fdatasync`. After a snapshot
+//!   it is rewritten to hold only what follows the snapshot, starting with a `LogStart` record naming the
+//!   snapshot position, so a lost snapshot file is detected.
 //! - `snapshot.bin`: the latest snapshot, replaced atomically.
 //!
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
