@@ -23,6 +23,8 @@ pub(crate) enum Mode {
         offset: u64,
         /// A chunk is outstanding.
         in_flight: bool,
+        /// Ticks (counted at heartbeats) the outstanding chunk has gone unanswered.
+        waited: u32,
     },
 }
 
@@ -76,6 +78,7 @@ impl Progress {
             meta,
             offset: 0,
             in_flight: false,
+            waited: 0,
         };
         self.inflight.clear();
     }

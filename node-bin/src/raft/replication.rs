@@ -269,8 +269,15 @@ impl Raft {
                     *paused = false;
                     self.send_append(peer);
                 }
-                Mode::Snapshot { in_flight, .. } => {
-                    *in_flight = false;
+                Mode::Snapshot {
+                    in_flight, waited, ..
+                } => {
+                    // The driver reports every chunk answered or failed; resend only if that seems lost,
+                    // not on every heartbeat (chunks are large).
+                    *waited += self.config.heartbeat_ticks;
+                    if *waited >= self.config.election_ticks_max {
+                        *in_flight = false;
+                    }
                     let hb = self.heartbeat_for(peer);
                     self.messages.push((peer, Request::Append(hb)));
                     self.send_snapshot_chunk(peer);

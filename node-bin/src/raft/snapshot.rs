@@ -99,6 +99,7 @@ impl Raft {
             meta,
             offset,
             in_flight,
+            ..
         } = &mut pr.mode
         {
             if *meta == r.meta {
@@ -124,6 +125,7 @@ impl Raft {
             meta,
             offset,
             in_flight,
+            waited,
         } = &mut pr.mode
         else {
             return;
@@ -131,6 +133,7 @@ impl Raft {
         if *in_flight {
             return;
         }
+        *waited = 0;
         if *meta != current {
             // Compacted again meanwhile: send the newer snapshot from the start.
             *meta = current;
