@@ -3,7 +3,7 @@
 # killed, a node isolated, a majority/minority partition, heal, restart. It drives `squall up --record` in a
 # detached tmux session with send-keys, and waits for each step by polling the screen (capture-pane) for
 # what that step should show, never by sleeping blindly. It leaves demo.cast, and demo.gif when `agg` is
-# installed.
+# installed, and the session's event log as demo.events.jsonl (replay it with `squall replay`).
 #
 # Usage: scripts/record-demo.sh [OUT.cast]
 # Environment:
@@ -16,6 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-demo.cast}
 GIF=${OUT%.cast}.gif
+EVENTS=${OUT%.cast}.events.jsonl
 COLS=${COLS:-120}
 ROWS=${ROWS:-36}
 TIMEOUT=${TIMEOUT:-60}
@@ -36,7 +37,7 @@ fi
 [[ -x $SQUALL ]] || { echo "record-demo: no squall binary at $SQUALL" >&2; exit 2; }
 
 # A recording never overwrites a file (it would pick demo-2.cast): start from a clean name.
-rm -f -- "$OUT"
+rm -f -- "$OUT" "$EVENTS"
 
 cleanup() {
     if tmux has-session -t "$SESSION" 2>/dev/null; then
@@ -75,9 +76,10 @@ header() { screen | head -n 1; }
 leader() { header | grep -Eo 'leader n[0-9]' | grep -Eo '[0-9]' || true; }
 term() { header | grep -Eo 'term [0-9]+' | grep -Eo '[0-9]+' || echo 0; }
 faults_line() { screen | grep -E '^ *faults ' | head -n 1; }
-no_faults() { faults_line | grep -Eq 'faults +none'; }
-some_fault() { faults_line | grep -Eqv 'faults +none'; }
-partitioned() { faults_line | grep -Eqi 'partition'; }
+# The header's second line names the faults in force: "n3 killed", "n2 isolated", "partition 1,2|3,4,5".
+isolated() { faults_line | grep -Eq "n$1 isolated"; }
+partitioned() { faults_line | grep -Eq 'partition [0-9]'; }
+healed() { faults_line | grep -Eq '^ *faults ' && ! faults_line | grep -Eq 'isolated|partition|links cut'; }
 has_leader() { [[ -n $(leader) ]]; }
 new_leader() { local l; l=$(leader); [[ -n $l && $l != "$OLD_LEADER" ]] && (($(term) > OLD_TERM)); }
 workload_on() { on_screen 'client [0-9]+/s of'; }
@@ -85,7 +87,7 @@ node_running() { screen | grep -Eq "(^|[^0-9a-z])n$1 +[0-9]+ +running"; }
 squall_exited() { on_screen 'squall exited'; }
 
 tmux new-session -d -s "$SESSION" -x "$COLS" -y "$ROWS" \
-    "'$SQUALL' up -n 5 --record '$OUT'; echo squall exited with status \$?; sleep 3600"
+    "'$SQUALL' up -n 5 --record '$OUT' --events '$EVENTS'; echo squall exited with status \$?; sleep 3600"
 
 wait_until "a leader is elected" has_leader
 hold
@@ -110,19 +112,20 @@ for n in 1 2 3 4 5; do
 done
 tmux send-keys -t "$SESSION" "$VICTIM"
 tmux send-keys -t "$SESSION" i
-wait_until "n$VICTIM is isolated" some_fault
+wait_until "n$VICTIM is isolated" isolated "$VICTIM"
 hold 3
 tmux send-keys -t "$SESSION" h
-wait_until "the network is healed" no_faults
+wait_until "the network is healed" healed
 hold
 
-# Majority/minority partition: `x` opens the shape prompt, `1` picks halves.
+# Majority/minority partition: `x` opens the shape prompt, where `h` picks halves.
 tmux send-keys -t "$SESSION" x
-tmux send-keys -t "$SESSION" 1
+wait_until "the partition prompt is open" on_screen 'halves.*apply'
+tmux send-keys -t "$SESSION" h
 wait_until "the cluster is split in halves" partitioned
 hold 4
 tmux send-keys -t "$SESSION" h
-wait_until "the partition is healed" no_faults
+wait_until "the partition is healed" healed
 wait_until "a leader leads the healed cluster" has_leader
 hold
 
@@ -138,6 +141,7 @@ tmux kill-session -t "$SESSION"
 
 [[ -s $OUT ]] || { echo "record-demo: squall wrote no recording at $OUT" >&2; exit 1; }
 echo "record-demo: wrote $OUT ($(wc -l <"$OUT") lines); play it with: asciinema play $OUT"
+if [[ -s $EVENTS ]]; then echo "record-demo: wrote $EVENTS; replay it with: squall replay $EVENTS"; fi
 
 if command -v agg >/dev/null; then
     agg "$OUT" "$GIF"
