@@ -172,8 +172,8 @@ pub struct ClusterState {
     pub workload_ok: RateSeries,
     /// The event feed, oldest first, at most [`FEED_CAPACITY`] lines.
     pub feed: VecDeque<FeedLine>,
-    /// Lines ever pushed to the feed (so a reader can tell which lines are new since it last looked).
-    pub feed_total: u64,
+    /// Lines ever pushed to the feed.
+    pushed: u64,
     /// The latest link report.
     pub links: Vec<LinkView>,
     /// Per-link traffic rates, keyed by `(from, to)`.
@@ -318,9 +318,20 @@ impl ClusterState {
         }
     }
 
-    /// Feed lines pushed after the first `seen` (by [`ClusterState::feed_total`]) that are still kept.
+    /// How many lines were ever pushed to the feed (dropped ones included), so a reader can tell which lines
+    /// are new since it last looked: pass the count it saw to [`ClusterState::feed_since`].
+    pub fn feed_total(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The cluster's commit index: the leader's, or the highest live one while there is no leader.
+    pub fn commit_index(&self) -> u64 {
+        self.commit
+    }
+
+    /// Feed lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]) that are still kept.
     pub fn feed_since(&self, seen: u64) -> impl Iterator<Item = &FeedLine> {
-        let first_kept = self.feed_total - self.feed.len() as u64;
+        let first_kept = self.pushed - self.feed.len() as u64;
         let skip = seen.saturating_sub(first_kept) as usize;
         self.feed.iter().skip(skip)
     }
@@ -391,7 +402,7 @@ impl ClusterState {
             kind,
             text,
         });
-        self.feed_total += 1;
+        self.pushed += 1;
     }
 
     fn on_status(&mut self, at: u64, node: u64, status: &NodeStatus) {
@@ -684,6 +695,38 @@ impl ClusterState {
         faults.extend(describe_links(&self.links));
         self.faults = faults;
     }
+}
+
+/// One line about a node for text output: process, role, term, leader and log positions.
+pub fn describe_node(n: &NodeView) -> String {
+    let mut out = format!("n{} {}", n.id, n.process.label());
+    if let Some(pid) = n.process.pid() {
+        out.push_str(&format!(" pid {pid}"));
+    }
+    if !n.reachable && n.process.is_alive() {
+        out.push_str(" (not answering)");
+    }
+    match &n.status {
+        Some(s) => {
+            let c = &s.core;
+            let leader = c.leader.map_or("none".to_string(), |l| format!("n{l}"));
+            out.push_str(&format!(
+                " {} term {} leader {leader} commit {} applied {} last {}/{} snapshot {}",
+                c.role.as_str(),
+                c.term,
+                c.commit_index,
+                s.applied_index,
+                c.last_log_index,
+                c.last_log_term,
+                c.snapshot_index
+            ));
+            if n.live_status().is_none() {
+                out.push_str(" (last known)");
+            }
+        }
+        None => out.push_str(" no status yet"),
+    }
+    out
 }
 
 /// Names the network faults in a link report: isolated nodes and partitions from the cut links, then

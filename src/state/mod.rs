@@ -12,7 +12,7 @@ mod view;
 
 pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, FEED_CAPACITY, FeedKind, FeedLine, LinkRate,
-    NodeView, WorkloadView, describe_links,
+    NodeView, WorkloadView, describe_links, describe_node,
 };
 pub use event::{Event, LinkState, LinkView, ProcessState, Stamped};
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};

@@ -265,10 +265,10 @@ fn feed_is_bounded_and_readers_can_find_new_lines() {
         ));
     }
     assert_eq!(s.feed.len(), FEED_CAPACITY);
-    assert_eq!(s.feed_total, FEED_CAPACITY as u64 + 100);
+    assert_eq!(s.feed_total(), FEED_CAPACITY as u64 + 100);
     assert_eq!(s.feed.front().expect("kept").text, "fault 100");
     let new: Vec<_> = s
-        .feed_since(s.feed_total - 2)
+        .feed_since(s.feed_total() - 2)
         .map(|l| l.text.clone())
         .collect();
     assert_eq!(new, ["fault 598", "fault 599"]);
@@ -537,4 +537,26 @@ fn lag_prefers_the_leaders_match_index() {
     // Node 2 holds 15 entries, but 13..15 are from an old term the leader does not match.
     st(&mut s, 10, 2, Role::Follower, 1, 15);
     assert_eq!(s.lag(2), Some(8));
+}
+
+#[test]
+fn describe_node_gives_one_line_for_text_output() {
+    let mut s = started(2);
+    st(&mut s, 100, 1, Role::Leader, 3, 7);
+    assert_eq!(
+        describe_node(&s.nodes[&1]),
+        "n1 running pid 1001 leader term 3 leader n1 commit 7 applied 7 last 7/3 snapshot 0"
+    );
+    assert_eq!(
+        describe_node(&s.nodes[&2]),
+        "n2 running pid 1002 no status yet"
+    );
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Killed { pid: 1001 },
+        },
+    ));
+    assert!(describe_node(&s.nodes[&1]).ends_with("(last known)"));
 }

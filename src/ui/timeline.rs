@@ -114,7 +114,7 @@ pub fn render_feed(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &
     let block = Block::bordered()
         .title(Line::from(vec![
             Span::styled(" events ", styles::title()),
-            Span::styled(format!("{} ", state.feed_total), styles::dim()),
+            Span::styled(format!("{} ", state.feed_total()), styles::dim()),
         ]))
         .border_style(styles::faint());
     let inner = block.inner(area);
