@@ -65,6 +65,12 @@ fn small_terminal_shows_one_panel_per_tab() {
     for tab in Tab::ALL {
         let view = ViewState { tab, ..selected(2) };
         let t = render(80, 24, &state, &view);
+        let screen = t.backend().to_string();
+        let header = screen.lines().next().expect("a header line");
+        assert!(
+            header.contains("● REC"),
+            "the recording indicator must survive 80 columns: {header}"
+        );
         insta::assert_snapshot!(
             format!("tab_{}_80x24", tab.title().to_lowercase()),
             t.backend().to_string()

@@ -83,9 +83,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     } else {
         top.push(Span::styled("off", label));
     }
+    // Indicators go on the right and are drawn last, so a narrow terminal truncates figures, never them.
+    let mut flags: Vec<Span> = Vec::new();
     if view.frozen {
-        top.push(Span::raw("  "));
-        top.push(Span::styled(
+        flags.push(Span::raw("  "));
+        flags.push(Span::styled(
             " FROZEN ",
             Style::new()
                 .fg(Color::Black)
@@ -94,8 +96,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         ));
     }
     if let Some(b) = &view.banner {
-        top.push(Span::raw("  "));
-        top.push(Span::styled(
+        flags.push(Span::raw("  "));
+        flags.push(Span::styled(
             format!(" {b} "),
             Style::new()
                 .fg(Color::Black)
@@ -104,14 +106,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         ));
     }
     if state.recording {
-        top.push(Span::raw("  "));
-        top.push(Span::styled(
+        flags.push(Span::raw("  "));
+        flags.push(Span::styled(
             "● REC",
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         ));
     }
     if state.ended {
-        top.push(Span::styled("  ended", styles::fault()));
+        flags.push(Span::styled("  ended", styles::fault()));
     }
 
     let mut second = vec![Span::styled(" faults ", label)];
@@ -134,6 +136,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
 
     let text = vec![Line::from(top).style(bar), Line::from(second)];
     frame.render_widget(Paragraph::new(text), area);
+    if !flags.is_empty() {
+        flags.push(Span::raw(" "));
+        let flags = Line::from(flags).style(bar);
+        let w = (flags.width() as u16).min(area.width);
+        let at = Rect {
+            x: area.right() - w,
+            y: area.y,
+            width: w,
+            height: 1.min(area.height),
+        };
+        frame.render_widget(flags, at);
+    }
 }
 
 /// A latency in the unit that keeps it short.
