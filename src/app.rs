@@ -38,7 +38,10 @@ impl Session {
         self.feed_seen = self.state.feed_total();
         if let Some(rec) = &self.recorder {
             for line in &new {
-                if matches!(line.kind, FeedKind::Fault | FeedKind::Leader | FeedKind::Exit) {
+                if matches!(
+                    line.kind,
+                    FeedKind::Fault | FeedKind::Leader | FeedKind::Exit
+                ) {
                     rec.marker(line.text.clone());
                 }
             }
@@ -49,7 +52,19 @@ impl Session {
 
 /// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
 pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
-    let events_path = args.events.clone().unwrap_or_else(|| spec.dir.join("events.jsonl"));
+    if let Err(e) = std::fs::create_dir_all(&spec.dir) {
+        return crate::commands::fail(
+            2,
+            format!(
+                "cannot create cluster directory {}: {e}",
+                spec.dir.display()
+            ),
+        );
+    }
+    let events_path = args
+        .events
+        .clone()
+        .unwrap_or_else(|| spec.dir.join("events.jsonl"));
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -62,7 +77,12 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         Ok(c) => c,
         Err(e) => return crate::commands::fail(1, format!("{e:#}")),
     };
-    let mut session = Session { log, state: ClusterState::new(), recorder: None, feed_seen: 0 };
+    let mut session = Session {
+        log,
+        state: ClusterState::new(),
+        recorder: None,
+        feed_seen: 0,
+    };
     if args.workload {
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }
@@ -83,7 +103,11 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     code
 }
 
-async fn headless(cluster: &Cluster, session: &mut Session, mut rx: mpsc::UnboundedReceiver<Stamped>) -> ExitCode {
+async fn headless(
+    cluster: &Cluster,
+    session: &mut Session,
+    mut rx: mpsc::UnboundedReceiver<Stamped>,
+) -> ExitCode {
     let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<String>>();
     // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
     std::thread::spawn(move || {
@@ -100,18 +124,31 @@ async fn headless(cluster: &Cluster, session: &mut Session, mut rx: mpsc::Unboun
         let _ = line_tx.send(None);
     });
     let mut out = std::io::stdout();
-    let mut last_summary = String::new();
-    println!("squall: {} nodes up; {}", cluster.node_ids().len(), command::HEADLESS_HELP);
+    let mut last_summary = (None, 0);
+    let mut last_commit_line = std::time::Instant::now();
+    let mut last_commit = 0;
+    println!(
+        "squall: {} nodes up; {}",
+        cluster.node_ids().len(),
+        command::HEADLESS_HELP
+    );
     loop {
         tokio::select! {
             Some(e) = rx.recv() => {
                 for line in session.apply(e) {
                     let _ = writeln!(out, "{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text);
                 }
-                let summary = summary_line(&session.state);
-                if summary != last_summary {
-                    let _ = writeln!(out, "{:>8.3}s  {summary}", cluster.now_ms() as f64 / 1000.0);
-                    last_summary = summary;
+                // Leader and term changes print at once; commit progress at most once a second.
+                let s = &session.state;
+                let leadership = (s.leader, s.term);
+                let commit = s.commit_index();
+                if leadership != last_summary
+                    || (commit != last_commit && last_commit_line.elapsed() >= Duration::from_secs(1))
+                {
+                    let _ = writeln!(out, "{:>8.3}s  {}", cluster.now_ms() as f64 / 1000.0, summary_line(s));
+                    last_summary = leadership;
+                    last_commit = commit;
+                    last_commit_line = std::time::Instant::now();
                 }
                 let _ = out.flush();
             }
@@ -204,10 +241,15 @@ async fn dashboard(
 ) -> ExitCode {
     use crossterm::tty::IsTty;
     if !std::io::stdout().is_tty() || !std::io::stdin().is_tty() {
-        eprintln!("squall: standard input/output is not a terminal; use `squall up --headless` for scripts");
+        eprintln!(
+            "squall: standard input/output is not a terminal; use `squall up --headless` for scripts"
+        );
         return ExitCode::from(2);
     }
-    let base = args.record.clone().unwrap_or_else(|| std::path::PathBuf::from("squall.cast"));
+    let base = args
+        .record
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("squall.cast"));
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
@@ -235,13 +277,19 @@ async fn dashboard(
             Ok(p) => {
                 let _ = local_tx.send(Stamped::new(
                     cluster.now_ms(),
-                    Event::Recording { on: true, path: Some(p.display().to_string()) },
+                    Event::Recording {
+                        on: true,
+                        path: Some(p.display().to_string()),
+                    },
                 ));
             }
             Err(e) => {
                 let _ = local_tx.send(Stamped::new(
                     cluster.now_ms(),
-                    Event::ActionFailed { action: "record".into(), error: e.to_string() },
+                    Event::ActionFailed {
+                        action: "record".into(),
+                        error: e.to_string(),
+                    },
                 ));
             }
         }
@@ -264,6 +312,7 @@ async fn dashboard(
                     TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
                         let action = input::map_key(k, &view);
                         if action == Action::Quit {
+                            let _ = recorder.stop();
                             return ExitCode::SUCCESS;
                         }
                         if action == Action::ToggleRecord {
@@ -301,7 +350,8 @@ async fn dashboard(
         }
         if dirty && draw_now {
             if recorder.take_redraw_request() {
-                let _ = terminal.clear();
+                // Not terminal.clear(): that asks the terminal for its cursor and the key stream eats the answer.
+                let _ = crate::record::asciicast::force_full_redraw(&mut terminal);
             }
             let shown = frozen.as_ref().unwrap_or(&session.state);
             if let Err(e) = terminal.draw(|f| crate::ui::draw(f, shown, &view)) {

@@ -74,7 +74,9 @@ pub async fn run(args: BenchArgs) -> ExitCode {
 }
 
 async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Value, String> {
-    wait_for_leader(cluster, Duration::from_secs(10)).await.ok_or("no leader within 10 s")?;
+    wait_for_leader(cluster, Duration::from_secs(10))
+        .await
+        .ok_or("no leader within 10 s")?;
     let mut levels = Vec::new();
     for &clients in &args.clients {
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,7 +93,13 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let t = Instant::now();
-                    match client.execute(KvOp::Put { key: format!("c{c}-{}", i % 100), value: format!("{i}") }).await {
+                    match client
+                        .execute(KvOp::Put {
+                            key: format!("c{c}-{}", i % 100),
+                            value: format!("{i}"),
+                        })
+                        .await
+                    {
                         Ok(_) => lat.push(t.elapsed().as_micros() as u64),
                         Err(_) => errors += 1,
                     }
@@ -126,22 +134,37 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
 
     let mut failovers = Vec::new();
     for trial in 0..args.failovers {
-        let (leader, term) = wait_for_leader(cluster, Duration::from_secs(10)).await.ok_or("no leader")?;
+        let (leader, term) = wait_for_leader(cluster, Duration::from_secs(10))
+            .await
+            .ok_or("no leader")?;
         let mut client = KvClient::new(cluster.api_addrs());
         client.op_timeout = Duration::from_secs(10);
         client.call_timeout = Duration::from_millis(100);
         // Warm the client up so it knows the leader and has its connections open.
-        client.execute(KvOp::Put { key: "failover".into(), value: "warm".into() }).await.map_err(|e| e.to_string())?;
+        client
+            .execute(KvOp::Put {
+                key: "failover".into(),
+                value: "warm".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         cluster.perform(Command::Kill(Target::Node(leader))).await?;
         client
-            .execute(KvOp::Put { key: "failover".into(), value: format!("{trial}") })
+            .execute(KvOp::Put {
+                key: "failover".into(),
+                value: format!("{trial}"),
+            })
             .await
             .map_err(|e| format!("failover trial {trial}: {e}"))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        eprintln!("failover {trial:>2}: killed leader {leader} (term {term}); next write committed after {ms:.0} ms");
+        eprintln!(
+            "failover {trial:>2}: killed leader {leader} (term {term}); next write committed after {ms:.0} ms"
+        );
         failovers.push(ms);
-        cluster.perform(Command::Restart(Target::Node(leader))).await?;
+        cluster
+            .perform(Command::Restart(Target::Node(leader)))
+            .await?;
         // Let the restarted node rejoin before the next trial, so every trial starts from three live nodes.
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -158,9 +181,15 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
     }
     let mut sorted: Vec<u64> = failovers.iter().map(|m| (*m * 1000.0) as u64).collect();
     sorted.sort_unstable();
-    let (f50, f99) = (percentile(&sorted, 0.5) as f64 / 1000.0, percentile(&sorted, 0.99) as f64 / 1000.0);
+    let (f50, f99) = (
+        percentile(&sorted, 0.5) as f64 / 1000.0,
+        percentile(&sorted, 0.99) as f64 / 1000.0,
+    );
     if !failovers.is_empty() {
-        eprintln!("failover over {} trials: median {f50:.0} ms, p99 {f99:.0} ms", failovers.len());
+        eprintln!(
+            "failover over {} trials: median {f50:.0} ms, p99 {f99:.0} ms",
+            failovers.len()
+        );
     }
     Ok(serde_json::json!({
         "bench": "squall", "nodes": 3, "fsync": true, "levels": levels,

@@ -94,7 +94,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.pid,
                     s.core.role.as_str(),
                     s.core.term,
-                    s.core.leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                    s.core
+                        .leader
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     s.core.commit_index,
                     s.core.last_log_index
                 ),
@@ -103,7 +106,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
         }
     }
     if answered == 0 {
-        return fail(1, format!("no node answered within {timeout:?}; is the cluster running?"));
+        return fail(
+            1,
+            format!("no node answered within {timeout:?}; is the cluster running?"),
+        );
     }
     ExitCode::SUCCESS
 }
@@ -118,7 +124,11 @@ pub fn kv(args: KvArgs) -> ExitCode {
         KvCmd::Put { key, value } => KvOp::Put { key, value },
         KvCmd::Get { key } => KvOp::Get { key },
         KvCmd::Del { key } => KvOp::Delete { key },
-        KvCmd::Cas { key, old, new } => KvOp::Cas { key, expected: (old != "-").then_some(old), new },
+        KvCmd::Cas { key, old, new } => KvOp::Cas {
+            key,
+            expected: (old != "-").then_some(old),
+            new,
+        },
         KvCmd::Incr { key, by } => KvOp::Incr { key, by },
     };
     let mut client = KvClient::new(addrs);
@@ -148,8 +158,14 @@ pub fn kv(args: KvArgs) -> ExitCode {
             println!("OK");
             ExitCode::SUCCESS
         }
-        Ok(KvResult::Cas { swapped: false, current }) => {
-            println!("NOT SWAPPED: value is {}", current.as_deref().unwrap_or("absent"));
+        Ok(KvResult::Cas {
+            swapped: false,
+            current,
+        }) => {
+            println!(
+                "NOT SWAPPED: value is {}",
+                current.as_deref().unwrap_or("absent")
+            );
             ExitCode::from(1)
         }
         Ok(KvResult::Counter(n)) => {
@@ -174,7 +190,8 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
             (p.clone(), vec![])
         }
         None => (
-            std::env::current_exe().map_err(|e| format!("cannot find the squall executable: {e}"))?,
+            std::env::current_exe()
+                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
             vec!["node".into()],
         ),
     };
@@ -197,13 +214,23 @@ pub fn up(args: UpArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
     let (dir, remove_after) = match &args.dir {
         Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("squall-{}-{:08x}", std::process::id(), rand::random::<u32>())), !args.keep),
+        None => (
+            std::env::temp_dir().join(format!(
+                "squall-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            )),
+            !args.keep,
+        ),
     };
     if args.heartbeat >= args.election_timeout.0 {
-        return fail(2, format!(
-            "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
-            args.heartbeat, args.election_timeout.0
-        ));
+        return fail(
+            2,
+            format!(
+                "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
+                args.heartbeat, args.election_timeout.0
+            ),
+        );
     }
     let spec = match cluster_spec(&args, dir.clone(), seed) {
         Ok(s) => s,

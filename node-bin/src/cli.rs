@@ -63,10 +63,13 @@ pub struct NodeArgs {
 pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
     let mut peers = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}` should look like ID=HOST:PORT, e.g. 2=127.0.0.1:7002"))?;
-        let id: NodeId = id.trim().parse().map_err(|_| format!("`{id}` in `{part}` is not a node id"))?;
+        let (id, addr) = part.split_once('=').ok_or_else(|| {
+            format!("`{part}` should look like ID=HOST:PORT, e.g. 2=127.0.0.1:7002")
+        })?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{id}` in `{part}` is not a node id"))?;
         let addr: SocketAddr = addr
             .trim()
             .parse()
@@ -80,7 +83,8 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
 
 /// Parses a duration like `50ms` or `1s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 50ms or 1s: {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like 50ms or 1s: {e}"))
 }
 
 /// Parses a range like `150..300ms` or `150ms..300ms` (the unit of the upper bound applies to a bare lower bound).
@@ -91,13 +95,19 @@ pub fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
     let hi_d = parse_duration(hi)?;
     let lo = lo.trim();
     let lo_d = if lo.chars().all(|c| c.is_ascii_digit()) && !lo.is_empty() {
-        let unit: String = hi.trim().chars().skip_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let unit: String = hi
+            .trim()
+            .chars()
+            .skip_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
         parse_duration(&format!("{lo}{unit}"))?
     } else {
         parse_duration(lo)?
     };
     if lo_d.is_zero() || lo_d >= hi_d {
-        return Err(format!("`{s}`: the lower bound must be above zero and below the upper bound"));
+        return Err(format!(
+            "`{s}`: the lower bound must be above zero and below the upper bound"
+        ));
     }
     Ok((lo_d, hi_d))
 }
@@ -118,7 +128,10 @@ impl NodeArgs {
             ));
         }
         if self.tick > self.heartbeat {
-            return Err(format!("--tick {:?} must not exceed --heartbeat {:?}", self.tick, self.heartbeat));
+            return Err(format!(
+                "--tick {:?} must not exceed --heartbeat {:?}",
+                self.tick, self.heartbeat
+            ));
         }
         Ok(NodeConfig {
             id: self.id,
@@ -159,8 +172,14 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    squall_chaos::lifeline::watch_from_env();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    if let Err(e) = squall_chaos::watch_lifeline_from_env() {
+        eprintln!("squall-node: warning: cannot watch the supervisor's lifeline: {e}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("squall-node: error: cannot start the async runtime: {e}");
@@ -170,7 +189,11 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
     match runtime.block_on(server::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<StartError>().is_some() { 2 } else { 1 };
+            let code = if e.downcast_ref::<StartError>().is_some() {
+                2
+            } else {
+                1
+            };
             eprintln!("squall-node {id}: error: {e:#}");
             ExitCode::from(code)
         }

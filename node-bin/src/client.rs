@@ -30,7 +30,11 @@ fn describe(errors: &BTreeMap<NodeId, String>) -> String {
     if errors.is_empty() {
         return "none".into();
     }
-    errors.iter().map(|(id, e)| format!("node {id}: {e}")).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|(id, e)| format!("node {id}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A KV client bound to one cluster.
@@ -76,7 +80,11 @@ impl KvClient {
             return Err(ClientError::NoNodes);
         }
         self.seq += 1;
-        let req = KvRequest { client_id: self.client_id, seq: self.seq, op };
+        let req = KvRequest {
+            client_id: self.client_id,
+            seq: self.seq,
+            op,
+        };
         let started = Instant::now();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let mut rotate = 0usize;
@@ -84,7 +92,10 @@ impl KvClient {
         let mut errors = BTreeMap::new();
         loop {
             if started.elapsed() >= self.op_timeout {
-                return Err(ClientError::Unavailable { waited: started.elapsed(), errors });
+                return Err(ClientError::Unavailable {
+                    waited: started.elapsed(),
+                    errors,
+                });
             }
             let target = match self.leader {
                 Some(l) if self.nodes.contains_key(&l) => l,
@@ -98,7 +109,9 @@ impl KvClient {
                     self.leader = Some(target);
                     return Ok(result);
                 }
-                Ok(KvReply::NotLeader { leader: Some(l) }) if l != target && self.nodes.contains_key(&l) => {
+                Ok(KvReply::NotLeader { leader: Some(l) })
+                    if l != target && self.nodes.contains_key(&l) =>
+                {
                     errors.insert(target, format!("not the leader (hint: node {l})"));
                     self.leader = Some(l);
                     continue;
@@ -133,7 +146,9 @@ impl KvClient {
                 c
             }
         };
-        conn.execute(deadline(self.call_timeout), req).await.map_err(|e| e.to_string())
+        conn.execute(deadline(self.call_timeout), req)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -142,5 +157,8 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<NodeSta
     let client = transport::connect_control(addr, timeout)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
-    client.status(deadline(timeout)).await.map_err(|e| format!("{addr}: {e}"))
+    client
+        .status(deadline(timeout))
+        .await
+        .map_err(|e| format!("{addr}: {e}"))
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvOp, KvResult};
 use crate::raft::types::{
-    AppendEntries, AppendEntriesReply, CoreStatus, Index, InstallSnapshot, InstallSnapshotReply, NodeId,
-    RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
+    AppendEntries, AppendEntriesReply, CoreStatus, Index, InstallSnapshot, InstallSnapshotReply,
+    NodeId, RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
 };
 
 /// Largest frame either side accepts (set explicitly on every transport).
@@ -44,9 +44,13 @@ pub enum PeerError {
 #[tarpc::service(derive = [Clone, serde::Serialize, serde::Deserialize])]
 pub trait PeerService {
     /// RequestVote, or a pre-vote when `req.pre_vote`.
-    async fn request_vote(cluster: String, req: RequestVote) -> Result<RequestVoteReply, PeerError>;
+    async fn request_vote(cluster: String, req: RequestVote)
+    -> Result<RequestVoteReply, PeerError>;
     /// AppendEntries or heartbeat.
-    async fn append_entries(cluster: String, req: AppendEntries) -> Result<AppendEntriesReply, PeerError>;
+    async fn append_entries(
+        cluster: String,
+        req: AppendEntries,
+    ) -> Result<AppendEntriesReply, PeerError>;
     /// One chunk of a snapshot.
     async fn install_snapshot(
         cluster: String,

@@ -23,14 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::kv::{KvCommand, KvOp, KvResult, KvStore};
 use crate::raft::{
-    AppendEntries, AppendEntriesReply, Config, Entry, InstallSnapshot, InstallSnapshotReply, NodeId,
-    Payload, Raft, Ready, Reply, Request, RequestVote, RequestVoteReply, Restored, Role, Snapshot,
-    SnapshotMeta, TimeoutNow,
+    AppendEntries, AppendEntriesReply, Config, Entry, InstallSnapshot, InstallSnapshotReply,
+    NodeId, Payload, Raft, Ready, Reply, Request, RequestVote, RequestVoteReply, Restored, Role,
+    Snapshot, SnapshotMeta, TimeoutNow,
 };
 use crate::rpc::{
-    self, ClientServiceRequest, ClientServiceResponse, ControlServiceRequest, ControlServiceResponse,
-    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PeerError,
-    PeerServiceRequest, PeerServiceResponse, RpcCounters,
+    self, ClientServiceRequest, ClientServiceResponse, ControlServiceRequest,
+    ControlServiceResponse, EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent,
+    NodeStatus, PeerError, PeerServiceRequest, PeerServiceResponse, RpcCounters,
 };
 use crate::storage::Storage;
 use crate::transport::{self, deadline};
@@ -164,11 +164,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     }
     let peer_listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: cfg.listen, what: "--listen", source })?;
-    let api_listener = TcpListener::bind(cfg.api_listen)
-        .await
-        .map_err(|source| StartError::Bind { addr: cfg.api_listen, what: "--api-listen", source })?;
-    let (storage, recovered) = Storage::open(&cfg.data_dir)?;
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            what: "--listen",
+            source,
+        })?;
+    let api_listener =
+        TcpListener::bind(cfg.api_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: cfg.api_listen,
+                what: "--api-listen",
+                source,
+            })?;
+    let (storage, recovered) = Storage::open(&cfg.data_dir).map_err(StartError::Storage)?;
     let peer_addr = peer_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
@@ -189,32 +198,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         seed: cfg.seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
     };
     let kv = match &recovered.snapshot {
-        Some(s) => KvStore::restore(&s.data).with_context(|| {
-            format!("snapshot in {} is unreadable", cfg.data_dir.display())
-        })?,
+        Some(s) => KvStore::restore(&s.data)
+            .with_context(|| format!("snapshot in {} is unreadable", cfg.data_dir.display()))?,
         None => KvStore::new(),
     };
-    let snapshot_meta = recovered.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+    let snapshot_meta = recovered
+        .snapshot
+        .as_ref()
+        .map(|s| s.meta)
+        .unwrap_or_default();
     let last_index = recovered
         .entries
         .last()
         .map(|e| e.index)
         .unwrap_or(snapshot_meta.last_index);
-    if recovered.empty {
-        tracing::warn!(
-            dir = %cfg.data_dir.display(),
-            "data directory is empty: starting as a new node with no log; the leader will send a snapshot or the log"
-        );
-    } else {
-        tracing::info!(
-            term = recovered.hard_state.term,
-            vote = ?recovered.hard_state.vote,
-            last_index,
-            snapshot_index = snapshot_meta.last_index,
-            "recovered state from {}",
-            cfg.data_dir.display()
-        );
-    }
     let started_event = NodeEvent::Started {
         term: recovered.hard_state.term,
         last_index,
@@ -232,7 +229,12 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     );
 
     if let Some(path) = &cfg.addr_file {
-        let addrs = BoundAddrs { id: cfg.id, pid: std::process::id(), peer: peer_addr, api: api_addr };
+        let addrs = BoundAddrs {
+            id: cfg.id,
+            pid: std::process::id(),
+            peer: peer_addr,
+            api: api_addr,
+        };
         write_atomically(path, &serde_json::to_vec(&addrs)?)
             .with_context(|| format!("writing address file {}", path.display()))?;
     }
@@ -244,9 +246,20 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     for (&peer, &addr) in &cfg.peers {
         let (ptx, prx) = mpsc::unbounded_channel();
         peers.insert(peer, ptx);
-        tokio::spawn(peer_sender(peer, addr, cfg.cluster_id.clone(), rpc_timeout, prx, tx.clone()));
+        tokio::spawn(peer_sender(
+            peer,
+            addr,
+            cfg.cluster_id.clone(),
+            rpc_timeout,
+            prx,
+            tx.clone(),
+        ));
     }
-    tokio::spawn(accept_peers(peer_listener, cfg.cluster_id.clone(), tx.clone()));
+    tokio::spawn(accept_peers(
+        peer_listener,
+        cfg.cluster_id.clone(),
+        tx.clone(),
+    ));
     tokio::spawn(accept_api(api_listener, tx.clone()));
 
     let mut node = Node {
@@ -275,7 +288,8 @@ impl Node {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
@@ -340,7 +354,11 @@ impl Node {
                 let _ = tx.send(self.events_from(cursor, max));
             }
             Cmd::Transfer(target, tx) => {
-                let _ = tx.send(self.raft.transfer_leadership(target).map_err(|e| e.to_string()));
+                let _ = tx.send(
+                    self.raft
+                        .transfer_leadership(target)
+                        .map_err(|e| e.to_string()),
+                );
             }
         }
     }
@@ -351,23 +369,40 @@ impl Node {
             self.next_read_ctx += 1;
             match self.raft.read_index(ctx) {
                 Ok(()) => {
-                    self.reads.insert(ctx, PendingRead { key: key.clone(), tx, index: None });
+                    self.reads.insert(
+                        ctx,
+                        PendingRead {
+                            key: key.clone(),
+                            tx,
+                            index: None,
+                        },
+                    );
                 }
                 Err(e) => {
-                    let _ = tx.send(KvReply::NotLeader { leader: e.leader_hint });
+                    let _ = tx.send(KvReply::NotLeader {
+                        leader: e.leader_hint,
+                    });
                 }
             }
             return;
         }
-        let cmd = KvCommand { client_id: req.client_id, seq: req.seq, op: req.op };
+        let cmd = KvCommand {
+            client_id: req.client_id,
+            seq: req.seq,
+            op: req.op,
+        };
         match self.raft.propose(KvStore::encode_command(&cmd)) {
             Ok((index, term)) => {
                 if let Some((_, old)) = self.proposals.insert(index, (term, tx)) {
-                    let _ = old.send(KvReply::Retry { reason: "entry was overwritten".into() });
+                    let _ = old.send(KvReply::Retry {
+                        reason: "entry was overwritten".into(),
+                    });
                 }
             }
             Err(e) => {
-                let _ = tx.send(KvReply::NotLeader { leader: e.leader_hint });
+                let _ = tx.send(KvReply::NotLeader {
+                    leader: e.leader_hint,
+                });
             }
         }
     }
@@ -387,7 +422,9 @@ impl Node {
         }
         if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
             for (_, (_, tx)) in self.proposals.drain() {
-                let _ = tx.send(KvReply::Retry { reason: "leadership lost before commit".into() });
+                let _ = tx.send(KvReply::Retry {
+                    reason: "leadership lost before commit".into(),
+                });
             }
         }
         Ok(())
@@ -439,7 +476,9 @@ impl Node {
         }
         for failed in failed_reads {
             if let Some(read) = self.reads.remove(&failed.ctx) {
-                let _ = read.tx.send(KvReply::NotLeader { leader: failed.leader_hint });
+                let _ = read.tx.send(KvReply::NotLeader {
+                    leader: failed.leader_hint,
+                });
             }
         }
         self.serve_reads();
@@ -448,7 +487,9 @@ impl Node {
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
-        let keep = self.raft.entries_from(snapshot.meta.last_index + 1, usize::MAX);
+        let keep = self
+            .raft
+            .entries_from(snapshot.meta.last_index + 1, usize::MAX);
         self.storage
             .install_snapshot(&snapshot, &keep)
             .context("saving snapshot received from the leader")?;
@@ -485,7 +526,9 @@ impl Node {
         if let Some((term, tx)) = self.proposals.remove(&entry.index) {
             let reply = match result {
                 Some(r) if term == entry.term => KvReply::Done(r),
-                _ => KvReply::Retry { reason: "entry was replaced by a new leader".into() },
+                _ => KvReply::Retry {
+                    reason: "entry was replaced by a new leader".into(),
+                },
             };
             let _ = tx.send(reply);
         }
@@ -509,19 +552,30 @@ impl Node {
 
     fn maybe_snapshot(&mut self) -> anyhow::Result<()> {
         let applied = self.kv.applied_index();
-        if self.cfg.snapshot_every == 0 || applied < self.last_snapshot_index + self.cfg.snapshot_every {
+        if self.cfg.snapshot_every == 0
+            || applied < self.last_snapshot_index + self.cfg.snapshot_every
+        {
             return Ok(());
         }
         let data = self.kv.snapshot();
         let snapshot = Snapshot {
-            meta: SnapshotMeta { last_index: applied, last_term: self.last_applied_term },
+            meta: SnapshotMeta {
+                last_index: applied,
+                last_term: self.last_applied_term,
+            },
             data: data.clone(),
         };
         self.raft.compact(applied, data);
         let keep = self.raft.entries_from(applied + 1, usize::MAX);
-        self.storage.save_snapshot(&snapshot, &keep).context("saving snapshot")?;
+        self.storage
+            .save_snapshot(&snapshot, &keep)
+            .context("saving snapshot")?;
         self.last_snapshot_index = applied;
-        tracing::info!(index = applied, bytes = snapshot.data.len(), "took snapshot");
+        tracing::info!(
+            index = applied,
+            bytes = snapshot.data.len(),
+            "took snapshot"
+        );
         Ok(())
     }
 
@@ -539,19 +593,35 @@ impl Node {
     }
 
     fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
-        let oldest = self.events.front().map(|e| e.seq).unwrap_or(self.next_event_seq);
+        let oldest = self
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(self.next_event_seq);
         let start = cursor.max(oldest);
         let missed = oldest.saturating_sub(cursor);
         let skip = (start - oldest) as usize;
-        let events: Vec<EventRecord> =
-            self.events.iter().skip(skip).take(max.max(1) as usize).cloned().collect();
+        let events: Vec<EventRecord> = self
+            .events
+            .iter()
+            .skip(skip)
+            .take(max.max(1) as usize)
+            .cloned()
+            .collect();
         let next_cursor = events.last().map(|e| e.seq + 1).unwrap_or(start);
-        EventBatch { events, next_cursor, missed }
+        EventBatch {
+            events,
+            next_cursor,
+            missed,
+        }
     }
 
     fn status(&self) -> NodeStatus {
         let core = self.raft.status();
-        let from = core.last_log_index.saturating_sub(LOG_TAIL as u64 - 1).max(1);
+        let from = core
+            .last_log_index
+            .saturating_sub(LOG_TAIL as u64 - 1)
+            .max(1);
         let log_tail = self
             .raft
             .entries_from(from, LOG_TAIL)
@@ -586,8 +656,12 @@ fn log_event(event: &crate::raft::RaftEvent) {
         E::LogTruncated { from_index, count } => {
             tracing::warn!(from_index, count, "truncated conflicting log entries")
         }
-        E::SnapshotInstalled { meta } => tracing::info!(index = meta.last_index, "snapshot installed"),
-        E::QuorumLost { term } => tracing::warn!(term, "lost contact with a majority: stepping down"),
+        E::SnapshotInstalled { meta } => {
+            tracing::info!(index = meta.last_index, "snapshot installed")
+        }
+        E::QuorumLost { term } => {
+            tracing::warn!(term, "lost contact with a majority: stepping down")
+        }
         other => tracing::debug!(?other, "raft event"),
     }
 }
@@ -645,14 +719,17 @@ async fn peer_sender(
             };
             let ctx = deadline(timeout);
             let outcome: Result<Option<Reply>, String> = match req.clone() {
-                Request::Vote(r) => flatten(c.request_vote(ctx, cluster, r).await).map(|r| Some(Reply::Vote(r))),
+                Request::Vote(r) => {
+                    flatten(c.request_vote(ctx, cluster, r).await).map(|r| Some(Reply::Vote(r)))
+                }
                 Request::Append(r) => {
                     flatten(c.append_entries(ctx, cluster, r).await).map(|r| Some(Reply::Append(r)))
                 }
-                Request::Snapshot(r) => {
-                    flatten(c.install_snapshot(ctx, cluster, r).await).map(|r| Some(Reply::Snapshot(r)))
+                Request::Snapshot(r) => flatten(c.install_snapshot(ctx, cluster, r).await)
+                    .map(|r| Some(Reply::Snapshot(r))),
+                Request::TimeoutNow(r) => {
+                    flatten(c.timeout_now(ctx, cluster, r).await).map(|()| None)
                 }
-                Request::TimeoutNow(r) => flatten(c.timeout_now(ctx, cluster, r).await).map(|()| None),
             };
             match outcome {
                 Ok(Some(reply)) => drop(tx.send(Cmd::Reply(peer, reply))),
@@ -699,7 +776,9 @@ fn await_actor<T: Send + 'static, R: Send + 'static>(
 
 async fn accept_peers(listener: TcpListener, cluster: String, tx: mpsc::UnboundedSender<Cmd>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let cluster = cluster.clone();
         let tx = tx.clone();
         tokio::spawn(serve_in_order(stream, move |req: PeerServiceRequest| {
@@ -710,22 +789,33 @@ async fn accept_peers(listener: TcpListener, cluster: String, tx: mpsc::Unbounde
 
 async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut which = [0u8; 1];
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut which)).await;
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut which)).await;
             if !matches!(read, Ok(Ok(_))) {
                 return;
             }
             match which[0] {
                 rpc::API_CLIENT => {
-                    serve_in_order(stream, move |req: ClientServiceRequest| dispatch_client(req, &tx)).await
+                    serve_in_order(stream, move |req: ClientServiceRequest| {
+                        dispatch_client(req, &tx)
+                    })
+                    .await
                 }
                 rpc::API_CONTROL => {
-                    serve_in_order(stream, move |req: ControlServiceRequest| dispatch_control(req, &tx)).await
+                    serve_in_order(stream, move |req: ControlServiceRequest| {
+                        dispatch_control(req, &tx)
+                    })
+                    .await
                 }
-                other => tracing::debug!(byte = other, "API connection asked for an unknown service"),
+                other => {
+                    tracing::debug!(byte = other, "API connection asked for an unknown service")
+                }
             }
         });
     }
@@ -743,14 +833,23 @@ where
     let mut requests = BaseChannel::with_defaults(transport).requests();
     while let Some(Ok(in_flight)) = requests.next().await {
         let answer = dispatch(in_flight.get().message.clone());
-        tokio::spawn(in_flight.execute(tarpc::server::serve(move |_, _| async move {
-            Ok::<_, ServerError>(answer.await)
-        })));
+        tokio::spawn(
+            in_flight.execute(tarpc::server::serve(move |_, _| async move {
+                Ok::<_, ServerError>(answer.await)
+            })),
+        );
     }
 }
 
-fn dispatch_peer(req: PeerServiceRequest, cluster: &str, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<PeerServiceResponse> {
-    let wrong = |got: &str| PeerError::WrongCluster { expected: cluster.to_string(), got: got.to_string() };
+fn dispatch_peer(
+    req: PeerServiceRequest,
+    cluster: &str,
+    tx: &mpsc::UnboundedSender<Cmd>,
+) -> Answer<PeerServiceResponse> {
+    let wrong = |got: &str| PeerError::WrongCluster {
+        expected: cluster.to_string(),
+        got: got.to_string(),
+    };
     macro_rules! call {
         ($variant:ident, $cmd:ident, $got:expr, $req:expr) => {{
             if $got != cluster {
@@ -769,7 +868,9 @@ fn dispatch_peer(req: PeerServiceRequest, cluster: &str, tx: &mpsc::UnboundedSen
     }
     match req {
         PeerServiceRequest::RequestVote { cluster: got, req } => call!(RequestVote, Vote, got, req),
-        PeerServiceRequest::AppendEntries { cluster: got, req } => call!(AppendEntries, Append, got, req),
+        PeerServiceRequest::AppendEntries { cluster: got, req } => {
+            call!(AppendEntries, Append, got, req)
+        }
         PeerServiceRequest::InstallSnapshot { cluster: got, req } => {
             call!(InstallSnapshot, Snapshot, got, req)
         }
@@ -784,19 +885,27 @@ fn dispatch_peer(req: PeerServiceRequest, cluster: &str, tx: &mpsc::UnboundedSen
     }
 }
 
-fn dispatch_client(req: ClientServiceRequest, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<ClientServiceResponse> {
+fn dispatch_client(
+    req: ClientServiceRequest,
+    tx: &mpsc::UnboundedSender<Cmd>,
+) -> Answer<ClientServiceResponse> {
     match req {
         ClientServiceRequest::Execute { req } => {
             let (otx, orx) = oneshot::channel();
             let _ = tx.send(Cmd::Client(req, otx));
             await_actor(orx, ClientServiceResponse::Execute, || {
-                ClientServiceResponse::Execute(KvReply::Retry { reason: "node is shutting down".into() })
+                ClientServiceResponse::Execute(KvReply::Retry {
+                    reason: "node is shutting down".into(),
+                })
             })
         }
     }
 }
 
-fn dispatch_control(req: ControlServiceRequest, tx: &mpsc::UnboundedSender<Cmd>) -> Answer<ControlServiceResponse> {
+fn dispatch_control(
+    req: ControlServiceRequest,
+    tx: &mpsc::UnboundedSender<Cmd>,
+) -> Answer<ControlServiceResponse> {
     match req {
         ControlServiceRequest::Status {} => {
             let (otx, orx) = oneshot::channel();
@@ -813,7 +922,11 @@ fn dispatch_control(req: ControlServiceRequest, tx: &mpsc::UnboundedSender<Cmd>)
             let (otx, orx) = oneshot::channel();
             let _ = tx.send(Cmd::Events(cursor, max, otx));
             await_actor(orx, ControlServiceResponse::Events, || {
-                ControlServiceResponse::Events(EventBatch { events: vec![], next_cursor: 0, missed: 0 })
+                ControlServiceResponse::Events(EventBatch {
+                    events: vec![],
+                    next_cursor: 0,
+                    missed: 0,
+                })
             })
         }
         ControlServiceRequest::TransferLeadership { target } => {

@@ -49,7 +49,10 @@ pub async fn dial(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStr
 }
 
 /// Connects to a node's peer port.
-pub async fn connect_peer(addr: SocketAddr, timeout: Duration) -> std::io::Result<PeerServiceClient> {
+pub async fn connect_peer(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<PeerServiceClient> {
     let stream = dial(addr, timeout).await?;
     Ok(PeerServiceClient::new(client::Config::default(), framed(stream)).spawn())
 }
@@ -65,7 +68,10 @@ pub async fn connect_client(
 }
 
 /// Connects to a node's API port and selects the control service.
-pub async fn connect_control(addr: SocketAddr, timeout: Duration) -> std::io::Result<ControlServiceClient> {
+pub async fn connect_control(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<ControlServiceClient> {
     let mut stream = dial(addr, timeout).await?;
     stream.write_all(&[rpc::API_CONTROL]).await?;
     Ok(ControlServiceClient::new(client::Config::default(), framed(stream)).spawn())

@@ -31,7 +31,11 @@ struct TestCluster {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestCluster {
@@ -50,7 +54,11 @@ impl TestCluster {
                 },
             );
         }
-        let mut c = TestCluster { dir, nodes, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut c = TestCluster {
+            dir,
+            nodes,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         for id in 1..=n {
             c.spawn(id);
         }
@@ -67,7 +75,11 @@ impl TestCluster {
         let addr_file = self.dir.path().join(format!("node-{id}.addr"));
         let _ = std::fs::remove_file(&addr_file);
         let node = self.nodes.get_mut(&id).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_squall-node"))
             .args(["--id", &id.to_string(), "--cluster-id", "test"])
             .args(["--listen", &format!("127.0.0.1:{}", node.peer_port)])
@@ -92,9 +104,15 @@ impl TestCluster {
                 return;
             }
             if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("node {id} exited at start ({status}); log:\n{}", std::fs::read_to_string(&node.log).unwrap_or_default());
+                panic!(
+                    "node {id} exited at start ({status}); log:\n{}",
+                    std::fs::read_to_string(&node.log).unwrap_or_default()
+                );
             }
-            assert!(Instant::now() < deadline, "node {id} did not listen within {WAIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not listen within {WAIT:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -110,7 +128,10 @@ impl TestCluster {
     }
 
     fn api_addrs(&self) -> BTreeMap<u64, SocketAddr> {
-        self.nodes.iter().filter_map(|(id, n)| n.api.map(|a| (*id, a))).collect()
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.api.map(|a| (*id, a)))
+            .collect()
     }
 
     async fn statuses(&self) -> BTreeMap<u64, NodeStatus> {
@@ -136,13 +157,18 @@ impl TestCluster {
                 .collect();
             if let [(l, t)] = leaders[..]
                 && seen.len() == self.api_addrs().len()
-                && seen.values().all(|s| s.core.leader == Some(l) && s.core.term == t)
+                && seen
+                    .values()
+                    .all(|s| s.core.leader == Some(l) && s.core.term == t)
             {
                 return (l, t);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("no agreed leader above term {above_term} within {WAIT:?}; saw {}", brief(&seen));
+        panic!(
+            "no agreed leader above term {above_term} within {WAIT:?}; saw {}",
+            brief(&seen)
+        );
     }
 
     /// Polls until every live node has applied everything the leader committed and their logs' tails match.
@@ -166,7 +192,10 @@ impl TestCluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("nodes did not converge within {WAIT:?}; saw {}", brief(&seen));
+        panic!(
+            "nodes did not converge within {WAIT:?}; saw {}",
+            brief(&seen)
+        );
     }
 }
 
@@ -201,7 +230,10 @@ fn brief(seen: &BTreeMap<u64, NodeStatus>) -> String {
 async fn put_many(client: &mut KvClient, prefix: &str, n: usize) {
     for i in 0..n {
         let r = client
-            .execute(KvOp::Put { key: format!("{prefix}{i}"), value: format!("value-{prefix}{i}") })
+            .execute(KvOp::Put {
+                key: format!("{prefix}{i}"),
+                value: format!("value-{prefix}{i}"),
+            })
             .await
             .unwrap_or_else(|e| panic!("write {prefix}{i} failed: {e}"));
         assert!(matches!(r, KvResult::Ok { .. }), "unexpected result {r:?}");
@@ -210,8 +242,17 @@ async fn put_many(client: &mut KvClient, prefix: &str, n: usize) {
 
 async fn check_all(client: &mut KvClient, prefix: &str, n: usize) {
     for i in 0..n {
-        let got = client.execute(KvOp::Get { key: format!("{prefix}{i}") }).await.unwrap();
-        assert_eq!(got, KvResult::Value(Some(format!("value-{prefix}{i}"))), "key {prefix}{i} after failover");
+        let got = client
+            .execute(KvOp::Get {
+                key: format!("{prefix}{i}"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            KvResult::Value(Some(format!("value-{prefix}{i}"))),
+            "key {prefix}{i} after failover"
+        );
     }
 }
 
@@ -222,16 +263,36 @@ async fn leader_elected_and_writes_replicate_to_all() {
     assert!(term >= 1, "leader {leader} in term {term}");
     let mut client = KvClient::new(c.api_addrs());
     put_many(&mut client, "k", 50).await;
-    let r = client.execute(KvOp::Incr { key: "counter".into(), by: 5 }).await.unwrap();
-    assert_eq!(r, KvResult::Counter(5));
     let r = client
-        .execute(KvOp::Cas { key: "k0".into(), expected: Some("value-k0".into()), new: "swapped".into() })
+        .execute(KvOp::Incr {
+            key: "counter".into(),
+            by: 5,
+        })
         .await
         .unwrap();
-    assert_eq!(r, KvResult::Cas { swapped: true, current: Some("swapped".into()) });
+    assert_eq!(r, KvResult::Counter(5));
+    let r = client
+        .execute(KvOp::Cas {
+            key: "k0".into(),
+            expected: Some("value-k0".into()),
+            new: "swapped".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        KvResult::Cas {
+            swapped: true,
+            current: Some("swapped".into())
+        }
+    );
     let converged = c.wait_converged().await;
     for s in converged.values() {
-        assert!(s.core.commit_index >= 52, "every node holds the 52 writes: {}", brief(&converged));
+        assert!(
+            s.core.commit_index >= 52,
+            "every node holds the 52 writes: {}",
+            brief(&converged)
+        );
         assert_eq!(s.keys, 51, "every node applied the same keys");
     }
 }
@@ -271,22 +332,44 @@ async fn wiped_node_rejoins_through_install_snapshot_with_the_same_state() {
     c.spawn(victim);
     let converged = c.wait_converged().await;
     let s = &converged[&victim];
-    assert!(s.core.snapshot_index >= 20, "wiped node restored from a snapshot: {}", brief(&converged));
+    assert!(
+        s.core.snapshot_index >= 20,
+        "wiped node restored from a snapshot: {}",
+        brief(&converged)
+    );
     assert_eq!(s.keys, 70);
     // Its feed says it started empty and installed a snapshot.
-    let ctl = connect_control(c.nodes[&victim].api.unwrap(), Duration::from_secs(1)).await.unwrap();
-    let feed = ctl.events(deadline(Duration::from_secs(1)), 0, 10_000).await.unwrap();
-    assert!(feed.events.iter().any(|e| matches!(e.event, NodeEvent::Started { empty: true, .. })), "{feed:?}");
+    let ctl = connect_control(c.nodes[&victim].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let feed = ctl
+        .events(deadline(Duration::from_secs(1)), 0, 10_000)
+        .await
+        .unwrap();
     assert!(
-        feed.events.iter().any(|e| matches!(e.event, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. }))),
+        feed.events
+            .iter()
+            .any(|e| matches!(e.event, NodeEvent::Started { empty: true, .. })),
+        "{feed:?}"
+    );
+    assert!(
+        feed.events.iter().any(|e| matches!(
+            e.event,
+            NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })
+        )),
         "no SnapshotInstalled in {:?}",
         feed.events
     );
     // Make the wiped node lead and read every key through it: its state machine is the same.
     let (leader, term) = c.wait_leader(0).await;
     if leader != victim {
-        let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1)).await.unwrap();
-        ctl.transfer_leadership(deadline(Duration::from_secs(2)), victim).await.unwrap().unwrap();
+        let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        ctl.transfer_leadership(deadline(Duration::from_secs(2)), victim)
+            .await
+            .unwrap()
+            .unwrap();
         let (now, _) = c.wait_leader(term).await;
         assert_eq!(now, victim, "leadership moved to the wiped node");
     }
@@ -313,15 +396,26 @@ async fn follower_restarted_mid_stream_ends_with_an_identical_log() {
         if s.get(&leader).is_some_and(|s| s.core.commit_index >= 30) {
             break;
         }
-        assert!(Instant::now() < deadline_at, "writes did not start: {}", brief(&s));
+        assert!(
+            Instant::now() < deadline_at,
+            "writes did not start: {}",
+            brief(&s)
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     c.kill(follower);
     c.spawn(follower);
     writer.await.unwrap();
     let converged = c.wait_converged().await;
-    let tails: Vec<_> = converged.values().map(|s| (s.core.last_log_index, s.log_tail.clone())).collect();
-    assert!(tails.windows(2).all(|w| w[0] == w[1]), "logs differ: {}", brief(&converged));
+    let tails: Vec<_> = converged
+        .values()
+        .map(|s| (s.core.last_log_index, s.log_tail.clone()))
+        .collect();
+    assert!(
+        tails.windows(2).all(|w| w[0] == w[1]),
+        "logs differ: {}",
+        brief(&converged)
+    );
 }
 
 #[test]
@@ -335,7 +429,10 @@ fn a_second_node_on_the_same_data_directory_is_refused_with_exit_code_2() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(&data.display().to_string()), "names the directory: {stderr}");
+    assert!(
+        stderr.contains(&data.display().to_string()),
+        "names the directory: {stderr}"
+    );
 }
 
 #[test]
@@ -344,13 +441,22 @@ fn a_port_in_use_and_a_bad_flag_give_exit_code_2() {
     let port = busy.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_squall-node"))
-        .args(["--id", "1", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "--id",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(&port.to_string()) && stderr.contains("--listen"), "{stderr}");
+    assert!(
+        stderr.contains(&port.to_string()) && stderr.contains("--listen"),
+        "{stderr}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_squall-node"))
         .args(["--id", "1", "--peers", "2=nowhere", "--data-dir"])

@@ -59,6 +59,46 @@ pub enum Command {
     Quit,
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(id) => write!(f, "{id}"),
+            Target::Leader => f.write_str("leader"),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    /// The command as a person would type it in the headless console.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Kill(t) => write!(f, "kill {t}"),
+            Command::Terminate(t) => write!(f, "terminate {t}"),
+            Command::Pause(t) => write!(f, "pause {t}"),
+            Command::Resume(t) => write!(f, "resume {t}"),
+            Command::TogglePause(t) => write!(f, "pause/resume {t}"),
+            Command::Restart(t) => write!(f, "restart {t}"),
+            Command::Wipe(t) => write!(f, "wipe {t}"),
+            Command::Isolate(t) => write!(f, "isolate {t}"),
+            Command::Delay(t, d) => write!(f, "delay {t} {}ms", d.as_millis()),
+            Command::Loss(t, p) => write!(f, "loss {t} {p}%"),
+            Command::CycleDelay(t) => write!(f, "cycle delay {t}"),
+            Command::CycleLoss(t) => write!(f, "cycle loss {t}"),
+            Command::Partition(s) => write!(f, "partition {s}"),
+            Command::Heal => f.write_str("heal"),
+            Command::Transfer(t) => write!(f, "transfer {t}"),
+            Command::Workload(Some(true)) => f.write_str("workload on"),
+            Command::Workload(Some(false)) => f.write_str("workload off"),
+            Command::Workload(None) => f.write_str("workload toggle"),
+            Command::WorkloadRate(r) => write!(f, "workload rate {r}"),
+            Command::WorkloadStep(true) => f.write_str("workload faster"),
+            Command::WorkloadStep(false) => f.write_str("workload slower"),
+            Command::Status => f.write_str("status"),
+            Command::Quit => f.write_str("quit"),
+        }
+    }
+}
+
 /// Latency steps of [`Command::CycleDelay`], in milliseconds.
 pub const DELAY_STEPS_MS: [u64; 4] = [0, 50, 200, 1000];
 /// Loss steps of [`Command::CycleLoss`], in percent.
@@ -71,7 +111,9 @@ workload on|off, workload rate R, status, quit";
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
     match word {
-        None => Err(format!("`{cmd}` needs a node id (or `leader`), e.g. `{cmd} 2`")),
+        None => Err(format!(
+            "`{cmd}` needs a node id (or `leader`), e.g. `{cmd} 2`"
+        )),
         Some("leader") => Ok(Target::Leader),
         Some(w) => w
             .parse::<NodeId>()
@@ -89,7 +131,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
     let arg = |i: usize| rest.get(i).copied();
     let no_more = |n: usize, c: Command| {
         if rest.len() > n {
-            Err(format!("`{cmd}` takes {n} argument(s), got `{}`", rest.join(" ")))
+            Err(format!(
+                "`{cmd}` takes {n} argument(s), got `{}`",
+                rest.join(" ")
+            ))
         } else {
             Ok(c)
         }
@@ -105,11 +150,13 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "transfer" => no_more(1, Command::Transfer(target(arg(0), cmd)?)),
         "delay" => {
             let t = target(arg(0), cmd)?;
-            let d = arg(1).ok_or("`delay` needs a duration, e.g. `delay 2 200ms` (0 removes it)")?;
+            let d =
+                arg(1).ok_or("`delay` needs a duration, e.g. `delay 2 200ms` (0 removes it)")?;
             let d = if d == "0" {
                 Duration::ZERO
             } else {
-                humantime::parse_duration(d).map_err(|_| format!("`{d}` is not a duration like 200ms"))?
+                humantime::parse_duration(d)
+                    .map_err(|_| format!("`{d}` is not a duration like 200ms"))?
             };
             no_more(2, Command::Delay(t, d))
         }
@@ -159,10 +206,19 @@ mod tests {
     fn parses_the_vocabulary() {
         assert_eq!(parse("kill 2"), Ok(Command::Kill(Target::Node(2))));
         assert_eq!(parse("kill leader"), Ok(Command::Kill(Target::Leader)));
-        assert_eq!(parse("delay 2 200ms"), Ok(Command::Delay(Target::Node(2), Duration::from_millis(200))));
+        assert_eq!(
+            parse("delay 2 200ms"),
+            Ok(Command::Delay(Target::Node(2), Duration::from_millis(200)))
+        );
         assert_eq!(parse("loss 3 30%"), Ok(Command::Loss(Target::Node(3), 30)));
-        assert_eq!(parse("partition 1,2 | 3,4,5"), Ok(Command::Partition("1,2|3,4,5".into())));
-        assert_eq!(parse("partition halves"), Ok(Command::Partition("halves".into())));
+        assert_eq!(
+            parse("partition 1,2 | 3,4,5"),
+            Ok(Command::Partition("1,2|3,4,5".into()))
+        );
+        assert_eq!(
+            parse("partition halves"),
+            Ok(Command::Partition("halves".into()))
+        );
         assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));
         assert_eq!(parse("workload on"), Ok(Command::Workload(Some(true))));
         assert_eq!(parse("  quit "), Ok(Command::Quit));
@@ -171,10 +227,22 @@ mod tests {
     #[test]
     fn bad_input_says_what_is_wrong() {
         assert!(parse("kill").unwrap_err().contains("needs a node id"));
-        assert!(parse("kill two").unwrap_err().contains("`two` is not a node id"));
+        assert!(
+            parse("kill two")
+                .unwrap_err()
+                .contains("`two` is not a node id")
+        );
         assert!(parse("loss 2 130%").unwrap_err().contains("0% to 100%"));
-        assert!(parse("delay 2 soon").unwrap_err().contains("not a duration"));
-        assert!(parse("explode 2").unwrap_err().contains("unknown command `explode`"));
+        assert!(
+            parse("delay 2 soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse("explode 2")
+                .unwrap_err()
+                .contains("unknown command `explode`")
+        );
         assert!(parse("kill 2 3").unwrap_err().contains("takes 1 argument"));
         assert!(parse("").is_err());
     }

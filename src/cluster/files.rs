@@ -37,7 +37,10 @@ impl ClusterFile {
     /// Writes `cluster.json` into `dir` atomically.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let tmp = dir.join(format!("{CLUSTER_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(tmp, dir.join(CLUSTER_FILE))
     }
 
@@ -51,12 +54,16 @@ impl ClusterFile {
                 dir.display()
             )
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a squall cluster file: {e}", path.display()))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a squall cluster file: {e}", path.display()))
     }
 
     /// The API addresses of the nodes that have one.
     pub fn api_addrs(&self) -> BTreeMap<u64, SocketAddr> {
-        self.nodes.iter().filter_map(|n| n.api.map(|a| (n.id, a))).collect()
+        self.nodes
+            .iter()
+            .filter_map(|n| n.api.map(|a| (n.id, a)))
+            .collect()
     }
 }
 

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use squall_chaos::{
-    Distribution, Fault, FaultKind, FaultSpec, LinkId, Network, Partition, ProcessSpec, Shape, Supervisor,
+    Distribution, Fault, FaultKind, FaultSpec, LinkId, Network, Partition, ProcessSpec, Shape,
+    Supervisor,
 };
 use squall_node::raft::Role;
 use squall_node::rpc::NodeStatus;
@@ -85,7 +86,10 @@ fn node_name(id: NodeId) -> String {
 
 impl Cluster {
     /// Starts every node and proxy, waits until each node listens, and begins polling. Events go to `events`.
-    pub async fn start(spec: ClusterSpec, events: mpsc::UnboundedSender<Stamped>) -> anyhow::Result<Cluster> {
+    pub async fn start(
+        spec: ClusterSpec,
+        events: mpsc::UnboundedSender<Stamped>,
+    ) -> anyhow::Result<Cluster> {
         let started = Instant::now();
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("cannot create cluster directory {}", spec.dir.display()))?;
@@ -136,7 +140,10 @@ impl Cluster {
         }
         tokio::spawn(watch_exits(cluster.clone()));
         for &id in &ids {
-            cluster.emit(Event::Process { node: id, state: ProcessState::Starting });
+            cluster.emit(Event::Process {
+                node: id,
+                state: ProcessState::Starting,
+            });
             let spec = cluster.inner.slots.lock().unwrap()[&id].spec.clone();
             let pid = cluster
                 .inner
@@ -144,7 +151,10 @@ impl Cluster {
                 .spawn(spec)
                 .await
                 .with_context(|| format!("starting node {id}"))?;
-            cluster.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+            cluster.emit(Event::Process {
+                node: id,
+                state: ProcessState::Running { pid },
+            });
         }
         for &id in &ids {
             cluster.await_listening(id).await?;
@@ -157,7 +167,11 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn slot_for(&self, id: NodeId, proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>) -> anyhow::Result<Slot> {
+    fn slot_for(
+        &self,
+        id: NodeId,
+        proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
+    ) -> anyhow::Result<Slot> {
         let spec = &self.inner.spec;
         let node_dir = spec.dir.join(node_name(id));
         std::fs::create_dir_all(&node_dir)
@@ -217,7 +231,10 @@ impl Cluster {
     async fn await_listening(&self, id: NodeId) -> anyhow::Result<()> {
         let (path, log) = {
             let slots = self.inner.slots.lock().unwrap();
-            (slots[&id].addr_file.clone(), slots[&id].spec.log_path.clone())
+            (
+                slots[&id].addr_file.clone(),
+                slots[&id].spec.log_path.clone(),
+            )
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         let addrs = loop {
@@ -236,12 +253,21 @@ impl Cluster {
                 );
             }
             if Instant::now() > deadline {
-                bail!("node {id} did not start listening within 15 s; see {}", log.display());
+                bail!(
+                    "node {id} did not start listening within 15 s; see {}",
+                    log.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         self.inner.net.set_upstream(id, addrs.peer);
-        self.inner.slots.lock().unwrap().get_mut(&id).expect("slot").addrs = Some(addrs.clone());
+        self.inner
+            .slots
+            .lock()
+            .unwrap()
+            .get_mut(&id)
+            .expect("slot")
+            .addrs = Some(addrs.clone());
         self.inner.api.send_modify(|m| {
             m.insert(id, addrs.api);
         });
@@ -306,14 +332,17 @@ impl Cluster {
     fn alive(&self, id: NodeId) -> bool {
         matches!(
             self.inner.sup.state(&node_name(id)),
-            Some(squall_chaos::ProcState::Running { .. }) | Some(squall_chaos::ProcState::Paused { .. })
+            Some(squall_chaos::ProcState::Running { .. })
+                | Some(squall_chaos::ProcState::Paused { .. })
         )
     }
 
     /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
     fn describe_node(&self, id: NodeId) -> String {
         match self.inner.latest.lock().unwrap().get(&id) {
-            Some(s) if self.alive(id) => format!(" ({}, term {})", s.core.role.as_str(), s.core.term),
+            Some(s) if self.alive(id) => {
+                format!(" ({}, term {})", s.core.role.as_str(), s.core.term)
+            }
             _ => String::new(),
         }
     }
@@ -335,14 +364,20 @@ impl Cluster {
     /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
     /// Returns the effect text, or why it could not be done.
     pub async fn perform(&self, cmd: Command) -> Result<String, String> {
-        let asked = format!("{cmd:?}");
+        let asked = cmd.to_string();
         let result = self.perform_inner(cmd).await;
         match &result {
             Ok(effect) if !effect.is_empty() => {
-                self.emit(Event::Fault { description: asked, effect: effect.clone() });
+                self.emit(Event::Fault {
+                    description: asked,
+                    effect: effect.clone(),
+                });
             }
             Ok(_) => {}
-            Err(error) => self.emit(Event::ActionFailed { action: asked, error: error.clone() }),
+            Err(error) => self.emit(Event::ActionFailed {
+                action: asked,
+                error: error.clone(),
+            }),
         }
         result
     }
@@ -368,7 +403,10 @@ impl Cluster {
                 let what = self.describe_node(id);
                 sup.pause(&node_name(id)).map_err(err)?;
                 if let Some(squall_chaos::ProcState::Paused { pid }) = sup.state(&node_name(id)) {
-                    self.emit(Event::Process { node: id, state: ProcessState::Paused { pid } });
+                    self.emit(Event::Process {
+                        node: id,
+                        state: ProcessState::Paused { pid },
+                    });
                 }
                 Ok(format!("pause node {id}{what}"))
             }
@@ -376,7 +414,10 @@ impl Cluster {
                 let id = self.resolve(t)?;
                 sup.resume(&node_name(id)).map_err(err)?;
                 if let Some(squall_chaos::ProcState::Running { pid }) = sup.state(&node_name(id)) {
-                    self.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+                    self.emit(Event::Process {
+                        node: id,
+                        state: ProcessState::Running { pid },
+                    });
                 }
                 Ok(format!("resume node {id}"))
             }
@@ -446,7 +487,8 @@ impl Cluster {
                     slot.loss_step = (slot.loss_step + 1) % LOSS_STEPS_PCT.len();
                     slot.loss_step
                 };
-                Box::pin(self.perform_inner(Command::Loss(Target::Node(id), LOSS_STEPS_PCT[step]))).await
+                Box::pin(self.perform_inner(Command::Loss(Target::Node(id), LOSS_STEPS_PCT[step])))
+                    .await
             }
             Command::Partition(shape) => {
                 let shape = parse_shape(&shape)?;
@@ -467,19 +509,32 @@ impl Cluster {
                 if leader == id {
                     return Err(format!("node {id} already leads term {term}"));
                 }
-                let addr = self.api_addrs().get(&leader).copied().ok_or("leader address unknown")?;
+                let addr = self
+                    .api_addrs()
+                    .get(&leader)
+                    .copied()
+                    .ok_or("leader address unknown")?;
                 let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
                     .await
                     .map_err(|e| format!("cannot reach leader {leader}: {e}"))?;
                 client
-                    .transfer_leadership(squall_node::transport::deadline(Duration::from_secs(2)), id)
+                    .transfer_leadership(
+                        squall_node::transport::deadline(Duration::from_secs(2)),
+                        id,
+                    )
                     .await
                     .map_err(|e| format!("leader {leader} did not answer: {e}"))??;
-                Ok(format!("transfer leadership from node {leader} (term {term}) to node {id}"))
+                Ok(format!(
+                    "transfer leadership from node {leader} (term {term}) to node {id}"
+                ))
             }
             Command::Workload(on) => {
                 let on = self.inner.workload.set(on);
-                Ok(format!("workload {} at {} writes/s", if on { "on" } else { "off" }, self.inner.workload.rate()))
+                Ok(format!(
+                    "workload {} at {} writes/s",
+                    if on { "on" } else { "off" },
+                    self.inner.workload.rate()
+                ))
             }
             Command::WorkloadRate(r) => {
                 self.inner.workload.set_rate(r);
@@ -505,8 +560,14 @@ impl Cluster {
     fn for_each_link_of(&self, id: NodeId, mut f: impl FnMut(LinkId)) {
         for other in self.node_ids() {
             if other != id {
-                f(LinkId { from: id, to: other });
-                f(LinkId { from: other, to: id });
+                f(LinkId {
+                    from: id,
+                    to: other,
+                });
+                f(LinkId {
+                    from: other,
+                    to: id,
+                });
             }
         }
     }
@@ -520,7 +581,11 @@ impl Cluster {
                 net.set_fault(
                     link,
                     FaultSpec {
-                        fault: Fault::Latency { base: d, jitter: d / 10, dist: Distribution::Uniform },
+                        fault: Fault::Latency {
+                            base: d,
+                            jitter: d / 10,
+                            dist: Distribution::Uniform,
+                        },
                         duration: None,
                     },
                 );
@@ -536,14 +601,22 @@ impl Cluster {
             } else {
                 net.set_fault(
                     link,
-                    FaultSpec { fault: Fault::Loss { p: f64::from(pct) / 100.0 }, duration: None },
+                    FaultSpec {
+                        fault: Fault::Loss {
+                            p: f64::from(pct) / 100.0,
+                        },
+                        duration: None,
+                    },
                 );
             }
         });
     }
 
     async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
-        self.emit(Event::Process { node: id, state: ProcessState::Restarting { wipe } });
+        self.emit(Event::Process {
+            node: id,
+            state: ProcessState::Restarting { wipe },
+        });
         let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
         let _ = std::fs::remove_file(&addr_file);
         let pid = self
@@ -552,7 +625,10 @@ impl Cluster {
             .restart(&node_name(id), wipe)
             .await
             .map_err(|e| anyhow!("restarting node {id}: {e}"))?;
-        self.emit(Event::Process { node: id, state: ProcessState::Running { pid } });
+        self.emit(Event::Process {
+            node: id,
+            state: ProcessState::Running { pid },
+        });
         self.await_listening(id).await
     }
 
@@ -621,11 +697,19 @@ async fn report_links(cluster: Cluster) {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = stop.changed() => return,
         }
-        let links: Vec<LinkView> = cluster.inner.net.stats().into_iter().map(link_view).collect();
-        let states_changed = links.len() != last.len()
-            || links.iter().zip(&last).any(|(a, b)| a.state != b.state);
+        let links: Vec<LinkView> = cluster
+            .inner
+            .net
+            .stats()
+            .into_iter()
+            .map(link_view)
+            .collect();
+        let states_changed =
+            links.len() != last.len() || links.iter().zip(&last).any(|(a, b)| a.state != b.state);
         if states_changed || (links != last && last_sent.elapsed() >= Duration::from_secs(1)) {
-            cluster.emit(Event::Links { links: links.clone() });
+            cluster.emit(Event::Links {
+                links: links.clone(),
+            });
             last = links;
             last_sent = Instant::now();
         }
@@ -640,7 +724,9 @@ fn link_view(s: squall_chaos::LinkStats) -> LinkView {
             (_, LinkState::Cut) => LinkState::Cut,
             (Fault::Loss { p }, _) if *p >= 1.0 => LinkState::Cut,
             (Fault::Loss { p }, _) => LinkState::Lossy((p * 100.0).round() as u8),
-            (Fault::Latency { base, .. }, LinkState::Ok) => LinkState::Delayed(base.as_millis() as u32),
+            (Fault::Latency { base, .. }, LinkState::Ok) => {
+                LinkState::Delayed(base.as_millis() as u32)
+            }
             (_, s) => s,
         };
     }

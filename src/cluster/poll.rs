@@ -16,7 +16,10 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Status equality that ignores what changes on every poll (uptime, RPC counters).
 fn same(a: &NodeStatus, b: &NodeStatus) -> bool {
-    a.core == b.core && a.applied_index == b.applied_index && a.log_tail == b.log_tail && a.pid == b.pid
+    a.core == b.core
+        && a.applied_index == b.applied_index
+        && a.log_tail == b.log_tail
+        && a.pid == b.pid
         && a.keys == b.keys
 }
 
@@ -36,14 +39,19 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let Some(addr) = api.borrow_and_update().get(&id).copied() else { continue };
+        let Some(addr) = api.borrow_and_update().get(&id).copied() else {
+            continue;
+        };
         if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
             conn = match connect_control(addr, CALL_TIMEOUT).await {
                 Ok(c) => Some((addr, c)),
                 Err(e) => {
                     if reachable {
                         reachable = false;
-                        cluster.emit(Event::Unreachable { node: id, error: e.to_string() });
+                        cluster.emit(Event::Unreachable {
+                            node: id,
+                            error: e.to_string(),
+                        });
                     }
                     continue;
                 }
@@ -56,7 +64,10 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
                 conn = None;
                 if reachable {
                     reachable = false;
-                    cluster.emit(Event::Unreachable { node: id, error: e.to_string() });
+                    cluster.emit(Event::Unreachable {
+                        node: id,
+                        error: e.to_string(),
+                    });
                 }
                 continue;
             }
@@ -71,7 +82,10 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
         let changed = last.as_ref().is_none_or(|l| !same(l, &status));
         if changed || last_counters_at.elapsed() >= Duration::from_secs(1) {
             last_counters_at = std::time::Instant::now();
-            cluster.emit(Event::Status { node: id, status: status.clone() });
+            cluster.emit(Event::Status {
+                node: id,
+                status: status.clone(),
+            });
             last = Some(status);
         }
         if let Ok(batch) = client.events(deadline(CALL_TIMEOUT), cursor, 512).await {

@@ -21,7 +21,10 @@ pub(super) struct Control {
 
 impl Control {
     pub(super) fn new(rate: u32) -> Self {
-        Self { inner: Mutex::new((false, rate.max(1))), changed: tokio::sync::Notify::new() }
+        Self {
+            inner: Mutex::new((false, rate.max(1))),
+            changed: tokio::sync::Notify::new(),
+        }
     }
 
     /// Sets on/off (`None` toggles); returns whether it is on now.
@@ -48,7 +51,12 @@ impl Control {
         g.1 = if up {
             RATE_STEPS.iter().copied().find(|&r| r > cur).unwrap_or(cur)
         } else {
-            RATE_STEPS.iter().rev().copied().find(|&r| r < cur).unwrap_or(cur)
+            RATE_STEPS
+                .iter()
+                .rev()
+                .copied()
+                .find(|&r| r < cur)
+                .unwrap_or(cur)
         };
         self.changed.notify_one();
         g.1
@@ -70,9 +78,15 @@ pub(super) async fn run(cluster: Cluster) {
     let mut next = Instant::now();
     loop {
         let (on, rate) = cluster.inner.workload.get();
-        if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, ok, failed) {
+        if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, ok, failed)
+        {
             reported = (on, rate, ok, failed);
-            cluster.emit(Event::Workload { on, rate, ok, failed });
+            cluster.emit(Event::Workload {
+                on,
+                rate,
+                ok,
+                failed,
+            });
             last_report = Instant::now();
         }
         if !on {
@@ -124,7 +138,11 @@ pub(super) async fn run(cluster: Cluster) {
         };
         if result.is_err() || last_sample.elapsed() >= Duration::from_millis(250) {
             last_sample = Instant::now();
-            cluster.emit(Event::ClientOp { op: op_text, result: outcome, latency_us });
+            cluster.emit(Event::ClientOp {
+                op: op_text,
+                result: outcome,
+                latency_us,
+            });
         }
     }
 }

@@ -248,14 +248,11 @@ impl ClusterState {
                 description,
                 effect,
             } => {
-                let text = if effect.is_empty() || effect.starts_with(description.as_str()) {
-                    if effect.is_empty() {
-                        description.clone()
-                    } else {
-                        effect.clone()
-                    }
+                // The effect is already in words ("kill node 2 (leader, term 4)"); the request is only a fallback.
+                let text = if effect.is_empty() {
+                    description.clone()
                 } else {
-                    format!("{description}: {effect}")
+                    effect.clone()
                 };
                 self.push(at, None, FeedKind::Fault, text);
             }

@@ -1,0 +1,287 @@
+//! The real dashboard in a real terminal: tmux runs `squall up --record`, `send-keys` types as a person
+//! would and `capture-pane` reads the screen. Kill the leader, isolate a node, heal, quit; then check that no
+//! node process is left and that the recording is a valid asciicast whose markers name the faults.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::wait_gone;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "main"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = self
+            .cmd()
+            .args(["send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(st.success());
+    }
+
+    fn pane(&self, format: &str) -> String {
+        let out = self
+            .cmd()
+            .args(["display-message", "-p", "-t", "main", format])
+            .output()
+            .expect("tmux display");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen until `f` finds what it wants; panics with the last screen otherwise.
+    fn wait_for<T>(&self, what: &str, mut f: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if let Some(v) = f(&screen) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {WAIT:?} for {what}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// "leader n2  term 5" in the header.
+fn header_leader(screen: &str) -> Option<(u64, u64)> {
+    let line = screen.lines().find(|l| l.contains("leader n"))?;
+    let rest = &line[line.find("leader n")? + "leader n".len()..];
+    let leader: u64 = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let t = &line[line.find("term ")? + 5..];
+    let term: u64 = t
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((leader, term))
+}
+
+/// How many cells of the links matrix show a cut (✕), reading only the matrix rows of the links panel.
+fn cut_cells(screen: &str) -> Option<usize> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let top = lines.iter().position(|l| l.contains("links from→to"))?;
+    let col = lines[top].chars().position(|c| c == '┌').and_then(|_| {
+        let byte = lines[top].find("┌ links")?;
+        Some(lines[top][..byte].chars().count())
+    })?;
+    let mut cuts = 0;
+    for line in &lines[top + 1..] {
+        let panel: String = line.chars().skip(col).collect();
+        if panel.starts_with('└') {
+            break;
+        }
+        if panel.trim_start_matches('│').starts_with('n') {
+            cuts += panel.matches('✕').count();
+        }
+    }
+    Some(cuts)
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let cast = dir.path().join("session.cast");
+    let conf = dir.path().join("tmux.conf");
+    std::fs::write(
+        &conf,
+        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("squall-e2e-{}", std::process::id()),
+    };
+    let command = format!(
+        "{} up -n 3 --seed 3 --dir {} --record {}",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+        cast.display()
+    );
+    let st = tmux
+        .cmd()
+        .arg("-f")
+        .arg(&conf)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+
+    let (leader, term) = tmux.wait_for("a leader in the header", header_leader);
+    tmux.wait_for("the recording indicator", |s| {
+        s.contains("REC").then_some(())
+    });
+
+    tmux.keys(&["K"]);
+    let (new_leader, new_term) = tmux.wait_for("a different leader in a higher term", |s| {
+        header_leader(s).filter(|(l, t)| *l != leader && *t > term)
+    });
+    tmux.wait_for("the kill in the event feed", |s| {
+        s.contains(&format!("kill node {leader}")).then_some(())
+    });
+
+    // Isolate a live node other than the new leader.
+    let victim = (1..=3).find(|n| *n != leader && *n != new_leader).unwrap();
+    tmux.keys(&[&victim.to_string()]);
+    tmux.keys(&["i"]);
+    // Isolating one node of three cuts its four directed links.
+    tmux.wait_for("the isolation in the links panel", |s| {
+        cut_cells(s).filter(|n| *n >= 4).map(|_| ())
+    });
+    tmux.wait_for("the isolation in the event feed", |s| {
+        s.contains(&format!("isolate node {victim}")).then_some(())
+    });
+
+    tmux.keys(&["h"]);
+    tmux.wait_for("links healed", |s| {
+        (cut_cells(s) == Some(0) && s.contains("heal every network fault")).then_some(())
+    });
+
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cdir.join("cluster.json")).unwrap()).unwrap();
+    let pids: Vec<u32> = file["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
+    assert!(!pids.is_empty());
+
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + WAIT;
+    // tmux marks the pane dead when the terminal closes and fills in the exit status once it reaps the
+    // process, so wait for the status itself.
+    let exit = loop {
+        let exit = tmux.pane("#{pane_dead}:#{pane_dead_status}#{pane_dead_signal}");
+        if exit.len() > 2 {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "squall did not exit after q; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        exit,
+        "1:0",
+        "pane dead with exit status 0 (and no signal); screen:\n{}",
+        tmux.screen()
+    );
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "node processes left after quit: {left:?}");
+
+    check_recording(&cast, leader, term, victim);
+    assert!(new_term > term);
+}
+
+fn check_recording(cast: &Path, leader: u64, term: u64, victim: u64) {
+    let parsed =
+        squall::record::asciicast::read_cast(cast).expect("the recording parses as asciicast v2");
+    assert_eq!(
+        (parsed.header.width, parsed.header.height),
+        (160, 48),
+        "the header carries the terminal size"
+    );
+    assert!(
+        parsed.events_of("o").count() > 10,
+        "the recording holds the frames"
+    );
+    let markers = parsed.markers();
+    let kill = format!("kill node {leader} (leader, term {term})");
+    assert!(
+        markers.iter().any(|m| m.contains(&kill)),
+        "a marker names `{kill}`: {markers:?}"
+    );
+    assert!(
+        markers
+            .iter()
+            .any(|m| m.contains(&format!("isolate node {victim}"))),
+        "{markers:?}"
+    );
+    assert!(
+        markers.iter().any(|m| m.contains("leads term")),
+        "a marker names the new leader: {markers:?}"
+    );
+    // asciinema 2 opens /dev/tty even for `cat`, so give it a pseudo-terminal through script(1).
+    let cat = format!("asciinema cat '{}' > /dev/null", cast.display());
+    match Command::new("script")
+        .args(["-qec", &cat, "/dev/null"])
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "asciinema cat: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "asciinema is required in CI (.ci/run installs it)"
+            );
+            eprintln!("asciinema not installed: skipped `asciinema cat`");
+        }
+    }
+}

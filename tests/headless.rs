@@ -1,0 +1,235 @@
+//! `squall up --headless` end to end: a real cluster, commands on stdin, events on stdout, and the
+//! `status`/`kv` subcommands against it.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{Lines, leader_term, wait_gone};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn squall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+#[test]
+fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--seed", "11", "--dir"])
+        .arg(&cdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+
+    let (leader, term) = out.wait_for("a leader", WAIT, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+
+    // Bad input gets a clear answer and changes nothing.
+    writeln!(stdin, "partition 1,2|3,4").unwrap();
+    out.wait_for("an error naming node 4", WAIT, |l| {
+        (l.starts_with("error:") && l.contains('4')).then_some(())
+    });
+    writeln!(stdin, "isolate 9").unwrap();
+    out.wait_for("an error for node 9", WAIT, |l| {
+        (l.starts_with("error:") && l.contains("no node 9")).then_some(())
+    });
+    writeln!(stdin, "explode").unwrap();
+    out.wait_for("unknown command", WAIT, |l| {
+        (l.starts_with("error:") && l.contains("unknown command")).then_some(())
+    });
+
+    // Status and kv against the running cluster.
+    let st = squall()
+        .args(["status", "--json", "--dir"])
+        .arg(&cdir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["role"] == "leader" && n["id"] == leader)
+    );
+    let pids: Vec<u32> = nodes
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap() as u32)
+        .collect();
+
+    let put = squall()
+        .args(["kv", "--dir"])
+        .arg(&cdir)
+        .args(["put", "greeting", "hello"])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let get = squall()
+        .args(["kv", "--dir"])
+        .arg(&cdir)
+        .args(["get", "greeting"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
+    let missing = squall()
+        .args(["kv", "--dir"])
+        .arg(&cdir)
+        .args(["get", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let incr = squall()
+        .args(["kv", "--dir"])
+        .arg(&cdir)
+        .args(["incr", "n", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&incr.stdout).trim(), "3");
+
+    writeln!(stdin, "workload on").unwrap();
+    out.wait_for("workload on", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains("workload on")).then_some(())
+    });
+
+    writeln!(stdin, "kill leader").unwrap();
+    out.wait_for("the kill answered", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains(&format!("kill node {leader} (leader, term {term})")))
+            .then_some(())
+    });
+    let (new_leader, new_term) = out.wait_for("a new leader in a higher term", WAIT, |l| {
+        leader_term(l).filter(|(n, t)| *n != leader && *t > term)
+    });
+    assert!(new_term > term && new_leader != leader);
+
+    writeln!(stdin, "partition halves").unwrap();
+    out.wait_for("the partition answered", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains("partition")).then_some(())
+    });
+    writeln!(stdin, "heal").unwrap();
+    out.wait_for("heal answered", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains("heal")).then_some(())
+    });
+    writeln!(stdin, "restart {leader}").unwrap();
+    out.wait_for("restart answered", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains(&format!("restart node {leader}"))).then_some(())
+    });
+
+    // End of input quits cleanly.
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "squall up exited with {status}");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cdir.join("cluster.json")).unwrap()).unwrap();
+    let mut all: Vec<u32> = pids;
+    all.extend(
+        file["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["pid"].as_u64())
+            .map(|p| p as u32),
+    );
+    let left = wait_gone(&all, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "node processes still alive after quit: {left:?}"
+    );
+    assert!(
+        cdir.join("events.jsonl").exists(),
+        "the session wrote its event log"
+    );
+}
+
+#[test]
+fn bad_invocations_get_clear_messages_and_exit_code_2() {
+    let out = squall().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
+
+    let out = squall()
+        .args(["up", "--headless", "--node-bin", "/nonexistent/squall-node"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/squall-node"));
+
+    let out = squall().args(["up", "-n", "12"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = squall()
+        .args(["status", "--dir", "/nonexistent/cluster"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cluster"));
+
+    let out = squall().args(["kv", "get", "k"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
+}
+
+#[test]
+fn an_unreachable_cluster_fails_within_seconds() {
+    // A port nobody listens on: bind it, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = squall()
+        .args([
+            "kv",
+            "--peers",
+            &format!("1=127.0.0.1:{port}"),
+            "--timeout",
+            "2s",
+            "put",
+            "k",
+            "v",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no leader answered"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Generous bound that only catches a hang.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let out = squall()
+        .args([
+            "status",
+            "--peers",
+            &format!("1=127.0.0.1:{port}"),
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,0 +1,98 @@
+//! Helpers shared by the end-to-end tests: reading a child's output with deadlines, and process liveness.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Lines read from a child's pipe on a thread, so a test can wait for one with a deadline.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+    /// Every line seen so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Starts reading `pipe` line by line.
+    pub fn new(pipe: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line for which `f` returns Some, up to `timeout`; panics with everything seen otherwise.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = f(&line);
+                    self.seen.push(line);
+                    if let Some(v) = hit {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "waited {timeout:?} for {what}; output so far:\n{}",
+                    self.seen[self.seen.len().saturating_sub(80)..].join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// True while a process with this pid exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Polls until none of `pids` is alive; returns those still alive at the deadline.
+pub fn wait_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Parses "leader N term T" out of a line.
+pub fn leader_term(line: &str) -> Option<(u64, u64)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "leader")?;
+    let leader = words.get(i + 1)?.parse().ok()?;
+    let j = words.iter().position(|w| *w == "term")?;
+    let term = words
+        .get(j + 1)?
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
+    Some((leader, term))
+}
