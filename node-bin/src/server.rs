@@ -631,7 +631,7 @@ impl Node {
                 term: e.term,
                 text: match &e.payload {
                     Payload::Noop => "noop".to_string(),
-                    Payload::Command(d) => KvStore::describe(&d),
+                    Payload::Command(d) => KvStore::describe(d),
                 },
             })
             .collect();
