@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, ClusterSpec};
 use crate::input::{self, Action};
 use crate::record::asciicast::{Recorder, TeeWriter};
 use crate::record::eventlog::EventLogWriter;
-use crate::state::{ClusterState, Event, FeedKind, Stamped, ViewState};
+use crate::state::{ClusterState, Event, FeedKind, Stamped, StatusCompressor, ViewState};
 
 /// Where the session's pieces go, decided before the cluster starts.
 struct Session {
@@ -25,14 +25,24 @@ struct Session {
     state: ClusterState,
     recorder: Option<Recorder>,
     feed_seen: u64,
+    compressor: StatusCompressor,
+    dump_screens: Option<std::path::PathBuf>,
+    applied: u64,
 }
 
 impl Session {
     /// Folds one event into the state and the event log; returns feed lines it added.
-    fn apply(&mut self, e: Stamped) -> Vec<crate::state::FeedLine> {
+    fn apply(&mut self, mut e: Stamped) -> Vec<crate::state::FeedLine> {
+        // The compact form is what gets applied and logged, so a replay goes through the very same updates.
+        e.event = self.compressor.encode(e.event);
         self.state.apply(&e);
+        self.applied += 1;
+        let fault = matches!(e.event, Event::Fault { .. });
         if let Some(log) = &self.log {
             log.append(e);
+        }
+        if fault {
+            self.dump_screen();
         }
         let new: Vec<_> = self.state.feed_since(self.feed_seen).cloned().collect();
         self.feed_seen = self.state.feed_total();
@@ -47,6 +57,14 @@ impl Session {
             }
         }
         new
+    }
+
+    fn dump_screen(&self) {
+        if let Some(dir) = &self.dump_screens {
+            let text = crate::ui::render_text(&self.state, &ViewState::new(), 160, 48);
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::write(dir.join(format!("screen-{}.txt", self.applied)), text);
+        }
     }
 }
 
@@ -82,6 +100,9 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         state: ClusterState::new(),
         recorder: None,
         feed_seen: 0,
+        compressor: StatusCompressor::new(),
+        dump_screens: args.dump_screens.clone(),
+        applied: 0,
     };
     if args.workload {
         let _ = cluster.perform(Command::Workload(Some(true))).await;
@@ -92,7 +113,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         dashboard(&cluster, &mut session, rx, &args).await
     };
     cluster.shutdown().await;
-    let _ = tx.send(Stamped::new(cluster.now_ms(), Event::Quit));
+    session.dump_screen();
     if let Some(log) = session.log.take() {
         log.append(Stamped::new(cluster.now_ms(), Event::Quit));
         match log.finish() {

@@ -50,6 +50,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         events: None,
         workload: false,
         rate: 1,
+        dump_screens: None,
     };
     let spec = match crate::commands::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,

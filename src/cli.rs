@@ -77,6 +77,10 @@ pub struct UpArgs {
     /// Workload rate in writes per second.
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
+    /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
+    /// `TestBackend` renders it) to DIR/screen-<events applied>.txt, to compare with a replay.
+    #[arg(long, hide = true)]
+    pub dump_screens: Option<PathBuf>,
 }
 
 /// Where a running cluster is.

@@ -197,6 +197,8 @@ pub struct ClusterState {
     announced: Option<(u64, u64)>,
     /// Whether a commit index was seen, so growth from then on counts as writes.
     commit_seen: bool,
+    /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
+    tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
 }
 
 impl ClusterState {
@@ -225,7 +227,21 @@ impl ClusterState {
                 let text = format!("cluster {cluster_id}: {} nodes in {dir}", nodes.len());
                 self.push(at, None, FeedKind::Info, text);
             }
-            Event::Status { node, status } => self.on_status(at, *node, status),
+            Event::Status { node, status } => {
+                self.tails.insert(*node, status.log_tail.clone());
+                self.on_status(at, *node, status)
+            }
+            Event::StatusDelta {
+                node,
+                status,
+                tail_start,
+                keep_through,
+            } => {
+                let prev = self.tails.get(node).map(Vec::as_slice).unwrap_or(&[]);
+                let full = super::compress::expand(prev, status, *tail_start, *keep_through);
+                self.tails.insert(*node, full.log_tail.clone());
+                self.on_status(at, *node, &full);
+            }
             Event::NodeFeed { node, record } => self.on_feed(at, *node, &record.event),
             Event::Unreachable { node, error } => {
                 let n = self.node_mut(*node);

@@ -44,6 +44,20 @@ pub enum Event {
         /// What it reported.
         status: NodeStatus,
     },
+    /// A status poll result whose log tail is given as a change against the node's previous status: the
+    /// cells from `tail_start` to `keep_through` are the ones the previous status already had, and
+    /// `status.log_tail` holds only the cells after them. The live session applies and logs this form (see
+    /// [`super::StatusCompressor`]), so the event log does not repeat the same cells ten times a second.
+    StatusDelta {
+        /// Which node.
+        node: u64,
+        /// What it reported, with only the new log cells.
+        status: NodeStatus,
+        /// First index of the full tail.
+        tail_start: u64,
+        /// Last index carried over from the previous status (below `tail_start` when none is).
+        keep_through: u64,
+    },
     /// One record of a node's event feed.
     NodeFeed {
         /// Which node.

@@ -4,6 +4,7 @@
 //! [`ClusterState::apply`], which is why a replayed session shows exactly what the live one showed.
 
 mod cluster;
+mod compress;
 mod event;
 pub mod fixture;
 mod lane;
@@ -14,6 +15,7 @@ pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, FEED_CAPACITY, FeedKind, FeedLine, LinkRate,
     NodeView, WorkloadView, describe_links, describe_node,
 };
+pub use compress::StatusCompressor;
 pub use event::{Event, LinkState, LinkView, ProcessState, Stamped};
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
 pub use series::{RATE_HISTORY_SECS, RateSeries};

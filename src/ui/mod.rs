@@ -134,3 +134,22 @@ fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewS
 fn split(area: Rect, rows: u16) -> [Rect; 2] {
     Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area)
 }
+
+/// The screen `draw` makes of `state` at `width`×`height`, as plain text (one line per row), rendered with
+/// ratatui's `TestBackend`: how tests and `--dump-screens` compare a live session with its replay.
+pub fn render_text(state: &ClusterState, view: &ViewState, width: u16, height: u16) -> String {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+        .expect("a TestBackend terminal");
+    terminal
+        .draw(|f| draw(f, state, view))
+        .expect("drawing into memory");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        for x in 0..width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
