@@ -82,7 +82,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let events_path = args
         .events
         .clone()
-        .unwrap_or_else(|| spec.dir.join("events.jsonl"));
+        .unwrap_or_else(|| spec.dir.join("events.jsonl.gz"));
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {

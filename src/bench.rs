@@ -33,6 +33,31 @@ async fn wait_for_leader(cluster: &Cluster, timeout: Duration) -> Option<(u64, u
     None
 }
 
+/// Polls until `node` answers and has applied everything the leader committed when the wait began.
+async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut target = None;
+    while Instant::now() < deadline {
+        let addrs = cluster.api_addrs();
+        if let (Some((l, _)), Some(addr)) = (cluster.leader(), addrs.get(&node))
+            && l != node
+            && let (Ok(ls), Ok(ns)) = (
+                squall_node::client::fetch_status(addrs[&l], Duration::from_millis(300)).await,
+                squall_node::client::fetch_status(*addr, Duration::from_millis(300)).await,
+            )
+        {
+            let goal = *target.get_or_insert(ls.core.commit_index);
+            if ns.applied_index >= goal {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!(
+        "node {node} did not catch up within 20 s after its restart"
+    ))
+}
+
 /// Runs the benchmark and prints its figures (human lines, then one JSON line).
 pub async fn run(args: BenchArgs) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
@@ -141,6 +166,8 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
         let mut client = KvClient::new(cluster.api_addrs());
         client.op_timeout = Duration::from_secs(10);
         client.call_timeout = Duration::from_millis(100);
+        // Retry every few milliseconds, so the figure is the cluster's recovery, not the client's backoff.
+        client.max_backoff = Duration::from_millis(5);
         // Warm the client up so it knows the leader and has its connections open.
         client
             .execute(KvOp::Put {
@@ -166,19 +193,9 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
         cluster
             .perform(Command::Restart(Target::Node(leader)))
             .await?;
-        // Let the restarted node rejoin before the next trial, so every trial starts from three live nodes.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some((l, t)) = cluster.leader()
-                && t > term
-                && l != leader
-                && cluster.api_addrs().len() == 3
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Let the restarted node rejoin before the next trial, so every trial starts from three live nodes
+        // that hold the whole log.
+        wait_caught_up(cluster, leader).await?;
     }
     let mut sorted: Vec<u64> = failovers.iter().map(|m| (*m * 1000.0) as u64).collect();
     sorted.sort_unstable();

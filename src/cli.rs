@@ -161,7 +161,7 @@ pub enum KvCmd {
 /// Flags of `squall replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// An event log written by `squall up` (events.jsonl in the cluster directory, or --events FILE).
+    /// An event log written by `squall up` (events.jsonl.gz in the cluster directory, or --events FILE; plain .jsonl too).
     pub file: PathBuf,
 }
 

@@ -158,7 +158,7 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
         "node processes still alive after quit: {left:?}"
     );
     assert!(
-        cdir.join("events.jsonl").exists(),
+        cdir.join("events.jsonl.gz").exists(),
         "the session wrote its event log"
     );
 }

@@ -69,7 +69,7 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 
-    let log = read_event_log::<Stamped>(&cdir.join("events.jsonl"))
+    let log = read_event_log::<Stamped>(&cdir.join("events.jsonl.gz"))
         .expect("the session's event log reads back");
     assert!(!log.truncated);
     let mut dumps: Vec<(usize, String)> = std::fs::read_dir(&screens)

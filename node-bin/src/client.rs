@@ -48,6 +48,8 @@ pub struct KvClient {
     pub op_timeout: Duration,
     /// Deadline of one RPC.
     pub call_timeout: Duration,
+    /// Longest pause between retries (they back off from 10 ms up to this).
+    pub max_backoff: Duration,
 }
 
 impl KvClient {
@@ -66,6 +68,7 @@ impl KvClient {
             conns: HashMap::new(),
             op_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_millis(1000),
+            max_backoff: Duration::from_millis(200),
         }
     }
 
@@ -88,7 +91,7 @@ impl KvClient {
         let started = Instant::now();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let mut rotate = 0usize;
-        let mut backoff = Duration::from_millis(10);
+        let mut backoff = Duration::from_millis(10).min(self.max_backoff);
         let mut errors = BTreeMap::new();
         loop {
             if started.elapsed() >= self.op_timeout {
@@ -130,7 +133,7 @@ impl KvClient {
             self.leader = None;
             let remaining = self.op_timeout.saturating_sub(started.elapsed());
             tokio::time::sleep(backoff.min(remaining)).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            backoff = (backoff * 2).min(self.max_backoff);
         }
     }
 

@@ -23,6 +23,13 @@ fn same(a: &NodeStatus, b: &NodeStatus) -> bool {
         && a.keys == b.keys
 }
 
+/// Reports a node unreachable once per loss of contact, not on every failed poll.
+fn lost(cluster: &Cluster, id: NodeId, reachable: &mut bool, error: String) {
+    if std::mem::replace(reachable, false) {
+        cluster.emit(Event::Unreachable { node: id, error });
+    }
+}
+
 pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
     let mut stop = cluster.stopping();
     let mut api = cluster.inner.api.subscribe();
@@ -46,13 +53,7 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             conn = match connect_control(addr, CALL_TIMEOUT).await {
                 Ok(c) => Some((addr, c)),
                 Err(e) => {
-                    if reachable {
-                        reachable = false;
-                        cluster.emit(Event::Unreachable {
-                            node: id,
-                            error: e.to_string(),
-                        });
-                    }
+                    lost(&cluster, id, &mut reachable, e.to_string());
                     continue;
                 }
             };
@@ -62,13 +63,7 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             Ok(s) => s,
             Err(e) => {
                 conn = None;
-                if reachable {
-                    reachable = false;
-                    cluster.emit(Event::Unreachable {
-                        node: id,
-                        error: e.to_string(),
-                    });
-                }
+                lost(&cluster, id, &mut reachable, e.to_string());
                 continue;
             }
         };

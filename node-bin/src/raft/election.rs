@@ -9,6 +9,16 @@ use super::types::{
 };
 
 impl Raft {
+    /// A message from the leader of `term` (not older than ours): follow it and restart the election timer.
+    pub(super) fn follow_leader(&mut self, term: Term, leader: NodeId) {
+        if term > self.term || self.role != Role::Follower || self.leader != Some(leader) {
+            self.become_follower(term, Some(leader));
+        } else {
+            self.reset_election_timer();
+        }
+        self.leader_contact = 0;
+    }
+
     /// Starts a campaign: a pre-vote round when `pre_vote`, else a real election in the next term.
     /// `transfer` marks a campaign ordered by TimeoutNow, which voters honour despite their lease.
     pub(super) fn start_election(&mut self, pre_vote: bool, transfer: bool) {

@@ -28,12 +28,7 @@ impl Raft {
             // Two leaders in one term cannot happen; refuse rather than corrupt anything.
             return reply;
         }
-        if req.term > self.term || self.role != Role::Follower || self.leader != Some(req.leader) {
-            self.become_follower(req.term, Some(req.leader));
-        } else {
-            self.reset_election_timer();
-        }
-        self.leader_contact = 0;
+        self.follow_leader(req.term, req.leader);
         reply.term = self.term;
         if self.pending_snapshot.is_some() {
             // A snapshot the driver has not taken yet resets the log; keep that ready free of entries.

@@ -20,12 +20,7 @@ impl Raft {
         if req.term < self.term || (req.term == self.term && self.role == Role::Leader) {
             return reply;
         }
-        if req.term > self.term || self.role != Role::Follower || self.leader != Some(req.leader) {
-            self.become_follower(req.term, Some(req.leader));
-        } else {
-            self.reset_election_timer();
-        }
-        self.leader_contact = 0;
+        self.follow_leader(req.term, req.leader);
         reply.term = self.term;
         let end = req.offset + req.data.len() as u64;
         let meta = req.meta;

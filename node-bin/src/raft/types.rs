@@ -360,6 +360,9 @@ pub struct CoreStatus {
 /// 2. only then send `messages` and release any replies returned by `handle_*` since the last ready;
 /// 3. call `Raft::on_persisted` with the last persisted entry;
 /// 4. apply `committed_entries` in order, and serve `read_states` once applied reaches their index.
+///
+/// A ready that carries a `snapshot` never also carries `entries` or `truncate_from`: after an installed
+/// snapshot the core's log is empty past the snapshot index, so the driver replaces its stored log entirely.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// New term/vote to persist, if changed.
