@@ -153,8 +153,20 @@ async fn headless(
         cluster.node_ids().len(),
         command::HEADLESS_HELP
     );
+    let mut sigterm = match terminate_signal() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     loop {
         tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!("squall: interrupted: stopping the cluster");
+                return ExitCode::SUCCESS;
+            }
+            _ = sigterm.recv() => {
+                println!("squall: terminated: stopping the cluster");
+                return ExitCode::SUCCESS;
+            }
             Some(e) = rx.recv() => {
                 for line in session.apply(e) {
                     let _ = writeln!(out, "{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text);
@@ -204,6 +216,12 @@ async fn headless(
             }
         }
     }
+}
+
+/// SIGTERM as a stream, so both loops can stop the cluster cleanly when asked to.
+fn terminate_signal() -> Result<tokio::signal::unix::Signal, ExitCode> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| crate::commands::fail(1, format!("cannot listen for SIGTERM: {e}")))
 }
 
 /// One line on leader, term and commit, printed when it changes.
@@ -319,12 +337,25 @@ async fn dashboard(
     let mut render = tokio::time::interval(Duration::from_millis(50));
     render.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut frozen: Option<ClusterState> = None;
+    let mut sigterm = match terminate_signal() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let mut dirty = true;
     loop {
         // Events only mark the screen dirty; it is drawn on the next render tick (at most 20 frames a second)
         // or at once after a key, so a burst of events never costs a burst of frames.
         let mut draw_now = false;
         tokio::select! {
+            // In raw mode Ctrl-C arrives as a key (mapped to quit); these cover signals sent from outside.
+            _ = tokio::signal::ctrl_c() => {
+                let _ = recorder.stop();
+                return ExitCode::SUCCESS;
+            }
+            _ = sigterm.recv() => {
+                let _ = recorder.stop();
+                return ExitCode::SUCCESS;
+            }
             Some(e) = rx.recv() => { session.apply(e); dirty = true; }
             Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }
             key = keys.next() => {

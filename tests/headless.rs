@@ -233,3 +233,63 @@ fn an_unreachable_cluster_fails_within_seconds() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Starts a headless 3-node session and returns it with its node pids once a leader is up.
+fn started_session(dir: &std::path::Path) -> (std::process::Child, Lines, Vec<u32>) {
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    out.wait_for("a leader", WAIT, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
+    let pids: Vec<u32> = file["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
+    assert_eq!(pids.len(), 3);
+    (child, out, pids)
+}
+
+#[test]
+fn sigterm_stops_the_cluster_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    out.wait_for("the shutdown message", WAIT, |l| {
+        l.contains("terminated: stopping the cluster").then_some(())
+    });
+    assert!(child.wait().unwrap().success());
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "nodes left after SIGTERM: {left:?}");
+}
+
+#[test]
+fn sigkill_of_the_orchestrator_leaves_no_node_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _out, pids) = started_session(dir.path());
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs in squall.
+    child.wait().unwrap();
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "nodes outlived a SIGKILLed orchestrator: {left:?}"
+    );
+}
