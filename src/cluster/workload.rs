@@ -1,5 +1,5 @@
 //! The built-in client workload: a steady stream of KV writes at a chosen rate, through the bundled client,
-//! reported as cumulative counts and sampled operations.
+//! reported as cumulative counts and as one event per operation.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,16 +67,32 @@ impl Control {
     }
 }
 
+/// Clients working at once: enough for the highest rate step at a few milliseconds per write.
+const WORKERS: usize = 16;
+
+/// Paces writes at the chosen rate and hands each to one of [`WORKERS`] clients, so a slow write delays
+/// only itself. A tick that finds every client busy is skipped rather than queued (no burst afterwards).
 pub(super) async fn run(cluster: Cluster) {
     let mut stop = cluster.stopping();
-    let mut client: Option<KvClient> = None;
-    let mut client_addrs = Default::default();
+    let (token_tx, token_rx) = tokio::sync::mpsc::channel::<u64>(WORKERS);
+    let token_rx = std::sync::Arc::new(tokio::sync::Mutex::new(token_rx));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    for _ in 0..WORKERS {
+        tokio::spawn(worker(cluster.clone(), token_rx.clone(), done_tx.clone()));
+    }
+    drop(done_tx);
     let (mut ok, mut failed, mut n) = (0u64, 0u64, 0u64);
     let mut last_report = Instant::now();
-    let mut last_sample = Instant::now();
     let mut reported = (false, 0u32, 0u64, 0u64);
     let mut next = Instant::now();
     loop {
+        while let Ok(success) = done_rx.try_recv() {
+            if success {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+        }
         let (on, rate) = cluster.inner.workload.get();
         if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, ok, failed)
         {
@@ -98,8 +114,7 @@ pub(super) async fn run(cluster: Cluster) {
             next = Instant::now();
             continue;
         }
-        let period = Duration::from_secs_f64(1.0 / f64::from(rate));
-        next += period;
+        next += Duration::from_secs_f64(1.0 / f64::from(rate));
         let now = Instant::now();
         if next > now {
             tokio::select! {
@@ -109,6 +124,22 @@ pub(super) async fn run(cluster: Cluster) {
         } else if now - next > Duration::from_secs(1) {
             next = now; // fell far behind (a slow cluster): don't try to catch up in a burst
         }
+        n += 1;
+        let _ = token_tx.try_send(n);
+    }
+}
+
+async fn worker(
+    cluster: Cluster,
+    tokens: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<u64>>>,
+    done: tokio::sync::mpsc::UnboundedSender<bool>,
+) {
+    let mut client: Option<KvClient> = None;
+    let mut client_addrs = Default::default();
+    loop {
+        let Some(n) = tokens.lock().await.recv().await else {
+            return;
+        };
         let addrs = cluster.api_addrs();
         if client.is_none() || addrs != client_addrs {
             // A fresh client id each time: sequence numbers restart with the client.
@@ -119,30 +150,21 @@ pub(super) async fn run(cluster: Cluster) {
             client_addrs = addrs;
         }
         let c = client.as_mut().expect("client");
-        n += 1;
         let key = format!("k{}", n % 64);
         let value = format!("v{n}");
-        let op_text = format!("put {key}={value}");
+        let op = format!("put {key}={value}");
         let started = Instant::now();
         let result = c.execute(KvOp::Put { key, value }).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let outcome = match &result {
-            Ok(_) => {
-                ok += 1;
-                "ok".to_string()
-            }
-            Err(e) => {
-                failed += 1;
-                e.to_string()
-            }
-        };
-        if result.is_err() || last_sample.elapsed() >= Duration::from_millis(250) {
-            last_sample = Instant::now();
-            cluster.emit(Event::ClientOp {
-                op: op_text,
-                result: outcome,
-                latency_us,
-            });
-        }
+        let _ = done.send(result.is_ok());
+        // Every operation goes into the session (and so into the event log), not a sample of them.
+        cluster.emit(Event::ClientOp {
+            op,
+            result: match result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            },
+            latency_us,
+        });
     }
 }

@@ -109,7 +109,7 @@ pub enum Event {
         /// Operations that failed so far.
         failed: u64,
     },
-    /// One (sampled) operation of the built-in workload.
+    /// One operation of the built-in workload.
     ClientOp {
         /// The operation ("put k17=v3").
         op: String,
