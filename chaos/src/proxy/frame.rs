@@ -19,12 +19,45 @@ pub(crate) struct FrameCursor {
     header: [u8; HEADER],
     have: usize,
     body_left: u64,
+    /// Body length of the frame whose header came last: tells the pipe whether this stream carries big frames.
+    last_body: u64,
 }
 
 impl FrameCursor {
     /// True between frames.
     pub(crate) fn at_boundary(&self) -> bool {
         self.have == 0 && self.body_left == 0
+    }
+
+    /// Body bytes of the current frame still to come (0 between frames and inside a header).
+    pub(crate) fn body_left(&self) -> u64 {
+        self.body_left
+    }
+
+    /// Header bytes still to come before the current frame's body starts (0 inside a body).
+    pub(crate) fn header_left(&self) -> usize {
+        if self.body_left > 0 {
+            0
+        } else {
+            HEADER - self.have
+        }
+    }
+
+    /// Body length of the most recent frame whose header has gone past.
+    pub(crate) fn last_body(&self) -> u64 {
+        self.last_body
+    }
+
+    /// Moves over `n` body bytes that went past without being looked at (spliced); returns whether the frame
+    /// ended. `n` must not exceed [`FrameCursor::body_left`].
+    pub(crate) fn skip_body(&mut self, n: u64) -> bool {
+        debug_assert!(
+            n <= self.body_left,
+            "skipping {n} of {} body bytes",
+            self.body_left
+        );
+        self.body_left -= n.min(self.body_left);
+        n > 0 && self.body_left == 0
     }
 
     /// Moves over `data`, returning how many frames ended inside it.
@@ -68,6 +101,7 @@ impl FrameCursor {
         }
         self.have = 0;
         self.body_left = u64::from(u32::from_be_bytes(self.header));
+        self.last_body = self.body_left;
         (take, self.body_left == 0)
     }
 }

@@ -97,6 +97,8 @@ pub(crate) struct Counters {
     pub connections_refused: AtomicU64,
     pub connections_reset: AtomicU64,
     pub upstream_failures: AtomicU64,
+    /// Of `bytes_forwarded`, those spliced rather than copied (not shown in [`LinkStats`]: tests and tuning only).
+    pub bytes_spliced: AtomicU64,
 }
 
 impl Counters {

@@ -7,9 +7,9 @@
 //! one-way partition is a fault on one link.
 //!
 //! Layout, after toxiproxy's proxy → link → toxic chain: this module holds the public types, the listeners and
-//! the connection setup; [`link`] a link's fault set and counters; `pipe` one direction of a connection;
-//! `frame` the framing; then one file per fault kind ([`latency`], [`loss`], [`duplicate`], [`reorder`],
-//! [`bandwidth`], [`blackhole`], [`reset`]).
+//! the connection setup; `link` a link's fault set and counters; `pipe` one direction of a connection;
+//! `splice` its zero-copy path for big bodies; `frame` the framing; then one file per fault kind
+//! ([`latency`], [`loss`], [`duplicate`], [`reorder`], [`bandwidth`], [`blackhole`], [`reset`]).
 
 pub mod bandwidth;
 pub mod blackhole;
@@ -21,6 +21,7 @@ pub mod loss;
 mod pipe;
 pub mod reorder;
 pub mod reset;
+mod splice;
 #[cfg(test)]
 pub(crate) mod testkit;
 

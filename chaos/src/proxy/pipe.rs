@@ -2,32 +2,34 @@
 //! frame, write to the other socket.
 //!
 //! With no fault set and nothing queued the pipe streams bytes straight through (only counting frame
-//! boundaries), so the hot path is one read and one write. Once a fault is set it cuts whole frames and decides
-//! each one's fate: dropped (blackhole, loss), copied (duplicate), or queued until its release time (latency,
-//! bandwidth, reorder). Faults are judged when a frame arrives; a frame already queued keeps its release time
-//! unless every delaying fault is removed, in which case the queue is delivered at once and in order, so
-//! removing a fault never loses what is in flight.
+//! boundaries), so the hot path is one read and one write; the body of a big frame is not even copied but
+//! spliced from socket to socket through a kernel pipe (`splice`), only its header being looked at. Once a
+//! fault is set it cuts whole frames and decides each one's fate: dropped (blackhole, loss), copied
+//! (duplicate), or queued until its release time (latency, bandwidth, reorder). Faults are judged when a frame
+//! arrives; a frame already queued keeps its release time unless every delaying fault is removed, in which case
+//! the queue is delivered at once and in order, so removing a fault never loses what is in flight.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bandwidth::Shaper;
-use super::frame::{FrameCursor, Next, next_frame};
+use super::frame::{FrameCursor, HEADER, Next, next_frame};
 use super::link::{Link, Plan};
+use super::splice::{self, SPLICE_MIN, Splicer};
 use super::{duplicate, latency, loss, reorder};
 
 /// Bytes asked of the kernel per read.
-const READ_CHUNK: usize = 256 * 1024;
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
 /// Bytes held (queued or unwritten) before the pipe stops reading, so a slow link pushes back on its sender.
 const HIGH_WATER: usize = 8 * 1024 * 1024;
 /// Reads copied straight through before yielding back to the select loop (and to other tasks).
@@ -68,6 +70,18 @@ pub(crate) struct Pipe {
     cursor: FrameCursor,
     inbuf: BytesMut,
     out: BytesMut,
+    /// The source has ended.
+    eof: bool,
+    /// The kernel pipe for splicing big bodies, opened on first use.
+    splicer: Option<Splicer>,
+    /// Body bytes of the current frame still to splice from the source.
+    splice_left: u64,
+    /// A peeked length prefix spliced along with its body, and how many of its bytes are still to be pulled
+    /// (the cursor learns them as they are).
+    peeked: [u8; HEADER],
+    peeked_left: usize,
+    /// Splicing failed here once (no pipe, or refused by the kernel): copy from now on.
+    splice_off: bool,
     queue: BinaryHeap<Reverse<Queued>>,
     queued_bytes: usize,
     seq: u64,
@@ -97,6 +111,12 @@ impl Pipe {
             cursor: FrameCursor::default(),
             inbuf: BytesMut::with_capacity(READ_CHUNK),
             out: BytesMut::new(),
+            eof: false,
+            splicer: None,
+            splice_left: 0,
+            peeked: [0; HEADER],
+            peeked_left: 0,
+            splice_off: false,
             queue: BinaryHeap::new(),
             queued_bytes: 0,
             seq: 0,
@@ -111,9 +131,8 @@ impl Pipe {
         if self.plan.reset {
             self.reset();
         }
-        let mut eof = false;
         loop {
-            if eof && self.queue.is_empty() {
+            if self.eof && self.queue.is_empty() && !self.splicing() {
                 // A partial frame at EOF was torn by the sender itself; pass it on as it is.
                 if !self.inbuf.is_empty() {
                     let rest = self.inbuf.split();
@@ -126,10 +145,20 @@ impl Pipe {
                     return;
                 }
             }
-            let can_read = !eof && self.out.len() + self.queued_bytes < HIGH_WATER;
-            if can_read && self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
-                self.inbuf.reserve(READ_CHUNK);
+            let splice_due = self.splice_due();
+            if splice_due && self.out.len() <= splice::AHEAD_MAX {
+                self.start_splice();
             }
+            let splicing = self.splicing();
+            // While a splice is due, bytes already copied go out first and nothing more is read.
+            let can_read = !self.eof
+                && !splicing
+                && !splice_due
+                && self.out.len() + self.queued_bytes < HIGH_WATER;
+            let in_pipe = self.splicer.as_ref().map_or(0, |s| s.in_pipe());
+            let can_pull = self.splicer.as_ref().is_some_and(|s| s.can_pull());
+            let splice_src = splicing && can_pull && self.splice_left > 0;
+            let splice_dst = splicing && !splice_src && in_pipe > 0;
             let next_release = self.queue.peek().map(|q| q.0.release);
             let has_out = !self.out.is_empty();
             tokio::select! {
@@ -147,23 +176,274 @@ impl Pipe {
                     self.plan = self.plan_rx.borrow_and_update().clone();
                     self.on_plan_change();
                 }
-                written = self.dst.write(&self.out), if has_out => match written {
-                    Ok(n) if n > 0 => self.out.advance(n),
-                    _ => self.conn.cancel(),
-                },
                 _ = tokio::time::sleep_until(next_release.unwrap_or_else(Instant::now)), if next_release.is_some() => {
                     self.release_due(Instant::now());
                 }
-                read = self.src.read_buf(&mut self.inbuf), if can_read => match read {
-                    Ok(0) => eof = true,
-                    Ok(_) => {
-                        self.ingest();
-                        eof = self.stream_while_clear();
-                    }
+                ready = self.dst.as_ref().writable(), if has_out || splice_dst => match ready {
+                    Ok(()) if splicing => self.splice_some(),
+                    Ok(()) => self.write_out(),
+                    Err(_) => self.conn.cancel(),
+                },
+                ready = self.src.as_ref().readable(), if can_read || splice_src => match ready {
+                    Ok(()) if splicing => self.splice_some(),
+                    Ok(()) => self.read_some(),
                     Err(_) => self.conn.cancel(),
                 },
             }
         }
+    }
+
+    /// Writes what is waiting in `out` until the destination would block.
+    fn write_out(&mut self) {
+        while !self.out.is_empty() {
+            match self.dst.try_write(&self.out) {
+                Ok(n) if n > 0 => self.out.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                _ => {
+                    self.conn.cancel();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what the source has, up to a burst: under a fault one read per wakeup (timers must run between),
+    /// with no fault set and the destination keeping up several, so a bulk transfer costs one wakeup per burst.
+    fn read_some(&mut self) {
+        for _ in 0..BURST {
+            match self.peek_big_frame() {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.conn.cancel();
+                    return;
+                }
+            }
+            let limit = self.read_limit();
+            // Growing only when little is left (not whenever a read could take more) keeps allocations rare.
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            match self.src.try_read_buf(&mut (&mut self.inbuf).limit(limit)) {
+                Ok(0) => {
+                    self.eof = true;
+                    return;
+                }
+                Ok(_) => self.ingest(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.conn.cancel();
+                    return;
+                }
+            }
+            if !self.out.is_empty()
+                || !self.plan.is_clear()
+                || !self.queue.is_empty()
+                || self.plan_rx.has_changed().unwrap_or(true)
+                || self.splice_due()
+            {
+                return;
+            }
+        }
+    }
+
+    /// In a stream of big frames, at a boundary, looks at the next length prefix: if a big body follows, the
+    /// splice takes header and body together (true). Otherwise the header is read as usual.
+    fn peek_big_frame(&mut self) -> std::io::Result<bool> {
+        let at_boundary = self.cursor.header_left() == HEADER;
+        if !(at_boundary
+            && self.cursor.last_body() >= SPLICE_MIN
+            && self.splice_allowed()
+            && self.inbuf.is_empty()
+            && self.out.is_empty()
+            && !self.eof)
+        {
+            return Ok(false);
+        }
+        let Some(header) = splice::peek_header(self.src.as_ref())? else {
+            return Ok(false);
+        };
+        if u64::from(u32::from_be_bytes(header)) < SPLICE_MIN {
+            return Ok(false);
+        }
+        if !self.open_splicer() {
+            return Ok(false);
+        }
+        self.peeked = header;
+        self.peeked_left = HEADER;
+        self.splice_left = HEADER as u64 + u64::from(u32::from_be_bytes(header));
+        Ok(true)
+    }
+
+    /// How many bytes the next read may take. On the no-fault path, after a big frame, only the next header is
+    /// read, so that a big body behind it can be spliced rather than copied; otherwise a large chunk.
+    fn read_limit(&self) -> usize {
+        let big_frames = self.cursor.last_body() >= SPLICE_MIN;
+        let header_left = self.cursor.header_left();
+        if big_frames && header_left > 0 && self.splice_allowed() && self.inbuf.is_empty() {
+            header_left
+        } else {
+            READ_CHUNK
+        }
+    }
+
+    /// Nothing stands in the way of splicing: no fault, nothing held, splice not found wanting.
+    fn splice_allowed(&self) -> bool {
+        !self.splice_off && self.plan.is_clear() && self.queue.is_empty()
+    }
+
+    /// A big enough body has begun with nothing of it buffered here: its rest can be spliced.
+    fn splice_due(&self) -> bool {
+        !self.eof
+            && !self.splicing()
+            && self.inbuf.is_empty()
+            && self.cursor.body_left() >= SPLICE_MIN
+            && self.splice_allowed()
+    }
+
+    /// A splice is under way: body bytes still to pull, or bytes in the kernel pipe still to push.
+    fn splicing(&self) -> bool {
+        self.splice_left > 0 || self.splicer.as_ref().is_some_and(|s| s.in_pipe() > 0)
+    }
+
+    /// Commits to splicing the rest of the current body (it then goes through whatever faults are set later).
+    fn start_splice(&mut self) {
+        if !self.open_splicer() {
+            return;
+        }
+        if !self.out.is_empty() {
+            let sp = self.splicer.as_mut().expect("opened above");
+            match sp.put(&self.out) {
+                Ok(()) => self.out.clear(),
+                // Let the bytes go out the ordinary way first; the splice starts once they have.
+                Err(_) => return,
+            }
+        }
+        self.splice_left = self.cursor.body_left();
+    }
+
+    /// Opens the kernel pipe on first use; false (and copying from now on) if that fails.
+    fn open_splicer(&mut self) -> bool {
+        if self.splicer.is_none() {
+            match Splicer::new() {
+                Ok(s) => self.splicer = Some(s),
+                Err(e) => {
+                    tracing::debug!(link = %self.link.id, error = %e, "no pipe for splice; copying instead");
+                    self.splice_off = true;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Moves body bytes through the kernel pipe until a socket would block, the body is done, or a burst ends.
+    fn splice_some(&mut self) {
+        if self.splicer.is_none() {
+            self.splice_left = 0;
+            return;
+        }
+        // Set once the source has nothing more right now: what the pipe holds goes out.
+        let mut src_dry = false;
+        for _ in 0..BURST {
+            let sp = self.splicer.as_mut().expect("checked above");
+            let room = sp.room();
+            let pulled = if sp.can_pull() && self.splice_left > 0 {
+                sp.pull(self.src.as_ref(), self.splice_left)
+            } else if self.splice_left > 0 && !src_dry && room >= SPLICE_MIN as usize {
+                // Top up the pipe before pushing, so one push carries as much as a copying write would.
+                match sp.pull_more(self.src.as_ref(), self.splice_left) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        src_dry = true;
+                        continue;
+                    }
+                    other => other,
+                }
+            } else if self.splice_left == 0 && !src_dry && room >= SPLICE_MIN as usize {
+                if !self.next_into_pipe() {
+                    src_dry = true;
+                }
+                continue;
+            } else if sp.in_pipe() > 0 {
+                match sp.push(self.dst.as_ref()) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(_) => {
+                        self.conn.cancel();
+                        return;
+                    }
+                }
+            } else {
+                return;
+            };
+            match pulled {
+                Ok(0) => {
+                    // The sender stopped mid-frame; what came of the frame still goes out.
+                    self.splice_left = 0;
+                    self.peeked_left = 0;
+                    self.eof = true;
+                    src_dry = true;
+                }
+                Ok(n) => self.spliced_in(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if splice::unsupported(&e) => {
+                    // Nothing was taken from the socket: the copying path carries on from here, after
+                    // whatever the pipe holds.
+                    tracing::debug!(link = %self.link.id, error = %e, "splice refused; copying instead");
+                    self.splice_off = true;
+                    self.splice_left = 0;
+                    self.peeked_left = 0;
+                    src_dry = true;
+                }
+                Err(_) => {
+                    self.conn.cancel();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Accounts for `n` bytes pulled into the pipe. A peeked header comes first; the cursor reads it as if it
+    /// had been read here.
+    fn spliced_in(&mut self, n: usize) {
+        self.splice_left -= n as u64;
+        let h = n.min(self.peeked_left);
+        let from = HEADER - self.peeked_left;
+        let mut frames = self.cursor.feed(&self.peeked[from..from + h]);
+        self.peeked_left -= h;
+        frames += u64::from(self.cursor.skip_body((n - h) as u64));
+        self.link.counters.forwarded(frames, n);
+        self.link
+            .counters
+            .bytes_spliced
+            .fetch_add(n as u64, Relaxed);
+    }
+
+    /// With a frame just spliced whole and bytes still in the pipe: if the next frame is big too and no fault
+    /// has been set meanwhile, commits to splicing it behind them (true). The peek leaves the socket's
+    /// readiness alone, so a false answer never hides data from the next wait.
+    fn next_into_pipe(&mut self) -> bool {
+        if !(self.cursor.header_left() == HEADER
+            && self.splice_allowed()
+            && !self.eof
+            && self.inbuf.is_empty()
+            && self.out.is_empty()
+            && !self.plan_rx.has_changed().unwrap_or(true))
+        {
+            return false;
+        }
+        let Some(header) = splice::peek_header_now(self.src.as_ref()) else {
+            return false;
+        };
+        let len = u64::from(u32::from_be_bytes(header));
+        if len < SPLICE_MIN {
+            return false;
+        }
+        self.peeked = header;
+        self.peeked_left = HEADER;
+        self.splice_left = HEADER as u64 + len;
+        true
     }
 
     fn on_plan_change(&mut self) {
@@ -224,38 +504,18 @@ impl Pipe {
         self.release_due(now);
     }
 
-    /// While no fault is set and the destination keeps up, keeps copying without going back through the
-    /// select loop (a bulk transfer then costs one wakeup per burst, not two per chunk). Returns true at EOF.
-    fn stream_while_clear(&mut self) -> bool {
-        for _ in 0..BURST {
-            if !self.out.is_empty() || !self.plan.is_clear() || !self.queue.is_empty() {
-                return false;
-            }
-            if self.plan_rx.has_changed().unwrap_or(true) {
-                return false;
-            }
-            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
-                self.inbuf.reserve(READ_CHUNK);
-            }
-            match self.src.try_read_buf(&mut self.inbuf) {
-                Ok(0) => return true,
-                Ok(_) => self.pass_through(),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-                Err(_) => {
-                    self.conn.cancel();
-                    return false;
-                }
-            }
-        }
-        false
-    }
-
     /// The no-fault path: count boundaries, try to write at once, keep what the socket did not take.
     fn pass_through(&mut self) {
         let frames = self.cursor.feed(&self.inbuf);
         self.link.counters.forwarded(frames, self.inbuf.len());
+        // A big body follows these few bytes: they go into the kernel pipe ahead of it rather than out on their
+        // own, so header and body leave in one send (a lone 4-byte send costs a segment and a wakeup downstream).
+        let ahead_of_splice = self.out.is_empty()
+            && self.inbuf.len() <= splice::AHEAD_MAX
+            && self.cursor.body_left() >= SPLICE_MIN
+            && self.splice_allowed();
         if self.out.is_empty() {
-            if let Ok(n) = self.dst.try_write(&self.inbuf) {
+            if !ahead_of_splice && let Ok(n) = self.dst.try_write(&self.inbuf) {
                 self.inbuf.advance(n);
             }
             // Swap rather than copy: `out` takes the unwritten bytes, `inbuf` gets the spare buffer.

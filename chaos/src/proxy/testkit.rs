@@ -141,6 +141,17 @@ impl Client {
         }
     }
 
+    /// The sending and receiving halves, to drive both at once (a transfer bigger than the socket buffers would
+    /// otherwise stall against its own echo).
+    pub(crate) fn into_halves(
+        self,
+    ) -> (
+        FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+        FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    ) {
+        (self.tx, self.rx)
+    }
+
     /// Sends frame `seq`; false if the connection is gone.
     pub(crate) async fn send(&mut self, seq: u64, size: usize) -> bool {
         self.tx.send(payload(seq, size)).await.is_ok()

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::splice::SPLICE_MIN;
 use super::testkit::{A, AB, B, BA, Client, Echo, Pair, poll_until, seed};
 use super::*;
 use crate::partition::Shape;
@@ -341,4 +343,154 @@ async fn a_frame_held_whole_under_a_fault_survives_its_removal() {
     c.send_raw(&frame[20_000..]).await;
     assert_eq!(c.drain_to_marker(Duration::from_secs(5)).await, vec![0]);
     assert_eq!(pair.echo.torn(), 0);
+}
+
+/// Bytes of `link` that went through the splice path rather than being copied.
+fn spliced(net: &Network, link: LinkId) -> u64 {
+    net.inner
+        .shared
+        .existing(link)
+        .map_or(0, |l| l.counters.bytes_spliced.load(Relaxed))
+}
+
+/// A bulk transfer of big and small frames on the no-fault path: every byte arrives intact and in order both
+/// ways, the frame and byte counters are exact, and the big bodies were spliced rather than copied.
+#[tokio::test]
+async fn a_bulk_transfer_through_the_splice_path_is_byte_exact_and_counted() {
+    let seed = seed(78);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pair = Pair::new(seed).await;
+    let (mut tx, mut rx) = Client::connect(pair.proxy).await.into_halves();
+    // Mostly big frames (the splice path), with small ones between (the copying path, and a change of read
+    // size at each switch).
+    let sizes: Vec<usize> = (0..120)
+        .map(|_| match rng.random_range(0..10) {
+            0..=2 => rng.random_range(0..3000),
+            3 => rng.random_range(16_000..70_000),
+            _ => rng.random_range(100_000..600_000),
+        })
+        .collect();
+    let n = sizes.len() as u64;
+    let writer = {
+        let sizes = sizes.clone();
+        tokio::spawn(async move {
+            for (seq, &size) in sizes.iter().enumerate() {
+                tx.send(super::testkit::payload(seq as u64, size))
+                    .await
+                    .expect("send");
+            }
+            tx.send(super::testkit::payload(super::testkit::MARKER, 0))
+                .await
+                .expect("send marker");
+            tx
+        })
+    };
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, rx.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} frames", got.len()))
+            .expect("connection closed early")
+            .expect("frame");
+        let seq = super::testkit::check(&frame).unwrap_or_else(|e| panic!("{e}"));
+        if seq == super::testkit::MARKER {
+            break;
+        }
+        got.push(seq);
+    }
+    let _tx = writer.await.expect("writer");
+    assert_eq!(got, (0..n).collect::<Vec<_>>());
+    assert_eq!(pair.echo.torn(), 0);
+    let bytes: u64 = sizes.iter().map(|&s| 4 + 12 + s as u64).sum::<u64>() + 16;
+    // Read-after-write: the echo direction's counters are final once the marker is back; poll the
+    // forward ones to the same end to be safe.
+    poll_until("counters final", Duration::from_secs(5), || {
+        let ab = pair.net.link_stats(AB).unwrap();
+        let ba = pair.net.link_stats(BA).unwrap();
+        (
+            ab.frames_forwarded == n + 1
+                && ab.bytes_forwarded == bytes
+                && ba.frames_forwarded == n + 1
+                && ba.bytes_forwarded == bytes,
+            format!("{ab:?} {ba:?} want {} frames, {bytes} bytes", n + 1),
+        )
+    })
+    .await;
+    // Each big body is spliced but for what one copying read can have taken of it.
+    let floor: u64 = sizes
+        .iter()
+        .map(|&s| (12 + s as u64).saturating_sub(super::pipe::READ_CHUNK as u64 + SPLICE_MIN))
+        .sum();
+    for link in [AB, BA] {
+        let s = spliced(&pair.net, link);
+        assert!(
+            s >= floor && s > 0,
+            "{link}: {s} bytes spliced of {bytes}, expected at least {floor}"
+        );
+    }
+}
+
+/// A fault switched on while a big body is being spliced leaves that frame whole and applies from the next
+/// frame boundary: both for the first big frame (its header read, the rest of its body spliced) and for one
+/// that follows a big frame (header and body spliced together).
+#[tokio::test]
+async fn a_fault_set_during_a_spliced_body_applies_from_the_next_frame() {
+    let pair = Pair::new(seed(79)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let (first, second) = (wire(0, 2 << 20), wire(1, 2 << 20));
+    let mut sent = 0u64;
+    for (frame, what) in [(&first, "first"), (&second, "second")] {
+        let before = spliced(&pair.net, AB);
+        // All of the frame but its last MiB: the body is not over, so the splice must still be under way.
+        let part = frame.len() - (1 << 20);
+        c.send_raw(&frame[..part]).await;
+        sent += part as u64;
+        poll_until(
+            &format!("{what} frame splicing"),
+            Duration::from_secs(10),
+            || {
+                let s = pair.net.link_stats(AB).unwrap();
+                let now = spliced(&pair.net, AB);
+                (
+                    now > before && s.bytes_forwarded == sent,
+                    format!("{now} spliced (was {before}), {sent} sent; {s:?}"),
+                )
+            },
+        )
+        .await;
+        pair.net.set_fault(AB, Fault::Loss { p: 1.0 }.into());
+        let mut rest = frame[part..].to_vec();
+        rest.extend(wire(10, 100)); // small, under the fault: dropped
+        rest.extend(wire(11, 300_000)); // big, under the fault: dropped whole, not spliced
+        c.send_raw(&rest).await;
+        sent += frame.len() as u64 - part as u64;
+        let dropped = pair.net.link_stats(AB).unwrap().frames_dropped;
+        poll_until("frames 10 and 11 dropped", Duration::from_secs(10), || {
+            let s = pair.net.link_stats(AB).unwrap();
+            (s.frames_dropped == dropped + 2, format!("{s:?}"))
+        })
+        .await;
+        pair.net.remove_fault(AB, FaultKind::Loss);
+        // Bring the stream back to big frames so the second round takes the peeked-header path.
+        let big = wire(2, 100_000);
+        c.send_raw(&big).await;
+        sent += big.len() as u64;
+    }
+    assert_eq!(
+        c.drain_to_marker(Duration::from_secs(10)).await,
+        vec![0, 2, 1, 2]
+    );
+    assert_eq!(pair.echo.torn(), 0);
+    let s = pair.net.link_stats(AB).unwrap();
+    assert_eq!(
+        s.frames_forwarded, 5,
+        "frames 0, 2, 1, 2 and the marker: {s:?}"
+    );
+    assert_eq!(s.bytes_forwarded, sent + 16, "{s:?}");
+    assert_eq!(
+        s.bytes_dropped,
+        2 * ((4 + 12 + 100) + (4 + 12 + 300_000)),
+        "{s:?}"
+    );
 }
