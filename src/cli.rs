@@ -78,7 +78,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
-    /// `TestBackend` renders it) to DIR/screen-<events applied>.txt, to compare with a replay.
+    /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]
     pub dump_screens: Option<PathBuf>,
 }
