@@ -11,6 +11,10 @@ use super::series::RateSeries;
 
 /// Most lines the event feed keeps.
 pub const FEED_CAPACITY: usize = 500;
+/// How many of the newest feed lines a new line is compared with to count it as a repeat.
+const REPEAT_LOOKBACK: usize = 6;
+/// A line counts as a repeat only within this long of the previous occurrence.
+const REPEAT_WINDOW_MS: u64 = 3_000;
 /// Most sampled client operations kept for latency figures.
 pub const CLIENT_OPS_CAPACITY: usize = 256;
 
@@ -52,6 +56,11 @@ pub struct FeedLine {
     pub kind: FeedKind,
     /// Words for a person.
     pub text: String,
+    /// How many times it happened in a row (a node isolated asks for pre-votes every election timeout;
+    /// the feed shows one line with a count instead of a screenful).
+    pub repeats: u32,
+    /// Session time of the last repeat.
+    pub last_ms: u64,
 }
 
 /// What is known about one node.
@@ -406,6 +415,16 @@ impl ClusterState {
     }
 
     fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
+        // The same line again within a few seconds (among the last few) counts as a repeat of it.
+        let recent = self.feed.iter_mut().rev().take(REPEAT_LOOKBACK);
+        if let Some(line) = recent
+            .filter(|l| at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS)
+            .find(|l| l.node == node && l.kind == kind && l.text == text)
+        {
+            line.repeats += 1;
+            line.last_ms = at_ms;
+            return;
+        }
         if self.feed.len() == FEED_CAPACITY {
             self.feed.pop_front();
         }
@@ -414,6 +433,8 @@ impl ClusterState {
             node,
             kind,
             text,
+            repeats: 1,
+            last_ms: at_ms,
         });
         self.pushed += 1;
     }

@@ -560,3 +560,28 @@ fn describe_node_gives_one_line_for_text_output() {
     ));
     assert!(describe_node(&s.nodes[&1]).ends_with("(last known)"));
 }
+
+#[test]
+fn a_line_repeated_within_seconds_is_counted_not_repeated() {
+    let mut s = started(3);
+    let before = s.feed_total();
+    let pre_vote = || RaftEvent::ElectionStarted {
+        term: 2,
+        pre_vote: true,
+    };
+    // An isolated node asks for pre-votes every election timeout.
+    for i in 0..5 {
+        raft(&mut s, 10_000 + i * 250, 3, pre_vote());
+    }
+    assert_eq!(s.feed_total() - before, 1, "one line: {:?}", feed_texts(&s));
+    let line = s.feed.back().expect("a line");
+    assert_eq!(
+        (line.repeats, line.at_ms, line.last_ms),
+        (5, 10_000, 11_000)
+    );
+    // Another node's identical event is its own line; so is the same one after a quiet spell.
+    raft(&mut s, 11_100, 2, pre_vote());
+    raft(&mut s, 20_000, 3, pre_vote());
+    assert_eq!(s.feed_total() - before, 3, "{:?}", feed_texts(&s));
+    assert_eq!(s.feed.back().expect("a line").repeats, 1);
+}

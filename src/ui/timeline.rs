@@ -137,13 +137,21 @@ impl Widget for Feed<'_> {
             let (x, _) = buf.set_stringn(area.x, y, &time, area.width as usize, styles::faint());
             let x = x + 1;
             if x < area.right() {
-                buf.set_stringn(
+                let (x, _) = buf.set_stringn(
                     x,
                     y,
                     &line.text,
                     (area.right() - x) as usize,
                     styles::feed(line.kind),
                 );
+                if line.repeats > 1 && x < area.right() {
+                    let count = format!(
+                        " ×{} (last {})",
+                        line.repeats,
+                        styles::clock_tenths(line.last_ms)
+                    );
+                    buf.set_stringn(x, y, &count, (area.right() - x) as usize, styles::dim());
+                }
             }
         }
     }
