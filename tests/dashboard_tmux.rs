@@ -188,15 +188,7 @@ fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
         (cut_cells(s) == Some(0) && s.contains("heal every network fault")).then_some(())
     });
 
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cdir.join("cluster.json")).unwrap()).unwrap();
-    let pids: Vec<u32> = file["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["pid"].as_u64())
-        .map(|p| p as u32)
-        .collect();
+    let pids = support::node_pids(&cdir);
     assert!(!pids.is_empty());
 
     tmux.keys(&["q"]);

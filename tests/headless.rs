@@ -141,17 +141,9 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success(), "squall up exited with {status}");
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cdir.join("cluster.json")).unwrap()).unwrap();
+    // The restarted node has a new pid: check the ones from before and after.
     let mut all: Vec<u32> = pids;
-    all.extend(
-        file["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|n| n["pid"].as_u64())
-            .map(|p| p as u32),
-    );
+    all.extend(support::node_pids(&cdir));
     let left = wait_gone(&all, Duration::from_secs(5));
     assert!(
         left.is_empty(),
@@ -251,15 +243,7 @@ fn started_session(dir: &std::path::Path) -> (std::process::Child, Lines, Vec<u3
             leader_term(l)
         }
     });
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
-    let pids: Vec<u32> = file["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["pid"].as_u64())
-        .map(|p| p as u32)
-        .collect();
+    let pids = support::node_pids(dir);
     assert_eq!(pids.len(), 3);
     (child, out, pids)
 }

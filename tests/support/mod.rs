@@ -96,3 +96,17 @@ pub fn leader_term(line: &str) -> Option<(u64, u64)> {
         .ok()?;
     Some((leader, term))
 }
+
+/// The node pids a running `squall up` lists in its cluster directory's `cluster.json`.
+pub fn node_pids(dir: &std::path::Path) -> Vec<u32> {
+    let path = dir.join("cluster.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let file: serde_json::Value = serde_json::from_slice(&bytes).expect("cluster.json is JSON");
+    file["nodes"]
+        .as_array()
+        .expect("a nodes array")
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect()
+}
