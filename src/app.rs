@@ -116,9 +116,9 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     session.dump_screen();
     if let Some(log) = session.log.take() {
         log.append(Stamped::new(cluster.now_ms(), Event::Quit));
-        match log.finish() {
-            Ok(p) => println!("squall: event log {}", p.display()),
-            Err(e) => eprintln!("squall: warning: event log incomplete: {e}"),
+        // `up` says where the log is, once it knows whether the cluster directory is kept.
+        if let Err(e) = log.finish() {
+            eprintln!("squall: warning: event log incomplete: {e}");
         }
     }
     code

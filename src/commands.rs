@@ -237,11 +237,26 @@ pub fn up(args: UpArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     println!("squall: cluster directory {} (seed {seed})", dir.display());
+    let events = args
+        .events
+        .clone()
+        .unwrap_or_else(|| dir.join("events.jsonl.gz"));
+    let events_outside = !events.starts_with(&dir);
     let code = runtime().block_on(crate::app::run(args, spec));
     if remove_after {
         let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "squall: removed cluster directory {} (pass --keep or --dir to keep it)",
+            dir.display()
+        );
     } else {
         println!("squall: kept cluster directory {}", dir.display());
+    }
+    if (!remove_after || events_outside) && events.exists() {
+        println!(
+            "squall: event log {} (replay it with: squall replay {0})",
+            events.display()
+        );
     }
     code
 }
