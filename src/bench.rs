@@ -33,18 +33,15 @@ async fn wait_for_leader(cluster: &Cluster, timeout: Duration) -> Option<(u64, u
     None
 }
 
-/// Polls until `node` answers and has applied everything the leader committed when the wait began.
+/// Polls (through the cluster's own status pollers) until `node` is back and has applied everything the
+/// leader had committed when the wait began.
 async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut target = None;
     while Instant::now() < deadline {
-        let addrs = cluster.api_addrs();
-        if let (Some((l, _)), Some(addr)) = (cluster.leader(), addrs.get(&node))
+        if let Some((l, _)) = cluster.leader()
             && l != node
-            && let (Ok(ls), Ok(ns)) = (
-                squall_node::client::fetch_status(addrs[&l], Duration::from_millis(300)).await,
-                squall_node::client::fetch_status(*addr, Duration::from_millis(300)).await,
-            )
+            && let (Some(ls), Some(ns)) = (cluster.status(l), cluster.status(node))
         {
             let goal = *target.get_or_insert(ls.core.commit_index);
             if ns.applied_index >= goal {

@@ -87,10 +87,8 @@ fn header_leader(screen: &str) -> Option<(u64, u64)> {
 fn cut_cells(screen: &str) -> Option<usize> {
     let lines: Vec<&str> = screen.lines().collect();
     let top = lines.iter().position(|l| l.contains("links from→to"))?;
-    let col = lines[top].chars().position(|c| c == '┌').and_then(|_| {
-        let byte = lines[top].find("┌ links")?;
-        Some(lines[top][..byte].chars().count())
-    })?;
+    let byte = lines[top].find("┌ links")?;
+    let col = lines[top][..byte].chars().count();
     let mut cuts = 0;
     for line in &lines[top + 1..] {
         let panel: String = line.chars().skip(col).collect();

@@ -57,13 +57,19 @@ pub async fn connect_peer(
     Ok(PeerServiceClient::new(client::Config::default(), framed(stream)).spawn())
 }
 
+/// Opens a connection to a node's API port and selects a service with its first byte.
+async fn dial_api(addr: SocketAddr, timeout: Duration, service: u8) -> std::io::Result<TcpStream> {
+    let mut stream = dial(addr, timeout).await?;
+    stream.write_all(&[service]).await?;
+    Ok(stream)
+}
+
 /// Connects to a node's API port and selects the client (KV) service.
 pub async fn connect_client(
     addr: SocketAddr,
     timeout: Duration,
 ) -> std::io::Result<rpc::ClientServiceClient> {
-    let mut stream = dial(addr, timeout).await?;
-    stream.write_all(&[rpc::API_CLIENT]).await?;
+    let stream = dial_api(addr, timeout, rpc::API_CLIENT).await?;
     Ok(rpc::ClientServiceClient::new(client::Config::default(), framed(stream)).spawn())
 }
 
@@ -72,7 +78,6 @@ pub async fn connect_control(
     addr: SocketAddr,
     timeout: Duration,
 ) -> std::io::Result<ControlServiceClient> {
-    let mut stream = dial(addr, timeout).await?;
-    stream.write_all(&[rpc::API_CONTROL]).await?;
+    let stream = dial_api(addr, timeout, rpc::API_CONTROL).await?;
     Ok(ControlServiceClient::new(client::Config::default(), framed(stream)).spawn())
 }

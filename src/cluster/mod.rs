@@ -329,6 +329,11 @@ impl Cluster {
             .max_by_key(|(_, t)| *t)
     }
 
+    /// The latest status a live node reported to the pollers (none while it is down or not yet polled).
+    pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
+        self.inner.latest.lock().unwrap().get(&id).cloned()
+    }
+
     fn alive(&self, id: NodeId) -> bool {
         matches!(
             self.inner.sup.state(&node_name(id)),

@@ -304,6 +304,16 @@ impl Sim {
         self.nodes[Self::idx(id)].raft.as_ref()
     }
 
+    /// The core of node `id` if it is up and still the incarnation a message was addressed to (a message
+    /// to a crashed-and-restarted node's previous life is lost).
+    fn live_raft(&mut self, id: NodeId, incarnation: u64) -> Option<&mut Raft> {
+        let node = &mut self.nodes[Self::idx(id)];
+        if node.incarnation != incarnation {
+            return None;
+        }
+        node.raft.as_mut()
+    }
+
     fn connected(&self, a: NodeId, b: NodeId) -> bool {
         self.groups.is_empty() || self.groups[Self::idx(a)] == self.groups[Self::idx(b)]
     }
@@ -582,15 +592,10 @@ impl Sim {
                 from,
                 reply,
             } => {
-                let node = &mut self.nodes[Self::idx(to)];
-                if node.incarnation != to_inc {
-                    return Ok(());
+                if let Some(raft) = self.live_raft(to, to_inc) {
+                    raft.handle_reply(from, reply);
+                    self.process(to)?;
                 }
-                let Some(raft) = node.raft.as_mut() else {
-                    return Ok(());
-                };
-                raft.handle_reply(from, reply);
-                self.process(to)?;
             }
             Msg::Unreachable {
                 to,
@@ -598,15 +603,10 @@ impl Sim {
                 peer,
                 req,
             } => {
-                let node = &mut self.nodes[Self::idx(to)];
-                if node.incarnation != to_inc {
-                    return Ok(());
+                if let Some(raft) = self.live_raft(to, to_inc) {
+                    raft.report_unreachable(peer, &req);
+                    self.process(to)?;
                 }
-                let Some(raft) = node.raft.as_mut() else {
-                    return Ok(());
-                };
-                raft.report_unreachable(peer, &req);
-                self.process(to)?;
             }
         }
         Ok(())
