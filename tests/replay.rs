@@ -50,17 +50,32 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
             leader_term(l)
         }
     });
+    // Every command must succeed, or it injects no fault and dumps no screen; so the pause and the wipe
+    // go to nodes that the leader kill left running.
+    writeln!(stdin, "kill leader").unwrap();
+    let killed: u64 = out.wait_for("kill leader", WAIT, |l| {
+        if l.starts_with("error:") {
+            panic!("kill leader failed: {l}");
+        }
+        l.strip_prefix("ok: kill node ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    });
+    let others: Vec<u64> = (1..=5).filter(|n| *n != killed).collect();
+    let (paused, wiped) = (others[1], others[0]);
     for cmd in [
-        "kill leader",
-        "partition 1,2|3,4,5",
-        "heal",
-        "pause 3",
-        "resume 3",
-        "wipe 1",
+        "partition 1,2|3,4,5".to_string(),
+        "heal".to_string(),
+        format!("pause {paused}"),
+        format!("resume {paused}"),
+        format!("wipe {wiped}"),
     ] {
         writeln!(stdin, "{cmd}").unwrap();
-        out.wait_for(cmd, WAIT, |l| {
-            (l.starts_with("ok:") || l.starts_with("error:")).then_some(())
+        out.wait_for(&cmd, WAIT, |l| {
+            if l.starts_with("error:") {
+                panic!("{cmd} failed: {l}");
+            }
+            l.starts_with("ok:").then_some(())
         });
     }
     out.wait_for("a later leader", WAIT, |l| {
