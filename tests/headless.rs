@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Lines, leader_term, wait_gone};
+use support::{Lines, killed_leader, leader_term, wait_gone};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -30,7 +30,7 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = Lines::new(child.stdout.take().unwrap());
 
-    let (leader, term) = out.wait_for("a leader", WAIT, |l| {
+    out.wait_for("a leader", WAIT, |l| {
         if l.contains("no leader") {
             None
         } else {
@@ -52,25 +52,38 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
         (l.starts_with("error:") && l.contains("unknown command")).then_some(())
     });
 
-    // Status and kv against the running cluster.
-    let st = squall()
-        .args(["status", "--json", "--dir"])
-        .arg(&cdir)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-    let nodes = doc["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 3);
-    assert!(
-        nodes
-            .iter()
-            .any(|n| n["role"] == "leader" && n["id"] == leader)
-    );
+    // Status and kv against the running cluster. Leadership can move at any moment, so poll until one
+    // status shows a leader (it normally is the first).
+    let deadline = std::time::Instant::now() + WAIT;
+    let nodes = loop {
+        let st = squall()
+            .args(["status", "--json", "--dir"])
+            .arg(&cdir)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        let nodes = doc["nodes"].as_array().unwrap().clone();
+        assert_eq!(nodes.len(), 3);
+        for n in &nodes {
+            let role = n["role"].as_str().unwrap_or_default();
+            assert!(
+                ["leader", "follower", "candidate", "precandidate"].contains(&role),
+                "{n}"
+            );
+        }
+        if nodes.iter().any(|n| n["role"] == "leader") {
+            break nodes;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no status showed a leader within {WAIT:?}; last: {doc}"
+        );
+    };
     let pids: Vec<u32> = nodes
         .iter()
         .map(|n| n["pid"].as_u64().unwrap() as u32)
@@ -115,9 +128,8 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
     });
 
     writeln!(stdin, "kill leader").unwrap();
-    out.wait_for("the kill answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains(&format!("kill node {leader} (leader, term {term})")))
-            .then_some(())
+    let (leader, term) = out.wait_for("the kill answered", WAIT, |l| {
+        l.strip_prefix("ok:").and_then(killed_leader)
     });
     let (new_leader, new_term) = out.wait_for("a new leader in a higher term", WAIT, |l| {
         leader_term(l).filter(|(n, t)| *n != leader && *t > term)

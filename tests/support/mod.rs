@@ -97,6 +97,17 @@ pub fn leader_term(line: &str) -> Option<(u64, u64)> {
     Some((leader, term))
 }
 
+/// Parses the leader kill out of text that reports it ("kill node N (leader, term T)"): which node was
+/// killed and in which term it led. Tests learn the victim from this rather than from an earlier look at
+/// the cluster, because leadership may move between that look and the kill.
+pub fn killed_leader(text: &str) -> Option<(u64, u64)> {
+    let at = text.find("kill node ")?;
+    let rest = &text[at + "kill node ".len()..];
+    let (node, rest) = rest.split_once(" (leader, term ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((node.trim().parse().ok()?, digits.parse().ok()?))
+}
+
 /// The node pids a running `squall up` lists in its cluster directory's `cluster.json`.
 pub fn node_pids(dir: &std::path::Path) -> Vec<u32> {
     let path = dir.join("cluster.json");
