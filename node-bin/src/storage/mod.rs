@@ -647,7 +647,12 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
     if let Some(bad) = bad.as_ref().filter(|b| b.intact) {
         return Err(StorageError::Corrupt {
             path: path.to_path_buf(),
-            detail: format!("at offset {}: {}", bad.offset, bad.reason),
+            detail: format!(
+                "at offset {}: {}; not cutting it, because that would drop entries this node may have \
+                 acknowledged (to recover, move the data directory aside: the node then starts empty and \
+                 catches up from the leader)",
+                bad.offset, bad.reason
+            ),
         });
     }
     if let Some(bad) = bad {

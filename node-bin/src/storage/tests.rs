@@ -215,17 +215,36 @@ fn torn_tail_at_every_offset_of_the_last_record_is_cut() {
 }
 
 #[test]
-fn corrupt_record_in_the_middle_cuts_everything_from_it() {
+fn corrupt_record_in_the_middle_is_refused_not_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut bytes, second, _) = three_batches(tmp.path());
-    let total = bytes.len() as u64;
-    // Flip one payload bit of the second record.
+    // Flip one payload bit of the second record; the third is intact after it.
     bytes[second as usize + wal::HEADER_LEN + 3] ^= 0x10;
     fs::write(wal_path(tmp.path()), &bytes).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("offset {second}")), "{msg}");
+            assert!(msg.contains("intact record follows"), "{msg}");
+            assert!(msg.contains("move the data directory aside"), "{msg}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was cut.
+    assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), bytes);
+}
+
+#[test]
+fn corrupt_last_record_is_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut bytes, _, third) = three_batches(tmp.path());
+    let total = bytes.len() as u64;
+    bytes[third as usize + wal::HEADER_LEN + 3] ^= 0x10;
+    fs::write(wal_path(tmp.path()), &bytes).unwrap();
     let rec = reopen(tmp.path());
-    assert_eq!(rec.entries, entries(1..=3, 1));
-    assert_eq!(rec.truncated_tail_bytes, total - second);
-    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), second);
+    assert_eq!(rec.entries, entries(1..=6, 1));
+    assert_eq!(rec.truncated_tail_bytes, total - third);
+    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), third);
 }
 
 #[test]

@@ -111,8 +111,9 @@ pub(crate) struct BadTail {
     pub offset: u64,
     /// What was wrong there.
     pub reason: String,
-    /// The record's bytes are intact (its CRC matches) but do not decode: not a torn write but a format
-    /// mismatch or a bug, so cutting it would silently drop good data.
+    /// Not a torn write, so cutting here would silently drop good data: either the record's bytes are
+    /// intact (its CRC matches) but do not decode (a format mismatch or a bug), or the record is damaged
+    /// but an intact record follows it (corruption in the middle of the log).
     pub intact: bool,
 }
 
@@ -157,12 +158,21 @@ pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, Option<BadTail>) {
         let payload = &rest[HEADER_LEN..HEADER_LEN + len];
         let actual = crc32fast::hash(payload);
         if actual != crc {
-            let after = rest.len() - HEADER_LEN - len;
-            let mut reason = format!("CRC mismatch (stored {crc:#010x}, computed {actual:#010x})");
-            if after > 0 {
-                reason += &format!(
-                    "; {after} bytes follow the damaged record, so this is corruption rather than a torn write \
-                     and any records in them are lost too"
+            let after = &rest[HEADER_LEN + len..];
+            let reason = format!("CRC mismatch (stored {crc:#010x}, computed {actual:#010x})");
+            // A torn write damages only the last record. A good record after the damaged one means the damage
+            // is in the middle of the log: cutting there would drop entries this node has acknowledged.
+            if next_record_is_good(after) {
+                return (
+                    records,
+                    Some(BadTail {
+                        offset: pos as u64,
+                        reason: format!(
+                            "{reason}, and an intact record follows it ({} bytes after the damage)",
+                            after.len()
+                        ),
+                        intact: true,
+                    }),
                 );
             }
             return (records, bad(reason));
@@ -184,6 +194,20 @@ pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, Option<BadTail>) {
         pos += HEADER_LEN + len;
     }
     (records, None)
+}
+
+/// True when `bytes` starts with a whole record whose CRC matches.
+fn next_record_is_good(bytes: &[u8]) -> bool {
+    if bytes.len() < HEADER_LEN {
+        return false;
+    }
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    let len = len as usize;
+    len != 0
+        && len as u64 <= u64::from(MAX_RECORD_LEN)
+        && bytes.len() - HEADER_LEN >= len
+        && crc32fast::hash(&bytes[HEADER_LEN..HEADER_LEN + len]) == crc
 }
 
 /// The log as the WAL describes it: where it starts, the hard state, and the entries after the start.
