@@ -289,3 +289,61 @@ fn sigkill_of_the_orchestrator_leaves_no_node_behind() {
         "nodes outlived a SIGKILLed orchestrator: {left:?}"
     );
 }
+
+/// Corruption in the middle of a node's WAL: restarted, the node refuses to start rather than cut entries it
+/// acknowledged, and the session says so in the node's own words; the other two keep serving.
+#[test]
+fn a_node_with_a_corrupt_wal_refuses_to_start_and_the_session_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5 {
+        let put = squall()
+            .args(["kv", "--dir"])
+            .arg(dir.path())
+            .args(["put", &format!("k{i}"), "v"])
+            .output()
+            .unwrap();
+        assert!(put.status.success(), "{put:?}");
+    }
+    // Node 2 leads or follows; either way its WAL holds several records once it is stopped.
+    writeln!(stdin, "kill 2").unwrap();
+    out.wait_for("the kill answered", WAIT, |l| {
+        (l.starts_with("ok:") && l.contains("kill node 2")).then_some(())
+    });
+    let wal = dir.path().join("node-2/data/wal.log");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(
+        bytes.len() > 64,
+        "a WAL with several records: {} bytes",
+        bytes.len()
+    );
+    // One bit of the first record's payload (after its 8-byte length and CRC header).
+    bytes[11] ^= 0x40;
+    std::fs::write(&wal, &bytes).unwrap();
+
+    writeln!(stdin, "restart 2").unwrap();
+    let feed = out.wait_for("node 2's exit with its reason", WAIT, |l| {
+        (l.contains("n2 exited with code 2:") && l.contains("corrupt")).then(|| l.to_string())
+    });
+    eprintln!("{feed}");
+    assert!(feed.contains("wal.log"), "{feed}");
+    // The file was left as it was, for a person to look at.
+    assert_eq!(std::fs::read(&wal).unwrap(), bytes);
+    // Nodes 1 and 3 still form a majority.
+    let put = squall()
+        .args(["kv", "--dir"])
+        .arg(dir.path())
+        .args(["put", "after", "v"])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "{left:?}");
+}

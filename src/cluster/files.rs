@@ -67,9 +67,94 @@ impl ClusterFile {
     }
 }
 
+/// The last error a node wrote to its log (a line with "error" or "panicked" in its last 16 KiB), without its
+/// timestamp and level, cut to 400 characters: what the dashboard shows beside an exit nobody asked for.
+pub fn last_error(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 16 * 1024;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).ok()?;
+    let mut bytes = Vec::new();
+    f.take(WINDOW).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text.lines().rev().find(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("error") || l.contains("panicked")
+    })?;
+    let line = strip_ansi(line);
+    // "squall-node 2: error: …" and tracing's "2026-…Z ERROR …" both carry the message after the level.
+    let message = ["error: ", " ERROR "]
+        .iter()
+        .find_map(|marker| line.split_once(marker).map(|(_, m)| m))
+        .unwrap_or(&line)
+        .trim();
+    let mut cut: String = message.chars().take(400).collect();
+    if cut.len() < message.len() {
+        cut.push('…');
+    }
+    Some(cut)
+}
+
+/// Removes terminal colour sequences (ESC [ … letter).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The last `lines` lines of a text file (for error messages); empty when unreadable.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_finds_the_node_s_last_error_without_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("node.log");
+        std::fs::write(
+            &log,
+            "2026-11-23T10:00:00Z  INFO listening\n\
+             2026-11-23T10:00:01Z ERROR \u{1b}[2mpeer\u{1b}[0m unreachable\n\
+             2026-11-23T10:00:02Z  INFO still going\n\
+             squall-node 2: error: cannot use data directory: it is locked\n\
+             shutting down\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last_error(&log).as_deref(),
+            Some("cannot use data directory: it is locked")
+        );
+        std::fs::write(
+            &log,
+            "2026-11-23T10:00:01Z ERROR \u{1b}[2mpeer\u{1b}[0m gone\n",
+        )
+        .unwrap();
+        assert_eq!(last_error(&log).as_deref(), Some("peer gone"));
+        std::fs::write(&log, "all quiet\n").unwrap();
+        assert_eq!(last_error(&log), None);
+        assert_eq!(last_error(&dir.path().join("missing.log")), None);
+        let long = format!("squall-node 1: error: {}\n", "x".repeat(1000));
+        std::fs::write(&log, long).unwrap();
+        let cut = last_error(&log).unwrap();
+        assert_eq!(cut.chars().count(), 401);
+        assert!(cut.ends_with('…'));
+    }
 }

@@ -684,7 +684,15 @@ async fn watch_exits(cluster: Cluster) {
                 let state = if exit.signal.as_deref() == Some("SIGKILL") && exit.expected {
                     ProcessState::Killed { pid: exit.pid }
                 } else {
-                    ProcessState::Exited { pid: exit.pid, code: exit.code, signal: exit.signal.clone() }
+                    // An exit nobody asked for: say why, in the node's own words, where it logged them.
+                    let failed = !exit.expected && exit.code != Some(0);
+                    let reason = if failed {
+                        let log = cluster.inner.slots.lock().unwrap().get(&id).map(|s| s.spec.log_path.clone());
+                        log.and_then(|p| files::last_error(&p))
+                    } else {
+                        None
+                    };
+                    ProcessState::Exited { pid: exit.pid, code: exit.code, signal: exit.signal.clone(), reason }
                 };
                 cluster.emit(Event::Process { node: id, state });
             }

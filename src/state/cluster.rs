@@ -607,13 +607,21 @@ impl ClusterState {
             },
             ProcessState::Paused { .. } => (FeedKind::Process, format!("n{node} paused")),
             ProcessState::Killed { pid } => (FeedKind::Exit, format!("n{node} killed (pid {pid})")),
-            ProcessState::Exited { code, signal, .. } => {
+            ProcessState::Exited {
+                code,
+                signal,
+                reason,
+                ..
+            } => {
                 let how = match (code, signal) {
                     (Some(c), _) => format!("exited with code {c}"),
                     (None, Some(s)) => format!("ended by {s}"),
                     (None, None) => "exited".to_string(),
                 };
-                (FeedKind::Exit, format!("n{node} {how}"))
+                match reason {
+                    Some(r) => (FeedKind::Exit, format!("n{node} {how}: {r}")),
+                    None => (FeedKind::Exit, format!("n{node} {how}")),
+                }
             }
             ProcessState::Restarting { wipe: true } => (
                 FeedKind::Process,

@@ -158,6 +158,9 @@ pub enum ProcessState {
         code: Option<i32>,
         /// The signal that ended it ("SIGTERM"), when one did.
         signal: Option<String>,
+        /// For a failure nobody asked for: the error the node logged last ("data directory … is locked").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Being restarted, optionally with its data wiped.
     Restarting {

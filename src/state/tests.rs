@@ -176,6 +176,39 @@ fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
 }
 
 #[test]
+fn a_failed_start_shows_the_node_s_reason_and_old_logs_without_one_still_read() {
+    let mut s = started(3);
+    s.apply(&Stamped::new(
+        1_000,
+        Event::Process {
+            node: 2,
+            state: ProcessState::Exited {
+                pid: 1002,
+                code: Some(2),
+                signal: None,
+                reason: Some("wal.log is corrupt".into()),
+            },
+        },
+    ));
+    assert_eq!(
+        feed_texts(&s).last(),
+        Some(&"n2 exited with code 2: wal.log is corrupt")
+    );
+    // An event written before the reason existed has no such field.
+    let old: ProcessState =
+        serde_json::from_str(r#"{"Exited":{"pid":7,"code":1,"signal":null}}"#).unwrap();
+    assert_eq!(
+        old,
+        ProcessState::Exited {
+            pid: 7,
+            code: Some(1),
+            signal: None,
+            reason: None
+        }
+    );
+}
+
+#[test]
 fn a_process_exit_shows_everywhere() {
     let mut s = started(3);
     st(&mut s, 100, 1, Role::Leader, 3, 10);
@@ -188,6 +221,7 @@ fn a_process_exit_shows_everywhere() {
                 pid: 1001,
                 code: None,
                 signal: Some("SIGTERM".into()),
+                reason: None,
             },
         },
     ));
