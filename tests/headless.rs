@@ -30,13 +30,22 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = Lines::new(child.stdout.take().unwrap());
 
-    out.wait_for("a leader", WAIT, |l| {
+    let (first, first_term) = out.wait_for("a leader", WAIT, |l| {
         if l.contains("no leader") {
             None
         } else {
             leader_term(l)
         }
     });
+    // The winner's own story comes in order: it started the election before it was announced as leader.
+    let line_of = |text: &str| out.seen.iter().position(|l| l.ends_with(text));
+    let started = line_of(&format!("n{first} starts an election in term {first_term}"));
+    let leads = line_of(&format!("n{first} leads term {first_term}"));
+    assert!(
+        matches!((started, leads), (Some(s), Some(l)) if s < l),
+        "election then leadership, in that order:\n{}",
+        out.seen.join("\n")
+    );
 
     // Bad input gets a clear answer and changes nothing.
     writeln!(stdin, "partition 1,2|3,4").unwrap();

@@ -73,6 +73,15 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             pid = status.pid;
             cursor = 0;
         }
+        // The feed is read after the status, so it holds everything the node did up to that status, and it
+        // is reported first: what a node did (asked for votes, won them) reaches the feed ahead of the status
+        // that shows the outcome (it leads), and the story reads in order.
+        if let Ok(batch) = client.events(deadline(CALL_TIMEOUT), cursor, 512).await {
+            cursor = batch.next_cursor;
+            for record in batch.events {
+                cluster.emit(Event::NodeFeed { node: id, record });
+            }
+        }
         cluster.record_status(id, &status);
         let changed = last.as_ref().is_none_or(|l| !same(l, &status));
         if changed || last_counters_at.elapsed() >= Duration::from_secs(1) {
@@ -82,12 +91,6 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
                 status: status.clone(),
             });
             last = Some(status);
-        }
-        if let Ok(batch) = client.events(deadline(CALL_TIMEOUT), cursor, 512).await {
-            cursor = batch.next_cursor;
-            for record in batch.events {
-                cluster.emit(Event::NodeFeed { node: id, record });
-            }
         }
     }
 }
