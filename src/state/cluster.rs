@@ -61,6 +61,8 @@ pub struct FeedLine {
     pub repeats: u32,
     /// Session time of the last repeat.
     pub last_ms: u64,
+    /// Its place in the order lines were added (see [`ClusterState::feed_since`]).
+    pub seq: u64,
 }
 
 /// What is known about one node.
@@ -82,6 +84,9 @@ pub struct NodeView {
     pub lane: Lane,
     /// The role its own feed last reported, to tell a step-down from an ordinary change.
     feed_role: Option<Role>,
+    /// The running process's pid and how far its clock (milliseconds since it started) lags session time,
+    /// learned from its statuses, to place its feed records at the moment they happened.
+    clock: Option<(u32, i64)>,
 }
 
 impl NodeView {
@@ -251,7 +256,10 @@ impl ClusterState {
                 self.tails.insert(*node, full.log_tail.clone());
                 self.on_status(at, *node, &full);
             }
-            Event::NodeFeed { node, record } => self.on_feed(at, *node, &record.event),
+            Event::NodeFeed { node, record } => {
+                let happened = self.event_time(*node, at, record.at_ms);
+                self.on_feed(at, happened, *node, &record.event)
+            }
             Event::Unreachable { node, error } => {
                 let n = self.node_mut(*node);
                 let was = n.reachable;
@@ -351,11 +359,11 @@ impl ClusterState {
         self.commit
     }
 
-    /// Feed lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]) that are still kept.
+    /// Feed lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]) that are still kept,
+    /// in feed order (a late line may sit before lines already seen: the feed is ordered by when things
+    /// happened).
     pub fn feed_since(&self, seen: u64) -> impl Iterator<Item = &FeedLine> {
-        let first_kept = self.pushed - self.feed.len() as u64;
-        let skip = seen.saturating_sub(first_kept) as usize;
-        self.feed.iter().skip(skip)
+        self.feed.iter().filter(move |l| l.seq >= seen)
     }
 
     /// How many entries `node` is behind the leader: the leader's last index minus the node's match index, or
@@ -422,26 +430,51 @@ impl ClusterState {
             .find(|l| l.node == node && l.kind == kind && l.text == text)
         {
             line.repeats += 1;
-            line.last_ms = at_ms;
+            line.last_ms = line.last_ms.max(at_ms);
             return;
         }
-        if self.feed.len() == FEED_CAPACITY {
-            self.feed.pop_front();
-        }
-        self.feed.push_back(FeedLine {
+        let line = FeedLine {
             at_ms,
             node,
             kind,
             text,
             repeats: 1,
             last_ms: at_ms,
-        });
+            seq: self.pushed,
+        };
+        // Lines arrive almost in time order; one that happened before lines already there (a node polled a
+        // moment later than another) goes in its place, so an election reads as it went.
+        let at = self
+            .feed
+            .iter()
+            .rposition(|l| l.at_ms <= at_ms)
+            .map_or(0, |i| i + 1);
+        self.feed.insert(at, line);
+        if self.feed.len() > FEED_CAPACITY {
+            self.feed.pop_front();
+        }
         self.pushed += 1;
+    }
+
+    /// Session time of a node's feed record: the node's own clock mapped onto the session's through the offset
+    /// its statuses gave, never later than the record's arrival; the arrival time until a status of the
+    /// process was seen.
+    fn event_time(&self, node: u64, arrival: u64, node_ms: u64) -> u64 {
+        match self.nodes.get(&node).and_then(|n| n.clock) {
+            Some((_, offset)) => (offset + node_ms as i64).clamp(0, arrival as i64) as u64,
+            None => arrival,
+        }
     }
 
     fn on_status(&mut self, at: u64, node: u64, status: &NodeStatus) {
         let n = self.node_mut(node);
         let was_reachable = n.reachable;
+        // The status was taken at most one round trip before it arrived: the smallest gap seen is the best.
+        let offset = at as i64 - status.uptime_ms as i64;
+        n.clock = match n.clock {
+            Some((pid, best)) if pid == status.pid => Some((pid, best.min(offset))),
+            _ => Some((status.pid, offset)),
+        };
         n.status = Some(status.clone());
         n.status_fresh = true;
         n.reachable = true;
@@ -467,7 +500,9 @@ impl ClusterState {
         self.refresh_node(at, node);
     }
 
-    fn on_feed(&mut self, at: u64, node: u64, event: &NodeEvent) {
+    /// A record of a node's own feed, which arrived at `at` and happened at `happened` (the feed line's time;
+    /// role lanes keep arrival time, as they only ever move forward).
+    fn on_feed(&mut self, at: u64, happened: u64, node: u64, event: &NodeEvent) {
         let raft = match event {
             NodeEvent::Started {
                 term,
@@ -487,7 +522,7 @@ impl ClusterState {
                     text.push_str(&format!(", cut {truncated_tail_bytes} torn WAL bytes"));
                 }
                 self.node_mut(node).feed_role = Some(Role::Follower);
-                self.push(at, Some(node), FeedKind::Process, text);
+                self.push(happened, Some(node), FeedKind::Process, text);
                 return;
             }
             NodeEvent::Raft(r) => r,
@@ -502,10 +537,10 @@ impl ClusterState {
                     n.lane.blip(at, (*role).into());
                 }
                 match role {
-                    Role::Leader => self.announce(at, node, *term),
+                    Role::Leader => self.announce(happened, node, *term),
                     Role::Follower if before == Some(Role::Leader) => {
                         self.push(
-                            at,
+                            happened,
                             Some(node),
                             FeedKind::Role,
                             format!("n{node} steps down in term {term}"),
@@ -519,7 +554,7 @@ impl ClusterState {
                 if *term > self.term {
                     self.term = *term;
                     self.push(
-                        at,
+                        happened,
                         Some(node),
                         FeedKind::Election,
                         format!("term {term} begins (n{node})"),
@@ -532,7 +567,7 @@ impl ClusterState {
                 } else {
                     format!("n{node} starts an election in term {term}")
                 };
-                self.push(at, Some(node), FeedKind::Election, text);
+                self.push(happened, Some(node), FeedKind::Election, text);
             }
             RaftEvent::VoteGranted {
                 candidate,
@@ -541,7 +576,7 @@ impl ClusterState {
             } => {
                 let what = if *pre_vote { "pre-votes" } else { "votes" };
                 self.push(
-                    at,
+                    happened,
                     Some(node),
                     FeedKind::Vote,
                     format!("n{node} {what} for n{candidate} in term {term}"),
@@ -553,30 +588,30 @@ impl ClusterState {
             RaftEvent::LogTruncated { from_index, count } => {
                 let text =
                     format!("n{node} drops {count} conflicting entries from index {from_index}");
-                self.push(at, Some(node), FeedKind::Log, text);
+                self.push(happened, Some(node), FeedKind::Log, text);
             }
             RaftEvent::SnapshotInstalled { meta } => {
                 let text = format!(
                     "n{node} installs the leader's snapshot to {} (term {})",
                     meta.last_index, meta.last_term
                 );
-                self.push(at, Some(node), FeedKind::Log, text);
+                self.push(happened, Some(node), FeedKind::Log, text);
             }
             RaftEvent::SnapshotTaken { meta } => {
                 let text = format!(
                     "n{node} compacts its log to {} into a snapshot",
                     meta.last_index
                 );
-                self.push(at, Some(node), FeedKind::Log, text);
+                self.push(happened, Some(node), FeedKind::Log, text);
             }
             RaftEvent::QuorumLost { term } => {
                 self.node_mut(node).feed_role = Some(Role::Follower);
                 let text = format!("n{node} lost its quorum and steps down in term {term}");
-                self.push(at, Some(node), FeedKind::Role, text);
+                self.push(happened, Some(node), FeedKind::Role, text);
             }
             RaftEvent::TransferStarted { target, term } => {
                 let text = format!("n{node} hands leadership to n{target} in term {term}");
-                self.push(at, Some(node), FeedKind::Role, text);
+                self.push(happened, Some(node), FeedKind::Role, text);
             }
         }
     }
@@ -584,6 +619,14 @@ impl ClusterState {
     fn on_process(&mut self, at: u64, node: u64, state: &ProcessState) {
         let n = self.node_mut(node);
         let before = std::mem::replace(&mut n.process, state.clone());
+        if !matches!(
+            state,
+            ProcessState::Paused { .. } | ProcessState::Running { .. }
+        ) || state.pid() != before.pid()
+        {
+            // Another process (or none): the old one's clock says nothing about it.
+            n.clock = None;
+        }
         if !state.is_alive()
             || matches!(
                 before,

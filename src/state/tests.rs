@@ -619,3 +619,77 @@ fn a_line_repeated_within_seconds_is_counted_not_repeated() {
     assert_eq!(s.feed_total() - before, 3, "{:?}", feed_texts(&s));
     assert_eq!(s.feed.back().expect("a line").repeats, 1);
 }
+
+fn raft_at(s: &mut ClusterState, arrival: u64, node: u64, node_ms: u64, event: RaftEvent) {
+    let record = EventRecord {
+        seq: 0,
+        at_ms: node_ms,
+        event: NodeEvent::Raft(event),
+    };
+    s.apply(&Stamped::new(arrival, Event::NodeFeed { node, record }));
+}
+
+#[test]
+fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
+    let mut s = started(3);
+    // Both nodes started 10 ms into the session: their statuses say so (uptime 990 ms at 1000 ms).
+    for node in [1, 2] {
+        let mut status = status(node, Role::Follower, 0, 0);
+        status.uptime_ms = 990;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    let seen = s.feed_total();
+    // n2 is polled first, though n1 asked for the pre-vote before n2 granted it.
+    let pre_vote = |candidate| RaftEvent::VoteGranted {
+        candidate,
+        term: 1,
+        pre_vote: true,
+    };
+    raft_at(&mut s, 1_150, 2, 1_095, pre_vote(1));
+    raft_at(
+        &mut s,
+        1_250,
+        1,
+        1_090,
+        RaftEvent::ElectionStarted {
+            term: 1,
+            pre_vote: true,
+        },
+    );
+    let new: Vec<(u64, &str)> = s
+        .feed_since(seen)
+        .map(|l| (l.at_ms, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            (1_100, "n1 asks for pre-votes for term 1"),
+            (1_105, "n2 pre-votes for n1 in term 1"),
+        ]
+    );
+    assert!(s.feed_since(s.feed_total()).next().is_none());
+
+    // A restarted process has a clock of its own: until its first status, its records keep their arrival.
+    s.apply(&Stamped::new(
+        2_000,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Running { pid: 7777 },
+        },
+    ));
+    raft_at(
+        &mut s,
+        2_100,
+        1,
+        40,
+        RaftEvent::ElectionStarted {
+            term: 2,
+            pre_vote: true,
+        },
+    );
+    let last = s.feed.back().unwrap();
+    assert_eq!(
+        (last.at_ms, last.text.as_str()),
+        (2_100, "n1 asks for pre-votes for term 2")
+    );
+}
