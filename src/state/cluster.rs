@@ -442,18 +442,22 @@ impl ClusterState {
             last_ms: at_ms,
             seq: self.pushed,
         };
-        // Lines arrive almost in time order; one that happened before lines already there (a node polled a
-        // moment later than another) goes in its place, so an election reads as it went.
-        let at = self
-            .feed
-            .iter()
-            .rposition(|l| l.at_ms <= at_ms)
-            .map_or(0, |i| i + 1);
-        self.feed.insert(at, line);
+        self.insert_in_time_order(line);
         if self.feed.len() > FEED_CAPACITY {
             self.feed.pop_front();
         }
         self.pushed += 1;
+    }
+
+    /// Lines arrive almost in time order; one that happened before lines already there (a node polled a moment
+    /// later than another) goes in its place, so an election reads as it went.
+    fn insert_in_time_order(&mut self, line: FeedLine) {
+        let at = self
+            .feed
+            .iter()
+            .rposition(|l| l.at_ms <= line.at_ms)
+            .map_or(0, |i| i + 1);
+        self.feed.insert(at, line);
     }
 
     /// Session time of a node's feed record: the node's own clock mapped onto the session's through the offset
@@ -551,14 +555,27 @@ impl ClusterState {
                 self.term = self.term.max(*term);
             }
             RaftEvent::TermChanged { term } => {
+                let text = format!("term {term} begins (n{node})");
                 if *term > self.term {
                     self.term = *term;
-                    self.push(
-                        happened,
-                        Some(node),
-                        FeedKind::Election,
-                        format!("term {term} begins (n{node})"),
-                    );
+                    self.push(happened, Some(node), FeedKind::Election, text);
+                } else if *term == self.term {
+                    // Nodes are polled one after another: the node that reached the term first may report it
+                    // last. The line names whoever reached it first.
+                    let prefix = format!("term {term} begins (");
+                    let later = self.feed.iter().rposition(|l| {
+                        l.kind == FeedKind::Election
+                            && l.text.starts_with(&prefix)
+                            && l.at_ms > happened
+                    });
+                    if let Some(mut line) = later.and_then(|i| self.feed.remove(i)) {
+                        // The same line, corrected: a reader that saw it is not shown it twice.
+                        line.at_ms = happened;
+                        line.last_ms = happened;
+                        line.node = Some(node);
+                        line.text = text;
+                        self.insert_in_time_order(line);
+                    }
                 }
             }
             RaftEvent::ElectionStarted { term, pre_vote } => {

@@ -693,3 +693,37 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
         (2_100, "n1 asks for pre-votes for term 2")
     );
 }
+
+#[test]
+fn a_new_term_is_credited_to_the_node_that_reached_it_first_even_if_it_reports_last() {
+    let mut s = started(3);
+    for node in [1, 2] {
+        let mut status = status(node, Role::Follower, 0, 0);
+        status.uptime_ms = 1_000;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    raft_at(&mut s, 1_300, 2, 1_210, RaftEvent::TermChanged { term: 1 });
+    let seen = s.feed_total();
+    raft_at(&mut s, 1_350, 1, 1_200, RaftEvent::TermChanged { term: 1 });
+    let terms: Vec<(u64, &str)> = s
+        .feed
+        .iter()
+        .filter(|l| l.text.starts_with("term "))
+        .map(|l| (l.at_ms, l.text.as_str()))
+        .collect();
+    assert_eq!(terms, [(1_200, "term 1 begins (n1)")]);
+    assert_eq!(
+        s.feed_since(seen).count(),
+        0,
+        "a corrected line is not a new one"
+    );
+    // A later report of the same term changes nothing.
+    raft_at(&mut s, 1_400, 3, 1_390, RaftEvent::TermChanged { term: 1 });
+    assert_eq!(
+        s.feed
+            .iter()
+            .filter(|l| l.text.starts_with("term 1 begins"))
+            .count(),
+        1
+    );
+}
