@@ -50,7 +50,11 @@ impl Session {
             for line in &new {
                 if matches!(
                     line.kind,
-                    FeedKind::Fault | FeedKind::Leader | FeedKind::Exit
+                    FeedKind::Fault
+                        | FeedKind::Leader
+                        | FeedKind::Exit
+                        | FeedKind::Check
+                        | FeedKind::Violation
                 ) {
                     rec.marker(line.text.clone());
                 }
@@ -250,6 +254,7 @@ fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::ToggleWorkload => Command::Workload(None),
         Action::RateUp => Command::WorkloadStep(true),
         Action::RateDown => Command::WorkloadStep(false),
+        Action::Check => Command::Check,
         _ => return None,
     })
 }

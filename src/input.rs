@@ -49,6 +49,8 @@ pub enum Action {
     RateUp,
     /// Lower the workload rate.
     RateDown,
+    /// Check the workload's counters for lost acknowledged writes.
+    Check,
     /// Freeze or unfreeze the display.
     Freeze,
     /// Open or close the help overlay.
@@ -156,6 +158,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('c') => Action::ToggleWorkload,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::RateUp,
         KeyCode::Char('-') | KeyCode::Char('_') => Action::RateDown,
+        KeyCode::Char('v') => Action::Check,
         KeyCode::Char(' ') => Action::Freeze,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Esc if view.help => Action::Help,
@@ -247,6 +250,7 @@ mod tests {
             ('c', Action::ToggleWorkload),
             ('+', Action::RateUp),
             ('-', Action::RateDown),
+            ('v', Action::Check),
             (' ', Action::Freeze),
             ('q', Action::Quit),
             ('?', Action::Help),

@@ -50,7 +50,13 @@ fn help_overlay() {
     let t = render(80, 24, &state, &view);
     let screen = t.backend().to_string();
     // Every key still fits in a small terminal.
-    for key in ["kill the leader", "freeze", "quit", "transfer leadership"] {
+    for key in [
+        "kill the leader",
+        "freeze",
+        "quit",
+        "transfer leadership",
+        "verify",
+    ] {
         assert!(
             screen.contains(key),
             "{key:?} missing from the 80x24 help:\n{screen}"

@@ -53,6 +53,8 @@ pub enum Command {
     WorkloadRate(u32),
     /// Raise or lower the workload rate by one step.
     WorkloadStep(bool),
+    /// Check the workload's counters: every acknowledged increment must be there.
+    Check,
     /// Print the nodes' status (headless).
     Status,
     /// Stop the cluster and exit.
@@ -93,6 +95,7 @@ impl std::fmt::Display for Command {
             Command::WorkloadRate(r) => write!(f, "workload rate {r}"),
             Command::WorkloadStep(true) => f.write_str("workload faster"),
             Command::WorkloadStep(false) => f.write_str("workload slower"),
+            Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
             Command::Quit => f.write_str("quit"),
         }
@@ -107,7 +110,7 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
 isolate N, delay N 200ms, loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
-workload on|off, workload rate R, status, quit";
+workload on|off, workload rate R, check, status, quit";
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
     match word {
@@ -191,6 +194,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
             _ => Err("use `workload on`, `workload off` or `workload rate 500`".into()),
         },
+        "check" => no_more(0, Command::Check),
         "status" => no_more(0, Command::Status),
         "quit" | "exit" => no_more(0, Command::Quit),
         "help" | "?" => Err(HEADLESS_HELP.into()),

@@ -2,6 +2,7 @@
 //! the chaos proxy, status polling, the built-in workload, and actions turned into faults. Everything it
 //! learns goes out as [`Stamped`] events; nothing here touches the terminal.
 
+mod check;
 pub mod command;
 pub mod files;
 mod poll;
@@ -19,12 +20,14 @@ use squall_chaos::{
     Distribution, Fault, FaultKind, FaultSpec, LinkId, Network, Partition, ProcessSpec, Shape,
     Supervisor,
 };
+use squall_node::client::{ClientError, KvClient};
+use squall_node::kv::{KvOp, KvResult};
 use squall_node::raft::Role;
 use squall_node::rpc::NodeStatus;
 use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
-use crate::state::{Event, LinkState, LinkView, ProcessState, Stamped};
+use crate::state::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict};
 use command::{Command, DELAY_STEPS_MS, LOSS_STEPS_PCT, NodeId, Target};
 pub use files::{ClusterFile, NodeEntry};
 
@@ -366,9 +369,70 @@ impl Cluster {
         }
     }
 
+    /// Checks the workload's counters as Jepsen checks a counter: a linearizable read (ReadIndex through the
+    /// leader) of each must show at least the increments acknowledged before the reads began and at most
+    /// those sent by the time they ended. Runs while the workload keeps writing; takes at most a few seconds
+    /// when the cluster has no leader.
+    pub async fn check(&self) -> (Verdict, String) {
+        let before = self.inner.workload.tally();
+        let mut client = KvClient::new(self.api_addrs());
+        client.op_timeout = Duration::from_secs(3);
+        let mut reads = Vec::with_capacity(workload::COUNTERS);
+        let mut gave_up: Option<String> = None;
+        for i in 0..workload::COUNTERS {
+            let key = workload::counter_key(i);
+            let read = match &gave_up {
+                Some(why) => Err(why.clone()),
+                None => match client.execute(KvOp::Get { key: key.clone() }).await {
+                    Ok(KvResult::Value(None)) => Ok(0),
+                    Ok(KvResult::Value(Some(v))) => v
+                        .parse::<u64>()
+                        .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?")),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => {
+                        let why = match e {
+                            ClientError::Unavailable { waited, .. } => {
+                                format!("no leader answered within {waited:?}")
+                            }
+                            other => other.to_string(),
+                        };
+                        gave_up = Some(why.clone());
+                        Err(why)
+                    }
+                },
+            };
+            reads.push((key, read));
+        }
+        let after = self.inner.workload.tally();
+        let readings: Vec<check::CounterReading> = reads
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, read))| check::CounterReading {
+                key,
+                acked_before: before.acked[i],
+                read,
+                sent_after: after.attempted[i],
+            })
+            .collect();
+        check::judge(&readings)
+    }
+
     /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
     /// Returns the effect text, or why it could not be done.
     pub async fn perform(&self, cmd: Command) -> Result<String, String> {
+        if cmd == Command::Check {
+            // Not a fault: its finding is an event of its own.
+            let (verdict, report) = self.check().await;
+            self.emit(Event::Checked {
+                verdict,
+                report: report.clone(),
+            });
+            return if verdict == Verdict::Ok {
+                Ok(report)
+            } else {
+                Err(report)
+            };
+        }
         let asked = cmd.to_string();
         let result = self.perform_inner(cmd).await;
         match &result {
@@ -549,7 +613,8 @@ impl Cluster {
                 let r = self.inner.workload.step(up);
                 Ok(format!("workload rate {r} writes/s"))
             }
-            Command::Status => Ok(String::new()),
+            // Status and quit are the caller's to carry out; check is done by `perform`.
+            Command::Status | Command::Check => Ok(String::new()),
             Command::Quit => Ok(String::new()),
         }
     }

@@ -1,11 +1,16 @@
 //! The built-in client workload: a steady stream of KV writes at a chosen rate, through the bundled client,
 //! reported as cumulative counts and as one event per operation.
+//!
+//! Each write adds 1 to one of [`COUNTERS`] counters (`c0`…), and the workload keeps a tally of the increments
+//! it sent and of those acknowledged. That makes it checkable at any moment, as Jepsen checks a counter: a
+//! linearizable read of a counter must show at least every increment acknowledged before the read began
+//! (fewer means an acknowledged write was lost) and at most every increment sent by the time it ended.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use squall_node::client::KvClient;
-use squall_node::kv::KvOp;
+use squall_node::kv::{KvOp, KvResult};
 
 use super::Cluster;
 use crate::state::Event;
@@ -13,10 +18,28 @@ use crate::state::Event;
 /// Rate steps for `+` and `-`, in writes per second.
 const RATE_STEPS: [u32; 9] = [1, 5, 10, 20, 50, 100, 200, 500, 1000];
 
-/// Shared on/off switch and rate.
+/// How many counters the workload spreads its increments over.
+pub const COUNTERS: usize = 8;
+
+/// The key of counter `i`.
+pub fn counter_key(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// Increments per counter: sent (perhaps applied) and acknowledged (certainly applied).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Increments sent, whatever became of them.
+    pub attempted: [u64; COUNTERS],
+    /// Increments the cluster acknowledged.
+    pub acked: [u64; COUNTERS],
+}
+
+/// Shared on/off switch and rate, and the tally of increments.
 pub(super) struct Control {
     inner: Mutex<(bool, u32)>,
     changed: tokio::sync::Notify,
+    tally: Mutex<Tally>,
 }
 
 impl Control {
@@ -24,7 +47,13 @@ impl Control {
         Self {
             inner: Mutex::new((false, rate.max(1))),
             changed: tokio::sync::Notify::new(),
+            tally: Mutex::new(Tally::default()),
         }
+    }
+
+    /// The tally so far.
+    pub(super) fn tally(&self) -> Tally {
+        self.tally.lock().unwrap().clone()
     }
 
     /// Sets on/off (`None` toggles); returns whether it is on now.
@@ -150,18 +179,26 @@ async fn worker(
             client_addrs = addrs;
         }
         let c = client.as_mut().expect("client");
-        let key = format!("k{}", n % 64);
-        let value = format!("v{n}");
-        let op = format!("put {key}={value}");
+        let counter = (n % COUNTERS as u64) as usize;
+        let key = counter_key(counter);
+        let op = format!("incr {key} +1");
+        let control = &cluster.inner.workload;
+        // Counted as sent before it is sent, as acknowledged only once it is: a check can rely on both.
+        control.tally.lock().unwrap().attempted[counter] += 1;
         let started = Instant::now();
-        let result = c.execute(KvOp::Put { key, value }).await;
+        let result = c.execute(KvOp::Incr { key, by: 1 }).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let _ = done.send(result.is_ok());
+        let acked = matches!(result, Ok(KvResult::Counter(_)));
+        if acked {
+            control.tally.lock().unwrap().acked[counter] += 1;
+        }
+        let _ = done.send(acked);
         // Every operation goes into the session (and so into the event log), not a sample of them.
         cluster.emit(Event::ClientOp {
             op,
             result: match result {
-                Ok(_) => "ok".to_string(),
+                Ok(KvResult::Counter(_)) => "ok".to_string(),
+                Ok(other) => format!("refused: {other:?}"),
                 Err(e) => e.to_string(),
             },
             latency_us,

@@ -43,6 +43,10 @@ pub enum FeedKind {
     Error,
     /// Terminal recording started or stopped.
     Recording,
+    /// A check of the workload's counters passed or could not decide.
+    Check,
+    /// A check found an acknowledged write lost (or a write nobody sent).
+    Violation,
 }
 
 /// One line of the event feed.
@@ -211,6 +215,8 @@ pub struct ClusterState {
     announced: Option<(u64, u64)>,
     /// Whether a commit index was seen, so growth from then on counts as writes.
     commit_seen: bool,
+    /// When the workload's counters were last checked, and what was found.
+    pub last_check: Option<(u64, super::Verdict)>,
     /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
 }
@@ -330,6 +336,14 @@ impl ClusterState {
                     result: result.clone(),
                     latency_us: *latency_us,
                 });
+            }
+            Event::Checked { verdict, report } => {
+                let kind = match verdict {
+                    super::Verdict::Violated => FeedKind::Violation,
+                    super::Verdict::Ok | super::Verdict::Inconclusive => FeedKind::Check,
+                };
+                self.last_check = Some((at, *verdict));
+                self.push(at, None, kind, report.clone());
             }
             Event::Recording { on, path } => {
                 self.recording = *on;

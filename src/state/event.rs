@@ -111,12 +111,19 @@ pub enum Event {
     },
     /// One operation of the built-in workload.
     ClientOp {
-        /// The operation ("put k17=v3").
+        /// The operation ("incr c3 +1").
         op: String,
         /// Its outcome ("ok", "not leader", "timeout").
         result: String,
         /// How long it took, in microseconds.
         latency_us: u64,
+    },
+    /// The workload's counters checked against the increments it sent and saw acknowledged.
+    Checked {
+        /// The finding.
+        verdict: Verdict,
+        /// The finding in words.
+        report: String,
     },
     /// Terminal recording started or stopped.
     Recording {
@@ -127,6 +134,17 @@ pub enum Event {
     },
     /// The session ended.
     Quit,
+}
+
+/// What a check of the workload's counters found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Every counter holds every increment acknowledged before it was read, and none that was never sent.
+    Ok,
+    /// A counter lacks acknowledged increments (a lost write) or holds more than were ever sent.
+    Violated,
+    /// Some counter could not be read (no leader, say); the ones read are within bounds.
+    Inconclusive,
 }
 
 /// The life of a node's process as the supervisor sees it.

@@ -30,8 +30,11 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("K", "kill the leader"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
             ("h", "heal every network fault"),
-            ("c", "start / stop the client workload"),
-            ("+ -", "raise / lower the workload rate"),
+            (
+                "c  + -",
+                "client workload: start / stop, raise / lower its rate",
+            ),
+            ("v", "verify: no acknowledged write lost"),
         ],
     ),
     (

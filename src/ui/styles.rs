@@ -130,6 +130,11 @@ pub fn feed(kind: FeedKind) -> Style {
             .fg(Color::LightRed)
             .add_modifier(Modifier::BOLD),
         FeedKind::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        FeedKind::Check => Style::new().fg(Color::Green),
+        FeedKind::Violation => Style::new()
+            .fg(Color::White)
+            .bg(Color::Red)
+            .add_modifier(Modifier::BOLD),
         FeedKind::Recording => Style::new().fg(Color::Red),
     }
 }
