@@ -148,32 +148,37 @@ async fn headless(
         }
         let _ = line_tx.send(None);
     });
-    let mut out = std::io::stdout();
+    let mut out = Console::default();
     let mut last_summary = (None, 0);
     let mut last_commit_line = std::time::Instant::now();
     let mut last_commit = 0;
-    println!(
+    out.say(format_args!(
         "squall: {} nodes up; {}",
         cluster.node_ids().len(),
         command::HEADLESS_HELP
-    );
+    ));
     let mut sigterm = match terminate_signal() {
         Ok(s) => s,
         Err(code) => return code,
     };
     loop {
+        if out.closed {
+            // Whoever read the console went away (`| head`): stop as at the end of input.
+            eprintln_quiet("squall: standard output closed: stopping the cluster");
+            return ExitCode::SUCCESS;
+        }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                println!("squall: interrupted: stopping the cluster");
+                out.say(format_args!("squall: interrupted: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
             _ = sigterm.recv() => {
-                println!("squall: terminated: stopping the cluster");
+                out.say(format_args!("squall: terminated: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
             Some(e) = rx.recv() => {
                 for line in session.apply(e) {
-                    let _ = writeln!(out, "{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text);
+                    out.say(format_args!("{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text));
                 }
                 // Leader and term changes print at once; commit progress at most once a second.
                 let s = &session.state;
@@ -182,16 +187,15 @@ async fn headless(
                 if leadership != last_summary
                     || (commit != last_commit && last_commit_line.elapsed() >= Duration::from_secs(1))
                 {
-                    let _ = writeln!(out, "{:>8.3}s  {}", cluster.now_ms() as f64 / 1000.0, summary_line(s));
+                    out.say(format_args!("{:>8.3}s  {}", cluster.now_ms() as f64 / 1000.0, summary_line(s)));
                     last_summary = leadership;
                     last_commit = commit;
                     last_commit_line = std::time::Instant::now();
                 }
-                let _ = out.flush();
             }
             line = lines.recv() => {
                 let Some(Some(line)) = line else {
-                    println!("squall: end of input: stopping the cluster");
+                    out.say(format_args!("squall: end of input: stopping the cluster"));
                     return ExitCode::SUCCESS;
                 };
                 if line.trim().is_empty() {
@@ -199,27 +203,50 @@ async fn headless(
                 }
                 match command::parse(&line) {
                     Ok(Command::Quit) => {
-                        println!("ok: quit");
+                        out.say(format_args!("ok: quit"));
                         return ExitCode::SUCCESS;
                     }
                     Ok(Command::Status) => {
                         for n in session.state.nodes.values() {
-                            println!("status: {}", crate::state::describe_node(n));
+                            out.say(format_args!("status: {}", crate::state::describe_node(n)));
                         }
                     }
                     Ok(cmd) => {
                         // Answer in order: the console is a script's conversation partner.
                         match cluster.perform(cmd).await {
-                            Ok(effect) => println!("ok: {effect}"),
-                            Err(e) => println!("error: {e}"),
+                            Ok(effect) => out.say(format_args!("ok: {effect}")),
+                            Err(e) => out.say(format_args!("error: {e}")),
                         }
                     }
-                    Err(e) => println!("error: {e}"),
+                    Err(e) => out.say(format_args!("error: {e}")),
                 }
-                let _ = out.flush();
             }
         }
     }
+}
+
+/// The headless console's standard output. A write that fails means the reader is gone; the loop then
+/// stops the cluster instead of panicking as `println!` would.
+#[derive(Default)]
+struct Console {
+    closed: bool,
+}
+
+impl Console {
+    fn say(&mut self, line: std::fmt::Arguments) {
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// A note on standard error that may be closed too.
+fn eprintln_quiet(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// SIGTERM as a stream, so both loops can stop the cluster cleanly when asked to.

@@ -12,6 +12,9 @@ use squall_node::kv::{KvOp, KvResult};
 use crate::cli::{BenchArgs, KvArgs, KvCmd, ReplayArgs, StatusArgs, Target, UpArgs};
 use crate::cluster::{ClusterFile, ClusterSpec};
 
+/// The tick of the nodes `up` starts (squall-node's default `--tick`): no heartbeat can be shorter.
+const NODE_TICK: Duration = Duration::from_millis(10);
+
 /// Prints an error the way every subcommand does and returns the exit code.
 pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("squall: error: {msg}");
@@ -223,6 +226,15 @@ pub fn up(args: UpArgs) -> ExitCode {
             !args.keep,
         ),
     };
+    if args.heartbeat < NODE_TICK {
+        return fail(
+            2,
+            format!(
+                "--heartbeat {:?} is shorter than a node's {NODE_TICK:?} tick: use at least 10ms",
+                args.heartbeat
+            ),
+        );
+    }
     if args.heartbeat >= args.election_timeout.0 {
         return fail(
             2,
@@ -236,7 +248,10 @@ pub fn up(args: UpArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
-    println!("squall: cluster directory {} (seed {seed})", dir.display());
+    say(format_args!(
+        "squall: cluster directory {} (seed {seed})",
+        dir.display()
+    ));
     let events = args
         .events
         .clone()
@@ -245,20 +260,30 @@ pub fn up(args: UpArgs) -> ExitCode {
     let code = runtime().block_on(crate::app::run(args, spec));
     if remove_after {
         let _ = std::fs::remove_dir_all(&dir);
-        println!(
+        say(format_args!(
             "squall: removed cluster directory {} (pass --keep or --dir to keep it)",
             dir.display()
-        );
-    } else {
-        println!("squall: kept cluster directory {}", dir.display());
+        ));
+    } else if dir.exists() {
+        say(format_args!(
+            "squall: kept cluster directory {}",
+            dir.display()
+        ));
     }
     if (!remove_after || events_outside) && events.exists() {
-        println!(
+        say(format_args!(
             "squall: event log {} (replay it with: squall replay {0})",
             events.display()
-        );
+        ));
     }
     code
+}
+
+/// A line on standard output that may be closed by now (`squall up --headless | head`): `up` must still
+/// stop its cluster and clean up, so a failed write is not an error.
+pub(crate) fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// `squall replay`.

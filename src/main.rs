@@ -16,9 +16,28 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node(args) => squall_node::cli::run_node(args),
         Command::Up(args) => squall::commands::up(args),
-        Command::Status(args) => squall::commands::status(args),
-        Command::Kv(args) => squall::commands::kv(args),
+        Command::Status(args) => {
+            die_on_closed_output();
+            squall::commands::status(args)
+        }
+        Command::Kv(args) => {
+            die_on_closed_output();
+            squall::commands::kv(args)
+        }
         Command::Replay(args) => squall::commands::replay(args),
-        Command::Bench(args) => squall::commands::bench(args),
+        Command::Bench(args) => {
+            die_on_closed_output();
+            squall::commands::bench(args)
+        }
     }
+}
+
+/// Lets a write to a closed pipe end the process quietly, as it does `ls` in `ls | head`, instead of the
+/// panic Rust's ignored SIGPIPE turns it into. Only for commands that hold nothing a signal would leave
+/// behind: `up` handles a closed output itself and stops its cluster first (a bench's nodes follow their
+/// supervisor through its lifeline).
+fn die_on_closed_output() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no handler code, and no other thread exists yet.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -208,6 +208,87 @@ fn bad_invocations_get_clear_messages_and_exit_code_2() {
     let out = squall().args(["kv", "get", "k"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
+
+    // Caught before any node starts, not by the first node to fail.
+    let out = squall()
+        .args(["up", "--headless", "--heartbeat", "5ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--heartbeat 5ms is shorter than a node's 10ms tick"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A missing event log is named once, with its reason once.
+    let out = squall()
+        .args(["replay", "/nonexistent/events.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "squall: error: event log /nonexistent/events.jsonl: No such file or directory (os error 2)"
+    );
+}
+
+/// `squall up --headless | head -2`: when the reader goes away, squall stops its cluster and exits
+/// cleanly instead of panicking on the closed pipe.
+#[test]
+fn a_closed_output_stops_the_session_cleanly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let mut child = squall()
+        .args(["up", "--headless", "--workload", "--dir"])
+        .arg(&cdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read up to the first leader, then close the pipe (as `head` does once it has its lines).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let leader = leader_term(&line).is_some() && !line.contains("no leader");
+            seen.push(line);
+            if leader {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let seen = rx
+        .recv_timeout(WAIT)
+        .expect("a leader line within the deadline");
+    assert!(seen.iter().any(|l| l.contains("leader")), "{seen:?}");
+    let pids = support::node_pids(&cdir);
+    assert!(!pids.is_empty());
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "squall kept running with its output closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("standard output closed"), "{err}");
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "nodes left: {left:?}");
 }
 
 #[test]

@@ -38,20 +38,20 @@ const SQUALL_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
     /// The file could not be created, written, opened or read.
-    #[error("event log {path}: {source}")]
+    #[error("event log {path}: {cause}")]
     Io {
         /// The log file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// An event could not be turned into JSON (a bug in the event type, e.g. a map with non-string keys).
-    #[error("event log {path}: cannot write an event as JSON: {source}")]
+    #[error("event log {path}: cannot write an event as JSON: {cause}")]
     Serialize {
         /// The log file.
         path: PathBuf,
         /// Why.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The file is empty.
     #[error(
@@ -153,9 +153,9 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
     /// Creates (or truncates) `path` and writes the header for a session of cluster `cluster_id`.
     pub fn create(path: impl AsRef<Path>, cluster_id: &str) -> Result<Self, EventLogError> {
         let path = path.as_ref().to_path_buf();
-        let io_err = |source| EventLogError::Io {
+        let io_err = |cause| EventLogError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         let file = File::create(&path).map_err(io_err)?;
         let header = EventLogHeader {
@@ -170,9 +170,9 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
         } else {
             Box::new(BufWriter::new(file))
         };
-        let line = serde_json::to_string(&header).map_err(|source| EventLogError::Serialize {
+        let line = serde_json::to_string(&header).map_err(|cause| EventLogError::Serialize {
             path: path.clone(),
-            source,
+            cause,
         })?;
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
@@ -223,7 +223,7 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(EventLogError::Io {
                 path: self.path.clone(),
-                source: io::Error::other("the event log writer thread panicked"),
+                cause: io::Error::other("the event log writer thread panicked"),
             }),
         }
     }
@@ -247,9 +247,9 @@ fn write_events<T: Serialize>(
     compressed: bool,
 ) -> Result<(), EventLogError> {
     let mut failed: Option<EventLogError> = None;
-    let io_err = |source| EventLogError::Io {
+    let io_err = |cause| EventLogError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut last_flush = Instant::now();
     let mut dirty = false;
@@ -257,9 +257,9 @@ fn write_events<T: Serialize>(
     while let Some(event) = next {
         if failed.is_none() {
             let written = serde_json::to_writer(&mut out, &event)
-                .map_err(|source| EventLogError::Serialize {
+                .map_err(|cause| EventLogError::Serialize {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })
                 .and_then(|()| out.write_all(b"\n").map_err(io_err));
             failed = written.err();
@@ -340,9 +340,9 @@ pub fn read_event_log<T: DeserializeOwned>(
     path: impl AsRef<Path>,
 ) -> Result<EventLog<T>, EventLogError> {
     let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(|source| EventLogError::Io {
+    let raw = std::fs::read(path).map_err(|cause| EventLogError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let (bytes, stream_cut) = if raw.starts_with(&[0x1f, 0x8b]) {
         gunzip(&raw)
