@@ -67,6 +67,26 @@ pub struct FeedLine {
     pub last_ms: u64,
     /// Its place in the order lines were added (see [`ClusterState::feed_since`]).
     pub seq: u64,
+    /// What must precede or follow it whatever the clocks say.
+    cause: Option<Causal>,
+}
+
+/// One round of (pre-)voting: a candidate asking for a term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ballot {
+    candidate: u64,
+    term: u64,
+    pre_vote: bool,
+}
+
+/// A line's place in an election, which orders it where the nodes' clocks, mapped onto session time within a
+/// millisecond or two, cannot: a vote is granted only after the candidate asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Causal {
+    /// The candidate asked.
+    Asks(Ballot),
+    /// A node granted it.
+    Grants(Ballot),
 }
 
 /// What is known about one node.
@@ -437,6 +457,17 @@ impl ClusterState {
     }
 
     fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
+        self.push_line(at_ms, node, kind, text, None);
+    }
+
+    fn push_line(
+        &mut self,
+        at_ms: u64,
+        node: Option<u64>,
+        kind: FeedKind,
+        text: String,
+        cause: Option<Causal>,
+    ) {
         // The same line again within a few seconds (among the last few) counts as a repeat of it.
         let recent = self.feed.iter_mut().rev().take(REPEAT_LOOKBACK);
         if let Some(line) = recent
@@ -455,6 +486,7 @@ impl ClusterState {
             repeats: 1,
             last_ms: at_ms,
             seq: self.pushed,
+            cause,
         };
         self.insert_in_time_order(line);
         if self.feed.len() > FEED_CAPACITY {
@@ -465,12 +497,38 @@ impl ClusterState {
 
     /// Lines arrive almost in time order; one that happened before lines already there (a node polled a moment
     /// later than another) goes in its place, so an election reads as it went.
-    fn insert_in_time_order(&mut self, line: FeedLine) {
-        let at = self
+    /// A vote never goes before the candidate's request for it, nor a request after a vote it received: such a
+    /// line moves just past (or before) the other and takes its time, which is within the clocks' error.
+    fn insert_in_time_order(&mut self, mut line: FeedLine) {
+        let mut at = self
             .feed
             .iter()
             .rposition(|l| l.at_ms <= line.at_ms)
             .map_or(0, |i| i + 1);
+        match line.cause {
+            Some(Causal::Grants(ballot)) => {
+                let asked = self
+                    .feed
+                    .iter()
+                    .rposition(|l| l.cause == Some(Causal::Asks(ballot)));
+                if let Some(j) = asked.filter(|&j| j >= at) {
+                    at = j + 1;
+                    line.at_ms = line.at_ms.max(self.feed[j].at_ms);
+                    line.last_ms = line.last_ms.max(line.at_ms);
+                }
+            }
+            Some(Causal::Asks(ballot)) => {
+                let granted = self
+                    .feed
+                    .iter()
+                    .position(|l| l.cause == Some(Causal::Grants(ballot)));
+                if let Some(i) = granted.filter(|&i| i < at) {
+                    at = i;
+                    line.at_ms = line.at_ms.min(self.feed[i].at_ms);
+                }
+            }
+            None => {}
+        }
         self.feed.insert(at, line);
     }
 
@@ -598,7 +656,18 @@ impl ClusterState {
                 } else {
                     format!("n{node} starts an election in term {term}")
                 };
-                self.push(happened, Some(node), FeedKind::Election, text);
+                let ballot = Ballot {
+                    candidate: node,
+                    term: *term,
+                    pre_vote: *pre_vote,
+                };
+                self.push_line(
+                    happened,
+                    Some(node),
+                    FeedKind::Election,
+                    text,
+                    Some(Causal::Asks(ballot)),
+                );
             }
             RaftEvent::VoteGranted {
                 candidate,
@@ -606,11 +675,17 @@ impl ClusterState {
                 pre_vote,
             } => {
                 let what = if *pre_vote { "pre-votes" } else { "votes" };
-                self.push(
+                let ballot = Ballot {
+                    candidate: *candidate,
+                    term: *term,
+                    pre_vote: *pre_vote,
+                };
+                self.push_line(
                     happened,
                     Some(node),
                     FeedKind::Vote,
                     format!("n{node} {what} for n{candidate} in term {term}"),
+                    Some(Causal::Grants(ballot)),
                 );
             }
             RaftEvent::LeaderChanged { .. } => {

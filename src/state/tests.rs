@@ -727,3 +727,50 @@ fn a_new_term_is_credited_to_the_node_that_reached_it_first_even_if_it_reports_l
         1
     );
 }
+
+#[test]
+fn a_vote_never_shows_before_the_request_it_answers() {
+    let mut s = started(3);
+    for node in [1, 2, 3] {
+        let mut status = status(node, Role::Follower, 0, 0);
+        status.uptime_ms = 1_000;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    let ballot = |pre_vote| RaftEvent::VoteGranted {
+        candidate: 1,
+        term: 1,
+        pre_vote,
+    };
+    // n2's clock puts its pre-vote a millisecond before n1's request: the clocks' error, not what happened.
+    raft_at(&mut s, 1_300, 2, 1_199, ballot(true));
+    raft_at(
+        &mut s,
+        1_310,
+        1,
+        1_200,
+        RaftEvent::ElectionStarted {
+            term: 1,
+            pre_vote: true,
+        },
+    );
+    // n3's pre-vote clocks in before n1's request too, and arrives after it.
+    raft_at(&mut s, 1_320, 3, 1_198, ballot(true));
+    // A vote in the real election is placed by time as usual.
+    raft_at(&mut s, 1_330, 3, 1_250, ballot(false));
+    let lines: Vec<(u64, &str)> = s
+        .feed
+        .iter()
+        .filter(|l| matches!(l.kind, FeedKind::Vote | FeedKind::Election))
+        .map(|l| (l.at_ms, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1_199, "n1 asks for pre-votes for term 1"),
+            // n3's clock said 1198, earlier than n2's 1199: after the request, the clocks still order them.
+            (1_199, "n3 pre-votes for n1 in term 1"),
+            (1_199, "n2 pre-votes for n1 in term 1"),
+            (1_250, "n3 votes for n1 in term 1"),
+        ]
+    );
+}
