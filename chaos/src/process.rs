@@ -408,7 +408,11 @@ impl Supervisor {
             (p.spec.clone(), p.exited.clone(), p.live_pid())
         };
         if let Some(pid) = pid {
-            self.kill(name)?;
+            match self.kill(name) {
+                // It died (and was reaped) since it was looked at: what the kill was for has happened.
+                Ok(()) | Err(ChaosError::NotRunning { .. }) => {}
+                Err(e) => return Err(e),
+            }
             let waited = tokio::time::timeout(KILL_WAIT, exited.wait_for(|done| *done)).await;
             if !matches!(waited, Ok(Ok(_))) {
                 return Err(ChaosError::ExitTimeout {

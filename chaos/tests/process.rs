@@ -312,6 +312,29 @@ async fn restart_keeps_or_wipes_the_data_directory() {
     assert!(!dead(pid3) && dead(pid2));
 }
 
+/// A restart right after a kill (the dashboard's `k` then `r`) finds the process dying or already reaped;
+/// either way it starts it again. (Once, the reaper recorded the exit between the restart's look and its
+/// SIGKILL, and the restart failed with "not running".)
+#[tokio::test]
+async fn restart_right_after_a_kill_always_starts_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::new().unwrap();
+    let mut pid = sup
+        .spawn(sh("node", "exec sleep 1000", dir.path()))
+        .await
+        .unwrap();
+    for round in 0..30 {
+        sup.kill("node").unwrap();
+        let next = sup
+            .restart("node", false)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_ne!(next, pid);
+        assert_eq!(sup.state("node"), Some(ProcState::Running { pid: next }));
+        pid = next;
+    }
+}
+
 #[tokio::test]
 async fn mistakes_get_named_errors() {
     let dir = tempfile::tempdir().unwrap();
