@@ -78,6 +78,11 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
             l.starts_with("ok:").then_some(())
         });
     }
+    // A check is an event of its own (not a fault): it goes through the log and the replay too.
+    writeln!(stdin, "check").unwrap();
+    out.wait_for("the check's answer", WAIT, |l| {
+        (l.starts_with("ok: check") || l.starts_with("error: check")).then_some(())
+    });
     out.wait_for("a later leader", WAIT, |l| {
         leader_term(l).filter(|(_, t)| *t > term)
     });
@@ -87,6 +92,12 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
     let log = read_event_log::<Stamped>(&cdir.join("events.jsonl.gz"))
         .expect("the session's event log reads back");
     assert!(!log.truncated);
+    assert!(
+        log.events
+            .iter()
+            .any(|e| matches!(e.event, squall::state::Event::Checked { .. })),
+        "the check is in the event log"
+    );
     let mut dumps: Vec<(usize, String)> = std::fs::read_dir(&screens)
         .unwrap()
         .map(|e| {
