@@ -101,7 +101,16 @@ struct Session {
     seq: u64,
     /// What that write returned.
     result: KvResult,
+    /// Log index of that write: how recently the client was heard from.
+    index: Index,
 }
+
+/// Clients remembered at most. Beyond this the one heard from longest ago is forgotten, the same one on every
+/// replica (they apply the same commands in the same order), so the table stays bounded however many
+/// clients come and go (`squall kv` is a new client each time). A forgotten client's retry of its last
+/// write would be applied again; that needs this many other clients to write between its attempt and
+/// its retry.
+pub const MAX_SESSIONS: usize = 10_000;
 
 /// The replicated key-value state machine: the map, the per-client dedup table and the index applied so far.
 /// Every replica that applies the same commands in the same order holds the same state and encodes the same
@@ -142,13 +151,26 @@ impl KvStore {
             }
         }
         let result = self.execute(&cmd.op);
-        self.sessions.insert(
-            cmd.client_id,
-            Session {
-                seq: cmd.seq,
-                result: result.clone(),
-            },
-        );
+        let known = self
+            .sessions
+            .insert(
+                cmd.client_id,
+                Session {
+                    seq: cmd.seq,
+                    result: result.clone(),
+                    index,
+                },
+            )
+            .is_some();
+        if !known && self.sessions.len() > MAX_SESSIONS {
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(id, s)| (s.index, **id))
+                .map(|(id, _)| *id)
+                .expect("more than MAX_SESSIONS sessions");
+            self.sessions.remove(&oldest);
+        }
         result
     }
 
@@ -453,6 +475,38 @@ mod tests {
             KvResult::Counter(3)
         );
         assert_eq!(kv.applied_index(), 4);
+    }
+
+    #[test]
+    fn the_client_table_is_bounded_and_forgets_the_longest_silent_client() {
+        let mut kv = KvStore::new();
+        let mut index = 0;
+        let mut next = || {
+            index += 1;
+            index
+        };
+        // Client 0 writes first, then MAX_SESSIONS - 1 others, then client 0 again: all remembered.
+        kv.apply(next(), &cmd(0, 1, put("a", "0")));
+        for client in 1..MAX_SESSIONS as u64 {
+            kv.apply(next(), &cmd(client, 1, put("k", "v")));
+        }
+        assert_eq!(kv.sessions.len(), MAX_SESSIONS);
+        kv.apply(next(), &cmd(0, 2, put("a", "1")));
+        // One more client: the table stays at the bound, and client 1 (silent longest) is forgotten.
+        kv.apply(next(), &cmd(MAX_SESSIONS as u64, 1, put("k", "v")));
+        assert_eq!(kv.sessions.len(), MAX_SESSIONS);
+        assert!(!kv.sessions.contains_key(&1));
+        // Client 0, heard from recently, still has its retry answered without a second apply.
+        assert_eq!(
+            kv.apply(next(), &cmd(0, 2, put("a", "2"))),
+            KvResult::Ok {
+                previous: some("0")
+            }
+        );
+        assert_eq!(kv.get("a"), Some("1"));
+        // Deterministic: a replica applying the same commands forgets the same client.
+        let snapshot = kv.snapshot();
+        assert_eq!(KvStore::restore(&snapshot).unwrap(), kv);
     }
 
     #[test]
