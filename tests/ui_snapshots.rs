@@ -175,3 +175,46 @@ fn any_size_and_any_state_draws_without_panicking() {
         }
     }
 }
+
+#[test]
+fn a_failed_check_shows_in_the_header_and_the_feed() {
+    use squall::state::{Event, Stamped, Verdict};
+    let mut state = fixture::sample_state(5);
+    let at = state.now_ms + 100;
+    state.apply(&Stamped::new(
+        at,
+        Event::Checked {
+            verdict: Verdict::Violated,
+            report:
+                "check FAILED: acknowledged writes lost or invented: c3 holds 7 but 9 increments \
+                     were acknowledged before it was read (2 lost)"
+                    .into(),
+        },
+    ));
+    let t = render(160, 48, &state, &selected(1));
+    let screen = t.backend().to_string();
+    let header = screen.lines().nth(1).unwrap_or_default();
+    assert!(
+        header.contains("check ✗ ACKNOWLEDGED WRITES LOST"),
+        "header: {header}"
+    );
+    assert!(screen.contains("c3 holds 7 but 9 increments"), "{screen}");
+    // A passing check replaces it.
+    state.apply(&Stamped::new(
+        at + 5_000,
+        Event::Checked {
+            verdict: Verdict::Ok,
+            report: "check passed: no acknowledged write lost".into(),
+        },
+    ));
+    let t = render(160, 48, &state, &selected(1));
+    let screen = t.backend().to_string();
+    assert!(
+        screen
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains("check ✓ nothing lost"),
+        "{screen}"
+    );
+}

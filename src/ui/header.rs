@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::styles;
-use crate::state::{ClusterState, ProcessState, ViewState};
+use crate::state::{ClusterState, ProcessState, Verdict, ViewState};
 
 /// Rows the header takes.
 pub const HEIGHT: u16 = 2;
@@ -132,6 +132,26 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         second.push(Span::styled(micros(p50), value));
         second.push(Span::styled(" p99 ", label));
         second.push(Span::styled(micros(p99), value));
+    }
+
+    if let Some((at, verdict)) = state.last_check {
+        let (mark, style) = match verdict {
+            Verdict::Ok => ("✓ nothing lost", Style::new().fg(Color::Green)),
+            Verdict::Violated => (
+                "✗ ACKNOWLEDGED WRITES LOST",
+                Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Verdict::Inconclusive => ("? inconclusive", Style::new().fg(Color::Yellow)),
+        };
+        second.push(Span::styled("   check ", label));
+        second.push(Span::styled(mark, style));
+        second.push(Span::styled(
+            format!(" at {}", styles::clock_tenths(at)),
+            label,
+        ));
     }
 
     let text = vec![Line::from(top).style(bar), Line::from(second)];
