@@ -94,7 +94,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
             None
         }
     };
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
         Err(e) => return crate::commands::fail(1, format!("{e:#}")),
@@ -112,11 +112,16 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }
     let code = if args.headless {
-        headless(&cluster, &mut session, rx).await
+        headless(&cluster, &mut session, &mut rx).await
     } else {
-        dashboard(&cluster, &mut session, rx, &args).await
+        dashboard(&cluster, &mut session, &mut rx, &args).await
     };
     cluster.shutdown().await;
+    // What happened up to the end (an action's report still queued, the nodes' exits at shutdown) goes into
+    // the event log too.
+    while let Ok(e) = rx.try_recv() {
+        session.apply(e);
+    }
     session.dump_screen();
     if let Some(log) = session.log.take() {
         log.append(Stamped::new(cluster.now_ms(), Event::Quit));
@@ -131,7 +136,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
 async fn headless(
     cluster: &Cluster,
     session: &mut Session,
-    mut rx: mpsc::UnboundedReceiver<Stamped>,
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
 ) -> ExitCode {
     let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<String>>();
     // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
@@ -307,7 +312,7 @@ fn restore_terminal() {
 async fn dashboard(
     cluster: &Cluster,
     session: &mut Session,
-    mut rx: mpsc::UnboundedReceiver<Stamped>,
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
     args: &UpArgs,
 ) -> ExitCode {
     use crossterm::tty::IsTty;

@@ -15,6 +15,11 @@ pub const FEED_CAPACITY: usize = 500;
 const REPEAT_LOOKBACK: usize = 6;
 /// A line counts as a repeat only within this long of the previous occurrence.
 const REPEAT_WINDOW_MS: u64 = 3_000;
+/// How far back a vote looks for the request it answers (and a request for votes that came first).
+const BALLOT_LOOKBACK: usize = 200;
+/// How many of the newest ticker lines a new one is compared with: a console prints a line again only after
+/// [`REPEAT_WINDOW_MS`].
+const TICKER_LOOKBACK: usize = 32;
 /// Most sampled client operations kept for latency figures.
 pub const CLIENT_OPS_CAPACITY: usize = 256;
 
@@ -69,6 +74,29 @@ pub struct FeedLine {
     pub seq: u64,
     /// What must precede or follow it whatever the clocks say.
     cause: Option<Causal>,
+    /// For a candidate's request: the nodes that granted it, shown on its line rather than one line each.
+    pub votes: Vec<u64>,
+    /// The text without the votes.
+    base: String,
+}
+
+impl FeedLine {
+    /// Records `voter`'s grant on this request's line.
+    fn add_vote(&mut self, voter: u64) {
+        let Some(Causal::Asks(ballot)) = self.cause else {
+            return;
+        };
+        if let Err(at) = self.votes.binary_search(&voter) {
+            self.votes.insert(at, voter);
+        }
+        let voters: Vec<String> = self.votes.iter().map(|v| format!("n{v}")).collect();
+        let what = if ballot.pre_vote {
+            "granted by"
+        } else {
+            "votes from"
+        };
+        self.text = format!("{} — {what} {}", self.base, voters.join(" "));
+    }
 }
 
 /// One round of (pre-)voting: a candidate asking for a term.
@@ -212,6 +240,9 @@ pub struct ClusterState {
     pub feed: VecDeque<FeedLine>,
     /// Lines ever pushed to the feed.
     pushed: u64,
+    /// Every line as it came, before votes joined their requests and repeats were counted, newest last: what
+    /// a console prints and a recording marks.
+    ticker: VecDeque<FeedLine>,
     /// The latest link report.
     pub links: Vec<LinkView>,
     /// Per-link traffic rates, keyed by `(from, to)`.
@@ -393,11 +424,11 @@ impl ClusterState {
         self.commit
     }
 
-    /// Feed lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]) that are still kept,
-    /// in feed order (a late line may sit before lines already seen: the feed is ordered by when things
-    /// happened).
+    /// Lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]), one per event in the
+    /// order they came (votes not joined into their request's line; a line seen within the last few seconds
+    /// not again): what a console prints and a recording marks. Only the last [`FEED_CAPACITY`] are kept.
     pub fn feed_since(&self, seen: u64) -> impl Iterator<Item = &FeedLine> {
-        self.feed.iter().filter(move |l| l.seq >= seen)
+        self.ticker.iter().filter(move |l| l.seq >= seen)
     }
 
     /// How many entries `node` is behind the leader: the leader's last index minus the node's match index, or
@@ -468,67 +499,93 @@ impl ClusterState {
         text: String,
         cause: Option<Causal>,
     ) {
-        // The same line again within a few seconds (among the last few) counts as a repeat of it.
-        let recent = self.feed.iter_mut().rev().take(REPEAT_LOOKBACK);
-        if let Some(line) = recent
-            .filter(|l| at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS)
-            .find(|l| l.node == node && l.kind == kind && l.text == text)
-        {
-            line.repeats += 1;
-            line.last_ms = line.last_ms.max(at_ms);
-            return;
-        }
         let line = FeedLine {
             at_ms,
             node,
             kind,
+            base: text.clone(),
             text,
             repeats: 1,
             last_ms: at_ms,
             seq: self.pushed,
             cause,
+            votes: Vec::new(),
         };
+        let printed = self.ticker.iter().rev().take(TICKER_LOOKBACK).any(|l| {
+            l.node == line.node
+                && l.kind == line.kind
+                && l.text == line.text
+                && line.at_ms.saturating_sub(l.at_ms) <= REPEAT_WINDOW_MS
+        });
+        if !printed {
+            self.pushed += 1;
+            self.ticker.push_back(line.clone());
+            if self.ticker.len() > FEED_CAPACITY {
+                self.ticker.pop_front();
+            }
+        }
+        self.add_to_feed(line);
+    }
+
+    /// Puts a line into the feed: a vote onto the line of the request it answers, a repeat onto the line it
+    /// repeats, anything else in its place in time.
+    fn add_to_feed(&mut self, mut line: FeedLine) {
+        if let (Some(Causal::Grants(ballot)), Some(voter)) = (line.cause, line.node) {
+            let request = self
+                .feed
+                .iter_mut()
+                .rev()
+                .take(BALLOT_LOOKBACK)
+                .find(|l| l.cause == Some(Causal::Asks(ballot)));
+            if let Some(request) = request {
+                request.add_vote(voter);
+                return;
+            }
+        }
+        // The same line again within a few seconds (among the last few) counts as a repeat of it.
+        let at_ms = line.at_ms;
+        let repeated = self
+            .feed
+            .iter_mut()
+            .rev()
+            .take(REPEAT_LOOKBACK)
+            .filter(|l| at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS)
+            .find(|l| l.node == line.node && l.kind == line.kind && l.base == line.base);
+        if let Some(earlier) = repeated {
+            earlier.repeats += 1;
+            earlier.last_ms = earlier.last_ms.max(at_ms);
+            return;
+        }
+        if let Some(Causal::Asks(ballot)) = line.cause {
+            // Votes that arrived before the request (their node was polled first) join it.
+            let from = self.feed.len().saturating_sub(BALLOT_LOOKBACK);
+            let mut i = from;
+            while i < self.feed.len() {
+                if self.feed[i].cause == Some(Causal::Grants(ballot)) {
+                    let vote = self.feed.remove(i).expect("index checked");
+                    line.at_ms = line.at_ms.min(vote.at_ms);
+                    if let Some(voter) = vote.node {
+                        line.add_vote(voter);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
         self.insert_in_time_order(line);
         if self.feed.len() > FEED_CAPACITY {
             self.feed.pop_front();
         }
-        self.pushed += 1;
     }
 
     /// Lines arrive almost in time order; one that happened before lines already there (a node polled a moment
     /// later than another) goes in its place, so an election reads as it went.
-    /// A vote never goes before the candidate's request for it, nor a request after a vote it received: such a
-    /// line moves just past (or before) the other and takes its time, which is within the clocks' error.
-    fn insert_in_time_order(&mut self, mut line: FeedLine) {
-        let mut at = self
+    fn insert_in_time_order(&mut self, line: FeedLine) {
+        let at = self
             .feed
             .iter()
             .rposition(|l| l.at_ms <= line.at_ms)
             .map_or(0, |i| i + 1);
-        match line.cause {
-            Some(Causal::Grants(ballot)) => {
-                let asked = self
-                    .feed
-                    .iter()
-                    .rposition(|l| l.cause == Some(Causal::Asks(ballot)));
-                if let Some(j) = asked.filter(|&j| j >= at) {
-                    at = j + 1;
-                    line.at_ms = line.at_ms.max(self.feed[j].at_ms);
-                    line.last_ms = line.last_ms.max(line.at_ms);
-                }
-            }
-            Some(Causal::Asks(ballot)) => {
-                let granted = self
-                    .feed
-                    .iter()
-                    .position(|l| l.cause == Some(Causal::Grants(ballot)));
-                if let Some(i) = granted.filter(|&i| i < at) {
-                    at = i;
-                    line.at_ms = line.at_ms.min(self.feed[i].at_ms);
-                }
-            }
-            None => {}
-        }
         self.feed.insert(at, line);
     }
 
@@ -645,6 +702,7 @@ impl ClusterState {
                         line.at_ms = happened;
                         line.last_ms = happened;
                         line.node = Some(node);
+                        line.base = text.clone();
                         line.text = text;
                         self.insert_in_time_order(line);
                     }

@@ -145,8 +145,8 @@ fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
         .map(|l| l.text.clone())
         .collect();
     assert_eq!(announcements, ["n1 leads term 1", "n3 leads term 2"]);
-    assert!(feed_texts(&s).contains(&"n3 starts an election in term 2"));
-    assert!(feed_texts(&s).contains(&"n2 votes for n3 in term 2"));
+    // The vote shows on the line of the request it answers.
+    assert!(feed_texts(&s).contains(&"n3 starts an election in term 2 — votes from n2"));
     assert!(feed_texts(&s).contains(&"term 2 begins (n3)"));
     // The old leader steps down when it hears of term 2.
     raft(
@@ -656,6 +656,13 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
             pre_vote: true,
         },
     );
+    // The feed has the request at the time it was made, with the vote on its line.
+    let last = s.feed.back().expect("a line");
+    assert_eq!(
+        (last.at_ms, last.text.as_str()),
+        (1_100, "n1 asks for pre-votes for term 1 — granted by n2")
+    );
+    // A console gets each event as it came, with the time it happened.
     let new: Vec<(u64, &str)> = s
         .feed_since(seen)
         .map(|l| (l.at_ms, l.text.as_str()))
@@ -663,8 +670,8 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
     assert_eq!(
         new,
         [
-            (1_100, "n1 asks for pre-votes for term 1"),
             (1_105, "n2 pre-votes for n1 in term 1"),
+            (1_100, "n1 asks for pre-votes for term 1"),
         ]
     );
     assert!(s.feed_since(s.feed_total()).next().is_none());
@@ -729,7 +736,7 @@ fn a_new_term_is_credited_to_the_node_that_reached_it_first_even_if_it_reports_l
 }
 
 #[test]
-fn a_vote_never_shows_before_the_request_it_answers() {
+fn votes_join_the_request_they_answer_whichever_arrives_first() {
     let mut s = started(3);
     for node in [1, 2, 3] {
         let mut status = status(node, Role::Follower, 0, 0);
@@ -741,22 +748,15 @@ fn a_vote_never_shows_before_the_request_it_answers() {
         term: 1,
         pre_vote,
     };
-    // n2's clock puts its pre-vote a millisecond before n1's request: the clocks' error, not what happened.
+    let asks = |pre_vote| RaftEvent::ElectionStarted { term: 1, pre_vote };
+    // n2's pre-vote arrives before n1's request; n3's after it.
     raft_at(&mut s, 1_300, 2, 1_199, ballot(true));
-    raft_at(
-        &mut s,
-        1_310,
-        1,
-        1_200,
-        RaftEvent::ElectionStarted {
-            term: 1,
-            pre_vote: true,
-        },
-    );
-    // n3's pre-vote clocks in before n1's request too, and arrives after it.
+    raft_at(&mut s, 1_310, 1, 1_200, asks(true));
     raft_at(&mut s, 1_320, 3, 1_198, ballot(true));
-    // A vote in the real election is placed by time as usual.
-    raft_at(&mut s, 1_330, 3, 1_250, ballot(false));
+    // The election proper: n1 asks, n3 and n2 vote.
+    raft_at(&mut s, 1_330, 1, 1_240, asks(false));
+    raft_at(&mut s, 1_340, 3, 1_250, ballot(false));
+    raft_at(&mut s, 1_350, 2, 1_251, ballot(false));
     let lines: Vec<(u64, &str)> = s
         .feed
         .iter()
@@ -766,11 +766,14 @@ fn a_vote_never_shows_before_the_request_it_answers() {
     assert_eq!(
         lines,
         [
-            (1_199, "n1 asks for pre-votes for term 1"),
-            // n3's clock said 1198, earlier than n2's 1199: after the request, the clocks still order them.
-            (1_199, "n3 pre-votes for n1 in term 1"),
-            (1_199, "n2 pre-votes for n1 in term 1"),
-            (1_250, "n3 votes for n1 in term 1"),
+            (1_199, "n1 asks for pre-votes for term 1 — granted by n2 n3"),
+            (1_240, "n1 starts an election in term 1 — votes from n2 n3"),
         ]
     );
+    let request = s
+        .feed
+        .iter()
+        .find(|l| l.text.starts_with("n1 starts"))
+        .unwrap();
+    assert_eq!(request.votes, [2, 3]);
 }
