@@ -293,12 +293,10 @@ fn a_closed_output_stops_the_session_cleanly() {
 
 #[test]
 fn an_unreachable_cluster_fails_within_seconds() {
-    // A port nobody listens on: bind it, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port that takes connections and never answers, like a hung node. The listener stays open for the
+    // whole test, so no other test can be given the port meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
     let started = std::time::Instant::now();
     let out = squall()
         .args([

@@ -1,5 +1,10 @@
 //! Real-process tests: three `squall-node` processes on loopback, driven through the bundled client and the
 //! control service. Every wait polls with a deadline and reports what it saw.
+//!
+//! Peers reach each other through squall-chaos link proxies (no fault set), as under `squall up`: a node
+//! listens on a port the OS picks, also after a restart, and the proxy in front of it keeps the address its
+//! peers know. (Restarting a node on its old port raced with the OS handing that port to some other
+//! connection in the meantime.)
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -7,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use squall_chaos::Network;
 use squall_node::client::{KvClient, fetch_status};
 use squall_node::kv::{KvOp, KvResult};
 use squall_node::raft::{RaftEvent, Role};
@@ -18,7 +24,6 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Node {
     child: Option<Child>,
-    peer_port: u16,
     api: Option<SocketAddr>,
     data_dir: PathBuf,
     log: PathBuf,
@@ -28,14 +33,9 @@ struct TestCluster {
     dir: tempfile::TempDir,
     nodes: BTreeMap<u64, Node>,
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    net: Network,
+    /// The proxy address `from` dials to reach `to`.
+    links: BTreeMap<(u64, u64), SocketAddr>,
 }
 
 impl TestCluster {
@@ -47,17 +47,29 @@ impl TestCluster {
                 id,
                 Node {
                     child: None,
-                    peer_port: free_port(),
                     api: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                 },
             );
         }
+        let net = Network::new(0);
+        let mut links = BTreeMap::new();
+        for from in 1..=n {
+            for to in (1..=n).filter(|to| *to != from) {
+                let addr = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(net.add_link(from, to))
+                })
+                .expect("a link proxy");
+                links.insert((from, to), addr);
+            }
+        }
         let mut c = TestCluster {
             dir,
             nodes,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            net,
+            links,
         };
         for id in 1..=n {
             c.spawn(id);
@@ -67,10 +79,10 @@ impl TestCluster {
 
     fn spawn(&mut self, id: u64) {
         let peers: Vec<String> = self
-            .nodes
+            .links
             .iter()
-            .filter(|(other, _)| **other != id)
-            .map(|(other, n)| format!("{other}=127.0.0.1:{}", n.peer_port))
+            .filter(|((from, _), _)| *from == id)
+            .map(|((_, to), addr)| format!("{to}={addr}"))
             .collect();
         let addr_file = self.dir.path().join(format!("node-{id}.addr"));
         let _ = std::fs::remove_file(&addr_file);
@@ -82,7 +94,7 @@ impl TestCluster {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_squall-node"))
             .args(["--id", &id.to_string(), "--cluster-id", "test"])
-            .args(["--listen", &format!("127.0.0.1:{}", node.peer_port)])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--peers", &peers.join(",")])
             .arg("--data-dir")
             .arg(&node.data_dir)
@@ -101,6 +113,7 @@ impl TestCluster {
                 && let Ok(a) = serde_json::from_slice::<BoundAddrs>(&bytes)
             {
                 node.api = Some(a.api);
+                self.net.set_upstream(id, a.peer);
                 return;
             }
             if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
