@@ -26,7 +26,10 @@ use serde_json::Value;
 
 /// The event log format this build writes and reads. Bump it when a change to the event types would
 /// make older logs replay differently.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads. Version 2 added check verdicts and the reason beside an
+/// unasked-for exit; a version 1 log holds neither and replays as it was.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -104,8 +107,8 @@ fn version_message(path: &Path, found: u64, written_by: Option<&str>) -> String 
     let writer = written_by.map_or_else(|| "another squall".to_owned(), |v| format!("squall {v}"));
     format!(
         "{} is an event log in format version {found}, written by {writer}; this is squall \
-         {SQUALL_VERSION}, which reads format version {FORMAT_VERSION} only. The log is {age}: replay it \
-         with {writer}.",
+         {SQUALL_VERSION}, which reads format versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}. The log \
+         is {age}: replay it with {writer}.",
         path.display()
     )
 }
@@ -419,7 +422,7 @@ fn read_header(path: &Path, line: &[u8]) -> Result<EventLogHeader, EventLogError
     let Some(found) = value.get("squall_event_log").and_then(Value::as_u64) else {
         return Err(not_squall());
     };
-    if found != u64::from(FORMAT_VERSION) {
+    if !(u64::from(OLDEST_READABLE_VERSION)..=u64::from(FORMAT_VERSION)).contains(&found) {
         return Err(EventLogError::UnsupportedVersion {
             path: path.to_path_buf(),
             found,
@@ -492,7 +495,7 @@ mod tests {
             log.header.created
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("{\"squall_event_log\":1,"), "{text}");
+        assert!(text.starts_with("{\"squall_event_log\":2,"), "{text}");
         assert_eq!(text.lines().count(), 4);
     }
 
@@ -560,6 +563,20 @@ mod tests {
     }
 
     #[test]
+    fn every_readable_version_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        for v in OLDEST_READABLE_VERSION..=FORMAT_VERSION {
+            let path = dir.path().join(format!("v{v}.jsonl"));
+            let header = format!(
+                "{{\"squall_event_log\":{v},\"created\":\"2026-01-01T00:00:00Z\",\"cluster_id\":\"c\"}}\n"
+            );
+            std::fs::write(&path, header).unwrap();
+            let log = read_event_log::<Ev>(&path).unwrap_or_else(|e| panic!("version {v}: {e}"));
+            assert_eq!(log.header.squall_event_log, v);
+        }
+    }
+
+    #[test]
     fn newer_and_older_versions_name_both_versions_and_the_squall_that_reads_them() {
         let dir = tempfile::tempdir().unwrap();
         for (found, age) in [(FORMAT_VERSION + 1, "newer"), (0, "older")] {
@@ -577,7 +594,9 @@ mod tests {
             assert!(msg.contains(&format!("v{found}.jsonl")), "{msg}");
             assert!(msg.contains(&format!("format version {found}")), "{msg}");
             assert!(
-                msg.contains(&format!("format version {FORMAT_VERSION} only")),
+                msg.contains(&format!(
+                    "format versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"
+                )),
                 "{msg}"
             );
             assert!(msg.contains(age), "{msg}");
