@@ -107,8 +107,8 @@ struct Ballot {
     pre_vote: bool,
 }
 
-/// A line's place in an election, which orders it where the nodes' clocks, mapped onto session time within a
-/// millisecond or two, cannot: a vote is granted only after the candidate asked for it.
+/// A line's place in an election: a grant joins the line of the request it answers, which keeps them together
+/// where the nodes' clocks (mapped onto session time within a millisecond or two) could not order them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Causal {
     /// The candidate asked.
