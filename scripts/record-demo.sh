@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Records a canned squall demo with nobody at the keyboard: a 5-node cluster, the workload on, the leader
-# killed, a node isolated, a majority/minority partition, heal, restart. It drives `squall up --record` in a
-# detached tmux session with send-keys, and waits for each step by polling the screen (capture-pane) for
-# what that step should show, never by sleeping blindly. It leaves demo.cast, and demo.gif when `agg` is
+# killed, a node isolated, a majority/minority partition, heal, restart, and a check that no acknowledged
+# write was lost. It drives `squall up --record` in a detached tmux session with send-keys, and waits for
+# each step by polling the screen (capture-pane) for what that step should show, never by sleeping blindly. It leaves demo.cast, and demo.gif when `agg` is
 # installed, and the session's event log as demo.events.jsonl (replay it with `squall replay`).
 #
 # Usage: scripts/record-demo.sh [OUT.cast]
@@ -132,6 +132,11 @@ hold
 tmux send-keys -t "$SESSION" "$OLD_LEADER"
 tmux send-keys -t "$SESSION" r
 wait_until "n$OLD_LEADER is running again" node_running "$OLD_LEADER"
+hold 4
+
+# After all that, Raft kept every write it acknowledged: `v` checks the workload's counters.
+tmux send-keys -t "$SESSION" v
+wait_until "the check's verdict" on_screen 'check (✓|✗|\?)'
 hold 4
 
 tmux send-keys -t "$SESSION" q
