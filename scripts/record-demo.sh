@@ -2,8 +2,9 @@
 # Records a canned squall demo with nobody at the keyboard: a 5-node cluster, the workload on, the leader
 # killed, a node isolated, a majority/minority partition, heal, restart, and a check that no acknowledged
 # write was lost. It drives `squall up --record` in a detached tmux session with send-keys, and waits for
-# each step by polling the screen (capture-pane) for what that step should show, never by sleeping blindly. It leaves demo.cast, and demo.gif when `agg` is
-# installed, and the session's event log as demo.events.jsonl (replay it with `squall replay`).
+# each step by polling the screen (capture-pane) for what that step should show, never by sleeping blindly.
+# It leaves demo.cast, and demo.gif when `agg` is installed, and the session's event log as
+# demo.events.jsonl (replay it with `squall replay`).
 #
 # Usage: scripts/record-demo.sh [OUT.cast]
 # Environment:
