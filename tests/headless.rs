@@ -7,12 +7,22 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Lines, killed_leader, leader_term, wait_gone};
+use support::{Lines, ask, killed_leader, leader_term, wait_gone};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn squall() -> Command {
     Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+/// `squall kv --dir DIR ARGS...`, run to completion.
+fn kv(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    squall()
+        .args(["kv", "--dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -98,65 +108,36 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
         .map(|n| n["pid"].as_u64().unwrap() as u32)
         .collect();
 
-    let put = squall()
-        .args(["kv", "--dir"])
-        .arg(&cdir)
-        .args(["put", "greeting", "hello"])
-        .output()
-        .unwrap();
+    let put = kv(&cdir, &["put", "greeting", "hello"]);
     assert!(
         put.status.success(),
         "{}",
         String::from_utf8_lossy(&put.stderr)
     );
-    let get = squall()
-        .args(["kv", "--dir"])
-        .arg(&cdir)
-        .args(["get", "greeting"])
-        .output()
-        .unwrap();
+    let get = kv(&cdir, &["get", "greeting"]);
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
-    let missing = squall()
-        .args(["kv", "--dir"])
-        .arg(&cdir)
-        .args(["get", "nope"])
-        .output()
-        .unwrap();
+    let missing = kv(&cdir, &["get", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
-    let incr = squall()
-        .args(["kv", "--dir"])
-        .arg(&cdir)
-        .args(["incr", "n", "3"])
-        .output()
-        .unwrap();
+    let incr = kv(&cdir, &["incr", "n", "3"]);
     assert_eq!(String::from_utf8_lossy(&incr.stdout).trim(), "3");
 
-    writeln!(stdin, "workload on").unwrap();
-    out.wait_for("workload on", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains("workload on")).then_some(())
-    });
+    ask(&mut stdin, &mut out, "workload on", "workload on");
 
-    writeln!(stdin, "kill leader").unwrap();
-    let (leader, term) = out.wait_for("the kill answered", WAIT, |l| {
-        l.strip_prefix("ok:").and_then(killed_leader)
-    });
+    let kill = ask(&mut stdin, &mut out, "kill leader", "kill node");
+    let (leader, term) = killed_leader(&kill).expect("the kill names the leader and its term");
     let (new_leader, new_term) = out.wait_for("a new leader in a higher term", WAIT, |l| {
         leader_term(l).filter(|(n, t)| *n != leader && *t > term)
     });
     assert!(new_term > term && new_leader != leader);
 
-    writeln!(stdin, "partition halves").unwrap();
-    out.wait_for("the partition answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains("partition")).then_some(())
-    });
-    writeln!(stdin, "heal").unwrap();
-    out.wait_for("heal answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains("heal")).then_some(())
-    });
-    writeln!(stdin, "restart {leader}").unwrap();
-    out.wait_for("restart answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains(&format!("restart node {leader}"))).then_some(())
-    });
+    ask(&mut stdin, &mut out, "partition halves", "partition");
+    ask(&mut stdin, &mut out, "heal", "heal");
+    ask(
+        &mut stdin,
+        &mut out,
+        &format!("restart {leader}"),
+        &format!("restart node {leader}"),
+    );
     // Through all that, Raft kept every increment it acknowledged.
     let verdict = check_until_decided(&mut stdin, &mut out);
     assert!(
@@ -392,19 +373,11 @@ fn a_node_with_a_corrupt_wal_refuses_to_start_and_the_session_says_why() {
     let (mut child, mut out, pids) = started_session(dir.path());
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..5 {
-        let put = squall()
-            .args(["kv", "--dir"])
-            .arg(dir.path())
-            .args(["put", &format!("k{i}"), "v"])
-            .output()
-            .unwrap();
+        let put = kv(dir.path(), &["put", &format!("k{i}"), "v"]);
         assert!(put.status.success(), "{put:?}");
     }
     // Node 2 leads or follows; either way its WAL holds several records once it is stopped.
-    writeln!(stdin, "kill 2").unwrap();
-    out.wait_for("the kill answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains("kill node 2")).then_some(())
-    });
+    ask(&mut stdin, &mut out, "kill 2", "kill node 2");
     let wal = dir.path().join("node-2/data/wal.log");
     let mut bytes = std::fs::read(&wal).unwrap();
     assert!(
@@ -425,12 +398,7 @@ fn a_node_with_a_corrupt_wal_refuses_to_start_and_the_session_says_why() {
     // The file was left as it was, for a person to look at.
     assert_eq!(std::fs::read(&wal).unwrap(), bytes);
     // Nodes 1 and 3 still form a majority.
-    let put = squall()
-        .args(["kv", "--dir"])
-        .arg(dir.path())
-        .args(["put", "after", "v"])
-        .output()
-        .unwrap();
+    let put = kv(dir.path(), &["put", "after", "v"]);
     assert!(
         put.status.success(),
         "{}",
@@ -470,8 +438,7 @@ fn the_check_catches_acknowledged_writes_lost_to_a_majority_losing_its_disks() {
     let (mut child, mut out, _pids) = started_session(dir.path());
     let mut stdin = child.stdin.take().unwrap();
     for cmd in ["workload rate 200", "workload on"] {
-        writeln!(stdin, "{cmd}").unwrap();
-        out.wait_for(cmd, WAIT, |l| l.starts_with("ok: workload").then_some(()));
+        ask(&mut stdin, &mut out, cmd, "workload");
     }
     // Increments acknowledged by the original cluster: about a dozen per counter.
     out.wait_for("writes committed", WAIT, |l| {
@@ -485,13 +452,7 @@ fn the_check_catches_acknowledged_writes_lost_to_a_majority_losing_its_disks() {
         ("wipe 1", "node 1"),
         ("wipe 2", "node 2"),
     ] {
-        writeln!(stdin, "{cmd}").unwrap();
-        out.wait_for(cmd, WAIT, |l| {
-            if l.starts_with("error:") {
-                panic!("{cmd}: {l}");
-            }
-            (l.starts_with("ok:") && l.contains(answer)).then_some(())
-        });
+        ask(&mut stdin, &mut out, cmd, answer);
     }
     // The wiped pair elects a leader from empty logs and acknowledges increments of its own: over 30 per
     // counter, more than the at most 16 increments in flight (one per workload client) when node 3 was cut
@@ -518,10 +479,7 @@ fn the_check_catches_acknowledged_writes_lost_to_a_majority_losing_its_disks() {
             "the wiped pair did not commit 300 entries within {WAIT:?}; last status: {doc}"
         );
     }
-    writeln!(stdin, "heal").unwrap();
-    out.wait_for("heal answered", WAIT, |l| {
-        (l.starts_with("ok:") && l.contains("heal")).then_some(())
-    });
+    ask(&mut stdin, &mut out, "heal", "heal");
     let verdict = check_until_decided(&mut stdin, &mut out);
     eprintln!("{verdict}");
     assert!(

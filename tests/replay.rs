@@ -12,7 +12,7 @@ use squall::record::eventlog::read_event_log;
 use squall::record::player::Player;
 use squall::state::{ClusterState, Stamped, ViewState};
 use squall::ui::render_text;
-use support::{Lines, leader_term};
+use support::{Lines, ask, killed_leader, leader_term};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -52,15 +52,8 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
     });
     // Every command must succeed, or it injects no fault and dumps no screen; so the pause and the wipe
     // go to nodes that the leader kill left running.
-    writeln!(stdin, "kill leader").unwrap();
-    let killed: u64 = out.wait_for("kill leader", WAIT, |l| {
-        if l.starts_with("error:") {
-            panic!("kill leader failed: {l}");
-        }
-        l.strip_prefix("ok: kill node ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-    });
+    let kill = ask(&mut stdin, &mut out, "kill leader", "kill node");
+    let (killed, _) = killed_leader(&kill).expect("the kill names the leader");
     let others: Vec<u64> = (1..=5).filter(|n| *n != killed).collect();
     let (paused, wiped) = (others[1], others[0]);
     for cmd in [
@@ -70,13 +63,7 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
         format!("resume {paused}"),
         format!("wipe {wiped}"),
     ] {
-        writeln!(stdin, "{cmd}").unwrap();
-        out.wait_for(&cmd, WAIT, |l| {
-            if l.starts_with("error:") {
-                panic!("{cmd} failed: {l}");
-            }
-            l.starts_with("ok:").then_some(())
-        });
+        ask(&mut stdin, &mut out, &cmd, "");
     }
     // A check is an event of its own (not a fault): it goes through the log and the replay too.
     writeln!(stdin, "check").unwrap();

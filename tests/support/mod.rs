@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,22 @@ impl Lines {
             }
         }
     }
+}
+
+/// Sends `cmd` to a headless session and waits for its `ok:` answer, which must contain `answer`; an `error:`
+/// answer fails the test, naming the command. Returns the answer line.
+pub fn ask(stdin: &mut impl Write, out: &mut Lines, cmd: &str, answer: &str) -> String {
+    writeln!(stdin, "{cmd}").unwrap();
+    out.wait_for(
+        &format!("the answer to `{cmd}`"),
+        Duration::from_secs(30),
+        |l| {
+            if l.starts_with("error:") {
+                panic!("`{cmd}` failed: {l}");
+            }
+            (l.starts_with("ok:") && l.contains(answer)).then(|| l.to_string())
+        },
+    )
 }
 
 /// True while a process with this pid exists (and is not a zombie).
