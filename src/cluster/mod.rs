@@ -378,28 +378,16 @@ impl Cluster {
         let mut client = KvClient::new(self.api_addrs());
         client.op_timeout = Duration::from_secs(3);
         let mut reads = Vec::with_capacity(workload::COUNTERS);
+        // Once the cluster does not answer, the remaining counters are not tried (each would wait as long).
         let mut gave_up: Option<String> = None;
         for i in 0..workload::COUNTERS {
             let key = workload::counter_key(i);
             let read = match &gave_up {
                 Some(why) => Err(why.clone()),
-                None => match client.execute(KvOp::Get { key: key.clone() }).await {
-                    Ok(KvResult::Value(None)) => Ok(0),
-                    Ok(KvResult::Value(Some(v))) => v
-                        .parse::<u64>()
-                        .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?")),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => {
-                        let why = match e {
-                            ClientError::Unavailable { waited, .. } => {
-                                format!("no leader answered within {waited:?}")
-                            }
-                            other => other.to_string(),
-                        };
-                        gave_up = Some(why.clone());
-                        Err(why)
-                    }
-                },
+                None => read_counter(&mut client, &key).await.unwrap_or_else(|why| {
+                    gave_up = Some(why.clone());
+                    Err(why)
+                }),
             };
             reads.push((key, read));
         }
@@ -729,6 +717,27 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
         "ring" | "majorities-ring" => Shape::MajoritiesRing,
         grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
     })
+}
+
+/// One workload counter read linearizably: its count, or why it holds no count; `Err` when the cluster did not
+/// answer at all.
+async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, String>, String> {
+    match client
+        .execute(KvOp::Get {
+            key: key.to_string(),
+        })
+        .await
+    {
+        Ok(KvResult::Value(None)) => Ok(Ok(0)),
+        Ok(KvResult::Value(Some(v))) => Ok(v
+            .parse::<u64>()
+            .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?"))),
+        Ok(other) => Ok(Err(format!("unexpected answer {other:?}"))),
+        Err(ClientError::Unavailable { waited, .. }) => {
+            Err(format!("no leader answered within {waited:?}"))
+        }
+        Err(other) => Err(other.to_string()),
+    }
 }
 
 async fn watch_exits(cluster: Cluster) {
