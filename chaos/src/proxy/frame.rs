@@ -6,6 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::classify::PREFIX;
+
 /// Bytes in the length prefix.
 pub(crate) const HEADER: usize = 4;
 
@@ -14,6 +16,9 @@ pub(crate) const HEADER: usize = 4;
 pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Position inside the stream: how much of the current frame's header and body has gone past.
+///
+/// With [`FrameCursor::capturing`] it also keeps the first [`PREFIX`] payload bytes of each frame and hands them
+/// to the caller once they are complete, so a classifier can label frames that stream through unbuffered.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct FrameCursor {
     header: [u8; HEADER],
@@ -21,9 +26,24 @@ pub(crate) struct FrameCursor {
     body_left: u64,
     /// Body length of the frame whose header came last: tells the pipe whether this stream carries big frames.
     last_body: u64,
+    /// Keep payload prefixes.
+    capture: bool,
+    prefix: Vec<u8>,
+    /// Prefix bytes wanted of the current frame; `usize::MAX` once handed over (or when not capturing).
+    want: usize,
 }
 
 impl FrameCursor {
+    /// A cursor that hands over each frame's payload prefix.
+    pub(crate) fn capturing() -> FrameCursor {
+        FrameCursor {
+            capture: true,
+            prefix: Vec::with_capacity(PREFIX),
+            want: usize::MAX,
+            ..FrameCursor::default()
+        }
+    }
+
     /// True between frames.
     pub(crate) fn at_boundary(&self) -> bool {
         self.have == 0 && self.body_left == 0
@@ -50,7 +70,12 @@ impl FrameCursor {
 
     /// Moves over `n` body bytes that went past without being looked at (spliced); returns whether the frame
     /// ended. `n` must not exceed [`FrameCursor::body_left`].
-    pub(crate) fn skip_body(&mut self, n: u64) -> bool {
+    pub(crate) fn skip_body(&mut self, n: u64, on_prefix: &mut impl FnMut(&[u8])) -> bool {
+        if n > 0 && self.capture && self.want != usize::MAX {
+            // The rest goes by unseen: the classifier gets what there is.
+            self.want = usize::MAX;
+            on_prefix(&self.prefix);
+        }
         debug_assert!(
             n <= self.body_left,
             "skipping {n} of {} body bytes",
@@ -60,11 +85,12 @@ impl FrameCursor {
         n > 0 && self.body_left == 0
     }
 
-    /// Moves over `data`, returning how many frames ended inside it.
-    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
+    /// Moves over `data`, returning how many frames ended inside it; each frame's payload prefix goes to
+    /// `on_prefix` when capturing.
+    pub(crate) fn feed(&mut self, mut data: &[u8], on_prefix: &mut impl FnMut(&[u8])) -> u64 {
         let mut frames = 0;
         while !data.is_empty() {
-            let (used, ended) = self.step(data);
+            let (used, ended) = self.step(data, on_prefix);
             frames += u64::from(ended);
             data = &data[used..];
         }
@@ -73,10 +99,14 @@ impl FrameCursor {
 
     /// Moves over `data` only up to the end of the frame already begun; returns the bytes used and whether the
     /// frame ended. Used when faults switch on mid-frame: the rest of that frame must follow its start untouched.
-    pub(crate) fn finish_frame(&mut self, mut data: &[u8]) -> (usize, bool) {
+    pub(crate) fn finish_frame(
+        &mut self,
+        mut data: &[u8],
+        on_prefix: &mut impl FnMut(&[u8]),
+    ) -> (usize, bool) {
         let mut total = 0;
         while !self.at_boundary() && !data.is_empty() {
-            let (used, ended) = self.step(data);
+            let (used, ended) = self.step(data, on_prefix);
             total += used;
             data = &data[used..];
             if ended {
@@ -87,9 +117,17 @@ impl FrameCursor {
     }
 
     /// Consumes a header piece or a body piece; returns the bytes used and whether a frame ended.
-    fn step(&mut self, data: &[u8]) -> (usize, bool) {
+    fn step(&mut self, data: &[u8], on_prefix: &mut impl FnMut(&[u8])) -> (usize, bool) {
         if self.body_left > 0 {
             let take = (self.body_left.min(data.len() as u64)) as usize;
+            if self.want != usize::MAX {
+                let n = take.min(self.want - self.prefix.len());
+                self.prefix.extend_from_slice(&data[..n]);
+                if self.prefix.len() == self.want {
+                    self.want = usize::MAX;
+                    on_prefix(&self.prefix);
+                }
+            }
             self.body_left -= take as u64;
             return (take, self.body_left == 0);
         }
@@ -102,6 +140,14 @@ impl FrameCursor {
         self.have = 0;
         self.body_left = u64::from(u32::from_be_bytes(self.header));
         self.last_body = self.body_left;
+        if self.capture {
+            self.prefix.clear();
+            self.want = (self.body_left as usize).min(PREFIX);
+            if self.want == 0 {
+                self.want = usize::MAX;
+                on_prefix(&[]);
+            }
+        }
         (take, self.body_left == 0)
     }
 }
@@ -150,9 +196,23 @@ mod tests {
             .collect();
         for chunk in [1, 2, 3, 5, 64, 1000, stream.len()] {
             let mut c = FrameCursor::default();
-            let frames: u64 = stream.chunks(chunk).map(|p| c.feed(p)).sum();
+            let frames: u64 = stream.chunks(chunk).map(|p| c.feed(p, &mut |_| {})).sum();
             assert_eq!(frames, 6, "chunk size {chunk}");
             assert!(c.at_boundary());
+        }
+    }
+
+    #[test]
+    fn a_capturing_cursor_hands_over_each_prefix_once_across_any_split() {
+        let lens = [0usize, 3, 300, 5];
+        let stream: Vec<u8> = lens.iter().flat_map(|&l| frame(l)).collect();
+        for chunk in [1, 2, 7, 64, stream.len()] {
+            let mut c = FrameCursor::capturing();
+            let mut got = Vec::new();
+            for p in stream.chunks(chunk) {
+                c.feed(p, &mut |pre: &[u8]| got.push(pre.len()));
+            }
+            assert_eq!(got, vec![0, 3, PREFIX, 5], "chunk size {chunk}");
         }
     }
 
@@ -160,11 +220,11 @@ mod tests {
     fn finish_frame_stops_at_the_boundary() {
         let stream: Vec<u8> = [10, 20].iter().flat_map(|&l| frame(l)).collect();
         let mut c = FrameCursor::default();
-        c.feed(&stream[..2]); // half a header
-        let (used, ended) = c.finish_frame(&stream[2..]);
+        c.feed(&stream[..2], &mut |_| {}); // half a header
+        let (used, ended) = c.finish_frame(&stream[2..], &mut |_| {});
         assert_eq!((used, ended), (12, true));
         assert!(c.at_boundary());
-        let (used, ended) = c.finish_frame(&stream[14..]);
+        let (used, ended) = c.finish_frame(&stream[14..], &mut |_| {});
         assert_eq!(
             (used, ended),
             (0, false),

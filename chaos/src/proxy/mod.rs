@@ -9,12 +9,19 @@
 //! Layout, after toxiproxy's proxy → link → toxic chain: this module holds the public types, the listeners and
 //! the connection setup; `link` a link's fault set and counters; `pipe` one direction of a connection;
 //! `splice` its zero-copy path for big bodies; `frame` the framing; then one file per fault kind
-//! ([`latency`], [`loss`], [`duplicate`], [`reorder`], [`bandwidth`], [`blackhole`], [`reset`]).
+//! ([`latency`], [`loss`], [`duplicate`], [`reorder`], [`bandwidth`], [`blackhole`], [`reset`], [`hold`]).
+//! [`classify`] lets the owner label frames (message kinds) without the proxy knowing the protocol: faults can
+//! then be limited to some labels, and links count frames per label.
+//!
+//! Faults compose: a link holds any number of them, each with an id. [`Network::add_fault`] installs one fault
+//! on several links under one id and [`Network::remove_fault_id`] removes it again, leaving the others.
 
 pub mod bandwidth;
 pub mod blackhole;
+pub mod classify;
 pub mod duplicate;
 mod frame;
+pub mod hold;
 pub mod latency;
 mod link;
 pub mod loss;
@@ -41,6 +48,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ChaosError;
 use crate::partition::Partition;
+pub use classify::{Classifier, Flow, LabelSet, SharedClassifier};
+pub use hold::{HeldFrame, Stepped};
 use link::Link;
 use pipe::Pipe;
 
@@ -127,6 +136,8 @@ pub enum Fault {
     Blackhole,
     /// Close connections with RST and refuse new ones ([`reset`]).
     Reset,
+    /// Queue frames until a person steps, drops or releases them ([`hold`]).
+    Hold,
 }
 
 /// The kind of a [`Fault`], without its parameters: a link holds at most one fault per kind.
@@ -146,6 +157,8 @@ pub enum FaultKind {
     Blackhole,
     /// [`Fault::Reset`].
     Reset,
+    /// [`Fault::Hold`].
+    Hold,
 }
 
 impl Fault {
@@ -168,6 +181,7 @@ impl Fault {
             Fault::Bandwidth { .. } => FaultKind::Bandwidth,
             Fault::Blackhole => FaultKind::Blackhole,
             Fault::Reset => FaultKind::Reset,
+            Fault::Hold => FaultKind::Hold,
         }
     }
 
@@ -210,6 +224,7 @@ impl fmt::Display for Fault {
             Fault::Bandwidth { bytes_per_sec } => write!(f, "bandwidth {bytes_per_sec} B/s"),
             Fault::Blackhole => f.write_str("blackhole"),
             Fault::Reset => f.write_str("reset"),
+            Fault::Hold => f.write_str("hold"),
         }
     }
 }
@@ -221,6 +236,9 @@ pub struct FaultSpec {
     pub fault: Fault,
     /// Removes itself after this long; `None` stays until removed.
     pub duration: Option<Duration>,
+    /// Applies only to frames whose label is in the set ([`classify`]); `None` applies to every frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<LabelSet>,
 }
 
 impl FaultSpec {
@@ -229,6 +247,7 @@ impl FaultSpec {
         FaultSpec {
             fault,
             duration: None,
+            filter: None,
         }
     }
 
@@ -237,7 +256,14 @@ impl FaultSpec {
         FaultSpec {
             fault,
             duration: Some(duration),
+            filter: None,
         }
+    }
+
+    /// The same fault limited to frames with these labels.
+    pub fn only(mut self, labels: LabelSet) -> FaultSpec {
+        self.filter = Some(labels);
+        self
     }
 }
 
@@ -280,11 +306,27 @@ pub struct LinkStats {
     pub upstream_failures: u64,
     /// The faults in force.
     pub faults: Vec<FaultSpec>,
+    /// Frames seen per label (those the classifier could not place under `other`), only labels seen so far.
+    #[serde(default)]
+    pub by_label: Vec<LabelCount>,
+}
+
+/// Frames of one label on one link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelCount {
+    /// The label's name.
+    pub label: String,
+    /// Frames of this label that reached the link (forwarded, held, or dropped afterwards).
+    pub frames: u64,
+    /// Of those, frames a fault dropped.
+    pub dropped: u64,
 }
 
 /// What the listeners and connections share.
 struct Shared {
     seed: u64,
+    classifier: Option<SharedClassifier>,
+    held: hold::Registry,
     links: Mutex<BTreeMap<LinkId, Arc<Link>>>,
     upstreams: RwLock<HashMap<Endpoint, SocketAddr>>,
     next_fault_id: AtomicU64,
@@ -364,10 +406,22 @@ impl Network {
     /// A network with no links. `seed` drives every random fault decision: each direction of each connection
     /// draws from its own generator derived from the seed, the link and the connection's sequence number.
     pub fn new(seed: u64) -> Network {
+        Network::build(seed, None)
+    }
+
+    /// Like [`Network::new`], with a classifier that labels frames (message kinds), so faults can be limited
+    /// to some labels and links count frames per label.
+    pub fn with_classifier(seed: u64, classifier: SharedClassifier) -> Network {
+        Network::build(seed, Some(classifier))
+    }
+
+    fn build(seed: u64, classifier: Option<SharedClassifier>) -> Network {
         Network {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
                     seed,
+                    classifier,
+                    held: hold::Registry::default(),
                     links: Mutex::new(BTreeMap::new()),
                     upstreams: RwLock::new(HashMap::new()),
                     next_fault_id: AtomicU64::new(1),
@@ -458,11 +512,61 @@ impl Network {
         }
     }
 
+    /// Installs `spec` on every link in `links` beside the faults already there (faults compose), and returns
+    /// the id that [`Network::remove_fault_id`] takes. With a duration it removes itself afterwards. The filter
+    /// needs a classifier ([`Network::with_classifier`]); without one a filtered fault matches nothing.
+    pub fn add_fault(&self, links: impl IntoIterator<Item = LinkId>, spec: FaultSpec) -> u64 {
+        let shared = &self.inner.shared;
+        let id = shared.next_fault_id.fetch_add(1, Relaxed);
+        let duration = spec.duration;
+        for link in links {
+            shared.link(link).add(spec.clone(), id);
+        }
+        if let Some(d) = duration {
+            let net = Arc::downgrade(&self.inner);
+            let expire = move || {
+                if let Some(inner) = net.upgrade() {
+                    Network { inner }.remove_fault_id(id);
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        tokio::time::sleep(d).await;
+                        expire();
+                    });
+                }
+                Err(_) => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(d);
+                        expire();
+                    });
+                }
+            }
+        }
+        id
+    }
+
+    /// Removes fault `id` from every link it is on; the link's other faults stay. Frames it delayed or held are
+    /// delivered, none are lost. Returns whether it was installed anywhere.
+    pub fn remove_fault_id(&self, id: u64) -> bool {
+        let mut found = false;
+        for l in self.inner.shared.all() {
+            if l.has_id(id) {
+                l.remove_id(id);
+                found = true;
+            }
+        }
+        self.release_unheld();
+        found
+    }
+
     /// Removes the fault of `kind` from `link`, if set. Frames it delayed are delivered, none are lost.
     pub fn remove_fault(&self, link: LinkId, kind: FaultKind) {
         if let Some(l) = self.inner.shared.existing(link) {
             l.remove(kind);
         }
+        self.release_unheld();
     }
 
     /// Removes every fault from `link`.
@@ -470,6 +574,7 @@ impl Network {
         if let Some(l) = self.inner.shared.existing(link) {
             l.clear();
         }
+        self.release_unheld();
     }
 
     /// Removes every fault from every link.
@@ -477,6 +582,72 @@ impl Network {
         for l in self.inner.shared.all() {
             l.clear();
         }
+        self.release_unheld();
+    }
+
+    /// The label names of the classifier, if any (index order).
+    pub fn labels(&self) -> &[&'static str] {
+        match &self.inner.shared.classifier {
+            Some(c) => c.labels(),
+            None => &[],
+        }
+    }
+
+    /// Frames held by [`Fault::Hold`] right now, oldest first.
+    pub fn held(&self) -> Vec<HeldFrame> {
+        self.inner.shared.held.list()
+    }
+
+    /// Delivers the `n` oldest held frames on links that `pick` accepts.
+    pub fn step(&self, pick: impl Fn(LinkId) -> bool, n: usize) -> Vec<Stepped> {
+        let out = self.inner.shared.held.take(pick, n, true);
+        self.count_stepped(&out);
+        out
+    }
+
+    /// Discards the `n` oldest held frames on links that `pick` accepts (counted as dropped).
+    pub fn drop_held(&self, pick: impl Fn(LinkId) -> bool, n: usize) -> Vec<Stepped> {
+        let out = self.inner.shared.held.take(pick, n, false);
+        for s in &out {
+            if let Some(l) = self.inner.shared.existing(s.frame.link) {
+                let label = s
+                    .frame
+                    .label
+                    .as_deref()
+                    .and_then(|n| self.labels().iter().position(|x| *x == n))
+                    .map(|i| i as u8);
+                l.counters.dropped(s.frame.bytes, label);
+            }
+        }
+        out
+    }
+
+    /// Delivers every held frame on links that `pick` accepts (the hold itself stays).
+    pub fn release(&self, pick: impl Fn(LinkId) -> bool) -> Vec<Stepped> {
+        let out = self.inner.shared.held.take(pick, usize::MAX, true);
+        self.count_stepped(&out);
+        out
+    }
+
+    fn count_stepped(&self, out: &[Stepped]) {
+        for s in out.iter().filter(|s| !s.delivered) {
+            if let Some(l) = self.inner.shared.existing(s.frame.link) {
+                l.counters.dropped(s.frame.bytes, None);
+            }
+        }
+    }
+
+    /// Delivers held frames whose link no longer holds them (its hold fault was removed).
+    fn release_unheld(&self) {
+        let shared = &self.inner.shared;
+        let still: std::collections::BTreeSet<LinkId> = shared
+            .all()
+            .iter()
+            .filter(|l| l.plan().hold)
+            .map(|l| l.id)
+            .collect();
+        let out = shared.held.take(|l| !still.contains(&l), usize::MAX, true);
+        self.count_stepped(&out);
     }
 
     /// The faults on `link`, in kind order.
@@ -490,12 +661,21 @@ impl Network {
 
     /// Counters and faults of every link known (proxied, or given a fault), sorted by link.
     pub fn stats(&self) -> Vec<LinkStats> {
-        self.inner.shared.all().iter().map(|l| l.stats()).collect()
+        let labels = self.labels();
+        self.inner
+            .shared
+            .all()
+            .iter()
+            .map(|l| l.stats(labels))
+            .collect()
     }
 
     /// Counters and faults of one link.
     pub fn link_stats(&self, link: LinkId) -> Option<LinkStats> {
-        self.inner.shared.existing(link).map(|l| l.stats())
+        self.inner
+            .shared
+            .existing(link)
+            .map(|l| l.stats(self.labels()))
     }
 
     /// Makes the reachability among `p`'s nodes exactly `p`'s: a blackhole on every cut link, and no blackhole
@@ -520,6 +700,7 @@ impl Network {
                         FaultSpec {
                             fault: fault.clone(),
                             duration,
+                            filter: None,
                         },
                     );
                 } else {
@@ -607,8 +788,24 @@ async fn connection(
     let rng = |dir: u64| {
         ChaCha8Rng::seed_from_u64(mix(&[shared.seed, fwd.id.from, fwd.id.to, serial, dir]))
     };
-    let forward = Pipe::new(client_rx, up_tx, fwd.clone(), rng(0), conn.clone());
-    let backward = Pipe::new(up_rx, client_tx, back, rng(1), conn);
+    let forward = Pipe::new(
+        client_rx,
+        up_tx,
+        fwd.clone(),
+        rng(0),
+        conn.clone(),
+        Flow::Request,
+        shared.clone(),
+    );
+    let backward = Pipe::new(
+        up_rx,
+        client_tx,
+        back,
+        rng(1),
+        conn,
+        Flow::Reply,
+        shared.clone(),
+    );
     let forward = tokio::spawn(forward.run());
     backward.run().await;
     let _ = forward.await;

@@ -23,10 +23,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bandwidth::Shaper;
+use super::classify::{Flow, PREFIX};
 use super::frame::{FrameCursor, HEADER, Next, next_frame};
-use super::link::{Link, Plan};
+use super::hold;
+use super::link::{Link, Plans};
 use super::splice::{self, SPLICE_MIN, Splicer};
-use super::{duplicate, latency, loss, reorder};
+use super::{Shared, duplicate, latency, loss, reorder};
+use tokio::sync::mpsc;
 
 /// Bytes asked of the kernel per read.
 pub(crate) const READ_CHUNK: usize = 256 * 1024;
@@ -64,8 +67,14 @@ pub(crate) struct Pipe {
     src: OwnedReadHalf,
     dst: OwnedWriteHalf,
     link: Arc<Link>,
-    plan_rx: watch::Receiver<Arc<Plan>>,
-    plan: Arc<Plan>,
+    plan_rx: watch::Receiver<Arc<Plans>>,
+    plan: Arc<Plans>,
+    /// Which way this pipe's frames go (requests or replies), for the classifier.
+    flow: Flow,
+    shared: Arc<Shared>,
+    /// Held frames come back through here when stepped or released.
+    release_tx: mpsc::UnboundedSender<Bytes>,
+    release_rx: mpsc::UnboundedReceiver<Bytes>,
     rng: ChaCha8Rng,
     cursor: FrameCursor,
     inbuf: BytesMut,
@@ -98,17 +107,29 @@ impl Pipe {
         link: Arc<Link>,
         rng: ChaCha8Rng,
         conn: CancellationToken,
+        flow: Flow,
+        shared: Arc<Shared>,
     ) -> Pipe {
         let mut plan_rx = link.subscribe();
         let plan = plan_rx.borrow_and_update().clone();
+        let (release_tx, release_rx) = mpsc::unbounded_channel();
+        let cursor = if shared.classifier.is_some() {
+            FrameCursor::capturing()
+        } else {
+            FrameCursor::default()
+        };
         Pipe {
             src,
             dst,
             link,
             plan_rx,
             plan,
+            flow,
+            shared,
+            release_tx,
+            release_rx,
             rng,
-            cursor: FrameCursor::default(),
+            cursor,
             inbuf: BytesMut::with_capacity(READ_CHUNK),
             out: BytesMut::new(),
             eof: false,
@@ -179,6 +200,11 @@ impl Pipe {
                 _ = tokio::time::sleep_until(next_release.unwrap_or_else(Instant::now)), if next_release.is_some() => {
                     self.release_due(Instant::now());
                 }
+                Some(frame) = self.release_rx.recv() => {
+                    // A held frame stepped or released: it goes out behind whatever is already leaving.
+                    self.link.counters.forwarded(1, frame.len());
+                    self.out.extend_from_slice(&frame);
+                }
                 ready = self.dst.as_ref().writable(), if has_out || splice_dst => match ready {
                     Ok(()) if splicing => self.splice_some(),
                     Ok(()) => self.write_out(),
@@ -238,7 +264,7 @@ impl Pipe {
                 }
             }
             if !self.out.is_empty()
-                || !self.plan.is_clear()
+                || !self.plan.clear
                 || !self.queue.is_empty()
                 || self.plan_rx.has_changed().unwrap_or(true)
                 || self.splice_due()
@@ -290,7 +316,7 @@ impl Pipe {
 
     /// Nothing stands in the way of splicing: no fault, nothing held, splice not found wanting.
     fn splice_allowed(&self) -> bool {
-        !self.splice_off && self.plan.is_clear() && self.queue.is_empty()
+        !self.splice_off && self.plan.clear && self.queue.is_empty()
     }
 
     /// A big enough body has begun with nothing of it buffered here: its rest can be spliced.
@@ -410,9 +436,11 @@ impl Pipe {
         self.splice_left -= n as u64;
         let h = n.min(self.peeked_left);
         let from = HEADER - self.peeked_left;
-        let mut frames = self.cursor.feed(&self.peeked[from..from + h]);
+        let (flow, shared, link) = (self.flow, &self.shared, &self.link);
+        let mut label = |prefix: &[u8]| count_label(shared, link, flow, prefix);
+        let mut frames = self.cursor.feed(&self.peeked[from..from + h], &mut label);
         self.peeked_left -= h;
-        frames += u64::from(self.cursor.skip_body((n - h) as u64));
+        frames += u64::from(self.cursor.skip_body((n - h) as u64, &mut label));
         self.link.counters.forwarded(frames, n);
         self.link
             .counters
@@ -451,7 +479,7 @@ impl Pipe {
             self.reset();
             return;
         }
-        if !self.plan.delays() {
+        if !self.plan.delays {
             // Nothing holds frames back any more: deliver the queue now, in release order.
             self.release_due(Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600));
             self.fifo_tail = Instant::now();
@@ -468,14 +496,17 @@ impl Pipe {
     }
 
     fn ingest(&mut self) {
-        if self.plan.is_clear() && self.queue.is_empty() {
+        if self.plan.clear && self.queue.is_empty() {
             self.pass_through();
             return;
         }
         let now = Instant::now();
         if !self.cursor.at_boundary() {
             // The frame began while no fault was set; its rest follows it unchanged.
-            let (used, ended) = self.cursor.finish_frame(&self.inbuf);
+            let (flow, shared, link) = (self.flow, &self.shared, &self.link);
+            let (used, ended) = self.cursor.finish_frame(&self.inbuf, &mut |prefix: &[u8]| {
+                count_label(shared, link, flow, prefix)
+            });
             let part = self.inbuf.split_to(used);
             self.out.extend_from_slice(&part);
             self.link.counters.forwarded(u64::from(ended), used);
@@ -506,7 +537,10 @@ impl Pipe {
 
     /// The no-fault path: count boundaries, try to write at once, keep what the socket did not take.
     fn pass_through(&mut self) {
-        let frames = self.cursor.feed(&self.inbuf);
+        let (flow, shared, link) = (self.flow, &self.shared, &self.link);
+        let frames = self.cursor.feed(&self.inbuf, &mut |prefix: &[u8]| {
+            count_label(shared, link, flow, prefix)
+        });
         self.link.counters.forwarded(frames, self.inbuf.len());
         // A big body follows these few bytes: they go into the kernel pipe ahead of it rather than out on their
         // own, so header and body leave in one send (a lone 4-byte send costs a segment and a wakeup downstream).
@@ -529,15 +563,28 @@ impl Pipe {
 
     /// Decides one whole frame's fate under the current plan.
     fn admit(&mut self, frame: Bytes, now: Instant) {
-        let plan = self.plan.clone();
+        let plans = self.plan.clone();
         let len = frame.len();
+        let label = match &self.shared.classifier {
+            Some(c) => {
+                let body = &frame[HEADER..len.min(HEADER + PREFIX)];
+                let label = c.classify(self.flow, body);
+                self.link.counters.labelled(label);
+                label
+            }
+            None => None,
+        };
+        let plan = plans.for_label(label);
+        if plan.hold && !plan.blackhole && !self.hold(frame.clone(), label) {
+            return;
+        }
         let counters = &self.link.counters;
         if plan.blackhole {
-            counters.dropped(len);
+            counters.dropped(len, label);
             return;
         }
         if plan.loss.is_some_and(|p| loss::drops(p, &mut self.rng)) {
-            counters.dropped(len);
+            counters.dropped(len, label);
             return;
         }
         let copies = if plan
@@ -577,6 +624,32 @@ impl Pipe {
         }
     }
 
+    /// Puts a frame in the network's hold registry; false when held, true when the hold was lifted just now
+    /// (the frame then goes on as if never held).
+    fn hold(&mut self, frame: Bytes, label: Option<u8>) -> bool {
+        let shared = &self.shared;
+        let (label_name, detail) = match &shared.classifier {
+            Some(c) => (
+                label.and_then(|l| c.labels().get(usize::from(l)).map(|s| s.to_string())),
+                c.describe(self.flow, &frame[HEADER..]),
+            ),
+            None => (None, String::new()),
+        };
+        let entry = hold::Entry {
+            link: self.link.id,
+            label: label_name,
+            detail,
+            frame,
+            since: std::time::Instant::now(),
+            deliver: self.release_tx.clone(),
+        };
+        let link = &self.link;
+        shared
+            .held
+            .hold(entry, || link.plan().for_label(label).hold)
+            .is_some()
+    }
+
     /// Moves every frame due by `now` to the output, in release order.
     fn release_due(&mut self, now: Instant) {
         while self.queue.peek().is_some_and(|q| q.0.release <= now) {
@@ -598,5 +671,12 @@ impl Pipe {
             self.queue.clear();
             self.queued_bytes = 0;
         }
+    }
+}
+
+/// Counts a streamed frame under its label, from its payload prefix.
+fn count_label(shared: &Shared, link: &Link, flow: Flow, prefix: &[u8]) {
+    if let Some(c) = &shared.classifier {
+        link.counters.labelled(c.classify(flow, prefix));
     }
 }

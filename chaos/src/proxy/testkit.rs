@@ -214,9 +214,33 @@ pub(crate) const B: Endpoint = 2;
 pub(crate) const AB: LinkId = LinkId { from: A, to: B };
 pub(crate) const BA: LinkId = LinkId { from: B, to: A };
 
+/// Labels test frames by their sequence number: `even` or `odd` (the marker is unlabelled).
+pub(crate) struct Parity;
+
+impl super::Classifier for Parity {
+    fn labels(&self) -> &[&'static str] {
+        &["even", "odd"]
+    }
+    fn classify(&self, _flow: super::Flow, prefix: &[u8]) -> Option<u8> {
+        let seq = u64::from_be_bytes(prefix.get(..8)?.try_into().ok()?);
+        (seq != MARKER).then_some((seq % 2) as u8)
+    }
+    fn describe(&self, flow: super::Flow, payload: &[u8]) -> String {
+        format!("{flow:?} {:?}", check(payload))
+    }
+}
+
 impl Pair {
     pub(crate) async fn new(seed: u64) -> Pair {
-        let net = Network::new(seed);
+        Pair::on(Network::new(seed)).await
+    }
+
+    /// A pair whose network labels frames with [`Parity`].
+    pub(crate) async fn labelled(seed: u64) -> Pair {
+        Pair::on(Network::with_classifier(seed, std::sync::Arc::new(Parity))).await
+    }
+
+    async fn on(net: Network) -> Pair {
         let echo = Echo::start().await;
         net.set_upstream(B, echo.addr);
         let proxy = net.add_link(A, B).await.expect("add link");

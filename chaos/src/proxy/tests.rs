@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::splice::SPLICE_MIN;
-use super::testkit::{A, AB, B, BA, Client, Echo, Pair, poll_until, seed};
+use super::testkit::{A, AB, B, BA, Client, Echo, Got, Pair, poll_until, seed};
 use super::*;
 use crate::partition::Shape;
 
@@ -493,4 +493,73 @@ async fn a_fault_set_during_a_spliced_body_applies_from_the_next_frame() {
         2 * ((4 + 12 + 100) + (4 + 12 + 300_000)),
         "{s:?}"
     );
+}
+
+#[tokio::test]
+async fn a_filtered_fault_touches_only_its_labels_and_links_count_per_label() {
+    use crate::proxy::{FaultSpec, LabelSet};
+    let pair = Pair::labelled(seed(81)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    // Drop every even frame; odd ones pass.
+    let id = pair.net.add_fault(
+        [AB],
+        FaultSpec::permanent(Fault::Loss { p: 1.0 }).only(LabelSet::of([0])),
+    );
+    for seq in 0..20 {
+        assert!(c.send(seq, 10).await);
+    }
+    poll_until("10 even frames dropped", Duration::from_secs(5), || {
+        let s = pair.net.link_stats(AB).unwrap();
+        (s.frames_dropped == 10, format!("{s:?}"))
+    })
+    .await;
+    assert!(pair.net.remove_fault_id(id));
+    let got = c.drain_to_marker(Duration::from_secs(5)).await;
+    assert_eq!(got, (0..20).filter(|s| s % 2 == 1).collect::<Vec<_>>());
+    let s = pair.net.link_stats(AB).unwrap();
+    let count = |l: &str| s.by_label.iter().find(|c| c.label == l).cloned();
+    let even = count("even").expect("even counted");
+    let odd = count("odd").expect("odd counted");
+    assert_eq!((even.frames, even.dropped), (10, 10), "{s:?}");
+    assert_eq!((odd.frames, odd.dropped), (10, 0), "{s:?}");
+    // The replies (echoes of odd frames) are counted on the reverse link, streamed without any fault.
+    poll_until("echoes counted per label", Duration::from_secs(5), || {
+        let s = pair.net.link_stats(BA).unwrap();
+        let odd = s
+            .by_label
+            .iter()
+            .find(|c| c.label == "odd")
+            .map(|c| c.frames);
+        (odd == Some(10), format!("{s:?}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn faults_compose_and_removing_one_keeps_the_other() {
+    use crate::proxy::FaultSpec;
+    let pair = Pair::new(seed(82)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let first = pair
+        .net
+        .add_fault([AB], FaultSpec::permanent(Fault::Blackhole));
+    let second = pair
+        .net
+        .add_fault([AB, BA], FaultSpec::permanent(Fault::Blackhole));
+    let delay = pair
+        .net
+        .add_fault([AB], FaultSpec::permanent(Fault::latency_ms(20)));
+    assert_eq!(pair.net.faults(AB).len(), 3);
+    assert!(pair.net.remove_fault_id(first));
+    assert!(c.send(1, 8).await);
+    assert_eq!(c.recv(Duration::from_millis(100)).await, Got::Timeout);
+    assert!(pair.net.remove_fault_id(second));
+    assert!(!pair.net.remove_fault_id(second), "already gone");
+    let rtt = c.rtt(2, 8).await;
+    assert!(
+        rtt >= Duration::from_millis(20),
+        "the delay stayed: {rtt:?}"
+    );
+    assert!(pair.net.remove_fault_id(delay));
+    assert!(pair.net.faults(AB).is_empty());
 }

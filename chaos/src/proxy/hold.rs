@@ -1,0 +1,187 @@
+//! Hold: frames on the link are queued instead of forwarded, until a person steps, drops or releases them.
+//!
+//! Each held frame is kept whole, in arrival order across every held link of the network, with its label and
+//! its classifier's description, so a person can walk a protocol through one message at a time:
+//! [`Network::step`](super::Network::step) delivers the oldest held frames of some links,
+//! [`Network::drop_held`](super::Network::drop_held) discards them, [`Network::release`](super::Network::release)
+//! delivers them all. Removing a hold fault delivers what it held (a fault's removal never loses data). A frame
+//! whose connection closed while it was held can no longer be delivered; stepping it reports it as lost.
+//! Frames on one connection leave in the order they came, because the oldest is always stepped first.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::LinkId;
+
+/// A held frame, as a person sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeldFrame {
+    /// Position in the network-wide arrival order (increasing).
+    pub seq: u64,
+    /// The link it was held on.
+    pub link: LinkId,
+    /// Its label, if the classifier knew it.
+    pub label: Option<String>,
+    /// The classifier's description of it (empty without a classifier).
+    pub detail: String,
+    /// Its size, length prefix included.
+    pub bytes: usize,
+    /// How long it has been held.
+    pub held_for: Duration,
+}
+
+/// What became of a held frame that was stepped or dropped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stepped {
+    /// The frame.
+    pub frame: HeldFrame,
+    /// False when its connection had closed meanwhile, so it could not be delivered.
+    pub delivered: bool,
+}
+
+/// One frame in the registry, with the way back to the connection that must send it.
+pub(crate) struct Entry {
+    pub link: LinkId,
+    pub label: Option<String>,
+    pub detail: String,
+    pub frame: Bytes,
+    pub since: Instant,
+    pub deliver: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Entry {
+    fn view(&self, seq: u64) -> HeldFrame {
+        HeldFrame {
+            seq,
+            link: self.link,
+            label: self.label.clone(),
+            detail: self.detail.clone(),
+            bytes: self.frame.len(),
+            held_for: self.since.elapsed(),
+        }
+    }
+}
+
+/// Every held frame of a network, in arrival order.
+#[derive(Default)]
+pub(crate) struct Registry {
+    entries: Mutex<(u64, BTreeMap<u64, Entry>)>,
+}
+
+impl Registry {
+    /// Holds a frame if `still_held()` says its link still holds (asked under the registry's lock, so a hold
+    /// removed meanwhile either sees the frame here or makes this refuse it); it leaves through
+    /// `entry.deliver` when stepped or released. Gives the entry back when the hold is gone.
+    pub(crate) fn hold(&self, entry: Entry, still_held: impl FnOnce() -> bool) -> Option<Entry> {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if !still_held() {
+            return Some(entry);
+        }
+        e.0 += 1;
+        let seq = e.0;
+        e.1.insert(seq, entry);
+        None
+    }
+
+    /// The held frames whose connection is still open, oldest first (forgetting those of closed ones).
+    pub(crate) fn list(&self) -> Vec<HeldFrame> {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.1.retain(|_, x| !x.deliver.is_closed());
+        e.1.iter().map(|(seq, x)| x.view(*seq)).collect()
+    }
+
+    /// Takes up to `n` of the oldest frames on links that `pick` accepts; delivers them when `deliver`.
+    pub(crate) fn take(
+        &self,
+        pick: impl Fn(LinkId) -> bool,
+        n: usize,
+        deliver: bool,
+    ) -> Vec<Stepped> {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let seqs: Vec<u64> =
+            e.1.iter()
+                .filter(|(_, x)| pick(x.link))
+                .map(|(s, _)| *s)
+                .take(n)
+                .collect();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let Some(x) = e.1.remove(&seq) else { continue };
+            let view = x.view(seq);
+            let delivered = if deliver {
+                x.deliver.send(x.frame).is_ok()
+            } else {
+                !x.deliver.is_closed()
+            };
+            out.push(Stepped {
+                frame: view,
+                delivered,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::proxy::testkit::{AB, Client, Got, Pair, poll_until, seed};
+    use crate::proxy::{Fault, FaultSpec};
+
+    #[tokio::test]
+    async fn held_frames_leave_one_step_at_a_time_and_in_order() {
+        let pair = Pair::new(seed(71)).await;
+        let mut c = Client::connect(pair.proxy).await;
+        let id = pair.net.add_fault([AB], FaultSpec::permanent(Fault::Hold));
+        for seq in 0..5 {
+            assert!(c.send(seq, 32).await);
+        }
+        poll_until("5 frames held", Duration::from_secs(5), || {
+            let h = pair.net.held();
+            (h.len() == 5, format!("{h:?}"))
+        })
+        .await;
+        assert_eq!(c.recv(Duration::from_millis(50)).await, Got::Timeout);
+        let stepped = pair.net.step(|l| l == AB, 1);
+        assert_eq!(stepped.len(), 1);
+        assert!(stepped[0].delivered);
+        assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(0));
+        let dropped = pair.net.drop_held(|l| l == AB, 1);
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(pair.net.held().len(), 3);
+        // Removing the hold delivers the rest, in order.
+        pair.net.remove_fault_id(id);
+        for want in 2..5 {
+            assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(want));
+        }
+        assert!(pair.net.held().is_empty());
+        assert_eq!(pair.echo.torn(), 0);
+        let s = pair.net.link_stats(AB).unwrap();
+        assert_eq!(s.frames_dropped, 1, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn release_delivers_everything_held() {
+        let pair = Pair::new(seed(72)).await;
+        let mut c = Client::connect(pair.proxy).await;
+        pair.net.add_fault([AB], FaultSpec::permanent(Fault::Hold));
+        for seq in 0..4 {
+            assert!(c.send(seq, 8).await);
+        }
+        poll_until("4 frames held", Duration::from_secs(5), || {
+            let h = pair.net.held();
+            (h.len() == 4, format!("{h:?}"))
+        })
+        .await;
+        let released = pair.net.release(|l| l == AB);
+        assert_eq!(released.len(), 4);
+        for want in 0..4 {
+            assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(want));
+        }
+    }
+}
