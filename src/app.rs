@@ -12,8 +12,8 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::cli::UpArgs;
-use crate::cluster::command::{self, Command, Target};
-use crate::cluster::{Cluster, ClusterSpec};
+use crate::cluster::command::{self, Command};
+use crate::cluster::{Cluster, ClusterSpec, Outcome};
 use crate::input::{self, Action};
 use crate::record::asciicast::{Recorder, TeeWriter};
 use crate::record::eventlog::EventLogWriter;
@@ -75,7 +75,7 @@ impl Session {
 /// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
 pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&spec.dir) {
-        return crate::commands::fail(
+        return crate::setup::fail(
             2,
             format!(
                 "cannot create cluster directory {}: {e}",
@@ -97,7 +97,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
-        Err(e) => return crate::commands::fail(1, format!("{e:#}")),
+        Err(e) => return crate::setup::fail(1, format!("{e:#}")),
     };
     let mut session = Session {
         log,
@@ -206,24 +206,25 @@ async fn headless(
                 if line.trim().is_empty() {
                     continue;
                 }
-                match command::parse(&line) {
-                    Ok(Command::Quit) => {
-                        out.say(format_args!("ok: quit"));
-                        return ExitCode::SUCCESS;
-                    }
+                let outcome = match command::parse(&line) {
                     Ok(Command::Status) => {
-                        for n in session.state.nodes.values() {
-                            out.say(format_args!("status: {}", crate::state::describe_node(n)));
+                        let lines: Vec<String> =
+                            session.state.nodes.values().map(crate::state::describe_node).collect();
+                        Outcome::Listing {
+                            summary: format!("{} nodes", lines.len()),
+                            lines,
+                            prefix: "status:",
                         }
                     }
-                    Ok(cmd) => {
-                        // Answer in order: the console is a script's conversation partner.
-                        match cluster.perform(cmd).await {
-                            Ok(effect) => out.say(format_args!("ok: {effect}")),
-                            Err(e) => out.say(format_args!("error: {e}")),
-                        }
-                    }
-                    Err(e) => out.say(format_args!("error: {e}")),
+                    // Answer in order: the console is a script's conversation partner.
+                    Ok(cmd) => cluster.perform(cmd).await,
+                    Err(e) => Outcome::Refused(e),
+                };
+                for l in outcome.console_lines() {
+                    out.say(format_args!("{l}"));
+                }
+                if outcome == Outcome::Quit {
+                    return ExitCode::SUCCESS;
                 }
             }
         }
@@ -257,7 +258,7 @@ fn eprintln_quiet(line: &str) {
 /// SIGTERM as a stream, so both loops can stop the cluster cleanly when asked to.
 fn terminate_signal() -> Result<tokio::signal::unix::Signal, ExitCode> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| crate::commands::fail(1, format!("cannot listen for SIGTERM: {e}")))
+        .map_err(|e| crate::setup::fail(1, format!("cannot listen for SIGTERM: {e}")))
 }
 
 /// One line on leader, term and commit, printed when it changes.
@@ -266,29 +267,6 @@ fn summary_line(s: &ClusterState) -> String {
         Some(l) => format!("leader {l} term {} commit {}", s.term, s.commit_index()),
         None => format!("no leader (term {}) commit {}", s.term, s.commit_index()),
     }
-}
-
-fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
-    let sel = view.selected.map(Target::Node);
-    Some(match action {
-        Action::Kill => Command::Kill(sel?),
-        Action::Terminate => Command::Terminate(sel?),
-        Action::PauseResume => Command::TogglePause(sel?),
-        Action::Restart => Command::Restart(sel?),
-        Action::Wipe => Command::Wipe(sel?),
-        Action::Isolate => Command::Isolate(sel?),
-        Action::CycleDelay => Command::CycleDelay(sel?),
-        Action::CycleLoss => Command::CycleLoss(sel?),
-        Action::TransferHere => Command::Transfer(sel?),
-        Action::KillLeader => Command::Kill(Target::Leader),
-        Action::Partition(shape) => Command::Partition(shape.clone()),
-        Action::Heal => Command::Heal,
-        Action::ToggleWorkload => Command::Workload(None),
-        Action::RateUp => Command::WorkloadStep(true),
-        Action::RateDown => Command::WorkloadStep(false),
-        Action::Check => Command::Check,
-        _ => return None,
-    })
 }
 
 /// Puts the terminal back however the dashboard ends.
@@ -329,7 +307,7 @@ async fn dashboard(
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
-        return crate::commands::fail(1, format!("cannot put the terminal in raw mode: {e}"));
+        return crate::setup::fail(1, format!("cannot put the terminal in raw mode: {e}"));
     }
     let _guard = TerminalGuard;
     let hook = std::panic::take_hook();
@@ -342,7 +320,7 @@ async fn dashboard(
     let backend = CrosstermBackend::new(TeeWriter::new(std::io::stdout(), recorder.clone()));
     let mut terminal = match Terminal::new(backend) {
         Ok(t) => t,
-        Err(e) => return crate::commands::fail(1, format!("cannot open the terminal: {e}")),
+        Err(e) => return crate::setup::fail(1, format!("cannot open the terminal: {e}")),
     };
     let mut view = ViewState::new();
     view.selected = Some(1);
@@ -419,7 +397,21 @@ async fn dashboard(
                         } else if !view.frozen {
                             frozen = None;
                         }
-                        if let Some(cmd) = command_for(&action, &view) {
+                        let cmd = match &action {
+                            // The fault prompt's line goes through the console's parser.
+                            Action::Submit(line) => match command::parse(line) {
+                                Ok(cmd) => Some(cmd),
+                                Err(error) => {
+                                    let _ = local_tx.send(Stamped::new(
+                                        cluster.now_ms(),
+                                        Event::ActionFailed { action: line.clone(), error },
+                                    ));
+                                    None
+                                }
+                            },
+                            a => input::command_for(a, &view),
+                        };
+                        if let Some(cmd) = cmd {
                             let c = cluster.clone();
                             tokio::spawn(async move { let _ = c.perform(cmd).await; });
                         }
@@ -445,7 +437,7 @@ async fn dashboard(
             let shown = frozen.as_ref().unwrap_or(&session.state);
             if let Err(e) = terminal.draw(|f| crate::ui::draw(f, shown, &view)) {
                 drop(_guard);
-                return crate::commands::fail(1, format!("drawing failed: {e}"));
+                return crate::setup::fail(1, format!("drawing failed: {e}"));
             }
             dirty = false;
         }

@@ -74,15 +74,15 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         rate: 1,
         dump_screens: None,
     };
-    let spec = match crate::commands::cluster_spec(&up, dir.clone(), 42) {
+    let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,
-        Err(e) => return crate::commands::fail(2, e),
+        Err(e) => return crate::setup::fail(2, e),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let cluster = match Cluster::start(spec, tx).await {
         Ok(c) => c,
-        Err(e) => return crate::commands::fail(1, format!("{e:#}")),
+        Err(e) => return crate::setup::fail(1, format!("{e:#}")),
     };
     let result = measure(&cluster, &args).await;
     cluster.shutdown().await;
@@ -92,7 +92,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
             println!("{json}");
             ExitCode::SUCCESS
         }
-        Err(e) => crate::commands::fail(1, e),
+        Err(e) => crate::setup::fail(1, e),
     }
 }
 
@@ -174,7 +174,10 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
             .await
             .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
-        cluster.perform(Command::Kill(Target::Node(leader))).await?;
+        cluster
+            .perform(Command::Kill(Target::Node(leader)))
+            .await
+            .into_result()?;
         client
             .execute(KvOp::Put {
                 key: "failover".into(),
@@ -189,7 +192,8 @@ async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Valu
         failovers.push(ms);
         cluster
             .perform(Command::Restart(Target::Node(leader)))
-            .await?;
+            .await
+            .into_result()?;
         // Let the restarted node rejoin before the next trial, so every trial starts from three live nodes
         // that hold the whole log.
         wait_caught_up(cluster, leader).await?;

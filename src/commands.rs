@@ -1,8 +1,8 @@
-//! What each subcommand does, apart from the live dashboard loop (see [`crate::app`]).
+//! What each subcommand does, apart from the live dashboard loop (see [`crate::app`]). Shared helpers live in
+//! [`crate::setup`], below this module, `app` and `bench`, so the three never import each other in a circle.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,24 +10,11 @@ use squall_node::client::{KvClient, fetch_status};
 use squall_node::kv::{KvOp, KvResult};
 
 use crate::cli::{BenchArgs, KvArgs, KvCmd, ReplayArgs, StatusArgs, Target, UpArgs};
-use crate::cluster::{ClusterFile, ClusterSpec};
+use crate::cluster::ClusterFile;
+use crate::setup::{cluster_spec, fail, runtime, say};
 
 /// The tick of the nodes `up` starts (squall-node's default `--tick`): no heartbeat can be shorter.
 const NODE_TICK: Duration = Duration::from_millis(10);
-
-/// Prints an error the way every subcommand does and returns the exit code.
-pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("squall: error: {msg}");
-    ExitCode::from(code)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts")
-}
 
 /// Resolves `--dir` / `--peers` into API addresses.
 pub fn resolve_target(t: &Target) -> Result<(Option<String>, BTreeMap<u64, SocketAddr>), String> {
@@ -180,38 +167,6 @@ pub fn kv(args: KvArgs) -> ExitCode {
     }
 }
 
-/// The cluster specification for `up` and `bench`, with the node program resolved.
-pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
-    let (program, prefix) = match &args.node_bin {
-        Some(p) => {
-            if !p.is_file() {
-                return Err(format!(
-                    "--node-bin {}: no such file; build squall-node (cargo build --release -p squall-node) or drop the flag to use squall itself",
-                    p.display()
-                ));
-            }
-            (p.clone(), vec![])
-        }
-        None => (
-            std::env::current_exe()
-                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
-            vec!["node".into()],
-        ),
-    };
-    Ok(ClusterSpec {
-        nodes: args.nodes,
-        dir,
-        node_program: program,
-        node_prefix_args: prefix,
-        cluster_id: format!("squall-{:04x}", seed & 0xffff),
-        election_timeout: args.election_timeout,
-        heartbeat: args.heartbeat,
-        snapshot_every: args.snapshot_every,
-        seed,
-        rate: args.rate,
-    })
-}
-
 /// `squall up`.
 pub fn up(args: UpArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
@@ -277,13 +232,6 @@ pub fn up(args: UpArgs) -> ExitCode {
         ));
     }
     code
-}
-
-/// A line on standard output that may be closed by now (`squall up --headless | head`): `up` must still
-/// stop its cluster and clean up, so a failed write is not an error.
-pub(crate) fn say(line: std::fmt::Arguments) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// `squall replay`.

@@ -4,12 +4,16 @@
 //! acts on [`ViewState::selected`] for node actions and reports the effect as an event) and visual ones to
 //! [`apply_view`].
 
+use std::time::Duration;
+
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use crate::cluster::command::{Command, Target};
+use crate::cluster::fault::{FaultCmd, FaultKind, FaultTarget};
 use crate::state::{ClusterState, ViewState};
 
 /// What a key asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Select the next node (wraps).
     SelectNext,
@@ -67,6 +71,22 @@ pub enum Action {
     PromptBackspace,
     /// Close the partition prompt without partitioning.
     PromptCancel,
+    /// Open the fault prompt (any line of the headless vocabulary).
+    CommandPrompt,
+    /// Type a character into the fault prompt.
+    CommandInput(char),
+    /// Delete the last character of the fault prompt.
+    CommandBackspace,
+    /// Close the fault prompt.
+    CommandCancel,
+    /// Run the fault prompt's line (parsed by the caller, like a console line).
+    Submit(String),
+    /// Give the keyboard to the links matrix (cell cursor), or take it back.
+    LinkMode,
+    /// Move the links matrix's cell cursor by (columns, rows).
+    LinkMove(i8, i8),
+    /// A command chosen in the links matrix (cut / delay / loss / hold the cell's link, step held frames).
+    Run(Command),
     /// Nothing.
     None,
 }
@@ -86,6 +106,12 @@ impl Action {
                 | Action::PromptInput(_)
                 | Action::PromptBackspace
                 | Action::PromptCancel
+                | Action::CommandPrompt
+                | Action::CommandInput(_)
+                | Action::CommandBackspace
+                | Action::CommandCancel
+                | Action::LinkMode
+                | Action::LinkMove(..)
                 | Action::None
         )
     }
@@ -116,14 +142,22 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
     if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C')) {
         return Action::Quit;
     }
+    if let Some(text) = &view.command {
+        return match key.code {
+            KeyCode::Esc => Action::CommandCancel,
+            KeyCode::Enter if text.trim().is_empty() => Action::CommandCancel,
+            KeyCode::Enter => Action::Submit(text.trim().to_string()),
+            KeyCode::Backspace => Action::CommandBackspace,
+            KeyCode::Char(c) if !ctrl => Action::CommandInput(c),
+            _ => Action::None,
+        };
+    }
     if let Some(text) = &view.prompt {
+        // No numeric shortcuts: digits are always part of a grouping being typed.
         return match key.code {
             KeyCode::Esc => Action::PromptCancel,
             KeyCode::Enter => match text.trim() {
                 "" => Action::None,
-                "1" => Action::Partition("halves".into()),
-                "2" => Action::Partition("bridge".into()),
-                "3" => Action::Partition("ring".into()),
                 t => Action::Partition(t.to_string()),
             },
             KeyCode::Backspace => Action::PromptBackspace,
@@ -138,6 +172,9 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
     }
     if view.help && matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
         return Action::Help;
+    }
+    if let Some((from, to)) = view.link_cursor {
+        return link_key(key.code, from, to);
     }
     match key.code {
         KeyCode::Up => Action::SelectPrev,
@@ -165,8 +202,74 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Tab | KeyCode::BackTab => Action::NextTab,
         KeyCode::Char('R') => Action::ToggleRecord,
         KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('m') => Action::LinkMode,
+        KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
         _ => Action::None,
     }
+}
+
+/// Latency the links matrix's `d` puts on a link.
+pub const LINK_DELAY: Duration = Duration::from_millis(200);
+/// Loss the links matrix's `l` puts on a link, in percent.
+pub const LINK_LOSS_PCT: f64 = 30.0;
+
+/// Keys while the links matrix has the keyboard: each acts on the directed link under the cursor, and a key
+/// pressed again on the same link takes its fault away.
+fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
+    let link = FaultTarget::Link(from, to);
+    let toggle = |kind| Action::Run(Command::ToggleFault(FaultCmd::new(link.clone(), kind)));
+    match code {
+        KeyCode::Esc | KeyCode::Char('m') => Action::LinkMode,
+        KeyCode::Left => Action::LinkMove(-1, 0),
+        KeyCode::Right => Action::LinkMove(1, 0),
+        KeyCode::Up => Action::LinkMove(0, -1),
+        KeyCode::Down => Action::LinkMove(0, 1),
+        KeyCode::Char('x') => toggle(FaultKind::Cut),
+        KeyCode::Char('d') => toggle(FaultKind::Delay {
+            delay: LINK_DELAY,
+            jitter: None,
+        }),
+        KeyCode::Char('l') => toggle(FaultKind::Loss(LINK_LOSS_PCT)),
+        KeyCode::Char('o') => toggle(FaultKind::Hold),
+        KeyCode::Char('n') => Action::Run(Command::Step(FaultTarget::All, 1)),
+        KeyCode::Char('z') => Action::Run(Command::DropHeld(FaultTarget::All, 1)),
+        KeyCode::Char('a') => Action::Run(Command::Release(FaultTarget::All)),
+        KeyCode::Char('h') => Action::Run(Command::Heal(None)),
+        KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Char('q') => Action::Quit,
+        _ => Action::None,
+    }
+}
+
+/// The command a cluster key asks for, with node keys acting on the selected node (`None` for visual keys,
+/// or node keys with nothing selected).
+pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
+    let sel = view.selected.map(Target::Node);
+    let node = |t: Target| FaultTarget::Node(t);
+    Some(match action {
+        Action::Kill => Command::Kill(sel?),
+        Action::Terminate => Command::Terminate(sel?),
+        Action::PauseResume => Command::TogglePause(sel?),
+        Action::Restart => Command::Restart(sel?),
+        Action::Wipe => Command::Wipe(sel?),
+        Action::Isolate => Command::Fault(FaultCmd::new(node(sel?), FaultKind::Cut)),
+        Action::CycleDelay => Command::CycleDelay(sel?),
+        Action::CycleLoss => Command::CycleLoss(sel?),
+        Action::TransferHere => Command::Transfer(sel?),
+        Action::KillLeader => Command::Kill(Target::Leader),
+        Action::Partition(shape) => Command::Fault(FaultCmd::new(
+            FaultTarget::Shape(shape.replace(' ', "")),
+            FaultKind::Cut,
+        )),
+        Action::Heal => Command::Heal(None),
+        Action::ToggleWorkload => Command::Workload(None),
+        Action::RateUp => Command::WorkloadStep(true),
+        Action::RateDown => Command::WorkloadStep(false),
+        Action::Check => Command::Check,
+        Action::Run(cmd) => cmd.clone(),
+        _ => return None,
+    })
 }
 
 /// Applies the visual part of `action` to the view. Cluster actions leave it alone, except that choosing a
@@ -207,6 +310,51 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
             }
         }
         Action::PromptCancel | Action::Partition(_) => view.prompt = None,
+        Action::CommandPrompt => view.command = Some(String::new()),
+        Action::CommandInput(c) => {
+            if let Some(text) = &mut view.command
+                && text.len() < 120
+            {
+                text.push(*c);
+            }
+        }
+        Action::CommandBackspace => {
+            if let Some(text) = &mut view.command {
+                text.pop();
+            }
+        }
+        Action::CommandCancel | Action::Submit(_) => view.command = None,
+        Action::LinkMode => {
+            view.link_cursor = match view.link_cursor {
+                Some(_) => None,
+                None => {
+                    let from = view
+                        .selected
+                        .filter(|s| ids.contains(s))
+                        .or(ids.first().copied());
+                    let to = ids.iter().copied().find(|i| Some(*i) != from);
+                    from.zip(to)
+                }
+            }
+        }
+        Action::LinkMove(dx, dy) => {
+            if let Some((from, to)) = view.link_cursor {
+                let n = ids.len();
+                let pos = |id: u64| ids.iter().position(|&i| i == id).unwrap_or(0);
+                let (mut c, mut r) = (pos(to), pos(from));
+                // Skip the diagonal (a node has no link to itself), wrapping around the edges.
+                for _ in 0..n {
+                    c = (c as i64 + i64::from(*dx)).rem_euclid(n as i64) as usize;
+                    r = (r as i64 + i64::from(*dy)).rem_euclid(n as i64) as usize;
+                    if c != r {
+                        break;
+                    }
+                }
+                if n > 1 && c != r {
+                    view.link_cursor = Some((ids[r], ids[c]));
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -296,15 +444,65 @@ mod tests {
         apply_view(&mut v, &a, &state);
         assert_eq!(v.prompt, None);
 
-        // A lone preset digit followed by Enter picks the preset.
+        // A digit is always part of a grouping: no hidden numeric presets (`3` Enter is not a ring).
         apply_view(&mut v, &Action::PartitionMenu, &state);
-        type_key(&mut v, ch('2'), &state);
+        type_key(&mut v, ch('3'), &state);
         assert_eq!(
             map_key(press(KeyCode::Enter), &v),
-            Action::Partition("bridge".into())
+            Action::Partition("3".into())
         );
         type_key(&mut v, press(KeyCode::Esc), &state);
         assert_eq!(v.prompt, None);
+    }
+
+    #[test]
+    fn the_links_matrix_takes_the_keyboard_and_acts_on_the_cell_under_its_cursor() {
+        let state = sample_state(3);
+        let mut v = ViewState::new();
+        v.selected = Some(2);
+        type_key(&mut v, ch('m'), &state);
+        assert_eq!(
+            v.link_cursor,
+            Some((2, 1)),
+            "starts on the selected node's row"
+        );
+        type_key(&mut v, press(KeyCode::Right), &state);
+        assert_eq!(v.link_cursor, Some((2, 3)), "skips the diagonal");
+        type_key(&mut v, press(KeyCode::Down), &state);
+        assert_eq!(
+            v.link_cursor,
+            Some((1, 3)),
+            "down from 2->3 passes the diagonal 3->3 and wraps to 1->3"
+        );
+        let cut = map_key(ch('x'), &v);
+        assert_eq!(
+            cut,
+            Action::Run(Command::ToggleFault(FaultCmd::new(
+                FaultTarget::Link(1, 3),
+                FaultKind::Cut
+            )))
+        );
+        assert_eq!(
+            command_for(&cut, &v).map(|c| c.to_string()),
+            Some("toggle cut 1->3".into())
+        );
+        assert_eq!(map_key(ch('k'), &v), Action::None, "node keys are captured");
+        type_key(&mut v, press(KeyCode::Esc), &state);
+        assert_eq!(v.link_cursor, None);
+    }
+
+    #[test]
+    fn the_fault_prompt_takes_any_line() {
+        let state = sample_state(3);
+        let mut v = ViewState::new();
+        type_key(&mut v, ch(':'), &state);
+        for c in "loss *->1 100% only vote-reply".chars() {
+            type_key(&mut v, ch(c), &state);
+        }
+        let a = map_key(press(KeyCode::Enter), &v);
+        assert_eq!(a, Action::Submit("loss *->1 100% only vote-reply".into()));
+        apply_view(&mut v, &a, &state);
+        assert_eq!(v.command, None);
     }
 
     #[test]

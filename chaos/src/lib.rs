@@ -18,4 +18,7 @@ pub use process::{
     ExitEvent, LIFELINE_ENV, LIFELINE_EXIT_CODE, ProcState, ProcessSpec, Supervisor,
     watch_lifeline_from_env,
 };
-pub use proxy::{Distribution, Endpoint, Fault, FaultKind, FaultSpec, LinkId, LinkStats, Network};
+pub use proxy::{
+    Classifier, Distribution, Endpoint, Fault, FaultKind, FaultSpec, Flow, HeldFrame, LabelCount,
+    LabelSet, LinkId, LinkStats, Network, Stepped,
+};

@@ -1,6 +1,8 @@
 //! The vocabulary of actions on a running cluster, shared by the dashboard's keys and the headless console.
 
-use std::time::Duration;
+use super::fault::{
+    FaultCmd, FaultKind, FaultTarget, hint, parse_duration, parse_options, parse_pct, parse_rate,
+};
 
 /// A node id.
 pub type NodeId = u64;
@@ -14,7 +16,9 @@ pub enum Target {
     Leader,
 }
 
-/// One action a person can ask for.
+/// One action a person can ask for: from a key, a line of the headless console, or (later) a scenario
+/// timeline, all parsed into this one type. New commands are new variants (with their words in [`parse`] and
+/// [`std::fmt::Display`]); performing one returns an [`super::Outcome`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// SIGKILL the node's process.
@@ -31,20 +35,28 @@ pub enum Command {
     Restart(Target),
     /// Wipe the data directory and restart.
     Wipe(Target),
-    /// Cut every link to and from the node.
-    Isolate(Target),
-    /// Add latency to every link to and from the node (zero removes it).
-    Delay(Target, Duration),
-    /// Drop this percentage of frames on every link to and from the node (zero removes it).
-    Loss(Target, u8),
+    /// Add a network fault to the active set (`isolate 2`, `cut 1->2`, `partition halves`, `delay 2 200ms`, …).
+    /// The same fault on the same target (same kind and filter) is replaced; a zero delay or percentage
+    /// removes it.
+    Fault(FaultCmd),
+    /// Add the fault, or remove it when the same fault is in force (the links matrix's keys).
+    ToggleFault(FaultCmd),
     /// Step the node's added latency through 0, 50, 200, 1000 ms.
     CycleDelay(Target),
     /// Step the node's loss through 0, 10, 30, 100 %.
     CycleLoss(Target),
-    /// Cut the cluster: `halves`, `random-halves`, `bridge`, `ring`, or a grouping like `1,2|3,4,5`.
-    Partition(String),
-    /// Remove every network fault.
-    Heal,
+    /// List the active faults.
+    Faults,
+    /// Remove every network fault (`None`), or the one with this id.
+    Heal(Option<u64>),
+    /// Deliver the N oldest frames held on the target's links.
+    Step(FaultTarget, usize),
+    /// Discard the N oldest frames held on the target's links.
+    DropHeld(FaultTarget, usize),
+    /// Deliver every frame held on the target's links and stop holding there.
+    Release(FaultTarget),
+    /// List the held frames.
+    Held,
     /// Hand leadership to the node.
     Transfer(Target),
     /// Start or stop the built-in workload.
@@ -81,13 +93,17 @@ impl std::fmt::Display for Command {
             Command::TogglePause(t) => write!(f, "pause/resume {t}"),
             Command::Restart(t) => write!(f, "restart {t}"),
             Command::Wipe(t) => write!(f, "wipe {t}"),
-            Command::Isolate(t) => write!(f, "isolate {t}"),
-            Command::Delay(t, d) => write!(f, "delay {t} {}ms", d.as_millis()),
-            Command::Loss(t, p) => write!(f, "loss {t} {p}%"),
+            Command::Fault(x) => write!(f, "{x}"),
+            Command::ToggleFault(x) => write!(f, "toggle {x}"),
             Command::CycleDelay(t) => write!(f, "cycle delay {t}"),
             Command::CycleLoss(t) => write!(f, "cycle loss {t}"),
-            Command::Partition(s) => write!(f, "partition {s}"),
-            Command::Heal => f.write_str("heal"),
+            Command::Faults => f.write_str("faults"),
+            Command::Heal(None) => f.write_str("heal"),
+            Command::Heal(Some(id)) => write!(f, "heal {id}"),
+            Command::Step(t, n) => write!(f, "step {t} {n}"),
+            Command::DropHeld(t, n) => write!(f, "drop-held {t} {n}"),
+            Command::Release(t) => write!(f, "release {t}"),
+            Command::Held => f.write_str("held"),
             Command::Transfer(t) => write!(f, "transfer {t}"),
             Command::Workload(Some(true)) => f.write_str("workload on"),
             Command::Workload(Some(false)) => f.write_str("workload off"),
@@ -109,8 +125,45 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
-isolate N, delay N 200ms, loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
-workload on|off, workload rate R, check, status, quit";
+transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
+[jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
+reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
+drop-held TARGET [N], release TARGET, workload on|off, workload rate R, check, status, quit \
+(TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
+
+/// Every verb the console knows, for the dashboard prompt's hint.
+pub const VERBS: [&str; 30] = [
+    "kill",
+    "terminate",
+    "pause",
+    "resume",
+    "restart",
+    "wipe",
+    "transfer",
+    "isolate",
+    "partition",
+    "cut",
+    "delay",
+    "loss",
+    "dup",
+    "reorder",
+    "bandwidth",
+    "blackhole",
+    "reset",
+    "hold",
+    "faults",
+    "heal",
+    "held",
+    "step",
+    "drop-held",
+    "release",
+    "workload",
+    "check",
+    "status",
+    "quit",
+    "help",
+    "exit",
+];
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
     match word {
@@ -149,39 +202,48 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "resume" | "cont" => no_more(1, Command::Resume(target(arg(0), cmd)?)),
         "restart" => no_more(1, Command::Restart(target(arg(0), cmd)?)),
         "wipe" => no_more(1, Command::Wipe(target(arg(0), cmd)?)),
-        "isolate" => no_more(1, Command::Isolate(target(arg(0), cmd)?)),
         "transfer" => no_more(1, Command::Transfer(target(arg(0), cmd)?)),
-        "delay" => {
-            let t = target(arg(0), cmd)?;
-            let d =
-                arg(1).ok_or("`delay` needs a duration, e.g. `delay 2 200ms` (0 removes it)")?;
-            let d = if d == "0" {
-                Duration::ZERO
-            } else {
-                humantime::parse_duration(d)
-                    .map_err(|_| format!("`{d}` is not a duration like 200ms"))?
-            };
-            no_more(2, Command::Delay(t, d))
-        }
-        "loss" => {
-            let t = target(arg(0), cmd)?;
-            let p = arg(1).ok_or("`loss` needs a percentage, e.g. `loss 2 30%` (0 removes it)")?;
-            let pct: u8 = p
-                .trim_end_matches('%')
-                .parse()
-                .ok()
-                .filter(|v| *v <= 100)
-                .ok_or_else(|| format!("`{p}` is not a percentage from 0% to 100%"))?;
-            no_more(2, Command::Loss(t, pct))
-        }
-        "partition" => {
-            let shape = rest.join("");
-            if shape.is_empty() {
-                return Err("`partition` needs a shape: halves, random-halves, bridge, ring, or a grouping like 1,2|3,4,5".into());
+        "cut" | "blackhole" | "reset" | "hold" | "delay" | "loss" | "dup" | "reorder"
+        | "bandwidth" | "isolate" | "partition" => parse_fault(cmd, rest).map(Command::Fault),
+        "faults" => no_more(0, Command::Faults),
+        "held" => no_more(0, Command::Held),
+        "heal" => match arg(0) {
+            None => Ok(Command::Heal(None)),
+            Some(w) => {
+                let id = w.trim_start_matches('#').parse().map_err(|_| {
+                    format!(
+                        "`{w}` is not a fault id; `faults` lists them ({})",
+                        hint("heal")
+                    )
+                })?;
+                no_more(1, Command::Heal(Some(id)))
             }
-            Ok(Command::Partition(shape))
+        },
+        "step" | "drop-held" => {
+            let t = FaultTarget::parse(
+                arg(0).ok_or_else(|| format!("`{cmd}` needs a target; {}", hint(cmd)))?,
+            )?;
+            let n = match arg(1) {
+                None => 1,
+                Some(w) => w
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("`{w}` is not a number of frames (1 or more)"))?,
+            };
+            let c = if cmd == "step" {
+                Command::Step(t, n)
+            } else {
+                Command::DropHeld(t, n)
+            };
+            no_more(2, c)
         }
-        "heal" => no_more(0, Command::Heal),
+        "release" => {
+            let t = FaultTarget::parse(
+                arg(0).ok_or_else(|| format!("`release` needs a target; {}", hint(cmd)))?,
+            )?;
+            no_more(1, Command::Release(t))
+        }
         "workload" => match (arg(0), arg(1)) {
             (Some("on"), None) => Ok(Command::Workload(Some(true))),
             (Some("off"), None) => Ok(Command::Workload(Some(false))),
@@ -202,27 +264,126 @@ pub fn parse(line: &str) -> Result<Command, String> {
     }
 }
 
+/// Parses a fault line after its verb: `cut 1->2 for 10s`, `delay 2 200ms jitter 50ms only heartbeat`,
+/// `partition 1,2 | 3,4,5 for 5s`, `isolate 2`.
+pub fn parse_fault(verb: &str, rest: &[&str]) -> Result<FaultCmd, String> {
+    let usage = || format!("`{verb}` needs more: {}", hint(verb));
+    if verb == "partition" {
+        // The shape may be written with spaces (`1,2 | 3,4,5`); options start at the first keyword.
+        let end = rest
+            .iter()
+            .position(|w| matches!(*w, "for" | "only"))
+            .unwrap_or(rest.len());
+        let shape = rest[..end].join("");
+        if shape.is_empty() {
+            return Err(usage());
+        }
+        let (duration, only, _) = parse_options(&rest[end..], verb, false)?;
+        return Ok(FaultCmd {
+            target: FaultTarget::Shape(shape),
+            kind: FaultKind::Cut,
+            only,
+            duration,
+        });
+    }
+    let (first, params) = rest.split_first().ok_or_else(usage)?;
+    let target = if verb == "isolate" {
+        match FaultTarget::parse(first)? {
+            t @ FaultTarget::Node(_) => t,
+            _ => {
+                return Err(format!(
+                    "`isolate` takes a node (e.g. `isolate 2`); for links use `cut {first}`"
+                ));
+            }
+        }
+    } else {
+        FaultTarget::parse(first)?
+    };
+    let value = || params.first().copied().ok_or_else(usage);
+    let (kind, used) = match verb {
+        "cut" | "isolate" => (FaultKind::Cut, 0),
+        "blackhole" => (FaultKind::Blackhole, 0),
+        "reset" => (FaultKind::Reset, 0),
+        "hold" => (FaultKind::Hold, 0),
+        "delay" => (
+            FaultKind::Delay {
+                delay: parse_duration(value()?, "duration")?,
+                jitter: None,
+            },
+            1,
+        ),
+        "loss" => (FaultKind::Loss(parse_pct(value()?)?), 1),
+        "dup" => (FaultKind::Dup(parse_pct(value()?)?), 1),
+        "reorder" => (FaultKind::Reorder(parse_duration(value()?, "duration")?), 1),
+        "bandwidth" => (FaultKind::Bandwidth(parse_rate(value()?)?), 1),
+        other => return Err(format!("`{other}` is not a fault")),
+    };
+    let (duration, only, jitter) = parse_options(&params[used..], verb, verb == "delay")?;
+    let kind = match (kind, jitter) {
+        (FaultKind::Delay { delay, .. }, Some(j)) => FaultKind::Delay {
+            delay,
+            jitter: Some(j),
+        },
+        (k, _) => k,
+    };
+    if kind == FaultKind::Reset && !only.is_empty() {
+        return Err(
+            "`reset` closes whole connections, so `only` cannot limit it to some messages".into(),
+        );
+    }
+    if kind == FaultKind::Hold && duration.is_some() {
+        return Err(
+            "`hold` stays until released (`release TARGET`) or healed; it takes no `for`".into(),
+        );
+    }
+    Ok(FaultCmd {
+        target,
+        kind,
+        only,
+        duration,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn parses_the_vocabulary() {
         assert_eq!(parse("kill 2"), Ok(Command::Kill(Target::Node(2))));
         assert_eq!(parse("kill leader"), Ok(Command::Kill(Target::Leader)));
+        let node = |n| FaultTarget::Node(Target::Node(n));
         assert_eq!(
             parse("delay 2 200ms"),
-            Ok(Command::Delay(Target::Node(2), Duration::from_millis(200)))
+            Ok(Command::Fault(FaultCmd::new(
+                node(2),
+                FaultKind::Delay {
+                    delay: Duration::from_millis(200),
+                    jitter: None
+                }
+            )))
         );
-        assert_eq!(parse("loss 3 30%"), Ok(Command::Loss(Target::Node(3), 30)));
+        assert_eq!(
+            parse("loss 3 30%"),
+            Ok(Command::Fault(FaultCmd::new(
+                node(3),
+                FaultKind::Loss(30.0)
+            )))
+        );
         assert_eq!(
             parse("partition 1,2 | 3,4,5"),
-            Ok(Command::Partition("1,2|3,4,5".into()))
+            Ok(Command::Fault(FaultCmd::new(
+                FaultTarget::Shape("1,2|3,4,5".into()),
+                FaultKind::Cut
+            )))
         );
         assert_eq!(
-            parse("partition halves"),
-            Ok(Command::Partition("halves".into()))
+            parse("isolate 2"),
+            Ok(Command::Fault(FaultCmd::new(node(2), FaultKind::Cut)))
         );
+        assert_eq!(parse("heal"), Ok(Command::Heal(None)));
+        assert_eq!(parse("heal #3"), Ok(Command::Heal(Some(3))));
         assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));
         assert_eq!(parse("workload on"), Ok(Command::Workload(Some(true))));
         assert_eq!(parse("  quit "), Ok(Command::Quit));
@@ -249,5 +410,47 @@ mod tests {
         );
         assert!(parse("kill 2 3").unwrap_err().contains("takes 1 argument"));
         assert!(parse("").is_err());
+        assert!(parse("isolate 1->2").unwrap_err().contains("cut 1->2"));
+        assert!(
+            parse("reset 2 only vote")
+                .unwrap_err()
+                .contains("whole connections")
+        );
+        assert!(parse("hold * for 5s").unwrap_err().contains("no `for`"));
+        assert!(parse("bandwidth 1->2").unwrap_err().contains("needs more"));
+        assert!(parse("heal two").unwrap_err().contains("not a fault id"));
+        assert!(parse("step").unwrap_err().contains("needs a target"));
+        assert!(parse("step * 0").unwrap_err().contains("number of frames"));
+    }
+
+    #[test]
+    fn the_issue_vocabulary_parses_and_prints_back() {
+        for line in [
+            "cut 1->2",
+            "cut *->3",
+            "cut 2<->4 for 10s",
+            "delay 1->3 200ms only heartbeat",
+            "delay 2 200ms jitter 50ms for 5s",
+            "loss *->1 100% only vote-reply",
+            "dup 2 20%",
+            "reorder 1<->2 50ms",
+            "bandwidth 1->3 1MB/s",
+            "blackhole 3->*",
+            "reset 2",
+            "partition bridge for 30s",
+            "partition 1,2|3,4,5 only append,heartbeat",
+            "isolate leader",
+            "hold * only vote,vote-reply",
+            "heal 4",
+            "step * 3",
+            "drop-held 1->2 1",
+            "release *",
+            "held",
+            "faults",
+        ] {
+            let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(cmd.to_string(), line, "printed back");
+            assert_eq!(parse(&cmd.to_string()), Ok(cmd), "{line}");
+        }
     }
 }

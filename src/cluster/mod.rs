@@ -3,8 +3,12 @@
 //! learns goes out as [`Stamped`] events; nothing here touches the terminal.
 
 mod check;
+pub mod classify;
 pub mod command;
+pub mod fault;
+mod faultset;
 pub mod files;
+pub mod outcome;
 mod poll;
 mod workload;
 
@@ -16,10 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use squall_chaos::{
-    Distribution, Fault, FaultKind, FaultSpec, LinkId, Network, Partition, ProcessSpec, Shape,
-    Supervisor,
-};
+use squall_chaos::{Fault, Network, ProcessSpec, Supervisor};
 use squall_node::client::{ClientError, KvClient};
 use squall_node::kv::{KvOp, KvResult};
 use squall_node::raft::Role;
@@ -27,9 +28,11 @@ use squall_node::rpc::NodeStatus;
 use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
-use crate::state::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict};
+use crate::state::{Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict};
 use command::{Command, DELAY_STEPS_MS, LOSS_STEPS_PCT, NodeId, Target};
+use fault::{FaultCmd, FaultKind, FaultTarget};
 pub use files::{ClusterFile, NodeEntry};
+pub use outcome::Outcome;
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -75,6 +78,7 @@ struct Inner {
     api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
     workload: workload::Control,
     stop: watch::Sender<bool>,
+    faults: Mutex<faultset::FaultSet>,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -103,7 +107,7 @@ impl Cluster {
             );
         }
         let sup = Supervisor::new().context("starting the process supervisor")?;
-        let net = Network::new(spec.seed);
+        let net = Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier));
         let ids: Vec<NodeId> = (1..=spec.nodes).collect();
         let mut proxies = BTreeMap::new();
         for &from in &ids {
@@ -129,6 +133,7 @@ impl Cluster {
             api,
             workload: workload::Control::new(spec.rate),
             stop,
+            faults: Mutex::new(faultset::FaultSet::default()),
             spec,
         });
         let cluster = Cluster { inner };
@@ -405,38 +410,72 @@ impl Cluster {
         check::judge(&readings)
     }
 
-    /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
-    /// Returns the effect text, or why it could not be done.
-    pub async fn perform(&self, cmd: Command) -> Result<String, String> {
-        if cmd == Command::Check {
-            // Not a fault: its finding is an event of its own.
-            let (verdict, report) = self.check().await;
-            self.emit(Event::Checked {
-                verdict,
-                report: report.clone(),
-            });
-            return if verdict == Verdict::Ok {
-                Ok(report)
-            } else {
-                Err(report)
-            };
-        }
+    /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
+    /// refusal, `Checked` with a verdict). Returns what it came to.
+    pub async fn perform(&self, cmd: Command) -> Outcome {
         let asked = cmd.to_string();
-        let result = self.perform_inner(cmd).await;
-        match &result {
-            Ok(effect) if !effect.is_empty() => {
-                self.emit(Event::Fault {
-                    description: asked,
-                    effect: effect.clone(),
+        let outcome = match cmd {
+            Command::Check => {
+                let (verdict, report) = self.check().await;
+                self.emit(Event::Checked {
+                    verdict,
+                    report: report.clone(),
                 });
+                return Outcome::Verdict { verdict, report };
             }
-            Ok(_) => {}
-            Err(error) => self.emit(Event::ActionFailed {
+            Command::Quit => return Outcome::Quit,
+            Command::Faults => {
+                let lines = self.fault_lines();
+                let summary = match lines.len() {
+                    0 => "no fault in force".to_string(),
+                    1 => "1 fault in force".to_string(),
+                    n => format!("{n} faults in force"),
+                };
+                return Outcome::Listing {
+                    summary,
+                    lines,
+                    prefix: "faults:",
+                };
+            }
+            Command::Held => {
+                let lines: Vec<String> = self
+                    .inner
+                    .net
+                    .held()
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{} {} {} {}",
+                            h.seq,
+                            h.link,
+                            h.label.as_deref().unwrap_or("other"),
+                            h.detail
+                        )
+                    })
+                    .collect();
+                return Outcome::Listing {
+                    summary: format!("{} frames held", lines.len()),
+                    lines,
+                    prefix: "held:",
+                };
+            }
+            other => match self.perform_inner(other).await {
+                Ok(effect) => Outcome::Done(effect),
+                Err(why) => Outcome::Refused(why),
+            },
+        };
+        match &outcome {
+            Outcome::Done(effect) => self.emit(Event::Fault {
+                description: asked,
+                effect: effect.clone(),
+            }),
+            Outcome::Refused(error) => self.emit(Event::ActionFailed {
                 action: asked,
                 error: error.clone(),
             }),
+            _ => {}
         }
-        result
+        outcome
     }
 
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
@@ -498,30 +537,8 @@ impl Cluster {
                     format!("restart node {id}{what} with its data")
                 })
             }
-            Command::Isolate(t) => {
-                let id = self.resolve(t)?;
-                let what = self.describe_node(id);
-                self.partition(Shape::Isolate(id))?;
-                Ok(format!("isolate node {id}{what}"))
-            }
-            Command::Delay(t, d) => {
-                let id = self.resolve(t)?;
-                self.set_node_delay(id, d);
-                Ok(if d.is_zero() {
-                    format!("remove added latency on node {id}'s links")
-                } else {
-                    format!("delay node {id}'s links by {} ms", d.as_millis())
-                })
-            }
-            Command::Loss(t, pct) => {
-                let id = self.resolve(t)?;
-                self.set_node_loss(id, pct);
-                Ok(if pct == 0 {
-                    format!("remove loss on node {id}'s links")
-                } else {
-                    format!("drop {pct}% of frames on node {id}'s links")
-                })
-            }
+            Command::Fault(f) => self.add_fault(f, false),
+            Command::ToggleFault(f) => self.add_fault(f, true),
             Command::CycleDelay(t) => {
                 let id = self.resolve(t)?;
                 let step = {
@@ -530,11 +547,16 @@ impl Cluster {
                     slot.delay_step = (slot.delay_step + 1) % DELAY_STEPS_MS.len();
                     slot.delay_step
                 };
-                Box::pin(self.perform_inner(Command::Delay(
-                    Target::Node(id),
-                    Duration::from_millis(DELAY_STEPS_MS[step]),
-                )))
-                .await
+                self.add_fault(
+                    FaultCmd::new(
+                        FaultTarget::Node(Target::Node(id)),
+                        FaultKind::Delay {
+                            delay: Duration::from_millis(DELAY_STEPS_MS[step]),
+                            jitter: None,
+                        },
+                    ),
+                    false,
+                )
             }
             Command::CycleLoss(t) => {
                 let id = self.resolve(t)?;
@@ -544,21 +566,67 @@ impl Cluster {
                     slot.loss_step = (slot.loss_step + 1) % LOSS_STEPS_PCT.len();
                     slot.loss_step
                 };
-                Box::pin(self.perform_inner(Command::Loss(Target::Node(id), LOSS_STEPS_PCT[step])))
-                    .await
+                self.add_fault(
+                    FaultCmd::new(
+                        FaultTarget::Node(Target::Node(id)),
+                        FaultKind::Loss(f64::from(LOSS_STEPS_PCT[step])),
+                    ),
+                    false,
+                )
             }
-            Command::Partition(shape) => {
-                let shape = parse_shape(&shape)?;
-                let described = self.partition(shape)?;
-                Ok(format!("partition {described}"))
-            }
-            Command::Heal => {
-                self.inner.net.heal_all();
-                for slot in self.inner.slots.lock().unwrap().values_mut() {
-                    slot.delay_step = 0;
-                    slot.loss_step = 0;
+            Command::Heal(id) => {
+                let r = self.heal(id);
+                if id.is_none() {
+                    for slot in self.inner.slots.lock().unwrap().values_mut() {
+                        slot.delay_step = 0;
+                        slot.loss_step = 0;
+                    }
                 }
-                Ok("heal every network fault".into())
+                r
+            }
+            Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
+                let deliver = matches!(cmd, Command::Step(..));
+                let target = t.clone();
+                let out = if deliver {
+                    self.inner.net.step(|l| self.covers(&target, l), n)
+                } else {
+                    self.inner.net.drop_held(|l| self.covers(&target, l), n)
+                };
+                if out.is_empty() {
+                    return Err(format!("no frame is held on {t}; `held` lists what is"));
+                }
+                let verb = if deliver { "deliver" } else { "drop" };
+                let items: Vec<String> = out
+                    .iter()
+                    .map(|s| {
+                        let lost = if deliver && !s.delivered {
+                            " (lost: its connection closed)"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{} {} {}{lost}",
+                            s.frame.link,
+                            s.frame.label.as_deref().unwrap_or("other"),
+                            s.frame.detail
+                        )
+                    })
+                    .collect();
+                Ok(format!("{verb} {}", items.join("; ")))
+            }
+            Command::Release(t) => {
+                let ended = self.end_holds_on(&t);
+                let target = t.clone();
+                let out = self.inner.net.release(|l| self.covers(&target, l));
+                Ok(format!(
+                    "release {} held frames on {t}{}",
+                    out.len(),
+                    if ended.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and end {}", ended.join(", "))
+                    }
+                ))
             }
             Command::Transfer(t) => {
                 let id = self.resolve(t)?;
@@ -601,73 +669,11 @@ impl Cluster {
                 let r = self.inner.workload.step(up);
                 Ok(format!("workload rate {r} writes/s"))
             }
-            // Status and quit are the caller's to carry out; check is done by `perform`.
-            Command::Status | Command::Check => Ok(String::new()),
-            Command::Quit => Ok(String::new()),
-        }
-    }
-
-    fn partition(&self, shape: Shape) -> Result<String, String> {
-        let nodes = self.node_ids();
-        let seed = self.inner.spec.seed ^ self.now_ms();
-        let p = Partition::build(&shape, &nodes, seed).map_err(|e| e.to_string())?;
-        self.inner.net.apply_partition(&p);
-        Ok(p.describe())
-    }
-
-    fn for_each_link_of(&self, id: NodeId, mut f: impl FnMut(LinkId)) {
-        for other in self.node_ids() {
-            if other != id {
-                f(LinkId {
-                    from: id,
-                    to: other,
-                });
-                f(LinkId {
-                    from: other,
-                    to: id,
-                });
+            // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
+            Command::Status | Command::Check | Command::Quit | Command::Faults | Command::Held => {
+                Ok(String::new())
             }
         }
-    }
-
-    fn set_node_delay(&self, id: NodeId, d: Duration) {
-        let net = &self.inner.net;
-        self.for_each_link_of(id, |link| {
-            if d.is_zero() {
-                net.remove_fault(link, FaultKind::Latency);
-            } else {
-                net.set_fault(
-                    link,
-                    FaultSpec {
-                        fault: Fault::Latency {
-                            base: d,
-                            jitter: d / 10,
-                            dist: Distribution::Uniform,
-                        },
-                        duration: None,
-                    },
-                );
-            }
-        });
-    }
-
-    fn set_node_loss(&self, id: NodeId, pct: u8) {
-        let net = &self.inner.net;
-        self.for_each_link_of(id, |link| {
-            if pct == 0 {
-                net.remove_fault(link, FaultKind::Loss);
-            } else {
-                net.set_fault(
-                    link,
-                    FaultSpec {
-                        fault: Fault::Loss {
-                            p: f64::from(pct) / 100.0,
-                        },
-                        duration: None,
-                    },
-                );
-            }
-        });
     }
 
     async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
@@ -707,16 +713,6 @@ impl Cluster {
     fn stopping(&self) -> watch::Receiver<bool> {
         self.inner.stop.subscribe()
     }
-}
-
-fn parse_shape(s: &str) -> Result<Shape, String> {
-    Ok(match s.trim() {
-        "halves" => Shape::Halves,
-        "random-halves" | "random" => Shape::RandomHalves,
-        "bridge" => Shape::Bridge,
-        "ring" | "majorities-ring" => Shape::MajoritiesRing,
-        grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
-    })
 }
 
 /// One workload counter read linearizably: its count, or why it holds no count; `Err` when the cluster did not
@@ -777,12 +773,32 @@ async fn watch_exits(cluster: Cluster) {
 
 async fn report_links(cluster: Cluster) {
     let mut stop = cluster.stopping();
+    let mut last_held: Vec<HeldView> = Vec::new();
     let mut last: Vec<LinkView> = Vec::new();
     let mut last_sent = Instant::now() - Duration::from_secs(10);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = stop.changed() => return,
+        }
+        let held: Vec<HeldView> = cluster
+            .inner
+            .net
+            .held()
+            .into_iter()
+            .map(|h| HeldView {
+                seq: h.seq,
+                from: h.link.from,
+                to: h.link.to,
+                kind: h.label,
+                detail: h.detail,
+            })
+            .collect();
+        if held != last_held {
+            cluster.emit(Event::Held {
+                frames: held.clone(),
+            });
+            last_held = held;
         }
         let links: Vec<LinkView> = cluster
             .inner
@@ -803,18 +819,35 @@ async fn report_links(cluster: Cluster) {
     }
 }
 
+/// What the links matrix shows of a link: the strongest fault on it (a cut over a hold over a delay over a
+/// loss over anything else; a fault limited to some message kinds shows as "shaped"), and its counters.
 fn link_view(s: squall_chaos::LinkStats) -> LinkView {
+    let rank = |st: LinkState| match st {
+        LinkState::Cut => 5,
+        LinkState::Held => 4,
+        LinkState::Delayed(_) => 3,
+        LinkState::Lossy(_) => 2,
+        LinkState::Shaped => 1,
+        LinkState::Ok => 0,
+    };
     let mut state = LinkState::Ok;
     for f in &s.faults {
-        state = match (&f.fault, state) {
-            (Fault::Blackhole | Fault::Reset, _) => LinkState::Cut,
-            (_, LinkState::Cut) => LinkState::Cut,
-            (Fault::Loss { p }, _) if *p >= 1.0 => LinkState::Cut,
-            (Fault::Loss { p }, _) => LinkState::Lossy((p * 100.0).round() as u8),
-            (Fault::Latency { base, .. }, LinkState::Ok) => {
-                LinkState::Delayed(base.as_millis() as u32)
+        let this = match &f.fault {
+            _ if f.filter.is_some() => LinkState::Shaped,
+            Fault::Blackhole | Fault::Reset => LinkState::Cut,
+            Fault::Loss { p } if *p >= 1.0 => LinkState::Cut,
+            Fault::Loss { p } => LinkState::Lossy((p * 100.0).round() as u8),
+            Fault::Latency { base, .. } => LinkState::Delayed(base.as_millis() as u32),
+            Fault::Hold => LinkState::Held,
+            Fault::Duplicate { .. } | Fault::Reorder { .. } | Fault::Bandwidth { .. } => {
+                LinkState::Shaped
             }
-            (_, s) => s,
+        };
+        // Two delays on one link add up, as the proxy applies them.
+        state = match (state, this) {
+            (LinkState::Delayed(a), LinkState::Delayed(b)) => LinkState::Delayed(a + b),
+            (a, b) if rank(b) > rank(a) => b,
+            (a, _) => a,
         };
     }
     LinkView {
@@ -824,5 +857,12 @@ fn link_view(s: squall_chaos::LinkStats) -> LinkView {
         frames: s.frames_forwarded,
         bytes: s.bytes_forwarded,
         dropped: s.frames_dropped,
+        kinds: s
+            .by_label
+            .iter()
+            .map(|c| (c.label.clone(), c.frames))
+            .collect(),
+        duplicated: s.frames_duplicated,
+        delayed: s.frames_delayed,
     }
 }

@@ -26,9 +26,10 @@ use serde_json::Value;
 
 /// The event log format this build writes and reads. Bump it when a change to the event types would
 /// make older logs replay differently.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build still reads. Version 2 added check verdicts and the reason beside an
-/// unasked-for exit; a version 1 log holds neither and replays as it was.
+/// unasked-for exit; version 3 the fault set with ids (`FaultSet`), held frames (`Held`) and per-kind link
+/// counters. Older logs hold none of these and replay as they were.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).
@@ -495,7 +496,10 @@ mod tests {
             log.header.created
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("{\"squall_event_log\":2,"), "{text}");
+        assert!(
+            text.starts_with(&format!("{{\"squall_event_log\":{FORMAT_VERSION},")),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 4);
     }
 

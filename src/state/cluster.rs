@@ -254,6 +254,11 @@ pub struct ClusterState {
     pub client_ops: VecDeque<ClientOpView>,
     /// Faults in force now, in words ("n2 paused", "partition 1,2|3,4,5").
     pub faults: Vec<String>,
+    /// The network fault set, by id, once the cluster has reported it ([`Event::FaultSet`]); `None` for event
+    /// logs written before faults had ids (the faults line then names faults from the link report).
+    pub fault_set: Option<Vec<super::ActiveFault>>,
+    /// Frames held for stepping, oldest first.
+    pub held: Vec<super::HeldView>,
     /// Whether a terminal recording runs.
     pub recording: bool,
     /// Its file.
@@ -355,6 +360,11 @@ impl ClusterState {
                 );
             }
             Event::Links { links } => self.on_links(at, links),
+            Event::FaultSet { faults } => {
+                self.fault_set = Some(faults.clone());
+                self.refresh_faults();
+            }
+            Event::Held { frames } => self.held = frames.clone(),
             Event::Workload {
                 on,
                 rate,
@@ -930,6 +940,28 @@ impl ClusterState {
         );
     }
 
+    /// The faults line: [`ClusterState::faults`], with the time left on each timed fault of the set
+    /// (`#3 cut *->1 8s`), as of the latest event.
+    pub fn fault_labels(&self) -> Vec<String> {
+        let Some(set) = &self.fault_set else {
+            return self.faults.clone();
+        };
+        let mut out: Vec<String> = self
+            .faults
+            .iter()
+            .filter(|f| !f.starts_with('#'))
+            .cloned()
+            .collect();
+        for f in set {
+            let left = f
+                .until_ms
+                .map(|u| format!(" {}", left_text(u.saturating_sub(self.now_ms))))
+                .unwrap_or_default();
+            out.push(format!("#{} {}{left}", f.id, f.short));
+        }
+        out
+    }
+
     /// Recomputes [`ClusterState::faults`] from the process states and the link report.
     fn refresh_faults(&mut self) {
         let mut faults = Vec::new();
@@ -941,8 +973,23 @@ impl ClusterState {
                 _ => {}
             }
         }
-        faults.extend(describe_links(&self.links));
+        match &self.fault_set {
+            Some(set) => faults.extend(set.iter().map(|f| format!("#{} {}", f.id, f.short))),
+            None => faults.extend(describe_links(&self.links)),
+        }
         self.faults = faults;
+    }
+}
+
+/// Time left on a timed fault, as a person says it: `8s`, `1m05s`, `0.4s`.
+pub fn left_text(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 60_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else {
+        let s = ms.div_ceil(1000);
+        format!("{}m{:02}s", s / 60, s % 60)
     }
 }
 

@@ -93,6 +93,16 @@ pub enum Event {
         /// Why it failed.
         error: String,
     },
+    /// The network faults in force, replacing the previous list (sent whenever the set changes).
+    FaultSet {
+        /// Every active fault, by id.
+        faults: Vec<ActiveFault>,
+    },
+    /// The frames held by hold faults, oldest first, replacing the previous list (sent when it changes).
+    Held {
+        /// The held frames.
+        frames: Vec<HeldView>,
+    },
     /// The state of every proxied link, replacing the previous report.
     Links {
         /// One entry per directed link.
@@ -225,6 +235,36 @@ impl ProcessState {
     }
 }
 
+/// One fault of the active set, as the header and the links panel show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveFault {
+    /// Its id (`heal ID` removes it).
+    pub id: u64,
+    /// The fault in the headless vocabulary (`cut *->1 only vote-reply`).
+    pub text: String,
+    /// A short name for the header (`n2 isolated`, `partition 1,2|3,4,5`, `cut *->1`).
+    pub short: String,
+    /// When it began (session milliseconds).
+    pub since_ms: u64,
+    /// When it ends by itself, for timed faults (session milliseconds).
+    pub until_ms: Option<u64>,
+}
+
+/// One held frame, as the dashboard lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldView {
+    /// Arrival order across the network.
+    pub seq: u64,
+    /// Sender.
+    pub from: u64,
+    /// Receiver.
+    pub to: u64,
+    /// Its message kind, if the classifier knew it.
+    pub kind: Option<String>,
+    /// What it carries (term, indexes), as the classifier reads it.
+    pub detail: String,
+}
+
 /// What a directed link currently does to its traffic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkState {
@@ -237,6 +277,10 @@ pub enum LinkState {
     Lossy(u8),
     /// Drops everything.
     Cut,
+    /// Holds frames for stepping.
+    Held,
+    /// Another fault (duplication, reordering, bandwidth, or a fault limited to some message kinds).
+    Shaped,
 }
 
 /// One directed link between two nodes, as the proxy reports it.
@@ -254,4 +298,13 @@ pub struct LinkView {
     pub bytes: u64,
     /// Frames dropped so far.
     pub dropped: u64,
+    /// Frames seen so far per message kind (`vote`, `heartbeat`, …), only kinds seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<(String, u64)>,
+    /// Frames duplicated so far.
+    #[serde(default)]
+    pub duplicated: u64,
+    /// Frames delayed so far (latency, reorder, bandwidth).
+    #[serde(default)]
+    pub delayed: u64,
 }

@@ -257,6 +257,9 @@ impl Session {
                     frames: base - cut_since,
                     bytes: (base - cut_since) * 180,
                     dropped: cut_since,
+                    kinds: Vec::new(),
+                    duplicated: 0,
+                    delayed: 0,
                 });
             }
         }

@@ -13,10 +13,12 @@ mod view;
 
 pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, FEED_CAPACITY, FeedKind, FeedLine, LinkRate,
-    NodeView, WorkloadView, describe_links, describe_node,
+    NodeView, WorkloadView, describe_links, describe_node, left_text,
 };
 pub use compress::StatusCompressor;
-pub use event::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict};
+pub use event::{
+    ActiveFault, Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict,
+};
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};

@@ -393,6 +393,9 @@ fn links_give_rates_and_named_faults() {
         frames,
         bytes: frames * 100,
         dropped: 0,
+        kinds: Vec::new(),
+        duplicated: 0,
+        delayed: 0,
     };
     let all = |state: &dyn Fn(u64, u64) -> LinkState, frames: u64| {
         let mut v = Vec::new();

@@ -48,6 +48,10 @@ pub struct ViewState {
     pub tab: Tab,
     /// The partition prompt is open with this text typed so far.
     pub prompt: Option<String>,
+    /// The fault prompt (any line of the headless vocabulary) is open with this text typed so far.
+    pub command: Option<String>,
+    /// The links matrix has the keyboard: the cell cursor is on link `(from, to)`.
+    pub link_cursor: Option<(u64, u64)>,
     /// A mode line shown in the header instead of live-session hints (replay uses it: "▶ 2× 01:23 / 05:00").
     pub banner: Option<String>,
     /// Replaces the footer's key hints (replay has its own keys).

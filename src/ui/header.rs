@@ -117,10 +117,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     }
 
     let mut second = vec![Span::styled(" faults ", label)];
-    if state.faults.is_empty() {
+    let faults = state.fault_labels();
+    if faults.is_empty() {
         second.push(Span::styled("none", Style::new().fg(Color::Green)));
     } else {
-        for (i, f) in state.faults.iter().enumerate() {
+        for (i, f) in faults.iter().enumerate() {
             if i > 0 {
                 second.push(Span::styled(" · ", label));
             }

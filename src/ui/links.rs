@@ -1,4 +1,6 @@
-//! The links matrix: for every directed link (row = sender, column = receiver) its fault and its traffic.
+//! The links matrix: for every directed link (row = sender, column = receiver) its fault and its traffic;
+//! below it the fault set (with time left on timed faults), the frames held for stepping, and, while the matrix
+//! has the keyboard (`m`), which message kinds flow over the link under the cursor.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -19,13 +21,28 @@ pub fn height(nodes: usize) -> u16 {
     nodes as u16 + 4
 }
 
+/// The text of one cell, at most four columns wide so every column stays aligned.
+pub fn cell_text(state: LinkState, rate: Option<f64>) -> String {
+    let t = match state {
+        LinkState::Ok => rate.map_or_else(|| "ok".to_string(), styles::compact),
+        LinkState::Delayed(ms) if ms < 1000 => format!("+{ms}"),
+        LinkState::Delayed(ms) if ms % 1000 == 0 || ms >= 10_000 => format!("+{}s", ms / 1000),
+        LinkState::Delayed(ms) => format!("+{:.1}", ms as f64 / 1000.0),
+        LinkState::Lossy(pct) => format!("{pct}%"),
+        LinkState::Cut => "✕".to_string(),
+        LinkState::Held => "hold".to_string(),
+        LinkState::Shaped => "~".to_string(),
+    };
+    t.chars().take(4).collect()
+}
+
 /// Columns the panel needs for `nodes` nodes.
 pub fn width(nodes: usize) -> u16 {
     (LABEL + CELL * nodes as u16 + 2).max(36)
 }
 
 /// Draws the matrix.
-pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewState) {
+pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
     let legend = Line::from(vec![
         Span::styled(" n", styles::link(LinkState::Ok)),
         Span::styled(" fr/s ", styles::dim()),
@@ -43,11 +60,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewS
         .border_style(styles::faint());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    frame.render_widget(Matrix { state }, inner);
+    frame.render_widget(
+        Matrix {
+            state,
+            cursor: view.link_cursor,
+        },
+        inner,
+    );
 }
 
 struct Matrix<'a> {
     state: &'a ClusterState,
+    cursor: Option<(u64, u64)>,
 }
 
 impl Widget for Matrix<'_> {
@@ -76,7 +100,7 @@ impl Widget for Matrix<'_> {
             let x = area.x + LABEL + c as u16 * CELL;
             put(
                 buf,
-                x,
+                x + 1,
                 area.y,
                 &format!("{:>4}", format!("n{id}")),
                 styles::dim(),
@@ -88,7 +112,7 @@ impl Widget for Matrix<'_> {
             for (c, to) in ids.iter().enumerate() {
                 let x = area.x + LABEL + c as u16 * CELL;
                 if from == to {
-                    put(buf, x, y, "   ·", styles::faint());
+                    put(buf, x + 1, y, "   ·", styles::faint());
                     continue;
                 }
                 let Some(link) = self
@@ -97,23 +121,86 @@ impl Widget for Matrix<'_> {
                     .iter()
                     .find(|l| l.from == *from && l.to == *to)
                 else {
-                    put(buf, x, y, "   ?", styles::faint());
+                    put(buf, x + 1, y, "   ?", styles::faint());
                     continue;
                 };
-                let text = match link.state {
-                    LinkState::Ok => match self.state.link_rates.get(&(*from, *to)) {
-                        Some(rate) => styles::compact(rate.frames),
-                        None => "ok".to_string(),
-                    },
-                    LinkState::Delayed(ms) => format!("+{ms}"),
-                    LinkState::Lossy(pct) => format!("{pct}%"),
-                    LinkState::Cut => "✕".to_string(),
-                };
-                put(buf, x, y, &format!("{text:>4}"), styles::link(link.state));
+                let rate = self.state.link_rates.get(&(*from, *to)).map(|r| r.frames);
+                let text = cell_text(link.state, rate);
+                let mut style = styles::link(link.state);
+                if self.cursor == Some((*from, *to)) {
+                    style = style.add_modifier(ratatui::style::Modifier::REVERSED);
+                    put(buf, x, y, "[", styles::key());
+                }
+                put(buf, x + 1, y, &format!("{text:>4}"), style);
             }
         }
+        let mut y = area.y + 1 + ids.len() as u16;
+        let room = |y: u16| y + 1 < area.bottom();
+        // The link under the cursor: what flows over it, by message kind.
+        if let Some((from, to)) = self.cursor
+            && let Some(l) = self
+                .state
+                .links
+                .iter()
+                .find(|l| l.from == from && l.to == to)
+        {
+            let kinds: Vec<String> = l
+                .kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {}", styles::compact(*n as f64)))
+                .collect();
+            let text = format!(
+                "{from}->{to}: {}",
+                if kinds.is_empty() {
+                    "no frames yet".to_string()
+                } else {
+                    kinds.join(" ")
+                }
+            );
+            put(buf, area.x, y, &text, styles::dim());
+            y += 1;
+        }
+        // The fault set, then held frames, while rows remain (the totals keep the last one).
+        if let Some(set) = &self.state.fault_set {
+            for f in set {
+                if !room(y) {
+                    break;
+                }
+                let left = f
+                    .until_ms
+                    .map(|u| {
+                        format!(
+                            " {}",
+                            crate::state::left_text(u.saturating_sub(self.state.now_ms))
+                        )
+                    })
+                    .unwrap_or_default();
+                put(
+                    buf,
+                    area.x,
+                    y,
+                    &format!("#{} {}{left}", f.id, f.text),
+                    styles::fault(),
+                );
+                y += 1;
+            }
+        }
+        for h in &self.state.held {
+            if !room(y) {
+                break;
+            }
+            let text = format!(
+                "‖ {}->{} {} {}",
+                h.from,
+                h.to,
+                h.kind.as_deref().unwrap_or("other"),
+                h.detail
+            );
+            put(buf, area.x, y, &text, styles::link(LinkState::Held));
+            y += 1;
+        }
         // Totals across every link.
-        let y = area.y + 1 + ids.len() as u16;
+        let y = y.min(area.bottom().saturating_sub(1));
         let (frames, bytes, dropped) = self
             .state
             .link_rates

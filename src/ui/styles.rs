@@ -112,6 +112,13 @@ pub fn link(state: LinkState) -> Style {
             .fg(Color::White)
             .bg(Color::Red)
             .add_modifier(Modifier::BOLD),
+        LinkState::Held => Style::new()
+            .fg(Color::Black)
+            .bg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+        LinkState::Shaped => Style::new()
+            .fg(Color::LightBlue)
+            .add_modifier(Modifier::BOLD),
     }
 }
 

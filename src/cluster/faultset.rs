@@ -1,0 +1,394 @@
+//! The active network faults of a session: a set of faults with ids, each installed on the links its target
+//! covers, composing with the others (two isolations cut both nodes; a delay on top of a partition keeps
+//! both). Timed faults remove themselves and say so in the feed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition, Shape};
+
+use super::command::Target;
+use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, human};
+use super::{Cluster, NodeId};
+use crate::state::{ActiveFault, Event};
+
+/// One fault in force.
+#[derive(Clone, Debug)]
+pub(super) struct Active {
+    /// What was asked, with a `leader` target resolved to the node it named.
+    pub cmd: FaultCmd,
+    /// The proxy's id for it (one id across every link it is on).
+    pub chaos: u64,
+    /// The links it is on.
+    pub links: Vec<LinkId>,
+    /// The short name for the header.
+    pub short: String,
+    pub since_ms: u64,
+    pub until_ms: Option<u64>,
+}
+
+/// Every fault in force, by id.
+#[derive(Default)]
+pub(super) struct FaultSet {
+    next: u64,
+    pub active: BTreeMap<u64, Active>,
+}
+
+impl FaultSet {
+    fn insert(&mut self, a: Active) -> u64 {
+        self.next += 1;
+        self.active.insert(self.next, a);
+        self.next
+    }
+}
+
+/// The label set of an `only` list.
+fn labels(only: &[String]) -> Option<LabelSet> {
+    if only.is_empty() {
+        return None;
+    }
+    Some(LabelSet::of(only.iter().filter_map(|k| {
+        MESSAGE_KINDS.iter().position(|m| m == k).map(|i| i as u8)
+    })))
+}
+
+/// Parses a partition shape word.
+pub(super) fn parse_shape(s: &str) -> Result<Shape, String> {
+    Ok(match s.trim() {
+        "halves" => Shape::Halves,
+        "random-halves" | "random" => Shape::RandomHalves,
+        "bridge" => Shape::Bridge,
+        "ring" | "majorities-ring" => Shape::MajoritiesRing,
+        grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
+    })
+}
+
+impl Cluster {
+    fn node_id(&self, t: Target) -> Result<NodeId, String> {
+        self.resolve(t)
+    }
+
+    fn known(&self, id: NodeId) -> Result<NodeId, String> {
+        self.resolve(Target::Node(id))
+    }
+
+    /// The target with `leader` replaced by the node that leads now.
+    fn pin(&self, t: &FaultTarget) -> Result<FaultTarget, String> {
+        Ok(match t {
+            FaultTarget::Node(n) => FaultTarget::Node(Target::Node(self.node_id(*n)?)),
+            FaultTarget::From(n) => FaultTarget::From(Target::Node(self.node_id(*n)?)),
+            FaultTarget::To(n) => FaultTarget::To(Target::Node(self.node_id(*n)?)),
+            FaultTarget::Link(a, b) => FaultTarget::Link(self.known(*a)?, self.known(*b)?),
+            FaultTarget::Both(a, b) => FaultTarget::Both(self.known(*a)?, self.known(*b)?),
+            other => other.clone(),
+        })
+    }
+
+    /// The directed links a (pinned) target covers, with a description of a partition's groups.
+    fn links_of(&self, t: &FaultTarget) -> Result<(Vec<LinkId>, Option<String>), String> {
+        let ids = self.node_ids();
+        let pairs = |f: &dyn Fn(NodeId, NodeId) -> bool| -> Vec<LinkId> {
+            let mut v = Vec::new();
+            for &a in &ids {
+                for &b in &ids {
+                    if a != b && f(a, b) {
+                        v.push(LinkId::new(a, b));
+                    }
+                }
+            }
+            v
+        };
+        let node = |n: &Target| match n {
+            Target::Node(id) => *id,
+            Target::Leader => 0,
+        };
+        Ok(match t {
+            FaultTarget::Node(n) => {
+                let n = node(n);
+                (pairs(&|a, b| a == n || b == n), None)
+            }
+            FaultTarget::From(n) => {
+                let n = node(n);
+                (pairs(&|a, _| a == n), None)
+            }
+            FaultTarget::To(n) => {
+                let n = node(n);
+                (pairs(&|_, b| b == n), None)
+            }
+            FaultTarget::Link(a, b) => (vec![LinkId::new(*a, *b)], None),
+            FaultTarget::Both(a, b) => (vec![LinkId::new(*a, *b), LinkId::new(*b, *a)], None),
+            FaultTarget::All => (pairs(&|_, _| true), None),
+            FaultTarget::Shape(s) => {
+                let shape = parse_shape(s)?;
+                let seed = self.inner.spec.seed ^ self.now_ms();
+                let p = Partition::build(&shape, &ids, seed).map_err(|e| e.to_string())?;
+                (p.cut_links(), Some(p.describe()))
+            }
+        })
+    }
+
+    /// Whether a link is covered by a (pinned) target.
+    pub(super) fn covers(&self, t: &FaultTarget, link: LinkId) -> bool {
+        self.links_of(t)
+            .map(|(links, _)| links.contains(&link))
+            .unwrap_or(false)
+    }
+
+    /// Adds a fault to the set (replacing the same fault on the same target; a zero delay or percentage only
+    /// removes it). With `toggle`, an existing same fault is removed instead of replaced. Returns the effect.
+    pub(super) fn add_fault(&self, cmd: FaultCmd, toggle: bool) -> Result<String, String> {
+        let pinned = FaultCmd {
+            target: self.pin(&cmd.target)?,
+            ..cmd.clone()
+        };
+        let described = match &cmd.target {
+            FaultTarget::Node(t) | FaultTarget::From(t) | FaultTarget::To(t) => {
+                let id = self.node_id(*t)?;
+                self.describe_node(id)
+            }
+            _ => String::new(),
+        };
+        let (links, groups) = self.links_of(&pinned.target)?;
+        let replaced = self.remove_where(|a| a.cmd.replaces(&pinned));
+        if pinned.kind.is_zero() || (toggle && !replaced.is_empty()) {
+            self.publish_faults();
+            return Ok(if replaced.is_empty() {
+                format!("nothing to remove: no {} in force", pinned)
+            } else {
+                format!("remove {}", list(&replaced))
+            });
+        }
+        let spec = FaultSpec {
+            fault: pinned.kind.to_chaos(),
+            duration: None,
+            filter: labels(&pinned.only),
+        };
+        let chaos = self.inner.net.add_fault(links.iter().copied(), spec);
+        let now = self.now_ms();
+        let short = short_name(&pinned, groups.as_deref());
+        let until_ms = pinned.duration.map(|d| now + d.as_millis() as u64);
+        let id = self.inner.faults.lock().unwrap().insert(Active {
+            cmd: pinned.clone(),
+            chaos,
+            links: links.clone(),
+            short: short.clone(),
+            since_ms: now,
+            until_ms,
+        });
+        if let Some(d) = pinned.duration {
+            let c = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                c.expire(id, d);
+            });
+        }
+        self.publish_faults();
+        let mut effect = format!(
+            "#{id} {}",
+            effect_text(&pinned, &described, groups.as_deref(), links.len())
+        );
+        if !replaced.is_empty() {
+            effect.push_str(&format!(" (replaces {})", list(&replaced)));
+        }
+        Ok(effect)
+    }
+
+    /// Removes a timed fault when its time is up (unless it was removed or replaced first) and says so.
+    fn expire(&self, id: u64, after: Duration) {
+        let gone = {
+            let mut set = self.inner.faults.lock().unwrap();
+            set.active.remove(&id)
+        };
+        if let Some(a) = gone {
+            self.inner.net.remove_fault_id(a.chaos);
+            self.publish_faults();
+            self.emit(Event::Fault {
+                description: format!("#{id} {} ends", a.cmd),
+                effect: format!("fault #{id} ({}) ended after {}", a.cmd, human(after)),
+            });
+        }
+    }
+
+    /// Removes the faults matching `pred`; returns them with their ids.
+    fn remove_where(&self, pred: impl Fn(&Active) -> bool) -> Vec<(u64, Active)> {
+        let gone: Vec<(u64, Active)> = {
+            let mut set = self.inner.faults.lock().unwrap();
+            let ids: Vec<u64> = set
+                .active
+                .iter()
+                .filter(|(_, a)| pred(a))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| set.active.remove(&id).map(|a| (id, a)))
+                .collect()
+        };
+        for (_, a) in &gone {
+            self.inner.net.remove_fault_id(a.chaos);
+        }
+        gone
+    }
+
+    /// `heal` (every fault) or `heal ID`.
+    pub(super) fn heal(&self, id: Option<u64>) -> Result<String, String> {
+        match id {
+            None => {
+                let gone = self.remove_where(|_| true);
+                // Also whatever was set on the links by other means.
+                self.inner.net.heal_all();
+                self.publish_faults();
+                Ok(if gone.is_empty() {
+                    "heal every network fault (none was in force)".into()
+                } else {
+                    format!("heal every network fault: {}", list(&gone))
+                })
+            }
+            Some(id) => {
+                let exists = self.inner.faults.lock().unwrap().active.contains_key(&id);
+                if !exists {
+                    let ids: Vec<String> = self
+                        .inner
+                        .faults
+                        .lock()
+                        .unwrap()
+                        .active
+                        .keys()
+                        .map(|k| format!("#{k}"))
+                        .collect();
+                    return Err(if ids.is_empty() {
+                        format!("no fault #{id}: no fault is in force")
+                    } else {
+                        format!("no fault #{id}; in force: {}", ids.join(" "))
+                    });
+                }
+                let gone = {
+                    let a = self.inner.faults.lock().unwrap().active.remove(&id);
+                    a.map(|a| vec![(id, a)]).unwrap_or_default()
+                };
+                for (_, a) in &gone {
+                    self.inner.net.remove_fault_id(a.chaos);
+                }
+                self.publish_faults();
+                Ok(format!("heal {}", list(&gone)))
+            }
+        }
+    }
+
+    /// The fault set, one line per fault.
+    pub(super) fn fault_lines(&self) -> Vec<String> {
+        let now = self.now_ms();
+        let set = self.inner.faults.lock().unwrap();
+        set.active
+            .iter()
+            .map(|(id, a)| {
+                let left = a
+                    .until_ms
+                    .map(|u| {
+                        format!(
+                            " ({} left)",
+                            human(Duration::from_millis(u.saturating_sub(now)))
+                        )
+                    })
+                    .unwrap_or_default();
+                format!("#{id} {}{left} — {} links", a.cmd, a.links.len())
+            })
+            .collect()
+    }
+
+    /// Ends the hold faults on any link the target covers (for `release`); returns them.
+    pub(super) fn end_holds_on(&self, target: &FaultTarget) -> Vec<String> {
+        let Ok(pinned) = self.pin(target) else {
+            return Vec::new();
+        };
+        let Ok((links, _)) = self.links_of(&pinned) else {
+            return Vec::new();
+        };
+        let gone = self.remove_where(|a| {
+            a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l))
+        });
+        if !gone.is_empty() {
+            self.publish_faults();
+        }
+        gone.iter()
+            .map(|(id, a)| format!("#{id} {}", a.cmd))
+            .collect()
+    }
+
+    /// Sends the set to the dashboard and the event log.
+    pub(super) fn publish_faults(&self) {
+        let faults: Vec<ActiveFault> = {
+            let set = self.inner.faults.lock().unwrap();
+            set.active
+                .iter()
+                .map(|(id, a)| ActiveFault {
+                    id: *id,
+                    text: a.cmd.to_string(),
+                    short: a.short.clone(),
+                    since_ms: a.since_ms,
+                    until_ms: a.until_ms,
+                })
+                .collect()
+        };
+        self.emit(Event::FaultSet { faults });
+    }
+}
+
+/// `#3 isolate 2, #4 cut 1->2`.
+fn list(faults: &[(u64, Active)]) -> String {
+    faults
+        .iter()
+        .map(|(id, a)| format!("#{id} {}", a.cmd))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The header's short name of a fault.
+fn short_name(cmd: &FaultCmd, groups: Option<&str>) -> String {
+    let only = if cmd.only.is_empty() {
+        String::new()
+    } else {
+        format!(" only {}", cmd.only.join(","))
+    };
+    match (&cmd.kind, &cmd.target) {
+        (FaultKind::Cut, FaultTarget::Node(t)) => format!("n{t} isolated{only}"),
+        (FaultKind::Cut, FaultTarget::Shape(_)) => {
+            format!("partition {}{only}", groups.unwrap_or("?"))
+        }
+        _ => {
+            let mut c = cmd.clone();
+            c.duration = None;
+            c.to_string()
+        }
+    }
+}
+
+/// The effect text an answer and the feed show (the words `isolate node N` and `partition …` are kept from
+/// before faults had ids, so scripts that looked for them still find them).
+fn effect_text(cmd: &FaultCmd, described: &str, groups: Option<&str>, links: usize) -> String {
+    let timed = cmd
+        .duration
+        .map(|d| format!(" for {}", human(d)))
+        .unwrap_or_default();
+    let only = if cmd.only.is_empty() {
+        String::new()
+    } else {
+        format!(" (only {} frames)", cmd.only.join(", "))
+    };
+    let noun = if links == 1 { "link" } else { "links" };
+    match (&cmd.kind, &cmd.target) {
+        (FaultKind::Cut, FaultTarget::Node(t)) => {
+            format!("isolate node {t}{described}{only}{timed}")
+        }
+        (FaultKind::Cut, FaultTarget::Shape(_)) => {
+            format!("partition {}{only}{timed}", groups.unwrap_or("?"))
+        }
+        (FaultKind::Delay { delay, .. }, FaultTarget::Node(t)) => format!(
+            "delay node {t}'s links by {} ms{only}{timed}",
+            delay.as_millis()
+        ),
+        (FaultKind::Loss(p), FaultTarget::Node(t)) => {
+            format!("drop {p}% of frames on node {t}'s links{only}{timed}")
+        }
+        (kind, target) => format!("{kind} on {target}{described} ({links} {noun}){only}{timed}"),
+    }
+}

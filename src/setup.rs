@@ -1,0 +1,63 @@
+//! Helpers every entry point shares (`commands`, `app`, `bench`): how errors end a command, the runtime, the
+//! cluster specification built from `up`'s flags. It sits below all three, so none of them imports another
+//! to reach these.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::UpArgs;
+use crate::cluster::ClusterSpec;
+
+/// Prints an error the way every subcommand does and returns the exit code.
+pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("squall: error: {msg}");
+    ExitCode::from(code)
+}
+
+/// The multi-threaded runtime every subcommand runs on (two workers: the machines squall targets are small).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// The cluster specification for `up` and `bench`, with the node program resolved.
+pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
+    let (program, prefix) = match &args.node_bin {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(format!(
+                    "--node-bin {}: no such file; build squall-node (cargo build --release -p squall-node) or drop the flag to use squall itself",
+                    p.display()
+                ));
+            }
+            (p.clone(), vec![])
+        }
+        None => (
+            std::env::current_exe()
+                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
+            vec!["node".into()],
+        ),
+    };
+    Ok(ClusterSpec {
+        nodes: args.nodes,
+        dir,
+        node_program: program,
+        node_prefix_args: prefix,
+        cluster_id: format!("squall-{:04x}", seed & 0xffff),
+        election_timeout: args.election_timeout,
+        heartbeat: args.heartbeat,
+        snapshot_every: args.snapshot_every,
+        seed,
+        rate: args.rate,
+    })
+}
+
+/// A line on standard output that may be closed by now (`squall up --headless | head`): `up` must still
+/// stop its cluster and clean up, so a failed write is not an error.
+pub fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
