@@ -66,6 +66,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         headless: true,
         election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
         heartbeat: Duration::from_millis(50),
+        slow: false,
         snapshot_every: 10_000,
         seed: Some(42),
         record: None,

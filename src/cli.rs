@@ -59,6 +59,9 @@ pub struct UpArgs {
     /// Heartbeat interval of every node.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    /// Slow timings for teaching and for stepping held frames by hand: election timeout 3–6 s, heartbeat 1 s.
+    #[arg(long, conflicts_with_all = ["election_timeout", "heartbeat"])]
+    pub slow: bool,
     /// Snapshot every N applied entries on every node.
     #[arg(long, default_value_t = 500)]
     pub snapshot_every: u64,

@@ -169,6 +169,7 @@ pub fn kv(args: KvArgs) -> ExitCode {
 
 /// `squall up`.
 pub fn up(args: UpArgs) -> ExitCode {
+    let args = crate::setup::effective(&args);
     let seed = args.seed.unwrap_or_else(rand::random);
     let (dir, remove_after) = match &args.dir {
         Some(d) => (d.clone(), false),

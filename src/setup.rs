@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::cli::UpArgs;
 use crate::cluster::ClusterSpec;
@@ -21,6 +22,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("the tokio runtime starts")
+}
+
+/// The `--slow` preset: election timeout 3–6 s, heartbeat 1 s, slow enough to follow an election (or step its
+/// messages one at a time with `hold`) by eye.
+pub const SLOW_ELECTION_TIMEOUT: (Duration, Duration) =
+    (Duration::from_secs(3), Duration::from_secs(6));
+/// The `--slow` preset's heartbeat.
+pub const SLOW_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// `up`'s flags with `--slow` applied to the timings.
+pub fn effective(args: &UpArgs) -> UpArgs {
+    let mut a = args.clone();
+    if a.slow {
+        a.election_timeout = SLOW_ELECTION_TIMEOUT;
+        a.heartbeat = SLOW_HEARTBEAT;
+    }
+    a
 }
 
 /// The cluster specification for `up` and `bench`, with the node program resolved.

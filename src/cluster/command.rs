@@ -57,6 +57,8 @@ pub enum Command {
     Release(FaultTarget),
     /// List the held frames.
     Held,
+    /// List every link's counters (frames, drops, duplicates, delays, frames per message kind).
+    Links,
     /// Hand leadership to the node.
     Transfer(Target),
     /// Start or stop the built-in workload.
@@ -104,6 +106,7 @@ impl std::fmt::Display for Command {
             Command::DropHeld(t, n) => write!(f, "drop-held {t} {n}"),
             Command::Release(t) => write!(f, "release {t}"),
             Command::Held => f.write_str("held"),
+            Command::Links => f.write_str("links"),
             Command::Transfer(t) => write!(f, "transfer {t}"),
             Command::Workload(Some(true)) => f.write_str("workload on"),
             Command::Workload(Some(false)) => f.write_str("workload off"),
@@ -128,11 +131,11 @@ pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, 
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
-drop-held TARGET [N], release TARGET, workload on|off, workload rate R, check, status, quit \
+drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, check, status, quit \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
 /// Every verb the console knows, for the dashboard prompt's hint.
-pub const VERBS: [&str; 30] = [
+pub const VERBS: [&str; 31] = [
     "kill",
     "terminate",
     "pause",
@@ -157,6 +160,7 @@ pub const VERBS: [&str; 30] = [
     "step",
     "drop-held",
     "release",
+    "links",
     "workload",
     "check",
     "status",
@@ -207,6 +211,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         | "bandwidth" | "isolate" | "partition" => parse_fault(cmd, rest).map(Command::Fault),
         "faults" => no_more(0, Command::Faults),
         "held" => no_more(0, Command::Held),
+        "links" => no_more(0, Command::Links),
         "heal" => match arg(0) {
             None => Ok(Command::Heal(None)),
             Some(w) => {

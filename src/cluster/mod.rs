@@ -459,6 +459,37 @@ impl Cluster {
                     prefix: "held:",
                 };
             }
+            Command::Links => {
+                let lines: Vec<String> = self
+                    .inner
+                    .net
+                    .stats()
+                    .iter()
+                    .map(|l| {
+                        let kinds: Vec<String> = l
+                            .by_label
+                            .iter()
+                            .map(|c| format!("{} {}/{}", c.label, c.frames, c.dropped))
+                            .collect();
+                        format!(
+                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} kinds {}",
+                            l.link,
+                            l.frames_forwarded,
+                            l.bytes_forwarded,
+                            l.frames_dropped,
+                            l.frames_duplicated,
+                            l.frames_delayed,
+                            l.frames_queued,
+                            if kinds.is_empty() { "-".into() } else { kinds.join(",") }
+                        )
+                    })
+                    .collect();
+                return Outcome::Listing {
+                    summary: format!("{} links (kinds: seen/dropped frames)", lines.len()),
+                    lines,
+                    prefix: "links:",
+                };
+            }
             other => match self.perform_inner(other).await {
                 Ok(effect) => Outcome::Done(effect),
                 Err(why) => Outcome::Refused(why),
@@ -670,9 +701,12 @@ impl Cluster {
                 Ok(format!("workload rate {r} writes/s"))
             }
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
-            Command::Status | Command::Check | Command::Quit | Command::Faults | Command::Held => {
-                Ok(String::new())
-            }
+            Command::Status
+            | Command::Check
+            | Command::Quit
+            | Command::Faults
+            | Command::Held
+            | Command::Links => Ok(String::new()),
         }
     }
 

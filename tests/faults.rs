@@ -1,0 +1,528 @@
+//! The fault set end to end (issue "Every link, every fault"): real node processes, every peer link through the
+//! proxy, faults given as headless console lines, and assertions on what the nodes themselves report.
+//!
+//! The sessions run one at a time (a lock below) and with election timeouts of 600–1200 ms, so a loaded machine
+//! does not turn a slow scheduler into spurious elections; the semantics under test do not depend on speed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::{Lines, wait_gone};
+
+const WAIT: Duration = Duration::from_secs(60);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One node as the `status` listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+struct Node {
+    id: u64,
+    running: bool,
+    role: String,
+    term: u64,
+    leader: Option<u64>,
+    commit: u64,
+    snapshot: u64,
+}
+
+/// Parses `n1 running pid 9 leader term 3 leader n1 commit 10 applied 10 last 10/3 snapshot 0`.
+fn parse_node(line: &str) -> Option<Node> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let id = w.first()?.strip_prefix('n')?.parse().ok()?;
+    let t = w.iter().position(|x| *x == "term")?;
+    let after = |key: &str, from: usize| -> Option<&str> {
+        let i = w[from..].iter().position(|x| *x == key)? + from;
+        w.get(i + 1).copied()
+    };
+    Some(Node {
+        id,
+        running: w.get(1) == Some(&"running"),
+        role: w.get(t - 1)?.to_string(),
+        term: w.get(t + 1)?.parse().ok()?,
+        leader: after("leader", t).and_then(|l| l.strip_prefix('n')?.parse().ok()),
+        commit: after("commit", t)?.parse().ok()?,
+        snapshot: after("snapshot", t)?.parse().ok()?,
+    })
+}
+
+/// A running `squall up --headless` session.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    out: Lines,
+    _dir: tempfile::TempDir,
+    pids: Vec<u32>,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Session {
+    fn start(nodes: u64, extra: &[&str]) -> Session {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("cluster");
+        let mut args = vec![
+            "up".to_string(),
+            "--headless".into(),
+            "-n".into(),
+            nodes.to_string(),
+            "--seed".into(),
+            "5".into(),
+        ];
+        if !extra.contains(&"--slow") {
+            args.extend(
+                ["--election-timeout", "600..1200ms", "--heartbeat", "100ms"].map(String::from),
+            );
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(&args)
+            .arg("--dir")
+            .arg(&cdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut out = Lines::new(child.stdout.take().unwrap());
+        out.wait_for("the session to start", WAIT, |l| {
+            l.contains("nodes up").then_some(())
+        });
+        let pids = support::node_pids(&cdir);
+        Session {
+            child,
+            stdin,
+            out,
+            _dir: dir,
+            pids,
+            _serial: serial,
+        }
+    }
+
+    /// Sends a command and returns its `ok:` answer; fails the test on `error:`.
+    fn ok(&mut self, cmd: &str) -> String {
+        support::ask(&mut self.stdin, &mut self.out, cmd, "")
+    }
+
+    /// Sends a command that must be refused; returns the `error:` line.
+    fn refused(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.out
+            .wait_for(&format!("the refusal of `{cmd}`"), WAIT, |l| {
+                if l.starts_with("ok:") {
+                    panic!("`{cmd}` should have been refused: {l}");
+                }
+                l.starts_with("error:").then(|| l.to_string())
+            })
+    }
+
+    /// A listing command's lines (those beginning with `prefix`), up to its `ok:`.
+    fn listing(&mut self, cmd: &str, prefix: &str) -> Vec<String> {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        let mut lines = Vec::new();
+        self.out
+            .wait_for(&format!("the listing of `{cmd}`"), WAIT, |l| {
+                if let Some(rest) = l.strip_prefix(prefix) {
+                    lines.push(rest.trim().to_string());
+                }
+                l.starts_with("ok:").then_some(())
+            });
+        lines
+    }
+
+    fn nodes(&mut self) -> BTreeMap<u64, Node> {
+        self.listing("status", "status:")
+            .iter()
+            .filter_map(|l| parse_node(l))
+            .map(|n| (n.id, n))
+            .collect()
+    }
+
+    /// Polls `status` until `f` accepts the nodes; panics with the last ones seen.
+    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&BTreeMap<u64, Node>) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let nodes = self.nodes();
+            if let Some(v) = f(&nodes) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {WAIT:?} for {what}; nodes: {nodes:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The leader every running node in `among` agrees on (and its term).
+    fn agreed_leader(&mut self, among: &[u64]) -> (u64, u64) {
+        self.until(&format!("a leader agreed by {among:?}"), |ns| {
+            let live: Vec<&Node> = among.iter().filter_map(|i| ns.get(i)).collect();
+            let leader = live.iter().find(|n| n.role == "leader")?;
+            live.iter()
+                .all(|n| n.leader == Some(leader.id) && n.term == leader.term)
+                .then_some((leader.id, leader.term))
+        })
+    }
+
+    /// Sends `check` until a verdict (not inconclusive) comes back; it must be a pass.
+    fn check_passes(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            writeln!(self.stdin, "check").unwrap();
+            let answer = self.out.wait_for("the check's answer", WAIT, |l| {
+                (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
+            });
+            if !answer.contains("inconclusive") {
+                assert!(answer.starts_with("ok:"), "the check failed: {answer}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "every check was inconclusive: {answer}"
+            );
+        }
+    }
+
+    /// Ends the session and checks that no node outlives it.
+    fn finish(mut self) {
+        writeln!(self.stdin, "quit").unwrap();
+        assert!(self.child.wait().unwrap().success());
+        let left = wait_gone(&self.pids, Duration::from_secs(10));
+        assert!(left.is_empty(), "nodes left behind: {left:?}");
+    }
+}
+
+/// The fault id an answer names (`ok: #3 isolate node 2 ...`).
+fn fault_id(answer: &str) -> u64 {
+    let at = answer
+        .find('#')
+        .unwrap_or_else(|| panic!("no fault id in {answer}"));
+    answer[at + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// The session time of a console event line (`   12.345s  …`).
+fn at_secs(line: &str) -> Option<f64> {
+    line.split_whitespace()
+        .next()?
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+}
+
+/// Under a bridge partition one leader stays (the same node, the same term) while writes commit.
+fn bridge_keeps_one_leader(s: &mut Session) {
+    let (b, bt, start) = s.until("a leader under the bridge", |ns| {
+        ns.values()
+            .find(|n| n.role == "leader")
+            .map(|n| (n.id, n.term, n.commit))
+    });
+    s.until("writes committing under the bridge", |ns| {
+        let leader = ns.values().find(|n| n.role == "leader")?;
+        assert_eq!(
+            (leader.id, leader.term),
+            (b, bt),
+            "leadership moved under a bridge: {ns:#?}"
+        );
+        (leader.commit >= start + 30).then_some(())
+    });
+}
+
+#[test]
+fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
+    let mut s = Session::start(3, &["--rate", "50"]);
+    s.ok("workload on");
+    let (l, term) = s.agreed_leader(&[1, 2, 3]);
+
+    // The leader sends but hears nothing: its followers keep hearing heartbeats, so it is CheckQuorum that
+    // deposes it, and only then do the others elect a new leader.
+    let cut = s.ok(&format!("cut *->{l}"));
+    assert!(cut.contains(&format!("cut *->{l}")), "{cut}");
+    s.out
+        .wait_for("CheckQuorum to depose the old leader", WAIT, |line| {
+            line.contains(&format!("n{l} lost its quorum and steps down"))
+                .then_some(())
+        });
+    let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
+    let (m, m_term) = s.agreed_leader(&others);
+    assert!(
+        m != l && m_term > term,
+        "new leader n{m} term {m_term} after n{l} term {term}"
+    );
+    s.ok(&format!("heal {}", fault_id(&cut)));
+
+    // The leader hears everything but nobody hears it: the followers elect another; after the heal every node
+    // agrees on the new one, the old leader included.
+    let (l2, t2) = s.agreed_leader(&[1, 2, 3]);
+    let cut = s.ok(&format!("cut {l2}->*"));
+    let rest: Vec<u64> = (1..=3).filter(|n| *n != l2).collect();
+    let (m2, m2_term) = s.agreed_leader(&rest);
+    assert!(m2 != l2 && m2_term > t2);
+    s.ok(&format!("heal {}", fault_id(&cut)));
+    let (after, _) = s.agreed_leader(&[1, 2, 3]);
+    assert_ne!(after, l2, "the old leader learned of its successor");
+
+    // A bridge on three nodes: the bridge sees both others, which cannot see each other. One leader stays,
+    // and writes keep committing.
+    s.ok("partition bridge");
+    bridge_keeps_one_leader(&mut s);
+    s.ok("heal");
+    s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
+    let mut s = Session::start(5, &["--rate", "50"]);
+    s.ok("workload on");
+    s.agreed_leader(&[1, 2, 3, 4, 5]);
+    let two = fault_id(&s.ok("isolate 2"));
+    let three = s.ok("isolate 3");
+    assert!(
+        !three.contains("replaces"),
+        "isolating 3 replaced nothing: {three}"
+    );
+    let faults = s.listing("faults", "faults:");
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(
+        faults[0].starts_with(&format!("#{two} isolate 2")),
+        "{faults:?}"
+    );
+    // 1, 4 and 5 are the live majority.
+    let (l, t) = s.agreed_leader(&[1, 4, 5]);
+    assert!([1, 4, 5].contains(&l));
+
+    // Healing node 2's fault reconnects node 2 only.
+    s.ok(&format!("heal {two}"));
+    let frozen = s.nodes()[&3].commit;
+    s.until("node 2 back with the leader, node 3 still cut off", |ns| {
+        let leader = ns.get(&l)?;
+        let n2 = ns.get(&2)?;
+        let n3 = ns.get(&3)?;
+        assert_eq!(
+            n3.commit, frozen,
+            "node 3 received entries while isolated: {ns:#?}"
+        );
+        (leader.term == t
+            && n2.leader == Some(l)
+            && n2.term == t
+            && n2.commit > frozen + 20
+            && leader.commit > frozen + 20)
+            .then_some(())
+    });
+    let faults = s.listing("faults", "faults:");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(faults[0].contains("isolate 3"), "{faults:?}");
+    s.refused(&format!("heal {two}"));
+
+    // A bridge on five nodes keeps one leader with writes flowing.
+    s.ok("heal");
+    s.ok("partition bridge");
+    bridge_keeps_one_leader(&mut s);
+    s.ok("heal");
+
+    // A timed fault ends by itself, on time, and says so.
+    let timed = s.ok("cut 4<->5 for 3s");
+    let id = fault_id(&timed);
+    let began = s.out.seen.iter().rev().find_map(|l| {
+        (l.contains(&format!("#{id} cut 4<->5")) && !l.starts_with("ok:"))
+            .then(|| at_secs(l))
+            .flatten()
+    });
+    let ended = s
+        .out
+        .wait_for("the timed fault's end in the feed", WAIT, |l| {
+            l.contains(&format!("fault #{id} (cut 4<->5 for 3s) ended after 3s"))
+                .then(|| at_secs(l))
+                .flatten()
+        });
+    let began = began.unwrap_or_else(|| {
+        s.out
+            .seen
+            .iter()
+            .find(|l| l.contains(&format!("#{id} cut 4<->5")) && at_secs(l).is_some())
+            .and_then(|l| at_secs(l))
+            .expect("the fault's own feed line")
+    });
+    let lasted = ended - began;
+    eprintln!("the 3 s fault lasted {lasted:.3} s");
+    assert!(
+        (2.95..=3.0 + 1.0).contains(&lasted),
+        "a 3 s fault lasted {lasted:.3} s"
+    );
+    assert!(s.listing("faults", "faults:").is_empty());
+    s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn message_filters_hit_only_their_kinds() {
+    let mut s = Session::start(3, &[]);
+    s.agreed_leader(&[1, 2, 3]);
+    // Node 1 never hears a vote granted, so it never leads, while the others do.
+    s.ok("loss *->1 100% only vote-reply");
+    // Whoever leads now (node 1 too) is restarted, so every election from here on happens under the fault.
+    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    s.ok(&format!("restart {l}"));
+    for round in 0..3 {
+        let (l, _) = s.agreed_leader(&[1, 2, 3]);
+        assert_ne!(
+            l, 1,
+            "node 1 leads although it never hears a vote reply (round {round})"
+        );
+        s.ok(&format!("restart {l}"));
+    }
+    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    assert_ne!(l, 1);
+    let links = s.listing("links", "links:");
+    let to_one: Vec<&String> = links.iter().filter(|l| l.contains("->1 ")).collect();
+    assert!(
+        to_one.iter().any(|l| l
+            .split("kinds ")
+            .nth(1)
+            .is_some_and(|k| k.contains("vote-reply") && !k.contains("vote-reply 0/0"))),
+        "vote replies to node 1 are counted per kind: {links:#?}"
+    );
+    s.ok("heal");
+
+    // A follower that stops hearing heartbeats campaigns; PreVote keeps it from disrupting the leader.
+    let (l, t) = s.agreed_leader(&[1, 2, 3]);
+    let f = (1..=3).find(|n| *n != l).unwrap();
+    s.ok(&format!("loss *->{f} 100% only heartbeat"));
+    s.out.wait_for("the follower to campaign", WAIT, |line| {
+        line.contains(&format!("n{f} asks for pre-votes"))
+            .then_some(())
+    });
+    let ns = s.nodes();
+    assert_eq!(
+        (ns[&l].role.as_str(), ns[&l].term),
+        ("leader", t),
+        "the leader was disrupted: {ns:#?}"
+    );
+    let others: Vec<u64> = (1..=3).filter(|n| *n != f).collect();
+    assert!(others.iter().all(|n| ns[n].term == t), "{ns:#?}");
+    s.ok("heal");
+    s.finish();
+}
+
+#[test]
+fn dup_reorder_and_bandwidth_show_on_the_counters_and_a_snapshot_crosses_a_slow_link() {
+    let mut s = Session::start(3, &["--rate", "100", "--snapshot-every", "50"]);
+    s.ok("workload on");
+    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    let f = (1..=3).find(|n| *n != l).unwrap();
+    s.ok("dup * 30%");
+    s.ok("reorder * 20ms");
+    let c0 = s.nodes()[&l].commit;
+    s.until("writes committing under dup and reorder", |ns| {
+        (ns.get(&l)?.commit > c0 + 50).then_some(())
+    });
+    let counters = s.listing("links", "links:");
+    let field = |line: &str, key: &str| -> u64 {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == key).unwrap();
+        w[i + 1].parse().unwrap()
+    };
+    let dup: u64 = counters.iter().map(|l| field(l, "duplicated")).sum();
+    let delayed: u64 = counters.iter().map(|l| field(l, "delayed")).sum();
+    assert!(
+        dup > 0 && delayed > 0,
+        "duplicated {dup}, delayed {delayed}: {counters:#?}"
+    );
+    s.ok("heal");
+    s.check_passes();
+
+    // The follower loses its data; the leader has compacted its log, so it must send a snapshot, through a
+    // 1 MB/s link.
+    let bw = s.ok(&format!("bandwidth {l}->{f} 1MB/s"));
+    assert!(bw.contains("1MB/s"), "{bw}");
+    s.until("the leader to compact its log", |ns| {
+        (ns.get(&l)?.snapshot > 0).then_some(())
+    });
+    s.ok(&format!("wipe {f}"));
+    s.until(
+        "the wiped follower restored from a snapshot and caught up",
+        |ns| {
+            let (leader, fol) = (ns.get(&l)?, ns.get(&f)?);
+            (fol.running && fol.snapshot > 0 && fol.commit + 20 >= leader.commit).then_some(())
+        },
+    );
+    let counters = s.listing("links", "links:");
+    let link = counters
+        .iter()
+        .find(|x| x.starts_with(&format!("{l}->{f} ")))
+        .expect("the leader's link to the follower");
+    assert!(
+        link.contains("snapshot "),
+        "snapshot frames counted on {link}"
+    );
+    assert!(
+        field(link, "delayed") > 0,
+        "the bandwidth fault held frames back: {link}"
+    );
+    s.ok("heal");
+    s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn step_mode_walks_an_election_frame_by_frame() {
+    let mut s = Session::start(3, &["--slow"]);
+    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    let hold = s.ok("hold *");
+    assert!(hold.contains("hold on *"), "{hold}");
+    s.ok(&format!("kill {l}"));
+    // Step the oldest held frame, one at a time, until the new leader's first append has been delivered.
+    let mut kinds: Vec<String> = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !kinds.iter().any(|k| k == "append") {
+        assert!(Instant::now() < deadline, "no append after {kinds:?}");
+        let held = s.listing("held", "held:");
+        if held.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let answer = s.ok("step * 1");
+        // "ok: deliver 2->3 vote pre-vote n2 term 3 last 5/2"
+        let w: Vec<&str> = answer.split_whitespace().collect();
+        let (label, detail) = (w[3], w.get(4).copied().unwrap_or(""));
+        let kind = match (label, detail) {
+            ("vote", "pre-vote") => "pre-vote",
+            ("vote-reply", "pre-vote-reply") => "pre-vote-reply",
+            (l, _) => l,
+        };
+        if kind != "other" {
+            kinds.push(kind.to_string());
+        }
+    }
+    eprintln!("frames stepped: {kinds:?}");
+    let first = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
+    let order = ["pre-vote", "pre-vote-reply", "vote", "vote-reply", "append"].map(first);
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "expected pre-votes, their replies, votes, their replies, then an append: {kinds:?}"
+    );
+    let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
+    s.ok("release *");
+    let (m, _) = s.agreed_leader(&others);
+    assert_ne!(m, l);
+    assert!(
+        s.listing("faults", "faults:").is_empty(),
+        "release ended the hold"
+    );
+    s.finish();
+}
