@@ -389,6 +389,16 @@ fn effect_text(cmd: &FaultCmd, described: &str, groups: Option<&str>, links: usi
         (FaultKind::Loss(p), FaultTarget::Node(t)) => {
             format!("drop {p}% of frames on node {t}'s links{only}{timed}")
         }
-        (kind, target) => format!("{kind} on {target}{described} ({links} {noun}){only}{timed}"),
+        (_, target) => {
+            let node = match target {
+                FaultTarget::Node(t) | FaultTarget::From(t) | FaultTarget::To(t)
+                    if !described.is_empty() =>
+                {
+                    format!(", node {t}{described}")
+                }
+                _ => String::new(),
+            };
+            format!("{cmd} on {links} {noun}{node}")
+        }
     }
 }
