@@ -90,14 +90,16 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {
-            eprintln!("squall: warning: no event log: {e}");
-            None
+            return crate::commands::fail(
+                2,
+                format!("{e}; name a writable file with --events FILE"),
+            );
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
-        Err(e) => return crate::commands::fail(1, format!("{e:#}")),
+        Err(e) => return crate::commands::fail(2, format!("{e:#}")),
     };
     let mut session = Session {
         log,
@@ -162,7 +164,7 @@ async fn headless(
         cluster.node_ids().len(),
         command::HEADLESS_HELP
     ));
-    let mut sigterm = match terminate_signal() {
+    let mut signals = match StopSignals::new() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -177,8 +179,8 @@ async fn headless(
                 out.say(format_args!("squall: interrupted: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
-            _ = sigterm.recv() => {
-                out.say(format_args!("squall: terminated: stopping the cluster"));
+            why = signals.recv() => {
+                out.say(format_args!("squall: {why}: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
             Some(e) = rx.recv() => {
@@ -254,10 +256,33 @@ fn eprintln_quiet(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// SIGTERM as a stream, so both loops can stop the cluster cleanly when asked to.
-fn terminate_signal() -> Result<tokio::signal::unix::Signal, ExitCode> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| crate::commands::fail(1, format!("cannot listen for SIGTERM: {e}")))
+/// SIGTERM and SIGHUP (the terminal closed), so both loops stop the cluster cleanly on either, finishing the
+/// event log, instead of dying with it half written.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> Result<StopSignals, ExitCode> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind, name: &str| {
+            signal(kind)
+                .map_err(|e| crate::commands::fail(1, format!("cannot listen for {name}: {e}")))
+        };
+        Ok(StopSignals {
+            term: listen(SignalKind::terminate(), "SIGTERM")?,
+            hup: listen(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Waits for either; says which ("terminated", "hung up").
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "terminated",
+            _ = self.hup.recv() => "hung up",
+        }
+    }
 }
 
 /// One line on leader, term and commit, printed when it changes.
@@ -374,7 +399,7 @@ async fn dashboard(
     let mut render = tokio::time::interval(Duration::from_millis(50));
     render.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut frozen: Option<ClusterState> = None;
-    let mut sigterm = match terminate_signal() {
+    let mut signals = match StopSignals::new() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -389,7 +414,7 @@ async fn dashboard(
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }
-            _ = sigterm.recv() => {
+            _ = signals.recv() => {
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }

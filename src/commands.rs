@@ -214,7 +214,20 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
 
 /// `squall up`.
 pub fn up(args: UpArgs) -> ExitCode {
+    let mut args = args;
     let seed = args.seed.unwrap_or_else(rand::random);
+    if let Some(d) = &args.dir
+        && d.exists()
+        && !d.is_dir()
+    {
+        return fail(
+            2,
+            format!(
+                "--dir {}: that is a file, not a directory; name a directory (squall creates it when it is missing)",
+                d.display()
+            ),
+        );
+    }
     let (dir, remove_after) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (
@@ -248,35 +261,99 @@ pub fn up(args: UpArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
+    let events = match session_log_path(&args, &dir, remove_after, &spec.cluster_id) {
+        Ok(p) => p,
+        Err(e) => return fail(2, e),
+    };
+    args.events = Some(events.clone());
     say(format_args!(
-        "squall: cluster directory {} (seed {seed})",
-        dir.display()
+        "squall: cluster directory {} (seed {seed}); event log {}",
+        dir.display(),
+        events.display()
     ));
-    let events = args
-        .events
-        .clone()
-        .unwrap_or_else(|| dir.join("events.jsonl.gz"));
-    let events_outside = !events.starts_with(&dir);
     let code = runtime().block_on(crate::app::run(args, spec));
     if remove_after {
-        let _ = std::fs::remove_dir_all(&dir);
         say(format_args!(
-            "squall: removed cluster directory {} (pass --keep or --dir to keep it)",
+            "squall: removing cluster directory {} (node data and logs; pass --keep or --dir to keep it)",
             dir.display()
         ));
+        let _ = std::fs::remove_dir_all(&dir);
     } else if dir.exists() {
         say(format_args!(
             "squall: kept cluster directory {}",
             dir.display()
         ));
     }
-    if (!remove_after || events_outside) && events.exists() {
+    if events.exists() {
         say(format_args!(
             "squall: event log {} (replay it with: squall replay {0})",
             events.display()
         ));
     }
     code
+}
+
+/// Where this session's event log goes: `--events FILE`, else `events.jsonl.gz` in a cluster directory that
+/// is kept, else (a temporary cluster directory) the durable [`sessions_dir`]. Never an existing file: the
+/// next free name of the series `events.jsonl.gz`, `events-2.jsonl.gz`, ... is taken instead.
+pub fn session_log_path(
+    args: &UpArgs,
+    dir: &std::path::Path,
+    dir_is_temporary: bool,
+    cluster_id: &str,
+) -> Result<PathBuf, String> {
+    let base = match (&args.events, dir_is_temporary) {
+        (Some(f), _) => {
+            if f.is_dir() {
+                return Err(format!(
+                    "--events {}: that is a directory; name a file such as {}",
+                    f.display(),
+                    f.join("events.jsonl.gz").display()
+                ));
+            }
+            f.clone()
+        }
+        (None, false) => dir.join("events.jsonl.gz"),
+        (None, true) => {
+            let sessions = sessions_dir();
+            std::fs::create_dir_all(&sessions).map_err(|e| {
+                format!(
+                    "cannot create {} to keep the event log in: {e}; pass --events FILE or --dir DIR",
+                    sessions.display()
+                )
+            })?;
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "");
+            sessions.join(format!("{cluster_id}-{stamp}.jsonl.gz"))
+        }
+    };
+    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+        && !base.starts_with(dir)
+    {
+        return Err(format!(
+            "--events {}: directory {} does not exist; create it or name a file elsewhere",
+            base.display(),
+            parent.display()
+        ));
+    }
+    Ok(crate::record::eventlog::next_free_path(&base))
+}
+
+/// Where the event logs of sessions without a kept cluster directory are kept:
+/// `$XDG_STATE_HOME/squall/sessions`, else `~/.local/state/squall/sessions`, else under the temp dir.
+pub fn sessions_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("squall").join("sessions")
 }
 
 /// A line on standard output that may be closed by now (`squall up --headless | head`): `up` must still

@@ -132,6 +132,7 @@ impl Cluster {
             spec,
         });
         let cluster = Cluster { inner };
+        let _ = std::fs::remove_file(cluster.inner.spec.dir.join(files::CLUSTER_FILE));
         cluster.emit(Event::SessionStarted {
             cluster_id: cluster.inner.spec.cluster_id.clone(),
             nodes: ids.clone(),
@@ -181,6 +182,8 @@ impl Cluster {
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
         let data_dir = node_dir.join("data");
         let addr_file = node_dir.join("addr.json");
+        // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
+        let _ = std::fs::remove_file(&addr_file);
         let peers: Vec<String> = proxies
             .iter()
             .filter(|((from, _), _)| *from == id)
@@ -381,7 +384,7 @@ impl Cluster {
         // Once the cluster does not answer, the remaining counters are not tried (each would wait as long).
         let mut gave_up: Option<String> = None;
         for i in 0..workload::COUNTERS {
-            let key = workload::counter_key(i);
+            let key = workload::counter_key(&self.inner.workload.session, i);
             let read = match &gave_up {
                 Some(why) => Err(why.clone()),
                 None => read_counter(&mut client, &key).await.unwrap_or_else(|why| {
