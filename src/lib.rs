@@ -9,3 +9,4 @@ pub mod input;
 pub mod record;
 pub mod state;
 pub mod ui;
+pub mod units;

@@ -61,6 +61,28 @@ pub enum Command {
     Quit,
 }
 
+impl Command {
+    /// The node the command acts on, if it acts on one.
+    pub fn target(&self) -> Option<Target> {
+        match self {
+            Command::Kill(t)
+            | Command::Terminate(t)
+            | Command::Pause(t)
+            | Command::Resume(t)
+            | Command::TogglePause(t)
+            | Command::Restart(t)
+            | Command::Wipe(t)
+            | Command::Isolate(t)
+            | Command::Delay(t, _)
+            | Command::Loss(t, _)
+            | Command::CycleDelay(t)
+            | Command::CycleLoss(t)
+            | Command::Transfer(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
