@@ -131,7 +131,7 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
-isolate N, delay N 200ms, loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
+isolate N, delay N 200ms (bare numbers are ms), loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
 workload on|off, workload rate R, check, status, quit";
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
@@ -177,11 +177,11 @@ pub fn parse(line: &str) -> Result<Command, String> {
             let t = target(arg(0), cmd)?;
             let d =
                 arg(1).ok_or("`delay` needs a duration, e.g. `delay 2 200ms` (0 removes it)")?;
-            let d = if d == "0" {
-                Duration::ZERO
-            } else {
-                humantime::parse_duration(d)
-                    .map_err(|_| format!("`{d}` is not a duration like 200ms"))?
+            // A bare number is milliseconds, as a bare number is a percentage for `loss`.
+            let d = match d.parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => humantime::parse_duration(d)
+                    .map_err(|_| format!("`{d}` is not a duration like 200ms"))?,
             };
             no_more(2, Command::Delay(t, d))
         }
@@ -237,6 +237,12 @@ mod tests {
             Ok(Command::Delay(Target::Node(2), Duration::from_millis(200)))
         );
         assert_eq!(parse("loss 3 30%"), Ok(Command::Loss(Target::Node(3), 30)));
+        // Units may be left out of both: milliseconds and percent.
+        assert_eq!(
+            parse("delay 2 200"),
+            Ok(Command::Delay(Target::Node(2), Duration::from_millis(200)))
+        );
+        assert_eq!(parse("loss 3 30"), Ok(Command::Loss(Target::Node(3), 30)));
         assert_eq!(
             parse("partition 1,2 | 3,4,5"),
             Ok(Command::Partition("1,2|3,4,5".into()))

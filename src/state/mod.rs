@@ -7,6 +7,7 @@ mod cluster;
 mod compress;
 mod event;
 pub mod fixture;
+mod holdback;
 mod lane;
 mod series;
 mod view;
@@ -17,6 +18,7 @@ pub use cluster::{
 };
 pub use compress::StatusCompressor;
 pub use event::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict};
+pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};
