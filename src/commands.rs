@@ -15,6 +15,9 @@ use crate::cluster::{ClusterFile, ClusterSpec};
 /// The tick of the nodes `up` starts (squall-node's default `--tick`): no heartbeat can be shorter.
 const NODE_TICK: Duration = Duration::from_millis(10);
 
+/// The longest `squall status` waits for any one node.
+const STATUS_NODE_WAIT: Duration = Duration::from_secs(1);
+
 /// Prints an error the way every subcommand does and returns the exit code.
 pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("squall: error: {msg}");
@@ -51,7 +54,21 @@ pub fn status(args: StatusArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(2, e),
     };
-    let timeout = args.target.timeout;
+    // What cluster.json knows of a node that does not answer (a paused node keeps its pid).
+    let known_pids: BTreeMap<u64, u32> = args
+        .target
+        .dir
+        .as_deref()
+        .and_then(|d| ClusterFile::read(d).ok())
+        .map(|f| {
+            f.nodes
+                .iter()
+                .filter_map(|n| Some((n.id, n.pid?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Every node is asked at once, and none is waited for longer than this: a paused node answers nothing.
+    let timeout = args.target.timeout.min(STATUS_NODE_WAIT);
     let results = runtime().block_on(async {
         let mut handles = Vec::new();
         for (&id, &addr) in &addrs {
@@ -77,7 +94,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 }),
                 Err(e) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": false, "error": e,
-                    "pid": null, "role": null, "term": null, "leader": null,
+                    "pid": known_pids.get(id), "role": null, "term": null, "leader": null,
                     "commit_index": null, "last_log_index": null,
                 }),
             })
@@ -104,14 +121,26 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.core.commit_index,
                     s.core.last_log_index
                 ),
-                Err(e) => println!("{id:<5} unreachable at {addr}: {e}"),
+                Err(e) => {
+                    let pid = known_pids
+                        .get(id)
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{id:<5} {pid:>8} not answering within {} at {addr} (paused, hung or stopped): {e}",
+                        crate::units::duration(timeout)
+                    )
+                }
             }
         }
     }
     if answered == 0 {
         return fail(
             1,
-            format!("no node answered within {timeout:?}; is the cluster running?"),
+            format!(
+                "no node answered within {}; is the cluster running?",
+                crate::units::duration(timeout)
+            ),
         );
     }
     ExitCode::SUCCESS
@@ -243,8 +272,9 @@ pub fn up(args: UpArgs) -> ExitCode {
         return fail(
             2,
             format!(
-                "--heartbeat {:?} is shorter than a node's {NODE_TICK:?} tick: use at least 10ms",
-                args.heartbeat
+                "--heartbeat {} is shorter than a node's {} tick: use at least 10ms",
+                crate::units::duration(args.heartbeat),
+                crate::units::duration(NODE_TICK)
             ),
         );
     }
@@ -252,9 +282,17 @@ pub fn up(args: UpArgs) -> ExitCode {
         return fail(
             2,
             format!(
-                "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
-                args.heartbeat, args.election_timeout.0
+                "--heartbeat {} must be shorter than the election timeout's lower bound {}",
+                crate::units::duration(args.heartbeat),
+                crate::units::duration(args.election_timeout.0)
             ),
+        );
+    }
+    if args.headless && args.record.is_some() {
+        return fail(
+            2,
+            "--record records the dashboard, and --headless has none: drop one of them \
+             (the headless session's event log is kept either way; replay it with `squall replay`)",
         );
     }
     let spec = match cluster_spec(&args, dir.clone(), seed) {
@@ -271,6 +309,11 @@ pub fn up(args: UpArgs) -> ExitCode {
         dir.display(),
         events.display()
     ));
+    if args.snapshot_every == 0 {
+        say(format_args!(
+            "squall: snapshots off (--snapshot-every 0): every node's log grows for the whole session"
+        ));
+    }
     let code = runtime().block_on(crate::app::run(args, spec));
     if remove_after {
         say(format_args!(

@@ -836,9 +836,10 @@ async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, St
             .parse::<u64>()
             .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?"))),
         Ok(other) => Ok(Err(format!("unexpected answer {other:?}"))),
-        Err(ClientError::Unavailable { waited, .. }) => {
-            Err(format!("no leader answered within {waited:?}"))
-        }
+        Err(ClientError::Unavailable { waited, .. }) => Err(format!(
+            "no leader answered within {}",
+            crate::units::duration(waited)
+        )),
         Err(other) => Err(other.to_string()),
     }
 }
