@@ -399,10 +399,16 @@ async fn dashboard(
         );
         return ExitCode::from(2);
     }
-    let base = args
-        .record
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("squall.cast"));
+    // `R` records beside the event log (kept when the cluster directory is not), never into whatever directory
+    // squall was started from.
+    let base = args.record.clone().unwrap_or_else(|| {
+        args.events
+            .as_deref()
+            .and_then(|e| e.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(cluster.dir())
+            .join("squall.cast")
+    });
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
@@ -497,6 +503,9 @@ async fn dashboard(
                             frozen = None;
                         }
                         if let Some(cmd) = command_for(&action, &view) {
+                            if view.frozen {
+                                view.notice = Some(format!("display frozen: `{cmd}` sent; space shows what it did"));
+                            }
                             let c = cluster.clone();
                             tokio::spawn(async move { let _ = c.perform(cmd).await; });
                         }
