@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, ClusterSpec, Outcome};
 use crate::input::{self, Action};
 use crate::record::asciicast::{Recorder, TeeWriter};
 use crate::record::eventlog::EventLogWriter;
-use crate::state::{ClusterState, Event, FeedKind, Stamped, StatusCompressor, ViewState};
+use crate::state::{ClusterState, Event, FeedKind, HoldBack, Stamped, StatusCompressor, ViewState};
 
 /// Where the session's pieces go, decided before the cluster starts.
 struct Session {
@@ -90,14 +90,16 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {
-            eprintln!("squall: warning: no event log: {e}");
-            None
+            return crate::setup::fail(
+                2,
+                format!("{e}; name a writable file with --events FILE"),
+            );
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
-        Err(e) => return crate::setup::fail(1, format!("{e:#}")),
+        Err(e) => return crate::setup::fail(2, format!("{e:#}")),
     };
     let mut session = Session {
         log,
@@ -138,22 +140,27 @@ async fn headless(
     session: &mut Session,
     rx: &mut mpsc::UnboundedReceiver<Stamped>,
 ) -> ExitCode {
-    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<String>>();
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<Result<String, String>>>();
     // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(l) => {
-                    if line_tx.send(Some(l)).is_err() {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut bytes = Vec::new();
+            match stdin.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if line_tx.send(Some(console_line(&bytes))).is_err() {
                         return;
                     }
                 }
-                Err(_) => break,
             }
         }
         let _ = line_tx.send(None);
     });
     let mut out = Console::default();
+    let mut held = HoldBack::new(CONSOLE_HOLD_MS);
+    let mut release = tokio::time::interval(Duration::from_millis(50));
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_summary = (None, 0);
     let mut last_commit_line = std::time::Instant::now();
     let mut last_commit = 0;
@@ -162,7 +169,7 @@ async fn headless(
         cluster.node_ids().len(),
         command::HEADLESS_HELP
     ));
-    let mut sigterm = match terminate_signal() {
+    let mut signals = match StopSignals::new() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -174,16 +181,23 @@ async fn headless(
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
+                flush(&mut out, &mut held);
                 out.say(format_args!("squall: interrupted: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
-            _ = sigterm.recv() => {
-                out.say(format_args!("squall: terminated: stopping the cluster"));
+            why = signals.recv() => {
+                flush(&mut out, &mut held);
+                out.say(format_args!("squall: {why}: stopping the cluster"));
                 return ExitCode::SUCCESS;
+            }
+            _ = release.tick() => {
+                for (at, text) in held.release(cluster.now_ms()) {
+                    out.say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+                }
             }
             Some(e) = rx.recv() => {
                 for line in session.apply(e) {
-                    out.say(format_args!("{:>8.3}s  {}", line.at_ms as f64 / 1000.0, line.text));
+                    held.push(line.at_ms, line.text);
                 }
                 // Leader and term changes print at once; commit progress at most once a second.
                 let s = &session.state;
@@ -192,7 +206,7 @@ async fn headless(
                 if leadership != last_summary
                     || (commit != last_commit && last_commit_line.elapsed() >= Duration::from_secs(1))
                 {
-                    out.say(format_args!("{:>8.3}s  {}", cluster.now_ms() as f64 / 1000.0, summary_line(s)));
+                    held.push(cluster.now_ms(), summary_line(s));
                     last_summary = leadership;
                     last_commit = commit;
                     last_commit_line = std::time::Instant::now();
@@ -200,13 +214,26 @@ async fn headless(
             }
             line = lines.recv() => {
                 let Some(Some(line)) = line else {
+                    flush(&mut out, &mut held);
                     out.say(format_args!("squall: end of input: stopping the cluster"));
                     return ExitCode::SUCCESS;
+                };
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        out.say(format_args!("error: {e}"));
+                        continue;
+                    }
                 };
                 if line.trim().is_empty() {
                     continue;
                 }
                 let outcome = match command::parse(&line) {
+                    Ok(Command::Quit) => {
+                        // Every event line held back for ordering goes out before the answer.
+                        flush(&mut out, &mut held);
+                        Outcome::Quit
+                    }
                     Ok(Command::Status) => {
                         let lines: Vec<String> =
                             session.state.nodes.values().map(crate::state::describe_node).collect();
@@ -228,6 +255,36 @@ async fn headless(
                 }
             }
         }
+    }
+}
+
+/// How long the console holds a line back so that lines learned late still print in the order they happened.
+const CONSOLE_HOLD_MS: u64 = 300;
+/// The longest console line read as a command; longer ones are refused without being echoed.
+const MAX_CONSOLE_LINE: usize = 1024;
+
+/// One console line as read: its text without the line end, or why it is not a command (not UTF-8, too long).
+fn console_line(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if bytes.len() > MAX_CONSOLE_LINE {
+        return Err(format!(
+            "a line of {} bytes is not a command (at most {MAX_CONSOLE_LINE}); type `help` for the commands",
+            bytes.len()
+        ));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        format!(
+            "the line is not valid UTF-8 (byte {} is not); commands are plain text, type `help` for them",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Prints every held line (before an answer that ends the session).
+fn flush(out: &mut Console, held: &mut HoldBack) {
+    for (at, text) in held.drain() {
+        out.say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
     }
 }
 
@@ -255,10 +312,33 @@ fn eprintln_quiet(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// SIGTERM as a stream, so both loops can stop the cluster cleanly when asked to.
-fn terminate_signal() -> Result<tokio::signal::unix::Signal, ExitCode> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| crate::setup::fail(1, format!("cannot listen for SIGTERM: {e}")))
+/// SIGTERM and SIGHUP (the terminal closed), so both loops stop the cluster cleanly on either, finishing the
+/// event log, instead of dying with it half written.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> Result<StopSignals, ExitCode> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind, name: &str| {
+            signal(kind)
+                .map_err(|e| crate::setup::fail(1, format!("cannot listen for {name}: {e}")))
+        };
+        Ok(StopSignals {
+            term: listen(SignalKind::terminate(), "SIGTERM")?,
+            hup: listen(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Waits for either; says which ("terminated", "hung up").
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "terminated",
+            _ = self.hup.recv() => "hung up",
+        }
+    }
 }
 
 /// One line on leader, term and commit, printed when it changes.
@@ -300,10 +380,16 @@ async fn dashboard(
         );
         return ExitCode::from(2);
     }
-    let base = args
-        .record
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("squall.cast"));
+    // `R` records beside the event log (kept when the cluster directory is not), never into whatever directory
+    // squall was started from.
+    let base = args.record.clone().unwrap_or_else(|| {
+        args.events
+            .as_deref()
+            .and_then(|e| e.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(cluster.dir())
+            .join("squall.cast")
+    });
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
@@ -352,7 +438,7 @@ async fn dashboard(
     let mut render = tokio::time::interval(Duration::from_millis(50));
     render.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut frozen: Option<ClusterState> = None;
-    let mut sigterm = match terminate_signal() {
+    let mut signals = match StopSignals::new() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -367,7 +453,7 @@ async fn dashboard(
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }
-            _ = sigterm.recv() => {
+            _ = signals.recv() => {
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }
@@ -386,7 +472,7 @@ async fn dashboard(
                             let size = terminal.size().unwrap_or_default();
                             let ev = match recorder.toggle(size.width, size.height) {
                                 Ok(crate::record::asciicast::Toggled::Started(p)) => Event::Recording { on: true, path: Some(p.display().to_string()) },
-                                Ok(crate::record::asciicast::Toggled::Stopped(_)) => Event::Recording { on: false, path: None },
+                                Ok(crate::record::asciicast::Toggled::Stopped(p)) => Event::Recording { on: false, path: Some(p.display().to_string()) },
                                 Err(e) => Event::ActionFailed { action: "record".into(), error: e.to_string() },
                             };
                             let _ = local_tx.send(Stamped::new(cluster.now_ms(), ev));
@@ -412,6 +498,9 @@ async fn dashboard(
                             a => input::command_for(a, &view),
                         };
                         if let Some(cmd) = cmd {
+                            if view.frozen {
+                                view.notice = Some(format!("display frozen: `{cmd}` sent; space shows what it did"));
+                            }
                             let c = cluster.clone();
                             tokio::spawn(async move { let _ = c.perform(cmd).await; });
                         }
@@ -441,5 +530,20 @@ async fn dashboard(
             }
             dirty = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_line_that_is_not_a_command_is_refused_without_echoing_it() {
+        assert_eq!(console_line(b"kill 2\r\n"), Ok("kill 2".to_string()));
+        let e = console_line(b"kill \xff2\n").unwrap_err();
+        assert!(e.contains("not valid UTF-8"), "{e}");
+        let long = vec![b'x'; 100_000];
+        let e = console_line(&long).unwrap_err();
+        assert!(e.contains("100000 bytes") && e.len() < 200, "{e}");
     }
 }

@@ -63,6 +63,8 @@ pub struct UpArgs {
     #[arg(long, conflicts_with_all = ["election_timeout", "heartbeat"])]
     pub slow: bool,
     /// Snapshot every N applied entries on every node.
+    /// Snapshot every N applied entries on every node; 0 turns snapshots off (the log then grows for the
+    /// whole session).
     #[arg(long, default_value_t = 500)]
     pub snapshot_every: u64,
     /// Seed for the nodes' timeouts, the proxies' faults and random partitions (default: random, printed).
@@ -77,8 +79,8 @@ pub struct UpArgs {
     /// Start the built-in client workload at once.
     #[arg(long)]
     pub workload: bool,
-    /// Workload rate in writes per second.
-    #[arg(long, default_value_t = 20)]
+    /// Workload rate in writes per second (1 to 100000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::setup::{cluster_spec, fail, runtime, say};
 
 /// The tick of the nodes `up` starts (squall-node's default `--tick`): no heartbeat can be shorter.
 const NODE_TICK: Duration = Duration::from_millis(10);
+
+/// The longest `squall status` waits for any one node.
+const STATUS_NODE_WAIT: Duration = Duration::from_secs(1);
 
 /// Resolves `--dir` / `--peers` into API addresses.
 pub fn resolve_target(t: &Target) -> Result<(Option<String>, BTreeMap<u64, SocketAddr>), String> {
@@ -38,7 +42,21 @@ pub fn status(args: StatusArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(2, e),
     };
-    let timeout = args.target.timeout;
+    // What cluster.json knows of a node that does not answer (a paused node keeps its pid).
+    let known_pids: BTreeMap<u64, u32> = args
+        .target
+        .dir
+        .as_deref()
+        .and_then(|d| ClusterFile::read(d).ok())
+        .map(|f| {
+            f.nodes
+                .iter()
+                .filter_map(|n| Some((n.id, n.pid?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Every node is asked at once, and none is waited for longer than this: a paused node answers nothing.
+    let timeout = args.target.timeout.min(STATUS_NODE_WAIT);
     let results = runtime().block_on(async {
         let mut handles = Vec::new();
         for (&id, &addr) in &addrs {
@@ -64,7 +82,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 }),
                 Err(e) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": false, "error": e,
-                    "pid": null, "role": null, "term": null, "leader": null,
+                    "pid": known_pids.get(id), "role": null, "term": null, "leader": null,
                     "commit_index": null, "last_log_index": null,
                 }),
             })
@@ -91,14 +109,26 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.core.commit_index,
                     s.core.last_log_index
                 ),
-                Err(e) => println!("{id:<5} unreachable at {addr}: {e}"),
+                Err(e) => {
+                    let pid = known_pids
+                        .get(id)
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{id:<5} {pid:>8} not answering within {} at {addr} (paused, hung or stopped): {e}",
+                        crate::units::duration(timeout)
+                    )
+                }
             }
         }
     }
     if answered == 0 {
         return fail(
             1,
-            format!("no node answered within {timeout:?}; is the cluster running?"),
+            format!(
+                "no node answered within {}; is the cluster running?",
+                crate::units::duration(timeout)
+            ),
         );
     }
     ExitCode::SUCCESS
@@ -169,8 +199,20 @@ pub fn kv(args: KvArgs) -> ExitCode {
 
 /// `squall up`.
 pub fn up(args: UpArgs) -> ExitCode {
-    let args = crate::setup::effective(&args);
+    let mut args = crate::setup::effective(&args);
     let seed = args.seed.unwrap_or_else(rand::random);
+    if let Some(d) = &args.dir
+        && d.exists()
+        && !d.is_dir()
+    {
+        return fail(
+            2,
+            format!(
+                "--dir {}: that is a file, not a directory; name a directory (squall creates it when it is missing)",
+                d.display()
+            ),
+        );
+    }
     let (dir, remove_after) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (
@@ -186,8 +228,9 @@ pub fn up(args: UpArgs) -> ExitCode {
         return fail(
             2,
             format!(
-                "--heartbeat {:?} is shorter than a node's {NODE_TICK:?} tick: use at least 10ms",
-                args.heartbeat
+                "--heartbeat {} is shorter than a node's {} tick: use at least 10ms",
+                crate::units::duration(args.heartbeat),
+                crate::units::duration(NODE_TICK)
             ),
         );
     }
@@ -195,44 +238,121 @@ pub fn up(args: UpArgs) -> ExitCode {
         return fail(
             2,
             format!(
-                "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
-                args.heartbeat, args.election_timeout.0
+                "--heartbeat {} must be shorter than the election timeout's lower bound {}",
+                crate::units::duration(args.heartbeat),
+                crate::units::duration(args.election_timeout.0)
             ),
+        );
+    }
+    if args.headless && args.record.is_some() {
+        return fail(
+            2,
+            "--record records the dashboard, and --headless has none: drop one of them \
+             (the headless session's event log is kept either way; replay it with `squall replay`)",
         );
     }
     let spec = match cluster_spec(&args, dir.clone(), seed) {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
+    let events = match session_log_path(&args, &dir, remove_after, &spec.cluster_id) {
+        Ok(p) => p,
+        Err(e) => return fail(2, e),
+    };
+    args.events = Some(events.clone());
     say(format_args!(
-        "squall: cluster directory {} (seed {seed})",
-        dir.display()
+        "squall: cluster directory {} (seed {seed}); event log {}",
+        dir.display(),
+        events.display()
     ));
-    let events = args
-        .events
-        .clone()
-        .unwrap_or_else(|| dir.join("events.jsonl.gz"));
-    let events_outside = !events.starts_with(&dir);
+    if args.snapshot_every == 0 {
+        say(format_args!(
+            "squall: snapshots off (--snapshot-every 0): every node's log grows for the whole session"
+        ));
+    }
     let code = runtime().block_on(crate::app::run(args, spec));
     if remove_after {
-        let _ = std::fs::remove_dir_all(&dir);
         say(format_args!(
-            "squall: removed cluster directory {} (pass --keep or --dir to keep it)",
+            "squall: removing cluster directory {} (node data and logs; pass --keep or --dir to keep it)",
             dir.display()
         ));
+        let _ = std::fs::remove_dir_all(&dir);
     } else if dir.exists() {
         say(format_args!(
             "squall: kept cluster directory {}",
             dir.display()
         ));
     }
-    if (!remove_after || events_outside) && events.exists() {
+    if events.exists() {
         say(format_args!(
             "squall: event log {} (replay it with: squall replay {0})",
             events.display()
         ));
     }
     code
+}
+
+/// Where this session's event log goes: `--events FILE`, else `events.jsonl.gz` in a cluster directory that
+/// is kept, else (a temporary cluster directory) the durable [`sessions_dir`]. Never an existing file: the
+/// next free name of the series `events.jsonl.gz`, `events-2.jsonl.gz`, ... is taken instead.
+pub fn session_log_path(
+    args: &UpArgs,
+    dir: &std::path::Path,
+    dir_is_temporary: bool,
+    cluster_id: &str,
+) -> Result<PathBuf, String> {
+    let base = match (&args.events, dir_is_temporary) {
+        (Some(f), _) => {
+            if f.is_dir() {
+                return Err(format!(
+                    "--events {}: that is a directory; name a file such as {}",
+                    f.display(),
+                    f.join("events.jsonl.gz").display()
+                ));
+            }
+            f.clone()
+        }
+        (None, false) => dir.join("events.jsonl.gz"),
+        (None, true) => {
+            let sessions = sessions_dir();
+            std::fs::create_dir_all(&sessions).map_err(|e| {
+                format!(
+                    "cannot create {} to keep the event log in: {e}; pass --events FILE or --dir DIR",
+                    sessions.display()
+                )
+            })?;
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "");
+            sessions.join(format!("{cluster_id}-{stamp}.jsonl.gz"))
+        }
+    };
+    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+        && !base.starts_with(dir)
+    {
+        return Err(format!(
+            "--events {}: directory {} does not exist; create it or name a file elsewhere",
+            base.display(),
+            parent.display()
+        ));
+    }
+    Ok(crate::record::eventlog::next_free_path(&base))
+}
+
+/// Where the event logs of sessions without a kept cluster directory are kept:
+/// `$XDG_STATE_HOME/squall/sessions`, else `~/.local/state/squall/sessions`, else under the temp dir.
+pub fn sessions_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("squall").join("sessions")
 }
 
 /// `squall replay`.

@@ -63,6 +63,16 @@ pub enum Action {
     NextTab,
     /// Start or stop the terminal recording.
     ToggleRecord,
+    /// Scroll the event feed back (older lines) by a page.
+    FeedPageUp,
+    /// Scroll the event feed forward by a page.
+    FeedPageDown,
+    /// Show the oldest lines the feed keeps.
+    FeedOldest,
+    /// Follow the newest lines again.
+    FeedNewest,
+    /// Show the next page of the help overlay.
+    HelpNextPage,
     /// Quit the session.
     Quit,
     /// Type a character into the partition prompt.
@@ -112,6 +122,11 @@ impl Action {
                 | Action::CommandCancel
                 | Action::LinkMode
                 | Action::LinkMove(..)
+                | Action::FeedPageUp
+                | Action::FeedPageDown
+                | Action::FeedOldest
+                | Action::FeedNewest
+                | Action::HelpNextPage
                 | Action::None
         )
     }
@@ -132,6 +147,11 @@ impl Action {
         )
     }
 }
+
+/// Lines PgUp / PgDn scroll the event feed by.
+pub const FEED_PAGE: usize = 10;
+/// Pages of the help overlay: keys, then symbols.
+pub const HELP_PAGES: usize = 2;
 
 /// Maps one key press to an action, given what is on screen (the prompt and help overlay capture keys).
 pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
@@ -170,8 +190,16 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
             _ => Action::None,
         };
     }
-    if view.help && matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
-        return Action::Help;
+    if view.help {
+        // The help overlay says `q` quits, so it does; `?` turns its page, Esc closes it.
+        return match key.code {
+            KeyCode::Char('q') => Action::Quit,
+            KeyCode::Esc => Action::Help,
+            KeyCode::Char('?') | KeyCode::Tab | KeyCode::Right | KeyCode::Left => {
+                Action::HelpNextPage
+            }
+            _ => Action::Help,
+        };
     }
     if let Some((from, to)) = view.link_cursor {
         return link_key(key.code, from, to);
@@ -201,6 +229,10 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Esc if view.help => Action::Help,
         KeyCode::Tab | KeyCode::BackTab => Action::NextTab,
         KeyCode::Char('R') => Action::ToggleRecord,
+        KeyCode::PageUp => Action::FeedPageUp,
+        KeyCode::PageDown => Action::FeedPageDown,
+        KeyCode::Home => Action::FeedOldest,
+        KeyCode::End => Action::FeedNewest,
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('m') => Action::LinkMode,
         KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
@@ -289,12 +321,34 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
         };
         view.selected = Some(ids[next]);
     };
+    view.notice = None;
+    let page = FEED_PAGE;
+    let oldest = state.feed.len().saturating_sub(1);
     match action {
         Action::SelectNext => step(true, view),
         Action::SelectPrev => step(false, view),
         Action::Select(n) if ids.contains(n) => view.selected = Some(*n),
+        Action::Select(n) => {
+            // Never leave the old selection in place: the next `k` would kill a node nobody chose.
+            view.selected = None;
+            view.notice = Some(match (ids.first(), ids.last()) {
+                (Some(a), Some(b)) => format!("no node {n}: this cluster has n{a}–n{b}"),
+                _ => format!("no node {n}"),
+            });
+        }
+        a if a.needs_selection() && view.selected.is_none() => {
+            view.notice = Some("select a node first (↑ ↓ or its number)".into());
+        }
+        Action::FeedPageUp => view.feed_scroll = (view.feed_scroll + page).min(oldest),
+        Action::FeedPageDown => view.feed_scroll = view.feed_scroll.saturating_sub(page),
+        Action::FeedOldest => view.feed_scroll = oldest,
+        Action::FeedNewest => view.feed_scroll = 0,
+        Action::HelpNextPage => view.help_page = (view.help_page + 1) % HELP_PAGES,
         Action::Freeze => view.frozen = !view.frozen,
-        Action::Help => view.help = !view.help,
+        Action::Help => {
+            view.help = !view.help;
+            view.help_page = 0;
+        }
         Action::NextTab => view.tab = view.tab.next(),
         Action::PartitionMenu => view.prompt = Some(String::new()),
         Action::PromptInput(c) => {
@@ -516,9 +570,47 @@ mod tests {
         apply_view(&mut v, &Action::SelectNext, &state);
         assert_eq!(v.selected, Some(1));
         apply_view(&mut v, &Action::Select(7), &state);
-        assert_eq!(v.selected, Some(1));
+        assert_eq!(
+            v.selected, None,
+            "the old selection is not kept for the next key"
+        );
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("no node 7: this cluster has n1–n3")
+        );
+        apply_view(&mut v, &Action::Kill, &state);
+        assert!(
+            v.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("select a node first"))
+        );
+        apply_view(&mut v, &Action::Select(1), &state);
+        assert_eq!(v.notice, None);
         apply_view(&mut v, &Action::Select(2), &state);
         assert_eq!(v.selected, Some(2));
+    }
+
+    #[test]
+    fn the_feed_scrolls_back_by_pages_and_home_end_jump() {
+        let state = sample_state(3);
+        let mut v = ViewState::new();
+        let keys = [
+            (KeyCode::PageUp, Action::FeedPageUp),
+            (KeyCode::PageDown, Action::FeedPageDown),
+            (KeyCode::Home, Action::FeedOldest),
+            (KeyCode::End, Action::FeedNewest),
+        ];
+        for (k, a) in keys {
+            assert_eq!(map_key(press(k), &v), a);
+        }
+        type_key(&mut v, press(KeyCode::PageUp), &state);
+        assert_eq!(v.feed_scroll, FEED_PAGE);
+        type_key(&mut v, press(KeyCode::Home), &state);
+        assert_eq!(v.feed_scroll, state.feed.len() - 1);
+        type_key(&mut v, press(KeyCode::PageDown), &state);
+        assert_eq!(v.feed_scroll, state.feed.len() - 1 - FEED_PAGE);
+        type_key(&mut v, press(KeyCode::End), &state);
+        assert_eq!(v.feed_scroll, 0);
     }
 
     #[test]
@@ -534,9 +626,12 @@ mod tests {
         assert_eq!(map_key(press(KeyCode::Esc), &v), Action::Help);
         assert_eq!(
             map_key(ch('q'), &v),
-            Action::Help,
-            "q closes help before it quits"
+            Action::Quit,
+            "the help says q quits, so it does"
         );
+        assert_eq!(map_key(ch('?'), &v), Action::HelpNextPage);
+        apply_view(&mut v, &Action::HelpNextPage, &state);
+        assert_eq!(v.help_page, 1);
         apply_view(&mut v, &Action::Kill, &state);
         assert!(Action::Kill.needs_selection() && !Action::Kill.is_visual());
         assert!(v.help, "cluster actions leave the view alone");

@@ -10,3 +10,4 @@ pub mod record;
 pub mod setup;
 pub mod state;
 pub mod ui;
+pub mod units;

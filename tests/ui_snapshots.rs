@@ -218,3 +218,122 @@ fn a_failed_check_shows_in_the_header_and_the_feed() {
         "{screen}"
     );
 }
+
+#[test]
+fn help_explains_every_symbol_on_its_second_page_at_80x24() {
+    let state = fixture::sample_state(5);
+    let view = ViewState {
+        help: true,
+        help_page: 1,
+        ..selected(1)
+    };
+    let screen = render(80, 24, &state, &view).backend().to_string();
+    for symbol in ["··", "✗N", "lag", "rpc in/out/err", "░░", "last idx/term"] {
+        assert!(
+            screen.contains(symbol),
+            "{symbol:?} is not explained:\n{screen}"
+        );
+    }
+    insta::assert_snapshot!("help_symbols_80x24", screen);
+}
+
+/// The feed panel's rows, from the screen.
+fn feed_rows(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let top = lines
+        .iter()
+        .position(|l| l.contains("┌ events"))
+        .expect("the feed panel");
+    lines[top + 1..]
+        .iter()
+        .take_while(|l| !l.contains("└"))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn the_feed_wraps_long_lines_and_scrolls_back() {
+    let mut state = fixture::sample_state(5);
+    let verdict = "check FAILED: acknowledged writes lost or invented: c3.1a2b holds 38 but 61 increments \
+                   were acknowledged before it was read (23 lost); c5.1a2b holds 2 but 40 increments were \
+                   acknowledged before it was read (38 lost)";
+    state.apply(&squall::state::Stamped::new(
+        61_000,
+        squall::state::Event::Checked {
+            verdict: squall::state::Verdict::Violated,
+            report: verdict.into(),
+        },
+    ));
+    let screen = render(120, 40, &state, &selected(1)).backend().to_string();
+    let rows = feed_rows(&screen);
+    let joined: String = rows
+        .iter()
+        .map(|r| r.trim_matches(|c| c == '│' || c == '"').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        joined.contains("(38 lost)"),
+        "the end of a long line is on screen:\n{screen}"
+    );
+
+    // Scrolled back to the oldest line: the panel starts with the session's first line, and the title says
+    // how to return.
+    let view = ViewState {
+        feed_scroll: usize::MAX,
+        ..selected(1)
+    };
+    let screen = render(120, 40, &state, &view).backend().to_string();
+    let rows = feed_rows(&screen);
+    assert!(
+        rows.first().is_some_and(|r| r.contains("cluster ")),
+        "the oldest line is the first row shown:\n{screen}"
+    );
+    assert!(screen.contains("End follows"), "{screen}");
+    assert!(
+        rows.iter()
+            .all(|r| !r.trim_matches(|c| c == '│' || c == '"').trim().is_empty()),
+        "the panel is full:\n{screen}"
+    );
+}
+
+#[test]
+fn a_terminal_too_small_says_so_and_80_columns_show_the_workload() {
+    let state = fixture::sample_state(5);
+    let screen = render(60, 20, &state, &selected(1)).backend().to_string();
+    assert!(
+        screen.contains("60×20 is too small") && screen.contains("80×24"),
+        "{screen}"
+    );
+    let screen = render(80, 24, &state, &selected(1)).backend().to_string();
+    let header = screen.lines().next().unwrap();
+    assert!(header.contains("client off"), "{header}");
+}
+
+#[test]
+fn wide_tables_show_whole_roles_and_the_log_ruler_never_cuts_a_label() {
+    use squall_node::raft::types::Role;
+    let mut state = fixture::sample_state(5);
+    if let Some(s) = state.nodes.get_mut(&3).and_then(|n| n.status.as_mut()) {
+        s.core.role = Role::PreCandidate;
+    }
+    for width in [120u16, 160] {
+        let screen = render(width, 48, &state, &selected(1))
+            .backend()
+            .to_string();
+        assert!(screen.contains("precandidate"), "{screen}");
+    }
+    for width in 120u16..=200 {
+        let screen = render(width, 48, &state, &selected(1))
+            .backend()
+            .to_string();
+        let ruler = screen
+            .lines()
+            .find(|l| l.contains('╷'))
+            .expect("the log ruler");
+        for label in ruler.split('╷').skip(1) {
+            let digits: String = label.chars().take_while(char::is_ascii_digit).collect();
+            let n: u64 = digits.parse().unwrap_or_else(|_| panic!("{ruler}"));
+            assert_eq!(n % 10, 0, "a cut label at width {width}: {ruler}");
+        }
+    }
+}

@@ -14,16 +14,34 @@ use crate::transport::{self, deadline};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No node answered with a result before the deadline.
-    #[error("no leader answered within {waited:?}; last errors: {}", describe(.errors))]
+    #[error("no leader answered within {}; last errors: {}", human(*.waited), describe(.errors))]
     Unavailable {
         /// How long the client tried.
         waited: Duration,
         /// The last error seen from each node.
         errors: BTreeMap<NodeId, String>,
     },
+    /// Every node refused the connection, twice over: nothing listens at the addresses given.
+    #[error("nothing listens at any of the nodes' addresses ({}); is the cluster running?", describe(.errors))]
+    Refused {
+        /// Each node's connection error.
+        errors: BTreeMap<NodeId, String>,
+    },
     /// The cluster map is empty.
     #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
     NoNodes,
+}
+
+/// A duration as a person writes it (`1.5s`, `200ms`), for messages.
+fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 10_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}s", d.as_secs_f64().round())
+    }
 }
 
 fn describe(errors: &BTreeMap<NodeId, String>) -> String {
@@ -93,6 +111,8 @@ impl KvClient {
         let mut rotate = 0usize;
         let mut backoff = Duration::from_millis(10).min(self.max_backoff);
         let mut errors = BTreeMap::new();
+        // Connection refusals in a row: once every node has refused twice, nothing is listening.
+        let mut refusals = 0usize;
         loop {
             if started.elapsed() >= self.op_timeout {
                 return Err(ClientError::Unavailable {
@@ -117,7 +137,18 @@ impl KvClient {
                 {
                     errors.insert(target, format!("not the leader (hint: node {l})"));
                     self.leader = Some(l);
+                    refusals = 0;
                     continue;
+                }
+                Ok(KvReply::NotLeader { leader: Some(l) }) if l != target => {
+                    errors.insert(
+                        target,
+                        format!(
+                            "not the leader; it names node {l} as the leader, whose address was not given \
+                             (add {l}=ADDR to --peers, or use --dir)"
+                        ),
+                    );
+                    refusals = 0;
                 }
                 Ok(KvReply::NotLeader { .. }) => {
                     errors.insert(target, "not the leader, no leader known".into());
@@ -127,8 +158,19 @@ impl KvClient {
                 }
                 Err(e) => {
                     self.conns.remove(&target);
+                    if e.contains("onnection refused") {
+                        refusals += 1;
+                    } else {
+                        refusals = 0;
+                    }
                     errors.insert(target, e);
+                    if refusals >= 2 * ids.len() {
+                        return Err(ClientError::Refused { errors });
+                    }
                 }
+            }
+            if !matches!(errors.get(&target), Some(e) if e.contains("onnection refused")) {
+                refusals = 0;
             }
             self.leader = None;
             let remaining = self.op_timeout.saturating_sub(started.elapsed());

@@ -44,12 +44,29 @@ pub fn judge(readings: &[CounterReading]) -> (Verdict, String) {
             Err(e) => unread.push(format!("{} ({e})", r.key)),
         }
     }
+    if sent == 0 && violations.is_empty() {
+        return (
+            Verdict::Inconclusive,
+            "check: nothing to judge: the workload has sent no write this session (start it with \
+             `workload on`, or `c` in the dashboard, then check again)"
+                .to_string(),
+        );
+    }
     if !violations.is_empty() {
         return (
             Verdict::Violated,
             format!(
                 "check FAILED: acknowledged writes lost or invented: {}",
                 violations.join("; ")
+            ),
+        );
+    }
+    if unread.len() == readings.len() {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "check inconclusive: no counter could be read: {}",
+                unread.join(", ")
             ),
         );
     }
@@ -118,6 +135,23 @@ mod tests {
             report.contains("only 3 increments were ever sent"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn a_check_with_nothing_to_judge_says_so_instead_of_passing() {
+        // The workload never ran: every counter reads 0 and nothing was sent.
+        let (v, report) = judge(&[reading("c0", 0, Ok(0), 0), reading("c1", 0, Ok(0), 0)]);
+        assert_eq!(v, Verdict::Inconclusive, "{report}");
+        assert!(report.contains("nothing to judge"), "{report}");
+        assert!(!report.contains("no acknowledged write lost"), "{report}");
+        // No counter readable: inconclusive, and no claim about what the counters hold.
+        let (v, report) = judge(&[
+            reading("c0", 2, Err("no leader"), 2),
+            reading("c1", 1, Err("no leader"), 1),
+        ]);
+        assert_eq!(v, Verdict::Inconclusive, "{report}");
+        assert!(report.contains("no counter could be read"), "{report}");
+        assert!(!report.contains("hold every"), "{report}");
     }
 
     #[test]

@@ -75,6 +75,29 @@ pub enum Command {
     Quit,
 }
 
+impl Command {
+    /// The node the command acts on, if it acts on one.
+    pub fn target(&self) -> Option<Target> {
+        match self {
+            Command::Kill(t)
+            | Command::Terminate(t)
+            | Command::Pause(t)
+            | Command::Resume(t)
+            | Command::TogglePause(t)
+            | Command::Restart(t)
+            | Command::Wipe(t)
+            | Command::CycleDelay(t)
+            | Command::CycleLoss(t)
+            | Command::Transfer(t) => Some(*t),
+            Command::Fault(f) if f.is_isolate() => match f.target {
+                FaultTarget::Node(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -129,7 +152,7 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
-[jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
+(bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
 drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, check, status, quit \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
@@ -387,6 +410,9 @@ mod tests {
             parse("isolate 2"),
             Ok(Command::Fault(FaultCmd::new(node(2), FaultKind::Cut)))
         );
+        // Units may be left out of both delays and percentages: milliseconds and percent.
+        assert_eq!(parse("delay 2 200"), parse("delay 2 200ms"));
+        assert_eq!(parse("loss 3 30"), parse("loss 3 30%"));
         assert_eq!(parse("heal"), Ok(Command::Heal(None)));
         assert_eq!(parse("heal #3"), Ok(Command::Heal(Some(3))));
         assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));

@@ -226,6 +226,13 @@ pub struct FaultCmd {
 }
 
 impl FaultCmd {
+    /// True for `isolate N`: a cut of every frame on every link of one node, for good.
+    pub fn is_isolate(&self) -> bool {
+        matches!(self.target, FaultTarget::Node(_))
+            && self.kind == FaultKind::Cut
+            && self.only.is_empty()
+    }
+
     /// A fault on every frame, until removed.
     pub fn new(target: FaultTarget, kind: FaultKind) -> FaultCmd {
         FaultCmd {
@@ -304,8 +311,9 @@ pub fn rate(bytes_per_sec: u64) -> String {
 
 /// Parses a duration: `200ms`, `1.5s`, `2m`, or `0`.
 pub fn parse_duration(word: &str, what: &str) -> Result<Duration, String> {
-    if word == "0" {
-        return Ok(Duration::ZERO);
+    // A bare number is milliseconds, as a bare number is a percentage for `loss`.
+    if let Ok(ms) = word.parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
     }
     humantime::parse_duration(word)
         .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))

@@ -9,6 +9,7 @@ pub mod fault;
 mod faultset;
 pub mod files;
 pub mod outcome;
+pub mod guard;
 mod poll;
 mod workload;
 
@@ -137,6 +138,7 @@ impl Cluster {
             spec,
         });
         let cluster = Cluster { inner };
+        let _ = std::fs::remove_file(cluster.inner.spec.dir.join(files::CLUSTER_FILE));
         cluster.emit(Event::SessionStarted {
             cluster_id: cluster.inner.spec.cluster_id.clone(),
             nodes: ids.clone(),
@@ -186,6 +188,8 @@ impl Cluster {
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
         let data_dir = node_dir.join("data");
         let addr_file = node_dir.join("addr.json");
+        // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
+        let _ = std::fs::remove_file(&addr_file);
         let peers: Vec<String> = proxies
             .iter()
             .filter(|((from, _), _)| *from == id)
@@ -386,7 +390,7 @@ impl Cluster {
         // Once the cluster does not answer, the remaining counters are not tried (each would wait as long).
         let mut gave_up: Option<String> = None;
         for i in 0..workload::COUNTERS {
-            let key = workload::counter_key(i);
+            let key = workload::counter_key(&self.inner.workload.session, i);
             let read = match &gave_up {
                 Some(why) => Err(why.clone()),
                 None => read_counter(&mut client, &key).await.unwrap_or_else(|why| {
@@ -490,9 +494,12 @@ impl Cluster {
                     prefix: "links:",
                 };
             }
-            other => match self.perform_inner(other).await {
-                Ok(effect) => Outcome::Done(effect),
+            other => match self.admit(&other) {
                 Err(why) => Outcome::Refused(why),
+                Ok(()) => match self.perform_inner(other).await {
+                    Ok(effect) => Outcome::Done(effect),
+                    Err(why) => Outcome::Refused(why),
+                },
             },
         };
         match &outcome {
@@ -509,6 +516,98 @@ impl Cluster {
         outcome
     }
 
+    /// Whether the node `cmd` names can take it now (see [`guard`]).
+    fn admit(&self, cmd: &Command) -> Result<(), String> {
+        let Some(target) = cmd.target() else {
+            return Ok(());
+        };
+        let id = self.resolve(target)?;
+        let procs = self
+            .node_ids()
+            .into_iter()
+            .map(|n| {
+                let proc = match self.inner.sup.state(&node_name(n)) {
+                    Some(squall_chaos::ProcState::Running { .. }) => guard::Proc::Running,
+                    Some(squall_chaos::ProcState::Paused { .. }) => guard::Proc::Paused,
+                    Some(squall_chaos::ProcState::Restarting) => guard::Proc::Restarting,
+                    Some(squall_chaos::ProcState::Exited { signal, .. }) => guard::Proc::Down {
+                        killed: signal.as_deref() == Some("SIGKILL"),
+                    },
+                    None => guard::Proc::Down { killed: false },
+                };
+                (n, proc)
+            })
+            .collect();
+        let cut = self
+            .inner
+            .net
+            .stats()
+            .into_iter()
+            .map(link_view)
+            .filter(|l| l.state == LinkState::Cut)
+            .map(|l| (l.from, l.to))
+            .collect();
+        guard::admit(cmd, id, &guard::Facts { procs, cut })
+    }
+
+    /// Waits (at most `limit`) until the supervisor has seen node `id` exit, so the next action sees it down.
+    async fn await_exit(&self, id: NodeId, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.alive(id) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The leader as the cluster says now (every live node asked at once), not as the last poll saw it: just
+    /// after a leadership change the poll is behind.
+    async fn ask_leader(&self) -> Option<(NodeId, u64)> {
+        let asks = self
+            .api_addrs()
+            .into_iter()
+            .filter(|(id, _)| self.alive(*id))
+            .map(|(id, addr)| async move {
+                squall_node::client::fetch_status(addr, Duration::from_millis(500))
+                    .await
+                    .ok()
+                    .filter(|s| s.core.role == Role::Leader)
+                    .map(|s| (id, s.core.term))
+            });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .max_by_key(|(_, term)| *term)
+            .or_else(|| self.leader())
+    }
+
+    /// After a transfer was accepted: reports in the feed when `to` has not taken leadership in time.
+    async fn follow_transfer(&self, to: NodeId, from: NodeId, term: u64) {
+        let wait = (self.inner.spec.election_timeout.1 * 5).max(Duration::from_secs(2));
+        let deadline = Instant::now() + wait;
+        let mut stop = self.stopping();
+        while Instant::now() < deadline {
+            if self.leader().is_some_and(|(l, t)| l == to && t > term) {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        let now = match self.leader() {
+            Some((l, t)) if l == from && t == term => format!("node {l} still leads term {t}"),
+            Some((l, t)) => format!("node {l} leads term {t}"),
+            None => "no node leads".to_string(),
+        };
+        self.emit(Event::ActionFailed {
+            action: format!("transfer {to}"),
+            error: format!(
+                "node {to} did not take leadership within {}; {now}",
+                crate::units::duration(wait)
+            ),
+        });
+    }
+
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
         let sup = &self.inner.sup;
         let err = |e: squall_chaos::ChaosError| e.to_string();
@@ -517,12 +616,14 @@ impl Cluster {
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
                 sup.kill(&node_name(id)).map_err(err)?;
+                self.await_exit(id, Duration::from_secs(2)).await;
                 Ok(format!("kill node {id}{what}"))
             }
             Command::Terminate(t) => {
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
                 sup.terminate(&node_name(id)).map_err(err)?;
+                self.await_exit(id, Duration::from_secs(5)).await;
                 Ok(format!("terminate node {id}{what}"))
             }
             Command::Pause(t) => {
@@ -661,7 +762,7 @@ impl Cluster {
             }
             Command::Transfer(t) => {
                 let id = self.resolve(t)?;
-                let (leader, term) = self.leader().ok_or("no node leads right now")?;
+                let (leader, term) = self.ask_leader().await.ok_or("no node leads right now")?;
                 if leader == id {
                     return Err(format!("node {id} already leads term {term}"));
                 }
@@ -680,6 +781,8 @@ impl Cluster {
                     )
                     .await
                     .map_err(|e| format!("leader {leader} did not answer: {e}"))??;
+                let c = self.clone();
+                tokio::spawn(async move { c.follow_transfer(id, leader, term).await });
                 Ok(format!(
                     "transfer leadership from node {leader} (term {term}) to node {id}"
                 ))
@@ -763,9 +866,10 @@ async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, St
             .parse::<u64>()
             .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?"))),
         Ok(other) => Ok(Err(format!("unexpected answer {other:?}"))),
-        Err(ClientError::Unavailable { waited, .. }) => {
-            Err(format!("no leader answered within {waited:?}"))
-        }
+        Err(ClientError::Unavailable { waited, .. }) => Err(format!(
+            "no leader answered within {}",
+            crate::units::duration(waited)
+        )),
         Err(other) => Err(other.to_string()),
     }
 }

@@ -21,9 +21,11 @@ const RATE_STEPS: [u32; 9] = [1, 5, 10, 20, 50, 100, 200, 500, 1000];
 /// How many counters the workload spreads its increments over.
 pub const COUNTERS: usize = 8;
 
-/// The key of counter `i`.
-pub fn counter_key(i: usize) -> String {
-    format!("c{i}")
+/// The key of counter `i` in the session tagged `session`: `c3.7f3a`. Each session writes counters of its own,
+/// so a cluster directory reused from an earlier session (whose counters survive in the nodes' data) never
+/// confuses this session's check, whose tally starts at zero.
+pub fn counter_key(session: &str, i: usize) -> String {
+    format!("c{i}.{session}")
 }
 
 /// Increments per counter: sent (perhaps applied) and acknowledged (certainly applied).
@@ -37,6 +39,8 @@ pub struct Tally {
 
 /// Shared on/off switch and rate, and the tally of increments.
 pub(super) struct Control {
+    /// This session's tag in the counters' keys (see [`counter_key`]).
+    pub(super) session: String,
     inner: Mutex<(bool, u32)>,
     changed: tokio::sync::Notify,
     tally: Mutex<Tally>,
@@ -45,6 +49,7 @@ pub(super) struct Control {
 impl Control {
     pub(super) fn new(rate: u32) -> Self {
         Self {
+            session: format!("{:04x}", rand::random::<u16>()),
             inner: Mutex::new((false, rate.max(1))),
             changed: tokio::sync::Notify::new(),
             tally: Mutex::new(Tally::default()),
@@ -180,7 +185,7 @@ async fn worker(
         }
         let c = client.as_mut().expect("client");
         let counter = (n % COUNTERS as u64) as usize;
-        let key = counter_key(counter);
+        let key = counter_key(&cluster.inner.workload.session, counter);
         let op = format!("incr {key} +1");
         let control = &cluster.inner.workload;
         // Counted as sent before it is sent, as acknowledged only once it is: a check can rely on both.

@@ -338,6 +338,33 @@ fn shorten(bytes: &[u8]) -> String {
     }
 }
 
+/// The first free name in the series `events.jsonl.gz`, `events-2.jsonl.gz`, `events-3.jsonl.gz`, ... (the
+/// number goes before the first dot, so every extension is kept), so a session never overwrites the event
+/// log of an earlier one. Recordings follow the same rule.
+pub fn next_free_path(base: &Path) -> PathBuf {
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A leading dot belongs to the stem (`.events.jsonl` numbers as `.events-2.jsonl`).
+    let split = name
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '.')
+        .map_or(name.len(), |(i, _)| i);
+    let (stem, ext) = name.split_at(split);
+    (1u32..)
+        .map(|n| {
+            if n == 1 {
+                base.to_path_buf()
+            } else {
+                base.with_file_name(format!("{stem}-{n}{ext}"))
+            }
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| base.to_path_buf())
+}
+
 /// Reads a whole event log. A cut-off last line is not an error: the events before it are returned with
 /// `truncated` set and a warning to show.
 pub fn read_event_log<T: DeserializeOwned>(
@@ -444,6 +471,21 @@ fn read_header(path: &Path, line: &[u8]) -> Result<EventLogHeader, EventLogError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_log_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("events.jsonl.gz");
+        assert_eq!(next_free_path(&base), base);
+        std::fs::write(&base, "x").unwrap();
+        let second = dir.path().join("events-2.jsonl.gz");
+        assert_eq!(next_free_path(&base), second);
+        std::fs::write(&second, "x").unwrap();
+        assert_eq!(next_free_path(&base), dir.path().join("events-3.jsonl.gz"));
+        let plain = dir.path().join("run");
+        std::fs::write(&plain, "x").unwrap();
+        assert_eq!(next_free_path(&plain), dir.path().join("run-2"));
+    }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "kind", rename_all = "snake_case")]

@@ -75,6 +75,7 @@ impl Player {
     pub fn from_events(events: Vec<Stamped>, source: &str, warning: Option<String>) -> Self {
         let controller = ReplayController::new(&events);
         let mut view = ViewState::new();
+        view.replay = true;
         view.footer = Some(match &warning {
             Some(_) => format!(
                 "⚠ {source} was cut off: replaying up to its last whole line  │ {REPLAY_KEYS}"
@@ -132,8 +133,14 @@ impl Player {
             return Flow::Continue;
         }
         if self.view.help {
-            // Any key closes the help overlay, as in the live dashboard.
-            self.view.help = false;
+            // As in the live dashboard: `?` turns the page, `q` quits (the help says so), any other key closes.
+            match key.code {
+                KeyCode::Char('q') => return Flow::Quit,
+                KeyCode::Char('?') => {
+                    self.view.help_page = (self.view.help_page + 1) % crate::input::HELP_PAGES;
+                }
+                _ => self.view.help = false,
+            }
             return Flow::Continue;
         }
         let c = &mut self.controller;
@@ -429,8 +436,27 @@ mod tests {
         );
         player.handle_key(key(KeyCode::Char('?')));
         assert!(player.view().help);
-        assert_eq!(player.handle_key(key(KeyCode::Char('q'))), Flow::Continue);
+        // The help lists replay's own keys, not the live dashboard's.
+        let screen = crate::ui::render_text(player.state(), player.view(), 120, 40);
+        for keys in ["play / pause", "previous / next fault", "faster / slower"] {
+            assert!(screen.contains(keys), "{keys} missing:\n{screen}");
+        }
+        for live in [
+            "kill (SIGKILL)",
+            "kill the leader",
+            "heal every network fault",
+        ] {
+            assert!(
+                !screen.contains(live),
+                "{live} is not a replay key:\n{screen}"
+            );
+        }
+        player.handle_key(key(KeyCode::Char('?')));
+        let screen = crate::ui::render_text(player.state(), player.view(), 120, 40);
+        assert!(screen.contains("symbols 2/2"), "{screen}");
+        assert_eq!(player.handle_key(key(KeyCode::Esc)), Flow::Continue);
         assert!(!player.view().help);
+        player.handle_key(key(KeyCode::Char('?')));
         assert_eq!(player.handle_key(key(KeyCode::Char('q'))), Flow::Quit);
     }
 

@@ -11,15 +11,10 @@ use super::series::RateSeries;
 
 /// Most lines the event feed keeps.
 pub const FEED_CAPACITY: usize = 500;
-/// How many of the newest feed lines a new line is compared with to count it as a repeat.
-const REPEAT_LOOKBACK: usize = 6;
 /// A line counts as a repeat only within this long of the previous occurrence.
 const REPEAT_WINDOW_MS: u64 = 3_000;
 /// How far back a vote looks for the request it answers (and a request for votes that came first).
 const BALLOT_LOOKBACK: usize = 200;
-/// How many of the newest ticker lines a new one is compared with: a console prints a line again only after
-/// [`REPEAT_WINDOW_MS`].
-const TICKER_LOOKBACK: usize = 32;
 /// Most sampled client operations kept for latency figures.
 pub const CLIENT_OPS_CAPACITY: usize = 256;
 
@@ -52,6 +47,21 @@ pub enum FeedKind {
     Check,
     /// A check found an acknowledged write lost (or a write nobody sent).
     Violation,
+}
+
+impl FeedKind {
+    /// Whether lines of this kind report what a person did or asked (a fault, an action's failure, a check,
+    /// a recording): each is its own line, never folded into an earlier one as a repeat.
+    pub fn is_operator(self) -> bool {
+        matches!(
+            self,
+            FeedKind::Fault
+                | FeedKind::Error
+                | FeedKind::Check
+                | FeedKind::Violation
+                | FeedKind::Recording
+        )
+    }
 }
 
 /// One line of the event feed.
@@ -115,6 +125,30 @@ enum Causal {
     Asks(Ballot),
     /// A node granted it.
     Grants(Ballot),
+    /// A round of log compactions (the nodes in `votes`), to indexes `lo` to `hi`.
+    Compaction { lo: u64, hi: u64 },
+}
+
+/// How close in time compactions must be to count as one round.
+const COMPACTION_ROUND_MS: u64 = 5_000;
+
+/// "n2 compacts its log into a snapshot (to 500)" / "n1 n2 n3 compact their logs into snapshots (to 498–500)".
+fn compaction_text(nodes: &[u64], lo: u64, hi: u64) -> String {
+    let to = if lo == hi {
+        format!("to {lo}")
+    } else {
+        format!("to {lo}–{hi}")
+    };
+    match nodes {
+        [one] => format!("n{one} compacts its log into a snapshot ({to})"),
+        many => {
+            let names: Vec<String> = many.iter().map(|n| format!("n{n}")).collect();
+            format!(
+                "{} compact their logs into snapshots ({to})",
+                names.join(" ")
+            )
+        }
+    }
 }
 
 /// What is known about one node.
@@ -139,6 +173,8 @@ pub struct NodeView {
     /// The running process's pid and how far its clock (milliseconds since it started) lags session time,
     /// learned from its statuses, to place its feed records at the moment they happened.
     clock: Option<(u32, i64)>,
+    /// A truncation not reported yet: (when, first index, count); see `RaftEvent::LogTruncated`.
+    truncated: Option<(u64, u64, u64)>,
 }
 
 impl NodeView {
@@ -412,7 +448,8 @@ impl ClusterState {
                 let text = match (on, path) {
                     (true, Some(p)) => format!("recording to {p}"),
                     (true, None) => "recording".to_string(),
-                    (false, _) => "recording stopped".to_string(),
+                    (false, Some(p)) => format!("recording stopped: {p} is complete"),
+                    (false, None) => "recording stopped".to_string(),
                 };
                 self.push(at, None, FeedKind::Recording, text);
             }
@@ -521,12 +558,14 @@ impl ClusterState {
             cause,
             votes: Vec::new(),
         };
-        let printed = self.ticker.iter().rev().take(TICKER_LOOKBACK).any(|l| {
-            l.node == line.node
-                && l.kind == line.kind
-                && l.text == line.text
-                && line.at_ms.saturating_sub(l.at_ms) <= REPEAT_WINDOW_MS
-        });
+        // A console prints a line again only when something else came between or a few seconds passed.
+        let printed = !line.kind.is_operator()
+            && self.ticker.back().is_some_and(|l| {
+                l.node == line.node
+                    && l.kind == line.kind
+                    && l.text == line.text
+                    && line.at_ms.saturating_sub(l.at_ms) <= REPEAT_WINDOW_MS
+            });
         if !printed {
             self.pushed += 1;
             self.ticker.push_back(line.clone());
@@ -552,15 +591,17 @@ impl ClusterState {
                 return;
             }
         }
-        // The same line again within a few seconds (among the last few) counts as a repeat of it.
+        // The same line again within a few seconds, with nothing else between, counts as a repeat of it. An
+        // operator's action is never folded: two heals around a partition are two heals.
         let at_ms = line.at_ms;
-        let repeated = self
-            .feed
-            .iter_mut()
-            .rev()
-            .take(REPEAT_LOOKBACK)
-            .filter(|l| at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS)
-            .find(|l| l.node == line.node && l.kind == line.kind && l.base == line.base);
+        let repeated = self.feed.back_mut().filter(|l| {
+            !line.kind.is_operator()
+                && l.at_ms <= at_ms
+                && at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS
+                && l.node == line.node
+                && l.kind == line.kind
+                && l.base == line.base
+        });
         if let Some(earlier) = repeated {
             earlier.repeats += 1;
             earlier.last_ms = earlier.last_ms.max(at_ms);
@@ -609,7 +650,65 @@ impl ClusterState {
         }
     }
 
+    /// Reports a held truncation that no snapshot install followed: entries in conflict with the leader's.
+    fn flush_truncation(&mut self, node: u64) {
+        if let Some((happened, from, count)) =
+            self.nodes.get_mut(&node).and_then(|n| n.truncated.take())
+        {
+            let text = format!("n{node} drops {count} conflicting entries from index {from}");
+            self.push(happened, Some(node), FeedKind::Log, text);
+        }
+    }
+
+    /// Nodes compact at about the same index at about the same time: a round of compactions is one line
+    /// ("n1 n2 n3 compact their logs into snapshots (to 498–500)") rather than one per node.
+    fn on_compaction(&mut self, happened: u64, node: u64, index: u64) {
+        let round = self.feed.iter_mut().rev().take(BALLOT_LOOKBACK).find(|l| {
+            matches!(l.cause, Some(Causal::Compaction { .. }))
+                && happened.saturating_sub(l.at_ms) <= COMPACTION_ROUND_MS
+                && !l.votes.contains(&node)
+        });
+        if let Some(line) = round {
+            let Some(Causal::Compaction { lo, hi }) = line.cause else {
+                return;
+            };
+            let (lo, hi) = (lo.min(index), hi.max(index));
+            line.cause = Some(Causal::Compaction { lo, hi });
+            if let Err(at) = line.votes.binary_search(&node) {
+                line.votes.insert(at, node);
+            }
+            line.text = compaction_text(&line.votes, lo, hi);
+            line.base = line.text.clone();
+            return;
+        }
+        let line = FeedLine {
+            at_ms: happened,
+            node: Some(node),
+            kind: FeedKind::Log,
+            text: compaction_text(&[node], index, index),
+            repeats: 1,
+            last_ms: happened,
+            seq: self.pushed,
+            cause: Some(Causal::Compaction {
+                lo: index,
+                hi: index,
+            }),
+            votes: vec![node],
+            base: compaction_text(&[node], index, index),
+        };
+        self.pushed += 1;
+        self.ticker.push_back(line.clone());
+        if self.ticker.len() > FEED_CAPACITY {
+            self.ticker.pop_front();
+        }
+        self.insert_in_time_order(line);
+        if self.feed.len() > FEED_CAPACITY {
+            self.feed.pop_front();
+        }
+    }
+
     fn on_status(&mut self, at: u64, node: u64, status: &NodeStatus) {
+        self.flush_truncation(node);
         let n = self.node_mut(node);
         let was_reachable = n.reachable;
         // The status was taken at most one round trip before it arrived: the smallest gap seen is the best.
@@ -646,6 +745,9 @@ impl ClusterState {
     /// A record of a node's own feed, which arrived at `at` and happened at `happened` (the feed line's time;
     /// role lanes keep arrival time, as they only ever move forward).
     fn on_feed(&mut self, at: u64, happened: u64, node: u64, event: &NodeEvent) {
+        if !matches!(event, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })) {
+            self.flush_truncation(node);
+        }
         let raft = match event {
             NodeEvent::Started {
                 term,
@@ -694,29 +796,10 @@ impl ClusterState {
                 self.term = self.term.max(*term);
             }
             RaftEvent::TermChanged { term } => {
-                let text = format!("term {term} begins (n{node})");
-                if *term > self.term {
-                    self.term = *term;
-                    self.push(happened, Some(node), FeedKind::Election, text);
-                } else if *term == self.term {
-                    // Nodes are polled one after another: the node that reached the term first may report it
-                    // last. The line names whoever reached it first.
-                    let prefix = format!("term {term} begins (");
-                    let later = self.feed.iter().rposition(|l| {
-                        l.kind == FeedKind::Election
-                            && l.text.starts_with(&prefix)
-                            && l.at_ms > happened
-                    });
-                    if let Some(mut line) = later.and_then(|i| self.feed.remove(i)) {
-                        // The same line, corrected: a reader that saw it is not shown it twice.
-                        line.at_ms = happened;
-                        line.last_ms = happened;
-                        line.node = Some(node);
-                        line.base = text.clone();
-                        line.text = text;
-                        self.insert_in_time_order(line);
-                    }
-                }
+                // No line of its own: a term begins with the election a candidate starts for it, and that line
+                // ("n3 starts an election in term 2") credits it. Voters and the old leader reach the term
+                // by hearing of it, often before the candidate's own report arrives.
+                self.term = self.term.max(*term);
             }
             RaftEvent::ElectionStarted { term, pre_vote } => {
                 let text = if *pre_vote {
@@ -760,23 +843,24 @@ impl ClusterState {
                 // Every follower reports the same change; the cluster-wide announcement covers it.
             }
             RaftEvent::LogTruncated { from_index, count } => {
-                let text =
-                    format!("n{node} drops {count} conflicting entries from index {from_index}");
-                self.push(happened, Some(node), FeedKind::Log, text);
+                // Held until the node's next record or status: a snapshot install reports the entries it
+                // replaces this way first, and those were superseded, not in conflict.
+                self.node_mut(node).truncated = Some((happened, *from_index, *count));
             }
             RaftEvent::SnapshotInstalled { meta } => {
-                let text = format!(
+                let mut text = format!(
                     "n{node} installs the leader's snapshot to {} (term {})",
                     meta.last_index, meta.last_term
                 );
+                if let Some((_, from, count)) = self.node_mut(node).truncated.take() {
+                    text.push_str(&format!(
+                        ", superseding {count} uncommitted entries from index {from}"
+                    ));
+                }
                 self.push(happened, Some(node), FeedKind::Log, text);
             }
             RaftEvent::SnapshotTaken { meta } => {
-                let text = format!(
-                    "n{node} compacts its log to {} into a snapshot",
-                    meta.last_index
-                );
-                self.push(happened, Some(node), FeedKind::Log, text);
+                self.on_compaction(happened, node, meta.last_index)
             }
             RaftEvent::QuorumLost { term } => {
                 self.node_mut(node).feed_role = Some(Role::Follower);

@@ -7,6 +7,7 @@ mod cluster;
 mod compress;
 mod event;
 pub mod fixture;
+mod holdback;
 mod lane;
 mod series;
 mod view;
@@ -19,6 +20,7 @@ pub use compress::StatusCompressor;
 pub use event::{
     ActiveFault, Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict,
 };
+pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};

@@ -147,7 +147,8 @@ fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
     assert_eq!(announcements, ["n1 leads term 1", "n3 leads term 2"]);
     // The vote shows on the line of the request it answers.
     assert!(feed_texts(&s).contains(&"n3 starts an election in term 2 — votes from n2"));
-    assert!(feed_texts(&s).contains(&"term 2 begins (n3)"));
+    // The term is the candidate's: no line credits it to anyone else.
+    assert!(!feed_texts(&s).iter().any(|l| l.contains("begins")));
     // The old leader steps down when it hears of term 2.
     raft(
         &mut s,
@@ -530,7 +531,13 @@ fn recording_flag_follows_recording_events() {
     ));
     assert!(!s.recording);
     assert_eq!(s.recording_path, None);
-    assert_eq!(feed_texts(&s), ["recording to a.cast", "recording stopped"]);
+    assert_eq!(
+        feed_texts(&s),
+        [
+            "recording to a.cast",
+            "recording stopped: a.cast is complete"
+        ]
+    );
 }
 
 #[test]
@@ -705,37 +712,35 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
 }
 
 #[test]
-fn a_new_term_is_credited_to_the_node_that_reached_it_first_even_if_it_reports_last() {
+fn a_new_term_is_credited_to_the_candidate_that_started_it_not_to_whoever_reports_first() {
     let mut s = started(3);
-    for node in [1, 2] {
+    for node in [1, 2, 3] {
         let mut status = status(node, Role::Follower, 0, 0);
         status.uptime_ms = 1_000;
         s.apply(&Stamped::new(1_000, Event::Status { node, status }));
     }
+    // A voter and the old leader report the new term before the candidate's feed is read.
     raft_at(&mut s, 1_300, 2, 1_210, RaftEvent::TermChanged { term: 1 });
-    let seen = s.feed_total();
-    raft_at(&mut s, 1_350, 1, 1_200, RaftEvent::TermChanged { term: 1 });
-    let terms: Vec<(u64, &str)> = s
+    raft_at(&mut s, 1_320, 1, 1_215, RaftEvent::TermChanged { term: 1 });
+    raft_at(&mut s, 1_350, 3, 1_200, RaftEvent::TermChanged { term: 1 });
+    raft_at(
+        &mut s,
+        1_350,
+        3,
+        1_200,
+        RaftEvent::ElectionStarted {
+            term: 1,
+            pre_vote: false,
+        },
+    );
+    assert_eq!(s.term, 1);
+    let about_term: Vec<(u64, &str)> = s
         .feed
         .iter()
-        .filter(|l| l.text.starts_with("term "))
+        .filter(|l| l.text.contains("term 1"))
         .map(|l| (l.at_ms, l.text.as_str()))
         .collect();
-    assert_eq!(terms, [(1_200, "term 1 begins (n1)")]);
-    assert_eq!(
-        s.feed_since(seen).count(),
-        0,
-        "a corrected line is not a new one"
-    );
-    // A later report of the same term changes nothing.
-    raft_at(&mut s, 1_400, 3, 1_390, RaftEvent::TermChanged { term: 1 });
-    assert_eq!(
-        s.feed
-            .iter()
-            .filter(|l| l.text.starts_with("term 1 begins"))
-            .count(),
-        1
-    );
+    assert_eq!(about_term, [(1_200, "n3 starts an election in term 1")]);
 }
 
 #[test]
@@ -779,4 +784,129 @@ fn votes_join_the_request_they_answer_whichever_arrives_first() {
         .find(|l| l.text.starts_with("n1 starts"))
         .unwrap();
     assert_eq!(request.votes, [2, 3]);
+}
+
+#[test]
+fn operator_actions_are_never_folded_and_nothing_folds_across_another_line() {
+    let mut s = started(3);
+    let fault = |s: &mut ClusterState, at, effect: &str| {
+        s.apply(&Stamped::new(
+            at,
+            Event::Fault {
+                description: effect.into(),
+                effect: effect.into(),
+            },
+        ))
+    };
+    let seen = s.feed_total();
+    fault(&mut s, 1_000, "heal every network fault");
+    fault(&mut s, 1_100, "partition 1,2 | 3 (ring)");
+    fault(&mut s, 1_200, "heal every network fault");
+    fault(&mut s, 1_300, "heal every network fault");
+    let texts: Vec<(&str, u32)> = s
+        .feed
+        .iter()
+        .filter(|l| l.kind == FeedKind::Fault)
+        .map(|l| (l.text.as_str(), l.repeats))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("heal every network fault", 1),
+            ("partition 1,2 | 3 (ring)", 1),
+            ("heal every network fault", 1),
+            ("heal every network fault", 1),
+        ]
+    );
+    // A console prints every one of them too.
+    assert_eq!(s.feed_since(seen).count(), 4);
+
+    // A node's repeated line folds only onto the line right before it.
+    let pre_vote = || RaftEvent::ElectionStarted {
+        term: 5,
+        pre_vote: true,
+    };
+    raft(&mut s, 2_000, 3, pre_vote());
+    raft(&mut s, 2_200, 3, pre_vote());
+    assert_eq!(s.feed.back().unwrap().repeats, 2);
+    fault(&mut s, 2_300, "isolate node 2");
+    raft(&mut s, 2_400, 3, pre_vote());
+    let last = s.feed.back().unwrap();
+    assert_eq!(
+        (last.text.as_str(), last.repeats),
+        ("n3 asks for pre-votes for term 5", 1)
+    );
+}
+
+#[test]
+fn entries_superseded_by_a_snapshot_are_not_called_conflicting_and_compactions_fold_into_a_round() {
+    use squall_node::raft::types::SnapshotMeta;
+    let mut s = started(3);
+    let meta = |last_index| SnapshotMeta {
+        last_index,
+        last_term: 2,
+    };
+    raft(
+        &mut s,
+        1_000,
+        3,
+        RaftEvent::LogTruncated {
+            from_index: 425,
+            count: 76,
+        },
+    );
+    raft(
+        &mut s,
+        1_000,
+        3,
+        RaftEvent::SnapshotInstalled { meta: meta(500) },
+    );
+    assert_eq!(
+        feed_texts(&s).last().copied(),
+        Some(
+            "n3 installs the leader's snapshot to 500 (term 2), superseding 76 uncommitted entries from index 425"
+        )
+    );
+    assert!(!feed_texts(&s).iter().any(|l| l.contains("conflicting")));
+    // A truncation on its own is a conflict with the leader, reported by the node's next status at the latest.
+    raft(
+        &mut s,
+        1_500,
+        2,
+        RaftEvent::LogTruncated {
+            from_index: 10,
+            count: 2,
+        },
+    );
+    st(&mut s, 1_600, 2, Role::Follower, 2, 10);
+    assert!(
+        feed_texts(&s).contains(&"n2 drops 2 conflicting entries from index 10"),
+        "{:?}",
+        feed_texts(&s)
+    );
+    // Three nodes compacting within a moment: one line.
+    let before = s.feed.len();
+    raft(
+        &mut s,
+        3_000,
+        1,
+        RaftEvent::SnapshotTaken { meta: meta(1000) },
+    );
+    raft(
+        &mut s,
+        3_010,
+        2,
+        RaftEvent::SnapshotTaken { meta: meta(1001) },
+    );
+    raft(
+        &mut s,
+        3_020,
+        3,
+        RaftEvent::SnapshotTaken { meta: meta(1000) },
+    );
+    assert_eq!(s.feed.len(), before + 1, "{:?}", feed_texts(&s));
+    assert_eq!(
+        feed_texts(&s).last().copied(),
+        Some("n1 n2 n3 compact their logs into snapshots (to 1000–1001)")
+    );
 }

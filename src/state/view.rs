@@ -56,6 +56,14 @@ pub struct ViewState {
     pub banner: Option<String>,
     /// Replaces the footer's key hints (replay has its own keys).
     pub footer: Option<String>,
+    /// A short answer to the last key, shown in the footer until the next key ("no node 7").
+    pub notice: Option<String>,
+    /// How many lines the event feed is scrolled back from the newest (0: it follows new lines).
+    pub feed_scroll: usize,
+    /// Which page of the help overlay is open (0: keys, 1: symbols).
+    pub help_page: usize,
+    /// The view belongs to `squall replay`: its help lists replay's keys.
+    pub replay: bool,
 }
 
 impl ViewState {

@@ -31,6 +31,7 @@ const HINTS: &[(&str, &str)] = &[
     ("␣", "freeze"),
     ("R", "rec"),
     ("Tab", "panel"),
+    ("PgUp", "feed back"),
 ];
 
 /// Draws the footer line.
@@ -62,10 +63,30 @@ pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewS
             Span::styled(" cancel", styles::dim()),
         ])
     } else if let Some(text) = &view.footer {
-        Line::from(Span::styled(format!(" {text}"), styles::dim()))
+        let mut spans = Vec::new();
+        if let Some(notice) = &view.notice {
+            spans.push(Span::styled(
+                format!(" {notice} "),
+                Style::new().fg(Color::Black).bg(Color::Yellow),
+            ));
+        }
+        spans.push(Span::styled(format!(" {text}"), styles::dim()));
+        Line::from(spans)
     } else {
         let mut spans = Vec::new();
         let mut used = 0usize;
+        if let Some(notice) = &view.notice {
+            let s = format!(" {notice} ");
+            used += s.chars().count() + 1;
+            spans.push(Span::styled(
+                s,
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::raw(" "));
+        }
         if let Some(sel) = view.selected {
             let s = format!(" n{sel} ");
             used += s.chars().count() + 1;

@@ -9,6 +9,9 @@ use ratatui::widgets::Paragraph;
 use super::styles;
 use crate::state::{ClusterState, ProcessState, Verdict, ViewState};
 
+/// Header width below which the cluster id and uptime are left out.
+const NARROW: u16 = 110;
+
 /// Rows the header takes.
 pub const HEIGHT: u16 = 2;
 
@@ -18,27 +21,30 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     let label = Style::new().fg(Color::Gray);
     let value = Style::new().add_modifier(Modifier::BOLD);
 
-    let mut top = vec![
-        Span::styled(
-            " squall ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(" "),
-        Span::styled(
-            if state.cluster_id.is_empty() {
-                "—".to_string()
-            } else {
-                state.cluster_id.clone()
-            },
-            value,
-        ),
-        Span::styled("  up ", label),
-        Span::styled(styles::clock(state.now_ms), value),
-        Span::styled("  leader ", label),
-    ];
+    let mut top = vec![Span::styled(
+        " squall ",
+        Style::new()
+            .fg(Color::Black)
+            .bg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+    )];
+    // Below this width the cluster id and uptime give way, so whether the workload runs stays in view.
+    if area.width >= NARROW {
+        top.extend([
+            Span::raw(" "),
+            Span::styled(
+                if state.cluster_id.is_empty() {
+                    "—".to_string()
+                } else {
+                    state.cluster_id.clone()
+                },
+                value,
+            ),
+            Span::styled("  up ", label),
+            Span::styled(styles::clock(state.now_ms), value),
+        ]);
+    }
+    top.push(Span::styled("  leader ", label));
     match state.leader {
         Some(l) => {
             top.push(Span::styled(

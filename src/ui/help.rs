@@ -13,8 +13,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         "selected node",
         &[
             ("↑ ↓  1-9", "select a node"),
-            ("k", "kill (SIGKILL)"),
-            ("s", "terminate (SIGTERM)"),
+            ("k  s", "kill (SIGKILL) / terminate (SIGTERM)"),
             ("p", "pause / resume (SIGSTOP / SIGCONT)"),
             ("r", "restart"),
             ("w", "wipe its data and restart"),
@@ -41,9 +40,13 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         "display",
         &[
             ("space", "freeze the display (the cluster keeps running)"),
-            ("R", "start / stop recording to a new .cast file"),
+            (
+                "PgUp PgDn",
+                "scroll the feed back / on; Home End: oldest / newest",
+            ),
+            ("R", "record to a new .cast beside the event log"),
             ("Tab", "next panel, when the terminal is small"),
-            ("?  Esc", "close this help"),
+            ("?  Esc", "next help page (symbols) / close this help"),
             (
                 "q  Ctrl-C",
                 "quit: stop every node and restore the terminal",
@@ -52,9 +55,94 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// Draws the overlay centred in `area`.
-pub fn render(frame: &mut Frame, area: Rect) {
-    let rows: u16 = SECTIONS
+/// The second page: what the symbols and columns mean.
+const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "header",
+        &[
+            (
+                "client A of B/s",
+                "workload writes acknowledged per second, of B asked",
+            ),
+            ("✗N", "workload writes that failed or timed out so far"),
+            ("faults", "what is broken now: processes, then links"),
+            (
+                "check ✓ ✗ ?",
+                "last check: nothing lost / writes lost / undecided",
+            ),
+        ],
+    ),
+    (
+        "nodes table",
+        &[
+            (
+                "last idx/term",
+                "index and term of the node's last log entry",
+            ),
+            ("lag", "entries the node is behind the leader's log"),
+            (
+                "rpc in/out/err",
+                "Raft messages in / out / sends failed (k = 1000)",
+            ),
+            (
+                "grey values",
+                "last known: the node is down or not answering",
+            ),
+        ],
+    ),
+    (
+        "logs and links",
+        &[
+            ("07", "an entry of term 7: solid committed, else not yet"),
+            ("░░", "compacted into a snapshot"),
+            ("··", "held by the node but older than its reported tail"),
+            ("◂ ends at N", "the node's log ends before this window"),
+            ("links", "per direction from→to: +ms delay, % loss, ✕ cut"),
+        ],
+    ),
+];
+
+/// The keys of `squall replay`.
+const REPLAY: &[(&str, &[(&str, &str)])] = &[(
+    "replay",
+    &[
+        ("space", "play / pause"),
+        ("+ -", "faster / slower"),
+        ("← →", "back / forward 5 s"),
+        ("[ ]", "previous / next fault or action"),
+        ("Home End", "start / end of the session"),
+        ("↑ ↓  1-9", "select a node"),
+        ("Tab", "next panel, when the terminal is small"),
+        ("?  Esc", "next help page (symbols) / close this help"),
+        ("q", "quit the replay"),
+    ],
+)];
+
+/// Draws the help overlay centred in `area`: the keys (the live dashboard's, or replay's), or on page 1 the
+/// symbols.
+pub fn render(frame: &mut Frame, area: Rect, view: &crate::state::ViewState) {
+    let (sections, title) = match (view.help_page, view.replay) {
+        (0, false) => (SECTIONS, " keys 1/2 · ? symbols · q quits "),
+        (0, true) => (REPLAY, " replay keys 1/2 · ? symbols "),
+        _ => (SYMBOLS, " symbols 2/2 · ? keys · Esc closes "),
+    };
+    render_sections(frame, area, sections, title);
+}
+
+fn render_sections(
+    frame: &mut Frame,
+    area: Rect,
+    sections_list: &[(&str, &[(&str, &str)])],
+    title: &str,
+) {
+    let key_w = sections_list
+        .iter()
+        .flat_map(|(_, keys)| keys.iter())
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let rows: u16 = sections_list
         .iter()
         .map(|(_, keys)| keys.len() as u16 + 2)
         .sum::<u16>()
@@ -70,7 +158,7 @@ pub fn render(frame: &mut Frame, area: Rect) {
     // Short terminals get the keys without section titles, so all of them still fit in 24 rows.
     let sections = h > rows;
     let mut lines = Vec::new();
-    for (title, keys) in SECTIONS {
+    for (title, keys) in sections_list {
         if sections {
             lines.push(Line::from(Span::styled(
                 format!(" {title}"),
@@ -80,7 +168,7 @@ pub fn render(frame: &mut Frame, area: Rect) {
         for (key, what) in *keys {
             lines.push(Line::from(vec![
                 Span::styled(
-                    format!(" {} {key:<11}", if sections { " " } else { "" }),
+                    format!(" {} {key:<key_w$} ", if sections { " " } else { "" }),
                     styles::key(),
                 ),
                 Span::raw(*what),
@@ -94,7 +182,7 @@ pub fn render(frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::bordered()
-                .title(Span::styled(" keys ", styles::title()))
+                .title(Span::styled(title.to_string(), styles::title()))
                 .title_bottom(
                     Line::from(Span::styled(
                         " every action shows in the event feed ",

@@ -50,6 +50,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         Span::styled(" uncommitted ", styles::dim()),
         Span::styled("░░", styles::faint()),
         Span::styled(" snapshot ", styles::dim()),
+        Span::styled("··", styles::faint()),
+        Span::styled(" held, not shown ", styles::dim()),
     ])
     .right_aligned();
     let block = Block::bordered()
@@ -108,10 +110,10 @@ impl Widget for Strips<'_> {
         for k in 0..self.count {
             let idx = self.start + k;
             let x = x0 + k as u16 * self.cw;
-            if idx.is_multiple_of(10) && x >= next_free {
-                let label = format!("╷{idx}");
-                let room = area.right().saturating_sub(x);
-                buf.set_stringn(x, area.y, &label, room as usize, styles::faint());
+            let label = format!("╷{idx}");
+            let fits = x + label.chars().count() as u16 <= area.right();
+            if idx.is_multiple_of(10) && x >= next_free && fits {
+                buf.set_stringn(x, area.y, &label, label.len(), styles::faint());
                 next_free = x + label.chars().count() as u16 + 1;
             }
         }

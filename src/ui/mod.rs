@@ -39,9 +39,35 @@ pub fn fits_full(area: Rect, nodes: usize) -> bool {
     area.width >= FULL_MIN_WIDTH && area.height >= full_min_height(nodes)
 }
 
+/// The smallest terminal the dashboard draws in; below it, it says so instead of abbreviating every column.
+pub const MIN_WIDTH: u16 = 80;
+/// See [`MIN_WIDTH`].
+pub const MIN_HEIGHT: u16 = 24;
+
 /// Draws the whole dashboard.
 pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
     let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = vec![
+            Line::from(Span::styled(
+                format!("terminal {}×{} is too small", area.width, area.height),
+                styles::fault(),
+            )),
+            Line::from(Span::styled(
+                format!("squall needs at least {MIN_WIDTH}×{MIN_HEIGHT}: enlarge the window"),
+                styles::dim(),
+            )),
+            Line::from(Span::styled(
+                "(q quits; the cluster keeps running)",
+                styles::faint(),
+            )),
+        ];
+        frame.render_widget(
+            ratatui::widgets::Paragraph::new(text).wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
     let n = state.nodes.len().max(1);
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
@@ -57,7 +83,7 @@ pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
     }
     footer::render(frame, foot, state, view);
     if view.help {
-        help::render(frame, area);
+        help::render(frame, area, view);
     }
 }
 

@@ -14,13 +14,14 @@ pub fn height(nodes: usize) -> u16 {
     nodes as u16 + 3
 }
 
-/// Draws the table; below 118 columns the pid, applied and snapshot columns are left out.
+/// Draws the table; below 120 columns the applied, snapshot and rpc columns are left out.
 pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
-    let wide = area.width >= 118;
+    let wide = area.width >= 120;
     let mut titles = vec![
         "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
     ];
-    let mut widths = vec![1, 4, 7, 9, 9, 5, 4, 6, 7];
+    // "precandidate" takes 12 columns; narrow tables keep 9 and cut it.
+    let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
     if wide {
         titles.push("applied");
         widths.push(7);

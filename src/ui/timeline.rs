@@ -3,6 +3,7 @@
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Widget};
 
@@ -109,49 +110,152 @@ impl Widget for Lanes<'_> {
     }
 }
 
-/// Draws the newest feed lines that fit, oldest at the top.
-pub fn render_feed(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewState) {
-    let block = Block::bordered()
-        .title(Line::from(vec![
-            Span::styled(" events ", styles::title()),
-            Span::styled(format!("{} ", state.feed_total()), styles::dim()),
-        ]))
-        .border_style(styles::faint());
+/// Draws the feed lines that fit, oldest at the top: the newest ones, or those [`ViewState::feed_scroll`] lines
+/// back. A line longer than the panel is wrapped, its continuation indented under the text, so a long line (a
+/// check's verdict) is read whole.
+pub fn render_feed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
+    let block = Block::bordered().border_style(styles::faint());
     let inner = block.inner(area);
-    frame.render_widget(block, area);
-    frame.render_widget(Feed { state }, inner);
+    let (rows, below) = visible(
+        state,
+        view.feed_scroll,
+        inner.width as usize,
+        inner.height as usize,
+    );
+    let mut title = vec![
+        Span::styled(" events ", styles::title()),
+        Span::styled(format!("{} ", state.feed_total()), styles::dim()),
+    ];
+    if below > 0 {
+        title.push(Span::styled(
+            format!("· {below} newer below · End follows "),
+            styles::key(),
+        ));
+    } else {
+        title.push(Span::styled("· PgUp scrolls back ", styles::faint()));
+    }
+    frame.render_widget(block.title(Line::from(title)), area);
+    frame.render_widget(Feed { rows }, inner);
 }
 
-struct Feed<'a> {
-    state: &'a ClusterState,
+/// One screen row of the feed: styled pieces, and whether it continues the line above (indented).
+type Row = (Vec<(String, Style)>, bool);
+
+/// The rows that fit in `width`×`height` with the feed scrolled `scroll` lines back from the newest, and how
+/// many lines lie below the last one shown. Scrolled to the oldest, the panel fills from the top.
+fn visible(state: &ClusterState, scroll: usize, width: usize, height: usize) -> (Vec<Row>, usize) {
+    let feed = &state.feed;
+    if width == 0 || height == 0 || feed.is_empty() {
+        return (Vec::new(), 0);
+    }
+    let wrapped = |i: usize| {
+        let line = &feed[i];
+        let mut segments = vec![
+            (
+                format!("{} ", styles::clock_tenths(line.at_ms)),
+                styles::faint(),
+            ),
+            (line.text.clone(), styles::feed(line.kind)),
+        ];
+        if line.repeats > 1 {
+            segments.push((
+                format!(
+                    " ×{} (last {})",
+                    line.repeats,
+                    styles::clock_tenths(line.last_ms)
+                ),
+                styles::dim(),
+            ));
+        }
+        wrap(&segments, width, TIME_W)
+    };
+    let end = feed.len() - scroll.min(feed.len() - 1);
+    // Back from `end` while lines fit, then forward past it if the panel still has room.
+    let (mut first, mut last) = (end, end);
+    let mut used = 0;
+    while first > 0 {
+        let h = wrapped(first - 1).len();
+        if used + h > height && used > 0 {
+            break;
+        }
+        used += h;
+        first -= 1;
+    }
+    while last < feed.len() {
+        let h = wrapped(last).len();
+        if used + h > height {
+            break;
+        }
+        used += h;
+        last += 1;
+    }
+    let rows = (first..last)
+        .flat_map(|i| {
+            wrapped(i)
+                .into_iter()
+                .enumerate()
+                .map(|(k, row)| (row, k > 0))
+        })
+        .take(height)
+        .collect();
+    (rows, feed.len() - last)
 }
 
-impl Widget for Feed<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let rows = area.height as usize;
-        let feed = &self.state.feed;
-        let skip = feed.len().saturating_sub(rows);
-        for (row, line) in feed.iter().skip(skip).enumerate() {
-            let y = area.y + row as u16;
-            let time = styles::clock_tenths(line.at_ms);
-            let (x, _) = buf.set_stringn(area.x, y, &time, area.width as usize, styles::faint());
-            let x = x + 1;
-            if x < area.right() {
-                let (x, _) = buf.set_stringn(
-                    x,
-                    y,
-                    &line.text,
-                    (area.right() - x) as usize,
-                    styles::feed(line.kind),
-                );
-                if line.repeats > 1 && x < area.right() {
-                    let count = format!(
-                        " ×{} (last {})",
-                        line.repeats,
-                        styles::clock_tenths(line.last_ms)
-                    );
-                    buf.set_stringn(x, y, &count, (area.right() - x) as usize, styles::dim());
+struct Feed {
+    rows: Vec<Row>,
+}
+
+/// Width of the time column ("00:27.5 ").
+const TIME_W: usize = 8;
+
+/// Splits styled text into rows: `width` characters on the first, `width - indent` on the others.
+fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Vec<(String, Style)>> {
+    let mut rows: Vec<Vec<(String, Style)>> = vec![Vec::new()];
+    let mut used = 0;
+    let room = |row: usize| {
+        if row == 0 {
+            width
+        } else {
+            width.saturating_sub(indent)
+        }
+    };
+    for (text, style) in segments {
+        let mut piece = String::new();
+        for c in text.chars() {
+            if used >= room(rows.len() - 1) && room(rows.len()) > 0 {
+                if !piece.is_empty() {
+                    rows.last_mut()
+                        .expect("a row")
+                        .push((std::mem::take(&mut piece), *style));
                 }
+                rows.push(Vec::new());
+                used = 0;
+                if c == ' ' {
+                    continue;
+                }
+            }
+            piece.push(c);
+            used += 1;
+        }
+        if !piece.is_empty() {
+            rows.last_mut().expect("a row").push((piece, *style));
+        }
+    }
+    rows
+}
+
+impl Widget for Feed {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        for (i, (pieces, continued)) in self.rows.iter().enumerate() {
+            let y = area.y + i as u16;
+            if y >= area.bottom() {
+                return;
+            }
+            let mut x = area.x + if *continued { TIME_W as u16 } else { 0 };
+            for (text, style) in pieces {
+                let (nx, _) =
+                    buf.set_stringn(x, y, text, area.right().saturating_sub(x) as usize, *style);
+                x = nx;
             }
         }
     }

@@ -1,0 +1,201 @@
+//! Preconditions of actions: whether the node an action names can take it right now. An action that cannot
+//! happen (kill a node that is down, pause a paused node, resume a running one, hand leadership to a node that
+//! is down, paused or cut off) is refused with the reason and what to do instead, so it never answers `ok`.
+//!
+//! Pure: [`Cluster::perform`](super::Cluster::perform) gathers the [`Facts`] and asks [`admit`] before acting.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::command::{Command, NodeId};
+
+/// What a node's process is doing, as far as an action cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proc {
+    /// Alive and not stopped.
+    Running,
+    /// Stopped by SIGSTOP.
+    Paused,
+    /// Between a restart's kill and its new process.
+    Restarting,
+    /// Not running: killed (SIGKILL) or otherwise exited.
+    Down {
+        /// Whether squall killed it (else it stopped or exited).
+        killed: bool,
+    },
+}
+
+/// What the guard knows of the cluster when an action is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// Every node's process.
+    pub procs: BTreeMap<NodeId, Proc>,
+    /// Directed links `(from, to)` that carry nothing (cut by a partition, isolation or 100 % loss).
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+}
+
+impl Facts {
+    fn proc(&self, id: NodeId) -> Proc {
+        self.procs
+            .get(&id)
+            .copied()
+            .unwrap_or(Proc::Down { killed: false })
+    }
+
+    /// The other nodes `id` can exchange messages with both ways.
+    fn reachable_from(&self, id: NodeId) -> usize {
+        self.procs
+            .keys()
+            .filter(|&&o| o != id && !self.cut.contains(&(id, o)) && !self.cut.contains(&(o, id)))
+            .count()
+    }
+}
+
+fn down(id: NodeId, killed: bool) -> String {
+    if killed {
+        format!("node {id} is not running (killed)")
+    } else {
+        format!("node {id} is not running")
+    }
+}
+
+/// Whether `cmd`, aimed at node `id` (its target, already resolved), can happen. `Err` says why not and what
+/// to do instead. Commands without a node target are always admitted.
+pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
+    let proc = facts.proc(id);
+    if proc == Proc::Restarting {
+        return Err(format!("node {id} is restarting; try again once it runs"));
+    }
+    match (cmd, proc) {
+        (Command::Kill(_) | Command::Terminate(_), Proc::Down { killed }) => Err(format!(
+            "{}: nothing to stop; `restart {id}` starts it again",
+            down(id, killed)
+        )),
+        (Command::Pause(_) | Command::TogglePause(_), Proc::Down { killed }) => Err(format!(
+            "{}: nothing to pause; `restart {id}` starts it again",
+            down(id, killed)
+        )),
+        (Command::Pause(_), Proc::Paused) => Err(format!(
+            "node {id} is already paused; `resume {id}` continues it"
+        )),
+        (Command::Resume(_), Proc::Running) => {
+            Err(format!("node {id} is not paused: nothing to resume"))
+        }
+        (Command::Resume(_), Proc::Down { killed }) => Err(format!(
+            "{}: nothing to resume; `restart {id}` starts it again",
+            down(id, killed)
+        )),
+        (Command::Fault(f), _) if f.is_isolate() && facts.reachable_from(id) == 0 && facts.procs.len() > 1 => Err(
+            format!("node {id} is already cut off from every other node; `heal` reconnects it"),
+        ),
+        (Command::Transfer(_), Proc::Down { killed }) => Err(format!(
+            "{}: it cannot take leadership; `restart {id}` first",
+            down(id, killed)
+        )),
+        (Command::Transfer(_), Proc::Paused) => Err(format!(
+            "node {id} is paused: it cannot take leadership; `resume {id}` first"
+        )),
+        (Command::Transfer(_), _) if (facts.reachable_from(id) + 1) * 2 <= facts.procs.len() => {
+            Err(format!(
+                "node {id} is cut off from a majority of the cluster: it could not win an election; \
+                 `heal` first"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::command::Target;
+
+    fn facts(procs: &[Proc]) -> Facts {
+        Facts {
+            procs: procs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as NodeId + 1, *p))
+                .collect(),
+            cut: BTreeSet::new(),
+        }
+    }
+
+    fn isolate(f: &mut Facts, id: NodeId) {
+        let ids: Vec<NodeId> = f.procs.keys().copied().collect();
+        for o in ids.into_iter().filter(|o| *o != id) {
+            f.cut.insert((id, o));
+            f.cut.insert((o, id));
+        }
+    }
+
+    const RUN: Proc = Proc::Running;
+    const KILLED: Proc = Proc::Down { killed: true };
+    const N: Target = Target::Node(3);
+
+    #[test]
+    fn a_stopped_node_cannot_be_stopped_again_or_paused_or_lead() {
+        let f = facts(&[RUN, RUN, KILLED]);
+        for cmd in [Command::Kill(N), Command::Terminate(N)] {
+            let e = admit(&cmd, 3, &f).unwrap_err();
+            assert!(e.contains("node 3 is not running (killed)"), "{e}");
+            assert!(e.contains("restart 3"), "{e}");
+        }
+        assert!(admit(&Command::Pause(N), 3, &f).is_err());
+        assert!(admit(&Command::TogglePause(N), 3, &f).is_err());
+        assert!(admit(&Command::Resume(N), 3, &f).is_err());
+        let e = admit(&Command::Transfer(N), 3, &f).unwrap_err();
+        assert!(e.contains("cannot take leadership"), "{e}");
+        // Restarting a killed node is what it needs.
+        assert_eq!(admit(&Command::Restart(N), 3, &f), Ok(()));
+        assert_eq!(admit(&Command::Wipe(N), 3, &f), Ok(()));
+    }
+
+    #[test]
+    fn pausing_twice_and_resuming_a_running_node_are_refused() {
+        let f = facts(&[RUN, RUN, Proc::Paused]);
+        let e = admit(&Command::Pause(N), 3, &f).unwrap_err();
+        assert!(
+            e.contains("already paused") && e.contains("resume 3"),
+            "{e}"
+        );
+        assert_eq!(admit(&Command::Resume(N), 3, &f), Ok(()));
+        assert_eq!(admit(&Command::TogglePause(N), 3, &f), Ok(()));
+        let e = admit(&Command::Transfer(N), 3, &f).unwrap_err();
+        assert!(e.contains("paused"), "{e}");
+        // Killing a paused node is fine.
+        assert_eq!(admit(&Command::Kill(N), 3, &f), Ok(()));
+        let f = facts(&[RUN, RUN, RUN]);
+        let e = admit(&Command::Resume(N), 3, &f).unwrap_err();
+        assert!(e.contains("not paused"), "{e}");
+        assert_eq!(admit(&Command::Pause(N), 3, &f), Ok(()));
+    }
+
+    #[test]
+    fn leadership_cannot_go_to_a_node_cut_off_from_a_majority() {
+        let mut f = facts(&[RUN, RUN, RUN]);
+        assert_eq!(admit(&Command::Transfer(N), 3, &f), Ok(()));
+        isolate(&mut f, 3);
+        let e = admit(&Command::Transfer(N), 3, &f).unwrap_err();
+        assert!(e.contains("cut off from a majority"), "{e}");
+        let e = admit(&crate::cluster::command::parse("isolate 3").unwrap(), 3, &f).unwrap_err();
+        assert!(e.contains("already cut off"), "{e}");
+        assert_eq!(admit(&Command::Transfer(Target::Node(1)), 1, &f), Ok(()));
+        // 1,2 | 3,4,5: node 1 reaches one other node of five.
+        let mut f = facts(&[RUN; 5]);
+        for a in [1, 2] {
+            for b in [3, 4, 5] {
+                f.cut.insert((a, b));
+                f.cut.insert((b, a));
+            }
+        }
+        assert!(admit(&Command::Transfer(Target::Node(1)), 1, &f).is_err());
+        assert_eq!(admit(&Command::Transfer(Target::Node(4)), 4, &f), Ok(()));
+    }
+
+    #[test]
+    fn a_restarting_node_takes_nothing() {
+        let f = facts(&[RUN, RUN, Proc::Restarting]);
+        let e = admit(&Command::Kill(N), 3, &f).unwrap_err();
+        assert!(e.contains("restarting"), "{e}");
+    }
+}

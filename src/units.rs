@@ -1,0 +1,59 @@
+//! Quantities as a person writes them: `5s`, `2.2s`, `150ms`, `1m30s`, never `5.000922246s`.
+
+use std::time::Duration;
+
+/// A duration at the precision a person would write it: whole microseconds below a millisecond, whole
+/// milliseconds below a second, tenths of a second below ten seconds, whole seconds below a minute, then
+/// minutes and seconds. Rounded to nearest.
+pub fn duration(d: Duration) -> String {
+    let us = d.as_micros();
+    if us == 0 {
+        return "0s".into();
+    }
+    if us < 1_000 {
+        return format!("{us}µs");
+    }
+    let ms = (us + 500) / 1_000;
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    let tenths = (ms + 50) / 100;
+    if tenths < 100 {
+        return if tenths.is_multiple_of(10) {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        };
+    }
+    let secs = (ms + 500) / 1_000;
+    if secs < 60 {
+        return format!("{secs}s");
+    }
+    match secs % 60 {
+        0 => format!("{}m", secs / 60),
+        s => format!("{}m{s}s", secs / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(1_500), "1µs"),
+            (Duration::from_micros(999), "999µs"),
+            (Duration::from_millis(150), "150ms"),
+            (Duration::from_nanos(5_000_922_246), "5s"),
+            (Duration::from_millis(2_200), "2.2s"),
+            (Duration::from_millis(12_400), "12s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(120), "2m"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(duration(d), want, "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The headless console as a script meets it: lines print in the order things happened, every command
+//! (`status` too) is answered with `ok:` or `error:`, and a line that is not a command (invalid UTF-8, 100 KB)
+//! gets an `error:` without stopping the cluster or being echoed back.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{Lines, ask, leader_term, wait_gone};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn squall(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// The session time a console line starts with ("   0.156s  …").
+fn time_of(line: &str) -> Option<f64> {
+    line.split_whitespace()
+        .next()?
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_console_orders_its_lines_answers_every_command_and_survives_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "5", "--seed", "9", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    out.wait_for("a leader", WAIT, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+    let pids = support::node_pids(dir.path());
+    // An election with five nodes polled one after another: plenty of lines learned out of order.
+    let kill = ask(&mut stdin, &mut out, "kill leader", "kill node");
+    let (killed, _) = support::killed_leader(&kill).expect("the killed leader");
+    out.wait_for("a new leader", WAIT, |l| {
+        (l.contains(" leads term ") && !l.contains("term 1")).then_some(())
+    });
+
+    stdin.write_all(b"kill \xff\xfe 2\n").unwrap();
+    out.wait_for("an error for invalid UTF-8", WAIT, |l| {
+        (l.starts_with("error:") && l.contains("not valid UTF-8")).then_some(())
+    });
+    let long = "x".repeat(100_000);
+    writeln!(stdin, "{long}").unwrap();
+    let answer = out.wait_for("an error for a 100 KB line", WAIT, |l| {
+        l.starts_with("error:").then(|| l.to_string())
+    });
+    assert!(
+        answer.len() < 300,
+        "the line was echoed: {} bytes",
+        answer.len()
+    );
+    // Still running, and status answers ok.
+    ask(&mut stdin, &mut out, "status", "status of 5 nodes");
+    ask(&mut stdin, &mut out, "delay 2 200", "200");
+
+    // `squall kv --peers` naming only a follower: the error says which node leads and that it was not given.
+    let cluster: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cluster.json")).unwrap()).unwrap();
+    let api = |id: u64| {
+        cluster["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .and_then(|n| n["api"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let st = squall(&["status", "--json", "--dir"], dir.path());
+        let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        let follower = doc["nodes"].as_array().unwrap().iter().find(|n| {
+            n["role"] == "follower" && n["leader"].as_u64().is_some_and(|l| l != n["id"])
+        });
+        if let Some(f) = follower {
+            let (id, leader) = (f["id"].as_u64().unwrap(), f["leader"].as_u64().unwrap());
+            let kv = Command::new(env!("CARGO_BIN_EXE_squall"))
+                .args([
+                    "kv",
+                    "--timeout",
+                    "2s",
+                    "--peers",
+                    &format!("{id}={}", api(id)),
+                ])
+                .args(["put", "k", "v"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&kv.stderr);
+            if err.contains(&format!("names node {leader} as the leader")) {
+                assert!(
+                    err.contains(&format!("add {leader}=ADDR to --peers")),
+                    "{err}"
+                );
+                assert!(!err.contains("no leader known"), "{err}");
+                assert!(
+                    !err.contains("ns;") && !err.contains("ns "),
+                    "durations as people write them: {err}"
+                );
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no follower named its leader"
+        );
+    }
+
+    // A paused node: status does not wait long for it and still shows its pid.
+    let p: u64 = if killed == 2 { 3 } else { 2 };
+    let paused_pid = support::node_pids(dir.path())[p as usize - 1];
+    ask(
+        &mut stdin,
+        &mut out,
+        &format!("pause {p}"),
+        &format!("pause node {p}"),
+    );
+    let st = squall(&["status", "--timeout", "30s", "--dir"], dir.path());
+    let text = String::from_utf8_lossy(&st.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{p} ")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains(&paused_pid.to_string()) && row.contains("not answering within 1s"),
+        "{row}"
+    );
+    ask(
+        &mut stdin,
+        &mut out,
+        &format!("resume {p}"),
+        &format!("resume node {p}"),
+    );
+
+    drop(stdin);
+    out.wait_for("the end", WAIT, |l| {
+        l.contains("end of input").then_some(())
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // Timed lines never go back in time.
+    let times: Vec<(f64, &String)> = out
+        .seen
+        .iter()
+        .filter_map(|l| Some((time_of(l)?, l)))
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0,
+            "out of order:\n{}\n{}\n\nwhole output:\n{}",
+            pair[0].1,
+            pair[1].1,
+            out.seen.join("\n")
+        );
+    }
+}
+
+#[test]
+fn flags_and_stopped_clusters_get_messages_a_person_can_act_on() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["up", "--headless", "--heartbeat", "0ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--heartbeat 0s is shorter") && !err.contains("0ns"),
+        "{err}"
+    );
+
+    let out = run(&["up", "--headless", "--rate", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate"));
+
+    let out = run(&["up", "--headless", "--record", "x.cast"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--record") && err.contains("--headless"),
+        "{err}"
+    );
+
+    let help = String::from_utf8_lossy(&run(&["up", "--help"]).stdout).into_owned();
+    assert!(help.contains("0 turns snapshots off"), "{help}");
+
+    // Nothing listens at either address: fail at once, not after the whole --timeout.
+    let closed: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "kv",
+        "--timeout",
+        "60s",
+        "--peers",
+        &format!("1=127.0.0.1:{},2=127.0.0.1:{}", closed[0], closed[1]),
+        "get",
+        "k",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nothing listens"), "{err}");
+    // Generous: only catches waiting out the 60 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
