@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::history::Outcome;
 use super::linear::Failure;
 
 /// One line of a diagram; `culprit` marks the lane holding the operation that cannot be placed, so a
 /// terminal can highlight it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiagramLine {
     /// The text.
     pub text: String,

@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The kind of a history event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OpType {
     /// The operation began.
     Invoke,
@@ -77,7 +79,7 @@ impl OpF {
 }
 
 /// What an event says about its key, beside the key itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OpValue {
     /// A read: `None` in an invocation (nothing known yet) and for an absent key in a completion.
     Read(Option<i64>),
@@ -99,7 +101,7 @@ impl OpValue {
 }
 
 /// One line of a history: an invocation or a completion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OpEvent {
     /// Position in the history, from 0.
     pub index: u64,

@@ -26,9 +26,10 @@ use serde_json::Value;
 
 /// The event log format this build writes and reads. Bump it when a change to the event types would
 /// make older logs replay differently.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build still reads. Version 2 added check verdicts and the reason beside an
-/// unasked-for exit; a version 1 log holds neither and replays as it was.
+/// unasked-for exit; version 3 the lin-kv workload's operation history, its kind and linearizability
+/// verdicts. An older log holds none of these and replays as it was.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).

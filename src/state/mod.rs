@@ -16,7 +16,7 @@ pub use cluster::{
     NodeView, WorkloadView, describe_links, describe_node,
 };
 pub use compress::StatusCompressor;
-pub use event::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict};
+pub use event::{Event, LinkState, LinkView, ProcessState, Stamped, Verdict, WorkloadKind};
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};
