@@ -30,6 +30,12 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure write throughput/latency and failover time on a real 3-node cluster.
     Bench(BenchArgs),
+    /// Check a history (JSON Lines, one operation event per line) for linearizability.
+    CheckHistory(CheckHistoryArgs),
+    /// Export the operation history recorded in an event log.
+    History(HistoryArgs),
+    /// Write a self-contained HTML report of a session from its event log.
+    Report(ReportArgs),
     /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -185,4 +191,46 @@ pub struct BenchArgs {
     /// Node binary to run instead of squall itself.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+}
+
+/// Flags of `squall check-history`.
+#[derive(clap::Args, Debug)]
+pub struct CheckHistoryArgs {
+    /// A history in JSON Lines (`-` reads standard input); the format is in the README.
+    pub file: PathBuf,
+    /// Give up after this long with the verdict `unknown` (exit 3).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The formats `squall history` writes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryFormat {
+    /// JSON Lines, one operation event per line (what `check-history` reads).
+    Jsonl,
+    /// Jepsen's EDN, one map per line (for Knossos or Elle).
+    Edn,
+}
+
+/// Flags of `squall history`.
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// An event log written by `squall up`.
+    pub log: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: HistoryFormat,
+}
+
+/// Flags of `squall report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// An event log written by `squall up`.
+    pub log: PathBuf,
+    /// Where to write the HTML file.
+    #[arg(short = 'o', long = "output", default_value = "report.html")]
+    pub output: PathBuf,
+    /// Time allowed for the linearizability check of a lin-kv history.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }

@@ -2,12 +2,15 @@
 
 pub mod app;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod histories;
 pub mod input;
 pub mod record;
 pub mod setup;
+pub mod report;
 pub mod state;
 pub mod ui;
 pub mod units;

@@ -25,6 +25,15 @@ fn main() -> ExitCode {
             squall::commands::kv(args)
         }
         Command::Replay(args) => squall::commands::replay(args),
+        Command::CheckHistory(args) => {
+            die_on_closed_output();
+            squall::histories::check_history(args)
+        }
+        Command::History(args) => {
+            die_on_closed_output();
+            squall::histories::history(args)
+        }
+        Command::Report(args) => squall::report::report(args),
         Command::Bench(args) => {
             die_on_closed_output();
             squall::commands::bench(args)

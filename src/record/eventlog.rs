@@ -28,8 +28,9 @@ use serde_json::Value;
 /// make older logs replay differently.
 pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build still reads. Version 2 added check verdicts and the reason beside an
-/// unasked-for exit; version 3 the fault set with ids (`FaultSet`), held frames (`Held`) and per-kind link
-/// counters. Older logs hold none of these and replay as they were.
+/// unasked-for exit; version 3 the fault set with ids (`FaultSet`), held frames (`Held`), per-kind link
+/// counters, and the lin-kv workload's operation history, its kind and linearizability verdicts. An older
+/// log holds none of these and replays as it was.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).

@@ -309,6 +309,8 @@ pub struct ClusterState {
     commit_seen: bool,
     /// When the workload's counters were last checked, and what was found.
     pub last_check: Option<(u64, super::Verdict)>,
+    /// Which operations the built-in workload runs.
+    pub workload_kind: super::WorkloadKind,
     /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
 }
@@ -441,6 +443,28 @@ impl ClusterState {
                 };
                 self.last_check = Some((at, *verdict));
                 self.push(at, None, kind, report.clone());
+            }
+            Event::Op { .. } => {}
+            Event::WorkloadKind { kind } => self.workload_kind = *kind,
+            Event::LinChecked {
+                verdict,
+                report,
+                window,
+            } => {
+                let kind = match verdict {
+                    super::Verdict::Violated => FeedKind::Violation,
+                    super::Verdict::Ok | super::Verdict::Inconclusive => FeedKind::Check,
+                };
+                self.last_check = Some((at, *verdict));
+                self.push(at, None, kind, report.clone());
+                for line in window {
+                    let kind = if line.culprit {
+                        FeedKind::Violation
+                    } else {
+                        FeedKind::Check
+                    };
+                    self.push(at, None, kind, line.text.clone());
+                }
             }
             Event::Recording { on, path } => {
                 self.recording = *on;

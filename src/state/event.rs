@@ -135,6 +135,25 @@ pub enum Event {
         /// The finding in words.
         report: String,
     },
+    /// One event of the lin-kv workload's operation history: an invocation or a completion.
+    Op {
+        /// The event, as `squall history` exports it.
+        op: crate::check::OpEvent,
+    },
+    /// The built-in workload now runs this kind of operations.
+    WorkloadKind {
+        /// Which workload.
+        kind: WorkloadKind,
+    },
+    /// The lin-kv history checked for linearizability.
+    LinChecked {
+        /// The finding (`Violated`: not linearizable; `Inconclusive`: the deadline passed).
+        verdict: Verdict,
+        /// The finding in words.
+        report: String,
+        /// For a history that is not linearizable, the failing window drawn as lanes.
+        window: Vec<crate::check::diagram::DiagramLine>,
+    },
     /// Terminal recording started or stopped.
     Recording {
         /// Whether a recording runs now.
@@ -155,6 +174,27 @@ pub enum Verdict {
     Violated,
     /// Some counter could not be read (no leader, say); the ones read are within bounds.
     Inconclusive,
+}
+
+/// Which operations the built-in workload runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// Increments of eight counters, checked by a tally.
+    #[default]
+    Counter,
+    /// Reads, writes and compare-and-swaps on a few integer keys, recorded as a history and checked for
+    /// linearizability.
+    LinKv,
+}
+
+impl WorkloadKind {
+    /// `counter` or `lin-kv`, as the commands name them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Counter => "counter",
+            WorkloadKind::LinKv => "lin-kv",
+        }
+    }
 }
 
 /// The life of a node's process as the supervisor sees it.

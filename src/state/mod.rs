@@ -18,7 +18,7 @@ pub use cluster::{
 };
 pub use compress::StatusCompressor;
 pub use event::{
-    ActiveFault, Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict,
+    ActiveFault, Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict, WorkloadKind,
 };
 pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};

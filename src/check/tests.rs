@@ -1,0 +1,554 @@
+//! The checker against hand-made histories (each operation kind, `info` and `fail`, the classic traps) and
+//! against a brute-force search over every order on thousands of random small histories.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::history::{OpEvent, OpType, OpValue, Operation, Outcome, events_of, pair};
+use super::linear::{Verdict, check};
+use super::sim::{Rng, SimSpec, simulate};
+
+const R: fn(Option<i64>) -> OpValue = OpValue::Read;
+const W: fn(i64) -> OpValue = OpValue::Write;
+
+fn op(
+    process: u64,
+    key: i64,
+    value: OpValue,
+    outcome: Outcome,
+    a: u64,
+    b: Option<u64>,
+) -> Operation {
+    Operation {
+        process,
+        key,
+        value,
+        outcome,
+        invoke_index: 0,
+        complete_index: b.map(|_| 0),
+        invoke_time: a,
+        complete_time: b,
+    }
+}
+
+fn ok(p: u64, v: OpValue, a: u64, b: u64) -> Operation {
+    op(p, 1, v, Outcome::Ok, a, Some(b))
+}
+fn fail(p: u64, v: OpValue, a: u64, b: u64) -> Operation {
+    op(p, 1, v, Outcome::Fail, a, Some(b))
+}
+fn info(p: u64, v: OpValue, a: u64) -> Operation {
+    op(p, 1, v, Outcome::Info, a, None)
+}
+
+fn verdict(ops: &[Operation]) -> Verdict {
+    check(ops, None).verdict
+}
+
+fn assert_valid(name: &str, ops: &[Operation]) {
+    assert_eq!(verdict(ops), Verdict::Valid, "{name}");
+}
+
+/// Asserts invalid, and that the window holds the operation at `in_window` (an index into `ops`).
+fn assert_invalid(name: &str, ops: &[Operation], in_window: usize) -> super::Failure {
+    match verdict(ops) {
+        Verdict::Invalid(f) => {
+            assert!(
+                f.window.contains(&ops[in_window]),
+                "{name}: window {:?} lacks {:?}",
+                f.window,
+                ops[in_window]
+            );
+            *f
+        }
+        v => panic!("{name}: expected invalid, got {v:?}"),
+    }
+}
+
+#[test]
+fn reads_see_the_last_write_or_nothing() {
+    assert_valid("empty", &[]);
+    assert_valid("read of an absent key", &[ok(0, R(None), 0, 10)]);
+    assert_invalid(
+        "read of a value never written",
+        &[ok(0, R(Some(3)), 0, 10)],
+        0,
+    );
+    assert_valid(
+        "write then read",
+        &[ok(0, W(1), 0, 10), ok(1, R(Some(1)), 20, 30)],
+    );
+    let f = assert_invalid(
+        "write then read of another value",
+        &[ok(0, W(1), 0, 10), ok(1, R(Some(2)), 20, 30)],
+        1,
+    );
+    assert_eq!(f.state_before, Some(1));
+    assert_invalid(
+        "write then read of nothing",
+        &[ok(0, W(1), 0, 10), ok(1, R(None), 20, 30)],
+        1,
+    );
+}
+
+#[test]
+fn a_stale_read_is_caught_with_the_state_it_missed() {
+    let ops = [
+        ok(0, W(1), 0, 10),
+        ok(0, W(2), 20, 30),
+        ok(1, R(Some(1)), 40, 50),
+    ];
+    let f = assert_invalid("stale read", &ops, 2);
+    assert_eq!(f.state_before, Some(2));
+    assert_eq!(
+        f.window,
+        vec![ops[2].clone()],
+        "the window is just the read"
+    );
+    assert_eq!(f.culprit, 0);
+    assert_eq!(f.linearized_before, 2);
+}
+
+#[test]
+fn concurrent_operations_may_take_either_order() {
+    assert_valid(
+        "read overlapping a write sees the new value",
+        &[ok(0, W(1), 0, 30), ok(1, R(Some(1)), 10, 20)],
+    );
+    assert_valid(
+        "read overlapping a write sees the old value",
+        &[ok(0, W(1), 0, 30), ok(1, R(None), 10, 20)],
+    );
+    assert_valid(
+        "two overlapping writes, reads after see the later-linearized one",
+        &[
+            ok(0, W(1), 0, 30),
+            ok(1, W(2), 5, 25),
+            ok(2, R(Some(1)), 40, 50),
+            ok(2, R(Some(1)), 60, 70),
+        ],
+    );
+    assert_invalid(
+        "but it cannot flip back",
+        &[
+            ok(0, W(1), 0, 30),
+            ok(1, W(2), 5, 25),
+            ok(2, R(Some(1)), 40, 50),
+            ok(2, R(Some(2)), 60, 70),
+        ],
+        3,
+    );
+    assert_valid(
+        "touching intervals (completion and invocation at the same time) overlap",
+        &[ok(0, W(1), 0, 10), ok(1, R(None), 10, 20)],
+    );
+}
+
+#[test]
+fn the_trap_of_a_read_seeing_a_pending_write() {
+    // A write whose outcome is unknown may take effect at any time after its invocation...
+    assert_valid(
+        "read sees a write still pending",
+        &[info(0, W(1), 0), ok(1, R(Some(1)), 10, 20)],
+    );
+    assert_valid(
+        "or later",
+        &[
+            info(0, W(1), 0),
+            ok(1, R(None), 10, 20),
+            ok(1, R(Some(1)), 30, 40),
+        ],
+    );
+    assert_valid(
+        "or never",
+        &[
+            info(0, W(1), 0),
+            ok(1, R(None), 10, 20),
+            ok(1, R(None), 30, 40),
+        ],
+    );
+    // ...but once seen, it cannot be unseen.
+    assert_invalid(
+        "seen, then gone",
+        &[
+            info(0, W(1), 0),
+            ok(1, R(Some(1)), 10, 20),
+            ok(1, R(None), 30, 40),
+        ],
+        2,
+    );
+    // And never before its invocation.
+    assert_invalid(
+        "seen before it was invoked",
+        &[ok(1, R(Some(1)), 0, 10), info(0, W(1), 20)],
+        0,
+    );
+}
+
+#[test]
+fn a_failed_operation_never_happened() {
+    assert_invalid(
+        "read of a failed write",
+        &[fail(0, W(5), 0, 10), ok(1, R(Some(5)), 20, 30)],
+        1,
+    );
+    assert_valid(
+        "read of an unknown write",
+        &[info(0, W(5), 0), ok(1, R(Some(5)), 20, 30)],
+    );
+    assert_valid(
+        "failed cas leaves the value",
+        &[
+            ok(0, W(1), 0, 10),
+            fail(0, OpValue::Cas(1, 2), 20, 30),
+            ok(0, R(Some(1)), 40, 50),
+        ],
+    );
+}
+
+#[test]
+fn compare_and_swap() {
+    let set = ok(0, W(0), 0, 10);
+    assert_valid(
+        "cas then read",
+        &[
+            set.clone(),
+            ok(1, OpValue::Cas(0, 1), 20, 30),
+            ok(2, R(Some(1)), 40, 50),
+        ],
+    );
+    assert_invalid(
+        "cas that succeeded against the wrong value",
+        &[ok(0, W(7), 0, 10), ok(1, OpValue::Cas(0, 1), 20, 30)],
+        1,
+    );
+    assert_invalid(
+        "cas on an absent key",
+        &[ok(1, OpValue::Cas(0, 1), 20, 30)],
+        0,
+    );
+    // The classic trap: two concurrent cas from the same value cannot both succeed.
+    let f = assert_invalid(
+        "two concurrent cas on one value",
+        &[
+            set.clone(),
+            ok(1, OpValue::Cas(0, 1), 20, 40),
+            ok(2, OpValue::Cas(0, 2), 25, 45),
+        ],
+        2,
+    );
+    assert_eq!(
+        f.state_before.map(|v| v == 1 || v == 2),
+        Some(true),
+        "{f:?}"
+    );
+    assert_valid(
+        "one succeeds, one fails",
+        &[
+            set.clone(),
+            ok(1, OpValue::Cas(0, 1), 20, 40),
+            fail(2, OpValue::Cas(0, 2), 25, 45),
+        ],
+    );
+    assert_valid(
+        "one succeeds, one unknown",
+        &[
+            set.clone(),
+            ok(1, OpValue::Cas(0, 1), 20, 40),
+            info(2, OpValue::Cas(0, 2), 25),
+        ],
+    );
+    assert_valid(
+        "a chain of concurrent cas",
+        &[
+            set,
+            ok(1, OpValue::Cas(1, 2), 20, 40),
+            ok(2, OpValue::Cas(0, 1), 20, 40),
+            ok(3, OpValue::Cas(2, 3), 20, 40),
+            ok(4, R(Some(3)), 50, 60),
+        ],
+    );
+}
+
+#[test]
+fn keys_are_independent_and_the_failing_key_is_named() {
+    let mut ops = vec![
+        ok(0, W(1), 0, 10),
+        ok(1, R(Some(1)), 20, 30),
+        op(2, 2, W(1), Outcome::Ok, 0, Some(10)),
+        op(2, 2, W(2), Outcome::Ok, 20, Some(30)),
+    ];
+    assert_valid("two keys", &ops);
+    ops.push(op(3, 2, R(Some(1)), Outcome::Ok, 40, Some(50)));
+    let f = assert_invalid("stale on key 2", &ops, 4);
+    assert_eq!(f.key, 2);
+}
+
+#[test]
+fn invocations_never_completed_are_unknown() {
+    let events = [
+        OpEvent {
+            index: 0,
+            kind: OpType::Invoke,
+            process: 0,
+            time: 0,
+            key: 1,
+            value: W(4),
+        },
+        OpEvent {
+            index: 1,
+            kind: OpType::Invoke,
+            process: 1,
+            time: 5,
+            key: 1,
+            value: R(None),
+        },
+        OpEvent {
+            index: 2,
+            kind: OpType::Ok,
+            process: 1,
+            time: 9,
+            key: 1,
+            value: R(Some(4)),
+        },
+    ];
+    let ops = pair(&events).unwrap();
+    assert_eq!(ops[0].outcome, Outcome::Info);
+    assert_eq!(verdict(&ops), Verdict::Valid);
+}
+
+#[test]
+fn malformed_histories_name_the_event() {
+    let e = |index, kind, process| OpEvent {
+        index,
+        kind,
+        process,
+        time: index,
+        key: 1,
+        value: W(1),
+    };
+    let err = pair(&[e(0, OpType::Ok, 0)]).unwrap_err();
+    assert_eq!(err.position, 0);
+    assert!(err.message.contains("no invocation pending"), "{err}");
+    let err = pair(&[e(0, OpType::Invoke, 0), e(1, OpType::Invoke, 0)]).unwrap_err();
+    assert_eq!(err.position, 1);
+    assert!(err.message.contains("new process id"), "{err}");
+    let mut read = e(1, OpType::Ok, 0);
+    read.value = R(Some(1));
+    let err = pair(&[e(0, OpType::Invoke, 0), read]).unwrap_err();
+    assert!(err.message.contains("completes read"), "{err}");
+}
+
+#[test]
+fn a_passed_deadline_gives_unknown_promptly() {
+    let events = simulate(SimSpec {
+        ops: 20_000,
+        clients: 20,
+        keys: 1,
+        info: 0.05,
+        stale_reads: 0.0,
+        seed: 1,
+    });
+    let ops = pair(&events).unwrap();
+    let started = Instant::now();
+    let report = check(&ops, Some(Instant::now()));
+    assert!(
+        matches!(report.verdict, Verdict::Unknown(ref why) if why.contains("key 0")),
+        "{:?}",
+        report.verdict
+    );
+    // A bound that only catches a search ignoring its deadline (the full check takes far longer unoptimised).
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn simulated_histories_check_valid_and_stale_reads_invalid() {
+    for seed in 0..5 {
+        let spec = SimSpec {
+            ops: 2_000,
+            clients: 10,
+            keys: 5,
+            info: 0.05,
+            stale_reads: 0.0,
+            seed,
+        };
+        let ops = pair(&simulate(spec)).unwrap();
+        assert_eq!(verdict(&ops), Verdict::Valid, "seed {seed}");
+        let ops = pair(&simulate(SimSpec {
+            stale_reads: 0.05,
+            ..spec
+        }))
+        .unwrap();
+        let Verdict::Invalid(f) = verdict(&ops) else {
+            panic!("seed {seed}: stale reads not caught")
+        };
+        assert!(
+            f.window.len() <= 10,
+            "seed {seed}: window {}",
+            f.window.len()
+        );
+        assert!(
+            matches!(f.window[f.culprit].value, OpValue::Read(_)),
+            "seed {seed}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn events_round_trip_through_operations() {
+    let events = simulate(SimSpec {
+        ops: 300,
+        clients: 5,
+        keys: 3,
+        info: 0.1,
+        stale_reads: 0.0,
+        seed: 9,
+    });
+    let ops = pair(&events).unwrap();
+    let again = pair(&events_of(&ops)).unwrap();
+    for (a, b) in ops.iter().zip(&again) {
+        assert_eq!(
+            (
+                a.process,
+                a.key,
+                a.value,
+                a.outcome,
+                a.invoke_time,
+                a.complete_time
+            ),
+            (
+                b.process,
+                b.key,
+                b.value,
+                b.outcome,
+                b.invoke_time,
+                b.complete_time
+            )
+        );
+    }
+}
+
+/// Brute force: every order of every subset of the operations that contains all `ok` ones, checked against
+/// real time and a map of registers. Independent of the search (no decomposition, no memo).
+fn brute_force(ops: &[Operation], init: &BTreeMap<i64, Option<i64>>) -> bool {
+    let live: Vec<&Operation> = ops.iter().filter(|o| o.outcome != Outcome::Fail).collect();
+    let mut placed = vec![false; live.len()];
+    fn go(
+        live: &[&Operation],
+        placed: &mut [bool],
+        state: &mut BTreeMap<i64, Option<i64>>,
+    ) -> bool {
+        if live
+            .iter()
+            .zip(placed.iter())
+            .all(|(o, &p)| p || o.outcome != Outcome::Ok)
+        {
+            return true;
+        }
+        for i in 0..live.len() {
+            if placed[i] {
+                continue;
+            }
+            let o = live[i];
+            // Every unplaced ok operation that completed before this one began must come first.
+            let blocked = live.iter().zip(placed.iter()).any(|(p, &done)| {
+                !done
+                    && p.outcome == Outcome::Ok
+                    && p.complete_time.is_some_and(|t| t < o.invoke_time)
+            });
+            if blocked {
+                continue;
+            }
+            let cur = state.get(&o.key).copied().flatten();
+            let next = match o.value {
+                OpValue::Read(_) if o.outcome == Outcome::Info => Some(cur),
+                OpValue::Read(v) => (v == cur).then_some(cur),
+                OpValue::Write(v) => Some(Some(v)),
+                OpValue::Cas(a, b) => (cur == Some(a)).then_some(Some(b)),
+            };
+            let Some(next) = next else { continue };
+            placed[i] = true;
+            state.insert(o.key, next);
+            let found = go(live, placed, state);
+            state.insert(o.key, cur);
+            placed[i] = false;
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+    go(&live, &mut placed, &mut init.clone())
+}
+
+/// A small random history: a simulated register, coarse clocks (so times tie), and now and then a read
+/// or a cas outcome changed so that many histories are invalid.
+fn small_history(rng: &mut Rng) -> Vec<Operation> {
+    let spec = SimSpec {
+        ops: 1 + rng.below(7) as usize,
+        clients: 1 + rng.below(4) as usize,
+        keys: 1 + rng.below(2) as usize,
+        info: 0.2,
+        stale_reads: 0.2,
+        seed: rng.next_u64(),
+    };
+    let mut events = simulate(spec);
+    let coarse = 500 + rng.below(3_000);
+    for e in &mut events {
+        e.time /= coarse;
+    }
+    for _ in 0..rng.below(3) {
+        let i = rng.below(events.len() as u64) as usize;
+        let e = &mut events[i];
+        match (e.kind, &mut e.value) {
+            (OpType::Ok, OpValue::Read(v)) => {
+                *v = match rng.below(3) {
+                    0 => None,
+                    n => Some(n as i64),
+                }
+            }
+            (OpType::Fail, _) => e.kind = OpType::Ok,
+            (OpType::Ok, OpValue::Cas(..)) => e.kind = OpType::Fail,
+            _ => {}
+        }
+    }
+    pair(&events).expect("the simulator writes well-formed histories")
+}
+
+#[test]
+fn agrees_with_brute_force_on_random_small_histories() {
+    let seed = std::env::var("SQUALL_CHECK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026u64);
+    println!("seed {seed} (rerun with SQUALL_CHECK_SEED={seed})");
+    let mut rng = Rng::new(seed);
+    let (mut valid, mut invalid) = (0, 0);
+    for case in 0..5_000 {
+        let ops = small_history(&mut rng);
+        let expected = brute_force(&ops, &BTreeMap::new());
+        let got = check(&ops, None).verdict;
+        assert_eq!(
+            got == Verdict::Valid,
+            expected,
+            "seed {seed} case {case}: checker says {got:?}, brute force says valid={expected}\n{ops:#?}"
+        );
+        if let Verdict::Invalid(f) = got {
+            invalid += 1;
+            // The window really cannot be linearized from the state before it.
+            let init = BTreeMap::from([(f.key, f.state_before)]);
+            assert!(
+                !brute_force(&f.window, &init),
+                "seed {seed} case {case}: window {f:#?} is linearizable\n{ops:#?}"
+            );
+            assert!(f.culprit < f.window.len());
+        } else {
+            valid += 1;
+        }
+    }
+    println!("{valid} valid, {invalid} invalid");
+    assert!(
+        valid > 1_000 && invalid > 500,
+        "{valid} valid, {invalid} invalid: generator too one-sided"
+    );
+}

@@ -1,0 +1,183 @@
+//! `squall check-history` and `squall history`: reading histories from files and event logs, checking them,
+//! and printing verdicts. The checking itself is [`crate::check`]'s.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::check::diagram;
+use crate::check::format::{parse_jsonl, to_edn, to_jsonl};
+use crate::check::{Failure, OpEvent, Report, Verdict, history, linear};
+use crate::cli::{CheckHistoryArgs, HistoryArgs, HistoryFormat};
+use crate::setup::fail;
+use crate::record::eventlog::read_event_log;
+use crate::state::{Event, Stamped};
+
+/// Exit code of a valid history.
+pub const EXIT_VALID: u8 = 0;
+/// Exit code of an invalid history.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code of bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a check stopped at its deadline.
+pub const EXIT_UNKNOWN: u8 = 3;
+
+/// The verdict as lines of text: a first line (`valid: …`, `invalid: …`, `unknown: …`) and, when invalid, the
+/// failing window drawn as lanes and listed operation by operation.
+pub fn describe(report: &Report, took: Duration) -> Vec<String> {
+    let took = format_took(took);
+    match &report.verdict {
+        Verdict::Valid => vec![format!(
+            "valid: {} operations on {} key(s) are linearizable (checked in {took})",
+            report.operations, report.keys
+        )],
+        Verdict::Unknown(why) => vec![format!(
+            "unknown: {why}; {} operations on {} key(s) not fully checked (gave up after {took})",
+            report.operations, report.keys
+        )],
+        Verdict::Invalid(f) => {
+            let mut out = vec![format!(
+                "invalid: key {} cannot be linearized: no order of these {} operation(s) starting from {} \
+                 explains what they returned (checked in {took})",
+                f.key,
+                f.window.len(),
+                f.state_before
+                    .map_or("nil (absent)".to_string(), |v| format!("value {v}"))
+            )];
+            out.extend(window_lines(f));
+            out
+        }
+    }
+}
+
+/// The failing window as a lane diagram and a list with history indexes.
+pub fn window_lines(f: &Failure) -> Vec<String> {
+    let mut out: Vec<String> = diagram::draw(f, 48)
+        .into_iter()
+        .map(|l| format!("  {}", l.text))
+        .collect();
+    for (i, op) in f.window.iter().enumerate() {
+        let done = match (op.complete_index, op.complete_time) {
+            (Some(ci), Some(ct)) => format!("completed at index {ci} ({})", ms(ct)),
+            _ => "never completed".to_string(),
+        };
+        out.push(format!(
+            "  {} process {} {}: invoked at index {} ({}), {done}",
+            if i == f.culprit { "✗" } else { "·" },
+            op.process,
+            op.describe(),
+            op.invoke_index,
+            ms(op.invoke_time),
+        ));
+    }
+    out
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn format_took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// The exit code of a verdict.
+pub fn exit_code(v: &Verdict) -> u8 {
+    match v {
+        Verdict::Valid => EXIT_VALID,
+        Verdict::Invalid(_) => EXIT_INVALID,
+        Verdict::Unknown(_) => EXIT_UNKNOWN,
+    }
+}
+
+/// `squall check-history FILE`.
+pub fn check_history(args: CheckHistoryArgs) -> ExitCode {
+    let name = args.file.display().to_string();
+    let mut text = String::new();
+    let read = if name == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(&args.file).map(|t| text = t)
+    };
+    if let Err(e) = read {
+        return fail(EXIT_BAD_INPUT, format!("cannot read {name}: {e}"));
+    }
+    let parsed = match parse_jsonl(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                EXIT_BAD_INPUT,
+                format!(
+                    "{name} line {}: {}; each line should be one operation event, see `squall check-history --help` and the README",
+                    e.line, e.message
+                ),
+            );
+        }
+    };
+    let started = Instant::now();
+    let ops = match history::pair(&parsed.events) {
+        Ok(ops) => ops,
+        Err(e) => {
+            return fail(
+                EXIT_BAD_INPUT,
+                format!(
+                    "{name} line {}: {}",
+                    parsed.lines.get(e.position).copied().unwrap_or(0),
+                    e.message
+                ),
+            );
+        }
+    };
+    let report = linear::check(&ops, Some(started + args.timeout));
+    let took = started.elapsed();
+    let mut out = std::io::stdout().lock();
+    for line in describe(&report, took) {
+        let _ = writeln!(out, "{line}");
+    }
+    ExitCode::from(exit_code(&report.verdict))
+}
+
+/// The operation events recorded in an event log, in the order they were logged.
+///
+/// # Errors
+/// The log cannot be read (see [`read_event_log`]).
+pub fn history_of_log(path: &Path) -> Result<Vec<OpEvent>, String> {
+    let log = read_event_log::<Stamped>(path).map_err(|e| e.to_string())?;
+    Ok(ops_of(log.events.iter().map(|s| &s.event)))
+}
+
+/// The operation events among `events`.
+pub fn ops_of<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<OpEvent> {
+    events
+        .filter_map(|e| match e {
+            Event::Op { op } => Some(*op),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `squall history LOG [--format jsonl|edn]`.
+pub fn history(args: HistoryArgs) -> ExitCode {
+    let events = match history_of_log(&args.log) {
+        Ok(e) => e,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    if events.is_empty() {
+        eprintln!(
+            "squall: {} holds no operation history (only the lin-kv workload records one: \
+             `squall up --workload lin-kv`, or `workload lin-kv` in a session)",
+            args.log.display()
+        );
+    }
+    let text = match args.format {
+        HistoryFormat::Jsonl => to_jsonl(&events),
+        HistoryFormat::Edn => to_edn(&events),
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
