@@ -24,6 +24,9 @@ pub enum ClientError {
     /// The cluster map is empty.
     #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
     NoNodes,
+    /// The key or value is over its limit; nothing was sent (or the node refused it unlogged).
+    #[error("{0}")]
+    TooLarge(#[from] crate::kv::SizeError),
 }
 
 fn describe(errors: &BTreeMap<NodeId, String>) -> String {
@@ -82,6 +85,7 @@ impl KvClient {
         if self.nodes.is_empty() {
             return Err(ClientError::NoNodes);
         }
+        op.check_size()?;
         self.seq += 1;
         let req = KvRequest {
             client_id: self.client_id,
@@ -93,6 +97,9 @@ impl KvClient {
         let mut rotate = 0usize;
         let mut backoff = Duration::from_millis(10).min(self.max_backoff);
         let mut errors = BTreeMap::new();
+        // Leader hints followed since the last pause. The first is followed at once; during a leadership
+        // transfer the old leader and the target point at each other, so later ones wait like any retry.
+        let mut hops = 0u32;
         loop {
             if started.elapsed() >= self.op_timeout {
                 return Err(ClientError::Unavailable {
@@ -117,8 +124,15 @@ impl KvClient {
                 {
                     errors.insert(target, format!("not the leader (hint: node {l})"));
                     self.leader = Some(l);
+                    hops += 1;
+                    if hops > 1 {
+                        let remaining = self.op_timeout.saturating_sub(started.elapsed());
+                        tokio::time::sleep(backoff.min(remaining)).await;
+                        backoff = (backoff * 2).min(self.max_backoff);
+                    }
                     continue;
                 }
+                Ok(KvReply::TooLarge(e)) => return Err(ClientError::TooLarge(e)),
                 Ok(KvReply::NotLeader { .. }) => {
                     errors.insert(target, "not the leader, no leader known".into());
                 }
@@ -131,6 +145,7 @@ impl KvClient {
                 }
             }
             self.leader = None;
+            hops = 0;
             let remaining = self.op_timeout.saturating_sub(started.elapsed());
             tokio::time::sleep(backoff.min(remaining)).await;
             backoff = (backoff * 2).min(self.max_backoff);

@@ -160,6 +160,11 @@ pub struct AppendEntriesReply {
     pub last_log_index: Index,
     /// Echoes the request's `read_round`.
     pub read_round: u64,
+    /// Echoes the request's `prev_log_index`: with `req_last_index` it names the request this answers, so
+    /// the leader can tell an answer to its current probe or batch from a late or duplicated one.
+    pub req_prev_index: Index,
+    /// The request's `prev_log_index + entries.len()` (equal to `req_prev_index` for a heartbeat).
+    pub req_last_index: Index,
 }
 
 /// One chunk of InstallSnapshot.
@@ -177,6 +182,8 @@ pub struct InstallSnapshot {
     pub data: Vec<u8>,
     /// True on the last chunk.
     pub done: bool,
+    /// Identifies this chunk among all the leader sent (increasing); echoed in the answer.
+    pub chunk_id: u64,
 }
 
 /// Answer to [`InstallSnapshot`].
@@ -192,6 +199,10 @@ pub struct InstallSnapshotReply {
     pub next_offset: u64,
     /// True once the whole snapshot was received and handed to the driver.
     pub done: bool,
+    /// Echoes the chunk's `chunk_id`: the leader acts only on the answer to the chunk it has in flight.
+    pub chunk_id: u64,
+    /// Echoes the chunk's `offset`.
+    pub chunk_offset: u64,
 }
 
 /// TimeoutNow: the leader asks the target to start an election at once (leadership transfer).

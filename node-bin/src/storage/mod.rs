@@ -321,14 +321,9 @@ impl Storage {
     }
 
     /// Saves a snapshot taken locally, atomically, then compacts the WAL to the hard state and the entries
-    /// after `snapshot.meta.last_index`. The storage keeps its own copy of the log, so `keep` is not needed and
-    /// is ignored. A crash at any point leaves a directory that opens consistently.
-    pub fn save_snapshot(
-        &mut self,
-        snapshot: &Snapshot,
-        keep: &[Entry],
-    ) -> Result<(), StorageError> {
-        let _ = keep;
+    /// after `snapshot.meta.last_index` (the storage keeps its own copy of the log). A crash at any point leaves
+    /// a directory that opens consistently.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.check_usable()?;
         let meta = snapshot.meta;
         self.check_not_older(meta)?;

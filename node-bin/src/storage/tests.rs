@@ -107,7 +107,7 @@ fn entries_already_stored_are_skipped() {
     st.persist(None, None, &entries(3..=5, 1)).unwrap();
     assert_eq!(st.wal_bytes(), len, "a repeat writes nothing");
     st.persist(None, None, &entries(4..=7, 1)).unwrap();
-    st.save_snapshot(&snap(6, 1), &[]).unwrap();
+    st.save_snapshot(&snap(6, 1)).unwrap();
     // Entries inside the snapshot are committed: skipped too.
     st.persist(None, None, &entries(5..=8, 1)).unwrap();
     drop(st);
@@ -155,16 +155,16 @@ fn inconsistent_writes_are_refused_and_write_nothing() {
     assert!(d.contains("vote"), "{d}");
     refused(st.persist(Some(&hs(4, None)), None, &[]));
     // Truncation into the snapshot.
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     let len_after_snapshot = st.wal_bytes();
     assert_ne!(len_after_snapshot, len);
     let d = refused(st.persist(None, Some(3), &[]));
     assert!(d.contains("snapshot"), "{d}");
     // An older snapshot.
-    refused(st.save_snapshot(&snap(2, 2), &[]));
+    refused(st.save_snapshot(&snap(2, 2)));
     refused(st.install_snapshot(&snap(2, 2), &[]));
     // A snapshot whose term contradicts the log.
-    refused(st.save_snapshot(&snap(4, 9), &[]));
+    refused(st.save_snapshot(&snap(4, 9)));
     assert_eq!(st.wal_bytes(), len_after_snapshot);
     // The storage is still usable after refusals.
     st.persist(None, None, &entries(6..=6, 2)).unwrap();
@@ -293,7 +293,7 @@ fn snapshot_compacts_the_wal_and_survives_reopen() {
         st.persist(Some(&hs(4 + i, None)), None, &[]).unwrap();
     }
     let before = st.wal_bytes();
-    st.save_snapshot(&snap(6, 3), &entries(7..=10, 3)).unwrap();
+    st.save_snapshot(&snap(6, 3)).unwrap();
     assert!(st.wal_bytes() < before, "{} !< {before}", st.wal_bytes());
     assert_eq!(
         st.snapshot_meta(),
@@ -316,7 +316,7 @@ fn snapshot_compacts_the_wal_and_survives_reopen() {
 
     // A snapshot covering the whole log leaves it empty; appends continue after it.
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    st.save_snapshot(&snap(11, 23), &[]).unwrap();
+    st.save_snapshot(&snap(11, 23)).unwrap();
     assert!(st.entries().is_empty());
     assert_eq!(st.last_index(), 11);
     st.persist(None, None, &entries(12..=12, 23)).unwrap();
@@ -396,7 +396,7 @@ fn lost_snapshot_or_lost_wal_is_corruption() {
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
     st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
         .unwrap();
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     drop(st);
 
     let moved = tmp.path().join("saved-snapshot");
@@ -422,7 +422,7 @@ fn corrupt_snapshot_file_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
     st.persist(None, None, &entries(1..=5, 2)).unwrap();
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     drop(st);
     let path = tmp.path().join(SNAPSHOT_FILE_NAME);
     let mut bytes = fs::read(&path).unwrap();
