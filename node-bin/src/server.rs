@@ -245,7 +245,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(id = cfg.id, cluster = %cfg.cluster_id, %peer_addr, %api_addr, "node listening");
 
     let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
-    let rpc_timeout = cfg.election_timeout.1.max(Duration::from_millis(300));
+    // A peer RPC's deadline: long enough for a slow but working link (hundreds of milliseconds each way), so
+    // its answers still count; a dead peer is noticed by the missing answers, not by this deadline.
+    let rpc_timeout = (cfg.election_timeout.1 * 4).max(Duration::from_secs(1));
     let mut peers = BTreeMap::new();
     for (&peer, &addr) in &cfg.peers {
         let (ptx, prx) = mpsc::unbounded_channel();

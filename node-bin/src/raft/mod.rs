@@ -238,7 +238,18 @@ impl Raft {
         std::mem::take(&mut self.warnings)
     }
 
+    /// Ticks an unanswered snapshot chunk may take before it is sent again. The driver reports every chunk
+    /// answered or failed, so this only covers a lost report; it is long because a chunk on a slow link
+    /// (a megabyte at 1 MB/s, behind 150 ms of latency) takes seconds, and resending early would restart
+    /// the wait.
+    pub(super) fn snapshot_chunk_timeout(&self) -> u32 {
+        self.config.election_ticks_max.saturating_mul(20)
+    }
+
     fn tick_leader(&mut self) {
+        for p in self.progress.values_mut() {
+            p.silent_ticks = p.silent_ticks.saturating_add(1);
+        }
         self.heartbeat_elapsed += 1;
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
@@ -421,10 +432,11 @@ impl Raft {
     /// so that follower can continue with entries once it has installed it (instead of needing the newer
     /// snapshot, and then the next one, on a link slower than the compaction rate).
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+        let max_silence = self.snapshot_chunk_timeout();
         let keep_after = self
             .progress
             .values()
-            .filter_map(Progress::snapshot_pin)
+            .filter_map(|p| p.snapshot_pin(max_silence))
             .min()
             .unwrap_or(Index::MAX);
         if let Some(meta) = self.log.compact(index, data, keep_after) {

@@ -49,6 +49,8 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest ReadIndex round the follower acknowledged.
     pub(crate) read_acked: u64,
+    /// Leader ticks since the follower last answered anything.
+    pub(crate) silent_ticks: u32,
 }
 
 impl Progress {
@@ -61,6 +63,7 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: false,
             read_acked: 0,
+            silent_ticks: 0,
         }
     }
 
@@ -91,10 +94,12 @@ impl Progress {
     }
 
     /// Whether a snapshot transfer to this follower is under way and still pins log entries: the follower
-    /// answered within the current CheckQuorum window. Returns the snapshot's last index.
-    pub(crate) fn snapshot_pin(&self) -> Option<Index> {
+    /// answered within `max_silence` ticks (a dead one pins nothing). Returns the snapshot's last index.
+    pub(crate) fn snapshot_pin(&self, max_silence: u32) -> Option<Index> {
         match &self.mode {
-            Mode::Snapshot { meta, .. } if self.recent_active => Some(meta.last_index),
+            Mode::Snapshot { meta, .. } if self.silent_ticks <= max_silence => {
+                Some(meta.last_index)
+            }
             _ => None,
         }
     }

@@ -131,6 +131,7 @@ impl Raft {
             return;
         };
         pr.recent_active = true;
+        pr.silent_ticks = 0;
         pr.read_acked = pr.read_acked.max(r.read_round);
         let heartbeat = r.req_last_index == r.req_prev_index;
         if r.success {
@@ -283,6 +284,7 @@ impl Raft {
 
     /// Heartbeats to every follower: asserts leadership, carries the commit index and the ReadIndex round.
     pub(super) fn broadcast_heartbeat(&mut self) {
+        let chunk_timeout = self.snapshot_chunk_timeout();
         let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for peer in peers {
             let pr = self.progress.get_mut(&peer).expect("present");
@@ -301,7 +303,7 @@ impl Raft {
                     // The driver reports every chunk answered or failed; resend only if that seems lost,
                     // not on every heartbeat (chunks are large).
                     *waited += self.config.heartbeat_ticks;
-                    if *waited >= self.config.election_ticks_max {
+                    if *waited >= chunk_timeout {
                         *in_flight = None;
                     }
                     let hb = self.heartbeat_for(peer);

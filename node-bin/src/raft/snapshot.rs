@@ -82,6 +82,7 @@ impl Raft {
             return;
         };
         pr.recent_active = true;
+        pr.silent_ticks = 0;
         let current =
             matches!(pr.mode, Mode::Snapshot { in_flight: Some(id), .. } if id == r.chunk_id);
         if r.done {
