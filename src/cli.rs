@@ -133,12 +133,13 @@ pub struct KvArgs {
 /// One key-value operation.
 #[derive(Subcommand, Debug, Clone)]
 pub enum KvCmd {
-    /// Set KEY to VALUE.
+    /// Set KEY to VALUE; without VALUE, the value is read from standard input, byte for byte (as `etcdctl
+    /// put` does). Values over 1 MiB (keys over 1 KiB) are refused with exit code 2.
     Put {
         /// Key.
         key: String,
-        /// Value.
-        value: String,
+        /// Value (default: all of standard input, which must be UTF-8).
+        value: Option<String>,
     },
     /// Print the value of KEY (exit 1 when absent).
     Get {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use squall_node::client::{KvClient, fetch_status};
+use squall_node::client::{ClientError, KvClient, fetch_status};
 use squall_node::kv::{KvOp, KvResult};
 
 use crate::cli::{BenchArgs, KvArgs, KvCmd, ReplayArgs, StatusArgs, Target, UpArgs};
@@ -141,7 +141,16 @@ pub fn kv(args: KvArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let op = match args.op.clone() {
-        KvCmd::Put { key, value } => KvOp::Put { key, value },
+        KvCmd::Put { key, value } => {
+            let value = match value {
+                Some(v) => v,
+                None => match read_value_from_stdin() {
+                    Ok(v) => v,
+                    Err(e) => return fail(2, e),
+                },
+            };
+            KvOp::Put { key, value }
+        }
         KvCmd::Get { key } => KvOp::Get { key },
         KvCmd::Del { key } => KvOp::Delete { key },
         KvCmd::Cas { key, old, new } => KvOp::Cas {
@@ -151,6 +160,9 @@ pub fn kv(args: KvArgs) -> ExitCode {
         },
         KvCmd::Incr { key, by } => KvOp::Incr { key, by },
     };
+    if let Err(e) = op.check_size() {
+        return fail(2, e);
+    }
     let mut client = KvClient::new(addrs);
     client.op_timeout = args.target.timeout;
     client.call_timeout = args.target.timeout.min(Duration::from_secs(1));
@@ -193,8 +205,38 @@ pub fn kv(args: KvArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(KvResult::Error(e)) => fail(1, e),
+        Err(e @ ClientError::TooLarge(_)) => fail(2, e),
         Err(e) => fail(1, e),
     }
+}
+
+/// The value of `squall kv put KEY` without VALUE: all of standard input, as it is (no newline removed).
+/// Reading stops one byte past the value limit, so a huge input is refused without being held whole.
+fn read_value_from_stdin() -> Result<String, String> {
+    use std::io::Read as _;
+    let limit = squall_node::rpc::MAX_VALUE_BYTES;
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read the value from standard input: {e}"))?;
+    if buf.len() > limit {
+        let mut rest = 0u64;
+        if let Ok(n) = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()) {
+            rest = n;
+        }
+        return Err(format!(
+            "value too large: {} bytes, the limit is {limit}",
+            buf.len() as u64 + rest
+        ));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        format!(
+            "the value on standard input is not UTF-8 (invalid byte at offset {}); squall kv stores text",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// `squall up`.

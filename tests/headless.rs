@@ -118,6 +118,53 @@ fn headless_session_kills_the_leader_partitions_heals_and_leaves_no_process() {
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "hello");
     let missing = kv(&cdir, &["get", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
+
+    // `put KEY` without a value reads it from standard input, as it is; a value over the limit is refused
+    // with exit code 2 and nothing is written.
+    let kv_stdin = |args: &[&str], input: &[u8]| {
+        let mut child = squall()
+            .args(["kv", "--dir"])
+            .arg(&cdir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    };
+    let big: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let value = format!("{big}\nsecond line\n");
+    let put = kv_stdin(&["put", "big"], value.as_bytes());
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let get = kv(&cdir, &["get", "big"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout), format!("{value}\n"));
+    let limit = squall_node::rpc::MAX_VALUE_BYTES;
+    let too_big = vec![b'x'; limit + 10];
+    let put = kv_stdin(&["put", "huge"], &too_big);
+    assert_eq!(put.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&put.stderr);
+    assert!(
+        err.contains(&format!(
+            "value too large: {} bytes, the limit is {limit}",
+            limit + 10
+        )),
+        "{err}"
+    );
+    assert_eq!(kv(&cdir, &["get", "huge"]).status.code(), Some(1));
     let incr = kv(&cdir, &["incr", "n", "3"]);
     assert_eq!(String::from_utf8_lossy(&incr.stdout).trim(), "3");
 

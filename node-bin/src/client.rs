@@ -30,6 +30,9 @@ pub enum ClientError {
     /// The cluster map is empty.
     #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
     NoNodes,
+    /// The key or value is over its limit; nothing was sent (or the node refused it unlogged).
+    #[error("{0}")]
+    TooLarge(#[from] crate::kv::SizeError),
 }
 
 /// A duration as a person writes it (`1.5s`, `200ms`), for messages.
@@ -100,6 +103,7 @@ impl KvClient {
         if self.nodes.is_empty() {
             return Err(ClientError::NoNodes);
         }
+        op.check_size()?;
         self.seq += 1;
         let req = KvRequest {
             client_id: self.client_id,
@@ -113,6 +117,9 @@ impl KvClient {
         let mut errors = BTreeMap::new();
         // Connection refusals in a row: once every node has refused twice, nothing is listening.
         let mut refusals = 0usize;
+        // Leader hints followed since the last pause. The first is followed at once; during a leadership
+        // transfer the old leader and the target point at each other, so later ones wait like any retry.
+        let mut hops = 0u32;
         loop {
             if started.elapsed() >= self.op_timeout {
                 return Err(ClientError::Unavailable {
@@ -138,6 +145,12 @@ impl KvClient {
                     errors.insert(target, format!("not the leader (hint: node {l})"));
                     self.leader = Some(l);
                     refusals = 0;
+                    hops += 1;
+                    if hops > 1 {
+                        let remaining = self.op_timeout.saturating_sub(started.elapsed());
+                        tokio::time::sleep(backoff.min(remaining)).await;
+                        backoff = (backoff * 2).min(self.max_backoff);
+                    }
                     continue;
                 }
                 Ok(KvReply::NotLeader { leader: Some(l) }) if l != target => {
@@ -150,6 +163,7 @@ impl KvClient {
                     );
                     refusals = 0;
                 }
+                Ok(KvReply::TooLarge(e)) => return Err(ClientError::TooLarge(e)),
                 Ok(KvReply::NotLeader { .. }) => {
                     errors.insert(target, "not the leader, no leader known".into());
                 }
@@ -173,6 +187,7 @@ impl KvClient {
                 refusals = 0;
             }
             self.leader = None;
+            hops = 0;
             let remaining = self.op_timeout.saturating_sub(started.elapsed());
             tokio::time::sleep(backoff.min(remaining)).await;
             backoff = (backoff * 2).min(self.max_backoff);

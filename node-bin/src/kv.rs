@@ -1,7 +1,7 @@
 //! The replicated state machine: a key-value store with get, put, delete, compare-and-swap and increment.
 //! Writes carry `(client_id, seq)`, so a retried write is applied once and answered with its first result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,70 @@ pub enum KvResult {
     Error(String),
 }
 
+/// A key or value over its size limit ([`crate::rpc::MAX_KEY_BYTES`], [`crate::rpc::MAX_VALUE_BYTES`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SizeError {
+    /// The key is too long.
+    #[error("key too large: {bytes} bytes, the limit is {limit}")]
+    Key {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The value (for cas: the expected and new values together) is too long.
+    #[error("value too large: {bytes} bytes, the limit is {limit}")]
+    Value {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl KvOp {
+    /// The key the operation names.
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Get { key }
+            | KvOp::Put { key, .. }
+            | KvOp::Delete { key }
+            | KvOp::Cas { key, .. }
+            | KvOp::Incr { key, .. } => key,
+        }
+    }
+
+    /// Bytes of values the operation carries (for cas: expected and new together).
+    pub fn value_bytes(&self) -> usize {
+        match self {
+            KvOp::Put { value, .. } => value.len(),
+            KvOp::Cas { expected, new, .. } => expected.as_ref().map_or(0, String::len) + new.len(),
+            KvOp::Get { .. } | KvOp::Delete { .. } | KvOp::Incr { .. } => 0,
+        }
+    }
+
+    /// Checks the key and value limits. Every operation that passes encodes to at most
+    /// [`crate::rpc::MAX_COMMAND_BYTES`], so it fits one AppendEntries with room to spare.
+    pub fn check_size(&self) -> Result<(), SizeError> {
+        use crate::rpc::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+        let key = self.key().len();
+        if key > MAX_KEY_BYTES {
+            return Err(SizeError::Key {
+                bytes: key,
+                limit: MAX_KEY_BYTES,
+            });
+        }
+        let value = self.value_bytes();
+        if value > MAX_VALUE_BYTES {
+            return Err(SizeError::Value {
+                bytes: value,
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A logged write: the operation with its client identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvCommand {
@@ -120,6 +184,10 @@ pub struct KvStore {
     applied: Index,
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, Session>,
+    /// The sessions ordered by when their client was last heard from, `(index, client_id)`, so evicting the
+    /// oldest is a lookup rather than a scan of all of them. Derived from `sessions`; not in snapshots.
+    #[serde(skip)]
+    by_recency: BTreeSet<(Index, u64)>,
 }
 
 /// Longest key or value text in [`KvStore::describe`] before it is cut.
@@ -151,23 +219,22 @@ impl KvStore {
             }
         }
         let result = self.execute(&cmd.op);
-        let known = self
-            .sessions
-            .insert(
-                cmd.client_id,
-                Session {
-                    seq: cmd.seq,
-                    result: result.clone(),
-                    index,
-                },
-            )
-            .is_some();
-        if !known && self.sessions.len() > MAX_SESSIONS {
-            let oldest = self
-                .sessions
-                .iter()
-                .min_by_key(|(id, s)| (s.index, **id))
-                .map(|(id, _)| *id)
+        let previous = self.sessions.insert(
+            cmd.client_id,
+            Session {
+                seq: cmd.seq,
+                result: result.clone(),
+                index,
+            },
+        );
+        if let Some(old) = &previous {
+            self.by_recency.remove(&(old.index, cmd.client_id));
+        }
+        self.by_recency.insert((index, cmd.client_id));
+        if previous.is_none() && self.sessions.len() > MAX_SESSIONS {
+            let (_, oldest) = self
+                .by_recency
+                .pop_first()
                 .expect("more than MAX_SESSIONS sessions");
             self.sessions.remove(&oldest);
         }
@@ -256,11 +323,13 @@ impl KvStore {
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes.
     pub fn restore(data: &[u8]) -> Result<KvStore, KvError> {
-        bincode::deserialize(data).map_err(|source| KvError::Decode {
+        let mut kv: KvStore = bincode::deserialize(data).map_err(|source| KvError::Decode {
             what: "kv snapshot",
             len: data.len(),
             source,
-        })
+        })?;
+        kv.by_recency = kv.sessions.iter().map(|(&id, s)| (s.index, id)).collect();
+        Ok(kv)
     }
 
     /// Encodes a command for a log entry.
@@ -634,5 +703,59 @@ mod tests {
             format!("put k={}…", "é".repeat(16))
         );
         assert_eq!(KvStore::describe(&[0xff]), "? 1 bytes");
+    }
+
+    #[test]
+    fn a_restored_store_evicts_the_same_client_as_the_original() {
+        let mut kv = KvStore::new();
+        for client in 0..MAX_SESSIONS as u64 {
+            kv.apply(client + 1, &cmd(client, 1, put("k", "v")));
+        }
+        let mut restored = KvStore::restore(&kv.snapshot()).unwrap();
+        let next = MAX_SESSIONS as u64 + 1;
+        kv.apply(next, &cmd(next, 1, put("k", "v")));
+        restored.apply(next, &cmd(next, 1, put("k", "v")));
+        assert!(!kv.sessions.contains_key(&0));
+        assert_eq!(restored, kv);
+    }
+
+    #[test]
+    fn size_limits_refuse_oversized_keys_and_values_and_the_largest_accepted_fits_a_command() {
+        use crate::rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+        let big = |n: usize| "x".repeat(n);
+        let largest = [
+            put(&big(MAX_KEY_BYTES), &big(MAX_VALUE_BYTES)),
+            KvOp::Cas {
+                key: big(MAX_KEY_BYTES),
+                expected: Some(big(MAX_VALUE_BYTES / 2)),
+                new: big(MAX_VALUE_BYTES / 2),
+            },
+        ];
+        for op in largest {
+            op.check_size().unwrap();
+            let encoded = KvStore::encode_command(&cmd(u64::MAX, u64::MAX, op));
+            assert!(
+                encoded.len() <= MAX_COMMAND_BYTES,
+                "{} > {MAX_COMMAND_BYTES}",
+                encoded.len()
+            );
+        }
+        let err = put("k", &big(MAX_VALUE_BYTES + 1))
+            .check_size()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "value too large: {} bytes, the limit is {MAX_VALUE_BYTES}",
+                MAX_VALUE_BYTES + 1
+            )
+        );
+        assert!(matches!(
+            KvOp::Get {
+                key: big(MAX_KEY_BYTES + 1)
+            }
+            .check_size(),
+            Err(SizeError::Key { .. })
+        ));
     }
 }

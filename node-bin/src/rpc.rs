@@ -13,12 +13,33 @@ use crate::raft::types::{
     NodeId, RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
 };
 
-/// Largest frame either side accepts (set explicitly on every transport).
+/// Largest frame either side accepts (set explicitly on every transport), client and peer links alike.
+///
+/// The budget, so that every write a node accepts can be replicated: a command is at most
+/// [`MAX_COMMAND_BYTES`] (about 1 MiB); an AppendEntries carries entries up to [`MAX_APPEND_BYTES`] in all, or
+/// one entry alone when that entry is bigger, so its entries never exceed about 1 MiB plus 24 bytes per entry;
+/// a snapshot chunk is [`SNAPSHOT_CHUNK_BYTES`]. The frame limit is eight times that: the margin,
+/// [`PEER_FRAME_MARGIN_BYTES`], covers the message header, bincode's per-entry framing and tarpc's envelope
+/// many times over. A client request bigger than a command can be is still read whole (up to this limit) so
+/// the node can refuse it with a clear error instead of a broken connection.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Largest snapshot chunk sent in one InstallSnapshot, well below [`MAX_FRAME_BYTES`].
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
-/// Largest total payload of one AppendEntries batch.
+/// Largest total payload of one AppendEntries batch (a single larger entry is sent alone).
 pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
+/// Largest key a write or read may name, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Largest value a write may carry, in bytes (for compare-and-swap: the expected and new values together).
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Largest encoded command a node accepts into its log: the largest key and value plus room for the client
+/// id, sequence number and operation tag. Enforced where a write enters (the leader's client service).
+pub const MAX_COMMAND_BYTES: usize = MAX_VALUE_BYTES + MAX_KEY_BYTES + 256;
+/// What a frame holding the largest AppendEntries still leaves free under [`MAX_FRAME_BYTES`]: the largest
+/// batch is one command (or [`MAX_APPEND_BYTES`] of entries), plus 24 bytes of index, term and tag.
+pub const PEER_FRAME_MARGIN_BYTES: usize = MAX_FRAME_BYTES - (MAX_COMMAND_BYTES + 24);
+const _: () = assert!(MAX_COMMAND_BYTES >= MAX_APPEND_BYTES);
+const _: () = assert!(PEER_FRAME_MARGIN_BYTES >= 4 * 1024 * 1024);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 4 * 1024 * 1024 <= MAX_FRAME_BYTES);
 /// First byte of an API connection that wants the [`ClientService`] service.
 pub const API_CLIENT: u8 = b'C';
 /// First byte of an API connection that wants the [`ControlService`] service.
@@ -87,6 +108,8 @@ pub enum KvReply {
         /// Why.
         reason: String,
     },
+    /// Refused without being logged: the key or value exceeds its limit. Retrying cannot help.
+    TooLarge(crate::kv::SizeError),
 }
 
 /// Client access to the replicated key-value store.

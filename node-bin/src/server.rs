@@ -131,6 +131,8 @@ struct PendingRead {
     tx: oneshot::Sender<KvReply>,
     /// Set once leadership is confirmed: serve when applied reaches it.
     index: Option<u64>,
+    /// When it arrived; a read not served within [`Node::read_timeout`] is answered `Retry`.
+    since: Instant,
 }
 
 struct Node {
@@ -149,6 +151,8 @@ struct Node {
     next_event_seq: u64,
     counters: RpcCounters,
     started: Instant,
+    /// Whether the core was holding its vote back (started empty) at the last look, to log the change.
+    voting_held: bool,
 }
 
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
@@ -241,7 +245,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(id = cfg.id, cluster = %cfg.cluster_id, %peer_addr, %api_addr, "node listening");
 
     let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
-    let rpc_timeout = cfg.election_timeout.1.max(Duration::from_millis(300));
+    // A peer RPC's deadline: long enough for a slow but working link (hundreds of milliseconds each way), so
+    // its answers still count; a dead peer is noticed by the missing answers, not by this deadline.
+    let rpc_timeout = (cfg.election_timeout.1 * 4).max(Duration::from_secs(1));
     let mut peers = BTreeMap::new();
     for (&peer, &addr) in &cfg.peers {
         let (ptx, prx) = mpsc::unbounded_channel();
@@ -278,8 +284,10 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         next_event_seq: 0,
         counters: RpcCounters::default(),
         started,
+        voting_held: false,
     };
     node.record(started_event);
+    node.log_voting_hold();
     drop(tx);
     node.run(rx).await
 }
@@ -303,7 +311,10 @@ impl Node {
                         }
                     }
                 }
-                _ = ticker.tick() => self.raft.tick(),
+                _ = ticker.tick() => {
+                    self.raft.tick();
+                    self.expire_reads();
+                }
                 _ = sigterm.recv() => {
                     tracing::info!("SIGTERM: shutting down");
                     return Ok(());
@@ -364,6 +375,10 @@ impl Node {
     }
 
     fn client_request(&mut self, req: KvRequest, tx: oneshot::Sender<KvReply>) {
+        if let Err(e) = req.op.check_size() {
+            let _ = tx.send(KvReply::TooLarge(e));
+            return;
+        }
         if let KvOp::Get { key } = &req.op {
             let ctx = self.next_read_ctx;
             self.next_read_ctx += 1;
@@ -375,6 +390,7 @@ impl Node {
                             key: key.clone(),
                             tx,
                             index: None,
+                            since: Instant::now(),
                         },
                     );
                 }
@@ -391,7 +407,16 @@ impl Node {
             seq: req.seq,
             op: req.op,
         };
-        match self.raft.propose(KvStore::encode_command(&cmd)) {
+        let command = KvStore::encode_command(&cmd);
+        if command.len() > rpc::MAX_COMMAND_BYTES {
+            // Unreachable for operations that pass check_size; a last guard for the log's frame budget.
+            let _ = tx.send(KvReply::TooLarge(crate::kv::SizeError::Value {
+                bytes: cmd.op.value_bytes(),
+                limit: rpc::MAX_VALUE_BYTES,
+            }));
+            return;
+        }
+        match self.raft.propose(command) {
             Ok((index, term)) => {
                 if let Some((_, old)) = self.proposals.insert(index, (term, tx)) {
                     let _ = old.send(KvReply::Retry {
@@ -407,11 +432,53 @@ impl Node {
         }
     }
 
+    /// Answers `Retry` to reads not served in time (their confirmation or the apply they wait for may never
+    /// come: a leader cut off from its followers, a heartbeat round lost), so none waits for good.
+    fn expire_reads(&mut self) {
+        let timeout = self.read_timeout();
+        let expired: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.since.elapsed() >= timeout)
+            .map(|(&ctx, _)| ctx)
+            .collect();
+        for ctx in expired {
+            if let Some(read) = self.reads.remove(&ctx) {
+                let _ = read.tx.send(KvReply::Retry {
+                    reason: format!("read not confirmed within {timeout:?}"),
+                });
+            }
+        }
+    }
+
+    /// How long a read may wait for its confirmation and apply: four election timeouts, at least 2 s.
+    fn read_timeout(&self) -> Duration {
+        (self.cfg.election_timeout.1 * 4).max(Duration::from_secs(2))
+    }
+
+    fn log_voting_hold(&mut self) {
+        let held = self.raft.voting_held();
+        if held && !self.voting_held {
+            tracing::warn!(
+                term = self.raft.term(),
+                "started with an empty data directory: not voting or campaigning until a leader is heard \
+                 from or one full election timeout ({:?}) passes, so a node that lost its disk never votes \
+                 twice in one term",
+                self.cfg.election_timeout.1
+            );
+        }
+        self.voting_held = held;
+        for warning in self.raft.take_warnings() {
+            tracing::warn!("{warning}");
+        }
+    }
+
     fn drain_ready(&mut self) -> anyhow::Result<()> {
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
             self.process_ready(ready)?;
         }
+        self.log_voting_hold();
         // Everything the replies depend on is durable now.
         for held in self.held.drain(..) {
             match held {
@@ -487,11 +554,9 @@ impl Node {
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
-        let keep = self
-            .raft
-            .entries_from(snapshot.meta.last_index + 1, usize::MAX);
+        // After an installed snapshot the core's log holds nothing past it, so nothing is kept.
         self.storage
-            .install_snapshot(&snapshot, &keep)
+            .install_snapshot(&snapshot, &[])
             .context("saving snapshot received from the leader")?;
         self.kv = KvStore::restore(&snapshot.data).context("restoring snapshot from the leader")?;
         self.last_applied_term = snapshot.meta.last_term;
@@ -566,9 +631,8 @@ impl Node {
             data: data.clone(),
         };
         self.raft.compact(applied, data);
-        let keep = self.raft.entries_from(applied + 1, usize::MAX);
         self.storage
-            .save_snapshot(&snapshot, &keep)
+            .save_snapshot(&snapshot)
             .context("saving snapshot")?;
         self.last_snapshot_index = applied;
         tracing::info!(

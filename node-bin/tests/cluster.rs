@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use squall_chaos::Network;
+use squall_chaos::{Fault, FaultSpec, LinkId, Network};
 use squall_node::client::{KvClient, fetch_status};
-use squall_node::kv::{KvOp, KvResult};
+use squall_node::kv::{KvOp, KvResult, SizeError};
 use squall_node::raft::{RaftEvent, Role};
-use squall_node::rpc::{NodeEvent, NodeStatus};
+use squall_node::rpc::{KvReply, KvRequest, MAX_KEY_BYTES, MAX_VALUE_BYTES, NodeEvent, NodeStatus};
 use squall_node::server::BoundAddrs;
-use squall_node::transport::{connect_control, deadline};
+use squall_node::transport::{connect_client, connect_control, deadline};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -479,4 +479,186 @@ fn a_port_in_use_and_a_bad_flag_give_exit_code_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("nowhere"), "{stderr}");
+}
+
+/// Every event of node `id`'s feed so far.
+async fn feed(c: &TestCluster, id: u64) -> Vec<NodeEvent> {
+    let ctl = connect_control(c.nodes[&id].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    ctl.events(deadline(Duration::from_secs(2)), 0, 20_000)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_accepted_write_commits_without_an_election_and_a_larger_one_is_refused() {
+    let c = TestCluster::start(3, &[]);
+    let (leader, term) = c.wait_leader(0).await;
+    // A value that fits the client frame but no AppendEntries with room to spare: refused, unlogged.
+    let raw = connect_client(c.nodes[&leader].api.unwrap(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let reply = raw
+        .execute(
+            deadline(Duration::from_secs(10)),
+            KvRequest {
+                client_id: 7,
+                seq: 1,
+                op: KvOp::Put {
+                    key: "huge".into(),
+                    value: "x".repeat(8_388_554),
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        KvReply::TooLarge(SizeError::Value {
+            bytes: 8_388_554,
+            limit: MAX_VALUE_BYTES
+        })
+    );
+    // The largest accepted write: the longest key and the longest value.
+    let mut client = KvClient::new(c.api_addrs());
+    client.op_timeout = Duration::from_secs(20);
+    let key = "k".repeat(MAX_KEY_BYTES);
+    let r = client
+        .execute(KvOp::Put {
+            key: key.clone(),
+            value: "v".repeat(MAX_VALUE_BYTES),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, KvResult::Ok { previous: None });
+    let converged = c.wait_converged().await;
+    for (id, s) in &converged {
+        assert_eq!(
+            (s.core.term, s.core.leader, s.keys),
+            (term, Some(leader), 1),
+            "node {id}: {}",
+            brief(&converged)
+        );
+        let campaigns: Vec<_> = feed(&c, *id)
+            .await
+            .into_iter()
+            .filter(|e| {
+                matches!(e, NodeEvent::Raft(RaftEvent::ElectionStarted { term: t, .. }) if *t > term)
+            })
+            .collect();
+        assert!(campaigns.is_empty(), "node {id} campaigned: {campaigns:?}");
+    }
+    let got = client.execute(KvOp::Get { key }).await.unwrap();
+    assert!(matches!(got, KvResult::Value(Some(v)) if v.len() == MAX_VALUE_BYTES));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_slow_link_catches_up_while_the_leader_keeps_compacting() {
+    let mut c = TestCluster::start(3, &["--snapshot-every", "20"]);
+    let (leader, _) = c.wait_leader(0).await;
+    let victim = if leader == 2 { 3 } else { 2 };
+    c.kill(victim);
+    // About 7 MB of state while it is down: a snapshot of seven 1 MiB chunks, at least 2.1 s through the
+    // slow link, during which the leader compacts several times.
+    let mut client = KvClient::new(c.api_addrs());
+    client.op_timeout = Duration::from_secs(20);
+    for i in 0..60 {
+        let value = format!("{i}{}", "-".repeat(120_000));
+        client
+            .execute(KvOp::Put {
+                key: format!("big{i}"),
+                value,
+            })
+            .await
+            .unwrap();
+    }
+    // 150 ms each way on every link to and from it: a round trip of 300 ms per chunk.
+    for other in (1..=3).filter(|&o| o != victim) {
+        for link in [LinkId::new(victim, other), LinkId::new(other, victim)] {
+            c.net
+                .set_fault(link, FaultSpec::permanent(Fault::latency_ms(150)));
+        }
+    }
+    // A steady workload, so the leader takes a snapshot about every half second throughout.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let addrs = c.api_addrs();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut client = KvClient::new(addrs);
+            client.op_timeout = Duration::from_secs(20);
+            let mut every = tokio::time::interval(Duration::from_millis(25));
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                every.tick().await;
+                client
+                    .execute(KvOp::Put {
+                        key: format!("w{}", i % 50),
+                        value: i.to_string(),
+                    })
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let before = c.statuses().await[&leader].core.snapshot_index;
+    c.spawn(victim);
+    let wait = Duration::from_secs(90);
+    let deadline_at = Instant::now() + wait;
+    let caught_up = loop {
+        let seen = c.statuses().await;
+        if let (Some(l), Some(v)) = (seen.get(&leader), seen.get(&victim))
+            && v.core.snapshot_index > 0
+            && v.applied_index >= l.core.snapshot_index
+            && v.applied_index + 40 >= l.core.commit_index
+        {
+            break l.core.snapshot_index;
+        }
+        if Instant::now() > deadline_at {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!(
+                "node {victim} did not catch up through the slow link within {wait:?}; saw {}",
+                brief(&seen)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert!(
+        caught_up >= before + 40,
+        "the leader kept compacting meanwhile (snapshot {before} -> {caught_up}, {written} writes)"
+    );
+    let installed = feed(&c, victim)
+        .await
+        .into_iter()
+        .any(|e| matches!(e, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })));
+    assert!(installed, "node {victim} caught up through a snapshot");
+    c.net.heal_all();
+    // Same applied state everywhere (the logs' tails differ: the victim's starts at the snapshot it got).
+    let deadline_at = Instant::now() + WAIT;
+    loop {
+        let seen = c.statuses().await;
+        let first = seen.values().next().map(|s| (s.applied_index, s.keys));
+        if seen.len() == 3
+            && seen
+                .values()
+                .all(|s| Some((s.applied_index, s.keys)) == first && s.keys == 110)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline_at,
+            "did not converge within {WAIT:?}: {}",
+            brief(&seen)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

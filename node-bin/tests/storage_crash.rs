@@ -185,7 +185,7 @@ fn run_step(st: &mut Storage, step: &Step) -> Result<(), StorageError> {
             truncate_from,
             entries,
         } => st.persist(hard_state.as_ref(), *truncate_from, entries),
-        Step::SaveSnapshot(s) => st.save_snapshot(s, &[]),
+        Step::SaveSnapshot(s) => st.save_snapshot(s),
         Step::InstallSnapshot(s) => st.install_snapshot(s, &[]),
     }
 }

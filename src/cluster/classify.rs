@@ -363,6 +363,8 @@ mod tests {
             conflict_index: 0,
             last_log_index: 30,
             read_round: 0,
+            req_prev_index: 20,
+            req_last_index: 30,
         })));
         assert_eq!(c.classify(Flow::Reply, &a), Some(APPEND_REPLY));
         // A request read as a reply is not mistaken for one of squall's kinds.

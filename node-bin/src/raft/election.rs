@@ -17,6 +17,22 @@ impl Raft {
             self.reset_election_timer();
         }
         self.leader_contact = 0;
+        self.end_empty_hold(leader);
+    }
+
+    /// A node that started empty heard from the leader of the current term: it knows the term now. Whatever
+    /// it may have voted in this term before it lost its data, this leader won it, so it counts its vote as
+    /// cast for this leader and never grants it to anyone else.
+    pub(super) fn end_empty_hold(&mut self, leader: NodeId) {
+        if self.empty_hold.take().is_some() {
+            if self.vote.is_none() {
+                self.vote = Some(leader);
+            }
+            self.warnings.push(format!(
+                "started empty; heard from leader {leader} of term {}: voting again from the next term",
+                self.term
+            ));
+        }
     }
 
     /// Starts a campaign: a pre-vote round when `pre_vote`, else a real election in the next term.
@@ -94,6 +110,10 @@ impl Raft {
             granted: false,
             pre_vote: req.pre_vote,
         };
+        if self.empty_hold.is_some() {
+            // Started empty: it may have voted in this term before it lost its data.
+            return refuse(self.term);
+        }
         if req.term > self.term && !req.transfer && self.in_lease() {
             // A leader we heard from recently is alive: a node returning from a partition must not depose it.
             return refuse(self.term);
@@ -211,6 +231,7 @@ impl Raft {
         if req.term > self.term {
             self.become_follower(req.term, Some(req.leader));
         }
+        self.end_empty_hold(req.leader);
         self.start_election(false, true);
     }
 }

@@ -1,16 +1,23 @@
-//! The in-memory Raft log: entries after the latest snapshot, the commit and apply positions, and the
-//! bookkeeping of what the driver has yet to persist (`truncate_from` + unstable entries) and has persisted.
+//! The in-memory Raft log: entries after the latest snapshot (and, on a leader, possibly some before it that a
+//! follower receiving an older snapshot still needs), the commit and apply positions, and the bookkeeping of
+//! what the driver has yet to persist (`truncate_from` + unstable entries) and has persisted.
+
+use std::sync::Arc;
 
 use super::types::{Entry, Index, Snapshot, SnapshotMeta, Term};
 
-/// The log as the core sees it. Invariant: `entries[i].index == snapshot.last_index + 1 + i`.
+/// The log as the core sees it. Invariants: `entries[i].index == start.last_index + 1 + i`, and
+/// `start.last_index <= snapshot.last_index <= last_index()`.
 #[derive(Debug)]
 pub(crate) struct RaftLog {
-    /// The latest snapshot's position; entries up to it are gone from memory.
+    /// The latest snapshot's position.
     snapshot: SnapshotMeta,
     /// The latest snapshot's bytes, kept to send to followers that fell behind it.
-    snapshot_data: Option<Vec<u8>>,
-    /// Entries after the snapshot.
+    snapshot_data: Option<Arc<Vec<u8>>>,
+    /// The position just before `entries[0]`: the snapshot's, or an older one while entries the snapshot
+    /// covers are kept for a follower that is being sent an older snapshot.
+    start: SnapshotMeta,
+    /// Entries after `start`.
     entries: Vec<Entry>,
     /// Highest index known committed.
     pub(crate) commit: Index,
@@ -28,7 +35,7 @@ impl RaftLog {
     /// A log restored from storage: everything given is already durable.
     pub(crate) fn new(snapshot: Option<Snapshot>, entries: Vec<Entry>) -> RaftLog {
         let (meta, data) = match snapshot {
-            Some(s) => (s.meta, Some(s.data)),
+            Some(s) => (s.meta, Some(Arc::new(s.data))),
             None => (SnapshotMeta::default(), None),
         };
         // Storage may hand back entries the snapshot already covers; only the tail after it matters.
@@ -46,6 +53,7 @@ impl RaftLog {
         RaftLog {
             snapshot: meta,
             snapshot_data: data,
+            start: meta,
             entries,
             commit: meta.last_index,
             applied: meta.last_index,
@@ -61,27 +69,31 @@ impl RaftLog {
     }
 
     /// The snapshot's bytes, if this node holds one.
+    #[cfg(test)]
     pub(crate) fn snapshot_data(&self) -> Option<&[u8]> {
-        self.snapshot_data.as_deref()
+        self.snapshot_data.as_deref().map(Vec::as_slice)
+    }
+
+    /// The snapshot's bytes, shared (a transfer keeps them alive after a newer snapshot replaces them).
+    pub(crate) fn snapshot_shared(&self) -> Option<Arc<Vec<u8>>> {
+        self.snapshot_data.clone()
     }
 
     /// First index held in memory.
     pub(crate) fn first_index(&self) -> Index {
-        self.snapshot.last_index + 1
+        self.start.last_index + 1
     }
 
     /// Index of the last entry (or of the snapshot when no entry follows it).
     pub(crate) fn last_index(&self) -> Index {
         self.entries
             .last()
-            .map_or(self.snapshot.last_index, |e| e.index)
+            .map_or(self.start.last_index, |e| e.index)
     }
 
     /// Term of the last entry (or of the snapshot).
     pub(crate) fn last_term(&self) -> Term {
-        self.entries
-            .last()
-            .map_or(self.snapshot.last_term, |e| e.term)
+        self.entries.last().map_or(self.start.last_term, |e| e.term)
     }
 
     /// Highest durable index.
@@ -94,12 +106,15 @@ impl RaftLog {
         if index == self.snapshot.last_index {
             return Some(self.snapshot.last_term);
         }
+        if index == self.start.last_index {
+            return Some(self.start.last_term);
+        }
         self.entry(index).map(|e| e.term)
     }
 
     /// The entry at `index`, if held in memory.
     pub(crate) fn entry(&self, index: Index) -> Option<&Entry> {
-        if index <= self.snapshot.last_index {
+        if index <= self.start.last_index {
             return None;
         }
         self.entries.get((index - self.first_index()) as usize)
@@ -142,9 +157,9 @@ impl RaftLog {
         self.entries[(from - base) as usize..=(to - base) as usize].to_vec()
     }
 
-    /// Appends one entry that must follow the last one.
+    /// Appends one entry that must follow the last one (callers check; a mistake here is a bug, not input).
     pub(crate) fn push(&mut self, entry: Entry) {
-        debug_assert_eq!(
+        assert_eq!(
             entry.index,
             self.last_index() + 1,
             "log append out of order"
@@ -158,7 +173,7 @@ impl RaftLog {
         if from > last {
             return 0;
         }
-        debug_assert!(
+        assert!(
             from > self.commit,
             "truncating committed entry {from} (commit {})",
             self.commit
@@ -236,19 +251,33 @@ impl RaftLog {
         self.applied < self.commit
     }
 
-    /// The driver snapshotted the state machine at `index` (<= applied): drop entries up to it.
-    pub(crate) fn compact(&mut self, index: Index, data: Vec<u8>) -> Option<SnapshotMeta> {
+    /// The driver snapshotted the state machine at `index` (<= applied): drop entries up to it, or only up to
+    /// `keep_after` when that is lower (entries a follower receiving an older snapshot will need next).
+    pub(crate) fn compact(
+        &mut self,
+        index: Index,
+        data: Vec<u8>,
+        keep_after: Index,
+    ) -> Option<SnapshotMeta> {
         if index <= self.snapshot.last_index || index > self.applied {
             return None;
         }
         let term = self.term(index)?;
-        let drop = (index - self.first_index() + 1) as usize;
-        self.entries.drain(..drop);
         self.snapshot = SnapshotMeta {
             last_index: index,
             last_term: term,
         };
-        self.snapshot_data = Some(data);
+        self.snapshot_data = Some(Arc::new(data));
+        let upto = index.min(keep_after.max(self.start.last_index));
+        if upto > self.start.last_index {
+            let upto_term = self.term(upto).expect("held in memory");
+            let drop = (upto - self.first_index() + 1) as usize;
+            self.entries.drain(..drop);
+            self.start = SnapshotMeta {
+                last_index: upto,
+                last_term: upto_term,
+            };
+        }
         Some(self.snapshot)
     }
 
@@ -257,7 +286,8 @@ impl RaftLog {
         let meta = snapshot.meta;
         self.entries.clear();
         self.snapshot = meta;
-        self.snapshot_data = Some(snapshot.data.clone());
+        self.start = meta;
+        self.snapshot_data = Some(Arc::new(snapshot.data.clone()));
         self.commit = meta.last_index;
         self.applied = meta.last_index;
         // The snapshot replaces everything stored; nothing older is left to truncate or append.
@@ -344,9 +374,9 @@ mod tests {
         let mut log = RaftLog::new(None, vec![e(1, 1), e(2, 1), e(3, 2), e(4, 2)]);
         log.commit = 3;
         log.applied = 3;
-        assert_eq!(log.compact(4, vec![]), None, "beyond applied");
+        assert_eq!(log.compact(4, vec![], Index::MAX), None, "beyond applied");
         assert_eq!(
-            log.compact(3, vec![9]),
+            log.compact(3, vec![9], Index::MAX),
             Some(SnapshotMeta {
                 last_index: 3,
                 last_term: 2

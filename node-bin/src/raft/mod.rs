@@ -136,6 +136,13 @@ pub struct Raft {
     events: Vec<RaftEvent>,
     read_states: Vec<ReadState>,
     failed_reads: Vec<ReadFailed>,
+    /// Id of the next snapshot chunk sent (answers echo it).
+    next_chunk_id: u64,
+    /// Started with no durable state: ticks left before this node may vote or campaign, unless it hears
+    /// from a leader first (`None` once over). See [`Raft::voting_held`].
+    empty_hold: Option<u32>,
+    /// Things the driver should log (refused malformed requests).
+    warnings: Vec<String>,
 }
 
 impl Raft {
@@ -175,8 +182,20 @@ impl Raft {
             events: Vec::new(),
             read_states: Vec::new(),
             failed_reads: Vec::new(),
+            next_chunk_id: 1,
+            empty_hold: None,
+            warnings: Vec::new(),
             config,
         };
+        let empty = hs == HardState::default()
+            && raft.log.last_index() == 0
+            && raft.log.snapshot_meta() == SnapshotMeta::default();
+        if empty {
+            // A node with no durable state may be one that lost its disk after voting in the current term:
+            // it must not vote again (nor campaign) until it knows that term. A fresh cluster only waits
+            // one election timeout longer for its first leader.
+            raft.empty_hold = Some(raft.config.election_ticks_max);
+        }
         raft.reset_election_timer();
         raft
     }
@@ -187,6 +206,18 @@ impl Raft {
             self.tick_leader();
         } else {
             self.leader_contact = self.leader_contact.saturating_add(1);
+            if let Some(left) = self.empty_hold {
+                self.empty_hold = left.checked_sub(1).filter(|&l| l > 0);
+                if self.empty_hold.is_none() {
+                    self.warnings.push(format!(
+                        "started empty and heard from no leader for a full election timeout ({} ticks): \
+                         voting and campaigning from term {}",
+                        self.config.election_ticks_max, self.term
+                    ));
+                    self.reset_election_timer();
+                }
+                return;
+            }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
                 self.start_election(self.config.pre_vote, false);
@@ -194,7 +225,31 @@ impl Raft {
         }
     }
 
+    /// True while a node that started with no durable state holds back: it neither votes nor campaigns until
+    /// it hears from a leader (and then counts its vote in that leader's term as cast for that leader) or a
+    /// full election timeout passes. A node that lost its disk after voting would otherwise vote twice in
+    /// one term.
+    pub fn voting_held(&self) -> bool {
+        self.empty_hold.is_some()
+    }
+
+    /// Things the driver should log, such as a refused malformed request; empties the list.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Ticks an unanswered snapshot chunk may take before it is sent again. The driver reports every chunk
+    /// answered or failed, so this only covers a lost report; it is long because a chunk on a slow link
+    /// (a megabyte at 1 MB/s, behind 150 ms of latency) takes seconds, and resending early would restart
+    /// the wait.
+    pub(super) fn snapshot_chunk_timeout(&self) -> u32 {
+        self.config.election_ticks_max.saturating_mul(20)
+    }
+
     fn tick_leader(&mut self) {
+        for p in self.progress.values_mut() {
+            p.silent_ticks = p.silent_ticks.saturating_add(1);
+        }
         self.heartbeat_elapsed += 1;
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
@@ -372,8 +427,19 @@ impl Raft {
 
     /// The driver took a state machine snapshot at applied index `index`: entries up to it are dropped and
     /// `data` is kept to send to followers that fall behind it.
+    ///
+    /// A leader keeps the entries after any older snapshot it is still streaming to a follower that answers,
+    /// so that follower can continue with entries once it has installed it (instead of needing the newer
+    /// snapshot, and then the next one, on a link slower than the compaction rate).
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
-        if let Some(meta) = self.log.compact(index, data) {
+        let max_silence = self.snapshot_chunk_timeout();
+        let keep_after = self
+            .progress
+            .values()
+            .filter_map(|p| p.snapshot_pin(max_silence))
+            .min()
+            .unwrap_or(Index::MAX);
+        if let Some(meta) = self.log.compact(index, data, keep_after) {
             self.events.push(RaftEvent::SnapshotTaken { meta });
         }
     }

@@ -2,11 +2,12 @@
 //! message at a time, pipelining batches, or streaming a snapshot).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::types::{Index, SnapshotMeta};
 
 /// How the leader currently feeds a follower.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Mode {
     /// Where the follower's log matches is unknown: one AppendEntries at a time until one succeeds.
     Probe {
@@ -15,14 +16,19 @@ pub(crate) enum Mode {
     },
     /// The follower is known to match: send batches optimistically, several in flight.
     Replicate,
-    /// The follower needs entries the leader compacted: stream the snapshot, one chunk in flight.
+    /// The follower needs entries the leader compacted: stream the snapshot, one chunk in flight. The
+    /// transfer keeps the snapshot it started with to the end, even when the leader compacts again meanwhile
+    /// (restarting on every new snapshot starved a follower on a slow link), and the leader keeps the
+    /// entries after it so the follower can continue from there.
     Snapshot {
         /// The snapshot being sent.
         meta: SnapshotMeta,
+        /// Its bytes, shared with the log (or kept alive here after a newer snapshot replaced them there).
+        data: Arc<Vec<u8>>,
         /// Next byte offset to send (the follower's last acknowledged position).
         offset: u64,
-        /// A chunk is outstanding.
-        in_flight: bool,
+        /// The id of the chunk outstanding, if one is: only its answer moves the transfer on.
+        in_flight: Option<u64>,
         /// Ticks (counted at heartbeats) the outstanding chunk has gone unanswered.
         waited: u32,
     },
@@ -43,6 +49,8 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest ReadIndex round the follower acknowledged.
     pub(crate) read_acked: u64,
+    /// Leader ticks since the follower last answered anything.
+    pub(crate) silent_ticks: u32,
 }
 
 impl Progress {
@@ -55,6 +63,7 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: false,
             read_acked: 0,
+            silent_ticks: 0,
         }
     }
 
@@ -72,15 +81,27 @@ impl Progress {
         self.inflight.clear();
     }
 
-    /// Start streaming `meta` from offset 0.
-    pub(crate) fn become_snapshot(&mut self, meta: SnapshotMeta) {
+    /// Start streaming the snapshot `meta` (whose bytes are `data`) from offset 0.
+    pub(crate) fn become_snapshot(&mut self, meta: SnapshotMeta, data: Arc<Vec<u8>>) {
         self.mode = Mode::Snapshot {
             meta,
+            data,
             offset: 0,
-            in_flight: false,
+            in_flight: None,
             waited: 0,
         };
         self.inflight.clear();
+    }
+
+    /// Whether a snapshot transfer to this follower is under way and still pins log entries: the follower
+    /// answered within `max_silence` ticks (a dead one pins nothing). Returns the snapshot's last index.
+    pub(crate) fn snapshot_pin(&self, max_silence: u32) -> Option<Index> {
+        match &self.mode {
+            Mode::Snapshot { meta, .. } if self.silent_ticks <= max_silence => {
+                Some(meta.last_index)
+            }
+            _ => None,
+        }
     }
 
     /// The follower acknowledged up to `index`: batches ending there or before are done.

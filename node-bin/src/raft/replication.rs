@@ -20,8 +20,19 @@ impl Raft {
             conflict_index: 0,
             last_log_index: self.log.last_index(),
             read_round: req.read_round,
+            req_prev_index: req.prev_log_index,
+            req_last_index: req.prev_log_index + req.entries.len() as u64,
         };
         if req.term < self.term {
+            return reply;
+        }
+        if let Err(why) = well_formed(&req) {
+            // A malformed request is a bug in the sender (or not from a squall leader): refuse it whole, in
+            // release builds too, rather than store a log that breaks Raft's invariants.
+            self.warnings.push(format!(
+                "refused a malformed AppendEntries from node {} in term {}: {why}",
+                req.leader, req.term
+            ));
             return reply;
         }
         if req.term == self.term && self.role == Role::Leader {
@@ -53,7 +64,6 @@ impl Raft {
         let last_new = prev + req.entries.len() as u64;
         for (i, entry) in req.entries.into_iter().enumerate() {
             let index = prev + 1 + i as u64;
-            debug_assert_eq!(entry.index, index);
             if index <= snap {
                 continue;
             }
@@ -111,13 +121,19 @@ impl Raft {
         term == self.term && self.role == Role::Leader
     }
 
+    /// Acts on an answer to AppendEntries. The answer names its request (`req_prev_index`, `req_last_index`),
+    /// so a rejection that is no longer about the current probe or batches (late, duplicated, overtaken by
+    /// later successes) is ignored rather than sending the follower back to probing, or to a snapshot.
     fn handle_append_reply(&mut self, from: NodeId, r: AppendEntriesReply) {
         let last_index = self.log.last_index();
+        let max_inflight = self.config.max_inflight;
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.recent_active = true;
+        pr.silent_ticks = 0;
         pr.read_acked = pr.read_acked.max(r.read_round);
+        let heartbeat = r.req_last_index == r.req_prev_index;
         if r.success {
             let advanced = r.match_index > pr.match_index;
             if advanced {
@@ -125,9 +141,16 @@ impl Raft {
             }
             pr.free_inflight_to(r.match_index);
             match pr.mode {
-                Mode::Probe { .. } => pr.become_replicate(),
+                // A success at or past the probe point shows where the logs match.
+                Mode::Probe { .. } if pr.match_index + 1 >= pr.next_index => pr.become_replicate(),
                 Mode::Snapshot { meta, .. } if pr.match_index >= meta.last_index => {
                     pr.become_replicate()
+                }
+                Mode::Replicate if heartbeat && pr.inflight.len() >= max_inflight.max(1) => {
+                    // The follower is alive but a full window of batches is unanswered: one was lost
+                    // without its loss being reported. Free a slot so replication goes on; the gap shows
+                    // as a rejection of the next batch, which sends the follower back to probing.
+                    pr.inflight.pop_front();
                 }
                 _ => {}
             }
@@ -138,14 +161,21 @@ impl Raft {
                 self.maybe_commit();
             }
         } else {
-            if r.last_log_index < pr.match_index {
-                // The follower holds less than it once acknowledged: it lost its data (or this is a stale
-                // answer). Forget what we thought it had so it can be brought back.
-                pr.match_index = r.last_log_index;
-            } else if matches!(pr.mode, Mode::Replicate) && r.conflict_index <= pr.match_index {
-                // An old rejection overtaken by later successes.
+            let current = match pr.mode {
+                Mode::Probe { .. } => {
+                    r.req_prev_index + 1 == pr.next_index || r.req_prev_index == pr.match_index
+                }
+                Mode::Replicate => r.req_prev_index >= pr.match_index,
+                Mode::Snapshot { .. } => false,
+            };
+            if !current {
                 self.confirm_reads();
                 return;
+            }
+            if r.last_log_index < pr.match_index {
+                // The follower holds less than it once acknowledged: it lost its data. Forget what we
+                // thought it had so it can be brought back.
+                pr.match_index = r.last_log_index;
             }
             let mut next = match r.conflict_term {
                 Some(t) => self
@@ -156,9 +186,7 @@ impl Raft {
             };
             let pr = self.progress.get_mut(&from).expect("checked above");
             next = next.clamp(pr.match_index + 1, last_index + 1);
-            if !matches!(pr.mode, Mode::Snapshot { .. }) {
-                pr.become_probe(next, false);
-            }
+            pr.become_probe(next, false);
         }
         self.confirm_reads();
         self.maybe_send_timeout_now(from);
@@ -185,12 +213,10 @@ impl Raft {
                 _ => {}
             },
             Request::Snapshot(s) if s.term == self.term => {
-                if let Mode::Snapshot {
-                    meta, in_flight, ..
-                } = &mut pr.mode
-                    && *meta == s.meta
+                if let Mode::Snapshot { in_flight, .. } = &mut pr.mode
+                    && *in_flight == Some(s.chunk_id)
                 {
-                    *in_flight = false;
+                    *in_flight = None;
                 }
             }
             _ => {}
@@ -217,10 +243,13 @@ impl Raft {
             let Some(prev_term) = self.log.term(prev) else {
                 // The entries it needs were compacted away.
                 let meta = self.log.snapshot_meta();
+                let Some(data) = self.log.snapshot_shared() else {
+                    return;
+                };
                 self.progress
                     .get_mut(&peer)
                     .expect("present")
-                    .become_snapshot(meta);
+                    .become_snapshot(meta, data);
                 continue;
             };
             let entries = self.log.slice(
@@ -255,13 +284,17 @@ impl Raft {
 
     /// Heartbeats to every follower: asserts leadership, carries the commit index and the ReadIndex round.
     pub(super) fn broadcast_heartbeat(&mut self) {
+        let chunk_timeout = self.snapshot_chunk_timeout();
         let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for peer in peers {
             let pr = self.progress.get_mut(&peer).expect("present");
             match &mut pr.mode {
                 Mode::Probe { paused } => {
-                    // The probe doubles as the heartbeat; resend it in case it or its answer was lost.
+                    // An empty heartbeat, which always fits a frame, so the follower hears from its leader
+                    // whatever the probe carries; then the probe again in case it or its answer was lost.
                     *paused = false;
+                    let hb = self.heartbeat_for(peer);
+                    self.messages.push((peer, Request::Append(hb)));
                     self.send_append(peer);
                 }
                 Mode::Snapshot {
@@ -270,8 +303,8 @@ impl Raft {
                     // The driver reports every chunk answered or failed; resend only if that seems lost,
                     // not on every heartbeat (chunks are large).
                     *waited += self.config.heartbeat_ticks;
-                    if *waited >= self.config.election_ticks_max {
-                        *in_flight = false;
+                    if *waited >= chunk_timeout {
+                        *in_flight = None;
                     }
                     let hb = self.heartbeat_for(peer);
                     self.messages.push((peer, Request::Append(hb)));
@@ -320,4 +353,32 @@ impl Raft {
             self.on_commit_advanced();
         }
     }
+}
+
+/// Checks what a follower relies on in an AppendEntries: entries numbered from `prev_log_index + 1` without
+/// gaps, terms never decreasing (starting at or above `prev_log_term`) and none above the leader's term.
+fn well_formed(req: &AppendEntries) -> Result<(), String> {
+    let mut prev_term = req.prev_log_term;
+    if prev_term > req.term {
+        return Err(format!(
+            "prev_log_term {prev_term} is above the leader's term {}",
+            req.term
+        ));
+    }
+    for (expected, e) in (req.prev_log_index + 1..).zip(&req.entries) {
+        if e.index != expected {
+            return Err(format!(
+                "entry {} where {expected} was due (prev_log_index {})",
+                e.index, req.prev_log_index
+            ));
+        }
+        if e.term < prev_term || e.term > req.term {
+            return Err(format!(
+                "entry {} has term {}, outside {prev_term}..={}",
+                e.index, e.term, req.term
+            ));
+        }
+        prev_term = e.term;
+    }
+    Ok(())
 }

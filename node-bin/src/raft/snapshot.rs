@@ -1,5 +1,6 @@
-//! Snapshots over the wire: the leader streams its latest snapshot in chunks (one in flight, resumed from
-//! the follower's offset); the follower buffers them and, on the last one, resets its log to the snapshot.
+//! Snapshots over the wire: the leader streams a snapshot in chunks (one in flight, each named by an id the
+//! answer echoes, resumed from the follower's offset, and finished even if the leader compacts again
+//! meanwhile); the follower buffers them and, on the last one, resets its log to the snapshot.
 
 use super::Raft;
 use super::progress::Mode;
@@ -16,6 +17,8 @@ impl Raft {
             meta: req.meta,
             next_offset: 0,
             done: false,
+            chunk_id: req.chunk_id,
+            chunk_offset: req.offset,
         };
         if req.term < self.term || (req.term == self.term && self.role == Role::Leader) {
             return reply;
@@ -71,23 +74,40 @@ impl Raft {
         reply
     }
 
-    /// The follower's answer to a chunk: send the next one, or resume normal replication when done.
+    /// The follower's answer to a chunk: send the next one, or resume normal replication when done. Only the
+    /// answer to the chunk in flight moves the transfer on; a late or duplicated answer is ignored (a `done`
+    /// still records what the follower holds).
     pub(super) fn handle_snapshot_reply(&mut self, from: NodeId, r: InstallSnapshotReply) {
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.recent_active = true;
+        pr.silent_ticks = 0;
+        let current =
+            matches!(pr.mode, Mode::Snapshot { in_flight: Some(id), .. } if id == r.chunk_id);
         if r.done {
             if r.meta.last_index > pr.match_index {
                 pr.match_index = r.meta.last_index;
             }
-            if pr.is_snapshotting() {
+            if pr.next_index <= pr.match_index {
+                pr.next_index = pr.match_index + 1;
+            }
+            let finished = match &pr.mode {
+                Mode::Snapshot { meta, .. } => current || pr.match_index >= meta.last_index,
+                _ => false,
+            };
+            if finished {
                 let next = pr.match_index + 1;
                 pr.become_probe(next, false);
             }
             self.maybe_commit();
-            self.maybe_send_timeout_now(from);
-            self.send_append(from);
+            if finished {
+                self.maybe_send_timeout_now(from);
+                self.send_append(from);
+            }
+            return;
+        }
+        if !current {
             return;
         }
         if let Mode::Snapshot {
@@ -102,22 +122,21 @@ impl Raft {
             } else {
                 *offset = 0;
             }
-            *in_flight = false;
+            *in_flight = None;
             self.send_snapshot_chunk(from);
         }
     }
 
-    /// Sends the next chunk of the snapshot to `peer` unless one is already in flight.
+    /// Sends the next chunk of the snapshot being streamed to `peer` unless one is already in flight.
     pub(super) fn send_snapshot_chunk(&mut self, peer: NodeId) {
-        let current = self.log.snapshot_meta();
-        let Some(data) = self.log.snapshot_data() else {
-            return;
-        };
+        let chunk_bytes = self.config.snapshot_chunk_bytes.max(1) as u64;
+        let chunk_id = self.next_chunk_id;
         let Some(pr) = self.progress.get_mut(&peer) else {
             return;
         };
         let Mode::Snapshot {
             meta,
+            data,
             offset,
             in_flight,
             waited,
@@ -125,27 +144,24 @@ impl Raft {
         else {
             return;
         };
-        if *in_flight {
+        if in_flight.is_some() {
             return;
         }
         *waited = 0;
-        if *meta != current {
-            // Compacted again meanwhile: send the newer snapshot from the start.
-            *meta = current;
-            *offset = 0;
-        }
         let len = data.len() as u64;
         let start = (*offset).min(len);
-        let end = (start + self.config.snapshot_chunk_bytes.max(1) as u64).min(len);
-        *in_flight = true;
+        let end = (start + chunk_bytes).min(len);
+        *in_flight = Some(chunk_id);
         let msg = InstallSnapshot {
             term: self.term,
             leader: self.config.id,
-            meta: current,
+            meta: *meta,
             offset: start,
             data: data[start as usize..end as usize].to_vec(),
             done: end == len,
+            chunk_id,
         };
+        self.next_chunk_id += 1;
         self.messages.push((peer, Request::Snapshot(msg)));
     }
 }

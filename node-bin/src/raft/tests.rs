@@ -101,6 +101,8 @@ fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Re
         conflict_index: 0,
         last_log_index: match_index,
         read_round,
+        req_prev_index: 0,
+        req_last_index: match_index,
     })
 }
 
@@ -377,7 +379,7 @@ fn follower_commit_advances_only_through_matched_entries() {
 fn fast_backtracking_by_term() {
     let mut r = leader(3, 6, &[1, 1, 4, 4, 5, 5, 6, 6]);
     r.take_ready();
-    let rej = |term, idx| {
+    let rej = |term, idx, prev| {
         Reply::Append(AppendEntriesReply {
             term: 7,
             follower: 2,
@@ -387,18 +389,20 @@ fn fast_backtracking_by_term() {
             conflict_index: idx,
             last_log_index: 9,
             read_round: 0,
+            req_prev_index: prev,
+            req_last_index: prev + 1,
         })
     };
     // The follower has term 2 at the probe point, which the leader never had: skip its whole run.
-    r.handle_reply(2, rej(Some(2), 3));
+    r.handle_reply(2, rej(Some(2), 3, 8));
     let a = &appends_to(&r.take_ready(), 2)[0];
     assert_eq!(a.prev_log_index, 2);
     // The follower has term 4 there, which the leader has too: resume after the leader's last term-4 entry.
-    r.handle_reply(2, rej(Some(4), 3));
+    r.handle_reply(2, rej(Some(4), 3, 2));
     let a = &appends_to(&r.take_ready(), 2)[0];
     assert_eq!(a.prev_log_index, 4);
     // The follower's log is shorter.
-    r.handle_reply(2, rej(None, 2));
+    r.handle_reply(2, rej(None, 2, 4));
     let a = &appends_to(&r.take_ready(), 2)[0];
     assert_eq!(a.prev_log_index, 1);
 }
@@ -434,9 +438,12 @@ fn pipelining_respects_inflight_limit_and_probe_sends_one() {
     assert!(appends_to(&r.take_ready(), 2).is_empty());
     r.tick();
     r.tick();
+    // The heartbeat: an empty message anchored at the match point, then the probe again.
     let sent = appends_to(&r.take_ready(), 2);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].prev_log_index, 3);
+    assert_eq!(sent.len(), 2);
+    assert!(sent[0].entries.is_empty());
+    assert_eq!(sent[1].prev_log_index, 3);
+    assert!(!sent[1].entries.is_empty());
 }
 
 #[test]
@@ -682,6 +689,8 @@ fn lagging_follower_gets_snapshot_in_chunks() {
             conflict_index: 1,
             last_log_index: 0,
             read_round: 0,
+            req_prev_index: 0,
+            req_last_index: 1,
         }),
     );
     let rd = r.take_ready();
@@ -759,6 +768,7 @@ fn snapshot_chunk_out_of_order_asks_for_resume_point() {
         offset,
         data: data.to_vec(),
         done,
+        chunk_id: offset + 1,
     };
     assert_eq!(
         f.handle_install_snapshot(chunk(4, b"4567", false))
@@ -798,6 +808,7 @@ fn snapshot_matching_own_log_just_commits() {
         offset: 0,
         data: vec![1],
         done: false,
+        chunk_id: 1,
     });
     assert!(rep.done);
     assert_eq!((f.log.commit, f.log.last_index()), (3, 4));
@@ -843,4 +854,324 @@ fn higher_term_reply_deposes_leader() {
     let mut r = leader(3, 1, &[]);
     r.handle_reply(2, ok_reply(2, 5, 0, 0));
     assert_eq!((r.role(), r.term(), r.leader()), (Role::Follower, 5, None));
+}
+
+// ---- hostile conditions (issue 8) ----
+
+fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> Reply {
+    let req_last = a.prev_log_index + a.entries.len() as u64;
+    Reply::Append(AppendEntriesReply {
+        term: a.term,
+        follower,
+        success,
+        match_index: if success { req_last } else { 0 },
+        conflict_term: None,
+        conflict_index: if success { 0 } else { last + 1 },
+        last_log_index: last,
+        read_round: a.read_round,
+        req_prev_index: a.prev_log_index,
+        req_last_index: req_last,
+    })
+}
+
+fn chunks_to(rd: &Ready, peer: NodeId) -> Vec<InstallSnapshot> {
+    rd.messages
+        .iter()
+        .filter_map(|(p, m)| match m {
+            Request::Snapshot(s) if *p == peer => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_late_rejection_overtaken_by_successes_is_ignored() {
+    // Batches [2,3] and [4,5] in flight; [4,5] is rejected first (the follower holds only 1), then both
+    // are acknowledged, then the rejection arrives again, late.
+    let mut r = leader(3, 1, &[]);
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.take_ready();
+    for i in 0..4 {
+        r.propose(vec![i]).unwrap();
+    }
+    let sent = appends_to(&r.take_ready(), 2);
+    assert_eq!(
+        sent.iter().map(|a| a.prev_log_index).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    let rejection = reply_to(&sent[1], 2, false, 1);
+    r.handle_reply(2, rejection.clone());
+    let probe = appends_to(&r.take_ready(), 2);
+    assert_eq!(probe[0].prev_log_index, 1, "probes from the follower's end");
+    r.handle_reply(2, reply_to(&sent[0], 2, true, 3));
+    r.handle_reply(2, reply_to(&probe[0], 2, true, 3));
+    for a in appends_to(&r.take_ready(), 2) {
+        let last = a.prev_log_index + a.entries.len() as u64;
+        r.handle_reply(2, reply_to(&a, 2, true, last));
+    }
+    r.take_ready();
+    assert_eq!(r.status().progress[0].match_index, 5);
+    // Compact, then the late rejection: the follower must not be sent back to probing, nor a snapshot.
+    r.handle_reply(3, ok_reply(3, 2, 5, 0));
+    r.take_ready();
+    r.compact(5, b"state".to_vec());
+    r.handle_reply(2, rejection);
+    let rd = r.take_ready();
+    let p = r.status().progress[0];
+    assert_eq!(p.match_index, 5, "a stale answer lowered the match index");
+    assert!(!p.snapshotting && chunks_to(&rd, 2).is_empty());
+    assert!(appends_to(&rd, 2).is_empty(), "nothing to resend");
+}
+
+/// Leader (term 2) whose log 1..=5 is compacted into `data`, with follower 2 being sent that snapshot:
+/// returns the leader and the first chunk.
+fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) {
+    let mut r = leader(3, 1, &[]);
+    for i in 0..4 {
+        r.propose(vec![i]).unwrap();
+    }
+    let rd = r.take_ready();
+    let last = rd.entries.last().unwrap().clone();
+    r.on_persisted(last.index, last.term);
+    r.handle_reply(3, ok_reply(3, 2, 5, 0));
+    r.take_ready();
+    r.compact(5, data.to_vec());
+    r.handle_reply(
+        2,
+        Reply::Append(AppendEntriesReply {
+            term: 2,
+            follower: 2,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 1,
+            last_log_index: 0,
+            read_round: 0,
+            req_prev_index: 0,
+            req_last_index: 1,
+        }),
+    );
+    let chunks = chunks_to(&r.take_ready(), 2);
+    assert_eq!(chunks.len(), 1);
+    (r, chunks[0].clone())
+}
+
+#[test]
+fn at_most_one_snapshot_chunk_is_in_flight_whatever_answers_repeat() {
+    let (mut r, first) = leader_streaming_snapshot(b"0123456789");
+    let mut f = node(2, 3, 1, &[]);
+    f.take_ready();
+    let answer = f.handle_install_snapshot(first.clone());
+    r.handle_reply(2, Reply::Snapshot(answer.clone()));
+    let second = chunks_to(&r.take_ready(), 2);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].offset, 4);
+    assert_ne!(second[0].chunk_id, first.chunk_id);
+    // The same answer again (a duplicated request answered twice, or a late one): nothing more is sent.
+    r.handle_reply(2, Reply::Snapshot(answer.clone()));
+    assert!(
+        chunks_to(&r.take_ready(), 2).is_empty(),
+        "a second chunk went out"
+    );
+    // The answer to a duplicate of the first chunk, arriving late, neither.
+    let dup = f.handle_install_snapshot(first);
+    assert_eq!(dup.chunk_id, answer.chunk_id);
+    r.handle_reply(2, Reply::Snapshot(dup));
+    assert!(chunks_to(&r.take_ready(), 2).is_empty());
+    // A report that the first chunk failed does not free the slot of the second.
+    r.report_unreachable(2, &Request::Snapshot(second[0].clone()).clone());
+    r.report_unreachable(
+        2,
+        &Request::Snapshot(InstallSnapshot {
+            chunk_id: answer.chunk_id,
+            ..second[0].clone()
+        }),
+    );
+    let resent = chunks_to(&r.take_ready(), 2);
+    assert!(
+        resent.is_empty(),
+        "an unreachable report resends only at the heartbeat"
+    );
+}
+
+#[test]
+fn a_snapshot_transfer_finishes_across_new_compactions_and_continues_with_entries() {
+    let (mut r, first) = leader_streaming_snapshot(b"AAAAAAAAAA");
+    let mut f = node(2, 3, 1, &[]);
+    f.take_ready();
+    let mut answer = f.handle_install_snapshot(first);
+    // Meanwhile the leader commits more and compacts again, twice.
+    for round in 0..2u8 {
+        for i in 0..3 {
+            r.propose(vec![round * 10 + i]).unwrap();
+        }
+        let rd = r.take_ready();
+        let last = rd.entries.last().unwrap().clone();
+        r.on_persisted(last.index, last.term);
+        r.handle_reply(3, ok_reply(3, 2, last.index, 0));
+        r.take_ready();
+        r.compact(last.index, vec![b'B' + round; 10]);
+        assert_eq!(r.snapshot_meta().last_index, last.index);
+        // The follower keeps answering within the CheckQuorum window.
+        r.handle_reply(2, Reply::Snapshot(answer.clone()));
+        let next = chunks_to(&r.take_ready(), 2);
+        assert_eq!(next.len(), 1);
+        assert_eq!(
+            next[0].meta.last_index, 5,
+            "the transfer switched to the newer snapshot (round {round})"
+        );
+        assert_eq!(&next[0].data[..], &b"AAAA"[..next[0].data.len().min(4)]);
+        answer = f.handle_install_snapshot(next[0].clone());
+        if answer.done {
+            break;
+        }
+    }
+    assert!(answer.done, "10 bytes in chunks of 4 take three answers");
+    let rd = f.take_ready();
+    assert_eq!(rd.snapshot.unwrap().meta.last_index, 5);
+    r.handle_reply(2, Reply::Snapshot(answer));
+    let rd = r.take_ready();
+    // Entries 6.. were kept for it: replication continues from the snapshot it installed.
+    let next = appends_to(&rd, 2);
+    assert!(
+        chunks_to(&rd, 2).is_empty(),
+        "a second snapshot was started"
+    );
+    assert_eq!(next[0].prev_log_index, 5);
+    assert!(!next[0].entries.is_empty());
+}
+
+#[test]
+fn a_node_that_lost_its_data_does_not_vote_twice_in_a_term() {
+    let mut voter = node(3, 3, 4, &[1]);
+    assert!(
+        voter
+            .handle_request_vote(vote_req(5, 1, (1, 1), false))
+            .granted
+    );
+    // The data directory is lost; the node restarts empty.
+    let mut voter = node(3, 3, 0, &[]);
+    assert!(voter.voting_held());
+    let rep = voter.handle_request_vote(vote_req(5, 2, (1, 1), false));
+    assert!(!rep.granted, "granted term 5 a second time");
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), true))
+            .granted,
+        "pre-vote"
+    );
+    // Nor does it campaign while it waits.
+    for _ in 0..19 {
+        voter.tick();
+    }
+    assert!(
+        !voter
+            .take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }))
+    );
+    // It hears the leader of term 5: its vote in term 5 counts as cast for that leader.
+    voter.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(5, (0, 0), vec![], 0)
+    });
+    assert!(!voter.voting_held());
+    assert_eq!(voter.vote, Some(1));
+    assert!(!take_warnings_empty(&mut voter));
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted
+    );
+    // A later term is a new vote.
+    voter.tick();
+    let mut lone = voter;
+    lone.leader_contact = 100;
+    assert!(
+        lone.handle_request_vote(vote_req(6, 2, (1, 1), false))
+            .granted
+    );
+}
+
+fn take_warnings_empty(r: &mut Raft) -> bool {
+    r.take_warnings().is_empty()
+}
+
+#[test]
+fn an_empty_node_hearing_no_leader_votes_after_a_full_election_timeout() {
+    let mut r = node(3, 3, 0, &[]);
+    for _ in 0..20 {
+        r.tick();
+    }
+    assert!(!r.voting_held());
+    assert!(r.handle_request_vote(vote_req(1, 2, (0, 0), false)).granted);
+    let mut fresh = node(1, 3, 0, &[]);
+    let mut campaigned = false;
+    for _ in 0..60 {
+        fresh.tick();
+        campaigned |= fresh
+            .take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }));
+    }
+    assert!(campaigned, "a fresh cluster must still elect");
+}
+
+#[test]
+fn the_heartbeat_of_a_follower_in_probe_is_empty() {
+    let mut r = leader(3, 1, &[]);
+    r.take_ready();
+    r.propose(vec![7; 4096]).unwrap();
+    r.take_ready();
+    r.tick();
+    r.tick();
+    let sent = appends_to(&r.take_ready(), 2);
+    assert!(
+        sent.iter().any(|a| a.entries.is_empty()),
+        "the probe's entries were the only heartbeat: {sent:?}"
+    );
+}
+
+#[test]
+fn a_heartbeat_answer_frees_a_slot_held_by_a_silently_lost_batch() {
+    let mut r = leader(3, 1, &[]);
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.take_ready();
+    for i in 0..10 {
+        r.propose(vec![i]).unwrap();
+    }
+    let sent = appends_to(&r.take_ready(), 2);
+    assert_eq!(sent.len(), 3, "window full");
+    // All three are lost and nobody reports it; the follower answers heartbeats.
+    r.tick();
+    r.tick();
+    let hb = appends_to(&r.take_ready(), 2)
+        .into_iter()
+        .find(|a| a.entries.is_empty())
+        .expect("a heartbeat");
+    r.handle_reply(2, reply_to(&hb, 2, true, 1));
+    let sent = appends_to(&r.take_ready(), 2);
+    assert_eq!(sent.len(), 1, "a slot was freed");
+    // Its rejection (the gap) sends the follower back to probing from where it is.
+    r.handle_reply(2, reply_to(&sent[0], 2, false, 1));
+    let probe = appends_to(&r.take_ready(), 2);
+    assert_eq!(probe[0].prev_log_index, 1);
+}
+
+#[test]
+fn a_malformed_append_is_refused_in_release_builds_too() {
+    let mut f = node(2, 3, 1, &[1]);
+    let gap = append(1, (1, 1), vec![ent(2, 1), ent(4, 1)], 0);
+    let rep = f.handle_append_entries(gap);
+    assert!(!rep.success);
+    assert_eq!(f.log.last_index(), 1);
+    let rep = f.handle_append_entries(append(1, (1, 1), vec![ent(2, 3)], 0));
+    assert!(!rep.success, "entry term above the leader's");
+    let rep = f.handle_append_entries(append(2, (1, 1), vec![ent(2, 2), ent(3, 1)], 0));
+    assert!(!rep.success, "terms going down");
+    let warnings = f.take_warnings();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings[0].contains("malformed"), "{warnings:?}");
 }

@@ -3,10 +3,12 @@
 //!
 //! Layout of a data directory:
 //! - `LOCK`: flocked while a node runs (holds its pid, for people).
-//! - `wal.log`: CRC-framed records; each [`Storage::persist`] call is one record (hard state, truncation and
-//!   entries together, so a crash keeps all of it or none), one `write` and one `fdatasync`. After a snapshot
-//!   it is rewritten to hold only what follows the snapshot, starting with a `LogStart` record naming the
-//!   snapshot position, so a lost snapshot file is detected.
+//! - `wal.log`: CRC-framed, sequence-numbered records (format in the `wal` module); each [`Storage::persist`]
+//!   call is one write unit (hard state, truncation and entries together, in one record unless the batch
+//!   exceeds 16 MiB), one `write` and one `fdatasync`, and a crash keeps all of it or none. Replay cuts a torn
+//!   final unit and refuses damage that a later unit follows. After a snapshot the file is rewritten to hold
+//!   only what follows the snapshot, starting with a `LogStart` record naming the snapshot position, so a lost
+//!   snapshot file is detected.
 //! - `snapshot.bin`: the latest snapshot, replaced atomically.
 //!
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
@@ -114,6 +116,8 @@ pub struct Storage {
     wal: File,
     /// Bytes of good records in the WAL; a failed write is cut back to this.
     wal_len: u64,
+    /// Sequence number of the next WAL record (continues across rewrites).
+    next_seq: u64,
     /// What the files hold, kept in memory so compaction can rewrite the log without reading it back.
     state: LogState,
     /// Set by the first failed write or fsync; see [`StorageError::Failed`].
@@ -165,7 +169,7 @@ impl Storage {
 
         let snapshot = snapshot_file::read(dir)?;
         let wal_path = dir.join(WAL_FILE);
-        let (mut state, wal_existed, truncated_tail_bytes) = replay_wal(&wal_path)?;
+        let (mut state, wal_existed, truncated_tail_bytes, next_seq) = replay_wal(&wal_path)?;
         let empty = snapshot.is_none() && !state.any;
         if snapshot.is_some() && !wal_existed {
             return Err(StorageError::Corrupt {
@@ -220,6 +224,7 @@ impl Storage {
             wal_path: wal_path.clone(),
             wal: open_append(&wal_path)?,
             wal_len: 0,
+            next_seq,
             state,
             failed: None,
             buf: Vec::new(),
@@ -288,14 +293,15 @@ impl Storage {
         } else {
             wal::chunk_len(entries)
         };
+        let mut unit = wal::Unit::new(&mut buf, self.next_seq);
         let encoded = (|| {
             let batch = RecordRef::Batch {
                 hard_state,
                 truncate_from,
                 entries: &entries[..first],
             };
-            wal::encode(&mut buf, &batch)?;
-            wal::encode_entries(&mut buf, &entries[first..])
+            unit.push(&batch)?;
+            unit.push_entries(&entries[first..])
         })();
         if let Err(source) = encoded {
             self.buf = buf;
@@ -304,9 +310,11 @@ impl Storage {
                 source,
             });
         }
+        let next_seq = unit.finish();
         let written = self.append_synced(&buf);
         self.buf = buf;
         written?;
+        self.next_seq = next_seq;
 
         if let Some(hs) = hard_state {
             self.state.hard_state = *hs;
@@ -321,14 +329,9 @@ impl Storage {
     }
 
     /// Saves a snapshot taken locally, atomically, then compacts the WAL to the hard state and the entries
-    /// after `snapshot.meta.last_index`. The storage keeps its own copy of the log, so `keep` is not needed and
-    /// is ignored. A crash at any point leaves a directory that opens consistently.
-    pub fn save_snapshot(
-        &mut self,
-        snapshot: &Snapshot,
-        keep: &[Entry],
-    ) -> Result<(), StorageError> {
-        let _ = keep;
+    /// after `snapshot.meta.last_index` (the storage keeps its own copy of the log). A crash at any point leaves
+    /// a directory that opens consistently.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.check_usable()?;
         let meta = snapshot.meta;
         self.check_not_older(meta)?;
@@ -438,15 +441,17 @@ impl Storage {
     fn rewrite_wal(&mut self) -> Result<(), StorageError> {
         let tmp = self.dir.join(WAL_TMP_FILE);
         let mut buf = Vec::new();
+        let mut unit = wal::Unit::new(&mut buf, self.next_seq);
         let encoded = (|| {
-            wal::encode(&mut buf, &RecordRef::LogStart(self.state.base))?;
-            wal::encode(&mut buf, &RecordRef::HardState(&self.state.hard_state))?;
-            wal::encode_entries(&mut buf, &self.state.entries)
+            unit.push(&RecordRef::LogStart(self.state.base))?;
+            unit.push(&RecordRef::HardState(&self.state.hard_state))?;
+            unit.push_entries(&self.state.entries)
         })();
         encoded.map_err(|source| StorageError::Encode {
             what: "compacted WAL",
             source,
         })?;
+        let next_seq = unit.finish();
         let result = (|| {
             let io = |op: &'static str, path: &Path| {
                 let path = path.to_path_buf();
@@ -465,6 +470,7 @@ impl Storage {
             Ok(wal) => {
                 self.wal = wal;
                 self.wal_len = buf.len() as u64;
+                self.next_seq = next_seq;
                 Ok(())
             }
             Err(e) => {
@@ -619,12 +625,12 @@ fn entry_term(state: &LogState, index: Index) -> Option<Term> {
     Some(state.entries[(index - state.base.last_index - 1) as usize].term)
 }
 
-/// Reads and replays the WAL, cutting off a bad tail. Returns the state, whether the file existed and how
-/// many bytes were cut.
-fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
+/// Reads and replays the WAL, cutting off a torn tail. Returns the state, whether the file existed, how
+/// many bytes were cut and the sequence number of the next record.
+fn replay_wal(path: &Path) -> Result<(LogState, bool, u64, u64), StorageError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((LogState::default(), false, 0)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((LogState::default(), false, 0, 1)),
         Err(source) => {
             return Err(StorageError::Io {
                 path: path.to_path_buf(),
@@ -633,7 +639,19 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
             });
         }
     };
-    let (records, bad) = wal::decode_all(&bytes);
+    if wal::is_older_format(&bytes) {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "written by an older squall (WAL format 1, without record sequence numbers), which this \
+                     build does not read; start the node on a new data directory"
+                .into(),
+        });
+    }
+    let wal::Decoded {
+        records,
+        bad,
+        next_seq,
+    } = wal::decode_all(&bytes);
     let mut state = LogState::default();
     for (i, record) in records.into_iter().enumerate() {
         state
@@ -662,7 +680,7 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
             offset = bad.offset,
             bytes_cut = cut,
             reason = %bad.reason,
-            "torn or corrupt WAL tail: truncating {cut} bytes at offset {}",
+            "torn final write in the WAL: truncating {cut} bytes at offset {}",
             bad.offset
         );
         let f = OpenOptions::new()
@@ -684,7 +702,7 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64), StorageError> {
             source,
         })?;
     }
-    Ok((state, true, cut))
+    Ok((state, true, cut, next_seq))
 }
 
 fn open_append(path: &Path) -> Result<File, StorageError> {

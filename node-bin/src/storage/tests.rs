@@ -107,7 +107,7 @@ fn entries_already_stored_are_skipped() {
     st.persist(None, None, &entries(3..=5, 1)).unwrap();
     assert_eq!(st.wal_bytes(), len, "a repeat writes nothing");
     st.persist(None, None, &entries(4..=7, 1)).unwrap();
-    st.save_snapshot(&snap(6, 1), &[]).unwrap();
+    st.save_snapshot(&snap(6, 1)).unwrap();
     // Entries inside the snapshot are committed: skipped too.
     st.persist(None, None, &entries(5..=8, 1)).unwrap();
     drop(st);
@@ -155,16 +155,16 @@ fn inconsistent_writes_are_refused_and_write_nothing() {
     assert!(d.contains("vote"), "{d}");
     refused(st.persist(Some(&hs(4, None)), None, &[]));
     // Truncation into the snapshot.
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     let len_after_snapshot = st.wal_bytes();
     assert_ne!(len_after_snapshot, len);
     let d = refused(st.persist(None, Some(3), &[]));
     assert!(d.contains("snapshot"), "{d}");
     // An older snapshot.
-    refused(st.save_snapshot(&snap(2, 2), &[]));
+    refused(st.save_snapshot(&snap(2, 2)));
     refused(st.install_snapshot(&snap(2, 2), &[]));
     // A snapshot whose term contradicts the log.
-    refused(st.save_snapshot(&snap(4, 9), &[]));
+    refused(st.save_snapshot(&snap(4, 9)));
     assert_eq!(st.wal_bytes(), len_after_snapshot);
     // The storage is still usable after refusals.
     st.persist(None, None, &entries(6..=6, 2)).unwrap();
@@ -225,7 +225,7 @@ fn corrupt_record_in_the_middle_is_refused_not_cut() {
         Err(e @ StorageError::Corrupt { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains(&format!("offset {second}")), "{msg}");
-            assert!(msg.contains("intact record follows"), "{msg}");
+            assert!(msg.contains("intact record of a later write"), "{msg}");
             assert!(msg.contains("move the data directory aside"), "{msg}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
@@ -252,11 +252,9 @@ fn an_intact_record_that_does_not_decode_is_refused_not_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut bytes, _, _) = three_batches(tmp.path());
     let good = bytes.len();
-    // A well-framed record (valid CRC) whose payload names no known record kind.
-    let payload = [0xee, 0, 0, 0, 1, 2, 3];
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    // A well-framed record (valid CRC, next in sequence) whose payload names no known record kind.
+    let next = wal::decode_all(&bytes).next_seq;
+    bytes.extend_from_slice(&wal::frame_raw(next, next, 1, &[0xee, 0, 0, 0, 1, 2, 3]));
     fs::write(wal_path(tmp.path()), &bytes).unwrap();
     match Storage::open(tmp.path()) {
         Err(e @ StorageError::Corrupt { .. }) => {
@@ -293,7 +291,7 @@ fn snapshot_compacts_the_wal_and_survives_reopen() {
         st.persist(Some(&hs(4 + i, None)), None, &[]).unwrap();
     }
     let before = st.wal_bytes();
-    st.save_snapshot(&snap(6, 3), &entries(7..=10, 3)).unwrap();
+    st.save_snapshot(&snap(6, 3)).unwrap();
     assert!(st.wal_bytes() < before, "{} !< {before}", st.wal_bytes());
     assert_eq!(
         st.snapshot_meta(),
@@ -316,7 +314,7 @@ fn snapshot_compacts_the_wal_and_survives_reopen() {
 
     // A snapshot covering the whole log leaves it empty; appends continue after it.
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    st.save_snapshot(&snap(11, 23), &[]).unwrap();
+    st.save_snapshot(&snap(11, 23)).unwrap();
     assert!(st.entries().is_empty());
     assert_eq!(st.last_index(), 11);
     st.persist(None, None, &entries(12..=12, 23)).unwrap();
@@ -380,12 +378,12 @@ fn crash_between_snapshot_rename_and_wal_rewrite_opens_consistently() {
         // Open finished the compaction: a second open agrees and finds a WAL starting after the snapshot.
         let again = reopen(tmp.path());
         assert_eq!(again, rec);
-        let (records, bad) = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
-        assert!(bad.is_none());
+        let decoded = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
+        assert!(decoded.bad.is_none());
         assert!(
-            matches!(records[0], wal::Record::LogStart(m) if m.last_index == index),
+            matches!(decoded.records[0], wal::Record::LogStart(m) if m.last_index == index),
             "{:?}",
-            records[0]
+            decoded.records[0]
         );
     }
 }
@@ -396,7 +394,7 @@ fn lost_snapshot_or_lost_wal_is_corruption() {
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
     st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
         .unwrap();
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     drop(st);
 
     let moved = tmp.path().join("saved-snapshot");
@@ -422,7 +420,7 @@ fn corrupt_snapshot_file_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = Storage::open(tmp.path()).unwrap();
     st.persist(None, None, &entries(1..=5, 2)).unwrap();
-    st.save_snapshot(&snap(3, 2), &[]).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
     drop(st);
     let path = tmp.path().join(SNAPSHOT_FILE_NAME);
     let mut bytes = fs::read(&path).unwrap();
@@ -471,8 +469,230 @@ fn large_batches_are_split_into_records_and_read_back() {
         .collect();
     st.persist(None, None, &big).unwrap();
     drop(st);
-    let (records, bad) = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
-    assert!(bad.is_none());
-    assert!(records.len() >= 2, "{} records", records.len());
+    let decoded = wal::decode_all(&fs::read(wal_path(tmp.path())).unwrap());
+    assert!(decoded.bad.is_none());
+    assert!(
+        decoded.records.len() >= 2,
+        "{} records",
+        decoded.records.len()
+    );
     assert_eq!(reopen(tmp.path()).entries, big);
+}
+
+// ---- damage in the middle of the log (issue 8) ----
+
+/// Four fsynced batches (entries 1–3, 4–6, 7–9, 10–12); returns the WAL bytes and where each record starts.
+fn four_batches(dir: &Path) -> (Vec<u8>, Vec<usize>) {
+    let (mut st, _) = Storage::open(dir).unwrap();
+    let mut starts = Vec::new();
+    for b in 0..4 {
+        starts.push(st.wal_bytes() as usize);
+        let hard = (b == 0).then(|| hs(1, Some(1)));
+        st.persist(hard.as_ref(), None, &entries(b * 3 + 1..=b * 3 + 3, 1))
+            .unwrap();
+    }
+    drop(st);
+    (fs::read(wal_path(dir)).unwrap(), starts)
+}
+
+/// Opens a directory whose WAL is `bytes` and expects a refusal that leaves the file as it was.
+fn expect_refused(bytes: &[u8], what: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(wal_path(tmp.path()), bytes).unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("move the data directory aside"),
+                "{what}: {msg}"
+            );
+        }
+        Err(e) => panic!("{what}: expected Corrupt, got {e}"),
+        Ok((_, rec)) => panic!(
+            "{what}: opened with entries up to {:?}, dropping acknowledged ones",
+            rec.entries.last().map(|e| e.index)
+        ),
+    }
+    assert_eq!(
+        fs::read(wal_path(tmp.path())).unwrap(),
+        bytes,
+        "{what}: file changed"
+    );
+}
+
+/// The byte ranges of each header field, and the payload's first bytes, relative to a record's start.
+const FIELDS: [(&str, std::ops::Range<usize>); 7] = [
+    ("marker", 0..4),
+    ("length", 4..8),
+    ("sequence number", 8..16),
+    ("unit", 16..24),
+    ("unit count", 24..28),
+    ("checksum", 28..32),
+    ("payload", 32..40),
+];
+
+#[test]
+fn damage_to_any_field_of_a_middle_record_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bytes, starts) = four_batches(tmp.path());
+    for (name, range) in FIELDS {
+        for at in range.clone() {
+            for bit in [0x01u8, 0x10, 0x80] {
+                let mut damaged = bytes.clone();
+                damaged[starts[1] + at] ^= bit;
+                expect_refused(&damaged, &format!("{name} byte {at} bit {bit:#x}"));
+            }
+        }
+        // The whole field zeroed, as a lost sector would leave it.
+        let mut damaged = bytes.clone();
+        damaged[starts[1] + range.start..starts[1] + range.end].fill(0);
+        expect_refused(&damaged, &format!("{name} zeroed"));
+    }
+    let mut damaged = bytes.clone();
+    damaged[starts[1]..starts[1] + wal::HEADER_LEN].fill(0);
+    expect_refused(&damaged, "whole header zeroed");
+    let mut damaged = bytes.clone();
+    damaged[starts[1]..starts[2]].fill(0);
+    expect_refused(&damaged, "whole record zeroed");
+}
+
+#[test]
+fn damage_to_two_adjacent_records_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bytes, starts) = four_batches(tmp.path());
+    for (a, _) in FIELDS {
+        for (b, rb) in FIELDS {
+            let ra = FIELDS.iter().find(|f| f.0 == a).unwrap().1.clone();
+            let mut damaged = bytes.clone();
+            damaged[starts[1] + ra.start] ^= 0x04;
+            damaged[starts[2] + rb.start] ^= 0x04;
+            expect_refused(&damaged, &format!("{a} of record 2 and {b} of record 3"));
+        }
+    }
+    // Records 2 and 3 wiped together, the fourth intact.
+    let mut damaged = bytes.clone();
+    damaged[starts[1]..starts[3]].fill(0);
+    expect_refused(&damaged, "records 2 and 3 zeroed");
+}
+
+/// Seed for the randomised damage test: `SQUALL_WAL_SEED` replays one, otherwise a new one per run.
+fn damage_seed() -> u64 {
+    match std::env::var("SQUALL_WAL_SEED") {
+        Ok(s) => s.parse().expect("SQUALL_WAL_SEED must be a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    }
+}
+
+#[test]
+fn random_damage_before_the_last_write_is_refused_and_in_it_is_cut() {
+    use rand::{Rng, SeedableRng};
+    let seed = damage_seed();
+    eprintln!("WAL damage test: seed {seed} (rerun with SQUALL_WAL_SEED={seed})");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let (bytes, starts) = four_batches(tmp.path());
+    for case in 0..200 {
+        let mut damaged = bytes.clone();
+        // One to three damaged bytes inside one record, or spread over two adjacent records.
+        let rec = rng.random_range(0..starts.len());
+        let end = starts.get(rec + 1).copied().unwrap_or(bytes.len());
+        let span = if rng.random_bool(0.3) && rec + 2 < starts.len() {
+            starts[rec]..starts[rec + 2]
+        } else {
+            starts[rec]..end
+        };
+        for _ in 0..rng.random_range(1..=3) {
+            let at = rng.random_range(span.clone());
+            damaged[at] ^= rng.random_range(1..=255u8);
+        }
+        let what = format!("seed {seed} case {case}: record {rec}, bytes {span:?}");
+        if rec + 1 < starts.len() {
+            expect_refused(&damaged, &what);
+        } else {
+            // The last write: indistinguishable from a torn one, so it is cut and nothing before it.
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(wal_path(dir.path()), &damaged).unwrap();
+            let rec = reopen(dir.path());
+            assert_eq!(rec.entries, entries(1..=9, 1), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_torn_write_of_several_records_is_cut_whole_whichever_of_its_pages_landed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(1, Some(1))), None, &entries(1..=3, 1))
+        .unwrap();
+    let unit_start = st.wal_bytes() as usize;
+    // One persist above the 16 MiB record size: several records in one write.
+    let big: Vec<Entry> = (4..=21)
+        .map(|i| Entry {
+            index: i,
+            term: 1,
+            payload: Payload::Command(vec![i as u8; 1 << 20]),
+        })
+        .collect();
+    st.persist(None, None, &big).unwrap();
+    drop(st);
+    let bytes = fs::read(wal_path(tmp.path())).unwrap();
+    let decoded = wal::decode_all(&bytes[unit_start..]);
+    assert!(
+        decoded.records.len() >= 2,
+        "the write spans several records"
+    );
+    // The first page of the write never reached the disk; later pages did.
+    let mut torn = bytes.clone();
+    torn[unit_start..unit_start + 4096].fill(0);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(wal_path(dir.path()), &torn).unwrap();
+    let rec = reopen(dir.path());
+    assert_eq!(rec.entries, entries(1..=3, 1));
+    assert_eq!(rec.truncated_tail_bytes, (bytes.len() - unit_start) as u64);
+    // The write stopped exactly at a record boundary inside the unit.
+    let second_record = unit_start
+        + wal::HEADER_LEN
+        + u32::from_le_bytes(bytes[unit_start + 4..unit_start + 8].try_into().unwrap()) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(wal_path(dir.path()), &bytes[..second_record]).unwrap();
+    let rec = reopen(dir.path());
+    assert_eq!(rec.entries, entries(1..=3, 1));
+    // After the cut, new writes continue the sequence and reopen cleanly.
+    let (mut st, _) = Storage::open(dir.path()).unwrap();
+    st.persist(None, None, &entries(4..=4, 2)).unwrap();
+    drop(st);
+    assert_eq!(reopen(dir.path()).entries.len(), 4);
+}
+
+#[test]
+fn a_wal_of_the_older_format_is_refused_not_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = b"any payload";
+    let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    bytes.extend_from_slice(payload);
+    fs::write(wal_path(tmp.path()), &bytes).unwrap();
+    let err = Storage::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("older squall"), "{err}");
+    assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), bytes);
+}
+
+#[test]
+fn sequence_numbers_continue_across_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(1, None)), None, &entries(1..=5, 1))
+        .unwrap();
+    st.persist(None, None, &entries(6..=8, 1)).unwrap();
+    let before = st.next_seq;
+    st.save_snapshot(&snap(6, 1)).unwrap();
+    assert!(st.next_seq > before);
+    st.persist(None, None, &entries(9..=9, 1)).unwrap();
+    let after = st.next_seq;
+    drop(st);
+    let (st, rec) = Storage::open(tmp.path()).unwrap();
+    assert_eq!(st.next_seq, after);
+    assert_eq!(rec.entries, entries(7..=9, 1));
 }

@@ -1,8 +1,25 @@
 //! The write-ahead log's record format and its replay.
 //!
-//! A record is `[u32 len][u32 crc32(payload)][payload]` (little endian), the payload a bincode-encoded
-//! [`Record`]. Replay stops at the first record that is short, has an impossible length, fails its CRC or does
-//! not decode: everything from there on is a torn or corrupt tail that the caller truncates.
+//! A record is a 32-byte header and a payload, little endian:
+//!
+//! ```text
+//! magic u32 "SQWL" | len u32 | seq u64 | unit u64 | count u32 | crc u32 | payload (len bytes)
+//! ```
+//!
+//! `payload` is a bincode-encoded [`Record`]; `crc` is CRC-32 over the first 28 header bytes and the payload.
+//! `seq` numbers records one by one and keeps counting across compactions (a rewritten file continues the
+//! sequence), so a record's place in the history is known from the record alone. Each append (one
+//! `Storage::persist`, fsynced once) is one *write unit*: `unit` is the `seq` of its first record and `count`
+//! how many records it has. A unit counts only when all its records are intact.
+//!
+//! Replay reads records in order. At the first record that is short, damaged (any header field or payload: the
+//! CRC covers both) or out of sequence, it scans the rest of the file byte by byte for any intact record. The
+//! damage is a torn final write if no intact record of a *later* unit follows: every later unit was appended
+//! only after the damaged one was fsynced and acknowledged, so its presence proves the damage hit data that was
+//! durable, and replay refuses instead of cutting. A torn write of a multi-record unit, whose later records
+//! reached the disk and an earlier one did not, is therefore still a torn tail: the whole unit is cut, none of
+//! it having been acknowledged. An intact record that does not decode, or a gap in the sequence between intact
+//! records, is refused too.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,12 +29,16 @@ use crate::raft::{Entry, HardState, Index, SnapshotMeta};
 pub const WAL_FILE: &str = "wal.log";
 /// Where a compacted log is written before it is renamed over [`WAL_FILE`].
 pub(crate) const WAL_TMP_FILE: &str = "wal.log.tmp";
-/// Bytes before each payload: length and CRC.
-pub(crate) const HEADER_LEN: usize = 8;
+/// First four bytes of every record.
+pub(crate) const MAGIC: [u8; 4] = *b"SQWL";
+/// Bytes before each payload.
+pub(crate) const HEADER_LEN: usize = 32;
+/// Bytes of the header the CRC covers (all but the CRC itself).
+const CRC_COVERED: usize = 28;
 /// No record is ever this large; a length above it is garbage, not a record to wait for.
 pub(crate) const MAX_RECORD_LEN: u32 = 256 << 20;
-/// Entries are split into records of about this many payload bytes, far below [`MAX_RECORD_LEN`]. A batch up to
-/// this size is one record, so it becomes durable all or nothing; Raft's batches are far smaller (1 MiB frames).
+/// Entries are split into records of about this many payload bytes, far below [`MAX_RECORD_LEN`]. All records of
+/// one append form one write unit, so a batch is durable all or nothing whatever its size.
 pub(crate) const ENTRIES_CHUNK_BYTES: usize = 16 << 20;
 
 /// What a record says, as written. Must stay variant-for-variant identical to [`Record`]: the writer borrows
@@ -61,36 +82,163 @@ pub(crate) enum Record {
     },
 }
 
-/// Appends one framed record to `buf`.
-pub(crate) fn encode(buf: &mut Vec<u8>, record: &RecordRef<'_>) -> Result<(), bincode::Error> {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; HEADER_LEN]);
-    bincode::serialize_into(&mut *buf, record)?;
-    let payload = &buf[start + HEADER_LEN..];
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&l| l <= MAX_RECORD_LEN)
-        .ok_or_else(|| {
-            Box::new(bincode::ErrorKind::Custom(format!(
-                "WAL record of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit",
-                payload.len()
-            )))
-        })?;
-    let crc = crc32fast::hash(payload);
-    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+/// Builds one write unit in a buffer: records are appended with room for their headers, which are filled in
+/// by [`Unit::finish`] once the number of records is known.
+pub(crate) struct Unit<'b> {
+    buf: &'b mut Vec<u8>,
+    first_seq: u64,
+    starts: Vec<usize>,
 }
 
-/// Appends records for `entries`, split so no record grows past [`ENTRIES_CHUNK_BYTES`] by much.
-pub(crate) fn encode_entries(buf: &mut Vec<u8>, entries: &[Entry]) -> Result<(), bincode::Error> {
-    let mut start = 0;
-    while start < entries.len() {
-        let end = start + chunk_len(&entries[start..]);
-        encode(buf, &RecordRef::Entries(&entries[start..end]))?;
-        start = end;
+impl<'b> Unit<'b> {
+    /// A unit whose first record gets sequence number `first_seq`, appended to `buf`.
+    pub(crate) fn new(buf: &'b mut Vec<u8>, first_seq: u64) -> Unit<'b> {
+        Unit {
+            buf,
+            first_seq,
+            starts: Vec::new(),
+        }
     }
-    Ok(())
+
+    /// Appends one record.
+    pub(crate) fn push(&mut self, record: &RecordRef<'_>) -> Result<(), bincode::Error> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; HEADER_LEN]);
+        bincode::serialize_into(&mut *self.buf, record)?;
+        let len = self.buf.len() - start - HEADER_LEN;
+        if u32::try_from(len).ok().is_none_or(|l| l > MAX_RECORD_LEN) {
+            return Err(Box::new(bincode::ErrorKind::Custom(format!(
+                "WAL record of {len} bytes exceeds the {MAX_RECORD_LEN}-byte limit"
+            ))));
+        }
+        self.starts.push(start);
+        Ok(())
+    }
+
+    /// Appends records for `entries`, split so no record grows past [`ENTRIES_CHUNK_BYTES`] by much.
+    pub(crate) fn push_entries(&mut self, entries: &[Entry]) -> Result<(), bincode::Error> {
+        let mut start = 0;
+        while start < entries.len() {
+            let end = start + chunk_len(&entries[start..]);
+            self.push(&RecordRef::Entries(&entries[start..end]))?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Fills in the headers; returns the sequence number the next unit starts at.
+    pub(crate) fn finish(self) -> u64 {
+        let count = self.starts.len() as u32;
+        let ends: Vec<usize> = self
+            .starts
+            .iter()
+            .skip(1)
+            .copied()
+            .chain([self.buf.len()])
+            .collect();
+        for (i, (&start, &end)) in self.starts.iter().zip(&ends).enumerate() {
+            let header = Header {
+                len: (end - start - HEADER_LEN) as u32,
+                seq: self.first_seq + i as u64,
+                unit: self.first_seq,
+                count,
+            };
+            header.write(&mut self.buf[start..end]);
+        }
+        self.first_seq + u64::from(count)
+    }
+}
+
+/// A record header, as parsed (the magic and CRC checked separately).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// Payload bytes.
+    pub len: u32,
+    /// This record's sequence number.
+    pub seq: u64,
+    /// Sequence number of the first record of its write unit.
+    pub unit: u64,
+    /// Records in its write unit.
+    pub count: u32,
+}
+
+impl Header {
+    /// Writes the header (with its CRC over `record[HEADER_LEN..]`) into the first bytes of `record`.
+    fn write(&self, record: &mut [u8]) {
+        record[0..4].copy_from_slice(&MAGIC);
+        record[4..8].copy_from_slice(&self.len.to_le_bytes());
+        record[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        record[16..24].copy_from_slice(&self.unit.to_le_bytes());
+        record[24..28].copy_from_slice(&self.count.to_le_bytes());
+        let crc = record_crc(&record[..CRC_COVERED], &record[HEADER_LEN..]);
+        record[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// The sequence number of the last record of its unit.
+    fn unit_last(&self) -> u64 {
+        self.unit + u64::from(self.count) - 1
+    }
+}
+
+fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(header);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Why the bytes at the start of `bytes` are not an intact record.
+enum Parse<'a> {
+    /// An intact record: its header and payload.
+    Intact(Header, &'a [u8]),
+    /// Not one; why.
+    Bad(String),
+}
+
+/// Parses the record at the start of `bytes`.
+fn parse(bytes: &[u8]) -> Parse<'_> {
+    if bytes.len() < HEADER_LEN {
+        return Parse::Bad(format!(
+            "short record header ({} of {HEADER_LEN} bytes)",
+            bytes.len()
+        ));
+    }
+    if bytes[0..4] != MAGIC {
+        return Parse::Bad(format!("no record marker (found {:02x?})", &bytes[0..4]));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+    let header = Header {
+        len: u32_at(4),
+        seq: u64_at(8),
+        unit: u64_at(16),
+        count: u32_at(24),
+    };
+    let crc = u32_at(28);
+    if header.len > MAX_RECORD_LEN {
+        return Parse::Bad(format!("impossible record length {}", header.len));
+    }
+    let len = header.len as usize;
+    if bytes.len() - HEADER_LEN < len {
+        return Parse::Bad(format!(
+            "short record: {len} payload bytes announced, {} present",
+            bytes.len() - HEADER_LEN
+        ));
+    }
+    let payload = &bytes[HEADER_LEN..HEADER_LEN + len];
+    let actual = record_crc(&bytes[..CRC_COVERED], payload);
+    if actual != crc {
+        return Parse::Bad(format!(
+            "CRC mismatch (stored {crc:#010x}, computed {actual:#010x})"
+        ));
+    }
+    if header.count == 0 || header.seq < header.unit || header.seq > header.unit_last() {
+        return Parse::Bad(format!(
+            "record {} claims to be in a unit of {} records starting at {}",
+            header.seq, header.count, header.unit
+        ));
+    }
+    Parse::Intact(header, payload)
 }
 
 /// How many leading entries fit in one record (at least one).
@@ -107,107 +255,188 @@ pub(crate) fn chunk_len(entries: &[Entry]) -> usize {
 /// Why replay stopped before the end of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BadTail {
-    /// Offset of the first byte that is not part of a good record.
+    /// Offset of the first byte that is not part of a complete write unit: where to cut a torn tail.
     pub offset: u64,
     /// What was wrong there.
     pub reason: String,
-    /// Not a torn write, so cutting here would silently drop good data: either the record's bytes are
-    /// intact (its CRC matches) but do not decode (a format mismatch or a bug), or the record is damaged
-    /// but an intact record follows it (corruption in the middle of the log).
+    /// Not a torn write, so cutting here would silently drop acknowledged data: a record of a later write
+    /// unit is intact after the damage, or an intact record does not decode or breaks the sequence.
     pub intact: bool,
 }
 
-/// Splits `bytes` into decoded records, stopping at the first bad one.
-pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, Option<BadTail>) {
-    let mut records = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let bad = |reason: String| {
-            Some(BadTail {
-                offset: pos as u64,
-                reason,
-                intact: false,
-            })
-        };
-        let rest = &bytes[pos..];
-        if rest.len() < HEADER_LEN {
-            return (
-                records,
-                bad(format!(
-                    "short record header ({} of {HEADER_LEN} bytes)",
-                    rest.len()
-                )),
-            );
-        }
-        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        // A zero length is what a crash leaves when the file grew but its data never landed (zero fill).
-        if len == 0 || len > MAX_RECORD_LEN {
-            return (records, bad(format!("impossible record length {len}")));
-        }
-        let len = len as usize;
-        if rest.len() - HEADER_LEN < len {
-            return (
-                records,
-                bad(format!(
-                    "short record: {len} payload bytes announced, {} present",
-                    rest.len() - HEADER_LEN
-                )),
-            );
-        }
-        let payload = &rest[HEADER_LEN..HEADER_LEN + len];
-        let actual = crc32fast::hash(payload);
-        if actual != crc {
-            let after = &rest[HEADER_LEN + len..];
-            let reason = format!("CRC mismatch (stored {crc:#010x}, computed {actual:#010x})");
-            // A torn write damages only the last record. A good record after the damaged one means the damage
-            // is in the middle of the log: cutting there would drop entries this node has acknowledged.
-            if next_record_is_good(after) {
-                return (
-                    records,
-                    Some(BadTail {
-                        offset: pos as u64,
-                        reason: format!(
-                            "{reason}, and an intact record follows it ({} bytes after the damage)",
-                            after.len()
-                        ),
-                        intact: true,
-                    }),
-                );
-            }
-            return (records, bad(reason));
-        }
-        match bincode::deserialize::<Record>(payload) {
-            Ok(r) => records.push(r),
-            Err(e) => {
-                let reason = format!("record with a valid CRC does not decode: {e}");
-                return (
-                    records,
-                    Some(BadTail {
-                        offset: pos as u64,
-                        reason,
-                        intact: true,
-                    }),
-                );
-            }
-        }
-        pos += HEADER_LEN + len;
-    }
-    (records, None)
+/// What replay found in a WAL file.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    /// The records of complete write units, in order.
+    pub records: Vec<Record>,
+    /// Where and why replay stopped early, if it did.
+    pub bad: Option<BadTail>,
+    /// The sequence number the next record appended after the good part gets.
+    pub next_seq: u64,
 }
 
-/// True when `bytes` starts with a whole record whose CRC matches.
-fn next_record_is_good(bytes: &[u8]) -> bool {
-    if bytes.len() < HEADER_LEN {
+/// Splits `bytes` into the records of complete write units, stopping at the first damage; tells a torn final
+/// write (cut it) from damage followed by later durable data (refuse). See the module docs.
+pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
+    // Records of the unit being read, not yet known complete.
+    let mut pending: Vec<Record> = Vec::new();
+    let mut records = Vec::new();
+    // Offset where the pending unit starts, and the sequence number after the last good record.
+    let mut unit_offset = 0u64;
+    let mut next_seq: Option<u64> = None;
+    let mut unit: Option<Header> = None;
+    let mut pos = 0usize;
+    let stop = |records, offset: u64, reason: String, intact: bool, next: Option<u64>| Decoded {
+        records,
+        bad: Some(BadTail {
+            offset,
+            reason,
+            intact,
+        }),
+        next_seq: next.unwrap_or(1),
+    };
+    while pos < bytes.len() {
+        let (header, payload) = match parse(&bytes[pos..]) {
+            Parse::Intact(h, p) if next_seq.is_none_or(|n| h.seq == n) => (h, p),
+            Parse::Intact(h, _) if next_seq.is_some_and(|n| h.seq > n) => {
+                let expected = next_seq.expect("checked");
+                return stop(
+                    records,
+                    pos as u64,
+                    format!(
+                        "records {expected}..{} are missing before an intact record {} (damage in the middle \
+                         of the log)",
+                        h.seq - 1,
+                        h.seq
+                    ),
+                    true,
+                    next_seq,
+                );
+            }
+            other => {
+                let reason = match other {
+                    Parse::Bad(r) => r,
+                    Parse::Intact(h, _) => {
+                        format!("stale record {} where {next_seq:?} was due", h.seq)
+                    }
+                };
+                // The damaged record belongs to the pending unit if that is not complete, else to the next.
+                let (damaged_unit, cut_at) = match unit {
+                    Some(h) if next_seq.is_some_and(|n| n <= h.unit_last()) => {
+                        (h.unit, unit_offset)
+                    }
+                    _ => (next_seq.unwrap_or(0), pos as u64),
+                };
+                let cut_next = if cut_at == pos as u64 {
+                    next_seq
+                } else {
+                    Some(damaged_unit)
+                };
+                if let Some((at, later)) = later_unit_after(bytes, pos + 1, damaged_unit) {
+                    return stop(
+                        records,
+                        pos as u64,
+                        format!(
+                            "{reason}, and an intact record of a later write (record {}, at offset {at}) \
+                             follows it",
+                            later.seq
+                        ),
+                        true,
+                        cut_next,
+                    );
+                }
+                return stop(records, cut_at, reason, false, cut_next);
+            }
+        };
+        match bincode::deserialize::<Record>(payload) {
+            Ok(r) => pending.push(r),
+            Err(e) => {
+                return stop(
+                    records,
+                    pos as u64,
+                    format!(
+                        "record {} with a valid CRC does not decode: {e}",
+                        header.seq
+                    ),
+                    true,
+                    next_seq,
+                );
+            }
+        }
+        if header.seq == header.unit {
+            unit_offset = pos as u64;
+        }
+        unit = Some(header);
+        next_seq = Some(header.seq + 1);
+        pos += HEADER_LEN + header.len as usize;
+        if header.seq == header.unit_last() {
+            records.append(&mut pending);
+        }
+    }
+    if let Some(h) = unit
+        && next_seq.is_some_and(|n| n <= h.unit_last())
+    {
+        // The file ends between two records of one unit: the rest of that write never landed.
+        return stop(
+            records,
+            unit_offset,
+            format!(
+                "write unit of {} records starting at record {} ends after record {}",
+                h.count,
+                h.unit,
+                next_seq.unwrap_or(1) - 1
+            ),
+            false,
+            Some(h.unit),
+        );
+    }
+    Decoded {
+        records,
+        bad: None,
+        next_seq: next_seq.unwrap_or(1),
+    }
+}
+
+/// The first intact record at or after `from` that belongs to a write unit after `unit` (its offset and
+/// header), scanning byte by byte past damage.
+fn later_unit_after(bytes: &[u8], from: usize, unit: u64) -> Option<(usize, Header)> {
+    let mut at = from;
+    while at + HEADER_LEN <= bytes.len() {
+        at += bytes[at..].windows(4).position(|w| w == MAGIC)?;
+        if let Parse::Intact(h, _) = parse(&bytes[at..])
+            && h.unit > unit
+        {
+            return Some((at, h));
+        }
+        at += 1;
+    }
+    None
+}
+
+/// True when `bytes` starts with a record of the first WAL format (`[u32 len][u32 crc][payload]`, no marker):
+/// a file this build must not mistake for a torn tail and cut.
+pub(crate) fn is_older_format(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 || bytes[0..4] == MAGIC {
         return false;
     }
-    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    let len = len as usize;
-    len != 0
-        && len as u64 <= u64::from(MAX_RECORD_LEN)
-        && bytes.len() - HEADER_LEN >= len
-        && crc32fast::hash(&bytes[HEADER_LEN..HEADER_LEN + len]) == crc
+    len > 0 && bytes.len() - 8 >= len && crc32fast::hash(&bytes[8..8 + len]) == crc
+}
+
+/// Frames `payload` as one record of a unit, for tests that need records the writer would not produce.
+#[cfg(test)]
+pub(crate) fn frame_raw(seq: u64, unit: u64, count: u32, payload: &[u8]) -> Vec<u8> {
+    let mut rec = vec![0; HEADER_LEN];
+    rec.extend_from_slice(payload);
+    Header {
+        len: payload.len() as u32,
+        seq,
+        unit,
+        count,
+    }
+    .write(&mut rec);
+    rec
 }
 
 /// The log as the WAL describes it: where it starts, the hard state, and the entries after the start.
