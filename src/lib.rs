@@ -7,5 +7,6 @@ pub mod cluster;
 pub mod commands;
 pub mod input;
 pub mod record;
+pub mod scenario;
 pub mod state;
 pub mod ui;
