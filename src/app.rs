@@ -90,10 +90,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {
-            return crate::setup::fail(
-                2,
-                format!("{e}; name a writable file with --events FILE"),
-            );
+            return crate::setup::fail(2, format!("{e}; name a writable file with --events FILE"));
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel();

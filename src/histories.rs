@@ -10,8 +10,8 @@ use crate::check::diagram;
 use crate::check::format::{parse_jsonl, to_edn, to_jsonl};
 use crate::check::{Failure, OpEvent, Report, Verdict, history, linear};
 use crate::cli::{CheckHistoryArgs, HistoryArgs, HistoryFormat};
-use crate::setup::fail;
 use crate::record::eventlog::read_event_log;
+use crate::setup::fail;
 use crate::state::{Event, Stamped};
 
 /// Exit code of a valid history.

@@ -6,12 +6,16 @@
 //! - [`format`]: the JSON Lines history format (read and written) and Jepsen's EDN (written);
 //! - [`linear`]: the linearizability checker (Wing–Gong/Lowe search, per key, memoised);
 //! - [`diagram`]: a failing window drawn as text lanes;
-//! - [`sim`]: a seeded register simulator for benchmarks and tests.
+//! - [`sim`]: a seeded register simulator for benchmarks and tests;
+//! - [`invariants`]: Raft's safety properties checked live from the nodes' statuses;
+//! - [`liveness`]: progress whenever the cluster is healthy, judged apart from safety, and recovery times.
 
 pub mod diagram;
 pub mod format;
 pub mod history;
+pub mod invariants;
 pub mod linear;
+pub mod liveness;
 pub mod sim;
 
 #[cfg(test)]

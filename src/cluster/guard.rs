@@ -84,9 +84,13 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
             "{}: nothing to resume; `restart {id}` starts it again",
             down(id, killed)
         )),
-        (Command::Fault(f), _) if f.is_isolate() && facts.reachable_from(id) == 0 && facts.procs.len() > 1 => Err(
-            format!("node {id} is already cut off from every other node; `heal` reconnects it"),
-        ),
+        (Command::Fault(f), _)
+            if f.is_isolate() && facts.reachable_from(id) == 0 && facts.procs.len() > 1 =>
+        {
+            Err(format!(
+                "node {id} is already cut off from every other node; `heal` reconnects it"
+            ))
+        }
         (Command::Transfer(_), Proc::Down { killed }) => Err(format!(
             "{}: it cannot take leadership; `restart {id}` first",
             down(id, killed)

@@ -8,8 +8,8 @@ pub mod command;
 pub mod fault;
 mod faultset;
 pub mod files;
-pub mod outcome;
 pub mod guard;
+pub mod outcome;
 mod poll;
 mod workload;
 

@@ -1,0 +1,516 @@
+//! Raft's safety properties, checked continuously from what the nodes report (Ongaro & Ousterhout, "In
+//! Search of an Understandable Consensus Algorithm", §5.2–5.4, Figure 3): election safety, log matching,
+//! leader completeness and state-machine safety, plus two properties of a durable node: its commit index
+//! never goes backwards while the process lives, and its term never goes backwards, even across a restart
+//! (the term is on disk), unless its data was declared lost.
+//!
+//! Pure: [`Invariants::observe`] takes one node's [`Observation`] (one status poll) and returns the
+//! violations it reveals, each with its evidence. Memory is bounded: the checker remembers a sliding window
+//! of the most recent indexes and terms ([`WINDOW`]), enough to compare what the nodes' log tails show.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+/// How many recent log indexes (and terms) the checker remembers.
+pub const WINDOW: u64 = 20_000;
+
+/// One node's state at one poll.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// The node.
+    pub node: u64,
+    /// When it was seen, from the start of the session.
+    pub at: Duration,
+    /// Changes whenever the node's process restarts (its pid serves).
+    pub incarnation: u64,
+    /// Current term.
+    pub term: u64,
+    /// The node says it leads in `term`.
+    pub leader: bool,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Index of its last log entry.
+    pub last_log_index: u64,
+    /// Highest index applied to its state machine.
+    pub applied_index: u64,
+    /// A running hash of every command applied up to `applied_index`, if the node reports one.
+    pub applied_hash: Option<u64>,
+    /// The end of its log it shows: `(index, term, command text)`, oldest first.
+    pub log: Vec<(u64, u64, String)>,
+}
+
+/// Which property was broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Property {
+    /// At most one leader per term (§5.2).
+    ElectionSafety,
+    /// Two logs with an entry of the same index and term hold the same command there (§5.3).
+    LogMatching,
+    /// A committed entry is in the log of every leader of a later term (§5.4).
+    LeaderCompleteness,
+    /// No two nodes apply (or commit) different commands at one index (§5.4.3).
+    StateMachineSafety,
+    /// A running node's commit index went backwards.
+    CommitMonotonic,
+    /// A node's term went backwards (within a process or across a restart with its data).
+    TermMonotonic,
+}
+
+impl Property {
+    /// Its name in verdicts and the feed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::ElectionSafety => "election safety",
+            Property::LogMatching => "log matching",
+            Property::LeaderCompleteness => "leader completeness",
+            Property::StateMachineSafety => "state-machine safety",
+            Property::CommitMonotonic => "commit index monotonic",
+            Property::TermMonotonic => "term monotonic",
+        }
+    }
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken property with its evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property.
+    pub property: Property,
+    /// When it was seen.
+    pub at: Duration,
+    /// The nodes involved.
+    pub nodes: Vec<u64>,
+    /// What was seen, in words a person can check.
+    pub evidence: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated: {}", self.property, self.evidence)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Committed {
+    term: u64,
+    /// The lowest term of a node seen reporting it committed: it was committed in that term or earlier.
+    by_term: u64,
+    node: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct NodeSeen {
+    incarnation: u64,
+    commit_index: u64,
+    term: u64,
+}
+
+/// The checker's memory. Feed it every poll of every node with [`Invariants::observe`].
+#[derive(Clone, Debug, Default)]
+pub struct Invariants {
+    leaders: BTreeMap<u64, u64>,
+    entries: BTreeMap<(u64, u64), (String, u64)>,
+    committed: BTreeMap<u64, Committed>,
+    applied: BTreeMap<u64, (u64, u64)>,
+    nodes: HashMap<u64, NodeSeen>,
+    high_index: u64,
+    high_term: u64,
+    violations: Vec<Violation>,
+}
+
+impl Invariants {
+    /// An empty checker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every violation seen so far, oldest first.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// The node's data was lost on purpose (wiped): its term may start again from zero.
+    pub fn data_lost(&mut self, node: u64) {
+        self.nodes.remove(&node);
+    }
+
+    /// Checks one poll of one node against everything seen before, remembers it, and returns the
+    /// violations it reveals (also kept in [`Invariants::violations`]). A property already reported for the
+    /// same nodes and index or term is not reported again.
+    pub fn observe(&mut self, o: &Observation) -> Vec<Violation> {
+        let mut found = Vec::new();
+        let mut v = |property, nodes: Vec<u64>, evidence: String| {
+            found.push(Violation {
+                property,
+                at: o.at,
+                nodes,
+                evidence,
+            })
+        };
+
+        // Monotonic term and commit index.
+        if let Some(seen) = self.nodes.get(&o.node) {
+            if o.term < seen.term {
+                let how = if seen.incarnation == o.incarnation {
+                    "while running"
+                } else {
+                    "across a restart with its data"
+                };
+                v(
+                    Property::TermMonotonic,
+                    vec![o.node],
+                    format!(
+                        "n{}'s term went from {} to {} {how}",
+                        o.node, seen.term, o.term
+                    ),
+                );
+            }
+            if seen.incarnation == o.incarnation && o.commit_index < seen.commit_index {
+                v(
+                    Property::CommitMonotonic,
+                    vec![o.node],
+                    format!(
+                        "n{}'s commit index went from {} to {} while its process ran",
+                        o.node, seen.commit_index, o.commit_index
+                    ),
+                );
+            }
+        }
+
+        // Election safety.
+        if o.leader {
+            match self.leaders.get(&o.term) {
+                Some(&other) if other != o.node => v(
+                    Property::ElectionSafety,
+                    vec![other, o.node],
+                    format!("n{other} and n{} both led term {}", o.node, o.term),
+                ),
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(o.term, o.node);
+                }
+            }
+        }
+
+        // Log matching, and commitment as this node shows it.
+        for (index, term, text) in &o.log {
+            match self.entries.get(&(*index, *term)) {
+                Some((other_text, other)) if other_text != text => v(
+                    Property::LogMatching,
+                    vec![*other, o.node],
+                    format!(
+                        "index {index} term {term} holds `{other_text}` on n{other} but `{text}` on n{}",
+                        o.node
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    self.entries.insert((*index, *term), (text.clone(), o.node));
+                }
+            }
+            if *index <= o.commit_index {
+                match self.committed.get_mut(index) {
+                    Some(c) if c.term != *term => v(
+                        Property::StateMachineSafety,
+                        vec![c.node, o.node],
+                        format!(
+                            "index {index} is committed with term {} on n{} but with term {term} on n{}",
+                            c.term, c.node, o.node
+                        ),
+                    ),
+                    Some(c) => c.by_term = c.by_term.min(o.term),
+                    None => {
+                        self.committed.insert(
+                            *index,
+                            Committed {
+                                term: *term,
+                                by_term: o.term,
+                                node: o.node,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+
+        // Leader completeness: every entry committed in an earlier term is in this leader's log.
+        if o.leader {
+            let shown: HashMap<u64, u64> = o.log.iter().map(|(i, t, _)| (*i, *t)).collect();
+            for (index, c) in &self.committed {
+                if c.by_term >= o.term {
+                    continue;
+                }
+                if *index > o.last_log_index {
+                    v(
+                        Property::LeaderCompleteness,
+                        vec![c.node, o.node],
+                        format!(
+                            "index {index} (term {}) was committed by term {} but n{}, leader of term {}, has a log ending at {}",
+                            c.term, c.by_term, o.node, o.term, o.last_log_index
+                        ),
+                    );
+                    break;
+                }
+                if let Some(&t) = shown.get(index)
+                    && t != c.term
+                {
+                    v(
+                        Property::LeaderCompleteness,
+                        vec![c.node, o.node],
+                        format!(
+                            "index {index} was committed with term {} but n{}, leader of term {}, holds term {t} there",
+                            c.term, o.node, o.term
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+
+        // State-machine safety from the running hash of applied commands.
+        if let Some(hash) = o.applied_hash
+            && o.applied_index > 0
+        {
+            match self.applied.get(&o.applied_index) {
+                Some(&(h, other)) if h != hash => v(
+                    Property::StateMachineSafety,
+                    vec![other, o.node],
+                    format!(
+                        "n{other} and n{} applied different commands up to index {} (state hashes {h:016x} and {hash:016x})",
+                        o.node, o.applied_index
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    self.applied.insert(o.applied_index, (hash, o.node));
+                }
+            }
+        }
+
+        self.nodes.insert(
+            o.node,
+            NodeSeen {
+                incarnation: o.incarnation,
+                commit_index: o.commit_index,
+                term: o.term,
+            },
+        );
+        self.high_index = self.high_index.max(o.last_log_index).max(o.applied_index);
+        self.high_term = self.high_term.max(o.term);
+        self.forget_old();
+
+        // Report each (property, nodes) pair once per index/term: the same stale state polled again is
+        // the same violation.
+        found.retain(|f| {
+            !self
+                .violations
+                .iter()
+                .any(|old| old.property == f.property && old.evidence == f.evidence)
+        });
+        self.violations.extend(found.iter().cloned());
+        found
+    }
+
+    fn forget_old(&mut self) {
+        let floor = self.high_index.saturating_sub(WINDOW);
+        self.entries = self.entries.split_off(&(floor, 0));
+        self.committed = self.committed.split_off(&floor);
+        self.applied = self.applied.split_off(&floor);
+        let term_floor = self.high_term.saturating_sub(WINDOW);
+        self.leaders = self.leaders.split_off(&term_floor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(node: u64, term: u64, commit: u64, log: &[(u64, u64, &str)]) -> Observation {
+        Observation {
+            node,
+            at: Duration::from_secs(1),
+            incarnation: 100 + node,
+            term,
+            leader: false,
+            commit_index: commit,
+            last_log_index: log.last().map_or(0, |e| e.0),
+            applied_index: commit,
+            applied_hash: None,
+            log: log
+                .iter()
+                .map(|(i, t, s)| (*i, *t, s.to_string()))
+                .collect(),
+        }
+    }
+
+    fn leader(mut o: Observation) -> Observation {
+        o.leader = true;
+        o
+    }
+
+    fn one(found: Vec<Violation>, p: Property) -> Violation {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, p, "{found:?}");
+        found.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_healthy_stream_breaks_nothing() {
+        let mut c = Invariants::new();
+        let log = [(1, 1, "noop"), (2, 1, "put a=1"), (3, 2, "noop")];
+        for node in 1..=3 {
+            assert!(c.observe(&obs(node, 2, 3, &log)).is_empty());
+        }
+        assert!(c.observe(&leader(obs(1, 2, 3, &log))).is_empty());
+        assert!(
+            c.observe(&leader(obs(1, 2, 3, &log))).is_empty(),
+            "the same leader again"
+        );
+        let next = [
+            (1, 1, "noop"),
+            (2, 1, "put a=1"),
+            (3, 2, "noop"),
+            (4, 3, "noop"),
+        ];
+        assert!(
+            c.observe(&leader(obs(2, 3, 4, &next))).is_empty(),
+            "a later leader"
+        );
+        assert!(c.violations().is_empty());
+    }
+
+    #[test]
+    fn two_leaders_in_one_term() {
+        let mut c = Invariants::new();
+        assert!(c.observe(&leader(obs(1, 5, 0, &[]))).is_empty());
+        let v = one(
+            c.observe(&leader(obs(2, 5, 0, &[]))),
+            Property::ElectionSafety,
+        );
+        assert_eq!(v.nodes, vec![1, 2]);
+        assert!(v.evidence.contains("n1 and n2 both led term 5"), "{v}");
+        assert!(
+            c.observe(&leader(obs(2, 5, 0, &[]))).is_empty(),
+            "reported once"
+        );
+    }
+
+    #[test]
+    fn same_index_and_term_with_different_commands() {
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 2, 0, &[(7, 2, "put a=1")]));
+        let v = one(
+            c.observe(&obs(3, 2, 0, &[(7, 2, "put a=2")])),
+            Property::LogMatching,
+        );
+        assert!(v.evidence.contains("index 7 term 2"), "{v}");
+        assert_eq!(v.nodes, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_later_leader_missing_a_committed_entry() {
+        let mut c = Invariants::new();
+        // n1 in term 2 says 1..=4 are committed.
+        c.observe(&obs(1, 2, 4, &[(3, 2, "put a=1"), (4, 2, "put b=1")]));
+        // n2 leads term 3 with a log ending at 3.
+        let v = one(
+            c.observe(&leader(obs(2, 3, 3, &[(3, 2, "put a=1")]))),
+            Property::LeaderCompleteness,
+        );
+        assert!(v.evidence.contains("index 4"), "{v}");
+        // A leader of the same term as the commit report is not judged by it (it may be the one that
+        // committed it, or a stale old leader polled late).
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 3, 4, &[(4, 2, "put b=1")]));
+        assert!(c.observe(&leader(obs(2, 3, 3, &[(3, 2, "x")]))).is_empty());
+    }
+
+    #[test]
+    fn a_later_leader_with_another_term_at_a_committed_index() {
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 2, 4, &[(4, 2, "put b=1")]));
+        // Also differs by term, so it is not a log-matching problem; it is leader completeness.
+        let found = c.observe(&leader(obs(2, 4, 0, &[(4, 3, "put b=9")])));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.property == Property::LeaderCompleteness),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn two_nodes_committing_different_entries_at_one_index() {
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 2, 5, &[(5, 2, "put a=1")]));
+        let v = one(
+            c.observe(&obs(2, 3, 5, &[(5, 3, "put a=2")])),
+            Property::StateMachineSafety,
+        );
+        assert!(
+            v.evidence.contains("index 5 is committed with term 2"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn different_applied_hashes_at_one_index() {
+        let mut c = Invariants::new();
+        let mut a = obs(1, 2, 9, &[]);
+        a.applied_hash = Some(0xaa);
+        c.observe(&a);
+        let mut b = obs(2, 2, 9, &[]);
+        b.applied_hash = Some(0xaa);
+        assert!(c.observe(&b).is_empty(), "same hash");
+        let mut d = obs(3, 2, 9, &[]);
+        d.applied_hash = Some(0xbb);
+        let v = one(c.observe(&d), Property::StateMachineSafety);
+        assert!(v.evidence.contains("up to index 9"), "{v}");
+    }
+
+    #[test]
+    fn commit_index_backwards_in_one_process_but_not_across_a_restart() {
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 2, 10, &[]));
+        let v = one(c.observe(&obs(1, 2, 8, &[])), Property::CommitMonotonic);
+        assert!(v.evidence.contains("from 10 to 8"), "{v}");
+        let mut restarted = obs(1, 2, 0, &[]);
+        restarted.incarnation = 999;
+        assert!(c.observe(&restarted).is_empty(), "commit is volatile");
+    }
+
+    #[test]
+    fn term_backwards_within_a_process_or_across_a_restart_unless_wiped() {
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 6, 0, &[]));
+        let mut restarted = obs(1, 4, 0, &[]);
+        restarted.incarnation = 999;
+        let v = one(c.observe(&restarted), Property::TermMonotonic);
+        assert!(v.evidence.contains("across a restart"), "{v}");
+        c.observe(&obs(2, 6, 0, &[]));
+        c.data_lost(2);
+        let mut wiped = obs(2, 0, 0, &[]);
+        wiped.incarnation = 1234;
+        assert!(
+            c.observe(&wiped).is_empty(),
+            "a wiped node starts from term 0"
+        );
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut c = Invariants::new();
+        for i in 1..=(3 * WINDOW) {
+            c.observe(&obs(1, 1, i, &[(i, 1, "put")]));
+        }
+        assert!(c.entries.len() as u64 <= WINDOW + 1);
+        assert!(c.committed.len() as u64 <= WINDOW + 1);
+        assert!(c.violations().is_empty());
+    }
+}

@@ -1,0 +1,276 @@
+//! Liveness, judged apart from safety (as TigerBeetle's simulator does): whenever the cluster is healthy
+//! (every running node connected, a majority up, no fault in force) and outside a declared
+//! "beyond tolerance" window, a leader must exist and a write must commit within a bound. Also measures
+//! recovery: fault end → first commit, and leader lost → new leader.
+//!
+//! Pure: the caller reports time passing with [`Liveness::observe`] and fault ends with
+//! [`Liveness::fault_ended`]; time is the session's, so a replayed stream gives the same verdict.
+
+use std::time::Duration;
+
+/// A period during which liveness is not expected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Excused {
+    /// Start, from the start of the session.
+    pub from: Duration,
+    /// End.
+    pub to: Duration,
+}
+
+/// The cluster as one poll saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// When, from the start of the session.
+    pub at: Duration,
+    /// Every running node is connected to every other, a majority is up, and no fault is in force.
+    pub healthy: bool,
+    /// The leader a majority of nodes agree on, if any.
+    pub leader: Option<u64>,
+    /// The highest commit index any node reports.
+    pub commit_index: u64,
+}
+
+/// A healthy period in which the cluster made no progress within the bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// When the obligation began (the cluster became healthy, or last made progress).
+    pub from: Duration,
+    /// When the bound ran out.
+    pub to: Duration,
+    /// What was missing: no leader, or a leader but no commit.
+    pub what: String,
+}
+
+/// One measured recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// What happened: the fault that ended, or "leader n2 lost".
+    pub what: String,
+    /// When it happened.
+    pub from: Duration,
+    /// When the cluster recovered (a commit after a fault ended, a new leader after one was lost);
+    /// `None` while it has not.
+    pub to: Option<Duration>,
+}
+
+impl Recovery {
+    /// How long recovery took, if it has happened.
+    pub fn took(&self) -> Option<Duration> {
+        self.to.map(|t| t.saturating_sub(self.from))
+    }
+}
+
+/// The liveness tracker.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    bound: Duration,
+    excused: Vec<Excused>,
+    /// Start of the current obligation (healthy, not excused, no progress since).
+    owed_since: Option<Duration>,
+    commit_at_start: u64,
+    failed_this_period: bool,
+    leader: Option<u64>,
+    last_commit: u64,
+    failures: Vec<Failure>,
+    recoveries: Vec<Recovery>,
+}
+
+impl Liveness {
+    /// A tracker that allows `bound` of healthy time without progress, except within `excused` windows.
+    pub fn new(bound: Duration, excused: Vec<Excused>) -> Self {
+        Liveness {
+            bound,
+            excused,
+            owed_since: None,
+            commit_at_start: 0,
+            failed_this_period: false,
+            leader: None,
+            last_commit: 0,
+            failures: Vec::new(),
+            recoveries: Vec::new(),
+        }
+    }
+
+    /// Every liveness failure so far.
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Every recovery measured so far, in the order they began.
+    pub fn recoveries(&self) -> &[Recovery] {
+        &self.recoveries
+    }
+
+    /// A fault (`what`, e.g. "partition bridge") was removed at `at`: measure the time to the next commit.
+    pub fn fault_ended(&mut self, at: Duration, what: impl Into<String>) {
+        self.recoveries.push(Recovery {
+            what: format!("{} ended", what.into()),
+            from: at,
+            to: None,
+        });
+    }
+
+    fn excused_at(&self, at: Duration) -> bool {
+        self.excused.iter().any(|w| w.from <= at && at < w.to)
+    }
+
+    /// Takes one sample; returns the failure it reveals, if any (at most one per healthy period without
+    /// progress).
+    pub fn observe(&mut self, s: Sample) -> Option<Failure> {
+        let progressed = s.commit_index > self.last_commit;
+        if progressed {
+            for r in self.recoveries.iter_mut().filter(|r| r.to.is_none()) {
+                if !r.what.starts_with("leader") && r.from <= s.at {
+                    r.to = Some(s.at);
+                }
+            }
+        }
+        match (self.leader, s.leader) {
+            (Some(old), None) => self.recoveries.push(Recovery {
+                what: format!("leader n{old} lost"),
+                from: s.at,
+                to: None,
+            }),
+            (_, Some(_)) => {
+                for r in self.recoveries.iter_mut().filter(|r| r.to.is_none()) {
+                    if r.what.starts_with("leader") {
+                        r.to = Some(s.at);
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        self.leader = s.leader;
+        self.last_commit = self.last_commit.max(s.commit_index);
+
+        if !s.healthy || self.excused_at(s.at) {
+            self.owed_since = None;
+            self.failed_this_period = false;
+            return None;
+        }
+        let Some(since) = self.owed_since else {
+            self.owed_since = Some(s.at);
+            self.commit_at_start = s.commit_index;
+            return None;
+        };
+        if s.leader.is_some() && s.commit_index > self.commit_at_start {
+            // Met: a new obligation starts now (the cluster must keep making progress).
+            self.owed_since = Some(s.at);
+            self.commit_at_start = s.commit_index;
+            self.failed_this_period = false;
+            return None;
+        }
+        if s.at.saturating_sub(since) > self.bound && !self.failed_this_period {
+            self.failed_this_period = true;
+            let what = if s.leader.is_none() {
+                "no leader".to_string()
+            } else {
+                format!("a leader but no commit past index {}", self.commit_at_start)
+            };
+            let f = Failure {
+                from: since,
+                to: s.at,
+                what,
+            };
+            self.failures.push(f.clone());
+            return Some(f);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn sample(at: u64, healthy: bool, leader: Option<u64>, commit: u64) -> Sample {
+        Sample {
+            at: ms(at),
+            healthy,
+            leader,
+            commit_index: commit,
+        }
+    }
+
+    #[test]
+    fn a_healthy_cluster_that_commits_is_live() {
+        let mut l = Liveness::new(ms(1000), vec![]);
+        for t in 0..100 {
+            assert_eq!(l.observe(sample(t * 100, true, Some(1), t)), None);
+        }
+        assert!(l.failures().is_empty());
+    }
+
+    #[test]
+    fn a_healthy_cluster_without_a_leader_past_the_bound_fails_once() {
+        let mut l = Liveness::new(ms(1000), vec![]);
+        let mut failures = vec![];
+        for t in 0..40 {
+            failures.extend(l.observe(sample(t * 100, true, None, 5)));
+        }
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].what, "no leader");
+        assert_eq!(failures[0].from, ms(0));
+        assert_eq!(failures[0].to, ms(1100));
+    }
+
+    #[test]
+    fn a_leader_that_commits_nothing_fails_too() {
+        let mut l = Liveness::new(ms(500), vec![]);
+        let mut failures = vec![];
+        for t in 0..20 {
+            failures.extend(l.observe(sample(t * 100, true, Some(2), 7)));
+        }
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].what.contains("no commit past index 7"));
+    }
+
+    #[test]
+    fn faults_and_excused_windows_owe_nothing() {
+        let mut l = Liveness::new(
+            ms(500),
+            vec![Excused {
+                from: ms(2000),
+                to: ms(5000),
+            }],
+        );
+        for t in 0..20 {
+            assert_eq!(
+                l.observe(sample(t * 100, false, None, 0)),
+                None,
+                "unhealthy"
+            );
+        }
+        for t in 20..50 {
+            assert_eq!(l.observe(sample(t * 100, true, None, 0)), None, "excused");
+        }
+        // Past the window the obligation starts: 500 ms later it fails.
+        let mut failures = vec![];
+        for t in 50..70 {
+            failures.extend(l.observe(sample(t * 100, true, None, 0)));
+        }
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].from, ms(5000));
+    }
+
+    #[test]
+    fn recovery_times_are_measured() {
+        let mut l = Liveness::new(ms(5000), vec![]);
+        l.observe(sample(0, true, Some(1), 10));
+        l.observe(sample(100, false, None, 10));
+        l.fault_ended(ms(300), "partition halves");
+        l.observe(sample(400, true, None, 10));
+        l.observe(sample(650, true, Some(2), 10));
+        l.observe(sample(900, true, Some(2), 11));
+        let r = l.recoveries();
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0].what, "leader n1 lost");
+        assert_eq!(r[0].took(), Some(ms(550)));
+        assert_eq!(r[1].what, "partition halves ended");
+        assert_eq!(r[1].took(), Some(ms(600)));
+    }
+}

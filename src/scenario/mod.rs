@@ -1,0 +1,310 @@
+//! Scenario files: a cluster, a workload, faults on a timeline and/or from a seeded random nemesis, a
+//! duration, a final heal with a recovery period, and the checks to run. Pure: parsing, validation and
+//! expansion into a [`Plan`] (every setting a seed expands into and every timed command). Running a plan
+//! against real processes is the cluster layer's job.
+//!
+//! The shape follows Jepsen's test maps (a generator of operations and a nemesis schedule, judged by checkers
+//! to `true / false / :unknown`) and TigerBeetle's VOPR (a seed expands into every option, printed).
+//!
+//! ```toml
+//! name = "bridge"
+//! expect = "valid"               # what this scenario should find: valid | invalid
+//!
+//! [cluster]
+//! nodes = 5
+//! election-timeout = "150..300ms"
+//! heartbeat = "50ms"
+//!
+//! [workload]
+//! kind = "counter"               # counter | lin-kv
+//! rate = 50
+//!
+//! [run]
+//! duration = "20s"               # the fault phase
+//! recovery = "10s"               # after the final heal
+//!
+//! [[timeline]]
+//! at = "5s"
+//! do = "partition bridge"        # one line of the headless vocabulary
+//! until = "15s"                  # optional: the fault is undone then
+//!
+//! [nemesis]                      # optional: a seeded random nemesis, as Jepsen's combined nemesis
+//! kinds = ["kill", "pause", "partition"]
+//! interval = "3s..6s"
+//! ```
+
+pub mod nemesis;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use nemesis::{NemesisKind, NemesisSpec};
+pub use parse::{ScenarioError, parse_scenario};
+
+/// What a scenario expects its verdict to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every check passes.
+    Valid,
+    /// Some check finds a violation (the scenario demonstrates a bug or an unsafe setting).
+    Invalid,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expect::Valid => "valid",
+            Expect::Invalid => "invalid",
+        })
+    }
+}
+
+/// Which built-in workload runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Increments of eight counters, checked by tally (Jepsen's counter).
+    Counter,
+    /// read / write / cas on a few keys, checked for linearizability (Jepsen's and Maelstrom's lin-kv).
+    LinKv,
+    /// No workload.
+    None,
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Counter => "counter",
+            WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::None => "none",
+        })
+    }
+}
+
+/// The cluster a scenario runs on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSettings {
+    /// Number of nodes (1 to 9).
+    pub nodes: u64,
+    /// Election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Snapshot every N applied entries.
+    pub snapshot_every: u64,
+    /// The seed, when the file fixes one (`--seed` overrides it; otherwise one is drawn and printed).
+    pub seed: Option<u64>,
+    /// Serve each node's data directory through the fault filesystem.
+    pub disk_faults: bool,
+    /// Node binary to run instead of squall itself.
+    pub node_bin: Option<PathBuf>,
+    /// Extra flags passed to every node (for example `--no-pre-vote`).
+    pub node_args: Vec<String>,
+}
+
+/// The built-in client workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadSettings {
+    /// Which workload.
+    pub kind: WorkloadKind,
+    /// Operations per second, all clients together.
+    pub rate: u32,
+    /// Concurrent clients (lin-kv).
+    pub clients: u32,
+    /// Keys (lin-kv).
+    pub keys: u32,
+}
+
+/// Which checks decide the verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checks {
+    /// The counter tally (nothing acknowledged lost, nothing invented); counter workload only.
+    pub counter: bool,
+    /// Linearizability of the history; lin-kv workload only.
+    pub linearizable: bool,
+    /// Live Raft safety invariants from the nodes' statuses.
+    pub invariants: bool,
+    /// A leader and a commit within `liveness_bound` whenever the cluster is healthy.
+    pub liveness: bool,
+    /// How long a healthy cluster may go without a leader and a commit (default: 10 maximum election
+    /// timeouts).
+    pub liveness_bound: Duration,
+    /// How long the linearizability checker may search before its verdict is unknown.
+    pub checker_deadline: Duration,
+}
+
+/// A command on the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// When, from the start of the run.
+    pub at: Duration,
+    /// One line of the headless vocabulary.
+    pub command: String,
+    /// When to undo it (restart what was killed, resume what was paused, heal the fault), if ever.
+    pub until: Option<Duration>,
+    /// 1-based line of the file it came from (0 when generated by the nemesis).
+    pub line: usize,
+}
+
+/// A period in which liveness is not expected (faults beyond what the cluster tolerates); safety still is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Start, from the start of the run.
+    pub from: Duration,
+    /// End.
+    pub to: Duration,
+}
+
+/// A parsed and validated scenario file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Short name (defaults to the file stem).
+    pub name: String,
+    /// What it reproduces, for people.
+    pub description: String,
+    /// The verdict the scenario should find.
+    pub expect: Expect,
+    /// The cluster.
+    pub cluster: ClusterSettings,
+    /// The workload.
+    pub workload: WorkloadSettings,
+    /// Length of the fault phase.
+    pub duration: Duration,
+    /// Heal everything at the end of the fault phase.
+    pub final_heal: bool,
+    /// How long to run after the final heal before judging.
+    pub recovery: Duration,
+    /// Hand-written steps, in time order.
+    pub timeline: Vec<Step>,
+    /// The random nemesis, if any.
+    pub nemesis: Option<NemesisSpec>,
+    /// The checks.
+    pub checks: Checks,
+    /// Declared periods without liveness.
+    pub beyond_tolerance: Vec<Window>,
+}
+
+/// A scenario with its seed expanded: every setting and every timed command, in time order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The scenario it came from.
+    pub scenario: Scenario,
+    /// The seed every random choice came from.
+    pub seed: u64,
+    /// Timeline and nemesis steps merged, in time order (stable: the timeline's before the nemesis' at one
+    /// instant).
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// Expands the scenario with `seed` into a [`Plan`]: the nemesis draws its schedule from the seed, so
+    /// the same file and seed always give the same steps.
+    pub fn plan(&self, seed: u64) -> Plan {
+        let mut steps = self.timeline.clone();
+        if let Some(n) = &self.nemesis {
+            steps.extend(n.schedule(seed, self.cluster.nodes, self.duration));
+        }
+        steps.sort_by_key(|s| s.at);
+        Plan {
+            scenario: self.clone(),
+            seed,
+            steps,
+        }
+    }
+}
+
+impl Plan {
+    /// Every setting the seed expanded into, one `key = value` per line, then every step: what `squall run`
+    /// prints before it starts, so a run can be read (and rerun) from its output alone.
+    pub fn describe(&self) -> String {
+        let s = &self.scenario;
+        let c = &s.cluster;
+        let w = &s.workload;
+        let k = &s.checks;
+        let d = crate::scenario::fmt_duration;
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
+        line("scenario", s.name.clone());
+        line("expect", s.expect.to_string());
+        line("seed", self.seed.to_string());
+        line("nodes", c.nodes.to_string());
+        line(
+            "election-timeout",
+            format!("{}..{}", d(c.election_timeout.0), d(c.election_timeout.1)),
+        );
+        line("heartbeat", d(c.heartbeat));
+        line("snapshot-every", c.snapshot_every.to_string());
+        line("disk-faults", c.disk_faults.to_string());
+        if let Some(b) = &c.node_bin {
+            line("node-bin", b.display().to_string());
+        }
+        if !c.node_args.is_empty() {
+            line("node-args", c.node_args.join(" "));
+        }
+        line("workload", w.kind.to_string());
+        if w.kind != WorkloadKind::None {
+            line("rate", format!("{}/s", w.rate));
+        }
+        if w.kind == WorkloadKind::LinKv {
+            line("clients", w.clients.to_string());
+            line("keys", w.keys.to_string());
+        }
+        line("duration", d(s.duration));
+        line("final-heal", s.final_heal.to_string());
+        line("recovery", d(s.recovery));
+        let mut checks = vec![];
+        if k.counter {
+            checks.push("counter");
+        }
+        if k.linearizable {
+            checks.push("linearizable");
+        }
+        if k.invariants {
+            checks.push("invariants");
+        }
+        if k.liveness {
+            checks.push("liveness");
+        }
+        line("checks", checks.join(" "));
+        line("liveness-bound", d(k.liveness_bound));
+        for w in &s.beyond_tolerance {
+            line("beyond-tolerance", format!("{}..{}", d(w.from), d(w.to)));
+        }
+        if let Some(n) = &s.nemesis {
+            line("nemesis", n.describe());
+        }
+        for st in &self.steps {
+            let until = st
+                .until
+                .map(|u| format!(" until {}", d(u)))
+                .unwrap_or_default();
+            let from = if st.line == 0 {
+                " (nemesis)".to_string()
+            } else {
+                String::new()
+            };
+            line(
+                "step",
+                format!("{:>8} {}{until}{from}", d(st.at), st.command),
+            );
+        }
+        out
+    }
+}
+
+/// A duration as a person writes it and as scenario files read it back: `250ms`, `5s`, `1500ms`, `2m`.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}

@@ -1,0 +1,229 @@
+//! Scenario parsing: a full file, defaults, and every error path naming its line.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+/// A stand-in for the headless parser: knows a few verbs and checks node ids against the cluster size.
+fn vocab(line: &str, nodes: u64) -> Result<(), String> {
+    let mut w = line.split_whitespace();
+    match w.next() {
+        Some("kill" | "pause" | "restart" | "isolate") => {
+            let n: u64 = w
+                .next()
+                .ok_or("needs a node id")?
+                .parse()
+                .map_err(|_| "not a node id".to_string())?;
+            if n == 0 || n > nodes {
+                Err(format!("no node {n} (the cluster has nodes 1 to {nodes})"))
+            } else {
+                Ok(())
+            }
+        }
+        Some("partition" | "heal") => Ok(()),
+        Some(other) => Err(format!("unknown command `{other}`")),
+        None => Err("empty command".into()),
+    }
+}
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    parse_scenario(Path::new("s.toml"), text, &vocab)
+}
+
+fn err(text: &str) -> (Option<usize>, String) {
+    let e = parse(text).expect_err("should be refused");
+    assert!(e.to_string().starts_with("s.toml"), "{e}");
+    (e.line, e.message)
+}
+
+const FULL: &str = r#"
+name = "bridge"
+description = "a bridge node sees both sides"
+expect = "valid"
+
+[cluster]
+nodes = 5
+election-timeout = "150..300ms"
+heartbeat = "50ms"
+seed = 42
+
+[workload]
+kind = "counter"
+rate = 50
+
+[run]
+duration = "20s"
+recovery = "5s"
+
+[[timeline]]
+at = "5s"
+do = "partition bridge"
+until = "15s"
+
+[[timeline]]
+at = "2s"
+do = "kill 2"
+
+[nemesis]
+kinds = ["kill", "pause"]
+interval = "3s..6s"
+max-down = 1
+
+[[beyond-tolerance]]
+from = "5s"
+to = "15s"
+"#;
+
+#[test]
+fn a_full_file_reads_into_every_setting() {
+    let s = parse(FULL).unwrap();
+    assert_eq!(s.name, "bridge");
+    assert_eq!(s.expect, Expect::Valid);
+    assert_eq!(s.cluster.nodes, 5);
+    assert_eq!(
+        s.cluster.election_timeout,
+        (Duration::from_millis(150), Duration::from_millis(300))
+    );
+    assert_eq!(s.cluster.seed, Some(42));
+    assert_eq!(s.workload.rate, 50);
+    assert_eq!(s.duration, Duration::from_secs(20));
+    assert_eq!(s.recovery, Duration::from_secs(5));
+    // Sorted by time; each step remembers its line.
+    assert_eq!(s.timeline[0].command, "kill 2");
+    assert_eq!(s.timeline[0].line, 27);
+    assert_eq!(s.timeline[1].until, Some(Duration::from_secs(15)));
+    assert!(s.checks.counter && !s.checks.linearizable && s.checks.invariants && s.checks.liveness);
+    assert_eq!(s.checks.liveness_bound, Duration::from_secs(3));
+    let n = s.nemesis.as_ref().unwrap();
+    assert_eq!(n.kinds, vec![NemesisKind::Kill, NemesisKind::Pause]);
+    assert_eq!(s.beyond_tolerance.len(), 1);
+}
+
+#[test]
+fn an_empty_file_is_a_quiet_three_node_run_with_defaults() {
+    let s = parse("").unwrap();
+    assert_eq!(s.cluster.nodes, 3);
+    assert_eq!(s.workload.kind, WorkloadKind::Counter);
+    assert_eq!(s.duration, Duration::from_secs(30));
+    assert!(s.final_heal);
+    assert!(s.timeline.is_empty() && s.nemesis.is_none());
+}
+
+#[test]
+fn a_plan_prints_every_setting_and_is_the_same_for_the_same_seed() {
+    let s = parse(FULL).unwrap();
+    let a = s.plan(9);
+    assert_eq!(a, s.plan(9));
+    let text = a.describe();
+    for want in [
+        "seed                   9",
+        "nodes                  5",
+        "election-timeout       150ms..300ms",
+        "step                         2s kill 2",
+        "partition bridge until 15s",
+        "(nemesis)",
+        "beyond-tolerance       5s..15s",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // The nemesis' steps sit among the timeline's in time order.
+    assert!(a.steps.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(a.steps.len() > 2);
+}
+
+#[test]
+fn syntax_errors_name_their_line() {
+    let (line, msg) = err("name = \"x\"\n[cluster\nnodes = 3\n");
+    assert_eq!(line, Some(2), "{msg}");
+}
+
+#[test]
+fn unknown_keys_name_their_line() {
+    let (line, msg) = err("[cluster]\nnodes = 3\nleader = 1\n");
+    assert_eq!(line, Some(3), "{msg}");
+    assert!(msg.contains("leader"), "{msg}");
+}
+
+#[test]
+fn values_out_of_range_are_refused_with_the_range() {
+    let (line, msg) = err("[cluster]\nnodes = 12\n");
+    assert_eq!(line, Some(2));
+    assert!(
+        msg.contains("cluster.nodes = 12 is out of range: use 1 to 9"),
+        "{msg}"
+    );
+    let (_, msg) = err("[workload]\nrate = 0\n");
+    assert!(msg.contains("workload.rate = 0"), "{msg}");
+    let (_, msg) = err("[cluster]\nheartbeat = \"5ms\"\n");
+    assert!(msg.contains("at least 10ms"), "{msg}");
+    let (_, msg) = err("[cluster]\nheartbeat = \"400ms\"\n");
+    assert!(msg.contains("shorter than the election timeout"), "{msg}");
+    let (_, msg) = err("[cluster]\nelection-timeout = \"300..150ms\"\n");
+    assert!(msg.contains("lower bound is above"), "{msg}");
+    let (_, msg) = err("[run]\nduration = \"0s\"\n");
+    assert!(msg.contains("more than 0s"), "{msg}");
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    let (line, msg) = err("[cluster]\nnodes = \"five\"\n");
+    assert_eq!(line, Some(2), "{msg}");
+}
+
+#[test]
+fn bad_durations_name_the_key_and_the_value() {
+    let (line, msg) = err("[run]\nduration = \"soon\"\n");
+    assert_eq!(line, Some(2));
+    assert!(msg.contains("run.duration = \"soon\""), "{msg}");
+    assert!(msg.contains("like 250ms"), "{msg}");
+}
+
+#[test]
+fn timeline_times_outside_the_run_are_refused() {
+    let text = "[run]\nduration = \"10s\"\n[[timeline]]\nat = \"12s\"\ndo = \"kill 1\"\n";
+    let (line, msg) = err(text);
+    assert_eq!(line, Some(4));
+    assert!(msg.contains("after the end of the fault phase"), "{msg}");
+    let text =
+        "[run]\nduration = \"10s\"\n[[timeline]]\nat = \"5s\"\ndo = \"kill 1\"\nuntil = \"4s\"\n";
+    let (line, msg) = err(text);
+    assert_eq!(line, Some(6));
+    assert!(msg.contains("must be after"), "{msg}");
+}
+
+#[test]
+fn timeline_commands_go_through_the_vocabulary() {
+    let (line, msg) = err("[[timeline]]\nat = \"1s\"\ndo = \"explode 2\"\n");
+    assert_eq!(line, Some(3));
+    assert!(
+        msg.contains("`explode 2`: unknown command `explode`"),
+        "{msg}"
+    );
+    let (line, msg) = err("[cluster]\nnodes = 3\n[[timeline]]\nat = \"1s\"\ndo = \"kill 7\"\n");
+    assert_eq!(line, Some(5));
+    assert!(msg.contains("no node 7"), "{msg}");
+}
+
+#[test]
+fn unknown_fault_kinds_and_empty_nemeses_are_refused() {
+    let (line, msg) = err("[nemesis]\nkinds = [\"kill\",\n \"meteor\"]\n");
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("unknown fault kind \"meteor\""), "{msg}");
+    assert!(msg.contains("kill, pause, partition"), "{msg}");
+    let (_, msg) = err("[nemesis]\nkinds = []\n");
+    assert!(msg.contains("nemesis.kinds is empty"), "{msg}");
+    let (_, msg) = err("[cluster]\nnodes = 3\n[nemesis]\nkinds = [\"kill\"]\nmax-down = 4\n");
+    assert!(msg.contains("nemesis.max-down = 4"), "{msg}");
+}
+
+#[test]
+fn checks_must_fit_the_workload_and_expect_must_be_a_verdict() {
+    let (_, msg) = err("[workload]\nkind = \"counter\"\n[checks]\nlinearizable = true\n");
+    assert!(msg.contains("needs workload.kind = \"lin-kv\""), "{msg}");
+    let (_, msg) = err("[workload]\nkind = \"bank\"\n");
+    assert!(msg.contains("workload.kind = \"bank\""), "{msg}");
+    let (line, msg) = err("expect = \"maybe\"\n");
+    assert_eq!(line, Some(1));
+    assert!(msg.contains("use \"valid\" or \"invalid\""), "{msg}");
+}
