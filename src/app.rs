@@ -20,7 +20,7 @@ use crate::record::eventlog::EventLogWriter;
 use crate::state::{ClusterState, Event, FeedKind, HoldBack, Stamped, StatusCompressor, ViewState};
 
 /// Where the session's pieces go, decided before the cluster starts.
-struct Session {
+pub(crate) struct Session {
     log: Option<EventLogWriter<Stamped>>,
     state: ClusterState,
     recorder: Option<Recorder>,
@@ -32,7 +32,7 @@ struct Session {
 
 impl Session {
     /// Folds one event into the state and the event log; returns feed lines it added.
-    fn apply(&mut self, mut e: Stamped) -> Vec<crate::state::FeedLine> {
+    pub(crate) fn apply(&mut self, mut e: Stamped) -> Vec<crate::state::FeedLine> {
         // The compact form is what gets applied and logged, so a replay goes through the very same updates.
         e.event = self.compressor.encode(e.event);
         self.state.apply(&e);
@@ -154,14 +154,10 @@ async fn headless(
         }
         let _ = line_tx.send(None);
     });
-    let mut out = Console::default();
-    let mut held = HoldBack::new(CONSOLE_HOLD_MS);
+    let mut feed = ConsoleFeed::new();
     let mut release = tokio::time::interval(Duration::from_millis(50));
     release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_summary = (None, 0);
-    let mut last_commit_line = std::time::Instant::now();
-    let mut last_commit = 0;
-    out.say(format_args!(
+    feed.out.say(format_args!(
         "squall: {} nodes up; {}",
         cluster.node_ids().len(),
         command::HEADLESS_HELP
@@ -171,54 +167,34 @@ async fn headless(
         Err(code) => return code,
     };
     loop {
-        if out.closed {
+        if feed.out.closed {
             // Whoever read the console went away (`| head`): stop as at the end of input.
             eprintln_quiet("squall: standard output closed: stopping the cluster");
             return ExitCode::SUCCESS;
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                flush(&mut out, &mut held);
-                out.say(format_args!("squall: interrupted: stopping the cluster"));
+                feed.flush();
+                feed.out.say(format_args!("squall: interrupted: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
             why = signals.recv() => {
-                flush(&mut out, &mut held);
-                out.say(format_args!("squall: {why}: stopping the cluster"));
+                feed.flush();
+                feed.out.say(format_args!("squall: {why}: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
-            _ = release.tick() => {
-                for (at, text) in held.release(cluster.now_ms()) {
-                    out.say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
-                }
-            }
-            Some(e) = rx.recv() => {
-                for line in session.apply(e) {
-                    held.push(line.at_ms, line.text);
-                }
-                // Leader and term changes print at once; commit progress at most once a second.
-                let s = &session.state;
-                let leadership = (s.leader, s.term);
-                let commit = s.commit_index();
-                if leadership != last_summary
-                    || (commit != last_commit && last_commit_line.elapsed() >= Duration::from_secs(1))
-                {
-                    held.push(cluster.now_ms(), summary_line(s));
-                    last_summary = leadership;
-                    last_commit = commit;
-                    last_commit_line = std::time::Instant::now();
-                }
-            }
+            _ = release.tick() => feed.release(cluster.now_ms()),
+            Some(e) = rx.recv() => feed.on_event(session, e, cluster.now_ms()),
             line = lines.recv() => {
                 let Some(Some(line)) = line else {
-                    flush(&mut out, &mut held);
-                    out.say(format_args!("squall: end of input: stopping the cluster"));
+                    feed.flush();
+                    feed.out.say(format_args!("squall: end of input: stopping the cluster"));
                     return ExitCode::SUCCESS;
                 };
                 let line = match line {
                     Ok(l) => l,
                     Err(e) => {
-                        out.say(format_args!("error: {e}"));
+                        feed.out.say(format_args!("error: {e}"));
                         continue;
                     }
                 };
@@ -228,7 +204,7 @@ async fn headless(
                 let outcome = match command::parse(&line) {
                     Ok(Command::Quit) => {
                         // Every event line held back for ordering goes out before the answer.
-                        flush(&mut out, &mut held);
+                        feed.flush();
                         Outcome::Quit
                     }
                     Ok(Command::Status) => {
@@ -245,7 +221,7 @@ async fn headless(
                     Err(e) => Outcome::Refused(e),
                 };
                 for l in outcome.console_lines() {
-                    out.say(format_args!("{l}"));
+                    feed.out.say(format_args!("{l}"));
                 }
                 if outcome == Outcome::Quit {
                     return ExitCode::SUCCESS;
@@ -278,22 +254,74 @@ fn console_line(bytes: &[u8]) -> Result<String, String> {
     })
 }
 
-/// Prints every held line (before an answer that ends the session).
-fn flush(out: &mut Console, held: &mut HoldBack) {
-    for (at, text) in held.drain() {
-        out.say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+/// The headless console's event lines: each feed line held back a moment so lines learned late still print
+/// in the order they happened, plus a summary line when leadership changes (and on commit progress, at most
+/// once a second). Shared by `up --headless` and `squall run`.
+pub(crate) struct ConsoleFeed {
+    /// Standard output.
+    pub(crate) out: Console,
+    held: HoldBack,
+    last_summary: (Option<u64>, u64),
+    last_commit_line: std::time::Instant,
+    last_commit: u64,
+}
+
+impl ConsoleFeed {
+    pub(crate) fn new() -> Self {
+        ConsoleFeed {
+            out: Console::default(),
+            held: HoldBack::new(CONSOLE_HOLD_MS),
+            last_summary: (None, 0),
+            last_commit_line: std::time::Instant::now(),
+            last_commit: 0,
+        }
+    }
+
+    /// Folds an event into the session and holds the lines it makes.
+    pub(crate) fn on_event(&mut self, session: &mut Session, e: Stamped, now_ms: u64) {
+        for line in session.apply(e) {
+            self.held.push(line.at_ms, line.text);
+        }
+        let s = &session.state;
+        let leadership = (s.leader, s.term);
+        let commit = s.commit_index();
+        if leadership != self.last_summary
+            || (commit != self.last_commit
+                && self.last_commit_line.elapsed() >= Duration::from_secs(1))
+        {
+            self.held.push(now_ms, summary_line(s));
+            self.last_summary = leadership;
+            self.last_commit = commit;
+            self.last_commit_line = std::time::Instant::now();
+        }
+    }
+
+    /// Prints the held lines old enough to be in order.
+    pub(crate) fn release(&mut self, now_ms: u64) {
+        for (at, text) in self.held.release(now_ms) {
+            self.out
+                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+        }
+    }
+
+    /// Prints every held line (before an answer that ends the session).
+    pub(crate) fn flush(&mut self) {
+        for (at, text) in self.held.drain() {
+            self.out
+                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+        }
     }
 }
 
 /// The headless console's standard output. A write that fails means the reader is gone; the loop then
 /// stops the cluster instead of panicking as `println!` would.
 #[derive(Default)]
-struct Console {
-    closed: bool,
+pub(crate) struct Console {
+    pub(crate) closed: bool,
 }
 
 impl Console {
-    fn say(&mut self, line: std::fmt::Arguments) {
+    pub(crate) fn say(&mut self, line: std::fmt::Arguments) {
         if self.closed {
             return;
         }

@@ -96,7 +96,7 @@ impl fmt::Display for Violation {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Committed {
     term: u64,
     /// The lowest term of a node seen reporting it committed: it was committed in that term or earlier.
@@ -104,7 +104,7 @@ struct Committed {
     node: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct NodeSeen {
     incarnation: u64,
     commit_index: u64,
@@ -112,7 +112,7 @@ struct NodeSeen {
 }
 
 /// The checker's memory. Feed it every poll of every node with [`Invariants::observe`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Invariants {
     leaders: BTreeMap<u64, u64>,
     entries: BTreeMap<(u64, u64), (String, u64)>,
@@ -135,6 +135,30 @@ impl Invariants {
         &self.violations
     }
 
+    /// Builds the observation of one status poll (`at` in session milliseconds).
+    pub fn observation(
+        at_ms: u64,
+        node: u64,
+        status: &squall_node::rpc::NodeStatus,
+    ) -> Observation {
+        Observation {
+            node,
+            at: Duration::from_millis(at_ms),
+            incarnation: u64::from(status.pid),
+            term: status.core.term,
+            leader: status.core.role == squall_node::raft::Role::Leader,
+            commit_index: status.core.commit_index,
+            last_log_index: status.core.last_log_index,
+            applied_index: status.applied_index,
+            applied_hash: None,
+            log: status
+                .log_tail
+                .iter()
+                .map(|c| (c.index, c.term, c.text.clone()))
+                .collect(),
+        }
+    }
+
     /// The node's data was lost on purpose (wiped): its term may start again from zero.
     pub fn data_lost(&mut self, node: u64) {
         self.nodes.remove(&node);
@@ -155,8 +179,11 @@ impl Invariants {
         };
 
         // Monotonic term and commit index.
+        // A process that starts with nothing (term 0, empty log) was wiped or lost its disk: it is judged by
+        // the other properties, not as a term going backwards.
+        let empty_start = o.term == 0 && o.last_log_index == 0;
         if let Some(seen) = self.nodes.get(&o.node) {
-            if o.term < seen.term {
+            if o.term < seen.term && !(empty_start && seen.incarnation != o.incarnation) {
                 let how = if seen.incarnation == o.incarnation {
                     "while running"
                 } else {

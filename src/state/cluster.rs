@@ -311,6 +311,8 @@ pub struct ClusterState {
     pub last_check: Option<(u64, super::Verdict)>,
     /// Which operations the built-in workload runs.
     pub workload_kind: super::WorkloadKind,
+    /// Raft's safety properties, checked on every status (see [`crate::check::invariants`]).
+    pub invariants: crate::check::invariants::Invariants,
     /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
 }
@@ -762,6 +764,15 @@ impl ClusterState {
         }
         if status.core.term > self.term {
             self.term = status.core.term;
+        }
+        let seen = crate::check::invariants::Invariants::observation(at, node, status);
+        for v in self.invariants.observe(&seen) {
+            self.push(
+                at,
+                None,
+                FeedKind::Violation,
+                format!("INVARIANT BROKEN: {v}"),
+            );
         }
         self.refresh_node(at, node);
     }

@@ -910,3 +910,28 @@ fn entries_superseded_by_a_snapshot_are_not_called_conflicting_and_compactions_f
         Some("n1 n2 n3 compact their logs into snapshots (to 1000–1001)")
     );
 }
+
+#[test]
+fn a_broken_raft_invariant_is_a_red_feed_line_and_counted() {
+    let mut s = started(3);
+    st(&mut s, 10, 1, Role::Leader, 3, 5);
+    st(&mut s, 20, 2, Role::Follower, 3, 5);
+    assert!(s.invariants.violations().is_empty());
+    // A doctored stream: node 2 also claims to lead term 3.
+    st(&mut s, 30, 2, Role::Leader, 3, 5);
+    assert_eq!(s.invariants.violations().len(), 1);
+    let line = s
+        .feed
+        .iter()
+        .find(|l| l.kind == FeedKind::Violation)
+        .expect("a violation line");
+    assert!(
+        line.text
+            .contains("INVARIANT BROKEN: election safety violated: n1 and n2 both led term 3"),
+        "{}",
+        line.text
+    );
+    // The same stale state polled again is not a second violation.
+    st(&mut s, 40, 2, Role::Leader, 3, 5);
+    assert_eq!(s.invariants.violations().len(), 1);
+}

@@ -161,6 +161,25 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         ));
     }
 
+    // Raft's safety properties, checked on every status (`check::invariants`).
+    match state.invariants.violations().len() {
+        0 if !state.nodes.is_empty() => {
+            second.push(Span::styled("   invariants ", label));
+            second.push(Span::styled("✓", Style::new().fg(Color::Green)));
+        }
+        0 => {}
+        n => {
+            second.push(Span::styled("   ", label));
+            second.push(Span::styled(
+                format!("✗ {n} INVARIANT VIOLATION{}", if n == 1 { "" } else { "S" }),
+                Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+    }
+
     let text = vec![Line::from(top).style(bar), Line::from(second)];
     frame.render_widget(Paragraph::new(text), area);
     if !flags.is_empty() {
