@@ -118,15 +118,19 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     } else {
         dashboard(&cluster, &mut session, &mut rx, &args).await
     };
+    // What happened up to the end (an action's report still queued) goes into the event log, then the end of
+    // the session: what the last screen showed is what a replay shows at its end. The nodes' exits at
+    // shutdown follow it in the log, where they change nothing on screen.
+    while let Ok(e) = rx.try_recv() {
+        session.apply(e);
+    }
+    session.apply(Stamped::new(cluster.now_ms(), Event::Quit));
     cluster.shutdown().await;
-    // What happened up to the end (an action's report still queued, the nodes' exits at shutdown) goes into
-    // the event log too.
     while let Ok(e) = rx.try_recv() {
         session.apply(e);
     }
     session.dump_screen();
     if let Some(log) = session.log.take() {
-        log.append(Stamped::new(cluster.now_ms(), Event::Quit));
         // `up` says where the log is, once it knows whether the cluster directory is kept.
         if let Err(e) = log.finish() {
             eprintln!("squall: warning: event log incomplete: {e}");

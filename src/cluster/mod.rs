@@ -432,6 +432,11 @@ impl Cluster {
         };
         match &result {
             Ok(effect) if !effect.is_empty() => {
+                // The links as they are now go first, so the fault's line and its effect on the links arrive
+                // together (a replay that lands on the fault shows it in force).
+                self.emit(Event::Links {
+                    links: self.inner.net.stats().into_iter().map(link_view).collect(),
+                });
                 self.emit(Event::Fault {
                     description: asked,
                     effect: effect.clone(),
