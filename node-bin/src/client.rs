@@ -14,7 +14,7 @@ use crate::transport::{self, deadline};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No node answered with a result before the deadline.
-    #[error("no leader answered within {}; last errors: {}", human(*.waited), describe(.errors))]
+    #[error("no leader answered within {}; last errors: {}", crate::cli::format_duration(*.waited), describe(.errors))]
     Unavailable {
         /// How long the client tried.
         waited: Duration,
@@ -30,18 +30,6 @@ pub enum ClientError {
     /// The cluster map is empty.
     #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
     NoNodes,
-}
-
-/// A duration as a person writes it (`1.5s`, `200ms`), for messages.
-fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 10_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}s", d.as_secs_f64().round())
-    }
 }
 
 fn describe(errors: &BTreeMap<NodeId, String>) -> String {
