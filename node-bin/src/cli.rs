@@ -88,7 +88,7 @@ pub fn format_duration(d: Duration) -> String {
         "0s".into()
     } else if ms < 1_000 {
         format!("{ms}ms")
-    } else if ms < 10_000 && ms % 1_000 != 0 {
+    } else if ms < 10_000 && !ms.is_multiple_of(1_000) {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format!("{}s", d.as_secs_f64().round())
