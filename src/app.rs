@@ -200,8 +200,9 @@ async fn headless(
                 }
             }
             Some(e) = rx.recv() => {
+                let now = cluster.now_ms();
                 for line in session.apply(e) {
-                    held.push(line.at_ms, line.text);
+                    held.push(line.at_ms, now, line.text);
                 }
                 // Leader and term changes print at once; commit progress at most once a second.
                 let s = &session.state;
@@ -210,7 +211,7 @@ async fn headless(
                 if leadership != last_summary
                     || (commit != last_commit && last_commit_line.elapsed() >= Duration::from_secs(1))
                 {
-                    held.push(cluster.now_ms(), summary_line(s));
+                    held.push(now, now, summary_line(s));
                     last_summary = leadership;
                     last_commit = commit;
                     last_commit_line = std::time::Instant::now();
