@@ -481,7 +481,15 @@ async fn dashboard(
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }
-            Some(e) = rx.recv() => { session.apply(e); dirty = true; }
+            Some(e) = rx.recv() => {
+                let before = session.state.feed.len();
+                session.apply(e);
+                // Scrolled back, the lines in view stay put while new ones arrive below them.
+                if view.feed_scroll > 0 && !view.frozen {
+                    view.feed_scroll += session.state.feed.len().saturating_sub(before);
+                }
+                dirty = true;
+            }
             Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }
             key = keys.next() => {
                 let Some(Ok(ev)) = key else { continue };

@@ -90,7 +90,7 @@ const CHECKPOINT_EVERY: usize = 2_000;
 const FRAME: Duration = Duration::from_millis(50);
 
 /// The key hints shown in the footer during a replay.
-const REPLAY_KEYS: &str = "space play/pause  +/- speed  ←/→ 5 s  [/] fault  Home/End  ↑/↓ select  Tab panel  ? help  q quit";
+const REPLAY_KEYS: &str = "space play/pause  +/- speed  ←/→ 5 s  [/] fault  Home/End  ↑/↓ select  PgUp/PgDn feed  Tab panel  ? help  q quit";
 
 /// Whether the replay goes on after a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +225,15 @@ impl Player {
             }
             KeyCode::Tab => {
                 self.view.tab = self.view.tab.next();
+                return Flow::Continue;
+            }
+            KeyCode::PageUp | KeyCode::PageDown => {
+                let page = crate::input::FEED_PAGE;
+                self.view.feed_scroll = if key.code == KeyCode::PageUp {
+                    (self.view.feed_scroll + page).min(self.state.feed.len().saturating_sub(1))
+                } else {
+                    self.view.feed_scroll.saturating_sub(page)
+                };
                 return Flow::Continue;
             }
             KeyCode::Up | KeyCode::Down => {
