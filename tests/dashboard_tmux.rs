@@ -440,6 +440,24 @@ fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
         s.contains("PgUp scrolls back").then_some(())
     });
 
+    // `R` records beside the event log, not into the directory squall was started from, and stopping
+    // names the file.
+    let cast = cdir.join("squall.cast");
+    tmux.keys(&["R"]);
+    tmux.wait_for("the recording to start", |s| {
+        s.contains(&format!("recording to {}", cast.display()))
+            .then_some(())
+    });
+    tmux.keys(&["R"]);
+    tmux.wait_for("the recording to stop, named", |s| {
+        s.contains(&format!(
+            "recording stopped: {} is complete",
+            cast.display()
+        ))
+        .then_some(())
+    });
+    assert!(cast.exists());
+
     let pids = support::node_pids(&cdir);
     // `q` quits even with the help open.
     tmux.keys(&["?"]);
