@@ -276,7 +276,7 @@ fn console_line(bytes: &[u8]) -> Result<String, String> {
     }
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         format!(
-            "the line is not valid UTF-8 (byte {} is not); commands are plain text, type `help` for them",
+            "the line is not valid UTF-8 (from byte {} on); commands are plain text, type `help` for them",
             e.utf8_error().valid_up_to()
         )
     })
