@@ -428,8 +428,11 @@ async fn dashboard(
     let mut stdout = std::io::stdout();
     let _ = crossterm::execute!(stdout, crossterm::terminal::EnterAlternateScreen);
     let backend = CrosstermBackend::new(TeeWriter::new(std::io::stdout(), recorder.clone()));
+    // Never dropped: ratatui's drop shows the cursor and, when the terminal is gone (SIGHUP), reports that with
+    // `eprintln!`, which panics on the dead terminal before the session can end cleanly. `TerminalGuard`
+    // shows the cursor on every exit path instead, ignoring a terminal that is gone.
     let mut terminal = match Terminal::new(backend) {
-        Ok(t) => t,
+        Ok(t) => std::mem::ManuallyDrop::new(t),
         Err(e) => return crate::commands::fail(1, format!("cannot open the terminal: {e}")),
     };
     let mut view = ViewState::new();

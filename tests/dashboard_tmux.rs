@@ -476,3 +476,74 @@ fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
     assert!(cdir.join("events.jsonl.gz").exists());
     assert!(cdir.join("events-2.jsonl.gz").exists());
 }
+
+/// Closing the terminal (tmux kills the pane: SIGHUP) stops the dashboard's cluster as cleanly as `q`: no
+/// node is left and the event log is whole, ending with the session's end.
+#[test]
+fn closing_the_terminal_stops_the_dashboard_cleanly() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let tmux = Tmux {
+        socket: format!("squall-e2e-hup-{}", std::process::id()),
+    };
+    // squall's standard error stays on the terminal, as it would for a person.
+    let command = format!(
+        "{} up -n 3 --workload --dir {}",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+    );
+    let st = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+    tmux.wait_for("a leader in the header", header_leader);
+    let pids = support::node_pids(&cdir);
+    assert_eq!(pids.len(), 3);
+    let _ = tmux.cmd().arg("kill-server").status();
+    let left = wait_gone(&pids, Duration::from_secs(20));
+    assert!(
+        left.is_empty(),
+        "nodes left after the terminal closed: {left:?}"
+    );
+    // squall finishes its event log after the nodes stop; wait for the session's end to be in it.
+    let log = cdir.join("events.jsonl.gz");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let read: Option<squall::record::eventlog::EventLog<serde_json::Value>> =
+            squall::record::eventlog::read_event_log(&log).ok();
+        if let Some(read) = read
+            && !read.truncated
+            && read
+                .events
+                .iter()
+                .any(|e| e.to_string().contains("\"Quit\""))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event log never recorded the session's end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
