@@ -133,7 +133,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     if let Some(log) = session.log.take() {
         // `up` says where the log is, once it knows whether the cluster directory is kept.
         if let Err(e) = log.finish() {
-            eprintln!("squall: warning: event log incomplete: {e}");
+            eprintln_quiet(&format!("squall: warning: event log incomplete: {e}"));
         }
     }
     code
