@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use squall_node::raft::Role;
 
-use super::command::{Command, NodeId};
+use super::command::{Command, NodeId, Target};
 use super::{Cluster, guard, link_view, node_name};
 use crate::state::{Event, LinkState};
 
@@ -64,15 +64,51 @@ impl Cluster {
                 squall_node::client::fetch_status(addr, Duration::from_millis(500))
                     .await
                     .ok()
-                    .filter(|s| s.core.role == Role::Leader)
-                    .map(|s| (id, s.core.term))
+                    .map(|s| (id, s))
             });
-        futures::future::join_all(asks)
+        let answers: Vec<_> = futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
+            .collect();
+        for (id, status) in &answers {
+            // Fresher than the last poll: what the action's report says of the node comes from it too.
+            self.record_status(*id, status);
+        }
+        answers
+            .iter()
+            .filter(|(_, s)| s.core.role == Role::Leader)
+            .map(|(id, s)| (*id, s.core.term))
             .max_by_key(|(_, term)| *term)
             .or_else(|| self.leader())
+    }
+
+    /// `cmd` with a `leader` target replaced by the node that leads as the cluster says now (unchanged when no
+    /// node answers as leader: resolving it then says so).
+    pub(super) async fn pin_leader(&self, cmd: Command) -> Command {
+        if cmd.target() != Some(Target::Leader) {
+            return cmd;
+        }
+        let Some((id, _)) = self.ask_leader().await else {
+            return cmd;
+        };
+        let t = Target::Node(id);
+        match cmd {
+            Command::Kill(_) => Command::Kill(t),
+            Command::Terminate(_) => Command::Terminate(t),
+            Command::Pause(_) => Command::Pause(t),
+            Command::Resume(_) => Command::Resume(t),
+            Command::TogglePause(_) => Command::TogglePause(t),
+            Command::Restart(_) => Command::Restart(t),
+            Command::Wipe(_) => Command::Wipe(t),
+            Command::Isolate(_) => Command::Isolate(t),
+            Command::Delay(_, d) => Command::Delay(t, d),
+            Command::Loss(_, p) => Command::Loss(t, p),
+            Command::CycleDelay(_) => Command::CycleDelay(t),
+            Command::CycleLoss(_) => Command::CycleLoss(t),
+            Command::Transfer(_) => Command::Transfer(t),
+            other => other,
+        }
     }
 
     /// After a transfer was accepted: reports in the feed when `to` has not taken leadership in time.

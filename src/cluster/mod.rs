@@ -427,6 +427,7 @@ impl Cluster {
             };
         }
         let asked = cmd.to_string();
+        let cmd = self.pin_leader(cmd).await;
         let result = match self.admit(&cmd) {
             Ok(()) => self.perform_inner(cmd).await,
             Err(why) => Err(why),
