@@ -417,7 +417,12 @@ async fn dashboard(
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
-        return crate::commands::fail(1, format!("cannot put the terminal in raw mode: {e}"));
+        return crate::commands::fail(
+            2,
+            format!(
+                "cannot put the terminal in raw mode: {e}; use `squall up --headless` without one"
+            ),
+        );
     }
     let _guard = TerminalGuard;
     let hook = std::panic::take_hook();
@@ -433,7 +438,12 @@ async fn dashboard(
     // shows the cursor on every exit path instead, ignoring a terminal that is gone.
     let mut terminal = match Terminal::new(backend) {
         Ok(t) => std::mem::ManuallyDrop::new(t),
-        Err(e) => return crate::commands::fail(1, format!("cannot open the terminal: {e}")),
+        Err(e) => {
+            return crate::commands::fail(
+                2,
+                format!("cannot open the terminal: {e}; use `squall up --headless` without one"),
+            );
+        }
     };
     let mut view = ViewState::new();
     view.selected = Some(1);
