@@ -45,7 +45,7 @@ impl HoldBack {
     }
 
     /// How long lines are held now: [`HoldBack::hold_ms`], or longer when lines lately arrived later than
-    /// that (up to [`MAX_HOLD_MS`]).
+    /// that (up to `MAX_HOLD_MS`, 2 s).
     pub fn current_hold(&self) -> u64 {
         let late = self.lateness.iter().map(|(_, l)| *l).max().unwrap_or(0);
         (late + late / 4).clamp(self.hold_ms, MAX_HOLD_MS.max(self.hold_ms))
