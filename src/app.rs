@@ -115,18 +115,22 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     } else {
         dashboard(&cluster, &mut session, &mut rx, &args).await
     };
+    // What happened up to the end (an action's report still queued) goes into the event log, then the end of
+    // the session: what the last screen showed is what a replay shows at its end. The nodes' exits at
+    // shutdown follow it in the log, where they change nothing on screen.
+    while let Ok(e) = rx.try_recv() {
+        session.apply(e);
+    }
+    session.apply(Stamped::new(cluster.now_ms(), Event::Quit));
     cluster.shutdown().await;
-    // What happened up to the end (an action's report still queued, the nodes' exits at shutdown) goes into
-    // the event log too.
     while let Ok(e) = rx.try_recv() {
         session.apply(e);
     }
     session.dump_screen();
     if let Some(log) = session.log.take() {
-        log.append(Stamped::new(cluster.now_ms(), Event::Quit));
         // `up` says where the log is, once it knows whether the cluster directory is kept.
         if let Err(e) = log.finish() {
-            eprintln!("squall: warning: event log incomplete: {e}");
+            eprintln_quiet(&format!("squall: warning: event log incomplete: {e}"));
         }
     }
     code
@@ -248,7 +252,7 @@ fn console_line(bytes: &[u8]) -> Result<String, String> {
     }
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         format!(
-            "the line is not valid UTF-8 (byte {} is not); commands are plain text, type `help` for them",
+            "the line is not valid UTF-8 (from byte {} on); commands are plain text, type `help` for them",
             e.utf8_error().valid_up_to()
         )
     })
@@ -280,7 +284,7 @@ impl ConsoleFeed {
     /// Folds an event into the session and holds the lines it makes.
     pub(crate) fn on_event(&mut self, session: &mut Session, e: Stamped, now_ms: u64) {
         for line in session.apply(e) {
-            self.held.push(line.at_ms, line.text);
+            self.held.push(line.at_ms, now_ms, line.text);
         }
         let s = &session.state;
         let leadership = (s.leader, s.term);
@@ -289,7 +293,7 @@ impl ConsoleFeed {
             || (commit != self.last_commit
                 && self.last_commit_line.elapsed() >= Duration::from_secs(1))
         {
-            self.held.push(now_ms, summary_line(s));
+            self.held.push(now_ms, now_ms, summary_line(s));
             self.last_summary = leadership;
             self.last_commit = commit;
             self.last_commit_line = std::time::Instant::now();
@@ -418,7 +422,12 @@ async fn dashboard(
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
-        return crate::setup::fail(1, format!("cannot put the terminal in raw mode: {e}"));
+        return crate::setup::fail(
+            2,
+            format!(
+                "cannot put the terminal in raw mode: {e}; use `squall up --headless` without one"
+            ),
+        );
     }
     let _guard = TerminalGuard;
     let hook = std::panic::take_hook();
@@ -429,9 +438,17 @@ async fn dashboard(
     let mut stdout = std::io::stdout();
     let _ = crossterm::execute!(stdout, crossterm::terminal::EnterAlternateScreen);
     let backend = CrosstermBackend::new(TeeWriter::new(std::io::stdout(), recorder.clone()));
+    // Never dropped: ratatui's drop shows the cursor and, when the terminal is gone (SIGHUP), reports that with
+    // `eprintln!`, which panics on the dead terminal before the session can end cleanly. `TerminalGuard`
+    // shows the cursor on every exit path instead, ignoring a terminal that is gone.
     let mut terminal = match Terminal::new(backend) {
-        Ok(t) => t,
-        Err(e) => return crate::setup::fail(1, format!("cannot open the terminal: {e}")),
+        Ok(t) => std::mem::ManuallyDrop::new(t),
+        Err(e) => {
+            return crate::setup::fail(
+                2,
+                format!("cannot open the terminal: {e}; use `squall up --headless` without one"),
+            );
+        }
     };
     let mut view = ViewState::new();
     view.selected = Some(1);
@@ -482,7 +499,15 @@ async fn dashboard(
                 let _ = recorder.stop();
                 return ExitCode::SUCCESS;
             }
-            Some(e) = rx.recv() => { session.apply(e); dirty = true; }
+            Some(e) = rx.recv() => {
+                let before = session.state.feed.len();
+                session.apply(e);
+                // Scrolled back, the lines in view stay put while new ones arrive below them.
+                if view.feed_scroll > 0 && !view.frozen {
+                    view.feed_scroll += session.state.feed.len().saturating_sub(before);
+                }
+                dirty = true;
+            }
             Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }
             key = keys.next() => {
                 let Some(Ok(ev)) = key else { continue };

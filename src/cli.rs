@@ -47,7 +47,8 @@ pub struct UpArgs {
     /// Number of nodes (1 to 9).
     #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     pub nodes: u64,
-    /// Cluster directory (node data, logs, addresses); default: a fresh directory under the system temp dir.
+    /// Cluster directory (node data, logs, addresses), kept after exit and fine to reuse; default: a fresh
+    /// directory under the system temp dir.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Keep the cluster directory after exit (always kept when --dir is given).
@@ -76,10 +77,12 @@ pub struct UpArgs {
     /// Seed for the nodes' timeouts, the proxies' faults and random partitions (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Record the dashboard as an asciicast v2 file.
+    /// Record the dashboard as an asciicast v2 file (not with --headless).
     #[arg(long)]
     pub record: Option<PathBuf>,
-    /// Write the event log here instead of into the cluster directory.
+    /// Write the event log here instead of into the cluster directory (an existing file is never overwritten:
+    /// the next free name, `run-2.jsonl`, is taken). Default: `events.jsonl.gz` in a kept cluster directory,
+    /// else `$XDG_STATE_HOME/squall/sessions/`.
     #[arg(long)]
     pub events: Option<PathBuf>,
     /// Start the built-in client workload at once.

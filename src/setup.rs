@@ -11,7 +11,9 @@ use crate::cluster::ClusterSpec;
 
 /// Prints an error the way every subcommand does and returns the exit code.
 pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("squall: error: {msg}");
+    use std::io::Write;
+    // Not `eprintln!`: standard error may be a terminal that is gone (SIGHUP), and that must not panic.
+    let _ = writeln!(std::io::stderr(), "squall: error: {msg}");
     ExitCode::from(code)
 }
 

@@ -242,6 +242,18 @@ fn check_recording(cast: &Path, leader: u64, term: u64, victim: u64) {
     );
     // asciinema 2 opens /dev/tty even for `cat`, so give it a pseudo-terminal through script(1).
     let cat = format!("asciinema cat '{}' > /dev/null", cast.display());
+    let asciinema = Command::new("asciinema")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !asciinema {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "asciinema is required in CI (.ci/run installs it)"
+        );
+        eprintln!("asciinema not installed: skipped `asciinema cat`");
+        return;
+    }
     match Command::new("script")
         .args(["-qec", &cat, "/dev/null"])
         .output()
@@ -258,5 +270,280 @@ fn check_recording(cast: &Path, leader: u64, term: u64, victim: u64) {
             );
             eprintln!("asciinema not installed: skipped `asciinema cat`");
         }
+    }
+}
+
+/// The nodes table rows of the screen ("│  n1   4107    running   follower …").
+fn node_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start_matches(['│', ' ', '▶']);
+            t.starts_with('n') && t[1..].starts_with(|c: char| c.is_ascii_digit())
+        })
+        .filter(|l| l.contains("running") || l.contains("no answer") || l.contains("paused"))
+        .collect()
+}
+
+/// A directory kept from an earlier session (whose workload wrote its counters) is reused by the dashboard:
+/// every node answers, a check passes, and the keys a new user tripped over answer for themselves.
+#[test]
+fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+
+    // The earlier session: headless, its workload writing until a check has counted some writes.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "up",
+            "--headless",
+            "-n",
+            "3",
+            "--workload",
+            "--rate",
+            "50",
+            "--dir",
+        ])
+        .arg(&cdir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    let mut out = support::Lines::new(first.stdout.take().unwrap());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        use std::io::Write;
+        writeln!(stdin, "check").unwrap();
+        let answer = out.wait_for("a check's answer", WAIT, |l| {
+            (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
+        });
+        if answer.starts_with("ok: check passed") && !answer.contains(" 0 were acknowledged") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no passing check in the first session: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let old_pids = support::node_pids(&cdir);
+    drop(stdin);
+    assert!(first.wait().unwrap().success());
+    assert!(wait_gone(&old_pids, Duration::from_secs(5)).is_empty());
+
+    // The dashboard on the kept directory.
+    let conf = dir.path().join("tmux.conf");
+    std::fs::write(
+        &conf,
+        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("squall-e2e-reuse-{}", std::process::id()),
+    };
+    let command = format!(
+        "sh -c '{} up -n 3 --workload --dir {}; echo squall exited with $?'",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+    );
+    let st = tmux
+        .cmd()
+        .arg("-f")
+        .arg(&conf)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+    tmux.wait_for("a leader in the header", header_leader);
+    // Every node runs and answers (none stuck at an earlier session's address).
+    tmux.wait_for("three running nodes that answer", |s| {
+        let rows = node_rows(s);
+        (rows.len() == 3 && rows.iter().all(|r| r.contains("running"))).then_some(())
+    });
+
+    // A digit for a node that does not exist says so, and `k` then kills nothing.
+    tmux.keys(&["7"]);
+    tmux.wait_for("the answer to 7", |s| s.contains("no node 7").then_some(()));
+    tmux.keys(&["k"]);
+    tmux.wait_for("a request to select a node", |s| {
+        s.contains("select a node first").then_some(())
+    });
+    tmux.keys(&["1"]);
+
+    // The help's second page explains the symbols; Esc closes it.
+    tmux.keys(&["?"]);
+    tmux.wait_for("the keys page", |s| s.contains("keys 1/2").then_some(()));
+    tmux.keys(&["?"]);
+    tmux.wait_for("the symbols page", |s| {
+        (s.contains("symbols 2/2") && s.contains("rpc in/out/err")).then_some(())
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help closed", |s| {
+        (!s.contains("symbols 2/2")).then_some(())
+    });
+
+    // The check on the reused directory judges this session's writes, and passes.
+    tmux.wait_for("the workload acknowledging writes", |s| {
+        let line = s.lines().next()?;
+        let rate = &line[line.find("client ")? + 7..];
+        let ok: u64 = rate.split('/').next()?.trim().parse().ok()?;
+        (ok > 0).then_some(())
+    });
+    tmux.keys(&["v"]);
+    tmux.wait_for("a passing check", |s| {
+        assert!(!s.contains("check FAILED"), "the check failed:\n{s}");
+        (s.contains("check passed") && s.contains("✓ nothing lost")).then_some(())
+    });
+
+    // The feed scrolls back and follows again, once it holds more than a panel: each key is a line.
+    for _ in 0..8 {
+        tmux.keys(&["d"]);
+        tmux.keys(&["h"]);
+    }
+    tmux.wait_for("more lines than the panel holds", |s| {
+        let n: usize = s
+            .lines()
+            .find(|l| l.contains("┌ events "))?
+            .split("┌ events ")
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()?;
+        (n > 30).then_some(())
+    });
+    tmux.keys(&["PageUp"]);
+    tmux.wait_for("the feed scrolled back", |s| {
+        s.contains("End follows").then_some(())
+    });
+    tmux.keys(&["End"]);
+    tmux.wait_for("the feed following", |s| {
+        s.contains("PgUp scrolls back").then_some(())
+    });
+
+    // `R` records beside the event log, not into the directory squall was started from, and stopping
+    // names the file.
+    let cast = cdir.join("squall.cast");
+    tmux.keys(&["R"]);
+    tmux.wait_for("the recording to start", |s| {
+        s.contains(&format!("recording to {}", cast.display()))
+            .then_some(())
+    });
+    tmux.keys(&["R"]);
+    tmux.wait_for("the recording to stop, named", |s| {
+        s.contains(&format!(
+            "recording stopped: {} is complete",
+            cast.display()
+        ))
+        .then_some(())
+    });
+    assert!(cast.exists());
+
+    let pids = support::node_pids(&cdir);
+    // `q` quits even with the help open.
+    tmux.keys(&["?"]);
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "screen:\n{}", tmux.screen());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+    // Both sessions' event logs are there.
+    assert!(cdir.join("events.jsonl.gz").exists());
+    assert!(cdir.join("events-2.jsonl.gz").exists());
+}
+
+/// Closing the terminal (tmux kills the pane: SIGHUP) stops the dashboard's cluster as cleanly as `q`: no
+/// node is left and the event log is whole, ending with the session's end.
+#[test]
+fn closing_the_terminal_stops_the_dashboard_cleanly() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let tmux = Tmux {
+        socket: format!("squall-e2e-hup-{}", std::process::id()),
+    };
+    // squall's standard error stays on the terminal, as it would for a person.
+    let command = format!(
+        "{} up -n 3 --workload --dir {}",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+    );
+    let st = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+    tmux.wait_for("a leader in the header", header_leader);
+    let pids = support::node_pids(&cdir);
+    assert_eq!(pids.len(), 3);
+    let _ = tmux.cmd().arg("kill-server").status();
+    let left = wait_gone(&pids, Duration::from_secs(20));
+    assert!(
+        left.is_empty(),
+        "nodes left after the terminal closed: {left:?}"
+    );
+    // squall finishes its event log after the nodes stop; wait for the session's end to be in it.
+    let log = cdir.join("events.jsonl.gz");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let read: Option<squall::record::eventlog::EventLog<serde_json::Value>> =
+            squall::record::eventlog::read_event_log(&log).ok();
+        if let Some(read) = read
+            && !read.truncated
+            && read
+                .events
+                .iter()
+                .any(|e| e.to_string().contains("\"Quit\""))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event log never recorded the session's end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

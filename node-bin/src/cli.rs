@@ -81,6 +81,20 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
     Ok(peers)
 }
 
+/// A duration as a person writes it, for messages: `0s`, `150ms`, `2.5s`, `12s` (never `5.000922246s`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 10_000 && !ms.is_multiple_of(1_000) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}s", d.as_secs_f64().round())
+    }
+}
+
 /// Parses a duration like `50ms` or `1s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
@@ -123,14 +137,16 @@ impl NodeArgs {
         }
         if self.heartbeat >= self.election_timeout.0 {
             return Err(format!(
-                "--heartbeat {:?} must be shorter than the election timeout's lower bound {:?}",
-                self.heartbeat, self.election_timeout.0
+                "--heartbeat {} must be shorter than the election timeout's lower bound {}",
+                format_duration(self.heartbeat),
+                format_duration(self.election_timeout.0)
             ));
         }
         if self.tick > self.heartbeat {
             return Err(format!(
-                "--tick {:?} must not exceed --heartbeat {:?}",
-                self.tick, self.heartbeat
+                "--tick {} must not exceed --heartbeat {}",
+                format_duration(self.tick),
+                format_duration(self.heartbeat)
             ));
         }
         Ok(NodeConfig {
@@ -197,5 +213,19 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
             eprintln!("squall-node {id}: error: {e:#}");
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_messages_read_as_a_person_writes_them() {
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_millis(150)), "150ms");
+        assert_eq!(format_duration(Duration::from_nanos(5_000_922_246)), "5s");
+        assert_eq!(format_duration(Duration::from_millis(2_250)), "2.2s");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
     }
 }

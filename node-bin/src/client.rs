@@ -14,7 +14,7 @@ use crate::transport::{self, deadline};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No node answered with a result before the deadline.
-    #[error("no leader answered within {}; last errors: {}", human(*.waited), describe(.errors))]
+    #[error("no leader answered within {}; last errors: {}", crate::cli::format_duration(*.waited), describe(.errors))]
     Unavailable {
         /// How long the client tried.
         waited: Duration,
@@ -33,18 +33,6 @@ pub enum ClientError {
     /// The key or value is over its limit; nothing was sent (or the node refused it unlogged).
     #[error("{0}")]
     TooLarge(#[from] crate::kv::SizeError),
-}
-
-/// A duration as a person writes it (`1.5s`, `200ms`), for messages.
-fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 10_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}s", d.as_secs_f64().round())
-    }
 }
 
 fn describe(errors: &BTreeMap<NodeId, String>) -> String {

@@ -10,6 +10,7 @@ mod faultset;
 pub mod files;
 pub mod guard;
 pub mod outcome;
+mod guarded;
 mod poll;
 mod workload;
 
@@ -417,6 +418,7 @@ impl Cluster {
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
+        let cmd = self.pin_leader(cmd).await;
         let asked = cmd.to_string();
         let outcome = match cmd {
             Command::Check => {
@@ -503,10 +505,17 @@ impl Cluster {
             },
         };
         match &outcome {
-            Outcome::Done(effect) => self.emit(Event::Fault {
-                description: asked,
-                effect: effect.clone(),
-            }),
+            Outcome::Done(effect) => {
+                // The links as they are now go first, so the fault's line and its effect on the links arrive
+                // together (a replay that lands on the fault shows it in force).
+                self.emit(Event::Links {
+                    links: self.inner.net.stats().into_iter().map(link_view).collect(),
+                });
+                self.emit(Event::Fault {
+                    description: asked,
+                    effect: effect.clone(),
+                });
+            }
             Outcome::Refused(error) => self.emit(Event::ActionFailed {
                 action: asked,
                 error: error.clone(),
@@ -514,98 +523,6 @@ impl Cluster {
             _ => {}
         }
         outcome
-    }
-
-    /// Whether the node `cmd` names can take it now (see [`guard`]).
-    fn admit(&self, cmd: &Command) -> Result<(), String> {
-        let Some(target) = cmd.target() else {
-            return Ok(());
-        };
-        let id = self.resolve(target)?;
-        let procs = self
-            .node_ids()
-            .into_iter()
-            .map(|n| {
-                let proc = match self.inner.sup.state(&node_name(n)) {
-                    Some(squall_chaos::ProcState::Running { .. }) => guard::Proc::Running,
-                    Some(squall_chaos::ProcState::Paused { .. }) => guard::Proc::Paused,
-                    Some(squall_chaos::ProcState::Restarting) => guard::Proc::Restarting,
-                    Some(squall_chaos::ProcState::Exited { signal, .. }) => guard::Proc::Down {
-                        killed: signal.as_deref() == Some("SIGKILL"),
-                    },
-                    None => guard::Proc::Down { killed: false },
-                };
-                (n, proc)
-            })
-            .collect();
-        let cut = self
-            .inner
-            .net
-            .stats()
-            .into_iter()
-            .map(link_view)
-            .filter(|l| l.state == LinkState::Cut)
-            .map(|l| (l.from, l.to))
-            .collect();
-        guard::admit(cmd, id, &guard::Facts { procs, cut })
-    }
-
-    /// Waits (at most `limit`) until the supervisor has seen node `id` exit, so the next action sees it down.
-    async fn await_exit(&self, id: NodeId, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.alive(id) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// The leader as the cluster says now (every live node asked at once), not as the last poll saw it: just
-    /// after a leadership change the poll is behind.
-    async fn ask_leader(&self) -> Option<(NodeId, u64)> {
-        let asks = self
-            .api_addrs()
-            .into_iter()
-            .filter(|(id, _)| self.alive(*id))
-            .map(|(id, addr)| async move {
-                squall_node::client::fetch_status(addr, Duration::from_millis(500))
-                    .await
-                    .ok()
-                    .filter(|s| s.core.role == Role::Leader)
-                    .map(|s| (id, s.core.term))
-            });
-        futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .flatten()
-            .max_by_key(|(_, term)| *term)
-            .or_else(|| self.leader())
-    }
-
-    /// After a transfer was accepted: reports in the feed when `to` has not taken leadership in time.
-    async fn follow_transfer(&self, to: NodeId, from: NodeId, term: u64) {
-        let wait = (self.inner.spec.election_timeout.1 * 5).max(Duration::from_secs(2));
-        let deadline = Instant::now() + wait;
-        let mut stop = self.stopping();
-        while Instant::now() < deadline {
-            if self.leader().is_some_and(|(l, t)| l == to && t > term) {
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = stop.changed() => return,
-            }
-        }
-        let now = match self.leader() {
-            Some((l, t)) if l == from && t == term => format!("node {l} still leads term {t}"),
-            Some((l, t)) => format!("node {l} leads term {t}"),
-            None => "no node leads".to_string(),
-        };
-        self.emit(Event::ActionFailed {
-            action: format!("transfer {to}"),
-            error: format!(
-                "node {to} did not take leadership within {}; {now}",
-                crate::units::duration(wait)
-            ),
-        });
     }
 
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {

@@ -28,6 +28,61 @@ impl Timed for Stamped {
     }
 }
 
+/// An event as the controller sees it: its time, and whether `[`/`]` land on it.
+struct Landing {
+    at_ms: u64,
+    marker: bool,
+}
+
+impl Timed for Landing {
+    fn at_ms(&self) -> u64 {
+        self.at_ms
+    }
+
+    fn is_marker(&self) -> bool {
+        self.marker
+    }
+}
+
+/// How long after a fault its effect may show and still be where `[`/`]` land for it.
+const SETTLE_MS: u64 = 1_000;
+
+/// Where `[`/`]` land for each fault: on the report that shows its effect when one follows within
+/// [`SETTLE_MS`] (a kill's exit, a network fault's link report), so the faults line shows the fault as the
+/// live screen showed it at that moment; on the fault itself otherwise.
+fn landing_points(events: &[Stamped]) -> Vec<Landing> {
+    let mut out: Vec<Landing> = events
+        .iter()
+        .map(|e| Landing {
+            at_ms: e.at_ms,
+            marker: false,
+        })
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        let Event::Fault { description, .. } = &e.event else {
+            continue;
+        };
+        let word = description.split_whitespace().next().unwrap_or("");
+        let effect = |ev: &Event| match ev {
+            Event::Process { state, .. } => {
+                matches!(word, "kill" | "terminate") && !state.is_alive()
+            }
+            Event::Links { .. } => matches!(
+                word,
+                "isolate" | "partition" | "heal" | "delay" | "loss" | "cycle"
+            ),
+            _ => false,
+        };
+        let settled = events[i + 1..]
+            .iter()
+            .take_while(|later| later.at_ms <= e.at_ms + SETTLE_MS)
+            .position(|later| effect(&later.event))
+            .map_or(i, |k| i + 1 + k);
+        out[settled.max(i)].marker = true;
+    }
+    out
+}
+
 /// How often a checkpoint of the state is kept while playing forward, in events.
 const CHECKPOINT_EVERY: usize = 2_000;
 
@@ -35,7 +90,7 @@ const CHECKPOINT_EVERY: usize = 2_000;
 const FRAME: Duration = Duration::from_millis(50);
 
 /// The key hints shown in the footer during a replay.
-const REPLAY_KEYS: &str = "space play/pause  +/- speed  ←/→ 5 s  [/] fault  Home/End  ↑/↓ select  Tab panel  ? help  q quit";
+const REPLAY_KEYS: &str = "space play/pause  +/- speed  ←/→ 5 s  [/] fault  Home/End  ↑/↓ select  PgUp/PgDn feed  Tab panel  ? help  q quit";
 
 /// Whether the replay goes on after a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +128,7 @@ impl Player {
     /// A player at the start of `events`; `source` names them and `warning`, when
     /// set, says the log was cut off (both shown in the footer).
     pub fn from_events(events: Vec<Stamped>, source: &str, warning: Option<String>) -> Self {
-        let controller = ReplayController::new(&events);
+        let controller = ReplayController::new(&landing_points(&events));
         let mut view = ViewState::new();
         view.replay = true;
         view.footer = Some(match &warning {
@@ -170,6 +225,15 @@ impl Player {
             }
             KeyCode::Tab => {
                 self.view.tab = self.view.tab.next();
+                return Flow::Continue;
+            }
+            KeyCode::PageUp | KeyCode::PageDown => {
+                let page = crate::input::FEED_PAGE;
+                self.view.feed_scroll = if key.code == KeyCode::PageUp {
+                    (self.view.feed_scroll + page).min(self.state.feed.len().saturating_sub(1))
+                } else {
+                    self.view.feed_scroll.saturating_sub(page)
+                };
                 return Flow::Continue;
             }
             KeyCode::Up | KeyCode::Down => {
@@ -378,6 +442,58 @@ mod tests {
         assert!(
             faults >= 2,
             "the fixture should hold several faults, saw {faults} jumps"
+        );
+    }
+
+    #[test]
+    fn jumping_to_a_fault_shows_it_in_force_and_the_end_shows_the_last_live_screen() {
+        let events = crate::state::fixture::sample_session(5);
+        let mut player = Player::from_events(events.clone(), "fixture", None);
+        let mut seen_kill = false;
+        let mut seen_isolate = false;
+        for _ in 0..20 {
+            player.handle_key(key(KeyCode::Char(']')));
+            let feed_has = |t: &str| player.state().feed.iter().any(|l| l.text.starts_with(t));
+            let faults = player.state().faults.join(" · ");
+            if feed_has("kill node 2") && !seen_kill {
+                seen_kill = true;
+                assert!(faults.contains("n2 killed"), "at the kill: {faults}");
+            }
+            if feed_has("isolate node 2") && !seen_isolate {
+                seen_isolate = true;
+                assert!(faults.contains("n2 isolated"), "at the isolation: {faults}");
+            }
+            // Wherever `]` lands, the screen is the live state at that time.
+            assert_same_as_live(&player, &events);
+        }
+        assert!(seen_kill && seen_isolate);
+
+        // Events after the session's end (nodes stopping) leave the last screen as it was.
+        let mut with_end = events.clone();
+        let end = with_end.last().unwrap().at_ms;
+        with_end.push(Stamped::new(end + 1, Event::Quit));
+        with_end.push(Stamped::new(
+            end + 5,
+            Event::Process {
+                node: 1,
+                state: crate::state::ProcessState::Exited {
+                    pid: 1,
+                    code: Some(0),
+                    signal: None,
+                    reason: None,
+                },
+            },
+        ));
+        let mut player = Player::from_events(with_end, "fixture", None);
+        player.handle_key(key(KeyCode::End));
+        assert!(
+            !player
+                .state()
+                .faults
+                .iter()
+                .any(|f| f.contains("n1 exited")),
+            "{:?}",
+            player.state().faults
         );
     }
 

@@ -323,8 +323,12 @@ impl ClusterState {
         Self::default()
     }
 
-    /// Folds one event into the state.
+    /// Folds one event into the state. After [`Event::Quit`] nothing changes: the nodes stopping at the end
+    /// of a session are in its log, but the state stays as the last screen showed it.
     pub fn apply(&mut self, e: &Stamped) {
+        if self.ended {
+            return;
+        }
         let at = e.at_ms;
         self.now_ms = self.now_ms.max(at);
         self.writes.advance(self.now_ms);

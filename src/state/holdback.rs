@@ -7,11 +7,18 @@
 /// Console lines waiting for their turn.
 #[derive(Clone, Debug, Default)]
 pub struct HoldBack {
-    /// How long a line waits (session milliseconds after it happened) before it is printed.
+    /// The shortest a line waits (session milliseconds after it happened) before it is printed.
     pub hold_ms: u64,
     pending: Vec<(u64, u64, String)>,
     pushed: u64,
+    /// How late lines arrived lately: (arrival, lateness), the last [`LATENESS_WINDOW_MS`].
+    lateness: std::collections::VecDeque<(u64, u64)>,
 }
+
+/// How far back arrivals count towards the hold (a loaded machine polls late; the hold grows to match).
+const LATENESS_WINDOW_MS: u64 = 10_000;
+/// The longest a line is ever held.
+pub const MAX_HOLD_MS: u64 = 2_000;
 
 impl HoldBack {
     /// An empty hold-back of `hold_ms` milliseconds.
@@ -22,19 +29,37 @@ impl HoldBack {
         }
     }
 
-    /// Queues a line that happened at session time `at_ms`.
-    pub fn push(&mut self, at_ms: u64, text: String) {
+    /// Queues a line that happened at session time `at_ms` and arrived at `now_ms`.
+    pub fn push(&mut self, at_ms: u64, now_ms: u64, text: String) {
         self.pending.push((at_ms, self.pushed, text));
         self.pushed += 1;
+        while self
+            .lateness
+            .front()
+            .is_some_and(|(t, _)| t + LATENESS_WINDOW_MS < now_ms)
+        {
+            self.lateness.pop_front();
+        }
+        self.lateness
+            .push_back((now_ms, now_ms.saturating_sub(at_ms)));
     }
 
-    /// The lines that happened at least `hold_ms` before `now_ms`, oldest first (ties in arrival order).
+    /// How long lines are held now: [`HoldBack::hold_ms`], or longer when lines lately arrived later than
+    /// that (up to `MAX_HOLD_MS`, 2 s).
+    pub fn current_hold(&self) -> u64 {
+        let late = self.lateness.iter().map(|(_, l)| *l).max().unwrap_or(0);
+        (late + late / 4).clamp(self.hold_ms, MAX_HOLD_MS.max(self.hold_ms))
+    }
+
+    /// The lines that happened at least [`HoldBack::current_hold`] before `now_ms`, oldest first (ties in
+    /// arrival order).
     pub fn release(&mut self, now_ms: u64) -> Vec<(u64, String)> {
         self.pending.sort_by_key(|(at, seq, _)| (*at, *seq));
+        let hold = self.current_hold();
         let ready = self
             .pending
             .iter()
-            .take_while(|(at, _, _)| at + self.hold_ms <= now_ms)
+            .take_while(|(at, _, _)| at.saturating_add(hold) <= now_ms)
             .count();
         self.pending
             .drain(..ready)
@@ -44,7 +69,7 @@ impl HoldBack {
 
     /// Every line still held, oldest first: for the end of the session.
     pub fn drain(&mut self) -> Vec<(u64, String)> {
-        self.release(u64::MAX - self.hold_ms)
+        self.release(u64::MAX)
     }
 }
 
@@ -55,18 +80,38 @@ mod tests {
     #[test]
     fn lines_come_out_in_the_order_they_happened_once_old_enough() {
         let mut h = HoldBack::new(300);
-        h.push(156, "b".into());
-        h.push(151, "a".into());
-        h.push(156, "c".into());
+        h.push(156, 160, "b".into());
+        h.push(151, 170, "a".into());
+        h.push(156, 170, "c".into());
         assert!(h.release(400).is_empty(), "nothing is 300 ms old yet");
         assert_eq!(
             h.release(456),
             [(151, "a".into()), (156, "b".into()), (156, "c".into())]
         );
-        h.push(900, "late".into());
-        h.push(500, "early".into());
+        h.push(900, 900, "late".into());
+        h.push(500, 600, "early".into());
         assert_eq!(h.release(850), [(500, "early".into())]);
         assert_eq!(h.drain(), [(900, "late".into())]);
         assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn lines_arriving_late_make_the_hold_longer_for_a_while() {
+        let mut h = HoldBack::new(300);
+        // A loaded machine: this line arrived 800 ms after it happened.
+        h.push(1_000, 1_800, "slow poll".into());
+        assert_eq!(h.current_hold(), 1_000);
+        h.push(1_900, 1_900, "b".into());
+        h.push(1_500, 2_300, "a, late again".into());
+        assert!(h.release(2_800).iter().all(|(at, _)| *at <= 1_800));
+        assert_eq!(
+            h.release(2_900),
+            [(1_900, "b".to_string())],
+            "b waits its full hold"
+        );
+        // The window forgets old lateness.
+        h.push(20_000, 20_000, "calm".into());
+        assert_eq!(h.current_hold(), 300);
+        assert_eq!(HoldBack::new(300).current_hold(), 300);
     }
 }

@@ -112,6 +112,7 @@ const REPLAY: &[(&str, &[(&str, &str)])] = &[(
         ("[ ]", "previous / next fault or action"),
         ("Home End", "start / end of the session"),
         ("↑ ↓  1-9", "select a node"),
+        ("PgUp PgDn", "scroll the event feed back / forward"),
         ("Tab", "next panel, when the terminal is small"),
         ("?  Esc", "next help page (symbols) / close this help"),
         ("q", "quit the replay"),
