@@ -108,7 +108,14 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         dump_screens: args.dump_screens.clone(),
         applied: 0,
     };
-    if args.workload {
+    if let Some(kind) = args.workload {
+        if kind == crate::cli::WorkloadArg::LinKv {
+            let _ = cluster
+                .perform(Command::SetWorkloadKind(Some(
+                    crate::state::WorkloadKind::LinKv,
+                )))
+                .await;
+        }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }
     let code = if args.headless {
@@ -287,6 +294,7 @@ fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::RateUp => Command::WorkloadStep(true),
         Action::RateDown => Command::WorkloadStep(false),
         Action::Check => Command::Check,
+        Action::SwitchWorkload => Command::SetWorkloadKind(None),
         _ => return None,
     })
 }

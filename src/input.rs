@@ -45,6 +45,8 @@ pub enum Action {
     Heal,
     /// Start or stop the built-in client workload.
     ToggleWorkload,
+    /// Switch the workload between counter and lin-kv.
+    SwitchWorkload,
     /// Raise the workload rate.
     RateUp,
     /// Lower the workload rate.
@@ -156,6 +158,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('x') => Action::PartitionMenu,
         KeyCode::Char('h') => Action::Heal,
         KeyCode::Char('c') => Action::ToggleWorkload,
+        KeyCode::Char('C') => Action::SwitchWorkload,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::RateUp,
         KeyCode::Char('-') | KeyCode::Char('_') => Action::RateDown,
         KeyCode::Char('v') => Action::Check,
@@ -248,6 +251,7 @@ mod tests {
             ('x', Action::PartitionMenu),
             ('h', Action::Heal),
             ('c', Action::ToggleWorkload),
+            ('C', Action::SwitchWorkload),
             ('+', Action::RateUp),
             ('-', Action::RateDown),
             ('v', Action::Check),

@@ -53,6 +53,8 @@ pub enum Command {
     WorkloadRate(u32),
     /// Raise or lower the workload rate by one step.
     WorkloadStep(bool),
+    /// Switch the built-in workload to this kind (`None`: to the other one).
+    SetWorkloadKind(Option<crate::state::WorkloadKind>),
     /// Check the workload's counters: every acknowledged increment must be there.
     Check,
     /// Print the nodes' status (headless).
@@ -95,6 +97,8 @@ impl std::fmt::Display for Command {
             Command::WorkloadRate(r) => write!(f, "workload rate {r}"),
             Command::WorkloadStep(true) => f.write_str("workload faster"),
             Command::WorkloadStep(false) => f.write_str("workload slower"),
+            Command::SetWorkloadKind(Some(k)) => write!(f, "workload {}", k.as_str()),
+            Command::SetWorkloadKind(None) => f.write_str("workload switch"),
             Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
             Command::Quit => f.write_str("quit"),
@@ -110,7 +114,7 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
 isolate N, delay N 200ms, loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
-workload on|off, workload rate R, check, status, quit";
+workload on|off, workload rate R, workload lin-kv|counter, check, status, quit";
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
     match word {
@@ -186,13 +190,22 @@ pub fn parse(line: &str) -> Result<Command, String> {
             (Some("on"), None) => Ok(Command::Workload(Some(true))),
             (Some("off"), None) => Ok(Command::Workload(Some(false))),
             (None, None) => Ok(Command::Workload(None)),
+            (Some("lin-kv"), None) => Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::LinKv,
+            ))),
+            (Some("counter"), None) => Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::Counter,
+            ))),
             (Some("rate"), Some(r)) => r
                 .parse()
                 .ok()
                 .filter(|r| (1..=100_000).contains(r))
                 .map(Command::WorkloadRate)
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
-            _ => Err("use `workload on`, `workload off` or `workload rate 500`".into()),
+            _ => Err(
+                "use `workload on`, `workload off`, `workload rate 500`, `workload lin-kv` or `workload counter`"
+                    .into(),
+            ),
         },
         "check" => no_more(0, Command::Check),
         "status" => no_more(0, Command::Status),
@@ -225,6 +238,23 @@ mod tests {
         );
         assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));
         assert_eq!(parse("workload on"), Ok(Command::Workload(Some(true))));
+        assert_eq!(
+            parse("workload lin-kv"),
+            Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::LinKv
+            )))
+        );
+        assert_eq!(
+            parse("workload counter"),
+            Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::Counter
+            )))
+        );
+        assert!(
+            parse("workload linkv")
+                .unwrap_err()
+                .contains("workload lin-kv")
+        );
         assert_eq!(parse("  quit "), Ok(Command::Quit));
     }
 

@@ -5,6 +5,7 @@
 mod check;
 pub mod command;
 pub mod files;
+mod linkv;
 mod poll;
 mod workload;
 
@@ -405,21 +406,43 @@ impl Cluster {
         check::judge(&readings)
     }
 
-    /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
-    /// Returns the effect text, or why it could not be done.
-    pub async fn perform(&self, cmd: Command) -> Result<String, String> {
-        if cmd == Command::Check {
-            // Not a fault: its finding is an event of its own.
+    /// Runs the checks that fit what the workload did: the linearizability check of the lin-kv history when
+    /// there is one, the counter check when counters were written (or nothing else was). Each finding is an
+    /// event of its own; the answer is `Ok` only when every check passed.
+    async fn check_all(&self) -> Result<String, String> {
+        let lin = linkv::check(self).await;
+        let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
+        let mut findings = Vec::new();
+        if lin.is_none() || counters_written {
             let (verdict, report) = self.check().await;
             self.emit(Event::Checked {
                 verdict,
                 report: report.clone(),
             });
-            return if verdict == Verdict::Ok {
-                Ok(report)
-            } else {
-                Err(report)
-            };
+            findings.push((verdict, report));
+        }
+        if let Some((verdict, report, window)) = lin {
+            self.emit(Event::LinChecked {
+                verdict,
+                report: report.clone(),
+                window,
+            });
+            findings.push((verdict, report));
+        }
+        let all_ok = findings.iter().all(|(v, _)| *v == Verdict::Ok);
+        let text = findings
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if all_ok { Ok(text) } else { Err(text) }
+    }
+
+    /// Performs one action and reports it as an event (`Fault` with its effect, or `ActionFailed`).
+    /// Returns the effect text, or why it could not be done.
+    pub async fn perform(&self, cmd: Command) -> Result<String, String> {
+        if cmd == Command::Check {
+            return self.check_all().await;
         }
         let asked = cmd.to_string();
         let result = self.perform_inner(cmd).await;
@@ -596,6 +619,20 @@ impl Cluster {
             Command::WorkloadRate(r) => {
                 self.inner.workload.set_rate(r);
                 Ok(format!("workload rate {r} writes/s"))
+            }
+            Command::SetWorkloadKind(kind) => {
+                let kind = self.inner.workload.set_kind(kind);
+                self.emit(Event::WorkloadKind { kind });
+                Ok(match kind {
+                    crate::state::WorkloadKind::Counter => {
+                        "workload counter: increments of 8 counters".to_string()
+                    }
+                    crate::state::WorkloadKind::LinKv => format!(
+                        "workload lin-kv: {} clients, reads, writes and cas on {} keys, history recorded",
+                        linkv::CLIENTS,
+                        linkv::KEYS
+                    ),
+                })
             }
             Command::WorkloadStep(up) => {
                 let r = self.inner.workload.step(up);

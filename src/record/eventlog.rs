@@ -496,7 +496,10 @@ mod tests {
             log.header.created
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("{\"squall_event_log\":2,"), "{text}");
+        assert!(
+            text.starts_with(&format!("{{\"squall_event_log\":{FORMAT_VERSION},")),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 4);
     }
 
