@@ -56,6 +56,41 @@ fn lin_check(stdin: &mut std::process::ChildStdin, out: &mut Lines) -> String {
     }
 }
 
+/// Checks (each must pass) until the history holds at least 100 operations more than `before`; returns how
+/// many it holds.
+fn run_until_more_operations(
+    stdin: &mut std::process::ChildStdin,
+    out: &mut Lines,
+    before: usize,
+) -> usize {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let passed = lin_check(stdin, out);
+        assert!(
+            passed.starts_with("ok: linearizability check passed"),
+            "{passed}"
+        );
+        let n = operations(&passed);
+        if n >= before + 100 {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the history grew from {before} to only {n} operations in {WAIT:?}: {passed}"
+        );
+    }
+}
+
+/// The number of operations a check's answer says it checked (`valid: N operations ...`).
+fn operations(answer: &str) -> usize {
+    answer
+        .split("valid: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Counts the lin-kv operations that completed, from the history file.
 fn completed(history: &str) -> usize {
     history
@@ -100,27 +135,24 @@ fn a_lin_kv_session_through_a_leader_kill_a_partition_and_a_heal_is_linearizable
     });
     let pids = support::node_pids(&cdir);
     // Let the clients run a while, then break things while they keep running.
-    let passed = lin_check(&mut stdin, &mut out);
-    assert!(
-        passed.starts_with("ok: linearizability check passed"),
-        "{passed}"
-    );
+    let mut done = run_until_more_operations(&mut stdin, &mut out, 0);
     let kill = ask(&mut stdin, &mut out, "kill leader", "kill node");
     let (leader, term) = killed_leader(&kill).expect("the kill names the leader and its term");
     out.wait_for("a new leader in a higher term", WAIT, |l| {
         leader_term(l).filter(|(n, t)| *n != leader && *t > term)
     });
-    ask(&mut stdin, &mut out, "partition halves", "partition");
-    out.wait_for("a leader in the majority", WAIT, |l| {
-        leader_term(l).filter(|(_, t)| *t > term)
-    });
-    ask(&mut stdin, &mut out, "heal", "heal");
     ask(
         &mut stdin,
         &mut out,
         &format!("restart {leader}"),
         &format!("restart node {leader}"),
     );
+    done = run_until_more_operations(&mut stdin, &mut out, done);
+    ask(&mut stdin, &mut out, "partition halves", "partition");
+    // The majority side goes on (perhaps under a new leader) while the clients keep trying everyone.
+    done = run_until_more_operations(&mut stdin, &mut out, done);
+    ask(&mut stdin, &mut out, "heal", "heal");
+    run_until_more_operations(&mut stdin, &mut out, done);
     let verdict = lin_check(&mut stdin, &mut out);
     assert!(
         verdict.starts_with("ok: linearizability check passed"),
