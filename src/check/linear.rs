@@ -353,6 +353,8 @@ enum Decision {
     Applied,
     /// An unknown-outcome operation decided never to take effect.
     Skipped,
+    /// A read linearized as soon as it could be (see [`Search::forced_read`]): no alternative to try.
+    Forced,
 }
 
 /// The search over one key's operations.
@@ -476,7 +478,7 @@ impl<'a> Search<'a> {
         state: Option<i64>,
     ) -> Option<Option<i64>> {
         let after = match how {
-            Decision::Applied => step(state, self.ops[op].value)?,
+            Decision::Applied | Decision::Forced => step(state, self.ops[op].value)?,
             Decision::Skipped => state,
         };
         let n = self.ops.len();
@@ -491,12 +493,29 @@ impl<'a> Search<'a> {
         }
     }
 
+    /// A read that has completed `ok` with the current state's value and may be linearized now (its
+    /// invocation comes before any pending completion): linearizing it at once never loses a solution, since
+    /// it changes nothing and nothing has to precede it, so it is a forced move, never a choice.
+    fn forced_read(&self, state: Option<i64>) -> Option<usize> {
+        let mut e = self.next[self.head];
+        while e != NIL && e.is_multiple_of(2) {
+            let op = &self.ops[e / 2];
+            if op.ret.is_some() && op.value == OpValue::Read(state) {
+                return Some(e / 2);
+            }
+            e = self.next[e];
+        }
+        None
+    }
+
     fn run(&mut self, deadline: Option<Instant>) -> Found {
         let n = self.ops.len();
         let mut d = Decided::new(n);
         let mut state = self.init;
         let mut stack: Vec<(usize, Option<i64>, Decision)> = Vec::new();
         let mut entry = self.next[self.head];
+        // True right after a decision, when the scan starts again from the head.
+        let mut fresh = true;
         let mut steps = 0u32;
         loop {
             steps = steps.wrapping_add(1);
@@ -508,71 +527,98 @@ impl<'a> Search<'a> {
             {
                 return Found::Stopped;
             }
-            if entry == NIL {
-                // Nothing but unknown-outcome invocations remain: leave them unapplied.
-                return Found::Linearizable;
+            let mut dead_end = false;
+            if fresh {
+                fresh = false;
+                if let Some(op) = self.forced_read(state) {
+                    if self
+                        .try_decide(&mut d, op, Decision::Applied, state)
+                        .is_some()
+                    {
+                        stack.push((op, state, Decision::Forced));
+                        entry = self.next[self.head];
+                        fresh = true;
+                        continue;
+                    }
+                    // Explored before, without success: so is this configuration.
+                    dead_end = true;
+                }
             }
-            let op = entry / 2;
-            if entry.is_multiple_of(2) {
-                let info = self.ops[op].ret.is_none();
-                let decided = self
-                    .try_decide(&mut d, op, Decision::Applied, state)
-                    .map(|s| (s, Decision::Applied))
-                    .or_else(|| {
-                        if info {
-                            self.try_decide(&mut d, op, Decision::Skipped, state)
-                                .map(|s| (s, Decision::Skipped))
-                        } else {
-                            None
+            if !dead_end {
+                if entry == NIL {
+                    // Nothing but unknown-outcome invocations remain: leave them unapplied.
+                    return Found::Linearizable;
+                }
+                let op = entry / 2;
+                if entry.is_multiple_of(2) {
+                    let info = self.ops[op].ret.is_none();
+                    let decided = self
+                        .try_decide(&mut d, op, Decision::Applied, state)
+                        .map(|s| (s, Decision::Applied))
+                        .or_else(|| {
+                            if info {
+                                self.try_decide(&mut d, op, Decision::Skipped, state)
+                                    .map(|s| (s, Decision::Skipped))
+                            } else {
+                                None
+                            }
+                        });
+                    if let Some((after, how)) = decided {
+                        stack.push((op, state, how));
+                        state = after;
+                        entry = self.next[self.head];
+                        fresh = true;
+                    } else {
+                        entry = self.next[entry];
+                    }
+                    continue;
+                }
+                // A completion whose operation is not linearized: this branch cannot succeed.
+                if self
+                    .deepest
+                    .as_ref()
+                    .is_none_or(|dp| stack.len() > dp.depth)
+                {
+                    let mut pending = Vec::new();
+                    let mut e = self.next[self.head];
+                    while e != entry && e != NIL {
+                        if e.is_multiple_of(2) {
+                            pending.push(e / 2);
                         }
+                        e = self.next[e];
+                    }
+                    self.deepest = Some(Deepest {
+                        depth: stack.len(),
+                        state,
+                        culprit: op,
+                        pending,
                     });
-                if let Some((after, how)) = decided {
-                    stack.push((op, state, how));
+                }
+            }
+            // Undo decisions back to one with an alternative left: a forced read has none; an unknown-outcome
+            // operation that was applied is next tried skipped; anything else gives way to the entries after it.
+            loop {
+                let Some((back, before, how)) = stack.pop() else {
+                    return Found::NotLinearizable;
+                };
+                d.clear(back, self.zobrist[back]);
+                self.unlift(back);
+                state = before;
+                if how == Decision::Forced {
+                    continue;
+                }
+                if how == Decision::Applied
+                    && self.ops[back].ret.is_none()
+                    && let Some(after) = self.try_decide(&mut d, back, Decision::Skipped, state)
+                {
+                    stack.push((back, state, Decision::Skipped));
                     state = after;
                     entry = self.next[self.head];
+                    fresh = true;
                 } else {
-                    entry = self.next[entry];
+                    entry = self.next[2 * back];
                 }
-                continue;
-            }
-            // A completion whose operation is not linearized: this branch cannot succeed.
-            if self
-                .deepest
-                .as_ref()
-                .is_none_or(|dp| stack.len() > dp.depth)
-            {
-                let mut pending = Vec::new();
-                let mut e = self.next[self.head];
-                while e != entry && e != NIL {
-                    if e.is_multiple_of(2) {
-                        pending.push(e / 2);
-                    }
-                    e = self.next[e];
-                }
-                self.deepest = Some(Deepest {
-                    depth: stack.len(),
-                    state,
-                    culprit: op,
-                    pending,
-                });
-            }
-            // Undo the last decision; an unknown-outcome operation that was applied is next tried skipped,
-            // anything else gives way to the entries after it.
-            let Some((back, before, how)) = stack.pop() else {
-                return Found::NotLinearizable;
-            };
-            d.clear(back, self.zobrist[back]);
-            self.unlift(back);
-            state = before;
-            if how == Decision::Applied
-                && self.ops[back].ret.is_none()
-                && let Some(after) = self.try_decide(&mut d, back, Decision::Skipped, state)
-            {
-                stack.push((back, state, Decision::Skipped));
-                state = after;
-                entry = self.next[self.head];
-            } else {
-                entry = self.next[2 * back];
+                break;
             }
         }
     }
@@ -585,10 +631,16 @@ impl<'a> Search<'a> {
         sops: &[SOp],
         deadline: Option<Instant>,
     ) -> Failure {
-        let d = self
-            .deepest
-            .as_ref()
-            .expect("a failed search records where");
+        let Some(d) = self.deepest.as_ref() else {
+            // Every failed search meets a completion it cannot pass first; this is only a safe answer.
+            return Failure {
+                key,
+                state_before: self.init,
+                window: Vec::new(),
+                culprit: 0,
+                linearized_before: 0,
+            };
+        };
         let mut window: Vec<usize> = d.pending.clone();
         if !window.contains(&d.culprit) {
             window.push(d.culprit);
