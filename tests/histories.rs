@@ -196,6 +196,28 @@ fn a_lin_kv_session_through_a_leader_kill_a_partition_and_a_heal_is_linearizable
     assert_eq!(edn.lines().count(), history.lines().count());
     assert!(edn.starts_with("{:index 0, :type :invoke, :f :"), "{edn}");
 
+    // The report: one file, its plots inline, the faults labelled, the verdict given.
+    let html = dir.path().join("report.html");
+    let report = squall()
+        .arg("report")
+        .arg(&log)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", text(&report));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.matches("<svg").count() >= 3, "plots inline");
+    assert!(
+        page.contains(&format!("kill node {leader} (leader, term {term})")),
+        "fault labelled"
+    );
+    assert!(page.contains("partition "), "partition labelled");
+    assert!(
+        page.contains("class=\"ok\">linearizability"),
+        "verdict given"
+    );
+
     // A stale read spliced in: after a write of v2 completed, a new process reads v1, which an earlier,
     // completed write set. Values are unique per key, so v1 can never be current again.
     let (doctored, stale) = splice_stale_read(&history).expect("two completed writes on one key");
@@ -277,6 +299,17 @@ fn splice_stale_read(history: &str) -> Option<(String, String)> {
         }
     }
     None
+}
+
+#[test]
+fn history_and_report_name_a_missing_log_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.jsonl.gz");
+    for args in [vec!["history"], vec!["report"]] {
+        let o = squall().args(&args).arg(&missing).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("nope.jsonl.gz"), "{args:?}: {}", text(&o));
+    }
 }
 
 #[test]
