@@ -107,7 +107,14 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         dump_screens: args.dump_screens.clone(),
         applied: 0,
     };
-    if args.workload {
+    if let Some(kind) = args.workload {
+        if kind == crate::cli::WorkloadArg::LinKv {
+            let _ = cluster
+                .perform(Command::SetWorkloadKind(Some(
+                    crate::state::WorkloadKind::LinKv,
+                )))
+                .await;
+        }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }
     let code = if args.headless {

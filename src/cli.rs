@@ -85,9 +85,10 @@ pub struct UpArgs {
     /// else `$XDG_STATE_HOME/squall/sessions/`.
     #[arg(long)]
     pub events: Option<PathBuf>,
-    /// Start the built-in client workload at once.
-    #[arg(long)]
-    pub workload: bool,
+    /// Start the built-in client workload at once: `--workload` (or `--workload counter`) increments
+    /// counters, `--workload lin-kv` runs reads, writes and cas on a few keys and records their history.
+    #[arg(long, num_args = 0..=1, default_missing_value = "counter", value_name = "KIND")]
+    pub workload: Option<WorkloadArg>,
     /// Workload rate in writes per second (1 to 100000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
@@ -95,6 +96,16 @@ pub struct UpArgs {
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]
     pub dump_screens: Option<PathBuf>,
+}
+
+/// The built-in workloads, as `--workload` names them.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadArg {
+    /// Increments of eight counters, checked by a tally.
+    Counter,
+    /// Reads, writes and cas on a few integer keys, checked for linearizability.
+    #[value(name = "lin-kv")]
+    LinKv,
 }
 
 /// Where a running cluster is.

@@ -4,11 +4,11 @@
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::check::diagram;
+use crate::check::diagram::describe;
 use crate::check::format::{parse_jsonl, to_edn, to_jsonl};
-use crate::check::{Failure, OpEvent, Report, Verdict, history, linear};
+use crate::check::{OpEvent, Verdict, history, linear};
 use crate::cli::{CheckHistoryArgs, HistoryArgs, HistoryFormat};
 use crate::record::eventlog::read_event_log;
 use crate::setup::fail;
@@ -22,69 +22,6 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code of a check stopped at its deadline.
 pub const EXIT_UNKNOWN: u8 = 3;
-
-/// The verdict as lines of text: a first line (`valid: …`, `invalid: …`, `unknown: …`) and, when invalid, the
-/// failing window drawn as lanes and listed operation by operation.
-pub fn describe(report: &Report, took: Duration) -> Vec<String> {
-    let took = format_took(took);
-    match &report.verdict {
-        Verdict::Valid => vec![format!(
-            "valid: {} operations on {} key(s) are linearizable (checked in {took})",
-            report.operations, report.keys
-        )],
-        Verdict::Unknown(why) => vec![format!(
-            "unknown: {why}; {} operations on {} key(s) not fully checked (gave up after {took})",
-            report.operations, report.keys
-        )],
-        Verdict::Invalid(f) => {
-            let mut out = vec![format!(
-                "invalid: key {} cannot be linearized: no order of these {} operation(s) starting from {} \
-                 explains what they returned (checked in {took})",
-                f.key,
-                f.window.len(),
-                f.state_before
-                    .map_or("nil (absent)".to_string(), |v| format!("value {v}"))
-            )];
-            out.extend(window_lines(f));
-            out
-        }
-    }
-}
-
-/// The failing window as a lane diagram and a list with history indexes.
-pub fn window_lines(f: &Failure) -> Vec<String> {
-    let mut out: Vec<String> = diagram::draw(f, 48)
-        .into_iter()
-        .map(|l| format!("  {}", l.text))
-        .collect();
-    for (i, op) in f.window.iter().enumerate() {
-        let done = match (op.complete_index, op.complete_time) {
-            (Some(ci), Some(ct)) => format!("completed at index {ci} ({})", ms(ct)),
-            _ => "never completed".to_string(),
-        };
-        out.push(format!(
-            "  {} process {} {}: invoked at index {} ({}), {done}",
-            if i == f.culprit { "✗" } else { "·" },
-            op.process,
-            op.describe(),
-            op.invoke_index,
-            ms(op.invoke_time),
-        ));
-    }
-    out
-}
-
-fn ms(ns: u64) -> String {
-    format!("{:.3} ms", ns as f64 / 1e6)
-}
-
-fn format_took(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{:.1} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
-}
 
 /// The exit code of a verdict.
 pub fn exit_code(v: &Verdict) -> u8 {

@@ -49,6 +49,8 @@ pub enum Action {
     Heal,
     /// Start or stop the built-in client workload.
     ToggleWorkload,
+    /// Switch the workload between counter and lin-kv.
+    SwitchWorkload,
     /// Raise the workload rate.
     RateUp,
     /// Lower the workload rate.
@@ -221,6 +223,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('x') => Action::PartitionMenu,
         KeyCode::Char('h') => Action::Heal,
         KeyCode::Char('c') => Action::ToggleWorkload,
+        KeyCode::Char('C') => Action::SwitchWorkload,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::RateUp,
         KeyCode::Char('-') | KeyCode::Char('_') => Action::RateDown,
         KeyCode::Char('v') => Action::Check,
@@ -299,6 +302,7 @@ pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::RateUp => Command::WorkloadStep(true),
         Action::RateDown => Command::WorkloadStep(false),
         Action::Check => Command::Check,
+        Action::SwitchWorkload => Command::SetWorkloadKind(None),
         Action::Run(cmd) => cmd.clone(),
         _ => return None,
     })
@@ -450,6 +454,7 @@ mod tests {
             ('x', Action::PartitionMenu),
             ('h', Action::Heal),
             ('c', Action::ToggleWorkload),
+            ('C', Action::SwitchWorkload),
             ('+', Action::RateUp),
             ('-', Action::RateDown),
             ('v', Action::Check),

@@ -547,3 +547,102 @@ fn closing_the_terminal_stops_the_dashboard_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `C` switches the workload to lin-kv, `c` starts it, and `v` checks its history for linearizability; the
+/// latency chart sits beside the feed at 160 columns.
+#[test]
+fn dashboard_in_tmux_switches_to_lin_kv_and_checks_linearizability() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let conf = dir.path().join("tmux.conf");
+    std::fs::write(
+        &conf,
+        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("squall-e2e-lin-{}", std::process::id()),
+    };
+    let command = format!(
+        "sh -c '{} up -n 3 --seed 5 --dir {}; echo squall exited with $?'",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+    );
+    let st = tmux
+        .cmd()
+        .arg("-f")
+        .arg(&conf)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+    tmux.wait_for("a leader in the header", header_leader);
+    tmux.wait_for("the latency chart", |s| {
+        s.contains("latency ms").then_some(())
+    });
+    tmux.keys(&["C"]);
+    tmux.wait_for("the switch in the feed", |s| {
+        s.contains("workload lin-kv").then_some(())
+    });
+    tmux.keys(&["c"]);
+    tmux.wait_for("lin-kv running in the header", |s| {
+        s.lines()
+            .take(4)
+            .any(|l| l.contains("lin-kv"))
+            .then_some(())
+    });
+    // Check until the history has something in it and the verdict is in the feed.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tmux.keys(&["v"]);
+        let found = tmux.wait_for("a check's answer", |s| {
+            if s.contains("linearizability check passed: valid:") {
+                Some(true)
+            } else if s.contains("check passed") || s.contains("inconclusive") {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no linearizability verdict:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!tmux.screen().contains("check FAILED"), "{}", tmux.screen());
+    let pids = support::node_pids(&cdir);
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "screen:\n{}", tmux.screen());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}

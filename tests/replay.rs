@@ -73,6 +73,23 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
     out.wait_for("a later leader", WAIT, |l| {
         leader_term(l).filter(|(_, t)| *t > term)
     });
+    // The lin-kv workload's history and its linearizability verdict go through the log and the replay too.
+    ask(&mut stdin, &mut out, "workload lin-kv", "workload lin-kv");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        writeln!(stdin, "check").unwrap();
+        let answer = out.wait_for("the check's answer", WAIT, |l| {
+            ((l.starts_with("ok:") || l.starts_with("error:")) && l.contains("check"))
+                .then(|| l.to_string())
+        });
+        if answer.contains("linearizability check passed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no linearizability verdict: {answer}"
+        );
+    }
     drop(stdin);
     assert!(child.wait().unwrap().success());
 
@@ -85,6 +102,22 @@ fn replaying_the_event_log_reproduces_the_live_screens() {
             .any(|e| matches!(e.event, squall::state::Event::Checked { .. })),
         "the check is in the event log"
     );
+    for (what, found) in [
+        (
+            "the history",
+            log.events
+                .iter()
+                .any(|e| matches!(e.event, squall::state::Event::Op { .. })),
+        ),
+        (
+            "the linearizability verdict",
+            log.events
+                .iter()
+                .any(|e| matches!(e.event, squall::state::Event::LinChecked { .. })),
+        ),
+    ] {
+        assert!(found, "{what} is in the event log");
+    }
     let mut dumps: Vec<(usize, String)> = std::fs::read_dir(&screens)
         .unwrap()
         .map(|e| {

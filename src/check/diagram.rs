@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use super::history::Outcome;
-use super::linear::Failure;
+use super::linear::{Failure, Report, Verdict};
 
 /// One line of a diagram; `culprit` marks the lane holding the operation that cannot be placed, so a
 /// terminal can highlight it.
@@ -95,4 +97,67 @@ pub fn draw(failure: &Failure, width: usize) -> Vec<DiagramLine> {
         culprit: false,
     });
     out
+}
+
+/// The verdict as lines of text: a first line (`valid: …`, `invalid: …`, `unknown: …`) and, when invalid, the
+/// failing window drawn as lanes and listed operation by operation.
+pub fn describe(report: &Report, took: Duration) -> Vec<String> {
+    let took = format_took(took);
+    match &report.verdict {
+        Verdict::Valid => vec![format!(
+            "valid: {} operations on {} key(s) are linearizable (checked in {took})",
+            report.operations, report.keys
+        )],
+        Verdict::Unknown(why) => vec![format!(
+            "unknown: {why}; {} operations on {} key(s) not fully checked (gave up after {took})",
+            report.operations, report.keys
+        )],
+        Verdict::Invalid(f) => {
+            let mut out = vec![format!(
+                "invalid: key {} cannot be linearized: no order of these {} operation(s) starting from {} \
+                 explains what they returned (checked in {took})",
+                f.key,
+                f.window.len(),
+                f.state_before
+                    .map_or("nil (absent)".to_string(), |v| format!("value {v}"))
+            )];
+            out.extend(window_lines(f));
+            out
+        }
+    }
+}
+
+/// The failing window as a lane diagram and a list with history indexes.
+pub fn window_lines(f: &Failure) -> Vec<String> {
+    let mut out: Vec<String> = draw(f, 48)
+        .into_iter()
+        .map(|l| format!("  {}", l.text))
+        .collect();
+    for (i, op) in f.window.iter().enumerate() {
+        let done = match (op.complete_index, op.complete_time) {
+            (Some(ci), Some(ct)) => format!("completed at index {ci} ({})", ms(ct)),
+            _ => "never completed".to_string(),
+        };
+        out.push(format!(
+            "  {} process {} {}: invoked at index {} ({}), {done}",
+            if i == f.culprit { "✗" } else { "·" },
+            op.process,
+            op.describe(),
+            op.invoke_index,
+            ms(op.invoke_time),
+        ));
+    }
+    out
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn format_took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
 }

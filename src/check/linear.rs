@@ -5,13 +5,17 @@
 //! from the front, tentatively linearizing an operation whose invocation it meets (removing the operation's
 //! events from the list, "lifting" it) when the register model accepts it, and backtracking to the last choice
 //! when it meets a completion whose operation is not yet linearized. A configuration already explored (the set
-//! of linearized operations as a bitset, and the model state) is never explored again. Keys are independent
+//! of decided operations as a bitset, and the model state) is never explored again. Keys are independent
 //! registers, so each key's sub-history is checked on its own (Horn & Kroening's P-compositionality), which is
 //! what makes long histories tractable.
 //!
 //! `fail` operations never happened and are left out. `info` operations (and invocations never completed)
-//! have no completion event: the search may linearize them at any point after their invocation, or never;
-//! it succeeds once every `ok` operation is linearized. An `info` read constrains nothing and is left out.
+//! have no completion event: the search may linearize them at any point after their invocation, or decide
+//! that they never took effect (a step that leaves the state as it is); it succeeds once every `ok`
+//! operation is linearized. An `info` read constrains nothing and is left out. Deciding every operation,
+//! rather than leaving skipped ones in the list, is what lets a configuration be remembered exactly in a
+//! few words: every operation below a frontier is decided, and only the bits from the frontier to the
+//! highest decided operation (the concurrency window) are stored.
 //!
 //! On an invalid key the search reports where it got furthest: the model state there, the operation whose
 //! completion it could not pass, and the operations still pending at that point; that window is then shrunk
@@ -94,9 +98,10 @@ fn step(state: Option<i64>, value: OpValue) -> Option<Option<i64>> {
     }
 }
 
-/// Checks `ops` (as [`super::history::pair`] returns them). Past `deadline` the verdict is
-/// [`Verdict::Unknown`]; the search looks at the clock every few thousand steps, so it stops within
-/// milliseconds of the deadline.
+/// Checks `ops` (as [`super::history::pair`] returns them), each key on its own, on up to one thread per
+/// core. Past `deadline` the verdict is [`Verdict::Unknown`]; the search looks at the clock every few
+/// thousand steps, so it stops within milliseconds of the deadline. When several keys are invalid, the
+/// lowest is reported.
 pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
     let mut by_key: BTreeMap<i64, Vec<SOp>> = BTreeMap::new();
     for (origin, op) in ops.iter().enumerate() {
@@ -115,32 +120,60 @@ pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
         });
     }
     let keys = by_key.len();
-    let mut explored = 0u64;
+    let work: Vec<(i64, Vec<SOp>)> = by_key.into_iter().collect();
+    // Keys are independent: check them on as many threads as there are cores (at most one per key).
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(work.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Once one key is invalid the history is, and the other keys' searches stop.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut results: Vec<(usize, KeyResult)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((key, sops)) = work.get(i) else {
+                            return mine;
+                        };
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return mine;
+                        }
+                        let r = check_key(*key, sops, ops, deadline, &stop);
+                        if matches!(r.verdict, Verdict::Invalid(_)) {
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        mine.push((i, r));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a key's check does not panic"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let explored = results.iter().map(|(_, r)| r.explored).sum();
     let mut unknown = None;
-    for (key, sops) in &by_key {
-        let mut search = Search::new(sops, None);
-        match search.run(deadline) {
-            Found::Linearizable => {}
-            Found::Stopped => {
-                explored += search.explored;
-                unknown.get_or_insert(format!(
-                    "the deadline passed while checking key {key} ({} operations)",
-                    sops.len()
-                ));
-                continue;
-            }
-            Found::NotLinearizable => {
-                explored += search.explored;
-                let failure = search.failure(*key, ops, sops, deadline);
+    for (_, r) in results {
+        match r.verdict {
+            Verdict::Invalid(f) => {
                 return Report {
-                    verdict: Verdict::Invalid(Box::new(failure)),
+                    verdict: Verdict::Invalid(f),
                     operations: ops.len(),
                     keys,
                     explored,
                 };
             }
+            Verdict::Unknown(why) => {
+                unknown.get_or_insert(why);
+            }
+            Verdict::Valid => {}
         }
-        explored += search.explored;
     }
     Report {
         verdict: match unknown {
@@ -150,6 +183,39 @@ pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
         operations: ops.len(),
         keys,
         explored,
+    }
+}
+
+struct KeyResult {
+    verdict: Verdict,
+    explored: u64,
+}
+
+fn check_key(
+    key: i64,
+    sops: &[SOp],
+    ops: &[Operation],
+    deadline: Option<Instant>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> KeyResult {
+    let mut search = Search::new(sops, None);
+    search.stop = Some(stop);
+    let verdict = match search.run(deadline) {
+        Found::Linearizable => Verdict::Valid,
+        Found::Stopped if stop.load(std::sync::atomic::Ordering::Relaxed) => {
+            Verdict::Unknown("stopped: another key is not linearizable".into())
+        }
+        Found::Stopped => Verdict::Unknown(format!(
+            "the deadline passed while checking key {key} ({} operations)",
+            sops.len()
+        )),
+        Found::NotLinearizable => {
+            Verdict::Invalid(Box::new(search.failure(key, ops, sops, deadline)))
+        }
+    };
+    KeyResult {
+        verdict,
+        explored: search.explored,
     }
 }
 
@@ -204,8 +270,92 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Explored configurations, keyed by (hash of the linearized set, state).
-type Cache = HashMap<(u64, Option<i64>), Vec<Box<[u64]>>, BuildHasherDefault<MixHasher>>;
+/// One remembered configuration: the decided set as the frontier `m` (every operation below it decided) and
+/// the words of the bitset from `m / 64` up to the highest decided operation, stored in the arena.
+#[derive(Clone, Copy)]
+struct Entry {
+    m: u32,
+    off: u32,
+    len: u32,
+    /// The next entry with the same (hash, state), or `u32::MAX`.
+    next: u32,
+}
+
+/// The decided operations as a bitset, with its incremental hash, its frontier (lowest undecided operation)
+/// and its highest decided operation, so a configuration is remembered in a few words, not `n / 64`.
+struct Decided {
+    bits: Vec<u64>,
+    hash: u64,
+    /// Lowest undecided operation (`n` when all are decided).
+    m: usize,
+    /// One past the highest decided operation (0 when none is).
+    top: usize,
+}
+
+impl Decided {
+    fn new(n: usize) -> Self {
+        Decided {
+            bits: vec![0; n.div_ceil(64) + 1],
+            hash: 0,
+            m: 0,
+            top: 0,
+        }
+    }
+
+    fn has(&self, op: usize) -> bool {
+        self.bits[op / 64] & (1 << (op % 64)) != 0
+    }
+
+    fn set(&mut self, op: usize, z: u64, n: usize) {
+        self.bits[op / 64] |= 1 << (op % 64);
+        self.hash ^= z;
+        self.top = self.top.max(op + 1);
+        while self.m < n && self.has(self.m) {
+            // Skip whole words when they are full.
+            if self.m.is_multiple_of(64) && self.bits[self.m / 64] == u64::MAX {
+                self.m += 64;
+            } else {
+                self.m += 1;
+            }
+        }
+        self.m = self.m.min(n);
+    }
+
+    fn clear(&mut self, op: usize, z: u64) {
+        self.bits[op / 64] &= !(1 << (op % 64));
+        self.hash ^= z;
+        self.m = self.m.min(op);
+        if op + 1 == self.top {
+            let mut t = op;
+            while t > 0 && !self.has(t - 1) {
+                t -= 1;
+            }
+            self.top = t;
+        }
+    }
+
+    /// The words that, with `m`, identify the set.
+    fn key_words(&self) -> &[u64] {
+        if self.top <= self.m {
+            return &[];
+        }
+        &self.bits[self.m / 64..self.top.div_ceil(64)]
+    }
+}
+
+/// Explored configurations: (hash of the decided set, state) → the first entry of a chain.
+type Cache = HashMap<(u64, Option<i64>), u32, BuildHasherDefault<MixHasher>>;
+
+/// How an operation on the search stack was decided.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Linearized: applied to the model.
+    Applied,
+    /// An unknown-outcome operation decided never to take effect.
+    Skipped,
+    /// A read linearized as soon as it could be (see [`Search::forced_read`]): no alternative to try.
+    Forced,
+}
 
 /// The search over one key's operations.
 struct Search<'a> {
@@ -217,11 +367,13 @@ struct Search<'a> {
     head: usize,
     init: Option<i64>,
     zobrist: Vec<u64>,
-    /// Explored configurations: (hash of the linearized set, state) → the sets with that hash (trimmed of
-    /// trailing zero words).
     cache: Cache,
+    entries: Vec<Entry>,
+    arena: Vec<u64>,
     explored: u64,
     deepest: Option<Deepest>,
+    /// Set by another key's search that found its key invalid.
+    stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Search<'a> {
@@ -253,8 +405,11 @@ impl<'a> Search<'a> {
             init,
             zobrist: (0..n as u64).map(mix).collect(),
             cache: HashMap::default(),
+            entries: Vec::new(),
+            arena: Vec::new(),
             explored: 0,
             deepest: None,
+            stop: None,
         }
     }
 
@@ -288,61 +443,142 @@ impl<'a> Search<'a> {
         self.relink(2 * op);
     }
 
-    /// Records (bits, state) as explored; false when it was already.
-    fn remember(&mut self, hash: u64, state: Option<i64>, bits: &[u64]) -> bool {
-        let mut len = bits.len();
-        while len > 0 && bits[len - 1] == 0 {
-            len -= 1;
+    /// Records (decided set, state) as explored; false when it was already.
+    fn remember(&mut self, d: &Decided, state: Option<i64>) -> bool {
+        let words = d.key_words();
+        let m = d.m as u32;
+        let slot = self.cache.entry((d.hash, state)).or_insert(u32::MAX);
+        let mut i = *slot;
+        while i != u32::MAX {
+            let e = self.entries[i as usize];
+            if e.m == m && &self.arena[e.off as usize..(e.off + e.len) as usize] == words {
+                return false;
+            }
+            i = e.next;
         }
-        let trimmed = &bits[..len];
-        let bucket = self.cache.entry((hash, state)).or_default();
-        if bucket.iter().any(|b| &b[..] == trimmed) {
-            return false;
-        }
-        bucket.push(trimmed.into());
+        let new = self.entries.len() as u32;
+        self.entries.push(Entry {
+            m,
+            off: self.arena.len() as u32,
+            len: words.len() as u32,
+            next: *slot,
+        });
+        *slot = new;
+        self.arena.extend_from_slice(words);
         true
+    }
+
+    /// Decides `op` as `how` from `state` if the model allows it and the resulting configuration is new;
+    /// returns the state after it.
+    fn try_decide(
+        &mut self,
+        d: &mut Decided,
+        op: usize,
+        how: Decision,
+        state: Option<i64>,
+    ) -> Option<Option<i64>> {
+        let after = match how {
+            Decision::Applied | Decision::Forced => step(state, self.ops[op].value)?,
+            Decision::Skipped => state,
+        };
+        let n = self.ops.len();
+        d.set(op, self.zobrist[op], n);
+        if self.remember(d, after) {
+            self.explored += 1;
+            self.lift(op);
+            Some(after)
+        } else {
+            d.clear(op, self.zobrist[op]);
+            None
+        }
+    }
+
+    /// A read that has completed `ok` with the current state's value and may be linearized now (its
+    /// invocation comes before any pending completion): linearizing it at once never loses a solution, since
+    /// it changes nothing and nothing has to precede it, so it is a forced move, never a choice.
+    fn forced_read(&self, state: Option<i64>) -> Option<usize> {
+        let mut e = self.next[self.head];
+        while e != NIL && e.is_multiple_of(2) {
+            let op = &self.ops[e / 2];
+            if op.ret.is_some() && op.value == OpValue::Read(state) {
+                return Some(e / 2);
+            }
+            e = self.next[e];
+        }
+        None
     }
 
     fn run(&mut self, deadline: Option<Instant>) -> Found {
         let n = self.ops.len();
-        let mut bits = vec![0u64; n.div_ceil(64)];
-        let mut hash = 0u64;
+        let mut d = Decided::new(n);
         let mut state = self.init;
-        let mut stack: Vec<(usize, Option<i64>)> = Vec::new();
+        let mut stack: Vec<(usize, Option<i64>, Decision)> = Vec::new();
         let mut entry = self.next[self.head];
+        // True right after a decision, when the scan starts again from the head.
+        let mut fresh = true;
         let mut steps = 0u32;
         loop {
             steps = steps.wrapping_add(1);
             if steps.is_multiple_of(4096)
-                && let Some(d) = deadline
-                && Instant::now() >= d
+                && (deadline.is_some_and(|dl| Instant::now() >= dl)
+                    || self
+                        .stop
+                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)))
             {
                 return Found::Stopped;
             }
-            if entry == NIL {
-                // Nothing but unknown-outcome invocations remain: leave them unapplied.
-                return Found::Linearizable;
-            }
-            let op = entry / 2;
-            if entry.is_multiple_of(2) {
-                if let Some(after) = step(state, self.ops[op].value) {
-                    bits[op / 64] |= 1 << (op % 64);
-                    let h = hash ^ self.zobrist[op];
-                    if self.remember(h, after, &bits) {
-                        self.explored += 1;
-                        stack.push((op, state));
-                        state = after;
-                        hash = h;
-                        self.lift(op);
+            let mut dead_end = false;
+            if fresh {
+                fresh = false;
+                if let Some(op) = self.forced_read(state) {
+                    if self
+                        .try_decide(&mut d, op, Decision::Applied, state)
+                        .is_some()
+                    {
+                        stack.push((op, state, Decision::Forced));
                         entry = self.next[self.head];
+                        fresh = true;
                         continue;
                     }
-                    bits[op / 64] &= !(1 << (op % 64));
+                    // Explored before, without success: so is this configuration.
+                    dead_end = true;
                 }
-                entry = self.next[entry];
-            } else {
+            }
+            if !dead_end {
+                if entry == NIL {
+                    // Nothing but unknown-outcome invocations remain: leave them unapplied.
+                    return Found::Linearizable;
+                }
+                let op = entry / 2;
+                if entry.is_multiple_of(2) {
+                    let info = self.ops[op].ret.is_none();
+                    let decided = self
+                        .try_decide(&mut d, op, Decision::Applied, state)
+                        .map(|s| (s, Decision::Applied))
+                        .or_else(|| {
+                            if info {
+                                self.try_decide(&mut d, op, Decision::Skipped, state)
+                                    .map(|s| (s, Decision::Skipped))
+                            } else {
+                                None
+                            }
+                        });
+                    if let Some((after, how)) = decided {
+                        stack.push((op, state, how));
+                        state = after;
+                        entry = self.next[self.head];
+                        fresh = true;
+                    } else {
+                        entry = self.next[entry];
+                    }
+                    continue;
+                }
                 // A completion whose operation is not linearized: this branch cannot succeed.
-                if self.deepest.as_ref().is_none_or(|d| stack.len() > d.depth) {
+                if self
+                    .deepest
+                    .as_ref()
+                    .is_none_or(|dp| stack.len() > dp.depth)
+                {
                     let mut pending = Vec::new();
                     let mut e = self.next[self.head];
                     while e != entry && e != NIL {
@@ -358,14 +594,31 @@ impl<'a> Search<'a> {
                         pending,
                     });
                 }
-                let Some((back, before)) = stack.pop() else {
+            }
+            // Undo decisions back to one with an alternative left: a forced read has none; an unknown-outcome
+            // operation that was applied is next tried skipped; anything else gives way to the entries after it.
+            loop {
+                let Some((back, before, how)) = stack.pop() else {
                     return Found::NotLinearizable;
                 };
-                bits[back / 64] &= !(1 << (back % 64));
-                hash ^= self.zobrist[back];
-                state = before;
+                d.clear(back, self.zobrist[back]);
                 self.unlift(back);
-                entry = self.next[2 * back];
+                state = before;
+                if how == Decision::Forced {
+                    continue;
+                }
+                if how == Decision::Applied
+                    && self.ops[back].ret.is_none()
+                    && let Some(after) = self.try_decide(&mut d, back, Decision::Skipped, state)
+                {
+                    stack.push((back, state, Decision::Skipped));
+                    state = after;
+                    entry = self.next[self.head];
+                    fresh = true;
+                } else {
+                    entry = self.next[2 * back];
+                }
+                break;
             }
         }
     }
@@ -378,10 +631,16 @@ impl<'a> Search<'a> {
         sops: &[SOp],
         deadline: Option<Instant>,
     ) -> Failure {
-        let d = self
-            .deepest
-            .as_ref()
-            .expect("a failed search records where");
+        let Some(d) = self.deepest.as_ref() else {
+            // Every failed search meets a completion it cannot pass first; this is only a safe answer.
+            return Failure {
+                key,
+                state_before: self.init,
+                window: Vec::new(),
+                culprit: 0,
+                linearized_before: 0,
+            };
+        };
         let mut window: Vec<usize> = d.pending.clone();
         if !window.contains(&d.culprit) {
             window.push(d.culprit);

@@ -552,3 +552,25 @@ fn agrees_with_brute_force_on_random_small_histories() {
         "{valid} valid, {invalid} invalid: generator too one-sided"
     );
 }
+
+#[test]
+fn json_lines_export_reads_back_to_the_same_verdict() {
+    use super::format::{parse_jsonl, to_edn, to_jsonl};
+    for stale in [0.0, 0.05] {
+        let events = simulate(SimSpec {
+            ops: 1_500,
+            clients: 8,
+            keys: 5,
+            info: 0.05,
+            stale_reads: stale,
+            seed: 77,
+        });
+        let before = check(&pair(&events).unwrap(), None).verdict;
+        let text = to_jsonl(&events);
+        let parsed = parse_jsonl(&text).unwrap();
+        assert_eq!(parsed.events, events);
+        let after = check(&pair(&parsed.events).unwrap(), None).verdict;
+        assert_eq!(before, after, "stale {stale}");
+        assert_eq!(to_edn(&events).lines().count(), events.len());
+    }
+}

@@ -67,6 +67,8 @@ pub enum Command {
     WorkloadRate(u32),
     /// Raise or lower the workload rate by one step.
     WorkloadStep(bool),
+    /// Switch the built-in workload to this kind (`None`: to the other one).
+    SetWorkloadKind(Option<crate::state::WorkloadKind>),
     /// Check the workload's counters: every acknowledged increment must be there.
     Check,
     /// Print the nodes' status (headless).
@@ -137,6 +139,8 @@ impl std::fmt::Display for Command {
             Command::WorkloadRate(r) => write!(f, "workload rate {r}"),
             Command::WorkloadStep(true) => f.write_str("workload faster"),
             Command::WorkloadStep(false) => f.write_str("workload slower"),
+            Command::SetWorkloadKind(Some(k)) => write!(f, "workload {}", k.as_str()),
+            Command::SetWorkloadKind(None) => f.write_str("workload switch"),
             Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
             Command::Quit => f.write_str("quit"),
@@ -154,7 +158,7 @@ pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, 
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
-drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, check, status, quit \
+drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
 /// Every verb the console knows, for the dashboard prompt's hint.
@@ -276,13 +280,22 @@ pub fn parse(line: &str) -> Result<Command, String> {
             (Some("on"), None) => Ok(Command::Workload(Some(true))),
             (Some("off"), None) => Ok(Command::Workload(Some(false))),
             (None, None) => Ok(Command::Workload(None)),
+            (Some("lin-kv"), None) => Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::LinKv,
+            ))),
+            (Some("counter"), None) => Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::Counter,
+            ))),
             (Some("rate"), Some(r)) => r
                 .parse()
                 .ok()
                 .filter(|r| (1..=100_000).contains(r))
                 .map(Command::WorkloadRate)
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
-            _ => Err("use `workload on`, `workload off` or `workload rate 500`".into()),
+            _ => Err(
+                "use `workload on`, `workload off`, `workload rate 500`, `workload lin-kv` or `workload counter`"
+                    .into(),
+            ),
         },
         "check" => no_more(0, Command::Check),
         "status" => no_more(0, Command::Status),
@@ -417,6 +430,23 @@ mod tests {
         assert_eq!(parse("heal #3"), Ok(Command::Heal(Some(3))));
         assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));
         assert_eq!(parse("workload on"), Ok(Command::Workload(Some(true))));
+        assert_eq!(
+            parse("workload lin-kv"),
+            Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::LinKv
+            )))
+        );
+        assert_eq!(
+            parse("workload counter"),
+            Ok(Command::SetWorkloadKind(Some(
+                crate::state::WorkloadKind::Counter
+            )))
+        );
+        assert!(
+            parse("workload linkv")
+                .unwrap_err()
+                .contains("workload lin-kv")
+        );
         assert_eq!(parse("  quit "), Ok(Command::Quit));
     }
 

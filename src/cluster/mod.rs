@@ -9,8 +9,9 @@ pub mod fault;
 mod faultset;
 pub mod files;
 pub mod guard;
-pub mod outcome;
 mod guarded;
+mod linkv;
+pub mod outcome;
 mod poll;
 mod workload;
 
@@ -415,6 +416,44 @@ impl Cluster {
         check::judge(&readings)
     }
 
+    /// Runs the checks that fit what the workload did: the linearizability check of the lin-kv history when
+    /// there is one, the counter check when counters were written (or nothing else was). Each finding is an
+    /// event of its own; the verdict is the worst of them (violated, then inconclusive, then ok).
+    async fn check_all(&self) -> (Verdict, String) {
+        let lin = linkv::check(self).await;
+        let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
+        let mut findings = Vec::new();
+        if lin.is_none() || counters_written {
+            let (verdict, report) = self.check().await;
+            self.emit(Event::Checked {
+                verdict,
+                report: report.clone(),
+            });
+            findings.push((verdict, report));
+        }
+        if let Some((verdict, report, window)) = lin {
+            self.emit(Event::LinChecked {
+                verdict,
+                report: report.clone(),
+                window,
+            });
+            findings.push((verdict, report));
+        }
+        let verdict = if findings.iter().any(|(v, _)| *v == Verdict::Violated) {
+            Verdict::Violated
+        } else if findings.iter().any(|(v, _)| *v == Verdict::Inconclusive) {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Ok
+        };
+        let text = findings
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+            .join("; ");
+        (verdict, text)
+    }
+
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
@@ -422,11 +461,8 @@ impl Cluster {
         let asked = cmd.to_string();
         let outcome = match cmd {
             Command::Check => {
-                let (verdict, report) = self.check().await;
-                self.emit(Event::Checked {
-                    verdict,
-                    report: report.clone(),
-                });
+                // Each check's finding is an event of its own (emitted by `check_all`).
+                let (verdict, report) = self.check_all().await;
                 return Outcome::Verdict { verdict, report };
             }
             Command::Quit => return Outcome::Quit,
@@ -715,6 +751,20 @@ impl Cluster {
             Command::WorkloadRate(r) => {
                 self.inner.workload.set_rate(r);
                 Ok(format!("workload rate {r} writes/s"))
+            }
+            Command::SetWorkloadKind(kind) => {
+                let kind = self.inner.workload.set_kind(kind);
+                self.emit(Event::WorkloadKind { kind });
+                Ok(match kind {
+                    crate::state::WorkloadKind::Counter => {
+                        "workload counter: increments of 8 counters".to_string()
+                    }
+                    crate::state::WorkloadKind::LinKv => format!(
+                        "workload lin-kv: {} clients, reads, writes and cas on {} keys, history recorded",
+                        linkv::CLIENTS,
+                        linkv::KEYS
+                    ),
+                })
             }
             Command::WorkloadStep(up) => {
                 let r = self.inner.workload.step(up);

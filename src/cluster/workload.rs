@@ -1,5 +1,6 @@
-//! The built-in client workload: a steady stream of KV writes at a chosen rate, through the bundled client,
-//! reported as cumulative counts and as one event per operation.
+//! The built-in client workload: a steady stream of KV operations at a chosen rate, through the bundled
+//! client, reported as cumulative counts and as one event per operation. Two kinds: counter increments (this
+//! file) and lin-kv reads, writes and cas with a recorded history ([`super::linkv`]).
 //!
 //! Each write adds 1 to one of [`COUNTERS`] counters (`c0`…), and the workload keeps a tally of the increments
 //! it sent and of those acknowledged. That makes it checkable at any moment, as Jepsen checks a counter: a
@@ -13,7 +14,8 @@ use squall_node::client::KvClient;
 use squall_node::kv::{KvOp, KvResult};
 
 use super::Cluster;
-use crate::state::Event;
+use super::linkv;
+use crate::state::{Event, WorkloadKind};
 
 /// Rate steps for `+` and `-`, in writes per second.
 const RATE_STEPS: [u32; 9] = [1, 5, 10, 20, 50, 100, 200, 500, 1000];
@@ -44,6 +46,9 @@ pub(super) struct Control {
     inner: Mutex<(bool, u32)>,
     changed: tokio::sync::Notify,
     tally: Mutex<Tally>,
+    kind: Mutex<WorkloadKind>,
+    /// The lin-kv workload's history and shared client state.
+    pub(super) lin: linkv::LinKv,
 }
 
 impl Control {
@@ -53,7 +58,24 @@ impl Control {
             inner: Mutex::new((false, rate.max(1))),
             changed: tokio::sync::Notify::new(),
             tally: Mutex::new(Tally::default()),
+            kind: Mutex::new(WorkloadKind::Counter),
+            lin: linkv::LinKv::new(),
         }
+    }
+
+    /// Which operations the workload runs.
+    pub(super) fn kind(&self) -> WorkloadKind {
+        *self.kind.lock().unwrap()
+    }
+
+    /// Switches the kind of operations (`None`: to the other kind); returns the kind now.
+    pub(super) fn set_kind(&self, kind: Option<WorkloadKind>) -> WorkloadKind {
+        let mut g = self.kind.lock().unwrap();
+        *g = kind.unwrap_or(match *g {
+            WorkloadKind::Counter => WorkloadKind::LinKv,
+            WorkloadKind::LinKv => WorkloadKind::Counter,
+        });
+        *g
     }
 
     /// The tally so far.
@@ -114,6 +136,16 @@ pub(super) async fn run(cluster: Cluster) {
     for _ in 0..WORKERS {
         tokio::spawn(worker(cluster.clone(), token_rx.clone(), done_tx.clone()));
     }
+    let (lin_tx, lin_rx) = tokio::sync::mpsc::channel::<u64>(linkv::CLIENTS);
+    let lin_rx = std::sync::Arc::new(tokio::sync::Mutex::new(lin_rx));
+    for slot in 0..linkv::CLIENTS {
+        tokio::spawn(linkv::worker(
+            cluster.clone(),
+            slot,
+            lin_rx.clone(),
+            done_tx.clone(),
+        ));
+    }
     drop(done_tx);
     let (mut ok, mut failed, mut n) = (0u64, 0u64, 0u64);
     let mut last_report = Instant::now();
@@ -159,7 +191,10 @@ pub(super) async fn run(cluster: Cluster) {
             next = now; // fell far behind (a slow cluster): don't try to catch up in a burst
         }
         n += 1;
-        let _ = token_tx.try_send(n);
+        let _ = match cluster.inner.workload.kind() {
+            WorkloadKind::Counter => token_tx.try_send(n),
+            WorkloadKind::LinKv => lin_tx.try_send(n),
+        };
     }
 }
 

@@ -543,21 +543,23 @@ impl ClusterState {
             .unwrap_or(0)
     }
 
-    /// Median and 99th percentile latency (µs) of successful sampled operations in the last `window_ms`.
+    /// Median and 99th percentile latency (µs) of successful sampled operations in the last `window_ms`,
+    /// from an HDR histogram (3 significant figures).
     pub fn latency_percentiles(&self, window_ms: u64) -> Option<(u64, u64)> {
         let since = self.now_ms.saturating_sub(window_ms);
-        let mut l: Vec<u64> = self
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("valid bounds");
+        for o in self
             .client_ops
             .iter()
             .filter(|o| o.at_ms >= since && o.result == "ok")
-            .map(|o| o.latency_us)
-            .collect();
-        if l.is_empty() {
+        {
+            h.saturating_record(o.latency_us.max(1));
+        }
+        if h.is_empty() {
             return None;
         }
-        l.sort_unstable();
-        let pick = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
-        Some((pick(0.5), pick(0.99)))
+        Some((h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
     }
 
     fn node_mut(&mut self, id: u64) -> &mut NodeView {

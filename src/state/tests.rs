@@ -935,3 +935,56 @@ fn a_broken_raft_invariant_is_a_red_feed_line_and_counted() {
     st(&mut s, 40, 2, Role::Leader, 3, 5);
     assert_eq!(s.invariants.violations().len(), 1);
 }
+
+#[test]
+fn a_failed_linearizability_check_shows_its_window_lanes_in_the_feed() {
+    use crate::check::diagram::DiagramLine;
+    let mut s = started(3);
+    s.apply(&Stamped::new(
+        100,
+        Event::WorkloadKind {
+            kind: WorkloadKind::LinKv,
+        },
+    ));
+    assert_eq!(s.workload_kind, WorkloadKind::LinKv);
+    let line = |text: &str, culprit| DiagramLine {
+        text: text.into(),
+        culprit,
+    };
+    s.apply(&Stamped::new(
+        5_000,
+        Event::LinChecked {
+            verdict: Verdict::Violated,
+            report: "linearizability check FAILED: key 2 cannot be linearized".into(),
+            window: vec![
+                line("key 2: state before the window 7", false),
+                line("p3    ├──────┤  write 8", false),
+                line("p9       ├──┤  read → 7  ✗ cannot be placed", true),
+            ],
+        },
+    ));
+    assert_eq!(s.last_check, Some((5_000, Verdict::Violated)));
+    let tail: Vec<(FeedKind, &str)> = s
+        .feed
+        .iter()
+        .rev()
+        .take(4)
+        .rev()
+        .map(|l| (l.kind, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            (
+                FeedKind::Violation,
+                "linearizability check FAILED: key 2 cannot be linearized"
+            ),
+            (FeedKind::Check, "key 2: state before the window 7"),
+            (FeedKind::Check, "p3    ├──────┤  write 8"),
+            (
+                FeedKind::Violation,
+                "p9       ├──┤  read → 7  ✗ cannot be placed"
+            ),
+        ]
+    );
+}

@@ -80,6 +80,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
             format!(" of {}/s", state.workload.rate),
             label,
         ));
+        if state.workload_kind == crate::state::WorkloadKind::LinKv {
+            top.push(Span::styled(" lin-kv", label));
+        }
         if state.workload.failed > 0 {
             top.push(Span::styled(
                 format!(" ✗{}", state.workload.failed),

@@ -30,10 +30,13 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
             ("h", "heal every network fault"),
             (
-                "c  + -",
-                "client workload: start / stop, raise / lower its rate",
+                "c C + -",
+                "workload: start / stop, counter ⇄ lin-kv, rate up / down",
             ),
-            ("v", "verify: no acknowledged write lost"),
+            (
+                "v",
+                "verify: nothing acknowledged lost; lin-kv linearizable",
+            ),
         ],
     ),
     (

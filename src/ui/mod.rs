@@ -7,6 +7,7 @@
 mod footer;
 mod header;
 mod help;
+mod latency;
 mod links;
 mod log;
 mod nodes;
@@ -105,6 +106,16 @@ fn draw_full(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSta
         Layout::horizontal([Constraint::Min(20), Constraint::Length(side)]).areas(lower);
     timeline::render_lanes(frame, lanes, state, view);
     writes::render(frame, spark, state, view);
+    // Wide and tall enough, the latency chart goes beside the feed.
+    let feed = if feed.width >= 150 && feed.height >= 8 {
+        let [feed, chart] =
+            Layout::horizontal([Constraint::Min(20), Constraint::Length(latency::WIDTH)])
+                .areas(feed);
+        latency::render(frame, chart, state, view);
+        feed
+    } else {
+        feed
+    };
     timeline::render_feed(frame, feed, state, view);
 }
 
