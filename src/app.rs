@@ -22,7 +22,7 @@ use crate::state::{ClusterState, Event, FeedKind, HoldBack, Stamped, StatusCompr
 /// Where the session's pieces go, decided before the cluster starts.
 pub(crate) struct Session {
     log: Option<EventLogWriter<Stamped>>,
-    state: ClusterState,
+    pub(crate) state: ClusterState,
     recorder: Option<Recorder>,
     feed_seen: u64,
     compressor: StatusCompressor,
@@ -72,16 +72,20 @@ impl Session {
     }
 }
 
-/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
-pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
+/// A started session: the cluster, what folds its events, and where they arrive.
+pub(crate) type Started = (Cluster, Session, mpsc::UnboundedReceiver<Stamped>);
+
+/// Creates the cluster directory and the event log, starts every node, and starts the workload when `args`
+/// asks for it. Errors are the exit code (2) after the message.
+pub(crate) async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<Started, ExitCode> {
     if let Err(e) = std::fs::create_dir_all(&spec.dir) {
-        return crate::setup::fail(
+        return Err(crate::setup::fail(
             2,
             format!(
                 "cannot create cluster directory {}: {e}",
                 spec.dir.display()
             ),
-        );
+        ));
     }
     let events_path = args
         .events
@@ -90,15 +94,31 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
         Ok(w) => Some(w),
         Err(e) => {
-            return crate::setup::fail(2, format!("{e}; name a writable file with --events FILE"));
+            return Err(crate::setup::fail(
+                2,
+                format!("{e}; name a writable file with --events FILE"),
+            ));
         }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let settings = Event::Settings {
+        nodes: spec.nodes,
+        election_timeout_ms: (
+            spec.election_timeout.0.as_millis() as u64,
+            spec.election_timeout.1.as_millis() as u64,
+        ),
+        heartbeat_ms: spec.heartbeat.as_millis() as u64,
+        snapshot_every: spec.snapshot_every,
+        seed: spec.seed,
+        rate: spec.rate,
+        disk_faults: false,
+        node_bin: args.node_bin.as_ref().map(|p| p.display().to_string()),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
-        Err(e) => return crate::setup::fail(2, format!("{e:#}")),
+        Err(e) => return Err(crate::setup::fail(2, format!("{e:#}"))),
     };
-    let mut session = Session {
+    let session = Session {
         log,
         state: ClusterState::new(),
         recorder: None,
@@ -107,6 +127,8 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         dump_screens: args.dump_screens.clone(),
         applied: 0,
     };
+    let mut session = session;
+    session.apply(Stamped::new(cluster.now_ms(), settings));
     if let Some(kind) = args.workload {
         if kind == crate::cli::WorkloadArg::LinKv {
             let _ = cluster
@@ -117,11 +139,16 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }
-    let code = if args.headless {
-        headless(&cluster, &mut session, &mut rx).await
-    } else {
-        dashboard(&cluster, &mut session, &mut rx, &args).await
-    };
+    Ok((cluster, session, rx))
+}
+
+/// Ends a session: what is still queued goes into the event log, then the end of the session, then every
+/// node stops and the log is finished.
+pub(crate) async fn end_session(
+    cluster: &Cluster,
+    session: &mut Session,
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
+) {
     // What happened up to the end (an action's report still queued) goes into the event log, then the end of
     // the session: what the last screen showed is what a replay shows at its end. The nodes' exits at
     // shutdown follow it in the log, where they change nothing on screen.
@@ -140,6 +167,20 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
             eprintln_quiet(&format!("squall: warning: event log incomplete: {e}"));
         }
     }
+}
+
+/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
+pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
+    let (cluster, mut session, mut rx) = match start_session(&args, spec).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let code = if args.headless {
+        headless(&cluster, &mut session, &mut rx).await
+    } else {
+        dashboard(&cluster, &mut session, &mut rx, &args).await
+    };
+    end_session(&cluster, &mut session, &mut rx).await;
     code
 }
 

@@ -36,9 +36,20 @@ pub enum Command {
     History(HistoryArgs),
     /// Write a self-contained HTML report of a session from its event log.
     Report(ReportArgs),
+    /// Run a scenario file to a verdict (exit 0 valid, 1 invalid, 2 could not run, 3 unknown).
+    Run(crate::scenario::run::RunArgs),
+    /// Write the faults of a recorded session (its event log) as a scenario file, on standard output.
+    Scenario(ScenarioArgs),
     /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
     #[command(hide = true)]
     Node(NodeArgs),
+}
+
+/// Flags of `squall scenario`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScenarioArgs {
+    /// An event log written by `squall up` (or `squall run`).
+    pub log: PathBuf,
 }
 
 /// Flags of `squall up`.

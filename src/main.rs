@@ -34,6 +34,11 @@ fn main() -> ExitCode {
             squall::histories::history(args)
         }
         Command::Report(args) => squall::report::report(args),
+        Command::Run(args) => squall::scenario::run::run(args),
+        Command::Scenario(args) => {
+            die_on_closed_output();
+            squall::scenario::export::export(args)
+        }
         Command::Bench(args) => {
             die_on_closed_output();
             squall::commands::bench(args)

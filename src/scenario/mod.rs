@@ -1,7 +1,7 @@
 //! Scenario files: a cluster, a workload, faults on a timeline and/or from a seeded random nemesis, a
-//! duration, a final heal with a recovery period, and the checks to run. Pure: parsing, validation and
-//! expansion into a [`Plan`] (every setting a seed expands into and every timed command). Running a plan
-//! against real processes is the cluster layer's job.
+//! duration, a final heal with a recovery period, and the checks to run. Parsing, validation and expansion
+//! into a [`Plan`] (every setting a seed expands into and every timed command) are pure; [`run`] performs a
+//! plan against real processes through the cluster layer.
 //!
 //! The shape follows Jepsen's test maps (a generator of operations and a nemesis schedule, judged by checkers
 //! to `true / false / :unknown`) and TigerBeetle's VOPR (a seed expands into every option, printed).
@@ -33,8 +33,10 @@
 //! interval = "3s..6s"
 //! ```
 
+pub mod export;
 pub mod nemesis;
 mod parse;
+pub mod run;
 #[cfg(test)]
 mod tests;
 

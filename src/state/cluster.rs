@@ -483,6 +483,8 @@ impl ClusterState {
                 };
                 self.push(at, None, FeedKind::Recording, text);
             }
+            // For `squall scenario`; nothing to show.
+            Event::Settings { .. } => {}
             Event::Quit => {
                 self.ended = true;
                 self.push(at, None, FeedKind::Info, "session ended".to_string());

@@ -37,6 +37,26 @@ pub enum Event {
         /// The cluster directory (node data and logs).
         dir: String,
     },
+    /// The settings the session's cluster was started with, so a session can be turned into a scenario
+    /// (`squall scenario LOG`) that reruns it.
+    Settings {
+        /// Number of nodes.
+        nodes: u64,
+        /// Election timeout range, in milliseconds.
+        election_timeout_ms: (u64, u64),
+        /// Heartbeat interval, in milliseconds.
+        heartbeat_ms: u64,
+        /// Snapshot every N applied entries.
+        snapshot_every: u64,
+        /// The session's seed.
+        seed: u64,
+        /// Workload rate (operations per second).
+        rate: u32,
+        /// Whether node data went through the fault filesystem.
+        disk_faults: bool,
+        /// The node program, when not squall itself.
+        node_bin: Option<String>,
+    },
     /// A status poll result; the cluster layer sends it only when it differs from the previous one.
     Status {
         /// Which node.
