@@ -13,11 +13,9 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         "selected node",
         &[
             ("↑ ↓  1-9", "select a node"),
-            ("k", "kill (SIGKILL)"),
-            ("s", "terminate (SIGTERM)"),
+            ("k  s", "kill (SIGKILL) / terminate (SIGTERM)"),
             ("p", "pause / resume (SIGSTOP / SIGCONT)"),
-            ("r", "restart"),
-            ("w", "wipe its data and restart"),
+            ("r  w", "restart / wipe its data and restart"),
             ("i", "isolate from every peer"),
             ("d", "cycle latency on its links: 0, 50, 200, 1000 ms"),
             ("l", "cycle loss on its links: 0, 10, 30, 100 %"),
@@ -30,6 +28,14 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("K", "kill the leader"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
             ("h", "heal every network fault"),
+            (
+                "m",
+                "links matrix: ←↑↓→ a link; x cut d delay l loss o hold it; n/z/a step/drop/release",
+            ),
+            (
+                ":  f",
+                "fault prompt: any console line, e.g. loss *->1 100% only vote-reply for 10s",
+            ),
             (
                 "c  + -",
                 "client workload: start / stop, raise / lower its rate",
@@ -52,6 +58,21 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// What each fault kind does to frames, shown under the keys when the terminal has room.
+fn kinds_lines() -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(Span::styled(
+        " fault kinds (fault prompt or console; TARGET 2 · 1->2 · 1<->2 · 2->* · *->2 · *)",
+        styles::title(),
+    ))];
+    for (kind, what) in crate::cluster::fault::WHAT_KINDS_DO {
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {kind:<11}"), styles::key()),
+            Span::raw(what),
+        ]));
+    }
+    lines
+}
+
 /// Draws the overlay centred in `area`.
 pub fn render(frame: &mut Frame, area: Rect) {
     let rows: u16 = SECTIONS
@@ -59,7 +80,14 @@ pub fn render(frame: &mut Frame, area: Rect) {
         .map(|(_, keys)| keys.len() as u16 + 2)
         .sum::<u16>()
         + 1;
-    let w = area.width.saturating_sub(4).min(84);
+    let kinds = kinds_lines();
+    let with_kinds = area.height.saturating_sub(2) > rows + 1 + kinds.len() as u16;
+    let rows = if with_kinds {
+        rows + kinds.len() as u16 + 1
+    } else {
+        rows
+    };
+    let w = area.width.saturating_sub(4).min(96);
     let h = area.height.saturating_sub(2).min(rows + 1);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
@@ -89,6 +117,9 @@ pub fn render(frame: &mut Frame, area: Rect) {
         if sections {
             lines.push(Line::raw(""));
         }
+    }
+    if with_kinds {
+        lines.extend(kinds);
     }
     frame.render_widget(Clear, rect);
     frame.render_widget(
