@@ -312,9 +312,15 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
         faults[0].starts_with(&format!("#{two} isolate 2")),
         "{faults:?}"
     );
-    // 1, 4 and 5 are the live majority.
+    // 1, 4 and 5 are the live majority, and node 2 stays cut off (isolating 3 did not reconnect it).
     let (l, t) = s.agreed_leader(&[1, 4, 5]);
     assert!([1, 4, 5].contains(&l));
+    let cut_at = s.nodes()[&2].commit;
+    s.until("the majority committing while node 2 stays cut off", |ns| {
+        let n2 = ns.get(&2)?;
+        assert_eq!(n2.commit, cut_at, "node 2 was reconnected: {ns:#?}");
+        (ns.get(&l)?.commit > cut_at + 20).then_some(())
+    });
 
     // Healing node 2's fault reconnects node 2 only.
     s.ok(&format!("heal {two}"));
