@@ -201,7 +201,7 @@ fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
     });
     tmux.keys(&["x"]);
     tmux.wait_for("the cut taken away", |s| {
-        (cut_cells(s) == Some(0) && s.contains(&format!("remove #"))).then_some(())
+        (cut_cells(s) == Some(0) && s.contains("remove #")).then_some(())
     });
     tmux.keys(&["Escape"]);
     // The fault prompt takes a console line: a timed fault that ends by itself.
