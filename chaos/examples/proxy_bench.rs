@@ -4,8 +4,8 @@
 //! - `labelled`: with a classifier, no fault (every frame's prefix is classified and counted per label);
 //! - `filtered`: with a classifier and a message-filtered fault set on the measured links (100 % loss of a label
 //!   the bench frames never carry, so every frame is cut out whole, classified, judged and forwarded);
-//! then the median round trip under a 100 ms latency fault. Prints one JSON line.
-//! Run with `cargo run --release -p squall-chaos --example proxy_bench`.
+//!
+//! Then the median round trip under a 100 ms latency fault. Prints one JSON line. Run with `cargo run --release -p squall-chaos --example proxy_bench`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
