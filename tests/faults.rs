@@ -344,6 +344,17 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     assert_eq!(faults.len(), 1, "{faults:?}");
     assert!(faults[0].contains("isolate 3"), "{faults:?}");
     s.refused(&format!("heal {two}"));
+    // The same fault on the same target is replaced, a zero one removes it; other faults stay.
+    let slow = fault_id(&s.ok("delay 4 200ms"));
+    let faster = s.ok("delay 4 50ms");
+    assert!(faster.contains(&format!("replaces #{slow}")), "{faster}");
+    let gone = s.ok("delay 4 0");
+    assert!(gone.contains("remove #"), "{gone}");
+    assert_eq!(s.listing("faults", "faults:").len(), 1, "isolate 3 stays");
+    assert!(
+        s.refused("step 7").contains("no node 7"),
+        "unknown node in a step target"
+    );
 
     // A bridge on five nodes keeps one leader with writes flowing.
     s.ok("heal");
