@@ -27,6 +27,7 @@ struct Node {
     leader: Option<u64>,
     commit: u64,
     snapshot: u64,
+    pid: Option<u32>,
 }
 
 /// Parses `n1 running pid 9 leader term 3 leader n1 commit 10 applied 10 last 10/3 snapshot 0`.
@@ -48,6 +49,7 @@ fn parse_node(line: &str) -> Option<Node> {
         leader: after("leader", t).and_then(|l| l.strip_prefix('n')?.parse().ok()),
         commit: after("commit", t)?.parse().ok()?,
         snapshot: after("snapshot", t)?.parse().ok()?,
+        pid: after("pid", 0).and_then(|p| p.parse().ok()),
     })
 }
 
@@ -532,7 +534,7 @@ fn step_mode_walks_an_election_frame_by_frame() {
     let mut s = Session::start(3, &["--slow"]);
     let (l, _) = s.agreed_leader(&[1, 2, 3]);
     let hold = s.ok("hold *");
-    assert!(hold.contains("hold on *"), "{hold}");
+    assert!(hold.contains("hold * on 6 links"), "{hold}");
     s.ok(&format!("kill {l}"));
     // Step the oldest held frame, one at a time, until the new leader's first append has been delivered.
     let mut kinds: Vec<String> = Vec::new();
