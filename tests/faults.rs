@@ -352,6 +352,10 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     assert!(faster.contains(&format!("replaces #{slow}")), "{faster}");
     let gone = s.ok("delay 4 0");
     assert!(gone.contains("remove #"), "{gone}");
+    assert!(
+        s.refused("delay 4 0").contains("nothing to remove"),
+        "nothing left to remove"
+    );
     assert_eq!(s.listing("faults", "faults:").len(), 1, "isolate 3 stays");
     assert!(
         s.refused("step 7").contains("no node 7"),

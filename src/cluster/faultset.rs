@@ -150,12 +150,16 @@ impl Cluster {
         let (links, groups) = self.links_of(&pinned.target)?;
         let replaced = self.remove_where(|a| a.cmd.replaces(&pinned));
         if pinned.kind.is_zero() || (toggle && !replaced.is_empty()) {
+            if replaced.is_empty() {
+                // Nothing happened, so the answer is not `ok`.
+                return Err(format!(
+                    "nothing to remove: no {} fault on {} is in force (`faults` lists them)",
+                    pinned.kind.verb(),
+                    pinned.target
+                ));
+            }
             self.publish_faults();
-            return Ok(if replaced.is_empty() {
-                format!("nothing to remove: no {} in force", pinned)
-            } else {
-                format!("remove {}", list(&replaced))
-            });
+            return Ok(format!("remove {}", list(&replaced)));
         }
         let spec = FaultSpec {
             fault: pinned.kind.to_chaos(),
