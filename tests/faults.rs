@@ -269,6 +269,28 @@ fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
             line.contains(&format!("n{l} lost its quorum and steps down"))
                 .then_some(())
         });
+    // One way only: what the leader sent still went through (heartbeats included), what it was sent did not.
+    let links = s.listing("links", "links:");
+    let dropped = |line: &str| -> u64 {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "dropped").unwrap();
+        w[i + 1].parse().unwrap()
+    };
+    for line in &links {
+        let link = line.split(' ').next().unwrap_or("");
+        if link.starts_with(&format!("{l}->")) {
+            assert_eq!(dropped(line), 0, "the leader's own frames were cut: {line}");
+            assert!(
+                line.contains("heartbeat"),
+                "the followers heard heartbeats: {line}"
+            );
+        } else if link.ends_with(&format!("->{l}")) {
+            assert!(
+                dropped(line) > 0,
+                "frames to the leader went through: {line}"
+            );
+        }
+    }
     let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
     let (m, m_term) = s.agreed_leader(&others);
     assert!(
