@@ -22,6 +22,8 @@ const HINTS: &[(&str, &str)] = &[
     ("K", "kill leader"),
     ("x", "partition"),
     ("h", "heal"),
+    ("m", "links"),
+    (":", "fault prompt"),
     ("c", "client"),
     ("d", "delay"),
     ("l", "loss"),
@@ -30,8 +32,6 @@ const HINTS: &[(&str, &str)] = &[
     ("s", "term"),
     ("+-", "rate"),
     ("␣", "freeze"),
-    ("m", "links"),
-    (":", "fault prompt"),
     ("R", "rec"),
     ("Tab", "panel"),
 ];
