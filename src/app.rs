@@ -584,6 +584,24 @@ async fn dashboard(
                         let cmd = match &action {
                             // The fault prompt's line goes through the console's parser.
                             Action::Submit(line) => match command::parse(line) {
+                                Ok(Command::Quit) => {
+                                    let _ = recorder.stop();
+                                    return ExitCode::SUCCESS;
+                                }
+                                Ok(Command::Status | Command::Faults | Command::Held | Command::Links) => {
+                                    // Listings answer the console; here the screen already shows them.
+                                    let _ = local_tx.send(Stamped::new(
+                                        cluster.now_ms(),
+                                        Event::ActionFailed {
+                                            action: line.clone(),
+                                            error: "the dashboard shows this already: nodes in the table, faults in the \
+                                                    header and the links panel, held frames and per-kind counts (m) \
+                                                    under the links matrix"
+                                                .into(),
+                                        },
+                                    ));
+                                    None
+                                }
                                 Ok(cmd) => Some(cmd),
                                 Err(error) => {
                                     let _ = local_tx.send(Stamped::new(

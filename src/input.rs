@@ -91,6 +91,8 @@ pub enum Action {
     CommandBackspace,
     /// Close the fault prompt.
     CommandCancel,
+    /// Complete the verb being typed in the fault prompt (Tab), when only one fits.
+    CommandComplete,
     /// Run the fault prompt's line (parsed by the caller, like a console line).
     Submit(String),
     /// Give the keyboard to the links matrix (cell cursor), or take it back.
@@ -122,6 +124,7 @@ impl Action {
                 | Action::CommandInput(_)
                 | Action::CommandBackspace
                 | Action::CommandCancel
+                | Action::CommandComplete
                 | Action::LinkMode
                 | Action::LinkMove(..)
                 | Action::FeedPageUp
@@ -170,6 +173,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
             KeyCode::Enter if text.trim().is_empty() => Action::CommandCancel,
             KeyCode::Enter => Action::Submit(text.trim().to_string()),
             KeyCode::Backspace => Action::CommandBackspace,
+            KeyCode::Tab => Action::CommandComplete,
             KeyCode::Char(c) if !ctrl => Action::CommandInput(c),
             _ => Action::None,
         };
@@ -382,6 +386,20 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
             }
         }
         Action::CommandCancel | Action::Submit(_) => view.command = None,
+        Action::CommandComplete => {
+            if let Some(text) = &mut view.command
+                && !text.contains(' ')
+            {
+                let fits: Vec<&str> = crate::cluster::command::VERBS
+                    .iter()
+                    .copied()
+                    .filter(|v| v.starts_with(text.as_str()))
+                    .collect();
+                if let [only] = fits.as_slice() {
+                    *text = format!("{only} ");
+                }
+            }
+        }
         Action::LinkMode => {
             view.link_cursor = match view.link_cursor {
                 Some(_) => None,
@@ -562,6 +580,22 @@ mod tests {
         assert_eq!(a, Action::Submit("loss *->1 100% only vote-reply".into()));
         apply_view(&mut v, &a, &state);
         assert_eq!(v.command, None);
+        // Tab completes a verb when only one fits.
+        type_key(&mut v, ch(':'), &state);
+        for c in "ban".chars() {
+            type_key(&mut v, ch(c), &state);
+        }
+        type_key(&mut v, press(KeyCode::Tab), &state);
+        assert_eq!(v.command.as_deref(), Some("bandwidth "));
+        type_key(&mut v, press(KeyCode::Esc), &state);
+        type_key(&mut v, ch(':'), &state);
+        type_key(&mut v, ch('r'), &state);
+        type_key(&mut v, press(KeyCode::Tab), &state);
+        assert_eq!(
+            v.command.as_deref(),
+            Some("r"),
+            "several verbs fit: no completion"
+        );
     }
 
     #[test]

@@ -185,6 +185,39 @@ fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
         (cut_cells(s) == Some(0) && s.contains("heal every network fault")).then_some(())
     });
 
+    // The links matrix takes the keyboard: one keystroke cuts the directed link under its cursor (a one-way
+    // partition), the same key again takes the cut away.
+    tmux.keys(&["m"]);
+    let (from, to) = tmux.wait_for("the link cursor", |s| {
+        let at = s.find(" link ")?;
+        let rest = &s[at + " link ".len()..];
+        let (a, b) = rest.split_whitespace().next()?.split_once("->")?;
+        Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_for("the one-way cut in the header and the matrix", |s| {
+        let faults = s.lines().nth(1)?;
+        (faults.contains(&format!("cut {from}->{to}")) && cut_cells(s) == Some(1)).then_some(())
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_for("the cut taken away", |s| {
+        (cut_cells(s) == Some(0) && s.contains("remove #")).then_some(())
+    });
+    tmux.keys(&["Escape"]);
+    // The fault prompt takes a console line: a timed fault that ends by itself.
+    tmux.keys(&[":"]);
+    tmux.keys(&["-l", "delay * 30ms for 2s"]);
+    tmux.wait_for("the grammar hint", |s| {
+        s.contains("delay TARGET DUR").then_some(())
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the timed fault in the header", |s| {
+        s.lines().nth(1)?.contains("delay * 30ms").then_some(())
+    });
+    tmux.wait_for("the timed fault's end in the feed", |s| {
+        s.contains("ended after 2s").then_some(())
+    });
+
     let pids = support::node_pids(&cdir);
     assert!(!pids.is_empty());
 

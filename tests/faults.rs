@@ -27,6 +27,7 @@ struct Node {
     leader: Option<u64>,
     commit: u64,
     snapshot: u64,
+    pid: Option<u32>,
 }
 
 /// Parses `n1 running pid 9 leader term 3 leader n1 commit 10 applied 10 last 10/3 snapshot 0`.
@@ -48,6 +49,7 @@ fn parse_node(line: &str) -> Option<Node> {
         leader: after("leader", t).and_then(|l| l.strip_prefix('n')?.parse().ok()),
         commit: after("commit", t)?.parse().ok()?,
         snapshot: after("snapshot", t)?.parse().ok()?,
+        pid: after("pid", 0).and_then(|p| p.parse().ok()),
     })
 }
 
@@ -267,6 +269,28 @@ fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
             line.contains(&format!("n{l} lost its quorum and steps down"))
                 .then_some(())
         });
+    // One way only: what the leader sent still went through (heartbeats included), what it was sent did not.
+    let links = s.listing("links", "links:");
+    let dropped = |line: &str| -> u64 {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "dropped").unwrap();
+        w[i + 1].parse().unwrap()
+    };
+    for line in &links {
+        let link = line.split(' ').next().unwrap_or("");
+        if link.starts_with(&format!("{l}->")) {
+            assert_eq!(dropped(line), 0, "the leader's own frames were cut: {line}");
+            assert!(
+                line.contains("heartbeat"),
+                "the followers heard heartbeats: {line}"
+            );
+        } else if link.ends_with(&format!("->{l}")) {
+            assert!(
+                dropped(line) > 0,
+                "frames to the leader went through: {line}"
+            );
+        }
+    }
     let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
     let (m, m_term) = s.agreed_leader(&others);
     assert!(
@@ -312,9 +336,15 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
         faults[0].starts_with(&format!("#{two} isolate 2")),
         "{faults:?}"
     );
-    // 1, 4 and 5 are the live majority.
+    // 1, 4 and 5 are the live majority, and node 2 stays cut off (isolating 3 did not reconnect it).
     let (l, t) = s.agreed_leader(&[1, 4, 5]);
     assert!([1, 4, 5].contains(&l));
+    let cut_at = s.nodes()[&2].commit;
+    s.until("the majority committing while node 2 stays cut off", |ns| {
+        let n2 = ns.get(&2)?;
+        assert_eq!(n2.commit, cut_at, "node 2 was reconnected: {ns:#?}");
+        (ns.get(&l)?.commit > cut_at + 20).then_some(())
+    });
 
     // Healing node 2's fault reconnects node 2 only.
     s.ok(&format!("heal {two}"));
@@ -338,6 +368,21 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     assert_eq!(faults.len(), 1, "{faults:?}");
     assert!(faults[0].contains("isolate 3"), "{faults:?}");
     s.refused(&format!("heal {two}"));
+    // The same fault on the same target is replaced, a zero one removes it; other faults stay.
+    let slow = fault_id(&s.ok("delay 4 200ms"));
+    let faster = s.ok("delay 4 50ms");
+    assert!(faster.contains(&format!("replaces #{slow}")), "{faster}");
+    let gone = s.ok("delay 4 0");
+    assert!(gone.contains("remove #"), "{gone}");
+    assert!(
+        s.refused("delay 4 0").contains("nothing to remove"),
+        "nothing left to remove"
+    );
+    assert_eq!(s.listing("faults", "faults:").len(), 1, "isolate 3 stays");
+    assert!(
+        s.refused("step 7").contains("no node 7"),
+        "unknown node in a step target"
+    );
 
     // A bridge on five nodes keeps one leader with writes flowing.
     s.ok("heal");
@@ -515,7 +560,7 @@ fn step_mode_walks_an_election_frame_by_frame() {
     let mut s = Session::start(3, &["--slow"]);
     let (l, _) = s.agreed_leader(&[1, 2, 3]);
     let hold = s.ok("hold *");
-    assert!(hold.contains("hold on *"), "{hold}");
+    assert!(hold.contains("hold * on 6 links"), "{hold}");
     s.ok(&format!("kill {l}"));
     // Step the oldest held frame, one at a time, until the new leader's first append has been delivered.
     let mut kinds: Vec<String> = Vec::new();

@@ -337,3 +337,154 @@ fn wide_tables_show_whole_roles_and_the_log_ruler_never_cuts_a_label() {
         }
     }
 }
+
+/// A state with a link report where every link of node 2 is delayed by `ms`, the fault set and held frames
+/// that report implies, at session time 20 s.
+fn faulted_state(ms: u32) -> ClusterState {
+    use squall::state::{ActiveFault, Event, HeldView, LinkState, Stamped};
+    let mut state = fixture::sample_state(3);
+    let now = state.now_ms + 1;
+    let mut links = state.links.clone();
+    for l in &mut links {
+        l.state = if l.from == 2 || l.to == 2 {
+            LinkState::Delayed(ms)
+        } else if (l.from, l.to) == (1, 3) {
+            LinkState::Held
+        } else {
+            LinkState::Ok
+        };
+    }
+    state.apply(&Stamped::new(now, Event::Links { links }));
+    state.apply(&Stamped::new(
+        now,
+        Event::FaultSet {
+            faults: vec![
+                ActiveFault {
+                    id: 3,
+                    text: format!("delay 2 {ms}ms for 10s"),
+                    short: format!("delay 2 {ms}ms"),
+                    since_ms: now - 2000,
+                    until_ms: Some(now + 8000),
+                },
+                ActiveFault {
+                    id: 4,
+                    text: "hold 1->3".into(),
+                    short: "hold 1->3".into(),
+                    since_ms: now,
+                    until_ms: None,
+                },
+            ],
+        },
+    ));
+    state.apply(&Stamped::new(
+        now,
+        Event::Held {
+            frames: vec![HeldView {
+                seq: 1,
+                from: 1,
+                to: 3,
+                kind: Some("heartbeat".into()),
+                detail: "heartbeat n1 term 2 prev 40/2 commit 40".into(),
+            }],
+        },
+    ));
+    state
+}
+
+/// The columns of the matrix row of node `row` at which each cell's text ends.
+fn cell_ends(screen: &str, row: u64) -> Vec<usize> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains("links from→to"))
+        .map(|_| ())
+        .and_then(|_| {
+            screen
+                .lines()
+                .skip_while(|l| !l.contains("links from→to"))
+                .find(|l| {
+                    let after = l.rsplit('│').nth(1).unwrap_or("");
+                    after.trim_start().starts_with(&format!("n{row} "))
+                })
+        })
+        .expect("a matrix row");
+    let cells = line.rsplit('│').nth(1).expect("the links panel");
+    let chars: Vec<char> = cells.chars().collect();
+    (0..chars.len())
+        .filter(|&i| chars[i] != ' ' && chars.get(i + 1).is_none_or(|c| *c == ' ' || *c == '['))
+        .collect()
+}
+
+#[test]
+fn the_links_matrix_stays_aligned_at_a_one_second_delay() {
+    // Issue 13: `+1000` took five columns and pushed every cell after it one to the right.
+    let fast = render(160, 48, &faulted_state(50), &selected(2));
+    let slow = render(160, 48, &faulted_state(1000), &selected(2));
+    let (fast, slow) = (fast.backend().to_string(), slow.backend().to_string());
+    assert!(slow.contains("+1s"), "a second reads as +1s:\n{slow}");
+    for row in 1..=3 {
+        assert_eq!(
+            cell_ends(&fast, row),
+            cell_ends(&slow, row),
+            "row n{row} moved:\n{slow}"
+        );
+    }
+}
+
+#[test]
+fn the_fault_set_held_frames_and_the_link_cursor_show() {
+    let state = faulted_state(200);
+    let view = ViewState {
+        link_cursor: Some((2, 3)),
+        ..selected(2)
+    };
+    let t = render(160, 48, &state, &view);
+    let screen = t.backend().to_string();
+    let header = screen.lines().nth(1).expect("the faults line");
+    assert!(
+        header.contains("#3 delay 2 200ms 8s"),
+        "time left in the header: {header}"
+    );
+    assert!(header.contains("#4 hold 1->3"), "{header}");
+    assert!(
+        screen.contains("#3 delay 2 200ms for 10s 8s"),
+        "the set in the links panel:\n{screen}"
+    );
+    assert!(
+        screen.contains("‖ 1->3 heartbeat n1 term 2"),
+        "held frames listed:\n{screen}"
+    );
+    assert!(screen.contains("[+200"), "the cursor marks 2->3:\n{screen}");
+    assert!(
+        screen.contains(" link 2->3 "),
+        "the footer names the link:\n{screen}"
+    );
+    insta::assert_snapshot!("links_cursor_faults_held_160x48", screen);
+}
+
+#[test]
+fn the_fault_prompt_shows_the_grammar_of_the_verb_being_typed() {
+    let state = fixture::sample_state(3);
+    let mut view = selected(1);
+    view.command = Some("loss *->1 100%".into());
+    let t = render(160, 48, &state, &view);
+    let screen = t.backend().to_string();
+    let footer = screen.lines().last().unwrap_or("");
+    assert!(footer.contains("loss *->1 100%▏"), "{footer}");
+    assert!(
+        footer.contains("loss TARGET PCT [for DUR] [only KIND,..]"),
+        "{footer}"
+    );
+    view.command = Some("re".into());
+    let t = render(160, 48, &state, &view);
+    let footer = t
+        .backend()
+        .to_string()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        footer.contains("restart · reorder · reset · release"),
+        "{footer}"
+    );
+}

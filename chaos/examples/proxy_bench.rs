@@ -1,12 +1,18 @@
-//! Measures what the link proxy costs: round-trip time of a small frame direct vs proxied (p50/p99),
-//! one-way throughput direct vs proxied, and the median round trip under a 100 ms latency fault.
-//! Prints one JSON line. Run with `cargo run --release -p squall-chaos --example proxy_bench`.
+//! Measures what the link proxy costs, side by side in one run: round-trip time of a small frame (p50/p99) and
+//! one-way throughput, direct and through four proxies:
+//! - `plain`: a network without a classifier, no fault (the proxy as it was before message labels);
+//! - `labelled`: with a classifier, no fault (every frame's prefix is classified and counted per label);
+//! - `filtered`: with a classifier and a message-filtered fault set on the measured links (100 % loss of a label
+//!   the bench frames never carry, so every frame is cut out whole, classified, judged and forwarded);
+//!
+//! Then the median round trip under a 100 ms latency fault. Prints one JSON line. Run with `cargo run --release -p squall-chaos --example proxy_bench`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use squall_chaos::{Fault, LinkId, Network};
+use squall_chaos::{Classifier, Fault, FaultSpec, Flow, LabelSet, LinkId, Network};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -14,7 +20,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 const RTT_SAMPLES: usize = 5000;
 const SMALL: usize = 64;
 const BULK_FRAME: usize = 64 * 1024;
-const BULK_BYTES: usize = 512 * 1024 * 1024;
+const BULK_BYTES: usize = 256 * 1024 * 1024;
 const FAULT_SAMPLES: usize = 40;
 
 /// Echoes every length-delimited frame.
@@ -104,56 +110,131 @@ async fn throughput(addr: SocketAddr) -> f64 {
     (count * frame.len()) as f64 / secs / 1e6
 }
 
-#[tokio::main]
-async fn main() {
-    let net = Network::new(1);
-    let echo = echo_server().await;
-    let sink = sink_server().await;
+/// A stand-in for squall's wire classifier (which reads a bincode-encoded tarpc envelope): it decodes up to
+/// eight bincode varints from the prefix, about the work of reading an envelope up to an AppendEntries' entry
+/// count, and labels every bench frame `data`.
+struct VarintClassifier;
+
+impl Classifier for VarintClassifier {
+    fn labels(&self) -> &[&'static str] {
+        &["data", "vote-reply"]
+    }
+    fn classify(&self, _flow: Flow, prefix: &[u8]) -> Option<u8> {
+        let mut at = 0;
+        let mut sum = 0u64;
+        for _ in 0..8 {
+            let b = *prefix.get(at)?;
+            let (v, n) = match b {
+                0..=250 => (u64::from(b), 1),
+                251 => (
+                    u64::from(u16::from_le_bytes([
+                        *prefix.get(at + 1)?,
+                        *prefix.get(at + 2)?,
+                    ])),
+                    3,
+                ),
+                _ => (u64::from(b), 1),
+            };
+            sum = sum.wrapping_add(v);
+            at += n;
+        }
+        Some(u8::from(sum == u64::MAX))
+    }
+    fn describe(&self, _flow: Flow, payload: &[u8]) -> String {
+        format!("{} bytes", payload.len())
+    }
+}
+
+/// A network whose links 1->2 (to the echo server) and 1->3 (to the sink) are proxied.
+async fn network(
+    net: Network,
+    echo: SocketAddr,
+    sink: SocketAddr,
+) -> (Network, SocketAddr, SocketAddr) {
     net.set_upstream(2, echo);
     net.set_upstream(3, sink);
     let to_echo = net.add_link(1, 2).await.unwrap();
     let to_sink = net.add_link(1, 3).await.unwrap();
+    (net, to_echo, to_sink)
+}
 
-    // Alternate direct and proxied runs so drift on a shared machine hits both alike.
-    let mut direct = Vec::new();
-    let mut proxied = Vec::new();
-    for _ in 0..2 {
-        direct.extend(rtts(echo, RTT_SAMPLES / 2).await);
-        proxied.extend(rtts(to_echo, RTT_SAMPLES / 2).await);
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let echo = echo_server().await;
+    let sink = sink_server().await;
+    let (plain, plain_echo, plain_sink) = network(Network::new(1), echo, sink).await;
+    let classifier = || -> Arc<dyn Classifier> { Arc::new(VarintClassifier) };
+    let (_labelled, lab_echo, lab_sink) =
+        network(Network::with_classifier(1, classifier()), echo, sink).await;
+    let (filtered, fil_echo, fil_sink) =
+        network(Network::with_classifier(1, classifier()), echo, sink).await;
+    // Like `loss *->1 100% only vote-reply`, on the measured links (the echo link both ways; the sink link one
+    // way, since the sink answers with a bare count, not a frame): no bench frame is a vote reply.
+    filtered.add_fault(
+        [LinkId::new(1, 2), LinkId::new(2, 1), LinkId::new(1, 3)],
+        FaultSpec::permanent(Fault::Loss { p: 1.0 }).only(LabelSet::of([1])),
+    );
+
+    // Alternate the paths so drift on a shared machine hits all alike.
+    let targets = [echo, plain_echo, lab_echo, fil_echo];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    for _ in 0..4 {
+        for (i, t) in targets.iter().enumerate() {
+            samples[i].extend(rtts(*t, RTT_SAMPLES / 4).await);
+        }
     }
-    direct.sort();
-    proxied.sort();
-    let mut tput_direct = Vec::new();
-    let mut tput_proxied = Vec::new();
+    for s in &mut samples {
+        s.sort();
+    }
+    let sinks = [sink, plain_sink, lab_sink, fil_sink];
+    let mut tputs: Vec<Vec<f64>> = vec![Vec::new(); 4];
     for _ in 0..3 {
-        tput_direct.push(throughput(sink).await);
-        tput_proxied.push(throughput(to_sink).await);
+        for (i, t) in sinks.iter().enumerate() {
+            tputs[i].push(throughput(*t).await);
+        }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let (td, tp) = (median(&mut tput_direct), median(&mut tput_proxied));
+    let tp: Vec<f64> = tputs.iter_mut().map(|v| median(v)).collect();
+    let p50: Vec<f64> = samples.iter().map(|s| pct(s, 0.5)).collect();
+    let p99: Vec<f64> = samples.iter().map(|s| pct(s, 0.99)).collect();
+    let dropped = filtered
+        .link_stats(LinkId::new(1, 2))
+        .map_or(0, |s| s.frames_dropped);
+    assert_eq!(dropped, 0, "the filter matched a bench frame");
 
-    net.set_fault(LinkId::new(1, 2), Fault::latency_ms(100).into());
-    let faulted = rtts(to_echo, FAULT_SAMPLES).await;
+    plain.set_fault(LinkId::new(1, 2), Fault::latency_ms(100).into());
+    let faulted = rtts(plain_echo, FAULT_SAMPLES).await;
 
-    println!(
-        "{{\"rtt_direct_p50_us\":{:.1},\"rtt_direct_p99_us\":{:.1},\"rtt_proxied_p50_us\":{:.1},\"rtt_proxied_p99_us\":{:.1},\"rtt_added_p50_us\":{:.1},\"frame_bytes\":{},\"rtt_samples\":{},\"throughput_direct_mb_s\":{:.0},\"throughput_proxied_mb_s\":{:.0},\"throughput_ratio\":{:.3},\"bulk_frame_bytes\":{},\"bulk_total_bytes\":{},\"latency_fault_ms\":100,\"latency_fault_rtt_p50_ms\":{:.2},\"latency_fault_rtt_max_ms\":{:.2},\"latency_fault_samples\":{}}}",
-        pct(&direct, 0.5),
-        pct(&direct, 0.99),
-        pct(&proxied, 0.5),
-        pct(&proxied, 0.99),
-        pct(&proxied, 0.5) - pct(&direct, 0.5),
-        SMALL,
-        direct.len(),
-        td,
-        tp,
-        tp / td,
-        BULK_FRAME,
-        BULK_BYTES,
+    let names = ["direct", "plain", "labelled", "filtered"];
+    let mut json = String::from("{");
+    for (i, n) in names.iter().enumerate() {
+        json.push_str(&format!(
+            "\"rtt_{n}_p50_us\":{:.1},\"rtt_{n}_p99_us\":{:.1},\"throughput_{n}_mb_s\":{:.0},",
+            p50[i], p99[i], tp[i]
+        ));
+    }
+    json.push_str(&format!(
+        "\"added_p50_plain_us\":{:.1},\"added_p50_labelled_us\":{:.1},\"added_p50_filtered_us\":{:.1},\
+         \"labelled_minus_plain_p50_us\":{:.1},\"filtered_minus_plain_p50_us\":{:.1},\
+         \"throughput_ratio_plain\":{:.3},\"throughput_ratio_labelled\":{:.3},\"throughput_ratio_filtered\":{:.3},\
+         \"frame_bytes\":{SMALL},\"rtt_samples_each\":{},\"bulk_frame_bytes\":{BULK_FRAME},\"bulk_total_bytes\":{BULK_BYTES},\
+         \"latency_fault_ms\":100,\"latency_fault_rtt_p50_ms\":{:.2},\"latency_fault_rtt_max_ms\":{:.2},\"latency_fault_samples\":{}}}",
+        p50[1] - p50[0],
+        p50[2] - p50[0],
+        p50[3] - p50[0],
+        p50[2] - p50[1],
+        p50[3] - p50[1],
+        tp[1] / tp[0],
+        tp[2] / tp[0],
+        tp[3] / tp[0],
+        samples[0].len(),
         pct(&faulted, 0.5) / 1000.0,
         pct(&faulted, 1.0) / 1000.0,
         faulted.len(),
-    );
+    ));
+    println!("{json}");
 }

@@ -405,32 +405,80 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
     Ok((dur, only, jitter))
 }
 
+/// What each fault kind does to the frames on the links it covers, one line each (help, footer, README).
+pub const WHAT_KINDS_DO: [(&str, &str); 9] = [
+    (
+        "cut",
+        "drops every frame; connections stay open (a cable cut under live TCP)",
+    ),
+    (
+        "delay",
+        "holds each frame DUR ± jitter (default a tenth of DUR); order is kept",
+    ),
+    (
+        "loss",
+        "drops PCT % of frames, each whole (never half a frame)",
+    ),
+    ("dup", "sends PCT % of frames twice, back to back"),
+    (
+        "reorder",
+        "holds each frame an extra random 0..DUR, so later frames overtake it",
+    ),
+    (
+        "bandwidth",
+        "queues frames so the link carries at most RATE bytes per second",
+    ),
+    (
+        "blackhole",
+        "accepts connections, forwards nothing (frames are dropped, not held)",
+    ),
+    (
+        "reset",
+        "closes the link's connections with a TCP RST, both ways, and refuses new ones",
+    ),
+    (
+        "hold",
+        "queues every frame until step (deliver), drop-held (discard) or release",
+    ),
+];
+
 /// The grammar of one verb, for error messages and the dashboard's prompt.
 pub fn hint(verb: &str) -> &'static str {
     match verb {
-        "cut" => "cut TARGET [for DUR] [only KIND,..]   e.g. cut 1->2 · cut *->3 · cut 2<->4",
+        "cut" => {
+            "cut TARGET [for DUR] [only KIND,..] — drops every frame · e.g. cut 1->2 · cut *->3 · cut 2<->4"
+        }
         "delay" => {
-            "delay TARGET DUR [jitter DUR] [for DUR] [only KIND,..]   e.g. delay 1->3 200ms only heartbeat"
+            "delay TARGET DUR [jitter DUR] [for DUR] [only KIND,..] — holds each frame DUR · e.g. delay 1->3 200ms only heartbeat"
         }
-        "loss" => "loss TARGET PCT [for DUR] [only KIND,..]   e.g. loss *->1 100% only vote-reply",
-        "dup" => "dup TARGET PCT [for DUR] [only KIND,..]   e.g. dup 2 20%",
+        "loss" => {
+            "loss TARGET PCT [for DUR] [only KIND,..] — drops PCT % of frames · e.g. loss *->1 100% only vote-reply"
+        }
+        "dup" => {
+            "dup TARGET PCT [for DUR] [only KIND,..] — sends PCT % of frames twice · e.g. dup 2 20%"
+        }
         "reorder" => {
-            "reorder TARGET DUR [for DUR] [only KIND,..]   extra random delay up to DUR per frame"
+            "reorder TARGET DUR [for DUR] [only KIND,..] — extra random delay up to DUR per frame"
         }
-        "bandwidth" => "bandwidth TARGET RATE [for DUR] [only KIND,..]   e.g. bandwidth 1->3 1MB/s",
-        "blackhole" => "blackhole TARGET [for DUR] [only KIND,..]   accept and forward nothing",
-        "reset" => "reset TARGET [for DUR]   close connections, refuse new ones",
+        "bandwidth" => {
+            "bandwidth TARGET RATE [for DUR] [only KIND,..] — at most RATE · e.g. bandwidth 1->3 1MB/s"
+        }
+        "blackhole" => "blackhole TARGET [for DUR] [only KIND,..] — accept and forward nothing",
+        "reset" => "reset TARGET [for DUR] — close connections with RST, refuse new ones",
         "partition" => {
-            "partition halves|random-halves|bridge|ring|1,2|3,4,5 [for DUR] [only KIND,..]"
+            "partition halves|random-halves|bridge|ring|1,2|3,4,5 [for DUR] [only KIND,..] — cuts between groups"
         }
-        "isolate" => "isolate NODE [for DUR] [only KIND,..]",
+        "isolate" => "isolate NODE [for DUR] [only KIND,..] — cuts every link to and from it",
         "hold" => {
-            "hold TARGET [only KIND,..]   then: held · step TARGET [N] · drop-held TARGET [N] · release TARGET"
+            "hold TARGET [only KIND,..] — queue frames; then held · step TARGET [N] · drop-held TARGET [N] · release TARGET"
         }
-        "step" => "step TARGET [N]   deliver the N oldest held frames (default 1)",
-        "drop-held" => "drop-held TARGET [N]   discard the N oldest held frames (default 1)",
-        "release" => "release TARGET   deliver every held frame and stop holding there",
-        "heal" => "heal · heal ID   remove every fault, or the one `faults` lists as #ID",
+        "step" => "step TARGET [N] — deliver the N oldest held frames (default 1)",
+        "drop-held" => "drop-held TARGET [N] — discard the N oldest held frames (default 1)",
+        "release" => "release TARGET — deliver every held frame and stop holding there",
+        "heal" => "heal · heal ID — remove every fault, or the one `faults` lists as #ID",
+        "faults" => "faults — list the faults in force with their ids and time left",
+        "held" => "held — list the held frames, oldest first",
+        "links" => "links — every link's counters, with frames per message kind",
         _ => {
             "TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *   KIND: vote vote-reply append heartbeat append-reply \
              snapshot snapshot-reply timeout-now client"

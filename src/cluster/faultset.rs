@@ -72,8 +72,8 @@ impl Cluster {
         self.resolve(Target::Node(id))
     }
 
-    /// The target with `leader` replaced by the node that leads now.
-    fn pin(&self, t: &FaultTarget) -> Result<FaultTarget, String> {
+    /// The target with `leader` replaced by the node that leads now (and every node id checked).
+    pub(super) fn pin(&self, t: &FaultTarget) -> Result<FaultTarget, String> {
         Ok(match t {
             FaultTarget::Node(n) => FaultTarget::Node(Target::Node(self.node_id(*n)?)),
             FaultTarget::From(n) => FaultTarget::From(Target::Node(self.node_id(*n)?)),
@@ -127,11 +127,10 @@ impl Cluster {
         })
     }
 
-    /// Whether a link is covered by a (pinned) target.
-    pub(super) fn covers(&self, t: &FaultTarget, link: LinkId) -> bool {
-        self.links_of(t)
-            .map(|(links, _)| links.contains(&link))
-            .unwrap_or(false)
+    /// The directed links a target covers now (`leader` resolved, node ids checked).
+    pub(super) fn links_for(&self, t: &FaultTarget) -> Result<Vec<LinkId>, String> {
+        let pinned = self.pin(t)?;
+        Ok(self.links_of(&pinned)?.0)
     }
 
     /// Adds a fault to the set (replacing the same fault on the same target; a zero delay or percentage only
@@ -151,12 +150,16 @@ impl Cluster {
         let (links, groups) = self.links_of(&pinned.target)?;
         let replaced = self.remove_where(|a| a.cmd.replaces(&pinned));
         if pinned.kind.is_zero() || (toggle && !replaced.is_empty()) {
+            if replaced.is_empty() {
+                // Nothing happened, so the answer is not `ok`.
+                return Err(format!(
+                    "nothing to remove: no {} fault on {} is in force (`faults` lists them)",
+                    pinned.kind.verb(),
+                    pinned.target
+                ));
+            }
             self.publish_faults();
-            return Ok(if replaced.is_empty() {
-                format!("nothing to remove: no {} in force", pinned)
-            } else {
-                format!("remove {}", list(&replaced))
-            });
+            return Ok(format!("remove {}", list(&replaced)));
         }
         let spec = FaultSpec {
             fault: pinned.kind.to_chaos(),

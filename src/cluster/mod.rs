@@ -671,11 +671,11 @@ impl Cluster {
             }
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));
-                let target = t.clone();
+                let links = self.links_for(t)?;
                 let out = if deliver {
-                    self.inner.net.step(|l| self.covers(&target, l), n)
+                    self.inner.net.step(|l| links.contains(&l), n)
                 } else {
-                    self.inner.net.drop_held(|l| self.covers(&target, l), n)
+                    self.inner.net.drop_held(|l| links.contains(&l), n)
                 };
                 if out.is_empty() {
                     return Err(format!("no frame is held on {t}; `held` lists what is"));
@@ -700,9 +700,9 @@ impl Cluster {
                 Ok(format!("{verb} {}", items.join("; ")))
             }
             Command::Release(t) => {
+                let links = self.links_for(&t)?;
                 let ended = self.end_holds_on(&t);
-                let target = t.clone();
-                let out = self.inner.net.release(|l| self.covers(&target, l));
+                let out = self.inner.net.release(|l| links.contains(&l));
                 Ok(format!(
                     "release {} held frames on {t}{}",
                     out.len(),

@@ -1,4 +1,5 @@
-//! The footer: key hints, or the partition prompt while it is open.
+//! The footer: key hints; the partition prompt or the fault prompt (with the grammar of the verb being typed)
+//! while one is open; the links matrix's keys while it has the keyboard.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -21,6 +22,8 @@ const HINTS: &[(&str, &str)] = &[
     ("K", "kill leader"),
     ("x", "partition"),
     ("h", "heal"),
+    ("m", "links"),
+    (":", "fault prompt"),
     ("c", "client"),
     ("d", "delay"),
     ("l", "loss"),
@@ -34,9 +37,89 @@ const HINTS: &[(&str, &str)] = &[
     ("PgUp", "feed back"),
 ];
 
+/// Keys while the links matrix has the keyboard.
+const LINK_HINTS: &[(&str, &str)] = &[
+    ("←↑↓→", "move"),
+    ("x", "cut"),
+    ("d", "+200ms"),
+    ("l", "30% loss"),
+    ("o", "hold"),
+    ("n", "step held"),
+    ("z", "drop held"),
+    ("a", "release"),
+    ("h", "heal all"),
+    (":", "prompt"),
+    ("Esc", "back"),
+];
+
+fn badge(text: &str, bg: Color) -> Span<'static> {
+    Span::styled(
+        format!(" {text} "),
+        Style::new()
+            .fg(Color::Black)
+            .bg(bg)
+            .add_modifier(Modifier::BOLD),
+    )
+}
+
+/// Hints that fit in `width` after `used` columns.
+fn hints(
+    spans: &mut Vec<Span<'static>>,
+    mut used: usize,
+    width: usize,
+    list: &[(&'static str, &'static str)],
+) {
+    for (key, what) in list {
+        let len = key.chars().count() + what.chars().count() + 3;
+        if used + len > width {
+            break;
+        }
+        used += len;
+        spans.push(Span::styled(*key, styles::key()));
+        spans.push(Span::styled(format!(" {what}  "), styles::dim()));
+    }
+}
+
 /// Draws the footer line.
 pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewState) {
-    let line = if let Some(text) = &view.prompt {
+    let line = if let Some(text) = &view.command {
+        // The grammar of the verb being typed (or what a target and a kind are), after the text.
+        let verb = text.split_whitespace().next().unwrap_or("");
+        let known = crate::cluster::command::VERBS.contains(&verb);
+        let hint = if known {
+            crate::cluster::fault::hint(verb).to_string()
+        } else if verb.is_empty() {
+            "cut · delay · loss · dup · reorder · bandwidth · blackhole · reset · partition · isolate · hold · step · release · heal · faults · … Tab complete  ⏎ run  Esc cancel".to_string()
+        } else {
+            let close: Vec<&str> = crate::cluster::command::VERBS
+                .iter()
+                .copied()
+                .filter(|v| v.starts_with(verb))
+                .collect();
+            if close.is_empty() {
+                format!("no command `{verb}`")
+            } else {
+                close.join(" · ")
+            }
+        };
+        Line::from(vec![
+            badge("fault", Color::Yellow),
+            Span::raw(" "),
+            Span::styled(
+                format!("{text}▏"),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(format!("  {hint}"), styles::dim()),
+        ])
+    } else if let Some((from, to)) = view.link_cursor {
+        let mut spans = vec![
+            badge(&format!("link {from}->{to}"), Color::Cyan),
+            Span::raw(" "),
+        ];
+        let used = spans.iter().map(|s| s.width()).sum();
+        hints(&mut spans, used, area.width as usize, LINK_HINTS);
+        Line::from(spans)
+    } else if let Some(text) = &view.prompt {
         Line::from(vec![
             Span::styled(
                 " partition ",
@@ -99,15 +182,7 @@ pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewS
             ));
             spans.push(Span::raw(" "));
         }
-        for (key, what) in HINTS {
-            let len = key.chars().count() + what.chars().count() + 3;
-            if used + len > area.width as usize {
-                break;
-            }
-            used += len;
-            spans.push(Span::styled(*key, styles::key()));
-            spans.push(Span::styled(format!(" {what}  "), styles::dim()));
-        }
+        hints(&mut spans, used, area.width as usize, HINTS);
         Line::from(spans)
     };
     frame.render_widget(Paragraph::new(line), area);

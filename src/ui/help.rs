@@ -15,8 +15,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("↑ ↓  1-9", "select a node"),
             ("k  s", "kill (SIGKILL) / terminate (SIGTERM)"),
             ("p", "pause / resume (SIGSTOP / SIGCONT)"),
-            ("r", "restart"),
-            ("w", "wipe its data and restart"),
+            ("r  w", "restart / wipe its data and restart"),
             ("i", "isolate from every peer"),
             ("d", "cycle latency on its links: 0, 50, 200, 1000 ms"),
             ("l", "cycle loss on its links: 0, 10, 30, 100 %"),
@@ -29,6 +28,14 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("K", "kill the leader"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
             ("h", "heal every network fault"),
+            (
+                "m",
+                "links matrix: ←↑↓→ a link, x cut d delay l loss o hold",
+            ),
+            (
+                ":  f",
+                "fault prompt: any console line, e.g. cut 1->2 for 5s",
+            ),
             (
                 "c C + -",
                 "workload: start / stop, counter ⇄ lin-kv, rate up / down",
@@ -122,6 +129,21 @@ const REPLAY: &[(&str, &[(&str, &str)])] = &[(
     ],
 )];
 
+/// What each fault kind does to frames, shown under the keys when the terminal has room.
+fn kinds_lines() -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(Span::styled(
+        " fault kinds (fault prompt or console; TARGET 2 · 1->2 · 1<->2 · 2->* · *->2 · *)",
+        styles::title(),
+    ))];
+    for (kind, what) in crate::cluster::fault::WHAT_KINDS_DO {
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {kind:<11}"), styles::key()),
+            Span::raw(what),
+        ]));
+    }
+    lines
+}
+
 /// Draws the help overlay centred in `area`: the keys (the live dashboard's, or replay's), or on page 1 the
 /// symbols.
 pub fn render(frame: &mut Frame, area: Rect, view: &crate::state::ViewState) {
@@ -151,7 +173,14 @@ fn render_sections(
         .map(|(_, keys)| keys.len() as u16 + 2)
         .sum::<u16>()
         + 1;
-    let w = area.width.saturating_sub(4).min(84);
+    let kinds = kinds_lines();
+    let with_kinds = area.height.saturating_sub(2) > rows + 1 + kinds.len() as u16;
+    let rows = if with_kinds {
+        rows + kinds.len() as u16 + 1
+    } else {
+        rows
+    };
+    let w = area.width.saturating_sub(4).min(96);
     let h = area.height.saturating_sub(2).min(rows + 1);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
@@ -181,6 +210,9 @@ fn render_sections(
         if sections {
             lines.push(Line::raw(""));
         }
+    }
+    if with_kinds {
+        lines.extend(kinds);
     }
     frame.render_widget(Clear, rect);
     frame.render_widget(

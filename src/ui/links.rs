@@ -16,9 +16,14 @@ const CELL: u16 = 5;
 /// Width of the row label.
 const LABEL: u16 = 4;
 
-/// Rows the panel needs for `nodes` nodes: borders, a column header, one row per node and a totals line.
+/// Rows below the matrix for the fault set, held frames and the cursor's link (more show when the row the
+/// panel shares with the logs is taller).
+const NOTES: u16 = 4;
+
+/// Rows the panel needs for `nodes` nodes: borders, a column header, one row per node, [`NOTES`] rows of
+/// faults and held frames, and a totals line.
 pub fn height(nodes: usize) -> u16 {
-    nodes as u16 + 4
+    nodes as u16 + 4 + NOTES
 }
 
 /// The text of one cell, at most four columns wide so every column stays aligned.
@@ -189,18 +194,19 @@ impl Widget for Matrix<'_> {
             if !room(y) {
                 break;
             }
-            let text = format!(
-                "‖ {}->{} {} {}",
-                h.from,
-                h.to,
-                h.kind.as_deref().unwrap_or("other"),
-                h.detail
-            );
+            // The description begins with the kind ("pre-vote n2 term 3 …"); without one, the kind alone.
+            let what = if h.detail.is_empty() {
+                h.kind.as_deref().unwrap_or("other")
+            } else {
+                &h.detail
+            };
+            let text = format!("‖ {}->{} {what}", h.from, h.to);
             put(buf, area.x, y, &text, styles::link(LinkState::Held));
             y += 1;
         }
         // Totals across every link.
-        let y = y.min(area.bottom().saturating_sub(1));
+        let _ = y;
+        let y = area.bottom().saturating_sub(1);
         let (frames, bytes, dropped) = self
             .state
             .link_rates

@@ -6,7 +6,8 @@
 //! [`Network::drop_held`](super::Network::drop_held) discards them, [`Network::release`](super::Network::release)
 //! delivers them all. Removing a hold fault delivers what it held (a fault's removal never loses data). A frame
 //! whose connection closed while it was held can no longer be delivered; stepping it reports it as lost.
-//! Frames on one connection leave in the order they came, because the oldest is always stepped first.
+//! Frames on one connection leave in the order they came, because the oldest is always stepped first. At most
+//! [`MAX_HELD`] frames are held at once; beyond that a held link drops new frames (counted as dropped).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -16,6 +17,20 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::LinkId;
+
+/// The most frames the network holds at once. Beyond it a held link drops new frames (counted as dropped)
+/// rather than growing without bound while nobody steps.
+pub const MAX_HELD: usize = 10_000;
+
+/// What became of a frame offered to the registry.
+pub(crate) enum Offer {
+    /// Held until stepped, dropped or released.
+    Held,
+    /// The hold was lifted meanwhile: send it on as usual.
+    NotHeld,
+    /// [`MAX_HELD`] frames are held already: drop it.
+    Full,
+}
 
 /// A held frame, as a person sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -75,16 +90,24 @@ pub(crate) struct Registry {
 impl Registry {
     /// Holds a frame if `still_held()` says its link still holds (asked under the registry's lock, so a hold
     /// removed meanwhile either sees the frame here or makes this refuse it); it leaves through
-    /// `entry.deliver` when stepped or released. Gives the entry back when the hold is gone.
-    pub(crate) fn hold(&self, entry: Entry, still_held: impl FnOnce() -> bool) -> Option<Entry> {
+    /// `entry.deliver` when stepped or released. Says when the hold is gone (the caller sends the frame on), and refuses it
+    /// when [`MAX_HELD`] frames are held already.
+    pub(crate) fn hold(&self, entry: Entry, still_held: impl FnOnce() -> bool) -> Offer {
+        // `entry` is dropped unless held: the caller keeps its own handle on the frame.
         let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if !still_held() {
-            return Some(entry);
+            return Offer::NotHeld;
+        }
+        if e.1.len() >= MAX_HELD {
+            e.1.retain(|_, x| !x.deliver.is_closed());
+            if e.1.len() >= MAX_HELD {
+                return Offer::Full;
+            }
         }
         e.0 += 1;
         let seq = e.0;
         e.1.insert(seq, entry);
-        None
+        Offer::Held
     }
 
     /// The held frames whose connection is still open, oldest first (forgetting those of closed ones).
@@ -129,6 +152,32 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use super::{Entry, MAX_HELD, Offer, Registry};
+    use crate::proxy::LinkId;
+
+    #[test]
+    fn the_registry_refuses_frames_beyond_its_cap_and_lifted_holds() {
+        let reg = Registry::default();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let entry = || Entry {
+            link: LinkId::new(1, 2),
+            label: None,
+            detail: String::new(),
+            frame: bytes::Bytes::from_static(b"\0\0\0\0"),
+            since: std::time::Instant::now(),
+            deliver: tx.clone(),
+        };
+        assert!(matches!(reg.hold(entry(), || false), Offer::NotHeld));
+        for _ in 0..MAX_HELD {
+            assert!(matches!(reg.hold(entry(), || true), Offer::Held));
+        }
+        assert!(matches!(reg.hold(entry(), || true), Offer::Full));
+        assert_eq!(reg.list().len(), MAX_HELD);
+        // Stepping makes room again.
+        assert_eq!(reg.take(|_| true, 1, true).len(), 1);
+        assert!(matches!(reg.hold(entry(), || true), Offer::Held));
+    }
 
     use crate::proxy::testkit::{AB, Client, Got, Pair, poll_until, seed};
     use crate::proxy::{Fault, FaultSpec};

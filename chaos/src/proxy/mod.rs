@@ -479,7 +479,8 @@ impl Network {
         up.insert(to, addr);
     }
 
-    /// Sets a fault on `link`, replacing one of the same kind. It applies to open connections at once. With a
+    /// Sets a fault on `link`, replacing every fault of the same kind there (use [`Network::add_fault`] for faults
+    /// that compose). It applies to open connections at once. With a
     /// duration it removes itself afterwards (unless replaced first). Probabilities are clamped to [0, 1] and a
     /// zero bandwidth is taken as 1 byte/s; use [`Fault::validate`] to refuse such input instead.
     pub fn set_fault(&self, link: LinkId, spec: FaultSpec) {
@@ -561,7 +562,8 @@ impl Network {
         found
     }
 
-    /// Removes the fault of `kind` from `link`, if set. Frames it delayed are delivered, none are lost.
+    /// Removes every fault of `kind` from `link` (whichever call installed it). Frames they delayed or held are
+    /// delivered, none are lost.
     pub fn remove_fault(&self, link: LinkId, kind: FaultKind) {
         if let Some(l) = self.inner.shared.existing(link) {
             l.remove(kind);

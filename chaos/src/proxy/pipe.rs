@@ -624,8 +624,8 @@ impl Pipe {
         }
     }
 
-    /// Puts a frame in the network's hold registry; false when held, true when the hold was lifted just now
-    /// (the frame then goes on as if never held).
+    /// Puts a frame in the network's hold registry; false when held (or dropped because the registry is full),
+    /// true when the hold was lifted just now (the frame then goes on as if never held).
     fn hold(&mut self, frame: Bytes, label: Option<u8>) -> bool {
         let shared = &self.shared;
         let (label_name, detail) = match &shared.classifier {
@@ -644,10 +644,18 @@ impl Pipe {
             deliver: self.release_tx.clone(),
         };
         let link = &self.link;
-        shared
+        let len = entry.frame.len();
+        match shared
             .held
             .hold(entry, || link.plan().for_label(label).hold)
-            .is_some()
+        {
+            hold::Offer::Held => false,
+            hold::Offer::NotHeld => true,
+            hold::Offer::Full => {
+                link.counters.dropped(len, label);
+                false
+            }
+        }
     }
 
     /// Moves every frame due by `now` to the output, in release order.
