@@ -97,6 +97,10 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
+        // A fault filesystem that cannot be mounted is a problem with the machine or the flags: exit 2.
+        Err(e) if e.downcast_ref::<squall_chaos::disk::DiskError>().is_some() => {
+            return crate::commands::fail(2, format!("{e:#}"));
+        }
         Err(e) => return crate::commands::fail(1, format!("{e:#}")),
     };
     let mut session = Session {

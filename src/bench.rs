@@ -73,6 +73,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         workload: false,
         rate: 1,
         dump_screens: None,
+        disk_faults: false,
     };
     let spec = match crate::commands::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,

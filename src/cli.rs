@@ -77,6 +77,10 @@ pub struct UpArgs {
     /// Workload rate in writes per second.
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
+    /// Serve every node's data directory through squall's fault filesystem (FUSE) and fake its clock
+    /// (libfaketime), enabling `powercut`, `disk` and `clock` faults. Needs /dev/fuse and root.
+    #[arg(long)]
+    pub disk_faults: bool,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]

@@ -209,6 +209,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         snapshot_every: args.snapshot_every,
         seed,
         rate: args.rate,
+        disk_faults: args.disk_faults,
     })
 }
 
@@ -248,6 +249,16 @@ pub fn up(args: UpArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
+    if args.disk_faults {
+        // Checked before anything starts: without FUSE or libfaketime there are no disk or clock faults, and
+        // running without them silently would make every power cut a no-op.
+        if let Err(e) = squall_chaos::disk::available() {
+            return fail(2, format!("--disk-faults: {e}"));
+        }
+        if let Err(e) = crate::cluster::clock::find_libfaketime() {
+            return fail(2, format!("--disk-faults: {e}"));
+        }
+    }
     say(format_args!(
         "squall: cluster directory {} (seed {seed})",
         dir.display()

@@ -57,6 +57,13 @@ pub enum Command {
     Check,
     /// Print the nodes' status (headless).
     Status,
+    /// Cut the power of a node, the leader or every node (`torn`: last unsynced writes keep a prefix); see
+    /// [`super::disk`].
+    PowerCut(super::disk::PowerTarget, bool),
+    /// Set or heal a disk fault on a node; see [`super::disk`].
+    Disk(Target, super::disk::DiskAction),
+    /// Jump, speed up, slow down, strobe or heal a node's clock; see [`super::clock`].
+    Clock(Target, super::clock::ClockAction),
     /// Stop the cluster and exit.
     Quit,
 }
@@ -97,6 +104,11 @@ impl std::fmt::Display for Command {
             Command::WorkloadStep(false) => f.write_str("workload slower"),
             Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
+            Command::PowerCut(t, torn) => {
+                write!(f, "powercut {t}{}", if *torn { " torn" } else { "" })
+            }
+            Command::Disk(t, a) => write!(f, "disk {t} {a}"),
+            Command::Clock(t, a) => write!(f, "clock {t} {a}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -110,7 +122,9 @@ pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 /// Help text of the headless console.
 pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
 isolate N, delay N 200ms, loss N 30%, partition halves|random-halves|bridge|ring|1,2|3,4,5, heal, transfer N, \
-workload on|off, workload rate R, check, status, quit";
+workload on|off, workload rate R, check, status, quit; with --disk-faults: powercut N|leader|all [torn], \
+disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full [after BYTES]|flip [FILE]|heal, \
+clock N +1h|-30s|x4|strobe 200ms|heal";
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
     match word {
@@ -194,6 +208,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
             _ => Err("use `workload on`, `workload off` or `workload rate 500`".into()),
         },
+        "powercut" => super::disk::parse_powercut(rest),
+        "disk" => super::disk::parse_disk(rest),
+        "clock" => super::clock::parse_clock(rest),
         "check" => no_more(0, Command::Check),
         "status" => no_more(0, Command::Status),
         "quit" | "exit" => no_more(0, Command::Quit),

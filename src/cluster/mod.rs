@@ -3,7 +3,9 @@
 //! learns goes out as [`Stamped`] events; nothing here touches the terminal.
 
 mod check;
+pub mod clock;
 pub mod command;
+pub mod disk;
 pub mod files;
 mod poll;
 mod workload;
@@ -54,6 +56,9 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Workload rate at start (writes per second).
     pub rate: u32,
+    /// Serve every node's data directory through a fault filesystem and fake its clock with libfaketime
+    /// (`--disk-faults`).
+    pub disk_faults: bool,
 }
 
 struct Slot {
@@ -75,6 +80,8 @@ struct Inner {
     api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
     workload: workload::Control,
     stop: watch::Sender<bool>,
+    disks: disk::Disks,
+    clocks: clock::Clocks,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -102,6 +109,12 @@ impl Cluster {
                 spec.node_program.display()
             );
         }
+        let lib = if spec.disk_faults {
+            squall_chaos::disk::available()?;
+            Some(clock::find_libfaketime().map_err(|e| anyhow!(e))?)
+        } else {
+            None
+        };
         let sup = Supervisor::new().context("starting the process supervisor")?;
         let net = Network::new(spec.seed);
         let ids: Vec<NodeId> = (1..=spec.nodes).collect();
@@ -129,6 +142,8 @@ impl Cluster {
             api,
             workload: workload::Control::new(spec.rate),
             stop,
+            disks: disk::Disks::default(),
+            clocks: clock::Clocks::new(lib),
             spec,
         });
         let cluster = Cluster { inner };
@@ -137,12 +152,26 @@ impl Cluster {
             nodes: ids.clone(),
             dir: cluster.inner.spec.dir.display().to_string(),
         });
-        for &id in &ids {
-            let slot = cluster.slot_for(id, &proxies)?;
+        if let Err(e) = cluster.start_nodes(&ids, &proxies).await {
+            // Stop what did start and unmount any fault filesystem, so nothing outlives the failure.
+            cluster.shutdown().await;
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    async fn start_nodes(
+        &self,
+        ids: &[NodeId],
+        proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
+    ) -> anyhow::Result<()> {
+        let cluster = self;
+        for &id in ids {
+            let slot = cluster.slot_for(id, proxies)?;
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
-        for &id in &ids {
+        for &id in ids {
             cluster.emit(Event::Process {
                 node: id,
                 state: ProcessState::Starting,
@@ -159,15 +188,15 @@ impl Cluster {
                 state: ProcessState::Running { pid },
             });
         }
-        for &id in &ids {
+        for &id in ids {
             cluster.await_listening(id).await?;
         }
-        for &id in &ids {
+        for &id in ids {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }
         tokio::spawn(report_links(cluster.clone()));
         tokio::spawn(workload::run(cluster.clone()));
-        Ok(cluster)
+        Ok(())
     }
 
     fn slot_for(
@@ -181,6 +210,16 @@ impl Cluster {
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
         let data_dir = node_dir.join("data");
         let addr_file = node_dir.join("addr.json");
+        let mut env = Vec::new();
+        if spec.disk_faults {
+            // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
+            // point (a wipe goes through the disk), and libfaketime fakes the node's clock.
+            self.inner
+                .disks
+                .mount(id, &node_dir.join("disk"), &data_dir)
+                .with_context(|| format!("disk faults for node {id}"))?;
+            env = self.inner.clocks.env(id, &node_dir)?;
+        }
         let peers: Vec<String> = proxies
             .iter()
             .filter(|((from, _), _)| *from == id)
@@ -219,9 +258,9 @@ impl Cluster {
                 name: node_name(id),
                 program: spec.node_program.clone(),
                 args,
-                env: vec![],
+                env,
                 log_path: node_dir.join("node.log"),
-                data_dir: Some(data_dir),
+                data_dir: (!spec.disk_faults).then_some(data_dir),
             },
             addr_file,
             addrs: None,
@@ -558,6 +597,16 @@ impl Cluster {
                     slot.delay_step = 0;
                     slot.loss_step = 0;
                 }
+                if self.inner.disks.enabled() {
+                    let mut healed = self.inner.disks.heal_all();
+                    healed.extend(self.inner.clocks.heal_all());
+                    healed.sort_unstable();
+                    healed.dedup();
+                    for id in healed {
+                        self.report_node_faults(id);
+                    }
+                    return Ok("heal every network, disk and clock fault".into());
+                }
                 Ok("heal every network fault".into())
             }
             Command::Transfer(t) => {
@@ -601,6 +650,8 @@ impl Cluster {
                 let r = self.inner.workload.step(up);
                 Ok(format!("workload rate {r} writes/s"))
             }
+            Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
+            Command::Clock(..) => self.perform_clock(cmd).await,
             // Status and quit are the caller's to carry out; check is done by `perform`.
             Command::Status | Command::Check => Ok(String::new()),
             Command::Quit => Ok(String::new()),
@@ -677,12 +728,16 @@ impl Cluster {
         });
         let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
         let _ = std::fs::remove_file(&addr_file);
+        if wipe && self.inner.disks.enabled() {
+            self.wipe_disk(id).await?;
+        }
         let pid = self
             .inner
             .sup
             .restart(&node_name(id), wipe)
             .await
             .map_err(|e| anyhow!("restarting node {id}: {e}"))?;
+        self.inner.clocks.restarted(id);
         self.emit(Event::Process {
             node: id,
             state: ProcessState::Running { pid },
@@ -701,7 +756,12 @@ impl Cluster {
     /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
+        self.inner.disks.heal_all();
         self.inner.sup.shutdown(Duration::from_secs(2)).await;
+        for e in self.inner.disks.unmount_all() {
+            tracing::warn!(error = %e, "cannot unmount a fault filesystem");
+            eprintln!("squall: {e}");
+        }
     }
 
     fn stopping(&self) -> watch::Receiver<bool> {

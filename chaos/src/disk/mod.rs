@@ -260,6 +260,32 @@ impl DiskFaults {
         result
     }
 
+    /// Disk loss: deletes everything in the backing directory and forgets what was unsynced. The process
+    /// using the filesystem must be stopped first.
+    pub fn wipe(&self) -> Result<(), DiskError> {
+        self.power_off();
+        {
+            let mut st = self.shared.state.lock().unwrap();
+            st.journal = powercut::Journal::default();
+            st.inodes.retain(|ino, _| *ino == 1);
+        }
+        clear_dir(&self.shared.backing);
+        clear_dir(&self.shared.stash);
+        self.shared.gate.set_powered_off(false);
+        match std::fs::read_dir(&self.shared.backing).map(|mut d| d.next().is_none()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DiskError::Refused(format!(
+                "{} is not empty after the wipe",
+                self.shared.backing.display()
+            ))),
+            Err(source) => Err(DiskError::Io {
+                op: "list",
+                path: self.shared.backing.clone(),
+                source,
+            }),
+        }
+    }
+
     /// The faults in force.
     pub fn active(&self) -> Vec<ActiveFault> {
         let mut out = Vec::new();
