@@ -74,6 +74,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         rate: 1,
         dump_screens: None,
         disk_faults: false,
+        unsafe_no_fsync: false,
     };
     let spec = match crate::commands::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,

@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// (libfaketime), enabling `powercut`, `disk` and `clock` faults. Needs /dev/fuse and root.
     #[arg(long)]
     pub disk_faults: bool,
+    /// UNSAFE, for demonstrations only: start every node with `--unsafe-no-fsync` (WAL appends not synced),
+    /// to show that `powercut` loses acknowledged writes of such a node where `kill` does not.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]

@@ -210,6 +210,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         seed,
         rate: args.rate,
         disk_faults: args.disk_faults,
+        unsafe_no_fsync: args.unsafe_no_fsync,
     })
 }
 

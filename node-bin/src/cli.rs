@@ -45,6 +45,12 @@ pub struct NodeArgs {
     /// Turn CheckQuorum (and the leader lease on votes) off.
     #[arg(long)]
     pub no_check_quorum: bool,
+    /// UNSAFE, for demonstrations only: skip the fdatasync after each write-ahead log append, so acknowledged
+    /// entries live only in the page cache. It exists to show that squall's power cuts (`squall up
+    /// --disk-faults`, then `powercut`) lose acknowledged writes of a node that forgets to sync, where `kill`
+    /// cannot. Never use it otherwise.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
     /// Snapshot the state machine every N applied entries (0: never).
     #[arg(long, default_value_t = 1000)]
     pub snapshot_every: u64,
@@ -132,6 +138,9 @@ impl NodeArgs {
                 "--tick {:?} must not exceed --heartbeat {:?}",
                 self.tick, self.heartbeat
             ));
+        }
+        if self.unsafe_no_fsync {
+            crate::storage::set_unsafe_no_fsync();
         }
         Ok(NodeConfig {
             id: self.id,

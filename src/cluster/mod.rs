@@ -59,6 +59,8 @@ pub struct ClusterSpec {
     /// Serve every node's data directory through a fault filesystem and fake its clock with libfaketime
     /// (`--disk-faults`).
     pub disk_faults: bool,
+    /// Start every node with `--unsafe-no-fsync` (demonstrations only).
+    pub unsafe_no_fsync: bool,
 }
 
 struct Slot {
@@ -252,6 +254,9 @@ impl Cluster {
             spec.seed.wrapping_add(id).to_string(),
         ] {
             args.push(a.into());
+        }
+        if spec.unsafe_no_fsync {
+            args.push("--unsafe-no-fsync".into());
         }
         Ok(Slot {
             spec: ProcessSpec {
