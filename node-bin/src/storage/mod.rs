@@ -717,7 +717,9 @@ static UNSAFE_NO_FSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// From now on, WAL appends in this process skip their fdatasync (`squall-node --unsafe-no-fsync`). UNSAFE: it
 /// exists only to demonstrate that a power cut loses acknowledged writes of a node that forgets to sync.
 pub fn set_unsafe_no_fsync() {
-    tracing::warn!("--unsafe-no-fsync: WAL appends are not synced; acknowledged writes can be lost on power loss");
+    tracing::warn!(
+        "--unsafe-no-fsync: WAL appends are not synced; acknowledged writes can be lost on power loss"
+    );
     UNSAFE_NO_FSYNC.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
