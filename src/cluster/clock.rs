@@ -8,8 +8,12 @@
 //! clock NODE +DUR|-DUR    clock NODE xRATE    clock NODE strobe DUR    clock NODE heal
 //! ```
 //!
-//! libfaketime applies a rate from the process's start; squall moves the offset so that a rate set while a
-//! node runs takes effect from that moment instead of jumping the clock.
+//! Rates and strobes are driven by squall, not by libfaketime's own `xRATE` modifier: Debian's libfaketime
+//! 0.9.10 accepts `+0 x4` in the control file but its `clock_gettime` then still advances at the real rate
+//! (measured: a 2.5 s sleep read as 2.5 s under `+0 x4`, `+3600 x4` and `+0 x0.5`; `x4` alone shortens
+//! sleeps to a quarter but leaves the clock at the real rate). So squall rewrites the node's offset once a
+//! second (libfaketime re-reads the file at most once a second): a clock at ×4 gains 3 s each second in steps,
+//! a clock at ×0.5 loses 0.5 s each second, which steps it back — time still goes forward between steps.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -133,44 +137,61 @@ pub fn find_libfaketime() -> Result<PathBuf, String> {
 
 struct NodeClock {
     file: PathBuf,
-    /// When the current process started (libfaketime's reference point for rates).
-    started: Instant,
     /// Offset in ms at `since`, and the rate from then on.
     offset_ms: f64,
     rate: f64,
     since: Instant,
-    strobe: Option<(Duration, tokio::task::AbortHandle)>,
+    /// Strobe size, and whether the clock is on its ahead half now.
+    strobe: Option<Duration>,
+    ahead: bool,
+    /// The task stepping the offset once a second (rates and strobes).
+    ticker: Option<tokio::task::AbortHandle>,
 }
 
 impl NodeClock {
-    /// The offset now, in ms.
+    fn new(file: PathBuf) -> NodeClock {
+        NodeClock {
+            file,
+            offset_ms: 0.0,
+            rate: 1.0,
+            since: Instant::now(),
+            strobe: None,
+            ahead: false,
+            ticker: None,
+        }
+    }
+
+    /// The offset now, in ms, as the rate would have it (strobe excluded).
     fn offset_now(&self) -> f64 {
         self.offset_ms + self.since.elapsed().as_secs_f64() * 1000.0 * (self.rate - 1.0)
     }
 
-    /// The control file's line: libfaketime computes start + O + (now - start) × rate, so O is chosen to give
-    /// `offset_ms` at `since` with the rate applying from `since`.
-    fn spec(&self, extra_ms: f64) -> String {
-        let from_start_ms = self.since.duration_since(self.started).as_secs_f64() * 1000.0;
-        let o = self.offset_ms + extra_ms - from_start_ms * (self.rate - 1.0);
-        if (self.rate - 1.0).abs() < f64::EPSILON {
-            format!("{:+.3}", o / 1000.0)
-        } else {
-            format!("{:+.3} x{}", o / 1000.0, self.rate)
-        }
+    /// The control file's line: an offset from real time in seconds (`+3600.000`), which libfaketime applies
+    /// to the realtime and monotonic clocks alike.
+    fn spec(&self) -> String {
+        let extra = match (self.strobe, self.ahead) {
+            (Some(d), true) => d.as_secs_f64() * 1000.0,
+            _ => 0.0,
+        };
+        format!("{:+.3}", (self.offset_now() + extra) / 1000.0)
     }
 
-    fn write(&self, extra_ms: f64) -> std::io::Result<()> {
+    fn write(&self) -> std::io::Result<()> {
         let tmp = self.file.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", self.spec(extra_ms)))?;
+        std::fs::write(&tmp, format!("{}\n", self.spec()))?;
         std::fs::rename(&tmp, &self.file)
+    }
+
+    /// Whether squall must step the offset every second.
+    fn needs_ticker(&self) -> bool {
+        (self.rate - 1.0).abs() >= f64::EPSILON || self.strobe.is_some()
     }
 
     fn describe(&self) -> Option<String> {
         let off = self.offset_now();
         let mut parts = Vec::new();
         if off.abs() >= 1000.0 {
-            let d = humantime::format_duration(Duration::from_millis(off.abs() as u64))
+            let d = humantime::format_duration(Duration::from_secs((off.abs() / 1000.0) as u64))
                 .to_string()
                 .replace(' ', "");
             parts.push(format!("{}{d}", if off < 0.0 { '-' } else { '+' }));
@@ -178,7 +199,7 @@ impl NodeClock {
         if (self.rate - 1.0).abs() >= f64::EPSILON {
             parts.push(format!("×{}", self.rate));
         }
-        if let Some((d, _)) = &self.strobe {
+        if let Some(d) = &self.strobe {
             parts.push(format!("strobe {}ms", d.as_millis()));
         }
         (!parts.is_empty()).then(|| parts.join(" "))
@@ -211,33 +232,14 @@ impl Clocks {
             return Ok(vec![]);
         };
         let file = node_dir.join("faketime");
-        let now = Instant::now();
-        let clock = NodeClock {
-            file: file.clone(),
-            started: now,
-            offset_ms: 0.0,
-            rate: 1.0,
-            since: now,
-            strobe: None,
-        };
-        clock.write(0.0)?;
+        let clock = NodeClock::new(file.clone());
+        clock.write()?;
         self.nodes.lock().unwrap().insert(id, clock);
         Ok(vec![
             ("LD_PRELOAD".into(), lib.clone().into_os_string()),
             ("FAKETIME_TIMESTAMP_FILE".into(), file.into_os_string()),
             ("FAKETIME_CACHE_DURATION".into(), "1".into()),
         ])
-    }
-
-    /// Node `id` (re)started now: its libfaketime counts rates from here.
-    pub(super) fn restarted(&self, id: NodeId) {
-        if let Some(c) = self.nodes.lock().unwrap().get_mut(&id) {
-            let now = Instant::now();
-            c.offset_ms = c.offset_now();
-            c.since = now;
-            c.started = now;
-            let _ = c.write(0.0);
-        }
     }
 
     /// Node `id`'s clock in words; `None` when true.
@@ -261,52 +263,52 @@ impl Clocks {
             .collect()
     }
 
-    fn apply(&self, id: NodeId, action: &ClockAction) -> Result<(), String> {
+    /// One second's step of node `id`'s rate or strobe; false once it needs no more steps.
+    fn step(&self, id: NodeId) -> bool {
+        let mut nodes = self.nodes.lock().unwrap();
+        let Some(c) = nodes.get_mut(&id) else {
+            return false;
+        };
+        if !c.needs_ticker() {
+            c.ticker = None;
+            return false;
+        }
+        c.ahead = !c.ahead;
+        let _ = c.write();
+        true
+    }
+
+    /// Applies `action`; returns whether a ticker must be started for the node.
+    fn apply(&self, id: NodeId, action: &ClockAction) -> Result<bool, String> {
         let mut nodes = self.nodes.lock().unwrap();
         let c = nodes.get_mut(&id).ok_or_else(|| {
             "clock faults are off: start the cluster with `squall up --disk-faults`".to_string()
         })?;
-        let now = Instant::now();
         c.offset_ms = c.offset_now();
-        c.since = now;
+        c.since = Instant::now();
         match action {
             ClockAction::Jump(ms) => c.offset_ms += *ms as f64,
             ClockAction::Rate(r) => c.rate = *r,
-            ClockAction::Strobe(d) => {
-                if let Some((_, h)) = c.strobe.take() {
-                    h.abort();
-                }
-                let file = c.file.clone();
-                let (d, base) = (*d, (c.offset_ms, c.rate, c.started, c.since));
-                let task = tokio::spawn(async move {
-                    let clock = NodeClock {
-                        file,
-                        started: base.2,
-                        offset_ms: base.0,
-                        rate: base.1,
-                        since: base.3,
-                        strobe: None,
-                    };
-                    let mut ahead = false;
-                    loop {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        ahead = !ahead;
-                        let extra = if ahead { d.as_secs_f64() * 1000.0 } else { 0.0 };
-                        let _ = clock.write(extra);
-                    }
-                });
-                c.strobe = Some((d, task.abort_handle()));
-            }
+            ClockAction::Strobe(d) => c.strobe = Some(*d),
             ClockAction::Heal => {
-                if let Some((_, h)) = c.strobe.take() {
+                if let Some(h) = c.ticker.take() {
                     h.abort();
                 }
                 c.offset_ms = 0.0;
                 c.rate = 1.0;
+                c.strobe = None;
+                c.ahead = false;
             }
         }
-        c.write(0.0)
-            .map_err(|e| format!("cannot write {}: {e}", c.file.display()))
+        c.write()
+            .map_err(|e| format!("cannot write {}: {e}", c.file.display()))?;
+        Ok(c.needs_ticker() && c.ticker.is_none())
+    }
+
+    fn set_ticker(&self, id: NodeId, h: tokio::task::AbortHandle) {
+        if let Some(c) = self.nodes.lock().unwrap().get_mut(&id) {
+            c.ticker = Some(h);
+        }
     }
 }
 
@@ -317,7 +319,23 @@ impl Cluster {
             return Err(format!("`{cmd}` is not a clock command"));
         };
         let id = self.resolve(t)?;
-        self.inner.clocks.apply(id, &action)?;
+        if self.inner.clocks.apply(id, &action)? {
+            let cluster = self.clone();
+            let task = tokio::spawn(async move {
+                let mut stop = cluster.stopping();
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return,
+                    }
+                    if !cluster.inner.clocks.step(id) {
+                        return;
+                    }
+                    cluster.report_node_faults(id);
+                }
+            });
+            self.inner.clocks.set_ticker(id, task.abort_handle());
+        }
         self.report_node_faults(id);
         let now = self
             .inner
@@ -326,7 +344,14 @@ impl Cluster {
             .unwrap_or_else(|| "true".into());
         Ok(match action {
             ClockAction::Heal => format!("heal node {id}'s clock"),
-            other => format!("clock of node {id}: {other} (now {now}; applies within 1 s)"),
+            other => format!(
+                "clock of node {id}: {other} (now {now}; applies within 1 s{})",
+                if matches!(other, ClockAction::Rate(_) | ClockAction::Strobe(_)) {
+                    ", stepped once a second"
+                } else {
+                    ""
+                }
+            ),
         })
     }
 }
@@ -383,21 +408,20 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_set_mid_run_does_not_jump_the_clock() {
+    fn rates_and_strobes_are_offsets_stepped_by_squall() {
         let dir = tempfile::tempdir().unwrap();
-        let start = Instant::now() - Duration::from_secs(100);
-        let c = NodeClock {
-            file: dir.path().join("faketime"),
-            started: start,
-            offset_ms: 5000.0,
-            rate: 4.0,
-            since: start + Duration::from_secs(100),
-            strobe: None,
-        };
-        // libfaketime: fake - real = O + elapsed_since_start × (rate - 1); at `since` it must be +5 s.
-        let spec = c.spec(0.0);
-        let o: f64 = spec.split_whitespace().next().unwrap().parse().unwrap();
-        assert!((o + 100.0 * 3.0 - 5.0).abs() < 0.01, "{spec}");
-        assert!(spec.ends_with(" x4"), "{spec}");
+        let mut c = NodeClock::new(dir.path().join("faketime"));
+        c.offset_ms = 5000.0;
+        c.rate = 4.0;
+        c.since = Instant::now() - Duration::from_secs(10);
+        // 10 s at x4 gained 30 s on top of the +5 s jump; no libfaketime rate is written.
+        let o: f64 = c.spec().parse().unwrap();
+        assert!((o - 35.0).abs() < 0.1, "{}", c.spec());
+        c.strobe = Some(Duration::from_millis(200));
+        c.ahead = true;
+        let o: f64 = c.spec().parse().unwrap();
+        assert!((o - 35.2).abs() < 0.1, "{}", c.spec());
+        assert!(c.needs_ticker());
+        assert_eq!(c.describe().as_deref(), Some("+35s ×4 strobe 200ms"));
     }
 }

@@ -742,7 +742,6 @@ impl Cluster {
             .restart(&node_name(id), wipe)
             .await
             .map_err(|e| anyhow!("restarting node {id}: {e}"))?;
-        self.inner.clocks.restarted(id);
         self.emit(Event::Process {
             node: id,
             state: ProcessState::Running { pid },
