@@ -291,6 +291,7 @@ fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::RateUp => Command::WorkloadStep(true),
         Action::RateDown => Command::WorkloadStep(false),
         Action::Check => Command::Check,
+        Action::RunCommand(line) => return crate::cluster::command::parse(line).ok(),
         _ => return None,
     })
 }
@@ -422,6 +423,12 @@ async fn dashboard(
                             frozen = Some(session.state.clone());
                         } else if !view.frozen {
                             frozen = None;
+                        }
+                        if let Action::RunCommand(line) = &action
+                            && let Err(error) = crate::cluster::command::parse(line)
+                        {
+                            let ev = Event::ActionFailed { action: line.clone(), error };
+                            let _ = local_tx.send(Stamped::new(cluster.now_ms(), ev));
                         }
                         if let Some(cmd) = command_for(&action, &view) {
                             let c = cluster.clone();

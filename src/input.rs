@@ -67,6 +67,10 @@ pub enum Action {
     PromptBackspace,
     /// Close the partition prompt without partitioning.
     PromptCancel,
+    /// Open the command prompt (`:`), which takes any headless command line.
+    CommandPrompt,
+    /// Run a line typed at the command prompt (parsed by the cluster layer; a bad line is reported there).
+    RunCommand(String),
     /// Nothing.
     None,
 }
@@ -83,6 +87,7 @@ impl Action {
                 | Action::Help
                 | Action::NextTab
                 | Action::PartitionMenu
+                | Action::CommandPrompt
                 | Action::PromptInput(_)
                 | Action::PromptBackspace
                 | Action::PromptCancel
@@ -115,6 +120,16 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C')) {
         return Action::Quit;
+    }
+    if let Some(text) = &view.command {
+        return match key.code {
+            KeyCode::Esc => Action::PromptCancel,
+            KeyCode::Enter if text.trim().is_empty() => Action::PromptCancel,
+            KeyCode::Enter => Action::RunCommand(text.trim().to_string()),
+            KeyCode::Backspace => Action::PromptBackspace,
+            KeyCode::Char(c) => Action::PromptInput(c),
+            _ => Action::None,
+        };
     }
     if let Some(text) = &view.prompt {
         return match key.code {
@@ -154,6 +169,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('t') => Action::TransferHere,
         KeyCode::Char('K') => Action::KillLeader,
         KeyCode::Char('x') => Action::PartitionMenu,
+        KeyCode::Char(':') => Action::CommandPrompt,
         KeyCode::Char('h') => Action::Heal,
         KeyCode::Char('c') => Action::ToggleWorkload,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::RateUp,
@@ -194,19 +210,23 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
         Action::Help => view.help = !view.help,
         Action::NextTab => view.tab = view.tab.next(),
         Action::PartitionMenu => view.prompt = Some(String::new()),
+        Action::CommandPrompt => view.command = Some(String::new()),
         Action::PromptInput(c) => {
-            if let Some(text) = &mut view.prompt
-                && text.len() < 40
+            if let Some(text) = view.command.as_mut().or(view.prompt.as_mut())
+                && text.len() < 60
             {
                 text.push(*c);
             }
         }
         Action::PromptBackspace => {
-            if let Some(text) = &mut view.prompt {
+            if let Some(text) = view.command.as_mut().or(view.prompt.as_mut()) {
                 text.pop();
             }
         }
-        Action::PromptCancel | Action::Partition(_) => view.prompt = None,
+        Action::PromptCancel | Action::Partition(_) | Action::RunCommand(_) => {
+            view.prompt = None;
+            view.command = None;
+        }
         _ => {}
     }
 }
@@ -269,6 +289,26 @@ mod tests {
             map_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), &v),
             Action::Quit
         );
+    }
+
+    #[test]
+    fn command_prompt_takes_any_console_line() {
+        let state = ClusterState::new();
+        let mut v = ViewState::default();
+        assert_eq!(map_key(ch(':'), &v), Action::CommandPrompt);
+        apply_view(&mut v, &Action::CommandPrompt, &state);
+        for c in "powercut 2x".chars() {
+            let a = map_key(ch(c), &v);
+            assert_eq!(a, Action::PromptInput(c), "keys are typed, not obeyed");
+            apply_view(&mut v, &a, &state);
+        }
+        apply_view(&mut v, &Action::PromptBackspace, &state);
+        assert_eq!(v.command.as_deref(), Some("powercut 2"));
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        let a = map_key(enter, &v);
+        assert_eq!(a, Action::RunCommand("powercut 2".into()));
+        apply_view(&mut v, &a, &state);
+        assert_eq!(v.command, None);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ViewState {
     pub tab: Tab,
     /// The partition prompt is open with this text typed so far.
     pub prompt: Option<String>,
+    /// The command prompt (`:`) is open with this text typed so far: any headless command line, such as
+    /// `powercut 2`, `disk 1 stall` or `clock 3 +1h`.
+    pub command: Option<String>,
     /// A mode line shown in the header instead of live-session hints (replay uses it: "▶ 2× 01:23 / 05:00").
     pub banner: Option<String>,
     /// Replaces the footer's key hints (replay has its own keys).

@@ -35,7 +35,29 @@ const HINTS: &[(&str, &str)] = &[
 
 /// Draws the footer line.
 pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewState) {
-    let line = if let Some(text) = &view.prompt {
+    let line = if let Some(text) = &view.command {
+        Line::from(vec![
+            Span::styled(
+                " command ",
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(" :"),
+            Span::styled(
+                format!("{text}▏"),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Span::styled("  ⏎", styles::key()),
+            Span::styled(" run  ", styles::dim()),
+            Span::styled("Esc", styles::key()),
+            Span::styled(
+                " cancel   e.g. powercut 2 · disk 1 stall · clock 3 +1h",
+                styles::dim(),
+            ),
+        ])
+    } else if let Some(text) = &view.prompt {
         Line::from(vec![
             Span::styled(
                 " partition ",

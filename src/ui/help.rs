@@ -29,7 +29,8 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("K", "kill the leader"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
-            ("h", "heal every network fault"),
+            ("h", "heal every fault (network; disk, clock too)"),
+            (":", "command: powercut 2, disk 1 stall, clock 3 +1h"),
             (
                 "c  + -",
                 "client workload: start / stop, raise / lower its rate",
