@@ -57,6 +57,9 @@ async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
 
 /// Runs the benchmark and prints its figures (human lines, then one JSON line).
 pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.disk_faults {
+        return crate::bench_disk::run(args).await;
+    }
     let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
     let up = UpArgs {
         nodes: 3,
@@ -98,7 +101,11 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
-async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Value, String> {
+/// Throughput at each of `args.clients`, then `args.failovers` failover trials, as one JSON value.
+pub(crate) async fn measure(
+    cluster: &Cluster,
+    args: &BenchArgs,
+) -> Result<serde_json::Value, String> {
     wait_for_leader(cluster, Duration::from_secs(10))
         .await
         .ok_or("no leader within 10 s")?;

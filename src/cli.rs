@@ -174,7 +174,7 @@ pub struct ReplayArgs {
 }
 
 /// Flags of `squall bench`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Concurrency levels to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
@@ -188,4 +188,8 @@ pub struct BenchArgs {
     /// Node binary to run instead of squall itself.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+    /// Measure write throughput without and then with every node's data directory on the fault filesystem
+    /// (no fault set), side by side in one run, and the cost of each FUSE operation; no failover trials.
+    #[arg(long)]
+    pub disk_faults: bool,
 }

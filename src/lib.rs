@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_disk;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
