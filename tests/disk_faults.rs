@@ -112,7 +112,9 @@ impl Session {
         );
     }
 
-    fn quit(mut self) {
+    /// Quits and checks that squall exited cleanly and left no mount; returns the cluster's temporary directory
+    /// (removed when dropped).
+    fn quit(mut self) -> tempfile::TempDir {
         writeln!(self.stdin, "quit").unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -131,6 +133,7 @@ impl Session {
             !mounts.contains(self.cdir.to_str().unwrap()),
             "a fault filesystem outlived squall:\n{mounts}"
         );
+        self._dir
     }
 
     /// Waits until node `leader` reports its commit index growing (writes commit again).
@@ -199,7 +202,7 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
         verdict.starts_with("ok: check passed"),
         "seed {seed}: {verdict}"
     );
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -228,7 +231,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
         verdict.starts_with("ok: check passed"),
         "kill lost writes: {verdict}"
     );
-    s.quit();
+    let _ = s.quit();
 
     // The same run with power cuts: every node loses the same unsynced tail, and the check sees it.
     let mut s = up(&[
@@ -256,7 +259,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
     let lost = lost
         .expect("coordinated power cuts of unsynced nodes lost nothing: the fault does not bite");
     assert!(lost.contains("acknowledged writes lost"), "{lost}");
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -283,7 +286,7 @@ fn a_failed_fsync_stops_the_node_never_acknowledges_and_a_restart_recovers() {
     });
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -305,7 +308,7 @@ fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
     s.ask(&format!("disk {old} heal"), "heal node");
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -335,7 +338,7 @@ fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     }
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -360,7 +363,7 @@ fn a_full_disk_refuses_writes_with_a_clear_error_and_nothing_acknowledged_is_los
     });
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    s.quit();
+    let _ = s.quit();
 }
 
 #[test]
@@ -392,7 +395,31 @@ fn fast_and_jumped_clocks_keep_elections_bounded_and_reads_correct() {
         "{elections} elections in 15 s: PreVote should keep them bounded"
     );
     s.ask("heal", "clock fault");
-    s.quit();
+    let log = s.cdir.join("events.jsonl.gz");
+    let _dir = s.quit();
+    // The jump reached the node's monotonic clock (what tokio reads): node 2's uptime, measured with
+    // `Instant`, leapt by an hour.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&log).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let max_uptime = text
+        .split("\"uptime_ms\":")
+        .skip(1)
+        .filter_map(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        max_uptime > 3_600_000,
+        "no node's monotonic clock jumped: largest uptime {max_uptime} ms"
+    );
 }
 
 #[test]
@@ -431,4 +458,78 @@ fn disk_commands_without_disk_faults_say_how_to_enable_them() {
     }
     writeln!(stdin, "quit").unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// The highest commit index any node reports in `status`.
+fn commit_index(s: &mut Session) -> u64 {
+    writeln!(s.stdin, "status").unwrap();
+    let mut best = 0;
+    let mut lines = 0;
+    s.out.wait_for("status lines", WAIT, |l| {
+        if l.starts_with("status:") {
+            lines += 1;
+            if let Some(c) = l
+                .split(" commit ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
+                best = best.max(c.parse().unwrap_or(0));
+            }
+        }
+        (lines == 3).then_some(())
+    });
+    best
+}
+
+/// Commits per second over `d`.
+fn commit_rate(s: &mut Session, d: Duration) -> f64 {
+    let (c0, t0) = (commit_index(s), Instant::now());
+    std::thread::sleep(d);
+    let c1 = commit_index(s);
+    (c1 - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+#[test]
+fn slow_syncs_on_a_follower_or_the_leader_cause_no_election_storm() {
+    let mut s = up(&["--workload", "--rate", "200", "--seed", "23"]);
+    let leader = s.current_leader();
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let elections = |s: &Session| {
+        s.out
+            .seen
+            .iter()
+            .filter(|l| l.contains("starts an election"))
+            .count()
+    };
+    let window = Duration::from_secs(5);
+    let base = commit_rate(&mut s, window);
+    let e0 = elections(&s);
+    s.ask(&format!("disk {follower} slow 20ms sync"), "slow node");
+    let slow_follower = commit_rate(&mut s, window);
+    let e1 = elections(&s);
+    s.ask(&format!("disk {follower} heal"), "heal node");
+    s.ask(&format!("disk {leader} slow 20ms sync"), "slow node");
+    let slow_leader = commit_rate(&mut s, window);
+    let e2 = elections(&s);
+    eprintln!(
+        "commits/s at 200 writes/s offered: {base:.0} healthy, {slow_follower:.0} with follower {follower}'s \
+         syncs +20 ms ({} elections), {slow_leader:.0} with leader {leader}'s syncs +20 ms ({} elections)",
+        e1 - e0,
+        e2 - e1
+    );
+    // Generous bounds that only catch a storm (the machine may be loaded): a slow disk is not a dead node.
+    assert!(
+        e1 - e0 <= 2 && e2 - e1 <= 2,
+        "slow syncs caused elections: {} then {}",
+        e1 - e0,
+        e2 - e1
+    );
+    assert!(
+        slow_follower > 0.0 && slow_leader > 0.0,
+        "writes stopped under a slow disk"
+    );
+    s.ask("heal", "disk and clock fault");
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
 }
