@@ -342,7 +342,7 @@ fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
 }
 
 #[test]
-fn a_full_disk_refuses_writes_with_a_clear_error_and_nothing_acknowledged_is_lost() {
+fn a_full_disk_stops_the_node_naming_enospc_loses_nothing_acknowledged_and_a_restart_recovers() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "17"]);
     let leader = s.current_leader();
     let victim = (1..=3).find(|&n| n != leader).unwrap();
