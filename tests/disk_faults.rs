@@ -533,3 +533,34 @@ fn slow_syncs_on_a_follower_or_the_leader_cause_no_election_storm() {
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
     let _ = s.quit();
 }
+
+#[test]
+fn disk_faults_when_the_mount_fails_is_a_clear_error_with_exit_2() {
+    // A regular file bound over /dev/fuse in a private mount namespace: it opens, but the kernel refuses to
+    // mount FUSE through it, as on a machine whose FUSE is unusable.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("not-fuse");
+    std::fs::write(&fake, b"").unwrap();
+    let script = format!(
+        "mount --bind '{}' /dev/fuse && exec '{}' up --headless --disk-faults --dir '{}'",
+        fake.display(),
+        env!("CARGO_BIN_EXE_squall"),
+        dir.path().join("c").display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot mount the fault filesystem on"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("Invalid argument").count(),
+        1,
+        "the cause printed once: {err}"
+    );
+}

@@ -90,14 +90,14 @@ pub(crate) fn flip(
         .map_err(|source| DiskError::Io {
             op: "open to corrupt",
             path: path.clone(),
-            source,
+            error: source,
         })?;
     let len = f
         .metadata()
         .map_err(|source| DiskError::Io {
             op: "stat",
             path: path.clone(),
-            source,
+            error: source,
         })?
         .len();
     if len == 0 {
@@ -117,7 +117,11 @@ pub(crate) fn flip(
     let mut byte = [0u8];
     let io = |op| {
         let path = path.clone();
-        move |source| DiskError::Io { op, path, source }
+        move |source| DiskError::Io {
+            op,
+            path,
+            error: source,
+        }
     };
     f.read_exact_at(&mut byte, offset).map_err(io("read"))?;
     byte[0] ^= 1 << bit;

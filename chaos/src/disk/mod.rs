@@ -45,28 +45,26 @@ pub enum DiskError {
         "disk faults need FUSE: cannot open /dev/fuse ({0}); load the fuse module (modprobe fuse) or run \
          without --disk-faults"
     )]
-    NoFuse(#[source] std::io::Error),
+    NoFuse(std::io::Error),
     /// The mount failed.
-    #[error("cannot mount the fault filesystem on {mountpoint} (backing {backing}): {source}")]
+    #[error("cannot mount the fault filesystem on {mountpoint} (backing {backing}): {error}")]
     Mount {
         /// Where it was to be mounted.
         mountpoint: PathBuf,
         /// The backing directory.
         backing: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it prints once).
+        error: std::io::Error,
     },
     /// A file operation of a fault (flip, power cut) failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it prints once).
+        error: std::io::Error,
     },
     /// A fault was asked of something that cannot take it.
     #[error("{0}")]
@@ -281,7 +279,7 @@ impl DiskFaults {
             Err(source) => Err(DiskError::Io {
                 op: "list",
                 path: self.shared.backing.clone(),
-                source,
+                error: source,
             }),
         }
     }
@@ -335,7 +333,7 @@ impl MountedDisk {
         let mount_err = |source| DiskError::Mount {
             mountpoint: mountpoint.to_path_buf(),
             backing: backing.to_path_buf(),
-            source,
+            error: source,
         };
         std::fs::create_dir_all(backing).map_err(mount_err)?;
         std::fs::create_dir_all(mountpoint).map_err(mount_err)?;
@@ -409,7 +407,7 @@ impl MountedDisk {
         result.map_err(|source| DiskError::Mount {
             mountpoint: self.mountpoint.clone(),
             backing: self.faults.shared.backing.clone(),
-            source,
+            error: source,
         })
     }
 }

@@ -87,7 +87,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Di
     move |source| DiskError::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
