@@ -110,7 +110,7 @@ pub(crate) async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<St
         snapshot_every: spec.snapshot_every,
         seed: spec.seed,
         rate: spec.rate,
-        disk_faults: false,
+        disk_faults: spec.disk_faults,
         node_bin: args.node_bin.as_ref().map(|p| p.display().to_string()),
     };
     let (tx, rx) = mpsc::unbounded_channel();

@@ -62,6 +62,9 @@ async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
 
 /// Runs the benchmark and prints its figures (human lines, then one JSON line).
 pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.disk_faults {
+        return crate::bench_disk::run(args).await;
+    }
     let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
     let up = UpArgs {
         nodes: 3,
@@ -79,6 +82,8 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         workload: None,
         rate: 1,
         dump_screens: None,
+        disk_faults: false,
+        unsafe_no_fsync: false,
     };
     let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,
@@ -102,7 +107,11 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
-async fn measure(cluster: &Cluster, args: &BenchArgs) -> Result<serde_json::Value, String> {
+/// Throughput at each of `args.clients`, then `args.failovers` failover trials, as one JSON value.
+pub(crate) async fn measure(
+    cluster: &Cluster,
+    args: &BenchArgs,
+) -> Result<serde_json::Value, String> {
     wait_for_leader(cluster, Duration::from_secs(10))
         .await
         .ok_or("no leader within 10 s")?;

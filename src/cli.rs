@@ -103,6 +103,14 @@ pub struct UpArgs {
     /// Workload rate in writes per second (1 to 100000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
+    /// Serve every node's data directory through squall's fault filesystem (FUSE) and fake its clock
+    /// (libfaketime), enabling `powercut`, `disk` and `clock` faults. Needs /dev/fuse and root.
+    #[arg(long)]
+    pub disk_faults: bool,
+    /// UNSAFE, for demonstrations only: start every node with `--unsafe-no-fsync` (WAL appends not synced),
+    /// to show that `powercut` loses acknowledged writes of such a node where `kill` does not.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]
@@ -203,7 +211,7 @@ pub struct ReplayArgs {
 }
 
 /// Flags of `squall bench`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Concurrency levels to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
@@ -217,6 +225,10 @@ pub struct BenchArgs {
     /// Node binary to run instead of squall itself.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+    /// Measure write throughput without and then with every node's data directory on the fault filesystem
+    /// (no fault set), side by side in one run, and the cost of each FUSE operation; no failover trials.
+    #[arg(long)]
+    pub disk_faults: bool,
 }
 
 /// Flags of `squall check-history`.

@@ -302,6 +302,16 @@ pub fn up(args: UpArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     args.events = Some(events.clone());
+    if args.disk_faults {
+        // Checked before anything starts: without FUSE or libfaketime there are no disk or clock faults, and
+        // running without them silently would make every power cut a no-op.
+        if let Err(e) = squall_chaos::disk::available() {
+            return fail(2, format!("--disk-faults: {e}"));
+        }
+        if let Err(e) = crate::cluster::clock::find_libfaketime() {
+            return fail(2, format!("--disk-faults: {e}"));
+        }
+    }
     say(format_args!(
         "squall: cluster directory {} (seed {seed}); event log {}",
         dir.display(),

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_disk;
 pub mod check;
 pub mod cli;
 pub mod cluster;

@@ -72,6 +72,8 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         snapshot_every: args.snapshot_every,
         seed,
         rate: args.rate,
+        disk_faults: args.disk_faults,
+        unsafe_no_fsync: args.unsafe_no_fsync,
     })
 }
 

@@ -679,3 +679,90 @@ fn dashboard_in_tmux_switches_to_lin_kv_and_checks_linearizability() {
     assert_eq!(code, "0", "screen:\n{}", tmux.screen());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
+
+#[test]
+fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
+    if !tmux_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let conf = dir.path().join("tmux.conf");
+    std::fs::write(
+        &conf,
+        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("squall-e2e-disk-{}", std::process::id()),
+    };
+    let command = format!(
+        "sh -c '{} up -n 3 --seed 4 --disk-faults --dir {}; echo squall exited with $?'",
+        env!("CARGO_BIN_EXE_squall"),
+        cdir.display(),
+    );
+    let st = tmux
+        .cmd()
+        .arg("-f")
+        .arg(&conf)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(st.success());
+    tmux.wait_for("a leader in the header", header_leader);
+
+    tmux.keys(&[":"]);
+    tmux.wait_for("the command prompt", |s| {
+        s.contains(" command ").then_some(())
+    });
+    tmux.keys(&["disk 1 stall", "Enter"]);
+    tmux.wait_for("the stall in the faults line", |s| {
+        s.contains("n1 disk stalled").then_some(())
+    });
+    tmux.keys(&[":"]);
+    tmux.keys(&["clock 2 +1h", "Enter"]);
+    tmux.wait_for("node 2's clock in the nodes table", |s| {
+        (s.contains("clock") && s.contains("+1h")).then_some(())
+    });
+    tmux.keys(&[":"]);
+    tmux.keys(&["disk 9 melt", "Enter"]);
+    tmux.wait_for("the bad line's error in the feed", |s| {
+        s.contains("unknown disk fault").then_some(())
+    });
+
+    tmux.keys(&["h"]);
+    tmux.wait_for("every fault healed", |s| {
+        (!s.contains("n1 disk stalled") && s.contains("heal every network, disk and clock fault"))
+            .then_some(())
+    });
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "squall exited with {code}");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(cdir.to_str().unwrap()),
+        "a fault filesystem outlived the dashboard:\n{mounts}"
+    );
+}

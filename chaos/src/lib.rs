@@ -7,6 +7,7 @@
 //!   duplicate, reorder, throttle and cut traffic without tearing a frame; [`partition`] builds the named
 //!   partition shapes out of link cuts.
 
+pub mod disk;
 pub mod error;
 pub mod partition;
 pub mod process;

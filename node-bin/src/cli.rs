@@ -45,6 +45,12 @@ pub struct NodeArgs {
     /// Turn CheckQuorum (and the leader lease on votes) off.
     #[arg(long)]
     pub no_check_quorum: bool,
+    /// UNSAFE, for demonstrations only: skip the fdatasync after each write-ahead log append, so acknowledged
+    /// entries live only in the page cache. It exists to show that squall's power cuts (`squall up
+    /// --disk-faults`, then `powercut`) lose acknowledged writes of a node that forgets to sync, where `kill`
+    /// cannot. Never use it otherwise.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
     /// Snapshot the state machine every N applied entries (0: never).
     #[arg(long, default_value_t = 1000)]
     pub snapshot_every: u64,
@@ -148,6 +154,9 @@ impl NodeArgs {
                 format_duration(self.tick),
                 format_duration(self.heartbeat)
             ));
+        }
+        if self.unsafe_no_fsync {
+            crate::storage::set_unsafe_no_fsync();
         }
         Ok(NodeConfig {
             id: self.id,

@@ -73,6 +73,13 @@ pub enum Command {
     Check,
     /// Print the nodes' status (headless).
     Status,
+    /// Cut the power of a node, the leader or every node (`torn`: last unsynced writes keep a prefix); see
+    /// [`super::disk`].
+    PowerCut(super::disk::PowerTarget, bool),
+    /// Set or heal a disk fault on a node; see [`super::disk`].
+    Disk(Target, super::disk::DiskAction),
+    /// Jump, speed up, slow down, strobe or heal a node's clock; see [`super::clock`].
+    Clock(Target, super::clock::ClockAction),
     /// Stop the cluster and exit.
     Quit,
 }
@@ -143,6 +150,11 @@ impl std::fmt::Display for Command {
             Command::SetWorkloadKind(None) => f.write_str("workload switch"),
             Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
+            Command::PowerCut(t, torn) => {
+                write!(f, "powercut {t}{}", if *torn { " torn" } else { "" })
+            }
+            Command::Disk(t, a) => write!(f, "disk {t} {a}"),
+            Command::Clock(t, a) => write!(f, "clock {t} {a}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -158,11 +170,16 @@ pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, 
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
-drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit \
+drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
+with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full \
+[after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
 /// Every verb the console knows, for the dashboard prompt's hint.
-pub const VERBS: [&str; 31] = [
+pub const VERBS: [&str; 34] = [
+    "powercut",
+    "disk",
+    "clock",
     "kill",
     "terminate",
     "pause",
@@ -297,6 +314,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             ),
         },
+        "powercut" => super::disk::parse_powercut(rest),
+        "disk" => super::disk::parse_disk(rest),
+        "clock" => super::clock::parse_clock(rest),
         "check" => no_more(0, Command::Check),
         "status" => no_more(0, Command::Status),
         "quit" | "exit" => no_more(0, Command::Quit),

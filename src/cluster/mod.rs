@@ -4,7 +4,9 @@
 
 mod check;
 pub mod classify;
+pub mod clock;
 pub mod command;
+pub mod disk;
 pub mod fault;
 mod faultset;
 pub mod files;
@@ -60,6 +62,11 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Workload rate at start (writes per second).
     pub rate: u32,
+    /// Serve every node's data directory through a fault filesystem and fake its clock with libfaketime
+    /// (`--disk-faults`).
+    pub disk_faults: bool,
+    /// Start every node with `--unsafe-no-fsync` (demonstrations only).
+    pub unsafe_no_fsync: bool,
 }
 
 struct Slot {
@@ -82,6 +89,8 @@ struct Inner {
     workload: workload::Control,
     stop: watch::Sender<bool>,
     faults: Mutex<faultset::FaultSet>,
+    disks: disk::Disks,
+    clocks: clock::Clocks,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -109,6 +118,12 @@ impl Cluster {
                 spec.node_program.display()
             );
         }
+        let lib = if spec.disk_faults {
+            squall_chaos::disk::available()?;
+            Some(clock::find_libfaketime().map_err(|e| anyhow!(e))?)
+        } else {
+            None
+        };
         let sup = Supervisor::new().context("starting the process supervisor")?;
         let net = Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier));
         let ids: Vec<NodeId> = (1..=spec.nodes).collect();
@@ -137,6 +152,8 @@ impl Cluster {
             workload: workload::Control::new(spec.rate),
             stop,
             faults: Mutex::new(faultset::FaultSet::default()),
+            disks: disk::Disks::default(),
+            clocks: clock::Clocks::new(lib),
             spec,
         });
         let cluster = Cluster { inner };
@@ -146,12 +163,26 @@ impl Cluster {
             nodes: ids.clone(),
             dir: cluster.inner.spec.dir.display().to_string(),
         });
-        for &id in &ids {
-            let slot = cluster.slot_for(id, &proxies)?;
+        if let Err(e) = cluster.start_nodes(&ids, &proxies).await {
+            // Stop what did start and unmount any fault filesystem, so nothing outlives the failure.
+            cluster.shutdown().await;
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    async fn start_nodes(
+        &self,
+        ids: &[NodeId],
+        proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
+    ) -> anyhow::Result<()> {
+        let cluster = self;
+        for &id in ids {
+            let slot = cluster.slot_for(id, proxies)?;
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
-        for &id in &ids {
+        for &id in ids {
             cluster.emit(Event::Process {
                 node: id,
                 state: ProcessState::Starting,
@@ -168,15 +199,15 @@ impl Cluster {
                 state: ProcessState::Running { pid },
             });
         }
-        for &id in &ids {
+        for &id in ids {
             cluster.await_listening(id).await?;
         }
-        for &id in &ids {
+        for &id in ids {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }
         tokio::spawn(report_links(cluster.clone()));
         tokio::spawn(workload::run(cluster.clone()));
-        Ok(cluster)
+        Ok(())
     }
 
     fn slot_for(
@@ -192,6 +223,16 @@ impl Cluster {
         let addr_file = node_dir.join("addr.json");
         // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
         let _ = std::fs::remove_file(&addr_file);
+        let mut env = Vec::new();
+        if spec.disk_faults {
+            // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
+            // point (a wipe goes through the disk), and libfaketime fakes the node's clock.
+            self.inner
+                .disks
+                .mount(id, &node_dir.join("disk"), &data_dir)
+                .with_context(|| format!("disk faults for node {id}"))?;
+            env = self.inner.clocks.env(id, &node_dir)?;
+        }
         let peers: Vec<String> = proxies
             .iter()
             .filter(|((from, _), _)| *from == id)
@@ -225,14 +266,17 @@ impl Cluster {
         ] {
             args.push(a.into());
         }
+        if spec.unsafe_no_fsync {
+            args.push("--unsafe-no-fsync".into());
+        }
         Ok(Slot {
             spec: ProcessSpec {
                 name: node_name(id),
                 program: spec.node_program.clone(),
                 args,
-                env: vec![],
+                env,
                 log_path: node_dir.join("node.log"),
-                data_dir: Some(data_dir),
+                data_dir: (!spec.disk_faults).then_some(data_dir),
             },
             addr_file,
             addrs: None,
@@ -667,6 +711,16 @@ impl Cluster {
                         slot.loss_step = 0;
                     }
                 }
+                if id.is_none() && self.inner.disks.enabled() {
+                    let mut healed = self.inner.disks.heal_all();
+                    healed.extend(self.inner.clocks.heal_all());
+                    healed.sort_unstable();
+                    healed.dedup();
+                    for node in healed {
+                        self.report_node_faults(node);
+                    }
+                    return r.map(|t| format!("{t}; every disk and clock fault healed"));
+                }
                 r
             }
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
@@ -770,6 +824,8 @@ impl Cluster {
                 let r = self.inner.workload.step(up);
                 Ok(format!("workload rate {r} writes/s"))
             }
+            Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
+            Command::Clock(..) => self.perform_clock(cmd).await,
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
             | Command::Check
@@ -787,6 +843,9 @@ impl Cluster {
         });
         let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
         let _ = std::fs::remove_file(&addr_file);
+        if wipe && self.inner.disks.enabled() {
+            self.wipe_disk(id).await?;
+        }
         let pid = self
             .inner
             .sup
@@ -811,7 +870,12 @@ impl Cluster {
     /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
+        self.inner.disks.heal_all();
         self.inner.sup.shutdown(Duration::from_secs(2)).await;
+        for e in self.inner.disks.unmount_all() {
+            tracing::warn!(error = %e, "cannot unmount a fault filesystem");
+            eprintln!("squall: {e}");
+        }
     }
 
     fn stopping(&self) -> watch::Receiver<bool> {

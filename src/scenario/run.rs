@@ -101,19 +101,24 @@ pub fn nodes_named(cmd: &Command) -> Vec<NodeId> {
         | Command::Wipe(x)
         | Command::CycleDelay(x)
         | Command::CycleLoss(x)
-        | Command::Transfer(x) => t(x),
+        | Command::Transfer(x)
+        | Command::Disk(x, _)
+        | Command::Clock(x, _) => t(x),
+        Command::PowerCut(crate::cluster::disk::PowerTarget::One(x), _) => t(x),
         Command::Fault(f) | Command::ToggleFault(f) => ft(&f.target),
         Command::Step(f, _) | Command::DropHeld(f, _) | Command::Release(f) => ft(f),
         _ => vec![],
     }
 }
 
-/// Whether a step with `until` can be undone: a fault without its own duration, or a kill, terminate or
-/// pause of a node.
+/// Whether a step with `until` can be undone: a fault without its own duration, a kill, terminate, pause or
+/// power cut of one node (restarted or resumed), or a disk or clock fault (healed on that node).
 fn undoable(cmd: &Command) -> bool {
     match cmd {
         Command::Fault(f) => f.duration.is_none(),
         Command::Kill(_) | Command::Terminate(_) | Command::Pause(_) => true,
+        Command::PowerCut(crate::cluster::disk::PowerTarget::One(_), _) => true,
+        Command::Disk(..) | Command::Clock(..) => true,
         _ => false,
     }
 }
@@ -145,7 +150,8 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
             if !undoable(&cmd) {
                 return Err(format!(
                     "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
-                     without its own `for`, or a kill, terminate or pause",
+                     without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
+                     clock fault",
                     file.display(),
                     s.line,
                     s.command
@@ -492,6 +498,23 @@ async fn perform_step(
         (Command::Pause(t), Some(u)) => {
             let t = pin(t);
             (Command::Pause(t), Some((u, Command::Resume(t))))
+        }
+        (Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn), Some(u)) => {
+            let t = pin(t);
+            (
+                Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn),
+                Some((u, Command::Restart(t))),
+            )
+        }
+        (Command::Disk(t, a), Some(u)) => {
+            let t = pin(t);
+            let heal = command::parse(&format!("disk {t} heal")).ok();
+            (Command::Disk(t, a), heal.map(|h| (u, h)))
+        }
+        (Command::Clock(t, a), Some(u)) => {
+            let t = pin(t);
+            let heal = command::parse(&format!("clock {t} heal")).ok();
+            (Command::Clock(t, a), heal.map(|h| (u, h)))
         }
         (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
             // The fault set removes it itself at the right time.

@@ -175,6 +175,10 @@ pub struct NodeView {
     clock: Option<(u32, i64)>,
     /// A truncation not reported yet: (when, first index, count); see `RaftEvent::LogTruncated`.
     truncated: Option<(u64, u64, u64)>,
+    /// Disk faults in force on it, in words (`squall up --disk-faults`).
+    pub disk_faults: Vec<String>,
+    /// Its faked clock's offset and rate, in words; `None` while it runs true.
+    pub clock_fault: Option<String>,
 }
 
 impl NodeView {
@@ -402,6 +406,12 @@ impl ClusterState {
                     FeedKind::Error,
                     format!("{action} failed: {error}"),
                 );
+            }
+            Event::NodeFaults { node, disk, clock } => {
+                let n = self.node_mut(*node);
+                n.disk_faults = disk.clone();
+                n.clock_fault = clock.clone();
+                self.refresh_faults();
             }
             Event::Links { links } => self.on_links(at, links),
             Event::FaultSet { faults } => {
@@ -1098,6 +1108,12 @@ impl ClusterState {
                 ProcessState::Killed { .. } => faults.push(format!("n{} killed", n.id)),
                 ProcessState::Exited { .. } => faults.push(format!("n{} exited", n.id)),
                 _ => {}
+            }
+            for d in &n.disk_faults {
+                faults.push(format!("n{} disk {d}", n.id));
+            }
+            if let Some(c) = &n.clock_fault {
+                faults.push(format!("n{} clock {c}", n.id));
             }
         }
         match &self.fault_set {

@@ -123,6 +123,16 @@ pub enum Event {
         /// The held frames.
         frames: Vec<HeldView>,
     },
+    /// The disk and clock faults in force on a node (`squall up --disk-faults`), in words, replacing the
+    /// previous report for that node.
+    NodeFaults {
+        /// Which node.
+        node: u64,
+        /// Disk faults ("stalled", "slow +50ms (syncs)", "fsync fails", "full").
+        disk: Vec<String>,
+        /// Its clock's offset and rate ("+1h", "×4", "+30s ×0.5", "strobe 200ms"); `None` when true.
+        clock: Option<String>,
+    },
     /// The state of every proxied link, replacing the previous report.
     Links {
         /// One entry per directed link.

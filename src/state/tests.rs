@@ -988,3 +988,28 @@ fn a_failed_linearizability_check_shows_its_window_lanes_in_the_feed() {
         ]
     );
 }
+
+#[test]
+fn disk_and_clock_faults_show_in_the_faults_line_and_the_node_until_healed() {
+    let mut s = started(3);
+    s.apply(&Stamped::new(
+        1_000,
+        Event::NodeFaults {
+            node: 2,
+            disk: vec!["stalled".into()],
+            clock: Some("+1h ×4".into()),
+        },
+    ));
+    assert_eq!(s.faults, ["n2 disk stalled", "n2 clock +1h ×4"]);
+    assert_eq!(s.nodes[&2].clock_fault.as_deref(), Some("+1h ×4"));
+    s.apply(&Stamped::new(
+        2_000,
+        Event::NodeFaults {
+            node: 2,
+            disk: vec![],
+            clock: None,
+        },
+    ));
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    assert_eq!(s.nodes[&2].clock_fault, None);
+}

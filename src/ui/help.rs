@@ -27,14 +27,14 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("K", "kill the leader"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
-            ("h", "heal every network fault"),
+            ("h", "heal every fault (network; disk, clock too)"),
             (
                 "m",
                 "links matrix: ←↑↓→ a link, x cut d delay l loss o hold",
             ),
             (
                 ":  f",
-                "fault prompt: any console line, e.g. cut 1->2 for 5s",
+                "any console line: cut 1->2 for 5s, powercut 2, disk 1 stall",
             ),
             (
                 "c C + -",

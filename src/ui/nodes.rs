@@ -34,6 +34,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     }
     titles.push("lag");
     widths.push(5);
+    // Clock faults (squall up --disk-faults): each node's faked offset and rate, once any clock is faked.
+    let clocks = state.nodes.values().any(|n| n.clock_fault.is_some());
+    if clocks {
+        titles.push("clock");
+        widths.push(14);
+    }
     if wide {
         titles.push("rpc in/out/err");
         widths.push(16);
@@ -41,7 +47,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
 
     let header = Row::new(titles.iter().map(|t| Cell::from(*t)))
         .style(styles::dim().add_modifier(Modifier::BOLD));
-    let rows = state.nodes.values().map(|n| row(n, state, view, wide));
+    let rows = state
+        .nodes
+        .values()
+        .map(|n| row(n, state, view, wide, clocks));
     let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
         .header(header)
         .column_spacing(1)
@@ -53,7 +62,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     frame.render_widget(table, area);
 }
 
-fn row<'a>(n: &'a NodeView, state: &ClusterState, view: &ViewState, wide: bool) -> Row<'a> {
+fn row<'a>(
+    n: &'a NodeView,
+    state: &ClusterState,
+    view: &ViewState,
+    wide: bool,
+    clocks: bool,
+) -> Row<'a> {
     let selected = view.selected == Some(n.id);
     let fresh = n.live_status().is_some();
     // Values from a dead or silent process are shown, but greyed, as the last thing it said.
@@ -121,6 +136,12 @@ fn row<'a>(n: &'a NodeView, state: &ClusterState, view: &ViewState, wide: bool) 
         Some(l) => Cell::from(l.to_string()).style(Style::new().fg(ratatui::style::Color::Yellow)),
         None => Cell::from("—").style(styles::faint()),
     });
+    if clocks {
+        cells.push(match &n.clock_fault {
+            Some(c) => Cell::from(c.as_str()).style(styles::fault()),
+            None => Cell::from("true").style(styles::faint()),
+        });
+    }
     if wide {
         cells.push(match s {
             Some(s) => Cell::from(format!(

@@ -492,6 +492,9 @@ impl Storage {
                 source,
             })
             .and_then(|()| {
+                if UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(());
+                }
                 self.wal.sync_data().map_err(|source| StorageError::Io {
                     path: self.wal_path.clone(),
                     op: "fdatasync",
@@ -725,6 +728,17 @@ fn file_len(f: &File, path: &Path) -> Result<u64, StorageError> {
             op: "stat",
             source,
         })
+}
+
+static UNSAFE_NO_FSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, WAL appends in this process skip their fdatasync (`squall-node --unsafe-no-fsync`). UNSAFE: it
+/// exists only to demonstrate that a power cut loses acknowledged writes of a node that forgets to sync.
+pub fn set_unsafe_no_fsync() {
+    tracing::warn!(
+        "--unsafe-no-fsync: WAL appends are not synced; acknowledged writes can be lost on power loss"
+    );
+    UNSAFE_NO_FSYNC.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Fsyncs a directory so renames and new files in it survive a crash.

@@ -1,0 +1,438 @@
+//! A fault filesystem: a FUSE mount that serves a node's data directory from a backing directory and can,
+//! on request, lose what was never made durable, fail or slow its syncs, stall, run out of space, or flip a
+//! bit — the disk faults `kill -9` cannot produce, injected without the node's cooperation.
+//!
+//! With no fault set it passes every operation through to the backing directory. Durability follows LazyFS
+//! (Jepsen): a byte written to a file is durable only after an `fsync`/`fdatasync` of that file; a file created,
+//! renamed or removed is durable only after an `fsync` of its directory (of both directories for a rename).
+//! A [power cut](DiskFaults::power_off) throws away everything that was not durable.
+//!
+//! How "not durable" is kept: writes reach the backing file at once (so reads need no merging), and the
+//! filesystem keeps, per file, the bytes each unsynced write overwrote below the file's durable length, plus
+//! the durable length itself; per directory it keeps the unsynced name changes, with removed or replaced files
+//! moved into a stash beside the backing directory rather than deleted. A file's fsync forgets its undo
+//! records; a directory's fsync forgets its name changes. A power cut replays the undo records backwards, so
+//! the backing directory ends holding exactly the durable state. Appends, the common case, cost no copy at all.
+//!
+//! One file per fault kind: [`powercut`] (the durability journal), [`fsync_fail`], [`slow`] (slow and stall),
+//! [`flip`], [`full`]; [`fs`] is the pass-through itself.
+
+mod flip;
+mod fs;
+mod fsync_fail;
+mod full;
+mod powercut;
+mod slow;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use flip::Flipped;
+pub use fsync_fail::FsyncFailure;
+pub use powercut::PowerCutReport;
+
+/// Why a disk-fault operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// FUSE is not available on this machine.
+    #[error(
+        "disk faults need FUSE: cannot open /dev/fuse ({0}); load the fuse module (modprobe fuse) or run \
+         without --disk-faults"
+    )]
+    NoFuse(std::io::Error),
+    /// The mount failed.
+    #[error("cannot mount the fault filesystem on {mountpoint} (backing {backing}): {error}")]
+    Mount {
+        /// Where it was to be mounted.
+        mountpoint: PathBuf,
+        /// The backing directory.
+        backing: PathBuf,
+        /// The underlying error (in the message, not chained, so it prints once).
+        error: std::io::Error,
+    },
+    /// A file operation of a fault (flip, power cut) failed.
+    #[error("{op} {path}: {error}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error (in the message, not chained, so it prints once).
+        error: std::io::Error,
+    },
+    /// A fault was asked of something that cannot take it.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Checks that FUSE can be used here: `/dev/fuse` exists and opens for reading and writing.
+pub fn available() -> Result<(), DiskError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map(drop)
+        .map_err(DiskError::NoFuse)
+}
+
+/// One disk fault in force, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActiveFault {
+    /// Every operation (or only syncs) takes this much longer.
+    Slow {
+        /// Added time per operation.
+        delay: Duration,
+        /// Only `fsync`/`fdatasync`/directory syncs are slowed.
+        syncs_only: bool,
+    },
+    /// I/O blocks until healed.
+    Stall,
+    /// Syncs fail with EIO.
+    FailFsync(FsyncFailure),
+    /// Writes fail with ENOSPC once this many more bytes have been written.
+    Full {
+        /// Bytes still allowed.
+        remaining: u64,
+    },
+}
+
+impl std::fmt::Display for ActiveFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActiveFault::Slow { delay, syncs_only } => write!(
+                f,
+                "slow +{}ms{}",
+                delay.as_millis(),
+                if *syncs_only { " (syncs)" } else { "" }
+            ),
+            ActiveFault::Stall => f.write_str("stalled"),
+            ActiveFault::FailFsync(FsyncFailure::Once) => f.write_str("next fsync fails"),
+            ActiveFault::FailFsync(FsyncFailure::Always) => f.write_str("fsync fails"),
+            ActiveFault::Full { remaining: 0 } => f.write_str("full"),
+            ActiveFault::Full { remaining } => write!(f, "full after {remaining} B"),
+        }
+    }
+}
+
+/// Counts and total handler time per kind of FUSE operation, since the mount.
+#[derive(Default)]
+pub(crate) struct Counters {
+    ops: [AtomicU64; OP_KINDS],
+    nanos: [AtomicU64; OP_KINDS],
+}
+
+/// Kinds of operation counted by [`DiskFaults::op_stats`].
+pub const OP_NAMES: [&str; OP_KINDS] = [
+    "lookup", "getattr", "setattr", "open", "read", "write", "fsync", "create", "rename", "unlink",
+    "mkdir", "readdir", "fsyncdir", "other",
+];
+const OP_KINDS: usize = 14;
+
+/// How many operations of one kind the filesystem served and how long its handlers took in total.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpStat {
+    /// The operation (`write`, `fsync`, …).
+    pub op: &'static str,
+    /// Operations served.
+    pub count: u64,
+    /// Total time inside the handler (not counting the kernel round trip), in nanoseconds.
+    pub handler_nanos: u64,
+}
+
+pub(crate) struct State {
+    /// FUSE inode number -> absolute path in the backing directory (or the stash, once removed).
+    inodes: HashMap<u64, PathBuf>,
+    /// Open files by handle.
+    handles: HashMap<u64, Arc<std::fs::File>>,
+    next_fh: u64,
+    journal: powercut::Journal,
+    fsync_fail: Option<FsyncFailure>,
+    full: full::Budget,
+}
+
+/// What the filesystem threads and the control handle share.
+pub(crate) struct Shared {
+    backing: PathBuf,
+    stash: PathBuf,
+    /// `st_ino` of the backing directory, served as FUSE inode 1.
+    root_ino: u64,
+    state: Mutex<State>,
+    gate: slow::Gate,
+    counters: Counters,
+}
+
+impl Shared {
+    fn fuse_ino(&self, meta: &std::fs::Metadata) -> u64 {
+        if meta.ino() == self.root_ino {
+            1
+        } else {
+            meta.ino()
+        }
+    }
+}
+
+/// Controls the faults of one mounted fault filesystem. Cheap to clone.
+#[derive(Clone)]
+pub struct DiskFaults {
+    shared: Arc<Shared>,
+}
+
+impl DiskFaults {
+    /// The directory that really holds the data.
+    pub fn backing(&self) -> &Path {
+        &self.shared.backing
+    }
+
+    /// Every operation (or, with `syncs_only`, every file and directory sync) takes `delay` longer.
+    pub fn set_slow(&self, delay: Duration, syncs_only: bool) {
+        self.shared.gate.set_slow(Some((delay, syncs_only)));
+    }
+
+    /// Every operation blocks from now until [`heal`](Self::heal) (or a power cut).
+    pub fn stall(&self) {
+        self.shared.gate.set_stalled(true);
+    }
+
+    /// The next (or every) `fsync`/`fdatasync` of a file fails with EIO and drops that file's unsynced data.
+    pub fn fail_fsync(&self, how: FsyncFailure) {
+        self.shared.state.lock().unwrap().fsync_fail = Some(how);
+    }
+
+    /// Writes fail with ENOSPC once `after_bytes` more bytes have been written (0: at once).
+    pub fn fill(&self, after_bytes: u64) {
+        self.shared.state.lock().unwrap().full = full::Budget::limited(after_bytes);
+    }
+
+    /// Removes every fault: slow, stall, fsync failure, disk full. Data already lost stays lost.
+    pub fn heal(&self) {
+        {
+            let mut st = self.shared.state.lock().unwrap();
+            st.fsync_fail = None;
+            st.full = full::Budget::unlimited();
+        }
+        self.shared.gate.set_slow(None);
+        self.shared.gate.set_stalled(false);
+    }
+
+    /// Flips one bit of `file` (relative to the data directory; a random non-empty file when `None`) at
+    /// `offset` (random when `None`), in the backing file, chosen with `seed`.
+    pub fn flip(
+        &self,
+        file: Option<&Path>,
+        offset: Option<u64>,
+        seed: u64,
+    ) -> Result<Flipped, DiskError> {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        flip::flip(&self.shared.backing, file, offset, &mut rng)
+    }
+
+    /// First half of a power cut: from now on every operation fails with EIO and changes nothing, and stalled
+    /// operations are released (with EIO). Kill the process using the filesystem, wait until it is gone, then
+    /// call [`power_on`](Self::power_on).
+    pub fn power_off(&self) {
+        self.shared.gate.set_powered_off(true);
+    }
+
+    /// Second half of a power cut: throws away everything not durable (with `torn_seed`, the last unsynced
+    /// write of each file keeps a random prefix), then serves operations again. Other faults stay in force.
+    pub fn power_on(&self, torn_seed: Option<u64>) -> Result<PowerCutReport, DiskError> {
+        let result = {
+            let mut st = self.shared.state.lock().unwrap();
+            let State {
+                inodes, journal, ..
+            } = &mut *st;
+            let mut rng =
+                torn_seed.map(<rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64);
+            let r = journal.power_cut(inodes, rng.as_mut());
+            *journal = powercut::Journal::default();
+            r
+        };
+        clear_dir(&self.shared.stash);
+        self.shared.gate.set_powered_off(false);
+        result
+    }
+
+    /// Disk loss: deletes everything in the backing directory and forgets what was unsynced. The process
+    /// using the filesystem must be stopped first.
+    pub fn wipe(&self) -> Result<(), DiskError> {
+        self.power_off();
+        {
+            let mut st = self.shared.state.lock().unwrap();
+            st.journal = powercut::Journal::default();
+            st.inodes.retain(|ino, _| *ino == 1);
+        }
+        clear_dir(&self.shared.backing);
+        clear_dir(&self.shared.stash);
+        self.shared.gate.set_powered_off(false);
+        match std::fs::read_dir(&self.shared.backing).map(|mut d| d.next().is_none()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DiskError::Refused(format!(
+                "{} is not empty after the wipe",
+                self.shared.backing.display()
+            ))),
+            Err(source) => Err(DiskError::Io {
+                op: "list",
+                path: self.shared.backing.clone(),
+                error: source,
+            }),
+        }
+    }
+
+    /// The faults in force.
+    pub fn active(&self) -> Vec<ActiveFault> {
+        let mut out = Vec::new();
+        let (slow, stalled) = self.shared.gate.settings();
+        if let Some((delay, syncs_only)) = slow {
+            out.push(ActiveFault::Slow { delay, syncs_only });
+        }
+        if stalled {
+            out.push(ActiveFault::Stall);
+        }
+        let st = self.shared.state.lock().unwrap();
+        if let Some(how) = st.fsync_fail {
+            out.push(ActiveFault::FailFsync(how));
+        }
+        if let Some(remaining) = st.full.remaining() {
+            out.push(ActiveFault::Full { remaining });
+        }
+        out
+    }
+
+    /// Operation counts and handler time per kind, since the mount.
+    pub fn op_stats(&self) -> Vec<OpStat> {
+        OP_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, op)| OpStat {
+                op,
+                count: self.shared.counters.ops[i].load(Ordering::Relaxed),
+                handler_nanos: self.shared.counters.nanos[i].load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+/// A mounted fault filesystem. Dropping it unmounts (lazily, if a process still holds a file open).
+pub struct MountedDisk {
+    session: Option<fuser::BackgroundSession>,
+    faults: DiskFaults,
+    mountpoint: PathBuf,
+}
+
+impl MountedDisk {
+    /// Mounts a fault filesystem on `mountpoint` serving `backing` (both created if missing). Unsynced-data
+    /// bookkeeping starts empty: whatever `backing` holds now counts as durable. Needs root (or fusermount3).
+    pub fn mount(backing: &Path, mountpoint: &Path) -> Result<MountedDisk, DiskError> {
+        available()?;
+        let mount_err = |source| DiskError::Mount {
+            mountpoint: mountpoint.to_path_buf(),
+            backing: backing.to_path_buf(),
+            error: source,
+        };
+        std::fs::create_dir_all(backing).map_err(mount_err)?;
+        std::fs::create_dir_all(mountpoint).map_err(mount_err)?;
+        let backing = backing.canonicalize().map_err(mount_err)?;
+        let stash = stash_dir(&backing);
+        if stash.exists() {
+            std::fs::remove_dir_all(&stash).map_err(mount_err)?;
+        }
+        std::fs::create_dir_all(&stash).map_err(mount_err)?;
+        let root_ino = std::fs::metadata(&backing).map_err(mount_err)?.ino();
+        let mut inodes = HashMap::new();
+        inodes.insert(1, backing.clone());
+        let shared = Arc::new(Shared {
+            backing,
+            stash,
+            root_ino,
+            state: Mutex::new(State {
+                inodes,
+                handles: HashMap::new(),
+                next_fh: 1,
+                journal: powercut::Journal::default(),
+                fsync_fail: None,
+                full: full::Budget::unlimited(),
+            }),
+            gate: slow::Gate::default(),
+            counters: Counters::default(),
+        });
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            fuser::MountOption::FSName("squall-disk".into()),
+            fuser::MountOption::Subtype("squall".into()),
+            fuser::MountOption::RW,
+        ];
+        // Several threads, so a slowed sync does not hold up reads of other files.
+        config.n_threads = Some(4);
+        let session = fuser::spawn_mount(fs::FaultFs::new(shared.clone()), mountpoint, &config)
+            .map_err(mount_err)?;
+        Ok(MountedDisk {
+            session: Some(session),
+            faults: DiskFaults { shared },
+            mountpoint: mountpoint.to_path_buf(),
+        })
+    }
+
+    /// The control handle.
+    pub fn faults(&self) -> DiskFaults {
+        self.faults.clone()
+    }
+
+    /// Where it is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the filesystem threads. Any stall is released first.
+    pub fn unmount(mut self) -> Result<(), DiskError> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> Result<(), DiskError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        self.faults.heal();
+        let result = session.umount_and_join();
+        if result.is_err() {
+            // Busy (a process still has a file open): detach, so the mount goes once the last file closes.
+            let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.faults.shared.stash);
+        result.map_err(|source| DiskError::Mount {
+            mountpoint: self.mountpoint.clone(),
+            backing: self.faults.shared.backing.clone(),
+            error: source,
+        })
+    }
+}
+
+impl Drop for MountedDisk {
+    fn drop(&mut self) {
+        let _ = self.unmount_inner();
+    }
+}
+
+fn clear_dir(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn stash_dir(backing: &Path) -> PathBuf {
+    let mut name = backing.file_name().unwrap_or_default().to_os_string();
+    name.push(".stash");
+    backing.with_file_name(name)
+}

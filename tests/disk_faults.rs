@@ -1,0 +1,566 @@
+//! `squall up --headless --disk-faults` end to end: power cuts, failing, stalled, full and corrupted disks and
+//! faked clocks, on real node processes over real FUSE mounts, each followed by the counter check. Needs
+//! /dev/fuse, root and libfaketime (CI's `.ci/run` installs fuse3 and libfaketime).
+//!
+//! Randomised tests print their seed; `SQUALL_SEED=N` replays one.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng as _, SeedableRng as _};
+use support::{Lines, ask, leader_term};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    out: Lines,
+    _dir: tempfile::TempDir,
+    cdir: std::path::PathBuf,
+}
+
+fn up(extra: &[&str]) -> Session {
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "--disk-faults", "-n", "3", "--dir"])
+        .arg(&cdir)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let out = Lines::new(child.stdout.take().unwrap());
+    let mut s = Session {
+        child,
+        stdin,
+        out,
+        _dir: dir,
+        cdir,
+    };
+    s.leader();
+    s
+}
+
+impl Session {
+    fn ask(&mut self, cmd: &str, answer: &str) -> String {
+        ask(&mut self.stdin, &mut self.out, cmd, answer)
+    }
+
+    /// Waits for a line announcing a leader; returns (leader, term).
+    fn leader(&mut self) -> (u64, u64) {
+        self.out.wait_for("a leader", WAIT, |l| {
+            if l.contains("no leader") {
+                None
+            } else {
+                leader_term(l)
+            }
+        })
+    }
+
+    /// The current leader, from `status` (polled until one leads).
+    fn current_leader(&mut self) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            writeln!(self.stdin, "status").unwrap();
+            let mut leader = None;
+            let mut lines = 0;
+            self.out.wait_for("status lines", WAIT, |l| {
+                if let Some(rest) = l.strip_prefix("status: n")
+                    && rest.contains(" leader term ")
+                {
+                    leader = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+                }
+                if l.starts_with("status:") {
+                    lines += 1;
+                }
+                (lines == 3).then_some(())
+            });
+            if let Some(l) = leader {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no node led within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `check` until it is conclusive; returns the verdict line (`ok: check passed…` or
+    /// `error: check FAILED…`).
+    fn check(&mut self) -> String {
+        for _ in 0..10 {
+            writeln!(self.stdin, "check").unwrap();
+            let line = self
+                .out
+                .wait_for("the check's verdict", Duration::from_secs(60), |l| {
+                    (l.starts_with("ok: check") || l.starts_with("error: check"))
+                        .then(|| l.to_string())
+                });
+            if !line.contains("inconclusive") {
+                return line;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "ten checks in a row were inconclusive:\n{}",
+            self.out.seen.join("\n")
+        );
+    }
+
+    /// Quits and checks that squall exited cleanly and left no mount; returns the cluster's temporary directory
+    /// (removed when dropped).
+    fn quit(mut self) -> tempfile::TempDir {
+        writeln!(self.stdin, "quit").unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "squall exited with {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "squall did not quit within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        assert!(
+            !mounts.contains(self.cdir.to_str().unwrap()),
+            "a fault filesystem outlived squall:\n{mounts}"
+        );
+        self._dir
+    }
+
+    /// Waits until node `leader` reports its commit index growing (writes commit again).
+    fn writes_commit(&mut self, leader: u64) {
+        let prefix = format!("leader {leader} term ");
+        let mut first = None;
+        self.out.wait_for("commits on the new leader", WAIT, |l| {
+            let rest = l.split(&prefix).nth(1)?;
+            let c: u64 = rest
+                .split("commit ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            match first {
+                None => {
+                    first = Some(c);
+                    None
+                }
+                Some(f) => (c > f).then_some(()),
+            }
+        });
+    }
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("SQUALL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (replay with SQUALL_SEED={seed})");
+    seed
+}
+
+#[test]
+fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut s = up(&["--workload", "--rate", "100", "--seed", &seed.to_string()]);
+    let cuts: usize = std::env::var("SQUALL_POWERCUTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    for i in 0..cuts {
+        if i % 10 == 9 {
+            let torn = if rng.random_bool(0.5) { " torn" } else { "" };
+            s.ask(&format!("powercut all{torn}"), "power cut of every node");
+            for n in 1..=3 {
+                s.ask(&format!("restart {n}"), "restart node");
+            }
+        } else {
+            let target = if rng.random_bool(0.3) {
+                s.current_leader()
+            } else {
+                rng.random_range(1..=3)
+            };
+            let torn = if rng.random_bool(0.3) { " torn" } else { "" };
+            s.ask(&format!("powercut {target}{torn}"), "power cut");
+            s.ask(&format!("restart {target}"), "restart node");
+        }
+    }
+    s.leader();
+    let verdict = s.check();
+    assert!(
+        verdict.starts_with("ok: check passed"),
+        "seed {seed}: {verdict}"
+    );
+    let _ = s.quit();
+}
+
+#[test]
+fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_to_kill() {
+    // kill -9 of every node: the page cache (here, the backing files) survives, so nothing is lost.
+    let mut s = up(&[
+        "--unsafe-no-fsync",
+        "--workload",
+        "--rate",
+        "200",
+        "--seed",
+        "5",
+    ]);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(2));
+        for n in 1..=3 {
+            s.ask(&format!("kill {n}"), "kill node");
+        }
+        for n in 1..=3 {
+            s.ask(&format!("restart {n}"), "restart node");
+        }
+    }
+    s.leader();
+    let verdict = s.check();
+    assert!(
+        verdict.starts_with("ok: check passed"),
+        "kill lost writes: {verdict}"
+    );
+    let _ = s.quit();
+
+    // The same run with power cuts: every node loses the same unsynced tail, and the check sees it.
+    let mut s = up(&[
+        "--unsafe-no-fsync",
+        "--workload",
+        "--rate",
+        "200",
+        "--seed",
+        "5",
+    ]);
+    let mut lost = None;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(2));
+        s.ask("powercut all", "power cut of every node");
+        for n in 1..=3 {
+            s.ask(&format!("restart {n}"), "restart node");
+        }
+        s.leader();
+        let verdict = s.check();
+        if verdict.contains("check FAILED") {
+            lost = Some(verdict);
+            break;
+        }
+    }
+    let lost = lost
+        .expect("coordinated power cuts of unsynced nodes lost nothing: the fault does not bite");
+    assert!(lost.contains("acknowledged writes lost"), "{lost}");
+    let _ = s.quit();
+}
+
+#[test]
+fn a_failed_fsync_stops_the_node_never_acknowledges_and_a_restart_recovers() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "7"]);
+    let leader = s.current_leader();
+    let victim = (1..=3).find(|&n| n != leader).unwrap();
+    s.ask(
+        &format!("disk {victim} fail-fsync once"),
+        "fail the next fsync",
+    );
+    let exit = s.out.wait_for("the node to stop on EIO", WAIT, |l| {
+        (l.contains(&format!("n{victim} exited"))).then(|| l.to_string())
+    });
+    assert!(
+        exit.contains("fdatasync") && exit.contains("wal.log") && exit.contains("os error 5"),
+        "the exit does not name the call, the file and the errno: {exit}"
+    );
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    s.ask(&format!("restart {victim}"), "restart node");
+    s.out.wait_for("the node to recover", WAIT, |l| {
+        l.contains(&format!("n{victim} started")).then_some(())
+    });
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+#[test]
+fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "9"]);
+    let old = s.current_leader();
+    s.ask(&format!("disk {old} stall"), "stall node");
+    let started = Instant::now();
+    let (new, term) = s.out.wait_for("a new leader", WAIT, |l| {
+        leader_term(l).filter(|(n, _)| *n != old && !l.contains("no leader"))
+    });
+    eprintln!(
+        "node {new} leads term {term} {:?} after node {old}'s disk stalled",
+        started.elapsed()
+    );
+    s.writes_commit(new);
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    s.ask(&format!("disk {old} heal"), "heal node");
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+#[test]
+fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "13"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let leader = s.current_leader();
+    let victim = (1..=3).find(|&n| n != leader).unwrap();
+    let flipped = s.ask(&format!("disk {victim} flip wal.log"), "flipped bit");
+    assert!(flipped.contains("of wal.log"), "{flipped}");
+    // A damaged record in the middle of the log: the node refuses to start, naming the file and offset (cutting
+    // there would drop entries it may have acknowledged). A damaged last record: it is cut as a torn tail, with
+    // a warning naming the file and offset. Either way the damaged data is never served or replicated.
+    writeln!(s.stdin, "restart {victim}").unwrap();
+    let answer = s.out.wait_for("the restart's answer", WAIT, |l| {
+        (l.starts_with("ok:") || l.starts_with("error:")).then(|| l.to_string())
+    });
+    let log = std::fs::read_to_string(s.cdir.join(format!("node-{victim}/node.log"))).unwrap();
+    assert!(
+        log.contains("corrupt") && log.contains("wal.log") && log.contains("offset"),
+        "the node did not say where its WAL was damaged ({answer}):\n{log}"
+    );
+    if answer.starts_with("error:") {
+        assert!(log.contains("is corrupt"), "{answer}\n{log}");
+        // Moving the damaged data aside (disk loss) is the way back: the node catches up from the leader.
+        s.ask(&format!("wipe {victim}"), "restart it empty");
+    }
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+#[test]
+fn a_full_disk_stops_the_node_naming_enospc_loses_nothing_acknowledged_and_a_restart_recovers() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "17"]);
+    let leader = s.current_leader();
+    let victim = (1..=3).find(|&n| n != leader).unwrap();
+    s.ask(
+        &format!("disk {victim} full after 4096"),
+        "ENOSPC after 4096",
+    );
+    let exit = s.out.wait_for("the node to refuse writing", WAIT, |l| {
+        (l.contains(&format!("n{victim} exited"))).then(|| l.to_string())
+    });
+    assert!(exit.contains("No space left on device"), "{exit}");
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    s.ask(&format!("disk {victim} heal"), "heal node");
+    s.ask(&format!("restart {victim}"), "restart node");
+    s.out.wait_for("the node to come back", WAIT, |l| {
+        l.contains(&format!("n{victim} started")).then_some(())
+    });
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+#[test]
+fn fast_and_jumped_clocks_keep_elections_bounded_and_reads_correct() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "19"]);
+    let before = s
+        .out
+        .seen
+        .iter()
+        .filter(|l| l.contains("starts an election"))
+        .count();
+    s.ask("clock 1 x4", "clock of node 1");
+    s.ask("clock 2 +1h", "clock of node 2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let verdict = s.check();
+        assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    }
+    let elections = s
+        .out
+        .seen
+        .iter()
+        .filter(|l| l.contains("starts an election"))
+        .count()
+        - before;
+    eprintln!("elections in 15 s with node 1 at x4 and node 2 at +1h: {elections}");
+    assert!(
+        elections <= 10,
+        "{elections} elections in 15 s: PreVote should keep them bounded"
+    );
+    s.ask("heal", "clock fault");
+    let log = s.cdir.join("events.jsonl.gz");
+    let _dir = s.quit();
+    // The jump reached the node's monotonic clock (what tokio reads): node 2's uptime, measured with
+    // `Instant`, leapt by an hour.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&log).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let max_uptime = text
+        .split("\"uptime_ms\":")
+        .skip(1)
+        .filter_map(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        max_uptime > 3_600_000,
+        "no node's monotonic clock jumped: largest uptime {max_uptime} ms"
+    );
+}
+
+#[test]
+fn disk_faults_without_libfaketime_is_a_clear_error_with_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "--disk-faults"])
+        .env("SQUALL_LIBFAKETIME", "/nonexistent/libfaketimeMT.so.1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--disk-faults") && err.contains("/nonexistent/libfaketimeMT.so.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn disk_commands_without_disk_faults_say_how_to_enable_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "1", "--dir"])
+        .arg(dir.path().join("c"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    for cmd in ["powercut 1", "disk 1 stall", "clock 1 +1h"] {
+        writeln!(stdin, "{cmd}").unwrap();
+        out.wait_for(&format!("the refusal of `{cmd}`"), WAIT, |l| {
+            (l.starts_with("error:") && l.contains("--disk-faults")).then_some(())
+        });
+    }
+    writeln!(stdin, "quit").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The highest commit index any node reports in `status`.
+fn commit_index(s: &mut Session) -> u64 {
+    writeln!(s.stdin, "status").unwrap();
+    let mut best = 0;
+    let mut lines = 0;
+    s.out.wait_for("status lines", WAIT, |l| {
+        if l.starts_with("status:") {
+            lines += 1;
+            if let Some(c) = l
+                .split(" commit ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
+                best = best.max(c.parse().unwrap_or(0));
+            }
+        }
+        (lines == 3).then_some(())
+    });
+    best
+}
+
+/// Commits per second over `d`.
+fn commit_rate(s: &mut Session, d: Duration) -> f64 {
+    let (c0, t0) = (commit_index(s), Instant::now());
+    std::thread::sleep(d);
+    let c1 = commit_index(s);
+    (c1 - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+#[test]
+fn slow_syncs_on_a_follower_or_the_leader_cause_no_election_storm() {
+    let mut s = up(&["--workload", "--rate", "200", "--seed", "23"]);
+    let leader = s.current_leader();
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let elections = |s: &Session| {
+        s.out
+            .seen
+            .iter()
+            .filter(|l| l.contains("starts an election"))
+            .count()
+    };
+    let window = Duration::from_secs(5);
+    let base = commit_rate(&mut s, window);
+    let e0 = elections(&s);
+    s.ask(&format!("disk {follower} slow 20ms sync"), "slow node");
+    let slow_follower = commit_rate(&mut s, window);
+    let e1 = elections(&s);
+    s.ask(&format!("disk {follower} heal"), "heal node");
+    s.ask(&format!("disk {leader} slow 20ms sync"), "slow node");
+    let slow_leader = commit_rate(&mut s, window);
+    let e2 = elections(&s);
+    eprintln!(
+        "commits/s at 200 writes/s offered: {base:.0} healthy, {slow_follower:.0} with follower {follower}'s \
+         syncs +20 ms ({} elections), {slow_leader:.0} with leader {leader}'s syncs +20 ms ({} elections)",
+        e1 - e0,
+        e2 - e1
+    );
+    // Generous bounds that only catch a storm (the machine may be loaded): a slow disk is not a dead node.
+    assert!(
+        e1 - e0 <= 2 && e2 - e1 <= 2,
+        "slow syncs caused elections: {} then {}",
+        e1 - e0,
+        e2 - e1
+    );
+    assert!(
+        slow_follower > 0.0 && slow_leader > 0.0,
+        "writes stopped under a slow disk"
+    );
+    s.ask("heal", "disk and clock fault");
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+#[test]
+fn disk_faults_when_the_mount_fails_is_a_clear_error_with_exit_2() {
+    // A regular file bound over /dev/fuse in a private mount namespace: it opens, but the kernel refuses to
+    // mount FUSE through it, as on a machine whose FUSE is unusable.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("not-fuse");
+    std::fs::write(&fake, b"").unwrap();
+    let script = format!(
+        "mount --bind '{}' /dev/fuse && exec '{}' up --headless --disk-faults --dir '{}'",
+        fake.display(),
+        env!("CARGO_BIN_EXE_squall"),
+        dir.path().join("c").display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot mount the fault filesystem on"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("Invalid argument").count(),
+        1,
+        "the cause printed once: {err}"
+    );
+}
