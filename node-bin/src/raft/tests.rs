@@ -88,6 +88,7 @@ fn append(term: Term, prev: (Index, Term), entries: Vec<Entry>, commit: Index) -
         entries,
         leader_commit: commit,
         read_round: 0,
+        heartbeat: false,
     }
 }
 
@@ -103,6 +104,7 @@ fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Re
         read_round,
         req_prev_index: 0,
         req_last_index: match_index,
+        heartbeat: false,
     })
 }
 
@@ -391,6 +393,7 @@ fn fast_backtracking_by_term() {
             read_round: 0,
             req_prev_index: prev,
             req_last_index: prev + 1,
+            heartbeat: false,
         })
     };
     // The follower has term 2 at the probe point, which the leader never had: skip its whole run.
@@ -691,6 +694,7 @@ fn lagging_follower_gets_snapshot_in_chunks() {
             read_round: 0,
             req_prev_index: 0,
             req_last_index: 1,
+            heartbeat: false,
         }),
     );
     let rd = r.take_ready();
@@ -871,6 +875,7 @@ fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> 
         read_round: a.read_round,
         req_prev_index: a.prev_log_index,
         req_last_index: req_last,
+        heartbeat: a.heartbeat,
     })
 }
 
@@ -949,6 +954,7 @@ fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) {
             read_round: 0,
             req_prev_index: 0,
             req_last_index: 1,
+            heartbeat: false,
         }),
     );
     let chunks = chunks_to(&r.take_ready(), 2);
