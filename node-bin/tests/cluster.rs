@@ -567,6 +567,23 @@ async fn the_largest_accepted_write_commits_without_an_election_and_a_larger_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_a_slow_link_catches_up_while_the_leader_keeps_compacting() {
+    // 150 ms each way on every link to and from it: a round trip of 300 ms per chunk.
+    slow_link_catch_up(Fault::latency_ms(150)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_narrow_link_catches_up_while_the_leader_keeps_compacting() {
+    // 1 MB/s each way: a second per chunk, the heartbeats queued behind them.
+    slow_link_catch_up(Fault::Bandwidth {
+        bytes_per_sec: 1_000_000,
+    })
+    .await;
+}
+
+/// Node `victim` is down while about 7 MB of state is written, comes back behind `fault` on all its links,
+/// and must install a snapshot and catch up while a steady workload makes the leader compact every half
+/// second or so.
+async fn slow_link_catch_up(fault: Fault) {
     let mut c = TestCluster::start(3, &["--snapshot-every", "20"]);
     let (leader, _) = c.wait_leader(0).await;
     let victim = if leader == 2 { 3 } else { 2 };
@@ -585,11 +602,9 @@ async fn a_follower_behind_a_slow_link_catches_up_while_the_leader_keeps_compact
             .await
             .unwrap();
     }
-    // 150 ms each way on every link to and from it: a round trip of 300 ms per chunk.
     for other in (1..=3).filter(|&o| o != victim) {
         for link in [LinkId::new(victim, other), LinkId::new(other, victim)] {
-            c.net
-                .set_fault(link, FaultSpec::permanent(Fault::latency_ms(150)));
+            c.net.set_fault(link, FaultSpec::permanent(fault.clone()));
         }
     }
     // A steady workload, so the leader takes a snapshot about every half second throughout.
@@ -632,7 +647,7 @@ async fn a_follower_behind_a_slow_link_catches_up_while_the_leader_keeps_compact
         if Instant::now() > deadline_at {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             panic!(
-                "node {victim} did not catch up through the slow link within {wait:?}; saw {}",
+                "node {victim} did not catch up through the slow link ({fault:?}) within {wait:?}; saw {}",
                 brief(&seen)
             );
         }
