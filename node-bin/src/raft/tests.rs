@@ -1181,3 +1181,37 @@ fn a_malformed_append_is_refused_in_release_builds_too() {
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(warnings[0].contains("malformed"), "{warnings:?}");
 }
+
+#[test]
+fn an_empty_node_learns_terms_from_vote_requests_but_never_grants_them() {
+    // It voted for node 1 in term 5, lost its data, and node 1 (its leader) is cut off from it: node 2,
+    // which never heard of term 5's outcome, campaigns for term 5.
+    let mut voter = node(3, 3, 0, &[]);
+    for _ in 0..10 {
+        voter.tick();
+    }
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted
+    );
+    assert_eq!(voter.term(), 5, "the term is learned");
+    // The wait restarts from there: a full election timeout.
+    for _ in 0..19 {
+        voter.tick();
+    }
+    assert!(voter.voting_held());
+    voter.tick();
+    assert!(!voter.voting_held());
+    // Term 5 stays refused (its vote there counts as cast); term 6 is new.
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted
+    );
+    assert!(
+        voter
+            .handle_request_vote(vote_req(6, 2, (1, 1), false))
+            .granted
+    );
+}
