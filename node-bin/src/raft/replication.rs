@@ -207,8 +207,14 @@ impl Raft {
         };
         match req {
             Request::Append(a) if a.term == self.term => match pr.mode {
-                // A lost heartbeat leaves nothing missing; a lost batch leaves a gap to re-probe from.
-                Mode::Replicate if !a.entries.is_empty() => {
+                // A lost heartbeat leaves nothing missing; a lost batch still in flight leaves a gap to
+                // re-probe from (the failure of one already answered, or from an earlier run, changes nothing).
+                Mode::Replicate
+                    if !a.entries.is_empty()
+                        && pr
+                            .inflight
+                            .contains(&(a.prev_log_index + a.entries.len() as u64)) =>
+                {
                     let next = pr.match_index + 1;
                     pr.become_probe(next, true);
                 }
