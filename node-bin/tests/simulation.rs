@@ -1,8 +1,11 @@
 //! Seeded simulation of 3–7 consensus cores in memory, through the public API only, under message loss,
-//! delay, reordering, duplication, partitions, crash/restart and compaction. Safety properties are checked
-//! after every step; liveness after the faults heal.
+//! delay, reordering, duplication (and duplicated or late answers), partitions, crash/restart (also between
+//! an fsync and what depends on it) and compaction, with commands from a few bytes to the largest allowed.
+//! Safety properties are checked after every step and every read's value against the acknowledged writes;
+//! liveness after the faults heal: a new write commits and every replica converges to the same state.
 //!
-//! `SQUALL_SIM_SEED=N` runs one seed, `SQUALL_SIM_SEEDS=N` runs seeds 0..N (default 300).
+//! Each run takes [`DEFAULT_SEEDS`] seeds from a base that changes per run (printed). `SQUALL_SIM_SEED=N`
+//! replays one seed, `SQUALL_SIM_BASE=B` and `SQUALL_SIM_SEEDS=N` choose the range B..B+N.
 
 mod sim;
 
@@ -13,11 +16,13 @@ use squall_node::raft::{Entry, Payload, Role};
 use sim::checker::{Checker, LeaderLog};
 use sim::{Faults, Sim};
 
+/// Seeds per run unless `SQUALL_SIM_SEEDS` says otherwise.
+const DEFAULT_SEEDS: u64 = 3000;
 /// Ticks of faults per seed.
-const FAULT_TICKS: u64 = 700;
-/// After healing, a leader must be elected and a new write commit within this many ticks (election
-/// timeouts are 10–20 ticks).
-const LIVENESS_TICKS: u64 = 300;
+const FAULT_TICKS: u64 = 500;
+/// After healing, a leader must be elected, a new write commit and every replica converge within this many
+/// ticks (election timeouts are 10–20 ticks; a node that started empty waits 20 more).
+const LIVENESS_TICKS: u64 = 400;
 
 /// What one seed did, for the summary line.
 #[derive(Default)]
@@ -25,19 +30,33 @@ struct Stats {
     steps: u64,
     acked: usize,
     reads: u64,
+    served: u64,
     leaders: u64,
     snapshots: u64,
+    mid_ready_crashes: u64,
 }
 
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|s| {
+        s.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {s:?}"))
+    })
+}
+
+/// The seeds of this run: one to replay, or `DEFAULT_SEEDS` from a base that changes every run.
 fn seed_range() -> (u64, u64) {
-    if let Ok(s) = std::env::var("SQUALL_SIM_SEED") {
-        let seed = s.parse().expect("SQUALL_SIM_SEED must be a number");
+    if let Some(seed) = env_number("SQUALL_SIM_SEED") {
         return (seed, seed + 1);
     }
-    let n = std::env::var("SQUALL_SIM_SEEDS").map_or(300, |s| {
-        s.parse().expect("SQUALL_SIM_SEEDS must be a number")
+    let n = env_number("SQUALL_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let base = env_number("SQUALL_SIM_BASE").unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Whole thousands, so the printed base and a failing seed are easy to read back.
+        (now % 1_000_000_000) * 1000
     });
-    (0, n)
+    (base, base + n)
 }
 
 fn run_seed(seed: u64) -> Result<Stats, String> {
@@ -54,23 +73,39 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
         sim.heal()?;
         let first_new = sim.next_command();
         let before = sim.acked_commands.len();
-        for _ in 0..LIVENESS_TICKS {
-            sim.tick(false)?;
-            if sim.acked_commands[before..].iter().any(|&c| c >= first_new) {
-                return Ok(());
+        let mut ticks = 0;
+        while !sim.acked_commands[before..].iter().any(|&c| c >= first_new) {
+            if ticks == LIVENESS_TICKS {
+                return Err(format!(
+                    "liveness: no new write committed within {LIVENESS_TICKS} ticks after healing"
+                ));
             }
+            sim.tick(false)?;
+            ticks += 1;
         }
-        Err(format!(
-            "liveness: no new write committed within {LIVENESS_TICKS} ticks after healing"
-        ))
+        // Then, with the clients quiet, every replica reaches the same state.
+        sim.quiesce();
+        let through = sim.max_acked();
+        while !sim.converged(through) {
+            if ticks == LIVENESS_TICKS {
+                return Err(format!(
+                    "liveness: replicas did not converge within {LIVENESS_TICKS} ticks after healing"
+                ));
+            }
+            sim.tick(false)?;
+            ticks += 1;
+        }
+        Ok(())
     })();
     match result {
         Ok(()) => Ok(Stats {
             steps: sim.steps,
             acked: sim.checker.acked(),
             reads: sim.reads_confirmed,
+            served: sim.reads_served,
             leaders: sim.leaders_seen,
             snapshots: sim.snapshots_installed,
+            mid_ready_crashes: sim.mid_ready_crashes,
         }),
         Err(e) => Err(format!(
             "{e}\n  at tick {} step {}; {n} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, {faults:?}\n{}",
@@ -96,6 +131,11 @@ fn run_seed_caught(seed: u64) -> Result<Stats, String> {
 #[test]
 fn random_faults_keep_raft_safe_and_live() {
     let (start, end) = seed_range();
+    println!(
+        "simulating seeds {start}..{end} (replay one with SQUALL_SIM_SEED=N, this range with \
+         SQUALL_SIM_BASE={start} SQUALL_SIM_SEEDS={})",
+        end - start
+    );
     let seeds: Vec<u64> = (start..end).collect();
     // Two workers: the seeds are independent and this box has two cores.
     let results: Vec<(u64, Result<Stats, String>)> = std::thread::scope(|s| {
@@ -122,8 +162,10 @@ fn random_faults_keep_raft_safe_and_live() {
                 total.steps += st.steps;
                 total.acked += st.acked;
                 total.reads += st.reads;
+                total.served += st.served;
                 total.leaders += st.leaders;
                 total.snapshots += st.snapshots;
+                total.mid_ready_crashes += st.mid_ready_crashes;
             }
             Err(e) => failures.push((seed, e)),
         }
@@ -137,9 +179,19 @@ fn random_faults_keep_raft_safe_and_live() {
         );
     }
     println!(
-        "simulated seeds {start}..{end}: {} steps, {} acknowledged writes, {} confirmed reads, {} leaders, {} \
-         snapshots installed (rerun one with SQUALL_SIM_SEED=N, more with SQUALL_SIM_SEEDS=N)",
-        total.steps, total.acked, total.reads, total.leaders, total.snapshots
+        "simulated seeds {start}..{end}: {} steps, {} acknowledged writes, {} confirmed reads ({} served and \
+         checked), {} leaders, {} snapshots installed, {} crashes between an fsync and its messages",
+        total.steps,
+        total.acked,
+        total.reads,
+        total.served,
+        total.leaders,
+        total.snapshots,
+        total.mid_ready_crashes
+    );
+    assert!(
+        total.served > 0 && total.acked > 0,
+        "the simulation served no read or acknowledged no write"
     );
 }
 

@@ -111,7 +111,12 @@ impl Raft {
             pre_vote: req.pre_vote,
         };
         if self.empty_hold.is_some() {
-            // Started empty: it may have voted in this term before it lost its data.
+            // Started empty: it may have voted in this term before it lost its data. It learns the term
+            // (and waits a full election timeout from there), but grants nothing.
+            if req.term > self.term && !req.pre_vote {
+                self.become_follower(req.term, None);
+                self.empty_hold = Some(self.config.election_ticks_max);
+            }
             return refuse(self.term);
         }
         if req.term > self.term && !req.transfer && self.in_lease() {

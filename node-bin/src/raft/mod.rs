@@ -209,10 +209,16 @@ impl Raft {
             if let Some(left) = self.empty_hold {
                 self.empty_hold = left.checked_sub(1).filter(|&l| l > 0);
                 if self.empty_hold.is_none() {
+                    // Whatever it voted in the latest term it learned of before it lost its data, it
+                    // counts that vote as cast (for itself), so it never grants that term again.
+                    if self.term > 0 && self.vote.is_none() {
+                        self.vote = Some(self.config.id);
+                    }
                     self.warnings.push(format!(
                         "started empty and heard from no leader for a full election timeout ({} ticks): \
                          voting and campaigning from term {}",
-                        self.config.election_ticks_max, self.term
+                        self.config.election_ticks_max,
+                        self.term + 1
                     ));
                     self.reset_election_timer();
                 }
@@ -227,8 +233,9 @@ impl Raft {
 
     /// True while a node that started with no durable state holds back: it neither votes nor campaigns until
     /// it hears from a leader (and then counts its vote in that leader's term as cast for that leader) or a
-    /// full election timeout passes. A node that lost its disk after voting would otherwise vote twice in
-    /// one term.
+    /// full election timeout passes after the last higher term it learned from a vote request (and then counts
+    /// its vote in that term as cast, for itself). A node that lost its disk after voting would otherwise vote
+    /// twice in one term.
     pub fn voting_held(&self) -> bool {
         self.empty_hold.is_some()
     }

@@ -27,8 +27,6 @@ pub(crate) enum Mode {
         data: Arc<Vec<u8>>,
         /// Next byte offset to send (the follower's last acknowledged position).
         offset: u64,
-        /// The id of the chunk outstanding, if one is: only its answer moves the transfer on.
-        in_flight: Option<u64>,
         /// Ticks (counted at heartbeats) the outstanding chunk has gone unanswered.
         waited: u32,
     },
@@ -51,6 +49,9 @@ pub(crate) struct Progress {
     pub(crate) read_acked: u64,
     /// Leader ticks since the follower last answered anything.
     pub(crate) silent_ticks: u32,
+    /// The id of the snapshot chunk outstanding, if one is: only its answer (or failure) moves a transfer on,
+    /// and no other chunk goes out meanwhile, even to a transfer started after the one it belongs to.
+    pub(crate) chunk_in_flight: Option<u64>,
 }
 
 impl Progress {
@@ -64,6 +65,7 @@ impl Progress {
             recent_active: false,
             read_acked: 0,
             silent_ticks: 0,
+            chunk_in_flight: None,
         }
     }
 
@@ -87,7 +89,6 @@ impl Progress {
             meta,
             data,
             offset: 0,
-            in_flight: None,
             waited: 0,
         };
         self.inflight.clear();

@@ -22,6 +22,7 @@ impl Raft {
             read_round: req.read_round,
             req_prev_index: req.prev_log_index,
             req_last_index: req.prev_log_index + req.entries.len() as u64,
+            heartbeat: req.heartbeat,
         };
         if req.term < self.term {
             return reply;
@@ -133,7 +134,7 @@ impl Raft {
         pr.recent_active = true;
         pr.silent_ticks = 0;
         pr.read_acked = pr.read_acked.max(r.read_round);
-        let heartbeat = r.req_last_index == r.req_prev_index;
+        let heartbeat = r.heartbeat;
         if r.success {
             let advanced = r.match_index > pr.match_index;
             if advanced {
@@ -172,9 +173,11 @@ impl Raft {
                 self.confirm_reads();
                 return;
             }
-            if r.last_log_index < pr.match_index {
-                // The follower holds less than it once acknowledged: it lost its data. Forget what we
-                // thought it had so it can be brought back.
+            if heartbeat && r.req_prev_index == pr.match_index && r.last_log_index < pr.match_index
+            {
+                // A heartbeat sent after the follower acknowledged its match index finds it holding less: it
+                // lost its data. Forget what we thought it had so it can be brought back. (Any other
+                // rejection may predate the acknowledgement, reordered on the way back: it lowers nothing.)
                 pr.match_index = r.last_log_index;
             }
             let mut next = match r.conflict_term {
@@ -204,20 +207,25 @@ impl Raft {
         };
         match req {
             Request::Append(a) if a.term == self.term => match pr.mode {
-                // A lost heartbeat leaves nothing missing; a lost batch leaves a gap to re-probe from.
-                Mode::Replicate if !a.entries.is_empty() => {
+                // A lost heartbeat leaves nothing missing; a lost batch still in flight leaves a gap to
+                // re-probe from (the failure of one already answered, or from an earlier run, changes nothing).
+                Mode::Replicate
+                    if !a.entries.is_empty()
+                        && pr
+                            .inflight
+                            .contains(&(a.prev_log_index + a.entries.len() as u64)) =>
+                {
                     let next = pr.match_index + 1;
                     pr.become_probe(next, true);
                 }
                 Mode::Probe { .. } => pr.mode = Mode::Probe { paused: true },
                 _ => {}
             },
-            Request::Snapshot(s) if s.term == self.term => {
-                if let Mode::Snapshot { in_flight, .. } = &mut pr.mode
-                    && *in_flight == Some(s.chunk_id)
-                {
-                    *in_flight = None;
-                }
+            // Only the failure of the chunk in flight frees the slot; the next heartbeat resends.
+            Request::Snapshot(s)
+                if s.term == self.term && pr.chunk_in_flight == Some(s.chunk_id) =>
+            {
+                pr.chunk_in_flight = None;
             }
             _ => {}
         }
@@ -269,6 +277,7 @@ impl Raft {
                 entries,
                 leader_commit: self.log.commit,
                 read_round: self.reads.round,
+                heartbeat: false,
             };
             self.messages.push((peer, Request::Append(msg)));
             let pr = self.progress.get_mut(&peer).expect("present");
@@ -297,14 +306,12 @@ impl Raft {
                     self.messages.push((peer, Request::Append(hb)));
                     self.send_append(peer);
                 }
-                Mode::Snapshot {
-                    in_flight, waited, ..
-                } => {
+                Mode::Snapshot { waited, .. } => {
                     // The driver reports every chunk answered or failed; resend only if that seems lost,
                     // not on every heartbeat (chunks are large).
                     *waited += self.config.heartbeat_ticks;
                     if *waited >= chunk_timeout {
-                        *in_flight = None;
+                        pr.chunk_in_flight = None;
                     }
                     let hb = self.heartbeat_for(peer);
                     self.messages.push((peer, Request::Append(hb)));
@@ -335,6 +342,7 @@ impl Raft {
             entries: Vec::new(),
             leader_commit: self.log.commit,
             read_round: self.reads.round,
+            heartbeat: true,
         }
     }
 

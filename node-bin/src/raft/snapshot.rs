@@ -83,8 +83,10 @@ impl Raft {
         };
         pr.recent_active = true;
         pr.silent_ticks = 0;
-        let current =
-            matches!(pr.mode, Mode::Snapshot { in_flight: Some(id), .. } if id == r.chunk_id);
+        let current = pr.chunk_in_flight == Some(r.chunk_id);
+        if current {
+            pr.chunk_in_flight = None;
+        }
         if r.done {
             if r.meta.last_index > pr.match_index {
                 pr.match_index = r.meta.last_index;
@@ -110,19 +112,12 @@ impl Raft {
         if !current {
             return;
         }
-        if let Mode::Snapshot {
-            meta,
-            offset,
-            in_flight,
-            ..
-        } = &mut pr.mode
-        {
+        if let Mode::Snapshot { meta, offset, .. } = &mut pr.mode {
             if *meta == r.meta {
                 *offset = r.next_offset;
             } else {
                 *offset = 0;
             }
-            *in_flight = None;
             self.send_snapshot_chunk(from);
         }
     }
@@ -134,24 +129,23 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&peer) else {
             return;
         };
+        if pr.chunk_in_flight.is_some() {
+            return;
+        }
         let Mode::Snapshot {
             meta,
             data,
             offset,
-            in_flight,
             waited,
         } = &mut pr.mode
         else {
             return;
         };
-        if in_flight.is_some() {
-            return;
-        }
         *waited = 0;
         let len = data.len() as u64;
         let start = (*offset).min(len);
         let end = (start + chunk_bytes).min(len);
-        *in_flight = Some(chunk_id);
+        pr.chunk_in_flight = Some(chunk_id);
         let msg = InstallSnapshot {
             term: self.term,
             leader: self.config.id,

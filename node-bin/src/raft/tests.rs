@@ -88,6 +88,7 @@ fn append(term: Term, prev: (Index, Term), entries: Vec<Entry>, commit: Index) -
         entries,
         leader_commit: commit,
         read_round: 0,
+        heartbeat: false,
     }
 }
 
@@ -103,6 +104,7 @@ fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Re
         read_round,
         req_prev_index: 0,
         req_last_index: match_index,
+        heartbeat: false,
     })
 }
 
@@ -391,6 +393,7 @@ fn fast_backtracking_by_term() {
             read_round: 0,
             req_prev_index: prev,
             req_last_index: prev + 1,
+            heartbeat: false,
         })
     };
     // The follower has term 2 at the probe point, which the leader never had: skip its whole run.
@@ -691,6 +694,7 @@ fn lagging_follower_gets_snapshot_in_chunks() {
             read_round: 0,
             req_prev_index: 0,
             req_last_index: 1,
+            heartbeat: false,
         }),
     );
     let rd = r.take_ready();
@@ -871,6 +875,7 @@ fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> 
         read_round: a.read_round,
         req_prev_index: a.prev_log_index,
         req_last_index: req_last,
+        heartbeat: a.heartbeat,
     })
 }
 
@@ -949,6 +954,7 @@ fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) {
             read_round: 0,
             req_prev_index: 0,
             req_last_index: 1,
+            heartbeat: false,
         }),
     );
     let chunks = chunks_to(&r.take_ready(), 2);
@@ -1174,4 +1180,38 @@ fn a_malformed_append_is_refused_in_release_builds_too() {
     let warnings = f.take_warnings();
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(warnings[0].contains("malformed"), "{warnings:?}");
+}
+
+#[test]
+fn an_empty_node_learns_terms_from_vote_requests_but_never_grants_them() {
+    // It voted for node 1 in term 5, lost its data, and node 1 (its leader) is cut off from it: node 2,
+    // which never heard of term 5's outcome, campaigns for term 5.
+    let mut voter = node(3, 3, 0, &[]);
+    for _ in 0..10 {
+        voter.tick();
+    }
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted
+    );
+    assert_eq!(voter.term(), 5, "the term is learned");
+    // The wait restarts from there: a full election timeout.
+    for _ in 0..19 {
+        voter.tick();
+    }
+    assert!(voter.voting_held());
+    voter.tick();
+    assert!(!voter.voting_held());
+    // Term 5 stays refused (its vote there counts as cast); term 6 is new.
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted
+    );
+    assert!(
+        voter
+            .handle_request_vote(vote_req(6, 2, (1, 1), false))
+            .granted
+    );
 }

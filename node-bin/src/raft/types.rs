@@ -178,6 +178,9 @@ pub struct AppendEntries {
     pub leader_commit: Index,
     /// Heartbeat round this message belongs to, for ReadIndex confirmation (0 when none).
     pub read_round: u64,
+    /// A heartbeat: no entries, anchored at the follower's match index as the leader knew it when sending,
+    /// so it was sent after the follower acknowledged that index.
+    pub heartbeat: bool,
 }
 
 /// Answer to [`AppendEntries`].
@@ -204,6 +207,8 @@ pub struct AppendEntriesReply {
     pub req_prev_index: Index,
     /// The request's `prev_log_index + entries.len()` (equal to `req_prev_index` for a heartbeat).
     pub req_last_index: Index,
+    /// Echoes the request's `heartbeat`.
+    pub heartbeat: bool,
 }
 
 /// One chunk of InstallSnapshot.

@@ -696,3 +696,21 @@ fn sequence_numbers_continue_across_compaction() {
     assert_eq!(st.next_seq, after);
     assert_eq!(rec.entries, entries(7..=9, 1));
 }
+
+#[test]
+fn an_unfinished_write_unit_followed_by_a_later_one_is_refused() {
+    // Record 1 says its unit has two records, but record 2 starts a unit of its own: a writer bug or
+    // tampering, not a torn write (the later unit is intact).
+    let tmp = tempfile::tempdir().unwrap();
+    let hard = |term| {
+        let mut p = Vec::new();
+        bincode::serialize_into(&mut p, &wal::RecordRef::HardState(&hs(term, None))).unwrap();
+        p
+    };
+    let mut bytes = wal::frame_raw(1, 1, 2, &hard(1));
+    bytes.extend(wal::frame_raw(2, 2, 1, &hard(2)));
+    fs::write(wal_path(tmp.path()), &bytes).unwrap();
+    let err = Storage::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("not complete"), "{err}");
+    assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), bytes);
+}

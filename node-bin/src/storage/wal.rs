@@ -348,6 +348,23 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
                 return stop(records, cut_at, reason, false, cut_next);
             }
         };
+        let expected_unit = match unit {
+            Some(u) if u.seq < u.unit_last() => u.unit,
+            _ => header.seq,
+        };
+        if header.unit != expected_unit {
+            return stop(
+                records,
+                pos as u64,
+                format!(
+                    "record {} belongs to the write unit starting at {}, but the unit starting at {expected_unit} \
+                     is not complete",
+                    header.seq, header.unit
+                ),
+                true,
+                next_seq,
+            );
+        }
         match bincode::deserialize::<Record>(payload) {
             Ok(r) => pending.push(r),
             Err(e) => {

@@ -202,4 +202,10 @@ impl Checker {
     pub fn acked(&self) -> usize {
         self.acked.len()
     }
+
+    /// (index, payload key) of the first `n` acknowledged writes: a read that started after they were
+    /// acknowledged must see every one of them.
+    pub fn acked_writes(&self, n: usize) -> impl Iterator<Item = (Index, u64)> + '_ {
+        self.acked.iter().take(n).map(|a| (a.index, a.key))
+    }
 }

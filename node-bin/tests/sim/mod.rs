@@ -1,9 +1,16 @@
 //! A deterministic in-memory cluster: a simulated disk per node, a simulated network with faults, and a
-//! driver that follows the `Ready` contract, all through the core's public API.
+//! driver that follows the `Ready` contract the way the real one does, all through the core's public API.
+//!
+//! Like the real driver, a node takes every input already queued for it (requests, answers, failures) before
+//! it drains the core's `Ready`, and holds the replies it owes until that is persisted. RPCs behave like
+//! tarpc's: a request duplicated on the wire is answered twice but the caller takes only the first answer,
+//! and an answer after the caller's deadline is dropped; a `dup_answers` mode delivers those extra and late
+//! answers too, to prove the core ignores them. Crashes also strike between an fsync and the messages and
+//! acknowledgements that depend on it. Commands vary in size up to the largest allowed.
 
 pub mod checker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -32,6 +39,41 @@ impl Disk {
     }
 }
 
+/// Largest command the simulated clients propose, in bytes (a scaled-down `rpc::MAX_COMMAND_BYTES`).
+pub const MAX_COMMAND: usize = 2048;
+/// Most payload bytes per AppendEntries (a scaled-down `rpc::MAX_APPEND_BYTES`).
+const MAX_BATCH_BYTES: usize = 4096;
+
+/// A read asked while leading, waiting for its confirmation and then for the apply it needs.
+#[derive(Clone, Copy, Debug)]
+struct PendingRead {
+    /// Highest acknowledged write index when asked.
+    floor: Index,
+    /// Acknowledged writes when asked: the read must see all of them.
+    acked: usize,
+    /// The confirmed read index, once known.
+    index: Option<Index>,
+}
+
+/// A reply a node owes, released only after its ready is persisted (as the real driver holds them).
+struct HeldReply {
+    to: NodeId,
+    to_inc: u64,
+    rpc: u64,
+    req: Request,
+    reply: Reply,
+}
+
+/// An RPC whose caller has not yet heard its answer or failure.
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    from: NodeId,
+    from_inc: u64,
+    to: NodeId,
+    /// For a snapshot chunk: the term it was sent in (at most one may be in flight per follower and term).
+    snapshot_term: Option<Term>,
+}
+
 /// One simulated node.
 struct Node {
     id: NodeId,
@@ -45,8 +87,8 @@ struct Node {
     down_until: u64,
     /// Proposals this incarnation made as leader: index -> (term, payload key).
     proposals: HashMap<Index, (Term, u64)>,
-    /// Reads asked while leading: ctx -> highest acknowledged index when asked.
-    reads: HashMap<u64, Index>,
+    /// Reads asked while leading.
+    reads: HashMap<u64, PendingRead>,
 }
 
 /// A message in the simulated network.
@@ -57,19 +99,31 @@ enum Msg {
         from_inc: u64,
         to: NodeId,
         req: Request,
+        rpc: u64,
     },
     Reply {
         to: NodeId,
         to_inc: u64,
         from: NodeId,
         reply: Reply,
+        rpc: u64,
     },
     Unreachable {
         to: NodeId,
         to_inc: u64,
         peer: NodeId,
         req: Request,
+        rpc: u64,
     },
+}
+
+impl Msg {
+    /// The node that handles it.
+    fn dest(&self) -> NodeId {
+        match self {
+            Msg::Request { to, .. } | Msg::Reply { to, .. } | Msg::Unreachable { to, .. } => *to,
+        }
+    }
 }
 
 /// Fault rates of one run.
@@ -95,6 +149,12 @@ pub struct Faults {
     pub inflight: usize,
     /// Short faults: crashed nodes and partitions come back after a few ticks.
     pub storm: bool,
+    /// Per-ready probability of crashing a node right after its fsync, before the messages and replies that
+    /// depend on it go out.
+    pub crash_mid_ready: f64,
+    /// Deliver the answers tarpc would drop: to the second copy of a duplicated request, and after the
+    /// caller's deadline (a lost answer may also arrive late, after its failure was reported).
+    pub dup_answers: bool,
 }
 
 impl Faults {
@@ -111,6 +171,8 @@ impl Faults {
             batch: 8,
             inflight: 4,
             storm: false,
+            crash_mid_ready: 0.0,
+            dup_answers: false,
         }
     }
 
@@ -129,6 +191,8 @@ impl Faults {
                 batch: [1, 1, 2, 8][rng.random_range(0..4)],
                 inflight: rng.random_range(1..5),
                 storm: true,
+                crash_mid_ready: rng.random_range(0.0..0.01),
+                dup_answers: rng.random_bool(0.3),
             };
         }
         Faults {
@@ -142,6 +206,8 @@ impl Faults {
             batch: [1, 2, 8][rng.random_range(0..3)],
             inflight: rng.random_range(1..5),
             storm: false,
+            crash_mid_ready: rng.random_range(0.0..0.003),
+            dup_answers: rng.random_bool(0.3),
         }
     }
 }
@@ -183,6 +249,16 @@ pub struct Sim {
     pub propose_rate: f64,
     /// Issue leadership transfers.
     pub transfers: bool,
+    /// RPCs in flight by id.
+    outstanding: HashMap<u64, Outstanding>,
+    /// Highest match index each leader (node, incarnation, term) recorded per follower: it never goes back,
+    /// since no follower loses durable entries here and a leader never truncates its own followers' matches.
+    matches_seen: HashMap<(NodeId, u64, Term, NodeId), Index>,
+    next_rpc: u64,
+    /// Reads served with their values checked.
+    pub reads_served: u64,
+    /// Crashes between an fsync and its messages.
+    pub mid_ready_crashes: u64,
 }
 
 fn config(
@@ -203,7 +279,7 @@ fn config(
         check_quorum,
         max_inflight: faults.inflight,
         max_batch_entries: faults.batch,
-        max_batch_bytes: 4096,
+        max_batch_bytes: MAX_BATCH_BYTES,
         snapshot_chunk_bytes: 96,
         seed,
     }
@@ -253,6 +329,11 @@ impl Sim {
             snapshots_installed: 0,
             propose_rate: 0.3,
             transfers: true,
+            outstanding: HashMap::new(),
+            matches_seen: HashMap::new(),
+            next_rpc: 0,
+            reads_served: 0,
+            mid_ready_crashes: 0,
         };
         for id in 1..=n as u64 {
             let mut node = Node {
@@ -336,11 +417,63 @@ impl Sim {
     }
 
     /// Sends a request as an RPC: it arrives (maybe twice) after a delay, or the caller learns it failed.
-    fn send(&mut self, from: NodeId, to: NodeId, req: Request) {
+    /// Checks what the wire would refuse or what must never be: a batch over the byte limit, an entry over
+    /// the command limit, a second snapshot chunk in flight to one follower.
+    fn send(&mut self, from: NodeId, to: NodeId, req: Request) -> Result<(), String> {
         let from_inc = self.nodes[Self::idx(from)].incarnation;
+        match &req {
+            Request::Append(a) => {
+                let bytes: usize = a.entries.iter().map(Entry::size_hint).sum();
+                if a.entries.len() > 1 && bytes > MAX_BATCH_BYTES {
+                    return Err(format!(
+                        "node {from} sent node {to} {} entries of {bytes} bytes, over the {MAX_BATCH_BYTES}-byte batch",
+                        a.entries.len()
+                    ));
+                }
+                if let Some(e) = a.entries.iter().find(|e| e.size_hint() > MAX_COMMAND + 24) {
+                    return Err(format!(
+                        "entry {} of {} bytes is over the command limit",
+                        e.index,
+                        e.size_hint()
+                    ));
+                }
+            }
+            Request::Snapshot(c) => {
+                let twice = self.outstanding.values().any(|o| {
+                    o.from == from
+                        && o.from_inc == from_inc
+                        && o.to == to
+                        && o.snapshot_term == Some(c.term)
+                });
+                if twice {
+                    return Err(format!(
+                        "node {from} sent node {to} a second snapshot chunk (offset {}) in term {} while one is in flight",
+                        c.offset, c.term
+                    ));
+                }
+            }
+            _ => {}
+        }
+        self.next_rpc += 1;
+        let rpc = self.next_rpc;
+        if !matches!(req, Request::TimeoutNow(_)) {
+            let snapshot_term = match &req {
+                Request::Snapshot(c) => Some(c.term),
+                _ => None,
+            };
+            self.outstanding.insert(
+                rpc,
+                Outstanding {
+                    from,
+                    from_inc,
+                    to,
+                    snapshot_term,
+                },
+            );
+        }
         if self.lost(from, to) {
-            self.fail_rpc(from, from_inc, to, req);
-            return;
+            self.fail_rpc(from, from_inc, to, req, rpc);
+            return Ok(());
         }
         if self.faults.dup > 0.0 && self.rng.random_bool(self.faults.dup) {
             let d = self.delay();
@@ -351,6 +484,7 @@ impl Sim {
                     from_inc,
                     to,
                     req: req.clone(),
+                    rpc,
                 },
             );
         }
@@ -362,12 +496,14 @@ impl Sim {
                 from_inc,
                 to,
                 req,
+                rpc,
             },
         );
+        Ok(())
     }
 
     /// The RPC to `peer` fails: the caller hears of it after its deadline (TimeoutNow has no answer).
-    fn fail_rpc(&mut self, to: NodeId, to_inc: u64, peer: NodeId, req: Request) {
+    fn fail_rpc(&mut self, to: NodeId, to_inc: u64, peer: NodeId, req: Request, rpc: u64) {
         if matches!(req, Request::TimeoutNow(_)) {
             return;
         }
@@ -379,6 +515,7 @@ impl Sim {
                 to_inc,
                 peer,
                 req,
+                rpc,
             },
         );
     }
@@ -425,6 +562,17 @@ impl Sim {
                 self.checker.on_append(id, e, last_term)?;
                 node.disk.entries.push(e.clone());
             }
+            if self.faults.crash_mid_ready > 0.0
+                && self.rng.random_bool(self.faults.crash_mid_ready)
+            {
+                // Persisted, but nothing that depends on it goes out: the messages, the held replies and
+                // the snapshot install are lost with the process.
+                let down = self.rng.random_range(1..20);
+                self.mid_ready_crashes += 1;
+                self.crash(i, down);
+                return Ok(());
+            }
+            let node = &mut self.nodes[i];
             if let Some(s) = &rd.snapshot {
                 if !rd.entries.is_empty() || rd.truncate_from.is_some() {
                     return Err(format!("node {id}: ready mixes a snapshot with entries"));
@@ -445,7 +593,7 @@ impl Sim {
             }
             // 2. Send.
             for (to, req) in rd.messages {
-                self.send(id, to, req);
+                self.send(id, to, req)?;
             }
             // 3. Report durability.
             let node = &mut self.nodes[i];
@@ -484,19 +632,45 @@ impl Sim {
                 }
             }
             for rs in &rd.read_states {
-                let Some(floor) = node.reads.remove(&rs.ctx) else {
+                let Some(read) = node.reads.get_mut(&rs.ctx) else {
                     return Err(format!("node {id}: read state for unknown ctx {}", rs.ctx));
                 };
-                if rs.index < floor {
+                if rs.index < read.floor {
                     return Err(format!(
-                        "linearizability: read {} on node {id} got index {} below acknowledged write {floor}",
-                        rs.ctx, rs.index
+                        "linearizability: read {} on node {id} got index {} below acknowledged write {}",
+                        rs.ctx, rs.index, read.floor
                     ));
                 }
+                read.index = Some(rs.index);
                 self.reads_confirmed += 1;
             }
             for f in &rd.failed_reads {
                 node.reads.remove(&f.ctx);
+            }
+            // Serve the reads whose index is applied, checking the state they see against the writes.
+            let servable: Vec<(u64, PendingRead)> = node
+                .reads
+                .iter()
+                .filter(|(_, r)| r.index.is_some_and(|x| x <= node.sm_applied))
+                .map(|(&c, &r)| (c, r))
+                .collect();
+            for (ctx, read) in servable {
+                node.reads.remove(&ctx);
+                for (index, key) in self.checker.acked_writes(read.acked) {
+                    let seen = node
+                        .sm
+                        .binary_search_by_key(&index, |&(i, _)| i)
+                        .ok()
+                        .map(|p| node.sm[p].1);
+                    if seen != Some(key) {
+                        return Err(format!(
+                            "linearizability: read {ctx} on node {id} (read index {:?}, applied {}) does not see \
+                             acknowledged write {key} at {index} (sees {seen:?})",
+                            read.index, node.sm_applied
+                        ));
+                    }
+                }
+                self.reads_served += 1;
             }
             // The driver snapshots now and then.
             let snap_index = node.disk.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
@@ -542,71 +716,141 @@ impl Sim {
             if self.checker.on_leader(raft.term(), node.id, &log)? {
                 self.leaders_seen += 1;
             }
+            for p in raft.status().progress {
+                let seen = self
+                    .matches_seen
+                    .entry((node.id, node.incarnation, raft.term(), p.id))
+                    .or_default();
+                if p.match_index < *seen {
+                    return Err(format!(
+                        "leader {} of term {} lowered node {}'s match index from {} to {} (a stale answer \
+                         taken for a current one)",
+                        node.id,
+                        raft.term(),
+                        p.id,
+                        *seen,
+                        p.match_index
+                    ));
+                }
+                *seen = p.match_index;
+            }
         }
         Ok(())
     }
 
-    fn deliver(&mut self, msg: Msg) -> Result<(), String> {
-        match msg {
-            Msg::Request {
-                from,
-                from_inc,
-                to,
-                req,
-            } => {
-                if !self.connected(from, to) || self.nodes[Self::idx(to)].raft.is_none() {
-                    self.fail_rpc(from, from_inc, to, req);
-                    return Ok(());
-                }
-                let raft = self.nodes[Self::idx(to)].raft.as_mut().expect("up");
-                let reply = match req.clone() {
-                    Request::Vote(r) => Some(Reply::Vote(raft.handle_request_vote(r))),
-                    Request::Append(r) => Some(Reply::Append(raft.handle_append_entries(r))),
-                    Request::Snapshot(r) => Some(Reply::Snapshot(raft.handle_install_snapshot(r))),
-                    Request::TimeoutNow(r) => {
-                        raft.handle_timeout_now(r);
-                        None
+    /// Whether an answer (or failure) for `rpc` reaches its caller: tarpc hands the caller the first one only.
+    fn take_outstanding(&mut self, rpc: u64) -> bool {
+        self.outstanding.remove(&rpc).is_some() || self.faults.dup_answers
+    }
+
+    /// Hands node `to` a batch of inputs, then drains its ready once and releases the replies it held, as
+    /// the real driver's loop turn does.
+    fn deliver_batch(&mut self, to: NodeId, msgs: Vec<Msg>) -> Result<(), String> {
+        let inc = self.nodes[Self::idx(to)].incarnation;
+        let mut held: Vec<HeldReply> = Vec::new();
+        let mut touched = false;
+        for msg in msgs {
+            match msg {
+                Msg::Request {
+                    from,
+                    from_inc,
+                    req,
+                    rpc,
+                    ..
+                } => {
+                    if !self.connected(from, to) || self.nodes[Self::idx(to)].raft.is_none() {
+                        self.fail_rpc(from, from_inc, to, req, rpc);
+                        continue;
                     }
-                };
-                self.process(to)?;
-                if let Some(reply) = reply {
-                    if self.lost(to, from) {
-                        self.fail_rpc(from, from_inc, to, req);
-                    } else {
-                        let d = self.delay();
-                        self.schedule(
-                            d,
-                            Msg::Reply {
-                                to: from,
-                                to_inc: from_inc,
-                                from: to,
-                                reply,
-                            },
-                        );
+                    let raft = self.nodes[Self::idx(to)].raft.as_mut().expect("up");
+                    touched = true;
+                    let reply = match req.clone() {
+                        Request::Vote(r) => Some(Reply::Vote(raft.handle_request_vote(r))),
+                        Request::Append(r) => Some(Reply::Append(raft.handle_append_entries(r))),
+                        Request::Snapshot(r) => {
+                            Some(Reply::Snapshot(raft.handle_install_snapshot(r)))
+                        }
+                        Request::TimeoutNow(r) => {
+                            raft.handle_timeout_now(r);
+                            None
+                        }
+                    };
+                    if let Some(reply) = reply {
+                        held.push(HeldReply {
+                            to: from,
+                            to_inc: from_inc,
+                            rpc,
+                            req,
+                            reply,
+                        });
+                    }
+                }
+                Msg::Reply {
+                    to_inc,
+                    from,
+                    reply,
+                    rpc,
+                    ..
+                } => {
+                    if !self.take_outstanding(rpc) {
+                        continue;
+                    }
+                    if let Some(raft) = self.live_raft(to, to_inc) {
+                        raft.handle_reply(from, reply);
+                        touched = true;
+                    }
+                }
+                Msg::Unreachable {
+                    to_inc,
+                    peer,
+                    req,
+                    rpc,
+                    ..
+                } => {
+                    if !self.take_outstanding(rpc) {
+                        continue;
+                    }
+                    if let Some(raft) = self.live_raft(to, to_inc) {
+                        raft.report_unreachable(peer, &req);
+                        touched = true;
                     }
                 }
             }
-            Msg::Reply {
-                to,
-                to_inc,
-                from,
-                reply,
-            } => {
-                if let Some(raft) = self.live_raft(to, to_inc) {
-                    raft.handle_reply(from, reply);
-                    self.process(to)?;
+        }
+        if touched {
+            self.process(to)?;
+        }
+        let alive = self.nodes[Self::idx(to)].incarnation == inc;
+        for h in held {
+            if !alive || self.lost(to, h.to) {
+                // Crashed before it could answer, or the answer was lost: the caller's RPC fails.
+                self.fail_rpc(h.to, h.to_inc, to, h.req.clone(), h.rpc);
+                if alive && self.faults.dup_answers && self.rng.random_bool(0.3) {
+                    // ...and the answer still turns up, after the failure was reported.
+                    let d = self.rng.random_range(10..30);
+                    self.schedule(
+                        d,
+                        Msg::Reply {
+                            to: h.to,
+                            to_inc: h.to_inc,
+                            from: to,
+                            reply: h.reply,
+                            rpc: h.rpc,
+                        },
+                    );
                 }
-            }
-            Msg::Unreachable {
-                to,
-                to_inc,
-                peer,
-                req,
-            } => {
-                if let Some(raft) = self.live_raft(to, to_inc) {
-                    raft.report_unreachable(peer, &req);
-                    self.process(to)?;
-                }
+            } else {
+                let d = self.delay();
+                self.schedule(
+                    d,
+                    Msg::Reply {
+                        to: h.to,
+                        to_inc: h.to_inc,
+                        from: to,
+                        reply: h.reply,
+                        rpc: h.rpc,
+                    },
+                );
             }
         }
         Ok(())
@@ -644,8 +888,23 @@ impl Sim {
         }
         due.sort_by_key(|m| m.1);
         due.shuffle(&mut self.rng);
+        // Per node, in random batches: what arrived together is handled in one driver turn.
+        let mut by_node: BTreeMap<NodeId, Vec<Msg>> = BTreeMap::new();
         for (_, _, msg) in due {
-            self.step(|s| s.deliver(msg))?;
+            by_node.entry(msg.dest()).or_default().push(msg);
+        }
+        let mut batches = Vec::new();
+        for (to, mut msgs) in by_node {
+            while !msgs.is_empty() {
+                let n = self.rng.random_range(1..=msgs.len());
+                let rest = msgs.split_off(n);
+                batches.push((to, msgs));
+                msgs = rest;
+            }
+        }
+        batches.shuffle(&mut self.rng);
+        for (to, msgs) in batches {
+            self.step(|s| s.deliver_batch(to, msgs))?;
         }
         let ids: Vec<NodeId> = self
             .nodes
@@ -680,8 +939,16 @@ impl Sim {
             leaders[self.rng.random_range(0..leaders.len())]
         };
         let what = self.rng.random_range(0..100);
+        // Command sizes from a few bytes to the largest allowed.
+        let pad = match self.rng.random_range(0..100) {
+            0..70 => 0,
+            70..90 => self.rng.random_range(0..256),
+            90..97 => self.rng.random_range(256..MAX_COMMAND - 8),
+            _ => MAX_COMMAND - 8,
+        };
         let id = self.nodes[i].id;
         let max_acked = self.checker.max_acked;
+        let acked = self.checker.acked();
         self.step(|s| {
             let node = &mut s.nodes[i];
             let Some(raft) = node.raft.as_mut() else {
@@ -690,14 +957,23 @@ impl Sim {
             if what < 80 {
                 s.next_command += 1;
                 let cmd = s.next_command;
-                if let Ok((index, term)) = raft.propose(cmd.to_le_bytes().to_vec()) {
+                let mut payload = cmd.to_le_bytes().to_vec();
+                payload.resize(8 + pad, 0xa5);
+                if let Ok((index, term)) = raft.propose(payload) {
                     node.proposals.insert(index, (term, cmd + 1));
                 }
             } else if what < 97 {
                 s.next_read += 1;
                 let ctx = s.next_read;
                 if raft.read_index(ctx).is_ok() {
-                    node.reads.insert(ctx, max_acked);
+                    node.reads.insert(
+                        ctx,
+                        PendingRead {
+                            floor: max_acked,
+                            acked,
+                            index: None,
+                        },
+                    );
                 }
             } else if faults_on && s.transfers && raft.role() == Role::Leader {
                 let n = s.nodes.len() as u64;
@@ -796,6 +1072,7 @@ impl Sim {
         self.faults.long_delay = 0.0;
         self.faults.crash = 0.0;
         self.faults.partition = 0.0;
+        self.faults.crash_mid_ready = 0.0;
         self.faults.max_delay = self.faults.max_delay.min(2);
         for i in 0..self.nodes.len() {
             if self.nodes[i].raft.is_none() {
@@ -827,6 +1104,37 @@ impl Sim {
             .max_by_key(|&(_, t)| t)
     }
 
+    /// Whether every node is up and all hold the same state machine, applied through the highest commit
+    /// index any of them knows, and at least through `through`.
+    pub fn converged(&self, through: Index) -> bool {
+        let Some(first) = self.nodes.first() else {
+            return true;
+        };
+        let commit = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .map(Raft::commit_index)
+            .max()
+            .unwrap_or(0);
+        self.nodes.iter().all(|n| {
+            n.raft.is_some()
+                && n.sm_applied == commit
+                && n.sm_applied >= through
+                && n.sm == first.sm
+        })
+    }
+
+    /// Stops client traffic (proposals, reads, transfers).
+    pub fn quiesce(&mut self) {
+        self.propose_rate = 0.0;
+    }
+
+    /// Index of the last acknowledged write.
+    pub fn max_acked(&self) -> Index {
+        self.checker.max_acked
+    }
+
     /// Command id of the next proposal.
     pub fn next_command(&self) -> u64 {
         self.next_command + 1
@@ -852,6 +1160,9 @@ impl Sim {
                     );
                 }
                 None => s += &format!("  node {}: down until {}\n", n.id, n.down_until),
+            }
+            if n.raft.is_some() {
+                s += &format!("    applied {} ({} commands)\n", n.sm_applied, n.sm.len());
             }
         }
         s
