@@ -41,6 +41,7 @@ fn append(entries: usize) -> Vec<u8> {
                     .collect(),
                 leader_commit: 1000,
                 read_round: 3,
+                heartbeat: entries == 0,
             },
         },
     }))

@@ -300,6 +300,7 @@ mod tests {
                     .collect(),
                 leader_commit: 10,
                 read_round: 0,
+                heartbeat: entries == 0,
             },
         }
     }
@@ -365,6 +366,7 @@ mod tests {
             read_round: 0,
             req_prev_index: 20,
             req_last_index: 30,
+            heartbeat: false,
         })));
         assert_eq!(c.classify(Flow::Reply, &a), Some(APPEND_REPLY));
         // A request read as a reply is not mistaken for one of squall's kinds.
