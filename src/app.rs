@@ -263,7 +263,7 @@ async fn headless(
                         let lines: Vec<String> =
                             session.state.nodes.values().map(crate::state::describe_node).collect();
                         Outcome::Listing {
-                            summary: format!("{} nodes", lines.len()),
+                            summary: format!("status of {} nodes", lines.len()),
                             lines,
                             prefix: "status:",
                         }
@@ -370,10 +370,15 @@ impl ConsoleFeed {
 #[derive(Default)]
 pub(crate) struct Console {
     pub(crate) closed: bool,
+    /// Every line also goes here, as terminal output of an asciicast (`squall run --record`).
+    pub(crate) cast: Option<crate::record::asciicast::CastWriter>,
 }
 
 impl Console {
     pub(crate) fn say(&mut self, line: std::fmt::Arguments) {
+        if let Some(cast) = &self.cast {
+            cast.output(format!("{line}\r\n"));
+        }
         if self.closed {
             return;
         }

@@ -727,9 +727,7 @@ fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
     tmux.wait_for("a leader in the header", header_leader);
 
     tmux.keys(&[":"]);
-    tmux.wait_for("the command prompt", |s| {
-        s.contains(" command ").then_some(())
-    });
+    tmux.wait_for("the fault prompt", |s| s.contains(" fault ").then_some(()));
     tmux.keys(&["disk 1 stall", "Enter"]);
     tmux.wait_for("the stall in the faults line", |s| {
         s.contains("n1 disk stalled").then_some(())

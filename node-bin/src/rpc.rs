@@ -166,6 +166,11 @@ pub struct NodeStatus {
     pub core: CoreStatus,
     /// Highest index applied to the state machine.
     pub applied_index: Index,
+    /// A hash chained over every entry applied up to `applied_index` (CRC-32 of index, term and payload,
+    /// each seeded with the previous value): equal on two replicas exactly when they applied the same
+    /// entries, up to CRC collisions. 0 in event logs written before it existed.
+    #[serde(default)]
+    pub applied_hash: u64,
     /// The last entries of the log (up to 64), oldest first.
     pub log_tail: Vec<LogCell>,
     /// RPC counters.

@@ -574,6 +574,11 @@ impl Node {
         if entry.index <= self.kv.applied_index() {
             return;
         }
+        let bytes: &[u8] = match &entry.payload {
+            Payload::Noop => &[],
+            Payload::Command(data) => data,
+        };
+        self.kv.chain_applied(entry.index, entry.term, bytes);
         let result = match &entry.payload {
             Payload::Noop => {
                 self.kv.set_applied_index(entry.index);
@@ -704,6 +709,7 @@ impl Node {
             pid: std::process::id(),
             core,
             applied_index: self.kv.applied_index(),
+            applied_hash: u64::from(self.kv.applied_hash()),
             log_tail,
             rpc: self.counters.clone(),
             uptime_ms: self.started.elapsed().as_millis() as u64,

@@ -150,7 +150,8 @@ impl Invariants {
             commit_index: status.core.commit_index,
             last_log_index: status.core.last_log_index,
             applied_index: status.applied_index,
-            applied_hash: None,
+            // 0: a status from before the hash existed, or a node binary that does not report it.
+            applied_hash: (status.applied_hash != 0).then_some(status.applied_hash),
             log: status
                 .log_tail
                 .iter()

@@ -476,6 +476,13 @@ pub fn hint(verb: &str) -> &'static str {
         "drop-held" => "drop-held TARGET [N] — discard the N oldest held frames (default 1)",
         "release" => "release TARGET — deliver every held frame and stop holding there",
         "heal" => "heal · heal ID — remove every fault, or the one `faults` lists as #ID",
+        "powercut" => {
+            "powercut NODE|leader|all [torn] — SIGKILL and drop every unsynced byte (needs --disk-faults)"
+        }
+        "disk" => {
+            "disk NODE slow DUR [sync] | stall | fail-fsync [once|always] | full [after BYTES] | flip [FILE] | heal (needs --disk-faults)"
+        }
+        "clock" => "clock NODE +DUR | -DUR | xRATE | strobe DUR | heal (needs --disk-faults)",
         "faults" => "faults — list the faults in force with their ids and time left",
         "held" => "held — list the held frames, oldest first",
         "links" => "links — every link's counters, with frames per message kind",

@@ -202,6 +202,33 @@ pub struct Plan {
 }
 
 impl Scenario {
+    /// The same scenario with every time in its run (step times, `until`, the duration, the recovery period,
+    /// the nemesis' intervals and fault durations, the excused windows) multiplied by `factor`: a shorter
+    /// version for CI (`squall run --scale 0.5`). The cluster's timeouts and the liveness bound are kept.
+    pub fn scaled(&self, factor: f64) -> Scenario {
+        let f = |d: Duration| Duration::from_millis((d.as_millis() as f64 * factor).round() as u64);
+        let mut s = self.clone();
+        s.duration = f(s.duration).max(Duration::from_millis(1));
+        s.recovery = f(s.recovery);
+        for st in &mut s.timeline {
+            st.at = f(st.at);
+            st.until = st.until.map(f);
+        }
+        if let Some(n) = &mut s.nemesis {
+            n.interval = (
+                f(n.interval.0),
+                f(n.interval.1).max(Duration::from_millis(1)),
+            );
+            n.fault_duration = (f(n.fault_duration.0), f(n.fault_duration.1));
+            n.start = f(n.start);
+        }
+        for w in &mut s.beyond_tolerance {
+            w.from = f(w.from);
+            w.to = f(w.to);
+        }
+        s
+    }
+
     /// Expands the scenario with `seed` into a [`Plan`]: the nemesis draws its schedule from the seed, so
     /// the same file and seed always give the same steps.
     pub fn plan(&self, seed: u64) -> Plan {

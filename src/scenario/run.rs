@@ -35,10 +35,24 @@ pub struct RunArgs {
     /// Also record the console as an asciicast in the bundle.
     #[arg(long)]
     pub record: bool,
+    /// Multiply every time of the run (steps, durations, the nemesis' intervals) by this factor, e.g. `0.5`
+    /// for a short version in CI; the cluster's timeouts are kept.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub scale: f64,
+    /// Check the file and print every setting and step the seed expands into, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Where to write the bundle (default: `squall-run-NAME-SEED` in the current directory; never an
     /// existing non-empty directory: `-2`, `-3`, … is appended).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 0.05 && *f <= 20.0)
+        .ok_or_else(|| format!("`{s}` is not a scale from 0.05 to 20 (e.g. 0.5)"))
 }
 
 /// One check's result in the verdict table.
@@ -172,7 +186,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         .seed
         .or(scenario.cluster.seed)
         .unwrap_or_else(rand::random);
+    let scenario = if args.scale == 1.0 {
+        scenario
+    } else {
+        scenario.scaled(args.scale)
+    };
     let plan = scenario.plan(seed);
+    if args.dry_run {
+        print!("{}", plan.describe());
+        return ExitCode::SUCCESS;
+    }
     let out = match bundle_dir(&args, &scenario.name, seed) {
         Ok(d) => d,
         Err(e) => return fail(2, e),
@@ -192,7 +215,20 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     spec.node_prefix_args
         .extend(plan.scenario.cluster.node_args.iter().map(Into::into));
-    let findings = match crate::setup::runtime().block_on(execute(&plan, &up, spec)) {
+    let cast = if args.record {
+        match crate::record::asciicast::CastWriter::create(
+            out.join("run.cast"),
+            120,
+            40,
+            &format!("squall run {}", plan.scenario.name),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(2, format!("--record: {e}")),
+        }
+    } else {
+        None
+    };
+    let findings = match crate::setup::runtime().block_on(execute(&plan, &up, spec, cast)) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -258,6 +294,11 @@ fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Result<(), Strin
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "squall".into());
     let record = if args.record { " --record" } else { "" };
+    let record = if args.scale == 1.0 {
+        record.to_string()
+    } else {
+        format!("{record} --scale {}", args.scale)
+    };
     let script = format!(
         "#!/bin/sh\n# Reruns this scenario with the same seed: the same settings, the same faults at the same times.\n\
          # ({squall} is the squall that ran it; `squall` on the PATH works too.)\n\
@@ -362,10 +403,12 @@ async fn execute(
     plan: &Plan,
     up: &crate::cli::UpArgs,
     spec: crate::cluster::ClusterSpec,
+    cast: Option<crate::record::asciicast::CastWriter>,
 ) -> Result<Vec<Finding>, ExitCode> {
     let s = &plan.scenario;
     let (cluster, mut session, mut rx) = start_session(up, spec).await?;
     let mut feed = ConsoleFeed::new();
+    feed.out.cast = cast;
     let mut due: Vec<(Duration, Due)> = plan
         .steps
         .iter()
@@ -459,6 +502,15 @@ async fn execute(
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
     }
     feed.flush();
+    for f in &findings {
+        feed.out.say(format_args!(
+            "{:<14} {:<8} {}",
+            f.check, f.verdict, f.evidence
+        ));
+    }
+    if let Some(cast) = feed.out.cast.take() {
+        let _ = cast.finish();
+    }
     end_session(&cluster, &mut session, &mut rx).await;
     Ok(findings)
 }
@@ -534,6 +586,9 @@ async fn perform_step(
 
 fn say_outcome(feed: &mut ConsoleFeed, cluster: &Cluster, what: &str, outcome: &Outcome) {
     feed.flush();
+    if let Some(cast) = &feed.out.cast {
+        cast.marker(what.to_string());
+    }
     let at = cluster.now_ms() as f64 / 1000.0;
     for l in outcome.console_lines() {
         feed.out

@@ -187,6 +187,7 @@ impl Session {
                 progress,
             },
             applied_index: commit,
+            applied_hash: 0,
             log_tail: self.cells(1, last, |i| self.term_of(i)),
             rpc: RpcCounters {
                 append_in: t / 50,
@@ -222,6 +223,7 @@ impl Session {
                 progress: Vec::new(),
             },
             applied_index: committed,
+            applied_hash: 0,
             log_tail: self.cells(1, last, |_| 1),
             rpc: RpcCounters::default(),
             uptime_ms: t - RESTART_MS,

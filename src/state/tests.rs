@@ -22,6 +22,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
             progress: Vec::new(),
         },
         applied_index: commit,
+        applied_hash: 0,
         log_tail: (commit.saturating_sub(3) + 1..=commit)
             .map(|index| LogCell {
                 index,

@@ -89,7 +89,7 @@ pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewS
         let hint = if known {
             crate::cluster::fault::hint(verb).to_string()
         } else if verb.is_empty() {
-            "cut · delay · loss · dup · reorder · bandwidth · blackhole · reset · partition · isolate · hold · step · release · heal · faults · … Tab complete  ⏎ run  Esc cancel".to_string()
+            "cut · delay · loss · dup · reorder · bandwidth · blackhole · reset · partition · isolate · hold · step · release · heal · faults · powercut · disk · clock · … Tab complete  ⏎ run  Esc cancel".to_string()
         } else {
             let close: Vec<&str> = crate::cluster::command::VERBS
                 .iter()
