@@ -745,7 +745,7 @@ fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
 
     tmux.keys(&["h"]);
     tmux.wait_for("every fault healed", |s| {
-        (!s.contains("n1 disk stalled") && s.contains("heal every network, disk and clock fault"))
+        (!s.contains("n1 disk stalled") && s.contains("every disk and clock fault healed"))
             .then_some(())
     });
     tmux.keys(&["q"]);

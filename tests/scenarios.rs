@@ -286,7 +286,6 @@ fn a_hand_driven_session_becomes_a_scenario_that_reruns_its_faults_at_the_same_t
     ask("delay 3 100ms");
     ask("heal");
     ask("quit");
-    drop(ask);
     assert!(child.wait().unwrap().success());
 
     let o = squall().arg("scenario").arg(&events).output().unwrap();

@@ -3,7 +3,7 @@
 //!
 //! - [`history`]: the operation events (invoke / ok / fail / info of read, write and cas on integer keys)
 //!   and their pairing into operations;
-//! - [`format`]: the JSON Lines history format (read and written) and Jepsen's EDN (written);
+//! - [`format`](mod@format): the JSON Lines history format (read and written) and Jepsen's EDN (written);
 //! - [`linear`]: the linearizability checker (Wing–Gong/Lowe search, per key, memoised);
 //! - [`diagram`]: a failing window drawn as text lanes;
 //! - [`sim`]: a seeded register simulator for benchmarks and tests;

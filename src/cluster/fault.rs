@@ -1,8 +1,8 @@
 //! The network fault vocabulary: targets (a node, a directed link, both directions, everything a node sends or
 //! receives, partition shapes), kinds with their parameters, a message filter and a duration. Pure: parsing and
-//! printing only; [`super::faultset`] turns these into proxy faults.
+//! printing only; `super::faultset` turns these into proxy faults.
 //!
-//! A new fault kind is one [`FaultKind`] variant (its words in [`FaultKind::parse`], its proxy fault in
+//! A new fault kind is one [`FaultKind`] variant (its words in [`super::command::parse_fault`], its proxy fault in
 //! [`FaultKind::to_chaos`]) and one file in the chaos crate's `proxy/` for what it does to frames.
 
 use std::fmt;

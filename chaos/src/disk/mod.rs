@@ -14,8 +14,8 @@
 //! records; a directory's fsync forgets its name changes. A power cut replays the undo records backwards, so
 //! the backing directory ends holding exactly the durable state. Appends, the common case, cost no copy at all.
 //!
-//! One file per fault kind: [`powercut`] (the durability journal), [`fsync_fail`], [`slow`] (slow and stall),
-//! [`flip`], [`full`]; [`fs`] is the pass-through itself.
+//! One file per fault kind: `powercut` (the durability journal), `fsync_fail`, `slow` (slow and stall),
+//! `flip`, `full`; `fs` is the pass-through itself.
 
 mod flip;
 mod fs;
