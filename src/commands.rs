@@ -169,7 +169,13 @@ pub fn kv(args: KvArgs) -> ExitCode {
     let result = runtime().block_on(client.execute(op));
     match result {
         Ok(KvResult::Value(Some(v))) => {
-            println!("{v}");
+            // The value as stored; a newline is added only when it has none, so `put` from a file and `get`
+            // round-trip exactly.
+            if v.ends_with('\n') {
+                print!("{v}");
+            } else {
+                println!("{v}");
+            }
             ExitCode::SUCCESS
         }
         Ok(KvResult::Value(None)) => {

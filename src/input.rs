@@ -401,6 +401,8 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
             }
         }
         Action::LinkMode => {
+            // In a small terminal (one panel per tab) the cursor is only visible on the links tab.
+            view.tab = crate::state::Tab::Links;
             view.link_cursor = match view.link_cursor {
                 Some(_) => None,
                 None => {

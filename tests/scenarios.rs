@@ -190,6 +190,10 @@ fn bad_scenario_files_exit_2_naming_the_file_and_line() {
             "`transfer 2` cannot be undone",
         ),
         ("[cluster\n", ":1:"),
+        (
+            "[[timeline]]\nat = \"1s\"\ndo = \"powercut 2\"\n",
+            ":3: `powercut 2` needs the fault filesystem: add `disk-faults = true`",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let f = dir.path().join(format!("bad{i}.toml"));

@@ -243,6 +243,15 @@ impl Clocks {
     }
 
     /// Node `id`'s clock in words; `None` when true.
+    /// The node's faked offset now, in ms (0 when its clock is true).
+    pub(super) fn offset_ms(&self, id: NodeId) -> f64 {
+        self.nodes
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map_or(0.0, NodeClock::offset_now)
+    }
+
     pub(super) fn describe(&self, id: NodeId) -> Option<String> {
         self.nodes
             .lock()
@@ -319,6 +328,7 @@ impl Cluster {
             return Err(format!("`{cmd}` is not a clock command"));
         };
         let id = self.resolve(t)?;
+        let before = self.inner.clocks.offset_ms(id);
         if self.inner.clocks.apply(id, &action)? {
             let cluster = self.clone();
             let task = tokio::spawn(async move {
@@ -342,8 +352,21 @@ impl Cluster {
             .clocks
             .describe(id)
             .unwrap_or_else(|| "true".into());
+        // libfaketime moves the monotonic clock with the realtime one, and a monotonic clock that goes back
+        // stalls every timer of the process until real time catches up: say so rather than let the node look
+        // hung for no reason.
+        let back_ms = before - self.inner.clocks.offset_ms(id);
+        let stall = if back_ms > 1000.0 {
+            format!(
+                "; WARNING: node {id}'s monotonic clock goes back {}, so its timers stall (it stops \
+                 answering) until real time catches up",
+                crate::units::duration(Duration::from_millis(back_ms as u64))
+            )
+        } else {
+            String::new()
+        };
         Ok(match action {
-            ClockAction::Heal => format!("heal node {id}'s clock"),
+            ClockAction::Heal => format!("heal node {id}'s clock{stall}"),
             other => format!(
                 "clock of node {id}: {other} (now {now}; applies within 1 s{})",
                 if matches!(other, ClockAction::Rate(_) | ClockAction::Strobe(_)) {
@@ -351,7 +374,7 @@ impl Cluster {
                 } else {
                     ""
                 }
-            ),
+            ) + &stall,
         })
     }
 }

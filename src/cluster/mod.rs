@@ -511,7 +511,16 @@ impl Cluster {
             }
             Command::Quit => return Outcome::Quit,
             Command::Faults => {
-                let lines = self.fault_lines();
+                let mut lines = self.fault_lines();
+                // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
+                for id in self.node_ids() {
+                    for d in self.inner.disks.describe(id) {
+                        lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
+                    }
+                    if let Some(c) = self.inner.clocks.describe(id) {
+                        lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
+                    }
+                }
                 let summary = match lines.len() {
                     0 => "no fault in force".to_string(),
                     1 => "1 fault in force".to_string(),
@@ -755,11 +764,20 @@ impl Cluster {
             }
             Command::Release(t) => {
                 let links = self.links_for(&t)?;
+                // Ending a hold delivers what it held, so count the frames before either happens.
+                let held = self
+                    .inner
+                    .net
+                    .held()
+                    .iter()
+                    .filter(|h| links.contains(&h.link))
+                    .count();
                 let ended = self.end_holds_on(&t);
                 let out = self.inner.net.release(|l| links.contains(&l));
                 Ok(format!(
-                    "release {} held frames on {t}{}",
-                    out.len(),
+                    "release {} held frame{} on {t}{}",
+                    held.max(out.len()),
+                    if held.max(out.len()) == 1 { "" } else { "s" },
                     if ended.is_empty() {
                         String::new()
                     } else {

@@ -29,10 +29,20 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
             Event::Settings { .. } => settings = Some(e.event.clone()),
             Event::WorkloadKind { kind: k } => kind = *k,
             Event::Fault { description, .. } => {
+                if description.starts_with('#') {
+                    // A timed fault ending by itself (`#2 cut 1->2 for 2s ends`): its `for` replays that.
+                    continue;
+                }
                 if crate::cluster::command::parse(description).is_ok() {
-                    if description == "workload on" && steps.is_empty() && e.at_ms < 2_000 {
+                    let initial = steps.is_empty() && e.at_ms < 2_000;
+                    if initial && description == "workload on" {
                         // Started with the session (`--workload`): the scenario's workload section says so.
                         workload_on = true;
+                        continue;
+                    }
+                    if initial && description.starts_with("workload ") && description != "workload off"
+                    {
+                        // `--workload lin-kv` chooses the workload before starting it.
                         continue;
                     }
                     steps.push((e.at_ms, description.clone()));
@@ -76,7 +86,12 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
                 fmt_duration(Duration::from_millis(heartbeat_ms))
             );
             let _ = writeln!(t, "snapshot-every = {snapshot_every}");
-            let _ = writeln!(t, "seed = {seed}");
+            if *seed <= i64::MAX as u64 {
+                let _ = writeln!(t, "seed = {seed}");
+            } else {
+                // TOML integers stop at 2^63 - 1; the file reads a seed beyond that as a string.
+                let _ = writeln!(t, "seed = \"{seed}\"");
+            }
             if *disk_faults {
                 let _ = writeln!(t, "disk-faults = true");
             }

@@ -62,7 +62,7 @@ struct RawCluster {
     election_timeout: Option<Spanned<String>>,
     heartbeat: Option<Spanned<String>>,
     snapshot_every: Option<Spanned<i64>>,
-    seed: Option<Spanned<i64>>,
+    seed: Option<Spanned<toml::Value>>,
     disk_faults: Option<bool>,
     node_bin: Option<PathBuf>,
     #[serde(default)]
@@ -186,10 +186,21 @@ pub fn parse_scenario(
         1..=100_000_000,
         500,
     )? as u64;
+    // An integer, or (for seeds above 2^63 - 1, which TOML integers cannot hold) a string of digits.
     let seed = match &c.seed {
         None => None,
-        Some(s) if *s.get_ref() >= 0 => Some(*s.get_ref() as u64),
-        Some(s) => return Err(p.err(s.span(), "cluster.seed must be 0 or more".into())),
+        Some(s) => match s.get_ref() {
+            toml::Value::Integer(i) if *i >= 0 => Some(*i as u64),
+            toml::Value::String(t) if t.parse::<u64>().is_ok() => t.parse::<u64>().ok(),
+            _ => {
+                return Err(p.err(
+                    s.span(),
+                    "cluster.seed must be a number from 0 to 18446744073709551615 (write one above \
+                     9223372036854775807 as a string)"
+                        .into(),
+                ));
+            }
+        },
     };
     let cluster = ClusterSettings {
         nodes,

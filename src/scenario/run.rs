@@ -158,6 +158,37 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read scenario {}: {e}", file.display()))?;
     let scenario = parse_scenario(file, &text, &validate_line).map_err(|e| e.to_string())?;
+    let needs_disk = |cmd: &Command| {
+        matches!(
+            cmd,
+            Command::PowerCut(..) | Command::Disk(..) | Command::Clock(..)
+        )
+    };
+    if !scenario.cluster.disk_faults {
+        for s in &scenario.timeline {
+            if needs_disk(&command::parse(&s.command)?) {
+                return Err(format!(
+                    "{}:{}: `{}` needs the fault filesystem: add `disk-faults = true` under [cluster]",
+                    file.display(),
+                    s.line,
+                    s.command
+                ));
+            }
+        }
+        if let Some(n) = &scenario.nemesis
+            && let Some(k) = n.kinds.iter().find(|k| {
+                matches!(
+                    k,
+                    super::NemesisKind::Powercut | super::NemesisKind::Clock
+                )
+            })
+        {
+            return Err(format!(
+                "{}: nemesis kind \"{k}\" needs the fault filesystem: add `disk-faults = true` under [cluster]",
+                file.display()
+            ));
+        }
+    }
     for s in &scenario.timeline {
         if s.until.is_some() {
             let cmd = command::parse(&s.command)?;
@@ -384,8 +415,9 @@ fn up_args(plan: &Plan, out: &Path) -> Result<crate::cli::UpArgs, String> {
 
 /// Something the run will do at a time.
 enum Due {
-    /// A step of the plan: its line and, if it has one, when to undo it.
-    Step(String, Option<Duration>),
+    /// A step of the plan: its line, when to undo it (if ever), and whether the timeline (not the nemesis)
+    /// asked for it.
+    Step(String, Option<Duration>, bool),
     /// Undo an earlier step.
     Undo(Command, String),
 }
@@ -412,8 +444,12 @@ async fn execute(
     let mut due: Vec<(Duration, Due)> = plan
         .steps
         .iter()
-        .map(|st| (st.at, Due::Step(st.command.clone(), st.until)))
+        .map(|st| (st.at, Due::Step(st.command.clone(), st.until, st.line != 0)))
         .collect();
+    // Timeline steps that could not be performed, and nemesis ones (which, as in Jepsen, may fail without
+    // making the run unknown: the nemesis asked for something the cluster's state did not allow).
+    let mut refused: Vec<String> = Vec::new();
+    let mut nemesis_refused: Vec<String> = Vec::new();
     let fault_end = s.duration;
     let end = s.duration + s.recovery;
     let mut liveness = Liveness::new(
@@ -440,8 +476,15 @@ async fn execute(
         while due.first().is_some_and(|(at, _)| *at <= now) {
             let (_, d) = due.remove(0);
             match d {
-                Due::Step(line, until) => {
-                    if let Some(undo) = perform_step(&cluster, &mut feed, &line, until, now).await {
+                Due::Step(line, until, from_timeline) => {
+                    let into = if from_timeline {
+                        &mut refused
+                    } else {
+                        &mut nemesis_refused
+                    };
+                    if let Some(undo) =
+                        perform_step(&cluster, &mut feed, &line, until, now, into).await
+                    {
                         due.push(undo);
                     }
                 }
@@ -500,33 +543,62 @@ async fn execute(
         });
     } else {
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
+        findings.push(Finding {
+            check: "steps",
+            verdict: if refused.is_empty() {
+                "valid"
+            } else {
+                "unknown"
+            },
+            evidence: if refused.is_empty() {
+                let extra = if nemesis_refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} nemesis step(s) not possible then: {}",
+                        nemesis_refused.len(),
+                        nemesis_refused.join("; ")
+                    )
+                };
+                format!("every timeline step was performed{extra}")
+            } else {
+                format!(
+                    "not the run planned: {} (the checks judged a run without them)",
+                    refused.join("; ")
+                )
+            },
+        });
     }
     feed.flush();
-    for f in &findings {
-        feed.out.say(format_args!(
-            "{:<14} {:<8} {}",
-            f.check, f.verdict, f.evidence
-        ));
-    }
     if let Some(cast) = feed.out.cast.take() {
+        // The recording ends with the verdict table (standard output prints it after the bundle is written).
+        for f in &findings {
+            cast.output(format!(
+                "{:<14} {:<8} {}\r\n",
+                f.check, f.verdict, f.evidence
+            ));
+        }
         let _ = cast.finish();
     }
     end_session(&cluster, &mut session, &mut rx).await;
     Ok(findings)
 }
 
-/// Performs one planned step; returns its undo when it has `until`.
+/// Performs one planned step; returns its undo when it has `until`. A step that could not be performed is
+/// added to `refused` (with why), so the verdict says the run was not the one planned.
 async fn perform_step(
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
     line: &str,
     until: Option<Duration>,
     now: Duration,
+    refused: &mut Vec<String>,
 ) -> Option<(Duration, Due)> {
     let cmd = match command::parse(line) {
         Ok(c) => c,
         Err(e) => {
             feed.out.say(format_args!("scenario: {line}: error: {e}"));
+            refused.push(format!("`{line}` at {}: {e}", fmt_ms(now)));
             return None;
         }
     };
@@ -578,6 +650,9 @@ async fn perform_step(
     let shown = cmd.to_string();
     let outcome = cluster.perform(cmd).await;
     say_outcome(feed, cluster, &shown, &outcome);
+    if let Outcome::Refused(why) = &outcome {
+        refused.push(format!("`{shown}` at {}: {why}", fmt_ms(now)));
+    }
     match (undo, outcome.is_ok()) {
         (Some((u, undo)), true) => Some((u, Due::Undo(undo, shown))),
         _ => None,

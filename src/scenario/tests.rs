@@ -227,3 +227,14 @@ fn checks_must_fit_the_workload_and_expect_must_be_a_verdict() {
     assert_eq!(line, Some(1));
     assert!(msg.contains("use \"valid\" or \"invalid\""), "{msg}");
 }
+
+#[test]
+fn seeds_above_i64_are_written_as_strings_and_read_back() {
+    let s = parse("[cluster]\nseed = \"17834951883251550270\"\n").unwrap();
+    assert_eq!(s.cluster.seed, Some(17_834_951_883_251_550_270));
+    let s = parse("[cluster]\nseed = 7\n").unwrap();
+    assert_eq!(s.cluster.seed, Some(7));
+    let (line, msg) = err("[cluster]\nseed = -1\n");
+    assert_eq!(line, Some(2));
+    assert!(msg.contains("cluster.seed must be a number"), "{msg}");
+}

@@ -145,10 +145,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     }
 
     if let Some((at, verdict)) = state.last_check {
+        let lin = state.workload_kind == crate::state::WorkloadKind::LinKv;
         let (mark, style) = match verdict {
+            Verdict::Ok if lin => ("✓ linearizable", Style::new().fg(Color::Green)),
             Verdict::Ok => ("✓ nothing lost", Style::new().fg(Color::Green)),
             Verdict::Violated => (
-                "✗ ACKNOWLEDGED WRITES LOST",
+                if lin {
+                    "✗ NOT LINEARIZABLE"
+                } else {
+                    "✗ ACKNOWLEDGED WRITES LOST"
+                },
                 Style::new()
                     .fg(Color::White)
                     .bg(Color::Red)
