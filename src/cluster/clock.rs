@@ -367,14 +367,16 @@ impl Cluster {
         };
         Ok(match action {
             ClockAction::Heal => format!("heal node {id}'s clock{stall}"),
-            other => format!(
-                "clock of node {id}: {other} (now {now}; applies within 1 s{})",
-                if matches!(other, ClockAction::Rate(_) | ClockAction::Strobe(_)) {
-                    ", stepped once a second"
-                } else {
-                    ""
-                }
-            ) + &stall,
+            other => {
+                format!(
+                    "clock of node {id}: {other} (now {now}; applies within 1 s{})",
+                    if matches!(other, ClockAction::Rate(_) | ClockAction::Strobe(_)) {
+                        ", stepped once a second"
+                    } else {
+                        ""
+                    }
+                ) + &stall
+            }
         })
     }
 }

@@ -40,7 +40,9 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
                         workload_on = true;
                         continue;
                     }
-                    if initial && description.starts_with("workload ") && description != "workload off"
+                    if initial
+                        && description.starts_with("workload ")
+                        && description != "workload off"
                     {
                         // `--workload lin-kv` chooses the workload before starting it.
                         continue;

@@ -176,12 +176,10 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
             }
         }
         if let Some(n) = &scenario.nemesis
-            && let Some(k) = n.kinds.iter().find(|k| {
-                matches!(
-                    k,
-                    super::NemesisKind::Powercut | super::NemesisKind::Clock
-                )
-            })
+            && let Some(k) = n
+                .kinds
+                .iter()
+                .find(|k| matches!(k, super::NemesisKind::Powercut | super::NemesisKind::Clock))
         {
             return Err(format!(
                 "{}: nemesis kind \"{k}\" needs the fault filesystem: add `disk-faults = true` under [cluster]",
