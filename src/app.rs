@@ -28,6 +28,8 @@ pub(crate) struct Session {
     compressor: StatusCompressor,
     dump_screens: Option<std::path::PathBuf>,
     applied: u64,
+    /// The events a scenario is made of (settings, workload, actions), for `E` in the dashboard.
+    scenario_events: Vec<Stamped>,
 }
 
 impl Session {
@@ -37,6 +39,15 @@ impl Session {
         e.event = self.compressor.encode(e.event);
         self.state.apply(&e);
         self.applied += 1;
+        if matches!(
+            e.event,
+            Event::SessionStarted { .. }
+                | Event::Settings { .. }
+                | Event::WorkloadKind { .. }
+                | Event::Fault { .. }
+        ) {
+            self.scenario_events.push(e.clone());
+        }
         let fault = matches!(e.event, Event::Fault { .. });
         if let Some(log) = &self.log {
             log.append(e);
@@ -70,6 +81,25 @@ impl Session {
             let _ = std::fs::write(dir.join(format!("screen-{}.txt", self.applied)), text);
         }
     }
+}
+
+/// Writes the session so far as a scenario file beside its event log (`scenario.toml`, or the next free
+/// name); returns where.
+fn export_scenario(session: &Session, args: &UpArgs) -> Result<std::path::PathBuf, String> {
+    let log = args
+        .events
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("events.jsonl.gz"));
+    let dir = log
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let path = crate::record::eventlog::next_free_path(&dir.join("scenario.toml"));
+    let text =
+        crate::scenario::export::scenario_of(&session.scenario_events, &log.display().to_string());
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// A started session: the cluster, what folds its events, and where they arrive.
@@ -126,6 +156,7 @@ pub(crate) async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<St
         compressor: StatusCompressor::new(),
         dump_screens: args.dump_screens.clone(),
         applied: 0,
+        scenario_events: Vec::new(),
     };
     let mut session = session;
     session.apply(Stamped::new(cluster.now_ms(), settings));
@@ -570,6 +601,18 @@ async fn dashboard(
                         if action == Action::Quit {
                             let _ = recorder.stop();
                             return ExitCode::SUCCESS;
+                        }
+                        if action == Action::ExportScenario {
+                            let ev = match export_scenario(session, args) {
+                                Ok(p) => Event::Note {
+                                    text: format!(
+                                        "wrote this session's faults as a scenario: {} (rerun it with squall run)",
+                                        p.display()
+                                    ),
+                                },
+                                Err(e) => Event::ActionFailed { action: "export scenario".into(), error: e },
+                            };
+                            let _ = local_tx.send(Stamped::new(cluster.now_ms(), ev));
                         }
                         if action == Action::ToggleRecord {
                             let size = terminal.size().unwrap_or_default();

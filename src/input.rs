@@ -65,6 +65,8 @@ pub enum Action {
     NextTab,
     /// Start or stop the terminal recording.
     ToggleRecord,
+    /// Write the session so far as a scenario file (`squall run` reruns it).
+    ExportScenario,
     /// Scroll the event feed back (older lines) by a page.
     FeedPageUp,
     /// Scroll the event feed forward by a page.
@@ -236,6 +238,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Esc if view.help => Action::Help,
         KeyCode::Tab | KeyCode::BackTab => Action::NextTab,
         KeyCode::Char('R') => Action::ToggleRecord,
+        KeyCode::Char('E') => Action::ExportScenario,
         KeyCode::PageUp => Action::FeedPageUp,
         KeyCode::PageDown => Action::FeedPageDown,
         KeyCode::Home => Action::FeedOldest,

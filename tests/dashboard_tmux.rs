@@ -185,6 +185,31 @@ fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
         (cut_cells(s) == Some(0) && s.contains("heal every network fault")).then_some(())
     });
 
+    // E writes the session so far as a scenario file and names it; the file holds the isolation and the
+    // heal in the console's words, and `squall run --dry-run` accepts it.
+    tmux.keys(&["E"]);
+    let written = tmux.wait_for("the scenario file named in the feed", |s| {
+        let at = s.find("as a scenario: ")?;
+        let rest = &s[at + "as a scenario: ".len()..];
+        Some(rest.split_whitespace().next()?.to_string())
+    });
+    let scenario = std::fs::read_to_string(&written)
+        .unwrap_or_else(|e| panic!("the feed names {written}, which cannot be read: {e}"));
+    assert!(
+        scenario.contains(&format!("do = \"isolate {victim}\""))
+            && scenario.contains("do = \"heal\""),
+        "{scenario}"
+    );
+    let dry = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["run", "--dry-run", &written])
+        .output()
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+
     // The links matrix takes the keyboard: one keystroke cuts the directed link under its cursor (a one-way
     // partition), the same key again takes the cut away.
     tmux.keys(&["m"]);

@@ -495,6 +495,7 @@ impl ClusterState {
             }
             // For `squall scenario`; nothing to show.
             Event::Settings { .. } => {}
+            Event::Note { text } => self.push(at, None, FeedKind::Info, text.clone()),
             Event::Quit => {
                 self.ended = true;
                 self.push(at, None, FeedKind::Info, "session ended".to_string());

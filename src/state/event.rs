@@ -191,6 +191,11 @@ pub enum Event {
         /// The file being written, while on.
         path: Option<String>,
     },
+    /// Something squall did for the person that is not a fault (a file written), for the feed.
+    Note {
+        /// What, in words.
+        text: String,
+    },
     /// The session ended.
     Quit,
 }

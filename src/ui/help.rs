@@ -55,6 +55,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
                 "scroll the feed back / on; Home End: oldest / newest",
             ),
             ("R", "record to a new .cast beside the event log"),
+            ("E", "write this session so far as a scenario file"),
             ("Tab", "next panel, when the terminal is small"),
             ("?  Esc", "next help page (symbols) / close this help"),
             (
