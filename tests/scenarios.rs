@@ -361,3 +361,40 @@ fn humantime_secs(s: &str) -> f64 {
         s.trim_end_matches('s').parse().unwrap()
     }
 }
+
+/// A cluster left without a majority after the fault phase (no final heal) makes no progress past the
+/// liveness bound: the run reports a liveness failure and exits 1, while safety still holds.
+#[test]
+fn a_cluster_kept_without_a_majority_past_the_bound_fails_liveness() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-majority.toml");
+    std::fs::write(
+        &file,
+        "# two of three nodes killed and never restarted\n\
+         [workload]\nrate = 50\n\
+         [run]\nduration = \"3s\"\nrecovery = \"6s\"\nfinal-heal = false\n\
+         [checks]\nliveness-bound = \"2s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"kill 2\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"kill 3\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "4", "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("liveness "))
+        .unwrap_or_else(|| panic!("no liveness row:\n{out}"));
+    assert!(
+        row.contains("invalid") && row.contains("no leader"),
+        "{row}"
+    );
+    let inv = out.lines().find(|l| l.starts_with("invariants ")).unwrap();
+    assert!(inv.contains("valid") && !inv.contains("invalid"), "{inv}");
+}

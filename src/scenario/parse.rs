@@ -228,11 +228,25 @@ pub fn parse_scenario(
             }
         },
     };
+    // The built-in lin-kv workload runs a fixed number of clients on a fixed number of keys (Maelstrom's
+    // lin-kv defaults); a file asking for others is refused rather than silently run with these.
+    let fixed = |v: Option<&Spanned<i64>>, key: &str, only: i64| {
+        match v {
+        Some(v) if *v.get_ref() != only => Err(p.err(
+            v.span(),
+            format!(
+                "{key} = {}: the built-in lin-kv workload runs {only} (other values are not supported yet)",
+                v.get_ref()
+            ),
+        )),
+        _ => Ok(only as u32),
+    }
+    };
     let workload = WorkloadSettings {
         kind,
         rate: p.int_in(w.rate.as_ref(), "workload.rate", 1..=100_000, 20)? as u32,
-        clients: p.int_in(w.clients.as_ref(), "workload.clients", 1..=256, 8)? as u32,
-        keys: p.int_in(w.keys.as_ref(), "workload.keys", 1..=1000, 5)? as u32,
+        clients: fixed(w.clients.as_ref(), "workload.clients", 8)?,
+        keys: fixed(w.keys.as_ref(), "workload.keys", 5)?,
     };
 
     let duration = p.dur_or(

@@ -523,7 +523,10 @@ async fn execute(
                 let st = &session.state;
                 liveness.observe(Sample {
                     at: Duration::from_millis(now_ms),
-                    healthy: healthy(st),
+                    // After the fault phase the cluster owes progress whatever state it was left in (with
+                    // `final-heal = false` it may have been left without a majority): Jepsen's "after the
+                    // final heal, the system must recover".
+                    healthy: healthy(st) || healed,
                     leader: st.leader,
                     commit_index: st.commit_high,
                 });
@@ -763,7 +766,7 @@ async fn judge(
                 f.iter()
                     .map(|f| {
                         format!(
-                            "{} from {} to {} while healthy",
+                            "{} from {} to {} while progress was owed",
                             f.what,
                             fmt_ms(f.from),
                             fmt_ms(f.to)

@@ -238,3 +238,11 @@ fn seeds_above_i64_are_written_as_strings_and_read_back() {
     assert_eq!(line, Some(2));
     assert!(msg.contains("cluster.seed must be a number"), "{msg}");
 }
+
+#[test]
+fn lin_kv_clients_and_keys_other_than_the_workload_s_are_refused() {
+    let (line, msg) = err("[workload]\nkind = \"lin-kv\"\nclients = 16\n");
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("workload.clients = 16"), "{msg}");
+    assert!(parse("[workload]\nkind = \"lin-kv\"\nclients = 8\nkeys = 5\n").is_ok());
+}
