@@ -215,16 +215,19 @@ fn render_sections(
     if with_kinds {
         lines.extend(kinds);
     }
+    // Lines past the bottom edge are cut: say so rather than let the last keys vanish unnoticed.
+    let bottom = if lines.len() as u16 > h.saturating_sub(2) {
+        " more below: a taller terminal shows every line "
+    } else {
+        " every action shows in the event feed "
+    };
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::bordered()
                 .title(Span::styled(title.to_string(), styles::title()))
                 .title_bottom(
-                    Line::from(Span::styled(
-                        " every action shows in the event feed ",
-                        styles::dim(),
-                    ))
+                    Line::from(Span::styled(bottom, styles::dim()))
                     .right_aligned(),
                 )
                 .border_style(styles::key()),
