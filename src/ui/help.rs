@@ -226,10 +226,7 @@ fn render_sections(
         Paragraph::new(lines).block(
             Block::bordered()
                 .title(Span::styled(title.to_string(), styles::title()))
-                .title_bottom(
-                    Line::from(Span::styled(bottom, styles::dim()))
-                    .right_aligned(),
-                )
+                .title_bottom(Line::from(Span::styled(bottom, styles::dim())).right_aligned())
                 .border_style(styles::key()),
         ),
         rect,
