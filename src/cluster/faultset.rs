@@ -293,7 +293,12 @@ impl Cluster {
                         )
                     })
                     .unwrap_or_default();
-                format!("#{id} {}{left} — {} links", a.cmd, a.links.len())
+                format!(
+                    "#{id} {}{left} — {} link{}",
+                    a.cmd,
+                    a.links.len(),
+                    if a.links.len() == 1 { "" } else { "s" }
+                )
             })
             .collect()
     }

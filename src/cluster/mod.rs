@@ -774,6 +774,11 @@ impl Cluster {
                     .count();
                 let ended = self.end_holds_on(&t);
                 let out = self.inner.net.release(|l| links.contains(&l));
+                if held == 0 && out.is_empty() && ended.is_empty() {
+                    return Err(format!(
+                        "no frame is held on {t} and no hold covers it; `held` lists what is"
+                    ));
+                }
                 Ok(format!(
                     "release {} held frame{} on {t}{}",
                     held.max(out.len()),
