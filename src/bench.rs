@@ -60,15 +60,16 @@ async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
     ))
 }
 
-/// Runs the benchmark and prints its figures (human lines, then one JSON line).
-pub async fn run(args: BenchArgs) -> ExitCode {
-    if args.disk_faults {
-        return crate::bench_disk::run(args).await;
-    }
-    let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
-    let up = UpArgs {
+/// The `up` flags of the bench's 3-node cluster in `dir` (defaults, seed 42, no workload), with or without
+/// the fault filesystem.
+pub(crate) fn bench_up_args(
+    args: &BenchArgs,
+    dir: std::path::PathBuf,
+    disk_faults: bool,
+) -> UpArgs {
+    UpArgs {
         nodes: 3,
-        dir: Some(dir.clone()),
+        dir: Some(dir),
         keep: false,
         node_bin: args.node_bin.clone(),
         headless: true,
@@ -82,9 +83,18 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         workload: None,
         rate: 1,
         dump_screens: None,
-        disk_faults: false,
+        disk_faults,
         unsafe_no_fsync: false,
-    };
+    }
+}
+
+/// Runs the benchmark and prints its figures (human lines, then one JSON line).
+pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.disk_faults {
+        return crate::bench_disk::run(args).await;
+    }
+    let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
+    let up = bench_up_args(&args, dir.clone(), false);
     let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
         Ok(s) => s,
         Err(e) => return crate::setup::fail(2, e),

@@ -6,11 +6,11 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::cli::{BenchArgs, UpArgs};
+use crate::cli::BenchArgs;
 use crate::cluster::Cluster;
 
 async fn one_run(
@@ -22,25 +22,7 @@ async fn one_run(
         std::process::id(),
         if disk_faults { "fuse" } else { "plain" }
     ));
-    let up = UpArgs {
-        nodes: 3,
-        dir: Some(dir.clone()),
-        keep: false,
-        node_bin: args.node_bin.clone(),
-        headless: true,
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        heartbeat: Duration::from_millis(50),
-        slow: false,
-        snapshot_every: 10_000,
-        seed: Some(42),
-        record: None,
-        events: None,
-        workload: None,
-        rate: 1,
-        dump_screens: None,
-        disk_faults,
-        unsafe_no_fsync: false,
-    };
+    let up = crate::bench::bench_up_args(args, dir.clone(), disk_faults);
     let spec = crate::setup::cluster_spec(&up, dir.clone(), 42)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move { while rx.recv().await.is_some() {} });

@@ -109,52 +109,76 @@ fn tmux_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// True (after saying so) when tmux is missing outside CI; in CI a missing tmux fails the test.
+fn skipped_without_tmux() -> bool {
+    if tmux_available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required in CI (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    true
+}
+
+impl Tmux {
+    /// Starts `squall SQUALL_ARGS` in a detached 160×48 session on its own socket (named after `tag`), with
+    /// a config in `dir` that keeps the window after squall exits; the line `squall exited with N` follows
+    /// its end.
+    fn start(tag: &str, dir: &Path, squall_args: &str) -> Tmux {
+        let conf = dir.join("tmux.conf");
+        std::fs::write(
+            &conf,
+            "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
+        )
+        .unwrap();
+        let tmux = Tmux {
+            socket: format!("squall-e2e-{tag}-{}", std::process::id()),
+        };
+        let command = format!(
+            "sh -c '{} {squall_args}; echo squall exited with $?'",
+            env!("CARGO_BIN_EXE_squall"),
+        );
+        let st = tmux
+            .cmd()
+            .arg("-f")
+            .arg(&conf)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                &command,
+            ])
+            .status()
+            .expect("tmux new-session");
+        assert!(st.success());
+        tmux
+    }
+}
+
 #[test]
 fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if skipped_without_tmux() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("cluster");
     let cast = dir.path().join("session.cast");
-    let conf = dir.path().join("tmux.conf");
-    std::fs::write(
-        &conf,
-        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
-    )
-    .unwrap();
-    let tmux = Tmux {
-        socket: format!("squall-e2e-{}", std::process::id()),
-    };
-    let command = format!(
-        "sh -c '{} up -n 3 --seed 3 --dir {} --record {}; echo squall exited with $?'",
-        env!("CARGO_BIN_EXE_squall"),
-        cdir.display(),
-        cast.display()
+    let tmux = Tmux::start(
+        "main",
+        dir.path(),
+        &format!(
+            "up -n 3 --seed 3 --dir {} --record {}",
+            cdir.display(),
+            cast.display()
+        ),
     );
-    let st = tmux
-        .cmd()
-        .arg("-f")
-        .arg(&conf)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &command,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(st.success());
 
     tmux.wait_for("a leader in the header", header_leader);
     tmux.wait_for("the recording indicator", |s| {
@@ -347,12 +371,7 @@ fn node_rows(screen: &str) -> Vec<&str> {
 /// every node answers, a check passes, and the keys a new user tripped over answer for themselves.
 #[test]
 fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if skipped_without_tmux() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -399,38 +418,11 @@ fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
     assert!(wait_gone(&old_pids, Duration::from_secs(5)).is_empty());
 
     // The dashboard on the kept directory.
-    let conf = dir.path().join("tmux.conf");
-    std::fs::write(
-        &conf,
-        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
-    )
-    .unwrap();
-    let tmux = Tmux {
-        socket: format!("squall-e2e-reuse-{}", std::process::id()),
-    };
-    let command = format!(
-        "sh -c '{} up -n 3 --workload --dir {}; echo squall exited with $?'",
-        env!("CARGO_BIN_EXE_squall"),
-        cdir.display(),
+    let tmux = Tmux::start(
+        "reuse",
+        dir.path(),
+        &format!("up -n 3 --workload --dir {}", cdir.display()),
     );
-    let st = tmux
-        .cmd()
-        .arg("-f")
-        .arg(&conf)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &command,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(st.success());
     tmux.wait_for("a leader in the header", header_leader);
     // Every node runs and answers (none stuck at an earlier session's address).
     tmux.wait_for("three running nodes that answer", |s| {
@@ -539,12 +531,7 @@ fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
 /// node is left and the event log is whole, ending with the session's end.
 #[test]
 fn closing_the_terminal_stops_the_dashboard_cleanly() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if skipped_without_tmux() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -610,48 +597,16 @@ fn closing_the_terminal_stops_the_dashboard_cleanly() {
 /// latency chart sits beside the feed at 160 columns.
 #[test]
 fn dashboard_in_tmux_switches_to_lin_kv_and_checks_linearizability() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if skipped_without_tmux() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("cluster");
-    let conf = dir.path().join("tmux.conf");
-    std::fs::write(
-        &conf,
-        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
-    )
-    .unwrap();
-    let tmux = Tmux {
-        socket: format!("squall-e2e-lin-{}", std::process::id()),
-    };
-    let command = format!(
-        "sh -c '{} up -n 3 --seed 5 --dir {}; echo squall exited with $?'",
-        env!("CARGO_BIN_EXE_squall"),
-        cdir.display(),
+    let tmux = Tmux::start(
+        "lin",
+        dir.path(),
+        &format!("up -n 3 --seed 5 --dir {}", cdir.display()),
     );
-    let st = tmux
-        .cmd()
-        .arg("-f")
-        .arg(&conf)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &command,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(st.success());
     tmux.wait_for("a leader in the header", header_leader);
     tmux.wait_for("the latency chart", |s| {
         s.contains("latency ms").then_some(())
@@ -707,48 +662,16 @@ fn dashboard_in_tmux_switches_to_lin_kv_and_checks_linearizability() {
 
 #[test]
 fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if skipped_without_tmux() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("cluster");
-    let conf = dir.path().join("tmux.conf");
-    std::fs::write(
-        &conf,
-        "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
-    )
-    .unwrap();
-    let tmux = Tmux {
-        socket: format!("squall-e2e-disk-{}", std::process::id()),
-    };
-    let command = format!(
-        "sh -c '{} up -n 3 --seed 4 --disk-faults --dir {}; echo squall exited with $?'",
-        env!("CARGO_BIN_EXE_squall"),
-        cdir.display(),
+    let tmux = Tmux::start(
+        "disk",
+        dir.path(),
+        &format!("up -n 3 --seed 4 --disk-faults --dir {}", cdir.display()),
     );
-    let st = tmux
-        .cmd()
-        .arg("-f")
-        .arg(&conf)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &command,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(st.success());
     tmux.wait_for("a leader in the header", header_leader);
 
     tmux.keys(&[":"]);
