@@ -5,10 +5,9 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Lines, ask, leader_term, wait_gone};
+use support::{Lines, ask, wait_gone};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -26,22 +25,8 @@ fn refused(stdin: &mut impl Write, out: &mut Lines, cmd: &str, why: &str) -> Str
 #[test]
 fn actions_a_node_cannot_take_are_refused_and_a_failed_transfer_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "-n", "3", "--seed", "5", "--dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = Lines::new(child.stdout.take().unwrap());
-    let (leader, _) = out.wait_for("a leader", WAIT, |l| {
-        if l.contains("no leader") {
-            None
-        } else {
-            leader_term(l)
-        }
-    });
+    let (mut child, mut stdin, mut out, (leader, _)) =
+        support::headless_with_leader(dir.path(), &["-n", "3", "--seed", "5"], WAIT);
     let pids = support::node_pids(dir.path());
     let others: Vec<u64> = (1..=3).filter(|n| *n != leader).collect();
     let (a, b) = (others[0], others[1]);

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Lines, ask, leader_term, wait_gone};
+use support::{ask, wait_gone};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -32,22 +32,8 @@ fn time_of(line: &str) -> Option<f64> {
 #[test]
 fn the_console_orders_its_lines_answers_every_command_and_survives_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "-n", "5", "--seed", "9", "--dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = Lines::new(child.stdout.take().unwrap());
-    out.wait_for("a leader", WAIT, |l| {
-        if l.contains("no leader") {
-            None
-        } else {
-            leader_term(l)
-        }
-    });
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "5", "--seed", "9"], WAIT);
     let pids = support::node_pids(dir.path());
     // An election with five nodes polled one after another: plenty of lines learned out of order.
     let kill = ask(&mut stdin, &mut out, "kill leader", "kill node");

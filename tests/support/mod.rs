@@ -137,3 +137,36 @@ pub fn node_pids(dir: &std::path::Path) -> Vec<u32> {
         .map(|p| p as u32)
         .collect()
 }
+
+/// A `squall up --headless` session started in `dir` with `args` (after `up --headless --dir DIR`), waited
+/// on until its console names a leader: the child, its standard input, its output, and (leader, term).
+pub fn headless_with_leader(
+    dir: &std::path::Path,
+    args: &[&str],
+    wait: Duration,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    Lines,
+    (u64, u64),
+) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "--dir"])
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    let leader = out.wait_for("a leader", wait, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+    (child, stdin, out, leader)
+}
