@@ -217,7 +217,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
         "5",
     ]);
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_secs(2));
+        commits_grow(&mut s, 200);
         for n in 1..=3 {
             s.ask(&format!("kill {n}"), "kill node");
         }
@@ -244,7 +244,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
     ]);
     let mut lost = None;
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_secs(2));
+        commits_grow(&mut s, 200);
         s.ask("powercut all", "power cut of every node");
         for n in 1..=3 {
             s.ask(&format!("restart {n}"), "restart node");
@@ -314,7 +314,7 @@ fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
 #[test]
 fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "13"]);
-    std::thread::sleep(Duration::from_secs(2));
+    commits_grow(&mut s, 150);
     let leader = s.current_leader();
     let victim = (1..=3).find(|&n| n != leader).unwrap();
     let flipped = s.ask(&format!("disk {victim} flip wal.log"), "flipped bit");
@@ -461,6 +461,24 @@ fn disk_commands_without_disk_faults_say_how_to_enable_them() {
 }
 
 /// The highest commit index any node reports in `status`.
+/// Waits (polling the console's status) until the highest commit index grew by `n` entries: the workload
+/// has written that much since the call, however fast the machine is.
+fn commits_grow(s: &mut Session, n: u64) {
+    let start = commit_index(s);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = commit_index(s);
+        if now >= start + n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit index stayed at {now} (from {start}, wanted +{n})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn commit_index(s: &mut Session) -> u64 {
     writeln!(s.stdin, "status").unwrap();
     let mut best = 0;
