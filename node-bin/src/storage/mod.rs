@@ -14,6 +14,15 @@
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
 //! window with two files out of step is after a new snapshot was renamed into place and before the WAL was
 //! rewritten; [`Storage::open`] recognises it (snapshot ahead of the WAL's start) and finishes the compaction.
+//!
+//! A full disk (ENOSPC or EDQUOT from a `write` or `create`) is the one write failure the storage survives:
+//! the bytes of the failed call are cut back (a partial WAL record is truncated to the last good record, a
+//! half-written temporary file is removed), the call returns [`StorageError::DiskFull`] with nothing of it
+//! stored, and the next call tries again, so writes resume by themselves once space returns. A failed
+//! `fsync`/`fdatasync` (whatever its errno) still makes the storage refuse every later write
+//! ([`StorageError::Failed`]): the kernel may have dropped the unsynced pages, so what is on disk is unknown.
+//! If the disk fills after a new snapshot was renamed into place but before the WAL was rewritten, the
+//! snapshot counts (that is the crash window above) and the rewrite is retried before the next append.
 
 mod lock;
 mod snapshot_file;
@@ -21,6 +30,8 @@ mod wal;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod disk_full_tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -81,6 +92,17 @@ pub enum StorageError {
         /// The encoder's error.
         source: bincode::Error,
     },
+    /// The disk is full (ENOSPC or EDQUOT) while writing: nothing of this call was stored (a partial write was
+    /// cut back), the storage stays usable, and the same call succeeds once space returns.
+    #[error("disk full: cannot {op} {path}: {source}; nothing of this write was kept")]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error (ENOSPC or EDQUOT).
+        source: std::io::Error,
+    },
     /// An earlier write or fsync failed. After a failed fsync the kernel may have dropped the dirty pages, so
     /// what is on disk is unknown: the node must restart and recover from the files.
     #[error("storage in {path} refuses writes after an earlier failure: {cause}")]
@@ -122,6 +144,8 @@ pub struct Storage {
     state: LogState,
     /// Set by the first failed write or fsync; see [`StorageError::Failed`].
     failed: Option<String>,
+    /// A snapshot was saved but the WAL could not be rewritten after it (disk full): rewrite before appending.
+    rewrite_pending: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
     _lock: DirLock,
@@ -227,6 +251,7 @@ impl Storage {
             next_seq,
             state,
             failed: None,
+            rewrite_pending: false,
             buf: Vec::new(),
             _lock: lock,
         };
@@ -283,6 +308,8 @@ impl Storage {
         if hard_state.is_none() && truncate_from.is_none() && entries.is_empty() {
             return Ok(());
         }
+        // Before encoding: the rewrite takes sequence numbers too.
+        self.finish_pending_rewrite()?;
 
         self.buf.clear();
         let mut buf = std::mem::take(&mut self.buf);
@@ -410,8 +437,11 @@ impl Storage {
 
     fn install(&mut self, snapshot: &Snapshot, rest: Vec<Entry>) -> Result<(), StorageError> {
         if let Err(e) = snapshot_file::write(&self.dir, snapshot) {
-            // The old snapshot is intact (rename is atomic), but the temp file's fate is unknown: play safe.
-            self.fail(&e);
+            // The old snapshot is intact (rename is atomic). A full disk removed its temp file; after any other
+            // failure the temp file's fate is unknown: play safe.
+            if !matches!(e, StorageError::DiskFull { .. }) {
+                self.fail(&e);
+            }
             return Err(e);
         }
         let next = LogState {
@@ -421,11 +451,23 @@ impl Storage {
             any: true,
         };
         let old = std::mem::replace(&mut self.state, next);
-        if let Err(e) = self.rewrite_wal() {
-            // Reopening recovers (the snapshot is ahead of the WAL), but this process's view is now unreliable.
-            self.state = old;
-            return Err(e);
+        match self.rewrite_wal() {
+            Ok(()) => {}
+            Err(e @ StorageError::DiskFull { .. }) => {
+                // The snapshot is durable and the old WAL intact: the crash window `open` finishes. Keep the new
+                // state; the rewrite is retried before the next append, which must not go to the old file.
+                warn!(dir = %self.dir.display(), error = %e, "snapshot saved; the WAL is rewritten once space returns");
+                self.rewrite_pending = true;
+                return Ok(());
+            }
+            Err(e) => {
+                // Reopening recovers (the snapshot is ahead of the WAL), but this process's view is now
+                // unreliable.
+                self.state = old;
+                return Err(e);
+            }
         }
+        self.rewrite_pending = false;
         info!(
             dir = %self.dir.display(),
             snapshot_index = snapshot.meta.last_index,
@@ -457,8 +499,7 @@ impl Storage {
                 let path = path.to_path_buf();
                 move |source| StorageError::Io { path, op, source }
             };
-            let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-            f.write_all(&buf).map_err(io("write", &tmp))?;
+            let f = write_new_file(&tmp, &buf)?;
             f.sync_all().map_err(io("fsync", &tmp))?;
             drop(f);
             fs::rename(&tmp, &self.wal_path).map_err(io("rename into place", &self.wal_path))?;
@@ -473,6 +514,7 @@ impl Storage {
                 self.next_seq = next_seq;
                 Ok(())
             }
+            Err(e @ StorageError::DiskFull { .. }) => Err(e),
             Err(e) => {
                 self.fail(&e);
                 Err(e)
@@ -480,27 +522,47 @@ impl Storage {
         }
     }
 
+    /// Rewrites the WAL if a snapshot left that owed (see `rewrite_pending`).
+    fn finish_pending_rewrite(&mut self) -> Result<(), StorageError> {
+        if !self.rewrite_pending {
+            return Ok(());
+        }
+        self.rewrite_wal()?;
+        self.rewrite_pending = false;
+        info!(dir = %self.dir.display(), "WAL rewritten after the snapshot saved while the disk was full");
+        Ok(())
+    }
+
     /// Appends `bytes` and fdatasyncs. On failure, cuts the file back to its last good length (so a later
-    /// reopen does not find a half record in the middle) and refuses further writes.
+    /// reopen does not find a half record in the middle). A full disk during the write leaves the storage
+    /// usable ([`StorageError::DiskFull`]); any other failure, or a failed cut, makes it refuse further writes.
     fn append_synced(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        let result = self
-            .wal
-            .write_all(bytes)
-            .map_err(|source| StorageError::Io {
+        if let Err(source) = self.wal.write_all(bytes) {
+            let cut = self.wal.set_len(self.wal_len);
+            if is_disk_full(&source) && cut.is_ok() {
+                return Err(StorageError::DiskFull {
+                    path: self.wal_path.clone(),
+                    op: "append to",
+                    source,
+                });
+            }
+            let e = StorageError::Io {
                 path: self.wal_path.clone(),
                 op: "append to",
                 source,
+            };
+            self.fail(&e);
+            return Err(e);
+        }
+        let result = if UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(())
+        } else {
+            self.wal.sync_data().map_err(|source| StorageError::Io {
+                path: self.wal_path.clone(),
+                op: "fdatasync",
+                source,
             })
-            .and_then(|()| {
-                if UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Ok(());
-                }
-                self.wal.sync_data().map_err(|source| StorageError::Io {
-                    path: self.wal_path.clone(),
-                    op: "fdatasync",
-                    source,
-                })
-            });
+        };
         match result {
             Ok(()) => {
                 self.wal_len += bytes.len() as u64;
@@ -739,6 +801,38 @@ pub fn set_unsafe_no_fsync() {
         "--unsafe-no-fsync: WAL appends are not synced; acknowledged writes can be lost on power loss"
     );
     UNSAFE_NO_FSYNC.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True for the errors of a full disk: ENOSPC, or EDQUOT (a quota is a full disk for this user).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    )
+}
+
+/// Creates (or truncates) `path` and writes `bytes` into it, unsynced; returns the open file. On a full disk the
+/// half-written file is removed and the error is [`StorageError::DiskFull`].
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> Result<File, StorageError> {
+    let written = File::create(path)
+        .map_err(|e| ("create", e))
+        .and_then(|mut f| f.write_all(bytes).map(|()| f).map_err(|e| ("write", e)));
+    match written {
+        Ok(f) => Ok(f),
+        Err((op, source)) if is_disk_full(&source) => {
+            let _ = fs::remove_file(path);
+            Err(StorageError::DiskFull {
+                path: path.to_path_buf(),
+                op,
+                source,
+            })
+        }
+        Err((op, source)) => Err(StorageError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }),
+    }
 }
 
 /// Fsyncs a directory so renames and new files in it survive a crash.

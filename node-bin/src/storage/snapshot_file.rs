@@ -2,11 +2,11 @@
 //! bincode-encoded [`Snapshot`]. Written to a temporary file, fsynced, renamed over the old one and the
 //! directory fsynced, so a crash leaves either the old snapshot or the new one, never a mix.
 
-use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
-use super::{StorageError, sync_dir};
+use super::{StorageError, sync_dir, write_new_file};
 use crate::raft::Snapshot;
 
 /// File name of the snapshot inside the data directory.
@@ -16,7 +16,8 @@ pub(crate) const SNAPSHOT_TMP_FILE: &str = "snapshot.bin.tmp";
 const MAGIC: &[u8; 8] = b"SQSNAP\x00\x01";
 const HEADER_LEN: usize = 8 + 8 + 4;
 
-/// Writes `snapshot` into `dir` atomically.
+/// Writes `snapshot` into `dir` atomically. On a full disk the temporary file is removed and the error is
+/// [`StorageError::DiskFull`] (the old snapshot is untouched).
 pub(crate) fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
     let tmp = dir.join(SNAPSHOT_TMP_FILE);
     let dst = dir.join(SNAPSHOT_FILE);
@@ -33,8 +34,7 @@ pub(crate) fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError>
         let path = path.to_path_buf();
         move |source| StorageError::Io { path, op, source }
     };
-    let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(&bytes).map_err(io("write", &tmp))?;
+    let f = write_new_file(&tmp, &bytes)?;
     f.sync_all().map_err(io("fsync", &tmp))?;
     drop(f);
     fs::rename(&tmp, &dst).map_err(io("rename into place", &dst))?;
