@@ -341,26 +341,165 @@ fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     let _ = s.quit();
 }
 
+/// The console's status line of node `n` (`n2 running pid … follower term 3 leader n1 commit …`).
+fn node_status(s: &mut Session, n: u64) -> String {
+    writeln!(s.stdin, "status").unwrap();
+    let prefix = format!("status: n{n} ");
+    let mut line = None;
+    let mut lines = 0;
+    s.out.wait_for("status lines", WAIT, |l| {
+        if l.starts_with(&prefix) {
+            line = Some(l.to_string());
+        }
+        if l.starts_with("status:") {
+            lines += 1;
+        }
+        (lines == 3).then_some(())
+    });
+    line.unwrap_or_else(|| panic!("no status line for node {n}"))
+}
+
+/// The number after `word ` in a status line.
+fn status_field(line: &str, word: &str) -> u64 {
+    line.split(&format!(" {word} "))
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {word} in {line:?}"))
+}
+
+/// Waits until node `n`'s log says its disk is full (the error it logs on the first ENOSPC).
+fn wait_disk_full_logged(s: &mut Session, n: u64) -> String {
+    let path = s.cdir.join(format!("node-{n}/node.log"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains(&format!("disk full on node {n}")))
+        {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {n} never logged a full disk within {WAIT:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts node `n` is running and answering (a full disk must not stop it).
+fn assert_up(s: &mut Session, n: u64) -> String {
+    let line = node_status(s, n);
+    assert!(
+        line.contains(&format!("n{n} running")) && !line.contains("not answering"),
+        "node {n} is not up and answering: {line}"
+    );
+    line
+}
+
+/// Waits until node `n` has applied everything the leader had committed when the wait began: it caught up.
+fn wait_caught_up(s: &mut Session, n: u64) {
+    let target = commit_index(s);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = node_status(s, n);
+        if line.contains(" running") && status_field(&line, "applied") >= target {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {n} did not catch up to commit {target} within {WAIT:?}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
-fn a_full_disk_stops_the_node_naming_enospc_loses_nothing_acknowledged_and_a_restart_recovers() {
+fn followers_with_full_disks_stay_up_refuse_writes_clearly_and_catch_up_after_heal() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "17"]);
     let leader = s.current_leader();
-    let victim = (1..=3).find(|&n| n != leader).unwrap();
-    s.ask(
-        &format!("disk {victim} full after 4096"),
-        "ENOSPC after 4096",
+    let mut followers = (1..=3).filter(|&n| n != leader);
+    let (a, b) = (followers.next().unwrap(), followers.next().unwrap());
+    s.ask(&format!("disk {a} full after 4096"), "ENOSPC after 4096");
+    let logged = wait_disk_full_logged(&mut s, a);
+    assert!(
+        logged.contains("wal.log") && logged.contains("No space left on device"),
+        "the log does not name the file and the error: {logged}"
     );
-    let exit = s.out.wait_for("the node to refuse writing", WAIT, |l| {
-        (l.contains(&format!("n{victim} exited"))).then(|| l.to_string())
-    });
-    assert!(exit.contains("No space left on device"), "{exit}");
+    // The majority keeps committing while the full node stays up.
+    commits_grow(&mut s, 100);
+    assert_up(&mut s, a);
+
+    // With a second full disk no majority can store anything: a write fails, non-zero, saying why.
+    s.ask(&format!("disk {b} full"), "ENOSPC");
+    wait_disk_full_logged(&mut s, b);
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["kv", "--timeout", "3s", "--dir"])
+        .arg(&s.cdir)
+        .args(["put", "disk-full-probe", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a write was acknowledged with two full disks: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("disk full on node {a}"))
+            || stderr.contains(&format!("disk full on node {b}")),
+        "squall kv put does not say a disk is full:\n{stderr}"
+    );
+    eprintln!("squall kv put with two full disks: {stderr}");
+    assert_up(&mut s, a);
+    assert_up(&mut s, b);
+
+    // Space returns: both retry on their own, catch up, and writes resume; nothing acknowledged was lost.
+    s.ask(&format!("disk {a} heal"), "heal node");
+    s.ask(&format!("disk {b} heal"), "heal node");
+    commits_grow(&mut s, 100);
+    wait_caught_up(&mut s, a);
+    wait_caught_up(&mut s, b);
+    assert!(
+        !s.out.seen.iter().any(|l| l.contains(" exited")),
+        "a node exited:\n{}",
+        s.out.seen.join("\n")
+    );
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    s.ask(&format!("disk {victim} heal"), "heal node");
-    s.ask(&format!("restart {victim}"), "restart node");
-    s.out.wait_for("the node to come back", WAIT, |l| {
-        l.contains(&format!("n{victim} started")).then_some(())
+    let _ = s.quit();
+}
+
+#[test]
+fn a_leader_with_a_full_disk_steps_down_stays_up_and_catches_up_after_heal() {
+    let mut s = up(&["--workload", "--rate", "100", "--seed", "19"]);
+    let old = s.current_leader();
+    s.ask(&format!("disk {old} full after 4096"), "ENOSPC after 4096");
+    let started = Instant::now();
+    wait_disk_full_logged(&mut s, old);
+    let (new, term) = s.out.wait_for("a new leader", WAIT, |l| {
+        leader_term(l).filter(|(n, _)| *n != old && !l.contains("no leader"))
     });
+    eprintln!(
+        "node {new} leads term {term} {:?} after node {old}'s disk filled",
+        started.elapsed()
+    );
+    s.writes_commit(new);
+    commits_grow(&mut s, 100);
+    let line = assert_up(&mut s, old);
+    assert!(
+        !line.contains(" leader term"),
+        "the full node still leads: {line}"
+    );
+
+    s.ask(&format!("disk {old} heal"), "heal node");
+    commits_grow(&mut s, 50);
+    wait_caught_up(&mut s, old);
+    assert!(
+        !s.out.seen.iter().any(|l| l.contains(" exited")),
+        "a node exited:\n{}",
+        s.out.seen.join("\n")
+    );
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
     let _ = s.quit();

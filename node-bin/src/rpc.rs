@@ -56,8 +56,9 @@ pub enum PeerError {
         /// The caller's.
         got: String,
     },
-    /// The node is shutting down.
-    #[error("node is shutting down")]
+    /// The node is shutting down, or dropped the request unanswered because its answer depended on a write
+    /// that failed (a full disk; see the server's `disk_full` module).
+    #[error("node is shutting down or could not store what its answer needs (disk full)")]
     Stopping,
 }
 

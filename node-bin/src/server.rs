@@ -4,6 +4,10 @@
 //! channel, so the core is never touched concurrently. Each loop turn takes one input plus whatever else is
 //! already queued, then drains the core's `Ready` batches: one fsync per batch, then messages out and held
 //! replies released (so nothing is acknowledged before it is durable), then apply.
+//!
+//! A full disk does not stop the node: see the `disk_full` module for what it does instead.
+
+mod disk_full;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -153,6 +157,14 @@ struct Node {
     started: Instant,
     /// Whether the core was holding its vote back (started empty) at the last look, to log the change.
     voting_held: bool,
+    /// The core's settings, to restart it from the storage after a full disk.
+    core_cfg: Config,
+    /// Times the core was restarted after a full disk (varies its seed).
+    core_restarts: u64,
+    /// Set while the disk is full (the last write failed with ENOSPC): why, as told to clients.
+    disk_full: Option<String>,
+    /// A local snapshot that did not fit is not tried again before this.
+    snapshot_retry_at: Option<Instant>,
 }
 
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
@@ -224,7 +236,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         truncated_tail_bytes: recovered.truncated_tail_bytes,
     };
     let raft = Raft::new(
-        core_cfg,
+        core_cfg.clone(),
         Restored {
             hard_state: recovered.hard_state,
             snapshot: recovered.snapshot.clone(),
@@ -285,6 +297,10 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         counters: RpcCounters::default(),
         started,
         voting_held: false,
+        core_cfg,
+        core_restarts: 0,
+        disk_full: None,
+        snapshot_retry_at: None,
     };
     node.record(started_event);
     node.log_voting_hold();
@@ -377,6 +393,12 @@ impl Node {
     fn client_request(&mut self, req: KvRequest, tx: oneshot::Sender<KvReply>) {
         if let Err(e) = req.op.check_size() {
             let _ = tx.send(KvReply::TooLarge(e));
+            return;
+        }
+        if !matches!(req.op, KvOp::Get { .. })
+            && let Some(refusal) = self.refuse_write()
+        {
+            let _ = tx.send(refusal);
             return;
         }
         if let KvOp::Get { key } = &req.op {
@@ -476,7 +498,14 @@ impl Node {
     fn drain_ready(&mut self) -> anyhow::Result<()> {
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
-            self.process_ready(ready)?;
+            if let Err(e) = self.process_ready(ready) {
+                // Nothing of this batch is durable; restart the core from what is (module `disk_full`).
+                let Some(full) = disk_full::cause(&e) else {
+                    return Err(e);
+                };
+                self.on_disk_full(full)?;
+                break;
+            }
         }
         self.log_voting_hold();
         // Everything the replies depend on is durable now.
@@ -509,9 +538,13 @@ impl Node {
             failed_reads,
             events,
         } = ready;
+        let wal_bytes = self.storage.wal_bytes();
         self.storage
             .persist(hard_state.as_ref(), truncate_from, &entries)
             .context("persisting log entries")?;
+        if self.storage.wal_bytes() != wal_bytes {
+            self.disk_wrote();
+        }
         if let Some(snapshot) = snapshot {
             self.install_snapshot(snapshot)?;
         }
@@ -624,6 +657,7 @@ impl Node {
         let applied = self.kv.applied_index();
         if self.cfg.snapshot_every == 0
             || applied < self.last_snapshot_index + self.cfg.snapshot_every
+            || !self.snapshot_allowed()
         {
             return Ok(());
         }
@@ -636,9 +670,13 @@ impl Node {
             data: data.clone(),
         };
         self.raft.compact(applied, data);
-        self.storage
-            .save_snapshot(&snapshot)
-            .context("saving snapshot")?;
+        match self.storage.save_snapshot(&snapshot) {
+            Err(e @ crate::storage::StorageError::DiskFull { .. }) => {
+                self.snapshot_did_not_fit(&e);
+                return Ok(());
+            }
+            saved => saved.context("saving snapshot")?,
+        }
         self.last_snapshot_index = applied;
         tracing::info!(
             index = applied,

@@ -29,9 +29,9 @@ mod snapshot_file;
 mod wal;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod disk_full_tests;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -805,10 +805,7 @@ pub fn set_unsafe_no_fsync() {
 
 /// True for the errors of a full disk: ENOSPC, or EDQUOT (a quota is a full disk for this user).
 pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
-    )
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 /// Creates (or truncates) `path` and writes `bytes` into it, unsynced; returns the open file. On a full disk the

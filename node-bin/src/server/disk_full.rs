@@ -1,0 +1,160 @@
+//! What a node does when its disk is full: it keeps running, and never answers for what it could not store.
+//!
+//! When a write of the log, the hard state or a snapshot received from the leader fails with ENOSPC (or
+//! EDQUOT), the storage has already cut the failed write back and kept nothing of it (see the storage module).
+//! The core, though, had moved on in memory: entries appended, a term adopted, a vote granted. So the node
+//! does what a crash and restart would do, without leaving the process: it drops every answer and message that
+//! depended on the failed write (the peers see the call fail and retry), answers its pending client writes and
+//! reads `Retry` with the reason, and rebuilds the core from what the storage holds. A leader is a follower
+//! afterwards: a leader that cannot append even the entry a write needs cannot commit anything, and unlike a
+//! stalled disk the answer is definite, so there is no reason to wait an election timeout before stepping
+//! down. It stops heartbeating, the others elect a new leader within an election timeout or two, and it
+//! cannot win an election itself while full (a campaign must store its term and vote first).
+//!
+//! While the disk is full the node refuses client writes with `Retry { reason: "disk full on node N: …" }`
+//! (clients move on to another node), still answers status and events, and answers what needs no write: a
+//! heartbeat in a term it already stored. Every message that would need a write is another attempt; the first
+//! one that succeeds (after `disk N heal`, or once space is freed) clears the state and the node catches up
+//! from the leader as any lagging follower does: no restart. A local snapshot that does not fit is skipped and
+//! retried a second later; the log keeps the entries meanwhile. A failed fsync is not a full disk: it still
+//! stops the node (the kernel may have dropped the unsynced data).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::Node;
+use crate::kv::KvStore;
+use crate::raft::{Raft, RaftEvent, Restored, Role};
+use crate::rpc::{KvReply, NodeEvent};
+use crate::storage::StorageError;
+
+/// How long a local snapshot that did not fit waits before it is tried again.
+pub(super) const SNAPSHOT_RETRY: Duration = Duration::from_secs(1);
+
+/// The full-disk failure inside `e`, if that is what it is.
+pub(super) fn cause(e: &anyhow::Error) -> Option<&StorageError> {
+    e.downcast_ref::<StorageError>()
+        .filter(|s| matches!(s, StorageError::DiskFull { .. }))
+}
+
+impl Node {
+    /// The reason given to clients while the disk is full: names the node, the file and the error.
+    fn disk_full_reason(&self, e: &StorageError) -> String {
+        match e {
+            StorageError::DiskFull { path, op, source } => format!(
+                "disk full on node {}: cannot {op} {}: {source}; nothing was written (retry: another node \
+                 may lead, or space may return)",
+                self.cfg.id,
+                path.display()
+            ),
+            other => format!("disk full on node {}: {other}", self.cfg.id),
+        }
+    }
+
+    /// A write of the core's state failed on a full disk: forget everything that depended on it and restart the
+    /// core from the storage. See the module docs.
+    pub(super) fn on_disk_full(&mut self, e: &StorageError) -> anyhow::Result<()> {
+        let reason = self.disk_full_reason(e);
+        if self.disk_full.is_none() {
+            tracing::error!(
+                role = self.raft.role().as_str(),
+                term = self.raft.term(),
+                "{reason}; refusing writes and restarting the consensus core from the disk's state until a write \
+                 succeeds"
+            );
+        } else {
+            tracing::debug!("{reason}");
+        }
+        self.disk_full = Some(reason.clone());
+        // Dropped, not answered: every held reply claims something durable.
+        self.held.clear();
+        for (_, (_, tx)) in self.proposals.drain() {
+            let _ = tx.send(KvReply::Retry {
+                reason: reason.clone(),
+            });
+        }
+        for (_, read) in self.reads.drain() {
+            let _ = read.tx.send(KvReply::Retry {
+                reason: reason.clone(),
+            });
+        }
+
+        let snapshot = self
+            .storage
+            .load_snapshot()
+            .context("reading the snapshot back after a full disk")?;
+        let meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+        anyhow::ensure!(
+            meta == self.storage.snapshot_meta(),
+            "snapshot file in {} is at {meta:?}, the log starts after {:?}",
+            self.storage.dir().display(),
+            self.storage.snapshot_meta()
+        );
+        if let Some(s) = &snapshot
+            && s.meta.last_index > self.kv.applied_index()
+        {
+            // A snapshot from the leader reached the disk before the failure: the state machine starts from it.
+            self.kv =
+                KvStore::restore(&s.data).context("restoring the snapshot after a full disk")?;
+            self.last_applied_term = s.meta.last_term;
+        }
+        self.last_snapshot_index = meta.last_index;
+
+        let (role, term) = (self.raft.role(), self.raft.term());
+        self.core_restarts += 1;
+        let mut cfg = self.core_cfg.clone();
+        cfg.seed ^= self.core_restarts.wrapping_mul(0xA076_1D64_78BD_642F);
+        self.raft = Raft::new(
+            cfg,
+            Restored {
+                hard_state: self.storage.hard_state(),
+                snapshot,
+                entries: self.storage.entries().to_vec(),
+            },
+        );
+        if role != Role::Follower {
+            tracing::warn!(
+                term,
+                "stepping down: a {} that cannot write its log cannot commit",
+                role.as_str()
+            );
+            let term = self.raft.term();
+            for event in [
+                RaftEvent::RoleChanged {
+                    role: Role::Follower,
+                    term,
+                },
+                RaftEvent::LeaderChanged { leader: None, term },
+            ] {
+                self.record(NodeEvent::Raft(event));
+            }
+        }
+        Ok(())
+    }
+
+    /// A write reached the disk: if it was full, it is not any more.
+    pub(super) fn disk_wrote(&mut self) {
+        if self.disk_full.take().is_some() {
+            tracing::info!("the disk takes writes again: accepting writes");
+        }
+    }
+
+    /// The refusal for a client write while the disk is full, if it is.
+    pub(super) fn refuse_write(&self) -> Option<KvReply> {
+        self.disk_full.as_ref().map(|reason| KvReply::Retry {
+            reason: reason.clone(),
+        })
+    }
+
+    /// Whether a local snapshot may be tried now; after one did not fit, not before [`SNAPSHOT_RETRY`].
+    pub(super) fn snapshot_allowed(&self) -> bool {
+        self.snapshot_retry_at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// A local snapshot did not fit: the log keeps its entries; try again later.
+    pub(super) fn snapshot_did_not_fit(&mut self, e: &StorageError) {
+        tracing::warn!(error = %e, "snapshot skipped: {}", self.disk_full_reason(e));
+        self.snapshot_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
+    }
+}
