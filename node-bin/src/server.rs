@@ -858,7 +858,12 @@ fn flatten<T>(r: Result<Result<T, PeerError>, tarpc::client::RpcError>) -> Resul
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "peer refused RPC");
+            // A peer that is stopping or whose disk is full drops requests many times a second: not a warning.
+            if matches!(e, PeerError::Stopping) {
+                tracing::debug!(error = %e, "peer dropped RPC");
+            } else {
+                tracing::warn!(error = %e, "peer refused RPC");
+            }
             Err(e.to_string())
         }
         Err(tarpc::client::RpcError::DeadlineExceeded) => Err("deadline exceeded".into()),
