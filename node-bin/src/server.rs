@@ -165,6 +165,13 @@ struct Node {
     disk_full: Option<String>,
     /// A local snapshot that did not fit is not tried again before this.
     snapshot_retry_at: Option<Instant>,
+    /// Status requests of this turn, answered once its writes are done (so status shows only durable state).
+    status_waiting: Vec<oneshot::Sender<NodeStatus>>,
+    /// The commit index reported at the end of the last turn whose writes all succeeded.
+    good_commit: u64,
+    /// The lowest commit index status may report: a core restarted after a full disk starts its commit
+    /// index at the snapshot, but what was known committed stays committed.
+    commit_floor: u64,
 }
 
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
@@ -301,6 +308,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         core_restarts: 0,
         disk_full: None,
         snapshot_retry_at: None,
+        status_waiting: Vec::new(),
+        good_commit: 0,
+        commit_floor: 0,
     };
     node.record(started_event);
     node.log_voting_hold();
@@ -374,9 +384,7 @@ impl Node {
                 self.counters.client_in += 1;
                 self.client_request(req, tx);
             }
-            Cmd::Status(tx) => {
-                let _ = tx.send(self.status());
-            }
+            Cmd::Status(tx) => self.status_waiting.push(tx),
             Cmd::Events(cursor, max, tx) => {
                 let _ = tx.send(self.events_from(cursor, max));
             }
@@ -496,6 +504,7 @@ impl Node {
     }
 
     fn drain_ready(&mut self) -> anyhow::Result<()> {
+        let mut written = true;
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
             if let Err(e) = self.process_ready(ready) {
@@ -504,8 +513,15 @@ impl Node {
                     return Err(e);
                 };
                 self.on_disk_full(full)?;
+                written = false;
                 break;
             }
+        }
+        if written {
+            self.good_commit = self.reported_commit();
+        }
+        for tx in std::mem::take(&mut self.status_waiting) {
+            let _ = tx.send(self.status());
         }
         self.log_voting_hold();
         // Everything the replies depend on is durable now.
@@ -724,7 +740,8 @@ impl Node {
     }
 
     fn status(&self) -> NodeStatus {
-        let core = self.raft.status();
+        let mut core = self.raft.status();
+        core.commit_index = self.reported_commit();
         let from = core
             .last_log_index
             .saturating_sub(LOG_TAIL as u64 - 1)

@@ -11,6 +11,11 @@
 //! down. It stops heartbeating, the others elect a new leader within an election timeout or two, and it
 //! cannot win an election itself while full (a campaign must store its term and vote first).
 //!
+//! Status is answered at the end of each turn, after its writes, so it shows only durable state: the term a
+//! restarted core comes back with is the last one status showed. Its commit index starts again at the
+//! snapshot; status keeps showing the highest commit index known before (still committed, and held by the
+//! durable log), so no observer sees it go back within one process.
+//!
 //! While the disk is full the node refuses client writes with `Retry { reason: "disk full on node N: …" }`
 //! (clients move on to another node), still answers status and events, and answers what needs no write: a
 //! heartbeat in a term it already stored. Every message that would need a write is another attempt; the first
@@ -102,6 +107,9 @@ impl Node {
         self.last_snapshot_index = meta.last_index;
 
         let (role, term) = (self.raft.role(), self.raft.term());
+        // Status never shows the commit index going back: what was known committed at the end of the last
+        // turn that wrote everything is still committed (and held by the durable log).
+        self.commit_floor = self.good_commit;
         self.core_restarts += 1;
         let mut cfg = self.core_cfg.clone();
         cfg.seed ^= self.core_restarts.wrapping_mul(0xA076_1D64_78BD_642F);
@@ -131,6 +139,11 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// The commit index status reports: the core's, or what was known committed before it was restarted.
+    pub(super) fn reported_commit(&self) -> u64 {
+        self.raft.commit_index().max(self.commit_floor)
     }
 
     /// A write reached the disk: if it was full, it is not any more.
