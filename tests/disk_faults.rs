@@ -494,7 +494,7 @@ fn a_leader_with_a_full_disk_steps_down_stays_up_and_catches_up_after_heal() {
         leader_term(l).filter(|(n, _)| *n != old && !l.contains("no leader"))
     });
     eprintln!(
-        "node {new} leads term {term} {:?} after node {old}'s disk filled",
+        "node {new} leads term {term} {:?} after `disk {old} full after 4096` (the budget is spent first)",
         started.elapsed()
     );
     s.writes_commit(new);
