@@ -774,6 +774,7 @@ fn snapshot_chunk_out_of_order_asks_for_resume_point() {
         data: data.to_vec(),
         done,
         chunk_id: offset + 1,
+        config: None,
     };
     assert_eq!(
         f.handle_install_snapshot(chunk(4, b"4567", false))
@@ -814,6 +815,7 @@ fn snapshot_matching_own_log_just_commits() {
         data: vec![1],
         done: false,
         chunk_id: 1,
+        config: None,
     });
     assert!(rep.done);
     assert_eq!((f.log.commit, f.log.last_index()), (3, 4));

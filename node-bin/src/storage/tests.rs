@@ -29,6 +29,7 @@ fn snap(last_index: Index, last_term: Term) -> Snapshot {
             last_term,
         },
         data: format!("state at {last_index}").into_bytes(),
+        config: None,
     }
 }
 

@@ -688,6 +688,7 @@ impl Sim {
                 let Some(term) = term else {
                     return Err(format!("node {id}: applied entry {applied} not on disk"));
                 };
+                let config = Some(raft.conf_at(applied));
                 raft.compact(applied, data.clone());
                 node.disk.snapshot = Some(Snapshot {
                     meta: squall_node::raft::SnapshotMeta {
@@ -695,6 +696,7 @@ impl Sim {
                         last_term: term,
                     },
                     data,
+                    config,
                 });
                 node.disk.entries.retain(|e| e.index > applied);
             }
