@@ -8,6 +8,8 @@
 mod election;
 mod log;
 pub mod membership;
+#[cfg(test)]
+mod membership_tests;
 mod progress;
 mod read_index;
 mod replication;
