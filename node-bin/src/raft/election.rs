@@ -122,11 +122,6 @@ impl Raft {
             granted: false,
             pre_vote: req.pre_vote,
         };
-        if !self.candidate_known(req.candidate) {
-            // Not a voter in this node's configuration (removed, or not added yet as far as this node
-            // knows): its campaign is ignored, its term not adopted (see the `membership` module).
-            return refuse(self.term);
-        }
         if self.empty_hold.is_some() {
             // Started empty: it may have voted in this term before it lost its data. It learns the term
             // (and waits a full election timeout from there), but grants nothing.

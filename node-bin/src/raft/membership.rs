@@ -38,14 +38,18 @@
 //! A node that is not a voter in its own configuration never campaigns (a node started with `--join` has no
 //! configuration at all until a leader's log or snapshot gives it one). A removed node that never learned of
 //! its removal (it was cut off, or restarted from old data) still believes it votes; its campaigns stay harmless:
-//! - with PreVote its pre-votes fail (its log lacks the removal entry that a majority of the new configuration
-//!   holds, and members that hear from their leader refuse under the CheckQuorum lease), so it never raises
-//!   its term;
-//! - in any case a node refuses a (pre-)vote from a candidate that is not a voter in its own configuration,
-//!   without adopting the candidate's term. This only withholds votes, so it cannot break safety. It cannot
-//!   block elections either: with single-server changes a node whose configuration is out of date differs from
-//!   the latest one by at most the one server being added, and every other voter of the new configuration
-//!   can still collect its vote.
+//! - with CheckQuorum, every member that heard from its leader within the minimum election timeout (and the
+//!   leader itself) refuses its (pre-)votes without adopting its term (the lease of §4.2.3);
+//! - with PreVote, its pre-votes also fail on the log check: it lacks the removal entry, which a majority of
+//!   the new configuration holds, so it never raises its term even while the cluster has no leader;
+//! - it can never win: the removal committed on a majority of the new configuration, and any majority of
+//!   the old one that it counts on contains at least one of those nodes, which refuse it on the log check.
+//!
+//! Members do **not** refuse votes from candidates outside their own configuration. It looks like extra
+//! protection, but a node's configuration may lag far behind (a learner just promoted, a node that joined and
+//! holds no configuration yet), and then it would refuse the very voters the current configuration needs:
+//! the simulation found a cluster {3,5} stuck without a leader because node 5, promoted while far behind,
+//! still held no configuration and refused node 3. Granting a vote only needs the term and log checks.
 
 use super::Raft;
 use super::progress::Progress;
@@ -294,12 +298,6 @@ impl Raft {
             let term = self.term;
             self.become_follower(term, None);
         }
-    }
-
-    /// Whether a (pre-)vote request from `candidate` may be considered: it must be a voter in this node's
-    /// configuration (see the module docs).
-    pub(super) fn candidate_known(&self, candidate: NodeId) -> bool {
-        self.membership().is_voter(candidate)
     }
 }
 

@@ -496,7 +496,8 @@ fn a_removed_node_restarted_with_its_old_data_knows_and_does_not_campaign() {
 }
 
 #[test]
-fn votes_from_outside_the_configuration_are_refused_and_their_term_ignored() {
+fn a_removed_node_cannot_disrupt_a_member_under_the_lease_nor_win_on_its_log() {
+    // Node 2 of {1,2}, which removed node 3 at index 2.
     let mut v = restored(
         2,
         2,
@@ -505,15 +506,44 @@ fn votes_from_outside_the_configuration_are_refused_and_their_term_ignored() {
             conf_entry(2, 2, conf(&[1, 2], &[])),
         ],
     );
-    v.leader_contact = 100; // no lease to hide behind
+    v.handle_append_entries(AppendEntries {
+        leader: 1,
+        heartbeat: true,
+        ..append(2, (2, 2), vec![], 2)
+    });
+    // Node 3 never got the removal: its log ends at index 1. Under the lease nothing is granted or adopted.
     for pre_vote in [true, false] {
-        let rep = v.handle_request_vote(vote_req(9, 3, (50, 5), pre_vote));
+        let rep = v.handle_request_vote(vote_req(9, 3, (1, 2), pre_vote));
         assert!(!rep.granted, "granted node 3 (pre_vote {pre_vote})");
     }
-    assert_eq!(v.term(), 2, "adopted a removed node's term");
-    // A voter of the configuration still gets its vote.
+    assert_eq!(v.term(), 2, "adopted a removed node's term under the lease");
+    // Out of the lease, its pre-vote still fails on the log check, which changes nothing here.
+    v.leader_contact = 100;
+    assert!(!v.handle_request_vote(vote_req(9, 3, (1, 2), true)).granted);
+    assert_eq!(v.term(), 2);
+}
+
+#[test]
+fn a_far_behind_node_without_a_configuration_still_votes_for_a_voter() {
+    // The liveness case the simulation found: a voter promoted while far behind, still holding no
+    // configuration, must grant its vote to an up-to-date voter of the configuration.
+    let mut j = Raft::new(
+        Config {
+            join: true,
+            ..cfg(5, 1)
+        },
+        Restored {
+            hard_state: HardState {
+                term: 3,
+                vote: None,
+            },
+            snapshot: None,
+            entries: log_of(&[1, 1, 1]),
+        },
+    );
+    j.leader_contact = 100;
     assert!(
-        v.handle_request_vote(vote_req(9, 1, (50, 5), false))
+        j.handle_request_vote(vote_req(4, 3, (60, 3), false))
             .granted
     );
 }
