@@ -435,9 +435,16 @@ fn a_removed_node_learns_its_removal_logs_it_once_and_never_campaigns() {
     r.on_persisted(i, t);
     r.handle_reply(2, ok_reply(2, 2, 2, 0));
     assert_eq!(r.log.commit, 2);
-    // One last heartbeat tells node 3 the commit index; then nothing more goes to it.
+    // Node 3 still gets the log until it holds the removal; one last heartbeat anchored there then
+    // tells it the commit index, and nothing more goes to it.
+    r.take_ready();
+    r.handle_reply(3, ok_reply(3, 2, 2, 0));
     let last = appends_to(&r.take_ready(), 3);
-    assert!(last.iter().any(|a| a.leader_commit >= 2));
+    assert!(
+        last.iter()
+            .any(|a| a.heartbeat && a.prev_log_index == 2 && a.leader_commit >= 2),
+        "{last:?}"
+    );
     for _ in 0..4 {
         r.tick();
     }

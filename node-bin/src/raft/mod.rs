@@ -168,6 +168,9 @@ pub struct Raft {
     leaving: bool,
     /// The configuration in effect at the latest snapshot, sent with it.
     snapshot_conf: Option<ConfState>,
+    /// Leader only: nodes a configuration change removed, still replicated to until they hold that
+    /// change (at the index given) and know it committed.
+    departing: BTreeMap<NodeId, Index>,
 }
 
 impl Raft {
@@ -242,6 +245,7 @@ impl Raft {
             conf_commit_reported: None,
             leaving: false,
             snapshot_conf: None,
+            departing: BTreeMap::new(),
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -330,6 +334,10 @@ impl Raft {
     fn tick_leader(&mut self) {
         for p in self.progress.values_mut() {
             p.silent_ticks = p.silent_ticks.saturating_add(1);
+        }
+        let departing: Vec<NodeId> = self.departing.keys().copied().collect();
+        for peer in departing {
+            self.release_departed(peer);
         }
         self.heartbeat_elapsed += 1;
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
@@ -643,6 +651,7 @@ impl Raft {
         });
         if was_leader {
             self.progress.clear();
+            self.departing.clear();
             self.transfer = None;
             self.leaving = false;
             self.broadcast_pending = false;
