@@ -1005,10 +1005,38 @@ async fn a_node_joins_as_a_learner_is_promoted_and_members_are_removed_the_leade
         !s.core.config.contains(gone) && s.core.config_committed
     })
     .await;
-    assert!(feed(&c, gone).await.iter().any(|e| matches!(
-        e,
-        NodeEvent::Raft(RaftEvent::Removed { index }) if *index == done.index
-    )));
+    // The feed trails the status by up to one actor turn: poll it.
+    let removed = |events: &[NodeEvent]| {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                NodeEvent::Raft(RaftEvent::Removed { index }) if *index == done.index
+            )
+        })
+    };
+    let deadline_at = Instant::now() + WAIT;
+    let mut events = feed(&c, gone).await;
+    while !removed(&events) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        events = feed(&c, gone).await;
+    }
+    assert!(
+        removed(&events),
+        "no Removed event at {} in node {gone}'s feed: {:?}",
+        done.index,
+        events
+            .iter()
+            .filter(|e| matches!(
+                e,
+                NodeEvent::Raft(
+                    RaftEvent::ConfigChanged { .. }
+                        | RaftEvent::ConfigCommitted { .. }
+                        | RaftEvent::Removed { .. }
+                        | RaftEvent::SnapshotInstalled { .. }
+                )
+            ))
+            .collect::<Vec<_>>()
+    );
     let log = std::fs::read_to_string(&c.nodes[&gone].log).unwrap();
     assert!(
         log.contains(&format!("node {gone} is no longer a member of the cluster")),
@@ -1019,12 +1047,59 @@ async fn a_node_joins_as_a_learner_is_promoted_and_members_are_removed_the_leade
     members.remove(&gone);
     let mut client = KvClient::new(members.clone());
     put_many(&mut client, "c", 20).await;
+    // Let the removed node's clock run past several of its election timeouts (150-300 ms) while writes go
+    // on: time measured by its own uptime, not slept.
+    let since = wait_status(&c, gone, "alive", |_| true).await.uptime_ms;
+    let mut i = 0;
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since + 1_500 {
+        client
+            .execute(KvOp::Put {
+                key: format!("more{i}"),
+                value: "v".into(),
+            })
+            .await
+            .unwrap();
+        i += 1;
+    }
+    let s_gone = wait_status(&c, gone, "alive", |_| true).await;
+    assert!(
+        s_gone.core.role == Role::Follower && s_gone.core.term <= term,
+        "the removed node campaigned: {:?} term {}",
+        s_gone.core.role,
+        s_gone.core.term
+    );
     let after = c.statuses().await;
     assert_eq!(
         (after[&leader].core.role, after[&leader].core.term),
         (Role::Leader, term),
         "the removed node disturbed the cluster: {}",
         brief(&after)
+    );
+    // Restarted with its old data (its log holds its removal), it still knows and causes no election.
+    c.kill(gone);
+    c.spawn(gone);
+    let since = wait_status(&c, gone, "restarted", |_| true).await;
+    assert!(!since.core.config.contains(gone), "{:?}", since.core.config);
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since.uptime_ms + 1_500 {
+        client
+            .execute(KvOp::Put {
+                key: format!("more{i}"),
+                value: "v".into(),
+            })
+            .await
+            .unwrap();
+        i += 1;
+    }
+    let again = c.statuses().await;
+    assert_eq!(
+        (
+            again[&leader].core.role,
+            again[&leader].core.term,
+            again[&gone].core.role
+        ),
+        (Role::Leader, term, Role::Follower),
+        "the restarted removed node disturbed the cluster: {}",
+        brief(&again)
     );
     c.kill(gone);
 
