@@ -260,6 +260,9 @@ impl Raft {
         }
         let latest = raft.confs.pop().expect("one pushed above");
         raft.set_membership(latest.index, latest.config);
+        // What the node starts with is in its status, not news for the event feed (which reports changes);
+        // a "no longer a member" warning for a restarted removed node stays.
+        raft.events.clear();
         let empty = hs == HardState::default()
             && raft.log.last_index() == 0
             && raft.log.snapshot_meta() == SnapshotMeta::default();
