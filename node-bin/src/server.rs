@@ -871,7 +871,10 @@ fn log_event(event: &crate::raft::RaftEvent) {
             tracing::info!(index, "configuration {config} committed")
         }
         E::Removed { index } => {
-            tracing::warn!(index, "removed from the cluster by the configuration committed at {index}")
+            tracing::warn!(
+                index,
+                "removed from the cluster by the configuration committed at {index}"
+            )
         }
         other => tracing::debug!(?other, "raft event"),
     }
