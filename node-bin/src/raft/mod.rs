@@ -83,8 +83,8 @@ pub enum TransferError {
         /// The known leader.
         leader_hint: Option<NodeId>,
     },
-    /// The target is not a voter of this cluster.
-    #[error("node {0} is not a member of this cluster")]
+    /// The target is not a voter of the configuration (unknown, a learner, or removed).
+    #[error("node {0} is not a voter of the configuration; only a voter can take over")]
     UnknownNode(NodeId),
     /// The target already leads.
     #[error("node {0} already leads")]
