@@ -1135,3 +1135,46 @@ async fn a_node_joins_as_a_learner_is_promoted_and_members_are_removed_the_leade
     check_all(&mut client, "b", 20).await;
     check_all(&mut client, "c", 20).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_cannot_reach_a_majority_answers_timeout_not_ok() {
+    use squall_node::raft::ConfChange;
+    use squall_node::rpc::{CONF_CHANGE_TIMEOUT, MembershipError};
+    // Without CheckQuorum the cut-off leader keeps leading, so the change stays appended and uncommitted.
+    let mut c = TestCluster::start(3, &["--no-check-quorum"]);
+    let (leader, _) = c.wait_leader(0).await;
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 5).await;
+    let to_new = c.add_node(4);
+    let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    ctl.set_peer_addr(deadline(Duration::from_secs(5)), 4, to_new[&leader])
+        .await
+        .unwrap()
+        .unwrap();
+    for other in (1..=3).filter(|&o| o != leader) {
+        for link in [LinkId::new(leader, other), LinkId::new(other, leader)] {
+            c.net
+                .set_fault(link, FaultSpec::permanent(Fault::Blackhole));
+        }
+    }
+    let started = Instant::now();
+    let answer = ctl
+        .change_membership(
+            deadline(CONF_CHANGE_TIMEOUT + Duration::from_secs(10)),
+            ConfChange::AddLearner(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer, Err(MembershipError::Timeout));
+    assert!(started.elapsed() >= CONF_CHANGE_TIMEOUT);
+    // The change is appended on the cut-off leader (it took effect there) and nowhere else.
+    let seen = c.statuses().await;
+    assert!(seen[&leader].core.config.is_learner(4) && !seen[&leader].core.config_committed);
+    for (id, s) in &seen {
+        if *id != leader {
+            assert!(!s.core.config.contains(4), "node {id}: {:?}", s.core.config);
+        }
+    }
+}
