@@ -45,6 +45,10 @@
 //! - it can never win: the removal committed on a majority of the new configuration, and any majority of
 //!   the old one that it counts on contains at least one of those nodes, which refuse it on the log check.
 //!
+//! With both PreVote and CheckQuorum turned off (`--no-pre-vote --no-check-quorum`) nothing stops such a node:
+//! every campaign raises the term and deposes the current leader, so a cluster that changes its membership
+//! should keep at least one of them on (both are on by default).
+//!
 //! Members do **not** refuse votes from candidates outside their own configuration. It looks like extra
 //! protection, but a node's configuration may lag far behind (a learner just promoted, a node that joined and
 //! holds no configuration yet), and then it would refuse the very voters the current configuration needs:
