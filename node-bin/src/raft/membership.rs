@@ -225,21 +225,23 @@ impl Raft {
         self.note_commit();
     }
 
-    /// Leader: replicates to every member but itself, and to the nodes the latest change removed until
-    /// they hold the removal and know it committed (see [`Raft::release_departed`]).
+    /// Leader: replicates to every member but itself, and to the nodes that changes still in its history
+    /// removed, until they hold their removal and know it committed (see [`Raft::release_departed`]).
     pub(super) fn sync_progress(&mut self) {
         let id = self.config.id;
         let members: Vec<NodeId> = self.membership().members().filter(|&m| m != id).collect();
-        let current = self.membership_index();
-        if self.confs.len() >= 2 {
-            let previous = self.confs[self.confs.len() - 2].config.clone();
-            for p in previous
+        // Every node a configuration still in the history removed (by the latest change, or an earlier one a
+        // previous leader may not have told it about), with the index of the entry that removed it.
+        for pair in self.confs.windows(2) {
+            let (before, after) = (&pair[0].config, &pair[1]);
+            for p in before
                 .members()
-                .filter(|&m| m != id && !members.contains(&m))
+                .filter(|&m| m != id && !after.config.contains(m) && !self.released.contains(&m))
             {
-                self.departing.entry(p).or_insert(current);
+                self.departing.entry(p).or_insert(after.index);
             }
         }
+        self.released.retain(|p| !members.contains(p));
         self.departing.retain(|p, _| !members.contains(p));
         let keep: Vec<NodeId> = members
             .into_iter()
@@ -274,6 +276,7 @@ impl Raft {
             return;
         }
         self.departing.remove(&peer);
+        self.released.insert(peer);
         self.progress.remove(&peer);
     }
 

@@ -171,6 +171,8 @@ pub struct Raft {
     /// Leader only: nodes a configuration change removed, still replicated to until they hold that
     /// change (at the index given) and know it committed.
     departing: BTreeMap<NodeId, Index>,
+    /// Leader only: removed nodes already told (or given up on) in this term.
+    released: std::collections::BTreeSet<NodeId>,
 }
 
 impl Raft {
@@ -246,6 +248,7 @@ impl Raft {
             leaving: false,
             snapshot_conf: None,
             departing: BTreeMap::new(),
+            released: Default::default(),
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -655,6 +658,7 @@ impl Raft {
         if was_leader {
             self.progress.clear();
             self.departing.clear();
+            self.released.clear();
             self.transfer = None;
             self.leaving = false;
             self.broadcast_pending = false;
