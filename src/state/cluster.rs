@@ -925,6 +925,11 @@ impl ClusterState {
                 let text = format!("n{node} hands leadership to n{target} in term {term}");
                 self.push(happened, Some(node), FeedKind::Role, text);
             }
+            RaftEvent::ConfigChanged { .. }
+            | RaftEvent::ConfigCommitted { .. }
+            | RaftEvent::Removed { .. } => {
+                // Shown by the membership work on branch `mui`; placeholder so the workspace builds.
+            }
         }
     }
 

@@ -91,6 +91,7 @@ fn a_snapshot_on_a_full_disk_is_refused_or_kept_and_the_log_stays_consistent() {
             last_term: 1,
         },
         data: vec![7; 300],
+        config: None,
     };
     let (mut st, _) = Storage::open(&dir).unwrap();
     st.persist(
