@@ -1,4 +1,6 @@
-//! The nodes table: one row per node with its process, role and log positions.
+//! The nodes table: one row per node with its process, role, membership and log positions. The title names
+//! the configuration and the index of the entry that set it. A removed node keeps its row until its process
+//! stops.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -7,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 
 use super::styles;
-use crate::state::{ClusterState, NodeView, ViewState};
+use crate::state::{ClusterState, MemberRole, NodeView, ViewState};
 
 /// Rows the table needs for `nodes` nodes (borders and header included).
 pub fn height(nodes: usize) -> u16 {
@@ -22,6 +24,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     ];
     // "precandidate" takes 12 columns; narrow tables keep 9 and cut it.
     let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
+    // Narrow tables show a learner's or removed node's membership in the role column instead.
+    if wide {
+        titles.insert(5, "member");
+        widths.insert(5, 7);
+    }
     if wide {
         titles.push("applied");
         widths.push(7);
@@ -50,13 +57,26 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     let rows = state
         .nodes
         .values()
+        .filter(|n| state.shows_node(n.id))
         .map(|n| row(n, state, view, wide, clocks));
+    let mut title = vec![Span::styled(" nodes ", styles::title())];
+    if let Some(c) = &state.config {
+        title.push(Span::styled(
+            format!(
+                "config {} at {}{} ",
+                c.text(),
+                c.index,
+                if c.committed { "" } else { " (uncommitted)" }
+            ),
+            styles::dim(),
+        ));
+    }
     let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
         .header(header)
         .column_spacing(1)
         .block(
             Block::bordered()
-                .title(Span::styled(" nodes ", styles::title()))
+                .title(Line::from(title))
                 .border_style(styles::faint()),
         );
     frame.render_widget(table, area);
@@ -89,10 +109,17 @@ fn row<'a>(
     } else {
         Span::styled(n.process.label(), styles::process(&n.process))
     };
-    let role = match s {
-        Some(st) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
-        Some(st) => Span::styled(st.core.role.as_str(), styles::faint()),
-        None => Span::styled("—", styles::faint()),
+    let member = state.membership(n.id);
+    let role = match (s, member) {
+        (_, Some(m @ (MemberRole::Removed | MemberRole::Joining))) if !wide => {
+            Span::styled(m.as_str(), styles::faint())
+        }
+        (Some(st), Some(MemberRole::Learner)) if !wide && fresh => {
+            Span::styled("learner", styles::role(st.core.role))
+        }
+        (Some(st), _) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
+        (Some(st), _) => Span::styled(st.core.role.as_str(), styles::faint()),
+        (None, _) => Span::styled("—", styles::faint()),
     };
     let is_leader = state.leader == Some(n.id);
     let mut cells = vec![
@@ -108,11 +135,21 @@ fn row<'a>(
         Cell::from(n.process.pid().map_or("—".to_string(), |p| p.to_string())).style(styles::dim()),
         Cell::from(process_text),
         Cell::from(role),
+    ];
+    if wide {
+        cells.push(match member {
+            Some(MemberRole::Voter) => Cell::from("voter").style(styles::dim()),
+            Some(m @ MemberRole::Learner) => Cell::from(m.as_str()),
+            Some(m) => Cell::from(m.as_str()).style(styles::fault()),
+            None => Cell::from("—").style(styles::faint()),
+        });
+    }
+    cells.extend([
         num(&|s| s.core.term),
         Cell::from(opt(s.and_then(|s| s.core.vote))).style(value),
         Cell::from(opt(s.and_then(|s| s.core.leader))).style(value),
         num(&|s| s.core.commit_index),
-    ];
+    ]);
     if wide {
         cells.push(num(&|s| s.applied_index));
     }
