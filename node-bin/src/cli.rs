@@ -24,9 +24,16 @@ pub struct NodeArgs {
     /// Address of the API port (client and control services).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub api_listen: SocketAddr,
-    /// The other nodes' peer addresses: `2=127.0.0.1:7002,3=127.0.0.1:7003`.
+    /// The other nodes' peer addresses: `2=127.0.0.1:7002,3=127.0.0.1:7003`. Without `--join`, an empty
+    /// node boots with this node and these as the voters; with data on disk the configuration comes from
+    /// the log or snapshot, never from here.
     #[arg(long, value_parser = parse_peers, default_value = "")]
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Join a running cluster: start with no configuration (neither voter nor learner), never campaign, and
+    /// wait for the leader to add this node (its AppendEntries or InstallSnapshot carry the configuration).
+    /// `--peers` is then only an address book. Ignored when the data directory holds state.
+    #[arg(long)]
+    pub join: bool,
     /// Data directory (created if missing; locked while the node runs).
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -164,6 +171,7 @@ impl NodeArgs {
             listen: self.listen,
             api_listen: self.api_listen,
             peers: self.peers,
+            join: self.join,
             data_dir: self.data_dir,
             tick: self.tick,
             election_timeout: self.election_timeout,

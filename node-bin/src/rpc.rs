@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvOp, KvResult};
 use crate::raft::types::{
-    AppendEntries, AppendEntriesReply, CoreStatus, Index, InstallSnapshot, InstallSnapshotReply,
-    NodeId, RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
+    AppendEntries, AppendEntriesReply, ConfChange, CoreStatus, Index, InstallSnapshot,
+    InstallSnapshotReply, NodeId, RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
 };
+/// The membership types the control service carries (defined beside the core, which produces them).
+pub use crate::raft::types::{ConfChangeDone, MembershipError};
 
 /// Largest frame either side accepts (set explicitly on every transport), client and peer links alike.
 ///
@@ -40,6 +42,11 @@ pub const PEER_FRAME_MARGIN_BYTES: usize = MAX_FRAME_BYTES - (MAX_COMMAND_BYTES 
 const _: () = assert!(MAX_COMMAND_BYTES >= MAX_APPEND_BYTES);
 const _: () = assert!(PEER_FRAME_MARGIN_BYTES >= 4 * 1024 * 1024);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 4 * 1024 * 1024 <= MAX_FRAME_BYTES);
+/// How long a node waits for a configuration change it proposed to commit before answering
+/// [`MembershipError::Timeout`] (outcome unknown). A change needs a majority of the current configuration,
+/// so under a partition it waits; ten seconds covers many elections and a slow snapshot-free catch-up.
+/// A `change_membership` caller should set a deadline above this.
+pub const CONF_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// First byte of an API connection that wants the [`ClientService`] service.
 pub const API_CLIENT: u8 = b'C';
 /// First byte of an API connection that wants the [`ControlService`] service.
@@ -232,4 +239,11 @@ pub trait ControlService {
     async fn events(cursor: u64, max: u32) -> EventBatch;
     /// Ask this node, if it leads, to hand leadership to `target`.
     async fn transfer_leadership(target: NodeId) -> Result<(), String>;
+    /// Ask this node, if it leads, to make one configuration change. Answers once the change is COMMITTED
+    /// (or refused; `Err(Timeout)` after a bound set by the node, and the outcome is then unknown). Call
+    /// it with a deadline longer than that bound (see `server::CONF_CHANGE_TIMEOUT`).
+    async fn change_membership(change: ConfChange) -> Result<ConfChangeDone, MembershipError>;
+    /// Tell this node where peer `id`'s peer port is (in squall: the proxy for link self->id). Needed for
+    /// nodes added at run time; replaces any earlier address for `id`.
+    async fn set_peer_addr(id: NodeId, addr: std::net::SocketAddr) -> Result<(), String>;
 }

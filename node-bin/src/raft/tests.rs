@@ -7,6 +7,7 @@ fn cfg(id: NodeId, n: u64) -> Config {
     Config {
         id,
         peers: (1..=n).filter(|&p| p != id).collect(),
+        join: false,
         election_ticks_min: 10,
         election_ticks_max: 20,
         heartbeat_ticks: 2,

@@ -1,6 +1,8 @@
 //! Plain data shared by the consensus core, its storage and the wire: ids, log entries, hard state,
 //! the Raft messages, and what the core hands its driver (`Ready`) and reports (`RaftEvent`, `Status`).
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 /// A node's id within one cluster (1-based in squall).
@@ -17,6 +19,219 @@ pub enum Payload {
     Noop,
     /// An opaque state machine command.
     Command(#[serde(with = "as_bytes")] Vec<u8>),
+    /// A new cluster configuration. It takes effect on a node as soon as the node appends it (committed or
+    /// not; Raft dissertation §4.1). Appended last so bincode's encoding of the older variants (and so the
+    /// WAL format) is unchanged.
+    Config(Membership),
+}
+
+/// A cluster configuration: who votes and who only receives the log (Raft dissertation §4, learners
+/// §4.2.1). A node is in at most one of the two sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// Nodes that vote, count toward commitment and may lead.
+    pub voters: BTreeSet<NodeId>,
+    /// Nodes that receive the log but never vote, campaign or count toward a quorum.
+    pub learners: BTreeSet<NodeId>,
+}
+
+impl Membership {
+    /// A configuration of voters only.
+    pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
+        Membership {
+            voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
+        }
+    }
+
+    /// Whether `id` votes in this configuration.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    /// Whether `id` is a learner in this configuration.
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
+    }
+
+    /// Whether `id` is a voter or a learner.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
+
+    /// Every member, voters and learners, in id order.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let mut all: Vec<NodeId> = self.voters.union(&self.learners).copied().collect();
+        all.sort_unstable();
+        all.into_iter()
+    }
+
+    /// The number of voters that makes a majority (0 for no voters).
+    pub fn quorum(&self) -> usize {
+        if self.voters.is_empty() {
+            0
+        } else {
+            self.voters.len() / 2 + 1
+        }
+    }
+
+    /// The configuration `change` leads to, or why it cannot be made (checks membership only; the leader's
+    /// own checks, such as one change at a time, are in the core).
+    pub fn apply(&self, change: ConfChange) -> Result<Membership, MembershipError> {
+        let mut next = self.clone();
+        match change {
+            ConfChange::AddLearner(id) => {
+                if self.contains(id) {
+                    return Err(MembershipError::AlreadyMember { id });
+                }
+                next.learners.insert(id);
+            }
+            ConfChange::Promote(id) => {
+                if self.is_voter(id) {
+                    return Err(MembershipError::NotLearner { id });
+                }
+                if !self.is_learner(id) {
+                    return Err(MembershipError::NotMember { id });
+                }
+                next.learners.remove(&id);
+                next.voters.insert(id);
+            }
+            ConfChange::Remove(id) => {
+                if !self.contains(id) {
+                    return Err(MembershipError::NotMember { id });
+                }
+                if self.voters.len() == 1 && self.is_voter(id) {
+                    return Err(MembershipError::LastVoter);
+                }
+                next.voters.remove(&id);
+                next.learners.remove(&id);
+            }
+        }
+        Ok(next)
+    }
+}
+
+impl std::fmt::Display for Membership {
+    /// `v{1,2,3} l{6}` (voters, then learners; `l{}` omitted when there are none), as in the log strip.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |s: &BTreeSet<NodeId>| {
+            s.iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        write!(f, "v{{{}}}", list(&self.voters))?;
+        if !self.learners.is_empty() {
+            write!(f, " l{{{}}}", list(&self.learners))?;
+        }
+        Ok(())
+    }
+}
+
+/// One single-server configuration change (Raft dissertation §4.1, §4.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfChange {
+    /// Add a node as a learner: it receives the log but does not vote.
+    AddLearner(NodeId),
+    /// Make a learner a voter (refused until it has caught up).
+    Promote(NodeId),
+    /// Remove a voter or a learner.
+    Remove(NodeId),
+}
+
+impl std::fmt::Display for ConfChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfChange::AddLearner(id) => write!(f, "add node {id} as a learner"),
+            ConfChange::Promote(id) => write!(f, "promote node {id} to voter"),
+            ConfChange::Remove(id) => write!(f, "remove node {id}"),
+        }
+    }
+}
+
+fn leader_hint(leader: &Option<NodeId>) -> String {
+    match leader {
+        Some(l) => format!(" (node {l} is)"),
+        None => " and knows of no leader".to_string(),
+    }
+}
+
+/// A configuration change that was committed: where, and the configuration it made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfChangeDone {
+    /// Log index of the configuration entry.
+    pub index: Index,
+    /// The configuration now in effect.
+    pub config: Membership,
+}
+
+/// Why a configuration change was refused or did not finish.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembershipError {
+    /// Only the leader changes the configuration.
+    #[error("this node is not the leader{}; send the change to the leader", leader_hint(.leader))]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// One change at a time: an earlier one is not committed yet.
+    #[error("the configuration change at index {index} is not committed yet; retry once it is")]
+    InProgress {
+        /// Index of the uncommitted configuration entry.
+        index: Index,
+    },
+    /// A new leader must commit an entry of its own term before it changes the configuration.
+    #[error(
+        "this leader has not yet committed an entry of its term; retry in a moment (a new leader must, \
+         before it changes the configuration)"
+    )]
+    LeaderNotReady,
+    /// AddLearner of a node that is already a voter or learner.
+    #[error("node {id} is already a member of the configuration; remove it first to add it again")]
+    AlreadyMember {
+        /// The node.
+        id: NodeId,
+    },
+    /// Remove or Promote of a node outside the configuration.
+    #[error("node {id} is not a member of the configuration; add it as a learner first")]
+    NotMember {
+        /// The node.
+        id: NodeId,
+    },
+    /// Promote of a node that already votes.
+    #[error("node {id} is already a voter; only a learner can be promoted")]
+    NotLearner {
+        /// The node.
+        id: NodeId,
+    },
+    /// Promote of a learner that has not caught up with the leader's log.
+    #[error(
+        "learner {id} has not caught up (it holds the log to index {match_index}, the leader's ends at \
+         {last_index}); retry once it has"
+    )]
+    LearnerBehind {
+        /// The learner.
+        id: NodeId,
+        /// The highest index known replicated on it.
+        match_index: Index,
+        /// The leader's last log index.
+        last_index: Index,
+    },
+    /// Removing the only voter would leave no one to decide.
+    #[error("node is the only voter; add and promote another node before removing it")]
+    LastVoter,
+    /// AddLearner of a node this leader cannot reach.
+    #[error("this node has no address for node {id}; call set_peer_addr for it first")]
+    NoAddress {
+        /// The node.
+        id: NodeId,
+    },
+    /// Not committed in time; the change may still commit later.
+    #[error(
+        "the change was not committed in time; its outcome is unknown: check the configuration in the \
+         node's status before retrying"
+    )]
+    Timeout,
 }
 
 /// Serialises a byte vector as one byte string rather than a sequence of numbers. bincode writes both the
@@ -74,6 +289,7 @@ impl Entry {
         24 + match &self.payload {
             Payload::Noop => 0,
             Payload::Command(d) => d.len(),
+            Payload::Config(c) => 8 * (c.voters.len() + c.learners.len()),
         }
     }
 }
@@ -368,6 +584,26 @@ pub enum RaftEvent {
         /// The term.
         term: Term,
     },
+    /// A configuration entry was appended to this node's log (or arrived in a snapshot): it takes effect now.
+    /// Also reported when a truncation reverts the configuration to an earlier one (with that one's index).
+    ConfigChanged {
+        /// Index of the entry that set it (0: the bootstrap configuration).
+        index: Index,
+        /// The configuration now in effect.
+        config: Membership,
+    },
+    /// The configuration entry at `index` is now committed on this node.
+    ConfigCommitted {
+        /// Index of the entry.
+        index: Index,
+        /// Its configuration.
+        config: Membership,
+    },
+    /// A committed configuration excludes this node: it is no longer a member, and never campaigns.
+    Removed {
+        /// Index of the configuration entry that removed it.
+        index: Index,
+    },
 }
 
 /// Replication progress the leader keeps for one follower.
@@ -408,6 +644,15 @@ pub struct CoreStatus {
     pub snapshot_index: Index,
     /// Leader only: progress per follower.
     pub progress: Vec<PeerProgress>,
+    /// The configuration in effect on this node (the latest in its log, committed or not).
+    #[serde(default)]
+    pub config: Membership,
+    /// Log index of the entry that set it (0: the bootstrap configuration).
+    #[serde(default)]
+    pub config_index: Index,
+    /// Whether that entry is committed on this node.
+    #[serde(default)]
+    pub config_committed: bool,
 }
 
 /// A batch of work the core hands its driver. The driver must, in this order:

@@ -5,10 +5,16 @@ use std::collections::HashMap;
 
 use squall_node::raft::{Entry, Index, NodeId, Payload, Term};
 
-/// Compact identity of an entry's payload (0 for a no-op, 1 + command id otherwise).
+/// Compact identity of an entry's payload (0 for a no-op, 1 + command id for a command, a hash of the
+/// configuration with the top bit set for a configuration entry).
 pub fn payload_key(p: &Payload) -> u64 {
     match p {
         Payload::Noop => 0,
+        Payload::Config(c) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(c, &mut h);
+            std::hash::Hasher::finish(&h) | (1 << 63)
+        }
         Payload::Command(c) => 1 + u64::from_le_bytes(c[..8].try_into().expect("8-byte command")),
     }
 }

@@ -272,6 +272,7 @@ fn config(
     Config {
         id,
         peers: (1..=n as u64).filter(|&p| p != id).collect(),
+        join: false,
         election_ticks_min: 10,
         election_ticks_max: 20,
         heartbeat_ticks: 3,
