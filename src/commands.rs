@@ -71,8 +71,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
     let answered = results.iter().filter(|(_, _, r)| r.is_ok()).count();
     // The configuration as the leader knows it (the highest term's leader), else the most recent one any node
     // has (highest configuration index).
-    let statuses: Vec<&squall_node::rpc::NodeStatus> =
-        results.iter().filter_map(|(_, _, r)| r.as_ref().ok()).collect();
+    let statuses: Vec<&squall_node::rpc::NodeStatus> = results
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok())
+        .collect();
     let config_source = statuses
         .iter()
         .filter(|s| s.core.role == squall_node::raft::Role::Leader)
@@ -84,18 +86,19 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 .max_by_key(|s| (s.core.config_index, s.core.config_committed))
         })
         .copied();
-    let membership = |id: u64, own: Option<&squall_node::rpc::NodeStatus>| -> Option<&'static str> {
-        let config = &config_source?.core.config;
-        Some(match crate::state::role_in(config, id)? {
-            // A node started by `add` has no configuration of its own until a leader sends it one.
-            crate::state::MemberRole::Removed
-                if own.is_some_and(|s| s.core.config.voters.is_empty()) =>
-            {
-                "joining"
-            }
-            m => m.as_str(),
-        })
-    };
+    let membership =
+        |id: u64, own: Option<&squall_node::rpc::NodeStatus>| -> Option<&'static str> {
+            let config = &config_source?.core.config;
+            Some(match crate::state::role_in(config, id)? {
+                // A node started by `add` has no configuration of its own until a leader sends it one.
+                crate::state::MemberRole::Removed
+                    if own.is_some_and(|s| s.core.config.voters.is_empty()) =>
+                {
+                    "joining"
+                }
+                m => m.as_str(),
+            })
+        };
     if args.json {
         let nodes: Vec<serde_json::Value> = results
             .iter()

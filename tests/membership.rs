@@ -124,13 +124,15 @@ impl Session {
 
     /// Waits for a console line containing `text`; fails on a membership step that failed.
     fn feed(&mut self, text: &str) -> String {
-        self.out.wait_for(&format!("a line with `{text}`"), WAIT, |l| {
-            assert!(
-                !l.contains(" failed: ") || !l.contains("add node") && !l.contains("remove node"),
-                "a membership step failed: {l}"
-            );
-            l.contains(text).then(|| l.to_string())
-        })
+        self.out
+            .wait_for(&format!("a line with `{text}`"), WAIT, |l| {
+                assert!(
+                    !l.contains(" failed: ")
+                        || !l.contains("add node") && !l.contains("remove node"),
+                    "a membership step failed: {l}"
+                );
+                l.contains(text).then(|| l.to_string())
+            })
     }
 
     /// `squall status --json --dir DIR`, parsed.
@@ -205,7 +207,9 @@ impl Session {
 
     /// The leader's commit index now.
     fn commit(&mut self) -> u64 {
-        self.until("a leader's commit index", |st| st.leader().map(|l| l.commit))
+        self.until("a leader's commit index", |st| {
+            st.leader().map(|l| l.commit)
+        })
     }
 
     /// Waits for the workload to commit `n` more entries.

@@ -542,7 +542,11 @@ mod tests {
         assert!(parse("remove leader").unwrap_err().contains("not `leader`"));
         assert!(parse("promote 0").unwrap_err().contains("not a node id"));
         assert!(parse("add 4").unwrap_err().contains("takes 0 argument"));
-        assert!(parse("replace 2 3").unwrap_err().contains("takes 1 argument"));
+        assert!(
+            parse("replace 2 3")
+                .unwrap_err()
+                .contains("takes 1 argument")
+        );
     }
 
     #[test]

@@ -222,7 +222,9 @@ impl Cluster {
                 duration: None,
                 filter: labels(&a.cmd.only),
             };
-            self.inner.net.extend_fault(a.chaos, new.iter().copied(), spec);
+            self.inner
+                .net
+                .extend_fault(a.chaos, new.iter().copied(), spec);
             a.links.extend(new);
             covered += 1;
         }

@@ -221,7 +221,10 @@ mod tests {
         assert_eq!(admit_membership(&Command::Remove(2), &f), Ok(()));
         assert_eq!(admit_membership(&Command::Replace(2), &f), Ok(()));
         let e = admit_membership(&Command::Remove(7), &f).unwrap_err();
-        assert!(e.contains("there is no node 7") && e.contains("1, 2, 3"), "{e}");
+        assert!(
+            e.contains("there is no node 7") && e.contains("1, 2, 3"),
+            "{e}"
+        );
         let e = admit_membership(&Command::Promote(2), &f).unwrap_err();
         assert!(e.contains("voter already"), "{e}");
         // The last voter.
@@ -245,7 +248,10 @@ mod tests {
         let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
         assert!(e.contains("under way (add node 4)"), "{e}");
         // Not a membership command: admitted here.
-        assert_eq!(admit_membership(&Command::Kill(Target::Node(9)), &f), Ok(()));
+        assert_eq!(
+            admit_membership(&Command::Kill(Target::Node(9)), &f),
+            Ok(())
+        );
     }
 
     fn facts(procs: &[Proc]) -> Facts {

@@ -29,7 +29,7 @@ use super::{Cluster, node_name};
 use crate::state::{Event, MembershipStep, ProcessState};
 
 /// How long one `change_membership` call may take (the node answers once the change commits).
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = squall_node::rpc::CONF_CHANGE_TIMEOUT;
 /// How long a background change keeps trying before it gives up and says so.
 const CHANGE_LIMIT: Duration = Duration::from_secs(180);
 /// How far behind the leader's last index a learner may be and still count as caught up.
@@ -89,13 +89,23 @@ impl Cluster {
         let latest = self.inner.latest.lock().unwrap();
         let leader = self.leader().map(|(l, _)| l);
         if let Some(s) = leader.and_then(|l| latest.get(&l)) {
-            return Some((s.core.config.clone(), s.core.config_index, s.core.config_committed));
+            return Some((
+                s.core.config.clone(),
+                s.core.config_index,
+                s.core.config_committed,
+            ));
         }
         latest
             .values()
             .filter(|s| !s.core.config.voters.is_empty())
             .max_by_key(|s| (s.core.config_index, s.core.config_committed))
-            .map(|s| (s.core.config.clone(), s.core.config_index, s.core.config_committed))
+            .map(|s| {
+                (
+                    s.core.config.clone(),
+                    s.core.config_index,
+                    s.core.config_committed,
+                )
+            })
     }
 
     fn member_facts(&self) -> MemberFacts {
@@ -228,12 +238,9 @@ impl Cluster {
         let mut proxies = BTreeMap::new();
         for &other in &existing {
             for (from, to) in [(id, other), (other, id)] {
-                let addr = self
-                    .inner
-                    .net
-                    .add_link(from, to)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}"))?;
+                let addr = self.inner.net.add_link(from, to).await.map_err(|e| {
+                    anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}")
+                })?;
                 proxies.insert((from, to), addr);
             }
         }
@@ -318,14 +325,15 @@ impl Cluster {
             Err(e) => return Attempt::Wait(format!("cannot reach leader {leader}: {e}")),
         };
         let answer = client
-            .change_membership(deadline(CALL_TIMEOUT + Duration::from_secs(1)), step.change())
+            .change_membership(
+                deadline(CALL_TIMEOUT + Duration::from_secs(1)),
+                step.change(),
+            )
             .await;
         let answer = match answer {
             Ok(a) => a,
             Err(e) => {
-                return Attempt::Wait(format!(
-                    "leader {leader} (term {term}) did not answer: {e}"
-                ));
+                return Attempt::Wait(format!("leader {leader} (term {term}) did not answer: {e}"));
             }
         };
         match (answer, step) {
@@ -334,7 +342,10 @@ impl Cluster {
             (Err(MembershipError::AlreadyMember { .. }), Step::Learner(_))
             | (Err(MembershipError::NotLearner { .. }), Step::Promote(_))
             | (Err(MembershipError::NotMember { .. }), Step::Remove(_)) => {
-                if self.known_config().is_some_and(|(_, _, committed)| committed) {
+                if self
+                    .known_config()
+                    .is_some_and(|(_, _, committed)| committed)
+                {
                     Attempt::Done(None)
                 } else {
                     Attempt::Wait("the earlier entry for this change is not committed yet".into())
@@ -376,7 +387,12 @@ impl Cluster {
 
     /// Repeats a step until it commits, it cannot happen, or [`CHANGE_LIMIT`] passes; says once in the feed
     /// what it waits for whenever that changes.
-    async fn until_committed(&self, node: NodeId, step: Step, limit: Instant) -> Result<Option<ConfChangeDone>, String> {
+    async fn until_committed(
+        &self,
+        node: NodeId,
+        step: Step,
+        limit: Instant,
+    ) -> Result<Option<ConfChangeDone>, String> {
         let mut said: Option<String> = None;
         let mut stop = self.stopping();
         loop {
@@ -385,7 +401,10 @@ impl Cluster {
                 Attempt::Fail(why) => return Err(why),
                 Attempt::Wait(why) => {
                     if Instant::now() > limit {
-                        return Err(format!("gave up after {}: {why}", crate::units::duration(CHANGE_LIMIT)));
+                        return Err(format!(
+                            "gave up after {}: {why}",
+                            crate::units::duration(CHANGE_LIMIT)
+                        ));
                     }
                     // Say it when the kind of wait changes (the leader's own words vary with indexes).
                     let kind: String = why.chars().take(40).collect();
@@ -414,11 +433,16 @@ impl Cluster {
     async fn grow(&self, id: NodeId, old: Option<NodeId>) {
         let limit = Instant::now() + CHANGE_LIMIT;
         let what = format!("add node {id}");
-        let todo = format!("node {id} keeps running; `remove {id}` takes it out, `promote {id}` retries");
+        let todo =
+            format!("node {id} keeps running; `remove {id}` takes it out, `promote {id}` retries");
         match self.until_committed(id, Step::Learner(id), limit).await {
             Ok(done) => {
                 let at = self.committed_text(done.as_ref());
-                self.step_event(id, MembershipStep::Learner, format!("n{id} joins as a learner ({at})"));
+                self.step_event(
+                    id,
+                    MembershipStep::Learner,
+                    format!("n{id} joins as a learner ({at})"),
+                );
             }
             Err(why) => return self.fail_step(id, &what, &why, &todo),
         }
@@ -427,7 +451,11 @@ impl Cluster {
         }
         match self.until_committed(id, Step::Promote(id), limit).await {
             Ok(done) => {
-                self.step_event(id, MembershipStep::Promoted, format!("n{id} caught up, promoted to voter"));
+                self.step_event(
+                    id,
+                    MembershipStep::Promoted,
+                    format!("n{id} caught up, promoted to voter"),
+                );
                 let text = self.committed_text(done.as_ref());
                 self.step_event(id, MembershipStep::Committed, text);
             }

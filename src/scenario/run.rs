@@ -425,10 +425,11 @@ enum Due {
 /// configuration is stopped on purpose) and no fault in force other than those stopped removed nodes.
 fn healthy(s: &ClusterState) -> bool {
     let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
-    s.faults
-        .iter()
-        .all(|f| s.nodes.keys().any(|id| removed(*id) && f.starts_with(&format!("n{id} "))))
-        && !s.nodes.is_empty()
+    s.faults.iter().all(|f| {
+        s.nodes
+            .keys()
+            .any(|id| removed(*id) && f.starts_with(&format!("n{id} ")))
+    }) && !s.nodes.is_empty()
         && s.nodes
             .values()
             .all(|n| removed(n.id) || matches!(n.process, ProcessState::Running { .. }))

@@ -97,7 +97,7 @@ impl ClusterState {
         let Some(n) = self.nodes.get(&id) else {
             return false;
         };
-        !(self.membership(id) == Some(MemberRole::Removed) && !n.process.is_alive())
+        self.membership(id) != Some(MemberRole::Removed) || n.process.is_alive()
     }
 
     /// Takes the configuration from a status when it comes from the leader, or when no leader is known and it

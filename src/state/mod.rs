@@ -22,9 +22,9 @@ pub use event::{
     ActiveFault, Event, HeldView, LinkState, LinkView, MembershipStep, ProcessState, Stamped,
     Verdict, WorkloadKind,
 };
-pub use membership::{ConfigView, MemberRole, role_in};
 pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
+pub use membership::{ConfigView, MemberRole, role_in};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};
 
