@@ -139,15 +139,10 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
     if !is_change {
         return Ok(());
     }
-    if let Some(w) = &f.under_way {
-        return Err(format!(
-            "a membership change is under way ({w}); squall makes one at a time: wait until the feed says it              is done"
-        ));
-    }
     let next = f.ids.iter().max().copied().unwrap_or(0) + 1;
     let full = || {
         format!(
-            "node ids 1 to {MAX_NODES} are all taken (a removed node keeps its id: squall never reuses one);              a cluster has at most {MAX_NODES} nodes in all"
+            "node ids 1 to {MAX_NODES} are all taken (a removed node keeps its id: squall never reuses one); a cluster has at most {MAX_NODES} nodes in all"
         )
     };
     let member = |n: NodeId| -> Result<(), String> {
@@ -160,7 +155,7 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
         }
         if !f.voters.contains(&n) && !f.learners.contains(&n) {
             return Err(format!(
-                "node {n} is not a member of the configuration (voters {}{}): nothing to change; `add`                  starts a new node",
+                "node {n} is not a member of the configuration (voters {}{}): nothing to change; `add` starts a new node",
                 set_text(&f.voters),
                 if f.learners.is_empty() {
                     String::new()
@@ -171,7 +166,7 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
         }
         Ok(())
     };
-    match cmd {
+    let admitted = match cmd {
         Command::Add if next > MAX_NODES => Err(full()),
         Command::Replace(n) => {
             member(*n)?;
@@ -184,7 +179,7 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
             member(*n)?;
             if f.voters.len() == 1 && f.voters.contains(n) {
                 return Err(format!(
-                    "node {n} is the last voter: removing it would leave no node to elect a leader or commit;                      `add` a node (it is promoted to voter) first"
+                    "node {n} is the last voter: removing it would leave no node to elect a leader or commit; `add` a node (it is promoted to voter) first"
                 ));
             }
             Ok(())
@@ -197,7 +192,14 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
             Ok(())
         }
         _ => Ok(()),
+    };
+    admitted?;
+    if let Some(w) = &f.under_way {
+        return Err(format!(
+            "a membership change is under way ({w}); squall makes one at a time: wait until the feed says it is done"
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -247,6 +249,9 @@ mod tests {
         f.under_way = Some("add node 4".into());
         let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
         assert!(e.contains("under way (add node 4)"), "{e}");
+        // What could never happen is named first, whatever is under way.
+        let e = admit_membership(&Command::Remove(9), &f).unwrap_err();
+        assert!(e.contains("there is no node 9"), "{e}");
         // Not a membership command: admitted here.
         assert_eq!(
             admit_membership(&Command::Kill(Target::Node(9)), &f),

@@ -86,8 +86,9 @@ impl Cluster {
     /// The configuration as the cluster knows it: the leader's, else the most recent (highest configuration
     /// index) any live node reported.
     pub(super) fn known_config(&self) -> Option<(Membership, u64, bool)> {
-        let latest = self.inner.latest.lock().unwrap();
+        // `leader()` takes the same lock: ask it first.
         let leader = self.leader().map(|(l, _)| l);
+        let latest = self.inner.latest.lock().unwrap();
         if let Some(s) = leader.and_then(|l| latest.get(&l)) {
             return Some((
                 s.core.config.clone(),
