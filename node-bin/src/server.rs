@@ -764,6 +764,7 @@ impl Node {
                 last_term: self.last_applied_term,
             },
             data: data.clone(),
+            config: Some(self.raft.conf_at(applied)),
         };
         self.raft.compact(applied, data);
         self.storage

@@ -4,6 +4,13 @@
 //! Safety properties are checked after every step and every read's value against the acknowledged writes;
 //! liveness after the faults heal: a new write commits and every replica converges to the same state.
 //!
+//! About 60% of seeds also change the membership: a leader is asked, at random moments and under the same
+//! faults, to add a spare node as a learner (the spare starts with no configuration, as `--join`), promote
+//! a learner, or remove a member (itself included). The checks extend across configurations: at most one
+//! leader per term, no committed or acknowledged entry lost, every commit held durably by a majority of the
+//! leader's voters (so a learner never counts). After healing, one more change must commit, then a new
+//! write, and every member of the final configuration must converge.
+//!
 //! Each run takes [`DEFAULT_SEEDS`] seeds from a base that changes per run (printed). `SQUALL_SIM_SEED=N`
 //! replays one seed, `SQUALL_SIM_BASE=B` and `SQUALL_SIM_SEEDS=N` choose the range B..B+N.
 
@@ -34,6 +41,8 @@ struct Stats {
     leaders: u64,
     snapshots: u64,
     mid_ready_crashes: u64,
+    configs: u64,
+    membership_seeds: u64,
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -65,12 +74,20 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
     let faults = Faults::random(&mut rng);
     let pre_vote = rng.random_bool(0.75);
     let check_quorum = rng.random_bool(0.75);
+    let membership = rng.random_bool(0.6);
     let mut sim = Sim::new(seed, n, faults.clone(), pre_vote, check_quorum);
+    if membership {
+        let spares = rng.random_range(1..=(9 - n).min(3));
+        let rate = rng.random_range(0.005..0.04);
+        sim.enable_membership(spares, rate);
+    }
     let result = (|| {
         for _ in 0..FAULT_TICKS {
             sim.tick(true)?;
         }
         sim.heal()?;
+        // Liveness after a configuration change completes: one more change commits, then the checks below.
+        sim.complete_a_change(LIVENESS_TICKS)?;
         let first_new = sim.next_command();
         let before = sim.acked_commands.len();
         let mut ticks = 0;
@@ -106,11 +123,15 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
             leaders: sim.leaders_seen,
             snapshots: sim.snapshots_installed,
             mid_ready_crashes: sim.mid_ready_crashes,
+            configs: sim.configs_committed.len() as u64,
+            membership_seeds: u64::from(membership),
         }),
         Err(e) => Err(format!(
-            "{e}\n  at tick {} step {}; {n} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, {faults:?}\n{}",
+            "{e}\n  at tick {} step {}; {n} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, \
+             membership changes {membership} (rate {}), {faults:?}\n{}",
             sim.now,
             sim.steps,
+            sim.membership_rate,
             sim.describe()
         )),
     }
@@ -166,6 +187,8 @@ fn random_faults_keep_raft_safe_and_live() {
                 total.leaders += st.leaders;
                 total.snapshots += st.snapshots;
                 total.mid_ready_crashes += st.mid_ready_crashes;
+                total.configs += st.configs;
+                total.membership_seeds += st.membership_seeds;
             }
             Err(e) => failures.push((seed, e)),
         }
@@ -180,18 +203,26 @@ fn random_faults_keep_raft_safe_and_live() {
     }
     println!(
         "simulated seeds {start}..{end}: {} steps, {} acknowledged writes, {} confirmed reads ({} served and \
-         checked), {} leaders, {} snapshots installed, {} crashes between an fsync and its messages",
+         checked), {} leaders, {} snapshots installed, {} crashes between an fsync and its messages, {} \
+         configuration changes committed in {} seeds with membership changes",
         total.steps,
         total.acked,
         total.reads,
         total.served,
         total.leaders,
         total.snapshots,
-        total.mid_ready_crashes
+        total.mid_ready_crashes,
+        total.configs,
+        total.membership_seeds
     );
     assert!(
         total.served > 0 && total.acked > 0,
         "the simulation served no read or acknowledged no write"
+    );
+    assert!(
+        total.membership_seeds == 0 || total.configs > 0,
+        "no configuration change committed in {} seeds that asked for them",
+        total.membership_seeds
     );
 }
 

@@ -175,6 +175,7 @@ fn snapshot(last_index: Index, last_term: u64, step: u64) -> Snapshot {
             last_term,
         },
         data: data.into_bytes(),
+        config: None,
     }
 }
 

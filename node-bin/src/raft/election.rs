@@ -2,7 +2,6 @@
 //! counting votes, becoming leader, and TimeoutNow.
 
 use super::Raft;
-use super::progress::Progress;
 use super::types::{
     Entry, NodeId, Payload, RaftEvent, Request, RequestVote, RequestVoteReply, Role, Term,
     TimeoutNow,
@@ -67,23 +66,36 @@ impl Raft {
             pre_vote,
             transfer,
         };
-        for &peer in &self.config.peers {
+        let id = self.config.id;
+        let voters: Vec<NodeId> = self.membership().voters.iter().copied().collect();
+        for peer in voters.into_iter().filter(|&v| v != id) {
             self.messages.push((peer, Request::Vote(req.clone())));
         }
     }
 
     /// Acts on the votes counted so far; returns true when the campaign ended.
     fn tally_votes(&mut self) -> bool {
-        let granted = self.votes.values().filter(|&&g| g).count();
-        let refused = self.votes.len() - granted;
-        if granted >= self.quorum() {
+        // Only the voters of this node's configuration count (a learner's answer never does).
+        let config = self.membership();
+        let counted = |want: bool| {
+            self.votes
+                .iter()
+                .filter(|&(v, &g)| g == want && config.is_voter(*v))
+                .count()
+        };
+        let (granted, refused) = (counted(true), counted(false));
+        let quorum = config.quorum();
+        if quorum == 0 {
+            return false;
+        }
+        if granted >= quorum {
             if self.role == Role::PreCandidate {
                 self.start_election(false, self.campaign_transfer);
             } else {
                 self.become_leader();
             }
             true
-        } else if refused >= self.quorum() {
+        } else if refused >= quorum {
             self.become_follower(self.term, None);
             true
         } else {
@@ -208,21 +220,17 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         let next = self.log.last_index() + 1;
-        self.progress = self
-            .config
-            .peers
-            .iter()
-            .map(|&p| (p, Progress::new(next)))
-            .collect();
+        self.progress.clear();
+        self.sync_progress();
         self.log.push(Entry {
             index: next,
             term: self.term,
             payload: Payload::Noop,
         });
-        if self.progress.is_empty() {
+        if self.sole_voter() {
             self.maybe_commit();
         }
-        let peers: Vec<NodeId> = self.config.peers.clone();
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for p in peers {
             self.send_append(p);
         }
@@ -230,7 +238,7 @@ impl Raft {
 
     /// The leader asks this node to campaign at once (leadership transfer).
     pub fn handle_timeout_now(&mut self, req: TimeoutNow) {
-        if req.term < self.term || self.role == Role::Leader {
+        if req.term < self.term || self.role == Role::Leader || !self.is_voter() {
             return;
         }
         if req.term > self.term {

@@ -318,6 +318,7 @@ mod tests {
                 last_term: 2,
             },
             data: vec![1],
+            config: None,
         };
         let log = RaftLog::new(
             Some(snap),

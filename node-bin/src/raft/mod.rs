@@ -7,6 +7,9 @@
 
 mod election;
 mod log;
+pub mod membership;
+#[cfg(test)]
+mod membership_tests;
 mod progress;
 mod read_index;
 mod replication;
@@ -147,11 +150,24 @@ pub struct Raft {
     empty_hold: Option<u32>,
     /// Things the driver should log (refused malformed requests).
     warnings: Vec<String>,
-    /// The configuration in effect: the latest in the log (committed or not), else the snapshot's, else
-    /// the bootstrap one.
-    membership: Membership,
-    /// Index of the entry that set `membership` (0: the bootstrap configuration).
-    membership_index: Index,
+    /// Configurations that may still be in effect, oldest first, never empty: the one in effect at the
+    /// snapshot (or the bootstrap one), then one per configuration entry after it. The last is in effect; a
+    /// truncation pops the ones it removes (see the `membership` module).
+    confs: Vec<ConfState>,
+    /// The configuration used when neither the log nor a snapshot carries one: this node and
+    /// `Config::peers` as voters, or nothing for a node joining a running cluster.
+    bootstrap: ConfState,
+    /// This node was a member of a configuration in effect here (so a configuration without it means it
+    /// was removed, not that it waits to be added). True from the start unless it joined.
+    was_member: bool,
+    /// The configuration index whose "no longer a member" line was logged.
+    removed_warned: Option<Index>,
+    /// The configuration index whose commit was reported.
+    conf_commit_reported: Option<Index>,
+    /// Leader only: its committed configuration excludes it; it hands over and steps down.
+    leaving: bool,
+    /// The configuration in effect at the latest snapshot, sent with it.
+    snapshot_conf: Option<ConfState>,
 }
 
 impl Raft {
@@ -166,7 +182,32 @@ impl Raft {
         config.heartbeat_ticks = config.heartbeat_ticks.max(1);
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let hs = restored.hard_state;
+        let snapshot_conf = restored.snapshot.as_ref().and_then(|s| s.config.clone());
+        let snapshot_index = restored.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
+        let has_snapshot = restored.snapshot.is_some();
+        let entry_confs: Vec<ConfState> = restored
+            .entries
+            .iter()
+            .filter(|e| e.index > snapshot_index)
+            .filter_map(|e| match &e.payload {
+                Payload::Config(c) => Some(ConfState {
+                    index: e.index,
+                    config: c.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         let lease = config.election_ticks_min;
+        let bootstrap = ConfState {
+            index: 0,
+            config: if config.join {
+                Membership::default()
+            } else {
+                Membership::with_voters(
+                    std::iter::once(config.id).chain(config.peers.iter().copied()),
+                )
+            },
+        };
         let mut raft = Raft {
             term: hs.term,
             vote: hs.vote,
@@ -194,15 +235,27 @@ impl Raft {
             next_chunk_id: 1,
             empty_hold: None,
             warnings: Vec::new(),
-            membership: Membership::default(),
-            membership_index: 0,
+            confs: Vec::new(),
+            bootstrap,
+            was_member: !config.join,
+            removed_warned: None,
+            conf_commit_reported: None,
+            leaving: false,
+            snapshot_conf: None,
             config,
         };
-        if !raft.config.join {
-            raft.membership = Membership::with_voters(
-                std::iter::once(raft.config.id).chain(raft.config.peers.iter().copied()),
-            );
+        // The configuration comes from the snapshot and the log; the flags only for a node without one.
+        let base = snapshot_conf.unwrap_or_else(|| raft.bootstrap.clone());
+        raft.snapshot_conf = has_snapshot.then(|| base.clone());
+        raft.confs.push(base);
+        let last = raft.log.last_index();
+        raft.confs
+            .extend(entry_confs.into_iter().filter(|c| c.index <= last));
+        if raft.confs.iter().any(|c| c.config.contains(raft.config.id)) {
+            raft.was_member = true;
         }
+        let latest = raft.confs.pop().expect("one pushed above");
+        raft.set_membership(latest.index, latest.config);
         let empty = hs == HardState::default()
             && raft.log.last_index() == 0
             && raft.log.snapshot_meta() == SnapshotMeta::default();
@@ -242,7 +295,12 @@ impl Raft {
             }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                self.start_election(self.config.pre_vote, false);
+                if self.is_voter() {
+                    self.start_election(self.config.pre_vote, false);
+                } else {
+                    // Not a voter here (a learner, removed, or waiting to be added): never campaign.
+                    self.reset_election_timer();
+                }
             }
         }
     }
@@ -282,8 +340,10 @@ impl Raft {
         if self.election_elapsed >= self.config.election_ticks_min {
             self.election_elapsed = 0;
             if self.config.check_quorum {
-                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
-                if active < self.quorum() {
+                let active = self.has_quorum(true, |v| {
+                    self.progress.get(&v).is_some_and(|p| p.recent_active)
+                });
+                if !active {
                     let term = self.term;
                     self.events.push(RaftEvent::QuorumLost { term });
                     self.become_follower(term, None);
@@ -297,26 +357,15 @@ impl Raft {
         if let Some(t) = &mut self.transfer {
             t.elapsed += 1;
             if t.elapsed >= self.config.election_ticks_min {
-                // The target did not take over in time: accept proposals again.
+                // The target did not take over in time: accept proposals again (or, for a leader that
+                // removed itself, step down and let the voters elect).
                 self.transfer = None;
+                if self.leaving {
+                    let term = self.term;
+                    self.become_follower(term, None);
+                }
             }
         }
-    }
-
-    /// Proposes one configuration change (see the module docs for the rules). On the leader the new
-    /// configuration's entry is appended and its (index, term) returned; it takes effect at once and the
-    /// change is done when that entry commits.
-    pub fn propose_conf_change(
-        &mut self,
-        change: ConfChange,
-    ) -> Result<(Index, Term), MembershipError> {
-        if self.role != Role::Leader {
-            return Err(MembershipError::NotLeader {
-                leader: self.leader,
-            });
-        }
-        let _ = change;
-        Err(MembershipError::LeaderNotReady)
     }
 
     /// Proposes a command. On the leader it is appended to the log and its (index, term) returned; the
@@ -339,7 +388,7 @@ impl Raft {
             payload: Payload::Command(command),
         });
         self.broadcast_pending = true;
-        if self.progress.is_empty() {
+        if self.sole_voter() {
             self.maybe_commit();
         }
         Ok((index, self.term))
@@ -356,7 +405,7 @@ impl Raft {
         if target == self.config.id {
             return Err(TransferError::AlreadyLeader(target));
         }
-        if !self.progress.contains_key(&target) {
+        if !self.progress.contains_key(&target) || !self.membership().is_voter(target) {
             return Err(TransferError::UnknownNode(target));
         }
         if self.transfer.is_some_and(|t| t.target == target) {
@@ -398,6 +447,11 @@ impl Raft {
             ));
             if let Some(t) = &mut self.transfer {
                 t.sent = true;
+            }
+            if self.leaving {
+                // Removed itself: the target campaigns now; this node stops leading.
+                let term = self.term;
+                self.become_follower(term, None);
             }
         }
     }
@@ -479,8 +533,19 @@ impl Raft {
             .min()
             .unwrap_or(Index::MAX);
         if let Some(meta) = self.log.compact(index, data, keep_after) {
+            let conf = self.conf_at(meta.last_index);
+            // Only the configuration in effect at the snapshot and later ones can still matter.
+            self.confs.retain(|c| c.index > conf.index);
+            self.confs.insert(0, conf.clone());
+            self.snapshot_conf = Some(conf);
             self.events.push(RaftEvent::SnapshotTaken { meta });
         }
+    }
+
+    /// The configuration in effect at the latest snapshot (what a snapshot file must carry): `None` only
+    /// when this node has no snapshot.
+    pub fn snapshot_conf(&self) -> Option<ConfState> {
+        self.snapshot_conf.clone()
     }
 
     /// A read-only view for status reports.
@@ -495,9 +560,9 @@ impl Raft {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             snapshot_index: self.log.snapshot_meta().last_index,
-            config: self.membership.clone(),
-            config_index: self.membership_index,
-            config_committed: self.membership_index <= self.log.commit,
+            config: self.membership().clone(),
+            config_index: self.membership_index(),
+            config_committed: self.membership_index() <= self.log.commit,
             progress: self
                 .progress
                 .iter()
@@ -557,11 +622,6 @@ impl Raft {
         self.log.snapshot_meta()
     }
 
-    fn quorum(&self) -> usize {
-        let voters = self.config.peers.len() + 1;
-        voters / 2 + 1
-    }
-
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let (lo, hi) = (
@@ -584,6 +644,7 @@ impl Raft {
         if was_leader {
             self.progress.clear();
             self.transfer = None;
+            self.leaving = false;
             self.broadcast_pending = false;
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::types::{Index, SnapshotMeta};
+use super::types::{ConfState, Index, SnapshotMeta};
 
 /// How the leader currently feeds a follower.
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub(crate) enum Mode {
         offset: u64,
         /// Ticks (counted at heartbeats) the outstanding chunk has gone unanswered.
         waited: u32,
+        /// The configuration in effect at the snapshot, sent with every chunk.
+        config: Option<ConfState>,
     },
 }
 
@@ -84,12 +86,18 @@ impl Progress {
     }
 
     /// Start streaming the snapshot `meta` (whose bytes are `data`) from offset 0.
-    pub(crate) fn become_snapshot(&mut self, meta: SnapshotMeta, data: Arc<Vec<u8>>) {
+    pub(crate) fn become_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Arc<Vec<u8>>,
+        config: Option<ConfState>,
+    ) {
         self.mode = Mode::Snapshot {
             meta,
             data,
             offset: 0,
             waited: 0,
+            config,
         };
         self.inflight.clear();
     }

@@ -48,7 +48,7 @@ impl Raft {
 
     fn start_read(&mut self, ctx: u64) {
         let index = self.log.commit;
-        if self.progress.is_empty() {
+        if self.sole_voter() {
             self.read_states.push(ReadState { ctx, index });
             return;
         }
@@ -63,6 +63,7 @@ impl Raft {
     /// The commit index moved on the leader: reads waiting for this term's first commit can start, and a
     /// transfer target may now be up to date.
     pub(super) fn on_commit_advanced(&mut self) {
+        self.note_commit();
         if self.log.term(self.log.commit) == Some(self.term) && !self.reads.waiting.is_empty() {
             for ctx in std::mem::take(&mut self.reads.waiting) {
                 self.start_read(ctx);
@@ -73,12 +74,11 @@ impl Raft {
     /// Releases every pending read whose round a majority (counting this node) has acknowledged.
     pub(super) fn confirm_reads(&mut self) {
         while let Some(front) = self.reads.pending.front() {
-            let acks = 1 + self
-                .progress
-                .values()
-                .filter(|p| p.read_acked >= front.round)
-                .count();
-            if acks < self.quorum() {
+            let round = front.round;
+            let confirmed = self.has_quorum(true, |v| {
+                self.progress.get(&v).is_some_and(|p| p.read_acked >= round)
+            });
+            if !confirmed {
                 break;
             }
             // Rounds only grow, so the acknowledgement of a later round covers every earlier read too.

@@ -4,7 +4,8 @@
 use super::Raft;
 use super::progress::Mode;
 use super::types::{
-    AppendEntries, AppendEntriesReply, Index, NodeId, RaftEvent, Reply, Request, Role, Term,
+    AppendEntries, AppendEntriesReply, Index, NodeId, Payload, RaftEvent, Reply, Request, Role,
+    Term,
 };
 
 impl Raft {
@@ -81,19 +82,33 @@ impl Raft {
                         from_index: index,
                         count,
                     });
-                    self.log.push(entry);
+                    self.revert_membership(index);
+                    self.append_from_leader(entry);
                 }
-                None => self.log.push(entry),
+                None => self.append_from_leader(entry),
             }
         }
         let commit = req.leader_commit.min(last_new);
         if commit > self.log.commit {
             self.log.commit = commit;
+            self.note_commit();
         }
         reply.success = true;
         reply.match_index = last_new;
         reply.last_log_index = self.log.last_index();
         reply
+    }
+
+    /// Appends an entry received from the leader; a configuration entry takes effect at once.
+    fn append_from_leader(&mut self, entry: super::types::Entry) {
+        let config = match &entry.payload {
+            Payload::Config(c) => Some((entry.index, c.clone())),
+            _ => None,
+        };
+        self.log.push(entry);
+        if let Some((index, c)) = config {
+            self.set_membership(index, c);
+        }
     }
 
     /// Feeds a peer's answer into the core.
@@ -254,10 +269,11 @@ impl Raft {
                 let Some(data) = self.log.snapshot_shared() else {
                     return;
                 };
+                let config = self.snapshot_conf.clone();
                 self.progress
                     .get_mut(&peer)
                     .expect("present")
-                    .become_snapshot(meta, data);
+                    .become_snapshot(meta, data, config);
                 continue;
             };
             let entries = self.log.slice(
@@ -328,7 +344,7 @@ impl Raft {
 
     /// An empty AppendEntries anchored at what the follower is known to hold, so it succeeds and lets the
     /// follower commit up to there.
-    fn heartbeat_for(&self, peer: NodeId) -> AppendEntries {
+    pub(super) fn heartbeat_for(&self, peer: NodeId) -> AppendEntries {
         let matched = self.progress.get(&peer).map_or(0, |p| p.match_index);
         let (prev, prev_term) = match self.log.term(matched) {
             Some(t) => (matched, t),
@@ -352,10 +368,26 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let mut matches: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
-        matches.push(self.log.persisted().min(self.log.last_index()));
+        // Only voters count, this node included only if it votes (a leader that removed itself does not).
+        let config = self.membership();
+        let quorum = config.quorum();
+        if quorum == 0 {
+            return;
+        }
+        let own = self.log.persisted().min(self.log.last_index());
+        let mut matches: Vec<Index> = config
+            .voters
+            .iter()
+            .map(|&v| {
+                if v == self.config.id {
+                    own
+                } else {
+                    self.progress.get(&v).map_or(0, |p| p.match_index)
+                }
+            })
+            .collect();
         matches.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matches[self.quorum() - 1];
+        let candidate = matches[quorum - 1];
         if candidate > self.log.commit && self.log.term(candidate) == Some(self.term) {
             self.log.commit = candidate;
             self.on_commit_advanced();

@@ -33,6 +33,7 @@ impl Raft {
             // Our log already holds everything the snapshot covers: just commit up to it.
             if meta.last_index > self.log.commit {
                 self.log.commit = meta.last_index;
+                self.note_commit();
             }
             self.incoming_snapshot = None;
             reply.next_offset = end;
@@ -59,7 +60,11 @@ impl Raft {
             return reply;
         }
         let (meta, data) = self.incoming_snapshot.take().expect("set above");
-        let snapshot = Snapshot { meta, data };
+        let snapshot = Snapshot {
+            meta,
+            data,
+            config: req.config.clone(),
+        };
         let last = self.log.last_index();
         if last > self.log.commit {
             self.events.push(RaftEvent::LogTruncated {
@@ -68,8 +73,16 @@ impl Raft {
             });
         }
         self.log.restore(&snapshot);
+        self.snapshot_conf = Some(
+            snapshot
+                .config
+                .clone()
+                .unwrap_or_else(|| self.bootstrap.clone()),
+        );
         self.pending_snapshot = Some(snapshot);
         self.events.push(RaftEvent::SnapshotInstalled { meta });
+        self.reset_membership(req.config);
+        self.note_commit();
         reply.done = true;
         reply
     }
@@ -137,6 +150,7 @@ impl Raft {
             data,
             offset,
             waited,
+            config,
         } = &mut pr.mode
         else {
             return;
@@ -154,6 +168,7 @@ impl Raft {
             data: data[start as usize..end as usize].to_vec(),
             done: end == len,
             chunk_id,
+            config: config.clone(),
         };
         self.next_chunk_id += 1;
         self.messages.push((peer, Request::Snapshot(msg)));

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn cfg(id: NodeId, n: u64) -> Config {
+pub(super) fn cfg(id: NodeId, n: u64) -> Config {
     Config {
         id,
         peers: (1..=n).filter(|&p| p != id).collect(),
@@ -21,7 +21,7 @@ fn cfg(id: NodeId, n: u64) -> Config {
     }
 }
 
-fn ent(index: Index, term: Term) -> Entry {
+pub(super) fn ent(index: Index, term: Term) -> Entry {
     Entry {
         index,
         term,
@@ -29,7 +29,7 @@ fn ent(index: Index, term: Term) -> Entry {
     }
 }
 
-fn log_of(terms: &[Term]) -> Vec<Entry> {
+pub(super) fn log_of(terms: &[Term]) -> Vec<Entry> {
     terms
         .iter()
         .enumerate()
@@ -38,7 +38,7 @@ fn log_of(terms: &[Term]) -> Vec<Entry> {
 }
 
 /// A node restored with `term` and a log whose entry i+1 has term `terms[i]`.
-fn node(id: NodeId, n: u64, term: Term, terms: &[Term]) -> Raft {
+pub(super) fn node(id: NodeId, n: u64, term: Term, terms: &[Term]) -> Raft {
     let restored = Restored {
         hard_state: HardState { term, vote: None },
         snapshot: None,
@@ -48,7 +48,7 @@ fn node(id: NodeId, n: u64, term: Term, terms: &[Term]) -> Raft {
 }
 
 /// Node 1 made leader of the next term by votes from everyone, its no-op persisted, ready drained.
-fn leader(n: u64, term: Term, terms: &[Term]) -> Raft {
+pub(super) fn leader(n: u64, term: Term, terms: &[Term]) -> Raft {
     let mut r = node(1, n, term, terms);
     r.start_election(false, false);
     for p in 2..=n {
@@ -69,7 +69,12 @@ fn leader(n: u64, term: Term, terms: &[Term]) -> Raft {
     r
 }
 
-fn vote_req(term: Term, candidate: NodeId, last: (Index, Term), pre_vote: bool) -> RequestVote {
+pub(super) fn vote_req(
+    term: Term,
+    candidate: NodeId,
+    last: (Index, Term),
+    pre_vote: bool,
+) -> RequestVote {
     RequestVote {
         term,
         candidate,
@@ -80,7 +85,12 @@ fn vote_req(term: Term, candidate: NodeId, last: (Index, Term), pre_vote: bool) 
     }
 }
 
-fn append(term: Term, prev: (Index, Term), entries: Vec<Entry>, commit: Index) -> AppendEntries {
+pub(super) fn append(
+    term: Term,
+    prev: (Index, Term),
+    entries: Vec<Entry>,
+    commit: Index,
+) -> AppendEntries {
     AppendEntries {
         term,
         leader: 2,
@@ -93,7 +103,7 @@ fn append(term: Term, prev: (Index, Term), entries: Vec<Entry>, commit: Index) -
     }
 }
 
-fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Reply {
+pub(super) fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Reply {
     Reply::Append(AppendEntriesReply {
         term,
         follower: from,
@@ -109,7 +119,7 @@ fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Re
     })
 }
 
-fn appends_to(rd: &Ready, peer: NodeId) -> Vec<AppendEntries> {
+pub(super) fn appends_to(rd: &Ready, peer: NodeId) -> Vec<AppendEntries> {
     rd.messages
         .iter()
         .filter_map(|(p, m)| match m {
@@ -774,6 +784,7 @@ fn snapshot_chunk_out_of_order_asks_for_resume_point() {
         data: data.to_vec(),
         done,
         chunk_id: offset + 1,
+        config: None,
     };
     assert_eq!(
         f.handle_install_snapshot(chunk(4, b"4567", false))
@@ -814,6 +825,7 @@ fn snapshot_matching_own_log_just_commits() {
         data: vec![1],
         done: false,
         chunk_id: 1,
+        config: None,
     });
     assert!(rep.done);
     assert_eq!((f.log.commit, f.log.last_index()), (3, 4));
@@ -863,7 +875,7 @@ fn higher_term_reply_deposes_leader() {
 
 // ---- hostile conditions (issue 8) ----
 
-fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> Reply {
+pub(super) fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> Reply {
     let req_last = a.prev_log_index + a.entries.len() as u64;
     Reply::Append(AppendEntriesReply {
         term: a.term,
@@ -880,7 +892,7 @@ fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last: Index) -> 
     })
 }
 
-fn chunks_to(rd: &Ready, peer: NodeId) -> Vec<InstallSnapshot> {
+pub(super) fn chunks_to(rd: &Ready, peer: NodeId) -> Vec<InstallSnapshot> {
     rd.messages
         .iter()
         .filter_map(|(p, m)| match m {
@@ -1101,7 +1113,7 @@ fn a_node_that_lost_its_data_does_not_vote_twice_in_a_term() {
     );
 }
 
-fn take_warnings_empty(r: &mut Raft) -> bool {
+pub(super) fn take_warnings_empty(r: &mut Raft) -> bool {
     r.take_warnings().is_empty()
 }
 

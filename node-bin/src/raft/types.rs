@@ -312,6 +312,15 @@ pub struct SnapshotMeta {
     pub last_term: Term,
 }
 
+/// A configuration and the log index of the entry that set it (0: the bootstrap configuration).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConfState {
+    /// Index of the configuration entry.
+    pub index: Index,
+    /// The configuration.
+    pub config: Membership,
+}
+
 /// A state machine snapshot with its position in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -320,6 +329,10 @@ pub struct Snapshot {
     /// The serialised state machine.
     #[serde(with = "as_bytes")]
     pub data: Vec<u8>,
+    /// The configuration in effect at `meta.last_index` (the latest configuration entry at or before it).
+    /// `None` only for snapshots written before configurations were logged (snapshot file format 1): the
+    /// node then uses its bootstrap configuration.
+    pub config: Option<ConfState>,
 }
 
 /// The role a node plays.
@@ -445,6 +458,8 @@ pub struct InstallSnapshot {
     pub done: bool,
     /// Identifies this chunk among all the leader sent (increasing); echoed in the answer.
     pub chunk_id: u64,
+    /// The configuration in effect at `meta.last_index` (see [`Snapshot::config`]).
+    pub config: Option<ConfState>,
 }
 
 /// Answer to [`InstallSnapshot`].

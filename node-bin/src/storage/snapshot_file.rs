@@ -1,19 +1,35 @@
 //! The snapshot file: `[8-byte magic][u64 payload len][u32 crc32(payload)][payload]`, the payload a
 //! bincode-encoded [`Snapshot`]. Written to a temporary file, fsynced, renamed over the old one and the
 //! directory fsynced, so a crash leaves either the old snapshot or the new one, never a mix.
+//!
+//! Format 2 (magic `SQSNAP\0\2`) adds the configuration in effect at the snapshot's last index. Format 1
+//! files (magic `SQSNAP\0\1`, written before membership changes existed) are still read, with no
+//! configuration: the node then uses its bootstrap configuration, which is what it ran with then. A file
+//! of any other format is refused with a message naming it.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 use super::{StorageError, sync_dir};
-use crate::raft::Snapshot;
+use serde::Deserialize;
+
+use crate::raft::{Snapshot, SnapshotMeta};
 
 /// File name of the snapshot inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Where a new snapshot is written before the rename.
 pub(crate) const SNAPSHOT_TMP_FILE: &str = "snapshot.bin.tmp";
-const MAGIC: &[u8; 8] = b"SQSNAP\x00\x01";
+const MAGIC: &[u8; 8] = b"SQSNAP\x00\x02";
+/// Magic of format 1: the same layout, the payload a [`SnapshotV1`].
+const MAGIC_V1: &[u8; 8] = b"SQSNAP\x00\x01";
+/// What format 1 held: no configuration.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    meta: SnapshotMeta,
+    #[serde(with = "crate::raft::types::as_bytes")]
+    data: Vec<u8>,
+}
 const HEADER_LEN: usize = 8 + 8 + 4;
 
 /// Writes `snapshot` into `dir` atomically.
@@ -59,7 +75,18 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
         path: path.clone(),
         detail,
     };
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+    if bytes.len() >= 8
+        && bytes[..6] == MAGIC[..6]
+        && &bytes[..8] != MAGIC
+        && &bytes[..8] != MAGIC_V1
+    {
+        return Err(corrupt(format!(
+            "written in snapshot format {} by a newer squall, which this one cannot read; run the squall \
+             that wrote it",
+            u16::from_be_bytes([bytes[6], bytes[7]])
+        )));
+    }
+    if bytes.len() < HEADER_LEN || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
         return Err(corrupt(format!(
             "not a squall snapshot file ({} bytes, bad header)",
             bytes.len()
@@ -79,6 +106,17 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
         return Err(corrupt(format!(
             "CRC mismatch (stored {crc:#010x}, computed {actual:#010x})"
         )));
+    }
+    if &bytes[..8] == MAGIC_V1 {
+        return bincode::deserialize::<SnapshotV1>(payload)
+            .map(|s| {
+                Some(Snapshot {
+                    meta: s.meta,
+                    data: s.data,
+                    config: None,
+                })
+            })
+            .map_err(|e| corrupt(format!("payload (format 1) does not decode: {e}")));
     }
     bincode::deserialize(payload)
         .map(Some)

@@ -29,6 +29,7 @@ fn snap(last_index: Index, last_term: Term) -> Snapshot {
             last_term,
         },
         data: format!("state at {last_index}").into_bytes(),
+        config: None,
     }
 }
 
@@ -713,4 +714,147 @@ fn an_unfinished_write_unit_followed_by_a_later_one_is_refused() {
     let err = Storage::open(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("not complete"), "{err}");
     assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), bytes);
+}
+
+// ---- membership (issue 14) ----
+
+fn config_entry(index: Index, term: Term, voters: &[u64], learners: &[u64]) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Config(crate::raft::Membership {
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+        }),
+    }
+}
+
+/// A core restarted from what `dir` holds, as the node binary does it (bootstrap flags: 3 voters).
+fn restart_core(dir: &Path) -> crate::raft::CoreStatus {
+    let rec = reopen(dir);
+    let cfg = crate::raft::Config {
+        id: 1,
+        peers: vec![2, 3],
+        join: false,
+        election_ticks_min: 10,
+        election_ticks_max: 20,
+        heartbeat_ticks: 2,
+        pre_vote: true,
+        check_quorum: true,
+        max_inflight: 2,
+        max_batch_entries: 8,
+        max_batch_bytes: 1 << 20,
+        snapshot_chunk_bytes: 1024,
+        seed: 1,
+    };
+    let raft = crate::raft::Raft::new(
+        cfg,
+        crate::raft::Restored {
+            hard_state: rec.hard_state,
+            snapshot: rec.snapshot,
+            entries: rec.entries,
+        },
+    );
+    raft.status()
+}
+
+#[test]
+fn a_restarted_node_recovers_its_configuration_from_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let mut log = entries(1..=2, 1);
+    log.push(config_entry(3, 1, &[1, 2, 3], &[4]));
+    log.push(entry(4, 1));
+    st.persist(Some(&hs(1, Some(1))), None, &log).unwrap();
+    drop(st);
+    let s = restart_core(tmp.path());
+    assert_eq!(
+        (
+            s.config.voters.len(),
+            s.config.learners.len(),
+            s.config_index
+        ),
+        (3, 1, 3)
+    );
+    // An uncommitted configuration entry the new leader overwrote is gone after a restart too.
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(2, None)), Some(3), &entries(3..=3, 2))
+        .unwrap();
+    drop(st);
+    let s = restart_core(tmp.path());
+    assert_eq!((s.config_index, s.config.learners.len()), (0, 0));
+}
+
+#[test]
+fn a_restarted_node_recovers_its_configuration_from_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let mut log = entries(1..=2, 1);
+    log.push(config_entry(3, 1, &[1, 4], &[]));
+    log.extend(entries(4..=6, 1));
+    st.persist(Some(&hs(1, Some(1))), None, &log).unwrap();
+    let mut s5 = snap(5, 1);
+    s5.config = Some(crate::raft::ConfState {
+        index: 3,
+        config: crate::raft::Membership::with_voters([1, 4]),
+    });
+    st.save_snapshot(&s5).unwrap();
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.snapshot.as_ref().unwrap().config, s5.config);
+    assert_eq!(
+        rec.entries.len(),
+        1,
+        "the configuration entry was compacted away"
+    );
+    let s = restart_core(tmp.path());
+    assert_eq!(
+        (s.config, s.config_index, s.config_committed),
+        (crate::raft::Membership::with_voters([1, 4]), 3, true)
+    );
+}
+
+#[test]
+fn a_format_1_snapshot_is_read_without_a_configuration_and_an_unknown_format_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(1, None)), None, &entries(1..=3, 1))
+        .unwrap();
+    st.save_snapshot(&snap(2, 1)).unwrap();
+    drop(st);
+    // Rewrite the file as format 1 wrote it: no configuration field.
+    #[derive(serde::Serialize)]
+    struct V1 {
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    }
+    let path = tmp.path().join(SNAPSHOT_FILE_NAME);
+    let payload = bincode::serialize(&V1 {
+        meta: snap(2, 1).meta,
+        data: snap(2, 1).data,
+    })
+    .unwrap();
+    let write = |magic: &[u8]| {
+        let mut bytes = magic.to_vec();
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).unwrap();
+    };
+    write(b"SQSNAP\x00\x01");
+    let rec = reopen(tmp.path());
+    let s = rec.snapshot.unwrap();
+    assert_eq!(
+        (s.meta, s.data, s.config),
+        (snap(2, 1).meta, snap(2, 1).data, None)
+    );
+    // The bootstrap configuration applies, as it did when the file was written.
+    assert_eq!(restart_core(tmp.path()).config.voters.len(), 3);
+
+    write(b"SQSNAP\x00\x07");
+    let err = Storage::open(tmp.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("snapshot format 7") && err.contains("newer squall"),
+        "{err}"
+    );
 }

@@ -10,13 +10,14 @@
 
 pub mod checker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use squall_node::raft::{
-    Config, Entry, HardState, Index, NodeId, Raft, Reply, Request, Restored, Role, Snapshot, Term,
+    ConfChange, Config, Entry, HardState, Index, Membership, NodeId, Payload, Raft, Reply, Request,
+    Restored, Role, Snapshot, Term,
 };
 
 use self::checker::{Checker, LeaderLog, payload_key};
@@ -89,6 +90,42 @@ struct Node {
     proposals: HashMap<Index, (Term, u64)>,
     /// Reads asked while leading.
     reads: HashMap<u64, PendingRead>,
+    /// A spare started with `--join` semantics (no configuration) when a leader first adds it; `false`
+    /// for the bootstrap nodes.
+    join: bool,
+    /// A spare that has not been started yet (it has no process and no disk).
+    unborn: bool,
+}
+
+impl Node {
+    fn new(id: NodeId, spare: bool) -> Node {
+        Node {
+            id,
+            raft: None,
+            disk: Disk::default(),
+            incarnation: 0,
+            sm: Vec::new(),
+            sm_applied: 0,
+            down_until: if spare { u64::MAX } else { 0 },
+            proposals: HashMap::new(),
+            reads: HashMap::new(),
+            join: spare,
+            unborn: spare,
+        }
+    }
+}
+
+/// What asking a leader for a configuration change came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChangeAsked {
+    /// No node leads.
+    NoLeader,
+    /// No change applies to the leader's configuration (no spare, learner or removable voter).
+    NothingToChange,
+    /// The leader refused (not ready, one in progress, learner behind, transferring).
+    Refused,
+    /// Appended at this index.
+    Proposed(Index),
 }
 
 /// A message in the simulated network.
@@ -259,6 +296,14 @@ pub struct Sim {
     pub reads_served: u64,
     /// Crashes between an fsync and its messages.
     pub mid_ready_crashes: u64,
+    /// Per-tick probability of asking a leader for a random configuration change (0: never).
+    pub membership_rate: f64,
+    /// Configuration entries seen committed (applied anywhere), by index.
+    pub configs_committed: HashSet<Index>,
+    /// Nodes a Remove was proposed for: never added back (their data is old).
+    retired: HashSet<NodeId>,
+    /// Commit index each leader (node, incarnation, term) was last seen with, to check each advance.
+    commits_seen: HashMap<(NodeId, u64, Term), Index>,
 }
 
 fn config(
@@ -335,23 +380,27 @@ impl Sim {
             next_rpc: 0,
             reads_served: 0,
             mid_ready_crashes: 0,
+            membership_rate: 0.0,
+            configs_committed: HashSet::new(),
+            retired: HashSet::new(),
+            commits_seen: HashMap::new(),
         };
         for id in 1..=n as u64 {
-            let mut node = Node {
-                id,
-                raft: None,
-                disk: Disk::default(),
-                incarnation: 0,
-                sm: Vec::new(),
-                sm_applied: 0,
-                down_until: 0,
-                proposals: HashMap::new(),
-                reads: HashMap::new(),
-            };
+            let mut node = Node::new(id, false);
             node.raft = Some(sim.boot(&node));
             sim.nodes.push(node);
         }
         sim
+    }
+
+    /// Adds `spares` nodes (ids after the bootstrap ones) that leaders may add at run time, and asks a
+    /// leader for a random configuration change with probability `rate` per tick.
+    pub fn enable_membership(&mut self, spares: usize, rate: f64) {
+        let first = self.nodes.len() as u64 + 1;
+        for id in first..first + spares as u64 {
+            self.nodes.push(Node::new(id, true));
+        }
+        self.membership_rate = rate;
     }
 
     fn boot(&self, node: &Node) -> Raft {
@@ -364,17 +413,16 @@ impl Sim {
             snapshot: node.disk.snapshot.clone(),
             entries: node.disk.entries.clone(),
         };
-        Raft::new(
-            config(
-                node.id,
-                self.n,
-                seed,
-                self.pre_vote,
-                self.check_quorum,
-                &self.faults,
-            ),
-            restored,
-        )
+        let mut cfg = config(
+            node.id,
+            self.n,
+            seed,
+            self.pre_vote,
+            self.check_quorum,
+            &self.faults,
+        );
+        cfg.join = node.join;
+        Raft::new(cfg, restored)
     }
 
     fn idx(id: NodeId) -> usize {
@@ -612,8 +660,11 @@ impl Sim {
                 }
                 let key = payload_key(&e.payload);
                 self.checker.on_apply(id, term, e.index, e.term, key)?;
+                if matches!(e.payload, Payload::Config(_)) {
+                    self.configs_committed.insert(e.index);
+                }
                 node.sm_applied = e.index;
-                if key != 0 {
+                if matches!(e.payload, Payload::Command(_)) {
                     node.sm.push((e.index, key));
                 }
                 // Acknowledged: applied on the leader that proposed it, still leading the same term.
@@ -688,6 +739,7 @@ impl Sim {
                 let Some(term) = term else {
                     return Err(format!("node {id}: applied entry {applied} not on disk"));
                 };
+                let config = Some(raft.conf_at(applied));
                 raft.compact(applied, data.clone());
                 node.disk.snapshot = Some(Snapshot {
                     meta: squall_node::raft::SnapshotMeta {
@@ -695,14 +747,137 @@ impl Sim {
                         last_term: term,
                     },
                     data,
+                    config,
                 });
                 node.disk.entries.retain(|e| e.index > applied);
             }
         }
     }
 
+    /// Whether node `v`'s disk holds the entry at `index` of `term` (or a snapshot covering it).
+    fn holds(&self, v: NodeId, index: Index, term: Term) -> bool {
+        let Some(node) = self.nodes.get(Self::idx(v)) else {
+            return false;
+        };
+        node.disk
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.meta.last_index >= index)
+            || node
+                .disk
+                .entries
+                .iter()
+                .any(|e| e.index == index && e.term == term)
+    }
+
+    /// Checks each advance of a leader's commit index: the entry there must be durable on a majority of the
+    /// voters of the leader's configuration (learners, departing nodes and a leader that removed itself do
+    /// not count).
+    fn check_commit_quorums(&mut self) -> Result<(), String> {
+        let mut advanced = Vec::new();
+        for node in &self.nodes {
+            let Some(raft) = &node.raft else { continue };
+            if raft.role() != Role::Leader {
+                continue;
+            }
+            let key = (node.id, node.incarnation, raft.term());
+            let commit = raft.commit_index();
+            let seen = self.commits_seen.insert(key, commit);
+            if seen.is_some_and(|s| s < commit) {
+                let term = raft
+                    .entries_from(commit, 1)
+                    .first()
+                    .filter(|e| e.index == commit)
+                    .map(|e| e.term);
+                if let Some(term) = term {
+                    advanced.push((node.id, commit, term, raft.membership().clone()));
+                }
+            }
+        }
+        for (leader, commit, term, config) in advanced {
+            let holders: Vec<NodeId> = config
+                .voters
+                .iter()
+                .copied()
+                .filter(|&v| self.holds(v, commit, term))
+                .collect();
+            if holders.len() < config.quorum() {
+                return Err(format!(
+                    "commit quorum: leader {leader} committed {commit} (term {term}) held durably only by voters \
+                     {holders:?} of {config:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks a random leader for a random configuration change: add a spare as a learner (starting it), promote
+    /// a learner, or remove a member (the leader itself included), keeping at least two voters.
+    fn membership_op(&mut self, force: bool) -> Result<ChangeAsked, String> {
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .raft
+                    .as_ref()
+                    .is_some_and(|r| r.role() == Role::Leader)
+            })
+            .collect();
+        if leaders.is_empty() {
+            return Ok(ChangeAsked::NoLeader);
+        }
+        let i = leaders[self.rng.random_range(0..leaders.len())];
+        let config = self.nodes[i]
+            .raft
+            .as_ref()
+            .expect("up")
+            .membership()
+            .clone();
+        let mut options = Vec::new();
+        let spare = self
+            .nodes
+            .iter()
+            .find(|n| n.join && !config.contains(n.id) && !self.retired.contains(&n.id));
+        if let Some(s) = spare {
+            options.push(ConfChange::AddLearner(s.id));
+        }
+        options.extend(config.learners.iter().map(|&l| ConfChange::Promote(l)));
+        if !force || options.is_empty() {
+            options.extend(config.learners.iter().map(|&l| ConfChange::Remove(l)));
+            if config.voters.len() > 2 {
+                options.extend(config.voters.iter().map(|&v| ConfChange::Remove(v)));
+            }
+        }
+        if options.is_empty() {
+            return Ok(ChangeAsked::NothingToChange);
+        }
+        let change = options[self.rng.random_range(0..options.len())];
+        if let ConfChange::AddLearner(s) = change {
+            let j = Self::idx(s);
+            if self.nodes[j].unborn {
+                self.nodes[j].unborn = false;
+                self.nodes[j].down_until = 0;
+                let raft = self.boot(&self.nodes[j]);
+                self.nodes[j].raft = Some(raft);
+            }
+        }
+        let id = self.nodes[i].id;
+        let mut proposed = None;
+        self.step(|s| {
+            let raft = s.nodes[i].raft.as_mut().expect("up");
+            if let Ok((index, _)) = raft.propose_conf_change(change) {
+                proposed = Some(index);
+                if let ConfChange::Remove(r) = change {
+                    s.retired.insert(r);
+                }
+            }
+            s.process(id)
+        })?;
+        Ok(proposed.map_or(ChangeAsked::Refused, ChangeAsked::Proposed))
+    }
+
     /// Checks the properties that depend on the current roles (after every step).
     fn check_leaders(&mut self) -> Result<(), String> {
+        self.check_commit_quorums()?;
         for node in &self.nodes {
             let Some(raft) = &node.raft else { continue };
             if raft.role() != Role::Leader {
@@ -872,7 +1047,10 @@ impl Sim {
         }
         // Restart nodes whose downtime is over.
         for i in 0..self.nodes.len() {
-            if self.nodes[i].raft.is_none() && self.nodes[i].down_until <= self.now {
+            if self.nodes[i].raft.is_none()
+                && !self.nodes[i].unborn
+                && self.nodes[i].down_until <= self.now
+            {
                 self.restart(i)?;
             }
         }
@@ -918,6 +1096,9 @@ impl Sim {
                 s.nodes[Self::idx(id)].raft.as_mut().expect("up").tick();
                 s.process(id)
             })?;
+        }
+        if self.membership_rate > 0.0 && self.rng.random_bool(self.membership_rate) {
+            self.membership_op(false)?;
         }
         self.client(faults_on)
     }
@@ -1076,12 +1257,55 @@ impl Sim {
         self.faults.crash_mid_ready = 0.0;
         self.faults.max_delay = self.faults.max_delay.min(2);
         for i in 0..self.nodes.len() {
-            if self.nodes[i].raft.is_none() {
+            if self.nodes[i].raft.is_none() && !self.nodes[i].unborn {
                 self.nodes[i].down_until = self.now;
                 self.restart(i)?;
             }
         }
         Ok(())
+    }
+
+    /// After healing: makes one configuration change go through (retried while the leader refuses it as
+    /// not ready, in progress or behind) and waits for it to commit. Returns the ticks it took, or `None`
+    /// when no change applies (no spare, learner or removable voter).
+    pub fn complete_a_change(&mut self, max_ticks: u64) -> Result<Option<u64>, String> {
+        if self.membership_rate == 0.0 {
+            return Ok(None);
+        }
+        for t in 0..max_ticks {
+            let asked = self.membership_op(true)?;
+            if asked == ChangeAsked::NothingToChange {
+                return Ok(None);
+            }
+            if let ChangeAsked::Proposed(index) = asked {
+                for u in t..max_ticks {
+                    let committed = self.leader_raft().is_some_and(|r| {
+                        r.commit_index() >= index && r.status().config_index >= index
+                    });
+                    if committed {
+                        return Ok(Some(u));
+                    }
+                    self.tick(false)?;
+                }
+                return Err(format!(
+                    "liveness: configuration change at index {index} not committed within {max_ticks} ticks"
+                ));
+            }
+            self.tick(false)?;
+        }
+        Err(format!(
+            "liveness: no leader accepted a configuration change within {max_ticks} ticks after healing"
+        ))
+    }
+
+    fn leader_raft(&self) -> Option<&Raft> {
+        let (id, _) = self.leader()?;
+        self.raft(id)
+    }
+
+    /// The configuration of the leader with the highest term (the bootstrap one when none leads).
+    pub fn leader_config(&self) -> Option<Membership> {
+        self.leader_raft().map(|r| r.membership().clone())
     }
 
     /// Cuts node `id` off from everyone (or heals when `None`).
@@ -1107,18 +1331,27 @@ impl Sim {
 
     /// Whether every node is up and all hold the same state machine, applied through the highest commit
     /// index any of them knows, and at least through `through`.
+    ///
+    /// Only the members of the leader's configuration count: a removed node stops receiving the log.
     pub fn converged(&self, through: Index) -> bool {
-        let Some(first) = self.nodes.first() else {
+        let Some(config) = self.leader_config() else {
+            return false;
+        };
+        let members: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| config.contains(n.id))
+            .collect();
+        let Some(first) = members.first() else {
             return true;
         };
-        let commit = self
-            .nodes
+        let commit = members
             .iter()
             .filter_map(|n| n.raft.as_ref())
             .map(Raft::commit_index)
             .max()
             .unwrap_or(0);
-        self.nodes.iter().all(|n| {
+        members.iter().all(|n| {
             n.raft.is_some()
                 && n.sm_applied == commit
                 && n.sm_applied >= through
@@ -1149,7 +1382,8 @@ impl Sim {
                 Some(r) => {
                     let st = r.status();
                     s += &format!(
-                        "  node {}: {:?} term {} leader {:?} commit {} last {} snap {} progress {:?}\n",
+                        "  node {}: {:?} term {} leader {:?} commit {} last {} snap {} config {} at {} \
+                         progress {:?}\n",
                         n.id,
                         st.role,
                         st.term,
@@ -1157,9 +1391,12 @@ impl Sim {
                         st.commit_index,
                         st.last_log_index,
                         st.snapshot_index,
+                        st.config,
+                        st.config_index,
                         st.progress
                     );
                 }
+                None if n.unborn => s += &format!("  node {}: spare, not started\n", n.id),
                 None => s += &format!("  node {}: down until {}\n", n.id, n.down_until),
             }
             if n.raft.is_some() {

@@ -1,0 +1,652 @@
+//! Unit tests of membership changes (the rules in the `membership` module), each one failing on a core
+//! without the rule it names.
+
+use super::membership::PROMOTE_MAX_LAG;
+use super::tests::{
+    append, appends_to, cfg, chunks_to, leader, log_of, node, ok_reply, take_warnings_empty,
+    vote_req,
+};
+use super::*;
+
+fn conf(voters: &[NodeId], learners: &[NodeId]) -> Membership {
+    Membership {
+        voters: voters.iter().copied().collect(),
+        learners: learners.iter().copied().collect(),
+    }
+}
+
+fn conf_entry(index: Index, term: Term, c: Membership) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Config(c),
+    }
+}
+
+/// Node `id` of a 3-voter bootstrap cluster restored with `entries` (configuration entries among them).
+fn restored(id: NodeId, term: Term, entries: Vec<Entry>) -> Raft {
+    Raft::new(
+        cfg(id, 3),
+        Restored {
+            hard_state: HardState { term, vote: None },
+            snapshot: None,
+            entries,
+        },
+    )
+}
+
+/// Node 1 leading {1,2,3} in term 2 with its no-op (index 1) committed by node 2's answer.
+fn ready_leader() -> Raft {
+    let mut r = leader(3, 1, &[]);
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.take_ready();
+    assert_eq!(r.log.commit, 1);
+    r
+}
+
+/// Persists what the leader appended and has node 2 acknowledge it all.
+fn persist_and_ack(r: &mut Raft, from: NodeId) {
+    let (i, t) = (r.log.last_index(), r.log.last_term());
+    r.take_ready();
+    r.on_persisted(i, t);
+    r.handle_reply(from, ok_reply(from, r.term(), i, 0));
+}
+
+/// `ready_leader` after {1,2,3} + learner 4 committed at index 2.
+fn leader_with_learner() -> Raft {
+    let mut r = ready_leader();
+    assert_eq!(r.propose_conf_change(ConfChange::AddLearner(4)), Ok((2, 2)));
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.log.commit, 2);
+    r.take_ready();
+    r
+}
+
+fn elections_started(r: &mut Raft) -> usize {
+    r.take_ready()
+        .events
+        .iter()
+        .filter(|e| matches!(e, RaftEvent::ElectionStarted { .. }))
+        .count()
+}
+
+// ---- the safeguards of single-server changes ----
+
+#[test]
+fn only_one_uncommitted_change_at_a_time() {
+    let mut r = ready_leader();
+    assert_eq!(r.propose_conf_change(ConfChange::AddLearner(4)), Ok((2, 2)));
+    assert_eq!(
+        r.propose_conf_change(ConfChange::AddLearner(5)),
+        Err(MembershipError::InProgress { index: 2 })
+    );
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.propose_conf_change(ConfChange::AddLearner(5)), Ok((3, 2)));
+}
+
+#[test]
+fn a_new_leader_commits_an_entry_of_its_term_before_a_change() {
+    let mut r = leader(3, 1, &[1, 1]);
+    assert_eq!(
+        r.propose_conf_change(ConfChange::AddLearner(4)),
+        Err(MembershipError::LeaderNotReady)
+    );
+    r.handle_reply(2, ok_reply(2, 2, 3, 0));
+    assert_eq!(r.log.commit, 3);
+    assert!(r.propose_conf_change(ConfChange::AddLearner(4)).is_ok());
+}
+
+#[test]
+fn changes_are_checked_against_the_configuration() {
+    let mut r = leader_with_learner();
+    let mut refuse = |c| r.propose_conf_change(c).unwrap_err();
+    assert_eq!(
+        refuse(ConfChange::AddLearner(2)),
+        MembershipError::AlreadyMember { id: 2 }
+    );
+    assert_eq!(
+        refuse(ConfChange::Promote(2)),
+        MembershipError::NotLearner { id: 2 }
+    );
+    assert_eq!(
+        refuse(ConfChange::Promote(7)),
+        MembershipError::NotMember { id: 7 }
+    );
+    assert_eq!(
+        refuse(ConfChange::Remove(7)),
+        MembershipError::NotMember { id: 7 }
+    );
+    let mut follower = node(2, 3, 2, &[]);
+    assert_eq!(
+        follower.propose_conf_change(ConfChange::AddLearner(4)),
+        Err(MembershipError::NotLeader { leader: None })
+    );
+    let mut lone = leader(1, 0, &[]);
+    assert_eq!(
+        lone.propose_conf_change(ConfChange::Remove(1)),
+        Err(MembershipError::LastVoter)
+    );
+}
+
+#[test]
+fn a_configuration_takes_effect_when_appended_and_a_truncation_reverts_it() {
+    let mut f = node(3, 3, 1, &[]);
+    f.take_ready();
+    let grown = conf(&[1, 2, 3], &[4]);
+    f.handle_append_entries(append(1, (0, 0), vec![conf_entry(1, 1, grown.clone())], 0));
+    let st = f.status();
+    assert_eq!(
+        (&st.config, st.config_index, st.config_committed),
+        (&grown, 1, false)
+    );
+    assert!(f.take_ready().events.contains(&RaftEvent::ConfigChanged {
+        index: 1,
+        config: grown.clone()
+    }));
+    // A new leader overwrites the uncommitted configuration entry: the bootstrap configuration is back.
+    f.handle_append_entries(append(2, (0, 0), vec![super::tests::ent(1, 2)], 0));
+    let st = f.status();
+    assert_eq!((&st.config, st.config_index), (&conf(&[1, 2, 3], &[]), 0));
+    assert!(f.take_ready().events.contains(&RaftEvent::ConfigChanged {
+        index: 0,
+        config: conf(&[1, 2, 3], &[])
+    }));
+    // Committing it reports the commit.
+    f.handle_append_entries(append(3, (1, 2), vec![conf_entry(2, 3, grown.clone())], 2));
+    let st = f.status();
+    assert_eq!((st.config_index, st.config_committed), (2, true));
+    assert!(f.take_ready().events.contains(&RaftEvent::ConfigCommitted {
+        index: 2,
+        config: grown
+    }));
+}
+
+#[test]
+fn the_leader_uses_a_new_configuration_as_soon_as_it_appends_it() {
+    let mut r = ready_leader();
+    // Removing node 3: the entry (and everything after it) needs a majority of {1,2} only.
+    r.propose_conf_change(ConfChange::Remove(3)).unwrap();
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.log.commit, 2);
+    assert_eq!(r.status().config, conf(&[1, 2], &[]));
+}
+
+// ---- learners ----
+
+#[test]
+fn a_learner_never_counts_toward_commitment() {
+    let mut r = leader_with_learner();
+    r.propose(vec![7]).unwrap();
+    persist_and_ack(&mut r, 4);
+    assert_eq!(r.log.commit, 2, "committed with the learner's copy");
+    r.handle_reply(2, ok_reply(2, 2, 3, 0));
+    assert_eq!(r.log.commit, 3);
+}
+
+#[test]
+fn a_learner_never_counts_toward_a_read_index_round() {
+    let mut r = leader_with_learner();
+    r.read_index(9).unwrap();
+    r.take_ready();
+    let round = r.reads.round;
+    r.handle_reply(4, ok_reply(4, 2, 2, round));
+    assert!(
+        r.take_ready().read_states.is_empty(),
+        "confirmed by a learner"
+    );
+    r.handle_reply(3, ok_reply(3, 2, 2, round));
+    assert_eq!(
+        r.take_ready().read_states,
+        vec![ReadState { ctx: 9, index: 2 }]
+    );
+}
+
+#[test]
+fn a_learner_never_counts_toward_check_quorum() {
+    let mut r = leader_with_learner();
+    for _ in 0..10 {
+        r.tick();
+    }
+    assert_eq!(
+        r.role(),
+        Role::Leader,
+        "node 2 answered in the first window"
+    );
+    for _ in 0..10 {
+        r.handle_reply(4, ok_reply(4, 2, 2, 0));
+        r.tick();
+    }
+    assert_eq!(
+        r.role(),
+        Role::Follower,
+        "kept leading on a learner's answers"
+    );
+    assert!(
+        r.take_ready()
+            .events
+            .contains(&RaftEvent::QuorumLost { term: 2 })
+    );
+}
+
+#[test]
+fn a_learner_never_campaigns_and_its_vote_never_counts() {
+    let learner_conf = conf_entry(1, 1, conf(&[1, 2, 3], &[4]));
+    let mut l = Raft::new(
+        cfg(4, 4),
+        Restored {
+            hard_state: HardState {
+                term: 1,
+                vote: None,
+            },
+            snapshot: None,
+            entries: vec![learner_conf.clone()],
+        },
+    );
+    for _ in 0..100 {
+        l.tick();
+    }
+    l.handle_timeout_now(TimeoutNow { term: 1, leader: 1 });
+    assert_eq!(elections_started(&mut l), 0);
+    assert_eq!(l.role(), Role::Follower);
+
+    let mut c = restored(1, 1, vec![learner_conf]);
+    c.start_election(false, false);
+    let rd = c.take_ready();
+    assert!(
+        rd.messages.iter().all(|(p, _)| *p != 4),
+        "asked the learner for a vote"
+    );
+    c.handle_reply(
+        4,
+        Reply::Vote(RequestVoteReply {
+            term: 2,
+            voter: 4,
+            granted: true,
+            pre_vote: false,
+        }),
+    );
+    assert_eq!(c.role(), Role::Candidate, "won with a learner's vote");
+    c.handle_reply(
+        2,
+        Reply::Vote(RequestVoteReply {
+            term: 2,
+            voter: 2,
+            granted: true,
+            pre_vote: false,
+        }),
+    );
+    assert_eq!(c.role(), Role::Leader);
+}
+
+#[test]
+fn promotion_waits_until_the_learner_is_close_to_the_leader() {
+    let mut r = leader(3, 1, &[1; 600]);
+    r.handle_reply(2, ok_reply(2, 2, 601, 0));
+    r.propose_conf_change(ConfChange::AddLearner(4)).unwrap();
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.log.commit, 602);
+    let behind = 602 - PROMOTE_MAX_LAG - 1;
+    r.handle_reply(4, ok_reply(4, 2, behind, 0));
+    assert_eq!(
+        r.propose_conf_change(ConfChange::Promote(4)),
+        Err(MembershipError::LearnerBehind {
+            id: 4,
+            match_index: behind,
+            last_index: 602
+        })
+    );
+    r.handle_reply(4, ok_reply(4, 2, behind + 1, 0));
+    assert_eq!(r.propose_conf_change(ConfChange::Promote(4)), Ok((603, 2)));
+    // A voter now: commitment needs 3 of {1,2,3,4}.
+    r.take_ready();
+    r.on_persisted(603, 2);
+    r.handle_reply(2, ok_reply(2, 2, 603, 0));
+    assert_eq!(r.log.commit, 602);
+    r.handle_reply(4, ok_reply(4, 2, 603, 0));
+    assert_eq!(r.log.commit, 603);
+}
+
+#[test]
+fn a_far_behind_learner_gets_a_snapshot_that_carries_the_configuration() {
+    let mut r = leader_with_learner();
+    r.compact(2, b"state".to_vec());
+    r.take_ready();
+    // The learner's probe is rejected: it holds nothing.
+    r.handle_reply(
+        4,
+        Reply::Append(AppendEntriesReply {
+            term: 2,
+            follower: 4,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 1,
+            last_log_index: 0,
+            read_round: 0,
+            req_prev_index: 2,
+            req_last_index: 2,
+            heartbeat: false,
+        }),
+    );
+    let chunks = chunks_to(&r.take_ready(), 4);
+    assert_eq!(chunks.len(), 1);
+    let want = ConfState {
+        index: 2,
+        config: conf(&[1, 2, 3], &[4]),
+    };
+    assert_eq!(chunks[0].config, Some(want.clone()));
+
+    // The joining node takes its configuration from it.
+    let mut j = Raft::new(
+        Config {
+            join: true,
+            ..cfg(4, 1)
+        },
+        Restored::default(),
+    );
+    assert_eq!(j.status().config, Membership::default());
+    let mut chunk = chunks[0].clone();
+    chunk.data = b"state".to_vec();
+    chunk.done = true;
+    assert!(j.handle_install_snapshot(chunk).done);
+    let st = j.status();
+    assert_eq!(
+        (st.config, st.config_index, st.config_committed),
+        (want.config.clone(), 2, true)
+    );
+    assert_eq!(j.take_ready().snapshot.unwrap().config, Some(want));
+}
+
+// ---- removal ----
+
+#[test]
+fn a_leader_that_removes_itself_leads_until_the_change_commits_then_hands_over() {
+    let mut r = ready_leader();
+    r.propose_conf_change(ConfChange::Remove(1)).unwrap();
+    persist_and_ack(&mut r, 2);
+    assert_eq!(
+        r.log.commit, 1,
+        "counted itself for the configuration that removes it"
+    );
+    assert_eq!(r.role(), Role::Leader);
+    // Still leading: heartbeats go out.
+    r.take_ready();
+    r.tick();
+    r.tick();
+    assert!(!appends_to(&r.take_ready(), 3).is_empty());
+    // Node 3 catches up too and the change commits.
+    r.handle_reply(3, ok_reply(3, 2, 2, 0));
+    assert_eq!(r.log.commit, 2);
+    let rd = r.take_ready();
+    assert!(
+        rd.messages
+            .iter()
+            .any(|(p, m)| matches!(m, Request::TimeoutNow(_)) && *p == 3)
+    );
+    assert!(rd.events.contains(&RaftEvent::Removed { index: 2 }));
+    assert_eq!(r.role(), Role::Follower);
+    assert!(!take_warnings_empty(&mut r));
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_eq!(elections_started(&mut r), 0, "a removed leader campaigned");
+}
+
+#[test]
+fn the_self_removing_leader_hands_over_to_the_most_up_to_date_voter() {
+    let mut r = leader(5, 1, &[]);
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.handle_reply(3, ok_reply(3, 2, 1, 0));
+    r.take_ready();
+    r.propose_conf_change(ConfChange::Remove(1)).unwrap();
+    r.propose(vec![1]).unwrap();
+    let (i, t) = (r.log.last_index(), r.log.last_term());
+    r.take_ready();
+    r.on_persisted(i, t);
+    // Nodes 2, 3 and 4 hold the removal (a majority of {2,3,4,5}); only 4 holds the entry after it.
+    r.handle_reply(2, ok_reply(2, 2, 2, 0));
+    r.handle_reply(3, ok_reply(3, 2, 2, 0));
+    r.handle_reply(4, ok_reply(4, 2, 3, 0));
+    assert_eq!(r.log.commit, 2);
+    let rd = r.take_ready();
+    let to: Vec<NodeId> = rd
+        .messages
+        .iter()
+        .filter(|(_, m)| matches!(m, Request::TimeoutNow(_)))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(to, vec![4]);
+}
+
+#[test]
+fn a_removed_node_learns_its_removal_logs_it_once_and_never_campaigns() {
+    let mut r = ready_leader();
+    r.handle_reply(3, ok_reply(3, 2, 1, 0));
+    r.take_ready();
+    r.propose_conf_change(ConfChange::Remove(3)).unwrap();
+    // Replication to node 3 goes on until the removal commits.
+    let rd = r.take_ready();
+    let to3 = appends_to(&rd, 3);
+    assert!(
+        to3.iter().any(|a| !a.entries.is_empty()),
+        "node 3 was not sent the removal"
+    );
+    let (i, t) = (r.log.last_index(), r.log.last_term());
+    r.on_persisted(i, t);
+    r.handle_reply(2, ok_reply(2, 2, 2, 0));
+    assert_eq!(r.log.commit, 2);
+    // One last heartbeat tells node 3 the commit index; then nothing more goes to it.
+    let last = appends_to(&r.take_ready(), 3);
+    assert!(last.iter().any(|a| a.leader_commit >= 2));
+    for _ in 0..4 {
+        r.tick();
+    }
+    assert!(appends_to(&r.take_ready(), 3).is_empty());
+
+    let mut f = node(3, 3, 2, &[2]);
+    f.take_ready();
+    let removal = conf_entry(2, 2, conf(&[1, 2], &[]));
+    let req = AppendEntries {
+        leader: 1,
+        ..append(2, (1, 2), vec![removal], 1)
+    };
+    f.handle_append_entries(req.clone());
+    let warnings = f.take_warnings();
+    assert_eq!(
+        warnings,
+        vec![
+            "node 3 is no longer a member of the cluster (configuration {1,2} at index 2)"
+                .to_string()
+        ]
+    );
+    f.handle_append_entries(req);
+    assert!(take_warnings_empty(&mut f), "logged twice");
+    f.handle_append_entries(AppendEntries {
+        leader: 1,
+        heartbeat: true,
+        ..append(2, (2, 2), vec![], 2)
+    });
+    assert!(
+        f.take_ready()
+            .events
+            .contains(&RaftEvent::Removed { index: 2 })
+    );
+    for _ in 0..100 {
+        f.tick();
+    }
+    assert_eq!(elections_started(&mut f), 0);
+}
+
+#[test]
+fn a_removed_node_restarted_with_its_old_data_knows_and_does_not_campaign() {
+    let mut f = restored(
+        3,
+        2,
+        vec![
+            super::tests::ent(1, 2),
+            conf_entry(2, 2, conf(&[1, 2], &[])),
+        ],
+    );
+    assert!(!f.is_voter());
+    assert_eq!(f.take_warnings().len(), 1);
+    for _ in 0..100 {
+        f.tick();
+    }
+    assert_eq!(elections_started(&mut f), 0);
+}
+
+#[test]
+fn a_removed_node_cannot_disrupt_a_member_under_the_lease_nor_win_on_its_log() {
+    // Node 2 of {1,2}, which removed node 3 at index 2.
+    let mut v = restored(
+        2,
+        2,
+        vec![
+            super::tests::ent(1, 2),
+            conf_entry(2, 2, conf(&[1, 2], &[])),
+        ],
+    );
+    v.handle_append_entries(AppendEntries {
+        leader: 1,
+        heartbeat: true,
+        ..append(2, (2, 2), vec![], 2)
+    });
+    // Node 3 never got the removal: its log ends at index 1. Under the lease nothing is granted or adopted.
+    for pre_vote in [true, false] {
+        let rep = v.handle_request_vote(vote_req(9, 3, (1, 2), pre_vote));
+        assert!(!rep.granted, "granted node 3 (pre_vote {pre_vote})");
+    }
+    assert_eq!(v.term(), 2, "adopted a removed node's term under the lease");
+    // Out of the lease, its pre-vote still fails on the log check, which changes nothing here.
+    v.leader_contact = 100;
+    assert!(!v.handle_request_vote(vote_req(9, 3, (1, 2), true)).granted);
+    assert_eq!(v.term(), 2);
+}
+
+#[test]
+fn a_far_behind_node_without_a_configuration_still_votes_for_a_voter() {
+    // The liveness case the simulation found: a voter promoted while far behind, still holding no
+    // configuration, must grant its vote to an up-to-date voter of the configuration.
+    let mut j = Raft::new(
+        Config {
+            join: true,
+            ..cfg(5, 1)
+        },
+        Restored {
+            hard_state: HardState {
+                term: 3,
+                vote: None,
+            },
+            snapshot: None,
+            entries: log_of(&[1, 1, 1]),
+        },
+    );
+    j.leader_contact = 100;
+    assert!(
+        j.handle_request_vote(vote_req(4, 3, (60, 3), false))
+            .granted
+    );
+}
+
+// ---- joining ----
+
+#[test]
+fn a_joining_node_waits_for_a_configuration_and_never_campaigns() {
+    let mut j = Raft::new(
+        Config {
+            join: true,
+            ..cfg(4, 1)
+        },
+        Restored::default(),
+    );
+    for _ in 0..200 {
+        j.tick();
+    }
+    assert_eq!(elections_started(&mut j), 0);
+    // Older configurations without it arrive first: that is not a removal.
+    j.handle_append_entries(append(
+        2,
+        (0, 0),
+        vec![
+            conf_entry(1, 1, conf(&[1, 2, 3], &[])),
+            conf_entry(2, 2, conf(&[1, 2, 3], &[4])),
+        ],
+        2,
+    ));
+    assert!(
+        take_warnings_empty(&mut j) || !j.take_warnings().iter().any(|w| w.contains("no longer"))
+    );
+    assert!(
+        !j.take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::Removed { .. }))
+    );
+    assert_eq!(j.status().config, conf(&[1, 2, 3], &[4]));
+}
+
+#[test]
+fn an_empty_node_without_join_boots_with_its_flags_and_a_restarted_one_from_its_log() {
+    let fresh = node(1, 3, 0, &[]);
+    assert_eq!(fresh.status().config, conf(&[1, 2, 3], &[]));
+    // A node with data takes the configuration from its log, whatever its flags say.
+    let mut entries = log_of(&[1]);
+    entries.push(conf_entry(2, 1, conf(&[1, 2, 3, 4], &[5])));
+    entries.push(super::tests::ent(3, 1));
+    let r = Raft::new(
+        cfg(1, 7),
+        Restored {
+            hard_state: HardState {
+                term: 1,
+                vote: None,
+            },
+            snapshot: None,
+            entries,
+        },
+    );
+    let st = r.status();
+    assert_eq!((st.config, st.config_index), (conf(&[1, 2, 3, 4], &[5]), 2));
+    // ... or from its snapshot.
+    let r = Raft::new(
+        cfg(1, 7),
+        Restored {
+            hard_state: HardState {
+                term: 1,
+                vote: None,
+            },
+            snapshot: Some(Snapshot {
+                meta: SnapshotMeta {
+                    last_index: 5,
+                    last_term: 1,
+                },
+                data: vec![],
+                config: Some(ConfState {
+                    index: 4,
+                    config: conf(&[1, 4], &[]),
+                }),
+            }),
+            entries: vec![],
+        },
+    );
+    let st = r.status();
+    assert_eq!(
+        (st.config, st.config_index, st.config_committed),
+        (conf(&[1, 4], &[]), 4, true)
+    );
+}
+
+#[test]
+fn compaction_keeps_the_configuration_in_effect_at_the_snapshot() {
+    let mut r = leader_with_learner();
+    r.propose(vec![1]).unwrap();
+    persist_and_ack(&mut r, 2);
+    r.take_ready();
+    r.compact(3, b"s".to_vec());
+    assert_eq!(
+        r.snapshot_conf(),
+        Some(ConfState {
+            index: 2,
+            config: conf(&[1, 2, 3], &[4])
+        })
+    );
+}
