@@ -157,3 +157,98 @@ impl ClusterState {
         self.push(at, Some(node), kind, text.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Event, Stamped};
+
+    #[test]
+    fn membership_steps_are_feed_lines_and_survive_the_event_log() {
+        let mut s = super::super::fixture::sample_state(3);
+        let e = Stamped::new(
+            s.now_ms + 5,
+            Event::Membership {
+                node: 4,
+                step: MembershipStep::Learner,
+                text: "n4 joins as a learner".into(),
+            },
+        );
+        // Replay reads events back from JSON lines: the step must round-trip.
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Stamped = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        s.apply(&back);
+        let last = s.feed.back().unwrap();
+        assert_eq!(last.text, "n4 joins as a learner");
+        assert_eq!(last.kind, FeedKind::Fault);
+        // Not in the configuration yet: joining.
+        assert_eq!(s.membership(4), Some(MemberRole::Joining));
+        s.apply(&Stamped::new(
+            s.now_ms + 1,
+            Event::Membership {
+                node: 4,
+                step: MembershipStep::Failed,
+                text: "add node 4 failed: no".into(),
+            },
+        ));
+        assert_eq!(s.feed.back().unwrap().kind, FeedKind::Error);
+    }
+
+    #[test]
+    fn a_node_dropped_from_the_leaders_configuration_is_removed() {
+        let mut s = super::super::fixture::sample_state(5);
+        assert_eq!(s.membership(3), Some(MemberRole::Voter));
+        assert_eq!(
+            s.config.as_ref().map(ConfigView::text).as_deref(),
+            Some("{1,2,3,4,5}")
+        );
+        let mut leader = s.nodes[&4].status.clone().unwrap();
+        leader.core.config.voters.remove(&3);
+        leader.core.config.learners.insert(3);
+        leader.core.config_index = 1000;
+        s.apply(&Stamped::new(
+            s.now_ms,
+            Event::Status {
+                node: 4,
+                status: leader.clone(),
+            },
+        ));
+        assert_eq!(s.membership(3), Some(MemberRole::Learner));
+        assert_eq!(s.config.as_ref().unwrap().text(), "{1,2,4,5} l{3}");
+        leader.core.config.learners.clear();
+        s.apply(&Stamped::new(
+            s.now_ms,
+            Event::Status {
+                node: 4,
+                status: leader,
+            },
+        ));
+        assert_eq!(s.membership(3), Some(MemberRole::Removed));
+        // Still running: its row stays.
+        assert!(s.shows_node(3));
+    }
+
+    #[test]
+    fn a_node_saying_it_was_removed_is_marked_once() {
+        let mut s = super::super::fixture::sample_state(3);
+        let before = s.feed.len();
+        for _ in 0..2 {
+            s.on_removed(s.now_ms, 2, 812);
+        }
+        assert_eq!(s.feed.len(), before + 1);
+        assert!(
+            s.feed
+                .back()
+                .unwrap()
+                .text
+                .contains("n2 is no longer a member")
+        );
+        assert_eq!(
+            s.membership(2),
+            Some(MemberRole::Voter),
+            "the leader's word wins"
+        );
+        assert!(s.nodes[&2].removed);
+    }
+}

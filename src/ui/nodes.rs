@@ -19,13 +19,16 @@ pub fn height(nodes: usize) -> u16 {
 /// Draws the table; below 120 columns the applied, snapshot and rpc columns are left out.
 pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
     let wide = area.width >= 120;
+    // The membership column needs 8 more columns than a wide table; without it the role column says
+    // `learner`, `removed` or `joining` for a node that does not vote.
+    let member_col = area.width >= 128;
     let mut titles = vec![
         "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
     ];
     // "precandidate" takes 12 columns; narrow tables keep 9 and cut it.
     let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
     // Narrow tables show a learner's or removed node's membership in the role column instead.
-    if wide {
+    if member_col {
         titles.insert(5, "member");
         widths.insert(5, 7);
     }
@@ -58,7 +61,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         .nodes
         .values()
         .filter(|n| state.shows_node(n.id))
-        .map(|n| row(n, state, view, wide, clocks));
+        .map(|n| row(n, state, view, (wide, member_col), clocks));
     let mut title = vec![Span::styled(" nodes ", styles::title())];
     if let Some(c) = &state.config {
         title.push(Span::styled(
@@ -86,7 +89,7 @@ fn row<'a>(
     n: &'a NodeView,
     state: &ClusterState,
     view: &ViewState,
-    wide: bool,
+    (wide, member_col): (bool, bool),
     clocks: bool,
 ) -> Row<'a> {
     let selected = view.selected == Some(n.id);
@@ -111,10 +114,10 @@ fn row<'a>(
     };
     let member = state.membership(n.id);
     let role = match (s, member) {
-        (_, Some(m @ (MemberRole::Removed | MemberRole::Joining))) if !wide => {
+        (_, Some(m @ (MemberRole::Removed | MemberRole::Joining))) if !member_col => {
             Span::styled(m.as_str(), styles::faint())
         }
-        (Some(st), Some(MemberRole::Learner)) if !wide && fresh => {
+        (Some(st), Some(MemberRole::Learner)) if !member_col && fresh => {
             Span::styled("learner", styles::role(st.core.role))
         }
         (Some(st), _) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
@@ -136,7 +139,7 @@ fn row<'a>(
         Cell::from(process_text),
         Cell::from(role),
     ];
-    if wide {
+    if member_col {
         cells.push(match member {
             Some(MemberRole::Voter) => Cell::from("voter").style(styles::dim()),
             Some(m @ MemberRole::Learner) => Cell::from(m.as_str()),
