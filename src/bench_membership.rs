@@ -5,7 +5,9 @@
 //!
 //! Throughput: `clients` writers put back to back for the whole run, each completion timestamped. The
 //! baseline is several windows of `window` seconds with no change; a change's figure is the write rate over
-//! the window from its start to its commit (at least `window` long). Ends with one JSON line.
+//! the window from its start to its commit (at least `window` long). After each add, the four-voter cluster
+//! is measured too with no change (it needs three acknowledgements of four, on the same cores), since an
+//! add's window is mostly spent as a four-voter cluster. Ends with one JSON line.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +198,7 @@ async fn measure(cluster: &Cluster) -> Result<serde_json::Value, String> {
     // Changes: add (timed start → voter), then remove it again, three times.
     let mut adds = Vec::new();
     let mut during = Vec::new();
+    let mut settled4 = Vec::new();
     for _ in 0..3 {
         let t0 = Instant::now();
         let outcome = cluster.perform(Command::Add).await;
@@ -210,8 +213,14 @@ async fn measure(cluster: &Cluster) -> Result<serde_json::Value, String> {
         );
         adds.push(add_ms);
         during.push(serde_json::json!({"change": format!("add {id}"), "ms": add_ms.round(), "writes_per_sec": rate.round()}));
-        // Let the settled cluster run a moment before the next change.
+        // The cluster after the change, settled, with no change: four voters replicate to one more node
+        // and need three acknowledgements, so its own spread is the fair comparison for the add.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..2 {
+            let from = Instant::now();
+            tokio::time::sleep(WINDOW).await;
+            settled4.push(tally.rate(from, Instant::now()));
+        }
         let t0 = Instant::now();
         let outcome = cluster.perform(Command::Remove(id)).await;
         if !outcome.is_ok() {
@@ -231,6 +240,19 @@ async fn measure(cluster: &Cluster) -> Result<serde_json::Value, String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let spread = |v: &[f64]| {
+        (
+            v.iter().copied().fold(f64::MAX, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+            v.iter().sum::<f64>() / v.len().max(1) as f64,
+        )
+    };
+    let (lo4, hi4, mean4) = spread(&settled4);
+    eprintln!(
+        "no change with four voters (after each add): {mean4:.0} writes/s mean over {} windows (spread \
+         {lo4:.0}–{hi4:.0})",
+        settled4.len()
+    );
     tally.stop.store(true, Ordering::Relaxed);
     for w in writers {
         let _ = w.await;
@@ -240,6 +262,8 @@ async fn measure(cluster: &Cluster) -> Result<serde_json::Value, String> {
         "window_s": WINDOW.as_secs(),
         "no_change": {"mean": mean.round(), "min": lo.round(), "max": hi.round(),
                       "windows": baseline.iter().map(|r| r.round()).collect::<Vec<_>>()},
+        "no_change_four_voters": {"mean": mean4.round(), "min": lo4.round(), "max": hi4.round(),
+                      "windows": settled4.iter().map(|r| r.round()).collect::<Vec<_>>()},
         "add_ms": adds.iter().map(|m| m.round()).collect::<Vec<_>>(), "during": during,
     }))
 }

@@ -134,16 +134,17 @@ pub fn status(args: StatusArgs) -> ExitCode {
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         println!(
-            "{:<5} {:>8} {:<13} {:>6} {:>7} {:>8} {:>8}",
-            "NODE", "PID", "ROLE", "TERM", "LEADER", "COMMIT", "LAST"
+            "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
+            "NODE", "PID", "ROLE", "MEMBER", "TERM", "LEADER", "COMMIT", "LAST"
         );
         for (id, addr, r) in &results {
             match r {
                 Ok(s) => println!(
-                    "{:<5} {:>8} {:<13} {:>6} {:>7} {:>8} {:>8}",
+                    "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
                     id,
                     s.pid,
                     s.core.role.as_str(),
+                    membership(*id, Some(s)).unwrap_or("-"),
                     s.core.term,
                     s.core
                         .leader

@@ -278,6 +278,19 @@ fn grow_three_to_five_and_shrink_back_with_passing_checks() {
             "{st:#?}"
         );
     }
+    // The text table has the membership too.
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["status", "--dir"])
+        .arg(&s.dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.lines().next().unwrap().contains("MEMBER"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("5 "))
+        .expect("a row for node 5");
+    assert!(row.contains(" voter "), "{text}");
     s.writes_continue(20);
     s.check_passes();
     // The guard: one change at a time, and nothing that names a node the cluster does not have.
