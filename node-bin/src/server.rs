@@ -864,6 +864,18 @@ fn log_event(event: &crate::raft::RaftEvent) {
         E::QuorumLost { term } => {
             tracing::warn!(term, "lost contact with a majority: stepping down")
         }
+        E::ConfigChanged { index, config } => {
+            tracing::info!(index, "configuration {config} in effect (appended)")
+        }
+        E::ConfigCommitted { index, config } => {
+            tracing::info!(index, "configuration {config} committed")
+        }
+        E::Removed { index } => {
+            tracing::warn!(
+                index,
+                "removed from the cluster by the configuration committed at {index}"
+            )
+        }
         other => tracing::debug!(?other, "raft event"),
     }
 }

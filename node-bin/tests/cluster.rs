@@ -78,6 +78,39 @@ impl TestCluster {
     }
 
     fn spawn(&mut self, id: u64) {
+        self.spawn_with(id, &[]);
+    }
+
+    /// Adds node `id` to the proxy network (links to and from every node the cluster has) without
+    /// starting it; returns, per existing node, the proxy address that node should dial to reach it.
+    fn add_node(&mut self, id: u64) -> BTreeMap<u64, SocketAddr> {
+        let others: Vec<u64> = self.nodes.keys().copied().collect();
+        let mut to_new = BTreeMap::new();
+        for other in others {
+            for (from, to) in [(id, other), (other, id)] {
+                let addr = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(self.net.add_link(from, to))
+                })
+                .expect("a link proxy");
+                self.links.insert((from, to), addr);
+                if to == id {
+                    to_new.insert(from, addr);
+                }
+            }
+        }
+        self.nodes.insert(
+            id,
+            Node {
+                child: None,
+                api: None,
+                data_dir: self.dir.path().join(format!("node-{id}")),
+                log: self.dir.path().join(format!("node-{id}.log")),
+            },
+        );
+        to_new
+    }
+
+    fn spawn_with(&mut self, id: u64, more: &[&str]) {
         let peers: Vec<String> = self
             .links
             .iter()
@@ -102,6 +135,7 @@ impl TestCluster {
             .arg(&addr_file)
             .args(["--seed", &id.to_string()])
             .args(&self.extra)
+            .args(more)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -795,4 +829,352 @@ async fn a_client_bounced_between_two_nodes_backs_off() {
     assert!(err.to_string().contains("not the leader"), "{err}");
     // Backing off from 10 ms to 200 ms, a second holds about a dozen attempts; without it, thousands.
     assert!((3..=40).contains(&n), "{n} calls in one second");
+}
+
+// ---- membership (issue 14) ----
+
+/// Asks the leader (found by polling) for `change` until it is committed, retrying what is only "not
+/// now" (not the leader, not ready, one in progress, learner behind). Panics with the last refusal on timeout.
+async fn change_membership(
+    c: &TestCluster,
+    change: squall_node::raft::ConfChange,
+) -> squall_node::rpc::ConfChangeDone {
+    use squall_node::rpc::MembershipError as E;
+    let deadline_at = Instant::now() + WAIT * 2;
+    let mut last = String::new();
+    while Instant::now() < deadline_at {
+        let seen = c.statuses().await;
+        let leader = seen
+            .iter()
+            .filter(|(_, s)| s.core.role == Role::Leader)
+            .max_by_key(|(_, s)| s.core.term)
+            .map(|(id, _)| *id);
+        if let Some(l) = leader
+            && let Ok(ctl) = connect_control(c.nodes[&l].api.unwrap(), Duration::from_secs(1)).await
+        {
+            let timeout = squall_node::rpc::CONF_CHANGE_TIMEOUT + Duration::from_secs(5);
+            match ctl.change_membership(deadline(timeout), change).await {
+                Ok(Ok(done)) => return done,
+                Ok(Err(
+                    e @ (E::NotLeader { .. }
+                    | E::LeaderNotReady
+                    | E::InProgress { .. }
+                    | E::LearnerBehind { .. }),
+                )) => last = format!("node {l}: {e}"),
+                Ok(Err(e)) => panic!("{change:?} refused by node {l}: {e}"),
+                Err(e) => last = format!("node {l}: RPC failed: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{change:?} not committed within {:?}; last answer: {last}",
+        WAIT * 2
+    );
+}
+
+/// The live node that leads the highest term (polled until one does).
+async fn current_leader(c: &TestCluster) -> (u64, u64) {
+    let deadline_at = Instant::now() + WAIT;
+    loop {
+        let seen = c.statuses().await;
+        let l = seen
+            .iter()
+            .filter(|(_, s)| s.core.role == Role::Leader)
+            .max_by_key(|(_, s)| s.core.term)
+            .map(|(id, s)| (*id, s.core.term));
+        if let Some(l) = l {
+            return l;
+        }
+        assert!(Instant::now() < deadline_at, "no leader: {}", brief(&seen));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls node `id` until `pred` holds for its status; panics with what it saw.
+async fn wait_status(
+    c: &TestCluster,
+    id: u64,
+    what: &str,
+    pred: impl Fn(&NodeStatus) -> bool,
+) -> NodeStatus {
+    let deadline_at = Instant::now() + WAIT;
+    let mut seen = None;
+    while Instant::now() < deadline_at {
+        if let Ok(s) = fetch_status(c.nodes[&id].api.unwrap(), Duration::from_millis(500)).await {
+            if pred(&s) {
+                return s;
+            }
+            seen = Some(s);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "node {id}: {what} not seen within {WAIT:?}; last status: {:?}",
+        seen.map(|s| (
+            s.core.role,
+            s.core.commit_index,
+            s.applied_index,
+            s.core.config,
+            s.core.config_index
+        ))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_as_a_learner_is_promoted_and_members_are_removed_the_leader_last() {
+    use squall_node::raft::ConfChange;
+    let mut c = TestCluster::start(3, &["--snapshot-every", "20"]);
+    c.wait_leader(0).await;
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 60).await;
+
+    // Node 4 starts empty with --join: no configuration, so it waits and never campaigns.
+    let to_new = c.add_node(4);
+    c.spawn_with(4, &["--join"]);
+    let s4 = wait_status(&c, 4, "started", |_| true).await;
+    assert_eq!(
+        s4.core.config,
+        Default::default(),
+        "a joining node has no configuration"
+    );
+    // Without an address for it, the leader refuses to add it.
+    let (leader, _) = current_leader(&c).await;
+    let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let refused = ctl
+        .change_membership(deadline(Duration::from_secs(5)), ConfChange::AddLearner(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        Err(squall_node::rpc::MembershipError::NoAddress { id: 4 })
+    );
+    for (from, addr) in &to_new {
+        let ctl = connect_control(c.nodes[from].api.unwrap(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        ctl.set_peer_addr(deadline(Duration::from_secs(5)), 4, *addr)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("set_peer_addr on node {from}: {e}"));
+    }
+
+    let done = change_membership(&c, ConfChange::AddLearner(4)).await;
+    assert!(done.config.is_learner(4), "{:?}", done.config);
+    // The learner catches up (by snapshot: the others compacted long ago) and learns its configuration.
+    let leader_commit = c.statuses().await[&leader].core.commit_index;
+    let s4 = wait_status(&c, 4, "caught up as a learner", |s| {
+        s.applied_index >= leader_commit && s.core.config.is_learner(4)
+    })
+    .await;
+    assert!(s4.core.snapshot_index > 0, "caught up without a snapshot");
+    assert_eq!(s4.core.role, Role::Follower);
+
+    let done = change_membership(&c, ConfChange::Promote(4)).await;
+    assert!(done.config.is_voter(4) && done.config.voters.len() == 4);
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "b", 20).await;
+    let converged = c.wait_converged().await;
+    assert!(
+        converged
+            .values()
+            .all(|s| s.core.config == done.config && s.core.config_committed)
+    );
+    // The log strip text of a configuration entry, wherever it is not compacted away yet.
+    for (id, st) in &converged {
+        if st.core.snapshot_index < done.index
+            && st.log_tail.first().is_some_and(|c| c.index <= done.index)
+        {
+            let cell = st.log_tail.iter().find(|cell| cell.index == done.index);
+            assert_eq!(
+                cell.map(|c| c.text.as_str()),
+                Some("config v{1,2,3,4}"),
+                "node {id}"
+            );
+        }
+    }
+
+    // Remove a follower (not node 4): it learns that it was removed and says so in its log.
+    let (leader, term) = current_leader(&c).await;
+    let gone = (1..=3).find(|&i| i != leader).unwrap();
+    let done = change_membership(&c, ConfChange::Remove(gone)).await;
+    assert!(!done.config.contains(gone));
+    wait_status(&c, gone, "its removal", |s| {
+        !s.core.config.contains(gone) && s.core.config_committed
+    })
+    .await;
+    // The feed trails the status by up to one actor turn: poll it.
+    let removed = |events: &[NodeEvent]| {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                NodeEvent::Raft(RaftEvent::Removed { index }) if *index == done.index
+            )
+        })
+    };
+    let deadline_at = Instant::now() + WAIT;
+    let mut events = feed(&c, gone).await;
+    while !removed(&events) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        events = feed(&c, gone).await;
+    }
+    assert!(
+        removed(&events),
+        "no Removed event at {} in node {gone}'s feed: {:?}",
+        done.index,
+        events
+            .iter()
+            .filter(|e| matches!(
+                e,
+                NodeEvent::Raft(
+                    RaftEvent::ConfigChanged { .. }
+                        | RaftEvent::ConfigCommitted { .. }
+                        | RaftEvent::Removed { .. }
+                        | RaftEvent::SnapshotInstalled { .. }
+                )
+            ))
+            .collect::<Vec<_>>()
+    );
+    let log = std::fs::read_to_string(&c.nodes[&gone].log).unwrap();
+    assert!(
+        log.contains(&format!("node {gone} is no longer a member of the cluster")),
+        "node {gone}'s log does not say it was removed:\n{log}"
+    );
+    // Left running, it does not disturb the rest: the leader and term stay while writes go on.
+    let mut members: BTreeMap<u64, SocketAddr> = c.api_addrs();
+    members.remove(&gone);
+    let mut client = KvClient::new(members.clone());
+    put_many(&mut client, "c", 20).await;
+    // Let the removed node's clock run past several of its election timeouts (150-300 ms) while writes go
+    // on: time measured by its own uptime, not slept.
+    let since = wait_status(&c, gone, "alive", |_| true).await.uptime_ms;
+    let mut i = 0;
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since + 1_500 {
+        client
+            .execute(KvOp::Put {
+                key: format!("more{i}"),
+                value: "v".into(),
+            })
+            .await
+            .unwrap();
+        i += 1;
+    }
+    let s_gone = wait_status(&c, gone, "alive", |_| true).await;
+    assert!(
+        s_gone.core.role == Role::Follower && s_gone.core.term <= term,
+        "the removed node campaigned: {:?} term {}",
+        s_gone.core.role,
+        s_gone.core.term
+    );
+    let after = c.statuses().await;
+    assert_eq!(
+        (after[&leader].core.role, after[&leader].core.term),
+        (Role::Leader, term),
+        "the removed node disturbed the cluster: {}",
+        brief(&after)
+    );
+    // Restarted with its old data (its log holds its removal), it still knows and causes no election.
+    c.kill(gone);
+    c.spawn(gone);
+    let since = wait_status(&c, gone, "restarted", |_| true).await;
+    assert!(!since.core.config.contains(gone), "{:?}", since.core.config);
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since.uptime_ms + 1_500 {
+        client
+            .execute(KvOp::Put {
+                key: format!("more{i}"),
+                value: "v".into(),
+            })
+            .await
+            .unwrap();
+        i += 1;
+    }
+    let again = c.statuses().await;
+    assert_eq!(
+        (
+            again[&leader].core.role,
+            again[&leader].core.term,
+            again[&gone].core.role
+        ),
+        (Role::Leader, term, Role::Follower),
+        "the restarted removed node disturbed the cluster: {}",
+        brief(&again)
+    );
+    c.kill(gone);
+
+    // Remove the leader itself: it commits the change without counting itself, then hands over.
+    let done = change_membership(&c, ConfChange::Remove(leader)).await;
+    assert_eq!(done.config.voters.len(), 2);
+    let (new_leader, new_term) = {
+        let deadline_at = Instant::now() + WAIT;
+        loop {
+            let seen = c.statuses().await;
+            let l = seen
+                .iter()
+                .find(|(id, s)| **id != leader && s.core.role == Role::Leader)
+                .map(|(id, s)| (*id, s.core.term));
+            if let Some(l) = l {
+                break l;
+            }
+            assert!(
+                Instant::now() < deadline_at,
+                "no new leader: {}",
+                brief(&seen)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert!(new_term > term && done.config.is_voter(new_leader));
+    let old = wait_status(&c, leader, "stepping down", |s| s.core.role != Role::Leader).await;
+    assert!(!old.core.config.contains(leader));
+    c.kill(leader);
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "d", 10).await;
+    check_all(&mut client, "a", 60).await;
+    check_all(&mut client, "b", 20).await;
+    check_all(&mut client, "c", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_cannot_reach_a_majority_answers_timeout_not_ok() {
+    use squall_node::raft::ConfChange;
+    use squall_node::rpc::{CONF_CHANGE_TIMEOUT, MembershipError};
+    // Without CheckQuorum the cut-off leader keeps leading, so the change stays appended and uncommitted.
+    let mut c = TestCluster::start(3, &["--no-check-quorum"]);
+    let (leader, _) = c.wait_leader(0).await;
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 5).await;
+    let to_new = c.add_node(4);
+    let ctl = connect_control(c.nodes[&leader].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    ctl.set_peer_addr(deadline(Duration::from_secs(5)), 4, to_new[&leader])
+        .await
+        .unwrap()
+        .unwrap();
+    for other in (1..=3).filter(|&o| o != leader) {
+        for link in [LinkId::new(leader, other), LinkId::new(other, leader)] {
+            c.net
+                .set_fault(link, FaultSpec::permanent(Fault::Blackhole));
+        }
+    }
+    let started = Instant::now();
+    let answer = ctl
+        .change_membership(
+            deadline(CONF_CHANGE_TIMEOUT + Duration::from_secs(10)),
+            ConfChange::AddLearner(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer, Err(MembershipError::Timeout));
+    assert!(started.elapsed() >= CONF_CHANGE_TIMEOUT);
+    // The change is appended on the cut-off leader (it took effect there) and nowhere else.
+    let seen = c.statuses().await;
+    assert!(seen[&leader].core.config.is_learner(4) && !seen[&leader].core.config_committed);
+    for (id, s) in &seen {
+        if *id != leader {
+            assert!(!s.core.config.contains(4), "node {id}: {:?}", s.core.config);
+        }
+    }
 }

@@ -28,9 +28,9 @@
 //! leader's last index, so the new voter does not leave the cluster waiting on its catch-up (§4.2.1).
 //!
 //! # Removing a node, and the leader removing itself (§4.2.2)
-//! A removed node's replication continues until the removal commits (it counts toward nothing meanwhile), and
-//! one last heartbeat then carries the commit index to it, so it learns that it was removed, logs it once and
-//! never campaigns again. A leader that removes itself keeps leading until the change commits (counting only the
+//! A removed node's replication continues until it holds the removal entry and the entry is committed (it
+//! counts toward nothing meanwhile); one last heartbeat then carries the commit index to it, so it learns that
+//! it was removed, logs it once and never campaigns again. A leader that removes itself keeps leading until the change commits (counting only the
 //! new configuration's voters), then hands leadership to the most up-to-date voter with TimeoutNow and steps
 //! down.
 //!
@@ -44,6 +44,10 @@
 //!   the new configuration holds, so it never raises its term even while the cluster has no leader;
 //! - it can never win: the removal committed on a majority of the new configuration, and any majority of
 //!   the old one that it counts on contains at least one of those nodes, which refuse it on the log check.
+//!
+//! With both PreVote and CheckQuorum turned off (`--no-pre-vote --no-check-quorum`) nothing stops such a node:
+//! every campaign raises the term and deposes the current leader, so a cluster that changes its membership
+//! should keep at least one of them on (both are on by default).
 //!
 //! Members do **not** refuse votes from candidates outside their own configuration. It looks like extra
 //! protection, but a node's configuration may lag far behind (a learner just promoted, a node that joined and
@@ -221,16 +225,28 @@ impl Raft {
         self.note_commit();
     }
 
-    /// Leader: replicates to every member but itself, and to nodes the latest (uncommitted) change removed,
-    /// so they learn of their removal.
+    /// Leader: replicates to every member but itself, and to the nodes that changes still in its history
+    /// removed, until they hold their removal and know it committed (see [`Raft::release_departed`]).
     pub(super) fn sync_progress(&mut self) {
         let id = self.config.id;
-        let mut keep: Vec<NodeId> = self.membership().members().filter(|&m| m != id).collect();
-        let current = self.membership_index();
-        if current > self.log.commit && self.confs.len() >= 2 {
-            let previous = &self.confs[self.confs.len() - 2].config;
-            keep.extend(previous.members().filter(|&m| m != id));
+        let members: Vec<NodeId> = self.membership().members().filter(|&m| m != id).collect();
+        // Every node a configuration still in the history removed (by the latest change, or an earlier one a
+        // previous leader may not have told it about), with the index of the entry that removed it.
+        for pair in self.confs.windows(2) {
+            let (before, after) = (&pair[0].config, &pair[1]);
+            for p in before
+                .members()
+                .filter(|&m| m != id && !after.config.contains(m) && !self.released.contains(&m))
+            {
+                self.departing.entry(p).or_insert(after.index);
+            }
         }
+        self.released.retain(|p| !members.contains(p));
+        self.departing.retain(|p, _| !members.contains(p));
+        let keep: Vec<NodeId> = members
+            .into_iter()
+            .chain(self.departing.keys().copied())
+            .collect();
         self.progress.retain(|p, _| keep.contains(p));
         let next = self.log.last_index() + 1;
         for m in keep {
@@ -238,6 +254,30 @@ impl Raft {
                 .entry(m)
                 .or_insert_with(|| Progress::new(next));
         }
+    }
+
+    /// Leader: once a removed node holds its removal entry and that entry is committed, one last heartbeat
+    /// (anchored at what it holds, so it may commit that far) tells it so, and it is sent nothing more. A
+    /// removed node silent for ten election timeouts is dropped too.
+    pub(super) fn release_departed(&mut self, peer: NodeId) {
+        let Some(&index) = self.departing.get(&peer) else {
+            return;
+        };
+        let Some(p) = self.progress.get(&peer) else {
+            self.departing.remove(&peer);
+            return;
+        };
+        let silent = p.silent_ticks > self.config.election_ticks_max.saturating_mul(10);
+        if p.match_index >= index && self.log.commit >= index {
+            let hb = self.heartbeat_for(peer);
+            self.messages
+                .push((peer, super::types::Request::Append(hb)));
+        } else if !silent {
+            return;
+        }
+        self.departing.remove(&peer);
+        self.released.insert(peer);
+        self.progress.remove(&peer);
     }
 
     /// The commit index may have moved: report a newly committed configuration, let nodes a committed
@@ -261,19 +301,10 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        // One last heartbeat to each node this change removed, carrying the commit index, then stop.
-        let gone: Vec<NodeId> = self
-            .progress
-            .keys()
-            .copied()
-            .filter(|&p| !config.contains(p))
-            .collect();
-        for peer in gone {
-            let hb = self.heartbeat_for(peer);
-            self.messages
-                .push((peer, super::types::Request::Append(hb)));
+        let departing: Vec<NodeId> = self.departing.keys().copied().collect();
+        for peer in departing {
+            self.release_departed(peer);
         }
-        self.sync_progress();
         if !config.is_voter(id) && !self.leaving {
             self.leaving = true;
             self.hand_over();

@@ -435,9 +435,16 @@ fn a_removed_node_learns_its_removal_logs_it_once_and_never_campaigns() {
     r.on_persisted(i, t);
     r.handle_reply(2, ok_reply(2, 2, 2, 0));
     assert_eq!(r.log.commit, 2);
-    // One last heartbeat tells node 3 the commit index; then nothing more goes to it.
+    // Node 3 still gets the log until it holds the removal; one last heartbeat anchored there then
+    // tells it the commit index, and nothing more goes to it.
+    r.take_ready();
+    r.handle_reply(3, ok_reply(3, 2, 2, 0));
     let last = appends_to(&r.take_ready(), 3);
-    assert!(last.iter().any(|a| a.leader_commit >= 2));
+    assert!(
+        last.iter()
+            .any(|a| a.heartbeat && a.prev_log_index == 2 && a.leader_commit >= 2),
+        "{last:?}"
+    );
     for _ in 0..4 {
         r.tick();
     }
@@ -649,4 +656,45 @@ fn compaction_keeps_the_configuration_in_effect_at_the_snapshot() {
             config: conf(&[1, 2, 3], &[4])
         })
     );
+}
+
+#[test]
+fn a_new_leader_tells_a_node_an_earlier_change_removed() {
+    // Node 3 was removed at index 2 (then node 4 added at 3) by a leader that is gone; the next leader
+    // still replicates to node 3 until it holds its removal and knows it committed.
+    let mut r = restored(
+        1,
+        1,
+        vec![
+            super::tests::ent(1, 1),
+            conf_entry(2, 1, conf(&[1, 2], &[])),
+            conf_entry(3, 1, conf(&[1, 2], &[4])),
+        ],
+    );
+    r.start_election(false, false);
+    r.handle_reply(
+        2,
+        Reply::Vote(RequestVoteReply {
+            term: 2,
+            voter: 2,
+            granted: true,
+            pre_vote: false,
+        }),
+    );
+    assert_eq!(r.role(), Role::Leader);
+    let ids = |r: &Raft| r.status().progress.iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(&r), vec![2, 3, 4]);
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.log.commit, 4);
+    r.take_ready();
+    r.handle_reply(3, ok_reply(3, 2, 4, 0));
+    let last = appends_to(&r.take_ready(), 3);
+    assert!(
+        last.iter().any(|a| a.heartbeat && a.leader_commit >= 2),
+        "{last:?}"
+    );
+    assert_eq!(ids(&r), vec![2, 4]);
+    // Later changes do not bring it back.
+    r.propose_conf_change(ConfChange::Promote(4)).unwrap();
+    assert_eq!(ids(&r), vec![2, 4]);
 }

@@ -83,8 +83,8 @@ pub enum TransferError {
         /// The known leader.
         leader_hint: Option<NodeId>,
     },
-    /// The target is not a voter of this cluster.
-    #[error("node {0} is not a member of this cluster")]
+    /// The target is not a voter of the configuration (unknown, a learner, or removed).
+    #[error("node {0} is not a voter of the configuration; only a voter can take over")]
     UnknownNode(NodeId),
     /// The target already leads.
     #[error("node {0} already leads")]
@@ -168,6 +168,11 @@ pub struct Raft {
     leaving: bool,
     /// The configuration in effect at the latest snapshot, sent with it.
     snapshot_conf: Option<ConfState>,
+    /// Leader only: nodes a configuration change removed, still replicated to until they hold that
+    /// change (at the index given) and know it committed.
+    departing: BTreeMap<NodeId, Index>,
+    /// Leader only: removed nodes already told (or given up on) in this term.
+    released: std::collections::BTreeSet<NodeId>,
 }
 
 impl Raft {
@@ -242,6 +247,8 @@ impl Raft {
             conf_commit_reported: None,
             leaving: false,
             snapshot_conf: None,
+            departing: BTreeMap::new(),
+            released: Default::default(),
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -256,6 +263,9 @@ impl Raft {
         }
         let latest = raft.confs.pop().expect("one pushed above");
         raft.set_membership(latest.index, latest.config);
+        // What the node starts with is in its status, not news for the event feed (which reports changes);
+        // a "no longer a member" warning for a restarted removed node stays.
+        raft.events.clear();
         let empty = hs == HardState::default()
             && raft.log.last_index() == 0
             && raft.log.snapshot_meta() == SnapshotMeta::default();
@@ -330,6 +340,10 @@ impl Raft {
     fn tick_leader(&mut self) {
         for p in self.progress.values_mut() {
             p.silent_ticks = p.silent_ticks.saturating_add(1);
+        }
+        let departing: Vec<NodeId> = self.departing.keys().copied().collect();
+        for peer in departing {
+            self.release_departed(peer);
         }
         self.heartbeat_elapsed += 1;
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
@@ -643,6 +657,8 @@ impl Raft {
         });
         if was_leader {
             self.progress.clear();
+            self.departing.clear();
+            self.released.clear();
             self.transfer = None;
             self.leaving = false;
             self.broadcast_pending = false;

@@ -209,6 +209,7 @@ impl Raft {
         self.confirm_reads();
         self.maybe_send_timeout_now(from);
         self.send_append(from);
+        self.release_departed(from);
     }
 
     /// An RPC to `peer` failed or timed out: forget it as in flight and fall back to probing, resumed by

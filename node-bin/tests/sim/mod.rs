@@ -124,8 +124,15 @@ enum ChangeAsked {
     NothingToChange,
     /// The leader refused (not ready, one in progress, learner behind, transferring).
     Refused,
-    /// Appended at this index.
-    Proposed(Index),
+    /// Appended by leader `node` of `term` at `index`.
+    Proposed {
+        /// The leader asked.
+        node: NodeId,
+        /// Where the configuration entry went.
+        index: Index,
+        /// The leader's term.
+        term: Term,
+    },
 }
 
 /// A message in the simulated network.
@@ -825,7 +832,15 @@ impl Sim {
         if leaders.is_empty() {
             return Ok(ChangeAsked::NoLeader);
         }
-        let i = leaders[self.rng.random_range(0..leaders.len())];
+        // Any leader at random (a stale one of an older term too); when forced, the highest-term one.
+        let i = if force {
+            *leaders
+                .iter()
+                .max_by_key(|&&i| self.nodes[i].raft.as_ref().map_or(0, Raft::term))
+                .expect("not empty")
+        } else {
+            leaders[self.rng.random_range(0..leaders.len())]
+        };
         let config = self.nodes[i]
             .raft
             .as_ref()
@@ -864,15 +879,21 @@ impl Sim {
         let mut proposed = None;
         self.step(|s| {
             let raft = s.nodes[i].raft.as_mut().expect("up");
-            if let Ok((index, _)) = raft.propose_conf_change(change) {
-                proposed = Some(index);
+            if let Ok((index, term)) = raft.propose_conf_change(change) {
+                proposed = Some((index, term));
                 if let ConfChange::Remove(r) = change {
                     s.retired.insert(r);
                 }
             }
             s.process(id)
         })?;
-        Ok(proposed.map_or(ChangeAsked::Refused, ChangeAsked::Proposed))
+        Ok(proposed.map_or(ChangeAsked::Refused, |(index, term)| {
+            ChangeAsked::Proposed {
+                node: id,
+                index,
+                term,
+            }
+        }))
     }
 
     /// Checks the properties that depend on the current roles (after every step).
@@ -1272,29 +1293,38 @@ impl Sim {
         if self.membership_rate == 0.0 {
             return Ok(None);
         }
+        // (proposer, index, term) of the change waited for; proposed again if its leader loses the lead
+        // before it commits (after healing, a stale leader of an older term may still be asked first).
+        let mut pending: Option<(NodeId, Index, Term)> = None;
         for t in 0..max_ticks {
-            let asked = self.membership_op(true)?;
-            if asked == ChangeAsked::NothingToChange {
-                return Ok(None);
-            }
-            if let ChangeAsked::Proposed(index) = asked {
-                for u in t..max_ticks {
-                    let committed = self.leader_raft().is_some_and(|r| {
-                        r.commit_index() >= index && r.status().config_index >= index
-                    });
-                    if committed {
-                        return Ok(Some(u));
-                    }
-                    self.tick(false)?;
+            if let Some((node, index, term)) = pending {
+                let committed = self
+                    .leader_raft()
+                    .is_some_and(|r| r.commit_index() >= index && r.status().config_index >= index);
+                if committed {
+                    return Ok(Some(t));
                 }
-                return Err(format!(
-                    "liveness: configuration change at index {index} not committed within {max_ticks} ticks"
-                ));
+                let still = self
+                    .raft(node)
+                    .is_some_and(|r| r.role() == Role::Leader && r.term() == term);
+                if !still {
+                    pending = None;
+                }
+            }
+            if pending.is_none() {
+                match self.membership_op(true)? {
+                    ChangeAsked::NothingToChange => return Ok(None),
+                    ChangeAsked::Proposed { node, index, term } => {
+                        pending = Some((node, index, term))
+                    }
+                    ChangeAsked::NoLeader | ChangeAsked::Refused => {}
+                }
             }
             self.tick(false)?;
         }
         Err(format!(
-            "liveness: no leader accepted a configuration change within {max_ticks} ticks after healing"
+            "liveness: no configuration change committed within {max_ticks} ticks after healing (waiting \
+             for {pending:?}: proposer, index, term)"
         ))
     }
 
@@ -1382,14 +1412,16 @@ impl Sim {
                 Some(r) => {
                     let st = r.status();
                     s += &format!(
-                        "  node {}: {:?} term {} leader {:?} commit {} last {} snap {} config {} at {} \
-                         progress {:?}\n",
+                        "  node {}: {:?} term {} vote {:?} leader {:?} commit {} last {} (term {}) snap {} config {} \
+                         at {} progress {:?}\n",
                         n.id,
                         st.role,
                         st.term,
+                        st.vote,
                         st.leader,
                         st.commit_index,
                         st.last_log_index,
+                        st.last_log_term,
                         st.snapshot_index,
                         st.config,
                         st.config_index,
