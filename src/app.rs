@@ -291,8 +291,15 @@ async fn headless(
                         Outcome::Quit
                     }
                     Ok(Command::Status) => {
-                        let lines: Vec<String> =
-                            session.state.nodes.values().map(crate::state::describe_node).collect();
+                        let state = &session.state;
+                        let lines: Vec<String> = state
+                            .nodes
+                            .values()
+                            .map(|n| match state.membership(n.id) {
+                                Some(m) => format!("{} member {}", crate::state::describe_node(n), m.as_str()),
+                                None => crate::state::describe_node(n),
+                            })
+                            .collect();
                         Outcome::Listing {
                             summary: format!("status of {} nodes", lines.len()),
                             lines,

@@ -93,6 +93,9 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     if args.disk_faults {
         return crate::bench_disk::run(args).await;
     }
+    if args.membership {
+        return crate::bench_membership::run(args).await;
+    }
     let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
     let up = bench_up_args(&args, dir.clone(), false);
     let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {

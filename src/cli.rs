@@ -229,6 +229,10 @@ pub struct BenchArgs {
     /// (no fault set), side by side in one run, and the cost of each FUSE operation; no failover trials.
     #[arg(long)]
     pub disk_faults: bool,
+    /// Measure membership changes instead: time to add a node (process start to voter) to a cluster holding
+    /// 10 MB, and write throughput during each change against the spread with no change, in one run.
+    #[arg(long, conflicts_with = "disk_faults")]
+    pub membership: bool,
 }
 
 /// Flags of `squall check-history`.

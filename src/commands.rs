@@ -69,6 +69,36 @@ pub fn status(args: StatusArgs) -> ExitCode {
         out
     });
     let answered = results.iter().filter(|(_, _, r)| r.is_ok()).count();
+    // The configuration as the leader knows it (the highest term's leader), else the most recent one any node
+    // has (highest configuration index).
+    let statuses: Vec<&squall_node::rpc::NodeStatus> = results
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok())
+        .collect();
+    let config_source = statuses
+        .iter()
+        .filter(|s| s.core.role == squall_node::raft::Role::Leader)
+        .max_by_key(|s| s.core.term)
+        .or_else(|| {
+            statuses
+                .iter()
+                .filter(|s| !s.core.config.voters.is_empty())
+                .max_by_key(|s| (s.core.config_index, s.core.config_committed))
+        })
+        .copied();
+    let membership =
+        |id: u64, own: Option<&squall_node::rpc::NodeStatus>| -> Option<&'static str> {
+            let config = &config_source?.core.config;
+            Some(match crate::state::role_in(config, id)? {
+                // A node started by `add` has no configuration of its own until a leader sends it one.
+                crate::state::MemberRole::Removed
+                    if own.is_some_and(|s| s.core.config.voters.is_empty()) =>
+                {
+                    "joining"
+                }
+                m => m.as_str(),
+            })
+        };
     if args.json {
         let nodes: Vec<serde_json::Value> = results
             .iter()
@@ -79,28 +109,42 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     "leader": s.core.leader, "commit_index": s.core.commit_index,
                     "applied_index": s.applied_index, "last_log_index": s.core.last_log_index,
                     "last_log_term": s.core.last_log_term, "snapshot_index": s.core.snapshot_index,
+                    "membership": membership(*id, Some(s)),
+                    "own_config": {
+                        "voters": s.core.config.voters, "learners": s.core.config.learners,
+                        "index": s.core.config_index, "committed": s.core.config_committed,
+                    },
                 }),
                 Err(e) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": false, "error": e,
                     "pid": known_pids.get(id), "role": null, "term": null, "leader": null,
                     "commit_index": null, "last_log_index": null,
+                    "membership": membership(*id, None),
                 }),
             })
             .collect();
-        let doc = serde_json::json!({ "cluster_id": cluster_id, "nodes": nodes });
+        let config = config_source.map(|s| {
+            serde_json::json!({
+                "voters": s.core.config.voters, "learners": s.core.config.learners,
+                "index": s.core.config_index, "committed": s.core.config_committed,
+                "from": s.core.id,
+            })
+        });
+        let doc = serde_json::json!({ "cluster_id": cluster_id, "config": config, "nodes": nodes });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         println!(
-            "{:<5} {:>8} {:<13} {:>6} {:>7} {:>8} {:>8}",
-            "NODE", "PID", "ROLE", "TERM", "LEADER", "COMMIT", "LAST"
+            "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
+            "NODE", "PID", "ROLE", "MEMBER", "TERM", "LEADER", "COMMIT", "LAST"
         );
         for (id, addr, r) in &results {
             match r {
                 Ok(s) => println!(
-                    "{:<5} {:>8} {:<13} {:>6} {:>7} {:>8} {:>8}",
+                    "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
                     id,
                     s.pid,
                     s.core.role.as_str(),
+                    membership(*id, Some(s)).unwrap_or("-"),
                     s.core.term,
                     s.core
                         .leader

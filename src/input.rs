@@ -41,6 +41,10 @@ pub enum Action {
     TransferHere,
     /// Kill whichever node leads.
     KillLeader,
+    /// Start a new node and make it a voter (`add`).
+    AddNode,
+    /// Remove the selected node from the configuration and stop it (`remove N`).
+    RemoveNode,
     /// Open the partition prompt.
     PartitionMenu,
     /// Partition the cluster: `"halves"`, `"bridge"`, `"ring"` or a grouping like `"1,2|3,4,5"`.
@@ -151,6 +155,7 @@ impl Action {
                 | Action::CycleDelay
                 | Action::CycleLoss
                 | Action::TransferHere
+                | Action::RemoveNode
         )
     }
 }
@@ -226,6 +231,8 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('l') => Action::CycleLoss,
         KeyCode::Char('t') => Action::TransferHere,
         KeyCode::Char('K') => Action::KillLeader,
+        KeyCode::Char('a') => Action::AddNode,
+        KeyCode::Char('D') => Action::RemoveNode,
         KeyCode::Char('x') => Action::PartitionMenu,
         KeyCode::Char('h') => Action::Heal,
         KeyCode::Char('c') => Action::ToggleWorkload,
@@ -300,6 +307,8 @@ pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::CycleLoss => Command::CycleLoss(sel?),
         Action::TransferHere => Command::Transfer(sel?),
         Action::KillLeader => Command::Kill(Target::Leader),
+        Action::AddNode => Command::Add,
+        Action::RemoveNode => Command::Remove(view.selected?),
         Action::Partition(shape) => Command::Fault(FaultCmd::new(
             FaultTarget::Shape(shape.replace(' ', "")),
             FaultKind::Cut,
@@ -474,6 +483,8 @@ mod tests {
             ('l', Action::CycleLoss),
             ('t', Action::TransferHere),
             ('K', Action::KillLeader),
+            ('a', Action::AddNode),
+            ('D', Action::RemoveNode),
             ('x', Action::PartitionMenu),
             ('h', Action::Heal),
             ('c', Action::ToggleWorkload),

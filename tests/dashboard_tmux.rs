@@ -712,3 +712,50 @@ fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
         "a fault filesystem outlived the dashboard:\n{mounts}"
     );
 }
+
+/// Membership from the keyboard: `a` starts node 4, the table shows it join and vote, `4` then `D` removes it
+/// and its row goes once its process stops.
+#[test]
+fn dashboard_in_tmux_adds_a_node_with_a_and_removes_it_with_d() {
+    if skipped_without_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let tmux = Tmux::start(
+        "members",
+        dir.path(),
+        &format!("up -n 3 --seed 5 --dir {}", cdir.display()),
+    );
+    tmux.wait_for("a leader in the header", header_leader);
+    tmux.keys(&["a"]);
+    tmux.wait_for("n4 promoted in the feed", |s| {
+        s.contains("n4 caught up, promoted to voter").then_some(())
+    });
+    // 160 columns: the member column, and the configuration in the table's title.
+    tmux.wait_for("n4 a voter in the table", |s| {
+        let row = node_rows(s).into_iter().find(|r| r.contains(" n4 "))?;
+        (row.contains("voter") && s.contains("config {1,2,3,4} at")).then_some(())
+    });
+    let pids = support::node_pids(&cdir);
+    tmux.keys(&["4"]);
+    tmux.keys(&["D"]);
+    tmux.wait_for("n4 removed in the feed", |s| {
+        s.contains("n4 removed: its process stopped").then_some(())
+    });
+    tmux.wait_for("n4's row gone and the configuration back to three", |s| {
+        (!node_rows(s).iter().any(|r| r.contains(" n4 ")) && s.contains("config {1,2,3} at"))
+            .then_some(())
+    });
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "screen:\n{}", tmux.screen());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}

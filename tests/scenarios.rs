@@ -135,6 +135,11 @@ fn library_clock_faults() {
 }
 
 #[test]
+fn library_membership() {
+    run_library("membership");
+}
+
+#[test]
 fn library_unsafe_no_fsync_is_found_invalid() {
     run_library("unsafe-no-fsync");
 }

@@ -488,3 +488,59 @@ fn the_fault_prompt_shows_the_grammar_of_the_verb_being_typed() {
         "{footer}"
     );
 }
+
+/// Nine nodes fit 80×24 with their membership: the learner and a removed node (still running) say so in the
+/// role column, the title names the configuration, and a removed node's row goes once its process stops.
+#[test]
+fn nine_nodes_show_their_membership_at_80x24_and_a_stopped_removed_node_leaves() {
+    use squall::state::{Event, ProcessState, Stamped};
+    let mut state = fixture::sample_state(9);
+    let at = state.now_ms;
+    let mut leader = state.nodes[&4].status.clone().expect("the leader's status");
+    leader.core.config.voters.remove(&8);
+    leader.core.config_index = leader.core.last_log_index;
+    state.apply(&Stamped::new(
+        at,
+        Event::Status {
+            node: 4,
+            status: leader,
+        },
+    ));
+    let view = ViewState {
+        tab: Tab::Nodes,
+        ..selected(9)
+    };
+    let screen = render(80, 24, &state, &view).backend().to_string();
+    let row = |screen: &str, id: u64| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!(" n{id}   ")))
+            .map(String::from)
+    };
+    for id in 1..=9 {
+        assert!(row(&screen, id).is_some(), "no row for n{id}:\n{screen}");
+    }
+    assert!(row(&screen, 9).unwrap().contains("learner"), "{screen}");
+    assert!(row(&screen, 8).unwrap().contains("removed"), "{screen}");
+    assert!(
+        screen.contains("config {1,2,3,4,5,6,7} l{9} at 1011"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("nine_nodes_membership_80x24", screen);
+    // The removed node's process stops: its row goes.
+    state.apply(&Stamped::new(
+        at + 10,
+        Event::Process {
+            node: 8,
+            state: ProcessState::Exited {
+                pid: 4156,
+                code: Some(0),
+                signal: None,
+                reason: None,
+            },
+        },
+    ));
+    let screen = render(80, 24, &state, &view).backend().to_string();
+    assert!(row(&screen, 8).is_none(), "n8 still shown:\n{screen}");
+    assert!(row(&screen, 9).is_some(), "{screen}");
+}

@@ -80,6 +80,15 @@ pub enum Command {
     Disk(Target, super::disk::DiskAction),
     /// Jump, speed up, slow down, strobe or heal a node's clock; see [`super::clock`].
     Clock(Target, super::clock::ClockAction),
+    /// Start a new node (the next free id) and make it a voter: it joins as a learner, catches up, and is
+    /// promoted; see [`super::membership`].
+    Add,
+    /// Remove node N from the configuration, then stop its process (its directory is kept).
+    Remove(NodeId),
+    /// Add a new node and remove node N once the new one votes.
+    Replace(NodeId),
+    /// Promote learner N to voter by hand.
+    Promote(NodeId),
     /// Stop the cluster and exit.
     Quit,
 }
@@ -155,6 +164,10 @@ impl std::fmt::Display for Command {
             }
             Command::Disk(t, a) => write!(f, "disk {t} {a}"),
             Command::Clock(t, a) => write!(f, "clock {t} {a}"),
+            Command::Add => f.write_str("add"),
+            Command::Remove(n) => write!(f, "remove {n}"),
+            Command::Replace(n) => write!(f, "replace {n}"),
+            Command::Promote(n) => write!(f, "promote {n}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -170,13 +183,13 @@ pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, 
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
-drop-held TARGET [N], release TARGET, links, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
+drop-held TARGET [N], release TARGET, links, add, remove N, replace N, promote N, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
 with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full \
 [after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
 /// Every verb the console knows, for the dashboard prompt's hint.
-pub const VERBS: [&str; 34] = [
+pub const VERBS: [&str; 38] = [
     "powercut",
     "disk",
     "clock",
@@ -205,6 +218,10 @@ pub const VERBS: [&str; 34] = [
     "drop-held",
     "release",
     "links",
+    "add",
+    "remove",
+    "replace",
+    "promote",
     "workload",
     "check",
     "status",
@@ -223,6 +240,21 @@ fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
             .parse::<NodeId>()
             .map(Target::Node)
             .map_err(|_| format!("`{w}` is not a node id (expected a number or `leader`)")),
+    }
+}
+
+/// A node id a membership command names (`remove 4`): a plain number, never `leader` (say which node).
+fn member(word: Option<&str>, cmd: &str) -> Result<NodeId, String> {
+    match word {
+        None => Err(format!("`{cmd}` needs a node id, e.g. `{cmd} 2`")),
+        Some("leader") => Err(format!(
+            "`{cmd}` takes a node id, not `leader`: name the node (`status` shows who leads)"
+        )),
+        Some(w) => w
+            .parse::<NodeId>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("`{w}` is not a node id (expected a number from 1)")),
     }
 }
 
@@ -314,6 +346,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             ),
         },
+        "add" => no_more(0, Command::Add),
+        "remove" => no_more(1, Command::Remove(member(arg(0), cmd)?)),
+        "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
+        "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
         "powercut" => super::disk::parse_powercut(rest),
         "disk" => super::disk::parse_disk(rest),
         "clock" => super::clock::parse_clock(rest),
@@ -502,6 +538,15 @@ mod tests {
         assert!(parse("heal two").unwrap_err().contains("not a fault id"));
         assert!(parse("step").unwrap_err().contains("needs a target"));
         assert!(parse("step * 0").unwrap_err().contains("number of frames"));
+        assert!(parse("remove").unwrap_err().contains("needs a node id"));
+        assert!(parse("remove leader").unwrap_err().contains("not `leader`"));
+        assert!(parse("promote 0").unwrap_err().contains("not a node id"));
+        assert!(parse("add 4").unwrap_err().contains("takes 0 argument"));
+        assert!(
+            parse("replace 2 3")
+                .unwrap_err()
+                .contains("takes 1 argument")
+        );
     }
 
     #[test]
@@ -528,6 +573,10 @@ mod tests {
             "release *",
             "held",
             "faults",
+            "add",
+            "remove 4",
+            "replace 2",
+            "promote 6",
         ] {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cmd.to_string(), line, "printed back");

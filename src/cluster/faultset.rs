@@ -196,6 +196,41 @@ impl Cluster {
         Ok(effect)
     }
 
+    /// A node joined: every fault in force whose target covers some of its links (`*`, `*->N`, `isolate N`, ...)
+    /// is installed on them too, under the fault's own id, so it applies to the new node like to any other and
+    /// `heal` removes it everywhere. A partition's groups were drawn before the node existed; they stay as drawn
+    /// (the new node is in none of them). Returns how many faults now cover its links.
+    pub(super) fn extend_faults_to(&self, node: NodeId) -> usize {
+        let mut set = self.inner.faults.lock().unwrap();
+        let mut covered = 0;
+        for a in set.active.values_mut() {
+            if matches!(a.cmd.target, FaultTarget::Shape(_)) {
+                continue;
+            }
+            let Ok((links, _)) = self.links_of(&a.cmd.target) else {
+                continue;
+            };
+            let new: Vec<LinkId> = links
+                .into_iter()
+                .filter(|l| (l.from == node || l.to == node) && !a.links.contains(l))
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let spec = FaultSpec {
+                fault: a.cmd.kind.to_chaos(),
+                duration: None,
+                filter: labels(&a.cmd.only),
+            };
+            self.inner
+                .net
+                .extend_fault(a.chaos, new.iter().copied(), spec);
+            a.links.extend(new);
+            covered += 1;
+        }
+        covered
+    }
+
     /// Removes a timed fault when its time is up (unless it was removed or replaced first) and says so.
     fn expire(&self, id: u64, after: Duration) {
         let gone = {

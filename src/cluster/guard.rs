@@ -108,10 +108,156 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
     }
 }
 
+/// Most nodes a cluster may have in all, counting every id ever used (ids are never reused).
+pub const MAX_NODES: u64 = 9;
+
+/// What the guard knows of the cluster's membership when a change is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFacts {
+    /// Every node id the session has started (removed nodes included: their ids stay taken).
+    pub ids: BTreeSet<NodeId>,
+    /// The configuration's voters, as the leader (else the most recent configuration any node has) knows them.
+    pub voters: BTreeSet<NodeId>,
+    /// Its learners.
+    pub learners: BTreeSet<NodeId>,
+    /// A change squall is making now, in words (`add node 6`), if any: one change at a time.
+    pub under_way: Option<String>,
+}
+
+fn set_text(ids: &BTreeSet<NodeId>) -> String {
+    let v: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!("{{{}}}", v.join(","))
+}
+
+/// Whether a membership change (`add`, `remove N`, `replace N`, `promote N`) can be asked for now. `Err` says
+/// why not and what to do instead. Other commands are always admitted here.
+pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
+    let is_change = matches!(
+        cmd,
+        Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_)
+    );
+    if !is_change {
+        return Ok(());
+    }
+    let next = f.ids.iter().max().copied().unwrap_or(0) + 1;
+    let full = || {
+        format!(
+            "node ids 1 to {MAX_NODES} are all taken (a removed node keeps its id: squall never reuses one); a cluster has at most {MAX_NODES} nodes in all"
+        )
+    };
+    let member = |n: NodeId| -> Result<(), String> {
+        if !f.ids.contains(&n) {
+            let ids: Vec<String> = f.ids.iter().map(u64::to_string).collect();
+            return Err(format!(
+                "there is no node {n}: this cluster has nodes {}",
+                ids.join(", ")
+            ));
+        }
+        if !f.voters.contains(&n) && !f.learners.contains(&n) {
+            return Err(format!(
+                "node {n} is not a member of the configuration (voters {}{}): nothing to change; `add` starts a new node",
+                set_text(&f.voters),
+                if f.learners.is_empty() {
+                    String::new()
+                } else {
+                    format!(", learners {}", set_text(&f.learners))
+                }
+            ));
+        }
+        Ok(())
+    };
+    let admitted = match cmd {
+        Command::Add if next > MAX_NODES => Err(full()),
+        Command::Replace(n) => {
+            member(*n)?;
+            if next > MAX_NODES {
+                return Err(full());
+            }
+            Ok(())
+        }
+        Command::Remove(n) => {
+            member(*n)?;
+            if f.voters.len() == 1 && f.voters.contains(n) {
+                return Err(format!(
+                    "node {n} is the last voter: removing it would leave no node to elect a leader or commit; `add` a node (it is promoted to voter) first"
+                ));
+            }
+            Ok(())
+        }
+        Command::Promote(n) => {
+            member(*n)?;
+            if f.voters.contains(n) {
+                return Err(format!("node {n} is a voter already: nothing to promote"));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    admitted?;
+    if let Some(w) = &f.under_way {
+        return Err(format!(
+            "a membership change is under way ({w}); squall makes one at a time: wait until the feed says it is done"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::command::Target;
+
+    fn members(ids: &[NodeId], voters: &[NodeId], learners: &[NodeId]) -> MemberFacts {
+        MemberFacts {
+            ids: ids.iter().copied().collect(),
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+            under_way: None,
+        }
+    }
+
+    #[test]
+    fn membership_changes_that_cannot_happen_are_refused() {
+        let f = members(&[1, 2, 3], &[1, 2, 3], &[]);
+        assert_eq!(admit_membership(&Command::Add, &f), Ok(()));
+        assert_eq!(admit_membership(&Command::Remove(2), &f), Ok(()));
+        assert_eq!(admit_membership(&Command::Replace(2), &f), Ok(()));
+        let e = admit_membership(&Command::Remove(7), &f).unwrap_err();
+        assert!(
+            e.contains("there is no node 7") && e.contains("1, 2, 3"),
+            "{e}"
+        );
+        let e = admit_membership(&Command::Promote(2), &f).unwrap_err();
+        assert!(e.contains("voter already"), "{e}");
+        // The last voter.
+        let f = members(&[1, 2, 3], &[1], &[]);
+        let e = admit_membership(&Command::Remove(1), &f).unwrap_err();
+        assert!(e.contains("last voter") && e.contains("`add`"), "{e}");
+        let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
+        assert!(e.contains("not a member") && e.contains("{1}"), "{e}");
+        // A learner can be promoted and removed.
+        let f = members(&[1, 2, 3, 4], &[1, 2, 3], &[4]);
+        assert_eq!(admit_membership(&Command::Promote(4), &f), Ok(()));
+        assert_eq!(admit_membership(&Command::Remove(4), &f), Ok(()));
+        // Nine ids in all, never reused: a removed node's id stays taken.
+        let f = members(&[1, 2, 3, 4, 5, 6, 7, 8, 9], &[1, 2, 3], &[]);
+        let e = admit_membership(&Command::Add, &f).unwrap_err();
+        assert!(e.contains("at most 9 nodes"), "{e}");
+        assert!(admit_membership(&Command::Replace(2), &f).is_err());
+        // One change at a time.
+        let mut f = members(&[1, 2, 3], &[1, 2, 3], &[]);
+        f.under_way = Some("add node 4".into());
+        let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
+        assert!(e.contains("under way (add node 4)"), "{e}");
+        // What could never happen is named first, whatever is under way.
+        let e = admit_membership(&Command::Remove(9), &f).unwrap_err();
+        assert!(e.contains("there is no node 9"), "{e}");
+        // Not a membership command: admitted here.
+        assert_eq!(
+            admit_membership(&Command::Kill(Target::Node(9)), &f),
+            Ok(())
+        );
+    }
 
     fn facts(procs: &[Proc]) -> Facts {
         Facts {

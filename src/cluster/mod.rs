@@ -13,6 +13,7 @@ pub mod files;
 pub mod guard;
 mod guarded;
 mod linkv;
+pub mod membership;
 pub mod outcome;
 mod poll;
 mod workload;
@@ -91,6 +92,8 @@ struct Inner {
     faults: Mutex<faultset::FaultSet>,
     disks: disk::Disks,
     clocks: clock::Clocks,
+    /// The membership change squall is making now (one at a time), in words.
+    change: Mutex<Option<String>>,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -154,6 +157,7 @@ impl Cluster {
             faults: Mutex::new(faultset::FaultSet::default()),
             disks: disk::Disks::default(),
             clocks: clock::Clocks::new(lib),
+            change: Mutex::new(None),
             spec,
         });
         let cluster = Cluster { inner };
@@ -178,7 +182,7 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let cluster = self;
         for &id in ids {
-            let slot = cluster.slot_for(id, proxies)?;
+            let slot = cluster.slot_for(id, proxies, false)?;
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
@@ -210,10 +214,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// The process of node `id`: its directory, flags and peers (`proxies` holds at least its outbound links).
+    /// With `join` it starts with no configuration and waits for a leader to send it one (a node added at run
+    /// time).
     fn slot_for(
         &self,
         id: NodeId,
         proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
+        join: bool,
     ) -> anyhow::Result<Slot> {
         let spec = &self.inner.spec;
         let node_dir = spec.dir.join(node_name(id));
@@ -268,6 +276,9 @@ impl Cluster {
         }
         if spec.unsafe_no_fsync {
             args.push("--unsafe-no-fsync".into());
+        }
+        if join {
+            args.push("--join".into());
         }
         Ok(Slot {
             spec: ProcessSpec {
@@ -367,9 +378,10 @@ impl Cluster {
         &self.inner.spec.dir
     }
 
-    /// Node ids.
+    /// Node ids: the nodes started with the cluster and every node added since (removed ones included: their
+    /// directories and links stay).
     pub fn node_ids(&self) -> Vec<NodeId> {
-        (1..=self.inner.spec.nodes).collect()
+        self.inner.slots.lock().unwrap().keys().copied().collect()
     }
 
     /// The current API addresses.
@@ -412,10 +424,10 @@ impl Cluster {
 
     fn resolve(&self, t: Target) -> Result<NodeId, String> {
         match t {
-            Target::Node(id) if (1..=self.inner.spec.nodes).contains(&id) => Ok(id),
+            Target::Node(id) if self.inner.slots.lock().unwrap().contains_key(&id) => Ok(id),
             Target::Node(id) => Err(format!(
-                "there is no node {id}: this cluster has nodes 1 to {}",
-                self.inner.spec.nodes
+                "there is no node {id}: this cluster has nodes {}",
+                membership::id_list(&self.node_ids())
             )),
             Target::Leader => self
                 .leader()
@@ -848,6 +860,9 @@ impl Cluster {
                 Ok(format!("workload rate {r} writes/s"))
             }
             Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
+            Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_) => {
+                self.perform_membership(cmd).await
+            }
             Command::Clock(..) => self.perform_clock(cmd).await,
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
@@ -879,7 +894,10 @@ impl Cluster {
             node: id,
             state: ProcessState::Running { pid },
         });
-        self.await_listening(id).await
+        self.await_listening(id).await?;
+        // Its flags name only the nodes that existed when it was first started.
+        self.tell_peer_addrs(id).await;
+        Ok(())
     }
 
     fn record_status(&self, id: NodeId, status: &NodeStatus) {

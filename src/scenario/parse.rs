@@ -270,6 +270,19 @@ pub fn parse_scenario(
         Duration::from_secs(10),
     )?;
 
+    // Nodes that `add` and `replace` steps start may be named by later steps: ids up to the cluster's nodes
+    // plus one per such step (nine in all).
+    let added = raw
+        .timeline
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.command.get_ref().split_whitespace().next(),
+                Some("add" | "replace")
+            )
+        })
+        .count() as u64;
+    let named_nodes = (nodes + added).min(crate::cluster::guard::MAX_NODES);
     let mut timeline = Vec::new();
     for s in &raw.timeline {
         let at = p.dur(&s.at, "timeline.at")?;
@@ -302,7 +315,7 @@ pub fn parse_scenario(
             }
         };
         let command = s.command.get_ref().trim().to_string();
-        validate(&command, nodes)
+        validate(&command, named_nodes)
             .map_err(|why| p.err(s.command.span(), format!("`{command}`: {why}")))?;
         timeline.push(Step {
             at,

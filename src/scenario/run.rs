@@ -121,6 +121,7 @@ pub fn nodes_named(cmd: &Command) -> Vec<NodeId> {
         Command::PowerCut(crate::cluster::disk::PowerTarget::One(x), _) => t(x),
         Command::Fault(f) | Command::ToggleFault(f) => ft(&f.target),
         Command::Step(f, _) | Command::DropHeld(f, _) | Command::Release(f) => ft(f),
+        Command::Remove(n) | Command::Replace(n) | Command::Promote(n) => vec![*n],
         _ => vec![],
     }
 }
@@ -420,13 +421,18 @@ enum Due {
     Undo(Command, String),
 }
 
-/// Whether the cluster is healthy for liveness: every node running and no fault in force.
+/// Whether the cluster is healthy for liveness: every member node running (a node removed from the
+/// configuration is stopped on purpose) and no fault in force other than those stopped removed nodes.
 fn healthy(s: &ClusterState) -> bool {
-    s.faults.is_empty()
-        && !s.nodes.is_empty()
+    let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
+    s.faults.iter().all(|f| {
+        s.nodes
+            .keys()
+            .any(|id| removed(*id) && f.starts_with(&format!("n{id} ")))
+    }) && !s.nodes.is_empty()
         && s.nodes
             .values()
-            .all(|n| matches!(n.process, ProcessState::Running { .. }))
+            .all(|n| removed(n.id) || matches!(n.process, ProcessState::Running { .. }))
 }
 
 async fn execute(
@@ -677,6 +683,10 @@ async fn final_heal(cluster: &Cluster, feed: &mut ConsoleFeed, state: &ClusterSt
     let heal = cluster.perform(Command::Heal(None)).await;
     say_outcome(feed, cluster, "heal (final)", &heal);
     for (id, n) in &state.nodes {
+        if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
+            // Stopped on purpose: it is no longer a member.
+            continue;
+        }
         let cmd = match n.process {
             ProcessState::Paused { .. } => Command::Resume(Target::Node(*id)),
             ProcessState::Running { .. } | ProcessState::Starting => continue,

@@ -179,6 +179,10 @@ pub struct NodeView {
     pub disk_faults: Vec<String>,
     /// Its faked clock's offset and rate, in words; `None` while it runs true.
     pub clock_fault: Option<String>,
+    /// Whether a configuration ever named it (so one that no longer does means it was removed).
+    pub was_member: bool,
+    /// Whether it was removed from the configuration (its own word, or squall's removal step).
+    pub removed: bool,
 }
 
 impl NodeView {
@@ -319,6 +323,8 @@ pub struct ClusterState {
     pub invariants: crate::check::invariants::Invariants,
     /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
+    /// The configuration as the leader knows it; `None` before any status carried one.
+    pub config: Option<super::membership::ConfigView>,
 }
 
 impl ClusterState {
@@ -496,6 +502,10 @@ impl ClusterState {
             // For `squall scenario`; nothing to show.
             Event::Settings { .. } => {}
             Event::Note { text } => self.push(at, None, FeedKind::Info, text.clone()),
+            Event::Membership { node, step, text } => {
+                self.node_mut(*node);
+                self.on_membership(at, *node, *step, text)
+            }
             Event::Quit => {
                 self.ended = true;
                 self.push(at, None, FeedKind::Info, "session ended".to_string());
@@ -575,11 +585,11 @@ impl ClusterState {
         Some((h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
     }
 
-    fn node_mut(&mut self, id: u64) -> &mut NodeView {
+    pub(super) fn node_mut(&mut self, id: u64) -> &mut NodeView {
         self.nodes.entry(id).or_insert_with(|| NodeView::new(id))
     }
 
-    fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
+    pub(super) fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
         self.push_line(at_ms, node, kind, text, None);
     }
 
@@ -794,6 +804,7 @@ impl ClusterState {
             );
         }
         self.refresh_node(at, node);
+        self.observe_config(node, status);
     }
 
     /// A record of a node's own feed, which arrived at `at` and happened at `happened` (the feed line's time;
@@ -925,11 +936,9 @@ impl ClusterState {
                 let text = format!("n{node} hands leadership to n{target} in term {term}");
                 self.push(happened, Some(node), FeedKind::Role, text);
             }
-            RaftEvent::ConfigChanged { .. }
-            | RaftEvent::ConfigCommitted { .. }
-            | RaftEvent::Removed { .. } => {
-                // Shown by the membership work on branch `mui`; placeholder so the workspace builds.
-            }
+            // The statuses carry the configuration, and squall's own steps tell the story of a change.
+            RaftEvent::ConfigChanged { .. } | RaftEvent::ConfigCommitted { .. } => {}
+            RaftEvent::Removed { index } => self.on_removed(happened, node, *index),
         }
     }
 

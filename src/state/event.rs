@@ -196,8 +196,36 @@ pub enum Event {
         /// What, in words.
         text: String,
     },
+    /// One step of a membership change squall is making (`add`, `remove N`, `replace N`, `promote N`).
+    Membership {
+        /// The node the step concerns (the one joining, promoted or removed).
+        node: u64,
+        /// Which step.
+        step: MembershipStep,
+        /// The step in words ("n6 joins as a learner", "configuration {1,2,3,4,6} committed at 812").
+        text: String,
+    },
     /// The session ended.
     Quit,
+}
+
+/// The steps of a membership change, as [`Event::Membership`] reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipStep {
+    /// The node was added to the configuration as a learner (non-voting).
+    Learner,
+    /// A snapshot is being sent to the learner: it is far behind.
+    CatchingUp,
+    /// The learner caught up and was promoted to voter.
+    Promoted,
+    /// A configuration entry committed.
+    Committed,
+    /// The node was taken out of the configuration and its process stopped.
+    Removed,
+    /// The change waits (for a leader, for a majority of the current configuration, for an earlier change).
+    Waiting,
+    /// The change gave up; the text says why and what to do.
+    Failed,
 }
 
 /// What a check of the workload's counters found.

@@ -4,7 +4,9 @@
 //! old leader restarted with a diverged log and isolated before it could be repaired, latency on one node, and
 //! (with five nodes or more) a paused node. Pids, paths and times are fixed so rendered screens are stable.
 
-use squall_node::raft::types::{CoreStatus, PeerProgress, RaftEvent, Role, SnapshotMeta};
+use squall_node::raft::types::{
+    CoreStatus, Membership, PeerProgress, RaftEvent, Role, SnapshotMeta,
+};
 use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus, RpcCounters};
 
 use super::{ClusterState, Event, LinkState, LinkView, ProcessState, Stamped};
@@ -109,14 +111,40 @@ impl Session {
         }
     }
 
+    /// The configuration and the index of the entry that set it: every node votes (the bootstrap configuration),
+    /// except that with nine nodes node 9 only learns, added by the entry after the second leader's noop.
+    fn config(&self) -> (Membership, u64) {
+        let learner = (self.n >= 9).then_some(self.n);
+        let config = Membership {
+            voters: (1..=self.n).filter(|&i| Some(i) != learner).collect(),
+            learners: learner.into_iter().collect(),
+        };
+        let index = if learner.is_some() {
+            self.last_index(KILL_MS - 1) + 2
+        } else {
+            0
+        };
+        (config, index)
+    }
+
     fn cells(&self, from: u64, to: u64, term_of: impl Fn(u64) -> u64) -> Vec<LogCell> {
         let noop2 = self.last_index(KILL_MS - 1) + 1;
+        let (config, config_index) = self.config();
         (from.max(SNAPSHOT_AT + 1).max(to.saturating_sub(63))..=to)
             .map(|index| LogCell {
                 index,
                 term: term_of(index),
                 text: if index == FIRST_NOOP || index == noop2 {
                     "noop".into()
+                } else if index == config_index {
+                    let ids = |s: &std::collections::BTreeSet<u64>| {
+                        s.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+                    };
+                    format!(
+                        "config v{{{}}} l{{{}}}",
+                        ids(&config.voters),
+                        ids(&config.learners)
+                    )
                 } else {
                     format!("put k{index}=v")
                 },
@@ -185,9 +213,9 @@ impl Session {
                 last_log_term: self.term_of(last),
                 snapshot_index: if t >= 27_500 { SNAPSHOT_AT } else { 0 },
                 progress,
-                config: Default::default(),
-                config_index: 0,
-                config_committed: true,
+                config: self.config().0,
+                config_index: self.config().1,
+                config_committed: commit >= self.config().1,
             },
             applied_index: commit,
             applied_hash: 0,
@@ -224,7 +252,13 @@ impl Session {
                 last_log_term: 1,
                 snapshot_index: SNAPSHOT_AT,
                 progress: Vec::new(),
-                config: Default::default(),
+                // Restarted with a log from before node 9 joined.
+                config: Membership {
+                    voters: (1..=self.n)
+                        .filter(|&i| self.n < 9 || i != self.n)
+                        .collect(),
+                    learners: Default::default(),
+                },
                 config_index: 0,
                 config_committed: true,
             },

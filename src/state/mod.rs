@@ -9,6 +9,7 @@ mod event;
 pub mod fixture;
 mod holdback;
 mod lane;
+mod membership;
 mod series;
 mod view;
 
@@ -18,10 +19,12 @@ pub use cluster::{
 };
 pub use compress::StatusCompressor;
 pub use event::{
-    ActiveFault, Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict, WorkloadKind,
+    ActiveFault, Event, HeldView, LinkState, LinkView, MembershipStep, ProcessState, Stamped,
+    Verdict, WorkloadKind,
 };
 pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
+pub use membership::{ConfigView, MemberRole, role_in};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};
 

@@ -28,6 +28,8 @@ const HINTS: &[(&str, &str)] = &[
     ("d", "delay"),
     ("l", "loss"),
     ("t", "transfer"),
+    ("a", "add node"),
+    ("D", "remove"),
     ("w", "wipe"),
     ("s", "term"),
     ("+-", "rate"),

@@ -20,12 +20,14 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("d", "cycle latency on its links: 0, 50, 200, 1000 ms"),
             ("l", "cycle loss on its links: 0, 10, 30, 100 %"),
             ("t", "transfer leadership to it"),
+            ("D", "remove it from the configuration, then stop it"),
         ],
     ),
     (
         "cluster",
         &[
             ("K", "kill the leader"),
+            ("a", "add a node: learner, caught up, then voter"),
             ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
             ("h", "heal every fault (network; disk, clock too)"),
             (
@@ -92,6 +94,10 @@ const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
             ),
             ("lag", "entries the node is behind the leader's log"),
             (
+                "member",
+                "voter / learner / removed / joining; title: config",
+            ),
+            (
                 "rpc in/out/err",
                 "Raft messages in / out / sends failed (k = 1000)",
             ),
@@ -108,6 +114,7 @@ const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
             ("░░", "compacted into a snapshot"),
             ("··", "held by the node but older than its reported tail"),
             ("◂ ends at N", "the node's log ends before this window"),
+            ("◆7", "a configuration entry (membership change), term 7"),
             ("links", "per direction from→to: +ms delay, % loss, ✕ cut"),
         ],
     ),

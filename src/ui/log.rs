@@ -1,5 +1,6 @@
 //! The logs panel: each node's recent log as a strip of cells, aligned by index across nodes and coloured by
 //! term, committed entries solid and uncommitted ones outlined, so a diverging or truncated log stands out.
+//! A configuration entry (a membership change) shows as `◆` and its term's last digit.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -52,6 +53,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         Span::styled(" snapshot ", styles::dim()),
         Span::styled("··", styles::faint()),
         Span::styled(" held, not shown ", styles::dim()),
+        Span::styled("◆", styles::key()),
+        Span::styled(" config ", styles::dim()),
     ])
     .right_aligned();
     let block = Block::bordered()
@@ -117,7 +120,12 @@ impl Widget for Strips<'_> {
                 next_free = x + label.chars().count() as u16 + 1;
             }
         }
-        for (row, node) in self.state.nodes.values().enumerate() {
+        let shown = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| self.state.shows_node(n.id));
+        for (row, node) in shown.enumerate() {
             let y = area.y + 1 + row as u16;
             if y >= area.bottom() {
                 break;
@@ -176,8 +184,18 @@ impl Strips<'_> {
                 .get((idx.wrapping_sub(first_in_tail)) as usize)
                 .filter(|c| c.index == idx)
             {
-                let t = cell.term % if digits >= 2 { 100 } else { 10 };
-                let text = format!("{t:>digits$}");
+                let text = if cell.text.starts_with("config ") {
+                    // A membership change: the mark, then the term's last digit where there is room.
+                    let t = cell.term % 10;
+                    if digits >= 2 {
+                        format!("◆{t:>w$}", w = digits - 1)
+                    } else {
+                        "◆".to_string()
+                    }
+                } else {
+                    let t = cell.term % if digits >= 2 { 100 } else { 10 };
+                    format!("{t:>digits$}")
+                };
                 let style = if idx <= status.core.commit_index {
                     styles::committed_cell(cell.term)
                 } else {

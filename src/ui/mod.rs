@@ -69,7 +69,13 @@ pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
         );
         return;
     }
-    let n = state.nodes.len().max(1);
+    // A removed node whose process stopped has no row.
+    let n = state
+        .nodes
+        .keys()
+        .filter(|id| state.shows_node(**id))
+        .count()
+        .max(1);
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
         Constraint::Min(0),

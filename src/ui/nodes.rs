@@ -1,4 +1,6 @@
-//! The nodes table: one row per node with its process, role and log positions.
+//! The nodes table: one row per node with its process, role, membership and log positions. The title names
+//! the configuration and the index of the entry that set it. A removed node keeps its row until its process
+//! stops.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -7,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 
 use super::styles;
-use crate::state::{ClusterState, NodeView, ViewState};
+use crate::state::{ClusterState, MemberRole, NodeView, ViewState};
 
 /// Rows the table needs for `nodes` nodes (borders and header included).
 pub fn height(nodes: usize) -> u16 {
@@ -17,11 +19,19 @@ pub fn height(nodes: usize) -> u16 {
 /// Draws the table; below 120 columns the applied, snapshot and rpc columns are left out.
 pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
     let wide = area.width >= 120;
+    // The membership column needs 8 more columns than a wide table; without it the role column says
+    // `learner`, `removed` or `joining` for a node that does not vote.
+    let member_col = area.width >= 128;
     let mut titles = vec![
         "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
     ];
     // "precandidate" takes 12 columns; narrow tables keep 9 and cut it.
     let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
+    // Narrow tables show a learner's or removed node's membership in the role column instead.
+    if member_col {
+        titles.insert(5, "member");
+        widths.insert(5, 7);
+    }
     if wide {
         titles.push("applied");
         widths.push(7);
@@ -50,13 +60,26 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     let rows = state
         .nodes
         .values()
-        .map(|n| row(n, state, view, wide, clocks));
+        .filter(|n| state.shows_node(n.id))
+        .map(|n| row(n, state, view, (wide, member_col), clocks));
+    let mut title = vec![Span::styled(" nodes ", styles::title())];
+    if let Some(c) = &state.config {
+        title.push(Span::styled(
+            format!(
+                "config {} at {}{} ",
+                c.text(),
+                c.index,
+                if c.committed { "" } else { " (uncommitted)" }
+            ),
+            styles::dim(),
+        ));
+    }
     let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
         .header(header)
         .column_spacing(1)
         .block(
             Block::bordered()
-                .title(Span::styled(" nodes ", styles::title()))
+                .title(Line::from(title))
                 .border_style(styles::faint()),
         );
     frame.render_widget(table, area);
@@ -66,7 +89,7 @@ fn row<'a>(
     n: &'a NodeView,
     state: &ClusterState,
     view: &ViewState,
-    wide: bool,
+    (wide, member_col): (bool, bool),
     clocks: bool,
 ) -> Row<'a> {
     let selected = view.selected == Some(n.id);
@@ -89,10 +112,17 @@ fn row<'a>(
     } else {
         Span::styled(n.process.label(), styles::process(&n.process))
     };
-    let role = match s {
-        Some(st) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
-        Some(st) => Span::styled(st.core.role.as_str(), styles::faint()),
-        None => Span::styled("—", styles::faint()),
+    let member = state.membership(n.id);
+    let role = match (s, member) {
+        (_, Some(m @ (MemberRole::Removed | MemberRole::Joining))) if !member_col => {
+            Span::styled(m.as_str(), styles::faint())
+        }
+        (Some(st), Some(MemberRole::Learner)) if !member_col && fresh => {
+            Span::styled("learner", styles::role(st.core.role))
+        }
+        (Some(st), _) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
+        (Some(st), _) => Span::styled(st.core.role.as_str(), styles::faint()),
+        (None, _) => Span::styled("—", styles::faint()),
     };
     let is_leader = state.leader == Some(n.id);
     let mut cells = vec![
@@ -108,11 +138,21 @@ fn row<'a>(
         Cell::from(n.process.pid().map_or("—".to_string(), |p| p.to_string())).style(styles::dim()),
         Cell::from(process_text),
         Cell::from(role),
+    ];
+    if member_col {
+        cells.push(match member {
+            Some(MemberRole::Voter) => Cell::from("voter").style(styles::dim()),
+            Some(m @ MemberRole::Learner) => Cell::from(m.as_str()),
+            Some(m) => Cell::from(m.as_str()).style(styles::fault()),
+            None => Cell::from("—").style(styles::faint()),
+        });
+    }
+    cells.extend([
         num(&|s| s.core.term),
         Cell::from(opt(s.and_then(|s| s.core.vote))).style(value),
         Cell::from(opt(s.and_then(|s| s.core.leader))).style(value),
         num(&|s| s.core.commit_index),
-    ];
+    ]);
     if wide {
         cells.push(num(&|s| s.applied_index));
     }

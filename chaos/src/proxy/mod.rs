@@ -548,6 +548,22 @@ impl Network {
         id
     }
 
+    /// Installs `spec` under an existing fault id on more links (a fault whose target now covers links that
+    /// did not exist when it was added: a node added to the cluster). [`Network::remove_fault_id`] then removes
+    /// it from all of them. A duration is ignored here: the fault's first installation owns its expiry.
+    pub fn extend_fault(&self, id: u64, links: impl IntoIterator<Item = LinkId>, spec: FaultSpec) {
+        let shared = &self.inner.shared;
+        for link in links {
+            shared.link(link).add(
+                FaultSpec {
+                    duration: None,
+                    ..spec.clone()
+                },
+                id,
+            );
+        }
+    }
+
     /// Removes fault `id` from every link it is on; the link's other faults stay. Frames it delayed or held are
     /// delivered, none are lost. Returns whether it was installed anywhere.
     pub fn remove_fault_id(&self, id: u64) -> bool {

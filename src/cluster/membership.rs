@@ -1,0 +1,547 @@
+//! Membership changes driven from the orchestrator: `add`, `remove N`, `replace N`, `promote N`.
+//!
+//! The node makes single-server changes through its log (see `squall-node`'s `raft` module); squall's part is
+//! the processes and the links around them, and the order of the steps:
+//! - `add`: the next free id (never reused; nine in all), a new node directory, a proxy for every link between
+//!   the new node and each existing one (faults in force whose target covers them apply at once), the process
+//!   started with `--join` and `--peers` of its outbound proxies, every running node told the new node's address
+//!   (its inbound proxy), then `AddLearner` on the leader, a wait until the leader's progress shows it caught
+//!   up (by snapshot when it is far behind), then `Promote`.
+//! - `remove N`: `Remove` on the leader; once committed, N's process is stopped (its directory is kept).
+//! - `replace N`: `add`, then `remove N` once the new node votes.
+//! - `promote N`: `Promote` on the leader, answered once committed.
+//!
+//! Steps that can take long (a learner catching up, a change waiting for a majority of the current
+//! configuration while the cluster is partitioned) run in the background and report each step as an
+//! [`Event::Membership`]; the command itself answers once the first step is under way. One change at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use squall_node::raft::types::{ConfChange, Membership};
+use squall_node::rpc::{ConfChangeDone, MembershipError};
+use squall_node::transport::{connect_control, deadline};
+
+use super::command::{Command, NodeId};
+use super::guard::{self, MemberFacts};
+use super::{Cluster, node_name};
+use crate::state::{Event, MembershipStep, ProcessState};
+
+/// How long one `change_membership` call may take (the node answers once the change commits).
+const CALL_TIMEOUT: Duration = squall_node::rpc::CONF_CHANGE_TIMEOUT;
+/// How long a background change keeps trying before it gives up and says so.
+const CHANGE_LIMIT: Duration = Duration::from_secs(180);
+/// How far behind the leader's last index a learner may be and still count as caught up.
+pub const CATCH_UP_SLACK: u64 = 64;
+
+/// `1, 2, 3`: node ids for a message.
+pub fn id_list(ids: &[NodeId]) -> String {
+    let v: Vec<String> = ids.iter().map(u64::to_string).collect();
+    v.join(", ")
+}
+
+/// `{1,2,3,4,6}`, with ` learners {6}` when there are learners: a configuration for a person.
+pub fn config_text(m: &Membership) -> String {
+    let set = |s: &BTreeSet<NodeId>| {
+        let v: Vec<String> = s.iter().map(u64::to_string).collect();
+        format!("{{{}}}", v.join(","))
+    };
+    if m.learners.is_empty() {
+        set(&m.voters)
+    } else {
+        format!("{} learners {}", set(&m.voters), set(&m.learners))
+    }
+}
+
+/// Which of a change's steps a call was, for the feed.
+#[derive(Clone, Copy)]
+enum Step {
+    Learner(NodeId),
+    Promote(NodeId),
+    Remove(NodeId),
+}
+
+impl Step {
+    fn change(self) -> ConfChange {
+        match self {
+            Step::Learner(n) => ConfChange::AddLearner(n),
+            Step::Promote(n) => ConfChange::Promote(n),
+            Step::Remove(n) => ConfChange::Remove(n),
+        }
+    }
+}
+
+/// What one attempt at a step came to.
+enum Attempt {
+    /// Committed (now or, as the node says, already).
+    Done(Option<ConfChangeDone>),
+    /// Not yet: try again shortly; the reason in words, for the feed when it persists.
+    Wait(String),
+    /// It cannot happen; the reason in words.
+    Fail(String),
+}
+
+impl Cluster {
+    /// The configuration as the cluster knows it: the leader's, else the most recent (highest configuration
+    /// index) any live node reported.
+    pub(super) fn known_config(&self) -> Option<(Membership, u64, bool)> {
+        // `leader()` takes the same lock: ask it first.
+        let leader = self.leader().map(|(l, _)| l);
+        let latest = self.inner.latest.lock().unwrap();
+        if let Some(s) = leader.and_then(|l| latest.get(&l)) {
+            return Some((
+                s.core.config.clone(),
+                s.core.config_index,
+                s.core.config_committed,
+            ));
+        }
+        latest
+            .values()
+            .filter(|s| !s.core.config.voters.is_empty())
+            .max_by_key(|s| (s.core.config_index, s.core.config_committed))
+            .map(|s| {
+                (
+                    s.core.config.clone(),
+                    s.core.config_index,
+                    s.core.config_committed,
+                )
+            })
+    }
+
+    fn member_facts(&self) -> MemberFacts {
+        let config = self.known_config().map(|c| c.0).unwrap_or_default();
+        MemberFacts {
+            ids: self.node_ids().into_iter().collect(),
+            voters: config.voters,
+            learners: config.learners,
+            under_way: self.inner.change.lock().unwrap().clone(),
+        }
+    }
+
+    fn step_event(&self, node: NodeId, step: MembershipStep, text: String) {
+        self.emit(Event::Membership { node, step, text });
+    }
+
+    /// `add`, `remove N`, `replace N`, `promote N` (see the module docs).
+    pub(super) async fn perform_membership(&self, cmd: Command) -> Result<String, String> {
+        // Who leads now and what the configuration is, not what the last poll saw.
+        let _ = self.ask_leader().await;
+        guard::admit_membership(&cmd, &self.member_facts())?;
+        match cmd {
+            Command::Add | Command::Replace(_) => {
+                let old = match cmd {
+                    Command::Replace(n) => Some(n),
+                    _ => None,
+                };
+                let what = match old {
+                    Some(n) => format!("replace node {n}"),
+                    None => "add a node".to_string(),
+                };
+                *self.inner.change.lock().unwrap() = Some(what.clone());
+                let (id, pid) = match self.start_new_node().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        *self.inner.change.lock().unwrap() = None;
+                        return Err(format!("{what}: {e:#}"));
+                    }
+                };
+                *self.inner.change.lock().unwrap() = Some(match old {
+                    Some(n) => format!("replace node {n} by node {id}"),
+                    None => format!("add node {id}"),
+                });
+                let c = self.clone();
+                tokio::spawn(async move {
+                    c.grow(id, old).await;
+                    *c.inner.change.lock().unwrap() = None;
+                });
+                Ok(match old {
+                    Some(n) => format!(
+                        "replace node {n}: node {id} started (pid {pid}); it joins as a learner, is promoted once \
+                         caught up, then node {n} is removed (the feed tells each step)"
+                    ),
+                    None => format!(
+                        "add node {id}: started (pid {pid}); it joins as a learner and is promoted once caught up \
+                         (the feed tells each step)"
+                    ),
+                })
+            }
+            Command::Remove(n) => {
+                *self.inner.change.lock().unwrap() = Some(format!("remove node {n}"));
+                let before = self.known_config().map(|c| config_text(&c.0));
+                let c = self.clone();
+                tokio::spawn(async move {
+                    c.shrink(n).await;
+                    *c.inner.change.lock().unwrap() = None;
+                });
+                Ok(format!(
+                    "remove node {n}{}: under way; its process stops once the change commits (the feed tells \
+                     each step)",
+                    before.map(|b| format!(" from {b}")).unwrap_or_default()
+                ))
+            }
+            Command::Promote(n) => {
+                *self.inner.change.lock().unwrap() = Some(format!("promote node {n}"));
+                let r = self.promote_by_hand(n).await;
+                *self.inner.change.lock().unwrap() = None;
+                r
+            }
+            other => Err(format!("`{other}` is not a membership change")),
+        }
+    }
+
+    /// `promote N`, answered once committed (or refused with the leader's reason).
+    async fn promote_by_hand(&self, n: NodeId) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.attempt(Step::Promote(n)).await {
+                Attempt::Done(done) => {
+                    let text = self.committed_text(done.as_ref());
+                    self.step_event(
+                        n,
+                        MembershipStep::Promoted,
+                        format!("n{n} promoted to voter by hand"),
+                    );
+                    self.step_event(n, MembershipStep::Committed, text.clone());
+                    return Ok(format!("promote node {n} to voter: {text}"));
+                }
+                Attempt::Fail(why) => return Err(format!("node {n} not promoted: {why}")),
+                Attempt::Wait(why) if Instant::now() > deadline => {
+                    return Err(format!("node {n} not promoted within 10 s: {why}"));
+                }
+                Attempt::Wait(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// "configuration {1,2,3,4,6} committed at 812".
+    fn committed_text(&self, done: Option<&ConfChangeDone>) -> String {
+        match done {
+            Some(d) => format!(
+                "configuration {} committed at {}",
+                config_text(&d.config),
+                d.index
+            ),
+            None => match self.known_config() {
+                Some((m, index, _)) => {
+                    format!("configuration {} committed at {index}", config_text(&m))
+                }
+                None => "configuration committed".to_string(),
+            },
+        }
+    }
+
+    /// Starts node `next free id` with `--join`: links, directory, process, and every running node told its
+    /// address. Returns its id and pid.
+    async fn start_new_node(&self) -> anyhow::Result<(NodeId, u32)> {
+        let existing = self.node_ids();
+        let id = existing.iter().max().copied().unwrap_or(0) + 1;
+        let mut proxies = BTreeMap::new();
+        for &other in &existing {
+            for (from, to) in [(id, other), (other, id)] {
+                let addr = self.inner.net.add_link(from, to).await.map_err(|e| {
+                    anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}")
+                })?;
+                proxies.insert((from, to), addr);
+            }
+        }
+        let slot = self.slot_for(id, &proxies, true)?;
+        let spec = slot.spec.clone();
+        self.inner.slots.lock().unwrap().insert(id, slot);
+        let covered = self.extend_faults_to(id);
+        if covered > 0 {
+            self.publish_faults();
+        }
+        self.emit(Event::Process {
+            node: id,
+            state: ProcessState::Starting,
+        });
+        let pid = match self.inner.sup.spawn(spec).await {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.inner.slots.lock().unwrap().remove(&id);
+                anyhow::bail!("starting node {id}: {e}");
+            }
+        };
+        self.emit(Event::Process {
+            node: id,
+            state: ProcessState::Running { pid },
+        });
+        self.await_listening(id).await?;
+        tokio::spawn(super::poll::poll_node(self.clone(), id));
+        // Every running node learns where the new node is: its inbound proxy from that node.
+        for other in existing {
+            if let Some(addr) = self.proxy_addr(other, id).await {
+                let _ = self.set_peer_addr(other, id, addr).await;
+            }
+        }
+        Ok((id, pid))
+    }
+
+    /// The proxy address of link `from -> to` (where `from` dials to reach `to`).
+    async fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
+        self.inner.net.add_link(from, to).await.ok()
+    }
+
+    /// Tells node `on` that node `id` is at `addr`.
+    async fn set_peer_addr(&self, on: NodeId, id: NodeId, addr: SocketAddr) -> Result<(), String> {
+        let api = self
+            .api_addrs()
+            .get(&on)
+            .copied()
+            .ok_or_else(|| format!("node {on} has no API address yet"))?;
+        let client = connect_control(api, Duration::from_secs(1))
+            .await
+            .map_err(|e| format!("cannot reach node {on}: {e}"))?;
+        client
+            .set_peer_addr(deadline(Duration::from_secs(2)), id, addr)
+            .await
+            .map_err(|e| format!("node {on} did not answer: {e}"))?
+    }
+
+    /// After node `id` (re)started: tells it where every node started after the cluster began is, since its
+    /// flags name only the nodes that existed when it was first started.
+    pub(super) async fn tell_peer_addrs(&self, id: NodeId) {
+        let first = self.inner.spec.nodes;
+        for other in self.node_ids() {
+            if other == id || (other <= first && id <= first) {
+                continue;
+            }
+            if let Some(addr) = self.proxy_addr(id, other).await {
+                let _ = self.set_peer_addr(id, other, addr).await;
+            }
+        }
+    }
+
+    /// One try at a step on whichever node leads now.
+    async fn attempt(&self, step: Step) -> Attempt {
+        let Some((leader, term)) = self.ask_leader().await else {
+            return Attempt::Wait(self.waiting_for_majority("no node leads"));
+        };
+        let Some(api) = self.api_addrs().get(&leader).copied() else {
+            return Attempt::Wait(format!("leader {leader}'s address is not known yet"));
+        };
+        let client = match connect_control(api, Duration::from_secs(1)).await {
+            Ok(c) => c,
+            Err(e) => return Attempt::Wait(format!("cannot reach leader {leader}: {e}")),
+        };
+        let answer = client
+            .change_membership(
+                deadline(CALL_TIMEOUT + Duration::from_secs(1)),
+                step.change(),
+            )
+            .await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                return Attempt::Wait(format!("leader {leader} (term {term}) did not answer: {e}"));
+            }
+        };
+        match (answer, step) {
+            (Ok(done), _) => Attempt::Done(Some(done)),
+            // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
+            (Err(MembershipError::AlreadyMember { .. }), Step::Learner(_))
+            | (Err(MembershipError::NotLearner { .. }), Step::Promote(_))
+            | (Err(MembershipError::NotMember { .. }), Step::Remove(_)) => {
+                if self
+                    .known_config()
+                    .is_some_and(|(_, _, committed)| committed)
+                {
+                    Attempt::Done(None)
+                } else {
+                    Attempt::Wait("the earlier entry for this change is not committed yet".into())
+                }
+            }
+            (Err(MembershipError::NoAddress { id }), _) => {
+                if let Some(addr) = self.proxy_addr(leader, id).await {
+                    let _ = self.set_peer_addr(leader, id, addr).await;
+                }
+                Attempt::Wait(format!("leader {leader} did not know node {id}'s address"))
+            }
+            (Err(MembershipError::Timeout), _) => Attempt::Wait(self.waiting_for_majority(
+                &format!("leader {leader} (term {term}) has not committed it"),
+            )),
+            (
+                Err(
+                    e @ (MembershipError::NotLeader { .. }
+                    | MembershipError::InProgress { .. }
+                    | MembershipError::LeaderNotReady
+                    | MembershipError::LearnerBehind { .. }),
+                ),
+                _,
+            ) => Attempt::Wait(e.to_string()),
+            (Err(e @ MembershipError::LastVoter), _)
+            | (Err(e @ MembershipError::NotMember { .. }), _)
+            | (Err(e @ MembershipError::NotLearner { .. }), _)
+            | (Err(e @ MembershipError::AlreadyMember { .. }), _) => Attempt::Fail(e.to_string()),
+        }
+    }
+
+    /// "the change waits for a majority of the current configuration {1,2,3} (no node leads)".
+    fn waiting_for_majority(&self, why: &str) -> String {
+        let config = self
+            .known_config()
+            .map(|(m, _, _)| format!(" {}", config_text(&m)))
+            .unwrap_or_default();
+        format!("the change waits for a majority of the current configuration{config} ({why})")
+    }
+
+    /// Repeats a step until it commits, it cannot happen, or [`CHANGE_LIMIT`] passes; says once in the feed
+    /// what it waits for whenever that changes.
+    async fn until_committed(
+        &self,
+        node: NodeId,
+        step: Step,
+        limit: Instant,
+    ) -> Result<Option<ConfChangeDone>, String> {
+        let mut said: Option<String> = None;
+        let mut stop = self.stopping();
+        loop {
+            match self.attempt(step).await {
+                Attempt::Done(d) => return Ok(d),
+                Attempt::Fail(why) => return Err(why),
+                Attempt::Wait(why) => {
+                    if Instant::now() > limit {
+                        return Err(format!(
+                            "gave up after {}: {why}",
+                            crate::units::duration(CHANGE_LIMIT)
+                        ));
+                    }
+                    // Say it when the kind of wait changes (the leader's own words vary with indexes).
+                    let kind: String = why.chars().take(40).collect();
+                    if said.as_deref() != Some(kind.as_str()) {
+                        self.step_event(node, MembershipStep::Waiting, format!("n{node}: {why}"));
+                        said = Some(kind);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => return Err("the session is ending".into()),
+            }
+        }
+    }
+
+    fn fail_step(&self, node: NodeId, what: &str, why: &str, todo: &str) {
+        self.step_event(
+            node,
+            MembershipStep::Failed,
+            format!("{what} failed: {why}; {todo}"),
+        );
+    }
+
+    /// The background part of `add` / `replace`: learner, catch-up, promotion, then (replace) removal.
+    async fn grow(&self, id: NodeId, old: Option<NodeId>) {
+        let limit = Instant::now() + CHANGE_LIMIT;
+        let what = format!("add node {id}");
+        let todo =
+            format!("node {id} keeps running; `remove {id}` takes it out, `promote {id}` retries");
+        match self.until_committed(id, Step::Learner(id), limit).await {
+            Ok(done) => {
+                let at = self.committed_text(done.as_ref());
+                self.step_event(
+                    id,
+                    MembershipStep::Learner,
+                    format!("n{id} joins as a learner ({at})"),
+                );
+            }
+            Err(why) => return self.fail_step(id, &what, &why, &todo),
+        }
+        if let Err(why) = self.await_caught_up(id, limit).await {
+            return self.fail_step(id, &what, &why, &todo);
+        }
+        match self.until_committed(id, Step::Promote(id), limit).await {
+            Ok(done) => {
+                self.step_event(
+                    id,
+                    MembershipStep::Promoted,
+                    format!("n{id} caught up, promoted to voter"),
+                );
+                let text = self.committed_text(done.as_ref());
+                self.step_event(id, MembershipStep::Committed, text);
+            }
+            Err(why) => return self.fail_step(id, &what, &why, &todo),
+        }
+        if let Some(old) = old {
+            self.shrink(old).await;
+        }
+    }
+
+    /// Waits until the leader's progress shows learner `id` within [`CATCH_UP_SLACK`] entries of its log;
+    /// says once when a snapshot is being sent to it.
+    async fn await_caught_up(&self, id: NodeId, limit: Instant) -> Result<(), String> {
+        let mut said_snapshot = false;
+        let mut stop = self.stopping();
+        loop {
+            if let Some((leader, _)) = self.ask_leader().await
+                && let Some(s) = self.status(leader)
+                && let Some(p) = s.core.progress.iter().find(|p| p.id == id)
+            {
+                if p.snapshotting && !said_snapshot {
+                    said_snapshot = true;
+                    self.step_event(
+                        id,
+                        MembershipStep::CatchingUp,
+                        format!(
+                            "n{id} catches up by snapshot ({} entries behind leader n{leader})",
+                            s.core.last_log_index.saturating_sub(p.match_index)
+                        ),
+                    );
+                }
+                if p.match_index > 0 && p.match_index + CATCH_UP_SLACK >= s.core.last_log_index {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > limit {
+                return Err(format!(
+                    "node {id} did not catch up within {}",
+                    crate::units::duration(CHANGE_LIMIT)
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.changed() => return Err("the session is ending".into()),
+            }
+        }
+    }
+
+    /// The background part of `remove N`: `Remove` until committed, then N's process is stopped.
+    async fn shrink(&self, n: NodeId) {
+        let limit = Instant::now() + CHANGE_LIMIT;
+        match self.until_committed(n, Step::Remove(n), limit).await {
+            Ok(done) => {
+                let text = self.committed_text(done.as_ref());
+                self.step_event(n, MembershipStep::Committed, text);
+            }
+            Err(why) => {
+                return self.fail_step(
+                    n,
+                    &format!("remove node {n}"),
+                    &why,
+                    &format!("node {n} keeps running; `remove {n}` tries again"),
+                );
+            }
+        }
+        // Out of the configuration: its process has nothing left to do. SIGTERM, then wait for the exit.
+        let name = node_name(n);
+        if self.alive(n) {
+            if matches!(
+                self.inner.sup.state(&name),
+                Some(squall_chaos::ProcState::Paused { .. })
+            ) {
+                let _ = self.inner.sup.resume(&name);
+            }
+            let _ = self.inner.sup.terminate(&name);
+            self.await_exit(n, Duration::from_secs(5)).await;
+            if self.alive(n) {
+                let _ = self.inner.sup.kill(&name);
+                self.await_exit(n, Duration::from_secs(2)).await;
+            }
+        }
+        self.step_event(
+            n,
+            MembershipStep::Removed,
+            format!("n{n} removed: its process stopped (its directory is kept)"),
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The cluster's configuration as the dashboard shows it: who votes, who only learns, who was removed, folded
+//! from the nodes' statuses and squall's membership steps ([`super::Event::Membership`]).
+
+use std::collections::BTreeSet;
+
+use squall_node::rpc::NodeStatus;
+
+use super::cluster::{ClusterState, FeedKind};
+use super::event::MembershipStep;
+
+/// The configuration as the leader knows it (else the most recent one a live node reported).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigView {
+    /// Voting members.
+    pub voters: BTreeSet<u64>,
+    /// Non-voting members that receive the log.
+    pub learners: BTreeSet<u64>,
+    /// Log index of the entry that set it (0: the bootstrap configuration).
+    pub index: u64,
+    /// Whether that entry is committed (on the node it was learned from).
+    pub committed: bool,
+}
+
+impl ConfigView {
+    /// `{1,2,3,4,6}`, with ` l{6}` when there are learners.
+    pub fn text(&self) -> String {
+        let set = |s: &BTreeSet<u64>| {
+            let v: Vec<String> = s.iter().map(u64::to_string).collect();
+            format!("{{{}}}", v.join(","))
+        };
+        if self.learners.is_empty() {
+            set(&self.voters)
+        } else {
+            format!("{} l{}", set(&self.voters), set(&self.learners))
+        }
+    }
+}
+
+/// A node's place in the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Votes in elections and counts toward commitment.
+    Voter,
+    /// Receives the log; never votes or counts toward a quorum.
+    Learner,
+    /// Was a member and is no longer (or says so itself).
+    Removed,
+    /// Started by `add`, not yet in the configuration.
+    Joining,
+}
+
+impl MemberRole {
+    /// `voter`, `learner`, `removed`, `joining`: as `squall status --json` and the node table name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Voter => "voter",
+            MemberRole::Learner => "learner",
+            MemberRole::Removed => "removed",
+            MemberRole::Joining => "joining",
+        }
+    }
+}
+
+/// A node's place in a configuration read from one status (for `squall status --json`, which has no state):
+/// `None` when the status carries no configuration (a node from before membership changes).
+pub fn role_in(config: &squall_node::raft::types::Membership, id: u64) -> Option<MemberRole> {
+    if config.voters.is_empty() {
+        None
+    } else if config.voters.contains(&id) {
+        Some(MemberRole::Voter)
+    } else if config.learners.contains(&id) {
+        Some(MemberRole::Learner)
+    } else {
+        Some(MemberRole::Removed)
+    }
+}
+
+impl ClusterState {
+    /// Node `id`'s place in the configuration; `None` while no configuration is known (event logs from before
+    /// membership changes).
+    pub fn membership(&self, id: u64) -> Option<MemberRole> {
+        let config = self.config.as_ref()?;
+        let n = self.nodes.get(&id)?;
+        Some(if config.voters.contains(&id) {
+            MemberRole::Voter
+        } else if config.learners.contains(&id) {
+            MemberRole::Learner
+        } else if n.removed || n.was_member {
+            MemberRole::Removed
+        } else {
+            MemberRole::Joining
+        })
+    }
+
+    /// Whether the node table shows node `id`: every node but a removed one whose process has stopped.
+    pub fn shows_node(&self, id: u64) -> bool {
+        let Some(n) = self.nodes.get(&id) else {
+            return false;
+        };
+        self.membership(id) != Some(MemberRole::Removed) || n.process.is_alive()
+    }
+
+    /// Takes the configuration from a status when it comes from the leader, or when no leader is known and it
+    /// is newer than the one held. Called after the leader was re-derived.
+    pub(super) fn observe_config(&mut self, node: u64, status: &NodeStatus) {
+        let c = &status.core;
+        if c.config.voters.is_empty() {
+            return;
+        }
+        let from_leader = self.leader == Some(node);
+        let newer = self
+            .config
+            .as_ref()
+            .is_none_or(|k| c.config_index > k.index);
+        if !(from_leader || (self.leader.is_none() && newer)) {
+            return;
+        }
+        let view = ConfigView {
+            voters: c.config.voters.clone(),
+            learners: c.config.learners.clone(),
+            index: c.config_index,
+            committed: c.config_committed,
+        };
+        for id in view.voters.iter().chain(view.learners.iter()) {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.was_member = true;
+                n.removed = false;
+            }
+        }
+        self.config = Some(view);
+    }
+
+    /// A node said it is no longer a member (its committed configuration excludes it).
+    pub(super) fn on_removed(&mut self, happened: u64, node: u64, index: u64) {
+        let n = self.node_mut(node);
+        let first = !n.removed;
+        n.removed = true;
+        if first {
+            self.push(
+                happened,
+                Some(node),
+                FeedKind::Role,
+                format!("n{node} is no longer a member (configuration at {index})"),
+            );
+        }
+    }
+
+    /// One of squall's membership steps: a feed line, and the node marked when it was removed.
+    pub(super) fn on_membership(&mut self, at: u64, node: u64, step: MembershipStep, text: &str) {
+        if step == MembershipStep::Removed {
+            self.node_mut(node).removed = true;
+        }
+        let kind = match step {
+            MembershipStep::Waiting | MembershipStep::Failed => FeedKind::Error,
+            _ => FeedKind::Fault,
+        };
+        self.push(at, Some(node), kind, text.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Event, Stamped};
+
+    #[test]
+    fn membership_steps_are_feed_lines_and_survive_the_event_log() {
+        let mut s = super::super::fixture::sample_state(3);
+        let e = Stamped::new(
+            s.now_ms + 5,
+            Event::Membership {
+                node: 4,
+                step: MembershipStep::Learner,
+                text: "n4 joins as a learner".into(),
+            },
+        );
+        // Replay reads events back from JSON lines: the step must round-trip.
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Stamped = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        s.apply(&back);
+        let last = s.feed.back().unwrap();
+        assert_eq!(last.text, "n4 joins as a learner");
+        assert_eq!(last.kind, FeedKind::Fault);
+        // Not in the configuration yet: joining.
+        assert_eq!(s.membership(4), Some(MemberRole::Joining));
+        s.apply(&Stamped::new(
+            s.now_ms + 1,
+            Event::Membership {
+                node: 4,
+                step: MembershipStep::Failed,
+                text: "add node 4 failed: no".into(),
+            },
+        ));
+        assert_eq!(s.feed.back().unwrap().kind, FeedKind::Error);
+    }
+
+    #[test]
+    fn a_node_dropped_from_the_leaders_configuration_is_removed() {
+        let mut s = super::super::fixture::sample_state(5);
+        assert_eq!(s.membership(3), Some(MemberRole::Voter));
+        assert_eq!(
+            s.config.as_ref().map(ConfigView::text).as_deref(),
+            Some("{1,2,3,4,5}")
+        );
+        let mut leader = s.nodes[&4].status.clone().unwrap();
+        leader.core.config.voters.remove(&3);
+        leader.core.config.learners.insert(3);
+        leader.core.config_index = 1000;
+        s.apply(&Stamped::new(
+            s.now_ms,
+            Event::Status {
+                node: 4,
+                status: leader.clone(),
+            },
+        ));
+        assert_eq!(s.membership(3), Some(MemberRole::Learner));
+        assert_eq!(s.config.as_ref().unwrap().text(), "{1,2,4,5} l{3}");
+        leader.core.config.learners.clear();
+        s.apply(&Stamped::new(
+            s.now_ms,
+            Event::Status {
+                node: 4,
+                status: leader,
+            },
+        ));
+        assert_eq!(s.membership(3), Some(MemberRole::Removed));
+        // Still running: its row stays.
+        assert!(s.shows_node(3));
+    }
+
+    #[test]
+    fn a_node_saying_it_was_removed_is_marked_once() {
+        let mut s = super::super::fixture::sample_state(3);
+        let before = s.feed.len();
+        for _ in 0..2 {
+            s.on_removed(s.now_ms, 2, 812);
+        }
+        assert_eq!(s.feed.len(), before + 1);
+        assert!(
+            s.feed
+                .back()
+                .unwrap()
+                .text
+                .contains("n2 is no longer a member")
+        );
+        assert_eq!(
+            s.membership(2),
+            Some(MemberRole::Voter),
+            "the leader's word wins"
+        );
+        assert!(s.nodes[&2].removed);
+    }
+}
