@@ -597,6 +597,9 @@ async fn dashboard(
                 if view.feed_scroll > 0 && !view.frozen {
                     view.feed_scroll += session.state.feed.len().saturating_sub(before);
                 }
+                if !view.frozen {
+                    input::keep_selection(&mut view, &session.state);
+                }
                 dirty = true;
             }
             Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }

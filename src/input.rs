@@ -324,10 +324,31 @@ pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
     })
 }
 
+/// Keeps the selection on a node the dashboard shows: when the selected node is gone (removed and its
+/// process stopped), the selection moves to the next shown node (else the previous one), so the footer, the
+/// logs panel and node keys follow a node that exists; the links cursor leaves a gone node too.
+pub fn keep_selection(view: &mut ViewState, state: &ClusterState) {
+    let ids = state.shown_ids();
+    if let Some(sel) = view.selected
+        && !ids.contains(&sel)
+    {
+        view.selected = ids
+            .iter()
+            .copied()
+            .find(|&i| i > sel)
+            .or_else(|| ids.last().copied());
+    }
+    if let Some((from, to)) = view.link_cursor
+        && !(ids.contains(&from) && ids.contains(&to))
+    {
+        view.link_cursor = None;
+    }
+}
+
 /// Applies the visual part of `action` to the view. Cluster actions leave it alone, except that choosing a
 /// partition closes the prompt.
 pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
-    let ids: Vec<u64> = state.nodes.keys().copied().collect();
+    let ids: Vec<u64> = state.shown_ids();
     let step = |forward: bool, view: &mut ViewState| {
         if ids.is_empty() {
             return;

@@ -544,3 +544,54 @@ fn nine_nodes_show_their_membership_at_80x24_and_a_stopped_removed_node_leaves()
     assert!(row(&screen, 8).is_none(), "n8 still shown:\n{screen}");
     assert!(row(&screen, 9).is_some(), "{screen}");
 }
+
+#[test]
+fn a_removed_node_leaves_the_selection_the_lanes_the_links_and_the_faults() {
+    use squall::state::{Event, ProcessState, Stamped};
+    let mut state = fixture::sample_state(5);
+    let at = state.now_ms;
+    // The leader (n4) drops n1 from its configuration, then squall stops n1's process.
+    let mut leader = state.nodes[&4].status.clone().expect("the leader's status");
+    leader.core.config.voters.remove(&1);
+    leader.core.config_index = leader.core.last_log_index;
+    state.apply(&Stamped::new(
+        at,
+        Event::Status {
+            node: 4,
+            status: leader,
+        },
+    ));
+    state.apply(&Stamped::new(
+        at + 10,
+        Event::Process {
+            node: 1,
+            state: ProcessState::Exited {
+                pid: 4101,
+                code: Some(0),
+                signal: None,
+                reason: None,
+            },
+        },
+    ));
+    let mut view = selected(1);
+    squall::input::keep_selection(&mut view, &state);
+    assert_eq!(view.selected, Some(2), "the selection moves to a node there is");
+    assert!(
+        state.faults.iter().all(|f| !f.starts_with("n1 ")),
+        "a removed node's exit is not a fault: {:?}",
+        state.faults
+    );
+    let screen = render(160, 48, &state, &view).backend().to_string();
+    let footer = screen.lines().last().unwrap_or_default();
+    assert!(footer.contains(" n2 "), "{footer}");
+    // Above the event feed (which keeps its history) nothing names n1.
+    let panels: String = screen
+        .lines()
+        .take_while(|l| !l.contains("┌ events"))
+        .collect();
+    assert!(
+        !panels.contains("n1"),
+        "n1 still named (lane, links row or column, log strip, faults):\n{screen}"
+    );
+    insta::assert_snapshot!("removed_node_leaves_160x48", screen);
+}

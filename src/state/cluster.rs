@@ -1115,9 +1115,10 @@ impl ClusterState {
     }
 
     /// Recomputes [`ClusterState::faults`] from the process states and the link report.
-    fn refresh_faults(&mut self) {
+    pub(super) fn refresh_faults(&mut self) {
         let mut faults = Vec::new();
-        for n in self.nodes.values() {
+        // A removed node stopped by `remove` left the cluster; its exit is not a fault.
+        for n in self.nodes.values().filter(|n| !self.is_gone(n.id)) {
             match &n.process {
                 ProcessState::Paused { .. } => faults.push(format!("n{} paused", n.id)),
                 ProcessState::Killed { .. } => faults.push(format!("n{} killed", n.id)),

@@ -100,6 +100,22 @@ impl ClusterState {
         self.membership(id) != Some(MemberRole::Removed) || n.process.is_alive()
     }
 
+    /// The ids the dashboard shows, ascending: every node but a removed one whose process has stopped (see
+    /// [`ClusterState::shows_node`]). The selection, the role lanes and the links matrix use these.
+    pub fn shown_ids(&self) -> Vec<u64> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|&id| self.shows_node(id))
+            .collect()
+    }
+
+    /// Whether node `id` is out of the cluster for good: removed from the configuration and its process
+    /// stopped. Its exit is then the end of a removal, not a fault.
+    pub fn is_gone(&self, id: u64) -> bool {
+        self.nodes.contains_key(&id) && !self.shows_node(id)
+    }
+
     /// Takes the configuration from a status when it comes from the leader, or when no leader is known and it
     /// is newer than the one held. Called after the leader was re-derived.
     pub(super) fn observe_config(&mut self, node: u64, status: &NodeStatus) {
@@ -128,6 +144,7 @@ impl ClusterState {
             }
         }
         self.config = Some(view);
+        self.refresh_faults();
     }
 
     /// A node said it is no longer a member (its committed configuration excludes it).
@@ -149,6 +166,7 @@ impl ClusterState {
     pub(super) fn on_membership(&mut self, at: u64, node: u64, step: MembershipStep, text: &str) {
         if step == MembershipStep::Removed {
             self.node_mut(node).removed = true;
+            self.refresh_faults();
         }
         let kind = match step {
             MembershipStep::Waiting | MembershipStep::Failed => FeedKind::Error,

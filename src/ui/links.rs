@@ -84,7 +84,7 @@ impl Widget for Matrix<'_> {
         if area.height == 0 {
             return;
         }
-        let ids: Vec<u64> = self.state.nodes.keys().copied().collect();
+        let ids: Vec<u64> = self.state.shown_ids();
         if self.state.links.is_empty() {
             buf.set_stringn(
                 area.x,

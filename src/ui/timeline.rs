@@ -66,7 +66,14 @@ impl Widget for Lanes<'_> {
         let width = (area.width - LABEL) as usize;
         let mut cells = vec![LaneRole::Unknown; width];
         let lanes_rows = area.height.saturating_sub(1);
-        for (row, node) in self.state.nodes.values().enumerate() {
+        // A removed node whose process stopped has no lane: the panel is for the nodes there are.
+        let shown: Vec<_> = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| self.state.shows_node(n.id))
+            .collect();
+        for (row, node) in shown.iter().enumerate() {
             if row as u16 >= lanes_rows {
                 break;
             }
@@ -95,7 +102,7 @@ impl Widget for Lanes<'_> {
             }
         }
         // Time axis under the lanes.
-        let y = area.y + lanes_rows.min(self.state.nodes.len() as u16);
+        let y = area.y + lanes_rows.min(shown.len() as u16);
         if y < area.bottom() {
             let x0 = area.x + LABEL;
             let w = area.width - LABEL;
