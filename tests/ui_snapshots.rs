@@ -228,7 +228,15 @@ fn help_explains_every_symbol_on_its_second_page_at_80x24() {
         ..selected(1)
     };
     let screen = render(80, 24, &state, &view).backend().to_string();
-    for symbol in ["··", "✗N", "lag", "rpc in/out/err", "░░", "last idx/term"] {
+    for symbol in [
+        "··",
+        "✗N",
+        "lag",
+        "rpc in/out/err",
+        "░░",
+        "last idx/term",
+        "precand",
+    ] {
         assert!(
             screen.contains(symbol),
             "{symbol:?} is not explained:\n{screen}"
@@ -322,6 +330,18 @@ fn wide_tables_show_whole_roles_and_the_log_ruler_never_cuts_a_label() {
             .to_string();
         assert!(screen.contains("precandidate"), "{screen}");
     }
+    // At 80×24 the role column has 9 columns: the short form, never a cut word.
+    let view = ViewState {
+        tab: Tab::Nodes,
+        ..selected(1)
+    };
+    let screen = render(80, 24, &state, &view).backend().to_string();
+    let row = screen
+        .lines()
+        .find(|l| l.contains(" n3   "))
+        .expect("n3's row");
+    assert!(row.contains(" precand "), "{screen}");
+    assert!(!screen.contains("precandid"), "{screen}");
     for width in 120u16..=200 {
         let screen = render(width, 48, &state, &selected(1))
             .backend()

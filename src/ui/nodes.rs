@@ -25,7 +25,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     let mut titles = vec![
         "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
     ];
-    // "precandidate" takes 12 columns; narrow tables keep 9 and cut it.
+    // "precandidate" takes 12 columns; narrow tables keep 9 and say `precand` (see `role_text`).
     let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
     // Narrow tables show a learner's or removed node's membership in the role column instead.
     if member_col {
@@ -85,6 +85,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     frame.render_widget(table, area);
 }
 
+/// A role as the role column says it: whole in a wide table; in a narrow one (9 columns) a precandidate is
+/// `precand`, as the help's symbols page explains, rather than a cut `precandid`.
+pub fn role_text(role: squall_node::raft::types::Role, wide: bool) -> &'static str {
+    match role {
+        squall_node::raft::types::Role::PreCandidate if !wide => "precand",
+        r => r.as_str(),
+    }
+}
+
 fn row<'a>(
     n: &'a NodeView,
     state: &ClusterState,
@@ -120,8 +129,10 @@ fn row<'a>(
         (Some(st), Some(MemberRole::Learner)) if !member_col && fresh => {
             Span::styled("learner", styles::role(st.core.role))
         }
-        (Some(st), _) if fresh => Span::styled(st.core.role.as_str(), styles::role(st.core.role)),
-        (Some(st), _) => Span::styled(st.core.role.as_str(), styles::faint()),
+        (Some(st), _) if fresh => {
+            Span::styled(role_text(st.core.role, wide), styles::role(st.core.role))
+        }
+        (Some(st), _) => Span::styled(role_text(st.core.role, wide), styles::faint()),
         (None, _) => Span::styled("—", styles::faint()),
     };
     let is_leader = state.leader == Some(n.id);
