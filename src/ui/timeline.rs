@@ -215,10 +215,13 @@ struct Feed {
 /// Width of the time column ("00:27.5 ").
 const TIME_W: usize = 8;
 
-/// Splits styled text into rows: `width` characters on the first, `width - indent` on the others.
+/// Splits styled text into rows: `width` characters on the first, `width - indent` on the others. Rows break
+/// between words (a space at a break is dropped); only a word longer than a whole row is cut.
 fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Vec<(String, Style)>> {
-    let mut rows: Vec<Vec<(String, Style)>> = vec![Vec::new()];
-    let mut used = 0;
+    let chars: Vec<(char, Style)> = segments
+        .iter()
+        .flat_map(|(text, style)| text.chars().map(move |c| (c, *style)))
+        .collect();
     let room = |row: usize| {
         if row == 0 {
             width
@@ -226,29 +229,55 @@ fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Vec<(S
             width.saturating_sub(indent)
         }
     };
-    for (text, style) in segments {
-        let mut piece = String::new();
-        for c in text.chars() {
-            if used >= room(rows.len() - 1) && room(rows.len()) > 0 {
-                if !piece.is_empty() {
-                    rows.last_mut()
-                        .expect("a row")
-                        .push((std::mem::take(&mut piece), *style));
-                }
+    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut i = 0;
+    while i < chars.len() {
+        let row = rows.len() - 1;
+        if chars[i].0 == ' ' {
+            let full = rows[row].len() >= room(row);
+            if full && room(row + 1) > 0 {
+                // The break falls on this space.
                 rows.push(Vec::new());
-                used = 0;
-                if c == ' ' {
-                    continue;
+            } else if !(rows[row].is_empty() && row > 0) {
+                rows[row].push(chars[i]);
+            }
+            i += 1;
+            continue;
+        }
+        let end = chars[i..]
+            .iter()
+            .position(|(c, _)| *c == ' ')
+            .map_or(chars.len(), |p| i + p);
+        let word = end - i;
+        let used = rows[row].len();
+        if used > 0 && used + word > room(row) && word <= room(row + 1) {
+            // The word goes whole onto the next row; the spaces before it end this one.
+            while rows[row].last().is_some_and(|(c, _)| *c == ' ') {
+                rows[row].pop();
+            }
+            rows.push(Vec::new());
+        }
+        for &ch in &chars[i..end] {
+            let row = rows.len() - 1;
+            if rows[row].len() >= room(row) && room(row + 1) > 0 {
+                rows.push(Vec::new());
+            }
+            rows.last_mut().expect("a row").push(ch);
+        }
+        i = end;
+    }
+    rows.into_iter()
+        .map(|row| {
+            let mut pieces: Vec<(String, Style)> = Vec::new();
+            for (c, style) in row {
+                match pieces.last_mut() {
+                    Some((text, s)) if *s == style => text.push(c),
+                    _ => pieces.push((c.to_string(), style)),
                 }
             }
-            piece.push(c);
-            used += 1;
-        }
-        if !piece.is_empty() {
-            rows.last_mut().expect("a row").push((piece, *style));
-        }
-    }
-    rows
+            pieces
+        })
+        .collect()
 }
 
 impl Widget for Feed {
@@ -265,5 +294,44 @@ impl Widget for Feed {
                 x = nx;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(rows: &[Vec<(String, Style)>]) -> Vec<String> {
+        rows.iter()
+            .map(|r| r.iter().map(|(t, _)| t.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn feed_lines_wrap_between_words() {
+        let segments = vec![
+            ("00:27.5 ".to_string(), Style::new()),
+            (
+                "n7: the change waits for a majority; the feed tells each step".to_string(),
+                styles::dim(),
+            ),
+        ];
+        let rows = texts(&wrap(&segments, 40, TIME_W));
+        assert_eq!(
+            rows,
+            vec![
+                "00:27.5 n7: the change waits for a",
+                "majority; the feed tells each",
+                "step",
+            ],
+            "a row ends at a word's end, never inside one"
+        );
+        for r in &rows {
+            assert!(r.chars().count() <= 40 && !r.starts_with(' ') && !r.ends_with(' '));
+        }
+        // A word longer than a row is cut, as nothing else fits.
+        let long = vec![("x".repeat(50), Style::new())];
+        let rows = texts(&wrap(&long, 40, TIME_W));
+        assert_eq!(rows, vec!["x".repeat(40), "x".repeat(10)]);
     }
 }
