@@ -595,7 +595,11 @@ fn a_removed_node_leaves_the_selection_the_lanes_the_links_and_the_faults() {
     ));
     let mut view = selected(1);
     squall::input::keep_selection(&mut view, &state);
-    assert_eq!(view.selected, Some(2), "the selection moves to a node there is");
+    assert_eq!(
+        view.selected,
+        Some(2),
+        "the selection moves to a node there is"
+    );
     assert!(
         state.faults.iter().all(|f| !f.starts_with("n1 ")),
         "a removed node's exit is not a fault: {:?}",

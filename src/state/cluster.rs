@@ -109,6 +109,46 @@ impl FeedLine {
     }
 }
 
+/// Most other precandidates' requests a pre-vote request folds across onto its own earlier line (9 nodes).
+const PRE_VOTE_CYCLE: usize = 8;
+
+/// Where `line` repeats a recent line of `lines` (newest last): the line right before it with the same node,
+/// kind and words, seen (`seen`: its latest time) within [`REPEAT_WINDOW_MS`]. Precandidates that cannot win
+/// keep asking in turn ("n3 asks…", "n7 asks…", "n3 asks…"): a pre-vote request also repeats its own line
+/// across other nodes' pre-vote requests (up to [`PRE_VOTE_CYCLE`] of them), so two or more of them fold as
+/// one does. An operator's line never repeats.
+fn repeat_of(
+    lines: &VecDeque<FeedLine>,
+    line: &FeedLine,
+    seen: impl Fn(&FeedLine) -> u64,
+) -> Option<usize> {
+    if line.kind.is_operator() {
+        return None;
+    }
+    let same = |l: &FeedLine| {
+        l.node == line.node
+            && l.kind == line.kind
+            && l.base == line.base
+            && line.at_ms.saturating_sub(seen(l)) <= REPEAT_WINDOW_MS
+    };
+    let pre_vote = |l: &FeedLine| matches!(l.cause, Some(Causal::Asks(b)) if b.pre_vote);
+    for (back, i) in (0..lines.len()).rev().enumerate() {
+        let l = &lines[i];
+        if same(l) {
+            return Some(i);
+        }
+        let across = back < PRE_VOTE_CYCLE
+            && pre_vote(line)
+            && pre_vote(l)
+            && l.node != line.node
+            && line.at_ms.saturating_sub(seen(l)) <= REPEAT_WINDOW_MS;
+        if !across {
+            return None;
+        }
+    }
+    None
+}
+
 /// One round of (pre-)voting: a candidate asking for a term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ballot {
@@ -614,13 +654,7 @@ impl ClusterState {
             votes: Vec::new(),
         };
         // A console prints a line again only when something else came between or a few seconds passed.
-        let printed = !line.kind.is_operator()
-            && self.ticker.back().is_some_and(|l| {
-                l.node == line.node
-                    && l.kind == line.kind
-                    && l.text == line.text
-                    && line.at_ms.saturating_sub(l.at_ms) <= REPEAT_WINDOW_MS
-            });
+        let printed = repeat_of(&self.ticker, &line, |l| l.at_ms).is_some();
         if !printed {
             self.pushed += 1;
             self.ticker.push_back(line.clone());
@@ -649,14 +683,9 @@ impl ClusterState {
         // The same line again within a few seconds, with nothing else between, counts as a repeat of it. An
         // operator's action is never folded: two heals around a partition are two heals.
         let at_ms = line.at_ms;
-        let repeated = self.feed.back_mut().filter(|l| {
-            !line.kind.is_operator()
-                && l.at_ms <= at_ms
-                && at_ms.saturating_sub(l.last_ms) <= REPEAT_WINDOW_MS
-                && l.node == line.node
-                && l.kind == line.kind
-                && l.base == line.base
-        });
+        let repeated = repeat_of(&self.feed, &line, |l| l.last_ms)
+            .filter(|&i| self.feed[i].at_ms <= at_ms)
+            .and_then(|i| self.feed.get_mut(i));
         if let Some(earlier) = repeated {
             earlier.repeats += 1;
             earlier.last_ms = earlier.last_ms.max(at_ms);

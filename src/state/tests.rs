@@ -1017,3 +1017,57 @@ fn disk_and_clock_faults_show_in_the_faults_line_and_the_node_until_healed() {
     assert!(s.faults.is_empty(), "{:?}", s.faults);
     assert_eq!(s.nodes[&2].clock_fault, None);
 }
+
+#[test]
+fn precandidates_asking_in_turn_fold_like_one_asking_again() {
+    let mut s = started(9);
+    let before = s.feed_total();
+    let pre_vote = || RaftEvent::ElectionStarted {
+        term: 3,
+        pre_vote: true,
+    };
+    // Two precandidates that cannot win ask in turn, about ten times a second between them.
+    for i in 0..20 {
+        let node = if i % 2 == 0 { 3 } else { 7 };
+        raft(&mut s, 10_000 + i * 100, node, pre_vote());
+    }
+    let asks: Vec<(&str, u32)> = s
+        .feed
+        .iter()
+        .filter(|l| l.kind == FeedKind::Election)
+        .map(|l| (l.text.as_str(), l.repeats))
+        .collect();
+    assert_eq!(
+        asks,
+        [
+            ("n3 asks for pre-votes for term 3", 10),
+            ("n7 asks for pre-votes for term 3", 10)
+        ]
+    );
+    assert_eq!(
+        s.feed_total() - before,
+        2,
+        "a console prints each once: {:?}",
+        feed_texts(&s)
+    );
+    // Any other line between ends the fold: the story after it is told again.
+    raft(&mut s, 12_100, 4, RaftEvent::QuorumLost { term: 2 });
+    raft(&mut s, 12_200, 3, pre_vote());
+    let last = s.feed.back().unwrap();
+    assert_eq!(
+        (last.text.as_str(), last.repeats),
+        ("n3 asks for pre-votes for term 3", 1)
+    );
+    // A real election is never folded across.
+    raft(
+        &mut s,
+        12_300,
+        7,
+        RaftEvent::ElectionStarted {
+            term: 3,
+            pre_vote: false,
+        },
+    );
+    raft(&mut s, 12_400, 3, pre_vote());
+    assert_eq!(s.feed.back().unwrap().repeats, 1);
+}

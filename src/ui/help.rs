@@ -97,7 +97,10 @@ const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
                 "member",
                 "voter / learner / removed / joining; title: config",
             ),
-            ("precand", "precandidate (asks for pre-votes), narrow tables"),
+            (
+                "precand",
+                "precandidate (asks for pre-votes), narrow tables",
+            ),
             (
                 "rpc in/out/err",
                 "Raft messages in / out / sends failed (k = 1000)",
