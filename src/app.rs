@@ -373,13 +373,13 @@ impl ConsoleFeed {
             self.held.push(line.at_ms, now_ms, line.text);
         }
         let s = &session.state;
-        let leadership = (s.leader, s.term);
+        let leadership = s.leadership();
         let commit = s.commit_index();
         if leadership != self.last_summary
             || (commit != self.last_commit
                 && self.last_commit_line.elapsed() >= Duration::from_secs(1))
         {
-            self.held.push(now_ms, now_ms, summary_line(s));
+            self.held.push_summary(now_ms, summary_line(s));
             self.last_summary = leadership;
             self.last_commit = commit;
             self.last_commit_line = std::time::Instant::now();
@@ -463,9 +463,9 @@ impl StopSignals {
 
 /// One line on leader, term and commit, printed when it changes.
 fn summary_line(s: &ClusterState) -> String {
-    match s.leader {
-        Some(l) => format!("leader {l} term {} commit {}", s.term, s.commit_index()),
-        None => format!("no leader (term {}) commit {}", s.term, s.commit_index()),
+    match s.leadership() {
+        (Some(l), term) => format!("leader {l} term {term} commit {}", s.commit_index()),
+        (None, term) => format!("no leader (term {term}) commit {}", s.commit_index()),
     }
 }
 

@@ -210,6 +210,9 @@ pub struct NodeView {
     pub lane: Lane,
     /// The role its own feed last reported, to tell a step-down from an ordinary change.
     feed_role: Option<Role>,
+    /// The term its own feed last said it leads, until its feed or a newer term says otherwise: its feed is
+    /// read ahead of the status that shows it leading.
+    feed_leads: Option<u64>,
     /// The running process's pid and how far its clock (milliseconds since it started) lags session time,
     /// learned from its statuses, to place its feed records at the moment they happened.
     clock: Option<(u32, i64)>,
@@ -559,6 +562,27 @@ impl ClusterState {
         self.pushed
     }
 
+    /// Who leads, as far as anything has told: `(leader, term)` with the highest term seen. The leader is the
+    /// one the statuses show ([`ClusterState::leader`]) unless a live node's own feed said it leads a newer
+    /// term: a node's feed is read ahead of its status, so between "n9 leads term 2" and the status that
+    /// shows it, the statuses alone would say there is no leader (or the old one). The console's summary
+    /// line ("leader 9 term 2 commit 812") comes from this.
+    pub fn leadership(&self) -> (Option<u64>, u64) {
+        let fed = self
+            .nodes
+            .values()
+            .filter(|n| n.process.is_alive() && n.reachable)
+            .filter_map(|n| n.feed_leads.map(|t| (t, n.id)))
+            .max();
+        let leader = match (self.leader, fed) {
+            (Some(_), Some((t, id))) if t > self.leader_term => Some(id),
+            (Some(l), _) => Some(l),
+            (None, Some((t, id))) if t >= self.term => Some(id),
+            (None, _) => None,
+        };
+        (leader, self.term)
+    }
+
     /// The cluster's commit index: the leader's, or the highest live one while there is no leader.
     pub fn commit_index(&self) -> u64 {
         self.commit
@@ -801,6 +825,9 @@ impl ClusterState {
             Some((pid, best)) if pid == status.pid => Some((pid, best.min(offset))),
             _ => Some((status.pid, offset)),
         };
+        if n.feed_leads.is_some_and(|t| status.core.term > t) {
+            n.feed_leads = None;
+        }
         n.status = Some(status.clone());
         n.status_fresh = true;
         n.reachable = true;
@@ -860,7 +887,9 @@ impl ClusterState {
                 if *truncated_tail_bytes > 0 {
                     text.push_str(&format!(", cut {truncated_tail_bytes} torn WAL bytes"));
                 }
-                self.node_mut(node).feed_role = Some(Role::Follower);
+                let n = self.node_mut(node);
+                n.feed_role = Some(Role::Follower);
+                n.feed_leads = None;
                 self.push(happened, Some(node), FeedKind::Process, text);
                 return;
             }
@@ -870,6 +899,7 @@ impl ClusterState {
             RaftEvent::RoleChanged { role, term } => {
                 let n = self.node_mut(node);
                 let before = n.feed_role.replace(*role);
+                n.feed_leads = (*role == Role::Leader).then_some(*term);
                 // The feed trails the status polls: the role shows as a blip unless it is the current one.
                 let current = n.lane_role();
                 if LaneRole::from(*role) != current {
@@ -957,7 +987,9 @@ impl ClusterState {
                 self.on_compaction(happened, node, meta.last_index)
             }
             RaftEvent::QuorumLost { term } => {
-                self.node_mut(node).feed_role = Some(Role::Follower);
+                let n = self.node_mut(node);
+                n.feed_role = Some(Role::Follower);
+                n.feed_leads = None;
                 let text = format!("n{node} lost its quorum and steps down in term {term}");
                 self.push(happened, Some(node), FeedKind::Role, text);
             }
@@ -996,6 +1028,7 @@ impl ClusterState {
         {
             n.reachable = true;
             n.feed_role = None;
+            n.feed_leads = None;
         }
         let (kind, text) = match state {
             ProcessState::Starting => (FeedKind::Process, format!("n{node} starting")),

@@ -9,7 +9,8 @@
 pub struct HoldBack {
     /// The shortest a line waits (session milliseconds after it happened) before it is printed.
     pub hold_ms: u64,
-    pending: Vec<(u64, u64, String)>,
+    /// (happened, arrival order, text, whether it is a summary that a newer summary replaces).
+    pending: Vec<(u64, u64, String, bool)>,
     pushed: u64,
     /// How late lines arrived lately: (arrival, lateness), the last [`LATENESS_WINDOW_MS`].
     lateness: std::collections::VecDeque<(u64, u64)>,
@@ -31,7 +32,21 @@ impl HoldBack {
 
     /// Queues a line that happened at session time `at_ms` and arrived at `now_ms`.
     pub fn push(&mut self, at_ms: u64, now_ms: u64, text: String) {
-        self.pending.push((at_ms, self.pushed, text));
+        self.queue(at_ms, now_ms, text, false);
+    }
+
+    /// Queues a summary of the state as of `now_ms` (the console's "leader 3 term 2 commit 812"). A summary
+    /// still held when a newer one comes is dropped: it described a state that no longer holds by the time it
+    /// would print, and it is stamped with the time it was learned, so a line that happened earlier but
+    /// arrived later (a node polled later) would print before it and contradict it ("n9 leads term 2", then
+    /// "no leader (term 1)").
+    pub fn push_summary(&mut self, now_ms: u64, text: String) {
+        self.pending.retain(|(_, _, _, summary)| !summary);
+        self.queue(now_ms, now_ms, text, true);
+    }
+
+    fn queue(&mut self, at_ms: u64, now_ms: u64, text: String, summary: bool) {
+        self.pending.push((at_ms, self.pushed, text, summary));
         self.pushed += 1;
         while self
             .lateness
@@ -54,16 +69,16 @@ impl HoldBack {
     /// The lines that happened at least [`HoldBack::current_hold`] before `now_ms`, oldest first (ties in
     /// arrival order).
     pub fn release(&mut self, now_ms: u64) -> Vec<(u64, String)> {
-        self.pending.sort_by_key(|(at, seq, _)| (*at, *seq));
+        self.pending.sort_by_key(|(at, seq, _, _)| (*at, *seq));
         let hold = self.current_hold();
         let ready = self
             .pending
             .iter()
-            .take_while(|(at, _, _)| at.saturating_add(hold) <= now_ms)
+            .take_while(|(at, _, _, _)| at.saturating_add(hold) <= now_ms)
             .count();
         self.pending
             .drain(..ready)
-            .map(|(at, _, text)| (at, text))
+            .map(|(at, _, text, _)| (at, text))
             .collect()
     }
 
@@ -93,6 +108,27 @@ mod tests {
         assert_eq!(h.release(850), [(500, "early".into())]);
         assert_eq!(h.drain(), [(900, "late".into())]);
         assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn a_summary_still_held_when_a_newer_one_comes_is_dropped() {
+        let mut h = HoldBack::new(300);
+        h.push_summary(1_000, "no leader (term 1) commit 10".into());
+        // The new leader's own report happened before the summary above but arrived after it.
+        h.push(900, 1_100, "n9 leads term 2".into());
+        h.push_summary(1_100, "leader 9 term 2 commit 10".into());
+        assert_eq!(
+            h.drain(),
+            [
+                (900, "n9 leads term 2".to_string()),
+                (1_100, "leader 9 term 2 commit 10".to_string())
+            ]
+        );
+        // One already printed stays printed.
+        h.push_summary(2_000, "no leader (term 2) commit 10".into());
+        assert_eq!(h.release(3_000).len(), 1);
+        h.push_summary(3_000, "leader 4 term 3 commit 11".into());
+        assert_eq!(h.drain().len(), 1);
     }
 
     #[test]

@@ -1071,3 +1071,63 @@ fn precandidates_asking_in_turn_fold_like_one_asking_again() {
     raft(&mut s, 12_400, 3, pre_vote());
     assert_eq!(s.feed.back().unwrap().repeats, 1);
 }
+
+#[test]
+fn a_leader_its_own_feed_announced_counts_before_its_status_shows_it() {
+    let mut s = started(3);
+    for n in 1..=3 {
+        let role = if n == 1 { Role::Leader } else { Role::Follower };
+        st(&mut s, 100, n, role, 1, 10);
+    }
+    assert_eq!(s.leadership(), (Some(1), 1));
+    // n9's case in the report: n3 wins term 2 and its feed says so, while n1's last status still shows it
+    // leading term 1 and n3's status still shows a candidate.
+    raft(&mut s, 200, 3, RaftEvent::TermChanged { term: 2 });
+    raft(
+        &mut s,
+        210,
+        3,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 2,
+        },
+    );
+    st(&mut s, 220, 3, Role::Candidate, 2, 10);
+    assert_eq!(s.leadership(), (Some(3), 2), "n3 leads term 2");
+    // The old leader steps down: still n3, never "no leader".
+    st(&mut s, 230, 1, Role::Follower, 2, 10);
+    assert_eq!(s.leadership(), (Some(3), 2));
+    st(&mut s, 240, 3, Role::Leader, 2, 11);
+    assert_eq!(s.leadership(), (Some(3), 2));
+    // Its feed says it stepped down: no leader until someone says otherwise.
+    raft(
+        &mut s,
+        300,
+        3,
+        RaftEvent::RoleChanged {
+            role: Role::Follower,
+            term: 3,
+        },
+    );
+    st(&mut s, 310, 3, Role::Follower, 3, 11);
+    assert_eq!(s.leadership(), (None, 3));
+    // A leader that dies is not the leader, whatever its feed said.
+    raft(
+        &mut s,
+        400,
+        2,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 3,
+        },
+    );
+    assert_eq!(s.leadership(), (Some(2), 3));
+    s.apply(&Stamped::new(
+        410,
+        Event::Process {
+            node: 2,
+            state: ProcessState::Killed { pid: 1002 },
+        },
+    ));
+    assert_eq!(s.leadership(), (None, 3));
+}
