@@ -42,14 +42,15 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
          <style>body{{font-family:sans-serif;margin:2em;max-width:1040px}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#2a7}}.bad{{color:#d33;font-weight:bold}}\
          .unknown{{color:#c80}}pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}</style></head><body>\n\
-         <h1>squall session {id}</h1>\n<p>{n} nodes, {secs:.1} s, {ops} operations, {faults} faults, {el} elections.</p>\n",
+         <h1>squall session {id}</h1>\n<p>{n}, {secs:.1} s, {ops} operations, {faults} faults, {el} elections.</p>\n",
         id = esc(&m.cluster_id),
-        n = m.nodes.len(),
+        n = node_count(m),
         secs = m.end_ms as f64 / 1e3,
         ops = m.ops.len(),
         faults = m.faults.len(),
         el = m.elections,
     );
+    h.push_str(&membership(m));
     h.push_str("<h2>Verdicts</h2>\n<ul>\n");
     if let Some((r, took)) = check {
         let (class, _) = verdict_class(&r.verdict);
@@ -136,6 +137,92 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
         m.elections
     );
     Ok(h)
+}
+
+/// Whether the session changed its membership (a request, a step, a node added or a new configuration).
+fn changed_membership(m: &Model) -> bool {
+    !m.membership.is_empty() || m.ever.len() > m.nodes.len() || m.configs.len() > 1
+}
+
+/// The summary's node count: `3 nodes`, or with membership changes `3 nodes at the start, 9 over the run,
+/// 1 in the final configuration`.
+fn node_count(m: &Model) -> String {
+    let plural = |n: usize| if n == 1 { "node" } else { "nodes" };
+    let start = m.nodes.len();
+    if !changed_membership(m) {
+        return format!("{start} {}", plural(start));
+    }
+    let mut out = format!(
+        "{start} {} at the start, {} over the run",
+        plural(start),
+        m.ever.len()
+    );
+    if let Some(last) = m.configs.last() {
+        let _ = write!(out, ", {} in the final configuration", last.size());
+    }
+    out
+}
+
+/// The membership section: node ids over the run, the configuration's size over time, every request and
+/// step with its time, and the final configuration. Empty for a session that changed no membership.
+fn membership(m: &Model) -> String {
+    if !changed_membership(m) {
+        return String::new();
+    }
+    let mut h = String::from("<h2>Membership</h2>\n");
+    let ids: Vec<String> = m.ever.iter().map(|i| format!("n{i}")).collect();
+    let _ = writeln!(
+        h,
+        "<p>Node ids over the run ({}): {}.</p>",
+        ids.len(),
+        ids.join(" ")
+    );
+    if !m.configs.is_empty() {
+        let sizes: Vec<String> = m
+            .configs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} at {:.1} s ({})",
+                    c.size(),
+                    c.at_ms as f64 / 1e3,
+                    esc(&c.text())
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<p>Members over time, as the leader knew them: {}.</p>",
+            sizes.join(" → ")
+        );
+    }
+    match m.configs.last() {
+        Some(c) => {
+            let _ = writeln!(
+                h,
+                "<p>Final configuration: {} (entry {}, from {:.1} s).</p>",
+                esc(&c.text()),
+                c.index,
+                c.at_ms as f64 / 1e3
+            );
+        }
+        None => h.push_str("<p>No leader reported a configuration.</p>\n"),
+    }
+    if !m.membership.is_empty() {
+        h.push_str("<table><tr><th>at</th><th>node</th><th>step</th><th>what</th></tr>\n");
+        for r in &m.membership {
+            let _ = writeln!(
+                h,
+                "<tr><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.at_ms as f64 / 1e3,
+                r.node.map_or("—".to_string(), |n| format!("n{n}")),
+                r.step,
+                esc(&r.text)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h
 }
 
 fn verdict_class(v: &Verdict) -> (&'static str, &'static str) {
@@ -247,6 +334,121 @@ mod tests {
             html.contains("partition {1,2} {3}"),
             "the fault is labelled"
         );
+    }
+
+    #[test]
+    fn membership_changes_show_with_their_times_and_the_final_configuration() {
+        use crate::state::MembershipStep;
+        use squall_node::raft::types::Role;
+        let leader_status = |voters: &[u64], learners: &[u64], index: u64| {
+            let mut s = crate::state::fixture::sample_state(3).nodes[&3]
+                .status
+                .clone()
+                .expect("a status");
+            s.core.role = Role::Leader;
+            s.core.config.voters = voters.iter().copied().collect();
+            s.core.config.learners = learners.iter().copied().collect();
+            s.core.config_index = index;
+            s
+        };
+        let mut events = session(0.0, 200);
+        let step = |at: u64, node: u64, step: MembershipStep, text: &str| {
+            Stamped::new(
+                at,
+                Event::Membership {
+                    node,
+                    step,
+                    text: text.into(),
+                },
+            )
+        };
+        events.extend([
+            Stamped::new(
+                1_000,
+                Event::Status {
+                    node: 3,
+                    status: leader_status(&[1, 2, 3], &[], 0),
+                },
+            ),
+            Stamped::new(
+                2_000,
+                Event::Fault {
+                    description: "add".into(),
+                    effect: "add node 4: n4 joins as a learner".into(),
+                },
+            ),
+            step(2_100, 4, MembershipStep::Learner, "n4 joins as a learner"),
+            Stamped::new(
+                2_200,
+                Event::Status {
+                    node: 3,
+                    status: leader_status(&[1, 2, 3], &[4], 40),
+                },
+            ),
+            step(
+                3_000,
+                4,
+                MembershipStep::Promoted,
+                "n4 caught up, promoted to voter",
+            ),
+            Stamped::new(
+                3_100,
+                Event::Status {
+                    node: 3,
+                    status: leader_status(&[1, 2, 3, 4], &[], 52),
+                },
+            ),
+            Stamped::new(
+                4_000,
+                Event::Fault {
+                    description: "remove 1".into(),
+                    effect: "remove node 1: under way".into(),
+                },
+            ),
+            step(
+                4_500,
+                1,
+                MembershipStep::Removed,
+                "n1 removed: its process stopped",
+            ),
+            Stamped::new(
+                4_400,
+                Event::Status {
+                    node: 3,
+                    status: leader_status(&[2, 3, 4], &[], 61),
+                },
+            ),
+        ]);
+        let html = render_session(&events);
+        assert!(
+            html.contains("3 nodes at the start, 4 over the run, 3 in the final configuration"),
+            "{html}"
+        );
+        assert!(html.contains("<h2>Membership</h2>"));
+        assert!(
+            html.contains("Node ids over the run (4): n1 n2 n3 n4."),
+            "{html}"
+        );
+        assert!(
+            html.contains("3 at 1.0 s ({1,2,3}) → 4 at 2.2 s ({1,2,3} learners {4}) → 4 at 3.1 s ({1,2,3,4}) → 3 at 4.4 s ({2,3,4})"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Final configuration: {2,3,4} (entry 61, from 4.4 s)."),
+            "{html}"
+        );
+        for row in [
+            "<td>2.0 s</td><td>—</td><td>requested</td><td>add node 4: n4 joins as a learner</td>",
+            "<td>3.0 s</td><td>n4</td><td>promoted</td><td>n4 caught up, promoted to voter</td>",
+            "<td>4.0 s</td><td>n1</td><td>requested</td><td>remove node 1: under way</td>",
+            "<td>4.5 s</td><td>n1</td><td>removed</td>",
+        ] {
+            assert!(html.contains(row), "{row} missing:\n{html}");
+        }
+        // A session without changes says it as before.
+        let plain = render_session(&session(0.0, 200));
+        assert!(plain.contains("<p>3 nodes, "), "{plain}");
+        assert!(!plain.contains("Membership"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use squall_node::raft::Role;
 
 use crate::check::{OpEvent, Outcome, history};
-use crate::state::{Event, ProcessState, Stamped, Verdict};
+use crate::state::{Event, MembershipStep, ProcessState, Stamped, Verdict};
 
 /// One completed operation as the latency plot shows it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,6 +80,53 @@ pub struct CheckRecord {
     pub report: String,
 }
 
+/// One step of a membership change: a request (`add`, `remove 4`, `replace 2`, `promote 4`) or what the
+/// cluster did about it (a learner joined, was promoted, a configuration committed, a node was removed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MembershipRecord {
+    /// When, in milliseconds since the session started.
+    pub at_ms: u64,
+    /// The node it concerns, when one.
+    pub node: Option<u64>,
+    /// `requested`, `learner`, `catching up`, `promoted`, `committed`, `removed`, `waiting`, `failed`.
+    pub step: &'static str,
+    /// In words, as the feed said it.
+    pub text: String,
+}
+
+/// The configuration as a leader reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigRecord {
+    /// When it was first seen, in milliseconds.
+    pub at_ms: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Learners.
+    pub learners: Vec<u64>,
+    /// Log index of the entry that set it.
+    pub index: u64,
+}
+
+impl ConfigRecord {
+    /// `{1,2,3}`, with ` learners {4}` when there are learners.
+    pub fn text(&self) -> String {
+        let set = |s: &[u64]| {
+            let v: Vec<String> = s.iter().map(u64::to_string).collect();
+            format!("{{{}}}", v.join(","))
+        };
+        if self.learners.is_empty() {
+            set(&self.voters)
+        } else {
+            format!("{} learners {}", set(&self.voters), set(&self.learners))
+        }
+    }
+
+    /// Members (voters and learners).
+    pub fn size(&self) -> usize {
+        self.voters.len() + self.learners.len()
+    }
+}
+
 /// Everything a report draws.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
@@ -103,6 +150,12 @@ pub struct Model {
     pub checks: Vec<CheckRecord>,
     /// The lin-kv history.
     pub history: Vec<OpEvent>,
+    /// Every node id seen in the session (started with it or added), ascending.
+    pub ever: Vec<u64>,
+    /// Membership requests and steps, in order.
+    pub membership: Vec<MembershipRecord>,
+    /// Each configuration a leader reported, in the order they were first seen; the last is the final one.
+    pub configs: Vec<ConfigRecord>,
 }
 
 /// What undoes a fault, by the fault's description: `(kind, node)`.
@@ -142,9 +195,20 @@ impl Model {
         let mut open: Vec<(usize, &'static str, Option<u64>)> = Vec::new();
         let mut leader_terms = std::collections::BTreeSet::new();
         let mut commit = 0u64;
+        let mut ever = std::collections::BTreeSet::new();
         for s in events {
             let at = s.at_ms;
             m.end_ms = m.end_ms.max(at);
+            match &s.event {
+                Event::SessionStarted { nodes, .. } => ever.extend(nodes.iter().copied()),
+                Event::Status { node, .. }
+                | Event::StatusDelta { node, .. }
+                | Event::Process { node, .. }
+                | Event::Membership { node, .. } => {
+                    ever.insert(*node);
+                }
+                _ => {}
+            }
             match &s.event {
                 Event::SessionStarted {
                     cluster_id, nodes, ..
@@ -160,6 +224,16 @@ impl Model {
                     };
                     if lane == Lane::Leader {
                         leader_terms.insert(status.core.term);
+                        let c = &status.core;
+                        let known = m.configs.last().is_some_and(|k| k.index >= c.config_index);
+                        if !c.config.voters.is_empty() && !known {
+                            m.configs.push(ConfigRecord {
+                                at_ms: at,
+                                voters: c.config.voters.iter().copied().collect(),
+                                learners: c.config.learners.iter().copied().collect(),
+                                index: c.config_index,
+                            });
+                        }
                     }
                     push_lane(&mut m.lanes, *node, at, lane);
                     if status.core.commit_index > commit {
@@ -171,6 +245,32 @@ impl Model {
                     if !matches!(state, ProcessState::Running { .. }) =>
                 {
                     push_lane(&mut m.lanes, *node, at, Lane::Down);
+                }
+                Event::Membership { node, step, text } => {
+                    m.membership.push(MembershipRecord {
+                        at_ms: at,
+                        node: Some(*node),
+                        step: step_name(*step),
+                        text: text.clone(),
+                    });
+                }
+                Event::Fault {
+                    description,
+                    effect,
+                } if is_membership_request(description) => {
+                    m.membership.push(MembershipRecord {
+                        at_ms: at,
+                        node: description
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|w| w.parse().ok()),
+                        step: "requested",
+                        text: if effect.is_empty() {
+                            description.clone()
+                        } else {
+                            effect.clone()
+                        },
+                    });
                 }
                 Event::Fault {
                     description,
@@ -245,6 +345,7 @@ impl Model {
             }
         }
         m.elections = leader_terms.len();
+        m.ever = ever.into_iter().collect();
         let commits = &m.commits;
         let first_after = |t: u64| commits.iter().find(|&&c| c > t).map(|&c| c - t);
         for f in &mut m.faults {
@@ -288,6 +389,28 @@ impl Model {
                 max_ms: h.max() as f64 / 1e3,
             })
             .collect()
+    }
+}
+
+/// Whether a console line asks for a membership change (the headless vocabulary: `add`, `remove N`,
+/// `replace N`, `promote N`).
+fn is_membership_request(description: &str) -> bool {
+    matches!(
+        description.split_whitespace().next(),
+        Some("add" | "remove" | "replace" | "promote")
+    )
+}
+
+/// A membership step's name in the report.
+fn step_name(step: MembershipStep) -> &'static str {
+    match step {
+        MembershipStep::Learner => "learner",
+        MembershipStep::CatchingUp => "catching up",
+        MembershipStep::Promoted => "promoted",
+        MembershipStep::Committed => "committed",
+        MembershipStep::Removed => "removed",
+        MembershipStep::Waiting => "waiting",
+        MembershipStep::Failed => "failed",
     }
 }
 
