@@ -242,7 +242,7 @@ impl Player {
             }
             KeyCode::Char(d @ '1'..='9') => {
                 let id = u64::from(d as u8 - b'0');
-                if self.state.nodes.contains_key(&id) {
+                if self.state.shows_node(id) {
                     self.view.selected = Some(id);
                 }
                 return Flow::Continue;
@@ -259,7 +259,7 @@ impl Player {
     }
 
     fn select_step(&mut self, down: bool) {
-        let ids: Vec<u64> = self.state.nodes.keys().copied().collect();
+        let ids: Vec<u64> = self.state.shown_ids();
         if ids.is_empty() {
             return;
         }
@@ -294,6 +294,7 @@ impl Player {
                 self.checkpoints.push((applied, self.state.clone()));
             }
         }
+        crate::input::keep_selection(&mut self.view, &self.state);
         self.refresh_banner();
     }
 
