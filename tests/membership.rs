@@ -77,7 +77,16 @@ fn set(v: &[u64]) -> BTreeSet<u64> {
 impl Session {
     fn start(nodes: u64, extra: &[&str]) -> Session {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let tmp = tempfile::tempdir().unwrap();
+        Session::start_in(tempfile::tempdir().unwrap(), serial, nodes, extra)
+    }
+
+    /// A session on `tmp/cluster`, which an earlier session may have used.
+    fn start_in(
+        tmp: tempfile::TempDir,
+        serial: std::sync::MutexGuard<'static, ()>,
+        nodes: u64,
+        extra: &[&str],
+    ) -> Session {
         let dir = tmp.path().join("cluster");
         let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
             .args(["up", "--headless", "-n", &nodes.to_string(), "--seed", "7"])
@@ -239,12 +248,18 @@ impl Session {
         }
     }
 
-    fn finish(mut self) {
+    fn finish(self) {
+        let _kept = self.finish_keeping();
+    }
+
+    /// Quits, checks no node outlives the session, and hands back its directory (still locked for this test).
+    fn finish_keeping(mut self) -> (tempfile::TempDir, std::sync::MutexGuard<'static, ()>) {
         let pids: Vec<u32> = support::node_pids(&self.dir);
         writeln!(self.stdin, "quit").unwrap();
         assert!(self.child.wait().unwrap().success());
         let left = wait_gone(&pids, Duration::from_secs(10));
         assert!(left.is_empty(), "nodes left behind: {left:?}");
+        (self._tmp, self._serial)
     }
 }
 
@@ -475,6 +490,39 @@ fn a_removed_node_restarted_with_its_old_data_causes_no_election() {
         std::thread::sleep(Duration::from_millis(200));
     }
     s.writes_continue(10);
+    s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn a_reused_directory_starts_the_recorded_members_after_changes() {
+    // 3 → add 4 → remove 1, remove 2: the configuration is {3,4}.
+    let mut s = Session::start(3, &[]);
+    let answer = s.ok("add");
+    assert_eq!(added_id(&answer), 4, "{answer}");
+    s.feed("n4 caught up, promoted to voter");
+    s.settled(&[1, 2, 3, 4]);
+    for gone in [1, 2] {
+        s.ok(&format!("remove {gone}"));
+        s.feed(&format!("n{gone} removed"));
+    }
+    s.settled(&[3, 4]);
+    let (tmp, serial) = s.finish_keeping();
+    let record =
+        std::fs::read_to_string(tmp.path().join("cluster/members.json")).unwrap_or_default();
+    // The same directory again, with `-n 3`: nodes 3 and 4 start (4 with --join), never 1 and 2.
+    let mut s = Session::start_in(tmp, serial, 3, &["--workload", "--rate", "40"]);
+    let st = s.settled(&[3, 4]);
+    let started: BTreeSet<u64> = st.nodes.iter().map(|n| n.id).collect();
+    assert_eq!(started, set(&[3, 4]), "members.json: {record}\n{st:#?}");
+    s.writes_continue(10);
+    let e = s.refused("restart 1");
+    assert!(e.contains("node 1 was removed"), "{e}");
+    // Ids are never reused: the next node is 5, and it joins the recorded configuration.
+    let answer = s.ok("add");
+    assert_eq!(added_id(&answer), 5, "{answer}");
+    s.feed("n5 caught up, promoted to voter");
+    s.settled(&[3, 4, 5]);
     s.check_passes();
     s.finish();
 }
