@@ -96,6 +96,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 {
                     "joining"
                 }
+                // The leader's latest configuration leaves it out but has not committed: not removed yet.
+                crate::state::MemberRole::Removed if !config_source?.core.config_committed => {
+                    "removing"
+                }
                 m => m.as_str(),
             })
         };
