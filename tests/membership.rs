@@ -526,3 +526,35 @@ fn a_reused_directory_starts_the_recorded_members_after_changes() {
     s.check_passes();
     s.finish();
 }
+
+#[test]
+fn a_learner_that_cannot_catch_up_says_how_far_it_is_and_remove_cancels_the_add() {
+    let mut s = Session::start(
+        3,
+        &["--workload", "--rate", "200", "--snapshot-every", "100"],
+    );
+    s.until("300 entries committed and compacted", |st| {
+        st.leader().filter(|l| l.commit >= 300).map(|_| ())
+    });
+    // No snapshot reaches anyone: the new node can never catch up.
+    s.ok("loss * 100% only snapshot");
+    let answer = s.ok("add");
+    let new = added_id(&answer);
+    let line = s.feed(&format!("n{new} catching up: match index"));
+    assert!(line.contains(&format!("`remove {new}` cancels")), "{line}");
+    let pid = s.status().node(new).and_then(|n| n.pid).unwrap();
+    let answer = s.ok(&format!("remove {new}"));
+    assert!(answer.contains("cancelled"), "{answer}");
+    s.feed(&format!("n{new} removed"));
+    assert!(
+        wait_gone(&[pid], Duration::from_secs(10)).is_empty(),
+        "node {new} (pid {pid}) still runs after its add was cancelled"
+    );
+    s.ok("heal");
+    // The change is over: the configuration is the first three again, and a new change may start.
+    s.settled(&[1, 2, 3]);
+    let e = s.refused(&format!("promote {new}"));
+    assert!(!e.contains("under way"), "{e}");
+    s.writes_continue(20);
+    s.finish();
+}

@@ -206,12 +206,12 @@ impl Cluster {
                     task.abort();
                 }
                 *self.inner.change.lock().unwrap() = Some(format!("remove node {n}"));
-                self.fail_step(
+                self.step_event(
                     n,
-                    &format!("add node {n}"),
-                    &format!("cancelled by `remove {n}`"),
-                    &format!(
-                        "node {n} is taken out of the configuration if it got in, and stopped"
+                    MembershipStep::Waiting,
+                    format!(
+                        "add node {n} cancelled by `remove {n}`: node {n} leaves the configuration if it got in, \
+                         then stops"
                     ),
                 );
                 let c = self.clone();

@@ -321,10 +321,7 @@ pub fn parse_scenario(
         let command = &timeline[i].command;
         validate(command, named_nodes)
             .map_err(|why| p.err(spans[i].clone(), format!("`{command}`: {why}")))?;
-        if matches!(
-            command.split_whitespace().next(),
-            Some("add" | "replace")
-        ) {
+        if matches!(command.split_whitespace().next(), Some("add" | "replace")) {
             named_nodes = (named_nodes + 1).min(crate::cluster::guard::MAX_NODES);
         }
     }
