@@ -72,6 +72,22 @@ impl Roster {
     }
 }
 
+/// The ids above `n` of the `node-ID` directories in `dir` (ascending): nodes an earlier session created.
+pub fn node_dirs_beyond(dir: &Path, n: u64) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix("node-")?.parse().ok())
+                .filter(|&id| id > n)
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
 /// `cluster.json`: where each node of a running cluster listens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterFile {
@@ -187,6 +203,29 @@ pub fn tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_membership_record_round_trips_and_names_the_current_members() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Roster::read(dir.path()), Ok(None));
+        let mut r = Roster::initial(3);
+        assert!(!r.changed());
+        r.ids.insert(4);
+        r.joined.insert(4);
+        r.removed.extend([1, 2]);
+        r.write(dir.path()).unwrap();
+        let back = Roster::read(dir.path()).unwrap().unwrap();
+        assert_eq!(back, r);
+        assert!(back.changed());
+        assert_eq!(back.current(), vec![3, 4]);
+        std::fs::write(dir.path().join(MEMBERS_FILE), "{").unwrap();
+        let e = Roster::read(dir.path()).unwrap_err();
+        assert!(e.contains("members.json") && e.contains("new --dir"), "{e}");
+        for d in ["node-1", "node-4", "node-9", "other"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        assert_eq!(node_dirs_beyond(dir.path(), 3), vec![4, 9]);
+    }
 
     #[test]
     fn last_error_finds_the_node_s_last_error_without_its_prefix() {

@@ -139,7 +139,22 @@ impl Cluster {
         // never `-n`'s nodes 1..N over them.
         let roster = match files::Roster::read(&spec.dir).map_err(|e| anyhow!(e))? {
             Some(r) if r.changed() => r,
-            _ => files::Roster::initial(spec.nodes),
+            Some(_) => files::Roster::initial(spec.nodes),
+            None => {
+                // A directory from before membership was recorded: nodes beyond -n mean it may have changed.
+                let beyond = files::node_dirs_beyond(&spec.dir, spec.nodes);
+                if !beyond.is_empty() {
+                    bail!(
+                        "{} holds node directories beyond -n {} (nodes {}) but no {}: its membership may have \
+                         changed and squall cannot tell which nodes are members; use a new --dir",
+                        spec.dir.display(),
+                        spec.nodes,
+                        membership::id_list(&beyond),
+                        files::MEMBERS_FILE
+                    );
+                }
+                files::Roster::initial(spec.nodes)
+            }
         };
         let ids: Vec<NodeId> = roster.current();
         if ids.is_empty() {
