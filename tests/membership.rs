@@ -558,3 +558,32 @@ fn a_learner_that_cannot_catch_up_says_how_far_it_is_and_remove_cancels_the_add(
     s.writes_continue(20);
     s.finish();
 }
+
+#[test]
+fn a_removal_without_a_running_majority_is_refused_and_a_dead_node_s_removal_says_so() {
+    let mut s = Session::start(3, &[]);
+    let leader = s.until("a leader", |st| st.leader().map(|l| l.id));
+    let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let (down, up) = (others[0], others[1]);
+    s.ok(&format!("kill {down}"));
+    // The leader's removal would leave {down, up} with only `up` running: no majority.
+    let e = s.refused(&format!("remove {leader}"));
+    assert!(
+        e.contains("need 2") && e.contains(&format!("restart {down}")),
+        "{e}"
+    );
+    // Removing the dead node itself is fine, and the feed does not claim it stopped a process.
+    s.ok(&format!("remove {down}"));
+    let line = s.feed(&format!("n{down} removed"));
+    assert!(
+        line.contains("was not running") && !line.contains("process stopped"),
+        "{line}"
+    );
+    s.settled(&[leader, up]);
+    // A removed node can neither lead nor be wiped back into the cluster as a voter.
+    let e = s.refused(&format!("wipe {down}"));
+    assert!(e.contains("not a member"), "{e}");
+    let e = s.refused(&format!("transfer {down}"));
+    assert!(e.contains("was removed") && !e.contains("restart"), "{e}");
+    s.finish();
+}

@@ -643,6 +643,27 @@ impl Cluster {
             r.removed.insert(n);
         });
         self.stop_removed(n).await;
+        // An `AddLearner` the leader received just before the cancel may still be in its log: take it out.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = self.ask_leader().await;
+        let got_in = self
+            .known_config()
+            .is_some_and(|(m, _, _)| m.voters.contains(&n) || m.learners.contains(&n));
+        if got_in {
+            let limit = Instant::now() + CHANGE_LIMIT;
+            match self.until_committed(n, Step::Remove(n), limit).await {
+                Ok(done) => {
+                    let text = self.committed_text(done.as_ref());
+                    self.step_event(n, MembershipStep::Committed, text);
+                }
+                Err(why) => self.fail_step(
+                    n,
+                    &format!("remove node {n}"),
+                    &why,
+                    &format!("`remove {n}` tries again"),
+                ),
+            }
+        }
     }
 
     /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so.
