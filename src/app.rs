@@ -296,6 +296,16 @@ async fn headless(
                             .nodes
                             .values()
                             .map(|n| match state.membership(n.id) {
+                                // Out of the leader's latest configuration, which has not committed: not removed yet.
+                                Some(crate::state::MemberRole::Removed)
+                                    if !n.removed
+                                        && state.config.as_ref().is_some_and(|c| !c.committed) =>
+                                {
+                                    format!(
+                                        "{} member removing (the configuration without it is not committed yet)",
+                                        crate::state::describe_node(n)
+                                    )
+                                }
                                 Some(m) => format!("{} member {}", crate::state::describe_node(n), m.as_str()),
                                 None => crate::state::describe_node(n),
                             })

@@ -96,6 +96,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 {
                     "joining"
                 }
+                // The leader's latest configuration leaves it out but has not committed: not removed yet.
+                crate::state::MemberRole::Removed if !config_source?.core.config_committed => {
+                    "removing"
+                }
                 m => m.as_str(),
             })
         };
@@ -367,6 +371,37 @@ pub fn up(args: UpArgs) -> ExitCode {
         dir.display(),
         events.display()
     ));
+    if let Ok(Some(roster)) = crate::cluster::files::Roster::read(&dir)
+        && roster.changed()
+    {
+        let joined: Vec<u64> = roster
+            .current()
+            .into_iter()
+            .filter(|id| roster.joined.contains(id))
+            .collect();
+        let removed: Vec<u64> = roster.removed.iter().copied().collect();
+        say(format_args!(
+            "squall: {} records membership changes: starting nodes {} as recorded (-n is not used){}{}",
+            dir.join(crate::cluster::files::MEMBERS_FILE).display(),
+            crate::cluster::membership::id_list(&roster.current()),
+            if joined.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} with --join",
+                    crate::cluster::membership::id_list(&joined)
+                )
+            },
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; removed {} stay stopped",
+                    crate::cluster::membership::id_list(&removed)
+                )
+            },
+        ));
+    }
     if args.snapshot_every == 0 {
         say(format_args!(
             "squall: snapshots off (--snapshot-every 0): every node's log grows for the whole session"

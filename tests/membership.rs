@@ -77,7 +77,16 @@ fn set(v: &[u64]) -> BTreeSet<u64> {
 impl Session {
     fn start(nodes: u64, extra: &[&str]) -> Session {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let tmp = tempfile::tempdir().unwrap();
+        Session::start_in(tempfile::tempdir().unwrap(), serial, nodes, extra)
+    }
+
+    /// A session on `tmp/cluster`, which an earlier session may have used.
+    fn start_in(
+        tmp: tempfile::TempDir,
+        serial: std::sync::MutexGuard<'static, ()>,
+        nodes: u64,
+        extra: &[&str],
+    ) -> Session {
         let dir = tmp.path().join("cluster");
         let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
             .args(["up", "--headless", "-n", &nodes.to_string(), "--seed", "7"])
@@ -239,12 +248,18 @@ impl Session {
         }
     }
 
-    fn finish(mut self) {
+    fn finish(self) {
+        let _kept = self.finish_keeping();
+    }
+
+    /// Quits, checks no node outlives the session, and hands back its directory (still locked for this test).
+    fn finish_keeping(mut self) -> (tempfile::TempDir, std::sync::MutexGuard<'static, ()>) {
         let pids: Vec<u32> = support::node_pids(&self.dir);
         writeln!(self.stdin, "quit").unwrap();
         assert!(self.child.wait().unwrap().success());
         let left = wait_gone(&pids, Duration::from_secs(10));
         assert!(left.is_empty(), "nodes left behind: {left:?}");
+        (self._tmp, self._serial)
     }
 }
 
@@ -476,5 +491,99 @@ fn a_removed_node_restarted_with_its_old_data_causes_no_election() {
     }
     s.writes_continue(10);
     s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn a_reused_directory_starts_the_recorded_members_after_changes() {
+    // 3 → add 4 → remove 1, remove 2: the configuration is {3,4}.
+    let mut s = Session::start(3, &[]);
+    let answer = s.ok("add");
+    assert_eq!(added_id(&answer), 4, "{answer}");
+    s.feed("n4 caught up, promoted to voter");
+    s.settled(&[1, 2, 3, 4]);
+    for gone in [1, 2] {
+        s.ok(&format!("remove {gone}"));
+        s.feed(&format!("n{gone} removed"));
+    }
+    s.settled(&[3, 4]);
+    let (tmp, serial) = s.finish_keeping();
+    let record =
+        std::fs::read_to_string(tmp.path().join("cluster/members.json")).unwrap_or_default();
+    // The same directory again, with `-n 3`: nodes 3 and 4 start (4 with --join), never 1 and 2.
+    let mut s = Session::start_in(tmp, serial, 3, &["--workload", "--rate", "40"]);
+    let st = s.settled(&[3, 4]);
+    let started: BTreeSet<u64> = st.nodes.iter().map(|n| n.id).collect();
+    assert_eq!(started, set(&[3, 4]), "members.json: {record}\n{st:#?}");
+    s.writes_continue(10);
+    let e = s.refused("restart 1");
+    assert!(e.contains("node 1 was removed"), "{e}");
+    // Ids are never reused: the next node is 5, and it joins the recorded configuration.
+    let answer = s.ok("add");
+    assert_eq!(added_id(&answer), 5, "{answer}");
+    s.feed("n5 caught up, promoted to voter");
+    s.settled(&[3, 4, 5]);
+    s.check_passes();
+    s.finish();
+}
+
+#[test]
+fn a_learner_that_cannot_catch_up_says_how_far_it_is_and_remove_cancels_the_add() {
+    let mut s = Session::start(
+        3,
+        &["--workload", "--rate", "200", "--snapshot-every", "100"],
+    );
+    s.until("300 entries committed and compacted", |st| {
+        st.leader().filter(|l| l.commit >= 300).map(|_| ())
+    });
+    // No snapshot reaches anyone: the new node can never catch up.
+    s.ok("loss * 100% only snapshot");
+    let answer = s.ok("add");
+    let new = added_id(&answer);
+    let line = s.feed(&format!("n{new} catching up: match index"));
+    assert!(line.contains(&format!("`remove {new}` cancels")), "{line}");
+    let pid = s.status().node(new).and_then(|n| n.pid).unwrap();
+    let answer = s.ok(&format!("remove {new}"));
+    assert!(answer.contains("cancelled"), "{answer}");
+    s.feed(&format!("n{new} removed"));
+    assert!(
+        wait_gone(&[pid], Duration::from_secs(10)).is_empty(),
+        "node {new} (pid {pid}) still runs after its add was cancelled"
+    );
+    s.ok("heal");
+    // The change is over: the configuration is the first three again, and a new change may start.
+    s.settled(&[1, 2, 3]);
+    let e = s.refused(&format!("promote {new}"));
+    assert!(!e.contains("under way"), "{e}");
+    s.writes_continue(20);
+    s.finish();
+}
+
+#[test]
+fn a_removal_without_a_running_majority_is_refused_and_a_dead_node_s_removal_says_so() {
+    let mut s = Session::start(3, &[]);
+    let leader = s.until("a leader", |st| st.leader().map(|l| l.id));
+    let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let (down, up) = (others[0], others[1]);
+    s.ok(&format!("kill {down}"));
+    // The leader's removal would leave {down, up} with only `up` running: no majority.
+    let e = s.refused(&format!("remove {leader}"));
+    assert!(
+        e.contains("need 2") && e.contains(&format!("restart {down}")),
+        "{e}"
+    );
+    // Removing the dead node itself is fine, and the feed does not claim it stopped a process.
+    s.ok(&format!("remove {down}"));
+    let line = s.feed(&format!("n{down} removed"));
+    assert!(
+        line.contains("was not running") && !line.contains("process stopped"),
+        "{line}"
+    );
+    s.settled(&[leader, up]);
+    // A removed node can neither lead nor be wiped back into the cluster as a voter.
+    let e = s.refused(&format!("wipe {down}"));
+    assert!(e.contains("not a member"), "{e}");
+    let e = s.refused(&format!("transfer {down}"));
+    assert!(e.contains("was removed") && !e.contains("restart"), "{e}");
     s.finish();
 }

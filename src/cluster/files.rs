@@ -1,6 +1,6 @@
 //! Files `squall up` keeps in the cluster directory so other commands (and people) can find the cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,85 @@ use serde::{Deserialize, Serialize};
 
 /// Name of the file listing the nodes' addresses.
 pub const CLUSTER_FILE: &str = "cluster.json";
+
+/// Name of the file recording the cluster's membership across sessions.
+pub const MEMBERS_FILE: &str = "members.json";
+
+/// `members.json`: which nodes a cluster directory holds and which of them are still members, rewritten
+/// whenever squall creates a node or a removal commits. `squall up` on a directory whose membership changed
+/// starts the recorded current members (added ones with `--join`) instead of `-n`'s nodes 1..N.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// Every node id ever created in this directory (ids are never reused).
+    pub ids: BTreeSet<u64>,
+    /// The ids started by `add` or `replace`: they start with `--join`.
+    pub joined: BTreeSet<u64>,
+    /// The ids whose removal from the configuration committed: never started again.
+    pub removed: BTreeSet<u64>,
+}
+
+impl Roster {
+    /// Nodes 1..=`n`, as `-n N` starts them.
+    pub fn initial(n: u64) -> Roster {
+        Roster {
+            ids: (1..=n).collect(),
+            ..Roster::default()
+        }
+    }
+
+    /// Whether a membership change ever committed or created a node here.
+    pub fn changed(&self) -> bool {
+        !self.joined.is_empty() || !self.removed.is_empty()
+    }
+
+    /// The nodes to start: every id not removed, ascending.
+    pub fn current(&self) -> Vec<u64> {
+        self.ids.difference(&self.removed).copied().collect()
+    }
+
+    /// Writes `members.json` into `dir` atomically.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(format!("{MEMBERS_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, dir.join(MEMBERS_FILE))
+    }
+
+    /// Reads `members.json` from `dir`: `Ok(None)` when there is none (a new directory).
+    pub fn read(dir: &Path) -> Result<Option<Roster>, String> {
+        let path = dir.join(MEMBERS_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            format!(
+                "{} is not a squall membership record: {e}; move it away to start nodes 1..N of -n (only if no \
+                 membership change was ever made in this directory), or use a new --dir",
+                path.display()
+            )
+        })
+    }
+}
+
+/// The ids above `n` of the `node-ID` directories in `dir` (ascending): nodes an earlier session created.
+pub fn node_dirs_beyond(dir: &Path, n: u64) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix("node-")?.parse().ok())
+                .filter(|&id| id > n)
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
 
 /// `cluster.json`: where each node of a running cluster listens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +203,29 @@ pub fn tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_membership_record_round_trips_and_names_the_current_members() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Roster::read(dir.path()), Ok(None));
+        let mut r = Roster::initial(3);
+        assert!(!r.changed());
+        r.ids.insert(4);
+        r.joined.insert(4);
+        r.removed.extend([1, 2]);
+        r.write(dir.path()).unwrap();
+        let back = Roster::read(dir.path()).unwrap().unwrap();
+        assert_eq!(back, r);
+        assert!(back.changed());
+        assert_eq!(back.current(), vec![3, 4]);
+        std::fs::write(dir.path().join(MEMBERS_FILE), "{").unwrap();
+        let e = Roster::read(dir.path()).unwrap_err();
+        assert!(e.contains("members.json") && e.contains("new --dir"), "{e}");
+        for d in ["node-1", "node-4", "node-9", "other"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        assert_eq!(node_dirs_beyond(dir.path(), 3), vec![4, 9]);
+    }
 
     #[test]
     fn last_error_finds_the_node_s_last_error_without_its_prefix() {

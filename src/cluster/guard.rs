@@ -31,6 +31,8 @@ pub struct Facts {
     pub procs: BTreeMap<NodeId, Proc>,
     /// Directed links `(from, to)` that carry nothing (cut by a partition, isolation or 100 % loss).
     pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Nodes whose removal from the configuration committed: no longer members.
+    pub removed: BTreeSet<NodeId>,
 }
 
 impl Facts {
@@ -64,6 +66,23 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
     let proc = facts.proc(id);
     if proc == Proc::Restarting {
         return Err(format!("node {id} is restarting; try again once it runs"));
+    }
+    if facts.removed.contains(&id) {
+        match cmd {
+            Command::Transfer(_) => {
+                return Err(format!(
+                    "node {id} was removed from the configuration: it cannot lead; transfer to a voter \
+                     (`status` lists them)"
+                ));
+            }
+            Command::Wipe(_) => {
+                return Err(format!(
+                    "node {id} was removed from the configuration: it is not a member, and once wiped it would \
+                     start as a voter of the startup configuration; `add` starts a new node"
+                ));
+            }
+            _ => {}
+        }
     }
     match (cmd, proc) {
         (Command::Kill(_) | Command::Terminate(_), Proc::Down { killed }) => Err(format!(
@@ -122,6 +141,10 @@ pub struct MemberFacts {
     pub learners: BTreeSet<NodeId>,
     /// A change squall is making now, in words (`add node 6`), if any: one change at a time.
     pub under_way: Option<String>,
+    /// The node an `add` or `replace` under way is adding: `remove` of it cancels the add.
+    pub adding: Option<NodeId>,
+    /// The nodes whose process runs (not down, not paused): they can vote.
+    pub live: BTreeSet<NodeId>,
 }
 
 fn set_text(ids: &BTreeSet<NodeId>) -> String {
@@ -154,6 +177,12 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
             ));
         }
         if !f.voters.contains(&n) && !f.learners.contains(&n) {
+            if let Some(w) = &f.under_way {
+                return Err(format!(
+                    "node {n} is not a member of the configuration yet: a membership change is under way ({w}); \
+                     wait until the feed says it is done"
+                ));
+            }
             return Err(format!(
                 "node {n} is not a member of the configuration (voters {}{}): nothing to change; `add` starts a new node",
                 set_text(&f.voters),
@@ -175,12 +204,37 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
             }
             Ok(())
         }
+        // `remove` of the node an `add` under way is adding cancels that add.
+        Command::Remove(n) if f.adding == Some(*n) => return Ok(()),
         Command::Remove(n) => {
             member(*n)?;
             if f.voters.len() == 1 && f.voters.contains(n) {
+                if next > MAX_NODES {
+                    return Err(format!(
+                        "node {n} is the last voter: removing it would leave no node to elect a leader or commit, \
+                         and no node can be added ({}); it stays, or start a new cluster with a new --dir",
+                        full()
+                    ));
+                }
                 return Err(format!(
                     "node {n} is the last voter: removing it would leave no node to elect a leader or commit; `add` a node (it is promoted to voter) first"
                 ));
+            }
+            if f.voters.contains(n) {
+                let rest: BTreeSet<NodeId> = f.voters.iter().copied().filter(|v| v != n).collect();
+                let need = rest.len() / 2 + 1;
+                let live = rest.intersection(&f.live).count();
+                if live < need {
+                    let down: BTreeSet<NodeId> = rest.difference(&f.live).copied().collect();
+                    let first = down.iter().next().copied().unwrap_or(*n);
+                    return Err(format!(
+                        "removing node {n} leaves voters {}, which need {need} running to elect a leader and \
+                         commit, and only {live} run ({} not running or paused): the cluster would stop; \
+                         `restart {first}` (or `resume {first}`) first, or remove a node that is down",
+                        set_text(&rest),
+                        set_text(&down)
+                    ));
+                }
             }
             Ok(())
         }
@@ -213,7 +267,66 @@ mod tests {
             voters: voters.iter().copied().collect(),
             learners: learners.iter().copied().collect(),
             under_way: None,
+            adding: None,
+            live: ids.iter().copied().collect(),
         }
+    }
+
+    #[test]
+    fn misleading_hints_are_gone() {
+        // `remove 4` while the add of 4 is under way cancels it; other changes naming 4 say it is under way.
+        let mut f = members(&[1, 2, 3, 4], &[1, 2, 3], &[]);
+        f.under_way = Some("add node 4".into());
+        f.adding = Some(4);
+        assert_eq!(admit_membership(&Command::Remove(4), &f), Ok(()));
+        let e = admit_membership(&Command::Promote(4), &f).unwrap_err();
+        assert!(
+            e.contains("under way (add node 4)") && !e.contains("`add`"),
+            "{e}"
+        );
+        // The last voter when all nine ids are taken: `add` is not the way out.
+        let f = members(&[1, 2, 3, 4, 5, 6, 7, 8, 9], &[9], &[]);
+        let e = admit_membership(&Command::Remove(9), &f).unwrap_err();
+        assert!(
+            e.contains("last voter") && e.contains("no node can be added"),
+            "{e}"
+        );
+        assert!(!e.contains("`add` a node"), "{e}");
+    }
+
+    #[test]
+    fn a_removal_that_leaves_no_running_majority_is_refused() {
+        // Leader 2 of {1,2,3} with 3 killed: {1,3} needs both.
+        let mut f = members(&[1, 2, 3], &[1, 2, 3], &[]);
+        f.live.remove(&3);
+        let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
+        assert!(
+            e.contains("{1,3}") && e.contains("need 2") && e.contains("restart 3"),
+            "{e}"
+        );
+        // Removing the dead node itself is fine, as is a learner.
+        assert_eq!(admit_membership(&Command::Remove(3), &f), Ok(()));
+        let mut f = members(&[1, 2, 3, 4], &[1, 2, 3], &[4]);
+        f.live.remove(&3);
+        assert_eq!(admit_membership(&Command::Remove(4), &f), Ok(()));
+        // Five voters, one down: removing another leaves 3 of 4 running.
+        let mut f = members(&[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5], &[]);
+        f.live.remove(&5);
+        assert_eq!(admit_membership(&Command::Remove(1), &f), Ok(()));
+        f.live.remove(&4);
+        assert!(admit_membership(&Command::Remove(1), &f).is_err());
+    }
+
+    #[test]
+    fn a_removed_node_cannot_lead_or_be_wiped_back_as_a_voter() {
+        let mut f = facts(&[RUN, RUN, Proc::Down { killed: false }]);
+        f.removed.insert(3);
+        let e = admit(&Command::Transfer(N), 3, &f).unwrap_err();
+        assert!(e.contains("was removed") && !e.contains("restart 3"), "{e}");
+        let e = admit(&Command::Wipe(N), 3, &f).unwrap_err();
+        assert!(e.contains("not a member"), "{e}");
+        // Restarting it with its data is allowed: it learns it was removed.
+        assert_eq!(admit(&Command::Restart(N), 3, &f), Ok(()));
     }
 
     #[test]
@@ -267,6 +380,7 @@ mod tests {
                 .map(|(i, p)| (i as NodeId + 1, *p))
                 .collect(),
             cut: BTreeSet::new(),
+            removed: BTreeSet::new(),
         }
     }
 

@@ -42,7 +42,16 @@ impl Cluster {
             .filter(|l| l.state == LinkState::Cut)
             .map(|l| (l.from, l.to))
             .collect();
-        guard::admit(cmd, id, &guard::Facts { procs, cut })
+        let removed = self.inner.roster.lock().unwrap().removed.clone();
+        guard::admit(
+            cmd,
+            id,
+            &guard::Facts {
+                procs,
+                cut,
+                removed,
+            },
+        )
     }
 
     /// Waits (at most `limit`) until the supervisor has seen node `id` exit, so the next action sees it down.

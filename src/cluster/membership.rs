@@ -32,6 +32,8 @@ use crate::state::{Event, MembershipStep, ProcessState};
 const CALL_TIMEOUT: Duration = squall_node::rpc::CONF_CHANGE_TIMEOUT;
 /// How long a background change keeps trying before it gives up and says so.
 const CHANGE_LIMIT: Duration = Duration::from_secs(180);
+/// How often the feed says how far a learner catching up has come.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How far behind the leader's last index a learner may be and still count as caught up.
 pub const CATCH_UP_SLACK: u64 = 64;
 
@@ -52,6 +54,15 @@ pub fn config_text(m: &Membership) -> String {
     } else {
         format!("{} learners {}", set(&m.voters), set(&m.learners))
     }
+}
+
+/// "n4 catching up: match index 120 of leader n3's 4800 (4680 behind; `remove 4` cancels the add)".
+fn catching_up_text(id: NodeId, matched: u64, leader: NodeId, last: u64) -> String {
+    format!(
+        "n{id} catching up: match index {matched} of leader n{leader}'s {last} ({} behind; `remove {id}` cancels \
+         the add)",
+        last.saturating_sub(matched)
+    )
 }
 
 /// Which of a change's steps a call was, for the feed.
@@ -112,10 +123,21 @@ impl Cluster {
     fn member_facts(&self) -> MemberFacts {
         let config = self.known_config().map(|c| c.0).unwrap_or_default();
         MemberFacts {
-            ids: self.node_ids().into_iter().collect(),
+            ids: self.inner.roster.lock().unwrap().ids.clone(),
             voters: config.voters,
             learners: config.learners,
             under_way: self.inner.change.lock().unwrap().clone(),
+            adding: self.inner.adding.lock().unwrap().as_ref().map(|(n, _)| *n),
+            live: self
+                .node_ids()
+                .into_iter()
+                .filter(|n| {
+                    matches!(
+                        self.inner.sup.state(&node_name(*n)),
+                        Some(squall_chaos::ProcState::Running { .. })
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -151,10 +173,15 @@ impl Cluster {
                     None => format!("add node {id}"),
                 });
                 let c = self.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     c.grow(id, old).await;
+                    *c.inner.adding.lock().unwrap() = None;
                     *c.inner.change.lock().unwrap() = None;
                 });
+                *self.inner.adding.lock().unwrap() = Some((id, task.abort_handle()));
+                if task.is_finished() {
+                    *self.inner.adding.lock().unwrap() = None;
+                }
                 Ok(match old {
                     Some(n) => format!(
                         "replace node {n}: node {id} started (pid {pid}); it joins as a learner, is promoted once \
@@ -165,6 +192,37 @@ impl Cluster {
                          (the feed tells each step)"
                     ),
                 })
+            }
+            Command::Remove(n)
+                if self
+                    .inner
+                    .adding
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|(a, _)| *a == n) =>
+            {
+                if let Some((_, task)) = self.inner.adding.lock().unwrap().take() {
+                    task.abort();
+                }
+                *self.inner.change.lock().unwrap() = Some(format!("remove node {n}"));
+                self.step_event(
+                    n,
+                    MembershipStep::Waiting,
+                    format!(
+                        "add node {n} cancelled by `remove {n}`: node {n} leaves the configuration if it got in, \
+                         then stops"
+                    ),
+                );
+                let c = self.clone();
+                tokio::spawn(async move {
+                    c.cancel_add(n).await;
+                    *c.inner.change.lock().unwrap() = None;
+                });
+                Ok(format!(
+                    "remove node {n}: the add of node {n} is cancelled; node {n} leaves the configuration if it \
+                     got in, then its process stops (the feed tells each step)"
+                ))
             }
             Command::Remove(n) => {
                 *self.inner.change.lock().unwrap() = Some(format!("remove node {n}"));
@@ -184,6 +242,9 @@ impl Cluster {
                 *self.inner.change.lock().unwrap() = Some(format!("promote node {n}"));
                 let r = self.promote_by_hand(n).await;
                 *self.inner.change.lock().unwrap() = None;
+                if let Err(why) = &r {
+                    self.step_event(n, MembershipStep::Failed, why.clone());
+                }
                 r
             }
             other => Err(format!("`{other}` is not a membership change")),
@@ -235,7 +296,18 @@ impl Cluster {
     /// address. Returns its id and pid.
     async fn start_new_node(&self) -> anyhow::Result<(NodeId, u32)> {
         let existing = self.node_ids();
-        let id = existing.iter().max().copied().unwrap_or(0) + 1;
+        // Never an id this directory held before, removed nodes' included.
+        let id = self
+            .inner
+            .roster
+            .lock()
+            .unwrap()
+            .ids
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            + 1;
         let mut proxies = BTreeMap::new();
         for &other in &existing {
             for (from, to) in [(id, other), (other, id)] {
@@ -248,6 +320,11 @@ impl Cluster {
         let slot = self.slot_for(id, &proxies, true)?;
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
+        // Recorded before it starts: a later session must know node `id` exists and starts with `--join`.
+        self.update_roster(|r| {
+            r.ids.insert(id);
+            r.joined.insert(id);
+        });
         let covered = self.extend_faults_to(id);
         if covered > 0 {
             self.publish_faults();
@@ -302,9 +379,9 @@ impl Cluster {
     /// After node `id` (re)started: tells it where every node started after the cluster began is, since its
     /// flags name only the nodes that existed when it was first started.
     pub(super) async fn tell_peer_addrs(&self, id: NodeId) {
-        let first = self.inner.spec.nodes;
+        let first = &self.inner.first;
         for other in self.node_ids() {
-            if other == id || (other <= first && id <= first) {
+            if other == id || (first.contains(&other) && first.contains(&id)) {
                 continue;
             }
             if let Some(addr) = self.proxy_addr(id, other).await {
@@ -358,9 +435,22 @@ impl Cluster {
                 }
                 Attempt::Wait(format!("leader {leader} did not know node {id}'s address"))
             }
-            (Err(MembershipError::Timeout), _) => Attempt::Wait(self.waiting_for_majority(
-                &format!("leader {leader} (term {term}) has not committed it"),
-            )),
+            (Err(MembershipError::Timeout), _) => {
+                // The call took long: say who leads now, not who led when it was made.
+                match self.ask_leader().await {
+                    Some((now, now_term)) if (now, now_term) == (leader, term) => {
+                        Attempt::Wait(self.waiting_for_majority(&format!(
+                            "leader {leader} (term {term}) has not committed it"
+                        )))
+                    }
+                    Some((now, now_term)) => Attempt::Wait(format!(
+                        "node {leader} no longer leads (node {now} leads term {now_term}); asking node {now}"
+                    )),
+                    None => Attempt::Wait(self.waiting_for_majority(&format!(
+                        "no node leads since leader {leader} (term {term})"
+                    ))),
+                }
+            }
             (
                 Err(
                     e @ (MembershipError::NotLeader { .. }
@@ -462,6 +552,8 @@ impl Cluster {
             }
             Err(why) => return self.fail_step(id, &what, &why, &todo),
         }
+        // A voter now: `remove {id}` is an ordinary removal from here on.
+        *self.inner.adding.lock().unwrap() = None;
         if let Some(old) = old {
             self.shrink(old).await;
         }
@@ -472,11 +564,20 @@ impl Cluster {
     async fn await_caught_up(&self, id: NodeId, limit: Instant) -> Result<(), String> {
         let mut said_snapshot = false;
         let mut stop = self.stopping();
+        let mut next_report = Instant::now() + PROGRESS_EVERY;
         loop {
             if let Some((leader, _)) = self.ask_leader().await
                 && let Some(s) = self.status(leader)
                 && let Some(p) = s.core.progress.iter().find(|p| p.id == id)
             {
+                if Instant::now() >= next_report {
+                    next_report = Instant::now() + PROGRESS_EVERY;
+                    self.step_event(
+                        id,
+                        MembershipStep::CatchingUp,
+                        catching_up_text(id, p.match_index, leader, s.core.last_log_index),
+                    );
+                }
                 if p.snapshotting && !said_snapshot {
                     said_snapshot = true;
                     self.step_event(
@@ -510,6 +611,9 @@ impl Cluster {
         let limit = Instant::now() + CHANGE_LIMIT;
         match self.until_committed(n, Step::Remove(n), limit).await {
             Ok(done) => {
+                self.update_roster(|r| {
+                    r.removed.insert(n);
+                });
                 let text = self.committed_text(done.as_ref());
                 self.step_event(n, MembershipStep::Committed, text);
             }
@@ -522,9 +626,52 @@ impl Cluster {
                 );
             }
         }
+        self.stop_removed(n).await;
+    }
+
+    /// The rest of `remove N` of the node an `add` under way was adding (its task already aborted): out of the
+    /// configuration if it got in, then its process stops; never started again either way.
+    async fn cancel_add(&self, n: NodeId) {
+        let _ = self.ask_leader().await;
+        let in_config = self
+            .known_config()
+            .is_some_and(|(m, _, _)| m.voters.contains(&n) || m.learners.contains(&n));
+        if in_config {
+            return self.shrink(n).await;
+        }
+        self.update_roster(|r| {
+            r.removed.insert(n);
+        });
+        self.stop_removed(n).await;
+        // An `AddLearner` the leader received just before the cancel may still be in its log: take it out.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = self.ask_leader().await;
+        let got_in = self
+            .known_config()
+            .is_some_and(|(m, _, _)| m.voters.contains(&n) || m.learners.contains(&n));
+        if got_in {
+            let limit = Instant::now() + CHANGE_LIMIT;
+            match self.until_committed(n, Step::Remove(n), limit).await {
+                Ok(done) => {
+                    let text = self.committed_text(done.as_ref());
+                    self.step_event(n, MembershipStep::Committed, text);
+                }
+                Err(why) => self.fail_step(
+                    n,
+                    &format!("remove node {n}"),
+                    &why,
+                    &format!("`remove {n}` tries again"),
+                ),
+            }
+        }
+    }
+
+    /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so.
+    async fn stop_removed(&self, n: NodeId) {
         // Out of the configuration: its process has nothing left to do. SIGTERM, then wait for the exit.
         let name = node_name(n);
-        if self.alive(n) {
+        let was_running = self.alive(n);
+        if was_running {
             if matches!(
                 self.inner.sup.state(&name),
                 Some(squall_chaos::ProcState::Paused { .. })
@@ -538,10 +685,37 @@ impl Cluster {
                 self.await_exit(n, Duration::from_secs(2)).await;
             }
         }
-        self.step_event(
-            n,
-            MembershipStep::Removed,
-            format!("n{n} removed: its process stopped (its directory is kept)"),
+        self.step_event(n, MembershipStep::Removed, removed_text(n, was_running));
+    }
+}
+
+/// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
+fn removed_text(n: NodeId, was_running: bool) -> String {
+    if was_running {
+        format!("n{n} removed: its process stopped (its directory is kept)")
+    } else {
+        format!("n{n} removed: its process was not running (its directory is kept)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removal_of_a_dead_node_does_not_say_its_process_stopped() {
+        assert!(removed_text(5, true).contains("its process stopped"));
+        let t = removed_text(5, false);
+        assert!(!t.contains("stopped") && t.contains("not running"), "{t}");
+    }
+
+    #[test]
+    fn the_catch_up_line_gives_both_indexes_and_how_to_cancel() {
+        let t = catching_up_text(4, 120, 3, 4800);
+        assert!(
+            t.contains("match index 120") && t.contains("n3's 4800") && t.contains("4680 behind"),
+            "{t}"
         );
+        assert!(t.contains("`remove 4` cancels"), "{t}");
     }
 }

@@ -18,7 +18,7 @@ pub mod outcome;
 mod poll;
 mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,12 @@ struct Inner {
     clocks: clock::Clocks,
     /// The membership change squall is making now (one at a time), in words.
     change: Mutex<Option<String>>,
+    /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
+    adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
+    /// The nodes started with the session (their flags name each other).
+    first: BTreeSet<NodeId>,
+    /// Every node id this directory has held, which joined and which were removed (`members.json`).
+    roster: Mutex<files::Roster>,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -129,7 +135,34 @@ impl Cluster {
         };
         let sup = Supervisor::new().context("starting the process supervisor")?;
         let net = Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier));
-        let ids: Vec<NodeId> = (1..=spec.nodes).collect();
+        // A directory whose membership changed in an earlier session starts its recorded current members,
+        // never `-n`'s nodes 1..N over them.
+        let roster = match files::Roster::read(&spec.dir).map_err(|e| anyhow!(e))? {
+            Some(r) if r.changed() => r,
+            Some(_) => files::Roster::initial(spec.nodes),
+            None => {
+                // A directory from before membership was recorded: nodes beyond -n mean it may have changed.
+                let beyond = files::node_dirs_beyond(&spec.dir, spec.nodes);
+                if !beyond.is_empty() {
+                    bail!(
+                        "{} holds node directories beyond -n {} (nodes {}) but no {}: its membership may have \
+                         changed and squall cannot tell which nodes are members; use a new --dir",
+                        spec.dir.display(),
+                        spec.nodes,
+                        membership::id_list(&beyond),
+                        files::MEMBERS_FILE
+                    );
+                }
+                files::Roster::initial(spec.nodes)
+            }
+        };
+        let ids: Vec<NodeId> = roster.current();
+        if ids.is_empty() {
+            bail!(
+                "{}: every node of this cluster directory was removed; use a new --dir",
+                spec.dir.join(files::MEMBERS_FILE).display()
+            );
+        }
         let mut proxies = BTreeMap::new();
         for &from in &ids {
             for &to in &ids {
@@ -158,10 +191,14 @@ impl Cluster {
             disks: disk::Disks::default(),
             clocks: clock::Clocks::new(lib),
             change: Mutex::new(None),
+            adding: Mutex::new(None),
+            first: ids.iter().copied().collect(),
+            roster: Mutex::new(roster),
             spec,
         });
         let cluster = Cluster { inner };
         let _ = std::fs::remove_file(cluster.inner.spec.dir.join(files::CLUSTER_FILE));
+        cluster.write_roster();
         cluster.emit(Event::SessionStarted {
             cluster_id: cluster.inner.spec.cluster_id.clone(),
             nodes: ids.clone(),
@@ -182,7 +219,8 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let cluster = self;
         for &id in ids {
-            let slot = cluster.slot_for(id, proxies, false)?;
+            let joined = cluster.inner.roster.lock().unwrap().joined.contains(&id);
+            let slot = cluster.slot_for(id, proxies, joined)?;
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
@@ -364,6 +402,25 @@ impl Cluster {
         }
     }
 
+    /// Rewrites `members.json` from the roster (see [`files::Roster`]).
+    fn write_roster(&self) {
+        let roster = self.inner.roster.lock().unwrap().clone();
+        if let Err(e) = roster.write(&self.inner.spec.dir) {
+            tracing::warn!(error = %e, "cannot write members.json");
+        }
+    }
+
+    /// Records a change to the roster and rewrites `members.json`.
+    fn update_roster(&self, f: impl FnOnce(&mut files::Roster)) {
+        f(&mut self.inner.roster.lock().unwrap());
+        self.write_roster();
+    }
+
+    /// Whether node `id`'s removal from the configuration committed (this session or an earlier one).
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.inner.roster.lock().unwrap().removed.contains(&id)
+    }
+
     /// Milliseconds since the session began.
     pub fn now_ms(&self) -> u64 {
         self.inner.started.elapsed().as_millis() as u64
@@ -425,6 +482,11 @@ impl Cluster {
     fn resolve(&self, t: Target) -> Result<NodeId, String> {
         match t {
             Target::Node(id) if self.inner.slots.lock().unwrap().contains_key(&id) => Ok(id),
+            Target::Node(id) if self.is_removed(id) => Err(format!(
+                "node {id} was removed from this cluster in an earlier session and is not started (its \
+                 directory is kept); this session has nodes {}",
+                membership::id_list(&self.node_ids())
+            )),
             Target::Node(id) => Err(format!(
                 "there is no node {id}: this cluster has nodes {}",
                 membership::id_list(&self.node_ids())

@@ -270,20 +270,8 @@ pub fn parse_scenario(
         Duration::from_secs(10),
     )?;
 
-    // Nodes that `add` and `replace` steps start may be named by later steps: ids up to the cluster's nodes
-    // plus one per such step (nine in all).
-    let added = raw
-        .timeline
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.command.get_ref().split_whitespace().next(),
-                Some("add" | "replace")
-            )
-        })
-        .count() as u64;
-    let named_nodes = (nodes + added).min(crate::cluster::guard::MAX_NODES);
     let mut timeline = Vec::new();
+    let mut spans = Vec::new();
     for s in &raw.timeline {
         let at = p.dur(&s.at, "timeline.at")?;
         if at > duration {
@@ -315,14 +303,27 @@ pub fn parse_scenario(
             }
         };
         let command = s.command.get_ref().trim().to_string();
-        validate(&command, named_nodes)
-            .map_err(|why| p.err(s.command.span(), format!("`{command}`: {why}")))?;
+        spans.push(s.command.span());
         timeline.push(Step {
             at,
             command,
             until,
             line: p.line_of(&s.command.span()),
         });
+    }
+    // In the order the steps run (a stable sort: steps at the same moment run in file order), each step may
+    // name only the nodes that can exist by then: 1..nodes, plus one per earlier `add` or `replace` (nine in
+    // all).
+    let mut order: Vec<usize> = (0..timeline.len()).collect();
+    order.sort_by_key(|&i| timeline[i].at);
+    let mut named_nodes = nodes;
+    for &i in &order {
+        let command = &timeline[i].command;
+        validate(command, named_nodes)
+            .map_err(|why| p.err(spans[i].clone(), format!("`{command}`: {why}")))?;
+        if matches!(command.split_whitespace().next(), Some("add" | "replace")) {
+            named_nodes = (named_nodes + 1).min(crate::cluster::guard::MAX_NODES);
+        }
     }
     timeline.sort_by_key(|s| s.at);
 

@@ -147,7 +147,7 @@ pub fn validate_line(line: &str, nodes: u64) -> Result<(), String> {
     for n in nodes_named(&cmd) {
         if n == 0 || n > nodes {
             return Err(format!(
-                "there is no node {n}: the cluster has nodes 1 to {nodes}"
+                "there is no node {n} at this step: the cluster can have nodes 1 to {nodes} by then (its nodes plus one per earlier `add` or `replace`)"
             ));
         }
     }

@@ -246,3 +246,19 @@ fn lin_kv_clients_and_keys_other_than_the_workload_s_are_refused() {
     assert!(msg.contains("workload.clients = 16"), "{msg}");
     assert!(parse("[workload]\nkind = \"lin-kv\"\nclients = 8\nkeys = 5\n").is_ok());
 }
+
+#[test]
+fn a_step_may_name_only_nodes_that_exist_by_then() {
+    let file = |remove_at: &str| {
+        format!(
+            "[run]\nduration = \"20s\"\n\n[[timeline]]\nat = \"5s\"\ndo = \"add\"\n\n\
+             [[timeline]]\nat = \"{remove_at}\"\ndo = \"remove 4\"\n"
+        )
+    };
+    let real = &super::run::validate_line;
+    // Node 4 exists once the add at 5 s has run, not at 2 s.
+    let e = parse_scenario(Path::new("s.toml"), &file("2s"), real).unwrap_err();
+    assert_eq!(e.line, Some(10), "{e}");
+    assert!(e.message.contains("there is no node 4"), "{e}");
+    assert!(parse_scenario(Path::new("s.toml"), &file("8s"), real).is_ok());
+}
