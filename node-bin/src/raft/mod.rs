@@ -162,6 +162,10 @@ pub struct Raft {
     was_member: bool,
     /// The configuration index whose "no longer a member" line was logged.
     removed_warned: Option<Index>,
+    /// A voter's committed configuration at this index excludes this node, and no configuration in this
+    /// node's log is newer: it was removed without holding the removal, and never campaigns (see the
+    /// `membership` module). Cleared when a later configuration that includes it takes effect.
+    removed_at: Option<Index>,
     /// The configuration index whose commit was reported.
     conf_commit_reported: Option<Index>,
     /// Leader only: its committed configuration excludes it; it hands over and steps down.
@@ -244,6 +248,7 @@ impl Raft {
             bootstrap,
             was_member: !config.join,
             removed_warned: None,
+            removed_at: None,
             conf_commit_reported: None,
             leaving: false,
             snapshot_conf: None,
@@ -305,7 +310,7 @@ impl Raft {
             }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                if self.is_voter() {
+                if self.is_voter() && self.removed_at.is_none() {
                     self.start_election(self.config.pre_vote, false);
                 } else {
                     // Not a voter here (a learner, removed, or waiting to be added): never campaign.

@@ -59,6 +59,7 @@ pub(super) fn leader(n: u64, term: Term, terms: &[Term]) -> Raft {
                 voter: p,
                 granted: true,
                 pre_vote: false,
+                removed_by: None,
             }),
         );
     }
@@ -257,6 +258,7 @@ fn election_with_pre_vote_then_vote() {
             voter: 2,
             granted: true,
             pre_vote: true,
+            removed_by: None,
         }),
     );
     assert_eq!((r.role(), r.term(), r.vote), (Role::Candidate, 2, Some(1)));
@@ -275,6 +277,7 @@ fn election_with_pre_vote_then_vote() {
             voter: 3,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     assert_eq!(r.role(), Role::Leader);
@@ -308,6 +311,7 @@ fn refused_pre_vote_with_higher_term_makes_follower() {
             voter: 2,
             granted: false,
             pre_vote: true,
+            removed_by: None,
         }),
     );
     assert_eq!((r.role(), r.term()), (Role::Follower, 7));
@@ -488,6 +492,7 @@ fn leader_counts_itself_only_once_persisted() {
             voter: 2,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     r.take_ready();
