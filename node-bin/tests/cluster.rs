@@ -1178,3 +1178,84 @@ async fn a_change_that_cannot_reach_a_majority_answers_timeout_not_ok() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_killed_learns_it_after_a_restart_and_stops_asking_for_pre_votes() {
+    use squall_node::raft::ConfChange;
+    let mut c = TestCluster::start(3, &[]);
+    c.wait_leader(0).await;
+    let (leader, _) = current_leader(&c).await;
+    let gone = (1..=3).find(|&i| i != leader).unwrap();
+    c.kill(gone);
+    // The two left commit its removal; it never hears of it.
+    let done = change_membership(&c, ConfChange::Remove(gone)).await;
+    assert!(!done.config.contains(gone));
+    let mut members: BTreeMap<u64, SocketAddr> = c.api_addrs();
+    members.remove(&gone);
+    let mut client = KvClient::new(members.clone());
+    put_many(&mut client, "r", 10).await;
+    let (leader, term) = current_leader(&c).await;
+    // The leader gives up replicating to it (silent for ten election timeouts), so the log will not tell it.
+    wait_status(&c, leader, "the leader gave up on the removed node", |s| {
+        !s.core.progress.iter().any(|p| p.id == gone)
+    })
+    .await;
+
+    // Restarted with its old log, it still believes it votes and campaigns; the first answer from a
+    // member, whose committed configuration excludes it, tells it.
+    c.spawn(gone);
+    let log_path = c.nodes[&gone].log.clone();
+    let said = format!(
+        "node {gone} is no longer a member of the cluster (configuration {} at index {})",
+        squall_node::raft::membership::describe(&done.config),
+        done.index
+    );
+    let deadline_at = Instant::now() + WAIT;
+    let mut log = String::new();
+    while !log.contains(&said) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    assert!(
+        log.contains(&said),
+        "node {gone}'s log never said {said:?}:\n{log}"
+    );
+    let events = feed(&c, gone).await;
+    let at = events
+        .iter()
+        .position(
+            |e| matches!(e, NodeEvent::Raft(RaftEvent::Removed { index }) if *index == done.index),
+        )
+        .unwrap_or_else(|| panic!("no Removed event at {} in its feed: {events:?}", done.index));
+
+    // Then it asks for nothing more: let its clock run past ten of its election timeouts (150-300 ms),
+    // measured by its own uptime, while writes go on.
+    let since = wait_status(&c, gone, "alive", |_| true).await.uptime_ms;
+    let mut i = 0;
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since + 3_000 {
+        put_many(&mut client, &format!("s{i}-"), 2).await;
+        i += 1;
+    }
+    let events = feed(&c, gone).await;
+    let later: Vec<&NodeEvent> = events[at..]
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::ElectionStarted { .. })))
+        .collect();
+    assert!(
+        later.is_empty(),
+        "node {gone} campaigned after it learned its removal: {later:?}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains(&format!("node {leader} has it committed"))
+            || log.contains(&format!("node {} has it committed", 6 - leader - gone)),
+        "not learned from a member's answer:\n{log}"
+    );
+    assert_eq!(
+        log.matches("is no longer a member").count(),
+        1,
+        "said more than once:\n{log}"
+    );
+    // The cluster was never disturbed.
+    assert_eq!(current_leader(&c).await, (leader, term));
+}

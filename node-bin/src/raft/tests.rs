@@ -1233,3 +1233,83 @@ fn an_empty_node_learns_terms_from_vote_requests_but_never_grants_them() {
             .granted
     );
 }
+
+/// A core rebuilt in-process from a log of `terms` (after a full disk), knowing `known` committed.
+fn rebuilt(terms: &[Term], known: Index) -> Raft {
+    let mut f = node(2, 3, 1, terms);
+    f.restore_commit(known);
+    f
+}
+
+#[test]
+fn a_rebuilt_core_restores_the_commit_index_it_knew_as_far_as_its_log_reaches() {
+    let mut f = rebuilt(&[1, 1, 1, 1, 1], 3);
+    assert_eq!(f.commit_index(), 3);
+    let rd = f.take_ready();
+    assert_eq!(
+        rd.committed_entries
+            .iter()
+            .map(|e| e.index)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the driver re-gets them and skips what it applied"
+    );
+    assert!(rd.events.is_empty(), "{:?}", rd.events);
+    // Never past the restored log (a floor above it says nothing of entries it does not hold).
+    assert_eq!(rebuilt(&[1, 1], 9).commit_index(), 2);
+    // Never back.
+    let mut f = rebuilt(&[1, 1, 1], 3);
+    f.restore_commit(1);
+    assert_eq!(f.commit_index(), 3);
+    // Entries it knows committed are never truncated by a conflicting AppendEntries.
+    let mut f = rebuilt(&[1, 1, 1], 3);
+    let rep = f.handle_append_entries(append(2, (1, 1), vec![ent(2, 2)], 2));
+    assert!(!rep.success);
+    assert_eq!(f.log.term(2), Some(1));
+}
+
+#[test]
+fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
+    // 234 entries, all committed and matching the leader's, when the disk filled; the leader's snapshot
+    // to 500 arrives after it heals.
+    let install = |f: &mut Raft| {
+        f.handle_install_snapshot(InstallSnapshot {
+            term: 1,
+            leader: 1,
+            meta: SnapshotMeta {
+                last_index: 500,
+                last_term: 1,
+            },
+            offset: 0,
+            data: vec![1],
+            done: true,
+            chunk_id: 1,
+            config: None,
+        });
+        f.take_ready().events
+    };
+    let truncated = |events: &[RaftEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, RaftEvent::LogTruncated { .. }))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut f = rebuilt(&[1; 234], 234);
+    let events = install(&mut f);
+    assert!(truncated(&events).is_empty(), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::SnapshotInstalled { .. }))
+    );
+    // Entries past what it knew committed are still reported: they were not known to match.
+    let mut f = rebuilt(&[1; 234], 230);
+    assert_eq!(
+        truncated(&install(&mut f)),
+        vec![RaftEvent::LogTruncated {
+            from_index: 231,
+            count: 4
+        }]
+    );
+}
