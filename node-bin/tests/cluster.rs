@@ -36,11 +36,29 @@ struct TestCluster {
     net: Network,
     /// The proxy address `from` dials to reach `to`.
     links: BTreeMap<(u64, u64), SocketAddr>,
+    /// Fault filesystems mounted as data directories (unmounted after the processes stop, in `drop`).
+    disks: BTreeMap<u64, squall_chaos::disk::MountedDisk>,
 }
 
 impl TestCluster {
     fn start(n: u64, extra: &[&str]) -> TestCluster {
+        TestCluster::start_on(n, extra, false)
+    }
+
+    /// Like `start`, with every node's data directory on its own fault filesystem (FUSE).
+    fn start_on(n: u64, extra: &[&str], fault_disks: bool) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
+        let mut disks = BTreeMap::new();
+        if fault_disks {
+            for id in 1..=n {
+                let disk = squall_chaos::disk::MountedDisk::mount(
+                    &dir.path().join(format!("backing-{id}")),
+                    &dir.path().join(format!("node-{id}")),
+                )
+                .unwrap_or_else(|e| panic!("mounting the fault filesystem: {e}"));
+                disks.insert(id, disk);
+            }
+        }
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             nodes.insert(
@@ -70,6 +88,7 @@ impl TestCluster {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             net,
             links,
+            disks,
         };
         for id in 1..=n {
             c.spawn(id);
@@ -253,6 +272,9 @@ impl Drop for TestCluster {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+        for (_, disk) in std::mem::take(&mut self.disks) {
+            let _ = disk.unmount();
         }
     }
 }
@@ -1258,4 +1280,101 @@ async fn a_node_removed_while_killed_learns_it_after_a_restart_and_stops_asking_
     );
     // The cluster was never disturbed.
     assert_eq!(current_leader(&c).await, (leader, term));
+}
+
+/// The number of times `needle` occurs in node `id`'s log.
+fn log_count(c: &TestCluster, id: u64, needle: &str) -> usize {
+    std::fs::read_to_string(&c.nodes[&id].log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_full_disk_heals_nothing_committed_is_called_superseded_and_the_log_stays_quiet() {
+    let c = TestCluster::start_on(3, &["--snapshot-every", "20"], true);
+    c.wait_leader(0).await;
+    let (leader, term) = current_leader(&c).await;
+    let full = (1..=3).find(|&i| i != leader).unwrap();
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 30).await;
+    wait_status(&c, full, "caught up", |s| s.applied_index >= 30).await;
+
+    c.disks[&full].faults().fill(0);
+    // The majority goes on (and compacts past the full node's log) while the full node's core is rebuilt
+    // on every append it cannot store.
+    put_many(&mut client, "b", 120).await;
+    let events = feed(&c, full).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            NodeEvent::DiskFull { role: Role::Follower, term: t, reason } if *t == term && reason.contains("No space left")
+        )),
+        "no DiskFull event in node {full}'s feed: {events:?}"
+    );
+    let leader_lines = log_count(&c, full, "leader changed");
+    assert!(
+        leader_lines <= 2,
+        "node {full} logged {leader_lines} leader changes though its leader never changed"
+    );
+
+    c.disks[&full].faults().heal();
+    let target = c.statuses().await[&leader].core.commit_index;
+    let deadline_at = Instant::now() + WAIT;
+    loop {
+        let st = fetch_status(c.nodes[&full].api.unwrap(), Duration::from_secs(1)).await;
+        if st.as_ref().is_ok_and(|s| s.applied_index >= target) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline_at,
+            "node {full} did not catch up to {target} after the heal: {:?}\nits log:\n{}",
+            st.map(|s| (s.core.commit_index, s.applied_index, s.core.last_log_index)),
+            std::fs::read_to_string(&c.nodes[&full].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = feed(&c, full).await;
+    let truncated: Vec<&NodeEvent> = events
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::LogTruncated { .. })))
+        .collect();
+    assert!(
+        truncated.is_empty(),
+        "node {full} reported committed entries as truncated: {truncated:?}"
+    );
+    assert_eq!(log_count(&c, full, "truncated conflicting"), 0);
+    let mut client = KvClient::new(c.api_addrs());
+    check_all(&mut client, "b", 120).await;
+
+    // A full leader steps down and says why.
+    c.disks[&leader].faults().fill(0);
+    let _ = client
+        .execute(KvOp::Put {
+            key: "after".into(),
+            value: "v".into(),
+        })
+        .await;
+    let deadline_at = Instant::now() + WAIT;
+    let why = |events: &[NodeEvent]| {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                NodeEvent::DiskFull {
+                    role: Role::Leader,
+                    ..
+                }
+            )
+        })
+    };
+    let mut events = feed(&c, leader).await;
+    while !why(&events) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        events = feed(&c, leader).await;
+    }
+    assert!(
+        why(&events),
+        "node {leader}'s feed has no DiskFull step-down: {events:?}"
+    );
+    c.disks[&leader].faults().heal();
 }

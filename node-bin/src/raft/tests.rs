@@ -1272,13 +1272,13 @@ fn a_rebuilt_core_restores_the_commit_index_it_knew_as_far_as_its_log_reaches() 
 fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
     // 234 entries, all committed and matching the leader's, when the disk filled; the leader's snapshot
     // to 500 arrives after it heals.
-    let install = |f: &mut Raft| {
+    let install_at = |f: &mut Raft, last_term: Term| {
         f.handle_install_snapshot(InstallSnapshot {
-            term: 1,
+            term: 2,
             leader: 1,
             meta: SnapshotMeta {
                 last_index: 500,
-                last_term: 1,
+                last_term,
             },
             offset: 0,
             data: vec![1],
@@ -1288,6 +1288,7 @@ fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
         });
         f.take_ready().events
     };
+    let install = |f: &mut Raft| install_at(f, 1);
     let truncated = |events: &[RaftEvent]| {
         events
             .iter()
@@ -1303,13 +1304,25 @@ fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
             .iter()
             .any(|e| matches!(e, RaftEvent::SnapshotInstalled { .. }))
     );
-    // Entries past what it knew committed are still reported: they were not known to match.
+    // Uncommitted entries the snapshot covers may match the leader's: not called conflicting.
     let mut f = rebuilt(&[1; 234], 230);
+    assert_eq!(truncated(&install(&mut f)), vec![]);
+    // Entries of a term above the snapshot's last term cannot be the leader's: reported, with all after them.
+    let mut f = rebuilt(&[1, 1, 1, 1, 2, 1, 1], 3);
     assert_eq!(
         truncated(&install(&mut f)),
         vec![RaftEvent::LogTruncated {
-            from_index: 231,
-            count: 4
+            from_index: 5,
+            count: 3
+        }]
+    );
+    // A log reaching past the snapshot's index with another term there: from that index on.
+    let mut f = rebuilt(&[1; 510], 3);
+    assert_eq!(
+        truncated(&install_at(&mut f, 2)),
+        vec![RaftEvent::LogTruncated {
+            from_index: 500,
+            count: 11
         }]
     );
 }
