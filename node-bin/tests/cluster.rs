@@ -1378,3 +1378,86 @@ async fn after_a_full_disk_heals_nothing_committed_is_called_superseded_and_the_
     );
     c.disks[&leader].faults().heal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_disk_full_a_node_that_wins_its_pre_vote_says_once_why_no_election_follows() {
+    let c = TestCluster::start_on(3, &[], true);
+    c.wait_leader(0).await;
+    let (leader, _) = current_leader(&c).await;
+    for disk in c.disks.values() {
+        disk.faults().fill(0);
+    }
+    // A write the leader cannot append makes it step down; the others then campaign.
+    let mut client = KvClient::new(c.api_addrs());
+    let _ = client
+        .execute(KvOp::Put {
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await;
+    let said = "not starting the election for term";
+    let deadline_at = Instant::now() + WAIT;
+    let who = loop {
+        if let Some(id) = (1..=3).find(|&id| log_count(&c, id, said) > 0) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline_at,
+            "no node said why it does not start an election; node {leader}'s log:\n{}",
+            std::fs::read_to_string(&c.nodes[&leader].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Let its clock run past ten more of its election timeouts (150-300 ms): it keeps winning pre-votes
+    // for the same term, and says so once per term, not per attempt.
+    let since = wait_status(&c, who, "alive", |_| true).await.uptime_ms;
+    while wait_status(&c, who, "alive", |_| true).await.uptime_ms < since + 3_000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(&c.nodes[&id].log).unwrap_or_default();
+        let mut terms: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split(said).nth(1))
+            .filter_map(|rest| rest.split(':').next())
+            .collect();
+        let n = terms.len();
+        terms.dedup();
+        assert_eq!(
+            terms.len(),
+            n,
+            "node {id} said it more than once per term:\n{log}"
+        );
+        assert!(
+            log.matches("leader changed").count() <= 4,
+            "node {id} keeps logging leader changes:\n{log}"
+        );
+    }
+    let events = feed(&c, who).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            NodeEvent::DiskFull {
+                role: Role::Candidate,
+                ..
+            }
+        )),
+        "node {who}'s feed does not say why: {events:?}"
+    );
+    let attempts = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::Raft(RaftEvent::ElectionStarted { pre_vote: true, .. })
+            )
+        })
+        .count();
+    assert!(
+        attempts >= 3,
+        "node {who} tried only {attempts} times: {events:?}"
+    );
+    for disk in c.disks.values() {
+        disk.faults().heal();
+    }
+}
