@@ -67,6 +67,7 @@ fn main() {
             voter: 3,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }))),
     });
     let hb = ns_per_call(Flow::Request, &heartbeat);

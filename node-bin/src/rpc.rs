@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::kv::{KvOp, KvResult};
 use crate::raft::types::{
     AppendEntries, AppendEntriesReply, ConfChange, CoreStatus, Index, InstallSnapshot,
-    InstallSnapshotReply, NodeId, RaftEvent, RequestVote, RequestVoteReply, Term, TimeoutNow,
+    InstallSnapshotReply, NodeId, RaftEvent, RequestVote, RequestVoteReply, Role, Term, TimeoutNow,
 };
 /// The membership types the control service carries (defined beside the core, which produces them).
 pub use crate::raft::types::{ConfChangeDone, MembershipError};
@@ -207,6 +207,19 @@ pub enum NodeEvent {
     },
     /// From the consensus core.
     Raft(RaftEvent),
+    /// A write failed because the disk is full (ENOSPC or EDQUOT), and what the node gave up because of it.
+    /// Reported when the disk fills, and again for each leadership it gives up and each election (term) it
+    /// won the pre-vote for but could not start; not for every retry while it stays full.
+    DiskFull {
+        /// The role the node had when the write failed: a `leader` steps down (a leader that cannot append
+        /// cannot commit); a `candidate` had won its pre-vote but cannot store its term and vote, so it does
+        /// not start the election; any other role keeps following and retries.
+        role: Role,
+        /// Its term then (a candidate's: the term it would campaign in).
+        term: Term,
+        /// The failed write: the file and the error.
+        reason: String,
+    },
 }
 
 /// An event with its place in the feed.

@@ -188,6 +188,12 @@ struct Node {
     /// The lowest commit index status may report: a core restarted after a full disk starts its commit
     /// index at the snapshot, but what was known committed stays committed.
     commit_floor: u64,
+    /// The (term, leader) last logged and recorded, so a core rebuilt after a full disk, which learns the
+    /// same leader again, does not report it again.
+    leader_announced: Option<(u64, Option<NodeId>)>,
+    /// The term of the last election this node won the pre-vote for but could not start (its disk is full),
+    /// so that is said once per term.
+    campaign_blocked: Option<u64>,
     /// Configuration changes waiting for their entry to commit.
     conf_changes: Vec<PendingConfChange>,
     /// For spawning the sender of a peer added at run time (weak, so the actor's inbox still closes).
@@ -335,6 +341,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         status_waiting: Vec::new(),
         good_commit: 0,
         commit_floor: 0,
+        leader_announced: None,
+        campaign_blocked: None,
         conf_changes: Vec::new(),
         self_tx,
         rpc_timeout,
@@ -701,6 +709,13 @@ impl Node {
             self.raft.on_persisted(last.index, last.term);
         }
         for event in events {
+            if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
+                if self.leader_announced == Some((term, leader)) {
+                    // A core rebuilt after a full disk learned the leader it already knew: not news.
+                    continue;
+                }
+                self.leader_announced = Some((term, leader));
+            }
             log_event(&event);
             self.record(NodeEvent::Raft(event));
         }

@@ -36,11 +36,29 @@ struct TestCluster {
     net: Network,
     /// The proxy address `from` dials to reach `to`.
     links: BTreeMap<(u64, u64), SocketAddr>,
+    /// Fault filesystems mounted as data directories (unmounted after the processes stop, in `drop`).
+    disks: BTreeMap<u64, squall_chaos::disk::MountedDisk>,
 }
 
 impl TestCluster {
     fn start(n: u64, extra: &[&str]) -> TestCluster {
+        TestCluster::start_on(n, extra, false)
+    }
+
+    /// Like `start`, with every node's data directory on its own fault filesystem (FUSE).
+    fn start_on(n: u64, extra: &[&str], fault_disks: bool) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
+        let mut disks = BTreeMap::new();
+        if fault_disks {
+            for id in 1..=n {
+                let disk = squall_chaos::disk::MountedDisk::mount(
+                    &dir.path().join(format!("backing-{id}")),
+                    &dir.path().join(format!("node-{id}")),
+                )
+                .unwrap_or_else(|e| panic!("mounting the fault filesystem: {e}"));
+                disks.insert(id, disk);
+            }
+        }
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             nodes.insert(
@@ -70,6 +88,7 @@ impl TestCluster {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             net,
             links,
+            disks,
         };
         for id in 1..=n {
             c.spawn(id);
@@ -253,6 +272,9 @@ impl Drop for TestCluster {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+        for (_, disk) in std::mem::take(&mut self.disks) {
+            let _ = disk.unmount();
         }
     }
 }
@@ -1176,5 +1198,266 @@ async fn a_change_that_cannot_reach_a_majority_answers_timeout_not_ok() {
         if *id != leader {
             assert!(!s.core.config.contains(4), "node {id}: {:?}", s.core.config);
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_killed_learns_it_after_a_restart_and_stops_asking_for_pre_votes() {
+    use squall_node::raft::ConfChange;
+    let mut c = TestCluster::start(3, &[]);
+    c.wait_leader(0).await;
+    let (leader, _) = current_leader(&c).await;
+    let gone = (1..=3).find(|&i| i != leader).unwrap();
+    c.kill(gone);
+    // The two left commit its removal; it never hears of it.
+    let done = change_membership(&c, ConfChange::Remove(gone)).await;
+    assert!(!done.config.contains(gone));
+    let mut members: BTreeMap<u64, SocketAddr> = c.api_addrs();
+    members.remove(&gone);
+    let mut client = KvClient::new(members.clone());
+    put_many(&mut client, "r", 10).await;
+    let (leader, term) = current_leader(&c).await;
+    // The leader gives up replicating to it (silent for ten election timeouts), so the log will not tell it.
+    wait_status(&c, leader, "the leader gave up on the removed node", |s| {
+        !s.core.progress.iter().any(|p| p.id == gone)
+    })
+    .await;
+
+    // Restarted with its old log, it still believes it votes and campaigns; the first answer from a
+    // member, whose committed configuration excludes it, tells it.
+    c.spawn(gone);
+    let log_path = c.nodes[&gone].log.clone();
+    let said = format!(
+        "node {gone} is no longer a member of the cluster (configuration {} at index {})",
+        squall_node::raft::membership::describe(&done.config),
+        done.index
+    );
+    let deadline_at = Instant::now() + WAIT;
+    let mut log = String::new();
+    while !log.contains(&said) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    assert!(
+        log.contains(&said),
+        "node {gone}'s log never said {said:?}:\n{log}"
+    );
+    let events = feed(&c, gone).await;
+    let at = events
+        .iter()
+        .position(
+            |e| matches!(e, NodeEvent::Raft(RaftEvent::Removed { index }) if *index == done.index),
+        )
+        .unwrap_or_else(|| panic!("no Removed event at {} in its feed: {events:?}", done.index));
+
+    // Then it asks for nothing more: let its clock run past ten of its election timeouts (150-300 ms),
+    // measured by its own uptime, while writes go on.
+    let since = wait_status(&c, gone, "alive", |_| true).await.uptime_ms;
+    let mut i = 0;
+    while wait_status(&c, gone, "alive", |_| true).await.uptime_ms < since + 3_000 {
+        put_many(&mut client, &format!("s{i}-"), 2).await;
+        i += 1;
+    }
+    let events = feed(&c, gone).await;
+    let later: Vec<&NodeEvent> = events[at..]
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::ElectionStarted { .. })))
+        .collect();
+    assert!(
+        later.is_empty(),
+        "node {gone} campaigned after it learned its removal: {later:?}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains(&format!("node {leader} has it committed"))
+            || log.contains(&format!("node {} has it committed", 6 - leader - gone)),
+        "not learned from a member's answer:\n{log}"
+    );
+    assert_eq!(
+        log.matches("is no longer a member").count(),
+        1,
+        "said more than once:\n{log}"
+    );
+    // The cluster was never disturbed.
+    assert_eq!(current_leader(&c).await, (leader, term));
+}
+
+/// The number of times `needle` occurs in node `id`'s log.
+fn log_count(c: &TestCluster, id: u64, needle: &str) -> usize {
+    std::fs::read_to_string(&c.nodes[&id].log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_full_disk_heals_nothing_committed_is_called_superseded_and_the_log_stays_quiet() {
+    let c = TestCluster::start_on(3, &["--snapshot-every", "20"], true);
+    c.wait_leader(0).await;
+    let (leader, term) = current_leader(&c).await;
+    let full = (1..=3).find(|&i| i != leader).unwrap();
+    let mut client = KvClient::new(c.api_addrs());
+    put_many(&mut client, "a", 30).await;
+    wait_status(&c, full, "caught up", |s| s.applied_index >= 30).await;
+
+    c.disks[&full].faults().fill(0);
+    // The majority goes on (and compacts past the full node's log) while the full node's core is rebuilt
+    // on every append it cannot store.
+    put_many(&mut client, "b", 120).await;
+    let events = feed(&c, full).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            NodeEvent::DiskFull { role: Role::Follower, term: t, reason } if *t == term && reason.contains("No space left")
+        )),
+        "no DiskFull event in node {full}'s feed: {events:?}"
+    );
+    let leader_lines = log_count(&c, full, "leader changed");
+    assert!(
+        leader_lines <= 2,
+        "node {full} logged {leader_lines} leader changes though its leader never changed"
+    );
+
+    c.disks[&full].faults().heal();
+    let target = c.statuses().await[&leader].core.commit_index;
+    let deadline_at = Instant::now() + WAIT;
+    loop {
+        let st = fetch_status(c.nodes[&full].api.unwrap(), Duration::from_secs(1)).await;
+        if st.as_ref().is_ok_and(|s| s.applied_index >= target) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline_at,
+            "node {full} did not catch up to {target} after the heal: {:?}\nits log:\n{}",
+            st.map(|s| (s.core.commit_index, s.applied_index, s.core.last_log_index)),
+            std::fs::read_to_string(&c.nodes[&full].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = feed(&c, full).await;
+    let truncated: Vec<&NodeEvent> = events
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::LogTruncated { .. })))
+        .collect();
+    assert!(
+        truncated.is_empty(),
+        "node {full} reported committed entries as truncated: {truncated:?}"
+    );
+    assert_eq!(log_count(&c, full, "truncated conflicting"), 0);
+    let mut client = KvClient::new(c.api_addrs());
+    check_all(&mut client, "b", 120).await;
+
+    // A full leader steps down and says why.
+    c.disks[&leader].faults().fill(0);
+    let _ = client
+        .execute(KvOp::Put {
+            key: "after".into(),
+            value: "v".into(),
+        })
+        .await;
+    let deadline_at = Instant::now() + WAIT;
+    let why = |events: &[NodeEvent]| {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                NodeEvent::DiskFull {
+                    role: Role::Leader,
+                    ..
+                }
+            )
+        })
+    };
+    let mut events = feed(&c, leader).await;
+    while !why(&events) && Instant::now() < deadline_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        events = feed(&c, leader).await;
+    }
+    assert!(
+        why(&events),
+        "node {leader}'s feed has no DiskFull step-down: {events:?}"
+    );
+    c.disks[&leader].faults().heal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_disk_full_a_node_that_wins_its_pre_vote_says_once_why_no_election_follows() {
+    let c = TestCluster::start_on(3, &[], true);
+    c.wait_leader(0).await;
+    let (leader, _) = current_leader(&c).await;
+    for disk in c.disks.values() {
+        disk.faults().fill(0);
+    }
+    // A write the leader cannot append makes it step down; the others then campaign.
+    let mut client = KvClient::new(c.api_addrs());
+    let _ = client
+        .execute(KvOp::Put {
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await;
+    let said = "not starting the election for term";
+    let deadline_at = Instant::now() + WAIT;
+    let who = loop {
+        if let Some(id) = (1..=3).find(|&id| log_count(&c, id, said) > 0) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline_at,
+            "no node said why it does not start an election; node {leader}'s log:\n{}",
+            std::fs::read_to_string(&c.nodes[&leader].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Let its clock run past ten more of its election timeouts (150-300 ms): it keeps winning pre-votes
+    // for the same term, and says so once per term, not per attempt.
+    let since = wait_status(&c, who, "alive", |_| true).await.uptime_ms;
+    while wait_status(&c, who, "alive", |_| true).await.uptime_ms < since + 3_000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(&c.nodes[&id].log).unwrap_or_default();
+        let mut terms: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split(said).nth(1))
+            .filter_map(|rest| rest.split(':').next())
+            .collect();
+        let n = terms.len();
+        terms.dedup();
+        assert_eq!(
+            terms.len(),
+            n,
+            "node {id} said it more than once per term:\n{log}"
+        );
+        assert!(
+            log.matches("leader changed").count() <= 4,
+            "node {id} keeps logging leader changes:\n{log}"
+        );
+    }
+    let events = feed(&c, who).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            NodeEvent::DiskFull {
+                role: Role::Candidate,
+                ..
+            }
+        )),
+        "node {who}'s feed does not say why: {events:?}"
+    );
+    let attempts = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::Raft(RaftEvent::ElectionStarted { pre_vote: true, .. })
+            )
+        })
+        .count();
+    assert!(
+        attempts >= 3,
+        "node {who} tried only {attempts} times: {events:?}"
+    );
+    for disk in c.disks.values() {
+        disk.faults().heal();
     }
 }

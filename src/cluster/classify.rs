@@ -352,6 +352,7 @@ mod tests {
             voter: 3,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         })));
         assert_eq!(c.classify(Flow::Reply, &v), Some(VOTE_REPLY));
         assert_eq!(c.describe(Flow::Reply, &v), "vote-reply n3 term 4 granted");

@@ -894,6 +894,22 @@ impl ClusterState {
                 return;
             }
             NodeEvent::Raft(r) => r,
+            NodeEvent::DiskFull { role, term, .. } => {
+                let text = match role {
+                    Role::Leader => format!("n{node} steps down in term {term}: its disk is full"),
+                    Role::Candidate => format!(
+                        "n{node} won the pre-vote for term {term} but cannot store its vote: its disk is \
+                         full, no election"
+                    ),
+                    _ => format!("n{node}'s disk is full: it refuses writes until space returns"),
+                };
+                if matches!(role, Role::Leader | Role::Candidate) {
+                    // Its step-down's RoleChanged follows; this line already tells it.
+                    self.node_mut(node).feed_role = Some(Role::Follower);
+                }
+                self.push(happened, Some(node), FeedKind::Role, text);
+                return;
+            }
         };
         match raft {
             RaftEvent::RoleChanged { role, term } => {

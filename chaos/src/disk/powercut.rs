@@ -102,8 +102,11 @@ impl Journal {
         len: usize,
     ) -> std::io::Result<()> {
         let entry = self.entry(ino, file)?;
-        if offset < entry.durable_len && len > 0 {
-            let end = (offset + len as u64).min(entry.durable_len);
+        // Only bytes the file has can be overwritten (a stale record of an inode number the backing
+        // filesystem reused for a new file can claim more; reading past the end would fail the write).
+        let have = file.metadata()?.len();
+        if offset < entry.durable_len.min(have) && len > 0 {
+            let end = (offset + len as u64).min(entry.durable_len).min(have);
             let mut old = vec![0u8; (end - offset) as usize];
             file.read_exact_at(&mut old, offset)?;
             entry.undo.push((offset, old));

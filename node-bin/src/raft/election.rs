@@ -116,11 +116,14 @@ impl Raft {
     /// Answers a RequestVote or pre-vote.
     pub fn handle_request_vote(&mut self, req: RequestVote) -> RequestVoteReply {
         let voter = self.config.id;
+        // Granted or not, a candidate that this node's committed configuration excludes is told so.
+        let removed_by = self.committed_conf_excluding(req.candidate);
         let refuse = |term: Term| RequestVoteReply {
             term,
             voter,
             granted: false,
             pre_vote: req.pre_vote,
+            removed_by: removed_by.clone(),
         };
         if self.empty_hold.is_some() {
             // Started empty: it may have voted in this term before it lost its data. It learns the term
@@ -157,6 +160,7 @@ impl Raft {
                 voter: self.config.id,
                 granted: true,
                 pre_vote: true,
+                removed_by,
             };
         }
         if req.term > self.term {
@@ -180,11 +184,17 @@ impl Raft {
             voter: self.config.id,
             granted: true,
             pre_vote: false,
+            removed_by,
         }
     }
 
     /// Counts a vote reply.
     pub(super) fn handle_vote_reply(&mut self, from: NodeId, reply: RequestVoteReply) {
+        if let Some(conf) = &reply.removed_by
+            && self.learn_removed(from, conf)
+        {
+            return;
+        }
         if reply.pre_vote {
             if self.role != Role::PreCandidate {
                 return;

@@ -54,6 +54,36 @@
 //! holds no configuration yet), and then it would refuse the very voters the current configuration needs:
 //! the simulation found a cluster {3,5} stuck without a leader because node 5, promoted while far behind,
 //! still held no configuration and refused node 3. Granting a vote only needs the term and log checks.
+//!
+//! # How a removed node that never held its removal learns it
+//! Harmless is not enough: a node removed while it was down (or while its disk was full) restarts from a
+//! log without its removal, believes it votes, and would ask for pre-votes every election timeout forever
+//! without ever saying why. So every (pre-)vote reply, granted or not, carries the voter's **committed**
+//! configuration when that configuration excludes the candidate (neither voter nor learner) and was set by a
+//! log entry ([`RequestVoteReply::removed_by`](super::types::RequestVoteReply)). The candidate acts on it
+//! ([`Raft::learn_removed`]) only when no configuration in its own log has a higher index; then it records
+//! that it is not a member, logs "node N is no longer a member of the cluster (configuration {…} at index I)"
+//! once, reports [`RaftEvent::Removed`], ends the campaign and campaigns no more.
+//!
+//! Why this never silences a node that is (or may become) a member without being told:
+//! - The configuration is committed on the voter (its entry is at or below the voter's commit index, or in
+//!   its snapshot), so it is in every future leader's log (Leader Completeness). An uncommitted configuration
+//!   that excludes the candidate is never sent: it may still be truncated away. The bootstrap configuration
+//!   (index 0) is never sent either: it is a start-up flag, not a log entry, and a joining node's is empty.
+//! - Let I be the committed configuration's index and J the index of the configuration in effect on the
+//!   candidate (its latest configuration entry), which includes it. If J <= I, the candidate's entry at J is
+//!   either in the committed log (then the committed configuration at I came after it and excludes the
+//!   candidate: it was removed) or it is not and never will be (the committed log holds another entry at J,
+//!   or, at J = I, the one that excludes it). Either way the candidate is not a member as of I, and only a
+//!   later configuration entry can make it one again. If J > I the voter's knowledge may be stale (a node
+//!   added after I campaigns while a voter's commit index lags): the candidate ignores it.
+//! - A later configuration that includes the node again (squall never reuses ids, but the core does not rely
+//!   on that) reaches it the way every configuration reaches a member: the leader replicates to every member
+//!   of its configuration. When such a configuration (index above I) takes effect on the node, the record is
+//!   cleared and it votes and campaigns again. A truncation that reverts to an older configuration
+//!   including it does not clear it (that configuration is at or below I).
+//! - Nothing else changes: the reply's grant is decided as before, and the node still answers votes and
+//!   appends, so a removal learned this way costs the cluster nothing.
 
 use super::Raft;
 use super::progress::Progress;
@@ -110,6 +140,45 @@ impl Raft {
     pub(super) fn sole_voter(&self) -> bool {
         let config = self.membership();
         config.voters.len() == 1 && config.is_voter(self.config.id)
+    }
+
+    /// The configuration committed on this node, when it was set by a log entry (not the bootstrap) and
+    /// excludes `id` (neither voter nor learner).
+    pub(super) fn committed_conf_excluding(&self, id: NodeId) -> Option<ConfState> {
+        let conf = self.conf_at(self.log.commit);
+        (conf.index > 0 && conf.index <= self.log.commit && !conf.config.contains(id))
+            .then_some(conf)
+    }
+
+    /// `voter` answered a campaign of this node with its committed configuration `conf`, which excludes this
+    /// node. When no configuration in this node's log is newer than `conf` (see the module docs for why that
+    /// makes it final), this node records that it is not a member, says so once, reports
+    /// [`RaftEvent::Removed`] and ends its campaign. Returns whether it did.
+    pub(super) fn learn_removed(&mut self, voter: NodeId, conf: &ConfState) -> bool {
+        let id = self.config.id;
+        if conf.index == 0 || conf.config.contains(id) || conf.index < self.membership_index() {
+            // The bootstrap configuration proves nothing; a configuration this node holds a newer one than
+            // may be superseded by it.
+            return false;
+        }
+        if self.removed_at.is_none_or(|at| conf.index > at) {
+            self.removed_at = Some(conf.index);
+            self.events.push(RaftEvent::Removed { index: conf.index });
+            if self.removed_warned != Some(conf.index) {
+                self.removed_warned = Some(conf.index);
+                self.warnings.push(format!(
+                    "node {id} is no longer a member of the cluster (configuration {} at index {}): node \
+                     {voter} has it committed; not campaigning again unless a leader's log includes this node",
+                    describe(&conf.config),
+                    conf.index
+                ));
+            }
+        }
+        if matches!(self.role, Role::Candidate | Role::PreCandidate) {
+            let term = self.term;
+            self.become_follower(term, None);
+        }
+        true
     }
 
     /// Proposes one configuration change (see the module docs for the rules). On the leader the new
@@ -200,7 +269,11 @@ impl Raft {
         let id = self.config.id;
         if config.contains(id) {
             self.was_member = true;
-            self.removed_warned = None;
+            if self.removed_at.is_none_or(|at| index > at) {
+                // A configuration after the one that excluded it includes it again: it is back.
+                self.removed_at = None;
+                self.removed_warned = None;
+            }
         } else if self.was_member && self.removed_warned != Some(index) {
             self.removed_warned = Some(index);
             self.warnings.push(format!(

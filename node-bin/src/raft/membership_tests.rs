@@ -263,6 +263,7 @@ fn a_learner_never_campaigns_and_its_vote_never_counts() {
             voter: 4,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     assert_eq!(c.role(), Role::Candidate, "won with a learner's vote");
@@ -273,6 +274,7 @@ fn a_learner_never_campaigns_and_its_vote_never_counts() {
             voter: 2,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     assert_eq!(c.role(), Role::Leader);
@@ -679,6 +681,7 @@ fn a_new_leader_tells_a_node_an_earlier_change_removed() {
             voter: 2,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     assert_eq!(r.role(), Role::Leader);
@@ -697,4 +700,183 @@ fn a_new_leader_tells_a_node_an_earlier_change_removed() {
     // Later changes do not bring it back.
     r.propose_conf_change(ConfChange::Promote(4)).unwrap();
     assert_eq!(ids(&r), vec![2, 4]);
+}
+
+// ---- a removed node that never held its removal learns it from a voter ----
+
+/// Node 2 of {1,2}, which removed node 3 at index 2; `commit` is its commit index.
+fn member_after_removal(commit: Index) -> Raft {
+    let mut v = restored(
+        2,
+        2,
+        vec![
+            super::tests::ent(1, 2),
+            conf_entry(2, 2, conf(&[1, 2], &[])),
+        ],
+    );
+    v.handle_append_entries(AppendEntries {
+        leader: 1,
+        heartbeat: true,
+        ..append(2, (2, 2), vec![], commit)
+    });
+    v.take_ready();
+    v
+}
+
+/// Ticks `r` until it sends (pre-)vote requests; returns the first one.
+fn campaign(r: &mut Raft) -> RequestVote {
+    for _ in 0..100 {
+        r.tick();
+        let rd = r.take_ready();
+        if let Some((_, Request::Vote(v))) = rd.messages.into_iter().next() {
+            return v;
+        }
+    }
+    panic!("node {} did not campaign in 100 ticks", r.id());
+}
+
+#[test]
+fn a_voter_tells_a_candidate_its_committed_configuration_excludes_it_and_only_that() {
+    let removal = ConfState {
+        index: 2,
+        config: conf(&[1, 2], &[]),
+    };
+    // Committed: node 3's pre-vote and vote are refused (lease, log) and carry the removal.
+    let mut v = member_after_removal(2);
+    for pre_vote in [true, false] {
+        let rep = v.handle_request_vote(vote_req(9, 3, (1, 2), pre_vote));
+        assert!(!rep.granted);
+        assert_eq!(rep.removed_by, Some(removal.clone()), "pre_vote {pre_vote}");
+    }
+    // A member of that configuration is told nothing.
+    assert_eq!(
+        v.handle_request_vote(vote_req(9, 1, (2, 2), true))
+            .removed_by,
+        None
+    );
+    // Not committed yet on this voter: the removal may still be truncated away, so it says nothing.
+    let mut v = member_after_removal(1);
+    v.leader_contact = 100;
+    assert_eq!(
+        v.handle_request_vote(vote_req(9, 3, (1, 2), true))
+            .removed_by,
+        None
+    );
+    // A node with only its bootstrap configuration (index 0) proves nothing about anyone.
+    let mut fresh = Raft::new(
+        Config {
+            join: true,
+            ..cfg(4, 3)
+        },
+        Restored::default(),
+    );
+    assert_eq!(
+        fresh
+            .handle_request_vote(vote_req(9, 3, (1, 2), true))
+            .removed_by,
+        None
+    );
+}
+
+#[test]
+fn a_removed_node_restarted_without_its_removal_learns_it_from_a_pre_vote_answer() {
+    // Node 3 was down when {1,2} removed it at index 2: its log ends at index 1, it still thinks it votes.
+    let mut c = restored(3, 2, vec![super::tests::ent(1, 2)]);
+    assert!(c.is_voter());
+    let mut v = member_after_removal(2);
+    let req = campaign(&mut c);
+    assert!(req.pre_vote);
+    let reply = v.handle_request_vote(req);
+    c.handle_reply(2, Reply::Vote(reply.clone()));
+    assert_eq!(c.role(), Role::Follower);
+    assert_eq!(
+        c.take_warnings(),
+        vec![
+            "node 3 is no longer a member of the cluster (configuration {1,2} at index 2): node 2 has it \
+             committed; not campaigning again unless a leader's log includes this node"
+                .to_string()
+        ]
+    );
+    assert!(
+        c.take_ready()
+            .events
+            .contains(&RaftEvent::Removed { index: 2 })
+    );
+    // Told again (a late answer), it logs and reports nothing more; it never asks for pre-votes again.
+    c.handle_reply(1, Reply::Vote(reply));
+    assert!(take_warnings_empty(&mut c), "logged twice");
+    for _ in 0..200 {
+        c.tick();
+    }
+    let rd = c.take_ready();
+    assert!(rd.messages.is_empty(), "{:?}", rd.messages);
+    assert!(!rd.events.iter().any(|e| matches!(
+        e,
+        RaftEvent::ElectionStarted { .. } | RaftEvent::Removed { .. }
+    )));
+    // It still answers: a vote request from a member is judged as before.
+    assert!(c.handle_request_vote(vote_req(3, 1, (2, 2), true)).granted);
+}
+
+#[test]
+fn a_candidate_ignores_a_committed_configuration_older_than_its_own() {
+    // Node 5 was added and promoted at index 3; node 2's commit index lags at 2, whose configuration
+    // {1,2,3} does not name node 5. Node 5 must keep campaigning: that configuration is stale, not final.
+    let mut c = restored(
+        5,
+        2,
+        vec![
+            super::tests::ent(1, 2),
+            conf_entry(2, 2, conf(&[1, 2, 3], &[])),
+            conf_entry(3, 2, conf(&[1, 2, 3, 5], &[])),
+        ],
+    );
+    assert!(c.is_voter());
+    let req = campaign(&mut c);
+    let stale = RequestVoteReply {
+        term: 2,
+        voter: 2,
+        granted: false,
+        pre_vote: true,
+        removed_by: Some(ConfState {
+            index: 2,
+            config: conf(&[1, 2, 3], &[]),
+        }),
+    };
+    assert!(req.pre_vote);
+    c.handle_reply(2, Reply::Vote(stale));
+    assert!(take_warnings_empty(&mut c));
+    assert!(
+        !c.take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::Removed { .. }))
+    );
+    // It campaigns again at its next timeout.
+    campaign(&mut c);
+}
+
+#[test]
+fn a_node_that_learned_its_removal_rejoins_when_a_leader_log_includes_it() {
+    let mut c = restored(3, 2, vec![super::tests::ent(1, 2)]);
+    let mut v = member_after_removal(2);
+    let req = campaign(&mut c);
+    c.handle_reply(2, Reply::Vote(v.handle_request_vote(req)));
+    c.take_warnings();
+    c.take_ready();
+    // A leader re-adds node 3 (id reuse, which squall never does) after the removal: index 3 learner,
+    // index 4 voter. Its log reaches node 3 by replication like any member's.
+    let entries = vec![
+        conf_entry(2, 2, conf(&[1, 2], &[])),
+        conf_entry(3, 2, conf(&[1, 2], &[3])),
+        conf_entry(4, 2, conf(&[1, 2, 3], &[])),
+    ];
+    c.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(2, (1, 2), entries, 4)
+    });
+    assert!(c.is_voter());
+    c.take_ready();
+    c.leader_contact = 100;
+    campaign(&mut c);
 }

@@ -162,6 +162,10 @@ pub struct Raft {
     was_member: bool,
     /// The configuration index whose "no longer a member" line was logged.
     removed_warned: Option<Index>,
+    /// A voter's committed configuration at this index excludes this node, and no configuration in this
+    /// node's log is newer: it was removed without holding the removal, and never campaigns (see the
+    /// `membership` module). Cleared when a later configuration that includes it takes effect.
+    removed_at: Option<Index>,
     /// The configuration index whose commit was reported.
     conf_commit_reported: Option<Index>,
     /// Leader only: its committed configuration excludes it; it hands over and steps down.
@@ -244,6 +248,7 @@ impl Raft {
             bootstrap,
             was_member: !config.join,
             removed_warned: None,
+            removed_at: None,
             conf_commit_reported: None,
             leaving: false,
             snapshot_conf: None,
@@ -279,6 +284,34 @@ impl Raft {
         raft
     }
 
+    /// Starts the commit index of a core just built by [`Raft::new`] at `known`, an index the driver knew
+    /// committed before it rebuilt the core in the same process (after a full disk), as far as the restored
+    /// log reaches (never past its last entry, never below the snapshot). Entries from the snapshot up to
+    /// there come out as `committed_entries` again; the driver skips those it applied.
+    ///
+    /// Why this is safe: an entry known committed at index i is the entry every future leader holds at i
+    /// (Leader Completeness), so a follower never removes it (it refuses a leader that contradicts its commit
+    /// index, and no legitimate one does). Every entry the durable log holds at or below `known` is therefore
+    /// either one it held when `known` was observed (all writes of that turn had succeeded, so the log was
+    /// durable up to the commit index) or one a leader sent since, which matches the committed entry at its
+    /// index. A snapshot the driver stored in between covers only committed entries too. So every restored
+    /// entry up to `min(known, last index)` is committed, with the term it has here. The driver must pass
+    /// only an index observed committed by a core of this node whose log was durable up to it; a node that
+    /// restarts as a new process starts from its snapshot as usual.
+    ///
+    /// Without it the rebuilt core counts those committed entries as uncommitted, and a snapshot from the
+    /// leader reports them as superseded ([`RaftEvent::LogTruncated`]) though they match the leader's.
+    /// Events this raises (the committed configuration, a removal) are not news, so none are reported.
+    pub fn restore_commit(&mut self, known: Index) {
+        let to = known.min(self.log.last_index());
+        if to > self.log.commit {
+            self.log.commit = to;
+            let pending = self.events.len();
+            self.note_commit();
+            self.events.truncate(pending);
+        }
+    }
+
     /// One tick of logical time: drives election timeouts, heartbeats, CheckQuorum and transfer timeouts.
     pub fn tick(&mut self) {
         if self.role == Role::Leader {
@@ -305,7 +338,7 @@ impl Raft {
             }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                if self.is_voter() {
+                if self.is_voter() && self.removed_at.is_none() {
                     self.start_election(self.config.pre_vote, false);
                 } else {
                     // Not a voter here (a learner, removed, or waiting to be added): never campaign.

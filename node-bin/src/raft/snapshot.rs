@@ -65,11 +65,21 @@ impl Raft {
             data,
             config: req.config.clone(),
         };
+        // Uncommitted entries the snapshot replaces are reported only where they are known to conflict with
+        // the leader's log: from the first one whose term is above the snapshot's last term (a committed entry
+        // at or before the snapshot's index never has a higher term), or from the snapshot's index if the log
+        // reaches it (its term there differs, or the snapshot would just commit). By Log Matching every entry
+        // after a conflicting one conflicts too. Entries the snapshot merely covers may match the leader's (a
+        // node whose commit index lagged, or whose disk filled), so they are not called conflicting.
         let last = self.log.last_index();
-        if last > self.log.commit {
+        let covered = last.min(meta.last_index);
+        let conflict = (self.log.commit + 1..=covered)
+            .find(|&i| self.log.term(i).is_some_and(|t| t > meta.last_term))
+            .or((last >= meta.last_index).then_some(meta.last_index));
+        if let Some(from) = conflict.filter(|&f| f > self.log.commit && f <= last) {
             self.events.push(RaftEvent::LogTruncated {
-                from_index: self.log.commit + 1,
-                count: last - self.log.commit,
+                from_index: from,
+                count: last - from + 1,
             });
         }
         self.log.restore(&snapshot);

@@ -59,6 +59,7 @@ pub(super) fn leader(n: u64, term: Term, terms: &[Term]) -> Raft {
                 voter: p,
                 granted: true,
                 pre_vote: false,
+                removed_by: None,
             }),
         );
     }
@@ -257,6 +258,7 @@ fn election_with_pre_vote_then_vote() {
             voter: 2,
             granted: true,
             pre_vote: true,
+            removed_by: None,
         }),
     );
     assert_eq!((r.role(), r.term(), r.vote), (Role::Candidate, 2, Some(1)));
@@ -275,6 +277,7 @@ fn election_with_pre_vote_then_vote() {
             voter: 3,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     assert_eq!(r.role(), Role::Leader);
@@ -308,6 +311,7 @@ fn refused_pre_vote_with_higher_term_makes_follower() {
             voter: 2,
             granted: false,
             pre_vote: true,
+            removed_by: None,
         }),
     );
     assert_eq!((r.role(), r.term()), (Role::Follower, 7));
@@ -488,6 +492,7 @@ fn leader_counts_itself_only_once_persisted() {
             voter: 2,
             granted: true,
             pre_vote: false,
+            removed_by: None,
         }),
     );
     r.take_ready();
@@ -1226,5 +1231,98 @@ fn an_empty_node_learns_terms_from_vote_requests_but_never_grants_them() {
         voter
             .handle_request_vote(vote_req(6, 2, (1, 1), false))
             .granted
+    );
+}
+
+/// A core rebuilt in-process from a log of `terms` (after a full disk), knowing `known` committed.
+fn rebuilt(terms: &[Term], known: Index) -> Raft {
+    let mut f = node(2, 3, 1, terms);
+    f.restore_commit(known);
+    f
+}
+
+#[test]
+fn a_rebuilt_core_restores_the_commit_index_it_knew_as_far_as_its_log_reaches() {
+    let mut f = rebuilt(&[1, 1, 1, 1, 1], 3);
+    assert_eq!(f.commit_index(), 3);
+    let rd = f.take_ready();
+    assert_eq!(
+        rd.committed_entries
+            .iter()
+            .map(|e| e.index)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the driver re-gets them and skips what it applied"
+    );
+    assert!(rd.events.is_empty(), "{:?}", rd.events);
+    // Never past the restored log (a floor above it says nothing of entries it does not hold).
+    assert_eq!(rebuilt(&[1, 1], 9).commit_index(), 2);
+    // Never back.
+    let mut f = rebuilt(&[1, 1, 1], 3);
+    f.restore_commit(1);
+    assert_eq!(f.commit_index(), 3);
+    // Entries it knows committed are never truncated by a conflicting AppendEntries.
+    let mut f = rebuilt(&[1, 1, 1], 3);
+    let rep = f.handle_append_entries(append(2, (1, 1), vec![ent(2, 2)], 2));
+    assert!(!rep.success);
+    assert_eq!(f.log.term(2), Some(1));
+}
+
+#[test]
+fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
+    // 234 entries, all committed and matching the leader's, when the disk filled; the leader's snapshot
+    // to 500 arrives after it heals.
+    let install_at = |f: &mut Raft, last_term: Term| {
+        f.handle_install_snapshot(InstallSnapshot {
+            term: 2,
+            leader: 1,
+            meta: SnapshotMeta {
+                last_index: 500,
+                last_term,
+            },
+            offset: 0,
+            data: vec![1],
+            done: true,
+            chunk_id: 1,
+            config: None,
+        });
+        f.take_ready().events
+    };
+    let install = |f: &mut Raft| install_at(f, 1);
+    let truncated = |events: &[RaftEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, RaftEvent::LogTruncated { .. }))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut f = rebuilt(&[1; 234], 234);
+    let events = install(&mut f);
+    assert!(truncated(&events).is_empty(), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::SnapshotInstalled { .. }))
+    );
+    // Uncommitted entries the snapshot covers may match the leader's: not called conflicting.
+    let mut f = rebuilt(&[1; 234], 230);
+    assert_eq!(truncated(&install(&mut f)), vec![]);
+    // Entries of a term above the snapshot's last term cannot be the leader's: reported, with all after them.
+    let mut f = rebuilt(&[1, 1, 1, 1, 2, 1, 1], 3);
+    assert_eq!(
+        truncated(&install(&mut f)),
+        vec![RaftEvent::LogTruncated {
+            from_index: 5,
+            count: 3
+        }]
+    );
+    // A log reaching past the snapshot's index with another term there: from that index on.
+    let mut f = rebuilt(&[1; 510], 3);
+    assert_eq!(
+        truncated(&install_at(&mut f, 2)),
+        vec![RaftEvent::LogTruncated {
+            from_index: 500,
+            count: 11
+        }]
     );
 }

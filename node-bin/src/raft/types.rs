@@ -388,6 +388,10 @@ pub struct RequestVoteReply {
     pub granted: bool,
     /// Echoes the request's `pre_vote`.
     pub pre_vote: bool,
+    /// The voter's committed configuration, when it excludes the candidate and was set by a log entry: the
+    /// candidate was removed (see the `membership` module for when the candidate may act on it).
+    #[serde(default)]
+    pub removed_by: Option<ConfState>,
 }
 
 /// AppendEntries (also the heartbeat).

@@ -12,9 +12,17 @@
 //! cannot win an election itself while full (a campaign must store its term and vote first).
 //!
 //! Status is answered at the end of each turn, after its writes, so it shows only durable state: the term a
-//! restarted core comes back with is the last one status showed. Its commit index starts again at the
-//! snapshot; status keeps showing the highest commit index known before (still committed, and held by the
-//! durable log), so no observer sees it go back within one process.
+//! restarted core comes back with is the last one status showed. Its commit index starts again at the highest
+//! commit index known at the end of a turn whose writes all succeeded, as far as the durable log reaches
+//! ([`Raft::restore_commit`] argues why that is safe); status never shows less than that index, so no
+//! observer sees the commit index go back within one process, and entries that were committed are never
+//! reported as superseded when the leader's snapshot or entries arrive after the disk heals.
+//!
+//! What it tells: the first failure logs an error and records [`NodeEvent::DiskFull`] for the event feed; a
+//! leader's step-down and a campaign it cannot start (it won the pre-vote but cannot store the term and its
+//! vote) are logged at warn and recorded the same way, once per leadership and once per term, not on every
+//! retry. Every rebuilt core hears from the leader again; the node logs "leader changed" only when the leader
+//! it knows actually changes across those rebuilds.
 //!
 //! While the disk is full the node refuses client writes with `Retry { reason: "disk full on node N: …" }`
 //! (clients move on to another node), still answers status and events, and answers what needs no write: a
@@ -61,7 +69,9 @@ impl Node {
     /// core from the storage. See the module docs.
     pub(super) fn on_disk_full(&mut self, e: &StorageError) -> anyhow::Result<()> {
         let reason = self.disk_full_reason(e);
-        if self.disk_full.is_none() {
+        let (role, term) = (self.raft.role(), self.raft.term());
+        let first = self.disk_full.is_none();
+        if first {
             tracing::error!(
                 role = self.raft.role().as_str(),
                 term = self.raft.term(),
@@ -106,7 +116,6 @@ impl Node {
         }
         self.last_snapshot_index = meta.last_index;
 
-        let (role, term) = (self.raft.role(), self.raft.term());
         // Status never shows the commit index going back: what was known committed at the end of the last
         // turn that wrote everything is still committed (and held by the durable log).
         self.commit_floor = self.good_commit;
@@ -121,21 +130,50 @@ impl Node {
                 entries: self.storage.entries().to_vec(),
             },
         );
-        if role != Role::Follower {
-            tracing::warn!(
-                term,
-                "stepping down: a {} that cannot write its log cannot commit",
-                role.as_str()
-            );
-            let term = self.raft.term();
-            for event in [
-                RaftEvent::RoleChanged {
-                    role: Role::Follower,
+        // Entries known committed stay committed: the rebuilt core starts its commit index there (see
+        // `Raft::restore_commit` for why that is safe), so nothing committed is reported as superseded later.
+        self.raft.restore_commit(self.commit_floor);
+        let mut report = first;
+        match role {
+            Role::Leader => {
+                tracing::warn!(
                     term,
-                },
-                RaftEvent::LeaderChanged { leader: None, term },
-            ] {
-                self.record(NodeEvent::Raft(event));
+                    "stepping down: a leader that cannot write its log cannot commit"
+                );
+                report = true;
+            }
+            Role::Candidate if self.campaign_blocked != Some(term) => {
+                // Won the pre-vote (or was told to campaign), but the term and vote must be durable before
+                // any vote counts. Said once per term, not on every retry.
+                tracing::warn!(
+                    term,
+                    "not starting the election for term {term}: the pre-vote was won, but the term and this \
+                     node's vote cannot be stored ({reason})"
+                );
+                self.campaign_blocked = Some(term);
+                report = true;
+            }
+            _ => {}
+        }
+        if report {
+            self.record(NodeEvent::DiskFull {
+                role,
+                term,
+                reason: reason.clone(),
+            });
+        }
+        if role != Role::Follower {
+            let term = self.raft.term();
+            self.record(NodeEvent::Raft(RaftEvent::RoleChanged {
+                role: Role::Follower,
+                term,
+            }));
+            if self.leader_announced != Some((term, None)) {
+                self.leader_announced = Some((term, None));
+                self.record(NodeEvent::Raft(RaftEvent::LeaderChanged {
+                    leader: None,
+                    term,
+                }));
             }
         }
         Ok(())
@@ -150,6 +188,7 @@ impl Node {
     pub(super) fn disk_wrote(&mut self) {
         if self.disk_full.take().is_some() {
             tracing::info!("the disk takes writes again: accepting writes");
+            self.campaign_blocked = None;
         }
     }
 

@@ -1322,9 +1322,34 @@ impl Sim {
             }
             self.tick(false)?;
         }
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .map(|r| {
+                let s = r.status();
+                format!(
+                    "n{} {:?} term {} commit {} last {}/{} config {} at {}{}",
+                    s.id,
+                    s.role,
+                    s.term,
+                    s.commit_index,
+                    s.last_log_index,
+                    s.last_log_term,
+                    squall_node::raft::membership::describe(&s.config),
+                    s.config_index,
+                    if s.config_committed {
+                        " (committed)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
         Err(format!(
             "liveness: no configuration change committed within {max_ticks} ticks after healing (waiting \
-             for {pending:?}: proposer, index, term)"
+             for {pending:?}: proposer, index, term); nodes: {}",
+            nodes.join("; ")
         ))
     }
 
