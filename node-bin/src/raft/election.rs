@@ -127,10 +127,14 @@ impl Raft {
         };
         if self.empty_hold.is_some() {
             // Started empty: it may have voted in this term before it lost its data. It learns the term
-            // (and waits a full election timeout from there), but grants nothing.
+            // (and, the first time, waits a full election timeout from there), but grants nothing. When the
+            // hold ends it counts its vote in the latest term it learned as cast.
             if req.term > self.term && !req.pre_vote {
                 self.become_follower(req.term, None);
-                self.empty_hold = Some(self.config.election_ticks_max);
+                if !self.empty_hold_extended {
+                    self.empty_hold_extended = true;
+                    self.empty_hold = Some(self.config.election_ticks_max);
+                }
             }
             return refuse(self.term);
         }

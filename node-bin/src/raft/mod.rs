@@ -148,6 +148,10 @@ pub struct Raft {
     /// Started with no durable state: ticks left before this node may vote or campaign, unless it hears
     /// from a leader first (`None` once over). See [`Raft::voting_held`].
     empty_hold: Option<u32>,
+    /// Whether the hold was already restarted once on learning a newer term. It restarts only once, or a
+    /// candidate campaigning faster than the hold lasts would keep this node from ever voting (found by
+    /// the simulation, seed 796085140856: configuration {2,3}, node 2 wiped, no leader ever).
+    empty_hold_extended: bool,
     /// Things the driver should log (refused malformed requests).
     warnings: Vec<String>,
     /// Configurations that may still be in effect, oldest first, never empty: the one in effect at the
@@ -243,6 +247,7 @@ impl Raft {
             failed_reads: Vec::new(),
             next_chunk_id: 1,
             empty_hold: None,
+            empty_hold_extended: false,
             warnings: Vec::new(),
             confs: Vec::new(),
             bootstrap,

@@ -1326,3 +1326,29 @@ fn a_snapshot_after_a_full_disk_does_not_call_committed_entries_superseded() {
         }]
     );
 }
+
+#[test]
+fn an_empty_node_held_by_a_fast_campaigner_still_votes_within_two_election_timeouts() {
+    // Simulation seed 796085140856: configuration {2,3}, node 2 wiped, node 3 campaigning again every 15
+    // ticks (under the 20-tick maximum timeout). Had each new term restarted the hold, node 2 would never
+    // vote and no leader could ever be elected.
+    let mut voter = node(2, 3, 0, &[]);
+    let mut term = 1;
+    let mut granted_at = None;
+    for tick in 0..200 {
+        if tick % 15 == 0 {
+            term += 1;
+            if voter
+                .handle_request_vote(vote_req(term, 3, (0, 0), false))
+                .granted
+            {
+                granted_at = Some(tick);
+                break;
+            }
+        }
+        voter.tick();
+    }
+    let at = granted_at
+        .expect("the empty node never granted a vote to a node campaigning every 15 ticks");
+    assert!(at <= 2 * 20 + 15, "granted only at tick {at}");
+}
