@@ -18,7 +18,7 @@
 //!   this leader's log (so it is the base of the next change) or can no longer commit.
 //! - **A configuration takes effect when appended**, committed or not, on every node, and a configuration
 //!   entry removed by a log truncation reverts the node to the configuration before it (§4.1). The core
-//!   keeps the configuration entries after its snapshot ([`Raft::confs`]) for exactly that.
+//!   keeps the configuration entries after its snapshot (`Raft::confs`) for exactly that.
 //!
 //! # Learners (§4.2.1)
 //! A learner receives the log, and a snapshot when it is far behind, like any follower, but it never
@@ -61,7 +61,7 @@
 //! without ever saying why. So every (pre-)vote reply, granted or not, carries the voter's **committed**
 //! configuration when that configuration excludes the candidate (neither voter nor learner) and was set by a
 //! log entry ([`RequestVoteReply::removed_by`](super::types::RequestVoteReply)). The candidate acts on it
-//! ([`Raft::learn_removed`]) only when no configuration in its own log has a higher index; then it records
+//! (`Raft::learn_removed`) only when no configuration in its own log has a higher index; then it records
 //! that it is not a member, logs "node N is no longer a member of the cluster (configuration {…} at index I)"
 //! once, reports [`RaftEvent::Removed`], ends the campaign and campaigns no more.
 //!
