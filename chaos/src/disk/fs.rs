@@ -255,6 +255,14 @@ impl FaultFs {
             .and_then(|d| d.sync_all())
             .map_err(errno)?;
         for freed in st.journal.dir_synced(ino.0) {
+            // The removal is durable: the file's unsynced data goes with it. Its record must go too, or the
+            // inode number, once the backing filesystem reuses it for a new file, would roll that file back
+            // with another file's bytes at the next power cut.
+            if let Ok(meta) = std::fs::symlink_metadata(&freed)
+                && meta.is_file()
+            {
+                st.journal.forget(self.shared.fuse_ino(&meta));
+            }
             let _ = if freed.is_dir() {
                 std::fs::remove_dir_all(&freed)
             } else {

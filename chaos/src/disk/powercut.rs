@@ -213,6 +213,12 @@ impl Journal {
         freed
     }
 
+    /// Forgets the record of a file whose removal became durable (its unsynced data is gone with it), so a
+    /// new file that gets the same inode number starts with a record of its own.
+    pub(crate) fn forget(&mut self, ino: u64) {
+        self.files.remove(&ino);
+    }
+
     /// Drops the unsynced data of one file (a failed fsync): returns the bytes dropped.
     pub(crate) fn drop_file(&mut self, ino: u64, path: &Path) -> Result<u64, DiskError> {
         match self.files.remove(&ino) {

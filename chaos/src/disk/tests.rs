@@ -380,3 +380,42 @@ fn pass_through_counts_operations() {
     );
     disk.unmount().unwrap();
 }
+
+#[test]
+fn a_new_file_on_a_removed_file_s_inode_number_is_rolled_back_by_its_own_record() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    // `a`: durable "old", then 5000 bytes never synced; removed, and the removal made durable.
+    create(&mnt.join("a"), b"old", true);
+    sync_dir(&mnt);
+    append(&mnt.join("a"), &[7u8; 5000], false);
+    let a_ino = fs::metadata(mnt.join("a")).unwrap().ino();
+    fs::remove_file(mnt.join("a")).unwrap();
+    sync_dir(&mnt);
+    // New files, durable names, contents never synced, until one gets `a`'s inode number (ext4 reuses a
+    // freed inode at once). Each must come back from the cut empty: it holds nothing durable.
+    let mut reused = false;
+    let mut names = Vec::new();
+    for i in 0..16 {
+        let name = format!("b{i}");
+        create(&mnt.join(&name), b"", false);
+        sync_dir(&mnt);
+        append(&mnt.join(&name), b"new bytes", false);
+        names.push(name.clone());
+        if fs::metadata(mnt.join(&name)).unwrap().ino() == a_ino {
+            reused = true;
+            break;
+        }
+    }
+    disk.faults().power_off();
+    disk.faults().power_on(None).unwrap();
+    for name in &names {
+        assert_eq!(
+            contents(&mnt.join(name)).as_deref(),
+            Some(&b""[..]),
+            "{name} (inode {a_ino} reused: {reused}) after the cut"
+        );
+    }
+    eprintln!("inode of the removed file reused by a new one: {reused}");
+}
