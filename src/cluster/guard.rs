@@ -229,9 +229,10 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
                     let first = down.iter().next().copied().unwrap_or(*n);
                     return Err(format!(
                         "removing node {n} leaves voters {}, which need {need} running to elect a leader and \
-                         commit, and only {live} run ({} not running or paused): the cluster would stop; \
+                         commit, and only {live} {} running ({} not running or paused): the cluster would stop; \
                          `restart {first}` (or `resume {first}`) first, or remove a node that is down",
                         set_text(&rest),
+                        if live == 1 { "is" } else { "are" },
                         set_text(&down)
                     ));
                 }

@@ -240,11 +240,9 @@ impl Cluster {
             }
             Command::Promote(n) => {
                 *self.inner.change.lock().unwrap() = Some(format!("promote node {n}"));
+                // A refusal reaches the feed as the command's own failure line (`promote 5 failed: …`).
                 let r = self.promote_by_hand(n).await;
                 *self.inner.change.lock().unwrap() = None;
-                if let Err(why) = &r {
-                    self.step_event(n, MembershipStep::Failed, why.clone());
-                }
                 r
             }
             other => Err(format!("`{other}` is not a membership change")),
