@@ -231,21 +231,7 @@ impl Session {
 
     /// `check` until a verdict that is not inconclusive; it must pass.
     fn check_passes(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            writeln!(self.stdin, "check").unwrap();
-            let answer = self.out.wait_for("the check's answer", WAIT, |l| {
-                (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
-            });
-            if !answer.contains("inconclusive") {
-                assert!(answer.starts_with("ok:"), "the check failed: {answer}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "every check was inconclusive: {answer}"
-            );
-        }
+        support::check_passes(&mut self.stdin, &mut self.out, WAIT);
     }
 
     fn finish(self) {

@@ -74,6 +74,25 @@ pub fn ask(stdin: &mut impl Write, out: &mut Lines, cmd: &str, answer: &str) -> 
     )
 }
 
+/// Sends `check` until a verdict that is not inconclusive comes back, for up to `wait`; it must be a pass.
+pub fn check_passes(stdin: &mut impl Write, out: &mut Lines, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        writeln!(stdin, "check").unwrap();
+        let answer = out.wait_for("the check's answer", wait, |l| {
+            (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
+        });
+        if !answer.contains("inconclusive") {
+            assert!(answer.starts_with("ok:"), "the check failed: {answer}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every check was inconclusive: {answer}"
+        );
+    }
+}
+
 /// True while a process with this pid exists (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
