@@ -187,6 +187,12 @@ pub struct NodeStatus {
     pub uptime_ms: u64,
     /// Number of keys in the store.
     pub keys: u64,
+    /// The node may have lost durable state (wiped, a damaged WAL record cut, an unfinished recovery) and is
+    /// recovering: it does not vote, campaign or count towards a quorum until it has learned the current term
+    /// from a majority of the other voters and been caught up by a leader (`raft::recovery`). False in
+    /// event logs written before it existed.
+    #[serde(default)]
+    pub recovering: bool,
 }
 
 /// Something that happened on a node, for the event feed.

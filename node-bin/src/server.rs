@@ -104,7 +104,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The data directory could not be used.
-    #[error("cannot use data directory: {0}")]
+    #[error("cannot use data directory")]
     Storage(#[from] crate::storage::StorageError),
     /// A setting is inconsistent.
     #[error("{0}")]
@@ -171,8 +171,6 @@ struct Node {
     next_event_seq: u64,
     counters: RpcCounters,
     started: Instant,
-    /// Whether the core was holding its vote back (started empty) at the last look, to log the change.
-    voting_held: bool,
     /// The core's settings, to restart it from the storage after a full disk.
     core_cfg: Config,
     /// Times the core was restarted after a full disk (varies its seed).
@@ -271,7 +269,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         empty: recovered.empty,
         truncated_tail_bytes: recovered.truncated_tail_bytes,
     };
-    let raft = Raft::new(
+    let mut raft = Raft::new(
         core_cfg.clone(),
         Restored {
             hard_state: recovered.hard_state,
@@ -279,6 +277,15 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             entries: recovered.entries,
         },
     );
+    if let Some(cause) = &recovered.lost_data {
+        raft.mark_lost_data();
+        tracing::warn!(
+            term = recovered.hard_state.term,
+            "may have lost durable state: {cause}; recovering: not voting, campaigning or counting towards a \
+             quorum until a majority of the other voters told their term and a leader of at least that term \
+             caught this node up"
+        );
+    }
 
     if let Some(path) = &cfg.addr_file {
         let addrs = BoundAddrs {
@@ -333,7 +340,6 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         next_event_seq: 0,
         counters: RpcCounters::default(),
         started,
-        voting_held: false,
         core_cfg,
         core_restarts: 0,
         disk_full: None,
@@ -348,7 +354,6 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         rpc_timeout,
     };
     node.record(started_event);
-    node.log_voting_hold();
     drop(tx);
     node.run(rx).await
 }
@@ -616,20 +621,18 @@ impl Node {
         (self.cfg.election_timeout.1 * 4).max(Duration::from_secs(2))
     }
 
-    fn log_voting_hold(&mut self) {
-        let held = self.raft.voting_held();
-        if held && !self.voting_held {
-            tracing::warn!(
-                term = self.raft.term(),
-                "started with an empty data directory: not voting or campaigning until a leader is heard \
-                 from or one full election timeout ({:?}) passes, so a node that lost its disk never votes \
-                 twice in one term",
-                self.cfg.election_timeout.1
-            );
-        }
-        self.voting_held = held;
+    /// Logs the core's warnings, and removes the storage's lost-data marker once the core finished recovering
+    /// (called after a turn's writes, so the hard state that records its counted vote is durable first).
+    fn log_warnings_and_recovery(&mut self) {
         for warning in self.raft.take_warnings() {
             tracing::warn!("{warning}");
+        }
+        if !self.raft.recovering()
+            && self.storage.lost_data()
+            && let Err(e) = self.storage.finish_recovery()
+        {
+            // The marker stays: the next start recovers again, which is safe.
+            tracing::warn!(error = %e, "cannot remove the lost-data marker");
         }
     }
 
@@ -649,11 +652,11 @@ impl Node {
         }
         if written {
             self.good_commit = self.reported_commit();
+            self.log_warnings_and_recovery();
         }
         for tx in std::mem::take(&mut self.status_waiting) {
             let _ = tx.send(self.status());
         }
-        self.log_voting_hold();
         // Everything the replies depend on is durable now.
         for held in self.held.drain(..) {
             match held {
@@ -916,6 +919,7 @@ impl Node {
             rpc: self.counters.clone(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             keys: self.kv.len() as u64,
+            recovering: self.raft.recovering(),
         }
     }
 }
@@ -1063,6 +1067,51 @@ fn await_actor<T: Send + 'static, R: Send + 'static>(
     })
 }
 
+/// Logs connections that are not squall's (garbage bytes, an unknown service, a connection that sends nothing)
+/// with the peer address, at most once a second per port, counting the ones left out, so a flood of junk is
+/// visible without flooding the log.
+struct JunkLog {
+    /// Which port: `peer` or `API`.
+    port: &'static str,
+    /// When the last line was logged, and how many were left out since.
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl JunkLog {
+    const fn new(port: &'static str) -> JunkLog {
+        JunkLog {
+            port,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    fn note(&self, from: Option<SocketAddr>, why: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if st
+            .0
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            st.1 += 1;
+            return;
+        }
+        let left_out = std::mem::take(&mut st.1);
+        st.0 = Some(now);
+        drop(st);
+        let from = from.map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+        tracing::warn!(
+            port = self.port,
+            %from,
+            left_out,
+            "junk connection on the {} port from {from}: {why} ({left_out} more since the last such line)",
+            self.port
+        );
+    }
+}
+
+static PEER_JUNK: JunkLog = JunkLog::new("peer");
+static API_JUNK: JunkLog = JunkLog::new("API");
+
 async fn accept_peers(listener: TcpListener, cluster: String, tx: mpsc::UnboundedSender<Cmd>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -1070,15 +1119,17 @@ async fn accept_peers(listener: TcpListener, cluster: String, tx: mpsc::Unbounde
         };
         let cluster = cluster.clone();
         let tx = tx.clone();
-        tokio::spawn(serve_in_order(stream, move |req: PeerServiceRequest| {
-            dispatch_peer(req, &cluster, &tx)
-        }));
+        tokio::spawn(serve_in_order(
+            stream,
+            move |req: PeerServiceRequest| dispatch_peer(req, &cluster, &tx),
+            &PEER_JUNK,
+        ));
     }
 }
 
 async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((mut stream, from)) = listener.accept().await else {
             continue;
         };
         let tx = tx.clone();
@@ -1086,25 +1137,35 @@ async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
             let mut which = [0u8; 1];
             let read =
                 tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut which)).await;
-            if !matches!(read, Ok(Ok(_))) {
-                return;
+            match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    API_JUNK.note(Some(from), "sent nothing within 5 s");
+                    return;
+                }
             }
             match which[0] {
                 rpc::API_CLIENT => {
-                    serve_in_order(stream, move |req: ClientServiceRequest| {
-                        dispatch_client(req, &tx)
-                    })
+                    serve_in_order(
+                        stream,
+                        move |req: ClientServiceRequest| dispatch_client(req, &tx),
+                        &API_JUNK,
+                    )
                     .await
                 }
                 rpc::API_CONTROL => {
-                    serve_in_order(stream, move |req: ControlServiceRequest| {
-                        dispatch_control(req, &tx)
-                    })
+                    serve_in_order(
+                        stream,
+                        move |req: ControlServiceRequest| dispatch_control(req, &tx),
+                        &API_JUNK,
+                    )
                     .await
                 }
-                other => {
-                    tracing::debug!(byte = other, "API connection asked for an unknown service")
-                }
+                other => API_JUNK.note(
+                    Some(from),
+                    &format!("asked for an unknown service (first byte {other:#04x})"),
+                ),
             }
         });
     }
@@ -1112,15 +1173,38 @@ async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
 
 /// Serves one tarpc connection, handing each request to the actor in the order it arrived (so pipelined
 /// AppendEntries are not reordered by task scheduling), then waiting for the answer in a task of its own.
-async fn serve_in_order<Req, Resp, F>(stream: TcpStream, mut dispatch: F)
+/// Bytes that are not a request end the connection and are noted in `junk`.
+async fn serve_in_order<Req, Resp, F>(stream: TcpStream, mut dispatch: F, junk: &'static JunkLog)
 where
     Req: tarpc::RequestName + Clone + Send + Unpin + 'static + for<'de> serde::Deserialize<'de>,
     Resp: Send + Unpin + 'static + serde::Serialize,
     F: FnMut(Req) -> Answer<Resp>,
 {
+    let from = stream.peer_addr().ok();
     let transport = transport::framed::<ClientMessage<Req>, Response<Resp>>(stream);
     let mut requests = BaseChannel::with_defaults(transport).requests();
-    while let Some(Ok(in_flight)) = requests.next().await {
+    loop {
+        let in_flight = match requests.next().await {
+            Some(Ok(r)) => r,
+            None => return,
+            Some(Err(e)) => {
+                // A peer or client that went away resets the connection; anything else is not squall's.
+                let io = match &e {
+                    tarpc::ChannelError::Read(io) => Some(io.kind()),
+                    _ => None,
+                };
+                if matches!(
+                    io,
+                    Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput)
+                        | Some(std::io::ErrorKind::Other)
+                ) {
+                    let cause =
+                        std::error::Error::source(&e).map_or(e.to_string(), |c| c.to_string());
+                    junk.note(from, &format!("not a squall request ({cause})"));
+                }
+                return;
+            }
+        };
         let answer = dispatch(in_flight.get().message.clone());
         tokio::spawn(
             in_flight.execute(tarpc::server::serve(move |_, _| async move {

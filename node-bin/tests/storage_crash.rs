@@ -521,3 +521,62 @@ fn lock_holds_across_processes_and_dies_with_its_holder() {
     holder.wait().expect("reap the holder");
     Storage::open(tmp.path()).expect("no stale lock after the holder was killed");
 }
+
+/// Issue 18, S1: a record a crashed process wrote but never synced is still in the page cache when the node
+/// restarts. Opening must make it durable before the node answers for it, or a later power cut drops an entry
+/// the node may since have acknowledged. Runs on the real fault filesystem (FUSE), whose power cut throws away
+/// everything not synced.
+#[test]
+fn a_record_written_unsynced_before_a_crash_survives_a_power_cut_after_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = squall_chaos::disk::MountedDisk::mount(
+        &tmp.path().join("backing"),
+        &tmp.path().join("mnt"),
+    )
+    .unwrap_or_else(|e| panic!("mounting the fault filesystem: {e}"));
+    let dir = disk.mountpoint().join("data");
+    let entry = |index: Index| Entry {
+        index,
+        term: 1,
+        payload: Payload::Command(format!("entry {index}").into_bytes()),
+    };
+    let hs = HardState {
+        term: 1,
+        vote: Some(1),
+    };
+    // The same two appends on an ordinary directory give the exact bytes of the second record.
+    let plain = tmp.path().join("plain");
+    let (mut st, _) = Storage::open(&plain).unwrap();
+    st.persist(Some(&hs), None, &[entry(1)]).unwrap();
+    let first_len = st.wal_bytes() as usize;
+    st.persist(None, None, &[entry(2)]).unwrap();
+    drop(st);
+    let second = std::fs::read(plain.join("wal.log")).unwrap()[first_len..].to_vec();
+
+    let (mut st, _) = Storage::open(&dir).unwrap();
+    st.persist(Some(&hs), None, &[entry(1)]).unwrap();
+    drop(st);
+    // The crashed process's write: in the page cache, never fdatasynced.
+    let mut wal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("wal.log"))
+        .unwrap();
+    wal.write_all(&second).unwrap();
+    drop(wal);
+    // The restarted node opens the directory (and from here on would acknowledge entry 2 as durable).
+    let (st, rec) = Storage::open(&dir).unwrap();
+    assert_eq!(rec.entries.len(), 2, "the unsynced record is read back");
+    drop(st);
+    let faults = disk.faults();
+    faults.power_off();
+    let report = faults.power_on(None).expect("power on");
+    let (_st, rec) = Storage::open(&dir).unwrap();
+    let indexes: Vec<Index> = rec.entries.iter().map(|e| e.index).collect();
+    assert_eq!(
+        indexes,
+        vec![1, 2],
+        "entry 2 was read back and used after the restart, then lost to a power cut ({report:?})"
+    );
+    drop(_st);
+    disk.unmount().unwrap();
+}

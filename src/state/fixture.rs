@@ -231,6 +231,7 @@ impl Session {
             },
             uptime_ms: t,
             keys: commit.saturating_sub(2),
+            recovering: false,
         }
     }
 
@@ -268,6 +269,7 @@ impl Session {
             rpc: RpcCounters::default(),
             uptime_ms: t - RESTART_MS,
             keys: committed - 2,
+            recovering: false,
         }
     }
 

@@ -36,6 +36,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         rpc: RpcCounters::default(),
         uptime_ms: 0,
         keys: 0,
+        recovering: false,
     }
 }
 

@@ -16,22 +16,6 @@ impl Raft {
             self.reset_election_timer();
         }
         self.leader_contact = 0;
-        self.end_empty_hold(leader);
-    }
-
-    /// A node that started empty heard from the leader of the current term: it knows the term now. Whatever
-    /// it may have voted in this term before it lost its data, this leader won it, so it counts its vote as
-    /// cast for this leader and never grants it to anyone else.
-    pub(super) fn end_empty_hold(&mut self, leader: NodeId) {
-        if self.empty_hold.take().is_some() {
-            if self.vote.is_none() {
-                self.vote = Some(leader);
-            }
-            self.warnings.push(format!(
-                "started empty; heard from leader {leader} of term {}: voting again from the next term",
-                self.term
-            ));
-        }
     }
 
     /// Starts a campaign: a pre-vote round when `pre_vote`, else a real election in the next term.
@@ -125,18 +109,38 @@ impl Raft {
             pre_vote: req.pre_vote,
             removed_by: removed_by.clone(),
         };
-        if self.empty_hold.is_some() {
-            // Started empty: it may have voted in this term before it lost its data. It learns the term
-            // (and, the first time, waits a full election timeout from there), but grants nothing. When the
-            // hold ends it counts its vote in the latest term it learned as cast.
-            if req.term > self.term && !req.pre_vote {
-                self.become_follower(req.term, None);
-                if !self.empty_hold_extended {
-                    self.empty_hold_extended = true;
-                    self.empty_hold = Some(self.config.election_ticks_max);
-                }
+        if req.pre_vote && req.term == 0 {
+            // A recovering peer's probe (no campaign asks for term 0): see the `recovery` module.
+            let (term, granted) = self.answer_probe(&req);
+            return RequestVoteReply {
+                granted,
+                ..refuse(term)
+            };
+        }
+        if self.recovery.is_some() {
+            // It may have voted in this term (or a later one) before it lost data, and may lack entries it
+            // acknowledged: it grants only what the `recovery` module's rule 4 allows.
+            if req.term > self.term && !req.transfer && self.in_lease() {
+                return refuse(self.term);
             }
-            return refuse(self.term);
+            let had_voted = self.vote.is_some() && self.term == req.term;
+            if !self.recovering_vote(&req) {
+                return refuse(self.term);
+            }
+            if !req.pre_vote && !had_voted {
+                self.events.push(RaftEvent::VoteGranted {
+                    candidate: req.candidate,
+                    term: self.term,
+                    pre_vote: false,
+                });
+            }
+            return RequestVoteReply {
+                term: if req.pre_vote { req.term } else { self.term },
+                voter,
+                granted: true,
+                pre_vote: req.pre_vote,
+                removed_by,
+            };
         }
         if req.term > self.term && !req.transfer && self.in_lease() {
             // A leader we heard from recently is alive: a node returning from a partition must not depose it.
@@ -199,6 +203,11 @@ impl Raft {
         {
             return;
         }
+        if self.recovery.is_some() {
+            // A recovering node never campaigns: every vote answer it gets answers its probe.
+            self.handle_probe_reply(from, reply.term, reply.granted);
+            return;
+        }
         if reply.pre_vote {
             if self.role != Role::PreCandidate {
                 return;
@@ -252,13 +261,16 @@ impl Raft {
 
     /// The leader asks this node to campaign at once (leadership transfer).
     pub fn handle_timeout_now(&mut self, req: TimeoutNow) {
-        if req.term < self.term || self.role == Role::Leader || !self.is_voter() {
+        if req.term < self.term
+            || self.role == Role::Leader
+            || !self.is_voter()
+            || self.recovery.is_some()
+        {
             return;
         }
         if req.term > self.term {
             self.become_follower(req.term, Some(req.leader));
         }
-        self.end_empty_hold(req.leader);
         self.start_election(false, true);
     }
 }

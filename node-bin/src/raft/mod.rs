@@ -12,6 +12,9 @@ pub mod membership;
 mod membership_tests;
 mod progress;
 mod read_index;
+mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 mod replication;
 mod snapshot;
 #[cfg(test)]
@@ -145,13 +148,9 @@ pub struct Raft {
     failed_reads: Vec<ReadFailed>,
     /// Id of the next snapshot chunk sent (answers echo it).
     next_chunk_id: u64,
-    /// Started with no durable state: ticks left before this node may vote or campaign, unless it hears
-    /// from a leader first (`None` once over). See [`Raft::voting_held`].
-    empty_hold: Option<u32>,
-    /// Whether the hold was already restarted once on learning a newer term. It restarts only once, or a
-    /// candidate campaigning faster than the hold lasts would keep this node from ever voting (found by
-    /// the simulation, seed 796085140856: configuration {2,3}, node 2 wiped, no leader ever).
-    empty_hold_extended: bool,
+    /// Set while this node recovers from possible data loss (started empty, or marked by the driver): it
+    /// neither votes nor campaigns nor counts towards a quorum. See the `recovery` module.
+    recovery: Option<recovery::Recovery>,
     /// Things the driver should log (refused malformed requests).
     warnings: Vec<String>,
     /// Configurations that may still be in effect, oldest first, never empty: the one in effect at the
@@ -246,8 +245,7 @@ impl Raft {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             next_chunk_id: 1,
-            empty_hold: None,
-            empty_hold_extended: false,
+            recovery: None,
             warnings: Vec::new(),
             confs: Vec::new(),
             bootstrap,
@@ -280,10 +278,9 @@ impl Raft {
             && raft.log.last_index() == 0
             && raft.log.snapshot_meta() == SnapshotMeta::default();
         if empty {
-            // A node with no durable state may be one that lost its disk after voting in the current term:
-            // it must not vote again (nor campaign) until it knows that term. A fresh cluster only waits
-            // one election timeout longer for its first leader.
-            raft.empty_hold = Some(raft.config.election_ticks_max);
+            // A node with no durable state may be one that lost its disk after voting (a new node cannot be
+            // told from a wiped one): it recovers first. In a new cluster that costs one probe round trip.
+            raft.mark_lost_data();
         }
         raft.reset_election_timer();
         raft
@@ -323,22 +320,9 @@ impl Raft {
             self.tick_leader();
         } else {
             self.leader_contact = self.leader_contact.saturating_add(1);
-            if let Some(left) = self.empty_hold {
-                self.empty_hold = left.checked_sub(1).filter(|&l| l > 0);
-                if self.empty_hold.is_none() {
-                    // Whatever it voted in the latest term it learned of before it lost its data, it
-                    // counts that vote as cast (for itself), so it never grants that term again.
-                    if self.term > 0 && self.vote.is_none() {
-                        self.vote = Some(self.config.id);
-                    }
-                    self.warnings.push(format!(
-                        "started empty and heard from no leader for a full election timeout ({} ticks): \
-                         voting and campaigning from term {}",
-                        self.config.election_ticks_max,
-                        self.term + 1
-                    ));
-                    self.reset_election_timer();
-                }
+            if self.recovery.is_some() {
+                // A recovering node never campaigns; it asks the other voters for their term instead.
+                self.tick_recovery();
                 return;
             }
             self.election_elapsed += 1;
@@ -351,15 +335,6 @@ impl Raft {
                 }
             }
         }
-    }
-
-    /// True while a node that started with no durable state holds back: it neither votes nor campaigns until
-    /// it hears from a leader (and then counts its vote in that leader's term as cast for that leader) or a
-    /// full election timeout passes after the last higher term it learned from a vote request (and then counts
-    /// its vote in that term as cast, for itself). A node that lost its disk after voting would otherwise vote
-    /// twice in one term.
-    pub fn voting_held(&self) -> bool {
-        self.empty_hold.is_some()
     }
 
     /// Things the driver should log, such as a refused malformed request; empties the list.

@@ -28,6 +28,12 @@ impl Raft {
         if req.term < self.term {
             return reply;
         }
+        if !self.accepts_leader(req.term) {
+            // Recovering from data loss and this leader is not known to be current: answer with term 0, which
+            // the leader ignores, so nothing this node says counts towards a quorum (see `recovery`).
+            reply.term = 0;
+            return reply;
+        }
         if let Err(why) = well_formed(&req) {
             // A malformed request is a bug in the sender (or not from a squall leader): refuse it whole, in
             // release builds too, rather than store a log that breaks Raft's invariants.
@@ -96,6 +102,9 @@ impl Raft {
         reply.success = true;
         reply.match_index = last_new;
         reply.last_log_index = self.log.last_index();
+        if self.log.commit >= req.leader_commit {
+            self.maybe_finish_recovery(Some((req.leader, req.term)));
+        }
         reply
     }
 

@@ -23,6 +23,12 @@ impl Raft {
         if req.term < self.term || (req.term == self.term && self.role == Role::Leader) {
             return reply;
         }
+        if !self.accepts_leader(req.term) {
+            // See `handle_append_entries`: a recovering node's answer to an unvalidated leader counts for
+            // nothing.
+            reply.term = 0;
+            return reply;
+        }
         self.follow_leader(req.term, req.leader);
         reply.term = self.term;
         let end = req.offset + req.data.len() as u64;

@@ -130,6 +130,10 @@ impl Node {
                 entries: self.storage.entries().to_vec(),
             },
         );
+        if self.storage.lost_data() {
+            // Still recovering from a possible loss (the marker is on disk): the rebuilt core is too.
+            self.raft.mark_lost_data();
+        }
         // Entries known committed stay committed: the rebuilt core starts its commit index there (see
         // `Raft::restore_commit` for why that is safe), so nothing committed is reported as superseded later.
         self.raft.restore_commit(self.commit_floor);

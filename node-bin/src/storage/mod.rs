@@ -127,7 +127,18 @@ pub struct Recovered {
     pub empty: bool,
     /// Bytes of a torn or corrupt WAL tail cut off on open (0 when clean).
     pub truncated_tail_bytes: u64,
+    /// Why this node may have lost durable state, when it may have: its directory was empty (a new node cannot
+    /// be told from a wiped one), a damaged complete WAL record was cut, or an earlier recovery did not finish.
+    /// The [`LOST_DATA_FILE`] marker is then on disk until [`Storage::finish_recovery`]; the node must recover
+    /// before it votes (the `raft::recovery` module).
+    pub lost_data: Option<String>,
 }
+
+/// The marker of a node that may have lost durable state (see [`Recovered::lost_data`]). Written, synced and
+/// its directory synced before anything else is written on open, and removed only once the consensus core
+/// says recovery finished, so a restart (or a core rebuilt after a full disk) during recovery cannot forget it.
+/// It holds the cause, for people.
+pub const LOST_DATA_FILE: &str = "RECOVERING";
 
 /// The durable state of one node, open and locked.
 #[derive(Debug)]
@@ -148,6 +159,8 @@ pub struct Storage {
     rewrite_pending: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// The [`LOST_DATA_FILE`] marker is on disk.
+    lost_data: bool,
     _lock: DirLock,
 }
 
@@ -193,14 +206,58 @@ impl Storage {
 
         let snapshot = snapshot_file::read(dir)?;
         let wal_path = dir.join(WAL_FILE);
-        let (mut state, wal_existed, truncated_tail_bytes, next_seq) = replay_wal(&wal_path)?;
+        let (mut state, wal_existed, tail, next_seq) = replay_wal(&wal_path)?;
         let empty = snapshot.is_none() && !state.any;
-        if snapshot.is_some() && !wal_existed {
+        if snapshot.is_some() && !(wal_existed && state.any) {
+            // An emptied log is refused like a deleted one (issue 18, D2): both lose the term, the vote and every
+            // entry after the snapshot without a trace a torn write could leave.
+            let how = if wal_existed { "empty" } else { "missing" };
             return Err(StorageError::Corrupt {
                 path: wal_path,
-                detail: "missing while snapshot.bin exists: term and vote are lost, so this node could vote twice"
-                    .into(),
+                detail: format!(
+                    "{how} while snapshot.bin exists: the term, the vote and the entries after the snapshot are \
+                     lost, so this node could vote twice or drop acknowledged entries (to recover, move the data \
+                     directory aside: the node then starts empty and recovers from the other voters)"
+                ),
             });
+        }
+
+        // Decide whether this node may have lost data, and make that durable before writing anything else.
+        let marker = dir.join(LOST_DATA_FILE);
+        let earlier = fs::read_to_string(&marker).ok();
+        let mut cause = match &earlier {
+            Some(c) => Some(format!(
+                "an earlier start did not finish recovering ({})",
+                c.trim()
+            )),
+            None if empty => Some(
+                "the data directory was empty (a new node, or one whose data was lost)".to_string(),
+            ),
+            None => None,
+        };
+        let truncated_tail_bytes = tail.as_ref().map_or(0, |t| t.cut);
+        if let Some(t) = tail.as_ref().filter(|t| !t.torn) {
+            cause.get_or_insert_with(|| {
+                format!(
+                    "a complete WAL record at offset {} is damaged ({}) and {} bytes were cut: it may have \
+                     been acknowledged",
+                    t.offset, t.reason, t.cut
+                )
+            });
+        }
+        if earlier.is_none()
+            && let Some(c) = &cause
+        {
+            let f = write_new_file(&marker, c.as_bytes())?;
+            f.sync_all().map_err(|source| StorageError::Io {
+                path: marker.clone(),
+                op: "fsync",
+                source,
+            })?;
+            sync_dir(dir)?;
+        }
+        if let Some(t) = &tail {
+            truncate_wal(&wal_path, t)?;
         }
 
         let snap_meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
@@ -253,15 +310,19 @@ impl Storage {
             failed: None,
             rewrite_pending: false,
             buf: Vec::new(),
+            lost_data: cause.is_some(),
             _lock: lock,
         };
         storage.wal_len = file_len(&storage.wal, &wal_path)?;
-        if !wal_existed {
-            sync_dir(dir)?;
-        }
         if needs_rewrite {
             storage.rewrite_wal()?;
         }
+        // What was recovered is made durable before it is used (issue 18, S1): after a crash (SIGKILL between a
+        // write and its fdatasync) the page cache may hold records that never reached the disk; this node
+        // would otherwise answer for them as durable, and a later power cut would drop them. PostgreSQL does
+        // the same at the end of crash recovery. Always, since a clean stop cannot be told from a crash here:
+        // one sync of each file and of the directory per start.
+        storage.sync_recovered(snapshot.is_some())?;
 
         if empty {
             info!(dir = %dir.display(), "empty data directory: starting as a new node");
@@ -287,8 +348,58 @@ impl Storage {
             entries: storage.state.entries.clone(),
             empty,
             truncated_tail_bytes,
+            lost_data: cause,
         };
         Ok((storage, recovered))
+    }
+
+    /// Fdatasyncs the WAL, fsyncs the snapshot file (if any) and the directory: see the end of [`Storage::open`].
+    fn sync_recovered(&self, snapshot: bool) -> Result<(), StorageError> {
+        self.wal.sync_data().map_err(|source| StorageError::Io {
+            path: self.wal_path.clone(),
+            op: "fdatasync recovered",
+            source,
+        })?;
+        if snapshot {
+            let path = self.dir.join(snapshot_file::SNAPSHOT_FILE);
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| StorageError::Io {
+                    path,
+                    op: "fsync recovered",
+                    source,
+                })?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Whether the [`LOST_DATA_FILE`] marker is on disk: this node must recover before it votes.
+    pub fn lost_data(&self) -> bool {
+        self.lost_data
+    }
+
+    /// Removes the [`LOST_DATA_FILE`] marker once the consensus core finished recovering (and the hard state
+    /// that records its counted vote is durable), and fsyncs the directory so the removal survives a crash.
+    pub fn finish_recovery(&mut self) -> Result<(), StorageError> {
+        if !self.lost_data {
+            return Ok(());
+        }
+        let marker = self.dir.join(LOST_DATA_FILE);
+        match fs::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StorageError::Io {
+                    path: marker,
+                    op: "remove",
+                    source,
+                });
+            }
+        }
+        sync_dir(&self.dir)?;
+        self.lost_data = false;
+        info!(dir = %self.dir.display(), "recovery finished: lost-data marker removed");
+        Ok(())
     }
 
     /// Makes one batch durable with one fdatasync: the new hard state (if any), then removal of entries with
@@ -690,12 +801,26 @@ fn entry_term(state: &LogState, index: Index) -> Option<Term> {
     Some(state.entries[(index - state.base.last_index - 1) as usize].term)
 }
 
-/// Reads and replays the WAL, cutting off a torn tail. Returns the state, whether the file existed, how
-/// many bytes were cut and the sequence number of the next record.
-fn replay_wal(path: &Path) -> Result<(LogState, bool, u64, u64), StorageError> {
+/// A damaged WAL tail that [`Storage::open`] cuts.
+struct Tail {
+    /// Where the good records end.
+    offset: u64,
+    /// Bytes cut.
+    cut: u64,
+    /// Why.
+    reason: String,
+    /// It looks like a write cut short (see `wal::BadTail::torn`).
+    torn: bool,
+}
+
+/// Reads and replays the WAL. Returns the state, whether the file existed, the damaged tail to cut (if any;
+/// the caller cuts it, after recording a possible loss) and the sequence number of the next record.
+fn replay_wal(path: &Path) -> Result<(LogState, bool, Option<Tail>, u64), StorageError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((LogState::default(), false, 0, 1)),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Ok((LogState::default(), false, None, 1));
+        }
         Err(source) => {
             return Err(StorageError::Io {
                 path: path.to_path_buf(),
@@ -726,48 +851,57 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, u64, u64), StorageError> {
                 detail: format!("record {i}: {detail}"),
             })?;
     }
-    let mut cut = 0;
     if let Some(bad) = bad.as_ref().filter(|b| b.intact) {
         return Err(StorageError::Corrupt {
             path: path.to_path_buf(),
             detail: format!(
                 "at offset {}: {}; not cutting it, because that would drop entries this node may have \
                  acknowledged (to recover, move the data directory aside: the node then starts empty and \
-                 catches up from the leader)",
+                 recovers from the other voters)",
                 bad.offset, bad.reason
             ),
         });
     }
-    if let Some(bad) = bad {
-        cut = bytes.len() as u64 - bad.offset;
-        warn!(
-            file = %path.display(),
-            offset = bad.offset,
-            bytes_cut = cut,
-            reason = %bad.reason,
-            "torn final write in the WAL: truncating {cut} bytes at offset {}",
-            bad.offset
-        );
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|source| StorageError::Io {
-                path: path.to_path_buf(),
-                op: "open for truncation",
-                source,
-            })?;
-        f.set_len(bad.offset).map_err(|source| StorageError::Io {
+    let tail = bad.map(|bad| Tail {
+        offset: bad.offset,
+        cut: bytes.len() as u64 - bad.offset,
+        reason: bad.reason,
+        torn: bad.torn,
+    });
+    Ok((state, true, tail, next_seq))
+}
+
+/// Cuts a damaged tail off the WAL and fsyncs it.
+fn truncate_wal(path: &Path, tail: &Tail) -> Result<(), StorageError> {
+    warn!(
+        file = %path.display(),
+        offset = tail.offset,
+        bytes_cut = tail.cut,
+        reason = %tail.reason,
+        torn = tail.torn,
+        "{} WAL tail: truncating {} bytes at offset {}",
+        if tail.torn { "torn final write in the" } else { "damaged complete record in the" },
+        tail.cut,
+        tail.offset
+    );
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| StorageError::Io {
             path: path.to_path_buf(),
-            op: "truncate",
+            op: "open for truncation",
             source,
         })?;
-        f.sync_all().map_err(|source| StorageError::Io {
-            path: path.to_path_buf(),
-            op: "fsync",
-            source,
-        })?;
-    }
-    Ok((state, true, cut, next_seq))
+    f.set_len(tail.offset).map_err(|source| StorageError::Io {
+        path: path.to_path_buf(),
+        op: "truncate",
+        source,
+    })?;
+    f.sync_all().map_err(|source| StorageError::Io {
+        path: path.to_path_buf(),
+        op: "fsync",
+        source,
+    })
 }
 
 fn open_append(path: &Path) -> Result<File, StorageError> {

@@ -51,14 +51,93 @@ fn new_directory_is_created_and_reported_empty() {
         rec,
         Recovered {
             empty: true,
+            lost_data: Some(
+                "the data directory was empty (a new node, or one whose data was lost)".into()
+            ),
             ..Recovered::default()
         }
     );
     assert_eq!(st.dir(), dir);
     assert!(dir.join(LOCK_FILE_NAME).exists());
+    assert!(st.lost_data() && dir.join(LOST_DATA_FILE).exists());
     drop(st);
     // Still empty: opening wrote no records.
     assert!(reopen(&dir).empty);
+}
+
+#[test]
+fn the_lost_data_marker_outlives_restarts_until_recovery_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    // The node learns a term and entries while recovering, then restarts before it finished.
+    st.persist(Some(&hs(4, None)), None, &entries(1..=2, 4))
+        .unwrap();
+    drop(st);
+    let (mut st, rec) = Storage::open(tmp.path()).unwrap();
+    assert!(!rec.empty);
+    let cause = rec.lost_data.expect("the restart forgot the loss");
+    assert!(cause.contains("did not finish recovering"), "{cause}");
+    assert!(cause.contains("was empty"), "{cause}");
+    st.finish_recovery().unwrap();
+    assert!(!st.lost_data());
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.lost_data, None);
+    assert!(!tmp.path().join(LOST_DATA_FILE).exists());
+}
+
+#[test]
+fn a_damaged_complete_last_record_marks_lost_data_and_a_torn_one_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bytes, _, third) = three_batches(tmp.path());
+    Storage::open(tmp.path())
+        .unwrap()
+        .0
+        .finish_recovery()
+        .unwrap();
+    // Torn: the file ends inside the last record.
+    fs::write(wal_path(tmp.path()), &bytes[..bytes.len() - 5]).unwrap();
+    let rec = reopen(tmp.path());
+    assert!(rec.truncated_tail_bytes > 0);
+    assert_eq!(rec.lost_data, None, "a torn write was never acknowledged");
+    // Damaged: the last record is whole but one bit differs; it may have been synced and acknowledged.
+    let mut flipped = bytes.clone();
+    flipped[third as usize + wal::HEADER_LEN + 3] ^= 0x10;
+    fs::write(wal_path(tmp.path()), &flipped).unwrap();
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.entries, entries(1..=6, 1));
+    let cause = rec
+        .lost_data
+        .expect("a damaged acknowledged record was cut as a torn write");
+    assert!(cause.contains("may have been acknowledged"), "{cause}");
+    assert!(tmp.path().join(LOST_DATA_FILE).exists());
+}
+
+#[test]
+fn an_emptied_wal_beside_a_snapshot_is_refused_like_a_deleted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
+        .unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
+    drop(st);
+    fs::write(wal_path(tmp.path()), b"").unwrap();
+    match Storage::open(tmp.path()) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("wal.log is corrupt: empty while snapshot.bin exists"),
+                "{msg}"
+            );
+            assert!(msg.contains("could vote twice"), "{msg}");
+            assert_eq!(
+                msg.matches("vote twice").count(),
+                1,
+                "cause said twice: {msg}"
+            );
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
 
 #[test]

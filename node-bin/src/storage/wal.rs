@@ -193,12 +193,15 @@ enum Parse<'a> {
     Intact(Header, &'a [u8]),
     /// Not one; why.
     Bad(String),
+    /// Not one because the bytes end before the record does (its header, or the payload it announces): what
+    /// a write cut short by a crash leaves.
+    Short(String),
 }
 
 /// Parses the record at the start of `bytes`.
 fn parse(bytes: &[u8]) -> Parse<'_> {
     if bytes.len() < HEADER_LEN {
-        return Parse::Bad(format!(
+        return Parse::Short(format!(
             "short record header ({} of {HEADER_LEN} bytes)",
             bytes.len()
         ));
@@ -220,7 +223,7 @@ fn parse(bytes: &[u8]) -> Parse<'_> {
     }
     let len = header.len as usize;
     if bytes.len() - HEADER_LEN < len {
-        return Parse::Bad(format!(
+        return Parse::Short(format!(
             "short record: {len} payload bytes announced, {} present",
             bytes.len() - HEADER_LEN
         ));
@@ -262,6 +265,11 @@ pub(crate) struct BadTail {
     /// Not a torn write, so cutting here would silently drop acknowledged data: a record of a later write
     /// unit is intact after the damage, or an intact record does not decode or breaks the sequence.
     pub intact: bool,
+    /// The damage looks like a write cut short, never completed and so never acknowledged: the file ends
+    /// inside the damaged record (or inside its write unit), or only zero bytes follow. False when a complete
+    /// record is damaged (a CRC mismatch, a bad marker): that may be a record that was synced and acknowledged
+    /// and then damaged, which a checksum cannot tell from a torn write (Alagappan et al., FAST '18).
+    pub torn: bool,
 }
 
 /// What replay found in a WAL file.
@@ -292,6 +300,7 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
             offset,
             reason,
             intact,
+            torn: false,
         }),
         next_seq: next.unwrap_or(1),
     };
@@ -314,11 +323,14 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
                 );
             }
             other => {
-                let reason = match other {
-                    Parse::Bad(r) => r,
-                    Parse::Intact(h, _) => {
-                        format!("stale record {} where {next_seq:?} was due", h.seq)
-                    }
+                let zeros = bytes[pos..].iter().all(|&b| b == 0);
+                let (reason, short) = match other {
+                    Parse::Bad(r) => (r, false),
+                    Parse::Short(r) => (r, true),
+                    Parse::Intact(h, _) => (
+                        format!("stale record {} where {next_seq:?} was due", h.seq),
+                        false,
+                    ),
                 };
                 // The damaged record belongs to the pending unit if that is not complete, else to the next.
                 let (damaged_unit, cut_at) = match unit {
@@ -345,7 +357,11 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
                         cut_next,
                     );
                 }
-                return stop(records, cut_at, reason, false, cut_next);
+                let mut d = stop(records, cut_at, reason, false, cut_next);
+                if let Some(b) = d.bad.as_mut() {
+                    b.torn = short || zeros;
+                }
+                return d;
             }
         };
         let expected_unit = match unit {
@@ -394,7 +410,7 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
         && next_seq.is_some_and(|n| n <= h.unit_last())
     {
         // The file ends between two records of one unit: the rest of that write never landed.
-        return stop(
+        let mut d = stop(
             records,
             unit_offset,
             format!(
@@ -406,6 +422,10 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
             false,
             Some(h.unit),
         );
+        if let Some(b) = d.bad.as_mut() {
+            b.torn = true;
+        }
+        return d;
     }
     Decoded {
         records,

@@ -1,0 +1,273 @@
+//! Recovery of a node that may have lost durable state: a wiped (empty) data directory, a WAL tail cut on
+//! open, or a recovery that an earlier process did not finish (the storage's durable `RECOVERING` marker).
+//!
+//! Such a node may have forgotten a vote it cast (so it could vote twice in one term: issue 18, S2), entries it
+//! acknowledged (so it could help elect a leader lacking a committed entry: H3), and the committed
+//! configuration (a wiped member restarts with its startup configuration: S3). The rule, after Paxos Made Live
+//! (Chandra, Griesemer, Redstone, PODC '07, §5.1: a replica that lost its disk takes part as a non-voting
+//! member until it has caught up) and Protocol-Aware Recovery (Alagappan et al., FAST '18, §4: a node
+//! whose metadata is damaged stays out of elections until it learns the current term from a majority):
+//!
+//! 1. It neither votes, grants pre-votes, campaigns, nor answers a leader in a way that counts towards any
+//!    quorum (commit, ReadIndex, CheckQuorum): to a leader it has not validated it answers with term 0,
+//!    which every leader ignores.
+//! 2. It asks the *other* voters of its configuration for their current term and whether a log position `P`
+//!    is at least as up to date as theirs (a "probe": a pre-vote request for term 0, which no real campaign
+//!    uses; the answer carries the answerer's term and `granted` = "`P` is at least as up to date as my log",
+//!    and changes nothing there). Once a majority of the other voters answered, it knows `T`, the highest
+//!    term among them. Any majority of the others intersects every quorum that could have used its forgotten
+//!    vote (a quorum holding this node has a majority-minus-one of the others, and the two sets together
+//!    outnumber the others), so every term in which a leader could have been elected with that vote is at
+//!    most `T`; and it intersects every quorum that committed an entry, so when a majority of the others said
+//!    `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed entry (the
+//!    Leader Completeness argument, Raft dissertation §3.6.3).
+//! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
+//!    when either a leader of term `T` or later caught it up to that leader's commit index (so it holds every
+//!    committed entry and the committed configuration as of then), or a majority of the others said its own
+//!    log position is at least as up to date as theirs (a new cluster, where every log is empty, finishes this
+//!    way after one round trip; a sole voter has no one to ask and finishes at once).
+//! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at
+//!    least as up to date as a position a majority of the others vouched for: such a candidate holds every
+//!    committed entry. A candidate further ahead makes it probe again with the candidate's position, so a
+//!    cluster whose only up-to-date voter needs this node's vote (two voters, one wiped) still elects.
+//!
+//! Why not the alternative the issue names (wipe as a replacement with a new identity, as etcd and
+//! CockroachDB do): a cut WAL tail (H3) and an emptied WAL are losses of part of a directory, not of an
+//! identity, so they need the rule above anyway, and one rule for every kind of loss keeps node ids stable
+//! on the dashboard and in histories.
+//!
+//! What this cannot see: an election already in flight at the moment of the loss, whose candidate had this
+//! node's vote and is the one voter outside the majority that answered, can still complete later with a
+//! delayed vote; and if a majority of the voters lose data at once, nothing any quorum system does can keep
+//! what they lost (and a node here may then stay recovering until an operator acts).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Raft;
+use super::types::{NodeId, Request, RequestVote, Term};
+
+/// A log position: (last term, last index), ordered as Raft's up-to-date rule orders them.
+type LogPos = (Term, u64);
+
+/// What a recovering node has learned so far (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Recovery {
+    /// The highest term each other voter answered a probe with, since this process started recovering.
+    terms: BTreeMap<NodeId, Term>,
+    /// Voters that answered that the probed position is at least as up to date as their log. The position
+    /// only grows, so an answer about an earlier one holds for `probe_pos` too.
+    vouched: BTreeSet<NodeId>,
+    /// The position probes ask about: this node's own at first, raised to a candidate's that is further ahead.
+    probe_pos: LogPos,
+    /// Ticks until the next round of probes.
+    probe_in: u32,
+}
+
+impl Raft {
+    /// Marks this node as one that may have lost durable state (the driver calls it when the storage says so:
+    /// a damaged WAL record cut, or a recovery an earlier process did not finish). A node restored from
+    /// nothing is marked already. See the `recovery` module for what it then does.
+    pub fn mark_lost_data(&mut self) {
+        if self.recovery.is_none() {
+            self.recovery = Some(Recovery {
+                probe_pos: self.own_pos(),
+                ..Recovery::default()
+            });
+        }
+    }
+
+    /// True while this node recovers from possible data loss: it does not vote (except as the `recovery`
+    /// module's rule 4 allows), campaign or count towards any quorum until it has learned the current term
+    /// from a majority of the other voters and either holds every committed entry or was caught up by a leader.
+    pub fn recovering(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// Same as [`Raft::recovering`] (the name used before recovery replaced the empty-node hold).
+    pub fn voting_held(&self) -> bool {
+        self.recovering()
+    }
+
+    fn own_pos(&self) -> LogPos {
+        (self.log.last_term(), self.log.last_index())
+    }
+
+    /// The other voters of this node's configuration.
+    fn other_voters(&self) -> Vec<NodeId> {
+        let id = self.config.id;
+        self.membership()
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != id)
+            .collect()
+    }
+
+    /// `T`: the highest term a majority of the other voters answered with, once they have. A sole voter has
+    /// no one to ask (0); a node that knows of no voter (joining) has no `T` until it learns a configuration.
+    fn probed_term(&self) -> Option<Term> {
+        let rec = self.recovery.as_ref()?;
+        let others = self.other_voters();
+        if others.is_empty() {
+            return self.is_voter().then_some(0);
+        }
+        let answered: Vec<Term> = others
+            .iter()
+            .filter_map(|v| rec.terms.get(v).copied())
+            .collect();
+        (answered.len() > others.len() / 2).then(|| answered.into_iter().max().unwrap_or(0))
+    }
+
+    /// Whether a majority of the other voters vouched that `probe_pos` is at least as up to date as their logs.
+    fn majority_vouched(&self) -> bool {
+        let Some(rec) = self.recovery.as_ref() else {
+            return false;
+        };
+        let others = self.other_voters();
+        let n = others.iter().filter(|v| rec.vouched.contains(v)).count();
+        n > others.len() / 2
+    }
+
+    /// Whether a recovering node may act on a message from the leader of `term` (append, snapshot): always
+    /// when it is not a voter (a learner's answers count towards nothing) or not recovering; otherwise only
+    /// once it knows `T` and `term` is not below it.
+    pub(super) fn accepts_leader(&self, term: Term) -> bool {
+        if self.recovery.is_none() || !self.is_voter() {
+            return true;
+        }
+        self.probed_term().is_some_and(|t| term >= t)
+    }
+
+    /// A probe (pre-vote for term 0) from a recovering peer: this node's term, and whether the probed position
+    /// is at least as up to date as this node's log. Changes nothing here.
+    pub(super) fn answer_probe(&self, req: &RequestVote) -> (Term, bool) {
+        (
+            self.term,
+            self.log
+                .is_up_to_date(req.last_log_term, req.last_log_index),
+        )
+    }
+
+    /// Whether this recovering node grants `req` (a vote or pre-vote), by the `recovery` module's rule 4. A
+    /// granted real vote is recorded like any vote. A candidate further ahead than the probed position makes
+    /// the next probes ask about its position.
+    pub(super) fn recovering_vote(&mut self, req: &RequestVote) -> bool {
+        let Some(t) = self.probed_term() else {
+            return false;
+        };
+        let floor = t.max(self.term);
+        if req.term <= t
+            || (req.pre_vote && req.term <= floor)
+            || (!req.pre_vote && req.term < self.term)
+        {
+            return false;
+        }
+        let pos = (req.last_log_term, req.last_log_index);
+        let Some(rec) = self.recovery.as_mut() else {
+            return false;
+        };
+        if pos > rec.probe_pos {
+            rec.probe_pos = pos;
+            rec.probe_in = 0;
+            return false;
+        }
+        if pos < rec.probe_pos || !self.majority_vouched() {
+            return false;
+        }
+        if req.pre_vote {
+            return true;
+        }
+        if req.term > self.term {
+            self.become_follower(req.term, None);
+        }
+        if self.vote.is_some_and(|v| v != req.candidate) {
+            return false;
+        }
+        self.vote = Some(req.candidate);
+        self.reset_election_timer();
+        true
+    }
+
+    /// Each tick while recovering: probes the other voters that have not vouched yet, once per heartbeat
+    /// interval, and finishes recovery when nothing more is needed (a sole voter).
+    pub(super) fn tick_recovery(&mut self) {
+        let heartbeat = self.config.heartbeat_ticks;
+        let own = self.own_pos();
+        let Some(rec) = self.recovery.as_mut() else {
+            return;
+        };
+        rec.probe_pos = rec.probe_pos.max(own);
+        if rec.probe_in > 0 {
+            rec.probe_in -= 1;
+            return;
+        }
+        rec.probe_in = heartbeat;
+        let vouched = rec.vouched.clone();
+        let (last_log_term, last_log_index) = rec.probe_pos;
+        let probe = RequestVote {
+            term: 0,
+            candidate: self.config.id,
+            last_log_index,
+            last_log_term,
+            pre_vote: true,
+            transfer: false,
+        };
+        for peer in self.other_voters() {
+            if !vouched.contains(&peer) {
+                self.messages.push((peer, Request::Vote(probe.clone())));
+            }
+        }
+        self.maybe_finish_recovery(None);
+    }
+
+    /// A vote reply while recovering answers a probe (a recovering node never campaigns): records it.
+    pub(super) fn handle_probe_reply(&mut self, from: NodeId, term: Term, vouched: bool) {
+        if let Some(rec) = self.recovery.as_mut() {
+            let t = rec.terms.entry(from).or_default();
+            *t = (*t).max(term);
+            if vouched {
+                rec.vouched.insert(from);
+            }
+        }
+        self.maybe_finish_recovery(None);
+    }
+
+    /// Ends recovery when its conditions hold (rule 3). `caught_up` names the leader (and its term) that has
+    /// just brought this node's commit index up to its own.
+    pub(super) fn maybe_finish_recovery(&mut self, caught_up: Option<(NodeId, Term)>) {
+        let Some(rec) = self.recovery.as_ref() else {
+            return;
+        };
+        let Some(probed) = self.probed_term() else {
+            return;
+        };
+        let holds_all = self.majority_vouched() && self.own_pos() >= rec.probe_pos;
+        let leader = match caught_up {
+            Some((leader, term)) if term >= probed => Some(leader),
+            _ if holds_all || self.sole_voter() => None,
+            _ => return,
+        };
+        self.recovery = None;
+        if self.term < probed {
+            self.set_term(probed);
+        }
+        if self.vote.is_none() && self.term > 0 {
+            // Whatever it voted in this term before the loss, that vote counts as cast: never grant it again.
+            self.vote = Some(leader.unwrap_or(self.config.id));
+        }
+        self.warnings.push(match leader {
+            Some(l) => format!(
+                "recovered: a majority of the other voters are at term {probed} or below, and leader {l} \
+                 caught this node up in term {}; voting again from term {}",
+                self.term,
+                self.term + 1
+            ),
+            None => format!(
+                "recovered: a majority of the other voters are at term {probed} or below and hold nothing \
+                 this node lacks; voting again from term {}",
+                self.term + 1
+            ),
+        });
+        self.reset_election_timer();
+    }
+}

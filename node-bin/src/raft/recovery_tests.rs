@@ -1,0 +1,351 @@
+//! Unit tests of recovery from possible data loss (the `recovery` module): issue 18's S2, S3 and H3 at the
+//! level of the core.
+
+use super::tests::{append, cfg, log_of, node, vote_req};
+use super::*;
+
+/// The probes `r` sent in its last ready: peer and the position asked about.
+fn probes(r: &mut Raft) -> Vec<(NodeId, (Term, Index))> {
+    r.take_ready()
+        .messages
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Request::Vote(v) if v.pre_vote && v.term == 0 => {
+                Some((to, (v.last_log_term, v.last_log_index)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A probe answer from `from`: its term, and whether it vouches for the probed position.
+fn answer(r: &mut Raft, from: NodeId, term: Term, vouched: bool) {
+    r.handle_reply(
+        from,
+        Reply::Vote(RequestVoteReply {
+            term,
+            voter: from,
+            granted: vouched,
+            pre_vote: true,
+            removed_by: None,
+        }),
+    );
+}
+
+fn heartbeat(term: Term, leader: NodeId, prev: (Index, Term), commit: Index) -> AppendEntries {
+    AppendEntries {
+        leader,
+        heartbeat: true,
+        ..append(term, prev, vec![], commit)
+    }
+}
+
+/// A node restored from `restored` whose storage said it may have lost data.
+fn marked(id: NodeId, n: u64, term: Term, terms: &[Term]) -> Raft {
+    let mut r = node(id, n, term, terms);
+    r.mark_lost_data();
+    r
+}
+
+#[test]
+fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
+    // S2: node 3 voted for node 1 in term 5, then lost its disk. Node 2 never heard of term 5.
+    let mut voter = node(3, 3, 4, &[1]);
+    assert!(
+        voter
+            .handle_request_vote(vote_req(5, 1, (1, 1), false))
+            .granted
+    );
+    let mut voter = node(3, 3, 0, &[]);
+    assert!(voter.recovering(), "an empty node starts recovering");
+    for pre_vote in [true, false] {
+        assert!(
+            !voter
+                .handle_request_vote(vote_req(5, 2, (1, 1), pre_vote))
+                .granted,
+            "granted term 5 again (pre_vote {pre_vote}) before learning anything"
+        );
+    }
+    voter.tick();
+    let sent = probes(&mut voter);
+    assert_eq!(
+        sent.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![1, 2],
+        "probes the other voters"
+    );
+    // Only node 2 answers (node 1 is cut off): not a majority of the others, so nothing is learned.
+    answer(&mut voter, 2, 4, false);
+    assert!(voter.recovering());
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted,
+        "granted term 5 on one answer"
+    );
+    // A stale leader of term 4 is answered with term 0, which no leader counts.
+    let rep = voter.handle_append_entries(heartbeat(4, 2, (0, 0), 0));
+    assert_eq!(rep.term, 0);
+    assert!(!rep.success);
+    // Node 1 answers with term 5: T = 5.
+    answer(&mut voter, 1, 5, false);
+    assert!(voter.recovering(), "an empty log needs a leader's catch-up");
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 2, (1, 1), false))
+            .granted,
+        "granted term 5, which a majority says may have been voted in"
+    );
+    assert_eq!(
+        voter.handle_append_entries(heartbeat(4, 2, (0, 0), 0)).term,
+        0,
+        "a leader of a term below T counts"
+    );
+    // The leader of term 5 catches it up: recovered, its term-5 vote counted as cast for that leader.
+    let rep = voter.handle_append_entries(append(5, (0, 0), log_of(&[1]), 1));
+    assert!(rep.success);
+    assert!(!voter.recovering());
+    assert_eq!((voter.term(), voter.vote), (5, Some(2)));
+    assert!(
+        voter
+            .take_warnings()
+            .iter()
+            .any(|w| w.contains("recovered"))
+    );
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(5, 1, (1, 1), false))
+            .granted
+    );
+    voter.leader_contact = 100;
+    assert!(
+        voter
+            .handle_request_vote(vote_req(6, 1, (1, 1), false))
+            .granted,
+        "a later term is a new vote"
+    );
+}
+
+#[test]
+fn a_node_that_cut_its_tail_does_not_help_elect_a_leader_lacking_it() {
+    // H3: node 2 acknowledged entry 3 (term 1) with node 1; a bit flip made it cut entry 3. Node 3 never
+    // received it and campaigns for term 2 while node 1 is down.
+    let mut f = marked(2, 3, 1, &[1, 1]);
+    f.tick();
+    assert_eq!(probes(&mut f), vec![(1, (1, 2)), (3, (1, 2))]);
+    answer(&mut f, 3, 1, true);
+    for pre_vote in [true, false] {
+        assert!(
+            !f.handle_request_vote(vote_req(2, 3, (2, 1), pre_vote))
+                .granted,
+            "helped elect node 3 (pre_vote {pre_vote}) without hearing from node 1"
+        );
+    }
+    // Node 1 is back and answers: its log (entry 3) is ahead of node 2's position.
+    answer(&mut f, 1, 1, false);
+    assert!(f.recovering());
+    assert!(
+        !f.handle_request_vote(vote_req(2, 3, (2, 1), false)).granted,
+        "elected a leader lacking entry 3"
+    );
+    // Node 1 campaigns with entry 3: it holds everything node 2 may have lost.
+    assert!(
+        !f.handle_request_vote(vote_req(2, 1, (3, 1), true)).granted,
+        "the first request only raises the probed position"
+    );
+    f.tick();
+    let sent = probes(&mut f);
+    assert!(sent.contains(&(1, (1, 3))), "{sent:?}");
+    answer(&mut f, 1, 1, true);
+    assert!(
+        f.handle_request_vote(vote_req(2, 1, (3, 1), true)).granted,
+        "pre-vote for the candidate holding the cut entry"
+    );
+    assert!(f.handle_request_vote(vote_req(2, 1, (3, 1), false)).granted);
+    assert!(
+        f.recovering(),
+        "still recovering until the new leader catches it up"
+    );
+    assert!(
+        !f.handle_request_vote(vote_req(2, 3, (2, 1), false)).granted,
+        "voted twice in term 2"
+    );
+    let rep = f.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(
+            2,
+            (2, 1),
+            vec![super::tests::ent(3, 1), super::tests::ent(4, 2)],
+            4,
+        )
+    });
+    assert!(rep.success);
+    assert!(!f.recovering());
+}
+
+#[test]
+fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
+    let mut r = node(1, 3, 0, &[]);
+    assert!(r.recovering());
+    r.tick();
+    assert_eq!(probes(&mut r), vec![(2, (0, 0)), (3, (0, 0))]);
+    // The others are empty too (and recovering: they still answer).
+    let mut peer = node(2, 3, 0, &[]);
+    let rep = peer.handle_request_vote(RequestVote {
+        term: 0,
+        candidate: 1,
+        last_log_index: 0,
+        last_log_term: 0,
+        pre_vote: true,
+        transfer: false,
+    });
+    assert_eq!((rep.term, rep.granted), (0, true));
+    assert!(
+        peer.take_ready().events.is_empty(),
+        "a probe changes nothing"
+    );
+    answer(&mut r, 2, 0, true);
+    assert!(
+        r.recovering(),
+        "one of two others is not a majority of them"
+    );
+    answer(&mut r, 3, 0, true);
+    assert!(!r.recovering());
+    assert_eq!((r.term(), r.vote), (0, None));
+    let mut campaigned = false;
+    for _ in 0..40 {
+        r.tick();
+        campaigned |= r
+            .take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }));
+    }
+    assert!(campaigned);
+}
+
+#[test]
+fn a_wiped_member_with_a_stale_configuration_waits_for_the_current_leader() {
+    // S3: the configuration is {2,3,4} (node 1 removed while down); node 3 is wiped and restarts with its
+    // startup configuration {1,2,3}; a partition 1,3 | 2,4 lets it reach only node 1.
+    let mut w = node(3, 3, 0, &[]);
+    w.tick();
+    probes(&mut w);
+    answer(&mut w, 1, 3, true);
+    for t in [4, 5] {
+        assert!(!w.handle_request_vote(vote_req(t, 1, (1, 1), false)).granted);
+    }
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(5, (0, 0), log_of(&[1]), 0)
+    });
+    assert_eq!(
+        rep.term, 0,
+        "answered the removed node as if it could count"
+    );
+    assert!(w.recovering());
+    // The partition heals; node 2 answers (term 6), and the leader of {2,3,4} catches it up.
+    answer(&mut w, 2, 6, false);
+    assert!(
+        !w.handle_request_vote(vote_req(6, 1, (1, 1), false)).granted,
+        "voted in a term a majority may have used"
+    );
+    let conf = Entry {
+        index: 2,
+        term: 6,
+        payload: Payload::Config(Membership::with_voters([2, 3, 4])),
+    };
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 4,
+        ..append(6, (0, 0), vec![super::tests::ent(1, 1), conf], 2)
+    });
+    assert!(rep.success);
+    assert_eq!(w.membership(), &Membership::with_voters([2, 3, 4]));
+    assert!(
+        w.recovering(),
+        "node 4, a voter of the configuration it learned, has not answered"
+    );
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        w.tick();
+        sent.extend(probes(&mut w));
+    }
+    assert!(sent.contains(&(4, (6, 2))), "{sent:?}");
+    answer(&mut w, 4, 6, true);
+    w.handle_append_entries(heartbeat(6, 4, (2, 6), 2));
+    assert!(!w.recovering());
+    assert_eq!(w.vote, Some(4));
+}
+
+#[test]
+fn a_two_voter_cluster_with_one_wiped_voter_still_elects() {
+    // Configuration {2,3}: node 2 wiped, node 3 holds everything and needs node 2's vote.
+    let mut w = Raft::new(
+        Config {
+            peers: vec![3],
+            ..cfg(2, 3)
+        },
+        Restored::default(),
+    );
+    w.tick();
+    assert_eq!(probes(&mut w), vec![(3, (0, 0))]);
+    answer(&mut w, 3, 7, false);
+    assert!(!w.handle_request_vote(vote_req(8, 3, (40, 7), true)).granted);
+    w.tick();
+    assert_eq!(probes(&mut w), vec![(3, (7, 40))]);
+    answer(&mut w, 3, 7, true);
+    assert!(
+        !w.handle_request_vote(vote_req(7, 3, (40, 7), false))
+            .granted,
+        "term 7 may hold its forgotten vote"
+    );
+    assert!(
+        w.handle_request_vote(vote_req(8, 3, (40, 7), false))
+            .granted
+    );
+}
+
+#[test]
+fn a_recovering_nodes_refusal_answer_is_ignored_by_the_leader() {
+    let mut l = super::tests::leader(3, 1, &[]);
+    let before = l.status().progress;
+    l.handle_reply(
+        2,
+        Reply::Append(AppendEntriesReply {
+            term: 0,
+            follower: 2,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 0,
+            last_log_index: 0,
+            read_round: 0,
+            req_prev_index: 0,
+            req_last_index: 0,
+            heartbeat: true,
+        }),
+    );
+    assert_eq!(l.role(), Role::Leader);
+    assert_eq!(l.status().progress, before);
+}
+
+#[test]
+fn a_sole_voter_recovers_at_once() {
+    let mut r = Raft::new(
+        Config {
+            peers: vec![],
+            ..cfg(1, 1)
+        },
+        Restored {
+            hard_state: HardState {
+                term: 3,
+                vote: None,
+            },
+            snapshot: None,
+            entries: log_of(&[1, 3]),
+        },
+    );
+    r.mark_lost_data();
+    r.tick();
+    assert!(!r.recovering());
+    assert_eq!(r.vote, Some(1));
+}
