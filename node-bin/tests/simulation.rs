@@ -43,6 +43,32 @@ struct Stats {
     mid_ready_crashes: u64,
     configs: u64,
     membership_seeds: u64,
+    mid_write_crashes: u64,
+    power_cuts: u64,
+    power_cuts_lost: u64,
+    wipes: u64,
+    records_cut: u64,
+    slow_links: u64,
+}
+
+impl Stats {
+    fn add(&mut self, st: &Stats) {
+        self.steps += st.steps;
+        self.acked += st.acked;
+        self.reads += st.reads;
+        self.served += st.served;
+        self.leaders += st.leaders;
+        self.snapshots += st.snapshots;
+        self.mid_ready_crashes += st.mid_ready_crashes;
+        self.configs += st.configs;
+        self.membership_seeds += st.membership_seeds;
+        self.mid_write_crashes += st.mid_write_crashes;
+        self.power_cuts += st.power_cuts;
+        self.power_cuts_lost += st.power_cuts_lost;
+        self.wipes += st.wipes;
+        self.records_cut += st.records_cut;
+        self.slow_links += st.slow_links;
+    }
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -52,11 +78,31 @@ fn env_number(name: &str) -> Option<u64> {
     })
 }
 
-/// The seeds of this run: one to replay, or `DEFAULT_SEEDS` from a base that changes every run.
-fn seed_range() -> (u64, u64) {
-    if let Some(seed) = env_number("SQUALL_SIM_SEED") {
-        return (seed, seed + 1);
+/// Parses a list of seeds such as `12,907,40213` (spaces allowed).
+fn parse_seeds(name: &str, text: &str) -> Vec<u64> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().unwrap_or_else(|_| {
+                panic!("{name} must be seeds separated by commas, such as 12,907; {s:?} is not a number")
+            })
+        })
+        .collect()
+}
+
+/// The seeds of this run: the ones named in `SQUALL_SIM_SEED` (one, or several separated by commas), or
+/// `DEFAULT_SEEDS` from a base that changes every run.
+fn seeds_of_run() -> Vec<u64> {
+    if let Ok(list) = std::env::var("SQUALL_SIM_SEED") {
+        return parse_seeds("SQUALL_SIM_SEED", &list);
     }
+    let (start, end) = seed_range();
+    (start..end).collect()
+}
+
+/// The range of seeds of a run without `SQUALL_SIM_SEED`.
+fn seed_range() -> (u64, u64) {
     let n = env_number("SQUALL_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let base = env_number("SQUALL_SIM_BASE").unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
@@ -119,6 +165,12 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
     })();
     match result {
         Ok(()) => Ok(Stats {
+            mid_write_crashes: sim.mid_write_crashes,
+            power_cuts: sim.power_cuts,
+            power_cuts_lost: sim.power_cuts_lost,
+            wipes: sim.wipes,
+            records_cut: sim.records_cut,
+            slow_links: sim.slow_links,
             steps: sim.steps,
             acked: sim.checker.acked(),
             reads: sim.reads_confirmed,
@@ -130,8 +182,17 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
             membership_seeds: u64::from(membership),
         }),
         Err(e) => Err(format!(
-            "{e}\n  at tick {} step {}; {n} nodes, pre_vote {pre_vote}, check_quorum {check_quorum}, \
-             membership changes {membership} (rate {}), {faults:?}\n{}",
+            "{e} [storage faults before it: {}]\n  at tick {} step {}; {n} nodes, pre_vote {pre_vote}, check_quorum \
+             {check_quorum}, membership changes {membership} (rate {}), {faults:?}\n{}",
+            if sim.storage_events.is_empty() {
+                "none".to_string()
+            } else {
+                sim.storage_events
+                    .iter()
+                    .map(|(t, what)| format!("tick {t}: {what}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
             sim.now,
             sim.steps,
             sim.membership_rate,
@@ -152,16 +213,9 @@ fn run_seed_caught(seed: u64) -> Result<Stats, String> {
     })
 }
 
-#[test]
-fn random_faults_keep_raft_safe_and_live() {
-    let (start, end) = seed_range();
-    println!(
-        "simulating seeds {start}..{end} (replay one with SQUALL_SIM_SEED=N, this range with \
-         SQUALL_SIM_BASE={start} SQUALL_SIM_SEEDS={})",
-        end - start
-    );
-    let seeds: Vec<u64> = (start..end).collect();
-    // Two workers: the seeds are independent and this box has two cores.
+/// Runs `seeds` on two workers (the seeds are independent and this box has two cores). Returns the totals
+/// of the seeds that passed and the failures, by seed.
+fn run_seeds(seeds: &[u64]) -> (Stats, Vec<(u64, String)>) {
     let results: Vec<(u64, Result<Stats, String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
             .map(|w| {
@@ -182,32 +236,54 @@ fn random_faults_keep_raft_safe_and_live() {
     let mut failures = Vec::new();
     for (seed, r) in results {
         match r {
-            Ok(st) => {
-                total.steps += st.steps;
-                total.acked += st.acked;
-                total.reads += st.reads;
-                total.served += st.served;
-                total.leaders += st.leaders;
-                total.snapshots += st.snapshots;
-                total.mid_ready_crashes += st.mid_ready_crashes;
-                total.configs += st.configs;
-                total.membership_seeds += st.membership_seeds;
-            }
+            Ok(st) => total.add(&st),
             Err(e) => failures.push((seed, e)),
         }
     }
     failures.sort_by_key(|f| f.0);
-    if let Some((seed, e)) = failures.first() {
-        let all: Vec<u64> = failures.iter().map(|f| f.0).collect();
-        panic!(
-            "simulation failed for seed {seed} (failing seeds: {all:?}):\n{e}\nrerun one seed with: \
-             SQUALL_SIM_SEED={seed} cargo test -p squall-node --test simulation"
+    (total, failures)
+}
+
+/// Fails naming every failing seed with the first line of what it found, and the first one in full.
+fn fail_on(failures: &[(u64, String)]) {
+    let Some((seed, e)) = failures.first() else {
+        return;
+    };
+    let all: Vec<u64> = failures.iter().map(|f| f.0).collect();
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|(s, e)| format!("  seed {s}: {}", e.lines().next().unwrap_or("")))
+        .collect();
+    panic!(
+        "simulation failed for {} seeds:\n{}\nthe first, seed {seed}, in full:\n{e}\nrerun them with: \
+         SQUALL_SIM_SEED={} cargo test -p squall-node --test simulation",
+        failures.len(),
+        lines.join("\n"),
+        all.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    );
+}
+
+#[test]
+fn random_faults_keep_raft_safe_and_live() {
+    let seeds = seeds_of_run();
+    if std::env::var("SQUALL_SIM_SEED").is_ok() {
+        println!("simulating seeds {seeds:?}");
+    } else {
+        let (start, end) = seed_range();
+        println!(
+            "simulating seeds {start}..{end} (replay one or a few with SQUALL_SIM_SEED=N,M,..., this range with \
+             SQUALL_SIM_BASE={start} SQUALL_SIM_SEEDS={})",
+            end - start
         );
     }
+    let (total, failures) = run_seeds(&seeds);
+    fail_on(&failures);
     println!(
-        "simulated seeds {start}..{end}: {} steps, {} acknowledged writes, {} confirmed reads ({} served and \
-         checked), {} leaders, {} snapshots installed, {} crashes between an fsync and its messages, {} \
-         configuration changes committed in {} seeds with membership changes",
+        "simulated {} seeds: {} steps, {} acknowledged writes, {} confirmed reads ({} served and checked), {} \
+         leaders, {} snapshots installed, {} crashes between an fsync and its messages, {} configuration changes \
+         committed in {} seeds with membership changes; storage faults: {} crashes between a write and its fsync, \
+         {} power cuts ({} lost unsynced writes), {} wipes, {} damaged last records cut, {} slow-link episodes",
+        seeds.len(),
         total.steps,
         total.acked,
         total.reads,
@@ -216,7 +292,13 @@ fn random_faults_keep_raft_safe_and_live() {
         total.snapshots,
         total.mid_ready_crashes,
         total.configs,
-        total.membership_seeds
+        total.membership_seeds,
+        total.mid_write_crashes,
+        total.power_cuts,
+        total.power_cuts_lost,
+        total.wipes,
+        total.records_cut,
+        total.slow_links
     );
     assert!(
         total.served > 0 && total.acked > 0,
@@ -227,6 +309,21 @@ fn random_faults_keep_raft_safe_and_live() {
         "no configuration change committed in {} seeds that asked for them",
         total.membership_seeds
     );
+}
+
+/// Seeds that found issue 18's bugs on the code before the fixes (see `sim/ISSUE-18-SEEDS.md`): S1 (a WAL tail
+/// written but never synced trusted after a crash), S2 (a wiped node votes twice in a term) and H3 (a damaged
+/// last record cut as a torn write, and the node then helps elect a leader without it).
+const ISSUE_18_SEEDS: [u64; 12] = [
+    1070, 1156, 1258, 1058, 1496, // S1
+    2364, 1103, 1162, // S2
+    1260, 1272, 1688, 1085, // H3
+];
+
+#[test]
+fn issue_18_seeds_stay_safe() {
+    let (_, failures) = run_seeds(&ISSUE_18_SEEDS);
+    fail_on(&failures);
 }
 
 /// Runs until some node leads and has led for `settle` ticks; returns it and its term.

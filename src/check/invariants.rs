@@ -2,11 +2,17 @@
 //! Search of an Understandable Consensus Algorithm", §5.2–5.4, Figure 3): election safety, log matching,
 //! leader completeness and state-machine safety, plus two properties of a durable node: its commit index
 //! never goes backwards while the process lives, and its term never goes backwards, even across a restart
-//! (the term is on disk), unless its data was declared lost.
+//! (the term is on disk), unless its data was declared lost by the action that destroyed it
+//! ([`Invariants::data_lost`], called when a wipe is performed) — a node that comes back empty without one
+//! has lost data it should have kept, and that is reported, not excused.
 //!
 //! Pure: [`Invariants::observe`] takes one node's [`Observation`] (one status poll) and returns the
-//! violations it reveals, each with its evidence. Memory is bounded: the checker remembers a sliding window
-//! of the most recent indexes and terms ([`WINDOW`]), enough to compare what the nodes' log tails show.
+//! violations it reveals, each with its evidence. Polls see only what a node shows at that moment (its term,
+//! indexes, the tail of its log and a hash of what it applied), so a leader that rose and fell between two
+//! polls is never seen. The votes are therefore checked from the node's own event feed instead
+//! ([`Invariants::on_vote`]): one voter casts at most one vote per term (§5.2, the rule election safety rests
+//! on), keyed by node identity, across restarts and wipes. Memory is bounded: the checker remembers a sliding
+//! window of the most recent indexes and terms ([`WINDOW`]), enough to compare what the nodes' log tails show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -55,6 +61,8 @@ pub enum Property {
     CommitMonotonic,
     /// A node's term went backwards (within a process or across a restart with its data).
     TermMonotonic,
+    /// A voter voted for two candidates in one term (§5.2), seen in the nodes' event feeds.
+    OneVotePerTerm,
 }
 
 impl Property {
@@ -67,6 +75,7 @@ impl Property {
             Property::StateMachineSafety => "state-machine safety",
             Property::CommitMonotonic => "commit index monotonic",
             Property::TermMonotonic => "term monotonic",
+            Property::OneVotePerTerm => "one vote per term",
         }
     }
 }
@@ -109,6 +118,9 @@ struct NodeSeen {
     incarnation: u64,
     commit_index: u64,
     term: u64,
+    /// Its data was destroyed on purpose while this incarnation ran (or was down): the next incarnation may
+    /// start over from term 0.
+    data_lost: bool,
 }
 
 /// The checker's memory. Feed it every poll of every node with [`Invariants::observe`].
@@ -119,6 +131,8 @@ pub struct Invariants {
     committed: BTreeMap<u64, Committed>,
     applied: BTreeMap<u64, (u64, u64)>,
     nodes: HashMap<u64, NodeSeen>,
+    /// (term, voter) -> the candidate it voted for.
+    votes: BTreeMap<(u64, u64), u64>,
     high_index: u64,
     high_term: u64,
     violations: Vec<Violation>,
@@ -160,9 +174,65 @@ impl Invariants {
         }
     }
 
-    /// The node's data was lost on purpose (wiped): its term may start again from zero.
+    /// The node's data was destroyed on purpose (wiped), told by the action that did it: the node's next
+    /// process may start again from term 0. A poll of the old process that arrives afterwards does not
+    /// cancel this; the first poll of another process consumes it. The votes it cast stay remembered: a node
+    /// that lost its disk is still the same voter.
     pub fn data_lost(&mut self, node: u64) {
-        self.nodes.remove(&node);
+        self.nodes.entry(node).or_default().data_lost = true;
+    }
+
+    /// A node's event feed says `voter` cast its vote in `term` for `candidate` (a vote it granted, or its
+    /// own vote as a candidate; pre-votes are not votes). Returns the violation if it had voted for another
+    /// candidate in that term before (also kept in [`Invariants::violations`]).
+    pub fn on_vote(
+        &mut self,
+        at: Duration,
+        voter: u64,
+        term: u64,
+        candidate: u64,
+    ) -> Option<Violation> {
+        let earlier = *self.votes.entry((term, voter)).or_insert(candidate);
+        self.high_term = self.high_term.max(term);
+        if earlier == candidate {
+            return None;
+        }
+        let violation = Violation {
+            property: Property::OneVotePerTerm,
+            at,
+            nodes: vec![voter, earlier, candidate],
+            evidence: format!(
+                "n{voter} voted for n{candidate} in term {term} after voting for n{earlier} in that term"
+            ),
+        };
+        if self.violations.contains(&violation) {
+            return None;
+        }
+        self.violations.push(violation.clone());
+        Some(violation)
+    }
+
+    /// The votes in one record of a node's event feed, checked with [`Invariants::on_vote`].
+    pub fn on_node_event(
+        &mut self,
+        at: Duration,
+        node: u64,
+        event: &squall_node::rpc::NodeEvent,
+    ) -> Option<Violation> {
+        use squall_node::raft::RaftEvent;
+        use squall_node::rpc::NodeEvent;
+        match event {
+            NodeEvent::Raft(RaftEvent::VoteGranted {
+                candidate,
+                term,
+                pre_vote: false,
+            }) => self.on_vote(at, node, *term, *candidate),
+            NodeEvent::Raft(RaftEvent::ElectionStarted {
+                term,
+                pre_vote: false,
+            }) => self.on_vote(at, node, *term, node),
+            _ => None,
+        }
     }
 
     /// Checks one poll of one node against everything seen before, remembers it, and returns the
@@ -179,14 +249,19 @@ impl Invariants {
             })
         };
 
-        // Monotonic term and commit index.
-        // A process that starts with nothing (term 0, empty log) was wiped or lost its disk: it is judged by
-        // the other properties, not as a term going backwards.
-        let empty_start = o.term == 0 && o.last_log_index == 0;
-        if let Some(seen) = self.nodes.get(&o.node) {
-            if o.term < seen.term && !(empty_start && seen.incarnation != o.incarnation) {
-                let how = if seen.incarnation == o.incarnation {
+        // Monotonic term and commit index. A new process of a node whose data was declared lost starts over;
+        // any other restart keeps its term, and one that comes back empty lost what it should have kept.
+        let restarted = |seen: &NodeSeen| seen.incarnation != o.incarnation;
+        if let Some(seen) = self
+            .nodes
+            .get(&o.node)
+            .filter(|s| !(s.data_lost && restarted(s)) && s.incarnation != 0)
+        {
+            if o.term < seen.term {
+                let how = if !restarted(seen) {
                     "while running"
+                } else if o.term == 0 && o.last_log_index == 0 {
+                    "across a restart: it came back empty, though it was not wiped (its data was lost)"
                 } else {
                     "across a restart with its data"
                 };
@@ -321,12 +396,17 @@ impl Invariants {
             }
         }
 
+        let still_lost = self
+            .nodes
+            .get(&o.node)
+            .is_some_and(|s| s.data_lost && s.incarnation == o.incarnation);
         self.nodes.insert(
             o.node,
             NodeSeen {
                 incarnation: o.incarnation,
                 commit_index: o.commit_index,
                 term: o.term,
+                data_lost: still_lost,
             },
         );
         self.high_index = self.high_index.max(o.last_log_index).max(o.applied_index);
@@ -352,6 +432,7 @@ impl Invariants {
         self.applied = self.applied.split_off(&floor);
         let term_floor = self.high_term.saturating_sub(WINDOW);
         self.leaders = self.leaders.split_off(&term_floor);
+        self.votes = self.votes.split_off(&(term_floor, 0));
     }
 }
 
@@ -532,6 +613,100 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_restart_without_a_wipe_is_data_loss() {
+        // The old checker excused any process that came back with term 0 and an empty log, which hid a node
+        // that lost its disk (or an emptied WAL) without anyone wiping it.
+        let mut c = Invariants::new();
+        c.observe(&obs(1, 6, 4, &[(4, 6, "put")]));
+        let mut empty = obs(1, 0, 0, &[]);
+        empty.incarnation = 999;
+        let v = one(c.observe(&empty), Property::TermMonotonic);
+        assert!(v.evidence.contains("came back empty"), "{v}");
+    }
+
+    #[test]
+    fn a_wipe_is_known_from_the_action_not_from_term_zero() {
+        // A wiped node may learn a term before its first poll: the old checker called that a term going
+        // backwards across a restart with its data.
+        let mut c = Invariants::new();
+        c.observe(&obs(2, 6, 4, &[(4, 6, "put")]));
+        c.data_lost(2);
+        // A poll of the old process that was in flight when the wipe began does not cancel it.
+        assert!(c.observe(&obs(2, 6, 4, &[(4, 6, "put")])).is_empty());
+        let mut wiped = obs(2, 3, 0, &[]);
+        wiped.incarnation = 1234;
+        assert!(
+            c.observe(&wiped).is_empty(),
+            "a wiped node starts over: {:?}",
+            c.violations()
+        );
+        // From then on it is judged like any node.
+        let mut back = obs(2, 2, 0, &[]);
+        back.incarnation = 1234;
+        let v = one(c.observe(&back), Property::TermMonotonic);
+        assert!(v.evidence.contains("while running"), "{v}");
+        let mut again = obs(2, 1, 0, &[]);
+        again.incarnation = 4321;
+        one(c.observe(&again), Property::TermMonotonic);
+    }
+
+    #[test]
+    fn one_voter_one_vote_per_term_across_a_wipe() {
+        use squall_node::raft::RaftEvent;
+        use squall_node::rpc::NodeEvent;
+        let at = Duration::from_secs(2);
+        let vote = |candidate, term, pre_vote| {
+            NodeEvent::Raft(RaftEvent::VoteGranted {
+                candidate,
+                term,
+                pre_vote,
+            })
+        };
+        let mut c = Invariants::new();
+        assert_eq!(c.on_node_event(at, 3, &vote(2, 5, false)), None);
+        assert_eq!(
+            c.on_node_event(at, 3, &vote(2, 5, false)),
+            None,
+            "the same vote again"
+        );
+        assert_eq!(
+            c.on_node_event(at, 3, &vote(1, 5, true)),
+            None,
+            "a pre-vote"
+        );
+        assert_eq!(
+            c.on_node_event(at, 3, &vote(1, 6, false)),
+            None,
+            "a later term"
+        );
+        c.data_lost(3);
+        let v = c
+            .on_node_event(at, 3, &vote(1, 5, false))
+            .expect("a second vote in term 5");
+        assert_eq!(v.property, Property::OneVotePerTerm);
+        assert_eq!(
+            v.evidence,
+            "n3 voted for n1 in term 5 after voting for n2 in that term"
+        );
+        assert_eq!(c.violations(), [v]);
+        // A candidate votes for itself: campaigning in a term it voted in is a second vote too.
+        let campaign = NodeEvent::Raft(RaftEvent::ElectionStarted {
+            term: 6,
+            pre_vote: false,
+        });
+        let v = c
+            .on_node_event(at, 3, &campaign)
+            .expect("campaign after a vote");
+        assert!(v.evidence.contains("n3 voted for n3 in term 6"), "{v}");
+        let pre = NodeEvent::Raft(RaftEvent::ElectionStarted {
+            term: 7,
+            pre_vote: true,
+        });
+        assert_eq!(c.on_node_event(at, 3, &pre), None);
+        assert_eq!(c.on_node_event(at, 4, &vote(3, 7, false)), None);
+    }
+
+    #[test]
     fn memory_stays_bounded() {
         let mut c = Invariants::new();
         for i in 1..=(3 * WINDOW) {
@@ -539,6 +714,11 @@ mod tests {
         }
         assert!(c.entries.len() as u64 <= WINDOW + 1);
         assert!(c.committed.len() as u64 <= WINDOW + 1);
+        for t in 1..=(3 * WINDOW) {
+            c.on_vote(Duration::ZERO, 1, t, 1);
+        }
+        c.observe(&obs(1, 3 * WINDOW, 3 * WINDOW, &[]));
+        assert!(c.votes.len() as u64 <= WINDOW + 1);
         assert!(c.violations().is_empty());
     }
 }

@@ -17,9 +17,16 @@
 //! few words: every operation below a frontier is decided, and only the bits from the frontier to the
 //! highest decided operation (the concurrency window) are stored.
 //!
-//! On an invalid key the search reports where it got furthest: the model state there, the operation whose
-//! completion it could not pass, and the operations still pending at that point; that window is then shrunk
-//! greedily to a subset that still cannot be linearized from that state.
+//! On an invalid key the report is found apart from the search, because the point where one search got
+//! deepest can lie on a wrong branch and blame an operation that some other order linearizes fine
+//! ([`minimal_failure`]): the *culprit* is the operation whose completion first makes the key's history
+//! non-linearizable (the shortest failing prefix, found by bisection over completion times, operations still
+//! running at that time counted as of unknown outcome). The operations before the window are those that
+//! completed before every operation of the window began (a clean cut in real time, so every linearization
+//! of the prefix puts them first); the window is the rest of the prefix (the culprit and the operations
+//! concurrent with it, transitively), shrunk greedily to a subset that cannot be linearized from any state
+//! the operations before it can leave. Only if a search is cut short by the deadline does the report fall
+//! back to the deepest point of the first search.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -63,6 +70,10 @@ pub struct Failure {
     pub culprit: usize,
     /// Operations of this key linearized before the window.
     pub linearized_before: usize,
+    /// Every state the operations before the window can leave the key in (`state_before` is one of them);
+    /// the window cannot be linearized from any of them. Empty when only `state_before` is known (a search
+    /// cut short by its deadline).
+    pub possible_states_before: Vec<Option<i64>>,
 }
 
 /// How a check went.
@@ -209,14 +220,201 @@ fn check_key(
             "the deadline passed while checking key {key} ({} operations)",
             sops.len()
         )),
-        Found::NotLinearizable => {
-            Verdict::Invalid(Box::new(search.failure(key, ops, sops, deadline)))
-        }
+        Found::NotLinearizable => Verdict::Invalid(Box::new(
+            minimal_failure(key, ops, sops, deadline)
+                .unwrap_or_else(|| search.failure(key, ops, sops, deadline)),
+        )),
     };
     KeyResult {
         verdict,
         explored: search.explored,
     }
+}
+
+/// Whether `sops` can be linearized from `init`; `None` when the deadline passed first.
+fn linearizable(sops: &[SOp], init: Option<i64>, deadline: Option<Instant>) -> Option<bool> {
+    match Search::new(sops, init).run(deadline) {
+        Found::Linearizable => Some(true),
+        Found::NotLinearizable => Some(false),
+        Found::Stopped => None,
+    }
+}
+
+/// The key's history as it stood at time `t`: operations invoked by then, those still running counted as
+/// of unknown outcome (a running read constrains nothing and is left out).
+fn prefix_at(sops: &[SOp], t: u64) -> Vec<SOp> {
+    sops.iter()
+        .filter(|o| o.call <= t)
+        .filter_map(|o| match o.ret {
+            Some(r) if r <= t => Some(*o),
+            _ if matches!(o.value, OpValue::Read(_)) => None,
+            _ => Some(SOp { ret: None, ..*o }),
+        })
+        .collect()
+}
+
+/// The minimal failing window of a key whose history `sops` cannot be linearized (see the module comment),
+/// or `None` when the deadline passed before it was found.
+///
+/// 1. Bisection over the completion times finds `t`, the earliest at which the history so far cannot be
+///    linearized (a prefix that cannot be linearized stays so when it grows, so bisection is exact); the
+///    culprit is the operation completing at `t` without which that prefix could be linearized.
+/// 2. The window starts as the operations of that prefix not completed before the culprit began, grown
+///    until every operation outside it completed before every operation in it began.
+/// 3. The states the operations outside can leave are found by asking, for each value a last write among
+///    them could have left, whether they can be linearized followed by a read of it.
+/// 4. The window is shrunk greedily, in passes until none removes anything: an operation goes if the rest
+///    still fails from every such state. No single operation of the result but the culprit can then go
+///    (counting, as the prefix does, operations that completed after the culprit as of unknown outcome).
+fn minimal_failure(
+    key: i64,
+    all: &[Operation],
+    sops: &[SOp],
+    deadline: Option<Instant>,
+) -> Option<Failure> {
+    let mut times: Vec<u64> = sops.iter().filter_map(|o| o.ret).collect();
+    times.sort_unstable();
+    times.dedup();
+    // Invariant: the prefix at times[hi] fails; the prefix at times[lo - 1] (or the empty one) does not.
+    let (mut lo, mut hi) = (0, times.len().checked_sub(1)?);
+    if linearizable(&prefix_at(sops, times[hi]), None, deadline)? {
+        return None;
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if linearizable(&prefix_at(sops, times[mid]), None, deadline)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let t = times[hi];
+    let prefix = prefix_at(sops, t);
+    // Positions in `prefix` of the operations completing at `t`; the culprit is one the prefix needs.
+    let completing: Vec<usize> = (0..prefix.len())
+        .filter(|&i| prefix[i].ret == Some(t))
+        .collect();
+    let mut culprit = *completing.first()?;
+    for &i in &completing {
+        let mut relaxed = prefix.clone();
+        relaxed[i].ret = None;
+        if matches!(relaxed[i].value, OpValue::Read(_)) {
+            relaxed.remove(i);
+        }
+        if linearizable(&relaxed, None, deadline)? {
+            culprit = i;
+            break;
+        }
+    }
+    // The clean cut: grow the window until everything outside completed before anything inside began.
+    let mut inside: Vec<bool> = prefix
+        .iter()
+        .map(|o| o.ret.is_none_or(|r| r >= prefix[culprit].call))
+        .collect();
+    inside[culprit] = true;
+    loop {
+        let start = (0..prefix.len())
+            .filter(|&i| inside[i])
+            .map(|i| prefix[i].call)
+            .min()
+            .expect("the culprit is inside");
+        let mut grew = false;
+        for (i, o) in prefix.iter().enumerate() {
+            if !inside[i] && o.ret.is_none_or(|r| r >= start) {
+                inside[i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let before: Vec<SOp> = (0..prefix.len())
+        .filter(|&i| !inside[i])
+        .map(|i| prefix[i])
+        .collect();
+    // Every operation before the cut completed `ok`: each write and cas among them took effect, and the
+    // state they leave is the value of one not followed in real time by another.
+    let writes: Vec<&SOp> = before
+        .iter()
+        .filter(|o| !matches!(o.value, OpValue::Read(_)))
+        .collect();
+    let last_call = writes.iter().map(|o| o.call).max();
+    let mut candidates: Vec<Option<i64>> = match last_call {
+        None => vec![None],
+        Some(c) => writes
+            .iter()
+            .filter(|o| o.ret.is_some_and(|r| r >= c))
+            .map(|o| match o.value {
+                OpValue::Write(v) | OpValue::Cas(_, v) => Some(v),
+                OpValue::Read(v) => v,
+            })
+            .collect(),
+    };
+    candidates.sort_unstable();
+    candidates.dedup();
+    let end = before.iter().filter_map(|o| o.ret).max().unwrap_or(0) + 1;
+    let mut states = Vec::new();
+    for v in candidates {
+        let mut probe = before.clone();
+        probe.push(SOp {
+            call: end,
+            ret: Some(end),
+            value: OpValue::Read(v),
+            origin: usize::MAX,
+        });
+        if linearizable(&probe, None, deadline)? {
+            states.push(v);
+        }
+    }
+    if states.is_empty() {
+        return None;
+    }
+    let fails_from_all = |window: &[SOp]| -> Option<bool> {
+        for &v in &states {
+            if linearizable(window, v, deadline)? {
+                return Some(false);
+            }
+        }
+        Some(true)
+    };
+    let mut window: Vec<usize> = (0..prefix.len()).filter(|&i| inside[i]).collect();
+    // Passes until none removes anything: then no single operation but the culprit can go.
+    let mut shrunk = true;
+    while shrunk {
+        shrunk = false;
+        let mut i = 0;
+        while i < window.len() {
+            if window[i] == culprit {
+                i += 1;
+                continue;
+            }
+            let trial: Vec<SOp> = window
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, &o)| prefix[o])
+                .collect();
+            if fails_from_all(&trial)? {
+                window.remove(i);
+                shrunk = true;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    window.sort_by_key(|&o| (prefix[o].call, prefix[o].origin));
+    Some(Failure {
+        key,
+        state_before: states[0],
+        culprit: window.iter().position(|&o| o == culprit)?,
+        window: window
+            .iter()
+            .map(|&o| all[prefix[o].origin].clone())
+            .collect(),
+        linearized_before: before.len(),
+        possible_states_before: states,
+    })
 }
 
 enum Found {
@@ -623,7 +821,8 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// The failing window of a key found not linearizable, shrunk greedily.
+    /// The failing window as the deepest point of this search saw it, shrunk greedily: the fallback when
+    /// [`minimal_failure`] ran out of time.
     fn failure(
         &self,
         key: i64,
@@ -639,6 +838,7 @@ impl<'a> Search<'a> {
                 window: Vec::new(),
                 culprit: 0,
                 linearized_before: 0,
+                possible_states_before: Vec::new(),
             };
         };
         let mut window: Vec<usize> = d.pending.clone();
@@ -679,6 +879,7 @@ impl<'a> Search<'a> {
                 .collect(),
             culprit,
             linearized_before: d.depth,
+            possible_states_before: Vec::new(),
         }
     }
 }

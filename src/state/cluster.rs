@@ -866,6 +866,16 @@ impl ClusterState {
     /// A record of a node's own feed, which arrived at `at` and happened at `happened` (the feed line's time;
     /// role lanes keep arrival time, as they only ever move forward).
     fn on_feed(&mut self, at: u64, happened: u64, node: u64, event: &NodeEvent) {
+        // Votes are checked from the feed, not from polls: a vote leaves no trace a later poll could see.
+        let when = std::time::Duration::from_millis(happened);
+        if let Some(v) = self.invariants.on_node_event(when, node, event) {
+            self.push(
+                at,
+                None,
+                FeedKind::Violation,
+                format!("INVARIANT BROKEN: {v}"),
+            );
+        }
         if !matches!(event, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })) {
             self.flush_truncation(node);
         }
@@ -1020,6 +1030,10 @@ impl ClusterState {
     }
 
     fn on_process(&mut self, at: u64, node: u64, state: &ProcessState) {
+        if matches!(state, ProcessState::Restarting { wipe: true }) {
+            // The wipe itself says the data is gone, so the node's next process may start from term 0.
+            self.invariants.data_lost(node);
+        }
         let n = self.node_mut(node);
         let before = std::mem::replace(&mut n.process, state.clone());
         if !matches!(

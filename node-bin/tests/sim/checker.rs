@@ -49,6 +49,9 @@ pub struct Checker {
     acked: Vec<Acked>,
     /// Highest index of an acknowledged write.
     pub max_acked: Index,
+    /// (voter, term) -> the candidate it voted for, kept across the voter's crashes, power cuts and wipes: a
+    /// node is one voter for its whole life, whatever happened to its disk.
+    votes: HashMap<(NodeId, Term), NodeId>,
 }
 
 /// A view of a leader's log for the completeness checks.
@@ -202,6 +205,24 @@ impl Checker {
     pub fn on_ack(&mut self, index: Index, term: Term, key: u64) {
         self.acked.push(Acked { index, term, key });
         self.max_acked = self.max_acked.max(index);
+    }
+
+    /// `voter` cast its (real, not pre-) vote in `term` for `candidate`: granted it in an answer it sent, or
+    /// voted for itself as a candidate whose requests went out. Election safety rests on one vote per voter per
+    /// term (Raft §5.2); a second one, to anyone else, is a violation even before a second leader results.
+    pub fn on_vote(&mut self, voter: NodeId, term: Term, candidate: NodeId) -> Result<(), String> {
+        match self.votes.insert((voter, term), candidate) {
+            Some(earlier) if earlier != candidate => Err(format!(
+                "one vote per term: node {voter} voted for node {candidate} in term {term} after voting for \
+                 node {earlier} in that term"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The candidate `voter` voted for in `term`, if it did.
+    pub fn vote_of(&self, voter: NodeId, term: Term) -> Option<NodeId> {
+        self.votes.get(&(voter, term)).copied()
     }
 
     /// Number of acknowledged writes.

@@ -1,0 +1,156 @@
+//! The live invariants as the dashboard state feeds them: a wipe is known from the event that performed it,
+//! and votes are checked from the nodes' event feeds.
+
+use squall_node::raft::types::{CoreStatus, RaftEvent, Role};
+use squall_node::rpc::{EventRecord, NodeEvent, NodeStatus, RpcCounters};
+
+use crate::state::{ClusterState, Event, FeedKind, ProcessState, Stamped};
+
+fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
+    NodeStatus {
+        cluster_id: "c".into(),
+        pid,
+        core: CoreStatus {
+            id,
+            role: Role::Follower,
+            term,
+            vote: None,
+            leader: None,
+            commit_index: last,
+            last_log_index: last,
+            last_log_term: term,
+            snapshot_index: 0,
+            progress: Vec::new(),
+            config: Default::default(),
+            config_index: 0,
+            config_committed: true,
+        },
+        applied_index: last,
+        applied_hash: 0,
+        log_tail: Vec::new(),
+        rpc: RpcCounters::default(),
+        uptime_ms: 0,
+        keys: 0,
+    }
+}
+
+fn broken(s: &ClusterState) -> Vec<String> {
+    s.feed
+        .iter()
+        .filter(|l| l.kind == FeedKind::Violation)
+        .map(|l| l.text.clone())
+        .collect()
+}
+
+fn poll(s: &mut ClusterState, at: u64, node: u64, pid: u32, term: u64, last: u64) {
+    s.apply(&Stamped::new(
+        at,
+        Event::Status {
+            node,
+            status: status(node, pid, term, last),
+        },
+    ));
+}
+
+fn running(s: &mut ClusterState, at: u64, node: u64, pid: u32) {
+    s.apply(&Stamped::new(
+        at,
+        Event::Process {
+            node,
+            state: ProcessState::Running { pid },
+        },
+    ));
+}
+
+fn started() -> ClusterState {
+    let mut s = ClusterState::new();
+    s.apply(&Stamped::new(
+        0,
+        Event::SessionStarted {
+            cluster_id: "c".into(),
+            nodes: vec![1, 2, 3],
+            dir: "/d".into(),
+        },
+    ));
+    for node in 1..=3 {
+        running(&mut s, 1, node, 1000 + node as u32);
+    }
+    s
+}
+
+#[test]
+fn a_wiped_node_that_learned_a_term_before_its_first_poll_is_not_a_term_going_back() {
+    let mut s = started();
+    poll(&mut s, 100, 2, 1002, 6, 40);
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 2,
+            state: ProcessState::Restarting { wipe: true },
+        },
+    ));
+    running(&mut s, 300, 2, 2002);
+    // Its first poll: it has already heard of term 3 (a vote request), log still empty.
+    poll(&mut s, 400, 2, 2002, 3, 0);
+    assert_eq!(broken(&s), Vec::<String>::new());
+}
+
+#[test]
+fn a_node_back_empty_without_a_wipe_is_reported() {
+    let mut s = started();
+    poll(&mut s, 100, 2, 1002, 6, 40);
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 2,
+            state: ProcessState::Restarting { wipe: false },
+        },
+    ));
+    running(&mut s, 300, 2, 2002);
+    poll(&mut s, 400, 2, 2002, 0, 0);
+    let b = broken(&s);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(
+        b[0].contains("term monotonic") && b[0].contains("came back empty"),
+        "{b:?}"
+    );
+}
+
+#[test]
+fn a_second_vote_in_a_term_from_the_event_feed_is_reported() {
+    let mut s = started();
+    let feed = |s: &mut ClusterState, at: u64, seq: u64, candidate: u64| {
+        s.apply(&Stamped::new(
+            at,
+            Event::NodeFeed {
+                node: 3,
+                record: EventRecord {
+                    seq,
+                    at_ms: at,
+                    event: NodeEvent::Raft(RaftEvent::VoteGranted {
+                        candidate,
+                        term: 2,
+                        pre_vote: false,
+                    }),
+                },
+            },
+        ));
+    };
+    feed(&mut s, 100, 0, 1);
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 3,
+            state: ProcessState::Restarting { wipe: true },
+        },
+    ));
+    running(&mut s, 300, 3, 2003);
+    feed(&mut s, 400, 0, 2);
+    let b = broken(&s);
+    assert_eq!(
+        b,
+        [
+            "INVARIANT BROKEN: one vote per term violated: n3 voted for n2 in term 2 after voting for n1 in that term"
+        ]
+    );
+}
