@@ -6,6 +6,8 @@
 //! [`Ready`] (see its docs for the order the driver must follow).
 
 mod election;
+#[cfg(test)]
+mod liveness_tests;
 mod log;
 pub mod membership;
 #[cfg(test)]
@@ -61,6 +63,25 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Seed of the RNG that randomises election timeouts.
     pub seed: u64,
+}
+
+/// How many entries a leader keeps in memory after compacting, for followers catching up from the log (etcd
+/// calls them catch-up entries). Without them a follower even one entry behind the compaction point needs the
+/// whole snapshot, and a follower on a slow link, which is always a little behind, gets a new snapshot at
+/// nearly every compaction (etcd#2698, etcd#3292). The default keeps nothing (the old behaviour); the node
+/// binary sets it with [`Raft::set_catch_up`].
+///
+/// At a compaction at index `i` the log keeps the entries after `min(i - entries, m)`, where `m` is the lowest
+/// match index of a follower that answered within the last election timeout and is not receiving a snapshot
+/// (it is catching up from the log right now), but never more than `bytes` of entry payload in all: a lagging
+/// follower whose missing entries are bigger than that gets the snapshot. Entries a snapshot transfer in
+/// progress needs are kept regardless (see [`Raft::compact`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Entries always kept before the snapshot index (when they fit in `bytes`).
+    pub entries: u64,
+    /// Most bytes of entries ([`Entry::size_hint`]) kept before the snapshot index for catching-up followers.
+    pub bytes: u64,
 }
 
 /// What the core starts from: the durable state read back from storage.
@@ -181,6 +202,8 @@ pub struct Raft {
     departing: BTreeMap<NodeId, Index>,
     /// Leader only: removed nodes already told (or given up on) in this term.
     released: std::collections::BTreeSet<NodeId>,
+    /// Entries kept after a compaction for followers catching up from the log.
+    catch_up: CatchUp,
 }
 
 impl Raft {
@@ -259,6 +282,7 @@ impl Raft {
             snapshot_conf: None,
             departing: BTreeMap::new(),
             released: Default::default(),
+            catch_up: CatchUp::default(),
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -570,20 +594,29 @@ impl Raft {
         }
     }
 
+    /// Sets how many entries are kept after a compaction for followers catching up from the log (see
+    /// [`CatchUp`]).
+    pub fn set_catch_up(&mut self, catch_up: CatchUp) {
+        self.catch_up = catch_up;
+    }
+
     /// The driver took a state machine snapshot at applied index `index`: entries up to it are dropped and
     /// `data` is kept to send to followers that fall behind it.
     ///
-    /// A leader keeps the entries after any older snapshot it is still streaming to a follower that answers,
-    /// so that follower can continue with entries once it has installed it (instead of needing the newer
-    /// snapshot, and then the next one, on a link slower than the compaction rate).
+    /// Some entries the snapshot covers stay in memory: the catch-up tail of [`CatchUp`], so a follower a
+    /// little behind continues from the log rather than starting a snapshot; and, on a leader, the entries
+    /// after any older snapshot it is still streaming to a follower that answers, so that follower can
+    /// continue with entries once it has installed it (instead of needing the newer snapshot, and then the
+    /// next one, on a link slower than the compaction rate).
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
         let max_silence = self.snapshot_chunk_timeout();
-        let keep_after = self
+        let pinned = self
             .progress
             .values()
             .filter_map(|p| p.snapshot_pin(max_silence))
             .min()
             .unwrap_or(Index::MAX);
+        let keep_after = pinned.min(self.catch_up_from(index));
         if let Some(meta) = self.log.compact(index, data, keep_after) {
             let conf = self.conf_at(meta.last_index);
             // Only the configuration in effect at the snapshot and later ones can still matter.
@@ -592,6 +625,36 @@ impl Raft {
             self.snapshot_conf = Some(conf);
             self.events.push(RaftEvent::SnapshotTaken { meta });
         }
+    }
+
+    /// The index after which a compaction at `index` keeps entries for catching-up followers (see
+    /// [`CatchUp`]): `index` itself when nothing is kept.
+    fn catch_up_from(&self, index: Index) -> Index {
+        let CatchUp { entries, bytes } = self.catch_up;
+        if bytes == 0 {
+            return index;
+        }
+        // Followers replicating from the log that answered within an election timeout.
+        let active = self
+            .progress
+            .values()
+            .filter(|p| !p.is_snapshotting() && p.silent_ticks <= self.config.election_ticks_max)
+            .map(|p| p.match_index)
+            .min()
+            .unwrap_or(index);
+        let wanted = index.saturating_sub(entries).min(active);
+        // Walk back from the snapshot index while the kept entries fit in the byte budget.
+        let mut from = index;
+        let mut kept: u64 = 0;
+        while from > wanted {
+            let Some(e) = self.log.entry(from) else { break };
+            kept += e.size_hint() as u64;
+            if kept > bytes {
+                break;
+            }
+            from -= 1;
+        }
+        from
     }
 
     /// The configuration in effect at the latest snapshot (what a snapshot file must carry): `None` only

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::Node;
+use super::{Node, catch_up};
 use crate::kv::KvStore;
 use crate::raft::{Raft, RaftEvent, Restored, Role};
 use crate::rpc::{KvReply, NodeEvent};
@@ -130,6 +130,7 @@ impl Node {
                 entries: self.storage.entries().to_vec(),
             },
         );
+        self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
         // Entries known committed stay committed: the rebuilt core starts its commit index there (see
         // `Raft::restore_commit` for why that is safe), so nothing committed is reported as superseded later.
         self.raft.restore_commit(self.commit_floor);
