@@ -204,6 +204,26 @@ pub struct Raft {
     released: std::collections::BTreeSet<NodeId>,
     /// Entries kept after a compaction for followers catching up from the log.
     catch_up: CatchUp,
+    /// A leader that removed itself and handed over: see [`HandedOver`].
+    handed_over: Option<HandedOver>,
+    /// The index of the configuration entry by which this node, as leader, removed itself (in this process).
+    removing_self: Option<Index>,
+}
+
+/// A leader that removed itself sent TimeoutNow and stepped down. If that message is lost, no voter
+/// campaigns until its election timer runs out (after its lease), and the cluster waits an election timeout
+/// for nothing. So while the term has not moved on, TimeoutNow goes to the next voter, best match first, every
+/// two heartbeat intervals: longer than a round trip (so a target that got it has already raised the term on
+/// the other voters), shorter than the minimum election timeout. Each voter is told at most once; a voter
+/// that already campaigned ignores it (its term is higher).
+#[derive(Clone, Debug)]
+struct HandedOver {
+    /// The term it led.
+    term: Term,
+    /// Voters not yet told, best match first.
+    next: Vec<NodeId>,
+    /// Ticks since the last TimeoutNow.
+    elapsed: u32,
 }
 
 impl Raft {
@@ -283,6 +303,8 @@ impl Raft {
             departing: BTreeMap::new(),
             released: Default::default(),
             catch_up: CatchUp::default(),
+            handed_over: None,
+            removing_self: None,
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -341,12 +363,39 @@ impl Raft {
         }
     }
 
+    /// The leader this follower trusts under CheckQuorum's lease: (term, leader, ticks since it was last
+    /// heard from). A driver that rebuilds the core in the same process (after a full disk) hands it to
+    /// [`Raft::restore_lease`], so the new core does not grant pre-votes at once to a node cut off from a
+    /// leader that is alive.
+    pub fn lease(&self) -> Option<(Term, NodeId, u32)> {
+        match self.leader {
+            Some(l) if l != self.config.id && self.role == Role::Follower => {
+                Some((self.term, l, self.leader_contact))
+            }
+            _ => None,
+        }
+    }
+
+    /// Carries over the lease of a core this one replaces in the same process (see [`Raft::lease`]). Ignored
+    /// unless this core is a follower in that same term (the durable term may be older, if the full disk
+    /// kept the newer one from being stored), or it is holding back as an empty node.
+    pub fn restore_lease(&mut self, lease: (Term, NodeId, u32)) {
+        let (term, leader, contact) = lease;
+        if term != self.term || self.role != Role::Follower || self.empty_hold.is_some() {
+            return;
+        }
+        // Not news for the feed: the driver already reported this leader.
+        self.leader = Some(leader);
+        self.leader_contact = contact;
+    }
+
     /// One tick of logical time: drives election timeouts, heartbeats, CheckQuorum and transfer timeouts.
     pub fn tick(&mut self) {
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
             self.leader_contact = self.leader_contact.saturating_add(1);
+            self.tick_handed_over();
             if let Some(left) = self.empty_hold {
                 self.empty_hold = left.checked_sub(1).filter(|&l| l > 0);
                 if self.empty_hold.is_none() {
@@ -367,7 +416,7 @@ impl Raft {
             }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                if self.is_voter() && self.removed_at.is_none() {
+                if (self.is_voter() && self.removed_at.is_none()) || self.finishing_own_removal() {
                     self.start_election(self.config.pre_vote, false);
                 } else {
                     // Not a voter here (a learner, removed, or waiting to be added): never campaign.
@@ -384,6 +433,52 @@ impl Raft {
     /// twice in one term.
     pub fn voting_held(&self) -> bool {
         self.empty_hold.is_some()
+    }
+
+    /// A leader that removed itself and handed over: TimeoutNow to the next voter while the term has not
+    /// moved on (see [`HandedOver`]).
+    fn tick_handed_over(&mut self) {
+        let Some(h) = &mut self.handed_over else {
+            return;
+        };
+        if self.term != h.term || h.next.is_empty() {
+            self.handed_over = None;
+            return;
+        }
+        h.elapsed += 1;
+        if h.elapsed < self.config.heartbeat_ticks.saturating_mul(2) {
+            return;
+        }
+        h.elapsed = 0;
+        let to = h.next.remove(0);
+        self.messages.push((
+            to,
+            Request::TimeoutNow(TimeoutNow {
+                term: self.term,
+                leader: self.config.id,
+            }),
+        ));
+    }
+
+    /// Whether this node may campaign though it is not a voter of its configuration: the latest
+    /// configuration, not committed here, is the one by which it removed itself, as leader in this process,
+    /// from a configuration in which it voted. (A node removed by another leader does not: its campaigns
+    /// would only disrupt, §4.2.3.)
+    /// That is a leader that removed itself and lost its leadership before the change committed (openraft
+    /// #2091): it may hold the only copy that counts of the newest entries, and with the voters of the old
+    /// configuration refusing each other on the log check (it holds more), nobody else may ever win. As a
+    /// candidate it counts only the new configuration's voters (not itself), exactly as it did as the leader
+    /// of that configuration, so election safety is that of any single-server change; once elected it
+    /// commits the change and hands over as usual (§4.2.2).
+    fn finishing_own_removal(&self) -> bool {
+        let id = self.config.id;
+        let n = self.confs.len();
+        self.removed_at.is_none()
+            && self.removing_self == Some(self.membership_index())
+            && !self.membership().contains(id)
+            && self.membership_index() > self.log.commit
+            && n >= 2
+            && self.confs[n - 2].config.is_voter(id)
     }
 
     /// Things the driver should log, such as a refused malformed request; empties the list.
@@ -525,9 +620,23 @@ impl Raft {
                 t.sent = true;
             }
             if self.leaving {
-                // Removed itself: the target campaigns now; this node stops leading.
+                // Removed itself: the target campaigns now; this node stops leading, and tells the next
+                // voter if the term does not move on (see `HandedOver`).
+                let mut others: Vec<(Index, NodeId)> = self
+                    .membership()
+                    .voters
+                    .iter()
+                    .filter(|&&v| v != peer && v != self.config.id)
+                    .map(|&v| (self.progress.get(&v).map_or(0, |p| p.match_index), v))
+                    .collect();
+                others.sort_unstable_by(|a, b| b.cmp(a));
                 let term = self.term;
                 self.become_follower(term, None);
+                self.handed_over = Some(HandedOver {
+                    term,
+                    next: others.into_iter().map(|(_, v)| v).collect(),
+                    elapsed: 0,
+                });
             }
         }
     }

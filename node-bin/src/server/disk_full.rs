@@ -120,6 +120,7 @@ impl Node {
         // turn that wrote everything is still committed (and held by the durable log).
         self.commit_floor = self.good_commit;
         self.core_restarts += 1;
+        let lease = self.raft.lease();
         let mut cfg = self.core_cfg.clone();
         cfg.seed ^= self.core_restarts.wrapping_mul(0xA076_1D64_78BD_642F);
         self.raft = Raft::new(
@@ -131,6 +132,10 @@ impl Node {
             },
         );
         self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
+        // A follower of a live leader stays in its lease: the disk filling up says nothing about the leader.
+        if let Some(lease) = lease {
+            self.raft.restore_lease(lease);
+        }
         // Entries known committed stay committed: the rebuilt core starts its commit index there (see
         // `Raft::restore_commit` for why that is safe), so nothing committed is reported as superseded later.
         self.raft.restore_commit(self.commit_floor);
