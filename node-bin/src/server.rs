@@ -200,6 +200,21 @@ struct Node {
     rpc_timeout: Duration,
 }
 
+/// Most bytes of entries a leader keeps after a compaction for followers catching up from the log.
+pub const CATCH_UP_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The catch-up tail of a node that snapshots every `snapshot_every` entries (see [`crate::raft::CatchUp`]):
+/// one snapshot interval of entries, so a follower that stays within one interval of the leader never needs
+/// a snapshot and the leader holds at most about twice the entries it held before compacting; and at most
+/// [`CATCH_UP_BYTES`] of them, for followers further behind that still replicate from the log, which bounds
+/// the memory this costs whatever the entry size.
+pub fn catch_up(snapshot_every: u64) -> crate::raft::CatchUp {
+    crate::raft::CatchUp {
+        entries: snapshot_every,
+        bytes: CATCH_UP_BYTES,
+    }
+}
+
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
 /// error so the binary can choose exit code 2.
 pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -286,6 +301,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
              caught this node up"
         );
     }
+    raft.set_catch_up(catch_up(cfg.snapshot_every));
 
     if let Some(path) = &cfg.addr_file {
         let addrs = BoundAddrs {

@@ -881,7 +881,8 @@ async fn change_membership(
                     e @ (E::NotLeader { .. }
                     | E::LeaderNotReady
                     | E::InProgress { .. }
-                    | E::LearnerBehind { .. }),
+                    | E::LearnerBehind { .. }
+                    | E::LearnerSilent { .. }),
                 )) => last = format!("node {l}: {e}"),
                 Ok(Err(e)) => panic!("{change:?} refused by node {l}: {e}"),
                 Err(e) => last = format!("node {l}: RPC failed: {e}"),

@@ -244,6 +244,13 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
             if f.voters.contains(n) {
                 return Err(format!("node {n} is a voter already: nothing to promote"));
             }
+            if !f.live.contains(n) {
+                // As a voter it would count toward every majority without ever answering.
+                return Err(format!(
+                    "node {n} is not running: a learner that cannot answer would become a voter the cluster \
+                     never hears from; `restart {n}` and promote it once it has caught up"
+                ));
+            }
             Ok(())
         }
         _ => Ok(()),
@@ -350,8 +357,16 @@ mod tests {
         let e = admit_membership(&Command::Remove(2), &f).unwrap_err();
         assert!(e.contains("not a member") && e.contains("{1}"), "{e}");
         // A learner can be promoted and removed.
-        let f = members(&[1, 2, 3, 4], &[1, 2, 3], &[4]);
+        let mut f = members(&[1, 2, 3, 4], &[1, 2, 3], &[4]);
         assert_eq!(admit_membership(&Command::Promote(4), &f), Ok(()));
+        assert_eq!(admit_membership(&Command::Remove(4), &f), Ok(()));
+        // Not a learner that is down (L1): it would be a voter that never answers.
+        f.live.remove(&4);
+        let e = admit_membership(&Command::Promote(4), &f).unwrap_err();
+        assert!(
+            e.contains("node 4 is not running") && e.contains("`restart 4`"),
+            "{e}"
+        );
         assert_eq!(admit_membership(&Command::Remove(4), &f), Ok(()));
         // Nine ids in all, never reused: a removed node's id stays taken.
         let f = members(&[1, 2, 3, 4, 5, 6, 7, 8, 9], &[1, 2, 3], &[]);

@@ -454,7 +454,8 @@ impl Cluster {
                     e @ (MembershipError::NotLeader { .. }
                     | MembershipError::InProgress { .. }
                     | MembershipError::LeaderNotReady
-                    | MembershipError::LearnerBehind { .. }),
+                    | MembershipError::LearnerBehind { .. }
+                    | MembershipError::LearnerSilent { .. }),
                 ),
                 _,
             ) => Attempt::Wait(e.to_string()),

@@ -33,6 +33,7 @@
 //! interval = "3s..6s"
 //! ```
 
+mod churn;
 pub mod export;
 pub mod nemesis;
 mod parse;

@@ -466,6 +466,7 @@ async fn execute(
             })
             .collect(),
     );
+    let mut catch_up = super::churn::CatchUpCheck::new(s.cluster.snapshot_every, s.workload.rate);
     let mut healed = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -536,8 +537,14 @@ async fn execute(
                     leader: st.leader,
                     commit_index: st.commit_high,
                 });
+                if healed {
+                    catch_up.observe_recovery(st);
+                }
             }
-            Some(e) = rx.recv() => feed.on_event(&mut session, e, cluster.now_ms()),
+            Some(e) = rx.recv() => {
+                catch_up.on_event(Duration::from_millis(e.at_ms), &e.event);
+                feed.on_event(&mut session, e, cluster.now_ms());
+            }
         }
     }
     let mut findings = Vec::new();
@@ -550,6 +557,9 @@ async fn execute(
         });
     } else {
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
+        if s.checks.liveness {
+            findings.push(super::churn::finding(&catch_up));
+        }
         findings.push(Finding {
             check: "steps",
             verdict: if refused.is_empty() {

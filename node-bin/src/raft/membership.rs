@@ -24,8 +24,9 @@
 //! A learner receives the log, and a snapshot when it is far behind, like any follower, but it never
 //! campaigns, and its answers never count toward an election, commitment, CheckQuorum or a ReadIndex round:
 //! every quorum counts only the voters of the configuration in effect (including this node only if it
-//! votes). A learner is promoted only when its match index is within [`PROMOTE_MAX_LAG`] entries of the
-//! leader's last index, so the new voter does not leave the cluster waiting on its catch-up (§4.2.1).
+//! votes). A learner is promoted only when the leader heard from it within an election timeout, it matched
+//! part of the leader's log, and its match index is within [`PROMOTE_MAX_LAG`] entries of the leader's last
+//! index, so the new voter is alive and does not leave the cluster waiting on its catch-up (§4.2.1).
 //!
 //! # Removing a node, and the leader removing itself (§4.2.2)
 //! A removed node's replication continues until it holds the removal entry and the entry is committed (it
@@ -204,6 +205,29 @@ impl Raft {
         }
         let next = self.membership().apply(change)?;
         if let ConfChange::Promote(id) = change {
+            // A learner never heard from (or silent for an election timeout) may be dead: as a voter it
+            // could leave the cluster without a majority for good ({1} plus a dead learner 2 promoted).
+            let heard = self.progress.get(&id).map(|p| {
+                (
+                    p.match_index > 0,
+                    p.silent_ticks <= self.config.election_ticks_max,
+                )
+            });
+            match heard {
+                Some((true, true)) => {}
+                Some((true, false)) => {
+                    return Err(MembershipError::LearnerSilent {
+                        id,
+                        why: "within an election timeout".into(),
+                    });
+                }
+                _ => {
+                    return Err(MembershipError::LearnerSilent {
+                        id,
+                        why: "yet".into(),
+                    });
+                }
+            }
             let match_index = self.progress.get(&id).map_or(0, |p| p.match_index);
             let last_index = self.log.last_index();
             if match_index + PROMOTE_MAX_LAG < last_index {
@@ -215,6 +239,9 @@ impl Raft {
             }
         }
         let index = self.log.last_index() + 1;
+        if change == ConfChange::Remove(self.config.id) {
+            self.removing_self = Some(index);
+        }
         self.log.push(super::types::Entry {
             index,
             term: self.term,

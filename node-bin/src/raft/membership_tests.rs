@@ -697,7 +697,8 @@ fn a_new_leader_tells_a_node_an_earlier_change_removed() {
         "{last:?}"
     );
     assert_eq!(ids(&r), vec![2, 4]);
-    // Later changes do not bring it back.
+    // Later changes do not bring it back (learner 4 answers first: a silent learner is not promoted).
+    r.handle_reply(4, ok_reply(4, 2, 4, 0));
     r.propose_conf_change(ConfChange::Promote(4)).unwrap();
     assert_eq!(ids(&r), vec![2, 4]);
 }

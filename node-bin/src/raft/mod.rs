@@ -6,6 +6,8 @@
 //! [`Ready`] (see its docs for the order the driver must follow).
 
 mod election;
+#[cfg(test)]
+mod liveness_tests;
 mod log;
 pub mod membership;
 #[cfg(test)]
@@ -64,6 +66,25 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Seed of the RNG that randomises election timeouts.
     pub seed: u64,
+}
+
+/// How many entries a leader keeps in memory after compacting, for followers catching up from the log (etcd
+/// calls them catch-up entries). Without them a follower even one entry behind the compaction point needs the
+/// whole snapshot, and a follower on a slow link, which is always a little behind, gets a new snapshot at
+/// nearly every compaction (etcd#2698, etcd#3292). The default keeps nothing (the old behaviour); the node
+/// binary sets it with [`Raft::set_catch_up`].
+///
+/// At a compaction at index `i` the log keeps the entries after `min(i - entries, m)`, where `m` is the lowest
+/// match index of a follower that answered within the last election timeout and is not receiving a snapshot
+/// (it is catching up from the log right now), but never more than `bytes` of entry payload in all: a lagging
+/// follower whose missing entries are bigger than that gets the snapshot. Entries a snapshot transfer in
+/// progress needs are kept regardless (see [`Raft::compact`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Entries always kept before the snapshot index (when they fit in `bytes`).
+    pub entries: u64,
+    /// Most bytes of entries ([`Entry::size_hint`]) kept before the snapshot index for catching-up followers.
+    pub bytes: u64,
 }
 
 /// What the core starts from: the durable state read back from storage.
@@ -180,6 +201,28 @@ pub struct Raft {
     departing: BTreeMap<NodeId, Index>,
     /// Leader only: removed nodes already told (or given up on) in this term.
     released: std::collections::BTreeSet<NodeId>,
+    /// Entries kept after a compaction for followers catching up from the log.
+    catch_up: CatchUp,
+    /// A leader that removed itself and handed over: see [`HandedOver`].
+    handed_over: Option<HandedOver>,
+    /// The index of the configuration entry by which this node, as leader, removed itself (in this process).
+    removing_self: Option<Index>,
+}
+
+/// A leader that removed itself sent TimeoutNow and stepped down. If that message is lost, no voter
+/// campaigns until its election timer runs out (after its lease), and the cluster waits an election timeout
+/// for nothing. So while the term has not moved on, TimeoutNow goes to the next voter, best match first, every
+/// two heartbeat intervals: longer than a round trip (so a target that got it has already raised the term on
+/// the other voters), shorter than the minimum election timeout. Each voter is told at most once; a voter
+/// that already campaigned ignores it (its term is higher).
+#[derive(Clone, Debug)]
+struct HandedOver {
+    /// The term it led.
+    term: Term,
+    /// Voters not yet told, best match first.
+    next: Vec<NodeId>,
+    /// Ticks since the last TimeoutNow.
+    elapsed: u32,
 }
 
 impl Raft {
@@ -257,6 +300,9 @@ impl Raft {
             snapshot_conf: None,
             departing: BTreeMap::new(),
             released: Default::default(),
+            catch_up: CatchUp::default(),
+            handed_over: None,
+            removing_self: None,
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -314,12 +360,39 @@ impl Raft {
         }
     }
 
+    /// The leader this follower trusts under CheckQuorum's lease: (term, leader, ticks since it was last
+    /// heard from). A driver that rebuilds the core in the same process (after a full disk) hands it to
+    /// [`Raft::restore_lease`], so the new core does not grant pre-votes at once to a node cut off from a
+    /// leader that is alive.
+    pub fn lease(&self) -> Option<(Term, NodeId, u32)> {
+        match self.leader {
+            Some(l) if l != self.config.id && self.role == Role::Follower => {
+                Some((self.term, l, self.leader_contact))
+            }
+            _ => None,
+        }
+    }
+
+    /// Carries over the lease of a core this one replaces in the same process (see [`Raft::lease`]). Ignored
+    /// unless this core is a follower in that same term (the durable term may be older, if the full disk
+    /// kept the newer one from being stored), or it is recovering from a possible loss of data.
+    pub fn restore_lease(&mut self, lease: (Term, NodeId, u32)) {
+        let (term, leader, contact) = lease;
+        if term != self.term || self.role != Role::Follower || self.recovery.is_some() {
+            return;
+        }
+        // Not news for the feed: the driver already reported this leader.
+        self.leader = Some(leader);
+        self.leader_contact = contact;
+    }
+
     /// One tick of logical time: drives election timeouts, heartbeats, CheckQuorum and transfer timeouts.
     pub fn tick(&mut self) {
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
             self.leader_contact = self.leader_contact.saturating_add(1);
+            self.tick_handed_over();
             if self.recovery.is_some() {
                 // A recovering node never campaigns; it asks the other voters for their term instead.
                 self.tick_recovery();
@@ -327,7 +400,7 @@ impl Raft {
             }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                if self.is_voter() && self.removed_at.is_none() {
+                if (self.is_voter() && self.removed_at.is_none()) || self.finishing_own_removal() {
                     self.start_election(self.config.pre_vote, false);
                 } else {
                     // Not a voter here (a learner, removed, or waiting to be added): never campaign.
@@ -335,6 +408,52 @@ impl Raft {
                 }
             }
         }
+    }
+
+    /// A leader that removed itself and handed over: TimeoutNow to the next voter while the term has not
+    /// moved on (see [`HandedOver`]).
+    fn tick_handed_over(&mut self) {
+        let Some(h) = &mut self.handed_over else {
+            return;
+        };
+        if self.term != h.term || h.next.is_empty() {
+            self.handed_over = None;
+            return;
+        }
+        h.elapsed += 1;
+        if h.elapsed < self.config.heartbeat_ticks.saturating_mul(2) {
+            return;
+        }
+        h.elapsed = 0;
+        let to = h.next.remove(0);
+        self.messages.push((
+            to,
+            Request::TimeoutNow(TimeoutNow {
+                term: self.term,
+                leader: self.config.id,
+            }),
+        ));
+    }
+
+    /// Whether this node may campaign though it is not a voter of its configuration: the latest
+    /// configuration, not committed here, is the one by which it removed itself, as leader in this process,
+    /// from a configuration in which it voted. (A node removed by another leader does not: its campaigns
+    /// would only disrupt, §4.2.3.)
+    /// That is a leader that removed itself and lost its leadership before the change committed (openraft
+    /// #2091): it may hold the only copy that counts of the newest entries, and with the voters of the old
+    /// configuration refusing each other on the log check (it holds more), nobody else may ever win. As a
+    /// candidate it counts only the new configuration's voters (not itself), exactly as it did as the leader
+    /// of that configuration, so election safety is that of any single-server change; once elected it
+    /// commits the change and hands over as usual (§4.2.2).
+    fn finishing_own_removal(&self) -> bool {
+        let id = self.config.id;
+        let n = self.confs.len();
+        self.removed_at.is_none()
+            && self.removing_self == Some(self.membership_index())
+            && !self.membership().contains(id)
+            && self.membership_index() > self.log.commit
+            && n >= 2
+            && self.confs[n - 2].config.is_voter(id)
     }
 
     /// Things the driver should log, such as a refused malformed request; empties the list.
@@ -476,9 +595,23 @@ impl Raft {
                 t.sent = true;
             }
             if self.leaving {
-                // Removed itself: the target campaigns now; this node stops leading.
+                // Removed itself: the target campaigns now; this node stops leading, and tells the next
+                // voter if the term does not move on (see `HandedOver`).
+                let mut others: Vec<(Index, NodeId)> = self
+                    .membership()
+                    .voters
+                    .iter()
+                    .filter(|&&v| v != peer && v != self.config.id)
+                    .map(|&v| (self.progress.get(&v).map_or(0, |p| p.match_index), v))
+                    .collect();
+                others.sort_unstable_by(|a, b| b.cmp(a));
                 let term = self.term;
                 self.become_follower(term, None);
+                self.handed_over = Some(HandedOver {
+                    term,
+                    next: others.into_iter().map(|(_, v)| v).collect(),
+                    elapsed: 0,
+                });
             }
         }
     }
@@ -545,20 +678,29 @@ impl Raft {
         }
     }
 
+    /// Sets how many entries are kept after a compaction for followers catching up from the log (see
+    /// [`CatchUp`]).
+    pub fn set_catch_up(&mut self, catch_up: CatchUp) {
+        self.catch_up = catch_up;
+    }
+
     /// The driver took a state machine snapshot at applied index `index`: entries up to it are dropped and
     /// `data` is kept to send to followers that fall behind it.
     ///
-    /// A leader keeps the entries after any older snapshot it is still streaming to a follower that answers,
-    /// so that follower can continue with entries once it has installed it (instead of needing the newer
-    /// snapshot, and then the next one, on a link slower than the compaction rate).
+    /// Some entries the snapshot covers stay in memory: the catch-up tail of [`CatchUp`], so a follower a
+    /// little behind continues from the log rather than starting a snapshot; and, on a leader, the entries
+    /// after any older snapshot it is still streaming to a follower that answers, so that follower can
+    /// continue with entries once it has installed it (instead of needing the newer snapshot, and then the
+    /// next one, on a link slower than the compaction rate).
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
         let max_silence = self.snapshot_chunk_timeout();
-        let keep_after = self
+        let pinned = self
             .progress
             .values()
             .filter_map(|p| p.snapshot_pin(max_silence))
             .min()
             .unwrap_or(Index::MAX);
+        let keep_after = pinned.min(self.catch_up_from(index));
         if let Some(meta) = self.log.compact(index, data, keep_after) {
             let conf = self.conf_at(meta.last_index);
             // Only the configuration in effect at the snapshot and later ones can still matter.
@@ -567,6 +709,36 @@ impl Raft {
             self.snapshot_conf = Some(conf);
             self.events.push(RaftEvent::SnapshotTaken { meta });
         }
+    }
+
+    /// The index after which a compaction at `index` keeps entries for catching-up followers (see
+    /// [`CatchUp`]): `index` itself when nothing is kept.
+    fn catch_up_from(&self, index: Index) -> Index {
+        let CatchUp { entries, bytes } = self.catch_up;
+        if bytes == 0 {
+            return index;
+        }
+        // Followers replicating from the log that answered within an election timeout.
+        let active = self
+            .progress
+            .values()
+            .filter(|p| !p.is_snapshotting() && p.silent_ticks <= self.config.election_ticks_max)
+            .map(|p| p.match_index)
+            .min()
+            .unwrap_or(index);
+        let wanted = index.saturating_sub(entries).min(active);
+        // Walk back from the snapshot index while the kept entries fit in the byte budget.
+        let mut from = index;
+        let mut kept: u64 = 0;
+        while from > wanted {
+            let Some(e) = self.log.entry(from) else { break };
+            kept += e.size_hint() as u64;
+            if kept > bytes {
+                break;
+            }
+            from -= 1;
+        }
+        from
     }
 
     /// The configuration in effect at the latest snapshot (what a snapshot file must carry): `None` only

@@ -232,6 +232,19 @@ pub enum MembershipError {
          node's status before retrying"
     )]
     Timeout,
+    /// Promote of a learner the leader has not heard from within an election timeout, or that has matched
+    /// nothing of the leader's log yet (it never answered): promoting it would make a voter the cluster may
+    /// never hear from.
+    #[error(
+        "learner {id} has not answered the leader {why}; start it (or check its links) and promote it once it \
+         has caught up"
+    )]
+    LearnerSilent {
+        /// The learner.
+        id: NodeId,
+        /// "yet" (it never matched anything) or "within an election timeout".
+        why: String,
+    },
 }
 
 /// Serialises a byte vector as one byte string rather than a sequence of numbers. bincode writes both the

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::Node;
+use super::{Node, catch_up};
 use crate::kv::KvStore;
 use crate::raft::{Raft, RaftEvent, Restored, Role};
 use crate::rpc::{KvReply, NodeEvent};
@@ -120,6 +120,7 @@ impl Node {
         // turn that wrote everything is still committed (and held by the durable log).
         self.commit_floor = self.good_commit;
         self.core_restarts += 1;
+        let lease = self.raft.lease();
         let mut cfg = self.core_cfg.clone();
         cfg.seed ^= self.core_restarts.wrapping_mul(0xA076_1D64_78BD_642F);
         self.raft = Raft::new(
@@ -130,9 +131,15 @@ impl Node {
                 entries: self.storage.entries().to_vec(),
             },
         );
+        self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
         if self.storage.lost_data() {
             // Still recovering from a possible loss (the marker is on disk): the rebuilt core is too.
             self.raft.mark_lost_data();
+        }
+        // A follower of a live leader stays in its lease: the disk filling up says nothing about the leader
+        // (a recovering core ignores it).
+        if let Some(lease) = lease {
+            self.raft.restore_lease(lease);
         }
         // Entries known committed stay committed: the rebuilt core starts its commit index there (see
         // `Raft::restore_commit` for why that is safe), so nothing committed is reported as superseded later.

@@ -1,0 +1,283 @@
+//! Unit tests of the core's liveness under slow followers, lost chunks, self-removal and learners
+//! (issue 18, "Liveness").
+
+use super::tests::*;
+use super::*;
+
+/// Leader of term 2 in a 3-node cluster with entries 1..=`n` (1 is its no-op) committed by node 3, and node 2
+/// replicating in step up to `f_match`. Returns the leader after its ready was taken.
+fn leader_with_follower_at(n: Index, f_match: Index) -> Raft {
+    let mut r = leader(3, 1, &[]);
+    for i in 1..n {
+        r.propose(vec![i as u8]).unwrap();
+    }
+    let rd = r.take_ready();
+    let last = rd.entries.last().unwrap().clone();
+    r.on_persisted(last.index, last.term);
+    r.handle_reply(3, ok_reply(3, 2, n, 0));
+    r.handle_reply(2, ok_reply(2, 2, f_match, 0));
+    r.take_ready();
+    assert_eq!(r.commit_index(), n);
+    r
+}
+
+/// Node 2, `behind` entries behind the compaction point, asks for what follows its log: is it sent a
+/// snapshot (true) or entries (false)?
+fn follower_behind_gets_snapshot(catch_up: CatchUp, behind: Index) -> bool {
+    let n = 40;
+    let mut r = leader_with_follower_at(n, n - behind);
+    r.set_catch_up(catch_up);
+    r.compact(n, b"state".to_vec());
+    // Its next batch is lost, so it is probed again from its match index (what a slow link does).
+    r.handle_reply(
+        2,
+        Reply::Append(AppendEntriesReply {
+            term: 2,
+            follower: 2,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: n - behind + 1,
+            last_log_index: n - behind,
+            read_round: 0,
+            req_prev_index: n - behind,
+            req_last_index: n,
+            heartbeat: false,
+        }),
+    );
+    r.tick();
+    for _ in 0..2 {
+        r.tick();
+    }
+    let rd = r.take_ready();
+    let snapshot = !chunks_to(&rd, 2).is_empty();
+    let entries = appends_to(&rd, 2)
+        .iter()
+        .any(|a| a.prev_log_index == n - behind && !a.entries.is_empty());
+    assert!(snapshot != entries, "either a snapshot or entries is sent");
+    snapshot
+}
+
+#[test]
+fn a_follower_a_few_entries_behind_the_compaction_continues_from_the_log() {
+    // The reproduction: without a catch-up tail a follower 3 entries behind needs the whole snapshot.
+    assert!(follower_behind_gets_snapshot(CatchUp::default(), 3));
+    let tail = CatchUp {
+        entries: 10,
+        bytes: 1 << 20,
+    };
+    assert!(!follower_behind_gets_snapshot(tail, 3), "within the tail");
+    assert!(
+        !follower_behind_gets_snapshot(tail, 10),
+        "at the tail's end"
+    );
+    // Further behind than the tail, but it answers and replicates from the log: kept for it too.
+    assert!(
+        !follower_behind_gets_snapshot(tail, 30),
+        "an active follower"
+    );
+    // The byte budget bounds what is kept, whatever the followers do.
+    let small = CatchUp {
+        entries: 10,
+        bytes: 5 * 25,
+    };
+    assert!(!follower_behind_gets_snapshot(small, 5));
+    assert!(
+        follower_behind_gets_snapshot(small, 6),
+        "over the byte budget"
+    );
+}
+
+fn conf_change_done(r: &mut Raft) {
+    let (i, t) = (r.log.last_index(), r.log.last_term());
+    r.take_ready();
+    r.on_persisted(i, t);
+}
+
+#[test]
+fn a_learner_never_heard_from_is_not_promoted() {
+    // L1: {1} plus learner 2, whose process never started. Its match index 0 is within 512 entries of the
+    // leader's last index, which was all the old check asked.
+    let mut r = leader(1, 1, &[]);
+    r.propose_conf_change(ConfChange::AddLearner(2)).unwrap();
+    conf_change_done(&mut r);
+    assert_eq!(r.commit_index(), 2);
+    let refused = r.propose_conf_change(ConfChange::Promote(2)).unwrap_err();
+    assert_eq!(
+        refused,
+        MembershipError::LearnerSilent {
+            id: 2,
+            why: "yet".into()
+        }
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("learner 2 has not answered the leader yet")
+    );
+    // It answers and catches up: promoted.
+    r.handle_reply(2, ok_reply(2, 2, 2, 0));
+    assert!(r.propose_conf_change(ConfChange::Promote(2)).is_ok());
+
+    // Heard from once, then silent for more than an election timeout: refused again.
+    let mut r = leader(1, 1, &[]);
+    r.propose_conf_change(ConfChange::AddLearner(2)).unwrap();
+    conf_change_done(&mut r);
+    r.handle_reply(2, ok_reply(2, 2, 2, 0));
+    for _ in 0..=r.config.election_ticks_max {
+        r.tick();
+    }
+    assert_eq!(
+        r.propose_conf_change(ConfChange::Promote(2)),
+        Err(MembershipError::LearnerSilent {
+            id: 2,
+            why: "within an election timeout".into()
+        })
+    );
+}
+
+/// A vote (or pre-vote) reply granting `term`.
+fn granted(voter: NodeId, term: Term, pre_vote: bool) -> Reply {
+    Reply::Vote(RequestVoteReply {
+        term,
+        voter,
+        granted: true,
+        pre_vote,
+        removed_by: None,
+    })
+}
+
+#[test]
+fn a_leader_that_removed_itself_and_lost_leadership_before_the_commit_campaigns_to_finish_it() {
+    // openraft#2091: `up -n 2`; A (node 1) leads {1,2}; `remove 1` reaches only A's log; A loses leadership.
+    let mut a = leader(2, 1, &[]);
+    a.handle_reply(2, ok_reply(2, 2, 1, 0));
+    a.take_ready();
+    a.propose_conf_change(ConfChange::Remove(1)).unwrap();
+    conf_change_done(&mut a);
+    assert_eq!((a.commit_index(), a.log.last_index()), (1, 2));
+    // No answer from B for a CheckQuorum round: A steps down, holding {2} uncommitted at index 2.
+    for _ in 0..=a.config.election_ticks_min * 2 {
+        a.tick();
+    }
+    assert_eq!(a.role(), Role::Follower);
+    a.take_ready();
+    // B holds {1,2} and the log to 1: A refuses B's pre-votes on the log check, so B never wins.
+    let b_asks = vote_req(3, 2, (1, 2), true);
+    assert!(!a.handle_request_vote(b_asks).granted);
+    // A campaigns, counting only B, the voter of its configuration.
+    for _ in 0..a.config.election_ticks_max * 2 {
+        a.tick();
+    }
+    let rd = a.take_ready();
+    let asked: Vec<&RequestVote> = rd
+        .messages
+        .iter()
+        .filter_map(|(p, m)| match m {
+            Request::Vote(v) if *p == 2 => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        asked.first().is_some_and(|v| v.pre_vote),
+        "the self-removed node never campaigned: {:?}",
+        rd.messages
+    );
+    a.handle_reply(2, granted(2, 3, true));
+    a.take_ready();
+    a.handle_reply(2, granted(2, 3, false));
+    assert_eq!(a.role(), Role::Leader, "B's vote is a majority of {{2}}");
+    // It commits the removal with B's acknowledgement, then hands over to B and steps down.
+    let (i, t) = (a.log.last_index(), a.log.last_term());
+    a.take_ready();
+    a.on_persisted(i, t);
+    a.handle_reply(2, ok_reply(2, 3, i, 0));
+    assert_eq!(a.commit_index(), i);
+    let rd = a.take_ready();
+    assert!(
+        rd.messages
+            .iter()
+            .any(|(p, m)| *p == 2 && matches!(m, Request::TimeoutNow(_)))
+    );
+    assert_eq!(a.role(), Role::Follower);
+    // Removed, committed: it never campaigns again.
+    for _ in 0..200 {
+        a.tick();
+    }
+    assert!(
+        !a.take_ready()
+            .events
+            .iter()
+            .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }))
+    );
+}
+
+#[test]
+fn a_lost_timeout_now_after_self_removal_goes_to_the_next_voter() {
+    // L2: leader 1 of {1,2,3,4} removes itself; node 4 holds the most, so it is told first.
+    let mut r = leader(4, 1, &[]);
+    for p in 2..=4 {
+        r.handle_reply(p, ok_reply(p, 2, 1, 0));
+    }
+    r.take_ready();
+    r.propose_conf_change(ConfChange::Remove(1)).unwrap();
+    conf_change_done(&mut r);
+    r.handle_reply(3, ok_reply(3, 2, 2, 0));
+    r.handle_reply(4, ok_reply(4, 2, 2, 0));
+    let told = |rd: &Ready| -> Vec<NodeId> {
+        rd.messages
+            .iter()
+            .filter(|(_, m)| matches!(m, Request::TimeoutNow(_)))
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    let first = told(&r.take_ready());
+    assert_eq!(first.len(), 1);
+    assert_eq!(r.role(), Role::Follower);
+    // That TimeoutNow is lost: nothing raises the term. Within two heartbeats the next voter is told, long
+    // before an election timeout.
+    let mut next = Vec::new();
+    for _ in 0..r.config.heartbeat_ticks * 2 {
+        r.tick();
+        next.extend(told(&r.take_ready()));
+    }
+    assert_eq!(next.len(), 1, "told {next:?}");
+    assert_ne!(next[0], first[0]);
+    assert!(2 * r.config.heartbeat_ticks < r.config.election_ticks_min);
+    // Once the term moves on (a voter campaigned), nobody else is told.
+    r.handle_append_entries(AppendEntries {
+        leader: 3,
+        ..append(3, (0, 0), vec![], 0)
+    });
+    for _ in 0..r.config.heartbeat_ticks * 4 {
+        r.tick();
+        assert!(told(&r.take_ready()).is_empty());
+    }
+}
+
+#[test]
+fn a_core_rebuilt_in_the_same_process_keeps_its_lease() {
+    // L2: a follower of a live leader rebuilds its core (full disk) and is asked for a pre-vote at once.
+    let mut f = node(3, 3, 1, &[1, 1]);
+    f.handle_append_entries(append(1, (2, 1), vec![], 2));
+    let lease = f.lease().expect("following leader 2");
+    assert_eq!((lease.0, lease.1), (1, 2));
+    let asks = || vote_req(2, 1, (2, 1), true);
+    let mut rebuilt = node(3, 3, 1, &[1, 1]);
+    assert!(
+        rebuilt.handle_request_vote(asks()).granted,
+        "the reproduction: a fresh core grants at once"
+    );
+    let mut rebuilt = node(3, 3, 1, &[1, 1]);
+    rebuilt.restore_lease(lease);
+    assert!(!rebuilt.handle_request_vote(asks()).granted, "in lease");
+    // The lease runs out as usual.
+    for _ in 0..rebuilt.config.election_ticks_min {
+        rebuilt.tick();
+    }
+    assert!(rebuilt.handle_request_vote(asks()).granted);
+    // A lease from an older term than the durable one is ignored.
+    let mut newer = node(3, 3, 2, &[1, 1]);
+    newer.restore_lease(lease);
+    assert!(newer.lease().is_none());
+}
