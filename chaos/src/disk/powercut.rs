@@ -188,10 +188,18 @@ impl Journal {
 
     /// Logs `r`, then applies it. Returns the stash entries a directory sync freed.
     fn record(&mut self, r: Record) -> std::io::Result<Vec<PathBuf>> {
+        self.record_all(vec![r])
+    }
+
+    /// Logs `rs` in one write, then applies them.
+    fn record_all(&mut self, rs: Vec<Record>) -> std::io::Result<Vec<PathBuf>> {
         if let Some(log) = &mut self.log {
-            log.append(&r)?;
+            log.append_all(&rs)?;
         }
-        let freed = self.apply(r);
+        let mut freed = Vec::new();
+        for r in rs {
+            freed.extend(self.apply(r));
+        }
         if self.is_empty()
             && let Some(log) = &mut self.log
         {
@@ -276,14 +284,18 @@ impl Journal {
         out
     }
 
-    /// Starts file `ino`'s record if it has none: its length now is its durable length.
-    fn begin(&mut self, ino: u64, len_now: u64) -> std::io::Result<()> {
+    /// Records a change to file `ino`, whose length now is `len_now`; the first change since its last sync
+    /// also starts its record (that length is its durable length), in the same write to the log.
+    fn change(&mut self, ino: u64, len_now: u64, op: FileOp) -> std::io::Result<()> {
+        let mut rs = Vec::with_capacity(2);
         if !self.files.contains_key(&ino) {
-            self.record(Record::Begin {
+            rs.push(Record::Begin {
                 ino,
                 durable_len: len_now,
-            })?;
+            });
         }
+        rs.push(Record::Op { ino, op });
+        self.record_all(rs)?;
         Ok(())
     }
 
@@ -300,22 +312,21 @@ impl Journal {
             return Ok(());
         }
         let have = file.metadata()?.len();
-        self.begin(ino, have)?;
         let mut old = Vec::new();
         if offset < have {
             old = vec![0u8; ((offset + len as u64).min(have) - offset) as usize];
             file.read_exact_at(&mut old, offset)?;
         }
-        self.record(Record::Op {
+        self.change(
             ino,
-            op: FileOp {
+            have,
+            FileOp {
                 at: offset,
                 written: Some(len as u64),
                 old_len: have,
                 old,
             },
-        })?;
-        Ok(())
+        )
     }
 
     /// Records a truncation of `file` to `new_len`, before it is made.
@@ -326,22 +337,21 @@ impl Journal {
         new_len: u64,
     ) -> std::io::Result<()> {
         let have = file.metadata()?.len();
-        self.begin(ino, have)?;
         let mut old = Vec::new();
         if new_len < have {
             old = vec![0u8; (have - new_len) as usize];
             file.read_exact_at(&mut old, new_len)?;
         }
-        self.record(Record::Op {
+        self.change(
             ino,
-            op: FileOp {
+            have,
+            FileOp {
                 at: new_len,
                 written: None,
                 old_len: have,
                 old,
             },
-        })?;
-        Ok(())
+        )
     }
 
     /// The file's data is durable now.

@@ -68,13 +68,21 @@ impl UndoLog {
 
     /// Appends one record in a single write.
     pub(crate) fn append(&mut self, r: &Record) -> std::io::Result<()> {
-        let mut payload = Vec::with_capacity(64);
-        encode(r, &self.base, &mut payload);
-        let mut frame = Vec::with_capacity(payload.len() + 4);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&payload);
-        (&self.file).write_all(&frame)?;
-        self.len += frame.len() as u64;
+        self.append_all(std::slice::from_ref(r))
+    }
+
+    /// Appends records in a single write (one system call, however many).
+    pub(crate) fn append_all(&mut self, rs: &[Record]) -> std::io::Result<()> {
+        let mut frames = Vec::with_capacity(64 * rs.len());
+        for r in rs {
+            let at = frames.len();
+            frames.extend_from_slice(&[0; 4]);
+            encode(r, &self.base, &mut frames);
+            let n = (frames.len() - at - 4) as u32;
+            frames[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        (&self.file).write_all(&frames)?;
+        self.len += frames.len() as u64;
         Ok(())
     }
 
