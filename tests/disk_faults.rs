@@ -768,3 +768,61 @@ fn disk_faults_when_the_mount_fails_is_a_clear_error_with_exit_2() {
         "the cause printed once: {err}"
     );
 }
+
+#[test]
+fn after_squall_is_killed_the_next_up_on_its_directory_detaches_the_dead_mounts_and_runs() {
+    // Before: the dead FUSE mounts stayed and the next `up --dir` failed with "File exists (os error 17)".
+    let mut s = up(&[]);
+    let cdir = s.cdir.clone();
+    let (leader, _) = s.leader();
+    s.writes_commit(leader);
+    s.child.kill().unwrap(); // SIGKILL: no unmount
+    s.child.wait().unwrap();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        mounts.contains(cdir.to_str().unwrap()),
+        "no dead mount was left to clean up, so this test shows nothing:\n{mounts}"
+    );
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(&cdir, &["--disk-faults", "-n", "3"], WAIT);
+    let detached = out
+        .seen
+        .iter()
+        .filter(|l| l.contains("detached the dead fault filesystem"))
+        .count();
+    assert_eq!(detached, 3, "one line per node:\n{}", out.seen.join("\n"));
+    support::check_passes(&mut stdin, &mut out, WAIT);
+    writeln!(stdin, "quit").unwrap();
+    assert!(child.wait().unwrap().success());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(cdir.to_str().unwrap()),
+        "a fault filesystem outlived squall:\n{mounts}"
+    );
+    drop(s._dir);
+}
+
+#[test]
+fn a_disk_faults_directory_reused_without_disk_faults_is_refused_with_exit_2() {
+    // Before: every node started empty in node-N/data at term 1 and wrote a second, divergent log.
+    let s = up(&[]);
+    let cdir = s.cdir.clone();
+    let dir = s.quit();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&cdir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("add --disk-faults") && err.contains("node-1/disk"),
+        "{err}"
+    );
+    assert!(
+        !cdir.join("node-1/data/wal.log").exists(),
+        "a second log was written beside the real one"
+    );
+    drop(dir);
+}

@@ -73,9 +73,9 @@ pub enum Command {
     Check,
     /// Print the nodes' status (headless).
     Status,
-    /// Cut the power of a node, the leader or every node (`torn`: last unsynced writes keep a prefix); see
-    /// [`super::disk`].
-    PowerCut(super::disk::PowerTarget, bool),
+    /// Cut the power of a node, the leader or every node (with a torn mode, part of the unsynced writes
+    /// survive); see [`super::disk`].
+    PowerCut(super::disk::PowerTarget, Option<super::disk::TornMode>),
     /// Set or heal a disk fault on a node; see [`super::disk`].
     Disk(Target, super::disk::DiskAction),
     /// Jump, speed up, slow down, strobe or heal a node's clock; see [`super::clock`].
@@ -159,9 +159,8 @@ impl std::fmt::Display for Command {
             Command::SetWorkloadKind(None) => f.write_str("workload switch"),
             Command::Check => f.write_str("check"),
             Command::Status => f.write_str("status"),
-            Command::PowerCut(t, torn) => {
-                write!(f, "powercut {t}{}", if *torn { " torn" } else { "" })
-            }
+            Command::PowerCut(t, None) => write!(f, "powercut {t}"),
+            Command::PowerCut(t, Some(torn)) => write!(f, "powercut {t} {torn}"),
             Command::Disk(t, a) => write!(f, "disk {t} {a}"),
             Command::Clock(t, a) => write!(f, "clock {t} {a}"),
             Command::Add => f.write_str("add"),
@@ -184,8 +183,8 @@ transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
 drop-held TARGET [N], release TARGET, links, add, remove N, replace N, promote N, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
-with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full \
-[after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
+with --disk-faults: powercut N|leader|all [torn [writes|pages]], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full \
+[after BYTES]|flip [FILE [at OFFSET]]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
 /// Every verb the console knows, for the dashboard prompt's hint.

@@ -477,10 +477,10 @@ pub fn hint(verb: &str) -> &'static str {
         "release" => "release TARGET — deliver every held frame and stop holding there",
         "heal" => "heal · heal ID — remove every fault, or the one `faults` lists as #ID",
         "powercut" => {
-            "powercut NODE|leader|all [torn] — SIGKILL and drop every unsynced byte (needs --disk-faults)"
+            "powercut NODE|leader|all [torn [writes|pages]] — SIGKILL and drop every unsynced byte (torn: part survives; needs --disk-faults)"
         }
         "disk" => {
-            "disk NODE slow DUR [sync] | stall | fail-fsync [once|always] | full [after BYTES] | flip [FILE] | heal (needs --disk-faults)"
+            "disk NODE slow DUR [sync] | stall | fail-fsync [once|always] | full [after BYTES] | flip [FILE [at OFFSET]] | heal (needs --disk-faults)"
         }
         "clock" => "clock NODE +DUR | -DUR | xRATE | strobe DUR | heal (needs --disk-faults)",
         "faults" => "faults — list the faults in force with their ids and time left",

@@ -157,6 +157,11 @@ impl Cluster {
             }
         };
         let ids: Vec<NodeId> = roster.current();
+        let node_dirs: Vec<_> = ids
+            .iter()
+            .map(|&id| (id, spec.dir.join(node_name(id))))
+            .collect();
+        disk::check_layout(&node_dirs, spec.disk_faults).map_err(|e| anyhow!(e))?;
         if ids.is_empty() {
             bail!(
                 "{}: every node of this cluster directory was removed; use a new --dir",
@@ -273,9 +278,7 @@ impl Cluster {
         if spec.disk_faults {
             // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
             // point (a wipe goes through the disk), and libfaketime fakes the node's clock.
-            self.inner
-                .disks
-                .mount(id, &node_dir.join("disk"), &data_dir)
+            self.mount_disk(id, &node_dir, &data_dir)
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;
         }

@@ -143,15 +143,6 @@ impl FaultFs {
         FileHandle(fh)
     }
 
-    /// Moves `path` into the stash and returns where it went; every inode path under it follows.
-    fn move_to_stash(&self, path: &Path) -> Result<PathBuf, Errno> {
-        let mut st = self.shared.state.lock().unwrap();
-        let stash = st.journal.stash_path(&self.shared.stash);
-        std::fs::rename(path, &stash).map_err(errno)?;
-        repath(&mut st.inodes, path, &stash);
-        Ok(stash)
-    }
-
     #[allow(clippy::too_many_arguments)] // the kernel's setattr, minus what is ignored
     fn do_setattr(
         &self,
@@ -167,9 +158,21 @@ impl FaultFs {
         if let Some(size) = size {
             let file = match fh.map(|fh| self.handle(fh)) {
                 Some(Ok(f)) => f,
-                _ => Arc::new(OpenOptions::new().write(true).open(&path).map_err(errno)?),
+                // Readable too: the journal reads the bytes a shrink cuts off (write-only, that read failed with
+                // EBADF, and so did `truncate` by path and `open(O_TRUNC)` of any non-empty file).
+                _ => Arc::new(
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                        .map_err(errno)?,
+                ),
             };
             let mut st = self.shared.state.lock().unwrap();
+            let have = file.metadata().map_err(errno)?.len();
+            if size > have && !st.full.take_all(size - have) {
+                return Err(Errno::from_i32(libc::ENOSPC));
+            }
             st.journal
                 .before_truncate(ino.0, &file, size)
                 .map_err(errno)?;
@@ -244,7 +247,7 @@ impl FaultFs {
         } else {
             file.sync_all().map_err(errno)?;
         }
-        st.journal.synced(ino.0);
+        st.journal.synced(ino.0).map_err(errno)?;
         Ok(())
     }
 
@@ -254,14 +257,16 @@ impl FaultFs {
         File::open(&path)
             .and_then(|d| d.sync_all())
             .map_err(errno)?;
-        for freed in st.journal.dir_synced(ino.0) {
+        for freed in st.journal.dir_synced(ino.0).map_err(errno)? {
             // The removal is durable: the file's unsynced data goes with it. Its record must go too, or the
             // inode number, once the backing filesystem reuses it for a new file, would roll that file back
             // with another file's bytes at the next power cut.
             if let Ok(meta) = std::fs::symlink_metadata(&freed)
                 && meta.is_file()
             {
-                st.journal.forget(self.shared.fuse_ino(&meta));
+                st.journal
+                    .forget(self.shared.fuse_ino(&meta))
+                    .map_err(errno)?;
             }
             let _ = if freed.is_dir() {
                 std::fs::remove_dir_all(&freed)
@@ -281,21 +286,34 @@ impl FaultFs {
         flags: i32,
     ) -> Result<(FileAttr, FileHandle), Errno> {
         let path = self.child(parent, name)?;
+        // Held from the check to the record, so the log's order is the order of the changes.
+        let mut st = self.shared.state.lock().unwrap();
         let existed = std::fs::symlink_metadata(&path).is_ok();
-        let file = open_backing(&path, flags, true, mode & !umask & 0o7777)?;
-        let meta = file.metadata().map_err(errno)?;
-        let attr = self.remember(&path, &meta);
-        {
-            let mut st = self.shared.state.lock().unwrap();
-            if !existed {
-                st.journal.created(parent.0, path.clone());
-            } else if flags & libc::O_TRUNC != 0 {
-                st.journal
-                    .before_truncate(attr.ino.0, &file, 0)
-                    .map_err(errno)?;
-                file.set_len(0).map_err(errno)?;
+        if !existed {
+            if st.full.spent() {
+                return Err(Errno::from_i32(libc::ENOSPC));
             }
+            st.journal.created(parent.0, path.clone()).map_err(errno)?;
         }
+        let file = match open_backing(&path, flags, true, mode & !umask & 0o7777) {
+            Ok(f) => f,
+            Err(e) => {
+                if !existed {
+                    st.journal.abort_name().map_err(errno)?;
+                }
+                return Err(e);
+            }
+        };
+        let meta = file.metadata().map_err(errno)?;
+        let attr = self.attr(&meta);
+        st.inodes.insert(attr.ino.0, path.clone());
+        if existed && flags & libc::O_TRUNC != 0 {
+            st.journal
+                .before_truncate(attr.ino.0, &file, 0)
+                .map_err(errno)?;
+            file.set_len(0).map_err(errno)?;
+        }
+        drop(st);
         Ok((attr, self.add_handle(file)))
     }
 
@@ -308,31 +326,59 @@ impl FaultFs {
     ) -> Result<(), Errno> {
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
+        let mut st = self.shared.state.lock().unwrap();
         std::fs::symlink_metadata(&from).map_err(errno)?;
         let replaced = match std::fs::symlink_metadata(&to) {
             Ok(meta) => {
                 if meta.is_dir() && std::fs::read_dir(&to).map_err(errno)?.next().is_some() {
                     return Err(Errno::from_i32(libc::ENOTEMPTY));
                 }
-                Some(self.move_to_stash(&to)?)
+                Some(st.journal.stash_path(&self.shared.stash))
             }
             Err(_) => None,
         };
-        let mut st = self.shared.state.lock().unwrap();
+        let mut dirs = vec![parent.0];
+        if newparent != parent {
+            dirs.push(newparent.0);
+        }
+        // Logged before anything moves: a squall killed half-way leaves a record the next mount can undo.
+        st.journal
+            .renamed(dirs, from.clone(), to.clone(), replaced.clone())
+            .map_err(errno)?;
+        if let Some(r) = &replaced {
+            if let Err(e) = std::fs::rename(&to, r) {
+                st.journal.abort_name().map_err(errno)?;
+                return Err(errno(e));
+            }
+            repath(&mut st.inodes, &to, r);
+        }
         if let Err(e) = std::fs::rename(&from, &to) {
             if let Some(r) = &replaced {
                 let _ = std::fs::rename(r, &to);
                 repath(&mut st.inodes, r, &to);
             }
+            st.journal.abort_name().map_err(errno)?;
             return Err(errno(e));
         }
         repath(&mut st.inodes, &from, &to);
-        let mut dirs = vec![parent.0];
-        if newparent != parent {
-            dirs.push(newparent.0);
-        }
-        st.journal.renamed(dirs, from, to, replaced);
         Ok(())
+    }
+
+    fn do_mkdir(&self, parent: INodeNo, name: &OsStr, mode: u32) -> Result<PathBuf, Errno> {
+        let path = self.child(parent, name)?;
+        let mut st = self.shared.state.lock().unwrap();
+        if st.full.spent() {
+            return Err(Errno::from_i32(libc::ENOSPC));
+        }
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        st.journal.made_dir(parent.0, path.clone()).map_err(errno)?;
+        if let Err(e) = std::fs::DirBuilder::new().mode(mode).create(&path) {
+            st.journal.abort_name().map_err(errno)?;
+            return Err(errno(e));
+        }
+        Ok(path)
     }
 
     fn do_remove(&self, parent: INodeNo, name: &OsStr, dir: bool) -> Result<(), Errno> {
@@ -348,13 +394,16 @@ impl FaultFs {
         } else if meta.is_dir() {
             return Err(Errno::from_i32(libc::EISDIR));
         }
-        let stash = self.move_to_stash(&path)?;
-        self.shared
-            .state
-            .lock()
-            .unwrap()
-            .journal
-            .removed(parent.0, path, stash);
+        let mut st = self.shared.state.lock().unwrap();
+        let stash = st.journal.stash_path(&self.shared.stash);
+        st.journal
+            .removed(parent.0, path.clone(), stash.clone())
+            .map_err(errno)?;
+        if let Err(e) = std::fs::rename(&path, &stash) {
+            st.journal.abort_name().map_err(errno)?;
+            return Err(errno(e));
+        }
+        repath(&mut st.inodes, &path, &stash);
         Ok(())
     }
 }
@@ -464,17 +513,7 @@ impl fuser::Filesystem for FaultFs {
         reply: ReplyEntry,
     ) {
         let r = self.begin(false).and_then(|t0| {
-            let path = self.child(parent, name)?;
-            std::fs::DirBuilder::new()
-                .mode(mode & !umask & 0o7777)
-                .create(&path)
-                .map_err(errno)?;
-            self.shared
-                .state
-                .lock()
-                .unwrap()
-                .journal
-                .made_dir(parent.0, path.clone());
+            let path = self.do_mkdir(parent, name, mode & !umask & 0o7777)?;
             let meta = std::fs::symlink_metadata(&path).map_err(errno)?;
             self.end(MKDIR, t0);
             Ok(self.remember(&path, &meta))

@@ -1,5 +1,7 @@
 //! Disk full: a byte budget; once spent, writes fail with ENOSPC (a write that straddles the limit is cut
-//! short, as on a real full disk, so the writer's next write gets the error).
+//! short, as on a real full disk, so the writer's next write gets the error). Growing a file by truncation
+//! spends the budget too, all or nothing (a truncation cannot be cut short); and once it is spent, creating a
+//! file or a directory fails with ENOSPC as well, as on a disk with no free block for a new directory entry.
 
 /// How many more bytes may be written; `None` when there is no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,6 +18,23 @@ impl Budget {
 
     pub(crate) fn remaining(&self) -> Option<u64> {
         self.0
+    }
+
+    /// Whether nothing more may be written: new names fail with ENOSPC.
+    pub(crate) fn spent(&self) -> bool {
+        self.0 == Some(0)
+    }
+
+    /// Spends exactly `want` bytes if that many are left; `false` (spending nothing) means ENOSPC.
+    pub(crate) fn take_all(&mut self, want: u64) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(left) if *left >= want => {
+                *left -= want;
+                true
+            }
+            Some(_) => false,
+        }
     }
 
     /// How many of `want` bytes may be written now; `None` means fail with ENOSPC. Spends what it grants.
@@ -50,5 +69,12 @@ mod tests {
         assert_eq!(b.take(1), None, "then ENOSPC");
         assert_eq!(b.take(0), Some(0));
         assert_eq!(b.remaining(), Some(0));
+        assert!(b.spent());
+        assert!(b.take_all(0));
+        let mut b = Budget::limited(10);
+        assert!(!b.take_all(11), "all or nothing");
+        assert!(b.take_all(10));
+        assert!(b.spent());
+        assert!(Budget::unlimited().take_all(u64::MAX));
     }
 }

@@ -1,8 +1,12 @@
-//! Power cuts: the durability journal. Per file, the bytes each unsynced write overwrote below the file's
-//! durable length (appends overwrite nothing, so they cost nothing) and that durable length; per directory, the
-//! name changes made since its last fsync. A power cut undoes all of it, newest first, so the backing directory
-//! ends holding only what was durable. With `torn`, the last unsynced write of each file keeps a prefix of
-//! random length, as a disk that lost power part-way through a write would.
+//! Power cuts: the durability journal. Per file, every change since its last sync (oldest first) with what it
+//! overwrote or cut off and the length before it — appends overwrite nothing, so they cost no copy; per
+//! directory, the name changes made since its last fsync. A power cut undoes all of it, newest first, so the
+//! backing directory ends holding only what was durable; a [torn](TornMode) cut then lets part of the unsynced
+//! writes survive, as a disk that lost power with part of its cache written out would.
+//!
+//! Every change is also appended to an [undo log](super::undo_log) on disk *before* it reaches the backing
+//! directory, so a squall that dies while the filesystem is mounted leaves enough behind for the next mount to
+//! finish the power cut its death amounts to.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -12,6 +16,40 @@ use std::path::{Path, PathBuf};
 use rand::Rng as _;
 
 use super::DiskError;
+use super::undo_log::UndoLog;
+
+/// How a power cut tears the unsynced writes of each file. Whatever the mode, data that was durable stays, and
+/// name changes (create, rename, unlink, mkdir) follow only their directory's fsync.
+///
+/// The subset modes follow LazyFS's torn-write faults (`torn-seq`, `torn-op`; Jepsen and INESC TEC), chosen
+/// at random from a seed rather than listed by hand, so a cut is reproduced by giving the same seed to the same
+/// sequence of writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TornMode {
+    /// The last unsynced write of each file keeps a random prefix (0 to all but one of its bytes); every other
+    /// unsynced write is lost.
+    Prefix,
+    /// Each unsynced write survives whole or not at all, independently with probability 1/2; those that
+    /// survive are applied in their original order (LazyFS `torn-seq`). Truncations are replayed in place.
+    Writes,
+    /// Each unsynced write is split at 4 KiB page boundaries and each piece survives independently with
+    /// probability 1/2, in the original order (LazyFS `torn-op`, with pages as the parts). Truncations are
+    /// replayed in place.
+    Pages,
+}
+
+/// The size of the pieces [`TornMode::Pages`] splits a write into, in bytes.
+pub const PAGE: u64 = 4096;
+
+impl std::fmt::Display for TornMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TornMode::Prefix => "torn",
+            TornMode::Writes => "torn writes",
+            TornMode::Pages => "torn pages",
+        })
+    }
+}
 
 /// What a power cut threw away.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,10 +58,17 @@ pub struct PowerCutReport {
     pub files_rolled_back: usize,
     /// Unsynced bytes dropped (beyond the durable length, plus overwritten durable bytes restored).
     pub bytes_dropped: u64,
-    /// Bytes kept as torn prefixes of last writes.
+    /// Unsynced bytes a torn cut let survive (prefixes, whole writes or pages, by mode).
     pub torn_bytes_kept: u64,
     /// Name changes (creates, renames, removals, new directories) undone.
     pub names_undone: usize,
+}
+
+impl PowerCutReport {
+    /// Whether the cut changed anything.
+    pub fn is_empty(&self) -> bool {
+        self.files_rolled_back == 0 && self.names_undone == 0
+    }
 }
 
 impl std::fmt::Display for PowerCutReport {
@@ -40,21 +85,32 @@ impl std::fmt::Display for PowerCutReport {
     }
 }
 
+/// One unsynced change to a file's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileOp {
+    /// Where a write starts, or the new length of a truncation; `old` goes back here.
+    pub(crate) at: u64,
+    /// Bytes written; `None` for a truncation.
+    pub(crate) written: Option<u64>,
+    /// The file's length before the change.
+    pub(crate) old_len: u64,
+    /// The bytes the change overwrote (a write) or cut off (a truncation), from `at`.
+    pub(crate) old: Vec<u8>,
+}
+
 /// Unsynced changes to one file's data.
 #[derive(Debug)]
 pub(crate) struct FileUndo {
     /// The file's length at its last sync (or when first changed after it).
     durable_len: u64,
-    /// (offset, bytes it held) for each write that overwrote durable bytes, oldest first.
-    undo: Vec<(u64, Vec<u8>)>,
-    /// Offset and length of the last unsynced write (for a torn write).
-    last: Option<(u64, usize)>,
+    /// Every change since, oldest first.
+    ops: Vec<FileOp>,
 }
 
 /// A name change not yet made durable by a directory fsync.
-#[derive(Debug)]
-enum NameChange {
-    /// A file created at `path` (FUSE inode `ino`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NameChange {
+    /// A file created at `path`.
     Created { path: PathBuf },
     /// A directory made at `path`.
     MadeDir { path: PathBuf },
@@ -68,11 +124,30 @@ enum NameChange {
     Removed { path: PathBuf, stash: PathBuf },
 }
 
-#[derive(Debug)]
-struct PendingName {
-    change: NameChange,
+/// A name change and the directories whose fsync makes it durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingName {
+    pub(crate) change: NameChange,
     /// FUSE inodes of the directories that must be fsynced before the change is durable.
-    dirs: Vec<u64>,
+    pub(crate) dirs: Vec<u64>,
+}
+
+/// One entry of the journal, as kept in the undo log: replaying the records of a log in order rebuilds the
+/// journal they were appended from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// File `ino` is changed for the first time since its last sync; it was `durable_len` bytes long.
+    Begin { ino: u64, durable_len: u64 },
+    /// A change to file `ino`'s data.
+    Op { ino: u64, op: FileOp },
+    /// File `ino`'s data is durable (or the file is gone for good).
+    Synced { ino: u64 },
+    /// A name change.
+    Name(PendingName),
+    /// The last name change recorded did not happen (the operation failed).
+    Abort,
+    /// Directory `dir` was fsynced.
+    DirSynced { dir: u64 },
 }
 
 /// Everything not yet durable.
@@ -81,6 +156,8 @@ pub(crate) struct Journal {
     files: HashMap<u64, FileUndo>,
     names: Vec<PendingName>,
     stash_seq: u64,
+    /// Where every record goes before its change is made; `None` keeps the journal in memory only.
+    log: Option<UndoLog>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DiskError + 'a {
@@ -92,8 +169,138 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Di
 }
 
 impl Journal {
-    /// Records a write of `len` bytes at `offset` to `file` (FUSE inode `ino`), before it is made. Reads the
-    /// durable bytes it will overwrite.
+    /// A journal that appends every record to `log` before the change it describes is made.
+    pub(crate) fn logged(log: UndoLog) -> Journal {
+        Journal {
+            log: Some(log),
+            ..Journal::default()
+        }
+    }
+
+    /// Rebuilds the journal a log's records were appended from (the records are not logged again).
+    pub(crate) fn replay(records: Vec<Record>) -> Journal {
+        let mut j = Journal::default();
+        for r in records {
+            j.apply(r);
+        }
+        j
+    }
+
+    /// Logs `r`, then applies it. Returns the stash entries a directory sync freed.
+    fn record(&mut self, r: Record) -> std::io::Result<Vec<PathBuf>> {
+        self.record_all(vec![r])
+    }
+
+    /// Logs `rs` in one write, then applies them.
+    fn record_all(&mut self, rs: Vec<Record>) -> std::io::Result<Vec<PathBuf>> {
+        if let Some(log) = &mut self.log {
+            log.append_all(&rs)?;
+        }
+        let mut freed = Vec::new();
+        for r in rs {
+            freed.extend(self.apply(r));
+        }
+        if self.is_empty()
+            && let Some(log) = &mut self.log
+        {
+            log.compact_if_large()?;
+        }
+        Ok(freed)
+    }
+
+    fn apply(&mut self, r: Record) -> Vec<PathBuf> {
+        match r {
+            Record::Begin { ino, durable_len } => {
+                self.files.insert(
+                    ino,
+                    FileUndo {
+                        durable_len,
+                        ops: Vec::new(),
+                    },
+                );
+            }
+            Record::Op { ino, op } => {
+                let entry = self.files.entry(ino).or_insert_with(|| FileUndo {
+                    durable_len: op.old_len,
+                    ops: Vec::new(),
+                });
+                entry.ops.push(op);
+            }
+            Record::Synced { ino } => {
+                self.files.remove(&ino);
+            }
+            Record::Name(p) => {
+                for path in stash_paths(&p.change) {
+                    if let Some(seq) = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.parse::<u64>().ok())
+                    {
+                        self.stash_seq = self.stash_seq.max(seq);
+                    }
+                }
+                self.names.push(p);
+            }
+            Record::Abort => {
+                self.names.pop();
+            }
+            Record::DirSynced { dir } => {
+                let mut freed = Vec::new();
+                self.names.retain_mut(|p| {
+                    p.dirs.retain(|d| *d != dir);
+                    if !p.dirs.is_empty() {
+                        return true;
+                    }
+                    freed.extend(stash_paths(&p.change).into_iter().cloned());
+                    false
+                });
+                return freed;
+            }
+        }
+        Vec::new()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.names.is_empty()
+    }
+
+    /// The records that rebuild this journal.
+    fn records(&self) -> Vec<Record> {
+        let mut inos: Vec<_> = self.files.keys().copied().collect();
+        inos.sort_unstable();
+        let mut out = Vec::new();
+        for ino in inos {
+            let f = &self.files[&ino];
+            out.push(Record::Begin {
+                ino,
+                durable_len: f.durable_len,
+            });
+            out.extend(f.ops.iter().map(|op| Record::Op {
+                ino,
+                op: op.clone(),
+            }));
+        }
+        out.extend(self.names.iter().cloned().map(Record::Name));
+        out
+    }
+
+    /// Records a change to file `ino`, whose length now is `len_now`; the first change since its last sync
+    /// also starts its record (that length is its durable length), in the same write to the log.
+    fn change(&mut self, ino: u64, len_now: u64, op: FileOp) -> std::io::Result<()> {
+        let mut rs = Vec::with_capacity(2);
+        if !self.files.contains_key(&ino) {
+            rs.push(Record::Begin {
+                ino,
+                durable_len: len_now,
+            });
+        }
+        rs.push(Record::Op { ino, op });
+        self.record_all(rs)?;
+        Ok(())
+    }
+
+    /// Records a write of `len` bytes at `offset` to `file` (FUSE inode `ino`), before it is made: reads the
+    /// bytes it will overwrite.
     pub(crate) fn before_write(
         &mut self,
         ino: u64,
@@ -101,18 +308,25 @@ impl Journal {
         offset: u64,
         len: usize,
     ) -> std::io::Result<()> {
-        let entry = self.entry(ino, file)?;
-        // Only bytes the file has can be overwritten (a stale record of an inode number the backing
-        // filesystem reused for a new file can claim more; reading past the end would fail the write).
-        let have = file.metadata()?.len();
-        if offset < entry.durable_len.min(have) && len > 0 {
-            let end = (offset + len as u64).min(entry.durable_len).min(have);
-            let mut old = vec![0u8; (end - offset) as usize];
-            file.read_exact_at(&mut old, offset)?;
-            entry.undo.push((offset, old));
+        if len == 0 {
+            return Ok(());
         }
-        entry.last = Some((offset, len));
-        Ok(())
+        let have = file.metadata()?.len();
+        let mut old = Vec::new();
+        if offset < have {
+            old = vec![0u8; ((offset + len as u64).min(have) - offset) as usize];
+            file.read_exact_at(&mut old, offset)?;
+        }
+        self.change(
+            ino,
+            have,
+            FileOp {
+                at: offset,
+                written: Some(len as u64),
+                old_len: have,
+                old,
+            },
+        )
     }
 
     /// Records a truncation of `file` to `new_len`, before it is made.
@@ -122,46 +336,46 @@ impl Journal {
         file: &File,
         new_len: u64,
     ) -> std::io::Result<()> {
-        let entry = self.entry(ino, file)?;
-        if new_len < entry.durable_len {
-            let mut old = vec![0u8; (entry.durable_len - new_len) as usize];
+        let have = file.metadata()?.len();
+        let mut old = Vec::new();
+        if new_len < have {
+            old = vec![0u8; (have - new_len) as usize];
             file.read_exact_at(&mut old, new_len)?;
-            entry.undo.push((new_len, old));
         }
-        entry.last = None;
-        Ok(())
-    }
-
-    fn entry(&mut self, ino: u64, file: &File) -> std::io::Result<&mut FileUndo> {
-        match self.files.entry(ino) {
-            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
-            std::collections::hash_map::Entry::Vacant(e) => Ok(e.insert(FileUndo {
-                durable_len: file.metadata()?.len(),
-                undo: Vec::new(),
-                last: None,
-            })),
-        }
+        self.change(
+            ino,
+            have,
+            FileOp {
+                at: new_len,
+                written: None,
+                old_len: have,
+                old,
+            },
+        )
     }
 
     /// The file's data is durable now.
-    pub(crate) fn synced(&mut self, ino: u64) {
-        self.files.remove(&ino);
+    pub(crate) fn synced(&mut self, ino: u64) -> std::io::Result<()> {
+        if self.files.contains_key(&ino) {
+            self.record(Record::Synced { ino })?;
+        }
+        Ok(())
     }
 
-    /// Records a new file.
-    pub(crate) fn created(&mut self, parent: u64, path: PathBuf) {
-        self.names.push(PendingName {
-            change: NameChange::Created { path },
-            dirs: vec![parent],
-        });
+    /// Records a name change before it is made; if making it fails, call [`abort_name`](Self::abort_name).
+    fn name(&mut self, change: NameChange, dirs: Vec<u64>) -> std::io::Result<()> {
+        self.record(Record::Name(PendingName { change, dirs }))?;
+        Ok(())
     }
 
-    /// Records a new directory.
-    pub(crate) fn made_dir(&mut self, parent: u64, path: PathBuf) {
-        self.names.push(PendingName {
-            change: NameChange::MadeDir { path },
-            dirs: vec![parent],
-        });
+    /// Records a new file, before it is created.
+    pub(crate) fn created(&mut self, parent: u64, path: PathBuf) -> std::io::Result<()> {
+        self.name(NameChange::Created { path }, vec![parent])
+    }
+
+    /// Records a new directory, before it is made.
+    pub(crate) fn made_dir(&mut self, parent: u64, path: PathBuf) -> std::io::Result<()> {
+        self.name(NameChange::MadeDir { path }, vec![parent])
     }
 
     /// A fresh path in the stash for a removed or replaced entry.
@@ -170,77 +384,94 @@ impl Journal {
         stash.join(self.stash_seq.to_string())
     }
 
-    /// Records a rename; `replaced` is where the entry it replaced was moved in the stash.
+    /// Records a rename, before it is made; `replaced` is where the entry it replaces will be moved in the
+    /// stash.
     pub(crate) fn renamed(
         &mut self,
         dirs: Vec<u64>,
         from: PathBuf,
         to: PathBuf,
         replaced: Option<PathBuf>,
-    ) {
-        self.names.push(PendingName {
-            change: NameChange::Renamed { from, to, replaced },
-            dirs,
-        });
+    ) -> std::io::Result<()> {
+        self.name(NameChange::Renamed { from, to, replaced }, dirs)
     }
 
-    /// Records a removal; the entry was moved to `stash`.
-    pub(crate) fn removed(&mut self, parent: u64, path: PathBuf, stash: PathBuf) {
-        self.names.push(PendingName {
-            change: NameChange::Removed { path, stash },
-            dirs: vec![parent],
-        });
+    /// Records a removal, before the entry is moved to `stash`.
+    pub(crate) fn removed(
+        &mut self,
+        parent: u64,
+        path: PathBuf,
+        stash: PathBuf,
+    ) -> std::io::Result<()> {
+        self.name(NameChange::Removed { path, stash }, vec![parent])
+    }
+
+    /// The name change just recorded did not happen.
+    pub(crate) fn abort_name(&mut self) -> std::io::Result<()> {
+        self.record(Record::Abort)?;
+        Ok(())
     }
 
     /// Directory `dir` was fsynced: name changes in it are durable once all their directories are. Returns the
     /// stash entries no longer needed.
-    pub(crate) fn dir_synced(&mut self, dir: u64) -> Vec<PathBuf> {
-        let mut freed = Vec::new();
-        self.names.retain_mut(|p| {
-            p.dirs.retain(|d| *d != dir);
-            if !p.dirs.is_empty() {
-                return true;
-            }
-            match &p.change {
-                NameChange::Removed { stash, .. } => freed.push(stash.clone()),
-                NameChange::Renamed {
-                    replaced: Some(r), ..
-                } => freed.push(r.clone()),
-                _ => {}
-            }
-            false
-        });
-        freed
+    pub(crate) fn dir_synced(&mut self, dir: u64) -> std::io::Result<Vec<PathBuf>> {
+        if !self.names.iter().any(|p| p.dirs.contains(&dir)) {
+            return Ok(Vec::new());
+        }
+        self.record(Record::DirSynced { dir })
     }
 
     /// Forgets the record of a file whose removal became durable (its unsynced data is gone with it), so a
     /// new file that gets the same inode number starts with a record of its own.
-    pub(crate) fn forget(&mut self, ino: u64) {
-        self.files.remove(&ino);
+    pub(crate) fn forget(&mut self, ino: u64) -> std::io::Result<()> {
+        self.synced(ino)
     }
 
     /// Drops the unsynced data of one file (a failed fsync): returns the bytes dropped.
     pub(crate) fn drop_file(&mut self, ino: u64, path: &Path) -> Result<u64, DiskError> {
-        match self.files.remove(&ino) {
-            Some(undo) => Ok(roll_back_file(path, &undo, None)?.0),
-            None => Ok(0),
+        let Some(undo) = self.files.get(&ino) else {
+            return Ok(0);
+        };
+        let (dropped, _) = roll_back_file(path, undo, None)?;
+        self.synced(ino).map_err(io("log the rollback of", path))?;
+        Ok(dropped)
+    }
+
+    /// Forgets everything unsynced, in memory and in the log (a wiped disk).
+    pub(crate) fn clear(&mut self) -> Result<(), DiskError> {
+        self.files.clear();
+        self.names.clear();
+        self.rewrite_log()
+    }
+
+    fn rewrite_log(&mut self) -> Result<(), DiskError> {
+        let records = self.records();
+        if let Some(log) = &mut self.log {
+            log.rewrite(&records)
+                .map_err(|e| io("rewrite the undo log", log.path())(e))?;
         }
+        Ok(())
     }
 
     /// Undoes everything not durable. `paths` maps FUSE inodes to their current backing paths; `torn` gives
-    /// the random source for torn last writes.
+    /// the mode and the random source for torn writes. What could not be undone stays in the journal (and its
+    /// log), so a later call retries it; the first failure is returned.
     pub(crate) fn power_cut(
         &mut self,
         paths: &HashMap<u64, PathBuf>,
-        mut torn: Option<&mut rand_chacha::ChaCha8Rng>,
+        mut torn: Option<(TornMode, &mut rand_chacha::ChaCha8Rng)>,
     ) -> Result<PowerCutReport, DiskError> {
         let mut report = PowerCutReport::default();
         let mut first_err = None;
-        for (ino, undo) in std::mem::take(&mut self.files) {
+        // In path order, so a seed tears the same files the same way whatever the inode numbers are.
+        let mut files: Vec<(u64, FileUndo)> = std::mem::take(&mut self.files).into_iter().collect();
+        files.sort_by(|a, b| paths.get(&a.0).cmp(&paths.get(&b.0)).then(a.0.cmp(&b.0)));
+        for (ino, undo) in files {
             let Some(path) = paths.get(&ino) else {
                 continue;
             };
-            match roll_back_file(path, &undo, torn.as_deref_mut()) {
+            let torn = torn.as_mut().map(|(mode, rng)| (*mode, &mut **rng));
+            match roll_back_file(path, &undo, torn) {
                 Ok((dropped, kept)) => {
                     report.files_rolled_back += 1;
                     report.bytes_dropped += dropped;
@@ -248,14 +479,24 @@ impl Journal {
                 }
                 Err(e) => {
                     first_err.get_or_insert(e);
+                    self.files.insert(ino, undo);
                 }
             }
         }
+        let mut failed_names = Vec::new();
         for pending in std::mem::take(&mut self.names).into_iter().rev() {
-            report.names_undone += 1;
-            if let Err(e) = undo_name(&pending.change) {
-                first_err.get_or_insert(e);
+            match undo_name(&pending.change) {
+                Ok(()) => report.names_undone += 1,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    failed_names.push(pending);
+                }
             }
+        }
+        failed_names.reverse();
+        self.names = failed_names;
+        if let Err(e) = self.rewrite_log() {
+            first_err.get_or_insert(e);
         }
         match first_err {
             Some(e) => Err(e),
@@ -264,12 +505,26 @@ impl Journal {
     }
 }
 
-/// Restores a file to its durable state; with `torn`, keeps a random prefix of the last write. Returns bytes
-/// dropped and torn bytes kept.
+/// The stash entries a name change keeps.
+fn stash_paths(change: &NameChange) -> Vec<&PathBuf> {
+    match change {
+        NameChange::Removed { stash, .. } => vec![stash],
+        NameChange::Renamed {
+            replaced: Some(r), ..
+        } => vec![r],
+        _ => Vec::new(),
+    }
+}
+
+/// Restores a file to its durable state, then (with `torn`) lets part of its unsynced writes survive. Returns
+/// bytes dropped and torn bytes kept.
+///
+/// Undoing the changes newest first passes through the state right after each one, so each write's own bytes
+/// are read there before it is undone: that is what a torn cut re-applies.
 fn roll_back_file(
     path: &Path,
     undo: &FileUndo,
-    torn: Option<&mut rand_chacha::ChaCha8Rng>,
+    torn: Option<(TornMode, &mut rand_chacha::ChaCha8Rng)>,
 ) -> Result<(u64, u64), DiskError> {
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -279,40 +534,87 @@ fn roll_back_file(
         Err(e) => return Err(io("open for power cut", path)(e)),
     };
     let len_now = file.metadata().map_err(io("stat", path))?.len();
-    let mut prefix = None;
-    if let (Some(rng), Some((off, len))) = (torn, undo.last)
-        && len > 0
-        && off < len_now
-    {
-        let keep = rng.random_range(0..len).min((len_now - off) as usize);
-        let mut bytes = vec![0u8; keep];
-        file.read_exact_at(&mut bytes, off)
-            .map_err(io("read torn prefix of", path))?;
-        prefix = Some((off, bytes));
-    }
     let mut dropped = len_now.saturating_sub(undo.durable_len);
-    for (off, old) in undo.undo.iter().rev() {
-        file.write_all_at(old, *off)
-            .map_err(io("restore durable bytes of", path))?;
-        dropped += old.len() as u64;
+    let mut data: Vec<Option<Vec<u8>>> = vec![None; undo.ops.len()];
+    let last = undo.ops.len().saturating_sub(1);
+    for (i, op) in undo.ops.iter().enumerate().rev() {
+        let wanted = match &torn {
+            None => false,
+            Some((TornMode::Prefix, _)) => i == last,
+            Some(_) => true,
+        };
+        if wanted && let Some(n) = op.written {
+            let len = file.metadata().map_err(io("stat", path))?.len();
+            let end = (op.at + n).min(len);
+            let mut bytes = vec![0u8; end.saturating_sub(op.at) as usize];
+            file.read_exact_at(&mut bytes, op.at)
+                .map_err(io("read an unsynced write of", path))?;
+            data[i] = Some(bytes);
+        }
+        if !op.old.is_empty() {
+            file.write_all_at(&op.old, op.at)
+                .map_err(io("restore durable bytes of", path))?;
+            dropped += op.old.len() as u64;
+        }
+        file.set_len(op.old_len)
+            .map_err(io("cut unsynced bytes of", path))?;
     }
-    file.set_len(undo.durable_len)
-        .map_err(io("cut unsynced tail of", path))?;
-    let mut kept = 0;
-    if let Some((off, bytes)) = prefix {
-        file.write_all_at(&bytes, off)
-            .map_err(io("write torn prefix of", path))?;
-        kept = bytes.len() as u64;
+    let mut kept = 0u64;
+    if let Some((mode, rng)) = torn {
+        let mut put = |at: u64, bytes: &[u8]| -> Result<(), DiskError> {
+            file.write_all_at(bytes, at)
+                .map_err(io("write torn bytes of", path))?;
+            kept += bytes.len() as u64;
+            Ok(())
+        };
+        match mode {
+            TornMode::Prefix => {
+                if let (Some(op), Some(Some(bytes))) = (undo.ops.last(), data.last())
+                    && !bytes.is_empty()
+                {
+                    let keep = rng.random_range(0..bytes.len());
+                    put(op.at, &bytes[..keep])?;
+                }
+            }
+            TornMode::Writes | TornMode::Pages => {
+                for (op, bytes) in undo.ops.iter().zip(&data) {
+                    let Some(bytes) = bytes else {
+                        file.set_len(op.at)
+                            .map_err(io("replay a truncation of", path))?;
+                        continue;
+                    };
+                    if mode == TornMode::Writes {
+                        if rng.random_bool(0.5) {
+                            put(op.at, bytes)?;
+                        }
+                        continue;
+                    }
+                    let mut start = op.at;
+                    let end = op.at + bytes.len() as u64;
+                    while start < end {
+                        let piece_end = ((start / PAGE + 1) * PAGE).min(end);
+                        if rng.random_bool(0.5) {
+                            let from = (start - op.at) as usize;
+                            put(start, &bytes[from..(piece_end - op.at) as usize])?;
+                        }
+                        start = piece_end;
+                    }
+                }
+            }
+        }
     }
     file.sync_all().map_err(io("fsync", path))?;
     Ok((dropped, kept))
 }
 
+/// Undoes one name change. Safe to run on a change that was logged but never made (squall died between the
+/// two): each step checks that what it moves back is there.
 fn undo_name(change: &NameChange) -> Result<(), DiskError> {
     let gone_ok = |r: std::io::Result<()>| match r {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     };
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     match change {
         NameChange::Created { path } => {
             gone_ok(std::fs::remove_file(path)).map_err(io("remove unsynced new file", path))
@@ -320,14 +622,32 @@ fn undo_name(change: &NameChange) -> Result<(), DiskError> {
         NameChange::MadeDir { path } => gone_ok(std::fs::remove_dir_all(path))
             .map_err(io("remove unsynced new directory", path)),
         NameChange::Renamed { from, to, replaced } => {
-            gone_ok(std::fs::rename(to, from)).map_err(io("undo unsynced rename to", to))?;
-            if let Some(r) = replaced {
+            if !exists(from) {
+                gone_ok(std::fs::rename(to, from)).map_err(io("undo unsynced rename to", to))?;
+            }
+            if let Some(r) = replaced
+                && exists(r)
+            {
                 std::fs::rename(r, to).map_err(io("restore replaced", to))?;
             }
             Ok(())
         }
         NameChange::Removed { path, stash } => {
-            std::fs::rename(stash, path).map_err(io("restore unsynced removal of", path))
+            if exists(stash) {
+                std::fs::rename(stash, path).map_err(io("restore unsynced removal of", path))
+            } else if exists(path) {
+                // Logged, never moved.
+                Ok(())
+            } else {
+                Err(DiskError::Io {
+                    op: "restore unsynced removal of",
+                    path: path.clone(),
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("its stashed copy {} is gone", stash.display()),
+                    ),
+                })
+            }
         }
     }
 }

@@ -43,6 +43,10 @@ impl Gate {
         self.changed.notify_all();
     }
 
+    pub(crate) fn powered_off(&self) -> bool {
+        self.settings.lock().unwrap().powered_off
+    }
+
     pub(crate) fn settings(&self) -> (Option<(Duration, bool)>, bool) {
         let s = self.settings.lock().unwrap();
         (s.slow, s.stalled)

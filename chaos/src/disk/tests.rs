@@ -224,7 +224,10 @@ fn torn_power_cut_keeps_a_prefix_of_the_last_write() {
         let tail: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
         append(&mnt.join("f"), &tail, false);
         disk.faults().power_off();
-        let report = disk.faults().power_on(Some(seed)).unwrap();
+        let report = disk
+            .faults()
+            .power_on(Some((TornMode::Prefix, seed)))
+            .unwrap();
         let got = fs::read(mnt.join("f")).unwrap();
         assert!(got.starts_with(b"old"), "seed {seed}: durable bytes lost");
         let kept = &got[3..];
@@ -418,4 +421,339 @@ fn a_new_file_on_a_removed_file_s_inode_number_is_rolled_back_by_its_own_record(
         );
     }
     eprintln!("inode of the removed file reused by a new one: {reused}");
+}
+
+/// Eight unsynced appends of 100 bytes after the durable "old": append `i` is all byte `i + 1`.
+fn eight_unsynced_appends(mnt: &Path) -> Vec<Vec<u8>> {
+    let chunks: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i + 1; 100]).collect();
+    for c in &chunks {
+        append(&mnt.join("f"), c, false);
+    }
+    chunks
+}
+
+/// Which appends of [`eight_unsynced_appends`] a cut let survive: `Some(true)` kept whole, `Some(false)` a
+/// hole of zeros or cut off; `None` when the file is not made of whole appends and holes.
+fn surviving_appends(got: &[u8], chunks: &[Vec<u8>]) -> Option<Vec<bool>> {
+    let rest = got.strip_prefix(b"old")?;
+    let mut kept = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let at = i * 100;
+        if at >= rest.len() {
+            kept.push(false);
+            continue;
+        }
+        let piece = rest.get(at..at + 100)?;
+        if piece == &c[..] {
+            kept.push(true);
+        } else if piece.iter().all(|b| *b == 0) {
+            kept.push(false);
+        } else {
+            return None;
+        }
+    }
+    // The file ends with the last surviving append.
+    let end = kept.iter().rposition(|k| *k).map_or(0, |i| (i + 1) * 100);
+    (rest.len() == end).then_some(kept)
+}
+
+#[test]
+fn torn_writes_keep_a_seeded_subset_of_whole_unsynced_writes() {
+    let mut subsets = std::collections::BTreeSet::new();
+    for seed in 0..12u64 {
+        let mut outcomes = Vec::new();
+        // Twice per seed: the same writes and the same seed tear the same way.
+        for _ in 0..2 {
+            let (_tmp, disk) = mounted();
+            let mnt = disk.mountpoint().to_path_buf();
+            durable_f(&mnt);
+            let chunks = eight_unsynced_appends(&mnt);
+            disk.faults().power_off();
+            let report = disk
+                .faults()
+                .power_on(Some((TornMode::Writes, seed)))
+                .unwrap();
+            let got = fs::read(mnt.join("f")).unwrap();
+            let kept = surviving_appends(&got, &chunks)
+                .unwrap_or_else(|| panic!("seed {seed}: not a subset of whole writes: {got:?}"));
+            assert_eq!(
+                report.torn_bytes_kept,
+                kept.iter().filter(|k| **k).count() as u64 * 100,
+                "seed {seed}"
+            );
+            outcomes.push(kept);
+        }
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "seed {seed} did not replay the same cut"
+        );
+        subsets.insert(outcomes.pop().unwrap());
+    }
+    // An arbitrary subset, not only prefixes: some cut kept a write after one it lost.
+    assert!(
+        subsets.iter().any(|k| k.windows(2).any(|w| !w[0] && w[1])),
+        "no cut kept a later write without an earlier one: {subsets:?}"
+    );
+    assert!(
+        subsets.len() > 3,
+        "subsets barely vary with the seed: {subsets:?}"
+    );
+}
+
+#[test]
+fn torn_pages_keep_a_seeded_subset_of_the_pages_of_one_write() {
+    let mut mixed = false;
+    for seed in 0..8u64 {
+        let (_tmp, disk) = mounted();
+        let mnt = disk.mountpoint().to_path_buf();
+        durable_f(&mnt);
+        // One write of five pages' worth, starting at byte 3: pieces [3, 4096), [4096, 8192), …, [20480, 20483).
+        let data: Vec<u8> = (0..5 * PAGE as usize)
+            .map(|i| (i % 250) as u8 + 1)
+            .collect();
+        append(&mnt.join("f"), &data, false);
+        disk.faults().power_off();
+        disk.faults()
+            .power_on(Some((TornMode::Pages, seed)))
+            .unwrap();
+        let got = fs::read(mnt.join("f")).unwrap();
+        assert_eq!(&got[..3], b"old", "seed {seed}: durable bytes lost");
+        let mut kept = Vec::new();
+        let mut start = 3u64;
+        let end = 3 + data.len() as u64;
+        while start < end {
+            let piece_end = ((start / PAGE + 1) * PAGE).min(end);
+            let (a, b) = (start as usize, piece_end as usize);
+            let new = &data[a - 3..b - 3];
+            let now = got.get(a..b.min(got.len())).unwrap_or(&[]);
+            if now == new {
+                kept.push(true);
+            } else {
+                assert!(
+                    now.iter().all(|b| *b == 0),
+                    "seed {seed}: page piece {a}..{b} is neither the write's bytes nor a hole"
+                );
+                kept.push(false);
+            }
+            start = piece_end;
+        }
+        let last_kept = kept.iter().rposition(|k| *k);
+        let want_len = match last_kept {
+            None => 3,
+            Some(i) => (((3 / PAGE + i as u64 + 1) * PAGE).min(end)) as usize,
+        };
+        assert_eq!(got.len(), want_len, "seed {seed}: {kept:?}");
+        mixed |= kept.iter().any(|k| *k) && kept.iter().any(|k| !*k);
+        eprintln!("seed {seed}: pages kept {kept:?}");
+    }
+    assert!(mixed, "no cut kept only part of the pages of a write");
+}
+
+#[test]
+fn a_full_disk_refuses_new_files_directories_and_growth_with_enospc() {
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    durable_f(&mnt);
+    fs::create_dir(mnt.join("d")).unwrap();
+    disk.faults().fill(10);
+    let f = OpenOptions::new().write(true).open(mnt.join("f")).unwrap();
+    let enospc = |what: &str, r: std::io::Result<()>| match r {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => {}
+        other => panic!("{what} while the disk is full: {other:?}, expected ENOSPC"),
+    };
+    enospc("growing by 11 of 10 bytes left", f.set_len(3 + 11));
+    assert_eq!(
+        fs::metadata(mnt.join("f")).unwrap().len(),
+        3,
+        "a refused growth changed the length"
+    );
+    f.set_len(3 + 10).expect("growing by what is left");
+    // Now nothing is left.
+    enospc("creating a file", File::create(mnt.join("new")).map(drop));
+    enospc("making a directory", fs::create_dir(mnt.join("newdir")));
+    enospc("growing a file", f.set_len(100));
+    assert!(!mnt.join("new").exists() && !mnt.join("newdir").exists());
+    // What needs no new space still works.
+    f.set_len(1).expect("shrinking");
+    File::create(mnt.join("f")).expect("opening an existing name with O_CREAT");
+    fs::remove_dir(mnt.join("d")).expect("removing");
+    disk.faults().heal();
+    File::create(mnt.join("new")).unwrap();
+    fs::create_dir(mnt.join("newdir")).unwrap();
+}
+
+#[test]
+fn a_failed_rollback_keeps_the_stash_and_the_power_off_and_a_retry_finishes_it() {
+    let (tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    durable_f(&mnt);
+    create(&mnt.join("g"), b"gee", true);
+    sync_dir(&mnt);
+    // Unsynced: an overwrite of f, and g removed (its directory not fsynced, so g is kept in the stash).
+    let f = OpenOptions::new().write(true).open(mnt.join("f")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"XY", 1).unwrap();
+    drop(f);
+    fs::remove_file(mnt.join("g")).unwrap();
+    let faults = disk.faults();
+    faults.power_off();
+    // Something outside squall puts a directory where f's bytes must go back.
+    let backing_f = faults.backing().join("f");
+    fs::remove_file(&backing_f).unwrap();
+    fs::create_dir(&backing_f).unwrap();
+    let err = faults.power_on(None).unwrap_err().to_string();
+    assert!(err.contains("f"), "the failure names the file: {err}");
+    assert!(
+        faults.powered_off(),
+        "the disk came back on after a failed rollback"
+    );
+    assert!(
+        fs::read(mnt.join("g")).is_err(),
+        "a disk whose rollback failed still serves reads"
+    );
+    // g came back from the stash; what could not be undone is still recorded.
+    assert_eq!(fs::read(faults.backing().join("g")).unwrap(), b"gee");
+    fs::remove_dir(&backing_f).unwrap();
+    fs::write(&backing_f, b"oXY").unwrap();
+    let report = faults.power_on(None).expect("the retry");
+    assert_eq!(report.files_rolled_back, 1, "{report}");
+    assert!(!faults.powered_off());
+    assert_eq!(fs::read(mnt.join("f")).unwrap(), b"old");
+    assert_eq!(fs::read(mnt.join("g")).unwrap(), b"gee");
+    drop(tmp);
+}
+
+#[test]
+fn a_failed_rollback_of_a_removal_keeps_the_stash() {
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    durable_f(&mnt);
+    create(&mnt.join("g"), b"gee", true);
+    create(&mnt.join("h"), b"aitch", true);
+    sync_dir(&mnt);
+    fs::remove_file(mnt.join("g")).unwrap();
+    fs::remove_file(mnt.join("h")).unwrap();
+    let faults = disk.faults();
+    faults.power_off();
+    // Something takes g's name in the backing directory: g cannot be put back.
+    fs::create_dir(faults.backing().join("g")).unwrap();
+    fs::write(faults.backing().join("g/x"), b"in the way").unwrap();
+    let stash = faults.backing().with_file_name("backing.stash");
+    assert!(faults.power_on(None).is_err());
+    let left: Vec<_> = fs::read_dir(&stash).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "the stash keeps exactly g's copy: {left:?}");
+    assert_eq!(fs::read(faults.backing().join("h")).unwrap(), b"aitch");
+    fs::remove_dir_all(faults.backing().join("g")).unwrap();
+    faults.power_on(None).expect("the retry");
+    assert_eq!(fs::read(mnt.join("g")).unwrap(), b"gee");
+}
+
+/// Set by [`squall_dying_while_mounted_rolls_back_at_the_next_mount`] for the process it kills.
+const CHILD_DIR: &str = "SQUALL_FAULTFS_TEST_CHILD_DIR";
+
+#[test]
+#[ignore = "run as a child process by squall_dying_while_mounted_rolls_back_at_the_next_mount"]
+fn child_holds_a_mount_with_unsynced_changes_until_killed() {
+    let dir = std::path::PathBuf::from(std::env::var_os(CHILD_DIR).expect(CHILD_DIR));
+    let disk = MountedDisk::mount(&dir.join("backing"), &dir.join("mnt")).unwrap();
+    let mnt = disk.mountpoint().to_path_buf();
+    durable_f(&mnt);
+    create(&mnt.join("g"), b"gee", true);
+    create(&mnt.join("h"), b"aitch", true);
+    sync_dir(&mnt);
+    // Unsynced: an append and an overwrite of f, a new file, g removed, h renamed over by a new k.
+    append(&mnt.join("f"), b"new", false);
+    let f = OpenOptions::new().write(true).open(mnt.join("f")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"XY", 1).unwrap();
+    // No file of the mount may stay open here: a process that serves a FUSE mount and holds one of its files
+    // cannot exit (closing the file waits on a flush only its own dead threads could answer). squall holds
+    // none; its nodes do.
+    drop(f);
+    create(&mnt.join("unsynced"), b"data", true);
+    fs::remove_file(mnt.join("g")).unwrap();
+    create(&mnt.join("k"), b"kay", true);
+    fs::rename(mnt.join("k"), mnt.join("h")).unwrap();
+    fs::write(dir.join("ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    unreachable!("the parent kills this process long before");
+}
+
+#[test]
+fn squall_dying_while_mounted_rolls_back_at_the_next_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "disk::tests::child_holds_a_mount_with_unsynced_changes_until_killed",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !dir.join("ready").exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child holding the mount exited early: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child did not get its mount ready within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no unmount, no cleanup
+    child.wait().unwrap();
+    let err = fs::metadata(dir.join("mnt")).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(nix::libc::ENOTCONN),
+        "the killed process's mount should be dead: {err}"
+    );
+
+    let disk = MountedDisk::mount(&dir.join("backing"), &dir.join("mnt"))
+        .unwrap_or_else(|e| panic!("mounting after the holder was killed: {e}"));
+    let left = disk.leftovers().clone();
+    assert!(
+        left.stale_mount,
+        "the dead mount was not reported: {left:?}"
+    );
+    let report = left
+        .rolled_back
+        .expect("the unsynced changes were not rolled back");
+    let mnt = disk.mountpoint();
+    let got =
+        |name: &str| contents(&mnt.join(name)).map(|b| String::from_utf8_lossy(&b).into_owned());
+    assert_eq!(
+        (got("f"), got("g"), got("h"), got("unsynced"), got("k")),
+        (
+            Some("old".into()),
+            Some("gee".into()),
+            Some("aitch".into()),
+            None,
+            None
+        ),
+        "after {report}"
+    );
+    assert!(report.names_undone >= 3, "{report}");
+    // The next orderly unmount leaves nothing to roll back.
+    disk.unmount().unwrap();
+    let disk = MountedDisk::mount(&dir.join("backing"), &dir.join("mnt")).unwrap();
+    assert_eq!(disk.leftovers(), &Leftovers::default());
+}
+
+#[test]
+fn a_live_mount_is_not_taken_over() {
+    let (tmp, disk) = mounted();
+    let err = MountedDisk::mount(&tmp.path().join("other"), disk.mountpoint())
+        .err()
+        .expect("mounting over a live fault filesystem");
+    assert!(
+        err.to_string().contains("still served by a running squall"),
+        "{err}"
+    );
+    assert!(
+        fs::metadata(disk.mountpoint()).is_ok(),
+        "the live mount was disturbed"
+    );
 }
