@@ -38,6 +38,9 @@ struct Disk {
     /// The last unit appended since the WAL was last rewritten (`None` right after a rewrite, whose single
     /// unit holds the whole WAL and is synced).
     last_unit: Option<LastUnit>,
+    /// The storage's lost-data marker (`RECOVERING`): set by an open that found the directory empty or cut a
+    /// damaged record, cleared once the core finished recovering (as `Storage::finish_recovery`).
+    lost_marker: bool,
 }
 
 /// What the last WAL unit changed, to undo it.
@@ -54,6 +57,10 @@ struct LastUnit {
 }
 
 impl Disk {
+    fn is_empty(&self) -> bool {
+        self.hard_state == HardState::default() && self.snapshot.is_none() && self.entries.is_empty()
+    }
+
     fn last(&self) -> (Index, Term) {
         match (self.entries.last(), &self.snapshot) {
             (Some(e), _) => (e.index, e.term),
@@ -123,7 +130,7 @@ const SNAPSHOT_CHURN: u32 = 3;
 /// unit written but not yet synced when the process died is read back from the page cache, trusted, and lost at
 /// a later power cut. The fix for S1 (sync everything at the end of the open, as PostgreSQL does after a crash)
 /// makes this `true`; set it when that fix is merged, or the simulation keeps finding S1 in the model.
-const STORAGE_OPEN_SYNCS: bool = false;
+const STORAGE_OPEN_SYNCS: bool = true;
 
 /// Largest command the simulated clients propose, in bytes (a scaled-down `rpc::MAX_COMMAND_BYTES`).
 pub const MAX_COMMAND: usize = 2048;
@@ -590,6 +597,8 @@ impl Sim {
         };
         for id in 1..=n as u64 {
             let mut node = Node::new(id, false);
+            // A new directory is empty: the open marks it (a new node cannot be told from a wiped one).
+            node.disk.lost_marker = true;
             node.raft = Some(sim.boot(&node));
             sim.nodes.push(node);
         }
@@ -629,7 +638,11 @@ impl Sim {
             &self.faults,
         );
         cfg.join = node.join;
-        Raft::new(cfg, restored)
+        let mut raft = Raft::new(cfg, restored);
+        if node.disk.lost_marker {
+            raft.mark_lost_data();
+        }
+        raft
     }
 
     fn idx(id: NodeId) -> usize {
@@ -916,6 +929,10 @@ impl Sim {
             if let Some(e) = rd.entries.last() {
                 raft.on_persisted(e.index, e.term);
             }
+            if node.disk.lost_marker && !raft.recovering() {
+                // The turn's writes (the hard state that records a counted vote among them) are durable.
+                node.disk.lost_marker = false;
+            }
             // 4. Apply.
             for e in &rd.committed_entries {
                 if e.index != node.sm_applied + 1 {
@@ -1124,6 +1141,7 @@ impl Sim {
             if self.nodes[j].unborn {
                 self.nodes[j].unborn = false;
                 self.nodes[j].down_until = 0;
+                self.nodes[j].disk.lost_marker = true;
                 let raft = self.boot(&self.nodes[j]);
                 self.nodes[j].raft = Some(raft);
             }
@@ -1686,6 +1704,7 @@ impl Sim {
             // for H3 may need, this is where the simulated open would say so.)
             node.disk.undo_last_unit();
             node.disk.sync();
+            node.disk.lost_marker = true;
             self.records_cut += 1;
             self.lost_data.insert(node.id);
             self.disk_lost.insert(node.id);
@@ -1703,6 +1722,11 @@ impl Sim {
                     node.id
                 ),
             ));
+        }
+        let node = &mut self.nodes[i];
+        if node.disk.is_empty() {
+            // An empty directory: a new node cannot be told from a wiped one, so the open marks it.
+            node.disk.lost_marker = true;
         }
         let raft = self.boot(&self.nodes[i]);
         let node = &mut self.nodes[i];
