@@ -2,8 +2,6 @@
 
 pub mod app;
 pub mod bench;
-pub mod bench_disk;
-pub mod bench_membership;
 pub mod check;
 pub mod cli;
 pub mod cluster;

@@ -22,7 +22,7 @@ async fn one_run(
         std::process::id(),
         if disk_faults { "fuse" } else { "plain" }
     ));
-    let up = crate::bench::bench_up_args(args, dir.clone(), disk_faults);
+    let up = super::writes::bench_up_args(args, dir.clone(), disk_faults);
     let spec = crate::setup::cluster_spec(&up, dir.clone(), 42)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
@@ -33,7 +33,7 @@ async fn one_run(
         failovers: 0,
         ..args.clone()
     };
-    let result = crate::bench::measure(&cluster, &no_failovers).await;
+    let result = super::writes::measure(&cluster, &no_failovers).await;
     let ops = cluster.disk_op_stats();
     cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -110,7 +110,7 @@ async fn until_config(cluster: &Cluster, id: u64, voter: bool) -> Result<Instant
 /// Runs `squall bench --membership`.
 pub async fn run(args: BenchArgs) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("squall-bench-members-{}", std::process::id()));
-    let mut up = crate::bench::bench_up_args(&args, dir.clone(), false);
+    let mut up = super::writes::bench_up_args(&args, dir.clone(), false);
     // Compacted often, so a new node's state comes as a snapshot, as it would in a long-lived cluster.
     up.snapshot_every = 1_000;
     let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
