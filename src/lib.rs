@@ -11,6 +11,7 @@ pub mod input;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod session;
 pub mod setup;
 pub mod state;
 pub mod ui;

@@ -792,7 +792,7 @@ fn paths(
                     && (ident(toks.get(i - 1)) == Some("pub")
                         || (toks.get(i - 1) == Some(&Tok::Punct(')'))
                             && (1..=5)
-                                .any(|k| i >= k + 1 && ident(toks.get(i - 1 - k)) == Some("pub"))));
+                                .any(|k| i > k && ident(toks.get(i - 1 - k)) == Some("pub"))));
                 let mut trees = Vec::new();
                 let end = use_tree(toks, i + 1, Vec::new(), &mut trees);
                 let at = here(&inline);

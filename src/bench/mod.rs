@@ -6,4 +6,17 @@ pub mod disk;
 pub mod membership;
 pub mod writes;
 
-pub use writes::run;
+use std::process::ExitCode;
+
+use crate::cli::BenchArgs;
+
+/// Runs the benchmark `args` asks for and prints its figures (human lines, then one JSON line).
+pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.disk_faults {
+        disk::run(args).await
+    } else if args.membership {
+        membership::run(args).await
+    } else {
+        writes::run(args).await
+    }
+}

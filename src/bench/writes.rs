@@ -88,14 +88,8 @@ pub(crate) fn bench_up_args(
     }
 }
 
-/// Runs the benchmark and prints its figures (human lines, then one JSON line).
+/// Runs the write benchmark and prints its figures (human lines, then one JSON line).
 pub async fn run(args: BenchArgs) -> ExitCode {
-    if args.disk_faults {
-        return super::disk::run(args).await;
-    }
-    if args.membership {
-        return super::membership::run(args).await;
-    }
     let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
     let up = bench_up_args(&args, dir.clone(), false);
     let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {

@@ -15,12 +15,12 @@ use std::time::Duration;
 use clap::Parser as _;
 
 use super::{Plan, Scenario, WorkloadKind, fmt_duration, parse_scenario};
-use crate::app::{ConsoleFeed, end_session, start_session};
 use crate::check::liveness::{Excused, Liveness, Sample};
 use crate::cli::{Cli, Command as CliCommand};
 use crate::cluster::command::{self, Command, NodeId, Target};
 use crate::cluster::fault::FaultTarget;
 use crate::cluster::{Cluster, Outcome};
+use crate::session::{ConsoleFeed, end_session, start_session};
 use crate::setup::fail;
 use crate::state::{ClusterState, ProcessState, Verdict};
 
@@ -702,7 +702,7 @@ async fn judge(
     plan: &Plan,
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
-    session: &mut crate::app::Session,
+    session: &mut crate::session::Session,
     liveness: &Liveness,
 ) -> Vec<Finding> {
     let s = &plan.scenario;
