@@ -10,6 +10,7 @@ pub mod histories;
 pub mod input;
 pub mod record;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod session;
 pub mod setup;

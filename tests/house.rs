@@ -18,11 +18,11 @@
 //! 1. `state`, `check`: pure data and pure checkers, no I/O.
 //! 2. `cli`: clap definitions (flag values only).
 //! 3. `cluster`: the running cluster (processes, proxies, status polling, actions → events).
-//! 4. `record`, `input`, `ui`, `scenario`: the rooms a session is built from: event log, casts and the replay
-//!    player; key mapping; widgets; scenario files (parse, validate, plan, export).
-//! 5. `setup`, `session`, `histories`, `report`: what the entry points share: exit and runtime helpers, one
-//!    running session (start, fold its events, end) that `up`, `run` and `bench` all start from, and the
-//!    commands that read an event log.
+//! 4. `setup`, `record`, `input`, `ui`, `scenario`: the rooms a session is built from: exit and runtime
+//!    helpers and the cluster specification; event log, casts and the replay player; key mapping; widgets;
+//!    scenario files (parse, validate, plan, export).
+//! 5. `session`, `histories`, `report`: one running session (start, fold its events, end) that `up`, `run`
+//!    and `bench` all start from, and the commands that read an event log.
 //! 6. `app`, `run`, `bench`: the loops of `up` (dashboard and console), `run` and `bench`.
 //! 7. `commands`: the subcommands `main.rs` dispatches to.
 //!
@@ -40,8 +40,8 @@ const LAYERS: &[&[&str]] = &[
     &["state", "check"],
     &["cli"],
     &["cluster"],
-    &["record", "input", "ui", "scenario"],
-    &["setup", "session", "histories", "report"],
+    &["setup", "record", "input", "ui", "scenario"],
+    &["session", "histories", "report"],
     &["app", "run", "bench"],
     &["commands"],
 ];

@@ -36,9 +36,9 @@
 pub mod export;
 pub mod nemesis;
 mod parse;
-pub mod run;
 #[cfg(test)]
 mod tests;
+pub mod validate;
 
 use std::fmt;
 use std::path::PathBuf;
