@@ -7,15 +7,30 @@ mod headless;
 
 use std::process::ExitCode;
 
-use crate::cli::UpArgs;
+use crate::cli::{UpArgs, WorkloadArg};
 use crate::cluster::ClusterSpec;
-use crate::session::{end_session, start_session};
+use crate::session::{SessionConfig, end_session, start_session};
+use crate::state::WorkloadKind;
 
 /// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
 pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
-    let (cluster, mut session, mut rx) = match start_session(&args, spec).await {
+    let config = SessionConfig {
+        events: Some(
+            args.events
+                .clone()
+                .unwrap_or_else(|| spec.dir.join("events.jsonl.gz")),
+        ),
+        spec,
+        workload: args.workload.map(|w| match w {
+            WorkloadArg::Counter => WorkloadKind::Counter,
+            WorkloadArg::LinKv => WorkloadKind::LinKv,
+        }),
+        node_bin: args.node_bin.clone(),
+        dump_screens: args.dump_screens.clone(),
+    };
+    let (cluster, mut session, mut rx) = match start_session(config).await {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(e) => return crate::setup::fail(2, e),
     };
     let code = if args.headless {
         headless::run(&cluster, &mut session, &mut rx).await

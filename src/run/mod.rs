@@ -16,12 +16,13 @@ mod verdict;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
-use crate::cli::{Cli, Command as CliCommand, RunArgs};
+use crate::cli::RunArgs;
+use crate::cluster::ClusterSpec;
 use crate::scenario::validate::load;
-use crate::scenario::{Plan, WorkloadKind, fmt_duration};
-use crate::setup::fail;
+use crate::scenario::{Plan, WorkloadKind};
+use crate::session::SessionConfig;
+use crate::setup::{cluster_id, fail, node_program};
+use crate::state::WorkloadKind as SessionWorkload;
 use bundle::{bundle_dir, finish_bundle, write_bundle_start};
 use verdict::{exit_code, overall};
 
@@ -56,16 +57,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     println!("squall run: {} → {}", args.file.display(), out.display());
     print!("{}", plan.describe());
-    let up = match up_args(&plan, &out) {
-        Ok(a) => a,
+    let config = match session_config(&plan, &out) {
+        Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    let mut spec = match crate::setup::cluster_spec(&up, out.join("cluster"), seed) {
-        Ok(s) => s,
-        Err(e) => return fail(2, e),
-    };
-    spec.node_prefix_args
-        .extend(plan.scenario.cluster.node_args.iter().map(Into::into));
     let cast = if args.record {
         match crate::record::asciicast::CastWriter::create(
             out.join("run.cast"),
@@ -79,7 +74,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     } else {
         None
     };
-    let findings = match crate::setup::runtime().block_on(steps::execute(&plan, &up, spec, cast)) {
+    let findings = match crate::setup::runtime().block_on(steps::execute(&plan, config, cast)) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -107,52 +102,35 @@ pub fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(exit_code(verdict))
 }
 
-/// `up`'s flags for the plan, parsed as a person would type them (so every default `up` has applies).
-fn up_args(plan: &Plan, out: &Path) -> Result<crate::cli::UpArgs, String> {
+/// The session a plan runs: its cluster settings as the scenario states them (already validated when it was
+/// read), the event log in the bundle, and its workload.
+fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
     let s = &plan.scenario;
     let c = &s.cluster;
-    let mut argv: Vec<String> = vec![
-        "squall".into(),
-        "up".into(),
-        "--headless".into(),
-        "-n".into(),
-        c.nodes.to_string(),
-        "--election-timeout".into(),
-        format!(
-            "{}..{}",
-            fmt_duration(c.election_timeout.0),
-            fmt_duration(c.election_timeout.1)
-        ),
-        "--heartbeat".into(),
-        fmt_duration(c.heartbeat),
-        "--snapshot-every".into(),
-        c.snapshot_every.to_string(),
-        "--seed".into(),
-        plan.seed.to_string(),
-        "--dir".into(),
-        out.join("cluster").display().to_string(),
-        "--events".into(),
-        out.join("events.jsonl.gz").display().to_string(),
-        "--rate".into(),
-        s.workload.rate.to_string(),
-    ];
-    match s.workload.kind {
-        WorkloadKind::Counter => argv.extend(["--workload".into(), "counter".into()]),
-        WorkloadKind::LinKv => argv.extend(["--workload".into(), "lin-kv".into()]),
-        WorkloadKind::None => {}
-    }
-    if let Some(b) = &c.node_bin {
-        argv.extend(["--node-bin".into(), b.display().to_string()]);
-    }
-    if c.disk_faults {
-        argv.push("--disk-faults".into());
-    }
-    match Cli::try_parse_from(&argv) {
-        Ok(Cli {
-            command: CliCommand::Up(a),
-            ..
-        }) => Ok(a),
-        Ok(_) => Err("internal: not an `up` command".into()),
-        Err(e) => Err(format!("the scenario's settings are refused: {e}")),
-    }
+    let (node_program, mut node_prefix_args) = node_program(c.node_bin.as_deref())?;
+    node_prefix_args.extend(c.node_args.iter().map(Into::into));
+    Ok(SessionConfig {
+        spec: ClusterSpec {
+            nodes: c.nodes,
+            dir: out.join("cluster"),
+            node_program,
+            node_prefix_args,
+            cluster_id: cluster_id(plan.seed),
+            election_timeout: c.election_timeout,
+            heartbeat: c.heartbeat,
+            snapshot_every: c.snapshot_every,
+            seed: plan.seed,
+            rate: s.workload.rate,
+            disk_faults: c.disk_faults,
+            unsafe_no_fsync: false,
+        },
+        events: Some(out.join("events.jsonl.gz")),
+        workload: match s.workload.kind {
+            WorkloadKind::Counter => Some(SessionWorkload::Counter),
+            WorkloadKind::LinKv => Some(SessionWorkload::LinKv),
+            WorkloadKind::None => None,
+        },
+        node_bin: c.node_bin.clone(),
+        dump_screens: None,
+    })
 }

@@ -10,7 +10,7 @@ use crate::check::liveness::{Excused, Liveness, Sample};
 use crate::cluster::command::{self, Command, Target};
 use crate::cluster::{Cluster, Outcome};
 use crate::scenario::Plan;
-use crate::session::{ConsoleFeed, end_session, start_session};
+use crate::session::{ConsoleFeed, SessionConfig, end_session, start_session};
 use crate::state::{ClusterState, ProcessState};
 
 /// Something the run will do at a time.
@@ -38,12 +38,13 @@ fn healthy(s: &ClusterState) -> bool {
 
 pub(super) async fn execute(
     plan: &Plan,
-    up: &crate::cli::UpArgs,
-    spec: crate::cluster::ClusterSpec,
+    config: SessionConfig,
     cast: Option<crate::record::asciicast::CastWriter>,
 ) -> Result<Vec<Finding>, ExitCode> {
     let s = &plan.scenario;
-    let (cluster, mut session, mut rx) = start_session(up, spec).await?;
+    let (cluster, mut session, mut rx) = start_session(config)
+        .await
+        .map_err(|e| crate::setup::fail(2, e))?;
     let mut feed = ConsoleFeed::new();
     feed.out.cast = cast;
     let mut due: Vec<(Duration, Due)> = plan

@@ -5,16 +5,17 @@
 mod console;
 mod signals;
 
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
-use crate::cli::UpArgs;
 use crate::cluster::command::Command;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::record::asciicast::Recorder;
 use crate::record::eventlog::EventLogWriter;
-use crate::state::{ClusterState, Event, FeedKind, Stamped, StatusCompressor, ViewState};
+use crate::state::{
+    ClusterState, Event, FeedKind, Stamped, StatusCompressor, ViewState, WorkloadKind,
+};
 
 pub use console::{Console, ConsoleFeed, console_line, eprintln_quiet};
 pub use signals::StopSignals;
@@ -93,30 +94,47 @@ impl Session {
 /// A started session: the cluster, what folds its events, and where they arrive.
 pub type Started = (Cluster, Session, mpsc::UnboundedReceiver<Stamped>);
 
-/// Creates the cluster directory and the event log, starts every node, and starts the workload when `args`
-/// asks for it. Errors are the exit code (2) after the message.
-pub async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<Started, ExitCode> {
-    if let Err(e) = std::fs::create_dir_all(&spec.dir) {
-        return Err(crate::setup::fail(
-            2,
-            format!(
-                "cannot create cluster directory {}: {e}",
-                spec.dir.display()
-            ),
-        ));
-    }
-    let events_path = args
-        .events
-        .clone()
-        .unwrap_or_else(|| spec.dir.join("events.jsonl.gz"));
-    let log = match EventLogWriter::create(&events_path, &spec.cluster_id) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            return Err(crate::setup::fail(
-                2,
-                format!("{e}; name a writable file with --events FILE"),
-            ));
-        }
+/// What a session runs and where its record goes, decided before the cluster starts. `up` builds it from its
+/// flags, `run` from a scenario's plan and `bench` from its own fixed settings: none of them goes through
+/// another's command line.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The cluster to start.
+    pub spec: ClusterSpec,
+    /// Where the event log is written; `None` writes none (the benches).
+    pub events: Option<PathBuf>,
+    /// The built-in workload to start at once, if any.
+    pub workload: Option<WorkloadKind>,
+    /// The node program a person named (`--node-bin`, a scenario's `node-bin`), recorded in the settings
+    /// event; `None` when squall runs its own node.
+    pub node_bin: Option<PathBuf>,
+    /// For tests: where to write the screen of the live state after every fault and at the end.
+    pub dump_screens: Option<PathBuf>,
+}
+
+/// Creates the cluster directory and the event log, starts every node, and starts the workload the config
+/// names. `Err` is the message for a person (the cluster directory or the event log cannot be created, or a
+/// node does not start).
+pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
+    let SessionConfig {
+        spec,
+        events,
+        workload,
+        node_bin,
+        dump_screens,
+    } = config;
+    std::fs::create_dir_all(&spec.dir).map_err(|e| {
+        format!(
+            "cannot create cluster directory {}: {e}",
+            spec.dir.display()
+        )
+    })?;
+    let log = match events {
+        Some(path) => Some(
+            EventLogWriter::create(&path, &spec.cluster_id)
+                .map_err(|e| format!("{e}; name a writable file with --events FILE"))?,
+        ),
+        None => None,
     };
     let settings = Event::Settings {
         nodes: spec.nodes,
@@ -129,31 +147,27 @@ pub async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<Started, 
         seed: spec.seed,
         rate: spec.rate,
         disk_faults: spec.disk_faults,
-        node_bin: args.node_bin.as_ref().map(|p| p.display().to_string()),
+        node_bin: node_bin.as_ref().map(|p| p.display().to_string()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let cluster = match Cluster::start(spec, tx.clone()).await {
-        Ok(c) => c,
-        Err(e) => return Err(crate::setup::fail(2, format!("{e:#}"))),
-    };
-    let session = Session {
+    let cluster = Cluster::start(spec, tx.clone())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let mut session = Session {
         log,
         state: ClusterState::new(),
         recorder: None,
         feed_seen: 0,
         compressor: StatusCompressor::new(),
-        dump_screens: args.dump_screens.clone(),
+        dump_screens,
         applied: 0,
         scenario_events: Vec::new(),
     };
-    let mut session = session;
     session.apply(Stamped::new(cluster.now_ms(), settings));
-    if let Some(kind) = args.workload {
-        if kind == crate::cli::WorkloadArg::LinKv {
+    if let Some(kind) = workload {
+        if kind == WorkloadKind::LinKv {
             let _ = cluster
-                .perform(Command::SetWorkloadKind(Some(
-                    crate::state::WorkloadKind::LinKv,
-                )))
+                .perform(Command::SetWorkloadKind(Some(WorkloadKind::LinKv)))
                 .await;
         }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
