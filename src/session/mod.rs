@@ -20,9 +20,11 @@ use crate::state::{
 pub use console::{Console, ConsoleFeed, console_line, eprintln_quiet};
 pub use signals::StopSignals;
 
-/// Where the session's pieces go, decided before the cluster starts.
+/// What a running session's events fold into: the cluster state every view draws from, the event log, and
+/// (in the dashboard) the recording's markers. Replay folds a log through the same `ClusterState::apply`.
 pub struct Session {
     log: Option<EventLogWriter<Stamped>>,
+    /// The state the session's events have folded into so far.
     pub state: ClusterState,
     /// The dashboard's recorder, which gets a marker for each notable feed line.
     pub recorder: Option<Recorder>,
