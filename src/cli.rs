@@ -37,7 +37,7 @@ pub enum Command {
     /// Write a self-contained HTML report of a session from its event log.
     Report(ReportArgs),
     /// Run a scenario file to a verdict (exit 0 valid, 1 invalid, 2 could not run, 3 unknown).
-    Run(crate::scenario::run::RunArgs),
+    Run(RunArgs),
     /// Write the faults of a recorded session (its event log) as a scenario file, on standard output.
     Scenario(ScenarioArgs),
     /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
@@ -275,4 +275,35 @@ pub struct ReportArgs {
     /// Time allowed for the linearizability check of a lin-kv history.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+/// Flags of `squall run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The scenario file (TOML; see `scenarios/` and the README).
+    pub file: PathBuf,
+    /// Seed for every random choice (overrides the file's `cluster.seed`; default: the file's, else random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also record the console as an asciicast in the bundle.
+    #[arg(long)]
+    pub record: bool,
+    /// Multiply every time of the run (steps, durations, the nemesis' intervals) by this factor, e.g. `0.5`
+    /// for a short version in CI; the cluster's timeouts are kept.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub scale: f64,
+    /// Check the file and print every setting and step the seed expands into, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where to write the bundle (default: `squall-run-NAME-SEED` in the current directory; never an
+    /// existing non-empty directory: `-2`, `-3`, … is appended).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 0.05 && *f <= 20.0)
+        .ok_or_else(|| format!("`{s}` is not a scale from 0.05 to 20 (e.g. 0.5)"))
 }

@@ -2,8 +2,6 @@
 
 pub mod app;
 pub mod bench;
-pub mod bench_disk;
-pub mod bench_membership;
 pub mod check;
 pub mod cli;
 pub mod cluster;
@@ -12,7 +10,9 @@ pub mod histories;
 pub mod input;
 pub mod record;
 pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod session;
 pub mod setup;
 pub mod state;
 pub mod ui;

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             squall::histories::history(args)
         }
         Command::Report(args) => squall::report::report(args),
-        Command::Run(args) => squall::scenario::run::run(args),
+        Command::Run(args) => squall::run::run(args),
         Command::Scenario(args) => {
             die_on_closed_output();
             squall::scenario::export::export(args)

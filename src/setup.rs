@@ -1,8 +1,9 @@
-//! Helpers every entry point shares (`commands`, `app`, `bench`): how errors end a command, the runtime, the
-//! cluster specification built from `up`'s flags. It sits below all three, so none of them imports another
-//! to reach these.
+//! Helpers every entry point shares (`commands`, `app`, `run`, `bench`): how errors end a command, the
+//! runtime, the cluster specification (from `up`'s flags, or from parts for `run` and `bench`). It sits below
+//! all of them, so none imports another to reach these.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,30 +44,15 @@ pub fn effective(args: &UpArgs) -> UpArgs {
     a
 }
 
-/// The cluster specification for `up` and `bench`, with the node program resolved.
+/// The cluster specification for `up`'s flags, with the node program resolved.
 pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
-    let (program, prefix) = match &args.node_bin {
-        Some(p) => {
-            if !p.is_file() {
-                return Err(format!(
-                    "--node-bin {}: no such file; build squall-node (cargo build --release -p squall-node) or drop the flag to use squall itself",
-                    p.display()
-                ));
-            }
-            (p.clone(), vec![])
-        }
-        None => (
-            std::env::current_exe()
-                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
-            vec!["node".into()],
-        ),
-    };
+    let (node_program, node_prefix_args) = node_program(args.node_bin.as_deref())?;
     Ok(ClusterSpec {
         nodes: args.nodes,
         dir,
-        node_program: program,
-        node_prefix_args: prefix,
-        cluster_id: format!("squall-{:04x}", seed & 0xffff),
+        node_program,
+        node_prefix_args,
+        cluster_id: cluster_id(seed),
         election_timeout: args.election_timeout,
         heartbeat: args.heartbeat,
         snapshot_every: args.snapshot_every,
@@ -75,6 +61,32 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         disk_faults: args.disk_faults,
         unsafe_no_fsync: args.unsafe_no_fsync,
     })
+}
+
+/// The program every node runs and the arguments before its own flags: `node_bin` (any build of
+/// squall-node) with none, or squall itself with `node`. `Err` names a `node_bin` that is not a file.
+pub fn node_program(node_bin: Option<&Path>) -> Result<(PathBuf, Vec<OsString>), String> {
+    match node_bin {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(format!(
+                    "--node-bin {}: no such file; build squall-node (cargo build --release -p squall-node) or drop the flag to use squall itself",
+                    p.display()
+                ));
+            }
+            Ok((p.to_path_buf(), vec![]))
+        }
+        None => Ok((
+            std::env::current_exe()
+                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
+            vec!["node".into()],
+        )),
+    }
+}
+
+/// The cluster id of a session with this seed (what the nodes check their data against).
+pub fn cluster_id(seed: u64) -> String {
+    format!("squall-{:04x}", seed & 0xffff)
 }
 
 /// A line on standard output that may be closed by now (`squall up --headless | head`): `up` must still

@@ -11,14 +11,6 @@ pub enum ChaosError {
     /// The lifeline pipe could not be created.
     #[error("cannot create the lifeline pipe: {0}")]
     Lifeline(#[source] nix::Error),
-    /// The lifeline descriptor named in the environment is unusable.
-    #[error("bad lifeline descriptor {value:?} in SQUALL_LIFELINE_FD: {reason}")]
-    LifelineFd {
-        /// The environment variable's value.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The process-wide spawner thread could not be started or has gone away.
     #[error("the spawner thread is unavailable: {0}")]
     Spawner(String),

@@ -3,7 +3,7 @@
 //!
 //! No orphans, by three layers, because no single one covers every way the orchestrator can end:
 //! - **Lifeline.** Each [`Supervisor`] holds the write end of a pipe; every child gets the read end's number in
-//!   `SQUALL_LIFELINE_FD` and calls [`watch_lifeline_from_env`], whose thread exits the child at end-of-file.
+//!   `SQUALL_LIFELINE_FD` and calls [`squall_lifeline::watch_from_env`], whose thread exits the child at end-of-file.
 //!   The kernel closes the write end however the orchestrator dies (panic, signal, SIGKILL) or when the
 //!   supervisor is dropped. A stopped child cannot read, so this alone misses paused nodes.
 //! - **Parent-death signal.** Children are forked from one process-wide thread that never exits, with
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -34,11 +34,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::error::ChaosError;
 
-/// The environment variable that tells a child which fd is its lifeline.
-pub const LIFELINE_ENV: &str = "SQUALL_LIFELINE_FD";
-
-/// The exit code of a child whose lifeline closed (its supervisor is gone).
-pub const LIFELINE_EXIT_CODE: i32 = 70;
+pub use squall_lifeline::{LIFELINE_ENV, LIFELINE_EXIT_CODE};
 
 /// How long a restart waits for the old process to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -552,47 +548,4 @@ fn record_exit(
         at,
         expected,
     });
-}
-
-/// For a child program: if `SQUALL_LIFELINE_FD` is set, start a thread that exits the process with
-/// [`LIFELINE_EXIT_CODE`] as soon as the supervisor's end of the lifeline closes. Returns whether a lifeline is
-/// being watched. Call it first thing in `main`.
-pub fn watch_lifeline_from_env() -> Result<bool, ChaosError> {
-    let Some(value) = std::env::var_os(LIFELINE_ENV) else {
-        return Ok(false);
-    };
-    let bad = |reason: String| ChaosError::LifelineFd {
-        value: value.to_string_lossy().into_owned(),
-        reason,
-    };
-    let fd: RawFd = value
-        .to_str()
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|fd| *fd >= 0)
-        .ok_or_else(|| bad("not a file descriptor number".into()))?;
-    // SAFETY: checked that the descriptor is open (F_GETFD) before taking ownership; the supervisor handed it
-    // to this process for exactly this use and nothing else here refers to it.
-    let owned = unsafe {
-        fcntl(BorrowedFd::borrow_raw(fd), FcntlArg::F_GETFD)
-            .map_err(|e| bad(format!("descriptor is not open: {e}")))?;
-        OwnedFd::from_raw_fd(fd)
-    };
-    // Our own children must not hold the lifeline.
-    fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
-        .map_err(|e| bad(format!("cannot set close-on-exec: {e}")))?;
-    std::thread::Builder::new()
-        .name("squall-lifeline".into())
-        .spawn(move || {
-            let mut buf = [0u8; 64];
-            loop {
-                match nix::unistd::read(&owned, &mut buf) {
-                    Ok(0) => break,
-                    Ok(_) | Err(Errno::EINTR) => continue,
-                    Err(_) => break,
-                }
-            }
-            std::process::exit(LIFELINE_EXIT_CODE);
-        })
-        .map_err(|e| bad(format!("cannot start the watcher thread: {e}")))?;
-    Ok(true)
 }

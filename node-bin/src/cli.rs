@@ -207,7 +207,7 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = squall_chaos::watch_lifeline_from_env() {
+    if let Err(e) = squall_lifeline::watch_from_env() {
         eprintln!("squall-node: warning: cannot watch the supervisor's lifeline: {e}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -33,13 +33,13 @@
 //! interval = "3s..6s"
 //! ```
 
-mod churn;
+pub mod churn;
 pub mod export;
 pub mod nemesis;
 mod parse;
-pub mod run;
 #[cfg(test)]
 mod tests;
+pub mod validate;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -255,7 +255,7 @@ fn a_step_may_name_only_nodes_that_exist_by_then() {
              [[timeline]]\nat = \"{remove_at}\"\ndo = \"remove 4\"\n"
         )
     };
-    let real = &super::run::validate_line;
+    let real = &super::validate::validate_line;
     // Node 4 exists once the add at 5 s has run, not at 2 s.
     let e = parse_scenario(Path::new("s.toml"), &file("2s"), real).unwrap_err();
     assert_eq!(e.line, Some(10), "{e}");

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use squall_node::client::KvClient;
 use squall_node::kv::KvOp;
-use tokio::sync::mpsc;
 
 use crate::cli::BenchArgs;
 use crate::cluster::command::Command;
@@ -110,18 +109,14 @@ async fn until_config(cluster: &Cluster, id: u64, voter: bool) -> Result<Instant
 /// Runs `squall bench --membership`.
 pub async fn run(args: BenchArgs) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("squall-bench-members-{}", std::process::id()));
-    let mut up = crate::bench::bench_up_args(&args, dir.clone(), false);
-    // Compacted often, so a new node's state comes as a snapshot, as it would in a long-lived cluster.
-    up.snapshot_every = 1_000;
-    let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
-        Ok(s) => s,
-        Err(e) => return crate::setup::fail(2, e),
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let cluster = match Cluster::start(spec, tx).await {
+    let config = super::writes::bench_session(&args, dir.clone(), false).map(|mut c| {
+        // Compacted often, so a new node's state comes as a snapshot, as it would in a long-lived cluster.
+        c.spec.snapshot_every = 1_000;
+        c
+    });
+    let cluster = match super::writes::start(config).await {
         Ok(c) => c,
-        Err(e) => return crate::setup::fail(1, format!("{e:#}")),
+        Err((code, e)) => return crate::setup::fail(code, e),
     };
     let result = measure(&cluster).await;
     cluster.shutdown().await;

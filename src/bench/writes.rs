@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use squall_node::client::KvClient;
 use squall_node::kv::KvOp;
-use tokio::sync::mpsc;
 
-use crate::cli::{BenchArgs, UpArgs};
-use crate::cluster::Cluster;
+use crate::cli::BenchArgs;
 use crate::cluster::command::{Command, Target};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::session::{SessionConfig, start_session};
 
 /// The `p` quantile of `values` (0 when empty), from an HDR histogram (3 significant figures).
 fn percentile(values: &[u64], p: f64) -> u64 {
@@ -60,53 +60,51 @@ async fn wait_caught_up(cluster: &Cluster, node: u64) -> Result<(), String> {
     ))
 }
 
-/// The `up` flags of the bench's 3-node cluster in `dir` (defaults, seed 42, no workload), with or without
-/// the fault filesystem.
-pub(crate) fn bench_up_args(
+/// The session of the bench's 3-node cluster in `dir` (default timings, seed 42, no workload, no event log),
+/// with or without the fault filesystem. `Err` names a `--node-bin` that is not a file.
+pub(crate) fn bench_session(
     args: &BenchArgs,
     dir: std::path::PathBuf,
     disk_faults: bool,
-) -> UpArgs {
-    UpArgs {
-        nodes: 3,
-        dir: Some(dir),
-        keep: false,
-        node_bin: args.node_bin.clone(),
-        headless: true,
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        heartbeat: Duration::from_millis(50),
-        slow: false,
-        snapshot_every: 10_000,
-        seed: Some(42),
-        record: None,
+) -> Result<SessionConfig, String> {
+    let (node_program, node_prefix_args) = crate::setup::node_program(args.node_bin.as_deref())?;
+    Ok(SessionConfig {
+        spec: ClusterSpec {
+            nodes: 3,
+            dir,
+            node_program,
+            node_prefix_args,
+            cluster_id: crate::setup::cluster_id(42),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            heartbeat: Duration::from_millis(50),
+            snapshot_every: 10_000,
+            seed: 42,
+            rate: 1,
+            disk_faults,
+            unsafe_no_fsync: false,
+        },
         events: None,
         workload: None,
-        rate: 1,
+        node_bin: args.node_bin.clone(),
         dump_screens: None,
-        disk_faults,
-        unsafe_no_fsync: false,
-    }
+    })
 }
 
-/// Runs the benchmark and prints its figures (human lines, then one JSON line).
-pub async fn run(args: BenchArgs) -> ExitCode {
-    if args.disk_faults {
-        return crate::bench_disk::run(args).await;
-    }
-    if args.membership {
-        return crate::bench_membership::run(args).await;
-    }
-    let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
-    let up = bench_up_args(&args, dir.clone(), false);
-    let spec = match crate::setup::cluster_spec(&up, dir.clone(), 42) {
-        Ok(s) => s,
-        Err(e) => return crate::setup::fail(2, e),
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+/// Starts the bench's session; its events are drained unread (the benches read the cluster's figures, not
+/// the feed). `Err` is the message and the exit code: 2 for a bad flag, 1 for a cluster that did not start.
+pub(crate) async fn start(config: Result<SessionConfig, String>) -> Result<Cluster, (u8, String)> {
+    let config = config.map_err(|e| (2, e))?;
+    let (cluster, _session, mut rx) = start_session(config).await.map_err(|e| (1, e))?;
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let cluster = match Cluster::start(spec, tx).await {
+    Ok(cluster)
+}
+
+/// Runs the write benchmark and prints its figures (human lines, then one JSON line).
+pub async fn run(args: BenchArgs) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("squall-bench-{}", std::process::id()));
+    let cluster = match start(bench_session(&args, dir.clone(), false)).await {
         Ok(c) => c,
-        Err(e) => return crate::setup::fail(1, format!("{e:#}")),
+        Err((code, e)) => return crate::setup::fail(code, e),
     };
     let result = measure(&cluster, &args).await;
     cluster.shutdown().await;

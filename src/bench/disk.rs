@@ -8,10 +8,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
 use crate::cli::BenchArgs;
-use crate::cluster::Cluster;
 
 async fn one_run(
     args: &BenchArgs,
@@ -22,18 +19,15 @@ async fn one_run(
         std::process::id(),
         if disk_faults { "fuse" } else { "plain" }
     ));
-    let up = crate::bench::bench_up_args(args, dir.clone(), disk_faults);
-    let spec = crate::setup::cluster_spec(&up, dir.clone(), 42)?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let cluster = Cluster::start(spec, tx)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let cluster =
+        super::writes::start(super::writes::bench_session(args, dir.clone(), disk_faults))
+            .await
+            .map_err(|(_, e)| e)?;
     let no_failovers = BenchArgs {
         failovers: 0,
         ..args.clone()
     };
-    let result = crate::bench::measure(&cluster, &no_failovers).await;
+    let result = super::writes::measure(&cluster, &no_failovers).await;
     let ops = cluster.disk_op_stats();
     cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,128 @@
+//! `squall up --headless`: one line per event on standard output, commands read from standard input.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cluster::command::{self, Command};
+use crate::cluster::{Cluster, Outcome};
+use crate::session::{ConsoleFeed, Session, StopSignals, console_line, eprintln_quiet};
+use crate::state::Stamped;
+
+pub(super) async fn run(
+    cluster: &Cluster,
+    session: &mut Session,
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
+) -> ExitCode {
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<Result<String, String>>>();
+    // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut bytes = Vec::new();
+            match stdin.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if line_tx.send(Some(console_line(&bytes))).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = line_tx.send(None);
+    });
+    let mut feed = ConsoleFeed::new();
+    let mut release = tokio::time::interval(Duration::from_millis(50));
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    feed.out.say(format_args!(
+        "squall: {} nodes up; {}",
+        cluster.node_ids().len(),
+        command::HEADLESS_HELP
+    ));
+    let mut signals = match StopSignals::new() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    loop {
+        if feed.out.closed {
+            // Whoever read the console went away (`| head`): stop as at the end of input.
+            eprintln_quiet("squall: standard output closed: stopping the cluster");
+            return ExitCode::SUCCESS;
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                feed.flush();
+                feed.out.say(format_args!("squall: interrupted: stopping the cluster"));
+                return ExitCode::SUCCESS;
+            }
+            why = signals.recv() => {
+                feed.flush();
+                feed.out.say(format_args!("squall: {why}: stopping the cluster"));
+                return ExitCode::SUCCESS;
+            }
+            _ = release.tick() => feed.release(cluster.now_ms()),
+            Some(e) = rx.recv() => feed.on_event(session, e, cluster.now_ms()),
+            line = lines.recv() => {
+                let Some(Some(line)) = line else {
+                    feed.flush();
+                    feed.out.say(format_args!("squall: end of input: stopping the cluster"));
+                    return ExitCode::SUCCESS;
+                };
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        feed.out.say(format_args!("error: {e}"));
+                        continue;
+                    }
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let outcome = match command::parse(&line) {
+                    Ok(Command::Quit) => {
+                        // Every event line held back for ordering goes out before the answer.
+                        feed.flush();
+                        Outcome::Quit
+                    }
+                    Ok(Command::Status) => {
+                        let state = &session.state;
+                        let lines: Vec<String> = state
+                            .nodes
+                            .values()
+                            .map(|n| match state.membership(n.id) {
+                                // Out of the leader's latest configuration, which has not committed: not removed yet.
+                                Some(crate::state::MemberRole::Removed)
+                                    if !n.removed
+                                        && state.config.as_ref().is_some_and(|c| !c.committed) =>
+                                {
+                                    format!(
+                                        "{} member removing (the configuration without it is not committed yet)",
+                                        crate::state::describe_node(n)
+                                    )
+                                }
+                                Some(m) => format!("{} member {}", crate::state::describe_node(n), m.as_str()),
+                                None => crate::state::describe_node(n),
+                            })
+                            .collect();
+                        Outcome::Listing {
+                            summary: format!("status of {} nodes", lines.len()),
+                            lines,
+                            prefix: "status:",
+                        }
+                    }
+                    // Answer in order: the console is a script's conversation partner.
+                    Ok(cmd) => cluster.perform(cmd).await,
+                    Err(e) => Outcome::Refused(e),
+                };
+                for l in outcome.console_lines() {
+                    feed.out.say(format_args!("{l}"));
+                }
+                if outcome == Outcome::Quit {
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    }
+}

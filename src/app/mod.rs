@@ -1,0 +1,42 @@
+//! The live session loops of `squall up`: the dashboard and the headless console. Each is one `tokio::select!`
+//! over keys (or console lines), cluster events and a render tick. Nothing here awaits a node: actions run in
+//! tasks of their own and report back as events.
+
+mod dashboard;
+mod headless;
+
+use std::process::ExitCode;
+
+use crate::cli::{UpArgs, WorkloadArg};
+use crate::cluster::ClusterSpec;
+use crate::session::{SessionConfig, end_session, start_session};
+use crate::state::WorkloadKind;
+
+/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
+pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
+    let config = SessionConfig {
+        events: Some(
+            args.events
+                .clone()
+                .unwrap_or_else(|| spec.dir.join("events.jsonl.gz")),
+        ),
+        spec,
+        workload: args.workload.map(|w| match w {
+            WorkloadArg::Counter => WorkloadKind::Counter,
+            WorkloadArg::LinKv => WorkloadKind::LinKv,
+        }),
+        node_bin: args.node_bin.clone(),
+        dump_screens: args.dump_screens.clone(),
+    };
+    let (cluster, mut session, mut rx) = match start_session(config).await {
+        Ok(s) => s,
+        Err(e) => return crate::setup::fail(2, e),
+    };
+    let code = if args.headless {
+        headless::run(&cluster, &mut session, &mut rx).await
+    } else {
+        dashboard::run(&cluster, &mut session, &mut rx, &args).await
+    };
+    end_session(&cluster, &mut session, &mut rx).await;
+    code
+}

@@ -1,0 +1,22 @@
+//! `squall bench`: the benchmarks, each over real clusters started as sessions. `writes`: throughput, latency
+//! and failover time; `disk`: the cost of the fault filesystem; `membership`: the time and cost of
+//! membership changes.
+
+pub mod disk;
+pub mod membership;
+pub mod writes;
+
+use std::process::ExitCode;
+
+use crate::cli::BenchArgs;
+
+/// Runs the benchmark `args` asks for and prints its figures (human lines, then one JSON line).
+pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.disk_faults {
+        disk::run(args).await
+    } else if args.membership {
+        membership::run(args).await
+    } else {
+        writes::run(args).await
+    }
+}

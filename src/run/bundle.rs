@@ -1,0 +1,83 @@
+//! The bundle `squall run` leaves behind: the scenario, `repro.sh`, the event log, the history, the report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::scenario::WorkloadKind;
+
+pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBuf, String> {
+    let base = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("squall-run-{name}-{seed}")));
+    let empty = |p: &Path| {
+        !p.exists()
+            || (p.is_dir()
+                && std::fs::read_dir(p)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false))
+    };
+    let mut dir = base.clone();
+    let mut n = 2;
+    while !empty(&dir) {
+        dir = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Copies the scenario into the bundle and writes `repro.sh`, the one command that reruns it.
+pub(super) fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Result<(), String> {
+    let copy = out.join("scenario.toml");
+    std::fs::copy(&args.file, &copy).map_err(|e| {
+        format!(
+            "cannot copy {} into {}: {e}",
+            args.file.display(),
+            out.display()
+        )
+    })?;
+    let squall = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "squall".into());
+    let record = if args.record { " --record" } else { "" };
+    let record = if args.scale == 1.0 {
+        record.to_string()
+    } else {
+        format!("{record} --scale {}", args.scale)
+    };
+    let script = format!(
+        "#!/bin/sh\n# Reruns this scenario with the same seed: the same settings, the same faults at the same times.\n\
+         # ({squall} is the squall that ran it; `squall` on the PATH works too.)\n\
+         cd \"$(dirname \"$0\")\" && exec {squall} run scenario.toml --seed {seed}{record} --out repro \"$@\"\n"
+    );
+    let path = out.join("repro.sh");
+    std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
+    }
+    Ok(())
+}
+
+/// The history and the report, written from the event log after the run.
+pub(super) fn finish_bundle(out: &Path, kind: WorkloadKind) {
+    let log = out.join("events.jsonl.gz");
+    if kind == WorkloadKind::LinKv
+        && let Ok(events) = crate::histories::history_of_log(&log)
+    {
+        let _ = std::fs::write(
+            out.join("history.jsonl"),
+            crate::check::format::to_jsonl(&events),
+        );
+    }
+    let _ = crate::report::report(crate::cli::ReportArgs {
+        log,
+        output: out.join("report.html"),
+        timeout: Duration::from_secs(60),
+    });
+}

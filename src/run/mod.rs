@@ -1,0 +1,136 @@
+//! `squall run FILE.toml`: runs a scenario to a verdict against a real cluster, headless. It prints every
+//! setting the seed expanded into, one line per event as `up --headless` does, then a verdict table; it
+//! writes a bundle (the scenario, the event log, the history, the HTML report, `repro.sh`) and exits by the
+//! verdict: 0 valid, 1 invalid, 2 could not run, 3 unknown (Jepsen's `true / false / :unknown`).
+//!
+//! The run's phases: the workload starts; timeline and nemesis steps are performed at their times (a step
+//! with `until` is undone then: a fault gets that duration, a killed node is restarted, a paused one resumed);
+//! at the end of the fault phase everything is healed and every node brought back; after the recovery period
+//! the checks run. The loop is in `steps.rs`, the bundle's files in `bundle.rs`, the checks in `verdict.rs`.
+
+mod bundle;
+mod say;
+mod steps;
+mod verdict;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::RunArgs;
+use crate::cluster::ClusterSpec;
+use crate::scenario::validate::load;
+use crate::scenario::{Plan, WorkloadKind};
+use crate::session::SessionConfig;
+use crate::setup::{cluster_id, fail, node_program};
+use crate::state::WorkloadKind as SessionWorkload;
+use bundle::{bundle_dir, finish_bundle, write_bundle_start};
+use verdict::{exit_code, overall};
+
+pub use verdict::Finding;
+
+/// `squall run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let scenario = match load(&args.file) {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
+    let seed = args
+        .seed
+        .or(scenario.cluster.seed)
+        .unwrap_or_else(rand::random);
+    let scenario = if args.scale == 1.0 {
+        scenario
+    } else {
+        scenario.scaled(args.scale)
+    };
+    let plan = scenario.plan(seed);
+    if args.dry_run {
+        print!("{}", plan.describe());
+        return ExitCode::SUCCESS;
+    }
+    let out = match bundle_dir(&args, &scenario.name, seed) {
+        Ok(d) => d,
+        Err(e) => return fail(2, e),
+    };
+    if let Err(e) = write_bundle_start(&args, &out, seed) {
+        return fail(2, e);
+    }
+    println!("squall run: {} → {}", args.file.display(), out.display());
+    print!("{}", plan.describe());
+    let config = match session_config(&plan, &out) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    let cast = if args.record {
+        match crate::record::asciicast::CastWriter::create(
+            out.join("run.cast"),
+            120,
+            40,
+            &format!("squall run {}", plan.scenario.name),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(2, format!("--record: {e}")),
+        }
+    } else {
+        None
+    };
+    let findings = match crate::setup::runtime().block_on(steps::execute(&plan, config, cast)) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let verdict = overall(&findings);
+    finish_bundle(&out, plan.scenario.workload.kind);
+    println!();
+    println!("{:<14} {:<8} evidence", "check", "verdict");
+    for f in &findings {
+        println!("{:<14} {:<8} {}", f.check, f.verdict, f.evidence);
+    }
+    println!(
+        "verdict: {verdict} (expected {}{})",
+        plan.scenario.expect,
+        if verdict == plan.scenario.expect.to_string() {
+            ""
+        } else {
+            ": NOT AS EXPECTED"
+        }
+    );
+    println!(
+        "bundle: {} (rerun: sh {}/repro.sh)",
+        out.display(),
+        out.display()
+    );
+    ExitCode::from(exit_code(verdict))
+}
+
+/// The session a plan runs: its cluster settings as the scenario states them (already validated when it was
+/// read), the event log in the bundle, and its workload.
+fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
+    let s = &plan.scenario;
+    let c = &s.cluster;
+    let (node_program, mut node_prefix_args) = node_program(c.node_bin.as_deref())?;
+    node_prefix_args.extend(c.node_args.iter().map(Into::into));
+    Ok(SessionConfig {
+        spec: ClusterSpec {
+            nodes: c.nodes,
+            dir: out.join("cluster"),
+            node_program,
+            node_prefix_args,
+            cluster_id: cluster_id(plan.seed),
+            election_timeout: c.election_timeout,
+            heartbeat: c.heartbeat,
+            snapshot_every: c.snapshot_every,
+            seed: plan.seed,
+            rate: s.workload.rate,
+            disk_faults: c.disk_faults,
+            unsafe_no_fsync: false,
+        },
+        events: Some(out.join("events.jsonl.gz")),
+        workload: match s.workload.kind {
+            WorkloadKind::Counter => Some(SessionWorkload::Counter),
+            WorkloadKind::LinKv => Some(SessionWorkload::LinKv),
+            WorkloadKind::None => None,
+        },
+        node_bin: c.node_bin.clone(),
+        dump_screens: None,
+    })
+}

@@ -1,0 +1,31 @@
+//! How the run says what it did on the console: each performed step with its answer, times as a person reads
+//! them.
+
+use std::time::Duration;
+
+use crate::cluster::{Cluster, Outcome};
+use crate::session::ConsoleFeed;
+
+/// Prints what a step did (`what`) and the answer it got, after every event line held back until then; marks
+/// the cast, if one is recorded.
+pub(super) fn say_outcome(
+    feed: &mut ConsoleFeed,
+    cluster: &Cluster,
+    what: &str,
+    outcome: &Outcome,
+) {
+    feed.flush();
+    if let Some(cast) = &feed.out.cast {
+        cast.marker(what.to_string());
+    }
+    let at = cluster.now_ms() as f64 / 1000.0;
+    for l in outcome.console_lines() {
+        feed.out
+            .say(format_args!("{at:>8.3}s  scenario: {what} → {l}"));
+    }
+}
+
+/// A duration as the console prints it.
+pub(super) fn fmt_ms(d: Duration) -> String {
+    crate::units::duration(d)
+}

@@ -1,0 +1,300 @@
+//! The run loop of `squall run`: planned steps performed at their times, undone when their `until` comes, the
+//! final heal, liveness sampled throughout, then the checks.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::say::{fmt_ms, say_outcome};
+use super::verdict::{Finding, judge};
+use crate::check::liveness::{Excused, Liveness, Sample};
+use crate::cluster::command::{self, Command, Target};
+use crate::cluster::{Cluster, Outcome};
+use crate::scenario::Plan;
+use crate::session::{ConsoleFeed, SessionConfig, end_session, start_session};
+use crate::state::{ClusterState, ProcessState};
+
+/// Something the run will do at a time.
+enum Due {
+    /// A step of the plan: its line, when to undo it (if ever), and whether the timeline (not the nemesis)
+    /// asked for it.
+    Step(String, Option<Duration>, bool),
+    /// Undo an earlier step.
+    Undo(Command, String),
+}
+
+/// Whether the cluster is healthy for liveness: every member node running (a node removed from the
+/// configuration is stopped on purpose) and no fault in force other than those stopped removed nodes.
+fn healthy(s: &ClusterState) -> bool {
+    let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
+    s.faults.iter().all(|f| {
+        s.nodes
+            .keys()
+            .any(|id| removed(*id) && f.starts_with(&format!("n{id} ")))
+    }) && !s.nodes.is_empty()
+        && s.nodes
+            .values()
+            .all(|n| removed(n.id) || matches!(n.process, ProcessState::Running { .. }))
+}
+
+pub(super) async fn execute(
+    plan: &Plan,
+    config: SessionConfig,
+    cast: Option<crate::record::asciicast::CastWriter>,
+) -> Result<Vec<Finding>, ExitCode> {
+    let s = &plan.scenario;
+    let (cluster, mut session, mut rx) = start_session(config)
+        .await
+        .map_err(|e| crate::setup::fail(2, e))?;
+    let mut feed = ConsoleFeed::new();
+    feed.out.cast = cast;
+    let mut due: Vec<(Duration, Due)> = plan
+        .steps
+        .iter()
+        .map(|st| (st.at, Due::Step(st.command.clone(), st.until, st.line != 0)))
+        .collect();
+    // Timeline steps that could not be performed, and nemesis ones (which, as in Jepsen, may fail without
+    // making the run unknown: the nemesis asked for something the cluster's state did not allow).
+    let mut refused: Vec<String> = Vec::new();
+    let mut nemesis_refused: Vec<String> = Vec::new();
+    let fault_end = s.duration;
+    let end = s.duration + s.recovery;
+    let mut liveness = Liveness::new(
+        s.checks.liveness_bound,
+        s.beyond_tolerance
+            .iter()
+            .map(|w| Excused {
+                from: w.from,
+                to: w.to,
+            })
+            .collect(),
+    );
+    let mut catch_up =
+        crate::scenario::churn::CatchUpCheck::new(s.cluster.snapshot_every, s.workload.rate);
+    let mut healed = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut interrupted = None;
+    loop {
+        let now = Duration::from_millis(cluster.now_ms());
+        if now >= end {
+            break;
+        }
+        // Everything due now, in order.
+        due.sort_by_key(|(at, _)| *at);
+        while due.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, d) = due.remove(0);
+            match d {
+                Due::Step(line, until, from_timeline) => {
+                    let into = if from_timeline {
+                        &mut refused
+                    } else {
+                        &mut nemesis_refused
+                    };
+                    if let Some(undo) =
+                        perform_step(&cluster, &mut feed, &line, until, now, into).await
+                    {
+                        due.push(undo);
+                    }
+                }
+                Due::Undo(cmd, what) => {
+                    let outcome = cluster.perform(cmd.clone()).await;
+                    say_outcome(
+                        &mut feed,
+                        &cluster,
+                        &format!("{cmd} (ends {what})"),
+                        &outcome,
+                    );
+                    liveness.fault_ended(Duration::from_millis(cluster.now_ms()), what);
+                }
+            }
+        }
+        if !healed && now >= fault_end {
+            healed = true;
+            // The final heal undoes whatever is still in force.
+            due.clear();
+            if s.final_heal {
+                final_heal(&cluster, &mut feed, &session.state).await;
+                liveness.fault_ended(Duration::from_millis(cluster.now_ms()), "final heal");
+            }
+        }
+        let next = due
+            .iter()
+            .map(|(at, _)| *at)
+            .chain([if healed { end } else { fault_end }])
+            .min()
+            .unwrap_or(end);
+        let wait = next.saturating_sub(Duration::from_millis(cluster.now_ms()));
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { interrupted = Some("interrupted"); break; }
+            _ = tokio::time::sleep(wait) => {}
+            _ = tick.tick() => {
+                let now_ms = cluster.now_ms();
+                feed.release(now_ms);
+                let st = &session.state;
+                liveness.observe(Sample {
+                    at: Duration::from_millis(now_ms),
+                    // After the fault phase the cluster owes progress whatever state it was left in (with
+                    // `final-heal = false` it may have been left without a majority): Jepsen's "after the
+                    // final heal, the system must recover".
+                    healthy: healthy(st) || healed,
+                    leader: st.leader,
+                    commit_index: st.commit_high,
+                });
+                if healed {
+                    catch_up.observe_recovery(st);
+                }
+            }
+            Some(e) = rx.recv() => {
+                catch_up.on_event(Duration::from_millis(e.at_ms), &e.event);
+                feed.on_event(&mut session, e, cluster.now_ms());
+            }
+        }
+    }
+    let mut findings = Vec::new();
+    if let Some(why) = interrupted {
+        feed.flush();
+        findings.push(Finding {
+            check: "run",
+            verdict: "unknown",
+            evidence: format!("{why} before the checks ran"),
+        });
+    } else {
+        findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
+        if s.checks.liveness {
+            findings.push(crate::scenario::churn::finding(&catch_up));
+        }
+        findings.push(Finding {
+            check: "steps",
+            verdict: if refused.is_empty() {
+                "valid"
+            } else {
+                "unknown"
+            },
+            evidence: if refused.is_empty() {
+                let extra = if nemesis_refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} nemesis step(s) not possible then: {}",
+                        nemesis_refused.len(),
+                        nemesis_refused.join("; ")
+                    )
+                };
+                format!("every timeline step was performed{extra}")
+            } else {
+                format!(
+                    "not the run planned: {} (the checks judged a run without them)",
+                    refused.join("; ")
+                )
+            },
+        });
+    }
+    feed.flush();
+    if let Some(cast) = feed.out.cast.take() {
+        // The recording ends with the verdict table (standard output prints it after the bundle is written).
+        for f in &findings {
+            cast.output(format!(
+                "{:<14} {:<8} {}\r\n",
+                f.check, f.verdict, f.evidence
+            ));
+        }
+        let _ = cast.finish();
+    }
+    end_session(&cluster, &mut session, &mut rx).await;
+    Ok(findings)
+}
+
+/// Performs one planned step; returns its undo when it has `until`. A step that could not be performed is
+/// added to `refused` (with why), so the verdict says the run was not the one planned.
+async fn perform_step(
+    cluster: &Cluster,
+    feed: &mut ConsoleFeed,
+    line: &str,
+    until: Option<Duration>,
+    now: Duration,
+    refused: &mut Vec<String>,
+) -> Option<(Duration, Due)> {
+    let cmd = match command::parse(line) {
+        Ok(c) => c,
+        Err(e) => {
+            feed.out.say(format_args!("scenario: {line}: error: {e}"));
+            refused.push(format!("`{line}` at {}: {e}", fmt_ms(now)));
+            return None;
+        }
+    };
+    // A `leader` target is pinned now, so the undo reaches the node that was hit.
+    let pin = |t: Target| match t {
+        Target::Leader => cluster
+            .leader()
+            .map(|(id, _)| Target::Node(id))
+            .unwrap_or(t),
+        other => other,
+    };
+    let (cmd, undo) = match (cmd, until) {
+        (Command::Kill(t), Some(u)) => {
+            let t = pin(t);
+            (Command::Kill(t), Some((u, Command::Restart(t))))
+        }
+        (Command::Terminate(t), Some(u)) => {
+            let t = pin(t);
+            (Command::Terminate(t), Some((u, Command::Restart(t))))
+        }
+        (Command::Pause(t), Some(u)) => {
+            let t = pin(t);
+            (Command::Pause(t), Some((u, Command::Resume(t))))
+        }
+        (Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn), Some(u)) => {
+            let t = pin(t);
+            (
+                Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn),
+                Some((u, Command::Restart(t))),
+            )
+        }
+        (Command::Disk(t, a), Some(u)) => {
+            let t = pin(t);
+            let heal = command::parse(&format!("disk {t} heal")).ok();
+            (Command::Disk(t, a), heal.map(|h| (u, h)))
+        }
+        (Command::Clock(t, a), Some(u)) => {
+            let t = pin(t);
+            let heal = command::parse(&format!("clock {t} heal")).ok();
+            (Command::Clock(t, a), heal.map(|h| (u, h)))
+        }
+        (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
+            // The fault set removes it itself at the right time.
+            f.duration = Some(u.saturating_sub(now));
+            (Command::Fault(f), None)
+        }
+        (c, _) => (c, None),
+    };
+    let shown = cmd.to_string();
+    let outcome = cluster.perform(cmd).await;
+    say_outcome(feed, cluster, &shown, &outcome);
+    if let Outcome::Refused(why) = &outcome {
+        refused.push(format!("`{shown}` at {}: {why}", fmt_ms(now)));
+    }
+    match (undo, outcome.is_ok()) {
+        (Some((u, undo)), true) => Some((u, Due::Undo(undo, shown))),
+        _ => None,
+    }
+}
+
+/// Heals every network fault and brings every node back: paused ones resumed, stopped ones restarted.
+async fn final_heal(cluster: &Cluster, feed: &mut ConsoleFeed, state: &ClusterState) {
+    let heal = cluster.perform(Command::Heal(None)).await;
+    say_outcome(feed, cluster, "heal (final)", &heal);
+    for (id, n) in &state.nodes {
+        if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
+            // Stopped on purpose: it is no longer a member.
+            continue;
+        }
+        let cmd = match n.process {
+            ProcessState::Paused { .. } => Command::Resume(Target::Node(*id)),
+            ProcessState::Running { .. } | ProcessState::Starting => continue,
+            _ => Command::Restart(Target::Node(*id)),
+        };
+        let shown = format!("{cmd} (final)");
+        let outcome = cluster.perform(cmd).await;
+        say_outcome(feed, cluster, &shown, &outcome);
+    }
+}

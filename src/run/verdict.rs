@@ -1,0 +1,132 @@
+//! The verdicts of a run: one finding per check, the overall verdict, and its exit code.
+
+use super::say::{fmt_ms, say_outcome};
+use crate::check::liveness::Liveness;
+use crate::cluster::command::Command;
+use crate::cluster::{Cluster, Outcome};
+use crate::scenario::{Plan, WorkloadKind, fmt_duration};
+use crate::session::ConsoleFeed;
+use crate::state::Verdict;
+
+/// One check's result in the verdict table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The check ("counter", "linearizable", "invariants", "liveness").
+    pub check: &'static str,
+    /// `valid`, `invalid` or `unknown`.
+    pub verdict: &'static str,
+    /// The evidence in words.
+    pub evidence: String,
+}
+
+/// The verdict of several findings: invalid if any is, else unknown if any is, else valid.
+pub fn overall(findings: &[Finding]) -> &'static str {
+    if findings.iter().any(|f| f.verdict == "invalid") {
+        "invalid"
+    } else if findings.iter().any(|f| f.verdict == "unknown") {
+        "unknown"
+    } else {
+        "valid"
+    }
+}
+
+/// The exit code of a verdict.
+pub fn exit_code(verdict: &str) -> u8 {
+    match verdict {
+        "valid" => 0,
+        "invalid" => 1,
+        _ => 3,
+    }
+}
+
+pub(super) async fn judge(
+    plan: &Plan,
+    cluster: &Cluster,
+    feed: &mut ConsoleFeed,
+    session: &mut crate::session::Session,
+    liveness: &Liveness,
+) -> Vec<Finding> {
+    let s = &plan.scenario;
+    let mut findings = Vec::new();
+    if s.checks.counter || s.checks.linearizable {
+        let outcome = cluster.perform(Command::Check).await;
+        say_outcome(feed, cluster, "check", &outcome);
+        let (verdict, evidence) = match outcome {
+            Outcome::Verdict { verdict, report } => (
+                match verdict {
+                    Verdict::Ok => "valid",
+                    Verdict::Violated => "invalid",
+                    Verdict::Inconclusive => "unknown",
+                },
+                report,
+            ),
+            other => ("unknown", format!("{other:?}")),
+        };
+        findings.push(Finding {
+            check: if s.workload.kind == WorkloadKind::LinKv {
+                "linearizable"
+            } else {
+                "counter"
+            },
+            verdict,
+            evidence,
+        });
+    }
+    if s.checks.invariants {
+        let v = session.state.invariants.violations();
+        findings.push(Finding {
+            check: "invariants",
+            verdict: if v.is_empty() { "valid" } else { "invalid" },
+            evidence: if v.is_empty() {
+                "election safety, log matching, leader completeness, state-machine safety, monotonic commit \
+                 and term held on every status"
+                    .into()
+            } else {
+                let mut e: Vec<String> = v.iter().take(3).map(|v| v.to_string()).collect();
+                if v.len() > 3 {
+                    e.push(format!("and {} more", v.len() - 3));
+                }
+                e.join("; ")
+            },
+        });
+    }
+    if s.checks.liveness {
+        let f = liveness.failures();
+        let recoveries: Vec<String> = liveness
+            .recoveries()
+            .iter()
+            .map(|r| match r.took() {
+                Some(t) => format!("{} → {}", r.what, fmt_ms(t)),
+                None => format!("{} → not recovered", r.what),
+            })
+            .collect();
+        findings.push(Finding {
+            check: "liveness",
+            verdict: if f.is_empty() { "valid" } else { "invalid" },
+            evidence: if f.is_empty() {
+                format!(
+                    "a leader and commits within {} whenever healthy; recovery: {}",
+                    fmt_duration(s.checks.liveness_bound),
+                    if recoveries.is_empty() {
+                        "nothing to recover from".into()
+                    } else {
+                        recoveries.join(", ")
+                    }
+                )
+            } else {
+                f.iter()
+                    .map(|f| {
+                        format!(
+                            "{} from {} to {} while progress was owed",
+                            f.what,
+                            fmt_ms(f.from),
+                            fmt_ms(f.to)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        });
+    }
+    findings
+}

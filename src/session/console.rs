@@ -1,0 +1,151 @@
+//! The headless console's output: event lines held back so they print in order, summary lines, and a standard
+//! output that may close. Shared by `up --headless` and `squall run`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::Session;
+use crate::state::{ClusterState, HoldBack, Stamped};
+
+/// How long the console holds a line back so that lines learned late still print in the order they happened.
+const CONSOLE_HOLD_MS: u64 = 300;
+/// The longest console line read as a command; longer ones are refused without being echoed.
+const MAX_CONSOLE_LINE: usize = 1024;
+
+/// One console line as read: its text without the line end, or why it is not a command (not UTF-8, too long).
+pub fn console_line(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if bytes.len() > MAX_CONSOLE_LINE {
+        return Err(format!(
+            "a line of {} bytes is not a command (at most {MAX_CONSOLE_LINE}); type `help` for the commands",
+            bytes.len()
+        ));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        format!(
+            "the line is not valid UTF-8 (from byte {} on); commands are plain text, type `help` for them",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The headless console's event lines: each feed line held back a moment so lines learned late still print
+/// in the order they happened, plus a summary line when leadership changes (and on commit progress, at most
+/// once a second). Shared by `up --headless` and `squall run`.
+pub struct ConsoleFeed {
+    /// Standard output.
+    pub out: Console,
+    held: HoldBack,
+    last_summary: (Option<u64>, u64),
+    last_commit_line: std::time::Instant,
+    last_commit: u64,
+}
+
+impl Default for ConsoleFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConsoleFeed {
+    /// An empty feed on standard output.
+    pub fn new() -> Self {
+        ConsoleFeed {
+            out: Console::default(),
+            held: HoldBack::new(CONSOLE_HOLD_MS),
+            last_summary: (None, 0),
+            last_commit_line: std::time::Instant::now(),
+            last_commit: 0,
+        }
+    }
+
+    /// Folds an event into the session and holds the lines it makes.
+    pub fn on_event(&mut self, session: &mut Session, e: Stamped, now_ms: u64) {
+        for line in session.apply(e) {
+            self.held.push(line.at_ms, now_ms, line.text);
+        }
+        let s = &session.state;
+        let leadership = s.leadership();
+        let commit = s.commit_index();
+        if leadership != self.last_summary
+            || (commit != self.last_commit
+                && self.last_commit_line.elapsed() >= Duration::from_secs(1))
+        {
+            self.held.push_summary(now_ms, summary_line(s));
+            self.last_summary = leadership;
+            self.last_commit = commit;
+            self.last_commit_line = std::time::Instant::now();
+        }
+    }
+
+    /// Prints the held lines old enough to be in order.
+    pub fn release(&mut self, now_ms: u64) {
+        for (at, text) in self.held.release(now_ms) {
+            self.out
+                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+        }
+    }
+
+    /// Prints every held line (before an answer that ends the session).
+    pub fn flush(&mut self) {
+        for (at, text) in self.held.drain() {
+            self.out
+                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+        }
+    }
+}
+
+/// The headless console's standard output. A write that fails means the reader is gone; the loop then
+/// stops the cluster instead of panicking as `println!` would.
+#[derive(Default)]
+pub struct Console {
+    /// Whether a write failed (the reader is gone).
+    pub closed: bool,
+    /// Every line also goes here, as terminal output of an asciicast (`squall run --record`).
+    pub cast: Option<crate::record::asciicast::CastWriter>,
+}
+
+impl Console {
+    /// Prints one line (and adds it to the cast); after a failed write, only to the cast.
+    pub fn say(&mut self, line: std::fmt::Arguments) {
+        if let Some(cast) = &self.cast {
+            cast.output(format!("{line}\r\n"));
+        }
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// A note on standard error that may be closed too.
+pub fn eprintln_quiet(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// One line on leader, term and commit, printed when it changes.
+fn summary_line(s: &ClusterState) -> String {
+    match s.leadership() {
+        (Some(l), term) => format!("leader {l} term {term} commit {}", s.commit_index()),
+        (None, term) => format!("no leader (term {term}) commit {}", s.commit_index()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_line_that_is_not_a_command_is_refused_without_echoing_it() {
+        assert_eq!(console_line(b"kill 2\r\n"), Ok("kill 2".to_string()));
+        let e = console_line(b"kill \xff2\n").unwrap_err();
+        assert!(e.contains("not valid UTF-8"), "{e}");
+        let long = vec![b'x'; 100_000];
+        let e = console_line(&long).unwrap_err();
+        assert!(e.contains("100000 bytes") && e.len() < 200, "{e}");
+    }
+}
