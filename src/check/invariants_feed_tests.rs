@@ -31,6 +31,7 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         rpc: RpcCounters::default(),
         uptime_ms: 0,
         keys: 0,
+        recovering: false,
     }
 }
 

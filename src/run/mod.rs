@@ -9,6 +9,7 @@
 //! the checks run. The loop is in `steps.rs`, the bundle's files in `bundle.rs`, the checks in `verdict.rs`.
 
 mod bundle;
+mod churn;
 mod say;
 mod steps;
 mod verdict;

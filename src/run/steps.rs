@@ -68,8 +68,7 @@ pub(super) async fn execute(
             })
             .collect(),
     );
-    let mut catch_up =
-        crate::scenario::churn::CatchUpCheck::new(s.cluster.snapshot_every, s.workload.rate);
+    let mut catch_up = super::churn::CatchUpCheck::new(s.cluster.snapshot_every, s.workload.rate);
     let mut healed = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -161,7 +160,7 @@ pub(super) async fn execute(
     } else {
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
         if s.checks.liveness {
-            findings.push(crate::scenario::churn::finding(&catch_up));
+            findings.push(super::churn::finding(&catch_up));
         }
         findings.push(Finding {
             check: "steps",

@@ -33,7 +33,6 @@
 //! interval = "3s..6s"
 //! ```
 
-pub mod churn;
 pub mod export;
 pub mod nemesis;
 mod parse;

@@ -58,7 +58,9 @@ struct LastUnit {
 
 impl Disk {
     fn is_empty(&self) -> bool {
-        self.hard_state == HardState::default() && self.snapshot.is_none() && self.entries.is_empty()
+        self.hard_state == HardState::default()
+            && self.snapshot.is_none()
+            && self.entries.is_empty()
     }
 
     fn last(&self) -> (Index, Term) {

@@ -181,12 +181,12 @@ impl CatchUpCheck {
 }
 
 /// The check's row in the verdict table.
-pub(super) fn finding(check: &CatchUpCheck) -> super::run::Finding {
+pub(super) fn finding(check: &CatchUpCheck) -> super::verdict::Finding {
     let (verdict, evidence) = match check.verdict() {
         Ok(e) => ("valid", e),
         Err(e) => ("invalid", e),
     };
-    super::run::Finding {
+    super::verdict::Finding {
         check: "catch-up",
         verdict,
         evidence,
