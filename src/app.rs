@@ -44,11 +44,11 @@ impl Session {
             Event::SessionStarted { .. }
                 | Event::Settings { .. }
                 | Event::WorkloadKind { .. }
-                | Event::Fault { .. }
+                | Event::Performed { .. }
         ) {
             self.scenario_events.push(e.clone());
         }
-        let fault = matches!(e.event, Event::Fault { .. });
+        let fault = matches!(e.event, Event::Performed { .. });
         if let Some(log) = &self.log {
             log.append(e);
         }
@@ -142,6 +142,7 @@ pub(crate) async fn start_session(args: &UpArgs, spec: ClusterSpec) -> Result<St
         rate: spec.rate,
         disk_faults: spec.disk_faults,
         node_bin: args.node_bin.as_ref().map(|p| p.display().to_string()),
+        unsafe_no_fsync: spec.unsafe_no_fsync,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {
@@ -649,6 +650,12 @@ async fn dashboard(
                         } else if !view.frozen {
                             frozen = None;
                         }
+                        // A typed partition goes through the console's parser too, so a bad grouping is
+                        // refused with its reason.
+                        let action = match action {
+                            Action::Partition(shape) => Action::Submit(format!("partition {shape}")),
+                            a => a,
+                        };
                         let cmd = match &action {
                             // The fault prompt's line goes through the console's parser.
                             Action::Submit(line) => match command::parse(line) {

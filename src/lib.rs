@@ -7,6 +7,7 @@ pub mod bench_membership;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod command;
 pub mod commands;
 pub mod histories;
 pub mod input;

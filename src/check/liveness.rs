@@ -110,6 +110,24 @@ impl Liveness {
         });
     }
 
+    /// The run ended at `at`. A recovery still owed then (a fault ended, or a leader was lost, and the cluster
+    /// neither committed nor elected a leader after it) is a failure: the verdict and its evidence must agree,
+    /// and "final heal ended → not recovered" is no evidence of liveness. A recovery owed inside an excused
+    /// window is not held against the cluster. Call once, after the last [`Liveness::observe`].
+    pub fn finish(&mut self, at: Duration) {
+        let owed: Vec<Failure> = self
+            .recoveries
+            .iter()
+            .filter(|r| r.to.is_none() && !self.excused_at(r.from))
+            .map(|r| Failure {
+                from: r.from,
+                to: at,
+                what: format!("no recovery after {}", r.what),
+            })
+            .collect();
+        self.failures.extend(owed);
+    }
+
     fn excused_at(&self, at: Duration) -> bool {
         self.excused.iter().any(|w| w.from <= at && at < w.to)
     }
@@ -255,6 +273,34 @@ mod tests {
         }
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].from, ms(5000));
+    }
+
+    #[test]
+    fn a_final_heal_never_recovered_from_fails_the_verdict() {
+        // Issue 19: the verdict said `valid` while its evidence said "final heal ended → not recovered". The
+        // bound (10 s) is longer than the recovery period (5 s), so no sample alone reveals it.
+        let mut l = Liveness::new(ms(10_000), vec![]);
+        l.observe(sample(0, true, Some(1), 10));
+        l.observe(sample(100, false, None, 10));
+        l.fault_ended(ms(20_000), "final heal");
+        for t in 201..250 {
+            l.observe(sample(t * 100, true, Some(2), 10));
+        }
+        l.finish(ms(25_000));
+        let f = l.failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].what, "no recovery after final heal ended");
+        assert_eq!((f[0].from, f[0].to), (ms(20_000), ms(25_000)));
+    }
+
+    #[test]
+    fn a_run_that_recovered_owes_nothing_at_its_end() {
+        let mut l = Liveness::new(ms(10_000), vec![]);
+        l.observe(sample(0, true, Some(1), 10));
+        l.fault_ended(ms(300), "final heal");
+        l.observe(sample(400, true, Some(1), 11));
+        l.finish(ms(5_000));
+        assert!(l.failures().is_empty(), "{:?}", l.failures());
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition, Shape};
+use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition};
 
 use super::command::Target;
-use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, human};
+use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, ToChaos, human};
 use super::{Cluster, NodeId};
 use crate::state::{ActiveFault, Event};
 
@@ -50,17 +50,6 @@ fn labels(only: &[String]) -> Option<LabelSet> {
     Some(LabelSet::of(only.iter().filter_map(|k| {
         MESSAGE_KINDS.iter().position(|m| m == k).map(|i| i as u8)
     })))
-}
-
-/// Parses a partition shape word.
-pub(super) fn parse_shape(s: &str) -> Result<Shape, String> {
-    Ok(match s.trim() {
-        "halves" => Shape::Halves,
-        "random-halves" | "random" => Shape::RandomHalves,
-        "bridge" => Shape::Bridge,
-        "ring" | "majorities-ring" => Shape::MajoritiesRing,
-        grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
-    })
 }
 
 impl Cluster {
@@ -119,7 +108,7 @@ impl Cluster {
             FaultTarget::Both(a, b) => (vec![LinkId::new(*a, *b), LinkId::new(*b, *a)], None),
             FaultTarget::All => (pairs(&|_, _| true), None),
             FaultTarget::Shape(s) => {
-                let shape = parse_shape(s)?;
+                let shape = super::fault::chaos_shape(s);
                 let seed = self.inner.spec.seed ^ self.now_ms();
                 let p = Partition::build(&shape, &ids, seed).map_err(|e| e.to_string())?;
                 (p.cut_links(), Some(p.describe()))
@@ -182,7 +171,7 @@ impl Cluster {
             let c = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(d).await;
-                c.expire(id, d);
+                c.expire(id);
             });
         }
         self.publish_faults();
@@ -232,7 +221,7 @@ impl Cluster {
     }
 
     /// Removes a timed fault when its time is up (unless it was removed or replaced first) and says so.
-    fn expire(&self, id: u64, after: Duration) {
+    fn expire(&self, id: u64) {
         let gone = {
             let mut set = self.inner.faults.lock().unwrap();
             set.active.remove(&id)
@@ -240,9 +229,10 @@ impl Cluster {
         if let Some(a) = gone {
             self.inner.net.remove_fault_id(a.chaos);
             self.publish_faults();
-            self.emit(Event::Fault {
-                description: format!("#{id} {} ends", a.cmd),
-                effect: format!("fault #{id} ({}) ended after {}", a.cmd, human(after)),
+            self.emit(Event::FaultEnded {
+                id,
+                fault: a.cmd,
+                why: crate::state::FaultEnd::Expired,
             });
         }
     }

@@ -298,8 +298,9 @@ mod tests {
             if i == 50 {
                 events.push(Stamped::new(
                     op.time / 1_000_000,
-                    Event::Fault {
-                        description: "partition halves".into(),
+                    Event::Performed {
+                        command: crate::command::parse("partition halves").expect("a console line"),
+                        node: None,
                         effect: "partition {1,2} {3}".into(),
                     },
                 ));
@@ -372,8 +373,9 @@ mod tests {
             ),
             Stamped::new(
                 2_000,
-                Event::Fault {
-                    description: "add".into(),
+                Event::Performed {
+                    command: crate::command::parse("add").expect("a console line"),
+                    node: None,
                     effect: "add node 4: n4 joins as a learner".into(),
                 },
             ),
@@ -400,8 +402,9 @@ mod tests {
             ),
             Stamped::new(
                 4_000,
-                Event::Fault {
-                    description: "remove 1".into(),
+                Event::Performed {
+                    command: crate::command::parse("remove 1").expect("a console line"),
+                    node: None,
                     effect: "remove node 1: under way".into(),
                 },
             ),

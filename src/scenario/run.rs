@@ -99,10 +99,10 @@ pub fn nodes_named(cmd: &Command) -> Vec<NodeId> {
             FaultTarget::Node(x) | FaultTarget::From(x) | FaultTarget::To(x) => t(x),
             FaultTarget::Link(a, b) | FaultTarget::Both(a, b) => vec![*a, *b],
             FaultTarget::All => vec![],
-            FaultTarget::Shape(s) => s
-                .split(['|', ','])
-                .filter_map(|w| w.trim().parse().ok())
-                .collect(),
+            FaultTarget::Shape(crate::command::PartitionShape::Groups(g)) => {
+                g.iter().flatten().copied().collect()
+            }
+            FaultTarget::Shape(_) => vec![],
         }
     }
     match cmd {
@@ -549,6 +549,7 @@ async fn execute(
             evidence: format!("{why} before the checks ran"),
         });
     } else {
+        liveness.finish(Duration::from_millis(cluster.now_ms()));
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
         findings.push(Finding {
             check: "steps",
