@@ -830,3 +830,57 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use crate::command::{Command, Target, parse};
+    use crate::state::{Event, FaultEnd, Stamped};
+
+    #[test]
+    fn a_format_3_log_reads_as_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.jsonl");
+        let lines = [
+            r##"{"squall_event_log":3,"created":"2026-01-01T00:00:00Z","cluster_id":"c"}"##,
+            r##"{"at_ms":100,"event":{"Fault":{"description":"kill 4","effect":"kill node 4 (leader, term 3)"}}}"##,
+            r##"{"at_ms":200,"event":{"Fault":{"description":"pause/resume 2","effect":"pause node 2"}}}"##,
+            r##"{"at_ms":300,"event":{"Fault":{"description":"cut 1->2 for 2s","effect":"#1 cut 1->2 for 2s on 1 link"}}}"##,
+            r##"{"at_ms":2300,"event":{"Fault":{"description":"#1 cut 1->2 for 2s ends","effect":"fault #1 (cut 1->2 for 2s) ended after 2s"}}}"##,
+            r##"{"at_ms":2400,"event":{"Fault":{"description":"something else","effect":"words"}}}"##,
+            r##"{"at_ms":2500,"event":"Quit"}"##,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let log = read_event_log::<Stamped>(&path).unwrap();
+        let events: Vec<Event> = log.events.into_iter().map(|s| s.event).collect();
+        assert_eq!(
+            events,
+            vec![
+                Event::Performed {
+                    command: Command::Kill(Target::Node(4)),
+                    node: Some(4),
+                    effect: "kill node 4 (leader, term 3)".into(),
+                },
+                Event::Performed {
+                    command: Command::TogglePause(Target::Node(2)),
+                    node: Some(2),
+                    effect: "pause node 2".into(),
+                },
+                Event::Performed {
+                    command: parse("cut 1->2 for 2s").unwrap(),
+                    node: None,
+                    effect: "#1 cut 1->2 for 2s on 1 link".into(),
+                },
+                Event::FaultEnded {
+                    id: 1,
+                    fault: crate::command::parse_fault("cut", &["1->2", "for", "2s"]).unwrap(),
+                    why: FaultEnd::Expired,
+                },
+                Event::Note {
+                    text: "words".into()
+                },
+                Event::Quit,
+            ]
+        );
+    }
+}
