@@ -338,8 +338,8 @@ impl fmt::Display for FaultCmd {
 /// back as the same duration (`1550ms` stays `1550ms`, never rounded to `1.6s`).
 pub fn human(d: Duration) -> String {
     let ns = d.as_nanos();
-    if ns % 1_000_000 != 0 {
-        if ns % 1_000 == 0 {
+    if !ns.is_multiple_of(1_000_000) {
+        if ns.is_multiple_of(1_000) {
             format!("{}us", ns / 1_000)
         } else {
             format!("{ns}ns")
