@@ -29,9 +29,9 @@ impl std::fmt::Display for ClockAction {
         match self {
             ClockAction::Jump(ms) => write!(
                 f,
-                "{}{}ms",
+                "{}{}",
                 if *ms < 0 { '-' } else { '+' },
-                ms.unsigned_abs()
+                human(Duration::from_millis(ms.unsigned_abs()))
             ),
             ClockAction::Rate(r) => write!(f, "x{r}"),
             ClockAction::Strobe(d) => write!(f, "strobe {}", human(*d)),
@@ -57,7 +57,7 @@ pub fn parse_clock(rest: &[&str]) -> Result<Command, String> {
         "use `clock N +1h`, `clock N -30s`, `clock N x4`, `clock N strobe 200ms` or `clock N heal`";
     let action = match rest.get(1..).unwrap_or(&[]) {
         [w] if w.starts_with('+') || w.starts_with('-') => {
-            let d = humantime::parse_duration(&w[1..])
+            let d = parse_duration(&w[1..], "clock jump")
                 .map_err(|_| format!("`{w}` is not a clock jump like +1h or -30s"))?;
             let ms = i64::try_from(d.as_millis()).map_err(|_| format!("`{w}` is too far"))?;
             ClockAction::Jump(if w.starts_with('-') { -ms } else { ms })

@@ -277,7 +277,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
         s.timeline
             .iter()
-            .map(|st| (fmt_duration(st.at), st.command.clone()))
+            .map(|st| (fmt_duration(st.at), st.command.to_string()))
             .collect()
     }
 

@@ -167,7 +167,7 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
     };
     if !scenario.cluster.disk_faults {
         for s in &scenario.timeline {
-            if needs_disk(&command::parse(&s.command)?) {
+            if needs_disk(&s.command) {
                 return Err(format!(
                     "{}:{}: `{}` needs the fault filesystem: add `disk-faults = true` under [cluster]",
                     file.display(),
@@ -190,8 +190,7 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
     }
     for s in &scenario.timeline {
         if s.until.is_some() {
-            let cmd = command::parse(&s.command)?;
-            if !undoable(&cmd) {
+            if !undoable(&s.command) {
                 return Err(format!(
                     "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
                      without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
@@ -416,7 +415,7 @@ fn up_args(plan: &Plan, out: &Path) -> Result<crate::cli::UpArgs, String> {
 enum Due {
     /// A step of the plan: its line, when to undo it (if ever), and whether the timeline (not the nemesis)
     /// asked for it.
-    Step(String, Option<Duration>, bool),
+    Step(Command, Option<Duration>, bool),
     /// Undo an earlier step.
     Undo(Command, String),
 }
@@ -487,7 +486,7 @@ async fn execute(
                         &mut nemesis_refused
                     };
                     if let Some(undo) =
-                        perform_step(&cluster, &mut feed, &line, until, now, into).await
+                        perform_step(&cluster, &mut feed, line, until, now, into).await
                     {
                         due.push(undo);
                     }
@@ -597,19 +596,11 @@ async fn execute(
 async fn perform_step(
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
-    line: &str,
+    cmd: Command,
     until: Option<Duration>,
     now: Duration,
     refused: &mut Vec<String>,
 ) -> Option<(Duration, Due)> {
-    let cmd = match command::parse(line) {
-        Ok(c) => c,
-        Err(e) => {
-            feed.out.say(format_args!("scenario: {line}: error: {e}"));
-            refused.push(format!("`{line}` at {}: {e}", fmt_ms(now)));
-            return None;
-        }
-    };
     // A `leader` target is pinned now, so the undo reaches the node that was hit.
     let pin = |t: Target| match t {
         Target::Leader => cluster
@@ -640,13 +631,13 @@ async fn perform_step(
         }
         (Command::Disk(t, a), Some(u)) => {
             let t = pin(t);
-            let heal = command::parse(&format!("disk {t} heal")).ok();
-            (Command::Disk(t, a), heal.map(|h| (u, h)))
+            let heal = Command::Disk(t, crate::command::DiskAction::Heal);
+            (Command::Disk(t, a), Some((u, heal)))
         }
         (Command::Clock(t, a), Some(u)) => {
             let t = pin(t);
-            let heal = command::parse(&format!("clock {t} heal")).ok();
-            (Command::Clock(t, a), heal.map(|h| (u, h)))
+            let heal = Command::Clock(t, crate::command::ClockAction::Heal);
+            (Command::Clock(t, a), Some((u, heal)))
         }
         (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
             // The fault set removes it itself at the right time.
