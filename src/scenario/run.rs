@@ -189,17 +189,15 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
         }
     }
     for s in &scenario.timeline {
-        if s.until.is_some() {
-            if !undoable(&s.command) {
-                return Err(format!(
-                    "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
-                     without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
-                     clock fault",
-                    file.display(),
-                    s.line,
-                    s.command
-                ));
-            }
+        if s.until.is_some() && !undoable(&s.command) {
+            return Err(format!(
+                "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
+                 without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
+                 clock fault",
+                file.display(),
+                s.line,
+                s.command
+            ));
         }
     }
     Ok(scenario)
