@@ -10,7 +10,7 @@ use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition};
 use super::command::Target;
 use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, ToChaos, human};
 use super::{Cluster, NodeId};
-use crate::state::{ActiveFault, Event};
+use crate::state::{ActiveFault, Event, FaultEnd};
 
 /// One fault in force.
 #[derive(Clone, Debug)]
@@ -137,7 +137,12 @@ impl Cluster {
             _ => String::new(),
         };
         let (links, groups) = self.links_of(&pinned.target)?;
-        let replaced = self.remove_where(|a| a.cmd.replaces(&pinned));
+        let why = if pinned.kind.is_zero() || toggle {
+            FaultEnd::Removed
+        } else {
+            FaultEnd::Replaced
+        };
+        let replaced = self.remove_where(|a| a.cmd.replaces(&pinned), why);
         if pinned.kind.is_zero() || (toggle && !replaced.is_empty()) {
             if replaced.is_empty() {
                 // Nothing happened, so the answer is not `ok`.
@@ -232,13 +237,13 @@ impl Cluster {
             self.emit(Event::FaultEnded {
                 id,
                 fault: a.cmd,
-                why: crate::state::FaultEnd::Expired,
+                why: FaultEnd::Expired,
             });
         }
     }
 
-    /// Removes the faults matching `pred`; returns them with their ids.
-    fn remove_where(&self, pred: impl Fn(&Active) -> bool) -> Vec<(u64, Active)> {
+    /// Removes the faults matching `pred` and reports each as ended for `why`; returns them with their ids.
+    fn remove_where(&self, pred: impl Fn(&Active) -> bool, why: FaultEnd) -> Vec<(u64, Active)> {
         let gone: Vec<(u64, Active)> = {
             let mut set = self.inner.faults.lock().unwrap();
             let ids: Vec<u64> = set
@@ -251,8 +256,13 @@ impl Cluster {
                 .filter_map(|id| set.active.remove(&id).map(|a| (id, a)))
                 .collect()
         };
-        for (_, a) in &gone {
+        for (id, a) in &gone {
             self.inner.net.remove_fault_id(a.chaos);
+            self.emit(Event::FaultEnded {
+                id: *id,
+                fault: a.cmd.clone(),
+                why,
+            });
         }
         gone
     }
@@ -261,7 +271,7 @@ impl Cluster {
     pub(super) fn heal(&self, id: Option<u64>) -> Result<String, String> {
         match id {
             None => {
-                let gone = self.remove_where(|_| true);
+                let gone = self.remove_where(|_| true, FaultEnd::Healed);
                 // Also whatever was set on the links by other means.
                 self.inner.net.heal_all();
                 self.publish_faults();
@@ -293,6 +303,13 @@ impl Cluster {
                     let a = self.inner.faults.lock().unwrap().active.remove(&id);
                     a.map(|a| vec![(id, a)]).unwrap_or_default()
                 };
+                for (id, a) in &gone {
+                    self.emit(Event::FaultEnded {
+                        id: *id,
+                        fault: a.cmd.clone(),
+                        why: FaultEnd::Healed,
+                    });
+                }
                 for (_, a) in &gone {
                     self.inner.net.remove_fault_id(a.chaos);
                 }
@@ -336,9 +353,10 @@ impl Cluster {
         let Ok((links, _)) = self.links_of(&pinned) else {
             return Vec::new();
         };
-        let gone = self.remove_where(|a| {
-            a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l))
-        });
+        let gone = self.remove_where(
+            |a| a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l)),
+            FaultEnd::Released,
+        );
         if !gone.is_empty() {
             self.publish_faults();
         }

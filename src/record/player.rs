@@ -27,7 +27,11 @@ impl Timed for Stamped {
     fn is_marker(&self) -> bool {
         matches!(
             self.event,
-            Event::Performed { .. } | Event::FaultEnded { .. }
+            Event::Performed { .. }
+                | Event::FaultEnded {
+                    why: crate::state::FaultEnd::Expired,
+                    ..
+                }
         )
     }
 }
@@ -65,7 +69,10 @@ fn landing_points(events: &[Stamped]) -> Vec<Landing> {
     for (i, e) in events.iter().enumerate() {
         let command = match &e.event {
             Event::Performed { command, .. } => Some(command),
-            Event::FaultEnded { .. } => None,
+            Event::FaultEnded {
+                why: crate::state::FaultEnd::Expired,
+                ..
+            } => None,
             _ => continue,
         };
         let effect = |ev: &Event| match (ev, command) {

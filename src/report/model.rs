@@ -293,7 +293,11 @@ impl Model {
                     }
                     set = now;
                 }
-                Event::FaultEnded { id, fault, .. } => {
+                Event::FaultEnded {
+                    id,
+                    fault,
+                    why: crate::state::FaultEnd::Expired,
+                } => {
                     let label = format!("fault #{id} ({fault}) ended: its `for` ran out");
                     for i in just_ended.drain(..) {
                         m.faults[i].ended_by = Some(label.clone());
@@ -721,6 +725,31 @@ mod tests {
             vec![(1_000, Some(2_000)), (1_500, Some(9_000))]
         );
         assert_eq!(m.faults[0].ended_by.as_deref(), Some("remove #1 cut 1->2"));
+    }
+
+    #[test]
+    fn a_live_log_ends_a_healed_fault_at_the_heal_and_names_it() {
+        // The order the cluster reports in: the fault ends, the set changes, then the command's line.
+        let cut = crate::command::parse_fault("cut", &["1->2"]).unwrap();
+        let m = Model::from_events(&[
+            fault_set(1_000, &[1]),
+            fault(1_000, "cut 1->2", "#1 cut 1->2 on 1 link"),
+            Stamped::new(
+                4_000,
+                Event::FaultEnded {
+                    id: 1,
+                    fault: cut,
+                    why: crate::state::FaultEnd::Healed,
+                },
+            ),
+            fault_set(4_000, &[]),
+            fault(4_000, "heal", "heal every network fault: #1 cut 1->2"),
+        ]);
+        assert_eq!(windows(&m), vec![(1_000, Some(4_000))]);
+        assert_eq!(
+            m.faults[0].ended_by.as_deref(),
+            Some("heal every network fault: #1 cut 1->2")
+        );
     }
 
     #[test]

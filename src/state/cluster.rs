@@ -459,16 +459,22 @@ impl ClusterState {
                 }
                 self.push(at, None, FeedKind::Fault, text);
             }
-            Event::FaultEnded { id, fault, why } => {
-                let text = match (why, fault.duration) {
-                    (super::FaultEnd::Expired, Some(d)) => format!(
+            // Only an expiry gets a line: the command that ended any other fault has its own, naming it.
+            Event::FaultEnded {
+                id,
+                fault,
+                why: super::FaultEnd::Expired,
+            } => {
+                let text = match fault.duration {
+                    Some(d) => format!(
                         "fault #{id} ({fault}) ended after {}",
                         crate::command::fault::human(d)
                     ),
-                    (super::FaultEnd::Expired, None) => format!("fault #{id} ({fault}) ended"),
+                    None => format!("fault #{id} ({fault}) ended"),
                 };
                 self.push(at, None, FeedKind::Fault, text);
             }
+            Event::FaultEnded { .. } => {}
             Event::ActionFailed { action, error } => {
                 self.push(
                     at,

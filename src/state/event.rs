@@ -119,8 +119,9 @@ pub enum Event {
         /// What it did, in words ("kill node 2 (leader, term 4)").
         effect: String,
     },
-    /// A network fault left the set by itself: its `for` ran out. (A `heal`, a replacing fault or a toggle
-    /// are `Performed` commands; the fault set that follows says which ids went.)
+    /// A network fault left the set: its `for` ran out, or a performed command (`heal`, the same fault again,
+    /// a zero delay or loss, a links-matrix key pressed again, `release`) took it away; the `Performed` event
+    /// of that command follows.
     FaultEnded {
         /// Its id.
         id: u64,
@@ -267,6 +268,15 @@ pub enum Verdict {
 pub enum FaultEnd {
     /// Its `for DUR` ran out.
     Expired,
+    /// `heal` or `heal ID` removed it.
+    Healed,
+    /// The same fault on the same target (same kind and filter) replaced it.
+    Replaced,
+    /// The same fault with nothing to do (`delay 2 0`, `loss 2 0%`) or a links-matrix key pressed again removed
+    /// it.
+    Removed,
+    /// `release` delivered what it held and ended it.
+    Released,
 }
 
 /// The life of a node's process as the supervisor sees it.
