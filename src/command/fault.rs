@@ -2,7 +2,7 @@
 //! receives, partition shapes), kinds with their parameters, a message filter and a duration. Pure values:
 //! parsing and printing only; `crate::cluster::faultset` turns these into proxy faults.
 //!
-//! A new fault kind is one [`FaultKind`] variant (its words in [`super::parse::parse_fault`], its proxy fault in
+//! A new fault kind is one [`FaultKind`] variant (its words in [`super::parse_fault`], its proxy fault in
 //! `crate::cluster::fault`) and one file in the chaos crate's `proxy/` for what it does to frames.
 
 use std::fmt;
