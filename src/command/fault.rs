@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{NodeId, Target};
 
 /// The message kinds a fault can be limited to (`only KIND[,KIND]`), as the wire classifier labels frames
-/// ([`super::classify`]). Index order is the label order.
+/// (`crate::cluster::classify`). Index order is the label order.
 pub const MESSAGE_KINDS: [&str; 9] = [
     "vote",
     "vote-reply",

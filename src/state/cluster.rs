@@ -368,7 +368,7 @@ pub struct ClusterState {
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
     /// The configuration as the leader knows it; `None` before any status carried one.
     pub config: Option<super::membership::ConfigView>,
-    /// When faults were injected (session milliseconds, the latest [`FAULT_MARKS`]): the latency chart marks
+    /// When faults were injected (session milliseconds, the latest `FAULT_MARKS`): the latency chart marks
     /// these, and not every command performed (a `heal`, `workload on` or `check` is no fault).
     pub fault_marks: std::collections::VecDeque<u64>,
 }
