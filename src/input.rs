@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::cluster::command::{Command, Target};
-use crate::cluster::fault::{FaultCmd, FaultKind, FaultTarget};
+use crate::command::{Command, Target};
+use crate::command::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
 use crate::state::{ClusterState, ViewState};
 
 /// What a key asks for.
@@ -310,7 +310,7 @@ pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
         Action::AddNode => Command::Add,
         Action::RemoveNode => Command::Remove(view.selected?),
         Action::Partition(shape) => Command::Fault(FaultCmd::new(
-            FaultTarget::Shape(shape.replace(' ', "")),
+            FaultTarget::Shape(PartitionShape::parse(shape).ok()?),
             FaultKind::Cut,
         )),
         Action::Heal => Command::Heal(None),
@@ -423,7 +423,7 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
             if let Some(text) = &mut view.command
                 && !text.contains(' ')
             {
-                let fits: Vec<&str> = crate::cluster::command::VERBS
+                let fits: Vec<&str> = crate::command::verbs::VERBS
                     .iter()
                     .copied()
                     .filter(|v| v.starts_with(text.as_str()))

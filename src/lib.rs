@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod command;
 pub mod commands;
 pub mod histories;
 pub mod input;

@@ -403,3 +403,124 @@ fn a_cluster_kept_without_a_majority_past_the_bound_fails_liveness() {
     let inv = out.lines().find(|l| l.starts_with("invariants ")).unwrap();
     assert!(inv.contains("valid") && !inv.contains("invalid"), "{inv}");
 }
+
+/// The commands a session log records as performed: (session ms, command), in order.
+fn performed_commands(log: &Path) -> Vec<(u64, squall::command::Command)> {
+    let log = squall::record::eventlog::read_event_log::<squall::state::Stamped>(log)
+        .unwrap_or_else(|e| panic!("{e}"));
+    log.events
+        .into_iter()
+        .filter_map(|s| match s.event {
+            squall::state::Event::Performed { command, .. } => Some((s.at_ms, command)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 19: a hand-driven session, exported and run again, issues the same command values at the same
+/// offsets (±0.5 s) — read from both event logs, not from printed words: `kill leader` stays `kill leader`
+/// (whichever node leads then), a 1550 ms delay stays 1550 ms, a timed partition keeps its shape and time.
+#[test]
+fn a_rerun_of_an_exported_session_performs_the_same_command_values_at_the_same_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl.gz");
+    let mut child = squall()
+        .args(["up", "--headless", "--workload", "--seed", "5"])
+        .arg("--dir")
+        .arg(dir.path().join("cluster"))
+        .arg("--events")
+        .arg(&events)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Whether the command was done (`ok:`) or refused (`error:`); a refusal is not logged as performed.
+    let mut ask = |cmd: &str| -> bool {
+        writeln!(stdin, "{cmd}").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            assert!(Instant::now() < deadline, "no answer to {cmd}: {seen:?}");
+            let l = lines.next().expect("squall ended").unwrap();
+            if l.starts_with("ok:") {
+                return true;
+            }
+            if l.starts_with("error:") {
+                return false;
+            }
+            seen.push(l);
+        }
+    };
+    // The experiment starts 3 s in, so the rerun's cluster (started afresh, elections and all) has a leader
+    // at the same offset too; then `kill leader` once this session has one.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        ask("status");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ask("kill leader") {
+        assert!(Instant::now() < deadline, "no leader to kill in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = [
+        "kill leader",
+        "delay 2 1550ms",
+        "partition bridge for 2s",
+        "heal",
+    ];
+    for cmd in &asked[1..] {
+        assert!(ask(cmd), "{cmd} refused");
+    }
+    assert!(ask("quit"));
+    assert!(child.wait().unwrap().success());
+    let original: Vec<(u64, squall::command::Command)> = performed_commands(&events)
+        .into_iter()
+        .filter(|(_, c)| asked.contains(&c.to_string().as_str()))
+        .collect();
+    assert_eq!(
+        original
+            .iter()
+            .map(|(_, c)| c.to_string())
+            .collect::<Vec<_>>(),
+        asked,
+        "the session's log records the commands as asked"
+    );
+
+    let o = squall().arg("scenario").arg(&events).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = dir.path().join("session.toml");
+    std::fs::write(&file, &o.stdout).unwrap();
+    let bundle = dir.path().join("rerun");
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_ne!(
+        o.status.code(),
+        Some(2),
+        "the export is a valid scenario\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rerun = performed_commands(&bundle.join("events.jsonl.gz"));
+    let mut from = 0;
+    for (at, cmd) in &original {
+        let found = rerun[from..]
+            .iter()
+            .position(|(_, c)| c == cmd)
+            .map(|i| from + i)
+            .unwrap_or_else(|| panic!("`{cmd}` never performed again: {rerun:?}\n{out}"));
+        let again = rerun[found].0;
+        assert!(
+            again.abs_diff(*at) <= 500,
+            "`{cmd}` at {again} ms in the rerun, {at} ms in the session\n{out}"
+        );
+        from = found + 1;
+    }
+}

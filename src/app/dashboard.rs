@@ -207,6 +207,12 @@ pub(super) async fn run(
                         } else if !view.frozen {
                             frozen = None;
                         }
+                        // A typed partition goes through the console's parser too, so a bad grouping is
+                        // refused with its reason.
+                        let action = match action {
+                            Action::Partition(shape) => Action::Submit(format!("partition {shape}")),
+                            a => a,
+                        };
                         let cmd = match &action {
                             // The fault prompt's line goes through the console's parser.
                             Action::Submit(line) => match command::parse(line) {

@@ -30,88 +30,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Cluster;
-use super::command::{Command, NodeId, Target};
-
-/// A clock fault to set on one node, or `Heal` to make its clock true again.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ClockAction {
-    /// Jump the clock by this many milliseconds (negative: back).
-    Jump(i64),
-    /// Run the clock at this rate (0.5 … 4).
-    Rate(f64),
-    /// Flip the clock between its offset and this much ahead, every second.
-    Strobe(Duration),
-    /// Make the clock true again.
-    Heal,
-}
-
-impl std::fmt::Display for ClockAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClockAction::Jump(ms) => write!(
-                f,
-                "{}{}ms",
-                if *ms < 0 { '-' } else { '+' },
-                ms.unsigned_abs()
-            ),
-            ClockAction::Rate(r) => write!(f, "x{r}"),
-            ClockAction::Strobe(d) => write!(f, "strobe {}ms", d.as_millis()),
-            ClockAction::Heal => f.write_str("heal"),
-        }
-    }
-}
-
-/// Help for the console.
-pub const HELP: &str = "clock N +1h|-30s|x4|x0.5|strobe 200ms|heal";
-
-/// Parses the words after `clock`.
-pub fn parse_clock(rest: &[&str]) -> Result<Command, String> {
-    let target = match rest.first().copied() {
-        None => return Err("`clock` needs a node id (or `leader`), e.g. `clock 2 +1h`".into()),
-        Some("leader") => Target::Leader,
-        Some(w) => Target::Node(
-            w.parse()
-                .map_err(|_| format!("`{w}` is not a node id (expected a number or `leader`)"))?,
-        ),
-    };
-    let usage =
-        "use `clock N +1h`, `clock N -30s`, `clock N x4`, `clock N strobe 200ms` or `clock N heal`";
-    let action = match rest.get(1..).unwrap_or(&[]) {
-        [w] if w.starts_with('+') || w.starts_with('-') => {
-            let d = humantime::parse_duration(&w[1..])
-                .map_err(|_| format!("`{w}` is not a clock jump like +1h or -30s"))?;
-            let ms = i64::try_from(d.as_millis()).map_err(|_| format!("`{w}` is too far"))?;
-            ClockAction::Jump(if w.starts_with('-') { -ms } else { ms })
-        }
-        [w] if w.starts_with('x') || w.starts_with('×') => {
-            let num = w.trim_start_matches(['x', '×']);
-            let r: f64 = num
-                .parse()
-                .map_err(|_| format!("`{w}` is not a clock rate like x4 or x0.5"))?;
-            if !(0.5..=4.0).contains(&r) {
-                return Err(format!("clock rate {r} is outside x0.5 … x4"));
-            }
-            ClockAction::Rate(r)
-        }
-        ["strobe", d] => {
-            let d = humantime::parse_duration(d)
-                .map_err(|_| format!("`{d}` is not a duration like 200ms"))?;
-            if d.is_zero() {
-                return Err("a strobe needs a size above 0".into());
-            }
-            ClockAction::Strobe(d)
-        }
-        ["heal"] => ClockAction::Heal,
-        [] => return Err(format!("`clock` needs a fault; {usage}")),
-        other => {
-            return Err(format!(
-                "unknown clock fault `{}`; {usage}",
-                other.join(" ")
-            ));
-        }
-    };
-    Ok(Command::Clock(target, action))
-}
+use super::command::{Command, NodeId};
+pub use crate::command::clock::{ClockAction, HELP, parse_clock};
 
 /// Where libfaketime is: `SQUALL_LIBFAKETIME`, else Debian's multi-threaded build.
 pub fn find_libfaketime() -> Result<PathBuf, String> {
@@ -392,6 +312,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Target;
 
     #[test]
     fn parses_the_vocabulary() {

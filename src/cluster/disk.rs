@@ -1,6 +1,6 @@
 //! Disk faults of `squall up --disk-faults`: every node's data directory is a fault filesystem
-//! ([`squall_chaos::disk`]) over `node-N/disk` in the cluster directory. This module parses the `powercut`
-//! and `disk` commands and performs them.
+//! ([`squall_chaos::disk`]) over `node-N/disk` in the cluster directory. This module performs the `powercut`
+//! and `disk` commands ([`crate::command::disk`] holds them as values).
 //!
 //! ```text
 //! powercut NODE|leader|all [torn [writes|pages]]
@@ -17,198 +17,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use squall_chaos::disk::TornMode;
-use squall_chaos::disk::{DiskFaults, FsyncFailure, MountedDisk};
+use squall_chaos::disk::{DiskFaults, MountedDisk};
 
-use super::command::{Command, NodeId, Target};
+pub use crate::command::disk::{
+    DiskAction, FsyncFailure, HELP, PowerTarget, TornMode, parse_disk, parse_powercut,
+};
+
+use super::command::{Command, NodeId};
 use super::{Cluster, node_name};
 use crate::state::Event;
-
-/// Which nodes lose power.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerTarget {
-    /// One node (or the leader).
-    One(Target),
-    /// Every node at once: a coordinated power failure.
-    All,
-}
-
-impl std::fmt::Display for PowerTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PowerTarget::One(t) => t.fmt(f),
-            PowerTarget::All => f.write_str("all"),
-        }
-    }
-}
-
-/// A disk fault to set on one node, or `Heal` to remove them all.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DiskAction {
-    /// Every operation (or only syncs) takes this much longer.
-    Slow {
-        /// Added time per operation.
-        delay: Duration,
-        /// Only file and directory syncs are slowed.
-        syncs_only: bool,
-    },
-    /// I/O blocks until healed; the process keeps running.
-    Stall,
-    /// The next (or every) fsync/fdatasync fails with EIO, dropping that file's unsynced data.
-    FailFsync(FsyncFailure),
-    /// Writes fail with ENOSPC after this many more bytes.
-    Full {
-        /// Bytes still allowed.
-        after: u64,
-    },
-    /// Flip one bit of this file (relative to the data directory; a random non-empty file when `None`) at this
-    /// byte offset (random when `None`; only with a file).
-    Flip {
-        /// The file, relative to the data directory.
-        file: Option<String>,
-        /// The byte offset.
-        at: Option<u64>,
-    },
-    /// Remove every disk fault of the node.
-    Heal,
-}
-
-impl std::fmt::Display for DiskAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DiskAction::Slow { delay, syncs_only } => write!(
-                f,
-                "slow {}ms{}",
-                delay.as_millis(),
-                if *syncs_only { " sync" } else { "" }
-            ),
-            DiskAction::Stall => f.write_str("stall"),
-            DiskAction::FailFsync(FsyncFailure::Once) => f.write_str("fail-fsync once"),
-            DiskAction::FailFsync(FsyncFailure::Always) => f.write_str("fail-fsync always"),
-            DiskAction::Full { after } => write!(f, "full after {after}"),
-            DiskAction::Flip { file: None, .. } => f.write_str("flip"),
-            DiskAction::Flip {
-                file: Some(file),
-                at: None,
-            } => write!(f, "flip {file}"),
-            DiskAction::Flip {
-                file: Some(file),
-                at: Some(at),
-            } => write!(f, "flip {file} at {at}"),
-            DiskAction::Heal => f.write_str("heal"),
-        }
-    }
-}
-
-/// Help for the console.
-pub const HELP: &str = "powercut N|leader|all [torn [writes|pages]], disk N slow 50ms [sync]|stall|\
-fail-fsync [once|always]|full [after BYTES]|flip [FILE [at OFFSET]]|heal";
-
-fn node_target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
-    match word {
-        None => Err(format!(
-            "`{cmd}` needs a node id (or `leader`), e.g. `{cmd} 2 …`"
-        )),
-        Some("leader") => Ok(Target::Leader),
-        Some(w) => w
-            .parse::<NodeId>()
-            .map(Target::Node)
-            .map_err(|_| format!("`{w}` is not a node id (expected a number or `leader`)")),
-    }
-}
-
-/// Parses the words after `powercut`.
-pub fn parse_powercut(rest: &[&str]) -> Result<Command, String> {
-    let target = match rest.first().copied() {
-        Some("all") => PowerTarget::All,
-        w => PowerTarget::One(node_target(w, "powercut")?),
-    };
-    match &rest[1..] {
-        [] => Ok(Command::PowerCut(target, None)),
-        ["torn"] | ["torn", "prefix"] => Ok(Command::PowerCut(target, Some(TornMode::Prefix))),
-        ["torn", "writes"] => Ok(Command::PowerCut(target, Some(TornMode::Writes))),
-        ["torn", "pages"] => Ok(Command::PowerCut(target, Some(TornMode::Pages))),
-        other => Err(format!(
-            "`powercut` takes a node (or leader, or all) and optionally `torn`, `torn writes` or `torn pages`, \
-             not `{}`",
-            other.join(" ")
-        )),
-    }
-}
-
-/// Parses the words after `disk`.
-pub fn parse_disk(rest: &[&str]) -> Result<Command, String> {
-    let target = node_target(rest.first().copied(), "disk")?;
-    let usage = "use `disk N slow 50ms [sync]`, `stall`, `fail-fsync [once|always]`, `full [after BYTES]`, \
-                 `flip [FILE [at OFFSET]]` or `heal`";
-    let words = rest.get(1..).unwrap_or(&[]);
-    let action = match words {
-        ["slow", d, more @ ..] => {
-            let delay = humantime::parse_duration(d)
-                .map_err(|_| format!("`{d}` is not a duration like 50ms"))?;
-            let syncs_only = match more {
-                [] => false,
-                ["sync"] => true,
-                other => {
-                    return Err(format!(
-                        "`disk N slow {d}` takes only `sync` after it, not `{}`",
-                        other.join(" ")
-                    ));
-                }
-            };
-            if delay.is_zero() {
-                return Err("a slow disk needs a delay above 0 (`disk N heal` removes it)".into());
-            }
-            DiskAction::Slow { delay, syncs_only }
-        }
-        ["stall"] => DiskAction::Stall,
-        ["fail-fsync"] | ["fail-fsync", "once"] => DiskAction::FailFsync(FsyncFailure::Once),
-        ["fail-fsync", "always"] => DiskAction::FailFsync(FsyncFailure::Always),
-        ["full"] => DiskAction::Full { after: 0 },
-        ["full", "after", n] => DiskAction::Full {
-            after: parse_bytes(n)?,
-        },
-        ["flip"] => DiskAction::Flip {
-            file: None,
-            at: None,
-        },
-        ["flip", file] => DiskAction::Flip {
-            file: Some(file.to_string()),
-            at: None,
-        },
-        ["flip", file, "at", offset] => DiskAction::Flip {
-            file: Some(file.to_string()),
-            at: Some(offset.parse::<u64>().map_err(|_| {
-                format!("`{offset}` is not a byte offset (a whole number, e.g. `disk 2 flip wal.log at 4096`)")
-            })?),
-        },
-        ["flip", _, "at"] => {
-            return Err("`flip FILE at` needs a byte offset, e.g. `disk 2 flip wal.log at 4096`".into());
-        }
-        ["heal"] => DiskAction::Heal,
-        [] => return Err(format!("`disk` needs a fault; {usage}")),
-        other => return Err(format!("unknown disk fault `{}`; {usage}", other.join(" "))),
-    };
-    Ok(Command::Disk(target, action))
-}
-
-/// `4096`, `64k`, `10KiB`, `1m`, `2MB`: a byte count.
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let lower = s.to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let mult = match &lower[digits.len()..] {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("`{s}` is not a byte count like 4096, 64k or 1m")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{s}` is not a byte count like 4096, 64k or 1m"))
-}
 
 /// The mounted fault filesystems, by node (empty without `--disk-faults`).
 #[derive(Default)]
@@ -421,7 +238,10 @@ impl Cluster {
                         format!("stall node {id}'s disk{what}: its I/O blocks until healed")
                     }
                     DiskAction::FailFsync(how) => {
-                        disk.fail_fsync(how);
+                        disk.fail_fsync(match how {
+                            FsyncFailure::Once => squall_chaos::disk::FsyncFailure::Once,
+                            FsyncFailure::Always => squall_chaos::disk::FsyncFailure::Always,
+                        });
                         format!(
                             "fail {} fsync on node {id}{what} with EIO",
                             if how == FsyncFailure::Once {
@@ -560,6 +380,15 @@ struct CutOutcome {
     failed: Vec<String>,
 }
 
+/// The fault filesystem's torn mode for the command's.
+fn chaos_torn(m: TornMode) -> squall_chaos::disk::TornMode {
+    match m {
+        TornMode::Prefix => squall_chaos::disk::TornMode::Prefix,
+        TornMode::Writes => squall_chaos::disk::TornMode::Writes,
+        TornMode::Pages => squall_chaos::disk::TornMode::Pages,
+    }
+}
+
 /// Powers back on the disks of the nodes `alive` says are gone, rolling back what was not durable (torn as
 /// `torn` says, each with a seed from `seed`); leaves the others powered off. See [`Cluster::power_cut`].
 fn finish_power_cut(
@@ -578,7 +407,7 @@ fn finish_power_cut(
             ));
             continue;
         }
-        let torn = torn.map(|m| (m, seed()));
+        let torn = torn.map(|m| (chaos_torn(m), seed()));
         match d.power_on(torn) {
             Ok(report) => out.done.push(match torn {
                 Some((_, s)) => format!("node {id}{what}: {report} (seed {s})"),
@@ -596,6 +425,7 @@ fn finish_power_cut(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Target;
 
     #[test]
     fn parses_the_vocabulary() {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition, Shape};
+use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition};
 
 use super::command::Target;
-use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, human};
+use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, ToChaos, human};
 use super::{Cluster, NodeId};
-use crate::state::{ActiveFault, Event};
+use crate::state::{ActiveFault, Event, FaultEnd};
 
 /// One fault in force.
 #[derive(Clone, Debug)]
@@ -50,17 +50,6 @@ fn labels(only: &[String]) -> Option<LabelSet> {
     Some(LabelSet::of(only.iter().filter_map(|k| {
         MESSAGE_KINDS.iter().position(|m| m == k).map(|i| i as u8)
     })))
-}
-
-/// Parses a partition shape word.
-pub(super) fn parse_shape(s: &str) -> Result<Shape, String> {
-    Ok(match s.trim() {
-        "halves" => Shape::Halves,
-        "random-halves" | "random" => Shape::RandomHalves,
-        "bridge" => Shape::Bridge,
-        "ring" | "majorities-ring" => Shape::MajoritiesRing,
-        grouping => Shape::Custom(Partition::parse_grouping(grouping).map_err(|e| e.to_string())?),
-    })
 }
 
 impl Cluster {
@@ -119,7 +108,7 @@ impl Cluster {
             FaultTarget::Both(a, b) => (vec![LinkId::new(*a, *b), LinkId::new(*b, *a)], None),
             FaultTarget::All => (pairs(&|_, _| true), None),
             FaultTarget::Shape(s) => {
-                let shape = parse_shape(s)?;
+                let shape = super::fault::chaos_shape(s);
                 let seed = self.inner.spec.seed ^ self.now_ms();
                 let p = Partition::build(&shape, &ids, seed).map_err(|e| e.to_string())?;
                 (p.cut_links(), Some(p.describe()))
@@ -148,7 +137,12 @@ impl Cluster {
             _ => String::new(),
         };
         let (links, groups) = self.links_of(&pinned.target)?;
-        let replaced = self.remove_where(|a| a.cmd.replaces(&pinned));
+        let why = if pinned.kind.is_zero() || toggle {
+            FaultEnd::Removed
+        } else {
+            FaultEnd::Replaced
+        };
+        let replaced = self.remove_where(|a| a.cmd.replaces(&pinned), why);
         if pinned.kind.is_zero() || (toggle && !replaced.is_empty()) {
             if replaced.is_empty() {
                 // Nothing happened, so the answer is not `ok`.
@@ -182,7 +176,7 @@ impl Cluster {
             let c = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(d).await;
-                c.expire(id, d);
+                c.expire(id);
             });
         }
         self.publish_faults();
@@ -232,7 +226,7 @@ impl Cluster {
     }
 
     /// Removes a timed fault when its time is up (unless it was removed or replaced first) and says so.
-    fn expire(&self, id: u64, after: Duration) {
+    fn expire(&self, id: u64) {
         let gone = {
             let mut set = self.inner.faults.lock().unwrap();
             set.active.remove(&id)
@@ -240,15 +234,16 @@ impl Cluster {
         if let Some(a) = gone {
             self.inner.net.remove_fault_id(a.chaos);
             self.publish_faults();
-            self.emit(Event::Fault {
-                description: format!("#{id} {} ends", a.cmd),
-                effect: format!("fault #{id} ({}) ended after {}", a.cmd, human(after)),
+            self.emit(Event::FaultEnded {
+                id,
+                fault: a.cmd,
+                why: FaultEnd::Expired,
             });
         }
     }
 
-    /// Removes the faults matching `pred`; returns them with their ids.
-    fn remove_where(&self, pred: impl Fn(&Active) -> bool) -> Vec<(u64, Active)> {
+    /// Removes the faults matching `pred` and reports each as ended for `why`; returns them with their ids.
+    fn remove_where(&self, pred: impl Fn(&Active) -> bool, why: FaultEnd) -> Vec<(u64, Active)> {
         let gone: Vec<(u64, Active)> = {
             let mut set = self.inner.faults.lock().unwrap();
             let ids: Vec<u64> = set
@@ -261,8 +256,13 @@ impl Cluster {
                 .filter_map(|id| set.active.remove(&id).map(|a| (id, a)))
                 .collect()
         };
-        for (_, a) in &gone {
+        for (id, a) in &gone {
             self.inner.net.remove_fault_id(a.chaos);
+            self.emit(Event::FaultEnded {
+                id: *id,
+                fault: a.cmd.clone(),
+                why,
+            });
         }
         gone
     }
@@ -271,7 +271,7 @@ impl Cluster {
     pub(super) fn heal(&self, id: Option<u64>) -> Result<String, String> {
         match id {
             None => {
-                let gone = self.remove_where(|_| true);
+                let gone = self.remove_where(|_| true, FaultEnd::Healed);
                 // Also whatever was set on the links by other means.
                 self.inner.net.heal_all();
                 self.publish_faults();
@@ -303,6 +303,13 @@ impl Cluster {
                     let a = self.inner.faults.lock().unwrap().active.remove(&id);
                     a.map(|a| vec![(id, a)]).unwrap_or_default()
                 };
+                for (id, a) in &gone {
+                    self.emit(Event::FaultEnded {
+                        id: *id,
+                        fault: a.cmd.clone(),
+                        why: FaultEnd::Healed,
+                    });
+                }
                 for (_, a) in &gone {
                     self.inner.net.remove_fault_id(a.chaos);
                 }
@@ -346,9 +353,10 @@ impl Cluster {
         let Ok((links, _)) = self.links_of(&pinned) else {
             return Vec::new();
         };
-        let gone = self.remove_where(|a| {
-            a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l))
-        });
+        let gone = self.remove_where(
+            |a| a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l)),
+            FaultEnd::Released,
+        );
         if !gone.is_empty() {
             self.publish_faults();
         }

@@ -578,8 +578,21 @@ impl Cluster {
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
-        let cmd = self.pin_leader(cmd).await;
-        let asked = cmd.to_string();
+        // What is recorded is the console form: a toggle resolved, `leader` kept symbolic; the node it hit
+        // is recorded beside it.
+        let command = self.resolve_toggle(cmd.clone());
+        // The links matrix's toggle that takes a fault away is recorded as `heal ID` and performed as the
+        // toggle, so its answer still says what it removed.
+        let to_do = match (&cmd, &command) {
+            (Command::ToggleFault(_), Command::Heal(_)) => cmd,
+            _ => command.clone(),
+        };
+        let cmd = self.pin_leader(to_do).await;
+        let hit = match cmd.target() {
+            Some(Target::Node(id)) => Some(id),
+            _ => None,
+        };
+        let asked = command.to_string();
         let outcome = match cmd {
             Command::Check => {
                 // Each check's finding is an event of its own (emitted by `check_all`).
@@ -677,8 +690,9 @@ impl Cluster {
                 self.emit(Event::Links {
                     links: self.inner.net.stats().into_iter().map(link_view).collect(),
                 });
-                self.emit(Event::Fault {
-                    description: asked,
+                self.emit(Event::Performed {
+                    command,
+                    node: hit,
                     effect: effect.clone(),
                 });
             }

@@ -100,6 +100,27 @@ impl Control {
         self.changed.notify_one();
     }
 
+    /// Whether the workload runs.
+    pub(super) fn is_on(&self) -> bool {
+        self.inner.lock().unwrap().0
+    }
+
+    /// The rate one step up or down from the current one (the current one at either end), without
+    /// changing it.
+    pub(super) fn next_rate(&self, up: bool) -> u32 {
+        let cur = self.rate();
+        if up {
+            RATE_STEPS.iter().copied().find(|&r| r > cur).unwrap_or(cur)
+        } else {
+            RATE_STEPS
+                .iter()
+                .rev()
+                .copied()
+                .find(|&r| r < cur)
+                .unwrap_or(cur)
+        }
+    }
+
     /// Moves the rate one step up or down; returns the new rate.
     pub(super) fn step(&self, up: bool) -> u32 {
         let mut g = self.inner.lock().unwrap();

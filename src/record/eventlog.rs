@@ -26,11 +26,13 @@ use serde_json::Value;
 
 /// The event log format this build writes and reads. Bump it when a change to the event types would
 /// make older logs replay differently.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build still reads. Version 2 added check verdicts and the reason beside an
 /// unasked-for exit; version 3 the fault set with ids (`FaultSet`), held frames (`Held`), per-kind link
 /// counters, and the lin-kv workload's operation history, its kind and linearizability verdicts. An older
-/// log holds none of these and replays as it was.
+/// log holds none of these and replays as it was. Version 4 records performed commands as values
+/// (`Performed { command, node, effect }`, `FaultEnded`) where older logs held text
+/// (`Fault { description, effect }`); older lines are converted once, as they are read ([`upgrade_v3`]).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).
@@ -399,7 +401,14 @@ pub fn read_event_log<T: DeserializeOwned>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<T>(line) {
+        let parsed = if header.squall_event_log < 4 {
+            serde_json::from_slice::<Value>(line)
+                .map(upgrade_v3)
+                .and_then(serde_json::from_value::<T>)
+        } else {
+            serde_json::from_slice::<T>(line)
+        };
+        match parsed {
             Ok(event) => events.push(event),
             Err(_) if i == last && !ends_whole => {
                 let warning = format!(
@@ -440,6 +449,86 @@ pub fn read_event_log<T: DeserializeOwned>(
         truncated: stream_cut,
         warning,
     })
+}
+
+/// Converts one line of a log older than format version 4: a performed command recorded as text,
+/// `{"event": {"Fault": {"description", "effect"}}}`, becomes `Performed` with the command read from its
+/// description (the dashboard's toggles, which older logs wrote as `pause/resume 2`, `toggle cut 1->2`,
+/// `cycle delay 2`, `workload toggle|faster|slower|switch`, as the toggle commands), and an expiry
+/// (`#4 cut 1->2 for 3s ends`) becomes `FaultEnded`. A description no command reads becomes a `Note` with its
+/// words, so the feed still shows it. Every other line is returned as it is.
+pub fn upgrade_v3(mut line: Value) -> Value {
+    use crate::command::{self, Command, FaultCmd};
+    use crate::state::{Event, FaultEnd};
+    let Some(old) = line.get("event").and_then(|e| e.get("Fault")) else {
+        return line;
+    };
+    let text = |k: &str| old.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (description, effect) = (text("description"), text("effect"));
+    let fault = |words: &str| -> Option<FaultCmd> {
+        let mut w = words.split_whitespace();
+        let verb = w.next()?;
+        let rest: Vec<&str> = w.collect();
+        match command::parse(words) {
+            Ok(Command::Fault(f)) => Some(f),
+            _ => command::parse_fault(verb, &rest).ok(),
+        }
+    };
+    let expiry = description
+        .strip_prefix('#')
+        .and_then(|d| d.strip_suffix(" ends"))
+        .and_then(|d| d.split_once(' '))
+        .and_then(|(id, f)| Some((id.parse::<u64>().ok()?, fault(f)?)));
+    let legacy = |d: &str| -> Option<Command> {
+        let target = |w: &str| w.parse().ok().map(command::Target::Node);
+        Some(match d.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["pause/resume", n] => Command::TogglePause(target(n)?),
+            ["cycle", "delay", n] => Command::CycleDelay(target(n)?),
+            ["cycle", "loss", n] => Command::CycleLoss(target(n)?),
+            ["toggle", ..] => Command::ToggleFault(fault(d.strip_prefix("toggle ")?)?),
+            ["workload", "toggle"] => Command::Workload(None),
+            ["workload", "faster"] => Command::WorkloadStep(true),
+            ["workload", "slower"] => Command::WorkloadStep(false),
+            ["workload", "switch"] => Command::SetWorkloadKind(None),
+            _ => return None,
+        })
+    };
+    // The node a command hit, as the effect named it ("kill node 2 (leader, term 4)").
+    let node = effect.find("node ").and_then(|at| {
+        effect[at + 5..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    let event = if let Some((id, fault)) = expiry {
+        Event::FaultEnded {
+            id,
+            fault,
+            why: FaultEnd::Expired,
+        }
+    } else if let Some(command) = command::parse(&description)
+        .ok()
+        .or_else(|| legacy(&description))
+    {
+        Event::Performed {
+            node: command.target().and(node),
+            command,
+            effect,
+        }
+    } else {
+        Event::Note {
+            text: if effect.is_empty() {
+                description
+            } else {
+                effect
+            },
+        }
+    };
+    if let (Some(slot), Ok(v)) = (line.get_mut("event"), serde_json::to_value(event)) {
+        *slot = v;
+    }
+    line
 }
 
 fn read_header(path: &Path, line: &[u8]) -> Result<EventLogHeader, EventLogError> {
@@ -738,6 +827,60 @@ mod tests {
         assert!(
             log.events.iter().enumerate().all(|(i, e)| *e == i as u64),
             "a prefix, in order"
+        );
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use crate::command::{Command, Target, parse};
+    use crate::state::{Event, FaultEnd, Stamped};
+
+    #[test]
+    fn a_format_3_log_reads_as_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.jsonl");
+        let lines = [
+            r##"{"squall_event_log":3,"created":"2026-01-01T00:00:00Z","cluster_id":"c"}"##,
+            r##"{"at_ms":100,"event":{"Fault":{"description":"kill 4","effect":"kill node 4 (leader, term 3)"}}}"##,
+            r##"{"at_ms":200,"event":{"Fault":{"description":"pause/resume 2","effect":"pause node 2"}}}"##,
+            r##"{"at_ms":300,"event":{"Fault":{"description":"cut 1->2 for 2s","effect":"#1 cut 1->2 for 2s on 1 link"}}}"##,
+            r##"{"at_ms":2300,"event":{"Fault":{"description":"#1 cut 1->2 for 2s ends","effect":"fault #1 (cut 1->2 for 2s) ended after 2s"}}}"##,
+            r##"{"at_ms":2400,"event":{"Fault":{"description":"something else","effect":"words"}}}"##,
+            r##"{"at_ms":2500,"event":"Quit"}"##,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let log = read_event_log::<Stamped>(&path).unwrap();
+        let events: Vec<Event> = log.events.into_iter().map(|s| s.event).collect();
+        assert_eq!(
+            events,
+            vec![
+                Event::Performed {
+                    command: Command::Kill(Target::Node(4)),
+                    node: Some(4),
+                    effect: "kill node 4 (leader, term 3)".into(),
+                },
+                Event::Performed {
+                    command: Command::TogglePause(Target::Node(2)),
+                    node: Some(2),
+                    effect: "pause node 2".into(),
+                },
+                Event::Performed {
+                    command: parse("cut 1->2 for 2s").unwrap(),
+                    node: None,
+                    effect: "#1 cut 1->2 for 2s on 1 link".into(),
+                },
+                Event::FaultEnded {
+                    id: 1,
+                    fault: crate::command::parse_fault("cut", &["1->2", "for", "2s"]).unwrap(),
+                    why: FaultEnd::Expired,
+                },
+                Event::Note {
+                    text: "words".into()
+                },
+                Event::Quit,
+            ]
         );
     }
 }

@@ -15,6 +15,7 @@ use ratatui::Frame;
 
 use super::eventlog::{EventLog, read_event_log};
 use super::replay::{Apply, ReplayController, Timed};
+use crate::command::Command;
 use crate::state::{ClusterState, Event, Stamped, ViewState};
 
 impl Timed for Stamped {
@@ -24,7 +25,14 @@ impl Timed for Stamped {
 
     /// `[`/`]` jump between injected faults and key actions.
     fn is_marker(&self) -> bool {
-        matches!(self.event, Event::Fault { .. })
+        matches!(
+            self.event,
+            Event::Performed { .. }
+                | Event::FaultEnded {
+                    why: crate::state::FaultEnd::Expired,
+                    ..
+                }
+        )
     }
 }
 
@@ -59,17 +67,28 @@ fn landing_points(events: &[Stamped]) -> Vec<Landing> {
         })
         .collect();
     for (i, e) in events.iter().enumerate() {
-        let Event::Fault { description, .. } = &e.event else {
-            continue;
+        let command = match &e.event {
+            Event::Performed { command, .. } => Some(command),
+            Event::FaultEnded {
+                why: crate::state::FaultEnd::Expired,
+                ..
+            } => None,
+            _ => continue,
         };
-        let word = description.split_whitespace().next().unwrap_or("");
-        let effect = |ev: &Event| match ev {
-            Event::Process { state, .. } => {
-                matches!(word, "kill" | "terminate") && !state.is_alive()
+        let effect = |ev: &Event| match (ev, command) {
+            (Event::Process { state, .. }, Some(c)) => {
+                matches!(
+                    c,
+                    Command::Kill(_) | Command::Terminate(_) | Command::PowerCut(..)
+                ) && !state.is_alive()
             }
-            Event::Links { .. } => matches!(
-                word,
-                "isolate" | "partition" | "heal" | "delay" | "loss" | "cycle"
+            (Event::Links { .. }, Some(c)) => matches!(
+                c,
+                Command::Fault(_)
+                    | Command::ToggleFault(_)
+                    | Command::Heal(_)
+                    | Command::CycleDelay(_)
+                    | Command::CycleLoss(_)
             ),
             _ => false,
         };

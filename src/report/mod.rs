@@ -4,6 +4,7 @@
 //! faults, elections and recovery times. Plots are SVG from `plotters`, inline: no network needed to open it.
 
 pub mod charts;
+pub mod html;
 pub mod model;
 
 use std::fmt::Write as _;
@@ -16,127 +17,178 @@ use crate::cli::ReportArgs;
 use crate::record::eventlog::read_event_log;
 use crate::setup::fail;
 use crate::state::{Stamped, Verdict as SessionVerdict};
+use html::{Html, Svg};
 use model::Model;
-
-/// Escapes text for HTML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn ms(v: Option<u64>) -> String {
     v.map_or("—".to_string(), |v| format!("{v} ms"))
 }
 
-/// The whole report as HTML. `check` is the linearizability check of the history, when there is one.
+/// The whole report as HTML, through [`html::Html`], so every piece of session data is escaped by
+/// construction. `check` is the linearizability check of the history, when there is one.
 ///
 /// # Errors
 /// A plot could not be drawn (plotters' error, in words).
 pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Result<String, String> {
-    let mut h = String::with_capacity(1 << 20);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>squall report: {id}</title>\n\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1040px}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#2a7}}.bad{{color:#d33;font-weight:bold}}\
-         .unknown{{color:#c80}}pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}</style></head><body>\n\
-         <h1>squall session {id}</h1>\n<p>{n}, {secs:.1} s, {ops} operations, {faults} faults, {el} elections.</p>\n",
-        id = esc(&m.cluster_id),
-        n = node_count(m),
-        secs = m.end_ms as f64 / 1e3,
-        ops = m.ops.len(),
-        faults = m.faults.len(),
-        el = m.elections,
-    );
-    h.push_str(&membership(m));
-    h.push_str("<h2>Verdicts</h2>\n<ul>\n");
-    if let Some((r, took)) = check {
-        let (class, _) = verdict_class(&r.verdict);
-        let _ = writeln!(
-            h,
-            "<li class=\"{class}\">linearizability of the recorded history (checked for this report): {}</li>",
-            esc(&describe(r, took)[0])
-        );
-    }
-    for c in &m.checks {
-        let class = match c.verdict {
-            SessionVerdict::Ok => "ok",
-            SessionVerdict::Violated => "bad",
-            SessionVerdict::Inconclusive => "unknown",
-        };
-        let _ = writeln!(
-            h,
-            "<li class=\"{class}\">{:.1} s, {} check in the session: {}</li>",
-            c.at_ms as f64 / 1e3,
-            c.which,
-            esc(&c.report)
-        );
-    }
-    if check.is_none() && m.checks.is_empty() {
-        h.push_str("<li>no check was run and no lin-kv history was recorded</li>\n");
-    }
-    h.push_str("</ul>\n");
+    let mut h = Html::new()
+        .markup("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">")
+        .el_text("title", format!("squall report: {}", m.cluster_id))
+        .nl()
+        .markup(
+            "<style>body{font-family:sans-serif;margin:2em;max-width:1040px}table{border-collapse:collapse}\
+             td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{color:#2a7}.bad{color:#d33;font-weight:bold}\
+             .unknown{color:#c80}pre{background:#f6f6f6;padding:8px;overflow-x:auto}</style></head><body>\n",
+        )
+        .el_text("h1", format!("squall session {}", m.cluster_id))
+        .nl()
+        .el_text(
+            "p",
+            format!(
+                "{}, {:.1} s, {} operations, {} faults, {} elections.",
+                node_count(m),
+                m.end_ms as f64 / 1e3,
+                m.ops.len(),
+                m.faults.len(),
+                m.elections
+            ),
+        )
+        .nl()
+        .append(membership(m))
+        .el_text("h2", "Verdicts")
+        .nl();
+    h = h.el("ul", None, |mut h| {
+        h = h.nl();
+        if let Some((r, took)) = check {
+            let (class, _) = verdict_class(&r.verdict);
+            h = h
+                .el("li", Some(class), |h| {
+                    h.text(format!(
+                        "linearizability of the recorded history (checked for this report): {}",
+                        describe(r, took)[0]
+                    ))
+                })
+                .nl();
+        }
+        for c in &m.checks {
+            let class = match c.verdict {
+                SessionVerdict::Ok => "ok",
+                SessionVerdict::Violated => "bad",
+                SessionVerdict::Inconclusive => "unknown",
+            };
+            h = h
+                .el("li", Some(class), |h| {
+                    h.text(format!(
+                        "{:.1} s, {} check in the session: {}",
+                        c.at_ms as f64 / 1e3,
+                        c.which,
+                        c.report
+                    ))
+                })
+                .nl();
+        }
+        if check.is_none() && m.checks.is_empty() {
+            h = h
+                .el_text("li", "no check was run and no lin-kv history was recorded")
+                .nl();
+        }
+        h
+    });
+    h = h.nl();
     if let Some((r, took)) = check
         && let Verdict::Invalid(f) = &r.verdict
     {
-        h.push_str("<h2>Failing window</h2>\n");
+        h = h.el_text("h2", "Failing window").nl();
         if f.window.len() > charts::MAX_WINDOW_OPS {
-            let _ = writeln!(
-                h,
-                "<p>{} operations; the first {} are drawn.</p>",
-                f.window.len(),
-                charts::MAX_WINDOW_OPS
-            );
+            h = h
+                .el_text(
+                    "p",
+                    format!(
+                        "{} operations; the first {} are drawn.",
+                        f.window.len(),
+                        charts::MAX_WINDOW_OPS
+                    ),
+                )
+                .nl();
         }
-        h.push_str(&charts::window(f)?);
-        h.push_str("\n<pre>");
-        for line in describe(r, took)
-            .iter()
-            .skip(1)
-            .take(charts::MAX_WINDOW_OPS * 2 + 4)
-        {
-            h.push_str(&esc(line));
-            h.push('\n');
+        h = h.svg(Svg(charts::window(f)?)).nl();
+        h = h.el("pre", None, |mut h| {
+            for line in describe(r, took)
+                .iter()
+                .skip(1)
+                .take(charts::MAX_WINDOW_OPS * 2 + 4)
+            {
+                h = h.text(line).nl();
+            }
+            h
+        });
+        h = h.nl();
+    }
+    h = h
+        .el_text("h2", "Latency")
+        .nl()
+        .svg(Svg(charts::latency(m)?))
+        .nl()
+        .el_text(
+            "p",
+            "Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
+             what undid it (heal, restart, resume) or its own end. Lanes: green leader, light grey follower, \
+             yellow candidate, dark down or paused.",
+        )
+        .nl()
+        .el_text("h2", "Throughput")
+        .nl()
+        .svg(Svg(charts::throughput(m)?))
+        .nl()
+        .el_text("h2", "Latency quantiles")
+        .nl()
+        .svg(Svg(charts::quantiles(m)?))
+        .nl()
+        .el_text("h2", "Faults")
+        .nl();
+    h = h.el("table", None, |mut h| {
+        h = h
+            .row(
+                "th",
+                [
+                    "at",
+                    "fault",
+                    "until",
+                    "first commit after the fault",
+                    "recovery (end → first commit)",
+                ],
+            )
+            .nl();
+        for f in &m.faults {
+            h = h
+                .row(
+                    "td",
+                    [
+                        format!("{:.1} s", f.start_ms as f64 / 1e3),
+                        f.label.clone(),
+                        match (&f.ended_by, f.end_ms) {
+                            (Some(by), Some(t)) => format!("{:.1} s ({by})", t as f64 / 1e3),
+                            (None, Some(t)) => format!("{:.1} s", t as f64 / 1e3),
+                            _ => "the end".to_string(),
+                        },
+                        ms(f.commit_after_start_ms),
+                        ms(f.recovery_ms),
+                    ],
+                )
+                .nl();
         }
-        h.push_str("</pre>\n");
-    }
-    h.push_str("<h2>Latency</h2>\n");
-    h.push_str(&charts::latency(m)?);
-    h.push_str(
-        "\n<p>Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
-         what undid it (heal, restart, resume). Lanes: green leader, light grey follower, yellow candidate, \
-         dark down or paused.</p>\n",
-    );
-    h.push_str("<h2>Throughput</h2>\n");
-    h.push_str(&charts::throughput(m)?);
-    h.push_str("\n<h2>Latency quantiles</h2>\n");
-    h.push_str(&charts::quantiles(m)?);
-    h.push_str(
-        "\n<h2>Faults</h2>\n<table><tr><th>at</th><th>fault</th><th>until</th><th>first commit after the fault</th>\
-         <th>recovery (end → first commit)</th></tr>\n",
-    );
-    for f in &m.faults {
-        let _ = writeln!(
-            h,
-            "<tr><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            f.start_ms as f64 / 1e3,
-            esc(&f.label),
-            match (&f.ended_by, f.end_ms) {
-                (Some(by), Some(t)) => format!("{:.1} s ({})", t as f64 / 1e3, esc(by)),
-                _ => "the end".to_string(),
-            },
-            ms(f.commit_after_start_ms),
-            ms(f.recovery_ms),
-        );
-    }
-    let _ = writeln!(
-        h,
-        "</table>\n<p>Elections won: {} (terms in which a node was seen leading).</p>\n</body></html>",
-        m.elections
-    );
-    Ok(h)
+        h
+    });
+    Ok(h.nl()
+        .el_text(
+            "p",
+            format!(
+                "Elections won: {} (terms in which a node was seen leading).",
+                m.elections
+            ),
+        )
+        .nl()
+        .markup("</body></html>\n")
+        .into_string())
 }
 
 /// Whether the session changed its membership (a request, a step, a node added or a new configuration).
@@ -165,18 +217,18 @@ fn node_count(m: &Model) -> String {
 
 /// The membership section: node ids over the run, the configuration's size over time, every request and
 /// step with its time, and the final configuration. Empty for a session that changed no membership.
-fn membership(m: &Model) -> String {
+fn membership(m: &Model) -> Html {
     if !changed_membership(m) {
-        return String::new();
+        return Html::new();
     }
-    let mut h = String::from("<h2>Membership</h2>\n");
+    let mut h = Html::new().el_text("h2", "Membership").nl();
     let ids: Vec<String> = m.ever.iter().map(|i| format!("n{i}")).collect();
-    let _ = writeln!(
-        h,
-        "<p>Node ids over the run ({}): {}.</p>",
-        ids.len(),
-        ids.join(" ")
-    );
+    h = h
+        .el_text(
+            "p",
+            format!("Node ids over the run ({}): {}.", ids.len(), ids.join(" ")),
+        )
+        .nl();
     if !m.configs.is_empty() {
         let sizes: Vec<String> = m
             .configs
@@ -186,41 +238,52 @@ fn membership(m: &Model) -> String {
                     "{} at {:.1} s ({})",
                     c.size(),
                     c.at_ms as f64 / 1e3,
-                    esc(&c.text())
+                    c.text()
                 )
             })
             .collect();
-        let _ = writeln!(
-            h,
-            "<p>Members over time, as the leader knew them: {}.</p>",
-            sizes.join(" → ")
-        );
+        h = h
+            .el_text(
+                "p",
+                format!(
+                    "Members over time, as the leader knew them: {}.",
+                    sizes.join(" → ")
+                ),
+            )
+            .nl();
     }
-    match m.configs.last() {
-        Some(c) => {
-            let _ = writeln!(
-                h,
-                "<p>Final configuration: {} (entry {}, from {:.1} s).</p>",
-                esc(&c.text()),
+    h = match m.configs.last() {
+        Some(c) => h.el_text(
+            "p",
+            format!(
+                "Final configuration: {} (entry {}, from {:.1} s).",
+                c.text(),
                 c.index,
                 c.at_ms as f64 / 1e3
-            );
-        }
-        None => h.push_str("<p>No leader reported a configuration.</p>\n"),
+            ),
+        ),
+        None => h.el_text("p", "No leader reported a configuration."),
     }
+    .nl();
     if !m.membership.is_empty() {
-        h.push_str("<table><tr><th>at</th><th>node</th><th>step</th><th>what</th></tr>\n");
-        for r in &m.membership {
-            let _ = writeln!(
-                h,
-                "<tr><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                r.at_ms as f64 / 1e3,
-                r.node.map_or("—".to_string(), |n| format!("n{n}")),
-                r.step,
-                esc(&r.text)
-            );
-        }
-        h.push_str("</table>\n");
+        h = h.el("table", None, |mut h| {
+            h = h.row("th", ["at", "node", "step", "what"]).nl();
+            for r in &m.membership {
+                h = h
+                    .row(
+                        "td",
+                        [
+                            format!("{:.1} s", r.at_ms as f64 / 1e3),
+                            r.node.map_or("—".to_string(), |n| format!("n{n}")),
+                            r.step.to_string(),
+                            r.text.clone(),
+                        ],
+                    )
+                    .nl();
+            }
+            h
+        });
+        h = h.nl();
     }
     h
 }
@@ -298,8 +361,9 @@ mod tests {
             if i == 50 {
                 events.push(Stamped::new(
                     op.time / 1_000_000,
-                    Event::Fault {
-                        description: "partition halves".into(),
+                    Event::Performed {
+                        command: crate::command::parse("partition halves").expect("a console line"),
+                        node: None,
                         effect: "partition {1,2} {3}".into(),
                     },
                 ));
@@ -372,8 +436,9 @@ mod tests {
             ),
             Stamped::new(
                 2_000,
-                Event::Fault {
-                    description: "add".into(),
+                Event::Performed {
+                    command: crate::command::parse("add").expect("a console line"),
+                    node: None,
                     effect: "add node 4: n4 joins as a learner".into(),
                 },
             ),
@@ -400,8 +465,9 @@ mod tests {
             ),
             Stamped::new(
                 4_000,
-                Event::Fault {
-                    description: "remove 1".into(),
+                Event::Performed {
+                    command: crate::command::parse("remove 1").expect("a console line"),
+                    node: None,
                     effect: "remove node 1: under way".into(),
                 },
             ),

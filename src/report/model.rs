@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use squall_node::raft::Role;
 
 use crate::check::{OpEvent, Outcome, history};
+use crate::command::{ClockAction, Command, DiskAction, FaultCmd, PowerTarget, Target};
 use crate::state::{Event, MembershipStep, ProcessState, Stamped, Verdict};
 
 /// One completed operation as the latency plot shows it.
@@ -158,33 +159,35 @@ pub struct Model {
     pub configs: Vec<ConfigRecord>,
 }
 
-/// What undoes a fault, by the fault's description: `(kind, node)`.
-fn classify(description: &str, effect: &str) -> (&'static str, Option<u64>) {
-    let node_in = |s: &str| -> Option<u64> {
-        let at = s.find("node ")?;
-        s[at + 5..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    let word = description.split_whitespace().next().unwrap_or("");
-    let node = node_in(effect).or_else(|| {
-        description
-            .split_whitespace()
-            .nth(1)
-            .and_then(|w| w.parse().ok())
-    });
-    match word {
-        "kill" | "terminate" => ("process", node),
-        "pause" if !effect.starts_with("resume") => ("pause", node),
-        "pause/resume" if effect.starts_with("pause") => ("pause", node),
-        "isolate" | "partition" | "delay" | "loss" | "cycle" => ("network", node),
-        "heal" => ("heal", None),
-        "restart" | "wipe" => ("restart", node),
-        "resume" | "pause/resume" => ("resume", node),
-        _ => ("other", node),
-    }
+/// What a fault window is, so the commands that undo it can find it.
+#[derive(Clone, Debug, PartialEq)]
+enum Open {
+    /// A network fault as asked for, with its id in the fault set once known.
+    Network(FaultCmd, Option<u64>),
+    /// A process stopped (killed, terminated, power cut): a restart or wipe of the node ends it.
+    Down(u64),
+    /// A power cut of every node: ends when each of them has been restarted.
+    DownAll(std::collections::BTreeSet<u64>),
+    /// A process paused: a resume ends it.
+    Paused(u64),
+    /// A disk fault on a node: `disk N heal` or `heal` ends it.
+    Disk(u64),
+    /// A clock fault on a node: `clock N heal`, `heal` or the node's next clock fault ends it.
+    Clock(u64),
+}
+
+/// The node a command names, as performed: the node the event says it hit, else the one it names.
+fn node_of(command: &Command, hit: Option<u64>) -> Option<u64> {
+    hit.or(match command.target() {
+        Some(Target::Node(n)) => Some(n),
+        _ => None,
+    })
+    .or(match command {
+        Command::PowerCut(PowerTarget::One(Target::Node(n)), _)
+        | Command::Disk(Target::Node(n), _)
+        | Command::Clock(Target::Node(n), _) => Some(*n),
+        _ => None,
+    })
 }
 
 impl Model {
@@ -192,7 +195,13 @@ impl Model {
     pub fn from_events(events: &[Stamped]) -> Model {
         let mut m = Model::default();
         let mut counter_ops = Vec::new();
-        let mut open: Vec<(usize, &'static str, Option<u64>)> = Vec::new();
+        // Windows still open, by index into `m.faults`.
+        let mut open: Vec<(usize, Open)> = Vec::new();
+        // The fault set as last reported, and ids that joined it and no window has claimed yet.
+        let mut set: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+        let mut unclaimed: Vec<u64> = Vec::new();
+        // Windows the last fault set ended, whose `ended_by` the command or expiry that follows names.
+        let mut just_ended: Vec<usize> = Vec::new();
         let mut leader_terms = std::collections::BTreeSet::new();
         let mut commit = 0u64;
         let mut ever = std::collections::BTreeSet::new();
@@ -254,60 +263,205 @@ impl Model {
                         text: text.clone(),
                     });
                 }
-                Event::Fault {
-                    description,
-                    effect,
-                } if is_membership_request(description) => {
-                    m.membership.push(MembershipRecord {
-                        at_ms: at,
-                        node: description
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|w| w.parse().ok()),
-                        step: "requested",
-                        text: if effect.is_empty() {
-                            description.clone()
-                        } else {
-                            effect.clone()
-                        },
-                    });
-                }
-                Event::Fault {
-                    description,
-                    effect,
+                Event::Settings {
+                    unsafe_no_fsync: true,
+                    ..
                 } => {
-                    let (kind, node) = classify(description, effect);
-                    let label = if effect.is_empty() {
-                        description.clone()
-                    } else {
-                        effect.clone()
-                    };
-                    let ends = |k: &str, n: Option<u64>| match kind {
-                        "heal" => k == "network",
-                        "restart" => k == "process" && n == node,
-                        "resume" => k == "pause" && n == node,
-                        _ => false,
-                    };
-                    if matches!(kind, "heal" | "restart" | "resume") {
-                        open.retain(|&(i, k, n)| {
-                            if ends(k, n) {
-                                m.faults[i].end_ms = Some(at);
-                                m.faults[i].ended_by = Some(label.clone());
+                    m.faults.push(window(
+                        "unsafe-no-fsync: WAL appends never synced (the whole session)".into(),
+                        at,
+                    ));
+                }
+                Event::FaultSet { faults } => {
+                    let now: std::collections::BTreeSet<u64> =
+                        faults.iter().map(|f| f.id).collect();
+                    unclaimed.extend(now.difference(&set).copied());
+                    for gone in set.difference(&now) {
+                        unclaimed.retain(|u| u != gone);
+                        open.retain(|(i, o)| {
+                            if matches!(o, Open::Network(_, Some(id)) if id == gone) {
+                                let w = &mut m.faults[*i];
+                                if w.end_ms.is_none_or(|e| e > at) {
+                                    w.end_ms = Some(at);
+                                    just_ended.push(*i);
+                                }
                                 false
                             } else {
                                 true
                             }
                         });
-                    } else if kind != "other" {
-                        open.push((m.faults.len(), kind, node));
-                        m.faults.push(FaultWindow {
-                            label,
-                            start_ms: at,
-                            end_ms: None,
-                            ended_by: None,
-                            commit_after_start_ms: None,
-                            recovery_ms: None,
+                    }
+                    set = now;
+                }
+                Event::FaultEnded {
+                    id,
+                    fault,
+                    why: crate::state::FaultEnd::Expired,
+                } => {
+                    let label = format!("fault #{id} ({fault}) ended: its `for` ran out");
+                    for i in just_ended.drain(..) {
+                        m.faults[i].ended_by = Some(label.clone());
+                    }
+                    // A log without fault sets: the expiry names the fault.
+                    close(&mut m, &mut open, at, &label, |o| {
+                        matches!(o, Open::Network(f, None) if f == fault)
+                            || matches!(o, Open::Network(_, Some(x)) if x == id)
+                    });
+                }
+                Event::Performed {
+                    command,
+                    node,
+                    effect,
+                } => {
+                    let label = if effect.is_empty() {
+                        command.to_string()
+                    } else {
+                        effect.clone()
+                    };
+                    for i in just_ended.drain(..) {
+                        m.faults[i].ended_by = Some(label.clone());
+                    }
+                    if matches!(
+                        command,
+                        Command::Add
+                            | Command::Remove(_)
+                            | Command::Replace(_)
+                            | Command::Promote(_)
+                    ) {
+                        m.membership.push(MembershipRecord {
+                            at_ms: at,
+                            node: match command {
+                                Command::Remove(n) | Command::Replace(n) | Command::Promote(n) => {
+                                    Some(*n)
+                                }
+                                _ => None,
+                            },
+                            step: "requested",
+                            text: label,
                         });
+                        continue;
+                    }
+                    let n = node_of(command, *node);
+                    // What it undoes.
+                    match command {
+                        Command::Heal(None) => close(&mut m, &mut open, at, &label, |o| {
+                            matches!(o, Open::Network(..) | Open::Disk(_) | Open::Clock(_))
+                        }),
+                        Command::Heal(Some(id)) => close(
+                            &mut m,
+                            &mut open,
+                            at,
+                            &label,
+                            |o| matches!(o, Open::Network(_, Some(x)) if x == id),
+                        ),
+                        Command::Fault(f) => {
+                            // The same fault on the same target replaces it; a zero delay or loss removes it.
+                            close(
+                                &mut m,
+                                &mut open,
+                                at,
+                                &label,
+                                |o| matches!(o, Open::Network(g, _) if f.replaces(g)),
+                            )
+                        }
+                        Command::Restart(_) | Command::Wipe(_) => {
+                            let down = n;
+                            close(
+                                &mut m,
+                                &mut open,
+                                at,
+                                &label,
+                                |o| matches!(o, Open::Down(x) if Some(*x) == down),
+                            );
+                            if let Some(x) = down {
+                                for (i, o) in open.iter_mut() {
+                                    if let Open::DownAll(left) = o {
+                                        left.remove(&x);
+                                        if left.is_empty() {
+                                            m.faults[*i].end_ms = Some(at);
+                                            m.faults[*i].ended_by = Some(label.clone());
+                                        }
+                                    }
+                                }
+                                open.retain(
+                                    |(_, o)| !matches!(o, Open::DownAll(l) if l.is_empty()),
+                                );
+                            }
+                        }
+                        Command::Resume(_) => close(
+                            &mut m,
+                            &mut open,
+                            at,
+                            &label,
+                            |o| matches!(o, Open::Paused(x) if Some(*x) == n),
+                        ),
+                        Command::Disk(_, DiskAction::Heal) => close(
+                            &mut m,
+                            &mut open,
+                            at,
+                            &label,
+                            |o| matches!(o, Open::Disk(x) if Some(*x) == n),
+                        ),
+                        Command::Clock(..) => close(
+                            &mut m,
+                            &mut open,
+                            at,
+                            &label,
+                            |o| matches!(o, Open::Clock(x) if Some(*x) == n),
+                        ),
+                        _ => {}
+                    }
+                    if !command.injects_fault() {
+                        continue;
+                    }
+                    // What it opens.
+                    let kind = match command {
+                        Command::Fault(f) | Command::ToggleFault(f) => {
+                            let id = unclaimed.pop();
+                            Open::Network(f.clone(), id)
+                        }
+                        Command::Kill(_) | Command::Terminate(_) | Command::Wipe(_) => {
+                            Open::Down(n.unwrap_or(0))
+                        }
+                        Command::PowerCut(PowerTarget::All, _) => {
+                            Open::DownAll(ever.iter().copied().collect())
+                        }
+                        Command::PowerCut(..) => Open::Down(n.unwrap_or(0)),
+                        Command::Pause(_) | Command::TogglePause(_) => Open::Paused(n.unwrap_or(0)),
+                        Command::Disk(_, _) => Open::Disk(n.unwrap_or(0)),
+                        Command::Clock(_, ClockAction::Heal) => continue,
+                        Command::Clock(..) => Open::Clock(n.unwrap_or(0)),
+                        Command::CycleDelay(_) | Command::CycleLoss(_) => continue,
+                        _ => continue,
+                    };
+                    let mut w = window(label, at);
+                    match command {
+                        // A timed fault ends by itself: its window is as long as asked, whatever comes after.
+                        Command::Fault(FaultCmd {
+                            duration: Some(d), ..
+                        }) => {
+                            w.end_ms = Some(at + d.as_millis() as u64);
+                            w.ended_by = Some(format!(
+                                "its `for {}` ran out",
+                                crate::command::fault::human(*d)
+                            ));
+                        }
+                        // A bit flip is done when it is done.
+                        Command::Disk(_, DiskAction::Flip { .. }) => {
+                            w.end_ms = Some(at);
+                            w.ended_by = Some("a one-off corruption".into());
+                        }
+                        // A wipe restarts the node empty at once: the loss of its data is the fault.
+                        Command::Wipe(_) => {
+                            w.end_ms = Some(at);
+                            w.ended_by = Some("restarted empty at once".into());
+                        }
+                        _ => {}
+                    }
+                    let timed = w.end_ms.is_some();
+                    m.faults.push(w);
+                    if !timed || matches!(kind, Open::Network(_, Some(_))) {
+                        open.push((m.faults.len() - 1, kind));
                     }
                 }
                 Event::ClientOp {
@@ -392,13 +546,38 @@ impl Model {
     }
 }
 
-/// Whether a console line asks for a membership change (the headless vocabulary: `add`, `remove N`,
-/// `replace N`, `promote N`).
-fn is_membership_request(description: &str) -> bool {
-    matches!(
-        description.split_whitespace().next(),
-        Some("add" | "remove" | "replace" | "promote")
-    )
+/// A window that starts at `at` and has not ended.
+fn window(label: String, at: u64) -> FaultWindow {
+    FaultWindow {
+        label,
+        start_ms: at,
+        end_ms: None,
+        ended_by: None,
+        commit_after_start_ms: None,
+        recovery_ms: None,
+    }
+}
+
+/// Ends every open window `pred` picks at `at`, naming what ended it (a window already ended by its own
+/// `for` keeps that end).
+fn close(
+    m: &mut Model,
+    open: &mut Vec<(usize, Open)>,
+    at: u64,
+    by: &str,
+    pred: impl Fn(&Open) -> bool,
+) {
+    open.retain(|(i, o)| {
+        if !pred(o) {
+            return true;
+        }
+        let w = &mut m.faults[*i];
+        if w.end_ms.is_none_or(|e| e > at) {
+            w.end_ms = Some(at);
+            w.ended_by = Some(by.to_string());
+        }
+        false
+    });
 }
 
 /// A membership step's name in the report.
@@ -426,10 +605,15 @@ mod tests {
     use super::*;
 
     fn fault(at: u64, d: &str, e: &str) -> Stamped {
+        performed(at, d, None, e)
+    }
+
+    fn performed(at: u64, line: &str, node: Option<u64>, e: &str) -> Stamped {
         Stamped::new(
             at,
-            Event::Fault {
-                description: d.into(),
+            Event::Performed {
+                command: crate::command::parse(line).expect("a console line"),
+                node,
                 effect: e.into(),
             },
         )
@@ -438,7 +622,7 @@ mod tests {
     #[test]
     fn faults_end_at_what_undoes_them() {
         let m = Model::from_events(&[
-            fault(100, "kill leader", "kill node 2 (leader, term 3)"),
+            performed(100, "kill leader", Some(2), "kill node 2 (leader, term 3)"),
             fault(200, "partition halves", "partition {1,2} {3}"),
             fault(250, "pause 3", "pause node 3"),
             fault(300, "heal", "heal every network fault"),
@@ -456,6 +640,165 @@ mod tests {
                 (500, None)
             ]
         );
+    }
+
+    fn windows(m: &Model) -> Vec<(u64, Option<u64>)> {
+        m.faults.iter().map(|f| (f.start_ms, f.end_ms)).collect()
+    }
+
+    fn fault_set(at: u64, ids: &[u64]) -> Stamped {
+        Stamped::new(
+            at,
+            Event::FaultSet {
+                faults: ids
+                    .iter()
+                    .map(|&id| crate::state::ActiveFault {
+                        id,
+                        text: format!("fault {id}"),
+                        short: format!("f{id}"),
+                        since_ms: at,
+                        until_ms: None,
+                    })
+                    .collect(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_timed_fault_is_drawn_for_its_own_duration_not_until_the_final_heal() {
+        // Issue 19: `partition bridge for 12s` at 3 s was drawn until the heal at 20 s.
+        let m = Model::from_events(&[
+            fault(3_000, "partition bridge for 12s", "partition {1,2} {3}"),
+            fault(20_000, "heal", "heal every network fault"),
+        ]);
+        assert_eq!(windows(&m), vec![(3_000, Some(15_000))]);
+        // The same with the fault sets the live session logs: the expiry removes it from the set.
+        let m = Model::from_events(&[
+            fault_set(3_000, &[1]),
+            fault(3_000, "partition bridge for 12s", "#1 partition {1,2} {3}"),
+            fault_set(15_004, &[]),
+            Stamped::new(
+                15_004,
+                Event::FaultEnded {
+                    id: 1,
+                    fault: crate::command::parse_fault("partition", &["bridge", "for", "12s"])
+                        .unwrap(),
+                    why: crate::state::FaultEnd::Expired,
+                },
+            ),
+            fault(20_000, "heal", "heal every network fault"),
+        ]);
+        assert_eq!(windows(&m), vec![(3_000, Some(15_000))]);
+    }
+
+    #[test]
+    fn a_replaced_or_removed_delay_ends_there_and_a_removal_is_no_fault() {
+        // Issue 19: replaced or removed delays ran to the heal; "remove #3 delay" was listed as a fault.
+        let m = Model::from_events(&[
+            fault(1_000, "delay 2 200ms", "#1 delay node 2's links by 200 ms"),
+            fault(
+                2_000,
+                "delay 2 50ms",
+                "#2 delay node 2's links by 50 ms (replaces #1)",
+            ),
+            fault(3_000, "delay 2 0", "remove #2 delay 2 50ms"),
+            fault(9_000, "heal", "heal every network fault"),
+        ]);
+        assert_eq!(
+            windows(&m),
+            vec![(1_000, Some(2_000)), (2_000, Some(3_000))],
+            "{:?}",
+            m.faults
+        );
+        // With fault sets, a toggle that takes a fault away (`heal ID`) ends that fault's window only.
+        let m = Model::from_events(&[
+            fault_set(1_000, &[1]),
+            fault(1_000, "cut 1->2", "#1 cut 1->2 on 1 link"),
+            fault_set(1_500, &[1, 2]),
+            fault(1_500, "cut 2->3", "#2 cut 2->3 on 1 link"),
+            fault_set(2_000, &[2]),
+            fault(2_000, "heal 1", "remove #1 cut 1->2"),
+            fault(9_000, "heal", "heal every network fault"),
+        ]);
+        assert_eq!(
+            windows(&m),
+            vec![(1_000, Some(2_000)), (1_500, Some(9_000))]
+        );
+        assert_eq!(m.faults[0].ended_by.as_deref(), Some("remove #1 cut 1->2"));
+    }
+
+    #[test]
+    fn a_live_log_ends_a_healed_fault_at_the_heal_and_names_it() {
+        // The order the cluster reports in: the fault ends, the set changes, then the command's line.
+        let cut = crate::command::parse_fault("cut", &["1->2"]).unwrap();
+        let m = Model::from_events(&[
+            fault_set(1_000, &[1]),
+            fault(1_000, "cut 1->2", "#1 cut 1->2 on 1 link"),
+            Stamped::new(
+                4_000,
+                Event::FaultEnded {
+                    id: 1,
+                    fault: cut,
+                    why: crate::state::FaultEnd::Healed,
+                },
+            ),
+            fault_set(4_000, &[]),
+            fault(4_000, "heal", "heal every network fault: #1 cut 1->2"),
+        ]);
+        assert_eq!(windows(&m), vec![(1_000, Some(4_000))]);
+        assert_eq!(
+            m.faults[0].ended_by.as_deref(),
+            Some("heal every network fault: #1 cut 1->2")
+        );
+    }
+
+    #[test]
+    fn one_way_cuts_holds_disk_clock_and_power_faults_are_listed() {
+        // Issue 19: a scenario with a cut, a disk stall and a clock jump reported "0 faults".
+        let m = Model::from_events(&[
+            fault(1_000, "cut 1->2", "#1 cut 1->2 on 1 link"),
+            fault(2_000, "hold *", "#2 hold * on 6 links"),
+            performed(3_000, "disk 2 stall", Some(2), "stall node 2's disk"),
+            performed(4_000, "clock 3 +1h", Some(3), "jump node 3's clock"),
+            performed(5_000, "powercut 1", Some(1), "power cut node 1"),
+            performed(6_000, "disk 2 heal", Some(2), "heal node 2's disk"),
+            performed(7_000, "clock 3 heal", Some(3), "heal node 3's clock"),
+            performed(8_000, "restart 1", Some(1), "restart node 1 with its data"),
+            fault(9_000, "heal", "heal every network fault"),
+        ]);
+        assert_eq!(
+            windows(&m),
+            vec![
+                (1_000, Some(9_000)),
+                (2_000, Some(9_000)),
+                (3_000, Some(6_000)),
+                (4_000, Some(7_000)),
+                (5_000, Some(8_000)),
+            ],
+            "{:?}",
+            m.faults
+        );
+    }
+
+    #[test]
+    fn unsafe_no_fsync_is_a_fault_of_the_whole_session() {
+        let m = Model::from_events(&[Stamped::new(
+            0,
+            Event::Settings {
+                nodes: 3,
+                election_timeout_ms: (150, 300),
+                heartbeat_ms: 50,
+                snapshot_every: 500,
+                seed: 1,
+                rate: 20,
+                disk_faults: false,
+                node_bin: None,
+                unsafe_no_fsync: true,
+            },
+        )]);
+        assert_eq!(m.faults.len(), 1);
+        assert!(m.faults[0].label.contains("unsafe-no-fsync"));
+        assert_eq!(m.faults[0].end_ms, None);
     }
 
     #[test]

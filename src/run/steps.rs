@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::say::{fmt_ms, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
-use crate::cluster::command::{self, Command, Target};
+use crate::cluster::command::{Command, Target};
 use crate::cluster::{Cluster, Outcome};
 use crate::scenario::Plan;
 use crate::session::{ConsoleFeed, SessionConfig, end_session, start_session};
@@ -17,7 +17,7 @@ use crate::state::{ClusterState, ProcessState};
 enum Due {
     /// A step of the plan: its line, when to undo it (if ever), and whether the timeline (not the nemesis)
     /// asked for it.
-    Step(String, Option<Duration>, bool),
+    Step(Command, Option<Duration>, bool),
     /// Undo an earlier step.
     Undo(Command, String),
 }
@@ -90,7 +90,7 @@ pub(super) async fn execute(
                         &mut nemesis_refused
                     };
                     if let Some(undo) =
-                        perform_step(&cluster, &mut feed, &line, until, now, into).await
+                        perform_step(&cluster, &mut feed, line, until, now, into).await
                     {
                         due.push(undo);
                     }
@@ -158,6 +158,7 @@ pub(super) async fn execute(
             evidence: format!("{why} before the checks ran"),
         });
     } else {
+        liveness.finish(Duration::from_millis(cluster.now_ms()));
         findings.extend(judge(plan, &cluster, &mut feed, &mut session, &liveness).await);
         if s.checks.liveness {
             findings.push(super::churn::finding(&catch_up));
@@ -208,19 +209,11 @@ pub(super) async fn execute(
 async fn perform_step(
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
-    line: &str,
+    cmd: Command,
     until: Option<Duration>,
     now: Duration,
     refused: &mut Vec<String>,
 ) -> Option<(Duration, Due)> {
-    let cmd = match command::parse(line) {
-        Ok(c) => c,
-        Err(e) => {
-            feed.out.say(format_args!("scenario: {line}: error: {e}"));
-            refused.push(format!("`{line}` at {}: {e}", fmt_ms(now)));
-            return None;
-        }
-    };
     // A `leader` target is pinned now, so the undo reaches the node that was hit.
     let pin = |t: Target| match t {
         Target::Leader => cluster
@@ -251,13 +244,13 @@ async fn perform_step(
         }
         (Command::Disk(t, a), Some(u)) => {
             let t = pin(t);
-            let heal = command::parse(&format!("disk {t} heal")).ok();
-            (Command::Disk(t, a), heal.map(|h| (u, h)))
+            let heal = Command::Disk(t, crate::command::DiskAction::Heal);
+            (Command::Disk(t, a), Some((u, heal)))
         }
         (Command::Clock(t, a), Some(u)) => {
             let t = pin(t);
-            let heal = command::parse(&format!("clock {t} heal")).ok();
-            (Command::Clock(t, a), heal.map(|h| (u, h)))
+            let heal = Command::Clock(t, crate::command::ClockAction::Heal);
+            (Command::Clock(t, a), Some((u, heal)))
         }
         (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
             // The fault set removes it itself at the right time.

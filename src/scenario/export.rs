@@ -1,26 +1,126 @@
 //! `squall scenario LOG`: a recorded session (hand-driven in the dashboard or the console) written as a
-//! scenario file, so `squall run` replays the same faults at the same times against a fresh cluster. Every
-//! action the session performed becomes a timeline step in the headless vocabulary; the cluster section
-//! holds the session's settings (event logs from before settings were logged get the defaults).
+//! scenario file, so `squall run` replays the same commands at the same times against a fresh cluster.
+//!
+//! It reads values, never words: every `Performed` event of the log holds the command in its console form
+//! (a dashboard toggle already resolved into what it meant, `leader` kept symbolic), and each becomes a
+//! timeline step. The file is serialised with serde and the `toml` crate (the format's reference
+//! implementation in Rust, already what reads scenarios), so quoting and escaping are the TOML library's,
+//! never Rust's `{:?}`. The cluster section holds the session's settings (event logs from before settings
+//! were logged get the defaults).
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::fmt_duration;
 use crate::cli::ScenarioArgs;
+use crate::command::Command;
 use crate::record::eventlog::read_event_log;
 use crate::setup::fail;
 use crate::state::{Event, Stamped, WorkloadKind};
+
+/// The scenario file as written (field names as the scenario parser reads them).
+#[derive(Serialize)]
+struct File {
+    name: &'static str,
+    expect: &'static str,
+    cluster: ClusterSection,
+    workload: WorkloadSection,
+    run: RunSection,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    timeline: Vec<Step>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ClusterSection {
+    nodes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    election_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_every: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<Seed>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disk_faults: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_bin: Option<String>,
+}
+
+/// A seed: TOML integers stop at 2^63 - 1, and the scenario parser reads a larger seed from a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Seed {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Serialize)]
+struct WorkloadSection {
+    kind: &'static str,
+    rate: u32,
+}
+
+#[derive(Serialize)]
+struct RunSection {
+    duration: String,
+    recovery: String,
+}
+
+#[derive(Serialize)]
+struct Step {
+    at: String,
+    #[serde(rename = "do")]
+    command: String,
+}
+
+/// The commands of a session's events that become timeline steps, with their times (session ms), the
+/// initial workload choice, and the performed commands that have no console form (from logs older than
+/// format version 4, which recorded the dashboard's toggles as they were pressed).
+pub struct SessionCommands {
+    /// (session ms, command) in order.
+    pub steps: Vec<(u64, Command)>,
+    /// Whether the workload was started with the session (`--workload`).
+    pub workload_on: bool,
+    /// Commands performed that the console cannot type, with their times.
+    pub skipped: Vec<(u64, Command)>,
+}
+
+/// Picks the timeline of a session from its events.
+pub fn session_commands(events: &[Stamped]) -> SessionCommands {
+    let mut out = SessionCommands {
+        steps: Vec::new(),
+        workload_on: false,
+        skipped: Vec::new(),
+    };
+    for e in events {
+        let Event::Performed { command, .. } = &e.event else {
+            continue;
+        };
+        if !command.has_console_form() {
+            out.skipped.push((e.at_ms, command.clone()));
+            continue;
+        }
+        let initial = out.steps.is_empty() && e.at_ms < 2_000;
+        match command {
+            // Started with the session (`--workload`): the scenario's workload section says so.
+            Command::Workload(Some(true)) if initial => out.workload_on = true,
+            // `--workload lin-kv` chooses the workload before starting it.
+            Command::SetWorkloadKind(_) | Command::WorkloadRate(_) if initial => {}
+            c => out.steps.push((e.at_ms, c.clone())),
+        }
+    }
+    out
+}
 
 /// Writes the scenario of `events` (a session's event log) as TOML. `source` names the log in the header.
 pub fn scenario_of(events: &[Stamped], source: &str) -> String {
     let mut settings = None;
     let mut nodes = 3;
     let mut kind = WorkloadKind::Counter;
-    let mut workload_on = false;
-    let mut steps: Vec<(u64, String)> = Vec::new();
-    let mut skipped: Vec<(u64, String)> = Vec::new();
     let mut end_ms = 0;
     for e in events {
         end_ms = end_ms.max(e.at_ms);
@@ -28,42 +128,13 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
             Event::SessionStarted { nodes: n, .. } => nodes = n.len() as u64,
             Event::Settings { .. } => settings = Some(e.event.clone()),
             Event::WorkloadKind { kind: k } => kind = *k,
-            Event::Fault { description, .. } => {
-                if description.starts_with('#') {
-                    // A timed fault ending by itself (`#2 cut 1->2 for 2s ends`): its `for` replays that.
-                    continue;
-                }
-                if crate::cluster::command::parse(description).is_ok() {
-                    let initial = steps.is_empty() && e.at_ms < 2_000;
-                    if initial && description == "workload on" {
-                        // Started with the session (`--workload`): the scenario's workload section says so.
-                        workload_on = true;
-                        continue;
-                    }
-                    if initial
-                        && description.starts_with("workload ")
-                        && description != "workload off"
-                    {
-                        // `--workload lin-kv` chooses the workload before starting it.
-                        continue;
-                    }
-                    steps.push((e.at_ms, description.clone()));
-                } else {
-                    skipped.push((e.at_ms, description.clone()));
-                }
-            }
             _ => {}
         }
     }
+    let picked = session_commands(events);
     let duration = Duration::from_millis(end_ms.max(1_000).div_ceil(1_000) * 1_000);
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "# The faults of the session recorded in {source}, at the times they were injected.\n\
-         # Rerun it with `squall run FILE`; `squall run FILE --seed N` varies the cluster's timeouts."
-    );
-    let _ = writeln!(t, "name = \"session\"\nexpect = \"valid\"\n\n[cluster]");
-    match &settings {
+    let ms = |v: u64| fmt_duration(Duration::from_millis(v));
+    let (cluster, rate) = match &settings {
         Some(Event::Settings {
             nodes,
             election_timeout_ms,
@@ -72,69 +143,79 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
             seed,
             disk_faults,
             node_bin,
+            rate,
             ..
-        }) => {
-            let _ = writeln!(t, "nodes = {nodes}");
-            let (election_timeout_ms, heartbeat_ms) = (*election_timeout_ms, *heartbeat_ms);
-            let _ = writeln!(
-                t,
-                "election-timeout = \"{}..{}\"",
-                fmt_duration(Duration::from_millis(election_timeout_ms.0)),
-                fmt_duration(Duration::from_millis(election_timeout_ms.1))
-            );
-            let _ = writeln!(
-                t,
-                "heartbeat = \"{}\"",
-                fmt_duration(Duration::from_millis(heartbeat_ms))
-            );
-            let _ = writeln!(t, "snapshot-every = {snapshot_every}");
-            if *seed <= i64::MAX as u64 {
-                let _ = writeln!(t, "seed = {seed}");
-            } else {
-                // TOML integers stop at 2^63 - 1; the file reads a seed beyond that as a string.
-                let _ = writeln!(t, "seed = \"{seed}\"");
-            }
-            if *disk_faults {
-                let _ = writeln!(t, "disk-faults = true");
-            }
-            if let Some(b) = node_bin {
-                let _ = writeln!(t, "node-bin = {b:?}");
-            }
-        }
-        _ => {
-            let _ = writeln!(
-                t,
-                "nodes = {nodes}\n# (this log predates logged settings: timings are the defaults)"
-            );
-        }
-    }
-    let rate = match &settings {
-        Some(Event::Settings { rate, .. }) => *rate,
-        _ => 20,
+        }) => (
+            ClusterSection {
+                nodes: *nodes,
+                election_timeout: Some(format!(
+                    "{}..{}",
+                    ms(election_timeout_ms.0),
+                    ms(election_timeout_ms.1)
+                )),
+                heartbeat: Some(ms(*heartbeat_ms)),
+                snapshot_every: Some(*snapshot_every),
+                seed: Some(match i64::try_from(*seed) {
+                    Ok(s) => Seed::Int(s),
+                    Err(_) => Seed::Text(seed.to_string()),
+                }),
+                disk_faults: *disk_faults,
+                node_bin: node_bin.clone(),
+            },
+            *rate,
+        ),
+        _ => (
+            ClusterSection {
+                nodes,
+                election_timeout: None,
+                heartbeat: None,
+                snapshot_every: None,
+                seed: None,
+                disk_faults: false,
+                node_bin: None,
+            },
+            20,
+        ),
     };
-    let kind_name = match (workload_on, kind) {
-        (false, _) => "none",
-        (true, WorkloadKind::Counter) => "counter",
-        (true, WorkloadKind::LinKv) => "lin-kv",
+    let file = File {
+        name: "session",
+        expect: "valid",
+        cluster,
+        workload: WorkloadSection {
+            kind: match (picked.workload_on, kind) {
+                (false, _) => "none",
+                (true, k) => k.as_str(),
+            },
+            rate,
+        },
+        run: RunSection {
+            duration: fmt_duration(duration),
+            recovery: "10s".into(),
+        },
+        timeline: picked
+            .steps
+            .iter()
+            .map(|(at, c)| Step {
+                at: ms(*at),
+                command: c.to_string(),
+            })
+            .collect(),
     };
-    let _ = writeln!(
-        t,
-        "\n[workload]\nkind = \"{kind_name}\"\nrate = {rate}\n\n[run]\nduration = \"{}\"\nrecovery = \"10s\"",
-        fmt_duration(duration)
+    let mut t = format!(
+        "# The commands of the session recorded in {source}, at the times they were performed.\n\
+         # Rerun it with `squall run FILE`; `squall run FILE --seed N` varies the cluster's timeouts.\n"
     );
-    for (at, line) in &steps {
-        let _ = writeln!(
-            t,
-            "\n[[timeline]]\nat = \"{}\"\ndo = {line:?}",
-            fmt_duration(Duration::from_millis(*at))
-        );
+    if settings.is_none() {
+        t.push_str("# (this log predates logged settings: timings are the defaults)\n");
     }
-    for (at, what) in &skipped {
-        let _ = writeln!(
-            t,
-            "\n# at {}: `{what}` (a key with no console form; not replayed)",
-            fmt_duration(Duration::from_millis(*at))
-        );
+    t.push('\n');
+    t.push_str(&toml::to_string(&file).expect("a scenario of strings and numbers serialises"));
+    for (at, c) in &picked.skipped {
+        t.push_str(&format!(
+            "\n# at {}: `{c:?}` (a dashboard toggle from a log older than format 4, which did not record \
+             what it resolved to; not replayed)\n",
+            ms(*at)
+        ));
     }
     t
 }
@@ -150,4 +231,150 @@ pub fn export(args: ScenarioArgs) -> ExitCode {
         scenario_of(&log.events, &args.log.display().to_string())
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::command::parse;
+
+    fn settings() -> Stamped {
+        Stamped::new(
+            0,
+            Event::Settings {
+                nodes: 5,
+                election_timeout_ms: (150, 300),
+                heartbeat_ms: 50,
+                snapshot_every: 500,
+                seed: 7,
+                rate: 20,
+                disk_faults: true,
+                node_bin: None,
+                unsafe_no_fsync: false,
+            },
+        )
+    }
+
+    fn performed(at: u64, command: Command, node: Option<u64>) -> Stamped {
+        Stamped::new(
+            at,
+            Event::Performed {
+                effect: format!("did {command}"),
+                command,
+                node,
+            },
+        )
+    }
+
+    fn steps(text: &str) -> Vec<(String, String)> {
+        let s = crate::scenario::parse::parse_scenario(
+            std::path::Path::new("exported.toml"),
+            text,
+            &crate::scenario::validate::validate_line,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        s.timeline
+            .iter()
+            .map(|st| (fmt_duration(st.at), st.command.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kill_leader_exports_as_kill_leader_not_the_node_it_hit() {
+        // Issue 19: `K` was saved as `kill 4`, and the rerun killed a follower.
+        let text = scenario_of(
+            &[
+                settings(),
+                performed(3_000, parse("kill leader").unwrap(), Some(4)),
+            ],
+            "log",
+        );
+        assert_eq!(steps(&text), vec![("3s".into(), "kill leader".into())]);
+    }
+
+    #[test]
+    fn durations_export_exactly() {
+        // Issue 19: a 1550 ms delay was written as `1.6s`.
+        let text = scenario_of(
+            &[
+                settings(),
+                performed(2_345, parse("delay 2 1550ms").unwrap(), Some(2)),
+            ],
+            "log",
+        );
+        assert_eq!(
+            steps(&text),
+            vec![("2345ms".into(), "delay 2 1550ms".into())]
+        );
+    }
+
+    #[test]
+    fn dashboard_keys_export_as_the_commands_they_resolved_to() {
+        // Issue 19: `c`, `d`, `l`, `p` and the links matrix's toggles became comments ("a key with no console
+        // form"). Performing a toggle now records the command it meant then.
+        let events = [
+            settings(),
+            performed(2_000, Command::Workload(Some(false)), None), // c
+            performed(2_100, parse("delay 2 50ms").unwrap(), Some(2)), // d
+            performed(2_200, parse("loss 2 10%").unwrap(), Some(2)), // l
+            performed(2_300, parse("pause 3").unwrap(), Some(3)),   // p
+            performed(2_400, parse("cut 1->2").unwrap(), None),     // links matrix x
+            performed(2_500, parse("heal 3").unwrap(), None),       // x again on that link
+        ];
+        let text = scenario_of(&events, "log");
+        assert!(!text.contains("no console form"), "{text}");
+        let lines: Vec<String> = steps(&text).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(
+            lines,
+            [
+                "workload off",
+                "delay 2 50ms",
+                "loss 2 10%",
+                "pause 3",
+                "cut 1->2",
+                "heal 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_with_quotes_and_backslashes_is_quoted_by_toml() {
+        let mut s = settings();
+        if let Event::Settings { node_bin, .. } = &mut s.event {
+            *node_bin = Some("/opt/my \"node\"\\bin".into());
+        }
+        let text = scenario_of(&[s], "log");
+        let v: toml::Value = toml::from_str(&text).expect("valid TOML");
+        assert_eq!(
+            v["cluster"]["node-bin"].as_str(),
+            Some("/opt/my \"node\"\\bin")
+        );
+    }
+
+    #[test]
+    fn export_parse_export_is_identical_for_random_sessions() {
+        let seed = crate::command::arbitrary::seed();
+        println!("seed {seed} (rerun with SQUALL_SEED={seed})");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for round in 0..200 {
+            let mut events = vec![settings()];
+            let mut at = 2_000;
+            for _ in 0..rng.random_range(1..12) {
+                at += rng.random_range(0..5_000);
+                let c = crate::command::arbitrary::command(&mut rng, 3);
+                events.push(performed(at, c, None));
+            }
+            let first = scenario_of(&events, "log");
+            let again: Vec<Stamped> = std::iter::once(settings())
+                .chain(steps(&first).into_iter().map(|(at, line)| {
+                    let at = crate::command::fault::parse_duration(&at, "time").unwrap();
+                    performed(at.as_millis() as u64, parse(&line).unwrap(), None)
+                }))
+                .collect();
+            let second = scenario_of(&again, "log");
+            assert_eq!(first, second, "round {round}, seed {seed}");
+        }
+    }
 }

@@ -10,6 +10,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Step, fmt_duration};
+use crate::command::{
+    ClockAction, Command, FaultCmd, FaultKind, FaultTarget, PartitionShape, PowerTarget, Target,
+};
 
 /// One kind of fault the nemesis may choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -165,49 +168,71 @@ impl NemesisSpec {
 }
 
 /// The node a nemesis step takes down, if it is a kill, pause or power cut of a numbered node.
-fn down_node(command: &str) -> Option<u64> {
-    let mut w = command.split_whitespace();
-    match w.next()? {
-        "kill" | "pause" | "powercut" => w.next()?.parse().ok(),
+fn down_node(command: &Command) -> Option<u64> {
+    match command {
+        Command::Kill(Target::Node(n))
+        | Command::Pause(Target::Node(n))
+        | Command::PowerCut(PowerTarget::One(Target::Node(n)), _) => Some(*n),
         _ => None,
     }
 }
 
-fn command_for(kind: NemesisKind, up: &[u64], nodes: u64, rng: &mut StdRng) -> Option<String> {
-    let pick = |rng: &mut StdRng| up.get(rng.random_range(0..up.len().max(1))).copied();
+fn command_for(kind: NemesisKind, up: &[u64], nodes: u64, rng: &mut StdRng) -> Option<Command> {
+    let pick = |rng: &mut StdRng| {
+        up.get(rng.random_range(0..up.len().max(1)))
+            .copied()
+            .map(Target::Node)
+    };
+    let any = |rng: &mut StdRng| rng.random_range(1..=nodes);
+    let fault = |target, kind| Command::Fault(FaultCmd::new(target, kind));
     Some(match kind {
-        NemesisKind::Kill => format!("kill {}", pick(rng)?),
-        NemesisKind::Pause => format!("pause {}", pick(rng)?),
-        NemesisKind::Powercut => format!("powercut {}", pick(rng)?),
+        NemesisKind::Kill => Command::Kill(pick(rng)?),
+        NemesisKind::Pause => Command::Pause(pick(rng)?),
+        NemesisKind::Powercut => Command::PowerCut(PowerTarget::One(pick(rng)?), None),
         NemesisKind::Partition => {
-            let shapes: &[&str] = if nodes >= 3 {
-                &["halves", "random-halves", "bridge", "ring"]
+            let shapes: &[PartitionShape] = if nodes >= 3 {
+                &[
+                    PartitionShape::Halves,
+                    PartitionShape::RandomHalves,
+                    PartitionShape::Bridge,
+                    PartitionShape::Ring,
+                ]
             } else {
-                &["halves", "random-halves"]
+                &[PartitionShape::Halves, PartitionShape::RandomHalves]
             };
-            format!("partition {}", shapes[rng.random_range(0..shapes.len())])
+            let shape = shapes[rng.random_range(0..shapes.len())].clone();
+            fault(FaultTarget::Shape(shape), FaultKind::Cut)
         }
-        NemesisKind::Isolate => format!("isolate {}", rng.random_range(1..=nodes)),
+        NemesisKind::Isolate => fault(FaultTarget::Node(Target::Node(any(rng))), FaultKind::Cut),
         NemesisKind::OneWay => {
-            let n = rng.random_range(1..=nodes);
-            if rng.random_bool(0.5) {
-                format!("cut *->{n}")
+            let n = Target::Node(any(rng));
+            let target = if rng.random_bool(0.5) {
+                FaultTarget::To(n)
             } else {
-                format!("cut {n}->*")
-            }
+                FaultTarget::From(n)
+            };
+            fault(target, FaultKind::Cut)
         }
         NemesisKind::Delay => {
             let ms = [50, 100, 200, 500][rng.random_range(0..4)];
-            format!("delay {} {ms}ms", rng.random_range(1..=nodes))
+            let n = Target::Node(any(rng));
+            fault(
+                FaultTarget::Node(n),
+                FaultKind::Delay {
+                    delay: Duration::from_millis(ms),
+                    jitter: None,
+                },
+            )
         }
         NemesisKind::Loss => {
-            let pct = [10, 30, 50][rng.random_range(0..3)];
-            format!("loss {} {pct}%", rng.random_range(1..=nodes))
+            let pct = [10.0, 30.0, 50.0][rng.random_range(0..3)];
+            let n = Target::Node(any(rng));
+            fault(FaultTarget::Node(n), FaultKind::Loss(pct))
         }
         NemesisKind::Clock => {
-            let s = [5, 30, 300][rng.random_range(0..3)];
-            let sign = if rng.random_bool(0.5) { '+' } else { '-' };
-            format!("clock {} {sign}{s}s", rng.random_range(1..=nodes))
+            let s: i64 = [5, 30, 300][rng.random_range(0..3)];
+            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+            Command::Clock(Target::Node(any(rng)), ClockAction::Jump(sign * s * 1000))
         }
     })
 }

@@ -272,6 +272,7 @@ pub fn parse_scenario(
 
     let mut timeline = Vec::new();
     let mut spans = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     for s in &raw.timeline {
         let at = p.dur(&s.at, "timeline.at")?;
         if at > duration {
@@ -302,7 +303,11 @@ pub fn parse_scenario(
                 Some(t)
             }
         };
-        let command = s.command.get_ref().trim().to_string();
+        let text = s.command.get_ref().trim().to_string();
+        // Read here, once: a step that is no command (`partition hlaves`) fails at load, naming its line.
+        let command = crate::command::parse(&text)
+            .map_err(|why| p.err(s.command.span(), format!("`{text}`: {why}")))?;
+        texts.push(text);
         spans.push(s.command.span());
         timeline.push(Step {
             at,
@@ -318,10 +323,13 @@ pub fn parse_scenario(
     order.sort_by_key(|&i| timeline[i].at);
     let mut named_nodes = nodes;
     for &i in &order {
-        let command = &timeline[i].command;
-        validate(command, named_nodes)
-            .map_err(|why| p.err(spans[i].clone(), format!("`{command}`: {why}")))?;
-        if matches!(command.split_whitespace().next(), Some("add" | "replace")) {
+        let text = &texts[i];
+        validate(text, named_nodes)
+            .map_err(|why| p.err(spans[i].clone(), format!("`{text}`: {why}")))?;
+        if matches!(
+            timeline[i].command,
+            crate::command::Command::Add | crate::command::Command::Replace(_)
+        ) {
             named_nodes = (named_nodes + 1).min(crate::cluster::guard::MAX_NODES);
         }
     }

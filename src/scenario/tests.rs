@@ -90,7 +90,7 @@ fn a_full_file_reads_into_every_setting() {
     assert_eq!(s.duration, Duration::from_secs(20));
     assert_eq!(s.recovery, Duration::from_secs(5));
     // Sorted by time; each step remembers its line.
-    assert_eq!(s.timeline[0].command, "kill 2");
+    assert_eq!(s.timeline[0].command.to_string(), "kill 2");
     assert_eq!(s.timeline[0].line, 27);
     assert_eq!(s.timeline[1].until, Some(Duration::from_secs(15)));
     assert!(s.checks.counter && !s.checks.linearizable && s.checks.invariants && s.checks.liveness);
@@ -261,4 +261,16 @@ fn a_step_may_name_only_nodes_that_exist_by_then() {
     assert_eq!(e.line, Some(10), "{e}");
     assert!(e.message.contains("there is no node 4"), "{e}");
     assert!(parse_scenario(Path::new("s.toml"), &file("8s"), real).is_ok());
+}
+
+#[test]
+fn a_misspelt_partition_shape_fails_at_load_naming_its_line() {
+    // Issue 19: `partition hlaves` passed validation and failed mid-run.
+    let (line, msg) =
+        err("[run]\nduration = \"10s\"\n\n[[timeline]]\nat = \"1s\"\ndo = \"partition hlaves\"\n");
+    assert_eq!(line, Some(6), "{msg}");
+    assert!(
+        msg.contains("`partition hlaves`: `hlaves` is not a partition shape"),
+        "{msg}"
+    );
 }

@@ -20,10 +20,10 @@ pub fn nodes_named(cmd: &Command) -> Vec<NodeId> {
             FaultTarget::Node(x) | FaultTarget::From(x) | FaultTarget::To(x) => t(x),
             FaultTarget::Link(a, b) | FaultTarget::Both(a, b) => vec![*a, *b],
             FaultTarget::All => vec![],
-            FaultTarget::Shape(s) => s
-                .split(['|', ','])
-                .filter_map(|w| w.trim().parse().ok())
-                .collect(),
+            FaultTarget::Shape(crate::command::PartitionShape::Groups(g)) => {
+                g.iter().flatten().copied().collect()
+            }
+            FaultTarget::Shape(_) => vec![],
         }
     }
     match cmd {
@@ -88,7 +88,7 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
     };
     if !scenario.cluster.disk_faults {
         for s in &scenario.timeline {
-            if needs_disk(&command::parse(&s.command)?) {
+            if needs_disk(&s.command) {
                 return Err(format!(
                     "{}:{}: `{}` needs the fault filesystem: add `disk-faults = true` under [cluster]",
                     file.display(),
@@ -110,18 +110,15 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
         }
     }
     for s in &scenario.timeline {
-        if s.until.is_some() {
-            let cmd = command::parse(&s.command)?;
-            if !undoable(&cmd) {
-                return Err(format!(
-                    "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
-                     without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
-                     clock fault",
-                    file.display(),
-                    s.line,
-                    s.command
-                ));
-            }
+        if s.until.is_some() && !undoable(&s.command) {
+            return Err(format!(
+                "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \
+                 without its own `for`, a kill, terminate, pause or power cut of one node, or a disk or \
+                 clock fault",
+                file.display(),
+                s.line,
+                s.command
+            ));
         }
     }
     Ok(scenario)

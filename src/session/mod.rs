@@ -53,11 +53,11 @@ impl Session {
             Event::SessionStarted { .. }
                 | Event::Settings { .. }
                 | Event::WorkloadKind { .. }
-                | Event::Fault { .. }
+                | Event::Performed { .. }
         ) {
             self.scenario_events.push(e.clone());
         }
-        let fault = matches!(e.event, Event::Fault { .. });
+        let fault = matches!(e.event, Event::Performed { .. });
         if let Some(log) = &self.log {
             log.append(e);
         }
@@ -150,6 +150,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         rate: spec.rate,
         disk_faults: spec.disk_faults,
         node_bin: node_bin.as_ref().map(|p| p.display().to_string()),
+        unsafe_no_fsync: spec.unsafe_no_fsync,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let cluster = Cluster::start(spec, tx.clone())

@@ -368,7 +368,13 @@ pub struct ClusterState {
     tails: BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
     /// The configuration as the leader knows it; `None` before any status carried one.
     pub config: Option<super::membership::ConfigView>,
+    /// When faults were injected (session milliseconds, the latest `FAULT_MARKS`): the latency chart marks
+    /// these, and not every command performed (a `heal`, `workload on` or `check` is no fault).
+    pub fault_marks: std::collections::VecDeque<u64>,
 }
+
+/// How many fault times [`ClusterState::fault_marks`] keeps.
+pub const FAULT_MARKS: usize = 256;
 
 impl ClusterState {
     /// An empty state, before any event.
@@ -436,18 +442,39 @@ impl ClusterState {
                 self.refresh_node(at, *node);
             }
             Event::Process { node, state } => self.on_process(at, *node, state),
-            Event::Fault {
-                description,
-                effect,
+            Event::Performed {
+                command, effect, ..
             } => {
-                // The effect is already in words ("kill node 2 (leader, term 4)"); the request is only a fallback.
+                // The effect is already in words ("kill node 2 (leader, term 4)"); the command is only a fallback.
                 let text = if effect.is_empty() {
-                    description.clone()
+                    command.to_string()
                 } else {
                     effect.clone()
                 };
+                if command.injects_fault() {
+                    if self.fault_marks.len() == FAULT_MARKS {
+                        self.fault_marks.pop_front();
+                    }
+                    self.fault_marks.push_back(at);
+                }
                 self.push(at, None, FeedKind::Fault, text);
             }
+            // Only an expiry gets a line: the command that ended any other fault has its own, naming it.
+            Event::FaultEnded {
+                id,
+                fault,
+                why: super::FaultEnd::Expired,
+            } => {
+                let text = match fault.duration {
+                    Some(d) => format!(
+                        "fault #{id} ({fault}) ended after {}",
+                        crate::command::fault::human(d)
+                    ),
+                    None => format!("fault #{id} ({fault}) ended"),
+                };
+                self.push(at, None, FeedKind::Fault, text);
+            }
+            Event::FaultEnded { .. } => {}
             Event::ActionFailed { action, error } => {
                 self.push(
                     at,

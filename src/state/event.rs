@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 use squall_node::rpc::{EventRecord, NodeStatus};
 
+pub use crate::command::WorkloadKind;
+use crate::command::{Command, FaultCmd};
+
 /// An event with the time it was observed, in milliseconds since the session started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
@@ -56,6 +59,10 @@ pub enum Event {
         disk_faults: bool,
         /// The node program, when not squall itself.
         node_bin: Option<String>,
+        /// Whether the nodes ran with `--unsafe-no-fsync` (WAL appends not synced): a fault for the whole
+        /// session, which the report lists.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unsafe_no_fsync: bool,
     },
     /// A status poll result; the cluster layer sends it only when it differs from the previous one.
     Status {
@@ -99,12 +106,29 @@ pub enum Event {
         /// Its new state.
         state: ProcessState,
     },
-    /// A fault was injected or a key action performed, with what it did.
-    Fault {
-        /// What was asked ("kill node 2").
-        description: String,
-        /// What it did ("kill node 2 (leader, term 4)").
+    /// A command was performed (a fault injected, a process action, a membership change, the workload
+    /// switched), with what it did. Event logs before format version 4 held the command as text
+    /// (`Fault { description, effect }`); they are converted to this when read.
+    Performed {
+        /// The command in its console form: a dashboard toggle resolved into the command it meant then,
+        /// `leader` kept symbolic (so an export writes `kill leader`, and a rerun hits whoever leads then).
+        command: Command,
+        /// The node it acted on, when it named one (`kill leader` performed on node 2: `Some(2)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<u64>,
+        /// What it did, in words ("kill node 2 (leader, term 4)").
         effect: String,
+    },
+    /// A network fault left the set: its `for` ran out, or a performed command (`heal`, the same fault again,
+    /// a zero delay or loss, a links-matrix key pressed again, `release`) took it away; the `Performed` event
+    /// of that command follows.
+    FaultEnded {
+        /// Its id.
+        id: u64,
+        /// The fault as it was asked for.
+        fault: FaultCmd,
+        /// Why it ended.
+        why: FaultEnd,
     },
     /// An action could not be performed.
     ActionFailed {
@@ -239,25 +263,20 @@ pub enum Verdict {
     Inconclusive,
 }
 
-/// Which operations the built-in workload runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WorkloadKind {
-    /// Increments of eight counters, checked by a tally.
-    #[default]
-    Counter,
-    /// Reads, writes and compare-and-swaps on a few integer keys, recorded as a history and checked for
-    /// linearizability.
-    LinKv,
-}
-
-impl WorkloadKind {
-    /// `counter` or `lin-kv`, as the commands name them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Counter => "counter",
-            WorkloadKind::LinKv => "lin-kv",
-        }
-    }
+/// Why a network fault left the set, as [`Event::FaultEnded`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultEnd {
+    /// Its `for DUR` ran out.
+    Expired,
+    /// `heal` or `heal ID` removed it.
+    Healed,
+    /// The same fault on the same target (same kind and filter) replaced it.
+    Replaced,
+    /// The same fault with nothing to do (`delay 2 0`, `loss 2 0%`) or a links-matrix key pressed again removed
+    /// it.
+    Removed,
+    /// `release` delivered what it held and ended it.
+    Released,
 }
 
 /// The life of a node's process as the supervisor sees it.

@@ -408,8 +408,9 @@ impl Session {
         );
         self.push(
             5_000,
-            Event::Fault {
-                description: "workload on".into(),
+            Event::Performed {
+                command: crate::command::parse("workload on").expect("a console line"),
+                node: None,
                 effect: "workload on at 40 writes/s".into(),
             },
         );
@@ -439,8 +440,9 @@ impl Session {
             if t == KILL_MS {
                 self.push(
                     t,
-                    Event::Fault {
-                        description: "kill node 2".into(),
+                    Event::Performed {
+                        command: crate::command::parse("kill 2").expect("a console line"),
+                        node: Some(2),
                         effect: "kill node 2 (leader, term 1)".into(),
                     },
                 );
@@ -510,9 +512,10 @@ impl Session {
             if t == RESTART_MS {
                 self.push(
                     t - 100,
-                    Event::Fault {
-                        description: "restart node 2".into(),
-                        effect: String::new(),
+                    Event::Performed {
+                        command: crate::command::parse("restart 2").expect("a console line"),
+                        node: Some(2),
+                        effect: "restart node 2".into(),
                     },
                 );
                 self.push(
@@ -532,8 +535,9 @@ impl Session {
                 );
                 self.push(
                     t + 100,
-                    Event::Fault {
-                        description: "isolate node 2".into(),
+                    Event::Performed {
+                        command: crate::command::parse("isolate 2").expect("a console line"),
+                        node: Some(2),
                         effect: "isolate node 2 (follower): 2 of 2 directions cut to every peer"
                             .into(),
                     },
@@ -542,8 +546,9 @@ impl Session {
             if t == DELAY_MS {
                 self.push(
                     t,
-                    Event::Fault {
-                        description: "delay node 3 200ms".into(),
+                    Event::Performed {
+                        command: crate::command::parse("delay 3 200ms").expect("a console line"),
+                        node: Some(3),
                         effect: "delay node 3 200ms on 4 links".into(),
                     },
                 );
@@ -551,8 +556,9 @@ impl Session {
             if t == PAUSE_MS && n >= 5 {
                 self.push(
                     t,
-                    Event::Fault {
-                        description: "pause node 5".into(),
+                    Event::Performed {
+                        command: crate::command::parse("pause 5").expect("a console line"),
+                        node: Some(5),
                         effect: "pause node 5 (follower)".into(),
                     },
                 );
@@ -612,8 +618,9 @@ impl Session {
             if t == 32_000 {
                 self.push(
                     WORKLOAD_OFF_MS,
-                    Event::Fault {
-                        description: "workload off".into(),
+                    Event::Performed {
+                        command: crate::command::parse("workload off").expect("a console line"),
+                        node: None,
                         effect: String::new(),
                     },
                 );

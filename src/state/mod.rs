@@ -19,8 +19,8 @@ pub use cluster::{
 };
 pub use compress::StatusCompressor;
 pub use event::{
-    ActiveFault, Event, HeldView, LinkState, LinkView, MembershipStep, ProcessState, Stamped,
-    Verdict, WorkloadKind,
+    ActiveFault, Event, FaultEnd, HeldView, LinkState, LinkView, MembershipStep, ProcessState,
+    Stamped, Verdict, WorkloadKind,
 };
 pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};

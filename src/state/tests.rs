@@ -298,9 +298,10 @@ fn feed_is_bounded_and_readers_can_find_new_lines() {
     for i in 0..(FEED_CAPACITY as u64 + 100) {
         s.apply(&Stamped::new(
             i,
-            Event::Fault {
-                description: format!("fault {i}"),
-                effect: String::new(),
+            Event::Performed {
+                command: crate::command::Command::Heal(None),
+                node: None,
+                effect: format!("fault {i}"),
             },
         ));
     }
@@ -797,8 +798,9 @@ fn operator_actions_are_never_folded_and_nothing_folds_across_another_line() {
     let fault = |s: &mut ClusterState, at, effect: &str| {
         s.apply(&Stamped::new(
             at,
-            Event::Fault {
-                description: effect.into(),
+            Event::Performed {
+                command: crate::command::Command::Heal(None),
+                node: None,
                 effect: effect.into(),
             },
         ))
@@ -1131,4 +1133,31 @@ fn a_leader_its_own_feed_announced_counts_before_its_status_shows_it() {
         },
     ));
     assert_eq!(s.leadership(), (None, 3));
+}
+
+#[test]
+fn the_latency_chart_marks_faults_not_every_action() {
+    // Issue 19: every action (a heal, `workload on`, a restart) was drawn as a red fault line.
+    let mut s = ClusterState::new();
+    for (at, line) in [
+        (1_000, "workload on"),
+        (2_000, "kill leader"),
+        (3_000, "restart 2"),
+        (4_000, "isolate 3"),
+        (5_000, "heal"),
+        (6_000, "delay 2 0"),
+    ] {
+        s.apply(&Stamped::new(
+            at,
+            Event::Performed {
+                command: crate::command::parse(line).expect("a console line"),
+                node: None,
+                effect: String::new(),
+            },
+        ));
+    }
+    assert_eq!(
+        s.fault_marks.iter().copied().collect::<Vec<_>>(),
+        [2_000, 4_000]
+    );
 }

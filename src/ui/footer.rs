@@ -87,13 +87,13 @@ pub fn render(frame: &mut Frame, area: Rect, _state: &ClusterState, view: &ViewS
     let line = if let Some(text) = &view.command {
         // The grammar of the verb being typed (or what a target and a kind are), after the text.
         let verb = text.split_whitespace().next().unwrap_or("");
-        let known = crate::cluster::command::VERBS.contains(&verb);
+        let known = crate::command::verbs::VERBS.contains(&verb);
         let hint = if known {
-            crate::cluster::fault::hint(verb).to_string()
+            crate::command::fault::hint(verb).to_string()
         } else if verb.is_empty() {
             "cut · delay · loss · dup · reorder · bandwidth · blackhole · reset · partition · isolate · hold · step · release · heal · faults · powercut · disk · clock · … Tab complete  ⏎ run  Esc cancel".to_string()
         } else {
-            let close: Vec<&str> = crate::cluster::command::VERBS
+            let close: Vec<&str> = crate::command::verbs::VERBS
                 .iter()
                 .copied()
                 .filter(|v| v.starts_with(verb))

@@ -147,7 +147,7 @@ fn kinds_lines() -> Vec<Line<'static>> {
         " fault kinds (fault prompt or console; TARGET 2 · 1->2 · 1<->2 · 2->* · *->2 · *)",
         styles::title(),
     ))];
-    for (kind, what) in crate::cluster::fault::WHAT_KINDS_DO {
+    for (kind, what) in crate::command::fault::WHAT_KINDS_DO {
         lines.push(Line::from(vec![
             Span::styled(format!("   {kind:<11}"), styles::key()),
             Span::raw(what),

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType};
 
 use super::styles;
-use crate::state::{ClusterState, FeedKind, ViewState};
+use crate::state::{ClusterState, ViewState};
 
 /// Seconds of history the chart shows.
 pub const WINDOW_S: f64 = 60.0;
@@ -39,10 +39,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewS
     }
     let top = top * 1.1;
     let faults: Vec<[(f64, f64); 2]> = state
-        .feed
+        .fault_marks
         .iter()
-        .filter(|l| l.kind == FeedKind::Fault && l.at_ms as f64 / 1e3 >= from)
-        .map(|l| [(x(l.at_ms), 0.0), (x(l.at_ms), top)])
+        .filter(|&&at| at as f64 / 1e3 >= from)
+        .map(|&at| [(x(at), 0.0), (x(at), top)])
         .collect();
     let mut datasets = Vec::new();
     for line in &faults {

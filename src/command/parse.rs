@@ -1,0 +1,362 @@
+//! Reading a command from the console's words.
+
+use super::clock::parse_clock;
+use super::disk::{parse_disk, parse_powercut};
+use super::fault::{
+    FaultCmd, FaultKind, FaultTarget, PartitionShape, hint, parse_duration, parse_options,
+    parse_pct, parse_rate,
+};
+use super::verbs::HEADLESS_HELP;
+use super::{Command, NodeId, Target, WorkloadKind};
+
+fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
+    match word {
+        None => Err(format!(
+            "`{cmd}` needs a node id (or `leader`), e.g. `{cmd} 2`"
+        )),
+        Some("leader") => Ok(Target::Leader),
+        Some(w) => w
+            .parse::<NodeId>()
+            .map(Target::Node)
+            .map_err(|_| format!("`{w}` is not a node id (expected a number or `leader`)")),
+    }
+}
+
+/// A node id a membership command names (`remove 4`): a plain number, never `leader` (say which node).
+fn member(word: Option<&str>, cmd: &str) -> Result<NodeId, String> {
+    match word {
+        None => Err(format!("`{cmd}` needs a node id, e.g. `{cmd} 2`")),
+        Some("leader") => Err(format!(
+            "`{cmd}` takes a node id, not `leader`: name the node (`status` shows who leads)"
+        )),
+        Some(w) => w
+            .parse::<NodeId>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("`{w}` is not a node id (expected a number from 1)")),
+    }
+}
+
+/// Parses one line of the headless console.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, rest)) = words.split_first() else {
+        return Err("empty command".into());
+    };
+    let arg = |i: usize| rest.get(i).copied();
+    let no_more = |n: usize, c: Command| {
+        if rest.len() > n {
+            Err(format!(
+                "`{cmd}` takes {n} argument(s), got `{}`",
+                rest.join(" ")
+            ))
+        } else {
+            Ok(c)
+        }
+    };
+    match cmd {
+        "kill" => no_more(1, Command::Kill(target(arg(0), cmd)?)),
+        "terminate" | "term" | "stop" => no_more(1, Command::Terminate(target(arg(0), cmd)?)),
+        "pause" => no_more(1, Command::Pause(target(arg(0), cmd)?)),
+        "resume" | "cont" => no_more(1, Command::Resume(target(arg(0), cmd)?)),
+        "restart" => no_more(1, Command::Restart(target(arg(0), cmd)?)),
+        "wipe" => no_more(1, Command::Wipe(target(arg(0), cmd)?)),
+        "transfer" => no_more(1, Command::Transfer(target(arg(0), cmd)?)),
+        "cut" | "blackhole" | "reset" | "hold" | "delay" | "loss" | "dup" | "reorder"
+        | "bandwidth" | "isolate" | "partition" => parse_fault(cmd, rest).map(Command::Fault),
+        "faults" => no_more(0, Command::Faults),
+        "held" => no_more(0, Command::Held),
+        "links" => no_more(0, Command::Links),
+        "heal" => match arg(0) {
+            None => Ok(Command::Heal(None)),
+            Some(w) => {
+                let id = w.trim_start_matches('#').parse().map_err(|_| {
+                    format!(
+                        "`{w}` is not a fault id; `faults` lists them ({})",
+                        hint("heal")
+                    )
+                })?;
+                no_more(1, Command::Heal(Some(id)))
+            }
+        },
+        "step" | "drop-held" => {
+            let t = FaultTarget::parse(
+                arg(0).ok_or_else(|| format!("`{cmd}` needs a target; {}", hint(cmd)))?,
+            )?;
+            let n = match arg(1) {
+                None => 1,
+                Some(w) => w
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("`{w}` is not a number of frames (1 or more)"))?,
+            };
+            let c = if cmd == "step" {
+                Command::Step(t, n)
+            } else {
+                Command::DropHeld(t, n)
+            };
+            no_more(2, c)
+        }
+        "release" => {
+            let t = FaultTarget::parse(
+                arg(0).ok_or_else(|| format!("`release` needs a target; {}", hint(cmd)))?,
+            )?;
+            no_more(1, Command::Release(t))
+        }
+        "workload" => match (arg(0), arg(1)) {
+            (Some("on"), None) => Ok(Command::Workload(Some(true))),
+            (Some("off"), None) => Ok(Command::Workload(Some(false))),
+            (None, None) => Ok(Command::Workload(None)),
+            (Some("lin-kv"), None) => Ok(Command::SetWorkloadKind(Some(
+                WorkloadKind::LinKv,
+            ))),
+            (Some("counter"), None) => Ok(Command::SetWorkloadKind(Some(
+                WorkloadKind::Counter,
+            ))),
+            (Some("rate"), Some(r)) => r
+                .parse()
+                .ok()
+                .filter(|r| (1..=100_000).contains(r))
+                .map(Command::WorkloadRate)
+                .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
+            _ => Err(
+                "use `workload on`, `workload off`, `workload rate 500`, `workload lin-kv` or `workload counter`"
+                    .into(),
+            ),
+        },
+        "add" => no_more(0, Command::Add),
+        "remove" => no_more(1, Command::Remove(member(arg(0), cmd)?)),
+        "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
+        "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
+        "powercut" => parse_powercut(rest),
+        "disk" => parse_disk(rest),
+        "clock" => parse_clock(rest),
+        "check" => no_more(0, Command::Check),
+        "status" => no_more(0, Command::Status),
+        "quit" | "exit" => no_more(0, Command::Quit),
+        "help" | "?" => Err(HEADLESS_HELP.to_string()),
+        other => Err(format!("unknown command `{other}`; {HEADLESS_HELP}")),
+    }
+}
+
+/// Parses a fault line after its verb: `cut 1->2 for 10s`, `delay 2 200ms jitter 50ms only heartbeat`,
+/// `partition 1,2 | 3,4,5 for 5s`, `isolate 2`.
+pub fn parse_fault(verb: &str, rest: &[&str]) -> Result<FaultCmd, String> {
+    let usage = || format!("`{verb}` needs more: {}", hint(verb));
+    if verb == "partition" {
+        // The shape may be written with spaces (`1,2 | 3,4,5`); options start at the first keyword.
+        let end = rest
+            .iter()
+            .position(|w| matches!(*w, "for" | "only"))
+            .unwrap_or(rest.len());
+        let shape = rest[..end].join("");
+        if shape.is_empty() {
+            return Err(usage());
+        }
+        let shape = PartitionShape::parse(&shape)?;
+        let (duration, only, _) = parse_options(&rest[end..], verb, false)?;
+        return Ok(FaultCmd {
+            target: FaultTarget::Shape(shape),
+            kind: FaultKind::Cut,
+            only,
+            duration,
+        });
+    }
+    let (first, params) = rest.split_first().ok_or_else(usage)?;
+    let target = if verb == "isolate" {
+        match FaultTarget::parse(first)? {
+            t @ FaultTarget::Node(_) => t,
+            _ => {
+                return Err(format!(
+                    "`isolate` takes a node (e.g. `isolate 2`); for links use `cut {first}`"
+                ));
+            }
+        }
+    } else {
+        FaultTarget::parse(first)?
+    };
+    let value = || params.first().copied().ok_or_else(usage);
+    let (kind, used) = match verb {
+        "cut" | "isolate" => (FaultKind::Cut, 0),
+        "blackhole" => (FaultKind::Blackhole, 0),
+        "reset" => (FaultKind::Reset, 0),
+        "hold" => (FaultKind::Hold, 0),
+        "delay" => (
+            FaultKind::Delay {
+                delay: parse_duration(value()?, "duration")?,
+                jitter: None,
+            },
+            1,
+        ),
+        "loss" => (FaultKind::Loss(parse_pct(value()?)?), 1),
+        "dup" => (FaultKind::Dup(parse_pct(value()?)?), 1),
+        "reorder" => (FaultKind::Reorder(parse_duration(value()?, "duration")?), 1),
+        "bandwidth" => (FaultKind::Bandwidth(parse_rate(value()?)?), 1),
+        other => return Err(format!("`{other}` is not a fault")),
+    };
+    let (duration, only, jitter) = parse_options(&params[used..], verb, verb == "delay")?;
+    let kind = match (kind, jitter) {
+        (FaultKind::Delay { delay, .. }, Some(j)) => FaultKind::Delay {
+            delay,
+            jitter: Some(j),
+        },
+        (k, _) => k,
+    };
+    if kind == FaultKind::Reset && !only.is_empty() {
+        return Err(
+            "`reset` closes whole connections, so `only` cannot limit it to some messages".into(),
+        );
+    }
+    if kind == FaultKind::Hold && duration.is_some() {
+        return Err(
+            "`hold` stays until released (`release TARGET`) or healed; it takes no `for`".into(),
+        );
+    }
+    Ok(FaultCmd {
+        target,
+        kind,
+        only,
+        duration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn parses_the_vocabulary() {
+        assert_eq!(parse("kill 2"), Ok(Command::Kill(Target::Node(2))));
+        assert_eq!(parse("kill leader"), Ok(Command::Kill(Target::Leader)));
+        let node = |n| FaultTarget::Node(Target::Node(n));
+        assert_eq!(
+            parse("delay 2 200ms"),
+            Ok(Command::Fault(FaultCmd::new(
+                node(2),
+                FaultKind::Delay {
+                    delay: Duration::from_millis(200),
+                    jitter: None
+                }
+            )))
+        );
+        assert_eq!(
+            parse("loss 3 30%"),
+            Ok(Command::Fault(FaultCmd::new(
+                node(3),
+                FaultKind::Loss(30.0)
+            )))
+        );
+        assert_eq!(
+            parse("partition 1,2 | 3,4,5"),
+            Ok(Command::Fault(FaultCmd::new(
+                FaultTarget::Shape(PartitionShape::Groups(vec![vec![1, 2], vec![3, 4, 5]])),
+                FaultKind::Cut
+            )))
+        );
+        assert_eq!(
+            parse("isolate 2"),
+            Ok(Command::Fault(FaultCmd::new(node(2), FaultKind::Cut)))
+        );
+        // Units may be left out of both delays and percentages: milliseconds and percent.
+        assert_eq!(parse("delay 2 200"), parse("delay 2 200ms"));
+        assert_eq!(parse("loss 3 30"), parse("loss 3 30%"));
+        assert_eq!(parse("heal"), Ok(Command::Heal(None)));
+        assert_eq!(parse("heal #3"), Ok(Command::Heal(Some(3))));
+        assert_eq!(parse("workload rate 500"), Ok(Command::WorkloadRate(500)));
+        assert_eq!(parse("workload on"), Ok(Command::Workload(Some(true))));
+        assert_eq!(
+            parse("workload lin-kv"),
+            Ok(Command::SetWorkloadKind(Some(WorkloadKind::LinKv)))
+        );
+        assert_eq!(
+            parse("workload counter"),
+            Ok(Command::SetWorkloadKind(Some(WorkloadKind::Counter)))
+        );
+        assert!(
+            parse("workload linkv")
+                .unwrap_err()
+                .contains("workload lin-kv")
+        );
+        assert_eq!(parse("  quit "), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn bad_input_says_what_is_wrong() {
+        assert!(parse("kill").unwrap_err().contains("needs a node id"));
+        assert!(
+            parse("kill two")
+                .unwrap_err()
+                .contains("`two` is not a node id")
+        );
+        assert!(parse("loss 2 130%").unwrap_err().contains("0% to 100%"));
+        assert!(
+            parse("delay 2 soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse("explode 2")
+                .unwrap_err()
+                .contains("unknown command `explode`")
+        );
+        assert!(parse("kill 2 3").unwrap_err().contains("takes 1 argument"));
+        assert!(parse("").is_err());
+        assert!(parse("isolate 1->2").unwrap_err().contains("cut 1->2"));
+        assert!(
+            parse("reset 2 only vote")
+                .unwrap_err()
+                .contains("whole connections")
+        );
+        assert!(parse("hold * for 5s").unwrap_err().contains("no `for`"));
+        assert!(parse("bandwidth 1->2").unwrap_err().contains("needs more"));
+        assert!(parse("heal two").unwrap_err().contains("not a fault id"));
+        assert!(parse("step").unwrap_err().contains("needs a target"));
+        assert!(parse("step * 0").unwrap_err().contains("number of frames"));
+        assert!(parse("remove").unwrap_err().contains("needs a node id"));
+        assert!(parse("remove leader").unwrap_err().contains("not `leader`"));
+        assert!(parse("promote 0").unwrap_err().contains("not a node id"));
+        assert!(parse("add 4").unwrap_err().contains("takes 0 argument"));
+        assert!(
+            parse("replace 2 3")
+                .unwrap_err()
+                .contains("takes 1 argument")
+        );
+    }
+
+    #[test]
+    fn the_issue_vocabulary_parses_and_prints_back() {
+        for line in [
+            "cut 1->2",
+            "cut *->3",
+            "cut 2<->4 for 10s",
+            "delay 1->3 200ms only heartbeat",
+            "delay 2 200ms jitter 50ms for 5s",
+            "loss *->1 100% only vote-reply",
+            "dup 2 20%",
+            "reorder 1<->2 50ms",
+            "bandwidth 1->3 1MB/s",
+            "blackhole 3->*",
+            "reset 2",
+            "partition bridge for 30s",
+            "partition 1,2|3,4,5 only append,heartbeat",
+            "isolate leader",
+            "hold * only vote,vote-reply",
+            "heal 4",
+            "step * 3",
+            "drop-held 1->2 1",
+            "release *",
+            "held",
+            "faults",
+            "add",
+            "remove 4",
+            "replace 2",
+            "promote 6",
+        ] {
+            let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(cmd.to_string(), line, "printed back");
+            assert_eq!(parse(&cmd.to_string()), Ok(cmd), "{line}");
+        }
+    }
+}
