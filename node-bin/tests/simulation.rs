@@ -317,7 +317,7 @@ fn random_faults_keep_raft_safe_and_live() {
 const ISSUE_18_SEEDS: [u64; 12] = [
     1070, 1156, 1258, 1058, 1496, // S1
     2364, 1103, 1162, // S2
-    1260, 1272, 1688, 1085, // H3
+    1260, 1272, 1688, 1555, // H3
 ];
 
 #[test]
@@ -471,6 +471,25 @@ fn checker_detects_injected_violations() {
         )
         .unwrap_err();
     assert!(err.contains("acknowledged write lost"), "{err}");
+
+    // Two votes in one term, also across a wipe (the checker keys by node, whatever its disk holds).
+    let mut c = Checker::default();
+    c.on_vote(3, 0, 5, 1).unwrap();
+    c.on_vote(3, 0, 5, 1).unwrap();
+    let err = c.on_vote(3, 1, 5, 2).unwrap_err();
+    assert!(err.contains("one vote per term"), "{err}");
+    // Campaigning in a term it granted.
+    let mut c = Checker::default();
+    c.on_vote(3, 0, 5, 1).unwrap();
+    assert!(c.on_vote(3, 1, 5, 3).is_err());
+    // A vote for itself dies with the process that campaigned; the same process may not change it.
+    let mut c = Checker::default();
+    c.on_vote(3, 0, 5, 3).unwrap();
+    assert!(c.on_vote(3, 0, 5, 1).is_err());
+    let mut c = Checker::default();
+    c.on_vote(3, 0, 5, 3).unwrap();
+    c.on_vote(3, 1, 5, 1).unwrap();
+    assert!(c.on_vote(3, 2, 5, 2).is_err());
 
     // A committed entry truncated.
     let mut c = Checker::default();

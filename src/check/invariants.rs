@@ -212,7 +212,9 @@ impl Invariants {
         Some(violation)
     }
 
-    /// The votes in one record of a node's event feed, checked with [`Invariants::on_vote`].
+    /// The votes in one record of a node's event feed, checked with [`Invariants::on_vote`]. A new process
+    /// (`Started`) forgets the node's votes for itself: a candidate's tally dies with its process, so a later
+    /// process may vote for another in that term; what it granted others stays.
     pub fn on_node_event(
         &mut self,
         at: Duration,
@@ -231,6 +233,11 @@ impl Invariants {
                 term,
                 pre_vote: false,
             }) => self.on_vote(at, node, *term, node),
+            NodeEvent::Started { .. } => {
+                self.votes
+                    .retain(|&(_, voter), candidate| !(voter == node && *candidate == node));
+                None
+            }
             _ => None,
         }
     }
@@ -704,6 +711,36 @@ mod tests {
         });
         assert_eq!(c.on_node_event(at, 3, &pre), None);
         assert_eq!(c.on_node_event(at, 4, &vote(3, 7, false)), None);
+        // A candidate's own vote dies with its process; what it granted others does not.
+        let started = NodeEvent::Started {
+            term: 7,
+            last_index: 0,
+            snapshot_index: 0,
+            empty: false,
+            truncated_tail_bytes: 0,
+        };
+        let campaign = |term| {
+            NodeEvent::Raft(RaftEvent::ElectionStarted {
+                term,
+                pre_vote: false,
+            })
+        };
+        assert_eq!(c.on_node_event(at, 4, &campaign(8)), None);
+        assert!(
+            c.on_node_event(at, 4, &vote(2, 8, false)).is_some(),
+            "same process"
+        );
+        assert_eq!(c.on_node_event(at, 4, &campaign(9)), None);
+        assert_eq!(c.on_node_event(at, 4, &started), None);
+        assert_eq!(
+            c.on_node_event(at, 4, &vote(2, 9, false)),
+            None,
+            "a new process"
+        );
+        assert!(
+            c.on_node_event(at, 4, &vote(1, 7, false)).is_some(),
+            "granted n3 in 7"
+        );
     }
 
     #[test]

@@ -49,9 +49,10 @@ pub struct Checker {
     acked: Vec<Acked>,
     /// Highest index of an acknowledged write.
     pub max_acked: Index,
-    /// (voter, term) -> the candidate it voted for, kept across the voter's crashes, power cuts and wipes: a
-    /// node is one voter for its whole life, whatever happened to its disk.
-    votes: HashMap<(NodeId, Term), NodeId>,
+    /// (voter, term) -> the candidate it voted for and, for a vote for itself, the incarnation (process)
+    /// that campaigned; kept across the voter's crashes, power cuts and wipes: a node is one voter for its
+    /// whole life, whatever happened to its disk.
+    votes: HashMap<(NodeId, Term), (NodeId, Option<u64>)>,
 }
 
 /// A view of a leader's log for the completeness checks.
@@ -207,12 +208,23 @@ impl Checker {
         self.max_acked = self.max_acked.max(index);
     }
 
-    /// `voter` cast its (real, not pre-) vote in `term` for `candidate`: granted it in an answer it sent, or
-    /// voted for itself as a candidate whose requests went out. Election safety rests on one vote per voter per
-    /// term (Raft §5.2); a second one, to anyone else, is a violation even before a second leader results.
-    pub fn on_vote(&mut self, voter: NodeId, term: Term, candidate: NodeId) -> Result<(), String> {
-        match self.votes.insert((voter, term), candidate) {
-            Some(earlier) if earlier != candidate => Err(format!(
+    /// `voter`, in its process `incarnation`, cast its (real, not pre-) vote in `term` for `candidate`:
+    /// granted it in an answer it sent, or voted for itself as a candidate whose requests went out. Election
+    /// safety rests on one vote per voter per term (Raft §5.2); a second one, to anyone else, is a violation
+    /// even before a second leader results. One exception: a vote for itself dies with the process that
+    /// campaigned (a candidate's tally is volatile, and the answers to a crashed process are dropped), so a
+    /// later process may vote for another in that term.
+    pub fn on_vote(
+        &mut self,
+        voter: NodeId,
+        incarnation: u64,
+        term: Term,
+        candidate: NodeId,
+    ) -> Result<(), String> {
+        let own = (candidate == voter).then_some(incarnation);
+        match self.votes.insert((voter, term), (candidate, own)) {
+            Some((earlier, Some(inc))) if earlier == voter && inc != incarnation => Ok(()),
+            Some((earlier, _)) if earlier != candidate => Err(format!(
                 "one vote per term: node {voter} voted for node {candidate} in term {term} after voting for \
                  node {earlier} in that term"
             )),
@@ -222,7 +234,7 @@ impl Checker {
 
     /// The candidate `voter` voted for in `term`, if it did.
     pub fn vote_of(&self, voter: NodeId, term: Term) -> Option<NodeId> {
-        self.votes.get(&(voter, term)).copied()
+        self.votes.get(&(voter, term)).map(|v| v.0)
     }
 
     /// Number of acknowledged writes.

@@ -922,7 +922,8 @@ impl Sim {
                     pre_vote: false,
                 } = ev
                 {
-                    self.checker.on_vote(id, *term, id)?;
+                    let inc = self.nodes[i].incarnation;
+                    self.checker.on_vote(id, inc, *term, id)?;
                 }
             }
             // 3. Report durability.
@@ -1336,7 +1337,10 @@ impl Sim {
     /// commit).
     fn on_answer_sent(&mut self, from: NodeId, to: NodeId, reply: &Reply) -> Result<(), String> {
         match reply {
-            Reply::Vote(v) if v.granted && !v.pre_vote => self.checker.on_vote(from, v.term, to),
+            Reply::Vote(v) if v.granted && !v.pre_vote => {
+                let inc = self.nodes[Self::idx(from)].incarnation;
+                self.checker.on_vote(from, inc, v.term, to)
+            }
             Reply::Append(a) if a.success => {
                 let node = &mut self.nodes[Self::idx(from)];
                 let snap = node.disk.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
