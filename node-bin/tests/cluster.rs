@@ -429,14 +429,16 @@ async fn wiped_node_rejoins_through_install_snapshot_with_the_same_state() {
         "no SnapshotInstalled in {:?}",
         feed.events
     );
-    // Its log says it held its vote back after starting empty (once at the cluster's start, once now).
+    // Its log says it recovered before voting after starting empty (once at the cluster's start, once now),
+    // and that the wipe's recovery ended through a leader of the current term.
     let log = std::fs::read_to_string(&c.nodes[&victim].log).unwrap();
     assert_eq!(
-        log.matches("not voting or campaigning until a leader is heard")
+        log.matches("recovering: not voting, campaigning or counting towards a quorum")
             .count(),
         2,
         "{log}"
     );
+    assert!(log.contains("caught this node up in term"), "{log}");
     // Make the wiped node lead and read every key through it: its state machine is the same.
     let (leader, term) = c.wait_leader(0).await;
     if leader != victim {

@@ -761,7 +761,9 @@ impl Cluster {
                 let what = self.describe_node(id);
                 self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
                 Ok(if wipe {
-                    format!("wipe data of node {id}{what} and restart it empty")
+                    format!(
+                        "wipe data of node {id}{what} and restart it empty (it recovers before it votes again)"
+                    )
                 } else {
                     format!("restart node {id}{what} with its data")
                 })

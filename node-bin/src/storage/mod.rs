@@ -10,6 +10,17 @@
 //!   only what follows the snapshot, starting with a `LogStart` record naming the snapshot position, so a lost
 //!   snapshot file is detected.
 //! - `snapshot.bin`: the latest snapshot, replaced atomically.
+//! - `RECOVERING` ([`LOST_DATA_FILE`]): present while the node may have lost durable state and has not yet
+//!   recovered (see [`Recovered::lost_data`] and the `raft::recovery` module). Written and synced, with its
+//!   directory, before anything else on open; removed only when the consensus core has recovered.
+//!
+//! Opening always ends by fdatasyncing the WAL and fsyncing the snapshot and the directory (issue 18, S1): a
+//! killed process may leave records in the page cache that never reached the disk, and the node must not
+//! answer for them as durable until they have. A damaged tail is cut: a write cut short at the end of the file
+//! (or a zero-filled tail) is a torn write, never acknowledged; a damaged *complete* record may have been synced
+//! and acknowledged, which a checksum alone cannot tell (Alagappan et al., FAST '18), so cutting one marks the
+//! node as one that may have lost data. A flip in a record's length field that points past the end of the
+//! file looks torn; redundant headers (as TigerBeetle keeps) would tell, and squall's WAL has none.
 //!
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
 //! window with two files out of step is after a new snapshot was renamed into place and before the WAL was
