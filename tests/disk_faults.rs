@@ -160,6 +160,10 @@ impl Session {
     }
 }
 
+/// A power cut's ways of tearing unsynced writes: none, a prefix of the last write, a subset of the writes,
+/// a subset of their pages.
+const TORN: [&str; 4] = ["", " torn", " torn writes", " torn pages"];
+
 fn seed() -> u64 {
     let seed = std::env::var("SQUALL_SEED")
         .ok()
@@ -180,7 +184,7 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
         .unwrap_or(50);
     for i in 0..cuts {
         if i % 10 == 9 {
-            let torn = if rng.random_bool(0.5) { " torn" } else { "" };
+            let torn = TORN[rng.random_range(0..TORN.len())];
             s.ask(&format!("powercut all{torn}"), "power cut of every node");
             for n in 1..=3 {
                 s.ask(&format!("restart {n}"), "restart node");
@@ -191,7 +195,11 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
             } else {
                 rng.random_range(1..=3)
             };
-            let torn = if rng.random_bool(0.3) { " torn" } else { "" };
+            let torn = if rng.random_bool(0.3) {
+                TORN[rng.random_range(1..TORN.len())]
+            } else {
+                ""
+            };
             s.ask(&format!("powercut {target}{torn}"), "power cut");
             s.ask(&format!("restart {target}"), "restart node");
         }
