@@ -200,10 +200,11 @@ impl Journal {
         for r in rs {
             freed.extend(self.apply(r));
         }
-        if self.is_empty()
-            && let Some(log) = &mut self.log
-        {
-            log.compact_if_large()?;
+        if self.log.as_ref().is_some_and(|l| l.needs_compaction()) {
+            let records = self.records();
+            if let Some(log) = &mut self.log {
+                log.rewrite(&records)?;
+            }
         }
         Ok(freed)
     }
@@ -258,10 +259,6 @@ impl Journal {
             }
         }
         Vec::new()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.names.is_empty()
     }
 
     /// The records that rebuild this journal.

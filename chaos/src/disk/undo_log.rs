@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use super::powercut::{FileOp, NameChange, PendingName, Record};
 
-/// A log past this size is emptied the next time the journal holds nothing, in bytes.
+/// A log is rewritten from the journal's present state once it grows past this size, or past twice its size
+/// after the last rewrite, whichever is larger, in bytes. (A file never synced — a node's lock file — keeps
+/// the journal from ever emptying, so waiting for an empty journal would let the log grow without bound.)
 const COMPACT_AT: u64 = 64 << 10;
 
 /// An open undo log.
@@ -32,6 +34,8 @@ pub(crate) struct UndoLog {
     /// Paths in records are relative to this directory.
     base: PathBuf,
     len: u64,
+    /// The length past which [`needs_compaction`](Self::needs_compaction) says yes.
+    compact_at: u64,
 }
 
 const BEGIN: u8 = 1;
@@ -58,17 +62,13 @@ impl UndoLog {
             path: path.to_path_buf(),
             base: base.to_path_buf(),
             len: 0,
+            compact_at: COMPACT_AT,
         })
     }
 
     /// Where the log is.
     pub(crate) fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Appends one record in a single write.
-    pub(crate) fn append(&mut self, r: &Record) -> std::io::Result<()> {
-        self.append_all(std::slice::from_ref(r))
     }
 
     /// Appends records in a single write (one system call, however many).
@@ -86,24 +86,23 @@ impl UndoLog {
         Ok(())
     }
 
-    /// Empties the log once it has grown past a threshold (the journal must be empty).
-    pub(crate) fn compact_if_large(&mut self) -> std::io::Result<()> {
-        if self.len > COMPACT_AT {
-            self.rewrite(&[])?;
-        }
-        Ok(())
+    /// Whether the log has grown enough to be rewritten from the journal's present state.
+    pub(crate) fn needs_compaction(&self) -> bool {
+        self.len > self.compact_at
     }
 
-    /// Replaces the log's contents with `records`.
+    /// Replaces the log's contents with `records`: written to a new file renamed over the log, so a process
+    /// that dies part-way leaves the old log or the new one, never a mix.
     pub(crate) fn rewrite(&mut self, records: &[Record]) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        // The file is opened without O_APPEND, so the position must go back too.
-        use std::io::Seek as _;
-        (&self.file).seek(std::io::SeekFrom::Start(0))?;
-        self.len = 0;
-        for r in records {
-            self.append(r)?;
-        }
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".new");
+        let tmp = self.path.with_file_name(tmp_name);
+        let mut next = UndoLog::create(&tmp, &self.base)?;
+        next.append_all(records)?;
+        std::fs::rename(&tmp, &self.path)?;
+        next.path = self.path.clone();
+        next.compact_at = COMPACT_AT.max(2 * next.len);
+        *self = next;
         Ok(())
     }
 
@@ -356,7 +355,7 @@ mod tests {
         let path = base.join("disk.undo");
         let mut log = UndoLog::create(&path, base).unwrap();
         for r in &records {
-            log.append(r).unwrap();
+            log.append_all(std::slice::from_ref(r)).unwrap();
         }
         assert_eq!(UndoLog::read(&path, base).unwrap(), records);
         // The process died inside the next record's write.
@@ -367,5 +366,60 @@ mod tests {
         log.rewrite(&records[..1]).unwrap();
         assert_eq!(UndoLog::read(&path, base).unwrap(), records[..1]);
         assert_eq!(UndoLog::read(&base.join("none"), base).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_journal_that_never_empties_keeps_its_log_bounded_and_replayable() {
+        use super::super::powercut::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let path = base.join("disk.undo");
+        let mut journal = Journal::logged(UndoLog::create(&path, base).unwrap());
+        // A file written once and never synced (a lock file) ...
+        let lock = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(base.join("lock"))
+            .unwrap();
+        journal.before_write(1, &lock, 0, 5).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&lock, b"12345", 0).unwrap();
+        // ... beside a log file appended to and synced many times.
+        let wal = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(base.join("wal"))
+            .unwrap();
+        for i in 0..20_000u64 {
+            journal.before_write(2, &wal, i * 8, 8).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&wal, &i.to_le_bytes(), i * 8).unwrap();
+            journal.synced(2).unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= 2 * COMPACT_AT, "the undo log grew to {len} bytes");
+        // What it holds still says the lock file's 5 bytes were never synced.
+        let records = UndoLog::read(&path, base).unwrap();
+        assert!(
+            records.iter().any(|r| matches!(
+                r,
+                Record::Begin {
+                    ino: 1,
+                    durable_len: 0
+                }
+            )),
+            "{records:?}"
+        );
+        assert!(
+            !records
+                .iter()
+                .any(|r| matches!(r, Record::Begin { ino: 2, .. }))
+                || records
+                    .iter()
+                    .any(|r| matches!(r, Record::Synced { ino: 2 })),
+            "a synced file left a live record"
+        );
     }
 }
