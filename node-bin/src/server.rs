@@ -8,6 +8,7 @@
 //! A full disk does not stop the node: see the `disk_full` module for what it does instead.
 
 mod disk_full;
+mod patience;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -987,6 +988,11 @@ async fn peer_sender(
 ) {
     let mut client: Option<rpc::PeerServiceClient> = None;
     let broken = Arc::new(AtomicBool::new(false));
+    // Snapshot chunks are large: their deadline follows their measured round trips (module `patience`).
+    let patience = Arc::new(std::sync::Mutex::new(patience::ChunkPatience::new(
+        rpc_timeout,
+        rpc_timeout * 10,
+    )));
     let mut backoff = Duration::from_millis(20);
     let mut next_attempt = Instant::now();
     while let Some(req) = rx.recv().await {
@@ -1016,11 +1022,15 @@ async fn peer_sender(
         let tx = tx.clone();
         let cluster = cluster.clone();
         let broken = broken.clone();
+        let patience = patience.clone();
         tokio::spawn(async move {
-            let timeout = match &req {
-                Request::Snapshot(_) => rpc_timeout * 10,
-                _ => rpc_timeout,
+            let chunk = matches!(req, Request::Snapshot(_));
+            let timeout = if chunk {
+                patience.lock().expect("never poisoned").deadline()
+            } else {
+                rpc_timeout
             };
+            let sent = Instant::now();
             let ctx = deadline(timeout);
             let outcome: Result<Option<Reply>, String> = match req.clone() {
                 Request::Vote(r) => {
@@ -1035,6 +1045,14 @@ async fn peer_sender(
                     flatten(c.timeout_now(ctx, cluster, r).await).map(|()| None)
                 }
             };
+            if chunk {
+                let mut p = patience.lock().expect("never poisoned");
+                match &outcome {
+                    Ok(_) => p.answered(sent.elapsed()),
+                    Err(e) if e.contains("deadline") => p.timed_out(),
+                    Err(_) => {}
+                }
+            }
             match outcome {
                 Ok(Some(reply)) => drop(tx.send(Cmd::Reply(peer, reply))),
                 Ok(None) => {}

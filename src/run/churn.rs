@@ -76,7 +76,8 @@ impl CatchUpCheck {
                 state: ProcessState::Running { pid },
             } => {
                 // A new process (a new pid) starts its count anew.
-                if self.pids.insert(*node, *pid) != Some(*pid) {
+                let before = self.pids.insert(*node, *pid);
+                if before != Some(*pid) {
                     self.recent.remove(node);
                 }
             }
