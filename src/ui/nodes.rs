@@ -190,7 +190,8 @@ fn row<'a>(
     if clocks {
         cells.push(match &n.clock_fault {
             Some(c) => Cell::from(c.as_str()).style(styles::fault()),
-            None => Cell::from("true").style(styles::faint()),
+            // Not faked: nothing to say, drawn as every other empty cell.
+            None => Cell::from("—").style(styles::faint()),
         });
     }
     if wide {
