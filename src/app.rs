@@ -281,10 +281,14 @@ async fn headless(
                         continue;
                     }
                 };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let outcome = match command::parse(&line) {
+                let outcome = match line.split_whitespace().next() {
+                    None => Outcome::Refused(command::EMPTY_LINE.into()),
+                    Some("help" | "?") => Outcome::Listing {
+                        summary: format!("help: {} groups of commands", command::HELP_LINES.len()),
+                        lines: command::HELP_LINES.iter().map(|l| l.to_string()).collect(),
+                        prefix: "help:",
+                    },
+                    Some(_) => match command::parse(&line) {
                     Ok(Command::Quit) => {
                         // Every event line held back for ordering goes out before the answer.
                         feed.flush();
@@ -319,6 +323,7 @@ async fn headless(
                     // Answer in order: the console is a script's conversation partner.
                     Ok(cmd) => cluster.perform(cmd).await,
                     Err(e) => Outcome::Refused(e),
+                    },
                 };
                 for l in outcome.console_lines() {
                     feed.out.say(format_args!("{l}"));

@@ -188,6 +188,26 @@ with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|
 [after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
 
+/// The console's answer to `help`: the vocabulary in groups, one line each (the same commands as
+/// [`HEADLESS_HELP`], which the console prints once at start).
+pub const HELP_LINES: [&str; 8] = [
+    "processes: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, transfer N",
+    "network: isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, \
+     delay TARGET 200ms (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, \
+     bandwidth TARGET 1MB/s, blackhole TARGET, reset TARGET, hold TARGET; any fault + [for DUR] [only KIND,..]",
+    "faults in force: faults, heal [ID], held, step TARGET [N], drop-held TARGET [N], release TARGET, links",
+    "membership: add, remove N, replace N, promote N",
+    "workload: workload on|off, workload rate R, workload lin-kv|counter, check",
+    "with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|\
+     full [after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal",
+    "TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *",
+    "session: status, help (or ?), quit (or exit)",
+];
+
+/// The console's answer to a line with nothing on it: an answer like any other line's, so a script that
+/// reads one answer per line it writes never waits for one that does not come.
+pub const EMPTY_LINE: &str = "empty line; type `help` for the commands";
+
 /// Every verb the console knows, for the dashboard prompt's hint.
 pub const VERBS: [&str; 38] = [
     "powercut",
@@ -445,6 +465,18 @@ pub fn parse_fault(verb: &str, rest: &[&str]) -> Result<FaultCmd, String> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn help_names_every_verb() {
+        let help = HELP_LINES.join(" ");
+        for verb in VERBS {
+            assert!(
+                help.split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                    .any(|w| w == verb),
+                "`{verb}` is missing from HELP_LINES"
+            );
+        }
+    }
 
     #[test]
     fn parses_the_vocabulary() {
