@@ -568,6 +568,17 @@ mod tests {
         assert!(parse("hold * for 5s").unwrap_err().contains("no `for`"));
         assert!(parse("bandwidth 1->2").unwrap_err().contains("needs more"));
         assert!(parse("heal two").unwrap_err().contains("not a fault id"));
+        // A duration that would overflow when added to a clock is refused where it is read.
+        for line in [
+            "cut 1->2 for 18446744073709551615s",
+            "delay 2 18446744073709551615s",
+            "delay 2 9999999999999",
+        ] {
+            assert!(
+                parse(line).unwrap_err().contains("at most 7 days"),
+                "{line}"
+            );
+        }
         assert!(parse("step").unwrap_err().contains("needs a target"));
         assert!(parse("step * 0").unwrap_err().contains("number of frames"));
         assert!(parse("remove").unwrap_err().contains("needs a node id"));

@@ -312,11 +312,12 @@ pub fn rate(bytes_per_sec: u64) -> String {
 /// Parses a duration: `200ms`, `1.5s`, `2m`, or `0`.
 pub fn parse_duration(word: &str, what: &str) -> Result<Duration, String> {
     // A bare number is milliseconds, as a bare number is a percentage for `loss`.
-    if let Ok(ms) = word.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
-    }
-    humantime::parse_duration(word)
-        .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))
+    let d = match word.parse::<u64>() {
+        Ok(ms) => Duration::from_millis(ms),
+        Err(_) => humantime::parse_duration(word)
+            .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))?,
+    };
+    crate::units::within_limit(d, word)
 }
 
 /// Parses a percentage from 0 to 100 (`30%`, `30`, `0.5%`).
