@@ -85,6 +85,8 @@ pub(crate) fn bench_up_args(
         dump_screens: None,
         disk_faults,
         unsafe_no_fsync: false,
+        no_pre_vote: false,
+        no_check_quorum: false,
     }
 }
 

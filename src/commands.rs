@@ -402,6 +402,31 @@ pub fn up(args: UpArgs) -> ExitCode {
             },
         ));
     }
+    // Demonstration switches: what each turns off, said once so nobody mistakes the result for Raft's.
+    let switches: Vec<(&str, &str)> = [
+        (
+            args.no_pre_vote,
+            "--no-pre-vote",
+            "a node rejoining after a partition disrupts the leader",
+        ),
+        (
+            args.no_check_quorum,
+            "--no-check-quorum",
+            "a leader cut off from a majority keeps leading",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag, effect)| on.then_some((flag, effect)))
+    .collect();
+    if !switches.is_empty() {
+        let flags: Vec<&str> = switches.iter().map(|(f, _)| *f).collect();
+        let effects: Vec<&str> = switches.iter().map(|(_, e)| *e).collect();
+        say(format_args!(
+            "squall: demonstration switches {} on every node: {}",
+            flags.join(" "),
+            effects.join("; ")
+        ));
+    }
     if args.snapshot_every == 0 {
         say(format_args!(
             "squall: snapshots off (--snapshot-every 0): every node's log grows for the whole session"

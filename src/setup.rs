@@ -61,6 +61,14 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
             vec!["node".into()],
         ),
     };
+    let mut prefix = prefix;
+    // squall-node's own switches, so the node's flag parser is the one that knows them.
+    if args.no_pre_vote {
+        prefix.push("--no-pre-vote".into());
+    }
+    if args.no_check_quorum {
+        prefix.push("--no-check-quorum".into());
+    }
     Ok(ClusterSpec {
         nodes: args.nodes,
         dir,

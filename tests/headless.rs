@@ -545,3 +545,38 @@ fn commit_of(line: &str) -> Option<u64> {
     let i = words.iter().position(|w| *w == "commit")?;
     words.get(i + 1)?.parse().ok()
 }
+
+#[test]
+fn no_pre_vote_and_no_check_quorum_reach_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) = support::headless_with_leader(
+        dir.path(),
+        &["-n", "3", "--no-pre-vote", "--no-check-quorum"],
+        WAIT,
+    );
+    // Said at start: these are demonstration switches, not settings to run with.
+    assert!(
+        out.seen
+            .iter()
+            .any(|l| l.contains("--no-pre-vote") && l.contains("--no-check-quorum")),
+        "{:?}",
+        out.seen
+    );
+    let pids = support::node_pids(dir.path());
+    assert_eq!(pids.len(), 3);
+    for pid in &pids {
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+        for flag in ["--no-pre-vote", "--no-check-quorum"] {
+            assert!(
+                argv.contains(&flag.as_bytes()),
+                "node pid {pid} runs without {flag}: {:?}",
+                String::from_utf8_lossy(&argv.join(&b' '))
+            );
+        }
+    }
+    ask(&mut stdin, &mut out, "status", "status of 3 nodes");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}
