@@ -212,6 +212,17 @@ pub fn kv(args: KvArgs) -> ExitCode {
         return fail(2, e);
     }
     let mut client = KvClient::new(addrs);
+    // The leader `squall up` last saw: asked first, so a paused or slow follower costs nothing.
+    if args.target.peers.is_none()
+        && let Some(leader) = args
+            .target
+            .dir
+            .as_deref()
+            .and_then(|d| ClusterFile::read(d).ok())
+            .and_then(|f| f.leader)
+    {
+        client.prefer(leader);
+    }
     client.op_timeout = args.target.timeout;
     client.call_timeout = args.target.timeout.min(Duration::from_secs(1));
     let result = runtime().block_on(client.execute(op));

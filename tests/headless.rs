@@ -580,3 +580,50 @@ fn no_pre_vote_and_no_check_quorum_reach_every_node() {
     assert!(child.wait().unwrap().success());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
+
+/// The leader `cluster.json` names, once it names one.
+fn recorded_leader(dir: &std::path::Path) -> Option<u64> {
+    let bytes = std::fs::read(dir.join("cluster.json")).ok()?;
+    let file: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    file["leader"].as_u64()
+}
+
+fn wait_recorded_leader(dir: &std::path::Path, want: impl Fn(u64) -> bool) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let seen = recorded_leader(dir);
+        if let Some(l) = seen.filter(|l| want(*l)) {
+            return l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster.json never named the leader wanted; last seen {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_one_shot_kv_asks_the_last_known_leader_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    // Node 2 is the one the client used to ask first: make it a follower, then pause it.
+    if wait_recorded_leader(dir.path(), |_| true) == 2 {
+        ask(&mut stdin, &mut out, "transfer 1", "transfer");
+    }
+    let leader = wait_recorded_leader(dir.path(), |l| l != 2);
+    ask(&mut stdin, &mut out, "pause 2", "pause node 2");
+    // A budget of 1 s is one call's deadline: a first call to the paused node would spend all of it.
+    for i in 0..3 {
+        let o = kv(dir.path(), &["--timeout", "1s", "put", "k", &i.to_string()]);
+        assert!(
+            o.status.success(),
+            "put {i} with node 2 paused and node {leader} leading: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    ask(&mut stdin, &mut out, "resume 2", "resume node 2");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -100,6 +100,9 @@ struct Inner {
     first: BTreeSet<NodeId>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     roster: Mutex<files::Roster>,
+    /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
+    /// asks it first.
+    last_leader: Mutex<Option<(NodeId, u64)>>,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -194,6 +197,7 @@ impl Cluster {
             adding: Mutex::new(None),
             first: ids.iter().copied().collect(),
             roster: Mutex::new(roster),
+            last_leader: Mutex::new(None),
             spec,
         });
         let cluster = Cluster { inner };
@@ -396,6 +400,7 @@ impl Cluster {
                     log: s.spec.log_path.clone(),
                 })
                 .collect(),
+            leader: self.inner.last_leader.lock().unwrap().map(|(id, _)| id),
         };
         if let Err(e) = file.write(&self.inner.spec.dir) {
             tracing::warn!(error = %e, "cannot write cluster.json");
@@ -964,6 +969,28 @@ impl Cluster {
 
     fn record_status(&self, id: NodeId, status: &NodeStatus) {
         self.inner.latest.lock().unwrap().insert(id, status.clone());
+        if status.core.role == Role::Leader {
+            let newer = {
+                let mut last = self.inner.last_leader.lock().unwrap();
+                let term = status.core.term;
+                match *last {
+                    Some((l, t)) if l == id => {
+                        *last = Some((id, term.max(t)));
+                        false
+                    }
+                    // A deposed leader that has not heard of the new term still says it leads: the term
+                    // decides.
+                    Some((_, t)) if term < t => false,
+                    _ => {
+                        *last = Some((id, term));
+                        true
+                    }
+                }
+            };
+            if newer {
+                self.write_cluster_file();
+            }
+        }
     }
 
     fn forget_status(&self, id: NodeId) {
