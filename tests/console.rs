@@ -300,3 +300,27 @@ fn help_lists_the_vocabulary_and_a_blank_line_is_answered() {
     assert!(child.wait().unwrap().success());
     assert_eq!(codes(dir.path()), (Some(1), Some(1)), "stopped");
 }
+
+#[test]
+fn isolate_is_refused_only_when_every_link_of_the_node_is_already_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    ask(&mut stdin, &mut out, "cut 1<->2", "cut");
+    ask(&mut stdin, &mut out, "cut 3->1", "cut");
+    // 1->3 still carries frames: isolating node 1 cuts it.
+    let answer = answer_to(&mut stdin, &mut out, "isolate 1");
+    assert!(
+        answer.last().is_some_and(|l| l.starts_with("ok:")),
+        "isolate 1 with 1->3 still open: {answer:?}"
+    );
+    let answer = answer_to(&mut stdin, &mut out, "isolate 1");
+    assert!(
+        answer
+            .last()
+            .is_some_and(|l| l.starts_with("error:") && l.contains("already cut off")),
+        "isolate 1 again: {answer:?}"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

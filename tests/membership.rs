@@ -573,3 +573,20 @@ fn a_removal_without_a_running_majority_is_refused_and_a_dead_node_s_removal_say
     assert!(e.contains("was removed") && !e.contains("restart"), "{e}");
     s.finish();
 }
+
+#[test]
+fn a_partition_shape_is_drawn_over_the_members_and_never_answers_ok_for_no_cut() {
+    let mut s = Session::start(5, &[]);
+    for gone in [1, 2] {
+        s.ok(&format!("remove {gone}"));
+        s.feed(&format!("n{gone} removed"));
+    }
+    s.settled(&[3, 4, 5]);
+    // Over all five ids `halves` was {1,2} | {3,4,5}: it cut only links to removed nodes.
+    let answer = s.ok("partition halves");
+    assert!(answer.contains("3 | 4,5"), "{answer}");
+    s.ok("heal");
+    let e = s.refused("partition 1,2|3,4,5");
+    assert!(e.contains("removed"), "{e}");
+    s.finish();
+}

@@ -43,6 +43,15 @@ impl Facts {
             .unwrap_or(Proc::Down { killed: false })
     }
 
+    /// Whether every link to and from `id` carries nothing: isolating it again would change nothing. (One open
+    /// direction is enough for frames to flow, so [`Facts::reachable_from`] is not the test.)
+    fn cut_off(&self, id: NodeId) -> bool {
+        self.procs
+            .keys()
+            .filter(|&&o| o != id)
+            .all(|&o| self.cut.contains(&(id, o)) && self.cut.contains(&(o, id)))
+    }
+
     /// The other nodes `id` can exchange messages with both ways.
     fn reachable_from(&self, id: NodeId) -> usize {
         self.procs
@@ -103,9 +112,7 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
             "{}: nothing to resume; `restart {id}` starts it again",
             down(id, killed)
         )),
-        (Command::Fault(f), _)
-            if f.is_isolate() && facts.reachable_from(id) == 0 && facts.procs.len() > 1 =>
-        {
+        (Command::Fault(f), _) if f.is_isolate() && facts.cut_off(id) && facts.procs.len() > 1 => {
             Err(format!(
                 "node {id} is already cut off from every other node; `heal` reconnects it"
             ))
@@ -455,6 +462,20 @@ mod tests {
         }
         assert!(admit(&Command::Transfer(Target::Node(1)), 1, &f).is_err());
         assert_eq!(admit(&Command::Transfer(Target::Node(4)), 4, &f), Ok(()));
+        // One open direction (1->3 after `cut 1<->2` and `cut 3->1`) still carries frames: admitted.
+        let mut f = Facts::default();
+        for id in 1..=3 {
+            f.procs.insert(id, Proc::Running);
+        }
+        f.cut.extend([(1, 2), (2, 1), (3, 1)]);
+        let isolate_1 = crate::cluster::command::parse("isolate 1").unwrap();
+        assert_eq!(admit(&isolate_1, 1, &f), Ok(()));
+        f.cut.insert((1, 3));
+        assert!(
+            admit(&isolate_1, 1, &f)
+                .unwrap_err()
+                .contains("already cut off")
+        );
     }
 
     #[test]
