@@ -455,7 +455,8 @@ fn a_removed_node_restarted_with_its_old_data_causes_no_election() {
     let rest: Vec<u64> = (1..=3).filter(|i| *i != gone).collect();
     let st = s.settled(&rest);
     let (l, term) = st.leader().map(|l| (l.id, l.term)).unwrap();
-    s.ok(&format!("restart {gone}"));
+    let answer = s.ok(&format!("restart {gone}"));
+    assert!(answer.contains("as a non-member"), "{answer}");
     s.until(&format!("node {gone} answering again"), |st| {
         st.node(gone).filter(|n| n.reachable).map(|_| ())
     });

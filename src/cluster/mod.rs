@@ -750,6 +750,13 @@ impl Cluster {
                 self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
                 Ok(if wipe {
                     format!("wipe data of node {id}{what} and restart it empty")
+                } else if self.is_removed(id) {
+                    // Allowed on purpose: a removed server coming back is a known hazard (Raft thesis §4.2.3)
+                    // worth showing; the answer says it is not a member again.
+                    format!(
+                        "restart node {id}{what} with its data, as a non-member: it was removed from the \
+                         configuration, and its pre-votes win nothing (`add` starts a new member)"
+                    )
                 } else {
                     format!("restart node {id}{what} with its data")
                 })
