@@ -324,3 +324,32 @@ fn isolate_is_refused_only_when_every_link_of_the_node_is_already_cut() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn restart_all_brings_back_every_node_in_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    let before = support::node_pids(dir.path());
+    // Every node down, as after `powercut all`.
+    for id in 1..=3 {
+        ask(&mut stdin, &mut out, &format!("kill {id}"), "kill node");
+    }
+    assert!(wait_gone(&before, Duration::from_secs(10)).is_empty());
+    let answer = ask(&mut stdin, &mut out, "restart all", "restart nodes");
+    assert!(answer.contains("1, 2 and 3") || answer.contains("1, 2, 3"), "{answer}");
+    let after = support::node_pids(dir.path());
+    assert_eq!(after.len(), 3, "{after:?}");
+    for pid in &after {
+        assert!(
+            support::alive(*pid) && !before.contains(pid),
+            "pids before {before:?}, after {after:?}"
+        );
+    }
+    out.wait_for("a leader after the restart", WAIT, |l| {
+        (l.contains(" leads term ") && !l.contains("term 1 ")).then_some(())
+    });
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&after, Duration::from_secs(5)).is_empty());
+}

@@ -33,6 +33,9 @@ pub enum Command {
     TogglePause(Target),
     /// Restart with the same data.
     Restart(Target),
+    /// Restart every node of the configuration at once with its data (removed nodes stay stopped): the
+    /// whole cluster back after `powercut all` or a kill of every node, or a crash-restart of all of it.
+    RestartAll,
     /// Wipe the data directory and restart.
     Wipe(Target),
     /// Add a network fault to the active set (`isolate 2`, `cut 1->2`, `partition halves`, `delay 2 200ms`, …).
@@ -135,6 +138,7 @@ impl std::fmt::Display for Command {
             Command::Resume(t) => write!(f, "resume {t}"),
             Command::TogglePause(t) => write!(f, "pause/resume {t}"),
             Command::Restart(t) => write!(f, "restart {t}"),
+            Command::RestartAll => f.write_str("restart all"),
             Command::Wipe(t) => write!(f, "wipe {t}"),
             Command::Fault(x) => write!(f, "{x}"),
             Command::ToggleFault(x) => write!(f, "toggle {x}"),
@@ -179,7 +183,7 @@ pub const DELAY_STEPS_MS: [u64; 4] = [0, 50, 200, 1000];
 pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 
 /// Help text of the headless console.
-pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, \
+pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, resume N, restart N|all, wipe N, \
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
@@ -191,7 +195,7 @@ with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|
 /// The console's answer to `help`: the vocabulary in groups, one line each (the same commands as
 /// [`HEADLESS_HELP`], which the console prints once at start).
 pub const HELP_LINES: [&str; 8] = [
-    "processes: kill N|leader, terminate N, pause N, resume N, restart N, wipe N, transfer N",
+    "processes: kill N|leader, terminate N, pause N, resume N, restart N|all, wipe N, transfer N",
     "network: isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, \
      delay TARGET 200ms (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, \
      bandwidth TARGET 1MB/s, blackhole TARGET, reset TARGET, hold TARGET; any fault + [for DUR] [only KIND,..]",
@@ -300,6 +304,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "terminate" | "term" | "stop" => no_more(1, Command::Terminate(target(arg(0), cmd)?)),
         "pause" => no_more(1, Command::Pause(target(arg(0), cmd)?)),
         "resume" | "cont" => no_more(1, Command::Resume(target(arg(0), cmd)?)),
+        "restart" if arg(0) == Some("all") => no_more(1, Command::RestartAll),
         "restart" => no_more(1, Command::Restart(target(arg(0), cmd)?)),
         "wipe" => no_more(1, Command::Wipe(target(arg(0), cmd)?)),
         "transfer" => no_more(1, Command::Transfer(target(arg(0), cmd)?)),
@@ -620,6 +625,7 @@ mod tests {
             "remove 4",
             "replace 2",
             "promote 6",
+            "restart all",
         ] {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cmd.to_string(), line, "printed back");

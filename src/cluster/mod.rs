@@ -761,6 +761,45 @@ impl Cluster {
                     format!("restart node {id}{what} with its data")
                 })
             }
+            Command::RestartAll => {
+                let ids: Vec<NodeId> = self
+                    .node_ids()
+                    .into_iter()
+                    .filter(|id| !self.is_removed(*id))
+                    .collect();
+                // All at once, as after a power cut of the whole cluster: no node comes back to find the
+                // others still up.
+                let results = futures::future::join_all(ids.iter().map(|&id| {
+                    let c = self.clone();
+                    async move { (id, c.restart(id, false).await) }
+                }))
+                .await;
+                let done: Vec<NodeId> = results
+                    .iter()
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("node {id}: {e:#}")))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(format!(
+                        "restart nodes {} with their data",
+                        membership::id_list(&done)
+                    ))
+                } else {
+                    Err(format!(
+                        "restart all: {}{}",
+                        failed.join("; "),
+                        if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (nodes {} restarted)", membership::id_list(&done))
+                        }
+                    ))
+                }
+            }
             Command::Fault(f) => self.add_fault(f, false),
             Command::ToggleFault(f) => self.add_fault(f, true),
             Command::CycleDelay(t) => {
