@@ -337,7 +337,10 @@ fn restart_all_brings_back_every_node_in_one_command() {
     }
     assert!(wait_gone(&before, Duration::from_secs(10)).is_empty());
     let answer = ask(&mut stdin, &mut out, "restart all", "restart nodes");
-    assert!(answer.contains("1, 2 and 3") || answer.contains("1, 2, 3"), "{answer}");
+    assert!(
+        answer.contains("1, 2 and 3") || answer.contains("1, 2, 3"),
+        "{answer}"
+    );
     let after = support::node_pids(dir.path());
     assert_eq!(after.len(), 3, "{after:?}");
     for pid in &after {
