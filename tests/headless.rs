@@ -627,3 +627,80 @@ fn a_one_shot_kv_asks_the_last_known_leader_first() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// Flips one bit of the first record of node `id`'s WAL (after its 8-byte length and CRC header).
+fn corrupt_wal(dir: &std::path::Path, id: u64) {
+    let wal = dir.join(format!("node-{id}/data/wal.log"));
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 64, "a WAL with several records");
+    bytes[11] ^= 0x40;
+    std::fs::write(&wal, &bytes).unwrap();
+}
+
+#[test]
+fn a_node_that_refuses_its_data_at_start_leaves_the_majority_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    for i in 0..5 {
+        let put = kv(dir.path(), &["put", &format!("k{i}"), "v"]);
+        assert!(put.status.success(), "{put:?}");
+    }
+    drop(child.stdin.take());
+    out.wait_for("the end", WAIT, |l| {
+        l.contains("end of input").then_some(())
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // Node 2 refuses its data; nodes 1 and 3 are a majority of three: the session starts with them.
+    corrupt_wal(dir.path(), 2);
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    let refused = out.wait_for("node 2 shown as refused, with its reason", WAIT, |l| {
+        (l.contains("n2 refused its data") && l.contains("corrupt")).then(|| l.to_string())
+    });
+    assert!(
+        refused.contains("restart 2") && refused.contains("wipe 2"),
+        "says what to do: {refused}"
+    );
+    let status = ask(&mut stdin, &mut out, "status", "status of 3 nodes");
+    let n2 = out
+        .seen
+        .iter()
+        .find(|l| l.starts_with("status: n2 "))
+        .cloned()
+        .unwrap_or_else(|| panic!("no status line for n2: {status}"));
+    assert!(n2.contains("refused") && n2.contains("corrupt"), "{n2}");
+    let put = kv(dir.path(), &["put", "after", "v"]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let pids = support::node_pids(dir.path());
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // Two of three refuse: no majority, nothing starts, and the message says why.
+    corrupt_wal(dir.path(), 3);
+    let o = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("node 2") && text.contains("node 3") && text.contains("not a majority"),
+        "{text}"
+    );
+}

@@ -245,9 +245,53 @@ impl Cluster {
                 state: ProcessState::Running { pid },
             });
         }
+        // A node that exits before listening refused its data (a corrupt WAL, a locked directory). The others
+        // start without it when they are a majority, so the person can look at it with the cluster up.
+        let mut refused = Vec::new();
         for &id in ids {
-            cluster.await_listening(id).await?;
+            if let Err(e) = cluster.await_listening(id).await {
+                refused.push((id, e));
+            }
         }
+        if !refused.is_empty() {
+            let running: Vec<NodeId> = ids
+                .iter()
+                .copied()
+                .filter(|id| !refused.iter().any(|(r, _)| r == id))
+                .collect();
+            if running.len() * 2 <= ids.len() {
+                let why: Vec<String> = refused.iter().map(|(_, e)| format!("{e:#}")).collect();
+                bail!(
+                    "{}; the nodes that started ({}) are not a majority of {}, so the cluster is not \
+                     started: fix or move the data of {}",
+                    why.join("\n"),
+                    if running.is_empty() {
+                        "none".to_string()
+                    } else {
+                        membership::id_list(&running)
+                    },
+                    membership::id_list(ids),
+                    refused
+                        .iter()
+                        .map(|(id, _)| format!("node {id}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for (id, e) in &refused {
+                let log = cluster.inner.slots.lock().unwrap()[id]
+                    .spec
+                    .log_path
+                    .clone();
+                let reason = files::last_error(&log).unwrap_or_else(|| format!("{e:#}"));
+                cluster.emit(Event::Refused {
+                    node: *id,
+                    reason,
+                    running: running.clone(),
+                });
+            }
+        }
+        // Every node is polled, a refused one too: once restarted it is picked up like any other.
         for &id in ids {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }

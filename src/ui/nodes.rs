@@ -119,7 +119,14 @@ fn row<'a>(
     {
         Span::styled("no answer", styles::fault())
     } else {
-        Span::styled(n.process.label(), styles::process(&n.process))
+        Span::styled(
+            if n.refused.is_some() {
+                "refused".to_string()
+            } else {
+                n.process.label()
+            },
+            styles::process(&n.process),
+        )
     };
     let member = state.membership(n.id);
     let role = match (s, member) {
