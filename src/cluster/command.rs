@@ -86,6 +86,11 @@ pub enum Command {
     /// Start a new node (the next free id) and make it a voter: it joins as a learner, catches up, and is
     /// promoted; see [`super::membership`].
     Add,
+    /// Start a new node (the next free id) and add it as a learner only: it receives the log and never
+    /// votes until `promote N`.
+    AddLearner,
+    /// Make voter N a learner: it keeps receiving the log but no longer votes.
+    Demote(NodeId),
     /// Remove node N from the configuration, then stop its process (its directory is kept).
     Remove(NodeId),
     /// Add a new node and remove node N once the new one votes.
@@ -172,6 +177,8 @@ impl std::fmt::Display for Command {
             Command::Remove(n) => write!(f, "remove {n}"),
             Command::Replace(n) => write!(f, "replace {n}"),
             Command::Promote(n) => write!(f, "promote {n}"),
+            Command::AddLearner => f.write_str("add --learner"),
+            Command::Demote(n) => write!(f, "demote {n}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -187,7 +194,7 @@ pub const HEADLESS_HELP: &str = "commands: kill N|leader, terminate N, pause N, 
 transfer N, isolate N, partition halves|random-halves|bridge|ring|1,2|3,4,5, cut TARGET, delay TARGET 200ms \
 (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, bandwidth TARGET 1MB/s, blackhole TARGET, \
 reset TARGET, hold TARGET, any fault + [for DUR] [only KIND,..], faults, heal [ID], held, step TARGET [N], \
-drop-held TARGET [N], release TARGET, links, add, remove N, replace N, promote N, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
+drop-held TARGET [N], release TARGET, links, add [--learner], remove N, replace N, promote N, demote N, workload on|off, workload rate R, workload lin-kv|counter, check, status, quit; \
 with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|full \
 [after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal \
 (TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *)";
@@ -200,7 +207,7 @@ pub const HELP_LINES: [&str; 8] = [
      delay TARGET 200ms (bare numbers are ms) [jitter DUR], loss TARGET 30%, dup TARGET PCT, reorder TARGET DUR, \
      bandwidth TARGET 1MB/s, blackhole TARGET, reset TARGET, hold TARGET; any fault + [for DUR] [only KIND,..]",
     "faults in force: faults, heal [ID], held, step TARGET [N], drop-held TARGET [N], release TARGET, links",
-    "membership: add, remove N, replace N, promote N",
+    "membership: add [--learner], remove N, replace N, promote N, demote N",
     "workload: workload on|off, workload rate R, workload lin-kv|counter, check",
     "with --disk-faults: powercut N|leader|all [torn], disk N slow 50ms [sync]|stall|fail-fsync [once|always]|\
      full [after BYTES]|flip [FILE]|heal, clock N +1h|-30s|x4|strobe 200ms|heal",
@@ -213,7 +220,7 @@ pub const HELP_LINES: [&str; 8] = [
 pub const EMPTY_LINE: &str = "empty line; type `help` for the commands";
 
 /// Every verb the console knows, for the dashboard prompt's hint.
-pub const VERBS: [&str; 38] = [
+pub const VERBS: [&str; 39] = [
     "powercut",
     "disk",
     "clock",
@@ -246,6 +253,7 @@ pub const VERBS: [&str; 38] = [
     "remove",
     "replace",
     "promote",
+    "demote",
     "workload",
     "check",
     "status",
@@ -371,10 +379,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             ),
         },
+        "add" if arg(0) == Some("--learner") => no_more(1, Command::AddLearner),
         "add" => no_more(0, Command::Add),
         "remove" => no_more(1, Command::Remove(member(arg(0), cmd)?)),
         "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
         "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
+        "demote" => no_more(1, Command::Demote(member(arg(0), cmd)?)),
         "powercut" => super::disk::parse_powercut(rest),
         "disk" => super::disk::parse_disk(rest),
         "clock" => super::clock::parse_clock(rest),
@@ -626,6 +636,8 @@ mod tests {
             "replace 2",
             "promote 6",
             "restart all",
+            "add --learner",
+            "demote 3",
         ] {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cmd.to_string(), line, "printed back");

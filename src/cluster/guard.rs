@@ -164,7 +164,12 @@ fn set_text(ids: &BTreeSet<NodeId>) -> String {
 pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
     let is_change = matches!(
         cmd,
-        Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_)
+        Command::Add
+            | Command::AddLearner
+            | Command::Remove(_)
+            | Command::Replace(_)
+            | Command::Promote(_)
+            | Command::Demote(_)
     );
     if !is_change {
         return Ok(());
@@ -203,7 +208,7 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
         Ok(())
     };
     let admitted = match cmd {
-        Command::Add if next > MAX_NODES => Err(full()),
+        Command::Add | Command::AddLearner if next > MAX_NODES => Err(full()),
         Command::Replace(n) => {
             member(*n)?;
             if next > MAX_NODES {
@@ -243,6 +248,33 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
                         set_text(&down)
                     ));
                 }
+            }
+            Ok(())
+        }
+        Command::Demote(n) => {
+            member(*n)?;
+            if !f.voters.contains(n) {
+                return Err(format!(
+                    "node {n} is a learner already: nothing to demote (`promote {n}` makes it a voter)"
+                ));
+            }
+            if f.voters.len() == 1 {
+                return Err(format!(
+                    "node {n} is the last voter: demoting it would leave no node to elect a leader or commit"
+                ));
+            }
+            // For the quorums a demotion is a removal: the voters left must have a running majority.
+            let rest: BTreeSet<NodeId> = f.voters.iter().copied().filter(|v| v != n).collect();
+            let need = rest.len() / 2 + 1;
+            let live = rest.intersection(&f.live).count();
+            if live < need {
+                let down: BTreeSet<NodeId> = rest.difference(&f.live).copied().collect();
+                return Err(format!(
+                    "demoting node {n} leaves voters {}, which need {need} running, and only {live} run ({} \
+                     not running or paused): the cluster would stop; restart or resume one first",
+                    set_text(&rest),
+                    set_text(&down)
+                ));
             }
             Ok(())
         }

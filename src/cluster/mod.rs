@@ -1017,9 +1017,12 @@ impl Cluster {
                 Ok(format!("workload rate {r} writes/s"))
             }
             Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
-            Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_) => {
-                self.perform_membership(cmd).await
-            }
+            Command::Add
+            | Command::AddLearner
+            | Command::Remove(_)
+            | Command::Replace(_)
+            | Command::Promote(_)
+            | Command::Demote(_) => self.perform_membership(cmd).await,
             Command::Clock(..) => self.perform_clock(cmd).await,
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
