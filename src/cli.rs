@@ -111,6 +111,14 @@ pub struct UpArgs {
     /// to show that `powercut` loses acknowledged writes of such a node where `kill` does not.
     #[arg(long)]
     pub unsafe_no_fsync: bool,
+    /// For demonstrations only: start every node with `--no-pre-vote` (Raft thesis §9.6 off), so a node
+    /// that rejoins after a partition forces an election with its higher term.
+    #[arg(long)]
+    pub no_pre_vote: bool,
+    /// For demonstrations only: start every node with `--no-check-quorum` (Raft thesis §6.2 off), so a
+    /// leader cut off from a majority keeps believing it leads.
+    #[arg(long)]
+    pub no_check_quorum: bool,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]

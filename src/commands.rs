@@ -212,6 +212,17 @@ pub fn kv(args: KvArgs) -> ExitCode {
         return fail(2, e);
     }
     let mut client = KvClient::new(addrs);
+    // The leader `squall up` last saw: asked first, so a paused or slow follower costs nothing.
+    if args.target.peers.is_none()
+        && let Some(leader) = args
+            .target
+            .dir
+            .as_deref()
+            .and_then(|d| ClusterFile::read(d).ok())
+            .and_then(|f| f.leader)
+    {
+        client.prefer(leader);
+    }
     client.op_timeout = args.target.timeout;
     client.call_timeout = args.target.timeout.min(Duration::from_secs(1));
     let result = runtime().block_on(client.execute(op));
@@ -400,6 +411,31 @@ pub fn up(args: UpArgs) -> ExitCode {
                     crate::cluster::membership::id_list(&removed)
                 )
             },
+        ));
+    }
+    // Demonstration switches: what each turns off, said once so nobody mistakes the result for Raft's.
+    let switches: Vec<(&str, &str)> = [
+        (
+            args.no_pre_vote,
+            "--no-pre-vote",
+            "a node rejoining after a partition disrupts the leader",
+        ),
+        (
+            args.no_check_quorum,
+            "--no-check-quorum",
+            "a leader cut off from a majority keeps leading",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag, effect)| on.then_some((flag, effect)))
+    .collect();
+    if !switches.is_empty() {
+        let flags: Vec<&str> = switches.iter().map(|(f, _)| *f).collect();
+        let effects: Vec<&str> = switches.iter().map(|(_, e)| *e).collect();
+        say(format_args!(
+            "squall: demonstration switches {} on every node: {}",
+            flags.join(" "),
+            effects.join("; ")
         ));
     }
     if args.snapshot_every == 0 {

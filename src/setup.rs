@@ -46,7 +46,14 @@ pub fn effective(args: &UpArgs) -> UpArgs {
 
 /// The cluster specification for `up`'s flags, with the node program resolved.
 pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
-    let (node_program, node_prefix_args) = node_program(args.node_bin.as_deref())?;
+    let (node_program, mut node_prefix_args) = node_program(args.node_bin.as_deref())?;
+    // squall-node's own switches, so the node's flag parser is the one that knows them.
+    if args.no_pre_vote {
+        node_prefix_args.push("--no-pre-vote".into());
+    }
+    if args.no_check_quorum {
+        node_prefix_args.push("--no-check-quorum".into());
+    }
     Ok(ClusterSpec {
         nodes: args.nodes,
         dir,

@@ -35,6 +35,23 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// The longest duration squall takes from a person (a fault's `for`, a delay, a scenario's times): one
+/// week. A longer one is a typo; refusing it where it is read keeps the sums of such times (a run's end is
+/// its duration plus its recovery, scaled) far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `d` when it is at most [`MAX_DURATION`], else an error naming `word` (the text it was read from) and the
+/// limit.
+pub fn within_limit(d: Duration, word: &str) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        Err(format!(
+            "`{word}` is too long: durations are at most 7 days (168h)"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,3 +225,134 @@ fn flags_and_stopped_clusters_get_messages_a_person_can_act_on() {
         started.elapsed()
     );
 }
+
+/// Sends `line` and returns every line up to and including its `ok:`/`error:` answer.
+fn answer_to(stdin: &mut impl Write, out: &mut support::Lines, line: &str) -> Vec<String> {
+    writeln!(stdin, "{line}").unwrap();
+    let mut got = Vec::new();
+    out.wait_for(&format!("the answer to {line:?}"), WAIT, |l| {
+        got.push(l.to_string());
+        (l.starts_with("ok:") || l.starts_with("error:")).then_some(())
+    });
+    got
+}
+
+#[test]
+fn help_lists_the_vocabulary_and_a_blank_line_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "1", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = support::Lines::new(child.stdout.take().unwrap());
+
+    let help = answer_to(&mut stdin, &mut out, "help");
+    let last = help.last().unwrap();
+    assert!(last.starts_with("ok:"), "help answered: {help:?}");
+    let listed: Vec<&String> = help.iter().filter(|l| l.starts_with("help:")).collect();
+    for verb in [
+        "kill",
+        "partition",
+        "heal",
+        "remove",
+        "workload",
+        "status",
+        "quit",
+    ] {
+        assert!(
+            listed.iter().any(|l| l.contains(verb)),
+            "`{verb}` missing from help: {help:?}"
+        );
+    }
+    assert_eq!(
+        answer_to(&mut stdin, &mut out, "?").last(),
+        Some(last),
+        "`?` answers as `help` does"
+    );
+
+    // A blank line (empty or only spaces) is answered like every other line, never silently skipped.
+    for blank in ["", "   \t"] {
+        let answer = answer_to(&mut stdin, &mut out, blank);
+        assert_eq!(
+            answer.last().map(String::as_str),
+            Some("error: empty line; type `help` for the commands"),
+            "{blank:?}: {answer:?}"
+        );
+    }
+    ask(&mut stdin, &mut out, "status", "status of 1 nodes");
+
+    // `squall status` and `squall status --json` exit alike: 0 while a node answers, 1 when none does (the
+    // table or the document is printed either way).
+    let codes = |dir: &std::path::Path| {
+        let plain = squall(&["status", "--dir"], dir);
+        let json = squall(&["status", "--json", "--dir"], dir);
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout)
+            .unwrap_or_else(|e| panic!("status --json printed no JSON ({e}): {json:?}"));
+        assert_eq!(doc["nodes"].as_array().map(Vec::len), Some(1), "{doc}");
+        (plain.status.code(), json.status.code())
+    };
+    assert_eq!(codes(dir.path()), (Some(0), Some(0)), "running");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(codes(dir.path()), (Some(1), Some(1)), "stopped");
+}
+
+#[test]
+fn isolate_is_refused_only_when_every_link_of_the_node_is_already_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    ask(&mut stdin, &mut out, "cut 1<->2", "cut");
+    ask(&mut stdin, &mut out, "cut 3->1", "cut");
+    // 1->3 still carries frames: isolating node 1 cuts it.
+    let answer = answer_to(&mut stdin, &mut out, "isolate 1");
+    assert!(
+        answer.last().is_some_and(|l| l.starts_with("ok:")),
+        "isolate 1 with 1->3 still open: {answer:?}"
+    );
+    let answer = answer_to(&mut stdin, &mut out, "isolate 1");
+    assert!(
+        answer
+            .last()
+            .is_some_and(|l| l.starts_with("error:") && l.contains("already cut off")),
+        "isolate 1 again: {answer:?}"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn restart_all_brings_back_every_node_in_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    let before = support::node_pids(dir.path());
+    // Every node down, as after `powercut all`.
+    for id in 1..=3 {
+        ask(&mut stdin, &mut out, &format!("kill {id}"), "kill node");
+    }
+    assert!(wait_gone(&before, Duration::from_secs(10)).is_empty());
+    let answer = ask(&mut stdin, &mut out, "restart all", "restart nodes");
+    assert!(
+        answer.contains("1, 2 and 3") || answer.contains("1, 2, 3"),
+        "{answer}"
+    );
+    let after = support::node_pids(dir.path());
+    assert_eq!(after.len(), 3, "{after:?}");
+    for pid in &after {
+        assert!(
+            support::alive(*pid) && !before.contains(pid),
+            "pids before {before:?}, after {after:?}"
+        );
+    }
+    out.wait_for("a leader after the restart", WAIT, |l| {
+        (l.contains(" leads term ") && !l.contains("term 1 ")).then_some(())
+    });
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&after, Duration::from_secs(5)).is_empty());
+}

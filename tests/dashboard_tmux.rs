@@ -759,3 +759,61 @@ fn dashboard_in_tmux_adds_a_node_with_a_and_removes_it_with_d() {
     assert_eq!(code, "0", "screen:\n{}", tmux.screen());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
+
+/// While the "terminal too small" screen hides the dashboard, keys do nothing but quit: `K` there used to
+/// kill the leader unseen.
+#[test]
+fn only_quit_acts_while_the_terminal_is_too_small() {
+    if skipped_without_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let tmux = Tmux::start(
+        "small",
+        dir.path(),
+        &format!("up -n 3 --dir {}", cdir.display()),
+    );
+    tmux.wait_for("a leader in the header", header_leader);
+    let pids = support::node_pids(&cdir);
+    let resize = |w: &str, h: &str| {
+        let st = tmux
+            .cmd()
+            .args(["resize-window", "-t", "main", "-x", w, "-y", h])
+            .status()
+            .expect("tmux resize-window");
+        assert!(st.success());
+    };
+    resize("60", "20");
+    tmux.wait_for("the too-small screen", |s| {
+        s.contains("is too small").then_some(())
+    });
+    // Kill the leader, kill the selected node, isolate it, add a node: none may act unseen.
+    tmux.keys(&["K", "k", "i", "a"]);
+    resize("160", "48");
+    tmux.wait_for("the dashboard again", |s| header_leader(s).map(|_| ()));
+    // A key that acted would have stopped a node within milliseconds; watch well past that.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let screen = tmux.screen();
+        assert!(
+            pids.iter().all(|p| support::alive(*p)),
+            "a key acted while the dashboard was hidden; pids {pids:?}; the screen shows:\n{screen}"
+        );
+        assert!(
+            !screen.contains("kill node") && cut_cells(&screen) == Some(0),
+            "a key acted while the dashboard was hidden; the screen shows:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(support::node_pids(&cdir).len(), 3, "a node was added");
+    resize("60", "20");
+    tmux.wait_for("the too-small screen", |s| {
+        s.contains("is too small").then_some(())
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for("squall to quit from the too-small screen", |s| {
+        s.contains("squall exited with 0").then_some(())
+    });
+    assert!(wait_gone(&pids, Duration::from_secs(10)).is_empty());
+}

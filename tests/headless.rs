@@ -538,3 +538,162 @@ fn commit_of(line: &str) -> Option<u64> {
     let i = words.iter().position(|w| *w == "commit")?;
     words.get(i + 1)?.parse().ok()
 }
+
+#[test]
+fn no_pre_vote_and_no_check_quorum_reach_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) = support::headless_with_leader(
+        dir.path(),
+        &["-n", "3", "--no-pre-vote", "--no-check-quorum"],
+        WAIT,
+    );
+    // Said at start: these are demonstration switches, not settings to run with.
+    assert!(
+        out.seen
+            .iter()
+            .any(|l| l.contains("--no-pre-vote") && l.contains("--no-check-quorum")),
+        "{:?}",
+        out.seen
+    );
+    let pids = support::node_pids(dir.path());
+    assert_eq!(pids.len(), 3);
+    for pid in &pids {
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+        for flag in ["--no-pre-vote", "--no-check-quorum"] {
+            assert!(
+                argv.contains(&flag.as_bytes()),
+                "node pid {pid} runs without {flag}: {:?}",
+                String::from_utf8_lossy(&argv.join(&b' '))
+            );
+        }
+    }
+    ask(&mut stdin, &mut out, "status", "status of 3 nodes");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}
+
+/// The leader `cluster.json` names, once it names one.
+fn recorded_leader(dir: &std::path::Path) -> Option<u64> {
+    let bytes = std::fs::read(dir.join("cluster.json")).ok()?;
+    let file: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    file["leader"].as_u64()
+}
+
+fn wait_recorded_leader(dir: &std::path::Path, want: impl Fn(u64) -> bool) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let seen = recorded_leader(dir);
+        if let Some(l) = seen.filter(|l| want(*l)) {
+            return l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster.json never named the leader wanted; last seen {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_one_shot_kv_asks_the_last_known_leader_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    // Node 2 is the one the client used to ask first: make it a follower, then pause it.
+    if wait_recorded_leader(dir.path(), |_| true) == 2 {
+        ask(&mut stdin, &mut out, "transfer 1", "transfer");
+    }
+    let leader = wait_recorded_leader(dir.path(), |l| l != 2);
+    ask(&mut stdin, &mut out, "pause 2", "pause node 2");
+    // A budget of 1 s is one call's deadline: a first call to the paused node would spend all of it.
+    for i in 0..3 {
+        let o = kv(dir.path(), &["--timeout", "1s", "put", "k", &i.to_string()]);
+        assert!(
+            o.status.success(),
+            "put {i} with node 2 paused and node {leader} leading: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    ask(&mut stdin, &mut out, "resume 2", "resume node 2");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Flips one bit of the first record of node `id`'s WAL (after its 8-byte length and CRC header).
+fn corrupt_wal(dir: &std::path::Path, id: u64) {
+    let wal = dir.join(format!("node-{id}/data/wal.log"));
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 64, "a WAL with several records");
+    bytes[11] ^= 0x40;
+    std::fs::write(&wal, &bytes).unwrap();
+}
+
+#[test]
+fn a_node_that_refuses_its_data_at_start_leaves_the_majority_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    for i in 0..5 {
+        let put = kv(dir.path(), &["put", &format!("k{i}"), "v"]);
+        assert!(put.status.success(), "{put:?}");
+    }
+    drop(child.stdin.take());
+    out.wait_for("the end", WAIT, |l| {
+        l.contains("end of input").then_some(())
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // Node 2 refuses its data; nodes 1 and 3 are a majority of three: the session starts with them.
+    corrupt_wal(dir.path(), 2);
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    let refused = out.wait_for("node 2 shown as refused, with its reason", WAIT, |l| {
+        (l.contains("n2 refused its data") && l.contains("corrupt")).then(|| l.to_string())
+    });
+    assert!(
+        refused.contains("restart 2") && refused.contains("wipe 2"),
+        "says what to do: {refused}"
+    );
+    let status = ask(&mut stdin, &mut out, "status", "status of 3 nodes");
+    let n2 = out
+        .seen
+        .iter()
+        .find(|l| l.starts_with("status: n2 "))
+        .cloned()
+        .unwrap_or_else(|| panic!("no status line for n2: {status}"));
+    assert!(n2.contains("refused") && n2.contains("corrupt"), "{n2}");
+    let put = kv(dir.path(), &["put", "after", "v"]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let pids = support::node_pids(dir.path());
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // Two of three refuse: no majority, nothing starts, and the message says why.
+    corrupt_wal(dir.path(), 3);
+    let o = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("node 2") && text.contains("node 3") && text.contains("not a majority"),
+        "{text}"
+    );
+}

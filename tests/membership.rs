@@ -455,7 +455,8 @@ fn a_removed_node_restarted_with_its_old_data_causes_no_election() {
     let rest: Vec<u64> = (1..=3).filter(|i| *i != gone).collect();
     let st = s.settled(&rest);
     let (l, term) = st.leader().map(|l| (l.id, l.term)).unwrap();
-    s.ok(&format!("restart {gone}"));
+    let answer = s.ok(&format!("restart {gone}"));
+    assert!(answer.contains("as a non-member"), "{answer}");
     s.until(&format!("node {gone} answering again"), |st| {
         st.node(gone).filter(|n| n.reachable).map(|_| ())
     });
@@ -571,5 +572,60 @@ fn a_removal_without_a_running_majority_is_refused_and_a_dead_node_s_removal_say
     assert!(e.contains("not a member"), "{e}");
     let e = s.refused(&format!("transfer {down}"));
     assert!(e.contains("was removed") && !e.contains("restart"), "{e}");
+    s.finish();
+}
+
+#[test]
+fn a_partition_shape_is_drawn_over_the_members_and_never_answers_ok_for_no_cut() {
+    let mut s = Session::start(5, &[]);
+    for gone in [1, 2] {
+        s.ok(&format!("remove {gone}"));
+        s.feed(&format!("n{gone} removed"));
+    }
+    s.settled(&[3, 4, 5]);
+    // Over all five ids `halves` was {1,2} | {3,4,5}: it cut only links to removed nodes.
+    let answer = s.ok("partition halves");
+    assert!(answer.contains("3 | 4,5"), "{answer}");
+    s.ok("heal");
+    let e = s.refused("partition 1,2|3,4,5");
+    assert!(e.contains("removed"), "{e}");
+    s.finish();
+}
+
+#[test]
+fn add_learner_stays_a_learner_and_demote_makes_a_voter_a_learner() {
+    let mut s = Session::start(3, &["--workload", "--rate", "40"]);
+    let answer = s.ok("add --learner");
+    assert!(answer.contains("as a learner"), "{answer}");
+    let new = added_id(&answer);
+    s.feed(&format!("n{new} joins as a learner"));
+    // Caught up with the leader, and well past it: never promoted by itself.
+    s.until(&format!("learner {new} caught up"), |st| {
+        let leader = st.leader()?.commit;
+        st.node(new)
+            .filter(|n| n.reachable && n.commit + 5 >= leader && leader > 0)
+            .map(|_| ())
+    });
+    s.writes_continue(30);
+    let st = s.status();
+    assert_eq!(st.voters, set(&[1, 2, 3]), "{st:#?}");
+    assert_eq!(st.learners, set(&[new]), "{st:#?}");
+
+    let leader = st.leader().unwrap().id;
+    let voter = (1..=3).find(|i| *i != leader).unwrap();
+    let answer = s.ok(&format!("demote {voter}"));
+    assert!(
+        answer.contains(&format!("demote node {voter} to learner")),
+        "{answer}"
+    );
+    let rest: BTreeSet<u64> = (1..=3).filter(|i| *i != voter).collect();
+    s.until(&format!("node {voter} a learner"), |st| {
+        (st.voters == rest && st.learners == set(&[voter, new])).then_some(())
+    });
+    let e = s.refused(&format!("demote {voter}"));
+    assert!(e.contains("learner already"), "{e}");
+    s.ok(&format!("promote {new}"));
+    s.writes_continue(10);
+    s.check_passes();
     s.finish();
 }

@@ -524,3 +524,59 @@ fn a_rerun_of_an_exported_session_performs_the_same_command_values_at_the_same_o
         from = found + 1;
     }
 }
+
+#[test]
+fn durations_past_the_limit_are_refused_at_load_and_snapshot_every_0_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "18446744073709551615s";
+    let cases = [
+        (
+            format!("[run]\nrecovery = \"{huge}\"\n"),
+            format!(":2: run.recovery = \"{huge}\""),
+        ),
+        (
+            format!("[run]\nduration = \"{huge}\"\n"),
+            format!(":2: run.duration = \"{huge}\""),
+        ),
+        (
+            format!("[[timeline]]\nat = \"1s\"\ndo = \"cut 1->2 for {huge}\"\n"),
+            ":3:".to_string(),
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("long{i}.toml"));
+        std::fs::write(&f, text).unwrap();
+        // `--dry-run` validates exactly what a run would: a file it passes must not fail once started.
+        let o = squall()
+            .args(["run", "--dry-run"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{text}\n{err}");
+        assert!(
+            err.contains(&format!("long{i}.toml")) && err.contains(want) && err.contains("at most"),
+            "{text}: want {want:?} and the limit in {err}"
+        );
+    }
+
+    // The README: 0 turns snapshots off, for a scenario as for `squall up`.
+    let f = dir.path().join("nosnap.toml");
+    std::fs::write(&f, "[cluster]\nsnapshot-every = 0\n").unwrap();
+    let o = squall()
+        .args(["run", "--dry-run"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("snapshot-every") && l.ends_with("0 (snapshots off)")),
+        "{text}"
+    );
+}

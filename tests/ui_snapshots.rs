@@ -619,3 +619,25 @@ fn a_removed_node_leaves_the_selection_the_lanes_the_links_and_the_faults() {
     );
     insta::assert_snapshot!("removed_node_leaves_160x48", screen);
 }
+
+#[test]
+fn the_clock_column_is_blank_for_nodes_whose_clock_is_not_faked() {
+    use squall::state::{Event, Stamped};
+    let mut state = fixture::sample_state(3);
+    let now = state.now_ms + 1;
+    state.apply(&Stamped::new(
+        now,
+        Event::NodeFaults {
+            node: 2,
+            disk: vec![],
+            clock: Some("+1h".into()),
+        },
+    ));
+    let screen = render(160, 48, &state, &selected(1)).backend().to_string();
+    assert!(screen.contains("clock"), "no clock column:\n{screen}");
+    assert!(screen.contains("+1h"), "node 2's offset missing:\n{screen}");
+    assert!(
+        !screen.contains("true"),
+        "a node whose clock is not faked shows `true`:\n{screen}"
+    );
+}

@@ -81,6 +81,14 @@ impl KvClient {
         }
     }
 
+    /// Names the node to ask first (a leader known from elsewhere); ignored when it is not one of the
+    /// client's nodes. Without it the client starts from the lowest id and follows leader hints.
+    pub fn prefer(&mut self, node: NodeId) {
+        if self.nodes.contains_key(&node) {
+            self.leader = Some(node);
+        }
+    }
+
     /// The node this client currently believes leads.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
@@ -118,8 +126,10 @@ impl KvClient {
             let target = match self.leader {
                 Some(l) if self.nodes.contains_key(&l) => l,
                 _ => {
+                    // The lowest id first, then each in turn.
+                    let next = ids[rotate % ids.len()];
                     rotate += 1;
-                    ids[rotate % ids.len()]
+                    next
                 }
             };
             match self.call(target, req.clone()).await {

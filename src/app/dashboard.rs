@@ -180,6 +180,11 @@ pub(super) async fn run(
                             let _ = recorder.stop();
                             return ExitCode::SUCCESS;
                         }
+                        // The too-small screen hides the cluster: a key acting there (`K` kills the leader)
+                        // would act unseen, so only quit does.
+                        if crate::ui::too_small(terminal.size().unwrap_or_default().into()) {
+                            continue;
+                        }
                         if action == Action::ExportScenario {
                             let ev = match export_scenario(session, args) {
                                 Ok(p) => Event::Note {

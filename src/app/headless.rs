@@ -77,10 +77,17 @@ pub(super) async fn run(
                         continue;
                     }
                 };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let outcome = match command::parse(&line) {
+                let outcome = match line.split_whitespace().next() {
+                    None => Outcome::Refused(crate::command::verbs::EMPTY_LINE.into()),
+                    Some("help" | "?") => {
+                        let lines = crate::command::verbs::help_lines();
+                        Outcome::Listing {
+                            summary: format!("help: {} commands", lines.len() - 1),
+                            lines,
+                            prefix: "help:",
+                        }
+                    }
+                    Some(_) => match command::parse(&line) {
                     Ok(Command::Quit) => {
                         // Every event line held back for ordering goes out before the answer.
                         feed.flush();
@@ -115,6 +122,7 @@ pub(super) async fn run(
                     // Answer in order: the console is a script's conversation partner.
                     Ok(cmd) => cluster.perform(cmd).await,
                     Err(e) => Outcome::Refused(e),
+                    },
                 };
                 for l in outcome.console_lines() {
                     feed.out.say(format_args!("{l}"));

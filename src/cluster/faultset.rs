@@ -109,8 +109,24 @@ impl Cluster {
             FaultTarget::All => (pairs(&|_, _| true), None),
             FaultTarget::Shape(s) => {
                 let shape = super::fault::chaos_shape(s);
+                // A shape divides the configuration's members: drawn over removed nodes too, `halves` could
+                // put every member on one side and cut nothing that matters.
+                let members: Vec<NodeId> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !self.is_removed(*id))
+                    .collect();
+                if let squall_chaos::Shape::Custom(groups) = &shape
+                    && let Some(n) = groups.iter().flatten().find(|n| !members.contains(n))
+                    && ids.contains(n)
+                {
+                    return Err(format!(
+                        "node {n} was removed from the configuration: a partition divides the members ({})",
+                        super::membership::id_list(&members)
+                    ));
+                }
                 let seed = self.inner.spec.seed ^ self.now_ms();
-                let p = Partition::build(&shape, &ids, seed).map_err(|e| e.to_string())?;
+                let p = Partition::build(&shape, &members, seed).map_err(|e| e.to_string())?;
                 (p.cut_links(), Some(p.describe()))
             }
         })
@@ -137,6 +153,13 @@ impl Cluster {
             _ => String::new(),
         };
         let (links, groups) = self.links_of(&pinned.target)?;
+        if links.is_empty() && !pinned.kind.is_zero() {
+            // Nothing would be faulted, so the answer is not `ok`.
+            return Err(format!(
+                "`{}` covers no link: the cluster has no other node on it",
+                cmd
+            ));
+        }
         let why = if pinned.kind.is_zero() || toggle {
             FaultEnd::Removed
         } else {

@@ -95,6 +95,10 @@ pub struct ClusterFile {
     pub cluster_id: String,
     /// One entry per node.
     pub nodes: Vec<NodeEntry>,
+    /// The last node the orchestrator saw leading (absent until one led; it may have lost leadership since):
+    /// where a one-shot `squall kv` starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
 }
 
 /// One node in `cluster.json`.

@@ -43,6 +43,15 @@ impl Facts {
             .unwrap_or(Proc::Down { killed: false })
     }
 
+    /// Whether every link to and from `id` carries nothing: isolating it again would change nothing. (One open
+    /// direction is enough for frames to flow, so [`Facts::reachable_from`] is not the test.)
+    fn cut_off(&self, id: NodeId) -> bool {
+        self.procs
+            .keys()
+            .filter(|&&o| o != id)
+            .all(|&o| self.cut.contains(&(id, o)) && self.cut.contains(&(o, id)))
+    }
+
     /// The other nodes `id` can exchange messages with both ways.
     fn reachable_from(&self, id: NodeId) -> usize {
         self.procs
@@ -103,9 +112,7 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
             "{}: nothing to resume; `restart {id}` starts it again",
             down(id, killed)
         )),
-        (Command::Fault(f), _)
-            if f.is_isolate() && facts.reachable_from(id) == 0 && facts.procs.len() > 1 =>
-        {
+        (Command::Fault(f), _) if f.is_isolate() && facts.cut_off(id) && facts.procs.len() > 1 => {
             Err(format!(
                 "node {id} is already cut off from every other node; `heal` reconnects it"
             ))
@@ -157,7 +164,12 @@ fn set_text(ids: &BTreeSet<NodeId>) -> String {
 pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
     let is_change = matches!(
         cmd,
-        Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_)
+        Command::Add
+            | Command::AddLearner
+            | Command::Remove(_)
+            | Command::Replace(_)
+            | Command::Promote(_)
+            | Command::Demote(_)
     );
     if !is_change {
         return Ok(());
@@ -196,7 +208,7 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
         Ok(())
     };
     let admitted = match cmd {
-        Command::Add if next > MAX_NODES => Err(full()),
+        Command::Add | Command::AddLearner if next > MAX_NODES => Err(full()),
         Command::Replace(n) => {
             member(*n)?;
             if next > MAX_NODES {
@@ -236,6 +248,33 @@ pub fn admit_membership(cmd: &Command, f: &MemberFacts) -> Result<(), String> {
                         set_text(&down)
                     ));
                 }
+            }
+            Ok(())
+        }
+        Command::Demote(n) => {
+            member(*n)?;
+            if !f.voters.contains(n) {
+                return Err(format!(
+                    "node {n} is a learner already: nothing to demote (`promote {n}` makes it a voter)"
+                ));
+            }
+            if f.voters.len() == 1 {
+                return Err(format!(
+                    "node {n} is the last voter: demoting it would leave no node to elect a leader or commit"
+                ));
+            }
+            // For the quorums a demotion is a removal: the voters left must have a running majority.
+            let rest: BTreeSet<NodeId> = f.voters.iter().copied().filter(|v| v != n).collect();
+            let need = rest.len() / 2 + 1;
+            let live = rest.intersection(&f.live).count();
+            if live < need {
+                let down: BTreeSet<NodeId> = rest.difference(&f.live).copied().collect();
+                return Err(format!(
+                    "demoting node {n} leaves voters {}, which need {need} running, and only {live} run ({} \
+                     not running or paused): the cluster would stop; restart or resume one first",
+                    set_text(&rest),
+                    set_text(&down)
+                ));
             }
             Ok(())
         }
@@ -470,6 +509,20 @@ mod tests {
         }
         assert!(admit(&Command::Transfer(Target::Node(1)), 1, &f).is_err());
         assert_eq!(admit(&Command::Transfer(Target::Node(4)), 4, &f), Ok(()));
+        // One open direction (1->3 after `cut 1<->2` and `cut 3->1`) still carries frames: admitted.
+        let mut f = Facts::default();
+        for id in 1..=3 {
+            f.procs.insert(id, Proc::Running);
+        }
+        f.cut.extend([(1, 2), (2, 1), (3, 1)]);
+        let isolate_1 = crate::cluster::command::parse("isolate 1").unwrap();
+        assert_eq!(admit(&isolate_1, 1, &f), Ok(()));
+        f.cut.insert((1, 3));
+        assert!(
+            admit(&isolate_1, 1, &f)
+                .unwrap_err()
+                .contains("already cut off")
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@ enum Step {
     Learner(NodeId),
     Promote(NodeId),
     Remove(NodeId),
+    Demote(NodeId),
 }
 
 impl Step {
@@ -79,6 +80,7 @@ impl Step {
             Step::Learner(n) => ConfChange::AddLearner(n),
             Step::Promote(n) => ConfChange::Promote(n),
             Step::Remove(n) => ConfChange::Remove(n),
+            Step::Demote(n) => ConfChange::Demote(n),
         }
     }
 }
@@ -151,11 +153,13 @@ impl Cluster {
         let _ = self.ask_leader().await;
         guard::admit_membership(&cmd, &self.member_facts())?;
         match cmd {
-            Command::Add | Command::Replace(_) => {
+            Command::Add | Command::AddLearner | Command::Replace(_) => {
                 let old = match cmd {
                     Command::Replace(n) => Some(n),
                     _ => None,
                 };
+                // `add --learner` stops after the learner step: no automatic promotion.
+                let promote = cmd != Command::AddLearner;
                 let what = match old {
                     Some(n) => format!("replace node {n}"),
                     None => "add a node".to_string(),
@@ -174,7 +178,7 @@ impl Cluster {
                 });
                 let c = self.clone();
                 let task = tokio::spawn(async move {
-                    c.grow(id, old).await;
+                    c.grow(id, old, promote).await;
                     *c.inner.adding.lock().unwrap() = None;
                     *c.inner.change.lock().unwrap() = None;
                 });
@@ -183,6 +187,10 @@ impl Cluster {
                     *self.inner.adding.lock().unwrap() = None;
                 }
                 Ok(match old {
+                    None if !promote => format!(
+                        "add node {id} as a learner: started (pid {pid}); it joins as a learner and stays one \
+                         (`promote {id}` makes it a voter; the feed tells each step)"
+                    ),
                     Some(n) => format!(
                         "replace node {n}: node {id} started (pid {pid}); it joins as a learner, is promoted once \
                          caught up, then node {n} is removed (the feed tells each step)"
@@ -245,6 +253,12 @@ impl Cluster {
                 *self.inner.change.lock().unwrap() = None;
                 r
             }
+            Command::Demote(n) => {
+                *self.inner.change.lock().unwrap() = Some(format!("demote node {n}"));
+                let r = self.demote(n).await;
+                *self.inner.change.lock().unwrap() = None;
+                r
+            }
             other => Err(format!("`{other}` is not a membership change")),
         }
     }
@@ -267,6 +281,29 @@ impl Cluster {
                 Attempt::Fail(why) => return Err(format!("node {n} not promoted: {why}")),
                 Attempt::Wait(why) if Instant::now() > deadline => {
                     return Err(format!("node {n} not promoted within 10 s: {why}"));
+                }
+                Attempt::Wait(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// `demote N`, answered once committed (or refused with the leader's reason).
+    async fn demote(&self, n: NodeId) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.attempt(Step::Demote(n)).await {
+                Attempt::Done(done) => {
+                    let text = self.committed_text(done.as_ref());
+                    self.step_event(
+                        n,
+                        MembershipStep::Committed,
+                        format!("n{n} demoted to learner: {text}"),
+                    );
+                    return Ok(format!("demote node {n} to learner: {text}"));
+                }
+                Attempt::Fail(why) => return Err(format!("node {n} not demoted: {why}")),
+                Attempt::Wait(why) if Instant::now() > deadline => {
+                    return Err(format!("node {n} not demoted within 10 s: {why}"));
                 }
                 Attempt::Wait(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -417,7 +454,8 @@ impl Cluster {
             // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
             (Err(MembershipError::AlreadyMember { .. }), Step::Learner(_))
             | (Err(MembershipError::NotLearner { .. }), Step::Promote(_))
-            | (Err(MembershipError::NotMember { .. }), Step::Remove(_)) => {
+            | (Err(MembershipError::NotMember { .. }), Step::Remove(_))
+            | (Err(MembershipError::NotVoter { .. }), Step::Demote(_)) => {
                 if self
                     .known_config()
                     .is_some_and(|(_, _, committed)| committed)
@@ -460,6 +498,8 @@ impl Cluster {
                 _,
             ) => Attempt::Wait(e.to_string()),
             (Err(e @ MembershipError::LastVoter), _)
+            | (Err(e @ MembershipError::DemoteLeader), _)
+            | (Err(e @ MembershipError::NotVoter { .. }), _)
             | (Err(e @ MembershipError::NotMember { .. }), _)
             | (Err(e @ MembershipError::NotLearner { .. }), _)
             | (Err(e @ MembershipError::AlreadyMember { .. }), _) => Attempt::Fail(e.to_string()),
@@ -520,7 +560,7 @@ impl Cluster {
     }
 
     /// The background part of `add` / `replace`: learner, catch-up, promotion, then (replace) removal.
-    async fn grow(&self, id: NodeId, old: Option<NodeId>) {
+    async fn grow(&self, id: NodeId, old: Option<NodeId>, promote: bool) {
         let limit = Instant::now() + CHANGE_LIMIT;
         let what = format!("add node {id}");
         let todo =
@@ -535,6 +575,11 @@ impl Cluster {
                 );
             }
             Err(why) => return self.fail_step(id, &what, &why, &todo),
+        }
+        if !promote {
+            // `add --learner`: it stays a learner; `remove {id}` is an ordinary removal from here on.
+            *self.inner.adding.lock().unwrap() = None;
+            return;
         }
         if let Err(why) = self.await_caught_up(id, limit).await {
             return self.fail_step(id, &what, &why, &todo);

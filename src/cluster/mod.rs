@@ -100,6 +100,9 @@ struct Inner {
     first: BTreeSet<NodeId>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     roster: Mutex<files::Roster>,
+    /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
+    /// asks it first.
+    last_leader: Mutex<Option<(NodeId, u64)>>,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.
@@ -199,6 +202,7 @@ impl Cluster {
             adding: Mutex::new(None),
             first: ids.iter().copied().collect(),
             roster: Mutex::new(roster),
+            last_leader: Mutex::new(None),
             spec,
         });
         let cluster = Cluster { inner };
@@ -246,9 +250,53 @@ impl Cluster {
                 state: ProcessState::Running { pid },
             });
         }
+        // A node that exits before listening refused its data (a corrupt WAL, a locked directory). The others
+        // start without it when they are a majority, so the person can look at it with the cluster up.
+        let mut refused = Vec::new();
         for &id in ids {
-            cluster.await_listening(id).await?;
+            if let Err(e) = cluster.await_listening(id).await {
+                refused.push((id, e));
+            }
         }
+        if !refused.is_empty() {
+            let running: Vec<NodeId> = ids
+                .iter()
+                .copied()
+                .filter(|id| !refused.iter().any(|(r, _)| r == id))
+                .collect();
+            if running.len() * 2 <= ids.len() {
+                let why: Vec<String> = refused.iter().map(|(_, e)| format!("{e:#}")).collect();
+                bail!(
+                    "{}; the nodes that started ({}) are not a majority of {}, so the cluster is not \
+                     started: fix or move the data of {}",
+                    why.join("\n"),
+                    if running.is_empty() {
+                        "none".to_string()
+                    } else {
+                        membership::id_list(&running)
+                    },
+                    membership::id_list(ids),
+                    refused
+                        .iter()
+                        .map(|(id, _)| format!("node {id}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for (id, e) in &refused {
+                let log = cluster.inner.slots.lock().unwrap()[id]
+                    .spec
+                    .log_path
+                    .clone();
+                let reason = files::last_error(&log).unwrap_or_else(|| format!("{e:#}"));
+                cluster.emit(Event::Refused {
+                    node: *id,
+                    reason,
+                    running: running.clone(),
+                });
+            }
+        }
+        // Every node is polled, a refused one too: once restarted it is picked up like any other.
         for &id in ids {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }
@@ -399,6 +447,7 @@ impl Cluster {
                     log: s.spec.log_path.clone(),
                 })
                 .collect(),
+            leader: self.inner.last_leader.lock().unwrap().map(|(id, _)| id),
         };
         if let Err(e) = file.write(&self.inner.spec.dir) {
             tracing::warn!(error = %e, "cannot write cluster.json");
@@ -764,9 +813,55 @@ impl Cluster {
                     format!(
                         "wipe data of node {id}{what} and restart it empty (it recovers before it votes again)"
                     )
+                } else if self.is_removed(id) {
+                    // Allowed on purpose: a removed server coming back is a known hazard (Raft thesis §4.2.3)
+                    // worth showing; the answer says it is not a member again.
+                    format!(
+                        "restart node {id}{what} with its data, as a non-member: it was removed from the \
+                         configuration, and its pre-votes win nothing (`add` starts a new member)"
+                    )
                 } else {
                     format!("restart node {id}{what} with its data")
                 })
+            }
+            Command::RestartAll => {
+                let ids: Vec<NodeId> = self
+                    .node_ids()
+                    .into_iter()
+                    .filter(|id| !self.is_removed(*id))
+                    .collect();
+                // All at once, as after a power cut of the whole cluster: no node comes back to find the
+                // others still up.
+                let results = futures::future::join_all(ids.iter().map(|&id| {
+                    let c = self.clone();
+                    async move { (id, c.restart(id, false).await) }
+                }))
+                .await;
+                let done: Vec<NodeId> = results
+                    .iter()
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("node {id}: {e:#}")))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(format!(
+                        "restart nodes {} with their data",
+                        membership::id_list(&done)
+                    ))
+                } else {
+                    Err(format!(
+                        "restart all: {}{}",
+                        failed.join("; "),
+                        if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (nodes {} restarted)", membership::id_list(&done))
+                        }
+                    ))
+                }
             }
             Command::Fault(f) => self.add_fault(f, false),
             Command::ToggleFault(f) => self.add_fault(f, true),
@@ -941,9 +1036,12 @@ impl Cluster {
                 Ok(format!("workload rate {r} writes/s"))
             }
             Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
-            Command::Add | Command::Remove(_) | Command::Replace(_) | Command::Promote(_) => {
-                self.perform_membership(cmd).await
-            }
+            Command::Add
+            | Command::AddLearner
+            | Command::Remove(_)
+            | Command::Replace(_)
+            | Command::Promote(_)
+            | Command::Demote(_) => self.perform_membership(cmd).await,
             Command::Clock(..) => self.perform_clock(cmd).await,
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
@@ -983,6 +1081,28 @@ impl Cluster {
 
     fn record_status(&self, id: NodeId, status: &NodeStatus) {
         self.inner.latest.lock().unwrap().insert(id, status.clone());
+        if status.core.role == Role::Leader {
+            let newer = {
+                let mut last = self.inner.last_leader.lock().unwrap();
+                let term = status.core.term;
+                match *last {
+                    Some((l, t)) if l == id => {
+                        *last = Some((id, term.max(t)));
+                        false
+                    }
+                    // A deposed leader that has not heard of the new term still says it leads: the term
+                    // decides.
+                    Some((_, t)) if term < t => false,
+                    _ => {
+                        *last = Some((id, term));
+                        true
+                    }
+                }
+            };
+            if newer {
+                self.write_cluster_file();
+            }
+        }
     }
 
     fn forget_status(&self, id: NodeId) {

@@ -382,18 +382,19 @@ pub fn rate(bytes_per_sec: u64) -> String {
 /// Parses a duration: `200ms`, `1.5s`, `2m`, or `0`.
 pub fn parse_duration(word: &str, what: &str) -> Result<Duration, String> {
     // A bare number is milliseconds, as a bare number is a percentage for `loss`.
-    if let Ok(ms) = word.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
-    }
-    // One decimal of seconds (`1.5s`), as [`human`] writes it; humantime reads only whole numbers.
-    if let Some((whole, tenth)) = word.strip_suffix('s').and_then(|w| w.split_once('.'))
+    let d = if let Ok(ms) = word.parse::<u64>() {
+        Duration::from_millis(ms)
+    } else if let Some((whole, tenth)) = word.strip_suffix('s').and_then(|w| w.split_once('.'))
         && let (Ok(whole), true) = (whole.parse::<u64>(), tenth.len() == 1)
         && let Ok(tenth) = tenth.parse::<u64>()
     {
-        return Ok(Duration::from_millis(whole * 1000 + tenth * 100));
-    }
-    humantime::parse_duration(word)
-        .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))
+        // One decimal of seconds (`1.5s`), as [`human`] writes it; humantime reads only whole numbers.
+        Duration::from_millis(whole.saturating_mul(1000).saturating_add(tenth * 100))
+    } else {
+        humantime::parse_duration(word)
+            .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))?
+    };
+    crate::units::within_limit(d, word)
 }
 
 /// Parses a percentage from 0 to 100 (`30%`, `30`, `0.5%`).

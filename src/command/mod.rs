@@ -110,6 +110,14 @@ pub enum Command {
     Replace(NodeId),
     /// Promote learner N to voter by hand.
     Promote(NodeId),
+    /// Restart every node of the configuration at once with its data (removed nodes stay stopped): the
+    /// whole cluster back after `powercut all` or a kill of every node, or a crash-restart of all of it.
+    RestartAll,
+    /// Start a new node (the next free id) and add it as a learner only: it receives the log and never
+    /// votes until `promote N`.
+    AddLearner,
+    /// Make voter N a learner: it keeps receiving the log but no longer votes.
+    Demote(NodeId),
     /// Stop the cluster and exit.
     Quit,
 }
@@ -260,6 +268,9 @@ impl std::fmt::Display for Command {
             Command::Remove(n) => write!(f, "remove {n}"),
             Command::Replace(n) => write!(f, "replace {n}"),
             Command::Promote(n) => write!(f, "promote {n}"),
+            Command::RestartAll => f.write_str("restart all"),
+            Command::AddLearner => f.write_str("add --learner"),
+            Command::Demote(n) => write!(f, "demote {n}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -467,6 +478,9 @@ pub(crate) mod arbitrary {
             26 => Command::Promote(node(rng, nodes)),
             27 => Command::Check,
             28 => Command::Faults,
+            29 => Command::RestartAll,
+            30 => Command::AddLearner,
+            31 => Command::Demote(node(rng, nodes)),
             _ => Command::Held,
         }
     }

@@ -59,6 +59,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "terminate" | "term" | "stop" => no_more(1, Command::Terminate(target(arg(0), cmd)?)),
         "pause" => no_more(1, Command::Pause(target(arg(0), cmd)?)),
         "resume" | "cont" => no_more(1, Command::Resume(target(arg(0), cmd)?)),
+        "restart" if arg(0) == Some("all") => no_more(1, Command::RestartAll),
         "restart" => no_more(1, Command::Restart(target(arg(0), cmd)?)),
         "wipe" => no_more(1, Command::Wipe(target(arg(0), cmd)?)),
         "transfer" => no_more(1, Command::Transfer(target(arg(0), cmd)?)),
@@ -125,10 +126,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             ),
         },
+        "add" if arg(0) == Some("--learner") => no_more(1, Command::AddLearner),
         "add" => no_more(0, Command::Add),
         "remove" => no_more(1, Command::Remove(member(arg(0), cmd)?)),
         "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
         "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
+        "demote" => no_more(1, Command::Demote(member(arg(0), cmd)?)),
         "powercut" => parse_powercut(rest),
         "disk" => parse_disk(rest),
         "clock" => parse_clock(rest),
@@ -353,6 +356,9 @@ mod tests {
             "remove 4",
             "replace 2",
             "promote 6",
+            "restart all",
+            "add --learner",
+            "demote 3",
         ] {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cmd.to_string(), line, "printed back");

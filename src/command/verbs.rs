@@ -53,7 +53,7 @@ pub const TABLE: &[Verb] = &[
     },
     verb(
         "restart",
-        "restart NODE|leader — start the node again with its data",
+        "restart NODE|leader|all — start the node (or every member) again with its data",
     ),
     verb(
         "wipe",
@@ -131,7 +131,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "add",
-        "add — start a new node; it joins as a learner and is promoted once caught up",
+        "add [--learner] — start a new node; it joins as a learner and is promoted once caught up (never, with --learner)",
     ),
     verb(
         "remove",
@@ -144,6 +144,10 @@ pub const TABLE: &[Verb] = &[
     verb(
         "promote",
         "promote NODE — make learner NODE a voter by hand",
+    ),
+    verb(
+        "demote",
+        "demote NODE — make voter NODE a learner: it keeps the log but no longer votes",
     ),
     verb(
         "workload",
@@ -214,6 +218,20 @@ impl fmt::Display for ConsoleHelp {
         write!(f, "commands: {} ({TARGETS_AND_KINDS})", usage.join("; "))
     }
 }
+
+/// The console's answer to `help`: one line per verb (its grammar and what it does), then what a target and a
+/// message kind are.
+pub fn help_lines() -> Vec<String> {
+    TABLE
+        .iter()
+        .map(|v| v.grammar.to_string())
+        .chain(std::iter::once(TARGETS_AND_KINDS.to_string()))
+        .collect()
+}
+
+/// The console's answer to a line with nothing on it: an answer like any other line's, so a script that
+/// reads one answer per line it writes never waits for one that does not come.
+pub const EMPTY_LINE: &str = "empty line; type `help` for the commands";
 
 /// The README's vocabulary list, one verb a line: its grammar and what it does.
 pub fn readme_list() -> String {

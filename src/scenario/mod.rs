@@ -265,7 +265,13 @@ impl Plan {
             format!("{}..{}", d(c.election_timeout.0), d(c.election_timeout.1)),
         );
         line("heartbeat", d(c.heartbeat));
-        line("snapshot-every", c.snapshot_every.to_string());
+        line(
+            "snapshot-every",
+            match c.snapshot_every {
+                0 => "0 (snapshots off)".to_string(),
+                n => n.to_string(),
+            },
+        );
         line("disk-faults", c.disk_faults.to_string());
         if let Some(b) = &c.node_bin {
             line("node-bin", b.display().to_string());

@@ -183,7 +183,8 @@ pub fn parse_scenario(
     let snapshot_every = p.int_in(
         c.snapshot_every.as_ref(),
         "cluster.snapshot-every",
-        1..=100_000_000,
+        // 0 turns snapshots off, as `squall up --snapshot-every 0` does.
+        0..=100_000_000,
         500,
     )? as u64;
     // An integer, or (for seeds above 2^63 - 1, which TOML integers cannot hold) a string of digits.
@@ -543,6 +544,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s)
-        .map_err(|_| format!("`{s}` is not a duration like 250ms, 5s or 2m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("`{s}` is not a duration like 250ms, 5s or 2m"))?;
+    crate::units::within_limit(d, s)
 }

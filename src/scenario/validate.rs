@@ -42,7 +42,9 @@ pub fn nodes_named(cmd: &Command) -> Vec<NodeId> {
         Command::PowerCut(crate::cluster::disk::PowerTarget::One(x), _) => t(x),
         Command::Fault(f) | Command::ToggleFault(f) => ft(&f.target),
         Command::Step(f, _) | Command::DropHeld(f, _) | Command::Release(f) => ft(f),
-        Command::Remove(n) | Command::Replace(n) | Command::Promote(n) => vec![*n],
+        Command::Remove(n) | Command::Replace(n) | Command::Promote(n) | Command::Demote(n) => {
+            vec![*n]
+        }
         _ => vec![],
     }
 }

@@ -226,6 +226,8 @@ pub struct NodeView {
     pub was_member: bool,
     /// Whether it was removed from the configuration (its own word, or squall's removal step).
     pub removed: bool,
+    /// Why it refused its data at the session's start, until a process of it runs.
+    pub refused: Option<String>,
 }
 
 impl NodeView {
@@ -475,6 +477,24 @@ impl ClusterState {
                 self.push(at, None, FeedKind::Fault, text);
             }
             Event::FaultEnded { .. } => {}
+            Event::Refused {
+                node,
+                reason,
+                running,
+            } => {
+                self.node_mut(*node).refused = Some(reason.clone());
+                let ids: Vec<String> = running.iter().map(|id| format!("n{id}")).collect();
+                self.push(
+                    at,
+                    Some(*node),
+                    FeedKind::Error,
+                    format!(
+                        "n{node} refused its data: {reason}; {} (a majority) run without it: fix or move its \
+                         data and `restart {node}`, or `wipe {node}` to start it empty",
+                        ids.join(", ")
+                    ),
+                );
+            }
             Event::ActionFailed { action, error } => {
                 self.push(
                     at,
@@ -1083,6 +1103,7 @@ impl ClusterState {
         if matches!(state, ProcessState::Running { .. })
             && !matches!(before, ProcessState::Paused { .. })
         {
+            n.refused = None;
             n.reachable = true;
             n.feed_role = None;
             n.feed_leads = None;
@@ -1274,6 +1295,9 @@ pub fn left_text(ms: u64) -> String {
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
     let mut out = format!("n{} {}", n.id, n.process.label());
+    if let Some(why) = &n.refused {
+        out.push_str(&format!(" refused its data ({why})"));
+    }
     if let Some(pid) = n.process.pid() {
         out.push_str(&format!(" pid {pid}"));
     }

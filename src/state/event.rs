@@ -130,6 +130,16 @@ pub enum Event {
         /// Why it ended.
         why: FaultEnd,
     },
+    /// A node refused its data when the session started (it exited before listening: a corrupt WAL, a
+    /// locked directory) while the other nodes, a majority, started without it.
+    Refused {
+        /// The node.
+        node: u64,
+        /// Why, in the node's own words (the last error it logged).
+        reason: String,
+        /// The nodes that started.
+        running: Vec<u64>,
+    },
     /// An action could not be performed.
     ActionFailed {
         /// What was asked.

@@ -45,10 +45,16 @@ pub const MIN_WIDTH: u16 = 80;
 /// See [`MIN_WIDTH`].
 pub const MIN_HEIGHT: u16 = 24;
 
+/// Whether `area` is below [`MIN_WIDTH`]×[`MIN_HEIGHT`]: the dashboard then shows only a "too small"
+/// screen, and no key but quit acts.
+pub fn too_small(area: Rect) -> bool {
+    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
+}
+
 /// Draws the whole dashboard.
 pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
     let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    if too_small(area) {
         let text = vec![
             Line::from(Span::styled(
                 format!("terminal {}×{} is too small", area.width, area.height),
@@ -59,7 +65,7 @@ pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
                 styles::dim(),
             )),
             Line::from(Span::styled(
-                "(q quits; the cluster keeps running)",
+                "(only q and Ctrl-C act here; the cluster keeps running)",
                 styles::faint(),
             )),
         ];

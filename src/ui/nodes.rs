@@ -119,7 +119,14 @@ fn row<'a>(
     {
         Span::styled("no answer", styles::fault())
     } else {
-        Span::styled(n.process.label(), styles::process(&n.process))
+        Span::styled(
+            if n.refused.is_some() {
+                "refused".to_string()
+            } else {
+                n.process.label()
+            },
+            styles::process(&n.process),
+        )
     };
     let member = state.membership(n.id);
     let role = match (s, member) {
@@ -190,7 +197,8 @@ fn row<'a>(
     if clocks {
         cells.push(match &n.clock_fault {
             Some(c) => Cell::from(c.as_str()).style(styles::fault()),
-            None => Cell::from("true").style(styles::faint()),
+            // Not faked: nothing to say, drawn as every other empty cell.
+            None => Cell::from("—").style(styles::faint()),
         });
     }
     if wide {

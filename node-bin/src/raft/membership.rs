@@ -196,6 +196,11 @@ impl Raft {
             };
             return Err(MembershipError::NotLeader { leader });
         }
+        if change == ConfChange::Demote(self.config.id) {
+            // A leader that stops voting would lead a configuration it is not a voter of; hand leadership
+            // over first.
+            return Err(MembershipError::DemoteLeader);
+        }
         if self.log.term(self.log.commit) != Some(self.term) {
             return Err(MembershipError::LeaderNotReady);
         }

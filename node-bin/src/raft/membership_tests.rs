@@ -881,3 +881,34 @@ fn a_node_that_learned_its_removal_rejoins_when_a_leader_log_includes_it() {
     c.leader_contact = 100;
     campaign(&mut c);
 }
+
+#[test]
+fn a_voter_is_demoted_to_learner_and_the_quorum_shrinks() {
+    // Leader 1 of voters {1,2,3} and learner 4 (see `leader_with_learner`).
+    let mut r = leader_with_learner();
+    let (index, _) = r.propose_conf_change(ConfChange::Demote(3)).unwrap();
+    let m = r.membership().clone();
+    assert!(!m.is_voter(3) && m.is_learner(3), "{m}");
+    assert_eq!(m.quorum(), 2, "{m}");
+    assert_eq!(r.membership_index(), index);
+}
+
+#[test]
+fn demotion_is_refused_for_learners_strangers_the_last_voter_and_the_leader() {
+    let mut r = leader_with_learner();
+    let mut refuse = |c| r.propose_conf_change(c).unwrap_err();
+    assert_eq!(
+        refuse(ConfChange::Demote(4)),
+        MembershipError::NotVoter { id: 4 }
+    );
+    assert_eq!(
+        refuse(ConfChange::Demote(7)),
+        MembershipError::NotMember { id: 7 }
+    );
+    assert_eq!(refuse(ConfChange::Demote(1)), MembershipError::DemoteLeader);
+    let m = Membership::with_voters([5]);
+    assert_eq!(
+        m.apply(ConfChange::Demote(5)),
+        Err(MembershipError::LastVoter)
+    );
+}

@@ -96,6 +96,19 @@ impl Membership {
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
+            ConfChange::Demote(id) => {
+                if self.is_learner(id) {
+                    return Err(MembershipError::NotVoter { id });
+                }
+                if !self.is_voter(id) {
+                    return Err(MembershipError::NotMember { id });
+                }
+                if self.voters.len() == 1 {
+                    return Err(MembershipError::LastVoter);
+                }
+                next.voters.remove(&id);
+                next.learners.insert(id);
+            }
             ConfChange::Remove(id) => {
                 if !self.contains(id) {
                     return Err(MembershipError::NotMember { id });
@@ -137,6 +150,9 @@ pub enum ConfChange {
     Promote(NodeId),
     /// Remove a voter or a learner.
     Remove(NodeId),
+    /// Make a voter a learner: it keeps receiving the log but no longer votes. For the quorums this is the
+    /// removal of a voter (§4.1), so it is as safe as one; the leader cannot demote itself.
+    Demote(NodeId),
 }
 
 impl std::fmt::Display for ConfChange {
@@ -145,6 +161,7 @@ impl std::fmt::Display for ConfChange {
             ConfChange::AddLearner(id) => write!(f, "add node {id} as a learner"),
             ConfChange::Promote(id) => write!(f, "promote node {id} to voter"),
             ConfChange::Remove(id) => write!(f, "remove node {id}"),
+            ConfChange::Demote(id) => write!(f, "demote node {id} to learner"),
         }
     }
 }
@@ -204,6 +221,15 @@ pub enum MembershipError {
         /// The node.
         id: NodeId,
     },
+    /// Demote of a node that is a learner already.
+    #[error("node {id} is already a learner; only a voter can be demoted")]
+    NotVoter {
+        /// The node.
+        id: NodeId,
+    },
+    /// Demote of the leader itself.
+    #[error("the leader cannot demote itself; transfer leadership to another voter first")]
+    DemoteLeader,
     /// Promote of a learner that has not caught up with the leader's log.
     #[error(
         "learner {id} has not caught up (it holds the log to index {match_index}, the leader's ends at \
