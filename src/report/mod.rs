@@ -239,6 +239,10 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(2, e),
     };
+    let truncated = crate::record::truncation_warning(&log);
+    if let Some(w) = &truncated {
+        eprintln!("squall: warning: {w}");
+    }
     let m = Model::from_events(&log.events);
     let check = if m.history.is_empty() {
         None
@@ -260,10 +264,19 @@ pub fn report(args: ReportArgs) -> ExitCode {
             }
         }
     };
-    let html = match render(&m, check.as_ref().map(|(r, t)| (r, *t))) {
+    let mut html = match render(&m, check.as_ref().map(|(r, t)| (r, *t))) {
         Ok(h) => h,
         Err(e) => return fail(1, format!("drawing the report failed: {e}")),
     };
+    if let Some(w) = truncated
+        && let Some(at) = html.find("</h1>\n")
+    {
+        // Under the title, before any figure, so nobody reads the report without knowing its end is missing.
+        html.insert_str(
+            at + "</h1>\n".len(),
+            &format!("<p class=\"bad\">{}</p>\n", esc(&w)),
+        );
+    }
     if let Err(e) = std::fs::write(&args.output, html) {
         return fail(2, format!("cannot write {}: {e}", args.output.display()));
     }
