@@ -350,9 +350,7 @@ impl HistorySpill {
             let mut input = std::io::BufReader::new(&file);
             let mut events = Vec::with_capacity(self.len as usize);
             for _ in 0..self.len {
-                events.push(
-                    bincode::deserialize_from(&mut input).map_err(std::io::Error::other)?,
-                );
+                events.push(bincode::deserialize_from(&mut input).map_err(std::io::Error::other)?);
             }
             Ok::<_, std::io::Error>(events)
         })();
