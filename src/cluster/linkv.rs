@@ -267,7 +267,7 @@ pub(super) async fn check(cluster: &Cluster) -> Option<(Verdict, String, Vec<Dia
 }
 
 /// The lin-kv history kept on disk: an unlinked file in the temporary directory (gone when squall exits,
-/// however it exits), each event bincode-encoded (about 40 bytes). Only the count and a write buffer stay in
+/// however it exits), each event bincode-encoded (about 50 bytes). Only the count and a write buffer stay in
 /// memory. A write that fails is remembered and makes every later read an error, so a check never judges
 /// a history with a hole in it.
 pub(super) struct HistorySpill {
