@@ -1,16 +1,16 @@
 //! `squall check-history` and `squall history`: reading histories from files and event logs, checking them,
 //! and printing verdicts. The checking itself is [`crate::check`]'s.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::check::diagram::describe;
-use crate::check::format::{parse_jsonl, to_edn, to_jsonl};
+use crate::check::format::{parse_jsonl_from, to_edn, to_jsonl};
 use crate::check::{OpEvent, Verdict, history, linear};
 use crate::cli::{CheckHistoryArgs, HistoryArgs, HistoryFormat};
-use crate::record::eventlog::read_event_log;
+use crate::record::eventlog::EventLogReader;
 use crate::setup::fail;
 use crate::state::{Event, Stamped};
 
@@ -35,16 +35,15 @@ pub fn exit_code(v: &Verdict) -> u8 {
 /// `squall check-history FILE`.
 pub fn check_history(args: CheckHistoryArgs) -> ExitCode {
     let name = args.file.display().to_string();
-    let mut text = String::new();
-    let read = if name == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    let parsed = if name == "-" {
+        parse_jsonl_from(std::io::stdin().lock())
     } else {
-        std::fs::read_to_string(&args.file).map(|t| text = t)
+        match std::fs::File::open(&args.file) {
+            Ok(f) => parse_jsonl_from(std::io::BufReader::new(f)),
+            Err(e) => return fail(EXIT_BAD_INPUT, format!("cannot read {name}: {e}")),
+        }
     };
-    if let Err(e) = read {
-        return fail(EXIT_BAD_INPUT, format!("cannot read {name}: {e}"));
-    }
-    let parsed = match parse_jsonl(&text) {
+    let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
             return fail(
@@ -82,10 +81,43 @@ pub fn check_history(args: CheckHistoryArgs) -> ExitCode {
 /// The operation events recorded in an event log, in the order they were logged.
 ///
 /// # Errors
-/// The log cannot be read (see [`read_event_log`]).
+/// The log cannot be read (see [`EventLogReader`]).
 pub fn history_of_log(path: &Path) -> Result<Vec<OpEvent>, String> {
-    let log = read_event_log::<Stamped>(path).map_err(|e| e.to_string())?;
-    Ok(ops_of(log.events.iter().map(|s| &s.event)))
+    read_history(path).map(|h| h.events)
+}
+
+/// The operation history an event log holds, read as a stream (memory is the history, not the log).
+pub struct LogHistory {
+    /// The operation events, in the order they were logged.
+    pub events: Vec<OpEvent>,
+    /// Set when the log ended early (see [`crate::record::truncation_warning`]): what to tell the person.
+    /// The history is then the part of the session the log holds: invocations without their completion count
+    /// as unknown (`info`), as for any history cut short, so it is judged only on what it contains.
+    pub truncated: Option<String>,
+}
+
+/// Reads the operation history out of the event log at `path`.
+///
+/// # Errors
+/// The log cannot be read (see [`EventLogReader`]).
+pub fn read_history(path: &Path) -> Result<LogHistory, String> {
+    let mut reader = EventLogReader::<Stamped>::open(path).map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    let mut last_ms = 0;
+    for stamped in &mut reader {
+        let stamped = stamped.map_err(|e| e.to_string())?;
+        last_ms = stamped.at_ms;
+        if let Event::Op { op } = stamped.event {
+            events.push(op);
+        }
+    }
+    let truncated = reader.warning().map(|w| {
+        format!(
+            "{w}; the last event kept is at {:.1} s of the session",
+            last_ms as f64 / 1e3
+        )
+    });
+    Ok(LogHistory { events, truncated })
 }
 
 /// The operation events among `events`.
@@ -100,10 +132,13 @@ pub fn ops_of<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<OpEvent> {
 
 /// `squall history LOG [--format jsonl|edn]`.
 pub fn history(args: HistoryArgs) -> ExitCode {
-    let events = match history_of_log(&args.log) {
-        Ok(e) => e,
+    let LogHistory { events, truncated } = match read_history(&args.log) {
+        Ok(h) => h,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
+    if let Some(w) = truncated {
+        eprintln!("squall: warning: {w}");
+    }
     if events.is_empty() {
         eprintln!(
             "squall: {} holds no operation history (only the lin-kv workload records one: \

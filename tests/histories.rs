@@ -389,3 +389,63 @@ fn check_history_gives_valid_invalid_and_unknown_exit_codes() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).starts_with("unknown: "), "{}", text(&o));
 }
+
+/// Runs `check-history` on `input` with a hang guard; returns its output, or panics naming what it printed
+/// and its peak memory when it does not finish within `limit`.
+fn check_history_bounded(input: &Path, limit: Duration) -> (Output, u64) {
+    let child = squall()
+        .arg("check-history")
+        .arg(input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + limit;
+    let mut peak_kb = 0u64;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        // A zombie (finished, not yet reaped) has no VmHWM line.
+        if !status.contains("VmHWM") || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if std::time::Instant::now() > deadline && support::alive(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let o = child.wait_with_output().unwrap();
+        panic!(
+            "check-history {} still ran after {limit:?} (peak RSS {peak_kb} kB): {}",
+            input.display(),
+            text(&o)
+        );
+    }
+    (child.wait_with_output().unwrap(), peak_kb)
+}
+
+#[test]
+fn check_history_stops_at_the_first_bad_line_of_endless_input_with_bounded_memory() {
+    for (device, expect) in [("/dev/zero", "line 1"), ("/dev/urandom", "line ")] {
+        let (o, peak_kb) = check_history_bounded(Path::new(device), Duration::from_secs(20));
+        let said = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{device}: {said}");
+        assert!(
+            said.contains(device) && said.contains(expect),
+            "{device}: {said}"
+        );
+        assert!(
+            peak_kb < 64 * 1024,
+            "{device}: peak RSS {peak_kb} kB: {said}"
+        );
+    }
+}

@@ -282,3 +282,96 @@ fn setup_errors_exit_2_and_say_what_to_do() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("missing/dir"), "{err}");
 }
+
+#[test]
+fn a_killed_session_keeps_its_events_to_a_flush_and_every_reader_says_its_log_is_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let (mut child, mut out) = headless(&dir, &["--workload", "lin-kv", "--rate", "50"]);
+    wait_leader(&mut out);
+    let pids = wait_every_node_answers(&dir, &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let log = dir.join("events.jsonl.gz");
+
+    // An action while the session runs reaches the file soon after it is answered, not at the session's
+    // end: read the open log until the action is in it.
+    ask(&mut stdin, &mut out, "pause 2", "pause");
+    let answered = Instant::now();
+    let in_file = loop {
+        let o = squall().arg("scenario").arg(&log).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        if text.contains("\"pause 2\"") {
+            break answered.elapsed();
+        }
+        assert!(
+            answered.elapsed() < Duration::from_secs(5),
+            "`pause 2` not in the open event log 5 s after it was answered:\n{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!("`pause 2` was in the open log {in_file:?} after its answer");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let left = wait_gone(&pids, Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "nodes left after squall up was killed: {left:?}"
+    );
+
+    // Every reader reads what the log holds and says it is truncated, and where.
+    let report = tmp.path().join("report.html");
+    for args in [
+        vec!["history".to_string()],
+        vec!["scenario".to_string()],
+        vec![
+            "report".to_string(),
+            "-o".to_string(),
+            report.display().to_string(),
+        ],
+    ] {
+        let o = squall()
+            .arg(&args[0])
+            .arg(&log)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains("events.jsonl.gz is truncated")
+                && (err.contains("without its closing record") || err.contains("stream stops")),
+            "{args:?} does not say the log is truncated: {err}"
+        );
+        assert!(err.contains("last event kept is at"), "{args:?}: {err}");
+        if args[0] == "history" {
+            // What the log holds is a history of its own: invocations it holds without their completion
+            // count as unknown, and it checks valid.
+            let history = tmp.path().join("history.jsonl");
+            std::fs::write(&history, &o.stdout).unwrap();
+            assert!(
+                String::from_utf8_lossy(&o.stdout).lines().count() > 10,
+                "too few operations in the killed session's history"
+            );
+            let c = squall()
+                .arg("check-history")
+                .arg(&history)
+                .output()
+                .unwrap();
+            assert_eq!(
+                c.status.code(),
+                Some(0),
+                "{}{}",
+                String::from_utf8_lossy(&c.stdout),
+                String::from_utf8_lossy(&c.stderr)
+            );
+        }
+    }
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("is truncated"), "the report says so too");
+}

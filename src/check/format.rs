@@ -41,22 +41,62 @@ pub struct Parsed {
     pub lines: Vec<usize>,
 }
 
+/// The longest line a history may hold. An operation event takes about 120 bytes; a longer line is not a
+/// history (think `/dev/zero`), and stopping there keeps the reader's memory bounded.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Reads a JSON Lines history.
 ///
 /// # Errors
 /// The first line that is not JSON, lacks a field, or has a field of the wrong shape, named by its number.
 pub fn parse_jsonl(text: &str) -> Result<Parsed, ParseError> {
+    parse_jsonl_from(text.as_bytes())
+}
+
+/// Reads a JSON Lines history as a stream: one line at a time, each at most [`MAX_LINE_BYTES`], stopping at
+/// the first bad one. Memory is the parsed events plus one line, whatever the input (an endless device
+/// included).
+///
+/// # Errors
+/// The first line that cannot be read, is too long, is not UTF-8, is not JSON, lacks a field, or has a field
+/// of the wrong shape, named by its number.
+pub fn parse_jsonl_from(mut input: impl std::io::BufRead) -> Result<Parsed, ParseError> {
+    use std::io::{BufRead as _, Read as _};
     let mut out = Parsed::default();
-    for (i, line) in text.lines().enumerate() {
+    let mut buf = Vec::new();
+    for number in 1.. {
+        buf.clear();
+        let fail = |message: String| ParseError {
+            line: number,
+            message,
+        };
+        let read = (&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| fail(format!("cannot be read ({e})")))?;
+        if read == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > MAX_LINE_BYTES {
+            return Err(fail(format!(
+                "longer than {MAX_LINE_BYTES} bytes without a line break: not a history (an operation event \
+                 is one short JSON object per line)"
+            )));
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| {
+            fail(format!(
+                "is not UTF-8 text (invalid byte at column {}): not a history",
+                e.valid_up_to() + 1
+            ))
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let event = parse_line(line).map_err(|message| ParseError {
-            line: i + 1,
-            message,
-        })?;
+        let event = parse_line(line).map_err(fail)?;
         out.events.push(event);
-        out.lines.push(i + 1);
+        out.lines.push(number);
     }
     Ok(out)
 }

@@ -2,7 +2,9 @@
 //! compare-and-swaps on [`KEYS`] integer keys, writes using values unique per key, and every operation is
 //! recorded as an invocation and a completion (`ok`, `fail`: definitely did not happen, `info`: outcome
 //! unknown). A client whose operation ended `info` continues as a new process, with a new client identity.
-//! The history goes out as [`Event::Op`] events (so into the event log) and is kept here for the check.
+//! The history goes out as [`Event::Op`] events (so into the event log) and is kept for the check on disk, not
+//! in memory ([`HistorySpill`]): an hours-long session's history would otherwise grow the orchestrator
+//! without bound (about 25 MB an hour at 50 operations a second). The check reads all of it back.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +27,8 @@ pub const KEYS: usize = 5;
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 
 struct Inner {
-    events: Vec<OpEvent>,
+    /// Every event so far, in index order, on disk.
+    history: HistorySpill,
     next_process: u64,
     /// The last value each key was seen to hold (by a read, a write or a cas that completed `ok`).
     seen: [Option<i64>; KEYS],
@@ -44,7 +47,7 @@ impl LinKv {
     pub(super) fn new() -> Self {
         LinKv {
             inner: Mutex::new(Inner {
-                events: Vec::new(),
+                history: HistorySpill::default(),
                 next_process: CLIENTS as u64,
                 seen: [None; KEYS],
                 issued: [0; KEYS],
@@ -58,16 +61,17 @@ impl LinKv {
         format!("lin-{:04x}-{key}", self.tag)
     }
 
-    /// The history recorded so far.
-    pub(super) fn events(&self) -> Vec<OpEvent> {
-        self.inner.lock().unwrap().events.clone()
+    /// The history recorded so far, read back whole (the checker needs all of it); an error when the disk
+    /// failed it, never a shortened history.
+    pub(super) fn events(&self) -> Result<Vec<OpEvent>, String> {
+        self.inner.lock().unwrap().history.read_all()
     }
 
     /// Appends one event, stamped now, and sends it out; under one lock, so index order is time order.
     fn record(&self, cluster: &Cluster, kind: OpType, process: u64, key: i64, value: OpValue) {
         let mut g = self.inner.lock().unwrap();
         let event = OpEvent {
-            index: g.events.len() as u64,
+            index: g.history.len(),
             kind,
             process,
             time: cluster.inner.started.elapsed().as_nanos() as u64,
@@ -81,7 +85,7 @@ impl LinKv {
                 OpValue::Write(v) | OpValue::Cas(_, v) => g.seen[k] = Some(v),
             }
         }
-        g.events.push(event);
+        g.history.push(&event);
         cluster.emit(Event::Op { op: event });
     }
 
@@ -213,10 +217,17 @@ fn describe_op(key: i64, value: OpValue) -> String {
 /// Checks the history so far for linearizability (invocations still open count as `info`), off the async
 /// threads, within [`CHECK_DEADLINE`]. `None` when there is no history yet.
 pub(super) async fn check(cluster: &Cluster) -> Option<(Verdict, String, Vec<DiagramLine>)> {
-    let events = cluster.inner.workload.lin.events();
-    if events.is_empty() {
-        return None;
-    }
+    let events = match cluster.inner.workload.lin.events() {
+        Ok(events) if events.is_empty() => return None,
+        Ok(events) => events,
+        Err(e) => {
+            return Some((
+                Verdict::Inconclusive,
+                format!("linearizability check inconclusive: {e}"),
+                vec![],
+            ));
+        }
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let ops = history::pair(&events).map_err(|e| e.to_string())?;
@@ -253,4 +264,128 @@ pub(super) async fn check(cluster: &Cluster) -> Option<(Verdict, String, Vec<Dia
             vec![],
         ),
     })
+}
+
+/// The lin-kv history kept on disk: an unlinked file in the temporary directory (gone when squall exits,
+/// however it exits), each event bincode-encoded (about 50 bytes). Only the count and a write buffer stay in
+/// memory. A write that fails is remembered and makes every later read an error, so a check never judges
+/// a history with a hole in it.
+pub(super) struct HistorySpill {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    len: u64,
+    failed: Option<String>,
+}
+
+impl Default for HistorySpill {
+    fn default() -> Self {
+        let (out, failed) = match spill_file() {
+            Ok(f) => (Some(std::io::BufWriter::new(f)), None),
+            Err(e) => (None, Some(e)),
+        };
+        HistorySpill {
+            out,
+            len: 0,
+            failed,
+        }
+    }
+}
+
+/// A new file in the temporary directory, already unlinked.
+fn spill_file() -> Result<std::fs::File, String> {
+    let path = std::env::temp_dir().join(format!(
+        "squall-history-{}-{:016x}.bin",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| format!("cannot keep the history in {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    Ok(file)
+}
+
+impl HistorySpill {
+    /// Events recorded so far.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends one event.
+    pub(super) fn push(&mut self, event: &OpEvent) {
+        self.len += 1;
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some(out) = &mut self.out
+            && let Err(e) = bincode::serialize_into(out, event)
+        {
+            self.failed = Some(format!(
+                "the history could not be kept on disk after {} events ({e})",
+                self.len - 1
+            ));
+        }
+    }
+
+    /// Every event recorded, in order.
+    pub(super) fn read_all(&mut self) -> Result<Vec<OpEvent>, String> {
+        use std::io::{Seek as _, Write as _};
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let Some(out) = &mut self.out else {
+            return Ok(Vec::new());
+        };
+        out.flush()
+            .map_err(|e| format!("the history could not be written out ({e})"))?;
+        let mut file = out
+            .get_ref()
+            .try_clone()
+            .map_err(|e| format!("the history cannot be read back ({e})"))?;
+        // The clone shares the write position: read from the start, then put it back at the end.
+        let read = (|| {
+            file.rewind()?;
+            let mut input = std::io::BufReader::new(&file);
+            let mut events = Vec::with_capacity(self.len as usize);
+            for _ in 0..self.len {
+                events.push(bincode::deserialize_from(&mut input).map_err(std::io::Error::other)?);
+            }
+            Ok::<_, std::io::Error>(events)
+        })();
+        let back = file.seek(std::io::SeekFrom::End(0));
+        let events = read.map_err(|e| format!("the history cannot be read back ({e})"))?;
+        back.map_err(|e| format!("the history cannot be read back ({e})"))?;
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod spill_tests {
+    use super::*;
+    use crate::check::sim::{SimSpec, simulate};
+
+    #[test]
+    fn the_history_on_disk_reads_back_whole_and_in_order_between_appends() {
+        let history = simulate(SimSpec {
+            ops: 3_000,
+            clients: 8,
+            keys: 5,
+            info: 0.05,
+            stale_reads: 0.0,
+            seed: 11,
+        });
+        let mut spill = HistorySpill::default();
+        assert_eq!(spill.read_all().unwrap(), vec![]);
+        for (i, e) in history.iter().enumerate() {
+            spill.push(e);
+            if i % 1_000 == 7 {
+                // A check in the middle of the session, then more appends after it.
+                assert_eq!(spill.read_all().unwrap(), history[..=i]);
+            }
+        }
+        assert_eq!(spill.len(), history.len() as u64);
+        assert_eq!(spill.read_all().unwrap(), history);
+    }
 }

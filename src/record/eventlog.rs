@@ -1,14 +1,18 @@
 //! The session event log: JSON Lines with a versioned header, written on a background thread.
 //!
 //! The first line is a header object `{"squall_event_log": FORMAT_VERSION, "created": ..., "cluster_id":
-//! ..., "squall_version": ...}`; every further line is one event. The writer is generic over the event
-//! type so this module knows nothing of the cluster; the reader gives errors a person can act on for a
-//! file that is not a squall log, a log of another format version, or a corrupt line, and replays a log
-//! whose last line was cut off (as after a crash) up to its last whole line, with a warning.
+//! ..., "squall_version": ..., "closing_record": true}`; every further line is one event, and a log that was
+//! closed ends with a closing record `{"squall_event_log_end": {"events": N}}`. The writer is generic over
+//! the event type so this module knows nothing of the cluster; the reader gives errors a person can act on for
+//! a file that is not a squall log, a log of another format version, or a corrupt line, and reads a log that
+//! ended early (a cut-off last line, a compressed stream that stops, no closing record: as after a crash) up
+//! to its last whole event, marking it truncated with a warning that says where.
 //!
 //! A path ending in `.gz` is written gzip-compressed (the default for sessions: a busy cluster's statuses
-//! compress about forty-fold), flushed at least every [`FLUSH_EVERY`] so a crash loses little; the reader
-//! takes both forms and treats a compressed stream that ends early like a cut-off line.
+//! compress about forty-fold). Every event reaches the file within [`FLUSH_EVERY`] of being queued: a flush
+//! ends the deflate block with a sync flush and writes it out, so a reader of a file cut at any point after
+//! it decodes everything up to it. A crash (`kill -9` included: the written bytes are in the page cache)
+//! loses at most that long. The reader streams ([`EventLogReader`]): memory is one line, not the file.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -35,8 +39,12 @@ pub const FORMAT_VERSION: u32 = 4;
 /// (`Fault { description, effect }`); older lines are converted once, as they are read ([`upgrade_v3`]).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
-/// How often a compressed log is flushed (each flush ends a deflate block, so not after every event).
-pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// The longest an event waits in the writer before it is in the file (each flush of a compressed log ends a
+/// deflate block, so not after every event; at most five a second costs a few bytes each).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// The key of the closing record, the last line of a log that was closed rather than cut off.
+const END_KEY: &str = "squall_event_log_end";
 
 /// The version of squall that writes logs of [`FORMAT_VERSION`].
 const SQUALL_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -129,6 +137,10 @@ pub struct EventLogHeader {
     /// The squall version that wrote the log.
     #[serde(default)]
     pub squall_version: String,
+    /// Whether the writer ends the log with a closing record, so a log without one was cut off. Logs from
+    /// before it existed lack the field and are judged by their last line alone.
+    #[serde(default)]
+    pub closing_record: bool,
 }
 
 /// A whole event log read back from disk.
@@ -138,9 +150,10 @@ pub struct EventLog<T> {
     pub header: EventLogHeader,
     /// Every whole event, in file order.
     pub events: Vec<T>,
-    /// Whether the last line was cut off (and left out of `events`).
+    /// Whether the log ended early (a cut-off last line, left out of `events`; a compressed stream that
+    /// stops; no closing record): the session's last moments are missing.
     pub truncated: bool,
-    /// A message for the person replaying, set when `truncated` is.
+    /// A message for the person reading, set when `truncated` is: that the log is truncated and where.
     pub warning: Option<String>,
 }
 
@@ -170,6 +183,7 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             cluster_id: cluster_id.to_owned(),
             squall_version: SQUALL_VERSION.to_owned(),
+            closing_record: true,
         };
         let compressed = path.extension().is_some_and(|e| e == "gz");
         let mut out: Box<dyn Write + Send> = if compressed {
@@ -245,8 +259,9 @@ impl<T: Serialize + Send + 'static> Drop for EventLogWriter<T> {
 }
 
 /// The writer thread: after the first error it keeps draining so senders never notice, and reports it.
-/// A plain log is flushed whenever the thread has caught up; a compressed one at most every
-/// [`FLUSH_EVERY`], since each flush ends a deflate block.
+/// An event is flushed at most [`FLUSH_EVERY`] after the first unflushed one was written, however busy the
+/// queue (waiting for a quiet moment could wait forever under a steady stream); a plain log also whenever the
+/// thread has caught up. When every sender is gone the closing record goes last.
 fn write_events<T: Serialize>(
     mut out: Box<dyn Write + Send>,
     rx: Receiver<T>,
@@ -258,73 +273,53 @@ fn write_events<T: Serialize>(
         path: path.to_path_buf(),
         cause,
     };
-    let mut last_flush = Instant::now();
-    let mut dirty = false;
-    let mut next = rx.recv().ok();
-    while let Some(event) = next {
-        if failed.is_none() {
-            let written = serde_json::to_writer(&mut out, &event)
-                .map_err(|cause| EventLogError::Serialize {
-                    path: path.to_path_buf(),
-                    cause,
-                })
-                .and_then(|()| out.write_all(b"\n").map_err(io_err));
-            failed = written.err();
-            dirty = true;
-        }
-        next = match rx.try_recv() {
-            Ok(event) => Some(event),
-            Err(TryRecvError::Empty) => {
-                let due = !compressed || last_flush.elapsed() >= FLUSH_EVERY;
-                if failed.is_none() && dirty && due {
-                    failed = out.flush().map_err(io_err).err();
-                    last_flush = Instant::now();
-                    dirty = false;
+    let mut written: u64 = 0;
+    // When the oldest event not yet flushed was written.
+    let mut dirty_since: Option<Instant> = None;
+    loop {
+        let next = match dirty_since {
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(_) if !compressed => rx.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+            }),
+            Some(since) => rx.recv_timeout(FLUSH_EVERY.saturating_sub(since.elapsed())),
+        };
+        match next {
+            Ok(event) => {
+                if failed.is_none() {
+                    failed = serde_json::to_writer(&mut out, &event)
+                        .map_err(|cause| EventLogError::Serialize {
+                            path: path.to_path_buf(),
+                            cause,
+                        })
+                        .and_then(|()| out.write_all(b"\n").map_err(io_err))
+                        .err();
+                    written += 1;
                 }
-                if dirty {
-                    // Wait for more, but not past the next flush.
-                    let left = FLUSH_EVERY.saturating_sub(last_flush.elapsed());
-                    match rx.recv_timeout(left) {
-                        Ok(event) => Some(event),
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            if failed.is_none() {
-                                failed = out.flush().map_err(io_err).err();
-                            }
-                            last_flush = Instant::now();
-                            dirty = false;
-                            rx.recv().ok()
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => None,
-                    }
-                } else {
-                    rx.recv().ok()
+                let since = *dirty_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < FLUSH_EVERY {
+                    continue;
                 }
             }
-            Err(TryRecvError::Disconnected) => None,
-        };
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if failed.is_none() && dirty_since.is_some() {
+            failed = out.flush().map_err(io_err).err();
+        }
+        dirty_since = None;
     }
     if failed.is_none() {
-        failed = out.flush().map_err(io_err).err();
+        let end = serde_json::json!({ END_KEY: { "events": written } });
+        failed = writeln!(out, "{end}")
+            .and_then(|()| out.flush())
+            .map_err(io_err)
+            .err();
     }
     // Dropping the encoder writes the gzip trailer.
     drop(out);
     failed.map_or(Ok(()), Err)
-}
-
-/// Decompresses a gzip log as far as it goes; the flag says whether the stream ended early (a crash).
-fn gunzip(bytes: &[u8]) -> (Vec<u8>, bool) {
-    use std::io::Read;
-    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match decoder.read(&mut buf) {
-            Ok(0) => return (out, false),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return (out, true),
-        }
-    }
 }
 
 /// At most this many characters of a bad line go into an error message.
@@ -368,86 +363,21 @@ pub fn next_free_path(base: &Path) -> PathBuf {
         .unwrap_or_else(|| base.to_path_buf())
 }
 
-/// Reads a whole event log. A cut-off last line is not an error: the events before it are returned with
-/// `truncated` set and a warning to show.
+/// Reads a whole event log into memory. A log that ended early is not an error: the events before the cut
+/// are returned with `truncated` set and a warning to show. Use [`EventLogReader`] to stream a long log.
 pub fn read_event_log<T: DeserializeOwned>(
     path: impl AsRef<Path>,
 ) -> Result<EventLog<T>, EventLogError> {
-    let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(|cause| EventLogError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
-    let (bytes, stream_cut) = if raw.starts_with(&[0x1f, 0x8b]) {
-        gunzip(&raw)
-    } else {
-        (raw, false)
-    };
-    if bytes.is_empty() {
-        return Err(EventLogError::Empty {
-            path: path.to_path_buf(),
-        });
+    let mut reader = EventLogReader::open(path)?;
+    let mut events = Vec::new();
+    for event in &mut reader {
+        events.push(event?);
     }
-    let ends_whole = bytes.ends_with(b"\n");
-    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if ends_whole || (stream_cut && lines.len() > 1) {
-        // A compressed stream that ends early may end inside a line that happens to parse: drop it.
-        lines.pop();
-    }
-    let header = read_header(path, lines[0])?;
-    let mut events = Vec::with_capacity(lines.len());
-    let last = lines.len() - 1;
-    for (i, line) in lines.iter().enumerate().skip(1) {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed = if header.squall_event_log < 4 {
-            serde_json::from_slice::<Value>(line)
-                .map(upgrade_v3)
-                .and_then(serde_json::from_value::<T>)
-        } else {
-            serde_json::from_slice::<T>(line)
-        };
-        match parsed {
-            Ok(event) => events.push(event),
-            Err(_) if i == last && !ends_whole => {
-                let warning = format!(
-                    "{} ends in a cut-off line (line {}, {} bytes), as after a crash: replaying the {} whole \
-                     events before it",
-                    path.display(),
-                    i + 1,
-                    line.len(),
-                    events.len()
-                );
-                return Ok(EventLog {
-                    header,
-                    events,
-                    truncated: true,
-                    warning: Some(warning),
-                });
-            }
-            Err(e) => {
-                return Err(EventLogError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason: e.to_string(),
-                    text: shorten(line),
-                });
-            }
-        }
-    }
-    let warning = stream_cut.then(|| {
-        format!(
-            "{} is a compressed log that ends early, as after a crash: replaying the {} whole events in it",
-            path.display(),
-            events.len()
-        )
-    });
     Ok(EventLog {
-        header,
+        header: reader.header().clone(),
         events,
-        truncated: stream_cut,
-        warning,
+        truncated: reader.truncated(),
+        warning: reader.warning().map(str::to_owned),
     })
 }
 
@@ -529,6 +459,206 @@ pub fn upgrade_v3(mut line: Value) -> Value {
         *slot = v;
     }
     line
+}
+
+/// Reads an event log one event at a time (gzip or plain), holding one line in memory.
+///
+/// Iterate for the events; an error ends the iteration. Once it has ended, [`EventLogReader::truncated`]
+/// and [`EventLogReader::warning`] say whether the log ended early (a cut-off last line, a compressed
+/// stream that stops, or no closing record in a log whose header promises one) and where.
+pub struct EventLogReader<T> {
+    path: PathBuf,
+    input: Box<dyn io::BufRead>,
+    header: EventLogHeader,
+    /// 1-based number of the line read last.
+    line: usize,
+    events: u64,
+    /// Set once the iteration has ended.
+    ending: Option<Ending>,
+    buf: Vec<u8>,
+    _events: PhantomData<fn() -> T>,
+}
+
+/// How a log ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ending {
+    /// With its closing record, or (a log from before closing records) with a whole last line.
+    Closed,
+    /// Early; the text says how and where.
+    Truncated(String),
+    /// With an error (already returned).
+    Failed,
+}
+
+impl<T: DeserializeOwned> EventLogReader<T> {
+    /// Opens `path` and reads its header.
+    ///
+    /// # Errors
+    /// The file cannot be read, is empty, is not a squall event log, or is in a format version this build
+    /// does not read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, EventLogError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |cause| EventLogError::Io {
+            path: path.clone(),
+            cause,
+        };
+        let mut file = io::BufReader::new(File::open(&path).map_err(io_err)?);
+        let gzip = io::BufRead::fill_buf(&mut file)
+            .map_err(io_err)?
+            .starts_with(&[0x1f, 0x8b]);
+        let mut input: Box<dyn io::BufRead> = if gzip {
+            Box::new(io::BufReader::new(flate2::bufread::MultiGzDecoder::new(
+                file,
+            )))
+        } else {
+            Box::new(file)
+        };
+        let mut first = Vec::new();
+        let read = read_line(&mut *input, &mut first);
+        if first.is_empty() {
+            return Err(match read {
+                Err(cause) if !gzip => io_err(cause),
+                _ => EventLogError::Empty { path },
+            });
+        }
+        let header = read_header(&path, &first)?;
+        Ok(EventLogReader {
+            path,
+            input,
+            header,
+            line: 1,
+            events: 0,
+            ending: None,
+            buf: Vec::new(),
+            _events: PhantomData,
+        })
+    }
+
+    /// The log's first line.
+    pub fn header(&self) -> &EventLogHeader {
+        &self.header
+    }
+
+    /// Whether the log ended early (known once the iteration has ended).
+    pub fn truncated(&self) -> bool {
+        matches!(self.ending, Some(Ending::Truncated(_)))
+    }
+
+    /// What to tell the person reading a log that ended early: that it is truncated and where.
+    pub fn warning(&self) -> Option<&str> {
+        match &self.ending {
+            Some(Ending::Truncated(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn truncate(&mut self, how: String) -> Option<Result<T, EventLogError>> {
+        self.ending = Some(Ending::Truncated(format!(
+            "{} is truncated: {how}, as after a crash; read the {} whole events before it (the session's \
+             last moments are missing)",
+            self.path.display(),
+            self.events
+        )));
+        None
+    }
+}
+
+/// Reads one line into `buf` (cleared first), without its newline; `Ok(true)` when it ended in one.
+fn read_line(input: &mut dyn io::BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
+    buf.clear();
+    input.read_until(b'\n', buf)?;
+    Ok(if buf.last() == Some(&b'\n') {
+        buf.pop();
+        true
+    } else {
+        false
+    })
+}
+
+impl<T: DeserializeOwned> Iterator for EventLogReader<T> {
+    type Item = Result<T, EventLogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ending.is_some() {
+            return None;
+        }
+        loop {
+            let Ok(whole) = read_line(&mut *self.input, &mut self.buf) else {
+                // A compressed stream that stops (or cannot be read) mid-way: its last line may be part of
+                // one that happens to parse, so it is dropped.
+                let line = self.line + 1;
+                return self.truncate(format!("its compressed stream stops inside line {line}"));
+            };
+            if self.buf.is_empty() && !whole {
+                // The end of the file.
+                if self.header.closing_record {
+                    let line = self.line + 1;
+                    return self
+                        .truncate(format!("it ends at line {line} without its closing record"));
+                }
+                self.ending = Some(Ending::Closed);
+                return None;
+            }
+            self.line += 1;
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let closing = self.buf.starts_with(format!("{{\"{END_KEY}\"").as_bytes())
+                && (whole || serde_json::from_slice::<Value>(&self.buf).is_ok());
+            if !whole && !closing && self.header.closing_record {
+                // A log that promises a closing record and ends in a line without a newline was cut off there,
+                // even if what is left happens to parse (`{"n":12` cut from `{"n":123}` does not, `12` from
+                // `123` does).
+                let (line, len) = (self.line, self.buf.len());
+                return self.truncate(format!(
+                    "it ends in a cut-off line (line {line}, {len} bytes)"
+                ));
+            }
+            if closing {
+                let mut rest = Vec::new();
+                let after = read_line(&mut *self.input, &mut rest);
+                if after.is_ok() && !rest.iter().all(u8::is_ascii_whitespace) {
+                    self.ending = Some(Ending::Failed);
+                    return Some(Err(EventLogError::Corrupt {
+                        path: self.path.clone(),
+                        line: self.line + 1,
+                        reason: "a line after the closing record".into(),
+                        text: shorten(&rest),
+                    }));
+                }
+                self.ending = Some(Ending::Closed);
+                return None;
+            }
+            let parsed = if self.header.squall_event_log < 4 {
+                serde_json::from_slice::<Value>(&self.buf)
+                    .map(upgrade_v3)
+                    .and_then(serde_json::from_value::<T>)
+            } else {
+                serde_json::from_slice::<T>(&self.buf)
+            };
+            return match parsed {
+                Ok(event) => {
+                    self.events += 1;
+                    Some(Ok(event))
+                }
+                Err(_) if !whole => {
+                    let (line, len) = (self.line, self.buf.len());
+                    self.truncate(format!(
+                        "it ends in a cut-off line (line {line}, {len} bytes)"
+                    ))
+                }
+                Err(e) => {
+                    self.ending = Some(Ending::Failed);
+                    Some(Err(EventLogError::Corrupt {
+                        path: self.path.clone(),
+                        line: self.line,
+                        reason: e.to_string(),
+                        text: shorten(&self.buf),
+                    }))
+                }
+            };
+        }
+    }
 }
 
 fn read_header(path: &Path, line: &[u8]) -> Result<EventLogHeader, EventLogError> {
@@ -632,7 +762,102 @@ mod tests {
             text.starts_with(&format!("{{\"squall_event_log\":{FORMAT_VERSION},")),
             "{text}"
         );
-        assert_eq!(text.lines().count(), 4);
+        assert_eq!(text.lines().count(), 5);
+        assert_eq!(
+            text.lines().last(),
+            Some("{\"squall_event_log_end\":{\"events\":3}}")
+        );
+    }
+
+    /// The sample log without its closing record: what a killed session leaves.
+    fn write_unclosed_sample(path: &Path) -> Vec<u8> {
+        write_sample(path);
+        let full = std::fs::read(path).unwrap();
+        let end = full[..full.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .unwrap()
+            + 1;
+        std::fs::write(path, &full[..end]).unwrap();
+        full[..end].to_vec()
+    }
+
+    #[test]
+    fn a_log_without_its_closing_record_is_truncated_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("killed.jsonl");
+        write_unclosed_sample(&path);
+        let log: EventLog<Ev> = read_event_log(&path).unwrap();
+        assert_eq!(log.events, sample(), "every whole event is read");
+        assert!(log.truncated);
+        let warning = log.warning.unwrap();
+        assert!(
+            warning.contains("killed.jsonl is truncated")
+                && warning.contains("line 5 without its closing record")
+                && warning.contains("3 whole events"),
+            "{warning}"
+        );
+        // A log from before closing records ends with its last event and is whole.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(",\"closing_record\":true", "")).unwrap();
+        let log: EventLog<Ev> = read_event_log(&path).unwrap();
+        assert!(!log.truncated && log.warning.is_none());
+        assert_eq!(log.events, sample());
+    }
+
+    #[test]
+    fn a_line_after_the_closing_record_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appended.jsonl");
+        write_sample(&path);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"kind\":\"leader\",\"at_ms\":9,\"node\":1,\"term\":9}\n");
+        std::fs::write(&path, text).unwrap();
+        let err = read_event_log::<Ev>(&path).unwrap_err();
+        assert!(
+            matches!(err, EventLogError::Corrupt { line: 6, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("after the closing record"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_open_compressed_log_holds_every_event_within_the_flush_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("open.jsonl.gz");
+        let w = EventLogWriter::<u64>::create(&path, "c").unwrap();
+        // A steady stream for a while, then one last event; the writer stays open, as in a session that is
+        // about to be killed.
+        let stream_until = Instant::now() + FLUSH_EVERY * 3;
+        let mut sent = 0u64;
+        while Instant::now() < stream_until {
+            w.append(sent);
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        w.append(sent);
+        let queued = Instant::now();
+        let deadline = queued + Duration::from_secs(10);
+        let seen = loop {
+            let log = read_event_log::<u64>(&path).unwrap();
+            assert!(log.truncated, "an open log has no closing record yet");
+            if log.events.last() == Some(&sent) {
+                break queued.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "event {sent} not in the file 10 s after it was queued; the file holds {} events",
+                log.events.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let log = read_event_log::<u64>(&path).unwrap();
+        assert_eq!(log.events, (0..=sent).collect::<Vec<_>>(), "{seen:?}");
+        w.finish().unwrap();
+        assert!(!read_event_log::<u64>(&path).unwrap().truncated);
     }
 
     #[test]
@@ -747,8 +972,7 @@ mod tests {
     fn a_cut_off_last_line_replays_the_whole_lines_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.jsonl");
-        write_sample(&path);
-        let full = std::fs::read(&path).unwrap();
+        let full = write_unclosed_sample(&path);
         // Cut inside the last event at every point, including inside the multi-byte characters.
         let last_start = full[..full.len() - 1]
             .iter()
@@ -767,10 +991,12 @@ mod tests {
             );
             assert!(warning.contains("2 whole events"), "{warning}");
         }
-        // Only the final newline lost: nothing is missing.
-        std::fs::write(&path, &full[..full.len() - 1]).unwrap();
+        // Only the closing record's newline lost: nothing is missing.
+        write_sample(&path);
+        let closed = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &closed[..closed.len() - 1]).unwrap();
         let log: EventLog<Ev> = read_event_log(&path).unwrap();
-        assert!(!log.truncated);
+        assert!(!log.truncated, "{:?}", log.warning);
         assert_eq!(log.events, sample());
     }
 
@@ -822,7 +1048,11 @@ mod tests {
         std::fs::write(&path, &raw[..raw.len() / 2]).unwrap();
         let log = read_event_log::<u64>(&path).unwrap();
         assert!(log.truncated, "a cut stream is reported");
-        assert!(log.warning.unwrap().contains("ends early"));
+        let warning = log.warning.unwrap();
+        assert!(
+            warning.contains("is truncated") && warning.contains("stream stops inside line"),
+            "{warning}"
+        );
         assert!(log.events.len() < 5000);
         assert!(
             log.events.iter().enumerate().all(|(i, e)| *e == i as u64),

@@ -13,3 +13,15 @@ pub mod asciicast;
 pub mod eventlog;
 pub mod player;
 pub mod replay;
+
+/// What to tell a person reading a session's event log that ended early (killed, crashed): the log's own
+/// warning (where it was cut) and the session time of the last event kept, so it is clear which part of the
+/// session the output covers. `None` for a log that was closed.
+pub fn truncation_warning(log: &eventlog::EventLog<crate::state::Stamped>) -> Option<String> {
+    let warning = log.warning.as_deref()?;
+    let last = log.events.last().map_or(0, |e| e.at_ms);
+    Some(format!(
+        "{warning}; the last event kept is at {:.1} s of the session",
+        last as f64 / 1e3
+    ))
+}

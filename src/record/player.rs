@@ -152,7 +152,7 @@ impl Player {
         view.replay = true;
         view.footer = Some(match &warning {
             Some(_) => format!(
-                "⚠ {source} was cut off: replaying up to its last whole line  │ {REPLAY_KEYS}"
+                "⚠ {source} is truncated: replaying up to its last whole event  │ {REPLAY_KEYS}"
             ),
             None => REPLAY_KEYS.to_owned(),
         });
@@ -346,7 +346,7 @@ impl Drop for RestoreOnDrop {
 /// terminal is touched; a cut-off log replays with a warning in the banner.
 pub fn run_replay(path: &Path) -> anyhow::Result<()> {
     let log: EventLog<Stamped> = read_event_log(path)?;
-    if let Some(w) = &log.warning {
+    if let Some(w) = super::truncation_warning(&log) {
         eprintln!("squall: warning: {w}");
     }
     use crossterm::tty::IsTty as _;
@@ -600,7 +600,20 @@ mod tests {
     fn a_cut_off_log_replays_its_whole_lines_and_says_so() {
         let (_dir, path, events) = logged_session();
         let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+        // Without its closing record (a killed session) the log is truncated though every event is whole.
+        let closing = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .unwrap()
+            + 1;
+        std::fs::write(&path, &bytes[..closing]).unwrap();
+        let log = read_event_log::<Stamped>(&path).unwrap();
+        assert!(log.truncated);
+        assert_eq!(log.events, events);
+        let footer = Player::new(log, &path).view().footer.clone().unwrap();
+        assert!(footer.contains("events.jsonl is truncated"), "{footer}");
+        // Cut inside the last event too.
+        std::fs::write(&path, &bytes[..closing - 7]).unwrap();
         let log = read_event_log::<Stamped>(&path).unwrap();
         assert!(log.truncated);
         let mut player = Player::new(log, &path);
@@ -610,6 +623,6 @@ mod tests {
         let banner = player.view().banner.clone().unwrap();
         assert!(banner.contains("log cut off"), "{banner}");
         let footer = player.view().footer.clone().unwrap();
-        assert!(footer.contains("events.jsonl was cut off"), "{footer}");
+        assert!(footer.contains("events.jsonl is truncated"), "{footer}");
     }
 }

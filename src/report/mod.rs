@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::check::diagram::describe;
 use crate::check::{Report, Verdict, history, linear};
 use crate::cli::ReportArgs;
-use crate::record::eventlog::read_event_log;
+use crate::record::eventlog::EventLogReader;
 use crate::setup::fail;
 use crate::state::{Stamped, Verdict as SessionVerdict};
 use html::{Html, Svg};
@@ -298,11 +298,35 @@ fn verdict_class(v: &Verdict) -> (&'static str, &'static str) {
 
 /// `squall report LOG -o FILE`.
 pub fn report(args: ReportArgs) -> ExitCode {
-    let log = match read_event_log::<Stamped>(&args.log) {
-        Ok(l) => l,
+    // Streamed: an hours-long session's log is never in memory whole (only what the model keeps).
+    let mut reader = match EventLogReader::<Stamped>::open(&args.log) {
+        Ok(r) => r,
         Err(e) => return fail(2, e),
     };
-    let m = Model::from_events(&log.events);
+    let mut failed = None;
+    let mut last_ms = 0;
+    let m = Model::from_events(reader.by_ref().map_while(|e| match e {
+        Ok(s) => {
+            last_ms = s.at_ms;
+            Some(s)
+        }
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    }));
+    if let Some(e) = failed {
+        return fail(2, e);
+    }
+    let truncated = reader.warning().map(|w| {
+        format!(
+            "{w}; the last event kept is at {:.1} s of the session",
+            last_ms as f64 / 1e3
+        )
+    });
+    if let Some(w) = &truncated {
+        eprintln!("squall: warning: {w}");
+    }
     let check = if m.history.is_empty() {
         None
     } else {
@@ -323,10 +347,19 @@ pub fn report(args: ReportArgs) -> ExitCode {
             }
         }
     };
-    let html = match render(&m, check.as_ref().map(|(r, t)| (r, *t))) {
+    let mut html = match render(&m, check.as_ref().map(|(r, t)| (r, *t))) {
         Ok(h) => h,
         Err(e) => return fail(1, format!("drawing the report failed: {e}")),
     };
+    if let Some(w) = truncated
+        && let Some(at) = html.find("</h1>\n")
+    {
+        // Under the title, before any figure, so nobody reads the report without knowing its end is missing.
+        html.insert_str(
+            at + "</h1>\n".len(),
+            &format!("<p class=\"bad\">{}</p>\n", esc(&w)),
+        );
+    }
     if let Err(e) = std::fs::write(&args.output, html) {
         return fail(2, format!("cannot write {}: {e}", args.output.display()));
     }

@@ -191,8 +191,11 @@ fn node_of(command: &Command, hit: Option<u64>) -> Option<u64> {
 }
 
 impl Model {
-    /// Builds the model from a session's events.
-    pub fn from_events(events: &[Stamped]) -> Model {
+    /// Builds the model from a session's events, taken one at a time (a slice, or a stream read from disk so
+    /// an hours-long log is never held in memory whole).
+    pub fn from_events<S: std::borrow::Borrow<Stamped>>(
+        events: impl IntoIterator<Item = S>,
+    ) -> Model {
         let mut m = Model::default();
         let mut counter_ops = Vec::new();
         // Windows still open, by index into `m.faults`.
@@ -206,6 +209,7 @@ impl Model {
         let mut commit = 0u64;
         let mut ever = std::collections::BTreeSet::new();
         for s in events {
+            let s = s.borrow();
             let at = s.at_ms;
             m.end_ms = m.end_ms.max(at);
             match &s.event {

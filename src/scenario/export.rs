@@ -226,6 +226,9 @@ pub fn export(args: ScenarioArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(2, e),
     };
+    if let Some(w) = crate::record::truncation_warning(&log) {
+        eprintln!("squall: warning: {w}");
+    }
     print!(
         "{}",
         scenario_of(&log.events, &args.log.display().to_string())

@@ -68,6 +68,25 @@ impl FrameCursor {
         self.last_body
     }
 
+    /// Whether the current frame's payload prefix is still being collected for the classifier: its body must
+    /// not be spliced past unseen until it is (a frame spliced unseen would be counted as `other`).
+    pub(crate) fn prefix_pending(&self) -> bool {
+        self.capture && self.want != usize::MAX
+    }
+
+    /// Hands over body bytes looked at ahead of time (peeked, not yet moved over) as the current frame's
+    /// payload prefix, once the header is in; they are moved over later like any others.
+    pub(crate) fn peeked_prefix(&mut self, bytes: &[u8], on_prefix: &mut impl FnMut(&[u8])) {
+        if self.prefix_pending() && self.have == 0 {
+            let n = bytes.len().min(self.want - self.prefix.len());
+            self.prefix.extend_from_slice(&bytes[..n]);
+            if self.prefix.len() == self.want {
+                self.want = usize::MAX;
+                on_prefix(&self.prefix);
+            }
+        }
+    }
+
     /// Moves over `n` body bytes that went past without being looked at (spliced); returns whether the frame
     /// ended. `n` must not exceed [`FrameCursor::body_left`].
     pub(crate) fn skip_body(&mut self, n: u64, on_prefix: &mut impl FnMut(&[u8])) -> bool {

@@ -89,6 +89,9 @@ pub(crate) struct Pipe {
     /// (the cursor learns them as they are).
     peeked: [u8; HEADER],
     peeked_left: usize,
+    /// The first body bytes of that frame, peeked with its header for the classifier (which must label a
+    /// frame before it is spliced past unseen).
+    peeked_body: Vec<u8>,
     /// Splicing failed here once (no pipe, or refused by the kernel): copy from now on.
     splice_off: bool,
     queue: BinaryHeap<Reverse<Queued>>,
@@ -137,6 +140,7 @@ impl Pipe {
             splice_left: 0,
             peeked: [0; HEADER],
             peeked_left: 0,
+            peeked_body: Vec::new(),
             splice_off: false,
             queue: BinaryHeap::new(),
             queued_bytes: 0,
@@ -293,6 +297,9 @@ impl Pipe {
         if u64::from(u32::from_be_bytes(header)) < SPLICE_MIN {
             return Ok(false);
         }
+        if !self.peek_prefix(u64::from(u32::from_be_bytes(header))) {
+            return Ok(false);
+        }
         if !self.open_splicer() {
             return Ok(false);
         }
@@ -300,6 +307,25 @@ impl Pipe {
         self.peeked_left = HEADER;
         self.splice_left = HEADER as u64 + u64::from(u32::from_be_bytes(header));
         Ok(true)
+    }
+
+    /// With a classifier, a frame of body length `len` may be spliced only once its payload prefix can be
+    /// peeked whole: keeps it in `peeked_body` and says so. Without one, always true.
+    fn peek_prefix(&mut self, len: u64) -> bool {
+        self.peeked_body.clear();
+        if self.shared.classifier.is_none() {
+            return true;
+        }
+        let want = (len as usize).min(PREFIX);
+        let mut body = [0u8; PREFIX];
+        match splice::peek_head_now(self.src.as_ref(), &mut body[..want]) {
+            Some((_, n)) if n == want => {
+                self.peeked_body.extend_from_slice(&body[..want]);
+                true
+            }
+            // Not all there yet: this frame goes the copying way, where its prefix is seen as it arrives.
+            _ => false,
+        }
     }
 
     /// How many bytes the next read may take. On the no-fault path, after a big frame, only the next header is
@@ -325,6 +351,7 @@ impl Pipe {
             && !self.splicing()
             && self.inbuf.is_empty()
             && self.cursor.body_left() >= SPLICE_MIN
+            && !self.cursor.prefix_pending()
             && self.splice_allowed()
     }
 
@@ -440,6 +467,9 @@ impl Pipe {
         let mut label = |prefix: &[u8]| count_label(shared, link, flow, prefix);
         let mut frames = self.cursor.feed(&self.peeked[from..from + h], &mut label);
         self.peeked_left -= h;
+        if h > 0 && self.peeked_left == 0 {
+            self.cursor.peeked_prefix(&self.peeked_body, &mut label);
+        }
         frames += u64::from(self.cursor.skip_body((n - h) as u64, &mut label));
         self.link.counters.forwarded(frames, n);
         self.link
@@ -465,7 +495,7 @@ impl Pipe {
             return false;
         };
         let len = u64::from(u32::from_be_bytes(header));
-        if len < SPLICE_MIN {
+        if len < SPLICE_MIN || !self.peek_prefix(len) {
             return false;
         }
         self.peeked = header;

@@ -153,6 +153,24 @@ pub(crate) fn peek_header(src: &TcpStream) -> io::Result<Option<[u8; HEADER]>> {
     Ok((n == HEADER).then_some(header))
 }
 
+/// Looks at a frame's length prefix and up to `body.len()` of its first body bytes without taking them:
+/// `None` unless the whole header is there; else the header and how many body bytes were copied into `body`.
+/// Leaves the socket's readiness alone (like [`peek_header_now`]).
+pub(crate) fn peek_head_now(src: &TcpStream, body: &mut [u8]) -> Option<([u8; HEADER], usize)> {
+    let mut buf = [0u8; HEADER + super::classify::PREFIX];
+    let want = HEADER + body.len().min(super::classify::PREFIX);
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    match recv(src.as_raw_fd(), &mut buf[..want], flags) {
+        Ok(n) if n >= HEADER => {
+            let mut header = [0u8; HEADER];
+            header.copy_from_slice(&buf[..HEADER]);
+            body[..n - HEADER].copy_from_slice(&buf[HEADER..n]);
+            Some((header, n - HEADER))
+        }
+        _ => None,
+    }
+}
+
 /// Like [`peek_header`] but leaving the socket's readiness alone, for a look taken while there is other work
 /// (bytes in the pipe to push): `None` for anything short of a whole prefix, `WouldBlock` included.
 pub(crate) fn peek_header_now(src: &TcpStream) -> Option<[u8; HEADER]> {

@@ -563,3 +563,29 @@ async fn faults_compose_and_removing_one_keeps_the_other() {
     assert!(pair.net.remove_fault_id(delay));
     assert!(pair.net.faults(AB).is_empty());
 }
+
+#[tokio::test]
+async fn big_frames_streamed_without_a_fault_are_counted_under_their_labels() {
+    // Frames this big take the splice path (a peeked header, then header and body through a kernel pipe);
+    // the classifier must still see each one's first bytes, not count it under `other`.
+    let pair = Pair::labelled(seed(83)).await;
+    let mut c = Client::connect(pair.proxy).await;
+    let frames = 12u64;
+    for seq in 0..frames {
+        assert!(c.send(seq, 300_000).await);
+    }
+    let got = c.drain_to_marker(Duration::from_secs(20)).await;
+    assert_eq!(got, (0..frames).collect::<Vec<_>>());
+    let s = pair.net.link_stats(AB).unwrap();
+    let count = |l: &str| {
+        s.by_label
+            .iter()
+            .find(|c| c.label == l)
+            .map_or(0, |c| c.frames)
+    };
+    assert_eq!(
+        (count("even"), count("odd"), count("other")),
+        (frames / 2, frames / 2, 1),
+        "every frame but the (unlabelled) marker under its label: {s:?}"
+    );
+}
