@@ -58,7 +58,9 @@ struct LastUnit {
 
 impl Disk {
     fn is_empty(&self) -> bool {
-        self.hard_state == HardState::default() && self.snapshot.is_none() && self.entries.is_empty()
+        self.hard_state == HardState::default()
+            && self.snapshot.is_none()
+            && self.entries.is_empty()
     }
 
     fn last(&self) -> (Index, Term) {
@@ -1422,6 +1424,7 @@ impl Sim {
         let id = self.nodes[i].id;
         self.lost_data.insert(id);
         self.disk_lost.insert(id);
+        self.checker.on_data_lost(id);
         self.storage_events.push((
             self.now,
             format!(
@@ -1708,6 +1711,8 @@ impl Sim {
             self.records_cut += 1;
             self.lost_data.insert(node.id);
             self.disk_lost.insert(node.id);
+            let id = node.id;
+            self.checker.on_data_lost(id);
             self.storage_events.push((
                 self.now,
                 format!("n{} cut its damaged last WAL record", node.id),
