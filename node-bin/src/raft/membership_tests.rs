@@ -907,6 +907,11 @@ fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_
     let mut a = restart(Some(1));
     a.take_ready();
     assert!(!a.is_voter());
+    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused,
+    // and resets the durable vote; the node still knows it removed itself.
+    let refused = a.handle_request_vote(vote_req(5, 2, (2, 1), false));
+    assert!(!refused.granted);
+    assert_eq!((a.term(), a.vote), (5, None));
     for _ in 0..a.config.election_ticks_max * 2 {
         a.tick();
     }
@@ -922,13 +927,13 @@ fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_
         rd.messages
     );
     // Its pre-vote needs both voters of {2,3}: its own does not count.
-    a.handle_reply(2, vote_granted(2, 2, true));
+    a.handle_reply(2, vote_granted(2, 6, true));
     assert_eq!(a.role(), Role::PreCandidate);
-    a.handle_reply(3, vote_granted(3, 2, true));
+    a.handle_reply(3, vote_granted(3, 6, true));
     assert_eq!(a.role(), Role::Candidate);
     a.take_ready();
-    a.handle_reply(2, vote_granted(2, 2, false));
-    a.handle_reply(3, vote_granted(3, 2, false));
+    a.handle_reply(2, vote_granted(2, 6, false));
+    a.handle_reply(3, vote_granted(3, 6, false));
     assert_eq!(a.role(), Role::Leader);
 
     // A node that did not vote for itself last (it cannot have led the term of the change, nor campaigned

@@ -317,6 +317,11 @@ impl Raft {
         }
         let latest = raft.confs.pop().expect("one pushed above");
         raft.set_membership(latest.index, latest.config);
+        if raft.finishing_own_removal() {
+            // Known from its durable vote for itself (see `finishing_own_removal`): kept for this process, as
+            // the vote is reset by the first request of a later term it refuses.
+            raft.removing_self = Some(raft.membership_index());
+        }
         // What the node starts with is in its status, not news for the event feed (which reports changes);
         // a "no longer a member" warning for a restarted removed node stays.
         raft.events.clear();
