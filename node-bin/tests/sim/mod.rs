@@ -1935,7 +1935,7 @@ impl Sim {
                     let st = r.status();
                     s += &format!(
                         "  node {}: {:?} term {} vote {:?} leader {:?} commit {} last {} (term {}) snap {} config {} \
-                         at {} progress {:?}\n",
+                         at {}{} progress {:?}\n",
                         n.id,
                         st.role,
                         st.term,
@@ -1947,6 +1947,7 @@ impl Sim {
                         st.snapshot_index,
                         st.config,
                         st.config_index,
+                        if r.recovering() { " recovering" } else { "" },
                         st.progress
                     );
                 }
