@@ -474,22 +474,39 @@ fn checker_detects_injected_violations() {
 
     // Two votes in one term, also across a wipe (the checker keys by node, whatever its disk holds).
     let mut c = Checker::default();
-    c.on_vote(3, 0, 5, 1).unwrap();
-    c.on_vote(3, 0, 5, 1).unwrap();
-    let err = c.on_vote(3, 1, 5, 2).unwrap_err();
+    c.on_vote(3, 5, 1).unwrap();
+    c.on_vote(3, 5, 1).unwrap();
+    c.on_data_lost(3);
+    let err = c.on_vote(3, 5, 2).unwrap_err();
     assert!(err.contains("one vote per term"), "{err}");
     // Campaigning in a term it granted.
     let mut c = Checker::default();
-    c.on_vote(3, 0, 5, 1).unwrap();
-    assert!(c.on_vote(3, 1, 5, 3).is_err());
-    // A vote for itself dies with the process that campaigned; the same process may not change it.
+    c.on_vote(3, 5, 1).unwrap();
+    assert!(c.on_vote(3, 5, 3).is_err());
+    // A vote for itself is forgotten only with its data, and only where nobody else granted that candidacy;
+    // from then on nobody may grant it.
     let mut c = Checker::default();
-    c.on_vote(3, 0, 5, 3).unwrap();
-    assert!(c.on_vote(3, 0, 5, 1).is_err());
+    c.on_vote(3, 5, 3).unwrap();
+    assert!(
+        c.on_vote(3, 5, 1).is_err(),
+        "no data lost: the vote is durable"
+    );
     let mut c = Checker::default();
-    c.on_vote(3, 0, 5, 3).unwrap();
-    c.on_vote(3, 1, 5, 1).unwrap();
-    assert!(c.on_vote(3, 2, 5, 2).is_err());
+    c.on_vote(3, 5, 3).unwrap();
+    c.on_data_lost(3);
+    c.on_vote(3, 5, 1).unwrap();
+    assert!(
+        c.on_vote(2, 5, 3).is_err(),
+        "a grant to the forgotten candidacy"
+    );
+    let mut c = Checker::default();
+    c.on_vote(3, 5, 3).unwrap();
+    c.on_vote(2, 5, 3).unwrap();
+    c.on_data_lost(3);
+    assert!(
+        c.on_vote(3, 5, 1).is_err(),
+        "the candidacy had a second voter"
+    );
 
     // A committed entry truncated.
     let mut c = Checker::default();

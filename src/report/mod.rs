@@ -357,7 +357,10 @@ pub fn report(args: ReportArgs) -> ExitCode {
         // Under the title, before any figure, so nobody reads the report without knowing its end is missing.
         html.insert_str(
             at + "</h1>\n".len(),
-            &format!("<p class=\"bad\">{}</p>\n", esc(&w)),
+            &Html::new()
+                .el("p", Some("bad"), |h| h.text(&w))
+                .nl()
+                .into_string(),
         );
     }
     if let Err(e) = std::fs::write(&args.output, html) {

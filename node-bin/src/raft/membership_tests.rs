@@ -912,3 +912,77 @@ fn demotion_is_refused_for_learners_strangers_the_last_voter_and_the_leader() {
         Err(MembershipError::LastVoter)
     );
 }
+
+#[test]
+fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_to_finish_it() {
+    // Simulation seed 796580109240: node 1 led term 1 of {1,2,3} and appended {2,3} at index 3 (its own
+    // removal), then restarted. Node 3 holds less of the log (node 1 refuses it on the log check) and node 2
+    // is recovering (it only votes for a position the other voters vouch for), so only node 1 can win.
+    let entries = || {
+        vec![
+            super::tests::ent(1, 1),
+            super::tests::ent(2, 1),
+            conf_entry(3, 1, conf(&[2, 3], &[])),
+        ]
+    };
+    let restart = |vote| {
+        Raft::new(
+            cfg(1, 3),
+            Restored {
+                hard_state: HardState { term: 1, vote },
+                snapshot: None,
+                entries: entries(),
+            },
+        )
+    };
+    let mut a = restart(Some(1));
+    a.take_ready();
+    assert!(!a.is_voter());
+    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused,
+    // and resets the durable vote; the node still knows it removed itself.
+    let refused = a.handle_request_vote(vote_req(5, 2, (2, 1), false));
+    assert!(!refused.granted);
+    assert_eq!((a.term(), a.vote), (5, None));
+    for _ in 0..a.config.election_ticks_max * 2 {
+        a.tick();
+    }
+    let rd = a.take_ready();
+    let asked: Vec<NodeId> = rd
+        .messages
+        .iter()
+        .filter_map(|(p, m)| matches!(m, Request::Vote(v) if v.pre_vote).then_some(*p))
+        .collect();
+    assert!(
+        asked.starts_with(&[2, 3]),
+        "it did not pre-campaign: {:?}",
+        rd.messages
+    );
+    // Its pre-vote needs both voters of {2,3}: its own does not count.
+    a.handle_reply(2, vote_granted(2, 6, true));
+    assert_eq!(a.role(), Role::PreCandidate);
+    a.handle_reply(3, vote_granted(3, 6, true));
+    assert_eq!(a.role(), Role::Candidate);
+    a.take_ready();
+    a.handle_reply(2, vote_granted(2, 6, false));
+    a.handle_reply(3, vote_granted(3, 6, false));
+    assert_eq!(a.role(), Role::Leader);
+
+    // A node that did not vote for itself last (it cannot have led the term of the change, nor campaigned
+    // since) was removed by another leader: it does not campaign.
+    let mut b = restart(Some(2));
+    b.take_ready();
+    for _ in 0..b.config.election_ticks_max * 4 {
+        b.tick();
+    }
+    assert_eq!(elections_started(&mut b), 0);
+}
+
+fn vote_granted(voter: NodeId, term: Term, pre_vote: bool) -> Reply {
+    Reply::Vote(RequestVoteReply {
+        term,
+        voter,
+        granted: true,
+        pre_vote,
+        removed_by: None,
+    })
+}

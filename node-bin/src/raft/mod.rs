@@ -317,6 +317,11 @@ impl Raft {
         }
         let latest = raft.confs.pop().expect("one pushed above");
         raft.set_membership(latest.index, latest.config);
+        if raft.finishing_own_removal() {
+            // Known from its durable vote for itself (see `finishing_own_removal`): kept for this process, as
+            // the vote is reset by the first request of a later term it refuses.
+            raft.removing_self = Some(raft.membership_index());
+        }
         // What the node starts with is in its status, not news for the event feed (which reports changes);
         // a "no longer a member" warning for a restarted removed node stays.
         raft.events.clear();
@@ -436,9 +441,14 @@ impl Raft {
     }
 
     /// Whether this node may campaign though it is not a voter of its configuration: the latest
-    /// configuration, not committed here, is the one by which it removed itself, as leader in this process,
-    /// from a configuration in which it voted. (A node removed by another leader does not: its campaigns
-    /// would only disrupt, §4.2.3.)
+    /// configuration, not committed here, is the one by which it removed itself from a configuration in which
+    /// it voted. It knows that as the leader that appended it (in this process), or after a restart from its
+    /// durable vote: its latest vote was for itself, in the term of the change or later, which a node removed
+    /// by another leader only holds if it lost that term's election to it (a campaign of its own since then
+    /// needs this rule). (A node removed by another leader does not campaign otherwise: its campaigns would
+    /// only disrupt, §4.2.3; in that one case pre-vote still keeps it from disrupting a live leader.) Which
+    /// node campaigns does not bear on safety: it counts only the new configuration's voters, like any voter
+    /// of it.
     /// That is a leader that removed itself and lost its leadership before the change committed (openraft
     /// #2091): it may hold the only copy that counts of the newest entries, and with the voters of the old
     /// configuration refusing each other on the log check (it holds more), nobody else may ever win. As a
@@ -449,7 +459,7 @@ impl Raft {
         let id = self.config.id;
         let n = self.confs.len();
         self.removed_at.is_none()
-            && self.removing_self == Some(self.membership_index())
+            && (self.removing_self == Some(self.membership_index()) || self.vote == Some(id))
             && !self.membership().contains(id)
             && self.membership_index() > self.log.commit
             && n >= 2

@@ -1,7 +1,7 @@
 //! The safety checker of the simulation: it watches what every node persists, applies and acknowledges,
 //! and reports the first violation of a Raft safety property.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use squall_node::raft::{Entry, Index, NodeId, Payload, Term};
 
@@ -49,10 +49,17 @@ pub struct Checker {
     acked: Vec<Acked>,
     /// Highest index of an acknowledged write.
     pub max_acked: Index,
-    /// (voter, term) -> the candidate it voted for and, for a vote for itself, the incarnation (process)
-    /// that campaigned; kept across the voter's crashes, power cuts and wipes: a node is one voter for its
-    /// whole life, whatever happened to its disk.
-    votes: HashMap<(NodeId, Term), (NodeId, Option<u64>)>,
+    /// (voter, term) -> the candidate it voted for, kept across the voter's crashes, power cuts and wipes: a
+    /// node is one voter for its whole life, whatever happened to its disk.
+    votes: HashMap<(NodeId, Term), NodeId>,
+    /// How many times each node lost its durable data (wiped, a damaged record cut): a vote cast before the
+    /// latest loss may be forgotten by the node.
+    losses: HashMap<NodeId, u32>,
+    /// (voter, term) -> the loss count when its vote was cast.
+    vote_epochs: HashMap<(NodeId, Term), u32>,
+    /// (candidate, term) of self-votes the candidate forgot in a data loss and then replaced by a vote for
+    /// another node: no other node may grant that candidacy a vote any more.
+    forgotten_candidacies: HashSet<(NodeId, Term)>,
 }
 
 /// A view of a leader's log for the completeness checks.
@@ -208,33 +215,56 @@ impl Checker {
         self.max_acked = self.max_acked.max(index);
     }
 
-    /// `voter`, in its process `incarnation`, cast its (real, not pre-) vote in `term` for `candidate`:
-    /// granted it in an answer it sent, or voted for itself as a candidate whose requests went out. Election
-    /// safety rests on one vote per voter per term (Raft §5.2); a second one, to anyone else, is a violation
-    /// even before a second leader results. One exception: a vote for itself dies with the process that
-    /// campaigned (a candidate's tally is volatile, and the answers to a crashed process are dropped), so a
-    /// later process may vote for another in that term.
-    pub fn on_vote(
-        &mut self,
-        voter: NodeId,
-        incarnation: u64,
-        term: Term,
-        candidate: NodeId,
-    ) -> Result<(), String> {
-        let own = (candidate == voter).then_some(incarnation);
-        match self.votes.insert((voter, term), (candidate, own)) {
-            Some((earlier, Some(inc))) if earlier == voter && inc != incarnation => Ok(()),
-            Some((earlier, _)) if earlier != candidate => Err(format!(
-                "one vote per term: node {voter} voted for node {candidate} in term {term} after voting for \
-                 node {earlier} in that term"
-            )),
+    /// `voter` lost its durable data (its directory wiped, or a damaged record cut by the open): votes it
+    /// cast before may be forgotten.
+    pub fn on_data_lost(&mut self, voter: NodeId) {
+        *self.losses.entry(voter).or_default() += 1;
+    }
+
+    /// `voter` cast its (real, not pre-) vote in `term` for `candidate`: granted it in an answer it sent, or
+    /// voted for itself as a candidate whose requests went out. Election safety rests on one vote per voter per
+    /// term (Raft §5.2); a second one, to anyone else, is a violation even before a second leader results.
+    ///
+    /// One exception: a node that lost its data (see [`Checker::on_data_lost`]) after voting for itself as a
+    /// candidate, while no other node had granted that candidacy a vote, may vote again in that term. It
+    /// cannot know of the forgotten vote (the recovery rule only learns the term from the other voters, whose
+    /// majority may not include anyone who saw the candidacy), and the candidacy had no second voter, so it
+    /// cannot have made, nor can it later make, a second leader: from then on a grant to that candidacy is a
+    /// violation. A forgotten vote for another node, or for itself where someone else granted it, stays a
+    /// violation: that candidacy may have reached a quorum.
+    pub fn on_vote(&mut self, voter: NodeId, term: Term, candidate: NodeId) -> Result<(), String> {
+        if voter != candidate && self.forgotten_candidacies.contains(&(candidate, term)) {
+            return Err(format!(
+                "one vote per term: node {voter} granted node {candidate} a vote in term {term}, whose own vote \
+                 for itself there it forgot in a data loss and replaced by a vote for node {}",
+                self.votes[&(candidate, term)]
+            ));
+        }
+        let epoch = self.losses.get(&voter).copied().unwrap_or(0);
+        let earlier_epoch = self.vote_epochs.insert((voter, term), epoch);
+        match self.votes.insert((voter, term), candidate) {
+            Some(earlier) if earlier != candidate => {
+                let lost_since = earlier_epoch.is_some_and(|e| e < epoch);
+                let granted_by_other = self
+                    .votes
+                    .iter()
+                    .any(|(&(v, t), &c)| t == term && c == voter && v != voter);
+                if lost_since && earlier == voter && !granted_by_other {
+                    self.forgotten_candidacies.insert((voter, term));
+                    return Ok(());
+                }
+                Err(format!(
+                    "one vote per term: node {voter} voted for node {candidate} in term {term} after voting \
+                     for node {earlier} in that term"
+                ))
+            }
             _ => Ok(()),
         }
     }
 
     /// The candidate `voter` voted for in `term`, if it did.
     pub fn vote_of(&self, voter: NodeId, term: Term) -> Option<NodeId> {
-        self.votes.get(&(voter, term)).map(|v| v.0)
+        self.votes.get(&(voter, term)).copied()
     }
 
     /// Number of acknowledged writes.

@@ -922,8 +922,7 @@ impl Sim {
                     pre_vote: false,
                 } = ev
                 {
-                    let inc = self.nodes[i].incarnation;
-                    self.checker.on_vote(id, inc, *term, id)?;
+                    self.checker.on_vote(id, *term, id)?;
                 }
             }
             // 3. Report durability.
@@ -1337,10 +1336,7 @@ impl Sim {
     /// commit).
     fn on_answer_sent(&mut self, from: NodeId, to: NodeId, reply: &Reply) -> Result<(), String> {
         match reply {
-            Reply::Vote(v) if v.granted && !v.pre_vote => {
-                let inc = self.nodes[Self::idx(from)].incarnation;
-                self.checker.on_vote(from, inc, v.term, to)
-            }
+            Reply::Vote(v) if v.granted && !v.pre_vote => self.checker.on_vote(from, v.term, to),
             Reply::Append(a) if a.success => {
                 let node = &mut self.nodes[Self::idx(from)];
                 let snap = node.disk.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
@@ -1428,6 +1424,7 @@ impl Sim {
         let id = self.nodes[i].id;
         self.lost_data.insert(id);
         self.disk_lost.insert(id);
+        self.checker.on_data_lost(id);
         self.storage_events.push((
             self.now,
             format!(
@@ -1714,6 +1711,8 @@ impl Sim {
             self.records_cut += 1;
             self.lost_data.insert(node.id);
             self.disk_lost.insert(node.id);
+            let id = node.id;
+            self.checker.on_data_lost(id);
             self.storage_events.push((
                 self.now,
                 format!("n{} cut its damaged last WAL record", node.id),
@@ -1936,7 +1935,7 @@ impl Sim {
                     let st = r.status();
                     s += &format!(
                         "  node {}: {:?} term {} vote {:?} leader {:?} commit {} last {} (term {}) snap {} config {} \
-                         at {} progress {:?}\n",
+                         at {}{} progress {:?}\n",
                         n.id,
                         st.role,
                         st.term,
@@ -1948,6 +1947,7 @@ impl Sim {
                         st.snapshot_index,
                         st.config,
                         st.config_index,
+                        if r.recovering() { " recovering" } else { "" },
                         st.progress
                     );
                 }
