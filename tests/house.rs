@@ -15,6 +15,8 @@
 //! The layers of the crate root, lowest first (a module may use what is in its own layer or below, never
 //! above; see [`LAYERS`]):
 //! 0. `units`: formatting of durations and sizes, used everywhere.
+//! 0½. `command`: the command vocabulary as values (parse, print, the verb table), below everything that
+//!    reads, performs or records a command.
 //! 1. `state`, `check`: pure data and pure checkers, no I/O.
 //! 2. `cli`: clap definitions (flag values only).
 //! 3. `cluster`: the running cluster (processes, proxies, status polling, actions → events).
@@ -37,6 +39,7 @@ use std::path::{Path, PathBuf};
 /// belongs.
 const LAYERS: &[&[&str]] = &[
     &["units"],
+    &["command"],
     &["state", "check"],
     &["cli"],
     &["cluster"],

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::fault::{human, parse_duration};
-use super::{Command, Target};
+use super::target::Target;
 
 /// A clock fault to set on one node, or `Heal` to make its clock true again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl std::fmt::Display for ClockAction {
 pub const HELP: &str = "clock N +1h|-30s|x4|x0.5|strobe 200ms|heal";
 
 /// Parses the words after `clock`.
-pub fn parse_clock(rest: &[&str]) -> Result<Command, String> {
+pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
     let target = match rest.first().copied() {
         None => return Err("`clock` needs a node id (or `leader`), e.g. `clock 2 +1h`".into()),
         Some("leader") => Target::Leader,
@@ -88,5 +88,5 @@ pub fn parse_clock(rest: &[&str]) -> Result<Command, String> {
             ));
         }
     };
-    Ok(Command::Clock(target, action))
+    Ok((target, action))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::fault::{human, parse_duration};
-use super::{Command, NodeId, Target};
+use super::target::{NodeId, Target};
 
 /// Whether an injected fsync failure happens once or on every sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,16 +136,16 @@ fn node_target(word: Option<&str>, cmd: &str) -> Result<Target, String> {
 }
 
 /// Parses the words after `powercut`.
-pub fn parse_powercut(rest: &[&str]) -> Result<Command, String> {
+pub fn parse_powercut(rest: &[&str]) -> Result<(PowerTarget, Option<TornMode>), String> {
     let target = match rest.first().copied() {
         Some("all") => PowerTarget::All,
         w => PowerTarget::One(node_target(w, "powercut")?),
     };
     match &rest[1..] {
-        [] => Ok(Command::PowerCut(target, None)),
-        ["torn"] | ["torn", "prefix"] => Ok(Command::PowerCut(target, Some(TornMode::Prefix))),
-        ["torn", "writes"] => Ok(Command::PowerCut(target, Some(TornMode::Writes))),
-        ["torn", "pages"] => Ok(Command::PowerCut(target, Some(TornMode::Pages))),
+        [] => Ok((target, None)),
+        ["torn"] | ["torn", "prefix"] => Ok((target, Some(TornMode::Prefix))),
+        ["torn", "writes"] => Ok((target, Some(TornMode::Writes))),
+        ["torn", "pages"] => Ok((target, Some(TornMode::Pages))),
         other => Err(format!(
             "`powercut` takes a node (or leader, or all) and optionally `torn`, `torn writes` or `torn pages`, \
              not `{}`",
@@ -155,7 +155,7 @@ pub fn parse_powercut(rest: &[&str]) -> Result<Command, String> {
 }
 
 /// Parses the words after `disk`.
-pub fn parse_disk(rest: &[&str]) -> Result<Command, String> {
+pub fn parse_disk(rest: &[&str]) -> Result<(Target, DiskAction), String> {
     let target = node_target(rest.first().copied(), "disk")?;
     let usage = "use `disk N slow 50ms [sync]`, `stall`, `fail-fsync [once|always]`, `full [after BYTES]`, \
                  `flip [FILE [at OFFSET]]` or `heal`";
@@ -206,7 +206,7 @@ pub fn parse_disk(rest: &[&str]) -> Result<Command, String> {
         [] => return Err(format!("`disk` needs a fault; {usage}")),
         other => return Err(format!("unknown disk fault `{}`; {usage}", other.join(" "))),
     };
-    Ok(Command::Disk(target, action))
+    Ok((target, action))
 }
 
 /// `4096`, `64k`, `10KiB`, `1m`, `2MB`: a byte count.

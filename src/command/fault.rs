@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NodeId, Target};
+use super::target::{NodeId, Target};
 
 /// The message kinds a fault can be limited to (`only KIND[,KIND]`), as the wire classifier labels frames
 /// (`crate::cluster::classify`). Index order is the label order.

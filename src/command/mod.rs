@@ -11,6 +11,7 @@ pub mod clock;
 pub mod disk;
 pub mod fault;
 mod parse;
+pub mod target;
 pub mod verbs;
 
 use serde::{Deserialize, Serialize};
@@ -19,19 +20,7 @@ pub use clock::ClockAction;
 pub use disk::{DiskAction, FsyncFailure, PowerTarget};
 pub use fault::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
 pub use parse::{parse, parse_fault};
-
-/// A node id.
-pub type NodeId = u64;
-
-/// Which node an action targets. `Leader` stays symbolic in the command (an export writes `kill leader`);
-/// the event that records a performed command names the node it hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Target {
-    /// A node by id.
-    Node(NodeId),
-    /// Whichever node leads when the action runs.
-    Leader,
-}
+pub use target::{NodeId, Target};
 
 /// One action a person can ask for: from a key, a line of the headless console, or (later) a scenario
 /// timeline, all parsed into this one type. New commands are new variants (with their words in [`parse`] and
@@ -213,15 +202,6 @@ impl Command {
                 _ => None,
             },
             _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Node(id) => write!(f, "{id}"),
-            Target::Leader => f.write_str("leader"),
         }
     }
 }
