@@ -19,7 +19,7 @@
 //!
 //! On an invalid key the report is found apart from the search, because the point where one search got
 //! deepest can lie on a wrong branch and blame an operation that some other order linearizes fine
-//! ([`minimal_failure`]): the *culprit* is the operation whose completion first makes the key's history
+//! (`minimal_failure`): the *culprit* is the operation whose completion first makes the key's history
 //! non-linearizable (the shortest failing prefix, found by bisection over completion times, operations still
 //! running at that time counted as of unknown outcome). The operations before the window are those that
 //! completed before every operation of the window began (a clean cut in real time, so every linearization

@@ -1,6 +1,6 @@
 //! Scenario files: a cluster, a workload, faults on a timeline and/or from a seeded random nemesis, a
 //! duration, a final heal with a recovery period, and the checks to run. Parsing, validation and expansion
-//! into a [`Plan`] (every setting a seed expands into and every timed command) are pure; [`run`] performs a
+//! into a [`Plan`] (every setting a seed expands into and every timed command) are pure; [`crate::run`] performs a
 //! plan against real processes through the cluster layer.
 //!
 //! The shape follows Jepsen's test maps (a generator of operations and a nemesis schedule, judged by checkers
