@@ -183,6 +183,44 @@ fn a_node_that_cut_its_tail_does_not_help_elect_a_leader_lacking_it() {
 }
 
 #[test]
+fn a_recovering_node_does_not_vouch_for_another_recovering_node() {
+    // Simulation seed 796581733296: node 2 led term 1 and committed entry 7 with node 3 (node 1 is at 4).
+    // Node 3 cut entry 7 as a damaged record; before anyone caught it up, node 2 was wiped. A wiped node's
+    // empty log is "behind" every position, but it is no witness: it has forgotten what it acknowledged, so
+    // its answer must not complete the majority of the others that lets node 3 finish (and then lead term 20
+    // lacking entry 7).
+    let mut cut = marked(3, 3, 1, &[1, 1, 1, 1, 1, 1]);
+    let mut wiped = node(2, 3, 0, &[]);
+    assert!(wiped.recovering());
+    let mut behind = node(1, 3, 15, &[1, 1, 1, 1]);
+    cut.tick();
+    let probe = cut
+        .take_ready()
+        .messages
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Request::Vote(v) if to == 2 && v.term == 0 => Some(v),
+            _ => None,
+        })
+        .expect("a probe to node 2");
+    assert_eq!((probe.last_log_term, probe.last_log_index), (1, 6));
+    let from_wiped = wiped.handle_request_vote(probe.clone());
+    let from_behind = behind.handle_request_vote(probe);
+    assert!(from_behind.granted, "node 1 (at 4) vouches for position 6");
+    cut.handle_reply(2, Reply::Vote(from_wiped));
+    cut.handle_reply(1, Reply::Vote(from_behind));
+    assert!(
+        cut.recovering(),
+        "finished recovering on a wiped node's word, lacking committed entry 7"
+    );
+    assert!(
+        !cut.handle_request_vote(vote_req(16, 1, (4, 1), false))
+            .granted,
+        "voted for a candidate lacking entry 7"
+    );
+}
+
+#[test]
 fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
     let mut r = node(1, 3, 0, &[]);
     assert!(r.recovering());
