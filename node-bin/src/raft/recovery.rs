@@ -25,8 +25,10 @@
 //!    `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed entry (the
 //!    Leader Completeness argument, Raft dissertation §3.6.3).
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
-//!    when either a leader of term `T` or later caught it up to that leader's commit index (so it holds every
-//!    committed entry and the committed configuration as of then), or a majority of the others said its own
+//!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
+//!    is an entry of the leader's own term (so it holds every committed entry and the committed
+//!    configuration as of then; a leader's commit index is volatile, and before it commits an entry of its
+//!    term it may lag what earlier leaders committed, Raft §5.4.2), or a majority of the others said its own
 //!    log position is at least as up to date as theirs (a new cluster, where every log is empty, finishes this
 //!    way after one round trip; a sole voter has no one to ask and finishes at once).
 //! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at

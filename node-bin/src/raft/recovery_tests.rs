@@ -100,8 +100,9 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
         0,
         "a leader of a term below T counts"
     );
-    // The leader of term 5 catches it up: recovered, its term-5 vote counted as cast for that leader.
-    let rep = voter.handle_append_entries(append(5, (0, 0), log_of(&[1]), 1));
+    // The leader of term 5 catches it up through its term's no-op, committed: recovered, its term-5 vote
+    // counted as cast for that leader.
+    let rep = voter.handle_append_entries(append(5, (0, 0), log_of(&[1, 5]), 2));
     assert!(rep.success);
     assert!(!voter.recovering());
     assert_eq!((voter.term(), voter.vote), (5, Some(2)));
@@ -119,7 +120,7 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
     voter.leader_contact = 100;
     assert!(
         voter
-            .handle_request_vote(vote_req(6, 1, (1, 1), false))
+            .handle_request_vote(vote_req(6, 1, (2, 5), false))
             .granted,
         "a later term is a new vote"
     );
@@ -217,6 +218,51 @@ fn a_recovering_node_does_not_vouch_for_another_recovering_node() {
         !cut.handle_request_vote(vote_req(16, 1, (4, 1), false))
             .granted,
         "voted for a candidate lacking entry 7"
+    );
+}
+
+#[test]
+fn a_leader_that_has_not_committed_in_its_term_does_not_end_recovery() {
+    // Simulation seed 796582025176: entry 4 (term 3) was committed by nodes 1 and 2; node 3 lacks it. Node 2
+    // was wiped. Node 1 restarted (its commit index is volatile: 0) and won term 6; its first appends carry
+    // commit 0, which the wiped node "caught up to" with one entry. Finishing then let node 2 vote for node 3
+    // in term 7, which led lacking entry 4.
+    let mut w = node(2, 3, 0, &[]);
+    assert!(w.recovering());
+    answer(&mut w, 1, 5, false);
+    answer(&mut w, 3, 4, false);
+    assert!(w.recovering());
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(6, (0, 0), vec![super::tests::ent(1, 1)], 0)
+    });
+    assert!(rep.success);
+    assert!(
+        w.recovering(),
+        "finished on a leader's commit index that covers nothing of its own term"
+    );
+    assert!(
+        !w.handle_request_vote(vote_req(7, 3, (3, 3), false)).granted,
+        "voted for a candidate lacking entry 4"
+    );
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(
+            6,
+            (1, 1),
+            vec![
+                super::tests::ent(2, 1),
+                super::tests::ent(3, 3),
+                super::tests::ent(4, 3),
+                super::tests::ent(5, 6),
+            ],
+            5,
+        )
+    });
+    assert!(rep.success);
+    assert!(
+        !w.recovering(),
+        "caught up through an entry the leader committed in its own term"
     );
 }
 

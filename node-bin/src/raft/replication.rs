@@ -102,7 +102,12 @@ impl Raft {
         reply.success = true;
         reply.match_index = last_new;
         reply.last_log_index = self.log.last_index();
-        if self.log.commit >= req.leader_commit {
+        // A leader's commit index is volatile: after a restart it covers every committed entry only once it
+        // has committed one of its own term (Raft §5.4.2), so only then does catching up to it prove this node
+        // holds every committed entry.
+        if self.log.commit >= req.leader_commit
+            && self.log.term(req.leader_commit) == Some(req.term)
+        {
             self.maybe_finish_recovery(Some((req.leader, req.term)));
         }
         reply
