@@ -267,6 +267,32 @@ fn a_leader_that_has_not_committed_in_its_term_does_not_end_recovery() {
 }
 
 #[test]
+fn a_snapshot_chunk_a_recovering_follower_refused_is_resent_at_the_next_heartbeat() {
+    // Simulation seed 796582026241: node 2 cut a damaged record, restarted (forgetting what it had probed)
+    // and was sent a snapshot chunk before it had learned the current term; its answer (term 0, which no
+    // leader counts) left the chunk "in flight" until the chunk timeout, 20 election timeouts, so the
+    // transfer and node 2's recovery did not finish within the run.
+    let (mut r, first) = super::tests::leader_streaming_snapshot(b"0123456789");
+    let mut f = marked(2, 3, 1, &[]);
+    f.take_ready();
+    let answer = f.handle_install_snapshot(first.clone());
+    assert_eq!(
+        answer.term, 0,
+        "the recovering follower has not validated the leader"
+    );
+    r.handle_reply(2, Reply::Snapshot(answer));
+    let mut resent = Vec::new();
+    for _ in 0..4 {
+        r.tick();
+        resent.extend(super::tests::chunks_to(&r.take_ready(), 2));
+    }
+    assert!(
+        resent.iter().any(|c| c.offset == first.offset),
+        "the refused chunk was not resent within two heartbeats: {resent:?}"
+    );
+}
+
+#[test]
 fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
     let mut r = node(1, 3, 0, &[]);
     assert!(r.recovering());

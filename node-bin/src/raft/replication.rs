@@ -135,7 +135,16 @@ impl Raft {
                 }
             }
             Reply::Snapshot(r) => {
-                if self.check_reply_term(r.term) {
+                if r.term == 0 && self.role == Role::Leader {
+                    // A recovering follower that has not yet learned the current term refused the chunk (see
+                    // the `recovery` module, rule 1): free its slot so the next heartbeat resends it, rather
+                    // than waiting out the chunk timeout as for a lost answer.
+                    if let Some(pr) = self.progress.get_mut(&from)
+                        && pr.chunk_in_flight == Some(r.chunk_id)
+                    {
+                        pr.chunk_in_flight = None;
+                    }
+                } else if self.check_reply_term(r.term) {
                     self.handle_snapshot_reply(from, r);
                 }
             }
