@@ -14,7 +14,10 @@
 //! 2. It asks the *other* voters of its configuration for their current term and whether a log position `P`
 //!    is at least as up to date as theirs (a "probe": a pre-vote request for term 0, which no real campaign
 //!    uses; the answer carries the answerer's term and `granted` = "`P` is at least as up to date as my log",
-//!    and changes nothing there). Once a majority of the other voters answered, it knows `T`, the highest
+//!    and changes nothing there). Only answers from voters that are not recovering themselves count: a
+//!    recovering answerer may have forgotten both, so it answers "nothing to tell" (term 0, not vouched),
+//!    except that two empty nodes at term 0 vouch for each other (how a new cluster starts; see
+//!    `Raft::answer_probe`). Once a majority of the other voters answered, it knows `T`, the highest
 //!    term among them. Any majority of the others intersects every quorum that could have used its forgotten
 //!    vote (a quorum holding this node has a majority-minus-one of the others, and the two sets together
 //!    outnumber the others), so every term in which a leader could have been elected with that vote is at
@@ -22,8 +25,10 @@
 //!    `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed entry (the
 //!    Leader Completeness argument, Raft dissertation §3.6.3).
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
-//!    when either a leader of term `T` or later caught it up to that leader's commit index (so it holds every
-//!    committed entry and the committed configuration as of then), or a majority of the others said its own
+//!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
+//!    is an entry of the leader's own term (so it holds every committed entry and the committed
+//!    configuration as of then; a leader's commit index is volatile, and before it commits an entry of its
+//!    term it may lag what earlier leaders committed, Raft §5.4.2), or a majority of the others said its own
 //!    log position is at least as up to date as theirs (a new cluster, where every log is empty, finishes this
 //!    way after one round trip; a sole voter has no one to ask and finishes at once).
 //! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at
@@ -140,7 +145,21 @@ impl Raft {
 
     /// A probe (pre-vote for term 0) from a recovering peer: this node's term, and whether the probed position
     /// is at least as up to date as this node's log. Changes nothing here.
+    ///
+    /// A node that is itself recovering is no witness: it may have forgotten the terms it saw and the entries it
+    /// acknowledged, so neither its term nor an empty or cut log "behind" the probed position says anything
+    /// about the quorums rule 2 relies on. It answers "nothing to tell" (term 0, not vouched: no node that
+    /// finished recovering answers so, since any entry it holds has a term of at least 1), which the prober
+    /// does not count, except in the one case a new cluster needs: it and the prober both hold nothing at
+    /// term 0. Vouching there is safe because a prober at position (0, 0) is vouched for only by empty logs,
+    /// so finishing that way takes a majority of the voters holding nothing: a new cluster, or a loss beyond
+    /// what any quorum system keeps.
     pub(super) fn answer_probe(&self, req: &RequestVote) -> (Term, bool) {
+        if self.recovery.is_some() {
+            let empty = self.term == 0 && self.own_pos() == (0, 0);
+            let probed_empty = (req.last_log_term, req.last_log_index) == (0, 0);
+            return (0, empty && probed_empty);
+        }
         (
             self.term,
             self.log
@@ -222,6 +241,10 @@ impl Raft {
 
     /// A vote reply while recovering answers a probe (a recovering node never campaigns): records it.
     pub(super) fn handle_probe_reply(&mut self, from: NodeId, term: Term, vouched: bool) {
+        if term == 0 && !vouched {
+            // "Nothing to tell": the answerer is recovering too (see `answer_probe`), so it is no witness.
+            return;
+        }
         if let Some(rec) = self.recovery.as_mut() {
             let t = rec.terms.entry(from).or_default();
             *t = (*t).max(term);

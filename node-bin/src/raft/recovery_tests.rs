@@ -100,8 +100,9 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
         0,
         "a leader of a term below T counts"
     );
-    // The leader of term 5 catches it up: recovered, its term-5 vote counted as cast for that leader.
-    let rep = voter.handle_append_entries(append(5, (0, 0), log_of(&[1]), 1));
+    // The leader of term 5 catches it up through its term's no-op, committed: recovered, its term-5 vote
+    // counted as cast for that leader.
+    let rep = voter.handle_append_entries(append(5, (0, 0), log_of(&[1, 5]), 2));
     assert!(rep.success);
     assert!(!voter.recovering());
     assert_eq!((voter.term(), voter.vote), (5, Some(2)));
@@ -119,7 +120,7 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
     voter.leader_contact = 100;
     assert!(
         voter
-            .handle_request_vote(vote_req(6, 1, (1, 1), false))
+            .handle_request_vote(vote_req(6, 1, (2, 5), false))
             .granted,
         "a later term is a new vote"
     );
@@ -180,6 +181,115 @@ fn a_node_that_cut_its_tail_does_not_help_elect_a_leader_lacking_it() {
     });
     assert!(rep.success);
     assert!(!f.recovering());
+}
+
+#[test]
+fn a_recovering_node_does_not_vouch_for_another_recovering_node() {
+    // Simulation seed 796581733296: node 2 led term 1 and committed entry 7 with node 3 (node 1 is at 4).
+    // Node 3 cut entry 7 as a damaged record; before anyone caught it up, node 2 was wiped. A wiped node's
+    // empty log is "behind" every position, but it is no witness: it has forgotten what it acknowledged, so
+    // its answer must not complete the majority of the others that lets node 3 finish (and then lead term 20
+    // lacking entry 7).
+    let mut cut = marked(3, 3, 1, &[1, 1, 1, 1, 1, 1]);
+    let mut wiped = node(2, 3, 0, &[]);
+    assert!(wiped.recovering());
+    let mut behind = node(1, 3, 15, &[1, 1, 1, 1]);
+    cut.tick();
+    let probe = cut
+        .take_ready()
+        .messages
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Request::Vote(v) if to == 2 && v.term == 0 => Some(v),
+            _ => None,
+        })
+        .expect("a probe to node 2");
+    assert_eq!((probe.last_log_term, probe.last_log_index), (1, 6));
+    let from_wiped = wiped.handle_request_vote(probe.clone());
+    let from_behind = behind.handle_request_vote(probe);
+    assert!(from_behind.granted, "node 1 (at 4) vouches for position 6");
+    cut.handle_reply(2, Reply::Vote(from_wiped));
+    cut.handle_reply(1, Reply::Vote(from_behind));
+    assert!(
+        cut.recovering(),
+        "finished recovering on a wiped node's word, lacking committed entry 7"
+    );
+    assert!(
+        !cut.handle_request_vote(vote_req(16, 1, (4, 1), false))
+            .granted,
+        "voted for a candidate lacking entry 7"
+    );
+}
+
+#[test]
+fn a_leader_that_has_not_committed_in_its_term_does_not_end_recovery() {
+    // Simulation seed 796582025176: entry 4 (term 3) was committed by nodes 1 and 2; node 3 lacks it. Node 2
+    // was wiped. Node 1 restarted (its commit index is volatile: 0) and won term 6; its first appends carry
+    // commit 0, which the wiped node "caught up to" with one entry. Finishing then let node 2 vote for node 3
+    // in term 7, which led lacking entry 4.
+    let mut w = node(2, 3, 0, &[]);
+    assert!(w.recovering());
+    answer(&mut w, 1, 5, false);
+    answer(&mut w, 3, 4, false);
+    assert!(w.recovering());
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(6, (0, 0), vec![super::tests::ent(1, 1)], 0)
+    });
+    assert!(rep.success);
+    assert!(
+        w.recovering(),
+        "finished on a leader's commit index that covers nothing of its own term"
+    );
+    assert!(
+        !w.handle_request_vote(vote_req(7, 3, (3, 3), false)).granted,
+        "voted for a candidate lacking entry 4"
+    );
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(
+            6,
+            (1, 1),
+            vec![
+                super::tests::ent(2, 1),
+                super::tests::ent(3, 3),
+                super::tests::ent(4, 3),
+                super::tests::ent(5, 6),
+            ],
+            5,
+        )
+    });
+    assert!(rep.success);
+    assert!(
+        !w.recovering(),
+        "caught up through an entry the leader committed in its own term"
+    );
+}
+
+#[test]
+fn a_snapshot_chunk_a_recovering_follower_refused_is_resent_at_the_next_heartbeat() {
+    // Simulation seed 796582026241: node 2 cut a damaged record, restarted (forgetting what it had probed)
+    // and was sent a snapshot chunk before it had learned the current term; its answer (term 0, which no
+    // leader counts) left the chunk "in flight" until the chunk timeout, 20 election timeouts, so the
+    // transfer and node 2's recovery did not finish within the run.
+    let (mut r, first) = super::tests::leader_streaming_snapshot(b"0123456789");
+    let mut f = marked(2, 3, 1, &[]);
+    f.take_ready();
+    let answer = f.handle_install_snapshot(first.clone());
+    assert_eq!(
+        answer.term, 0,
+        "the recovering follower has not validated the leader"
+    );
+    r.handle_reply(2, Reply::Snapshot(answer));
+    let mut resent = Vec::new();
+    for _ in 0..4 {
+        r.tick();
+        resent.extend(super::tests::chunks_to(&r.take_ready(), 2));
+    }
+    assert!(
+        resent.iter().any(|c| c.offset == first.offset),
+        "the refused chunk was not resent within two heartbeats: {resent:?}"
+    );
 }
 
 #[test]

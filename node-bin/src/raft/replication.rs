@@ -102,7 +102,12 @@ impl Raft {
         reply.success = true;
         reply.match_index = last_new;
         reply.last_log_index = self.log.last_index();
-        if self.log.commit >= req.leader_commit {
+        // A leader's commit index is volatile: after a restart it covers every committed entry only once it
+        // has committed one of its own term (Raft §5.4.2), so only then does catching up to it prove this node
+        // holds every committed entry.
+        if self.log.commit >= req.leader_commit
+            && self.log.term(req.leader_commit) == Some(req.term)
+        {
             self.maybe_finish_recovery(Some((req.leader, req.term)));
         }
         reply
@@ -130,7 +135,16 @@ impl Raft {
                 }
             }
             Reply::Snapshot(r) => {
-                if self.check_reply_term(r.term) {
+                if r.term == 0 && self.role == Role::Leader {
+                    // A recovering follower that has not yet learned the current term refused the chunk (see
+                    // the `recovery` module, rule 1): free its slot so the next heartbeat resends it, rather
+                    // than waiting out the chunk timeout as for a lost answer.
+                    if let Some(pr) = self.progress.get_mut(&from)
+                        && pr.chunk_in_flight == Some(r.chunk_id)
+                    {
+                        pr.chunk_in_flight = None;
+                    }
+                } else if self.check_reply_term(r.term) {
                     self.handle_snapshot_reply(from, r);
                 }
             }

@@ -948,7 +948,7 @@ fn a_late_rejection_overtaken_by_successes_is_ignored() {
 
 /// Leader (term 2) whose log 1..=5 is compacted into `data`, with follower 2 being sent that snapshot:
 /// returns the leader and the first chunk.
-fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) {
+pub(super) fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) {
     let mut r = leader(3, 1, &[]);
     for i in 0..4 {
         r.propose(vec![i]).unwrap();

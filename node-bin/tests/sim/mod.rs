@@ -1596,6 +1596,28 @@ impl Sim {
         })
     }
 
+    /// Whether destroying data on node `i` (a wipe, a damaged record) still leaves a majority of the nodes
+    /// with their data: no other node is still recovering from such a loss (its `RECOVERING` marker set, its
+    /// damaged record not yet cut, or wiped and not yet restarted) beyond a minority. A majority that lost
+    /// data at once is past what any quorum system can keep (the `recovery` module's limit), and the node
+    /// then rightly stays recovering until an operator acts, so the random runs keep inside that budget.
+    fn loss_keeps_a_majority(&self, i: usize) -> bool {
+        let born = self.nodes.iter().filter(|m| !m.unborn).count();
+        let lost = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|&(j, m)| {
+                j == i
+                    || (!m.unborn
+                        && (m.disk.lost_marker
+                            || m.damaged_on_restart
+                            || (m.raft.is_none() && m.disk.is_empty())))
+            })
+            .count();
+        lost <= (born - 1) / 2
+    }
+
     /// The storage faults: scheduled and random power cuts, wipes during partitions, damaged last records, and
     /// slow links.
     fn inject_storage_faults(&mut self) -> Result<(), String> {
@@ -1616,14 +1638,17 @@ impl Sim {
             && self.rng.random_bool(self.faults.wipe)
         {
             let i = self.rng.random_range(0..n);
-            if !self.nodes[i].unborn {
+            if !self.nodes[i].unborn && self.loss_keeps_a_majority(i) {
                 self.faults.wipes_left -= 1;
                 self.wipe(i);
             }
         }
         if self.faults.damage_left > 0 && self.rng.random_bool(self.faults.damage) {
             let i = self.rng.random_range(0..n);
-            if self.nodes[i].raft.is_some() && self.nodes[i].disk.last_unit.is_some() {
+            if self.nodes[i].raft.is_some()
+                && self.nodes[i].disk.last_unit.is_some()
+                && self.loss_keeps_a_majority(i)
+            {
                 self.faults.damage_left -= 1;
                 self.damage_last_record(i);
             }
