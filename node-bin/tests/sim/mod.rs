@@ -378,6 +378,15 @@ impl Faults {
         self
     }
 
+    /// Turns off the faults that lose a node's data (wipes, damaged records) and keeps every other rate, so a
+    /// seed's other choices stay the same.
+    pub fn without_data_loss(&mut self) {
+        self.wipe = 0.0;
+        self.wipes_left = 0;
+        self.damage = 0.0;
+        self.damage_left = 0;
+    }
+
     /// Random fault rates for a seed; about a third of seeds get a storm of short, frequent faults that
     /// makes leaders change every few ticks (where Figure 8 style histories come from).
     pub fn random(rng: &mut ChaCha8Rng) -> Faults {
@@ -641,6 +650,8 @@ impl Sim {
         );
         cfg.join = node.join;
         let mut raft = Raft::new(cfg, restored);
+        // As the server does: after a compaction a catch-up tail of one snapshot interval stays in memory.
+        raft.set_catch_up(squall_node::server::catch_up(self.faults.compact_every));
         if node.disk.lost_marker {
             raft.mark_lost_data();
         }
