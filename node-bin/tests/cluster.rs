@@ -722,7 +722,12 @@ async fn slow_link_catch_up(fault: Fault) {
         .await
         .into_iter()
         .any(|e| matches!(e, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })));
-    assert!(installed, "node {victim} caught up through a snapshot");
+    // With the catch-up tail (entries a leader keeps after compacting for followers that were answering),
+    // the leader may still hold what the victim needs when it returns, so it can catch up from the log
+    // instead; either way it now holds a snapshot of its own (checked above) and the state below. The
+    // snapshot path through a slow link is also covered by `tests/faults.rs`
+    // (`dup_reorder_and_bandwidth_show_on_the_counters_and_a_snapshot_crosses_a_slow_link`).
+    eprintln!("node {victim} installed a snapshot: {installed}");
     c.net.heal_all();
     // Same applied state everywhere (the logs' tails differ: the victim's starts at the snapshot it got).
     let deadline_at = Instant::now() + WAIT;
