@@ -578,5 +578,10 @@ fn a_record_written_unsynced_before_a_crash_survives_a_power_cut_after_reopen() 
         "entry 2 was read back and used after the restart, then lost to a power cut ({report:?})"
     );
     drop(_st);
-    disk.unmount().unwrap();
+    // A child process another test of this binary forks at this instant can hold an inherited descriptor on
+    // the mount until it execs, and the unmount then fails with EBUSY; it detaches the mount lazily in that
+    // case, which is all this test needs (what it checks is above).
+    if let Err(e) = disk.unmount() {
+        eprintln!("unmounting the fault filesystem: {e} (detached lazily)");
+    }
 }
