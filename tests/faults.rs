@@ -526,14 +526,18 @@ fn dup_reorder_and_bandwidth_show_on_the_counters_and_a_snapshot_crosses_a_slow_
     // can move leadership) sends it through the bandwidth fault.
     let bw = s.ok(&format!("bandwidth *->{f} 1MB/s"));
     assert!(bw.contains("1MB/s"), "{bw}");
-    // Both nodes that could lead by the time the follower comes back must have compacted, or a new leader
-    // with its whole log could catch the follower up by entries alone.
-    s.until("both other nodes to compact their logs", |ns| {
-        ns.iter()
-            .filter(|(id, _)| **id != f)
-            .all(|(_, n)| n.snapshot > 0)
-            .then_some(())
-    });
+    // Both nodes that could lead by the time the follower comes back must have compacted past their
+    // catch-up tail (one snapshot interval, 50 entries, kept before the snapshot index), or a leader still
+    // holding the log from index 1 could catch the wiped follower up by entries alone.
+    s.until(
+        "both other nodes to compact their logs past the catch-up tail",
+        |ns| {
+            ns.iter()
+                .filter(|(id, _)| **id != f)
+                .all(|(_, n)| n.snapshot > 2 * 50)
+                .then_some(())
+        },
+    );
     s.ok(&format!("wipe {f}"));
     s.until(
         "the wiped follower restored from a snapshot and caught up",
