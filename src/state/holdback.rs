@@ -14,6 +14,9 @@ pub struct HoldBack {
     pushed: u64,
     /// How late lines arrived lately: (arrival, lateness), the last [`LATENESS_WINDOW_MS`].
     lateness: std::collections::VecDeque<(u64, u64)>,
+    /// When the newest line released so far happened: a line that arrives after it, though it happened
+    /// earlier, is released at this time with its own time in its text, so released times never go back.
+    released: u64,
 }
 
 /// How far back arrivals count towards the hold (a loaded machine polls late; the hold grows to match).
@@ -67,7 +70,9 @@ impl HoldBack {
     }
 
     /// The lines that happened at least [`HoldBack::current_hold`] before `now_ms`, oldest first (ties in
-    /// arrival order).
+    /// arrival order). The times returned never go back across calls: a line that arrived later than even
+    /// the grown hold, after newer lines were released, comes out at the newest released time with
+    /// "(happened at 12.345s, learned late)" added to its text.
     pub fn release(&mut self, now_ms: u64) -> Vec<(u64, String)> {
         self.pending.sort_by_key(|(at, seq, _, _)| (*at, *seq));
         let hold = self.current_hold();
@@ -76,9 +81,21 @@ impl HoldBack {
             .iter()
             .take_while(|(at, _, _, _)| at.saturating_add(hold) <= now_ms)
             .count();
+        let released = &mut self.released;
         self.pending
             .drain(..ready)
-            .map(|(at, _, text, _)| (at, text))
+            .map(|(at, _, text, _)| {
+                if at < *released {
+                    let late = format!(
+                        "{text} (happened at {:.3}s, learned late)",
+                        at as f64 / 1000.0
+                    );
+                    (*released, late)
+                } else {
+                    *released = at;
+                    (at, text)
+                }
+            })
             .collect()
     }
 
@@ -149,5 +166,25 @@ mod tests {
         h.push(20_000, 20_000, "calm".into());
         assert_eq!(h.current_hold(), 300);
         assert_eq!(HoldBack::new(300).current_hold(), 300);
+    }
+
+    #[test]
+    fn a_line_later_than_the_hold_comes_out_in_place_with_its_own_time_in_words() {
+        let mut h = HoldBack::new(300);
+        h.push(1_000, 1_000, "a".into());
+        assert_eq!(h.release(1_300), [(1_000, "a".to_string())]);
+        // Polled 400 ms late on a loaded machine, after "a" was printed.
+        h.push(900, 1_300, "earlier".into());
+        h.push(1_100, 1_300, "b".into());
+        assert_eq!(
+            h.drain(),
+            [
+                (
+                    1_000,
+                    "earlier (happened at 0.900s, learned late)".to_string()
+                ),
+                (1_100, "b".to_string())
+            ]
+        );
     }
 }
