@@ -1,0 +1,372 @@
+//! The actor loop: one task owns the core, the storage and the state machine. Each turn takes one input plus
+//! whatever else is queued, then drains the core's `Ready` batches (persist, messages out, held replies
+//! released, apply), so nothing is acknowledged before it is durable.
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::kv::KvStore;
+use crate::raft::{Payload, Ready, Request, Role, Snapshot, SnapshotMeta};
+use crate::rpc::{EventBatch, EventRecord, KvReply, LogCell, NodeEvent, NodeStatus};
+
+use super::{Cmd, EVENT_BUFFER, Held, LOG_TAIL, Node, disk_full};
+
+impl Node {
+    pub(super) async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(self.cfg.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return Ok(()) };
+                    self.handle(cmd);
+                    // Take whatever else is queued so one fsync covers the whole batch.
+                    for _ in 0..512 {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.raft.tick();
+                    self.expire_reads();
+                    self.expire_conf_changes();
+                }
+                _ = sigterm.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    return Ok(());
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("SIGINT: shutting down");
+                    return Ok(());
+                }
+            }
+            self.drain_ready()?;
+        }
+    }
+
+    pub(super) fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Vote(req, tx) => {
+                self.counters.vote_in += 1;
+                let reply = self.raft.handle_request_vote(req);
+                self.held.push(Held::Vote(reply, tx));
+            }
+            Cmd::Append(req, tx) => {
+                self.counters.append_in += 1;
+                let reply = self.raft.handle_append_entries(req);
+                self.held.push(Held::Append(reply, tx));
+            }
+            Cmd::Snapshot(req, tx) => {
+                self.counters.snapshot_in += 1;
+                let reply = self.raft.handle_install_snapshot(req);
+                self.held.push(Held::Snapshot(reply, tx));
+            }
+            Cmd::TimeoutNow(req) => {
+                self.counters.timeout_now_in += 1;
+                self.raft.handle_timeout_now(req);
+            }
+            Cmd::Reply(from, reply) => self.raft.handle_reply(from, reply),
+            Cmd::Unreachable(peer, req) => {
+                self.counters.peer_errors += 1;
+                self.raft.report_unreachable(peer, &req);
+            }
+            Cmd::Client(req, tx) => {
+                self.counters.client_in += 1;
+                self.client_request(req, tx);
+            }
+            Cmd::Status(tx) => self.status_waiting.push(tx),
+            Cmd::Events(cursor, max, tx) => {
+                let _ = tx.send(self.events_from(cursor, max));
+            }
+            Cmd::Transfer(target, tx) => {
+                let _ = tx.send(
+                    self.raft
+                        .transfer_leadership(target)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Cmd::ChangeMembership(change, tx) => self.change_membership(change, tx),
+            Cmd::SetPeerAddr(id, addr, tx) => {
+                let _ = tx.send(self.set_peer_addr(id, addr));
+            }
+        }
+    }
+
+    /// Logs the core's warnings, and removes the storage's lost-data marker once the core finished recovering
+    /// (called after a turn's writes, so the hard state that records its counted vote is durable first).
+    pub(super) fn log_warnings_and_recovery(&mut self) {
+        for warning in self.raft.take_warnings() {
+            tracing::warn!("{warning}");
+        }
+        if !self.raft.recovering()
+            && self.storage.lost_data()
+            && let Err(e) = self.storage.finish_recovery()
+        {
+            // The marker stays: the next start recovers again, which is safe.
+            tracing::warn!(error = %e, "cannot remove the lost-data marker");
+        }
+    }
+
+    pub(super) fn drain_ready(&mut self) -> anyhow::Result<()> {
+        let mut written = true;
+        while self.raft.has_ready() {
+            let ready = self.raft.take_ready();
+            if let Err(e) = self.process_ready(ready) {
+                // Nothing of this batch is durable; restart the core from what is (module `disk_full`).
+                let Some(full) = disk_full::cause(&e) else {
+                    return Err(e);
+                };
+                self.on_disk_full(full)?;
+                written = false;
+                break;
+            }
+        }
+        if written {
+            self.good_commit = self.reported_commit();
+            self.log_warnings_and_recovery();
+        }
+        for tx in std::mem::take(&mut self.status_waiting) {
+            let _ = tx.send(self.status());
+        }
+        // Everything the replies depend on is durable now.
+        for held in self.held.drain(..) {
+            match held {
+                Held::Vote(r, tx) => drop(tx.send(r)),
+                Held::Append(r, tx) => drop(tx.send(r)),
+                Held::Snapshot(r, tx) => drop(tx.send(r)),
+            }
+        }
+        if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
+            for (_, (_, tx)) in self.proposals.drain() {
+                let _ = tx.send(KvReply::Retry {
+                    reason: "leadership lost before commit".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn process_ready(&mut self, ready: Ready) -> anyhow::Result<()> {
+        let Ready {
+            hard_state,
+            truncate_from,
+            entries,
+            snapshot,
+            messages,
+            committed_entries,
+            read_states,
+            failed_reads,
+            events,
+        } = ready;
+        let wal_bytes = self.storage.wal_bytes();
+        self.storage
+            .persist(hard_state.as_ref(), truncate_from, &entries)
+            .context("persisting log entries")?;
+        if self.storage.wal_bytes() != wal_bytes {
+            self.disk_wrote();
+        }
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        for (peer, req) in messages {
+            match &req {
+                Request::Vote(_) => self.counters.vote_out += 1,
+                Request::Append(_) => self.counters.append_out += 1,
+                Request::Snapshot(_) => self.counters.snapshot_out += 1,
+                Request::TimeoutNow(_) => self.counters.timeout_now_out += 1,
+            }
+            if let Some(tx) = self.peers.get(&peer) {
+                let _ = tx.send(req);
+            }
+        }
+        if let Some(last) = entries.last() {
+            self.raft.on_persisted(last.index, last.term);
+        }
+        for event in events {
+            if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
+                if self.leader_announced == Some((term, leader)) {
+                    // A core rebuilt after a full disk learned the leader it already knew: not news.
+                    continue;
+                }
+                self.leader_announced = Some((term, leader));
+            }
+            log_event(&event);
+            self.record(NodeEvent::Raft(event));
+        }
+        for entry in committed_entries {
+            self.apply(entry);
+        }
+        for rs in read_states {
+            if let Some(read) = self.reads.get_mut(&rs.ctx) {
+                read.index = Some(rs.index);
+            }
+        }
+        for failed in failed_reads {
+            if let Some(read) = self.reads.remove(&failed.ctx) {
+                let _ = read.tx.send(KvReply::NotLeader {
+                    leader: failed.leader_hint,
+                });
+            }
+        }
+        self.serve_reads();
+        self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
+        // After an installed snapshot the core's log holds nothing past it, so nothing is kept.
+        self.storage
+            .install_snapshot(&snapshot, &[])
+            .context("saving snapshot received from the leader")?;
+        self.kv = KvStore::restore(&snapshot.data).context("restoring snapshot from the leader")?;
+        self.last_applied_term = snapshot.meta.last_term;
+        self.last_snapshot_index = snapshot.meta.last_index;
+        tracing::info!(
+            index = snapshot.meta.last_index,
+            term = snapshot.meta.last_term,
+            bytes = snapshot.data.len(),
+            "installed snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    pub(super) fn maybe_snapshot(&mut self) -> anyhow::Result<()> {
+        let applied = self.kv.applied_index();
+        if self.cfg.snapshot_every == 0
+            || applied < self.last_snapshot_index + self.cfg.snapshot_every
+            || !self.snapshot_allowed()
+        {
+            return Ok(());
+        }
+        let data = self.kv.snapshot();
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last_index: applied,
+                last_term: self.last_applied_term,
+            },
+            data: data.clone(),
+            config: Some(self.raft.conf_at(applied)),
+        };
+        self.raft.compact(applied, data);
+        match self.storage.save_snapshot(&snapshot) {
+            Err(e @ crate::storage::StorageError::DiskFull { .. }) => {
+                self.snapshot_did_not_fit(&e);
+                return Ok(());
+            }
+            saved => saved.context("saving snapshot")?,
+        }
+        self.last_snapshot_index = applied;
+        tracing::info!(
+            index = applied,
+            bytes = snapshot.data.len(),
+            "took snapshot"
+        );
+        Ok(())
+    }
+
+    pub(super) fn record(&mut self, event: NodeEvent) {
+        let rec = EventRecord {
+            seq: self.next_event_seq,
+            at_ms: self.started.elapsed().as_millis() as u64,
+            event,
+        };
+        self.next_event_seq += 1;
+        self.events.push_back(rec);
+        while self.events.len() > EVENT_BUFFER {
+            self.events.pop_front();
+        }
+    }
+
+    pub(super) fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
+        let oldest = self
+            .events
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(self.next_event_seq);
+        let start = cursor.max(oldest);
+        let missed = oldest.saturating_sub(cursor);
+        let skip = (start - oldest) as usize;
+        let events: Vec<EventRecord> = self
+            .events
+            .iter()
+            .skip(skip)
+            .take(max.max(1) as usize)
+            .cloned()
+            .collect();
+        let next_cursor = events.last().map(|e| e.seq + 1).unwrap_or(start);
+        EventBatch {
+            events,
+            next_cursor,
+            missed,
+        }
+    }
+
+    pub(super) fn status(&self) -> NodeStatus {
+        let mut core = self.raft.status();
+        core.commit_index = self.reported_commit();
+        let from = core
+            .last_log_index
+            .saturating_sub(LOG_TAIL as u64 - 1)
+            .max(1);
+        let log_tail = self
+            .raft
+            .entries_from(from, LOG_TAIL)
+            .into_iter()
+            .map(|e| LogCell {
+                index: e.index,
+                term: e.term,
+                text: match &e.payload {
+                    Payload::Noop => "noop".to_string(),
+                    Payload::Command(d) => KvStore::describe(d),
+                    Payload::Config(c) => format!("config {c}"),
+                },
+            })
+            .collect();
+        NodeStatus {
+            cluster_id: self.cfg.cluster_id.clone(),
+            pid: std::process::id(),
+            core,
+            applied_index: self.kv.applied_index(),
+            applied_hash: u64::from(self.kv.applied_hash()),
+            log_tail,
+            rpc: self.counters.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            keys: self.kv.len() as u64,
+            recovering: self.raft.recovering(),
+        }
+    }
+}
+
+pub(super) fn log_event(event: &crate::raft::RaftEvent) {
+    use crate::raft::RaftEvent as E;
+    match event {
+        E::RoleChanged { role, term } => tracing::info!(term, "became {}", role.as_str()),
+        E::LeaderChanged { leader, term } => tracing::info!(term, ?leader, "leader changed"),
+        E::LogTruncated { from_index, count } => {
+            tracing::warn!(from_index, count, "truncated conflicting log entries")
+        }
+        E::SnapshotInstalled { meta } => {
+            tracing::info!(index = meta.last_index, "snapshot installed")
+        }
+        E::QuorumLost { term } => {
+            tracing::warn!(term, "lost contact with a majority: stepping down")
+        }
+        E::ConfigChanged { index, config } => {
+            tracing::info!(index, "configuration {config} in effect (appended)")
+        }
+        E::ConfigCommitted { index, config } => {
+            tracing::info!(index, "configuration {config} committed")
+        }
+        E::Removed { index } => {
+            tracing::warn!(
+                index,
+                "removed from the cluster by the configuration committed at {index}"
+            )
+        }
+        other => tracing::debug!(?other, "raft event"),
+    }
+}
