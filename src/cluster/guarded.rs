@@ -173,7 +173,7 @@ impl Cluster {
     /// `cmd` with a `leader` target replaced by the node that leads as the cluster says now (unchanged when no
     /// node answers as leader: resolving it then says so).
     pub(super) async fn pin_leader(&self, cmd: Command) -> Command {
-        if cmd.target() != Some(Target::Leader) {
+        if cmd.acts_on() != Some(Target::Leader) {
             return cmd;
         }
         let Some((id, _)) = self.ask_leader().await else {
@@ -195,6 +195,11 @@ impl Cluster {
             Command::CycleDelay(_) => Command::CycleDelay(t),
             Command::CycleLoss(_) => Command::CycleLoss(t),
             Command::Transfer(_) => Command::Transfer(t),
+            Command::PowerCut(crate::command::PowerTarget::One(_), torn) => {
+                Command::PowerCut(crate::command::PowerTarget::One(t), torn)
+            }
+            Command::Disk(_, a) => Command::Disk(t, a),
+            Command::Clock(_, a) => Command::Clock(t, a),
             other => other,
         }
     }

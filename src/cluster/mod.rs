@@ -35,7 +35,7 @@ use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
 use crate::state::{Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict};
-use command::{Command, DELAY_STEPS_MS, LOSS_STEPS_PCT, NodeId, Target};
+use command::{Command, DELAY_STEPS_MS, Effect, LOSS_STEPS_PCT, NodeId, Target};
 use fault::{FaultCmd, FaultKind, FaultTarget};
 pub use files::{ClusterFile, NodeEntry};
 pub use outcome::Outcome;
@@ -637,7 +637,7 @@ impl Cluster {
             _ => command.clone(),
         };
         let cmd = self.pin_leader(to_do).await;
-        let hit = match cmd.target() {
+        let hit = match cmd.acts_on() {
             Some(Target::Node(id)) => Some(id),
             _ => None,
         };
@@ -724,13 +724,18 @@ impl Cluster {
                     prefix: "links:",
                 };
             }
-            other => match self.admit(&other) {
-                Err(why) => Outcome::Refused(why),
-                Ok(()) => match self.perform_inner(other).await {
-                    Ok(effect) => Outcome::Done(effect),
+            other => {
+                let done = match self.admit(&other) {
+                    Err(why) => Err(why),
+                    // A membership change names its node itself: the one an `add` started.
+                    Ok(()) if other.is_membership() => self.perform_membership(other).await,
+                    Ok(()) => self.perform_inner(other).await.map(|said| (hit, said)),
+                };
+                match done {
+                    Ok((node, said)) => Outcome::Done(Effect::new(command, node, said)),
                     Err(why) => Outcome::Refused(why),
-                },
-            },
+                }
+            }
         };
         match &outcome {
             Outcome::Done(effect) => {
@@ -739,11 +744,7 @@ impl Cluster {
                 self.emit(Event::Links {
                     links: self.inner.net.stats().into_iter().map(link_view).collect(),
                 });
-                self.emit(Event::Performed {
-                    command,
-                    node: hit,
-                    effect: effect.clone(),
-                });
+                self.emit(performed(effect));
             }
             Outcome::Refused(error) => self.emit(Event::ActionFailed {
                 action: asked,
@@ -1041,7 +1042,7 @@ impl Cluster {
             | Command::Remove(_)
             | Command::Replace(_)
             | Command::Promote(_)
-            | Command::Demote(_) => self.perform_membership(cmd).await,
+            | Command::Demote(_) => self.perform_membership(cmd).await.map(|(_, said)| said),
             Command::Clock(..) => self.perform_clock(cmd).await,
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
@@ -1122,6 +1123,15 @@ impl Cluster {
 
     fn stopping(&self) -> watch::Receiver<bool> {
         self.inner.stop.subscribe()
+    }
+}
+
+/// The event log's record of a performed command: the [`Effect`] as it is.
+fn performed(effect: &Effect) -> Event {
+    Event::Performed {
+        command: effect.command.clone(),
+        node: effect.node,
+        effect: effect.change.clone(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod disk;
+pub mod effect;
 pub mod fault;
 mod parse;
 pub mod target;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::ClockAction;
 pub use disk::{DiskAction, FsyncFailure, PowerTarget};
+pub use effect::Effect;
 pub use fault::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
 pub use parse::{parse, parse_fault};
 pub use target::{NodeId, Target};
@@ -203,6 +205,32 @@ impl Command {
             },
             _ => None,
         }
+    }
+}
+
+impl Command {
+    /// The node the command acts on, including a power cut, disk or clock fault on one node ([`Command::target`]
+    /// leaves those out: a node's process preconditions do not apply to them).
+    pub fn acts_on(&self) -> Option<Target> {
+        match self {
+            Command::PowerCut(PowerTarget::One(t), _)
+            | Command::Disk(t, _)
+            | Command::Clock(t, _) => Some(*t),
+            other => other.target(),
+        }
+    }
+
+    /// Whether the command changes the configuration (`add`, `remove`, `replace`, `promote`, `demote`).
+    pub fn is_membership(&self) -> bool {
+        matches!(
+            self,
+            Command::Add
+                | Command::AddLearner
+                | Command::Remove(_)
+                | Command::Replace(_)
+                | Command::Promote(_)
+                | Command::Demote(_)
+        )
     }
 }
 
