@@ -35,8 +35,7 @@ use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
 use crate::state::{Event, HeldView, LinkState, LinkView, ProcessState, Stamped, Verdict};
-use command::{Command, DELAY_STEPS_MS, Effect, LOSS_STEPS_PCT, NodeId, Target};
-use fault::{FaultCmd, FaultKind, FaultTarget};
+use command::{Command, Effect, NodeId, Target};
 pub use files::{ClusterFile, NodeEntry};
 pub use outcome::Outcome;
 
@@ -74,8 +73,6 @@ struct Slot {
     spec: ProcessSpec,
     addr_file: PathBuf,
     addrs: Option<BoundAddrs>,
-    delay_step: usize,
-    loss_step: usize,
 }
 
 struct Inner {
@@ -380,8 +377,6 @@ impl Cluster {
             },
             addr_file,
             addrs: None,
-            delay_step: 0,
-            loss_step: 0,
         })
     }
 
@@ -627,16 +622,10 @@ impl Cluster {
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
-        // What is recorded is the console form: a toggle resolved, `leader` kept symbolic; the node it hit
-        // is recorded beside it.
-        let command = self.resolve_toggle(cmd.clone());
-        // The links matrix's toggle that takes a fault away is recorded as `heal ID` and performed as the
-        // toggle, so its answer still says what it removed.
-        let to_do = match (&cmd, &command) {
-            (Command::ToggleFault(_), Command::Heal(_)) => cmd,
-            _ => command.clone(),
-        };
-        let cmd = self.pin_leader(to_do).await;
+        // What is recorded is the command as asked, `leader` kept symbolic; the node it hit is recorded
+        // beside it. Dashboard keys arrive already resolved (see `crate::input::command_for`).
+        let command = cmd.clone();
+        let cmd = self.pin_leader(cmd).await;
         let hit = match cmd.acts_on() {
             Some(Target::Node(id)) => Some(id),
             _ => None,
@@ -796,15 +785,6 @@ impl Cluster {
                 }
                 Ok(format!("resume node {id}"))
             }
-            Command::TogglePause(t) => {
-                let id = self.resolve(t)?;
-                match sup.state(&node_name(id)) {
-                    Some(squall_chaos::ProcState::Paused { .. }) => {
-                        Box::pin(self.perform_inner(Command::Resume(Target::Node(id)))).await
-                    }
-                    _ => Box::pin(self.perform_inner(Command::Pause(Target::Node(id)))).await,
-                }
-            }
             Command::Restart(t) | Command::Wipe(t) => {
                 let wipe = matches!(cmd, Command::Wipe(_));
                 let id = self.resolve(t)?;
@@ -865,50 +845,18 @@ impl Cluster {
                 }
             }
             Command::Fault(f) => self.add_fault(f, false),
-            Command::ToggleFault(f) => self.add_fault(f, true),
-            Command::CycleDelay(t) => {
-                let id = self.resolve(t)?;
-                let step = {
-                    let mut slots = self.inner.slots.lock().unwrap();
-                    let slot = slots.get_mut(&id).expect("slot");
-                    slot.delay_step = (slot.delay_step + 1) % DELAY_STEPS_MS.len();
-                    slot.delay_step
-                };
-                self.add_fault(
-                    FaultCmd::new(
-                        FaultTarget::Node(Target::Node(id)),
-                        FaultKind::Delay {
-                            delay: Duration::from_millis(DELAY_STEPS_MS[step]),
-                            jitter: None,
-                        },
-                    ),
-                    false,
-                )
-            }
-            Command::CycleLoss(t) => {
-                let id = self.resolve(t)?;
-                let step = {
-                    let mut slots = self.inner.slots.lock().unwrap();
-                    let slot = slots.get_mut(&id).expect("slot");
-                    slot.loss_step = (slot.loss_step + 1) % LOSS_STEPS_PCT.len();
-                    slot.loss_step
-                };
-                self.add_fault(
-                    FaultCmd::new(
-                        FaultTarget::Node(Target::Node(id)),
-                        FaultKind::Loss(f64::from(LOSS_STEPS_PCT[step])),
-                    ),
-                    false,
-                )
-            }
+            Command::TogglePause(_)
+            | Command::ToggleFault(_)
+            | Command::CycleDelay(_)
+            | Command::CycleLoss(_)
+            | Command::Workload(None)
+            | Command::WorkloadStep(_)
+            | Command::SetWorkloadKind(None) => Err(format!(
+                "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
+                 means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
+            )),
             Command::Heal(id) => {
                 let r = self.heal(id);
-                if id.is_none() {
-                    for slot in self.inner.slots.lock().unwrap().values_mut() {
-                        slot.delay_step = 0;
-                        slot.loss_step = 0;
-                    }
-                }
                 if id.is_none() && self.inner.disks.enabled() {
                     let mut healed = self.inner.disks.heal_all();
                     healed.extend(self.inner.clocks.heal_all());
@@ -1006,8 +954,8 @@ impl Cluster {
                     "transfer leadership from node {leader} (term {term}) to node {id}"
                 ))
             }
-            Command::Workload(on) => {
-                let on = self.inner.workload.set(on);
+            Command::Workload(Some(on)) => {
+                let on = self.inner.workload.set(Some(on));
                 Ok(format!(
                     "workload {} at {} writes/s",
                     if on { "on" } else { "off" },
@@ -1018,8 +966,8 @@ impl Cluster {
                 self.inner.workload.set_rate(r);
                 Ok(format!("workload rate {r} writes/s"))
             }
-            Command::SetWorkloadKind(kind) => {
-                let kind = self.inner.workload.set_kind(kind);
+            Command::SetWorkloadKind(Some(kind)) => {
+                let kind = self.inner.workload.set_kind(Some(kind));
                 self.emit(Event::WorkloadKind { kind });
                 Ok(match kind {
                     crate::state::WorkloadKind::Counter => {
@@ -1031,10 +979,6 @@ impl Cluster {
                         linkv::KEYS
                     ),
                 })
-            }
-            Command::WorkloadStep(up) => {
-                let r = self.inner.workload.step(up);
-                Ok(format!("workload rate {r} writes/s"))
             }
             Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
             Command::Add
