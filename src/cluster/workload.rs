@@ -17,8 +17,6 @@ use super::Cluster;
 use super::linkv;
 use crate::state::{Event, WorkloadKind};
 
-/// Rate steps for `+` and `-`, in writes per second.
-
 /// How many counters the workload spreads its increments over.
 pub const COUNTERS: usize = 8;
 
