@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::command::{Command, Target};
-use crate::command::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
-use crate::state::{ClusterState, ViewState};
+use crate::command::{
+    Command, DELAY_STEPS_MS, FaultCmd, FaultKind, FaultTarget, LOSS_STEPS_PCT, PartitionShape,
+    Target, WorkloadKind, next_rate, next_step,
+};
+use crate::state::{ClusterState, ProcessState, ViewState};
 
 /// What a key asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,7 +107,10 @@ pub enum Action {
     LinkMode,
     /// Move the links matrix's cell cursor by (columns, rows).
     LinkMove(i8, i8),
-    /// A command chosen in the links matrix (cut / delay / loss / hold the cell's link, step held frames).
+    /// A fault chosen in the links matrix for the cell's link (cut / delay / loss / hold): added, or healed
+    /// when the link has it already.
+    LinkFault(FaultCmd),
+    /// A command chosen in the links matrix (step, drop or release held frames, heal).
     Run(Command),
     /// Nothing.
     None,
@@ -159,6 +164,168 @@ impl Action {
         )
     }
 }
+
+/// One row of the dashboard's `?` page: the keys as shown, what they do, and for each key that acts on the
+/// cluster the console line it sends, with `N` for the selected node and a capital word for a value that
+/// depends on what the dashboard shows (`pause|resume N`: either word). The page is drawn from
+/// [`KEYS`], and a test presses every key listed here and checks the command against its console form.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHelp {
+    /// The `?` page's section.
+    pub section: &'static str,
+    /// The keys, as the page shows them (`k  s`).
+    pub keys: &'static str,
+    /// What they do.
+    pub what: &'static str,
+    /// Each cluster key of the row with its console form (`('k', "kill N")`); empty for keys that only change
+    /// the view.
+    pub console: &'static [(char, &'static str)],
+}
+
+const fn row(section: &'static str, keys: &'static str, what: &'static str) -> KeyHelp {
+    KeyHelp {
+        section,
+        keys,
+        what,
+        console: &[],
+    }
+}
+
+/// The live dashboard's keys, in the order of the `?` page.
+pub const KEYS: &[KeyHelp] = &[
+    row("selected node", "↑ ↓  1-9", "select a node"),
+    KeyHelp {
+        console: &[('k', "kill N"), ('s', "terminate N")],
+        ..row(
+            "selected node",
+            "k  s",
+            "kill (SIGKILL) / terminate (SIGTERM)",
+        )
+    },
+    KeyHelp {
+        console: &[('p', "pause|resume N")],
+        ..row("selected node", "p", "pause / resume (SIGSTOP / SIGCONT)")
+    },
+    KeyHelp {
+        console: &[('r', "restart N"), ('w', "wipe N")],
+        ..row(
+            "selected node",
+            "r  w",
+            "restart / wipe its data and restart",
+        )
+    },
+    KeyHelp {
+        console: &[('i', "isolate N")],
+        ..row("selected node", "i", "isolate from every peer")
+    },
+    KeyHelp {
+        console: &[('d', "delay N DUR")],
+        ..row(
+            "selected node",
+            "d",
+            "cycle latency on its links: 0, 50, 200, 1000 ms",
+        )
+    },
+    KeyHelp {
+        console: &[('l', "loss N PCT")],
+        ..row(
+            "selected node",
+            "l",
+            "cycle loss on its links: 0, 10, 30, 100 %",
+        )
+    },
+    KeyHelp {
+        console: &[('t', "transfer N")],
+        ..row("selected node", "t", "transfer leadership to it")
+    },
+    KeyHelp {
+        console: &[('D', "remove N")],
+        ..row(
+            "selected node",
+            "D",
+            "remove it from the configuration, then stop it",
+        )
+    },
+    KeyHelp {
+        console: &[('K', "kill leader")],
+        ..row("cluster", "K", "kill the leader")
+    },
+    KeyHelp {
+        console: &[('a', "add")],
+        ..row("cluster", "a", "add a node: learner, caught up, then voter")
+    },
+    row(
+        "cluster",
+        "x",
+        "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎",
+    ),
+    KeyHelp {
+        console: &[('h', "heal")],
+        ..row(
+            "cluster",
+            "h",
+            "heal every fault (network; disk, clock too)",
+        )
+    },
+    row(
+        "cluster",
+        "m",
+        "links matrix: ←↑↓→ a link, x cut d delay l loss o hold",
+    ),
+    row(
+        "cluster",
+        ":  f",
+        "any console line: cut 1->2 for 5s, powercut 2, disk 1 stall",
+    ),
+    KeyHelp {
+        console: &[
+            ('c', "workload on|off"),
+            ('C', "workload lin-kv|counter"),
+            ('+', "workload rate R"),
+            ('-', "workload rate R"),
+        ],
+        ..row(
+            "cluster",
+            "c C + -",
+            "workload: start / stop, counter ⇄ lin-kv, rate up / down",
+        )
+    },
+    KeyHelp {
+        console: &[('v', "check")],
+        ..row(
+            "cluster",
+            "v",
+            "verify: nothing acknowledged lost; lin-kv linearizable",
+        )
+    },
+    row(
+        "display",
+        "space",
+        "freeze the display (the cluster keeps running)",
+    ),
+    row(
+        "display",
+        "PgUp PgDn",
+        "scroll the feed back / on; Home End: oldest / newest",
+    ),
+    row("display", "R", "record to a new .cast beside the event log"),
+    row(
+        "display",
+        "E",
+        "write this session so far as a scenario file",
+    ),
+    row("display", "Tab", "next panel, when the terminal is small"),
+    row(
+        "display",
+        "?  Esc",
+        "next help page (symbols) / close this help",
+    ),
+    row(
+        "display",
+        "q  Ctrl-C",
+        "quit: stop every node and restore the terminal",
+    ),
+];
 
 /// Lines PgUp / PgDn scroll the event feed by.
 pub const FEED_PAGE: usize = 10;
@@ -266,7 +433,7 @@ pub const LINK_LOSS_PCT: f64 = 30.0;
 /// pressed again on the same link takes its fault away.
 fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
     let link = FaultTarget::Link(from, to);
-    let toggle = |kind| Action::Run(Command::ToggleFault(FaultCmd::new(link.clone(), kind)));
+    let toggle = |kind| Action::LinkFault(FaultCmd::new(link.clone(), kind));
     match code {
         KeyCode::Esc | KeyCode::Char('m') => Action::LinkMode,
         KeyCode::Left => Action::LinkMove(-1, 0),
@@ -291,20 +458,55 @@ fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
     }
 }
 
-/// The command a cluster key asks for, with node keys acting on the selected node (`None` for visual keys,
-/// or node keys with nothing selected).
-pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
+/// The command a cluster key asks for, in its console form, with node keys acting on the selected node
+/// (`None` for visual keys, or node keys with nothing selected). A key that toggles is resolved here, against
+/// what the dashboard shows (`state`), into the command it means: `p` pauses a running node and resumes a
+/// paused one, `d` and `l` set the next latency or loss step after the one in force, `c` starts or stops the
+/// workload, `+`/`-` set the next rate, `C` names the other workload, and a links-matrix key on a link that
+/// has that fault sends `heal ID`. So every key sends a line the console could type, and the event log, the
+/// export and a rerun hold exactly that.
+pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> Option<Command> {
     let sel = view.selected.map(Target::Node);
     let node = |t: Target| FaultTarget::Node(t);
     Some(match action {
         Action::Kill => Command::Kill(sel?),
         Action::Terminate => Command::Terminate(sel?),
-        Action::PauseResume => Command::TogglePause(sel?),
+        Action::PauseResume => {
+            let paused = state
+                .nodes
+                .get(&view.selected?)
+                .is_some_and(|n| matches!(n.process, ProcessState::Paused { .. }));
+            if paused {
+                Command::Resume(sel?)
+            } else {
+                Command::Pause(sel?)
+            }
+        }
         Action::Restart => Command::Restart(sel?),
         Action::Wipe => Command::Wipe(sel?),
         Action::Isolate => Command::Fault(FaultCmd::new(node(sel?), FaultKind::Cut)),
-        Action::CycleDelay => Command::CycleDelay(sel?),
-        Action::CycleLoss => Command::CycleLoss(sel?),
+        Action::CycleDelay => {
+            let now = in_force(state, &node(sel?), |k| match k {
+                FaultKind::Delay { delay, .. } => Some(delay.as_millis() as u64),
+                _ => None,
+            });
+            let ms = next_step(&DELAY_STEPS_MS, now.unwrap_or(0));
+            Command::Fault(FaultCmd::new(
+                node(sel?),
+                FaultKind::Delay {
+                    delay: Duration::from_millis(ms),
+                    jitter: None,
+                },
+            ))
+        }
+        Action::CycleLoss => {
+            let now = in_force(state, &node(sel?), |k| match k {
+                FaultKind::Loss(p) => Some(*p),
+                _ => None,
+            });
+            let pct = next_step(&LOSS_STEPS_PCT.map(f64::from), now.unwrap_or(0.0));
+            Command::Fault(FaultCmd::new(node(sel?), FaultKind::Loss(pct)))
+        }
         Action::TransferHere => Command::Transfer(sel?),
         Action::KillLeader => Command::Kill(Target::Leader),
         Action::AddNode => Command::Add,
@@ -314,14 +516,44 @@ pub fn command_for(action: &Action, view: &ViewState) -> Option<Command> {
             FaultKind::Cut,
         )),
         Action::Heal => Command::Heal(None),
-        Action::ToggleWorkload => Command::Workload(None),
-        Action::RateUp => Command::WorkloadStep(true),
-        Action::RateDown => Command::WorkloadStep(false),
+        Action::ToggleWorkload => Command::Workload(Some(!state.workload.on)),
+        Action::RateUp => Command::WorkloadRate(next_rate(state.workload.rate, true)),
+        Action::RateDown => Command::WorkloadRate(next_rate(state.workload.rate, false)),
         Action::Check => Command::Check,
-        Action::SwitchWorkload => Command::SetWorkloadKind(None),
+        Action::SwitchWorkload => Command::SetWorkloadKind(Some(match state.workload_kind {
+            WorkloadKind::Counter => WorkloadKind::LinKv,
+            WorkloadKind::LinKv => WorkloadKind::Counter,
+        })),
+        Action::LinkFault(f) => {
+            let id = state.fault_set.iter().flatten().find_map(|a| {
+                a.fault
+                    .as_ref()
+                    .is_some_and(|g| g.replaces(f))
+                    .then_some(a.id)
+            });
+            match id {
+                Some(id) => Command::Heal(Some(id)),
+                None => Command::Fault(f.clone()),
+            }
+        }
         Action::Run(cmd) => cmd.clone(),
         _ => return None,
     })
+}
+
+/// The parameter of the fault of this kind on `target` (no filter) in force now, if one is.
+fn in_force<T>(
+    state: &ClusterState,
+    target: &FaultTarget,
+    param: impl Fn(&FaultKind) -> Option<T>,
+) -> Option<T> {
+    state
+        .fault_set
+        .iter()
+        .flatten()
+        .filter_map(|a| a.fault.as_ref())
+        .filter(|f| &f.target == target && f.only.is_empty())
+        .find_map(|f| param(&f.kind))
 }
 
 /// Keeps the selection on a node the dashboard shows: when the selected node is gone (removed and its
@@ -533,6 +765,136 @@ mod tests {
         );
     }
 
+    /// Whether a command's console line fits a documented form: word by word, `N` is the selected node (2), a
+    /// capital word any value, `a|b` either word.
+    fn fits(line: &str, form: &str) -> bool {
+        let (got, want): (Vec<&str>, Vec<&str>) = (
+            line.split_whitespace().collect(),
+            form.split_whitespace().collect(),
+        );
+        got.len() == want.len()
+            && got.iter().zip(&want).all(|(g, w)| match *w {
+                "N" => *g == "2",
+                w if w.chars().all(|c| c.is_ascii_uppercase()) => true,
+                w => w.split('|').any(|alt| alt == *g),
+            })
+    }
+
+    fn with_faults(state: &mut ClusterState, faults: &[(u64, &str)]) {
+        use crate::state::{ActiveFault, Event, Stamped};
+        let faults = faults
+            .iter()
+            .map(|(id, line)| {
+                let Ok(Command::Fault(f)) = crate::command::parse(line) else {
+                    panic!("{line} is no fault");
+                };
+                ActiveFault {
+                    id: *id,
+                    text: f.to_string(),
+                    short: f.to_string(),
+                    since_ms: 0,
+                    until_ms: None,
+                    fault: Some(f),
+                }
+            })
+            .collect();
+        state.apply(&Stamped::new(state.now_ms, Event::FaultSet { faults }));
+    }
+
+    /// Issue 19: every cluster key on the `?` page sends a line the console reads back to the same command,
+    /// and that line is the console form the page's table gives for the key (a toggle is resolved here, on
+    /// the input side, never sent as a toggle).
+    #[test]
+    fn every_key_sends_the_console_form_its_table_row_documents() {
+        let state = sample_state(5);
+        let mut v = ViewState::new();
+        v.selected = Some(2);
+        let mut checked = 0;
+        for row in KEYS {
+            assert!(
+                row.console.iter().all(|(k, _)| row.keys.contains(*k)),
+                "{row:?}: a console form for a key the row does not show"
+            );
+            for (key, form) in row.console {
+                let action = map_key(ch(*key), &v);
+                let cmd = command_for(&action, &v, &state)
+                    .unwrap_or_else(|| panic!("`{key}` ({action:?}) sends no command"));
+                let line = cmd.to_string();
+                assert!(cmd.has_console_form(), "`{key}` sends the toggle {cmd:?}");
+                assert_eq!(
+                    crate::command::parse(&line),
+                    Ok(cmd.clone()),
+                    "`{key}`: {line}"
+                );
+                assert!(
+                    fits(&line, form),
+                    "`{key}` sends `{line}`, but the `?` page's table documents `{form}`"
+                );
+                let verb = form.split_whitespace().next().unwrap();
+                assert!(
+                    verb.split('|')
+                        .all(|v| crate::command::verbs::find(v).is_some()),
+                    "`{form}`: not a verb of the console"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 16, "only {checked} keys checked");
+    }
+
+    #[test]
+    fn toggles_are_resolved_by_what_the_dashboard_shows() {
+        let mut state = sample_state(5);
+        let mut v = ViewState::new();
+        let send = |key: char, v: &ViewState, state: &ClusterState| {
+            command_for(&map_key(ch(key), v), v, state).map(|c| c.to_string())
+        };
+        // n5 is paused in the sample, n2 runs.
+        v.selected = Some(5);
+        assert_eq!(send('p', &v, &state).as_deref(), Some("resume 5"));
+        v.selected = Some(2);
+        assert_eq!(send('p', &v, &state).as_deref(), Some("pause 2"));
+        // Latency and loss: the step after the one in force, back to none after the last.
+        with_faults(&mut state, &[]);
+        assert_eq!(send('d', &v, &state).as_deref(), Some("delay 2 50ms"));
+        assert_eq!(send('l', &v, &state).as_deref(), Some("loss 2 10%"));
+        with_faults(&mut state, &[(4, "delay 2 200ms"), (5, "loss 2 30%")]);
+        assert_eq!(send('d', &v, &state).as_deref(), Some("delay 2 1s"));
+        assert_eq!(send('l', &v, &state).as_deref(), Some("loss 2 100%"));
+        with_faults(&mut state, &[(4, "delay 2 1s"), (5, "loss 2 100%")]);
+        let off = |key| crate::command::parse(&send(key, &v, &state).unwrap()).unwrap();
+        assert!(
+            matches!(off('d'), Command::Fault(f) if f.kind.is_zero()),
+            "{:?}",
+            off('d')
+        );
+        assert!(matches!(off('l'), Command::Fault(f) if f.kind.is_zero()));
+        // A delay on another node, or one limited to some kinds, is not this node's step.
+        with_faults(
+            &mut state,
+            &[(4, "delay 3 1s"), (5, "delay 2 1s only vote")],
+        );
+        assert_eq!(send('d', &v, &state).as_deref(), Some("delay 2 50ms"));
+        // The workload: on or off, the next rate, the other kind.
+        let on = state.workload.on;
+        assert_eq!(
+            send('c', &v, &state),
+            Some(format!("workload {}", if on { "off" } else { "on" }))
+        );
+        state.workload.rate = 20;
+        assert_eq!(send('+', &v, &state).as_deref(), Some("workload rate 50"));
+        assert_eq!(send('-', &v, &state).as_deref(), Some("workload rate 10"));
+        state.workload_kind = WorkloadKind::Counter;
+        assert_eq!(send('C', &v, &state).as_deref(), Some("workload lin-kv"));
+        // The links matrix: a key on a link adds its fault, and on a link that has it sends `heal ID`.
+        v.link_cursor = Some((1, 3));
+        with_faults(&mut state, &[(7, "cut 2->3")]);
+        assert_eq!(send('x', &v, &state).as_deref(), Some("cut 1->3"));
+        with_faults(&mut state, &[(7, "cut 2->3"), (9, "cut 1->3")]);
+        assert_eq!(send('x', &v, &state).as_deref(), Some("heal 9"));
+        assert_eq!(send('d', &v, &state).as_deref(), Some("delay 1->3 200ms"));
+    }
+
     #[test]
     fn partition_prompt_takes_presets_and_groupings() {
         let state = sample_state(5);
@@ -591,14 +953,11 @@ mod tests {
         let cut = map_key(ch('x'), &v);
         assert_eq!(
             cut,
-            Action::Run(Command::ToggleFault(FaultCmd::new(
-                FaultTarget::Link(1, 3),
-                FaultKind::Cut
-            )))
+            Action::LinkFault(FaultCmd::new(FaultTarget::Link(1, 3), FaultKind::Cut))
         );
         assert_eq!(
-            command_for(&cut, &v).map(|c| c.to_string()),
-            Some("toggle cut 1->3".into())
+            command_for(&cut, &v, &state).map(|c| c.to_string()),
+            Some("cut 1->3".into())
         );
         assert_eq!(map_key(ch('k'), &v), Action::None, "node keys are captured");
         type_key(&mut v, press(KeyCode::Esc), &state);

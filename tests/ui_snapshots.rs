@@ -385,6 +385,7 @@ fn faulted_state(ms: u32) -> ClusterState {
                     short: format!("delay 2 {ms}ms"),
                     since_ms: now - 2000,
                     until_ms: Some(now + 8000),
+                    fault: None,
                 },
                 ActiveFault {
                     id: 4,
@@ -392,6 +393,7 @@ fn faulted_state(ms: u32) -> ClusterState {
                     short: "hold 1->3".into(),
                     since_ms: now,
                     until_ms: None,
+                    fault: None,
                 },
             ],
         },

@@ -248,7 +248,7 @@ pub(super) async fn run(
                                     None
                                 }
                             },
-                            a => input::command_for(a, &view),
+                            a => input::command_for(a, &view, &session.state),
                         };
                         if let Some(cmd) = cmd {
                             if view.frozen {

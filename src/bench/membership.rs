@@ -78,15 +78,14 @@ async fn load_state(cluster: &Cluster) -> Result<(), String> {
     Ok(())
 }
 
-/// The new node's id from `add`'s answer.
+/// The new node's id: the node `add`'s effect names.
 fn added(outcome: &Outcome) -> Result<u64, String> {
-    let Outcome::Done(text) = outcome else {
+    let Outcome::Done(effect) = outcome else {
         return Err(format!("add was not done: {outcome:?}"));
     };
-    text.strip_prefix("add node ")
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no node id in {text:?}"))
+    effect
+        .node
+        .ok_or_else(|| format!("add named no node: {effect:?}"))
 }
 
 /// Waits until the leader's committed configuration has `id` as a voter (`voter`) or without it.

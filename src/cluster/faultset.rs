@@ -400,6 +400,7 @@ impl Cluster {
                     short: a.short.clone(),
                     since_ms: a.since_ms,
                     until_ms: a.until_ms,
+                    fault: Some(a.cmd.clone()),
                 })
                 .collect()
         };

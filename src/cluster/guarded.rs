@@ -11,84 +11,6 @@ use super::{Cluster, guard, link_view, node_name};
 use crate::state::{Event, LinkState};
 
 impl Cluster {
-    /// The command a dashboard toggle means now, in its console form: pause or resume by the process's
-    /// state, add the links matrix's fault or `heal ID` the one in force, the delay or loss step after the
-    /// node's current one, the workload on or off, its next rate step, the other workload kind. Deciding
-    /// here rather than from the dashboard's last poll keeps the decision on the cluster's own state; the
-    /// event log, the export and a rerun then see only commands the console can type. A toggle whose target
-    /// does not resolve is returned as it is, and refused as before.
-    pub(super) fn resolve_toggle(&self, cmd: Command) -> Command {
-        use super::fault::{FaultCmd, FaultKind, FaultTarget};
-        match cmd {
-            Command::TogglePause(t) => match self.resolve(t) {
-                Ok(id) => match self.inner.sup.state(&node_name(id)) {
-                    Some(squall_chaos::ProcState::Paused { .. }) => Command::Resume(t),
-                    _ => Command::Pause(t),
-                },
-                Err(_) => cmd,
-            },
-            Command::ToggleFault(f) => {
-                let Ok(target) = self.pin(&f.target) else {
-                    return Command::ToggleFault(f);
-                };
-                let pinned = FaultCmd {
-                    target,
-                    ..f.clone()
-                };
-                let in_force = self
-                    .inner
-                    .faults
-                    .lock()
-                    .unwrap()
-                    .active
-                    .iter()
-                    .find(|(_, a)| a.cmd.replaces(&pinned))
-                    .map(|(id, _)| *id);
-                match in_force {
-                    Some(id) => Command::Heal(Some(id)),
-                    None => Command::Fault(f),
-                }
-            }
-            Command::CycleDelay(t) | Command::CycleLoss(t) => {
-                let delay = matches!(cmd, Command::CycleDelay(_));
-                let Ok(id) = self.resolve(t) else {
-                    return cmd;
-                };
-                let step = {
-                    let mut slots = self.inner.slots.lock().unwrap();
-                    let Some(slot) = slots.get_mut(&id) else {
-                        return cmd;
-                    };
-                    if delay {
-                        slot.delay_step = (slot.delay_step + 1) % super::DELAY_STEPS_MS.len();
-                        slot.delay_step
-                    } else {
-                        slot.loss_step = (slot.loss_step + 1) % super::LOSS_STEPS_PCT.len();
-                        slot.loss_step
-                    }
-                };
-                let kind = if delay {
-                    FaultKind::Delay {
-                        delay: Duration::from_millis(super::DELAY_STEPS_MS[step]),
-                        jitter: None,
-                    }
-                } else {
-                    FaultKind::Loss(f64::from(super::LOSS_STEPS_PCT[step]))
-                };
-                Command::Fault(FaultCmd::new(FaultTarget::Node(t), kind))
-            }
-            Command::Workload(None) => Command::Workload(Some(!self.inner.workload.is_on())),
-            Command::WorkloadStep(up) => Command::WorkloadRate(self.inner.workload.next_rate(up)),
-            Command::SetWorkloadKind(None) => {
-                Command::SetWorkloadKind(Some(match self.inner.workload.kind() {
-                    crate::command::WorkloadKind::Counter => crate::command::WorkloadKind::LinKv,
-                    crate::command::WorkloadKind::LinKv => crate::command::WorkloadKind::Counter,
-                }))
-            }
-            other => other,
-        }
-    }
-
     /// Whether the node `cmd` names can take it now (see [`guard`]).
     pub(super) fn admit(&self, cmd: &Command) -> Result<(), String> {
         let Some(target) = cmd.target() else {
@@ -173,7 +95,7 @@ impl Cluster {
     /// `cmd` with a `leader` target replaced by the node that leads as the cluster says now (unchanged when no
     /// node answers as leader: resolving it then says so).
     pub(super) async fn pin_leader(&self, cmd: Command) -> Command {
-        if cmd.target() != Some(Target::Leader) {
+        if cmd.acts_on() != Some(Target::Leader) {
             return cmd;
         }
         let Some((id, _)) = self.ask_leader().await else {
@@ -195,6 +117,11 @@ impl Cluster {
             Command::CycleDelay(_) => Command::CycleDelay(t),
             Command::CycleLoss(_) => Command::CycleLoss(t),
             Command::Transfer(_) => Command::Transfer(t),
+            Command::PowerCut(crate::command::PowerTarget::One(_), torn) => {
+                Command::PowerCut(crate::command::PowerTarget::One(t), torn)
+            }
+            Command::Disk(_, a) => Command::Disk(t, a),
+            Command::Clock(_, a) => Command::Clock(t, a),
             other => other,
         }
     }

@@ -148,7 +148,11 @@ impl Cluster {
     }
 
     /// `add`, `remove N`, `replace N`, `promote N` (see the module docs).
-    pub(super) async fn perform_membership(&self, cmd: Command) -> Result<String, String> {
+    /// Returns the node it changed (the one an `add` or `replace` started) with what it did.
+    pub(super) async fn perform_membership(
+        &self,
+        cmd: Command,
+    ) -> Result<(Option<NodeId>, String), String> {
         // Who leads now and what the configuration is, not what the last poll saw.
         let _ = self.ask_leader().await;
         guard::admit_membership(&cmd, &self.member_facts())?;
@@ -186,7 +190,7 @@ impl Cluster {
                 if task.is_finished() {
                     *self.inner.adding.lock().unwrap() = None;
                 }
-                Ok(match old {
+                let said = match old {
                     None if !promote => format!(
                         "add node {id} as a learner: started (pid {pid}); it joins as a learner and stays one \
                          (`promote {id}` makes it a voter; the feed tells each step)"
@@ -199,7 +203,8 @@ impl Cluster {
                         "add node {id}: started (pid {pid}); it joins as a learner and is promoted once caught up \
                          (the feed tells each step)"
                     ),
-                })
+                };
+                Ok((Some(id), said))
             }
             Command::Remove(n)
                 if self
@@ -227,9 +232,12 @@ impl Cluster {
                     c.cancel_add(n).await;
                     *c.inner.change.lock().unwrap() = None;
                 });
-                Ok(format!(
-                    "remove node {n}: the add of node {n} is cancelled; node {n} leaves the configuration if it \
-                     got in, then its process stops (the feed tells each step)"
+                Ok((
+                    Some(n),
+                    format!(
+                        "remove node {n}: the add of node {n} is cancelled; node {n} leaves the configuration if \
+                         it got in, then its process stops (the feed tells each step)"
+                    ),
                 ))
             }
             Command::Remove(n) => {
@@ -240,10 +248,13 @@ impl Cluster {
                     c.shrink(n).await;
                     *c.inner.change.lock().unwrap() = None;
                 });
-                Ok(format!(
-                    "remove node {n}{}: under way; its process stops once the change commits (the feed tells \
-                     each step)",
-                    before.map(|b| format!(" from {b}")).unwrap_or_default()
+                Ok((
+                    Some(n),
+                    format!(
+                        "remove node {n}{}: under way; its process stops once the change commits (the feed \
+                         tells each step)",
+                        before.map(|b| format!(" from {b}")).unwrap_or_default()
+                    ),
                 ))
             }
             Command::Promote(n) => {
@@ -251,13 +262,13 @@ impl Cluster {
                 // A refusal reaches the feed as the command's own failure line (`promote 5 failed: …`).
                 let r = self.promote_by_hand(n).await;
                 *self.inner.change.lock().unwrap() = None;
-                r
+                r.map(|said| (Some(n), said))
             }
             Command::Demote(n) => {
                 *self.inner.change.lock().unwrap() = Some(format!("demote node {n}"));
                 let r = self.demote(n).await;
                 *self.inner.change.lock().unwrap() = None;
-                r
+                r.map(|said| (Some(n), said))
             }
             other => Err(format!("`{other}` is not a membership change")),
         }

@@ -1,13 +1,15 @@
-//! What performing a [`super::Command`] came to, typed: callers (the console, the dashboard, the bench, and
-//! later scenarios) decide from the variant, never by matching the text.
+//! What performing a [`super::Command`] came to, typed: callers (the console, the dashboard, the bench,
+//! scenario steps) decide from the variant and read the [`Effect`], never by matching the text. The words a
+//! person sees on the console are rendered here, in [`Outcome::console_lines`], and nowhere else.
 
+use crate::command::Effect;
 use crate::state::Verdict;
 
 /// The result of one command.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// It was done; what it did ("isolate node 2 (follower, term 4)").
-    Done(String),
+    /// It was done: the command as recorded, the node it acted on and what changed.
+    Done(Effect),
     /// A check ran; its verdict and the evidence.
     Verdict {
         /// The finding.
@@ -62,11 +64,20 @@ impl Outcome {
         }
     }
 
+    /// The effect, when the command was done.
+    pub fn effect(&self) -> Option<&Effect> {
+        match self {
+            Outcome::Done(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The outcome as a `Result` of its text, for callers that only need to know whether it worked.
     pub fn into_result(self) -> Result<String, String> {
         let ok = self.is_ok();
         let text = match self {
-            Outcome::Done(t) | Outcome::Refused(t) => t,
+            Outcome::Done(e) => e.change,
+            Outcome::Refused(t) => t,
             Outcome::Verdict { report, .. } => report,
             Outcome::Listing { summary, .. } => summary,
             Outcome::Quit => "quit".into(),
@@ -82,7 +93,12 @@ mod tests {
     #[test]
     fn the_console_answers_by_variant() {
         assert_eq!(
-            Outcome::Done("kill node 2".into()).console_lines(),
+            Outcome::Done(Effect::new(
+                crate::command::Command::Kill(crate::command::Target::Leader),
+                Some(2),
+                "kill node 2"
+            ))
+            .console_lines(),
             vec!["ok: kill node 2"]
         );
         assert_eq!(

@@ -17,9 +17,6 @@ use super::Cluster;
 use super::linkv;
 use crate::state::{Event, WorkloadKind};
 
-/// Rate steps for `+` and `-`, in writes per second.
-const RATE_STEPS: [u32; 9] = [1, 5, 10, 20, 50, 100, 200, 500, 1000];
-
 /// How many counters the workload spreads its increments over.
 pub const COUNTERS: usize = 8;
 
@@ -98,45 +95,6 @@ impl Control {
     pub(super) fn set_rate(&self, r: u32) {
         self.inner.lock().unwrap().1 = r.max(1);
         self.changed.notify_one();
-    }
-
-    /// Whether the workload runs.
-    pub(super) fn is_on(&self) -> bool {
-        self.inner.lock().unwrap().0
-    }
-
-    /// The rate one step up or down from the current one (the current one at either end), without
-    /// changing it.
-    pub(super) fn next_rate(&self, up: bool) -> u32 {
-        let cur = self.rate();
-        if up {
-            RATE_STEPS.iter().copied().find(|&r| r > cur).unwrap_or(cur)
-        } else {
-            RATE_STEPS
-                .iter()
-                .rev()
-                .copied()
-                .find(|&r| r < cur)
-                .unwrap_or(cur)
-        }
-    }
-
-    /// Moves the rate one step up or down; returns the new rate.
-    pub(super) fn step(&self, up: bool) -> u32 {
-        let mut g = self.inner.lock().unwrap();
-        let cur = g.1;
-        g.1 = if up {
-            RATE_STEPS.iter().copied().find(|&r| r > cur).unwrap_or(cur)
-        } else {
-            RATE_STEPS
-                .iter()
-                .rev()
-                .copied()
-                .find(|&r| r < cur)
-                .unwrap_or(cur)
-        };
-        self.changed.notify_one();
-        g.1
     }
 
     fn get(&self) -> (bool, u32) {

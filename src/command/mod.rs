@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod disk;
+pub mod effect;
 pub mod fault;
 mod parse;
 pub mod target;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::ClockAction;
 pub use disk::{DiskAction, FsyncFailure, PowerTarget};
+pub use effect::Effect;
 pub use fault::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
 pub use parse::{parse, parse_fault};
 pub use target::{NodeId, Target};
@@ -26,9 +28,11 @@ pub use target::{NodeId, Target};
 /// timeline, all parsed into this one type. New commands are new variants (with their words in [`parse`] and
 /// [`std::fmt::Display`]); performing one returns an outcome (`crate::cluster::Outcome`).
 ///
-/// The dashboard's toggles (`TogglePause`, `ToggleFault`, `CycleDelay`, `CycleLoss`, `Workload(None)`,
-/// `WorkloadStep`, `SetWorkloadKind(None)`) have no console form of their own: performing one resolves it into
-/// the command it meant then ([`Command::has_console_form`] is false for them), and that is what is recorded.
+/// The toggles (`TogglePause`, `ToggleFault`, `CycleDelay`, `CycleLoss`, `Workload(None)`, `WorkloadStep`,
+/// `SetWorkloadKind(None)`) have no console form ([`Command::has_console_form`] is false for them): they are
+/// read only from event logs before format 4, which recorded the dashboard's keys as pressed. The dashboard
+/// now resolves a key into the command it means before sending it (`crate::input::command_for`), and the
+/// cluster refuses a toggle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// SIGKILL the node's process.
@@ -206,6 +210,32 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The node the command acts on, including a power cut, disk or clock fault on one node ([`Command::target`]
+    /// leaves those out: a node's process preconditions do not apply to them).
+    pub fn acts_on(&self) -> Option<Target> {
+        match self {
+            Command::PowerCut(PowerTarget::One(t), _)
+            | Command::Disk(t, _)
+            | Command::Clock(t, _) => Some(*t),
+            other => other.target(),
+        }
+    }
+
+    /// Whether the command changes the configuration (`add`, `remove`, `replace`, `promote`, `demote`).
+    pub fn is_membership(&self) -> bool {
+        matches!(
+            self,
+            Command::Add
+                | Command::AddLearner
+                | Command::Remove(_)
+                | Command::Replace(_)
+                | Command::Promote(_)
+                | Command::Demote(_)
+        )
+    }
+}
+
 impl std::fmt::Display for Command {
     /// The command as a person would type it in the headless console.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,9 +286,35 @@ impl std::fmt::Display for Command {
     }
 }
 
-/// Latency steps of [`Command::CycleDelay`], in milliseconds.
+/// The workload rates the dashboard's `+` and `-` step through, in writes per second.
+pub const RATE_STEPS: [u32; 9] = [1, 5, 10, 20, 50, 100, 200, 500, 1000];
+
+/// The rate one step up or down from `rate` (writes per second); `rate` itself at either end.
+pub fn next_rate(rate: u32, up: bool) -> u32 {
+    if up {
+        RATE_STEPS
+            .iter()
+            .copied()
+            .find(|&r| r > rate)
+            .unwrap_or(rate)
+    } else {
+        RATE_STEPS
+            .iter()
+            .rev()
+            .copied()
+            .find(|&r| r < rate)
+            .unwrap_or(rate)
+    }
+}
+
+/// The step after `now` in `steps` (the first one above it), back to the first step after the last.
+pub fn next_step<T: Copy + PartialOrd>(steps: &[T], now: T) -> T {
+    steps.iter().copied().find(|&s| s > now).unwrap_or(steps[0])
+}
+
+/// Latency steps of the dashboard's `d` key, in milliseconds.
 pub const DELAY_STEPS_MS: [u64; 4] = [0, 50, 200, 1000];
-/// Loss steps of [`Command::CycleLoss`], in percent.
+/// Loss steps of the dashboard's `l` key, in percent.
 pub const LOSS_STEPS_PCT: [u8; 4] = [0, 10, 30, 100];
 
 #[cfg(test)]
@@ -386,7 +442,7 @@ pub(crate) mod arbitrary {
     /// A random command the console can type (no toggles, no `quit`), naming nodes 1 to `nodes`.
     pub fn command(rng: &mut impl Rng, nodes: u64) -> Command {
         let t = target(rng, nodes);
-        match rng.random_range(0..30) {
+        match rng.random_range(0..32) {
             0 => Command::Kill(t),
             1 => Command::Terminate(t),
             2 => Command::Pause(t),

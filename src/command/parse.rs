@@ -108,7 +108,6 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "workload" => match (arg(0), arg(1)) {
             (Some("on"), None) => Ok(Command::Workload(Some(true))),
             (Some("off"), None) => Ok(Command::Workload(Some(false))),
-            (None, None) => Ok(Command::Workload(None)),
             (Some("lin-kv"), None) => Ok(Command::SetWorkloadKind(Some(
                 WorkloadKind::LinKv,
             ))),

@@ -662,6 +662,7 @@ mod tests {
                         short: format!("f{id}"),
                         since_ms: at,
                         until_ms: None,
+                        fault: None,
                     })
                     .collect(),
             },

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::say::{fmt_ms, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
-use crate::cluster::command::{Command, Target};
 use crate::cluster::{Cluster, Outcome};
+use crate::command::{ClockAction, Command, DiskAction, Effect, PowerTarget, Target};
 use crate::scenario::Plan;
 use crate::session::{ConsoleFeed, SessionConfig, end_session, start_session};
 use crate::state::{ClusterState, ProcessState};
@@ -214,50 +214,13 @@ async fn perform_step(
     now: Duration,
     refused: &mut Vec<String>,
 ) -> Option<(Duration, Due)> {
-    // A `leader` target is pinned now, so the undo reaches the node that was hit.
-    let pin = |t: Target| match t {
-        Target::Leader => cluster
-            .leader()
-            .map(|(id, _)| Target::Node(id))
-            .unwrap_or(t),
-        other => other,
-    };
-    let (cmd, undo) = match (cmd, until) {
-        (Command::Kill(t), Some(u)) => {
-            let t = pin(t);
-            (Command::Kill(t), Some((u, Command::Restart(t))))
-        }
-        (Command::Terminate(t), Some(u)) => {
-            let t = pin(t);
-            (Command::Terminate(t), Some((u, Command::Restart(t))))
-        }
-        (Command::Pause(t), Some(u)) => {
-            let t = pin(t);
-            (Command::Pause(t), Some((u, Command::Resume(t))))
-        }
-        (Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn), Some(u)) => {
-            let t = pin(t);
-            (
-                Command::PowerCut(crate::cluster::disk::PowerTarget::One(t), torn),
-                Some((u, Command::Restart(t))),
-            )
-        }
-        (Command::Disk(t, a), Some(u)) => {
-            let t = pin(t);
-            let heal = Command::Disk(t, crate::command::DiskAction::Heal);
-            (Command::Disk(t, a), Some((u, heal)))
-        }
-        (Command::Clock(t, a), Some(u)) => {
-            let t = pin(t);
-            let heal = Command::Clock(t, crate::command::ClockAction::Heal);
-            (Command::Clock(t, a), Some((u, heal)))
-        }
+    let cmd = match (cmd, until) {
         (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
             // The fault set removes it itself at the right time.
             f.duration = Some(u.saturating_sub(now));
-            (Command::Fault(f), None)
+            Command::Fault(f)
         }
-        (c, _) => (c, None),
+        (c, _) => c,
     };
     let shown = cmd.to_string();
     let outcome = cluster.perform(cmd).await;
@@ -265,10 +228,24 @@ async fn perform_step(
     if let Outcome::Refused(why) = &outcome {
         refused.push(format!("`{shown}` at {}: {why}", fmt_ms(now)));
     }
-    match (undo, outcome.is_ok()) {
-        (Some((u, undo)), true) => Some((u, Due::Undo(undo, shown))),
-        _ => None,
-    }
+    let undo = undo_of(outcome.effect()?)?;
+    Some((until?, Due::Undo(undo, shown)))
+}
+
+/// The command that undoes a done step, aimed at the node its effect says it hit (a `kill leader` is undone
+/// by restarting the node that led then, not whoever leads when the undo comes); `None` for steps with no
+/// undo (a network fault ends by itself; `powercut all` waits for the final heal).
+fn undo_of(effect: &Effect) -> Option<Command> {
+    let hit = Target::Node(effect.node?);
+    Some(match &effect.command {
+        Command::Kill(_) | Command::Terminate(_) | Command::PowerCut(PowerTarget::One(_), _) => {
+            Command::Restart(hit)
+        }
+        Command::Pause(_) => Command::Resume(hit),
+        Command::Disk(..) => Command::Disk(hit, DiskAction::Heal),
+        Command::Clock(..) => Command::Clock(hit, ClockAction::Heal),
+        _ => return None,
+    })
 }
 
 /// Heals every network fault and brings every node back: paused ones resumed, stopped ones restarted.
@@ -288,5 +265,43 @@ async fn final_heal(cluster: &Cluster, feed: &mut ConsoleFeed, state: &ClusterSt
         let shown = format!("{cmd} (final)");
         let outcome = cluster.perform(cmd).await;
         say_outcome(feed, cluster, &shown, &outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undo_aims_at_the_node_the_effect_hit() {
+        // `kill leader` performed on node 2: the undo restarts node 2, whoever leads when it comes.
+        let killed = Effect::new(
+            Command::Kill(Target::Leader),
+            Some(2),
+            "kill node 2 (leader, term 4)",
+        );
+        assert_eq!(undo_of(&killed), Some(Command::Restart(Target::Node(2))));
+        let paused = Effect::new(Command::Pause(Target::Leader), Some(3), "pause node 3");
+        assert_eq!(undo_of(&paused), Some(Command::Resume(Target::Node(3))));
+        let cut = Effect::new(
+            Command::PowerCut(PowerTarget::One(Target::Leader), None),
+            Some(1),
+            "power cut",
+        );
+        assert_eq!(undo_of(&cut), Some(Command::Restart(Target::Node(1))));
+        let disk = Effect::new(
+            Command::Disk(Target::Leader, DiskAction::Stall),
+            Some(1),
+            "stall",
+        );
+        assert_eq!(
+            undo_of(&disk),
+            Some(Command::Disk(Target::Node(1), DiskAction::Heal))
+        );
+        // Nothing to undo by hand: all nodes down until the final heal; a node the effect does not name.
+        let all = Effect::new(Command::PowerCut(PowerTarget::All, None), None, "power cut");
+        assert_eq!(undo_of(&all), None);
+        let heal = Effect::new(Command::Heal(None), None, "heal");
+        assert_eq!(undo_of(&heal), None);
     }
 }

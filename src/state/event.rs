@@ -368,7 +368,7 @@ impl ProcessState {
 }
 
 /// One fault of the active set, as the header and the links panel show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveFault {
     /// Its id (`heal ID` removes it).
     pub id: u64,
@@ -380,6 +380,10 @@ pub struct ActiveFault {
     pub since_ms: u64,
     /// When it ends by itself, for timed faults (session milliseconds).
     pub until_ms: Option<u64>,
+    /// The fault as a value, its `leader` target resolved: what the dashboard's keys decide from (the links
+    /// matrix's key on a link that has this fault sends `heal ID`). Absent in logs written before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<crate::command::FaultCmd>,
 }
 
 /// One held frame, as the dashboard lists it.

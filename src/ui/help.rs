@@ -7,66 +7,26 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use super::styles;
 
-/// Keys by section: (key, what it does).
-const SECTIONS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "selected node",
-        &[
-            ("↑ ↓  1-9", "select a node"),
-            ("k  s", "kill (SIGKILL) / terminate (SIGTERM)"),
-            ("p", "pause / resume (SIGSTOP / SIGCONT)"),
-            ("r  w", "restart / wipe its data and restart"),
-            ("i", "isolate from every peer"),
-            ("d", "cycle latency on its links: 0, 50, 200, 1000 ms"),
-            ("l", "cycle loss on its links: 0, 10, 30, 100 %"),
-            ("t", "transfer leadership to it"),
-            ("D", "remove it from the configuration, then stop it"),
-        ],
-    ),
-    (
-        "cluster",
-        &[
-            ("K", "kill the leader"),
-            ("a", "add a node: learner, caught up, then voter"),
-            ("x", "partition: h halves, b bridge, r ring, or 1,2|3,4,5 ⏎"),
-            ("h", "heal every fault (network; disk, clock too)"),
-            (
-                "m",
-                "links matrix: ←↑↓→ a link, x cut d delay l loss o hold",
-            ),
-            (
-                ":  f",
-                "any console line: cut 1->2 for 5s, powercut 2, disk 1 stall",
-            ),
-            (
-                "c C + -",
-                "workload: start / stop, counter ⇄ lin-kv, rate up / down",
-            ),
-            (
-                "v",
-                "verify: nothing acknowledged lost; lin-kv linearizable",
-            ),
-        ],
-    ),
-    (
-        "display",
-        &[
-            ("space", "freeze the display (the cluster keeps running)"),
-            (
-                "PgUp PgDn",
-                "scroll the feed back / on; Home End: oldest / newest",
-            ),
-            ("R", "record to a new .cast beside the event log"),
-            ("E", "write this session so far as a scenario file"),
-            ("Tab", "next panel, when the terminal is small"),
-            ("?  Esc", "next help page (symbols) / close this help"),
-            (
-                "q  Ctrl-C",
-                "quit: stop every node and restore the terminal",
-            ),
-        ],
-    ),
-];
+/// Rows of a page by section: (section, [(keys, what they do)]).
+type Sections = Vec<(&'static str, Vec<(&'static str, &'static str)>)>;
+
+/// The live dashboard's keys by section, drawn from the key table [`crate::input::KEYS`] (which also names
+/// each key's console form, checked by a test in `input.rs`).
+fn live_sections() -> Sections {
+    let mut out: Sections = Vec::new();
+    for k in crate::input::KEYS {
+        match out.last_mut() {
+            Some((section, rows)) if *section == k.section => rows.push((k.keys, k.what)),
+            _ => out.push((k.section, vec![(k.keys, k.what)])),
+        }
+    }
+    out
+}
+
+/// A page written as constants, as [`Sections`].
+fn sections_of(page: &[(&'static str, &[(&'static str, &'static str)])]) -> Sections {
+    page.iter().map(|(s, rows)| (*s, rows.to_vec())).collect()
+}
 
 /// The second page: what the symbols and columns mean.
 const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
@@ -160,17 +120,17 @@ fn kinds_lines() -> Vec<Line<'static>> {
 /// symbols.
 pub fn render(frame: &mut Frame, area: Rect, view: &crate::state::ViewState) {
     let (sections, title) = match (view.help_page, view.replay) {
-        (0, false) => (SECTIONS, " keys 1/2 · ? symbols · q quits "),
-        (0, true) => (REPLAY, " replay keys 1/2 · ? symbols "),
-        _ => (SYMBOLS, " symbols 2/2 · ? keys · Esc closes "),
+        (0, false) => (live_sections(), " keys 1/2 · ? symbols · q quits "),
+        (0, true) => (sections_of(REPLAY), " replay keys 1/2 · ? symbols "),
+        _ => (sections_of(SYMBOLS), " symbols 2/2 · ? keys · Esc closes "),
     };
-    render_sections(frame, area, sections, title);
+    render_sections(frame, area, &sections, title);
 }
 
 fn render_sections(
     frame: &mut Frame,
     area: Rect,
-    sections_list: &[(&str, &[(&str, &str)])],
+    sections_list: &[(&'static str, Vec<(&'static str, &'static str)>)],
     title: &str,
 ) {
     let key_w = sections_list
@@ -210,7 +170,7 @@ fn render_sections(
                 styles::title(),
             )));
         }
-        for (key, what) in *keys {
+        for (key, what) in keys {
             lines.push(Line::from(vec![
                 Span::styled(
                     format!(" {} {key:<key_w$} ", if sections { " " } else { "" }),

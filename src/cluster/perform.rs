@@ -1,0 +1,399 @@
+//! Performing one command: deciding (the listings, the preconditions in [`super::guard`], which room does it)
+//! and doing (the process, network and workload actions), then reporting the [`Effect`] as an event.
+
+use std::time::Duration;
+
+use super::command::{Command, Effect, NodeId, Target};
+
+use super::{Cluster, Outcome, link_view, linkv, membership, node_name};
+use crate::state::{Event, ProcessState};
+
+impl Cluster {
+    /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
+    /// refusal, `Checked` with a verdict). Returns what it came to.
+    pub async fn perform(&self, cmd: Command) -> Outcome {
+        // What is recorded is the command as asked, `leader` kept symbolic; the node it hit is recorded
+        // beside it. Dashboard keys arrive already resolved (see `crate::input::command_for`).
+        let command = cmd.clone();
+        let cmd = self.pin_leader(cmd).await;
+        let hit = match cmd.acts_on() {
+            Some(Target::Node(id)) => Some(id),
+            _ => None,
+        };
+        let asked = command.to_string();
+        let outcome = match cmd {
+            Command::Check => {
+                // Each check's finding is an event of its own (emitted by `check_all`).
+                let (verdict, report) = self.check_all().await;
+                return Outcome::Verdict { verdict, report };
+            }
+            Command::Quit => return Outcome::Quit,
+            Command::Faults => {
+                let mut lines = self.fault_lines();
+                // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
+                for id in self.node_ids() {
+                    for d in self.inner.disks.describe(id) {
+                        lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
+                    }
+                    if let Some(c) = self.inner.clocks.describe(id) {
+                        lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
+                    }
+                }
+                let summary = match lines.len() {
+                    0 => "no fault in force".to_string(),
+                    1 => "1 fault in force".to_string(),
+                    n => format!("{n} faults in force"),
+                };
+                return Outcome::Listing {
+                    summary,
+                    lines,
+                    prefix: "faults:",
+                };
+            }
+            Command::Held => {
+                let lines: Vec<String> = self
+                    .inner
+                    .net
+                    .held()
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{} {} {} {}",
+                            h.seq,
+                            h.link,
+                            h.label.as_deref().unwrap_or("other"),
+                            h.detail
+                        )
+                    })
+                    .collect();
+                return Outcome::Listing {
+                    summary: format!("{} frames held", lines.len()),
+                    lines,
+                    prefix: "held:",
+                };
+            }
+            Command::Links => {
+                let lines: Vec<String> = self
+                    .inner
+                    .net
+                    .stats()
+                    .iter()
+                    .map(|l| {
+                        let kinds: Vec<String> = l
+                            .by_label
+                            .iter()
+                            .map(|c| format!("{} {}/{}", c.label, c.frames, c.dropped))
+                            .collect();
+                        format!(
+                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} kinds {}",
+                            l.link,
+                            l.frames_forwarded,
+                            l.bytes_forwarded,
+                            l.frames_dropped,
+                            l.frames_duplicated,
+                            l.frames_delayed,
+                            l.frames_queued,
+                            if kinds.is_empty() { "-".into() } else { kinds.join(",") }
+                        )
+                    })
+                    .collect();
+                return Outcome::Listing {
+                    summary: format!("{} links (kinds: seen/dropped frames)", lines.len()),
+                    lines,
+                    prefix: "links:",
+                };
+            }
+            other => {
+                let done = match self.admit(&other) {
+                    Err(why) => Err(why),
+                    // A membership change names its node itself: the one an `add` started.
+                    Ok(()) if other.is_membership() => self.perform_membership(other).await,
+                    Ok(()) => self.perform_inner(other).await.map(|said| (hit, said)),
+                };
+                match done {
+                    Ok((node, said)) => Outcome::Done(Effect::new(command, node, said)),
+                    Err(why) => Outcome::Refused(why),
+                }
+            }
+        };
+        match &outcome {
+            Outcome::Done(effect) => {
+                // The links as they are now go first, so the fault's line and its effect on the links arrive
+                // together (a replay that lands on the fault shows it in force).
+                self.emit(Event::Links {
+                    links: self.inner.net.stats().into_iter().map(link_view).collect(),
+                });
+                self.emit(performed(effect));
+            }
+            Outcome::Refused(error) => self.emit(Event::ActionFailed {
+                action: asked,
+                error: error.clone(),
+            }),
+            _ => {}
+        }
+        outcome
+    }
+
+    async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
+        let sup = &self.inner.sup;
+        let err = |e: squall_chaos::ChaosError| e.to_string();
+        match cmd {
+            Command::Kill(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.kill(&node_name(id)).map_err(err)?;
+                self.await_exit(id, Duration::from_secs(2)).await;
+                Ok(format!("kill node {id}{what}"))
+            }
+            Command::Terminate(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.terminate(&node_name(id)).map_err(err)?;
+                self.await_exit(id, Duration::from_secs(5)).await;
+                Ok(format!("terminate node {id}{what}"))
+            }
+            Command::Pause(t) => {
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                sup.pause(&node_name(id)).map_err(err)?;
+                if let Some(squall_chaos::ProcState::Paused { pid }) = sup.state(&node_name(id)) {
+                    self.emit(Event::Process {
+                        node: id,
+                        state: ProcessState::Paused { pid },
+                    });
+                }
+                Ok(format!("pause node {id}{what}"))
+            }
+            Command::Resume(t) => {
+                let id = self.resolve(t)?;
+                sup.resume(&node_name(id)).map_err(err)?;
+                if let Some(squall_chaos::ProcState::Running { pid }) = sup.state(&node_name(id)) {
+                    self.emit(Event::Process {
+                        node: id,
+                        state: ProcessState::Running { pid },
+                    });
+                }
+                Ok(format!("resume node {id}"))
+            }
+            Command::Restart(t) | Command::Wipe(t) => {
+                let wipe = matches!(cmd, Command::Wipe(_));
+                let id = self.resolve(t)?;
+                let what = self.describe_node(id);
+                self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
+                Ok(if wipe {
+                    format!(
+                        "wipe data of node {id}{what} and restart it empty (it recovers before it votes again)"
+                    )
+                } else if self.is_removed(id) {
+                    // Allowed on purpose: a removed server coming back is a known hazard (Raft thesis §4.2.3)
+                    // worth showing; the answer says it is not a member again.
+                    format!(
+                        "restart node {id}{what} with its data, as a non-member: it was removed from the \
+                         configuration, and its pre-votes win nothing (`add` starts a new member)"
+                    )
+                } else {
+                    format!("restart node {id}{what} with its data")
+                })
+            }
+            Command::RestartAll => {
+                let ids: Vec<NodeId> = self
+                    .node_ids()
+                    .into_iter()
+                    .filter(|id| !self.is_removed(*id))
+                    .collect();
+                // All at once, as after a power cut of the whole cluster: no node comes back to find the
+                // others still up.
+                let results = futures::future::join_all(ids.iter().map(|&id| {
+                    let c = self.clone();
+                    async move { (id, c.restart(id, false).await) }
+                }))
+                .await;
+                let done: Vec<NodeId> = results
+                    .iter()
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("node {id}: {e:#}")))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(format!(
+                        "restart nodes {} with their data",
+                        membership::id_list(&done)
+                    ))
+                } else {
+                    Err(format!(
+                        "restart all: {}{}",
+                        failed.join("; "),
+                        if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (nodes {} restarted)", membership::id_list(&done))
+                        }
+                    ))
+                }
+            }
+            Command::Fault(f) => self.add_fault(f, false),
+            Command::TogglePause(_)
+            | Command::ToggleFault(_)
+            | Command::CycleDelay(_)
+            | Command::CycleLoss(_)
+            | Command::Workload(None)
+            | Command::WorkloadStep(_)
+            | Command::SetWorkloadKind(None) => Err(format!(
+                "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
+                 means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
+            )),
+            Command::Heal(id) => {
+                let r = self.heal(id);
+                if id.is_none() && self.inner.disks.enabled() {
+                    let mut healed = self.inner.disks.heal_all();
+                    healed.extend(self.inner.clocks.heal_all());
+                    healed.sort_unstable();
+                    healed.dedup();
+                    for node in healed {
+                        self.report_node_faults(node);
+                    }
+                    return r.map(|t| format!("{t}; every disk and clock fault healed"));
+                }
+                r
+            }
+            Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
+                let deliver = matches!(cmd, Command::Step(..));
+                let links = self.links_for(t)?;
+                let out = if deliver {
+                    self.inner.net.step(|l| links.contains(&l), n)
+                } else {
+                    self.inner.net.drop_held(|l| links.contains(&l), n)
+                };
+                if out.is_empty() {
+                    return Err(format!("no frame is held on {t}; `held` lists what is"));
+                }
+                let verb = if deliver { "deliver" } else { "drop" };
+                let items: Vec<String> = out
+                    .iter()
+                    .map(|s| {
+                        let lost = if deliver && !s.delivered {
+                            " (lost: its connection closed)"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{} {} {}{lost}",
+                            s.frame.link,
+                            s.frame.label.as_deref().unwrap_or("other"),
+                            s.frame.detail
+                        )
+                    })
+                    .collect();
+                Ok(format!("{verb} {}", items.join("; ")))
+            }
+            Command::Release(t) => {
+                let links = self.links_for(&t)?;
+                // Ending a hold delivers what it held, so count the frames before either happens.
+                let held = self
+                    .inner
+                    .net
+                    .held()
+                    .iter()
+                    .filter(|h| links.contains(&h.link))
+                    .count();
+                let ended = self.end_holds_on(&t);
+                let out = self.inner.net.release(|l| links.contains(&l));
+                if held == 0 && out.is_empty() && ended.is_empty() {
+                    return Err(format!(
+                        "no frame is held on {t} and no hold covers it; `held` lists what is"
+                    ));
+                }
+                Ok(format!(
+                    "release {} held frame{} on {t}{}",
+                    held.max(out.len()),
+                    if held.max(out.len()) == 1 { "" } else { "s" },
+                    if ended.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and end {}", ended.join(", "))
+                    }
+                ))
+            }
+            Command::Transfer(t) => {
+                let id = self.resolve(t)?;
+                let (leader, term) = self.ask_leader().await.ok_or("no node leads right now")?;
+                if leader == id {
+                    return Err(format!("node {id} already leads term {term}"));
+                }
+                let addr = self
+                    .api_addrs()
+                    .get(&leader)
+                    .copied()
+                    .ok_or("leader address unknown")?;
+                let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+                    .await
+                    .map_err(|e| format!("cannot reach leader {leader}: {e}"))?;
+                client
+                    .transfer_leadership(
+                        squall_node::transport::deadline(Duration::from_secs(2)),
+                        id,
+                    )
+                    .await
+                    .map_err(|e| format!("leader {leader} did not answer: {e}"))??;
+                let c = self.clone();
+                tokio::spawn(async move { c.follow_transfer(id, leader, term).await });
+                Ok(format!(
+                    "transfer leadership from node {leader} (term {term}) to node {id}"
+                ))
+            }
+            Command::Workload(Some(on)) => {
+                let on = self.inner.workload.set(Some(on));
+                Ok(format!(
+                    "workload {} at {} writes/s",
+                    if on { "on" } else { "off" },
+                    self.inner.workload.rate()
+                ))
+            }
+            Command::WorkloadRate(r) => {
+                self.inner.workload.set_rate(r);
+                Ok(format!("workload rate {r} writes/s"))
+            }
+            Command::SetWorkloadKind(Some(kind)) => {
+                let kind = self.inner.workload.set_kind(Some(kind));
+                self.emit(Event::WorkloadKind { kind });
+                Ok(match kind {
+                    crate::state::WorkloadKind::Counter => {
+                        "workload counter: increments of 8 counters".to_string()
+                    }
+                    crate::state::WorkloadKind::LinKv => format!(
+                        "workload lin-kv: {} clients, reads, writes and cas on {} keys, history recorded",
+                        linkv::CLIENTS,
+                        linkv::KEYS
+                    ),
+                })
+            }
+            Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
+            Command::Add
+            | Command::AddLearner
+            | Command::Remove(_)
+            | Command::Replace(_)
+            | Command::Promote(_)
+            | Command::Demote(_) => self.perform_membership(cmd).await.map(|(_, said)| said),
+            Command::Clock(..) => self.perform_clock(cmd).await,
+            // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
+            Command::Status
+            | Command::Check
+            | Command::Quit
+            | Command::Faults
+            | Command::Held
+            | Command::Links => Ok(String::new()),
+        }
+    }
+}
+
+/// The event log's record of a performed command: the [`Effect`] as it is.
+fn performed(effect: &Effect) -> Event {
+    Event::Performed {
+        command: effect.command.clone(),
+        node: effect.node,
+        effect: effect.change.clone(),
+    }
+}
