@@ -5,26 +5,32 @@
 
 mod cluster;
 mod compress;
+mod config;
 mod event;
+mod feed;
 pub mod fixture;
 mod holdback;
 mod lane;
+mod links;
 mod membership;
+mod narrate;
 mod series;
 mod view;
 
 pub use cluster::{
-    CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, FEED_CAPACITY, FeedKind, FeedLine, LinkRate,
-    NodeView, WorkloadView, describe_links, describe_node, left_text,
+    CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, LinkRate, NodeView, WorkloadView,
+    describe_node,
 };
 pub use compress::StatusCompressor;
+pub use config::{ConfigView, MemberRole, role_in};
 pub use event::{
     ActiveFault, Event, FaultEnd, HeldView, LinkState, LinkView, MembershipStep, ProcessState,
     Stamped, Verdict, WorkloadKind,
 };
+pub use feed::{FEED_CAPACITY, FeedKind, FeedLine};
 pub use holdback::HoldBack;
 pub use lane::{LANE_WINDOW_MS, Lane, LaneRole};
-pub use membership::{ConfigView, MemberRole, role_in};
+pub use links::{describe_links, left_text};
 pub use series::{RATE_HISTORY_SECS, RateSeries};
 pub use view::{Tab, ViewState};
 
