@@ -6,167 +6,19 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Lines, ask, leader_term};
+use support::leader_term;
+use support::session::{Session, Up, fault_id};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines,
-    _dir: tempfile::TempDir,
-    cdir: PathBuf,
-}
-
+/// A 3-node session with `extra` flags, started once a leader is named.
 fn up(extra: &[&str]) -> Session {
-    let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("cluster");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "-n", "3", "--dir"])
-        .arg(&cdir)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let out = Lines::new(child.stdout.take().unwrap());
-    let mut s = Session {
-        child,
-        stdin,
-        out,
-        _dir: dir,
-        cdir,
-    };
-    s.out.wait_for("a leader", WAIT, |l| {
-        if l.contains("no leader") {
-            None
-        } else {
-            leader_term(l)
-        }
-    });
-    s
-}
-
-impl Session {
-    fn ask(&mut self, cmd: &str, answer: &str) -> String {
-        ask(&mut self.stdin, &mut self.out, cmd, answer)
-    }
-
-    /// Sends `cmd` and returns its answer line, `ok:` or `error:`.
-    fn answer(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.out
-            .wait_for(&format!("the answer to `{cmd}`"), WAIT, |l| {
-                (l.starts_with("ok:") || l.starts_with("error:")).then(|| l.to_string())
-            })
-    }
-
-    /// The node that leads now (from `status`, polled until one does), and its term.
-    fn current_leader(&mut self) -> (u64, u64) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            writeln!(self.stdin, "status").unwrap();
-            let mut leader = None;
-            let mut lines = 0;
-            self.out.wait_for("status lines", WAIT, |l| {
-                if let Some(rest) = l.strip_prefix("status: n")
-                    && rest.contains(" leader term ")
-                {
-                    let id = rest.split_whitespace().next().and_then(|n| n.parse().ok());
-                    let term = rest
-                        .split(" leader term ")
-                        .nth(1)
-                        .and_then(|t| t.split_whitespace().next())
-                        .and_then(|t| t.parse().ok());
-                    leader = id.zip(term);
-                }
-                if l.starts_with("status:") {
-                    lines += 1;
-                }
-                (lines == 3).then_some(())
-            });
-            if let Some(l) = leader {
-                return l;
-            }
-            assert!(Instant::now() < deadline, "no node led within {WAIT:?}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Watches the feed for `window`, failing on any broken invariant (a bounded observation: the bugs this
-    /// file reproduces showed theirs within a second or two).
-    fn no_invariant_broken_for(&mut self, window: Duration, what: &str) {
-        let end = Instant::now() + window;
-        writeln!(self.stdin, "faults").unwrap();
-        while Instant::now() < end {
-            let left = end.saturating_duration_since(Instant::now());
-            let hit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.out.wait_for("a broken invariant", left, |l| {
-                    l.contains("INVARIANT BROKEN").then(|| l.to_string())
-                })
-            }));
-            if let Ok(line) = hit {
-                panic!(
-                    "{what}: {line}\n{}",
-                    self.out.seen[self.out.seen.len().saturating_sub(60)..].join("\n")
-                );
-            }
-        }
-    }
-
-    fn assert_no_invariant_broken(&self) {
-        let broken: Vec<&String> = self
-            .out
-            .seen
-            .iter()
-            .filter(|l| l.contains("INVARIANT BROKEN"))
-            .collect();
-        assert!(broken.is_empty(), "{broken:#?}");
-    }
-
-    /// `squall kv --dir DIR ARGS...`, retried until it answers (a cluster without a leader answers nothing).
-    fn kv(&self, args: &[&str]) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-                .args(["kv", "--timeout", "5s", "--dir"])
-                .arg(&self.cdir)
-                .args(args)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status.success() {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`kv {}` failed for {WAIT:?}: {text}{}",
-                args.join(" ").chars().take(80).collect::<String>(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn quit(mut self) {
-        writeln!(self.stdin, "quit").unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "squall exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "squall did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let mut args = vec!["-n", "3"];
+    args.extend_from_slice(extra);
+    Up::new(&args).wait(WAIT).start()
 }
 
 fn others(of: u64) -> Vec<u64> {
@@ -241,19 +93,6 @@ fn a_damaged_last_wal_record_does_not_elect_a_leader_lacking_it() {
     let log = std::fs::read_to_string(s.cdir.join(format!("node-{f}/node.log"))).unwrap();
     assert!(log.contains("may have been acknowledged"), "{log}");
     s.quit();
-}
-
-/// The id of the fault a fault command's answer reports (`ok: … #3 …`).
-fn fault_id(answer: &str) -> u64 {
-    let at = answer
-        .find('#')
-        .unwrap_or_else(|| panic!("no fault id in {answer}"));
-    answer[at + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no fault id in {answer}"))
 }
 
 /// Flips one bit `back` bytes before the end of `path`.
