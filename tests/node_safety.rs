@@ -1,12 +1,18 @@
-//! Issue 18's reproductions through `squall up --headless`, on real node processes: a wiped voter must not vote
-//! twice in a term (S2), a damaged last WAL record must not let a leader lacking it be elected (H3), and an
-//! emptied WAL beside a snapshot is refused with its cause said once (D2). Each watches the live invariants in
-//! the event feed (`INVARIANT BROKEN` lines) and reads the acknowledged value back. The H3 test needs the fault
+//! Issue 18's reproductions through `squall up --headless`, on real node processes: a WAL record written but
+//! never synced before a crash is made durable when the node reopens it (S1), a wiped voter must not vote twice
+//! in a term (S2), a wiped member must not vote with its startup configuration for a removed node (S3), a
+//! damaged last WAL record must not let a leader lacking it be elected (H3), and an emptied WAL beside a
+//! snapshot is refused with its cause said once (D2). Each watches the live invariants in the event feed
+//! (`INVARIANT BROKEN` lines) and reads the acknowledged value back. The S1 and H3 tests need the fault
 //! filesystem (/dev/fuse, root and libfaketime, as CI's `.ci/run` installs).
+//!
+//! `SQUALL_TEST_NODE_BIN=PATH` runs them against another build of `squall-node`, such as the node before the
+//! fixes (each of them fails there).
 
 mod support;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::leader_term;
@@ -23,6 +29,88 @@ fn up(extra: &[&str]) -> Session {
 
 fn others(of: u64) -> Vec<u64> {
     (1..=3).filter(|&n| n != of).collect()
+}
+
+/// S1: a follower N is killed after writing an entry's WAL record and before its fdatasync returns (its syncs
+/// are slowed, so the kill lands in between); restarted, it reads the record back and acknowledges it, and the
+/// write is acknowledged with N's vote (F is cut off). A power cut of N then drops whatever N never synced. Before
+/// the fix N trusted the recovered record without syncing it: the power cut took it, and N and F elected a
+/// leader without the acknowledged write. Now opening syncs what it recovered.
+#[test]
+fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reopen() {
+    let mut s = up(&[
+        "--disk-faults",
+        "--election-timeout",
+        "4000..8000ms",
+        "--seed",
+        "11",
+    ]);
+    let (l, t) = s.current_leader();
+    let pair = others(l);
+    let (n, f) = (pair[0], pair[1]);
+    s.kv(&["put", "k", "old"]);
+    s.ask(&format!("isolate {f}"), "isolate");
+    // N's writes land at once; its syncs wait 5 s, long enough to kill it between the two.
+    s.ask(&format!("disk {n} slow 5s sync"), "slow node");
+    let wal = s.cdir.join(format!("node-{n}/disk/wal.log"));
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let before = size();
+    let mut put = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["kv", "--timeout", "60s", "--dir"])
+        .arg(&s.cdir)
+        .args(["put", "k", "acked"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while size() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "node {n} wrote no WAL record for the put within {WAIT:?} (wal.log stays at {before} bytes)"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.ask(&format!("kill {n}"), "kill");
+    s.ask(&format!("disk {n} heal"), "heal");
+    s.ask(&format!("restart {n}"), "restart");
+    // The put is acknowledged once the restarted N answers the leader's probe.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = put.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the put was never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = put.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "the put was not acknowledged: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ask(&format!("powercut {n}"), "power cut");
+    s.ask(&format!("kill {l}"), "kill");
+    s.ask("heal", "heal");
+    s.ask(&format!("restart {n}"), "restart");
+    s.until("N or F to lead a later term", |ns| {
+        ns.values()
+            .find(|x| x.running && x.role == "leader" && x.id != l && x.term > t)
+            .map(|_| ())
+    });
+    s.no_invariant_broken_for(
+        Duration::from_secs(3),
+        "N and F elected a leader lacking the acknowledged write",
+    );
+    s.ask(&format!("restart {l}"), "restart");
+    let got = s.kv(&["get", "k"]);
+    assert!(
+        got.contains("acked"),
+        "the acknowledged value is gone: `get k` answered {got:?}"
+    );
+    s.no_invariant_broken_for(Duration::from_secs(2), "after L returned");
+    s.assert_no_invariant_broken();
+    s.quit();
 }
 
 /// S2: leader L of term t is cut from A and B, which elect A in term t+1 (B votes for A); A and B are cut
@@ -49,6 +137,69 @@ fn a_wiped_voter_never_votes_twice_in_a_term() {
         Duration::from_secs(6),
         "the wiped node voted again in a term it had voted in",
     );
+    s.ask("heal", "heal");
+    s.kv(&["put", "after", "heal"]);
+    assert!(s.kv(&["get", "after"]).contains("heal"));
+    s.no_invariant_broken_for(Duration::from_secs(2), "after heal");
+    s.assert_no_invariant_broken();
+    s.quit();
+}
+
+/// S3: X of {X, Y, Z} is killed; node 4 is added and promoted, and X removed while down: the configuration is
+/// {Y, Z, 4}. With {X, Z} cut from {Y, 4}, Z is wiped (it restarts with the bootstrap configuration {X, Y, Z})
+/// and the removed X is restarted with its old log ({X, Y, Z}). Before the fix the empty Z granted X's votes and
+/// X led {X, Y, Z} on the quorum {X, Z} while {Y, 4}, a majority of {Y, Z, 4}, had a leader of their own: two
+/// leaders with disjoint quorums. Now Z recovers before it votes, and it cannot learn the term from a majority
+/// of the others across the partition, so X never leads.
+#[test]
+fn a_wiped_member_does_not_elect_a_removed_node_with_its_startup_configuration() {
+    let mut s = up(&["--seed", "13"]);
+    let (l, _) = s.current_leader();
+    // X is a follower, so that the kill costs no election.
+    let pair = others(l);
+    let (x, z) = (pair[0], pair[1]);
+    let y = l;
+    s.ask(&format!("kill {x}"), "kill");
+    s.ask("add", "add node 4");
+    s.until("node 4 to be a voter", |ns| {
+        ns.get(&4)
+            .is_some_and(|n| n.running && n.line.ends_with("member voter"))
+            .then_some(())
+    });
+    s.ask(&format!("remove {x}"), "remove");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = s.node_line(x);
+        if line.ends_with("member removed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {x}'s removal did not commit within {WAIT:?}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `partition` divides members only, and X is no longer one: the same cut, link by link.
+    for (a, b) in [(x, y), (x, 4), (z, y), (z, 4)] {
+        s.ask(&format!("cut {a}<->{b}"), "cut");
+    }
+    s.ask(&format!("wipe {z}"), "restart it empty");
+    let restarted = s.answer(&format!("restart {x}"));
+    assert!(restarted.starts_with("ok:"), "{restarted}");
+    // Watch long enough for many of X's election timeouts (150–300 ms): it must never lead.
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        let ns = s.nodes();
+        if let Some(n) = ns.get(&x).filter(|n| n.running && n.role == "leader") {
+            let others: Vec<&String> = ns.values().map(|n| &n.line).collect();
+            panic!(
+                "the removed node {x} leads term {} on the wiped node {z}'s vote: {others:#?}",
+                n.term
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.assert_no_invariant_broken();
     s.ask("heal", "heal");
     s.kv(&["put", "after", "heal"]);
     assert!(s.kv(&["get", "after"]).contains("heal"));
