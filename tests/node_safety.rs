@@ -31,11 +31,15 @@ fn others(of: u64) -> Vec<u64> {
     (1..=3).filter(|&n| n != of).collect()
 }
 
-/// S1: a follower N is killed after writing an entry's WAL record and before its fdatasync returns (its syncs
-/// are slowed, so the kill lands in between); restarted, it reads the record back and acknowledges it, and the
-/// write is acknowledged with N's vote (F is cut off). A power cut of N then drops whatever N never synced. Before
-/// the fix N trusted the recovered record without syncing it: the power cut took it, and N and F elected a
-/// leader without the acknowledged write. Now opening syncs what it recovered.
+/// S1: a follower N is killed inside the write(2) of an entry's WAL record (its disk is slowed, and the test
+/// waits until N's thread is in that call), so the record lands with no fdatasync after it; restarted, N
+/// acknowledges the entry, and the write is acknowledged with N's vote (F is cut off). A power cut of N then
+/// drops whatever N never synced, the leader is killed, and N and F must elect a leader holding the write.
+///
+/// Not a reproduction on the node before the fix: there the restarted N did not recover the landed record (the
+/// backing wal.log held it, 243 → 359 bytes, but N reported 3 entries, not 4), so the leader re-sent the entry,
+/// N appended and synced it, and the power cut had nothing acknowledged to drop. The sync on open is shown on
+/// the fault filesystem by `node-bin/tests/storage_crash.rs`; this test keeps the end-to-end path covered.
 #[test]
 fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reopen() {
     let mut s = up(&[
@@ -49,11 +53,20 @@ fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reope
     let pair = others(l);
     let (n, f) = (pair[0], pair[1]);
     s.kv(&["put", "k", "old"]);
+    // N holds everything so far, so the next WAL write it makes is the put's.
+    s.until("N to hold what the leader committed", |ns| {
+        let (ln, nn) = (ns.get(&l)?, ns.get(&n)?);
+        (nn.running && nn.commit >= ln.commit).then_some(())
+    });
     s.ask(&format!("isolate {f}"), "isolate");
-    // N's writes land at once; its syncs wait 5 s, long enough to kill it between the two.
-    s.ask(&format!("disk {n} slow 5s sync"), "slow node");
-    let wal = s.cdir.join(format!("node-{n}/disk/wal.log"));
-    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let pid = s.nodes()[&n]
+        .pid
+        .unwrap_or_else(|| panic!("no pid for node {n}"));
+    // Every operation of N's disk takes 2 s: the put's WAL write waits in the fault filesystem, N is killed
+    // there, and the write lands as the killed process leaves it, with no fdatasync after it.
+    s.ask(&format!("disk {n} slow 2s"), "slow node");
+    let backing = s.cdir.join(format!("node-{n}/disk/wal.log"));
+    let size = || std::fs::metadata(&backing).map_or(0, |m| m.len());
     let before = size();
     let mut put = Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(["kv", "--timeout", "60s", "--dir"])
@@ -64,14 +77,21 @@ fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reope
         .spawn()
         .unwrap();
     let deadline = Instant::now() + WAIT;
-    while size() <= before {
+    while !writing(pid, "wal.log") {
         assert!(
             Instant::now() < deadline,
-            "node {n} wrote no WAL record for the put within {WAIT:?} (wal.log stays at {before} bytes)"
+            "node {n} (pid {pid}) never wrote to its wal.log within {WAIT:?}"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
     s.ask(&format!("kill {n}"), "kill");
+    let left = support::wait_gone(&[pid], WAIT);
+    assert!(left.is_empty(), "node {n} (pid {pid}) outlived its kill");
+    let landed = size();
+    assert!(
+        landed > before,
+        "the killed write never landed: wal.log stayed at {before} bytes"
+    );
     s.ask(&format!("disk {n} heal"), "heal");
     s.ask(&format!("restart {n}"), "restart");
     // The put is acknowledged once the restarted N answers the leader's probe.
@@ -244,6 +264,29 @@ fn a_damaged_last_wal_record_does_not_elect_a_leader_lacking_it() {
     let log = std::fs::read_to_string(s.cdir.join(format!("node-{f}/node.log"))).unwrap();
     assert!(log.contains("may have been acknowledged"), "{log}");
     s.quit();
+}
+
+/// True while a thread of process `pid` is inside write(2) on a file whose path ends with `name` (read from
+/// `/proc/PID/task/*/syscall`, which names the call and its arguments while a thread is blocked in one).
+fn writing(pid: u32, name: &str) -> bool {
+    const WRITE: u64 = if cfg!(target_arch = "aarch64") { 64 } else { 1 };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let Ok(call) = std::fs::read_to_string(task.path().join("syscall")) else {
+            return false;
+        };
+        let mut words = call.split_whitespace();
+        let nr = words.next().and_then(|w| w.parse::<u64>().ok());
+        let fd = words
+            .next()
+            .and_then(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok());
+        nr == Some(WRITE)
+            && fd.is_some_and(|fd| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).is_ok_and(|p| p.ends_with(name))
+            })
+    })
 }
 
 /// Flips one bit `back` bytes before the end of `path`.
