@@ -7,157 +7,43 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng as _, SeedableRng as _};
-use support::{Lines, ask, leader_term};
+use support::leader_term;
+use support::session::{Session, Up, status_field};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines,
-    _dir: tempfile::TempDir,
-    cdir: std::path::PathBuf,
-}
-
+/// A 3-node `--disk-faults` session with `extra` flags, started once a leader is named.
 fn up(extra: &[&str]) -> Session {
-    let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("cluster");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "--disk-faults", "-n", "3", "--dir"])
-        .arg(&cdir)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let out = Lines::new(child.stdout.take().unwrap());
-    let mut s = Session {
-        child,
-        stdin,
-        out,
-        _dir: dir,
-        cdir,
-    };
-    s.leader();
-    s
+    let mut args = vec!["--disk-faults", "-n", "3"];
+    args.extend_from_slice(extra);
+    Up::new(&args).wait(WAIT).start()
 }
 
-impl Session {
-    fn ask(&mut self, cmd: &str, answer: &str) -> String {
-        ask(&mut self.stdin, &mut self.out, cmd, answer)
-    }
-
-    /// Waits for a line announcing a leader; returns (leader, term).
-    fn leader(&mut self) -> (u64, u64) {
-        self.out.wait_for("a leader", WAIT, |l| {
-            if l.contains("no leader") {
+/// Waits until node `leader` reports its commit index growing (writes commit again).
+fn writes_commit(s: &mut Session, leader: u64) {
+    let prefix = format!("leader {leader} term ");
+    let mut first = None;
+    s.out.wait_for("commits on the new leader", WAIT, |l| {
+        let rest = l.split(&prefix).nth(1)?;
+        let c: u64 = rest
+            .split("commit ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        match first {
+            None => {
+                first = Some(c);
                 None
-            } else {
-                leader_term(l)
             }
-        })
-    }
-
-    /// The current leader, from `status` (polled until one leads).
-    fn current_leader(&mut self) -> u64 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            writeln!(self.stdin, "status").unwrap();
-            let mut leader = None;
-            let mut lines = 0;
-            self.out.wait_for("status lines", WAIT, |l| {
-                if let Some(rest) = l.strip_prefix("status: n")
-                    && rest.contains(" leader term ")
-                {
-                    leader = rest.split_whitespace().next().and_then(|n| n.parse().ok());
-                }
-                if l.starts_with("status:") {
-                    lines += 1;
-                }
-                (lines == 3).then_some(())
-            });
-            if let Some(l) = leader {
-                return l;
-            }
-            assert!(Instant::now() < deadline, "no node led within {WAIT:?}");
-            std::thread::sleep(Duration::from_millis(200));
+            Some(f) => (c > f).then_some(()),
         }
-    }
-
-    /// Runs `check` until it is conclusive; returns the verdict line (`ok: check passed…` or
-    /// `error: check FAILED…`).
-    fn check(&mut self) -> String {
-        for _ in 0..10 {
-            writeln!(self.stdin, "check").unwrap();
-            let line = self
-                .out
-                .wait_for("the check's verdict", Duration::from_secs(60), |l| {
-                    (l.starts_with("ok: check") || l.starts_with("error: check"))
-                        .then(|| l.to_string())
-                });
-            if !line.contains("inconclusive") {
-                return line;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        panic!(
-            "ten checks in a row were inconclusive:\n{}",
-            self.out.seen.join("\n")
-        );
-    }
-
-    /// Quits and checks that squall exited cleanly and left no mount; returns the cluster's temporary directory
-    /// (removed when dropped).
-    fn quit(mut self) -> tempfile::TempDir {
-        writeln!(self.stdin, "quit").unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "squall exited with {status}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "squall did not quit within {WAIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-        assert!(
-            !mounts.contains(self.cdir.to_str().unwrap()),
-            "a fault filesystem outlived squall:\n{mounts}"
-        );
-        self._dir
-    }
-
-    /// Waits until node `leader` reports its commit index growing (writes commit again).
-    fn writes_commit(&mut self, leader: u64) {
-        let prefix = format!("leader {leader} term ");
-        let mut first = None;
-        self.out.wait_for("commits on the new leader", WAIT, |l| {
-            let rest = l.split(&prefix).nth(1)?;
-            let c: u64 = rest
-                .split("commit ")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            match first {
-                None => {
-                    first = Some(c);
-                    None
-                }
-                Some(f) => (c > f).then_some(()),
-            }
-        });
-    }
+    });
 }
 
 /// A power cut's ways of tearing unsynced writes: none, a prefix of the last write, a subset of the writes,
@@ -191,7 +77,7 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
             }
         } else {
             let target = if rng.random_bool(0.3) {
-                s.current_leader()
+                s.current_leader().0
             } else {
                 rng.random_range(1..=3)
             };
@@ -204,7 +90,7 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
             s.ask(&format!("restart {target}"), "restart node");
         }
     }
-    s.leader();
+    s.leader_line();
     let verdict = s.check();
     assert!(
         verdict.starts_with("ok: check passed"),
@@ -233,7 +119,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
             s.ask(&format!("restart {n}"), "restart node");
         }
     }
-    s.leader();
+    s.leader_line();
     let verdict = s.check();
     assert!(
         verdict.starts_with("ok: check passed"),
@@ -257,7 +143,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
         for n in 1..=3 {
             s.ask(&format!("restart {n}"), "restart node");
         }
-        s.leader();
+        s.leader_line();
         let verdict = s.check();
         if verdict.contains("check FAILED") {
             lost = Some(verdict);
@@ -273,7 +159,7 @@ fn an_unsynced_node_loses_acknowledged_writes_to_coordinated_power_cuts_but_not_
 #[test]
 fn a_failed_fsync_stops_the_node_never_acknowledges_and_a_restart_recovers() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "7"]);
-    let leader = s.current_leader();
+    let leader = s.current_leader().0;
     let victim = (1..=3).find(|&n| n != leader).unwrap();
     s.ask(
         &format!("disk {victim} fail-fsync once"),
@@ -300,7 +186,7 @@ fn a_failed_fsync_stops_the_node_never_acknowledges_and_a_restart_recovers() {
 #[test]
 fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "9"]);
-    let old = s.current_leader();
+    let old = s.current_leader().0;
     s.ask(&format!("disk {old} stall"), "stall node");
     let started = Instant::now();
     let (new, term) = s.out.wait_for("a new leader", WAIT, |l| {
@@ -310,7 +196,7 @@ fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
         "node {new} leads term {term} {:?} after node {old}'s disk stalled",
         started.elapsed()
     );
-    s.writes_commit(new);
+    writes_commit(&mut s, new);
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
     s.ask(&format!("disk {old} heal"), "heal node");
@@ -323,7 +209,7 @@ fn a_leader_whose_disk_stalls_loses_leadership_and_writes_resume() {
 fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "13"]);
     commits_grow(&mut s, 150);
-    let leader = s.current_leader();
+    let leader = s.current_leader().0;
     let victim = (1..=3).find(|&n| n != leader).unwrap();
     let flipped = s.ask(&format!("disk {victim} flip wal.log"), "flipped bit");
     assert!(flipped.contains("of wal.log"), "{flipped}");
@@ -349,33 +235,6 @@ fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     let _ = s.quit();
 }
 
-/// The console's status line of node `n` (`n2 running pid … follower term 3 leader n1 commit …`).
-fn node_status(s: &mut Session, n: u64) -> String {
-    writeln!(s.stdin, "status").unwrap();
-    let prefix = format!("status: n{n} ");
-    let mut line = None;
-    let mut lines = 0;
-    s.out.wait_for("status lines", WAIT, |l| {
-        if l.starts_with(&prefix) {
-            line = Some(l.to_string());
-        }
-        if l.starts_with("status:") {
-            lines += 1;
-        }
-        (lines == 3).then_some(())
-    });
-    line.unwrap_or_else(|| panic!("no status line for node {n}"))
-}
-
-/// The number after `word ` in a status line.
-fn status_field(line: &str, word: &str) -> u64 {
-    line.split(&format!(" {word} "))
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {word} in {line:?}"))
-}
-
 /// Waits until node `n`'s log says its disk is full (the error it logs on the first ENOSPC).
 fn wait_disk_full_logged(s: &mut Session, n: u64) -> String {
     let path = s.cdir.join(format!("node-{n}/node.log"));
@@ -398,7 +257,7 @@ fn wait_disk_full_logged(s: &mut Session, n: u64) -> String {
 
 /// Asserts node `n` is running and answering (a full disk must not stop it).
 fn assert_up(s: &mut Session, n: u64) -> String {
-    let line = node_status(s, n);
+    let line = s.node_line(n);
     assert!(
         line.contains(&format!("n{n} running")) && !line.contains("not answering"),
         "node {n} is not up and answering: {line}"
@@ -411,7 +270,7 @@ fn wait_caught_up(s: &mut Session, n: u64) {
     let target = commit_index(s);
     let deadline = Instant::now() + WAIT;
     loop {
-        let line = node_status(s, n);
+        let line = s.node_line(n);
         if line.contains(" running") && status_field(&line, "applied") >= target {
             return;
         }
@@ -442,7 +301,7 @@ fn assert_stayed_up_and_safe(s: &Session) {
 #[test]
 fn followers_with_full_disks_stay_up_refuse_writes_clearly_and_catch_up_after_heal() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "17"]);
-    let leader = s.current_leader();
+    let leader = s.current_leader().0;
     let mut followers = (1..=3).filter(|&n| n != leader);
     let (a, b) = (followers.next().unwrap(), followers.next().unwrap());
     s.ask(&format!("disk {a} full after 4096"), "ENOSPC after 4096");
@@ -494,7 +353,7 @@ fn followers_with_full_disks_stay_up_refuse_writes_clearly_and_catch_up_after_he
 #[test]
 fn a_leader_with_a_full_disk_steps_down_stays_up_and_catches_up_after_heal() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "19"]);
-    let old = s.current_leader();
+    let old = s.current_leader().0;
     s.ask(&format!("disk {old} full after 4096"), "ENOSPC after 4096");
     let started = Instant::now();
     wait_disk_full_logged(&mut s, old);
@@ -505,7 +364,7 @@ fn a_leader_with_a_full_disk_steps_down_stays_up_and_catches_up_after_heal() {
         "node {new} leads term {term} {:?} after `disk {old} full after 4096` (the budget is spent first)",
         started.elapsed()
     );
-    s.writes_commit(new);
+    writes_commit(&mut s, new);
     commits_grow(&mut s, 100);
     let line = assert_up(&mut s, old);
     assert!(
@@ -535,7 +394,7 @@ fn disks_filling_at_random_points_on_random_nodes_lose_nothing_and_every_node_re
         // One node at a time (the leader a third of the time), so a majority always writes; the budget cuts a
         // record, a snapshot or a WAL rewrite at a random point.
         let target = if rng.random_bool(0.3) {
-            s.current_leader()
+            s.current_leader().0
         } else {
             rng.random_range(1..=3)
         };
@@ -643,7 +502,7 @@ fn disk_commands_without_disk_faults_say_how_to_enable_them() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut out = Lines::new(child.stdout.take().unwrap());
+    let mut out = support::Lines::new(child.stdout.take().unwrap());
     for cmd in ["powercut 1", "disk 1 stall", "clock 1 +1h"] {
         writeln!(stdin, "{cmd}").unwrap();
         out.wait_for(&format!("the refusal of `{cmd}`"), WAIT, |l| {
@@ -674,23 +533,7 @@ fn commits_grow(s: &mut Session, n: u64) {
 }
 
 fn commit_index(s: &mut Session) -> u64 {
-    writeln!(s.stdin, "status").unwrap();
-    let mut best = 0;
-    let mut lines = 0;
-    s.out.wait_for("status lines", WAIT, |l| {
-        if l.starts_with("status:") {
-            lines += 1;
-            if let Some(c) = l
-                .split(" commit ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-            {
-                best = best.max(c.parse().unwrap_or(0));
-            }
-        }
-        (lines == 3).then_some(())
-    });
-    best
+    s.max_commit()
 }
 
 /// Commits per second over `d`.
@@ -704,7 +547,7 @@ fn commit_rate(s: &mut Session, d: Duration) -> f64 {
 #[test]
 fn slow_syncs_on_a_follower_or_the_leader_cause_no_election_storm() {
     let mut s = up(&["--workload", "--rate", "200", "--seed", "23"]);
-    let leader = s.current_leader();
+    let leader = s.current_leader().0;
     let follower = (1..=3).find(|&n| n != leader).unwrap();
     let elections = |s: &Session| {
         s.out
@@ -782,8 +625,8 @@ fn after_squall_is_killed_the_next_up_on_its_directory_detaches_the_dead_mounts_
     // Before: the dead FUSE mounts stayed and the next `up --dir` failed with "File exists (os error 17)".
     let mut s = up(&["--workload", "--rate", "100"]);
     let cdir = s.cdir.clone();
-    let leader = s.current_leader();
-    s.writes_commit(leader);
+    let leader = s.current_leader().0;
+    writes_commit(&mut s, leader);
     s.child.kill().unwrap(); // SIGKILL: no unmount
     s.child.wait().unwrap();
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
@@ -812,7 +655,7 @@ fn after_squall_is_killed_the_next_up_on_its_directory_detaches_the_dead_mounts_
         !mounts.contains(cdir.to_str().unwrap()),
         "a fault filesystem outlived squall:\n{mounts}"
     );
-    drop(s._dir);
+    drop(s.dir);
 }
 
 #[test]

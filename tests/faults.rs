@@ -6,211 +6,52 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::{Lines, wait_gone};
+use support::session::{Ready, Session, Up, fault_id};
 
 const WAIT: Duration = Duration::from_secs(60);
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// One node as the `status` listing shows it.
-#[derive(Debug, Clone, PartialEq)]
-struct Node {
-    id: u64,
-    running: bool,
-    role: String,
-    term: u64,
-    leader: Option<u64>,
-    commit: u64,
-    snapshot: u64,
-    pid: Option<u32>,
+/// A session of `nodes` nodes with `extra` flags (election timeouts of 600–1200 ms unless `--slow`), one at a
+/// time, started once every node is up.
+fn start(nodes: u64, extra: &[&str]) -> Session {
+    let n = nodes.to_string();
+    let mut args = vec!["-n", n.as_str(), "--seed", "5"];
+    if !extra.contains(&"--slow") {
+        args.extend(["--election-timeout", "600..1200ms", "--heartbeat", "100ms"]);
+    }
+    args.extend_from_slice(extra);
+    Up::new(&args)
+        .ready(Ready::NodesUp)
+        .wait(WAIT)
+        .serial(&SERIAL)
+        .start()
 }
 
-/// Parses `n1 running pid 9 leader term 3 leader n1 commit 10 applied 10 last 10/3 snapshot 0`.
-fn parse_node(line: &str) -> Option<Node> {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let id = w.first()?.strip_prefix('n')?.parse().ok()?;
-    let t = w.iter().position(|x| *x == "term")?;
-    let after = |key: &str, from: usize| -> Option<&str> {
-        let i = w[from..].iter().position(|x| *x == key)? + from;
-        w.get(i + 1).copied()
-    };
-    // A status from before a node stopped answering says nothing about now.
-    let live = !line.contains("(last known)") && !line.contains("(not answering)");
-    Some(Node {
-        id,
-        running: live && w.get(1) == Some(&"running"),
-        role: w.get(t - 1)?.to_string(),
-        term: w.get(t + 1)?.parse().ok()?,
-        leader: after("leader", t).and_then(|l| l.strip_prefix('n')?.parse().ok()),
-        commit: after("commit", t)?.parse().ok()?,
-        snapshot: after("snapshot", t)?.parse().ok()?,
-        pid: after("pid", 0).and_then(|p| p.parse().ok()),
-    })
+/// The leader every node in `among` (all running and answering) agrees on, and its term.
+fn agreed_leader(s: &mut Session, among: &[u64]) -> (u64, u64) {
+    agreed_leader_after(s, among, 0)
 }
 
-/// A running `squall up --headless` session.
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines,
-    _dir: tempfile::TempDir,
-    pids: Vec<u32>,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Session {
-    fn start(nodes: u64, extra: &[&str]) -> Session {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let cdir = dir.path().join("cluster");
-        let mut args = vec![
-            "up".to_string(),
-            "--headless".into(),
-            "-n".into(),
-            nodes.to_string(),
-            "--seed".into(),
-            "5".into(),
-        ];
-        if !extra.contains(&"--slow") {
-            args.extend(
-                ["--election-timeout", "600..1200ms", "--heartbeat", "100ms"].map(String::from),
-            );
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(&args)
-            .arg("--dir")
-            .arg(&cdir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = Lines::new(child.stdout.take().unwrap());
-        out.wait_for("the session to start", WAIT, |l| {
-            l.contains("nodes up").then_some(())
-        });
-        let pids = support::node_pids(&cdir);
-        Session {
-            child,
-            stdin,
-            out,
-            _dir: dir,
-            pids,
-            _serial: serial,
-        }
-    }
-
-    /// Sends a command and returns its `ok:` answer; fails the test on `error:`.
-    fn ok(&mut self, cmd: &str) -> String {
-        support::ask(&mut self.stdin, &mut self.out, cmd, "")
-    }
-
-    /// Sends a command that must be refused; returns the `error:` line.
-    fn refused(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.out
-            .wait_for(&format!("the refusal of `{cmd}`"), WAIT, |l| {
-                if l.starts_with("ok:") {
-                    panic!("`{cmd}` should have been refused: {l}");
-                }
-                l.starts_with("error:").then(|| l.to_string())
-            })
-    }
-
-    /// A listing command's lines (those beginning with `prefix`), up to its `ok:`.
-    fn listing(&mut self, cmd: &str, prefix: &str) -> Vec<String> {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        let mut lines = Vec::new();
-        self.out
-            .wait_for(&format!("the listing of `{cmd}`"), WAIT, |l| {
-                if let Some(rest) = l.strip_prefix(prefix) {
-                    lines.push(rest.trim().to_string());
-                }
-                l.starts_with("ok:").then_some(())
-            });
-        lines
-    }
-
-    fn nodes(&mut self) -> BTreeMap<u64, Node> {
-        self.listing("status", "status:")
-            .iter()
-            .filter_map(|l| parse_node(l))
-            .map(|n| (n.id, n))
-            .collect()
-    }
-
-    /// Polls `status` until `f` accepts the nodes; panics with the last ones seen.
-    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&BTreeMap<u64, Node>) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let nodes = self.nodes();
-            if let Some(v) = f(&nodes) {
-                return v;
+/// Like [`agreed_leader`], for a term above `term`.
+fn agreed_leader_after(s: &mut Session, among: &[u64], term: u64) -> (u64, u64) {
+    s.until(
+        &format!("a leader agreed by {among:?} after term {term}"),
+        |ns| {
+            let live: Vec<_> = among.iter().filter_map(|i| ns.get(i)).collect();
+            if live.len() != among.len() || live.iter().any(|n| !n.running) {
+                return None;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited {WAIT:?} for {what}; nodes: {nodes:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The leader every node in `among` (all running and answering) agrees on, and its term.
-    fn agreed_leader(&mut self, among: &[u64]) -> (u64, u64) {
-        self.agreed_leader_after(among, 0)
-    }
-
-    /// Like [`Session::agreed_leader`], for a term above `term`.
-    fn agreed_leader_after(&mut self, among: &[u64], term: u64) -> (u64, u64) {
-        self.until(
-            &format!("a leader agreed by {among:?} after term {term}"),
-            |ns| {
-                let live: Vec<&Node> = among.iter().filter_map(|i| ns.get(i)).collect();
-                if live.len() != among.len() || live.iter().any(|n| !n.running) {
-                    return None;
-                }
-                let leader = live.iter().find(|n| n.role == "leader")?;
-                (leader.term > term
-                    && live
-                        .iter()
-                        .all(|n| n.leader == Some(leader.id) && n.term == leader.term))
-                .then_some((leader.id, leader.term))
-            },
-        )
-    }
-
-    /// Sends `check` until a verdict (not inconclusive) comes back; it must be a pass.
-    fn check_passes(&mut self) {
-        support::check_passes(&mut self.stdin, &mut self.out, WAIT);
-    }
-
-    /// Ends the session and checks that no node outlives it.
-    fn finish(mut self) {
-        writeln!(self.stdin, "quit").unwrap();
-        assert!(self.child.wait().unwrap().success());
-        let left = wait_gone(&self.pids, Duration::from_secs(10));
-        assert!(left.is_empty(), "nodes left behind: {left:?}");
-    }
-}
-
-/// The fault id an answer names (`ok: #3 isolate node 2 ...`).
-fn fault_id(answer: &str) -> u64 {
-    let at = answer
-        .find('#')
-        .unwrap_or_else(|| panic!("no fault id in {answer}"));
-    answer[at + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
+            let leader = live.iter().find(|n| n.role == "leader")?;
+            (leader.term > term
+                && live
+                    .iter()
+                    .all(|n| n.leader == Some(leader.id) && n.term == leader.term))
+            .then_some((leader.id, leader.term))
+        },
+    )
 }
 
 /// The session time of a console event line (`   12.345s  …`).
@@ -242,9 +83,9 @@ fn bridge_keeps_one_leader(s: &mut Session) {
 
 #[test]
 fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
-    let mut s = Session::start(3, &["--rate", "50"]);
+    let mut s = start(3, &["--rate", "50"]);
     s.ok("workload on");
-    let (l, term) = s.agreed_leader(&[1, 2, 3]);
+    let (l, term) = agreed_leader(&mut s, &[1, 2, 3]);
 
     // The leader sends but hears nothing: its followers keep hearing heartbeats, so it is CheckQuorum that
     // deposes it, and only then do the others elect a new leader.
@@ -278,7 +119,7 @@ fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
         }
     }
     let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
-    let (m, m_term) = s.agreed_leader(&others);
+    let (m, m_term) = agreed_leader(&mut s, &others);
     assert!(
         m != l && m_term > term,
         "new leader n{m} term {m_term} after n{l} term {term}"
@@ -287,13 +128,13 @@ fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
 
     // The leader hears everything but nobody hears it: the followers elect another; after the heal every node
     // agrees on the new one, the old leader included.
-    let (l2, t2) = s.agreed_leader(&[1, 2, 3]);
+    let (l2, t2) = agreed_leader(&mut s, &[1, 2, 3]);
     let cut = s.ok(&format!("cut {l2}->*"));
     let rest: Vec<u64> = (1..=3).filter(|n| *n != l2).collect();
-    let (m2, m2_term) = s.agreed_leader(&rest);
+    let (m2, m2_term) = agreed_leader(&mut s, &rest);
     assert!(m2 != l2 && m2_term > t2);
     s.ok(&format!("heal {}", fault_id(&cut)));
-    let (after, _) = s.agreed_leader(&[1, 2, 3]);
+    let (after, _) = agreed_leader(&mut s, &[1, 2, 3]);
     assert_ne!(after, l2, "the old leader learned of its successor");
 
     // A bridge on three nodes: the bridge sees both others, which cannot see each other. One leader stays,
@@ -302,14 +143,14 @@ fn one_way_cuts_depose_or_replace_the_leader_and_a_bridge_keeps_one() {
     bridge_keeps_one_leader(&mut s);
     s.ok("heal");
     s.check_passes();
-    s.finish();
+    s.quit();
 }
 
 #[test]
 fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
-    let mut s = Session::start(5, &["--rate", "50"]);
+    let mut s = start(5, &["--rate", "50"]);
     s.ok("workload on");
-    s.agreed_leader(&[1, 2, 3, 4, 5]);
+    agreed_leader(&mut s, &[1, 2, 3, 4, 5]);
     let two = fault_id(&s.ok("isolate 2"));
     let three = s.ok("isolate 3");
     assert!(
@@ -323,7 +164,7 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
         "{faults:?}"
     );
     // 1, 4 and 5 are the live majority, and node 2 stays cut off (isolating 3 did not reconnect it).
-    let (l, t) = s.agreed_leader(&[1, 4, 5]);
+    let (l, t) = agreed_leader(&mut s, &[1, 4, 5]);
     assert!([1, 4, 5].contains(&l));
     let cut_at = s.nodes()[&2].commit;
     s.until("the majority committing while node 2 stays cut off", |ns| {
@@ -407,13 +248,13 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     );
     assert!(s.listing("faults", "faults:").is_empty());
     s.check_passes();
-    s.finish();
+    s.quit();
 }
 
 #[test]
 fn message_filters_hit_only_their_kinds() {
-    let mut s = Session::start(3, &[]);
-    s.agreed_leader(&[1, 2, 3]);
+    let mut s = start(3, &[]);
+    agreed_leader(&mut s, &[1, 2, 3]);
     let kind = |line: &str, k: &str| -> Option<(u64, u64)> {
         let kinds = line.split(" kinds ").nth(1)?;
         let entry = kinds.split(',').find(|e| e.split(' ').next() == Some(k))?;
@@ -431,16 +272,16 @@ fn message_filters_hit_only_their_kinds() {
     // Node 1 never hears a vote granted, so it never leads, while the others do.
     s.ok("loss *->1 100% only vote-reply");
     // If node 1 leads now, it is restarted, so that it has to win an election under the fault.
-    let (l, mut term) = s.agreed_leader(&[1, 2, 3]);
+    let (l, mut term) = agreed_leader(&mut s, &[1, 2, 3]);
     if l == 1 {
         s.ok("restart 1");
-        (_, term) = s.agreed_leader_after(&[1, 2, 3], term);
+        (_, term) = agreed_leader_after(&mut s, &[1, 2, 3], term);
     }
     // Each round hands leadership to node 1 (TimeoutNow: it campaigns at once, skipping PreVote), which
     // cannot win: its vote replies never arrive. One of the others leads the next term instead.
     for round in 0..3 {
         s.ok("transfer 1");
-        let (l, t) = s.agreed_leader_after(&[1, 2, 3], term);
+        let (l, t) = agreed_leader_after(&mut s, &[1, 2, 3], term);
         assert_ne!(
             l, 1,
             "node 1 leads although it never hears a vote reply (round {round})"
@@ -475,7 +316,7 @@ fn message_filters_hit_only_their_kinds() {
     s.ok("heal");
 
     // A follower that stops hearing heartbeats campaigns; PreVote keeps it from disrupting the leader.
-    let (l, t) = s.agreed_leader(&[1, 2, 3]);
+    let (l, t) = agreed_leader(&mut s, &[1, 2, 3]);
     let f = (1..=3).find(|n| *n != l).unwrap();
     s.ok(&format!("loss *->{f} 100% only heartbeat"));
     s.out.wait_for("the follower to campaign", WAIT, |line| {
@@ -491,14 +332,14 @@ fn message_filters_hit_only_their_kinds() {
     let others: Vec<u64> = (1..=3).filter(|n| *n != f).collect();
     assert!(others.iter().all(|n| ns[n].term == t), "{ns:#?}");
     s.ok("heal");
-    s.finish();
+    s.quit();
 }
 
 #[test]
 fn dup_reorder_and_bandwidth_show_on_the_counters_and_a_snapshot_crosses_a_slow_link() {
-    let mut s = Session::start(3, &["--rate", "100", "--snapshot-every", "50"]);
+    let mut s = start(3, &["--rate", "100", "--snapshot-every", "50"]);
     s.ok("workload on");
-    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    let (l, _) = agreed_leader(&mut s, &[1, 2, 3]);
     let f = (1..=3).find(|n| *n != l).unwrap();
     s.ok("dup * 30%");
     s.ok("reorder * 20ms");
@@ -566,13 +407,13 @@ fn dup_reorder_and_bandwidth_show_on_the_counters_and_a_snapshot_crosses_a_slow_
     );
     s.ok("heal");
     s.check_passes();
-    s.finish();
+    s.quit();
 }
 
 #[test]
 fn step_mode_walks_an_election_frame_by_frame() {
-    let mut s = Session::start(3, &["--slow"]);
-    let (l, _) = s.agreed_leader(&[1, 2, 3]);
+    let mut s = start(3, &["--slow"]);
+    let (l, _) = agreed_leader(&mut s, &[1, 2, 3]);
     let hold = s.ok("hold *");
     assert!(hold.contains("hold * on 6 links"), "{hold}");
     s.ok(&format!("kill {l}"));
@@ -613,11 +454,11 @@ fn step_mode_walks_an_election_frame_by_frame() {
     );
     let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
     s.ok("release *");
-    let (m, _) = s.agreed_leader(&others);
+    let (m, _) = agreed_leader(&mut s, &others);
     assert_ne!(m, l);
     assert!(
         s.listing("faults", "faults:").is_empty(),
         "release ended the hold"
     );
-    s.finish();
+    s.quit();
 }

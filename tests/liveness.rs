@@ -3,102 +3,35 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Lines, ask, headless_with_leader, wait_gone};
+use support::session::{Session, Up};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// One node of the `status` listing: (commit, snapshot index, role), live statuses only.
-#[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    running: bool,
-    role: String,
-    commit: u64,
-    snapshot: u64,
-}
-
-/// Parses `n1 running pid 9 leader term 3 leader n1 commit 10 applied 10 last 10/3 snapshot 0`.
-fn parse(line: &str) -> Option<(u64, Seen)> {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let id = w.first()?.strip_prefix('n')?.parse().ok()?;
-    let t = w.iter().position(|x| *x == "term")?;
-    let after = |key: &str| -> Option<u64> {
-        let i = w[t..].iter().position(|x| *x == key)? + t;
-        w.get(i + 1)?.parse().ok()
-    };
-    let live = !line.contains("(last known)") && !line.contains("(not answering)");
-    Some((
-        id,
-        Seen {
-            running: live && w.get(1) == Some(&"running"),
-            role: w.get(t - 1)?.to_string(),
-            commit: after("commit")?,
-            snapshot: after("snapshot")?,
-        },
-    ))
-}
-
-fn status(stdin: &mut impl Write, out: &mut Lines) -> BTreeMap<u64, Seen> {
-    writeln!(stdin, "status").unwrap();
-    let mut nodes = BTreeMap::new();
-    out.wait_for("the status listing", WAIT, |l| {
-        if let Some(rest) = l.strip_prefix("status:")
-            && let Some((id, n)) = parse(rest.trim())
-        {
-            nodes.insert(id, n);
-        }
-        l.starts_with("ok:").then_some(())
-    });
-    nodes
-}
-
-/// Polls `status` until `f` accepts it; panics with the last listing seen.
-fn until<T>(
-    stdin: &mut impl Write,
-    out: &mut Lines,
-    what: &str,
-    mut f: impl FnMut(&BTreeMap<u64, Seen>) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let nodes = status(stdin, out);
-        if let Some(v) = f(&nodes) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {WAIT:?} for {what}; nodes: {nodes:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// A session with `args`, started once a leader is named.
+fn up(args: &[&str]) -> Session {
+    Up::new(args).wait(WAIT).start()
 }
 
 /// A follower behind the leader's snapshot catches up through a link that drops `loss` % of snapshot
 /// chunks: returns how long from its restart until it holds the leader's commit index.
 fn catch_up_through_lossy_link(loss: u32, seed: u64) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("cluster");
     // Default timings (election timeout 150–300 ms): a chunk's fixed deadline was 12 s. The seed also
     // seeds the proxy's loss.
     let seed = seed.to_string();
-    let (mut child, mut stdin, mut out, (leader, _)) = headless_with_leader(
-        &cdir,
-        &["-n", "3", "--seed", &seed, "--snapshot-every", "4"],
-        WAIT,
-    );
-    let pids = support::node_pids(&cdir);
+    let mut s = up(&["-n", "3", "--seed", &seed, "--snapshot-every", "4"]);
+    let (leader, _) = s.first_leader.unwrap();
     let f = (1..=3).find(|n| *n != leader).unwrap();
-    ask(&mut stdin, &mut out, &format!("kill {f}"), "");
+    s.ok(&format!("kill {f}"));
     // About 12 MB of state, so the snapshot is a dozen 1 MiB chunks.
     let value = "x".repeat(1_000_000);
     for i in 0..12 {
         let mut put = Command::new(env!("CARGO_BIN_EXE_squall"))
             .args(["kv", "--dir"])
-            .arg(&cdir)
+            .arg(&s.cdir)
             .args(["put", &format!("big{i}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -111,32 +44,19 @@ fn catch_up_through_lossy_link(loss: u32, seed: u64) -> Duration {
             .unwrap();
         assert!(put.wait().unwrap().success(), "put big{i}");
     }
-    let target = until(&mut stdin, &mut out, "the leader to compact", |ns| {
+    let target = s.until("the leader to compact", |ns| {
         let l = ns.values().find(|n| n.role == "leader" && n.running)?;
         (l.snapshot >= 8).then_some(l.commit)
     });
-    ask(
-        &mut stdin,
-        &mut out,
-        &format!("loss *->{f} {loss}% only snapshot"),
-        "",
-    );
+    s.ok(&format!("loss *->{f} {loss}% only snapshot"));
     let restarted = Instant::now();
-    ask(&mut stdin, &mut out, &format!("restart {f}"), "");
-    until(
-        &mut stdin,
-        &mut out,
-        "the follower to install the snapshot and catch up",
-        |ns| {
-            let n = ns.get(&f)?;
-            (n.running && n.snapshot > 0 && n.commit >= target).then_some(())
-        },
-    );
+    s.ok(&format!("restart {f}"));
+    s.until("the follower to install the snapshot and catch up", |ns| {
+        let n = ns.get(&f)?;
+        (n.running && n.snapshot > 0 && n.commit >= target).then_some(())
+    });
     let took = restarted.elapsed();
-    writeln!(stdin, "quit").unwrap();
-    assert!(child.wait().unwrap().success());
-    let left = wait_gone(&pids, Duration::from_secs(10));
-    assert!(left.is_empty(), "nodes left behind: {left:?}");
+    s.quit();
     took
 }
 
@@ -167,30 +87,15 @@ fn a_catch_up_through_a_lossy_link_resends_lost_chunks_promptly() {
 #[test]
 fn a_leader_that_removed_itself_and_lost_leadership_before_the_commit_still_lets_a_leader_be_elected()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("cluster");
-    let (mut child, mut stdin, mut out, (a, _)) =
-        headless_with_leader(&cdir, &["-n", "2", "--seed", "3"], WAIT);
-    let pids = support::node_pids(&cdir);
+    let mut s = up(&["-n", "2", "--seed", "3"]);
+    let (a, _) = s.first_leader.unwrap();
     let b = 3 - a;
-    ask(
-        &mut stdin,
-        &mut out,
-        &format!("hold {a}->{b} only append"),
-        "",
-    );
-    ask(&mut stdin, &mut out, &format!("remove {a}"), "");
+    s.ok(&format!("hold {a}->{b} only append"));
+    s.ok(&format!("remove {a}"));
     // The removal entry is on A alone, held on its way to B (the change is proposed after the answer).
     let deadline = Instant::now() + WAIT;
     loop {
-        writeln!(stdin, "held").unwrap();
-        let mut held = Vec::new();
-        out.wait_for("the held listing", WAIT, |l| {
-            if l.starts_with("held:") {
-                held.push(l.to_string());
-            }
-            l.starts_with("ok:").then_some(())
-        });
+        let held = s.listing("held", "held:");
         if held.iter().any(|l| l.contains(&format!("{a}->{b}"))) {
             break;
         }
@@ -201,29 +106,26 @@ fn a_leader_that_removed_itself_and_lost_leadership_before_the_commit_still_lets
         std::thread::sleep(Duration::from_millis(100));
     }
     // A loses its leadership: no answers reach it.
-    ask(&mut stdin, &mut out, &format!("cut {a}<->{b} for 2s"), "");
-    until(&mut stdin, &mut out, "A to step down", |ns| {
+    s.ok(&format!("cut {a}<->{b} for 2s"));
+    s.until("A to step down", |ns| {
         ns.get(&a)
             .is_some_and(|n| n.running && n.role != "leader")
             .then_some(())
     });
-    ask(&mut stdin, &mut out, &format!("drop-held {a}->{b}"), "");
-    ask(&mut stdin, &mut out, "heal", "");
+    s.ok(&format!("drop-held {a}->{b}"));
+    s.ok("heal");
     let healed = Instant::now();
-    let leader = until(&mut stdin, &mut out, "a leader after the heal", |ns| {
+    let leader = s.until("a leader after the heal", |ns| {
         ns.iter()
             .find(|(_, n)| n.running && n.role == "leader")
             .map(|(id, _)| *id)
     });
     eprintln!("node {leader} leads {:?} after the heal", healed.elapsed());
     // A finishes its removal and hands over: B ends up leading, and A's process is stopped.
-    until(&mut stdin, &mut out, "B to lead and A to be gone", |ns| {
+    s.until("B to lead and A to be gone", |ns| {
         let bn = ns.get(&b)?;
         let an_running = ns.get(&a).is_some_and(|n| n.running);
         (bn.running && bn.role == "leader" && !an_running).then_some(())
     });
-    writeln!(stdin, "quit").unwrap();
-    assert!(child.wait().unwrap().success());
-    let left = wait_gone(&pids, Duration::from_secs(10));
-    assert!(left.is_empty(), "nodes left behind: {left:?}");
+    s.quit();
 }

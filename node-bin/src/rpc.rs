@@ -193,6 +193,12 @@ pub struct NodeStatus {
     /// event logs written before it existed.
     #[serde(default)]
     pub recovering: bool,
+    /// Index of the oldest entry the node still holds in its log: after a compaction, the start of the
+    /// catch-up tail it keeps for followers a little behind (`raft::CatchUp`); a follower whose next entry is
+    /// at or after it catches up from the log, one further behind needs the snapshot. `last_log_index + 1`
+    /// when the log holds no entry; 0 in event logs written before it existed.
+    #[serde(default)]
+    pub first_log_index: Index,
 }
 
 /// Something that happened on a node, for the event feed.

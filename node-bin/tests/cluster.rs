@@ -1508,3 +1508,142 @@ fn tails_agree(a: &[squall_node::rpc::LogCell], b: &[squall_node::rpc::LogCell])
     let common = a.len().min(b.len());
     a[a.len() - common..] == b[b.len() - common..]
 }
+
+/// Writes one key after another until `done` accepts the leader's status (the leader of the highest term);
+/// returns that status. Panics with the last status seen after [`WAIT`].
+async fn write_until(
+    c: &TestCluster,
+    client: &mut KvClient,
+    prefix: &str,
+    what: &str,
+    done: impl Fn(&NodeStatus) -> bool,
+) -> NodeStatus {
+    let deadline_at = Instant::now() + WAIT;
+    let mut last = None;
+    let mut i = 0;
+    while Instant::now() < deadline_at {
+        let (leader, _) = current_leader(c).await;
+        if let Some(s) = c.statuses().await.remove(&leader) {
+            if done(&s) {
+                return s;
+            }
+            last = Some(s);
+        }
+        put_many_from(client, prefix, i, 1).await;
+        i += 1;
+    }
+    panic!(
+        "{what}: not reached after {i} writes in {WAIT:?}; the leader's last (commit, snapshot, first, last) \
+         indexes: {:?}",
+        last.map(|s| (
+            s.core.commit_index,
+            s.core.snapshot_index,
+            s.first_log_index,
+            s.core.last_log_index
+        ))
+    );
+}
+
+async fn put_many_from(client: &mut KvClient, prefix: &str, from: usize, n: usize) {
+    for i in from..from + n {
+        let r = client
+            .execute(KvOp::Put {
+                key: format!("{prefix}{i}"),
+                value: format!("value-{prefix}{i}"),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("write {prefix}{i} failed: {e}"));
+        assert!(matches!(r, KvResult::Ok { .. }), "unexpected result {r:?}");
+    }
+}
+
+/// The leader's catch-up tail, read from its status (`first_log_index`): a follower that stopped behind the
+/// leader's snapshot index but not behind the tail's first entry catches up from the log and installs no
+/// snapshot; once the leader has compacted past where the follower stopped, the follower needs the
+/// snapshot (etcd's catch-up entries; issue 18, "Liveness").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_by_less_than_the_catch_up_tail_catches_up_from_the_log_and_one_further_behind_gets_a_snapshot()
+ {
+    // Slower elections than the default, so a loaded machine does not move leadership mid-test.
+    let mut c = TestCluster::start(
+        3,
+        &[
+            "--snapshot-every",
+            "20",
+            "--election-timeout",
+            "600..1200ms",
+            "--heartbeat",
+            "100ms",
+        ],
+    );
+    let (leader, _) = c.wait_leader(0).await;
+    let f = if leader == 3 { 2 } else { 3 };
+    let mut client = KvClient::new(c.api_addrs());
+    client.op_timeout = Duration::from_secs(10);
+    put_many(&mut client, "a", 5).await;
+    let converged = c.wait_converged().await;
+    let stopped_at = converged[&f].core.last_log_index;
+
+    // Behind the leader's snapshot, inside its tail.
+    c.kill(f);
+    let at = write_until(
+        &c,
+        &mut client,
+        "b",
+        "the leader compacted past the stopped follower",
+        |s| s.core.snapshot_index > stopped_at,
+    )
+    .await;
+    assert!(
+        at.first_log_index >= 1 && at.first_log_index <= stopped_at + 1,
+        "the leader compacted at {} and kept no tail back to {}: its first entry is {}",
+        at.core.snapshot_index,
+        stopped_at + 1,
+        at.first_log_index
+    );
+    eprintln!(
+        "node {f} stopped at {stopped_at}; the leader compacted at {} and holds entries from {}",
+        at.core.snapshot_index, at.first_log_index
+    );
+    c.spawn(f);
+    let converged = c.wait_converged().await;
+    let installed = |events: &[NodeEvent]| {
+        events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })))
+    };
+    let events = feed(&c, f).await;
+    assert!(
+        !installed(&events),
+        "node {f} stopped at {stopped_at}, inside the leader's tail from {}, and still got a snapshot: {}",
+        at.first_log_index,
+        brief(&converged)
+    );
+
+    // Behind the tail: the leader no longer holds the follower's next entry (it keeps the tail back to a
+    // follower that answered within an election timeout, so this takes a compaction after that).
+    let stopped_at = converged[&f].core.last_log_index;
+    c.kill(f);
+    let at = write_until(
+        &c,
+        &mut client,
+        "c",
+        "the leader's tail moved past the stopped follower",
+        |s| s.first_log_index > stopped_at + 1,
+    )
+    .await;
+    eprintln!(
+        "node {f} stopped at {stopped_at}; the leader compacted at {} and holds entries from {}",
+        at.core.snapshot_index, at.first_log_index
+    );
+    c.spawn(f);
+    let converged = c.wait_converged().await;
+    let events = feed(&c, f).await;
+    assert!(
+        installed(&events),
+        "node {f} stopped at {stopped_at}, behind the leader's tail from {}, and caught up without a \
+         snapshot: {}",
+        at.first_log_index,
+        brief(&converged)
+    );
+}

@@ -32,6 +32,7 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         uptime_ms: 0,
         keys: 0,
         recovering: false,
+        first_log_index: 0,
     }
 }
 
@@ -79,18 +80,25 @@ fn started() -> ClusterState {
     s
 }
 
-#[test]
-fn a_wiped_node_that_learned_a_term_before_its_first_poll_is_not_a_term_going_back() {
+/// A started cluster whose node 2, seen at term 6 with 40 entries, was restarted (`wipe`: empty) and runs
+/// again as pid 2002, not yet polled.
+fn node_2_restarted(wipe: bool) -> ClusterState {
     let mut s = started();
     poll(&mut s, 100, 2, 1002, 6, 40);
     s.apply(&Stamped::new(
         200,
         Event::Process {
             node: 2,
-            state: ProcessState::Restarting { wipe: true },
+            state: ProcessState::Restarting { wipe },
         },
     ));
     running(&mut s, 300, 2, 2002);
+    s
+}
+
+#[test]
+fn a_wiped_node_that_learned_a_term_before_its_first_poll_is_not_a_term_going_back() {
+    let mut s = node_2_restarted(true);
     // Its first poll: it has already heard of term 3 (a vote request), log still empty.
     poll(&mut s, 400, 2, 2002, 3, 0);
     assert_eq!(broken(&s), Vec::<String>::new());
@@ -98,16 +106,7 @@ fn a_wiped_node_that_learned_a_term_before_its_first_poll_is_not_a_term_going_ba
 
 #[test]
 fn a_node_back_empty_without_a_wipe_is_reported() {
-    let mut s = started();
-    poll(&mut s, 100, 2, 1002, 6, 40);
-    s.apply(&Stamped::new(
-        200,
-        Event::Process {
-            node: 2,
-            state: ProcessState::Restarting { wipe: false },
-        },
-    ));
-    running(&mut s, 300, 2, 2002);
+    let mut s = node_2_restarted(false);
     poll(&mut s, 400, 2, 2002, 0, 0);
     let b = broken(&s);
     assert_eq!(b.len(), 1, "{b:?}");

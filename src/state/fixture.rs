@@ -232,6 +232,7 @@ impl Session {
             uptime_ms: t,
             keys: commit.saturating_sub(2),
             recovering: false,
+            first_log_index: 0,
         }
     }
 
@@ -270,6 +271,7 @@ impl Session {
             uptime_ms: t - RESTART_MS,
             keys: committed - 2,
             recovering: false,
+            first_log_index: 0,
         }
     }
 

@@ -37,6 +37,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         uptime_ms: 0,
         keys: 0,
         recovering: false,
+        first_log_index: 0,
     }
 }
 

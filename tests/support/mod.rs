@@ -1,6 +1,9 @@
-//! Helpers shared by the end-to-end tests: reading a child's output with deadlines, and process liveness.
+//! Helpers shared by the end-to-end tests: reading a child's output with deadlines, process liveness, and
+//! (in `session`) a headless session driven through its console.
 
 #![allow(dead_code)]
+
+pub mod session;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
@@ -169,10 +172,8 @@ pub fn headless_with_leader(
     Lines,
     (u64, u64),
 ) {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "--dir"])
-        .arg(dir)
+    use std::process::Stdio;
+    let mut child = session::squall_up(dir)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

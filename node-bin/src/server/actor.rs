@@ -337,6 +337,11 @@ impl Node {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             keys: self.kv.len() as u64,
             recovering: self.raft.recovering(),
+            first_log_index: self
+                .raft
+                .entries_from(0, 1)
+                .first()
+                .map_or(self.raft.snapshot_meta().last_index + 1, |e| e.index),
         }
     }
 }

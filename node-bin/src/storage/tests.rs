@@ -41,6 +41,23 @@ fn reopen(dir: &Path) -> Recovered {
     Storage::open(dir).expect("reopen").1
 }
 
+/// A storage opened on a fresh temporary directory (the directory first, so the storage is dropped first).
+fn opened() -> (tempfile::TempDir, Storage) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, _) = Storage::open(tmp.path()).unwrap();
+    (tmp, st)
+}
+
+/// A closed storage that held entries 1..=5 of term 2 (with `hard` state) and compacted them into a snapshot
+/// at 3.
+fn compacted_at_3_of_5(hard: Option<&HardState>) -> tempfile::TempDir {
+    let (tmp, mut st) = opened();
+    st.persist(hard, None, &entries(1..=5, 2)).unwrap();
+    st.save_snapshot(&snap(3, 2)).unwrap();
+    drop(st);
+    tmp
+}
+
 #[test]
 fn new_directory_is_created_and_reported_empty() {
     let tmp = tempfile::tempdir().unwrap();
@@ -67,8 +84,7 @@ fn new_directory_is_created_and_reported_empty() {
 
 #[test]
 fn the_lost_data_marker_outlives_restarts_until_recovery_finishes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     // The node learns a term and entries while recovering, then restarts before it finished.
     st.persist(Some(&hs(4, None)), None, &entries(1..=2, 4))
         .unwrap();
@@ -115,12 +131,7 @@ fn a_damaged_complete_last_record_marks_lost_data_and_a_torn_one_does_not() {
 
 #[test]
 fn an_emptied_wal_beside_a_snapshot_is_refused_like_a_deleted_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
-        .unwrap();
-    st.save_snapshot(&snap(3, 2)).unwrap();
-    drop(st);
+    let tmp = compacted_at_3_of_5(Some(&hs(2, Some(1))));
     fs::write(wal_path(tmp.path()), b"").unwrap();
     match Storage::open(tmp.path()) {
         Err(e @ StorageError::Corrupt { .. }) => {
@@ -142,8 +153,7 @@ fn an_emptied_wal_beside_a_snapshot_is_refused_like_a_deleted_one() {
 
 #[test]
 fn hard_state_entries_and_truncation_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(1, Some(2))), None, &entries(1..=5, 1))
         .unwrap();
     st.persist(None, None, &entries(6..=7, 1)).unwrap();
@@ -165,8 +175,7 @@ fn hard_state_entries_and_truncation_round_trip() {
 
 #[test]
 fn truncation_alone_and_past_the_end() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(None, None, &entries(1..=5, 1)).unwrap();
     st.persist(None, Some(3), &[]).unwrap();
     assert_eq!(st.last_index(), 2);
@@ -180,8 +189,7 @@ fn truncation_alone_and_past_the_end() {
 
 #[test]
 fn entries_already_stored_are_skipped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(None, None, &entries(1..=5, 1)).unwrap();
     let len = st.wal_bytes();
     st.persist(None, None, &entries(3..=5, 1)).unwrap();
@@ -196,8 +204,7 @@ fn entries_already_stored_are_skipped() {
 
 #[test]
 fn nothing_to_persist_writes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(None, None, &[]).unwrap();
     assert_eq!(st.wal_bytes(), 0);
     st.persist(Some(&hs(3, Some(1))), None, &[]).unwrap();
@@ -210,8 +217,7 @@ fn nothing_to_persist_writes_nothing() {
 
 #[test]
 fn inconsistent_writes_are_refused_and_write_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(None, None, &entries(1..=5, 2)).unwrap();
     let len = st.wal_bytes();
     let refused = |r: Result<(), StorageError>| match r {
@@ -363,8 +369,7 @@ fn zero_filled_and_oversized_tails_are_cut() {
 
 #[test]
 fn snapshot_compacts_the_wal_and_survives_reopen() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(3, Some(2))), None, &entries(1..=10, 3))
         .unwrap();
     for i in 0..20 {
@@ -406,8 +411,7 @@ fn snapshot_compacts_the_wal_and_survives_reopen() {
 
 #[test]
 fn installed_snapshot_replaces_the_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(1, None)), None, &entries(1..=10, 1))
         .unwrap();
     st.persist(Some(&hs(5, None)), None, &[]).unwrap();
@@ -470,12 +474,7 @@ fn crash_between_snapshot_rename_and_wal_rewrite_opens_consistently() {
 
 #[test]
 fn lost_snapshot_or_lost_wal_is_corruption() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    st.persist(Some(&hs(2, Some(1))), None, &entries(1..=5, 2))
-        .unwrap();
-    st.save_snapshot(&snap(3, 2)).unwrap();
-    drop(st);
+    let tmp = compacted_at_3_of_5(Some(&hs(2, Some(1))));
 
     let moved = tmp.path().join("saved-snapshot");
     fs::rename(tmp.path().join(SNAPSHOT_FILE_NAME), &moved).unwrap();
@@ -497,11 +496,7 @@ fn lost_snapshot_or_lost_wal_is_corruption() {
 
 #[test]
 fn corrupt_snapshot_file_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
-    st.persist(None, None, &entries(1..=5, 2)).unwrap();
-    st.save_snapshot(&snap(3, 2)).unwrap();
-    drop(st);
+    let tmp = compacted_at_3_of_5(None);
     let path = tmp.path().join(SNAPSHOT_FILE_NAME);
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
@@ -538,8 +533,7 @@ fn second_open_of_a_locked_directory_fails_with_its_path() {
 
 #[test]
 fn large_batches_are_split_into_records_and_read_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     let big: Vec<Entry> = (1..=20)
         .map(|i| Entry {
             index: i,
@@ -702,8 +696,7 @@ fn random_damage_before_the_last_write_is_refused_and_in_it_is_cut() {
 
 #[test]
 fn a_torn_write_of_several_records_is_cut_whole_whichever_of_its_pages_landed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(1, Some(1))), None, &entries(1..=3, 1))
         .unwrap();
     let unit_start = st.wal_bytes() as usize;
@@ -761,8 +754,7 @@ fn a_wal_of_the_older_format_is_refused_not_cut() {
 
 #[test]
 fn sequence_numbers_continue_across_compaction() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(1, None)), None, &entries(1..=5, 1))
         .unwrap();
     st.persist(None, None, &entries(6..=8, 1)).unwrap();
@@ -839,8 +831,7 @@ fn restart_core(dir: &Path) -> crate::raft::CoreStatus {
 
 #[test]
 fn a_restarted_node_recovers_its_configuration_from_the_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     let mut log = entries(1..=2, 1);
     log.push(config_entry(3, 1, &[1, 2, 3], &[4]));
     log.push(entry(4, 1));
@@ -866,8 +857,7 @@ fn a_restarted_node_recovers_its_configuration_from_the_log() {
 
 #[test]
 fn a_restarted_node_recovers_its_configuration_from_a_snapshot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     let mut log = entries(1..=2, 1);
     log.push(config_entry(3, 1, &[1, 4], &[]));
     log.extend(entries(4..=6, 1));
@@ -895,8 +885,7 @@ fn a_restarted_node_recovers_its_configuration_from_a_snapshot() {
 
 #[test]
 fn a_format_1_snapshot_is_read_without_a_configuration_and_an_unknown_format_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut st, _) = Storage::open(tmp.path()).unwrap();
+    let (tmp, mut st) = opened();
     st.persist(Some(&hs(1, None)), None, &entries(1..=3, 1))
         .unwrap();
     st.save_snapshot(&snap(2, 1)).unwrap();
