@@ -368,6 +368,7 @@ mod tests {
             req_prev_index: 20,
             req_last_index: 30,
             heartbeat: false,
+            recovering: false,
         })));
         assert_eq!(c.classify(Flow::Reply, &a), Some(APPEND_REPLY));
         // A request read as a reply is not mistaken for one of squall's kinds.

@@ -504,7 +504,8 @@ impl Cluster {
                     | MembershipError::InProgress { .. }
                     | MembershipError::LeaderNotReady
                     | MembershipError::LearnerBehind { .. }
-                    | MembershipError::LearnerSilent { .. }),
+                    | MembershipError::LearnerSilent { .. }
+                    | MembershipError::LearnerRecovering { .. }),
                 ),
                 _,
             ) => Attempt::Wait(e.to_string()),

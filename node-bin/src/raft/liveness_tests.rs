@@ -43,6 +43,7 @@ fn follower_behind_gets_snapshot(catch_up: CatchUp, behind: Index) -> bool {
             req_prev_index: n - behind,
             req_last_index: n,
             heartbeat: false,
+            recovering: false,
         }),
     );
     r.tick();

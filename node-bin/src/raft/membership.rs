@@ -233,6 +233,9 @@ impl Raft {
                     });
                 }
             }
+            if self.progress.get(&id).is_none_or(|p| p.recovering) {
+                return Err(MembershipError::LearnerRecovering { id });
+            }
             let match_index = self.progress.get(&id).map_or(0, |p| p.match_index);
             let last_index = self.log.last_index();
             if match_index + PROMOTE_MAX_LAG < last_index {

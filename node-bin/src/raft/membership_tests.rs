@@ -328,6 +328,7 @@ fn a_far_behind_learner_gets_a_snapshot_that_carries_the_configuration() {
             req_prev_index: 2,
             req_last_index: 2,
             heartbeat: false,
+            recovering: false,
         }),
     );
     let chunks = chunks_to(&r.take_ready(), 4);
@@ -938,11 +939,12 @@ fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_
     let mut a = restart(Some(1));
     a.take_ready();
     assert!(!a.is_voter());
-    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused,
-    // and resets the durable vote; the node still knows it removed itself.
+    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused;
+    // the node keeps its vote for itself in that term, so it still knows it removed itself (also after a
+    // restart: seed 3930).
     let refused = a.handle_request_vote(vote_req(5, 2, (2, 1), false));
     assert!(!refused.granted);
-    assert_eq!((a.term(), a.vote), (5, None));
+    assert_eq!((a.term(), a.vote), (5, Some(1)));
     for _ in 0..a.config.election_ticks_max * 2 {
         a.tick();
     }
@@ -985,4 +987,157 @@ fn vote_granted(voter: NodeId, term: Term, pre_vote: bool) -> Reply {
         pre_vote,
         removed_by: None,
     })
+}
+
+// ---- a learner that is still recovering ----
+
+/// Hands every AppendEntries the leader has for `to` to it and its answers back; returns how many went.
+fn pump_appends(leader: &mut Raft, to: &mut Raft) -> usize {
+    let reqs = appends_to(&leader.take_ready(), to.id());
+    for req in &reqs {
+        let reply = to.handle_append_entries(req.clone());
+        to.take_ready();
+        leader.handle_reply(to.id(), Reply::Append(reply));
+    }
+    reqs.len()
+}
+
+#[test]
+fn a_learner_still_recovering_is_not_promoted_until_a_leader_caught_it_up() {
+    // Simulation seeds 3551, 3052, 3899: a spare joins empty (so it recovers, as a wiped node would), is
+    // promoted while the leader still catches it up, and the leader then fails. As a voter whose log does not
+    // yet hold its promotion, it knows no configuration naming it, so it has no voters to learn the term from
+    // and never votes: the other voters can never win without it. A learner that finished recovering votes on
+    // the log check alone, as any Raft node does.
+    let mut r = leader_with_learner();
+    for c in 0..4u8 {
+        r.propose(vec![c]).unwrap();
+    }
+    persist_and_ack(&mut r, 2);
+    assert_eq!(r.log.commit, 6);
+    let mut l = Raft::new(
+        Config {
+            join: true,
+            ..cfg(4, 3)
+        },
+        Restored::default(),
+    );
+    assert!(
+        l.recovering(),
+        "a joining node starts empty, so it recovers"
+    );
+    // The first batches (two entries each) match part of the log: the learner has answered and is close to
+    // the leader, but it is not caught up to the leader's commit index yet, so it still recovers.
+    for _ in 0..20 {
+        if l.log.last_index() >= 2 {
+            break;
+        }
+        pump_appends(&mut r, &mut l);
+        r.tick();
+    }
+    assert!(l.log.last_index() >= 2, "nothing reached the learner");
+    assert!(l.recovering());
+    assert!(r.progress[&4].match_index > 0);
+    assert_eq!(
+        r.propose_conf_change(ConfChange::Promote(4)),
+        Err(MembershipError::LearnerRecovering { id: 4 })
+    );
+    // It learns the current term from voters 1 and 2 (a majority of the voters it knows of), and once caught
+    // up to a commit index of the leader's term it has finished, says so, and is promoted.
+    for _ in 0..10 {
+        l.tick();
+        for (to, m) in l.take_ready().messages {
+            let Request::Vote(probe) = m else { continue };
+            let reply = match to {
+                1 => r.handle_request_vote(probe),
+                _ => RequestVoteReply {
+                    term: 2,
+                    voter: to,
+                    granted: false,
+                    pre_vote: true,
+                    removed_by: None,
+                },
+            };
+            l.handle_reply(to, Reply::Vote(reply));
+        }
+        pump_appends(&mut r, &mut l);
+        r.tick();
+    }
+    assert!(
+        !l.recovering(),
+        "the learner was not caught up: last {} commit {}, leader commit {}",
+        l.log.last_index(),
+        l.log.commit,
+        r.log.commit
+    );
+    assert!(r.propose_conf_change(ConfChange::Promote(4)).is_ok());
+}
+
+#[test]
+fn a_leader_that_removed_itself_still_campaigns_after_a_later_term_and_a_restart() {
+    // Simulation seed 3930: node 1 led term 1 of {1,2,3} and appended {2,3} at index 3 (its own removal),
+    // then restarted. Its durable vote for itself is how a restart knows it removed itself; a later term it
+    // adopts from an answer or a request it refuses must not erase that, or after the next restart it never
+    // campaigns again, and with node 2 recovering (it votes only for the position the others vouch for, which
+    // node 1's longer log keeps node 3 from vouching) nobody can win.
+    let entries = vec![
+        super::tests::ent(1, 1),
+        super::tests::ent(2, 1),
+        conf_entry(3, 1, conf(&[2, 3], &[])),
+    ];
+    let restart = |hard_state: HardState| {
+        let mut r = Raft::new(
+            cfg(1, 3),
+            Restored {
+                hard_state,
+                snapshot: None,
+                entries: entries.clone(),
+            },
+        );
+        r.take_ready();
+        r
+    };
+    let mut a = restart(HardState {
+        term: 1,
+        vote: Some(1),
+    });
+    // Node 3, behind, refuses its campaign with a later term.
+    a.handle_reply(
+        3,
+        Reply::Vote(RequestVoteReply {
+            term: 4,
+            voter: 3,
+            granted: false,
+            pre_vote: false,
+            removed_by: None,
+        }),
+    );
+    let hs = a
+        .take_ready()
+        .hard_state
+        .expect("the new term is persisted");
+    assert_eq!(hs.term, 4);
+    let mut a = restart(hs);
+    assert_eq!(
+        campaign(&mut a).candidate,
+        1,
+        "after an answer of a later term"
+    );
+    // A vote request of a later term from a candidate with less of the log, refused.
+    let mut a = restart(hs);
+    assert!(!a.handle_request_vote(vote_req(6, 3, (2, 1), false)).granted);
+    let hs = a
+        .take_ready()
+        .hard_state
+        .expect("the new term is persisted");
+    assert_eq!(hs.term, 6);
+    let mut a = restart(hs);
+    assert_eq!(
+        campaign(&mut a).candidate,
+        1,
+        "after a refused vote request"
+    );
+    // A candidate at least as up to date still gets its vote: it holds the removal too.
+    let mut a = restart(hs);
+    assert!(a.handle_request_vote(vote_req(7, 2, (3, 1), false)).granted);
 }

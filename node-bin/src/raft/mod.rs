@@ -874,10 +874,16 @@ impl Raft {
         }
     }
 
+    /// Adopts a later term. A node finishing its own removal keeps a vote for itself in it: that durable vote
+    /// is how it knows, after a restart, that it removed itself (see `finishing_own_removal`), and a term it
+    /// adopts from an answer or a request it refuses must not erase it (simulation seed 3930). The vote was
+    /// never asked for, so no one counts it; a request of that term it grants replaces it (see
+    /// `handle_request_vote`).
     fn set_term(&mut self, term: Term) {
         if term > self.term {
+            let keep_removal = self.finishing_own_removal();
             self.term = term;
-            self.vote = None;
+            self.vote = keep_removal.then_some(self.config.id);
             self.events.push(RaftEvent::TermChanged { term });
         }
     }

@@ -54,6 +54,9 @@ pub(crate) struct Progress {
     /// The id of the snapshot chunk outstanding, if one is: only its answer (or failure) moves a transfer on,
     /// and no other chunk goes out meanwhile, even to a transfer started after the one it belongs to.
     pub(crate) chunk_in_flight: Option<u64>,
+    /// The follower is still recovering from possible data loss, as its latest answer said (true until it
+    /// answers): such a learner is not promoted.
+    pub(crate) recovering: bool,
 }
 
 impl Progress {
@@ -68,6 +71,7 @@ impl Progress {
             read_acked: 0,
             silent_ticks: 0,
             chunk_in_flight: None,
+            recovering: true,
         }
     }
 

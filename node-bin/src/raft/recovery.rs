@@ -196,10 +196,12 @@ impl Raft {
         if req.pre_vote {
             return true;
         }
-        if req.term > self.term {
+        let fresh_term = req.term > self.term;
+        if fresh_term {
             self.become_follower(req.term, None);
         }
-        if self.vote.is_some_and(|v| v != req.candidate) {
+        // See `handle_request_vote`: a vote in a term adopted just now was never asked for.
+        if !fresh_term && self.vote.is_some_and(|v| v != req.candidate) {
             return false;
         }
         self.vote = Some(req.candidate);

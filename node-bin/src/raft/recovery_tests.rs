@@ -432,6 +432,7 @@ fn a_recovering_nodes_refusal_answer_is_ignored_by_the_leader() {
             req_prev_index: 0,
             req_last_index: 0,
             heartbeat: true,
+            recovering: false,
         }),
     );
     assert_eq!(l.role(), Role::Leader);

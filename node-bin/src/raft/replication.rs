@@ -24,6 +24,7 @@ impl Raft {
             req_prev_index: req.prev_log_index,
             req_last_index: req.prev_log_index + req.entries.len() as u64,
             heartbeat: req.heartbeat,
+            recovering: self.recovery.is_some(),
         };
         if req.term < self.term {
             return reply;
@@ -110,6 +111,7 @@ impl Raft {
         {
             self.maybe_finish_recovery(Some((req.leader, req.term)));
         }
+        reply.recovering = self.recovery.is_some();
         reply
     }
 
@@ -172,6 +174,12 @@ impl Raft {
         pr.recent_active = true;
         pr.silent_ticks = 0;
         pr.read_acked = pr.read_acked.max(r.read_round);
+        // A late answer from before the follower finished recovering may say it still recovers (which only
+        // delays a promotion); one saying it finished counts only when it is current, as a follower that
+        // loses data again starts recovering again.
+        if r.recovering || (r.success && r.match_index >= pr.match_index) {
+            pr.recovering = r.recovering;
+        }
         let heartbeat = r.heartbeat;
         if r.success {
             let advanced = r.match_index > pr.match_index;

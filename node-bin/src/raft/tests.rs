@@ -117,6 +117,7 @@ pub(super) fn ok_reply(from: NodeId, term: Term, match_index: Index, read_round:
         req_prev_index: 0,
         req_last_index: match_index,
         heartbeat: false,
+        recovering: false,
     })
 }
 
@@ -409,6 +410,7 @@ fn fast_backtracking_by_term() {
             req_prev_index: prev,
             req_last_index: prev + 1,
             heartbeat: false,
+            recovering: false,
         })
     };
     // The follower has term 2 at the probe point, which the leader never had: skip its whole run.
@@ -711,6 +713,7 @@ fn lagging_follower_gets_snapshot_in_chunks() {
             req_prev_index: 0,
             req_last_index: 1,
             heartbeat: false,
+            recovering: false,
         }),
     );
     let rd = r.take_ready();
@@ -894,6 +897,7 @@ pub(super) fn reply_to(a: &AppendEntries, follower: NodeId, success: bool, last:
         req_prev_index: a.prev_log_index,
         req_last_index: req_last,
         heartbeat: a.heartbeat,
+        recovering: false,
     })
 }
 
@@ -973,6 +977,7 @@ pub(super) fn leader_streaming_snapshot(data: &[u8]) -> (Raft, InstallSnapshot) 
             req_prev_index: 0,
             req_last_index: 1,
             heartbeat: false,
+            recovering: false,
         }),
     );
     let chunks = chunks_to(&r.take_ready(), 2);

@@ -271,6 +271,18 @@ pub enum MembershipError {
         /// "yet" (it never matched anything) or "within an election timeout".
         why: String,
     },
+    /// Promote of a learner that is still recovering from possible data loss (the `recovery` module; a new
+    /// node starts so, as its empty directory cannot be told from a wiped one): it finishes once a leader has
+    /// caught it up. Promoted before that, it may not yet hold the entry that makes it a voter, and then it
+    /// knows no voters to learn the current term from and never votes, which can leave the new configuration
+    /// without a majority for good.
+    #[error(
+        "learner {id} is still recovering (a leader has not caught it up yet); retry once it has caught up"
+    )]
+    LearnerRecovering {
+        /// The learner.
+        id: NodeId,
+    },
 }
 
 /// Serialises a byte vector as one byte string rather than a sequence of numbers. bincode writes both the
@@ -481,6 +493,9 @@ pub struct AppendEntriesReply {
     pub req_last_index: Index,
     /// Echoes the request's `heartbeat`.
     pub heartbeat: bool,
+    /// The follower is still recovering from possible data loss (the `recovery` module) after handling the
+    /// request: a leader does not promote such a learner ([`MembershipError::LearnerRecovering`]).
+    pub recovering: bool,
 }
 
 /// One chunk of InstallSnapshot.

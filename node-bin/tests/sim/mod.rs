@@ -504,6 +504,9 @@ pub struct Sim {
     open_syncs: bool,
     /// Per-tick probability of asking a leader for a random configuration change (0: never).
     pub membership_rate: f64,
+    /// Print every event, warning, crash, restart and configuration change (`SQUALL_SIM_TRACE=1`), to follow
+    /// one seed.
+    trace: bool,
     /// Configuration entries seen committed (applied anywhere), by index.
     pub configs_committed: HashSet<Index>,
     /// Nodes a Remove was proposed for: never added back (their data is old).
@@ -602,6 +605,7 @@ impl Sim {
                 _ => STORAGE_OPEN_SYNCS,
             },
             membership_rate: 0.0,
+            trace: std::env::var("SQUALL_SIM_TRACE").as_deref() == Ok("1"),
             configs_committed: HashSet::new(),
             retired: HashSet::new(),
             commits_seen: HashMap::new(),
@@ -821,6 +825,18 @@ impl Sim {
             let rd = raft.take_ready();
             let role = raft.role();
             let term = raft.term();
+            let warnings = raft.take_warnings();
+            if self.trace {
+                for ev in &rd.events {
+                    println!("[{}] n{id}: {ev:?}", self.now);
+                }
+                for w in &warnings {
+                    println!("[{}] n{id}: {w}", self.now);
+                }
+                if let Some(hs) = rd.hard_state {
+                    println!("[{}] n{id}: persists {hs:?}", self.now);
+                }
+            }
             let node = &mut self.nodes[i];
             // 1. Persist: one WAL unit (write, then fdatasync), as `Storage::persist`.
             let writes =
@@ -1165,6 +1181,12 @@ impl Sim {
             let raft = s.nodes[i].raft.as_mut().expect("up");
             if let Ok((index, term)) = raft.propose_conf_change(change) {
                 proposed = Some((index, term));
+                if s.trace {
+                    println!(
+                        "[{}] n{id} proposes {change:?} at {index} (term {term})",
+                        s.now
+                    );
+                }
                 if let ConfChange::Remove(r) = change {
                     s.retired.insert(r);
                 }
@@ -1723,6 +1745,12 @@ impl Sim {
 
     /// Crashes node `i` for `down` ticks: its volatile state is gone, its disk stays.
     fn crash(&mut self, i: usize, down: u64) {
+        if self.trace {
+            println!(
+                "[{}] n{} crashes for {down} ticks",
+                self.now, self.nodes[i].id
+            );
+        }
         let node = &mut self.nodes[i];
         node.snapshots_in_a_row = (0, 0);
         node.raft = None;
@@ -1770,6 +1798,21 @@ impl Sim {
             node.disk.lost_marker = true;
         }
         let raft = self.boot(&self.nodes[i]);
+        if self.trace {
+            let st = raft.status();
+            println!(
+                "[{}] n{} restarts: term {} vote {:?} last {}/{} config {} at {}{}",
+                self.now,
+                st.id,
+                st.term,
+                st.vote,
+                st.last_log_index,
+                st.last_log_term,
+                st.config,
+                st.config_index,
+                if raft.recovering() { " recovering" } else { "" }
+            );
+        }
         let node = &mut self.nodes[i];
         node.sm = node
             .disk
