@@ -110,7 +110,7 @@ impl Raft {
 
     /// `T`: the highest term a majority of the other voters answered with, once they have. A sole voter has
     /// no one to ask (0); a node that knows of no voter (joining) has no `T` until it learns a configuration.
-    fn probed_term(&self) -> Option<Term> {
+    pub(super) fn probed_term(&self) -> Option<Term> {
         let rec = self.recovery.as_ref()?;
         let others = self.other_voters();
         if others.is_empty() {
@@ -276,8 +276,12 @@ impl Raft {
         if self.term < probed {
             self.set_term(probed);
         }
-        if self.vote.is_none() && self.term > 0 {
+        if self.vote.is_none() {
             // Whatever it voted in this term before the loss, that vote counts as cast: never grant it again.
+            // In term 0 (a new cluster), where nobody campaigns, the vote only leaves a durable trace that this
+            // node finished: without one, a node still holding nothing would start the next time as an empty,
+            // possibly wiped, node and recover again, and two such nodes of three are no witnesses for each
+            // other (simulation seed 2843).
             self.vote = Some(leader.unwrap_or(self.config.id));
         }
         self.warnings.push(match leader {
