@@ -1384,10 +1384,24 @@ impl Sim {
                     .find(|e| e.index == a.match_index)
                     .map(|e| e.term);
                 let Some(term) = term else {
+                    let now = node.raft.as_ref().map_or(0, Raft::term);
+                    if a.term < now {
+                        // A newer leader's append truncated, later in the same driver turn, what this answer to
+                        // a leader of an older term acknowledged (the answers are held until the turn's persist,
+                        // and the newer leader's term was adopted after this one was made). Not a claim the old
+                        // leader can commit with: every quorum that elected the newer leader had adopted its term
+                        // before this answer left, so the old leader can only count it alongside a voter of that
+                        // quorum that answered it before voting, whose log then held the entries, and a leader
+                        // elected with such a vote holds them too (the Leader Completeness argument, Raft
+                        // §5.4.3) and would not have truncated them; this node itself, had it voted for the newer
+                        // leader after answering, is such a voter. So no commit rests on it, which the
+                        // commit-quorum check (every commit durable on a majority) confirms at each commit.
+                        return Ok(());
+                    }
                     return Err(format!(
                         "durable acknowledgement: node {from} answered node {to} with success through {} (term {}), but \
                          when the answer left (after its turn's persist) its log held no entry there (it ends at {:?}): \
-                         something later in the same turn truncated what it acknowledged",
+                         something later in the same turn, in the same term, truncated what it acknowledged",
                         a.match_index,
                         a.term,
                         node.disk.last()
