@@ -175,17 +175,14 @@ impl Raft {
                 removed_by,
             };
         }
-        // In a term adopted just now, any vote here is the one `set_term` keeps for a node finishing its own
-        // removal, which no candidate asked for: it may still go to this one.
-        let fresh_term = req.term > self.term;
-        if fresh_term {
+        if req.term > self.term {
             self.become_follower(req.term, None);
         }
-        let can_vote = fresh_term || self.vote.is_none_or(|v| v == req.candidate);
+        let can_vote = self.vote.is_none_or(|v| v == req.candidate);
         if !(can_vote && log_ok) {
             return refuse(self.term);
         }
-        if fresh_term || self.vote.is_none() {
+        if self.vote.is_none() {
             self.events.push(RaftEvent::VoteGranted {
                 candidate: req.candidate,
                 term: self.term,

@@ -196,12 +196,10 @@ impl Raft {
         if req.pre_vote {
             return true;
         }
-        let fresh_term = req.term > self.term;
-        if fresh_term {
+        if req.term > self.term {
             self.become_follower(req.term, None);
         }
-        // See `handle_request_vote`: a vote in a term adopted just now was never asked for.
-        if !fresh_term && self.vote.is_some_and(|v| v != req.candidate) {
+        if self.vote.is_some_and(|v| v != req.candidate) {
             return false;
         }
         self.vote = Some(req.candidate);
