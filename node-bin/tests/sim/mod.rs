@@ -1643,13 +1643,26 @@ impl Sim {
         })
     }
 
-    /// Whether destroying data on node `i` (a wipe, a damaged record) still leaves a majority of the nodes
-    /// with their data: no other node is still recovering from such a loss (its `RECOVERING` marker set, its
-    /// damaged record not yet cut, or wiped and not yet restarted) beyond a minority. A majority that lost
-    /// data at once is past what any quorum system can keep (the `recovery` module's limit), and the node
-    /// then rightly stays recovering until an operator acts, so the random runs keep inside that budget.
+    /// Whether destroying data on node `i` (a wipe, a damaged record) stays within the recovery rule's fault
+    /// model (`raft/recovery.rs`): the nodes that lost data and have not finished recovering (the `RECOVERING`
+    /// marker set, a damaged record not yet cut, or wiped and not yet restarted), this one included, are a
+    /// minority of the nodes and of the voters of every configuration a running node holds. A majority of the
+    /// voters losing data at once is past what any quorum system can keep: it may lose a committed entry, or
+    /// a vote, and a correct node then rightly stays recovering until an operator acts, which the checks could
+    /// not tell from a bug. Counting the voters matters once membership changes: removed nodes and learners
+    /// raise the node count but not the quorum (a 3-voter configuration among 5 nodes loses its majority with
+    /// 2 losses). A 2-voter configuration gets none, as any loss there is half of its voters.
     fn loss_keeps_a_majority(&self, i: usize) -> bool {
         let born = self.nodes.iter().filter(|m| !m.unborn).count();
+        let voters = self
+            .nodes
+            .iter()
+            .filter_map(|m| m.raft.as_ref())
+            .map(|r| r.membership().voters.len())
+            .filter(|&v| v > 0)
+            .min()
+            .unwrap_or(born)
+            .min(born);
         let lost = self
             .nodes
             .iter()
@@ -1662,7 +1675,7 @@ impl Sim {
                             || (m.raft.is_none() && m.disk.is_empty())))
             })
             .count();
-        lost <= (born - 1) / 2
+        lost <= voters.saturating_sub(1) / 2
     }
 
     /// The storage faults: scheduled and random power cuts, wipes during partitions, damaged last records, and
