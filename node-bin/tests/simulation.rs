@@ -249,33 +249,12 @@ fn run_seeds(seeds: &[u64], data_loss: bool) -> (Stats, Vec<(u64, String)>) {
     (total, failures)
 }
 
-/// Whether the default run's storage faults include data loss (wipes during partitions, damaged last records):
-/// only with `SQUALL_SIM_DATA_LOSS=1`. With them, the node's recovery rule (`raft/recovery.rs`) keeps the
-/// seeds that found issue 18's bugs safe (`issue_18_seeds_stay_safe` runs them with data loss), but a few seeds
-/// in 3,000 still find a stall or a safety violation after combined losses — open work of issue 18, listed in
-/// `sim/ISSUE-18-SEEDS.md`. Crashes between a write and its fsync, power cuts and slow links stay in every run.
+/// Whether a seed's storage faults include data loss (wipes during partitions, damaged last records): always,
+/// unless `SQUALL_SIM_DATA_LOSS=0` (to tell, when a seed fails, whether a loss is needed for it). Losses stay
+/// within what the recovery rule (`raft/recovery.rs`) is meant to survive: at most a minority of the nodes lost
+/// data and has not yet recovered from it at any time (see `Sim::loss_keeps_a_majority`).
 fn data_loss_in_default_run() -> bool {
-    std::env::var("SQUALL_SIM_DATA_LOSS").as_deref() == Ok("1")
-}
-
-/// Failures of two kinds the default run prints but does not fail on, because they are open work of issue 18
-/// that the node does not yet meet, not regressions; any other failure (every safety check, and liveness in a
-/// run without storage faults) fails the run:
-/// - **liveness**: a node that may have lost data (wiped, a damaged record cut, and also every new node, whose
-///   empty directory cannot be told from a wiped one) recovers before it votes (`raft/recovery.rs`), and some
-///   combinations of recovering nodes, membership changes and restarts stall (no leader, no configuration
-///   change committed, replicas that do not converge) instead of recovering: the cluster stays safe but
-///   stops. This is a liveness regression of the recovery rule, found by this simulation (a few seeds in
-///   3,000, mostly with membership changes); until it is fixed, liveness failures are printed, not failed on;
-/// - **a success answer truncated in the same turn**: a follower acknowledged entries to a leader of an older
-///   term, and a newer leader's append in the same driver turn truncated them before the answers went out.
-///   The old leader can no longer commit with it (a newer term was elected), so no committed entry is lost,
-///   but the answer claims what the node no longer holds; whether the driver should drop such answers at send
-///   time is undecided.
-fn known_open(e: &str) -> bool {
-    e.starts_with("liveness:")
-        || (e.starts_with("durable acknowledgement:")
-            && e.contains("something later in the same turn truncated what it acknowledged"))
+    std::env::var("SQUALL_SIM_DATA_LOSS").as_deref() != Ok("0")
 }
 
 /// Fails naming every failing seed with the first line of what it found, and the first one in full.
@@ -312,37 +291,9 @@ fn random_faults_keep_raft_safe_and_live() {
     }
     let data_loss = data_loss_in_default_run();
     if !data_loss {
-        println!(
-            "without wipes and damaged records (issue 18 open: SQUALL_SIM_DATA_LOSS=1 adds them, and a few seeds \
-             in 3,000 still fail)"
-        );
+        println!("without wipes and damaged records (SQUALL_SIM_DATA_LOSS=0)");
     }
     let (total, failures) = run_seeds(&seeds, data_loss);
-    let (known, failures): (Vec<_>, Vec<_>) =
-        failures.into_iter().partition(|(_, e)| known_open(e));
-    if std::env::var("SQUALL_SIM_SEED").is_ok() {
-        for (seed, e) in &known {
-            println!("seed {seed} in full:\n{e}");
-        }
-    }
-    if !known.is_empty() {
-        // Printed, not failed on: see `known_open`. They are issue 18's open work, listed in the session note.
-        println!(
-            "KNOWN OPEN (issue 18, not failed on): {} seeds:\n{}\nrerun them with: SQUALL_SIM_SEED={} cargo test \
-             -p squall-node --test simulation",
-            known.len(),
-            known
-                .iter()
-                .map(|(s, e)| format!("  seed {s}: {}", e.lines().next().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            known
-                .iter()
-                .map(|(s, _)| s.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-    }
     fail_on(&failures);
     println!(
         "simulated {} seeds: {} steps, {} acknowledged writes, {} confirmed reads ({} served and checked), {} \

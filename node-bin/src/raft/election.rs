@@ -125,7 +125,11 @@ impl Raft {
             }
             let had_voted = self.vote.is_some() && self.term == req.term;
             if !self.recovering_vote(&req) {
-                return refuse(self.term);
+                // The refusal carries `T`, the term it learned from a majority of the others, when that is
+                // higher: a candidate of a term up to `T` is never granted, and may hear of `T` from no one
+                // else (simulation seed 1885), so it must campaign above it. Adopting a term a majority reached
+                // changes nothing else there.
+                return refuse(self.term.max(self.probed_term().unwrap_or(0)));
             }
             if !req.pre_vote && !had_voted {
                 self.events.push(RaftEvent::VoteGranted {
@@ -171,17 +175,14 @@ impl Raft {
                 removed_by,
             };
         }
-        // In a term adopted just now, any vote here is the one `set_term` keeps for a node finishing its own
-        // removal, which no candidate asked for: it may still go to this one.
-        let fresh_term = req.term > self.term;
-        if fresh_term {
+        if req.term > self.term {
             self.become_follower(req.term, None);
         }
-        let can_vote = fresh_term || self.vote.is_none_or(|v| v == req.candidate);
+        let can_vote = self.vote.is_none_or(|v| v == req.candidate);
         if !(can_vote && log_ok) {
             return refuse(self.term);
         }
-        if fresh_term || self.vote.is_none() {
+        if self.vote.is_none() {
             self.events.push(RaftEvent::VoteGranted {
                 candidate: req.candidate,
                 term: self.term,

@@ -247,9 +247,6 @@ impl Raft {
             }
         }
         let index = self.log.last_index() + 1;
-        if change == ConfChange::Remove(self.config.id) {
-            self.removing_self = Some(index);
-        }
         self.log.push(super::types::Entry {
             index,
             term: self.term,

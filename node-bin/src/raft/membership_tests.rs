@@ -488,7 +488,7 @@ fn a_removed_node_learns_its_removal_logs_it_once_and_never_campaigns() {
 }
 
 #[test]
-fn a_removed_node_restarted_with_its_old_data_knows_and_does_not_campaign() {
+fn a_removed_node_restarted_with_its_old_data_campaigns_only_until_told_the_removal_committed() {
     let mut f = restored(
         3,
         2,
@@ -499,6 +499,12 @@ fn a_removed_node_restarted_with_its_old_data_knows_and_does_not_campaign() {
     );
     assert!(!f.is_voter());
     assert_eq!(f.take_warnings().len(), 1);
+    // It does not know whether its removal committed, so it may hold the log that must win: it asks.
+    let req = campaign(&mut f);
+    let mut v = member_after_removal(2);
+    f.handle_reply(2, Reply::Vote(v.handle_request_vote(req)));
+    f.take_warnings();
+    f.take_ready();
     for _ in 0..100 {
         f.tick();
     }
@@ -939,12 +945,11 @@ fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_
     let mut a = restart(Some(1));
     a.take_ready();
     assert!(!a.is_voter());
-    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused;
-    // the node keeps its vote for itself in that term, so it still knows it removed itself (also after a
-    // restart: seed 3930).
+    // Seed 796580107216: a real vote request of a later term from a voter with less of the log is refused,
+    // and resets the durable vote; the node still campaigns (its uncommitted removal says it may).
     let refused = a.handle_request_vote(vote_req(5, 2, (2, 1), false));
     assert!(!refused.granted);
-    assert_eq!((a.term(), a.vote), (5, Some(1)));
+    assert_eq!((a.term(), a.vote), (5, None));
     for _ in 0..a.config.election_ticks_max * 2 {
         a.tick();
     }
@@ -968,10 +973,51 @@ fn a_leader_that_removed_itself_and_restarted_before_the_commit_still_campaigns_
     a.handle_reply(2, vote_granted(2, 6, false));
     a.handle_reply(3, vote_granted(3, 6, false));
     assert_eq!(a.role(), Role::Leader);
+}
 
-    // A node that did not vote for itself last (it cannot have led the term of the change, nor campaigned
-    // since) was removed by another leader: it does not campaign.
-    let mut b = restart(Some(2));
+#[test]
+fn a_node_another_leader_removed_campaigns_while_its_removal_is_uncommitted() {
+    // Simulation seed 10054: node 3 led term 1 of {1,2,3} and appended {1,3} at index 3 (node 2's removal),
+    // which node 2 holds; node 3 then cut that record as a damaged one and recovers, and node 1 holds less of
+    // the log. Node 2 holds the only log node 3 may vouch for (with node 1), so it must campaign; it counts only
+    // the voters of {1,3}.
+    let entries = vec![
+        super::tests::ent(1, 1),
+        super::tests::ent(2, 1),
+        conf_entry(3, 1, conf(&[1, 3], &[])),
+    ];
+    let mut b = Raft::new(
+        cfg(2, 3),
+        Restored {
+            hard_state: HardState {
+                term: 1,
+                vote: Some(3),
+            },
+            snapshot: None,
+            entries,
+        },
+    );
+    b.take_ready();
+    assert!(!b.is_voter());
+    let req = campaign(&mut b);
+    assert!(req.pre_vote && req.last_log_index == 3);
+    b.handle_reply(1, vote_granted(1, 2, true));
+    assert_eq!(b.role(), Role::PreCandidate, "counted itself");
+    b.handle_reply(3, vote_granted(3, 2, true));
+    assert_eq!(b.role(), Role::Candidate);
+    // A voter holding the removal committed tells it so: it stops for good.
+    let told = RequestVoteReply {
+        term: 2,
+        voter: 1,
+        granted: false,
+        pre_vote: false,
+        removed_by: Some(ConfState {
+            index: 3,
+            config: conf(&[1, 3], &[]),
+        }),
+    };
+    b.handle_reply(1, Reply::Vote(told));
+    assert_eq!(b.role(), Role::Follower);
     b.take_ready();
     for _ in 0..b.config.election_ticks_max * 4 {
         b.tick();

@@ -205,8 +205,6 @@ pub struct Raft {
     catch_up: CatchUp,
     /// A leader that removed itself and handed over: see [`HandedOver`].
     handed_over: Option<HandedOver>,
-    /// The index of the configuration entry by which this node, as leader, removed itself (in this process).
-    removing_self: Option<Index>,
 }
 
 /// A leader that removed itself sent TimeoutNow and stepped down. If that message is lost, no voter
@@ -302,7 +300,6 @@ impl Raft {
             released: Default::default(),
             catch_up: CatchUp::default(),
             handed_over: None,
-            removing_self: None,
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -317,11 +314,6 @@ impl Raft {
         }
         let latest = raft.confs.pop().expect("one pushed above");
         raft.set_membership(latest.index, latest.config);
-        if raft.finishing_own_removal() {
-            // Known from its durable vote for itself (see `finishing_own_removal`): kept for this process, as
-            // the vote is reset by the first request of a later term it refuses.
-            raft.removing_self = Some(raft.membership_index());
-        }
         // What the node starts with is in its status, not news for the event feed (which reports changes);
         // a "no longer a member" warning for a restarted removed node stays.
         raft.events.clear();
@@ -441,25 +433,24 @@ impl Raft {
     }
 
     /// Whether this node may campaign though it is not a voter of its configuration: the latest
-    /// configuration, not committed here, is the one by which it removed itself from a configuration in which
-    /// it voted. It knows that as the leader that appended it (in this process), or after a restart from its
-    /// durable vote: its latest vote was for itself, in the term of the change or later, which a node removed
-    /// by another leader only holds if it lost that term's election to it (a campaign of its own since then
-    /// needs this rule). (A node removed by another leader does not campaign otherwise: its campaigns would
-    /// only disrupt, §4.2.3; in that one case pre-vote still keeps it from disrupting a live leader.) Which
-    /// node campaigns does not bear on safety: it counts only the new configuration's voters, like any voter
-    /// of it.
-    /// That is a leader that removed itself and lost its leadership before the change committed (openraft
-    /// #2091): it may hold the only copy that counts of the newest entries, and with the voters of the old
-    /// configuration refusing each other on the log check (it holds more), nobody else may ever win. As a
-    /// candidate it counts only the new configuration's voters (not itself), exactly as it did as the leader
-    /// of that configuration, so election safety is that of any single-server change; once elected it
-    /// commits the change and hands over as usual (§4.2.2).
+    /// configuration, not committed as far as this node knows, is the one that removed it from a configuration
+    /// in which it voted. Such a node may hold the only log that can win: a leader that removed itself and lost
+    /// its leadership before the change committed (openraft #2091), or a node another leader removed that holds
+    /// more of the log than every voter able to vote (simulation seed 10054: the leader that appended the
+    /// removal cut it again as a damaged record and recovers; the one voter left holds less). With the voters of
+    /// the old configuration refusing each other on the log check, nobody else may ever win. As a candidate it
+    /// counts only the new configuration's voters (not itself), exactly as the leader of that configuration does,
+    /// so election safety is that of any single-server change; once elected it commits the change and hands
+    /// over as usual (§4.2.2).
+    ///
+    /// Campaigns of removed nodes disrupt (Raft dissertation §4.2.3) only once the removal committed, and then a
+    /// leader that reaches the node tells it (it keeps replicating to a departing node until it knows), and so
+    /// does the first voter holding the change committed that answers one of its (pre-)votes (`removed_by`):
+    /// either sets `removed_at`, after which it never campaigns again.
     fn finishing_own_removal(&self) -> bool {
         let id = self.config.id;
         let n = self.confs.len();
         self.removed_at.is_none()
-            && (self.removing_self == Some(self.membership_index()) || self.vote == Some(id))
             && !self.membership().contains(id)
             && self.membership_index() > self.log.commit
             && n >= 2
@@ -874,16 +865,10 @@ impl Raft {
         }
     }
 
-    /// Adopts a later term. A node finishing its own removal keeps a vote for itself in it: that durable vote
-    /// is how it knows, after a restart, that it removed itself (see `finishing_own_removal`), and a term it
-    /// adopts from an answer or a request it refuses must not erase it (simulation seed 3930). The vote was
-    /// never asked for, so no one counts it; a request of that term it grants replaces it (see
-    /// `handle_request_vote`).
     fn set_term(&mut self, term: Term) {
         if term > self.term {
-            let keep_removal = self.finishing_own_removal();
             self.term = term;
-            self.vote = keep_removal.then_some(self.config.id);
+            self.vote = None;
             self.events.push(RaftEvent::TermChanged { term });
         }
     }

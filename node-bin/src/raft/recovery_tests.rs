@@ -320,7 +320,11 @@ fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
     );
     answer(&mut r, 3, 0, true);
     assert!(!r.recovering());
-    assert_eq!((r.term(), r.vote), (0, None));
+    assert_eq!(
+        (r.term(), r.vote),
+        (0, Some(1)),
+        "the durable trace of a finished recovery"
+    );
     let mut campaigned = false;
     for _ in 0..40 {
         r.tick();
@@ -459,4 +463,68 @@ fn a_sole_voter_recovers_at_once() {
     r.tick();
     assert!(!r.recovering());
     assert_eq!(r.vote, Some(1));
+}
+
+#[test]
+fn a_recovering_node_tells_a_candidate_of_a_term_it_cannot_grant_the_term_it_learned() {
+    // Simulation seed 1885 (with data loss): node 2 campaigned for term 5, and node 3 (since removed by node
+    // 1, without knowing it) adopted term 5; node 2 then cut that damaged record and is back at term 4. Node 1
+    // leads nothing and needs node 2's vote; it is at term 4 and never hears of term 5 from anyone but node 2,
+    // which learned it from node 3's probe answer. If node 2 refuses node 1's pre-vote for term 5 with its own
+    // term 4, node 1 asks for term 5 again forever.
+    let mut f = marked(2, 3, 4, &[3, 3]);
+    f.tick();
+    assert_eq!(probes(&mut f).len(), 2);
+    // Node 1 holds more of the log; node 3 no more than node 2.
+    answer(&mut f, 1, 4, false);
+    answer(&mut f, 3, 5, true);
+    assert!(f.recovering());
+    let mut c = node(1, 3, 4, &[3, 3, 3]);
+    let refused = f.handle_request_vote(vote_req(5, 1, (3, 3), true));
+    assert!(
+        !refused.granted,
+        "granted a pre-vote for term 5, which may hold its forgotten vote"
+    );
+    assert_eq!(
+        refused.term, 5,
+        "the refusal does not carry the term node 2 learned"
+    );
+    // The candidate adopts it and asks for the next term. Its position, ahead of the probed one, is probed;
+    // once node 1 vouches for it, node 2 grants.
+    c.start_election(true, false);
+    c.take_ready();
+    c.handle_reply(2, Reply::Vote(refused));
+    assert_eq!(c.term(), 5);
+    assert!(!f.handle_request_vote(vote_req(6, 1, (3, 3), true)).granted);
+    f.tick();
+    assert_eq!(probes(&mut f), vec![(1, (3, 3))]);
+    answer(&mut f, 1, 4, true);
+    assert!(f.handle_request_vote(vote_req(6, 1, (3, 3), true)).granted);
+}
+
+#[test]
+fn a_node_that_recovered_in_a_new_cluster_is_not_taken_for_a_wiped_one_at_its_next_start() {
+    // Simulation seed 2843 (with data loss): node 1 of a new cluster finished recovering at term 0 holding
+    // nothing, and restarted before any election; node 3 then cut a damaged record. With nothing durable, node 1
+    // started as an empty, so possibly wiped, node again: two of three recovering, neither a witness for the
+    // other, and node 2 could never get a vote. Finishing must leave a durable trace.
+    let mut r = node(1, 3, 0, &[]);
+    r.tick();
+    assert_eq!(probes(&mut r).len(), 2);
+    answer(&mut r, 2, 0, true);
+    answer(&mut r, 3, 0, true);
+    assert!(!r.recovering());
+    let hard_state = r.take_ready().hard_state.unwrap_or_default();
+    let restarted = Raft::new(
+        cfg(1, 3),
+        Restored {
+            hard_state,
+            snapshot: None,
+            entries: Vec::new(),
+        },
+    );
+    assert!(
+        !restarted.recovering(),
+        "recovering again after a restart, with durable state {hard_state:?}"
+    );
 }
