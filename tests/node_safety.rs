@@ -36,10 +36,12 @@ fn others(of: u64) -> Vec<u64> {
 /// acknowledges the entry, and the write is acknowledged with N's vote (F is cut off). A power cut of N then
 /// drops whatever N never synced, the leader is killed, and N and F must elect a leader holding the write.
 ///
-/// Not a reproduction on the node before the fix: there the restarted N did not recover the landed record (the
-/// backing wal.log held it, 243 → 359 bytes, but N reported 3 entries, not 4), so the leader re-sent the entry,
-/// N appended and synced it, and the power cut had nothing acknowledged to drop. The sync on open is shown on
-/// the fault filesystem by `node-bin/tests/storage_crash.rs`; this test keeps the end-to-end path covered.
+/// Not a reproduction of S1, on the node before the fix or on this one: the killed write does land (the backing
+/// wal.log grows from 243 to 359 bytes and holds the record, and reading wal.log through the mount returns all
+/// 359), yet the restarted node reports 3 entries, not 4, with no cut; the leader re-sends the entry, the node
+/// appends a second copy after the first and syncs it, so the power cut has nothing acknowledged to drop. Why
+/// the landed record is not recovered is not known yet. The sync on open is shown on the fault filesystem by
+/// `node-bin/tests/storage_crash.rs`; this test keeps the end-to-end path covered.
 #[test]
 fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reopen() {
     let mut s = up(&[
