@@ -41,10 +41,14 @@ fn main() {
     );
     println!("cargo::rerun-if-env-changed={key}");
     if let Some(linker) = std::env::var_os(&key) {
-        cmd.arg("-C").arg(format!("linker={}", linker.to_string_lossy()));
+        cmd.arg("-C")
+            .arg(format!("linker={}", linker.to_string_lossy()));
     }
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("cannot run rustc to build the time shim {src}: {e}"));
-    assert!(status.success(), "rustc failed to build the time shim {src}");
+    assert!(
+        status.success(),
+        "rustc failed to build the time shim {src}"
+    );
 }

@@ -103,7 +103,12 @@ fn human(ns: u64) -> String {
 /// A duration in the largest whole unit that fits (`7d`, `3h`, `250ms`).
 fn humanish(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -401,10 +406,12 @@ impl FakeClock {
     /// Whether a fault is in force: the realtime clock is off, or either clock runs at another rate or
     /// strobes. A monotonic lead left by a healed rate is not a fault (timers read only differences).
     pub fn is_faked(&self) -> bool {
-        self.realtime != Law {
-            t0: self.realtime.t0,
-            ..Law::TRUE
-        } || self.monotonic.rate != 1.0
+        self.realtime
+            != Law {
+                t0: self.realtime.t0,
+                ..Law::TRUE
+            }
+            || self.monotonic.rate != 1.0
             || self.monotonic.strobe != 0
     }
 
@@ -431,13 +438,21 @@ mod tests {
             strobe: 0,
         };
         assert_eq!(law.base_at(20 * s), 35 * s, "10 s at ×4 gains 30 s");
-        assert_eq!(law.base_at(0), 5 * s, "before its anchor a law is its offset");
+        assert_eq!(
+            law.base_at(0),
+            5 * s,
+            "before its anchor a law is its offset"
+        );
         let strobe = Law {
             strobe: s / 5,
             rate: 1.0,
             ..law
         };
-        assert_eq!(strobe.offset_at(10 * s), 5 * s + s / 5, "a strobe starts ahead");
+        assert_eq!(
+            strobe.offset_at(10 * s),
+            5 * s + s / 5,
+            "a strobe starts ahead"
+        );
         assert_eq!(strobe.offset_at(11 * s + 1), 5 * s);
         assert_eq!(strobe.offset_at(12 * s + 1), 5 * s + s / 5);
     }

@@ -123,7 +123,9 @@ impl Probe {
                 .lines
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|e| {
-                    panic!("no answer to `{req}` from the probe within 60 s ({e}); it printed {seen:?}")
+                    panic!(
+                        "no answer to `{req}` from the probe within 60 s ({e}); it printed {seen:?}"
+                    )
                 });
             // libtest's own `test NAME ... ` may start the line.
             if let Some((_, rest)) = line.split_once("probe: ") {
@@ -186,9 +188,15 @@ fn jumps_move_the_wall_clock_only_and_a_backward_jump_stalls_no_timer() {
     near("monotonic after -30s", m, 0, rtt + S / 100);
     // With libfaketime the monotonic clock went back too, and every timer waited 30 s.
     let slept = p.timed("tokio 200");
-    assert!(slept < Duration::from_secs(10), "a 200 ms timer took {slept:?}");
+    assert!(
+        slept < Duration::from_secs(10),
+        "a 200 ms timer took {slept:?}"
+    );
     let slept = p.timed("sleep 200");
-    assert!(slept < Duration::from_secs(10), "a 200 ms sleep took {slept:?}");
+    assert!(
+        slept < Duration::from_secs(10),
+        "a 200 ms sleep took {slept:?}"
+    );
 
     p.clock.jump(3600 * S + 30 * S).unwrap();
     let (m, r, rtt) = p.offsets();
@@ -200,13 +208,17 @@ fn jumps_move_the_wall_clock_only_and_a_backward_jump_stalls_no_timer() {
     near("realtime healed", r, 0, rtt + S / 100);
     near("monotonic healed", m, 0, rtt + S / 100);
     let slept = p.timed("tokio 200");
-    assert!(slept < Duration::from_secs(10), "a 200 ms timer took {slept:?} after the heal");
+    assert!(
+        slept < Duration::from_secs(10),
+        "a 200 ms timer took {slept:?} after the heal"
+    );
 }
 
 #[test]
 fn a_rate_reaches_sleeps_and_timers_and_its_heal_never_moves_monotonic_back() {
     serve_if_probe();
-    let mut p = Probe::start("a_rate_reaches_sleeps_and_timers_and_its_heal_never_moves_monotonic_back");
+    let mut p =
+        Probe::start("a_rate_reaches_sleeps_and_timers_and_its_heal_never_moves_monotonic_back");
     p.clock.set_rate(4.0).unwrap();
     let (m0, _, _) = p.offsets();
     let t = Instant::now();
@@ -215,7 +227,10 @@ fn a_rate_reaches_sleeps_and_timers_and_its_heal_never_moves_monotonic_back() {
     let sleep = p.timed("sleep 2000");
     let (m1, r1, rtt) = p.offsets();
     let real = t.elapsed().as_nanos() as i64;
-    eprintln!("×4: a 2 s timer took {timer:?}, a 2 s sleep {sleep:?}; real {real} ns, monotonic gained {} ns", m1 - m0);
+    eprintln!(
+        "×4: a 2 s timer took {timer:?}, a 2 s sleep {sleep:?}; real {real} ns, monotonic gained {} ns",
+        m1 - m0
+    );
     assert!(
         timer < Duration::from_millis(1500) && sleep < Duration::from_millis(1500),
         "timeouts not scaled: a 2 s timer took {timer:?}, a 2 s sleep {sleep:?} at ×4"
@@ -229,7 +244,11 @@ fn a_rate_reaches_sleeps_and_timers_and_its_heal_never_moves_monotonic_back() {
     std::thread::sleep(Duration::from_millis(100));
     let lead = p.clock.heal();
     let v = p.answer("samples 1200");
-    assert_eq!(v[0], 0, "the monotonic clock went back {} ns across the heal", v[0]);
+    assert_eq!(
+        v[0], 0,
+        "the monotonic clock went back {} ns across the heal",
+        v[0]
+    );
     assert!(v[2] > S, "the realtime clock steps back to true: {v:?}");
     let (m, r, rtt) = p.offsets();
     near("monotonic lead kept", m, lead, rtt + S / 100);
@@ -250,9 +269,15 @@ fn a_strobe_holds_the_monotonic_clock_instead_of_moving_it_back() {
     let v = p.ask("samples 2500");
     let (m_back, m_step, r_back, r_step) = (v[0], v[1], v[2], v[3]);
     assert_eq!(m_back, 0, "the monotonic clock went back {m_back} ns");
-    assert!(m_step >= S / 10, "the monotonic clock never stepped ahead: {m_step} ns");
+    assert!(
+        m_step >= S / 10,
+        "the monotonic clock never stepped ahead: {m_step} ns"
+    );
     near("realtime strobe back", r_back, S / 5, S / 20);
-    assert!(r_step >= S / 10, "the realtime clock never stepped ahead: {r_step} ns");
+    assert!(
+        r_step >= S / 10,
+        "the realtime clock never stepped ahead: {r_step} ns"
+    );
 }
 
 #[test]

@@ -63,8 +63,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Workload rate at start (writes per second).
     pub rate: u32,
-    /// Serve every node's data directory through a fault filesystem and fake its clock with libfaketime
-    /// (`--disk-faults`).
+    /// Serve every node's data directory through a fault filesystem and fake its clocks with squall's time
+    /// shim (`--disk-faults`).
     pub disk_faults: bool,
     /// Start every node with `--unsafe-no-fsync` (demonstrations only).
     pub unsafe_no_fsync: bool,
@@ -130,9 +130,9 @@ impl Cluster {
                 spec.node_program.display()
             );
         }
-        let lib = if spec.disk_faults {
+        let shim = if spec.disk_faults {
             squall_chaos::disk::available()?;
-            Some(clock::find_libfaketime().map_err(|e| anyhow!(e))?)
+            Some(squall_chaos::clock::install_shim(&spec.dir)?)
         } else {
             None
         };
@@ -197,7 +197,7 @@ impl Cluster {
             stop,
             faults: Mutex::new(faultset::FaultSet::default()),
             disks: disk::Disks::default(),
-            clocks: clock::Clocks::new(lib),
+            clocks: clock::Clocks::new(shim),
             change: Mutex::new(None),
             adding: Mutex::new(None),
             first: ids.iter().copied().collect(),
@@ -325,7 +325,7 @@ impl Cluster {
         let mut env = Vec::new();
         if spec.disk_faults {
             // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
-            // point (a wipe goes through the disk), and libfaketime fakes the node's clock.
+            // point (a wipe goes through the disk), and squall's time shim fakes the node's clocks.
             self.mount_disk(id, &node_dir, &data_dir)
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;
@@ -916,7 +916,13 @@ impl Cluster {
                     for node in healed {
                         self.report_node_faults(node);
                     }
-                    return r.map(|t| format!("{t}; every disk and clock fault healed"));
+                    // Healing a clock never moves its monotonic clock back (`clock.rs`), so this stalls no node.
+                    return r.map(|t| {
+                        format!(
+                            "{t}; every disk and clock fault healed (wall clocks true again; monotonic \
+                             clocks run on, never back)"
+                        )
+                    });
                 }
                 r
             }
