@@ -2,7 +2,7 @@
 //! twice in a term (S2), a damaged last WAL record must not let a leader lacking it be elected (H3), and an
 //! emptied WAL beside a snapshot is refused with its cause said once (D2). Each watches the live invariants in
 //! the event feed (`INVARIANT BROKEN` lines) and reads the acknowledged value back. The H3 test needs the fault
-//! filesystem (/dev/fuse, root and libfaketime, as CI's `.ci/run` installs).
+//! filesystem (/dev/fuse and root, as CI's `.ci/run` installs).
 
 mod support;
 

@@ -43,8 +43,14 @@ unsafe extern "C" {
     fn getenv(name: *const c_char) -> *const c_char;
     fn open(path: *const c_char, flags: c_int, ...) -> c_int;
     fn close(fd: c_int) -> c_int;
-    fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64)
-    -> *mut c_void;
+    fn mmap(
+        addr: *mut c_void,
+        len: usize,
+        prot: c_int,
+        flags: c_int,
+        fd: c_int,
+        off: i64,
+    ) -> *mut c_void;
     fn getpid() -> c_int;
     fn abort() -> !;
 }
@@ -112,7 +118,11 @@ type ClockGettime = unsafe extern "C" fn(c_int, *mut timespec) -> c_int;
 fn control() -> *const AtomicU64 {
     let p = CONTROL.load(Ordering::Acquire);
     if !p.is_null() {
-        return if p as *mut c_void == MAP_FAILED { core::ptr::null() } else { p };
+        return if p as *mut c_void == MAP_FAILED {
+            core::ptr::null()
+        } else {
+            p
+        };
     }
     // SAFETY: plain libc calls on a NUL-terminated name and a path from the environment.
     let mapped = unsafe {
@@ -124,7 +134,14 @@ fn control() -> *const AtomicU64 {
             if fd < 0 {
                 MAP_FAILED
             } else {
-                let m = mmap(core::ptr::null_mut(), MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                let m = mmap(
+                    core::ptr::null_mut(),
+                    MAP_LEN,
+                    PROT_READ | PROT_WRITE,
+                    MAP_SHARED,
+                    fd,
+                    0,
+                );
                 close(fd);
                 m
             }
@@ -141,7 +158,12 @@ fn control() -> *const AtomicU64 {
             words = MAP_FAILED as *mut AtomicU64;
         }
     }
-    match CONTROL.compare_exchange(core::ptr::null_mut(), words, Ordering::AcqRel, Ordering::Acquire) {
+    match CONTROL.compare_exchange(
+        core::ptr::null_mut(),
+        words,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         // Another thread mapped it first: keep its mapping (this one stays unused, a page at most).
         Err(other) if other as *mut c_void != MAP_FAILED => other,
         Err(_) => core::ptr::null(),
@@ -168,7 +190,12 @@ struct Law {
 }
 
 impl Law {
-    const TRUE: Law = Law { t0: 0, off0: 0, rate: 1.0, strobe: 0 };
+    const TRUE: Law = Law {
+        t0: 0,
+        off0: 0,
+        rate: 1.0,
+        strobe: 0,
+    };
 
     fn is_true(&self) -> bool {
         self.off0 == 0 && self.rate == 1.0 && self.strobe == 0
@@ -181,7 +208,9 @@ impl Law {
     /// The offset from real time at real monotonic time `t`, in ns.
     fn offset(&self, t: i64) -> i64 {
         let dt = t.saturating_sub(self.t0).max(0);
-        let mut off = self.off0.saturating_add((dt as f64 * (self.rate - 1.0)) as i64);
+        let mut off = self
+            .off0
+            .saturating_add((dt as f64 * (self.rate - 1.0)) as i64);
         if self.strobe > 0 && (dt / NS) % 2 == 0 {
             off = off.saturating_add(self.strobe);
         }
@@ -214,28 +243,43 @@ fn laws() -> (Law, Law) {
         if word(W_SEQ).load(Ordering::Relaxed) == s1 {
             // A rate outside what squall writes means a damaged file: keep real time.
             let sane = |l: &Law| l.rate.is_finite() && l.rate > 0.0;
-            return if sane(&laws.0) && sane(&laws.1) { laws } else { (Law::TRUE, Law::TRUE) };
+            return if sane(&laws.0) && sane(&laws.1) {
+                laws
+            } else {
+                (Law::TRUE, Law::TRUE)
+            };
         }
     }
 }
 
 fn to_ns(ts: &timespec) -> i64 {
-    ts.tv_sec.saturating_mul(NS).saturating_add(ts.tv_nsec as i64)
+    ts.tv_sec
+        .saturating_mul(NS)
+        .saturating_add(ts.tv_nsec as i64)
 }
 
 fn from_ns(ns: i64) -> timespec {
-    timespec { tv_sec: ns.div_euclid(NS), tv_nsec: ns.rem_euclid(NS) as c_long }
+    timespec {
+        tv_sec: ns.div_euclid(NS),
+        tv_nsec: ns.rem_euclid(NS) as c_long,
+    }
 }
 
 fn real_ns(clk: c_int) -> i64 {
-    let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec to write.
     unsafe { real!("clock_gettime", ClockGettime)(clk, &mut ts) };
     to_ns(&ts)
 }
 
 fn is_monotonic(clk: c_int) -> bool {
-    matches!(clk, CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME)
+    matches!(
+        clk,
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME
+    )
 }
 
 fn is_realtime(clk: c_int) -> bool {
@@ -249,14 +293,22 @@ fn fake(clk: c_int, real: i64, laws: (Law, Law)) -> Option<i64> {
         if law.is_true() {
             return None;
         }
-        let t = if law.changes_rate() || law.strobe > 0 { real_ns(CLOCK_MONOTONIC) } else { law.t0 };
+        let t = if law.changes_rate() || law.strobe > 0 {
+            real_ns(CLOCK_MONOTONIC)
+        } else {
+            law.t0
+        };
         Some(real.saturating_add(law.offset(t)))
     } else if is_monotonic(clk) {
         let law = laws.1;
         if law.is_true() {
             return None;
         }
-        let t = if clk == CLOCK_MONOTONIC { real } else { real_ns(CLOCK_MONOTONIC) };
+        let t = if clk == CLOCK_MONOTONIC {
+            real
+        } else {
+            real_ns(CLOCK_MONOTONIC)
+        };
         let v = real.saturating_add(law.offset(t));
         let prev = LAST[clk as usize].fetch_max(v, Ordering::Relaxed);
         Some(v.max(prev))
@@ -289,7 +341,10 @@ pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_in
     if r != 0 || tv.is_null() {
         return r;
     }
-    let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec; `tv` was written by libc just now.
     unsafe {
         clock_gettime(CLOCK_REALTIME, &mut ts);
@@ -301,7 +356,10 @@ pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_in
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn time(t: *mut i64) -> i64 {
-    let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec; `t` is the caller's, null or writable.
     unsafe {
         clock_gettime(CLOCK_REALTIME, &mut ts);
@@ -386,7 +444,12 @@ pub unsafe extern "C" fn clock_nanosleep(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut c_void, max: c_int, timeout: c_int) -> c_int {
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut c_void,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
     type F = unsafe extern "C" fn(c_int, *mut c_void, c_int, c_int) -> c_int;
     // SAFETY: the caller's arguments, with the timeout in real time.
     unsafe { real!("epoll_wait", F)(epfd, events, max, scale_ms(timeout)) }
