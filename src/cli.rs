@@ -104,7 +104,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
     /// Serve every node's data directory through squall's fault filesystem (FUSE) and fake its clock
-    /// (libfaketime), enabling `powercut`, `disk` and `clock` faults. Needs /dev/fuse and root.
+    /// (squall's preloaded time shim), enabling `powercut`, `disk` and `clock` faults. Needs /dev/fuse and root.
     #[arg(long)]
     pub disk_faults: bool,
     /// UNSAFE, for demonstrations only: start every node with `--unsafe-no-fsync` (WAL appends not synced),

@@ -4,7 +4,7 @@
 //! damaged last WAL record must not let a leader lacking it be elected (H3), and an emptied WAL beside a
 //! snapshot is refused with its cause said once (D2). Each watches the live invariants in the event feed
 //! (`INVARIANT BROKEN` lines) and reads the acknowledged value back. The S1 and H3 tests need the fault
-//! filesystem (/dev/fuse, root and libfaketime, as CI's `.ci/run` installs).
+//! filesystem (/dev/fuse and root, as CI's `.ci/run` installs).
 //!
 //! `SQUALL_TEST_NODE_BIN=PATH` runs them against another build of `squall-node`, such as the node before the
 //! fixes (each of them fails there).

@@ -6,7 +6,11 @@
 //! - [`proxy`]: a TCP proxy per directed link that understands length-delimited frames, so it can delay, drop,
 //!   duplicate, reorder, throttle and cut traffic without tearing a frame; [`partition`] builds the named
 //!   partition shapes out of link cuts.
+//!
+//! Beside them, [`disk`] (a fault filesystem) and [`clock`] (a preloaded time shim) fault what a process
+//! reads from its disk and its clocks.
 
+pub mod clock;
 pub mod disk;
 pub mod error;
 pub mod partition;

@@ -52,15 +52,12 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     if let Err(e) = squall_chaos::disk::available() {
         return crate::setup::fail(2, format!("--disk-faults: {e}"));
     }
-    if let Err(e) = crate::cluster::clock::find_libfaketime() {
-        return crate::setup::fail(2, format!("--disk-faults: {e}"));
-    }
     eprintln!("without --disk-faults:");
     let plain = match one_run(&args, false).await {
         Ok((r, _)) => r,
         Err(e) => return crate::setup::fail(1, e),
     };
-    eprintln!("with --disk-faults (fault filesystem and libfaketime, no fault set):");
+    eprintln!("with --disk-faults (fault filesystem and time shim, no fault set):");
     let (fuse, ops) = match one_run(&args, true).await {
         Ok(r) => r,
         Err(e) => return crate::setup::fail(1, e),

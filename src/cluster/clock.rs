@@ -1,250 +1,189 @@
-//! Clock faults of `squall up --disk-faults`: every node runs with libfaketime preloaded (Debian's
-//! `libfaketime`, `LD_PRELOAD`), reading its faked time from a control file in its node directory
-//! (`FAKETIME_TIMESTAMP_FILE`, re-read at most once a second), so a change applies to the running process
-//! without its cooperation. libfaketime fakes `CLOCK_REALTIME` and `CLOCK_MONOTONIC` alike, which is what
-//! tokio's timers read.
+//! Clock faults of `squall up --disk-faults`: every node runs with squall's time shim preloaded
+//! (`squall_chaos::clock`, written into the cluster directory at start as `time-shim.so`), reading its
+//! clocks' laws from a control file in its node directory (`node-N/clock`) that squall changes live.
 //!
 //! ```text
 //! clock NODE +DUR|-DUR    clock NODE xRATE    clock NODE strobe DUR    clock NODE heal
 //! ```
 //!
-//! Rates and strobes are driven by squall, not by libfaketime's own `xRATE` modifier: Debian's libfaketime
-//! 0.9.10 accepts `+0 x4` in the control file but its `clock_gettime` then still advances at the real rate
-//! (measured: a 2.5 s sleep read as 2.5 s under `+0 x4`, `+3600 x4` and `+0 x0.5`; `x4` alone shortens
-//! sleeps to a quarter but leaves the clock at the real rate). So squall rewrites the node's offset once a
-//! second (libfaketime re-reads the file at most once a second): a clock at ×4 gains 3 s each second in steps,
-//! a clock at ×0.5 loses 0.5 s each second, which steps it back — time still goes forward between steps.
-//!
-//! Why a backward move stalls the node: in 0.9.10, an offset `±N` makes libfaketime compute every faked
-//! clock as `start_realtime + N + elapsed_on_that_clock` (one faked start time for all clocks), so changing
-//! `N` moves `CLOCK_MONOTONIC` exactly as much as `CLOCK_REALTIME`, back included, and tokio's timer wheel
-//! (which never goes back) waits until real time catches up. The only per-clock control is the environment
-//! variable `FAKETIME_DONT_FAKE_MONOTONIC`, fixed for the process's life; with it monotonic is not faked at
-//! all, which would make jumps faithful (an NTP step moves only realtime) but take rates and strobes away
-//! from the node's timers. Checked by running a process under each setting and reading both clocks.
+//! A jump moves only the node's wall clock (`CLOCK_REALTIME`), as an NTP step does; a rate runs both its
+//! wall and monotonic clocks fast or slow and scales its sleeps and timeouts, so its timers fire at the
+//! faked pace; a strobe flips the wall clock ahead and back every second and steps the monotonic clock
+//! ahead, then holds it. Healing makes the wall clock true and lets the monotonic clock run on at the real
+//! rate from where it stands: no clock fault ever moves a monotonic clock back, so none stalls a node's
+//! timers (with libfaketime, which moved both clocks together, `clock 2 +1h` then `heal` stopped node 2
+//! for an hour). Binaries that ignore `LD_PRELOAD` (statically linked ones, Go programs) keep real time,
+//! and a clock command on such a node is refused.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use squall_chaos::clock::{FakeClock, preload_env};
 
 use super::Cluster;
 use super::command::{Command, NodeId};
 pub use crate::command::clock::{ClockAction, HELP, parse_clock};
 
-/// Where libfaketime is: `SQUALL_LIBFAKETIME`, else Debian's multi-threaded build.
-pub fn find_libfaketime() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("SQUALL_LIBFAKETIME") {
-        let p = PathBuf::from(p);
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "SQUALL_LIBFAKETIME names {}, which does not exist",
-                p.display()
-            ))
-        };
-    }
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-        "/usr/lib/faketime/libfaketimeMT.so.1",
-        "/usr/local/lib/faketime/libfaketimeMT.so.1",
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            "clock faults need libfaketime, which is not installed: apt-get install libfaketime \
-             (or point SQUALL_LIBFAKETIME at libfaketimeMT.so.1)"
-                .to_string()
-        })
-}
-
 struct NodeClock {
-    file: PathBuf,
-    /// Offset in ms at `since`, and the rate from then on.
-    offset_ms: f64,
-    rate: f64,
-    since: Instant,
-    /// Strobe size, and whether the clock is on its ahead half now.
-    strobe: Option<Duration>,
-    ahead: bool,
-    /// The task stepping the offset once a second (rates and strobes).
-    ticker: Option<tokio::task::AbortHandle>,
+    clock: FakeClock,
+    /// The task that re-reports a running rate's offset to the dashboard once a second.
+    reporter: Option<tokio::task::AbortHandle>,
 }
 
-impl NodeClock {
-    fn new(file: PathBuf) -> NodeClock {
-        NodeClock {
-            file,
-            offset_ms: 0.0,
-            rate: 1.0,
-            since: Instant::now(),
-            strobe: None,
-            ahead: false,
-            ticker: None,
-        }
-    }
+/// `ns` as a signed duration in the console's words (`+1h`, `-30s`, `+250ms`), to the second above 1 s.
+fn signed(ns: i64) -> String {
+    let d = Duration::from_nanos(ns.unsigned_abs());
+    let d = if d >= Duration::from_secs(1) {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    format!(
+        "{}{}",
+        if ns < 0 { '-' } else { '+' },
+        crate::command::fault::human(d)
+    )
+}
 
-    /// The offset now, in ms, as the rate would have it (strobe excluded).
-    fn offset_now(&self) -> f64 {
-        self.offset_ms + self.since.elapsed().as_secs_f64() * 1000.0 * (self.rate - 1.0)
+/// A node's clock faults in words; `None` when its clock is true.
+fn describe(c: &FakeClock) -> Option<String> {
+    if !c.is_faked() {
+        return None;
     }
-
-    /// The control file's line: an offset from real time in seconds (`+3600.000`), which libfaketime applies
-    /// to the realtime and monotonic clocks alike.
-    fn spec(&self) -> String {
-        let extra = match (self.strobe, self.ahead) {
-            (Some(d), true) => d.as_secs_f64() * 1000.0,
-            _ => 0.0,
-        };
-        format!("{:+.3}", (self.offset_now() + extra) / 1000.0)
+    let mut parts = Vec::new();
+    let off = c.realtime_offset();
+    if off.abs() >= 1_000_000 {
+        parts.push(signed(off));
     }
-
-    fn write(&self) -> std::io::Result<()> {
-        let tmp = self.file.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", self.spec()))?;
-        std::fs::rename(&tmp, &self.file)
+    if (c.rate() - 1.0).abs() >= f64::EPSILON {
+        parts.push(format!("×{}", c.rate()));
     }
-
-    /// Whether squall must step the offset every second.
-    fn needs_ticker(&self) -> bool {
-        (self.rate - 1.0).abs() >= f64::EPSILON || self.strobe.is_some()
+    if let Some(d) = c.strobe() {
+        parts.push(format!("strobe {}ms", d.as_millis()));
     }
-
-    fn describe(&self) -> Option<String> {
-        let off = self.offset_now();
-        let mut parts = Vec::new();
-        if off.abs() >= 1000.0 {
-            let d = humantime::format_duration(Duration::from_secs((off.abs() / 1000.0) as u64))
-                .to_string()
-                .replace(' ', "");
-            parts.push(format!("{}{d}", if off < 0.0 { '-' } else { '+' }));
-        }
-        if (self.rate - 1.0).abs() >= f64::EPSILON {
-            parts.push(format!("×{}", self.rate));
-        }
-        if let Some(d) = &self.strobe {
-            parts.push(format!("strobe {}ms", d.as_millis()));
-        }
-        (!parts.is_empty()).then(|| parts.join(" "))
-    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The faked clocks, by node (empty without `--disk-faults`).
 #[derive(Default)]
 pub(super) struct Clocks {
-    lib: Option<PathBuf>,
+    shim: Option<PathBuf>,
     nodes: Mutex<BTreeMap<NodeId, NodeClock>>,
 }
 
 impl Clocks {
-    /// Clocks faked through the libfaketime at `lib` (`None`: no clock faults).
-    pub(super) fn new(lib: Option<PathBuf>) -> Clocks {
+    /// Clocks faked through the time shim at `shim` (`None`: no clock faults).
+    pub(super) fn new(shim: Option<PathBuf>) -> Clocks {
         Clocks {
-            lib,
+            shim,
             nodes: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// The environment node `id` runs with: libfaketime preloaded, reading `node_dir/faketime`.
+    /// The environment node `id` runs with: the shim preloaded, reading `node_dir/clock`, which starts
+    /// true.
     pub(super) fn env(
         &self,
         id: NodeId,
         node_dir: &Path,
     ) -> anyhow::Result<Vec<(OsString, OsString)>> {
-        let Some(lib) = &self.lib else {
+        let Some(shim) = &self.shim else {
             return Ok(vec![]);
         };
-        let file = node_dir.join("faketime");
-        let clock = NodeClock::new(file.clone());
-        clock.write()?;
-        self.nodes.lock().unwrap().insert(id, clock);
-        Ok(vec![
-            ("LD_PRELOAD".into(), lib.clone().into_os_string()),
-            ("FAKETIME_TIMESTAMP_FILE".into(), file.into_os_string()),
-            ("FAKETIME_CACHE_DURATION".into(), "1".into()),
-        ])
+        let clock = FakeClock::create(&node_dir.join("clock"))?;
+        let env = preload_env(shim, clock.path());
+        if let Some(old) = self.nodes.lock().unwrap().insert(
+            id,
+            NodeClock {
+                clock,
+                reporter: None,
+            },
+        ) && let Some(h) = old.reporter
+        {
+            h.abort();
+        }
+        Ok(env)
     }
 
     /// Node `id`'s clock in words; `None` when true.
-    /// The node's faked offset now, in ms (0 when its clock is true).
-    pub(super) fn offset_ms(&self, id: NodeId) -> f64 {
-        self.nodes
-            .lock()
-            .unwrap()
-            .get(&id)
-            .map_or(0.0, NodeClock::offset_now)
-    }
-
     pub(super) fn describe(&self, id: NodeId) -> Option<String> {
         self.nodes
             .lock()
             .unwrap()
             .get(&id)
-            .and_then(NodeClock::describe)
+            .and_then(|c| describe(&c.clock))
     }
 
-    /// Makes every clock true; returns the nodes whose clock was faked.
+    /// Makes every clock true (wall clocks set back to true time, monotonic clocks running on from where
+    /// they stand); returns the nodes whose clock was faked.
     pub(super) fn heal_all(&self) -> Vec<NodeId> {
-        let ids: Vec<NodeId> = self.nodes.lock().unwrap().keys().copied().collect();
-        ids.into_iter()
-            .filter(|&id| {
-                let faked = self.describe(id).is_some();
-                let _ = self.apply(id, &ClockAction::Heal);
-                faked
-            })
-            .collect()
-    }
-
-    /// One second's step of node `id`'s rate or strobe; false once it needs no more steps.
-    fn step(&self, id: NodeId) -> bool {
         let mut nodes = self.nodes.lock().unwrap();
-        let Some(c) = nodes.get_mut(&id) else {
-            return false;
-        };
-        if !c.needs_ticker() {
-            c.ticker = None;
-            return false;
+        let mut healed = Vec::new();
+        for (&id, c) in nodes.iter_mut() {
+            if c.clock.is_faked() {
+                healed.push(id);
+            }
+            c.clock.heal();
+            if let Some(h) = c.reporter.take() {
+                h.abort();
+            }
         }
-        c.ahead = !c.ahead;
-        let _ = c.write();
-        true
+        healed
     }
 
-    /// Applies `action`; returns whether a ticker must be started for the node.
-    fn apply(&self, id: NodeId, action: &ClockAction) -> Result<bool, String> {
+    /// Whether node `id`'s clock runs at another rate (its offset keeps changing).
+    fn drifting(&self, id: NodeId) -> bool {
+        self.nodes
+            .lock()
+            .unwrap()
+            .get(&id)
+            .is_some_and(|c| (c.clock.rate() - 1.0).abs() >= f64::EPSILON)
+    }
+
+    /// Applies `action` to node `id`'s clock, whose process is `pid` when it runs; returns the
+    /// monotonic clock's lasting lead in ns for a heal (0 otherwise).
+    fn apply(&self, id: NodeId, pid: Option<u32>, action: &ClockAction) -> Result<i64, String> {
         let mut nodes = self.nodes.lock().unwrap();
         let c = nodes.get_mut(&id).ok_or_else(|| {
             "clock faults are off: start the cluster with `squall up --disk-faults`".to_string()
         })?;
-        c.offset_ms = c.offset_now();
-        c.since = Instant::now();
+        if let Some(pid) = pid
+            && c.clock.attached_pid() != Some(pid)
+            && *action != ClockAction::Heal
+        {
+            return Err(format!(
+                "node {id} (pid {pid}) did not load squall's time shim: its binary ignores LD_PRELOAD \
+                 (statically linked, or a Go program), so its clock cannot be faked"
+            ));
+        }
+        let refused = |e: squall_chaos::clock::ClockError| {
+            format!("`clock {id} {action}` refused: {e}; `clock {id} heal` makes it true")
+        };
         match action {
-            ClockAction::Jump(ms) => c.offset_ms += *ms as f64,
-            ClockAction::Rate(r) => c.rate = *r,
-            ClockAction::Strobe(d) => c.strobe = Some(*d),
+            ClockAction::Jump(ms) => c
+                .clock
+                .jump(ms.saturating_mul(1_000_000))
+                .map_err(refused)?,
+            ClockAction::Rate(r) => c.clock.set_rate(*r).map_err(refused)?,
+            ClockAction::Strobe(d) => c.clock.set_strobe(*d).map_err(refused)?,
             ClockAction::Heal => {
-                if let Some(h) = c.ticker.take() {
+                if let Some(h) = c.reporter.take() {
                     h.abort();
                 }
-                c.offset_ms = 0.0;
-                c.rate = 1.0;
-                c.strobe = None;
-                c.ahead = false;
+                return Ok(c.clock.heal());
             }
         }
-        c.write()
-            .map_err(|e| format!("cannot write {}: {e}", c.file.display()))?;
-        Ok(c.needs_ticker() && c.ticker.is_none())
+        Ok(0)
     }
 
-    fn set_ticker(&self, id: NodeId, h: tokio::task::AbortHandle) {
+    fn set_reporter(&self, id: NodeId, h: tokio::task::AbortHandle) {
         if let Some(c) = self.nodes.lock().unwrap().get_mut(&id) {
-            c.ticker = Some(h);
+            if let Some(old) = c.reporter.replace(h) {
+                old.abort();
+            }
         }
     }
 }
@@ -256,8 +195,15 @@ impl Cluster {
             return Err(format!("`{cmd}` is not a clock command"));
         };
         let id = self.resolve(t)?;
-        let before = self.inner.clocks.offset_ms(id);
-        if self.inner.clocks.apply(id, &action)? {
+        let pid = match self.inner.sup.state(&super::node_name(id)) {
+            Some(
+                squall_chaos::ProcState::Running { pid } | squall_chaos::ProcState::Paused { pid },
+            ) => Some(pid),
+            _ => None,
+        };
+        let lead = self.inner.clocks.apply(id, pid, &action)?;
+        if self.inner.clocks.drifting(id) {
+            // The dashboard's clock column shows the wall clock's offset, which a rate keeps moving.
             let cluster = self.clone();
             let task = tokio::spawn(async move {
                 let mut stop = cluster.stopping();
@@ -266,13 +212,10 @@ impl Cluster {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = stop.changed() => return,
                     }
-                    if !cluster.inner.clocks.step(id) {
-                        return;
-                    }
                     cluster.report_node_faults(id);
                 }
             });
-            self.inner.clocks.set_ticker(id, task.abort_handle());
+            self.inner.clocks.set_reporter(id, task.abort_handle());
         }
         self.report_node_faults(id);
         let now = self
@@ -280,30 +223,30 @@ impl Cluster {
             .clocks
             .describe(id)
             .unwrap_or_else(|| "true".into());
-        // libfaketime moves the monotonic clock with the realtime one, and a monotonic clock that goes back
-        // stalls every timer of the process until real time catches up: say so rather than let the node look
-        // hung for no reason.
-        let back_ms = before - self.inner.clocks.offset_ms(id);
-        let stall = if back_ms > 1000.0 {
-            format!(
-                "; WARNING: node {id}'s monotonic clock goes back {}, so its timers stall (it stops \
-                 answering) until real time catches up",
-                crate::units::duration(Duration::from_millis(back_ms as u64))
-            )
+        let down = if pid.is_none() {
+            " (the node is not running: it starts with this clock)"
         } else {
-            String::new()
+            ""
         };
         Ok(match action {
-            ClockAction::Heal => format!("heal node {id}'s clock{stall}"),
+            ClockAction::Heal => format!(
+                "heal node {id}'s clock: its wall clock is true again; its monotonic clock runs on at \
+                 the real rate{}, never back{down}",
+                if lead.abs() >= 1_000_000 {
+                    format!(" ({} from where it stood)", signed(lead))
+                } else {
+                    String::new()
+                }
+            ),
             other => {
-                format!(
-                    "clock of node {id}: {other} (now {now}; applies within 1 s{})",
-                    if matches!(other, ClockAction::Rate(_) | ClockAction::Strobe(_)) {
-                        ", stepped once a second"
-                    } else {
-                        ""
+                let reach = match other {
+                    ClockAction::Jump(_) => {
+                        "the wall clock only; its monotonic clock and timers run on"
                     }
-                ) + &stall
+                    ClockAction::Rate(_) => "wall and monotonic clocks, sleeps and timers",
+                    _ => "wall clock ahead and back each second; monotonic clock ahead, then held",
+                };
+                format!("clock of node {id}: {other} (now {now}; {reach}){down}")
             }
         })
     }
@@ -362,20 +305,36 @@ mod tests {
     }
 
     #[test]
-    fn rates_and_strobes_are_offsets_stepped_by_squall() {
+    fn the_grammar_refuses_what_the_shim_would() {
+        let p = |s: &str| super::super::command::parse(s);
+        let limit = squall_chaos::clock::MAX_OFFSET;
+        let days = limit.as_secs() / 86_400;
+        assert!(p(&format!("clock 1 +{days}d")).is_ok());
+        assert!(p(&format!("clock 1 -{days}d")).is_ok());
+        let e = p("clock 4 +1y").unwrap_err();
+        assert!(e.contains("`+1y`") && e.contains("±7d"), "{e}");
+        let e = p(&format!("clock 4 -{}d", days + 1)).unwrap_err();
+        assert!(e.contains("±7d"), "{e}");
+        let period = squall_chaos::clock::STROBE_PERIOD;
+        assert!(p(&format!("clock 1 strobe {}ms", period.as_millis())).is_ok());
+        let e = p(&format!("clock 1 strobe {}ms", period.as_millis() + 1)).unwrap_err();
+        assert!(e.contains("at most 1s"), "{e}");
+    }
+
+    #[test]
+    fn a_clock_in_words_names_the_wall_clock_offset_rate_and_strobe() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = NodeClock::new(dir.path().join("faketime"));
-        c.offset_ms = 5000.0;
-        c.rate = 4.0;
-        c.since = Instant::now() - Duration::from_secs(10);
-        // 10 s at x4 gained 30 s on top of the +5 s jump; no libfaketime rate is written.
-        let o: f64 = c.spec().parse().unwrap();
-        assert!((o - 35.0).abs() < 0.1, "{}", c.spec());
-        c.strobe = Some(Duration::from_millis(200));
-        c.ahead = true;
-        let o: f64 = c.spec().parse().unwrap();
-        assert!((o - 35.2).abs() < 0.1, "{}", c.spec());
-        assert!(c.needs_ticker());
-        assert_eq!(c.describe().as_deref(), Some("+35s ×4 strobe 200ms"));
+        let mut c = FakeClock::create(&dir.path().join("clock")).unwrap();
+        assert_eq!(describe(&c), None);
+        c.jump(-30_000_000_000).unwrap();
+        assert_eq!(describe(&c).as_deref(), Some("-30s"));
+        c.jump(3_630_000_000_000).unwrap();
+        c.set_strobe(Duration::from_millis(200)).unwrap();
+        assert_eq!(describe(&c).as_deref(), Some("+1h strobe 200ms"));
+        c.heal();
+        assert_eq!(describe(&c), None);
+        c.set_rate(4.0).unwrap();
+        assert_eq!(describe(&c).as_deref(), Some("×4"));
+        assert_eq!(signed(-250_000_000), "-250ms");
     }
 }

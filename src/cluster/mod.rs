@@ -64,8 +64,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Workload rate at start (writes per second).
     pub rate: u32,
-    /// Serve every node's data directory through a fault filesystem and fake its clock with libfaketime
-    /// (`--disk-faults`).
+    /// Serve every node's data directory through a fault filesystem and fake its clocks with squall's time
+    /// shim (`--disk-faults`).
     pub disk_faults: bool,
     /// Start every node with `--unsafe-no-fsync` (demonstrations only).
     pub unsafe_no_fsync: bool,

@@ -36,9 +36,9 @@ impl Cluster {
                 spec.node_program.display()
             );
         }
-        let lib = if spec.disk_faults {
+        let shim = if spec.disk_faults {
             squall_chaos::disk::available()?;
-            Some(clock::find_libfaketime().map_err(|e| anyhow!(e))?)
+            Some(squall_chaos::clock::install_shim(&spec.dir)?)
         } else {
             None
         };
@@ -103,7 +103,7 @@ impl Cluster {
             stop,
             faults: Mutex::new(faultset::FaultSet::default()),
             disks: disk::Disks::default(),
-            clocks: clock::Clocks::new(lib),
+            clocks: clock::Clocks::new(shim),
             change: Mutex::new(None),
             adding: Mutex::new(None),
             first: ids.iter().copied().collect(),
@@ -231,7 +231,7 @@ impl Cluster {
         let mut env = Vec::new();
         if spec.disk_faults {
             // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
-            // point (a wipe goes through the disk), and libfaketime fakes the node's clock.
+            // point (a wipe goes through the disk), and squall's time shim fakes the node's clocks.
             self.mount_disk(id, &node_dir, &data_dir)
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;

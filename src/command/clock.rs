@@ -40,6 +40,14 @@ impl std::fmt::Display for ClockAction {
     }
 }
 
+/// The largest clock jump either way, and the furthest a node's clock may be from true time
+/// (`squall_chaos::clock::MAX_OFFSET`).
+pub const MAX_JUMP: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_JUMP_WORDS: &str = "7d (168h)";
+
+/// The largest strobe: it flips every second (`squall_chaos::clock::STROBE_PERIOD`).
+pub const MAX_STROBE: Duration = Duration::from_secs(1);
+
 /// Help for the console.
 pub const HELP: &str = "clock N +1h|-30s|x4|x0.5|strobe 200ms|heal";
 
@@ -57,8 +65,22 @@ pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
         "use `clock N +1h`, `clock N -30s`, `clock N x4`, `clock N strobe 200ms` or `clock N heal`";
     let action = match rest.get(1..).unwrap_or(&[]) {
         [w] if w.starts_with('+') || w.starts_with('-') => {
-            let d = parse_duration(&w[1..], "clock jump")
-                .map_err(|_| format!("`{w}` is not a clock jump like +1h or -30s"))?;
+            let d = parse_duration(&w[1..], "clock jump").map_err(|_| {
+                if humantime::parse_duration(&w[1..]).is_ok() {
+                    format!(
+                        "`{w}` is too far: a clock jump is at most ±{MAX_JUMP_WORDS}, the furthest a \
+                         node's clock may be from true time"
+                    )
+                } else {
+                    format!("`{w}` is not a clock jump like +1h or -30s")
+                }
+            })?;
+            if d > MAX_JUMP {
+                return Err(format!(
+                    "`{w}` is too far: a clock jump is at most ±{MAX_JUMP_WORDS}, the furthest a node's \
+                     clock may be from true time"
+                ));
+            }
             let ms = i64::try_from(d.as_millis()).map_err(|_| format!("`{w}` is too far"))?;
             ClockAction::Jump(if w.starts_with('-') { -ms } else { ms })
         }
@@ -76,6 +98,12 @@ pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
             let d = parse_duration(d, "duration")?;
             if d.is_zero() {
                 return Err("a strobe needs a size above 0".into());
+            }
+            if d > MAX_STROBE {
+                return Err(format!(
+                    "`strobe {}` is too large: a strobe flips every second, so it is at most 1s",
+                    rest[2]
+                ));
             }
             ClockAction::Strobe(d)
         }

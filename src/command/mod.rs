@@ -504,7 +504,8 @@ pub(crate) mod arbitrary {
                 match rng.random_range(0..4) {
                     0 => ClockAction::Jump(rng.random_range(-100_000_000..100_000_000)),
                     1 => ClockAction::Rate(f64::from(rng.random_range(2..=16u32)) / 4.0),
-                    2 => ClockAction::Strobe(duration(rng)),
+                    // A strobe is at most 1 s (`clock::MAX_STROBE`).
+                    2 => ClockAction::Strobe(Duration::from_millis(rng.random_range(1..=1000))),
                     _ => ClockAction::Heal,
                 },
             ),
