@@ -1420,6 +1420,106 @@ async fn after_a_full_disk_heals_nothing_committed_is_called_superseded_and_the_
     c.disks[&leader].faults().heal();
 }
 
+/// Issue 19: while a disk was full the dashboard said "compacts its log into a snapshot" every second though
+/// nothing was compacted. A snapshot that does not fit is no compaction: the node's feed reports one only once
+/// the snapshot is on disk, also while its core is rebuilt on every append it cannot store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_does_not_fit_on_a_full_disk_is_not_reported_as_taken() {
+    let c = TestCluster::start_on(3, &["--snapshot-every", "20"], true);
+    c.wait_leader(0).await;
+    let (leader, _) = current_leader(&c).await;
+    let full = (1..=3).find(|&i| i != leader).unwrap();
+    let mut client = KvClient::new(c.api_addrs());
+    // Big values make the state machine's snapshot far larger than the log records of a few small writes.
+    for i in 0..30 {
+        let r = client
+            .execute(KvOp::Put {
+                key: format!("big{i}"),
+                value: "x".repeat(2_000),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("write big{i} failed: {e}"));
+        assert!(matches!(r, KvResult::Ok { .. }), "unexpected result {r:?}");
+    }
+    let before = wait_status(&c, full, "caught up", |s| s.applied_index >= 30).await;
+    let taken = |events: &[NodeEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::SnapshotTaken { .. })))
+            .count()
+    };
+    let taken_before = taken(&feed(&c, full).await);
+
+    // Room for the log records of the next small writes (about 100 bytes each), not for a snapshot of the
+    // 60 KB state machine: the node applies past its next snapshot point and cannot store the snapshot.
+    c.disks[&full].faults().fill(16_000);
+    put_many(&mut client, "s", 15).await;
+    wait_status(&c, full, "applied past the snapshot point", |s| {
+        s.applied_index >= before.core.snapshot_index + 20
+    })
+    .await;
+    let deadline_at = Instant::now() + WAIT;
+    while log_count(&c, full, "snapshot skipped") == 0 {
+        assert!(
+            Instant::now() < deadline_at,
+            "node {full} never tried a snapshot on its full disk; its log:\n{}",
+            std::fs::read_to_string(&c.nodes[&full].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // More writes it cannot store (its core is rebuilt on each) across a few snapshot retries (one a second).
+    let until = Instant::now() + Duration::from_millis(3_500);
+    let mut i = 0;
+    while Instant::now() < until {
+        put_many(&mut client, &format!("t{i}-"), 1).await;
+        i += 1;
+    }
+    assert!(
+        log_count(&c, full, "snapshot skipped") >= 1,
+        "the snapshot was never refused"
+    );
+    let events = feed(&c, full).await;
+    let status = fetch_status(c.nodes[&full].api.unwrap(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        taken(&events) - taken_before,
+        0,
+        "node {full} reported snapshots its full disk never held (durable snapshot at {}, status says {}): {:?}",
+        before.core.snapshot_index,
+        status.core.snapshot_index,
+        events
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::Raft(RaftEvent::SnapshotTaken { .. })))
+            .collect::<Vec<_>>()
+    );
+
+    // Once space returns it catches up (from the log or the leader's snapshot) and its own next snapshot is
+    // stored and reported.
+    c.disks[&full].faults().heal();
+    let target = c.statuses().await[&leader].core.commit_index;
+    wait_status(&c, full, "caught up after the heal", |s| {
+        s.applied_index >= target
+    })
+    .await;
+    // A snapshot that did not fit is retried at a write a second or more later: keep writing.
+    let deadline_at = Instant::now() + WAIT;
+    let mut i = 0;
+    while taken(&feed(&c, full).await) == taken_before {
+        put_many(&mut client, &format!("h{i}-"), 1).await;
+        i += 1;
+        assert!(
+            Instant::now() < deadline_at,
+            "node {full} took no snapshot after its disk healed: {:?}; its log:\n{}",
+            fetch_status(c.nodes[&full].api.unwrap(), Duration::from_secs(1))
+                .await
+                .map(|s| (s.applied_index, s.core.snapshot_index)),
+            std::fs::read_to_string(&c.nodes[&full].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_disk_full_a_node_that_wins_its_pre_vote_says_once_why_no_election_follows() {
     let c = TestCluster::start_on(3, &[], true);

@@ -251,7 +251,6 @@ impl Node {
             data: data.clone(),
             config: Some(self.raft.conf_at(applied)),
         };
-        self.raft.compact(applied, data);
         match self.storage.save_snapshot(&snapshot) {
             Err(e @ crate::storage::StorageError::DiskFull { .. }) => {
                 self.snapshot_did_not_fit(&e);
@@ -259,6 +258,8 @@ impl Node {
             }
             saved => saved.context("saving snapshot")?,
         }
+        // Only a stored snapshot compacts the core (and is reported as taken).
+        self.raft.compact(applied, data);
         self.last_snapshot_index = applied;
         tracing::info!(
             index = applied,
