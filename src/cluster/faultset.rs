@@ -337,7 +337,9 @@ impl Cluster {
                     self.inner.net.remove_fault_id(a.chaos);
                 }
                 self.publish_faults();
-                Ok(format!("heal {}", list(&gone)))
+                // In the words every removal of one fault answers with (`delay 2 0`: "remove #3 …"), so a
+                // links-matrix key pressed again, which now sends `heal ID`, reads as it did before.
+                Ok(format!("heal {id}: remove {}", list(&gone)))
             }
         }
     }

@@ -293,6 +293,13 @@ mod tests {
                 .contains("`two` is not a node id")
         );
         assert!(parse("loss 2 130%").unwrap_err().contains("0% to 100%"));
+        // A bare `workload` toggled on whatever the cluster was doing, so a log or an export could not say
+        // which it meant: the console asks for the state instead.
+        assert!(
+            parse("workload")
+                .unwrap_err()
+                .contains("use `workload on`, `workload off`")
+        );
         assert!(
             parse("delay 2 soon")
                 .unwrap_err()
