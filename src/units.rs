@@ -29,9 +29,19 @@ pub fn duration(d: Duration) -> String {
     if secs < 60 {
         return format!("{secs}s");
     }
-    match secs % 60 {
-        0 => format!("{}m", secs / 60),
-        s => format!("{}m{s}s", secs / 60),
+    if secs < 3_600 {
+        return match secs % 60 {
+            0 => format!("{}m", secs / 60),
+            s => format!("{}m{s}s", secs / 60),
+        };
+    }
+    // From an hour on, to the nearest minute: `49h`, not `2940m`.
+    let mins = (secs + 30) / 60;
+    let (h, m) = (mins / 60, mins % 60);
+    match (h, m) {
+        (h, 0) if h >= 24 && h % 24 == 0 => format!("{}d", h / 24),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m}m"),
     }
 }
 
@@ -44,12 +54,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// limit.
 pub fn within_limit(d: Duration, word: &str) -> Result<Duration, String> {
     if d > MAX_DURATION {
-        Err(format!(
-            "`{word}` is too long: durations are at most 7 days (168h)"
-        ))
+        Err(too_long(word))
     } else {
         Ok(d)
     }
+}
+
+/// The one message for a duration over [`MAX_DURATION`], naming `word` (the text it was read from).
+pub fn too_long(word: &str) -> String {
+    format!("`{word}` is too long, at most 7 days (168h)")
 }
 
 #[cfg(test)]
@@ -68,6 +81,11 @@ mod tests {
             (Duration::from_millis(12_400), "12s"),
             (Duration::from_secs(90), "1m30s"),
             (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(3_599), "59m59s"),
+            (Duration::from_secs(3_600), "1h"),
+            (Duration::from_secs(5_400), "1h30m"),
+            (Duration::from_secs(2_940 * 60), "49h"),
+            (Duration::from_secs(7 * 86_400), "7d"),
         ];
         for (d, want) in cases {
             assert_eq!(duration(d), want, "{d:?}");

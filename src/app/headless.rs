@@ -79,6 +79,12 @@ pub(super) async fn run(
                 };
                 let outcome = match line.split_whitespace().next() {
                     None => Outcome::Refused(crate::command::verbs::EMPTY_LINE.into()),
+                    Some(verb @ ("help" | "?")) if line.split_whitespace().nth(1).is_some() => {
+                        Outcome::Refused(format!(
+                            "`{verb}` takes no arguments, got `{}`; type `help` alone to list the commands",
+                            line.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+                        ))
+                    }
                     Some("help" | "?") => {
                         let lines = crate::command::verbs::help_lines();
                         Outcome::Listing {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::fault::{human, parse_duration};
+use super::fault::{BadDuration, human, parse_duration, read_duration};
 use super::target::Target;
 
 /// A clock fault to set on one node, or `Heal` to make its clock true again.
@@ -65,21 +65,18 @@ pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
         "use `clock N +1h`, `clock N -30s`, `clock N x4`, `clock N strobe 200ms` or `clock N heal`";
     let action = match rest.get(1..).unwrap_or(&[]) {
         [w] if w.starts_with('+') || w.starts_with('-') => {
-            let d = parse_duration(&w[1..], "clock jump").map_err(|_| {
-                if humantime::parse_duration(&w[1..]).is_ok() {
-                    format!(
-                        "`{w}` is too far: a clock jump is at most ±{MAX_JUMP_WORDS}, the furthest a \
-                         node's clock may be from true time"
-                    )
-                } else {
-                    format!("`{w}` is not a clock jump like +1h or -30s")
-                }
-            })?;
-            if d > MAX_JUMP {
-                return Err(format!(
+            let too_far = || {
+                format!(
                     "`{w}` is too far: a clock jump is at most ±{MAX_JUMP_WORDS}, the furthest a node's \
                      clock may be from true time"
-                ));
+                )
+            };
+            let d = read_duration(&w[1..]).map_err(|e| match e {
+                BadDuration::NotOne => format!("`{w}` is not a clock jump like +1h or -30s"),
+                BadDuration::TooLong => too_far(),
+            })?;
+            if d > MAX_JUMP {
+                return Err(too_far());
             }
             let ms = i64::try_from(d.as_millis()).map_err(|_| format!("`{w}` is too far"))?;
             ClockAction::Jump(if w.starts_with('-') { -ms } else { ms })

@@ -178,6 +178,9 @@ pub fn parse_disk(rest: &[&str]) -> Result<(Target, DiskAction), String> {
             }
             DiskAction::Slow { delay, syncs_only }
         }
+        ["slow"] => {
+            return Err("`disk N slow` needs a delay, e.g. `disk 1 slow 50ms` (add `sync` to slow only syncs)".into());
+        }
         ["stall"] => DiskAction::Stall,
         ["fail-fsync"] | ["fail-fsync", "once"] => DiskAction::FailFsync(FsyncFailure::Once),
         ["fail-fsync", "always"] => DiskAction::FailFsync(FsyncFailure::Always),

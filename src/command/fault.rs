@@ -75,8 +75,15 @@ impl PartitionShape {
                     if group.is_empty() {
                         return Err(format!("`{grouping}` has an empty group"));
                     }
-                    if let Some(n) = group.iter().find(|n| !seen.insert(**n)) {
-                        return Err(format!("node {n} is in two groups of `{grouping}`"));
+                    for (i, n) in group.iter().enumerate() {
+                        if group[..i].contains(n) {
+                            return Err(format!(
+                                "node {n} is named twice in one group of `{grouping}`; name each node once"
+                            ));
+                        }
+                        if !seen.insert(*n) {
+                            return Err(format!("node {n} is in two groups of `{grouping}`"));
+                        }
                     }
                     groups.push(group);
                 }
@@ -165,7 +172,11 @@ impl FaultTarget {
             return Ok(FaultTarget::All);
         }
         if let Some((a, b)) = word.split_once("<->") {
-            return Ok(FaultTarget::Both(plain_node(a)?, plain_node(b)?));
+            let (a, b) = (plain_node(a)?, plain_node(b)?);
+            if a == b {
+                return Err(format!("`{word}` links a node to itself"));
+            }
+            return Ok(FaultTarget::Both(a, b));
         }
         if let Some((a, b)) = word.split_once("->") {
             return match (a, b) {
@@ -379,8 +390,33 @@ pub fn rate(bytes_per_sec: u64) -> String {
     }
 }
 
+/// Why a word is no duration squall takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadDuration {
+    /// It is not a duration at all.
+    NotOne,
+    /// It is one, longer than [`crate::units::MAX_DURATION`] (or too long to count).
+    TooLong,
+}
+
 /// Parses a duration: `200ms`, `1.5s`, `2m`, or `0`.
+///
+/// # Errors
+/// The message names `word`: not a `what`, or too long (at most 7 days).
 pub fn parse_duration(word: &str, what: &str) -> Result<Duration, String> {
+    read_duration(word).map_err(|e| match e {
+        BadDuration::NotOne => format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"),
+        BadDuration::TooLong => crate::units::too_long(word),
+    })
+}
+
+/// [`parse_duration`] with the reason as a value, for callers that word the error themselves.
+pub fn read_duration(word: &str) -> Result<Duration, BadDuration> {
+    // A number too large to count (`99999999999999999999999s`) is a duration, too long.
+    let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if digits.len() > 15 && digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(BadDuration::TooLong);
+    }
     // A bare number is milliseconds, as a bare number is a percentage for `loss`.
     let d = if let Ok(ms) = word.parse::<u64>() {
         Duration::from_millis(ms)
@@ -391,10 +427,15 @@ pub fn parse_duration(word: &str, what: &str) -> Result<Duration, String> {
         // One decimal of seconds (`1.5s`), as [`human`] writes it; humantime reads only whole numbers.
         Duration::from_millis(whole.saturating_mul(1000).saturating_add(tenth * 100))
     } else {
-        humantime::parse_duration(word)
-            .map_err(|_| format!("`{word}` is not a {what} like 200ms, 1.5s or 2m"))?
+        humantime::parse_duration(word).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => BadDuration::TooLong,
+            _ => BadDuration::NotOne,
+        })?
     };
-    crate::units::within_limit(d, word)
+    if d > crate::units::MAX_DURATION {
+        return Err(BadDuration::TooLong);
+    }
+    Ok(d)
 }
 
 /// Parses a percentage from 0 to 100 (`30%`, `30`, `0.5%`).
@@ -444,6 +485,18 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
         let key = words[i];
         let value = words.get(i + 1).copied();
         match (key, value) {
+            ("for", Some(_)) if dur.is_some() => {
+                return Err(format!(
+                    "`for` is given twice in `{}`; give one duration",
+                    words.join(" ")
+                ));
+            }
+            ("jitter", Some(_)) if jitter_ok && jitter.is_some() => {
+                return Err(format!(
+                    "`jitter` is given twice in `{}`; give one",
+                    words.join(" ")
+                ));
+            }
             ("for", Some(v)) => {
                 let d = parse_duration(v, "duration")?;
                 if d.is_zero() {

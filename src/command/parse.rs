@@ -45,7 +45,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
     };
     let arg = |i: usize| rest.get(i).copied();
     let no_more = |n: usize, c: Command| {
-        if rest.len() > n {
+        if rest.len() > n && n == 0 {
+            Err(format!(
+                "`{cmd}` takes no arguments, got `{}`",
+                rest.join(" ")
+            ))
+        } else if rest.len() > n {
             Err(format!(
                 "`{cmd}` takes {n} argument(s), got `{}`",
                 rest.join(" ")
@@ -125,8 +130,13 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             ),
         },
-        "add" if arg(0) == Some("--learner") => no_more(1, Command::AddLearner),
-        "add" => no_more(0, Command::Add),
+        "add" => match arg(0) {
+            None => Ok(Command::Add),
+            Some("--learner") => no_more(1, Command::AddLearner),
+            Some(w) => Err(format!(
+                "`add` takes only `--learner`, not `{w}`: `add` adds a voter, `add --learner` a learner"
+            )),
+        },
         "remove" => no_more(1, Command::Remove(member(arg(0), cmd)?)),
         "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
         "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
@@ -326,7 +336,11 @@ mod tests {
         assert!(parse("remove").unwrap_err().contains("needs a node id"));
         assert!(parse("remove leader").unwrap_err().contains("not `leader`"));
         assert!(parse("promote 0").unwrap_err().contains("not a node id"));
-        assert!(parse("add 4").unwrap_err().contains("takes 0 argument"));
+        assert!(
+            parse("add 4")
+                .unwrap_err()
+                .contains("takes only `--learner`, not `4`")
+        );
         assert!(
             parse("replace 2 3")
                 .unwrap_err()
@@ -370,5 +384,52 @@ mod tests {
             assert_eq!(cmd.to_string(), line, "printed back");
             assert_eq!(parse(&cmd.to_string()), Ok(cmd), "{line}");
         }
+    }
+
+    /// The new user's report (tester-report-1, A5, C2, C7): each line is refused with a message naming
+    /// what is wrong, never taken as something else.
+    #[test]
+    fn a_new_users_bad_lines_are_refused_naming_what_is_wrong() {
+        let refused = |line: &str, says: &str| {
+            let e = parse(line).expect_err(line);
+            assert!(e.contains(says), "`{line}` → {e} (wanted `{says}`)");
+        };
+        // A5: a link from a node to itself, either way, alone or timed, and a partition naming a node twice.
+        refused("cut 1<->1", "`1<->1` links a node to itself");
+        refused("cut 2<->2 for 3s", "`2<->2` links a node to itself");
+        refused("delay 3<->3 10ms", "links a node to itself");
+        refused("partition 1,1|2", "node 1 is named twice");
+        refused("partition 1,2|2,3", "node 2 is in two groups");
+        // C7: argument checks.
+        refused(
+            "add --learnr",
+            "`add` takes only `--learner`, not `--learnr`",
+        );
+        refused("disk 1 slow", "`disk N slow` needs a delay");
+        refused("delay 1->2 10ms for 1s for 2s", "`for` is given twice");
+        refused(
+            "delay 1->2 10ms jitter 1ms jitter 2ms",
+            "`jitter` is given twice",
+        );
+        refused("status extra", "`status` takes no arguments, got `extra`");
+        // C2: too long is too long in every form.
+        for line in [
+            "clock 2 +8d",
+            "clock 2 +1y",
+            "clock 2 -8d",
+            "cut 1->2 for 999999999999999999999999999999s",
+            "cut 1->2 for 99999999d",
+            "cut 1->2 for 8d",
+            "delay 2 99999999999999999999999",
+            "disk 1 slow 999999999999999999999999ms",
+        ] {
+            refused(line, "is too long, at most 7 days");
+        }
+        refused(
+            "clock 2 +soon",
+            "`+soon` is not a clock jump like +1h or -30s",
+        );
+        assert!(parse("clock 2 +7d").is_ok());
+        assert!(parse("cut 1->2 for 168h").is_ok());
     }
 }

@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod html;
 pub mod model;
+pub mod verdicts;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -55,44 +56,8 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
         .nl()
         .append(membership(m))
         .el_text("h2", "Verdicts")
-        .nl();
-    h = h.el("ul", None, |mut h| {
-        h = h.nl();
-        if let Some((r, took)) = check {
-            let (class, _) = verdict_class(&r.verdict);
-            h = h
-                .el("li", Some(class), |h| {
-                    h.text(format!(
-                        "linearizability of the recorded history (checked for this report): {}",
-                        describe(r, took)[0]
-                    ))
-                })
-                .nl();
-        }
-        for c in &m.checks {
-            let class = match c.verdict {
-                SessionVerdict::Ok => "ok",
-                SessionVerdict::Violated => "bad",
-                SessionVerdict::Inconclusive => "unknown",
-            };
-            h = h
-                .el("li", Some(class), |h| {
-                    h.text(format!(
-                        "{:.1} s, {} check in the session: {}",
-                        c.at_ms as f64 / 1e3,
-                        c.which,
-                        c.report
-                    ))
-                })
-                .nl();
-        }
-        if check.is_none() && m.checks.is_empty() {
-            h = h
-                .el_text("li", "no check was run and no lin-kv history was recorded")
-                .nl();
-        }
-        h
-    });
+        .nl()
+        .append(verdicts_section(m, check));
     h = h.nl();
     if let Some((r, took)) = check
         && let Verdict::Invalid(f) = &r.verdict
@@ -286,6 +251,140 @@ fn membership(m: &Model) -> Html {
         h = h.nl();
     }
     h
+}
+
+fn session_class(v: SessionVerdict) -> &'static str {
+    match v {
+        SessionVerdict::Ok => "ok",
+        SessionVerdict::Violated => "bad",
+        SessionVerdict::Inconclusive => "unknown",
+    }
+}
+
+/// The verdict of the session and every check behind it: the verdict table of a `squall run` as it printed
+/// it, the checks run by command, a fresh linearizability check, and Raft's invariants replayed from the
+/// log (how many broke and the first few), so a report never reads better than the run it shows.
+fn verdicts_section(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Html {
+    let v = &m.verdicts;
+    let invariants = if v.violations == 0 {
+        SessionVerdict::Ok
+    } else {
+        SessionVerdict::Violated
+    };
+    let fresh = check.map(|(r, _)| match r.verdict {
+        Verdict::Valid => SessionVerdict::Ok,
+        Verdict::Invalid(_) => SessionVerdict::Violated,
+        Verdict::Unknown(_) => SessionVerdict::Inconclusive,
+    });
+    let mut h = Html::new();
+    if v.run.is_empty() {
+        let all = m
+            .checks
+            .iter()
+            .map(|c| c.verdict)
+            .chain(fresh)
+            .chain([invariants]);
+        let overall = verdicts::overall(all);
+        h = h
+            .el("p", Some(session_class(overall)), |h| {
+                h.text(format!(
+                    "verdict: {} (from the checks below; no `squall run` verdict table was recorded)",
+                    verdicts::word(overall)
+                ))
+            })
+            .nl();
+    } else {
+        let overall = verdicts::overall(v.run.iter().map(|f| f.verdict));
+        let why: Vec<&str> = v
+            .run
+            .iter()
+            .filter(|f| f.verdict == overall && overall != SessionVerdict::Ok)
+            .map(|f| f.check.as_str())
+            .collect();
+        h = h
+            .el("p", Some(session_class(overall)), |h| {
+                h.text(if why.is_empty() {
+                    format!("verdict: {} (the run's verdict)", verdicts::word(overall))
+                } else {
+                    format!(
+                        "verdict: {} (the run's verdict; {}: {})",
+                        verdicts::word(overall),
+                        verdicts::word(overall),
+                        why.join(", ")
+                    )
+                })
+            })
+            .nl()
+            .el("table", None, |mut h| {
+                h = h.row("th", ["check", "verdict", "evidence"]).nl();
+                for f in &v.run {
+                    h = h
+                        .el("tr", Some(session_class(f.verdict)), |h| {
+                            h.el_text("td", &f.check)
+                                .el_text("td", verdicts::word(f.verdict))
+                                .el_text("td", &f.evidence)
+                        })
+                        .nl();
+                }
+                h
+            })
+            .nl();
+    }
+    h.el("ul", None, |mut h| {
+        h = h.nl();
+        if let Some((r, took)) = check {
+            let (class, _) = verdict_class(&r.verdict);
+            h = h
+                .el("li", Some(class), |h| {
+                    h.text(format!(
+                        "linearizability of the recorded history (checked for this report): {}",
+                        describe(r, took)[0]
+                    ))
+                })
+                .nl();
+        }
+        for c in &m.checks {
+            h = h
+                .el("li", Some(session_class(c.verdict)), |h| {
+                    h.text(format!(
+                        "{:.1} s, {} check in the session: {}",
+                        c.at_ms as f64 / 1e3,
+                        c.which,
+                        c.report
+                    ))
+                })
+                .nl();
+        }
+        h = h
+            .el("li", Some(session_class(invariants)), |mut h| {
+                if v.violations == 0 {
+                    h.text(
+                        "invariants (replayed from the log): valid: election safety, one vote per term, log \
+                         matching, leader completeness, state-machine safety, monotonic commit and term held on \
+                         every status",
+                    )
+                } else {
+                    h = h.text(format!(
+                        "invariants (replayed from the log): invalid: {} violation(s){}",
+                        v.violations,
+                        if v.violations > v.quoted.len() {
+                            format!(", the first {}:", v.quoted.len())
+                        } else {
+                            ":".to_string()
+                        }
+                    ));
+                    h.el("pre", None, |mut h| {
+                        for line in &v.quoted {
+                            h = h.text(format!("INVARIANT BROKEN: {line}")).nl();
+                        }
+                        h
+                    })
+                }
+            })
+            .nl();
+        h
+    })
+    .nl()
 }
 
 fn verdict_class(v: &Verdict) -> (&'static str, &'static str) {

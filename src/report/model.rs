@@ -157,6 +157,8 @@ pub struct Model {
     pub membership: Vec<MembershipRecord>,
     /// Each configuration a leader reported, in the order they were first seen; the last is the final one.
     pub configs: Vec<ConfigRecord>,
+    /// The run's verdict table and the invariants replayed from the log.
+    pub verdicts: super::verdicts::Verdicts,
 }
 
 /// What a fault window is, so the commands that undo it can find it.
@@ -208,8 +210,10 @@ impl Model {
         let mut leader_terms = std::collections::BTreeSet::new();
         let mut commit = 0u64;
         let mut ever = std::collections::BTreeSet::new();
+        let mut judge = super::verdicts::Judge::default();
         for s in events {
             let s = s.borrow();
+            judge.observe(s);
             let at = s.at_ms;
             m.end_ms = m.end_ms.max(at);
             match &s.event {
@@ -502,6 +506,7 @@ impl Model {
                 _ => {}
             }
         }
+        m.verdicts = judge.finish();
         m.elections = leader_terms.len();
         m.ever = ever.into_iter().collect();
         let commits = &m.commits;

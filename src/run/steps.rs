@@ -200,6 +200,22 @@ pub(super) async fn execute(
         }
         let _ = cast.finish();
     }
+    // The verdict table goes into the event log, so the bundle's report shows the verdict the run printed.
+    let at = cluster.now_ms();
+    for f in &findings {
+        session.apply(crate::state::Stamped::new(
+            at,
+            crate::state::Event::Judged {
+                check: f.check.to_string(),
+                verdict: match f.verdict {
+                    "valid" => crate::state::Verdict::Ok,
+                    "invalid" => crate::state::Verdict::Violated,
+                    _ => crate::state::Verdict::Inconclusive,
+                },
+                evidence: f.evidence.clone(),
+            },
+        ));
+    }
     end_session(&cluster, &mut session, &mut rx).await;
     Ok(findings)
 }

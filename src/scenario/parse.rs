@@ -544,7 +544,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    let d = humantime::parse_duration(s)
-        .map_err(|_| format!("`{s}` is not a duration like 250ms, 5s or 2m"))?;
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => crate::units::too_long(s),
+        _ => format!("`{s}` is not a duration like 250ms, 5s or 2m"),
+    })?;
     crate::units::within_limit(d, s)
 }

@@ -209,6 +209,16 @@ pub enum Event {
         /// Which workload.
         kind: WorkloadKind,
     },
+    /// One check's finding in the verdict table of `squall run`, recorded when the run is judged, so the
+    /// report of its bundle shows the verdict the run printed (the check, its verdict, its evidence).
+    Judged {
+        /// The check (`counter`, `linearizable`, `invariants`, `liveness`, `catch-up`, `steps`, `run`).
+        check: String,
+        /// `Ok` valid, `Violated` invalid, `Inconclusive` unknown.
+        verdict: Verdict,
+        /// The evidence in words, as the verdict table printed it.
+        evidence: String,
+    },
     /// The lin-kv history checked for linearizability.
     LinChecked {
         /// The finding (`Violated`: not linearizable; `Inconclusive`: the deadline passed).
