@@ -73,7 +73,7 @@ pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
             };
             let d = read_duration(&w[1..]).map_err(|e| match e {
                 BadDuration::NotOne => format!("`{w}` is not a clock jump like +1h or -30s"),
-                BadDuration::TooLong => too_far(),
+                BadDuration::TooLong => crate::units::too_long(w),
             })?;
             if d > MAX_JUMP {
                 return Err(too_far());
