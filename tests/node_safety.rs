@@ -36,12 +36,10 @@ fn others(of: u64) -> Vec<u64> {
 /// acknowledges the entry, and the write is acknowledged with N's vote (F is cut off). A power cut of N then
 /// drops whatever N never synced, the leader is killed, and N and F must elect a leader holding the write.
 ///
-/// Not a reproduction of S1, on the node before the fix or on this one: the killed write does land (the backing
-/// wal.log grows from 243 to 359 bytes and holds the record, and reading wal.log through the mount returns all
-/// 359), yet the restarted node reports 3 entries, not 4, with no cut; the leader re-sends the entry, the node
-/// appends a second copy after the first and syncs it, so the power cut has nothing acknowledged to drop. Why
-/// the landed record is not recovered is not known yet. The sync on open is shown on the fault filesystem by
-/// `node-bin/tests/storage_crash.rs`; this test keeps the end-to-end path covered.
+/// Before the fix the restarted N trusted the unsynced record: the power cut took it, and N and F elected a
+/// leader without it (seen with `SQUALL_TEST_NODE_BIN` on the node before the fix: `INVARIANT BROKEN:
+/// state-machine safety violated: index 3 is committed with term 1 on n2 but with term 2 on n3`). Now opening
+/// syncs what it recovered.
 #[test]
 fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reopen() {
     let mut s = up(&[
@@ -64,9 +62,11 @@ fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reope
     let pid = s.nodes()[&n]
         .pid
         .unwrap_or_else(|| panic!("no pid for node {n}"));
-    // Every operation of N's disk takes 2 s: the put's WAL write waits in the fault filesystem, N is killed
-    // there, and the write lands as the killed process leaves it, with no fdatasync after it.
-    s.ask(&format!("disk {n} slow 2s"), "slow node");
+    // Every operation of N's disk takes 300 ms: the put's WAL write waits in the fault filesystem, N is killed
+    // there, and the write lands as the killed process leaves it, with no fdatasync after it. Short enough that
+    // N is back and acknowledges the entry before the client's attempt times out (1 s): a retry would append a
+    // second entry whose write and fdatasync on N would make the first durable too.
+    s.ask(&format!("disk {n} slow 300ms"), "slow node");
     let backing = s.cdir.join(format!("node-{n}/disk/wal.log"));
     let size = || std::fs::metadata(&backing).map_or(0, |m| m.len());
     let before = size();
