@@ -109,20 +109,29 @@ impl Session {
             .collect()
     }
 
-    /// Waits for a line of node `id`'s log containing `what` written after `since` more lines of that
-    /// kind; returns its wall-clock time.
-    fn next_log_time(&self, id: u64, what: &str, since: usize) -> i64 {
-        let deadline = Instant::now() + WAIT;
+    /// Makes node `id` lead (so it logs with its wall clock, and runs its heartbeat timer from then on);
+    /// returns the wall-clock time of its `became leader` line. A transfer can be refused or lose its
+    /// election on a loaded machine, so it is asked again every 5 s, for up to 45 s.
+    fn lead(&mut self, id: u64) -> i64 {
+        let since = self.node_log_times(id, "became leader").len();
+        let deadline = Instant::now() + Duration::from_secs(45);
+        let mut answers = Vec::new();
         loop {
-            let times = self.node_log_times(id, what);
-            if times.len() > since {
-                return times[since];
+            writeln!(self.stdin, "transfer {id}").unwrap();
+            answers.push(self.out.wait_for("an answer to `transfer`", WAIT, |l| {
+                (l.starts_with("ok:") || l.starts_with("error:")).then(|| l.to_string())
+            }));
+            let retry = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < retry {
+                if let Some(&t) = self.node_log_times(id, "became leader").get(since) {
+                    return t;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
             assert!(
                 Instant::now() < deadline,
-                "node {id} logged no new `{what}` within {WAIT:?}"
+                "node {id} did not become leader within 45 s; the transfers were answered {answers:?}"
             );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -223,14 +232,11 @@ fn assert_monotonic_and_bounded(uptimes: &[u64], real: Duration, what: &str) {
 fn a_backward_jump_moves_only_the_wall_clock_and_stops_no_node() {
     let mut s = Session::up("191");
     let n = s.target;
-    let became = s.node_log_times(n, "became leader").len();
     s.ask(
         &format!("clock {n} -30s"),
         &format!("clock of node {n}: -30s"),
     );
-    // Leadership makes the node log with its wall clock, and run its heartbeat timer from then on.
-    s.ask(&format!("transfer {n}"), "");
-    let logged = s.next_log_time(n, "became leader", became);
+    let logged = s.lead(n);
     let off = logged - now_secs();
     assert!(
         (-40..=-20).contains(&off),
@@ -246,13 +252,11 @@ fn a_backward_jump_moves_only_the_wall_clock_and_stops_no_node() {
 fn a_plain_heal_after_a_jump_ahead_stops_no_node() {
     let mut s = Session::up("192");
     let n = s.target;
-    let became = s.node_log_times(n, "became leader").len();
     s.ask(
         &format!("clock {n} +1h"),
         &format!("clock of node {n}: +1h"),
     );
-    s.ask(&format!("transfer {n}"), "");
-    let logged = s.next_log_time(n, "became leader", became);
+    let logged = s.lead(n);
     let off = logged - now_secs();
     assert!(
         (3590..=3610).contains(&off),

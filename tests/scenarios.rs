@@ -31,9 +31,7 @@ fn run_library(name: &str) {
             std::env::var_os("CI").is_none(),
             "FUSE is required in CI (.ci/run installs fuse3)"
         );
-        eprintln!(
-            "SKIPPED {name}: needs /dev/fuse (apt-get install fuse3)"
-        );
+        eprintln!("SKIPPED {name}: needs /dev/fuse (apt-get install fuse3)");
         return;
     }
     let expect_invalid = text.contains("expect = \"invalid\"");

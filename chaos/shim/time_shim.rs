@@ -20,8 +20,13 @@
 //! Futex waits issued through `syscall(2)` (std's `Condvar::wait_timeout`) are not translated.
 
 #![no_std]
-// `real!` is used both inside and outside `unsafe` blocks.
-#![allow(non_camel_case_types, unused_unsafe, clippy::missing_safety_doc)]
+// `real!` is used both inside and outside `unsafe` blocks; `c_long` casts are no-ops only on 64-bit targets.
+#![allow(
+    non_camel_case_types,
+    unused_unsafe,
+    clippy::missing_safety_doc,
+    clippy::unnecessary_cast
+)]
 
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering, fence};

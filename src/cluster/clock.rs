@@ -179,11 +179,12 @@ impl Clocks {
         Ok(0)
     }
 
-    fn set_reporter(&self, id: NodeId, h: tokio::task::AbortHandle) {
-        if let Some(c) = self.nodes.lock().unwrap().get_mut(&id) {
-            if let Some(old) = c.reporter.replace(h) {
-                old.abort();
-            }
+    /// Sets (or with `None` stops) the task re-reporting node `id`'s drifting clock.
+    fn set_reporter(&self, id: NodeId, h: Option<tokio::task::AbortHandle>) {
+        if let Some(c) = self.nodes.lock().unwrap().get_mut(&id)
+            && let Some(old) = std::mem::replace(&mut c.reporter, h)
+        {
+            old.abort();
         }
     }
 }
@@ -215,7 +216,11 @@ impl Cluster {
                     cluster.report_node_faults(id);
                 }
             });
-            self.inner.clocks.set_reporter(id, task.abort_handle());
+            self.inner
+                .clocks
+                .set_reporter(id, Some(task.abort_handle()));
+        } else {
+            self.inner.clocks.set_reporter(id, None);
         }
         self.report_node_faults(id);
         let now = self
