@@ -201,6 +201,16 @@ impl Raft {
                 }
                 _ => {}
             }
+            if matches!(pr.mode, Mode::Replicate)
+                && heartbeat
+                && pr.inflight.is_empty()
+                && pr.next_index > pr.match_index + 1
+            {
+                // Nothing in flight covers what was sent after the match index (its batch's slot was freed
+                // above, and a failure reported since matches nothing in flight): send it again now rather
+                // than wait for a next batch to be rejected, which quiet clients never send.
+                pr.next_index = pr.match_index + 1;
+            }
             if pr.next_index <= pr.match_index {
                 pr.next_index = pr.match_index + 1;
             }
