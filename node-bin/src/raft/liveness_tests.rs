@@ -282,3 +282,46 @@ fn a_core_rebuilt_in_the_same_process_keeps_its_lease() {
     newer.restore_lease(lease);
     assert!(newer.lease().is_none());
 }
+
+#[test]
+fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals() {
+    // Simulation seed 796590903054: one batch in flight to node 2 (window 1) is lost; a heartbeat answer
+    // frees its slot (a full window unanswered), and the failure report that follows no longer matches
+    // anything in flight. The gap was meant to show as a rejection of the next batch, but with the clients
+    // quiet there is none: node 2 never got the entry (here a configuration change that then never commits).
+    let mut r = leader(3, 1, &[]);
+    r.config.max_inflight = 1;
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.take_ready();
+    let (index, _) = r.propose(vec![9]).unwrap();
+    let rd = r.take_ready();
+    let batch = appends_to(&rd, 2);
+    assert!(batch.iter().any(|a| !a.entries.is_empty()), "{batch:?}");
+    r.on_persisted(index, 2);
+    let heartbeat_answer = Reply::Append(AppendEntriesReply {
+        term: 2,
+        follower: 2,
+        success: true,
+        match_index: 1,
+        conflict_term: None,
+        conflict_index: 0,
+        last_log_index: 1,
+        read_round: 0,
+        req_prev_index: 1,
+        req_last_index: 1,
+        heartbeat: true,
+        recovering: false,
+    });
+    let mut resent = false;
+    for _ in 0..3 {
+        r.handle_reply(2, heartbeat_answer.clone());
+        r.report_unreachable(2, &Request::Append(batch[0].clone()));
+        for _ in 0..r.config.heartbeat_ticks {
+            r.tick();
+        }
+        resent |= appends_to(&r.take_ready(), 2)
+            .iter()
+            .any(|a| a.entries.iter().any(|e| e.index == index));
+    }
+    assert!(resent, "entry {index} was never sent to node 2 again");
+}

@@ -34,7 +34,15 @@
 //! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at
 //!    least as up to date as a position a majority of the others vouched for: such a candidate holds every
 //!    committed entry. A candidate further ahead makes it probe again with the candidate's position, so a
-//!    cluster whose only up-to-date voter needs this node's vote (two voters, one wiped) still elects.
+//!    cluster whose only up-to-date voter needs this node's vote (two voters, one wiped) still elects. A
+//!    candidate of a term up to `T` is refused with `T` as the answer's term: it may hear of `T` from no one
+//!    else, and must campaign above it.
+//! 5. Finishing leaves a durable trace: the vote counted as cast (rule 3) is stored with the term, and in a new
+//!    cluster, where `T` is 0 and nobody campaigns, it is a vote in term 0 that means nothing else. Without
+//!    it a node that recovered while holding nothing would start the next time as an empty, possibly wiped,
+//!    node and recover again, and two such nodes of three are no witnesses for each other.
+//! 6. A learner still recovering is not promoted (its append answers say whether it recovers): a voter whose
+//!    log does not yet hold the entry that made it one knows no voters to probe and could never vote.
 //!
 //! Why not the alternative the issue names (wipe as a replacement with a new identity, as etcd and
 //! CockroachDB do): a cut WAL tail (H3) and an emptied WAL are losses of part of a directory, not of an

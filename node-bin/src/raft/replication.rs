@@ -256,11 +256,17 @@ impl Raft {
             Request::Append(a) if a.term == self.term => match pr.mode {
                 // A lost heartbeat leaves nothing missing; a lost batch still in flight leaves a gap to
                 // re-probe from (the failure of one already answered, or from an earlier run, changes nothing).
+                // A batch whose slot a heartbeat answer already freed (a full window unanswered) is no longer
+                // in flight, but if the follower does not hold it yet the gap is there all the same: waiting for
+                // the next batch to be rejected waits for good once the clients are quiet (simulation seed
+                // 796590903054).
                 Mode::Replicate
                     if !a.entries.is_empty()
-                        && pr
+                        && (pr
                             .inflight
-                            .contains(&(a.prev_log_index + a.entries.len() as u64)) =>
+                            .contains(&(a.prev_log_index + a.entries.len() as u64))
+                            || (a.prev_log_index + a.entries.len() as u64 > pr.match_index
+                                && a.prev_log_index < pr.next_index)) =>
                 {
                     let next = pr.match_index + 1;
                     pr.become_probe(next, true);

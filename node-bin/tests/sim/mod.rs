@@ -1899,8 +1899,23 @@ impl Sim {
         // (proposer, index, term) of the change waited for; proposed again if its leader loses the lead
         // before it commits (after healing, a stale leader of an older term may still be asked first).
         let mut pending: Option<(NodeId, Index, Term)> = None;
+        // Clients stay quiet meanwhile: a learner is promoted only once it finished recovering, that is once a
+        // leader caught it up to its commit index, which a learner on a link of one entry per round trip never
+        // reaches while the clients write faster than that (etcd's promotion waits for an in-sync learner the
+        // same way). The write check that follows runs with the clients on again.
+        let rate = std::mem::replace(&mut self.propose_rate, 0.0);
+        let result = self.complete_a_change_quietly(max_ticks, &mut pending);
+        self.propose_rate = rate;
+        result
+    }
+
+    fn complete_a_change_quietly(
+        &mut self,
+        max_ticks: u64,
+        pending: &mut Option<(NodeId, Index, Term)>,
+    ) -> Result<Option<u64>, String> {
         for t in 0..max_ticks {
-            if let Some((node, index, term)) = pending {
+            if let Some((node, index, term)) = *pending {
                 let committed = self
                     .leader_raft()
                     .is_some_and(|r| r.commit_index() >= index && r.status().config_index >= index);
@@ -1911,14 +1926,14 @@ impl Sim {
                     .raft(node)
                     .is_some_and(|r| r.role() == Role::Leader && r.term() == term);
                 if !still {
-                    pending = None;
+                    *pending = None;
                 }
             }
             if pending.is_none() {
                 match self.membership_op(true)? {
                     ChangeAsked::NothingToChange => return Ok(None),
                     ChangeAsked::Proposed { node, index, term } => {
-                        pending = Some((node, index, term))
+                        *pending = Some((node, index, term))
                     }
                     ChangeAsked::NoLeader | ChangeAsked::Refused => {}
                 }
