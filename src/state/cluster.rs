@@ -180,6 +180,8 @@ pub struct ClusterState {
     pub ended: bool,
     /// The last (leader, term) announced in the feed, so two sources never announce it twice.
     pub(super) announced: Option<(u64, u64)>,
+    /// The latest terms whose leader was announced (a bounded number; see `narrate.rs`).
+    pub(super) announced_terms: std::collections::BTreeSet<u64>,
     /// Whether a commit index was seen, so growth from then on counts as writes.
     commit_seen: bool,
     /// When the workload's counters were last checked, and what was found.

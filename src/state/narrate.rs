@@ -9,6 +9,9 @@ use super::event::ProcessState;
 use super::feed::{self, Ballot, Causal, FeedKind, FeedLine};
 use super::lane::LaneRole;
 
+/// How many announced terms the state remembers, so a leader is announced once per term.
+const ANNOUNCED_TERMS: usize = 64;
+
 impl ClusterState {
     pub(super) fn push(&mut self, at_ms: u64, node: Option<u64>, kind: FeedKind, text: String) {
         self.push_line(at_ms, node, kind, text, None);
@@ -137,7 +140,7 @@ impl ClusterState {
                     n.lane.blip(at, (*role).into());
                 }
                 match role {
-                    Role::Leader => self.announce(happened, node, *term),
+                    Role::Leader => self.announce_from_feed(happened, node, *term),
                     Role::Follower if before == Some(Role::Leader) => {
                         self.push(
                             happened,
@@ -303,11 +306,36 @@ impl ClusterState {
         self.refresh_faults();
     }
 
+    /// Announces a leader the statuses show ("n2 leads term 4"), once per term and only in a term newer than
+    /// every one announced: a status of an older term's leader is a stale one (cut off, not yet told), not news.
     pub(super) fn announce(&mut self, at: u64, leader: u64, term: u64) {
         if self.announced.is_some_and(|(_, t)| t >= term) {
             return;
         }
-        self.announced = Some((leader, term));
+        self.announce_term(at, leader, term);
+    }
+
+    /// Announces a leader its own feed reported, once per term, also in a term older than one announced: a
+    /// leadership of a few ms (a leader that removes itself and hands over at once) shows in no status poll,
+    /// and its records can arrive after the next leader's status. Raft elects at most one leader per term
+    /// (Raft §5.2), so the record is a fact, and its line goes in its place in time.
+    pub(super) fn announce_from_feed(&mut self, happened: u64, leader: u64, term: u64) {
+        let forgotten = self.announced_terms.len() == ANNOUNCED_TERMS
+            && self.announced_terms.first().is_some_and(|&t| term < t);
+        if self.announced_terms.contains(&term) || forgotten {
+            return;
+        }
+        self.announce_term(happened, leader, term);
+    }
+
+    fn announce_term(&mut self, at: u64, leader: u64, term: u64) {
+        if self.announced.is_none_or(|(_, t)| term > t) {
+            self.announced = Some((leader, term));
+        }
+        self.announced_terms.insert(term);
+        if self.announced_terms.len() > ANNOUNCED_TERMS {
+            self.announced_terms.pop_first();
+        }
         self.push(
             at,
             Some(leader),

@@ -1162,3 +1162,82 @@ fn the_latency_chart_marks_faults_not_every_action() {
         [2_000, 4_000]
     );
 }
+
+#[test]
+fn a_leader_that_hands_over_within_a_poll_is_announced_from_its_feed_in_its_place() {
+    // Issue 19: n4 wins term 3 and removes itself a few ms later (it held its own removal, uncommitted, from
+    // an earlier leadership): no status poll ever shows it leading, and the next leader's status (term 4)
+    // arrived before n4's feed records. The feed said nothing of term 3.
+    let mut s = started(5);
+    st(&mut s, 1000, 1, Role::Leader, 2, 10);
+    for n in 2..=5 {
+        st(&mut s, 1000, n, Role::Follower, 2, 10);
+    }
+    st(&mut s, 1200, 2, Role::Leader, 4, 12);
+    // n4's own clock started with its status at 1000: its records at 100-104 ms happened at 1100-1104.
+    for (ms, event) in [
+        (
+            100,
+            RaftEvent::ElectionStarted {
+                term: 3,
+                pre_vote: false,
+            },
+        ),
+        (
+            101,
+            RaftEvent::RoleChanged {
+                role: Role::Leader,
+                term: 3,
+            },
+        ),
+        (102, RaftEvent::Removed { index: 11 }),
+        (103, RaftEvent::TransferStarted { target: 2, term: 3 }),
+        (
+            104,
+            RaftEvent::RoleChanged {
+                role: Role::Follower,
+                term: 3,
+            },
+        ),
+    ] {
+        raft_at(&mut s, 1250, 4, ms, event);
+    }
+    let texts = feed_texts(&s);
+    let at = |needle: &str| {
+        texts
+            .iter()
+            .position(|t| t.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line {needle:?} in the feed: {texts:#?}"))
+    };
+    assert!(
+        at("n4 leads term 3") < at("n4 hands leadership to n2")
+            && at("n4 hands leadership to n2") < at("n2 leads term 4"),
+        "{texts:#?}"
+    );
+    assert_eq!(
+        at("n4 leads term 3"),
+        at("n4 starts an election in term 3") + 1
+    );
+    // Announced once per term: a stale status of the old leader never brings term 2 (or 3) back.
+    st(&mut s, 1300, 1, Role::Leader, 2, 10);
+    raft_at(
+        &mut s,
+        1310,
+        4,
+        101,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 3,
+        },
+    );
+    let leads: Vec<&str> = feed_texts(&s)
+        .into_iter()
+        .filter(|t| t.contains(" leads term "))
+        .collect();
+    assert_eq!(
+        leads,
+        ["n1 leads term 2", "n4 leads term 3", "n2 leads term 4"],
+        "{:#?}",
+        feed_texts(&s)
+    );
+}
