@@ -5,6 +5,9 @@
 //! The history goes out as [`Event::Op`] events (so into the event log) and is kept for the check on disk, not
 //! in memory ([`HistorySpill`]): an hours-long session's history would otherwise grow the orchestrator
 //! without bound (about 25 MB an hour at 50 operations a second). The check reads all of it back.
+//!
+//! This file holds the history and what the clients share; the clients are in [`super::clients`], the check
+//! in [`super::verify`].
 
 use std::sync::Mutex;
 use std::time::Duration;

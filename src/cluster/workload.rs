@@ -6,6 +6,9 @@
 //! it sent and of those acknowledged. That makes it checkable at any moment, as Jepsen checks a counter: a
 //! linearizable read of a counter must show at least every increment acknowledged before the read began
 //! (fewer means an acknowledged write was lost) and at most every increment sent by the time it ended.
+//!
+//! This file holds the workload's shared state; the pacer and the clients that act on it are in
+//! [`super::clients`].
 
 use std::sync::Mutex;
 
