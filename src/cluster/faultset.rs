@@ -2,45 +2,16 @@
 //! covers, composing with the others (two isolations cut both nodes; a delay on top of a partition keeps
 //! both). Timed faults remove themselves and say so in the feed.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition};
 
+use super::Cluster;
+use super::command::NodeId;
 use super::command::Target;
 use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, ToChaos, human};
-use super::{Cluster, NodeId};
+use super::faults::Active;
 use crate::state::{ActiveFault, Event, FaultEnd};
-
-/// One fault in force.
-#[derive(Clone, Debug)]
-pub(super) struct Active {
-    /// What was asked, with a `leader` target resolved to the node it named.
-    pub cmd: FaultCmd,
-    /// The proxy's id for it (one id across every link it is on).
-    pub chaos: u64,
-    /// The links it is on.
-    pub links: Vec<LinkId>,
-    /// The short name for the header.
-    pub short: String,
-    pub since_ms: u64,
-    pub until_ms: Option<u64>,
-}
-
-/// Every fault in force, by id.
-#[derive(Default)]
-pub(super) struct FaultSet {
-    next: u64,
-    pub active: BTreeMap<u64, Active>,
-}
-
-impl FaultSet {
-    fn insert(&mut self, a: Active) -> u64 {
-        self.next += 1;
-        self.active.insert(self.next, a);
-        self.next
-    }
-}
 
 /// The label set of an `only` list.
 fn labels(only: &[String]) -> Option<LabelSet> {

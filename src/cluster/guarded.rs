@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use squall_node::raft::Role;
 
 use super::command::{Command, NodeId, Target};
-use super::{Cluster, guard, link_view, node_name};
+use super::handle::node_name;
+use super::links::link_view;
+use super::{Cluster, guard};
 use crate::state::{Event, LinkState};
 
 impl Cluster {

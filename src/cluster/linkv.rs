@@ -5,19 +5,17 @@
 //! The history goes out as [`Event::Op`] events (so into the event log) and is kept for the check on disk, not
 //! in memory ([`HistorySpill`]): an hours-long session's history would otherwise grow the orchestrator
 //! without bound (about 25 MB an hour at 50 operations a second). The check reads all of it back.
+//!
+//! This file holds the history and what the clients share; the clients are in [`super::clients`], the check
+//! in [`super::verify`].
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use rand::Rng as _;
-use squall_node::client::KvClient;
-use squall_node::kv::{KvOp, KvResult};
-use tokio::sync::mpsc;
 
-use super::Cluster;
-use crate::check::diagram::{DiagramLine, describe, draw};
-use crate::check::{OpEvent, OpType, OpValue, Verdict as LinVerdict, history, linear};
-use crate::state::{Event, Verdict};
+use crate::check::{OpEvent, OpType, OpValue};
+use crate::state::Event;
 
 /// Concurrent clients (processes at the start).
 pub const CLIENTS: usize = 8;
@@ -67,14 +65,23 @@ impl LinKv {
         self.inner.lock().unwrap().history.read_all()
     }
 
-    /// Appends one event, stamped now, and sends it out; under one lock, so index order is time order.
-    fn record(&self, cluster: &Cluster, kind: OpType, process: u64, key: i64, value: OpValue) {
+    /// Appends one event, stamped with the session time `at_ns`, and sends it out with `emit`; under one
+    /// lock, so index order is time order.
+    pub(super) fn record(
+        &self,
+        at_ns: impl FnOnce() -> u64,
+        emit: impl FnOnce(Event),
+        kind: OpType,
+        process: u64,
+        key: i64,
+        value: OpValue,
+    ) {
         let mut g = self.inner.lock().unwrap();
         let event = OpEvent {
             index: g.history.len(),
             kind,
             process,
-            time: cluster.inner.started.elapsed().as_nanos() as u64,
+            time: at_ns(),
             key,
             value,
         };
@@ -86,12 +93,12 @@ impl LinKv {
             }
         }
         g.history.push(&event);
-        cluster.emit(Event::Op { op: event });
+        emit(Event::Op { op: event });
     }
 
     /// A new operation: half reads, a quarter writes of a fresh value, a quarter cas from the value last
     /// seen (or an earlier one) to a fresh value.
-    fn next_op(&self) -> (i64, OpValue) {
+    pub(super) fn next_op(&self) -> (i64, OpValue) {
         let mut rng = rand::rng();
         let key = rng.random_range(0..KEYS);
         let mut g = self.inner.lock().unwrap();
@@ -113,157 +120,11 @@ impl LinKv {
         (key as i64, value)
     }
 
-    fn new_process(&self) -> u64 {
+    pub(super) fn new_process(&self) -> u64 {
         let mut g = self.inner.lock().unwrap();
         g.next_process += 1;
         g.next_process - 1
     }
-}
-
-fn new_client(cluster: &Cluster) -> KvClient {
-    let mut c = KvClient::new(cluster.api_addrs());
-    c.op_timeout = Duration::from_secs(2);
-    c.call_timeout = Duration::from_millis(500);
-    c
-}
-
-/// One client: takes a token per operation, runs it, records invocation and completion.
-pub(super) async fn worker(
-    cluster: Cluster,
-    slot: usize,
-    tokens: Arc<tokio::sync::Mutex<mpsc::Receiver<u64>>>,
-    done: mpsc::UnboundedSender<bool>,
-) {
-    let lin = &cluster.inner.workload.lin;
-    let mut process = slot as u64;
-    let mut client = new_client(&cluster);
-    let mut addrs = cluster.api_addrs();
-    loop {
-        if tokens.lock().await.recv().await.is_none() {
-            return;
-        }
-        if cluster.api_addrs() != addrs {
-            // A node restarted on new ports: the old client cannot reach it. Nothing is in flight now.
-            addrs = cluster.api_addrs();
-            client = new_client(&cluster);
-        }
-        let (key, value) = lin.next_op();
-        let store_key = lin.store_key(key);
-        let op = match value {
-            OpValue::Read(_) => KvOp::Get { key: store_key },
-            OpValue::Write(v) => KvOp::Put {
-                key: store_key,
-                value: v.to_string(),
-            },
-            OpValue::Cas(from, to) => KvOp::Cas {
-                key: store_key,
-                expected: Some(from.to_string()),
-                new: to.to_string(),
-            },
-        };
-        lin.record(&cluster, OpType::Invoke, process, key, value);
-        let started = Instant::now();
-        let result = client.execute(op).await;
-        let latency_us = started.elapsed().as_micros() as u64;
-        let (kind, value, why) = match (value, result) {
-            (OpValue::Read(_), Ok(KvResult::Value(v))) => match v.map(|s| s.parse::<i64>()) {
-                None => (OpType::Ok, OpValue::Read(None), None),
-                Some(Ok(n)) => (OpType::Ok, OpValue::Read(Some(n)), None),
-                Some(Err(_)) => (
-                    OpType::Info,
-                    value,
-                    Some("holds a value that is not an integer: written by hand?".to_string()),
-                ),
-            },
-            (OpValue::Write(_), Ok(KvResult::Ok { .. })) => (OpType::Ok, value, None),
-            (OpValue::Cas(..), Ok(KvResult::Cas { swapped: true, .. })) => {
-                (OpType::Ok, value, None)
-            }
-            (OpValue::Cas(..), Ok(KvResult::Cas { swapped: false, .. })) => {
-                (OpType::Fail, value, Some("precondition failed".to_string()))
-            }
-            (_, Ok(KvResult::Error(e))) => (OpType::Fail, value, Some(e)),
-            (_, Ok(other)) => (OpType::Info, value, Some(format!("unexpected {other:?}"))),
-            (_, Err(e)) => (OpType::Info, value, Some(e.to_string())),
-        };
-        lin.record(&cluster, kind, process, key, value);
-        let _ = done.send(kind == OpType::Ok);
-        cluster.emit(Event::ClientOp {
-            op: describe_op(key, value),
-            result: match (kind, why) {
-                (OpType::Ok, _) => "ok".to_string(),
-                (k, Some(why)) => format!("{}: {why}", k.as_str()),
-                (k, None) => k.as_str().to_string(),
-            },
-            latency_us,
-        });
-        if kind == OpType::Info {
-            // Its outcome is unknown: as in Jepsen, the client continues as a new process.
-            process = lin.new_process();
-            client = new_client(&cluster);
-        }
-    }
-}
-
-fn describe_op(key: i64, value: OpValue) -> String {
-    match value {
-        OpValue::Read(Some(v)) => format!("read {key} → {v}"),
-        OpValue::Read(None) => format!("read {key}"),
-        OpValue::Write(v) => format!("write {key} {v}"),
-        OpValue::Cas(a, b) => format!("cas {key} {a}→{b}"),
-    }
-}
-
-/// Checks the history so far for linearizability (invocations still open count as `info`), off the async
-/// threads, within [`CHECK_DEADLINE`]. `None` when there is no history yet.
-pub(super) async fn check(cluster: &Cluster) -> Option<(Verdict, String, Vec<DiagramLine>)> {
-    let events = match cluster.inner.workload.lin.events() {
-        Ok(events) if events.is_empty() => return None,
-        Ok(events) => events,
-        Err(e) => {
-            return Some((
-                Verdict::Inconclusive,
-                format!("linearizability check inconclusive: {e}"),
-                vec![],
-            ));
-        }
-    };
-    let outcome = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let ops = history::pair(&events).map_err(|e| e.to_string())?;
-        let report = linear::check(&ops, Some(started + CHECK_DEADLINE));
-        Ok::<_, String>((report, started.elapsed()))
-    })
-    .await;
-    Some(match outcome {
-        Ok(Ok((report, took))) => {
-            let lines = describe(&report, took);
-            let (verdict, head, window) = match &report.verdict {
-                LinVerdict::Valid => (Verdict::Ok, "linearizability check passed", vec![]),
-                LinVerdict::Unknown(_) => (
-                    Verdict::Inconclusive,
-                    "linearizability check inconclusive",
-                    vec![],
-                ),
-                LinVerdict::Invalid(f) => (
-                    Verdict::Violated,
-                    "linearizability check FAILED",
-                    draw(f, 40),
-                ),
-            };
-            (verdict, format!("{head}: {}", lines[0]), window)
-        }
-        Ok(Err(e)) => (
-            Verdict::Inconclusive,
-            format!("linearizability check inconclusive: the recorded history is malformed ({e})"),
-            vec![],
-        ),
-        Err(e) => (
-            Verdict::Inconclusive,
-            format!("linearizability check inconclusive: the check did not finish ({e})"),
-            vec![],
-        ),
-    })
 }
 
 /// The lin-kv history kept on disk: an unlinked file in the temporary directory (gone when squall exits,

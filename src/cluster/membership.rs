@@ -23,9 +23,10 @@ use squall_node::raft::types::{ConfChange, Membership};
 use squall_node::rpc::{ConfChangeDone, MembershipError};
 use squall_node::transport::{connect_control, deadline};
 
+use super::Cluster;
 use super::command::{Command, NodeId};
 use super::guard::{self, MemberFacts};
-use super::{Cluster, node_name};
+use super::handle::node_name;
 use crate::state::{Event, MembershipStep, ProcessState};
 
 /// How long one `change_membership` call may take (the node answers once the change commits).
@@ -37,11 +38,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How far behind the leader's last index a learner may be and still count as caught up.
 pub const CATCH_UP_SLACK: u64 = 64;
 
-/// `1, 2, 3`: node ids for a message.
-pub fn id_list(ids: &[NodeId]) -> String {
-    let v: Vec<String> = ids.iter().map(u64::to_string).collect();
-    v.join(", ")
-}
+pub use super::handle::id_list;
 
 /// `{1,2,3,4,6}`, with ` learners {6}` when there are learners: a configuration for a person.
 pub fn config_text(m: &Membership) -> String {

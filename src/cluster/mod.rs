@@ -4,14 +4,17 @@
 
 mod check;
 pub mod classify;
+mod clients;
 pub mod clock;
 pub mod command;
 pub mod disk;
 pub mod fault;
+mod faults;
 mod faultset;
 pub mod files;
 pub mod guard;
 mod guarded;
+mod handle;
 mod links;
 mod linkv;
 pub mod membership;
@@ -22,223 +25,8 @@ mod start;
 mod verify;
 mod workload;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use squall_chaos::{Network, ProcessSpec, Supervisor};
-use squall_node::raft::Role;
-use squall_node::rpc::NodeStatus;
-use squall_node::server::BoundAddrs;
-use tokio::sync::{mpsc, watch};
-
-use crate::state::{Event, Stamped};
-use command::{NodeId, Target};
 pub use files::{ClusterFile, NodeEntry};
-use links::link_view;
+pub use handle::{Cluster, ClusterSpec};
+// For `disk.rs`, which names it through the folder.
+pub(crate) use handle::node_name;
 pub use outcome::Outcome;
-
-/// How to build a cluster.
-#[derive(Clone, Debug)]
-pub struct ClusterSpec {
-    /// Number of nodes.
-    pub nodes: u64,
-    /// Cluster directory.
-    pub dir: PathBuf,
-    /// Program to run for each node.
-    pub node_program: PathBuf,
-    /// Arguments placed before the node flags (`["node"]` when the program is squall itself).
-    pub node_prefix_args: Vec<OsString>,
-    /// Cluster id.
-    pub cluster_id: String,
-    /// Election timeout range.
-    pub election_timeout: (Duration, Duration),
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// Snapshot every N applied entries.
-    pub snapshot_every: u64,
-    /// Seed for nodes, proxies and random partitions.
-    pub seed: u64,
-    /// Workload rate at start (writes per second).
-    pub rate: u32,
-    /// Serve every node's data directory through a fault filesystem and fake its clocks with squall's time
-    /// shim (`--disk-faults`).
-    pub disk_faults: bool,
-    /// Start every node with `--unsafe-no-fsync` (demonstrations only).
-    pub unsafe_no_fsync: bool,
-}
-
-struct Slot {
-    spec: ProcessSpec,
-    addr_file: PathBuf,
-    addrs: Option<BoundAddrs>,
-}
-
-struct Inner {
-    spec: ClusterSpec,
-    started: Instant,
-    sup: Supervisor,
-    net: Network,
-    events: mpsc::UnboundedSender<Stamped>,
-    slots: Mutex<BTreeMap<NodeId, Slot>>,
-    latest: Mutex<BTreeMap<NodeId, NodeStatus>>,
-    api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
-    workload: workload::Control,
-    stop: watch::Sender<bool>,
-    faults: Mutex<faultset::FaultSet>,
-    disks: disk::Disks,
-    clocks: clock::Clocks,
-    /// The membership change squall is making now (one at a time), in words.
-    change: Mutex<Option<String>>,
-    /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
-    adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
-    /// The nodes started with the session (their flags name each other).
-    first: BTreeSet<NodeId>,
-    /// Every node id this directory has held, which joined and which were removed (`members.json`).
-    roster: Mutex<files::Roster>,
-    /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
-    /// asks it first.
-    last_leader: Mutex<Option<(NodeId, u64)>>,
-}
-
-/// A running local cluster. Cheap to clone; every clone drives the same cluster.
-#[derive(Clone)]
-pub struct Cluster {
-    inner: Arc<Inner>,
-}
-
-fn node_name(id: NodeId) -> String {
-    format!("node-{id}")
-}
-
-impl Cluster {
-    /// Whether node `id`'s removal from the configuration committed (this session or an earlier one).
-    pub fn is_removed(&self, id: NodeId) -> bool {
-        self.inner.roster.lock().unwrap().removed.contains(&id)
-    }
-
-    /// Milliseconds since the session began.
-    pub fn now_ms(&self) -> u64 {
-        self.inner.started.elapsed().as_millis() as u64
-    }
-
-    fn emit(&self, event: Event) {
-        let _ = self.inner.events.send(Stamped::new(self.now_ms(), event));
-    }
-
-    /// The cluster directory.
-    pub fn dir(&self) -> &Path {
-        &self.inner.spec.dir
-    }
-
-    /// Node ids: the nodes started with the cluster and every node added since (removed ones included: their
-    /// directories and links stay).
-    pub fn node_ids(&self) -> Vec<NodeId> {
-        self.inner.slots.lock().unwrap().keys().copied().collect()
-    }
-
-    /// The current API addresses.
-    pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
-        self.inner.api.borrow().clone()
-    }
-
-    /// The leader and its term, from the latest statuses (the highest term a live node leads in).
-    pub fn leader(&self) -> Option<(NodeId, u64)> {
-        let latest = self.inner.latest.lock().unwrap();
-        latest
-            .iter()
-            .filter(|(id, s)| s.core.role == Role::Leader && self.alive(**id))
-            .map(|(id, s)| (*id, s.core.term))
-            .max_by_key(|(_, t)| *t)
-    }
-
-    /// The latest status a live node reported to the pollers (none while it is down or not yet polled).
-    pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
-        self.inner.latest.lock().unwrap().get(&id).cloned()
-    }
-
-    fn alive(&self, id: NodeId) -> bool {
-        matches!(
-            self.inner.sup.state(&node_name(id)),
-            Some(squall_chaos::ProcState::Running { .. })
-                | Some(squall_chaos::ProcState::Paused { .. })
-        )
-    }
-
-    /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
-    fn describe_node(&self, id: NodeId) -> String {
-        match self.inner.latest.lock().unwrap().get(&id) {
-            Some(s) if self.alive(id) => {
-                format!(" ({}, term {})", s.core.role.as_str(), s.core.term)
-            }
-            _ => String::new(),
-        }
-    }
-
-    fn resolve(&self, t: Target) -> Result<NodeId, String> {
-        match t {
-            Target::Node(id) if self.inner.slots.lock().unwrap().contains_key(&id) => Ok(id),
-            Target::Node(id) if self.is_removed(id) => Err(format!(
-                "node {id} was removed from this cluster in an earlier session and is not started (its \
-                 directory is kept); this session has nodes {}",
-                membership::id_list(&self.node_ids())
-            )),
-            Target::Node(id) => Err(format!(
-                "there is no node {id}: this cluster has nodes {}",
-                membership::id_list(&self.node_ids())
-            )),
-            Target::Leader => self
-                .leader()
-                .map(|(id, _)| id)
-                .ok_or_else(|| "no node leads right now".to_string()),
-        }
-    }
-
-    fn record_status(&self, id: NodeId, status: &NodeStatus) {
-        self.inner.latest.lock().unwrap().insert(id, status.clone());
-        if status.core.role == Role::Leader {
-            let newer = {
-                let mut last = self.inner.last_leader.lock().unwrap();
-                let term = status.core.term;
-                match *last {
-                    Some((l, t)) if l == id => {
-                        *last = Some((id, term.max(t)));
-                        false
-                    }
-                    // A deposed leader that has not heard of the new term still says it leads: the term
-                    // decides.
-                    Some((_, t)) if term < t => false,
-                    _ => {
-                        *last = Some((id, term));
-                        true
-                    }
-                }
-            };
-            if newer {
-                self.write_cluster_file();
-            }
-        }
-    }
-
-    fn forget_status(&self, id: NodeId) {
-        self.inner.latest.lock().unwrap().remove(&id);
-    }
-
-    /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).
-    pub async fn shutdown(&self) {
-        let _ = self.inner.stop.send(true);
-        self.inner.disks.heal_all();
-        self.inner.sup.shutdown(Duration::from_secs(2)).await;
-        for e in self.inner.disks.unmount_all() {
-            tracing::warn!(error = %e, "cannot unmount a fault filesystem");
-            eprintln!("squall: {e}");
-        }
-    }
-
-    fn stopping(&self) -> watch::Receiver<bool> {
-        self.inner.stop.subscribe()
-    }
-}

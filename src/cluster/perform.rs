@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::command::{Command, Effect, NodeId, Target};
 
-use super::{Cluster, Outcome, link_view, linkv, membership, node_name};
+use super::handle::node_name;
+use super::links::link_view;
+use super::{Cluster, Outcome, linkv, membership};
 use crate::state::{Event, ProcessState};
 
 impl Cluster {

@@ -15,10 +15,11 @@ use super::command::NodeId;
 use crate::state::{Event, ProcessState, Stamped};
 use std::sync::{Arc, Mutex};
 
+use super::handle::{Inner, Slot, node_name};
 use super::links::report_links;
 use super::{
-    Cluster, ClusterFile, ClusterSpec, Inner, NodeEntry, Slot, classify, clock, disk, faultset,
-    files, membership, node_name, poll, workload,
+    Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clock, disk, faults, files, membership,
+    poll, workload,
 };
 
 impl Cluster {
@@ -101,7 +102,7 @@ impl Cluster {
             api,
             workload: workload::Control::new(spec.rate),
             stop,
-            faults: Mutex::new(faultset::FaultSet::default()),
+            faults: Mutex::new(faults::FaultSet::default()),
             disks: disk::Disks::default(),
             clocks: clock::Clocks::new(shim),
             change: Mutex::new(None),
@@ -207,7 +208,7 @@ impl Cluster {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }
         tokio::spawn(report_links(cluster.clone()));
-        tokio::spawn(workload::run(cluster.clone()));
+        tokio::spawn(super::clients::run(cluster.clone()));
         Ok(())
     }
 

@@ -1,12 +1,15 @@
 //! The `check` command on a live cluster: the workload's counters read linearizably, and the lin-kv history
 //! checked, each finding reported as an event (the judging itself is in [`super::check`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use squall_node::client::{ClientError, KvClient};
 use squall_node::kv::{KvOp, KvResult};
 
-use super::{Cluster, check, linkv, workload};
+use super::linkv::CHECK_DEADLINE;
+use super::{Cluster, check, workload};
+use crate::check::diagram::{DiagramLine, describe, draw};
+use crate::check::{Verdict as LinVerdict, history, linear};
 use crate::state::{Event, Verdict};
 
 impl Cluster {
@@ -50,7 +53,7 @@ impl Cluster {
     /// there is one, the counter check when counters were written (or nothing else was). Each finding is an
     /// event of its own; the verdict is the worst of them (violated, then inconclusive, then ok).
     pub(super) async fn check_all(&self) -> (Verdict, String) {
-        let lin = linkv::check(self).await;
+        let lin = lin_check(self).await;
         let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
         let mut findings = Vec::new();
         if lin.is_none() || counters_written {
@@ -105,4 +108,56 @@ async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, St
         )),
         Err(other) => Err(other.to_string()),
     }
+}
+
+/// Checks the history so far for linearizability (invocations still open count as `info`), off the async
+/// threads, within [`CHECK_DEADLINE`]. `None` when there is no history yet.
+async fn lin_check(cluster: &Cluster) -> Option<(Verdict, String, Vec<DiagramLine>)> {
+    let events = match cluster.inner.workload.lin.events() {
+        Ok(events) if events.is_empty() => return None,
+        Ok(events) => events,
+        Err(e) => {
+            return Some((
+                Verdict::Inconclusive,
+                format!("linearizability check inconclusive: {e}"),
+                vec![],
+            ));
+        }
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let ops = history::pair(&events).map_err(|e| e.to_string())?;
+        let report = linear::check(&ops, Some(started + CHECK_DEADLINE));
+        Ok::<_, String>((report, started.elapsed()))
+    })
+    .await;
+    Some(match outcome {
+        Ok(Ok((report, took))) => {
+            let lines = describe(&report, took);
+            let (verdict, head, window) = match &report.verdict {
+                LinVerdict::Valid => (Verdict::Ok, "linearizability check passed", vec![]),
+                LinVerdict::Unknown(_) => (
+                    Verdict::Inconclusive,
+                    "linearizability check inconclusive",
+                    vec![],
+                ),
+                LinVerdict::Invalid(f) => (
+                    Verdict::Violated,
+                    "linearizability check FAILED",
+                    draw(f, 40),
+                ),
+            };
+            (verdict, format!("{head}: {}", lines[0]), window)
+        }
+        Ok(Err(e)) => (
+            Verdict::Inconclusive,
+            format!("linearizability check inconclusive: the recorded history is malformed ({e})"),
+            vec![],
+        ),
+        Err(e) => (
+            Verdict::Inconclusive,
+            format!("linearizability check inconclusive: the check did not finish ({e})"),
+            vec![],
+        ),
+    })
 }

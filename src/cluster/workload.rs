@@ -6,16 +6,14 @@
 //! it sent and of those acknowledged. That makes it checkable at any moment, as Jepsen checks a counter: a
 //! linearizable read of a counter must show at least every increment acknowledged before the read began
 //! (fewer means an acknowledged write was lost) and at most every increment sent by the time it ended.
+//!
+//! This file holds the workload's shared state; the pacer and the clients that act on it are in
+//! [`super::clients`].
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use squall_node::client::KvClient;
-use squall_node::kv::{KvOp, KvResult};
-
-use super::Cluster;
 use super::linkv;
-use crate::state::{Event, WorkloadKind};
+use crate::state::WorkloadKind;
 
 /// How many counters the workload spreads its increments over.
 pub const COUNTERS: usize = 8;
@@ -41,8 +39,10 @@ pub(super) struct Control {
     /// This session's tag in the counters' keys (see [`counter_key`]).
     pub(super) session: String,
     inner: Mutex<(bool, u32)>,
-    changed: tokio::sync::Notify,
-    tally: Mutex<Tally>,
+    /// Notified when the switch or the rate changes, so an idle pacer wakes at once.
+    pub(super) changed: tokio::sync::Notify,
+    /// Increments sent and acknowledged, per counter.
+    pub(super) tally: Mutex<Tally>,
     kind: Mutex<WorkloadKind>,
     /// The lin-kv workload's history and shared client state.
     pub(super) lin: linkv::LinKv,
@@ -97,130 +97,8 @@ impl Control {
         self.changed.notify_one();
     }
 
-    fn get(&self) -> (bool, u32) {
+    /// Whether it runs, and at what rate.
+    pub(super) fn get(&self) -> (bool, u32) {
         *self.inner.lock().unwrap()
-    }
-}
-
-/// Clients working at once: enough for the highest rate step at a few milliseconds per write.
-const WORKERS: usize = 16;
-
-/// Paces writes at the chosen rate and hands each to one of [`WORKERS`] clients, so a slow write delays
-/// only itself. A tick that finds every client busy is skipped rather than queued (no burst afterwards).
-pub(super) async fn run(cluster: Cluster) {
-    let mut stop = cluster.stopping();
-    let (token_tx, token_rx) = tokio::sync::mpsc::channel::<u64>(WORKERS);
-    let token_rx = std::sync::Arc::new(tokio::sync::Mutex::new(token_rx));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
-    for _ in 0..WORKERS {
-        tokio::spawn(worker(cluster.clone(), token_rx.clone(), done_tx.clone()));
-    }
-    let (lin_tx, lin_rx) = tokio::sync::mpsc::channel::<u64>(linkv::CLIENTS);
-    let lin_rx = std::sync::Arc::new(tokio::sync::Mutex::new(lin_rx));
-    for slot in 0..linkv::CLIENTS {
-        tokio::spawn(linkv::worker(
-            cluster.clone(),
-            slot,
-            lin_rx.clone(),
-            done_tx.clone(),
-        ));
-    }
-    drop(done_tx);
-    let (mut ok, mut failed, mut n) = (0u64, 0u64, 0u64);
-    let mut last_report = Instant::now();
-    let mut reported = (false, 0u32, 0u64, 0u64);
-    let mut next = Instant::now();
-    loop {
-        while let Ok(success) = done_rx.try_recv() {
-            if success {
-                ok += 1;
-            } else {
-                failed += 1;
-            }
-        }
-        let (on, rate) = cluster.inner.workload.get();
-        if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, ok, failed)
-        {
-            reported = (on, rate, ok, failed);
-            cluster.emit(Event::Workload {
-                on,
-                rate,
-                ok,
-                failed,
-            });
-            last_report = Instant::now();
-        }
-        if !on {
-            tokio::select! {
-                _ = cluster.inner.workload.changed.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.changed() => return,
-            }
-            next = Instant::now();
-            continue;
-        }
-        next += Duration::from_secs_f64(1.0 / f64::from(rate));
-        let now = Instant::now();
-        if next > now {
-            tokio::select! {
-                _ = tokio::time::sleep(next - now) => {}
-                _ = stop.changed() => return,
-            }
-        } else if now - next > Duration::from_secs(1) {
-            next = now; // fell far behind (a slow cluster): don't try to catch up in a burst
-        }
-        n += 1;
-        let _ = match cluster.inner.workload.kind() {
-            WorkloadKind::Counter => token_tx.try_send(n),
-            WorkloadKind::LinKv => lin_tx.try_send(n),
-        };
-    }
-}
-
-async fn worker(
-    cluster: Cluster,
-    tokens: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<u64>>>,
-    done: tokio::sync::mpsc::UnboundedSender<bool>,
-) {
-    let mut client: Option<KvClient> = None;
-    let mut client_addrs = Default::default();
-    loop {
-        let Some(n) = tokens.lock().await.recv().await else {
-            return;
-        };
-        let addrs = cluster.api_addrs();
-        if client.is_none() || addrs != client_addrs {
-            // A fresh client id each time: sequence numbers restart with the client.
-            let mut c = KvClient::new(addrs.clone());
-            c.op_timeout = Duration::from_secs(2);
-            c.call_timeout = Duration::from_millis(500);
-            client = Some(c);
-            client_addrs = addrs;
-        }
-        let c = client.as_mut().expect("client");
-        let counter = (n % COUNTERS as u64) as usize;
-        let key = counter_key(&cluster.inner.workload.session, counter);
-        let op = format!("incr {key} +1");
-        let control = &cluster.inner.workload;
-        // Counted as sent before it is sent, as acknowledged only once it is: a check can rely on both.
-        control.tally.lock().unwrap().attempted[counter] += 1;
-        let started = Instant::now();
-        let result = c.execute(KvOp::Incr { key, by: 1 }).await;
-        let latency_us = started.elapsed().as_micros() as u64;
-        let acked = matches!(result, Ok(KvResult::Counter(_)));
-        if acked {
-            control.tally.lock().unwrap().acked[counter] += 1;
-        }
-        let _ = done.send(acked);
-        // Every operation goes into the session (and so into the event log), not a sample of them.
-        cluster.emit(Event::ClientOp {
-            op,
-            result: match result {
-                Ok(KvResult::Counter(_)) => "ok".to_string(),
-                Ok(other) => format!("refused: {other:?}"),
-                Err(e) => e.to_string(),
-            },
-            latency_us,
-        });
     }
 }

@@ -1,0 +1,228 @@
+//! The handle on a running cluster: what it was built from, the state every room shares (processes,
+//! proxies, the latest statuses, the fault set, the workload, the disks and clocks), and what can be read from
+//! it without acting. The rooms beside this file act through it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use squall_chaos::{Network, ProcessSpec, Supervisor};
+use squall_node::raft::Role;
+use squall_node::rpc::NodeStatus;
+use squall_node::server::BoundAddrs;
+use tokio::sync::{mpsc, watch};
+
+use super::command::{NodeId, Target};
+use super::{clock, disk, faults, files, workload};
+use crate::state::{Event, Stamped};
+
+/// How to build a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Number of nodes.
+    pub nodes: u64,
+    /// Cluster directory.
+    pub dir: PathBuf,
+    /// Program to run for each node.
+    pub node_program: PathBuf,
+    /// Arguments placed before the node flags (`["node"]` when the program is squall itself).
+    pub node_prefix_args: Vec<OsString>,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Snapshot every N applied entries.
+    pub snapshot_every: u64,
+    /// Seed for nodes, proxies and random partitions.
+    pub seed: u64,
+    /// Workload rate at start (writes per second).
+    pub rate: u32,
+    /// Serve every node's data directory through a fault filesystem and fake its clocks with squall's time
+    /// shim (`--disk-faults`).
+    pub disk_faults: bool,
+    /// Start every node with `--unsafe-no-fsync` (demonstrations only).
+    pub unsafe_no_fsync: bool,
+}
+
+pub(super) struct Slot {
+    pub(super) spec: ProcessSpec,
+    pub(super) addr_file: PathBuf,
+    pub(super) addrs: Option<BoundAddrs>,
+}
+
+pub(super) struct Inner {
+    pub(super) spec: ClusterSpec,
+    pub(super) started: Instant,
+    pub(super) sup: Supervisor,
+    pub(super) net: Network,
+    pub(super) events: mpsc::UnboundedSender<Stamped>,
+    pub(super) slots: Mutex<BTreeMap<NodeId, Slot>>,
+    pub(super) latest: Mutex<BTreeMap<NodeId, NodeStatus>>,
+    pub(super) api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
+    pub(super) workload: workload::Control,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) faults: Mutex<faults::FaultSet>,
+    pub(super) disks: disk::Disks,
+    pub(super) clocks: clock::Clocks,
+    /// The membership change squall is making now (one at a time), in words.
+    pub(super) change: Mutex<Option<String>>,
+    /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
+    pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
+    /// The nodes started with the session (their flags name each other).
+    pub(super) first: BTreeSet<NodeId>,
+    /// Every node id this directory has held, which joined and which were removed (`members.json`).
+    pub(super) roster: Mutex<files::Roster>,
+    /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
+    /// asks it first.
+    pub(super) last_leader: Mutex<Option<(NodeId, u64)>>,
+}
+
+/// A running local cluster. Cheap to clone; every clone drives the same cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(crate) fn node_name(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+impl Cluster {
+    /// Whether node `id`'s removal from the configuration committed (this session or an earlier one).
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.inner.roster.lock().unwrap().removed.contains(&id)
+    }
+
+    /// Milliseconds since the session began.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    pub(super) fn emit(&self, event: Event) {
+        let _ = self.inner.events.send(Stamped::new(self.now_ms(), event));
+    }
+
+    /// The cluster directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.spec.dir
+    }
+
+    /// Node ids: the nodes started with the cluster and every node added since (removed ones included: their
+    /// directories and links stay).
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.inner.slots.lock().unwrap().keys().copied().collect()
+    }
+
+    /// The current API addresses.
+    pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.inner.api.borrow().clone()
+    }
+
+    /// The leader and its term, from the latest statuses (the highest term a live node leads in).
+    pub fn leader(&self) -> Option<(NodeId, u64)> {
+        let latest = self.inner.latest.lock().unwrap();
+        latest
+            .iter()
+            .filter(|(id, s)| s.core.role == Role::Leader && self.alive(**id))
+            .map(|(id, s)| (*id, s.core.term))
+            .max_by_key(|(_, t)| *t)
+    }
+
+    /// The latest status a live node reported to the pollers (none while it is down or not yet polled).
+    pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
+        self.inner.latest.lock().unwrap().get(&id).cloned()
+    }
+
+    pub(super) fn alive(&self, id: NodeId) -> bool {
+        matches!(
+            self.inner.sup.state(&node_name(id)),
+            Some(squall_chaos::ProcState::Running { .. })
+                | Some(squall_chaos::ProcState::Paused { .. })
+        )
+    }
+
+    /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
+    pub(super) fn describe_node(&self, id: NodeId) -> String {
+        match self.inner.latest.lock().unwrap().get(&id) {
+            Some(s) if self.alive(id) => {
+                format!(" ({}, term {})", s.core.role.as_str(), s.core.term)
+            }
+            _ => String::new(),
+        }
+    }
+
+    pub(super) fn resolve(&self, t: Target) -> Result<NodeId, String> {
+        match t {
+            Target::Node(id) if self.inner.slots.lock().unwrap().contains_key(&id) => Ok(id),
+            Target::Node(id) if self.is_removed(id) => Err(format!(
+                "node {id} was removed from this cluster in an earlier session and is not started (its \
+                 directory is kept); this session has nodes {}",
+                id_list(&self.node_ids())
+            )),
+            Target::Node(id) => Err(format!(
+                "there is no node {id}: this cluster has nodes {}",
+                id_list(&self.node_ids())
+            )),
+            Target::Leader => self
+                .leader()
+                .map(|(id, _)| id)
+                .ok_or_else(|| "no node leads right now".to_string()),
+        }
+    }
+
+    pub(super) fn record_status(&self, id: NodeId, status: &NodeStatus) {
+        self.inner.latest.lock().unwrap().insert(id, status.clone());
+        if status.core.role == Role::Leader {
+            let newer = {
+                let mut last = self.inner.last_leader.lock().unwrap();
+                let term = status.core.term;
+                match *last {
+                    Some((l, t)) if l == id => {
+                        *last = Some((id, term.max(t)));
+                        false
+                    }
+                    // A deposed leader that has not heard of the new term still says it leads: the term
+                    // decides.
+                    Some((_, t)) if term < t => false,
+                    _ => {
+                        *last = Some((id, term));
+                        true
+                    }
+                }
+            };
+            if newer {
+                self.write_cluster_file();
+            }
+        }
+    }
+
+    pub(super) fn forget_status(&self, id: NodeId) {
+        self.inner.latest.lock().unwrap().remove(&id);
+    }
+
+    /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        self.inner.disks.heal_all();
+        self.inner.sup.shutdown(Duration::from_secs(2)).await;
+        for e in self.inner.disks.unmount_all() {
+            tracing::warn!(error = %e, "cannot unmount a fault filesystem");
+            eprintln!("squall: {e}");
+        }
+    }
+
+    pub(super) fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+}
+
+/// `1, 2, 3`: node ids for a message.
+pub fn id_list(ids: &[NodeId]) -> String {
+    let v: Vec<String> = ids.iter().map(u64::to_string).collect();
+    v.join(", ")
+}
