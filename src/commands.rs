@@ -109,7 +109,8 @@ pub fn status(args: StatusArgs) -> ExitCode {
             .map(|(id, addr, r)| match r {
                 Ok(s) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": true, "pid": s.pid,
-                    "role": s.core.role.as_str(), "term": s.core.term, "vote": s.core.vote,
+                    "role": s.core.role.as_str(), "recovering": s.recovering,
+                    "term": s.core.term, "vote": s.core.vote,
                     "leader": s.core.leader, "commit_index": s.core.commit_index,
                     "applied_index": s.applied_index, "last_log_index": s.core.last_log_index,
                     "last_log_term": s.core.last_log_term, "snapshot_index": s.core.snapshot_index,
@@ -147,7 +148,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
                     id,
                     s.pid,
-                    s.core.role.as_str(),
+                    crate::state::role_label(s),
                     membership(*id, Some(s)).unwrap_or("-"),
                     s.core.term,
                     s.core

@@ -643,3 +643,29 @@ fn the_clock_column_is_blank_for_nodes_whose_clock_is_not_faked() {
         "a node whose clock is not faked shows `true`:\n{screen}"
     );
 }
+
+/// tester-report-1 C1: a node that does not vote because it may have lost acknowledged data says
+/// `recovering` in the role column (`recovery` where the column has 9 columns), not `follower`.
+#[test]
+fn a_recovering_node_says_so_in_the_role_column() {
+    let mut state = fixture::sample_state(5);
+    if let Some(s) = state.nodes.get_mut(&3).and_then(|n| n.status.as_mut()) {
+        s.recovering = true;
+    }
+    let row_of_n3 = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(" n3 ") && l.contains("running"))
+            .unwrap_or_else(|| panic!("n3's row in {screen}"))
+            .to_string()
+    };
+    let screen = render(160, 48, &state, &selected(1)).backend().to_string();
+    let row = row_of_n3(&screen);
+    assert!(row.contains(" recovering "), "{row}");
+    let view = ViewState {
+        tab: Tab::Nodes,
+        ..selected(1)
+    };
+    let screen = render(80, 24, &state, &view).backend().to_string();
+    assert!(row_of_n3(&screen).contains(" recovery "), "{screen}");
+}

@@ -539,6 +539,7 @@ impl ClusterState {
         if n.feed_leads.is_some_and(|t| status.core.term > t) {
             n.feed_leads = None;
         }
+        let was_recovering = n.status.as_ref().is_some_and(|s| s.recovering);
         n.status = Some(status.clone());
         n.status_fresh = true;
         n.reachable = true;
@@ -557,6 +558,17 @@ impl ClusterState {
                 FeedKind::Info,
                 format!("n{node} answers again"),
             );
+        }
+        if status.recovering != was_recovering {
+            let text = if status.recovering {
+                format!(
+                    "n{node} is recovering: it may have lost data it acknowledged, so it does not vote or campaign \
+                     until a leader has caught it up"
+                )
+            } else {
+                format!("n{node} recovered: a leader caught it up; it votes again")
+            };
+            self.push(at, Some(node), FeedKind::Info, text);
         }
         if status.core.term > self.term {
             self.term = status.core.term;
@@ -620,6 +632,16 @@ impl ClusterState {
     }
 }
 
+/// The role a person reads for a node: its Raft role, or `recovering` while the node does not vote or
+/// campaign because it may have lost data it acknowledged (the node's `recovering` status field).
+pub fn role_label(s: &NodeStatus) -> &'static str {
+    if s.recovering {
+        "recovering"
+    } else {
+        s.core.role.as_str()
+    }
+}
+
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
     let mut out = format!("n{} {}", n.id, n.process.label());
@@ -638,7 +660,7 @@ pub fn describe_node(n: &NodeView) -> String {
             let leader = c.leader.map_or("none".to_string(), |l| format!("n{l}"));
             out.push_str(&format!(
                 " {} term {} leader {leader} commit {} applied {} last {}/{} snapshot {}",
-                c.role.as_str(),
+                role_label(s),
                 c.term,
                 c.commit_index,
                 s.applied_index,

@@ -19,7 +19,7 @@ mod view;
 
 pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, LinkRate, NodeView, WorkloadView,
-    describe_node,
+    describe_node, role_label,
 };
 pub use compress::StatusCompressor;
 pub use config::{ConfigView, MemberRole, role_in};

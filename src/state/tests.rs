@@ -1241,3 +1241,36 @@ fn a_leader_that_hands_over_within_a_poll_is_announced_from_its_feed_in_its_plac
         feed_texts(&s)
     );
 }
+
+/// tester-report-1 C1: a node that may have lost acknowledged data and does not vote says so in `status`
+/// and in the feed, and says so again when it recovered.
+#[test]
+fn a_recovering_node_shows_as_recovering_in_status_and_the_feed() {
+    let mut s = started(3);
+    st(&mut s, 100, 3, Role::Follower, 2, 5);
+    let mut recovering = status(3, Role::Follower, 0, 0);
+    recovering.recovering = true;
+    s.apply(&Stamped::new(
+        200,
+        Event::Status {
+            node: 3,
+            status: recovering,
+        },
+    ));
+    let line = crate::state::describe_node(&s.nodes[&3]);
+    assert!(line.contains(" recovering term 0 "), "{line}");
+    assert!(
+        feed_texts(&s)
+            .iter()
+            .any(|t| t.starts_with("n3 is recovering: it may have lost data it acknowledged")),
+        "{:?}",
+        feed_texts(&s)
+    );
+    st(&mut s, 300, 3, Role::Follower, 2, 5);
+    let line = crate::state::describe_node(&s.nodes[&3]);
+    assert!(line.contains(" follower term 2 "), "{line}");
+    assert_eq!(
+        feed_texts(&s).last().copied(),
+        Some("n3 recovered: a leader caught it up; it votes again")
+    );
+}

@@ -136,6 +136,10 @@ fn row<'a>(
         (Some(st), Some(MemberRole::Learner)) if !member_col && fresh => {
             Span::styled("learner", styles::role(st.core.role))
         }
+        (Some(st), _) if fresh && st.recovering => Span::styled(
+            if wide { "recovering" } else { "recovery" },
+            styles::role(st.core.role),
+        ),
         (Some(st), _) if fresh => {
             Span::styled(role_text(st.core.role, wide), styles::role(st.core.role))
         }
