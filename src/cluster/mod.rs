@@ -22,7 +22,7 @@ mod start;
 mod verify;
 mod workload;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,8 +95,6 @@ struct Inner {
     change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
-    /// The nodes started with the session (their flags name each other).
-    first: BTreeSet<NodeId>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     roster: Mutex<files::Roster>,
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`

@@ -44,9 +44,10 @@
 //! the way etcd does with `--initial-cluster-state new|existing`: its `--initial-state` flag, `existing`
 //! by default (the safe one), says whether an empty data directory is a member of a cluster being created
 //! now (`new`: it has never voted, so it has nothing to recover) or a member that lost its data
-//! (`existing`). squall passes `new` only on a cluster's first start, to its initial members, and to a node
-//! that `add` creates; every restart and every wipe starts `existing`. The flag means nothing once the
-//! directory holds state.
+//! (`existing`). squall passes `new` only on a cluster's first start, to its initial members; every restart
+//! and every wipe starts `existing`, and so does a node that `add` creates (it joins as a learner, recovers
+//! until a leader catches it up, and is not promoted before). The flag means nothing once the directory holds
+//! state.
 //!
 //! Why not the alternative the issue names (wipe as a replacement with a new identity, as etcd and
 //! CockroachDB do): a cut WAL tail (H3) and an emptied WAL are losses of part of a directory, not of an
