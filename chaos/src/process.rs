@@ -450,6 +450,19 @@ impl Supervisor {
         names
     }
 
+    /// Replaces the spec the next [`Supervisor::restart`] of `spec.name` starts (new flags for a node that
+    /// is restarted or wiped); the process running now is untouched.
+    pub fn set_spec(&self, spec: ProcessSpec) -> Result<(), ChaosError> {
+        let mut procs = self.inner.shared.procs();
+        let p = procs
+            .get_mut(&spec.name)
+            .ok_or_else(|| ChaosError::UnknownProcess {
+                name: spec.name.clone(),
+            })?;
+        p.spec = spec;
+        Ok(())
+    }
+
     /// The spec `name` runs with.
     pub fn spec(&self, name: &str) -> Option<ProcessSpec> {
         self.inner.shared.procs().get(name).map(|p| p.spec.clone())

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::raft::NodeId;
 use crate::server::{self, NodeConfig, StartError};
+use crate::storage::InitialState;
 
 /// Flags of one node.
 #[derive(Clone, Debug, clap::Args)]
@@ -37,6 +38,11 @@ pub struct NodeArgs {
     /// Data directory (created if missing; locked while the node runs).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// How to take an empty data directory (etcd's `--initial-cluster-state`): `new` on the first start of a
+    /// cluster's initial members (a fresh member, which has never voted); `existing` for every other start, since an empty directory may then be one that lost its data, and the
+    /// node recovers from the other voters before it votes again. Ignored when the directory holds state.
+    #[arg(long, value_enum, default_value_t = InitialState::Existing)]
+    pub initial_state: InitialState,
     /// Length of one tick of the consensus core.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub tick: Duration,
@@ -173,6 +179,7 @@ impl NodeArgs {
             peers: self.peers,
             join: self.join,
             data_dir: self.data_dir,
+            initial_state: self.initial_state,
             tick: self.tick,
             election_timeout: self.election_timeout,
             heartbeat: self.heartbeat,

@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub join: bool,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// How to take an empty data directory: a new member, or one that lost its data (`--initial-state`).
+    pub initial_state: crate::storage::InitialState,
     /// Length of one core tick.
     pub tick: Duration,
     /// Election timeout range.

@@ -27,6 +27,8 @@ struct Node {
     api: Option<SocketAddr>,
     data_dir: PathBuf,
     log: PathBuf,
+    /// Started before: every later start (a restart, a wipe) is `--initial-state existing`.
+    started: bool,
 }
 
 struct TestCluster {
@@ -68,6 +70,7 @@ impl TestCluster {
                     api: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
+                    started: false,
                 },
             );
         }
@@ -124,6 +127,7 @@ impl TestCluster {
                 api: None,
                 data_dir: self.dir.path().join(format!("node-{id}")),
                 log: self.dir.path().join(format!("node-{id}.log")),
+                started: false,
             },
         );
         to_new
@@ -144,7 +148,11 @@ impl TestCluster {
             .append(true)
             .open(&node.log)
             .unwrap();
+        // The first start of a node is a new member's, as squall starts it; a restart or wipe is not.
+        let initial = if node.started { "existing" } else { "new" };
+        node.started = true;
         let child = Command::new(env!("CARGO_BIN_EXE_squall-node"))
+            .args(["--initial-state", initial])
             .args(["--id", &id.to_string(), "--cluster-id", "test"])
             .args(["--listen", "127.0.0.1:0"])
             .args(["--peers", &peers.join(",")])

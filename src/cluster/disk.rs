@@ -105,6 +105,15 @@ impl Disks {
         self.mounts.lock().unwrap().get(&id).map(|m| m.faults())
     }
 
+    /// Whether node `id`'s disk is stalled (its I/O blocks until healed, so its process cannot exit).
+    pub(super) fn stalled(&self, id: NodeId) -> bool {
+        self.faults(id).is_some_and(|f| {
+            f.active()
+                .iter()
+                .any(|a| matches!(a, squall_chaos::disk::ActiveFault::Stall))
+        })
+    }
+
     /// Whether disk faults are on.
     pub(super) fn enabled(&self) -> bool {
         !self.mounts.lock().unwrap().is_empty()
@@ -264,7 +273,20 @@ impl Cluster {
                     }
                     DiskAction::Heal => {
                         disk.heal();
-                        format!("heal node {id}'s disk")
+                        // A wipe or restart refused or timed out while the disk stalled leaves the node stopped:
+                        // say so, since nothing else will.
+                        match self.inner.sup.state(&node_name(id)) {
+                            Some(
+                                squall_chaos::ProcState::Running { .. }
+                                | squall_chaos::ProcState::Paused { .. },
+                            )
+                            | None => format!("heal node {id}'s disk"),
+                            Some(state) => format!(
+                                "heal node {id}'s disk; node {id} is not running ({}): `restart {id}` or \
+                                 `wipe {id}` starts it",
+                                process_state_text(&state)
+                            ),
+                        }
                     }
                 };
                 self.report_node_faults(id);
@@ -360,7 +382,8 @@ impl Cluster {
         while self.alive(id) {
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "node {id} was not reaped within 10 s of SIGKILL"
+                "node {id} was not reaped within 10 s of SIGKILL (a process blocked in its disk's I/O cannot \
+                 exit): its data is not wiped; `disk {id} heal`, then `wipe {id}` again"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -381,6 +404,23 @@ struct CutOutcome {
 }
 
 /// The fault filesystem's torn mode for the command's.
+/// A stopped process's state in words, for an answer.
+fn process_state_text(state: &squall_chaos::ProcState) -> String {
+    match state {
+        squall_chaos::ProcState::Exited {
+            signal: Some(sig), ..
+        } if sig == "SIGKILL" => "killed".into(),
+        squall_chaos::ProcState::Exited {
+            code: Some(code), ..
+        } => format!("exited with code {code}"),
+        squall_chaos::ProcState::Exited {
+            signal: Some(sig), ..
+        } => format!("ended by {sig}"),
+        squall_chaos::ProcState::Restarting => "restarting".into(),
+        _ => "stopped".into(),
+    }
+}
+
 fn chaos_torn(m: TornMode) -> squall_chaos::disk::TornMode {
     match m {
         TornMode::Prefix => squall_chaos::disk::TornMode::Prefix,

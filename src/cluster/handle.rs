@@ -2,7 +2,7 @@
 //! proxies, the latest statuses, the fault set, the workload, the disks and clocks), and what can be read from
 //! it without acting. The rooms beside this file act through it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,8 +73,6 @@ pub(super) struct Inner {
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
-    /// The nodes started with the session (their flags name each other).
-    pub(super) first: BTreeSet<NodeId>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     pub(super) roster: Mutex<files::Roster>,
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`

@@ -360,7 +360,12 @@ impl Cluster {
                 proxies.insert((from, to), addr);
             }
         }
-        let slot = self.slot_for(id, &proxies, true)?;
+        let slot = self.slot_for(
+            id,
+            &proxies,
+            true,
+            squall_node::storage::InitialState::Existing,
+        )?;
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
         // Recorded before it starts: a later session must know node `id` exists and starts with `--join`.
@@ -419,12 +424,15 @@ impl Cluster {
             .map_err(|e| format!("node {on} did not answer: {e}"))?
     }
 
-    /// After node `id` (re)started: tells it where every node started after the cluster began is, since its
-    /// flags name only the nodes that existed when it was first started.
-    pub(super) async fn tell_peer_addrs(&self, id: NodeId) {
-        let first = &self.inner.first;
+    /// After node `id` (re)started: tells it where every other node is that its `--peers` (`named`) does not
+    /// name.
+    pub(super) async fn tell_peer_addrs(
+        &self,
+        id: NodeId,
+        named: &std::collections::BTreeSet<NodeId>,
+    ) {
         for other in self.node_ids() {
-            if other == id || (first.contains(&other) && first.contains(&id)) {
+            if other == id || named.contains(&other) {
                 continue;
             }
             if let Some(addr) = self.proxy_addr(id, other).await {

@@ -181,8 +181,17 @@ impl Cluster {
                 let wipe = matches!(cmd, Command::Wipe(_));
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
+                let sole = self
+                    .known_config()
+                    .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
                 self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
-                Ok(if wipe {
+                Ok(if wipe && sole {
+                    format!(
+                        "wipe data of node {id}{what} and restart it empty; it was the only voter, so no other \
+                         voter can tell it what it lost: it stays recovering and the cluster makes no progress \
+                         (to accept the loss, start a new cluster: `squall up` on a new --dir)"
+                    )
+                } else if wipe {
                     format!(
                         "wipe data of node {id}{what} and restart it empty (it recovers before it votes again)"
                     )

@@ -1,13 +1,14 @@
 //! Starting a session's nodes and proxies, the files a session keeps beside them (`cluster.json`,
 //! `members.json`), restarting a node, and following the processes' exits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use squall_chaos::{Network, ProcessSpec, Supervisor};
 use squall_node::server::BoundAddrs;
+use squall_node::storage::InitialState;
 use tokio::sync::{mpsc, watch};
 
 use super::command::NodeId;
@@ -45,6 +46,10 @@ impl Cluster {
         };
         let sup = Supervisor::new().context("starting the process supervisor")?;
         let net = Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier));
+        // The cluster's first start: no membership record and no node directory yet. Only then are the initial
+        // members new (`--initial-state new`); on any later start an empty node directory is a lost one.
+        let first_start = !spec.dir.join(files::MEMBERS_FILE).exists()
+            && files::node_dirs_beyond(&spec.dir, 0).is_empty();
         // A directory whose membership changed in an earlier session starts its recorded current members,
         // never `-n`'s nodes 1..N over them.
         let roster = match files::Roster::read(&spec.dir).map_err(|e| anyhow!(e))? {
@@ -107,7 +112,6 @@ impl Cluster {
             clocks: clock::Clocks::new(shim),
             change: Mutex::new(None),
             adding: Mutex::new(None),
-            first: ids.iter().copied().collect(),
             roster: Mutex::new(roster),
             last_leader: Mutex::new(None),
             spec,
@@ -120,7 +124,12 @@ impl Cluster {
             nodes: ids.clone(),
             dir: cluster.inner.spec.dir.display().to_string(),
         });
-        if let Err(e) = cluster.start_nodes(&ids, &proxies).await {
+        let initial = if first_start {
+            InitialState::New
+        } else {
+            InitialState::Existing
+        };
+        if let Err(e) = cluster.start_nodes(&ids, &proxies, initial).await {
             // Stop what did start and unmount any fault filesystem, so nothing outlives the failure.
             cluster.shutdown().await;
             return Err(e);
@@ -132,11 +141,12 @@ impl Cluster {
         &self,
         ids: &[NodeId],
         proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
+        initial: InitialState,
     ) -> anyhow::Result<()> {
         let cluster = self;
         for &id in ids {
             let joined = cluster.inner.roster.lock().unwrap().joined.contains(&id);
-            let slot = cluster.slot_for(id, proxies, joined)?;
+            let slot = cluster.slot_for(id, proxies, joined, initial)?;
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
@@ -214,12 +224,14 @@ impl Cluster {
 
     /// The process of node `id`: its directory, flags and peers (`proxies` holds at least its outbound links).
     /// With `join` it starts with no configuration and waits for a leader to send it one (a node added at run
-    /// time).
+    /// time). `initial` says how the node takes an empty data directory: `New` only for a new member (see
+    /// `squall_node::storage::InitialState`); every restart is `Existing` (see [`Cluster::restart`]).
     pub(super) fn slot_for(
         &self,
         id: NodeId,
         proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
         join: bool,
+        initial: InitialState,
     ) -> anyhow::Result<Slot> {
         let spec = &self.inner.spec;
         let node_dir = spec.dir.join(node_name(id));
@@ -257,6 +269,8 @@ impl Cluster {
             peers.join(","),
             "--data-dir".into(),
             data_dir.display().to_string(),
+            "--initial-state".into(),
+            initial_state_arg(initial).into(),
             "--addr-file".into(),
             addr_file.display().to_string(),
             "--election-timeout".into(),
@@ -374,12 +388,22 @@ impl Cluster {
     }
 
     pub(super) async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
+        if self.inner.disks.stalled(id) && self.alive(id) {
+            // The kill would not end it: a process blocked in stalled I/O cannot exit until the disk answers.
+            let what = if wipe { "wiped" } else { "restarted" };
+            bail!(
+                "node {id}'s disk is stalled, so its process cannot exit and it cannot be {what} (nothing was \
+                 done): `disk {id} heal` first, then `{} {id}`",
+                if wipe { "wipe" } else { "restart" }
+            );
+        }
         self.emit(Event::Process {
             node: id,
             state: ProcessState::Restarting { wipe },
         });
         let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
         let _ = std::fs::remove_file(&addr_file);
+        let named = self.restart_flags(id).await;
         if wipe && self.inner.disks.enabled() {
             self.wipe_disk(id).await?;
         }
@@ -394,9 +418,95 @@ impl Cluster {
             state: ProcessState::Running { pid },
         });
         self.await_listening(id).await?;
-        // Its flags name only the nodes that existed when it was first started.
-        self.tell_peer_addrs(id).await;
+        // Its flags name only the voters: the other nodes' addresses it learns now.
+        self.tell_peer_addrs(id, &named).await;
         Ok(())
+    }
+
+    /// Sets the flags node `id` restarts with, and returns the nodes its `--peers` names. A restart is never a
+    /// new member's start (`--initial-state existing`: an empty directory is one that lost its data), and it
+    /// starts with the cluster's current configuration, not its startup one (tester report A3): a voter of the
+    /// configuration the cluster knows gets the other voters as `--peers` (its bootstrap configuration, used
+    /// only when its directory is empty), a node that is not one starts with `--join` (no configuration until
+    /// a leader sends it one). With no configuration known (no node answered yet), its earlier peers stay.
+    async fn restart_flags(&self, id: NodeId) -> BTreeSet<NodeId> {
+        let mut spec = self.inner.slots.lock().unwrap()[&id].spec.clone();
+        let mut args: Vec<String> = spec
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        set_flag(
+            &mut args,
+            "--initial-state",
+            initial_state_arg(InitialState::Existing),
+        );
+        let mut named: BTreeSet<NodeId> = flag_value(&args, "--peers")
+            .map(|p| {
+                p.split(',')
+                    .filter_map(|kv| kv.split_once('=')?.0.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((config, _, _)) = self.known_config() {
+            let join = !config.voters.contains(&id);
+            let members: Vec<NodeId> = if join {
+                self.node_ids().into_iter().filter(|&o| o != id).collect()
+            } else {
+                config.voters.iter().copied().filter(|&v| v != id).collect()
+            };
+            let mut peers = Vec::new();
+            named.clear();
+            for other in members {
+                if let Some(addr) = self.proxy_link(id, other).await {
+                    peers.push(format!("{other}={addr}"));
+                    named.insert(other);
+                }
+            }
+            set_flag(&mut args, "--peers", &peers.join(","));
+            args.retain(|a| a != "--join");
+            if join {
+                args.push("--join".into());
+            }
+        }
+        spec.args = args.into_iter().map(Into::into).collect();
+        if let Err(e) = self.inner.sup.set_spec(spec.clone()) {
+            tracing::warn!(node = id, error = %e, "cannot set the restart flags");
+        }
+        if let Some(slot) = self.inner.slots.lock().unwrap().get_mut(&id) {
+            slot.spec = spec;
+        }
+        named
+    }
+
+    /// The proxy address of link `from -> to`, starting that proxy if it is not running.
+    async fn proxy_link(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
+        self.inner.net.add_link(from, to).await.ok()
+    }
+}
+
+/// The node's spelling of `initial`.
+fn initial_state_arg(initial: InitialState) -> &'static str {
+    match initial {
+        InitialState::New => "new",
+        InitialState::Existing => "existing",
+    }
+}
+
+/// The value after `flag` in `args`.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).map(String::as_str)
+}
+
+/// Sets `flag`'s value in `args`, adding the flag if it is missing.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(at) if at + 1 < args.len() => args[at + 1] = value.to_string(),
+        _ => {
+            args.push(flag.to_string());
+            args.push(value.to_string());
+        }
     }
 }
 

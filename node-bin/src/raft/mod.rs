@@ -225,6 +225,8 @@ struct HandedOver {
 
 impl Raft {
     /// A core restored from durable state. It starts as a follower with commit and applied at the snapshot.
+    /// An empty `restored` is a new member; a driver whose storage may have lost data (a wiped directory, a cut
+    /// record) calls [`Raft::mark_lost_data`] next.
     pub fn new(config: Config, restored: Restored) -> Raft {
         let mut config = config;
         config.peers.retain(|&p| p != config.id);
@@ -317,14 +319,8 @@ impl Raft {
         // What the node starts with is in its status, not news for the event feed (which reports changes);
         // a "no longer a member" warning for a restarted removed node stays.
         raft.events.clear();
-        let empty = hs == HardState::default()
-            && raft.log.last_index() == 0
-            && raft.log.snapshot_meta() == SnapshotMeta::default();
-        if empty {
-            // A node with no durable state may be one that lost its disk after voting (a new node cannot be
-            // told from a wiped one): it recovers first. In a new cluster that costs one probe round trip.
-            raft.mark_lost_data();
-        }
+        // An empty restored state is a new member here: only the driver's storage knows whether it lost data
+        // (then it calls `mark_lost_data`; the `recovery` module says how the node binary tells the two apart).
         raft.reset_election_timer();
         raft
     }

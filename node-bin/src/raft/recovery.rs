@@ -15,22 +15,24 @@
 //!    is at least as up to date as theirs (a "probe": a pre-vote request for term 0, which no real campaign
 //!    uses; the answer carries the answerer's term and `granted` = "`P` is at least as up to date as my log",
 //!    and changes nothing there). Only answers from voters that are not recovering themselves count: a
-//!    recovering answerer may have forgotten both, so it answers "nothing to tell" (term 0, not vouched),
-//!    except that two empty nodes at term 0 vouch for each other (how a new cluster starts; see
-//!    `Raft::answer_probe`). Once a majority of the other voters answered, it knows `T`, the highest
-//!    term among them. Any majority of the others intersects every quorum that could have used its forgotten
-//!    vote (a quorum holding this node has a majority-minus-one of the others, and the two sets together
-//!    outnumber the others), so every term in which a leader could have been elected with that vote is at
-//!    most `T`; and it intersects every quorum that committed an entry, so when a majority of the others said
-//!    `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed entry (the
-//!    Leader Completeness argument, Raft dissertation §3.6.3).
+//!    recovering answerer may have forgotten both, so it always answers "nothing to tell" (term 0, not
+//!    vouched; see `Raft::answer_probe`). Once a majority of the other voters answered, it knows `T`, the
+//!    highest term among them. Any majority of the others intersects every quorum that could have used its
+//!    forgotten vote (a quorum holding this node has a majority-minus-one of the others, and the two sets
+//!    together outnumber the others), so every term in which a leader could have been elected with that vote
+//!    is at most `T`; and it intersects every quorum that committed an entry, so when a majority of the
+//!    others said `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed
+//!    entry (the Leader Completeness argument, Raft dissertation §3.6.3). Both arguments need every answer
+//!    to come from a node that still holds what it acknowledged: with `f` voters wiped (a minority), a
+//!    majority of the others always includes one holder of each committed entry only if the wiped ones are
+//!    not counted.
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
 //!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
 //!    is an entry of the leader's own term (so it holds every committed entry and the committed
 //!    configuration as of then; a leader's commit index is volatile, and before it commits an entry of its
 //!    term it may lag what earlier leaders committed, Raft §5.4.2), or a majority of the others said its own
-//!    log position is at least as up to date as theirs (a new cluster, where every log is empty, finishes this
-//!    way after one round trip; a sole voter has no one to ask and finishes at once).
+//!    log position is at least as up to date as theirs. A sole voter has no one to ask: it lost the only
+//!    copy, so it stays recovering (tester report C13) until an operator accepts the loss (see below).
 //! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at
 //!    least as up to date as a position a majority of the others vouched for: such a candidate holds every
 //!    committed entry. A candidate further ahead makes it probe again with the candidate's position, so a
@@ -44,6 +46,17 @@
 //! 6. A learner still recovering is not promoted (its append answers say whether it recovers): a voter whose
 //!    log does not yet hold the entry that made it one knows no voters to probe and could never vote.
 //!
+//! A new node is not a node that lost its data, although both start with an empty directory. The core cannot
+//! tell them apart, so it does not try: [`Raft::new`] takes an empty restored state as a new member, and a
+//! driver whose storage may have lost data calls [`Raft::mark_lost_data`]. The node binary tells them apart
+//! the way etcd does with `--initial-cluster-state new|existing`: its `--initial-state` flag, `existing`
+//! by default (the safe one), says whether an empty data directory is a member of a cluster being created
+//! now (`new`: it has never voted, so it has nothing to recover) or a member that lost its data
+//! (`existing`). squall passes `new` only on a cluster's first start, to its initial members; every restart
+//! and every wipe starts `existing`, and so does a node that `add` creates (it joins as a learner, recovers
+//! until a leader catches it up, and is not promoted before). The flag means nothing once the directory holds
+//! state.
+//!
 //! Why not the alternative the issue names (wipe as a replacement with a new identity, as etcd and
 //! CockroachDB do): a cut WAL tail (H3) and an emptied WAL are losses of part of a directory, not of an
 //! identity, so they need the rule above anyway, and one rule for every kind of loss keeps node ids stable
@@ -51,8 +64,10 @@
 //!
 //! What this cannot see: an election already in flight at the moment of the loss, whose candidate had this
 //! node's vote and is the one voter outside the majority that answered, can still complete later with a
-//! delayed vote; and if a majority of the voters lose data at once, nothing any quorum system does can keep
-//! what they lost (and a node here may then stay recovering until an operator acts).
+//! delayed vote. If a majority of the voters lose data at once (or the only voter does), nothing any quorum
+//! system does can keep what they lost: the nodes that lost data stay recovering, and the cluster makes no
+//! progress, until a node holding the data returns or an operator accepts the loss by starting a new
+//! cluster from what is left (etcd's `--force-new-cluster`; with squall, `squall up` on a new directory).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,7 +89,13 @@ pub(super) struct Recovery {
     probe_pos: LogPos,
     /// Ticks until the next round of probes.
     probe_in: u32,
+    /// [`SOLE_VOTER_LOST`] was said.
+    said_sole: bool,
 }
+
+/// What a sole voter that may have lost data says (once): it held the only copy, so it cannot learn what it
+/// lost from anyone, and it stays recovering rather than reuse a term it may have voted in (tester report C13).
+pub(crate) const SOLE_VOTER_LOST: &str = "recovering: this node is the only voter and may have lost data, so no other      voter can tell it what it lost; it does not vote, campaign or lead until an operator acts: bring back a copy      of its data directory, or accept the loss by starting a new cluster (an empty data directory started with      --initial-state new; with squall, `squall up` on a new --dir)";
 
 impl Raft {
     /// Marks this node as one that may have lost durable state (the driver calls it when the storage says so:
@@ -154,19 +175,17 @@ impl Raft {
     /// A probe (pre-vote for term 0) from a recovering peer: this node's term, and whether the probed position
     /// is at least as up to date as this node's log. Changes nothing here.
     ///
-    /// A node that is itself recovering is no witness: it may have forgotten the terms it saw and the entries it
-    /// acknowledged, so neither its term nor an empty or cut log "behind" the probed position says anything
-    /// about the quorums rule 2 relies on. It answers "nothing to tell" (term 0, not vouched: no node that
-    /// finished recovering answers so, since any entry it holds has a term of at least 1), which the prober
-    /// does not count, except in the one case a new cluster needs: it and the prober both hold nothing at
-    /// term 0. Vouching there is safe because a prober at position (0, 0) is vouched for only by empty logs,
-    /// so finishing that way takes a majority of the voters holding nothing: a new cluster, or a loss beyond
-    /// what any quorum system keeps.
+    /// A node that is itself recovering is never a witness, not even when it and the prober are both empty: it
+    /// may have forgotten the terms it saw and the entries it acknowledged, so neither its term nor an empty or
+    /// cut log "behind" the probed position says anything about the quorums rule 2 relies on. It answers
+    /// "nothing to tell" (term 0, not vouched), which the prober does not count. (An earlier exception let two
+    /// empty recovering nodes vouch for each other, for a new cluster's sake; the vouch then carried over when
+    /// the probed position rose to a stale candidate's, and two wiped voters of five elected a leader lacking
+    /// committed entries: tester report A1. A new cluster is now told apart by its start flag instead, see the
+    /// module docs.)
     pub(super) fn answer_probe(&self, req: &RequestVote) -> (Term, bool) {
         if self.recovery.is_some() {
-            let empty = self.term == 0 && self.own_pos() == (0, 0);
-            let probed_empty = (req.last_log_term, req.last_log_index) == (0, 0);
-            return (0, empty && probed_empty);
+            return (0, false);
         }
         (
             self.term,
@@ -216,13 +235,18 @@ impl Raft {
     }
 
     /// Each tick while recovering: probes the other voters that have not vouched yet, once per heartbeat
-    /// interval, and finishes recovery when nothing more is needed (a sole voter).
+    /// interval. A sole voter has no one to ask: it says once that it stays recovering, and what to do.
     pub(super) fn tick_recovery(&mut self) {
         let heartbeat = self.config.heartbeat_ticks;
         let own = self.own_pos();
+        let sole = self.sole_voter();
         let Some(rec) = self.recovery.as_mut() else {
             return;
         };
+        if sole && !rec.said_sole {
+            rec.said_sole = true;
+            self.warnings.push(SOLE_VOTER_LOST.to_string());
+        }
         rec.probe_pos = rec.probe_pos.max(own);
         if rec.probe_in > 0 {
             rec.probe_in -= 1;
@@ -275,7 +299,7 @@ impl Raft {
         let holds_all = self.majority_vouched() && self.own_pos() >= rec.probe_pos;
         let leader = match caught_up {
             Some((leader, term)) if term >= probed => Some(leader),
-            _ if holds_all || self.sole_voter() => None,
+            _ if holds_all => None,
             _ => return,
         };
         self.recovery = None;

@@ -56,8 +56,8 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
             .handle_request_vote(vote_req(5, 1, (1, 1), false))
             .granted
     );
-    let mut voter = node(3, 3, 0, &[]);
-    assert!(voter.recovering(), "an empty node starts recovering");
+    let mut voter = marked(3, 3, 0, &[]);
+    assert!(voter.recovering(), "a wiped node starts recovering");
     for pre_vote in [true, false] {
         assert!(
             !voter
@@ -191,7 +191,7 @@ fn a_recovering_node_does_not_vouch_for_another_recovering_node() {
     // its answer must not complete the majority of the others that lets node 3 finish (and then lead term 20
     // lacking entry 7).
     let mut cut = marked(3, 3, 1, &[1, 1, 1, 1, 1, 1]);
-    let mut wiped = node(2, 3, 0, &[]);
+    let mut wiped = marked(2, 3, 0, &[]);
     assert!(wiped.recovering());
     let mut behind = node(1, 3, 15, &[1, 1, 1, 1]);
     cut.tick();
@@ -227,7 +227,7 @@ fn a_leader_that_has_not_committed_in_its_term_does_not_end_recovery() {
     // was wiped. Node 1 restarted (its commit index is volatile: 0) and won term 6; its first appends carry
     // commit 0, which the wiped node "caught up to" with one entry. Finishing then let node 2 vote for node 3
     // in term 7, which led lacking entry 4.
-    let mut w = node(2, 3, 0, &[]);
+    let mut w = marked(2, 3, 0, &[]);
     assert!(w.recovering());
     answer(&mut w, 1, 5, false);
     answer(&mut w, 3, 4, false);
@@ -293,38 +293,10 @@ fn a_snapshot_chunk_a_recovering_follower_refused_is_resent_at_the_next_heartbea
 }
 
 #[test]
-fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
+fn a_new_cluster_does_not_recover_and_two_empty_recovering_nodes_do_not_vouch_for_each_other() {
+    // A new member (an empty directory started `--initial-state new`) has never voted: it is not recovering.
     let mut r = node(1, 3, 0, &[]);
-    assert!(r.recovering());
-    r.tick();
-    assert_eq!(probes(&mut r), vec![(2, (0, 0)), (3, (0, 0))]);
-    // The others are empty too (and recovering: they still answer).
-    let mut peer = node(2, 3, 0, &[]);
-    let rep = peer.handle_request_vote(RequestVote {
-        term: 0,
-        candidate: 1,
-        last_log_index: 0,
-        last_log_term: 0,
-        pre_vote: true,
-        transfer: false,
-    });
-    assert_eq!((rep.term, rep.granted), (0, true));
-    assert!(
-        peer.take_ready().events.is_empty(),
-        "a probe changes nothing"
-    );
-    answer(&mut r, 2, 0, true);
-    assert!(
-        r.recovering(),
-        "one of two others is not a majority of them"
-    );
-    answer(&mut r, 3, 0, true);
     assert!(!r.recovering());
-    assert_eq!(
-        (r.term(), r.vote),
-        (0, Some(1)),
-        "the durable trace of a finished recovery"
-    );
     let mut campaigned = false;
     for _ in 0..40 {
         r.tick();
@@ -335,13 +307,51 @@ fn a_new_cluster_recovers_after_one_probe_round_and_elects() {
             .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }));
     }
     assert!(campaigned);
+    // A node that lost its data is no witness, not even for another empty one (tester report A1).
+    let mut w = marked(1, 3, 0, &[]);
+    w.tick();
+    assert_eq!(probes(&mut w), vec![(2, (0, 0)), (3, (0, 0))]);
+    let mut peer = marked(2, 3, 0, &[]);
+    let rep = peer.handle_request_vote(RequestVote {
+        term: 0,
+        candidate: 1,
+        last_log_index: 0,
+        last_log_term: 0,
+        pre_vote: true,
+        transfer: false,
+    });
+    assert_eq!(
+        (rep.term, rep.granted),
+        (0, false),
+        "an empty recovering node vouched"
+    );
+    assert!(
+        peer.take_ready().events.is_empty(),
+        "a probe changes nothing"
+    );
+    w.handle_reply(2, Reply::Vote(rep));
+    // A new member (empty, not recovering) of the same cluster does vouch: it holds nothing that was lost.
+    let fresh = node(3, 3, 0, &[]).handle_request_vote(RequestVote {
+        term: 0,
+        candidate: 1,
+        last_log_index: 0,
+        last_log_term: 0,
+        pre_vote: true,
+        transfer: false,
+    });
+    assert_eq!((fresh.term, fresh.granted), (0, true));
+    w.handle_reply(3, Reply::Vote(fresh));
+    assert!(
+        w.recovering(),
+        "one of two others is not a majority of them"
+    );
 }
 
 #[test]
 fn a_wiped_member_with_a_stale_configuration_waits_for_the_current_leader() {
     // S3: the configuration is {2,3,4} (node 1 removed while down); node 3 is wiped and restarts with its
     // startup configuration {1,2,3}; a partition 1,3 | 2,4 lets it reach only node 1.
-    let mut w = node(3, 3, 0, &[]);
+    let mut w = marked(3, 3, 0, &[]);
     w.tick();
     probes(&mut w);
     answer(&mut w, 1, 3, true);
@@ -400,6 +410,7 @@ fn a_two_voter_cluster_with_one_wiped_voter_still_elects() {
         },
         Restored::default(),
     );
+    w.mark_lost_data();
     w.tick();
     assert_eq!(probes(&mut w), vec![(3, (0, 0))]);
     answer(&mut w, 3, 7, false);
@@ -444,12 +455,11 @@ fn a_recovering_nodes_refusal_answer_is_ignored_by_the_leader() {
 }
 
 #[test]
-fn a_sole_voter_recovers_at_once() {
-    let mut r = Raft::new(
-        Config {
-            peers: vec![],
-            ..cfg(1, 1)
-        },
+fn a_sole_voter_that_lost_data_stays_recovering_and_says_what_to_do() {
+    // Tester report C13: `-n 1`, `wipe 1` used to finish recovering at once and lead term 1 again. The only
+    // voter has no one to learn its lost term from: it stays recovering until an operator acts.
+    for restored in [
+        Restored::default(),
         Restored {
             hard_state: HardState {
                 term: 3,
@@ -458,11 +468,35 @@ fn a_sole_voter_recovers_at_once() {
             snapshot: None,
             entries: log_of(&[1, 3]),
         },
-    );
-    r.mark_lost_data();
-    r.tick();
-    assert!(!r.recovering());
-    assert_eq!(r.vote, Some(1));
+    ] {
+        let mut r = Raft::new(
+            Config {
+                peers: vec![],
+                ..cfg(1, 1)
+            },
+            restored,
+        );
+        r.mark_lost_data();
+        let mut campaigned = false;
+        for _ in 0..100 {
+            r.tick();
+            campaigned |= r
+                .take_ready()
+                .events
+                .iter()
+                .any(|e| matches!(e, RaftEvent::ElectionStarted { .. }));
+        }
+        assert!(r.recovering());
+        assert!(!campaigned, "a sole voter that lost data campaigned");
+        assert_ne!(r.role(), Role::Leader);
+        let said = r.take_warnings();
+        assert_eq!(
+            said.iter().filter(|w| w.contains("only voter")).count(),
+            1,
+            "{said:?}"
+        );
+        assert!(said.iter().any(|w| w.contains("--initial-state new")));
+    }
 }
 
 #[test]

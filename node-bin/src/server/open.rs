@@ -46,7 +46,8 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 what: "--api-listen",
                 source,
             })?;
-    let (storage, recovered) = Storage::open(&cfg.data_dir).map_err(StartError::Storage)?;
+    let (storage, recovered) =
+        Storage::open_as(&cfg.data_dir, cfg.initial_state).map_err(StartError::Storage)?;
     let peer_addr = peer_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 

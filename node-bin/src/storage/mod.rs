@@ -138,11 +138,25 @@ pub struct Recovered {
     pub empty: bool,
     /// Bytes of a torn or corrupt WAL tail cut off on open (0 when clean).
     pub truncated_tail_bytes: u64,
-    /// Why this node may have lost durable state, when it may have: its directory was empty (a new node cannot
-    /// be told from a wiped one), a damaged complete WAL record was cut, or an earlier recovery did not finish.
+    /// Why this node may have lost durable state, when it may have: its directory was empty and it was not
+    /// started as a new member ([`InitialState`]), a damaged complete WAL record was cut, or an earlier recovery did not finish.
     /// The [`LOST_DATA_FILE`] marker is then on disk until [`Storage::finish_recovery`]; the node must recover
     /// before it votes (the `raft::recovery` module).
     pub lost_data: Option<String>,
+}
+
+/// How to take an empty data directory (the node's `--initial-state`; etcd's `--initial-cluster-state`). It
+/// means nothing once the directory holds state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitialState {
+    /// A member of a cluster being created now: it has never voted or acknowledged
+    /// anything, so an empty directory is a fresh start.
+    New,
+    /// A member of a running cluster: an empty directory is one that lost its data, and the node recovers
+    /// before it votes (the `raft::recovery` module). The default, as the safe choice: taking a lost
+    /// directory for a new one can elect a leader lacking committed entries.
+    #[default]
+    Existing,
 }
 
 /// The marker of a node that may have lost durable state (see [`Recovered::lost_data`]). Written, synced and
@@ -179,7 +193,17 @@ impl Storage {
     /// Creates the directory if missing, locks it, reads the snapshot and replays the WAL. A torn or corrupt
     /// WAL tail (bad length, bad CRC, short record) is truncated with a warning naming the file, offset and
     /// bytes cut. A second opener of a locked directory gets [`StorageError::Locked`].
+    /// An empty directory is taken as one that lost its data ([`InitialState::Existing`]).
     pub fn open(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
+        Storage::open_as(dir, InitialState::Existing)
+    }
+
+    /// [`Storage::open`], with `initial` saying how to take an empty directory: under
+    /// [`InitialState::New`] it is a fresh start, with no lost-data marker.
+    pub fn open_as(
+        dir: &Path,
+        initial: InitialState,
+    ) -> Result<(Storage, Recovered), StorageError> {
         // Directories this call creates; each one's parent is fsynced so the new entries survive a power loss.
         let created: Vec<PathBuf> = dir
             .ancestors()
@@ -241,8 +265,10 @@ impl Storage {
                 "an earlier start did not finish recovering ({})",
                 c.trim()
             )),
-            None if empty => Some(
-                "the data directory was empty (a new node, or one whose data was lost)".to_string(),
+            None if empty && initial == InitialState::Existing => Some(
+                "the data directory was empty and the node was started --initial-state existing (a member \
+                 whose data was lost)"
+                    .to_string(),
             ),
             None => None,
         };
@@ -336,7 +362,14 @@ impl Storage {
         storage.sync_recovered(snapshot.is_some())?;
 
         if empty {
-            info!(dir = %dir.display(), "empty data directory: starting as a new node");
+            match initial {
+                InitialState::New => {
+                    info!(dir = %dir.display(), "empty data directory, --initial-state new: starting as a new member")
+                }
+                InitialState::Existing => {
+                    info!(dir = %dir.display(), "empty data directory, --initial-state existing: this member lost its data")
+                }
+            }
         } else {
             let st = &storage.state;
             info!(

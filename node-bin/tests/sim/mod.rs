@@ -612,8 +612,9 @@ impl Sim {
         };
         for id in 1..=n as u64 {
             let mut node = Node::new(id, false);
-            // A new directory is empty: the open marks it (a new node cannot be told from a wiped one).
-            node.disk.lost_marker = true;
+            // The cluster's first start: its initial members start `--initial-state new`, so their empty
+            // directories carry no lost-data marker (a wipe's does: see the wipe fault).
+            node.disk.lost_marker = false;
             node.raft = Some(sim.boot(&node));
             sim.nodes.push(node);
         }
@@ -1170,6 +1171,8 @@ impl Sim {
             if self.nodes[j].unborn {
                 self.nodes[j].unborn = false;
                 self.nodes[j].down_until = 0;
+                // `add` starts a node `--initial-state existing` too (a learner recovers until a leader catches
+                // it up; as `new`, seed 796591255613 shows a leader sending it snapshot after snapshot).
                 self.nodes[j].disk.lost_marker = true;
                 let raft = self.boot(&self.nodes[j]);
                 self.nodes[j].raft = Some(raft);
@@ -1821,7 +1824,7 @@ impl Sim {
         }
         let node = &mut self.nodes[i];
         if node.disk.is_empty() {
-            // An empty directory: a new node cannot be told from a wiped one, so the open marks it.
+            // A restart starts `--initial-state existing`: an empty directory is a lost one, so the open marks it.
             node.disk.lost_marker = true;
         }
         let raft = self.boot(&self.nodes[i]);
