@@ -216,6 +216,10 @@ pub enum NodeEvent {
         empty: bool,
         /// Bytes of torn or corrupt WAL tail truncated on start.
         truncated_tail_bytes: u64,
+        /// True when the bytes cut were a damaged complete record (which may have been acknowledged), not
+        /// a torn final write; `false` in logs from before the field.
+        #[serde(default)]
+        damaged_tail: bool,
     },
     /// From the consensus core.
     Raft(RaftEvent),

@@ -718,6 +718,7 @@ mod tests {
             snapshot_index: 0,
             empty: false,
             truncated_tail_bytes: 0,
+            damaged_tail: false,
         };
         let campaign = |term| {
             NodeEvent::Raft(RaftEvent::ElectionStarted {

@@ -340,6 +340,7 @@ impl Session {
                     snapshot_index: 0,
                     empty: true,
                     truncated_tail_bytes: 0,
+                    damaged_tail: false,
                 },
             };
             self.seq[node as usize] = 1;

@@ -94,6 +94,7 @@ impl ClusterState {
                 snapshot_index,
                 empty,
                 truncated_tail_bytes,
+                damaged_tail,
             } => {
                 let mut text = if *empty {
                     format!("n{node} started with an empty data dir")
@@ -103,7 +104,8 @@ impl ClusterState {
                     )
                 };
                 if *truncated_tail_bytes > 0 {
-                    text.push_str(&format!(", cut {truncated_tail_bytes} torn WAL bytes"));
+                    let what = if *damaged_tail { "damaged" } else { "torn" };
+                    text.push_str(&format!(", cut {truncated_tail_bytes} {what} WAL bytes"));
                 }
                 let n = self.node_mut(node);
                 n.feed_role = Some(Role::Follower);

@@ -1274,3 +1274,40 @@ fn a_recovering_node_shows_as_recovering_in_status_and_the_feed() {
         Some("n3 recovered: a leader caught it up; it votes again")
     );
 }
+
+/// tester-report-1 C5: a node that cut a damaged complete WAL record on start says "damaged", not "torn"
+/// (a damaged record may have been acknowledged; a torn final write never was).
+#[test]
+fn a_cut_damaged_record_is_called_damaged_and_a_torn_write_torn() {
+    use squall_node::rpc::{EventRecord, NodeEvent};
+    let mut s = started(3);
+    for (at, damaged_tail) in [(100, true), (200, false)] {
+        s.apply(&Stamped::new(
+            at,
+            Event::NodeFeed {
+                node: 3,
+                record: EventRecord {
+                    seq: 0,
+                    at_ms: at,
+                    event: NodeEvent::Started {
+                        term: 2,
+                        last_index: 40,
+                        snapshot_index: 0,
+                        empty: false,
+                        truncated_tail_bytes: 117,
+                        damaged_tail,
+                    },
+                },
+            },
+        ));
+    }
+    let texts = feed_texts(&s);
+    assert!(
+        texts.contains(&"n3 started: term 2, log to 40, snapshot 0, cut 117 damaged WAL bytes"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"n3 started: term 2, log to 40, snapshot 0, cut 117 torn WAL bytes"),
+        "{texts:?}"
+    );
+}

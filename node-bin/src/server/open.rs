@@ -89,6 +89,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         snapshot_index: snapshot_meta.last_index,
         empty: recovered.empty,
         truncated_tail_bytes: recovered.truncated_tail_bytes,
+        damaged_tail: recovered.damaged_tail,
     };
     let mut raft = Raft::new(
         core_cfg.clone(),

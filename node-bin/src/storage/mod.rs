@@ -138,8 +138,11 @@ pub struct Recovered {
     pub empty: bool,
     /// Bytes of a torn or corrupt WAL tail cut off on open (0 when clean).
     pub truncated_tail_bytes: u64,
+    /// True when the tail cut off was a damaged complete record, not a torn final write.
+    pub damaged_tail: bool,
     /// Why this node may have lost durable state, when it may have: its directory was empty and it was not
-    /// started as a new member ([`InitialState`]), a damaged complete WAL record was cut, or an earlier recovery did not finish.
+    /// started as a new member ([`InitialState`]), a damaged complete WAL record was cut, or an earlier
+    /// recovery did not finish.
     /// The [`LOST_DATA_FILE`] marker is then on disk until [`Storage::finish_recovery`]; the node must recover
     /// before it votes (the `raft::recovery` module).
     pub lost_data: Option<String>,
@@ -392,6 +395,7 @@ impl Storage {
             entries: storage.state.entries.clone(),
             empty,
             truncated_tail_bytes,
+            damaged_tail: tail.as_ref().is_some_and(|t| !t.torn),
             lost_data: cause,
         };
         Ok((storage, recovered))
