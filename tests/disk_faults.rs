@@ -690,3 +690,25 @@ fn a_disk_faults_directory_reused_without_disk_faults_is_refused_with_exit_2() {
     );
     drop(dir);
 }
+
+/// Tester report B (issue 18): `disk 1 stall`, then `wipe 1` blocked the console for 10 s and failed with "not
+/// reaped within 10 s of SIGKILL" without saying what to do, left the node `wiping`, and `disk 1 heal` then
+/// answered `ok` with the node silently left killed. Now the wipe is refused at once, nothing done, naming
+/// `disk 1 heal`; after the heal the wipe goes through.
+#[test]
+fn a_wipe_of_a_node_whose_disk_is_stalled_is_refused_saying_to_heal_first() {
+    let mut s = up(&[]);
+    s.ask("disk 1 stall", "stall");
+    let refused = s.refused("wipe 1");
+    assert!(
+        refused.contains("disk 1 heal") && refused.contains("nothing was done"),
+        "{refused}"
+    );
+    assert!(s.node_line(1).contains("running"), "{}", s.node_line(1));
+    s.ask("disk 1 heal", "heal node 1's disk");
+    s.ask("wipe 1", "restart it empty");
+    s.until("node 1 to run again", |ns| {
+        ns.get(&1).is_some_and(|n| n.running).then_some(())
+    });
+    s.quit();
+}

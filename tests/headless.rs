@@ -477,11 +477,11 @@ fn check_until_decided(stdin: &mut std::process::ChildStdin, out: &mut Lines) ->
     }
 }
 
-/// Disk loss is outside Raft's fault model, and the check shows what it costs: with node 3 cut off, nodes 1
-/// and 2 lose their data and, a majority on their own, go on from an empty log; once the network heals,
-/// one history overwrites the other and increments the cluster acknowledged are gone.
+/// Disk loss is outside Raft's fault model: with node 3 cut off, nodes 1 and 2 lose their data, a majority.
+/// squall's node neither goes on from an empty log nor lets node 3 lead without what they acknowledged: the
+/// cluster stays without a leader, also after the heal, and the check is inconclusive.
 #[test]
-fn a_majority_losing_its_disks_elects_nobody_until_a_node_holding_the_data_returns() {
+fn a_majority_losing_its_disks_elects_nobody_even_after_the_heal() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, mut out, _pids) = started_session(dir.path());
     let mut stdin = child.stdin.take().unwrap();
@@ -520,9 +520,15 @@ fn a_majority_losing_its_disks_elects_nobody_until_a_node_holding_the_data_retur
         assert!(!pair_leads, "the wiped pair elected a leader: {doc}");
         std::thread::sleep(Duration::from_millis(250));
     }
+    // Writes {1, 2} acknowledged while node 3 was cut off may be on no disk left, and nothing can tell: after
+    // the heal the wiped pair still waits (node 3 is one of the two others each must hear from, the other is
+    // recovering too), so the cluster makes no progress rather than lose them, and no check passes.
     ask(&mut stdin, &mut out, "heal", "heal");
-    let verdict = check_until_decided(&mut stdin, &mut out);
-    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    writeln!(stdin, "check").unwrap();
+    let verdict = out.wait_for("the check's answer", WAIT, |l| {
+        (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
+    });
+    assert!(verdict.contains("inconclusive"), "{verdict}");
     let broken: Vec<&String> = out.seen[wiped_at..]
         .iter()
         .filter(|l| l.contains("INVARIANT BROKEN"))

@@ -345,9 +345,6 @@ fn two_wiped_voters_of_five_never_lose_an_acknowledged_write() {
         .arg(&file)
         .arg("--out")
         .arg(dir.path().join("bundle"));
-    if let Some(bin) = std::env::var_os(support::session::NODE_BIN_VAR) {
-        cmd.arg("--node-bin").arg(bin);
-    }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
