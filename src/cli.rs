@@ -80,7 +80,6 @@ pub struct UpArgs {
     /// Slow timings for teaching and for stepping held frames by hand: election timeout 3–6 s, heartbeat 1 s.
     #[arg(long, conflicts_with_all = ["election_timeout", "heartbeat"])]
     pub slow: bool,
-    /// Snapshot every N applied entries on every node.
     /// Snapshot every N applied entries on every node; 0 turns snapshots off (the log then grows for the
     /// whole session).
     #[arg(long, default_value_t = 500)]

@@ -131,9 +131,9 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
             spec.dir.display()
         )
     })?;
-    let log = match events {
+    let log = match &events {
         Some(path) => Some(
-            EventLogWriter::create(&path, &spec.cluster_id)
+            EventLogWriter::create(path, &spec.cluster_id)
                 .map_err(|e| format!("{e}; name a writable file with --events FILE"))?,
         ),
         None => None,
@@ -153,9 +153,17 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         unsafe_no_fsync: spec.unsafe_no_fsync,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let cluster = Cluster::start(spec, tx.clone())
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let cluster = match Cluster::start(spec, tx.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing happened: leave no empty log behind for a person to find and replay (C11).
+            drop(log);
+            if let Some(path) = &events {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(format!("{e:#}"));
+        }
+    };
     let mut session = Session {
         log,
         state: ClusterState::new(),
