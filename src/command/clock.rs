@@ -73,7 +73,11 @@ pub fn parse_clock(rest: &[&str]) -> Result<(Target, ClockAction), String> {
             };
             let d = read_duration(&w[1..]).map_err(|e| match e {
                 BadDuration::NotOne => format!("`{w}` is not a clock jump like +1h or -30s"),
-                BadDuration::TooLong => crate::units::too_long(w),
+                BadDuration::TooLong => format!(
+                    "{}: a clock jump is at most ±{MAX_JUMP_WORDS}, the furthest a node's clock may be \
+                     from true time",
+                    crate::units::too_long(w)
+                ),
             })?;
             if d > MAX_JUMP {
                 return Err(too_far());
