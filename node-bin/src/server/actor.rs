@@ -141,15 +141,9 @@ impl Node {
             let need = self.needs(&h);
             self.held.push((need, h));
         }
-        // Status shows a term and vote only once durable (module `disk_full` relies on it); the log tail and
-        // commit index it shows may include entries still being written.
-        let need = if self.pipeline.hard_state_pending() {
-            self.pipeline.submitted
-        } else {
-            0
-        };
+        let submitted = self.pipeline.submitted;
         for tx in std::mem::take(&mut self.status_fresh) {
-            self.status_waiting.push((need, tx));
+            self.status_waiting.push((submitted, tx));
         }
         self.after_persisted()?;
         if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
