@@ -535,30 +535,3 @@ fn a_recovering_node_tells_a_candidate_of_a_term_it_cannot_grant_the_term_it_lea
     answer(&mut f, 1, 4, true);
     assert!(f.handle_request_vote(vote_req(6, 1, (3, 3), true)).granted);
 }
-
-#[test]
-fn a_node_that_recovered_in_a_new_cluster_is_not_taken_for_a_wiped_one_at_its_next_start() {
-    // Simulation seed 2843 (with data loss): node 1 of a new cluster finished recovering at term 0 holding
-    // nothing, and restarted before any election; node 3 then cut a damaged record. With nothing durable, node 1
-    // started as an empty, so possibly wiped, node again: two of three recovering, neither a witness for the
-    // other, and node 2 could never get a vote. Finishing must leave a durable trace.
-    let mut r = node(1, 3, 0, &[]);
-    r.tick();
-    assert_eq!(probes(&mut r).len(), 2);
-    answer(&mut r, 2, 0, true);
-    answer(&mut r, 3, 0, true);
-    assert!(!r.recovering());
-    let hard_state = r.take_ready().hard_state.unwrap_or_default();
-    let restarted = Raft::new(
-        cfg(1, 3),
-        Restored {
-            hard_state,
-            snapshot: None,
-            entries: Vec::new(),
-        },
-    );
-    assert!(
-        !restarted.recovering(),
-        "recovering again after a restart, with durable state {hard_state:?}"
-    );
-}

@@ -367,7 +367,12 @@ impl Storage {
         if empty {
             match initial {
                 InitialState::New => {
-                    info!(dir = %dir.display(), "empty data directory, --initial-state new: starting as a new member")
+                    info!(dir = %dir.display(), "empty data directory, --initial-state new: starting as a new member");
+                    // A durable trace that this directory belongs to a member that started: restarted before it
+                    // stored any term, it is not taken for one that lost its data (simulation seed 2843: two of
+                    // three nodes of a new cluster recovering at once, and no election possible).
+                    let hard_state = storage.state.hard_state;
+                    storage.append_batch(Some(&hard_state), None, &[])?;
                 }
                 InitialState::Existing => {
                     info!(dir = %dir.display(), "empty data directory, --initial-state existing: this member lost its data")
@@ -467,6 +472,17 @@ impl Storage {
         if hard_state.is_none() && truncate_from.is_none() && entries.is_empty() {
             return Ok(());
         }
+        self.append_batch(hard_state, truncate_from, entries)
+    }
+
+    /// Writes one batch record and fdatasyncs it, whatever it holds (`persist` filters out what is already
+    /// stored first).
+    fn append_batch(
+        &mut self,
+        hard_state: Option<&HardState>,
+        truncate_from: Option<Index>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
         // Before encoding: the rewrite takes sequence numbers too.
         self.finish_pending_rewrite()?;
 

@@ -69,7 +69,9 @@ fn new_directory_is_created_and_reported_empty() {
         Recovered {
             empty: true,
             lost_data: Some(
-                "the data directory was empty (a new node, or one whose data was lost)".into()
+                "the data directory was empty and the node was started --initial-state existing (a member \
+                     whose data was lost)"
+                    .into()
             ),
             ..Recovered::default()
         }
@@ -925,4 +927,19 @@ fn a_format_1_snapshot_is_read_without_a_configuration_and_an_unknown_format_ref
         err.contains("snapshot format 7") && err.contains("newer squall"),
         "{err}"
     );
+}
+
+/// Simulation seed 2843: a member of a new cluster restarted before it stored any term must not be taken for
+/// one that lost its data (two of three recovering at once, and no election possible).
+#[test]
+fn a_new_member_restarted_before_any_term_is_not_taken_for_one_that_lost_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node1");
+    let (st, rec) = Storage::open_as(&dir, InitialState::New).unwrap();
+    assert!(rec.empty && rec.lost_data.is_none());
+    drop(st);
+    let (_st, rec) = Storage::open(&dir).unwrap();
+    assert!(!rec.empty, "{rec:?}");
+    assert_eq!(rec.lost_data, None);
+    assert_eq!(rec.hard_state, HardState::default());
 }
