@@ -41,6 +41,9 @@ struct Disk {
     /// The storage's lost-data marker (`RECOVERING`): set by an open that found the directory empty or cut a
     /// damaged record, cleared once the core finished recovering (as `Storage::finish_recovery`).
     lost_marker: bool,
+    /// The synced record a member started `--initial-state new` writes at its first open
+    /// (`Storage::open_as`), so that a restart before it stored any term does not take it for a lost directory.
+    started_new: bool,
 }
 
 /// What the last WAL unit changed, to undo it.
@@ -58,7 +61,8 @@ struct LastUnit {
 
 impl Disk {
     fn is_empty(&self) -> bool {
-        self.hard_state == HardState::default()
+        !self.started_new
+            && self.hard_state == HardState::default()
             && self.snapshot.is_none()
             && self.entries.is_empty()
     }
@@ -615,6 +619,7 @@ impl Sim {
             // The cluster's first start: its initial members start `--initial-state new`, so their empty
             // directories carry no lost-data marker (a wipe's does: see the wipe fault).
             node.disk.lost_marker = false;
+            node.disk.started_new = true;
             node.raft = Some(sim.boot(&node));
             sim.nodes.push(node);
         }
