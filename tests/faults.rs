@@ -289,7 +289,16 @@ fn message_filters_hit_only_their_kinds() {
         term = t;
     }
     // Every vote reply sent to node 1 was dropped, and only those: the counters are kept per message kind.
-    let links = s.listing("links", "links:");
+    // The listing shows the link counters as last reported (at most once a second while nothing changes
+    // state), so wait until they include the heartbeats the leaders have been sending.
+    let deadline = Instant::now() + WAIT;
+    let links = loop {
+        let links = s.listing("links", "links:");
+        if links.iter().any(|l| kind(l, "heartbeat").is_some()) || Instant::now() > deadline {
+            break links;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let mut replies_to_one = 0;
     for line in &links {
         if line.split(' ').next().is_some_and(|l| l.ends_with("->1")) {
