@@ -15,179 +15,12 @@
 //! for an hour). Binaries that ignore `LD_PRELOAD` (statically linked ones, Go programs) keep real time,
 //! and a clock command on such a node is refused.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use squall_chaos::clock::{FakeClock, preload_env};
-
 use super::Cluster;
-use super::command::{Command, NodeId};
+use super::clockset::signed;
+use super::command::Command;
 pub use crate::command::clock::{ClockAction, HELP, parse_clock};
-
-struct NodeClock {
-    clock: FakeClock,
-    /// The task that re-reports a running rate's offset to the dashboard once a second.
-    reporter: Option<tokio::task::AbortHandle>,
-}
-
-/// `ns` as a signed duration in the console's words (`+1h`, `-30s`, `+250ms`), to the second above 1 s.
-fn signed(ns: i64) -> String {
-    let d = Duration::from_nanos(ns.unsigned_abs());
-    let d = if d >= Duration::from_secs(1) {
-        Duration::from_secs(d.as_secs())
-    } else {
-        Duration::from_millis(d.as_millis() as u64)
-    };
-    format!(
-        "{}{}",
-        if ns < 0 { '-' } else { '+' },
-        crate::command::fault::human(d)
-    )
-}
-
-/// A node's clock faults in words; `None` when its clock is true.
-fn describe(c: &FakeClock) -> Option<String> {
-    if !c.is_faked() {
-        return None;
-    }
-    let mut parts = Vec::new();
-    let off = c.realtime_offset();
-    if off.abs() >= 1_000_000 {
-        parts.push(signed(off));
-    }
-    if (c.rate() - 1.0).abs() >= f64::EPSILON {
-        parts.push(format!("×{}", c.rate()));
-    }
-    if let Some(d) = c.strobe() {
-        parts.push(format!("strobe {}ms", d.as_millis()));
-    }
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// The faked clocks, by node (empty without `--disk-faults`).
-#[derive(Default)]
-pub(super) struct Clocks {
-    shim: Option<PathBuf>,
-    nodes: Mutex<BTreeMap<NodeId, NodeClock>>,
-}
-
-impl Clocks {
-    /// Clocks faked through the time shim at `shim` (`None`: no clock faults).
-    pub(super) fn new(shim: Option<PathBuf>) -> Clocks {
-        Clocks {
-            shim,
-            nodes: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// The environment node `id` runs with: the shim preloaded, reading `node_dir/clock`, which starts
-    /// true.
-    pub(super) fn env(
-        &self,
-        id: NodeId,
-        node_dir: &Path,
-    ) -> anyhow::Result<Vec<(OsString, OsString)>> {
-        let Some(shim) = &self.shim else {
-            return Ok(vec![]);
-        };
-        let clock = FakeClock::create(&node_dir.join("clock"))?;
-        let env = preload_env(shim, clock.path());
-        if let Some(old) = self.nodes.lock().unwrap().insert(
-            id,
-            NodeClock {
-                clock,
-                reporter: None,
-            },
-        ) && let Some(h) = old.reporter
-        {
-            h.abort();
-        }
-        Ok(env)
-    }
-
-    /// Node `id`'s clock in words; `None` when true.
-    pub(super) fn describe(&self, id: NodeId) -> Option<String> {
-        self.nodes
-            .lock()
-            .unwrap()
-            .get(&id)
-            .and_then(|c| describe(&c.clock))
-    }
-
-    /// Makes every clock true (wall clocks set back to true time, monotonic clocks running on from where
-    /// they stand); returns the nodes whose clock was faked.
-    pub(super) fn heal_all(&self) -> Vec<NodeId> {
-        let mut nodes = self.nodes.lock().unwrap();
-        let mut healed = Vec::new();
-        for (&id, c) in nodes.iter_mut() {
-            if c.clock.is_faked() {
-                healed.push(id);
-            }
-            c.clock.heal();
-            if let Some(h) = c.reporter.take() {
-                h.abort();
-            }
-        }
-        healed
-    }
-
-    /// Whether node `id`'s clock runs at another rate (its offset keeps changing).
-    fn drifting(&self, id: NodeId) -> bool {
-        self.nodes
-            .lock()
-            .unwrap()
-            .get(&id)
-            .is_some_and(|c| (c.clock.rate() - 1.0).abs() >= f64::EPSILON)
-    }
-
-    /// Applies `action` to node `id`'s clock, whose process is `pid` when it runs; returns the
-    /// monotonic clock's lasting lead in ns for a heal (0 otherwise).
-    fn apply(&self, id: NodeId, pid: Option<u32>, action: &ClockAction) -> Result<i64, String> {
-        let mut nodes = self.nodes.lock().unwrap();
-        let c = nodes.get_mut(&id).ok_or_else(|| {
-            "clock faults are off: start the cluster with `squall up --disk-faults`".to_string()
-        })?;
-        if let Some(pid) = pid
-            && c.clock.attached_pid() != Some(pid)
-            && *action != ClockAction::Heal
-        {
-            return Err(format!(
-                "node {id} (pid {pid}) did not load squall's time shim: its binary ignores LD_PRELOAD \
-                 (statically linked, or a Go program), so its clock cannot be faked"
-            ));
-        }
-        let refused = |e: squall_chaos::clock::ClockError| {
-            format!("`clock {id} {action}` refused: {e}; `clock {id} heal` makes it true")
-        };
-        match action {
-            ClockAction::Jump(ms) => c
-                .clock
-                .jump(ms.saturating_mul(1_000_000))
-                .map_err(refused)?,
-            ClockAction::Rate(r) => c.clock.set_rate(*r).map_err(refused)?,
-            ClockAction::Strobe(d) => c.clock.set_strobe(*d).map_err(refused)?,
-            ClockAction::Heal => {
-                if let Some(h) = c.reporter.take() {
-                    h.abort();
-                }
-                return Ok(c.clock.heal());
-            }
-        }
-        Ok(0)
-    }
-
-    /// Sets (or with `None` stops) the task re-reporting node `id`'s drifting clock.
-    fn set_reporter(&self, id: NodeId, h: Option<tokio::task::AbortHandle>) {
-        if let Some(c) = self.nodes.lock().unwrap().get_mut(&id)
-            && let Some(old) = std::mem::replace(&mut c.reporter, h)
-        {
-            old.abort();
-        }
-    }
-}
 
 impl Cluster {
     /// Performs a `clock` command.
@@ -259,8 +92,10 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
+    use super::super::clockset::describe;
     use super::*;
     use crate::command::Target;
+    use squall_chaos::clock::FakeClock;
 
     #[test]
     fn parses_the_vocabulary() {

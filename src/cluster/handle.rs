@@ -16,7 +16,7 @@ use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
 use super::command::{NodeId, Target};
-use super::{clock, disk, faults, files, workload};
+use super::{clockset, diskset, faults, files, workload};
 use crate::state::{Event, Stamped};
 
 /// How to build a cluster.
@@ -67,8 +67,8 @@ pub(super) struct Inner {
     pub(super) workload: workload::Control,
     pub(super) stop: watch::Sender<bool>,
     pub(super) faults: Mutex<faults::FaultSet>,
-    pub(super) disks: disk::Disks,
-    pub(super) clocks: clock::Clocks,
+    pub(super) disks: diskset::Disks,
+    pub(super) clocks: clockset::Clocks,
     /// The membership change squall is making now (one at a time), in words.
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).

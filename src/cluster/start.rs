@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use super::handle::{Inner, Slot, node_name};
 use super::links::report_links;
 use super::{
-    Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clock, disk, faults, files, membership,
-    poll, workload,
+    Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clockset, diskset, faults, files,
+    membership, poll, workload,
 };
 
 impl Cluster {
@@ -76,7 +76,7 @@ impl Cluster {
             .iter()
             .map(|&id| (id, spec.dir.join(node_name(id))))
             .collect();
-        disk::check_layout(&node_dirs, spec.disk_faults).map_err(|e| anyhow!(e))?;
+        diskset::check_layout(&node_dirs, spec.disk_faults).map_err(|e| anyhow!(e))?;
         if ids.is_empty() {
             bail!(
                 "{}: every node of this cluster directory was removed; use a new --dir",
@@ -108,8 +108,8 @@ impl Cluster {
             workload: workload::Control::new(spec.rate),
             stop,
             faults: Mutex::new(faults::FaultSet::default()),
-            disks: disk::Disks::default(),
-            clocks: clock::Clocks::new(shim),
+            disks: diskset::Disks::default(),
+            clocks: clockset::Clocks::new(shim),
             change: Mutex::new(None),
             adding: Mutex::new(None),
             roster: Mutex::new(roster),
