@@ -325,3 +325,101 @@ fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals
     }
     assert!(resent, "entry {index} was never sent to node 2 again");
 }
+
+#[test]
+fn a_refused_batch_overtaken_by_an_older_success_is_sent_again_without_new_proposals() {
+    // Simulation seed 796594048973: a window of batches [2,3], [4,5], [6] to node 2 fails and is resent as
+    // [2,3], [4,5], [6,7] once a heartbeat shows where the logs match. Node 2 gets [6,7] first and refuses it
+    // (it holds only 3), then the new [2,3] and [4,5], then the old [6] (delivered twice). The old batch's
+    // success raises the match index to 6, past the refused batch's start, and the refusal that follows was
+    // ignored as stale: entry 7, in no other batch, was never sent again while the clients were quiet.
+    let mut r = leader(3, 1, &[]);
+    r.handle_reply(2, ok_reply(2, 2, 1, 0));
+    r.take_ready();
+    for i in 0..5 {
+        r.propose(vec![i]).unwrap();
+    }
+    let old = appends_to(&r.take_ready(), 2);
+    let spans = |batches: &[AppendEntries]| -> Vec<(Index, usize)> {
+        batches
+            .iter()
+            .map(|a| (a.prev_log_index, a.entries.len()))
+            .collect()
+    };
+    assert_eq!(spans(&old), vec![(1, 2), (3, 2), (5, 1)]);
+    r.report_unreachable(2, &Request::Append(old[0].clone()));
+    let (last, _) = r.propose(vec![9]).unwrap();
+    r.on_persisted(last, 2);
+    r.take_ready();
+    let heartbeat_answer = Reply::Append(AppendEntriesReply {
+        term: 2,
+        follower: 2,
+        success: true,
+        match_index: 1,
+        conflict_term: None,
+        conflict_index: 0,
+        last_log_index: 1,
+        read_round: 0,
+        req_prev_index: 1,
+        req_last_index: 1,
+        heartbeat: true,
+        recovering: false,
+    });
+    r.handle_reply(2, heartbeat_answer);
+    let new = appends_to(&r.take_ready(), 2);
+    assert_eq!(spans(&new), vec![(1, 2), (3, 2), (5, 2)]);
+    r.handle_reply(2, reply_to(&new[0], 2, true, 3));
+    r.handle_reply(2, reply_to(&new[1], 2, true, 5));
+    r.handle_reply(2, reply_to(&old[2], 2, true, 6));
+    r.take_ready();
+    r.handle_reply(2, reply_to(&new[2], 2, false, 3));
+    let resent = appends_to(&r.take_ready(), 2);
+    assert!(
+        resent
+            .iter()
+            .any(|a| a.entries.iter().any(|e| e.index == last)),
+        "entry {last} was not sent to node 2 again after its batch was refused: {:?}, progress {:?}",
+        spans(&resent),
+        r.status().progress
+    );
+}
+
+#[test]
+fn a_follower_holding_another_term_at_its_match_index_is_probed_below_it() {
+    // Simulation seed 796592838934: node 2 acknowledged entry 4 of term 2, which had overwritten its older
+    // entry 4 of term 1; the record holding the overwrite is damaged and cut, so the older entry is back. The
+    // leader's heartbeats, anchored at match 4, are refused with conflict term 1; every probe was clamped above
+    // the match index, at prev 4 again, and refused forever.
+    let mut r = leader(3, 1, &[1, 1, 1]);
+    assert_eq!((r.log.last_index(), r.term()), (4, 2));
+    r.handle_reply(2, ok_reply(2, 2, 4, 0));
+    r.take_ready();
+    // (It learned the current term from the other voters already, so it answers the leader; the leader's
+    // side is what is tested here.)
+    let mut follower = node(2, 3, 2, &[1, 1, 1, 1]);
+    let mut delivered = 0;
+    for _ in 0..4 {
+        for _ in 0..r.config.heartbeat_ticks {
+            r.tick();
+        }
+        for a in appends_to(&r.take_ready(), 2) {
+            let reply = follower.handle_append_entries(a);
+            follower.take_ready();
+            r.handle_reply(2, Reply::Append(reply));
+            delivered += 1;
+        }
+        for a in appends_to(&r.take_ready(), 2) {
+            let reply = follower.handle_append_entries(a);
+            follower.take_ready();
+            r.handle_reply(2, Reply::Append(reply));
+        }
+    }
+    assert!(delivered > 0);
+    assert_eq!(
+        follower.log.term(4),
+        Some(2),
+        "node 2 still holds the older entry 4; leader's progress {:?}",
+        r.status().progress
+    );
+    assert_eq!(r.status().progress[0].match_index, 4);
+}

@@ -212,19 +212,35 @@ impl Raft {
                 Mode::Probe { .. } => {
                     r.req_prev_index + 1 == pr.next_index || r.req_prev_index == pr.match_index
                 }
-                Mode::Replicate => r.req_prev_index >= pr.match_index,
+                // A refused batch still in the window holds entries past the match index that the follower
+                // lacks, even when an older batch's success (reordered, or delivered twice) raised the match
+                // index past the refused batch's start: left alone, nothing resends them once the clients are
+                // quiet (simulation seed 796594048973).
+                Mode::Replicate => {
+                    r.req_prev_index >= pr.match_index
+                        || (r.req_last_index > pr.match_index
+                            && pr.inflight.contains(&r.req_last_index))
+                }
                 Mode::Snapshot { .. } => false,
             };
             if !current {
                 self.confirm_reads();
                 return;
             }
-            if heartbeat && r.req_prev_index == pr.match_index && r.last_log_index < pr.match_index
+            if heartbeat
+                && r.req_prev_index == pr.match_index
+                && (r.last_log_index < pr.match_index || r.conflict_term.is_some())
             {
-                // A heartbeat sent after the follower acknowledged its match index finds it holding less: it
-                // lost its data. Forget what we thought it had so it can be brought back. (Any other
-                // rejection may predate the acknowledgement, reordered on the way back: it lowers nothing.)
-                pr.match_index = r.last_log_index;
+                // A heartbeat sent after the follower acknowledged its match index finds it holding less, or
+                // another term there (a cut damaged record had overwritten an older entry at that index, and
+                // the older one is back): it lost data. Forget what we thought it had so it can be brought
+                // back; left alone, the probe is clamped above the match index and refused forever
+                // (simulation seed 796592838934). (Any other rejection may predate the acknowledgement,
+                // reordered on the way back: it lowers nothing.)
+                pr.match_index = match r.conflict_term {
+                    Some(_) => r.conflict_index.saturating_sub(1).min(r.last_log_index),
+                    None => r.last_log_index,
+                };
             }
             let mut next = match r.conflict_term {
                 Some(t) => self
