@@ -6,6 +6,12 @@
 //! ([`Invariants::data_lost`], called when a wipe is performed) — a node that comes back empty without one
 //! has lost data it should have kept, and that is reported, not excused.
 //!
+//! A wipe starts a new *life* of the node: what the checker remembers of a node (its term, commit index, the
+//! entries, commits and leaderships it showed) is kept per (node, life), so the wiped node is never compared
+//! with its former self as if it were one durable node, yet what its former life showed still binds everyone
+//! (a wiped node leading a term it led before is two leaders in one term). Lines name a node that was wiped
+//! with its life, `n2#2`; its votes stay keyed by the node alone (one voter, one vote per term, across wipes).
+//!
 //! Pure: [`Invariants::observe`] takes one node's [`Observation`] (one status poll) and returns the
 //! violations it reveals, each with its evidence. Polls see only what a node shows at that moment (its term,
 //! indexes, the tail of its log and a hash of what it applied), so a leader that rose and fell between two
@@ -105,12 +111,15 @@ impl fmt::Display for Violation {
     }
 }
 
+/// One life of a node: its id and how many wipes came before it, plus one (1 until the first wipe).
+type Life = (u64, u64);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Committed {
     term: u64,
     /// The lowest term of a node seen reporting it committed: it was committed in that term or earlier.
     by_term: u64,
-    node: u64,
+    node: Life,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -118,21 +127,29 @@ struct NodeSeen {
     incarnation: u64,
     commit_index: u64,
     term: u64,
-    /// Its data was destroyed on purpose while this incarnation ran (or was down): the next incarnation may
-    /// start over from term 0.
-    data_lost: bool,
+}
+
+/// Which life of a node is running, and which process (pid) ran the life before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Lives {
+    /// The current life, from 1.
+    current: u64,
+    /// The process that ran the previous life when the wipe was performed: its late polls are that life's.
+    before: Option<u64>,
 }
 
 /// The checker's memory. Feed it every poll of every node with [`Invariants::observe`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Invariants {
-    leaders: BTreeMap<u64, u64>,
-    entries: BTreeMap<(u64, u64), (String, u64)>,
+    leaders: BTreeMap<u64, Life>,
+    entries: BTreeMap<(u64, u64), (String, Life)>,
     committed: BTreeMap<u64, Committed>,
-    applied: BTreeMap<u64, (u64, u64)>,
-    nodes: HashMap<u64, NodeSeen>,
-    /// (term, voter) -> the candidate it voted for.
-    votes: BTreeMap<(u64, u64), u64>,
+    applied: BTreeMap<u64, (u64, Life)>,
+    nodes: HashMap<Life, NodeSeen>,
+    /// Nodes that were wiped: their current life.
+    lives: HashMap<u64, Lives>,
+    /// (term, voter) -> the candidate it voted for, and the voter's life then.
+    votes: BTreeMap<(u64, u64), (u64, u64)>,
     high_index: u64,
     high_term: u64,
     violations: Vec<Violation>,
@@ -174,12 +191,45 @@ impl Invariants {
         }
     }
 
-    /// The node's data was destroyed on purpose (wiped), told by the action that did it: the node's next
-    /// process may start again from term 0. A poll of the old process that arrives afterwards does not
-    /// cancel this; the first poll of another process consumes it. The votes it cast stay remembered: a node
-    /// that lost its disk is still the same voter.
+    /// The node's data was destroyed on purpose (wiped), told by the action that did it: its next process
+    /// starts a new life (see the module docs), which may start again from term 0. A poll of the old process
+    /// that arrives afterwards still belongs to the old life. The votes it cast stay remembered: a node that
+    /// lost its disk is still the same voter.
     pub fn data_lost(&mut self, node: u64) {
-        self.nodes.entry(node).or_default().data_lost = true;
+        let lives = self.lives.get(&node).copied().unwrap_or(Lives {
+            current: 1,
+            before: None,
+        });
+        let running = self
+            .nodes
+            .get(&(node, lives.current))
+            .map(|s| s.incarnation);
+        self.lives.insert(
+            node,
+            Lives {
+                current: lives.current + 1,
+                before: running.or(lives.before),
+            },
+        );
+    }
+
+    /// The life of `node` that its process `incarnation` (pid) runs.
+    fn life(&self, node: u64, incarnation: u64) -> Life {
+        match self.lives.get(&node) {
+            Some(l) if l.before == Some(incarnation) => (node, l.current - 1),
+            Some(l) => (node, l.current),
+            None => (node, 1),
+        }
+    }
+
+    /// The life a node's event feed speaks for: the current one.
+    fn current_life(&self, node: u64) -> Life {
+        (node, self.lives.get(&node).map_or(1, |l| l.current))
+    }
+
+    /// How a line names one life of a node (see [`name_in`]).
+    fn name(&self, life: Life) -> String {
+        name_in(&self.lives, life)
     }
 
     /// A node's event feed says `voter` cast its vote in `term` for `candidate` (a vote it granted, or its
@@ -192,18 +242,32 @@ impl Invariants {
         term: u64,
         candidate: u64,
     ) -> Option<Violation> {
-        let earlier = *self.votes.entry((term, voter)).or_insert(candidate);
+        let now = self.current_life(voter);
+        let (earlier, then) = *self
+            .votes
+            .entry((term, voter))
+            .or_insert((candidate, now.1));
         self.high_term = self.high_term.max(term);
         if earlier == candidate {
             return None;
         }
+        let evidence = if then == now.1 {
+            format!(
+                "{} voted for n{candidate} in term {term} after voting for n{earlier} in that term",
+                self.name(now)
+            )
+        } else {
+            format!(
+                "{} voted for n{candidate} in term {term} after {} voted for n{earlier} in that term",
+                self.name(now),
+                self.name((voter, then))
+            )
+        };
         let violation = Violation {
             property: Property::OneVotePerTerm,
             at,
             nodes: vec![voter, earlier, candidate],
-            evidence: format!(
-                "n{voter} voted for n{candidate} in term {term} after voting for n{earlier} in that term"
-            ),
+            evidence,
         };
         if self.violations.contains(&violation) {
             return None;
@@ -235,7 +299,7 @@ impl Invariants {
             }) => self.on_vote(at, node, *term, node),
             NodeEvent::Started { .. } => {
                 self.votes
-                    .retain(|&(_, voter), candidate| !(voter == node && *candidate == node));
+                    .retain(|&(_, voter), (candidate, _)| !(voter == node && *candidate == node));
                 None
             }
             _ => None,
@@ -246,6 +310,8 @@ impl Invariants {
     /// violations it reveals (also kept in [`Invariants::violations`]). A property already reported for the
     /// same nodes and index or term is not reported again.
     pub fn observe(&mut self, o: &Observation) -> Vec<Violation> {
+        let me = self.life(o.node, o.incarnation);
+        let who = name_in(&self.lives, me);
         let mut found = Vec::new();
         let mut v = |property, nodes: Vec<u64>, evidence: String| {
             found.push(Violation {
@@ -256,14 +322,10 @@ impl Invariants {
             })
         };
 
-        // Monotonic term and commit index. A new process of a node whose data was declared lost starts over;
-        // any other restart keeps its term, and one that comes back empty lost what it should have kept.
+        // Monotonic term and commit index, within one life. A wiped node's new life starts over; any other
+        // restart keeps its term, and one that comes back empty lost what it should have kept.
         let restarted = |seen: &NodeSeen| seen.incarnation != o.incarnation;
-        if let Some(seen) = self
-            .nodes
-            .get(&o.node)
-            .filter(|s| !(s.data_lost && restarted(s)) && s.incarnation != 0)
-        {
+        if let Some(seen) = self.nodes.get(&me).filter(|s| s.incarnation != 0) {
             if o.term < seen.term {
                 let how = if !restarted(seen) {
                     "while running"
@@ -275,10 +337,7 @@ impl Invariants {
                 v(
                     Property::TermMonotonic,
                     vec![o.node],
-                    format!(
-                        "n{}'s term went from {} to {} {how}",
-                        o.node, seen.term, o.term
-                    ),
+                    format!("{who}'s term went from {} to {} {how}", seen.term, o.term),
                 );
             }
             if seen.incarnation == o.incarnation && o.commit_index < seen.commit_index {
@@ -286,8 +345,8 @@ impl Invariants {
                     Property::CommitMonotonic,
                     vec![o.node],
                     format!(
-                        "n{}'s commit index went from {} to {} while its process ran",
-                        o.node, seen.commit_index, o.commit_index
+                        "{who}'s commit index went from {} to {} while its process ran",
+                        seen.commit_index, o.commit_index
                     ),
                 );
             }
@@ -296,14 +355,18 @@ impl Invariants {
         // Election safety.
         if o.leader {
             match self.leaders.get(&o.term) {
-                Some(&other) if other != o.node => v(
+                Some(&other) if other != me => v(
                     Property::ElectionSafety,
-                    vec![other, o.node],
-                    format!("n{other} and n{} both led term {}", o.node, o.term),
+                    vec![other.0, o.node],
+                    format!(
+                        "{} and {who} both led term {}",
+                        name_in(&self.lives, other),
+                        o.term
+                    ),
                 ),
                 Some(_) => {}
                 None => {
-                    self.leaders.insert(o.term, o.node);
+                    self.leaders.insert(o.term, me);
                 }
             }
         }
@@ -313,25 +376,26 @@ impl Invariants {
             match self.entries.get(&(*index, *term)) {
                 Some((other_text, other)) if other_text != text => v(
                     Property::LogMatching,
-                    vec![*other, o.node],
+                    vec![other.0, o.node],
                     format!(
-                        "index {index} term {term} holds `{other_text}` on n{other} but `{text}` on n{}",
-                        o.node
+                        "index {index} term {term} holds `{other_text}` on {} but `{text}` on {who}",
+                        name_in(&self.lives, *other)
                     ),
                 ),
                 Some(_) => {}
                 None => {
-                    self.entries.insert((*index, *term), (text.clone(), o.node));
+                    self.entries.insert((*index, *term), (text.clone(), me));
                 }
             }
             if *index <= o.commit_index {
                 match self.committed.get_mut(index) {
                     Some(c) if c.term != *term => v(
                         Property::StateMachineSafety,
-                        vec![c.node, o.node],
+                        vec![c.node.0, o.node],
                         format!(
-                            "index {index} is committed with term {} on n{} but with term {term} on n{}",
-                            c.term, c.node, o.node
+                            "index {index} is committed with term {} on {} but with term {term} on {who}",
+                            c.term,
+                            name_in(&self.lives, c.node)
                         ),
                     ),
                     Some(c) => c.by_term = c.by_term.min(o.term),
@@ -341,7 +405,7 @@ impl Invariants {
                             Committed {
                                 term: *term,
                                 by_term: o.term,
-                                node: o.node,
+                                node: me,
                             },
                         );
                     }
@@ -359,10 +423,10 @@ impl Invariants {
                 if *index > o.last_log_index {
                     v(
                         Property::LeaderCompleteness,
-                        vec![c.node, o.node],
+                        vec![c.node.0, o.node],
                         format!(
-                            "index {index} (term {}) was committed by term {} but n{}, leader of term {}, has a log ending at {}",
-                            c.term, c.by_term, o.node, o.term, o.last_log_index
+                            "index {index} (term {}) was committed by term {} but {who}, leader of term {}, has a log ending at {}",
+                            c.term, c.by_term, o.term, o.last_log_index
                         ),
                     );
                     break;
@@ -372,10 +436,10 @@ impl Invariants {
                 {
                     v(
                         Property::LeaderCompleteness,
-                        vec![c.node, o.node],
+                        vec![c.node.0, o.node],
                         format!(
-                            "index {index} was committed with term {} but n{}, leader of term {}, holds term {t} there",
-                            c.term, o.node, o.term
+                            "index {index} was committed with term {} but {who}, leader of term {}, holds term {t} there",
+                            c.term, o.term
                         ),
                     );
                     break;
@@ -390,30 +454,26 @@ impl Invariants {
             match self.applied.get(&o.applied_index) {
                 Some(&(h, other)) if h != hash => v(
                     Property::StateMachineSafety,
-                    vec![other, o.node],
+                    vec![other.0, o.node],
                     format!(
-                        "n{other} and n{} applied different commands up to index {} (state hashes {h:016x} and {hash:016x})",
-                        o.node, o.applied_index
+                        "{} and {who} applied different commands up to index {} (state hashes {h:016x} and {hash:016x})",
+                        name_in(&self.lives, other),
+                        o.applied_index
                     ),
                 ),
                 Some(_) => {}
                 None => {
-                    self.applied.insert(o.applied_index, (hash, o.node));
+                    self.applied.insert(o.applied_index, (hash, me));
                 }
             }
         }
 
-        let still_lost = self
-            .nodes
-            .get(&o.node)
-            .is_some_and(|s| s.data_lost && s.incarnation == o.incarnation);
         self.nodes.insert(
-            o.node,
+            me,
             NodeSeen {
                 incarnation: o.incarnation,
                 commit_index: o.commit_index,
                 term: o.term,
-                data_lost: still_lost,
             },
         );
         self.high_index = self.high_index.max(o.last_log_index).max(o.applied_index);
@@ -440,6 +500,15 @@ impl Invariants {
         let term_floor = self.high_term.saturating_sub(WINDOW);
         self.leaders = self.leaders.split_off(&term_floor);
         self.votes = self.votes.split_off(&(term_floor, 0));
+    }
+}
+
+/// How a line names one life of a node: `n2`, or `n2#2` for a node that was wiped (it is in `lives`).
+fn name_in(lives: &HashMap<u64, Lives>, (node, life): Life) -> String {
+    if lives.contains_key(&node) {
+        format!("n{node}#{life}")
+    } else {
+        format!("n{node}")
     }
 }
 
@@ -693,7 +762,7 @@ mod tests {
         assert_eq!(v.property, Property::OneVotePerTerm);
         assert_eq!(
             v.evidence,
-            "n3 voted for n1 in term 5 after voting for n2 in that term"
+            "n3#2 voted for n1 in term 5 after n3#1 voted for n2 in that term"
         );
         assert_eq!(c.violations(), [v]);
         // A candidate votes for itself: campaigning in a term it voted in is a second vote too.
@@ -704,7 +773,11 @@ mod tests {
         let v = c
             .on_node_event(at, 3, &campaign)
             .expect("campaign after a vote");
-        assert!(v.evidence.contains("n3 voted for n3 in term 6"), "{v}");
+        assert!(
+            v.evidence
+                .contains("n3#2 voted for n3 in term 6 after n3#1 voted for n1"),
+            "{v}"
+        );
         let pre = NodeEvent::Raft(RaftEvent::ElectionStarted {
             term: 7,
             pre_vote: true,
