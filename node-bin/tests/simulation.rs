@@ -257,16 +257,6 @@ fn data_loss_in_default_run() -> bool {
     std::env::var("SQUALL_SIM_DATA_LOSS").as_deref() != Ok("0")
 }
 
-/// The one failure kind the default run prints but does not fail on, open work of issue 18 (named in
-/// `sim/ISSUE-18-SEEDS.md`): a liveness failure (replicas not converging, seen a few times in 9,000 seeds) in a
-/// seed that lost data (a wipe or a damaged record cut). Seen after the merge of this session's branches: a
-/// wiped follower one entry behind, the leader's append to it lost, nothing resent while clients are quiet
-/// (seed 796594048973). Every safety check, and every liveness failure in a seed that lost no data, fails the
-/// run.
-fn known_open(e: &str) -> bool {
-    e.starts_with("liveness:") && (e.contains("cut its damaged") || e.contains(" wiped ("))
-}
-
 /// Fails naming every failing seed with the first line of what it found, and the first one in full.
 fn fail_on(failures: &[(u64, String)]) {
     let Some((seed, e)) = failures.first() else {
@@ -304,17 +294,6 @@ fn random_faults_keep_raft_safe_and_live() {
         println!("without wipes and damaged records (SQUALL_SIM_DATA_LOSS=0)");
     }
     let (total, failures) = run_seeds(&seeds, data_loss);
-    let (known, failures): (Vec<_>, Vec<_>) =
-        failures.into_iter().partition(|(_, e)| known_open(e));
-    for (seed, e) in &known {
-        // A replayed seed prints in full, as a failure would.
-        let shown = if std::env::var("SQUALL_SIM_SEED").is_ok() {
-            e.as_str()
-        } else {
-            e.lines().next().unwrap_or("")
-        };
-        println!("KNOWN OPEN (issue 18, not failed on): seed {seed}: {shown}");
-    }
     fail_on(&failures);
     println!(
         "simulated {} seeds: {} steps, {} acknowledged writes, {} confirmed reads ({} served and checked), {} \
