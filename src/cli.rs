@@ -237,6 +237,9 @@ pub struct RenderArgs {
     /// Playback speed: 2 plays twice as fast (0.1 to 50).
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     pub speed: f64,
+    /// Frames per second at most (1 to 50): changes closer together are shown as one frame, the last.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+    pub fps: f64,
     /// Screen size of an event log's replay, COLSxROWS (default 160x45); an asciicast keeps its own.
     #[arg(long, value_parser = parse_size)]
     pub size: Option<(u16, u16)>,
@@ -247,6 +250,13 @@ fn parse_speed(s: &str) -> Result<f64, String> {
         .ok()
         .filter(|f| f.is_finite() && *f >= 0.1 && *f <= 50.0)
         .ok_or_else(|| format!("`{s}` is not a speed from 0.1 to 50 (e.g. 2 for twice as fast)"))
+}
+
+fn parse_fps(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 1.0 && *f <= 50.0)
+        .ok_or_else(|| format!("`{s}` is not a frame rate from 1 to 50 frames a second"))
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {

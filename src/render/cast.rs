@@ -49,7 +49,7 @@ pub fn render(
         ))
     })?;
     let mut q = Quantiser::default();
-    let mut frames = Frames::new(sink);
+    let mut frames = Frames::new(sink, range.frame_cs);
     for e in &cast.events {
         if e.time > range.to {
             break;

@@ -70,11 +70,11 @@ pub fn render(
             Err(_) => Screen::new(usize::from(cols), usize::from(rows)),
         }
     };
-    // At high speeds a step of session time would be shorter than a frame may be.
-    let step = STEP_MS.max((range.speed * 20.0).ceil() as u64);
+    // At high speeds a step of session time would be shorter than a frame.
+    let step = STEP_MS.max((range.speed * f64::from(range.frame_cs) * 10.0).ceil() as u64);
     let (from_ms, to_ms) = ((range.from * 1e3) as u64, (range.to * 1e3) as u64);
     player.seek_to(from_ms);
-    let mut frames = Frames::new(sink);
+    let mut frames = Frames::new(sink, range.frame_cs);
     let mut t = from_ms;
     while t < to_ms {
         t = (t + step).min(to_ms);

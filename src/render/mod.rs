@@ -127,6 +127,8 @@ pub struct Options {
     pub to: Option<String>,
     /// Playback speed.
     pub speed: f64,
+    /// Frames per second at most.
+    pub fps: f64,
     /// Screen size for an event log's replay (columns, rows).
     pub size: Option<(u16, u16)>,
 }
@@ -164,7 +166,7 @@ pub fn render_file(input: &Path, output: &Path, opts: &Options) -> Result<Summar
         input,
         opts.from.as_deref(),
         opts.to.as_deref(),
-        opts.speed,
+        (opts.speed, opts.fps),
         &markers,
         length,
     )?;
@@ -239,6 +241,7 @@ pub fn render(args: RenderArgs) -> ExitCode {
         from: args.from,
         to: args.to,
         speed: args.speed,
+        fps: args.fps,
         size: args.size,
     };
     let started = Instant::now();

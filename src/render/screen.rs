@@ -66,29 +66,6 @@ impl Screen {
         self.row(y).iter().map(|c| c.ch).collect()
     }
 
-    /// The smallest rectangle `(x, y, width, height)` in cells holding every cell that differs from
-    /// `before` (a screen of the same size); `None` if nothing differs.
-    pub fn changed_rect(&self, before: &Screen) -> Option<(usize, usize, usize, usize)> {
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-        for y in 0..self.rows {
-            let (now, was) = (self.row(y), before.row(y));
-            if now == was {
-                continue;
-            }
-            let first = now.iter().zip(was).position(|(a, b)| a != b).unwrap_or(0);
-            let last = now
-                .iter()
-                .zip(was)
-                .rposition(|(a, b)| a != b)
-                .unwrap_or(self.cols - 1);
-            x0 = x0.min(first);
-            x1 = x1.max(last);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-        (x0 != usize::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
-    }
-
     /// The screen of an `avt` terminal, the cursor drawn as an inverse cell when it is visible. The
     /// terminal may have been resized to something else than `cols` × `rows`: it is cut or padded.
     pub fn from_avt(term: &avt::Terminal, cols: usize, rows: usize, q: &mut Quantiser) -> Self {
@@ -203,15 +180,5 @@ mod tests {
         assert_eq!(s.cells[0].fg, 1);
         assert_eq!((s.cells[4].fg, s.cells[4].bg), (DEFAULT_BG, DEFAULT_FG));
         assert_eq!((s.cells[10].fg, s.cells[10].attrs), (9, BOLD));
-    }
-
-    #[test]
-    fn the_changed_rectangle_bounds_every_difference() {
-        let a = Screen::new(10, 5);
-        let mut b = a.clone();
-        assert_eq!(b.changed_rect(&a), None);
-        b.cells[10 + 3].ch = 'x';
-        b.cells[3 * 10 + 7].ch = 'y';
-        assert_eq!(b.changed_rect(&a), Some((3, 1, 5, 3)));
     }
 }

@@ -2,8 +2,9 @@
 //! marker names), how fast (`--speed`), and which screens become frames.
 //!
 //! A source reports each change of the screen with [`Frames::before_change`] and its output time. Changes
-//! closer together than [`MIN_DELAY_CS`] are folded into one frame (browsers draw shorter GIF delays as a
-//! tenth of a second, which would slow the animation down), and a screen identical to the frame before it
+//! closer together than a frame (`--fps`, and never closer than [`MIN_DELAY_CS`]: browsers draw shorter GIF
+//! delays as a tenth of a second, which would slow the animation down) are folded into one frame showing
+//! the last of them, and a screen identical to the frame before it
 //! makes no frame: that frame is shown longer instead. The encoder thus gets only real changes, each with
 //! the time it appears.
 
@@ -38,6 +39,8 @@ pub struct Range {
     pub to: f64,
     /// Playback speed: 2 plays twice as fast.
     pub speed: f64,
+    /// The shortest time between two frames, in hundredths of a second (from `--fps`).
+    pub frame_cs: u32,
 }
 
 impl Range {
@@ -92,7 +95,7 @@ pub fn resolve(
     input: &Path,
     from: Option<&str>,
     to: Option<&str>,
-    speed: f64,
+    (speed, fps): (f64, f64),
     markers: &[Marker],
     length: f64,
 ) -> Result<Range, RenderError> {
@@ -142,6 +145,7 @@ pub fn resolve(
         from: start,
         to: end,
         speed,
+        frame_cs: ((100.0 / fps).round() as u32).max(MIN_DELAY_CS),
     })
 }
 
@@ -157,6 +161,7 @@ pub trait FrameSink {
 /// Turns a source's changes into frames: folds close changes together, drops repeats.
 pub struct Frames<'a> {
     sink: &'a mut dyn FrameSink,
+    frame_cs: u32,
     window: u32,
     last: Option<Screen>,
     last_t: u32,
@@ -165,10 +170,12 @@ pub struct Frames<'a> {
 }
 
 impl<'a> Frames<'a> {
-    /// Frames into `sink`, the first one at time 0.
-    pub fn new(sink: &'a mut dyn FrameSink) -> Self {
+    /// Frames into `sink`, the first one at time 0, at least `frame_cs` hundredths of a second apart
+    /// (never less than [`MIN_DELAY_CS`]).
+    pub fn new(sink: &'a mut dyn FrameSink, frame_cs: u32) -> Self {
         Frames {
             sink,
+            frame_cs: frame_cs.max(MIN_DELAY_CS),
             window: 0,
             last: None,
             last_t: 0,
@@ -183,7 +190,7 @@ impl<'a> Frames<'a> {
         t_cs: u32,
         screen: impl FnOnce() -> Screen,
     ) -> Result<(), RenderError> {
-        if t_cs >= self.window + MIN_DELAY_CS {
+        if t_cs >= self.window + self.frame_cs {
             self.emit(screen())?;
             self.window = t_cs;
         }
@@ -243,17 +250,25 @@ mod tests {
     #[test]
     fn markers_resolve_by_name_and_the_end_is_found_after_the_start() {
         let p = Path::new("demo.cast");
-        let r = resolve(p, Some("kill node 3"), Some("leads"), 1.0, &markers(), 30.0).unwrap();
+        let r = resolve(
+            p,
+            Some("kill node 3"),
+            Some("leads"),
+            (1.0, 10.0),
+            &markers(),
+            30.0,
+        )
+        .unwrap();
         assert_eq!((r.from, r.to), (20.0, 22.0));
-        let r = resolve(p, Some("KILL"), None, 2.0, &markers(), 30.0).unwrap();
-        assert_eq!((r.from, r.to, r.speed), (5.0, 30.0, 2.0));
+        let r = resolve(p, Some("KILL"), None, (2.0, 10.0), &markers(), 30.0).unwrap();
+        assert_eq!((r.from, r.to, r.speed, r.frame_cs), (5.0, 30.0, 2.0, 10));
         assert_eq!(r.cs(7.0), 100);
     }
 
     #[test]
     fn a_bad_bound_names_the_flag_the_input_and_the_markers() {
         let p = Path::new("demo.cast");
-        let e = resolve(p, Some("partition"), None, 1.0, &markers(), 30.0)
+        let e = resolve(p, Some("partition"), None, (1.0, 10.0), &markers(), 30.0)
             .unwrap_err()
             .to_string();
         assert!(
@@ -261,15 +276,15 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("5.0s kill node 2"), "{e}");
-        let e = resolve(p, Some("10"), Some("5"), 1.0, &[], 30.0)
+        let e = resolve(p, Some("10"), Some("5"), (1.0, 10.0), &[], 30.0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("must come after"), "{e}");
-        let e = resolve(p, Some("40"), None, 1.0, &[], 30.0)
+        let e = resolve(p, Some("40"), None, (1.0, 10.0), &[], 30.0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("after the end"), "{e}");
-        let e = resolve(p, Some("x"), None, 1.0, &[], 30.0)
+        let e = resolve(p, Some("x"), None, (1.0, 10.0), &[], 30.0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("has no markers"), "{e}");
@@ -299,7 +314,7 @@ mod tests {
     #[test]
     fn close_changes_fold_into_one_frame_and_repeats_make_none() {
         let mut log = Log(Vec::new(), None);
-        let mut f = Frames::new(&mut log);
+        let mut f = Frames::new(&mut log, MIN_DELAY_CS);
         // Shown: "a" from 0; the change at 1 cs folds into the first frame ("b" is what shows at 0-2).
         f.before_change(1, || screen("a")).unwrap();
         f.before_change(10, || screen("b")).unwrap();
