@@ -28,6 +28,8 @@ pub enum Command {
     Kv(KvArgs),
     /// Replay a recorded event log in the dashboard.
     Replay(ReplayArgs),
+    /// Render a recording (asciicast or event log) to an animated GIF or SVG.
+    Render(RenderArgs),
     /// Measure write throughput/latency and failover time on a real 3-node cluster.
     Bench(BenchArgs),
     /// Check a history (JSON Lines, one operation event per line) for linearizability.
@@ -215,6 +217,59 @@ pub enum KvCmd {
 pub struct ReplayArgs {
     /// An event log written by `squall up` (events.jsonl.gz in the cluster directory, or --events FILE; plain .jsonl too).
     pub file: PathBuf,
+}
+
+/// Flags of `squall render`.
+#[derive(clap::Args, Debug)]
+pub struct RenderArgs {
+    /// An asciicast v2 recording (`squall up --record`) or an event log (events.jsonl.gz, .jsonl).
+    pub input: PathBuf,
+    /// The file to write; its extension picks the format: .gif or .svg.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Start here: a time (`90`, `1:30`, `90s`, `1m30s`) or a marker's name (a chapter: a fault, a new
+    /// leader; the first marker whose label is or contains it).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End here: a time or a marker's name (the first such marker after the start).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Playback speed: 2 plays twice as fast (0.1 to 50).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Frames per second at most (1 to 50): changes closer together are shown as one frame, the last.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+    pub fps: f64,
+    /// Screen size of an event log's replay, COLSxROWS (default 160x45); an asciicast keeps its own.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<(u16, u16)>,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 0.1 && *f <= 50.0)
+        .ok_or_else(|| format!("`{s}` is not a speed from 0.1 to 50 (e.g. 2 for twice as fast)"))
+}
+
+fn parse_fps(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f >= 1.0 && *f <= 50.0)
+        .ok_or_else(|| format!("`{s}` is not a frame rate from 1 to 50 frames a second"))
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{s}` is not a size COLSxROWS from 20x10 to 500x200 (e.g. 160x45)");
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (c, r) = (
+        c.trim().parse::<u16>().map_err(|_| bad())?,
+        r.trim().parse::<u16>().map_err(|_| bad())?,
+    );
+    if !(20..=500).contains(&c) || !(10..=200).contains(&r) {
+        return Err(bad());
+    }
+    Ok((c, r))
 }
 
 /// Flags of `squall bench`.

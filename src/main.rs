@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             squall::commands::kv(args)
         }
         Command::Replay(args) => squall::commands::replay(args),
+        Command::Render(args) => {
+            die_on_closed_output();
+            squall::render::render(args)
+        }
         Command::CheckHistory(args) => {
             die_on_closed_output();
             squall::histories::check_history(args)

@@ -23,7 +23,7 @@
 //! 4. `setup`, `record`, `input`, `ui`, `scenario`: the rooms a session is built from: exit and runtime
 //!    helpers and the cluster specification; event log, casts and the replay player; key mapping; widgets;
 //!    scenario files (parse, validate, plan, export).
-//! 5. `session`, `histories`, `report`: one running session (start, fold its events, end) that `up`, `run`
+//! 5. `session`, `histories`, `report`, `render`: one running session (start, fold its events, end) that `up`, `run`
 //!    and `bench` all start from, and the commands that read an event log.
 //! 6. `app`, `run`, `bench`: the loops of `up` (dashboard and console), `run` and `bench`.
 //! 7. `commands`: the subcommands `main.rs` dispatches to.
@@ -44,7 +44,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["cluster"],
     &["setup", "record", "input", "ui", "scenario"],
-    &["session", "histories", "report"],
+    &["session", "histories", "report", "render"],
     &["app", "run", "bench"],
     &["commands"],
 ];
