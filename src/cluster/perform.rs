@@ -58,15 +58,7 @@ impl Cluster {
                     .net
                     .held()
                     .iter()
-                    .map(|h| {
-                        format!(
-                            "{} {} {} {}",
-                            h.seq,
-                            h.link,
-                            h.label.as_deref().unwrap_or("other"),
-                            h.detail
-                        )
-                    })
+                    .map(|h| format!("{} {} {}", h.seq, h.link, h.what()))
                     .collect();
                 return Outcome::Listing {
                     summary: format!("{} frames held", lines.len()),
@@ -296,12 +288,7 @@ impl Cluster {
                         } else {
                             ""
                         };
-                        format!(
-                            "{} {} {}{lost}",
-                            s.frame.link,
-                            s.frame.label.as_deref().unwrap_or("other"),
-                            s.frame.detail
-                        )
+                        format!("{} {}{lost}", s.frame.link, s.frame.what())
                     })
                     .collect();
                 Ok(format!("{verb} {}", items.join("; ")))
@@ -362,6 +349,15 @@ impl Cluster {
                 ))
             }
             Command::Workload(Some(on)) => {
+                if self.inner.workload.is_on() == on {
+                    return Err(if on {
+                        "the workload is already on: nothing to start (`workload off` stops it)"
+                            .into()
+                    } else {
+                        "the workload is already off: nothing to stop (`workload on` starts it)"
+                            .into()
+                    });
+                }
                 let on = self.inner.workload.set(Some(on));
                 Ok(format!(
                     "workload {} at {} writes/s",

@@ -80,6 +80,11 @@ impl Control {
         self.tally.lock().unwrap().clone()
     }
 
+    /// Whether the workload runs.
+    pub(super) fn is_on(&self) -> bool {
+        self.inner.lock().unwrap().0
+    }
+
     /// Sets on/off (`None` toggles); returns whether it is on now.
     pub(super) fn set(&self, on: Option<bool>) -> bool {
         let mut g = self.inner.lock().unwrap();

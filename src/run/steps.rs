@@ -258,6 +258,8 @@ fn undo_of(effect: &Effect) -> Option<Command> {
             Command::Restart(hit)
         }
         Command::Pause(_) => Command::Resume(hit),
+        // A flipped bit is a change to the data, not a fault in force: there is nothing to heal.
+        Command::Disk(_, DiskAction::Flip { .. }) => return None,
         Command::Disk(..) => Command::Disk(hit, DiskAction::Heal),
         Command::Clock(..) => Command::Clock(hit, ClockAction::Heal),
         _ => return None,
@@ -319,5 +321,12 @@ mod tests {
         assert_eq!(undo_of(&all), None);
         let heal = Effect::new(Command::Heal(None), None, "heal");
         assert_eq!(undo_of(&heal), None);
+        // A flip leaves no fault in force: a `disk 1 heal` after it would be refused as nothing to heal.
+        let flip = Effect::new(
+            crate::command::parse("disk 1 flip wal.log").unwrap(),
+            Some(1),
+            "corrupt",
+        );
+        assert_eq!(undo_of(&flip), None);
     }
 }
