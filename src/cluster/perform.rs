@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::command::{Command, Effect, NodeId, Target};
+use crate::command::DiskAction;
 
 use super::handle::node_name;
 use super::links::link_view;
@@ -16,7 +17,7 @@ impl Cluster {
     pub async fn perform(&self, cmd: Command) -> Outcome {
         // What is recorded is the command as asked, `leader` kept symbolic; the node it hit is recorded
         // beside it. Dashboard keys arrive already resolved (see `crate::input::command_for`).
-        let command = cmd.clone();
+        let mut command = cmd.clone();
         let cmd = self.pin_leader(cmd).await;
         let hit = match cmd.acts_on() {
             Some(Target::Node(id)) => Some(id),
@@ -102,6 +103,16 @@ impl Cluster {
                     Err(why) => Err(why),
                     // A membership change names its node itself: the one an `add` started.
                     Ok(()) if other.is_membership() => self.perform_membership(other).await,
+                    // A flip's chosen offset becomes part of the command recorded (see the function).
+                    Ok(()) if matches!(other, Command::Disk(_, DiskAction::Flip { .. })) => {
+                        match self.perform_pinned_flip(command.clone(), other).await {
+                            Ok((pinned, said)) => {
+                                command = pinned;
+                                Ok((hit, said))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(()) => self.perform_inner(other).await.map(|said| (hit, said)),
                 };
                 match done {
