@@ -47,6 +47,14 @@ pub(super) async fn execute(
         .map_err(|e| crate::setup::fail(2, e))?;
     let mut feed = ConsoleFeed::new();
     feed.out.cast = cast;
+    session.apply(crate::state::Stamped::new(
+        cluster.now_ms(),
+        crate::state::Event::RunPlanned {
+            duration_ms: s.duration.as_millis() as u64,
+            recovery_ms: s.recovery.as_millis() as u64,
+            final_heal: s.final_heal,
+        },
+    ));
     let mut due: Vec<(Duration, Due)> = plan
         .steps
         .iter()
@@ -109,6 +117,10 @@ pub(super) async fn execute(
         }
         if !healed && now >= fault_end {
             healed = true;
+            session.apply(crate::state::Stamped::new(
+                cluster.now_ms(),
+                crate::state::Event::FaultPhaseEnded,
+            ));
             // The final heal undoes whatever is still in force.
             due.clear();
             if s.final_heal {
