@@ -249,13 +249,7 @@ impl Cluster {
                 }
             }
             Command::Fault(f) => self.add_fault(f, false),
-            Command::TogglePause(_)
-            | Command::ToggleFault(_)
-            | Command::CycleDelay(_)
-            | Command::CycleLoss(_)
-            | Command::Workload(None)
-            | Command::WorkloadStep(_)
-            | Command::SetWorkloadKind(None) => Err(format!(
+            crate::command::dashboard_toggle!() => Err(format!(
                 "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
                  means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
             )),

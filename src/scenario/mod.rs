@@ -358,21 +358,5 @@ impl Plan {
     }
 }
 
-/// A duration as a person writes it and as scenario files read it back, exactly: `250ms`, `5s`, `1500ms`,
-/// `2m`, `49h`, `7d`.
-pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        "0s".into()
-    } else if ms.is_multiple_of(86_400_000) {
-        format!("{}d", ms / 86_400_000)
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
+/// A duration as scenario files read it back, exactly (the one ladder of units, [`crate::units::exact`]).
+pub use crate::units::exact as fmt_duration;
