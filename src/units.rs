@@ -45,6 +45,41 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A duration exactly, as a person writes it and as the console and scenario files read it back
+/// ([`crate::command::fault::read_duration`]): the largest unit that holds it whole (`7d`, `49h`, `2m`,
+/// `10s`, `1.5s`, `1550ms`, `250us`, `10ns`), never rounded (`1550ms` stays `1550ms`, never `1.6s`). The
+/// one ladder of units behind a command's text and a scenario file's times; [`duration`] is the rounded
+/// one for measurements.
+pub fn exact(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if !ns.is_multiple_of(1_000_000) {
+        return if ns.is_multiple_of(1_000) {
+            format!("{}us", ns / 1_000)
+        } else {
+            format!("{ns}ns")
+        };
+    }
+    let ms = ns / 1_000_000;
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(86_400_000) {
+        format!("{}d", ms / 86_400_000)
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else if ms.is_multiple_of(100) {
+        format!("{}.{}s", ms / 1_000, (ms % 1_000) / 100)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 /// The longest duration squall takes from a person (a fault's `for`, a delay, a scenario's times): one
 /// week. A longer one is a typo; refusing it where it is read keeps the sums of such times (a run's end is
 /// its duration plus its recovery, scaled) far from overflowing.
@@ -68,6 +103,33 @@ pub fn too_long(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fault::human` and `scenario::fmt_duration` were two ladders (one without days, one without tenths
+    /// or sub-millisecond times); both are [`exact`] now, and what it writes reads back the same.
+    #[test]
+    fn exact_durations_read_back_as_the_same_duration() {
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(10), "10ns"),
+            (Duration::from_micros(250), "250us"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1_500), "1.5s"),
+            (Duration::from_millis(1_550), "1550ms"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(49 * 3_600), "49h"),
+            (Duration::from_secs(7 * 86_400), "7d"),
+            (Duration::from_millis(90_500), "90.5s"),
+            (Duration::from_millis(90_550), "90550ms"),
+        ] {
+            assert_eq!(exact(d), text);
+            assert_eq!(
+                crate::command::fault::read_duration(text).ok(),
+                Some(d),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn durations_read_as_a_person_writes_them() {

@@ -285,6 +285,21 @@ fn help_lists_the_vocabulary_and_a_blank_line_is_answered() {
     }
     ask(&mut stdin, &mut out, "status", "status of 1 nodes");
 
+    // Tester C6: `workload off` when it was never on answered `ok: workload off at 20 writes/s`. An action
+    // that did not happen is refused, saying why; the one that does happen is answered `ok`.
+    for (line, answer) in [
+        ("workload off", "error: the workload is already off"),
+        ("workload on", "ok: workload on"),
+        ("workload on", "error: the workload is already on"),
+        ("workload off", "ok: workload off"),
+    ] {
+        let got = answer_to(&mut stdin, &mut out, line);
+        assert!(
+            got.last().is_some_and(|l| l.starts_with(answer)),
+            "{line}: {got:?}"
+        );
+    }
+
     // `squall status` and `squall status --json` exit alike: 0 while a node answers, 1 when none does (the
     // table or the document is printed either way).
     let codes = |dir: &std::path::Path| {

@@ -239,7 +239,26 @@ fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     }
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
-    let _ = s.quit();
+    let cdir = s.cdir.clone();
+    let _dir = s.quit();
+    // Tester C9: the export wrote `disk N flip wal.log` without the byte it chose, so the rerun hit another.
+    // "… flipped bit 3 of byte 37900 of wal.log": the exported step names that byte.
+    let offset = flipped
+        .split("of byte ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no byte in {flipped}"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("scenario")
+        .arg(cdir.join("events.jsonl.gz"))
+        .output()
+        .unwrap();
+    let toml = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        toml.contains(&format!("do = \"disk {victim} flip wal.log at {offset}\"")),
+        "the export does not name byte {offset}:\n{toml}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Waits until node `n`'s log says its disk is full (the error it logs on the first ENOSPC).

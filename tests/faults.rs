@@ -436,9 +436,21 @@ fn step_mode_walks_an_election_frame_by_frame() {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
+        // Tester C12: "held: 7 2->3 append-reply append-reply n2 term 3": the kind once, then what it says.
+        for line in &held {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            assert!(
+                w.len() >= 3 && w[2] != w.get(3).copied().unwrap_or(""),
+                "kind repeated: {line}"
+            );
+        }
         let answer = s.ok("step * 1");
-        // "ok: deliver 2->3 vote pre-vote n2 term 3 last 5/2"
+        // "ok: deliver 2->3 vote pre-vote n2 term 3 last 5/2"; "ok: deliver 3->2 append-reply n3 term 3 ok …"
         let w: Vec<&str> = answer.split_whitespace().collect();
+        assert!(
+            w.len() >= 4 && w[3] != w.get(4).copied().unwrap_or(""),
+            "kind repeated: {answer}"
+        );
         let (label, detail) = (w[3], w.get(4).copied().unwrap_or(""));
         let kind = match (label, detail) {
             ("vote", "pre-vote") => "pre-vote",

@@ -572,3 +572,76 @@ fn durations_past_the_limit_are_refused_at_load_and_snapshot_every_0_is_accepted
         "{text}"
     );
 }
+
+/// Tester C3: `--scale 0.5 --dry-run` printed a 2 s step as `step 1s cut 1->2 for 10s`, and `--scale 20` on a
+/// 168 h run passed as `duration 140d`, past the 7-day limit.
+#[test]
+fn scale_scales_a_step_s_for_and_a_run_scaled_past_7_days_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c3.toml");
+    std::fs::write(
+        &file,
+        "[run]\nduration = \"20s\"\n[[timeline]]\nat = \"2s\"\ndo = \"cut 1->2 for 10s\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--scale", "0.5", "--dry-run"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("1s cut 1->2 for 5s"), "{out}");
+    let week = dir.path().join("week.toml");
+    std::fs::write(&week, "[run]\nduration = \"168h\"\n").unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&week)
+        .args(["--scale", "20", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("week.toml") && err.contains("--scale 20") && err.contains("7 days"),
+        "{err}"
+    );
+}
+
+/// Tester C10: exporting a `squall run` log made its run 11 s longer (the session's length: recovery and
+/// checks) and its final heal a plain `heal` step.
+#[test]
+fn a_run_s_log_exports_as_the_run_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("short.toml");
+    std::fs::write(
+        &file,
+        "[workload]\nkind = \"none\"\n[run]\nduration = \"3s\"\nrecovery = \"2s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"cut 1->2 for 1s\"\n",
+    )
+    .unwrap();
+    let bundle = dir.path().join("bundle");
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "3", "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_ne!(o.status.code(), Some(2), "{out}");
+    let o = squall()
+        .arg("scenario")
+        .arg(bundle.join("events.jsonl.gz"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let toml = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        toml.contains("duration = \"3s\"") && toml.contains("recovery = \"2s\""),
+        "{toml}"
+    );
+    assert!(toml.contains("do = \"cut 1->2 for 1s\""), "{toml}");
+    assert!(!toml.contains("do = \"heal\""), "{toml}");
+}

@@ -122,11 +122,7 @@ impl Cluster {
                         format!("fill node {id}'s disk{what}: ENOSPC after {after} more bytes")
                     }
                     DiskAction::Flip { file, at } => {
-                        let seed = self.inner.disks.next_seed(self.inner.spec.seed);
-                        let flipped = disk
-                            .flip(file.as_deref().map(Path::new), at, seed)
-                            .map_err(|e| e.to_string())?;
-                        format!("corrupt node {id}'s data{what}: {flipped}")
+                        self.flip_bit(id, &disk, file.as_deref(), at)?.1
                     }
                     DiskAction::Heal => {
                         disk.heal();
@@ -151,6 +147,50 @@ impl Cluster {
             }
             other => Err(format!("`{other}` is not a disk command")),
         }
+    }
+
+    /// `disk T flip FILE` with the offset it chose written into the command, so the event log, and a scenario
+    /// exported from it, say exactly which byte was hit (`disk 3 flip wal.log at 37900`) and a rerun flips the
+    /// same one. A flip without a file keeps its random choice: the file it chose may not exist in a rerun.
+    /// Returns the pinned command and what changed.
+    /// `asked` is the command as recorded (`leader` symbolic), `pinned` the same with its node resolved.
+    pub(super) async fn perform_pinned_flip(
+        &self,
+        asked: Command,
+        pinned: Command,
+    ) -> Result<(Command, String), String> {
+        let (Command::Disk(t, DiskAction::Flip { file, at }), Command::Disk(node, _)) =
+            (asked, pinned)
+        else {
+            return Err("not a disk flip".into());
+        };
+        let id = self.resolve(node)?;
+        let disk = self.disk_of(id)?;
+        let (flipped, said) = self.flip_bit(id, &disk, file.as_deref(), at)?;
+        self.report_node_faults(id);
+        let at = match file {
+            Some(_) => Some(flipped.offset),
+            None => at,
+        };
+        Ok((Command::Disk(t, DiskAction::Flip { file, at }), said))
+    }
+
+    /// Flips one bit of node `id`'s data (see [`squall_chaos::disk::DiskFaults::flip`]), its random choices
+    /// seeded from the cluster's seed and the fault's number; returns where and what changed in words.
+    fn flip_bit(
+        &self,
+        id: NodeId,
+        disk: &DiskFaults,
+        file: Option<&str>,
+        at: Option<u64>,
+    ) -> Result<(squall_chaos::disk::Flipped, String), String> {
+        let what = self.describe_node(id);
+        let seed = self.inner.disks.next_seed(self.inner.spec.seed);
+        let flipped = disk
+            .flip(file.map(Path::new), at, seed)
+            .map_err(|e| e.to_string())?;
+        let said = format!("corrupt node {id}'s data{what}: {flipped}");
+        Ok((flipped, said))
     }
 
     /// Cuts the power of one node or of all at once: every disk stops answering (stalled I/O fails), the

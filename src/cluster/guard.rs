@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{Command, NodeId};
+use crate::command::clock::ClockAction;
+use crate::command::disk::DiskAction;
 
 /// What a node's process is doing, as far as an action cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,11 @@ pub struct Facts {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Nodes whose removal from the configuration committed: no longer members.
     pub removed: BTreeSet<NodeId>,
+    /// Nodes with a disk fault in force; `None` when disk faults are off (a `disk` command then says how to
+    /// turn them on).
+    pub disk_faults: Option<BTreeSet<NodeId>>,
+    /// Nodes whose clock is faked; `None` when clock faults are off.
+    pub faked_clocks: Option<BTreeSet<NodeId>>,
 }
 
 impl Facts {
@@ -70,8 +77,31 @@ fn down(id: NodeId, killed: bool) -> String {
 }
 
 /// Whether `cmd`, aimed at node `id` (its target, already resolved), can happen. `Err` says why not and what
-/// to do instead. Commands without a node target are always admitted.
+/// to do instead. Commands without a node target are always admitted; of the disk and clock commands only a
+/// heal is judged (it must have something to heal).
 pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
+    // A heal is never held back by the process's state: a node stuck restarting behind a stalled disk needs it.
+    match cmd {
+        Command::Disk(_, DiskAction::Heal)
+            if facts.disk_faults.as_ref().is_some_and(|f| !f.contains(&id)) =>
+        {
+            return Err(format!(
+                "nothing to heal: node {id}'s disk has no fault in force (`status` lists each node's faults)"
+            ));
+        }
+        Command::Clock(_, ClockAction::Heal)
+            if facts
+                .faked_clocks
+                .as_ref()
+                .is_some_and(|f| !f.contains(&id)) =>
+        {
+            return Err(format!(
+                "nothing to heal: node {id}'s clock is not faked (`status` shows each node's clock)"
+            ));
+        }
+        Command::Disk(..) | Command::Clock(..) => return Ok(()),
+        _ => {}
+    }
     let proc = facts.proc(id);
     if proc == Proc::Restarting {
         return Err(format!("node {id} is restarting; try again once it runs"));
@@ -436,6 +466,7 @@ mod tests {
                 .collect(),
             cut: BTreeSet::new(),
             removed: BTreeSet::new(),
+            ..Facts::default()
         }
     }
 
@@ -487,6 +518,35 @@ mod tests {
         let e = admit(&Command::Resume(N), 3, &f).unwrap_err();
         assert!(e.contains("not paused"), "{e}");
         assert_eq!(admit(&Command::Pause(N), 3, &f), Ok(()));
+    }
+
+    /// Tester C6: `disk 1 heal` and `clock 1 heal` with nothing in force answered `ok: heal node 1's disk`.
+    #[test]
+    fn a_disk_or_clock_heal_with_nothing_in_force_is_refused_saying_nothing_to_heal() {
+        let heal_disk = crate::cluster::command::parse("disk 3 heal").unwrap();
+        let heal_clock = crate::cluster::command::parse("clock 3 heal").unwrap();
+        let mut f = facts(&[RUN, RUN, RUN]);
+        f.disk_faults = Some(BTreeSet::from([1]));
+        f.faked_clocks = Some(BTreeSet::from([2]));
+        let e = admit(&heal_disk, 3, &f).unwrap_err();
+        assert!(
+            e.contains("nothing to heal") && e.contains("node 3's disk"),
+            "{e}"
+        );
+        let e = admit(&heal_clock, 3, &f).unwrap_err();
+        assert!(
+            e.contains("nothing to heal") && e.contains("node 3's clock"),
+            "{e}"
+        );
+        // With a fault in force the heal goes ahead.
+        f.disk_faults = Some(BTreeSet::from([3]));
+        f.faked_clocks = Some(BTreeSet::from([3]));
+        assert_eq!(admit(&heal_disk, 3, &f), Ok(()));
+        assert_eq!(admit(&heal_clock, 3, &f), Ok(()));
+        // Without disk faults the command's own answer says how to turn them on.
+        let f = facts(&[RUN, RUN, RUN]);
+        assert_eq!(admit(&heal_disk, 3, &f), Ok(()));
+        assert_eq!(admit(&heal_clock, 3, &f), Ok(()));
     }
 
     #[test]

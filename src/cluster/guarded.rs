@@ -10,12 +10,17 @@ use super::command::{Command, NodeId, Target};
 use super::handle::node_name;
 use super::links::link_view;
 use super::{Cluster, guard};
+use crate::command::{ClockAction, DiskAction};
 use crate::state::{Event, LinkState};
 
 impl Cluster {
     /// Whether the node `cmd` names can take it now (see [`guard`]).
     pub(super) fn admit(&self, cmd: &Command) -> Result<(), String> {
-        let Some(target) = cmd.target() else {
+        let heal = match cmd {
+            Command::Disk(t, DiskAction::Heal) | Command::Clock(t, ClockAction::Heal) => Some(*t),
+            _ => None,
+        };
+        let Some(target) = cmd.target().or(heal) else {
             return Ok(());
         };
         let id = self.resolve(target)?;
@@ -45,6 +50,9 @@ impl Cluster {
             .map(|l| (l.from, l.to))
             .collect();
         let removed = self.inner.roster.lock().unwrap().removed.clone();
+        // Disk and clock faults exist only with `--disk-faults`; without, their commands say how to turn them on.
+        let on = self.inner.disks.enabled();
+        let nodes = self.node_ids();
         guard::admit(
             cmd,
             id,
@@ -52,6 +60,20 @@ impl Cluster {
                 procs,
                 cut,
                 removed,
+                disk_faults: on.then(|| {
+                    nodes
+                        .iter()
+                        .copied()
+                        .filter(|&n| !self.inner.disks.describe(n).is_empty())
+                        .collect()
+                }),
+                faked_clocks: on.then(|| {
+                    nodes
+                        .iter()
+                        .copied()
+                        .filter(|&n| self.inner.clocks.describe(n).is_some())
+                        .collect()
+                }),
             },
         )
     }

@@ -42,7 +42,8 @@ pub(super) struct LinKv {
 }
 
 impl LinKv {
-    pub(super) fn new() -> Self {
+    /// The lin-kv state of a session whose keys carry `tag` (see [`super::workload::new_session_tag`]).
+    pub(super) fn new(tag: u16) -> Self {
         LinKv {
             inner: Mutex::new(Inner {
                 history: HistorySpill::default(),
@@ -50,7 +51,7 @@ impl LinKv {
                 seen: [None; KEYS],
                 issued: [0; KEYS],
             }),
-            tag: rand::random::<u32>() & 0xffff,
+            tag: u32::from(tag),
         }
     }
 

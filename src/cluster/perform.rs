@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::command::{Command, Effect, NodeId, Target};
+use crate::command::DiskAction;
 
 use super::handle::node_name;
 use super::links::link_view;
@@ -16,7 +17,7 @@ impl Cluster {
     pub async fn perform(&self, cmd: Command) -> Outcome {
         // What is recorded is the command as asked, `leader` kept symbolic; the node it hit is recorded
         // beside it. Dashboard keys arrive already resolved (see `crate::input::command_for`).
-        let command = cmd.clone();
+        let mut command = cmd.clone();
         let cmd = self.pin_leader(cmd).await;
         let hit = match cmd.acts_on() {
             Some(Target::Node(id)) => Some(id),
@@ -58,15 +59,7 @@ impl Cluster {
                     .net
                     .held()
                     .iter()
-                    .map(|h| {
-                        format!(
-                            "{} {} {} {}",
-                            h.seq,
-                            h.link,
-                            h.label.as_deref().unwrap_or("other"),
-                            h.detail
-                        )
-                    })
+                    .map(|h| format!("{} {} {}", h.seq, h.link, h.what()))
                     .collect();
                 return Outcome::Listing {
                     summary: format!("{} frames held", lines.len()),
@@ -110,6 +103,16 @@ impl Cluster {
                     Err(why) => Err(why),
                     // A membership change names its node itself: the one an `add` started.
                     Ok(()) if other.is_membership() => self.perform_membership(other).await,
+                    // A flip's chosen offset becomes part of the command recorded (see the function).
+                    Ok(()) if matches!(other, Command::Disk(_, DiskAction::Flip { .. })) => {
+                        match self.perform_pinned_flip(command.clone(), other).await {
+                            Ok((pinned, said)) => {
+                                command = pinned;
+                                Ok((hit, said))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(()) => self.perform_inner(other).await.map(|said| (hit, said)),
                 };
                 match done {
@@ -246,13 +249,7 @@ impl Cluster {
                 }
             }
             Command::Fault(f) => self.add_fault(f, false),
-            Command::TogglePause(_)
-            | Command::ToggleFault(_)
-            | Command::CycleDelay(_)
-            | Command::CycleLoss(_)
-            | Command::Workload(None)
-            | Command::WorkloadStep(_)
-            | Command::SetWorkloadKind(None) => Err(format!(
+            crate::command::dashboard_toggle!() => Err(format!(
                 "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
                  means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
             )),
@@ -296,12 +293,7 @@ impl Cluster {
                         } else {
                             ""
                         };
-                        format!(
-                            "{} {} {}{lost}",
-                            s.frame.link,
-                            s.frame.label.as_deref().unwrap_or("other"),
-                            s.frame.detail
-                        )
+                        format!("{} {}{lost}", s.frame.link, s.frame.what())
                     })
                     .collect();
                 Ok(format!("{verb} {}", items.join("; ")))
@@ -362,6 +354,15 @@ impl Cluster {
                 ))
             }
             Command::Workload(Some(on)) => {
+                if self.inner.workload.is_on() == on {
+                    return Err(if on {
+                        "the workload is already on: nothing to start (`workload off` stops it)"
+                            .into()
+                    } else {
+                        "the workload is already off: nothing to stop (`workload on` starts it)"
+                            .into()
+                    });
+                }
                 let on = self.inner.workload.set(Some(on));
                 Ok(format!(
                     "workload {} at {} writes/s",

@@ -95,6 +95,8 @@ impl Cluster {
                 }
             }
         }
+        // This session's keys: a tag no earlier session on the directory used.
+        let tag = workload::new_session_tag(&spec.dir, &mut rand::rng()).map_err(|e| anyhow!(e))?;
         let (api, _) = watch::channel(BTreeMap::new());
         let (stop, _) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -105,7 +107,7 @@ impl Cluster {
             slots: Mutex::new(BTreeMap::new()),
             latest: Mutex::new(BTreeMap::new()),
             api,
-            workload: workload::Control::new(spec.rate),
+            workload: workload::Control::new(spec.rate, tag),
             stop,
             faults: Mutex::new(faults::FaultSet::default()),
             disks: diskset::Disks::default(),

@@ -10,7 +10,11 @@
 //! This file holds the workload's shared state; the pacer and the clients that act on it are in
 //! [`super::clients`].
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
+
+use rand::Rng;
 
 use super::linkv;
 use crate::state::WorkloadKind;
@@ -48,15 +52,63 @@ pub(super) struct Control {
     pub(super) lin: linkv::LinKv,
 }
 
+/// The file in a cluster directory that lists the key tag of every session that ran on it, one a line
+/// (`7f3a`).
+pub const SESSION_TAGS_FILE: &str = "session-tags";
+
+/// A key tag for a new session on the cluster directory `dir`: drawn with `rng` among the 65,536 four-digit
+/// hex tags, never one an earlier session on `dir` used. It is appended to [`SESSION_TAGS_FILE`] and synced
+/// before any key is written, so this session's keys hold nothing an earlier session wrote, even one killed
+/// with SIGKILL whose event log lost its last second, and its checks judge a history only on state the
+/// history contains (a random tag alone collided once in 65,536 sessions). `Err` when the file cannot be read
+/// or written, or every tag is taken.
+pub fn new_session_tag(dir: &Path, rng: &mut impl Rng) -> Result<u16, String> {
+    let path = dir.join(SESSION_TAGS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let used: std::collections::HashSet<u16> = text
+        .lines()
+        .filter_map(|l| u16::from_str_radix(l.trim(), 16).ok())
+        .collect();
+    if used.len() > usize::from(u16::MAX) {
+        return Err(format!(
+            "every session tag is taken in {}: start this cluster in a new directory",
+            path.display()
+        ));
+    }
+    let tag = loop {
+        let t: u16 = rng.random();
+        if !used.contains(&t) {
+            break t;
+        }
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            writeln!(f, "{tag:04x}")?;
+            Ok(f)
+        })
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.sync_all()
+        .map_err(|e| format!("cannot sync {}: {e}", path.display()))?;
+    Ok(tag)
+}
+
 impl Control {
-    pub(super) fn new(rate: u32) -> Self {
+    /// The workload's state for a session whose keys carry `tag` (see [`new_session_tag`]).
+    pub(super) fn new(rate: u32, tag: u16) -> Self {
         Self {
-            session: format!("{:04x}", rand::random::<u16>()),
+            session: format!("{tag:04x}"),
             inner: Mutex::new((false, rate.max(1))),
             changed: tokio::sync::Notify::new(),
             tally: Mutex::new(Tally::default()),
             kind: Mutex::new(WorkloadKind::Counter),
-            lin: linkv::LinKv::new(),
+            lin: linkv::LinKv::new(tag),
         }
     }
 
@@ -80,6 +132,11 @@ impl Control {
         self.tally.lock().unwrap().clone()
     }
 
+    /// Whether the workload runs.
+    pub(super) fn is_on(&self) -> bool {
+        self.inner.lock().unwrap().0
+    }
+
     /// Sets on/off (`None` toggles); returns whether it is on now.
     pub(super) fn set(&self, on: Option<bool>) -> bool {
         let mut g = self.inner.lock().unwrap();
@@ -100,5 +157,40 @@ impl Control {
     /// Whether it runs, and at what rate.
     pub(super) fn get(&self) -> (bool, u32) {
         *self.inner.lock().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Issue 19: "never judge a history across sessions on state the history does not contain". Each session
+    /// wrote keys under a random 16-bit tag, so one session in 65,536 on a reused directory read keys an
+    /// earlier session wrote (a value its history never wrote: a false "not linearizable").
+    #[test]
+    fn a_session_tag_is_never_one_an_earlier_session_on_the_directory_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = rand::random();
+        eprintln!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // Every tag but one taken already: the new session gets that one.
+        let free = 0x7f3a_u16;
+        let taken: String = (0..=u16::MAX)
+            .filter(|t| *t != free)
+            .map(|t| format!("{t:04x}\n"))
+            .collect();
+        std::fs::write(dir.path().join(SESSION_TAGS_FILE), taken).unwrap();
+        assert_eq!(new_session_tag(dir.path(), &mut rng), Ok(free));
+        // It is recorded: the next session finds none left and says what to do.
+        let e = new_session_tag(dir.path(), &mut rng).unwrap_err();
+        assert!(e.contains("new directory"), "{e}");
+        // On a fresh directory, two hundred sessions never repeat a tag.
+        let fresh = tempfile::tempdir().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            assert!(seen.insert(new_session_tag(fresh.path(), &mut rng).unwrap()));
+        }
     }
 }

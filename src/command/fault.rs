@@ -345,33 +345,8 @@ impl fmt::Display for FaultCmd {
     }
 }
 
-/// A duration as a person writes it (`200ms`, `1.5s`, `10s`, `2m`), exactly: [`parse_duration`] reads it
-/// back as the same duration (`1550ms` stays `1550ms`, never rounded to `1.6s`).
-pub fn human(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if !ns.is_multiple_of(1_000_000) {
-        if ns.is_multiple_of(1_000) {
-            format!("{}us", ns / 1_000)
-        } else {
-            format!("{ns}ns")
-        }
-    } else {
-        let ms = ns / 1_000_000;
-        if ms < 1000 {
-            format!("{ms}ms")
-        } else if ms.is_multiple_of(3_600_000) {
-            format!("{}h", ms / 3_600_000)
-        } else if ms.is_multiple_of(60_000) {
-            format!("{}m", ms / 60_000)
-        } else if ms.is_multiple_of(1000) {
-            format!("{}s", ms / 1000)
-        } else if ms.is_multiple_of(100) {
-            format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
-        } else {
-            format!("{ms}ms")
-        }
-    }
-}
+/// A duration exactly, as [`parse_duration`] reads it back (the one ladder of units, [`crate::units::exact`]).
+pub use crate::units::exact as human;
 
 fn pct(p: f64) -> String {
     if p.fract() == 0.0 {

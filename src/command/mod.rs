@@ -136,20 +136,27 @@ impl WorkloadKind {
     }
 }
 
+/// The pattern of the dashboard's toggles, which mean different commands depending on the cluster's state
+/// when they are performed: the one list of them, used as a pattern wherever they are told apart (a macro, so
+/// a `match` that names them keeps the compiler's exhaustiveness check).
+macro_rules! dashboard_toggle {
+    () => {
+        $crate::command::Command::TogglePause(_)
+            | $crate::command::Command::ToggleFault(_)
+            | $crate::command::Command::CycleDelay(_)
+            | $crate::command::Command::CycleLoss(_)
+            | $crate::command::Command::Workload(None)
+            | $crate::command::Command::WorkloadStep(_)
+            | $crate::command::Command::SetWorkloadKind(None)
+    };
+}
+pub(crate) use dashboard_toggle;
+
 impl Command {
-    /// False for the dashboard's toggles, which mean different commands depending on the cluster's state when
-    /// they are performed; true for every command the console can read back from its [`std::fmt::Display`].
+    /// False for the dashboard's toggles ([`dashboard_toggle`]); true for every command the console can read
+    /// back from its [`std::fmt::Display`].
     pub fn has_console_form(&self) -> bool {
-        !matches!(
-            self,
-            Command::TogglePause(_)
-                | Command::ToggleFault(_)
-                | Command::CycleDelay(_)
-                | Command::CycleLoss(_)
-                | Command::Workload(None)
-                | Command::WorkloadStep(_)
-                | Command::SetWorkloadKind(None)
-        )
+        !matches!(self, dashboard_toggle!())
     }
 
     /// Whether performing the command changes the cluster (a fault, a process action, a membership change,

@@ -42,7 +42,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     let scenario = if args.scale == 1.0 {
         scenario
     } else {
-        scenario.scaled(args.scale)
+        match scenario.scaled(args.scale) {
+            Ok(s) => s,
+            Err(e) => return fail(2, format!("{}: {e}", args.file.display())),
+        }
     };
     let plan = scenario.plan(seed);
     if args.dry_run {

@@ -47,6 +47,14 @@ pub(super) async fn execute(
         .map_err(|e| crate::setup::fail(2, e))?;
     let mut feed = ConsoleFeed::new();
     feed.out.cast = cast;
+    session.apply(crate::state::Stamped::new(
+        cluster.now_ms(),
+        crate::state::Event::RunPlanned {
+            duration_ms: s.duration.as_millis() as u64,
+            recovery_ms: s.recovery.as_millis() as u64,
+            final_heal: s.final_heal,
+        },
+    ));
     let mut due: Vec<(Duration, Due)> = plan
         .steps
         .iter()
@@ -109,6 +117,10 @@ pub(super) async fn execute(
         }
         if !healed && now >= fault_end {
             healed = true;
+            session.apply(crate::state::Stamped::new(
+                cluster.now_ms(),
+                crate::state::Event::FaultPhaseEnded,
+            ));
             // The final heal undoes whatever is still in force.
             due.clear();
             if s.final_heal {
@@ -258,6 +270,8 @@ fn undo_of(effect: &Effect) -> Option<Command> {
             Command::Restart(hit)
         }
         Command::Pause(_) => Command::Resume(hit),
+        // A flipped bit is a change to the data, not a fault in force: there is nothing to heal.
+        Command::Disk(_, DiskAction::Flip { .. }) => return None,
         Command::Disk(..) => Command::Disk(hit, DiskAction::Heal),
         Command::Clock(..) => Command::Clock(hit, ClockAction::Heal),
         _ => return None,
@@ -319,5 +333,12 @@ mod tests {
         assert_eq!(undo_of(&all), None);
         let heal = Effect::new(Command::Heal(None), None, "heal");
         assert_eq!(undo_of(&heal), None);
+        // A flip leaves no fault in force: a `disk 1 heal` after it would be refused as nothing to heal.
+        let flip = Effect::new(
+            crate::command::parse("disk 1 flip wal.log").unwrap(),
+            Some(1),
+            "corrupt",
+        );
+        assert_eq!(undo_of(&flip), None);
     }
 }

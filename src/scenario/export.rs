@@ -65,9 +65,16 @@ struct WorkloadSection {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
 struct RunSection {
     duration: String,
     recovery: String,
+    #[serde(skip_serializing_if = "is_true")]
+    final_heal: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Serialize)]
@@ -97,6 +104,11 @@ pub fn session_commands(events: &[Stamped]) -> SessionCommands {
         skipped: Vec::new(),
     };
     for e in events {
+        if e.event == Event::FaultPhaseEnded {
+            // A `squall run` log: the final heal and what follows are the run's own ending, which the
+            // exported scenario's run does again.
+            break;
+        }
         let Event::Performed { command, .. } = &e.event else {
             continue;
         };
@@ -122,9 +134,16 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
     let mut nodes = 3;
     let mut kind = WorkloadKind::Counter;
     let mut end_ms = 0;
+    // A `squall run` log says how its run was planned; a hand-driven session lasts as long as it did.
+    let mut planned = None;
     for e in events {
         end_ms = end_ms.max(e.at_ms);
         match &e.event {
+            Event::RunPlanned {
+                duration_ms,
+                recovery_ms,
+                final_heal,
+            } => planned = Some((*duration_ms, *recovery_ms, *final_heal)),
             Event::SessionStarted { nodes: n, .. } => nodes = n.len() as u64,
             Event::Settings { .. } => settings = Some(e.event.clone()),
             Event::WorkloadKind { kind: k } => kind = *k,
@@ -188,9 +207,17 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
             },
             rate,
         },
-        run: RunSection {
-            duration: fmt_duration(duration),
-            recovery: "10s".into(),
+        run: match planned {
+            Some((duration, recovery, final_heal)) => RunSection {
+                duration: ms(duration),
+                recovery: ms(recovery),
+                final_heal,
+            },
+            None => RunSection {
+                duration: fmt_duration(duration),
+                recovery: "10s".into(),
+                final_heal: true,
+            },
         },
         timeline: picked
             .steps
@@ -295,6 +322,61 @@ mod tests {
             "log",
         );
         assert_eq!(steps(&text), vec![("3s".into(), "kill leader".into())]);
+    }
+
+    /// Tester C10: exporting a `squall run` log made its 65 s run 76 s long (the session's length, recovery
+    /// and checks included) and its final heal a `heal` step of the timeline.
+    #[test]
+    fn a_run_log_exports_its_planned_run_without_its_final_heal() {
+        let text = scenario_of(
+            &[
+                settings(),
+                Stamped::new(
+                    5,
+                    Event::RunPlanned {
+                        duration_ms: 65_000,
+                        recovery_ms: 10_000,
+                        final_heal: true,
+                    },
+                ),
+                performed(3_000, parse("cut 1->2 for 2s").unwrap(), None),
+                Stamped::new(65_010, Event::FaultPhaseEnded),
+                performed(65_020, parse("heal").unwrap(), None),
+                performed(65_030, parse("restart 2").unwrap(), Some(2)),
+                Stamped::new(76_400, Event::Quit),
+            ],
+            "log",
+        );
+        assert_eq!(steps(&text), vec![("3s".into(), "cut 1->2 for 2s".into())]);
+        assert!(
+            text.contains("duration = \"65s\"") && text.contains("recovery = \"10s\""),
+            "{text}"
+        );
+        assert!(!text.contains("final-heal"), "{text}");
+        let kept = scenario_of(
+            &[
+                settings(),
+                Stamped::new(
+                    5,
+                    Event::RunPlanned {
+                        duration_ms: 20_000,
+                        recovery_ms: 5_000,
+                        final_heal: false,
+                    },
+                ),
+                Stamped::new(20_000, Event::FaultPhaseEnded),
+            ],
+            "log",
+        );
+        assert!(kept.contains("final-heal = false"), "{kept}");
+        assert!(
+            crate::scenario::parse::parse_scenario(
+                std::path::Path::new("exported.toml"),
+                &kept,
+                &crate::scenario::validate::validate_line,
+            )
+            .is_ok_and(|s| !s.final_heal && s.duration == Duration::from_secs(20))
+        );
     }
 
     #[test]

@@ -202,31 +202,59 @@ pub struct Plan {
 }
 
 impl Scenario {
-    /// The same scenario with every time in its run (step times, `until`, the duration, the recovery period,
-    /// the nemesis' intervals and fault durations, the excused windows) multiplied by `factor`: a shorter
-    /// version for CI (`squall run --scale 0.5`). The cluster's timeouts and the liveness bound are kept.
-    pub fn scaled(&self, factor: f64) -> Scenario {
-        let f = |d: Duration| Duration::from_millis((d.as_millis() as f64 * factor).round() as u64);
+    /// The scenario with every time in its run multiplied by `factor` (`squall run --scale 0.5`, a shorter
+    /// version for CI): the fault phase, the recovery, each step's time, `until` and own duration (`cut 1->2
+    /// for 10s`), the nemesis's timings and the excused windows. The cluster's timeouts, the liveness bound
+    /// and amounts that are not times of the run (a delay's length, a clock jump) are kept.
+    /// `Err` names the first time that scaling takes past [`crate::units::MAX_DURATION`] (7 days), so
+    /// `--dry-run` passes only what can run.
+    pub fn scaled(&self, factor: f64) -> Result<Scenario, String> {
+        let f = |what: &str, d: Duration| -> Result<Duration, String> {
+            let ms = (d.as_millis() as f64 * factor).round();
+            let scaled = Duration::from_millis(ms.min(u64::MAX as f64) as u64);
+            if ms > crate::units::MAX_DURATION.as_millis() as f64 {
+                return Err(format!(
+                    "--scale {factor} makes {what} {} ({}), over the limit of 7 days (168h): use a smaller \
+                     --scale",
+                    fmt_duration(scaled),
+                    fmt_duration(d)
+                ));
+            }
+            Ok(scaled)
+        };
         let mut s = self.clone();
-        s.duration = f(s.duration).max(Duration::from_millis(1));
-        s.recovery = f(s.recovery);
+        s.duration = f("run.duration", s.duration)?.max(Duration::from_millis(1));
+        s.recovery = f("run.recovery", s.recovery)?;
         for st in &mut s.timeline {
-            st.at = f(st.at);
-            st.until = st.until.map(f);
+            let line = st.line;
+            st.at = f(&format!("the step of line {line}"), st.at)?;
+            st.until = st
+                .until
+                .map(|u| f(&format!("the `until` of line {line}"), u))
+                .transpose()?;
+            if let crate::command::Command::Fault(fc) = &mut st.command {
+                fc.duration = fc
+                    .duration
+                    .map(|d| f(&format!("the `for` of line {line}"), d))
+                    .transpose()?;
+            }
         }
         if let Some(n) = &mut s.nemesis {
             n.interval = (
-                f(n.interval.0),
-                f(n.interval.1).max(Duration::from_millis(1)),
+                f("nemesis.interval", n.interval.0)?,
+                f("nemesis.interval", n.interval.1)?.max(Duration::from_millis(1)),
             );
-            n.fault_duration = (f(n.fault_duration.0), f(n.fault_duration.1));
-            n.start = f(n.start);
+            n.fault_duration = (
+                f("nemesis.fault-duration", n.fault_duration.0)?,
+                f("nemesis.fault-duration", n.fault_duration.1)?,
+            );
+            n.start = f("nemesis.start", n.start)?;
         }
         for w in &mut s.beyond_tolerance {
-            w.from = f(w.from);
-            w.to = f(w.to);
+            w.from = f("a beyond-tolerance window", w.from)?;
+            w.to = f("a beyond-tolerance window", w.to)?;
         }
-        s
+        Ok(s)
     }
 
     /// Expands the scenario with `seed` into a [`Plan`]: the nemesis draws its schedule from the seed, so
@@ -330,21 +358,5 @@ impl Plan {
     }
 }
 
-/// A duration as a person writes it and as scenario files read it back, exactly: `250ms`, `5s`, `1500ms`,
-/// `2m`, `49h`, `7d`.
-pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        "0s".into()
-    } else if ms.is_multiple_of(86_400_000) {
-        format!("{}d", ms / 86_400_000)
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
+/// A duration as scenario files read it back, exactly (the one ladder of units, [`crate::units::exact`]).
+pub use crate::units::exact as fmt_duration;

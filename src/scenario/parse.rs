@@ -538,11 +538,18 @@ impl Parser<'_> {
     }
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h` (and `0`). Fractions are not accepted (`1500ms`, not `1.5s`).
+/// Parses `250ms`, `5s`, `2m`, `1h`, `7d` (and `0`), and one decimal of seconds (`1.5s`) as
+/// [`crate::units::exact`] writes it; no other fractions.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
+    }
+    if s.contains('.') {
+        return crate::command::fault::read_duration(s).map_err(|e| match e {
+            crate::command::fault::BadDuration::TooLong => crate::units::too_long(s),
+            _ => format!("`{s}` is not a duration like 250ms, 5s or 2m"),
+        });
     }
     let d = humantime::parse_duration(s).map_err(|e| match e {
         humantime::DurationError::NumberOverflow => crate::units::too_long(s),

@@ -274,3 +274,28 @@ fn a_misspelt_partition_shape_fails_at_load_naming_its_line() {
         "{msg}"
     );
 }
+
+/// Tester C3: `--scale 0.5` printed a 2 s step as `step 1s cut 1->2 for 10s` (its own `for` unscaled), and
+/// `--scale 20` on `duration = "168h"` passed `--dry-run` as `duration 201600m`, past the 7-day limit.
+#[test]
+fn scaling_scales_a_step_s_own_duration_and_keeps_the_7_day_limit() {
+    let s = parse(
+        "[run]\nduration = \"20s\"\n[[timeline]]\nat = \"2s\"\ndo = \"partition halves for 10s\"\n",
+    )
+    .unwrap();
+    let half = s.scaled(0.5).unwrap();
+    assert_eq!(half.duration, Duration::from_secs(10));
+    assert_eq!(half.timeline[0].at, Duration::from_secs(1));
+    assert_eq!(
+        half.timeline[0].command.to_string(),
+        "partition halves for 5s"
+    );
+    let week = parse("[run]\nduration = \"168h\"\n").unwrap();
+    let e = week.scaled(20.0).unwrap_err();
+    assert!(
+        e.contains("--scale 20") && e.contains("7 days") && e.contains("run.duration"),
+        "{e}"
+    );
+    let e = s.scaled(100_000.0).unwrap_err();
+    assert!(e.contains("7 days"), "{e}");
+}

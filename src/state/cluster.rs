@@ -416,7 +416,7 @@ impl ClusterState {
             // For `squall scenario`; nothing to show.
             Event::Settings { .. } => {}
             // `squall run` prints its verdict table itself; the report shows it from the log.
-            Event::Judged { .. } => {}
+            Event::Judged { .. } | Event::RunPlanned { .. } | Event::FaultPhaseEnded => {}
             Event::Note { text } => self.push(at, None, FeedKind::Info, text.clone()),
             Event::Membership { node, step, text } => {
                 self.node_mut(*node);

@@ -219,6 +219,20 @@ pub enum Event {
         /// The evidence in words, as the verdict table printed it.
         evidence: String,
     },
+    /// `squall run` began its scenario: the fault phase's length, the recovery after it and whether the
+    /// phase ends with a heal, so `squall scenario` exports the run as it was planned (not the session's
+    /// length, which includes the recovery and the checks).
+    RunPlanned {
+        /// Length of the fault phase, in milliseconds.
+        duration_ms: u64,
+        /// Recovery period after it, in milliseconds.
+        recovery_ms: u64,
+        /// Whether everything is healed at the end of the fault phase.
+        final_heal: bool,
+    },
+    /// `squall run`'s fault phase ended: what it performs from here (the final heal, bringing every node back)
+    /// is the run's own ending, which a rerun does again, not a step of its timeline.
+    FaultPhaseEnded,
     /// The lin-kv history checked for linearizability.
     LinChecked {
         /// The finding (`Violated`: not linearizable; `Inconclusive`: the deadline passed).

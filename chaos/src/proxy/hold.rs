@@ -49,6 +49,23 @@ pub struct HeldFrame {
     pub held_for: Duration,
 }
 
+impl HeldFrame {
+    /// The frame in words for a listing: its label, then the classifier's description, the label left out
+    /// when the description begins with it already (`append-reply n2 term 3 ok match 7`, not
+    /// `append-reply append-reply n2 …`) but kept when it says more (`vote pre-vote n2 term 3`: `hold vote`
+    /// holds pre-votes too). `other` for an unlabelled frame.
+    pub fn what(&self) -> String {
+        let label = self.label.as_deref().unwrap_or("other");
+        if self.detail.is_empty() {
+            label.to_string()
+        } else if self.detail.split_whitespace().next() == Some(label) {
+            self.detail.clone()
+        } else {
+            format!("{label} {}", self.detail)
+        }
+    }
+}
+
 /// What became of a held frame that was stepped or dropped.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stepped {
