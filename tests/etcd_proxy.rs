@@ -102,10 +102,7 @@ impl EtcdCluster {
             ids.insert(n, id);
             proxy.insert(n, url);
         }
-        let initial: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("n{n}={}", proxy[n]))
-            .collect();
+        let initial: Vec<String> = nodes.iter().map(|n| format!("n{n}={}", proxy[n])).collect();
         let mut children = BTreeMap::new();
         let mut clients = BTreeMap::new();
         for &n in &nodes {
@@ -148,8 +145,9 @@ impl EtcdCluster {
         loop {
             for (n, c) in cluster.children.iter_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    let log = std::fs::read_to_string(cluster._dir.path().join(format!("n{n}.log")))
-                        .unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(cluster._dir.path().join(format!("n{n}.log")))
+                            .unwrap_or_default();
                     let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join("\n");
                     return Err(format!("member {n} exited ({status}): {tail}"));
                 }
@@ -181,12 +179,20 @@ impl EtcdCluster {
     }
 
     fn node_of(&self, member: u64) -> Option<Endpoint> {
-        self.ids.iter().find(|(_, id)| **id == member).map(|(n, _)| *n)
+        self.ids
+            .iter()
+            .find(|(_, id)| **id == member)
+            .map(|(n, _)| *n)
     }
 
     /// Waits until every member in `among` names the same leader, also in `among`, at a term above
     /// `above_term`; returns (leader node, term).
-    async fn leader(&self, among: &[Endpoint], above_term: u64, within: Duration) -> (Endpoint, u64) {
+    async fn leader(
+        &self,
+        among: &[Endpoint],
+        above_term: u64,
+        within: Duration,
+    ) -> (Endpoint, u64) {
         let deadline = Instant::now() + within;
         let mut seen = BTreeMap::new();
         while Instant::now() < deadline {
@@ -246,11 +252,20 @@ async fn etcd_through_the_proxies_elects_counts_per_link_and_survives_a_cut_into
     assert_eq!(kv.get("k1").await.expect("get"), Some("1".to_string()));
     assert_eq!(kv.get("nope").await.expect("get absent"), None);
     kv.cas("k1", Some("1"), "2").await.expect("cas that holds");
-    let refused = kv.cas("k1", Some("1"), "3").await.expect_err("cas that does not hold");
-    assert!(refused.is_fail(), "a compare that failed is a definite fail: {refused}");
+    let refused = kv
+        .cas("k1", Some("1"), "3")
+        .await
+        .expect_err("cas that does not hold");
+    assert!(
+        refused.is_fail(),
+        "a compare that failed is a definite fail: {refused}"
+    );
     kv.cas("k2", None, "9").await.expect("cas on an absent key");
     assert!(kv.cas("k2", None, "10").await.unwrap_err().is_fail());
-    assert_eq!(c.clients[&leader].get("k1").await.unwrap(), Some("2".into()));
+    assert_eq!(
+        c.clients[&leader].get("k1").await.unwrap(),
+        Some("2".into())
+    );
 
     // Per-kind counters on the right directed links. Replies to heartbeats flow back on links into the
     // leader; the leader's appends and heartbeats go out on links from it.
@@ -278,7 +293,10 @@ async fn etcd_through_the_proxies_elects_counts_per_link_and_survives_a_cut_into
         .filter(|&&f| f != leader)
         .map(|&f| c.frames(f, leader, "vote-reply").0)
         .sum();
-    assert!(votes_into_leader > 0, "the leader was elected with vote replies on links into it");
+    assert!(
+        votes_into_leader > 0,
+        "the leader was elected with vote replies on links into it"
+    );
 
     // cut *->L: the leader hears nothing; the others elect a new leader at a higher term.
     let into: Vec<LinkId> = all
@@ -286,16 +304,29 @@ async fn etcd_through_the_proxies_elects_counts_per_link_and_survives_a_cut_into
         .filter(|&&f| f != leader)
         .map(|&f| LinkId::new(f, leader))
         .collect();
-    let cut = c.net.add_fault(into, FaultSpec::permanent(Fault::Blackhole));
+    let cut = c
+        .net
+        .add_fault(into, FaultSpec::permanent(Fault::Blackhole));
     let others: Vec<Endpoint> = all.iter().copied().filter(|&n| n != leader).collect();
     let (new_leader, new_term) = c.leader(&others, term, Duration::from_secs(30)).await;
     eprintln!("after cut *->n{leader}: leader n{new_leader} at term {new_term}");
     assert_ne!(new_leader, leader);
-    let dropped: u64 = others.iter().map(|&f| c.net.link_stats(LinkId::new(f, leader)).unwrap().frames_dropped).sum();
+    let dropped: u64 = others
+        .iter()
+        .map(|&f| {
+            c.net
+                .link_stats(LinkId::new(f, leader))
+                .unwrap()
+                .frames_dropped
+        })
+        .sum();
     assert!(dropped > 0, "the cut dropped frames into the old leader");
     c.net.remove_fault_id(cut);
     let (_, _) = c.leader(&all, term, Duration::from_secs(30)).await;
-    c.clients[&leader].put("k3", "after").await.expect("put after the heal");
+    c.clients[&leader]
+        .put("k3", "after")
+        .await
+        .expect("put after the heal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +364,10 @@ async fn losing_every_vote_reply_to_a_node_keeps_it_from_leading_across_election
     let c = EtcdCluster::start(timing, filter).await;
     let all = [1, 2, 3];
     let (mut leader, mut term) = c.leader(&all, 0, Duration::from_secs(40)).await;
-    assert_ne!(leader, N, "node {N} led although every vote reply to it was lost");
+    assert_ne!(
+        leader, N,
+        "node {N} led although every vote reply to it was lost"
+    );
     for round in 1..=3 {
         // Isolate the leader: the other two must elect, and node 1 campaigns first.
         let links: Vec<LinkId> = all
@@ -341,11 +375,16 @@ async fn losing_every_vote_reply_to_a_node_keeps_it_from_leading_across_election
             .filter(|&&x| x != leader)
             .flat_map(|&x| [LinkId::new(x, leader), LinkId::new(leader, x)])
             .collect();
-        let cut = c.net.add_fault(links, FaultSpec::permanent(Fault::Blackhole));
+        let cut = c
+            .net
+            .add_fault(links, FaultSpec::permanent(Fault::Blackhole));
         let others: Vec<Endpoint> = all.iter().copied().filter(|&n| n != leader).collect();
         let (l, t) = c.leader(&others, term, Duration::from_secs(40)).await;
         eprintln!("round {round}: n{leader} isolated, n{l} leads at term {t}");
-        assert_ne!(l, N, "round {round}: node {N} led although every vote reply to it was lost");
+        assert_ne!(
+            l, N,
+            "round {round}: node {N} led although every vote reply to it was lost"
+        );
         c.net.remove_fault_id(cut);
         (leader, term) = c.leader(&all, t - 1, Duration::from_secs(40)).await;
         assert_ne!(leader, N, "round {round}: node {N} led after the heal");
@@ -354,7 +393,11 @@ async fn losing_every_vote_reply_to_a_node_keeps_it_from_leading_across_election
         .iter()
         .map(|&x| c.frames(x, N, "pre-vote-reply").1 + c.frames(x, N, "vote-reply").1)
         .sum();
-    assert!(dropped > 0, "node {N} campaigned and its replies were dropped: {:#?}", c.net.stats());
+    assert!(
+        dropped > 0,
+        "node {N} campaigned and its replies were dropped: {:#?}",
+        c.net.stats()
+    );
     eprintln!("vote replies dropped on their way to node {N}: {dropped}");
 }
 
@@ -368,10 +411,17 @@ async fn held_etcd_heartbeats_are_stepped_one_at_a_time_and_the_stream_stays_val
     let (leader, term) = c.leader(&all, 0, Duration::from_secs(30)).await;
     let f = *all.iter().find(|&&n| n != leader).unwrap();
     let link = LinkId::new(leader, f);
-    let hold = c.net.add_fault([link], FaultSpec::permanent(Fault::Hold).only(c.labels(&["heartbeat"])));
+    let hold = c.net.add_fault(
+        [link],
+        FaultSpec::permanent(Fault::Hold).only(c.labels(&["heartbeat"])),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.net.held().len() < 3 {
-        assert!(Instant::now() < deadline, "no heartbeats held: {:?}", c.net.held());
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeats held: {:?}",
+            c.net.held()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..3 {
@@ -379,17 +429,34 @@ async fn held_etcd_heartbeats_are_stepped_one_at_a_time_and_the_stream_stays_val
         assert_eq!(oldest.link, link);
         assert_eq!(oldest.label.as_deref(), Some("heartbeat"));
         let want = format!("heartbeat {:x}->{:x} term ", c.ids[&leader], c.ids[&f]);
-        assert!(oldest.detail.starts_with(&want), "described as {:?}", oldest.detail);
+        assert!(
+            oldest.detail.starts_with(&want),
+            "described as {:?}",
+            oldest.detail
+        );
         let stepped = c.net.step(|l| l == link, 1);
         assert_eq!(stepped.len(), 1);
-        assert_eq!(stepped[0].frame.seq, oldest.seq, "the oldest is stepped first");
+        assert_eq!(
+            stepped[0].frame.seq, oldest.seq,
+            "the oldest is stepped first"
+        );
         assert!(stepped[0].delivered, "stepped into the live stream");
         assert!(c.net.held().iter().all(|h| h.seq != oldest.seq));
     }
     c.net.remove_fault_id(hold);
-    assert!(c.net.held().is_empty(), "removing the hold delivers what it held");
+    assert!(
+        c.net.held().is_empty(),
+        "removing the hold delivers what it held"
+    );
     // The stream stayed valid HTTP: the same leader keeps its term and the follower takes writes.
-    c.clients[&f].put("after-hold", "1").await.expect("put through the follower");
+    c.clients[&f]
+        .put("after-hold", "1")
+        .await
+        .expect("put through the follower");
     let (l, t) = c.leader(&all, 0, Duration::from_secs(10)).await;
-    assert_eq!((l, t), (leader, term), "no election: the follower kept hearing its leader");
+    assert_eq!(
+        (l, t),
+        (leader, term),
+        "no election: the follower kept hearing its leader"
+    );
 }

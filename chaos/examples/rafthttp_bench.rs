@@ -30,7 +30,15 @@ const MEMBER: u64 = 0xabc;
 /// A MsgHeartbeat-like message of about 64 bytes.
 fn message() -> Vec<u8> {
     let mut pb = Vec::new();
-    for (n, v) in [(1, 8), (2, 2), (3, MEMBER), (4, 5), (5, 0), (6, 0), (8, 123_456)] {
+    for (n, v) in [
+        (1, 8),
+        (2, 2),
+        (3, MEMBER),
+        (4, 5),
+        (5, 0),
+        (6, 0),
+        (8, 123_456),
+    ] {
         put_uint(&mut pb, n, v);
     }
     while pb.len() < 64 {
@@ -98,7 +106,10 @@ async fn pipeline_server() -> SocketAddr {
                             .unwrap_or(0);
                         if buf.len() >= head + len {
                             buf.drain(..head + len);
-                            if s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.is_err() {
+                            if s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             continue;

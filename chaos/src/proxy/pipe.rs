@@ -649,16 +649,14 @@ impl Pipe {
             Some(Framer::RaftHttp(f)) => {
                 f.decode(&self.conn_state, &mut self.inbuf, &mut units);
             }
-            Some(Framer::Bytes) => {
-                if !self.inbuf.is_empty() {
-                    units.push(Unit {
-                        wire: self.inbuf.split().freeze(),
-                        payload: None,
-                        kind: UnitKind::Opaque,
-                    });
-                }
+            Some(Framer::Bytes) if !self.inbuf.is_empty() => {
+                units.push(Unit {
+                    wire: self.inbuf.split().freeze(),
+                    payload: None,
+                    kind: UnitKind::Opaque,
+                });
             }
-            None => {}
+            Some(Framer::Bytes) | None => {}
         }
         self.attribute();
         for u in units.drain(..) {

@@ -151,9 +151,7 @@ impl Classifier for EtcdClassifier {
                 " index {} log term {} entries {} commit {}",
                 s.index, s.log_term, s.entries, s.commit
             )),
-            msg::VOTE | msg::PRE_VOTE => {
-                out.push_str(&format!(" last {}/{}", s.index, s.log_term))
-            }
+            msg::VOTE | msg::PRE_VOTE => out.push_str(&format!(" last {}/{}", s.index, s.log_term)),
             msg::HEARTBEAT => out.push_str(&format!(" commit {}", s.commit)),
             msg::APP_RESP => out.push_str(&format!(" index {}", s.index)),
             _ => {}
@@ -203,9 +201,17 @@ mod tests {
             (msg::PROP, "proposal"),
         ];
         for (typ, want) in cases {
-            assert_eq!(label(&message(typ, 2, 1, 3, false)), Some(want), "type {typ}");
+            assert_eq!(
+                label(&message(typ, 2, 1, 3, false)),
+                Some(want),
+                "type {typ}"
+            );
         }
-        assert_eq!(label(&message(12, 2, 1, 3, false)), None, "MsgCheckQuorum is local");
+        assert_eq!(
+            label(&message(12, 2, 1, 3, false)),
+            None,
+            "MsgCheckQuorum is local"
+        );
         assert_eq!(label(&[0x08, 0x08]), Some("link-heartbeat"));
         assert_eq!(label(&[]), None);
         assert_eq!(label(&[0xff]), None, "not protobuf");
@@ -220,7 +226,10 @@ mod tests {
     #[test]
     fn describe_gives_term_index_log_term_commit_and_reject() {
         let d = EtcdClassifier.describe(Flow::Reply, &message(msg::APP, 2, 1, 3, true));
-        assert_eq!(d, "append 1->2 term 3 index 9 log term 2 entries 1 commit 8 reject");
+        assert_eq!(
+            d,
+            "append 1->2 term 3 index 9 log term 2 entries 1 commit 8 reject"
+        );
         let d = EtcdClassifier.describe(Flow::Reply, &message(msg::VOTE, 2, 1, 4, false));
         assert_eq!(d, "vote 1->2 term 4 last 9/2");
     }

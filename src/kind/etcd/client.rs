@@ -162,8 +162,12 @@ impl EtcdClient {
         let op = "cas";
         let k = B64.encode(key);
         let compare = match expected {
-            Some(e) => json!({ "key": k, "result": "EQUAL", "target": "VALUE", "value": B64.encode(e) }),
-            None => json!({ "key": k, "result": "EQUAL", "target": "CREATE", "create_revision": "0" }),
+            Some(e) => {
+                json!({ "key": k, "result": "EQUAL", "target": "VALUE", "value": B64.encode(e) })
+            }
+            None => {
+                json!({ "key": k, "result": "EQUAL", "target": "CREATE", "create_revision": "0" })
+            }
         };
         let v = self
             .call(
@@ -246,7 +250,10 @@ impl EtcdClient {
     /// Promotes learner `id` to a voting member.
     pub async fn member_promote(&self, id: u64) -> Result<Vec<Member>, EtcdError> {
         let v = self
-            .call("/v3/cluster/member/promote", json!({ "ID": id.to_string() }))
+            .call(
+                "/v3/cluster/member/promote",
+                json!({ "ID": id.to_string() }),
+            )
             .await
             .map_err(|e| self.judge("member promote", Kind::Write, e))?;
         Ok(members(&v["members"]))
@@ -484,7 +491,10 @@ mod tests {
             refused(14, "etcdserver: leader changed"),
             refused(14, "etcdserver: request timed out"),
             refused(14, "etcdserver: no leader"),
-            refused(14, "etcdserver: request timed out, possibly due to connection lost"),
+            refused(
+                14,
+                "etcdserver: request timed out, possibly due to connection lost",
+            ),
             refused(2, "etcdserver: server stopped"),
             refused(4, "context deadline exceeded"),
         ];
@@ -517,6 +527,9 @@ mod tests {
                          "clientURLs": [], "isLearner": true }]);
         let m = members(&v);
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].id, m[0].is_learner, m[0].name.as_str()), (12, true, "n1"));
+        assert_eq!(
+            (m[0].id, m[0].is_learner, m[0].name.as_str()),
+            (12, true, "n1")
+        );
     }
 }
