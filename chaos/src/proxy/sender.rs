@@ -104,3 +104,109 @@ impl Attribution {
         self.links.get().map(|l| &l.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::proxy::{Fault, FaultSpec, Framing, LinkId, Network};
+
+    const OK: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+
+    /// Answers every complete `POST /raft` (a 3-byte body) with 204.
+    async fn raft_server() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                            && buf.len() >= end + 4 + 3
+                        {
+                            buf.drain(..end + 7);
+                            if s.write_all(OK).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends one pipeline POST naming `member` as its sender; the answer, or what happened instead.
+    async fn post(proxy: SocketAddr, member: u64) -> Result<Vec<u8>, String> {
+        let mut s = TcpStream::connect(proxy).await.map_err(|e| e.to_string())?;
+        let req = format!(
+            "POST /raft HTTP/1.1\r\nHost: t\r\nX-Server-From: {member:x}\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut got = vec![0u8; OK.len()];
+        match tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got)).await {
+            Ok(Ok(_)) => Ok(got),
+            Ok(Err(e)) => Err(format!("closed: {e}")),
+            Err(_) => Err("no answer within 5 s".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_follows_its_senders_link_once_the_table_names_it() {
+        let net = Network::with_framing(3, Framing::RaftHttp, None);
+        net.set_upstream(2, raft_server().await);
+        let proxy = net.add_destination(2).await.unwrap();
+        net.add_fault([LinkId::new(1, 2)], FaultSpec::permanent(Fault::Blackhole));
+        // Member 0x1f is not in the table yet: unattributed, so no fault applies.
+        assert_eq!(post(proxy, 0x1f).await.as_deref(), Ok(OK));
+        assert!(net.link_stats(LinkId::new(1, 2)).unwrap().frames_dropped == 0);
+        // Once named, its requests follow link 1 -> 2: the blackhole drops the POST and closes the connection.
+        net.senders().set(0x1f, 1);
+        let cut = post(proxy, 0x1f).await;
+        assert!(
+            cut.is_err(),
+            "a dropped pipeline POST closes its connection: {cut:?}"
+        );
+        let stats = net.link_stats(LinkId::new(1, 2)).unwrap();
+        assert_eq!((stats.frames_dropped, stats.connections_total), (1, 1));
+        // Another sender's link has no fault.
+        net.senders().set(0x3, 3);
+        assert_eq!(post(proxy, 0x3).await.as_deref(), Ok(OK));
+        assert_eq!(
+            net.link_stats(LinkId::new(3, 2)).unwrap().frames_forwarded,
+            1
+        );
+        assert_eq!(
+            net.link_stats(LinkId::new(2, 3)).unwrap().bytes_forwarded,
+            OK.len() as u64,
+            "the answer went on the reverse link"
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_framing_applies_link_faults_to_whole_reads() {
+        let net = Network::with_framing(4, Framing::Bytes, None);
+        net.set_upstream(2, raft_server().await);
+        let proxy = net.add_link(1, 2).await.unwrap();
+        assert_eq!(post(proxy, 1).await.as_deref(), Ok(OK));
+        net.add_fault(
+            [LinkId::new(1, 2)],
+            FaultSpec::permanent(Fault::Loss { p: 1.0 }),
+        );
+        assert!(post(proxy, 1).await.is_err(), "every read is lost");
+        assert!(net.link_stats(LinkId::new(1, 2)).unwrap().frames_dropped >= 1);
+    }
+}
