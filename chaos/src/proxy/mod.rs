@@ -21,13 +21,17 @@ pub mod blackhole;
 pub mod classify;
 pub mod duplicate;
 mod frame;
+pub mod framing;
 pub mod hold;
 pub mod latency;
 mod link;
 pub mod loss;
 mod pipe;
+pub mod protobuf;
+pub mod rafthttp;
 pub mod reorder;
 pub mod reset;
+pub mod sender;
 mod splice;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -49,9 +53,13 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ChaosError;
 use crate::partition::Partition;
 pub use classify::{Classifier, Flow, LabelSet, SharedClassifier};
+pub use framing::Framing;
 pub use hold::{HeldFrame, Stepped};
 use link::Link;
 use pipe::Pipe;
+use rafthttp::ConnState;
+use sender::Attribution;
+pub use sender::SenderTable;
 
 /// A node id, opaque to the proxy.
 pub type Endpoint = u64;
@@ -326,6 +334,8 @@ pub struct LabelCount {
 struct Shared {
     seed: u64,
     classifier: Option<SharedClassifier>,
+    framing: Framing,
+    senders: SenderTable,
     held: hold::Registry,
     links: Mutex<BTreeMap<LinkId, Arc<Link>>>,
     upstreams: RwLock<HashMap<Endpoint, SocketAddr>>,
@@ -406,21 +416,33 @@ impl Network {
     /// A network with no links. `seed` drives every random fault decision: each direction of each connection
     /// draws from its own generator derived from the seed, the link and the connection's sequence number.
     pub fn new(seed: u64) -> Network {
-        Network::build(seed, None)
+        Network::build(seed, None, Framing::LengthPrefixed)
     }
 
     /// Like [`Network::new`], with a classifier that labels frames (message kinds), so faults can be limited
     /// to some labels and links count frames per label.
     pub fn with_classifier(seed: u64, classifier: SharedClassifier) -> Network {
-        Network::build(seed, Some(classifier))
+        Network::build(seed, Some(classifier), Framing::LengthPrefixed)
     }
 
-    fn build(seed: u64, classifier: Option<SharedClassifier>) -> Network {
+    /// A network whose connections are cut into frames by `framing` (a node kind's choice), with an optional
+    /// classifier for the messages the framing finds.
+    pub fn with_framing(
+        seed: u64,
+        framing: Framing,
+        classifier: Option<SharedClassifier>,
+    ) -> Network {
+        Network::build(seed, classifier, framing)
+    }
+
+    fn build(seed: u64, classifier: Option<SharedClassifier>, framing: Framing) -> Network {
         Network {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
                     seed,
                     classifier,
+                    framing,
+                    senders: SenderTable::default(),
                     held: hold::Registry::default(),
                     links: Mutex::new(BTreeMap::new()),
                     upstreams: RwLock::new(HashMap::new()),
@@ -465,6 +487,41 @@ impl Network {
         let task = tokio::spawn(accept_loop(listener, fwd, back, shared.clone()));
         listeners.insert(id, (addr, task));
         Ok(addr)
+    }
+
+    /// Starts one proxy in front of node `to` on 127.0.0.1 (port chosen by the OS) for every sender, and returns
+    /// its address: every peer of `to` dials it. The sender of each connection is identified by the framing
+    /// (rafthttp's `X-Server-From`) through [`Network::senders`]; until it is, the connection is forwarded with
+    /// no fault ([`sender`] says exactly when). Needs a framing that names senders ([`Framing::RaftHttp`]);
+    /// with another, every connection stays unattributed. Calling it again for `to` returns the same address.
+    pub async fn add_destination(&self, to: Endpoint) -> Result<SocketAddr, ChaosError> {
+        // The listener is kept under the pseudo-link `to -> to`, which no real traffic uses.
+        let id = LinkId { from: to, to };
+        if let Some((addr, _)) = self.listeners().get(&id) {
+            return Ok(*addr);
+        }
+        let want = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let bind_err = |source| ChaosError::Bind {
+            from: to,
+            to,
+            addr: want,
+            source,
+        };
+        let listener = TcpListener::bind(want).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let mut listeners = self.listeners();
+        if let Some((existing, _)) = listeners.get(&id) {
+            return Ok(*existing);
+        }
+        let task = tokio::spawn(destination_loop(listener, to, self.inner.shared.clone()));
+        listeners.insert(id, (addr, task));
+        Ok(addr)
+    }
+
+    /// The table that maps the member ids senders give to node ids, for [`Network::add_destination`]'s
+    /// proxies. Fill it before the nodes start, or as soon as their ids are known.
+    pub fn senders(&self) -> &SenderTable {
+        &self.inner.shared.senders
     }
 
     /// Where `to` really listens. New connections to `to` go there; set it again after `to` restarts on a new
@@ -806,6 +863,7 @@ async fn connection(
     let rng = |dir: u64| {
         ChaCha8Rng::seed_from_u64(mix(&[shared.seed, fwd.id.from, fwd.id.to, serial, dir]))
     };
+    let state = Arc::new(ConnState::default());
     let forward = Pipe::new(
         client_rx,
         up_tx,
@@ -814,7 +872,8 @@ async fn connection(
         conn.clone(),
         Flow::Request,
         shared.clone(),
-    );
+    )
+    .framed(shared.framing, state.clone());
     let backward = Pipe::new(
         up_rx,
         client_tx,
@@ -823,11 +882,87 @@ async fn connection(
         conn,
         Flow::Reply,
         shared.clone(),
-    );
+    )
+    .framed(shared.framing, state);
     let forward = tokio::spawn(forward.run());
     backward.run().await;
     let _ = forward.await;
     fwd.counters.connections_open.fetch_sub(1, Relaxed);
+}
+
+/// Accepts connections for the per-destination proxy of `to` until the network is dropped.
+async fn destination_loop(listener: TcpListener, to: Endpoint, shared: Arc<Shared>) {
+    let mut serial = 0u64;
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                tracing::warn!(to, error = %e, "proxy accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        serial += 1;
+        tokio::spawn(destination_connection(client, to, shared.clone(), serial));
+    }
+}
+
+/// Connects one accepted client to `to` and runs both directions, unattributed until the sender is known.
+async fn destination_connection(client: TcpStream, to: Endpoint, shared: Arc<Shared>, serial: u64) {
+    let Some(addr) = shared.upstream(to) else {
+        tracing::warn!(to, "no upstream address known for node {to}");
+        return;
+    };
+    let upstream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(to, %addr, error = %e, "upstream connect failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(to, %addr, "upstream connect timed out");
+                return;
+            }
+        };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let conn = shared.root.child_token();
+    let (client_rx, client_tx) = client.into_split();
+    let (up_rx, up_tx) = upstream.into_split();
+    let state = Arc::new(ConnState::default());
+    let attribution = Arc::new(Attribution::new(to, state.clone()));
+    // Unattributed bytes go over links of their own, listed nowhere and never faulted.
+    let unattributed = |from: Endpoint, to: Endpoint| Arc::new(Link::new(LinkId { from, to }));
+    let rng = |dir: u64| ChaCha8Rng::seed_from_u64(mix(&[shared.seed, u64::MAX, to, serial, dir]));
+    let forward = Pipe::new(
+        client_rx,
+        up_tx,
+        unattributed(u64::MAX, to),
+        rng(0),
+        conn.clone(),
+        Flow::Request,
+        shared.clone(),
+    )
+    .framed(shared.framing, state.clone())
+    .attributed_by(attribution.clone());
+    let backward = Pipe::new(
+        up_rx,
+        client_tx,
+        unattributed(to, u64::MAX),
+        rng(1),
+        conn,
+        Flow::Reply,
+        shared.clone(),
+    )
+    .framed(shared.framing, state)
+    .attributed_by(attribution.clone());
+    let forward = tokio::spawn(forward.run());
+    backward.run().await;
+    let _ = forward.await;
+    if let Some(fwd) = attribution.forward() {
+        fwd.counters.connections_open.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Folds numbers into one well-spread seed (splitmix64 steps).

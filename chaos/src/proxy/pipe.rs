@@ -25,8 +25,11 @@ use tokio_util::sync::CancellationToken;
 use super::bandwidth::Shaper;
 use super::classify::{Flow, PREFIX};
 use super::frame::{FrameCursor, HEADER, Next, next_frame};
+use super::framing::{Framing, Unit, UnitKind};
 use super::hold;
-use super::link::{Link, Plans};
+use super::link::{Link, Plan, Plans};
+use super::rafthttp::{ConnState, RaftHttp};
+use super::sender::Attribution;
 use super::splice::{self, SPLICE_MIN, Splicer};
 use super::{Shared, duplicate, latency, loss, reorder};
 use tokio::sync::mpsc;
@@ -43,6 +46,8 @@ struct Queued {
     release: Instant,
     seq: u64,
     frame: Bytes,
+    /// Counted as a frame when it leaves (protocol bytes of a framing are not).
+    message: bool,
 }
 
 impl PartialEq for Queued {
@@ -101,6 +106,24 @@ pub(crate) struct Pipe {
     fifo_tail: Instant,
     shaper: Shaper,
     conn: CancellationToken,
+    /// The framing when it is not the length prefix (`None`: [`FrameCursor`] and the zero-copy path).
+    framer: Option<Framer>,
+    /// Units cut by the framer, waiting to be judged.
+    units: Vec<Unit>,
+    /// For a per-destination proxy: how the connection learns its sender, and whether this pipe has moved to
+    /// its link yet.
+    attribution: Option<Arc<Attribution>>,
+    attributed: bool,
+    /// What both directions of the connection share (rafthttp's request/response pairing), when not attributed.
+    conn_state: Arc<ConnState>,
+    /// The frame judged last was dropped.
+    dropped_last: bool,
+}
+
+/// A framing other than the length prefix.
+enum Framer {
+    Bytes,
+    RaftHttp(RaftHttp),
 }
 
 impl Pipe {
@@ -148,7 +171,56 @@ impl Pipe {
             fifo_tail: Instant::now(),
             shaper: Shaper::default(),
             conn,
+            framer: None,
+            units: Vec::new(),
+            attribution: None,
+            attributed: false,
+            conn_state: Arc::default(),
+            dropped_last: false,
         }
+    }
+
+    /// Cuts frames with `framing` instead of the length prefix (which is the default); `conn` is shared with
+    /// the pipe of the other direction.
+    pub(crate) fn framed(mut self, framing: Framing, conn: Arc<ConnState>) -> Pipe {
+        self.conn_state = conn;
+        self.framer = match framing {
+            Framing::LengthPrefixed => None,
+            Framing::Bytes => Some(Framer::Bytes),
+            Framing::RaftHttp => Some(Framer::RaftHttp(RaftHttp::new(self.flow))),
+        };
+        self
+    }
+
+    /// Starts on an unattributed link and moves to the sender's link once `attribution` resolves.
+    pub(crate) fn attributed_by(mut self, attribution: Arc<Attribution>) -> Pipe {
+        self.attribution = Some(attribution);
+        self
+    }
+
+    /// Moves to the sender's link if the connection's sender has become known.
+    fn attribute(&mut self) {
+        if self.attributed {
+            return;
+        }
+        let Some(attr) = self.attribution.clone() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let Some((fwd, back)) = attr.resolve(&shared.senders, |from, to| {
+            shared.link(super::LinkId { from, to })
+        }) else {
+            return;
+        };
+        let link = match self.flow {
+            Flow::Request => fwd.clone(),
+            Flow::Reply => back.clone(),
+        };
+        self.attributed = true;
+        self.link = link;
+        self.plan_rx = self.link.subscribe();
+        self.plan = self.plan_rx.borrow_and_update().clone();
+        self.on_plan_change();
     }
 
     /// Runs until the source ends and everything held is delivered, or the connection is cut.
@@ -526,6 +598,10 @@ impl Pipe {
     }
 
     fn ingest(&mut self) {
+        if self.framer.is_some() {
+            self.ingest_units();
+            return;
+        }
         if self.plan.clear && self.queue.is_empty() {
             self.pass_through();
             return;
@@ -565,6 +641,115 @@ impl Pipe {
         self.release_due(now);
     }
 
+    /// Cuts what was read into units with the framer and judges each; protocol bytes keep their place in line.
+    fn ingest_units(&mut self) {
+        let now = Instant::now();
+        let mut units = std::mem::take(&mut self.units);
+        match &mut self.framer {
+            Some(Framer::RaftHttp(f)) => {
+                f.decode(&self.conn_state, &mut self.inbuf, &mut units);
+            }
+            Some(Framer::Bytes) if !self.inbuf.is_empty() => {
+                units.push(Unit {
+                    wire: self.inbuf.split().freeze(),
+                    payload: None,
+                    kind: UnitKind::Opaque,
+                });
+            }
+            Some(Framer::Bytes) | None => {}
+        }
+        self.attribute();
+        for u in units.drain(..) {
+            if self.conn.is_cancelled() {
+                break;
+            }
+            self.judge(u, now);
+        }
+        self.units = units;
+        self.release_due(now);
+    }
+
+    /// Decides one unit's fate under the current plan.
+    fn judge(&mut self, unit: Unit, now: Instant) {
+        let Unit {
+            wire,
+            payload,
+            kind,
+        } = unit;
+        let label = match (&self.shared.classifier, &payload) {
+            (Some(c), Some(p)) => {
+                let label = c.classify(self.flow, &p[..p.len().min(PREFIX)]);
+                self.link.counters.labelled(label);
+                label
+            }
+            _ => None,
+        };
+        match kind {
+            UnitKind::Protocol => {
+                if self.queue.is_empty() && !self.plan.delays {
+                    self.link.counters.forwarded(0, wire.len());
+                    self.out.extend_from_slice(&wire);
+                } else {
+                    self.enqueue(wire, now, None, false);
+                }
+            }
+            UnitKind::Message { whole_request } => {
+                if self.plan.clear && self.queue.is_empty() {
+                    self.link.counters.forwarded(1, wire.len());
+                    self.out.extend_from_slice(&wire);
+                } else {
+                    self.admit_with(wire, payload, label, !whole_request, true, now);
+                    if whole_request && self.dropped_last {
+                        // The sender waits for a reply to this request: a lost request shows as a lost
+                        // connection.
+                        self.conn.cancel();
+                    }
+                }
+            }
+            UnitKind::Opaque => {
+                if self.plan.clear && self.queue.is_empty() {
+                    self.link.counters.forwarded(0, wire.len());
+                    self.out.extend_from_slice(&wire);
+                } else {
+                    self.admit_with(wire, None, None, true, false, now);
+                }
+            }
+        }
+    }
+
+    /// Queues `frame` behind what is queued, after the latency `plan` draws and the bandwidth allows.
+    fn enqueue(&mut self, frame: Bytes, now: Instant, plan: Option<&Plan>, message: bool) {
+        let mut ready = now;
+        let (latency, bandwidth, reorder) = match plan {
+            Some(p) => (p.latency, p.bandwidth, p.reorder),
+            None => (None, self.plan.base.bandwidth, None),
+        };
+        if let Some(l) = &latency {
+            ready += latency::sample(l, &mut self.rng);
+        }
+        ready = ready.max(self.fifo_tail);
+        if let Some(rate) = bandwidth {
+            ready = self.shaper.schedule(ready, frame.len(), rate);
+        }
+        self.fifo_tail = ready;
+        let mut release = ready;
+        if let Some(r) = &reorder {
+            release += reorder::extra_delay(r, &mut self.rng);
+        }
+        if release > now && message {
+            self.link.counters.frames_delayed.fetch_add(1, Relaxed);
+        }
+        self.seq += 1;
+        self.queued_bytes += frame.len();
+        self.link.counters.frames_queued.fetch_add(1, Relaxed);
+        self.queue.push(Reverse(Queued {
+            release,
+            seq: self.seq,
+            frame,
+            message,
+        }));
+    }
+
     /// The no-fault path: count boundaries, try to write at once, keep what the socket did not take.
     fn pass_through(&mut self) {
         let (flow, shared, link) = (self.flow, &self.shared, &self.link);
@@ -591,9 +776,8 @@ impl Pipe {
         }
     }
 
-    /// Decides one whole frame's fate under the current plan.
+    /// Decides one whole length-prefixed frame's fate under the current plan.
     fn admit(&mut self, frame: Bytes, now: Instant) {
-        let plans = self.plan.clone();
         let len = frame.len();
         let label = match &self.shared.classifier {
             Some(c) => {
@@ -604,22 +788,42 @@ impl Pipe {
             }
             None => None,
         };
+        let payload = self
+            .shared
+            .classifier
+            .is_some()
+            .then(|| frame.slice(HEADER..));
+        self.admit_with(frame, payload, label, true, true, now);
+    }
+
+    /// Decides a frame's fate under the plan for `label`: `payload` is what the classifier describes when the
+    /// frame is held; `may_duplicate` is false for frames a second copy would break. Sets `dropped_last`.
+    fn admit_with(
+        &mut self,
+        frame: Bytes,
+        payload: Option<Bytes>,
+        label: Option<u8>,
+        may_duplicate: bool,
+        holdable: bool,
+        now: Instant,
+    ) {
+        self.dropped_last = false;
+        let plans = self.plan.clone();
+        let len = frame.len();
         let plan = plans.for_label(label);
-        if plan.hold && !plan.blackhole && !self.hold(frame.clone(), label) {
+        if holdable && plan.hold && !plan.blackhole && !self.hold(frame.clone(), payload, label) {
             return;
         }
         let counters = &self.link.counters;
-        if plan.blackhole {
+        if plan.blackhole || plan.loss.is_some_and(|p| loss::drops(p, &mut self.rng)) {
             counters.dropped(len, label);
+            self.dropped_last = true;
             return;
         }
-        if plan.loss.is_some_and(|p| loss::drops(p, &mut self.rng)) {
-            counters.dropped(len, label);
-            return;
-        }
-        let copies = if plan
-            .duplicate
-            .is_some_and(|p| duplicate::duplicates(p, &mut self.rng))
+        let copies = if may_duplicate
+            && plan
+                .duplicate
+                .is_some_and(|p| duplicate::duplicates(p, &mut self.rng))
         {
             counters.frames_duplicated.fetch_add(1, Relaxed);
             2
@@ -627,43 +831,20 @@ impl Pipe {
             1
         };
         for _ in 0..copies {
-            let mut ready = now;
-            if let Some(l) = &plan.latency {
-                ready += latency::sample(l, &mut self.rng);
-            }
-            ready = ready.max(self.fifo_tail);
-            if let Some(rate) = plan.bandwidth {
-                ready = self.shaper.schedule(ready, len, rate);
-            }
-            self.fifo_tail = ready;
-            let mut release = ready;
-            if let Some(r) = &plan.reorder {
-                release += reorder::extra_delay(r, &mut self.rng);
-            }
-            if release > now {
-                self.link.counters.frames_delayed.fetch_add(1, Relaxed);
-            }
-            self.seq += 1;
-            self.queued_bytes += len;
-            self.link.counters.frames_queued.fetch_add(1, Relaxed);
-            self.queue.push(Reverse(Queued {
-                release,
-                seq: self.seq,
-                frame: frame.clone(),
-            }));
+            self.enqueue(frame.clone(), now, Some(plan), true);
         }
     }
 
     /// Puts a frame in the network's hold registry; false when held (or dropped because the registry is full),
     /// true when the hold was lifted just now (the frame then goes on as if never held).
-    fn hold(&mut self, frame: Bytes, label: Option<u8>) -> bool {
+    fn hold(&mut self, frame: Bytes, payload: Option<Bytes>, label: Option<u8>) -> bool {
         let shared = &self.shared;
-        let (label_name, detail) = match &shared.classifier {
-            Some(c) => (
+        let (label_name, detail) = match (&shared.classifier, payload) {
+            (Some(c), Some(p)) => (
                 label.and_then(|l| c.labels().get(usize::from(l)).map(|s| s.to_string())),
-                c.describe(self.flow, &frame[HEADER..]),
+                c.describe(self.flow, &p),
             ),
-            None => (None, String::new()),
+            _ => (None, String::new()),
         };
         let entry = hold::Entry {
             link: self.link.id,
@@ -696,7 +877,9 @@ impl Pipe {
             };
             self.queued_bytes -= q.frame.len();
             self.link.counters.frames_queued.fetch_sub(1, Relaxed);
-            self.link.counters.forwarded(1, q.frame.len());
+            self.link
+                .counters
+                .forwarded(u64::from(q.message), q.frame.len());
             self.out.extend_from_slice(&q.frame);
         }
     }
