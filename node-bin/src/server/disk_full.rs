@@ -95,16 +95,18 @@ impl Node {
             });
         }
 
-        let snapshot = self
-            .storage
+        // Called with every write answered (module `persist`), so the persist thread does not hold the storage.
+        let storage = self.storage.clone();
+        let storage = storage.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = storage
             .load_snapshot()
             .context("reading the snapshot back after a full disk")?;
         let meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
         anyhow::ensure!(
-            meta == self.storage.snapshot_meta(),
+            meta == storage.snapshot_meta(),
             "snapshot file in {} is at {meta:?}, the log starts after {:?}",
-            self.storage.dir().display(),
-            self.storage.snapshot_meta()
+            storage.dir().display(),
+            storage.snapshot_meta()
         );
         if let Some(s) = &snapshot
             && s.meta.last_index > self.kv.applied_index()
@@ -126,13 +128,13 @@ impl Node {
         self.raft = Raft::new(
             cfg,
             Restored {
-                hard_state: self.storage.hard_state(),
+                hard_state: storage.hard_state(),
                 snapshot,
-                entries: self.storage.entries().to_vec(),
+                entries: storage.entries().to_vec(),
             },
         );
         self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
-        if self.storage.lost_data() {
+        if storage.lost_data() {
             // Still recovering from a possible loss (the marker is on disk): the rebuilt core is too.
             self.raft.mark_lost_data();
         }

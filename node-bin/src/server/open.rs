@@ -2,6 +2,7 @@
 //! machine from it, write the address file, then start the peer senders, the listeners and the actor.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -15,6 +16,8 @@ use crate::storage::Storage;
 
 use super::api::{accept_api, accept_peers};
 use super::peers::peer_sender;
+use super::persist::Pipeline;
+use super::timings::Timings;
 use super::{BoundAddrs, Cmd, Node, NodeConfig, StartError, catch_up};
 
 /// Runs a node until SIGINT/SIGTERM. Errors a person must fix come back as [`StartError`] inside the anyhow
@@ -144,15 +147,23 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     tokio::spawn(accept_api(api_listener, tx.clone()));
 
     let self_tx = tx.downgrade();
+    let durable_hs = storage.hard_state();
+    let storage = Arc::new(Mutex::new(storage));
+    let pipeline = Pipeline::start(storage.clone(), durable_hs, tx.downgrade())
+        .context("starting the persist thread")?;
     let mut node = Node {
         last_applied_term: snapshot_meta.last_term,
         last_snapshot_index: snapshot_meta.last_index,
         cfg,
         raft,
         storage,
+        pipeline,
+        timings: Timings::default(),
         kv,
         peers,
+        fresh: Vec::new(),
         held: Vec::new(),
+        deferred: VecDeque::new(),
         proposals: HashMap::new(),
         reads: HashMap::new(),
         next_read_ctx: 1,
@@ -165,6 +176,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         disk_full: None,
         snapshot_retry_at: None,
         status_waiting: Vec::new(),
+        status_fresh: Vec::new(),
         good_commit: 0,
         commit_floor: 0,
         leader_announced: None,
