@@ -141,9 +141,15 @@ impl Node {
             let need = self.needs(&h);
             self.held.push((need, h));
         }
-        let submitted = self.pipeline.submitted;
+        // Status shows a term and vote only once durable (module `disk_full` relies on it); the log tail and
+        // commit index it shows may include entries still being written.
+        let need = if self.pipeline.hard_state_pending() {
+            self.pipeline.submitted
+        } else {
+            0
+        };
         for tx in std::mem::take(&mut self.status_fresh) {
-            self.status_waiting.push((submitted, tx));
+            self.status_waiting.push((need, tx));
         }
         self.after_persisted()?;
         if self.raft.role() != Role::Leader && !self.proposals.is_empty() {

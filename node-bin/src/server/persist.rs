@@ -10,7 +10,8 @@
 //! - An AppendEntries success waits until the entries it names (up to its `match_index`) are durable; a
 //!   heartbeat anchored at entries already durable is answered at once, which is what keeps a leader with a
 //!   slow disk in office: its followers keep answering it between two fsyncs.
-//! - Snapshot answers, status and the removal of the lost-data marker wait for everything written before them.
+//! - Snapshot answers and the removal of the lost-data marker wait for everything written before them; status
+//!   waits only while a term or vote is being written (its log tail may show entries not yet durable).
 //!
 //! Jobs are written in order; consecutive jobs that do not truncate are written as one record with one
 //! fdatasync (group commit), which is how one slow fsync carries every write that arrived meanwhile. A job
