@@ -1,5 +1,5 @@
 //! A disk slower than the election timeout, end to end through `squall up --headless --disk-faults`: every
-//! node's fsync takes 400 ms (the default election timeout is 300..600 ms). A leader whose writes are slow
+//! node's fsync takes 400 ms (the default election timeout is 150..300 ms). A leader whose writes are slow
 //! but progressing keeps its office: it keeps heartbeating while its persist is in flight, and its followers
 //! answer heartbeats at once, since those claim nothing that is not durable yet (issue 18, "Liveness").
 //! Needs /dev/fuse and root, as `tests/disk_faults.rs` does.
