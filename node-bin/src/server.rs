@@ -24,6 +24,9 @@ mod peers;
 mod persist;
 mod timings;
 
+#[cfg(test)]
+mod tests;
+
 pub use open::run;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -185,6 +188,9 @@ struct Node {
     held: Vec<(u64, Held)>,
     /// Requests to peers waiting for the job of this number (a term or vote not yet durable).
     deferred: VecDeque<(u64, NodeId, Request)>,
+    /// Events of the core waiting for the job of this number: a term or vote is told to observers (the event
+    /// feed) only once durable, so a core rebuilt after a full disk never forgets one it announced.
+    deferred_events: VecDeque<(u64, crate::raft::RaftEvent)>,
     proposals: HashMap<u64, (u64, oneshot::Sender<KvReply>)>,
     reads: HashMap<u64, PendingRead>,
     next_read_ctx: u64,
@@ -209,6 +215,9 @@ struct Node {
     /// The lowest commit index status may report: a core restarted after a full disk starts its commit
     /// index at the snapshot, but what was known committed stays committed.
     commit_floor: u64,
+    /// The highest commit index status showed in this process: status never shows less (the core's commit
+    /// index may cover entries still being written, which a rebuilt core forgets).
+    commit_shown: std::cell::Cell<u64>,
     /// The (term, leader) last logged and recorded, so a core rebuilt after a full disk, which learns the
     /// same leader again, does not report it again.
     leader_announced: Option<(u64, Option<NodeId>)>,
