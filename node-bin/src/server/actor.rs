@@ -189,8 +189,14 @@ impl Node {
         } = ready;
         // Written by the persist thread while the rest of the ready goes on (module `persist`).
         self.submit(hard_state, truncate_from, entries);
+        let resets = self.pipeline.resets;
         if let Some(snapshot) = snapshot {
             self.install_snapshot(snapshot)?;
+        }
+        if self.pipeline.resets != resets {
+            // A write failed on a full disk while the snapshot waited for the pipeline, and the core was rebuilt
+            // from the disk: the rest of this ready was decided by the old core on state that is not durable.
+            return Ok(());
         }
         // A request waits only for the term and vote it was decided in (a leader's new entries travel while it
         // writes them); one behind a waiting request waits too, so a peer sees them in order.
@@ -203,16 +209,15 @@ impl Node {
                 self.send(peer, req);
             }
         }
+        // Events wait the same way: a term or vote is told (event feed, log) only once durable.
+        let wait = self.pipeline.hard_state_pending() || !self.deferred_events.is_empty();
         for event in events {
-            if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
-                if self.leader_announced == Some((term, leader)) {
-                    // A core rebuilt after a full disk learned the leader it already knew: not news.
-                    continue;
-                }
-                self.leader_announced = Some((term, leader));
+            if wait {
+                self.deferred_events
+                    .push_back((self.pipeline.submitted, event));
+            } else {
+                self.announce(event);
             }
-            log_event(&event);
-            self.record(NodeEvent::Raft(event));
         }
         for entry in committed_entries {
             self.apply(entry);
@@ -232,6 +237,19 @@ impl Node {
         self.serve_reads();
         self.maybe_snapshot()?;
         Ok(())
+    }
+
+    /// Logs and records one event of the core.
+    pub(super) fn announce(&mut self, event: crate::raft::RaftEvent) {
+        if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
+            if self.leader_announced == Some((term, leader)) {
+                // A core rebuilt after a full disk learned the leader it already knew: not news.
+                return;
+            }
+            self.leader_announced = Some((term, leader));
+        }
+        log_event(&event);
+        self.record(NodeEvent::Raft(event));
     }
 
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {

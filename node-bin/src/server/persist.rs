@@ -303,18 +303,7 @@ impl Node {
                 // Nothing handed over after it was written either: wait for all of it, then rebuild the core
                 // from what is durable and let the thread write again.
                 self.pipeline.failed = true;
-                self.flush_persist()?;
-                self.deferred.clear();
-                self.on_disk_full(full)?;
-                let durable = self
-                    .storage
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .hard_state();
-                self.pipeline.durable_hs = durable;
-                self.pipeline.submitted_hs = durable;
-                self.pipeline.failed = false;
-                let _ = self.pipeline.work.send(Work::Reset);
+                self.after_disk_full(full)?;
                 Ok(())
             }
         }
@@ -323,16 +312,27 @@ impl Node {
     /// A write failed on a full disk (a job, or the actor's own snapshot install): nothing handed over after it
     /// was written either, so wait for all of it, rebuild the core from what is durable (module `disk_full`),
     /// and let the thread write again.
+    ///
+    /// Everything the old core decided and the durable state does not back is dropped, not sent: replies of
+    /// this turn not yet matched with a job (`fresh`, decided by the old core in the same batch as the failure's
+    /// answer), held replies, deferred requests and events. The peers see their calls fail and retry.
     pub(super) fn after_disk_full(&mut self, full: &StorageError) -> anyhow::Result<()> {
         self.flush_persist()?;
         self.pipeline.resets += 1;
+        self.fresh.clear();
         self.deferred.clear();
+        self.deferred_events.clear();
         self.on_disk_full(full)?;
         let durable = self
             .storage
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .hard_state();
+        debug_assert!(
+            durable.term >= self.pipeline.durable_hs.term,
+            "a rebuild must not go back before a durable term: durable {durable:?}, known durable {:?}",
+            self.pipeline.durable_hs
+        );
         self.pipeline.durable_hs = durable;
         self.pipeline.submitted_hs = durable;
         if std::mem::take(&mut self.pipeline.failed) {
@@ -353,11 +353,27 @@ impl Node {
             let (_, peer, req) = self.deferred.pop_front().expect("front");
             self.send(peer, req);
         }
+        while self
+            .deferred_events
+            .front()
+            .is_some_and(|(need, _)| *need <= answered)
+        {
+            let (_, event) = self.deferred_events.pop_front().expect("front");
+            self.announce(event);
+        }
         let held = std::mem::take(&mut self.held);
         for (need, h) in held {
             if need <= answered {
                 match h {
-                    Held::Vote(r, tx) => drop(tx.send(r)),
+                    Held::Vote(r, tx) => {
+                        debug_assert!(
+                            !r.granted || r.pre_vote || self.pipeline.durable_hs.term >= r.term,
+                            "a vote granted in term {} leaves before its term is durable ({:?})",
+                            r.term,
+                            self.pipeline.durable_hs
+                        );
+                        drop(tx.send(r))
+                    }
                     Held::Append(r, tx) => drop(tx.send(r)),
                     Held::Snapshot(r, tx) => drop(tx.send(r)),
                 }
@@ -365,8 +381,10 @@ impl Node {
                 self.held.push((need, h));
             }
         }
-        if self.pipeline.idle() {
-            self.good_commit = self.reported_commit();
+        // Only with every write of the core handed over and answered is the log durable up to the commit
+        // index, which `Raft::restore_commit` requires of what a rebuilt core starts from.
+        if self.pipeline.idle() && !self.raft.has_ready() {
+            self.good_commit = self.raft.commit_index().max(self.commit_floor);
             self.log_warnings_and_recovery();
         }
         let waiting = std::mem::take(&mut self.status_waiting);
