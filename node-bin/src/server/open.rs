@@ -112,7 +112,8 @@ impl Node {
             peers: cfg.peers.keys().copied().collect(),
             join: cfg.join,
             election_ticks_min: ticks(cfg.election_timeout.0),
-            election_ticks_max: ticks(cfg.election_timeout.1).max(ticks(cfg.election_timeout.0) + 1),
+            election_ticks_max: ticks(cfg.election_timeout.1)
+                .max(ticks(cfg.election_timeout.0) + 1),
             heartbeat_ticks: ticks(cfg.heartbeat),
             pre_vote: cfg.pre_vote,
             check_quorum: cfg.check_quorum,

@@ -179,7 +179,13 @@ fn entries(range: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {
 }
 
 /// An AppendEntries from leader 2 in `term` after (prev, prev_term).
-fn append(term: Term, prev: Index, prev_term: Term, new: Vec<Entry>, commit: Index) -> AppendEntries {
+fn append(
+    term: Term,
+    prev: Index,
+    prev_term: Term,
+    new: Vec<Entry>,
+    commit: Index,
+) -> AppendEntries {
     AppendEntries {
         term,
         leader: 2,
@@ -203,7 +209,11 @@ fn append_cmd(req: AppendEntries) -> (Cmd, oneshot::Receiver<AppendEntriesReply>
 }
 
 /// Waits this long and checks that nothing left meanwhile: the negative half of "only once durable".
-fn nothing_leaves_for<T: std::fmt::Debug>(h: &mut Harness, rx: &mut oneshot::Receiver<T>, what: &str) {
+fn nothing_leaves_for<T: std::fmt::Debug>(
+    h: &mut Harness,
+    rx: &mut oneshot::Receiver<T>,
+    what: &str,
+) {
     let until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < until {
         while let Ok(cmd) = h.inbox.try_recv() {
@@ -221,7 +231,9 @@ fn follower_of_2(h: &mut Harness) {
     let (cmd, mut rx) = append_cmd(append(1, 0, 0, entries(1..=2, 1), 2));
     h.turn(vec![cmd]);
     h.persisted("the first append");
-    let r = rx.try_recv().expect("the first append is answered once durable");
+    let r = rx
+        .try_recv()
+        .expect("the first append is answered once durable");
     assert!(r.success && r.match_index == 2, "first append: {r:?}");
 }
 
@@ -237,11 +249,16 @@ fn a_granted_vote_leaves_only_once_the_vote_is_durable() {
     let r = rx.try_recv().expect("the vote is answered once durable");
     assert!(r.granted && r.term == 1, "{r:?}");
     let (hs, _) = h.durable();
-    assert_eq!((hs.term, hs.vote), (1, Some(2)), "the vote granted is the one on disk");
+    assert_eq!(
+        (hs.term, hs.vote),
+        (1, Some(2)),
+        "the vote granted is the one on disk"
+    );
 }
 
 #[test]
-fn an_append_success_leaves_only_once_its_entries_are_durable_and_a_heartbeat_is_answered_meanwhile() {
+fn an_append_success_leaves_only_once_its_entries_are_durable_and_a_heartbeat_is_answered_meanwhile()
+ {
     let mut h = Harness::new();
     follower_of_2(&mut h);
     h.disk.faults().stall();
