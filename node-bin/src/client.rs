@@ -220,3 +220,18 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<NodeSta
         .await
         .map_err(|e| format!("{addr}: {e}"))
 }
+
+/// Fetches where one node's recent writes spent their time, stage by stage (see [`crate::rpc::StageTiming`]).
+/// A node older than the call answers with an error.
+pub async fn fetch_write_path(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<crate::rpc::StageTiming>, String> {
+    let client = transport::connect_control(addr, timeout)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    client
+        .write_path(deadline(timeout))
+        .await
+        .map_err(|e| format!("{addr}: {e}"))
+}

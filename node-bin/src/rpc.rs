@@ -276,4 +276,26 @@ pub trait ControlService {
     /// Tell this node where peer `id`'s peer port is (in squall: the proxy for link self->id). Needed for
     /// nodes added at run time; replaces any earlier address for `id`.
     async fn set_peer_addr(id: NodeId, addr: std::net::SocketAddr) -> Result<(), String>;
+    /// Where this node's recent writes spent their time, stage by stage (see [`StageTiming`]). Added after
+    /// the others, so older callers never send it.
+    async fn write_path() -> Vec<StageTiming>;
+}
+
+/// One stage of the write path as a node measured it over its recent writes (the last few thousand).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTiming {
+    /// The stage: `persist queue` (handed to the persist thread until its write starts), `persist write`
+    /// (write plus fdatasync of the batch that carried it), `append round trip` (leader: AppendEntries with
+    /// entries sent until answered, which includes the follower's own persist), `leader durable` (leader:
+    /// proposed until its own copy is durable), `commit` (leader: proposed until committed), `apply` (leader:
+    /// applying and answering the client), `server` (leader: proposed until answered).
+    pub stage: String,
+    /// Samples behind the figures.
+    pub count: u64,
+    /// Median, in microseconds.
+    pub p50_us: u64,
+    /// 90th percentile, in microseconds.
+    pub p90_us: u64,
+    /// 99th percentile, in microseconds.
+    pub p99_us: u64,
 }

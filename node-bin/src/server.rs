@@ -1,14 +1,16 @@
 //! Drives the consensus core for one node process: ticks, RPCs in and out, persistence, apply, client work.
 //!
-//! One actor task owns the core, the storage and the state machine; everything else talks to it through a
-//! channel, so the core is never touched concurrently. Each loop turn takes one input plus whatever else is
-//! already queued, then drains the core's `Ready` batches: one fsync per batch, then messages out and held
-//! replies released (so nothing is acknowledged before it is durable), then apply.
+//! One actor task owns the core and the state machine; everything else talks to it through a channel, so the
+//! core is never touched concurrently. Each loop turn takes one input plus whatever else is already queued,
+//! then drains the core's `Ready` batches: their writes go to the persist thread (module `persist`), messages
+//! go out unless they wait for a term or vote being written, replies are held until what they claim is
+//! durable, and committed entries are applied. A slow disk therefore delays acknowledgements, never ticks or
+//! heartbeats.
 //!
 //! A full disk does not stop the node: see the `disk_full` module for what it does instead.
 //!
 //! The rooms: `open` starts a node (ports, storage, core, tasks); `actor` is the loop that owns the core and
-//! drains its work; `clients` takes client and control work in and answers it when applied; `peers` sends the
+//! drains its work; `persist` writes off the actor; `timings` measures the write path; `clients` takes client and control work in and answers it when applied; `peers` sends the
 //! core's requests to the other nodes; `api` listens on both ports and hands requests to the actor. This file
 //! holds what they share: the settings, the actor's inbox and the actor's state.
 
@@ -19,12 +21,18 @@ mod disk_full;
 mod open;
 mod patience;
 mod peers;
+mod persist;
+mod timings;
+
+#[cfg(test)]
+mod tests;
 
 pub use open::run;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -127,6 +135,12 @@ enum Cmd {
     Transfer(NodeId, oneshot::Sender<Result<(), String>>),
     ChangeMembership(ConfChange, oneshot::Sender<ConfChangeAnswer>),
     SetPeerAddr(NodeId, SocketAddr, oneshot::Sender<Result<(), String>>),
+    /// The write-path timings (module `timings`).
+    WritePath(oneshot::Sender<Vec<crate::rpc::StageTiming>>),
+    /// The persist thread answered a job (module `persist`).
+    Persisted,
+    /// An AppendEntries carrying entries was answered after this long (for the write-path timings).
+    AppendRoundTrip(Duration),
 }
 
 type ConfChangeAnswer = Result<ConfChangeDone, MembershipError>;
@@ -158,12 +172,25 @@ struct PendingRead {
 struct Node {
     cfg: NodeConfig,
     raft: Raft,
-    storage: Storage,
+    /// Shared with the persist thread, which holds it only while it writes a job.
+    storage: Arc<Mutex<Storage>>,
+    /// The persist thread and what it has answered.
+    pipeline: persist::Pipeline,
+    /// Where one write's time goes, for status.
+    timings: timings::Timings,
     kv: KvStore,
     last_applied_term: u64,
     last_snapshot_index: u64,
     peers: BTreeMap<NodeId, mpsc::UnboundedSender<Request>>,
-    held: Vec<Held>,
+    /// Replies made this turn, not yet matched with the writes they depend on.
+    fresh: Vec<Held>,
+    /// Replies waiting for the job of this number to be durable (0: none).
+    held: Vec<(u64, Held)>,
+    /// Requests to peers waiting for the job of this number (a term or vote not yet durable).
+    deferred: VecDeque<(u64, NodeId, Request)>,
+    /// Events of the core waiting for the job of this number: a term or vote is told to observers (the event
+    /// feed) only once durable, so a core rebuilt after a full disk never forgets one it announced.
+    deferred_events: VecDeque<(u64, crate::raft::RaftEvent)>,
     proposals: HashMap<u64, (u64, oneshot::Sender<KvReply>)>,
     reads: HashMap<u64, PendingRead>,
     next_read_ctx: u64,
@@ -180,12 +207,17 @@ struct Node {
     /// A local snapshot that did not fit is not tried again before this.
     snapshot_retry_at: Option<Instant>,
     /// Status requests of this turn, answered once its writes are done (so status shows only durable state).
-    status_waiting: Vec<oneshot::Sender<NodeStatus>>,
+    status_waiting: Vec<(u64, oneshot::Sender<NodeStatus>)>,
+    /// Status requests of this turn, before the turn's writes were handed over.
+    status_fresh: Vec<oneshot::Sender<NodeStatus>>,
     /// The commit index reported at the end of the last turn whose writes all succeeded.
     good_commit: u64,
     /// The lowest commit index status may report: a core restarted after a full disk starts its commit
     /// index at the snapshot, but what was known committed stays committed.
     commit_floor: u64,
+    /// The highest commit index status showed in this process: status never shows less (the core's commit
+    /// index may cover entries still being written, which a rebuilt core forgets).
+    commit_shown: std::cell::Cell<u64>,
     /// The (term, leader) last logged and recorded, so a core rebuilt after a full disk, which learns the
     /// same leader again, does not report it again.
     leader_announced: Option<(u64, Option<NodeId>)>,

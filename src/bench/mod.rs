@@ -1,9 +1,10 @@
 //! `squall bench`: the benchmarks, each over real clusters started as sessions. `writes`: throughput, latency
-//! and failover time; `disk`: the cost of the fault filesystem; `membership`: the time and cost of
+//! and failover time (with `write_path`: where one write's time goes, against its floor); `disk`: the cost of the fault filesystem; `membership`: the time and cost of
 //! membership changes.
 
 pub mod disk;
 pub mod membership;
+pub mod write_path;
 pub mod writes;
 
 use std::process::ExitCode;

@@ -127,6 +127,7 @@ pub(crate) async fn measure(
         .await
         .ok_or("no leader within 10 s")?;
     let mut levels = Vec::new();
+    let mut one_client_p50 = None;
     for &clients in &args.clients {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
@@ -175,10 +176,42 @@ pub(crate) async fn measure(
             p99 as f64 / 1000.0,
             all.len()
         );
-        levels.push(serde_json::json!({
+        let mut level = serde_json::json!({
             "clients": clients, "writes_per_sec": rate.round(), "p50_ms": p50 as f64 / 1000.0,
             "p99_ms": p99 as f64 / 1000.0, "ok": all.len(), "failed": errors,
-        }));
+        });
+        if clients == 1 {
+            // The nodes keep their last few thousand samples per stage: with one client first, that is this
+            // level's writes (and the few before it).
+            if let Some((leader, _)) = cluster.leader() {
+                let stages = super::write_path::stages(cluster).await;
+                let (lines, json) = super::write_path::breakdown(leader, &stages, p50);
+                for line in lines {
+                    eprintln!("{line}");
+                }
+                level["write_path"] = json;
+            }
+            one_client_p50 = Some(p50);
+        }
+        levels.push(level);
+    }
+
+    // The floor, on this machine now, in the directory the nodes write to.
+    let floor = super::write_path::measure_floor(cluster.dir()).await?;
+    eprintln!(
+        "floor: fdatasync of a {}-byte record {:.3} ms + 2 proxy round trips of {:.3} ms = {:.3} ms",
+        128,
+        floor.fsync_us as f64 / 1000.0,
+        floor.proxy_round_trip_us as f64 / 1000.0,
+        floor.total_us() as f64 / 1000.0
+    );
+    if let Some(p50) = one_client_p50 {
+        eprintln!(
+            "1-client p50 {:.3} ms is {:.2}x the floor (target: within 2x, {:.3} ms)",
+            p50 as f64 / 1000.0,
+            p50 as f64 / floor.total_us().max(1) as f64,
+            2.0 * floor.total_us() as f64 / 1000.0
+        );
     }
 
     let mut failovers = Vec::new();
@@ -237,7 +270,7 @@ pub(crate) async fn measure(
         );
     }
     Ok(serde_json::json!({
-        "bench": "squall", "nodes": 3, "fsync": true, "levels": levels,
+        "bench": "squall", "nodes": 3, "fsync": true, "levels": levels, "floor": floor.json(),
         "failover": { "trials": failovers.len(), "median_ms": f50, "p99_ms": f99, "all_ms": failovers },
     }))
 }

@@ -793,6 +793,13 @@ impl Raft {
         self.term
     }
 
+    /// The last log index the driver reported durable through [`Raft::on_persisted`] (or restored from
+    /// storage), lowered when a truncation removes entries: a driver that persists asynchronously answers an
+    /// AppendEntries success at once only if its `match_index` is at or below this.
+    pub fn persisted_index(&self) -> Index {
+        self.log.persisted()
+    }
+
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader

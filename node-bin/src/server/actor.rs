@@ -1,6 +1,6 @@
 //! The actor loop: one task owns the core, the storage and the state machine. Each turn takes one input plus
-//! whatever else is queued, then drains the core's `Ready` batches (persist, messages out, held replies
-//! released, apply), so nothing is acknowledged before it is durable.
+//! whatever else is queued, then drains the core's `Ready` batches (writes handed to the persist thread,
+//! messages out, apply); replies leave once what they claim is durable (module `persist`).
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
@@ -21,17 +21,22 @@ impl Node {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return Ok(()) };
-                    self.handle(cmd);
-                    // Take whatever else is queued so one fsync covers the whole batch.
+                    self.handle(cmd)?;
+                    // Take whatever else is queued so one write covers the whole batch.
                     for _ in 0..512 {
                         match rx.try_recv() {
-                            Ok(cmd) => self.handle(cmd),
+                            Ok(cmd) => self.handle(cmd)?,
                             Err(_) => break,
                         }
                     }
                 }
                 _ = ticker.tick() => {
-                    self.raft.tick();
+                    // Time does not run for a term or vote that is not durable yet: a candidate's election
+                    // timeout starts once its vote requests can go out, so a disk slower than the timeout
+                    // delays an election instead of restarting it forever (module `persist`).
+                    if !self.pipeline.hard_state_pending() {
+                        self.raft.tick();
+                    }
                     self.expire_reads();
                     self.expire_conf_changes();
                 }
@@ -48,22 +53,22 @@ impl Node {
         }
     }
 
-    pub(super) fn handle(&mut self, cmd: Cmd) {
+    pub(super) fn handle(&mut self, cmd: Cmd) -> anyhow::Result<()> {
         match cmd {
             Cmd::Vote(req, tx) => {
                 self.counters.vote_in += 1;
                 let reply = self.raft.handle_request_vote(req);
-                self.held.push(Held::Vote(reply, tx));
+                self.fresh.push(Held::Vote(reply, tx));
             }
             Cmd::Append(req, tx) => {
                 self.counters.append_in += 1;
                 let reply = self.raft.handle_append_entries(req);
-                self.held.push(Held::Append(reply, tx));
+                self.fresh.push(Held::Append(reply, tx));
             }
             Cmd::Snapshot(req, tx) => {
                 self.counters.snapshot_in += 1;
                 let reply = self.raft.handle_install_snapshot(req);
-                self.held.push(Held::Snapshot(reply, tx));
+                self.fresh.push(Held::Snapshot(reply, tx));
             }
             Cmd::TimeoutNow(req) => {
                 self.counters.timeout_now_in += 1;
@@ -78,7 +83,10 @@ impl Node {
                 self.counters.client_in += 1;
                 self.client_request(req, tx);
             }
-            Cmd::Status(tx) => self.status_waiting.push(tx),
+            Cmd::Status(tx) => self.status_fresh.push(tx),
+            Cmd::Persisted => self.take_persisted()?,
+            Cmd::AppendRoundTrip(rtt) => self.timings.round_trip(rtt),
+            Cmd::WritePath(tx) => drop(tx.send(self.timings.figures())),
             Cmd::Events(cursor, max, tx) => {
                 let _ = tx.send(self.events_from(cursor, max));
             }
@@ -94,6 +102,7 @@ impl Node {
                 let _ = tx.send(self.set_peer_addr(id, addr));
             }
         }
+        Ok(())
     }
 
     /// Logs the core's warnings, and removes the storage's lost-data marker once the core finished recovering
@@ -102,9 +111,12 @@ impl Node {
         for warning in self.raft.take_warnings() {
             tracing::warn!("{warning}");
         }
-        if !self.raft.recovering()
-            && self.storage.lost_data()
-            && let Err(e) = self.storage.finish_recovery()
+        if self.raft.recovering() {
+            return;
+        }
+        let mut storage = self.storage.lock().unwrap_or_else(|e| e.into_inner());
+        if storage.lost_data()
+            && let Err(e) = storage.finish_recovery()
         {
             // The marker stays: the next start recovers again, which is safe.
             tracing::warn!(error = %e, "cannot remove the lost-data marker");
@@ -112,34 +124,34 @@ impl Node {
     }
 
     pub(super) fn drain_ready(&mut self) -> anyhow::Result<()> {
-        let mut written = true;
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
             if let Err(e) = self.process_ready(ready) {
-                // Nothing of this batch is durable; restart the core from what is (module `disk_full`).
+                // A snapshot from the leader that did not fit: nothing of it is durable; restart the core from
+                // what is (module `disk_full`).
                 let Some(full) = disk_full::cause(&e) else {
                     return Err(e);
                 };
-                self.on_disk_full(full)?;
-                written = false;
+                self.after_disk_full(full)?;
                 break;
             }
         }
-        if written {
-            self.good_commit = self.reported_commit();
-            self.log_warnings_and_recovery();
+        // Each reply and status request of this turn waits for the writes it depends on (module `persist`).
+        for h in std::mem::take(&mut self.fresh) {
+            let need = self.needs(&h);
+            self.held.push((need, h));
         }
-        for tx in std::mem::take(&mut self.status_waiting) {
-            let _ = tx.send(self.status());
+        // Status shows a term and vote only once durable (module `disk_full` relies on it); the log tail and
+        // commit index it shows may include entries still being written.
+        let need = if self.pipeline.hard_state_pending() {
+            self.pipeline.submitted
+        } else {
+            0
+        };
+        for tx in std::mem::take(&mut self.status_fresh) {
+            self.status_waiting.push((need, tx));
         }
-        // Everything the replies depend on is durable now.
-        for held in self.held.drain(..) {
-            match held {
-                Held::Vote(r, tx) => drop(tx.send(r)),
-                Held::Append(r, tx) => drop(tx.send(r)),
-                Held::Snapshot(r, tx) => drop(tx.send(r)),
-            }
-        }
+        self.after_persisted()?;
         if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
             for (_, (_, tx)) in self.proposals.drain() {
                 let _ = tx.send(KvReply::Retry {
@@ -148,6 +160,19 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Sends one request to a peer, counting it.
+    pub(super) fn send(&mut self, peer: crate::raft::NodeId, req: Request) {
+        match &req {
+            Request::Vote(_) => self.counters.vote_out += 1,
+            Request::Append(_) => self.counters.append_out += 1,
+            Request::Snapshot(_) => self.counters.snapshot_out += 1,
+            Request::TimeoutNow(_) => self.counters.timeout_now_out += 1,
+        }
+        if let Some(tx) = self.peers.get(&peer) {
+            let _ = tx.send(req);
+        }
     }
 
     pub(super) fn process_ready(&mut self, ready: Ready) -> anyhow::Result<()> {
@@ -162,40 +187,37 @@ impl Node {
             failed_reads,
             events,
         } = ready;
-        let wal_bytes = self.storage.wal_bytes();
-        self.storage
-            .persist(hard_state.as_ref(), truncate_from, &entries)
-            .context("persisting log entries")?;
-        if self.storage.wal_bytes() != wal_bytes {
-            self.disk_wrote();
-        }
+        // Written by the persist thread while the rest of the ready goes on (module `persist`).
+        self.submit(hard_state, truncate_from, entries);
+        let resets = self.pipeline.resets;
         if let Some(snapshot) = snapshot {
             self.install_snapshot(snapshot)?;
         }
+        if self.pipeline.resets != resets {
+            // A write failed on a full disk while the snapshot waited for the pipeline, and the core was rebuilt
+            // from the disk: the rest of this ready was decided by the old core on state that is not durable.
+            return Ok(());
+        }
+        // A request waits only for the term and vote it was decided in (a leader's new entries travel while it
+        // writes them); one behind a waiting request waits too, so a peer sees them in order.
+        let wait = self.pipeline.hard_state_pending() || !self.deferred.is_empty();
         for (peer, req) in messages {
-            match &req {
-                Request::Vote(_) => self.counters.vote_out += 1,
-                Request::Append(_) => self.counters.append_out += 1,
-                Request::Snapshot(_) => self.counters.snapshot_out += 1,
-                Request::TimeoutNow(_) => self.counters.timeout_now_out += 1,
-            }
-            if let Some(tx) = self.peers.get(&peer) {
-                let _ = tx.send(req);
+            if wait {
+                self.deferred
+                    .push_back((self.pipeline.submitted, peer, req));
+            } else {
+                self.send(peer, req);
             }
         }
-        if let Some(last) = entries.last() {
-            self.raft.on_persisted(last.index, last.term);
-        }
+        // Events wait the same way: a term or vote is told (event feed, log) only once durable.
+        let wait = self.pipeline.hard_state_pending() || !self.deferred_events.is_empty();
         for event in events {
-            if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
-                if self.leader_announced == Some((term, leader)) {
-                    // A core rebuilt after a full disk learned the leader it already knew: not news.
-                    continue;
-                }
-                self.leader_announced = Some((term, leader));
+            if wait {
+                self.deferred_events
+                    .push_back((self.pipeline.submitted, event));
+            } else {
+                self.announce(event);
             }
-            log_event(&event);
-            self.record(NodeEvent::Raft(event));
         }
         for entry in committed_entries {
             self.apply(entry);
@@ -217,11 +239,28 @@ impl Node {
         Ok(())
     }
 
+    /// Logs and records one event of the core.
+    pub(super) fn announce(&mut self, event: crate::raft::RaftEvent) {
+        if let crate::raft::RaftEvent::LeaderChanged { leader, term } = event {
+            if self.leader_announced == Some((term, leader)) {
+                // A core rebuilt after a full disk learned the leader it already knew: not news.
+                return;
+            }
+            self.leader_announced = Some((term, leader));
+        }
+        log_event(&event);
+        self.record(NodeEvent::Raft(event));
+    }
+
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
         // After an installed snapshot the core's log holds nothing past it, so nothing is kept.
-        self.storage
-            .install_snapshot(&snapshot, &[])
-            .context("saving snapshot received from the leader")?;
+        let Some(mut storage) = self.settled_storage()? else {
+            // The core that accepted it was rebuilt after a full disk; the leader sends it again.
+            return Ok(());
+        };
+        let installed = storage.install_snapshot(&snapshot, &[]);
+        drop(storage);
+        installed.context("saving snapshot received from the leader")?;
         self.kv = KvStore::restore(&snapshot.data).context("restoring snapshot from the leader")?;
         self.last_applied_term = snapshot.meta.last_term;
         self.last_snapshot_index = snapshot.meta.last_index;
@@ -251,7 +290,12 @@ impl Node {
             data: data.clone(),
             config: Some(self.raft.conf_at(applied)),
         };
-        match self.storage.save_snapshot(&snapshot) {
+        let Some(mut storage) = self.settled_storage()? else {
+            return Ok(());
+        };
+        let saved = storage.save_snapshot(&snapshot);
+        drop(storage);
+        match saved {
             Err(e @ crate::storage::StorageError::DiskFull { .. }) => {
                 self.snapshot_did_not_fit(&e);
                 return Ok(());

@@ -295,6 +295,13 @@ pub(super) fn dispatch_control(
                 ControlServiceResponse::ChangeMembership(Err(MembershipError::Timeout))
             })
         }
+        ControlServiceRequest::WritePath {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::WritePath(otx));
+            await_actor(orx, ControlServiceResponse::WritePath, || {
+                ControlServiceResponse::WritePath(Vec::new())
+            })
+        }
         ControlServiceRequest::SetPeerAddr { id, addr } => {
             let (otx, orx) = oneshot::channel();
             let _ = tx.send(Cmd::SetPeerAddr(id, addr, otx));

@@ -127,6 +127,7 @@ impl Node {
         }
         match self.raft.propose(command) {
             Ok((index, term)) => {
+                self.timings.proposed(index);
                 if let Some((_, old)) = self.proposals.insert(index, (term, tx)) {
                     let _ = old.send(KvReply::Retry {
                         reason: "entry was overwritten".into(),
@@ -169,6 +170,8 @@ impl Node {
         if entry.index <= self.kv.applied_index() {
             return;
         }
+        let proposed = self.timings.committed(entry.index);
+        let applying = std::time::Instant::now();
         let config_bytes;
         let bytes: &[u8] = match &entry.payload {
             Payload::Noop => &[],
@@ -204,6 +207,9 @@ impl Node {
                 },
             };
             let _ = tx.send(reply);
+            if let Some(at) = proposed {
+                self.timings.answered(at, applying.elapsed());
+            }
         }
     }
 

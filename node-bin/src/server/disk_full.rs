@@ -11,12 +11,18 @@
 //! down. It stops heartbeating, the others elect a new leader within an election timeout or two, and it
 //! cannot win an election itself while full (a campaign must store its term and vote first).
 //!
-//! Status is answered at the end of each turn, after its writes, so it shows only durable state: the term a
-//! restarted core comes back with is the last one status showed. Its commit index starts again at the highest
-//! commit index known at the end of a turn whose writes all succeeded, as far as the durable log reaches
-//! ([`Raft::restore_commit`] argues why that is safe); status never shows less than that index, so no
-//! observer sees the commit index go back within one process, and entries that were committed are never
-//! reported as superseded when the leader's snapshot or entries arrive after the disk heals.
+//! Writes go to the persist thread (module `persist`), so the failure is learnt a turn or more after the core
+//! decided what depended on it. Nothing decided on the failed write may be acted upon: replies (held, and
+//! those of the turn that took the failure's answer, decided by the old core), requests to peers and events
+//! waiting for a job are dropped with the old core. A term or vote is told (status, event feed) and sent only
+//! once durable, so the term a rebuilt core comes back with is never below one anybody saw.
+//!
+//! Its commit index starts again at the highest commit index known at a point where every write of the core
+//! had been handed over and answered, as far as the durable log reaches ([`Raft::restore_commit`] argues why
+//! that is safe); status never shows less than the highest commit index it showed in this process (entries a
+//! follower knew committed while still writing them stay committed, even if the rebuilt core has to fetch them
+//! again), so no observer sees the commit index go back within one process, and entries that were committed
+//! are never reported as superseded when the leader's snapshot or entries arrive after the disk heals.
 //!
 //! What it tells: the first failure logs an error and records [`NodeEvent::DiskFull`] for the event feed; a
 //! leader's step-down and a campaign it cannot start (it won the pre-vote but cannot store the term and its
@@ -95,16 +101,18 @@ impl Node {
             });
         }
 
-        let snapshot = self
-            .storage
+        // Called with every write answered (module `persist`), so the persist thread does not hold the storage.
+        let storage = self.storage.clone();
+        let storage = storage.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = storage
             .load_snapshot()
             .context("reading the snapshot back after a full disk")?;
         let meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
         anyhow::ensure!(
-            meta == self.storage.snapshot_meta(),
+            meta == storage.snapshot_meta(),
             "snapshot file in {} is at {meta:?}, the log starts after {:?}",
-            self.storage.dir().display(),
-            self.storage.snapshot_meta()
+            storage.dir().display(),
+            storage.snapshot_meta()
         );
         if let Some(s) = &snapshot
             && s.meta.last_index > self.kv.applied_index()
@@ -126,13 +134,13 @@ impl Node {
         self.raft = Raft::new(
             cfg,
             Restored {
-                hard_state: self.storage.hard_state(),
+                hard_state: storage.hard_state(),
                 snapshot,
-                entries: self.storage.entries().to_vec(),
+                entries: storage.entries().to_vec(),
             },
         );
         self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
-        if self.storage.lost_data() {
+        if storage.lost_data() {
             // Still recovering from a possible loss (the marker is on disk): the rebuilt core is too.
             self.raft.mark_lost_data();
         }
@@ -190,9 +198,17 @@ impl Node {
         Ok(())
     }
 
-    /// The commit index status reports: the core's, or what was known committed before it was restarted.
+    /// The commit index status reports: the core's, or what was known committed before it was restarted, and
+    /// never less than status showed before in this process (the core's index may cover entries still being
+    /// written; a core rebuilt after a full disk forgets those, but they are committed all the same).
     pub(super) fn reported_commit(&self) -> u64 {
-        self.raft.commit_index().max(self.commit_floor)
+        let commit = self
+            .raft
+            .commit_index()
+            .max(self.commit_floor)
+            .max(self.commit_shown.get());
+        self.commit_shown.set(commit);
+        commit
     }
 
     /// A write reached the disk: if it was full, it is not any more.

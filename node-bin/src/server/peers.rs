@@ -121,6 +121,11 @@ pub(super) async fn peer_sender(
                     Err(_) => {}
                 }
             }
+            if let (Request::Append(a), Ok(Some(_))) = (&req, &outcome)
+                && !a.entries.is_empty()
+            {
+                let _ = tx.send(Cmd::AppendRoundTrip(sent.elapsed()));
+            }
             match outcome {
                 Ok(Some(reply)) => drop(tx.send(Cmd::Reply(peer, reply))),
                 Ok(None) => {}

@@ -1,0 +1,366 @@
+//! The actor and its persist thread on a real disk that stalls or fills up (squall's fault filesystem on a
+//! FUSE mount; needs /dev/fuse and root, as CI has). The tests drive the actor turn by turn, as its loop does
+//! (`handle` each queued command, then `drain_ready`), with no ports and no timer, and check what leaves it
+//! against what the storage holds: no reply claims a term, vote or entries that are not durable, no event
+//! tells a vote that a rebuild after a full disk forgets, and status never shows the commit index going back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use squall_chaos::disk::MountedDisk;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Cmd, Node, NodeConfig};
+use crate::raft::{
+    AppendEntries, AppendEntriesReply, Entry, HardState, Index, NodeId, Payload, RaftEvent,
+    Request, RequestVote, RequestVoteReply, Term,
+};
+use crate::rpc::NodeEvent;
+use crate::storage::{InitialState, Storage};
+
+/// Node 1 of {1, 2, 3} on a fault disk; nodes 2 and 3 are played by the test.
+struct Harness {
+    node: Node,
+    /// The actor's inbox: the persist thread's wake-ups arrive here.
+    inbox: mpsc::UnboundedReceiver<Cmd>,
+    _tx: mpsc::UnboundedSender<Cmd>,
+    /// Requests node 1 sends to 2 and 3.
+    _sent: BTreeMap<NodeId, mpsc::UnboundedReceiver<Request>>,
+    disk: MountedDisk,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // A persist thread blocked on a stalled disk would keep the mount busy.
+        self.disk.faults().heal();
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = MountedDisk::mount(&tmp.path().join("backing"), &tmp.path().join("mnt"))
+            .unwrap_or_else(|e| panic!("mounting the fault filesystem: {e}"));
+        let data_dir = disk.mountpoint().join("n1");
+        let any: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let cfg = NodeConfig {
+            id: 1,
+            cluster_id: "test".into(),
+            listen: any,
+            api_listen: any,
+            peers: [(2, any), (3, any)].into(),
+            join: false,
+            data_dir: data_dir.clone(),
+            initial_state: InitialState::New,
+            tick: Duration::from_millis(10),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            heartbeat: Duration::from_millis(50),
+            pre_vote: true,
+            check_quorum: true,
+            snapshot_every: 0,
+            max_inflight: 4,
+            seed: 7,
+            addr_file: None,
+        };
+        let (storage, recovered) = Storage::open_as(&data_dir, InitialState::New).unwrap();
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let mut peers = BTreeMap::new();
+        let mut sent = BTreeMap::new();
+        for id in [2, 3] {
+            let (ptx, prx) = mpsc::unbounded_channel();
+            peers.insert(id, ptx);
+            sent.insert(id, prx);
+        }
+        let node = Node::assemble(
+            cfg,
+            storage,
+            recovered,
+            peers,
+            &tx,
+            Duration::from_secs(1),
+            Instant::now(),
+        )
+        .unwrap();
+        Harness {
+            node,
+            inbox,
+            _tx: tx,
+            _sent: sent,
+            disk,
+            _tmp: tmp,
+        }
+    }
+
+    /// One actor turn over these commands.
+    fn turn(&mut self, cmds: Vec<Cmd>) {
+        for cmd in cmds {
+            self.node.handle(cmd).unwrap();
+        }
+        self.node.drain_ready().unwrap();
+    }
+
+    /// Waits until the persist thread answers a job (its wake-up is taken, not handled: the caller puts
+    /// `Cmd::Persisted` into the turn where it wants it).
+    fn wait_answer(&mut self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.inbox.try_recv() {
+                Ok(Cmd::Persisted) => return,
+                Ok(_) => {}
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("{what}: the persist thread answered nothing in 20 s ({e})"),
+            }
+        }
+    }
+
+    /// Waits for a job's answer and lets the actor take it.
+    fn persisted(&mut self, what: &str) {
+        self.wait_answer(what);
+        self.turn(vec![Cmd::Persisted]);
+    }
+
+    /// The durable hard state and last log index (only while the disk is not stalled: the persist thread
+    /// holds the storage while it writes).
+    fn durable(&self) -> (HardState, Index) {
+        let s = self.node.storage.lock().unwrap();
+        (s.hard_state(), s.last_index())
+    }
+
+    /// The votes node 1 told the event feed: (term, candidate).
+    fn votes_told(&self) -> Vec<(Term, NodeId)> {
+        self.node
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                NodeEvent::Raft(RaftEvent::VoteGranted {
+                    candidate,
+                    term,
+                    pre_vote: false,
+                }) => Some((*term, *candidate)),
+                NodeEvent::Raft(RaftEvent::ElectionStarted {
+                    term,
+                    pre_vote: false,
+                }) => Some((*term, 1)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn status_commit(&mut self) -> Index {
+        let (tx, mut rx) = oneshot::channel();
+        self.turn(vec![Cmd::Status(tx)]);
+        rx.try_recv()
+            .expect("status is answered at once when no term or vote is being written")
+            .core
+            .commit_index
+    }
+}
+
+fn vote(term: Term, candidate: NodeId) -> RequestVote {
+    RequestVote {
+        term,
+        candidate,
+        last_log_index: 0,
+        last_log_term: 0,
+        pre_vote: false,
+        transfer: false,
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<Index>, term: Term) -> Vec<Entry> {
+    range
+        .map(|index| Entry {
+            index,
+            term,
+            payload: Payload::Command(format!("put k{index}").into_bytes()),
+        })
+        .collect()
+}
+
+/// An AppendEntries from leader 2 in `term` after (prev, prev_term).
+fn append(
+    term: Term,
+    prev: Index,
+    prev_term: Term,
+    new: Vec<Entry>,
+    commit: Index,
+) -> AppendEntries {
+    AppendEntries {
+        term,
+        leader: 2,
+        prev_log_index: prev,
+        prev_log_term: prev_term,
+        heartbeat: new.is_empty(),
+        entries: new,
+        leader_commit: commit,
+        read_round: 0,
+    }
+}
+
+fn vote_cmd(req: RequestVote) -> (Cmd, oneshot::Receiver<RequestVoteReply>) {
+    let (tx, rx) = oneshot::channel();
+    (Cmd::Vote(req, tx), rx)
+}
+
+fn append_cmd(req: AppendEntries) -> (Cmd, oneshot::Receiver<AppendEntriesReply>) {
+    let (tx, rx) = oneshot::channel();
+    (Cmd::Append(req, tx), rx)
+}
+
+/// Waits this long and checks that nothing left meanwhile: the negative half of "only once durable".
+fn nothing_leaves_for<T: std::fmt::Debug>(
+    h: &mut Harness,
+    rx: &mut oneshot::Receiver<T>,
+    what: &str,
+) {
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        while let Ok(cmd) = h.inbox.try_recv() {
+            h.turn(vec![cmd]);
+        }
+        if let Ok(r) = rx.try_recv() {
+            panic!("{what} left while the disk was stalled: {r:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Node 1 follows leader 2 in term 1 and holds entries 1..=2 durably (commit 2).
+fn follower_of_2(h: &mut Harness) {
+    let (cmd, mut rx) = append_cmd(append(1, 0, 0, entries(1..=2, 1), 2));
+    h.turn(vec![cmd]);
+    h.persisted("the first append");
+    let r = rx
+        .try_recv()
+        .expect("the first append is answered once durable");
+    assert!(r.success && r.match_index == 2, "first append: {r:?}");
+}
+
+#[test]
+fn a_granted_vote_leaves_only_once_the_vote_is_durable() {
+    let mut h = Harness::new();
+    h.disk.faults().stall();
+    let (cmd, mut rx) = vote_cmd(vote(1, 2));
+    h.turn(vec![cmd]);
+    nothing_leaves_for(&mut h, &mut rx, "the vote for node 2 in term 1");
+    h.disk.faults().heal();
+    h.persisted("the vote's hard state");
+    let r = rx.try_recv().expect("the vote is answered once durable");
+    assert!(r.granted && r.term == 1, "{r:?}");
+    let (hs, _) = h.durable();
+    assert_eq!(
+        (hs.term, hs.vote),
+        (1, Some(2)),
+        "the vote granted is the one on disk"
+    );
+}
+
+#[test]
+fn an_append_success_leaves_only_once_its_entries_are_durable_and_a_heartbeat_is_answered_meanwhile()
+ {
+    let mut h = Harness::new();
+    follower_of_2(&mut h);
+    h.disk.faults().stall();
+    let (cmd, mut rx) = append_cmd(append(1, 2, 1, entries(3..=4, 1), 2));
+    h.turn(vec![cmd]);
+    // The leader's heartbeat anchored at durable entries is answered at once: a slow disk does not stop a
+    // follower from keeping its leader in office.
+    let (beat, mut beat_rx) = append_cmd(append(1, 2, 1, vec![], 2));
+    h.turn(vec![beat]);
+    let b = beat_rx
+        .try_recv()
+        .expect("a heartbeat anchored at durable entries is answered in its turn");
+    assert!(b.success && b.match_index <= 2, "heartbeat: {b:?}");
+    nothing_leaves_for(&mut h, &mut rx, "the success for entries 3..=4");
+    h.disk.faults().heal();
+    h.persisted("entries 3..=4");
+    let r = rx.try_recv().expect("the append is answered once durable");
+    assert!(r.success && r.match_index == 4, "{r:?}");
+    assert!(h.durable().1 >= 4, "entries 3..=4 are on disk");
+}
+
+#[test]
+fn a_vote_told_before_a_full_disk_refused_it_is_never_followed_by_another_in_that_term() {
+    let mut h = Harness::new();
+    h.disk.faults().fill(0);
+    let (cmd, rx3) = vote_cmd(vote(2, 3));
+    h.turn(vec![cmd]);
+    h.persisted("the vote for node 3 (refused by the full disk)");
+    h.disk.faults().heal();
+    let (cmd, mut rx2) = vote_cmd(vote(2, 2));
+    h.turn(vec![cmd]);
+    h.persisted("the vote for node 2");
+    let mut rx3 = rx3;
+    if let Ok(r) = rx3.try_recv() {
+        assert!(!r.granted, "a vote the disk refused was granted: {r:?}");
+    }
+    let mut votes: BTreeMap<Term, NodeId> = BTreeMap::new();
+    for (term, candidate) in h.votes_told() {
+        if let Some(first) = votes.insert(term, candidate) {
+            assert_eq!(
+                first,
+                candidate,
+                "one vote per term: n1 told a vote for n{first} in term {term}, then for n{candidate} \
+                 (events: {:?}; durable {:?}; reply to n2 {:?})",
+                h.votes_told(),
+                h.durable(),
+                rx2.try_recv()
+            );
+        }
+    }
+}
+
+#[test]
+fn replies_decided_by_a_core_rebuilt_in_the_same_turn_after_a_full_disk_never_leave() {
+    let mut h = Harness::new();
+    follower_of_2(&mut h);
+    h.disk.faults().fill(0);
+    // Entries 3..=4 go to the persist thread, which the full disk refuses; its answer is taken in a later
+    // turn, after a vote and a repeated append were decided by the core that still holds 3..=4 in memory.
+    let (cmd, _first) = append_cmd(append(1, 2, 1, entries(3..=4, 1), 2));
+    h.turn(vec![cmd]);
+    h.wait_answer("entries 3..=4 (refused by the full disk)");
+    let (again, mut again_rx) = append_cmd(append(1, 2, 1, entries(3..=4, 1), 2));
+    let mut req = vote(2, 3);
+    req.last_log_index = 4;
+    req.last_log_term = 1;
+    let (v, mut vote_rx) = vote_cmd(req);
+    h.turn(vec![again, v, Cmd::Persisted]);
+    while let Ok(cmd) = h.inbox.try_recv() {
+        h.turn(vec![cmd]);
+    }
+    let (hs, last) = h.durable();
+    if let Ok(r) = again_rx.try_recv() {
+        assert!(
+            !r.success || r.match_index <= last,
+            "an append success claims index {} but the disk holds up to {last}: {r:?}",
+            r.match_index
+        );
+    }
+    if let Ok(r) = vote_rx.try_recv() {
+        assert!(
+            !r.granted || (hs.term == r.term && hs.vote == Some(3)),
+            "a vote granted in term {} left, but the disk holds {hs:?}: {r:?}",
+            r.term
+        );
+    }
+}
+
+#[test]
+fn the_commit_index_status_shows_never_goes_back_across_a_full_disk_rebuild() {
+    let mut h = Harness::new();
+    follower_of_2(&mut h);
+    let before = h.status_commit();
+    h.disk.faults().fill(0);
+    let (cmd, _rx) = append_cmd(append(1, 2, 1, entries(3..=4, 1), 4));
+    h.turn(vec![cmd]);
+    let shown = h.status_commit();
+    assert!(shown >= before, "commit {before} then {shown}");
+    h.persisted("entries 3..=4 (refused by the full disk)");
+    let after = h.status_commit();
+    assert!(
+        after >= shown,
+        "status showed commit index {shown}, then {after} after the core was rebuilt from the full disk"
+    );
+}

@@ -1,0 +1,110 @@
+//! A disk slower than the election timeout, end to end through `squall up --headless --disk-faults`: every
+//! node's fsync takes 400 ms (the default election timeout is 150..300 ms). A leader whose writes are slow
+//! but progressing keeps its office: it keeps heartbeating while its persist is in flight, and its followers
+//! answer heartbeats at once, since those claim nothing that is not durable yet (issue 18, "Liveness").
+//! Needs /dev/fuse and root, as `tests/disk_faults.rs` does.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use support::{Lines, check_passes, headless_with_leader};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// (leader, term, highest commit index) from one `status`; leader 0 when none leads.
+fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
+    writeln!(stdin, "status").unwrap();
+    let (mut leader, mut term, mut commit, mut lines) = (0, 0, 0, 0);
+    out.wait_for("status lines", WAIT, |l| {
+        let rest = l.strip_prefix("status: n")?;
+        lines += 1;
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let after = |w: &str| {
+            words
+                .iter()
+                .position(|x| *x == w)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        // "status: n1 running pid 1001 leader term 3 leader n1 commit 7 …"
+        if rest.contains(" leader term ") {
+            leader = words[0].parse().unwrap_or(0);
+        }
+        term = term.max(after("term").unwrap_or(0));
+        commit = commit.max(after("commit").unwrap_or(0));
+        (lines == 3).then_some(())
+    });
+    (leader, term, commit)
+}
+
+#[test]
+fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, (leader, term)) = headless_with_leader(
+        &dir.path().join("c"),
+        &[
+            "--disk-faults",
+            "-n",
+            "3",
+            "--workload",
+            "--rate",
+            "20",
+            "--seed",
+            "18",
+        ],
+        WAIT,
+    );
+    // Settle: the leader announced first may still be replaced by a concurrent election at startup.
+    let deadline = Instant::now() + WAIT;
+    let (leader, term) = loop {
+        let (l, t, _) = status(&mut stdin, &mut out);
+        if l != 0 {
+            break (l, t);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader after start ({leader} in {term} announced)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for n in 1..=3 {
+        support::ask(
+            &mut stdin,
+            &mut out,
+            &format!("disk {n} slow 400ms sync"),
+            "slow node",
+        );
+    }
+    let (_, _, commit0) = status(&mut stdin, &mut out);
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_secs(1));
+        seen.push(status(&mut stdin, &mut out));
+    }
+    let (_, _, commit1) = status(&mut stdin, &mut out);
+    for n in 1..=3 {
+        support::ask(&mut stdin, &mut out, &format!("disk {n} heal"), "heal node");
+    }
+    let last_term = seen.iter().map(|s| s.1).max().unwrap_or(term);
+    let deposed = seen.iter().filter(|s| s.0 != leader).count();
+    eprintln!(
+        "leader {leader} in term {term}; over 15 s of 400 ms fsyncs: terms up to {last_term}, {deposed} of {} \
+         samples without leader {leader}, commit {commit0} -> {commit1}",
+        seen.len()
+    );
+    assert_eq!(
+        (last_term, deposed),
+        (term, 0),
+        "a leader with a slow but working disk was deposed; (leader, term, commit) each second: {seen:?}"
+    );
+    assert!(
+        commit1 > commit0,
+        "writes stopped committing under 400 ms fsyncs: commit {commit0} -> {commit1}"
+    );
+    check_passes(&mut stdin, &mut out, WAIT);
+    writeln!(stdin, "quit").unwrap();
+    assert!(child.wait().unwrap().success());
+}
