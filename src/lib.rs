@@ -9,6 +9,7 @@ pub mod command;
 pub mod commands;
 pub mod histories;
 pub mod input;
+pub mod kind;
 pub mod record;
 pub mod report;
 pub mod run;

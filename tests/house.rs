@@ -42,6 +42,7 @@ const LAYERS: &[&[&str]] = &[
     &["command"],
     &["state", "check"],
     &["cli"],
+    &["kind"],
     &["cluster"],
     &["setup", "record", "input", "ui", "scenario"],
     &["session", "histories", "report"],
