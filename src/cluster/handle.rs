@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use squall_chaos::{Network, ProcessSpec, Supervisor};
 use squall_node::raft::Role;
 use squall_node::rpc::NodeStatus;
-use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
 use super::command::{NodeId, Target};
 use super::{clockset, diskset, faults, files, workload};
+use crate::kind::Kind;
+use crate::kind::launch::NodeFacts;
 use crate::state::{Event, Stamped};
 
 /// How to build a cluster.
@@ -26,10 +27,15 @@ pub struct ClusterSpec {
     pub nodes: u64,
     /// Cluster directory.
     pub dir: PathBuf,
-    /// Program to run for each node.
+    /// The node kind: how every node is launched, reached, observed and driven.
+    pub kind: Kind,
+    /// Program to run for each node (the kind's, or `--node-bin`'s).
     pub node_program: PathBuf,
-    /// Arguments placed before the node flags (`["node"]` when the program is squall itself).
+    /// Arguments placed before the kind's launch arguments (the kind's leading `args` unless `--node-bin`
+    /// replaced its program, then any a scenario adds).
     pub node_prefix_args: Vec<OsString>,
+    /// The kind's `[options]` switches asked for (`no-pre-vote` …); `unsafe_no_fsync` adds its own.
+    pub options: Vec<String>,
     /// Cluster id.
     pub cluster_id: String,
     /// Election timeout range.
@@ -51,8 +57,19 @@ pub struct ClusterSpec {
 
 pub(super) struct Slot {
     pub(super) spec: ProcessSpec,
-    pub(super) addr_file: PathBuf,
-    pub(super) addrs: Option<BoundAddrs>,
+    /// What the node's command line is made from; a restart changes its peers, join form and initial state.
+    pub(super) facts: NodeFacts,
+    /// Where the node reports the ports it bound (the kind's `ready = { addr_file }`).
+    pub(super) addr_file: Option<PathBuf>,
+    /// Its listening addresses by port name, once it is ready.
+    pub(super) addrs: Option<NodeAddrs>,
+}
+
+/// A ready node's addresses by the kind's port names, and its pid when it reports one.
+#[derive(Clone, Debug, Default)]
+pub(super) struct NodeAddrs {
+    pub(super) ports: BTreeMap<String, SocketAddr>,
+    pub(super) pid: Option<u32>,
 }
 
 pub(super) struct Inner {

@@ -7,8 +7,10 @@
 //! Protocol, framing and classifier names select built-in drivers (`squall`, later `etcd-v3`, `http-json`…);
 //! a name the format knows but this build does not drive yet is refused at load time with that reason.
 
+pub mod drivers;
 mod file;
 pub mod launch;
+mod squall;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -757,6 +759,36 @@ impl Kind {
     /// Why the kind cannot take this fault family (`clock` …), if it cannot.
     pub fn limit(&self, family: &str) -> Option<&str> {
         self.limits.get(family).map(String::as_str)
+    }
+
+    /// The port the status driver reaches (`[status] port`).
+    pub fn status_port(&self) -> Option<&str> {
+        self.status.port.as_deref()
+    }
+
+    /// The port the workloads' client reaches (`[client] port`, else the status port).
+    pub fn client_port(&self) -> Option<&str> {
+        self.client.port.as_deref().or(self.status_port())
+    }
+
+    /// A status source for the node whose status port is `addr`; every call has `timeout`.
+    pub fn status_source(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Box<dyn drivers::StatusSource> {
+        match self.status.name.as_str() {
+            "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
+            other => unreachable!("status protocol {other} was refused at load"),
+        }
+    }
+
+    /// A workload client of the nodes whose client ports are `addrs`.
+    pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
+        match self.client.name.as_str() {
+            "squall" => Box::new(squall::SquallKv::new(addrs)),
+            other => unreachable!("client protocol {other} was refused at load"),
+        }
     }
 
     /// The leading arguments, as the process gets them.
