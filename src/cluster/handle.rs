@@ -79,7 +79,11 @@ pub(super) struct Inner {
     pub(super) net: Network,
     pub(super) events: mpsc::UnboundedSender<Stamped>,
     pub(super) slots: Mutex<BTreeMap<NodeId, Slot>>,
+    /// The latest full status of each live node, from a kind whose status driver has one (squall's).
     pub(super) latest: Mutex<BTreeMap<NodeId, NodeStatus>>,
+    /// The latest role and term of each live node, from any kind's status driver: what the leader is
+    /// decided from.
+    pub(super) roles: Mutex<BTreeMap<NodeId, (Role, u64)>>,
     pub(super) api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
     pub(super) workload: workload::Control,
     pub(super) stop: watch::Sender<bool>,
@@ -133,6 +137,13 @@ impl Cluster {
         self.inner.slots.lock().unwrap().keys().copied().collect()
     }
 
+    /// Where node `id`'s status driver reaches it (its kind's status port), once it is ready.
+    pub(super) fn status_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        let port = self.inner.spec.kind.status_port()?;
+        let slots = self.inner.slots.lock().unwrap();
+        slots.get(&id)?.addrs.as_ref()?.ports.get(port).copied()
+    }
+
     /// The current API addresses.
     pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.inner.api.borrow().clone()
@@ -140,11 +151,11 @@ impl Cluster {
 
     /// The leader and its term, from the latest statuses (the highest term a live node leads in).
     pub fn leader(&self) -> Option<(NodeId, u64)> {
-        let latest = self.inner.latest.lock().unwrap();
-        latest
+        let roles = self.inner.roles.lock().unwrap();
+        roles
             .iter()
-            .filter(|(id, s)| s.core.role == Role::Leader && self.alive(**id))
-            .map(|(id, s)| (*id, s.core.term))
+            .filter(|(id, (role, _))| *role == Role::Leader && self.alive(**id))
+            .map(|(id, (_, term))| (*id, *term))
             .max_by_key(|(_, t)| *t)
     }
 
@@ -163,10 +174,8 @@ impl Cluster {
 
     /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
     pub(super) fn describe_node(&self, id: NodeId) -> String {
-        match self.inner.latest.lock().unwrap().get(&id) {
-            Some(s) if self.alive(id) => {
-                format!(" ({}, term {})", s.core.role.as_str(), s.core.term)
-            }
+        match self.inner.roles.lock().unwrap().get(&id) {
+            Some((role, term)) if self.alive(id) => format!(" ({}, term {term})", role.as_str()),
             _ => String::new(),
         }
     }
@@ -190,12 +199,22 @@ impl Cluster {
         }
     }
 
+    /// Records a node's full status (a kind whose driver has one).
     pub(super) fn record_status(&self, id: NodeId, status: &NodeStatus) {
         self.inner.latest.lock().unwrap().insert(id, status.clone());
-        if status.core.role == Role::Leader {
+    }
+
+    /// Records what any kind reports of a node's role and term; a role or term the kind does not report
+    /// leaves the node out of the leader's choice (never guessed).
+    pub(super) fn record_role(&self, id: NodeId, role: Option<Role>, term: Option<u64>) {
+        let (Some(role), Some(term)) = (role, term) else {
+            self.inner.roles.lock().unwrap().remove(&id);
+            return;
+        };
+        self.inner.roles.lock().unwrap().insert(id, (role, term));
+        if role == Role::Leader {
             let newer = {
                 let mut last = self.inner.last_leader.lock().unwrap();
-                let term = status.core.term;
                 match *last {
                     Some((l, t)) if l == id => {
                         *last = Some((id, term.max(t)));
@@ -218,6 +237,7 @@ impl Cluster {
 
     pub(super) fn forget_status(&self, id: NodeId) {
         self.inner.latest.lock().unwrap().remove(&id);
+        self.inner.roles.lock().unwrap().remove(&id);
     }
 
     /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).

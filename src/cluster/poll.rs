@@ -32,7 +32,6 @@ fn lost(cluster: &Cluster, id: NodeId, reachable: &mut bool, error: String) {
 
 pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
     let mut stop = cluster.stopping();
-    let mut api = cluster.inner.api.subscribe();
     let mut source: Option<(SocketAddr, Box<dyn StatusSource>)> = None;
     let mut last: Option<NodeStatus> = None;
     let mut last_counters_at = std::time::Instant::now();
@@ -44,7 +43,8 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let Some(addr) = api.borrow_and_update().get(&id).copied() else {
+        // Looked up on every tick: a restarted node may listen on new ports.
+        let Some(addr) = cluster.status_addr(id) else {
             continue;
         };
         if source.as_ref().is_none_or(|(a, _)| *a != addr) {
@@ -53,7 +53,7 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
                 cluster.inner.spec.kind.status_source(addr, CALL_TIMEOUT),
             ));
         }
-        let report = match source.as_mut().expect("made").1.poll().await {
+        let mut report = match source.as_mut().expect("made").1.poll().await {
             Ok(r) => r,
             Err(e) => {
                 lost(&cluster, id, &mut reachable, e);
@@ -63,15 +63,18 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
         reachable = true;
         // What a node did (asked for votes, won them) reaches the feed ahead of the status that shows the
         // outcome (it leads), and the story reads in order.
-        for record in report.feed {
+        for record in std::mem::take(&mut report.feed) {
             cluster.emit(Event::NodeFeed { node: id, record });
         }
         // A kind without the full picture has nothing the dashboard can draw yet: the neutral fields are
         // what a later event will carry (see the README, "Node kinds").
         let Some(status) = report.detail else {
+            cluster.record_role(id, report.role, report.term);
             continue;
         };
+        // The full status first: whoever reads the leader from the roles finds its configuration there.
         cluster.record_status(id, &status);
+        cluster.record_role(id, report.role, report.term);
         let changed = last.as_ref().is_none_or(|l| !same(l, &status));
         if changed || last_counters_at.elapsed() >= Duration::from_secs(1) {
             last_counters_at = std::time::Instant::now();

@@ -116,6 +116,7 @@ impl Cluster {
             events,
             slots: Mutex::new(BTreeMap::new()),
             latest: Mutex::new(BTreeMap::new()),
+            roles: Mutex::new(BTreeMap::new()),
             api,
             workload: workload::Control::new(spec.rate),
             stop,

@@ -783,6 +783,19 @@ impl Kind {
         }
     }
 
+    /// A status source for one question (the leader now): like [`Kind::status_source`], without the event
+    /// feed a poller follows.
+    pub fn status_once(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Box<dyn drivers::StatusSource> {
+        match self.status.name.as_str() {
+            "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
+            other => unreachable!("status protocol {other} was refused at load"),
+        }
+    }
+
     /// A workload client of the nodes whose client ports are `addrs`.
     pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
         match self.client.name.as_str() {

@@ -21,6 +21,8 @@ pub struct SquallStatus {
     /// The event feed's cursor, and the process it belongs to (a new process starts its feed at 0).
     cursor: u64,
     pid: u32,
+    /// Whether to read the event feed after each status.
+    feed: bool,
 }
 
 impl SquallStatus {
@@ -32,7 +34,14 @@ impl SquallStatus {
             conn: None,
             cursor: 0,
             pid: 0,
+            feed: true,
         }
+    }
+
+    /// The same source, reading no event feed.
+    pub fn without_feed(mut self) -> SquallStatus {
+        self.feed = false;
+        self
     }
 
     async fn poll_inner(&mut self) -> Result<StatusReport, String> {
@@ -58,9 +67,10 @@ impl SquallStatus {
         }
         // The feed is read after the status, so it holds everything the node did up to that status.
         let mut feed = Vec::new();
-        if let Ok(batch) = client
-            .events(deadline(self.timeout), self.cursor, 512)
-            .await
+        if self.feed
+            && let Ok(batch) = client
+                .events(deadline(self.timeout), self.cursor, 512)
+                .await
         {
             self.cursor = batch.next_cursor;
             feed = batch.events;
