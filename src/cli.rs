@@ -42,6 +42,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write the faults of a recorded session (its event log) as a scenario file, on standard output.
     Scenario(ScenarioArgs),
+    /// List the built-in node kinds (name, description, whether its program is found).
+    Kinds,
     /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -67,7 +69,11 @@ pub struct UpArgs {
     /// Keep the cluster directory after exit (always kept when --dir is given).
     #[arg(long)]
     pub keep: bool,
-    /// Node binary to run instead of squall itself (any build of squall-node).
+    /// The node kind: a built-in name (`squall kinds` lists them) or a kind file (TOML; see the README, "Node
+    /// kinds"). Default: squall's own node.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub node_kind: Option<String>,
+    /// Program to run for each node instead of the kind's (for the squall kind: any build of squall-node).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
     /// No dashboard: print one line per event and read commands from standard input.

@@ -538,3 +538,17 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
 pub fn bench(args: BenchArgs) -> ExitCode {
     runtime().block_on(crate::bench::run(args))
 }
+
+/// `squall kinds`: one line per built-in node kind — its name, whether its program is found here (`ready`, or
+/// `missing` with what to do), and its description.
+pub fn kinds() -> ExitCode {
+    for (name, _) in crate::kind::BUILTINS {
+        let kind = crate::kind::Kind::builtin(name).expect("a built-in kind loads");
+        let found = match kind.program_path() {
+            Ok(p) => format!("ready ({})", p.display()),
+            Err(e) => format!("missing: {}", e.message),
+        };
+        say(format_args!("{name}\t{}\t{found}", kind.description));
+    }
+    ExitCode::SUCCESS
+}

@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             die_on_closed_output();
             squall::scenario::export::export(args)
         }
+        Command::Kinds => {
+            die_on_closed_output();
+            squall::commands::kinds()
+        }
         Command::Bench(args) => {
             die_on_closed_output();
             squall::commands::bench(args)

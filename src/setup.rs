@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::UpArgs;
 use crate::cluster::ClusterSpec;
+use crate::kind::Kind;
 
 /// Prints an error the way every subcommand does and returns the exit code.
 pub fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -44,21 +45,39 @@ pub fn effective(args: &UpArgs) -> UpArgs {
     a
 }
 
-/// The cluster specification for `up`'s flags, with the node program resolved.
+/// The cluster specification for `up`'s flags, with the node kind loaded and its program resolved. `Err` is
+/// the message for a person (exit 2): a kind file's mistake with its line, a missing program with the kind's
+/// hint, a switch the kind does not offer.
 pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
-    let (node_program, mut node_prefix_args) = node_program(args.node_bin.as_deref())?;
-    // squall-node's own switches, so the node's flag parser is the one that knows them.
-    if args.no_pre_vote {
-        node_prefix_args.push("--no-pre-vote".into());
-    }
-    if args.no_check_quorum {
-        node_prefix_args.push("--no-check-quorum".into());
+    let kind = load_kind(args.node_kind.as_deref())?;
+    let (node_program, node_prefix_args) = node_program(&kind, args.node_bin.as_deref())?;
+    // Switches of the node itself: the kind says how its node spells each, or that it has none.
+    let mut options = Vec::new();
+    for (asked, flag, name) in [
+        (args.no_pre_vote, "--no-pre-vote", "no-pre-vote"),
+        (args.no_check_quorum, "--no-check-quorum", "no-check-quorum"),
+        (args.unsafe_no_fsync, "--unsafe-no-fsync", "unsafe-no-fsync"),
+    ] {
+        if !asked {
+            continue;
+        }
+        if !kind.options.contains_key(name) {
+            return Err(format!(
+                "{flag}: node kind `{}` ({}) has no `{name}` in its [options]; drop the flag",
+                kind.name, kind.source
+            ));
+        }
+        if name != "unsafe-no-fsync" {
+            options.push(name.to_string());
+        }
     }
     Ok(ClusterSpec {
         nodes: args.nodes,
         dir,
+        kind,
         node_program,
         node_prefix_args,
+        options,
         cluster_id: cluster_id(seed),
         election_timeout: args.election_timeout,
         heartbeat: args.heartbeat,
@@ -70,23 +89,33 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
     })
 }
 
-/// The program every node runs and the arguments before its own flags: `node_bin` (any build of
-/// squall-node) with none, or squall itself with `node`. `Err` names a `node_bin` that is not a file.
-pub fn node_program(node_bin: Option<&Path>) -> Result<(PathBuf, Vec<OsString>), String> {
+/// `--node-kind`'s value (a built-in name or a kind file; `None`: the default kind), loaded and checked.
+pub fn load_kind(name_or_path: Option<&str>) -> Result<Kind, String> {
+    Kind::load(name_or_path.unwrap_or(crate::kind::DEFAULT)).map_err(|e| e.to_string())
+}
+
+/// The program every node runs and the arguments before its launch arguments: `node_bin` when given (it
+/// replaces the kind's program, and the kind's leading arguments go with the program they belong to), else
+/// the kind's program and leading arguments. `Err` names a `node_bin` that is not a file, or the kind's
+/// missing program with the kind's hint.
+pub fn node_program(
+    kind: &Kind,
+    node_bin: Option<&Path>,
+) -> Result<(PathBuf, Vec<OsString>), String> {
     match node_bin {
         Some(p) => {
             if !p.is_file() {
                 return Err(format!(
-                    "--node-bin {}: no such file; build squall-node (cargo build --release -p squall-node) or drop the flag to use squall itself",
+                    "--node-bin {}: no such file; build the node (for squall's: cargo build --release -p \
+                     squall-node) or drop the flag to use the kind's program",
                     p.display()
                 ));
             }
             Ok((p.to_path_buf(), vec![]))
         }
         None => Ok((
-            std::env::current_exe()
-                .map_err(|e| format!("cannot find the squall executable: {e}"))?,
-            vec!["node".into()],
+            kind.program_path().map_err(|e| e.to_string())?,
+            kind.leading_args(),
         )),
     }
 }

@@ -67,13 +67,17 @@ pub(crate) fn bench_session(
     dir: std::path::PathBuf,
     disk_faults: bool,
 ) -> Result<SessionConfig, String> {
-    let (node_program, node_prefix_args) = crate::setup::node_program(args.node_bin.as_deref())?;
+    let kind = crate::setup::load_kind(None)?;
+    let (node_program, node_prefix_args) =
+        crate::setup::node_program(&kind, args.node_bin.as_deref())?;
     Ok(SessionConfig {
         spec: ClusterSpec {
             nodes: 3,
             dir,
+            kind,
             node_program,
             node_prefix_args,
+            options: Vec::new(),
             cluster_id: crate::setup::cluster_id(42),
             election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             heartbeat: Duration::from_millis(50),

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use squall_node::client::KvClient;
-use squall_node::kv::{KvOp, KvResult};
+use crate::kind::drivers::{KvAnswer, KvClient, KvOutcome, KvRequest};
 use tokio::sync::mpsc;
 
 use super::Cluster;
@@ -95,7 +94,7 @@ async fn worker(
     tokens: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<u64>>>,
     done: tokio::sync::mpsc::UnboundedSender<bool>,
 ) {
-    let mut client: Option<KvClient> = None;
+    let mut client: Option<Box<dyn KvClient>> = None;
     let mut client_addrs = Default::default();
     loop {
         let Some(n) = tokens.lock().await.recv().await else {
@@ -103,11 +102,8 @@ async fn worker(
         };
         let addrs = cluster.api_addrs();
         if client.is_none() || addrs != client_addrs {
-            // A fresh client id each time: sequence numbers restart with the client.
-            let mut c = KvClient::new(addrs.clone());
-            c.op_timeout = Duration::from_secs(2);
-            c.call_timeout = Duration::from_millis(500);
-            client = Some(c);
+            // A fresh client each time: squall's sequence numbers restart with the client.
+            client = Some(cluster.inner.spec.kind.kv_client(addrs.clone()));
             client_addrs = addrs;
         }
         let c = client.as_mut().expect("client");
@@ -118,9 +114,9 @@ async fn worker(
         // Counted as sent before it is sent, as acknowledged only once it is: a check can rely on both.
         control.tally.lock().unwrap().attempted[counter] += 1;
         let started = Instant::now();
-        let result = c.execute(KvOp::Incr { key, by: 1 }).await;
+        let result = c.execute(KvRequest::Incr { key, by: 1 }).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let acked = matches!(result, Ok(KvResult::Counter(_)));
+        let acked = matches!(result, KvOutcome::Done(KvAnswer::Counter(_)));
         if acked {
             control.tally.lock().unwrap().acked[counter] += 1;
         }
@@ -129,20 +125,18 @@ async fn worker(
         cluster.emit(Event::ClientOp {
             op,
             result: match result {
-                Ok(KvResult::Counter(_)) => "ok".to_string(),
-                Ok(other) => format!("refused: {other:?}"),
-                Err(e) => e.to_string(),
+                KvOutcome::Done(KvAnswer::Counter(_)) => "ok".to_string(),
+                KvOutcome::Done(other) => format!("refused: {other:?}"),
+                KvOutcome::Fail(e) => format!("refused: {e}"),
+                KvOutcome::Info(e) => e,
             },
             latency_us,
         });
     }
 }
 
-fn new_client(cluster: &Cluster) -> KvClient {
-    let mut c = KvClient::new(cluster.api_addrs());
-    c.op_timeout = Duration::from_secs(2);
-    c.call_timeout = Duration::from_millis(500);
-    c
+fn new_client(cluster: &Cluster) -> Box<dyn KvClient> {
+    cluster.inner.spec.kind.kv_client(cluster.api_addrs())
 }
 
 /// One client: takes a token per operation, runs it, records invocation and completion.
@@ -168,15 +162,15 @@ pub(super) async fn lin_worker(
         let (key, value) = lin.next_op();
         let store_key = lin.store_key(key);
         let op = match value {
-            OpValue::Read(_) => KvOp::Get { key: store_key },
-            OpValue::Write(v) => KvOp::Put {
+            OpValue::Read(_) => KvRequest::Read { key: store_key },
+            OpValue::Write(v) => KvRequest::Write {
                 key: store_key,
                 value: v.to_string(),
             },
-            OpValue::Cas(from, to) => KvOp::Cas {
+            OpValue::Cas(from, to) => KvRequest::Cas {
                 key: store_key,
-                expected: Some(from.to_string()),
-                new: to.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
             },
         };
         lin.record(
@@ -191,25 +185,30 @@ pub(super) async fn lin_worker(
         let result = client.execute(op).await;
         let latency_us = started.elapsed().as_micros() as u64;
         let (kind, value, why) = match (value, result) {
-            (OpValue::Read(_), Ok(KvResult::Value(v))) => match v.map(|s| s.parse::<i64>()) {
-                None => (OpType::Ok, OpValue::Read(None), None),
-                Some(Ok(n)) => (OpType::Ok, OpValue::Read(Some(n)), None),
-                Some(Err(_)) => (
-                    OpType::Info,
-                    value,
-                    Some("holds a value that is not an integer: written by hand?".to_string()),
-                ),
-            },
-            (OpValue::Write(_), Ok(KvResult::Ok { .. })) => (OpType::Ok, value, None),
-            (OpValue::Cas(..), Ok(KvResult::Cas { swapped: true, .. })) => {
+            (OpValue::Read(_), KvOutcome::Done(KvAnswer::Value(v))) => {
+                match v.map(|s| s.parse::<i64>()) {
+                    None => (OpType::Ok, OpValue::Read(None), None),
+                    Some(Ok(n)) => (OpType::Ok, OpValue::Read(Some(n)), None),
+                    Some(Err(_)) => (
+                        OpType::Info,
+                        value,
+                        Some("holds a value that is not an integer: written by hand?".to_string()),
+                    ),
+                }
+            }
+            (OpValue::Write(_), KvOutcome::Done(KvAnswer::Written)) => (OpType::Ok, value, None),
+            (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(true))) => {
                 (OpType::Ok, value, None)
             }
-            (OpValue::Cas(..), Ok(KvResult::Cas { swapped: false, .. })) => {
+            (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(false))) => {
                 (OpType::Fail, value, Some("precondition failed".to_string()))
             }
-            (_, Ok(KvResult::Error(e))) => (OpType::Fail, value, Some(e)),
-            (_, Ok(other)) => (OpType::Info, value, Some(format!("unexpected {other:?}"))),
-            (_, Err(e)) => (OpType::Info, value, Some(e.to_string())),
+            (_, KvOutcome::Fail(e)) => (OpType::Fail, value, Some(e)),
+            // An answer of the wrong shape says nothing about whether the operation happened.
+            (_, KvOutcome::Done(other)) => {
+                (OpType::Info, value, Some(format!("unexpected {other:?}")))
+            }
+            (_, KvOutcome::Info(e)) => (OpType::Info, value, Some(e)),
         };
         lin.record(
             || cluster.inner.started.elapsed().as_nanos() as u64,

@@ -89,29 +89,32 @@ impl Cluster {
     /// The leader as the cluster says now (every live node asked at once), not as the last poll saw it: just
     /// after a leadership change the poll is behind.
     pub(super) async fn ask_leader(&self) -> Option<(NodeId, u64)> {
+        let kind = &self.inner.spec.kind;
         let asks = self
-            .api_addrs()
+            .node_ids()
             .into_iter()
-            .filter(|(id, _)| self.alive(*id))
+            .filter(|id| self.alive(*id))
+            .filter_map(|id| Some((id, self.status_addr(id)?)))
             .map(|(id, addr)| async move {
-                squall_node::client::fetch_status(addr, Duration::from_millis(500))
-                    .await
-                    .ok()
-                    .map(|s| (id, s))
+                let mut source = kind.status_once(addr, Duration::from_millis(500));
+                source.poll().await.ok().map(|s| (id, s))
             });
         let answers: Vec<_> = futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
             .collect();
-        for (id, status) in &answers {
+        for (id, report) in &answers {
             // Fresher than the last poll: what the action's report says of the node comes from it too.
-            self.record_status(*id, status);
+            if let Some(status) = &report.detail {
+                self.record_status(*id, status);
+            }
+            self.record_role(*id, report.role, report.term);
         }
         answers
             .iter()
-            .filter(|(_, s)| s.core.role == Role::Leader)
-            .map(|(id, s)| (*id, s.core.term))
+            .filter(|(_, s)| s.role == Some(Role::Leader))
+            .filter_map(|(id, s)| Some((*id, s.term?)))
             .max_by_key(|(_, term)| *term)
             .or_else(|| self.leader())
     }

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use squall_chaos::{Network, ProcessSpec, Supervisor};
 use squall_node::raft::Role;
 use squall_node::rpc::NodeStatus;
-use squall_node::server::BoundAddrs;
 use tokio::sync::{mpsc, watch};
 
 use super::command::{NodeId, Target};
 use super::{clockset, diskset, faults, files, workload};
+use crate::kind::Kind;
+use crate::kind::launch::NodeFacts;
 use crate::state::{Event, Stamped};
 
 /// How to build a cluster.
@@ -26,10 +27,15 @@ pub struct ClusterSpec {
     pub nodes: u64,
     /// Cluster directory.
     pub dir: PathBuf,
-    /// Program to run for each node.
+    /// The node kind: how every node is launched, reached, observed and driven.
+    pub kind: Kind,
+    /// Program to run for each node (the kind's, or `--node-bin`'s).
     pub node_program: PathBuf,
-    /// Arguments placed before the node flags (`["node"]` when the program is squall itself).
+    /// Arguments placed before the kind's launch arguments (the kind's leading `args` unless `--node-bin`
+    /// replaced its program, then any a scenario adds).
     pub node_prefix_args: Vec<OsString>,
+    /// The kind's `[options]` switches asked for (`no-pre-vote` …); `unsafe_no_fsync` adds its own.
+    pub options: Vec<String>,
     /// Cluster id.
     pub cluster_id: String,
     /// Election timeout range.
@@ -51,8 +57,19 @@ pub struct ClusterSpec {
 
 pub(super) struct Slot {
     pub(super) spec: ProcessSpec,
-    pub(super) addr_file: PathBuf,
-    pub(super) addrs: Option<BoundAddrs>,
+    /// What the node's command line is made from; a restart changes its peers, join form and initial state.
+    pub(super) facts: NodeFacts,
+    /// Where the node reports the ports it bound (the kind's `ready = { addr_file }`).
+    pub(super) addr_file: Option<PathBuf>,
+    /// Its listening addresses by port name, once it is ready.
+    pub(super) addrs: Option<NodeAddrs>,
+}
+
+/// A ready node's addresses by the kind's port names, and its pid when it reports one.
+#[derive(Clone, Debug, Default)]
+pub(super) struct NodeAddrs {
+    pub(super) ports: BTreeMap<String, SocketAddr>,
+    pub(super) pid: Option<u32>,
 }
 
 pub(super) struct Inner {
@@ -62,7 +79,11 @@ pub(super) struct Inner {
     pub(super) net: Network,
     pub(super) events: mpsc::UnboundedSender<Stamped>,
     pub(super) slots: Mutex<BTreeMap<NodeId, Slot>>,
+    /// The latest full status of each live node, from a kind whose status driver has one (squall's).
     pub(super) latest: Mutex<BTreeMap<NodeId, NodeStatus>>,
+    /// The latest role and term of each live node, from any kind's status driver: what the leader is
+    /// decided from.
+    pub(super) roles: Mutex<BTreeMap<NodeId, (Role, u64)>>,
     pub(super) api: watch::Sender<BTreeMap<NodeId, SocketAddr>>,
     pub(super) workload: workload::Control,
     pub(super) stop: watch::Sender<bool>,
@@ -116,6 +137,13 @@ impl Cluster {
         self.inner.slots.lock().unwrap().keys().copied().collect()
     }
 
+    /// Where node `id`'s status driver reaches it (its kind's status port), once it is ready.
+    pub(super) fn status_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        let port = self.inner.spec.kind.status_port()?;
+        let slots = self.inner.slots.lock().unwrap();
+        slots.get(&id)?.addrs.as_ref()?.ports.get(port).copied()
+    }
+
     /// The current API addresses.
     pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.inner.api.borrow().clone()
@@ -123,11 +151,11 @@ impl Cluster {
 
     /// The leader and its term, from the latest statuses (the highest term a live node leads in).
     pub fn leader(&self) -> Option<(NodeId, u64)> {
-        let latest = self.inner.latest.lock().unwrap();
-        latest
+        let roles = self.inner.roles.lock().unwrap();
+        roles
             .iter()
-            .filter(|(id, s)| s.core.role == Role::Leader && self.alive(**id))
-            .map(|(id, s)| (*id, s.core.term))
+            .filter(|(id, (role, _))| *role == Role::Leader && self.alive(**id))
+            .map(|(id, (_, term))| (*id, *term))
             .max_by_key(|(_, t)| *t)
     }
 
@@ -146,10 +174,8 @@ impl Cluster {
 
     /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
     pub(super) fn describe_node(&self, id: NodeId) -> String {
-        match self.inner.latest.lock().unwrap().get(&id) {
-            Some(s) if self.alive(id) => {
-                format!(" ({}, term {})", s.core.role.as_str(), s.core.term)
-            }
+        match self.inner.roles.lock().unwrap().get(&id) {
+            Some((role, term)) if self.alive(id) => format!(" ({}, term {term})", role.as_str()),
             _ => String::new(),
         }
     }
@@ -173,12 +199,22 @@ impl Cluster {
         }
     }
 
+    /// Records a node's full status (a kind whose driver has one).
     pub(super) fn record_status(&self, id: NodeId, status: &NodeStatus) {
         self.inner.latest.lock().unwrap().insert(id, status.clone());
-        if status.core.role == Role::Leader {
+    }
+
+    /// Records what any kind reports of a node's role and term; a role or term the kind does not report
+    /// leaves the node out of the leader's choice (never guessed).
+    pub(super) fn record_role(&self, id: NodeId, role: Option<Role>, term: Option<u64>) {
+        let (Some(role), Some(term)) = (role, term) else {
+            self.inner.roles.lock().unwrap().remove(&id);
+            return;
+        };
+        self.inner.roles.lock().unwrap().insert(id, (role, term));
+        if role == Role::Leader {
             let newer = {
                 let mut last = self.inner.last_leader.lock().unwrap();
-                let term = status.core.term;
                 match *last {
                     Some((l, t)) if l == id => {
                         *last = Some((id, term.max(t)));
@@ -201,6 +237,7 @@ impl Cluster {
 
     pub(super) fn forget_status(&self, id: NodeId) {
         self.inner.latest.lock().unwrap().remove(&id);
+        self.inner.roles.lock().unwrap().remove(&id);
     }
 
     /// Stops the workload, the pollers and every node (SIGTERM, then SIGKILL after a grace period).

@@ -99,7 +99,10 @@ impl Cluster {
                 };
             }
             other => {
-                let done = match self.admit(&other) {
+                let done = match self
+                    .kind_refuses(&other)
+                    .map_or_else(|| self.admit(&other), Err)
+                {
                     Err(why) => Err(why),
                     // A membership change names its node itself: the one an `add` started.
                     Ok(()) if other.is_membership() => self.perform_membership(other).await,
@@ -137,6 +140,53 @@ impl Cluster {
             _ => {}
         }
         outcome
+    }
+
+    /// Why the node kind cannot take `cmd`, if it cannot: a fault family its `[limits]` refuse (with the
+    /// kind's reason), a membership change with no `[membership]`, a message filter with no classifier.
+    fn kind_refuses(&self, cmd: &Command) -> Option<String> {
+        let kind = &self.inner.spec.kind;
+        let messages = |f: &super::command::FaultCmd| {
+            !f.only.is_empty() || f.kind == super::command::FaultKind::Hold
+        };
+        let family = match cmd {
+            Command::Clock(..) => Some("clock"),
+            Command::Disk(..) | Command::PowerCut(..) => Some("disk"),
+            Command::Pause(_) | Command::TogglePause(_) => Some("pause"),
+            Command::Transfer(_) => Some("transfer"),
+            Command::Fault(f) | Command::ToggleFault(f) if messages(f) => Some("messages"),
+            Command::Step(..) | Command::DropHeld(..) | Command::Release(_) => Some("messages"),
+            _ => None,
+        };
+        if let Some(family) = family
+            && let Some(why) = kind.limit(family)
+        {
+            let what = crate::kind::LIMIT_FAMILIES
+                .iter()
+                .find(|(f, _)| *f == family)
+                .map_or(family, |(_, w)| w);
+            return Some(format!(
+                "node kind `{}` cannot take {what}: {why} (nothing was done)",
+                kind.name
+            ));
+        }
+        if let Command::Fault(f) | Command::ToggleFault(f) = cmd
+            && !f.only.is_empty()
+            && kind.peers.classifier == "none"
+        {
+            return Some(format!(
+                "node kind `{}` has no classifier (`[peers] classifier = \"none\"`), so its frames have no \
+                 message kinds and `only …` cannot pick any (nothing was done); drop `only`",
+                kind.name
+            ));
+        }
+        if cmd.is_membership() && kind.membership.is_none() {
+            return Some(format!(
+                "node kind `{}` cannot change membership: its file ({}) has no [membership] (nothing was done)",
+                kind.name, kind.source
+            ));
+        }
+        None
     }
 
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {

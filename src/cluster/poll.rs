@@ -1,14 +1,14 @@
-//! One poller per node: status and event feed about ten times a second, each call with its own deadline,
+//! One poller per node: status and event feed about ten times a second, through the kind's status driver, each call with its own deadline,
 //! so a paused or dead node costs a timeout in its own task and never stalls anything else.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use squall_node::rpc::{ControlServiceClient, NodeStatus};
-use squall_node::transport::{connect_control, deadline};
+use squall_node::rpc::NodeStatus;
 
 use super::Cluster;
 use super::command::NodeId;
+use crate::kind::drivers::StatusSource;
 use crate::state::Event;
 
 const PERIOD: Duration = Duration::from_millis(100);
@@ -32,12 +32,9 @@ fn lost(cluster: &Cluster, id: NodeId, reachable: &mut bool, error: String) {
 
 pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
     let mut stop = cluster.stopping();
-    let mut api = cluster.inner.api.subscribe();
-    let mut conn: Option<(SocketAddr, ControlServiceClient)> = None;
+    let mut source: Option<(SocketAddr, Box<dyn StatusSource>)> = None;
     let mut last: Option<NodeStatus> = None;
     let mut last_counters_at = std::time::Instant::now();
-    let mut cursor = 0u64;
-    let mut pid = 0u32;
     let mut reachable = true;
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -46,43 +43,38 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let Some(addr) = api.borrow_and_update().get(&id).copied() else {
+        // Looked up on every tick: a restarted node may listen on new ports.
+        let Some(addr) = cluster.status_addr(id) else {
             continue;
         };
-        if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
-            conn = match connect_control(addr, CALL_TIMEOUT).await {
-                Ok(c) => Some((addr, c)),
-                Err(e) => {
-                    lost(&cluster, id, &mut reachable, e.to_string());
-                    continue;
-                }
-            };
+        if source.as_ref().is_none_or(|(a, _)| *a != addr) {
+            source = Some((
+                addr,
+                cluster.inner.spec.kind.status_source(addr, CALL_TIMEOUT),
+            ));
         }
-        let client = conn.as_ref().expect("connected").1.clone();
-        let status = match client.status(deadline(CALL_TIMEOUT)).await {
-            Ok(s) => s,
+        let mut report = match source.as_mut().expect("made").1.poll().await {
+            Ok(r) => r,
             Err(e) => {
-                conn = None;
-                lost(&cluster, id, &mut reachable, e.to_string());
+                lost(&cluster, id, &mut reachable, e);
                 continue;
             }
         };
         reachable = true;
-        if status.pid != pid {
-            // A new process: its event feed starts again at 0.
-            pid = status.pid;
-            cursor = 0;
+        // What a node did (asked for votes, won them) reaches the feed ahead of the status that shows the
+        // outcome (it leads), and the story reads in order.
+        for record in std::mem::take(&mut report.feed) {
+            cluster.emit(Event::NodeFeed { node: id, record });
         }
-        // The feed is read after the status, so it holds everything the node did up to that status, and it
-        // is reported first: what a node did (asked for votes, won them) reaches the feed ahead of the status
-        // that shows the outcome (it leads), and the story reads in order.
-        if let Ok(batch) = client.events(deadline(CALL_TIMEOUT), cursor, 512).await {
-            cursor = batch.next_cursor;
-            for record in batch.events {
-                cluster.emit(Event::NodeFeed { node: id, record });
-            }
-        }
+        // A kind without the full picture has nothing the dashboard can draw yet: the neutral fields are
+        // what a later event will carry (see the README, "Node kinds").
+        let Some(status) = report.detail else {
+            cluster.record_role(id, report.role, report.term);
+            continue;
+        };
+        // The full status first: whoever reads the leader from the roles finds its configuration there.
         cluster.record_status(id, &status);
+        cluster.record_role(id, report.role, report.term);
         let changed = last.as_ref().is_none_or(|l| !same(l, &status));
         if changed || last_counters_at.elapsed() >= Duration::from_secs(1) {
             last_counters_at = std::time::Instant::now();

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use squall_chaos::{Network, ProcessSpec, Supervisor};
-use squall_node::server::BoundAddrs;
 use squall_node::storage::InitialState;
 use tokio::sync::{mpsc, watch};
 
@@ -16,12 +15,14 @@ use super::command::NodeId;
 use crate::state::{Event, ProcessState, Stamped};
 use std::sync::{Arc, Mutex};
 
-use super::handle::{Inner, Slot, node_name};
+use super::handle::{Inner, NodeAddrs, Slot, node_name};
 use super::links::report_links;
 use super::{
     Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clockset, diskset, faults, files,
     membership, poll, workload,
 };
+use crate::kind::launch::{self, NodeFacts};
+use crate::kind::{Kind, Ready};
 
 impl Cluster {
     /// Starts every node and proxy, waits until each node listens, and begins polling. Events go to `events`.
@@ -34,8 +35,13 @@ impl Cluster {
             .with_context(|| format!("cannot create cluster directory {}", spec.dir.display()))?;
         if !spec.node_program.exists() {
             bail!(
-                "node binary {} does not exist; build it (cargo build --release) or pass --node-bin PATH",
-                spec.node_program.display()
+                "node program {} does not exist (node kind `{}`); {}",
+                spec.node_program.display(),
+                spec.kind.name,
+                spec.kind
+                    .missing
+                    .as_deref()
+                    .unwrap_or("install it, or pass --node-bin PATH")
             );
         }
         let shim = if spec.disk_faults {
@@ -45,7 +51,13 @@ impl Cluster {
             None
         };
         let sup = Supervisor::new().context("starting the process supervisor")?;
-        let net = Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier));
+        // The kind names its classifier; the loader refused any this build does not have.
+        let net = match spec.kind.peers.classifier.as_str() {
+            "squall-raft" => {
+                Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier))
+            }
+            _ => Network::new(spec.seed),
+        };
         // The cluster's first start: no membership record and no node directory yet. Only then are the initial
         // members new (`--initial-state new`); on any later start an empty node directory is a lost one.
         let first_start = !spec.dir.join(files::MEMBERS_FILE).exists()
@@ -106,6 +118,7 @@ impl Cluster {
             events,
             slots: Mutex::new(BTreeMap::new()),
             latest: Mutex::new(BTreeMap::new()),
+            roles: Mutex::new(BTreeMap::new()),
             api,
             workload: workload::Control::new(spec.rate, tag),
             stop,
@@ -224,10 +237,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// The process of node `id`: its directory, flags and peers (`proxies` holds at least its outbound links).
-    /// With `join` it starts with no configuration and waits for a leader to send it one (a node added at run
-    /// time). `initial` says how the node takes an empty data directory: `New` only for a new member (see
-    /// `squall_node::storage::InitialState`); every restart is `Existing` (see [`Cluster::restart`]).
+    /// The process of node `id`: its directory and its command line from the kind, with `proxies` (at least
+    /// its outbound links) as its peers. With `join` it takes the kind's join form (a node added at run time,
+    /// which waits for a leader to send it a configuration). `initial` says how the node takes an empty data
+    /// directory: `New` only for a new member; every restart is `Existing` (see [`Cluster::restart`]).
     pub(super) fn slot_for(
         &self,
         id: NodeId,
@@ -240,9 +253,6 @@ impl Cluster {
         std::fs::create_dir_all(&node_dir)
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
         let data_dir = node_dir.join("data");
-        let addr_file = node_dir.join("addr.json");
-        // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
-        let _ = std::fs::remove_file(&addr_file);
         let mut env = Vec::new();
         if spec.disk_faults {
             // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
@@ -251,47 +261,40 @@ impl Cluster {
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;
         }
-        let peers: Vec<String> = proxies
+        let peers: Vec<(NodeId, SocketAddr)> = proxies
             .iter()
             .filter(|((from, _), _)| *from == id)
-            .map(|((_, to), addr)| format!("{to}={addr}"))
+            .map(|((_, to), addr)| (*to, *addr))
             .collect();
-        let (lo, hi) = spec.election_timeout;
-        let mut args = spec.node_prefix_args.clone();
-        for a in [
-            "--id".to_string(),
-            id.to_string(),
-            "--cluster-id".into(),
-            spec.cluster_id.clone(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--api-listen".into(),
-            "127.0.0.1:0".into(),
-            "--peers".into(),
-            peers.join(","),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--initial-state".into(),
-            initial_state_arg(initial).into(),
-            "--addr-file".into(),
-            addr_file.display().to_string(),
-            "--election-timeout".into(),
-            format!("{}ms..{}ms", lo.as_millis(), hi.as_millis()),
-            "--heartbeat".into(),
-            format!("{}ms", spec.heartbeat.as_millis()),
-            "--snapshot-every".into(),
-            spec.snapshot_every.to_string(),
-            "--seed".into(),
-            spec.seed.wrapping_add(id).to_string(),
-        ] {
-            args.push(a.into());
-        }
+        let mut options = spec.options.clone();
         if spec.unsafe_no_fsync {
-            args.push("--unsafe-no-fsync".into());
+            options.push("unsafe-no-fsync".into());
         }
-        if join {
-            args.push("--join".into());
+        let facts = NodeFacts {
+            id,
+            cluster_id: spec.cluster_id.clone(),
+            node_dir: node_dir.clone(),
+            data_dir: data_dir.clone(),
+            initial_state: match initial {
+                InitialState::New => launch::InitialState::New,
+                InitialState::Existing => launch::InitialState::Existing,
+            },
+            seed: spec.seed.wrapping_add(id),
+            election_timeout: spec.election_timeout,
+            heartbeat: spec.heartbeat,
+            snapshot_every: spec.snapshot_every,
+            peers,
+            ports: pick_ports(&spec.kind)?,
+            join,
+            options,
+        };
+        let addr_file = spec.kind.addr_file(&facts);
+        if let Some(f) = &addr_file {
+            // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
+            let _ = std::fs::remove_file(f);
         }
+        let mut args = spec.node_prefix_args.clone();
+        args.extend(spec.kind.command_line(&facts).map_err(|e| anyhow!(e))?);
         Ok(Slot {
             spec: ProcessSpec {
                 name: node_name(id),
@@ -301,26 +304,56 @@ impl Cluster {
                 log_path: node_dir.join("node.log"),
                 data_dir: (!spec.disk_faults).then_some(data_dir),
             },
+            facts,
             addr_file,
             addrs: None,
         })
     }
 
-    /// Waits for a node's address file, then points its inbound proxies and the pollers at it.
+    /// Waits until node `id` is ready the way its kind says, then points its inbound proxies and the pollers
+    /// at it.
     pub(super) async fn await_listening(&self, id: NodeId) -> anyhow::Result<()> {
-        let (path, log) = {
+        let (addr_file, log, ports) = {
             let slots = self.inner.slots.lock().unwrap();
             (
                 slots[&id].addr_file.clone(),
                 slots[&id].spec.log_path.clone(),
+                slots[&id].facts.ports.clone(),
             )
         };
+        let kind = &self.inner.spec.kind;
         let deadline = Instant::now() + Duration::from_secs(15);
+        let picked = NodeAddrs {
+            ports: ports
+                .iter()
+                .map(|(n, p)| (n.clone(), SocketAddr::from(([127, 0, 0, 1], *p))))
+                .collect(),
+            pid: None,
+        };
         let addrs = loop {
-            if let Ok(bytes) = std::fs::read(&path)
-                && let Ok(addrs) = serde_json::from_slice::<BoundAddrs>(&bytes)
-            {
-                break addrs;
+            let ready = match &kind.ready {
+                Ready::AddrFile(_) => addr_file
+                    .as_deref()
+                    .and_then(|f| read_addr_file(f, &kind.ports)),
+                Ready::Tcp(port) => match picked.ports.get(port) {
+                    Some(a) => tokio::net::TcpStream::connect(a)
+                        .await
+                        .ok()
+                        .map(|_| picked.clone()),
+                    None => None,
+                },
+                Ready::Status => match kind.status_port().and_then(|p| picked.ports.get(p)) {
+                    Some(a) => kind
+                        .status_source(*a, Duration::from_millis(400))
+                        .poll()
+                        .await
+                        .ok()
+                        .map(|_| picked.clone()),
+                    None => None,
+                },
+            };
+            if let Some(a) = ready {
+                break a;
             }
             if let Some(squall_chaos::ProcState::Exited { code, signal, .. }) =
                 self.inner.sup.state(&node_name(id))
@@ -339,17 +372,22 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        self.inner.net.set_upstream(id, addrs.peer);
+        if let Some(peer) = addrs.ports.get(&kind.peers.port) {
+            self.inner.net.set_upstream(id, *peer);
+        }
+        let api = kind.client_port().and_then(|p| addrs.ports.get(p)).copied();
         self.inner
             .slots
             .lock()
             .unwrap()
             .get_mut(&id)
             .expect("slot")
-            .addrs = Some(addrs.clone());
-        self.inner.api.send_modify(|m| {
-            m.insert(id, addrs.api);
-        });
+            .addrs = Some(addrs);
+        if let Some(api) = api {
+            self.inner.api.send_modify(|m| {
+                m.insert(id, api);
+            });
+        }
         self.write_cluster_file();
         Ok(())
     }
@@ -362,9 +400,17 @@ impl Cluster {
                 .iter()
                 .map(|(&id, s)| NodeEntry {
                     id,
-                    api: s.addrs.as_ref().map(|a| a.api),
-                    peer: s.addrs.as_ref().map(|a| a.peer),
-                    pid: s.addrs.as_ref().map(|a| a.pid),
+                    api: s
+                        .addrs
+                        .as_ref()
+                        .and_then(|a| a.ports.get(self.inner.spec.kind.client_port()?))
+                        .copied(),
+                    peer: s
+                        .addrs
+                        .as_ref()
+                        .and_then(|a| a.ports.get(&self.inner.spec.kind.peers.port))
+                        .copied(),
+                    pid: s.addrs.as_ref().and_then(|a| a.pid),
                     log: s.spec.log_path.clone(),
                 })
                 .collect(),
@@ -403,8 +449,9 @@ impl Cluster {
             node: id,
             state: ProcessState::Restarting { wipe },
         });
-        let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
-        let _ = std::fs::remove_file(&addr_file);
+        if let Some(f) = self.inner.slots.lock().unwrap()[&id].addr_file.clone() {
+            let _ = std::fs::remove_file(f);
+        }
         let named = self.restart_flags(id).await;
         if wipe && self.inner.disks.enabled() {
             self.wipe_disk(id).await?;
@@ -425,31 +472,19 @@ impl Cluster {
         Ok(())
     }
 
-    /// Sets the flags node `id` restarts with, and returns the nodes its `--peers` names. A restart is never a
-    /// new member's start (`--initial-state existing`: an empty directory is one that lost its data), and it
-    /// starts with the cluster's current configuration, not its startup one (tester report A3): a voter of the
-    /// configuration the cluster knows gets the other voters as `--peers` (its bootstrap configuration, used
-    /// only when its directory is empty), a node that is not one starts with `--join` (no configuration until
-    /// a leader sends it one). With no configuration known (no node answered yet), its earlier peers stay.
+    /// Sets the command line node `id` restarts with, and returns the nodes its peers name. A restart is never
+    /// a new member's start (`{initial_state}` is `existing`: an empty directory is one that lost its data),
+    /// and it starts with the cluster's current configuration, not its startup one (tester report A3): a voter
+    /// of the configuration the cluster knows gets the other voters as its peers (its bootstrap configuration,
+    /// used only when its directory is empty), a node that is not one starts in the kind's join form (no
+    /// configuration until a leader sends it one). With no configuration known (no node answered yet), its
+    /// earlier peers stay.
     async fn restart_flags(&self, id: NodeId) -> BTreeSet<NodeId> {
-        let mut spec = self.inner.slots.lock().unwrap()[&id].spec.clone();
-        let mut args: Vec<String> = spec
-            .args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        set_flag(
-            &mut args,
-            "--initial-state",
-            initial_state_arg(InitialState::Existing),
-        );
-        let mut named: BTreeSet<NodeId> = flag_value(&args, "--peers")
-            .map(|p| {
-                p.split(',')
-                    .filter_map(|kv| kv.split_once('=')?.0.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (mut spec, mut facts) = {
+            let slots = self.inner.slots.lock().unwrap();
+            (slots[&id].spec.clone(), slots[&id].facts.clone())
+        };
+        facts.initial_state = launch::InitialState::Existing;
         if let Some((config, _, _)) = self.known_config() {
             let join = !config.voters.contains(&id);
             let members: Vec<NodeId> = if join {
@@ -458,25 +493,31 @@ impl Cluster {
                 config.voters.iter().copied().filter(|&v| v != id).collect()
             };
             let mut peers = Vec::new();
-            named.clear();
             for other in members {
                 if let Some(addr) = self.proxy_link(id, other).await {
-                    peers.push(format!("{other}={addr}"));
-                    named.insert(other);
+                    peers.push((other, addr));
                 }
             }
-            set_flag(&mut args, "--peers", &peers.join(","));
-            args.retain(|a| a != "--join");
-            if join {
-                args.push("--join".into());
+            facts.peers = peers;
+            facts.join = join;
+        }
+        let named = facts.peers.iter().map(|(p, _)| *p).collect();
+        let mut args = self.inner.spec.node_prefix_args.clone();
+        match self.inner.spec.kind.command_line(&facts) {
+            Ok(a) => args.extend(a),
+            Err(e) => {
+                // The same kind built this node's first command line: only an option can fail, and it did not.
+                tracing::warn!(node = id, error = %e, "cannot build the restart command line");
+                return named;
             }
         }
-        spec.args = args.into_iter().map(Into::into).collect();
+        spec.args = args;
         if let Err(e) = self.inner.sup.set_spec(spec.clone()) {
             tracing::warn!(node = id, error = %e, "cannot set the restart flags");
         }
         if let Some(slot) = self.inner.slots.lock().unwrap().get_mut(&id) {
             slot.spec = spec;
+            slot.facts = facts;
         }
         named
     }
@@ -487,29 +528,39 @@ impl Cluster {
     }
 }
 
-/// The node's spelling of `initial`.
-fn initial_state_arg(initial: InitialState) -> &'static str {
-    match initial {
-        InitialState::New => "new",
-        InitialState::Existing => "existing",
+/// A free port on 127.0.0.1 for each of the kind's port names, when squall picks them (a kind whose node
+/// reports its own ports through an address file gets none). The port is free when picked; the node binds it
+/// a moment later.
+fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
+    if matches!(kind.ready, Ready::AddrFile(_)) {
+        return Ok(BTreeMap::new());
     }
+    let mut held = Vec::new();
+    let mut ports = BTreeMap::new();
+    for name in &kind.ports {
+        // Every listener is held until all are picked, so two names never get the same port.
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .with_context(|| format!("picking a port for `{name}`"))?;
+        ports.insert(name.clone(), l.local_addr()?.port());
+        held.push(l);
+    }
+    Ok(ports)
 }
 
-/// The value after `flag` in `args`.
-fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-    let at = args.iter().position(|a| a == flag)?;
-    args.get(at + 1).map(String::as_str)
-}
-
-/// Sets `flag`'s value in `args`, adding the flag if it is missing.
-fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
-    match args.iter().position(|a| a == flag) {
-        Some(at) if at + 1 < args.len() => args[at + 1] = value.to_string(),
-        _ => {
-            args.push(flag.to_string());
-            args.push(value.to_string());
-        }
+/// The addresses a node wrote to its address file: a JSON object with one `"NAME": "IP:PORT"` per port name
+/// (other fields ignored; a numeric `pid` is taken). `None` until the file is there with every port.
+fn read_addr_file(path: &std::path::Path, names: &[String]) -> Option<NodeAddrs> {
+    let bytes = std::fs::read(path).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let mut ports = BTreeMap::new();
+    for n in names {
+        ports.insert(n.clone(), value.get(n)?.as_str()?.parse().ok()?);
     }
+    let pid = value
+        .get("pid")
+        .and_then(serde_json::Value::as_u64)
+        .map(|p| p as u32);
+    Some(NodeAddrs { ports, pid })
 }
 
 pub(super) async fn watch_exits(cluster: Cluster) {

@@ -1,3 +1,820 @@
-//! Node kinds: what squall knows about one Raft implementation (how to frame, classify, observe and drive it).
+//! Node kinds: everything squall knows about one Raft implementation — how to launch it, where its peers are,
+//! how its frames are cut and labelled, how to read its status, how a client talks to it, how its membership
+//! changes and which faults cannot reach it — read from one TOML file. squall's own node is the kind
+//! `squall` (kinds/squall.toml), loaded by the same code as a person's file; the orchestrator asks the kind,
+//! never "is this squall's node". The format is documented in the README, "Node kinds".
+//!
+//! Protocol, framing and classifier names select built-in drivers (`squall`, later `etcd-v3`, `http-json`…);
+//! a name the format knows but this build does not drive yet is refused at load time with that reason.
 
+pub mod drivers;
 pub mod etcd;
+mod file;
+pub mod launch;
+mod squall;
+mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use template::Template;
+
+/// The built-in kinds: name and file text (embedded, so an installed binary has them).
+pub const BUILTINS: &[(&str, &str)] = &[("squall", include_str!("../../kinds/squall.toml"))];
+
+/// The kind `--node-kind` defaults to.
+pub const DEFAULT: &str = "squall";
+
+/// Placeholders every launch string may use.
+const NODE_PLACEHOLDERS: &[&str] = &[
+    "squall",
+    "id",
+    "cluster_id",
+    "node_dir",
+    "data_dir",
+    "peers",
+    "initial_state",
+    "seed",
+    "election_timeout_min_ms",
+    "election_timeout_max_ms",
+    "heartbeat_ms",
+    "snapshot_every",
+];
+/// Placeholders `[peers] entry` may use besides the node's own.
+const ENTRY_PLACEHOLDERS: &[&str] = &["peer_id", "proxy"];
+
+/// Peer models: how squall puts its proxy on each directed link.
+const MODELS: &[&str] = &["per-sender", "per-destination"];
+/// Framings and whether this build cuts frames that way.
+const FRAMINGS: &[(&str, Option<&str>)] = &[
+    ("length-prefixed", None),
+    (
+        "rafthttp",
+        Some("etcd's rafthttp framing is not built yet (it lands with etcd support)"),
+    ),
+    (
+        "bytes",
+        Some("plain-bytes links (every link fault but message filters) are not built yet"),
+    ),
+];
+/// Classifiers and whether this build has them.
+const CLASSIFIERS: &[(&str, Option<&str>)] = &[
+    ("squall-raft", None),
+    (
+        "etcd-raft",
+        Some("the etcd raft classifier is not built yet (it lands with etcd support)"),
+    ),
+    ("none", None),
+];
+/// Status drivers.
+const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
+    ("squall", None),
+    (
+        "http-json",
+        Some("the http-json status driver is not built yet"),
+    ),
+    (
+        "etcd-v3",
+        Some("the etcd v3 status driver is not built yet (it lands with etcd support)"),
+    ),
+];
+/// Client drivers.
+const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
+    ("squall", None),
+    (
+        "http-kv",
+        Some("the http-kv client driver is not built yet"),
+    ),
+    (
+        "etcd-v3",
+        Some("the etcd v3 client is not built yet (it lands with etcd support)"),
+    ),
+];
+/// Membership drivers.
+const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[
+    ("squall", None),
+    (
+        "etcd-v3",
+        Some("etcd membership is not built yet (it lands with etcd support)"),
+    ),
+];
+/// Sender identification for the per-destination model.
+const SENDERS: &[&str] = &["x-server-from"];
+/// Abilities `[controls]` may name.
+const CONTROLS: &[&str] = &["freeze", "thaw", "timeout", "heartbeat"];
+/// Switches `[options]` may name, each a flag of `squall up`.
+const OPTIONS: &[&str] = &["unsafe-no-fsync", "no-pre-vote", "no-check-quorum"];
+
+/// Fault families a kind may refuse in `[limits]`, with the commands each covers.
+pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
+    ("clock", "clock faults (`clock N …`)"),
+    (
+        "disk",
+        "disk faults and power cuts (`disk N …`, `powercut …`)",
+    ),
+    ("pause", "pausing a process (`pause N`)"),
+    (
+        "messages",
+        "message filters and held frames (`only …`, `hold`)",
+    ),
+    ("transfer", "leadership transfer (`transfer N`)"),
+];
+
+/// Where a kind was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A built-in kind (its file is kinds/NAME.toml in the repository).
+    Builtin(String),
+    /// A file a person named.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin(n) => write!(f, "kinds/{n}.toml (built in)"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A mistake in a kind file: where it is and what to do. Printed as `FILE:LINE:COL: FIELD: MESSAGE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}{at}: {field}{message}", at = self.at(), field = self.field_part())]
+pub struct KindError {
+    /// The file (or built-in name) it is in.
+    pub source_name: String,
+    /// 1-based line and column, when the mistake is at a place in the file.
+    pub line_col: Option<(usize, usize)>,
+    /// The field, dotted (`launch.args`), when known.
+    pub field: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl KindError {
+    fn at(&self) -> String {
+        match self.line_col {
+            Some((l, c)) => format!(":{l}:{c}"),
+            None => String::new(),
+        }
+    }
+
+    fn field_part(&self) -> String {
+        match &self.field {
+            Some(f) => format!("{f}: "),
+            None => String::new(),
+        }
+    }
+}
+
+/// How squall tells that a started node is ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// The status driver answers.
+    Status,
+    /// The named port accepts a TCP connection.
+    Tcp(String),
+    /// The node binds its ports itself (port 0) and writes a JSON object to this file naming each port's
+    /// address (`{"peer": "127.0.0.1:4100", "api": "…"}`); the file appearing with every port is readiness.
+    AddrFile(Template),
+}
+
+/// How squall puts its proxy on each directed link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerModel {
+    /// The node is told, per peer, an address to dial: one proxy per directed link (squall's node).
+    PerSender,
+    /// Every member stores one address per peer cluster-wide: one proxy per destination, the sender told
+    /// apart per connection (etcd).
+    PerDestination,
+}
+
+/// `[peers]`, checked.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    /// The proxy model.
+    pub model: PeerModel,
+    /// The node's port its peers reach.
+    pub port: String,
+    /// One peer in `{peers}`: may use `{peer_id}` and `{proxy}` besides the node's placeholders.
+    pub entry: Template,
+    /// What joins the entries.
+    pub separator: String,
+    /// Whether `{peers}` lists the node itself too (an `--initial-cluster` that names every member).
+    pub include_self: bool,
+    /// How frames are cut from a connection (`length-prefixed`).
+    pub framing: String,
+    /// Which built-in classifier labels frames (`squall-raft`, `none`).
+    pub classifier: String,
+    /// How the sender of a connection is identified (per-destination only).
+    pub sender: Option<String>,
+}
+
+/// A built-in driver, and the port it reaches the node on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protocol {
+    /// The driver's name (`squall`).
+    pub name: String,
+    /// The node's port it talks to.
+    pub port: Option<String>,
+}
+
+/// A checked node kind.
+#[derive(Clone, Debug)]
+pub struct Kind {
+    /// Its name (`squall`).
+    pub name: String,
+    /// One line for `squall kinds`.
+    pub description: String,
+    /// Where it was read from.
+    pub source: Source,
+    /// `program` as written: `{squall}`, a path, or a name looked up on PATH.
+    pub program: String,
+    /// Leading arguments (before the launch arguments); they belong to `program`, so `--node-bin` drops them.
+    pub args: Vec<String>,
+    /// What to say when the program is not found.
+    pub missing: Option<String>,
+    /// The port names the node listens on.
+    pub ports: Vec<String>,
+    /// The launch arguments of a member of the initial configuration.
+    pub launch_args: Vec<Template>,
+    /// The launch arguments of a node added later (`{args}` splices `launch_args`).
+    pub join_args: Vec<Template>,
+    /// Readiness.
+    pub ready: Ready,
+    /// The links.
+    pub peers: Peers,
+    /// The status driver.
+    pub status: Protocol,
+    /// The client driver (lin-kv and counter workloads).
+    pub client: Protocol,
+    /// The membership driver, if the kind can change membership.
+    pub membership: Option<Protocol>,
+    /// Optional abilities (`freeze` …) and the driver of each.
+    pub controls: BTreeMap<String, String>,
+    /// Switches a session may ask for (`unsafe-no-fsync` …) and the arguments each adds.
+    pub options: BTreeMap<String, Vec<Template>>,
+    /// Fault families the kind cannot take, each with the reason.
+    pub limits: BTreeMap<String, String>,
+    /// Where `program` is in the file (for the missing-program message).
+    program_at: Option<(usize, usize)>,
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, col)
+}
+
+/// Collects the mistakes of one file, pointing into its text.
+struct Checker<'a> {
+    text: &'a str,
+    source_name: String,
+}
+
+impl Checker<'_> {
+    fn err(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> KindError {
+        KindError {
+            source_name: self.source_name.clone(),
+            line_col: (span.end > 0 || span.start > 0).then(|| line_col(self.text, span.start)),
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// Checks `name` against a table of `(name, not-built reason)`.
+    fn driver(
+        &self,
+        value: &toml::Spanned<String>,
+        field: &str,
+        table: &[(&str, Option<&str>)],
+    ) -> Result<String, KindError> {
+        match table.iter().find(|(n, _)| *n == value.get_ref()) {
+            Some((_, None)) => Ok(value.get_ref().clone()),
+            Some((_, Some(why))) => {
+                Err(self.err(value.span(), field, format!("`{}`: {why}", value.get_ref())))
+            }
+            None => Err(self.err(
+                value.span(),
+                field,
+                format!(
+                    "unknown {} `{}`; known: {}",
+                    field.rsplit('.').next().unwrap_or(field),
+                    value.get_ref(),
+                    table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Parses a template and checks its placeholders against `allowed` and the declared ports.
+    fn template(
+        &self,
+        value: &toml::Spanned<String>,
+        field: &str,
+        allowed: &[&str],
+        ports: &BTreeSet<String>,
+    ) -> Result<Template, KindError> {
+        let t = Template::parse(value.get_ref())
+            .map_err(|e| self.err(value.span(), field, format!("`{}`: {e}", value.get_ref())))?;
+        for hole in t.holes() {
+            if let Some(port) = hole.strip_prefix("port.") {
+                if !ports.contains(port) {
+                    return Err(self.err(
+                        value.span(),
+                        field,
+                        format!(
+                            "{{{hole}}} uses port `{port}`, which [ports] names does not declare (declared: {})",
+                            list_or_none(ports.iter())
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if !allowed.contains(&hole) {
+                return Err(self.err(
+                    value.span(),
+                    field,
+                    format!(
+                        "unknown placeholder {{{hole}}}; known here: {}, {{port.NAME}} (write {{{{ for a \
+                         literal brace)",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(t)
+    }
+
+    fn port(
+        &self,
+        value: &toml::Spanned<String>,
+        field: &str,
+        ports: &BTreeSet<String>,
+    ) -> Result<String, KindError> {
+        if ports.contains(value.get_ref()) {
+            Ok(value.get_ref().clone())
+        } else {
+            Err(self.err(
+                value.span(),
+                field,
+                format!(
+                    "port `{}` is not declared in [ports] names (declared: {})",
+                    value.get_ref(),
+                    list_or_none(ports.iter())
+                ),
+            ))
+        }
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl Kind {
+    /// Parses and checks a kind file's text. `source` names it in every error.
+    pub fn parse(text: &str, source: Source) -> Result<Kind, KindError> {
+        let c = Checker {
+            text,
+            source_name: source.to_string(),
+        };
+        let raw: file::KindFile = toml::from_str(text).map_err(|e| KindError {
+            source_name: c.source_name.clone(),
+            line_col: e.span().map(|s| line_col(text, s.start)),
+            field: None,
+            message: e.message().trim().to_string(),
+        })?;
+        if raw.name.get_ref().trim().is_empty() {
+            return Err(c.err(raw.name.span(), "name", "the name is empty"));
+        }
+        let mut ports = BTreeSet::new();
+        for p in &raw.ports.names {
+            let ok = !p.get_ref().is_empty()
+                && p.get_ref()
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+            if !ok {
+                return Err(c.err(
+                    p.span(),
+                    "ports.names",
+                    format!(
+                        "`{}` is not a port name (letters, digits, `-`, `_`)",
+                        p.get_ref()
+                    ),
+                ));
+            }
+            if !ports.insert(p.get_ref().clone()) {
+                return Err(c.err(
+                    p.span(),
+                    "ports.names",
+                    format!("port `{}` is declared twice", p.get_ref()),
+                ));
+            }
+        }
+        let program = Template::parse(raw.program.get_ref()).map_err(|e| {
+            c.err(
+                raw.program.span(),
+                "program",
+                format!("`{}`: {e}", raw.program.get_ref()),
+            )
+        })?;
+        if program.holes().any(|h| h != "squall") {
+            return Err(c.err(
+                raw.program.span(),
+                "program",
+                "the only placeholder a program may use is {squall} (this squall binary)",
+            ));
+        }
+        let mut args = Vec::new();
+        for a in &raw.args {
+            args.push(c.template(a, "args", &[], &BTreeSet::new())?);
+        }
+        let mut launch_args = Vec::new();
+        for a in &raw.launch.args {
+            launch_args.push(c.template(a, "launch.args", NODE_PLACEHOLDERS, &ports)?);
+        }
+        let join_args = match &raw.launch.join_args {
+            None => launch_args.clone(),
+            Some(v) => {
+                let mut out = Vec::new();
+                let mut allowed = NODE_PLACEHOLDERS.to_vec();
+                allowed.push("args");
+                for a in v {
+                    let t = c.template(a, "launch.join_args", &allowed, &ports)?;
+                    if t.is_only("args") {
+                        out.extend(launch_args.iter().cloned());
+                    } else if t.holes().any(|h| h == "args") {
+                        return Err(c.err(
+                            a.span(),
+                            "launch.join_args",
+                            "{args} splices the launch arguments and must stand alone as one element",
+                        ));
+                    } else {
+                        out.push(t);
+                    }
+                }
+                out
+            }
+        };
+        let ready = match raw.launch.ready.get_ref() {
+            file::ReadyFile::Word(w) if w == "status" => Ready::Status,
+            file::ReadyFile::Word(w) => {
+                return Err(c.err(
+                    raw.launch.ready.span(),
+                    "launch.ready",
+                    format!(
+                        "unknown readiness `{w}`; use \"status\", {{ tcp = \"PORT\" }} or {{ addr_file = \"PATH\" }}"
+                    ),
+                ));
+            }
+            file::ReadyFile::Table(t) => match (&t.tcp, &t.addr_file) {
+                (Some(p), None) => {
+                    let spanned = toml::Spanned::new(raw.launch.ready.span(), p.clone());
+                    Ready::Tcp(c.port(&spanned, "launch.ready.tcp", &ports)?)
+                }
+                (None, Some(path)) => {
+                    let spanned = toml::Spanned::new(raw.launch.ready.span(), path.clone());
+                    Ready::AddrFile(c.template(
+                        &spanned,
+                        "launch.ready.addr_file",
+                        NODE_PLACEHOLDERS,
+                        &BTreeSet::new(),
+                    )?)
+                }
+                _ => {
+                    return Err(c.err(
+                        raw.launch.ready.span(),
+                        "launch.ready",
+                        "give exactly one of tcp = \"PORT\" or addr_file = \"PATH\"",
+                    ));
+                }
+            },
+        };
+        if let Ready::AddrFile(_) = ready {
+            // The node picks its ports and reports them: there is nothing for squall to put in {port.NAME}.
+            let uses_port = launch_args
+                .iter()
+                .chain(&join_args)
+                .any(|t| t.holes().any(|h| h.starts_with("port.")));
+            if uses_port {
+                return Err(c.err(
+                    raw.launch.ready.span(),
+                    "launch.ready",
+                    "with addr_file the node picks its own ports and reports them, so the launch arguments \
+                     cannot use {port.NAME}; drop one or the other",
+                ));
+            }
+        }
+        let model = match raw.peers.model.get_ref().as_str() {
+            "per-sender" => PeerModel::PerSender,
+            "per-destination" => PeerModel::PerDestination,
+            other => {
+                return Err(c.err(
+                    raw.peers.model.span(),
+                    "peers.model",
+                    format!("unknown model `{other}`; known: {}", MODELS.join(", ")),
+                ));
+            }
+        };
+        let sender = match (&raw.peers.sender, model) {
+            (Some(s), PeerModel::PerSender) => {
+                return Err(c.err(
+                    s.span(),
+                    "peers.sender",
+                    "only the per-destination model identifies senders; drop this field",
+                ));
+            }
+            (Some(s), PeerModel::PerDestination) => {
+                if !SENDERS.contains(&s.get_ref().as_str()) {
+                    return Err(c.err(
+                        s.span(),
+                        "peers.sender",
+                        format!(
+                            "unknown sender identification `{}`; known: {}",
+                            s.get_ref(),
+                            SENDERS.join(", ")
+                        ),
+                    ));
+                }
+                Some(s.get_ref().clone())
+            }
+            (None, PeerModel::PerDestination) => {
+                return Err(c.err(
+                    raw.peers.model.span(),
+                    "peers.sender",
+                    "the per-destination model needs `sender` (how a connection's sender is identified)",
+                ));
+            }
+            (None, PeerModel::PerSender) => None,
+        };
+        if model == PeerModel::PerDestination {
+            return Err(c.err(
+                raw.peers.model.span(),
+                "peers.model",
+                "`per-destination`: the per-destination proxy mode is not built yet (it lands with etcd support)",
+            ));
+        }
+        let mut entry_allowed = NODE_PLACEHOLDERS.to_vec();
+        entry_allowed.retain(|p| *p != "peers");
+        entry_allowed.extend(ENTRY_PLACEHOLDERS);
+        let peers = Peers {
+            model,
+            port: c.port(&raw.peers.port, "peers.port", &ports)?,
+            entry: c.template(&raw.peers.entry, "peers.entry", &entry_allowed, &ports)?,
+            separator: raw.peers.separator.clone(),
+            include_self: raw.peers.include_self,
+            framing: c.driver(&raw.peers.framing, "peers.framing", FRAMINGS)?,
+            classifier: c.driver(&raw.peers.classifier, "peers.classifier", CLASSIFIERS)?,
+            sender,
+        };
+        let protocol = |p: &file::ProtocolFile,
+                        field: &str,
+                        table: &[(&str, Option<&str>)]|
+         -> Result<Protocol, KindError> {
+            Ok(Protocol {
+                name: c.driver(&p.protocol, &format!("{field}.protocol"), table)?,
+                port: match &p.port {
+                    Some(port) => Some(c.port(port, &format!("{field}.port"), &ports)?),
+                    None => None,
+                },
+            })
+        };
+        let status = protocol(&raw.status, "status", STATUS_PROTOCOLS)?;
+        let client = protocol(&raw.client, "client", CLIENT_PROTOCOLS)?;
+        let membership = match &raw.membership {
+            Some(m) => Some(protocol(m, "membership", MEMBERSHIP_PROTOCOLS)?),
+            None => None,
+        };
+        let mut controls = BTreeMap::new();
+        for (k, v) in &raw.controls {
+            if !CONTROLS.contains(&k.get_ref().as_str()) {
+                return Err(c.err(
+                    k.span(),
+                    "controls",
+                    format!(
+                        "unknown ability `{}`; known: {}",
+                        k.get_ref(),
+                        CONTROLS.join(", ")
+                    ),
+                ));
+            }
+            let driver = c.driver(v, &format!("controls.{}", k.get_ref()), &[("squall", None)])?;
+            controls.insert(k.get_ref().clone(), driver);
+        }
+        let mut options = BTreeMap::new();
+        for (k, v) in &raw.options {
+            if !OPTIONS.contains(&k.get_ref().as_str()) {
+                return Err(c.err(
+                    k.span(),
+                    "options",
+                    format!(
+                        "unknown option `{}`; known: {}",
+                        k.get_ref(),
+                        OPTIONS.join(", ")
+                    ),
+                ));
+            }
+            let field = format!("options.{}", k.get_ref());
+            let mut ts = Vec::new();
+            for a in v {
+                ts.push(c.template(a, &field, NODE_PLACEHOLDERS, &ports)?);
+            }
+            options.insert(k.get_ref().clone(), ts);
+        }
+        let mut limits = BTreeMap::new();
+        for (k, why) in &raw.limits {
+            if !LIMIT_FAMILIES.iter().any(|(f, _)| f == k.get_ref()) {
+                return Err(c.err(
+                    k.span(),
+                    "limits",
+                    format!(
+                        "unknown fault family `{}`; known: {}",
+                        k.get_ref(),
+                        LIMIT_FAMILIES
+                            .iter()
+                            .map(|(f, _)| *f)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if why.trim().is_empty() {
+                return Err(c.err(
+                    k.span(),
+                    &format!("limits.{}", k.get_ref()),
+                    "give the reason the family cannot apply (it is what a refused command says)",
+                ));
+            }
+            limits.insert(k.get_ref().clone(), why.clone());
+        }
+        Ok(Kind {
+            name: raw.name.get_ref().clone(),
+            description: raw.description.clone(),
+            source,
+            program: raw.program.get_ref().clone(),
+            args: raw.args.iter().map(|a| a.get_ref().clone()).collect(),
+            missing: raw.missing.clone(),
+            ports: raw
+                .ports
+                .names
+                .iter()
+                .map(|p| p.get_ref().clone())
+                .collect(),
+            launch_args,
+            join_args,
+            ready,
+            peers,
+            status,
+            client,
+            membership,
+            controls,
+            options,
+            limits,
+            program_at: Some(line_col(text, raw.program.span().start)),
+        })
+    }
+
+    /// A built-in kind by name, `None` if there is none.
+    pub fn builtin(name: &str) -> Option<Kind> {
+        let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+        Some(
+            Kind::parse(text, Source::Builtin(name.to_string()))
+                .unwrap_or_else(|e| panic!("the built-in kind {name} does not load: {e}")),
+        )
+    }
+
+    /// `--node-kind`'s value: a built-in name, else a file. `Err` says which, and how to fix it.
+    pub fn load(name_or_path: &str) -> Result<Kind, KindError> {
+        if let Some(k) = Kind::builtin(name_or_path) {
+            return Ok(k);
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|e| KindError {
+            source_name: name_or_path.to_string(),
+            line_col: None,
+            field: None,
+            message: format!(
+                "not a built-in kind ({}) and not a readable kind file: {e}",
+                BUILTINS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        Kind::parse(&text, Source::File(path.to_path_buf()))
+    }
+
+    /// The program to run: `{squall}` is this squall binary, a value with a `/` a path, anything else a name
+    /// looked up on PATH. `Err` names the program and says what `missing` says.
+    pub fn program_path(&self) -> Result<PathBuf, KindError> {
+        let not_found = |what: String| KindError {
+            source_name: self.source.to_string(),
+            line_col: self.program_at,
+            field: Some("program".to_string()),
+            message: match &self.missing {
+                Some(hint) => format!("{what}: {hint}"),
+                None => what,
+            },
+        };
+        if self.program.contains("{squall}") {
+            let exe = std::env::current_exe()
+                .map_err(|e| not_found(format!("cannot find this squall binary: {e}")))?;
+            let values = BTreeMap::from([("squall".to_string(), exe.display().to_string())]);
+            let t = Template::parse(&self.program).expect("checked at load");
+            return Ok(PathBuf::from(t.expand(&values).expect("only {squall}")));
+        }
+        if self.program.contains('/') {
+            let p = PathBuf::from(&self.program);
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(not_found(format!("program {} does not exist", p.display())))
+            };
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(&self.program))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| not_found(format!("program `{}` is not on PATH", self.program)))
+    }
+
+    /// Why the kind cannot take this fault family (`clock` …), if it cannot.
+    pub fn limit(&self, family: &str) -> Option<&str> {
+        self.limits.get(family).map(String::as_str)
+    }
+
+    /// The port the status driver reaches (`[status] port`).
+    pub fn status_port(&self) -> Option<&str> {
+        self.status.port.as_deref()
+    }
+
+    /// The port the workloads' client reaches (`[client] port`, else the status port).
+    pub fn client_port(&self) -> Option<&str> {
+        self.client.port.as_deref().or(self.status_port())
+    }
+
+    /// A status source for the node whose status port is `addr`; every call has `timeout`.
+    pub fn status_source(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Box<dyn drivers::StatusSource> {
+        match self.status.name.as_str() {
+            "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
+            other => unreachable!("status protocol {other} was refused at load"),
+        }
+    }
+
+    /// A status source for one question (the leader now): like [`Kind::status_source`], without the event
+    /// feed a poller follows.
+    pub fn status_once(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Box<dyn drivers::StatusSource> {
+        match self.status.name.as_str() {
+            "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
+            other => unreachable!("status protocol {other} was refused at load"),
+        }
+    }
+
+    /// A workload client of the nodes whose client ports are `addrs`.
+    pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
+        match self.client.name.as_str() {
+            "squall" => Box::new(squall::SquallKv::new(addrs)),
+            other => unreachable!("client protocol {other} was refused at load"),
+        }
+    }
+
+    /// The leading arguments, as the process gets them.
+    pub fn leading_args(&self) -> Vec<OsString> {
+        self.args.iter().map(OsString::from).collect()
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests;

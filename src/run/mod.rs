@@ -111,14 +111,17 @@ pub fn run(args: RunArgs) -> ExitCode {
 fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
     let s = &plan.scenario;
     let c = &s.cluster;
-    let (node_program, mut node_prefix_args) = node_program(c.node_bin.as_deref())?;
+    let kind = crate::setup::load_kind(c.kind.as_deref())?;
+    let (node_program, mut node_prefix_args) = node_program(&kind, c.node_bin.as_deref())?;
     node_prefix_args.extend(c.node_args.iter().map(Into::into));
     Ok(SessionConfig {
         spec: ClusterSpec {
             nodes: c.nodes,
             dir: out.join("cluster"),
+            kind,
             node_program,
             node_prefix_args,
+            options: Vec::new(),
             cluster_id: cluster_id(plan.seed),
             election_timeout: c.election_timeout,
             heartbeat: c.heartbeat,

@@ -105,6 +105,8 @@ pub struct ClusterSettings {
     pub node_bin: Option<PathBuf>,
     /// Extra flags passed to every node (for example `--no-pre-vote`).
     pub node_args: Vec<String>,
+    /// The node kind (`kind = "NAME"` or a kind file's path; `None`: the default kind).
+    pub kind: Option<String>,
 }
 
 /// The built-in client workload.
@@ -301,6 +303,9 @@ impl Plan {
             },
         );
         line("disk-faults", c.disk_faults.to_string());
+        if let Some(k) = &c.kind {
+            line("kind", k.clone());
+        }
         if let Some(b) = &c.node_bin {
             line("node-bin", b.display().to_string());
         }

@@ -67,6 +67,7 @@ struct RawCluster {
     node_bin: Option<PathBuf>,
     #[serde(default)]
     node_args: Vec<String>,
+    kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +213,7 @@ pub fn parse_scenario(
         disk_faults: c.disk_faults.unwrap_or(false),
         node_bin: c.node_bin.clone(),
         node_args: c.node_args.clone(),
+        kind: c.kind.clone(),
     };
 
     let w = &raw.workload;

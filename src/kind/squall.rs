@@ -1,0 +1,139 @@
+//! The `squall` drivers: squall's node's control RPC for status and its event feed, and its key-value client
+//! for the workloads (`squall_node::client`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use squall_node::client::KvClient as NodeClient;
+use squall_node::kv::{KvOp, KvResult};
+use squall_node::rpc::ControlServiceClient;
+use squall_node::transport::{connect_control, deadline};
+
+use super::drivers::{Addrs, KvAnswer, KvClient, KvOutcome, KvRequest, StatusReport, StatusSource};
+
+/// Status through the control RPC, with the node's event feed read after each status.
+pub struct SquallStatus {
+    addr: SocketAddr,
+    timeout: Duration,
+    conn: Option<ControlServiceClient>,
+    /// The event feed's cursor, and the process it belongs to (a new process starts its feed at 0).
+    cursor: u64,
+    pid: u32,
+    /// Whether to read the event feed after each status.
+    feed: bool,
+}
+
+impl SquallStatus {
+    /// A source for the node whose control port is `addr`; every call has `timeout`.
+    pub fn new(addr: SocketAddr, timeout: Duration) -> SquallStatus {
+        SquallStatus {
+            addr,
+            timeout,
+            conn: None,
+            cursor: 0,
+            pid: 0,
+            feed: true,
+        }
+    }
+
+    /// The same source, reading no event feed.
+    pub fn without_feed(mut self) -> SquallStatus {
+        self.feed = false;
+        self
+    }
+
+    async fn poll_inner(&mut self) -> Result<StatusReport, String> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                connect_control(self.addr, self.timeout)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let client = self.conn.clone().expect("connected");
+        let status = match client.status(deadline(self.timeout)).await {
+            Ok(s) => s,
+            Err(e) => {
+                // tarpc does not reconnect on its own.
+                self.conn = None;
+                return Err(e.to_string());
+            }
+        };
+        if status.pid != self.pid {
+            self.pid = status.pid;
+            self.cursor = 0;
+        }
+        // The feed is read after the status, so it holds everything the node did up to that status.
+        let mut feed = Vec::new();
+        if self.feed
+            && let Ok(batch) = client
+                .events(deadline(self.timeout), self.cursor, 512)
+                .await
+        {
+            self.cursor = batch.next_cursor;
+            feed = batch.events;
+        }
+        Ok(StatusReport {
+            role: Some(status.core.role),
+            term: Some(status.core.term),
+            leader: status.core.leader,
+            commit: Some(status.core.commit_index),
+            applied: Some(status.applied_index),
+            pid: Some(status.pid),
+            detail: Some(status),
+            feed,
+        })
+    }
+}
+
+impl StatusSource for SquallStatus {
+    fn poll(&mut self) -> BoxFuture<'_, Result<StatusReport, String>> {
+        self.poll_inner().boxed()
+    }
+}
+
+/// The workloads' client over squall's key-value API.
+pub struct SquallKv {
+    client: NodeClient,
+}
+
+impl SquallKv {
+    /// A client of the nodes at `addrs` (a fresh client id: sequence numbers restart with the client).
+    pub fn new(addrs: Addrs) -> SquallKv {
+        let mut client = NodeClient::new(addrs);
+        client.op_timeout = Duration::from_secs(2);
+        client.call_timeout = Duration::from_millis(500);
+        SquallKv { client }
+    }
+}
+
+impl KvClient for SquallKv {
+    fn execute(&mut self, req: KvRequest) -> BoxFuture<'_, KvOutcome> {
+        async move {
+            let op = match req {
+                KvRequest::Read { key } => KvOp::Get { key },
+                KvRequest::Write { key, value } => KvOp::Put { key, value },
+                KvRequest::Cas { key, from, to } => KvOp::Cas {
+                    key,
+                    expected: Some(from),
+                    new: to,
+                },
+                KvRequest::Incr { key, by } => KvOp::Incr { key, by },
+            };
+            match self.client.execute(op).await {
+                Ok(KvResult::Value(v)) => KvOutcome::Done(KvAnswer::Value(v)),
+                Ok(KvResult::Ok { .. }) => KvOutcome::Done(KvAnswer::Written),
+                Ok(KvResult::Cas { swapped, .. }) => KvOutcome::Done(KvAnswer::Swapped(swapped)),
+                Ok(KvResult::Counter(n)) => KvOutcome::Done(KvAnswer::Counter(n)),
+                // The state machine refused it when it applied it (a wrong type): it changed nothing.
+                Ok(KvResult::Error(e)) => KvOutcome::Fail(e),
+                // squall's client retries on its own; a call that timed out or lost its connection may have
+                // been applied.
+                Err(e) => KvOutcome::Info(e.to_string()),
+            }
+        }
+        .boxed()
+    }
+}

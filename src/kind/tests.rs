@@ -1,0 +1,278 @@
+//! The loader's checks: every kind of mistake names its file, line and field.
+
+use super::*;
+
+const SQUALL: &str = include_str!("../../kinds/squall.toml");
+
+fn parse(text: &str) -> Result<Kind, KindError> {
+    Kind::parse(text, Source::File(PathBuf::from("my.toml")))
+}
+
+/// The squall kind with `from` replaced by `to` (which must occur once).
+fn edited(from: &str, to: &str) -> String {
+    assert_eq!(
+        SQUALL.matches(from).count(),
+        1,
+        "`{from}` occurs once in kinds/squall.toml"
+    );
+    SQUALL.replacen(from, to, 1)
+}
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text[..text.find(needle).expect("needle")]
+        .matches('\n')
+        .count()
+        + 1
+}
+
+#[test]
+fn the_builtin_squall_kind_loads() {
+    let k = Kind::builtin("squall").unwrap();
+    assert_eq!(k.name, "squall");
+    assert_eq!(k.ports, ["peer", "api"]);
+    assert_eq!(
+        k.ready,
+        Ready::AddrFile(Template::parse("{node_dir}/addr.json").unwrap())
+    );
+    assert_eq!(
+        k.join_args.len(),
+        k.launch_args.len() + 1,
+        "join form = launch form + --join"
+    );
+    assert!(k.membership.is_some());
+    assert!(k.limit("clock").is_none());
+}
+
+#[test]
+fn an_unknown_field_names_its_line() {
+    let text = edited("separator = \",\"", "separator = \",\"\nseperator = \";\"");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        e.line_col.map(|l| l.0),
+        Some(line_of(&text, "seperator")),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("my.toml:"), "{e}");
+    assert!(e.message.contains("unknown field `seperator`"), "{e}");
+}
+
+#[test]
+fn an_unknown_placeholder_names_its_line_and_field() {
+    let text = edited("\"--seed\", \"{seed}\"", "\"--seed\", \"{sede}\"");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("launch.args"), "{e}");
+    assert_eq!(
+        e.line_col.map(|l| l.0),
+        Some(line_of(&text, "{sede}")),
+        "{e}"
+    );
+    assert!(e.message.contains("unknown placeholder {sede}"), "{e}");
+    assert!(
+        e.message.contains("{seed}"),
+        "the known ones are listed: {e}"
+    );
+}
+
+#[test]
+fn a_peer_placeholder_outside_the_entry_is_unknown() {
+    let e = parse(&edited("\"--id\", \"{id}\"", "\"--id\", \"{peer_id}\"")).unwrap_err();
+    assert!(e.message.contains("unknown placeholder {peer_id}"), "{e}");
+}
+
+#[test]
+fn unknown_protocol_framing_and_classifier_are_refused() {
+    for (from, to, field, word) in [
+        (
+            "[status]\nprotocol = \"squall\"",
+            "[status]\nprotocol = \"grpc\"",
+            "status.protocol",
+            "grpc",
+        ),
+        (
+            "[client]\nprotocol = \"squall\"",
+            "[client]\nprotocol = \"redis\"",
+            "client.protocol",
+            "redis",
+        ),
+        (
+            "framing = \"length-prefixed\"",
+            "framing = \"lines\"",
+            "peers.framing",
+            "lines",
+        ),
+        (
+            "classifier = \"squall-raft\"",
+            "classifier = \"paxos\"",
+            "peers.classifier",
+            "paxos",
+        ),
+        (
+            "model = \"per-sender\"",
+            "model = \"mesh\"",
+            "peers.model",
+            "mesh",
+        ),
+    ] {
+        let text = edited(from, to);
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_eq!(
+            e.line_col.map(|l| l.0),
+            Some(line_of(&text, &format!("\"{word}\""))),
+            "{e}"
+        );
+        assert!(
+            e.message.contains(&format!("`{word}`")) && e.message.contains("known"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_known_driver_not_built_yet_says_so() {
+    let e = parse(&edited(
+        "framing = \"length-prefixed\"",
+        "framing = \"rafthttp\"",
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("not built yet"), "{e}");
+}
+
+#[test]
+fn a_port_used_but_not_declared_is_refused() {
+    let text = edited("port = \"peer\"", "port = \"raft\"");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("peers.port"), "{e}");
+    assert!(
+        e.message.contains("`raft` is not declared") && e.message.contains("api, peer"),
+        "{e}"
+    );
+    let text = edited(
+        "\"127.0.0.1:0\",\n    \"--api-listen\"",
+        "\"127.0.0.1:{port.raft}\",\n    \"--api-listen\"",
+    );
+    let e = parse(&text).unwrap_err();
+    assert!(e.message.contains("{port.raft} uses port `raft`"), "{e}");
+}
+
+#[test]
+fn ports_in_args_and_an_addr_file_do_not_mix() {
+    let text = edited(
+        "\"127.0.0.1:0\",\n    \"--api-listen\"",
+        "\"127.0.0.1:{port.peer}\",\n    \"--api-listen\"",
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("launch.ready"), "{e}");
+}
+
+#[test]
+fn a_missing_program_says_the_hint() {
+    let text = edited(
+        "program = \"{squall}\"",
+        "program = \"no-such-raft-node-here\"",
+    )
+    .replacen(
+        "missing = \"build squall: cargo build --release\"",
+        "missing = \"install it: apt-get install no-such\"",
+        1,
+    );
+    let k = parse(&text).unwrap();
+    let e = k.program_path().unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("program"), "{e}");
+    assert_eq!(
+        e.line_col.map(|l| l.0),
+        Some(line_of(&text, "program =")),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("`no-such-raft-node-here` is not on PATH"),
+        "{e}"
+    );
+    assert!(e.message.contains("apt-get install no-such"), "{e}");
+    let k = parse(&edited(
+        "program = \"{squall}\"",
+        "program = \"/nonexistent/node\"",
+    ))
+    .unwrap();
+    assert!(
+        k.program_path()
+            .unwrap_err()
+            .message
+            .contains("/nonexistent/node does not exist")
+    );
+}
+
+#[test]
+fn limits_take_known_families_with_a_reason() {
+    let text = format!("{SQUALL}\n[limits]\nclock = \"Go reads the clock through the vDSO\"\n");
+    assert_eq!(
+        parse(&text).unwrap().limit("clock"),
+        Some("Go reads the clock through the vDSO")
+    );
+    let e = parse(&format!("{SQUALL}\n[limits]\nweather = \"no\"\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("limits"), "{e}");
+    assert!(e.message.contains("unknown fault family `weather`"), "{e}");
+}
+
+#[test]
+fn a_kind_that_is_not_a_file_or_a_builtin_is_named() {
+    let e = Kind::load("/nonexistent/kind.toml").unwrap_err();
+    assert!(
+        e.to_string().contains("/nonexistent/kind.toml") && e.message.contains("squall"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_squall_kind_fills_its_command_line() {
+    let k = Kind::builtin("squall").unwrap();
+    let facts = launch::NodeFacts {
+        id: 2,
+        cluster_id: "squall-00ab".into(),
+        node_dir: PathBuf::from("/c/node-2"),
+        data_dir: PathBuf::from("/c/node-2/data"),
+        initial_state: launch::InitialState::New,
+        seed: 9,
+        election_timeout: (
+            std::time::Duration::from_millis(150),
+            std::time::Duration::from_millis(300),
+        ),
+        heartbeat: std::time::Duration::from_millis(50),
+        snapshot_every: 500,
+        peers: vec![
+            (1, "127.0.0.1:4001".parse().unwrap()),
+            (3, "127.0.0.1:4003".parse().unwrap()),
+        ],
+        ports: BTreeMap::new(),
+        join: true,
+        options: vec!["no-pre-vote".into()],
+    };
+    let args: Vec<String> = k
+        .command_line(&facts)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
+    let at = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+    assert_eq!(at("--peers"), "1=127.0.0.1:4001,3=127.0.0.1:4003");
+    assert_eq!(at("--election-timeout"), "150ms..300ms");
+    assert_eq!(at("--addr-file"), "/c/node-2/addr.json");
+    assert_eq!(at("--initial-state"), "new");
+    assert!(
+        args.ends_with(&["--join".to_string(), "--no-pre-vote".to_string()]),
+        "{args:?}"
+    );
+    assert_eq!(
+        k.addr_file(&facts),
+        Some(PathBuf::from("/c/node-2/addr.json"))
+    );
+    let e = k
+        .command_line(&launch::NodeFacts {
+            options: vec!["turbo".into()],
+            ..facts
+        })
+        .unwrap_err();
+    assert!(e.contains("no option `turbo`"), "{e}");
+}

@@ -1,0 +1,204 @@
+//! Node kinds end to end: a kind file is the only source of how squall runs its nodes (a copy of
+//! kinds/squall.toml, loaded from a temporary directory, runs a real cluster through an election, a leader
+//! kill and a checked lin-kv workload), `squall kinds` lists the built-in kinds, and a kind file with a mistake
+//! stops `up` with exit 2 naming the file, line and field.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::killed_leader;
+use support::session::Up;
+
+const SQUALL_KIND: &str = include_str!("../kinds/squall.toml");
+
+fn squall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+/// The squall kind with `from` replaced by `to` (which must occur once).
+fn edited(from: &str, to: &str) -> String {
+    assert_eq!(
+        SQUALL_KIND.matches(from).count(),
+        1,
+        "`{from}` is in kinds/squall.toml once"
+    );
+    SQUALL_KIND.replacen(from, to, 1)
+}
+
+/// The 1-based line of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text[..text.find(needle).expect("needle")]
+        .matches('\n')
+        .count()
+        + 1
+}
+
+/// A node process's command line, its arguments split.
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_copy_of_the_squall_kind_file_runs_a_cluster_through_a_leader_kill_and_a_checked_workload() {
+    let files = tempfile::tempdir().unwrap();
+    // Two edits make the file's hand visible: the snapshot interval is a literal the session's flags never
+    // give, and pausing is refused with the file's own reason.
+    let text = edited(
+        "\"--snapshot-every\", \"{snapshot_every}\"",
+        "\"--snapshot-every\", \"777\"",
+    ) + "\n[limits]\npause = \"this test's kind file refuses pauses\"\n";
+    let kind = files.path().join("copy.toml");
+    std::fs::write(&kind, &text).unwrap();
+    let mut s = Up::new(&[
+        "-n",
+        "3",
+        "--seed",
+        "31",
+        "--workload",
+        "lin-kv",
+        "--rate",
+        "50",
+        "--node-kind",
+        kind.to_str().unwrap(),
+    ])
+    .start();
+    assert_eq!(s.pids.len(), 3, "three nodes: {:?}", s.pids);
+    for &pid in &s.pids {
+        let args = cmdline(pid);
+        let at = args.iter().position(|a| a == "--snapshot-every");
+        assert_eq!(
+            at.and_then(|i| args.get(i + 1)).map(String::as_str),
+            Some("777"),
+            "node {pid} runs the file's command line: {args:?}"
+        );
+    }
+    let refused = s.refused("pause 1");
+    assert!(
+        refused.contains("this test's kind file refuses pauses")
+            && refused.contains("nothing was done"),
+        "{refused}"
+    );
+
+    let kill = s.ask("kill leader", "kill node");
+    let (old, term) = killed_leader(&kill).expect("the kill names the leader and its term");
+    s.out
+        .wait_for("a new leader in a higher term", s.wait, |l| {
+            support::leader_term(l).filter(|(n, t)| *n != old && *t > term)
+        });
+    s.ok(&format!("restart {old}"));
+
+    // The workload goes on through the new leader, and its history is linearizable.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        writeln!(s.stdin, "check").unwrap();
+        let verdict = s.out.wait_for("the check's verdict", s.wait, |l| {
+            (l.starts_with("ok: linearizability check") || l.starts_with("error:"))
+                .then(|| l.to_string())
+        });
+        assert!(
+            verdict.starts_with("ok: linearizability check passed"),
+            "{verdict}"
+        );
+        let operations: usize = verdict
+            .split("valid: ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if operations >= 300 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the history stayed short: {verdict}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.quit();
+}
+
+#[test]
+fn squall_kinds_lists_the_builtin_kinds_and_whether_their_program_is_found() {
+    let out = squall().arg("kinds").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("squall\t"))
+        .unwrap_or_else(|| panic!("no squall line:\n{text}"));
+    assert!(
+        line.contains("squall's own Raft node (the reference)") && line.contains("\tready ("),
+        "{line}"
+    );
+}
+
+/// `squall up --headless --node-kind FILE` with `text` as the file: its exit code and standard error.
+fn up_with_kind(dir: &Path, text: &str) -> (Option<i32>, String) {
+    let kind = dir.join("bad.toml");
+    std::fs::write(&kind, text).unwrap();
+    let out = squall()
+        .args(["up", "--headless", "--node-kind"])
+        .arg(&kind)
+        .arg("--dir")
+        .arg(dir.join("cluster"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_kind_file_with_a_mistake_stops_up_with_exit_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml").display().to_string();
+
+    let text = edited("\"--seed\", \"{seed}\"", "\"--seed\", \"{sed}\"");
+    let (code, err) = up_with_kind(dir.path(), &text);
+    assert_eq!(code, Some(2), "{err}");
+    let at = format!("{file}:{}:", line_of(&text, "{sed}"));
+    assert!(
+        err.contains(&at) && err.contains("launch.args") && err.contains("{sed}"),
+        "{err}"
+    );
+
+    let text = edited(
+        "[client]\nprotocol = \"squall\"",
+        "[client]\nprotocol = \"squall\"\ntimeout = 3",
+    );
+    let (code, err) = up_with_kind(dir.path(), &text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{file}:{}:", line_of(&text, "timeout = 3")))
+            && err.contains("unknown field `timeout`"),
+        "{err}"
+    );
+
+    let text = edited(
+        "program = \"{squall}\"",
+        "program = \"no-such-raft-node-anywhere\"",
+    );
+    let (code, err) = up_with_kind(dir.path(), &text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("program: program `no-such-raft-node-anywhere` is not on PATH")
+            && err.contains("build squall: cargo build --release"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("cluster").join("node-1").exists(),
+        "nothing was started"
+    );
+}
