@@ -330,8 +330,16 @@ impl Cluster {
                 );
             }
             if Instant::now() > deadline {
+                // Never leave a process squall no longer watches (tester2 item 2): it would vote and lead
+                // outside the invariants' view, behind proxies that still point at its old port.
+                let stopped = match self.inner.sup.kill(&node_name(id)) {
+                    Ok(()) => {
+                        "squall stopped it (SIGKILL; it exits once its disk lets it)".to_string()
+                    }
+                    Err(e) => format!("squall could not stop it ({e})"),
+                };
                 bail!(
-                    "node {id} did not start listening within 15 s; see {}",
+                    "node {id} did not start listening within 15 s, so {stopped}; see {}",
                     log.display()
                 );
             }
