@@ -405,6 +405,15 @@ impl Cluster {
                 if wipe { "wipe" } else { "restart" }
             );
         }
+        // Checked before anything is stopped or wiped: a restart that cannot start the node must not have
+        // killed it and emptied its data first (tester2 item 3).
+        let program = self.inner.slots.lock().unwrap()[&id].spec.program.clone();
+        if let Err(why) = runnable(&program) {
+            bail!(
+                "node {id} cannot be {} (nothing was done): {why}",
+                if wipe { "wiped" } else { "restarted" }
+            );
+        }
         self.emit(Event::Process {
             node: id,
             state: ProcessState::Restarting { wipe },
@@ -515,6 +524,23 @@ fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
             args.push(flag.to_string());
             args.push(value.to_string());
         }
+    }
+}
+
+/// Whether `program` can be started as a node: it exists, is a file and is executable. Checked before an
+/// action that stops a node or records a new one, so the action fails before it has done anything.
+pub(super) fn runnable(program: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(program) {
+        Err(e) => Err(format!(
+            "the node program {} cannot be used: {e}",
+            program.display()
+        )),
+        Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 == 0 => Err(format!(
+            "the node program {} is not an executable file",
+            program.display()
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
