@@ -703,3 +703,66 @@ fn a_node_that_refuses_its_data_at_start_leaves_the_majority_running() {
         "{text}"
     );
 }
+
+/// tester2 item 3 (/work/tester2/repro/missing-binary.sh): with the node program gone mid-session, `wipe 3`
+/// killed node 3 and emptied its data before answering `error: … cannot spawn`, and a failed `add` left node 4
+/// in `members.json`. Both must fail before doing anything, and say so.
+#[test]
+fn with_the_node_program_gone_wipe_and_add_do_nothing_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // The session runs from its own link to squall (which is also its node program), removed mid-session.
+    let bin = dir.path().join("squall-copy");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_squall"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_squall"), &bin).unwrap();
+    }
+    let data = dir.path().join("cluster");
+    let mut child = Command::new(&bin)
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    out.wait_for("a leader", WAIT, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+    let pids = support::node_pids(&data);
+    assert_eq!(pids.len(), 3);
+    let wal = data.join("node-3").join("data");
+    let held = std::fs::read_dir(&wal).unwrap().count();
+    assert!(held > 0, "node 3 has data before the wipe");
+    std::fs::remove_file(&bin).unwrap();
+
+    for (cmd, what) in [("wipe 3", "wiped"), ("add", "")] {
+        writeln!(stdin, "{cmd}").unwrap();
+        let answer = out.wait_for(&format!("the answer to `{cmd}`"), WAIT, |l| {
+            (l.starts_with("ok:") || l.starts_with("error:")).then(|| l.to_string())
+        });
+        assert!(
+            answer.starts_with("error:") && answer.contains("nothing was done"),
+            "`{cmd}`: {answer}"
+        );
+        assert!(
+            answer.contains("squall-copy"),
+            "names the program: {answer}"
+        );
+        assert!(answer.contains(what), "{answer}");
+    }
+    // Node 3 still runs with its data; no node 4 was recorded.
+    assert_eq!(std::fs::read_dir(&wal).unwrap().count(), held);
+    for p in &pids {
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), None).is_ok();
+        assert!(alive, "node pid {p} still runs: {pids:?}");
+    }
+    let members = std::fs::read_to_string(data.join("members.json")).unwrap_or_default();
+    assert!(!members.contains('4'), "no node 4 recorded: {members}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}

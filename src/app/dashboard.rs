@@ -31,8 +31,11 @@ fn export_scenario(session: &Session, args: &UpArgs) -> Result<std::path::PathBu
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| std::path::PathBuf::from("."));
     let path = crate::record::eventlog::next_free_path(&dir.join("scenario.toml"));
-    let text =
-        crate::scenario::export::scenario_of(session.scenario_events(), &log.display().to_string());
+    let text = crate::scenario::export::scenario_until(
+        session.scenario_events(),
+        &log.display().to_string(),
+        session.state.now_ms,
+    );
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }

@@ -1,7 +1,10 @@
 //! Liveness, judged apart from safety (as TigerBeetle's simulator does): whenever the cluster is healthy
 //! (every running node connected, a majority up, no fault in force) and outside a declared
-//! "beyond tolerance" window, a leader must exist and a write must commit within a bound. Also measures
-//! recovery: fault end → first commit, and leader lost → new leader.
+//! "beyond tolerance" window, a leader must exist within a bound, and, while clients ask for operations, an
+//! operation must complete (a commit, or an acknowledged read) within it. Progress is judged by what was
+//! asked of the cluster: with no workload, or with the workload switched off, a leader is all that is owed
+//! (issue 19, item 0b: a healthy cluster with nothing to commit was judged not live). Also measures
+//! recovery: fault end → first progress (or a leader, when nothing is asked), and leader lost → new leader.
 //!
 //! Pure: the caller reports time passing with [`Liveness::observe`] and fault ends with
 //! [`Liveness::fault_ended`]; time is the session's, so a replayed stream gives the same verdict.
@@ -28,6 +31,11 @@ pub struct Sample {
     pub leader: Option<u64>,
     /// The highest commit index any node reports.
     pub commit_index: u64,
+    /// Whether clients are asking for operations (the workload runs); when not, no commit is owed.
+    pub asked: bool,
+    /// Client operations acknowledged so far (cumulative): a read served counts as progress, since it
+    /// commits nothing.
+    pub served: u64,
 }
 
 /// A healthy period in which the cluster made no progress within the bound.
@@ -69,8 +77,13 @@ pub struct Liveness {
     owed_since: Option<Duration>,
     commit_at_start: u64,
     failed_this_period: bool,
+    served_at_start: u64,
     leader: Option<u64>,
     last_commit: u64,
+    last_served: u64,
+    /// Healthy time with a leader while no operation was asked: no commit was owed then.
+    idle: Duration,
+    last_at: Option<Duration>,
     failures: Vec<Failure>,
     recoveries: Vec<Recovery>,
 }
@@ -84,8 +97,12 @@ impl Liveness {
             owed_since: None,
             commit_at_start: 0,
             failed_this_period: false,
+            served_at_start: 0,
             leader: None,
             last_commit: 0,
+            last_served: 0,
+            idle: Duration::ZERO,
+            last_at: None,
             failures: Vec::new(),
             recoveries: Vec::new(),
         }
@@ -94,6 +111,11 @@ impl Liveness {
     /// Every liveness failure so far.
     pub fn failures(&self) -> &[Failure] {
         &self.failures
+    }
+
+    /// Healthy time with a leader during which no client operation was asked, so no commit was owed.
+    pub fn idle(&self) -> Duration {
+        self.idle
     }
 
     /// Every recovery measured so far, in the order they began.
@@ -139,8 +161,9 @@ impl Liveness {
     /// Takes one sample; returns the failure it reveals, if any (at most one per healthy period without
     /// progress).
     pub fn observe(&mut self, s: Sample) -> Option<Failure> {
-        let progressed = s.commit_index > self.last_commit;
-        if progressed {
+        let progressed = s.commit_index > self.last_commit || s.served > self.last_served;
+        // With nothing asked, a leader is all a recovery owes: there is nothing to commit.
+        if progressed || (s.leader.is_some() && !s.asked) {
             for r in self.recoveries.iter_mut().filter(|r| r.to.is_none()) {
                 if !r.what.starts_with("leader") && r.from <= s.at {
                     r.to = Some(s.at);
@@ -164,6 +187,11 @@ impl Liveness {
         }
         self.leader = s.leader;
         self.last_commit = self.last_commit.max(s.commit_index);
+        self.last_served = self.last_served.max(s.served);
+        let since_last = self
+            .last_at
+            .map_or(Duration::ZERO, |t| s.at.saturating_sub(t));
+        self.last_at = Some(s.at);
 
         if !s.healthy || self.excused_at(s.at) {
             self.owed_since = None;
@@ -173,12 +201,20 @@ impl Liveness {
         let Some(since) = self.owed_since else {
             self.owed_since = Some(s.at);
             self.commit_at_start = s.commit_index;
+            self.served_at_start = s.served;
             return None;
         };
-        if s.leader.is_some() && s.commit_index > self.commit_at_start {
-            // Met: a new obligation starts now (the cluster must keep making progress).
+        let idle = s.leader.is_some() && !s.asked;
+        if idle {
+            self.idle += since_last;
+        }
+        let progress = s.commit_index > self.commit_at_start || s.served > self.served_at_start;
+        if s.leader.is_some() && (progress || idle) {
+            // Met (or nothing was asked, so a leader is all that is owed): a new obligation starts now (the
+            // cluster must keep making progress).
             self.owed_since = Some(s.at);
             self.commit_at_start = s.commit_index;
+            self.served_at_start = s.served;
             self.failed_this_period = false;
             return None;
         }
@@ -187,7 +223,10 @@ impl Liveness {
             let what = if s.leader.is_none() {
                 "no leader".to_string()
             } else {
-                format!("a leader but no commit past index {}", self.commit_at_start)
+                format!(
+                    "a leader but no commit past index {} and no operation served",
+                    self.commit_at_start
+                )
             };
             let f = Failure {
                 from: since,
@@ -215,6 +254,8 @@ mod tests {
             healthy,
             leader,
             commit_index: commit,
+            asked: true,
+            served: 0,
         }
     }
 
@@ -321,6 +362,81 @@ mod tests {
         l.observe(sample(400, true, Some(1), 11));
         l.finish(ms(5_000));
         assert!(l.failures().is_empty(), "{:?}", l.failures());
+    }
+
+    fn idle_sample(at: u64, leader: Option<u64>, commit: u64) -> Sample {
+        Sample {
+            asked: false,
+            ..sample(at, true, leader, commit)
+        }
+    }
+
+    #[test]
+    fn a_healthy_cluster_with_nothing_asked_owes_only_a_leader() {
+        // Issue 19, item 0b: `kind = "none"` was judged invalid ("a leader but no commit past index 1") with
+        // no fault at all, and after `workload off` the kill-leader recovery was "not recovered".
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        for t in 0..100 {
+            assert_eq!(l.observe(idle_sample(t * 100, Some(1), 1)), None);
+        }
+        l.observe(Sample {
+            healthy: false,
+            ..idle_sample(10_000, None, 1)
+        });
+        l.fault_ended(ms(10_100), "kill leader");
+        for t in 101..120 {
+            l.observe(idle_sample(t * 100, None, 1));
+        }
+        for t in 120..200 {
+            l.observe(idle_sample(t * 100, Some(2), 2));
+        }
+        l.fault_ended(ms(20_000), "final heal");
+        l.observe(idle_sample(20_100, Some(2), 2));
+        l.finish(ms(25_000));
+        assert!(l.failures().is_empty(), "{:?}", l.failures());
+        let r = l.recoveries();
+        assert_eq!(r[1].what, "kill leader ended");
+        assert_eq!(r[1].took(), Some(ms(1_900)), "{r:?}");
+        assert_eq!(r[2].took(), Some(ms(100)), "{r:?}");
+        assert!(l.idle() >= ms(9_000), "{:?}", l.idle());
+    }
+
+    #[test]
+    fn with_nothing_asked_a_missing_leader_still_fails() {
+        let mut l = Liveness::new(ms(1_000), vec![]);
+        let mut failures = vec![];
+        for t in 0..30 {
+            failures.extend(l.observe(idle_sample(t * 100, None, 1)));
+        }
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].what, "no leader");
+    }
+
+    #[test]
+    fn served_reads_are_progress_and_asked_operations_are_owed() {
+        // lin-kv at 1 op/s: reads complete without a commit; they are progress. Once operations are asked
+        // again, a leader that serves none fails.
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        for t in 0..100 {
+            let s = Sample {
+                served: t / 10,
+                ..sample(t * 100, true, Some(1), 1)
+            };
+            assert_eq!(l.observe(s), None, "at {t}");
+        }
+        let mut failures = vec![];
+        for t in 100..150 {
+            let s = Sample {
+                served: 9,
+                ..sample(t * 100, true, Some(1), 1)
+            };
+            failures.extend(l.observe(s));
+        }
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].what.contains("no commit past index 1"),
+            "{failures:?}"
+        );
     }
 
     #[test]

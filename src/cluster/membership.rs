@@ -338,6 +338,9 @@ impl Cluster {
     /// Starts node `next free id` with `--join`: links, directory, process, and every running node told its
     /// address. Returns its id and pid.
     async fn start_new_node(&self) -> anyhow::Result<(NodeId, u32)> {
+        // Before any link, slot or roster entry exists: a failed start leaves no phantom member (tester2 item 3).
+        super::start::runnable(&self.inner.spec.node_program)
+            .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
         let existing = self.node_ids();
         // Never an id this directory held before, removed nodes' included.
         let id = self
@@ -385,6 +388,11 @@ impl Cluster {
             Ok(pid) => pid,
             Err(e) => {
                 self.inner.slots.lock().unwrap().remove(&id);
+                // It never ran, so it holds no data: a later session must not start it as a member.
+                self.update_roster(|r| {
+                    r.ids.remove(&id);
+                    r.joined.remove(&id);
+                });
                 anyhow::bail!("starting node {id}: {e}");
             }
         };

@@ -365,8 +365,16 @@ impl Cluster {
                 );
             }
             if Instant::now() > deadline {
+                // Never leave a process squall no longer watches (tester2 item 2): it would vote and lead
+                // outside the invariants' view, behind proxies that still point at its old port.
+                let stopped = match self.inner.sup.kill(&node_name(id)) {
+                    Ok(()) => {
+                        "squall stopped it (SIGKILL; it exits once its disk lets it)".to_string()
+                    }
+                    Err(e) => format!("squall could not stop it ({e})"),
+                };
                 bail!(
-                    "node {id} did not start listening within 15 s; see {}",
+                    "node {id} did not start listening within 15 s, so {stopped}; see {}",
                     log.display()
                 );
             }
@@ -443,6 +451,15 @@ impl Cluster {
                 "node {id}'s disk is stalled, so its process cannot exit and it cannot be {what} (nothing was \
                  done): `disk {id} heal` first, then `{} {id}`",
                 if wipe { "wipe" } else { "restart" }
+            );
+        }
+        // Checked before anything is stopped or wiped: a restart that cannot start the node must not have
+        // killed it and emptied its data first (tester2 item 3).
+        let program = self.inner.slots.lock().unwrap()[&id].spec.program.clone();
+        if let Err(why) = runnable(&program) {
+            bail!(
+                "node {id} cannot be {} (nothing was done): {why}",
+                if wipe { "wiped" } else { "restarted" }
             );
         }
         self.emit(Event::Process {
@@ -561,6 +578,23 @@ fn read_addr_file(path: &std::path::Path, names: &[String]) -> Option<NodeAddrs>
         .and_then(serde_json::Value::as_u64)
         .map(|p| p as u32);
     Some(NodeAddrs { ports, pid })
+}
+
+/// Whether `program` can be started as a node: it exists, is a file and is executable. Checked before an
+/// action that stops a node or records a new one, so the action fails before it has done anything.
+pub(super) fn runnable(program: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(program) {
+        Err(e) => Err(format!(
+            "the node program {} cannot be used: {e}",
+            program.display()
+        )),
+        Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 == 0 => Err(format!(
+            "the node program {} is not an executable file",
+            program.display()
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 pub(super) async fn watch_exits(cluster: Cluster) {

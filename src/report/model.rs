@@ -174,7 +174,7 @@ enum Open {
     Paused(u64),
     /// A disk fault on a node: `disk N heal` or `heal` ends it.
     Disk(u64),
-    /// A clock fault on a node: `clock N heal`, `heal` or the node's next clock fault ends it.
+    /// A clock fault on a node: `clock N heal` or `heal` ends it (a later clock fault composes with it).
     Clock(u64),
 }
 
@@ -410,13 +410,18 @@ impl Model {
                             &label,
                             |o| matches!(o, Open::Disk(x) if Some(*x) == n),
                         ),
-                        Command::Clock(..) => close(
+                        // Clock faults compose (`+1h` then `x2` is "+1h ×2"): only a heal ends them.
+                        Command::Clock(_, ClockAction::Heal) => close(
                             &mut m,
                             &mut open,
                             at,
                             &label,
                             |o| matches!(o, Open::Clock(x) if Some(*x) == n),
                         ),
+                        // Every stopped node comes back: every kill and power cut ends here.
+                        Command::RestartAll => close(&mut m, &mut open, at, &label, |o| {
+                            matches!(o, Open::Down(_) | Open::DownAll(_))
+                        }),
                         _ => {}
                     }
                     if !command.injects_fault() {
@@ -791,6 +796,33 @@ mod tests {
                 (3_000, Some(6_000)),
                 (4_000, Some(7_000)),
                 (5_000, Some(8_000)),
+            ],
+            "{:?}",
+            m.faults
+        );
+    }
+
+    #[test]
+    fn restart_all_ends_power_cuts_and_kills_and_clock_faults_compose() {
+        // tester2 items 5 and 6 (repro/report-restart-all.toml, report-clock-compose.toml): `powercut all` and
+        // `kill 2` undone by `restart all` were shown "until the end"; `clock 2 x2` after `clock 2 +1h` ended
+        // the +1h window, although the two compose ("now +1h ×2").
+        let m = Model::from_events(&[
+            performed(3_000, "powercut all", None, "power cut of every node"),
+            performed(4_000, "restart all", None, "restart every node"),
+            performed(7_000, "kill 2", Some(2), "kill node 2"),
+            performed(8_000, "restart all", None, "restart every node"),
+            performed(9_000, "clock 2 +1h", Some(2), "jump node 2's clock"),
+            performed(10_000, "clock 2 x2", Some(2), "run node 2's clock at x2"),
+            performed(12_000, "clock 2 heal", Some(2), "heal node 2's clock"),
+        ]);
+        assert_eq!(
+            windows(&m),
+            vec![
+                (3_000, Some(4_000)),
+                (7_000, Some(8_000)),
+                (9_000, Some(12_000)),
+                (10_000, Some(12_000)),
             ],
             "{:?}",
             m.faults

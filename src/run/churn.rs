@@ -20,10 +20,13 @@ use std::time::Duration;
 use squall_node::raft::RaftEvent;
 use squall_node::rpc::NodeEvent;
 
-use crate::state::{ClusterState, Event, ProcessState};
+use crate::state::{ClusterState, Event, MemberRole, ProcessState};
 
 /// Most snapshot installs one node process may make within [`CHURN_WINDOW`].
 pub const MAX_INSTALLS: usize = 2;
+
+/// The lag noted for a member that was down or not answering at a recovery poll.
+const NOT_ANSWERING: u64 = u64::MAX;
 
 /// The window in which installs are counted.
 pub const CHURN_WINDOW: Duration = Duration::from_secs(10);
@@ -115,9 +118,22 @@ impl CatchUpCheck {
             .max()
             .unwrap_or(0);
         for (&id, n) in &state.nodes {
+            let member = matches!(
+                state.membership(id),
+                Some(MemberRole::Voter | MemberRole::Learner)
+            );
             let Some(status) = n.status.as_ref().filter(|_| n.status_fresh) else {
+                // A member that is down, or running but not answering, has not caught up: a restart that
+                // failed after the faults must not leave it out of the check (tester2 item 0).
+                if member {
+                    self.observe_lag(id, NOT_ANSWERING);
+                }
                 continue;
             };
+            if member && !matches!(n.process, ProcessState::Running { .. }) {
+                self.observe_lag(id, NOT_ANSWERING);
+                continue;
+            }
             if !matches!(n.process, ProcessState::Running { .. })
                 || !status.core.config.contains(id)
             {
@@ -146,7 +162,12 @@ impl CatchUpCheck {
             ));
         }
         for (node, lag) in &self.lag {
-            if *lag > self.max_lag {
+            if *lag == NOT_ANSWERING {
+                wrong.push(format!(
+                    "n{node} never caught up after the faults: a member that was down or not answering at \
+                     every poll"
+                ));
+            } else if *lag > self.max_lag {
                 wrong.push(format!(
                     "n{node} never caught up after the faults: at least {lag} entries behind (bound {})",
                     self.max_lag

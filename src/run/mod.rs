@@ -113,7 +113,15 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
     let c = &s.cluster;
     let kind = crate::setup::load_kind(c.kind.as_deref())?;
     let (node_program, mut node_prefix_args) = node_program(&kind, c.node_bin.as_deref())?;
-    node_prefix_args.extend(c.node_args.iter().map(Into::into));
+    // `--unsafe-no-fsync` goes through the spec (which passes it on) so the session records it as a fault for
+    // the whole session and the report lists it (tester2 item 7: the library scenario got no row).
+    let unsafe_no_fsync = c.node_args.iter().any(|a| a == "--unsafe-no-fsync");
+    node_prefix_args.extend(
+        c.node_args
+            .iter()
+            .filter(|a| *a != "--unsafe-no-fsync")
+            .map(Into::into),
+    );
     Ok(SessionConfig {
         spec: ClusterSpec {
             nodes: c.nodes,
@@ -129,7 +137,7 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
             seed: plan.seed,
             rate: s.workload.rate,
             disk_faults: c.disk_faults,
-            unsafe_no_fsync: false,
+            unsafe_no_fsync,
         },
         events: Some(out.join("events.jsonl.gz")),
         workload: match s.workload.kind {

@@ -104,14 +104,16 @@ pub(super) async fn execute(
                     }
                 }
                 Due::Undo(cmd, what) => {
+                    let shown = format!("{cmd} (ends {what})");
                     let outcome = cluster.perform(cmd.clone()).await;
-                    say_outcome(
-                        &mut feed,
-                        &cluster,
-                        &format!("{cmd} (ends {what})"),
-                        &outcome,
-                    );
-                    liveness.fault_ended(Duration::from_millis(cluster.now_ms()), what);
+                    say_outcome(&mut feed, &cluster, &shown, &outcome);
+                    if !matches!(outcome, Outcome::Refused(_)) {
+                        liveness.fault_ended(Duration::from_millis(cluster.now_ms()), what);
+                    } else {
+                        // The fault did not end (a node that refused to restart stays down): the step
+                        // was not performed, and no recovery from it is measured (tester2 item 0).
+                        refused.push(failed_step(&shown, now, &outcome));
+                    }
                 }
             }
         }
@@ -124,7 +126,7 @@ pub(super) async fn execute(
             // The final heal undoes whatever is still in force.
             due.clear();
             if s.final_heal {
-                final_heal(&cluster, &mut feed, &session.state).await;
+                refused.extend(final_heal(&cluster, &mut feed, &session.state, now).await);
                 liveness.fault_ended(Duration::from_millis(cluster.now_ms()), "final heal");
             }
         }
@@ -150,6 +152,8 @@ pub(super) async fn execute(
                     healthy: healthy(st) || healed,
                     leader: st.leader,
                     commit_index: st.commit_high,
+                    asked: st.workload.on && st.workload.rate > 0,
+                    served: st.workload.ok,
                 });
                 if healed {
                     catch_up.observe_recovery(st);
@@ -253,8 +257,8 @@ async fn perform_step(
     let shown = cmd.to_string();
     let outcome = cluster.perform(cmd).await;
     say_outcome(feed, cluster, &shown, &outcome);
-    if let Outcome::Refused(why) = &outcome {
-        refused.push(format!("`{shown}` at {}: {why}", fmt_ms(now)));
+    if matches!(outcome, Outcome::Refused(_)) {
+        refused.push(failed_step(&shown, now, &outcome));
     }
     let undo = undo_of(outcome.effect()?)?;
     Some((until?, Due::Undo(undo, shown)))
@@ -278,8 +282,25 @@ fn undo_of(effect: &Effect) -> Option<Command> {
     })
 }
 
+/// The `steps` evidence of a step that was not performed: the step, when, and the first line of why (a
+/// refused restart's answer carries its node's log, which belongs in the feed, not in the verdict table).
+fn failed_step(shown: &str, at: Duration, outcome: &Outcome) -> String {
+    let why = match outcome {
+        Outcome::Refused(why) => why.lines().next().unwrap_or_default().to_string(),
+        other => other.console_lines().join(" "),
+    };
+    format!("`{shown}` at {}: {why}", fmt_ms(at))
+}
+
 /// Heals every network fault and brings every node back: paused ones resumed, stopped ones restarted.
-async fn final_heal(cluster: &Cluster, feed: &mut ConsoleFeed, state: &ClusterState) {
+/// Returns the steps that failed (a node that refused to restart stays down: the heal was not complete).
+async fn final_heal(
+    cluster: &Cluster,
+    feed: &mut ConsoleFeed,
+    state: &ClusterState,
+    now: Duration,
+) -> Vec<String> {
+    let mut failed = Vec::new();
     let heal = cluster.perform(Command::Heal(None)).await;
     say_outcome(feed, cluster, "heal (final)", &heal);
     for (id, n) in &state.nodes {
@@ -295,7 +316,11 @@ async fn final_heal(cluster: &Cluster, feed: &mut ConsoleFeed, state: &ClusterSt
         let shown = format!("{cmd} (final)");
         let outcome = cluster.perform(cmd).await;
         say_outcome(feed, cluster, &shown, &outcome);
+        if matches!(outcome, Outcome::Refused(_)) {
+            failed.push(failed_step(&shown, now, &outcome));
+        }
     }
+    failed
 }
 
 #[cfg(test)]

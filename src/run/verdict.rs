@@ -39,6 +39,20 @@ pub fn exit_code(verdict: &str) -> u8 {
     }
 }
 
+/// What the liveness evidence says about time in which no client operation was asked (no commit owed).
+fn idle_note(liveness: &Liveness) -> String {
+    let idle = liveness.idle();
+    if idle.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " and operations were asked (for {} of healthy time none was asked: a leader was all that was \
+             owed, no commit required)",
+            fmt_ms(idle)
+        )
+    }
+}
+
 pub(super) async fn judge(
     plan: &Plan,
     cluster: &Cluster,
@@ -105,8 +119,9 @@ pub(super) async fn judge(
             verdict: if f.is_empty() { "valid" } else { "invalid" },
             evidence: if f.is_empty() {
                 format!(
-                    "a leader and commits within {} whenever healthy; recovery: {}",
+                    "a leader and commits within {} whenever healthy{}; recovery: {}",
                     fmt_duration(s.checks.liveness_bound),
+                    idle_note(liveness),
                     if recoveries.is_empty() {
                         "nothing to recover from".into()
                     } else {

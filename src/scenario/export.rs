@@ -48,6 +48,8 @@ struct ClusterSection {
     disk_faults: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     node_bin: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_args: Vec<String>,
 }
 
 /// A seed: TOML integers stop at 2^63 - 1, and the scenario parser reads a larger seed from a string.
@@ -130,10 +132,17 @@ pub fn session_commands(events: &[Stamped]) -> SessionCommands {
 
 /// Writes the scenario of `events` (a session's event log) as TOML. `source` names the log in the header.
 pub fn scenario_of(events: &[Stamped], source: &str) -> String {
+    scenario_until(events, source, 0)
+}
+
+/// [`scenario_of`] for a session still running at `now_ms` (the dashboard's `E`): the fault phase lasts
+/// until then, not until the last command, so a fault still in force when the key was pressed runs as long
+/// in the rerun (tester2 item 4: a `cut … for 20s` lasted 1.6 s in the rerun).
+pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
     let mut settings = None;
     let mut nodes = 3;
     let mut kind = WorkloadKind::Counter;
-    let mut end_ms = 0;
+    let mut end_ms = now_ms;
     // A `squall run` log says how its run was planned; a hand-driven session lasts as long as it did.
     let mut planned = None;
     for e in events {
@@ -163,7 +172,7 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
             disk_faults,
             node_bin,
             rate,
-            ..
+            unsafe_no_fsync,
         }) => (
             ClusterSection {
                 nodes: *nodes,
@@ -180,6 +189,13 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
                 }),
                 disk_faults: *disk_faults,
                 node_bin: node_bin.clone(),
+                // The rerun must be the same experiment (tester2 item 4b). `--no-pre-vote` and
+                // `--no-check-quorum` are not in the log's settings yet, so they cannot be carried.
+                node_args: if *unsafe_no_fsync {
+                    vec!["--unsafe-no-fsync".into()]
+                } else {
+                    Vec::new()
+                },
             },
             *rate,
         ),
@@ -192,6 +208,7 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
                 seed: None,
                 disk_faults: false,
                 node_bin: None,
+                node_args: Vec::new(),
             },
             20,
         ),
@@ -376,6 +393,42 @@ mod tests {
                 &crate::scenario::validate::validate_line,
             )
             .is_ok_and(|s| !s.final_heal && s.duration == Duration::from_secs(20))
+        );
+    }
+
+    #[test]
+    fn an_export_of_a_running_session_lasts_until_the_export() {
+        // tester2 item 4 (runs/dash3): `cut 1->2 for 20s` at 2.4 s, `E` at 11.5 s wrote `duration = "4s"`, so
+        // the rerun's final heal ended the cut after 1.6 s.
+        let events = [
+            settings(),
+            performed(2_400, parse("cut 1->2 for 20s").unwrap(), None),
+        ];
+        let text = scenario_until(&events, "log", 11_500);
+        let s = crate::scenario::parse::parse_scenario(
+            std::path::Path::new("exported.toml"),
+            &text,
+            &crate::scenario::validate::validate_line,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(s.duration, Duration::from_secs(12), "{text}");
+        assert!(text.contains("duration = \"12s\""), "{text}");
+    }
+
+    #[test]
+    fn an_unsafe_no_fsync_session_exports_its_node_flag() {
+        // tester2 item 4b: the rerun of an `--unsafe-no-fsync` session ran a cluster that fsyncs.
+        let mut s = settings();
+        if let Event::Settings {
+            unsafe_no_fsync, ..
+        } = &mut s.event
+        {
+            *unsafe_no_fsync = true;
+        }
+        let text = scenario_of(&[s], "log");
+        assert!(
+            text.contains("node-args = [\"--unsafe-no-fsync\"]"),
+            "{text}"
         );
     }
 

@@ -320,8 +320,8 @@ pub fn parse_scenario(
         });
     }
     // In the order the steps run (a stable sort: steps at the same moment run in file order), each step may
-    // name only the nodes that can exist by then: 1..nodes, plus one per earlier `add` or `replace` (nine in
-    // all).
+    // name only the nodes that can exist by then: 1..nodes, plus one per earlier `add`, `add --learner` or
+    // `replace` (nine in all).
     let mut order: Vec<usize> = (0..timeline.len()).collect();
     order.sort_by_key(|&i| timeline[i].at);
     let mut named_nodes = nodes;
@@ -331,7 +331,9 @@ pub fn parse_scenario(
             .map_err(|why| p.err(spans[i].clone(), format!("`{text}`: {why}")))?;
         if matches!(
             timeline[i].command,
-            crate::command::Command::Add | crate::command::Command::Replace(_)
+            crate::command::Command::Add
+                | crate::command::Command::AddLearner
+                | crate::command::Command::Replace(_)
         ) {
             named_nodes = (named_nodes + 1).min(crate::cluster::guard::MAX_NODES);
         }

@@ -264,6 +264,17 @@ fn a_step_may_name_only_nodes_that_exist_by_then() {
 }
 
 #[test]
+fn add_learner_counts_as_adding_a_node() {
+    // tester2 item 9 (/work/tester2/repro/add-learner-validate.toml): `promote 4` after `add --learner` was
+    // refused at load ("there is no node 4 at this step"), so the export of any session using it could not rerun.
+    let file = "[run]\nduration = \"10s\"\n\n[[timeline]]\nat = \"2s\"\ndo = \"add --learner\"\n\n\
+                [[timeline]]\nat = \"5s\"\ndo = \"promote 4\"\n";
+    let real = &super::validate::validate_line;
+    let s = parse_scenario(Path::new("s.toml"), file, real);
+    assert!(s.is_ok(), "{:?}", s.err());
+}
+
+#[test]
 fn a_misspelt_partition_shape_fails_at_load_naming_its_line() {
     // Issue 19: `partition hlaves` passed validation and failed mid-run.
     let (line, msg) =

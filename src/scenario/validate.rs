@@ -70,7 +70,7 @@ pub fn validate_line(line: &str, nodes: u64) -> Result<(), String> {
     for n in nodes_named(&cmd) {
         if n == 0 || n > nodes {
             return Err(format!(
-                "there is no node {n} at this step: the cluster can have nodes 1 to {nodes} by then (its nodes plus one per earlier `add` or `replace`)"
+                "there is no node {n} at this step: the cluster can have nodes 1 to {nodes} by then (its nodes plus one per earlier `add`, `add --learner` or `replace`)"
             ));
         }
     }
