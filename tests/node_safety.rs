@@ -335,7 +335,9 @@ fn an_emptied_wal_beside_a_snapshot_is_refused_with_its_cause_said_once() {
 /// cut from {3, 4, 5} while {3, 4, 5} commit counter writes; nodes 3 and 4 are wiped (two of five: a minority);
 /// then node 5 is cut from the rest. Before the fix nodes 3 and 4, both empty and recovering, vouched for each
 /// other, granted node 1 term 2 and node 1 led without the writes {3, 4, 5} had committed: `squall run` exited 1
-/// with `counter check: 7 lost` and `state-machine safety violated`. Now they wait for node 5.
+/// with `counter check: 7 lost` and `state-machine safety violated`. Now they wait for node 5. Seen failing on
+/// the code before the fix (5b98261, this test unchanged): exit 1, `INVARIANT BROKEN: state-machine safety
+/// violated: index 53 is committed with term 1 on n5 but with term 2 on n3`.
 #[test]
 fn two_wiped_voters_of_five_never_lose_an_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -399,6 +401,8 @@ until = "14s"
 /// Tester report A3 (issue 18): after `add`, `add`, `remove 2`, a wiped node 1 restarted with its startup
 /// `--peers` ({1, 2, 3}, node 2 long gone) and stayed at term 0 for good, so after `kill 4` the cluster had no
 /// leader although 3 of its 4 voters ran. A restart now starts with the cluster's current configuration.
+/// Seen failing on the code before the fix (5b98261, this test unchanged): `waited 30s for node 1 to be caught
+/// up by a leader`, node 1 `running … follower term 0 leader none commit 0 … member voter`.
 #[test]
 fn a_wiped_node_restarts_with_the_current_configuration_and_the_cluster_survives_a_later_kill() {
     let mut s = up(&["--seed", "43"]);
