@@ -416,6 +416,32 @@ mod tests {
     }
 
     /// The fixture session written to a real log and read back, as `squall replay` does.
+    /// A replay records nothing, so its header must not say `● REC` although the session it replays did
+    /// record (issue 20).
+    #[test]
+    fn the_replay_header_does_not_claim_to_record() {
+        let mut events = sample_session(3);
+        let at = events.first().map_or(0, |e| e.at_ms);
+        events.insert(
+            0,
+            Stamped::new(
+                at,
+                Event::Recording {
+                    on: true,
+                    path: Some("demo.cast".into()),
+                },
+            ),
+        );
+        let mut player = Player::from_events(events, "events.jsonl", None);
+        player.seek_to(u64::MAX / 2);
+        assert!(player.state().recording, "the session recorded");
+        let screen = render_player(&player);
+        let header: String = (0..screen.area.width)
+            .map(|x| screen[(x, 0)].symbol().to_owned())
+            .collect();
+        assert!(!header.contains("REC"), "{header}");
+    }
+
     fn logged_session() -> (tempfile::TempDir, std::path::PathBuf, Vec<Stamped>) {
         let events = sample_session(5);
         let dir = tempfile::tempdir().unwrap();

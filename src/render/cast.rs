@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::RenderError;
+use super::error::RenderError;
 use super::palette::Quantiser;
 use super::screen::Screen;
 use super::timeline::{self, FrameSink, Frames, Marker};

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 
-use super::RenderError;
+use super::error::RenderError;
 use super::font::{CELL_H, CELL_W, Rasteriser};
 use super::palette::{self, TRANSPARENT};
 use super::screen::Screen;

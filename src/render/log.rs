@@ -5,7 +5,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::RenderError;
+use super::error::RenderError;
 use super::palette::Quantiser;
 use super::screen::Screen;
 use super::timeline::{self, FrameSink, Frames, Marker};

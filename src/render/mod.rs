@@ -13,6 +13,7 @@
 //! `gifski`, the usual GIF encoder for terminal recordings, is AGPL-3.0 and is not used.
 
 pub mod cast;
+pub mod error;
 pub mod font;
 pub mod gif;
 pub mod log;
@@ -27,21 +28,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+pub use error::RenderError;
+
 use crate::cli::RenderArgs;
 use crate::record::asciicast::{Cast, read_cast};
 use crate::record::eventlog::{EventLog, read_event_log};
 use crate::state::Stamped;
-
-/// What went wrong in a rendering.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    /// Bad input from the person: a flag, a file name, a file that is not a recording. Exit code 2.
-    #[error("{0}")]
-    Usage(String),
-    /// Writing the output failed.
-    #[error("cannot write the output: {0}")]
-    Write(#[from] std::io::Error),
-}
 
 /// The output formats, chosen by the output file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

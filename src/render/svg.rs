@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::RenderError;
+use super::error::RenderError;
 use super::palette::{self, DEFAULT_BG, DEFAULT_FG};
 use super::screen::{BOLD, Cell, ITALIC, Screen, UNDERLINE};
 use super::timeline::FrameSink;

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::RenderError;
+use super::error::RenderError;
 use super::screen::Screen;
 
 /// The shortest delay between two frames, in hundredths of a second (GIF's unit).

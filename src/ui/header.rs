@@ -114,7 +114,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    if state.recording {
+    // A replay records nothing, whatever the session it replays did.
+    if state.recording && !view.replay {
         flags.push(Span::raw("  "));
         flags.push(Span::styled(
             "● REC",
