@@ -19,6 +19,7 @@ mod disk_full;
 mod open;
 mod patience;
 mod peers;
+mod teach;
 
 pub use open::run;
 
@@ -75,6 +76,8 @@ pub struct NodeConfig {
     pub seed: u64,
     /// Where to write the bound addresses once listening (JSON), if anywhere.
     pub addr_file: Option<PathBuf>,
+    /// Start in teaching mode: the election and heartbeat timers stand still until thawed (`--frozen`).
+    pub frozen: bool,
 }
 
 /// The addresses a running node reports in its address file.
@@ -127,6 +130,8 @@ enum Cmd {
     Transfer(NodeId, oneshot::Sender<Result<(), String>>),
     ChangeMembership(ConfChange, oneshot::Sender<ConfChangeAnswer>),
     SetPeerAddr(NodeId, SocketAddr, oneshot::Sender<Result<(), String>>),
+    /// Teaching mode: freeze or thaw the timers, fire one by hand (see the `teach` module).
+    Teach(teach::TeachCmd),
 }
 
 type ConfChangeAnswer = Result<ConfChangeDone, MembershipError>;

@@ -21,6 +21,7 @@ use crate::rpc::{
 use crate::transport;
 
 use super::Cmd;
+use super::teach::TeachCmd;
 
 pub(super) type Answer<R> = BoxFuture<'static, R>;
 
@@ -293,6 +294,29 @@ pub(super) fn dispatch_control(
             // A node that stops before the change commits cannot tell how it ended.
             await_actor(orx, ControlServiceResponse::ChangeMembership, || {
                 ControlServiceResponse::ChangeMembership(Err(MembershipError::Timeout))
+            })
+        }
+        ControlServiceRequest::SetFrozen { frozen } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Freeze(frozen, otx)));
+            await_actor(
+                orx,
+                |()| ControlServiceResponse::SetFrozen(Ok(())),
+                || ControlServiceResponse::SetFrozen(Err("node is shutting down".into())),
+            )
+        }
+        ControlServiceRequest::FireElectionTimeout {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Timeout(otx)));
+            await_actor(orx, ControlServiceResponse::FireElectionTimeout, || {
+                ControlServiceResponse::FireElectionTimeout(Err("node is shutting down".into()))
+            })
+        }
+        ControlServiceRequest::SendHeartbeats {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Heartbeat(otx)));
+            await_actor(orx, ControlServiceResponse::SendHeartbeats, || {
+                ControlServiceResponse::SendHeartbeats(Err("node is shutting down".into()))
             })
         }
         ControlServiceRequest::SetPeerAddr { id, addr } => {

@@ -106,6 +106,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         );
     }
     raft.set_catch_up(catch_up(cfg.snapshot_every));
+    raft.set_frozen(cfg.frozen);
 
     if let Some(path) = &cfg.addr_file {
         let addrs = BoundAddrs {
