@@ -114,6 +114,7 @@ impl Cluster {
             adding: Mutex::new(None),
             roster: Mutex::new(roster),
             last_leader: Mutex::new(None),
+            frozen: std::sync::atomic::AtomicBool::new(false),
             spec,
         });
         let cluster = Cluster { inner };
@@ -289,6 +290,9 @@ impl Cluster {
         }
         if join {
             args.push("--join".into());
+        }
+        if self.frozen() {
+            args.push(super::teach::FROZEN_FLAG.into());
         }
         Ok(Slot {
             spec: ProcessSpec {
@@ -469,6 +473,7 @@ impl Cluster {
                 args.push("--join".into());
             }
         }
+        self.frozen_flag(&mut args);
         spec.args = args.into_iter().map(Into::into).collect();
         if let Err(e) = self.inner.sup.set_spec(spec.clone()) {
             tracing::warn!(node = id, error = %e, "cannot set the restart flags");
