@@ -4,11 +4,11 @@
 //! heartbeats and never runs CheckQuorum's step-down, a leader that handed over sends no further TimeoutNow,
 //! a recovering node sends no probes. Messages still flow and are handled exactly as usual (a vote request is
 //! answered, an AppendEntries appended, a new leader still sends its first AppendEntries at once), so what a
-//! person sees is Raft, only slower. The *passive* clock of CheckQuorum's lease (ticks since a follower last
-//! heard from its leader) keeps running: it measures time that really passed without a leader's message, so
-//! a follower of a frozen leader grants pre-votes once the minimum election timeout has passed, as it would
-//! for a leader that fell silent (Raft dissertation §9.6: the lease only stops disruption by a node that
-//! cannot hear a leader the others still hear).
+//! person sees is Raft, only slower. CheckQuorum's lease (a follower that heard from its leader within the
+//! minimum election timeout refuses campaigns; Raft dissertation §9.6) is not in force while frozen: it guards
+//! against a node that cannot hear a leader the others still hear, and a frozen leader sends nothing on its
+//! own, so no follower hears it "recently"; the person's `timeout N` stands for the election timeout that
+//! would have passed. Votes are then decided on terms and logs alone, as in the Raft paper (§5.2, §5.4.1).
 //!
 //! By hand, [`Raft::fire_election_timeout`] is what the election timer does when it runs out (Raft §5.2;
 //! with pre-vote, dissertation §9.6), and [`Raft::send_heartbeats`] is what the heartbeat timer does on a leader.

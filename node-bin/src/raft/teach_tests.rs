@@ -198,20 +198,22 @@ fn firing_the_election_timer_is_refused_on_a_leader_and_a_learner() {
 }
 
 #[test]
-fn the_lease_still_lapses_while_frozen_so_a_frozen_leaders_followers_grant_pre_votes() {
+fn the_lease_is_not_in_force_while_frozen() {
     let mut r = node(1, 3, 1, &[1]);
     r.handle_append_entries(super::tests::append(1, (1, 1), vec![], 1));
-    r.set_frozen(true);
-    let early = r.handle_request_vote(vote_req(2, 3, (1, 1), true));
-    assert!(!early.granted, "within the lease a pre-vote is refused");
-    for _ in 0..10 {
-        r.tick();
-    }
-    let late = r.handle_request_vote(vote_req(2, 3, (1, 1), true));
+    let leased = r.handle_request_vote(vote_req(2, 3, (1, 1), true));
     assert!(
-        late.granted,
-        "after the minimum election timeout it is granted"
+        !leased.granted,
+        "running, a follower that just heard its leader refuses a pre-vote"
     );
+    r.set_frozen(true);
+    let frozen = r.handle_request_vote(vote_req(2, 3, (1, 1), true));
+    assert!(
+        frozen.granted,
+        "frozen, the pre-vote is decided on term and log"
+    );
+    let behind = r.handle_request_vote(vote_req(2, 3, (0, 0), true));
+    assert!(!behind.granted, "and the log check still holds");
 }
 
 #[test]
