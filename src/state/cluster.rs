@@ -668,6 +668,13 @@ pub fn describe_node(n: &NodeView) -> String {
                 c.last_log_term,
                 c.snapshot_index
             ));
+            // Teaching mode: the timers stand still, and how long the election timer has left.
+            if s.frozen {
+                out.push_str(" frozen");
+            }
+            if let Some(ms) = s.election_due_ms {
+                out.push_str(&format!(" timeout-in {:.1}s", ms as f64 / 1000.0));
+            }
             if n.live_status().is_none() {
                 out.push_str(" (last known)");
             }
