@@ -172,12 +172,14 @@ fn the_teaching_vocabulary_answers_and_refuses_honestly() {
     assert_eq!(s.listing("held", "held:").len(), 2);
     // A node that restarts while frozen starts frozen: it never times out on its own.
     s.ok("release *");
+    let before = s.nodes()[&f].pid;
     s.ok(&format!("restart {f}"));
-    s.until("the restarted node running", |ns| {
-        ns.get(&f).is_some_and(|n| n.running).then_some(())
+    let line = s.until("the restarted node answering", |ns| {
+        ns.get(&f)
+            .filter(|n| n.running && n.pid != before)
+            .map(|n| n.line.clone())
     });
-    let line = s.node_line(f);
-    assert!(line.contains("frozen"), "{line}");
+    assert!(line.contains(" frozen"), "{line}");
     // Its leader sends no heartbeats, yet nobody campaigns while frozen.
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(8) {
