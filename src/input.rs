@@ -447,9 +447,9 @@ fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
         }),
         KeyCode::Char('l') => toggle(FaultKind::Loss(LINK_LOSS_PCT)),
         KeyCode::Char('o') => toggle(FaultKind::Hold),
-        KeyCode::Char('n') => Action::Run(Command::Step(FaultTarget::All, 1)),
-        KeyCode::Char('z') => Action::Run(Command::DropHeld(FaultTarget::All, 1)),
-        KeyCode::Char('a') => Action::Run(Command::Release(FaultTarget::All)),
+        KeyCode::Char('n') => Action::Run(Command::Step(link, 1)),
+        KeyCode::Char('z') => Action::Run(Command::DropHeld(link, 1)),
+        KeyCode::Char('a') => Action::Run(Command::Release(link)),
         KeyCode::Char('h') => Action::Run(Command::Heal(None)),
         KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
         KeyCode::Char('?') => Action::Help,
@@ -1070,5 +1070,24 @@ mod tests {
         apply_view(&mut v, &Action::Kill, &state);
         assert!(Action::Kill.needs_selection() && !Action::Kill.is_visual());
         assert!(v.help, "cluster actions leave the view alone");
+    }
+}
+
+#[cfg(test)]
+mod link_cursor_tests {
+    use super::*;
+
+    /// Issue 20: with the cursor on 3->2, `n` delivered 1->2's frame and `a` released every link.
+    #[test]
+    fn the_links_matrix_step_drop_and_release_act_on_the_cursors_link_only() {
+        let view = ViewState {
+            link_cursor: Some((3, 2)),
+            ..ViewState::new()
+        };
+        let key = |c| map_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE), &view);
+        let link = FaultTarget::Link(3, 2);
+        assert_eq!(key('n'), Action::Run(Command::Step(link.clone(), 1)));
+        assert_eq!(key('z'), Action::Run(Command::DropHeld(link.clone(), 1)));
+        assert_eq!(key('a'), Action::Run(Command::Release(link)));
     }
 }
