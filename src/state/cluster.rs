@@ -642,6 +642,15 @@ pub fn role_label(s: &NodeStatus) -> &'static str {
     }
 }
 
+impl ClusterState {
+    /// Teaching mode, as the nodes report it: some live node's timers stand still (`freeze`).
+    pub fn frozen(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.live_status().is_some_and(|s| s.frozen))
+    }
+}
+
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
     let mut out = format!("n{} {}", n.id, n.process.label());
