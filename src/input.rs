@@ -112,6 +112,12 @@ pub enum Action {
     LinkFault(FaultCmd),
     /// A command chosen in the links matrix (step, drop or release held frames, heal).
     Run(Command),
+    /// Teaching mode on or off: `freeze` when the nodes run their timers, `thaw` when they are frozen.
+    FreezeThaw,
+    /// The selected node's election timer fires now (`timeout N`).
+    TimeoutHere,
+    /// The leader sends its heartbeats now (`heartbeat`).
+    Heartbeat,
     /// Nothing.
     None,
 }
@@ -247,8 +253,28 @@ pub const KEYS: &[KeyHelp] = &[
         )
     },
     KeyHelp {
+        console: &[('e', "timeout N")],
+        ..row(
+            "selected node",
+            "e",
+            "its election timer fires now (teaching: start an election)",
+        )
+    },
+    KeyHelp {
         console: &[('K', "kill leader")],
         ..row("cluster", "K", "kill the leader")
+    },
+    KeyHelp {
+        console: &[('F', "freeze|thaw")],
+        ..row(
+            "cluster",
+            "F",
+            "teaching mode: freeze / thaw the nodes' election and heartbeat timers",
+        )
+    },
+    KeyHelp {
+        console: &[('b', "heartbeat")],
+        ..row("cluster", "b", "the leader sends its heartbeats now")
     },
     KeyHelp {
         console: &[('a', "add")],
@@ -398,6 +424,9 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('l') => Action::CycleLoss,
         KeyCode::Char('t') => Action::TransferHere,
         KeyCode::Char('K') => Action::KillLeader,
+        KeyCode::Char('e') => Action::TimeoutHere,
+        KeyCode::Char('F') => Action::FreezeThaw,
+        KeyCode::Char('b') => Action::Heartbeat,
         KeyCode::Char('a') => Action::AddNode,
         KeyCode::Char('D') => Action::RemoveNode,
         KeyCode::Char('x') => Action::PartitionMenu,
@@ -447,9 +476,9 @@ fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
         }),
         KeyCode::Char('l') => toggle(FaultKind::Loss(LINK_LOSS_PCT)),
         KeyCode::Char('o') => toggle(FaultKind::Hold),
-        KeyCode::Char('n') => Action::Run(Command::Step(FaultTarget::All, 1)),
-        KeyCode::Char('z') => Action::Run(Command::DropHeld(FaultTarget::All, 1)),
-        KeyCode::Char('a') => Action::Run(Command::Release(FaultTarget::All)),
+        KeyCode::Char('n') => Action::Run(Command::Step(link.clone(), 1)),
+        KeyCode::Char('z') => Action::Run(Command::DropHeld(link.clone(), 1)),
+        KeyCode::Char('a') => Action::Run(Command::Release(link)),
         KeyCode::Char('h') => Action::Run(Command::Heal(None)),
         KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
         KeyCode::Char('?') => Action::Help,
@@ -509,6 +538,15 @@ pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> O
         }
         Action::TransferHere => Command::Transfer(sel?),
         Action::KillLeader => Command::Kill(Target::Leader),
+        Action::TimeoutHere => Command::Timeout(view.selected?),
+        Action::Heartbeat => Command::Heartbeat,
+        Action::FreezeThaw => {
+            if state.frozen() {
+                Command::Thaw
+            } else {
+                Command::Freeze
+            }
+        }
         Action::AddNode => Command::Add,
         Action::RemoveNode => Command::Remove(view.selected?),
         Action::Partition(shape) => Command::Fault(FaultCmd::new(
@@ -1070,5 +1108,24 @@ mod tests {
         apply_view(&mut v, &Action::Kill, &state);
         assert!(Action::Kill.needs_selection() && !Action::Kill.is_visual());
         assert!(v.help, "cluster actions leave the view alone");
+    }
+}
+
+#[cfg(test)]
+mod link_cursor_tests {
+    use super::*;
+
+    /// Issue 20: with the cursor on 3->2, `n` delivered 1->2's frame and `a` released every link.
+    #[test]
+    fn the_links_matrix_step_drop_and_release_act_on_the_cursors_link_only() {
+        let view = ViewState {
+            link_cursor: Some((3, 2)),
+            ..ViewState::new()
+        };
+        let key = |c| map_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE), &view);
+        let link = FaultTarget::Link(3, 2);
+        assert_eq!(key('n'), Action::Run(Command::Step(link.clone(), 1)));
+        assert_eq!(key('z'), Action::Run(Command::DropHeld(link.clone(), 1)));
+        assert_eq!(key('a'), Action::Run(Command::Release(link)));
     }
 }

@@ -76,6 +76,10 @@ pub struct NodeArgs {
     /// Write the bound addresses (JSON) to this file once listening.
     #[arg(long)]
     pub addr_file: Option<PathBuf>,
+    /// Start in teaching mode: the election and heartbeat timers stand still (messages are still handled)
+    /// until the control service thaws them. squall passes it to nodes that start while the cluster is frozen.
+    #[arg(long)]
+    pub frozen: bool,
 }
 
 /// Parses `2=127.0.0.1:7002,3=127.0.0.1:7003` (an empty string is no peers).
@@ -189,6 +193,7 @@ impl NodeArgs {
             max_inflight: self.max_inflight,
             seed: self.seed.unwrap_or_else(rand::random),
             addr_file: self.addr_file,
+            frozen: self.frozen,
         })
     }
 }

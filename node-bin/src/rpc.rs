@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvOp, KvResult};
+/// What a fired election timer started (teaching mode's `timeout N`).
+pub use crate::raft::Campaign;
 use crate::raft::types::{
     AppendEntries, AppendEntriesReply, ConfChange, CoreStatus, Index, InstallSnapshot,
     InstallSnapshotReply, NodeId, RaftEvent, RequestVote, RequestVoteReply, Role, Term, TimeoutNow,
@@ -199,6 +201,15 @@ pub struct NodeStatus {
     /// when the log holds no entry; 0 in event logs written before it existed.
     #[serde(default)]
     pub first_log_index: Index,
+    /// Teaching mode: the node's election and heartbeat timers stand still (`freeze`). False in event logs
+    /// written before it existed.
+    #[serde(default)]
+    pub frozen: bool,
+    /// Milliseconds until the node's election timer runs out (its ticks left times the tick length); `None`
+    /// on a leader, on a node that never campaigns now, and in event logs written before it existed. It
+    /// does not move while the node is frozen.
+    #[serde(default)]
+    pub election_due_ms: Option<u64>,
 }
 
 /// Something that happened on a node, for the event feed.
@@ -279,6 +290,15 @@ pub trait ControlService {
     /// Where this node's recent writes spent their time, stage by stage (see [`StageTiming`]). Added after
     /// the others, so older callers never send it.
     async fn write_path() -> Vec<StageTiming>;
+    /// Teaching mode: stop (`true`) or restart (`false`) the node's election and heartbeat timers; messages
+    /// are still handled. `Err` when the node is shutting down.
+    async fn set_frozen(frozen: bool) -> Result<(), String>;
+    /// Fire the node's election timer now: it starts a pre-vote round or an election as its rules say.
+    /// `Err` says why not (it leads; it never campaigns now).
+    async fn fire_election_timeout() -> Result<Campaign, String>;
+    /// A leader sends its heartbeats now; answers how many followers were sent one. `Err` on a node that does
+    /// not lead.
+    async fn send_heartbeats() -> Result<u32, String>;
 }
 
 /// One stage of the write path as a node measured it over its recent writes (the last few thousand).

@@ -24,6 +24,7 @@ mod peers;
 mod persist;
 mod timings;
 
+mod teach;
 #[cfg(test)]
 mod tests;
 
@@ -83,6 +84,8 @@ pub struct NodeConfig {
     pub seed: u64,
     /// Where to write the bound addresses once listening (JSON), if anywhere.
     pub addr_file: Option<PathBuf>,
+    /// Start in teaching mode: the election and heartbeat timers stand still until thawed (`--frozen`).
+    pub frozen: bool,
 }
 
 /// The addresses a running node reports in its address file.
@@ -141,6 +144,8 @@ enum Cmd {
     Persisted,
     /// An AppendEntries carrying entries was answered after this long (for the write-path timings).
     AppendRoundTrip(Duration),
+    /// Teaching mode: freeze or thaw the timers, fire one by hand (see the `teach` module).
+    Teach(teach::TeachCmd),
 }
 
 type ConfChangeAnswer = Result<ConfChangeDone, MembershipError>;

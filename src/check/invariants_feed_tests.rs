@@ -33,6 +33,8 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         keys: 0,
         recovering: false,
         first_log_index: 0,
+        frozen: false,
+        election_due_ms: None,
     }
 }
 

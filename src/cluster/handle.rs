@@ -99,6 +99,8 @@ pub(super) struct Inner {
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
     /// asks it first.
     pub(super) last_leader: Mutex<Option<(NodeId, u64)>>,
+    /// Teaching mode (`freeze`): the nodes' timers stand still, and nodes start frozen (see `teach`).
+    pub(super) frozen: std::sync::atomic::AtomicBool,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.

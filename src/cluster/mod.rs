@@ -24,6 +24,7 @@ pub mod outcome;
 mod perform;
 mod poll;
 mod start;
+mod teach;
 mod verify;
 mod workload;
 

@@ -53,20 +53,7 @@ impl Cluster {
                     prefix: "faults:",
                 };
             }
-            Command::Held => {
-                let lines: Vec<String> = self
-                    .inner
-                    .net
-                    .held()
-                    .iter()
-                    .map(|h| format!("{} {} {}", h.seq, h.link, h.what()))
-                    .collect();
-                return Outcome::Listing {
-                    summary: format!("{} frames held", lines.len()),
-                    lines,
-                    prefix: "held:",
-                };
-            }
+            Command::Held => return self.held_listing(),
             Command::Links => {
                 let lines: Vec<String> = self
                     .inner
@@ -228,7 +215,8 @@ impl Cluster {
                         state: ProcessState::Running { pid },
                     });
                 }
-                Ok(format!("resume node {id}"))
+                let frozen = self.freeze_resumed(id).await;
+                Ok(format!("resume node {id}{frozen}"))
             }
             Command::Restart(t) | Command::Wipe(t) => {
                 let wipe = matches!(cmd, Command::Wipe(_));
@@ -446,6 +434,11 @@ impl Cluster {
             | Command::Promote(_)
             | Command::Demote(_) => self.perform_membership(cmd).await.map(|(_, said)| said),
             Command::Clock(..) => self.perform_clock(cmd).await,
+            Command::Freeze => self.freeze(true).await,
+            Command::Thaw => self.freeze(false).await,
+            Command::Timeout(id) => self.timeout(id).await,
+            Command::Heartbeat => self.heartbeat().await,
+            Command::DropStale(ref t) => self.drop_stale(t),
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
             | Command::Check

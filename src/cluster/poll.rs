@@ -21,6 +21,7 @@ fn same(a: &NodeStatus, b: &NodeStatus) -> bool {
         && a.log_tail == b.log_tail
         && a.pid == b.pid
         && a.keys == b.keys
+        && a.frozen == b.frozen
 }
 
 /// Reports a node unreachable once per loss of contact, not on every failed poll.

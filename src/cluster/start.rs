@@ -129,6 +129,7 @@ impl Cluster {
             adding: Mutex::new(None),
             roster: Mutex::new(roster),
             last_leader: Mutex::new(None),
+            frozen: std::sync::atomic::AtomicBool::new(false),
             spec,
         });
         let cluster = Cluster { inner };
@@ -295,6 +296,7 @@ impl Cluster {
         }
         let mut args = spec.node_prefix_args.clone();
         args.extend(spec.kind.command_line(&facts).map_err(|e| anyhow!(e))?);
+        self.frozen_flag(&mut args);
         Ok(Slot {
             spec: ProcessSpec {
                 name: node_name(id),
@@ -528,6 +530,7 @@ impl Cluster {
                 return named;
             }
         }
+        self.frozen_flag(&mut args);
         spec.args = args;
         if let Err(e) = self.inner.sup.set_spec(spec.clone()) {
             tracing::warn!(node = id, error = %e, "cannot set the restart flags");

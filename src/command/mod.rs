@@ -111,6 +111,17 @@ pub enum Command {
     AddLearner,
     /// Make voter N a learner: it keeps receiving the log but no longer votes.
     Demote(NodeId),
+    /// Teaching mode: stop every node's election and heartbeat timers (messages still flow, held frames stay
+    /// held); nodes that start or restart meanwhile start frozen.
+    Freeze,
+    /// Teaching mode ends: the nodes' timers run again.
+    Thaw,
+    /// Node N's election timer fires now: it starts a pre-vote round or an election as its rules say.
+    Timeout(NodeId),
+    /// The leader sends its heartbeats now.
+    Heartbeat,
+    /// Discard the held frames on the target's links that a newer round from the same sender superseded.
+    DropStale(FaultTarget),
     /// Stop the cluster and exit.
     Quit,
 }
@@ -288,6 +299,11 @@ impl std::fmt::Display for Command {
             Command::RestartAll => f.write_str("restart all"),
             Command::AddLearner => f.write_str("add --learner"),
             Command::Demote(n) => write!(f, "demote {n}"),
+            Command::Freeze => f.write_str("freeze"),
+            Command::Thaw => f.write_str("thaw"),
+            Command::Timeout(n) => write!(f, "timeout {n}"),
+            Command::Heartbeat => f.write_str("heartbeat"),
+            Command::DropStale(t) => write!(f, "drop-stale {t}"),
             Command::Quit => f.write_str("quit"),
         }
     }
@@ -449,7 +465,7 @@ pub(crate) mod arbitrary {
     /// A random command the console can type (no toggles, no `quit`), naming nodes 1 to `nodes`.
     pub fn command(rng: &mut impl Rng, nodes: u64) -> Command {
         let t = target(rng, nodes);
-        match rng.random_range(0..32) {
+        match rng.random_range(0..37) {
             0 => Command::Kill(t),
             1 => Command::Terminate(t),
             2 => Command::Pause(t),
@@ -525,6 +541,11 @@ pub(crate) mod arbitrary {
             29 => Command::RestartAll,
             30 => Command::AddLearner,
             31 => Command::Demote(node(rng, nodes)),
+            32 => Command::Freeze,
+            33 => Command::Thaw,
+            34 => Command::Timeout(node(rng, nodes)),
+            35 => Command::Heartbeat,
+            36 => Command::DropStale(fault_target(rng, nodes)),
             _ => Command::Held,
         }
     }

@@ -104,6 +104,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
             };
             no_more(2, c)
         }
+        "freeze" => no_more(0, Command::Freeze),
+        "thaw" => no_more(0, Command::Thaw),
+        "timeout" => no_more(1, Command::Timeout(member(arg(0), cmd)?)),
+        "heartbeat" => no_more(0, Command::Heartbeat),
+        "drop-stale" => {
+            let t = FaultTarget::parse(
+                arg(0).ok_or_else(|| format!("`drop-stale` needs a target; {}", hint(cmd)))?,
+            )?;
+            no_more(1, Command::DropStale(t))
+        }
         "release" => {
             let t = FaultTarget::parse(
                 arg(0).ok_or_else(|| format!("`release` needs a target; {}", hint(cmd)))?,

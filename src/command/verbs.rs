@@ -116,7 +116,27 @@ pub const TABLE: &[Verb] = &[
         "release",
         "release TARGET — deliver every held frame and stop holding there",
     ),
-    verb("held", "held — list the held frames, oldest first"),
+    verb(
+        "held",
+        "held — list the held frames, oldest first: the next one `step` delivers, and the stale ones",
+    ),
+    verb(
+        "drop-stale",
+        "drop-stale TARGET — drop held frames superseded by a newer round from the same sender",
+    ),
+    verb(
+        "freeze",
+        "freeze — the nodes' election and heartbeat timers stop (messages still flow, held frames stay held)",
+    ),
+    verb("thaw", "thaw — timers run again"),
+    verb(
+        "timeout",
+        "timeout N — node N's election timer fires now (it starts a pre-vote or election as its rules say)",
+    ),
+    verb(
+        "heartbeat",
+        "heartbeat — the leader sends its heartbeats now",
+    ),
     verb(
         "faults",
         "faults — list the faults in force with their ids and time left",

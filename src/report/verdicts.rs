@@ -141,6 +141,8 @@ mod tests {
                     keys: 0,
                     recovering: false,
                     first_log_index: 0,
+                    frozen: false,
+                    election_due_ms: None,
                 },
             },
         )

@@ -642,6 +642,15 @@ pub fn role_label(s: &NodeStatus) -> &'static str {
     }
 }
 
+impl ClusterState {
+    /// Teaching mode, as the nodes report it: some live node's timers stand still (`freeze`).
+    pub fn frozen(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.live_status().is_some_and(|s| s.frozen))
+    }
+}
+
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
     let mut out = format!("n{} {}", n.id, n.process.label());
@@ -668,6 +677,13 @@ pub fn describe_node(n: &NodeView) -> String {
                 c.last_log_term,
                 c.snapshot_index
             ));
+            // Teaching mode: the timers stand still, and how long the election timer has left.
+            if s.frozen {
+                out.push_str(" frozen");
+            }
+            if let Some(ms) = s.election_due_ms {
+                out.push_str(&format!(" timeout-in {:.1}s", ms as f64 / 1000.0));
+            }
             if n.live_status().is_none() {
                 out.push_str(" (last known)");
             }

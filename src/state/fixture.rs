@@ -233,6 +233,8 @@ impl Session {
             keys: commit.saturating_sub(2),
             recovering: false,
             first_log_index: 0,
+            frozen: false,
+            election_due_ms: None,
         }
     }
 
@@ -272,6 +274,8 @@ impl Session {
             keys: committed - 2,
             recovering: false,
             first_log_index: 0,
+            frozen: false,
+            election_due_ms: None,
         }
     }
 

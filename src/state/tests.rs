@@ -38,6 +38,8 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         keys: 0,
         recovering: false,
         first_log_index: 0,
+        frozen: false,
+        election_due_ms: None,
     }
 }
 

@@ -104,6 +104,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
                 .add_modifier(Modifier::BOLD),
         ));
     }
+    if state.frozen() {
+        // Teaching mode: the nodes' timers stand still (not the display's freeze above).
+        flags.push(Span::raw("  "));
+        flags.push(Span::styled(
+            " TIMERS FROZEN · F thaws ",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Magenta)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(b) = &view.banner {
         flags.push(Span::raw("  "));
         flags.push(Span::styled(

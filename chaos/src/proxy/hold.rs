@@ -141,10 +141,20 @@ impl Registry {
         n: usize,
         deliver: bool,
     ) -> Vec<Stepped> {
+        self.take_where(|_, link| pick(link), n, deliver)
+    }
+
+    /// Takes up to `n` of the oldest frames that `pick(seq, link)` accepts; delivers them when `deliver`.
+    pub(crate) fn take_where(
+        &self,
+        pick: impl Fn(u64, LinkId) -> bool,
+        n: usize,
+        deliver: bool,
+    ) -> Vec<Stepped> {
         let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let seqs: Vec<u64> =
             e.1.iter()
-                .filter(|(_, x)| pick(x.link))
+                .filter(|(s, x)| pick(**s, x.link))
                 .map(|(s, _)| *s)
                 .take(n)
                 .collect();

@@ -683,7 +683,24 @@ impl Network {
     /// Discards the `n` oldest held frames on links that `pick` accepts (counted as dropped).
     pub fn drop_held(&self, pick: impl Fn(LinkId) -> bool, n: usize) -> Vec<Stepped> {
         let out = self.inner.shared.held.take(pick, n, false);
-        for s in &out {
+        self.count_dropped(&out);
+        out
+    }
+
+    /// Discards the held frames whose [`HeldFrame::seq`] `pick` accepts (counted as dropped): a person chose
+    /// them from the list by what they carry, not by age.
+    pub fn drop_held_frames(&self, pick: impl Fn(u64) -> bool) -> Vec<Stepped> {
+        let out = self
+            .inner
+            .shared
+            .held
+            .take_where(|seq, _| pick(seq), usize::MAX, false);
+        self.count_dropped(&out);
+        out
+    }
+
+    fn count_dropped(&self, out: &[Stepped]) {
+        for s in out {
             if let Some(l) = self.inner.shared.existing(s.frame.link) {
                 let label = s
                     .frame
@@ -694,7 +711,6 @@ impl Network {
                 l.counters.dropped(s.frame.bytes, label);
             }
         }
-        out
     }
 
     /// Delivers every held frame on links that `pick` accepts (the hold itself stays).

@@ -89,7 +89,10 @@ impl Raft {
 
     /// Whether this node still trusts a live leader (CheckQuorum's lease) and so ignores campaigns.
     fn in_lease(&self) -> bool {
+        // Frozen (teaching mode), no leader sends heartbeats on its own, so none is heard "recently": a
+        // campaign is answered on terms and logs alone (see the `teach` module).
         self.config.check_quorum
+            && !self.frozen
             && match self.leader {
                 Some(l) if l == self.config.id => self.role == Role::Leader,
                 Some(_) => self.leader_contact < self.config.election_ticks_min,

@@ -19,6 +19,9 @@ mod recovery;
 mod recovery_tests;
 mod replication;
 mod snapshot;
+mod teach;
+#[cfg(test)]
+mod teach_tests;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -32,6 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use self::log::RaftLog;
 use self::progress::Progress;
 use self::read_index::ReadIndex;
+pub use teach::{Campaign, TeachRefused};
 pub use types::*;
 
 /// Tunables of the core, in ticks.
@@ -205,6 +209,9 @@ pub struct Raft {
     catch_up: CatchUp,
     /// A leader that removed itself and handed over: see [`HandedOver`].
     handed_over: Option<HandedOver>,
+    /// Teaching mode: the timers that make a node act on its own (election timeout, heartbeats, CheckQuorum's
+    /// step-down, hand-over and recovery probes) stand still; see the `teach` module.
+    frozen: bool,
 }
 
 /// A leader that removed itself sent TimeoutNow and stepped down. If that message is lost, no voter
@@ -302,6 +309,7 @@ impl Raft {
             released: Default::default(),
             catch_up: CatchUp::default(),
             handed_over: None,
+            frozen: false,
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.
@@ -381,6 +389,10 @@ impl Raft {
 
     /// One tick of logical time: drives election timeouts, heartbeats, CheckQuorum and transfer timeouts.
     pub fn tick(&mut self) {
+        if self.frozen {
+            self.tick_frozen();
+            return;
+        }
         if self.role == Role::Leader {
             self.tick_leader();
         } else {

@@ -101,6 +101,7 @@ impl Node {
             Cmd::SetPeerAddr(id, addr, tx) => {
                 let _ = tx.send(self.set_peer_addr(id, addr));
             }
+            Cmd::Teach(cmd) => self.teach(cmd),
         }
         Ok(())
     }
@@ -382,6 +383,8 @@ impl Node {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             keys: self.kv.len() as u64,
             recovering: self.raft.recovering(),
+            frozen: self.raft.frozen(),
+            election_due_ms: self.election_due_ms(),
             first_log_index: self
                 .raft
                 .entries_from(0, 1)

@@ -21,6 +21,7 @@ use crate::rpc::{
 use crate::transport;
 
 use super::Cmd;
+use super::teach::TeachCmd;
 
 pub(super) type Answer<R> = BoxFuture<'static, R>;
 
@@ -300,6 +301,29 @@ pub(super) fn dispatch_control(
             let _ = tx.send(Cmd::WritePath(otx));
             await_actor(orx, ControlServiceResponse::WritePath, || {
                 ControlServiceResponse::WritePath(Vec::new())
+            })
+        }
+        ControlServiceRequest::SetFrozen { frozen } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Freeze(frozen, otx)));
+            await_actor(
+                orx,
+                |()| ControlServiceResponse::SetFrozen(Ok(())),
+                || ControlServiceResponse::SetFrozen(Err("node is shutting down".into())),
+            )
+        }
+        ControlServiceRequest::FireElectionTimeout {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Timeout(otx)));
+            await_actor(orx, ControlServiceResponse::FireElectionTimeout, || {
+                ControlServiceResponse::FireElectionTimeout(Err("node is shutting down".into()))
+            })
+        }
+        ControlServiceRequest::SendHeartbeats {} => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::Heartbeat(otx)));
+            await_actor(orx, ControlServiceResponse::SendHeartbeats, || {
+                ControlServiceResponse::SendHeartbeats(Err("node is shutting down".into()))
             })
         }
         ControlServiceRequest::SetPeerAddr { id, addr } => {

@@ -129,6 +129,7 @@ impl Node {
         self.commit_floor = self.good_commit;
         self.core_restarts += 1;
         let lease = self.raft.lease();
+        let frozen = self.raft.frozen();
         let mut cfg = self.core_cfg.clone();
         cfg.seed ^= self.core_restarts.wrapping_mul(0xA076_1D64_78BD_642F);
         self.raft = Raft::new(
@@ -140,6 +141,7 @@ impl Node {
             },
         );
         self.raft.set_catch_up(catch_up(self.cfg.snapshot_every));
+        self.raft.set_frozen(frozen);
         if storage.lost_data() {
             // Still recovering from a possible loss (the marker is on disk): the rebuilt core is too.
             self.raft.mark_lost_data();

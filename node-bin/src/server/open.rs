@@ -164,6 +164,7 @@ impl Node {
             );
         }
         raft.set_catch_up(catch_up(cfg.snapshot_every));
+        raft.set_frozen(cfg.frozen);
 
         let durable_hs = storage.hard_state();
         let storage = Arc::new(Mutex::new(storage));

@@ -58,6 +58,7 @@ impl Harness {
             heartbeat: Duration::from_millis(50),
             pre_vote: true,
             check_quorum: true,
+            frozen: false,
             snapshot_every: 0,
             max_inflight: 4,
             seed: 7,

@@ -1,0 +1,317 @@
+//! Teaching mode: time stands still for the nodes while a person steps an election by hand (`freeze`, `thaw`,
+//! `timeout N`, `heartbeat`), and the held queue's stale frames (`drop-stale`, the marks of `held`).
+//!
+//! Whether a node can be frozen is its kind's business: squall's node can (its control service stops its
+//! timers). Every call that asks a node goes through one function per control below ([`set_node_frozen`],
+//! [`fire_node_timeout`], [`node_heartbeats`]), so a node-kind layer routes them, or refuses them for a kind
+//! that cannot, in one place.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use squall_node::rpc::Campaign;
+
+use super::command::{FaultTarget, NodeId};
+use super::handle::node_name;
+use super::{Cluster, Outcome};
+use crate::state::HeldView;
+use crate::state::held::{held_line, next_to_step, stale};
+
+/// The node flag that starts a node frozen: nodes that start or restart during teaching mode get it.
+pub(super) const FROZEN_FLAG: &str = "--frozen";
+
+/// How long a node has to answer a teaching-mode control.
+const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Stops (or restarts) node `addr`'s timers.
+async fn set_node_frozen(addr: SocketAddr, frozen: bool) -> Result<(), String> {
+    let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+        .await
+        .map_err(|e| format!("unreachable ({e})"))?;
+    client
+        .set_frozen(squall_node::transport::deadline(CONTROL_DEADLINE), frozen)
+        .await
+        .map_err(|e| format!("did not answer ({e})"))?
+}
+
+/// Fires node `addr`'s election timer.
+async fn fire_node_timeout(addr: SocketAddr) -> Result<Campaign, String> {
+    let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+        .await
+        .map_err(|e| format!("unreachable ({e})"))?;
+    client
+        .fire_election_timeout(squall_node::transport::deadline(CONTROL_DEADLINE))
+        .await
+        .map_err(|e| format!("did not answer ({e})"))?
+}
+
+/// Has leader `addr` send its heartbeats; answers how many followers it sent one.
+async fn node_heartbeats(addr: SocketAddr) -> Result<u32, String> {
+    let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+        .await
+        .map_err(|e| format!("unreachable ({e})"))?;
+    client
+        .send_heartbeats(squall_node::transport::deadline(CONTROL_DEADLINE))
+        .await
+        .map_err(|e| format!("did not answer ({e})"))?
+}
+
+/// Where a node's process is, for the teaching controls' refusals.
+enum Proc {
+    Running,
+    Paused,
+    Down,
+}
+
+impl Cluster {
+    /// Whether teaching mode is on.
+    pub fn frozen(&self) -> bool {
+        self.inner.frozen.load(Ordering::SeqCst)
+    }
+
+    /// Puts [`FROZEN_FLAG`] in a node's restart flags exactly when teaching mode is on.
+    pub(super) fn frozen_flag(&self, args: &mut Vec<std::ffi::OsString>) {
+        args.retain(|a| a != FROZEN_FLAG);
+        if self.frozen() {
+            args.push(FROZEN_FLAG.into());
+        }
+    }
+
+    fn proc(&self, id: NodeId) -> Proc {
+        match self.inner.sup.state(&node_name(id)) {
+            Some(squall_chaos::ProcState::Running { .. }) => Proc::Running,
+            Some(squall_chaos::ProcState::Paused { .. }) => Proc::Paused,
+            _ => Proc::Down,
+        }
+    }
+
+    /// `freeze` (`frozen`) or `thaw`: tells every running node, and makes nodes that start later start so.
+    /// Refused when it is already so, and when no running node could be told.
+    pub(super) async fn freeze(&self, frozen: bool) -> Result<String, String> {
+        let verb = if frozen { "freeze" } else { "thaw" };
+        if self.inner.frozen.swap(frozen, Ordering::SeqCst) == frozen {
+            return Err(if frozen {
+                "the nodes are frozen already (teaching mode); `thaw` runs their timers again"
+                    .into()
+            } else {
+                "the nodes are not frozen; `freeze` stops their timers".into()
+            });
+        }
+        // Nodes told before a failure stay told, so the flag follows what was asked even when refused below.
+        let ids = self.node_ids();
+        let addrs = self.api_addrs();
+        let mut told = Vec::new();
+        let mut notes = Vec::new();
+        for &id in &ids {
+            match self.proc(id) {
+                Proc::Down => notes.push(format!(
+                    "n{id} is down and starts {}",
+                    if frozen {
+                        "frozen"
+                    } else {
+                        "with its timers running"
+                    }
+                )),
+                Proc::Paused => notes.push(format!(
+                    "n{id} is paused and {} when resumed",
+                    if frozen { "is frozen" } else { "thawed" }
+                )),
+                Proc::Running => {
+                    let Some(&addr) = addrs.get(&id) else {
+                        notes.push(format!("n{id}'s address is not known yet; `{verb}` again"));
+                        continue;
+                    };
+                    match set_node_frozen(addr, frozen).await {
+                        Ok(()) => told.push(format!("n{id}")),
+                        Err(e) => notes.push(format!("n{id} {e}")),
+                    }
+                }
+            }
+        }
+        if told.is_empty() && !notes.is_empty() && notes.iter().all(|n| !n.contains("is down")) {
+            self.inner.frozen.store(!frozen, Ordering::SeqCst);
+            return Err(format!("no node could be told: {}", notes.join("; ")));
+        }
+        for id in ids {
+            self.restart_frozen_flag(id);
+        }
+        let what = if frozen {
+            "election and heartbeat timers stopped on"
+        } else {
+            "timers run again on"
+        };
+        let mut said = if told.is_empty() {
+            format!("{verb}: no node runs now")
+        } else {
+            format!("{verb}: {what} {}", told.join(" "))
+        };
+        if !notes.is_empty() {
+            said.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        Ok(said)
+    }
+
+    /// Sets [`FROZEN_FLAG`] in the flags node `id`'s supervisor restarts it with.
+    fn restart_frozen_flag(&self, id: NodeId) {
+        let mut slots = self.inner.slots.lock().unwrap();
+        let Some(slot) = slots.get_mut(&id) else {
+            return;
+        };
+        let mut args = slot.spec.args.clone();
+        self.frozen_flag(&mut args);
+        slot.spec.args = args;
+        if let Err(e) = self.inner.sup.set_spec(slot.spec.clone()) {
+            tracing::warn!(node = id, error = %e, "cannot set the frozen flag");
+        }
+    }
+
+    /// After `resume N`: node N, paused when `freeze` or `thaw` came, is told now (its last status says whether
+    /// it missed one). Says so (or why not) for the resume's answer; nothing when it missed none.
+    pub(super) async fn freeze_resumed(&self, id: NodeId) -> String {
+        let frozen = self.frozen();
+        if self.status(id).is_none_or(|s| s.frozen == frozen) {
+            return String::new();
+        }
+        let (verb, done) = if frozen {
+            ("freeze", "frozen (teaching mode)")
+        } else {
+            ("thaw", "thawed")
+        };
+        let Some(addr) = self.api_addrs().get(&id).copied() else {
+            return format!("; its address is not known, so it was not {done}: `{verb}` again");
+        };
+        match set_node_frozen(addr, frozen).await {
+            Ok(()) => format!("; {done}"),
+            Err(e) => format!("; not {done}, it {e}: `{verb}` again"),
+        }
+    }
+
+    /// `timeout N`: node N's election timer fires now.
+    pub(super) async fn timeout(&self, id: NodeId) -> Result<String, String> {
+        let id = self.resolve(crate::command::Target::Node(id))?;
+        match self.proc(id) {
+            Proc::Down => {
+                return Err(format!(
+                    "node {id} is down: it has no timer to fire; `restart {id}` first"
+                ));
+            }
+            Proc::Paused => {
+                return Err(format!(
+                    "node {id} is paused: it cannot campaign; `resume {id}` first"
+                ));
+            }
+            Proc::Running => {}
+        }
+        let addr = self
+            .api_addrs()
+            .get(&id)
+            .copied()
+            .ok_or_else(|| format!("node {id}'s address is not known yet; try again"))?;
+        let c = fire_node_timeout(addr)
+            .await
+            .map_err(|e| format!("node {id}: {e}"))?;
+        Ok(if c.pre_vote {
+            format!("timeout {id}: n{id} asks for pre-votes for term {}", c.term)
+        } else {
+            format!("timeout {id}: n{id} starts an election in term {}", c.term)
+        })
+    }
+
+    /// `heartbeat`: the leader sends its heartbeats now.
+    pub(super) async fn heartbeat(&self) -> Result<String, String> {
+        let (leader, term) = self.ask_leader().await.ok_or(
+            "no node leads right now, so no one sends heartbeats; `timeout N` starts an election",
+        )?;
+        let addr = self
+            .api_addrs()
+            .get(&leader)
+            .copied()
+            .ok_or_else(|| format!("leader {leader}'s address is not known yet; try again"))?;
+        let n = node_heartbeats(addr)
+            .await
+            .map_err(|e| format!("leader {leader}: {e}"))?;
+        Ok(format!(
+            "heartbeat: n{leader} (leader, term {term}) sent heartbeats to {n} follower{}",
+            if n == 1 { "" } else { "s" }
+        ))
+    }
+
+    /// The held frames as the dashboard and `held` see them.
+    pub(super) fn held_views(&self) -> Vec<HeldView> {
+        self.inner
+            .net
+            .held()
+            .into_iter()
+            .map(|h| HeldView {
+                seq: h.seq,
+                from: h.link.from,
+                to: h.link.to,
+                kind: h.label,
+                detail: h.detail,
+            })
+            .collect()
+    }
+
+    /// `held`: the queue, oldest first, with the next frame `step *` delivers and the stale ones marked.
+    pub(super) fn held_listing(&self) -> Outcome {
+        let frames = self.held_views();
+        let stale = stale(&frames);
+        let next = next_to_step(&frames);
+        let lines: Vec<String> = frames.iter().map(|f| held_line(f, next, &stale)).collect();
+        let summary = match (lines.len(), stale.len()) {
+            (0, _) => "no frame held".to_string(),
+            (n, 0) => format!("{n} frame{} held", if n == 1 { "" } else { "s" }),
+            (n, s) => format!(
+                "{n} frame{} held, {s} stale (`drop-stale *` drops them)",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        Outcome::Listing {
+            summary,
+            lines,
+            prefix: "held:",
+        }
+    }
+
+    /// `drop-stale TARGET`: discards the stale held frames on the target's links.
+    pub(super) fn drop_stale(&self, t: &FaultTarget) -> Result<String, String> {
+        let links = self.links_for(t)?;
+        let frames = self.held_views();
+        let stale: std::collections::BTreeSet<u64> = stale(&frames)
+            .into_iter()
+            .filter(|seq| {
+                frames.iter().any(|f| {
+                    f.seq == *seq && links.contains(&squall_chaos::LinkId::new(f.from, f.to))
+                })
+            })
+            .collect();
+        if stale.is_empty() {
+            return Err(format!(
+                "no held frame on {t} is stale (none has a newer round from its sender on its link); `held` lists them"
+            ));
+        }
+        let out = self.inner.net.drop_held_frames(|seq| stale.contains(&seq));
+        if out.is_empty() {
+            return Err(format!(
+                "the stale frames on {t} left the queue meanwhile (delivered or their connection closed); `held` lists what is"
+            ));
+        }
+        let items: Vec<String> = out
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.frame.link,
+                    s.frame.label.as_deref().unwrap_or("other")
+                )
+            })
+            .collect();
+        Ok(format!(
+            "drop {} stale frame{}: {}",
+            out.len(),
+            if out.len() == 1 { "" } else { "s" },
+            items.join("; ")
+        ))
+    }
+}

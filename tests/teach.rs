@@ -1,0 +1,200 @@
+//! Teaching mode end to end (issue 20): real node processes, every peer link through the proxy, the headless
+//! console's `freeze`, `timeout N`, `heartbeat`, `thaw`, `held` and `drop-stale`, and a person's walk through
+//! an election one message at a time.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::session::{Ready, Session, Up};
+
+const WAIT: Duration = Duration::from_secs(60);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A `--slow` session of `nodes` nodes (the teaching timings), one at a time, started once a leader exists.
+fn start(nodes: u64) -> Session {
+    let n = nodes.to_string();
+    Up::new(&["-n", n.as_str(), "--seed", "7", "--slow"])
+        .ready(Ready::Leader)
+        .wait(WAIT)
+        .serial(&SERIAL)
+        .start()
+}
+
+/// Waits until every node runs, agrees on one leader, and holds the same last entry; returns the leader.
+fn settled(s: &mut Session, nodes: u64) -> (u64, u64) {
+    s.until("every node following one leader, logs equal", |ns| {
+        if ns.len() as u64 != nodes || ns.values().any(|n| !n.running) {
+            return None;
+        }
+        let leader = ns.values().find(|n| n.role == "leader")?;
+        let last = |line: &str| {
+            line.split(" last ")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        let want = last(&leader.line)?;
+        ns.values()
+            .all(|n| {
+                n.leader == Some(leader.id)
+                    && n.term == leader.term
+                    && n.commit == leader.commit
+                    && last(&n.line).as_deref() == Some(want.as_str())
+            })
+            .then_some((leader.id, leader.term))
+    })
+}
+
+#[test]
+fn the_teaching_walk_elects_the_node_timed_out_in_few_steps() {
+    let mut s = start(5);
+    let (old, term) = settled(&mut s, 5);
+    // The node to time out: n3, unless it leads already.
+    let c = if old == 3 { 4 } else { 3 };
+    let frozen = s.ok("freeze");
+    assert!(
+        frozen.contains("timers stopped on n1 n2 n3 n4 n5"),
+        "{frozen}"
+    );
+    s.ok("hold *");
+    // Frozen, the leader sends nothing on its own, so the queue stays empty until the timeout.
+    let t = s.ok(&format!("timeout {c}"));
+    assert!(
+        t.contains(&format!("n{c} asks for pre-votes for term {}", term + 1)),
+        "{t}"
+    );
+    let mut steps: Vec<String> = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    // Votes granted to n{c} by others: with its own, two make a majority of five.
+    let mut grants = 0;
+    while grants < 2 {
+        assert!(Instant::now() < deadline, "no leader; steps: {steps:#?}");
+        let held = s.listing("held", "held:");
+        if held.is_empty() {
+            // A delivered request's answer is on its way back to the proxy.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert!(
+            steps.len() < 15,
+            "n{c} has no majority after 15 steps: {steps:#?}\nheld: {held:#?}"
+        );
+        let answer = s.ok("step * 1");
+        eprintln!("step {}: {answer}", steps.len() + 1);
+        if answer.contains(" vote-reply vote-reply ") && answer.ends_with(" granted") {
+            grants += 1;
+        }
+        steps.push(answer);
+    }
+    let leads = s.until(&format!("n{c} leading"), |ns| {
+        ns.get(&c).filter(|n| n.role == "leader").map(|n| n.term)
+    });
+    assert_eq!(leads, term + 1, "n{c} leads the next term: {steps:#?}");
+    // Every step said which message it delivered, in the order of the protocol: the pre-votes, their answers,
+    // the votes, their answers.
+    let kind = |a: &str| {
+        let w: Vec<&str> = a.split_whitespace().collect();
+        match (w.get(3).copied(), w.get(4).copied()) {
+            (Some("vote"), Some("pre-vote")) => "pre-vote",
+            (Some("vote"), Some("vote")) => "vote",
+            (Some("vote-reply"), Some("pre-vote-reply")) => "pre-vote-reply",
+            (Some("vote-reply"), Some("vote-reply")) => "vote-reply",
+            _ => "other",
+        }
+    };
+    let kinds: Vec<&str> = steps.iter().map(|a| kind(a)).collect();
+    assert!(
+        !kinds.contains(&"other"),
+        "only the campaign's messages were held: {steps:#?}"
+    );
+    let first = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or(usize::MAX);
+    let last = |k: &str| kinds.iter().rposition(|x| *x == k).unwrap_or(0);
+    assert!(
+        last("pre-vote") < first("vote") && first("pre-vote-reply") < first("vote"),
+        "pre-votes and their grants come before the votes: {kinds:?}"
+    );
+    assert!(first("vote") < first("vote-reply"), "{kinds:?}");
+    // The new leader's first appends wait in the queue; `thaw` and `release *` let the cluster run on.
+    s.ok("thaw");
+    s.ok("release *");
+    s.until("every node following the new leader", |ns| {
+        ns.values()
+            .all(|n| n.running && n.leader == Some(c) && n.term == term + 1)
+            .then_some(())
+    });
+    s.assert_no_invariant_broken();
+    s.quit();
+}
+
+#[test]
+fn the_teaching_vocabulary_answers_and_refuses_honestly() {
+    let mut s = start(3);
+    let (l, term) = settled(&mut s, 3);
+    let f = (1..=3).find(|n| *n != l).unwrap();
+    // Outside teaching mode.
+    assert!(s.refused("thaw").contains("not frozen"));
+    let e = s.refused(&format!("timeout {l}"));
+    assert!(
+        e.contains("leads") && e.contains("no election timer"),
+        "{e}"
+    );
+    assert!(s.refused("timeout 9").contains("there is no node 9"));
+    assert!(s.refused("timeout leader").contains("takes a node id"));
+    assert!(s.refused("timeout").contains("needs a node id"));
+    assert!(s.refused("freeze now").contains("takes no arguments"));
+    assert!(s.refused("drop-stale").contains("needs a target"));
+    assert!(
+        s.refused("drop-stale *")
+            .contains("no held frame on * is stale")
+    );
+    // A leader's heartbeats by hand.
+    let hb = s.ok("heartbeat");
+    assert!(
+        hb.contains(&format!(
+            "n{l} (leader, term {term}) sent heartbeats to 2 followers"
+        )),
+        "{hb}"
+    );
+    s.ok("freeze");
+    assert!(s.refused("freeze").contains("frozen already"));
+    // Frozen, held heartbeats pile up only when sent by hand; the older ones are stale.
+    s.ok("hold *");
+    s.ok("heartbeat");
+    s.ok("heartbeat");
+    let held = s.listing("held", "held:");
+    assert_eq!(held.len(), 4, "two rounds to two followers: {held:#?}");
+    let stale: Vec<&String> = held.iter().filter(|h| h.contains("(stale)")).collect();
+    assert_eq!(stale.len(), 2, "the first round is superseded: {held:#?}");
+    assert!(held[0].ends_with("← next"), "{held:#?}");
+    let dropped = s.ok("drop-stale *");
+    assert!(dropped.contains("drop 2 stale frames"), "{dropped}");
+    assert_eq!(s.listing("held", "held:").len(), 2);
+    // A node that restarts while frozen starts frozen: it never times out on its own.
+    s.ok("release *");
+    let before = s.nodes()[&f].pid;
+    s.ok(&format!("restart {f}"));
+    let line = s.until("the restarted node answering", |ns| {
+        ns.get(&f)
+            .filter(|n| n.running && n.pid != before)
+            .map(|n| n.line.clone())
+    });
+    assert!(line.contains(" frozen"), "{line}");
+    // Its leader sends no heartbeats, yet nobody campaigns while frozen.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(8) {
+        let ns = s.nodes();
+        assert!(
+            ns.values().all(|n| n.term == term),
+            "a frozen node campaigned on its own: {ns:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.ok("thaw");
+    s.until("every node thawed", |ns| {
+        ns.values()
+            .all(|n| !n.line.contains(" frozen"))
+            .then_some(())
+    });
+    s.quit();
+}
