@@ -15,11 +15,11 @@ use super::command::NodeId;
 use crate::state::{Event, ProcessState, Stamped};
 use std::sync::{Arc, Mutex};
 
-use super::handle::{Inner, NodeAddrs, Slot, node_name};
+use super::handle::{Inner, NodeAddrs, Slot, id_list, node_name};
 use super::links::report_links;
 use super::{
-    Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clockset, diskset, faults, files,
-    membership, poll, workload,
+    Cluster, ClusterFile, ClusterSpec, NodeEntry, classify, clockset, diskset, faults, files, poll,
+    workload,
 };
 use crate::kind::launch::{self, NodeFacts};
 use crate::kind::{Kind, Ready};
@@ -76,7 +76,7 @@ impl Cluster {
                          changed and squall cannot tell which nodes are members; use a new --dir",
                         spec.dir.display(),
                         spec.nodes,
-                        membership::id_list(&beyond),
+                        id_list(&beyond),
                         files::MEMBERS_FILE
                     );
                 }
@@ -206,9 +206,9 @@ impl Cluster {
                     if running.is_empty() {
                         "none".to_string()
                     } else {
-                        membership::id_list(&running)
+                        id_list(&running)
                     },
-                    membership::id_list(ids),
+                    id_list(ids),
                     refused
                         .iter()
                         .map(|(id, _)| format!("node {id}"))
