@@ -74,8 +74,10 @@ fn a_catch_up_through_a_lossy_link_resends_lost_chunks_promptly() {
     let (loss, seed) = (env("SQUALL_LOSS", 50) as u32, env("SQUALL_SEED", 7));
     let took = catch_up_through_lossy_link(loss, seed);
     eprintln!("seed {seed}: 12 MB catch-up through {loss}% chunk loss took {took:?}");
+    // The old 12 s deadline per lost chunk made this about 12 × 12 s; 60 s tells the two apart with room for a
+    // loaded machine (it took 23 s once in a full-suite run beside other tests, 9–12 s alone).
     assert!(
-        took < Duration::from_secs(20),
+        took < Duration::from_secs(60),
         "12 MB catch-up through {loss}% chunk loss took {took:?}"
     );
 }
