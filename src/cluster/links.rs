@@ -18,19 +18,7 @@ pub(super) async fn report_links(cluster: Cluster) {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = stop.changed() => return,
         }
-        let held: Vec<HeldView> = cluster
-            .inner
-            .net
-            .held()
-            .into_iter()
-            .map(|h| HeldView {
-                seq: h.seq,
-                from: h.link.from,
-                to: h.link.to,
-                kind: h.label,
-                detail: h.detail,
-            })
-            .collect();
+        let held: Vec<HeldView> = cluster.held_views();
         if held != last_held {
             cluster.emit(Event::Held {
                 frames: held.clone(),
