@@ -396,6 +396,35 @@ fn a_cluster_kept_without_a_majority_past_the_bound_fails_liveness() {
     assert!(inv.contains("valid") && !inv.contains("invalid"), "{inv}");
 }
 
+/// A pause whose `until` is the end of the fault phase is ended by its own undo, and the final heal comes in
+/// the same instant: the final heal must not resume the node again because the state had not yet seen the
+/// undo (seen as `steps unknown: resume 3 (final): node 3 is not paused` in churn, seed 1938032438).
+#[test]
+fn a_fault_ending_when_the_fault_phase_ends_is_not_undone_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pause-to-the-end.toml");
+    std::fs::write(
+        &file,
+        "# node 3 paused until the fault phase ends\n\
+         expect = \"valid\"\n\
+         [workload]\nrate = 20\n\
+         [run]\nduration = \"3s\"\nrecovery = \"3s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"pause 3\"\nuntil = \"3s\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "5", "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let steps = out.lines().find(|l| l.starts_with("steps ")).unwrap_or("");
+    assert_eq!(o.status.code(), Some(0), "steps row: {steps}\n{out}");
+    assert!(out.contains("verdict: valid"), "{out}");
+}
+
 /// The commands a session log records as performed: (session ms, command), in order.
 fn performed_commands(log: &Path) -> Vec<(u64, squall::command::Command)> {
     let log = squall::record::eventlog::read_event_log::<squall::state::Stamped>(log)

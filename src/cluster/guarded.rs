@@ -14,6 +14,20 @@ use crate::command::{ClockAction, DiskAction};
 use crate::state::{Event, LinkState};
 
 impl Cluster {
+    /// What node `id`'s process is doing now, as the supervisor knows it (not as the last poll or event the
+    /// state applied says: just after a `resume` or `restart` those lag behind).
+    pub fn process(&self, id: NodeId) -> guard::Proc {
+        match self.inner.sup.state(&node_name(id)) {
+            Some(squall_chaos::ProcState::Running { .. }) => guard::Proc::Running,
+            Some(squall_chaos::ProcState::Paused { .. }) => guard::Proc::Paused,
+            Some(squall_chaos::ProcState::Restarting) => guard::Proc::Restarting,
+            Some(squall_chaos::ProcState::Exited { signal, .. }) => guard::Proc::Down {
+                killed: signal.as_deref() == Some("SIGKILL"),
+            },
+            None => guard::Proc::Down { killed: false },
+        }
+    }
+
     /// Whether the node `cmd` names can take it now (see [`guard`]).
     pub(super) fn admit(&self, cmd: &Command) -> Result<(), String> {
         let heal = match cmd {
@@ -27,18 +41,7 @@ impl Cluster {
         let procs = self
             .node_ids()
             .into_iter()
-            .map(|n| {
-                let proc = match self.inner.sup.state(&node_name(n)) {
-                    Some(squall_chaos::ProcState::Running { .. }) => guard::Proc::Running,
-                    Some(squall_chaos::ProcState::Paused { .. }) => guard::Proc::Paused,
-                    Some(squall_chaos::ProcState::Restarting) => guard::Proc::Restarting,
-                    Some(squall_chaos::ProcState::Exited { signal, .. }) => guard::Proc::Down {
-                        killed: signal.as_deref() == Some("SIGKILL"),
-                    },
-                    None => guard::Proc::Down { killed: false },
-                };
-                (n, proc)
-            })
+            .map(|n| (n, self.process(n)))
             .collect();
         let cut = self
             .inner

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::say::{fmt_ms, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
+use crate::cluster::guard::Proc;
 use crate::cluster::{Cluster, Outcome};
 use crate::command::{ClockAction, Command, DiskAction, Effect, PowerTarget, Target};
 use crate::scenario::Plan;
@@ -303,15 +304,18 @@ async fn final_heal(
     let mut failed = Vec::new();
     let heal = cluster.perform(Command::Heal(None)).await;
     say_outcome(feed, cluster, "heal (final)", &heal);
-    for (id, n) in &state.nodes {
+    for id in state.nodes.keys() {
         if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
             // Stopped on purpose: it is no longer a member.
             continue;
         }
-        let cmd = match n.process {
-            ProcessState::Paused { .. } => Command::Resume(Target::Node(*id)),
-            ProcessState::Running { .. } | ProcessState::Starting => continue,
-            _ => Command::Restart(Target::Node(*id)),
+        // The supervisor's word, not the state's: a nemesis `resume` or `restart` performed a moment before
+        // may not have reached the state yet, and acting on the stale picture would refuse a resume of a
+        // running node and call the run not the one planned (churn, seed 1938032438).
+        let cmd = match cluster.process(*id) {
+            Proc::Paused => Command::Resume(Target::Node(*id)),
+            Proc::Running | Proc::Restarting => continue,
+            Proc::Down { .. } => Command::Restart(Target::Node(*id)),
         };
         let shown = format!("{cmd} (final)");
         let outcome = cluster.perform(cmd).await;
