@@ -56,6 +56,10 @@ impl Cluster {
             "squall-raft" => {
                 Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier))
             }
+            "maelstrom" => Network::with_classifier(
+                spec.seed,
+                Arc::new(crate::maelstrom::classify::MaelstromClassifier),
+            ),
             _ => Network::new(spec.seed),
         };
         // The cluster's first start: no membership record and no node directory yet. Only then are the initial
