@@ -789,7 +789,9 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
-            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(addr, timeout)),
+            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+                addr, timeout,
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -803,7 +805,9 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
-            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(addr, timeout)),
+            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+                addr, timeout,
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }

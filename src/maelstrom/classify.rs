@@ -65,7 +65,17 @@ impl Classifier for MaelstromClassifier {
             v["dest"].as_str().unwrap_or("?")
         );
         // The reserved keys first, then the fields people key on, short.
-        for key in ["msg_id", "in_reply_to", "key", "value", "from", "to", "term", "message", "code"] {
+        for key in [
+            "msg_id",
+            "in_reply_to",
+            "key",
+            "value",
+            "from",
+            "to",
+            "term",
+            "message",
+            "code",
+        ] {
             let f = &v["body"][key];
             if !f.is_null() {
                 let mut s = f.to_string();
@@ -92,7 +102,10 @@ mod tests {
             c.classify(Flow::Request, b"request_vote_res\n{"),
             Some(label_of("request_vote_res"))
         );
-        assert_eq!(c.labels()[usize::from(label_of("request_vote_res"))], "request_vote_res");
+        assert_eq!(
+            c.labels()[usize::from(label_of("request_vote_res"))],
+            "request_vote_res"
+        );
         assert_eq!(c.classify(Flow::Request, b"my_own_type\n{"), Some(15));
         assert_eq!(c.classify(Flow::Request, b"no newline yet"), None);
     }

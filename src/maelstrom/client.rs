@@ -94,13 +94,17 @@ impl MaelstromKv {
                     return KvOutcome::Fail(format!("{} unreachable: {e}", node_name(node)));
                 }
                 Err(_) => {
-                    return KvOutcome::Fail(format!("{} unreachable: connect timed out", node_name(node)));
+                    return KvOutcome::Fail(format!(
+                        "{} unreachable: connect timed out",
+                        node_name(node)
+                    ));
                 }
             }
         }
         let conn = self.conns.get_mut(&node).expect("connected");
         let sent = async {
-            conn.write_all(&(payload.len() as u32).to_be_bytes()).await?;
+            conn.write_all(&(payload.len() as u32).to_be_bytes())
+                .await?;
             conn.write_all(&payload).await
         };
         if let Err(e) = sent.await {
@@ -164,7 +168,9 @@ async fn read_frame(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 pub fn outcome(req: &KvRequest, body: &Value) -> KvOutcome {
     let kind = body["type"].as_str().unwrap_or("");
     match (req, kind) {
-        (KvRequest::Read { .. }, "read_ok") => KvOutcome::Done(KvAnswer::Value(text(&body["value"]))),
+        (KvRequest::Read { .. }, "read_ok") => {
+            KvOutcome::Done(KvAnswer::Value(text(&body["value"])))
+        }
         (KvRequest::Write { .. }, "write_ok") => KvOutcome::Done(KvAnswer::Written),
         (KvRequest::Cas { .. }, "cas_ok") => KvOutcome::Done(KvAnswer::Swapped(true)),
         (_, "error") => {
@@ -175,7 +181,11 @@ pub fn outcome(req: &KvRequest, body: &Value) -> KvOutcome {
                 (KvRequest::Cas { .. }, Some(20 | 22)) => KvOutcome::Done(KvAnswer::Swapped(false)),
                 (_, Some(c)) => {
                     let (definite, name) = error_code(c);
-                    let what = format!("error {c} {}{}{said}", name.unwrap_or("(custom)"), if said.is_empty() { "" } else { ": " });
+                    let what = format!(
+                        "error {c} {}{}{said}",
+                        name.unwrap_or("(custom)"),
+                        if said.is_empty() { "" } else { ": " }
+                    );
                     if definite {
                         KvOutcome::Fail(what)
                     } else {
@@ -223,7 +233,8 @@ impl MaelstromStatus {
                 *conn = Some(TcpStream::connect(addr).await?);
             }
             let c = conn.as_mut().expect("connected");
-            c.write_all(&(STATUS_REQUEST.len() as u32).to_be_bytes()).await?;
+            c.write_all(&(STATUS_REQUEST.len() as u32).to_be_bytes())
+                .await?;
             c.write_all(STATUS_REQUEST).await?;
             read_frame(c).await
         })
@@ -264,10 +275,17 @@ mod tests {
         KvRequest::Read { key: "k".into() }
     }
     fn cas() -> KvRequest {
-        KvRequest::Cas { key: "k".into(), from: "1".into(), to: "2".into() }
+        KvRequest::Cas {
+            key: "k".into(),
+            from: "1".into(),
+            to: "2".into(),
+        }
     }
     fn write() -> KvRequest {
-        KvRequest::Write { key: "k".into(), value: "1".into() }
+        KvRequest::Write {
+            key: "k".into(),
+            value: "1".into(),
+        }
     }
 
     #[test]
@@ -284,19 +302,37 @@ mod tests {
             outcome(&cas(), &json!({"type": "error", "code": 22})),
             KvOutcome::Done(KvAnswer::Swapped(false))
         );
-        assert_eq!(outcome(&cas(), &json!({"type": "cas_ok"})), KvOutcome::Done(KvAnswer::Swapped(true)));
-        assert_eq!(outcome(&write(), &json!({"type": "write_ok"})), KvOutcome::Done(KvAnswer::Written));
+        assert_eq!(
+            outcome(&cas(), &json!({"type": "cas_ok"})),
+            KvOutcome::Done(KvAnswer::Swapped(true))
+        );
+        assert_eq!(
+            outcome(&write(), &json!({"type": "write_ok"})),
+            KvOutcome::Done(KvAnswer::Written)
+        );
         // Definite: it did not happen.
         assert!(matches!(
             outcome(&write(), &json!({"type": "error", "code": 11, "text": "no leader"})),
             KvOutcome::Fail(e) if e == "error 11 temporarily-unavailable: no leader"
         ));
         // Indefinite: crash, timeout, any custom code.
-        assert!(matches!(outcome(&write(), &json!({"type": "error", "code": 13})), KvOutcome::Info(_)));
-        assert!(matches!(outcome(&write(), &json!({"type": "error", "code": 0})), KvOutcome::Info(_)));
-        assert!(matches!(outcome(&write(), &json!({"type": "error", "code": 1005})), KvOutcome::Info(_)));
+        assert!(matches!(
+            outcome(&write(), &json!({"type": "error", "code": 13})),
+            KvOutcome::Info(_)
+        ));
+        assert!(matches!(
+            outcome(&write(), &json!({"type": "error", "code": 0})),
+            KvOutcome::Info(_)
+        ));
+        assert!(matches!(
+            outcome(&write(), &json!({"type": "error", "code": 1005})),
+            KvOutcome::Info(_)
+        ));
         // A reply of another shape says nothing.
-        assert!(matches!(outcome(&write(), &json!({"type": "read_ok"})), KvOutcome::Info(_)));
+        assert!(matches!(
+            outcome(&write(), &json!({"type": "read_ok"})),
+            KvOutcome::Info(_)
+        ));
     }
 
     #[test]

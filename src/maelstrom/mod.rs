@@ -144,13 +144,18 @@ mod tests {
 
     #[test]
     fn a_head_is_read_and_other_fields_pass() {
-        let h = head(br#"{"src":"n1","dest":"c2","body":{"type":"read_ok","in_reply_to":4,"value":[1,2]}}"#)
-            .unwrap();
+        let h = head(
+            br#"{"src":"n1","dest":"c2","body":{"type":"read_ok","in_reply_to":4,"value":[1,2]}}"#,
+        )
+        .unwrap();
         assert_eq!((h.src.as_str(), h.dest.as_str()), ("n1", "c2"));
         assert_eq!(h.body.kind, "read_ok");
         assert_eq!(h.body.in_reply_to, Some(4));
         assert!(matches!(head(b"hello"), Err(Malformed::NotAMessage(_))));
-        assert!(matches!(head(br#"{"src":"n1","body":{"type":"x"}}"#), Err(Malformed::NotAMessage(_))));
+        assert!(matches!(
+            head(br#"{"src":"n1","body":{"type":"x"}}"#),
+            Err(Malformed::NotAMessage(_))
+        ));
     }
 
     #[test]
