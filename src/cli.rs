@@ -50,6 +50,9 @@ pub enum Command {
     /// Run one Maelstrom node behind squall's network (what `up --maelstrom` spawns).
     #[command(hide = true)]
     MaelstromNode(crate::maelstrom::bridge::BridgeArgs),
+    /// A Maelstrom echo/relay node in Rust, for the routing benchmark (BENCHMARKS.md).
+    #[command(hide = true)]
+    MaelstromBenchNode,
 }
 
 /// Flags of `squall scenario`.

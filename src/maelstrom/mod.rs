@@ -12,6 +12,7 @@
 //! [`client`] is the lin-kv client driver (read / write / cas with Maelstrom's error codes, definite or not)
 //! and the status driver; [`classify`] labels frames by the body's `type`.
 
+pub mod benchnode;
 pub mod bridge;
 pub mod classify;
 pub mod client;
