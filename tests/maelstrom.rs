@@ -396,3 +396,102 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
         "{err}"
     );
 }
+
+/// `squall run` of a scenario whose `[cluster] maelstrom` names the node: its exit code and verdict line.
+fn run_scenario(node: &str, env: &[(&str, &str)], expect: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maelstrom.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "maelstrom-lin-kv"
+expect = "{expect}"
+
+[cluster]
+nodes = 3
+seed = 12
+maelstrom = "{node}"
+
+[workload]
+kind = "lin-kv"
+rate = 60
+
+[run]
+duration = "8s"
+recovery = "2s"
+
+# A Maelstrom node reports no leader, so there is no leader for the liveness check to wait for.
+[checks]
+liveness = false
+
+[[timeline]]
+at = "2s"
+do = "kill 1"
+
+[[timeline]]
+at = "3s"
+do = "restart 1"
+
+[[timeline]]
+at = "4s"
+do = "loss 2->1 100% only write"
+until = "6s"
+"#,
+            node = node_script(node).display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("bundle"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_under(dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived squall run: {:?}",
+            processes_under(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (o.status.code(), format!("{stdout}\n--- stderr\n{stderr}"))
+}
+
+#[test]
+fn a_scenario_naming_a_maelstrom_node_runs_to_its_verdict_correct_valid_and_wrong_invalid() {
+    let (code, out) = run_scenario("linkv.py", &[], "valid");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verdict: valid (expected valid)"), "{out}");
+    let (code, out) = run_scenario("linkv.py", &[("WRONG", "1")], "invalid");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("verdict: invalid (expected invalid)"), "{out}");
+}
+
+#[test]
+fn a_scenario_naming_a_maelstrom_node_and_another_kind_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("both.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"both\"\n\n[cluster]\nnodes = 3\nkind = \"squall\"\nmaelstrom = \"{}\"\n",
+            node_script("echo.py").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["run", "--dry-run"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("both.toml:6:"), "the line is named: {err}");
+    assert!(err.contains("drop cluster.kind and cluster.node-bin"), "{err}");
+}
