@@ -238,11 +238,13 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
     s.ok("heal");
 
     // Loss limited to one type: every forwarded write to n1 is lost, reads still pass.
-    let before = (
-        Session::kind_counts(&s.link(3, 1), "write"),
-        Session::kind_counts(&s.link(3, 1), "read"),
-    );
+    // The counts are read once the fault is in force, so every write counted after them met it.
     s.ok("loss *->1 100% only write");
+    let line = s.link(3, 1);
+    let before = (
+        Session::kind_counts(&line, "write"),
+        Session::kind_counts(&line, "read"),
+    );
     ops = s.passes_with_ops(ops, 30);
     let line = s.link(3, 1);
     let (writes, reads) = (
@@ -493,5 +495,8 @@ fn a_scenario_naming_a_maelstrom_node_and_another_kind_is_refused_with_exit_2() 
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("both.toml:6:"), "the line is named: {err}");
-    assert!(err.contains("drop cluster.kind and cluster.node-bin"), "{err}");
+    assert!(
+        err.contains("drop cluster.kind and cluster.node-bin"),
+        "{err}"
+    );
 }
