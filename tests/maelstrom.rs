@@ -500,3 +500,35 @@ fn a_scenario_naming_a_maelstrom_node_and_another_kind_is_refused_with_exit_2() 
         "{err}"
     );
 }
+
+#[test]
+fn a_node_calling_squall_s_lin_kv_service_passes_while_a_node_is_killed_and_restarted() {
+    let mut s = Session::start(
+        "linkv.py",
+        &[
+            "-n",
+            "3",
+            "--seed",
+            "10",
+            "--workload",
+            "lin-kv",
+            "--rate",
+            "60",
+        ],
+        &[("SERVICE", "1")],
+    );
+    let mut ops = s.passes_with_ops(0, 40);
+    s.ok("kill 1");
+    ops = s.passes_with_ops(ops, 40);
+    s.ok("restart 1");
+    s.ok("cut 2<->3");
+    s.passes_with_ops(ops, 40);
+    for n in [2, 3] {
+        let log = log_of(&s, n);
+        assert!(
+            log.contains("answered by the lin-kv service"),
+            "n{n}:\n{log}"
+        );
+    }
+    s.quit();
+}

@@ -263,6 +263,18 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
     tokio::spawn(accept_peers(peer_listener, shared.clone()));
     let client_addr = client_listener.local_addr()?;
     tokio::spawn(accept_clients(client_listener, shared.clone()));
+    // squall's kv services, when the orchestrator said where they are.
+    let services = match std::env::var(super::service::ENV)
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        Some(addr) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(talk_to_services(addr, rx, shared.clone()));
+            Some(tx)
+        }
+        None => None,
+    };
     let addrs = serde_json::json!({
         "peer": peer_addr.to_string(),
         "client": client_addr.to_string(),
@@ -323,6 +335,15 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
                 let _ = link.send(frame(&[h.body.kind.as_bytes(), b"\n", text]));
             } else {
                 shared.malformed(&Malformed::UnknownDest(h.dest.clone()), text);
+            }
+            continue;
+        }
+        if super::service::SERVICES.contains(&h.dest.as_str()) {
+            match &services {
+                Some(tx) => {
+                    let _ = tx.send(frame(&[text]));
+                }
+                None => shared.malformed(&Malformed::UnknownDest(h.dest.clone()), text),
             }
             continue;
         }
@@ -410,6 +431,38 @@ async fn send_to_peer(addr: SocketAddr, mut rx: mpsc::UnboundedReceiver<Bytes>) 
             conn = None;
         }
         buf.clear();
+    }
+}
+
+/// Sends the node's requests to squall's kv services over one connection (made again after it breaks) and
+/// writes their answers to the node's stdin. A request that finds no connection is lost; its sender times out.
+async fn talk_to_services(
+    addr: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    shared: Arc<Shared>,
+) {
+    let mut writer: Option<tokio::net::tcp::OwnedWriteHalf> = None;
+    while let Some(f) = rx.recv().await {
+        if writer.is_none()
+            && let Ok(conn) = TcpStream::connect(addr).await
+        {
+            let _ = conn.set_nodelay(true);
+            let (r, w) = conn.into_split();
+            writer = Some(w);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(r);
+                while let Ok(Some(payload)) = read_frame(&mut r).await {
+                    let kind = head(&payload).map(|h| h.body.kind).unwrap_or_default();
+                    shared.deliver(&kind, with_newline(&payload));
+                }
+            });
+        }
+        if let Some(w) = &mut writer
+            && w.write_all(&f).await.is_err()
+        {
+            writer = None;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod benchnode;
 pub mod bridge;
 pub mod classify;
 pub mod client;
+pub mod service;
 
 use std::path::Path;
 

@@ -8,6 +8,9 @@ With WRONG=1 in the environment it is deliberately wrong: a follower serves read
 values it saw pass (its own forwarded writes and cas), never asking the leader, so it returns stale values
 and misses keys others wrote. squall's linearizability check must catch that.
 
+With SERVICE=1 every node forwards every operation to squall's `lin-kv` service instead of to the first
+node, and relays the answer (correct, and survives any node's crash).
+
 With GARBAGE=1 it also writes lines that are not messages, or are addressed to nobody, before each answer:
 squall must drop them and keep routing.
 """
@@ -20,11 +23,13 @@ from node import Node  # noqa: E402
 
 WRONG = os.environ.get("WRONG") == "1"
 GARBAGE = os.environ.get("GARBAGE") == "1"
+SERVICE = os.environ.get("SERVICE") == "1"
 STORE = "kv.json"
 
 node = Node()
 kv = {}
 cache = {}
+said_service = []
 
 
 def load():
@@ -83,7 +88,7 @@ def apply(body):
 def handle(msg):
     garbage()
     body = msg["body"]
-    if node.id == leader():
+    if node.id == leader() and not SERVICE:
         node.reply(msg, apply(body))
         return
     key = str(body["key"])
@@ -96,6 +101,9 @@ def handle(msg):
     fields = {k: v for k, v in body.items() if k not in ("msg_id", "in_reply_to")}
 
     def relay(answer):
+        if answer["src"] == "lin-kv" and not said_service:
+            said_service.append(True)
+            node.log("answered by the lin-kv service")
         a = {k: v for k, v in answer["body"].items() if k not in ("msg_id", "in_reply_to")}
         if a["type"] == "write_ok":
             cache[key] = body["value"]
@@ -105,7 +113,7 @@ def handle(msg):
             cache[key] = a["value"]
         node.reply(msg, a)
 
-    node.send(leader(), fields, relay)
+    node.send("lin-kv" if SERVICE else leader(), fields, relay)
 
 
 load()
