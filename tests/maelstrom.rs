@@ -383,8 +383,58 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
     assert_eq!(v["body"]["type"], "echo_ok");
     assert_eq!(v["body"]["echo"], "hi there");
     assert_eq!(v["body"]["in_reply_to"], 1);
-    s.ok("status");
+    // A Maelstrom node reports its process only: the rest is `—`, never a guess (once the first poll landed).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        s.ok("status");
+        let n1 = s
+            .out
+            .seen
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("status: n1 "))
+            .cloned()
+            .unwrap_or_default();
+        if !n1.contains("no status yet") {
+            assert!(n1.contains("running pid") && n1.contains("term —"), "{n1}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "n1 was never polled: {n1}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A filter the kind does not label is refused, naming the kind's labels; nothing changes.
+    writeln!(s.stdin, "loss *->1 100% only vote").unwrap();
+    let refused = s.out.wait_for("the refusal", WAIT, |l| {
+        (l.starts_with("error:") || l.starts_with("ok:")).then(|| l.to_string())
+    });
+    assert!(
+        refused.starts_with("error: node kind `maelstrom` has no message kind `vote`"),
+        "{refused}"
+    );
     s.quit();
+
+    // A program that is not a Maelstrom node: the start fails and says so from the node's log.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "up",
+            "--headless",
+            "-n",
+            "2",
+            "--maelstrom",
+            "/bin/true",
+            "--dir",
+        ])
+        .arg(dir.path().join("cluster"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("before answering `init` with `init_ok`"),
+        "{err}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(["up", "--headless", "--maelstrom", "/nonexistent/mynode"])

@@ -358,11 +358,21 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
     // The node closed its stdout: it is exiting (or has). Exit as it did.
     let status = child.wait().await.context("waiting for the node")?;
     use std::os::unix::process::ExitStatusExt as _;
-    Ok(match (status.code(), status.signal()) {
+    let code = match (status.code(), status.signal()) {
         (Some(c), _) => c.clamp(0, 255) as u8,
         (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
         _ => 1,
-    })
+    };
+    if ready.is_some() {
+        // squall shows the end of this log when a node does not come up: say why, in Maelstrom's terms.
+        bail!(
+            "node {} ({}) ended ({status}) before answering `init` with `init_ok`; is it a Maelstrom node \
+             (JSON messages on stdin and stdout)?",
+            node_name(args.id),
+            args.program.display()
+        );
+    }
+    Ok(code)
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
