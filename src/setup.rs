@@ -53,6 +53,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         Some(program) => crate::maelstrom::kind_for(program)?,
         None => load_kind(args.node_kind.as_deref())?,
     };
+    crate::maelstrom::needs_program(&kind)?;
     let (node_program, node_prefix_args) = node_program(&kind, args.node_bin.as_deref())?;
     // Switches of the node itself: the kind says how its node spells each, or that it has none.
     let mut options = Vec::new();

@@ -436,6 +436,17 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
         "{err}"
     );
 
+    // The bare kind has no node to run.
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "--node-kind", "maelstrom", "--dir"])
+        .arg(dir.path().join("bare"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("name it with `--maelstrom PATH`"), "{err}");
+
     let out = Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(["up", "--headless", "--maelstrom", "/nonexistent/mynode"])
         .stdin(Stdio::null())

@@ -60,6 +60,19 @@ pub fn kind_for(program: &Path) -> Result<Kind, String> {
     Ok(kind)
 }
 
+/// Refuses the bare built-in `maelstrom` kind (`--node-kind maelstrom`, `kind = "maelstrom"`): it has no node
+/// program until [`kind_for`] gives it one. Other kinds pass.
+pub fn needs_program(kind: &Kind) -> Result<(), String> {
+    if kind.name == KIND && !kind.args.iter().any(|a| a == "--program") {
+        return Err(
+            "node kind `maelstrom` runs your Maelstrom node: name it with `--maelstrom PATH` (or \
+             `maelstrom = \"PATH\"` in a scenario's [cluster]) instead of the kind"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
