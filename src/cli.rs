@@ -47,6 +47,12 @@ pub enum Command {
     /// Run one Raft node (what `up` spawns; the same entry point as the `squall-node` binary).
     #[command(hide = true)]
     Node(NodeArgs),
+    /// Run one Maelstrom node behind squall's network (what `up --maelstrom` spawns).
+    #[command(hide = true)]
+    MaelstromNode(crate::maelstrom::bridge::BridgeArgs),
+    /// A Maelstrom echo/relay node in Rust, for the routing benchmark (BENCHMARKS.md).
+    #[command(hide = true)]
+    MaelstromBenchNode,
 }
 
 /// Flags of `squall scenario`.
@@ -73,6 +79,11 @@ pub struct UpArgs {
     /// kinds"). Default: squall's own node.
     #[arg(long, value_name = "NAME|FILE")]
     pub node_kind: Option<String>,
+    /// Run this Maelstrom node executable (JSON messages on stdin/stdout; jepsen-io/maelstrom's protocol) as
+    /// every node, with squall as its network: the `maelstrom` kind with PATH as its program. See the README,
+    /// "Run your Maelstrom node under squall".
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["node_kind", "node_bin"])]
+    pub maelstrom: Option<PathBuf>,
     /// Program to run for each node instead of the kind's (for the squall kind: any build of squall-node).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,

@@ -389,8 +389,13 @@ pub fn up(args: UpArgs) -> ExitCode {
             .filter(|id| roster.joined.contains(id))
             .collect();
         let removed: Vec<u64> = roster.removed.iter().copied().collect();
+        let pending: Vec<u64> = roster
+            .pending
+            .difference(&roster.removed)
+            .copied()
+            .collect();
         say(format_args!(
-            "squall: {} records membership changes: starting nodes {} as recorded (-n is not used){}{}",
+            "squall: {} records membership changes: starting nodes {} as recorded (-n is not used){}{}{}",
             dir.join(crate::cluster::files::MEMBERS_FILE).display(),
             crate::cluster::membership::id_list(&roster.current()),
             if joined.is_empty() {
@@ -407,6 +412,14 @@ pub fn up(args: UpArgs) -> ExitCode {
                 format!(
                     "; removed {} stay stopped",
                     crate::cluster::membership::id_list(&removed)
+                )
+            },
+            if pending.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} never joined (the add did not commit) and stay stopped",
+                    crate::cluster::membership::id_list(&pending)
                 )
             },
         ));

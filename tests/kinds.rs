@@ -202,3 +202,52 @@ fn a_kind_file_with_a_mistake_stops_up_with_exit_2_naming_file_line_and_field() 
         "nothing was started"
     );
 }
+
+/// tester2 item 1: an `add` whose learner step never committed (no majority when the session ended) was
+/// recorded in `members.json` as a member, so the next `up --dir` started nodes {1,2,3,4} with 4 a voter in
+/// every node's boot configuration and 4 recovering forever: a 3-node cluster that no longer survived one
+/// failure. The added node is not a member until its learner step commits.
+#[test]
+fn an_add_that_never_committed_is_not_a_member_of_the_next_session() {
+    let mut s = Up::new(&["-n", "3", "--seed", "3"]).start();
+    let (leader, _) = s.first_leader.expect("a leader");
+    // Two of three down: the add can start node 4 but its learner step cannot commit.
+    for n in (1..=3).filter(|&n| n != leader) {
+        s.ok(&format!("kill {n}"));
+    }
+    s.ask("add", "add node 4");
+    let cdir = s.cdir.clone();
+    let kept = s.quit();
+
+    let members = std::fs::read_to_string(cdir.join("members.json")).unwrap();
+    let mut again = Up::new(&["-n", "3", "--seed", "3"])
+        .dir(cdir.clone())
+        .start();
+    let nodes: Vec<u64> = again
+        .listing("status", "status:")
+        .iter()
+        .filter_map(|l| l.strip_prefix('n')?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        nodes,
+        [1, 2, 3],
+        "node 4 never joined, so it is not started again; members.json: {members}"
+    );
+    // Three voters: one of them down still leaves a majority that elects a leader.
+    let (old, term) = again.current_leader();
+    let killed = again.ok("kill leader");
+    assert_eq!(
+        killed_leader(&killed).map(|(n, _)| n),
+        Some(old),
+        "{killed}"
+    );
+    let (new, new_term) = again.until("a new leader after the kill", |ns| {
+        ns.values()
+            .filter(|n| n.running && n.role == "leader" && n.term > term)
+            .map(|n| (n.id, n.term))
+            .next()
+    });
+    assert_ne!(new, old, "term {new_term}");
+    again.quit();
+    drop(kept);
+}

@@ -13,13 +13,15 @@ use super::fault::{FaultCmd, FaultKind, FaultTarget, MESSAGE_KINDS, ToChaos, hum
 use super::faults::Active;
 use crate::state::{ActiveFault, Event, FaultEnd};
 
-/// The label set of an `only` list.
-fn labels(only: &[String]) -> Option<LabelSet> {
+/// The label set of an `only` list: positions in the network's classifier's labels (squall's classifier
+/// labels in [`MESSAGE_KINDS`] order; a network without a classifier falls back to that order).
+fn labels(net: &[&str], only: &[String]) -> Option<LabelSet> {
     if only.is_empty() {
         return None;
     }
+    let names: &[&str] = if net.is_empty() { &MESSAGE_KINDS } else { net };
     Some(LabelSet::of(only.iter().filter_map(|k| {
-        MESSAGE_KINDS.iter().position(|m| m == k).map(|i| i as u8)
+        names.iter().position(|m| m == k).map(|i| i as u8)
     })))
 }
 
@@ -116,6 +118,19 @@ impl Cluster {
             target: self.pin(&cmd.target)?,
             ..cmd.clone()
         };
+        // Refused before anything changes: a filter the node kind's classifier cannot match.
+        let known = self.inner.net.labels();
+        if let Some(k) = pinned
+            .only
+            .iter()
+            .find(|k| !known.is_empty() && !known.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "node kind `{}` has no message kind `{k}`; its kinds: {}",
+                self.inner.spec.kind.name,
+                known.join(", ")
+            ));
+        }
         let described = match &cmd.target {
             FaultTarget::Node(t) | FaultTarget::From(t) | FaultTarget::To(t) => {
                 let id = self.node_id(*t)?;
@@ -152,7 +167,7 @@ impl Cluster {
         let spec = FaultSpec {
             fault: pinned.kind.to_chaos(),
             duration: None,
-            filter: labels(&pinned.only),
+            filter: labels(self.inner.net.labels(), &pinned.only),
         };
         let chaos = self.inner.net.add_fault(links.iter().copied(), spec);
         let now = self.now_ms();
@@ -208,7 +223,7 @@ impl Cluster {
             let spec = FaultSpec {
                 fault: a.cmd.kind.to_chaos(),
                 duration: None,
-                filter: labels(&a.cmd.only),
+                filter: labels(self.inner.net.labels(), &a.cmd.only),
             };
             self.inner
                 .net

@@ -23,6 +23,12 @@ pub struct Roster {
     pub joined: BTreeSet<u64>,
     /// The ids whose removal from the configuration committed: never started again.
     pub removed: BTreeSet<u64>,
+    /// The ids `add` or `replace` started whose learner step has not committed (yet, or ever: the session
+    /// ended first, the process failed): not members, so never started by a later session (their id is not
+    /// reused and their directory is kept). A configuration takes a node in only through its log; starting it
+    /// as a member would widen every node's boot configuration behind the cluster's back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending: BTreeSet<u64>,
 }
 
 impl Roster {
@@ -39,9 +45,13 @@ impl Roster {
         !self.joined.is_empty() || !self.removed.is_empty()
     }
 
-    /// The nodes to start: every id not removed, ascending.
+    /// The nodes to start: every id not removed and not pending, ascending.
     pub fn current(&self) -> Vec<u64> {
-        self.ids.difference(&self.removed).copied().collect()
+        self.ids
+            .iter()
+            .filter(|id| !self.removed.contains(id) && !self.pending.contains(id))
+            .copied()
+            .collect()
     }
 
     /// Writes `members.json` into `dir` atomically.

@@ -371,10 +371,12 @@ impl Cluster {
         )?;
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
-        // Recorded before it starts: a later session must know node `id` exists and starts with `--join`.
+        // Recorded before it starts: a later session must know id `id` is taken, and that node `id` is not a
+        // member until its learner step commits (tester2 item 1).
         self.update_roster(|r| {
             r.ids.insert(id);
             r.joined.insert(id);
+            r.pending.insert(id);
         });
         let covered = self.extend_faults_to(id);
         if covered > 0 {
@@ -392,6 +394,7 @@ impl Cluster {
                 self.update_roster(|r| {
                     r.ids.remove(&id);
                     r.joined.remove(&id);
+                    r.pending.remove(&id);
                 });
                 anyhow::bail!("starting node {id}: {e}");
             }
@@ -592,6 +595,10 @@ impl Cluster {
             format!("node {id} keeps running; `remove {id}` takes it out, `promote {id}` retries");
         match self.until_committed(id, Step::Learner(id), limit).await {
             Ok(done) => {
+                // In the configuration now: a later session starts it (with `--join`).
+                self.update_roster(|r| {
+                    r.pending.remove(&id);
+                });
                 let at = self.committed_text(done.as_ref());
                 self.step_event(
                     id,

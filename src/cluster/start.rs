@@ -56,6 +56,16 @@ impl Cluster {
             "squall-raft" => {
                 Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier))
             }
+            "maelstrom" => {
+                // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
+                crate::maelstrom::service::start()
+                    .await
+                    .context("starting the Maelstrom kv services")?;
+                Network::with_classifier(
+                    spec.seed,
+                    Arc::new(crate::maelstrom::classify::MaelstromClassifier),
+                )
+            }
             _ => Network::new(spec.seed),
         };
         // The cluster's first start: no membership record and no node directory yet. Only then are the initial
@@ -261,6 +271,14 @@ impl Cluster {
             self.mount_disk(id, &node_dir, &data_dir)
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;
+        }
+        if spec.kind.peers.classifier == "maelstrom"
+            && let Some(addr) = crate::maelstrom::service::address()
+        {
+            env.push((
+                crate::maelstrom::service::ENV.into(),
+                addr.to_string().into(),
+            ));
         }
         let peers: Vec<(NodeId, SocketAddr)> = proxies
             .iter()

@@ -483,10 +483,15 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
             }
             ("only", Some(v)) => {
                 for k in v.split(',').filter(|k| !k.is_empty()) {
-                    if !MESSAGE_KINDS.contains(&k) {
+                    // A Maelstrom node's messages are labelled by body type (crate::maelstrom::classify); the
+                    // cluster refuses a kind its node kind does not label when the fault is put in place.
+                    if !MESSAGE_KINDS.contains(&k)
+                        && !crate::maelstrom::classify::LABELS.contains(&k)
+                    {
                         return Err(format!(
-                            "`{k}` is not a message kind; kinds: {}",
-                            MESSAGE_KINDS.join(", ")
+                            "`{k}` is not a message kind; kinds: {} (a Maelstrom node's: {})",
+                            MESSAGE_KINDS.join(", "),
+                            crate::maelstrom::classify::LABELS.join(", ")
                         ));
                     }
                     if !only.iter().any(|o| o == k) {

@@ -22,7 +22,13 @@ use std::path::{Path, PathBuf};
 pub use template::Template;
 
 /// The built-in kinds: name and file text (embedded, so an installed binary has them).
-pub const BUILTINS: &[(&str, &str)] = &[("squall", include_str!("../../kinds/squall.toml"))];
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("squall", include_str!("../../kinds/squall.toml")),
+    (
+        crate::maelstrom::KIND,
+        include_str!("../../kinds/maelstrom.toml"),
+    ),
+];
 
 /// The kind `--node-kind` defaults to.
 pub const DEFAULT: &str = "squall";
@@ -66,11 +72,13 @@ const CLASSIFIERS: &[(&str, Option<&str>)] = &[
         "etcd-raft",
         Some("the etcd raft classifier is not built yet (it lands with etcd support)"),
     ),
+    ("maelstrom", None),
     ("none", None),
 ];
 /// Status drivers.
 const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
+    ("maelstrom", None),
     (
         "http-json",
         Some("the http-json status driver is not built yet"),
@@ -83,6 +91,7 @@ const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
 /// Client drivers.
 const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
+    ("maelstrom", None),
     (
         "http-kv",
         Some("the http-kv client driver is not built yet"),
@@ -780,6 +789,9 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
+            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+                addr, timeout,
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -793,6 +805,9 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
+            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+                addr, timeout,
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -801,6 +816,7 @@ impl Kind {
     pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
         match self.client.name.as_str() {
             "squall" => Box::new(squall::SquallKv::new(addrs)),
+            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromKv::new(addrs)),
             other => unreachable!("client protocol {other} was refused at load"),
         }
     }

@@ -107,6 +107,8 @@ pub struct ClusterSettings {
     pub node_args: Vec<String>,
     /// The node kind (`kind = "NAME"` or a kind file's path; `None`: the default kind).
     pub kind: Option<String>,
+    /// A Maelstrom node executable (`maelstrom = "./node"`): the `maelstrom` kind running it.
+    pub maelstrom: Option<PathBuf>,
 }
 
 /// The built-in client workload.
@@ -305,6 +307,9 @@ impl Plan {
         line("disk-faults", c.disk_faults.to_string());
         if let Some(k) = &c.kind {
             line("kind", k.clone());
+        }
+        if let Some(m) = &c.maelstrom {
+            line("maelstrom", m.display().to_string());
         }
         if let Some(b) = &c.node_bin {
             line("node-bin", b.display().to_string());

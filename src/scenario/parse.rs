@@ -68,6 +68,7 @@ struct RawCluster {
     #[serde(default)]
     node_args: Vec<String>,
     kind: Option<String>,
+    maelstrom: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +205,16 @@ pub fn parse_scenario(
             }
         },
     };
+    // A Maelstrom node is the `maelstrom` kind with this program: it cannot be combined with another kind or
+    // program.
+    if let Some(m) = &c.maelstrom
+        && (c.kind.is_some() || c.node_bin.is_some())
+    {
+        return Err(p.err(
+            m.span(),
+            "cluster.maelstrom names the node program itself: drop cluster.kind and cluster.node-bin".into(),
+        ));
+    }
     let cluster = ClusterSettings {
         nodes,
         election_timeout,
@@ -214,6 +225,7 @@ pub fn parse_scenario(
         node_bin: c.node_bin.clone(),
         node_args: c.node_args.clone(),
         kind: c.kind.clone(),
+        maelstrom: c.maelstrom.as_ref().map(|m| PathBuf::from(m.get_ref())),
     };
 
     let w = &raw.workload;
