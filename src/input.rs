@@ -280,8 +280,8 @@ pub const KEYS: &[KeyHelp] = &[
         console: &[('F', "freeze|thaw")],
         ..row(
             "cluster",
-            "F",
-            "teaching mode: freeze / thaw the nodes' election and heartbeat timers",
+            "F  H",
+            "teaching: freeze / thaw the nodes' timers; H the held-queue panel",
         )
     },
     KeyHelp {
@@ -309,11 +309,6 @@ pub const KEYS: &[KeyHelp] = &[
         "cluster",
         "m",
         "links matrix: ←↑↓→ a link, x cut d delay l loss o hold",
-    ),
-    row(
-        "cluster",
-        "H",
-        "held queue: each held frame, the next `step` ▶, stale ones",
     ),
     row(
         "cluster",
@@ -348,13 +343,8 @@ pub const KEYS: &[KeyHelp] = &[
     ),
     row(
         "display",
-        "PgUp PgDn",
-        "scroll the feed back / on; Home End: oldest / newest",
-    ),
-    row(
-        "display",
-        "[  ]",
-        "scroll the logs back / on (`log N` in the prompt: show index N)",
+        "PgUp PgDn  [ ]",
+        "feed / logs back, on (`log N` too); Home End: oldest / newest lines",
     ),
     row("display", "R", "record to a new .cast beside the event log"),
     row(
