@@ -132,12 +132,13 @@ fn the_teaching_walk_in_the_dashboard_elects_n3_one_message_at_a_time() {
             "n{c} does not lead after 15 steps: {steps:#?}\n{screen}"
         );
         tmux.prompt("step * 1");
-        // The step's message shows in the feed, as the panel named it.
+        // The step's message shows in the feed, as the panel named it, and the panel moves on (in frozen
+        // time no two held frames read the same, so the ▶ line changes with every step).
         let line = format!("deliver {} ", next.0);
-        tmux.wait_for("the delivery in the feed", |s| {
-            s.lines()
-                .any(|l| l.contains(&line) && l.contains(&next.1))
-                .then_some(())
+        tmux.wait_for("the delivery in the feed and the panel moving on", |s| {
+            (s.lines().any(|l| l.contains(&line) && l.contains(&next.1))
+                && next_frame(s).as_ref() != Some(&next))
+            .then_some(())
         });
         eprintln!("step {}: {} {}", steps.len() + 1, next.0, next.1);
         steps.push(next);
