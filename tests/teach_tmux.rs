@@ -230,12 +230,15 @@ fn links_matrix_keys_act_on_the_cursors_link_only() {
     });
     // `n` steps the cursor's link, not the oldest frame: the other heartbeat stays next.
     tmux.keys(&["n"]);
-    tmux.wait_for("the cursor's heartbeat delivered, the other still held", |s| {
-        (s.contains(&format!("deliver {other} heartbeat"))
-            && !held_links(s).contains(&other)
-            && next_frame(s).is_some_and(|(k, _)| k == first))
-        .then_some(())
-    });
+    tmux.wait_for(
+        "the cursor's heartbeat delivered, the other still held",
+        |s| {
+            (s.contains(&format!("deliver {other} heartbeat"))
+                && !held_links(s).contains(&other)
+                && next_frame(s).is_some_and(|(k, _)| k == first))
+            .then_some(())
+        },
+    );
     // Another round of heartbeats (through the prompt: the cursor keeps the keyboard), then `z` drops the
     // one on the cursor's link only.
     tmux.prompt("heartbeat");

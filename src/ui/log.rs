@@ -9,6 +9,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Widget};
 
+use squall_node::raft::types::PeerProgress;
+
 use super::styles;
 use crate::state::{ClusterState, NodeView, ViewState};
 
@@ -109,22 +111,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
 /// Columns of the leader's next/match column.
 const PROGRESS: u16 = 14;
 
-/// The leader and its view of each follower, `(follower, nextIndex, matchIndex)`, when a leader's fresh
+/// The leader and its view of each follower (nextIndex and matchIndex among them), when a leader's fresh
 /// status reports them (Raft §5.3: the leader keeps both per follower).
-pub fn leader_progress(state: &ClusterState) -> Option<(u64, Vec<(u64, u64, u64)>)> {
+pub fn leader_progress(state: &ClusterState) -> Option<(u64, &[PeerProgress])> {
     let leader = state.leader?;
     let s = state.nodes.get(&leader)?.live_status()?;
     if s.core.progress.is_empty() {
         return None;
     }
-    Some((
-        leader,
-        s.core
-            .progress
-            .iter()
-            .map(|p| (p.id, p.next_index, p.match_index))
-            .collect(),
-    ))
+    Some((leader, &s.core.progress))
 }
 
 /// The next/match column: a header on the ruler row, then beside each node's strip the leader's nextIndex
@@ -132,7 +127,7 @@ pub fn leader_progress(state: &ClusterState) -> Option<(u64, Vec<(u64, u64, u64)
 struct Progress<'a> {
     state: &'a ClusterState,
     leader: u64,
-    rows: Vec<(u64, u64, u64)>,
+    rows: &'a [PeerProgress],
 }
 
 impl Widget for Progress<'_> {
@@ -157,11 +152,11 @@ impl Widget for Progress<'_> {
             }
             if node.id == self.leader {
                 buf.set_stringn(area.x, y, format!("{:>13}", "leader"), w, styles::faint());
-            } else if let Some((_, next, matched)) = self.rows.iter().find(|r| r.0 == node.id) {
+            } else if let Some(p) = self.rows.iter().find(|p| p.id == node.id) {
                 buf.set_stringn(
                     area.x,
                     y,
-                    format!("{next:>6} {matched:>6}"),
+                    format!("{:>6} {:>6}", p.next_index, p.match_index),
                     w,
                     Style::new(),
                 );
