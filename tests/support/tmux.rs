@@ -13,7 +13,8 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    fn cmd(&self) -> Command {
+    /// A `tmux` command on this server's socket.
+    pub fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket]);
         c
@@ -64,6 +65,19 @@ impl Tmux {
         }
     }
 
+    /// A handle on the tmux server of socket `squall-e2e-TAG-PID`, with no session started yet.
+    pub fn on_socket(tag: &str) -> Tmux {
+        Tmux {
+            socket: format!("squall-e2e-{tag}-{}", std::process::id()),
+            wait: Duration::from_secs(40),
+        }
+    }
+
+    /// [`Tmux::start_sized`] at 160×48.
+    pub fn start(tag: &str, dir: &Path, squall_args: &str) -> Tmux {
+        Self::start_sized(tag, dir, squall_args, 160, 48)
+    }
+
     /// Starts `squall SQUALL_ARGS` in a detached `width`×`height` session on its own socket (named after
     /// `tag`), with a config in `dir` that keeps the window after squall exits; the line
     /// `squall exited with N` follows its end.
@@ -74,10 +88,7 @@ impl Tmux {
             "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
         )
         .unwrap();
-        let tmux = Tmux {
-            socket: format!("squall-e2e-{tag}-{}", std::process::id()),
-            wait: Duration::from_secs(40),
-        };
+        let tmux = Tmux::on_socket(tag);
         let command = format!(
             "sh -c '{} {squall_args}; echo squall exited with $?'",
             env!("CARGO_BIN_EXE_squall"),
