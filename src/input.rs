@@ -118,6 +118,14 @@ pub enum Action {
     TimeoutHere,
     /// The leader sends its heartbeats now (`heartbeat`).
     Heartbeat,
+    /// Open or close the held-queue panel.
+    HeldPanel,
+    /// Scroll the log panel back (older entries) by [`LOG_PAGE`].
+    LogBack,
+    /// Scroll the log panel on by [`LOG_PAGE`]; past the end it follows the end again.
+    LogOn,
+    /// Scroll the log panel so that it shows this index (`log N` in the prompt); `None` follows the end.
+    LogAt(Option<u64>),
     /// Nothing.
     None,
 }
@@ -149,6 +157,10 @@ impl Action {
                 | Action::FeedOldest
                 | Action::FeedNewest
                 | Action::HelpNextPage
+                | Action::HeldPanel
+                | Action::LogBack
+                | Action::LogOn
+                | Action::LogAt(_)
                 | Action::None
         )
     }
@@ -268,8 +280,8 @@ pub const KEYS: &[KeyHelp] = &[
         console: &[('F', "freeze|thaw")],
         ..row(
             "cluster",
-            "F",
-            "teaching mode: freeze / thaw the nodes' election and heartbeat timers",
+            "F  H",
+            "teaching: freeze / thaw the nodes' timers; H the held-queue panel",
         )
     },
     KeyHelp {
@@ -331,8 +343,8 @@ pub const KEYS: &[KeyHelp] = &[
     ),
     row(
         "display",
-        "PgUp PgDn",
-        "scroll the feed back / on; Home End: oldest / newest",
+        "PgUp PgDn  [ ]",
+        "feed / logs back, on (`log N` too); Home End: oldest / newest lines",
     ),
     row("display", "R", "record to a new .cast beside the event log"),
     row(
@@ -352,6 +364,33 @@ pub const KEYS: &[KeyHelp] = &[
         "quit: stop every node and restore the terminal",
     ),
 ];
+
+/// Entries `[` and `]` scroll the log panel by.
+pub const LOG_PAGE: u64 = 20;
+/// How far past index N the window of `log N` ends, so N is seen with what follows it.
+pub const LOG_AHEAD: u64 = 8;
+
+/// Reads the dashboard prompt's `log` line: `log` follows the end again, `log N` shows index N. `None` when
+/// the line is not a `log` line; `Some(Err)` names the bad input and what to type.
+pub fn parse_log_line(line: &str) -> Option<Result<Action, String>> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "log" {
+        return None;
+    }
+    let rest: Vec<&str> = words.collect();
+    Some(match rest.as_slice() {
+        [] => Ok(Action::LogAt(None)),
+        [n] => match n.parse::<u64>() {
+            Ok(i) if i > 0 => Ok(Action::LogAt(Some(i))),
+            _ => Err(format!(
+                "`log {n}`: the index is a whole number from 1 (`log 120` shows entry 120; `log` follows the end)"
+            )),
+        },
+        _ => Err(format!(
+            "`{line}`: `log` takes one index (`log 120`), or none to follow the end"
+        )),
+    })
+}
 
 /// Lines PgUp / PgDn scroll the event feed by.
 pub const FEED_PAGE: usize = 10;
@@ -448,6 +487,9 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::End => Action::FeedNewest,
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('m') => Action::LinkMode,
+        KeyCode::Char('H') => Action::HeldPanel,
+        KeyCode::Char('[') => Action::LogBack,
+        KeyCode::Char(']') => Action::LogOn,
         KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
         _ => Action::None,
     }
@@ -480,6 +522,7 @@ fn link_key(code: KeyCode, from: u64, to: u64) -> Action {
         KeyCode::Char('z') => Action::Run(Command::DropHeld(link.clone(), 1)),
         KeyCode::Char('a') => Action::Run(Command::Release(link)),
         KeyCode::Char('h') => Action::Run(Command::Heal(None)),
+        KeyCode::Char('H') => Action::HeldPanel,
         KeyCode::Char(':') | KeyCode::Char('f') => Action::CommandPrompt,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('q') => Action::Quit,
@@ -661,6 +704,25 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
             view.help_page = 0;
         }
         Action::NextTab => view.tab = view.tab.next(),
+        Action::HeldPanel => view.held = !view.held,
+        Action::LogBack => {
+            let end = view.log_end.unwrap_or(state.log_end()).min(state.log_end());
+            view.log_end = Some(end.saturating_sub(LOG_PAGE).max(1));
+        }
+        Action::LogOn => {
+            view.log_end = view
+                .log_end
+                .map(|e| e.min(state.log_end()) + LOG_PAGE)
+                .filter(|&e| e < state.log_end());
+        }
+        Action::LogAt(None) => view.log_end = None,
+        Action::LogAt(Some(i)) if *i > state.log_end() => {
+            view.notice = Some(format!(
+                "no node holds index {i}: the longest log ends at {}",
+                state.log_end()
+            ));
+        }
+        Action::LogAt(Some(i)) => view.log_end = Some(i + LOG_AHEAD),
         Action::PartitionMenu => view.prompt = Some(String::new()),
         Action::PromptInput(c) => {
             if let Some(text) = &mut view.prompt
@@ -878,6 +940,39 @@ mod tests {
             }
         }
         assert!(checked >= 16, "only {checked} keys checked");
+    }
+
+    #[test]
+    fn the_log_panel_scrolls_by_keys_and_by_log_n_and_follows_again() {
+        let state = sample_state(5);
+        let top = state.log_end();
+        let mut v = ViewState::new();
+        type_key(&mut v, ch('['), &state);
+        assert_eq!(v.log_end, Some(top - LOG_PAGE));
+        type_key(&mut v, ch('['), &state);
+        type_key(&mut v, ch(']'), &state);
+        assert_eq!(v.log_end, Some(top - LOG_PAGE));
+        type_key(&mut v, ch(']'), &state);
+        assert_eq!(v.log_end, None, "past the end it follows the end again");
+        assert_eq!(parse_log_line("log 7"), Some(Ok(Action::LogAt(Some(7)))));
+        assert_eq!(parse_log_line("log"), Some(Ok(Action::LogAt(None))));
+        assert_eq!(parse_log_line("cut 1->2"), None);
+        let e = parse_log_line("log seven").unwrap().unwrap_err();
+        assert!(e.contains("`log seven`") && e.contains("log 120"), "{e}");
+        assert!(parse_log_line("log 1 2").unwrap().is_err());
+        apply_view(&mut v, &Action::LogAt(Some(7)), &state);
+        assert_eq!(v.log_end, Some(7 + LOG_AHEAD));
+        apply_view(&mut v, &Action::LogAt(Some(top + 1)), &state);
+        assert_eq!(
+            v.log_end,
+            Some(7 + LOG_AHEAD),
+            "an index past every log is refused"
+        );
+        assert!(v.notice.as_deref().unwrap().contains("no node holds index"));
+        type_key(&mut v, ch('H'), &state);
+        assert!(v.held);
+        type_key(&mut v, ch('H'), &state);
+        assert!(!v.held);
     }
 
     #[test]

@@ -8,80 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::tmux::{Tmux, header_leader, skipped_without_tmux};
 use support::wait_gone;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", "main"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let st = self
-            .cmd()
-            .args(["send-keys", "-t", "main"])
-            .args(keys)
-            .status()
-            .expect("tmux send-keys");
-        assert!(st.success());
-    }
-
-    /// Polls the screen until `f` finds what it wants; panics with the last screen otherwise.
-    fn wait_for<T>(&self, what: &str, mut f: impl FnMut(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if let Some(v) = f(&screen) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {WAIT:?} for {what}; the screen shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
-
-/// "leader n2  term 5" in the header.
-fn header_leader(screen: &str) -> Option<(u64, u64)> {
-    let line = screen.lines().find(|l| l.contains("leader n"))?;
-    let rest = &line[line.find("leader n")? + "leader n".len()..];
-    let leader: u64 = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    let t = &line[line.find("term ")? + 5..];
-    let term: u64 = t
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    Some((leader, term))
-}
 
 /// How many cells of the links matrix show a cut (✕), reading only the matrix rows of the links panel.
 fn cut_cells(screen: &str) -> Option<usize> {
@@ -100,66 +30,6 @@ fn cut_cells(screen: &str) -> Option<usize> {
         }
     }
     Some(cuts)
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// True (after saying so) when tmux is missing outside CI; in CI a missing tmux fails the test.
-fn skipped_without_tmux() -> bool {
-    if tmux_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tmux is required in CI (.ci/run installs it)"
-    );
-    eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
-    true
-}
-
-impl Tmux {
-    /// Starts `squall SQUALL_ARGS` in a detached 160×48 session on its own socket (named after `tag`), with
-    /// a config in `dir` that keeps the window after squall exits; the line `squall exited with N` follows
-    /// its end.
-    fn start(tag: &str, dir: &Path, squall_args: &str) -> Tmux {
-        let conf = dir.join("tmux.conf");
-        std::fs::write(
-            &conf,
-            "set -g remain-on-exit on\nset -g default-terminal xterm-256color\n",
-        )
-        .unwrap();
-        let tmux = Tmux {
-            socket: format!("squall-e2e-{tag}-{}", std::process::id()),
-        };
-        let command = format!(
-            "sh -c '{} {squall_args}; echo squall exited with $?'",
-            env!("CARGO_BIN_EXE_squall"),
-        );
-        let st = tmux
-            .cmd()
-            .arg("-f")
-            .arg(&conf)
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "main",
-                "-x",
-                "160",
-                "-y",
-                "48",
-                &command,
-            ])
-            .status()
-            .expect("tmux new-session");
-        assert!(st.success());
-        tmux
-    }
 }
 
 #[test]
@@ -536,9 +406,7 @@ fn closing_the_terminal_stops_the_dashboard_cleanly() {
     }
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("cluster");
-    let tmux = Tmux {
-        socket: format!("squall-e2e-hup-{}", std::process::id()),
-    };
+    let tmux = Tmux::on_socket("hup");
     // squall's standard error stays on the terminal, as it would for a person.
     let command = format!(
         "{} up -n 3 --workload --dir {}",

@@ -669,3 +669,90 @@ fn a_recovering_node_says_so_in_the_role_column() {
     let screen = render(80, 24, &state, &view).backend().to_string();
     assert!(row_of_n3(&screen).contains(" recovery "), "{screen}");
 }
+
+#[test]
+fn the_held_queue_panel_lists_each_frame_with_the_next_and_stale_marks() {
+    use squall::state::{Event, HeldView, Stamped};
+    let mut state = faulted_state(200);
+    let f = |seq, from, to, kind: &str, detail: &str| HeldView {
+        seq,
+        from,
+        to,
+        kind: Some(kind.into()),
+        detail: detail.into(),
+    };
+    state.apply(&Stamped::new(
+        state.now_ms + 1,
+        Event::Held {
+            frames: vec![
+                f(
+                    1,
+                    1,
+                    3,
+                    "heartbeat",
+                    "heartbeat n1 term 2 prev 40/2 commit 40",
+                ),
+                f(
+                    2,
+                    1,
+                    2,
+                    "heartbeat",
+                    "heartbeat n1 term 2 prev 40/2 commit 40",
+                ),
+                f(
+                    3,
+                    1,
+                    3,
+                    "heartbeat",
+                    "heartbeat n1 term 2 prev 40/2 commit 40",
+                ),
+            ],
+        },
+    ));
+    let view = ViewState {
+        held: true,
+        link_cursor: Some((1, 2)),
+        ..selected(1)
+    };
+    for (w, h) in [(160, 48), (80, 24)] {
+        let screen = render(w, h, &state, &view).backend().to_string();
+        assert!(
+            screen.contains(" held: 3 frames, 1 stale "),
+            "{w}×{h}:\n{screen}"
+        );
+        assert!(
+            screen.contains("│▶  1->3 heartbeat n1 term 2 prev 40/2 commit 40  stale"),
+            "{w}×{h}:\n{screen}"
+        );
+        assert!(
+            screen.contains("│n▶ 1->2 heartbeat n1 term 2"),
+            "the cursor's frame:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn wide_and_frozen_tables_show_the_election_timers_and_the_leaders_next_and_match() {
+    let mut state = fixture::sample_state(5);
+    let leader = state.leader.expect("a leader in the fixture");
+    let ids: Vec<u64> = state.nodes.keys().copied().collect();
+    for id in ids {
+        if let Some(s) = state.nodes.get_mut(&id).and_then(|n| n.status.as_mut()) {
+            s.election_due_ms = (id != leader).then_some(1_000 + id * 100);
+            s.frozen = true;
+        }
+    }
+    let screen = render(160, 48, &state, &selected(2)).backend().to_string();
+    assert!(screen.contains("timer"), "{screen}");
+    let stopped = state
+        .nodes
+        .keys()
+        .filter(|&&i| i != leader)
+        .filter(|&&i| screen.contains(&format!("stop {:.1}s", (1_000 + i * 100) as f64 / 1000.0)))
+        .count();
+    assert!(
+        stopped >= 3,
+        "the followers' timers standing still:\n{screen}"
+    );
+    assert!(screen.contains("next  match"), "{screen}");
+}

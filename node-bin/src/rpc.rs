@@ -163,6 +163,10 @@ pub struct RpcCounters {
     pub client_in: u64,
     /// Outgoing peer RPCs that failed (timeout, connection refused).
     pub peer_errors: u64,
+    /// Answers received to the peer RPCs this node sent (vote, append and snapshot replies): most of what a
+    /// leader receives. 0 in event logs written before it existed.
+    #[serde(default)]
+    pub reply_in: u64,
 }
 
 /// A node's full status, as the orchestrator polls it.
@@ -299,7 +303,15 @@ pub trait ControlService {
     /// A leader sends its heartbeats now; answers how many followers were sent one. `Err` on a node that does
     /// not lead.
     async fn send_heartbeats() -> Result<u32, String>;
+    /// The entries this node holds at indexes `from..=to` (at most [`MAX_LOG_RANGE`] of them, oldest first),
+    /// for a dashboard scrolled back past the status's tail: entries compacted into the snapshot or past the
+    /// log's end are simply absent. `Err` when `from > to`. Added after the others, so older callers never
+    /// send it.
+    async fn log_range(from: Index, to: Index) -> Result<Vec<LogCell>, String>;
 }
+
+/// The most entries one [`ControlService::log_range`] answers.
+pub const MAX_LOG_RANGE: u64 = 512;
 
 /// One stage of the write path as a node measured it over its recent writes (the last few thousand).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,41 @@ fn export_scenario(session: &Session, args: &UpArgs) -> Result<std::path::PathBu
     Ok(path)
 }
 
+/// One node's answer to the log panel's fetch.
+struct Fetched {
+    node: u64,
+    /// Asked for by a key, so a refusal is said; a periodic fetch's refusals are not repeated.
+    loud: bool,
+    cells: Result<Vec<squall_node::rpc::LogCell>, String>,
+}
+
+/// How often a scrolled log panel fetches its window again.
+const LOG_REFETCH: Duration = Duration::from_secs(2);
+/// Entries fetched back from the window's end: more than the widest panel shows.
+const LOG_FETCH: u64 = 160;
+
+/// Asks every shown node for the entries of the scrolled log window, each answer arriving on `tx`.
+fn fetch_log(
+    cluster: &Cluster,
+    state: &ClusterState,
+    view: &ViewState,
+    tx: &mpsc::UnboundedSender<Fetched>,
+    loud: bool,
+) {
+    let Some(end) = view.log_end else {
+        return;
+    };
+    let end = end.min(state.log_end()).max(1);
+    let from = end.saturating_sub(LOG_FETCH - 1).max(1);
+    for node in state.shown_ids() {
+        let (c, tx) = (cluster.clone(), tx.clone());
+        tokio::spawn(async move {
+            let cells = c.log_range(node, from, end).await;
+            let _ = tx.send(Fetched { node, loud, cells });
+        });
+    }
+}
+
 /// Puts the terminal back however the dashboard ends.
 struct TerminalGuard;
 
@@ -147,6 +182,9 @@ pub(super) async fn run(
         Err(code) => return code,
     };
     let mut dirty = true;
+    // Entries fetched for a scrolled log panel, and when they were last asked for.
+    let (fetch_tx, mut fetch_rx) = mpsc::unbounded_channel::<Fetched>();
+    let mut fetched_at: Option<std::time::Instant> = None;
     loop {
         // Events only mark the screen dirty; it is drawn on the next render tick (at most 20 frames a second)
         // or at once after a key, so a burst of events never costs a burst of frames.
@@ -174,6 +212,21 @@ pub(super) async fn run(
                 dirty = true;
             }
             Some(e) = local_rx.recv() => { session.apply(e); dirty = true; }
+            Some(f) = fetch_rx.recv() => {
+                // An answer for a window no longer shown is dropped.
+                if view.log_end.is_some() {
+                    match f.cells {
+                        Ok(cells) => { view.log_fetched.insert(f.node, cells); }
+                        Err(e) => {
+                            view.log_fetched.remove(&f.node);
+                            if f.loud {
+                                view.notice = Some(format!("log entries not fetched: {e}"));
+                            }
+                        }
+                    }
+                    dirty = true;
+                }
+            }
             key = keys.next() => {
                 let Some(Ok(ev)) = key else { continue };
                 match ev {
@@ -209,7 +262,33 @@ pub(super) async fn run(
                             };
                             let _ = local_tx.send(Stamped::new(cluster.now_ms(), ev));
                         }
+                        // `log N` in the prompt scrolls the log panel (a dashboard line; the console has
+                        // no log panel).
+                        let action = match action {
+                            Action::Submit(line) => match input::parse_log_line(&line) {
+                                Some(Ok(a)) => { view.command = None; a }
+                                Some(Err(error)) => {
+                                    let _ = local_tx.send(Stamped::new(
+                                        cluster.now_ms(),
+                                        Event::ActionFailed { action: line.clone(), error },
+                                    ));
+                                    Action::Submit(String::new())
+                                }
+                                None => Action::Submit(line),
+                            },
+                            a => a,
+                        };
+                        let scrolled_before = view.log_end;
                         input::apply_view(&mut view, &action, &session.state);
+                        if view.log_end != scrolled_before {
+                            if view.log_end.is_none() {
+                                view.log_fetched.clear();
+                                fetched_at = None;
+                            } else {
+                                fetch_log(cluster, &session.state, &view, &fetch_tx, true);
+                                fetched_at = Some(std::time::Instant::now());
+                            }
+                        }
                         if view.frozen && frozen.is_none() {
                             frozen = Some(session.state.clone());
                         } else if !view.frozen {
@@ -223,20 +302,26 @@ pub(super) async fn run(
                         };
                         let cmd = match &action {
                             // The fault prompt's line goes through the console's parser.
+                            Action::Submit(line) if line.is_empty() => None,
                             Action::Submit(line) => match command::parse(line) {
                                 Ok(Command::Quit) => {
                                     let _ = recorder.stop();
                                     return ExitCode::SUCCESS;
                                 }
-                                Ok(Command::Status | Command::Faults | Command::Held | Command::Links) => {
+                                // The held queue has its own panel: `held` opens it.
+                                Ok(Command::Held) => {
+                                    view.held = true;
+                                    None
+                                }
+                                Ok(Command::Status | Command::Faults | Command::Links) => {
                                     // Listings answer the console; here the screen already shows them.
                                     let _ = local_tx.send(Stamped::new(
                                         cluster.now_ms(),
                                         Event::ActionFailed {
                                             action: line.clone(),
                                             error: "the dashboard shows this already: nodes in the table, faults in the \
-                                                    header and the links panel, held frames and per-kind counts (m) \
-                                                    under the links matrix"
+                                                    header and the links panel, per-kind counts under the links \
+                                                    matrix (m)"
                                                 .into(),
                                         },
                                     ));
@@ -272,7 +357,15 @@ pub(super) async fn run(
                     _ => {}
                 }
             }
-            _ = render.tick() => draw_now = true,
+            _ = render.tick() => {
+                draw_now = true;
+                // Scrolled, the fetched entries are asked for again every few seconds, so a divergence
+                // being repaired is seen as it is.
+                if view.log_end.is_some() && fetched_at.is_none_or(|t| t.elapsed() >= LOG_REFETCH) {
+                    fetch_log(cluster, &session.state, &view, &fetch_tx, false);
+                    fetched_at = Some(std::time::Instant::now());
+                }
+            }
         }
         if dirty && draw_now {
             if recorder.take_redraw_request() {

@@ -1,5 +1,6 @@
 //! Teaching mode: time stands still for the nodes while a person steps an election by hand (`freeze`, `thaw`,
-//! `timeout N`, `heartbeat`), and the held queue's stale frames (`drop-stale`, the marks of `held`).
+//! `timeout N`, `heartbeat`), the held queue's stale frames (`drop-stale`, the marks of `held`), and the log
+//! range a dashboard scrolled back past the status's tail fetches ([`Cluster::log_range`]).
 //!
 //! Whether a node can be frozen is its kind's business: squall's node can (its control service stops its
 //! timers). Every call that asks a node goes through one function per control below ([`set_node_frozen`],
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use squall_node::rpc::Campaign;
+use squall_node::rpc::{Campaign, LogCell};
 
 use super::command::{FaultTarget, NodeId};
 use super::handle::node_name;
@@ -53,6 +54,17 @@ async fn node_heartbeats(addr: SocketAddr) -> Result<u32, String> {
         .map_err(|e| format!("unreachable ({e})"))?;
     client
         .send_heartbeats(squall_node::transport::deadline(CONTROL_DEADLINE))
+        .await
+        .map_err(|e| format!("did not answer ({e})"))?
+}
+
+/// Asks node `addr` for its entries at `from..=to`.
+async fn node_log_range(addr: SocketAddr, from: u64, to: u64) -> Result<Vec<LogCell>, String> {
+    let client = squall_node::transport::connect_control(addr, Duration::from_secs(1))
+        .await
+        .map_err(|e| format!("unreachable ({e})"))?;
+    client
+        .log_range(squall_node::transport::deadline(CONTROL_DEADLINE), from, to)
         .await
         .map_err(|e| format!("did not answer ({e})"))?
 }
@@ -235,6 +247,31 @@ impl Cluster {
             "heartbeat: n{leader} (leader, term {term}) sent heartbeats to {n} follower{}",
             if n == 1 { "" } else { "s" }
         ))
+    }
+
+    /// Node `id`'s entries at `from..=to` (at most `squall_node::rpc::MAX_LOG_RANGE`), for the log panel
+    /// scrolled back past the tail its status carries. `Err` says why not: the node is down or paused, its
+    /// address is not known, or its kind reports no log (only squall's node has the control).
+    pub async fn log_range(&self, id: NodeId, from: u64, to: u64) -> Result<Vec<LogCell>, String> {
+        if self.status(id).is_none() {
+            return Err(format!(
+                "n{id}'s kind ({}) reports no log, so it has none to fetch",
+                self.inner.spec.kind.name
+            ));
+        }
+        match self.proc(id) {
+            Proc::Down => return Err(format!("n{id} is down")),
+            Proc::Paused => return Err(format!("n{id} is paused")),
+            Proc::Running => {}
+        }
+        let addr = self
+            .api_addrs()
+            .get(&id)
+            .copied()
+            .ok_or_else(|| format!("n{id}'s address is not known yet"))?;
+        node_log_range(addr, from, to)
+            .await
+            .map_err(|e| format!("n{id} {e}"))
     }
 
     /// The held frames as the dashboard and `held` see them.

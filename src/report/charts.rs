@@ -199,6 +199,7 @@ fn role_lanes<DB: DrawingBackend>(
                 Lane::Leader => RGBColor(44, 160, 44),
                 Lane::Follower => RGBColor(200, 200, 200),
                 Lane::Candidate => RGBColor(240, 200, 0),
+                Lane::PreCandidate => RGBColor(250, 230, 150),
                 Lane::Down => RGBColor(60, 60, 60),
             };
             let y = row as f64;

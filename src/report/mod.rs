@@ -97,7 +97,8 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
             "p",
             "Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
              what undid it (heal, restart, resume) or its own end. Lanes: green leader, light grey follower, \
-             yellow candidate, dark down or paused.",
+             yellow candidate, pale yellow pre-vote (asking whether it could win, term unchanged), dark down \
+             or paused.",
         )
         .nl()
         .el_text("h2", "Throughput")

@@ -45,8 +45,10 @@ pub enum Lane {
     Leader,
     /// Follower (or learner).
     Follower,
-    /// Candidate or pre-candidate.
+    /// Candidate: an election started, its term raised.
     Candidate,
+    /// Pre-candidate: asking whether it could win (pre-vote, Ongaro's thesis §9.6), its term unchanged.
+    PreCandidate,
     /// Process down (killed, exited, restarting) or paused.
     Down,
 }
@@ -237,7 +239,8 @@ impl Model {
                 Event::Status { node, status } | Event::StatusDelta { node, status, .. } => {
                     let lane = match status.core.role {
                         Role::Leader => Lane::Leader,
-                        Role::Candidate | Role::PreCandidate => Lane::Candidate,
+                        Role::Candidate => Lane::Candidate,
+                        Role::PreCandidate => Lane::PreCandidate,
                         Role::Follower => Lane::Follower,
                     };
                     if lane == Lane::Leader {
@@ -660,6 +663,40 @@ mod tests {
                 effect: e.into(),
             },
         )
+    }
+
+    #[test]
+    fn a_pre_vote_is_its_own_lane_not_a_candidate() {
+        // Issue 20: the report drew a pre-candidate (asking whether it could win, term unchanged) as a
+        // candidate (an election started, term raised).
+        let st = |role| {
+            let mut s = crate::state::fixture::sample_state(3).nodes[&3]
+                .status
+                .clone()
+                .unwrap();
+            s.core.role = role;
+            s
+        };
+        let m = Model::from_events(&[
+            Stamped::new(
+                100,
+                Event::Status {
+                    node: 3,
+                    status: st(Role::PreCandidate),
+                },
+            ),
+            Stamped::new(
+                200,
+                Event::Status {
+                    node: 3,
+                    status: st(Role::Candidate),
+                },
+            ),
+        ]);
+        assert_eq!(
+            m.lanes[&3],
+            vec![(100, Lane::PreCandidate), (200, Lane::Candidate)]
+        );
     }
 
     #[test]

@@ -495,11 +495,11 @@ impl ClusterState {
             .iter()
             .find(|p| p.id == node)
             .map(|p| p.match_index);
-        // A new leader's match indexes start at zero until the first acknowledgements: fall back to what the
-        // node itself reports (which over-counts a diverged log, so the match index wins once known).
-        let held = match (matched.filter(|&m| m > 0), own) {
+        // A new leader's match indexes start at zero until the first acknowledgements: fall back to where the
+        // node's log parts from the leader's, as far as the two tails tell (the match index wins once known).
+        let held = match (matched.filter(|&m| m > 0), n.status.as_ref()) {
             (Some(m), _) => m,
-            (None, Some(o)) => o,
+            (None, Some(s)) => agreed_index(&leader.log_tail, &s.log_tail, own.unwrap_or(0)),
             (None, None) => return None,
         };
         Some(leader.core.last_log_index.saturating_sub(held))
@@ -724,6 +724,39 @@ impl ClusterState {
             .values()
             .any(|n| n.live_status().is_some_and(|s| s.frozen))
     }
+}
+
+/// The last index at which a follower's log (ending at `own_last`, tail `theirs`) agrees with the leader's
+/// (tail `ours`), from the two tails: by the Log Matching property (Raft §5.3) an entry of the same index
+/// and term means the logs agree up to it. Where the tails overlap but no index agrees, the logs agree at
+/// most up to the index before the overlap; where they do not overlap, the follower's last index (or the
+/// leader's tail end, when the follower holds more) is all that is known.
+fn agreed_index(
+    ours: &[squall_node::rpc::LogCell],
+    theirs: &[squall_node::rpc::LogCell],
+    own_last: u64,
+) -> u64 {
+    let term_at = |tail: &[squall_node::rpc::LogCell], i: u64| {
+        let first = tail.first()?.index;
+        tail.get(i.checked_sub(first)? as usize)
+            .filter(|c| c.index == i)
+            .map(|c| c.term)
+    };
+    let Some(lo) = ours
+        .first()
+        .zip(theirs.first())
+        .map(|(a, b)| a.index.max(b.index))
+    else {
+        return own_last;
+    };
+    let hi = own_last.min(ours.last().map_or(0, |c| c.index));
+    if hi < lo {
+        return hi;
+    }
+    (lo..=hi)
+        .rev()
+        .find(|&i| term_at(ours, i).is_some() && term_at(ours, i) == term_at(theirs, i))
+        .unwrap_or(lo - 1)
 }
 
 /// One line about a node for text output: process, role, term, leader and log positions.

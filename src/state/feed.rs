@@ -284,6 +284,49 @@ pub(super) fn place(feed: &mut VecDeque<FeedLine>, mut line: FeedLine) {
     trim(feed);
 }
 
+/// A grant of a request whose frame was delivered by hand after the request's line (frames held, then
+/// `step` or `release`) answers that delivery, not the request's newest round: it becomes a line of its
+/// own, never placed before the delivery (its node's clock may put it a moment earlier than the orchestrator
+/// wrote the delivery down), and never joins a later round's line. Otherwise nothing changes.
+pub(super) fn after_delivery(feed: &VecDeque<FeedLine>, line: &mut FeedLine) {
+    let (Some(Causal::Grants(ballot)), Some(voter)) = (line.cause, line.node) else {
+        return;
+    };
+    let from = feed.len().saturating_sub(BALLOT_LOOKBACK);
+    let Some(request) = (from..feed.len())
+        .rev()
+        .find(|&i| feed[i].cause == Some(Causal::Asks(ballot)))
+    else {
+        return;
+    };
+    let link = format!("{}->{voter}", ballot.candidate);
+    let delivery = feed
+        .iter()
+        .skip(request + 1)
+        .filter(|l| l.kind == FeedKind::Fault && delivers(&l.text, &link))
+        .map(|l| l.at_ms)
+        .max();
+    if let Some(at) = delivery {
+        line.at_ms = line.at_ms.max(at);
+        line.last_ms = line.at_ms;
+        line.cause = None;
+    }
+}
+
+/// Whether an operator's line (`deliver 2->3 …; 2->4 …`, `release 4 held frames on *`) let a held frame
+/// of `link` through.
+fn delivers(text: &str, link: &str) -> bool {
+    if text.starts_with("release ") {
+        return true;
+    }
+    let Some(items) = text.strip_prefix("deliver ") else {
+        return false;
+    };
+    items
+        .split("; ")
+        .any(|item| item.split_whitespace().next() == Some(link))
+}
+
 /// Lines arrive almost in time order; one that happened before lines already there (a node polled a moment
 /// later than another) goes in its place, so an election reads as it went.
 pub(super) fn insert_in_time_order(feed: &mut VecDeque<FeedLine>, line: FeedLine) {

@@ -25,7 +25,8 @@ impl ClusterState {
         text: String,
         cause: Option<Causal>,
     ) {
-        let line = FeedLine::new(at_ms, node, kind, text, self.pushed, cause);
+        let mut line = FeedLine::new(at_ms, node, kind, text, self.pushed, cause);
+        feed::after_delivery(&self.feed, &mut line);
         if !feed::printed(&self.ticker, &line) {
             self.tick(&line);
         }

@@ -593,6 +593,50 @@ fn lag_prefers_the_leaders_match_index() {
 }
 
 #[test]
+fn lag_counts_a_diverged_log_from_where_it_parts_from_the_leaders() {
+    // Issue 20: a follower as long as the leader but with other terms at the end said lag 0 while the new
+    // leader had no match index for it yet.
+    let mut s = started(2);
+    let mut leader = status(1, Role::Leader, 3, 20);
+    // The leader's tail: 18 of term 2, 19 and 20 of term 3.
+    leader.log_tail[0].term = 2;
+    leader.core.progress = vec![PeerProgress {
+        id: 2,
+        match_index: 0,
+        next_index: 21,
+        inflight: 0,
+        snapshotting: false,
+    }];
+    s.apply(&Stamped::new(
+        10,
+        Event::Status {
+            node: 1,
+            status: leader,
+        },
+    ));
+    // Node 2 holds 18..20 all of term 2: it agrees with the leader up to 18.
+    let mut f = status(2, Role::Follower, 3, 20);
+    for c in &mut f.log_tail {
+        c.term = 2;
+    }
+    f.core.last_log_term = 2;
+    s.apply(&Stamped::new(
+        10,
+        Event::Status {
+            node: 2,
+            status: f.clone(),
+        },
+    ));
+    assert_eq!(s.lag(2), Some(2));
+    // Nothing in common in the two tails: at least the whole tail differs.
+    for c in &mut f.log_tail {
+        c.term = 1;
+    }
+    s.apply(&Stamped::new(11, Event::Status { node: 2, status: f }));
+    assert_eq!(s.lag(2), Some(3));
+}
+
+#[test]
 fn describe_node_gives_one_line_for_text_output() {
     let mut s = started(2);
     st(&mut s, 100, 1, Role::Leader, 3, 7);
@@ -646,6 +690,76 @@ fn raft_at(s: &mut ClusterState, arrival: u64, node: u64, node_ms: u64, event: R
         event: NodeEvent::Raft(event),
     };
     s.apply(&Stamped::new(arrival, Event::NodeFeed { node, record }));
+}
+
+#[test]
+fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
+    // Issue 20: with frames held, `n2 asks for pre-votes for term 2 — granted by n3` appeared above
+    // `deliver 2->3 …`, crediting a grant of an earlier, held round to the newest one.
+    let mut s = started(3);
+    for node in [2, 3] {
+        let mut status = status(node, Role::Follower, 1, 1);
+        status.uptime_ms = 1_000;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    let asks = RaftEvent::ElectionStarted {
+        term: 2,
+        pre_vote: true,
+    };
+    // Two rounds of the same term, their frames held; then the first one's frame to n3 is delivered by hand.
+    raft_at(&mut s, 2_000, 2, 2_000, asks.clone());
+    s.apply(&Stamped::new(
+        2_500,
+        Event::Performed {
+            command: crate::command::parse("hold *").unwrap(),
+            node: None,
+            effect: "hold every link".into(),
+        },
+    ));
+    raft_at(&mut s, 3_000, 2, 3_000, asks);
+    s.apply(&Stamped::new(
+        4_000,
+        Event::Performed {
+            command: crate::command::parse("step * 1").unwrap(),
+            node: None,
+            effect: "deliver 2->3 vote pre-vote n2 term 2 last 1/1".into(),
+        },
+    ));
+    // n3's clock puts its grant a moment before the orchestrator wrote the delivery down.
+    raft_at(
+        &mut s,
+        4_100,
+        3,
+        3_990,
+        RaftEvent::VoteGranted {
+            candidate: 2,
+            term: 2,
+            pre_vote: true,
+        },
+    );
+    let texts = feed_texts(&s);
+    let tail = &texts[texts.len() - 3..];
+    assert_eq!(
+        tail,
+        [
+            "n2 asks for pre-votes for term 2",
+            "deliver 2->3 vote pre-vote n2 term 2 last 1/1",
+            "n3 pre-votes for n2 in term 2",
+        ],
+        "{texts:#?}"
+    );
+    // The console's lines come in the same order.
+    let ticker: Vec<&str> = s.feed_since(0).map(|l| l.text.as_str()).collect();
+    let at = |t: &str| ticker.iter().position(|x| *x == t).unwrap();
+    assert!(
+        at("deliver 2->3 vote pre-vote n2 term 2 last 1/1") < at("n3 pre-votes for n2 in term 2"),
+        "{ticker:#?}"
+    );
+    let times: Vec<u64> = s.feed.iter().rev().take(2).map(|l| l.at_ms).collect();
+    assert!(
+        times[0] >= times[1],
+        "the grant is not placed before the delivery: {times:?}"
+    );
 }
 
 #[test]

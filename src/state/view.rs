@@ -64,6 +64,14 @@ pub struct ViewState {
     pub help_page: usize,
     /// The view belongs to `squall replay`: its help lists replay's keys.
     pub replay: bool,
+    /// The held-queue panel is open (`H`, or `held` in the prompt).
+    pub held: bool,
+    /// The log panel is scrolled (`[`, `]`, `log N` in the prompt): its window ends at this index (or at the
+    /// longest log, if that is shorter). `None`: it follows the end.
+    pub log_end: Option<u64>,
+    /// Entries fetched from each node for the scrolled log window (`Cluster::log_range`), by node, oldest
+    /// first: the log panel draws them where the status's tail does not reach.
+    pub log_fetched: std::collections::BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
 }
 
 impl ViewState {

@@ -9,6 +9,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Widget};
 
+use squall_node::raft::types::PeerProgress;
+
 use super::styles;
 use crate::state::{ClusterState, NodeView, ViewState};
 
@@ -22,7 +24,12 @@ const LABEL: u16 = 4;
 
 /// Draws the strips into `area`.
 pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
-    let inner_w = area.width.saturating_sub(2 + LABEL);
+    // The leader's nextIndex and matchIndex for each follower take a column at the right, when there is a
+    // leader reporting them and room for them.
+    let progress = leader_progress(state).filter(|_| area.width >= 2 + LABEL + PROGRESS + 24);
+    let inner_w = area
+        .width
+        .saturating_sub(2 + LABEL + if progress.is_some() { PROGRESS } else { 0 });
     // Three columns per cell fit a two-digit term; narrow panels fall back to one digit.
     let cw: u16 = if inner_w / 3 >= 24 { 3 } else { 2 };
     let count = u64::from(inner_w / cw);
@@ -40,6 +47,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         ),
         Span::styled(
             follows.map_or(String::new(), |n| format!("following n{n} ")),
+            styles::key(),
+        ),
+        Span::styled(
+            if view.log_end.is_some() {
+                "scrolled: [ ] scroll, `log` follows the end "
+            } else {
+                ""
+            },
             styles::key(),
         ),
     ]);
@@ -73,14 +88,93 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         count,
         cw,
     };
-    frame.render_widget(strips, inner);
+    if let Some((leader, rows)) = progress {
+        let [cells, side] = ratatui::layout::Layout::horizontal([
+            ratatui::layout::Constraint::Min(0),
+            ratatui::layout::Constraint::Length(PROGRESS),
+        ])
+        .areas(inner);
+        frame.render_widget(strips, cells);
+        frame.render_widget(
+            Progress {
+                state,
+                leader,
+                rows,
+            },
+            side,
+        );
+    } else {
+        frame.render_widget(strips, inner);
+    }
+}
+
+/// Columns of the leader's next/match column.
+const PROGRESS: u16 = 14;
+
+/// The leader and its view of each follower (nextIndex and matchIndex among them), when a leader's fresh
+/// status reports them (Raft §5.3: the leader keeps both per follower).
+pub fn leader_progress(state: &ClusterState) -> Option<(u64, &[PeerProgress])> {
+    let leader = state.leader?;
+    let s = state.nodes.get(&leader)?.live_status()?;
+    if s.core.progress.is_empty() {
+        return None;
+    }
+    Some((leader, &s.core.progress))
+}
+
+/// The next/match column: a header on the ruler row, then beside each node's strip the leader's nextIndex
+/// and matchIndex for it (`leader` on the leader's own row).
+struct Progress<'a> {
+    state: &'a ClusterState,
+    leader: u64,
+    rows: &'a [PeerProgress],
+}
+
+impl Widget for Progress<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let w = area.width as usize;
+        buf.set_stringn(
+            area.x,
+            area.y,
+            format!("{:>6} {:>6}", "next", "match"),
+            w,
+            styles::dim(),
+        );
+        let shown = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| self.state.shows_node(n.id));
+        for (row, node) in shown.enumerate() {
+            let y = area.y + 1 + row as u16;
+            if y >= area.bottom() {
+                break;
+            }
+            if node.id == self.leader {
+                buf.set_stringn(area.x, y, format!("{:>13}", "leader"), w, styles::faint());
+            } else if let Some(p) = self.rows.iter().find(|p| p.id == node.id) {
+                buf.set_stringn(
+                    area.x,
+                    y,
+                    format!("{:>6} {:>6}", p.next_index, p.match_index),
+                    w,
+                    Style::new(),
+                );
+            }
+        }
+    }
 }
 
 /// The indexes shown: up to the highest index any node holds, unless the selected node's log ends before that
 /// window, in which case the window moves back to show its last entries (and which node it follows).
+/// Scrolled (`[`, `]`, `log N`), the window ends where the person put it.
 fn window(state: &ClusterState, view: &ViewState, count: u64) -> (u64, u64, Option<u64>) {
     let top = state.log_end();
     let start_of = |end: u64| (end + 1).saturating_sub(count).max(1);
+    if let Some(end) = view.log_end {
+        let end = end.min(top).max(count.min(top));
+        return (start_of(end), end, None);
+    }
     let selected_last = view
         .selected
         .and_then(|id| state.nodes.get(&id)?.status.as_ref())
@@ -175,6 +269,18 @@ impl Strips<'_> {
         }
         let tail = &status.log_tail;
         let first_in_tail = tail.first().map_or(u64::MAX, |c| c.index);
+        // Entries fetched for a scrolled window, where the tail does not reach.
+        let fetched = self.view.log_fetched.get(&node.id);
+        let cell_at = |idx: u64| {
+            tail.get((idx.wrapping_sub(first_in_tail)) as usize)
+                .filter(|c| c.index == idx)
+                .or_else(|| {
+                    let f = fetched?;
+                    let first = f.first()?.index;
+                    f.get(idx.checked_sub(first)? as usize)
+                        .filter(|c| c.index == idx)
+                })
+        };
         let digits = (self.cw - 1) as usize;
         for k in 0..self.count {
             let idx = self.start + k;
@@ -184,12 +290,9 @@ impl Strips<'_> {
             }
             let (text, style): (String, Style) = if idx > status.core.last_log_index {
                 continue;
-            } else if idx <= status.core.snapshot_index && idx < first_in_tail {
+            } else if idx <= status.core.snapshot_index && cell_at(idx).is_none() {
                 ("░".repeat(digits), styles::faint())
-            } else if let Some(cell) = tail
-                .get((idx.wrapping_sub(first_in_tail)) as usize)
-                .filter(|c| c.index == idx)
-            {
+            } else if let Some(cell) = cell_at(idx) {
                 let text = if cell.text.starts_with("config ") {
                     // A membership change: the mark, then the term's last digit where there is room.
                     let t = cell.term % 10;

@@ -6,6 +6,7 @@
 
 mod footer;
 mod header;
+pub mod held;
 mod help;
 mod latency;
 mod links;
@@ -102,10 +103,16 @@ pub fn draw(frame: &mut Frame, state: &ClusterState, view: &ViewState) {
 
 fn draw_full(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState, n: usize) {
     let side = links::width(n);
+    // The held-queue panel takes the role lanes' place, taller when the queue is long.
+    let lower_rows = if view.held {
+        timeline::lanes_height(n).max(held::height(state.held.len()))
+    } else {
+        timeline::lanes_height(n)
+    };
     let [table, middle, lower, feed] = Layout::vertical([
         Constraint::Length(nodes::height(n)),
         Constraint::Length(log::height(n).max(links::height(n))),
-        Constraint::Length(timeline::lanes_height(n)),
+        Constraint::Length(lower_rows),
         Constraint::Min(3),
     ])
     .areas(area);
@@ -116,7 +123,11 @@ fn draw_full(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSta
     links::render(frame, matrix, state, view);
     let [lanes, spark] =
         Layout::horizontal([Constraint::Min(20), Constraint::Length(side)]).areas(lower);
-    timeline::render_lanes(frame, lanes, state, view);
+    if view.held {
+        held::render(frame, lanes, state, view);
+    } else {
+        timeline::render_lanes(frame, lanes, state, view);
+    }
     writes::render(frame, spark, state, view);
     // Wide and tall enough, the latency chart goes beside the feed.
     let feed = if feed.width >= 150 && feed.height >= 8 {
@@ -149,6 +160,14 @@ fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewS
         ]),
         hint,
     );
+    // Open, the held-queue panel sits above whatever the tab shows.
+    let content = if view.held {
+        let [top, rest] = split(content, held::height(state.held.len()));
+        held::render(frame, top, state, view);
+        rest
+    } else {
+        content
+    };
     match view.tab {
         Tab::Nodes => {
             let [top, rest] = split(content, nodes::height(n));

@@ -50,7 +50,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         titles.push("clock");
         widths.push(14);
     }
-    if wide {
+    // Each node's election timer (RaftScope's arcs, in seconds): shown when there is room, and in teaching
+    // mode (frozen) instead of the rpc counters when there is not.
+    let timers = (wide && state.frozen()) || area.width >= 138;
+    let rpc_col = wide && (!timers || area.width >= 138);
+    if timers {
+        titles.push("timer");
+        widths.push(9);
+    }
+    if rpc_col {
         titles.push("rpc in/out/err");
         widths.push(16);
     }
@@ -61,7 +69,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         .nodes
         .values()
         .filter(|n| state.shows_node(n.id))
-        .map(|n| row(n, state, view, (wide, member_col), clocks));
+        .map(|n| {
+            row(
+                n,
+                state,
+                view,
+                (wide, member_col),
+                clocks,
+                (timers, rpc_col),
+            )
+        });
     let mut title = vec![Span::styled(" nodes ", styles::title())];
     if let Some(c) = &state.config {
         title.push(Span::styled(
@@ -85,6 +102,47 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     frame.render_widget(table, area);
 }
 
+/// The timer column's text for a node's status: seconds until its election timer runs out (`1.4s`), with
+/// `stop` before it while the node is frozen (teaching mode: it will not run out on its own); `—` for a node
+/// with no election timer running (a leader, a removed node) or no fresh status.
+pub fn timer_text(s: Option<&squall_node::rpc::NodeStatus>) -> String {
+    let Some(s) = s else {
+        return "—".into();
+    };
+    match s.election_due_ms {
+        None => "—".into(),
+        Some(ms) => {
+            let secs = if ms < 10_000 {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            } else {
+                format!("{}s", ms / 1000)
+            };
+            if s.frozen {
+                format!("stop {secs}")
+            } else {
+                secs
+            }
+        }
+    }
+}
+
+fn timer_cell<'a>(s: Option<&squall_node::rpc::NodeStatus>) -> Cell<'a> {
+    let text = timer_text(s);
+    let style = match s {
+        Some(s) if s.frozen && s.election_due_ms.is_some() => styles::key(),
+        Some(s) if s.election_due_ms.is_some_and(|ms| ms < 500) => styles::fault(),
+        Some(s) if s.election_due_ms.is_some() => Style::new(),
+        _ => styles::faint(),
+    };
+    Cell::from(text).style(style)
+}
+
+/// What the `rpc in` column counts: requests received and the answers to the requests the node sent (a
+/// leader receives almost only answers).
+pub fn rpc_in(r: &squall_node::rpc::RpcCounters) -> u64 {
+    r.vote_in + r.append_in + r.snapshot_in + r.timeout_now_in + r.reply_in
+}
+
 /// A role as the role column says it: whole in a wide table; in a narrow one (9 columns) a precandidate is
 /// `precand`, as the help's symbols page explains, rather than a cut `precandid`.
 pub fn role_text(role: squall_node::raft::types::Role, wide: bool) -> &'static str {
@@ -100,6 +158,7 @@ fn row<'a>(
     view: &ViewState,
     (wide, member_col): (bool, bool),
     clocks: bool,
+    (timers, rpc_col): (bool, bool),
 ) -> Row<'a> {
     let selected = view.selected == Some(n.id);
     let fresh = n.live_brief().is_some();
@@ -212,14 +271,14 @@ fn row<'a>(
             None => Cell::from("—").style(styles::faint()),
         });
     }
-    if wide {
+    if timers {
+        cells.push(timer_cell(s.filter(|_| fresh)));
+    }
+    if rpc_col {
         cells.push(match s {
             Some(s) => Cell::from(format!(
                 "{}/{}/{}",
-                styles::compact(
-                    (s.rpc.vote_in + s.rpc.append_in + s.rpc.snapshot_in + s.rpc.timeout_now_in)
-                        as f64
-                ),
+                styles::compact(rpc_in(&s.rpc) as f64),
                 styles::compact(
                     (s.rpc.vote_out + s.rpc.append_out + s.rpc.snapshot_out + s.rpc.timeout_now_out)
                         as f64

@@ -1,9 +1,10 @@
 //! Helpers shared by the end-to-end tests: reading a child's output with deadlines, process liveness, and
-//! (in `session`) a headless session driven through its console.
+//! (in `session`) a headless session driven through its console, (in `tmux`) the dashboard in a real terminal.
 
 #![allow(dead_code)]
 
 pub mod session;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;

@@ -74,7 +74,10 @@ impl Node {
                 self.counters.timeout_now_in += 1;
                 self.raft.handle_timeout_now(req);
             }
-            Cmd::Reply(from, reply) => self.raft.handle_reply(from, reply),
+            Cmd::Reply(from, reply) => {
+                self.counters.reply_in += 1;
+                self.raft.handle_reply(from, reply);
+            }
             Cmd::Unreachable(peer, req) => {
                 self.counters.peer_errors += 1;
                 self.raft.report_unreachable(peer, &req);
@@ -351,16 +354,10 @@ impl Node {
         }
     }
 
-    pub(super) fn status(&self) -> NodeStatus {
-        let mut core = self.raft.status();
-        core.commit_index = self.reported_commit();
-        let from = core
-            .last_log_index
-            .saturating_sub(LOG_TAIL as u64 - 1)
-            .max(1);
-        let log_tail = self
-            .raft
-            .entries_from(from, LOG_TAIL)
+    /// Up to `max` entries from index `from` on, as the dashboard draws them.
+    pub(super) fn log_cells(&self, from: u64, max: usize) -> Vec<LogCell> {
+        self.raft
+            .entries_from(from, max)
             .into_iter()
             .map(|e| LogCell {
                 index: e.index,
@@ -371,7 +368,17 @@ impl Node {
                     Payload::Config(c) => format!("config {c}"),
                 },
             })
-            .collect();
+            .collect()
+    }
+
+    pub(super) fn status(&self) -> NodeStatus {
+        let mut core = self.raft.status();
+        core.commit_index = self.reported_commit();
+        let from = core
+            .last_log_index
+            .saturating_sub(LOG_TAIL as u64 - 1)
+            .max(1);
+        let log_tail = self.log_cells(from, LOG_TAIL);
         NodeStatus {
             cluster_id: self.cfg.cluster_id.clone(),
             pid: std::process::id(),

@@ -326,6 +326,13 @@ pub(super) fn dispatch_control(
                 ControlServiceResponse::SendHeartbeats(Err("node is shutting down".into()))
             })
         }
+        ControlServiceRequest::LogRange { from, to } => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Cmd::Teach(TeachCmd::LogRange(from, to, otx)));
+            await_actor(orx, ControlServiceResponse::LogRange, || {
+                ControlServiceResponse::LogRange(Err("node is shutting down".into()))
+            })
+        }
         ControlServiceRequest::SetPeerAddr { id, addr } => {
             let (otx, orx) = oneshot::channel();
             let _ = tx.send(Cmd::SetPeerAddr(id, addr, otx));

@@ -1,9 +1,11 @@
 //! Teaching mode on the node: the control service's freeze, thaw, election timeout and heartbeats, handed to
-//! the consensus core (which owns the rules; see `raft::teach`).
+//! the consensus core (which owns the rules; see `raft::teach`), and the log range a scrolled dashboard
+//! fetches.
 
 use tokio::sync::oneshot;
 
 use crate::raft::Campaign;
+use crate::rpc::{LogCell, MAX_LOG_RANGE};
 
 use super::Node;
 
@@ -15,6 +17,8 @@ pub(super) enum TeachCmd {
     Timeout(oneshot::Sender<Result<Campaign, String>>),
     /// A leader sends its heartbeats now; answers how many followers were sent one.
     Heartbeat(oneshot::Sender<Result<u32, String>>),
+    /// The entries at `from..=to` (at most `MAX_LOG_RANGE`).
+    LogRange(u64, u64, oneshot::Sender<Result<Vec<LogCell>, String>>),
 }
 
 impl Node {
@@ -34,6 +38,19 @@ impl Node {
             }
             TeachCmd::Timeout(tx) => {
                 let _ = tx.send(self.raft.fire_election_timeout().map_err(|e| e.to_string()));
+            }
+            TeachCmd::LogRange(from, to, tx) => {
+                let _ = tx.send(if from > to {
+                    Err(format!("an empty range: {from} is after {to}"))
+                } else {
+                    // Index 0 is never an entry; a range from it starts at the first.
+                    let n = (to - from.max(1) + 1).min(MAX_LOG_RANGE) as usize;
+                    Ok(self
+                        .log_cells(from.max(1), n)
+                        .into_iter()
+                        .take_while(|c| c.index <= to)
+                        .collect())
+                });
             }
             TeachCmd::Heartbeat(tx) => {
                 let _ = tx.send(
