@@ -11,6 +11,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -162,12 +163,32 @@ fn new_leader(s: &mut Session, old: u64, term: u64) -> (u64, u64) {
         })
 }
 
+/// Sends `check` and returns its verdict line (`ok: linearizability check passed…` or `error: …`), asking
+/// again while it is inconclusive.
+fn verdict(s: &mut Session) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        writeln!(s.stdin, "check").unwrap();
+        let line = s.out.wait_for("the check's verdict", WAIT, |l| {
+            (l.starts_with("ok: linearizability check") || l.starts_with("error:"))
+                .then(|| l.to_string())
+        });
+        if !line.contains("inconclusive") || Instant::now() > deadline {
+            return line;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Runs `check` until the history holds at least `ops` operations; every verdict must be a pass.
 fn check_passes_with(s: &mut Session, ops: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let verdict = s.check();
-        assert!(verdict.starts_with("ok: check passed") || verdict.contains("passed"), "{what}: {verdict}");
+        let verdict = verdict(s);
+        assert!(
+            verdict.starts_with("ok: linearizability check passed"),
+            "{what}: {verdict}"
+        );
         let done: usize = verdict
             .split("valid: ")
             .nth(1)
@@ -175,9 +196,13 @@ fn check_passes_with(s: &mut Session, ops: usize, what: &str) {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         if done >= ops {
+            eprintln!("{what}: {verdict}");
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: the history stayed short: {verdict}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the history stayed short: {verdict}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }

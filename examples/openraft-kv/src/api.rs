@@ -163,8 +163,9 @@ fn status(node: &Node) -> Value {
         "role": role,
         "term": m.current_term,
         "leader": m.current_leader,
-        // Known only once openraft has told the store (save_committed): null before any commit.
-        "commit": (commit > 0).then_some(commit),
+        // What openraft last told the store (save_committed); 0 until it has, as after a restart (the commit
+        // index is volatile in Raft).
+        "commit": commit,
         "applied": m.last_applied.map(|l| l.index),
         "last_log_index": m.last_log_index,
         "vote": vote,
