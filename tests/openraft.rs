@@ -61,7 +61,11 @@ fn node_binary() -> PathBuf {
 /// The example's kind file, its program pointed at the built binary, in `dir`.
 fn kind_file(dir: &Path) -> PathBuf {
     let from = "program = \"target/release/openraft-kv\"";
-    assert_eq!(KIND.matches(from).count(), 1, "the kind file names its program once");
+    assert_eq!(
+        KIND.matches(from).count(),
+        1,
+        "the kind file names its program once"
+    );
     let text = KIND.replacen(
         from,
         &format!("program = \"{}\"", node_binary().display()),
@@ -133,14 +137,21 @@ fn brief_nodes(s: &mut Session) -> BTreeMap<u64, Brief> {
 }
 
 /// Polls `status` until `f` accepts the nodes; panics with the last ones seen.
-fn until<T>(s: &mut Session, what: &str, mut f: impl FnMut(&BTreeMap<u64, Brief>) -> Option<T>) -> T {
+fn until<T>(
+    s: &mut Session,
+    what: &str,
+    mut f: impl FnMut(&BTreeMap<u64, Brief>) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         let nodes = brief_nodes(s);
         if let Some(v) = f(&nodes) {
             return v;
         }
-        assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}; nodes: {nodes:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for {what}; nodes: {nodes:#?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -157,10 +168,9 @@ fn current_leader(s: &mut Session) -> (u64, u64) {
 
 /// Waits for a feed line naming a leader other than `old` in a term above `term`.
 fn new_leader(s: &mut Session, old: u64, term: u64) -> (u64, u64) {
-    s.out
-        .wait_for("a new leader in a higher term", WAIT, |l| {
-            support::leader_term(l).filter(|(n, t)| *n != old && *t > term)
-        })
+    s.out.wait_for("a new leader in a higher term", WAIT, |l| {
+        support::leader_term(l).filter(|(n, t)| *n != old && *t > term)
+    })
 }
 
 /// Sends `check` and returns its verdict line (`ok: linearizability check passed…` or `error: …`), asking
@@ -213,7 +223,9 @@ fn openraft_kv_elects_a_leader_and_a_killed_leader_is_replaced_in_a_higher_term(
     let mut s = up(files.path(), &[]);
     let (first, term) = s.first_leader.expect("a leader was named");
     assert!((1..=3).contains(&first), "leader n{first}");
-    let nodes = until(&mut s, "every node to report a term", |ns| (ns.len() == 3).then(|| ns.len()));
+    let nodes = until(&mut s, "every node to report a term", |ns| {
+        (ns.len() == 3).then(|| ns.len())
+    });
     assert_eq!(nodes, 3);
     until(&mut s, "the leader's status line to say it leads", |ns| {
         ns.get(&first).filter(|n| n.role == "leader").map(|_| ())
@@ -257,7 +269,14 @@ fn lin_kv_on_openraft_is_linearizable_under_kills_partitions_and_one_way_cuts() 
     let files = tempfile::tempdir().unwrap();
     let mut s = up(
         files.path(),
-        &["--workload", "lin-kv", "--rate", "60", "--seed", &seed.to_string()],
+        &[
+            "--workload",
+            "lin-kv",
+            "--rate",
+            "60",
+            "--seed",
+            &seed.to_string(),
+        ],
     );
     check_passes_with(&mut s, 50, "before any fault");
     for round in 0..6 {
@@ -297,7 +316,11 @@ fn power_cuts_of_every_openraft_node_lose_no_acknowledged_write() {
         ],
     );
     for cut in 0..5 {
-        check_passes_with(&mut s, 20 * (cut + 1), &format!("seed {seed}, before power cut {cut}"));
+        check_passes_with(
+            &mut s,
+            20 * (cut + 1),
+            &format!("seed {seed}, before power cut {cut}"),
+        );
         s.ask("powercut all", "power cut of every node");
         for n in 1..=3 {
             s.ask(&format!("restart {n}"), "restart node");

@@ -128,12 +128,8 @@ const ROLE_WORDS: &[(&str, Role)] = &[
 impl StatusConfig {
     /// Reads and checks `[status.http]`.
     pub fn from_toml(v: toml::Value) -> Result<StatusConfig, ConfigError> {
-        let c: StatusConfig = StatusConfig::deserialize(v).map_err(|e| {
-            (
-                String::new(),
-                e.message().trim().to_string(),
-            )
-        })?;
+        let c: StatusConfig = StatusConfig::deserialize(v)
+            .map_err(|e| (String::new(), e.message().trim().to_string()))?;
         if !c.path.starts_with('/') {
             return Err(("path".into(), format!("`{}` must start with /", c.path)));
         }
@@ -143,7 +139,11 @@ impl StatusConfig {
                     format!("roles.{word}"),
                     format!(
                         "`{role}` is not a role; use one of {}",
-                        ROLE_WORDS.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+                        ROLE_WORDS
+                            .iter()
+                            .map(|(w, _)| *w)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -188,7 +188,8 @@ impl ClientConfig {
             .map_err(|e| (String::new(), e.message().trim().to_string()))?;
         c.read.check("read", &["key"], Some("value"))?;
         c.write.check("write", &["key", "value"], None)?;
-        c.cas.check("cas", &["key", "from", "to"], Some("swapped"))?;
+        c.cas
+            .check("cas", &["key", "from", "to"], Some("swapped"))?;
         if let Some(i) = &c.incr {
             i.check("incr", &["key", "by"], Some("value"))?;
         }
@@ -227,7 +228,11 @@ impl OpConfig {
                     field,
                     format!(
                         "unknown placeholder {{{h}}}; known here: {}",
-                        holes.iter().map(|h| format!("{{{h}}}")).collect::<Vec<_>>().join(", ")
+                        holes
+                            .iter()
+                            .map(|h| format!("{{{h}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -278,14 +283,12 @@ fn collect_strings(v: &toml::Value, at: &str, out: &mut Vec<(String, String)>) {
 /// The TOML body as JSON, each string a template expanded with `values` (checked at load).
 fn json_body(v: &toml::Value, values: &BTreeMap<String, String>) -> Value {
     match v {
-        toml::Value::String(s) => {
-            Value::String(
-                Template::parse(s)
-                    .ok()
-                    .and_then(|t| t.expand(values).ok())
-                    .unwrap_or_default(),
-            )
-        }
+        toml::Value::String(s) => Value::String(
+            Template::parse(s)
+                .ok()
+                .and_then(|t| t.expand(values).ok())
+                .unwrap_or_default(),
+        ),
         toml::Value::Integer(i) => Value::from(*i),
         toml::Value::Float(f) => Value::from(*f),
         toml::Value::Boolean(b) => Value::Bool(*b),
@@ -383,7 +386,9 @@ impl Conn {
             let _ = stream.set_nodelay(true);
             let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
-                .map_err(|e| CallError::NotSent(format!("HTTP handshake with {} failed: {e}", self.addr)))?;
+                .map_err(|e| {
+                    CallError::NotSent(format!("HTTP handshake with {} failed: {e}", self.addr))
+                })?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -443,7 +448,9 @@ impl HttpStatus {
     async fn poll_inner(&mut self) -> Result<StatusReport, String> {
         let path = self.config.path.clone();
         match self.conn.call("GET", &path, None, self.timeout).await {
-            Ok((code, v)) if (200..300).contains(&code) && v.is_object() => Ok(self.config.report(&v)),
+            Ok((code, v)) if (200..300).contains(&code) && v.is_object() => {
+                Ok(self.config.report(&v))
+            }
             Ok((code, v)) => Err(format!("GET {path} answered {code}: {v}")),
             Err(CallError::NotSent(e) | CallError::NoAnswer(e)) => Err(e),
         }
@@ -470,7 +477,10 @@ impl HttpKv {
     pub fn new(addrs: Addrs, config: Arc<ClientConfig>) -> HttpKv {
         let guess = addrs.keys().next().copied().unwrap_or(1);
         HttpKv {
-            conns: addrs.into_iter().map(|(id, a)| (id, Conn::new(a))).collect(),
+            conns: addrs
+                .into_iter()
+                .map(|(id, a)| (id, Conn::new(a)))
+                .collect(),
             config,
             guess,
         }
@@ -506,20 +516,31 @@ impl HttpKv {
             ),
             KvRequest::Cas { key, from, to } => (
                 &config.cas,
-                vec![("key", key.clone()), ("from", from.clone()), ("to", to.clone())],
+                vec![
+                    ("key", key.clone()),
+                    ("from", from.clone()),
+                    ("to", to.clone()),
+                ],
                 false,
             ),
             KvRequest::Incr { key, by } => match &config.incr {
-                Some(op) => (op, vec![("key", key.clone()), ("by", by.to_string())], false),
+                Some(op) => (
+                    op,
+                    vec![("key", key.clone()), ("by", by.to_string())],
+                    false,
+                ),
                 None => {
                     return KvOutcome::Fail(
-                        "this kind's [client.http] has no `incr`: the counter workload cannot run".into(),
+                        "this kind's [client.http] has no `incr`: the counter workload cannot run"
+                            .into(),
                     );
                 }
             },
         };
-        let values: BTreeMap<String, String> =
-            values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let values: BTreeMap<String, String> = values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let (path, body) = op.request(&values);
         let deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
         let mut last = String::from("no node to ask");
@@ -527,7 +548,10 @@ impl HttpKv {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return KvOutcome::Fail(format!("not done within {} ms: {last}", config.timeout_ms));
+                return KvOutcome::Fail(format!(
+                    "not done within {} ms: {last}",
+                    config.timeout_ms
+                ));
             }
             let target = self.guess;
             let Some(conn) = self.conns.get_mut(&target) else {
@@ -599,7 +623,9 @@ fn answer(req: &KvRequest, op: &OpConfig, v: &Value) -> Option<KvAnswer> {
             })))
         }
         KvRequest::Write { .. } => Some(KvAnswer::Written),
-        KvRequest::Cas { .. } => Some(KvAnswer::Swapped(field(v, op.swapped.as_deref()?)?.as_bool()?)),
+        KvRequest::Cas { .. } => Some(KvAnswer::Swapped(
+            field(v, op.swapped.as_deref()?)?.as_bool()?,
+        )),
         KvRequest::Incr { .. } => {
             let x = field(v, op.value.as_deref()?)?;
             Some(KvAnswer::Counter(
@@ -636,7 +662,8 @@ mod tests {
     #[test]
     fn field_paths_walk_objects_and_arrays_and_null_is_absent() {
         let v: Value =
-            serde_json::from_str(r#"{"raft": {"term": 7, "ids": [4, "5"]}, "leader": null}"#).unwrap();
+            serde_json::from_str(r#"{"raft": {"term": 7, "ids": [4, "5"]}, "leader": null}"#)
+                .unwrap();
         assert_eq!(field(&v, "raft.term"), Some(&Value::from(7)));
         assert_eq!(number(field(&v, "raft.ids.1").unwrap()), Some(5));
         assert_eq!(field(&v, "leader"), None);
@@ -661,20 +688,37 @@ mod tests {
         )
         .unwrap();
         let r = cfg.report(
-            &serde_json::from_str(r#"{"current_term": "12", "state": "Leader", "leader": 2}"#).unwrap(),
+            &serde_json::from_str(r#"{"current_term": "12", "state": "Leader", "leader": 2}"#)
+                .unwrap(),
         );
-        assert_eq!((r.role, r.term, r.leader), (Some(Role::Leader), Some(12), Some(Some(2))));
+        assert_eq!(
+            (r.role, r.term, r.leader),
+            (Some(Role::Leader), Some(12), Some(Some(2)))
+        );
         assert_eq!((r.commit, r.applied, r.pid), (None, None, None));
-        let r = cfg.report(&serde_json::from_str(r#"{"state": "Learner", "leader": null}"#).unwrap());
-        assert_eq!(r.role, None, "a word the table does not list is not guessed");
-        assert_eq!(r.leader, Some(None), "a null leader is a node that knows of none");
-        let no_leader_field = StatusConfig::from_toml(toml::from_str("term = \"t\"").unwrap()).unwrap();
-        assert_eq!(no_leader_field.report(&serde_json::json!({"t": 1})).leader, None);
+        let r =
+            cfg.report(&serde_json::from_str(r#"{"state": "Learner", "leader": null}"#).unwrap());
+        assert_eq!(
+            r.role, None,
+            "a word the table does not list is not guessed"
+        );
+        assert_eq!(
+            r.leader,
+            Some(None),
+            "a null leader is a node that knows of none"
+        );
+        let no_leader_field =
+            StatusConfig::from_toml(toml::from_str("term = \"t\"").unwrap()).unwrap();
+        assert_eq!(
+            no_leader_field.report(&serde_json::json!({"t": 1})).leader,
+            None
+        );
     }
 
     #[test]
     fn status_tables_with_mistakes_name_the_field() {
-        let e = StatusConfig::from_toml(toml::from_str("[roles]\nLeader = \"boss\"").unwrap()).unwrap_err();
+        let e = StatusConfig::from_toml(toml::from_str("[roles]\nLeader = \"boss\"").unwrap())
+            .unwrap_err();
         assert_eq!(e.0, "roles.Leader");
         assert!(e.1.contains("boss"), "{e:?}");
         let e = StatusConfig::from_toml(toml::from_str("trem = \"term\"").unwrap()).unwrap_err();
@@ -749,8 +793,14 @@ mod tests {
     #[test]
     fn the_openraft_example_kind_loads_with_both_http_tables() {
         let k = parse(EXAMPLE).unwrap();
-        assert_eq!((k.status.name.as_str(), k.client.name.as_str()), ("http-json", "http-json"));
-        assert_eq!(k.status_http.as_ref().unwrap().term.as_deref(), Some("term"));
+        assert_eq!(
+            (k.status.name.as_str(), k.client.name.as_str()),
+            ("http-json", "http-json")
+        );
+        assert_eq!(
+            k.status_http.as_ref().unwrap().term.as_deref(),
+            Some("term")
+        );
         assert_eq!(k.client_http.as_ref().unwrap().fail_status, [400, 421, 503]);
     }
 
@@ -758,14 +808,21 @@ mod tests {
     fn an_http_table_missing_misplaced_or_wrong_is_a_load_error_naming_line_and_field() {
         let text = EXAMPLE.replacen("[status.http]", "[status.elsewhere]", 1);
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("status.http") && e.contains("needs a [status.http]"), "{e}");
+        assert!(
+            e.contains("status.http") && e.contains("needs a [status.http]"),
+            "{e}"
+        );
 
         let text = EXAMPLE.replacen("term = \"term\"", "term = \"term\"\nterms = 1", 1);
         let e = parse(&text).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("status.http"), "{e}");
         assert!(e.message.contains("terms") && e.line_col.is_some(), "{e}");
 
-        let text = EXAMPLE.replacen("body = { key = \"{key}\" }", "body = { key = \"{kee}\" }", 1);
+        let text = EXAMPLE.replacen(
+            "body = { key = \"{key}\" }",
+            "body = { key = \"{kee}\" }",
+            1,
+        );
         let e = parse(&text).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("client.http.read.body.key"), "{e}");
 
@@ -775,6 +832,9 @@ mod tests {
             1,
         );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("only the http-json driver reads [client.http]"), "{e}");
+        assert!(
+            e.contains("only the http-json driver reads [client.http]"),
+            "{e}"
+        );
     }
 }

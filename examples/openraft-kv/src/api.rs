@@ -27,9 +27,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::Raft;
 use crate::sm::{Request, StateMachine};
 use crate::store::LogStore;
-use crate::Raft;
 
 /// What the API needs of the node.
 #[derive(Clone)]
@@ -156,7 +156,10 @@ fn status(node: &Node) -> Value {
             "committed": v.committed,
         })
     });
-    let commit = node.log.committed.load(std::sync::atomic::Ordering::Relaxed);
+    let commit = node
+        .log
+        .committed
+        .load(std::sync::atomic::Ordering::Relaxed);
     let members: Vec<u64> = m.membership_config.membership().voter_ids().collect();
     json!({
         "id": node.id,

@@ -180,7 +180,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .and_then(|()| std::fs::rename(&tmp, path))
             .with_context(|| format!("--addr-file {}", path.display()))?;
     }
-    eprintln!("openraft-kv: node {} peer {peer_addr} api {api_addr}", args.id);
+    eprintln!(
+        "openraft-kv: node {} peer {peer_addr} api {api_addr}",
+        args.id
+    );
     api::serve(
         api_listener,
         api::Node {

@@ -73,10 +73,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let meta = SnapshotMeta {
                 last_log_id: data.last_applied,
                 last_membership: data.membership.clone(),
-                snapshot_id: format!(
-                    "{}",
-                    data.last_applied.map(|l| l.index).unwrap_or_default()
-                ),
+                snapshot_id: format!("{}", data.last_applied.map(|l| l.index).unwrap_or_default()),
             };
             (bytes, meta)
         };
@@ -166,7 +163,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
         Ok(self
             .snapshot
             .read()

@@ -215,7 +215,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().unwrap().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
         // Kept in memory only, for the status endpoint: after a restart openraft learns the commit index
         // from the leader again and re-applies from the log.
         if let Some(c) = committed {
