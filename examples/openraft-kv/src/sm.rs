@@ -55,12 +55,15 @@ pub struct Data {
     pub membership: StoredMembership<u64, openraft::BasicNode>,
 }
 
+/// The last snapshot built or installed: its description and the serialised [`Data`].
+type StoredSnapshot = (SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>);
+
 /// The state machine; clones share the data.
 #[derive(Clone, Default)]
 pub struct StateMachine {
     /// The data (reads take the lock for a moment).
     pub data: Arc<RwLock<Data>>,
-    snapshot: Arc<RwLock<Option<(SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>)>>>,
+    snapshot: Arc<RwLock<Option<StoredSnapshot>>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
