@@ -223,10 +223,9 @@ fn openraft_kv_elects_a_leader_and_a_killed_leader_is_replaced_in_a_higher_term(
     let mut s = up(files.path(), &[]);
     let (first, term) = s.first_leader.expect("a leader was named");
     assert!((1..=3).contains(&first), "leader n{first}");
-    let nodes = until(&mut s, "every node to report a term", |ns| {
-        (ns.len() == 3).then(|| ns.len())
+    until(&mut s, "every node to report a term", |ns| {
+        (ns.len() == 3).then_some(())
     });
-    assert_eq!(nodes, 3);
     until(&mut s, "the leader's status line to say it leads", |ns| {
         ns.get(&first).filter(|n| n.role == "leader").map(|_| ())
     });
@@ -248,9 +247,11 @@ fn openraft_kv_elects_a_leader_and_a_killed_leader_is_replaced_in_a_higher_term(
 
 /// `cut *->L`: the leader hears nothing — no answer to its appends, no message from any peer.
 ///
-/// **Known finding (openraft 0.9):** openraft has no CheckQuorum (a leader that hears no quorum does not
-/// step down), and on the per-sender model the cut leaves the leader's own requests flowing to its
-/// followers, which keep taking them as heartbeats. See the report if this test fails on that point.
+/// openraft 0.9 has no CheckQuorum (a leader that hears no quorum does not step down), and on the per-sender
+/// model the cut leaves the leader's own requests flowing to its followers. A new leader comes all the same:
+/// each unanswered append times out, the example's peer client reports the peer unreachable, and openraft
+/// waits its 500 ms backoff before the next, longer than the followers' election timeout. The old leader
+/// stays leader of its older term until the cut heals.
 #[test]
 fn cutting_every_link_into_the_leader_gives_a_new_leader() {
     let files = tempfile::tempdir().unwrap();

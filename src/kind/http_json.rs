@@ -257,7 +257,7 @@ impl OpConfig {
             .map(|(k, v)| (k.clone(), percent_encode(v)))
             .collect();
         let path = Template::parse(&self.path)
-            .and_then(|t| Ok(t.expand(&encoded).unwrap_or_default()))
+            .map(|t| t.expand(&encoded).unwrap_or_default())
             .unwrap_or_default();
         (path, self.body.as_ref().map(|b| json_body(b, values)))
     }
@@ -592,7 +592,7 @@ impl HttpKv {
                     self.guess = hint.unwrap_or_else(|| self.next_after(target));
                     // A full round of refusals with no leader named: there is none now; give the cluster a
                     // moment before the next round instead of spinning.
-                    if hint.is_none() && asked % self.conns.len().max(1) == 0 {
+                    if hint.is_none() && asked.is_multiple_of(self.conns.len().max(1)) {
                         tokio::time::sleep(Duration::from_millis(50).min(left)).await;
                     }
                 }
