@@ -806,7 +806,11 @@ mod tests {
 
     #[test]
     fn an_http_table_missing_misplaced_or_wrong_is_a_load_error_naming_line_and_field() {
-        let text = EXAMPLE.replacen("[status.http]", "[status.elsewhere]", 1);
+        let (a, b) = (
+            EXAMPLE.find("[status.http]").unwrap(),
+            EXAMPLE.find("[client]").unwrap(),
+        );
+        let text = format!("{}{}", &EXAMPLE[..a], &EXAMPLE[b..]);
         let e = parse(&text).unwrap_err().to_string();
         assert!(
             e.contains("status.http") && e.contains("needs a [status.http]"),
