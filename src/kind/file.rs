@@ -94,4 +94,6 @@ fn no_classifier() -> Spanned<String> {
 pub(super) struct ProtocolFile {
     pub protocol: Spanned<String>,
     pub port: Option<Spanned<String>>,
+    /// The `http-json` driver's table (`[status.http]`, `[client.http]`), checked by that driver.
+    pub http: Option<Spanned<toml::Value>>,
 }

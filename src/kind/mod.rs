@@ -10,6 +10,7 @@
 pub mod drivers;
 pub mod etcd;
 mod file;
+pub mod http_json;
 pub mod launch;
 mod squall;
 mod template;
@@ -79,10 +80,7 @@ const CLASSIFIERS: &[(&str, Option<&str>)] = &[
 const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
     ("maelstrom", None),
-    (
-        "http-json",
-        Some("the http-json status driver is not built yet"),
-    ),
+    ("http-json", None),
     (
         "etcd-v3",
         Some("the etcd v3 status driver is not built yet (it lands with etcd support)"),
@@ -92,10 +90,7 @@ const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
 const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
     ("maelstrom", None),
-    (
-        "http-kv",
-        Some("the http-kv client driver is not built yet"),
-    ),
+    ("http-json", None),
     (
         "etcd-v3",
         Some("the etcd v3 client is not built yet (it lands with etcd support)"),
@@ -260,6 +255,10 @@ pub struct Kind {
     pub status: Protocol,
     /// The client driver (lin-kv and counter workloads).
     pub client: Protocol,
+    /// `[status.http]`, for the `http-json` status driver.
+    pub status_http: Option<std::sync::Arc<http_json::StatusConfig>>,
+    /// `[client.http]`, for the `http-json` client driver.
+    pub client_http: Option<std::sync::Arc<http_json::ClientConfig>>,
     /// The membership driver, if the kind can change membership.
     pub membership: Option<Protocol>,
     /// Optional abilities (`freeze` …) and the driver of each.
@@ -385,6 +384,40 @@ impl Checker<'_> {
                     list_or_none(ports.iter())
                 ),
             ))
+        }
+    }
+}
+
+/// `status.http.role`: the dotted field of a mistake inside an http table.
+fn http_field(section: &str, inner: &str) -> String {
+    if inner.is_empty() {
+        format!("{section}.http")
+    } else {
+        format!("{section}.http.{inner}")
+    }
+}
+
+impl Checker<'_> {
+    /// The `http` table of `[SECTION]`: required by the `http-json` driver, refused by every other.
+    fn http_table(
+        &self,
+        p: &file::ProtocolFile,
+        section: &str,
+        driver: &str,
+    ) -> Result<Option<(toml::Value, Range<usize>)>, KindError> {
+        match (&p.http, driver == "http-json") {
+            (Some(h), true) => Ok(Some((h.get_ref().clone(), h.span()))),
+            (None, true) => Err(self.err(
+                p.protocol.span(),
+                &format!("{section}.http"),
+                format!("the http-json driver needs a [{section}.http] table (see the README, \"Node kinds\")"),
+            )),
+            (Some(h), false) => Err(self.err(
+                h.span(),
+                &format!("{section}.http"),
+                format!("only the http-json driver reads [{section}.http]; `{driver}` does not: drop it"),
+            )),
+            (None, false) => Ok(None),
         }
     }
 }
@@ -608,6 +641,31 @@ impl Kind {
         };
         let status = protocol(&raw.status, "status", STATUS_PROTOCOLS)?;
         let client = protocol(&raw.client, "client", CLIENT_PROTOCOLS)?;
+        let status_http = c
+            .http_table(&raw.status, "status", &status.name)?
+            .map(|(v, span)| {
+                http_json::StatusConfig::from_toml(v)
+                    .map(std::sync::Arc::new)
+                    .map_err(|(f, m)| c.err(span, &http_field("status", &f), m))
+            })
+            .transpose()?;
+        let client_http = c
+            .http_table(&raw.client, "client", &client.name)?
+            .map(|(v, span)| {
+                http_json::ClientConfig::from_toml(v)
+                    .map(std::sync::Arc::new)
+                    .map_err(|(f, m)| c.err(span, &http_field("client", &f), m))
+            })
+            .transpose()?;
+        if let Some(m) = &raw.membership
+            && let Some(h) = &m.http
+        {
+            return Err(c.err(
+                h.span(),
+                "membership.http",
+                "no membership driver reads an http table; drop it",
+            ));
+        }
         let membership = match &raw.membership {
             Some(m) => Some(protocol(m, "membership", MEMBERSHIP_PROTOCOLS)?),
             None => None,
@@ -693,6 +751,8 @@ impl Kind {
             peers,
             status,
             client,
+            status_http,
+            client_http,
             membership,
             controls,
             options,
@@ -792,6 +852,11 @@ impl Kind {
             "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
                 addr, timeout,
             )),
+            "http-json" => Box::new(http_json::HttpStatus::new(
+                addr,
+                timeout,
+                self.status_http.clone().expect("checked at load"),
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -808,6 +873,11 @@ impl Kind {
             "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
                 addr, timeout,
             )),
+            "http-json" => Box::new(http_json::HttpStatus::new(
+                addr,
+                timeout,
+                self.status_http.clone().expect("checked at load"),
+            )),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -817,6 +887,10 @@ impl Kind {
         match self.client.name.as_str() {
             "squall" => Box::new(squall::SquallKv::new(addrs)),
             "maelstrom" => Box::new(crate::maelstrom::client::MaelstromKv::new(addrs)),
+            "http-json" => Box::new(http_json::HttpKv::new(
+                addrs,
+                self.client_http.clone().expect("checked at load"),
+            )),
             other => unreachable!("client protocol {other} was refused at load"),
         }
     }
