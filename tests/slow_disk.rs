@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// (leader, term, highest commit index) from one `status`; leader 0 when none leads.
 fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
     writeln!(stdin, "status").unwrap();
-    let (mut leader, mut term, mut commit, mut lines) = (0, 0, 0, 0);
+    let (mut leader, mut leader_term, mut term, mut commit, mut lines) = (0, 0, 0, 0, 0);
     out.wait_for("status lines", WAIT, |l| {
         let rest = l.strip_prefix("status: n")?;
         lines += 1;
@@ -28,11 +28,14 @@ fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
                 .and_then(|i| words.get(i + 1))
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        // "status: n1 running pid 1001 leader term 3 leader n1 commit 7 …"
-        if rest.contains(" leader term ") {
+        // "status: n1 running pid 1001 leader term 3 leader n1 commit 7 …". A killed node's line keeps what it
+        // last showed, a leader's role too: only a running node's counts, and of two the higher term.
+        let t = after("term").unwrap_or(0);
+        if rest.contains(" leader term ") && words.get(1) == Some(&"running") && t >= leader_term {
             leader = words[0].parse().unwrap_or(0);
+            leader_term = t;
         }
-        term = term.max(after("term").unwrap_or(0));
+        term = term.max(t);
         commit = commit.max(after("commit").unwrap_or(0));
         (lines == 3).then_some(())
     });
