@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// (leader, term, highest commit index) from one `status`; leader 0 when none leads.
 fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
     writeln!(stdin, "status").unwrap();
-    let (mut leader, mut term, mut commit, mut lines) = (0, 0, 0, 0);
+    let (mut leader, mut leader_term, mut term, mut commit, mut lines) = (0, 0, 0, 0, 0);
     out.wait_for("status lines", WAIT, |l| {
         let rest = l.strip_prefix("status: n")?;
         lines += 1;
@@ -28,22 +28,32 @@ fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
                 .and_then(|i| words.get(i + 1))
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        // "status: n1 running pid 1001 leader term 3 leader n1 commit 7 …"
-        if rest.contains(" leader term ") {
+        // "status: n1 running pid 1001 leader term 3 leader n1 commit 7 …". A killed node's line keeps what it
+        // last showed, a leader's role too: only a running node's counts, and of two the higher term.
+        let t = after("term").unwrap_or(0);
+        if rest.contains(" leader term ") && words.get(1) == Some(&"running") && t >= leader_term {
             leader = words[0].parse().unwrap_or(0);
+            leader_term = t;
         }
-        term = term.max(after("term").unwrap_or(0));
+        term = term.max(t);
         commit = commit.max(after("commit").unwrap_or(0));
         (lines == 3).then_some(())
     });
     (leader, term, commit)
 }
 
-#[test]
-fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, mut stdin, mut out, (leader, term)) = headless_with_leader(
-        &dir.path().join("c"),
+/// A 3-node cluster with a workload, once it has a settled leader, with every node's fsync slowed to 400 ms:
+/// the session, its console and output, the leader and its term.
+fn cluster_with_slow_disks(
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    Lines,
+    (u64, u64),
+) {
+    let (child, mut stdin, mut out, (leader, term)) = headless_with_leader(
+        &dir.join("c"),
         &[
             "--disk-faults",
             "-n",
@@ -77,6 +87,13 @@ fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
             "slow node",
         );
     }
+    (child, stdin, out, (leader, term))
+}
+
+#[test]
+fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, (leader, term)) = cluster_with_slow_disks(dir.path());
     let (_, _, commit0) = status(&mut stdin, &mut out);
     let started = Instant::now();
     let mut seen = Vec::new();
@@ -105,6 +122,43 @@ fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
         "writes stopped committing under 400 ms fsyncs: commit {commit0} -> {commit1}"
     );
     check_passes(&mut stdin, &mut out, WAIT);
+    writeln!(stdin, "quit").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_election_under_400ms_fsyncs_on_every_node_finishes() {
+    // The leader is lost while every fsync takes 400 ms, longer than the 150–300 ms election timeout: a
+    // candidate's own term and vote take 400 ms to store (its timer waits for them), and so does each vote it
+    // is granted (a voter stores its vote before granting it). Without a candidate timeout that allows for the
+    // voters' fsync, every candidate gives up before any vote arrives and no election ever finishes.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, (leader, term)) = cluster_with_slow_disks(dir.path());
+    support::ask(&mut stdin, &mut out, &format!("kill {leader}"), "kill node");
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let elected = loop {
+        let now = status(&mut stdin, &mut out);
+        seen.push(now);
+        if now.0 != 0 && now.0 != leader && now.1 > term {
+            break now;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "no new leader within {WAIT:?} of killing leader {leader} (term {term}) under 400 ms fsyncs; \
+             (leader, term, commit) each poll: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "leader {leader} of term {term} killed; n{} leads term {} after {:?}",
+        elected.0,
+        elected.1,
+        started.elapsed()
+    );
+    for n in (1..=3).filter(|&n| n != leader) {
+        support::ask(&mut stdin, &mut out, &format!("disk {n} heal"), "heal node");
+    }
     writeln!(stdin, "quit").unwrap();
     assert!(child.wait().unwrap().success());
 }

@@ -204,6 +204,8 @@ struct Lives {
     current: u64,
     /// The process that ran the previous life when the wipe was performed: its late polls are that life's.
     before: Option<u64>,
+    /// The process whose start cut a damaged record and so began the current life, if that is how it began.
+    cut_by: Option<u64>,
 }
 
 /// The checker's memory. Feed it every poll of every node with [`Invariants::observe`].
@@ -348,6 +350,7 @@ impl Invariants {
         let lives = self.lives.get(&node).copied().unwrap_or(Lives {
             current: 1,
             before: None,
+            cut_by: None,
         });
         let running = self
             .nodes
@@ -358,8 +361,36 @@ impl Invariants {
             Lives {
                 current: lives.current + 1,
                 before: running.or(lives.before),
+                cut_by: None,
             },
         );
+    }
+
+    /// The node's process `incarnation` (pid) started by cutting a damaged *complete* WAL record, which may
+    /// have held a term, a vote or entries it had acknowledged: like a wipe, data was lost, so this process
+    /// starts a new life (its term may be lower than its former self showed; issue 18, C4). A torn final
+    /// write is not such a loss (it was never synced, so nothing in it was acknowledged) and keeps the life.
+    /// Nothing is done when `incarnation` already runs a life started this way (the feed's record came again).
+    pub fn damaged_tail_cut(&mut self, node: u64, incarnation: u64) {
+        if self.lives.get(&node).and_then(|l| l.cut_by) == Some(incarnation) {
+            return;
+        }
+        let current = self.current_life(node);
+        let seen = self.nodes.get(&current).map(|s| s.incarnation);
+        self.data_lost(node);
+        if seen == Some(incarnation) {
+            // The new process was polled before its feed said what it cut: that poll is the new life's (a term
+            // it showed lower than its former self's was already reported then; the feed usually comes first).
+            if let Some(s) = self.nodes.remove(&current) {
+                self.nodes.insert(self.current_life(node), s);
+            }
+        }
+        if let Some(l) = self.lives.get_mut(&node) {
+            if seen == Some(incarnation) {
+                l.before = None;
+            }
+            l.cut_by = Some(incarnation);
+        }
     }
 
     /// The life of `node` that its process `incarnation` (pid) runs.

@@ -214,3 +214,85 @@ fn a_late_poll_of_the_process_before_a_wipe_belongs_to_the_old_life() {
     poll(&mut s, 500, 2, 2002, 1, 0);
     assert_eq!(broken(&s), Vec::<String>::new());
 }
+
+/// The new process of node 2 says in its feed that it started by cutting `bytes` of WAL tail, `damaged` or
+/// torn, back at term 5 with 39 entries.
+fn started_after_cut(s: &mut ClusterState, at: u64, damaged: bool) {
+    s.apply(&Stamped::new(
+        at,
+        Event::NodeFeed {
+            node: 2,
+            record: EventRecord {
+                seq: 0,
+                at_ms: at,
+                event: NodeEvent::Started {
+                    term: 5,
+                    last_index: 39,
+                    snapshot_index: 0,
+                    empty: false,
+                    truncated_tail_bytes: 120,
+                    damaged_tail: damaged,
+                },
+            },
+        },
+    ));
+}
+
+#[test]
+fn a_restart_that_cut_a_damaged_record_starts_a_new_life() {
+    // Node 2, seen at term 6, restarts without a wipe and cuts its last WAL record, damaged: that record held
+    // its term 6 (maybe acknowledged), so it comes back at term 5. Like a wipe, this is data lost by a fault
+    // squall was asked to make, not a term going back on a durable node: a new life, `n2#2`.
+    let mut s = node_2_restarted(false);
+    started_after_cut(&mut s, 350, true);
+    poll(&mut s, 400, 2, 2002, 5, 39);
+    assert_eq!(broken(&s), Vec::<String>::new());
+    // Its new life is told apart from the old one in lines: leading term 6 again is two leaders.
+    let mut st = status(2, 1002, 6, 40);
+    st.core.role = Role::Leader;
+    let mut s = started();
+    s.apply(&Stamped::new(
+        100,
+        Event::Status {
+            node: 2,
+            status: st.clone(),
+        },
+    ));
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 2,
+            state: ProcessState::Restarting { wipe: false },
+        },
+    ));
+    running(&mut s, 300, 2, 2002);
+    started_after_cut(&mut s, 350, true);
+    st.pid = 2002;
+    s.apply(&Stamped::new(
+        400,
+        Event::Status {
+            node: 2,
+            status: st,
+        },
+    ));
+    assert_eq!(
+        broken(&s),
+        ["INVARIANT BROKEN: election safety violated: n2#1 and n2#2 both led term 6"]
+    );
+}
+
+#[test]
+fn a_restart_that_cut_a_torn_write_keeps_its_life() {
+    // A torn final write was never synced, so nothing in it was acknowledged: the node is the same durable
+    // node, and its term going back from what a poll showed is still reported.
+    let mut s = node_2_restarted(false);
+    started_after_cut(&mut s, 350, false);
+    poll(&mut s, 400, 2, 2002, 5, 39);
+    let b = broken(&s);
+    assert_eq!(
+        b,
+        [
+            "INVARIANT BROKEN: term monotonic violated: n2's term went from 6 to 5 across a restart with its data"
+        ]
+    );
+}

@@ -108,6 +108,12 @@ impl ClusterState {
                     let what = if *damaged_tail { "damaged" } else { "torn" };
                     text.push_str(&format!(", cut {truncated_tail_bytes} {what} WAL bytes"));
                 }
+                if *damaged_tail
+                    && *truncated_tail_bytes > 0
+                    && let Some(pid) = self.node_mut(node).process.pid()
+                {
+                    self.invariants.damaged_tail_cut(node, u64::from(pid));
+                }
                 let n = self.node_mut(node);
                 n.feed_role = Some(Role::Follower);
                 n.feed_leads = None;

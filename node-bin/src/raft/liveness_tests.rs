@@ -283,22 +283,17 @@ fn a_core_rebuilt_in_the_same_process_keeps_its_lease() {
     assert!(newer.lease().is_none());
 }
 
-#[test]
-fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals() {
-    // Simulation seed 796590903054: one batch in flight to node 2 (window 1) is lost; a heartbeat answer
-    // frees its slot (a full window unanswered), and the failure report that follows no longer matches
-    // anything in flight. The gap was meant to show as a rejection of the next batch, but with the clients
-    // quiet there is none: node 2 never got the entry (here a configuration change that then never commits).
+/// Leader of term 2 in a 3-node cluster whose node 2 has matched its no-op (index 1); its ready taken.
+fn leader_matched_by_node_2() -> Raft {
     let mut r = leader(3, 1, &[]);
-    r.config.max_inflight = 1;
     r.handle_reply(2, ok_reply(2, 2, 1, 0));
     r.take_ready();
-    let (index, _) = r.propose(vec![9]).unwrap();
-    let rd = r.take_ready();
-    let batch = appends_to(&rd, 2);
-    assert!(batch.iter().any(|a| !a.entries.is_empty()), "{batch:?}");
-    r.on_persisted(index, 2);
-    let heartbeat_answer = Reply::Append(AppendEntriesReply {
+    r
+}
+
+/// Node 2's answer to a heartbeat of the leader of term 2 anchored at index 1, where their logs match.
+fn heartbeat_answer_at_1() -> Reply {
+    Reply::Append(AppendEntriesReply {
         term: 2,
         follower: 2,
         success: true,
@@ -311,7 +306,23 @@ fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals
         req_last_index: 1,
         heartbeat: true,
         recovering: false,
-    });
+    })
+}
+
+#[test]
+fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals() {
+    // Simulation seed 796590903054: one batch in flight to node 2 (window 1) is lost; a heartbeat answer
+    // frees its slot (a full window unanswered), and the failure report that follows no longer matches
+    // anything in flight. The gap was meant to show as a rejection of the next batch, but with the clients
+    // quiet there is none: node 2 never got the entry (here a configuration change that then never commits).
+    let mut r = leader_matched_by_node_2();
+    r.config.max_inflight = 1;
+    let (index, _) = r.propose(vec![9]).unwrap();
+    let rd = r.take_ready();
+    let batch = appends_to(&rd, 2);
+    assert!(batch.iter().any(|a| !a.entries.is_empty()), "{batch:?}");
+    r.on_persisted(index, 2);
+    let heartbeat_answer = heartbeat_answer_at_1();
     let mut resent = false;
     for _ in 0..3 {
         r.handle_reply(2, heartbeat_answer.clone());
@@ -333,9 +344,7 @@ fn a_refused_batch_overtaken_by_an_older_success_is_sent_again_without_new_propo
     // (it holds only 3), then the new [2,3] and [4,5], then the old [6] (delivered twice). The old batch's
     // success raises the match index to 6, past the refused batch's start, and the refusal that follows was
     // ignored as stale: entry 7, in no other batch, was never sent again while the clients were quiet.
-    let mut r = leader(3, 1, &[]);
-    r.handle_reply(2, ok_reply(2, 2, 1, 0));
-    r.take_ready();
+    let mut r = leader_matched_by_node_2();
     for i in 0..5 {
         r.propose(vec![i]).unwrap();
     }
@@ -351,20 +360,7 @@ fn a_refused_batch_overtaken_by_an_older_success_is_sent_again_without_new_propo
     let (last, _) = r.propose(vec![9]).unwrap();
     r.on_persisted(last, 2);
     r.take_ready();
-    let heartbeat_answer = Reply::Append(AppendEntriesReply {
-        term: 2,
-        follower: 2,
-        success: true,
-        match_index: 1,
-        conflict_term: None,
-        conflict_index: 0,
-        last_log_index: 1,
-        read_round: 0,
-        req_prev_index: 1,
-        req_last_index: 1,
-        heartbeat: true,
-        recovering: false,
-    });
+    let heartbeat_answer = heartbeat_answer_at_1();
     r.handle_reply(2, heartbeat_answer);
     let new = appends_to(&r.take_ready(), 2);
     assert_eq!(spans(&new), vec![(1, 2), (3, 2), (5, 2)]);
@@ -422,4 +418,58 @@ fn a_follower_holding_another_term_at_its_match_index_is_probed_below_it() {
         r.status().progress
     );
     assert_eq!(r.status().progress[0].match_index, 4);
+}
+
+#[test]
+fn a_candidate_waits_for_its_voters_fsync_as_long_as_its_own_writes_take() {
+    // Every fsync takes 40 ticks, more than the 10..20-tick election timeout (tests/slow_disk.rs: 400 ms
+    // against 150..300 ms). Each voter stores its vote before granting it, so no vote can arrive within the
+    // timeout: a candidate that gives up then never wins.
+    let mut c = node(1, 3, 1, &[1]);
+    c.set_vote_latency(40);
+    c.start_election(false, false);
+    c.take_ready();
+    for _ in 0..cfg(1, 3).election_ticks_max {
+        c.tick();
+    }
+    assert_eq!(
+        (c.role(), c.term()),
+        (Role::Candidate, 2),
+        "gave up on its election before a voter's fsync could finish"
+    );
+    c.handle_reply(
+        2,
+        Reply::Vote(RequestVoteReply {
+            term: 2,
+            voter: 2,
+            granted: true,
+            pre_vote: false,
+            removed_by: None,
+        }),
+    );
+    assert_eq!(
+        c.role(),
+        Role::Leader,
+        "the vote stored in 40 ticks still counts"
+    );
+    // A candidate that gets no vote gives up after the timeout and the latency; a follower's timeout stays as
+    // configured, so a lost leader is noticed as fast as before.
+    let mut c = node(1, 3, 1, &[1]);
+    c.set_vote_latency(40);
+    c.start_election(false, false);
+    let mut ticks = 0;
+    while c.role() == Role::Candidate {
+        c.tick();
+        ticks += 1;
+        assert!(ticks <= 20 + 40, "still a candidate after {ticks} ticks");
+    }
+    assert!(ticks > 40, "gave up after {ticks} ticks");
+    let mut f = node(2, 3, 1, &[1]);
+    f.set_vote_latency(40);
+    let mut ticks = 0;
+    while f.role() == Role::Follower {
+        f.tick();
+        ticks += 1;
+        assert!(ticks <= 20, "a follower waited {ticks} ticks");
+    }
 }

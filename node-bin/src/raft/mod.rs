@@ -144,6 +144,9 @@ pub struct Raft {
     election_elapsed: u32,
     /// This term's randomised election timeout.
     election_timeout: u32,
+    /// Ticks the driver last took to make a write durable (see [`Raft::set_vote_latency`]): a candidate waits
+    /// this much longer than its election timeout for its votes.
+    vote_latency: u32,
     /// Ticks since the leader last sent heartbeats.
     heartbeat_elapsed: u32,
     /// Ticks since a leader was last heard from (the leader lease of CheckQuorum).
@@ -279,6 +282,7 @@ impl Raft {
             rng,
             election_elapsed: 0,
             election_timeout: 0,
+            vote_latency: 0,
             heartbeat_elapsed: 0,
             leader_contact: lease,
             votes: BTreeMap::new(),
@@ -404,7 +408,7 @@ impl Raft {
                 return;
             }
             self.election_elapsed += 1;
-            if self.election_elapsed >= self.election_timeout {
+            if self.election_elapsed >= self.election_deadline() {
                 if (self.is_voter() && self.removed_at.is_none()) || self.finishing_own_removal() {
                     self.start_election(self.config.pre_vote, false);
                 } else {
@@ -835,6 +839,30 @@ impl Raft {
     /// The latest snapshot's position (all zero when none).
     pub fn snapshot_meta(&self) -> SnapshotMeta {
         self.log.snapshot_meta()
+    }
+
+    /// Tells the core how long the driver's last writes took to become durable, in ticks (the driver measures
+    /// its own write and fdatasync; 0, the default, when it does not). A candidate then waits that much longer
+    /// than its randomised election timeout before it gives up on an election: every vote it needs is made
+    /// durable by its voter before it is granted (Raft §5.2, Figure 2), so the round trip of a vote includes a
+    /// voter's fsync, which the voters' disks, alike to this one, take about as long as this node's took. Raft's
+    /// timing requirement (§9.3: broadcast time, persisting included, well below the election timeout) then
+    /// still holds when the disk is slower than the configured timeout, which otherwise restarts every
+    /// election before a vote can arrive. Followers keep the configured timeout, so losing a leader is noticed
+    /// as fast as before. (etcd leaves this to the operator: its election timeout must be raised above the
+    /// disk's latency by hand.)
+    pub fn set_vote_latency(&mut self, ticks: u32) {
+        self.vote_latency = ticks;
+    }
+
+    /// Ticks from the election timer's reset until it runs out: the randomised timeout, plus, on a candidate,
+    /// the time its voters need to store their votes ([`Raft::set_vote_latency`]).
+    fn election_deadline(&self) -> u32 {
+        if self.role == Role::Candidate {
+            self.election_timeout.saturating_add(self.vote_latency)
+        } else {
+            self.election_timeout
+        }
     }
 
     fn reset_election_timer(&mut self) {

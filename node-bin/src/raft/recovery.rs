@@ -14,18 +14,23 @@
 //! 2. It asks the *other* voters of its configuration for their current term and whether a log position `P`
 //!    is at least as up to date as theirs (a "probe": a pre-vote request for term 0, which no real campaign
 //!    uses; the answer carries the answerer's term and `granted` = "`P` is at least as up to date as my log",
-//!    and changes nothing there). Only answers from voters that are not recovering themselves count: a
-//!    recovering answerer may have forgotten both, so it always answers "nothing to tell" (term 0, not
-//!    vouched; see `Raft::answer_probe`). Once a majority of the other voters answered, it knows `T`, the
-//!    highest term among them. Any majority of the others intersects every quorum that could have used its
-//!    forgotten vote (a quorum holding this node has a majority-minus-one of the others, and the two sets
-//!    together outnumber the others), so every term in which a leader could have been elected with that vote
-//!    is at most `T`; and it intersects every quorum that committed an entry, so when a majority of the
-//!    others said `P` is at least as up to date as their logs, any log at `P` or beyond holds every committed
-//!    entry (the Leader Completeness argument, Raft dissertation §3.6.3). Both arguments need every answer
-//!    to come from a node that still holds what it acknowledged: with `f` voters wiped (a minority), a
-//!    majority of the others always includes one holder of each committed entry only if the wiped ones are
-//!    not counted.
+//!    and changes nothing there). Once *every* other voter answered, it knows `T`, the highest term among
+//!    them: every term it may have voted in is at most `T`. A vote goes to a candidate, and a candidate
+//!    stores its term before it asks (Raft §5.2, Figure 2), so the candidate holding the forgotten vote is
+//!    at that term or later when it answers. A majority of the others is not enough: the candidate may be
+//!    the one voter outside the majority, with its election still in flight because the majority has not
+//!    heard of its term yet, and it can still win that term with the forgotten vote later (simulation seed
+//!    800000000531: nodes 1-3 answered term 0 while node 4, holding node 5's vote in term 1, still
+//!    campaigned). A voter that is recovering itself answers "nothing to tell" (term 0, not vouched; see
+//!    `Raft::answer_probe`): it counts as heard, adding no term, because the process that campaigned before
+//!    its loss is gone, and with it every election that process had in flight. For `P`, only answers from
+//!    voters that are not recovering count: a recovering answerer may have forgotten the entries it
+//!    acknowledged. Any majority of the others intersects every quorum that committed an entry, so when a
+//!    majority of the others said `P` is at least as up to date as their logs, any log at `P` or beyond holds
+//!    every committed entry (the Leader Completeness argument, Raft dissertation §3.6.3). That argument needs
+//!    every vouching answer to come from a node that still holds what it acknowledged: with `f` voters wiped
+//!    (a minority), a majority of the others always includes one holder of each committed entry only if the
+//!    wiped ones are not counted.
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
 //!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
 //!    is an entry of the leader's own term (so it holds every committed entry and the committed
@@ -62,9 +67,14 @@
 //! identity, so they need the rule above anyway, and one rule for every kind of loss keeps node ids stable
 //! on the dashboard and in histories.
 //!
-//! What this cannot see: an election already in flight at the moment of the loss, whose candidate had this
-//! node's vote and is the one voter outside the majority that answered, can still complete later with a
-//! delayed vote. If a majority of the voters lose data at once (or the only voter does), nothing any quorum
+//! The price of rule 2's "every other voter": while one voter is unreachable, a node that lost data does not
+//! vote (a cluster of five with one voter down and one recovering needs all three others to agree). What
+//! this cannot see: a node whose configuration lacks the candidate it voted for (a wiped member restarted
+//! with its startup configuration while a later-added voter campaigned) does not ask that candidate; and a
+//! candidate that lost its own data and campaigns again, after recovering, in the very term of its lost
+//! campaign could count a grant delayed from before (two losses at once, one of them the candidate).
+//!
+//! If a majority of the voters lose data at once (or the only voter does), nothing any quorum
 //! system does can keep what they lost: the nodes that lost data stay recovering, and the cluster makes no
 //! progress, until a node holding the data returns or an operator accepts the loss by starting a new
 //! cluster from what is left (etcd's `--force-new-cluster`; with squall, `squall up` on a new directory).
@@ -80,7 +90,8 @@ type LogPos = (Term, u64);
 /// What a recovering node has learned so far (see the module docs).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Recovery {
-    /// The highest term each other voter answered a probe with, since this process started recovering.
+    /// The highest term each other voter answered a probe with, since this process started recovering; 0 for
+    /// one that answered "nothing to tell" (it is recovering too): heard, but no witness of any term.
     terms: BTreeMap<NodeId, Term>,
     /// Voters that answered that the probed position is at least as up to date as their log. The position
     /// only grows, so an answer about an earlier one holds for `probe_pos` too.
@@ -137,19 +148,20 @@ impl Raft {
             .collect()
     }
 
-    /// `T`: the highest term a majority of the other voters answered with, once they have. A sole voter has
-    /// no one to ask (0); a node that knows of no voter (joining) has no `T` until it learns a configuration.
+    /// `T`: the highest term the other voters answered with, once every one of them has (rule 2 of the module
+    /// docs: the candidate holding a forgotten vote may be any one of them). A sole voter has no one to ask
+    /// (0); a node that knows of no voter (joining) has no `T` until it learns a configuration.
     pub(super) fn probed_term(&self) -> Option<Term> {
         let rec = self.recovery.as_ref()?;
         let others = self.other_voters();
         if others.is_empty() {
             return self.is_voter().then_some(0);
         }
-        let answered: Vec<Term> = others
+        others
             .iter()
-            .filter_map(|v| rec.terms.get(v).copied())
-            .collect();
-        (answered.len() > others.len() / 2).then(|| answered.into_iter().max().unwrap_or(0))
+            .map(|v| rec.terms.get(v).copied())
+            .collect::<Option<Vec<Term>>>()
+            .map(|answered| answered.into_iter().max().unwrap_or(0))
     }
 
     /// Whether a majority of the other voters vouched that `probe_pos` is at least as up to date as their logs.
@@ -273,11 +285,9 @@ impl Raft {
 
     /// A vote reply while recovering answers a probe (a recovering node never campaigns): records it.
     pub(super) fn handle_probe_reply(&mut self, from: NodeId, term: Term, vouched: bool) {
-        if term == 0 && !vouched {
-            // "Nothing to tell": the answerer is recovering too (see `answer_probe`), so it is no witness.
-            return;
-        }
         if let Some(rec) = self.recovery.as_mut() {
+            // "Nothing to tell" (term 0, not vouched) comes from a voter recovering too (see `answer_probe`): it
+            // is heard, so its lost campaigns are no longer feared, but it witnesses no term and no position.
             let t = rec.terms.entry(from).or_default();
             *t = (*t).max(term);
             if vouched {

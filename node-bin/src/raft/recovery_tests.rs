@@ -535,3 +535,53 @@ fn a_recovering_node_tells_a_candidate_of_a_term_it_cannot_grant_the_term_it_lea
     answer(&mut f, 1, 4, true);
     assert!(f.handle_request_vote(vote_req(6, 1, (3, 3), true)).granted);
 }
+
+#[test]
+fn a_node_that_lost_its_vote_to_an_election_in_flight_never_votes_again_in_that_term() {
+    // Simulation seed 800000000531: node 4 campaigned for term 1 and node 5 granted it its vote; node 5 then
+    // cut the damaged record holding that vote (or lost its disk). Nodes 1, 2 and 3, a majority of node 5's
+    // others, had not heard of term 1 yet and answered its probes with term 0. Node 4's election is still in
+    // flight with node 5's forgotten vote: if node 5 now grants node 2 a vote in term 1, both can win term 1.
+    let mut voter = node(5, 5, 0, &[]);
+    assert!(
+        voter
+            .handle_request_vote(vote_req(1, 4, (0, 0), false))
+            .granted
+    );
+    let mut voter = marked(5, 5, 0, &[]);
+    voter.tick();
+    assert_eq!(
+        probes(&mut voter).iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    for peer in [1, 2, 3] {
+        answer(&mut voter, peer, 0, true);
+    }
+    for pre_vote in [true, false] {
+        assert!(
+            !voter
+                .handle_request_vote(vote_req(1, 2, (0, 0), pre_vote))
+                .granted,
+            "granted term 1 (pre_vote {pre_vote}) while node 4, which may hold its vote in term 1, is unheard"
+        );
+    }
+    assert!(
+        voter.recovering(),
+        "finished recovering before hearing from node 4, whose election may hold its vote"
+    );
+    // The candidate stored term 1 before asking for votes, so its answer bounds the forgotten vote's term.
+    answer(&mut voter, 4, 1, true);
+    assert!(!voter.recovering());
+    assert!(
+        !voter
+            .handle_request_vote(vote_req(1, 2, (0, 0), false))
+            .granted,
+        "granted a second vote in term 1"
+    );
+    assert!(
+        voter
+            .handle_request_vote(vote_req(2, 2, (0, 0), false))
+            .granted,
+        "a later term is a new vote"
+    );
+}

@@ -100,7 +100,10 @@ impl Raft {
         if self.role == Role::Leader || self.campaign_refusal().is_some() {
             return None;
         }
-        Some(self.election_timeout.saturating_sub(self.election_elapsed))
+        Some(
+            self.election_deadline()
+                .saturating_sub(self.election_elapsed),
+        )
     }
 
     /// What keeps a non-leader from campaigning when its timer runs out, if anything.

@@ -89,6 +89,10 @@ pub(super) struct Pipeline {
     pub(super) failed: bool,
     /// How many times a failed write made the actor rebuild its core.
     pub(super) resets: u64,
+    /// How long a job takes from handing over to durable, as a maximum that decays by an eighth per job (so
+    /// one slow fsync is remembered for a while, and a disk that got fast again is believed within a few
+    /// dozen writes); the core's candidates allow for it ([`crate::raft::Raft::set_vote_latency`]).
+    pub(super) latency: std::time::Duration,
 }
 
 impl Pipeline {
@@ -113,6 +117,7 @@ impl Pipeline {
             durable_hs: hs,
             failed: false,
             resets: 0,
+            latency: std::time::Duration::ZERO,
         })
     }
 
@@ -278,6 +283,12 @@ impl Node {
     fn on_done(&mut self, done: Done) -> anyhow::Result<()> {
         self.pipeline.answered = done.seq;
         self.timings.persist(done.waited, done.wrote_for);
+        let p = &mut self.pipeline;
+        p.latency = (done.waited + done.wrote_for).max(p.latency - p.latency / 8);
+        let tick = self.cfg.tick.as_nanos().max(1);
+        let ticks = p.latency.as_nanos().div_ceil(tick);
+        self.raft
+            .set_vote_latency(u32::try_from(ticks).unwrap_or(u32::MAX));
         match done.result {
             Ok(()) => {
                 if !self.pipeline.failed {
