@@ -24,7 +24,7 @@ pub use process::{
 };
 pub use proxy::{
     Classifier, Distribution, Endpoint, Fault, FaultKind, FaultSpec, Flow, Framing, HeldFrame,
-    LabelCount, LabelSet, LinkId, LinkStats, Network, SenderTable, Stepped,
+    DropCause, Fate, LabelCount, LabelSet, LinkId, LinkStats, MessageEvent, MessageTrace, Network, SenderTable, Stepped,
 };
 /// The child's half of the lifeline, from its own crate (re-exported for programs that already link this one).
 pub use squall_lifeline::watch_from_env as watch_lifeline_from_env;
