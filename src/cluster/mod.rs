@@ -13,6 +13,7 @@ mod diskset;
 pub mod fault;
 mod faults;
 mod faultset;
+mod flow;
 pub mod files;
 pub mod guard;
 mod guarded;

@@ -8,6 +8,7 @@ mod compress;
 mod config;
 mod event;
 mod feed;
+pub mod flow;
 pub mod fixture;
 pub mod held;
 mod holdback;

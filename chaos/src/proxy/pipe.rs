@@ -710,7 +710,7 @@ impl Pipe {
                     self.link.counters.forwarded(1, wire.len());
                     self.out.extend_from_slice(&wire);
                     if payload.is_some() {
-                        self.trace(label, None, None);
+                        self.trace(label, now, None, None);
                     }
                 } else {
                     self.admit_with(wire, payload, label, !whole_request, true, now);
@@ -846,7 +846,7 @@ impl Pipe {
                 } else {
                     DropCause::Loss
                 };
-                self.trace(label, Some(by), None);
+                self.trace(label, now, Some(by), None);
             }
             return;
         }
@@ -863,19 +863,25 @@ impl Pipe {
         for _ in 0..copies {
             let release = self.enqueue(frame.clone(), now, Some(plan), true);
             if traced {
-                self.trace(label, None, Some(release));
+                self.trace(label, now, None, Some(release));
             }
         }
     }
 
-    /// Records a message of `label` sent now in the network's trace: dropped by `dropped`, or delivered at
-    /// `release` (now when `None`).
-    fn trace(&self, label: Option<u8>, dropped: Option<DropCause>, release: Option<Instant>) {
+    /// Records a message of `label` that arrived at `now` in the network's trace: dropped by `dropped`, or
+    /// delivered at `release` (at once when `None`).
+    fn trace(
+        &self,
+        label: Option<u8>,
+        now: Instant,
+        dropped: Option<DropCause>,
+        release: Option<Instant>,
+    ) {
         let trace = &self.shared.trace;
         if !trace.is_on() {
             return;
         }
-        let sent_us = trace.now_us();
+        let sent_us = trace.micros(now.into_std());
         let fate = match (dropped, release) {
             (Some(by), _) => Fate::Dropped { by, at_us: sent_us },
             (None, Some(r)) => Fate::Delivered {

@@ -325,3 +325,102 @@ mod tests {
         assert_eq!(serde_json::from_str::<MessageEvent>(&text).unwrap(), e);
     }
 }
+
+/// The trace as the proxy fills it: real sockets through a real proxy.
+#[cfg(test)]
+mod through_the_proxy {
+    use std::time::Duration;
+
+    use super::{DropCause, Fate, MessageEvent};
+    use crate::proxy::testkit::{AB, Client, Got, Pair, poll_until, seed};
+    use crate::proxy::{Fault, FaultSpec};
+
+    fn kinds(events: &[MessageEvent]) -> Vec<(String, Fate)> {
+        events
+            .iter()
+            .filter(|e| e.link == AB)
+            .map(|e| (e.kind.clone().unwrap_or_default().into_owned(), e.fate))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn streamed_lost_and_held_messages_are_traced_with_their_fates() {
+        let pair = Pair::labelled(seed(91)).await;
+        let trace = pair.net.trace().clone();
+        trace.set_on(true);
+        let mut c = Client::connect(pair.proxy).await;
+        // Streamed, no fault: delivered as sent.
+        assert!(c.send(0, 16).await);
+        assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(0));
+        // Cut: dropped by the blackhole.
+        let cut = pair
+            .net
+            .add_fault([AB], FaultSpec::permanent(Fault::Blackhole));
+        assert!(c.send(1, 16).await);
+        poll_until("the cut frame traced", Duration::from_secs(5), || {
+            let r = trace.since(0);
+            (kinds(&r.events).len() >= 2, format!("{r:?}"))
+        })
+        .await;
+        pair.net.remove_fault_id(cut);
+        // Held, then stepped: one event when held, one with the same id when delivered.
+        let hold = pair.net.add_fault([AB], FaultSpec::permanent(Fault::Hold));
+        assert!(c.send(2, 16).await);
+        poll_until("one frame held", Duration::from_secs(5), || {
+            let h = pair.net.held();
+            (h.len() == 1, format!("{h:?}"))
+        })
+        .await;
+        pair.net.step(|_| true, 1);
+        assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(2));
+        pair.net.remove_fault_id(hold);
+        let r = trace.since(0);
+        let seen = kinds(&r.events);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0].0, "even");
+        assert!(matches!(seen[0].1, Fate::Delivered { .. }), "{seen:?}");
+        assert_eq!(seen[1].0, "odd");
+        assert!(
+            matches!(
+                seen[1].1,
+                Fate::Dropped {
+                    by: DropCause::Blackhole,
+                    ..
+                }
+            ),
+            "{seen:?}"
+        );
+        assert_eq!(seen[2], ("even".to_string(), Fate::Held));
+        assert!(matches!(seen[3].1, Fate::Delivered { .. }), "{seen:?}");
+        let ab: Vec<&MessageEvent> = r.events.iter().filter(|e| e.link == AB).collect();
+        assert_eq!(ab[2].id, ab[3].id);
+        let (sent, at) = match ab[3].fate {
+            Fate::Delivered { at_us } => (ab[3].sent_us, at_us),
+            _ => unreachable!(),
+        };
+        assert!(at >= sent, "delivered at {at} before sent at {sent}");
+        assert_eq!(r.lost, 0);
+    }
+
+    #[tokio::test]
+    async fn a_delayed_message_is_delivered_at_its_release_time() {
+        let pair = Pair::labelled(seed(92)).await;
+        let trace = pair.net.trace().clone();
+        trace.set_on(true);
+        let mut c = Client::connect(pair.proxy).await;
+        pair.net
+            .add_fault([AB], FaultSpec::permanent(Fault::latency_ms(40)));
+        assert!(c.send(4, 16).await);
+        assert_eq!(c.recv(Duration::from_secs(5)).await, Got::Frame(4));
+        let r = trace.since(0);
+        let e = r.events.iter().find(|e| e.link == AB).expect("traced");
+        match e.fate {
+            Fate::Delivered { at_us } => assert!(
+                at_us >= e.sent_us + 40_000,
+                "sent {} delivered {at_us}",
+                e.sent_us
+            ),
+            f => panic!("{f:?}"),
+        }
+    }
+}
