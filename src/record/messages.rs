@@ -141,8 +141,14 @@ mod tests {
     #[test]
     fn the_record_sits_beside_the_event_log() {
         let p = |s: &str| messages_path(Path::new(s));
-        assert_eq!(p("/d/events.jsonl.gz"), Path::new("/d/events.messages.jsonl.gz"));
-        assert_eq!(p("/d/events-2.jsonl"), Path::new("/d/events-2.messages.jsonl"));
+        assert_eq!(
+            p("/d/events.jsonl.gz"),
+            Path::new("/d/events.messages.jsonl.gz")
+        );
+        assert_eq!(
+            p("/d/events-2.jsonl"),
+            Path::new("/d/events-2.messages.jsonl")
+        );
         assert_eq!(p("/d/log"), Path::new("/d/log.messages.jsonl"));
     }
 

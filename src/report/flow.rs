@@ -48,7 +48,12 @@ pub fn parse_window(s: &str) -> Result<Window, String> {
     let at = |t: &str| -> Option<u64> {
         let t = t.trim();
         if let Some(ms) = t.strip_suffix("ms") {
-            return ms.trim().parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| v as u64);
+            return ms
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v >= 0.0)
+                .map(|v| v as u64);
         }
         let secs = t.strip_suffix('s').unwrap_or(t).trim();
         secs.parse::<f64>()
@@ -156,8 +161,7 @@ pub fn section(log: &Path, m: &Model, window: Option<Window>) -> Result<Html, St
     if read.truncated {
         caption.push_str(" The record ends early (the session was killed).");
     }
-    Ok(h
-        .el_text("p", caption)
+    Ok(h.el_text("p", caption)
         .nl()
         .svg(Svg(diagram(&m.nodes, &drawn, w)))
         .nl())

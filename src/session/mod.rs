@@ -13,9 +13,7 @@ use crate::cluster::command::Command;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::record::asciicast::Recorder;
 use crate::record::eventlog::EventLogWriter;
-use crate::state::{
-    ClusterState, Event, Stamped, StatusCompressor, ViewState, WorkloadKind,
-};
+use crate::state::{ClusterState, Event, Stamped, StatusCompressor, ViewState, WorkloadKind};
 
 pub use console::{Console, ConsoleFeed, console_line, eprintln_quiet};
 pub use signals::StopSignals;

@@ -133,7 +133,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewS
     ];
     if bucket > BUCKET_US {
         title.push(Span::styled(
-            format!("· aggregated: one row per sender and kind per {} ms ", bucket / 1000),
+            format!(
+                "· aggregated: one row per sender and kind per {} ms ",
+                bucket / 1000
+            ),
             styles::key(),
         ));
     }
@@ -166,7 +169,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewS
             gutter + 2 + i * span / (nodes.len() - 1)
         }
     };
-    let lane_of: BTreeMap<u64, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, col(i))).collect();
+    let lane_of: BTreeMap<u64, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, col(i)))
+        .collect();
     let mut lines = Vec::with_capacity(fit + 1);
     let mut head = vec![(' ', styles::dim()); width];
     for (n, &x) in &lane_of {
@@ -190,7 +197,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, _view: &ViewS
 }
 
 /// One row as cells: the time, the lanes, the arrow and its label.
-fn draw_row(r: &Row, lane_of: &BTreeMap<u64, usize>, width: usize, _now: u64) -> Vec<(char, Style)> {
+fn draw_row(
+    r: &Row,
+    lane_of: &BTreeMap<u64, usize>,
+    width: usize,
+    _now: u64,
+) -> Vec<(char, Style)> {
     let mut cells = vec![(' ', Style::default()); width];
     let put = |cells: &mut Vec<(char, Style)>, x: usize, ch: char, st: Style| {
         if let Some(c) = cells.get_mut(x) {
@@ -223,8 +235,18 @@ fn draw_row(r: &Row, lane_of: &BTreeMap<u64, usize>, width: usize, _now: u64) ->
         }
         return cells;
     }
-    let right = r.to.keys().filter_map(|n| lane_of.get(n)).filter(|&&x| x > xs).max().copied();
-    let left = r.to.keys().filter_map(|n| lane_of.get(n)).filter(|&&x| x < xs).min().copied();
+    let right =
+        r.to.keys()
+            .filter_map(|n| lane_of.get(n))
+            .filter(|&&x| x > xs)
+            .max()
+            .copied();
+    let left =
+        r.to.keys()
+            .filter_map(|n| lane_of.get(n))
+            .filter(|&&x| x < xs)
+            .min()
+            .copied();
     if let Some(xe) = right {
         for x in xs + 1..xe {
             put(&mut cells, x, '─', style);
@@ -238,7 +260,10 @@ fn draw_row(r: &Row, lane_of: &BTreeMap<u64, usize>, width: usize, _now: u64) ->
     for (n, mark) in &r.to {
         let Some(&x) = lane_of.get(n) else { continue };
         let (ch, st) = match mark {
-            Mark::Dropped => ('✕', Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)),
+            Mark::Dropped => (
+                '✕',
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
             _ if x > xs => ('▶', style),
             _ => ('◀', style),
         };
@@ -255,7 +280,12 @@ fn draw_row(r: &Row, lane_of: &BTreeMap<u64, usize>, width: usize, _now: u64) ->
         _ => (xs + 2, width.saturating_sub(xs + 2)),
     };
     for (k, ch) in chars.iter().take(room).enumerate() {
-        put(&mut cells, start + k, *ch, style.add_modifier(Modifier::BOLD));
+        put(
+            &mut cells,
+            start + k,
+            *ch,
+            style.add_modifier(Modifier::BOLD),
+        );
     }
     cells
 }
@@ -284,7 +314,14 @@ mod tests {
     use crate::state::{Event, Stamped};
     use squall_chaos::{DropCause, LinkId};
 
-    fn msg(id: u64, from: u64, to: u64, kind: &'static str, sent_us: u64, fate: Fate) -> MessageEvent {
+    fn msg(
+        id: u64,
+        from: u64,
+        to: u64,
+        kind: &'static str,
+        sent_us: u64,
+        fate: Fate,
+    ) -> MessageEvent {
         MessageEvent {
             id,
             link: LinkId::new(from, to),
@@ -326,16 +363,29 @@ mod tests {
         let d = |at_us| Fate::Delivered { at_us };
         let s = screen(vec![
             msg(1, 2, 1, "vote", 1_000_000, d(1_000_050)),
-            msg(2, 2, 3, "vote", 1_000_010, Fate::Dropped {
-                by: DropCause::Blackhole,
-                at_us: 1_000_010,
-            }),
+            msg(
+                2,
+                2,
+                3,
+                "vote",
+                1_000_010,
+                Fate::Dropped {
+                    by: DropCause::Blackhole,
+                    at_us: 1_000_010,
+                },
+            ),
             msg(3, 1, 2, "vote-reply", 1_200_000, d(1_200_040)),
             msg(4, 2, 3, "append", 1_500_000, Fate::Held),
         ]);
         assert!(s.contains("n1") && s.contains("n3"), "{s}");
-        let vote = s.lines().find(|l| l.contains("vote") && !l.contains("reply")).expect(&s);
-        assert!(vote.contains('◀') && vote.contains('✕') && vote.contains('●'), "{s}");
+        let vote = s
+            .lines()
+            .find(|l| l.contains("vote") && !l.contains("reply"))
+            .expect(&s);
+        assert!(
+            vote.contains('◀') && vote.contains('✕') && vote.contains('●'),
+            "{s}"
+        );
         let reply = s.lines().find(|l| l.contains("vote-reply")).expect(&s);
         assert!(reply.contains('▶'), "{s}");
         assert!(s.contains("⏸ append held → n3"), "{s}");
@@ -346,7 +396,14 @@ mod tests {
         let mut m = Vec::new();
         for i in 0..2_000u64 {
             let t = 1_000_000 + i * 2_000;
-            m.push(msg(i + 1, 1, 2 + i % 2, "append", t, Fate::Delivered { at_us: t }));
+            m.push(msg(
+                i + 1,
+                1,
+                2 + i % 2,
+                "append",
+                t,
+                Fate::Delivered { at_us: t },
+            ));
         }
         let s = screen(m);
         assert!(s.contains("aggregated"), "{s}");

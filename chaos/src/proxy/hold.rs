@@ -203,12 +203,26 @@ impl Registry {
             };
             let delivered = if deliver {
                 let ok = x.deliver.send(x.frame.clone()).is_ok();
-                self.resolve(&x, if ok { Fate::Delivered { at_us } } else { closed });
+                self.resolve(
+                    &x,
+                    if ok {
+                        Fate::Delivered { at_us }
+                    } else {
+                        closed
+                    },
+                );
                 ok
             } else {
                 let open = !x.deliver.is_closed();
                 let by = DropCause::Dropped;
-                self.resolve(&x, if open { Fate::Dropped { by, at_us } } else { closed });
+                self.resolve(
+                    &x,
+                    if open {
+                        Fate::Dropped { by, at_us }
+                    } else {
+                        closed
+                    },
+                );
                 open
             };
             out.push(Stepped {

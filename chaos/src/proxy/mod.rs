@@ -34,9 +34,9 @@ pub mod reorder;
 pub mod reset;
 pub mod sender;
 mod splice;
-pub mod trace;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -733,7 +733,13 @@ impl Pipe {
     }
 
     /// Queues `frame` behind what is queued, after the latency `plan` draws and the bandwidth allows.
-    fn enqueue(&mut self, frame: Bytes, now: Instant, plan: Option<&Plan>, message: bool) -> Instant {
+    fn enqueue(
+        &mut self,
+        frame: Bytes,
+        now: Instant,
+        plan: Option<&Plan>,
+        message: bool,
+    ) -> Instant {
         let mut ready = now;
         let (latency, bandwidth, reorder) = match plan {
             Some(p) => (p.latency, p.bandwidth, p.reorder),

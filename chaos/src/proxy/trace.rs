@@ -291,7 +291,9 @@ mod tests {
     fn a_held_message_s_fate_repeats_its_id_and_survives_switching_off() {
         let t = MessageTrace::new(8);
         t.set_on(true);
-        let id = t.record(link(), Some("vote".into()), 10, Fate::Held).unwrap();
+        let id = t
+            .record(link(), Some("vote".into()), 10, Fate::Held)
+            .unwrap();
         t.set_on(false);
         t.resolve(
             id,
