@@ -240,10 +240,15 @@ pub struct ReplayArgs {
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
     /// An asciicast v2 recording (`squall up --record`) or an event log (events.jsonl.gz, .jsonl).
-    pub input: PathBuf,
+    #[arg(required_unless_present = "licence")]
+    pub input: Option<PathBuf>,
     /// The file to write; its extension picks the format: .gif or .svg.
-    #[arg(short = 'o', long = "output")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "output", required_unless_present = "licence")]
+    pub output: Option<PathBuf>,
+    /// Print the licence of the font embedded in rendered GIFs and SVGs (GNU Unifont, SIL OFL 1.1), which a
+    /// copy of squall must carry, and exit.
+    #[arg(long, alias = "license", conflicts_with_all = ["input", "output"])]
+    pub licence: bool,
     /// Start here: a time (`90`, `1:30`, `90s`, `1m30s`) or a marker's name (a chapter: a fault, a new
     /// leader; the first marker whose label is or contains it).
     #[arg(long)]
@@ -354,6 +359,10 @@ pub struct ReportArgs {
     /// Time allowed for the linearizability check of a lin-kv history.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The message-flow diagram's window, FROM..TO in session seconds (`12..14.5`); default: the first fault
+    /// and the election after it.
+    #[arg(long, value_name = "FROM..TO")]
+    pub flow: Option<String>,
 }
 
 /// Flags of `squall run`.

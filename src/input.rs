@@ -65,6 +65,8 @@ pub enum Action {
     Check,
     /// Freeze or unfreeze the display.
     Freeze,
+    /// Open or close the message-flow panel (in place of the event feed).
+    FlowPanel,
     /// Open or close the help overlay.
     Help,
     /// Show the next panel (small terminals).
@@ -346,6 +348,11 @@ pub const KEYS: &[KeyHelp] = &[
         "PgUp PgDn  [ ]",
         "feed / logs back, on (`log N` too); Home End: oldest / newest lines",
     ),
+    row(
+        "display",
+        "M",
+        "message flow: the last seconds of peer messages as arrows, in place of the feed",
+    ),
     row("display", "R", "record to a new .cast beside the event log"),
     row(
         "display",
@@ -476,6 +483,7 @@ pub fn map_key(key: KeyEvent, view: &ViewState) -> Action {
         KeyCode::Char('-') | KeyCode::Char('_') => Action::RateDown,
         KeyCode::Char('v') => Action::Check,
         KeyCode::Char(' ') => Action::Freeze,
+        KeyCode::Char('M') => Action::FlowPanel,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Esc if view.help => Action::Help,
         KeyCode::Tab | KeyCode::BackTab => Action::NextTab,
@@ -699,6 +707,7 @@ pub fn apply_view(view: &mut ViewState, action: &Action, state: &ClusterState) {
         Action::FeedNewest => view.feed_scroll = 0,
         Action::HelpNextPage => view.help_page = (view.help_page + 1) % HELP_PAGES,
         Action::Freeze => view.frozen = !view.frozen,
+        Action::FlowPanel => view.flow = !view.flow,
         Action::Help => {
             view.help = !view.help;
             view.help_page = 0;

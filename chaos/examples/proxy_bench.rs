@@ -158,6 +158,26 @@ async fn network(
     (net, to_echo, to_sink)
 }
 
+/// Nanoseconds one `MessageTrace::record` takes on its own (one million calls into a ring that overflows,
+/// as it does at workload rates).
+fn record_cost() -> f64 {
+    let trace = squall_chaos::MessageTrace::default();
+    trace.set_on(true);
+    let link = LinkId::new(1, 2);
+    let n = 1_000_000u64;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let at_us = trace.now_us();
+        trace.record(
+            link,
+            Some(std::borrow::Cow::Borrowed("append")),
+            i,
+            squall_chaos::Fate::Delivered { at_us },
+        );
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -173,6 +193,10 @@ async fn main() {
         network(Network::with_classifier(1, classifier()), echo, sink).await;
     let (filtered, fil_echo, fil_sink) =
         network(Network::with_classifier(1, classifier()), echo, sink).await;
+    // As `labelled`, with the message trace on: every frame is also recorded in the bounded ring.
+    let (traced, tr_echo, tr_sink) =
+        network(Network::with_classifier(1, classifier()), echo, sink).await;
+    traced.trace().set_on(true);
     // Like `loss *->1 100% only vote-reply`, on the measured links (the echo link both ways; the sink link one
     // way, since the sink answers with a bare count, not a frame): no bench frame is a vote reply.
     filtered.add_fault(
@@ -181,8 +205,8 @@ async fn main() {
     );
 
     // Alternate the paths so drift on a shared machine hits all alike.
-    let targets = [echo, plain_echo, lab_echo, fil_echo];
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    let targets = [echo, plain_echo, lab_echo, fil_echo, tr_echo];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); 5];
     for _ in 0..4 {
         for (i, t) in targets.iter().enumerate() {
             samples[i].extend(rtts(*t, RTT_SAMPLES / 4).await);
@@ -191,8 +215,8 @@ async fn main() {
     for s in &mut samples {
         s.sort();
     }
-    let sinks = [sink, plain_sink, lab_sink, fil_sink];
-    let mut tputs: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let sinks = [sink, plain_sink, lab_sink, fil_sink, tr_sink];
+    let mut tputs: Vec<Vec<f64>> = vec![Vec::new(); 5];
     for _ in 0..3 {
         for (i, t) in sinks.iter().enumerate() {
             tputs[i].push(throughput(*t).await);
@@ -209,7 +233,9 @@ async fn main() {
     plain.set_fault(LinkId::new(1, 2), Fault::latency_ms(100).into());
     let faulted = rtts(plain_echo, FAULT_SAMPLES).await;
 
-    let names = ["direct", "plain", "labelled", "filtered"];
+    let traced_events = traced.trace().since(0).next;
+    let record_ns = record_cost();
+    let names = ["direct", "plain", "labelled", "filtered", "traced"];
     let mut json = String::from("{");
     for (i, n) in names.iter().enumerate() {
         json.push_str(&format!(
@@ -220,6 +246,8 @@ async fn main() {
     json.push_str(&format!(
         "\"added_p50_plain_us\":{:.1},\"added_p50_labelled_us\":{:.1},\"added_p50_filtered_us\":{:.1},\
          \"labelled_minus_plain_p50_us\":{:.1},\"filtered_minus_plain_p50_us\":{:.1},\
+         \"traced_minus_labelled_p50_us\":{:.1},\"throughput_ratio_traced\":{:.3},\"trace_events\":{traced_events},\
+         \"trace_record_ns\":{record_ns:.1},\
          \"throughput_ratio_plain\":{:.3},\"throughput_ratio_labelled\":{:.3},\"throughput_ratio_filtered\":{:.3},\
          \"frame_bytes\":{SMALL},\"rtt_samples_each\":{},\"bulk_frame_bytes\":{BULK_FRAME},\"bulk_total_bytes\":{BULK_BYTES},\
          \"latency_fault_ms\":100,\"latency_fault_rtt_p50_ms\":{:.2},\"latency_fault_rtt_max_ms\":{:.2},\"latency_fault_samples\":{}}}",
@@ -228,6 +256,8 @@ async fn main() {
         p50[3] - p50[0],
         p50[2] - p50[1],
         p50[3] - p50[1],
+        p50[4] - p50[2],
+        tp[4] / tp[0],
         tp[1] / tp[0],
         tp[2] / tp[0],
         tp[3] / tp[0],

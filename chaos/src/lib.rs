@@ -23,8 +23,9 @@ pub use process::{
     ExitEvent, LIFELINE_ENV, LIFELINE_EXIT_CODE, ProcState, ProcessSpec, Supervisor,
 };
 pub use proxy::{
-    Classifier, Distribution, Endpoint, Fault, FaultKind, FaultSpec, Flow, Framing, HeldFrame,
-    LabelCount, LabelSet, LinkId, LinkStats, Network, SenderTable, Stepped,
+    Classifier, Distribution, DropCause, Endpoint, Fate, Fault, FaultKind, FaultSpec, Flow,
+    Framing, HeldFrame, LabelCount, LabelSet, LinkId, LinkStats, MessageEvent, MessageTrace,
+    Network, SenderTable, Stepped,
 };
 /// The child's half of the lifeline, from its own crate (re-exported for programs that already link this one).
 pub use squall_lifeline::watch_from_env as watch_lifeline_from_env;

@@ -14,6 +14,7 @@ pub mod fault;
 mod faults;
 mod faultset;
 pub mod files;
+mod flow;
 pub mod guard;
 mod guarded;
 mod handle;

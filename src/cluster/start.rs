@@ -244,6 +244,7 @@ impl Cluster {
             tokio::spawn(poll::poll_node(cluster.clone(), id));
         }
         tokio::spawn(report_links(cluster.clone()));
+        tokio::spawn(super::flow::report_messages(cluster.clone()));
         tokio::spawn(super::clients::run(cluster.clone()));
         Ok(())
     }

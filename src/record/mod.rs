@@ -11,6 +11,7 @@
 
 pub mod asciicast;
 pub mod eventlog;
+pub mod messages;
 pub mod player;
 pub mod replay;
 

@@ -10,7 +10,7 @@ use super::palette::Quantiser;
 use super::screen::Screen;
 use super::timeline::{self, FrameSink, Frames, Marker};
 use crate::record::player::Player;
-use crate::state::{ClusterState, FeedKind, Stamped};
+use crate::state::{ClusterState, Stamped};
 
 /// Session time between two drawn screens at speed 1, in milliseconds (the replay's own frame is 50 ms;
 /// the dashboard's clock shows tenths).
@@ -24,14 +24,7 @@ pub fn markers(events: &[Stamped]) -> Vec<Marker> {
     for e in events {
         state.apply(e);
         for line in state.feed_since(seen) {
-            if matches!(
-                line.kind,
-                FeedKind::Fault
-                    | FeedKind::Leader
-                    | FeedKind::Exit
-                    | FeedKind::Check
-                    | FeedKind::Violation
-            ) {
+            if line.kind.is_chapter() {
                 out.push(Marker {
                     at: line.at_ms as f64 / 1e3,
                     label: line.text.clone(),

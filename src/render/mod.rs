@@ -227,8 +227,22 @@ fn partial_name(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
+/// The notice and licence of the glyphs every rendered GIF and SVG embeds (GNU Unifont under the SIL Open
+/// Font License 1.1, whose condition 2 asks that a binary distribution carry them): `squall render --licence`.
+pub const FONT_LICENCE: &str = include_str!("../../LICENSES/Unifont-OFL-1.1.txt");
+
 /// `squall render`: exit 0 with a summary line, 2 for bad input (named), 1 when writing failed.
 pub fn render(args: RenderArgs) -> ExitCode {
+    if args.licence {
+        print!("{FONT_LICENCE}");
+        return ExitCode::SUCCESS;
+    }
+    let (Some(input), Some(output)) = (args.input, args.output) else {
+        return crate::setup::fail(
+            2,
+            "squall render needs an input file and -o OUTPUT.gif|.svg (or --licence alone)",
+        );
+    };
     let opts = Options {
         from: args.from,
         to: args.to,
@@ -237,11 +251,11 @@ pub fn render(args: RenderArgs) -> ExitCode {
         size: args.size,
     };
     let started = Instant::now();
-    match render_file(&args.input, &args.output, &opts) {
+    match render_file(&input, &output, &opts) {
         Ok(s) => {
             println!(
                 "squall: wrote {}: {}×{}, {} frames, {:.1} s, {:.2} MB, in {:.1} s",
-                args.output.display(),
+                output.display(),
                 s.size.0,
                 s.size.1,
                 s.frames,
@@ -252,6 +266,6 @@ pub fn render(args: RenderArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e @ RenderError::Usage(_)) => crate::setup::fail(2, e),
-        Err(e) => crate::setup::fail(1, format!("{e} ({})", args.output.display())),
+        Err(e) => crate::setup::fail(1, format!("{e} ({})", output.display())),
     }
 }

@@ -4,6 +4,7 @@
 //! faults, elections and recovery times. Plots are SVG from `plotters`, inline: no network needed to open it.
 
 pub mod charts;
+pub mod flow;
 pub mod html;
 pub mod model;
 pub mod verdicts;
@@ -398,6 +399,10 @@ fn verdict_class(v: &Verdict) -> (&'static str, &'static str) {
 
 /// `squall report LOG -o FILE`.
 pub fn report(args: ReportArgs) -> ExitCode {
+    let window = match args.flow.as_deref().map(flow::parse_window).transpose() {
+        Ok(w) => w,
+        Err(e) => return fail(2, e),
+    };
     // Streamed: an hours-long session's log is never in memory whole (only what the model keeps).
     let mut reader = match EventLogReader::<Stamped>::open(&args.log) {
         Ok(r) => r,
@@ -451,6 +456,13 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(1, format!("drawing the report failed: {e}")),
     };
+    match flow::section(&args.log, &m, window) {
+        Ok(section) => {
+            let at = html.find("<h2>Latency</h2>").unwrap_or(html.len());
+            html.insert_str(at, &section.into_string());
+        }
+        Err(e) => eprintln!("squall: warning: no message-flow diagram: {e}"),
+    }
     if let Some(w) = truncated
         && let Some(at) = html.find("</h1>\n")
     {

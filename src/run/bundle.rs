@@ -79,5 +79,6 @@ pub(super) fn finish_bundle(out: &Path, kind: WorkloadKind) {
         log,
         output: out.join("report.html"),
         timeout: Duration::from_secs(60),
+        flow: None,
     });
 }

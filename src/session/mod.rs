@@ -13,9 +13,7 @@ use crate::cluster::command::Command;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::record::asciicast::Recorder;
 use crate::record::eventlog::EventLogWriter;
-use crate::state::{
-    ClusterState, Event, FeedKind, Stamped, StatusCompressor, ViewState, WorkloadKind,
-};
+use crate::state::{ClusterState, Event, Stamped, StatusCompressor, ViewState, WorkloadKind};
 
 pub use console::{Console, ConsoleFeed, console_line, eprintln_quiet};
 pub use signals::StopSignals;
@@ -24,6 +22,8 @@ pub use signals::StopSignals;
 /// (in the dashboard) the recording's markers. Replay folds a log through the same `ClusterState::apply`.
 pub struct Session {
     log: Option<EventLogWriter<Stamped>>,
+    /// The traced messages' own capped record beside the event log.
+    messages: Option<crate::record::messages::MessageLog>,
     /// The state the session's events have folded into so far.
     pub state: ClusterState,
     /// The dashboard's recorder, which gets a marker for each notable feed line.
@@ -44,6 +44,14 @@ impl Session {
 
     /// Folds one event into the state and the event log; returns feed lines it added.
     pub fn apply(&mut self, mut e: Stamped) -> Vec<crate::state::FeedLine> {
+        if let Event::Messages { messages, lost } = &e.event {
+            // Thousands a second under a workload: they go to their own capped record, not the event log.
+            self.state.apply(&e);
+            if let Some(log) = &mut self.messages {
+                log.append(messages, *lost);
+            }
+            return Vec::new();
+        }
         // The compact form is what gets applied and logged, so a replay goes through the very same updates.
         e.event = self.compressor.encode(e.event);
         self.state.apply(&e);
@@ -68,14 +76,7 @@ impl Session {
         self.feed_seen = self.state.feed_total();
         if let Some(rec) = &self.recorder {
             for line in &new {
-                if matches!(
-                    line.kind,
-                    FeedKind::Fault
-                        | FeedKind::Leader
-                        | FeedKind::Exit
-                        | FeedKind::Check
-                        | FeedKind::Violation
-                ) {
+                if line.kind.is_chapter() {
                     rec.marker(line.text.clone());
                 }
             }
@@ -138,6 +139,13 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         ),
         None => None,
     };
+    let messages = match &events {
+        Some(path) => Some(
+            crate::record::messages::MessageLog::create(path, &spec.cluster_id)
+                .map_err(|e| format!("{e}; name a writable file with --events FILE"))?,
+        ),
+        None => None,
+    };
     let settings = Event::Settings {
         nodes: spec.nodes,
         election_timeout_ms: (
@@ -158,14 +166,17 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         Err(e) => {
             // Nothing happened: leave no empty log behind for a person to find and replay (C11).
             drop(log);
+            drop(messages);
             if let Some(path) = &events {
                 let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(crate::record::messages::messages_path(path));
             }
             return Err(format!("{e:#}"));
         }
     };
     let mut session = Session {
         log,
+        messages,
         state: ClusterState::new(),
         recorder: None,
         feed_seen: 0,
@@ -205,6 +216,11 @@ pub async fn end_session(
         session.apply(e);
     }
     session.dump_screen();
+    if let Some(m) = session.messages.take()
+        && let Err(e) = m.finish()
+    {
+        eprintln_quiet(&format!("squall: warning: message record incomplete: {e}"));
+    }
     if let Some(log) = session.log.take() {
         // `up` says where the log is, once it knows whether the cluster directory is kept.
         if let Err(e) = log.finish() {

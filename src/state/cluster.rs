@@ -181,6 +181,8 @@ pub struct ClusterState {
     pub fault_set: Option<Vec<super::ActiveFault>>,
     /// Frames held for stepping, oldest first.
     pub held: Vec<super::HeldView>,
+    /// The messages of the last seconds, for the message-flow panel.
+    pub flow: super::flow::FlowWindow,
     /// Whether a terminal recording runs.
     pub recording: bool,
     /// Its file.
@@ -351,6 +353,7 @@ impl ClusterState {
                 self.refresh_faults();
             }
             Event::Held { frames } => self.held = frames.clone(),
+            Event::Messages { messages, lost } => self.flow.apply(messages, *lost),
             Event::Workload {
                 on,
                 rate,

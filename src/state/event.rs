@@ -161,6 +161,16 @@ pub enum Event {
         /// Every active fault, by id.
         faults: Vec<ActiveFault>,
     },
+    /// Messages the proxies traced since the last batch, times in microseconds of session time (see
+    /// [`squall_chaos::MessageEvent`]); `lost` counts those the trace overwrote before they were read. Kept out of
+    /// the event log: the session writes them to their own capped file (`crate::record::messages`).
+    Messages {
+        /// The messages, or later fates of held ones (same id).
+        messages: Vec<squall_chaos::MessageEvent>,
+        /// Messages lost before this batch was read.
+        #[serde(default)]
+        lost: u64,
+    },
     /// The frames held by hold faults, oldest first, replacing the previous list (sent when it changes).
     Held {
         /// The held frames.

@@ -43,6 +43,20 @@ pub enum FeedKind {
 }
 
 impl FeedKind {
+    /// Whether lines of this kind mark a chapter of a recording (a fault, a new leader, an exit, a check, a
+    /// violation): the session's recorder gets a marker for each, and `squall render` finds the same ones in
+    /// an event log.
+    pub fn is_chapter(self) -> bool {
+        matches!(
+            self,
+            FeedKind::Fault
+                | FeedKind::Leader
+                | FeedKind::Exit
+                | FeedKind::Check
+                | FeedKind::Violation
+        )
+    }
+
     /// Whether lines of this kind report what a person did or asked (a fault, an action's failure, a check,
     /// a recording): each is its own line, never folded into an earlier one as a repeat.
     pub fn is_operator(self) -> bool {

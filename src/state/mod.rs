@@ -9,6 +9,7 @@ mod config;
 mod event;
 mod feed;
 pub mod fixture;
+pub mod flow;
 pub mod held;
 mod holdback;
 mod lane;

@@ -42,6 +42,8 @@ pub struct ViewState {
     pub selected: Option<u64>,
     /// The display is frozen (the cluster keeps running; the caller keeps showing an older state).
     pub frozen: bool,
+    /// The message-flow panel is open (`M`) in place of the event feed.
+    pub flow: bool,
     /// The help overlay is open.
     pub help: bool,
     /// The tab shown when the terminal is too small for every panel.

@@ -4,6 +4,7 @@
 //! The layout follows `frame.area()` on every frame. A terminal big enough for every panel gets them all at
 //! once; a smaller one (80×24 included) shows the header, one panel chosen with Tab, and the footer.
 
+mod flow;
 mod footer;
 mod header;
 pub mod held;
@@ -139,7 +140,16 @@ fn draw_full(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSta
     } else {
         feed
     };
-    timeline::render_feed(frame, feed, state, view);
+    feed_or_flow(frame, feed, state, view);
+}
+
+/// The event feed, or the message-flow panel in its place while `M` has it open.
+fn feed_or_flow(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
+    if view.flow {
+        flow::render(frame, area, state, view);
+    } else {
+        timeline::render_feed(frame, area, state, view);
+    }
 }
 
 fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState, n: usize) {
@@ -172,7 +182,7 @@ fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewS
         Tab::Nodes => {
             let [top, rest] = split(content, nodes::height(n));
             nodes::render(frame, top, state, view);
-            timeline::render_feed(frame, rest, state, view);
+            feed_or_flow(frame, rest, state, view);
         }
         Tab::Logs => {
             let [top, rest] = split(content, log::height(n));
@@ -182,7 +192,7 @@ fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewS
         Tab::Timeline => {
             let [top, rest] = split(content, timeline::lanes_height(n));
             timeline::render_lanes(frame, top, state, view);
-            timeline::render_feed(frame, rest, state, view);
+            feed_or_flow(frame, rest, state, view);
         }
         Tab::Links => {
             let [top, rest] = split(content, links::height(n));
@@ -193,7 +203,7 @@ fn draw_tabbed(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewS
             if spark.width >= 12 {
                 writes::render(frame, spark, state, view);
             }
-            timeline::render_feed(frame, rest, state, view);
+            feed_or_flow(frame, rest, state, view);
         }
     }
 }

@@ -10,13 +10,14 @@
 //! [`MAX_HELD`] frames are held at once; beyond that a held link drops new frames (counted as dropped).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::LinkId;
+use super::trace::{DropCause, Fate, MessageTrace};
 
 /// The most frames the network holds at once. Beyond it a held link drops new frames (counted as dropped)
 /// rather than growing without bound while nobody steps.
@@ -83,6 +84,8 @@ pub(crate) struct Entry {
     pub frame: Bytes,
     pub since: Instant,
     pub deliver: mpsc::UnboundedSender<Bytes>,
+    /// Its message id in the network's trace and when it was sent, if the trace recorded it as held.
+    pub traced: Option<(u64, u64)>,
 }
 
 impl Entry {
@@ -102,9 +105,40 @@ impl Entry {
 #[derive(Default)]
 pub(crate) struct Registry {
     entries: Mutex<(u64, BTreeMap<u64, Entry>)>,
+    /// Where a traced frame's fate is recorded when it leaves the registry.
+    trace: Arc<MessageTrace>,
 }
 
 impl Registry {
+    /// An empty registry recording the fates of traced frames in `trace`.
+    pub(crate) fn new(trace: Arc<MessageTrace>) -> Registry {
+        Registry {
+            entries: Mutex::default(),
+            trace,
+        }
+    }
+
+    /// Records what became of a traced frame that leaves the registry.
+    fn resolve(&self, x: &Entry, fate: Fate) {
+        if let Some((id, sent_us)) = x.traced {
+            let kind = x.label.clone().map(std::borrow::Cow::Owned);
+            self.trace.resolve(id, x.link, kind, sent_us, fate);
+        }
+    }
+
+    /// Forgets the frames whose connection closed, recording them as lost.
+    fn forget_closed(&self, entries: &mut BTreeMap<u64, Entry>) {
+        let at_us = self.trace.now_us();
+        entries.retain(|_, x| {
+            let open = !x.deliver.is_closed();
+            if !open {
+                let by = DropCause::Closed;
+                self.resolve(x, Fate::Dropped { by, at_us });
+            }
+            open
+        });
+    }
+
     /// Holds a frame if `still_held()` says its link still holds (asked under the registry's lock, so a hold
     /// removed meanwhile either sees the frame here or makes this refuse it); it leaves through
     /// `entry.deliver` when stepped or released. Says when the hold is gone (the caller sends the frame on), and refuses it
@@ -116,7 +150,7 @@ impl Registry {
             return Offer::NotHeld;
         }
         if e.1.len() >= MAX_HELD {
-            e.1.retain(|_, x| !x.deliver.is_closed());
+            self.forget_closed(&mut e.1);
             if e.1.len() >= MAX_HELD {
                 return Offer::Full;
             }
@@ -130,7 +164,7 @@ impl Registry {
     /// The held frames whose connection is still open, oldest first (forgetting those of closed ones).
     pub(crate) fn list(&self) -> Vec<HeldFrame> {
         let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        e.1.retain(|_, x| !x.deliver.is_closed());
+        self.forget_closed(&mut e.1);
         e.1.iter().map(|(seq, x)| x.view(*seq)).collect()
     }
 
@@ -162,10 +196,34 @@ impl Registry {
         for seq in seqs {
             let Some(x) = e.1.remove(&seq) else { continue };
             let view = x.view(seq);
+            let at_us = self.trace.now_us();
+            let closed = Fate::Dropped {
+                by: DropCause::Closed,
+                at_us,
+            };
             let delivered = if deliver {
-                x.deliver.send(x.frame).is_ok()
+                let ok = x.deliver.send(x.frame.clone()).is_ok();
+                self.resolve(
+                    &x,
+                    if ok {
+                        Fate::Delivered { at_us }
+                    } else {
+                        closed
+                    },
+                );
+                ok
             } else {
-                !x.deliver.is_closed()
+                let open = !x.deliver.is_closed();
+                let by = DropCause::Dropped;
+                self.resolve(
+                    &x,
+                    if open {
+                        Fate::Dropped { by, at_us }
+                    } else {
+                        closed
+                    },
+                );
+                open
             };
             out.push(Stepped {
                 frame: view,
@@ -194,6 +252,7 @@ mod tests {
             frame: bytes::Bytes::from_static(b"\0\0\0\0"),
             since: std::time::Instant::now(),
             deliver: tx.clone(),
+            traced: None,
         };
         assert!(matches!(reg.hold(entry(), || false), Offer::NotHeld));
         for _ in 0..MAX_HELD {

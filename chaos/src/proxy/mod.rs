@@ -10,6 +10,7 @@
 //! the connection setup; `link` a link's fault set and counters; `pipe` one direction of a connection;
 //! `splice` its zero-copy path for big bodies; `frame` the framing; then one file per fault kind
 //! ([`latency`], [`loss`], [`duplicate`], [`reorder`], [`bandwidth`], [`blackhole`], [`reset`], [`hold`]).
+//! [`trace`] keeps a bounded record of every message's fate (for message-flow diagrams).
 //! [`classify`] lets the owner label frames (message kinds) without the proxy knowing the protocol: faults can
 //! then be limited to some labels, and links count frames per label.
 //!
@@ -35,6 +36,7 @@ pub mod sender;
 mod splice;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -60,6 +62,7 @@ use pipe::Pipe;
 use rafthttp::ConnState;
 use sender::Attribution;
 pub use sender::SenderTable;
+pub use trace::{DropCause, Fate, MessageEvent, MessageTrace, TraceRead};
 
 /// A node id, opaque to the proxy.
 pub type Endpoint = u64;
@@ -337,6 +340,7 @@ struct Shared {
     framing: Framing,
     senders: SenderTable,
     held: hold::Registry,
+    trace: Arc<MessageTrace>,
     links: Mutex<BTreeMap<LinkId, Arc<Link>>>,
     upstreams: RwLock<HashMap<Endpoint, SocketAddr>>,
     next_fault_id: AtomicU64,
@@ -436,6 +440,7 @@ impl Network {
     }
 
     fn build(seed: u64, classifier: Option<SharedClassifier>, framing: Framing) -> Network {
+        let trace = Arc::new(MessageTrace::default());
         Network {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
@@ -443,7 +448,8 @@ impl Network {
                     classifier,
                     framing,
                     senders: SenderTable::default(),
-                    held: hold::Registry::default(),
+                    held: hold::Registry::new(trace.clone()),
+                    trace,
                     links: Mutex::new(BTreeMap::new()),
                     upstreams: RwLock::new(HashMap::new()),
                     next_fault_id: AtomicU64::new(1),
@@ -457,6 +463,13 @@ impl Network {
     /// The seed the network was made with.
     pub fn seed(&self) -> u64 {
         self.inner.shared.seed
+    }
+
+    /// The record of every message's fate on every link ([`trace`]); off until [`MessageTrace::set_on`].
+    /// Messages are traced only where frames are cut into messages and a classifier is installed (a frame
+    /// the proxy streams unlabelled is not a message it could name).
+    pub fn trace(&self) -> &Arc<MessageTrace> {
+        &self.inner.shared.trace
     }
 
     /// Starts the proxy for directed link `from -> to` on 127.0.0.1 (port chosen by the OS) and returns its

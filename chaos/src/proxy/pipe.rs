@@ -31,7 +31,9 @@ use super::link::{Link, Plan, Plans};
 use super::rafthttp::{ConnState, RaftHttp};
 use super::sender::Attribution;
 use super::splice::{self, SPLICE_MIN, Splicer};
+use super::trace::{DropCause, Fate};
 use super::{Shared, duplicate, latency, loss, reorder};
+use std::borrow::Cow;
 use tokio::sync::mpsc;
 
 /// Bytes asked of the kernel per read.
@@ -40,6 +42,16 @@ pub(crate) const READ_CHUNK: usize = 256 * 1024;
 const HIGH_WATER: usize = 8 * 1024 * 1024;
 /// Reads copied straight through before yielding back to the select loop (and to other tasks).
 const BURST: usize = 16;
+
+/// What became of a frame offered to the hold registry.
+enum Held {
+    /// Held, or dropped because the registry was full: nothing more to do.
+    Kept,
+    /// The hold was lifted meanwhile: judge it as if never held.
+    GoOn,
+    /// As `GoOn`, and the trace already has its fate.
+    GoOnTraced,
+}
 
 /// A frame waiting for its release time; ties keep arrival order.
 struct Queued {
@@ -697,6 +709,9 @@ impl Pipe {
                 if self.plan.clear && self.queue.is_empty() {
                     self.link.counters.forwarded(1, wire.len());
                     self.out.extend_from_slice(&wire);
+                    if payload.is_some() {
+                        self.trace(label, now, None, None);
+                    }
                 } else {
                     self.admit_with(wire, payload, label, !whole_request, true, now);
                     if whole_request && self.dropped_last {
@@ -718,7 +733,13 @@ impl Pipe {
     }
 
     /// Queues `frame` behind what is queued, after the latency `plan` draws and the bandwidth allows.
-    fn enqueue(&mut self, frame: Bytes, now: Instant, plan: Option<&Plan>, message: bool) {
+    fn enqueue(
+        &mut self,
+        frame: Bytes,
+        now: Instant,
+        plan: Option<&Plan>,
+        message: bool,
+    ) -> Instant {
         let mut ready = now;
         let (latency, bandwidth, reorder) = match plan {
             Some(p) => (p.latency, p.bandwidth, p.reorder),
@@ -748,6 +769,7 @@ impl Pipe {
             frame,
             message,
         }));
+        release
     }
 
     /// The no-fault path: count boundaries, try to write at once, keep what the socket did not take.
@@ -808,16 +830,30 @@ impl Pipe {
         now: Instant,
     ) {
         self.dropped_last = false;
+        let mut traced = payload.is_some() && self.shared.classifier.is_some();
         let plans = self.plan.clone();
         let len = frame.len();
         let plan = plans.for_label(label);
-        if holdable && plan.hold && !plan.blackhole && !self.hold(frame.clone(), payload, label) {
-            return;
+        if holdable && plan.hold && !plan.blackhole {
+            match self.hold(frame.clone(), payload, label) {
+                Held::Kept => return,
+                Held::GoOn => {}
+                Held::GoOnTraced => traced = false,
+            }
         }
         let counters = &self.link.counters;
-        if plan.blackhole || plan.loss.is_some_and(|p| loss::drops(p, &mut self.rng)) {
+        let cut = plan.blackhole;
+        if cut || plan.loss.is_some_and(|p| loss::drops(p, &mut self.rng)) {
             counters.dropped(len, label);
             self.dropped_last = true;
+            if traced {
+                let by = if cut {
+                    DropCause::Blackhole
+                } else {
+                    DropCause::Loss
+                };
+                self.trace(label, now, Some(by), None);
+            }
             return;
         }
         let copies = if may_duplicate
@@ -831,13 +867,40 @@ impl Pipe {
             1
         };
         for _ in 0..copies {
-            self.enqueue(frame.clone(), now, Some(plan), true);
+            let release = self.enqueue(frame.clone(), now, Some(plan), true);
+            if traced {
+                self.trace(label, now, None, Some(release));
+            }
         }
     }
 
-    /// Puts a frame in the network's hold registry; false when held (or dropped because the registry is full),
-    /// true when the hold was lifted just now (the frame then goes on as if never held).
-    fn hold(&mut self, frame: Bytes, payload: Option<Bytes>, label: Option<u8>) -> bool {
+    /// Records a message of `label` that arrived at `now` in the network's trace: dropped by `dropped`, or
+    /// delivered at `release` (at once when `None`).
+    fn trace(
+        &self,
+        label: Option<u8>,
+        now: Instant,
+        dropped: Option<DropCause>,
+        release: Option<Instant>,
+    ) {
+        let trace = &self.shared.trace;
+        if !trace.is_on() {
+            return;
+        }
+        let sent_us = trace.micros(now.into_std());
+        let fate = match (dropped, release) {
+            (Some(by), _) => Fate::Dropped { by, at_us: sent_us },
+            (None, Some(r)) => Fate::Delivered {
+                at_us: trace.micros(r.into_std()),
+            },
+            (None, None) => Fate::Delivered { at_us: sent_us },
+        };
+        trace.record(self.link.id, kind_of(&self.shared, label), sent_us, fate);
+    }
+
+    /// Puts a frame in the network's hold registry: kept (held, or dropped because the registry is full), or
+    /// to go on as if never held because the hold was lifted just now.
+    fn hold(&mut self, frame: Bytes, payload: Option<Bytes>, label: Option<u8>) -> Held {
         let shared = &self.shared;
         let (label_name, detail) = match (&shared.classifier, payload) {
             (Some(c), Some(p)) => (
@@ -846,6 +909,15 @@ impl Pipe {
             ),
             _ => (None, String::new()),
         };
+        let trace = &shared.trace;
+        let sent_us = trace.now_us();
+        let traced = (shared.classifier.is_some() && trace.is_on())
+            .then(|| {
+                let kind = label_name.clone().map(Cow::Owned);
+                trace.record(self.link.id, kind, sent_us, Fate::Held)
+            })
+            .flatten()
+            .map(|id| (id, sent_us));
         let entry = hold::Entry {
             link: self.link.id,
             label: label_name,
@@ -853,18 +925,35 @@ impl Pipe {
             frame,
             since: std::time::Instant::now(),
             deliver: self.release_tx.clone(),
+            traced,
         };
         let link = &self.link;
         let len = entry.frame.len();
-        match shared
+        let kind = entry.label.clone().map(Cow::Owned);
+        let offer = shared
             .held
-            .hold(entry, || link.plan().for_label(label).hold)
-        {
-            hold::Offer::Held => false,
-            hold::Offer::NotHeld => true,
+            .hold(entry, || link.plan().for_label(label).hold);
+        // A frame recorded as held that the registry did not keep: its fate follows under the same id.
+        let settle = |fate: Fate| {
+            if let Some((id, sent_us)) = traced {
+                trace.resolve(id, link.id, kind.clone(), sent_us, fate);
+            }
+        };
+        match offer {
+            hold::Offer::Held => Held::Kept,
+            hold::Offer::NotHeld => {
+                settle(Fate::Delivered { at_us: sent_us });
+                if traced.is_some() {
+                    Held::GoOnTraced
+                } else {
+                    Held::GoOn
+                }
+            }
             hold::Offer::Full => {
                 link.counters.dropped(len, label);
-                false
+                let by = DropCause::HoldFull;
+                settle(Fate::Dropped { by, at_us: sent_us });
+                Held::Kept
             }
         }
     }
@@ -895,9 +984,26 @@ impl Pipe {
     }
 }
 
-/// Counts a streamed frame under its label, from its payload prefix.
+/// Counts a streamed frame under its label, from its payload prefix, and traces it as delivered now (no
+/// fault is set on the streaming path).
 fn count_label(shared: &Shared, link: &Link, flow: Flow, prefix: &[u8]) {
     if let Some(c) = &shared.classifier {
-        link.counters.labelled(c.classify(flow, prefix));
+        let label = c.classify(flow, prefix);
+        link.counters.labelled(label);
+        if shared.trace.is_on() {
+            let at_us = shared.trace.now_us();
+            let kind = kind_of(shared, label);
+            shared
+                .trace
+                .record(link.id, kind, at_us, Fate::Delivered { at_us });
+        }
     }
+}
+
+/// A label's name, for the trace.
+fn kind_of(shared: &Shared, label: Option<u8>) -> Option<Cow<'static, str>> {
+    let c = shared.classifier.as_ref()?;
+    label
+        .and_then(|l| c.labels().get(usize::from(l)).copied())
+        .map(Cow::Borrowed)
 }
