@@ -335,7 +335,9 @@ fn random_faults_keep_raft_safe_and_live() {
 /// (800000000531: a cut damaged record held node 5's vote for node 4; 796603842066: a wiped node's own
 /// campaign, already granted by node 2) learned the term from a majority that had not heard of that election
 /// and voted again in its term (`raft::recovery_tests::a_node_that_lost_its_vote_to_an_election_in_flight_…`).
-const ISSUE_18_SEEDS: [u64; 14] = [
+/// 830000000830 failed the durable-acknowledgement check falsely: a cut damaged record lost an entry the node
+/// had acknowledged, and the check still held that old answer against a later, unanswered copy of the entry.
+const ISSUE_18_SEEDS: [u64; 15] = [
     1070,
     1156,
     1258,
@@ -350,6 +352,7 @@ const ISSUE_18_SEEDS: [u64; 14] = [
     1555, // H3
     800000000531,
     796603842066, // a vote lost to an election in flight
+    830000000830, // an acknowledgement lost to a cut, not to a missing fsync
 ];
 
 #[test]
