@@ -335,7 +335,9 @@ fn random_faults_keep_raft_safe_and_live() {
 /// (800000000531: a cut damaged record held node 5's vote for node 4; 796603842066: a wiped node's own
 /// campaign, already granted by node 2) learned the term from a majority that had not heard of that election
 /// and voted again in its term (`raft::recovery_tests::a_node_that_lost_its_vote_to_an_election_in_flight_…`).
-const ISSUE_18_SEEDS: [u64; 14] = [
+/// 830000000830 failed the durable-acknowledgement check falsely: a cut damaged record lost an entry the node
+/// had acknowledged, and the check still held that old answer against a later, unanswered copy of the entry.
+const ISSUE_18_SEEDS: [u64; 15] = [
     1070,
     1156,
     1258,
@@ -350,6 +352,7 @@ const ISSUE_18_SEEDS: [u64; 14] = [
     1555, // H3
     800000000531,
     796603842066, // a vote lost to an election in flight
+    830000000830, // an acknowledgement lost to a cut, not to a missing fsync
 ];
 
 #[test]
@@ -369,7 +372,12 @@ fn issue_18_seeds_stay_safe() {
 /// - 796592840312 (likewise): the simulation added a learner while it waited for the replicas to converge;
 ///   on a link of one entry per round trip it could not catch up in time. Configuration changes now stop
 ///   with the other client requests.
-const LIVENESS_AFTER_LOSS_SEEDS: [u64; 3] = [796594048973, 796592838934, 796592840312];
+/// - 830000000369: a recovering follower answered a batch with term 0 (the batch before it had made a new
+///   voter it had not probed, so it could no longer validate the leader); the leader ignored the answer but
+///   kept the batch in flight, and nothing sent it again while the clients were quiet
+///   (`raft::liveness_tests::a_batch_a_recovering_follower_answered_with_term_0_…`).
+const LIVENESS_AFTER_LOSS_SEEDS: [u64; 4] =
+    [796594048973, 796592838934, 796592840312, 830000000369];
 
 #[test]
 fn liveness_after_data_loss_seeds_stay_live() {

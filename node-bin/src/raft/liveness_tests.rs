@@ -338,6 +338,43 @@ fn a_batch_lost_behind_an_answered_heartbeat_is_sent_again_without_new_proposals
 }
 
 #[test]
+fn a_batch_a_recovering_follower_answered_with_term_0_is_sent_again_without_new_proposals() {
+    // Simulation seed 830000000369: node 2, recovering after a cut damaged record, acknowledged a batch that
+    // also made node 7 a voter. It had never probed node 7, so it no longer knew `T` (every other voter must
+    // answer) and answered the next batch with term 0, as a recovering node does to a leader it cannot
+    // validate. The leader ignored that answer without freeing the batch's slot; node 2 finished recovering
+    // and acknowledged every heartbeat at its old match index, and with one batch of a window of four in
+    // flight nothing sent the entries again while the clients were quiet.
+    let mut r = leader_matched_by_node_2();
+    let (last, _) = r.propose(vec![9]).unwrap();
+    r.on_persisted(last, 2);
+    let batch = appends_to(&r.take_ready(), 2);
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    let Reply::Append(mut unvalidated) = reply_to(&batch[0], 2, false, 1) else {
+        unreachable!("reply_to answers AppendEntries");
+    };
+    unvalidated.term = 0;
+    unvalidated.conflict_index = 0;
+    unvalidated.recovering = true;
+    r.handle_reply(2, Reply::Append(unvalidated));
+    let mut resent = appends_to(&r.take_ready(), 2);
+    for _ in 0..3 {
+        r.handle_reply(2, heartbeat_answer_at_1());
+        for _ in 0..r.config.heartbeat_ticks {
+            r.tick();
+        }
+        resent.extend(appends_to(&r.take_ready(), 2));
+    }
+    assert!(
+        resent
+            .iter()
+            .any(|a| a.entries.iter().any(|e| e.index == last)),
+        "entry {last} was not sent to node 2 again after a term-0 answer: {resent:?}, progress {:?}",
+        r.status().progress
+    );
+}
+
+#[test]
 fn a_refused_batch_overtaken_by_an_older_success_is_sent_again_without_new_proposals() {
     // Simulation seed 796594048973: a window of batches [2,3], [4,5], [6] to node 2 fails and is resent as
     // [2,3], [4,5], [6,7] once a heartbeat shows where the logs match. Node 2 gets [6,7] first and refuses it

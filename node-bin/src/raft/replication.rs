@@ -132,7 +132,9 @@ impl Raft {
         match reply {
             Reply::Vote(r) => self.handle_vote_reply(from, r),
             Reply::Append(r) => {
-                if self.check_reply_term(r.term) {
+                if r.term == 0 && self.role == Role::Leader {
+                    self.append_unvalidated(from, &r);
+                } else if self.check_reply_term(r.term) {
                     self.handle_append_reply(from, r);
                 }
             }
@@ -257,6 +259,28 @@ impl Raft {
         self.maybe_send_timeout_now(from);
         self.send_append(from);
         self.release_departed(from);
+    }
+
+    /// A recovering follower that cannot validate this leader yet (it does not know the current term from
+    /// every other voter: the `recovery` module, rule 1) answered with term 0: nothing it says counts, but a
+    /// batch it refused so is not stored there. Handled as a lost batch: back to probing from the match index,
+    /// resumed by the next heartbeat. Left in the window, nothing sends its entries again once the clients are
+    /// quiet, since the follower's heartbeat answers after it finished recovering only confirm the match
+    /// index (simulation seed 830000000369: the batch that made a new voter made the follower unable to
+    /// validate the leader until it had probed that voter).
+    fn append_unvalidated(&mut self, from: NodeId, r: &AppendEntriesReply) {
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        // (A probe refused so needs nothing: it is paused until the next heartbeat sends it again anyway.)
+        if matches!(pr.mode, Mode::Replicate)
+            && !r.heartbeat
+            && r.req_last_index > pr.match_index
+            && pr.inflight.contains(&r.req_last_index)
+        {
+            let next = pr.match_index + 1;
+            pr.become_probe(next, true);
+        }
     }
 
     /// An RPC to `peer` failed or timed out: forget it as in flight and fall back to probing, resumed by
