@@ -251,3 +251,45 @@ fn an_add_that_never_committed_is_not_a_member_of_the_next_session() {
     again.quit();
     drop(kept);
 }
+
+/// A kind without a membership driver refuses `add`, `remove`, `replace` and `promote` with its reason and
+/// changes nothing: the file's `[limits] membership` reason when it gives one, else that it has no
+/// `[membership]`.
+#[test]
+fn a_kind_without_membership_refuses_membership_changes_with_its_reason() {
+    let files = tempfile::tempdir().unwrap();
+    let without = edited("[membership]\nprotocol = \"squall\"\n", "");
+    let reasons = [
+        (without.clone(), "has no [membership]".to_string()),
+        (
+            without + "\n[limits]\nmembership = \"this test's node has a fixed configuration\"\n",
+            "this test's node has a fixed configuration".to_string(),
+        ),
+    ];
+    for (i, (text, reason)) in reasons.into_iter().enumerate() {
+        let kind = files.path().join(format!("fixed-{i}.toml"));
+        std::fs::write(&kind, &text).unwrap();
+        let mut s = Up::new(&[
+            "-n",
+            "3",
+            "--seed",
+            "5",
+            "--node-kind",
+            kind.to_str().unwrap(),
+        ])
+        .start();
+        for cmd in ["add", "remove 2", "replace 3", "promote 2"] {
+            let refusal = s.refused(cmd);
+            assert!(
+                refusal.contains("node kind `squall` cannot")
+                    && refusal.contains("membership")
+                    && refusal.contains(&reason)
+                    && refusal.contains("nothing was done"),
+                "{cmd}: {refusal}"
+            );
+        }
+        let nodes: Vec<String> = s.listing("status", "status:");
+        assert_eq!(nodes.len(), 3, "no node was added: {nodes:#?}");
+        s.quit();
+    }
+}

@@ -11,6 +11,7 @@ pub mod drivers;
 pub mod etcd;
 mod file;
 pub mod launch;
+pub mod membership;
 mod squall;
 mod template;
 
@@ -120,6 +121,10 @@ pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
         "message filters and held frames (`only …`, `hold`)",
     ),
     ("transfer", "leadership transfer (`transfer N`)"),
+    (
+        "membership",
+        "membership changes (`add`, `remove`, `replace`, `promote`, `demote`)",
+    ),
 ];
 
 /// Where a kind was read from.
@@ -802,6 +807,28 @@ impl Kind {
         match self.client.name.as_str() {
             "squall" => Box::new(squall::SquallKv::new(addrs)),
             other => unreachable!("client protocol {other} was refused at load"),
+        }
+    }
+
+    /// The port the membership driver reaches (`[membership] port`, else the status port); `None` when the
+    /// kind has no `[membership]`.
+    pub fn membership_port(&self) -> Option<&str> {
+        let m = self.membership.as_ref()?;
+        m.port.as_deref().or(self.status_port())
+    }
+
+    /// The membership driver, or why the kind cannot change membership (its `[limits] membership` reason, or
+    /// that its file has no `[membership]`).
+    pub fn membership_driver(&self) -> Result<Box<dyn membership::MembershipDriver>, String> {
+        if let Some(why) = self.limit("membership") {
+            return Err(why.to_string());
+        }
+        match self.membership.as_ref().map(|m| m.name.as_str()) {
+            Some("squall") => Ok(Box::new(membership::SquallMembership {
+                timeout: squall_node::rpc::CONF_CHANGE_TIMEOUT,
+            })),
+            Some(other) => unreachable!("membership protocol {other} was refused at load"),
+            None => Err(format!("its file ({}) has no [membership]", self.source)),
         }
     }
 
