@@ -865,6 +865,7 @@ mod tests {
                 disk_faults: false,
                 node_bin: None,
                 unsafe_no_fsync: true,
+                kind: None,
             },
         )]);
         assert_eq!(m.faults.len(), 1);

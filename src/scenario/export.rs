@@ -310,6 +310,7 @@ mod tests {
                 disk_faults: true,
                 node_bin: None,
                 unsafe_no_fsync: false,
+                kind: None,
             },
         )
     }
@@ -440,6 +441,27 @@ mod tests {
             text.contains("node-args = [\"--unsafe-no-fsync\"]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_session_s_node_kind_is_exported_and_the_default_one_left_out() {
+        let with = |kind: crate::kind::KindRecord| {
+            let mut s = settings();
+            if let Event::Settings { kind: k, .. } = &mut s.event {
+                *k = Some(kind);
+            }
+            scenario_of(&[s], "log")
+        };
+        let mine = crate::kind::KindRecord {
+            name: "mine".into(),
+            file: Some("/kinds/mine.toml".into()),
+            digest: "0123456789abcdef".into(),
+        };
+        let text = with(mine);
+        assert!(text.contains("kind = \"/kinds/mine.toml\""), "{text}");
+        let builtin = crate::kind::Kind::builtin("squall").unwrap().record();
+        let text = with(builtin);
+        assert!(!text.contains("kind = \"squall\""), "{text}");
     }
 
     #[test]
