@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use squall_node::client::{ClientError, KvClient, fetch_status};
+use squall_node::client::{ClientError, KvClient};
 use squall_node::kv::{KvOp, KvResult};
 
 use crate::cli::{BenchArgs, KvArgs, KvCmd, ReplayArgs, StatusArgs, Target, UpArgs};
@@ -36,12 +36,62 @@ pub fn resolve_target(t: &Target) -> Result<(Option<String>, BTreeMap<u64, Socke
     }
 }
 
+/// The node kind of the cluster `--dir` names (what its `cluster.json` records; squall's for a file from
+/// before kinds were recorded, and for `--peers`), with a warning when its file changed since. `Err` names the
+/// kind file that cannot be loaded.
+fn target_kind(t: &Target) -> Result<(crate::kind::Kind, Option<String>), String> {
+    let record = match (&t.dir, &t.peers) {
+        (Some(dir), None) => ClusterFile::read(dir)?.kind,
+        _ => None,
+    };
+    match record {
+        Some(r) => r.load().map_err(|e| {
+            format!(
+                "the cluster runs node kind `{}`, which cannot be loaded: {e}",
+                r.name
+            )
+        }),
+        None => Ok((
+            crate::kind::Kind::builtin(crate::kind::DEFAULT).expect("the default kind is built in"),
+            None,
+        )),
+    }
+}
+
+/// Where `port` (one of the kind's port names) of each node is: from `cluster.json`'s per-port addresses;
+/// `fallback` (the API addresses) for `--peers` and a file from before they were recorded.
+fn port_addrs(
+    t: &Target,
+    port: Option<&str>,
+    fallback: BTreeMap<u64, SocketAddr>,
+) -> BTreeMap<u64, SocketAddr> {
+    let recorded = match (&t.dir, &t.peers, port) {
+        (Some(dir), None, Some(port)) => ClusterFile::read(dir)
+            .map(|f| f.port_addrs(port))
+            .unwrap_or_default(),
+        _ => BTreeMap::new(),
+    };
+    if recorded.is_empty() {
+        fallback
+    } else {
+        recorded
+    }
+}
+
 /// `squall status`.
 pub fn status(args: StatusArgs) -> ExitCode {
     let (cluster_id, addrs) = match resolve_target(&args.target) {
         Ok(t) => t,
         Err(e) => return fail(2, e),
     };
+    let (kind, warning) = match target_kind(&args.target) {
+        Ok(k) => k,
+        Err(e) => return fail(2, e),
+    };
+    if let Some(w) = warning {
+        eprintln!("squall: {w}");
+    }
+    let addrs = port_addrs(&args.target, kind.status_port(), addrs);
     // What cluster.json knows of a node that does not answer (a paused node keeps its pid).
     let known_pids: BTreeMap<u64, u32> = args
         .target
@@ -57,10 +107,13 @@ pub fn status(args: StatusArgs) -> ExitCode {
         .unwrap_or_default();
     // Every node is asked at once, and none is waited for longer than this: a paused node answers nothing.
     let timeout = args.target.timeout.min(STATUS_NODE_WAIT);
-    let results = runtime().block_on(async {
+    // Through the kind's status driver: a report with the full picture (squall's) is shown whole, one with
+    // only the brief fields with `—` (`null` in JSON) for what the kind does not report.
+    let reports = runtime().block_on(async {
         let mut handles = Vec::new();
         for (&id, &addr) in &addrs {
-            handles.push((id, addr, tokio::spawn(fetch_status(addr, timeout))));
+            let mut source = kind.status_once(addr, timeout);
+            handles.push((id, addr, tokio::spawn(async move { source.poll().await })));
         }
         let mut out = Vec::new();
         for (id, addr, h) in handles {
@@ -68,7 +121,26 @@ pub fn status(args: StatusArgs) -> ExitCode {
         }
         out
     });
-    let answered = results.iter().filter(|(_, _, r)| r.is_ok()).count();
+    let answered = reports.iter().filter(|(_, _, r)| r.is_ok()).count();
+    let briefs: BTreeMap<u64, crate::kind::drivers::StatusReport> = reports
+        .iter()
+        .filter_map(|(id, _, r)| Some((*id, r.as_ref().ok()?.clone())))
+        .filter(|(_, r)| r.detail.is_none())
+        .collect();
+    let results: Vec<(
+        u64,
+        SocketAddr,
+        Result<squall_node::rpc::NodeStatus, String>,
+    )> = reports
+        .into_iter()
+        .map(|(id, addr, r)| {
+            let full = r.and_then(|r| {
+                r.detail
+                    .ok_or_else(|| "the kind reports only brief fields".to_string())
+            });
+            (id, addr, full)
+        })
+        .collect();
     // The configuration as the leader knows it (the highest term's leader), else the most recent one any node
     // has (highest configuration index).
     let statuses: Vec<&squall_node::rpc::NodeStatus> = results
@@ -120,6 +192,16 @@ pub fn status(args: StatusArgs) -> ExitCode {
                         "index": s.core.config_index, "committed": s.core.config_committed,
                     },
                 }),
+                Err(_) if briefs.contains_key(id) => {
+                    let b = &briefs[id];
+                    serde_json::json!({
+                        "id": id, "addr": addr.to_string(), "reachable": true, "pid": b.pid,
+                        "role": b.role.map(|r| r.as_str()), "term": b.term,
+                        "leader": b.leader.flatten(), "leader_known": b.leader.is_some(),
+                        "commit_index": b.commit, "applied_index": b.applied,
+                        "last_log_index": null, "membership": null,
+                    })
+                }
                 Err(e) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": false, "error": e,
                     "pid": known_pids.get(id), "role": null, "term": null, "leader": null,
@@ -158,6 +240,27 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.core.commit_index,
                     s.core.last_log_index
                 ),
+                Err(_) if briefs.contains_key(id) => {
+                    let b = &briefs[id];
+                    let dash = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
+                    println!(
+                        "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
+                        id,
+                        b.pid
+                            .or(known_pids.get(id).copied())
+                            .map_or("-".to_string(), |p| p.to_string()),
+                        b.role.map_or("—", |r| r.as_str()),
+                        "—",
+                        dash(b.term),
+                        match b.leader {
+                            Some(Some(l)) => l.to_string(),
+                            Some(None) => "-".to_string(),
+                            None => "—".to_string(),
+                        },
+                        dash(b.commit),
+                        "—"
+                    )
+                }
                 Err(e) => {
                     let pid = known_pids
                         .get(id)
@@ -211,6 +314,19 @@ pub fn kv(args: KvArgs) -> ExitCode {
     };
     if let Err(e) = op.check_size() {
         return fail(2, e);
+    }
+    let (kind, warning) = match target_kind(&args.target) {
+        Ok(k) => k,
+        Err(e) => return fail(2, e),
+    };
+    if let Some(w) = warning {
+        eprintln!("squall: {w}");
+    }
+    // squall's own key-value API answers more than the workloads' seam carries (the previous value, deletes):
+    // its client is used whole; any other kind's client goes through the kind's driver.
+    if kind.client.name != "squall" {
+        let addrs = port_addrs(&args.target, kind.client_port(), addrs);
+        return kv_through_kind(&kind, addrs, op, args.target.timeout);
     }
     let mut client = KvClient::new(addrs);
     // The leader `squall up` last saw: asked first, so a paused or slow follower costs nothing.
@@ -273,6 +389,78 @@ pub fn kv(args: KvArgs) -> ExitCode {
         Ok(KvResult::Error(e)) => fail(1, e),
         Err(e @ ClientError::TooLarge(_)) => fail(2, e),
         Err(e) => fail(1, e),
+    }
+}
+
+/// `squall kv` for a kind whose client is not squall's: read, write, cas and increment through the kind's
+/// [`crate::kind::drivers::KvClient`]; an outcome that is not known is said as unknown, exit 1.
+fn kv_through_kind(
+    kind: &crate::kind::Kind,
+    addrs: BTreeMap<u64, SocketAddr>,
+    op: KvOp,
+    timeout: Duration,
+) -> ExitCode {
+    use crate::kind::drivers::{KvAnswer, KvOutcome, KvRequest};
+    let req = match op {
+        KvOp::Get { key } => KvRequest::Read { key },
+        KvOp::Put { key, value } => KvRequest::Write { key, value },
+        KvOp::Cas {
+            key,
+            expected: Some(from),
+            new,
+        } => KvRequest::Cas { key, from, to: new },
+        KvOp::Incr { key, by } => KvRequest::Incr { key, by },
+        other => {
+            let what = match other {
+                KvOp::Delete { .. } => "del",
+                _ => "cas from an absent value (`-`)",
+            };
+            return fail(
+                2,
+                format!(
+                    "node kind `{}`'s client ({}) cannot do `{what}` on key `{}`; it reads, writes, \
+                     compares-and-sets from a value and increments",
+                    kind.name,
+                    kind.client.name,
+                    other.key()
+                ),
+            );
+        }
+    };
+    let mut client = kind.kv_client(addrs);
+    let outcome = runtime().block_on(async {
+        tokio::time::timeout(timeout, client.execute(req))
+            .await
+            .unwrap_or_else(|_| {
+                KvOutcome::Info(format!(
+                    "no answer within {}",
+                    crate::units::duration(timeout)
+                ))
+            })
+    });
+    match outcome {
+        KvOutcome::Done(KvAnswer::Value(Some(v))) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        KvOutcome::Done(KvAnswer::Value(None)) => {
+            eprintln!("squall: the key is absent");
+            ExitCode::from(1)
+        }
+        KvOutcome::Done(KvAnswer::Written | KvAnswer::Swapped(true)) => {
+            println!("OK");
+            ExitCode::SUCCESS
+        }
+        KvOutcome::Done(KvAnswer::Swapped(false)) => {
+            println!("NOT SWAPPED");
+            ExitCode::from(1)
+        }
+        KvOutcome::Done(KvAnswer::Counter(n)) => {
+            println!("{n}");
+            ExitCode::SUCCESS
+        }
+        KvOutcome::Fail(e) => fail(1, format!("did not happen: {e}")),
+        KvOutcome::Info(e) => fail(1, format!("outcome unknown (it may have happened): {e}")),
     }
 }
 

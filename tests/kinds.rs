@@ -251,3 +251,125 @@ fn an_add_that_never_committed_is_not_a_member_of_the_next_session() {
     again.quit();
     drop(kept);
 }
+
+/// A kind without a membership driver refuses `add`, `remove`, `replace` and `promote` with its reason and
+/// changes nothing: the file's `[limits] membership` reason when it gives one, else that it has no
+/// `[membership]`.
+#[test]
+fn a_kind_without_membership_refuses_membership_changes_with_its_reason() {
+    let files = tempfile::tempdir().unwrap();
+    let without = edited("[membership]\nprotocol = \"squall\"\n", "");
+    let reasons = [
+        (without.clone(), "has no [membership]".to_string()),
+        (
+            without + "\n[limits]\nmembership = \"this test's node has a fixed configuration\"\n",
+            "this test's node has a fixed configuration".to_string(),
+        ),
+    ];
+    for (i, (text, reason)) in reasons.into_iter().enumerate() {
+        let kind = files.path().join(format!("fixed-{i}.toml"));
+        std::fs::write(&kind, &text).unwrap();
+        let mut s = Up::new(&[
+            "-n",
+            "3",
+            "--seed",
+            "5",
+            "--node-kind",
+            kind.to_str().unwrap(),
+        ])
+        .start();
+        for cmd in ["add", "remove 2", "replace 3", "promote 2"] {
+            let refusal = s.refused(cmd);
+            assert!(
+                refusal.contains("node kind `squall` cannot")
+                    && refusal.contains("membership")
+                    && refusal.contains(&reason)
+                    && refusal.contains("nothing was done"),
+                "{cmd}: {refusal}"
+            );
+        }
+        let nodes: Vec<String> = s.listing("status", "status:");
+        assert_eq!(nodes.len(), 3, "no node was added: {nodes:#?}");
+        s.quit();
+    }
+}
+
+/// The kind a session runs is recorded where later commands find it: `cluster.json` (name, file, digest) for
+/// the one-shot `squall status`, which reads the nodes through that kind, and the event log's settings, so
+/// `squall scenario LOG` exports `[cluster] kind` and the rerun uses the same file.
+#[test]
+fn the_kind_is_recorded_in_cluster_json_and_the_event_log_and_exported_with_the_scenario() {
+    let files = tempfile::tempdir().unwrap();
+    let kind = files.path().join("mine.toml");
+    std::fs::write(&kind, edited("name = \"squall\"", "name = \"mine\"")).unwrap();
+    let mut s = Up::new(&[
+        "-n",
+        "3",
+        "--seed",
+        "9",
+        "--node-kind",
+        kind.to_str().unwrap(),
+    ])
+    .start();
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.cdir.join("cluster.json")).unwrap()).unwrap();
+    assert_eq!(file["kind"]["name"], "mine", "{file:#}");
+    assert_eq!(file["kind"]["file"], kind.to_str().unwrap(), "{file:#}");
+    assert!(
+        file["kind"]["digest"]
+            .as_str()
+            .is_some_and(|d| d.len() == 16),
+        "{file:#}"
+    );
+    assert!(
+        file["nodes"][0]["ports"]["api"].is_string(),
+        "every node's ports by the kind's names: {file:#}"
+    );
+
+    let status = squall()
+        .args(["status", "--json", "--dir"])
+        .arg(&s.cdir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let leaders = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["role"] == "leader")
+        .count();
+    assert_eq!(leaders, 1, "{doc:#}");
+
+    // The file changed after the start: status still works and says so.
+    std::fs::write(
+        &kind,
+        edited("name = \"squall\"", "name = \"mine\"") + "\n# edited\n",
+    )
+    .unwrap();
+    let status = squall()
+        .args(["status", "--dir"])
+        .arg(&s.cdir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&status.stderr);
+    assert!(status.status.success(), "{err}");
+    assert!(err.contains("changed since the session started"), "{err}");
+
+    let events = s.cdir.join("events.jsonl.gz");
+    s.ask("isolate 2", "isolate");
+    s.ok("heal");
+    let kept = s.quit();
+    let o = squall().arg("scenario").arg(&events).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let toml = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        toml.contains(&format!("kind = \"{}\"", kind.display())),
+        "[cluster] kind names the file:\n{toml}"
+    );
+    drop(kept);
+}

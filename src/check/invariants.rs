@@ -311,6 +311,33 @@ impl Invariants {
         &self.unjudged
     }
 
+    /// What a clean record says: the properties judged, held on every status, and (for a kind that does not
+    /// report what some need) which were not judged and why.
+    pub fn held_text(&self) -> String {
+        let judged: Vec<&str> = PROPERTIES
+            .iter()
+            .filter(|p| !self.unjudged.contains_key(p))
+            .map(|p| p.name())
+            .collect();
+        let mut out = format!("{} held on every status", judged.join(", "));
+        if !self.unjudged.is_empty() {
+            let mut missing: Vec<&str> = self.unjudged.values().copied().collect();
+            missing.sort_unstable();
+            missing.dedup();
+            let not: Vec<&str> = PROPERTIES
+                .iter()
+                .filter(|p| self.unjudged.contains_key(p))
+                .map(|p| p.name())
+                .collect();
+            out.push_str(&format!(
+                "; not judged: {} (the node kind does not report {})",
+                not.join(", "),
+                missing.join(", ")
+            ));
+        }
+        out
+    }
+
     /// The properties not judged and those judged, in words ("invariants: not judged: log matching, … (this
     /// node kind reports no log entries); judged: election safety, …"); `""` when every one is judged.
     pub fn unjudged_text(&self) -> String {

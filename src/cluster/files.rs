@@ -109,6 +109,10 @@ pub struct ClusterFile {
     /// where a one-shot `squall kv` starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<u64>,
+    /// The node kind the cluster runs (absent in files written before kinds were recorded: squall's): how
+    /// `squall status` and `squall kv` talk to its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::kind::KindRecord>,
 }
 
 /// One node in `cluster.json`.
@@ -124,6 +128,9 @@ pub struct NodeEntry {
     pub pid: Option<u32>,
     /// The node's log file.
     pub log: PathBuf,
+    /// Every port it listens on, by the kind's port names (`api`, `peer`, `client`…), once listening.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, SocketAddr>,
 }
 
 impl ClusterFile {
@@ -149,6 +156,14 @@ impl ClusterFile {
         })?;
         serde_json::from_slice(&bytes)
             .map_err(|e| format!("{} is not a squall cluster file: {e}", path.display()))
+    }
+
+    /// The addresses of the nodes' port `port` (by the kind's port names), for the nodes that have one.
+    pub fn port_addrs(&self, port: &str) -> BTreeMap<u64, SocketAddr> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.id, *n.ports.get(port)?)))
+            .collect()
     }
 
     /// The API addresses of the nodes that have one.

@@ -1,7 +1,9 @@
 //! Membership changes driven from the orchestrator: `add`, `remove N`, `replace N`, `promote N`.
 //!
-//! The node makes single-server changes through its log (see `squall-node`'s `raft` module); squall's part is
-//! the processes and the links around them, and the order of the steps:
+//! The node makes single-server changes through its log; squall's part is the processes and the links around
+//! them, and the order of the steps. Each step goes to the leader through the kind's membership driver
+//! ([`crate::kind::membership::MembershipDriver`], chosen by its `[membership] protocol`); a kind without one
+//! refuses these commands with its reason. The steps:
 //! - `add`: the next free id (never reused; nine in all), a new node directory, a proxy for every link between
 //!   the new node and each existing one (faults in force whose target covers them apply at once), the process
 //!   started with `--join` and `--peers` of its outbound proxies, every running node told the new node's address
@@ -19,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use squall_node::raft::types::{ConfChange, Membership};
-use squall_node::rpc::{ConfChangeDone, MembershipError};
-use squall_node::transport::{connect_control, deadline};
+use squall_node::raft::types::Membership;
+
+use crate::kind::membership::{ChangeAnswer, MemberChange, MembershipDriver};
 
 use super::Cluster;
 use super::command::{Command, NodeId};
@@ -29,8 +31,6 @@ use super::guard::{self, MemberFacts};
 use super::handle::node_name;
 use crate::state::{Event, MembershipStep, ProcessState};
 
-/// How long one `change_membership` call may take (the node answers once the change commits).
-const CALL_TIMEOUT: Duration = squall_node::rpc::CONF_CHANGE_TIMEOUT;
 /// How long a background change keeps trying before it gives up and says so.
 const CHANGE_LIMIT: Duration = Duration::from_secs(180);
 /// How often the feed says how far a learner catching up has come.
@@ -72,20 +72,23 @@ enum Step {
 }
 
 impl Step {
-    fn change(self) -> ConfChange {
+    fn change(self) -> MemberChange {
         match self {
-            Step::Learner(n) => ConfChange::AddLearner(n),
-            Step::Promote(n) => ConfChange::Promote(n),
-            Step::Remove(n) => ConfChange::Remove(n),
-            Step::Demote(n) => ConfChange::Demote(n),
+            Step::Learner(n) => MemberChange::AddLearner(n),
+            Step::Promote(n) => MemberChange::Promote(n),
+            Step::Remove(n) => MemberChange::Remove(n),
+            Step::Demote(n) => MemberChange::Demote(n),
         }
     }
 }
 
+/// The configuration a committed step left and its entry's index, when the driver said.
+type Done = (Membership, u64);
+
 /// What one attempt at a step came to.
 enum Attempt {
     /// Committed (now or, as the node says, already).
-    Done(Option<ConfChangeDone>),
+    Done(Option<Done>),
     /// Not yet: try again shortly; the reason in words, for the feed when it persists.
     Wait(String),
     /// It cannot happen; the reason in words.
@@ -319,13 +322,11 @@ impl Cluster {
     }
 
     /// "configuration {1,2,3,4,6} committed at 812".
-    fn committed_text(&self, done: Option<&ConfChangeDone>) -> String {
+    fn committed_text(&self, done: Option<&Done>) -> String {
         match done {
-            Some(d) => format!(
-                "configuration {} committed at {}",
-                config_text(&d.config),
-                d.index
-            ),
+            Some((config, index)) => {
+                format!("configuration {} committed at {index}", config_text(config))
+            }
             None => match self.known_config() {
                 Some((m, index, _)) => {
                     format!("configuration {} committed at {index}", config_text(&m))
@@ -419,20 +420,27 @@ impl Cluster {
         self.inner.net.add_link(from, to).await.ok()
     }
 
-    /// Tells node `on` that node `id` is at `addr`.
+    /// The kind's membership driver; `Err` says why the kind has none (checked before any change starts).
+    fn driver(&self) -> Result<Box<dyn MembershipDriver>, String> {
+        self.inner.spec.kind.membership_driver()
+    }
+
+    /// Where node `id`'s membership driver reaches it (the kind's membership port), once it is ready.
+    fn membership_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        let port = self.inner.spec.kind.membership_port()?;
+        let slots = self.inner.slots.lock().unwrap();
+        slots.get(&id)?.addrs.as_ref()?.ports.get(port).copied()
+    }
+
+    /// Tells node `on` that node `id` is at `addr` (for a kind whose members learn new peers at run time).
     async fn set_peer_addr(&self, on: NodeId, id: NodeId, addr: SocketAddr) -> Result<(), String> {
-        let api = self
-            .api_addrs()
-            .get(&on)
-            .copied()
-            .ok_or_else(|| format!("node {on} has no API address yet"))?;
-        let client = connect_control(api, Duration::from_secs(1))
+        let at = self
+            .membership_addr(on)
+            .ok_or_else(|| format!("node {on} has no address yet"))?;
+        self.driver()?
+            .tell_peer(at, id, addr)
             .await
-            .map_err(|e| format!("cannot reach node {on}: {e}"))?;
-        client
-            .set_peer_addr(deadline(Duration::from_secs(2)), id, addr)
-            .await
-            .map_err(|e| format!("node {on} did not answer: {e}"))?
+            .map_err(|e| format!("node {on}: {e}"))
     }
 
     /// After node `id` (re)started: tells it where every other node is that its `--peers` (`named`) does not
@@ -454,35 +462,26 @@ impl Cluster {
 
     /// One try at a step on whichever node leads now.
     async fn attempt(&self, step: Step) -> Attempt {
+        let driver = match self.driver() {
+            Ok(d) => d,
+            Err(why) => return Attempt::Fail(why),
+        };
         let Some((leader, term)) = self.ask_leader().await else {
             return Attempt::Wait(self.waiting_for_majority("no node leads"));
         };
-        let Some(api) = self.api_addrs().get(&leader).copied() else {
+        let Some(at) = self.membership_addr(leader) else {
             return Attempt::Wait(format!("leader {leader}'s address is not known yet"));
         };
-        let client = match connect_control(api, Duration::from_secs(1)).await {
-            Ok(c) => c,
-            Err(e) => return Attempt::Wait(format!("cannot reach leader {leader}: {e}")),
+        let change = step.change();
+        // Where the members reach a node being added: a kind that stores one address per member needs it.
+        let peer = match change {
+            MemberChange::AddLearner(id) => self.proxy_addr(leader, id).await,
+            _ => None,
         };
-        let answer = client
-            .change_membership(
-                deadline(CALL_TIMEOUT + Duration::from_secs(1)),
-                step.change(),
-            )
-            .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                return Attempt::Wait(format!("leader {leader} (term {term}) did not answer: {e}"));
-            }
-        };
-        match (answer, step) {
-            (Ok(done), _) => Attempt::Done(Some(done)),
+        match driver.change(at, change, peer).await {
+            ChangeAnswer::Committed(done) => Attempt::Done(done),
             // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
-            (Err(MembershipError::AlreadyMember { .. }), Step::Learner(_))
-            | (Err(MembershipError::NotLearner { .. }), Step::Promote(_))
-            | (Err(MembershipError::NotMember { .. }), Step::Remove(_))
-            | (Err(MembershipError::NotVoter { .. }), Step::Demote(_)) => {
+            ChangeAnswer::Already => {
                 if self
                     .known_config()
                     .is_some_and(|(_, _, committed)| committed)
@@ -492,13 +491,13 @@ impl Cluster {
                     Attempt::Wait("the earlier entry for this change is not committed yet".into())
                 }
             }
-            (Err(MembershipError::NoAddress { id }), _) => {
+            ChangeAnswer::NoAddress(id) => {
                 if let Some(addr) = self.proxy_addr(leader, id).await {
                     let _ = self.set_peer_addr(leader, id, addr).await;
                 }
                 Attempt::Wait(format!("leader {leader} did not know node {id}'s address"))
             }
-            (Err(MembershipError::Timeout), _) => {
+            ChangeAnswer::Timeout => {
                 // The call took long: say who leads now, not who led when it was made.
                 match self.ask_leader().await {
                     Some((now, now_term)) if (now, now_term) == (leader, term) => {
@@ -514,23 +513,8 @@ impl Cluster {
                     ))),
                 }
             }
-            (
-                Err(
-                    e @ (MembershipError::NotLeader { .. }
-                    | MembershipError::InProgress { .. }
-                    | MembershipError::LeaderNotReady
-                    | MembershipError::LearnerBehind { .. }
-                    | MembershipError::LearnerSilent { .. }
-                    | MembershipError::LearnerRecovering { .. }),
-                ),
-                _,
-            ) => Attempt::Wait(e.to_string()),
-            (Err(e @ MembershipError::LastVoter), _)
-            | (Err(e @ MembershipError::DemoteLeader), _)
-            | (Err(e @ MembershipError::NotVoter { .. }), _)
-            | (Err(e @ MembershipError::NotMember { .. }), _)
-            | (Err(e @ MembershipError::NotLearner { .. }), _)
-            | (Err(e @ MembershipError::AlreadyMember { .. }), _) => Attempt::Fail(e.to_string()),
+            ChangeAnswer::Wait(why) => Attempt::Wait(why),
+            ChangeAnswer::Refused(why) => Attempt::Fail(why),
         }
     }
 
@@ -550,7 +534,7 @@ impl Cluster {
         node: NodeId,
         step: Step,
         limit: Instant,
-    ) -> Result<Option<ConfChangeDone>, String> {
+    ) -> Result<Option<Done>, String> {
         let mut said: Option<String> = None;
         let mut stop = self.stopping();
         loop {
@@ -668,6 +652,15 @@ impl Cluster {
                 if p.match_index > 0 && p.match_index + CATCH_UP_SLACK >= s.core.last_log_index {
                     return Ok(());
                 }
+            } else if let Some((leader, _)) = self.leader()
+                && self.status(leader).is_none()
+                && let (Some(lc), Some(own)) =
+                    (self.commit_of(leader).await, self.commit_of(id).await)
+                && own + CATCH_UP_SLACK >= lc
+            {
+                // A kind that reports no replication progress: the learner's own commit index against the
+                // leader's says how far behind it is.
+                return Ok(());
             }
             if Instant::now() > limit {
                 return Err(format!(
@@ -680,6 +673,17 @@ impl Cluster {
                 _ = stop.changed() => return Err("the session is ending".into()),
             }
         }
+    }
+
+    /// Node `id`'s commit index as its kind's status driver reports it now (`None`: not reported, no answer).
+    async fn commit_of(&self, id: NodeId) -> Option<u64> {
+        let addr = self.status_addr(id)?;
+        let mut source = self
+            .inner
+            .spec
+            .kind
+            .status_once(addr, Duration::from_millis(500));
+        source.poll().await.ok()?.commit
     }
 
     /// The background part of `remove N`: `Remove` until committed, then N's process is stopped.

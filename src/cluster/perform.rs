@@ -143,6 +143,7 @@ impl Cluster {
             Command::Transfer(_) => Some("transfer"),
             Command::Fault(f) | Command::ToggleFault(f) if messages(f) => Some("messages"),
             Command::Step(..) | Command::DropHeld(..) | Command::Release(_) => Some("messages"),
+            c if c.is_membership() => Some("membership"),
             _ => None,
         };
         if let Some(family) = family
@@ -167,10 +168,12 @@ impl Cluster {
                 kind.name
             ));
         }
-        if cmd.is_membership() && kind.membership.is_none() {
+        if cmd.is_membership()
+            && let Err(why) = kind.membership_driver()
+        {
             return Some(format!(
-                "node kind `{}` cannot change membership: its file ({}) has no [membership] (nothing was done)",
-                kind.name, kind.source
+                "node kind `{}` cannot change membership: {why} (nothing was done)",
+                kind.name
             ));
         }
         None

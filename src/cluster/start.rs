@@ -441,9 +441,15 @@ impl Cluster {
                         .copied(),
                     pid: s.addrs.as_ref().and_then(|a| a.pid),
                     log: s.spec.log_path.clone(),
+                    ports: s
+                        .addrs
+                        .as_ref()
+                        .map(|a| a.ports.clone())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             leader: self.inner.last_leader.lock().unwrap().map(|(id, _)| id),
+            kind: Some(self.inner.spec.kind.record()),
         };
         if let Err(e) = file.write(&self.inner.spec.dir) {
             tracing::warn!(error = %e, "cannot write cluster.json");

@@ -12,6 +12,7 @@ pub mod etcd;
 mod file;
 pub mod http_json;
 pub mod launch;
+pub mod membership;
 mod squall;
 mod template;
 
@@ -124,6 +125,10 @@ pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
         "message filters and held frames (`only …`, `hold`)",
     ),
     ("transfer", "leadership transfer (`transfer N`)"),
+    (
+        "membership",
+        "membership changes (`add`, `remove`, `replace`, `promote`, `demote`)",
+    ),
 ];
 
 /// Where a kind was read from.
@@ -269,6 +274,58 @@ pub struct Kind {
     pub limits: BTreeMap<String, String>,
     /// Where `program` is in the file (for the missing-program message).
     program_at: Option<(usize, usize)>,
+    /// A digest of the file's text ([`digest`]): tells a later reader (`squall status`, replay, report)
+    /// whether the file it finds under the recorded path is the one the session ran.
+    pub digest: String,
+}
+
+/// Which kind a session ran, as `cluster.json` and the event log's settings record it: enough for one-shot
+/// commands, replay, export and the report to find it again and to tell whether a file changed since.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KindRecord {
+    /// The kind's name (`squall`, `etcd`, a file's `name`).
+    pub name: String,
+    /// The kind file's path as it was given, for a person's file; absent for a built-in kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The file text's [`digest`] when the session started.
+    pub digest: String,
+}
+
+impl KindRecord {
+    /// What `--node-kind` and a scenario's `[cluster] kind` take to name it again: the file, else the name.
+    pub fn arg(&self) -> &str {
+        self.file.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether it is the default kind (a scenario leaves `kind` out for it).
+    pub fn is_default(&self) -> bool {
+        self.file.is_none() && self.name == DEFAULT
+    }
+
+    /// Loads the kind again; `Err` when it cannot be (a file gone or broken: the message names it). A file
+    /// whose text changed since is loaded, and the warning says so.
+    pub fn load(&self) -> Result<(Kind, Option<String>), KindError> {
+        let kind = Kind::load(self.arg())?;
+        let warning = (kind.digest != self.digest).then(|| {
+            format!(
+                "the kind file {} changed since the session started (digest {}, now {}); using it as it is now",
+                self.arg(),
+                self.digest,
+                kind.digest
+            )
+        });
+        Ok((kind, warning))
+    }
+}
+
+/// A kind file's digest: 64-bit FNV-1a of its text, in hex. It only tells whether a file changed (not a
+/// security measure), so a small well-known hash serves without a dependency.
+pub fn digest(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -758,6 +815,7 @@ impl Kind {
             options,
             limits,
             program_at: Some(line_col(text, raw.program.span().start)),
+            digest: digest(text),
         })
     }
 
@@ -892,6 +950,40 @@ impl Kind {
                 self.client_http.clone().expect("checked at load"),
             )),
             other => unreachable!("client protocol {other} was refused at load"),
+        }
+    }
+
+    /// What `cluster.json` and the event log record of it.
+    pub fn record(&self) -> KindRecord {
+        KindRecord {
+            name: self.name.clone(),
+            file: match &self.source {
+                Source::Builtin(_) => None,
+                Source::File(p) => Some(p.display().to_string()),
+            },
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// The port the membership driver reaches (`[membership] port`, else the status port); `None` when the
+    /// kind has no `[membership]`.
+    pub fn membership_port(&self) -> Option<&str> {
+        let m = self.membership.as_ref()?;
+        m.port.as_deref().or(self.status_port())
+    }
+
+    /// The membership driver, or why the kind cannot change membership (its `[limits] membership` reason, or
+    /// that its file has no `[membership]`).
+    pub fn membership_driver(&self) -> Result<Box<dyn membership::MembershipDriver>, String> {
+        if let Some(why) = self.limit("membership") {
+            return Err(why.to_string());
+        }
+        match self.membership.as_ref().map(|m| m.name.as_str()) {
+            Some("squall") => Ok(Box::new(membership::SquallMembership {
+                timeout: squall_node::rpc::CONF_CHANGE_TIMEOUT,
+            })),
+            Some(other) => unreachable!("membership protocol {other} was refused at load"),
+            None => Err(format!("its file ({}) has no [membership]", self.source)),
         }
     }
 

@@ -902,6 +902,7 @@ mod tests {
                 disk_faults: false,
                 node_bin: None,
                 unsafe_no_fsync: true,
+                kind: None,
             },
         )]);
         assert_eq!(m.faults.len(), 1);

@@ -27,6 +27,9 @@ pub struct Verdicts {
     pub violations: usize,
     /// The first [`QUOTED_VIOLATIONS`] of them in words, as the feed said them.
     pub quoted: Vec<String>,
+    /// What a clean record says: the properties judged and, for a kind that does not report what some need,
+    /// which were not judged.
+    pub held: String,
 }
 
 /// `invalid` if any finding is, else `unknown` if any is, else `valid` (the run's own rule).
@@ -80,6 +83,7 @@ impl Judge {
     pub fn finish(self) -> Verdicts {
         let v = self.state.invariants.violations();
         Verdicts {
+            held: self.state.invariants.held_text(),
             run: self.run,
             violations: v.len(),
             quoted: v

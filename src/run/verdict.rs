@@ -92,9 +92,7 @@ pub(super) async fn judge(
             check: "invariants",
             verdict: if v.is_empty() { "valid" } else { "invalid" },
             evidence: if v.is_empty() {
-                "election safety, log matching, leader completeness, state-machine safety, monotonic commit \
-                 and term held on every status"
-                    .into()
+                session.state.invariants.held_text()
             } else {
                 let mut e: Vec<String> = v.iter().take(3).map(|v| v.to_string()).collect();
                 if v.len() > 3 {

@@ -48,6 +48,9 @@ struct ClusterSection {
     disk_faults: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     node_bin: Option<String>,
+    /// The node kind (a built-in name or a kind file's path); absent for the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     node_args: Vec<String>,
 }
@@ -173,6 +176,7 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
             node_bin,
             rate,
             unsafe_no_fsync,
+            kind: node_kind,
         }) => (
             ClusterSection {
                 nodes: *nodes,
@@ -189,6 +193,11 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
                 }),
                 disk_faults: *disk_faults,
                 node_bin: node_bin.clone(),
+                // The same node kind; the default one is left out, as a person's scenario would.
+                kind: node_kind
+                    .as_ref()
+                    .filter(|k| !k.is_default())
+                    .map(|k| k.arg().to_string()),
                 // The rerun must be the same experiment (tester2 item 4b). `--no-pre-vote` and
                 // `--no-check-quorum` are not in the log's settings yet, so they cannot be carried.
                 node_args: if *unsafe_no_fsync {
@@ -208,6 +217,7 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
                 seed: None,
                 disk_faults: false,
                 node_bin: None,
+                kind: None,
                 node_args: Vec::new(),
             },
             20,
@@ -300,6 +310,7 @@ mod tests {
                 disk_faults: true,
                 node_bin: None,
                 unsafe_no_fsync: false,
+                kind: None,
             },
         )
     }
@@ -430,6 +441,27 @@ mod tests {
             text.contains("node-args = [\"--unsafe-no-fsync\"]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_session_s_node_kind_is_exported_and_the_default_one_left_out() {
+        let with = |kind: crate::kind::KindRecord| {
+            let mut s = settings();
+            if let Event::Settings { kind: k, .. } = &mut s.event {
+                *k = Some(kind);
+            }
+            scenario_of(&[s], "log")
+        };
+        let mine = crate::kind::KindRecord {
+            name: "mine".into(),
+            file: Some("/kinds/mine.toml".into()),
+            digest: "0123456789abcdef".into(),
+        };
+        let text = with(mine);
+        assert!(text.contains("kind = \"/kinds/mine.toml\""), "{text}");
+        let builtin = crate::kind::Kind::builtin("squall").unwrap().record();
+        let text = with(builtin);
+        assert!(!text.contains("kind = \"squall\""), "{text}");
     }
 
     #[test]

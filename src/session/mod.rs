@@ -159,6 +159,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         disk_faults: spec.disk_faults,
         node_bin: node_bin.as_ref().map(|p| p.display().to_string()),
         unsafe_no_fsync: spec.unsafe_no_fsync,
+        kind: Some(spec.kind.record()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {

@@ -63,6 +63,9 @@ pub enum Event {
         /// session, which the report lists.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unsafe_no_fsync: bool,
+        /// The node kind the session ran (absent in logs written before kinds were recorded: squall's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<crate::kind::KindRecord>,
     },
     /// A status poll result; the cluster layer sends it only when it differs from the previous one.
     Status {
