@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 pub use template::Template;
 
 /// The built-in kinds: name and file text (embedded, so an installed binary has them).
-pub const BUILTINS: &[(&str, &str)] = &[("squall", include_str!("../../kinds/squall.toml"))];
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("squall", include_str!("../../kinds/squall.toml")),
+    ("etcd", include_str!("../../kinds/etcd.toml")),
+];
 
 /// The kind `--node-kind` defaults to.
 pub const DEFAULT: &str = "squall";
@@ -41,6 +44,7 @@ const NODE_PLACEHOLDERS: &[&str] = &[
     "election_timeout_max_ms",
     "heartbeat_ms",
     "snapshot_every",
+    "own_proxy",
 ];
 /// Placeholders `[peers] entry` may use besides the node's own.
 const ENTRY_PLACEHOLDERS: &[&str] = &["peer_id", "proxy"];
@@ -50,24 +54,12 @@ const MODELS: &[&str] = &["per-sender", "per-destination"];
 /// Framings and whether this build cuts frames that way.
 const FRAMINGS: &[(&str, Option<&str>)] = &[
     ("length-prefixed", None),
-    (
-        "rafthttp",
-        Some("etcd's rafthttp framing is not built yet (it lands with etcd support)"),
-    ),
-    (
-        "bytes",
-        Some("plain-bytes links (every link fault but message filters) are not built yet"),
-    ),
+    ("rafthttp", None),
+    ("bytes", None),
 ];
 /// Classifiers and whether this build has them.
-const CLASSIFIERS: &[(&str, Option<&str>)] = &[
-    ("squall-raft", None),
-    (
-        "etcd-raft",
-        Some("the etcd raft classifier is not built yet (it lands with etcd support)"),
-    ),
-    ("none", None),
-];
+const CLASSIFIERS: &[(&str, Option<&str>)] =
+    &[("squall-raft", None), ("etcd-raft", None), ("none", None)];
 /// Status drivers.
 const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
@@ -75,10 +67,7 @@ const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
         "http-json",
         Some("the http-json status driver is not built yet"),
     ),
-    (
-        "etcd-v3",
-        Some("the etcd v3 status driver is not built yet (it lands with etcd support)"),
-    ),
+    ("etcd-v3", None),
 ];
 /// Client drivers.
 const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
@@ -87,19 +76,10 @@ const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
         "http-kv",
         Some("the http-kv client driver is not built yet"),
     ),
-    (
-        "etcd-v3",
-        Some("the etcd v3 client is not built yet (it lands with etcd support)"),
-    ),
+    ("etcd-v3", None),
 ];
 /// Membership drivers.
-const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[
-    ("squall", None),
-    (
-        "etcd-v3",
-        Some("etcd membership is not built yet (it lands with etcd support)"),
-    ),
-];
+const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[("squall", None), ("etcd-v3", None)];
 /// Sender identification for the per-destination model.
 const SENDERS: &[&str] = &["x-server-from"];
 /// Abilities `[controls]` may name.
@@ -565,13 +545,6 @@ impl Kind {
             }
             (None, PeerModel::PerSender) => None,
         };
-        if model == PeerModel::PerDestination {
-            return Err(c.err(
-                raw.peers.model.span(),
-                "peers.model",
-                "`per-destination`: the per-destination proxy mode is not built yet (it lands with etcd support)",
-            ));
-        }
         let mut entry_allowed = NODE_PLACEHOLDERS.to_vec();
         entry_allowed.retain(|p| *p != "peers");
         entry_allowed.extend(ENTRY_PLACEHOLDERS);
@@ -780,6 +753,7 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdStatusSource::new(addr, timeout)),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -793,6 +767,7 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdStatusSource::new(addr, timeout)),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -801,6 +776,7 @@ impl Kind {
     pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
         match self.client.name.as_str() {
             "squall" => Box::new(squall::SquallKv::new(addrs)),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdKv::new(addrs)),
             other => unreachable!("client protocol {other} was refused at load"),
         }
     }
