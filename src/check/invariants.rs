@@ -50,7 +50,75 @@ pub struct Observation {
     pub applied_hash: Option<u64>,
     /// The end of its log it shows: `(index, term, command text)`, oldest first.
     pub log: Vec<(u64, u64, String)>,
+    /// Which of the fields above the node's kind reports; a property that needs a field it does not report is
+    /// not judged from this observation.
+    pub knows: Knows,
 }
+
+/// Which parts of an [`Observation`] the node's kind reports. Every field `true` (the default) for a kind with
+/// the full picture (squall's); a kind that reports only role, term, leader, commit and applied index
+/// ([`crate::state::BriefStatus`]) shows no log, no vote and no state hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knows {
+    /// The term (and so whether it leads in it).
+    pub term: bool,
+    /// The commit index.
+    pub commit: bool,
+    /// The last log index and the log's tail.
+    pub log: bool,
+    /// A hash of what it applied.
+    pub applied_hash: bool,
+    /// Its votes, from an event feed.
+    pub votes: bool,
+}
+
+impl Default for Knows {
+    fn default() -> Self {
+        Knows {
+            term: true,
+            commit: true,
+            log: true,
+            applied_hash: true,
+            votes: true,
+        }
+    }
+}
+
+impl Knows {
+    /// The properties that cannot be judged from what is known, each with the missing field in words.
+    pub fn unjudged(self) -> Vec<(Property, &'static str)> {
+        let mut out = Vec::new();
+        if !self.term {
+            out.push((Property::ElectionSafety, "terms"));
+            out.push((Property::TermMonotonic, "terms"));
+        }
+        if !self.commit {
+            out.push((Property::CommitMonotonic, "commit indexes"));
+        }
+        if !self.log {
+            out.push((Property::LogMatching, "log entries"));
+            out.push((Property::LeaderCompleteness, "log entries"));
+        }
+        if !self.log && !self.applied_hash {
+            out.push((Property::StateMachineSafety, "log entries"));
+        }
+        if !self.votes {
+            out.push((Property::OneVotePerTerm, "votes"));
+        }
+        out
+    }
+}
+
+/// Every property the checker knows, in the order lines name them.
+pub const PROPERTIES: &[Property] = &[
+    Property::ElectionSafety,
+    Property::OneVotePerTerm,
+    Property::LogMatching,
+    Property::LeaderCompleteness,
+    Property::StateMachineSafety,
+    Property::CommitMonotonic,
+    Property::TermMonotonic,
+];
 
 /// Which property was broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,6 +221,9 @@ pub struct Invariants {
     high_index: u64,
     high_term: u64,
     violations: Vec<Violation>,
+    /// Properties some observation could not be judged for (its kind does not report what they need), with
+    /// the missing field in words; said once ([`Invariants::note_unjudged`]).
+    unjudged: BTreeMap<Property, &'static str>,
 }
 
 impl Invariants {
@@ -188,7 +259,85 @@ impl Invariants {
                 .iter()
                 .map(|c| (c.index, c.term, c.text.clone()))
                 .collect(),
+            knows: Knows::default(),
         }
+    }
+
+    /// Builds the observation of one status poll of a kind that reports only the brief fields (`at` in
+    /// session milliseconds; `incarnation` tells one process from the next, 0 when unknown). No log, votes or
+    /// state hash: the properties that need them are not judged ([`Knows::unjudged`]).
+    pub fn brief_observation(
+        at_ms: u64,
+        node: u64,
+        brief: &crate::state::BriefStatus,
+        incarnation: u64,
+    ) -> Observation {
+        Observation {
+            node,
+            at: Duration::from_millis(at_ms),
+            incarnation,
+            term: brief.term.unwrap_or(0),
+            leader: brief.leads().is_some(),
+            commit_index: brief.commit.unwrap_or(0),
+            last_log_index: 0,
+            applied_index: brief.applied.unwrap_or(0),
+            applied_hash: None,
+            log: Vec::new(),
+            knows: Knows {
+                term: brief.term.is_some(),
+                commit: brief.commit.is_some(),
+                log: false,
+                applied_hash: false,
+                votes: false,
+            },
+        }
+    }
+
+    /// Remembers which properties `o` cannot be judged for, and returns a line for the feed the first time a
+    /// property joins that list (naming every property not judged and what the kind does not report), else
+    /// `None`.
+    pub fn note_unjudged(&mut self, o: &Observation) -> Option<String> {
+        let mut grew = false;
+        for (p, why) in o.knows.unjudged() {
+            grew |= self.unjudged.insert(p, why).is_none();
+        }
+        grew.then(|| self.unjudged_text())
+    }
+
+    /// The properties not judged (some node's kind did not report what they need), with the missing fields.
+    pub fn unjudged(&self) -> &BTreeMap<Property, &'static str> {
+        &self.unjudged
+    }
+
+    /// The properties not judged and those judged, in words ("invariants: not judged: log matching, … (this
+    /// node kind reports no log entries); judged: election safety, …"); `""` when every one is judged.
+    pub fn unjudged_text(&self) -> String {
+        if self.unjudged.is_empty() {
+            return String::new();
+        }
+        let mut missing: Vec<&str> = self.unjudged.values().copied().collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let not: Vec<&str> = PROPERTIES
+            .iter()
+            .filter(|p| self.unjudged.contains_key(p))
+            .map(|p| p.name())
+            .collect();
+        let judged: Vec<&str> = PROPERTIES
+            .iter()
+            .filter(|p| !self.unjudged.contains_key(p))
+            .map(|p| p.name())
+            .collect();
+        format!(
+            "invariants: not judged: {} (the node kind does not report {}); judged: {}",
+            not.join(", "),
+            missing.join(", "),
+            if judged.is_empty() {
+                "none".to_string()
+            } else {
+                judged.join(", ")
+            }
+        )
     }
 
     /// The node's data was destroyed on purpose (wiped), told by the action that did it: its next process
@@ -326,7 +475,7 @@ impl Invariants {
         // restart keeps its term, and one that comes back empty lost what it should have kept.
         let restarted = |seen: &NodeSeen| seen.incarnation != o.incarnation;
         if let Some(seen) = self.nodes.get(&me).filter(|s| s.incarnation != 0) {
-            if o.term < seen.term {
+            if o.knows.term && o.term < seen.term {
                 let how = if !restarted(seen) {
                     "while running"
                 } else if o.term == 0 && o.last_log_index == 0 {
@@ -340,7 +489,10 @@ impl Invariants {
                     format!("{who}'s term went from {} to {} {how}", seen.term, o.term),
                 );
             }
-            if seen.incarnation == o.incarnation && o.commit_index < seen.commit_index {
+            if o.knows.commit
+                && seen.incarnation == o.incarnation
+                && o.commit_index < seen.commit_index
+            {
                 v(
                     Property::CommitMonotonic,
                     vec![o.node],
@@ -353,7 +505,7 @@ impl Invariants {
         }
 
         // Election safety.
-        if o.leader {
+        if o.leader && o.knows.term {
             match self.leaders.get(&o.term) {
                 Some(&other) if other != me => v(
                     Property::ElectionSafety,
@@ -414,7 +566,7 @@ impl Invariants {
         }
 
         // Leader completeness: every entry committed in an earlier term is in this leader's log.
-        if o.leader {
+        if o.leader && o.knows.log {
             let shown: HashMap<u64, u64> = o.log.iter().map(|(i, t, _)| (*i, *t)).collect();
             for (index, c) in &self.committed {
                 if c.by_term >= o.term {
@@ -468,12 +620,18 @@ impl Invariants {
             }
         }
 
+        // What the kind does not report never moves what was seen (so it is never compared either).
+        let before = self.nodes.get(&me).cloned().unwrap_or_default();
         self.nodes.insert(
             me,
             NodeSeen {
                 incarnation: o.incarnation,
-                commit_index: o.commit_index,
-                term: o.term,
+                commit_index: if o.knows.commit {
+                    o.commit_index
+                } else {
+                    before.commit_index
+                },
+                term: if o.knows.term { o.term } else { before.term },
             },
         );
         self.high_index = self.high_index.max(o.last_log_index).max(o.applied_index);
@@ -531,6 +689,7 @@ mod tests {
                 .iter()
                 .map(|(i, t, s)| (*i, *t, s.to_string()))
                 .collect(),
+            knows: Knows::default(),
         }
     }
 

@@ -18,8 +18,8 @@ pub struct StatusReport {
     pub role: Option<Role>,
     /// The node's current term.
     pub term: Option<u64>,
-    /// The leader the node knows of.
-    pub leader: Option<u64>,
+    /// The leader the node knows of: `Some(None)` when it knows of none, `None` when the kind cannot say.
+    pub leader: Option<Option<u64>>,
     /// Highest index the node knows committed.
     pub commit: Option<u64>,
     /// Highest index applied to its state machine.
@@ -31,6 +31,20 @@ pub struct StatusReport {
     pub detail: Option<NodeStatus>,
     /// What the node did since the last poll, oldest first (its event feed), where the kind has one.
     pub feed: Vec<EventRecord>,
+}
+
+impl StatusReport {
+    /// The fields every kind may report, as [`crate::state::Event::Brief`] carries them.
+    pub fn brief(&self) -> crate::state::BriefStatus {
+        crate::state::BriefStatus {
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit: self.commit,
+            applied: self.applied,
+            pid: self.pid,
+        }
+    }
 }
 
 /// Reads one node's status. One source per node and address; a source that errs is dropped and made again.

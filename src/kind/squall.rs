@@ -78,7 +78,7 @@ impl SquallStatus {
         Ok(StatusReport {
             role: Some(status.core.role),
             term: Some(status.core.term),
-            leader: status.core.leader,
+            leader: Some(status.core.leader),
             commit: Some(status.core.commit_index),
             applied: Some(status.applied_index),
             pid: Some(status.pid),

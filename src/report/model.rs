@@ -220,6 +220,7 @@ impl Model {
                 Event::SessionStarted { nodes, .. } => ever.extend(nodes.iter().copied()),
                 Event::Status { node, .. }
                 | Event::StatusDelta { node, .. }
+                | Event::Brief { node, .. }
                 | Event::Process { node, .. }
                 | Event::Membership { node, .. } => {
                     ever.insert(*node);
@@ -255,6 +256,27 @@ impl Model {
                     push_lane(&mut m.lanes, *node, at, lane);
                     if status.core.commit_index > commit {
                         commit = status.core.commit_index;
+                        m.commits.push(at);
+                    }
+                }
+                // A kind that reports only the brief fields: its role lane, leaders and commits as far as it
+                // reports them.
+                Event::Brief { node, status } => {
+                    if let Some(role) = status.role {
+                        let lane = match role {
+                            Role::Leader => Lane::Leader,
+                            Role::Candidate | Role::PreCandidate => Lane::Candidate,
+                            Role::Follower => Lane::Follower,
+                        };
+                        push_lane(&mut m.lanes, *node, at, lane);
+                    }
+                    if let Some(term) = status.leads() {
+                        leader_terms.insert(term);
+                    }
+                    if let Some(c) = status.commit
+                        && c > commit
+                    {
+                        commit = c;
                         m.commits.push(at);
                     }
                 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use squall_node::raft::types::Role;
 use squall_node::rpc::NodeStatus;
 
-use super::event::{Event, LinkView, ProcessState, Stamped};
+use super::event::{BriefStatus, Event, LinkView, ProcessState, Stamped};
 use super::feed::{FeedKind, FeedLine};
 use super::lane::{Lane, LaneRole};
 use super::series::RateSeries;
@@ -18,8 +18,12 @@ pub const CLIENT_OPS_CAPACITY: usize = 256;
 pub struct NodeView {
     /// Node id.
     pub id: u64,
-    /// The latest status it reported (kept after it dies, for the last known values).
+    /// The latest full status it reported (kept after it dies, for the last known values), from a kind whose
+    /// status driver has the full picture (squall's); `None` for a kind that reports only [`BriefStatus`].
     pub status: Option<NodeStatus>,
+    /// The latest role, term, leader, commit and applied index it reported, from any kind (kept after it dies,
+    /// for the last known values). What the kind cannot report is `None` here and `—` on screen.
+    pub brief: Option<BriefStatus>,
     /// False once the process died or restarted since `status` was taken.
     pub status_fresh: bool,
     /// Its process.
@@ -68,6 +72,13 @@ impl NodeView {
             .filter(|_| self.status_fresh && self.reachable && self.process.is_alive())
     }
 
+    /// The brief status, when it describes the running process (not a dead or replaced one).
+    pub fn live_brief(&self) -> Option<&BriefStatus> {
+        self.brief
+            .as_ref()
+            .filter(|_| self.status_fresh && self.reachable && self.process.is_alive())
+    }
+
     /// What its lane shows now, from the process first and the status second.
     pub fn lane_role(&self) -> LaneRole {
         match &self.process {
@@ -76,8 +87,8 @@ impl NodeView {
             | ProcessState::Restarting { .. } => LaneRole::Down,
             ProcessState::Paused { .. } => LaneRole::Paused,
             ProcessState::Starting => LaneRole::Unknown,
-            ProcessState::Running { .. } => match self.live_status() {
-                Some(s) => s.core.role.into(),
+            ProcessState::Running { .. } => match self.live_brief().and_then(|b| b.role) {
+                Some(role) => role.into(),
                 None => LaneRole::Unknown,
             },
         }
@@ -247,6 +258,7 @@ impl ClusterState {
                 self.tails.insert(*node, full.log_tail.clone());
                 self.on_status(at, *node, &full);
             }
+            Event::Brief { node, status } => self.on_brief(at, *node, status),
             Event::NodeFeed { node, record } => {
                 let happened = self.event_time(*node, at, record.at_ms);
                 self.on_feed(at, happened, *node, &record.event)
@@ -541,6 +553,7 @@ impl ClusterState {
         }
         let was_recovering = n.status.as_ref().is_some_and(|s| s.recovering);
         n.status = Some(status.clone());
+        n.brief = Some(BriefStatus::of(status));
         n.status_fresh = true;
         n.reachable = true;
         n.error = None;
@@ -586,19 +599,76 @@ impl ClusterState {
         self.observe_config(node, status);
     }
 
+    /// A status from a kind that reports only the brief fields: drawn with `—` for what it does not report,
+    /// and checked by the invariants that can be judged from it (the others are named once in the feed).
+    fn on_brief(&mut self, at: u64, node: u64, brief: &BriefStatus) {
+        self.flush_truncation(node);
+        let n = self.node_mut(node);
+        let was_reachable = n.reachable;
+        if let (Some(t), Some(term)) = (n.feed_leads, brief.term)
+            && term > t
+        {
+            n.feed_leads = None;
+        }
+        n.status = None;
+        n.brief = Some(brief.clone());
+        n.status_fresh = true;
+        n.reachable = true;
+        n.error = None;
+        let pid = brief.pid.or(n.process.pid());
+        if matches!(
+            n.process,
+            ProcessState::Starting | ProcessState::Restarting { .. }
+        ) && let Some(pid) = pid
+        {
+            n.process = ProcessState::Running { pid };
+        }
+        if !was_reachable {
+            self.push(
+                at,
+                Some(node),
+                FeedKind::Info,
+                format!("n{node} answers again"),
+            );
+        }
+        if let Some(term) = brief.term
+            && term > self.term
+        {
+            self.term = term;
+        }
+        let seen = crate::check::invariants::Invariants::brief_observation(
+            at,
+            node,
+            brief,
+            pid.map_or(0, u64::from),
+        );
+        if let Some(line) = self.invariants.note_unjudged(&seen) {
+            self.push(at, None, FeedKind::Check, line);
+        }
+        for v in self.invariants.observe(&seen) {
+            self.push(
+                at,
+                None,
+                FeedKind::Violation,
+                format!("INVARIANT BROKEN: {v}"),
+            );
+        }
+        self.refresh_node(at, node);
+    }
+
     /// Re-derives the node's lane, the cluster leader and the commit index after the node changed.
     pub(super) fn refresh_node(&mut self, at: u64, node: u64) {
         if let Some(n) = self.nodes.get_mut(&node) {
             let role = n.lane_role();
             n.lane.set(at, role);
         }
+        // A node whose kind does not report its term cannot be placed among leaders: it is left out.
         let leader = self
             .nodes
             .values()
-            .filter_map(|n| n.live_status())
-            .filter(|s| s.core.role == Role::Leader)
-            .max_by_key(|s| (s.core.term, s.core.id))
-            .map(|s| (s.core.id, s.core.term));
+            .filter_map(|n| Some((n.live_brief()?.leads()?, n.id)))
+            .max()
+            .map(|(term, id)| (id, term));
         match leader {
             Some((id, term)) => {
                 self.leader = Some(id);
@@ -607,18 +677,23 @@ impl ClusterState {
             }
             None => self.leader = None,
         }
-        let commit = match self.leader.and_then(|l| self.nodes.get(&l)?.live_status()) {
-            Some(s) => s.core.commit_index,
+        let leader_commit = self
+            .leader
+            .and_then(|l| self.nodes.get(&l)?.live_brief()?.commit);
+        let commit = match leader_commit {
+            Some(c) => c,
             None => self
                 .nodes
                 .values()
-                .filter_map(|n| n.live_status())
-                .map(|s| s.core.commit_index)
+                .filter_map(|n| n.live_brief()?.commit)
                 .max()
                 .unwrap_or(self.commit),
         };
         self.commit = commit;
-        let any_live = self.nodes.values().any(|n| n.live_status().is_some());
+        let any_live = self
+            .nodes
+            .values()
+            .any(|n| n.live_brief().is_some_and(|b| b.commit.is_some()));
         if !self.commit_seen {
             // The first sighting is the state the session joined in, not writes made during it.
             if any_live {
@@ -663,32 +738,44 @@ pub fn describe_node(n: &NodeView) -> String {
     if !n.reachable && n.process.is_alive() {
         out.push_str(" (not answering)");
     }
-    match &n.status {
-        Some(s) => {
-            let c = &s.core;
-            let leader = c.leader.map_or("none".to_string(), |l| format!("n{l}"));
-            out.push_str(&format!(
-                " {} term {} leader {leader} commit {} applied {} last {}/{} snapshot {}",
-                role_label(s),
-                c.term,
-                c.commit_index,
-                s.applied_index,
-                c.last_log_index,
-                c.last_log_term,
-                c.snapshot_index
-            ));
-            // Teaching mode: the timers stand still, and how long the election timer has left.
-            if s.frozen {
-                out.push_str(" frozen");
-            }
-            if let Some(ms) = s.election_due_ms {
-                out.push_str(&format!(" timeout-in {:.1}s", ms as f64 / 1000.0));
-            }
-            if n.live_status().is_none() {
-                out.push_str(" (last known)");
-            }
+    let Some(b) = &n.brief else {
+        out.push_str(" no status yet");
+        return out;
+    };
+    // What the node's kind does not report is `—`, never guessed.
+    let num = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
+    let role = match (&n.status, b.role) {
+        (Some(s), _) => role_label(s),
+        (None, Some(r)) => r.as_str(),
+        (None, None) => "—",
+    };
+    let leader = match b.leader {
+        Some(Some(l)) => format!("n{l}"),
+        Some(None) => "none".to_string(),
+        None => "—".to_string(),
+    };
+    out.push_str(&format!(
+        " {role} term {} leader {leader} commit {} applied {}",
+        num(b.term),
+        num(b.commit),
+        num(b.applied)
+    ));
+    if let Some(s) = &n.status {
+        let c = &s.core;
+        out.push_str(&format!(
+            " last {}/{} snapshot {}",
+            c.last_log_index, c.last_log_term, c.snapshot_index
+        ));
+        // Teaching mode: the timers stand still, and how long the election timer has left.
+        if s.frozen {
+            out.push_str(" frozen");
         }
-        None => out.push_str(" no status yet"),
+        if let Some(ms) = s.election_due_ms {
+            out.push_str(&format!(" timeout-in {:.1}s", ms as f64 / 1000.0));
+        }
+    }
+    if n.live_brief().is_none() {
+        out.push_str(" (last known)");
     }
     out
 }

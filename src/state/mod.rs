@@ -25,8 +25,8 @@ pub use cluster::{
 pub use compress::StatusCompressor;
 pub use config::{ConfigView, MemberRole, role_in};
 pub use event::{
-    ActiveFault, Event, FaultEnd, HeldView, LinkState, LinkView, MembershipStep, ProcessState,
-    Stamped, Verdict, WorkloadKind,
+    ActiveFault, BriefStatus, Event, FaultEnd, HeldView, LinkState, LinkView, MembershipStep,
+    ProcessState, Stamped, Verdict, WorkloadKind,
 };
 pub use feed::{FEED_CAPACITY, FeedKind, FeedLine};
 pub use holdback::HoldBack;

@@ -187,6 +187,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         0 if !state.nodes.is_empty() => {
             second.push(Span::styled("   invariants ", label));
             second.push(Span::styled("✓", Style::new().fg(Color::Green)));
+            // A kind that does not report what some properties need: how many are judged at all.
+            let unjudged = state.invariants.unjudged().len();
+            if unjudged > 0 {
+                let all = crate::check::invariants::PROPERTIES.len();
+                second.push(Span::styled(
+                    format!(" {} of {all} judged", all - unjudged),
+                    label,
+                ));
+            }
         }
         0 => {}
         n => {

@@ -146,10 +146,16 @@ impl Strips<'_> {
         let label = format!("{}n{}", if selected { "▶" } else { " " }, node.id);
         buf.set_stringn(area.x, y, &label, LABEL as usize, label_style);
         let Some(status) = &node.status else {
+            // A node whose kind reports no log entries (only role, term, commit…) has nothing to draw here.
+            let text = if node.brief.is_some() {
+                "— (this node kind reports no log entries)"
+            } else {
+                "no status yet"
+            };
             buf.set_stringn(
                 x0,
                 y,
-                "no status yet",
+                text,
                 area.right().saturating_sub(x0) as usize,
                 styles::faint(),
             );

@@ -102,15 +102,19 @@ fn row<'a>(
     clocks: bool,
 ) -> Row<'a> {
     let selected = view.selected == Some(n.id);
-    let fresh = n.live_status().is_some();
+    let fresh = n.live_brief().is_some();
     // Values from a dead or silent process are shown, but greyed, as the last thing it said.
     let value = if fresh { Style::new() } else { styles::faint() };
+    // The full status (squall's kind) and the brief fields every kind may report; what the node's kind does
+    // not report is `—`, never guessed.
     let s = n.status.as_ref();
-    let num = |f: &dyn Fn(&squall_node::rpc::NodeStatus) -> u64| -> Cell<'a> {
-        s.map_or(Cell::from("—").style(styles::faint()), |s| {
-            Cell::from(f(s).to_string()).style(value)
+    let b = n.brief.as_ref();
+    let known = |v: Option<u64>| -> Cell<'a> {
+        v.map_or(Cell::from("—").style(styles::faint()), |v| {
+            Cell::from(v.to_string()).style(value)
         })
     };
+    let num = |f: &dyn Fn(&squall_node::rpc::NodeStatus) -> u64| -> Cell<'a> { known(s.map(f)) };
     let opt = |v: Option<u64>| v.map_or("—".to_string(), |v| format!("n{v}"));
 
     let process_text = if !n.reachable
@@ -129,21 +133,20 @@ fn row<'a>(
         )
     };
     let member = state.membership(n.id);
-    let role = match (s, member) {
+    let recovering = s.is_some_and(|st| st.recovering);
+    let role = match (b.and_then(|b| b.role), member) {
         (_, Some(m @ (MemberRole::Removed | MemberRole::Joining))) if !member_col => {
             Span::styled(m.as_str(), styles::faint())
         }
-        (Some(st), Some(MemberRole::Learner)) if !member_col && fresh => {
-            Span::styled("learner", styles::role(st.core.role))
+        (Some(r), Some(MemberRole::Learner)) if !member_col && fresh => {
+            Span::styled("learner", styles::role(r))
         }
-        (Some(st), _) if fresh && st.recovering => Span::styled(
+        (Some(r), _) if fresh && recovering => Span::styled(
             if wide { "recovering" } else { "recovery" },
-            styles::role(st.core.role),
+            styles::role(r),
         ),
-        (Some(st), _) if fresh => {
-            Span::styled(role_text(st.core.role, wide), styles::role(st.core.role))
-        }
-        (Some(st), _) => Span::styled(role_text(st.core.role, wide), styles::faint()),
+        (Some(r), _) if fresh => Span::styled(role_text(r, wide), styles::role(r)),
+        (Some(r), _) => Span::styled(role_text(r, wide), styles::faint()),
         (None, _) => Span::styled("—", styles::faint()),
     };
     let is_leader = state.leader == Some(n.id);
@@ -169,14 +172,18 @@ fn row<'a>(
             None => Cell::from("—").style(styles::faint()),
         });
     }
+    let leader = match b.and_then(|b| b.leader) {
+        Some(l) => Cell::from(opt(l)).style(value),
+        None => Cell::from("—").style(styles::faint()),
+    };
     cells.extend([
-        num(&|s| s.core.term),
+        known(b.and_then(|b| b.term)),
         Cell::from(opt(s.and_then(|s| s.core.vote))).style(value),
-        Cell::from(opt(s.and_then(|s| s.core.leader))).style(value),
-        num(&|s| s.core.commit_index),
+        leader,
+        known(b.and_then(|b| b.commit)),
     ]);
     if wide {
-        cells.push(num(&|s| s.applied_index));
+        cells.push(known(b.and_then(|b| b.applied)));
     }
     cells.push(match s {
         Some(s) => Cell::from(Line::from(vec![
