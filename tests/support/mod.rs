@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod history;
 pub mod session;
 
 use std::io::{BufRead, BufReader, Read, Write};

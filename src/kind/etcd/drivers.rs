@@ -56,9 +56,10 @@ impl EtcdStatusSource {
 
     async fn poll_inner(&mut self) -> Result<StatusReport, String> {
         let s = self.client.status().await.map_err(|e| e.to_string())?;
+        // etcd says 0 for "no leader"; a leader whose member is not named `n{id}` is unknown, not none.
         let leader = match s.leader {
-            Some(l) => self.node_of(l).await,
-            None => None,
+            Some(l) => self.node_of(l).await.map(Some),
+            None => Some(None),
         };
         let role = match s.leader {
             Some(l) if l == s.member_id => Some(Role::Leader),
