@@ -790,3 +790,26 @@ fn a_file_can_be_mapped_shared_for_reading() {
     };
     assert_eq!(seen, b"page one");
 }
+
+/// etcd's WAL setup: a file made and removed in `wal.tmp` (its writability probe), then `wal.tmp` renamed to
+/// `wal` and the parent synced. The removal inside the directory was never synced, but the directory it was in
+/// has a new, durable name: the power cut must still come back (it used to fail restoring `wal.tmp/.touch`).
+#[test]
+fn a_power_cut_after_an_unsynced_removal_in_a_directory_renamed_durably_comes_back() {
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    fs::create_dir(mnt.join("wal.tmp")).unwrap();
+    sync_dir(&mnt);
+    create(&mnt.join("wal.tmp/.touch"), b"", true);
+    sync_dir(&mnt.join("wal.tmp"));
+    fs::remove_file(mnt.join("wal.tmp/.touch")).unwrap();
+    fs::rename(mnt.join("wal.tmp"), mnt.join("wal")).unwrap();
+    sync_dir(&mnt);
+    let faults = disk.faults();
+    faults.power_off();
+    faults
+        .power_on(None)
+        .unwrap_or_else(|e| panic!("the power cut did not come back: {e}"));
+    assert!(mnt.join("wal").is_dir(), "the durable rename was kept");
+    assert!(!mnt.join("wal.tmp").exists(), "the durable rename was kept");
+}
