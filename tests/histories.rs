@@ -220,7 +220,8 @@ fn a_lin_kv_session_through_a_leader_kill_a_partition_and_a_heal_is_linearizable
 
     // A stale read spliced in: after a write of v2 completed, a new process reads v1, which an earlier,
     // completed write set. Values are unique per key, so v1 can never be current again.
-    let (doctored, stale) = support::history::splice_stale_read(&history).expect("two completed writes on one key");
+    let (doctored, stale) =
+        support::history::splice_stale_read(&history).expect("two completed writes on one key");
     let bad = dir.path().join("doctored.jsonl");
     std::fs::write(&bad, doctored).unwrap();
     let checked = check_history(&bad, &[]);
