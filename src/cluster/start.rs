@@ -618,7 +618,7 @@ async fn start_proxies(
 /// A free port on 127.0.0.1 for each of the kind's port names, when squall picks them (a kind whose node
 /// reports its own ports through an address file gets none). The port is free when picked; the node binds it
 /// a moment later.
-fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
+pub(crate) fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
     if matches!(kind.ready, Ready::AddrFile(_)) {
         return Ok(BTreeMap::new());
     }
