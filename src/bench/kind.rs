@@ -63,8 +63,8 @@ async fn compare(
     let proxied = {
         let mut config = super::writes::bench_session(args, dir.join("proxied"), false);
         if let Ok(c) = &mut config {
-            let (program, prefix) = crate::setup::node_program(kind, args.node_bin.as_deref())
-                .map_err(|e| (2, e))?;
+            let (program, prefix) =
+                crate::setup::node_program(kind, args.node_bin.as_deref()).map_err(|e| (2, e))?;
             c.spec.kind = kind.clone();
             c.spec.node_program = program;
             c.spec.node_prefix_args = prefix;
@@ -199,9 +199,7 @@ async fn wait_leader(kind: &Kind, addrs: &BTreeMap<u64, SocketAddr>) -> Result<(
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "node {id} ({addr}) named no leader within 30 s"
-                ));
+                return Err(format!("node {id} ({addr}) named no leader within 30 s"));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -228,12 +226,14 @@ impl DirectCluster {
                 kind.name
             ));
         }
-        let (program, prefix) =
-            crate::setup::node_program(kind, args.node_bin.as_deref())?;
+        let (program, prefix) = crate::setup::node_program(kind, args.node_bin.as_deref())?;
         let ids = [1u64, 2, 3];
         let mut ports = BTreeMap::new();
         for &id in &ids {
-            ports.insert(id, crate::cluster::pick_ports(kind).map_err(|e| e.to_string())?);
+            ports.insert(
+                id,
+                crate::cluster::pick_ports(kind).map_err(|e| e.to_string())?,
+            );
         }
         let peer_addr = |id: u64| -> SocketAddr {
             SocketAddr::from(([127, 0, 0, 1], ports[&id][&kind.peers.port]))

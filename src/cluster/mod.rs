@@ -32,5 +32,5 @@ pub use files::{ClusterFile, NodeEntry};
 pub use handle::{Cluster, ClusterSpec};
 // For `disk.rs`, which names it through the folder.
 pub(crate) use handle::node_name;
-pub(crate) use start::pick_ports;
 pub use outcome::Outcome;
+pub(crate) use start::pick_ports;
