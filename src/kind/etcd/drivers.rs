@@ -23,14 +23,16 @@ pub fn node_of_name(name: &str) -> Option<u64> {
     name.strip_prefix('n').unwrap_or(name).parse().ok()
 }
 
-/// One member's status: role from whether it names itself as leader, term, leader, raft index and applied
-/// index. etcd reports no commit index, no votes and no log, so `commit` and `detail` stay `None`; a member
+/// One member's status: role from whether it names itself as leader, term (see the poll: etcd's is the term of
+/// the last applied entry), leader and applied index. etcd reports no commit index, no votes and no log, so `commit` and `detail` stay `None`; a member
 /// that knows no leader is reported with no role (it may be a follower or a candidate: etcd does not say). A
 /// learner that knows its leader is reported as a follower (squall's roles have no learner).
 pub struct EtcdStatusSource {
     client: EtcdClient,
     /// Member id to node id, from the member list; read again when a leader id is not in it.
     names: BTreeMap<u64, u64>,
+    /// The term this member reported when last seen not leading.
+    term_not_leading: Option<u64>,
 }
 
 impl EtcdStatusSource {
@@ -39,6 +41,7 @@ impl EtcdStatusSource {
         EtcdStatusSource {
             client: EtcdClient::new(addr, timeout),
             names: BTreeMap::new(),
+            term_not_leading: None,
         }
     }
 
@@ -66,9 +69,14 @@ impl EtcdStatusSource {
             Some(_) => Some(Role::Follower),
             None => None,
         };
+        let term = reported_term(
+            &mut self.term_not_leading,
+            role == Some(Role::Leader),
+            s.term,
+        );
         Ok(StatusReport {
             role,
-            term: Some(s.term),
+            term,
             leader,
             commit: None,
             applied: Some(s.applied),
@@ -76,6 +84,20 @@ impl EtcdStatusSource {
             detail: None,
             feed: Vec::new(),
         })
+    }
+}
+
+/// The term to report for a member that says `term` and whether it leads, given the term it had when last seen
+/// not leading (updated here). etcd 3.4's status term is the term of the last entry the member applied, so a
+/// member that has just won an election names itself leader with the previous term until its first entry of
+/// the new term applies; paired, the two would say two members led one term. So until the term moves past the
+/// one it had while not leading, a leader's term is unknown (`None`).
+fn reported_term(term_not_leading: &mut Option<u64>, leading: bool, term: u64) -> Option<u64> {
+    if leading {
+        term_not_leading.is_none_or(|t| term > t).then_some(term)
+    } else {
+        *term_not_leading = Some(term);
+        Some(term)
     }
 }
 
@@ -237,6 +259,23 @@ pub fn member_nodes(members: &[Member]) -> BTreeMap<u64, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_leader_s_term_is_unknown_until_its_applied_term_moves() {
+        // Seen in the etcd-paused-leader scenario: n2 won term 3 while its status still said term 2, and the
+        // invariants read "n1 and n2 both led term 2".
+        let mut seen = None;
+        assert_eq!(reported_term(&mut seen, false, 2), Some(2));
+        assert_eq!(
+            reported_term(&mut seen, true, 2),
+            None,
+            "stale: the term it followed in"
+        );
+        assert_eq!(reported_term(&mut seen, true, 3), Some(3));
+        assert_eq!(reported_term(&mut seen, false, 4), Some(4));
+        // A source that never saw the member follow has nothing to compare with.
+        assert_eq!(reported_term(&mut None, true, 5), Some(5));
+    }
 
     #[test]
     fn node_ids_come_from_member_names() {
