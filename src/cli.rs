@@ -317,6 +317,10 @@ pub struct BenchArgs {
     /// 10 MB, and write throughput during each change against the spread with no change, in one run.
     #[arg(long, conflicts_with = "disk_faults")]
     pub membership: bool,
+    /// Measure another node kind (a built-in name or a kind file, as `up --node-kind`): its writes/s through
+    /// squall's proxies against the same nodes linked directly, side by side in one run; no failover trials.
+    #[arg(long, conflicts_with_all = ["disk_faults", "membership"])]
+    pub node_kind: Option<String>,
 }
 
 /// Flags of `squall check-history`.

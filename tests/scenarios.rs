@@ -71,6 +71,34 @@ fn run_library(name: &str) {
     }
 }
 
+/// Whether etcd is on PATH for the etcd scenarios; outside CI a missing etcd skips them loudly.
+fn etcd_available(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is required in CI (.ci/run installs etcd-server)"
+        );
+        eprintln!("SKIPPED {name}: needs etcd on PATH (apt-get install etcd-server)");
+    }
+    found
+}
+
+#[test]
+fn library_etcd_send_only_leader() {
+    if etcd_available("etcd-send-only-leader") {
+        run_library("etcd-send-only-leader");
+    }
+}
+
+#[test]
+fn library_etcd_paused_leader() {
+    if etcd_available("etcd-paused-leader") {
+        run_library("etcd-paused-leader");
+    }
+}
+
 #[test]
 fn library_bridge() {
     run_library("bridge");

@@ -9,13 +9,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use squall_chaos::{Classifier, Fault, FaultSpec, Flow, LabelSet, LinkId, Network};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+mod benchkit;
 
 const RTT_SAMPLES: usize = 5000;
 const SMALL: usize = 64;
@@ -23,91 +21,15 @@ const BULK_FRAME: usize = 64 * 1024;
 const BULK_BYTES: usize = 256 * 1024 * 1024;
 const FAULT_SAMPLES: usize = 40;
 
-/// Echoes every length-delimited frame.
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            s.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut f = Framed::new(s, LengthDelimitedCodec::new());
-                while let Some(Ok(frame)) = f.next().await {
-                    if f.send(frame.freeze()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Counts bytes until EOF, then answers with the count.
-async fn sink_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut total = 0u64;
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => total += n as u64,
-                    }
-                }
-                let _ = s.write_all(&total.to_be_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
 async fn rtts(addr: SocketAddr, n: usize) -> Vec<Duration> {
-    let s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut f = Framed::new(s, LengthDelimitedCodec::new());
-    let payload = bytes::Bytes::from(vec![7u8; SMALL]);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n + n / 10 {
-        let start = Instant::now();
-        f.send(payload.clone()).await.unwrap();
-        f.next().await.unwrap().unwrap();
-        if i >= n / 10 {
-            out.push(start.elapsed()); // the first tenth warms up
-        }
-    }
-    out.sort();
-    out
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
+    benchkit::lp_rtts(addr, &[7u8; SMALL], n).await
 }
 
 /// MB/s of length-delimited frames pushed one way until the receiver has them all.
 async fn throughput(addr: SocketAddr) -> f64 {
-    let mut s = TcpStream::connect(addr).await.unwrap();
     let mut frame = (BULK_FRAME as u32).to_be_bytes().to_vec();
     frame.extend(vec![1u8; BULK_FRAME]);
-    let count = BULK_BYTES / frame.len();
-    let start = Instant::now();
-    for _ in 0..count {
-        s.write_all(&frame).await.unwrap();
-    }
-    s.shutdown().await.unwrap();
-    let mut ack = [0u8; 8];
-    s.read_exact(&mut ack).await.unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(
-        u64::from_be_bytes(ack),
-        (count * frame.len()) as u64,
-        "bytes lost"
-    );
-    (count * frame.len()) as f64 / secs / 1e6
+    benchkit::push_throughput(addr, &frame, BULK_BYTES / frame.len()).await
 }
 
 /// A stand-in for squall's wire classifier (which reads a bincode-encoded tarpc envelope): it decodes up to
@@ -178,15 +100,10 @@ fn record_cost() -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
-    let echo = echo_server().await;
-    let sink = sink_server().await;
+    let echo = benchkit::echo_server().await;
+    let sink = benchkit::sink_server().await;
     let (plain, plain_echo, plain_sink) = network(Network::new(1), echo, sink).await;
     let classifier = || -> Arc<dyn Classifier> { Arc::new(VarintClassifier) };
     let (_labelled, lab_echo, lab_sink) =
@@ -204,17 +121,8 @@ async fn main() {
         FaultSpec::permanent(Fault::Loss { p: 1.0 }).only(LabelSet::of([1])),
     );
 
-    // Alternate the paths so drift on a shared machine hits all alike.
     let targets = [echo, plain_echo, lab_echo, fil_echo, tr_echo];
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); 5];
-    for _ in 0..4 {
-        for (i, t) in targets.iter().enumerate() {
-            samples[i].extend(rtts(*t, RTT_SAMPLES / 4).await);
-        }
-    }
-    for s in &mut samples {
-        s.sort();
-    }
+    let samples = benchkit::alternate(&targets, 4, async |t| rtts(t, RTT_SAMPLES / 4).await).await;
     let sinks = [sink, plain_sink, lab_sink, fil_sink, tr_sink];
     let mut tputs: Vec<Vec<f64>> = vec![Vec::new(); 5];
     for _ in 0..3 {
@@ -222,16 +130,17 @@ async fn main() {
             tputs[i].push(throughput(*t).await);
         }
     }
-    let tp: Vec<f64> = tputs.iter_mut().map(|v| median(v)).collect();
-    let p50: Vec<f64> = samples.iter().map(|s| pct(s, 0.5)).collect();
-    let p99: Vec<f64> = samples.iter().map(|s| pct(s, 0.99)).collect();
+    let tp: Vec<f64> = tputs.iter_mut().map(|v| benchkit::median(v)).collect();
+    let p50: Vec<f64> = samples.iter().map(|s| benchkit::pct(s, 0.5)).collect();
+    let p99: Vec<f64> = samples.iter().map(|s| benchkit::pct(s, 0.99)).collect();
     let dropped = filtered
         .link_stats(LinkId::new(1, 2))
         .map_or(0, |s| s.frames_dropped);
     assert_eq!(dropped, 0, "the filter matched a bench frame");
 
     plain.set_fault(LinkId::new(1, 2), Fault::latency_ms(100).into());
-    let faulted = rtts(plain_echo, FAULT_SAMPLES).await;
+    let mut faulted = rtts(plain_echo, FAULT_SAMPLES).await;
+    faulted.sort();
 
     let traced_events = traced.trace().since(0).next;
     let record_ns = record_cost();
@@ -262,8 +171,8 @@ async fn main() {
         tp[2] / tp[0],
         tp[3] / tp[0],
         samples[0].len(),
-        pct(&faulted, 0.5) / 1000.0,
-        pct(&faulted, 1.0) / 1000.0,
+        benchkit::pct(&faulted, 0.5) / 1000.0,
+        benchkit::pct(&faulted, 1.0) / 1000.0,
         faulted.len(),
     ));
     println!("{json}");

@@ -34,3 +34,4 @@ pub use handle::{Cluster, ClusterSpec};
 // For `disk.rs`, which names it through the folder.
 pub(crate) use handle::node_name;
 pub use outcome::Outcome;
+pub(crate) use start::pick_ports;

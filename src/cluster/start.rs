@@ -22,7 +22,7 @@ use super::{
     workload,
 };
 use crate::kind::launch::{self, NodeFacts};
-use crate::kind::{Kind, Ready};
+use crate::kind::{Kind, PeerModel, Ready};
 
 impl Cluster {
     /// Starts every node and proxy, waits until each node listens, and begins polling. Events go to `events`.
@@ -51,23 +51,13 @@ impl Cluster {
             None
         };
         let sup = Supervisor::new().context("starting the process supervisor")?;
-        // The kind names its classifier; the loader refused any this build does not have.
-        let net = match spec.kind.peers.classifier.as_str() {
-            "squall-raft" => {
-                Network::with_classifier(spec.seed, Arc::new(classify::RaftClassifier))
-            }
-            "maelstrom" => {
-                // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
-                crate::maelstrom::service::start()
-                    .await
-                    .context("starting the Maelstrom kv services")?;
-                Network::with_classifier(
-                    spec.seed,
-                    Arc::new(crate::maelstrom::classify::MaelstromClassifier),
-                )
-            }
-            _ => Network::new(spec.seed),
-        };
+        if spec.kind.peers.classifier == "maelstrom" {
+            // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
+            crate::maelstrom::service::start()
+                .await
+                .context("starting the Maelstrom kv services")?;
+        }
+        let net = network_for(&spec.kind, spec.seed);
         // The cluster's first start: no membership record and no node directory yet. Only then are the initial
         // members new (`--initial-state new`); on any later start an empty node directory is a lost one.
         let first_start = !spec.dir.join(files::MEMBERS_FILE).exists()
@@ -105,18 +95,7 @@ impl Cluster {
                 spec.dir.join(files::MEMBERS_FILE).display()
             );
         }
-        let mut proxies = BTreeMap::new();
-        for &from in &ids {
-            for &to in &ids {
-                if from != to {
-                    let addr = net
-                        .add_link(from, to)
-                        .await
-                        .with_context(|| format!("starting the proxy for link {from}->{to}"))?;
-                    proxies.insert((from, to), addr);
-                }
-            }
-        }
+        let proxies = start_proxies(&net, &spec.kind, &ids).await?;
         // This session's keys: a tag no earlier session on the directory used.
         let tag = workload::new_session_tag(&spec.dir, &mut rand::rng()).map_err(|e| anyhow!(e))?;
         let (api, _) = watch::channel(BTreeMap::new());
@@ -173,6 +152,15 @@ impl Cluster {
         for &id in ids {
             let joined = cluster.inner.roster.lock().unwrap().joined.contains(&id);
             let slot = cluster.slot_for(id, proxies, joined, initial)?;
+            cluster.note_sender(id, &slot.spec.args);
+            // A node whose ports squall picked is reachable through its proxies from its start: a node that
+            // is ready only once it has a leader (etcd answers status then) needs its peers before that.
+            if let Some(port) = slot.facts.ports.get(&cluster.inner.spec.kind.peers.port) {
+                cluster
+                    .inner
+                    .net
+                    .set_upstream(id, SocketAddr::from(([127, 0, 0, 1], *port)));
+            }
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
         tokio::spawn(watch_exits(cluster.clone()));
@@ -416,9 +404,35 @@ impl Cluster {
             self.inner.api.send_modify(|m| {
                 m.insert(id, api);
             });
+            self.learn_senders(api).await;
         }
         self.write_cluster_file();
         Ok(())
+    }
+
+    /// Puts the member id node `id` will name itself by into the sender table before it starts, when its kind
+    /// identifies senders and the id follows from its command line (etcd's initial members), so its first
+    /// elections are already attributed to their links.
+    pub(super) fn note_sender(&self, id: NodeId, args: &[std::ffi::OsString]) {
+        if self.inner.spec.kind.peers.sender.as_deref() == Some("x-server-from")
+            && let Some(member) = crate::kind::etcd::member_id_of_args(args)
+        {
+            self.inner.net.senders().set(member, id);
+        }
+    }
+
+    /// Reads the member ids the cluster reports (through the member at client address `api`) into the sender
+    /// table: covers members whose id the command line does not give (added later, or an older directory).
+    async fn learn_senders(&self, api: SocketAddr) {
+        if self.inner.spec.kind.peers.sender.as_deref() != Some("x-server-from") {
+            return;
+        }
+        let client = crate::kind::etcd::client::EtcdClient::new(api, Duration::from_secs(1));
+        if let Ok(members) = client.members().await {
+            for (node, member) in crate::kind::etcd::drivers::member_nodes(&members) {
+                self.inner.net.senders().set(member, node);
+            }
+        }
     }
 
     pub(super) fn write_cluster_file(&self) {
@@ -573,10 +587,60 @@ impl Cluster {
     }
 }
 
+/// The proxy network the kind asks for: its framing and its classifier (the loader refused any name this build
+/// does not have).
+fn network_for(kind: &Kind, seed: u64) -> Network {
+    let classifier: Option<squall_chaos::proxy::SharedClassifier> =
+        match kind.peers.classifier.as_str() {
+            "squall-raft" => Some(Arc::new(classify::RaftClassifier)),
+            "etcd-raft" => Some(Arc::new(crate::kind::etcd::classify::EtcdClassifier)),
+            "maelstrom" => Some(Arc::new(crate::maelstrom::classify::MaelstromClassifier)),
+            _ => None,
+        };
+    let framing = squall_chaos::Framing::from_name(&kind.peers.framing)
+        .expect("the kind loader accepts only framings this build has");
+    Network::with_framing(seed, framing, classifier)
+}
+
+/// Starts the proxies of the links among `ids`: keyed `(from, to)`, the address `from` dials to reach `to`.
+/// Per sender, one proxy per directed link. Per destination, one proxy in front of each node that every sender
+/// dials (the map then holds it for every `from`, the node itself too: its own entry is the address it
+/// advertises).
+async fn start_proxies(
+    net: &Network,
+    kind: &Kind,
+    ids: &[NodeId],
+) -> anyhow::Result<BTreeMap<(NodeId, NodeId), SocketAddr>> {
+    let mut proxies = BTreeMap::new();
+    for &to in ids {
+        match kind.peers.model {
+            PeerModel::PerSender => {
+                for &from in ids.iter().filter(|&&f| f != to) {
+                    let addr = net
+                        .add_link(from, to)
+                        .await
+                        .with_context(|| format!("starting the proxy for link {from}->{to}"))?;
+                    proxies.insert((from, to), addr);
+                }
+            }
+            PeerModel::PerDestination => {
+                let addr = net
+                    .add_destination(to)
+                    .await
+                    .with_context(|| format!("starting the proxy in front of node {to}"))?;
+                for &from in ids {
+                    proxies.insert((from, to), addr);
+                }
+            }
+        }
+    }
+    Ok(proxies)
+}
+
 /// A free port on 127.0.0.1 for each of the kind's port names, when squall picks them (a kind whose node
 /// reports its own ports through an address file gets none). The port is free when picked; the node binds it
 /// a moment later.
-fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
+pub(crate) fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
     if matches!(kind.ready, Ready::AddrFile(_)) {
         return Ok(BTreeMap::new());
     }

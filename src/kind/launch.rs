@@ -39,7 +39,8 @@ pub struct NodeFacts {
     pub heartbeat: Duration,
     /// Snapshot every N applied entries.
     pub snapshot_every: u64,
-    /// Each peer the node must know, with the address it reaches it at (squall's proxy), in id order.
+    /// Each peer the node must know, with the address it reaches it at (squall's proxy), in id order. For a
+    /// per-destination kind every member, the node itself included (`{own_proxy}` is its own entry).
     pub peers: Vec<(u64, SocketAddr)>,
     /// Ports squall picked for the node, by name.
     pub ports: BTreeMap<String, u16>,
@@ -82,6 +83,11 @@ impl Kind {
         v.insert("snapshot_every".into(), f.snapshot_every.to_string());
         for (name, port) in &f.ports {
             v.insert(format!("port.{name}"), port.to_string());
+        }
+        // Per-destination kinds list every member, the node itself too: its own entry is the proxy in front
+        // of it, the address it tells its peers (etcd's advertised peer URL).
+        if let Some((_, own)) = f.peers.iter().find(|(p, _)| *p == f.id) {
+            v.insert("own_proxy".into(), own.to_string());
         }
         v
     }

@@ -30,6 +30,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
         crate::maelstrom::KIND,
         include_str!("../../kinds/maelstrom.toml"),
     ),
+    ("etcd", include_str!("../../kinds/etcd.toml")),
 ];
 
 /// The kind `--node-kind` defaults to.
@@ -49,6 +50,7 @@ const NODE_PLACEHOLDERS: &[&str] = &[
     "election_timeout_max_ms",
     "heartbeat_ms",
     "snapshot_every",
+    "own_proxy",
 ];
 /// Placeholders `[peers] entry` may use besides the node's own.
 const ENTRY_PLACEHOLDERS: &[&str] = &["peer_id", "proxy"];
@@ -58,22 +60,13 @@ const MODELS: &[&str] = &["per-sender", "per-destination"];
 /// Framings and whether this build cuts frames that way.
 const FRAMINGS: &[(&str, Option<&str>)] = &[
     ("length-prefixed", None),
-    (
-        "rafthttp",
-        Some("etcd's rafthttp framing is not built yet (it lands with etcd support)"),
-    ),
-    (
-        "bytes",
-        Some("plain-bytes links (every link fault but message filters) are not built yet"),
-    ),
+    ("rafthttp", None),
+    ("bytes", None),
 ];
 /// Classifiers and whether this build has them.
 const CLASSIFIERS: &[(&str, Option<&str>)] = &[
     ("squall-raft", None),
-    (
-        "etcd-raft",
-        Some("the etcd raft classifier is not built yet (it lands with etcd support)"),
-    ),
+    ("etcd-raft", None),
     ("maelstrom", None),
     ("none", None),
 ];
@@ -82,29 +75,17 @@ const STATUS_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
     ("maelstrom", None),
     ("http-json", None),
-    (
-        "etcd-v3",
-        Some("the etcd v3 status driver is not built yet (it lands with etcd support)"),
-    ),
+    ("etcd-v3", None),
 ];
 /// Client drivers.
 const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("squall", None),
     ("maelstrom", None),
     ("http-json", None),
-    (
-        "etcd-v3",
-        Some("the etcd v3 client is not built yet (it lands with etcd support)"),
-    ),
+    ("etcd-v3", None),
 ];
 /// Membership drivers.
-const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[
-    ("squall", None),
-    (
-        "etcd-v3",
-        Some("etcd membership is not built yet (it lands with etcd support)"),
-    ),
-];
+const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[("squall", None), ("etcd-v3", None)];
 /// Sender identification for the per-destination model.
 const SENDERS: &[&str] = &["x-server-from"];
 /// Abilities `[controls]` may name.
@@ -664,13 +645,6 @@ impl Kind {
             }
             (None, PeerModel::PerSender) => None,
         };
-        if model == PeerModel::PerDestination {
-            return Err(c.err(
-                raw.peers.model.span(),
-                "peers.model",
-                "`per-destination`: the per-destination proxy mode is not built yet (it lands with etcd support)",
-            ));
-        }
         let mut entry_allowed = NODE_PLACEHOLDERS.to_vec();
         entry_allowed.retain(|p| *p != "peers");
         entry_allowed.extend(ENTRY_PLACEHOLDERS);
@@ -915,6 +889,7 @@ impl Kind {
                 timeout,
                 self.status_http.clone().expect("checked at load"),
             )),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdStatusSource::new(addr, timeout)),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -936,6 +911,7 @@ impl Kind {
                 timeout,
                 self.status_http.clone().expect("checked at load"),
             )),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdStatusSource::new(addr, timeout)),
             other => unreachable!("status protocol {other} was refused at load"),
         }
     }
@@ -949,6 +925,7 @@ impl Kind {
                 addrs,
                 self.client_http.clone().expect("checked at load"),
             )),
+            "etcd-v3" => Box::new(etcd::drivers::EtcdKv::new(addrs)),
             other => unreachable!("client protocol {other} was refused at load"),
         }
     }

@@ -445,6 +445,14 @@ fn open_backing(path: &Path, flags: i32, create: bool, mode: u32) -> Result<File
 }
 
 impl fuser::Filesystem for FaultFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Files are opened direct-I/O (every write reaches the fault layer), and a kernel refuses a shared
+        // mapping of such a file (ENODEV) unless the filesystem allows it: etcd's bbolt maps its database so.
+        // A kernel without the flag (before 6.6) keeps refusing; nothing else changes.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.begin(false).and_then(|t0| {
             let path = self.child(parent, name)?;

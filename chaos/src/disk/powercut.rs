@@ -630,7 +630,17 @@ fn undo_name(change: &NameChange) -> Result<(), DiskError> {
             Ok(())
         }
         NameChange::Removed { path, stash } => {
-            if exists(stash) {
+            if exists(stash) && path.parent().is_some_and(|d| !exists(d)) {
+                // The directory it was removed from has since been renamed or removed durably (etcd renames
+                // `wal.tmp` to `wal`): the name it would come back under is gone. The removal is kept, a state
+                // a real disk may also come back in (an unsynced removal may reach it before the cut).
+                if stash.is_dir() {
+                    std::fs::remove_dir_all(stash)
+                } else {
+                    std::fs::remove_file(stash)
+                }
+                .map_err(io("discard the stash of", stash))
+            } else if exists(stash) {
                 std::fs::rename(stash, path).map_err(io("restore unsynced removal of", path))
             } else if exists(path) {
                 // Logged, never moved.

@@ -757,3 +757,59 @@ fn a_live_mount_is_not_taken_over() {
         "the live mount was disturbed"
     );
 }
+
+/// etcd's bbolt reads its database through a shared read-only mapping; a mount that refuses it (ENODEV, the
+/// kernel's answer for a direct-I/O file without FUSE_DIRECT_IO_ALLOW_MMAP) stops etcd at start.
+#[test]
+fn a_file_can_be_mapped_shared_for_reading() {
+    use std::os::fd::AsRawFd as _;
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    create(&mnt.join("db"), b"page one", true);
+    let f = File::open(mnt.join("db")).unwrap();
+    // SAFETY: a fresh read-only shared mapping of an open file, read within its length and unmapped before the
+    // file is closed.
+    let seen = unsafe {
+        let p = nix::libc::mmap(
+            std::ptr::null_mut(),
+            8,
+            nix::libc::PROT_READ,
+            nix::libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(
+            p,
+            nix::libc::MAP_FAILED,
+            "mmap(MAP_SHARED, PROT_READ) on the fault filesystem: {}",
+            std::io::Error::last_os_error()
+        );
+        let bytes = std::slice::from_raw_parts(p as *const u8, 8).to_vec();
+        nix::libc::munmap(p, 8);
+        bytes
+    };
+    assert_eq!(seen, b"page one");
+}
+
+/// etcd's WAL setup: a file made and removed in `wal.tmp` (its writability probe), then `wal.tmp` renamed to
+/// `wal` and the parent synced. The removal inside the directory was never synced, but the directory it was in
+/// has a new, durable name: the power cut must still come back (it used to fail restoring `wal.tmp/.touch`).
+#[test]
+fn a_power_cut_after_an_unsynced_removal_in_a_directory_renamed_durably_comes_back() {
+    let (_tmp, disk) = mounted();
+    let mnt = disk.mountpoint().to_path_buf();
+    fs::create_dir(mnt.join("wal.tmp")).unwrap();
+    sync_dir(&mnt);
+    create(&mnt.join("wal.tmp/.touch"), b"", true);
+    sync_dir(&mnt.join("wal.tmp"));
+    fs::remove_file(mnt.join("wal.tmp/.touch")).unwrap();
+    fs::rename(mnt.join("wal.tmp"), mnt.join("wal")).unwrap();
+    sync_dir(&mnt);
+    let faults = disk.faults();
+    faults.power_off();
+    faults
+        .power_on(None)
+        .unwrap_or_else(|e| panic!("the power cut did not come back: {e}"));
+    assert!(mnt.join("wal").is_dir(), "the durable rename was kept");
+    assert!(!mnt.join("wal.tmp").exists(), "the durable rename was kept");
+}

@@ -1,0 +1,275 @@
+//! etcd under `squall up --node-kind etcd`, end to end on real etcd 3.4 members: a leader is elected and shown,
+//! `kill leader` gives a new leader in a higher term, `cut *->L` unseats L, `hold` + `step` deliver real etcd
+//! frames one at a time, lin-kv under a nemesis is judged linearizable and a doctored copy of its history is
+//! not, a vote-reply filter keeps a node from ever leading, and clock faults are refused with the kind's reason.
+//!
+//! Needs `etcd` on PATH (Debian's `etcd-server`). Without it the tests say so loudly and pass, unless `CI` is
+//! set, where a missing etcd fails them. The sessions run one at a time: three etcd members each already keep
+//! a two-core machine busy.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::session::{Session, Up};
+use support::{killed_leader, leader_term};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Whether etcd is here; without it, outside CI, the test is skipped with a loud message.
+fn etcd_present(test: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: etcd is not on PATH under CI; .ci/run installs the etcd-server package"
+    );
+    eprintln!("\n!!! SKIPPED {test}: etcd is not on PATH (apt-get install etcd-server) !!!\n");
+    false
+}
+
+fn etcd_session(extra: &[&str]) -> Session {
+    let mut args = vec!["-n", "3", "--node-kind", "etcd"];
+    args.extend(extra);
+    Up::new(&args)
+        .wait(Duration::from_secs(60))
+        .serial(&SERIAL)
+        .start()
+}
+
+/// Waits for a feed line naming a leader that `accept` takes; returns (leader, term).
+fn leader_where(s: &mut Session, what: &str, accept: impl Fn(u64, u64) -> bool) -> (u64, u64) {
+    s.out.wait_for(what, s.wait, |l| {
+        if l.contains("no leader") {
+            return None;
+        }
+        leader_term(l).filter(|(n, t)| accept(*n, *t))
+    })
+}
+
+/// One node of `status` as etcd's kind shows it (`n1 running pid 9 follower term 2 leader n2 commit — applied
+/// 274`: etcd reports no commit index): running now, role, term and the leader it names.
+#[derive(Debug)]
+struct Brief {
+    running: bool,
+    leader: Option<u64>,
+}
+
+fn briefs(s: &mut Session) -> BTreeMap<u64, Brief> {
+    s.listing("status", "status:")
+        .iter()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let id = w.first()?.strip_prefix('n')?.parse().ok()?;
+            let live = !l.contains("(last known)") && !l.contains("(not answering)");
+            let t = w.iter().position(|x| *x == "term")?;
+            let leader = w[t..]
+                .iter()
+                .position(|x| *x == "leader")
+                .and_then(|i| w.get(t + i + 1)?.strip_prefix('n')?.parse().ok());
+            Some((
+                id,
+                Brief {
+                    running: live && w.get(1) == Some(&"running"),
+                    leader,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The leader every running node names now, from `status` (polled until the three agree).
+fn agreed_leader(s: &mut Session) -> u64 {
+    let deadline = Instant::now() + s.wait;
+    loop {
+        let nodes = briefs(s);
+        let leaders: Vec<Option<u64>> = nodes
+            .values()
+            .filter(|n| n.running)
+            .map(|n| n.leader)
+            .collect();
+        if let Some(Some(first)) = leaders.first().copied()
+            && leaders.len() == 3
+            && leaders.iter().all(|l| *l == Some(first))
+        {
+            return first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not agree on a leader within {:?}: {nodes:#?}",
+            s.wait
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn etcd_elects_a_leader_survives_its_kill_and_a_cut_and_steps_held_frames_under_a_checked_workload()
+{
+    if !etcd_present("etcd_elects_a_leader…") {
+        return;
+    }
+    let mut s = etcd_session(&["--workload", "lin-kv", "--rate", "40", "--seed", "21"]);
+    let (first, term) = s.first_leader.expect("a leader line");
+    // Shown: the leader's own status line says it leads, in that term or later.
+    let line = s.node_line(first);
+    assert!(line.contains("leader"), "n{first} is shown leading: {line}");
+
+    // Clock faults cannot reach a Go binary: refused with the kind's reason, nothing done.
+    let refused = s.refused("clock 1 +5s");
+    assert!(
+        refused.contains("Go binary") && refused.contains("nothing was done"),
+        "{refused}"
+    );
+
+    // kill leader: a new leader in a higher term.
+    let kill = s.ask("kill leader", "kill node");
+    let (old, old_term) = killed_leader(&kill).expect("the kill names the leader and its term");
+    assert!(old_term >= term, "{kill}");
+    let (second, second_term) = leader_where(&mut s, "a new leader after the kill", |n, t| {
+        n != old && t > old_term
+    });
+    s.ok(&format!("restart {old}"));
+
+    // cut *->L: the leader hears nothing, the others elect another.
+    s.ok(&format!("cut *->{second}"));
+    leader_where(&mut s, "a new leader after the cut", |n, t| {
+        n != second && t > second_term
+    });
+    s.ok("heal");
+
+    // hold + step: real etcd heartbeats held on one link and delivered one at a time.
+    let leader = agreed_leader(&mut s);
+    let follower = if leader == 1 { 2 } else { 1 };
+    s.ok(&format!("hold {leader}->{follower} only heartbeat"));
+    let deadline = Instant::now() + s.wait;
+    let held = loop {
+        let lines = s.listing("held", "held:");
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeats were held: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(held.iter().all(|l| l.contains("heartbeat")), "{held:#?}");
+    let stepped = s.ok(&format!("step {leader}->{follower}"));
+    assert!(
+        stepped.contains("1 frame") || stepped.contains("heartbeat"),
+        "one held heartbeat delivered: {stepped}"
+    );
+    s.ok(&format!("release {leader}->{follower}"));
+    s.ok("heal");
+
+    // A nemesis of each link and process fault, then the workload's history is judged linearizable.
+    let nemesis = [
+        format!("pause {follower}"),
+        format!("resume {follower}"),
+        "partition halves for 3s".to_string(),
+        format!("cut {leader}->{follower} for 3s"),
+        "delay * 30ms jitter 10ms for 3s".to_string(),
+        "loss * 10% for 3s".to_string(),
+    ];
+    for cmd in &nemesis {
+        s.ok(cmd);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    s.ok("heal");
+    let verdict = s.ask("check", "linearizability check");
+    assert!(
+        verdict.starts_with("ok: linearizability check passed"),
+        "{verdict}"
+    );
+    let operations: usize = verdict
+        .split("valid: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(operations >= 100, "too few operations judged: {verdict}");
+    let dir = s.quit();
+
+    // The same history with one stale read spliced in is not linearizable.
+    let log = dir.path().join("cluster").join("events.jsonl.gz");
+    let exported = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("history")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    let history = String::from_utf8(exported.stdout).unwrap();
+    let (doctored, stale) = support::history::splice_stale_read(&history)
+        .expect("two completed writes on one key, one after the other");
+    let bad = dir.path().join("doctored.jsonl");
+    std::fs::write(&bad, doctored).unwrap();
+    let checked = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("check-history")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "{said}");
+    assert!(said.starts_with("invalid: "), "{said}");
+    assert!(
+        said.lines().any(|l| l.contains('✗') && l.contains(&stale)),
+        "the window marks the stale read `{stale}`:\n{said}"
+    );
+}
+
+#[test]
+fn etcd_node_that_hears_no_vote_replies_never_leads() {
+    if !etcd_present("etcd_node_that_hears_no_vote_replies_never_leads") {
+        return;
+    }
+    let mut s = etcd_session(&["--seed", "22"]);
+    let leader = agreed_leader(&mut s);
+    let starved = if leader == 3 { 2 } else { 3 };
+    s.ok(&format!("loss *->{starved} 100% only vote-reply"));
+    // Two leader kills: each time the other live node must win, since `starved` can never count a vote.
+    for round in 0..2 {
+        let kill = s.ask("kill leader", "kill node");
+        let (old, old_term) = killed_leader(&kill).expect("the kill names the leader");
+        assert_ne!(old, starved, "round {round}: the starved node led: {kill}");
+        let (next, _) = leader_where(&mut s, "a new leader", |_, t| t > old_term);
+        assert_ne!(
+            next, starved,
+            "round {round}: the starved node won an election"
+        );
+        s.ok(&format!("restart {old}"));
+        agreed_leader(&mut s);
+    }
+    // The filter really met vote replies: they were classified and dropped on the starved node's links.
+    let links = s.listing("links", "links:");
+    let dropped: u64 = links
+        .iter()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.ends_with(&format!("->{starved}")))
+        })
+        .filter_map(|l| {
+            let at = l.find("vote-reply ")? + "vote-reply ".len();
+            l[at..]
+                .split([',', ' '])
+                .next()?
+                .split('/')
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(
+        dropped > 0,
+        "no vote reply to {starved} was dropped: {links:#?}"
+    );
+    s.quit();
+}
