@@ -336,6 +336,22 @@ fn isolate_is_refused_only_when_every_link_of_the_node_is_already_cut() {
             .is_some_and(|l| l.starts_with("error:") && l.contains("already cut off")),
         "isolate 1 again: {answer:?}"
     );
+    // A plain `heal` heals what is in force and says what; with nothing in force it did nothing, so it is
+    // refused saying so (issue 19: it answered `ok: heal every network fault (none was in force)`).
+    let healed = answer_to(&mut stdin, &mut out, "heal");
+    assert!(
+        healed
+            .last()
+            .is_some_and(|l| l.starts_with("ok: heal every network fault: ")),
+        "heal with cuts in force: {healed:?}"
+    );
+    let nothing = answer_to(&mut stdin, &mut out, "heal");
+    assert!(
+        nothing
+            .last()
+            .is_some_and(|l| l.starts_with("error: nothing to heal: no fault is in force")),
+        "heal with nothing in force: {nothing:?}"
+    );
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }

@@ -291,25 +291,40 @@ impl Cluster {
                 "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
                  means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
             )),
-            Command::Heal(id) => {
-                let r = self.heal(id);
-                if id.is_none() && self.inner.disks.enabled() {
-                    let mut healed = self.inner.disks.heal_all();
+            Command::Heal(Some(id)) => Ok(self.heal(Some(id))?.unwrap_or_default()),
+            Command::Heal(None) => {
+                let network = self.heal(None)?;
+                let mut healed = Vec::new();
+                if self.inner.disks.enabled() {
+                    healed = self.inner.disks.heal_all();
                     healed.extend(self.inner.clocks.heal_all());
                     healed.sort_unstable();
                     healed.dedup();
-                    for node in healed {
+                    for &node in &healed {
                         self.report_node_faults(node);
                     }
-                    // Healing a clock never moves its monotonic clock back (`clock.rs`), so this stalls no node.
-                    return r.map(|t| {
-                        format!(
-                            "{t}; every disk and clock fault healed (wall clocks true again; monotonic \
-                             clocks run on, never back)"
-                        )
-                    });
                 }
-                r
+                // An action that did not happen never answers `ok` (tester C6, issue 19): with nothing in
+                // force anywhere, nothing was healed.
+                let disks = (!healed.is_empty()).then(|| {
+                    // Healing a clock never moves its monotonic clock back (`clock.rs`), so this stalls no node.
+                    format!(
+                        "disk and clock faults healed on {} {} (wall clocks true again; monotonic clocks run \
+                         on, never back)",
+                        if healed.len() == 1 { "node" } else { "nodes" },
+                        membership::id_list(&healed)
+                    )
+                });
+                match (network, disks) {
+                    (None, None) => Err(
+                        "nothing to heal: no fault is in force (`faults` lists the network's, `status` each \
+                         node's disk and clock)"
+                            .into(),
+                    ),
+                    (Some(n), None) => Ok(n),
+                    (None, Some(d)) => Ok(format!("heal: {d}; no network fault was in force")),
+                    (Some(n), Some(d)) => Ok(format!("{n}; {d}")),
+                }
             }
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));

@@ -63,6 +63,13 @@ pub enum Event {
         /// session, which the report lists.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unsafe_no_fsync: bool,
+        /// The node kind's switches every node ran with, by their `[options]` names (`no-pre-vote`,
+        /// `no-check-quorum`; `squall up` takes each as `--NAME`), so an export reruns the same experiment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        options: Vec<String>,
+        /// Further arguments a scenario's `node-args` gave every node (beyond `--unsafe-no-fsync`), as written.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        node_args: Vec<String>,
     },
     /// A status poll result; the cluster layer sends it only when it differs from the previous one.
     Status {
