@@ -12,6 +12,45 @@ use super::{Cluster, Outcome, linkv, membership};
 use crate::state::{Event, ProcessState};
 
 impl Cluster {
+    /// What a restart or wipe of node `id` that failed had already done, for its answer (tester2 item 3:
+    /// `wipe 3` had killed node 3 and emptied its data, and answered only "cannot spawn"): read from what is
+    /// there now, so it holds wherever the failure came. A prefix of the answer (`done before it failed: …;
+    /// not done: …; why: `), empty when nothing changed.
+    fn half_done(&self, id: NodeId, was_running: bool, wipe: bool) -> String {
+        let mut done = Vec::new();
+        let running = self.alive(id);
+        if was_running && !running {
+            done.push(format!("node {id} was stopped (it ran before)"));
+        }
+        let data_dir = self
+            .inner
+            .slots
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|s| s.facts.data_dir.clone());
+        let emptied = data_dir.as_ref().is_some_and(|d| {
+            std::fs::read_dir(d).map_or(true, |mut entries| entries.next().is_none())
+        });
+        if wipe && emptied {
+            done.push(format!("node {id}'s data was wiped"));
+        }
+        if done.is_empty() {
+            return String::new();
+        }
+        let not_done = if wipe {
+            format!("node {id} is not running again empty")
+        } else {
+            format!("node {id} is not running again")
+        };
+        let now = if running {
+            String::new()
+        } else {
+            format!("; not done: {not_done} (`restart {id}` tries again)")
+        };
+        format!("done before it failed: {}{now}; why: ", done.join(", "))
+    }
+
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
@@ -225,7 +264,11 @@ impl Cluster {
                 let sole = self
                     .known_config()
                     .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
-                self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
+                let was_running = self.alive(id);
+                if let Err(e) = self.restart(id, wipe).await {
+                    // First, on the answer's first line: what follows the cause may be the node's log.
+                    return Err(format!("{}{e:#}", self.half_done(id, was_running, wipe)));
+                }
                 Ok(if wipe && sole {
                     format!(
                         "wipe data of node {id}{what} and restart it empty; it was the only voter, so no other \
