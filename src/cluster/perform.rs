@@ -22,17 +22,20 @@ impl Cluster {
         if was_running && !running {
             done.push(format!("node {id} was stopped (it ran before)"));
         }
+        // Looked at only for a wipe, and never through a stalled fault disk: reading it would block until
+        // the disk is healed (a stalled disk is what refused the wipe in the first place).
         let data_dir = self
             .inner
             .slots
             .lock()
             .unwrap()
             .get(&id)
-            .map(|s| s.facts.data_dir.clone());
+            .map(|s| s.facts.data_dir.clone())
+            .filter(|_| wipe && !self.inner.disks.stalled(id));
         let emptied = data_dir.as_ref().is_some_and(|d| {
             std::fs::read_dir(d).map_or(true, |mut entries| entries.next().is_none())
         });
-        if wipe && emptied {
+        if emptied {
             done.push(format!("node {id}'s data was wiped"));
         }
         if done.is_empty() {
