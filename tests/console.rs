@@ -336,6 +336,22 @@ fn isolate_is_refused_only_when_every_link_of_the_node_is_already_cut() {
             .is_some_and(|l| l.starts_with("error:") && l.contains("already cut off")),
         "isolate 1 again: {answer:?}"
     );
+    // A plain `heal` heals what is in force and says what; with nothing in force it did nothing, so it is
+    // refused saying so (issue 19: it answered `ok: heal every network fault (none was in force)`).
+    let healed = answer_to(&mut stdin, &mut out, "heal");
+    assert!(
+        healed
+            .last()
+            .is_some_and(|l| l.starts_with("ok: heal every network fault: ")),
+        "heal with cuts in force: {healed:?}"
+    );
+    let nothing = answer_to(&mut stdin, &mut out, "heal");
+    assert!(
+        nothing
+            .last()
+            .is_some_and(|l| l.starts_with("error: nothing to heal: no fault is in force")),
+        "heal with nothing in force: {nothing:?}"
+    );
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
@@ -370,4 +386,49 @@ fn restart_all_brings_back_every_node_in_one_command() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
     assert!(wait_gone(&after, Duration::from_secs(5)).is_empty());
+}
+
+#[test]
+fn a_restart_that_fails_half_way_says_what_it_had_done() {
+    // tester2 item 3 (issue 19): an action that fails half way says what was done and what was not. A running
+    // node whose WAL is damaged in the middle is stopped by `restart`, then refuses its data: the answer
+    // must say the node was stopped, not only why the new process did not come up.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    ask(&mut stdin, &mut out, "workload on", "workload on");
+    let wal = dir.path().join("node-2").join("data").join("wal.log");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 4_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2's WAL never grew past 4000 bytes: {:?}",
+            std::fs::metadata(&wal)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ask(&mut stdin, &mut out, "workload off", "workload off");
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&wal)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.seek(SeekFrom::Start(200)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(200)).unwrap();
+        f.write_all(&[b[0] ^ 0xff]).unwrap();
+    }
+    let answer = answer_to(&mut stdin, &mut out, "restart 2");
+    let last = answer.last().unwrap();
+    assert!(last.starts_with("error: "), "{answer:?}");
+    assert!(
+        last.contains("done before it failed: node 2 was stopped (it ran before)")
+            && last.contains("not done: node 2 is not running again"),
+        "{answer:?}"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }

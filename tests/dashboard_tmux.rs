@@ -561,7 +561,7 @@ fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
 
     tmux.keys(&["h"]);
     tmux.wait_for("every fault healed", |s| {
-        (!s.contains("n1 disk stalled") && s.contains("every disk and clock fault healed"))
+        (!s.contains("n1 disk stalled") && s.contains("disk and clock faults healed on nodes 1, 2"))
             .then_some(())
     });
     tmux.keys(&["q"]);

@@ -578,6 +578,52 @@ fn no_pre_vote_and_no_check_quorum_reach_every_node() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
+
+    // The switches are in the logged settings, so the export reruns the same experiment (issue 19): the
+    // exported scenario passes them to every node, and the rerun's log exports them again.
+    let export = |log: &std::path::Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .arg("scenario")
+            .arg(log)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let toml = export(&dir.path().join("events.jsonl.gz"));
+    let node_args = |toml: &str| {
+        let v: toml::Value = toml::from_str(toml).unwrap();
+        let mut args: Vec<String> = v["cluster"]
+            .get("node-args")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        args.sort();
+        args
+    };
+    assert_eq!(
+        node_args(&toml),
+        ["--no-check-quorum", "--no-pre-vote"],
+        "{toml}"
+    );
+    let file = dir.path().join("session.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let rerun = dir.path().join("rerun");
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&rerun)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code().is_some_and(|c| c <= 1),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let again = export(&rerun.join("events.jsonl.gz"));
+    assert_eq!(node_args(&again), node_args(&toml), "{again}");
 }
 
 /// The leader `cluster.json` names, once it names one.

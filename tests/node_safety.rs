@@ -30,7 +30,7 @@ fn up(extra: &[&str]) -> Session {
 /// Heals every fault, shows the cluster takes and reads back a write, that no invariant broke then or for two
 /// seconds after, and quits.
 fn heal_write_and_quit(mut s: Session) {
-    s.ask("heal", "heal");
+    s.heal_all();
     s.kv(&["put", "after", "heal"]);
     assert!(s.kv(&["get", "after"]).contains("heal"));
     s.no_invariant_broken_for(Duration::from_secs(2), "after heal");
@@ -124,7 +124,7 @@ fn a_wal_record_written_but_never_synced_before_a_crash_is_made_durable_on_reope
     );
     s.ask(&format!("powercut {n}"), "power cut");
     s.ask(&format!("kill {l}"), "kill");
-    s.ask("heal", "heal");
+    s.heal_all();
     s.ask(&format!("restart {n}"), "restart");
     s.until("N or F to lead a later term", |ns| {
         ns.values()

@@ -702,3 +702,43 @@ fn a_run_s_log_exports_as_the_run_it_was() {
     assert!(toml.contains("do = \"cut 1->2 for 1s\""), "{toml}");
     assert!(!toml.contains("do = \"heal\""), "{toml}");
 }
+
+#[test]
+fn a_scenario_heal_with_nothing_in_force_is_a_no_op_line_not_a_failed_step() {
+    // Issue 19: a plain `heal` with nothing in force answered `ok: … (none was in force)`. On the console it
+    // is refused now; in a scenario the line means "no fault from here on", which holds, so it is said as a
+    // no-op and the run stays the one planned (the cut's `for` has ended by the time the heal comes).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("heal.toml");
+    std::fs::write(
+        &file,
+        "[cluster]\nnodes = 3\n[workload]\nkind = \"counter\"\n[run]\nduration = \"3s\"\nrecovery = \"3s\"\n\
+         [[timeline]]\nat = \"500ms\"\ndo = \"cut 1->2 for 300ms\"\n[[timeline]]\nat = \"2s\"\ndo = \"heal\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "5", "--out"])
+        .arg(dir.path().join("bundle"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("scenario: heal → no-op: nothing to heal: no fault is in force")),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("scenario: heal (final) → no-op: nothing to heal")),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("steps") && l.contains("every timeline step was performed")),
+        "{out}\n{err}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+}

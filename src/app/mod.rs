@@ -27,6 +27,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         }),
         node_bin: args.node_bin.clone(),
         dump_screens: args.dump_screens.clone(),
+        node_args: Vec::new(),
     };
     let (cluster, mut session, mut rx) = match start_session(config).await {
         Ok(s) => s,

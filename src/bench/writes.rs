@@ -91,6 +91,7 @@ pub(crate) fn bench_session(
         workload: None,
         node_bin: args.node_bin.clone(),
         dump_screens: None,
+        node_args: Vec::new(),
     })
 }
 

@@ -276,18 +276,22 @@ impl Cluster {
         gone
     }
 
-    /// `heal` (every fault) or `heal ID`.
-    pub(super) fn heal(&self, id: Option<u64>) -> Result<String, String> {
+    /// `heal` (every network fault) or `heal ID`. A plain heal answers `Ok(None)` when no network fault was
+    /// in force and no frame was held: it changed nothing on the links, and the caller says so.
+    pub(super) fn heal(&self, id: Option<u64>) -> Result<Option<String>, String> {
         match id {
             None => {
+                let held = !self.inner.net.held().is_empty();
                 let gone = self.remove_where(|_| true, FaultEnd::Healed);
                 // Also whatever was set on the links by other means.
                 self.inner.net.heal_all();
                 self.publish_faults();
-                Ok(if gone.is_empty() {
-                    "heal every network fault (none was in force)".into()
+                Ok(if !gone.is_empty() {
+                    Some(format!("heal every network fault: {}", list(&gone)))
+                } else if held {
+                    Some("heal every network fault: held frames released".into())
                 } else {
-                    format!("heal every network fault: {}", list(&gone))
+                    None
                 })
             }
             Some(id) => {
@@ -325,7 +329,7 @@ impl Cluster {
                 self.publish_faults();
                 // In the words every removal of one fault answers with (`delay 2 0`: "remove #3 …"), so a
                 // links-matrix key pressed again, which now sends `heal ID`, reads as it did before.
-                Ok(format!("heal {id}: remove {}", list(&gone)))
+                Ok(Some(format!("heal {id}: remove {}", list(&gone))))
             }
         }
     }

@@ -12,6 +12,48 @@ use super::{Cluster, Outcome, linkv, membership};
 use crate::state::{Event, ProcessState};
 
 impl Cluster {
+    /// What a restart or wipe of node `id` that failed had already done, for its answer (tester2 item 3:
+    /// `wipe 3` had killed node 3 and emptied its data, and answered only "cannot spawn"): read from what is
+    /// there now, so it holds wherever the failure came. A prefix of the answer (`done before it failed: …;
+    /// not done: …; why: `), empty when nothing changed.
+    fn half_done(&self, id: NodeId, was_running: bool, wipe: bool) -> String {
+        let mut done = Vec::new();
+        let running = self.alive(id);
+        if was_running && !running {
+            done.push(format!("node {id} was stopped (it ran before)"));
+        }
+        // Looked at only for a wipe, and never through a stalled fault disk: reading it would block until
+        // the disk is healed (a stalled disk is what refused the wipe in the first place).
+        let data_dir = self
+            .inner
+            .slots
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|s| s.facts.data_dir.clone())
+            .filter(|_| wipe && !self.inner.disks.stalled(id));
+        let emptied = data_dir.as_ref().is_some_and(|d| {
+            std::fs::read_dir(d).map_or(true, |mut entries| entries.next().is_none())
+        });
+        if emptied {
+            done.push(format!("node {id}'s data was wiped"));
+        }
+        if done.is_empty() {
+            return String::new();
+        }
+        let not_done = if wipe {
+            format!("node {id} is not running again empty")
+        } else {
+            format!("node {id} is not running again")
+        };
+        let now = if running {
+            String::new()
+        } else {
+            format!("; not done: {not_done} (`restart {id}` tries again)")
+        };
+        format!("done before it failed: {}{now}; why: ", done.join(", "))
+    }
+
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
@@ -228,7 +270,11 @@ impl Cluster {
                 let sole = self
                     .known_config()
                     .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
-                self.restart(id, wipe).await.map_err(|e| format!("{e:#}"))?;
+                let was_running = self.alive(id);
+                if let Err(e) = self.restart(id, wipe).await {
+                    // First, on the answer's first line: what follows the cause may be the node's log.
+                    return Err(format!("{}{e:#}", self.half_done(id, was_running, wipe)));
+                }
                 Ok(if wipe && sole {
                     format!(
                         "wipe data of node {id}{what} and restart it empty; it was the only voter, so no other \
@@ -294,25 +340,40 @@ impl Cluster {
                 "`{cmd}` is a dashboard key read from an old event log; the dashboard sends the command it \
                  means (`pause 2`, `delay 2 50ms`, `workload on`), and so can you"
             )),
-            Command::Heal(id) => {
-                let r = self.heal(id);
-                if id.is_none() && self.inner.disks.enabled() {
-                    let mut healed = self.inner.disks.heal_all();
+            Command::Heal(Some(id)) => Ok(self.heal(Some(id))?.unwrap_or_default()),
+            Command::Heal(None) => {
+                let network = self.heal(None)?;
+                let mut healed = Vec::new();
+                if self.inner.disks.enabled() {
+                    healed = self.inner.disks.heal_all();
                     healed.extend(self.inner.clocks.heal_all());
                     healed.sort_unstable();
                     healed.dedup();
-                    for node in healed {
+                    for &node in &healed {
                         self.report_node_faults(node);
                     }
-                    // Healing a clock never moves its monotonic clock back (`clock.rs`), so this stalls no node.
-                    return r.map(|t| {
-                        format!(
-                            "{t}; every disk and clock fault healed (wall clocks true again; monotonic \
-                             clocks run on, never back)"
-                        )
-                    });
                 }
-                r
+                // An action that did not happen never answers `ok` (tester C6, issue 19): with nothing in
+                // force anywhere, nothing was healed.
+                let disks = (!healed.is_empty()).then(|| {
+                    // Healing a clock never moves its monotonic clock back (`clock.rs`), so this stalls no node.
+                    format!(
+                        "disk and clock faults healed on {} {} (wall clocks true again; monotonic clocks run \
+                         on, never back)",
+                        if healed.len() == 1 { "node" } else { "nodes" },
+                        membership::id_list(&healed)
+                    )
+                });
+                match (network, disks) {
+                    (None, None) => Err(
+                        "nothing to heal: no fault is in force (`faults` lists the network's, `status` each \
+                         node's disk and clock)"
+                            .into(),
+                    ),
+                    (Some(n), None) => Ok(n),
+                    (None, Some(d)) => Ok(format!("heal: {d}; no network fault was in force")),
+                    (Some(n), Some(d)) => Ok(format!("{n}; {d}")),
+                }
             }
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));

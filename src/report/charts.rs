@@ -69,14 +69,14 @@ pub fn latency(m: &Model) -> Result<String, String> {
         let end_s = (m.end_ms as f64 / 1e3).max(1.0);
         let (points, thinned) = thin(&m.ops);
         let max_ms = points.iter().map(|p| p.latency_ms).fold(1.0f64, f64::max) * 1.5;
-        let caption = if thinned {
+        let caption = if thinned || m.ops_total > points.len() {
             format!(
                 "Latency per operation ({} of {} shown: ok thinned evenly)",
                 points.len(),
-                m.ops.len()
+                m.ops_total
             )
         } else {
-            format!("Latency per operation ({})", m.ops.len())
+            format!("Latency per operation ({})", m.ops_total)
         };
         let mut chart = ChartBuilder::on(&top)
             .caption(caption, ("sans-serif", 18))

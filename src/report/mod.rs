@@ -7,6 +7,8 @@ pub mod charts;
 pub mod flow;
 pub mod html;
 pub mod model;
+pub mod spill;
+pub mod stream;
 pub mod verdicts;
 
 use std::fmt::Write as _;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::check::diagram::describe;
-use crate::check::{Report, Verdict, history, linear};
+use crate::check::{Report, Verdict};
 use crate::cli::ReportArgs;
 use crate::record::eventlog::EventLogReader;
 use crate::setup::fail;
@@ -49,7 +51,7 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
                 "{}, {:.1} s, {} operations, {} faults, {} elections.",
                 node_count(m),
                 m.end_ms as f64 / 1e3,
-                m.ops.len(),
+                m.ops_total,
                 m.faults.len(),
                 m.elections
             ),
@@ -366,20 +368,44 @@ fn verdicts_section(m: &Model, check: Option<(&Report, std::time::Duration)>) ->
                     ))
                 } else {
                     h = h.text(format!(
-                        "invariants (replayed from the log): invalid: {} violation(s){}",
+                        "invariants (replayed from the log): invalid: {} violation(s) of {} {}:",
                         v.violations,
-                        if v.violations > v.quoted.len() {
-                            format!(", the first {}:", v.quoted.len())
+                        v.broken.len(),
+                        if v.broken.len() == 1 {
+                            "property"
                         } else {
-                            ":".to_string()
+                            "properties"
                         }
                     ));
-                    h.el("pre", None, |mut h| {
-                        for line in &v.quoted {
-                            h = h.text(format!("INVARIANT BROKEN: {line}")).nl();
-                        }
-                        h
-                    })
+                    // One collapsible block per property, so no kind hides behind another's count.
+                    for b in &v.broken {
+                        h = h.el("details", None, |mut h| {
+                            h = h.el_text(
+                                "summary",
+                                format!("{}: {} violation(s)", b.property, b.count),
+                            );
+                            if b.count > b.lines.len() {
+                                h = h.el_text(
+                                    "p",
+                                    format!(
+                                        "the first {} of {} are listed here; every line is in {}",
+                                        b.lines.len(),
+                                        b.count,
+                                        v.every_file
+                                            .as_deref()
+                                            .unwrap_or("the session's console feed")
+                                    ),
+                                );
+                            }
+                            h.el("pre", None, |mut h| {
+                                for line in &b.lines {
+                                    h = h.text(format!("INVARIANT BROKEN: {line}")).nl();
+                                }
+                                h
+                            })
+                        });
+                    }
+                    h
                 }
             })
             .nl();
@@ -409,16 +435,21 @@ pub fn report(args: ReportArgs) -> ExitCode {
     };
     let mut failed = None;
     let mut last_ms = 0;
-    let m = Model::from_events(reader.by_ref().map_while(|e| match e {
-        Ok(s) => {
-            last_ms = s.at_ms;
-            Some(s)
-        }
-        Err(e) => {
-            failed = Some(e);
-            None
-        }
-    }));
+    // The history goes to disk as it streams past, one file per key, and is checked one key at a time.
+    let mut spill = spill::KeySpill::default();
+    let mut m = Model::build(
+        reader.by_ref().map_while(|e| match e {
+            Ok(s) => {
+                last_ms = s.at_ms;
+                Some(s)
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }),
+        |op| spill.push(op),
+    );
     if let Some(e) = failed {
         return fail(2, e);
     }
@@ -431,16 +462,13 @@ pub fn report(args: ReportArgs) -> ExitCode {
     if let Some(w) = &truncated {
         eprintln!("squall: warning: {w}");
     }
-    let check = if m.history.is_empty() {
+    let check = if spill.is_empty() {
         None
     } else {
         let started = Instant::now();
-        match history::pair(&m.history) {
-            Ok(ops) => Some((
-                linear::check(&ops, Some(started + args.timeout)),
-                started.elapsed(),
-            )),
-            Err(e) => {
+        match spill.check(Some(started + args.timeout)) {
+            Ok(r) => Some((r, started.elapsed())),
+            Err(spill::SpillError::Malformed(e)) => {
                 return fail(
                     2,
                     format!(
@@ -449,8 +477,21 @@ pub fn report(args: ReportArgs) -> ExitCode {
                     ),
                 );
             }
+            Err(spill::SpillError::Io(e)) => {
+                return fail(1, format!("{}: {e}", args.log.display()));
+            }
         }
     };
+    if !m.verdicts.every.is_empty() {
+        // More violations than the page lists: every line goes into a text file beside it, which it names.
+        let file = args.output.with_extension("violations.txt");
+        let mut text = std::mem::take(&mut m.verdicts.every).join("\n");
+        text.push('\n');
+        if let Err(e) = std::fs::write(&file, text) {
+            return fail(2, format!("cannot write {}: {e}", file.display()));
+        }
+        m.verdicts.every_file = Some(file.display().to_string());
+    }
     let mut html = match render(&m, check.as_ref().map(|(r, t)| (r, *t))) {
         Ok(h) => h,
         Err(e) => return fail(1, format!("drawing the report failed: {e}")),
@@ -485,6 +526,7 @@ pub fn report(args: ReportArgs) -> ExitCode {
 mod tests {
     use super::*;
     use crate::check::sim::{SimSpec, simulate};
+    use crate::check::{history, linear};
     use crate::state::Event;
 
     fn session(stale: f64, ops: usize) -> Vec<Stamped> {

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use squall_node::raft::Role;
 
-use crate::check::{OpEvent, Outcome, history};
+use crate::check::{OpEvent, Outcome};
 use crate::command::{ClockAction, Command, DiskAction, FaultCmd, PowerTarget, Target};
 use crate::state::{Event, MembershipStep, ProcessState, Stamped, Verdict};
 
@@ -139,19 +138,23 @@ pub struct Model {
     pub nodes: Vec<u64>,
     /// The last event's time, in milliseconds.
     pub end_ms: u64,
-    /// Completed operations: the lin-kv history's when there is one, else the counter workload's.
+    /// Completed operations to plot: the lin-kv history's when there is one, else the counter workload's;
+    /// every one while each outcome class has at most [`super::stream::SAMPLE_PER_CLASS`], else an even
+    /// sample (so a report's memory does not grow with the log).
     pub ops: Vec<OpPoint>,
+    /// How many operations completed in all (`ops` may hold a sample of them).
+    pub ops_total: usize,
+    /// Throughput and latency quantiles of each second with an `ok` operation, ascending.
+    pub seconds: Vec<Second>,
     /// Fault windows in the order they began.
     pub faults: Vec<FaultWindow>,
     /// Each node's role changes: (ms, lane).
     pub lanes: BTreeMap<u64, Vec<(u64, Lane)>>,
     /// Terms in which some node became leader.
     pub elections: usize,
-    /// Times (ms) at which the highest commit index seen grew.
-    pub commits: Vec<u64>,
     /// Check verdicts.
     pub checks: Vec<CheckRecord>,
-    /// The lin-kv history.
+    /// The lin-kv history, kept by [`Model::from_events`] only ([`Model::build`] hands it out instead).
     pub history: Vec<OpEvent>,
     /// Every node id seen in the session (started with it or added), ascending.
     pub ever: Vec<u64>,
@@ -195,13 +198,35 @@ fn node_of(command: &Command, hit: Option<u64>) -> Option<u64> {
 }
 
 impl Model {
-    /// Builds the model from a session's events, taken one at a time (a slice, or a stream read from disk so
-    /// an hours-long log is never held in memory whole).
+    /// Builds the model from a session's events and keeps the lin-kv history in [`Model::history`] (for
+    /// tests and short logs; `squall report` uses [`Model::build`]).
     pub fn from_events<S: std::borrow::Borrow<Stamped>>(
         events: impl IntoIterator<Item = S>,
     ) -> Model {
+        let mut history = Vec::new();
+        let mut m = Model::build(events, |op| history.push(*op));
+        m.history = history;
+        m
+    }
+
+    /// Builds the model from a session's events, taken one at a time (a slice, or a stream read from disk),
+    /// handing each lin-kv history event to `history` instead of keeping it: what the model keeps is bounded
+    /// whatever the log's length (the plot's points are a bounded sample, each second's latencies are
+    /// dropped once it is finished, commits are matched to fault windows as they come), except what grows
+    /// with the session's happenings rather than its operations (fault windows, role changes, membership).
+    pub fn build<S: std::borrow::Borrow<Stamped>>(
+        events: impl IntoIterator<Item = S>,
+        mut history: impl FnMut(&OpEvent),
+    ) -> Model {
         let mut m = Model::default();
-        let mut counter_ops = Vec::new();
+        let mut counter_ops = super::stream::PointSample::default();
+        let mut counter_seconds = super::stream::SecondsBuilder::default();
+        let mut linkv_ops = super::stream::PointSample::default();
+        let mut linkv_seconds = super::stream::SecondsBuilder::default();
+        let mut pairs = super::stream::LivePairs::default();
+        // Fault windows still waiting for the first commit after their start or after their end.
+        let mut awaiting_commit: Vec<usize> = Vec::new();
+        let mut windows_seen = 0usize;
         // Windows still open, by index into `m.faults`.
         let mut open: Vec<(usize, Open)> = Vec::new();
         // The fault set as last reported, and ids that joined it and no window has claimed yet.
@@ -259,7 +284,7 @@ impl Model {
                     push_lane(&mut m.lanes, *node, at, lane);
                     if status.core.commit_index > commit {
                         commit = status.core.commit_index;
-                        m.commits.push(at);
+                        commit_seen(&mut m.faults, &mut awaiting_commit, &mut windows_seen, at);
                     }
                 }
                 // A kind that reports only the brief fields: its role lane, leaders and commits as far as it
@@ -268,7 +293,8 @@ impl Model {
                     if let Some(role) = status.role {
                         let lane = match role {
                             Role::Leader => Lane::Leader,
-                            Role::Candidate | Role::PreCandidate => Lane::Candidate,
+                            Role::Candidate => Lane::Candidate,
+                            Role::PreCandidate => Lane::PreCandidate,
                             Role::Follower => Lane::Follower,
                         };
                         push_lane(&mut m.lanes, *node, at, lane);
@@ -280,7 +306,7 @@ impl Model {
                         && c > commit
                     {
                         commit = c;
-                        m.commits.push(at);
+                        commit_seen(&mut m.faults, &mut awaiting_commit, &mut windows_seen, at);
                     }
                 }
                 Event::Process { node, state }
@@ -512,11 +538,15 @@ impl Model {
                     } else {
                         Outcome::Info
                     };
-                    counter_ops.push(OpPoint {
+                    let p = OpPoint {
                         at_s: at.saturating_sub(latency_us / 1000) as f64 / 1e3,
                         latency_ms: *latency_us as f64 / 1e3,
                         outcome,
-                    });
+                    };
+                    if outcome == Outcome::Ok {
+                        counter_seconds.add(p.at_s, p.latency_ms);
+                    }
+                    counter_ops.push(p);
                 }
                 Event::Checked { verdict, report } => m.checks.push(CheckRecord {
                     at_ms: at,
@@ -532,63 +562,38 @@ impl Model {
                     verdict: *verdict,
                     report: report.clone(),
                 }),
-                Event::Op { op } => m.history.push(*op),
+                Event::Op { op } => {
+                    history(op);
+                    if let Some(p) = pairs.push(op) {
+                        if p.outcome == Outcome::Ok {
+                            linkv_seconds.add(p.at_s, p.latency_ms);
+                        }
+                        linkv_ops.push(p);
+                    }
+                }
                 _ => {}
             }
         }
         m.verdicts = judge.finish();
         m.elections = leader_terms.len();
         m.ever = ever.into_iter().collect();
-        let commits = &m.commits;
-        let first_after = |t: u64| commits.iter().find(|&&c| c > t).map(|&c| c - t);
-        for f in &mut m.faults {
-            f.commit_after_start_ms = first_after(f.start_ms);
-            f.recovery_ms = f.end_ms.and_then(first_after);
-        }
-        m.ops = match history::pair(&m.history) {
-            Ok(ops) if !ops.is_empty() => ops
-                .iter()
-                .filter_map(|o| {
-                    let done = o.complete_time?;
-                    Some(OpPoint {
-                        at_s: o.invoke_time as f64 / 1e9,
-                        latency_ms: (done - o.invoke_time) as f64 / 1e6,
-                        outcome: o.outcome,
-                    })
-                })
-                .collect(),
-            _ => counter_ops,
+        // The lin-kv history's operations when there is one, else the counter workload's.
+        let (ops, seconds) = if pairs.invocations > 0 {
+            (linkv_ops, linkv_seconds)
+        } else {
+            (counter_ops, counter_seconds)
         };
+        m.ops_total = ops.total();
+        m.ops = ops.into_points();
+        m.seconds = seconds.finish();
         m
     }
 
     /// Throughput and latency quantiles per second (of `ok` operations, by invocation second), from an
-    /// HDR histogram per second. One histogram is reused from second to second: one with these bounds takes
-    /// about 190 KB, and one kept per second made an hour-long session's report take 680 MB.
+    /// HDR histogram per second reused from second to second (one kept per second made an hour-long
+    /// session's report take 680 MB).
     pub fn seconds(&self) -> Vec<Second> {
-        let mut by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for p in self.ops.iter().filter(|p| p.outcome == Outcome::Ok) {
-            by.entry(p.at_s as u64)
-                .or_default()
-                .push((p.latency_ms * 1e3).max(1.0) as u64);
-        }
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
-        by.into_iter()
-            .map(|(second, latencies_us)| {
-                h.reset();
-                for us in latencies_us {
-                    h.saturating_record(us);
-                }
-                Second {
-                    second,
-                    ok: h.len(),
-                    p50_ms: h.value_at_quantile(0.5) as f64 / 1e3,
-                    p95_ms: h.value_at_quantile(0.95) as f64 / 1e3,
-                    p99_ms: h.value_at_quantile(0.99) as f64 / 1e3,
-                    max_ms: h.max() as f64 / 1e3,
-                }
-            })
-            .collect()
+        self.seconds.clone()
     }
 }
 
@@ -637,6 +642,27 @@ fn step_name(step: MembershipStep) -> &'static str {
         MembershipStep::Waiting => "waiting",
         MembershipStep::Failed => "failed",
     }
+}
+
+/// A commit advanced at `at`: the first commit after each fault window's start, and after its end (its
+/// recovery time), for the windows still waiting for one (`awaiting` indexes `faults`; `seen` is how many
+/// windows it has taken in so far).
+fn commit_seen(faults: &mut [FaultWindow], awaiting: &mut Vec<usize>, seen: &mut usize, at: u64) {
+    awaiting.extend(*seen..faults.len());
+    *seen = faults.len();
+    awaiting.retain(|&i| {
+        let f = &mut faults[i];
+        if f.commit_after_start_ms.is_none() && at > f.start_ms {
+            f.commit_after_start_ms = Some(at - f.start_ms);
+        }
+        if f.recovery_ms.is_none()
+            && let Some(end) = f.end_ms
+            && at > end
+        {
+            f.recovery_ms = Some(at - end);
+        }
+        f.commit_after_start_ms.is_none() || f.recovery_ms.is_none()
+    });
 }
 
 fn push_lane(lanes: &mut BTreeMap<u64, Vec<(u64, Lane)>>, node: u64, at: u64, lane: Lane) {
@@ -903,6 +929,8 @@ mod tests {
                 node_bin: None,
                 unsafe_no_fsync: true,
                 kind: None,
+                options: Vec::new(),
+                node_args: Vec::new(),
             },
         )]);
         assert_eq!(m.faults.len(), 1);
@@ -912,22 +940,11 @@ mod tests {
 
     #[test]
     fn seconds_take_quantiles_from_a_histogram() {
-        let m = Model {
-            ops: (1..=100)
-                .map(|i| OpPoint {
-                    at_s: 2.5,
-                    latency_ms: f64::from(i),
-                    outcome: Outcome::Ok,
-                })
-                .chain([OpPoint {
-                    at_s: 2.0,
-                    latency_ms: 5000.0,
-                    outcome: Outcome::Info,
-                }])
-                .collect(),
-            ..Model::default()
-        };
-        let s = m.seconds();
+        let mut b = super::super::stream::SecondsBuilder::default();
+        for i in 1..=100 {
+            b.add(2.5, f64::from(i));
+        }
+        let s = b.finish();
         assert_eq!(s.len(), 1);
         assert_eq!((s[0].second, s[0].ok), (2, 100));
         assert!((s[0].p50_ms - 50.0).abs() < 0.1, "{s:?}");

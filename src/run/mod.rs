@@ -151,5 +151,11 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
         },
         node_bin: c.node_bin.clone(),
         dump_screens: None,
+        node_args: c
+            .node_args
+            .iter()
+            .filter(|a| *a != "--unsafe-no-fsync")
+            .cloned()
+            .collect(),
     })
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::say::{fmt_ms, say_outcome};
+use super::say::{fmt_ms, say_no_op, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
 use crate::cluster::guard::Proc;
@@ -256,10 +256,19 @@ async fn perform_step(
         (c, _) => c,
     };
     let shown = cmd.to_string();
+    let plain_heal = cmd == Command::Heal(None);
     let outcome = cluster.perform(cmd).await;
-    say_outcome(feed, cluster, &shown, &outcome);
-    if matches!(outcome, Outcome::Refused(_)) {
-        refused.push(failed_step(&shown, now, &outcome));
+    match &outcome {
+        // A plain `heal` is refused only when nothing is in force. In a scenario that is a no-op line, not a
+        // step that failed: the timeline is planned before the run, and whether a `for`, an `until` or a
+        // nemesis fault has already ended when the `heal` comes is a matter of timing; what the line asks
+        // for, no fault from here on, holds either way (README, "Scenarios").
+        Outcome::Refused(why) if plain_heal => say_no_op(feed, cluster, &shown, why),
+        Outcome::Refused(_) => {
+            say_outcome(feed, cluster, &shown, &outcome);
+            refused.push(failed_step(&shown, now, &outcome));
+        }
+        _ => say_outcome(feed, cluster, &shown, &outcome),
     }
     let undo = undo_of(outcome.effect()?)?;
     Some((until?, Due::Undo(undo, shown)))
@@ -302,8 +311,11 @@ async fn final_heal(
     now: Duration,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    let heal = cluster.perform(Command::Heal(None)).await;
-    say_outcome(feed, cluster, "heal (final)", &heal);
+    match cluster.perform(Command::Heal(None)).await {
+        // Nothing was in force: the final heal has nothing to end (see `perform_step`).
+        Outcome::Refused(why) => say_no_op(feed, cluster, "heal (final)", &why),
+        heal => say_outcome(feed, cluster, "heal (final)", &heal),
+    }
     for id in state.nodes.keys() {
         if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
             // Stopped on purpose: it is no longer a member.

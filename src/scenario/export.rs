@@ -138,6 +138,28 @@ pub fn scenario_of(events: &[Stamped], source: &str) -> String {
     scenario_until(events, source, 0)
 }
 
+/// The `node-args` that give a rerun's nodes what the session's ran with: `--unsafe-no-fsync`, each kind
+/// switch as its `squall up` flag (`no-pre-vote` → `--no-pre-vote`), then a scenario's own arguments, each
+/// once.
+fn exported_node_args(
+    unsafe_no_fsync: bool,
+    options: &[String],
+    node_args: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let flags = unsafe_no_fsync
+        .then(|| "--unsafe-no-fsync".to_string())
+        .into_iter()
+        .chain(options.iter().map(|o| format!("--{o}")))
+        .chain(node_args.iter().cloned());
+    for a in flags {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// [`scenario_of`] for a session still running at `now_ms` (the dashboard's `E`): the fault phase lasts
 /// until then, not until the last command, so a fault still in force when the key was pressed runs as long
 /// in the rerun (tester2 item 4: a `cut … for 20s` lasted 1.6 s in the rerun).
@@ -177,6 +199,8 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
             rate,
             unsafe_no_fsync,
             kind: node_kind,
+            options,
+            node_args,
         }) => (
             ClusterSection {
                 nodes: *nodes,
@@ -198,13 +222,9 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
                     .as_ref()
                     .filter(|k| !k.is_default())
                     .map(|k| k.arg().to_string()),
-                // The rerun must be the same experiment (tester2 item 4b). `--no-pre-vote` and
-                // `--no-check-quorum` are not in the log's settings yet, so they cannot be carried.
-                node_args: if *unsafe_no_fsync {
-                    vec!["--unsafe-no-fsync".into()]
-                } else {
-                    Vec::new()
-                },
+                // The rerun must be the same experiment (tester2 item 4b): every switch and argument the
+                // nodes ran with.
+                node_args: exported_node_args(*unsafe_no_fsync, options, node_args),
             },
             *rate,
         ),
@@ -311,6 +331,8 @@ mod tests {
                 node_bin: None,
                 unsafe_no_fsync: false,
                 kind: None,
+                options: Vec::new(),
+                node_args: Vec::new(),
             },
         )
     }
@@ -462,6 +484,24 @@ mod tests {
         let builtin = crate::kind::Kind::builtin("squall").unwrap().record();
         let text = with(builtin);
         assert!(!text.contains("kind = \"squall\""), "{text}");
+    }
+
+    #[test]
+    fn node_switches_and_scenario_node_args_export_as_node_args_once_each() {
+        // Issue 19: `--no-pre-vote`/`--no-check-quorum` were not in the logged settings, so exports dropped them.
+        let mut s = settings();
+        if let Event::Settings {
+            options, node_args, ..
+        } = &mut s.event
+        {
+            *options = vec!["no-pre-vote".into(), "no-check-quorum".into()];
+            *node_args = vec!["--no-pre-vote".into(), "--extra".into()];
+        }
+        let text = scenario_of(&[s], "log");
+        assert!(
+            text.contains("node-args = [\"--no-pre-vote\", \"--no-check-quorum\", \"--extra\"]"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub struct SessionConfig {
     pub node_bin: Option<PathBuf>,
     /// For tests: where to write the screen of the live state after every fault and at the end.
     pub dump_screens: Option<PathBuf>,
+    /// The node arguments a scenario's `node-args` added (already in `spec.node_prefix_args`), recorded in
+    /// the settings event so an export passes them again.
+    pub node_args: Vec<String>,
 }
 
 /// Creates the cluster directory and the event log, starts every node, and starts the workload the config
@@ -125,6 +128,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         workload,
         node_bin,
         dump_screens,
+        node_args,
     } = config;
     std::fs::create_dir_all(&spec.dir).map_err(|e| {
         format!(
@@ -160,6 +164,8 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         node_bin: node_bin.as_ref().map(|p| p.display().to_string()),
         unsafe_no_fsync: spec.unsafe_no_fsync,
         kind: Some(spec.kind.record()),
+        options: spec.options.clone(),
+        node_args,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let cluster = match Cluster::start(spec, tx.clone()).await {

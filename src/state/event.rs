@@ -66,6 +66,13 @@ pub enum Event {
         /// The node kind the session ran (absent in logs written before kinds were recorded: squall's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<crate::kind::KindRecord>,
+        /// The node kind's switches every node ran with, by their `[options]` names (`no-pre-vote`,
+        /// `no-check-quorum`; `squall up` takes each as `--NAME`), so an export reruns the same experiment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        options: Vec<String>,
+        /// Further arguments a scenario's `node-args` gave every node (beyond `--unsafe-no-fsync`), as written.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        node_args: Vec<String>,
     },
     /// A status poll result; the cluster layer sends it only when it differs from the previous one.
     Status {

@@ -213,6 +213,18 @@ impl Session {
         self.ask(cmd, "")
     }
 
+    /// Makes sure no fault is in force: a plain `heal`, answered `ok:` when something was healed, or refused
+    /// with `nothing to heal` when nothing was in force (an action that did not happen never answers `ok`).
+    /// Any other refusal fails the test. Returns the answer line.
+    pub fn heal_all(&mut self) -> String {
+        let answer = self.answer("heal");
+        assert!(
+            answer.starts_with("ok: ") || answer.starts_with("error: nothing to heal: "),
+            "`heal` failed: {answer}"
+        );
+        answer
+    }
+
     /// Sends `cmd` and returns its answer line, `ok:` or `error:`.
     pub fn answer(&mut self, cmd: &str) -> String {
         writeln!(self.stdin, "{cmd}").unwrap();
