@@ -321,8 +321,14 @@ fn a_terminal_too_small_says_so_and_80_columns_show_the_workload() {
 fn wide_tables_show_whole_roles_and_the_log_ruler_never_cuts_a_label() {
     use squall_node::raft::types::Role;
     let mut state = fixture::sample_state(5);
-    if let Some(s) = state.nodes.get_mut(&3).and_then(|n| n.status.as_mut()) {
-        s.core.role = Role::PreCandidate;
+    if let Some(n) = state.nodes.get_mut(&3) {
+        // The table draws the role every kind reports (the brief status), which a full status also sets.
+        if let Some(s) = n.status.as_mut() {
+            s.core.role = Role::PreCandidate;
+        }
+        if let Some(b) = n.brief.as_mut() {
+            b.role = Some(Role::PreCandidate);
+        }
     }
     for width in [120u16, 160] {
         let screen = render(width, 48, &state, &selected(1))
