@@ -49,7 +49,7 @@ pub enum Command {
     Node(NodeArgs),
     /// Run one Maelstrom node behind squall's network (what `up --maelstrom` spawns).
     #[command(hide = true)]
-    MaelstromNode(crate::maelstrom::bridge::BridgeArgs),
+    MaelstromNode(BridgeArgs),
     /// A Maelstrom echo/relay node in Rust, for the routing benchmark (BENCHMARKS.md).
     #[command(hide = true)]
     MaelstromBenchNode,
@@ -398,4 +398,24 @@ fn parse_scale(s: &str) -> Result<f64, String> {
         .ok()
         .filter(|f| f.is_finite() && *f >= 0.05 && *f <= 20.0)
         .ok_or_else(|| format!("`{s}` is not a scale from 0.05 to 20 (e.g. 0.5)"))
+}
+
+/// The flags of `squall maelstrom-node` (the bridge between a Maelstrom node and squall: `kind::maelstrom::bridge`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BridgeArgs {
+    /// The Maelstrom node executable.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// This node's id (it is node `n{id}`).
+    #[arg(long)]
+    pub id: u64,
+    /// The other nodes and the proxy address each is reached at: `2=127.0.0.1:4100,3=…` (may be empty).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub peers: String,
+    /// The node's working directory (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Where to write `{"peer": ADDR, "client": ADDR}` once the node answered `init`.
+    #[arg(long)]
+    pub addr_file: PathBuf,
 }

@@ -45,7 +45,7 @@ fn target_kind(t: &Target) -> Result<(crate::kind::Kind, Option<String>), String
         _ => None,
     };
     match record {
-        Some(r) => r.load().map_err(|e| {
+        Some(r) => crate::kind::Kind::from_record(&r).map_err(|e| {
             format!(
                 "the cluster runs node kind `{}`, which cannot be loaded: {e}",
                 r.name

@@ -10,7 +10,7 @@ pub mod commands;
 pub mod histories;
 pub mod input;
 pub mod kind;
-pub mod maelstrom;
+
 pub mod record;
 pub mod render;
 pub mod report;

@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Node(args) => squall_node::cli::run_node(args),
-        Command::MaelstromNode(args) => squall::maelstrom::bridge::run(args),
-        Command::MaelstromBenchNode => squall::maelstrom::benchnode::run(),
+        Command::MaelstromNode(args) => squall::kind::maelstrom::bridge::run(args),
+        Command::MaelstromBenchNode => squall::kind::maelstrom::benchnode::run(),
         Command::Up(args) => squall::commands::up(args),
         Command::Status(args) => {
             die_on_closed_output();

@@ -50,10 +50,10 @@ pub fn effective(args: &UpArgs) -> UpArgs {
 /// hint, a switch the kind does not offer.
 pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
     let kind = match &args.maelstrom {
-        Some(program) => crate::maelstrom::kind_for(program)?,
+        Some(program) => crate::kind::maelstrom_kind_for(program)?,
         None => load_kind(args.node_kind.as_deref())?,
     };
-    crate::maelstrom::needs_program(&kind)?;
+    crate::kind::needs_program(&kind)?;
     let (node_program, node_prefix_args) = node_program(&kind, args.node_bin.as_deref())?;
     // Switches of the node itself: the kind says how its node spells each, or that it has none.
     let mut options = Vec::new();

@@ -167,7 +167,7 @@ fn etcd_elects_a_leader_survives_its_kill_and_a_cut_and_steps_held_frames_under_
         "one held heartbeat delivered: {stepped}"
     );
     s.ok(&format!("release {leader}->{follower}"));
-    s.ok("heal");
+    s.heal_all();
 
     // A nemesis of each link and process fault, then the workload's history is judged linearizable.
     let nemesis = [
@@ -182,7 +182,7 @@ fn etcd_elects_a_leader_survives_its_kill_and_a_cut_and_steps_held_frames_under_
         s.ok(cmd);
         std::thread::sleep(Duration::from_millis(1500));
     }
-    s.ok("heal");
+    s.heal_all();
     let verdict = s.ask("check", "linearizability check");
     assert!(
         verdict.starts_with("ok: linearizability check passed"),

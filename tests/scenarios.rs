@@ -453,6 +453,35 @@ fn a_fault_ending_when_the_fault_phase_ends_is_not_undone_twice() {
     assert!(out.contains("verdict: valid"), "{out}");
 }
 
+/// Teaching mode's frozen timers are squall's doing: the final heal thaws them, so a scenario that froze the
+/// nodes and killed the leader is judged on what the nodes do once time runs again (tester3: it was judged
+/// `invalid` on liveness, every exported teaching session starting with `freeze`).
+#[test]
+fn the_final_heal_thaws_frozen_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("freeze-kill.toml");
+    std::fs::write(
+        &file,
+        "# freeze, then kill the leader; the final heal must thaw\n\
+         expect = \"valid\"\n\
+         [workload]\nrate = 20\n\
+         [run]\nduration = \"3s\"\nrecovery = \"5s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"freeze\"\n\
+         [[timeline]]\nat = \"1500ms\"\ndo = \"kill leader\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "6", "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("thaw (final)"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
+
 /// The commands a session log records as performed: (session ms, command), in order.
 fn performed_commands(log: &Path) -> Vec<(u64, squall::command::Command)> {
     let log = squall::record::eventlog::read_event_log::<squall::state::Stamped>(log)

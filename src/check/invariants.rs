@@ -271,7 +271,7 @@ impl Invariants {
     pub fn brief_observation(
         at_ms: u64,
         node: u64,
-        brief: &crate::state::BriefStatus,
+        brief: &super::brief::BriefStatus,
         incarnation: u64,
     ) -> Observation {
         Observation {

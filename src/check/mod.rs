@@ -10,6 +10,7 @@
 //! - [`invariants`]: Raft's safety properties checked live from the nodes' statuses and event feeds;
 //! - [`liveness`]: progress whenever the cluster is healthy, judged apart from safety, and recovery times.
 
+pub mod brief;
 pub mod diagram;
 pub mod format;
 pub mod history;

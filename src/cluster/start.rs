@@ -53,7 +53,7 @@ impl Cluster {
         let sup = Supervisor::new().context("starting the process supervisor")?;
         if spec.kind.peers.classifier == "maelstrom" {
             // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
-            crate::maelstrom::service::start()
+            crate::kind::maelstrom::service::start()
                 .await
                 .context("starting the Maelstrom kv services")?;
         }
@@ -262,10 +262,10 @@ impl Cluster {
             env = self.inner.clocks.env(id, &node_dir)?;
         }
         if spec.kind.peers.classifier == "maelstrom"
-            && let Some(addr) = crate::maelstrom::service::address()
+            && let Some(addr) = crate::kind::maelstrom::service::address()
         {
             env.push((
-                crate::maelstrom::service::ENV.into(),
+                crate::kind::maelstrom::service::ENV.into(),
                 addr.to_string().into(),
             ));
         }
@@ -594,7 +594,9 @@ fn network_for(kind: &Kind, seed: u64) -> Network {
         match kind.peers.classifier.as_str() {
             "squall-raft" => Some(Arc::new(classify::RaftClassifier)),
             "etcd-raft" => Some(Arc::new(crate::kind::etcd::classify::EtcdClassifier)),
-            "maelstrom" => Some(Arc::new(crate::maelstrom::classify::MaelstromClassifier)),
+            "maelstrom" => Some(Arc::new(
+                crate::kind::maelstrom::classify::MaelstromClassifier,
+            )),
             _ => None,
         };
     let framing = squall_chaos::Framing::from_name(&kind.peers.framing)

@@ -12,6 +12,27 @@ use serde::{Deserialize, Serialize};
 
 use super::target::{NodeId, Target};
 
+/// The message kinds a Maelstrom node's peer messages are labelled with, by body `type`, in the classifier's
+/// index order (`kind::maelstrom::classify`); the last one takes every type not listed.
+pub const MAELSTROM_LABELS: [&str; 16] = [
+    "read",
+    "read_ok",
+    "write",
+    "write_ok",
+    "cas",
+    "cas_ok",
+    "error",
+    "broadcast",
+    "broadcast_ok",
+    "gossip",
+    "add",
+    "request_vote",
+    "request_vote_res",
+    "append_entries",
+    "append_entries_res",
+    "other",
+];
+
 /// The message kinds a fault can be limited to (`only KIND[,KIND]`), as the wire classifier labels frames
 /// (`crate::cluster::classify`). Index order is the label order.
 pub const MESSAGE_KINDS: [&str; 9] = [
@@ -483,15 +504,13 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
             }
             ("only", Some(v)) => {
                 for k in v.split(',').filter(|k| !k.is_empty()) {
-                    // A Maelstrom node's messages are labelled by body type (crate::maelstrom::classify); the
+                    // A Maelstrom node's messages are labelled by body type (`kind::maelstrom::classify`); the
                     // cluster refuses a kind its node kind does not label when the fault is put in place.
-                    if !MESSAGE_KINDS.contains(&k)
-                        && !crate::maelstrom::classify::LABELS.contains(&k)
-                    {
+                    if !MESSAGE_KINDS.contains(&k) && !MAELSTROM_LABELS.contains(&k) {
                         return Err(format!(
                             "`{k}` is not a message kind; kinds: {} (a Maelstrom node's: {})",
                             MESSAGE_KINDS.join(", "),
-                            crate::maelstrom::classify::LABELS.join(", ")
+                            MAELSTROM_LABELS.join(", ")
                         ));
                     }
                     if !only.iter().any(|o| o == k) {

@@ -9,6 +9,9 @@
 
 pub mod drivers;
 pub mod etcd;
+pub mod maelstrom;
+mod maelstrom_kind;
+pub use maelstrom_kind::{kind_for as maelstrom_kind_for, needs_program};
 mod file;
 pub mod http_json;
 pub mod launch;
@@ -27,14 +30,16 @@ pub use template::Template;
 pub const BUILTINS: &[(&str, &str)] = &[
     ("squall", include_str!("../../kinds/squall.toml")),
     (
-        crate::maelstrom::KIND,
+        crate::kind::maelstrom::KIND,
         include_str!("../../kinds/maelstrom.toml"),
     ),
     ("etcd", include_str!("../../kinds/etcd.toml")),
 ];
 
 /// The kind `--node-kind` defaults to.
-pub const DEFAULT: &str = "squall";
+pub const DEFAULT: &str = crate::state::DEFAULT_KIND;
+
+pub use crate::state::KindRecord;
 
 /// Placeholders every launch string may use.
 const NODE_PLACEHOLDERS: &[&str] = &[
@@ -258,46 +263,6 @@ pub struct Kind {
     /// A digest of the file's text ([`digest`]): tells a later reader (`squall status`, replay, report)
     /// whether the file it finds under the recorded path is the one the session ran.
     pub digest: String,
-}
-
-/// Which kind a session ran, as `cluster.json` and the event log's settings record it: enough for one-shot
-/// commands, replay, export and the report to find it again and to tell whether a file changed since.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KindRecord {
-    /// The kind's name (`squall`, `etcd`, a file's `name`).
-    pub name: String,
-    /// The kind file's path as it was given, for a person's file; absent for a built-in kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// The file text's [`digest`] when the session started.
-    pub digest: String,
-}
-
-impl KindRecord {
-    /// What `--node-kind` and a scenario's `[cluster] kind` take to name it again: the file, else the name.
-    pub fn arg(&self) -> &str {
-        self.file.as_deref().unwrap_or(&self.name)
-    }
-
-    /// Whether it is the default kind (a scenario leaves `kind` out for it).
-    pub fn is_default(&self) -> bool {
-        self.file.is_none() && self.name == DEFAULT
-    }
-
-    /// Loads the kind again; `Err` when it cannot be (a file gone or broken: the message names it). A file
-    /// whose text changed since is loaded, and the warning says so.
-    pub fn load(&self) -> Result<(Kind, Option<String>), KindError> {
-        let kind = Kind::load(self.arg())?;
-        let warning = (kind.digest != self.digest).then(|| {
-            format!(
-                "the kind file {} changed since the session started (digest {}, now {}); using it as it is now",
-                self.arg(),
-                self.digest,
-                kind.digest
-            )
-        });
-        Ok((kind, warning))
-    }
 }
 
 /// A kind file's digest: 64-bit FNV-1a of its text, in hex. It only tells whether a file changed (not a
@@ -881,7 +846,7 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout)),
-            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+            "maelstrom" => Box::new(crate::kind::maelstrom::client::MaelstromStatus::new(
                 addr, timeout,
             )),
             "http-json" => Box::new(http_json::HttpStatus::new(
@@ -903,7 +868,7 @@ impl Kind {
     ) -> Box<dyn drivers::StatusSource> {
         match self.status.name.as_str() {
             "squall" => Box::new(squall::SquallStatus::new(addr, timeout).without_feed()),
-            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromStatus::new(
+            "maelstrom" => Box::new(crate::kind::maelstrom::client::MaelstromStatus::new(
                 addr, timeout,
             )),
             "http-json" => Box::new(http_json::HttpStatus::new(
@@ -920,7 +885,7 @@ impl Kind {
     pub fn kv_client(&self, addrs: drivers::Addrs) -> Box<dyn drivers::KvClient> {
         match self.client.name.as_str() {
             "squall" => Box::new(squall::SquallKv::new(addrs)),
-            "maelstrom" => Box::new(crate::maelstrom::client::MaelstromKv::new(addrs)),
+            "maelstrom" => Box::new(crate::kind::maelstrom::client::MaelstromKv::new(addrs)),
             "http-json" => Box::new(http_json::HttpKv::new(
                 addrs,
                 self.client_http.clone().expect("checked at load"),
@@ -928,6 +893,21 @@ impl Kind {
             "etcd-v3" => Box::new(etcd::drivers::EtcdKv::new(addrs)),
             other => unreachable!("client protocol {other} was refused at load"),
         }
+    }
+
+    /// Loads the kind again; `Err` when it cannot be (a file gone or broken: the message names it). A file
+    /// whose text changed since is loaded, and the warning says so.
+    pub fn from_record(record: &KindRecord) -> Result<(Kind, Option<String>), KindError> {
+        let kind = Self::load(record.arg())?;
+        let warning = (kind.digest != record.digest).then(|| {
+            format!(
+                "the kind file {} changed since the session started (digest {}, now {}); using it as it is now",
+                record.arg(),
+                record.digest,
+                kind.digest
+            )
+        });
+        Ok((kind, warning))
     }
 
     /// What `cluster.json` and the event log record of it.

@@ -6,9 +6,7 @@ use plotters::prelude::*;
 use super::model::{Lane, Model, OpPoint};
 use crate::check::{Failure, Outcome};
 
-/// At most this many points in the latency plot; beyond it `ok` points are thinned evenly (every `fail` and
-/// `info` is kept), so a long session still gives a file a browser opens quickly.
-pub const MAX_POINTS: usize = 20_000;
+pub use super::stream::MAX_POINTS;
 /// At most this many operations of a failing window are drawn.
 pub const MAX_WINDOW_OPS: usize = 40;
 

@@ -9,16 +9,8 @@ use crate::check::{OpEvent, Outcome};
 use crate::command::{ClockAction, Command, DiskAction, FaultCmd, PowerTarget, Target};
 use crate::state::{Event, MembershipStep, ProcessState, Stamped, Verdict};
 
-/// One completed operation as the latency plot shows it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OpPoint {
-    /// When it was invoked, in seconds since the session started.
-    pub at_s: f64,
-    /// Invocation to completion, in milliseconds.
-    pub latency_ms: f64,
-    /// How it ended.
-    pub outcome: Outcome,
-}
+// Defined beside the builders that make them (the builders sit below the model, which uses them).
+pub use super::stream::{OpPoint, Second};
 
 /// A fault and how long it lasted.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,23 +42,6 @@ pub enum Lane {
     PreCandidate,
     /// Process down (killed, exited, restarting) or paused.
     Down,
-}
-
-/// Latency quantiles and throughput of one second.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Second {
-    /// Second since the session started.
-    pub second: u64,
-    /// Operations completed `ok` in it.
-    pub ok: u64,
-    /// Median latency of those, in milliseconds.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Maximum.
-    pub max_ms: f64,
 }
 
 /// A check's verdict as the session reported it.

@@ -7,13 +7,44 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
-use super::model::{OpPoint, Second};
 use crate::check::{OpEvent, OpType, Outcome};
 
+/// One completed operation as the latency plot shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpPoint {
+    /// When it was invoked, in seconds since the session started.
+    pub at_s: f64,
+    /// Invocation to completion, in milliseconds.
+    pub latency_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Latency quantiles and throughput of one second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Second {
+    /// Second since the session started.
+    pub second: u64,
+    /// Operations completed `ok` in it.
+    pub ok: u64,
+    /// Median latency of those, in milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+/// At most this many points in the latency plot; beyond it `ok` points are thinned evenly (every `fail` and
+/// `info` is kept), so a long session still gives a file a browser opens quickly.
+pub const MAX_POINTS: usize = 20_000;
+
 /// How many points of one outcome class (`ok`, or `fail` and `info`) the sample keeps at most; the chart
-/// draws at most [`super::charts::MAX_POINTS`] of them, so up to that many of each class the chart is the
+/// draws at most [`MAX_POINTS`] of them, so up to that many of each class the chart is the
 /// one drawn from every operation.
-pub const SAMPLE_PER_CLASS: usize = super::charts::MAX_POINTS;
+pub const SAMPLE_PER_CLASS: usize = MAX_POINTS;
 
 /// A second's latencies are kept until events this much later than its end have been seen; an `ok`
 /// operation that completes later still counts in its second's throughput and maximum, but not in its

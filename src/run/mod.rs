@@ -112,10 +112,10 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
     let s = &plan.scenario;
     let c = &s.cluster;
     let kind = match &c.maelstrom {
-        Some(program) => crate::maelstrom::kind_for(program)?,
+        Some(program) => crate::kind::maelstrom_kind_for(program)?,
         None => crate::setup::load_kind(c.kind.as_deref())?,
     };
-    crate::maelstrom::needs_program(&kind)?;
+    crate::kind::needs_program(&kind)?;
     let (node_program, mut node_prefix_args) = node_program(&kind, c.node_bin.as_deref())?;
     // `--unsafe-no-fsync` goes through the spec (which passes it on) so the session records it as a fault for
     // the whole session and the report lists it (tester2 item 7: the library scenario got no row).

@@ -316,6 +316,15 @@ async fn final_heal(
         Outcome::Refused(why) => say_no_op(feed, cluster, "heal (final)", &why),
         heal => say_outcome(feed, cluster, "heal (final)", &heal),
     }
+    // Teaching mode's frozen timers are squall's doing, not the nodes': the heal ends them too, or a run that
+    // froze the nodes would be judged on elections squall itself stopped (tester3 finding 2).
+    if cluster.frozen() {
+        let thaw = cluster.perform(Command::Thaw).await;
+        say_outcome(feed, cluster, "thaw (final)", &thaw);
+        if matches!(thaw, Outcome::Refused(_)) {
+            failed.push(failed_step("thaw (final)", now, &thaw));
+        }
+    }
     for id in state.nodes.keys() {
         if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
             // Stopped on purpose: it is no longer a member.

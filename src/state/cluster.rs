@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, VecDeque};
 use squall_node::raft::types::Role;
 use squall_node::rpc::NodeStatus;
 
-use super::event::{BriefStatus, Event, LinkView, ProcessState, Stamped};
+use super::event::{Event, LinkView, ProcessState, Stamped};
 use super::feed::{FeedKind, FeedLine};
 use super::lane::{Lane, LaneRole};
 use super::series::RateSeries;
+use crate::check::brief::BriefStatus;
 
 /// Most sampled client operations kept for latency figures.
 pub const CLIENT_OPS_CAPACITY: usize = 256;

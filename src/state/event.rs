@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use squall_node::rpc::{EventRecord, NodeStatus};
 
+use crate::check::brief::BriefStatus;
 pub use crate::command::WorkloadKind;
 use crate::command::{Command, FaultCmd};
 
@@ -65,7 +66,7 @@ pub enum Event {
         unsafe_no_fsync: bool,
         /// The node kind the session ran (absent in logs written before kinds were recorded: squall's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        kind: Option<crate::kind::KindRecord>,
+        kind: Option<KindRecord>,
         /// The node kind's switches every node ran with, by their `[options]` names (`no-pre-vote`,
         /// `no-check-quorum`; `squall up` takes each as `--NAME`), so an export reruns the same experiment.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -296,77 +297,6 @@ pub enum Event {
     Quit,
 }
 
-/// What any node kind can report of one node: each field `None` when its kind cannot report it (shown as `—`,
-/// never guessed). [`Event::Brief`] carries it; a full [`NodeStatus`] yields one too ([`BriefStatus::of`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BriefStatus {
-    /// Leader, follower, candidate…
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<squall_node::raft::Role>,
-    /// The node's current term.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub term: Option<u64>,
-    /// The leader the node knows of: `Some(None)` when it knows of none, `None` when its kind cannot say.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "double_option"
-    )]
-    pub leader: Option<Option<u64>>,
-    /// Highest index the node knows committed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<u64>,
-    /// Highest index applied to its state machine.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied: Option<u64>,
-    /// The process the report came from (the node's own word, else the supervisor's), which tells one
-    /// process's reports from the next.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-}
-
-impl BriefStatus {
-    /// The fields of a full status.
-    pub fn of(status: &NodeStatus) -> BriefStatus {
-        BriefStatus {
-            role: Some(status.core.role),
-            term: Some(status.core.term),
-            leader: Some(status.core.leader),
-            commit: Some(status.core.commit_index),
-            applied: Some(status.applied_index),
-            pid: Some(status.pid),
-        }
-    }
-
-    /// The term it leads in, when it says it leads and its term is known.
-    pub fn leads(&self) -> Option<u64> {
-        (self.role == Some(squall_node::raft::Role::Leader))
-            .then_some(self.term)
-            .flatten()
-    }
-}
-
-/// `Option<Option<T>>` in JSON: the field absent is `None`, `null` is `Some(None)`.
-mod double_option {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<T: Serialize, S: Serializer>(
-        v: &Option<Option<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(inner) => inner.serialize(s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
-}
-
 /// The steps of a membership change, as [`Event::Membership`] reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipStep {
@@ -567,4 +497,32 @@ pub struct LinkView {
     /// Frames delayed so far (latency, reorder, bandwidth).
     #[serde(default)]
     pub delayed: u64,
+}
+
+/// The node kind a session runs when none is named (`kind::DEFAULT`).
+pub const DEFAULT_KIND: &str = "squall";
+
+/// Which kind a session ran, as `cluster.json` and the event log's settings record it: enough for one-shot
+/// commands, replay, export and the report to find it again and to tell whether a file changed since.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KindRecord {
+    /// The kind's name (`squall`, `etcd`, a file's `name`).
+    pub name: String,
+    /// The kind file's path as it was given, for a person's file; absent for a built-in kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The file text's digest (`kind::digest`) when the session started.
+    pub digest: String,
+}
+
+impl KindRecord {
+    /// What `--node-kind` and a scenario's `[cluster] kind` take to name it again: the file, else the name.
+    pub fn arg(&self) -> &str {
+        self.file.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether it is the default kind (a scenario leaves `kind` out for it).
+    pub fn is_default(&self) -> bool {
+        self.file.is_none() && self.name == DEFAULT_KIND
+    }
 }

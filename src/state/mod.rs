@@ -19,6 +19,7 @@ mod narrate;
 mod series;
 mod view;
 
+pub use crate::check::brief::BriefStatus;
 pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, LinkRate, NodeView, WorkloadView,
     describe_node, role_label,
@@ -26,8 +27,8 @@ pub use cluster::{
 pub use compress::StatusCompressor;
 pub use config::{ConfigView, MemberRole, role_in};
 pub use event::{
-    ActiveFault, BriefStatus, Event, FaultEnd, HeldView, LinkState, LinkView, MembershipStep,
-    ProcessState, Stamped, Verdict, WorkloadKind,
+    ActiveFault, DEFAULT_KIND, Event, FaultEnd, HeldView, KindRecord, LinkState, LinkView,
+    MembershipStep, ProcessState, Stamped, Verdict, WorkloadKind,
 };
 pub use feed::{FEED_CAPACITY, FeedKind, FeedLine};
 pub use holdback::HoldBack;

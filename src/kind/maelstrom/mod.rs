@@ -18,11 +18,7 @@ pub mod classify;
 pub mod client;
 pub mod service;
 
-use std::path::Path;
-
 use serde::Deserialize;
-
-use crate::kind::Kind;
 
 /// The built-in kind's name.
 pub const KIND: &str = "maelstrom";
@@ -35,47 +31,6 @@ pub fn node_name(id: u64) -> String {
 /// The node id of a Maelstrom node name (`n3` → 3), `None` for anything else (clients, services).
 pub fn node_id(name: &str) -> Option<u64> {
     name.strip_prefix('n')?.parse().ok().filter(|&id| id > 0)
-}
-
-/// The kind that runs `program` (a Maelstrom node executable) under the bridge: the built-in `maelstrom`
-/// kind with `--program PATH` added to its leading arguments. `Err` says what is wrong with `program`.
-pub fn kind_for(program: &Path) -> Result<Kind, String> {
-    let path = std::path::absolute(program)
-        .map_err(|e| format!("--maelstrom {}: {e}", program.display()))?;
-    if !path.is_file() {
-        return Err(format!(
-            "--maelstrom {}: no such file; give the path of your Maelstrom node executable",
-            program.display()
-        ));
-    }
-    if !is_executable(&path) {
-        return Err(format!(
-            "--maelstrom {}: not executable; chmod +x it (a script needs a #! line)",
-            program.display()
-        ));
-    }
-    let mut kind = Kind::builtin(KIND).expect("the maelstrom kind is built in");
-    kind.args.push("--program".to_string());
-    kind.args.push(path.display().to_string());
-    Ok(kind)
-}
-
-/// Refuses the bare built-in `maelstrom` kind (`--node-kind maelstrom`, `kind = "maelstrom"`): it has no node
-/// program until [`kind_for`] gives it one. Other kinds pass.
-pub fn needs_program(kind: &Kind) -> Result<(), String> {
-    if kind.name == KIND && !kind.args.iter().any(|a| a == "--program") {
-        return Err(
-            "node kind `maelstrom` runs your Maelstrom node: name it with `--maelstrom PATH` (or \
-             `maelstrom = \"PATH\"` in a scenario's [cluster]) instead of the kind"
-                .to_string(),
-        );
-    }
-    Ok(())
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// What the router reads of a message: where it goes and what type its body has; the rest passes untouched.

@@ -9,25 +9,9 @@
 
 use squall_chaos::{Classifier, Flow};
 
-/// The labels, in index order; the last one takes every type not listed.
-pub const LABELS: [&str; 16] = [
-    "read",
-    "read_ok",
-    "write",
-    "write_ok",
-    "cas",
-    "cas_ok",
-    "error",
-    "broadcast",
-    "broadcast_ok",
-    "gossip",
-    "add",
-    "request_vote",
-    "request_vote_res",
-    "append_entries",
-    "append_entries_res",
-    "other",
-];
+/// The labels, in index order; the last one takes every type not listed (kept with the command vocabulary,
+/// which checks `only` filters against them).
+pub use crate::command::fault::MAELSTROM_LABELS as LABELS;
 
 /// The classifier of kind `maelstrom`.
 #[derive(Debug, Default, Clone, Copy)]

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -46,25 +46,7 @@ const MAX_FRAME: usize = 64 << 20;
 /// Malformed lines kept for [`Status::recent_malformed`].
 const RECENT: usize = 8;
 
-/// The flags of `squall maelstrom-node` (see the module comment).
-#[derive(clap::Args, Debug, Clone)]
-pub struct BridgeArgs {
-    /// The Maelstrom node executable.
-    #[arg(long)]
-    pub program: PathBuf,
-    /// This node's id (it is node `n{id}`).
-    #[arg(long)]
-    pub id: u64,
-    /// The other nodes and the proxy address each is reached at: `2=127.0.0.1:4100,3=…` (may be empty).
-    #[arg(long, default_value = "", allow_hyphen_values = true)]
-    pub peers: String,
-    /// The node's working directory (created if missing).
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Where to write `{"peer": ADDR, "client": ADDR}` once the node answered `init`.
-    #[arg(long)]
-    pub addr_file: PathBuf,
-}
+pub use crate::cli::BridgeArgs;
 
 /// The bridge's counters, as a status request answers them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
