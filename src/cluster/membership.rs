@@ -364,12 +364,12 @@ impl Cluster {
                 proxies.insert((from, to), addr);
             }
         }
-        let slot = self.slot_for(
-            id,
-            &proxies,
-            true,
-            squall_node::storage::InitialState::Existing,
-        )?;
+        // A fresh id (ids are never reused: the roster keeps every one taken), so its empty directory is a new
+        // member's, not one that lost data: it never voted and never acknowledged an entry, and starting it as
+        // lost data would hold it in recovery until every other voter answered (the recovery rule since the
+        // double-vote fix), so one voter down kept an added node from ever becoming a voter. Its restarts are
+        // `existing` (`restart_flags`).
+        let slot = self.slot_for(id, &proxies, true, squall_node::storage::InitialState::New)?;
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
         // Recorded before it starts: a later session must know id `id` is taken, and that node `id` is not a
