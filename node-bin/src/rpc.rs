@@ -195,7 +195,7 @@ pub struct NodeStatus {
     pub keys: u64,
     /// The node may have lost durable state (wiped, a damaged WAL record cut, an unfinished recovery) and is
     /// recovering: it does not vote, campaign or count towards a quorum until it has learned the current term
-    /// from a majority of the other voters and been caught up by a leader (`raft::recovery`). False in
+    /// from every other voter and been caught up by a leader (`raft::recovery`). False in
     /// event logs written before it existed.
     #[serde(default)]
     pub recovering: bool,

@@ -337,7 +337,11 @@ fn random_faults_keep_raft_safe_and_live() {
 /// and voted again in its term (`raft::recovery_tests::a_node_that_lost_its_vote_to_an_election_in_flight_…`).
 /// 830000000830 failed the durable-acknowledgement check falsely: a cut damaged record lost an entry the node
 /// had acknowledged, and the check still held that old answer against a later, unanswered copy of the entry.
-const ISSUE_18_SEEDS: [u64; 15] = [
+/// 796631174296: a cut damaged record held a committed configuration change ({1,2,3,6} to {1,2,6}, committed by
+/// nodes 1 and 2); judging with the older configuration, node 2 took the word of nodes 3 and 6 (a majority of
+/// its others, both lacking the entry) and led term 10 without it. A recovering node now needs every other
+/// member's word (`raft::recovery_tests::a_node_that_cut_a_configuration_entry_…`).
+const ISSUE_18_SEEDS: [u64; 16] = [
     1070,
     1156,
     1258,
@@ -353,6 +357,7 @@ const ISSUE_18_SEEDS: [u64; 15] = [
     800000000531,
     796603842066, // a vote lost to an election in flight
     830000000830, // an acknowledgement lost to a cut, not to a missing fsync
+    796631174296, // a committed configuration entry cut: majorities judged with the older configuration
 ];
 
 #[test]
@@ -376,8 +381,17 @@ fn issue_18_seeds_stay_safe() {
 ///   voter it had not probed, so it could no longer validate the leader); the leader ignored the answer but
 ///   kept the batch in flight, and nothing sent it again while the clients were quiet
 ///   (`raft::liveness_tests::a_batch_a_recovering_follower_answered_with_term_0_…`).
-const LIVENESS_AFTER_LOSS_SEEDS: [u64; 4] =
-    [796594048973, 796592838934, 796592840312, 830000000369];
+/// - 796617983015: a recovering follower that had learned term 15 (from a node that campaigned alone up to it
+///   and was then wiped) answered the appends of the leader of term 13 with term 0; the leader led on, and the
+///   follower could accept no leader below 15. It now answers with 15, and the stale leader steps down
+///   (`raft::recovery_tests::a_recovering_node_answers_a_leader_below_the_term_it_learned_with_that_term`).
+const LIVENESS_AFTER_LOSS_SEEDS: [u64; 5] = [
+    796594048973,
+    796592838934,
+    796592840312,
+    830000000369,
+    796617983015,
+];
 
 #[test]
 fn liveness_after_data_loss_seeds_stay_live() {

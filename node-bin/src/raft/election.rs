@@ -128,11 +128,11 @@ impl Raft {
             }
             let had_voted = self.vote.is_some() && self.term == req.term;
             if !self.recovering_vote(&req) {
-                // The refusal carries `T`, the term it learned from a majority of the others, when that is
+                // The refusal carries `T`, the highest term it learned from every other voter, when that is
                 // higher: a candidate of a term up to `T` is never granted, and may hear of `T` from no one
-                // else (simulation seed 1885), so it must campaign above it. Adopting a term a majority reached
+                // else (simulation seed 1885), so it must campaign above it. Adopting a term a voter reached
                 // changes nothing else there.
-                return refuse(self.term.max(self.probed_term().unwrap_or(0)));
+                return refuse(self.term.max(self.known_term().unwrap_or(0)));
             }
             if !req.pre_vote && !had_voted {
                 self.events.push(RaftEvent::VoteGranted {

@@ -10,36 +10,51 @@
 //!
 //! 1. It neither votes, grants pre-votes, campaigns, nor answers a leader in a way that counts towards any
 //!    quorum (commit, ReadIndex, CheckQuorum): to a leader it has not validated it answers with term 0,
-//!    which every leader ignores.
-//! 2. It asks the *other* voters of its configuration for their current term and whether a log position `P`
-//!    is at least as up to date as theirs (a "probe": a pre-vote request for term 0, which no real campaign
-//!    uses; the answer carries the answerer's term and `granted` = "`P` is at least as up to date as my log",
-//!    and changes nothing there). Once *every* other voter answered, it knows `T`, the highest term among
-//!    them: every term it may have voted in is at most `T`. A vote goes to a candidate, and a candidate
-//!    stores its term before it asks (Raft §5.2, Figure 2), so the candidate holding the forgotten vote is
-//!    at that term or later when it answers. A majority of the others is not enough: the candidate may be
-//!    the one voter outside the majority, with its election still in flight because the majority has not
-//!    heard of its term yet, and it can still win that term with the forgotten vote later (simulation seed
-//!    800000000531: nodes 1-3 answered term 0 while node 4, holding node 5's vote in term 1, still
-//!    campaigned). A voter that is recovering itself answers "nothing to tell" (term 0, not vouched; see
-//!    `Raft::answer_probe`): it counts as heard, adding no term, because the process that campaigned before
-//!    its loss is gone, and with it every election that process had in flight. For `P`, only answers from
-//!    voters that are not recovering count: a recovering answerer may have forgotten the entries it
-//!    acknowledged. Any majority of the others intersects every quorum that committed an entry, so when a
-//!    majority of the others said `P` is at least as up to date as their logs, any log at `P` or beyond holds
-//!    every committed entry (the Leader Completeness argument, Raft dissertation §3.6.3). That argument needs
-//!    every vouching answer to come from a node that still holds what it acknowledged: with `f` voters wiped
-//!    (a minority), a majority of the others always includes one holder of each committed entry only if the
-//!    wiped ones are not counted.
+//!    which every leader ignores, or, to a leader below the `T` of rule 2, with `T`, so that leader steps
+//!    down and the next election is above `T` (simulation seed 796617983015: a follower that had learned 15
+//!    answered the leader of term 13 with 0, and neither could ever move on). A `T` once learned stays good
+//!    enough to take the appends of a leader of `T` or later when the configuration changes and a voter of the
+//!    new one has not answered yet (tester3 finding 1: a snapshot's configuration, older than the removal
+//!    that follows it in the leader's log, named a removed voter; waiting for it, the node refused the very
+//!    append that would have removed it).
+//! 2. It asks the *other* members of its configuration (voters and learners) for their current term and
+//!    whether a log position `P` is at least as up to date as theirs (a "probe": a pre-vote request for term
+//!    0, which no real campaign uses; the answer carries the answerer's term and `granted` = "`P` is at least
+//!    as up to date as my log", and changes nothing there). Once *every* other voter answered, it knows `T`,
+//!    the highest term among them: every term it may have voted in is at most `T`. A vote goes to a
+//!    candidate, and a candidate stores its term before it asks (Raft §5.2, Figure 2), so the candidate
+//!    holding the forgotten vote is at that term or later when it answers. A majority of the others is not
+//!    enough: the candidate may be the one voter outside the majority, with its election still in flight
+//!    because the majority has not heard of its term yet, and it can still win that term with the forgotten
+//!    vote later (simulation seed 800000000531: nodes 1-3 answered term 0 while node 4, holding node 5's vote
+//!    in term 1, still campaigned). A node that is recovering itself answers "nothing to tell" (term 0, not
+//!    vouched; see `Raft::answer_probe`): it counts as heard, adding no term, because the process that
+//!    campaigned before its loss is gone, and with it every election that process had in flight.
+//!
+//!    `P` counts as vouched for when *every* other member that is not recovering said so, and every other
+//!    voter is one of them (a learner that is recovering acknowledged nothing that counted, and is passed
+//!    over). Not a majority of the others: that majority meets every quorum that committed an entry only when
+//!    it is judged with the configuration that committed it, and a node that lost data may hold an older
+//!    one. The cut may have removed the very entry that changed the configuration (simulation seed
+//!    796631174296: entry 44 changed {1,2,3,6} to {1,2,6} and committed with nodes 1 and 2; node 2 cut it,
+//!    and nodes 3 and 6, a majority of its others in {1,2,3,6} but lacking entry 44, vouched for it). With
+//!    every other member vouching, every node that may count in a configuration one change away from this
+//!    node's (a voter removed, a learner promoted) has said that `P` is at least as up to date as its log, so
+//!    any log at `P` or beyond holds every committed entry (the Leader Completeness argument, Raft
+//!    dissertation §3.6.3): each committed entry has a holder outside this node that did not lose it, as long
+//!    as fewer than half the voters lost data. This costs little: `T` already needs every other voter to
+//!    answer, and then the one up-to-date candidate is vouched for by all. Answers from recovering nodes
+//!    never vouch: they may have forgotten the entries they acknowledged.
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
 //!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
 //!    is an entry of the leader's own term (so it holds every committed entry and the committed
 //!    configuration as of then; a leader's commit index is volatile, and before it commits an entry of its
-//!    term it may lag what earlier leaders committed, Raft §5.4.2), or a majority of the others said its own
-//!    log position is at least as up to date as theirs. A sole voter has no one to ask: it lost the only
-//!    copy, so it stays recovering (tester report C13) until an operator accepts the loss (see below).
+//!    term it may lag what earlier leaders committed, Raft §5.4.2), or every other member vouched for its own
+//!    log position (rule 2). Either way `T` comes from every other voter of the configuration it holds then.
+//!    A sole voter has no one to ask: it lost the only copy, so it stays recovering (tester report C13) until
+//!    an operator accepts the loss (see below).
 //! 4. Before that, it may still grant a vote (or pre-vote) in a term above `T` to a candidate whose log is at
-//!    least as up to date as a position a majority of the others vouched for: such a candidate holds every
+//!    least as up to date as a position every other member vouched for (rule 2): such a candidate holds every
 //!    committed entry. A candidate further ahead makes it probe again with the candidate's position, so a
 //!    cluster whose only up-to-date voter needs this node's vote (two voters, one wiped) still elects. A
 //!    candidate of a term up to `T` is refused with `T` as the answer's term: it may hear of `T` from no one
@@ -68,9 +83,12 @@
 //! on the dashboard and in histories.
 //!
 //! The price of rule 2's "every other voter": while one voter is unreachable, a node that lost data does not
-//! vote (a cluster of five with one voter down and one recovering needs all three others to agree). What
-//! this cannot see: a node whose configuration lacks the candidate it voted for (a wiped member restarted
-//! with its startup configuration while a later-added voter campaigned) does not ask that candidate; and a
+//! vote (a cluster of five with one voter down and one recovering needs all three others to agree), and
+//! while a learner is unreachable it votes only after a leader caught it up. What this cannot see: a node
+//! whose configuration lacks the candidate it voted for (a wiped member restarted with its startup
+//! configuration while a later-added voter campaigned) does not ask that candidate; a configuration more than
+//! one change away from the one it holds (a wiped member's startup configuration, or a cut record holding
+//! two changes, one adding a node it never knew and one promoting it) may count voters it never asks; and a
 //! candidate that lost its own data and campaigns again, after recovering, in the very term of its lost
 //! campaign could count a grant delayed from before (two losses at once, one of them the candidate).
 //!
@@ -102,6 +120,9 @@ pub(super) struct Recovery {
     probe_in: u32,
     /// [`SOLE_VOTER_LOST`] was said.
     said_sole: bool,
+    /// The highest `T` learned so far (from every other voter of the configuration of the time): it stays
+    /// good enough to take a leader's appends after the configuration changes (rule 1 of the module docs).
+    learned: Option<Term>,
 }
 
 /// What a sole voter that may have lost data says (once): it held the only copy, so it cannot learn what it
@@ -123,7 +144,7 @@ impl Raft {
 
     /// True while this node recovers from possible data loss: it does not vote (except as the `recovery`
     /// module's rule 4 allows), campaign or count towards any quorum until it has learned the current term
-    /// from a majority of the other voters and either holds every committed entry or was caught up by a leader.
+    /// from every other voter and either holds every committed entry or was caught up by a leader.
     pub fn recovering(&self) -> bool {
         self.recovery.is_some()
     }
@@ -164,24 +185,75 @@ impl Raft {
             .map(|answered| answered.into_iter().max().unwrap_or(0))
     }
 
-    /// Whether a majority of the other voters vouched that `probe_pos` is at least as up to date as their logs.
-    fn majority_vouched(&self) -> bool {
+    /// The other members of this node's configuration, voters and learners: the nodes probes ask whether a
+    /// position is at least as up to date as their logs (rule 2 of the module docs).
+    fn witnesses(&self) -> Vec<NodeId> {
+        let id = self.config.id;
+        let m = self.membership();
+        m.voters
+            .iter()
+            .chain(m.learners.iter())
+            .copied()
+            .filter(|&v| v != id)
+            .collect()
+    }
+
+    /// Whether every other member vouched that `probe_pos` is at least as up to date as its log (rule 2 of the
+    /// module docs: with a configuration that may be older than the committed one, a majority of the others
+    /// is not enough). A learner that answered "nothing to tell" (it is recovering itself) objects to nothing:
+    /// it acknowledged nothing that counted. A voter that did is no witness, and leaves it unvouched. A sole
+    /// voter has no witness: it held the only copy of what it committed.
+    fn all_vouched(&self) -> bool {
         let Some(rec) = self.recovery.as_ref() else {
             return false;
         };
-        let others = self.other_voters();
-        let n = others.iter().filter(|v| rec.vouched.contains(v)).count();
-        n > others.len() / 2
+        if self.other_voters().is_empty() {
+            return false;
+        }
+        let m = self.membership();
+        self.witnesses()
+            .iter()
+            .all(|w| rec.vouched.contains(w) || (!m.is_voter(*w) && rec.terms.get(w) == Some(&0)))
+    }
+
+    /// The highest `T` this node knows: [`Raft::probed_term`] for its configuration now, or the one learned
+    /// with an earlier configuration, whichever is higher. A voter of a later configuration that has not
+    /// answered yet does not make it forget a term it learned (tester3 finding 1: a snapshot's configuration,
+    /// older than the removal that follows it in the leader's log, named a removed voter that never answered,
+    /// and the node refused every append, the removal's too, for good).
+    pub(super) fn known_term(&self) -> Option<Term> {
+        let learned = self.recovery.as_ref().and_then(|r| r.learned);
+        match (self.probed_term(), learned) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Records `T` once every other voter answered (see [`Raft::known_term`]).
+    fn note_learned_term(&mut self) {
+        let probed = self.probed_term();
+        if let (Some(t), Some(rec)) = (probed, self.recovery.as_mut()) {
+            rec.learned = Some(rec.learned.map_or(t, |l| l.max(t)));
+        }
     }
 
     /// Whether a recovering node may act on a message from the leader of `term` (append, snapshot): always
     /// when it is not a voter (a learner's answers count towards nothing) or not recovering; otherwise only
-    /// once it knows `T` and `term` is not below it.
+    /// once it knows a `T` ([`Raft::known_term`]) and `term` is not below it.
     pub(super) fn accepts_leader(&self, term: Term) -> bool {
         if self.recovery.is_none() || !self.is_voter() {
             return true;
         }
-        self.probed_term().is_some_and(|t| term >= t)
+        self.known_term().is_some_and(|t| term >= t)
+    }
+
+    /// The term a recovering node answers a leader it does not accept with ([`Raft::accepts_leader`]): `T`
+    /// when the leader is below it, so that a stale leader steps down and the next election is above `T`
+    /// (simulation seed 796617983015: answered with 0, which no leader counts, a leader of term 13 led on
+    /// while the node, having learned 15, could accept none below it); 0 while `T` is unknown, which every
+    /// leader ignores.
+    pub(super) fn refused_leader_term(&self, term: Term) -> Term {
+        self.known_term().filter(|&t| t > term).unwrap_or(0)
     }
 
     /// A probe (pre-vote for term 0) from a recovering peer: this node's term, and whether the probed position
@@ -229,7 +301,7 @@ impl Raft {
             rec.probe_in = 0;
             return false;
         }
-        if pos < rec.probe_pos || !self.majority_vouched() {
+        if pos < rec.probe_pos || !self.all_vouched() {
             return false;
         }
         if req.pre_vote {
@@ -246,9 +318,11 @@ impl Raft {
         true
     }
 
-    /// Each tick while recovering: probes the other voters that have not vouched yet, once per heartbeat
+    /// Each tick while recovering: probes the other members that have not vouched yet, once per heartbeat
     /// interval. A sole voter has no one to ask: it says once that it stays recovering, and what to do.
     pub(super) fn tick_recovery(&mut self) {
+        // A configuration that shrank may complete `T` without a new answer.
+        self.note_learned_term();
         let heartbeat = self.config.heartbeat_ticks;
         let own = self.own_pos();
         let sole = self.sole_voter();
@@ -275,7 +349,7 @@ impl Raft {
             pre_vote: true,
             transfer: false,
         };
-        for peer in self.other_voters() {
+        for peer in self.witnesses() {
             if !vouched.contains(&peer) {
                 self.messages.push((peer, Request::Vote(probe.clone())));
             }
@@ -294,6 +368,7 @@ impl Raft {
                 rec.vouched.insert(from);
             }
         }
+        self.note_learned_term();
         self.maybe_finish_recovery(None);
     }
 
@@ -306,7 +381,7 @@ impl Raft {
         let Some(probed) = self.probed_term() else {
             return;
         };
-        let holds_all = self.majority_vouched() && self.own_pos() >= rec.probe_pos;
+        let holds_all = self.all_vouched() && self.own_pos() >= rec.probe_pos;
         let leader = match caught_up {
             Some((leader, term)) if term >= probed => Some(leader),
             _ if holds_all => None,
@@ -326,14 +401,14 @@ impl Raft {
         }
         self.warnings.push(match leader {
             Some(l) => format!(
-                "recovered: a majority of the other voters are at term {probed} or below, and leader {l} \
-                 caught this node up in term {}; voting again from term {}",
+                "recovered: every other voter is at term {probed} or below, and leader {l} caught this \
+                 node up in term {}; voting again from term {}",
                 self.term,
                 self.term + 1
             ),
             None => format!(
-                "recovered: a majority of the other voters are at term {probed} or below and hold nothing \
-                 this node lacks; voting again from term {}",
+                "recovered: every other voter is at term {probed} or below, and no other member holds \
+                 anything this node lacks; voting again from term {}",
                 self.term + 1
             ),
         });

@@ -97,8 +97,8 @@ fn a_wiped_node_never_grants_a_second_vote_in_a_term_it_may_have_voted_in() {
     );
     assert_eq!(
         voter.handle_append_entries(heartbeat(4, 2, (0, 0), 0)).term,
-        0,
-        "a leader of a term below T counts"
+        5,
+        "a leader of a term below T is not told T (so it would lead on)"
     );
     // The leader of term 5 catches it up through its term's no-op, committed: recovered, its term-5 vote
     // counted as cast for that leader.
@@ -584,4 +584,183 @@ fn a_node_that_lost_its_vote_to_an_election_in_flight_never_votes_again_in_that_
             .granted,
         "a later term is a new vote"
     );
+}
+
+/// Node `id` restored at `term` with a log of term-1 entries of `len` entries, one of them (`at`) the
+/// configuration `conf`, marked as one that may have lost data.
+fn cut_with_config(id: NodeId, term: Term, len: Index, at: Index, conf: Membership) -> Raft {
+    let entries = (1..=len)
+        .map(|i| Entry {
+            index: i,
+            term: 1,
+            payload: if i == at {
+                Payload::Config(conf.clone())
+            } else {
+                Payload::Command(vec![i as u8])
+            },
+        })
+        .collect();
+    let mut r = Raft::new(
+        cfg(id, 3),
+        Restored {
+            hard_state: HardState {
+                term,
+                vote: Some(1),
+            },
+            snapshot: None,
+            entries,
+        },
+    );
+    r.mark_lost_data();
+    r
+}
+
+#[test]
+fn a_node_that_cut_a_configuration_entry_does_not_help_elect_a_leader_lacking_it() {
+    // Simulation seed 796631174296: the configuration was {1,2,3,6} (entry 2 here); entry 4, the change to
+    // {1,2,6}, committed with the acknowledgements of nodes 1 and 2, a majority of the new configuration. Node 2
+    // then cut the damaged record holding entry 4, so it judges majorities with {1,2,3,6} again. Nodes 3 and 6
+    // lack entry 4 and vouch for node 2's position (3, term 1): a majority of its others, but not a witness
+    // of the commit, whose quorum outside node 2 is node 1 alone. Node 2 finished recovering on their word and
+    // then led term 10 with their votes, lacking entry 4.
+    let mut f = cut_with_config(2, 1, 3, 2, Membership::with_voters([1, 2, 3, 6]));
+    assert_eq!(f.membership(), &Membership::with_voters([1, 2, 3, 6]));
+    f.tick();
+    assert_eq!(probes(&mut f), vec![(1, (1, 3)), (3, (1, 3)), (6, (1, 3))]);
+    answer(&mut f, 3, 1, true);
+    answer(&mut f, 6, 1, true);
+    // Node 1 holds entry 4: it does not vouch.
+    answer(&mut f, 1, 1, false);
+    assert!(
+        f.recovering(),
+        "finished recovering on the word of nodes 3 and 6, which lack the committed entry 4"
+    );
+    for candidate in [3, 6] {
+        for pre_vote in [true, false] {
+            assert!(
+                !f.handle_request_vote(vote_req(5, candidate, (3, 1), pre_vote))
+                    .granted,
+                "granted node {candidate} (pre_vote {pre_vote}), which lacks the committed entry 4"
+            );
+        }
+    }
+    // Node 1, holding entry 4, campaigns: its position is probed, and once every other member vouched for it,
+    // node 2 grants.
+    assert!(!f.handle_request_vote(vote_req(6, 1, (4, 1), true)).granted);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        f.tick();
+        sent.extend(probes(&mut f));
+    }
+    assert!(sent.contains(&(1, (1, 4))), "{sent:?}");
+    answer(&mut f, 1, 1, true);
+    assert!(f.handle_request_vote(vote_req(6, 1, (4, 1), true)).granted);
+    assert!(f.handle_request_vote(vote_req(6, 1, (4, 1), false)).granted);
+    assert!(f.recovering(), "it still lacks entry 4");
+}
+
+#[test]
+fn a_term_learned_once_stays_good_for_a_leader_after_a_stale_snapshot_configuration_names_a_removed_voter()
+ {
+    // Tester3 finding 1: node 3, wiped, learned T = 5 from nodes 1 and 2 (its configuration {1,2,3}). The
+    // leader's snapshot was taken before node 4 was removed, so it carries {1,2,3,4}; the removal follows in
+    // the leader's log. Node 4 is gone and never answers a probe: if T had to be learned again from every voter
+    // of the snapshot's configuration, node 3 would answer every append with term 0 and never receive the
+    // removal that would free it.
+    let mut w = marked(3, 3, 0, &[]);
+    w.tick();
+    assert_eq!(probes(&mut w), vec![(1, (0, 0)), (2, (0, 0))]);
+    answer(&mut w, 1, 5, false);
+    answer(&mut w, 2, 5, false);
+    let meta = SnapshotMeta {
+        last_index: 10,
+        last_term: 4,
+    };
+    let rep = w.handle_install_snapshot(InstallSnapshot {
+        term: 5,
+        leader: 1,
+        meta,
+        offset: 0,
+        data: b"state".to_vec(),
+        done: true,
+        chunk_id: 1,
+        config: Some(ConfState {
+            index: 8,
+            config: Membership::with_voters([1, 2, 3, 4]),
+        }),
+    });
+    assert_eq!((rep.term, rep.done), (5, true));
+    assert_eq!(w.membership(), &Membership::with_voters([1, 2, 3, 4]));
+    assert!(w.recovering());
+    w.take_ready();
+    let removal = Entry {
+        index: 11,
+        term: 5,
+        payload: Payload::Config(Membership::with_voters([1, 2, 3])),
+    };
+    let rep = w.handle_append_entries(AppendEntries {
+        leader: 1,
+        ..append(5, (10, 4), vec![removal, super::tests::ent(12, 5)], 12)
+    });
+    assert_eq!(
+        rep.term, 5,
+        "answered the leader of the term it learned with term 0, waiting for the removed node 4"
+    );
+    assert!(rep.success);
+    assert_eq!(w.membership(), &Membership::with_voters([1, 2, 3]));
+    assert!(
+        !w.recovering(),
+        "caught up by the leader of T through an entry of its term"
+    );
+}
+
+#[test]
+fn a_recovering_node_answers_a_leader_below_the_term_it_learned_with_that_term() {
+    // Simulation seed 796617983015: node 4 cut a damaged record and learned T = 15 from node 2's probe
+    // answer (node 2 had campaigned alone up to 15, and was wiped before anyone else heard of it). Node 5 leads
+    // term 13. Node 4 answered its appends with term 0, which a leader ignores: node 5 led on, node 4 could
+    // never accept a leader below 15, and it stayed behind for good. Told 15, the stale leader steps down and
+    // the next election is above it.
+    let mut l = super::tests::leader(3, 12, &[1]);
+    l.take_ready();
+    assert_eq!(l.term(), 13);
+    let mut f = marked(2, 3, 12, &[1]);
+    f.tick();
+    probes(&mut f);
+    // Node 1 holds more than node 2 (what node 2 cut): node 2 stays recovering.
+    answer(&mut f, 1, 13, false);
+    answer(&mut f, 3, 15, true);
+    assert!(f.recovering());
+    let hb = super::tests::appends_to(
+        &{
+            for _ in 0..2 {
+                l.tick();
+            }
+            l.take_ready()
+        },
+        2,
+    )
+    .into_iter()
+    .next()
+    .expect("a heartbeat to node 2");
+    let rep = f.handle_append_entries(hb);
+    assert!(!rep.success);
+    assert_eq!(rep.term, 15, "a leader below T was not told T");
+    l.handle_reply(2, Reply::Append(rep));
+    assert_eq!((l.role(), l.term()), (Role::Follower, 15));
+    // A snapshot chunk of a stale leader is answered the same way.
+    let rep = f.handle_install_snapshot(InstallSnapshot {
+        term: 14,
+        leader: 3,
+        meta: SnapshotMeta {
+            last_index: 5,
+            last_term: 1,
+        },
+        offset: 0,
+        data: vec![1],
+        done: true,
+        chunk_id: 1,
+        config: None,
+    });
+    assert_eq!(rep.term, 15);
 }

@@ -31,8 +31,9 @@ impl Raft {
         }
         if !self.accepts_leader(req.term) {
             // Recovering from data loss and this leader is not known to be current: answer with term 0, which
-            // the leader ignores, so nothing this node says counts towards a quorum (see `recovery`).
-            reply.term = 0;
+            // the leader ignores, so nothing this node says counts towards a quorum (see `recovery`); or, to a
+            // leader below the term `T` it learned, with `T`, so that leader steps down.
+            reply.term = self.refused_leader_term(req.term);
             return reply;
         }
         if let Err(why) = well_formed(&req) {

@@ -25,8 +25,8 @@ impl Raft {
         }
         if !self.accepts_leader(req.term) {
             // See `handle_append_entries`: a recovering node's answer to an unvalidated leader counts for
-            // nothing.
-            reply.term = 0;
+            // nothing, and one below the term it learned is told that term.
+            reply.term = self.refused_leader_term(req.term);
             return reply;
         }
         self.follow_leader(req.term, req.leader);

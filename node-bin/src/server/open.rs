@@ -159,8 +159,8 @@ impl Node {
             tracing::warn!(
                 term = recovered.hard_state.term,
                 "may have lost durable state: {cause}; recovering: not voting, campaigning or counting towards a \
-                 quorum until a majority of the other voters told their term and a leader of at least that term \
-                 caught this node up"
+                 quorum until every other voter told its term and either a leader of at least that term caught \
+                 this node up or every other member holds no more than it"
             );
         }
         raft.set_catch_up(catch_up(cfg.snapshot_every));
