@@ -1,8 +1,9 @@
 //! Issue 18's reproductions through `squall up --headless`, on real node processes: a WAL record written but
 //! never synced before a crash is made durable when the node reopens it (S1), a wiped voter must not vote twice
 //! in a term (S2), a wiped member must not vote with its startup configuration for a removed node (S3), a
-//! damaged last WAL record must not let a leader lacking it be elected (H3), and an emptied WAL beside a
-//! snapshot is refused with its cause said once (D2). Each watches the live invariants in the event feed
+//! damaged last WAL record must not let a leader lacking it be elected (H3), an emptied WAL beside a
+//! snapshot is refused with its cause said once (D2), and a wiped voter is not kept recovering by a removed
+//! voter that the leader's snapshot still names (tester3 finding 1). Each watches the live invariants in the event feed
 //! (`INVARIANT BROKEN` lines) and reads the acknowledged value back. The S1 and H3 tests need the fault
 //! filesystem (/dev/fuse and root, as CI's `.ci/run` installs).
 //!
@@ -446,4 +447,54 @@ fn a_wiped_node_restarts_with_the_current_configuration_and_the_cluster_survives
         "leader {after} (term {term}) did not serve a write"
     );
     s.assert_no_invariant_broken();
+}
+
+/// Tester3 finding 1 (issue 18): a wiped voter learns the current term from the other voters of the
+/// configuration it starts with ({1, 2, 3}), then installs the leader's snapshot, taken while node 4 was still a
+/// voter; node 4's removal follows the snapshot in the leader's log, and node 4's process is stopped. The
+/// snapshot's configuration {1, 2, 3, 4} made the wiped node wait to hear node 4's term before it took any
+/// append, the removal's too, so it stayed `recovering` for good. A term once learned now stays good enough for
+/// a leader's appends: the removal arrives, and the node recovers.
+#[test]
+fn a_wiped_voter_is_not_kept_recovering_by_a_removed_voter_in_the_leaders_snapshot() {
+    let mut s = up(&["--snapshot-every", "20", "--seed", "21"]);
+    s.ask("add", "add node 4");
+    s.until("node 4 to be a voter", |ns| {
+        ns.get(&4)
+            .is_some_and(|n| n.running && n.line.ends_with("member voter"))
+            .then_some(())
+    });
+    // Writes while node 4 votes, enough for a snapshot at 40: a compaction keeps a catch-up tail of one
+    // snapshot interval (20 entries), so a snapshot at 20 would leave the whole log for the wiped node, and no
+    // snapshot would be sent to it. Fewer than 60 entries in all, so no snapshot follows the removal.
+    for i in 0..45 {
+        s.kv(&["put", &format!("k{i}"), "v"]);
+    }
+    let (l, _) = s.current_leader();
+    s.until("a snapshot at 40 on the leader", |ns| {
+        ns.get(&l).is_some_and(|n| n.snapshot >= 40).then_some(())
+    });
+    s.ask("remove 4", "remove");
+    s.until("node 4's removal to commit", |ns| {
+        ns.get(&4)
+            .is_some_and(|n| n.line.ends_with("member removed"))
+            .then_some(())
+    });
+    let (l, _) = s.current_leader();
+    let removed_by = s.nodes()[&l].commit;
+    let w = others(l)[0];
+    s.ask(&format!("wipe {w}"), "restart it empty");
+    s.until(&format!("node {w} to recover"), |ns| {
+        let n = ns.get(&w)?;
+        (n.running && n.role != "recovering" && n.commit >= removed_by && n.leader.is_some())
+            .then_some(())
+    });
+    let snap = s.nodes()[&w].snapshot;
+    assert!(
+        (40..removed_by).contains(&snap),
+        "node {w} holds a snapshot at {snap}, not one from before the removal (committed by {removed_by}): \
+         the test shows nothing"
+    );
+    s.assert_no_invariant_broken();
+    heal_write_and_quit(s);
 }
