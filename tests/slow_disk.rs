@@ -13,10 +13,11 @@ use support::{Lines, check_passes, headless_with_leader};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// (leader, term, highest commit index) from one `status`; leader 0 when none leads.
-fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
+/// (leader, term, highest commit index, highest snapshot index) from one `status`; leader 0 when none leads.
+fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64, u64) {
     writeln!(stdin, "status").unwrap();
-    let (mut leader, mut leader_term, mut term, mut commit, mut lines) = (0, 0, 0, 0, 0);
+    let (mut leader, mut leader_term, mut term, mut commit, mut snapshot, mut lines) =
+        (0, 0, 0, 0, 0, 0);
     out.wait_for("status lines", WAIT, |l| {
         let rest = l.strip_prefix("status: n")?;
         lines += 1;
@@ -37,39 +38,40 @@ fn status(stdin: &mut impl Write, out: &mut Lines) -> (u64, u64, u64) {
         }
         term = term.max(t);
         commit = commit.max(after("commit").unwrap_or(0));
+        snapshot = snapshot.max(after("snapshot").unwrap_or(0));
         (lines == 3).then_some(())
     });
-    (leader, term, commit)
+    (leader, term, commit, snapshot)
 }
 
-/// A 3-node cluster with a workload, once it has a settled leader, with every node's fsync slowed to 400 ms:
-/// the session, its console and output, the leader and its term.
+/// A 3-node cluster with a workload and `extra` flags, once it has a settled leader, with every node's fsync
+/// slowed to 400 ms: the session, its console and output, the leader and its term.
 fn cluster_with_slow_disks(
     dir: &std::path::Path,
+    extra: &[&str],
 ) -> (
     std::process::Child,
     std::process::ChildStdin,
     Lines,
     (u64, u64),
 ) {
-    let (child, mut stdin, mut out, (leader, term)) = headless_with_leader(
-        &dir.join("c"),
-        &[
-            "--disk-faults",
-            "-n",
-            "3",
-            "--workload",
-            "--rate",
-            "20",
-            "--seed",
-            "18",
-        ],
-        WAIT,
-    );
+    let mut args = vec![
+        "--disk-faults",
+        "-n",
+        "3",
+        "--workload",
+        "--rate",
+        "20",
+        "--seed",
+        "18",
+    ];
+    args.extend_from_slice(extra);
+    let (child, mut stdin, mut out, (leader, term)) =
+        headless_with_leader(&dir.join("c"), &args, WAIT);
     // Settle: the leader announced first may still be replaced by a concurrent election at startup.
     let deadline = Instant::now() + WAIT;
     let (leader, term) = loop {
-        let (l, t, _) = status(&mut stdin, &mut out);
+        let (l, t, ..) = status(&mut stdin, &mut out);
         if l != 0 {
             break (l, t);
         }
@@ -90,32 +92,60 @@ fn cluster_with_slow_disks(
     (child, stdin, out, (leader, term))
 }
 
+/// Entries between two snapshots in [`a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits`]:
+/// small enough that the run crosses two compactions, each of which fsyncs four times (the snapshot's
+/// temporary file, its directory, the rewritten WAL, its directory), 1.6 s at 400 ms a sync.
+const SNAPSHOT_EVERY: u64 = 60;
+
 #[test]
 fn a_leader_whose_every_fsync_takes_400ms_keeps_leading_and_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, mut stdin, mut out, (leader, term)) = cluster_with_slow_disks(dir.path());
-    let (_, _, commit0) = status(&mut stdin, &mut out);
+    let every = SNAPSHOT_EVERY.to_string();
+    let (mut child, mut stdin, mut out, (leader, term)) =
+        cluster_with_slow_disks(dir.path(), &["--snapshot-every", &every]);
+    let (_, _, commit0, snapshot0) = status(&mut stdin, &mut out);
     let started = Instant::now();
     let mut seen = Vec::new();
-    while started.elapsed() < Duration::from_secs(15) {
+    // At least 15 s, and until the leader has compacted twice under the slow disk: a compaction must not
+    // keep the leader from heartbeating.
+    let compactions = |seen: &[(u64, u64, u64, u64)]| {
+        let mut snapshots: Vec<u64> = seen
+            .iter()
+            .map(|s| s.3)
+            .filter(|&s| s > snapshot0)
+            .collect();
+        snapshots.dedup();
+        snapshots.len()
+    };
+    while started.elapsed() < Duration::from_secs(15) || compactions(&seen) < 2 {
+        assert!(
+            started.elapsed() < 4 * WAIT,
+            "no two compactions within {:?} under 400 ms fsyncs (snapshot at {snapshot0} before); \
+             (leader, term, commit, snapshot) each second: {seen:?}",
+            4 * WAIT
+        );
+        // Sampling once a second, not synchronising: the loop ends on what it saw.
         std::thread::sleep(Duration::from_secs(1));
         seen.push(status(&mut stdin, &mut out));
     }
-    let (_, _, commit1) = status(&mut stdin, &mut out);
+    let (_, _, commit1, _) = status(&mut stdin, &mut out);
     for n in 1..=3 {
         support::ask(&mut stdin, &mut out, &format!("disk {n} heal"), "heal node");
     }
     let last_term = seen.iter().map(|s| s.1).max().unwrap_or(term);
     let deposed = seen.iter().filter(|s| s.0 != leader).count();
     eprintln!(
-        "leader {leader} in term {term}; over 15 s of 400 ms fsyncs: terms up to {last_term}, {deposed} of {} \
-         samples without leader {leader}, commit {commit0} -> {commit1}",
+        "leader {leader} in term {term}; over {:?} of 400 ms fsyncs and {} compactions: terms up to {last_term}, \
+         {deposed} of {} samples without leader {leader}, commit {commit0} -> {commit1}",
+        started.elapsed(),
+        compactions(&seen),
         seen.len()
     );
     assert_eq!(
         (last_term, deposed),
         (term, 0),
-        "a leader with a slow but working disk was deposed; (leader, term, commit) each second: {seen:?}"
+        "a leader with a slow but working disk was deposed; (leader, term, commit, snapshot) each second: \
+         {seen:?}"
     );
     assert!(
         commit1 > commit0,
@@ -133,7 +163,7 @@ fn an_election_under_400ms_fsyncs_on_every_node_finishes() {
     // is granted (a voter stores its vote before granting it). Without a candidate timeout that allows for the
     // voters' fsync, every candidate gives up before any vote arrives and no election ever finishes.
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, mut stdin, mut out, (leader, term)) = cluster_with_slow_disks(dir.path());
+    let (mut child, mut stdin, mut out, (leader, term)) = cluster_with_slow_disks(dir.path(), &[]);
     support::ask(&mut stdin, &mut out, &format!("kill {leader}"), "kill node");
     let started = Instant::now();
     let mut seen = Vec::new();

@@ -1759,3 +1759,125 @@ async fn a_follower_behind_by_less_than_the_catch_up_tail_catches_up_from_the_lo
         brief(&converged)
     );
 }
+
+/// Sends `bytes` on a new connection to `addr` and waits (with a deadline) until the node closes it; returns
+/// the connection's own address, which the node's log must name.
+fn junk_connection(addr: SocketAddr, bytes: &[u8]) -> SocketAddr {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let local = s.local_addr().unwrap();
+    s.write_all(bytes).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut rest = Vec::new();
+    // Ends at EOF or a reset; a timeout fails the test: the node kept a junk connection open.
+    if let Err(e) = s.read_to_end(&mut rest) {
+        assert!(
+            e.kind() == std::io::ErrorKind::ConnectionReset,
+            "the node did not close a junk connection from {local} to {addr} within {WAIT:?}: {e}"
+        );
+    }
+    local
+}
+
+/// Issue 18, D2: raw garbage and a flood of junk connections on a node's peer and API ports are survived and
+/// logged with the sender's address, at most once a second per port, each line counting the junk left out
+/// since the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_on_a_nodes_ports_is_logged_once_a_second_with_the_peer_address() {
+    let c = TestCluster::start(3, &[]);
+    c.wait_leader(0).await;
+    let bound: BoundAddrs =
+        serde_json::from_slice(&std::fs::read(c.dir.path().join("node-1.addr")).unwrap()).unwrap();
+    let http = b"GET / HTTP/1.1\r\nHost: squall\r\n\r\n".as_slice();
+    // A frame of a plausible length whose bytes are no request.
+    let garbage = [0u8, 0, 0, 8, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8];
+    let log_of = |c: &TestCluster| std::fs::read_to_string(&c.nodes[&1].log).unwrap_or_default();
+    let line_from = |log: &str, port: &str, from: SocketAddr| {
+        log.lines()
+            .find(|l| l.contains(&format!("junk connection on the {port} port from {from}:")))
+            .map(str::to_string)
+    };
+    let started = Instant::now();
+    let (peer_first, api_first) = tokio::task::block_in_place(|| {
+        let peer_first = junk_connection(bound.peer, http);
+        let api_first = junk_connection(bound.api, http);
+        // The flood: hundreds of junk connections within the same second.
+        for i in 0..300 {
+            junk_connection(bound.peer, if i % 2 == 0 { &garbage } else { http });
+            junk_connection(bound.api, http);
+        }
+        (peer_first, api_first)
+    });
+    let deadline = Instant::now() + WAIT;
+    let (peer_line, api_line) = loop {
+        let log = log_of(&c);
+        if let (Some(p), Some(a)) = (
+            line_from(&log, "peer", peer_first),
+            line_from(&log, "API", api_first),
+        ) {
+            break (p, a);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no junk line naming {peer_first} (peer port) and {api_first} (API port) within {WAIT:?}; log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(peer_line.contains("not a squall request"), "{peer_line}");
+    assert!(api_line.contains("unknown service"), "{api_line}");
+    // Rate-limited: the flood left most of itself out of the log, and the next line after a second says how
+    // much. Probe once every 100 ms until a line counts what was left out.
+    let probe_deadline = Instant::now() + WAIT;
+    let mut probes = 0;
+    let counted = loop {
+        let probe = tokio::task::block_in_place(|| junk_connection(bound.peer, http));
+        probes += 1;
+        let log = log_of(&c);
+        if let Some(l) = line_from(&log, "peer", probe)
+            && !l.contains("(0 more since the last such line)")
+        {
+            break l;
+        }
+        assert!(
+            Instant::now() < probe_deadline,
+            "no peer-port junk line counted the flood within {WAIT:?}; log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Every peer-port junk connection up to the probe's is either a line or counted in the next line: the
+    // 301 of the flood and its first, and the probes.
+    let log = log_of(&c);
+    let upto = log.find(&counted).expect("the counted line") + counted.len();
+    let peer_lines: Vec<&str> = log[..upto]
+        .lines()
+        .filter(|l| l.contains("junk connection on the peer port from"))
+        .collect();
+    let left_out: u64 = peer_lines
+        .iter()
+        .map(|l| {
+            l.rsplit('(')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no count in {l}"))
+        })
+        .sum();
+    assert!(
+        left_out + peer_lines.len() as u64 >= 301 + probes,
+        "{} peer-port lines counting {left_out} left out, for 301 junk connections and {probes} probes: {peer_lines:#?}",
+        peer_lines.len()
+    );
+    // At most one line a second (and one more for the second the flood started in).
+    let secs = started.elapsed().as_secs();
+    assert!(
+        peer_lines.len() as u64 <= secs + 2,
+        "{} peer-port lines in {secs} s: not rate-limited: {peer_lines:#?}",
+        peer_lines.len()
+    );
+    // Survived: the node still answers and the cluster still has a leader.
+    c.wait_leader(0).await;
+    assert!(
+        c.statuses().await.contains_key(&1),
+        "node 1 stopped answering"
+    );
+}

@@ -18,7 +18,7 @@ use fuser::{
 use nix::libc;
 
 use super::slow::Pass;
-use super::{FsyncFailure, Shared};
+use super::{FsyncFailure, Shared, State};
 
 const TTL: Duration = Duration::ZERO;
 
@@ -233,6 +233,7 @@ impl FaultFs {
     fn do_fsync(&self, ino: INodeNo, fh: FileHandle, datasync: bool) -> Result<(), Errno> {
         let file = self.handle(fh)?;
         let mut st = self.shared.state.lock().unwrap();
+        self.armed_cut(&mut st)?;
         let (fail, left) = FsyncFailure::fire(st.fsync_fail);
         st.fsync_fail = left;
         if fail {
@@ -251,9 +252,28 @@ impl FaultFs {
         Ok(())
     }
 
+    /// A sync is about to run: if an armed power cut ([`super::DiskFaults::power_off_after_syncs`]) falls
+    /// here, the power goes off and the sync fails with EIO, having made nothing durable; otherwise it counts
+    /// towards the cut.
+    fn armed_cut(&self, st: &mut State) -> Result<(), Errno> {
+        match st.cut_after_syncs {
+            Some(0) => {
+                st.cut_after_syncs = None;
+                self.shared.gate.set_powered_off(true);
+                Err(Errno::EIO)
+            }
+            Some(n) => {
+                st.cut_after_syncs = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     fn do_fsyncdir(&self, ino: INodeNo) -> Result<(), Errno> {
         let path = self.path(ino)?;
         let mut st = self.shared.state.lock().unwrap();
+        self.armed_cut(&mut st)?;
         File::open(&path)
             .and_then(|d| d.sync_all())
             .map_err(errno)?;

@@ -171,6 +171,8 @@ pub(crate) struct State {
     next_fh: u64,
     journal: powercut::Journal,
     fsync_fail: Option<FsyncFailure>,
+    /// Syncs still allowed before the power goes off by itself ([`DiskFaults::power_off_after_syncs`]).
+    cut_after_syncs: Option<u64>,
     full: full::Budget,
 }
 
@@ -228,11 +230,23 @@ impl DiskFaults {
         self.shared.state.lock().unwrap().full = full::Budget::limited(after_bytes);
     }
 
-    /// Removes every fault: slow, stall, fsync failure, disk full. Data already lost stays lost.
+    /// Arms a power cut that falls at a sync: once `syncs` more file or directory syncs have completed, the
+    /// next one finds the power off (it fails with EIO and makes nothing durable), and so does every later
+    /// operation, as after [`power_off`](Self::power_off). Kill the process using the filesystem, then call
+    /// [`power_on`](Self::power_on). A sync interrupted by a cut is the same, to what survives, as a cut just
+    /// before it; so cutting at each sync of a multi-step update in turn covers every crash point that matters
+    /// to its durability. Disarmed by [`heal`](Self::heal) or by the cut itself.
+    pub fn power_off_after_syncs(&self, syncs: u64) {
+        self.shared.state.lock().unwrap().cut_after_syncs = Some(syncs);
+    }
+
+    /// Removes every fault: slow, stall, fsync failure, disk full, an armed power cut. Data already lost stays
+    /// lost.
     pub fn heal(&self) {
         {
             let mut st = self.shared.state.lock().unwrap();
             st.fsync_fail = None;
+            st.cut_after_syncs = None;
             st.full = full::Budget::unlimited();
         }
         self.shared.gate.set_slow(None);
@@ -427,6 +441,7 @@ impl MountedDisk {
                 next_fh: 1,
                 journal: powercut::Journal::logged(log),
                 fsync_fail: None,
+                cut_after_syncs: None,
                 full: full::Budget::unlimited(),
             }),
             gate: slow::Gate::default(),

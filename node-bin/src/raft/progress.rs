@@ -57,7 +57,20 @@ pub(crate) struct Progress {
     /// The follower is still recovering from possible data loss, as its latest answer said (true until it
     /// answers): such a learner is not promoted.
     pub(crate) recovering: bool,
+    /// Entries the follower refused in a row with term 0 (a recovering node that cannot validate this leader
+    /// yet, the `recovery` module's rule 1): each one doubles the wait before the next, up to
+    /// [`MAX_UNVALIDATED_BACKOFF`] heartbeats.
+    pub(crate) unvalidated_refusals: u32,
+    /// Heartbeats still to come before entries go to the follower again after such a refusal (0: no wait).
+    pub(crate) resend_in: u32,
 }
+
+/// The longest wait, in heartbeats, before a leader sends entries again to a follower that keeps refusing
+/// them with term 0. A recovering node refuses every batch until it has learned the current term from every
+/// other voter, which takes as long as a voter stays unreachable; sending it a full batch on every heartbeat
+/// cost about 3 MB/s for nothing. The empty heartbeats still go every time (they are what a recovering node
+/// answers cheaply), and the first answer in the leader's term ends the wait.
+pub(crate) const MAX_UNVALIDATED_BACKOFF: u32 = 31;
 
 impl Progress {
     /// A follower a fresh leader knows nothing about: probe from just after the leader's last entry.
@@ -72,7 +85,33 @@ impl Progress {
             silent_ticks: 0,
             chunk_in_flight: None,
             recovering: true,
+            unvalidated_refusals: 0,
+            resend_in: 0,
         }
+    }
+
+    /// The follower refused entries with term 0: wait 1, 2, 4, 8, 16, then 31 heartbeats before sending it
+    /// entries again (sent at heartbeats 1, 3, 7, 15, 31, then every 31 after the first refusal).
+    pub(crate) fn refused_unvalidated(&mut self) {
+        self.unvalidated_refusals = self.unvalidated_refusals.saturating_add(1);
+        let doubling = 1u32
+            .checked_shl(self.unvalidated_refusals - 1)
+            .unwrap_or(u32::MAX);
+        self.resend_in = doubling.min(MAX_UNVALIDATED_BACKOFF);
+    }
+
+    /// A heartbeat is going out: whether entries may go with it, counting down a wait after refusals.
+    pub(crate) fn heartbeat_may_resend(&mut self) -> bool {
+        self.resend_in = self.resend_in.saturating_sub(1);
+        self.resend_in == 0
+    }
+
+    /// The follower answered in this leader's term: no more waiting. Returns whether it was waiting.
+    pub(crate) fn validated(&mut self) -> bool {
+        let waited = self.unvalidated_refusals > 0;
+        self.unvalidated_refusals = 0;
+        self.resend_in = 0;
+        waited
     }
 
     /// Back to probing from `next`.

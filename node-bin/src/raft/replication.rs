@@ -177,6 +177,12 @@ impl Raft {
         pr.recent_active = true;
         pr.silent_ticks = 0;
         pr.read_acked = pr.read_acked.max(r.read_round);
+        if pr.validated()
+            && let Mode::Probe { paused } = &mut pr.mode
+        {
+            // It can validate this leader now: probe at once rather than at the end of the wait.
+            *paused = false;
+        }
         // A late answer from before the follower finished recovering may say it still recovers (which only
         // delays a promotion); one saying it finished counts only when it is current, as a follower that
         // loses data again starts recovering again.
@@ -269,13 +275,20 @@ impl Raft {
     /// quiet, since the follower's heartbeat answers after it finished recovering only confirm the match
     /// index (simulation seed 830000000369: the batch that made a new voter made the follower unable to
     /// validate the leader until it had probed that voter).
+    ///
+    /// Entries refused so are sent again only after a wait that doubles with each refusal in a row, up to
+    /// [`super::progress::MAX_UNVALIDATED_BACKOFF`] heartbeats (empty heartbeats still go every time); the first
+    /// answer in this leader's term ends the wait.
     fn append_unvalidated(&mut self, from: NodeId, r: &AppendEntriesReply) {
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
-        // (A probe refused so needs nothing: it is paused until the next heartbeat sends it again anyway.)
+        if r.heartbeat {
+            return;
+        }
+        pr.refused_unvalidated();
+        // (A probe refused so needs nothing more: it is paused until a heartbeat sends it again.)
         if matches!(pr.mode, Mode::Replicate)
-            && !r.heartbeat
             && r.req_last_index > pr.match_index
             && pr.inflight.contains(&r.req_last_index)
         {
@@ -393,10 +406,14 @@ impl Raft {
         for peer in peers {
             let pr = self.progress.get_mut(&peer).expect("present");
             match &mut pr.mode {
-                Mode::Probe { paused } => {
+                Mode::Probe { .. } => {
                     // An empty heartbeat, which always fits a frame, so the follower hears from its leader
-                    // whatever the probe carries; then the probe again in case it or its answer was lost.
-                    *paused = false;
+                    // whatever the probe carries; then the probe again in case it or its answer was lost
+                    // (unless the follower refuses entries with term 0: then only after a wait).
+                    let resend = pr.heartbeat_may_resend();
+                    if resend && let Mode::Probe { paused } = &mut pr.mode {
+                        *paused = false;
+                    }
                     let hb = self.heartbeat_for(peer);
                     self.messages.push((peer, Request::Append(hb)));
                     self.send_append(peer);

@@ -239,7 +239,7 @@ impl Node {
             }
         }
         self.serve_reads();
-        self.maybe_snapshot()?;
+        self.maybe_snapshot();
         Ok(())
     }
 
@@ -277,44 +277,26 @@ impl Node {
         Ok(())
     }
 
-    pub(super) fn maybe_snapshot(&mut self) -> anyhow::Result<()> {
+    /// Takes a snapshot of the state machine every `snapshot_every` applied entries and hands it to the persist
+    /// thread, which saves it and compacts the WAL off the actor (module `persist`); one at a time.
+    pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.kv.applied_index();
         if self.cfg.snapshot_every == 0
             || applied < self.last_snapshot_index + self.cfg.snapshot_every
+            || self.pipeline.compacting.is_some()
             || !self.snapshot_allowed()
         {
-            return Ok(());
+            return;
         }
-        let data = self.kv.snapshot();
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 last_index: applied,
                 last_term: self.last_applied_term,
             },
-            data: data.clone(),
+            data: self.kv.snapshot(),
             config: Some(self.raft.conf_at(applied)),
         };
-        let Some(mut storage) = self.settled_storage()? else {
-            return Ok(());
-        };
-        let saved = storage.save_snapshot(&snapshot);
-        drop(storage);
-        match saved {
-            Err(e @ crate::storage::StorageError::DiskFull { .. }) => {
-                self.snapshot_did_not_fit(&e);
-                return Ok(());
-            }
-            saved => saved.context("saving snapshot")?,
-        }
-        // Only a stored snapshot compacts the core (and is reported as taken).
-        self.raft.compact(applied, data);
-        self.last_snapshot_index = applied;
-        tracing::info!(
-            index = applied,
-            bytes = snapshot.data.len(),
-            "took snapshot"
-        );
-        Ok(())
+        self.submit_compaction(applied, snapshot);
     }
 
     pub(super) fn record(&mut self, event: NodeEvent) {

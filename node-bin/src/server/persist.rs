@@ -17,7 +17,16 @@
 //! fdatasync (group commit), which is how one slow fsync carries every write that arrived meanwhile. A job
 //! that fails puts the thread in a failed state: it answers every later job as not written, without touching
 //! the disk, until the actor, having rebuilt its core from what is durable (module `disk_full`), resets it.
-//! The actor's own storage work (snapshots) first waits until every job is answered, so it always sees the
+//!
+//! A compaction (a snapshot taken locally: the snapshot's temporary file written and fsynced, renamed, its
+//! directory fsynced, then the WAL rewritten the same way, four syncs in all) is a job of this thread too, in
+//! order with the writes: it sees the storage as the writes before it left it, so the entries up to the
+//! snapshot are stored, and the writes after it go to the rewritten WAL. While it runs the actor goes on
+//! ticking, heartbeating and answering heartbeats; only what waits for a write queued behind it waits longer.
+//! The core is compacted ([`crate::raft::Raft::compact`]) once the snapshot is durable, never before. A
+//! snapshot that does not fit on a full disk is skipped (the storage kept nothing of it) and tried again
+//! later; any other failure stops the node, as a failed write does. A snapshot received from the leader is
+//! still installed by the actor, which first waits until every job is answered, so it always sees the
 //! storage as the jobs left it.
 
 use std::sync::mpsc as std_mpsc;
@@ -26,7 +35,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::raft::{Entry, HardState, Index, Term};
+use crate::raft::{Entry, HardState, Index, Snapshot, Term};
 use crate::storage::{Storage, StorageError};
 
 use super::{Cmd, Held, Node, disk_full};
@@ -49,8 +58,29 @@ pub(super) struct Job {
 pub(super) enum Work {
     /// Write a job.
     Write(Job),
+    /// Save a snapshot taken locally and compact the WAL to it; numbered in the same sequence as the jobs.
+    Compact(u64, Snapshot),
     /// The actor handled a failure: write again.
     Reset,
+}
+
+/// What the persist thread answers.
+enum Answer {
+    /// A job was written (or not).
+    Written(Done),
+    /// A compaction of this number finished: `Err(None)` when it was skipped after a failed job.
+    Compacted(u64, Result<(), Option<StorageError>>),
+}
+
+/// A compaction handed to the persist thread, waiting for its answer: the core is compacted only once the
+/// snapshot is durable.
+pub(super) struct Compacting {
+    /// Its number in the job sequence.
+    seq: u64,
+    /// The applied index the snapshot was taken at.
+    index: Index,
+    /// The state machine's snapshot, for the core to send to followers.
+    data: Vec<u8>,
 }
 
 /// The answer to one job.
@@ -76,7 +106,7 @@ pub(super) struct Pipeline {
     /// Jobs to the persist thread.
     work: std_mpsc::Sender<Work>,
     /// Answers from it (the actor is woken by a `Cmd::Persisted` for each).
-    done: std_mpsc::Receiver<Done>,
+    done: std_mpsc::Receiver<Answer>,
     /// The number of the last job handed over.
     pub(super) submitted: u64,
     /// The number of the last job answered.
@@ -93,6 +123,8 @@ pub(super) struct Pipeline {
     /// one slow fsync is remembered for a while, and a disk that got fast again is believed within a few
     /// dozen writes); the core's candidates allow for it ([`crate::raft::Raft::set_vote_latency`]).
     pub(super) latency: std::time::Duration,
+    /// The compaction in flight, if one is: at most one at a time.
+    pub(super) compacting: Option<Compacting>,
 }
 
 impl Pipeline {
@@ -118,6 +150,7 @@ impl Pipeline {
             failed: false,
             resets: 0,
             latency: std::time::Duration::ZERO,
+            compacting: None,
         })
     }
 
@@ -135,9 +168,18 @@ impl Pipeline {
 fn persist_thread(
     storage: &Mutex<Storage>,
     work: &std_mpsc::Receiver<Work>,
-    done: &std_mpsc::Sender<Done>,
+    done: &std_mpsc::Sender<Answer>,
     wake: &mpsc::WeakUnboundedSender<Cmd>,
 ) {
+    let answer = |a: Answer| {
+        if done.send(a).is_err() {
+            return false;
+        }
+        if let Some(wake) = wake.upgrade() {
+            let _ = wake.send(Cmd::Persisted);
+        }
+        true
+    };
     let mut failed = false;
     let mut next: Option<Work> = None;
     loop {
@@ -151,6 +193,20 @@ fn persist_thread(
         let first = match first {
             Work::Reset => {
                 failed = false;
+                continue;
+            }
+            Work::Compact(seq, snapshot) => {
+                let result = if failed {
+                    Err(None)
+                } else {
+                    let mut s = storage.lock().unwrap_or_else(|e| e.into_inner());
+                    // A full disk leaves the storage as it was (usable); any other failure makes the storage
+                    // refuse every later write by itself, and the actor stops the node.
+                    s.save_snapshot(&snapshot).map_err(Some)
+                };
+                if !answer(Answer::Compacted(seq, result)) {
+                    return;
+                }
                 continue;
             }
             Work::Write(job) => job,
@@ -212,11 +268,8 @@ fn persist_thread(
                 waited: started.saturating_duration_since(job.queued),
                 wrote_for,
             };
-            if done.send(d).is_err() {
+            if !answer(Answer::Written(d)) {
                 return;
-            }
-            if let Some(wake) = wake.upgrade() {
-                let _ = wake.send(Cmd::Persisted);
             }
         }
     }
@@ -259,10 +312,25 @@ impl Node {
         }));
     }
 
+    /// Hands a snapshot taken locally at applied index `index` to the persist thread, which saves it and
+    /// compacts the WAL after the jobs handed over before it; the core is compacted when it answers
+    /// ([`Node::on_compacted`]).
+    pub(super) fn submit_compaction(&mut self, index: Index, snapshot: Snapshot) {
+        let p = &mut self.pipeline;
+        debug_assert!(p.compacting.is_none(), "one compaction at a time");
+        p.submitted += 1;
+        p.compacting = Some(Compacting {
+            seq: p.submitted,
+            index,
+            data: snapshot.data.clone(),
+        });
+        let _ = p.work.send(Work::Compact(p.submitted, snapshot));
+    }
+
     /// Takes every answer already in, without waiting.
     pub(super) fn take_persisted(&mut self) -> anyhow::Result<()> {
-        while let Ok(done) = self.pipeline.done.try_recv() {
-            self.on_done(done)?;
+        while let Ok(answer) = self.pipeline.done.try_recv() {
+            self.on_answer(answer)?;
         }
         self.after_persisted()
     }
@@ -270,14 +338,53 @@ impl Node {
     /// Waits until every job handed over is answered, and takes the answers.
     pub(super) fn flush_persist(&mut self) -> anyhow::Result<()> {
         while !self.pipeline.idle() {
-            let done = self
+            let answer = self
                 .pipeline
                 .done
                 .recv()
                 .map_err(|_| anyhow::anyhow!("the persist thread stopped"))?;
-            self.on_done(done)?;
+            self.on_answer(answer)?;
         }
         Ok(())
+    }
+
+    fn on_answer(&mut self, answer: Answer) -> anyhow::Result<()> {
+        match answer {
+            Answer::Written(done) => self.on_done(done),
+            Answer::Compacted(seq, result) => {
+                self.pipeline.answered = seq;
+                self.on_compacted(seq, result)
+            }
+        }
+    }
+
+    /// A compaction finished: once the snapshot is durable the core drops what it covers; a snapshot that did
+    /// not fit is tried again later; one skipped after a failed job is forgotten (the core that planned it was
+    /// rebuilt from the disk).
+    fn on_compacted(
+        &mut self,
+        seq: u64,
+        result: Result<(), Option<StorageError>>,
+    ) -> anyhow::Result<()> {
+        let Some(c) = self.pipeline.compacting.take_if(|c| c.seq == seq) else {
+            debug_assert!(false, "the answer to compaction {seq} was not expected");
+            return Ok(());
+        };
+        match result {
+            Ok(()) => {
+                let bytes = c.data.len();
+                self.raft.compact(c.index, c.data);
+                self.last_snapshot_index = self.last_snapshot_index.max(c.index);
+                tracing::info!(index = c.index, bytes, "took snapshot");
+                Ok(())
+            }
+            Err(None) => Ok(()),
+            Err(Some(e @ StorageError::DiskFull { .. })) => {
+                self.snapshot_did_not_fit(&e);
+                Ok(())
+            }
+            Err(Some(e)) => Err(anyhow::Error::new(e).context("saving snapshot")),
+        }
     }
 
     fn on_done(&mut self, done: Done) -> anyhow::Result<()> {
