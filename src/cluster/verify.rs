@@ -111,37 +111,45 @@ async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, St
     }
 }
 
-/// How long each final read of the lin-kv check may wait for its answer.
-const FINAL_READ_LIMIT: Duration = Duration::from_secs(3);
+/// How long the lin-kv check may spend on each key's final read, retries included.
+const FINAL_READ_BUDGET: Duration = Duration::from_secs(5);
 
-/// Reads every lin-kv key once, each as a new process, all at once, recorded in the history like any other
-/// read ([`clients::lin_op`]). Returns the keys the cluster did not serve, with why.
+/// Reads every lin-kv key once more, the keys at once, each recorded in the history like any other read
+/// ([`clients::lin_op`]). A read that is not served (a node restarting, a cut link, a timeout) is tried again
+/// as a new process with the same client, which moves on to another node, until one is served or
+/// [`FINAL_READ_BUDGET`] is spent; an unserved read is `info` or `fail` and constrains nothing. Returns the
+/// keys the cluster did not serve, with the last reason.
 async fn final_reads(cluster: &Cluster) -> Vec<(i64, String)> {
     let lin = &cluster.inner.workload.lin;
-    let reads = (0..linkv::KEYS as i64).map(|key| {
-        let process = lin.new_process();
-        async move {
-            let mut client = cluster.inner.spec.kind.kv_client(cluster.api_addrs());
+    let reads = (0..linkv::KEYS as i64).map(|key| async move {
+        let deadline = tokio::time::Instant::now() + FINAL_READ_BUDGET;
+        let mut client = cluster.inner.spec.kind.kv_client(cluster.api_addrs());
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let done = clients::lin_op(
                 cluster,
                 client.as_mut(),
-                process,
+                lin.new_process(),
                 key,
                 OpValue::Read(None),
-                Some(FINAL_READ_LIMIT),
+                Some(left),
             )
             .await;
-            (key, done)
+            if done.kind == OpType::Ok {
+                return None;
+            }
+            let why = done.why.unwrap_or_else(|| done.kind.as_str().to_string());
+            if tokio::time::Instant::now() >= deadline {
+                return Some((key, why));
+            }
+            // Not at once again: a refused connection answers in microseconds.
+            tokio::time::sleep(Duration::from_millis(50).min(left)).await;
         }
     });
     futures::future::join_all(reads)
         .await
         .into_iter()
-        .filter(|(_, done)| done.kind != OpType::Ok)
-        .map(|(key, done)| {
-            let why = done.why.unwrap_or_else(|| done.kind.as_str().to_string());
-            (key, why)
-        })
+        .flatten()
         .collect()
 }
 
