@@ -679,36 +679,56 @@ fn a_one_shot_kv_asks_the_last_known_leader_first() {
 fn a_one_shot_kv_given_only_a_follower_says_at_once_which_leader_to_add() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, stdin, _out, _) = support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
-    let leader = wait_recorded_leader(dir.path(), |_| true);
-    let follower = if leader == 1 { 2 } else { 1 };
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("cluster.json")).unwrap()).unwrap();
-    let api = file["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == follower)
-        .and_then(|n| n["api"].as_str())
-        .unwrap()
-        .to_string();
-    let started = std::time::Instant::now();
-    // A budget far above what a follower's answer takes: the old client spent all of it retrying.
-    let o = squall()
-        .args(["kv", "--timeout", "60s", "--peers"])
-        .arg(format!("{follower}={api}"))
-        .args(["get", "k"])
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("node {leader} leads"))
-            && err.contains(&format!("add {leader}=ADDR")),
-        "{err}"
-    );
-    // A bound that only catches waiting out the timeout.
-    assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+    let file = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join("cluster.json")).unwrap()).unwrap()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let leader = wait_recorded_leader(dir.path(), |_| true);
+        let follower = if leader == 1 { 2 } else { 1 };
+        let api = file()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == follower)
+            .and_then(|n| n["api"].as_str())
+            .unwrap()
+            .to_string();
+        let started = std::time::Instant::now();
+        // A budget far above what a follower's answer takes: the old client spent all of it retrying.
+        let o = squall()
+            .args(["kv", "--timeout", "60s", "--peers"])
+            .arg(format!("{follower}={api}"))
+            .args(["get", "k"])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        // A bound that only catches waiting out the timeout.
+        assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+        if err.contains("is absent") {
+            // Leadership moved to the node asked between reading cluster.json and asking: ask again.
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {follower} led at every try: {err}"
+            );
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        let named = err
+            .split("node ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no leader named: {err}"));
+        assert!(
+            named != follower
+                && err.contains(&format!("node {named} leads"))
+                && err.contains(&format!("add {named}=ADDR")),
+            "{err}"
+        );
+        break;
+    }
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
