@@ -93,9 +93,20 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
     })
 }
 
-/// `--node-kind`'s value (a built-in name or a kind file; `None`: the default kind), loaded and checked.
+/// `--node-kind`'s value (a built-in name or a kind file; `None`: the default kind), loaded and checked. A kind
+/// file named by a relative path (relative to the working directory, as any path on the command line or in a
+/// scenario's `[cluster] kind`) is recorded by its absolute path: the event log and an exported scenario then
+/// name the same file from any directory a rerun starts in (F9b).
 pub fn load_kind(name_or_path: Option<&str>) -> Result<Kind, String> {
-    Kind::load(name_or_path.unwrap_or(crate::kind::DEFAULT)).map_err(|e| e.to_string())
+    let mut kind =
+        Kind::load(name_or_path.unwrap_or(crate::kind::DEFAULT)).map_err(|e| e.to_string())?;
+    if let crate::kind::Source::File(path) = &mut kind.source
+        && path.is_relative()
+        && let Ok(absolute) = std::path::absolute(&*path)
+    {
+        *path = absolute;
+    }
+    Ok(kind)
 }
 
 /// The program every node runs and the arguments before its launch arguments: `node_bin` when given (it
@@ -112,6 +123,19 @@ pub fn node_program(
                 return Err(format!(
                     "--node-bin {}: no such file; build the node (for squall's: cargo build --release -p \
                      squall-node) or drop the flag to use the kind's program",
+                    p.display()
+                ));
+            }
+            // Refused here, not left to the process supervisor, which ran a file without the execute bit
+            // through a shell.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o111 == 0 {
+                return Err(format!(
+                    "--node-bin {}: the file is not executable; make it so (chmod +x {0}) or name the node \
+                     program itself",
                     p.display()
                 ));
             }
@@ -134,4 +158,40 @@ pub fn cluster_id(seed: u64) -> String {
 pub fn say(line: std::fmt::Arguments) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_file_named_by_a_relative_path_is_recorded_by_its_absolute_path() {
+        // F9b: an export wrote the path as given, and a rerun from any other directory could not find it.
+        // Tests run in the package's directory, where `kinds/squall.toml` is.
+        let kind = load_kind(Some("kinds/squall.toml")).unwrap();
+        let file = kind.record().file.expect("a kind file");
+        assert!(Path::new(&file).is_absolute(), "{file}");
+        assert_eq!(
+            Path::new(&file),
+            std::env::current_dir().unwrap().join("kinds/squall.toml")
+        );
+        assert_eq!(load_kind(Some("etcd")).unwrap().record().file, None);
+    }
+
+    #[test]
+    fn a_node_bin_that_is_not_executable_is_refused_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("node.sh");
+        std::fs::write(&script, "#!/bin/sh\nexec true\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let kind = load_kind(None).unwrap();
+        let e = node_program(&kind, Some(&script)).unwrap_err();
+        assert!(
+            e.contains("node.sh") && e.contains("not executable") && e.contains("chmod +x"),
+            "{e}"
+        );
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(node_program(&kind, Some(&script)).unwrap().0, script);
+    }
 }

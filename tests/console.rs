@@ -432,3 +432,30 @@ fn a_restart_that_fails_half_way_says_what_it_had_done() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// Client requests never cross a peer link on squall's kind: a fault `only client` would match nothing and
+/// answer `ok` for a fault that does nothing. It is refused; peer message kinds are still taken.
+#[test]
+fn a_fault_only_on_client_traffic_is_refused_on_squall_s_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut stdin, mut out, _) =
+        support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    for line in ["hold * only client", "delay 1->2 50ms only client,vote"] {
+        let answer = answer_to(&mut stdin, &mut out, line);
+        assert!(
+            answer.last().is_some_and(|l| l.starts_with("error: ")
+                && l.contains("only client")
+                && l.contains("nothing was done")),
+            "{line}: {answer:?}"
+        );
+    }
+    let faults = answer_to(&mut stdin, &mut out, "faults");
+    assert!(
+        faults.last().is_some_and(|l| l.starts_with("ok: "))
+            && !faults.iter().any(|l| l.starts_with("faults:")),
+        "no fault was put in place: {faults:?}"
+    );
+    ask(&mut stdin, &mut out, "cut 1->2 only vote", "cut");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -170,6 +170,59 @@ fn an_unsynced_node_loses_nothing_to_kill_and_after_coordinated_power_cuts_elect
     let _ = s.quit();
 }
 
+/// F12: after every node lost its acknowledged writes, the lin-kv history alone looked linearizable (no read
+/// came after the loss) and `check` said passed. The check ends with a recorded final read of every key; a
+/// cluster that cannot serve it makes the verdict inconclusive, never passed.
+#[test]
+fn a_lin_kv_check_after_every_node_lost_its_acknowledged_writes_does_not_pass() {
+    let mut s = up(&[
+        "--unsafe-no-fsync",
+        "--workload",
+        "lin-kv",
+        "--rate",
+        "200",
+        "--seed",
+        "5",
+        "--snapshot-every",
+        "0",
+    ]);
+    commits_grow(&mut s, 200);
+    s.ask("powercut all", "power cut of every node");
+    for n in 1..=3 {
+        s.ask(&format!("restart {n}"), "restart node");
+    }
+    s.until("every node to recover from the data it lost", |ns| {
+        (ns.len() == 3 && ns.values().all(|n| n.running && n.role == "recovering")).then_some(())
+    });
+    writeln!(s.stdin, "check").unwrap();
+    let verdict = s.out.wait_for("the check's verdict", WAIT, |l| {
+        (l.starts_with("ok: ") || l.starts_with("error: "))
+            .then(|| l.to_string())
+            .filter(|l| l.contains("check"))
+    });
+    assert!(
+        verdict.starts_with("error: linearizability check inconclusive"),
+        "a lin-kv check after every node lost its acknowledged writes: {verdict}"
+    );
+    assert!(verdict.contains("final read"), "{verdict}");
+    let _ = s.quit();
+}
+
+/// A disk has one slow setting: a second `disk N slow` replaces the first, and its answer says so.
+#[test]
+fn a_second_slow_disk_says_it_replaced_the_first() {
+    let mut s = up(&[]);
+    let first = s.ask("disk 2 slow 50ms", "slow node 2's disk");
+    assert!(!first.contains("replaces"), "{first}");
+    let second = s.ask("disk 2 slow 80ms sync", "slow node 2's disk");
+    assert!(
+        second.contains("every sync +80 ms")
+            && second.contains("replaces the slow disk in force: every operation +50 ms"),
+        "{second}"
+    );
+    let _ = s.quit();
+}
+
 #[test]
 fn a_failed_fsync_stops_the_node_never_acknowledges_and_a_restart_recovers() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "7"]);

@@ -673,6 +673,66 @@ fn a_one_shot_kv_asks_the_last_known_leader_first() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `kv --peers` naming only a follower: the follower names the leader, whose address the client was not
+/// given, so no retry can succeed. The client says so at once instead of waiting out its whole timeout.
+#[test]
+fn a_one_shot_kv_given_only_a_follower_says_at_once_which_leader_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, stdin, _out, _) = support::headless_with_leader(dir.path(), &["-n", "3"], WAIT);
+    let file = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join("cluster.json")).unwrap()).unwrap()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let leader = wait_recorded_leader(dir.path(), |_| true);
+        let follower = if leader == 1 { 2 } else { 1 };
+        let api = file()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == follower)
+            .and_then(|n| n["api"].as_str())
+            .unwrap()
+            .to_string();
+        let started = std::time::Instant::now();
+        // A budget far above what a follower's answer takes: the old client spent all of it retrying.
+        let o = squall()
+            .args(["kv", "--timeout", "60s", "--peers"])
+            .arg(format!("{follower}={api}"))
+            .args(["get", "k"])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        // A bound that only catches waiting out the timeout.
+        assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+        if err.contains("is absent") {
+            // Leadership moved to the node asked between reading cluster.json and asking: ask again.
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {follower} led at every try: {err}"
+            );
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        let named = err
+            .split("node ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no leader named: {err}"));
+        assert!(
+            named != follower
+                && err.contains(&format!("node {named} leads"))
+                && err.contains(&format!("add {named}=ADDR")),
+            "{err}"
+        );
+        break;
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
 /// Flips one bit of the first record of node `id`'s WAL (after its 8-byte length and CRC header).
 fn corrupt_wal(dir: &std::path::Path, id: u64) {
     let wal = dir.join(format!("node-{id}/data/wal.log"));
@@ -709,7 +769,7 @@ fn a_node_that_refuses_its_data_at_start_leaves_the_majority_running() {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = Lines::new(child.stdout.take().unwrap());
     let refused = out.wait_for("node 2 shown as refused, with its reason", WAIT, |l| {
-        (l.contains("n2 refused its data") && l.contains("corrupt")).then(|| l.to_string())
+        (l.contains("n2 did not start") && l.contains("corrupt")).then(|| l.to_string())
     });
     assert!(
         refused.contains("restart 2") && refused.contains("wipe 2"),
@@ -722,7 +782,10 @@ fn a_node_that_refuses_its_data_at_start_leaves_the_majority_running() {
         .find(|l| l.starts_with("status: n2 "))
         .cloned()
         .unwrap_or_else(|| panic!("no status line for n2: {status}"));
-    assert!(n2.contains("refused") && n2.contains("corrupt"), "{n2}");
+    assert!(
+        n2.contains("did not start") && n2.contains("corrupt"),
+        "{n2}"
+    );
     let put = kv(dir.path(), &["put", "after", "v"]);
     assert!(
         put.status.success(),

@@ -34,3 +34,119 @@ fn a_refused_up_writes_no_session_log_and_offers_no_replay() {
         .unwrap_or_default();
     assert!(logs.is_empty(), "left behind: {logs:?}\n{text}");
 }
+
+/// A node program that runs squall's node, but binds the API port of the nodes listed in `busy-ids` (beside
+/// it) to `port`, which the test holds: those nodes cannot start, for a reason that has nothing to do with
+/// their data.
+fn busy_port_wrapper(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("node-on-a-busy-port.sh");
+    let ids = dir.join("busy-ids");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n\
+             a=(\"$@\")\n\
+             for i in \"${{!a[@]}}\"; do\n\
+             \x20 if [[ ${{a[$i]}} == --id ]] && grep -qw -- \"${{a[$((i+1))]}}\" '{ids}'; then busy=1; fi\n\
+             done\n\
+             if [[ -n $busy ]]; then\n\
+             \x20 for i in \"${{!a[@]}}\"; do\n\
+             \x20   if [[ ${{a[$i]}} == --api-listen ]]; then a[$((i+1))]=127.0.0.1:{port}; fi\n\
+             \x20 done\n\
+             fi\n\
+             exec '{squall}' node \"${{a[@]}}\"\n",
+            ids = ids.display(),
+            squall = env!("CARGO_BIN_EXE_squall"),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn a_node_that_does_not_start_is_not_said_to_have_refused_its_data() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    // Held for the whole test: whichever port the OS hands out, a node told to listen there cannot.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let wrapper = busy_port_wrapper(tmp.path(), port);
+    let dir = tmp.path().join("cluster");
+
+    // Node 3 cannot listen; nodes 1 and 2 are a majority and run. The feed gives node 3's own words and
+    // does not send the person to wipe its healthy data.
+    std::fs::write(tmp.path().join("busy-ids"), "3\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&dir)
+        .arg("--node-bin")
+        .arg(&wrapper)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("n3 refused") || l.contains("n3 did not start") => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!(
+                "no feed line on node 3 not starting within 30s; seen:\n{}",
+                seen.join("\n")
+            ),
+        }
+    };
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(line.contains("n3 did not start: "), "{line}");
+    assert!(line.contains("in use"), "node 3's own words: {line}");
+    assert!(!line.contains("refused its data"), "{line}");
+    let only_if = line
+        .find("only if its data is damaged")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        line.find("wipe").is_some_and(|w| w > only_if),
+        "wipe is offered only for damaged data: {line}"
+    );
+
+    // Nodes 2 and 3 cannot listen: not a majority, nothing runs, exit 2; each node's own error comes before
+    // its log's tail.
+    std::fs::write(tmp.path().join("busy-ids"), "2 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&dir)
+        .arg("--node-bin")
+        .arg(&wrapper)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for id in [2, 3] {
+        let head = format!("node {id} did not start: ");
+        let from = err.find(&head).unwrap_or_else(|| panic!("{head}…\n{err}"));
+        let first_line = err[from..].lines().next().unwrap();
+        assert!(
+            first_line.contains("in use"),
+            "node {id}'s error before its log: {first_line}\n{err}"
+        );
+    }
+    assert!(!err.contains("refused its data"), "{err}");
+    drop(busy);
+}

@@ -377,3 +377,53 @@ fn a_killed_session_keeps_its_events_to_a_flush_and_every_reader_says_its_log_is
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("is truncated"), "the report says so too");
 }
+
+#[test]
+fn a_second_up_on_a_running_session_s_directory_is_refused_at_once_and_touches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let (mut child, mut out) = headless(&dir, &[]);
+    wait_leader(&mut out);
+    let pids = wait_every_node_answers(&dir, &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let cluster_json = std::fs::read(dir.join("cluster.json")).expect("the session's cluster.json");
+    let addr_files: Vec<_> = (1..=3)
+        .map(|id| dir.join(format!("node-{id}/addr.json")))
+        .collect();
+    let addrs: Vec<Vec<u8>> = addr_files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
+        .collect();
+
+    let second = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("is in use by squall pid {}", child.id()))
+            && err.contains("stop that session first"),
+        "{err}"
+    );
+    // The running session's files are untouched, and it still answers.
+    assert_eq!(
+        std::fs::read(dir.join("cluster.json")).unwrap(),
+        cluster_json
+    );
+    for (f, bytes) in addr_files.iter().zip(&addrs) {
+        assert_eq!(&std::fs::read(f).unwrap(), bytes, "{}", f.display());
+    }
+    assert!(!dir.join("events-2.jsonl.gz").exists());
+    ask(&mut stdin, &mut out, "status", "");
+    stop(child, stdin, &pids);
+
+    // Once that session has ended, the directory is free again.
+    let (mut child, mut out) = headless(&dir, &[]);
+    wait_leader(&mut out);
+    let pids = wait_every_node_answers(&dir, &pids);
+    let stdin = child.stdin.take().unwrap();
+    stop(child, stdin, &pids);
+}

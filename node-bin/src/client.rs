@@ -27,6 +27,15 @@ pub enum ClientError {
         /// Each node's connection error.
         errors: BTreeMap<NodeId, String>,
     },
+    /// Every node given named a leader whose address was not given: no retry can reach it, so the client
+    /// answers at once instead of waiting out its timeout.
+    #[error("node {leader} leads, and its address was not given: add {leader}=ADDR to --peers, or use --dir DIR of the cluster ({})", describe(.errors))]
+    LeaderNotGiven {
+        /// The leader the nodes named.
+        leader: NodeId,
+        /// What each node answered.
+        errors: BTreeMap<NodeId, String>,
+    },
     /// The cluster map is empty.
     #[error("no nodes given: pass --dir DIR of a running cluster or --peers 1=ADDR,2=ADDR,...")]
     NoNodes,
@@ -116,6 +125,8 @@ impl KvClient {
         // Leader hints followed since the last pause. The first is followed at once; during a leadership
         // transfer the old leader and the target point at each other, so later ones wait like any retry.
         let mut hops = 0u32;
+        // The nodes that named a leader the client has no address for, with the leader each named.
+        let mut named_elsewhere: BTreeMap<NodeId, NodeId> = BTreeMap::new();
         loop {
             if started.elapsed() >= self.op_timeout {
                 return Err(ClientError::Unavailable {
@@ -160,6 +171,13 @@ impl KvClient {
                         ),
                     );
                     refusals = 0;
+                    named_elsewhere.insert(target, l);
+                    // Every node given points at the same leader out of reach: say so now.
+                    if named_elsewhere.len() == ids.len()
+                        && named_elsewhere.values().all(|&n| n == l)
+                    {
+                        return Err(ClientError::LeaderNotGiven { leader: l, errors });
+                    }
                 }
                 Ok(KvReply::TooLarge(e)) => return Err(ClientError::TooLarge(e)),
                 Ok(KvReply::NotLeader { .. }) => {

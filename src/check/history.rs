@@ -201,7 +201,9 @@ impl std::error::Error for HistoryError {}
 /// the pending one is left as unknown), a completion whose function or key differs from its invocation's,
 /// or a write or cas completing with other arguments than it was invoked with.
 pub fn pair(events: &[OpEvent]) -> Result<Vec<Operation>, HistoryError> {
-    let mut ops: Vec<Operation> = Vec::new();
+    // Sized exactly: a report holds one key's operations at its peak, and doubling would hold up to twice.
+    let invocations = events.iter().filter(|e| e.kind == OpType::Invoke).count();
+    let mut ops: Vec<Operation> = Vec::with_capacity(invocations);
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
     for (position, e) in events.iter().enumerate() {
         let err = |message: String| HistoryError { position, message };

@@ -114,9 +114,16 @@ fn step(state: Option<i64>, value: OpValue) -> Option<Option<i64>> {
 /// thousand steps, so it stops within milliseconds of the deadline. When several keys are invalid, the
 /// lowest is reported.
 pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
-    let mut by_key: BTreeMap<i64, Vec<SOp>> = BTreeMap::new();
+    // Each key's operations in a vector of exactly their number (no doubling's slack at the peak).
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for op in ops {
+        *counts.entry(op.key).or_default() += 1;
+    }
+    let mut by_key: BTreeMap<i64, Vec<SOp>> = counts
+        .into_iter()
+        .map(|(key, n)| (key, Vec::with_capacity(n)))
+        .collect();
     for (origin, op) in ops.iter().enumerate() {
-        by_key.entry(op.key).or_default();
         let ret = match op.outcome {
             Outcome::Fail => continue,
             Outcome::Ok => Some(op.complete_time.unwrap_or(u64::MAX)),
@@ -710,7 +717,8 @@ impl<'a> Search<'a> {
         let n = self.ops.len();
         let mut d = Decided::new(n);
         let mut state = self.init;
-        let mut stack: Vec<(usize, Option<i64>, Decision)> = Vec::new();
+        // At most one decision per operation is on the stack.
+        let mut stack: Vec<(usize, Option<i64>, Decision)> = Vec::with_capacity(n);
         let mut entry = self.next[self.head];
         // True right after a decision, when the scan starts again from the head.
         let mut fresh = true;

@@ -23,7 +23,7 @@ pub(super) async fn run(cluster: Cluster) {
     let mut stop = cluster.stopping();
     let (token_tx, token_rx) = tokio::sync::mpsc::channel::<u64>(WORKERS);
     let token_rx = std::sync::Arc::new(tokio::sync::Mutex::new(token_rx));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     for _ in 0..WORKERS {
         tokio::spawn(worker(cluster.clone(), token_rx.clone(), done_tx.clone()));
     }
@@ -38,27 +38,23 @@ pub(super) async fn run(cluster: Cluster) {
         ));
     }
     drop(done_tx);
-    let (mut ok, mut failed, mut n) = (0u64, 0u64, 0u64);
+    let (mut counts, mut n) = (Counts::default(), 0u64);
     let mut last_report = Instant::now();
-    let mut reported = (false, 0u32, 0u64, 0u64);
+    let mut reported = (false, 0u32, Counts::default());
     let mut next = Instant::now();
     loop {
-        while let Ok(success) = done_rx.try_recv() {
-            if success {
-                ok += 1;
-            } else {
-                failed += 1;
-            }
+        while let Ok(done) = done_rx.try_recv() {
+            counts.add(done);
         }
         let (on, rate) = cluster.inner.workload.get();
-        if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, ok, failed)
-        {
-            reported = (on, rate, ok, failed);
+        if last_report.elapsed() >= Duration::from_millis(500) && reported != (on, rate, counts) {
+            reported = (on, rate, counts);
             cluster.emit(Event::Workload {
                 on,
                 rate,
-                ok,
-                failed,
+                ok: counts.ok,
+                failed: counts.failed,
+                cas_failed: counts.cas_failed,
             });
             last_report = Instant::now();
         }
@@ -89,10 +85,50 @@ pub(super) async fn run(cluster: Cluster) {
     }
 }
 
+/// What one workload operation came to, as the header counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    /// It completed `ok`.
+    Ok,
+    /// It failed or timed out: an error of the system, or an outcome unknown.
+    Failed,
+    /// A cas whose expected value was not there: a definite `fail` of that operation, not an error (F8).
+    CasFailed,
+}
+
+impl Done {
+    /// How a lin-kv completion counts.
+    fn of(c: &LinCompletion) -> Done {
+        match c.kind {
+            OpType::Ok => Done::Ok,
+            _ if c.precondition_failed => Done::CasFailed,
+            _ => Done::Failed,
+        }
+    }
+}
+
+/// The workload's running counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    ok: u64,
+    failed: u64,
+    cas_failed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, done: Done) {
+        match done {
+            Done::Ok => self.ok += 1,
+            Done::Failed => self.failed += 1,
+            Done::CasFailed => self.cas_failed += 1,
+        }
+    }
+}
+
 async fn worker(
     cluster: Cluster,
     tokens: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<u64>>>,
-    done: tokio::sync::mpsc::UnboundedSender<bool>,
+    done: tokio::sync::mpsc::UnboundedSender<Done>,
 ) {
     let mut client: Option<Box<dyn KvClient>> = None;
     let mut client_addrs = Default::default();
@@ -120,7 +156,7 @@ async fn worker(
         if acked {
             control.tally.lock().unwrap().acked[counter] += 1;
         }
-        let _ = done.send(acked);
+        let _ = done.send(if acked { Done::Ok } else { Done::Failed });
         // Every operation goes into the session (and so into the event log), not a sample of them.
         cluster.emit(Event::ClientOp {
             op,
@@ -140,11 +176,11 @@ fn new_client(cluster: &Cluster) -> Box<dyn KvClient> {
 }
 
 /// One client: takes a token per operation, runs it, records invocation and completion.
-pub(super) async fn lin_worker(
+async fn lin_worker(
     cluster: Cluster,
     slot: usize,
     tokens: Arc<tokio::sync::Mutex<mpsc::Receiver<u64>>>,
-    done: mpsc::UnboundedSender<bool>,
+    done: mpsc::UnboundedSender<Done>,
 ) {
     let lin = &cluster.inner.workload.lin;
     let mut process = slot as u64;
@@ -160,65 +196,13 @@ pub(super) async fn lin_worker(
             client = new_client(&cluster);
         }
         let (key, value) = lin.next_op();
-        let store_key = lin.store_key(key);
-        let op = match value {
-            OpValue::Read(_) => KvRequest::Read { key: store_key },
-            OpValue::Write(v) => KvRequest::Write {
-                key: store_key,
-                value: v.to_string(),
-            },
-            OpValue::Cas(from, to) => KvRequest::Cas {
-                key: store_key,
-                from: from.to_string(),
-                to: to.to_string(),
-            },
-        };
-        lin.record(
-            || cluster.inner.started.elapsed().as_nanos() as u64,
-            |e| cluster.emit(e),
-            OpType::Invoke,
-            process,
-            key,
-            value,
-        );
         let started = Instant::now();
-        let result = client.execute(op).await;
+        let completed = lin_op(&cluster, client.as_mut(), process, key, value, None).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let (kind, value, why) = match (value, result) {
-            (OpValue::Read(_), KvOutcome::Done(KvAnswer::Value(v))) => {
-                match v.map(|s| s.parse::<i64>()) {
-                    None => (OpType::Ok, OpValue::Read(None), None),
-                    Some(Ok(n)) => (OpType::Ok, OpValue::Read(Some(n)), None),
-                    Some(Err(_)) => (
-                        OpType::Info,
-                        value,
-                        Some("holds a value that is not an integer: written by hand?".to_string()),
-                    ),
-                }
-            }
-            (OpValue::Write(_), KvOutcome::Done(KvAnswer::Written)) => (OpType::Ok, value, None),
-            (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(true))) => {
-                (OpType::Ok, value, None)
-            }
-            (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(false))) => {
-                (OpType::Fail, value, Some("precondition failed".to_string()))
-            }
-            (_, KvOutcome::Fail(e)) => (OpType::Fail, value, Some(e)),
-            // An answer of the wrong shape says nothing about whether the operation happened.
-            (_, KvOutcome::Done(other)) => {
-                (OpType::Info, value, Some(format!("unexpected {other:?}")))
-            }
-            (_, KvOutcome::Info(e)) => (OpType::Info, value, Some(e)),
-        };
-        lin.record(
-            || cluster.inner.started.elapsed().as_nanos() as u64,
-            |e| cluster.emit(e),
-            kind,
-            process,
-            key,
-            value,
-        );
-        let _ = done.send(kind == OpType::Ok);
+        let _ = done.send(Done::of(&completed));
+        let LinCompletion {
+            kind, value, why, ..
+        } = completed;
         cluster.emit(Event::ClientOp {
             op: describe_op(key, value),
             result: match (kind, why) {
@@ -236,11 +220,159 @@ pub(super) async fn lin_worker(
     }
 }
 
+/// How one lin-kv operation completed, as recorded in the history.
+pub(super) struct LinCompletion {
+    /// `ok`, `fail` (definitely did not happen) or `info` (outcome unknown).
+    pub kind: OpType,
+    /// The operation with what it returned (a read's value).
+    pub value: OpValue,
+    /// Why it did not complete `ok`, in words.
+    pub why: Option<String>,
+    /// A cas that failed because the value it expected was not there: a definite `fail`, not an error of
+    /// the system.
+    pub precondition_failed: bool,
+}
+
+/// Runs one lin-kv operation on `key` as `process` and records it in the history: its invocation, then its
+/// completion. The only place a kind's answer becomes a history event: the clients' operations and the
+/// check's final reads ([`super::verify`]) both go through it, so the check judges reads exactly as the
+/// workload records them. `limit` bounds the wait (`info` when it runs out); the clients rely on their
+/// client's own timeouts.
+pub(super) async fn lin_op(
+    cluster: &Cluster,
+    client: &mut dyn KvClient,
+    process: u64,
+    key: i64,
+    value: OpValue,
+    limit: Option<Duration>,
+) -> LinCompletion {
+    let lin = &cluster.inner.workload.lin;
+    let store_key = lin.store_key(key);
+    let op = match value {
+        OpValue::Read(_) => KvRequest::Read { key: store_key },
+        OpValue::Write(v) => KvRequest::Write {
+            key: store_key,
+            value: v.to_string(),
+        },
+        OpValue::Cas(from, to) => KvRequest::Cas {
+            key: store_key,
+            from: from.to_string(),
+            to: to.to_string(),
+        },
+    };
+    let now = || cluster.inner.started.elapsed().as_nanos() as u64;
+    lin.record(
+        now,
+        |e| cluster.emit(e),
+        OpType::Invoke,
+        process,
+        key,
+        value,
+    );
+    let result = match limit {
+        None => client.execute(op).await,
+        Some(d) => tokio::time::timeout(d, client.execute(op))
+            .await
+            .unwrap_or_else(|_| {
+                KvOutcome::Info(format!("no answer within {}", crate::units::duration(d)))
+            }),
+    };
+    let done = completion(value, result);
+    lin.record(
+        now,
+        |e| cluster.emit(e),
+        done.kind,
+        process,
+        key,
+        done.value,
+    );
+    done
+}
+
+/// What an answer of the kind's client means for the history (Jepsen's and Maelstrom's reading): `ok` with
+/// the value a read returned, `fail` only when the operation definitely did not happen (a cas whose
+/// precondition did not hold, an error the state machine returned), `info` when its outcome is unknown.
+fn completion(value: OpValue, result: KvOutcome) -> LinCompletion {
+    let done = |kind, value, why: Option<String>| LinCompletion {
+        kind,
+        value,
+        why,
+        precondition_failed: false,
+    };
+    match (value, result) {
+        (OpValue::Read(_), KvOutcome::Done(KvAnswer::Value(v))) => {
+            match v.map(|s| s.parse::<i64>()) {
+                None => done(OpType::Ok, OpValue::Read(None), None),
+                Some(Ok(n)) => done(OpType::Ok, OpValue::Read(Some(n)), None),
+                Some(Err(_)) => done(
+                    OpType::Info,
+                    value,
+                    Some("holds a value that is not an integer: written by hand?".to_string()),
+                ),
+            }
+        }
+        (OpValue::Write(_), KvOutcome::Done(KvAnswer::Written)) => done(OpType::Ok, value, None),
+        (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(true))) => {
+            done(OpType::Ok, value, None)
+        }
+        (OpValue::Cas(..), KvOutcome::Done(KvAnswer::Swapped(false))) => LinCompletion {
+            precondition_failed: true,
+            ..done(OpType::Fail, value, Some("precondition failed".to_string()))
+        },
+        (_, KvOutcome::Fail(e)) => done(OpType::Fail, value, Some(e)),
+        // An answer of the wrong shape says nothing about whether the operation happened.
+        (_, KvOutcome::Done(other)) => {
+            done(OpType::Info, value, Some(format!("unexpected {other:?}")))
+        }
+        (_, KvOutcome::Info(e)) => done(OpType::Info, value, Some(e)),
+    }
+}
+
 fn describe_op(key: i64, value: OpValue) -> String {
     match value {
         OpValue::Read(Some(v)) => format!("read {key} → {v}"),
         OpValue::Read(None) => format!("read {key}"),
         OpValue::Write(v) => format!("write {key} {v}"),
         OpValue::Cas(a, b) => format!("cas {key} {a}→{b}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cas_whose_expected_value_was_not_there_is_counted_apart_from_failures() {
+        let mut counts = Counts::default();
+        let cases = [
+            (OpValue::Cas(1, 2), KvOutcome::Done(KvAnswer::Swapped(true))),
+            (
+                OpValue::Cas(1, 3),
+                KvOutcome::Done(KvAnswer::Swapped(false)),
+            ),
+            // The state machine refused it, and a timeout: errors of the system, or outcomes unknown.
+            (OpValue::Cas(3, 4), KvOutcome::Fail("wrong type".into())),
+            (OpValue::Write(5), KvOutcome::Info("timed out".into())),
+        ];
+        for (value, outcome) in cases {
+            counts.add(Done::of(&completion(value, outcome)));
+        }
+        assert_eq!(
+            counts,
+            Counts {
+                ok: 1,
+                failed: 2,
+                cas_failed: 1
+            }
+        );
+        let unmet = completion(
+            OpValue::Cas(1, 3),
+            KvOutcome::Done(KvAnswer::Swapped(false)),
+        );
+        assert_eq!(
+            unmet.kind,
+            OpType::Fail,
+            "still a definite fail in the history"
+        );
     }
 }

@@ -88,15 +88,30 @@ impl Cluster {
                 let what = self.describe_node(id);
                 let effect = match action {
                     DiskAction::Slow { delay, syncs_only } => {
+                        // One slow setting per disk: a second `slow` replaces the first, and says so.
+                        let before = disk.active().into_iter().find_map(|f| match f {
+                            squall_chaos::disk::ActiveFault::Slow { delay, syncs_only } => {
+                                Some((delay, syncs_only))
+                            }
+                            _ => None,
+                        });
                         disk.set_slow(delay, syncs_only);
-                        format!(
-                            "slow node {id}'s disk{what}: {} +{} ms",
+                        let which = |syncs_only| {
                             if syncs_only {
                                 "every sync"
                             } else {
                                 "every operation"
-                            },
-                            delay.as_millis()
+                            }
+                        };
+                        format!(
+                            "slow node {id}'s disk{what}: {} +{} ms{}",
+                            which(syncs_only),
+                            delay.as_millis(),
+                            before.map_or(String::new(), |(d, s)| format!(
+                                " (replaces the slow disk in force: {} +{} ms)",
+                                which(s),
+                                d.as_millis()
+                            ))
                         )
                     }
                     DiskAction::Stall => {

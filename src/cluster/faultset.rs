@@ -131,6 +131,24 @@ impl Cluster {
                 known.join(", ")
             ));
         }
+        // squall's clients reach each node's API port directly: no client request crosses a peer link, so a
+        // fault `only client` there would match nothing and answer `ok` for a fault that does nothing.
+        if self.inner.spec.kind.peers.classifier == "squall-raft"
+            && pinned.only.iter().any(|k| k == "client")
+        {
+            return Err(format!(
+                "`only client`: node kind `{}` carries no client traffic on its peer links (clients reach each \
+                 node's API port directly, not through squall's proxies), so this fault would match nothing \
+                 (nothing was done); pick peer messages: {}",
+                self.inner.spec.kind.name,
+                known
+                    .iter()
+                    .filter(|k| **k != "client")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let described = match &cmd.target {
             FaultTarget::Node(t) | FaultTarget::From(t) | FaultTarget::To(t) => {
                 let id = self.node_id(*t)?;

@@ -175,6 +175,68 @@ impl ClusterFile {
     }
 }
 
+/// Name of the lock file a running session holds in its cluster directory.
+pub const LOCK_FILE: &str = "squall.lock";
+
+/// A running session's hold on its cluster directory: an exclusive `flock(2)` on `DIR/squall.lock`, which
+/// holds the pid of the process that took it. The kernel drops the lock when the process ends however it
+/// ends (SIGKILL included), so a stale lock file never keeps a directory busy. A second session on the same
+/// directory would delete the first's `cluster.json` and node address files and start a second set of nodes
+/// on its data: it is refused before it touches anything.
+#[derive(Debug)]
+pub struct SessionLock {
+    /// Kept open for the lock's lifetime: closing it releases the lock.
+    _file: std::fs::File,
+}
+
+impl SessionLock {
+    /// Takes the lock on `dir` (which must exist) without waiting. `Err` is the message for a person: the
+    /// directory is in use by another squall (with its pid when it wrote one), or the lock file cannot be
+    /// opened.
+    pub fn take(dir: &Path) -> Result<SessionLock, String> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {e}; name a directory you can write with --dir",
+                    path.display()
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = match text.trim().parse::<u32>() {
+                    Ok(pid) => format!("squall pid {pid}"),
+                    Err(_) => "another squall".to_string(),
+                };
+                return Err(format!(
+                    "{} is in use by {holder}; stop that session first (quit its dashboard or console), or \
+                     use another --dir",
+                    dir.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
+        // Ours now: record who holds it, for the message a second session prints.
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(SessionLock { _file: file })
+    }
+}
+
 /// The last error a node wrote to its log (a line with "error" or "panicked" in its last 16 KiB), without its
 /// timestamp and level, cut to 400 characters: what the dashboard shows beside an exit nobody asked for.
 pub fn last_error(path: &Path) -> Option<String> {
@@ -254,6 +316,20 @@ mod tests {
             std::fs::create_dir(dir.path().join(d)).unwrap();
         }
         assert_eq!(node_dirs_beyond(dir.path(), 3), vec![4, 9]);
+    }
+
+    #[test]
+    fn a_directory_is_held_by_one_session_lock_at_a_time_and_free_once_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SessionLock::take(dir.path()).unwrap();
+        let e = SessionLock::take(dir.path()).unwrap_err();
+        assert!(
+            e.contains(&format!("is in use by squall pid {}", std::process::id()))
+                && e.contains("stop that session first"),
+            "{e}"
+        );
+        drop(first);
+        SessionLock::take(dir.path()).expect("free once the first lock is dropped");
     }
 
     #[test]

@@ -43,23 +43,25 @@ impl Outcome {
     }
 
     /// The lines the headless console answers with: listing lines first, then `ok: …` or `error: …`.
+    /// Each is one line: a text of several lines (an error quoting a node's log tail) is joined with ` | `,
+    /// so a script reads exactly one answer line per command.
     pub fn console_lines(&self) -> Vec<String> {
         match self {
-            Outcome::Done(effect) => vec![format!("ok: {effect}")],
+            Outcome::Done(effect) => vec![format!("ok: {}", one_line(&effect.to_string()))],
             Outcome::Verdict { verdict, report } if *verdict == Verdict::Ok => {
-                vec![format!("ok: {report}")]
+                vec![format!("ok: {}", one_line(report))]
             }
-            Outcome::Verdict { report, .. } => vec![format!("error: {report}")],
+            Outcome::Verdict { report, .. } => vec![format!("error: {}", one_line(report))],
             Outcome::Listing {
                 summary,
                 lines,
                 prefix,
             } => lines
                 .iter()
-                .map(|l| format!("{prefix} {l}"))
-                .chain(std::iter::once(format!("ok: {summary}")))
+                .map(|l| format!("{prefix} {}", one_line(l)))
+                .chain(std::iter::once(format!("ok: {}", one_line(summary))))
                 .collect(),
-            Outcome::Refused(why) => vec![format!("error: {why}")],
+            Outcome::Refused(why) => vec![format!("error: {}", one_line(why))],
             Outcome::Quit => vec!["ok: quit".into()],
         }
     }
@@ -84,6 +86,18 @@ impl Outcome {
         };
         if ok { Ok(text) } else { Err(text) }
     }
+}
+
+/// `text` on one line: its lines trimmed, blank ones dropped, joined with ` | `.
+fn one_line(text: &str) -> String {
+    if !text.contains(['\n', '\r']) {
+        return text.to_string();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 #[cfg(test)]
@@ -123,6 +137,40 @@ mod tests {
                 "faults: #2 isolate 3",
                 "ok: 2 faults"
             ]
+        );
+    }
+
+    #[test]
+    fn every_answer_is_one_console_line_even_when_it_quotes_a_node_s_log() {
+        let refused = Outcome::Refused(
+            "node 2 did not start: address in use\nits log ends:\n  line one\r\n\n  line two\n"
+                .into(),
+        );
+        assert_eq!(
+            refused.console_lines(),
+            vec![
+                "error: node 2 did not start: address in use | its log ends: | line one | line two"
+            ]
+        );
+        let done = Outcome::Done(Effect::new(
+            crate::command::Command::Kill(crate::command::Target::Node(2)),
+            Some(2),
+            "kill node 2\nit had led",
+        ));
+        assert_eq!(done.console_lines(), vec!["ok: kill node 2 | it had led"]);
+        let verdict = Outcome::Verdict {
+            verdict: Verdict::Ok,
+            report: "check passed\n3 keys".into(),
+        };
+        assert_eq!(verdict.console_lines(), vec!["ok: check passed | 3 keys"]);
+        let list = Outcome::Listing {
+            summary: "1 fault\nin force".into(),
+            lines: vec!["#1 cut 1->2\nsince 3s".into()],
+            prefix: "faults:",
+        };
+        assert_eq!(
+            list.console_lines(),
+            vec!["faults: #1 cut 1->2 | since 3s", "ok: 1 fault | in force"]
         );
     }
 }

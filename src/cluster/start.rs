@@ -181,8 +181,9 @@ impl Cluster {
                 state: ProcessState::Running { pid },
             });
         }
-        // A node that exits before listening refused its data (a corrupt WAL, a locked directory). The others
-        // start without it when they are a majority, so the person can look at it with the cluster up.
+        // A node that exits before listening did not start (a port in use, a corrupt WAL, a locked directory).
+        // The others start without it when they are a majority, so the person can look at it with the cluster
+        // up.
         let mut refused = Vec::new();
         for &id in ids {
             if let Err(e) = cluster.await_listening(id).await {
@@ -198,8 +199,9 @@ impl Cluster {
             if running.len() * 2 <= ids.len() {
                 let why: Vec<String> = refused.iter().map(|(_, e)| format!("{e:#}")).collect();
                 bail!(
-                    "{}; the nodes that started ({}) are not a majority of {}, so the cluster is not \
-                     started: fix or move the data of {}",
+                    "{}\nthe nodes that started ({}) are not a majority of {}, so the cluster is not \
+                     started: fix what {} said and start again (only if a node's data is damaged, move its \
+                     directory away)",
                     why.join("\n"),
                     if running.is_empty() {
                         "none".to_string()
@@ -367,8 +369,16 @@ impl Cluster {
             if let Some(squall_chaos::ProcState::Exited { code, signal, .. }) =
                 self.inner.sup.state(&node_name(id))
             {
+                // Its own words first: a busy port, a locked or corrupt directory, a bad flag. The tail
+                // after them is context, not the reason.
+                let how = match (code, signal) {
+                    (Some(c), _) => format!("exit code {c}"),
+                    (None, Some(s)) => format!("signal {s}"),
+                    (None, None) => "no exit status".to_string(),
+                };
                 bail!(
-                    "node {id} exited before listening (code {code:?}, signal {signal:?}); its log {} ends with:\n{}",
+                    "node {id} did not start: {}; it exited before listening ({how}); its log {} ends with:\n{}",
+                    files::last_error(&log).unwrap_or_else(|| "it logged no error".to_string()),
                     log.display(),
                     files::tail(&log, 10)
                 );

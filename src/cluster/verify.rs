@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use squall_node::client::{ClientError, KvClient};
 use squall_node::kv::{KvOp, KvResult};
 
-use super::linkv::CHECK_DEADLINE;
-use super::{Cluster, check, workload};
+use super::linkv::{self, CHECK_DEADLINE};
+use super::{Cluster, check, clients, workload};
 use crate::check::diagram::{DiagramLine, describe, draw};
+use crate::check::{OpType, OpValue};
 use crate::check::{Verdict as LinVerdict, history, linear};
 use crate::state::{Event, Verdict};
 
@@ -110,11 +111,60 @@ async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, St
     }
 }
 
+/// How long the lin-kv check may spend on each key's final read, retries included.
+const FINAL_READ_BUDGET: Duration = Duration::from_secs(5);
+
+/// Reads every lin-kv key once more, the keys at once, each recorded in the history like any other read
+/// ([`clients::lin_op`]). A read that is not served (a node restarting, a cut link, a timeout) is tried again
+/// as a new process with the same client, which moves on to another node, until one is served or
+/// [`FINAL_READ_BUDGET`] is spent; an unserved read is `info` or `fail` and constrains nothing. Returns the
+/// keys the cluster did not serve, with the last reason.
+async fn final_reads(cluster: &Cluster) -> Vec<(i64, String)> {
+    let lin = &cluster.inner.workload.lin;
+    let reads = (0..linkv::KEYS as i64).map(|key| async move {
+        let deadline = tokio::time::Instant::now() + FINAL_READ_BUDGET;
+        let mut client = cluster.inner.spec.kind.kv_client(cluster.api_addrs());
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let done = clients::lin_op(
+                cluster,
+                client.as_mut(),
+                lin.new_process(),
+                key,
+                OpValue::Read(None),
+                Some(left),
+            )
+            .await;
+            if done.kind == OpType::Ok {
+                return None;
+            }
+            let why = done.why.unwrap_or_else(|| done.kind.as_str().to_string());
+            if tokio::time::Instant::now() >= deadline {
+                return Some((key, why));
+            }
+            // Not at once again: a refused connection answers in microseconds.
+            tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+        }
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Checks the history so far for linearizability (invocations still open count as `info`), off the async
-/// threads, within [`CHECK_DEADLINE`]. `None` when there is no history yet.
+/// threads, within [`CHECK_DEADLINE`]. The history ends with a final read of every key: without a read after
+/// them, writes every node lost would go unseen and the check pass (F12); a key the cluster cannot serve
+/// makes a linearizable history inconclusive, not passed. `None` when there is no history yet (no final
+/// reads are made then).
 async fn lin_check(cluster: &Cluster) -> Option<(Verdict, String, Vec<DiagramLine>)> {
-    let events = match cluster.inner.workload.lin.events() {
+    match cluster.inner.workload.lin.events() {
         Ok(events) if events.is_empty() => return None,
+        _ => {}
+    }
+    let unserved = final_reads(cluster).await;
+    let events = match cluster.inner.workload.lin.events() {
         Ok(events) => events,
         Err(e) => {
             return Some((
@@ -135,6 +185,22 @@ async fn lin_check(cluster: &Cluster) -> Option<(Verdict, String, Vec<DiagramLin
         Ok(Ok((report, took))) => {
             let lines = describe(&report, took);
             let (verdict, head, window) = match &report.verdict {
+                LinVerdict::Valid if !unserved.is_empty() => {
+                    let keys: Vec<String> = unserved
+                        .iter()
+                        .map(|(key, why)| format!("key {key} ({why})"))
+                        .collect();
+                    let head = format!(
+                        "linearizability check inconclusive: the cluster did not serve the final read of {}, \
+                         so writes it lost would not show; what was read is linearizable",
+                        keys.join(", ")
+                    );
+                    return Some((
+                        Verdict::Inconclusive,
+                        format!("{head}: {}", lines[0]),
+                        vec![],
+                    ));
+                }
                 LinVerdict::Valid => (Verdict::Ok, "linearizability check passed", vec![]),
                 LinVerdict::Unknown(_) => (
                     Verdict::Inconclusive,

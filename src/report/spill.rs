@@ -129,8 +129,7 @@ impl KeySpill {
         let mut explored = 0;
         let mut unknown = None;
         for (_, (out, len)) in self.files {
-            let events = read_back(out, len).map_err(SpillError::Io)?;
-            let (positions, events): (Vec<u64>, Vec<OpEvent>) = events.into_iter().unzip();
+            let (positions, events) = read_back(out, len).map_err(SpillError::Io)?;
             let ops = history::pair(&events).map_err(|e| {
                 SpillError::Malformed(
                     HistoryError {
@@ -141,6 +140,7 @@ impl KeySpill {
                 )
             })?;
             drop(events);
+            drop(positions);
             let r = linear::check(&ops, deadline);
             explored += r.explored;
             match r.verdict {
@@ -167,8 +167,9 @@ impl KeySpill {
     }
 }
 
-/// One key's events, with their positions in the whole history, read back from its file.
-fn read_back(out: BufWriter<File>, len: usize) -> Result<Vec<(u64, OpEvent)>, String> {
+/// One key's events, with their positions in the whole history, read back from its file into two vectors of
+/// exactly `len` (the per-key check is the report's peak: no slack, no second copy).
+fn read_back(out: BufWriter<File>, len: usize) -> Result<(Vec<u64>, Vec<OpEvent>), String> {
     let mut file = out
         .into_inner()
         .map_err(|e| format!("the history could not be written out ({})", e.error()))?;
@@ -176,12 +177,15 @@ fn read_back(out: BufWriter<File>, len: usize) -> Result<Vec<(u64, OpEvent)>, St
         .and_then(|()| file.rewind())
         .map_err(|e| format!("the history cannot be read back ({e})"))?;
     let mut input = BufReader::new(file);
-    (0..len)
-        .map(|_| {
-            bincode::deserialize_from(&mut input)
-                .map_err(|e| format!("the history cannot be read back ({e})"))
-        })
-        .collect()
+    let mut positions = Vec::with_capacity(len);
+    let mut events = Vec::with_capacity(len);
+    for _ in 0..len {
+        let (position, event): (u64, OpEvent) = bincode::deserialize_from(&mut input)
+            .map_err(|e| format!("the history cannot be read back ({e})"))?;
+        positions.push(position);
+        events.push(event);
+    }
+    Ok((positions, events))
 }
 
 /// A new file in the temporary directory, already unlinked (gone however squall exits).

@@ -6,7 +6,9 @@
 //! - **Snapshot churn** (etcd#2698, etcd#3292): the follower receives a new full snapshot at almost every
 //!   compaction instead of continuing from the log. A node process that installs more than
 //!   [`MAX_INSTALLS`] snapshots within [`CHURN_WINDOW`] fails the check. A restart starts its count anew: a
-//!   node killed and restarted behind the compaction point legitimately needs one snapshot per start.
+//!   node killed and restarted behind the compaction point legitimately needs one snapshot per start, and a
+//!   fault performed or ended between installs (an isolation healed, then another) starts every count anew:
+//!   one snapshot after each fault is catching up, not a loop.
 //! - **Follower lag**: once the faults are over, every running member must catch up at least once: its
 //!   commit index within `max_lag` entries of the highest commit index any node reports, at some poll of
 //!   the recovery phase. `max_lag` is one snapshot interval or one second of workload, whichever is larger
@@ -20,6 +22,7 @@ use std::time::Duration;
 use squall_node::raft::RaftEvent;
 use squall_node::rpc::NodeEvent;
 
+use crate::command::{ClockAction, Command, DiskAction};
 use crate::state::{ClusterState, Event, MemberRole, ProcessState};
 
 /// Most snapshot installs one node process may make within [`CHURN_WINDOW`].
@@ -84,6 +87,11 @@ impl CatchUpCheck {
                     self.recent.remove(node);
                 }
             }
+            Event::Performed { command, .. } if starts_or_ends_a_fault(command) => {
+                self.recent.clear();
+            }
+            // A `for DUR` ran out, or a command took a network fault away.
+            Event::FaultEnded { .. } => self.recent.clear(),
             _ => {}
         }
     }
@@ -202,6 +210,26 @@ impl CatchUpCheck {
     }
 }
 
+/// Whether `command` injects a fault or ends one. Either can leave a node behind the compaction point anew
+/// (an isolation healed, a process resumed or restarted), and one snapshot after each is catching up, not a
+/// loop (F14: three isolations of one node within the window were judged a snapshot loop). Workload,
+/// membership and questions do not restart the window.
+fn starts_or_ends_a_fault(command: &Command) -> bool {
+    command.injects_fault()
+        || matches!(
+            command,
+            Command::Heal(_)
+                | Command::Resume(_)
+                | Command::Restart(_)
+                | Command::RestartAll
+                | Command::Release(_)
+                | Command::Freeze
+                | Command::Thaw
+                | Command::Disk(_, DiskAction::Heal)
+                | Command::Clock(_, ClockAction::Heal)
+        )
+}
+
 /// The check's row in the verdict table.
 pub(super) fn finding(check: &CatchUpCheck) -> super::verdict::Finding {
     let (verdict, evidence) = match check.verdict() {
@@ -251,6 +279,57 @@ mod tests {
         c.installed(1, s(5.0));
         let ok = c.verdict().unwrap();
         assert!(ok.contains("n1 4, n2 4 snapshot install(s)"), "{ok}");
+    }
+
+    fn performed(command: &str) -> Event {
+        Event::Performed {
+            command: crate::command::parse(command).unwrap(),
+            node: None,
+            effect: command.to_string(),
+        }
+    }
+
+    #[test]
+    fn one_install_after_each_of_several_isolations_is_no_snapshot_loop() {
+        // F14: node 3 isolated three times within 10 s catches up with one snapshot after each heal.
+        let mut c = CatchUpCheck::new(100, 200);
+        for (i, t) in [0.0, 3.0, 6.0].into_iter().enumerate() {
+            c.on_event(s(t), &performed("isolate 3 for 2s"));
+            c.on_event(
+                s(t + 2.0),
+                &Event::FaultEnded {
+                    id: i as u64 + 1,
+                    fault: match crate::command::parse("isolate 3 for 2s").unwrap() {
+                        crate::command::Command::Fault(f) => f,
+                        other => panic!("{other:?}"),
+                    },
+                    why: crate::state::FaultEnd::Expired,
+                },
+            );
+            c.installed(3, s(t + 2.5));
+        }
+        let ok = c.verdict().unwrap();
+        assert!(ok.contains("n3 3 snapshot install(s)"), "{ok}");
+
+        // A fault performed (not only ended) between installs restarts the window too ...
+        let mut c = CatchUpCheck::new(100, 200);
+        c.installed(2, s(1.0));
+        c.installed(2, s(2.0));
+        c.on_event(s(2.5), &performed("pause 2"));
+        c.on_event(s(3.0), &performed("resume 2"));
+        c.installed(2, s(3.5));
+        c.installed(2, s(4.0));
+        assert!(c.verdict().is_ok(), "{:?}", c.verdict());
+
+        // ... but an action that is no fault (a check, the workload) does not hide a loop.
+        let mut c = CatchUpCheck::new(100, 200);
+        c.installed(2, s(1.0));
+        c.on_event(s(1.5), &performed("check"));
+        c.on_event(s(1.6), &performed("workload on"));
+        c.installed(2, s(2.0));
+        c.installed(2, s(3.0));
+        let why = c.verdict().unwrap_err();
+        assert!(why.contains("n2 installed 3 snapshots"), "{why}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use crate::cluster::command::Command;
+use crate::cluster::files::SessionLock;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::record::asciicast::Recorder;
 use crate::record::eventlog::EventLogWriter;
@@ -34,6 +35,8 @@ pub struct Session {
     applied: u64,
     /// The events a scenario is made of (settings, workload, actions), for `E` in the dashboard.
     scenario_events: Vec<Stamped>,
+    /// The session's hold on its cluster directory, released when the session is dropped.
+    _lock: SessionLock,
 }
 
 impl Session {
@@ -136,6 +139,9 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
             spec.dir.display()
         )
     })?;
+    // Before anything in the directory is touched: a second session would remove the running one's
+    // `cluster.json` and address files and start nodes on its data.
+    let lock = SessionLock::take(&spec.dir)?;
     let log = match &events {
         Some(path) => Some(
             EventLogWriter::create(path, &spec.cluster_id)
@@ -191,6 +197,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         dump_screens,
         applied: 0,
         scenario_events: Vec::new(),
+        _lock: lock,
     };
     session.apply(Stamped::new(cluster.now_ms(), settings));
     if let Some(kind) = workload {

@@ -53,7 +53,7 @@ pub struct NodeView {
     pub was_member: bool,
     /// Whether it was removed from the configuration (its own word, or squall's removal step).
     pub removed: bool,
-    /// Why it refused its data at the session's start, until a process of it runs.
+    /// Why it did not start at the session's start (its own last error), until a process of it runs.
     pub refused: Option<String>,
 }
 
@@ -105,8 +105,10 @@ pub struct WorkloadView {
     pub rate: u32,
     /// Successful operations so far.
     pub ok: u64,
-    /// Failed operations so far.
+    /// Failed or timed-out operations so far (errors of the system, or outcomes unknown).
     pub failed: u64,
+    /// lin-kv compare-and-swaps whose precondition did not hold: definite `fail`s, not errors.
+    pub cas_failed: u64,
 }
 
 /// One sampled client operation.
@@ -328,8 +330,8 @@ impl ClusterState {
                     Some(*node),
                     FeedKind::Error,
                     format!(
-                        "n{node} refused its data: {reason}; {} (a majority) run without it: fix or move its \
-                         data and `restart {node}`, or `wipe {node}` to start it empty",
+                        "n{node} did not start: {reason}; {} (a majority) run without it: fix what it says \
+                         and `restart {node}`; only if its data is damaged, `wipe {node}` to start it empty",
                         ids.join(", ")
                     ),
                 );
@@ -360,6 +362,7 @@ impl ClusterState {
                 rate,
                 ok,
                 failed,
+                cas_failed,
             } => {
                 // No feed line: switching the workload is a key action, reported as a Fault with its effect.
                 let before = self.workload.clone();
@@ -371,6 +374,7 @@ impl ClusterState {
                     rate: *rate,
                     ok: *ok,
                     failed: *failed,
+                    cas_failed: *cas_failed,
                 };
             }
             Event::ClientOp {
@@ -767,7 +771,7 @@ fn agreed_index(
 pub fn describe_node(n: &NodeView) -> String {
     let mut out = format!("n{} {}", n.id, n.process.label());
     if let Some(why) = &n.refused {
-        out.push_str(&format!(" refused its data ({why})"));
+        out.push_str(&format!(" did not start ({why})"));
     }
     if let Some(pid) = n.process.pid() {
         out.push_str(&format!(" pid {pid}"));

@@ -150,8 +150,9 @@ pub enum Event {
         /// Why it ended.
         why: FaultEnd,
     },
-    /// A node refused its data when the session started (it exited before listening: a corrupt WAL, a
-    /// locked directory) while the other nodes, a majority, started without it.
+    /// A node did not start when the session started (it exited before listening: a port in use, a corrupt
+    /// WAL, a locked directory) while the other nodes, a majority, started without it. (The name is the
+    /// event log's, kept so older logs read.)
     Refused {
         /// The node.
         node: u64,
@@ -210,8 +211,13 @@ pub enum Event {
         rate: u32,
         /// Operations that succeeded so far.
         ok: u64,
-        /// Operations that failed so far.
+        /// Operations that failed or timed out so far: errors of the system under test, or outcomes unknown.
         failed: u64,
+        /// lin-kv compare-and-swaps whose precondition did not hold so far: a definite `fail` of that
+        /// operation (the value was not the one expected), not an error of the system; counted apart from
+        /// `failed` (F8). Absent in logs written before it was counted.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        cas_failed: u64,
     },
     /// One operation of the built-in workload.
     ClientOp {
@@ -525,4 +531,9 @@ impl KindRecord {
     pub fn is_default(&self) -> bool {
         self.file.is_none() && self.name == DEFAULT_KIND
     }
+}
+
+/// For serde: a zero count is left out of the event log.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -639,6 +639,7 @@ impl Session {
                         rate: RATE as u32,
                         ok,
                         failed,
+                        cas_failed: 0,
                     },
                 );
             }
@@ -656,6 +657,7 @@ impl Session {
                         rate: RATE as u32,
                         ok,
                         failed,
+                        cas_failed: 0,
                     },
                 );
                 for k in 0..2u64 {

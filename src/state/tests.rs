@@ -360,6 +360,7 @@ fn workload_and_client_ops_give_rates_and_latencies() {
                 rate: 50,
                 ok,
                 failed: 1,
+                cas_failed: 0,
             },
         ));
     }
@@ -370,6 +371,7 @@ fn workload_and_client_ops_give_rates_and_latencies() {
             rate: 50,
             ok: 90,
             failed: 1,
+            cas_failed: 0,
         },
     ));
     assert_eq!(

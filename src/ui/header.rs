@@ -89,6 +89,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
                 Style::new().fg(Color::Red),
             ));
         }
+        if state.workload.cas_failed > 0 {
+            // A cas whose expected value was not there did what cas promises: not an error, so not red.
+            top.push(Span::styled(
+                format!(" cas fail {}", state.workload.cas_failed),
+                label,
+            ));
+        }
     } else {
         top.push(Span::styled("off", label));
     }

@@ -37,7 +37,11 @@ const SYMBOLS: &[(&str, &[(&str, &str)])] = &[
                 "client A of B/s",
                 "workload writes acknowledged per second, of B asked",
             ),
-            ("✗N", "workload writes that failed or timed out so far"),
+            ("✗N", "workload ops that failed or timed out so far"),
+            (
+                "cas fail N",
+                "lin-kv cas that found another value (not an error)",
+            ),
             ("faults", "what is broken now: processes, then links"),
             (
                 "check ✓ ✗ ?",

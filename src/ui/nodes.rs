@@ -184,7 +184,7 @@ fn row<'a>(
     } else {
         Span::styled(
             if n.refused.is_some() {
-                "refused".to_string()
+                "no start".to_string()
             } else {
                 n.process.label()
             },
