@@ -722,7 +722,7 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
         Event::Performed {
             command: crate::command::parse("step * 1").unwrap(),
             node: None,
-            effect: "deliver 2->3 vote pre-vote n2 term 2 last 1/1".into(),
+            effect: "deliver 2->3 pre-vote n2 term 2 last 1/1".into(),
         },
     ));
     // n3's clock puts its grant a moment before the orchestrator wrote the delivery down.
@@ -743,7 +743,7 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
         tail,
         [
             "n2 asks for pre-votes for term 2",
-            "deliver 2->3 vote pre-vote n2 term 2 last 1/1",
+            "deliver 2->3 pre-vote n2 term 2 last 1/1",
             "n3 pre-votes for n2 in term 2",
         ],
         "{texts:#?}"
@@ -752,7 +752,7 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
     let ticker: Vec<&str> = s.feed_since(0).map(|l| l.text.as_str()).collect();
     let at = |t: &str| ticker.iter().position(|x| *x == t).unwrap();
     assert!(
-        at("deliver 2->3 vote pre-vote n2 term 2 last 1/1") < at("n3 pre-votes for n2 in term 2"),
+        at("deliver 2->3 pre-vote n2 term 2 last 1/1") < at("n3 pre-votes for n2 in term 2"),
         "{ticker:#?}"
     );
     let times: Vec<u64> = s.feed.iter().rev().take(2).map(|l| l.at_ms).collect();
@@ -1426,4 +1426,27 @@ fn a_cut_damaged_record_is_called_damaged_and_a_torn_write_torn() {
         texts.contains(&"n3 started: term 2, log to 40, snapshot 0, cut 117 torn WAL bytes"),
         "{texts:?}"
     );
+}
+
+#[test]
+fn the_summary_pairs_the_leader_with_its_own_term_not_the_highest_seen() {
+    // teach2 item 3: the console's summary line said `leader 1 term 4` while n1 led term 1 and only n3, cut
+    // off and campaigning, had reached term 4.
+    let mut s = started(3);
+    st(&mut s, 100, 1, Role::Leader, 1, 10);
+    st(&mut s, 100, 2, Role::Follower, 1, 10);
+    st(&mut s, 200, 3, Role::PreCandidate, 4, 9);
+    assert_eq!(s.term, 4, "the highest term seen");
+    assert_eq!(s.leadership(), (Some(1), 1), "n1 leads its own term 1");
+    // A leader its feed announced is paired with the term it announced.
+    raft(
+        &mut s,
+        300,
+        2,
+        RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: 3,
+        },
+    );
+    assert_eq!(s.leadership(), (Some(2), 3));
 }
