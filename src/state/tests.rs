@@ -1450,3 +1450,81 @@ fn the_summary_pairs_the_leader_with_its_own_term_not_the_highest_seen() {
     );
     assert_eq!(s.leadership(), (Some(2), 3));
 }
+
+#[test]
+fn no_fold_of_repeated_lines_crosses_a_heal_whatever_the_arrival_order() {
+    // teach2 item 4: the ×N fold of a repeated line must never count repeats from both sides of a heal.
+    // Seeded: node lines arrive up to 400 ms after they happened (a node is polled every 100 ms or so, and
+    // its clock maps its records a little early or late), in arrival order, as the session applies them.
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("FOLD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    eprintln!("seeds {seed}..{} (FOLD_SEED=N replays from N)", seed + 300);
+    for seed in seed..seed + 300 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut s = started(5);
+        for node in 1..=5 {
+            let mut st = status(node, Role::Follower, 1, 1);
+            st.uptime_ms = 1_000;
+            s.apply(&Stamped::new(1_000, Event::Status { node, status: st }));
+        }
+        // (arrival, happened, node) of each pre-vote round of the cut-off nodes 2 and 3, and the heal.
+        let mut lines: Vec<(u64, u64, u64)> = Vec::new();
+        for node in [2, 3] {
+            let mut t = 2_000 + rng.random_range(0..300);
+            while t < 12_000 {
+                lines.push((t + rng.random_range(0..400), t, node));
+                t += rng.random_range(150..600);
+            }
+        }
+        let heal_at = rng.random_range(4_000..10_000);
+        lines.push((heal_at, heal_at, 0));
+        lines.sort();
+        for (arrival, happened, node) in lines {
+            if node == 0 {
+                s.apply(&Stamped::new(
+                    arrival,
+                    Event::Performed {
+                        command: crate::command::parse("heal").unwrap(),
+                        node: None,
+                        effect: "heal every network fault".into(),
+                    },
+                ));
+            } else {
+                raft_at(
+                    &mut s,
+                    arrival,
+                    node,
+                    happened,
+                    RaftEvent::ElectionStarted {
+                        term: 2,
+                        pre_vote: true,
+                    },
+                );
+            }
+        }
+        let heal = s
+            .feed
+            .iter()
+            .position(|l| l.kind == FeedKind::Fault)
+            .expect("the heal's line");
+        let h = s.feed[heal].at_ms;
+        let shown: Vec<(u64, u64, &str, u32)> = s
+            .feed
+            .iter()
+            .map(|l| (l.at_ms, l.last_ms, l.text.as_str(), l.repeats))
+            .collect();
+        for (i, l) in s.feed.iter().enumerate() {
+            assert!(
+                i > heal || l.last_ms <= h,
+                "seed {seed}: a line above the heal at {h} counts a repeat after it: {shown:#?}"
+            );
+            assert!(
+                i < heal || l.at_ms >= h,
+                "seed {seed}: a line below the heal at {h} started before it: {shown:#?}"
+            );
+        }
+    }
+}
