@@ -445,7 +445,7 @@ fn step_mode_walks_an_election_frame_by_frame() {
             );
         }
         let answer = s.ok("step * 1");
-        // "ok: deliver 2->3 vote pre-vote n2 term 3 last 5/2"; "ok: deliver 3->2 append-reply n3 term 3 ok …"
+        // "ok: deliver 2->3 pre-vote n2 term 3 last 5/2"; "ok: deliver 3->2 append-reply n3 term 3 ok …"
         let w: Vec<&str> = answer.split_whitespace().collect();
         assert!(
             w.len() >= 4 && w[3] != w.get(4).copied().unwrap_or(""),

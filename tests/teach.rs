@@ -82,7 +82,7 @@ fn the_teaching_walk_elects_the_node_timed_out_in_few_steps() {
         );
         let answer = s.ok("step * 1");
         eprintln!("step {}: {answer}", steps.len() + 1);
-        // The kind is said once (`vote-reply n1 term 2 granted`); a pre-vote's answer says `pre-vote-reply`.
+        // The kind is said once (`vote-reply n1 term 2 granted`); a pre-vote's answer is `pre-vote-reply`.
         if answer.contains(" vote-reply n") && answer.ends_with(" granted") {
             grants += 1;
         }
@@ -94,13 +94,17 @@ fn the_teaching_walk_elects_the_node_timed_out_in_few_steps() {
     assert_eq!(leads, term + 1, "n{c} leads the next term: {steps:#?}");
     // Every step said which message it delivered, in the order of the protocol: the pre-votes, their answers,
     // the votes, their answers.
-    let kind = |a: &str| {
+    // `ok: deliver 3->1 pre-vote n3 term 2 last 1/1`: a pre-vote is its own kind, said once.
+    let kind = |a: &str| -> &'static str {
         let w: Vec<&str> = a.split_whitespace().collect();
         match (w.get(3).copied(), w.get(4).copied()) {
-            (Some("vote"), Some("pre-vote")) => "pre-vote",
-            (Some("vote"), Some(w)) if w.starts_with('n') => "vote",
-            (Some("vote-reply"), Some("pre-vote-reply")) => "pre-vote-reply",
-            (Some("vote-reply"), Some(w)) if w.starts_with('n') => "vote-reply",
+            (Some(k), Some(w)) if w.starts_with('n') => match k {
+                "pre-vote" => "pre-vote",
+                "vote" => "vote",
+                "pre-vote-reply" => "pre-vote-reply",
+                "vote-reply" => "vote-reply",
+                _ => "other",
+            },
             _ => "other",
         }
     };
@@ -197,5 +201,164 @@ fn the_teaching_vocabulary_answers_and_refuses_honestly() {
             .all(|n| !n.line.contains(" frozen"))
             .then_some(())
     });
+    s.quit();
+}
+
+#[test]
+fn a_request_held_past_the_usual_deadline_still_counts_when_stepped() {
+    // teach2 item 1 (tester4 F2): frames held at a teacher's pace expired at their sender after the usual RPC
+    // deadline (four election timeouts: 1.2 s at the default timings used here, 24 s at `--slow`), so a grant
+    // stepped after a pause was thrown away and the candidate never won.
+    let mut s = Up::new(&["-n", "3", "--seed", "7"])
+        .ready(Ready::Leader)
+        .wait(WAIT)
+        .serial(&SERIAL)
+        .start();
+    let (l, term) = settled(&mut s, 3);
+    let c = (1..=3).find(|n| *n != l).unwrap();
+    s.ok("freeze");
+    s.ok("hold *");
+    let t = s.ok(&format!("timeout {c}"));
+    let asked = Instant::now();
+    assert!(t.contains("asks for pre-votes"), "{t}");
+    // The pre-votes wait in the queue well past the usual deadline: the time passing is what is tested.
+    let usual = Duration::from_millis(1200);
+    let mut held = Vec::new();
+    while asked.elapsed() < usual * 3 || held.len() < 2 {
+        assert!(
+            asked.elapsed() < WAIT,
+            "n{c}'s pre-votes never held: {held:#?}"
+        );
+        held = s.listing("held", "held:");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut steps: Vec<String> = Vec::new();
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        let ns = s.nodes();
+        if ns
+            .get(&c)
+            .is_some_and(|n| n.role == "leader" && n.term == term + 1)
+        {
+            break;
+        }
+        assert!(
+            steps.len() < 12,
+            "n{c} does not lead term {} after 12 steps: {steps:#?}\nnodes: {ns:#?}",
+            term + 1
+        );
+        if s.listing("held", "held:").is_empty() {
+            // A delivered request's answer is on its way back to the proxy, or the candidate is done.
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "nothing held for 10 s and n{c} does not lead term {}: steps {steps:#?}\nnodes: {ns:#?}",
+                term + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        empty_since = None;
+        steps.push(s.ok("step * 1"));
+    }
+    eprintln!("steps: {steps:#?}");
+    s.ok("thaw");
+    s.ok("release *");
+    s.quit();
+}
+
+#[test]
+fn releasing_one_link_under_a_wider_hold_delivers_only_that_links_frames() {
+    // teach2 item 7: the links matrix's `a` (`release A->B` on the cursor's link) under `hold *` ended the
+    // whole hold, which delivered every link's frames.
+    let mut s = start(3);
+    let (l, _) = settled(&mut s, 3);
+    let (a, b) = {
+        let mut f = (1..=3).filter(|n| *n != l);
+        (f.next().unwrap(), f.next().unwrap())
+    };
+    s.ok("freeze");
+    s.ok("hold *");
+    s.ok("heartbeat");
+    let deadline = Instant::now() + WAIT;
+    let mut held = Vec::new();
+    while held.len() < 2 {
+        assert!(Instant::now() < deadline, "two heartbeats held: {held:#?}");
+        held = s.listing("held", "held:");
+    }
+    let r = s.ok(&format!("release {l}->{a}"));
+    assert!(
+        r.contains(&format!("release 1 held frame on {l}->{a}")) && r.contains("goes on holding"),
+        "{r}"
+    );
+    let left = s.listing("held", "held:");
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert!(
+        left[0].contains(&format!(" {l}->{b} heartbeat")),
+        "{left:#?}"
+    );
+    let faults = s.listing("faults", "faults:");
+    assert!(
+        faults.iter().any(|f| f.contains("hold *")),
+        "the hold on * goes on: {faults:#?}"
+    );
+    s.ok("release *");
+    s.ok("thaw");
+    s.quit();
+}
+
+#[test]
+fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
+    // teach2 item 2: a heartbeat of term 1 stepped to a node already in term 2 answered a plain `deliver`,
+    // and `held` did not mark it stale.
+    let mut s = start(3);
+    let (l, term) = settled(&mut s, 3);
+    let (a, b) = {
+        let mut f = (1..=3).filter(|n| *n != l);
+        (f.next().unwrap(), f.next().unwrap())
+    };
+    s.ok("freeze");
+    s.ok("hold *");
+    s.ok("heartbeat");
+    let held_on = |s: &mut Session, link: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let held = s.listing("held", "held:");
+            if held.iter().any(|h| h.contains(&format!(" {link} "))) {
+                return held;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing held on {link}: {held:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    held_on(&mut s, &format!("{l}->{a}"));
+    // n{a} wins its pre-vote from n{b} and starts an election in the next term.
+    s.ok(&format!("timeout {a}"));
+    held_on(&mut s, &format!("{a}->{b}"));
+    s.ok(&format!("step {a}->{b} 1"));
+    held_on(&mut s, &format!("{b}->{a}"));
+    s.ok(&format!("step {b}->{a} 1"));
+    s.until(&format!("n{a} in term {}", term + 1), |ns| {
+        (ns.get(&a)?.term == term + 1).then_some(())
+    });
+    let held = s.listing("held", "held:");
+    let hb = held
+        .iter()
+        .find(|h| h.contains(&format!(" {l}->{a} heartbeat")))
+        .unwrap_or_else(|| panic!("the heartbeat to n{a} still held: {held:#?}"));
+    assert!(hb.contains("(stale)"), "{held:#?}");
+    let answer = s.ok(&format!("step {l}->{a} 1"));
+    assert!(
+        answer.contains(&format!(
+            "(delivered, but n{a} refuses it: stale term {term} < {})",
+            term + 1
+        )),
+        "{answer}"
+    );
+    s.ok("release *");
+    s.ok("thaw");
     s.quit();
 }

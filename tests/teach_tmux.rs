@@ -83,13 +83,13 @@ fn node_row(screen: &str, id: u64) -> Option<&str> {
         .find(|l| l.starts_with('│') && l.contains(&name) && l.contains('/'))
 }
 
-/// The kind of message a held frame is (`vote pre-vote n3 term 2 …`: a pre-vote), in protocol terms.
+/// The kind of message a held frame is (`pre-vote n3 term 2 …`: a pre-vote, its own kind), in protocol terms.
 fn kind(detail: &str) -> &'static str {
     let w: Vec<&str> = detail.split_whitespace().collect();
     match (w.first().copied(), w.get(1).copied()) {
-        (Some("vote"), Some("pre-vote")) => "pre-vote",
+        (Some("pre-vote"), Some(n)) if n.starts_with('n') => "pre-vote",
         (Some("vote"), Some(n)) if n.starts_with('n') => "vote",
-        (Some("vote-reply"), Some("pre-vote-reply")) => "pre-vote-reply",
+        (Some("pre-vote-reply"), Some(n)) if n.starts_with('n') => "pre-vote-reply",
         (Some("vote-reply"), Some(n)) if n.starts_with('n') => "vote-reply",
         _ => "other",
     }

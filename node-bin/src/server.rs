@@ -186,7 +186,7 @@ struct Node {
     kv: KvStore,
     last_applied_term: u64,
     last_snapshot_index: u64,
-    peers: BTreeMap<NodeId, mpsc::UnboundedSender<Request>>,
+    peers: BTreeMap<NodeId, mpsc::UnboundedSender<peers::Outgoing>>,
     /// Replies made this turn, not yet matched with the writes they depend on.
     fresh: Vec<Held>,
     /// Replies waiting for the job of this number to be durable (0: none).

@@ -27,6 +27,8 @@ const APPEND_REPLY: u8 = 4;
 const SNAPSHOT: u8 = 5;
 const SNAPSHOT_REPLY: u8 = 6;
 const TIMEOUT_NOW: u8 = 7;
+const PRE_VOTE: u8 = 9;
+const PRE_VOTE_REPLY: u8 = 10;
 
 /// Labels squall's peer traffic by Raft message kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,7 +60,11 @@ struct RequestHead {
 /// Mirrors `PeerServiceRequest`'s variant order (the trait's method order).
 #[derive(Deserialize)]
 enum PeerRequestHead {
-    RequestVote,
+    RequestVote {
+        #[allow(dead_code)]
+        cluster: String,
+        req: VoteHead,
+    },
     AppendEntries {
         #[allow(dead_code)]
         cluster: String,
@@ -66,6 +72,32 @@ enum PeerRequestHead {
     },
     InstallSnapshot,
     TimeoutNow,
+}
+
+/// A RequestVote up to its pre-vote flag, which tells a pre-vote (Raft dissertation §9.6) from a vote.
+#[derive(Deserialize)]
+struct VoteHead {
+    #[allow(dead_code)]
+    term: u64,
+    #[allow(dead_code)]
+    candidate: u64,
+    #[allow(dead_code)]
+    last_log_index: u64,
+    #[allow(dead_code)]
+    last_log_term: u64,
+    pre_vote: bool,
+}
+
+/// A RequestVote's answer up to its pre-vote flag.
+#[derive(Deserialize)]
+struct VoteReplyHead {
+    #[allow(dead_code)]
+    term: u64,
+    #[allow(dead_code)]
+    voter: u64,
+    #[allow(dead_code)]
+    granted: bool,
+    pre_vote: bool,
 }
 
 /// An AppendEntries up to its entry count (the entries themselves are not read).
@@ -103,14 +135,15 @@ impl<'de> Deserialize<'de> for EntryCount {
     }
 }
 
-/// Whether a request is a vote, an append, a heartbeat, a snapshot chunk or a TimeoutNow.
+/// Whether a request is a pre-vote, a vote, an append, a heartbeat, a snapshot chunk or a TimeoutNow.
 fn classify_request(prefix: &[u8]) -> Option<u8> {
     let head: ClientMessageHead = options().deserialize(prefix).ok()?;
     let ClientMessageHead::Request(r) = head else {
         return None;
     };
     Some(match r.message {
-        PeerRequestHead::RequestVote => VOTE,
+        PeerRequestHead::RequestVote { req, .. } if req.pre_vote => PRE_VOTE,
+        PeerRequestHead::RequestVote { .. } => VOTE,
         PeerRequestHead::AppendEntries { req, .. } if req.entries.0 > 0 => APPEND,
         PeerRequestHead::AppendEntries { .. } => HEARTBEAT,
         PeerRequestHead::InstallSnapshot => SNAPSHOT,
@@ -128,7 +161,8 @@ struct ResponseHead {
 
 #[derive(Deserialize)]
 enum PeerResponseHead {
-    RequestVote,
+    /// The vote's answer, or the peer's refusal of the call (`PeerError`: it says no round).
+    RequestVote(Result<VoteReplyHead, ServerErrorHead>),
     AppendEntries,
     InstallSnapshot,
     TimeoutNow,
@@ -140,7 +174,8 @@ struct ServerErrorHead;
 fn classify_reply(prefix: &[u8]) -> Option<u8> {
     let head: ResponseHead = options().deserialize(prefix).ok()?;
     Some(match head.message.ok()? {
-        PeerResponseHead::RequestVote => VOTE_REPLY,
+        PeerResponseHead::RequestVote(Ok(r)) if r.pre_vote => PRE_VOTE_REPLY,
+        PeerResponseHead::RequestVote(_) => VOTE_REPLY,
         PeerResponseHead::AppendEntries => APPEND_REPLY,
         PeerResponseHead::InstallSnapshot => SNAPSHOT_REPLY,
         PeerResponseHead::TimeoutNow => TIMEOUT_NOW,
@@ -325,7 +360,7 @@ mod tests {
                 &f[..f.len().min(squall_chaos::proxy::classify::PREFIX)],
             )
         };
-        assert_eq!(label(&vote), Some(VOTE));
+        assert_eq!(label(&vote), Some(PRE_VOTE));
         assert_eq!(
             c.describe(Flow::Request, &vote),
             "pre-vote n2 term 4 last 12/3"
@@ -342,6 +377,52 @@ mod tests {
         );
         assert_eq!(c.classify(Flow::Request, b"garbage"), None);
         assert_eq!(c.labels()[usize::from(HEARTBEAT)], "heartbeat");
+    }
+
+    #[test]
+    fn a_pre_vote_and_its_answer_are_their_own_kinds() {
+        // teach2 item 5: a pre-vote was labelled `vote`, so `only vote` matched pre-votes and the links
+        // matrix, the held list and the flow panel counted them as votes.
+        let c = RaftClassifier;
+        let name = |flow: Flow, f: &[u8]| {
+            let prefix = &f[..f.len().min(squall_chaos::proxy::classify::PREFIX)];
+            c.classify(flow, prefix)
+                .map(|l| c.labels()[usize::from(l)])
+                .unwrap_or("other")
+        };
+        for (pre_vote, want) in [(true, "pre-vote"), (false, "vote")] {
+            let f = request(PeerServiceRequest::RequestVote {
+                cluster: "squall-1234".into(),
+                req: RequestVote {
+                    term: 4,
+                    candidate: 2,
+                    last_log_index: 12,
+                    last_log_term: 3,
+                    pre_vote,
+                    transfer: false,
+                },
+            });
+            assert_eq!(name(Flow::Request, &f), want);
+        }
+        for (pre_vote, granted, want) in [
+            (true, true, "pre-vote-reply"),
+            (true, false, "pre-vote-reply"),
+            (false, true, "vote-reply"),
+        ] {
+            let f = reply(PeerServiceResponse::RequestVote(Ok(RequestVoteReply {
+                term: 4,
+                voter: 3,
+                granted,
+                pre_vote,
+                removed_by: None,
+            })));
+            assert_eq!(name(Flow::Reply, &f), want, "pre-vote {pre_vote}");
+        }
+        // A refusal by the peer's service (it is stopping) tells no round: a vote reply.
+        let f = reply(PeerServiceResponse::RequestVote(Err(
+            squall_node::rpc::PeerError::Stopping,
+        )));
+        assert_eq!(name(Flow::Reply, &f), "vote-reply");
     }
 
     #[test]

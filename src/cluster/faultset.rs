@@ -378,24 +378,42 @@ impl Cluster {
             .collect()
     }
 
-    /// Ends the hold faults on any link the target covers (for `release`); returns them.
-    pub(super) fn end_holds_on(&self, target: &FaultTarget) -> Vec<String> {
+    /// Ends the hold faults that lie wholly within the links the target covers (for `release`); returns them,
+    /// and the holds that also cover links outside the target, which go on holding: ending one would deliver
+    /// the frames it holds everywhere, so `release 1->2` (the links matrix's `a` on one link) under `hold *`
+    /// would let every link's frames go.
+    pub(super) fn end_holds_on(&self, target: &FaultTarget) -> (Vec<String>, Vec<String>) {
         let Ok(pinned) = self.pin(target) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let Ok((links, _)) = self.links_of(&pinned) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let gone = self.remove_where(
-            |a| a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l)),
+            |a| a.cmd.kind == FaultKind::Hold && a.links.iter().all(|l| links.contains(l)),
             FaultEnd::Released,
         );
         if !gone.is_empty() {
             self.publish_faults();
         }
-        gone.iter()
+        let wider = self
+            .inner
+            .faults
+            .lock()
+            .unwrap()
+            .active
+            .iter()
+            .filter(|(_, a)| {
+                a.cmd.kind == FaultKind::Hold && a.links.iter().any(|l| links.contains(l))
+            })
             .map(|(id, a)| format!("#{id} {}", a.cmd))
-            .collect()
+            .collect();
+        (
+            gone.iter()
+                .map(|(id, a)| format!("#{id} {}", a.cmd))
+                .collect(),
+            wider,
+        )
     }
 
     /// Sends the set to the dashboard and the event log.

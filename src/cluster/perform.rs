@@ -378,6 +378,8 @@ impl Cluster {
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));
                 let links = self.links_for(t)?;
+                // The receivers' terms before the delivery: what they will make of the frames.
+                let terms = self.terms();
                 let out = if deliver {
                     self.inner.net.step(|l| links.contains(&l), n)
                 } else {
@@ -391,9 +393,11 @@ impl Cluster {
                     .iter()
                     .map(|s| {
                         let lost = if deliver && !s.delivered {
-                            " (lost: its connection closed)"
+                            " (lost: its connection closed)".to_string()
+                        } else if deliver {
+                            self.refusal_note(&s.frame, &terms)
                         } else {
-                            ""
+                            String::new()
                         };
                         format!("{} {}{lost}", s.frame.link, s.frame.what())
                     })
@@ -410,21 +414,37 @@ impl Cluster {
                     .iter()
                     .filter(|h| links.contains(&h.link))
                     .count();
-                let ended = self.end_holds_on(&t);
+                let (ended, wider) = self.end_holds_on(&t);
                 let out = self.inner.net.release(|l| links.contains(&l));
                 if held == 0 && out.is_empty() && ended.is_empty() {
-                    return Err(format!(
-                        "no frame is held on {t} and no hold covers it; `held` lists what is"
-                    ));
+                    return Err(if wider.is_empty() {
+                        format!(
+                            "no frame is held on {t} and no hold covers it; `held` lists what is"
+                        )
+                    } else {
+                        format!(
+                            "no frame is held on {t}, and {} holds more links than {t}: release its target \
+                             to end it; `held` lists what is held",
+                            wider.join(", ")
+                        )
+                    });
                 }
                 Ok(format!(
-                    "release {} held frame{} on {t}{}",
+                    "release {} held frame{} on {t}{}{}",
                     held.max(out.len()),
                     if held.max(out.len()) == 1 { "" } else { "s" },
                     if ended.is_empty() {
                         String::new()
                     } else {
                         format!(" and end {}", ended.join(", "))
+                    },
+                    if wider.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} goes on holding there and elsewhere: release its target to end it)",
+                            wider.join(", ")
+                        )
                     }
                 ))
             }

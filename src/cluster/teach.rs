@@ -17,7 +17,7 @@ use super::command::{FaultTarget, NodeId};
 use super::handle::node_name;
 use super::{Cluster, Outcome};
 use crate::state::HeldView;
-use crate::state::held::{held_line, next_to_step, stale};
+use crate::state::held::{held_line, next_to_step, refusal, stale};
 
 /// The node flag that starts a node frozen: nodes that start or restart during teaching mode get it.
 pub(super) const FROZEN_FLAG: &str = "--frozen";
@@ -290,10 +290,37 @@ impl Cluster {
             .collect()
     }
 
+    /// Each node's term as its last status showed it: what says a held frame's receiver will refuse it.
+    pub(super) fn terms(&self) -> std::collections::BTreeMap<NodeId, u64> {
+        self.node_ids()
+            .into_iter()
+            .filter_map(|id| Some((id, self.status(id)?.core.term)))
+            .collect()
+    }
+
+    /// Why the receiver of a frame about to be delivered will refuse or ignore it, if it will (see
+    /// [`refusal`]), for the `step` answer: ` (delivered, but n2 refuses it: stale term 1 < 2)`.
+    pub(super) fn refusal_note(
+        &self,
+        frame: &squall_chaos::HeldFrame,
+        terms: &std::collections::BTreeMap<NodeId, u64>,
+    ) -> String {
+        let view = HeldView {
+            seq: frame.seq,
+            from: frame.link.from,
+            to: frame.link.to,
+            kind: frame.label.clone(),
+            detail: frame.detail.clone(),
+        };
+        refusal(&view, terms)
+            .map(|why| format!(" (delivered, but {why})"))
+            .unwrap_or_default()
+    }
+
     /// `held`: the queue, oldest first, with the next frame `step *` delivers and the stale ones marked.
     pub(super) fn held_listing(&self) -> Outcome {
         let frames = self.held_views();
-        let stale = stale(&frames);
+        let stale = stale(&frames, &self.terms());
         let next = next_to_step(&frames);
         let lines: Vec<String> = frames.iter().map(|f| held_line(f, next, &stale)).collect();
         let summary = match (lines.len(), stale.len()) {
@@ -315,7 +342,7 @@ impl Cluster {
     pub(super) fn drop_stale(&self, t: &FaultTarget) -> Result<String, String> {
         let links = self.links_for(t)?;
         let frames = self.held_views();
-        let stale: std::collections::BTreeSet<u64> = stale(&frames)
+        let stale: std::collections::BTreeSet<u64> = stale(&frames, &self.terms())
             .into_iter()
             .filter(|seq| {
                 frames.iter().any(|f| {
@@ -325,7 +352,8 @@ impl Cluster {
             .collect();
         if stale.is_empty() {
             return Err(format!(
-                "no held frame on {t} is stale (none has a newer round from its sender on its link); `held` lists them"
+                "no held frame on {t} is stale (none has a newer round from its sender on its link, none a term \
+                 its receiver has passed); `held` lists them"
             ));
         }
         let out = self.inner.net.drop_held_frames(|seq| stale.contains(&seq));

@@ -33,9 +33,10 @@ pub const MAELSTROM_LABELS: [&str; 16] = [
     "other",
 ];
 
-/// The message kinds a fault can be limited to (`only KIND[,KIND]`), as the wire classifier labels frames
-/// (`crate::cluster::classify`). Index order is the label order.
-pub const MESSAGE_KINDS: [&str; 9] = [
+/// The message kinds a fault can be limited to (`only KIND[,KIND]`) on squall's own node kind, as its wire
+/// classifier labels frames (`crate::cluster::classify`). Index order is the label order. A pre-vote (Raft
+/// dissertation §9.6) is its own kind, never a `vote`: `only vote` leaves pre-votes alone.
+pub const MESSAGE_KINDS: [&str; 11] = [
     "vote",
     "vote-reply",
     "append",
@@ -45,7 +46,35 @@ pub const MESSAGE_KINDS: [&str; 9] = [
     "snapshot-reply",
     "timeout-now",
     "client",
+    "pre-vote",
+    "pre-vote-reply",
 ];
+
+/// The message kinds etcd's raft messages are labelled with (by `raftpb.MessageType`, etcd-io/raft's
+/// `raftpb/raft.proto`), in the `etcd-raft` classifier's index order (`kind::etcd::classify`). Names match
+/// squall's own where the meaning is the same.
+pub const ETCD_LABELS: [&str; 14] = [
+    "vote",
+    "vote-reply",
+    "append",
+    "heartbeat",
+    "append-reply",
+    "snapshot",
+    "timeout-now",
+    "pre-vote",
+    "pre-vote-reply",
+    "heartbeat-reply",
+    "read-index",
+    "read-index-reply",
+    "proposal",
+    "link-heartbeat",
+];
+
+/// Whether some node kind labels frames `kind`: what `only` accepts when a line is read (the cluster then
+/// refuses a kind its own node kind does not label, naming the ones it does).
+pub fn is_message_kind(kind: &str) -> bool {
+    MESSAGE_KINDS.contains(&kind) || ETCD_LABELS.contains(&kind) || MAELSTROM_LABELS.contains(&kind)
+}
 
 /// A named or explicit partition shape, as `partition SHAPE` names it. Typed, so a misspelt shape
 /// (`partition hlaves`) is refused when the line is read, not when the fault is put in place.
@@ -504,12 +533,19 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
             }
             ("only", Some(v)) => {
                 for k in v.split(',').filter(|k| !k.is_empty()) {
-                    // A Maelstrom node's messages are labelled by body type (`kind::maelstrom::classify`); the
-                    // cluster refuses a kind its node kind does not label when the fault is put in place.
-                    if !MESSAGE_KINDS.contains(&k) && !MAELSTROM_LABELS.contains(&k) {
+                    // etcd's messages are labelled by raft message type, a Maelstrom node's by body type
+                    // (`kind::etcd::classify`, `kind::maelstrom::classify`); the cluster refuses a kind its
+                    // node kind does not label when the fault is put in place.
+                    if !is_message_kind(k) {
+                        let etcd: Vec<&str> = ETCD_LABELS
+                            .iter()
+                            .filter(|e| !MESSAGE_KINDS.contains(e))
+                            .copied()
+                            .collect();
                         return Err(format!(
-                            "`{k}` is not a message kind; kinds: {} (a Maelstrom node's: {})",
+                            "`{k}` is not a message kind; kinds: {} (etcd's also: {}; a Maelstrom node's: {})",
                             MESSAGE_KINDS.join(", "),
+                            etcd.join(", "),
                             MAELSTROM_LABELS.join(", ")
                         ));
                     }

@@ -376,6 +376,8 @@ mod tests {
             "partition 1,2|3,4,5 only append,heartbeat",
             "isolate leader",
             "hold * only vote,vote-reply",
+            "hold * only pre-vote,pre-vote-reply",
+            "loss *->2 50% only heartbeat-reply,read-index",
             "heal 4",
             "step * 3",
             "drop-held 1->2 1",

@@ -221,7 +221,7 @@ pub static VERBS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 
 /// What a target and a message kind are, for hints about no verb in particular.
 pub const TARGETS_AND_KINDS: &str = "TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *   KIND: vote vote-reply \
-append heartbeat append-reply snapshot snapshot-reply timeout-now client";
+pre-vote pre-vote-reply append heartbeat append-reply snapshot snapshot-reply timeout-now client";
 
 /// The console's help: every verb's grammar, generated from [`TABLE`] (prints with `{}`).
 pub struct ConsoleHelp;

@@ -133,6 +133,103 @@ pub fn read_messages(
     Ok(Some(out))
 }
 
+/// How the live session batched the trace (`cluster::flow`'s poll): a replay batches the record the same way.
+const REPLAY_BATCH_MS: u64 = 100;
+
+/// When a record line became known to the session, in ms: its send, or its fate's time when later.
+fn known_ms(m: &MessageEvent) -> u64 {
+    let us = match m.fate {
+        squall_chaos::Fate::Delivered { at_us } | squall_chaos::Fate::Dropped { at_us, .. } => {
+            at_us.max(m.sent_us)
+        }
+        squall_chaos::Fate::Held => m.sent_us,
+    };
+    us.div_ceil(1_000)
+}
+
+/// `events` (an event log's, in file order) with the message record beside the log at `source` folded in as
+/// the [`Event::Messages`](crate::state::Event::Messages) batches the live session applied, so a replay's
+/// message-flow panel (`M`) shows what the live one did. Record lines keep their order (a held message's
+/// later fate follows it); each batch is stamped when its newest line became known, never earlier than the
+/// batch before. Returns the events, unchanged when the session kept no record, and a note for the person
+/// when the record could not be read or ended early.
+pub fn with_messages(
+    events: Vec<crate::state::Stamped>,
+    source: &Path,
+) -> (Vec<crate::state::Stamped>, Option<String>) {
+    use crate::state::{Event, Stamped};
+    let path = messages_path(source);
+    if !path.exists() {
+        return (events, None);
+    }
+    let mut reader = match EventLogReader::<MessageLine>::open(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                events,
+                Some(format!("message record {} not read: {e}", path.display())),
+            );
+        }
+    };
+    let mut batches: Vec<Stamped> = Vec::new();
+    let mut batch: Vec<MessageEvent> = Vec::new();
+    let mut stamp = 0;
+    let mut lost = 0;
+    let mut note = None;
+    let flush = |batch: &mut Vec<MessageEvent>, stamp: u64, lost: u64, out: &mut Vec<Stamped>| {
+        if !batch.is_empty() || lost > 0 {
+            out.push(Stamped::new(
+                stamp,
+                Event::Messages {
+                    messages: std::mem::take(batch),
+                    lost,
+                },
+            ));
+        }
+    };
+    for line in &mut reader {
+        match line {
+            Ok(MessageLine::Message(m)) => {
+                let at = known_ms(&m).max(stamp);
+                if !batch.is_empty() && at / REPLAY_BATCH_MS != stamp / REPLAY_BATCH_MS {
+                    flush(&mut batch, stamp, 0, &mut batches);
+                }
+                stamp = at;
+                batch.push(m);
+            }
+            Ok(MessageLine::Omitted {
+                omitted: _,
+                lost: l,
+            }) => lost += l,
+            Err(e) => {
+                note = Some(format!(
+                    "message record {} unreadable from here on: {e}",
+                    path.display()
+                ));
+                break;
+            }
+        }
+    }
+    flush(&mut batch, stamp, lost, &mut batches);
+    if note.is_none() && reader.truncated() {
+        note = Some(format!(
+            "message record {} ends early: its last messages are missing",
+            path.display()
+        ));
+    }
+    // Merged by time, the event log's order kept and each batch after the events of its millisecond.
+    let mut out = Vec::with_capacity(events.len() + batches.len());
+    let mut batches = batches.into_iter().peekable();
+    for e in events {
+        while let Some(b) = batches.next_if(|b| b.at_ms < e.at_ms) {
+            out.push(b);
+        }
+        out.push(e);
+    }
+    out.extend(batches);
+    (out, note)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

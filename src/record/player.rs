@@ -134,14 +134,24 @@ pub struct Player {
 }
 
 impl Player {
-    /// A player at the start of `log`, read from the file `source`.
+    /// A player at the start of `log`, read from the file `source`, with the message record beside it (the
+    /// `M` panel's messages) folded in when the session kept one.
     pub fn new(log: EventLog<Stamped>, source: &Path) -> Self {
         let name = source
             .file_name()
             .unwrap_or(source.as_os_str())
             .to_string_lossy()
             .into_owned();
-        Self::from_events(log.events, &name, log.warning)
+        let (events, note) = super::messages::with_messages(log.events, source);
+        let mut player = Self::from_events(events, &name, log.warning);
+        if let Some(note) = note {
+            player.view.footer = player
+                .view
+                .footer
+                .take()
+                .map(|f| format!("⚠ {note}  │ {f}"));
+        }
+        player
     }
 
     /// A player at the start of `events`; `source` names them and `warning`, when
@@ -452,6 +462,65 @@ mod tests {
         }
         w.finish().unwrap();
         (dir, path, events)
+    }
+
+    #[test]
+    fn the_replay_reads_the_message_record_into_the_flow_panel() {
+        // teach2 item 6: `squall replay` read only the event log, so the `M` panel stayed empty although the
+        // session kept its messages beside it (`events.messages.jsonl.gz`).
+        use squall_chaos::{Fate, LinkId, MessageEvent};
+        let (_dir, path, events) = logged_session();
+        let end_us = events.last().unwrap().at_ms * 1_000;
+        let m = |id: u64, sent_us: u64, fate| MessageEvent {
+            id,
+            link: LinkId::new(1, 2),
+            kind: Some("pre-vote".into()),
+            sent_us,
+            fate,
+        };
+        let mut log = crate::record::messages::MessageLog::create(&path, "fixture").unwrap();
+        log.append(&[m(1, 10_000_000, Fate::Held)], 0);
+        log.append(
+            &[m(
+                2,
+                end_us / 4,
+                Fate::Delivered {
+                    at_us: end_us / 4 + 500,
+                },
+            )],
+            0,
+        );
+        // The held one, stepped later: its later fate.
+        log.append(
+            &[m(
+                1,
+                10_000_000,
+                Fate::Delivered {
+                    at_us: end_us / 4 + 900,
+                },
+            )],
+            2,
+        );
+        log.finish().unwrap();
+        let mut player = Player::new(read_event_log(&path).unwrap(), &path);
+        player.seek_to(10_500);
+        let early: Vec<_> = player.state().flow.messages().cloned().collect();
+        assert_eq!(early.len(), 1, "{early:?}");
+        assert_eq!(early[0].fate, Fate::Held, "not stepped yet at 10.5 s");
+        player.seek_to(u64::MAX / 2);
+        let flow = &player.state().flow;
+        let all: Vec<_> = flow.messages().cloned().collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(
+            all[0].fate,
+            Fate::Delivered {
+                at_us: end_us / 4 + 900
+            }
+        );
+        assert_eq!(flow.lost, 2);
+        // Seeking back rebuilds the flow as it was.
+        player.seek_to(10_500);
+        assert_eq!(player.state().flow.messages().count(), 1);
     }
 
     #[test]

@@ -458,8 +458,9 @@ impl ClusterState {
     /// Who leads, as far as anything has told: `(leader, term)` with the highest term seen. The leader is the
     /// one the statuses show ([`ClusterState::leader`]) unless a live node's own feed said it leads a newer
     /// term: a node's feed is read ahead of its status, so between "n9 leads term 2" and the status that
-    /// shows it, the statuses alone would say there is no leader (or the old one). The console's summary
-    /// line ("leader 9 term 2 commit 812") comes from this.
+    /// shows it, the statuses alone would say there is no leader (or the old one). The term is the leader's
+    /// own (a node cut off and campaigning may have reached a higher one), or with no leader the highest term
+    /// seen. The console's summary line ("leader 9 term 2 commit 812") comes from this.
     pub fn leadership(&self) -> (Option<u64>, u64) {
         let fed = self
             .nodes
@@ -467,13 +468,21 @@ impl ClusterState {
             .filter(|n| n.process.is_alive() && n.reachable)
             .filter_map(|n| n.feed_leads.map(|t| (t, n.id)))
             .max();
-        let leader = match (self.leader, fed) {
-            (Some(_), Some((t, id))) if t > self.leader_term => Some(id),
-            (Some(l), _) => Some(l),
-            (None, Some((t, id))) if t >= self.term => Some(id),
-            (None, _) => None,
-        };
-        (leader, self.term)
+        match (self.leader, fed) {
+            (Some(_), Some((t, id))) if t > self.leader_term => (Some(id), t),
+            (Some(l), _) => (Some(l), self.leader_term),
+            (None, Some((t, id))) if t >= self.term => (Some(id), t),
+            (None, _) => (None, self.term),
+        }
+    }
+
+    /// Each live node's term as its last status showed it, by node id (nodes whose kind reports no term are
+    /// left out): what tells a held frame its receiver will refuse ([`super::held::refusal`]).
+    pub fn terms(&self) -> BTreeMap<u64, u64> {
+        self.nodes
+            .values()
+            .filter_map(|n| Some((n.id, n.live_brief()?.term?)))
+            .collect()
     }
 
     /// The cluster's commit index: the leader's, or the highest live one while there is no leader.

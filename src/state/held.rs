@@ -1,8 +1,9 @@
-//! The held queue as a person reads it: which held frame the next `step` delivers, and which are stale (a newer
-//! round from the same sender on the same link superseded them, so delivering them shows nothing but an
-//! answer the sender no longer waits for).
+//! The held queue as a person reads it: which held frame the next `step` delivers, and which are stale: a newer
+//! round from the same sender on the same link superseded them (delivering them shows nothing but an answer
+//! the sender no longer waits for), or their receiver has moved past their term and will refuse or ignore
+//! them (Raft §5.1: a request with a stale term is rejected, a reply with one is dropped).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::HeldView;
 
@@ -10,8 +11,7 @@ use super::HeldView;
 /// (term, step), where a pre-vote round of term T comes before the election of term T. `None` for frames that
 /// are never superseded (entries, snapshot chunks, their replies, anything not understood): they carry data.
 fn round(frame: &HeldView) -> Option<(&'static str, u64, u8)> {
-    let mut words = frame.detail.split_whitespace();
-    let (class, step) = match words.next()? {
+    let (class, step) = match frame.detail.split_whitespace().next()? {
         "pre-vote" => ("vote", 0),
         "vote" => ("vote", 1),
         "pre-vote-reply" => ("vote-reply", 0),
@@ -19,17 +19,55 @@ fn round(frame: &HeldView) -> Option<(&'static str, u64, u8)> {
         "heartbeat" => ("heartbeat", 0),
         _ => return None,
     };
-    let mut rest = words.skip_while(|w| *w != "term");
-    rest.next()?;
-    let term = rest.next()?.parse().ok()?;
-    Some((class, term, step))
+    Some((class, term_of(&frame.detail)?, step))
+}
+
+/// The term a frame carries (`… term 3 …`), if it names one.
+fn term_of(detail: &str) -> Option<u64> {
+    let mut words = detail.split_whitespace().skip_while(|w| *w != "term");
+    words.next()?;
+    words.next()?.parse().ok()
+}
+
+/// Why `frame`'s receiver will refuse (a request) or ignore (a reply) it, judged from the receiver's term as
+/// last seen (`terms`, by node): `n2 refuses it: stale term 1 < 2`. A request or reply of a term below the
+/// receiver's is stale (Raft §5.1); a pre-vote must ask for a term above the receiver's, and a granted pre-vote
+/// answer counts only while its receiver has not reached that term (Raft dissertation §9.6). `None` when the
+/// frame names no term, the receiver's term is not known, or nothing makes it stale.
+pub fn refusal(frame: &HeldView, terms: &BTreeMap<u64, u64>) -> Option<String> {
+    let theirs = *terms.get(&frame.to)?;
+    let first = frame.detail.split_whitespace().next()?;
+    let term = term_of(&frame.detail)?;
+    let reply = first.ends_with("-reply");
+    let at_most = match first {
+        "pre-vote" => true,
+        "pre-vote-reply" => frame.detail.ends_with(" granted"),
+        _ => false,
+    };
+    let (stale, sign) = if at_most {
+        (term <= theirs, "≤")
+    } else {
+        (term < theirs, "<")
+    };
+    stale.then(|| {
+        format!(
+            "n{} {} it: stale term {term} {sign} {theirs}",
+            frame.to,
+            if reply { "ignores" } else { "refuses" }
+        )
+    })
 }
 
 /// The `seq`s of the stale frames among `frames`: a vote request (or pre-vote) for which the same link holds
-/// a request of a later round, a vote reply likewise, and a heartbeat for which the same link holds a later
-/// heartbeat of the same or a later term (it says nothing the newer one does not).
-pub fn stale(frames: &[HeldView]) -> BTreeSet<u64> {
-    let mut out = BTreeSet::new();
+/// a request of a later round, a vote reply likewise, a heartbeat for which the same link holds a later
+/// heartbeat of the same or a later term (it says nothing the newer one does not), and any frame its receiver
+/// will refuse or ignore for its term ([`refusal`], from the receivers' `terms`).
+pub fn stale(frames: &[HeldView], terms: &BTreeMap<u64, u64>) -> BTreeSet<u64> {
+    let mut out: BTreeSet<u64> = frames
+        .iter()
+        .filter(|f| refusal(f, terms).is_some())
+        .map(|f| f.seq)
+        .collect();
     for a in frames {
         let Some((class, term, step)) = round(a) else {
             continue;
@@ -60,7 +98,7 @@ pub fn next_to_step(frames: &[HeldView]) -> Option<u64> {
 }
 
 /// One line of the held list: `seq link kind detail`, with `← next` on the frame `step *` delivers next and
-/// `(stale)` on superseded ones.
+/// `(stale)` on superseded and refused ones.
 pub fn held_line(frame: &HeldView, next: Option<u64>, stale: &BTreeSet<u64>) -> String {
     let kind = frame.kind.as_deref().unwrap_or("other");
     // The detail starts with the kind for most frames (`vote n2 …`); do not say it twice.
@@ -104,11 +142,17 @@ mod tests {
     #[test]
     fn an_older_round_on_the_same_link_is_stale_and_nothing_else_is() {
         let frames = vec![
-            f(1, 2, 3, "vote", "pre-vote n2 term 2 last 1/1"),
-            f(2, 2, 4, "vote", "pre-vote n2 term 2 last 1/1"),
-            f(3, 2, 3, "vote", "pre-vote n2 term 3 last 1/1"),
+            f(1, 2, 3, "pre-vote", "pre-vote n2 term 2 last 1/1"),
+            f(2, 2, 4, "pre-vote", "pre-vote n2 term 2 last 1/1"),
+            f(3, 2, 3, "pre-vote", "pre-vote n2 term 3 last 1/1"),
             f(4, 2, 3, "vote", "vote n2 term 3 last 1/1"),
-            f(5, 3, 2, "vote-reply", "pre-vote-reply n3 term 2 granted"),
+            f(
+                5,
+                3,
+                2,
+                "pre-vote-reply",
+                "pre-vote-reply n3 term 2 granted",
+            ),
             f(
                 6,
                 1,
@@ -128,17 +172,69 @@ mod tests {
         ];
         // 1: pre-vote 2 then pre-vote 3 on 2->3; 3: pre-vote 3 then the election of 3; 6: a newer heartbeat.
         // 2 is the only frame on 2->4; 5 is the only reply; appends carry entries and are never stale.
-        assert_eq!(stale(&frames), BTreeSet::from([1, 3, 6]));
+        assert_eq!(stale(&frames, &BTreeMap::new()), BTreeSet::from([1, 3, 6]));
         assert_eq!(next_to_step(&frames), Some(1));
     }
 
     #[test]
+    fn a_frame_whose_receiver_moved_past_its_term_is_refused_and_stale() {
+        // teach2 item 2: a step delivered a heartbeat of term 1 to a node in term 2 and said only `deliver`.
+        let terms = BTreeMap::from([(1, 1), (2, 2), (3, 2)]);
+        let hb = f(
+            1,
+            1,
+            2,
+            "heartbeat",
+            "heartbeat n1 term 1 prev 4/1 commit 4",
+        );
+        assert_eq!(
+            refusal(&hb, &terms).as_deref(),
+            Some("n2 refuses it: stale term 1 < 2")
+        );
+        let reply = f(2, 2, 1, "vote-reply", "vote-reply n2 term 1 granted");
+        assert_eq!(refusal(&reply, &terms), None, "n1 is in term 1 still");
+        let reply = f(3, 1, 3, "append-reply", "append-reply n1 term 1 ok match 4");
+        assert_eq!(
+            refusal(&reply, &terms).as_deref(),
+            Some("n3 ignores it: stale term 1 < 2")
+        );
+        // A pre-vote asks for a term above the receiver's; one for the receiver's own term is refused.
+        let pv = f(4, 3, 2, "pre-vote", "pre-vote n3 term 2 last 4/1");
+        assert_eq!(
+            refusal(&pv, &terms).as_deref(),
+            Some("n2 refuses it: stale term 2 ≤ 2")
+        );
+        let pv = f(5, 3, 2, "pre-vote", "pre-vote n3 term 3 last 4/1");
+        assert_eq!(refusal(&pv, &terms), None);
+        // A granted pre-vote answer of term 2 no longer counts once its receiver reached term 2.
+        let pvr = f(
+            6,
+            2,
+            3,
+            "pre-vote-reply",
+            "pre-vote-reply n2 term 2 granted",
+        );
+        assert!(refusal(&pvr, &terms).is_some());
+        // Unknown receivers and frames without a term are never judged.
+        assert_eq!(
+            refusal(&f(7, 1, 9, "heartbeat", "heartbeat n1 term 1"), &terms),
+            None
+        );
+        assert_eq!(
+            refusal(&f(8, 1, 2, "timeout-now", "timeout-now ok"), &terms),
+            None
+        );
+        let frames = vec![hb, pv.clone(), pvr];
+        assert_eq!(stale(&frames, &terms), BTreeSet::from([1, 6]));
+    }
+
+    #[test]
     fn a_held_line_names_link_kind_fields_and_marks() {
-        let a = f(4, 2, 3, "vote", "pre-vote n2 term 3 last 12/2");
+        let a = f(4, 2, 3, "pre-vote", "pre-vote n2 term 3 last 12/2");
         let stale = BTreeSet::from([4]);
         assert_eq!(
             held_line(&a, Some(4), &stale),
-            "4 2->3 vote pre-vote n2 term 3 last 12/2 (stale) ← next"
+            "4 2->3 pre-vote n2 term 3 last 12/2 (stale) ← next"
         );
         let b = f(
             5,

@@ -3,6 +3,8 @@
 //! newer round from the same sender superseded marked `stale`, and the links matrix cursor's link picked out
 //! (the frame its `n` steps marked `n▶`).
 
+use std::collections::BTreeMap;
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -19,9 +21,10 @@ pub fn height(frames: usize) -> u16 {
     frames.clamp(3, 12) as u16 + 2
 }
 
-/// The panel's title: the count, and how many are stale.
-pub fn title(frames: &[HeldView]) -> String {
-    let stale = stale(frames).len();
+/// The panel's title: the count, and how many are stale (superseded, or refused by their receiver for their
+/// term; `terms` are the receivers' as last seen).
+pub fn title(frames: &[HeldView], terms: &BTreeMap<u64, u64>) -> String {
+    let stale = stale(frames, terms).len();
     match (frames.len(), stale) {
         (0, _) => " held: none ".to_string(),
         (n, 0) => format!(" held: {n} frame{} ", plural(n)),
@@ -36,8 +39,12 @@ fn plural(n: usize) -> &'static str {
 /// One text line per held frame, oldest first, as the panel draws them (without styles): `▶` on the frame
 /// `step *` delivers next, `n▶` on the one the links matrix's `n` delivers (the oldest on the cursor's link),
 /// `·` before the other frames of the cursor's link.
-pub fn lines(frames: &[HeldView], cursor: Option<(u64, u64)>) -> Vec<(String, Mark)> {
-    let stale = stale(frames);
+pub fn lines(
+    frames: &[HeldView],
+    cursor: Option<(u64, u64)>,
+    terms: &BTreeMap<u64, u64>,
+) -> Vec<(String, Mark)> {
+    let stale = stale(frames, terms);
     let next = next_to_step(frames);
     let on_cursor = |f: &HeldView| cursor == Some((f.from, f.to));
     let cursor_next = frames.iter().filter(|f| on_cursor(f)).map(|f| f.seq).min();
@@ -80,7 +87,8 @@ pub enum Mark {
     Plain,
     /// On the links matrix cursor's link.
     Cursor,
-    /// Superseded by a newer round from its sender (`drop-stale` drops it).
+    /// Superseded by a newer round from its sender, or refused by its receiver for its term (`drop-stale`
+    /// drops it).
     Stale,
 }
 
@@ -88,6 +96,7 @@ pub enum Mark {
 /// on the last row.
 pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewState) {
     let frames = &state.held;
+    let terms = state.terms();
     let hint = Line::from(vec![
         Span::styled(" m", styles::key()),
         Span::styled(" cursor on a link: ", styles::dim()),
@@ -102,12 +111,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     ])
     .right_aligned();
     let block = Block::bordered()
-        .title(Span::styled(title(frames), styles::title()))
+        .title(Span::styled(title(frames, &terms), styles::title()))
         .title_bottom(hint)
         .border_style(styles::link(LinkState::Held));
     let inner = block.inner(area);
     let rows = usize::from(inner.height);
-    let all = lines(frames, view.link_cursor);
+    let all = lines(frames, view.link_cursor, &terms);
     let mut text: Vec<Line> = if all.is_empty() {
         vec![Line::from(Span::styled(
             "no frame held (`hold *` holds every link; `timeout N` starts an election)",
@@ -161,26 +170,32 @@ mod tests {
     #[test]
     fn the_panel_marks_next_stale_and_the_cursors_link() {
         let frames = vec![
-            f(1, 3, 1, "vote", "pre-vote n3 term 2 last 4/1"),
-            f(2, 3, 2, "vote", "pre-vote n3 term 2 last 4/1"),
-            f(3, 3, 1, "vote", "pre-vote n3 term 3 last 4/1"),
+            f(1, 3, 1, "pre-vote", "pre-vote n3 term 2 last 4/1"),
+            f(2, 3, 2, "pre-vote", "pre-vote n3 term 2 last 4/1"),
+            f(3, 3, 1, "pre-vote", "pre-vote n3 term 3 last 4/1"),
             f(4, 3, 2, "vote", "vote n3 term 3 last 4/1"),
         ];
-        assert_eq!(title(&frames), " held: 4 frames, 2 stale ");
-        let l: Vec<String> = lines(&frames, Some((3, 2)))
+        let none = BTreeMap::new();
+        assert_eq!(title(&frames, &none), " held: 4 frames, 2 stale ");
+        // n1 has reached term 3: the pre-vote for 3 it would refuse is stale too.
+        assert_eq!(
+            title(&frames, &BTreeMap::from([(1, 3)])),
+            " held: 4 frames, 3 stale "
+        );
+        let l: Vec<String> = lines(&frames, Some((3, 2)), &none)
             .into_iter()
             .map(|(t, _)| t)
             .collect();
         assert_eq!(
             l,
             vec![
-                "▶  3->1 vote pre-vote n3 term 2 last 4/1  stale",
-                "n▶ 3->2 vote pre-vote n3 term 2 last 4/1  stale",
-                "   3->1 vote pre-vote n3 term 3 last 4/1",
+                "▶  3->1 pre-vote n3 term 2 last 4/1  stale",
+                "n▶ 3->2 pre-vote n3 term 2 last 4/1  stale",
+                "   3->1 pre-vote n3 term 3 last 4/1",
                 "·  3->2 vote n3 term 3 last 4/1",
             ]
         );
-        assert_eq!(lines(&frames, Some((3, 2)))[3].1, Mark::Cursor);
-        assert_eq!(title(&[]), " held: none ");
+        assert_eq!(lines(&frames, Some((3, 2)), &none)[3].1, Mark::Cursor);
+        assert_eq!(title(&[], &none), " held: none ");
     }
 }

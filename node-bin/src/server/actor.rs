@@ -175,7 +175,8 @@ impl Node {
             Request::TimeoutNow(_) => self.counters.timeout_now_out += 1,
         }
         if let Some(tx) = self.peers.get(&peer) {
-            let _ = tx.send(req);
+            let frozen = self.raft.frozen();
+            let _ = tx.send(super::peers::Outgoing { req, frozen });
         }
     }
 

@@ -100,7 +100,7 @@ impl Node {
         cfg: NodeConfig,
         storage: Storage,
         recovered: Recovered,
-        peers: BTreeMap<crate::raft::NodeId, mpsc::UnboundedSender<crate::raft::Request>>,
+        peers: BTreeMap<crate::raft::NodeId, mpsc::UnboundedSender<super::peers::Outgoing>>,
         tx: &mpsc::UnboundedSender<Cmd>,
         rpc_timeout: Duration,
         started: Instant,

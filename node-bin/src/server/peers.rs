@@ -14,6 +14,35 @@ use crate::transport::{self, deadline};
 
 use super::{Cmd, Node, patience};
 
+/// How long a request sent in teaching mode may wait for its answer: a day. A frozen node's requests are
+/// held by the proxy while a person steps them at a teacher's pace (`hold *`, `step`); with the usual
+/// deadline (four election timeouts, 24 s at `--slow` timings) a request delivered after a long explanation
+/// had already expired at the sender, so the grant it earned was thrown away (tester4 F2). Nothing waits on
+/// the deadline meanwhile: the core sends on without the answer and Raft tolerates one that never comes.
+pub const TEACHING_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One request for a peer, as the actor hands it to the peer's sender.
+pub(super) struct Outgoing {
+    /// The request.
+    pub(super) req: Request,
+    /// Sent in teaching mode: its deadline is [`TEACHING_DEADLINE`].
+    pub(super) frozen: bool,
+}
+
+/// The deadline of a request: a snapshot chunk's follows its measured round trips (`chunk`), a request sent in
+/// teaching mode gets [`TEACHING_DEADLINE`], any other the node's RPC timeout.
+pub(super) fn request_deadline(
+    rpc_timeout: Duration,
+    chunk: Option<Duration>,
+    frozen: bool,
+) -> Duration {
+    if frozen {
+        TEACHING_DEADLINE
+    } else {
+        chunk.unwrap_or(rpc_timeout)
+    }
+}
+
 impl Node {
     /// Adds or replaces the sender for peer `id` (a node added at run time, or a moved proxy).
     pub(super) fn set_peer_addr(&mut self, id: NodeId, addr: SocketAddr) -> Result<(), String> {
@@ -51,7 +80,7 @@ pub(super) async fn peer_sender(
     addr: SocketAddr,
     cluster: String,
     rpc_timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Request>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     tx: mpsc::UnboundedSender<Cmd>,
 ) {
     let mut client: Option<rpc::PeerServiceClient> = None;
@@ -63,7 +92,7 @@ pub(super) async fn peer_sender(
     )));
     let mut backoff = Duration::from_millis(20);
     let mut next_attempt = Instant::now();
-    while let Some(req) = rx.recv().await {
+    while let Some(Outgoing { req, frozen }) = rx.recv().await {
         if broken.swap(false, Ordering::SeqCst) {
             client = None;
         }
@@ -93,11 +122,8 @@ pub(super) async fn peer_sender(
         let patience = patience.clone();
         tokio::spawn(async move {
             let chunk = matches!(req, Request::Snapshot(_));
-            let timeout = if chunk {
-                patience.lock().expect("never poisoned").deadline()
-            } else {
-                rpc_timeout
-            };
+            let measured = chunk.then(|| patience.lock().expect("never poisoned").deadline());
+            let timeout = request_deadline(rpc_timeout, measured, frozen);
             let sent = Instant::now();
             let ctx = deadline(timeout);
             let outcome: Result<Option<Reply>, String> = match req.clone() {
@@ -113,7 +139,7 @@ pub(super) async fn peer_sender(
                     flatten(c.timeout_now(ctx, cluster, r).await).map(|()| None)
                 }
             };
-            if chunk {
+            if chunk && !frozen {
                 let mut p = patience.lock().expect("never poisoned");
                 match &outcome {
                     Ok(_) => p.answered(sent.elapsed()),
@@ -157,5 +183,24 @@ pub(super) fn flatten<T>(
         }
         Err(tarpc::client::RpcError::DeadlineExceeded) => Err("deadline exceeded".into()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_sent_frozen_waits_a_day_for_its_answer() {
+        // teach2 item 1 (tester4 F2): held at a teacher's pace, a request expired after the usual deadline.
+        let usual = Duration::from_secs(24);
+        assert_eq!(request_deadline(usual, None, false), usual);
+        assert_eq!(request_deadline(usual, None, true), TEACHING_DEADLINE);
+        let chunk = Duration::from_secs(3);
+        assert_eq!(request_deadline(usual, Some(chunk), false), chunk);
+        assert_eq!(
+            request_deadline(usual, Some(chunk), true),
+            TEACHING_DEADLINE
+        );
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Cmd, Node, NodeConfig};
 use crate::raft::{
     AppendEntries, AppendEntriesReply, Entry, HardState, Index, NodeId, Payload, RaftEvent,
-    Request, RequestVote, RequestVoteReply, Term,
+    RequestVote, RequestVoteReply, Term,
 };
 use crate::rpc::NodeEvent;
 use crate::storage::{InitialState, Storage};
@@ -25,7 +25,7 @@ struct Harness {
     inbox: mpsc::UnboundedReceiver<Cmd>,
     _tx: mpsc::UnboundedSender<Cmd>,
     /// Requests node 1 sends to 2 and 3.
-    _sent: BTreeMap<NodeId, mpsc::UnboundedReceiver<Request>>,
+    _sent: BTreeMap<NodeId, mpsc::UnboundedReceiver<super::peers::Outgoing>>,
     disk: MountedDisk,
     _tmp: tempfile::TempDir,
 }

@@ -11,23 +11,8 @@
 use squall_chaos::proxy::protobuf::{Fields, Value};
 use squall_chaos::{Classifier, Flow};
 
-/// The labels, in index order.
-pub const LABELS: [&str; 14] = [
-    "vote",
-    "vote-reply",
-    "append",
-    "heartbeat",
-    "append-reply",
-    "snapshot",
-    "timeout-now",
-    "pre-vote",
-    "pre-vote-reply",
-    "heartbeat-reply",
-    "read-index",
-    "read-index-reply",
-    "proposal",
-    "link-heartbeat",
-];
+/// The labels, in index order (kept with the command vocabulary, which `only` checks against).
+pub use crate::command::fault::ETCD_LABELS as LABELS;
 
 /// raftpb.MessageType values.
 mod msg {
