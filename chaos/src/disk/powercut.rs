@@ -532,13 +532,25 @@ impl Journal {
         }
         let mut failed_names = Vec::new();
         let mut lost = Vec::new();
-        for pending in std::mem::take(&mut self.names).into_iter().rev() {
+        let names = std::mem::take(&mut self.names);
+        // A name made and then removed (etcd's writability probe `.touch`) was not there to lose.
+        let removed_later: Vec<bool> = names
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match &p.change {
+                NameChange::Created { path } | NameChange::MadeDir { path } => names[i + 1..]
+                    .iter()
+                    .any(|q| matches!(&q.change, NameChange::Removed { path: r, .. } if r == path)),
+                _ => false,
+            })
+            .collect();
+        for (i, pending) in names.into_iter().enumerate().rev() {
             let made = match &pending.change {
                 NameChange::Created { path } => Some((path.clone(), false)),
                 NameChange::MadeDir { path } => Some((path.clone(), true)),
                 _ => None,
             }
-            .filter(|(p, _)| std::fs::symlink_metadata(p).is_ok());
+            .filter(|(p, _)| !removed_later[i] && std::fs::symlink_metadata(p).is_ok());
             match undo_name(&pending.change) {
                 Ok(()) => {
                     report.names_undone += 1;

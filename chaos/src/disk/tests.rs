@@ -873,10 +873,14 @@ fn a_power_cut_names_what_is_gone_because_its_directory_was_never_synced() {
     sync_dir(&mnt.join("member"));
     create(&mnt.join("member/snap/db"), b"data", true);
     create(&mnt.join("g"), b"data", true);
+    // etcd's writability probe: made and removed, neither synced; it was never there to lose.
+    create(&mnt.join(".touch"), b"", false);
+    fs::remove_file(mnt.join(".touch")).unwrap();
     let faults = disk.faults();
     faults.power_off();
     let report = faults.power_on(None).unwrap();
     assert_eq!(contents(&mnt.join("member")), None);
+    assert_eq!(contents(&mnt.join(".touch")), None);
     assert_eq!(report.lost, ["g", "member/"], "{report}");
     let said = report.to_string();
     assert!(
