@@ -275,3 +275,161 @@ fn etcd_node_that_hears_no_vote_replies_never_leads() {
     );
     s.quit();
 }
+
+/// etcd's member list, asked of the member whose client port `api` is: `(name, is a learner)` per member
+/// (a member added but not started yet has an empty name). Plain HTTP/1.1 to the JSON gateway, so the test
+/// reads etcd's own word rather than squall's.
+fn etcd_members(api: &str) -> Vec<(String, bool)> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(api).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = "{}";
+    write!(
+        conn,
+        "POST /v3/cluster/member/list HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let json = &answer[answer.find("\r\n\r\n").expect("an HTTP answer") + 4..];
+    let v: serde_json::Value = serde_json::from_str(json.trim())
+        .unwrap_or_else(|e| panic!("member list answer {answer:?}: {e}"));
+    v["members"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["isLearner"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Node `n`'s client address, from the session's cluster file.
+fn client_addr(s: &Session, n: u64) -> String {
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.cdir.join("cluster.json")).unwrap())
+            .unwrap();
+    file["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == n)
+        .and_then(|e| e["api"].as_str())
+        .unwrap_or_else(|| panic!("no client address for n{n}: {file}"))
+        .to_string()
+}
+
+/// Polls etcd's member list (through node `via`) until `accept` takes it.
+fn members_until(
+    s: &Session,
+    via: u64,
+    what: &str,
+    accept: impl Fn(&[(String, bool)]) -> bool,
+) -> Vec<(String, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let api = client_addr(s, via);
+    loop {
+        let members = etcd_members(&api);
+        if accept(&members) {
+            return members;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd's member list never showed {what}: {members:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// tester4 F3 and F4, and the counter check on etcd: `add` puts a member in through etcd's member API (a
+/// learner, promoted once in sync) and `remove` takes one out, as etcd's own member list shows; `demote` is
+/// refused with why (etcd 3.4 has no demote), as are squall's teaching controls, which the etcd kind file does
+/// not list; and `check` judges the counter workload by reading etcd's counters through the kind's client.
+#[test]
+fn etcd_membership_goes_through_its_member_api_and_its_counters_are_checked() {
+    if !etcd_present("etcd_membership_goes_through_its_member_api…") {
+        return;
+    }
+    let mut s = etcd_session(&["--workload", "counter", "--rate", "20", "--seed", "23"]);
+    agreed_leader(&mut s);
+
+    for (cmd, control) in [
+        ("freeze", "freeze"),
+        ("heartbeat", "heartbeat"),
+        ("timeout 2", "timeout"),
+        ("transfer 2", "transfer"),
+    ] {
+        let refused = s.refused(cmd);
+        assert!(
+            refused.contains("node kind `etcd`")
+                && refused.contains(&format!("`{control}`"))
+                && refused.contains("[controls]")
+                && refused.contains("nothing was done"),
+            "{cmd}: {refused}"
+        );
+    }
+    let refused = s.refused("demote 2");
+    assert!(
+        refused.contains("etcd 3.4 cannot demote") && refused.contains("nothing was done"),
+        "{refused}"
+    );
+
+    let added = s.ask("add", "add node 4");
+    assert!(added.contains("started"), "{added}");
+    members_until(&s, 1, "n4 a voter", |m| {
+        m.len() == 4 && m.iter().any(|(n, learner)| n == "n4" && !learner)
+    });
+    s.out.wait_for("n4 promoted in the feed", s.wait, |l| {
+        l.contains("n4 caught up, promoted to voter").then_some(())
+    });
+    let deadline = Instant::now() + s.wait;
+    loop {
+        let nodes = briefs(&mut s);
+        if nodes
+            .get(&4)
+            .is_some_and(|n| n.running && n.leader.is_some())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n4 is not shown following a leader: {nodes:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    s.ask("remove 4", "remove node 4");
+    members_until(&s, 1, "n4 gone", |m| {
+        m.len() == 3 && !m.iter().any(|(n, _)| n == "n4")
+    });
+    s.out.wait_for("n4 removed in the feed", s.wait, |l| {
+        l.contains("n4 removed:").then_some(())
+    });
+
+    let verdict = s.check();
+    assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    s.quit();
+}
+
+/// etcd 3.4 never fsyncs its data directory after making `member/` (nor `member/snap` after `db`, nor
+/// `wal.tmp`; compare etcd-io/etcd#6368), so a power cut takes `member/` whole and the members cannot come
+/// back. The power cut's answer says what is gone and why, so the person knows it is etcd's doing.
+#[test]
+fn an_etcd_power_cut_says_what_etcd_never_made_durable() {
+    if !etcd_present("an_etcd_power_cut_says_what_etcd_never_made_durable") {
+        return;
+    }
+    let mut s = etcd_session(&["--disk-faults", "--seed", "24"]);
+    agreed_leader(&mut s);
+    let cut = s.ask("powercut all", "power cut");
+    assert!(
+        cut.contains("gone because no fsync of their directory made them durable: member/"),
+        "{cut}"
+    );
+    s.quit();
+}

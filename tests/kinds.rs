@@ -182,8 +182,28 @@ fn a_kind_file_with_a_mistake_stops_up_with_exit_2_naming_file_line_and_field() 
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(&format!("{file}:{}:", line_of(&text, "timeout = 3")))
-            && err.contains("unknown field `timeout`"),
-        "{err}"
+            && err.contains("client.timeout: unknown field `timeout`"),
+        "the mistake names its field: {err}"
+    );
+
+    let text = edited(
+        "ready = { addr_file",
+        "command = \"x\"\nready = { addr_file",
+    );
+    let (code, err) = up_with_kind(dir.path(), &text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{file}:{}:", line_of(&text, "command = \"x\"")))
+            && err.contains("launch.command: unknown field `command`"),
+        "the mistake names its field: {err}"
+    );
+
+    let text = edited("[status]\nprotocol = \"squall\"\n", "[status]\n");
+    let (code, err) = up_with_kind(dir.path(), &text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("status.protocol: missing field `protocol`"),
+        "the mistake names its field: {err}"
     );
 
     let text = edited(
@@ -372,4 +392,108 @@ fn the_kind_is_recorded_in_cluster_json_and_the_event_log_and_exported_with_the_
         "[cluster] kind names the file:\n{toml}"
     );
     drop(kept);
+}
+
+/// The kind squall.toml describes without its `[controls]` table (the section, up to the next blank line).
+fn without_controls() -> String {
+    match SQUALL_KIND.find("[controls]") {
+        None => SQUALL_KIND.to_string(),
+        Some(at) => {
+            let end = SQUALL_KIND[at..]
+                .find("\n\n")
+                .map_or(SQUALL_KIND.len(), |e| at + e + 1);
+            format!("{}{}", &SQUALL_KIND[..at], &SQUALL_KIND[end..])
+        }
+    }
+}
+
+/// tester4 F4: squall's teaching controls (`freeze`, `thaw`, `timeout`, `heartbeat`) and leadership
+/// `transfer` go through squall's own control RPC, so a kind gets them only when its file lists them under
+/// `[controls]` (kinds/squall.toml does). Without, each is refused at once, naming the kind and the control,
+/// and nothing is done (on etcd, `freeze` used to wait 6 s and blame the nodes).
+#[test]
+fn a_kind_without_controls_refuses_them_naming_the_kind_and_the_control() {
+    assert!(
+        SQUALL_KIND.contains("[controls]"),
+        "kinds/squall.toml lists its controls"
+    );
+    let files = tempfile::tempdir().unwrap();
+    let kind = files.path().join("no-controls.toml");
+    std::fs::write(&kind, without_controls()).unwrap();
+    let mut s = Up::new(&[
+        "-n",
+        "3",
+        "--seed",
+        "6",
+        "--node-kind",
+        kind.to_str().unwrap(),
+    ])
+    .start();
+    for (cmd, control) in [
+        ("freeze", "freeze"),
+        ("thaw", "thaw"),
+        ("timeout 1", "timeout"),
+        ("heartbeat", "heartbeat"),
+        ("transfer 2", "transfer"),
+    ] {
+        let refused = s.refused(cmd);
+        assert!(
+            refused.contains("node kind `squall`")
+                && refused.contains(&format!("`{control}`"))
+                && refused.contains("[controls]")
+                && refused.contains("nothing was done"),
+            "{cmd}: {refused}"
+        );
+    }
+    s.quit();
+}
+
+/// `squall run --dry-run` loads the scenario's node kind, so a broken kind file stops it with exit 2 naming
+/// the file, line and field, as `up` does, instead of a plan that cannot run.
+#[test]
+fn a_dry_run_loads_the_kind_and_refuses_a_broken_kind_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = dir.path().join("bad.toml");
+    let text = edited(
+        "[client]\nprotocol = \"squall\"",
+        "[client]\nprotocol = \"squal\"",
+    );
+    std::fs::write(&kind, &text).unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"k\"\nexpect = \"valid\"\n\n[cluster]\nnodes = 3\nkind = \"{}\"\n\n[run]\nduration = \"5s\"\n",
+            kind.display()
+        ),
+    )
+    .unwrap();
+    let out = squall()
+        .args(["run", "--dry-run"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:{}:",
+            kind.display(),
+            line_of(&text, "\"squal\"")
+        )) && err.contains("client.protocol")
+            && err.contains("`squal`"),
+        "{err}"
+    );
+    // The same scenario with a good kind file passes the dry run.
+    std::fs::write(&kind, SQUALL_KIND).unwrap();
+    let out = squall()
+        .args(["run", "--dry-run"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use squall_node::raft::types::Membership;
 
+use crate::kind::PeerModel;
 use crate::kind::membership::{ChangeAnswer, MemberChange, MembershipDriver};
 
 use super::Cluster;
@@ -33,6 +34,9 @@ use crate::state::{Event, MembershipStep, ProcessState};
 
 /// How long a background change keeps trying before it gives up and says so.
 const CHANGE_LIMIT: Duration = Duration::from_secs(180);
+/// How long `add` waits for the learner step of a kind that adds a member before starting it (the command
+/// answers only then, since the node cannot start before).
+const ADD_FIRST_LIMIT: Duration = Duration::from_secs(30);
 /// How often the feed says how far a learner catching up has come.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How far behind the leader's last index a learner may be and still count as caught up.
@@ -143,6 +147,39 @@ impl Cluster {
         }
     }
 
+    /// [`Self::member_facts`], with the configuration asked of the membership driver when the kind's status
+    /// reports none (etcd's member list).
+    async fn member_facts_now(&self) -> MemberFacts {
+        let mut facts = self.member_facts();
+        if self.known_config().is_none()
+            && let Some((config, _)) = self.config_now().await
+        {
+            facts.voters = config.voters;
+            facts.learners = config.learners;
+        }
+        facts
+    }
+
+    /// The configuration now and whether it is committed: [`Self::known_config`], else the membership
+    /// driver's word, asked of the leader (or any node with an address), for a kind whose status has no
+    /// configuration. A driver answers from the applied configuration (etcd's member list), so committed.
+    async fn config_now(&self) -> Option<(Membership, bool)> {
+        if let Some((config, _, committed)) = self.known_config() {
+            return Some((config, committed));
+        }
+        let driver = self.driver().ok()?;
+        let mut asked: Vec<NodeId> = self.leader().map(|(l, _)| l).into_iter().collect();
+        asked.extend(self.node_ids().into_iter().filter(|n| self.alive(*n)));
+        for n in asked {
+            if let Some(addr) = self.membership_addr(n)
+                && let Some(config) = driver.config(addr).await
+            {
+                return Some((config, true));
+            }
+        }
+        None
+    }
+
     fn step_event(&self, node: NodeId, step: MembershipStep, text: String) {
         self.emit(Event::Membership { node, step, text });
     }
@@ -155,7 +192,7 @@ impl Cluster {
     ) -> Result<(Option<NodeId>, String), String> {
         // Who leads now and what the configuration is, not what the last poll saw.
         let _ = self.ask_leader().await;
-        guard::admit_membership(&cmd, &self.member_facts())?;
+        guard::admit_membership(&cmd, &self.member_facts_now().await)?;
         match cmd {
             Command::Add | Command::AddLearner | Command::Replace(_) => {
                 let old = match cmd {
@@ -355,13 +392,36 @@ impl Cluster {
             .copied()
             .unwrap_or(0)
             + 1;
+        let driver = self
+            .driver()
+            .map_err(|e| anyhow::anyhow!("{e} (nothing was done)"))?;
         let mut proxies = BTreeMap::new();
-        for &other in &existing {
-            for (from, to) in [(id, other), (other, id)] {
-                let addr = self.inner.net.add_link(from, to).await.map_err(|e| {
-                    anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}")
+        match self.inner.spec.kind.peers.model {
+            PeerModel::PerSender => {
+                for &other in &existing {
+                    for (from, to) in [(id, other), (other, id)] {
+                        let addr = self.inner.net.add_link(from, to).await.map_err(|e| {
+                            anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}")
+                        })?;
+                        proxies.insert((from, to), addr);
+                    }
+                }
+            }
+            PeerModel::PerDestination => {
+                // One proxy in front of each member, the new one's too; its `{peers}` lists every member
+                // after the add (itself included), as etcd wants of a joining member, so not the removed.
+                let own = self.inner.net.add_destination(id).await.map_err(|e| {
+                    anyhow::anyhow!("starting the proxy in front of node {id}: {e}")
                 })?;
-                proxies.insert((from, to), addr);
+                proxies.insert((id, id), own);
+                let removed = self.inner.roster.lock().unwrap().removed.clone();
+                for &other in existing.iter().filter(|o| !removed.contains(o)) {
+                    let addr = self.inner.net.add_destination(other).await.map_err(|e| {
+                        anyhow::anyhow!("starting the proxy in front of node {other}: {e}")
+                    })?;
+                    proxies.insert((id, other), addr);
+                    proxies.insert((other, id), own);
+                }
             }
         }
         // A fresh id (ids are never reused: the roster keeps every one taken), so its empty directory is a new
@@ -382,6 +442,25 @@ impl Cluster {
         let covered = self.extend_faults_to(id);
         if covered > 0 {
             self.publish_faults();
+        }
+        if driver.adds_before_start() {
+            // The member goes into the configuration first (etcd refuses to start a member the cluster does
+            // not list), with the address its peers reach it at: its proxy.
+            let limit = Instant::now() + ADD_FIRST_LIMIT;
+            if let Err(why) = self.until_committed(id, Step::Learner(id), limit).await {
+                self.inner.slots.lock().unwrap().remove(&id);
+                // The id stays taken (the learner step may still commit), but the node never ran: a later
+                // session must not start it.
+                self.update_roster(|r| {
+                    r.joined.remove(&id);
+                    r.pending.remove(&id);
+                    r.removed.insert(id);
+                });
+                anyhow::bail!(
+                    "node {id} was not added as a learner, so it was not started: {why} (if the cluster \
+                     lists it after all, `remove {id}` takes it out)"
+                );
+            }
         }
         self.emit(Event::Process {
             node: id,
@@ -416,8 +495,13 @@ impl Cluster {
     }
 
     /// The proxy address of link `from -> to` (where `from` dials to reach `to`).
+    /// The address `from` reaches `to` at: the proxy of that link (per sender) or the one in front of `to`
+    /// (per destination).
     async fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
-        self.inner.net.add_link(from, to).await.ok()
+        match self.inner.spec.kind.peers.model {
+            PeerModel::PerSender => self.inner.net.add_link(from, to).await.ok(),
+            PeerModel::PerDestination => self.inner.net.add_destination(to).await.ok(),
+        }
     }
 
     /// The kind's membership driver; `Err` says why the kind has none (checked before any change starts).
@@ -476,6 +560,10 @@ impl Cluster {
         // Where the members reach a node being added: a kind that stores one address per member needs it.
         let peer = match change {
             MemberChange::AddLearner(id) => self.proxy_addr(leader, id).await,
+            // A member store that names members by their peer address finds one not started yet by it.
+            other if self.inner.spec.kind.peers.model == PeerModel::PerDestination => {
+                self.proxy_addr(leader, other.node()).await
+            }
             _ => None,
         };
         match driver.change(at, change, peer).await {
@@ -483,8 +571,9 @@ impl Cluster {
             // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
             ChangeAnswer::Already => {
                 if self
-                    .known_config()
-                    .is_some_and(|(_, _, committed)| committed)
+                    .config_now()
+                    .await
+                    .is_some_and(|(_, committed)| committed)
                 {
                     Attempt::Done(None)
                 } else {
@@ -537,6 +626,7 @@ impl Cluster {
     ) -> Result<Option<Done>, String> {
         let mut said: Option<String> = None;
         let mut stop = self.stopping();
+        let budget = limit.saturating_duration_since(Instant::now());
         loop {
             match self.attempt(step).await {
                 Attempt::Done(d) => return Ok(d),
@@ -545,7 +635,7 @@ impl Cluster {
                     if Instant::now() > limit {
                         return Err(format!(
                             "gave up after {}: {why}",
-                            crate::units::duration(CHANGE_LIMIT)
+                            crate::units::duration(budget)
                         ));
                     }
                     // Say it when the kind of wait changes (the leader's own words vary with indexes).
@@ -683,7 +773,9 @@ impl Cluster {
             .spec
             .kind
             .status_once(addr, Duration::from_millis(500));
-        source.poll().await.ok()?.commit
+        let report = source.poll().await.ok()?;
+        // A kind that reports no commit index (etcd) is judged by what it applied, which follows it.
+        report.commit.or(report.applied)
     }
 
     /// The background part of `remove N`: `Remove` until committed, then N's process is stopped.

@@ -200,6 +200,25 @@ impl Cluster {
                 kind.name
             ));
         }
+        let control = match cmd {
+            Command::Freeze => Some("freeze"),
+            Command::Thaw => Some("thaw"),
+            Command::Timeout(_) => Some("timeout"),
+            Command::Heartbeat => Some("heartbeat"),
+            Command::Transfer(_) => Some("transfer"),
+            _ => None,
+        };
+        if let Some(control) = control
+            && !kind.controls.contains_key(control)
+        {
+            // These go through squall's control RPC; a node of another kind would not answer, and the wait
+            // for it blamed the nodes (tester4 F4).
+            return Some(format!(
+                "node kind `{}` has no `{control}` control: its file ({}) does not list it under [controls] \
+                 (nothing was done)",
+                kind.name, kind.source
+            ));
+        }
         if let Command::Fault(f) | Command::ToggleFault(f) = cmd
             && !f.only.is_empty()
             && kind.peers.classifier == "none"
@@ -210,13 +229,26 @@ impl Cluster {
                 kind.name
             ));
         }
-        if cmd.is_membership()
-            && let Err(why) = kind.membership_driver()
-        {
-            return Some(format!(
-                "node kind `{}` cannot change membership: {why} (nothing was done)",
-                kind.name
-            ));
+        if cmd.is_membership() {
+            match kind.membership_driver() {
+                Err(why) => {
+                    return Some(format!(
+                        "node kind `{}` cannot change membership: {why} (nothing was done)",
+                        kind.name
+                    ));
+                }
+                Ok(driver) => {
+                    if let Command::Demote(n) = cmd
+                        && let Some(why) =
+                            driver.cannot(crate::kind::membership::MemberChange::Demote(*n))
+                    {
+                        return Some(format!(
+                            "node kind `{}` cannot demote node {n}: {why} (nothing was done)",
+                            kind.name
+                        ));
+                    }
+                }
+            }
         }
         None
     }

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use squall_node::client::{ClientError, KvClient};
-use squall_node::kv::{KvOp, KvResult};
+use crate::kind::drivers::{KvAnswer, KvClient, KvOutcome, KvRequest};
 
 use super::linkv::{self, CHECK_DEADLINE};
 use super::{Cluster, check, clients, workload};
@@ -20,8 +19,8 @@ impl Cluster {
     /// when the cluster has no leader.
     pub async fn check(&self) -> (Verdict, String) {
         let before = self.inner.workload.tally();
-        let mut client = KvClient::new(self.api_addrs());
-        client.op_timeout = Duration::from_secs(3);
+        // Through the kind's client, as the workload wrote them (squall's API would not reach etcd's nodes).
+        let mut client = self.inner.spec.kind.kv_client(self.api_addrs());
         let mut reads = Vec::with_capacity(workload::COUNTERS);
         // Once the cluster does not answer, the remaining counters are not tried (each would wait as long).
         let mut gave_up: Option<String> = None;
@@ -29,10 +28,12 @@ impl Cluster {
             let key = workload::counter_key(&self.inner.workload.session, i);
             let read = match &gave_up {
                 Some(why) => Err(why.clone()),
-                None => read_counter(&mut client, &key).await.unwrap_or_else(|why| {
-                    gave_up = Some(why.clone());
-                    Err(why)
-                }),
+                None => read_counter(client.as_mut(), &key)
+                    .await
+                    .unwrap_or_else(|why| {
+                        gave_up = Some(why.clone());
+                        Err(why)
+                    }),
             };
             reads.push((key, read));
         }
@@ -89,25 +90,27 @@ impl Cluster {
     }
 }
 
-/// One workload counter read linearizably: its count, or why it holds no count; `Err` when the cluster did not
-/// answer at all.
-async fn read_counter(client: &mut KvClient, key: &str) -> Result<Result<u64, String>, String> {
-    match client
-        .execute(KvOp::Get {
-            key: key.to_string(),
-        })
-        .await
-    {
-        Ok(KvResult::Value(None)) => Ok(Ok(0)),
-        Ok(KvResult::Value(Some(v))) => Ok(v
+/// How long one counter's read may take before the check gives up on the cluster.
+const READ_LIMIT: Duration = Duration::from_secs(5);
+
+/// One workload counter read linearizably through the kind's client: its count, or why it holds no count;
+/// `Err` when the cluster did not answer at all.
+async fn read_counter(client: &mut dyn KvClient, key: &str) -> Result<Result<u64, String>, String> {
+    let read = client.execute(KvRequest::Read {
+        key: key.to_string(),
+    });
+    match tokio::time::timeout(READ_LIMIT, read).await {
+        Err(_) => Err(format!(
+            "no node answered within {}",
+            crate::units::duration(READ_LIMIT)
+        )),
+        Ok(KvOutcome::Done(KvAnswer::Value(None))) => Ok(Ok(0)),
+        Ok(KvOutcome::Done(KvAnswer::Value(Some(v)))) => Ok(v
             .parse::<u64>()
             .map_err(|_| format!("holds {v:?}, not a count: was it written by hand?"))),
-        Ok(other) => Ok(Err(format!("unexpected answer {other:?}"))),
-        Err(ClientError::Unavailable { waited, .. }) => Err(format!(
-            "no leader answered within {}",
-            crate::units::duration(waited)
-        )),
-        Err(other) => Err(other.to_string()),
+        Ok(KvOutcome::Done(other)) => Ok(Err(format!("unexpected answer {other:?}"))),
+        // A read that did not complete changed nothing; the cluster did not answer it.
+        Ok(KvOutcome::Fail(why) | KvOutcome::Info(why)) => Err(why),
     }
 }
 

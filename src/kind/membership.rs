@@ -61,14 +61,36 @@ pub enum ChangeAnswer {
 /// Carries membership changes to a kind's nodes. One driver per cluster; every call has its own deadline.
 pub trait MembershipDriver: Send + Sync {
     /// Asks the node whose membership port is `addr` (the leader, as far as squall knows) to make `change`.
-    /// `peer` is where the cluster's members reach the node being added (its inbound proxy), for kinds that
-    /// store one address per member (etcd's peer URL); `None` for other changes.
+    /// `peer` is where the cluster's members reach the node the change is about (its inbound proxy): always
+    /// for an add, and for every change of a per-destination kind, whose members store one address per
+    /// member (etcd's peer URL, by which a member added but not started yet is found); else `None`.
     fn change(
         &self,
         addr: SocketAddr,
         change: MemberChange,
         peer: Option<SocketAddr>,
     ) -> BoxFuture<'_, ChangeAnswer>;
+
+    /// Whether a node joins the configuration before its process starts: the learner step is made first, and
+    /// the node is started only once it committed (etcd refuses a joining member the cluster does not list).
+    /// The default, squall's order: the node starts, then asks to be added.
+    fn adds_before_start(&self) -> bool {
+        false
+    }
+
+    /// Why this implementation can never make `change` (etcd 3.4 has no demote), if it cannot: the command
+    /// is refused before anything is done.
+    fn cannot(&self, change: MemberChange) -> Option<String> {
+        let _ = change;
+        None
+    }
+
+    /// The configuration as the node whose membership port is `addr` knows it, for a kind whose status has
+    /// no configuration (etcd's member list); `None` when it cannot say. The default cannot.
+    fn config(&self, addr: SocketAddr) -> BoxFuture<'_, Option<Membership>> {
+        let _ = addr;
+        futures::future::ready(None).boxed()
+    }
 
     /// Tells the node whose membership port is `addr` that node `id` is reached at `peer` (a per-sender kind
     /// whose members learn a new peer's address at run time). The default has nothing to tell.

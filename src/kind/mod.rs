@@ -93,8 +93,9 @@ const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
 const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[("squall", None), ("etcd-v3", None)];
 /// Sender identification for the per-destination model.
 const SENDERS: &[&str] = &["x-server-from"];
-/// Abilities `[controls]` may name.
-const CONTROLS: &[&str] = &["freeze", "thaw", "timeout", "heartbeat"];
+/// Abilities `[controls]` may name: squall's teaching controls and leadership transfer, which go through
+/// squall's control RPC; a kind whose file does not list one refuses it.
+pub const CONTROLS: &[&str] = &["freeze", "thaw", "timeout", "heartbeat", "transfer"];
 /// Switches `[options]` may name, each a flag of `squall up`.
 const OPTIONS: &[&str] = &["unsafe-no-fsync", "no-pre-vote", "no-check-quorum"];
 
@@ -425,6 +426,46 @@ impl Checker<'_> {
     }
 }
 
+/// The dotted field a TOML error at byte `at` is about (`launch.command`): the table whose header precedes it,
+/// and the field the message names in backquotes (`unknown field `command``, `missing field `ready``), else
+/// the key on that line. `None` when neither can be told.
+fn field_at(text: &str, at: usize, message: &str) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    // The header on the error's own line counts: a missing field is reported at its table.
+    let section = text[..line_end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|h| {
+            h.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| message.split(p).nth(1)?.split('`').next())
+        .map(str::to_string);
+    let key = named.or_else(|| {
+        let line = text[line_start..line_end].trim();
+        if line.starts_with('[') {
+            return None;
+        }
+        let k = line.split('=').next()?.trim();
+        (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
+    });
+    match (section, key) {
+        (Some(s), Some(k)) if !s.is_empty() => Some(format!("{s}.{k}")),
+        (Some(s), None) if !s.is_empty() => Some(s),
+        (_, k) => k,
+    }
+}
+
 fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = names.map(String::as_str).collect();
     if v.is_empty() {
@@ -444,7 +485,7 @@ impl Kind {
         let raw: file::KindFile = toml::from_str(text).map_err(|e| KindError {
             source_name: c.source_name.clone(),
             line_col: e.span().map(|s| line_col(text, s.start)),
-            field: None,
+            field: e.span().and_then(|s| field_at(text, s.start, e.message())),
             message: e.message().trim().to_string(),
         })?;
         if raw.name.get_ref().trim().is_empty() {
@@ -939,7 +980,13 @@ impl Kind {
             Some("squall") => Ok(Box::new(membership::SquallMembership {
                 timeout: squall_node::rpc::CONF_CHANGE_TIMEOUT,
             })),
-            Some(other) => unreachable!("membership protocol {other} was refused at load"),
+            Some("etcd-v3") => Ok(Box::new(etcd::membership::EtcdMembership {
+                timeout: std::time::Duration::from_secs(5),
+            })),
+            Some(other) => Err(format!(
+                "its file ({}) names the membership protocol `{other}`, which this build has no driver for",
+                self.source
+            )),
             None => Err(format!("its file ({}) has no [membership]", self.source)),
         }
     }

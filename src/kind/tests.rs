@@ -283,3 +283,29 @@ fn the_squall_kind_fills_its_command_line() {
         .unwrap_err();
     assert!(e.contains("no option `turbo`"), "{e}");
 }
+
+#[test]
+fn toml_errors_name_their_field() {
+    let text = "name = \"x\"\n[launch]\nargs = []\ncommand = \"y\"\n";
+    let at = text.find("command").unwrap();
+    assert_eq!(
+        super::field_at(text, at, "unknown field `command`, expected one of `args`"),
+        Some("launch.command".to_string())
+    );
+    assert_eq!(
+        super::field_at(
+            text,
+            text.find("[launch]").unwrap(),
+            "missing field `ready`"
+        ),
+        Some("launch.ready".to_string())
+    );
+    assert_eq!(
+        super::field_at(text, 0, "missing field `program`"),
+        Some("program".to_string())
+    );
+    assert_eq!(
+        super::field_at(text, text.find("args").unwrap(), "invalid type"),
+        Some("launch.args".to_string())
+    );
+}

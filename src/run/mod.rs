@@ -49,6 +49,13 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let plan = scenario.plan(seed);
     if args.dry_run {
+        // The kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2, naming
+        // its file, line and field) rather than a plan that cannot run. Its program need not be here.
+        if plan.scenario.cluster.maelstrom.is_none()
+            && let Err(e) = crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())
+        {
+            return fail(2, e);
+        }
         print!("{}", plan.describe());
         return ExitCode::SUCCESS;
     }

@@ -62,6 +62,10 @@ pub struct PowerCutReport {
     pub torn_bytes_kept: u64,
     /// Name changes (creates, renames, removals, new directories) undone.
     pub names_undone: usize,
+    /// What is gone because no fsync of its directory made its name durable: files and directories made
+    /// since, as paths relative to the disk's root (a directory with a trailing `/`), outermost only (what
+    /// was made inside a lost directory went with it), sorted.
+    pub lost: Vec<String>,
 }
 
 impl PowerCutReport {
@@ -80,6 +84,17 @@ impl std::fmt::Display for PowerCutReport {
         )?;
         if self.torn_bytes_kept > 0 {
             write!(f, ", kept {} torn bytes", self.torn_bytes_kept)?;
+        }
+        if !self.lost.is_empty() {
+            const SHOWN: usize = 8;
+            let mut names = self.lost[..self.lost.len().min(SHOWN)].join(", ");
+            if self.lost.len() > SHOWN {
+                names.push_str(&format!(" and {} more", self.lost.len() - SHOWN));
+            }
+            write!(
+                f,
+                "; gone because no fsync of their directory made them durable: {names}"
+            )?;
         }
         Ok(())
     }
@@ -122,6 +137,31 @@ pub(crate) enum NameChange {
     },
     /// `path` removed; it is at `stash` until the removal is durable.
     Removed { path: PathBuf, stash: PathBuf },
+}
+
+impl NameChange {
+    /// The change as it reads once `from` is durably renamed to `to`: every path at or under `from` is moved
+    /// under `to` (stash paths are outside the disk and stay).
+    fn moved(&mut self, from: &Path, to: &Path) {
+        let shift = |p: &mut PathBuf| {
+            if let Ok(rest) = p.strip_prefix(from) {
+                *p = if rest.as_os_str().is_empty() {
+                    to.to_path_buf()
+                } else {
+                    to.join(rest)
+                };
+            }
+        };
+        match self {
+            NameChange::Created { path }
+            | NameChange::MadeDir { path }
+            | NameChange::Removed { path, .. } => shift(path),
+            NameChange::Renamed { from: f, to: t, .. } => {
+                shift(f);
+                shift(t);
+            }
+        }
+    }
 }
 
 /// A name change and the directories whose fsync makes it durable.
@@ -247,14 +287,24 @@ impl Journal {
             }
             Record::DirSynced { dir } => {
                 let mut freed = Vec::new();
-                self.names.retain_mut(|p| {
-                    p.dirs.retain(|d| *d != dir);
-                    if !p.dirs.is_empty() {
-                        return true;
+                let mut i = 0;
+                while i < self.names.len() {
+                    self.names[i].dirs.retain(|d| *d != dir);
+                    if !self.names[i].dirs.is_empty() {
+                        i += 1;
+                        continue;
                     }
-                    freed.extend(stash_paths(&p.change).into_iter().cloned());
-                    false
-                });
+                    let done = self.names.remove(i);
+                    freed.extend(stash_paths(&done.change).into_iter().cloned());
+                    // A durable rename is never undone, so the older changes still pending find what they
+                    // name under its new name: a file made in `wal.tmp` (never synced) is at `wal/…` once
+                    // `wal.tmp` -> `wal` is durable, and a cut removes it there.
+                    if let NameChange::Renamed { from, to, .. } = &done.change {
+                        for older in &mut self.names[..i] {
+                            older.change.moved(from, to);
+                        }
+                    }
+                }
                 return freed;
             }
         }
@@ -481,9 +531,31 @@ impl Journal {
             }
         }
         let mut failed_names = Vec::new();
-        for pending in std::mem::take(&mut self.names).into_iter().rev() {
+        let mut lost = Vec::new();
+        let names = std::mem::take(&mut self.names);
+        // A name made and then removed (etcd's writability probe `.touch`) was not there to lose.
+        let removed_later: Vec<bool> = names
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match &p.change {
+                NameChange::Created { path } | NameChange::MadeDir { path } => names[i + 1..]
+                    .iter()
+                    .any(|q| matches!(&q.change, NameChange::Removed { path: r, .. } if r == path)),
+                _ => false,
+            })
+            .collect();
+        for (i, pending) in names.into_iter().enumerate().rev() {
+            let made = match &pending.change {
+                NameChange::Created { path } => Some((path.clone(), false)),
+                NameChange::MadeDir { path } => Some((path.clone(), true)),
+                _ => None,
+            }
+            .filter(|(p, _)| !removed_later[i] && std::fs::symlink_metadata(p).is_ok());
             match undo_name(&pending.change) {
-                Ok(()) => report.names_undone += 1,
+                Ok(()) => {
+                    report.names_undone += 1;
+                    lost.extend(made);
+                }
                 Err(e) => {
                     first_err.get_or_insert(e);
                     failed_names.push(pending);
@@ -492,6 +564,7 @@ impl Journal {
         }
         failed_names.reverse();
         self.names = failed_names;
+        report.lost = lost_names(paths.get(&1).map(PathBuf::as_path), lost);
         if let Err(e) = self.rewrite_log() {
             first_err.get_or_insert(e);
         }
@@ -500,6 +573,28 @@ impl Journal {
             None => Ok(report),
         }
     }
+}
+
+/// What [`PowerCutReport::lost`] lists of the names a cut removed (`(backing path, is a directory)`): relative
+/// to `root`, outermost only, sorted.
+fn lost_names(root: Option<&Path>, mut made: Vec<(PathBuf, bool)>) -> Vec<String> {
+    made.sort();
+    let dirs: Vec<PathBuf> = made
+        .iter()
+        .filter(|(_, dir)| *dir)
+        .map(|(p, _)| p.clone())
+        .collect();
+    made.iter()
+        .filter(|(p, _)| !dirs.iter().any(|d| p != d && p.starts_with(d)))
+        .map(|(p, dir)| {
+            let shown = root.and_then(|r| p.strip_prefix(r).ok()).unwrap_or(p);
+            let mut s = shown.display().to_string();
+            if *dir {
+                s.push('/');
+            }
+            s
+        })
+        .collect()
 }
 
 /// The stash entries a name change keeps.
@@ -631,9 +726,10 @@ fn undo_name(change: &NameChange) -> Result<(), DiskError> {
         }
         NameChange::Removed { path, stash } => {
             if exists(stash) && path.parent().is_some_and(|d| !exists(d)) {
-                // The directory it was removed from has since been renamed or removed durably (etcd renames
-                // `wal.tmp` to `wal`): the name it would come back under is gone. The removal is kept, a state
-                // a real disk may also come back in (an unsynced removal may reach it before the cut).
+                // The directory it was removed from has since been removed durably (a durable rename moves
+                // the path with it, see `Journal::apply`): the name it would come back under is gone. The
+                // removal is kept, a state a real disk may also come back in (an unsynced removal may reach
+                // it before the cut).
                 if stash.is_dir() {
                     std::fs::remove_dir_all(stash)
                 } else {

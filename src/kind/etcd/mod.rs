@@ -5,11 +5,13 @@
 //! - classifier `etcd-raft`: [`classify::EtcdClassifier`];
 //! - peers `per-destination`, `sender = "x-server-from"`: [`squall_chaos::Network::add_destination`] with the
 //!   member ids of [`member_id`] in [`squall_chaos::Network::senders`];
-//! - status, client and membership `etcd-v3`: [`client::EtcdClient`].
+//! - status and client `etcd-v3`: [`drivers`] over [`client::EtcdClient`];
+//! - membership `etcd-v3`: [`membership::EtcdMembership`].
 
 pub mod classify;
 pub mod client;
 pub mod drivers;
+pub mod membership;
 
 use sha1::{Digest, Sha1};
 
