@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod kv;
+pub mod paxos;
 pub mod raft;
 pub mod rpc;
 pub mod server;

@@ -36,6 +36,7 @@
 //! snapshot counts (that is the crash window above) and the rewrite is retried before the next append.
 
 mod lock;
+pub mod paxos;
 mod snapshot_file;
 mod wal;
 
