@@ -609,9 +609,11 @@ pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> O
         Action::RateUp => Command::WorkloadRate(next_rate(state.workload.rate, true)),
         Action::RateDown => Command::WorkloadRate(next_rate(state.workload.rate, false)),
         Action::Check => Command::Check,
+        // A kind without squall's counter (a Maelstrom node) refuses `workload counter` and says why; from one
+        // of Maelstrom's own workloads the key goes back to lin-kv.
         Action::SwitchWorkload => Command::SetWorkloadKind(Some(match state.workload_kind {
-            WorkloadKind::Counter => WorkloadKind::LinKv,
             WorkloadKind::LinKv => WorkloadKind::Counter,
+            _ => WorkloadKind::LinKv,
         })),
         Action::LinkFault(f) => {
             let id = state.fault_set.iter().flatten().find_map(|a| {

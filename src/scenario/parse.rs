@@ -235,12 +235,18 @@ pub fn parse_scenario(
             "counter" => WorkloadKind::Counter,
             "lin-kv" => WorkloadKind::LinKv,
             "none" => WorkloadKind::None,
-            other => {
-                return Err(p.err(
-                    k.span(),
-                    format!("workload.kind = \"{other}\": use \"counter\", \"lin-kv\" or \"none\""),
-                ));
-            }
+            other => match crate::command::WorkloadKind::parse(other) {
+                Some(m) if m.is_maelstrom_only() => WorkloadKind::Maelstrom(m),
+                _ => {
+                    return Err(p.err(
+                        k.span(),
+                        format!(
+                            "workload.kind = \"{other}\": use \"counter\", \"lin-kv\", \"none\", or for a \
+                             Maelstrom node \"echo\", \"unique-ids\", \"broadcast\", \"g-counter\", \"kafka\""
+                        ),
+                    ));
+                }
+            },
         },
     };
     // The built-in lin-kv workload runs a fixed number of clients on a fixed number of keys (Maelstrom's
