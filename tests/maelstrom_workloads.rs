@@ -444,3 +444,83 @@ fn a_maelstrom_session_exports_a_scenario_naming_its_node_program() {
         "{text}"
     );
 }
+
+/// `squall run` of a scenario running Maelstrom workload `workload` on `node` with the liveness check on (the
+/// default): its exit code and output.
+fn run_scenario(
+    node: &str,
+    workload: &str,
+    env: &[(&str, &str)],
+    expect: &str,
+) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "maelstrom-{workload}"
+expect = "{expect}"
+
+[cluster]
+nodes = 3
+seed = 40
+maelstrom = "{node}"
+
+[workload]
+kind = "{workload}"
+rate = 40
+
+[run]
+duration = "7s"
+recovery = "3s"
+
+[checks]
+liveness-bound = "2s"
+
+[[timeline]]
+at = "2s"
+do = "kill 2"
+
+[[timeline]]
+at = "3s"
+do = "restart 2"
+"#,
+            node = node_script(node).display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("bundle"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn squall_run_judges_maelstrom_workloads_and_liveness_by_completed_operations() {
+    // No node reports a leader: liveness is judged by completed operations, and the workload's own check runs.
+    let (code, out) = run_scenario("gcounter.py", "g-counter", &[], "valid");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verdict: valid (expected valid)"), "{out}");
+    assert!(out.contains("g-counter check passed"), "{out}");
+    assert!(
+        out.contains("completed operations (the nodes report no leader)"),
+        "{out}"
+    );
+    // Nodes that stop answering: nothing completes while healthy, and liveness says so.
+    let (code, out) = run_scenario("echo.py", "echo", &[("MUTE_AFTER", "20")], "invalid");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("verdict: invalid (expected invalid)"), "{out}");
+    assert!(out.contains("no operation completed"), "{out}");
+}

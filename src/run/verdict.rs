@@ -123,7 +123,12 @@ pub(super) async fn judge(
             verdict: if f.is_empty() { "valid" } else { "invalid" },
             evidence: if f.is_empty() {
                 format!(
-                    "a leader and commits within {} whenever healthy{}; recovery: {}",
+                    "{} within {} whenever healthy{}; recovery: {}",
+                    if super::steps::reports_leader(s.cluster.maelstrom.is_some(), &session.state) {
+                        "a leader and commits"
+                    } else {
+                        "completed operations (the nodes report no leader)"
+                    },
                     fmt_duration(s.checks.liveness_bound),
                     idle_note(liveness),
                     if recoveries.is_empty() {
