@@ -1030,6 +1030,12 @@ mod tests {
         assert_eq!(send('-', &v, &state).as_deref(), Some("workload rate 10"));
         state.workload_kind = WorkloadKind::Counter;
         assert_eq!(send('C', &v, &state).as_deref(), Some("workload lin-kv"));
+        // From lin-kv `C` asks for the counter (a Maelstrom session refuses it and says why: issue 22); from
+        // one of Maelstrom's own workloads it goes back to lin-kv, never silently to the counter.
+        state.workload_kind = WorkloadKind::LinKv;
+        assert_eq!(send('C', &v, &state).as_deref(), Some("workload counter"));
+        state.workload_kind = WorkloadKind::GCounter;
+        assert_eq!(send('C', &v, &state).as_deref(), Some("workload lin-kv"));
         // The links matrix: a key on a link adds its fault, and on a link that has it sends `heal ID`.
         v.link_cursor = Some((1, 3));
         with_faults(&mut state, &[(7, "cut 2->3")]);
