@@ -151,6 +151,18 @@ pub enum WorkloadArg {
     /// Reads, writes and cas on a few integer keys, checked for linearizability.
     #[value(name = "lin-kv")]
     LinKv,
+    /// Maelstrom's echo (a Maelstrom node only).
+    Echo,
+    /// Maelstrom's unique-ids (a Maelstrom node only).
+    #[value(name = "unique-ids")]
+    UniqueIds,
+    /// Maelstrom's broadcast on a grid (a Maelstrom node only).
+    Broadcast,
+    /// Maelstrom's g-counter (a Maelstrom node only).
+    #[value(name = "g-counter")]
+    GCounter,
+    /// Maelstrom's kafka-style logs (a Maelstrom node only).
+    Kafka,
 }
 
 /// Where a running cluster is.

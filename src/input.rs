@@ -609,9 +609,11 @@ pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> O
         Action::RateUp => Command::WorkloadRate(next_rate(state.workload.rate, true)),
         Action::RateDown => Command::WorkloadRate(next_rate(state.workload.rate, false)),
         Action::Check => Command::Check,
+        // A kind without squall's counter (a Maelstrom node) refuses `workload counter` and says why; from one
+        // of Maelstrom's own workloads the key goes back to lin-kv.
         Action::SwitchWorkload => Command::SetWorkloadKind(Some(match state.workload_kind {
-            WorkloadKind::Counter => WorkloadKind::LinKv,
             WorkloadKind::LinKv => WorkloadKind::Counter,
+            _ => WorkloadKind::LinKv,
         })),
         Action::LinkFault(f) => {
             let id = state.fault_set.iter().flatten().find_map(|a| {
@@ -1027,6 +1029,12 @@ mod tests {
         assert_eq!(send('+', &v, &state).as_deref(), Some("workload rate 50"));
         assert_eq!(send('-', &v, &state).as_deref(), Some("workload rate 10"));
         state.workload_kind = WorkloadKind::Counter;
+        assert_eq!(send('C', &v, &state).as_deref(), Some("workload lin-kv"));
+        // From lin-kv `C` asks for the counter (a Maelstrom session refuses it and says why: issue 22); from
+        // one of Maelstrom's own workloads it goes back to lin-kv, never silently to the counter.
+        state.workload_kind = WorkloadKind::LinKv;
+        assert_eq!(send('C', &v, &state).as_deref(), Some("workload counter"));
+        state.workload_kind = WorkloadKind::GCounter;
         assert_eq!(send('C', &v, &state).as_deref(), Some("workload lin-kv"));
         // The links matrix: a key on a link adds its fault, and on a link that has it sends `heal ID`.
         v.link_cursor = Some((1, 3));

@@ -6,6 +6,10 @@
 //! few seconds: plain echoes (client → n1 → client) and relayed ones (n1 asks n2 first: two node-to-node
 //! messages through squall's bridges and proxies). Messages per second count every message a bridge routed;
 //! the added latency of one node-to-node hop is half the difference of the relayed and plain round trips.
+//!
+//! The baseline is the same node on a direct pipe, no squall: K requests kept in flight on its stdin, replies
+//! read from its stdout. Half its echo round trip is what one message costs over a pipe, so a hop through
+//! squall adds its hop figure minus that.
 
 mod support;
 
@@ -62,6 +66,74 @@ fn drive(addr: &str, clients: usize, via: Option<&str>) -> Vec<u64> {
         .collect()
 }
 
+/// Round trips (µs) of echoes to the bench node on a direct pipe, `in_flight` kept outstanding for [`RUN`].
+fn drive_pipe(in_flight: usize) -> Vec<u64> {
+    use std::collections::HashMap;
+    use std::io::BufRead as _;
+    use std::sync::{Arc, Mutex};
+    let mut node = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("maelstrom-bench-node")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = std::io::BufWriter::new(node.stdin.take().unwrap());
+    let mut stdout = std::io::BufReader::new(node.stdout.take().unwrap());
+    writeln!(
+        stdin,
+        r#"{{"src":"c0","dest":"n1","body":{{"type":"init","msg_id":0,"node_id":"n1","node_ids":["n1"]}}}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("init_ok"), "{line}");
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let (tokens_tx, tokens_rx) = std::sync::mpsc::sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        tokens_tx.send(()).unwrap();
+    }
+    let writer = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let end = Instant::now() + RUN;
+            let mut id = 0u64;
+            while Instant::now() < end {
+                if tokens_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                    break;
+                }
+                id += 1;
+                sent.lock().unwrap().insert(id, Instant::now());
+                writeln!(
+                    stdin,
+                    r#"{{"src":"c1","dest":"n1","body":{{"type":"echo","msg_id":{id},"echo":{id}}}}}"#
+                )
+                .unwrap();
+                stdin.flush().unwrap();
+            }
+            // Dropping stdin ends the node once it has answered everything.
+        })
+    };
+    let mut rtts = Vec::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let Some(id) = v["body"]["in_reply_to"].as_u64() else {
+            continue;
+        };
+        if let Some(t) = sent.lock().unwrap().remove(&id) {
+            rtts.push(t.elapsed().as_micros() as u64);
+        }
+        let _ = tokens_tx.try_send(());
+    }
+    writer.join().unwrap();
+    let _ = node.wait();
+    rtts
+}
+
 fn pct(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -105,7 +177,20 @@ fn maelstrom_routing_throughput_and_added_latency_per_hop() {
         "clients | mode  | ops/s  | routed msgs/s | node-to-node msgs/s | rtt p50 µs | rtt p99 µs"
     );
     let mut p50s = Vec::new();
-    for clients in [1usize, 16, 64] {
+    let mut pipe_half = Vec::new();
+    for in_flight in [1usize, 16, 64] {
+        let mut rtts = drive_pipe(in_flight);
+        rtts.sort_unstable();
+        let ops = rtts.len() as f64 / RUN.as_secs_f64();
+        let (p50, p99) = (pct(&rtts, 0.5), pct(&rtts, 0.99));
+        println!(
+            "{in_flight:>7} | pipe  | {ops:>6.0} | {:>13.0} | {:>19} | {p50:>10} | {p99:>10}",
+            ops * 2.0,
+            0
+        );
+        pipe_half.push(p50 as f64 / 2.0);
+    }
+    for (i, clients) in [1usize, 16, 64].into_iter().enumerate() {
         let mut row = Vec::new();
         for (mode, via, per_op, hops) in [("echo", None, 2u64, 0u64), ("relay", Some("n2"), 4, 2)] {
             let mut rtts = drive(&addr, clients, via);
@@ -121,7 +206,12 @@ fn maelstrom_routing_throughput_and_added_latency_per_hop() {
         }
         let hop50 = (row[1].0 as f64 - row[0].0 as f64) / 2.0;
         let hop99 = (row[1].1 as f64 - row[0].1 as f64) / 2.0;
-        println!("{clients:>7} | added per node-to-node hop: p50 {hop50:.0} µs, p99 {hop99:.0} µs");
+        println!(
+            "{clients:>7} | per node-to-node hop through squall: p50 {hop50:.0} µs, p99 {hop99:.0} µs; \
+             one message on a direct pipe (half its echo p50): {:.0} µs; added by squall: {:.0} µs",
+            pipe_half[i],
+            hop50 - pipe_half[i]
+        );
         p50s.push(hop50);
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

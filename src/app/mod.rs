@@ -24,6 +24,11 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         workload: args.workload.map(|w| match w {
             WorkloadArg::Counter => WorkloadKind::Counter,
             WorkloadArg::LinKv => WorkloadKind::LinKv,
+            WorkloadArg::Echo => WorkloadKind::Echo,
+            WorkloadArg::UniqueIds => WorkloadKind::UniqueIds,
+            WorkloadArg::Broadcast => WorkloadKind::Broadcast,
+            WorkloadArg::GCounter => WorkloadKind::GCounter,
+            WorkloadArg::Kafka => WorkloadKind::Kafka,
         }),
         node_bin: args.node_bin.clone(),
         dump_screens: args.dump_screens.clone(),

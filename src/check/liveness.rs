@@ -36,6 +36,10 @@ pub struct Sample {
     /// Client operations acknowledged so far (cumulative): a read served counts as progress, since it
     /// commits nothing.
     pub served: u64,
+    /// Whether the nodes report their leader. A kind that reports none (a Maelstrom node that does not use
+    /// the destination `squall`) owes no leader: only progress is judged, by completed operations while they
+    /// are asked for, and nothing while they are not.
+    pub reports_leader: bool,
 }
 
 /// A healthy period in which the cluster made no progress within the bound.
@@ -162,8 +166,10 @@ impl Liveness {
     /// progress).
     pub fn observe(&mut self, s: Sample) -> Option<Failure> {
         let progressed = s.commit_index > self.last_commit || s.served > self.last_served;
+        // A kind that reports no leader owes none: the leader obligation counts as met, progress is judged.
+        let has_leader = s.leader.is_some() || !s.reports_leader;
         // With nothing asked, a leader is all a recovery owes: there is nothing to commit.
-        if progressed || (s.leader.is_some() && !s.asked) {
+        if progressed || (has_leader && !s.asked) {
             for r in self.recoveries.iter_mut().filter(|r| r.to.is_none()) {
                 if !r.what.starts_with("leader") && r.from <= s.at {
                     r.to = Some(s.at);
@@ -204,12 +210,12 @@ impl Liveness {
             self.served_at_start = s.served;
             return None;
         };
-        let idle = s.leader.is_some() && !s.asked;
+        let idle = has_leader && !s.asked;
         if idle {
             self.idle += since_last;
         }
         let progress = s.commit_index > self.commit_at_start || s.served > self.served_at_start;
-        if s.leader.is_some() && (progress || idle) {
+        if has_leader && (progress || idle) {
             // Met (or nothing was asked, so a leader is all that is owed): a new obligation starts now (the
             // cluster must keep making progress).
             self.owed_since = Some(s.at);
@@ -220,7 +226,10 @@ impl Liveness {
         }
         if s.at.saturating_sub(since) > self.bound && !self.failed_this_period {
             self.failed_this_period = true;
-            let what = if s.leader.is_none() {
+            let what = if !s.reports_leader {
+                "no operation completed (the nodes report no leader: progress is judged alone)"
+                    .to_string()
+            } else if s.leader.is_none() {
                 "no leader".to_string()
             } else {
                 format!(
@@ -256,7 +265,45 @@ mod tests {
             commit_index: commit,
             asked: true,
             served: 0,
+            reports_leader: true,
         }
+    }
+
+    #[test]
+    fn a_kind_reporting_no_leader_is_judged_by_completed_operations() {
+        let mut l = Liveness::new(ms(500), vec![]);
+        let at = |t: u64, served: u64, asked: bool| Sample {
+            at: ms(t),
+            healthy: true,
+            leader: None,
+            commit_index: 0,
+            asked,
+            served,
+            reports_leader: false,
+        };
+        // Operations complete: live, though no leader is ever reported.
+        for t in 0..20 {
+            assert_eq!(l.observe(at(t * 100, t, true)), None);
+        }
+        // Nothing asked: nothing owed.
+        for t in 20..40 {
+            assert_eq!(l.observe(at(t * 100, 19, false)), None);
+        }
+        // A fault's end is recovered from by the next completed operation.
+        l.fault_ended(ms(4_000), "cut 1->2");
+        l.observe(at(4_100, 20, true));
+        assert_eq!(l.recoveries()[0].took(), Some(ms(100)));
+        // Asked, and nothing completes past the bound: a failure that says what was judged.
+        let mut failures = vec![];
+        for t in 42..60 {
+            failures.extend(l.observe(at(t * 100, 20, true)));
+        }
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].what.starts_with("no operation completed"),
+            "{failures:?}"
+        );
+        assert!(l.recoveries().iter().all(|r| !r.what.starts_with("leader")));
     }
 
     #[test]

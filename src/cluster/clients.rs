@@ -16,6 +16,8 @@ use crate::state::{Event, WorkloadKind};
 
 /// Clients working at once: enough for the highest rate step at a few milliseconds per write.
 const WORKERS: usize = 16;
+/// Concurrent clients of Maelstrom's other workloads (as many as lin-kv's).
+pub(super) const MAELSTROM_CLIENTS: usize = linkv::CLIENTS;
 
 /// Paces writes at the chosen rate and hands each to one of [`WORKERS`] clients, so a slow write delays
 /// only itself. A tick that finds every client busy is skipped rather than queued (no burst afterwards).
@@ -34,6 +36,15 @@ pub(super) async fn run(cluster: Cluster) {
             cluster.clone(),
             slot,
             lin_rx.clone(),
+            done_tx.clone(),
+        ));
+    }
+    let (mael_tx, mael_rx) = tokio::sync::mpsc::channel::<u64>(MAELSTROM_CLIENTS);
+    let mael_rx = std::sync::Arc::new(tokio::sync::Mutex::new(mael_rx));
+    for _ in 0..MAELSTROM_CLIENTS {
+        tokio::spawn(mael_worker(
+            cluster.clone(),
+            mael_rx.clone(),
             done_tx.clone(),
         ));
     }
@@ -81,13 +92,14 @@ pub(super) async fn run(cluster: Cluster) {
         let _ = match cluster.inner.workload.kind() {
             WorkloadKind::Counter => token_tx.try_send(n),
             WorkloadKind::LinKv => lin_tx.try_send(n),
+            _ => mael_tx.try_send(n),
         };
     }
 }
 
 /// What one workload operation came to, as the header counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Done {
+pub(super) enum Done {
     /// It completed `ok`.
     Ok,
     /// It failed or timed out: an error of the system, or an outcome unknown.
@@ -325,6 +337,78 @@ fn completion(value: OpValue, result: KvOutcome) -> LinCompletion {
             done(OpType::Info, value, Some(format!("unexpected {other:?}")))
         }
         (_, KvOutcome::Info(e)) => done(OpType::Info, value, Some(e)),
+    }
+}
+
+/// One client of Maelstrom's other workloads ([`crate::kind::maelstrom::workload`]): takes a token per
+/// operation, first delivers what the workload must send before its requests (broadcast's topology) to any
+/// node that has not had it at its current address, then sends the drawn request and records how it ended.
+pub(super) async fn mael_worker(
+    cluster: Cluster,
+    tokens: Arc<tokio::sync::Mutex<mpsc::Receiver<u64>>>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    use crate::kind::maelstrom::client::{MaelstromCaller, REPLY_TIMEOUT, workload_outcome};
+    use crate::kind::maelstrom::workload::{Op, Outcome};
+    let w = &cluster.inner.workload.mael;
+    let mut addrs = cluster.api_addrs();
+    let mut caller = MaelstromCaller::new(addrs.clone());
+    loop {
+        if tokens.lock().await.recv().await.is_none() {
+            return;
+        }
+        if cluster.api_addrs() != addrs {
+            // A node restarted on new ports: the old connections cannot reach it.
+            addrs = cluster.api_addrs();
+            caller = MaelstromCaller::new(addrs.clone());
+        }
+        let named: std::collections::BTreeMap<u64, String> =
+            addrs.iter().map(|(n, a)| (*n, a.to_string())).collect();
+        for setup in w.setup_due(&named) {
+            let body = setup.body.clone();
+            if let Ok(reply) = caller.call(setup.node, body, REPLY_TIMEOUT).await
+                && reply["type"] != "error"
+            {
+                w.setup_done(setup.node, named[&setup.node].clone());
+            }
+        }
+        let nodes: Vec<u64> = addrs.keys().copied().collect();
+        let Some(req) = w.next(&nodes) else {
+            continue;
+        };
+        let invoked_ns = cluster.inner.started.elapsed().as_nanos() as u64;
+        let started = Instant::now();
+        let reply = caller.call(req.node, req.body.clone(), REPLY_TIMEOUT).await;
+        let latency_us = started.elapsed().as_micros() as u64;
+        let outcome = workload_outcome(reply);
+        let result = match &outcome {
+            Outcome::Ok(_) => "ok".to_string(),
+            Outcome::Fail(e) => format!("fail: {e}"),
+            Outcome::Info(e) => format!("info: {e}"),
+        };
+        let succeeded = matches!(outcome, Outcome::Ok(_));
+        let op = format!(
+            "{} to n{}",
+            req.body["type"].as_str().unwrap_or("?"),
+            req.node
+        );
+        let unsure = matches!(outcome, Outcome::Info(_));
+        w.record(Op {
+            req,
+            invoked_ns,
+            completed_ns: cluster.inner.started.elapsed().as_nanos() as u64,
+            outcome,
+        });
+        let _ = done.send(if succeeded { Done::Ok } else { Done::Failed });
+        cluster.emit(Event::ClientOp {
+            op,
+            result,
+            latency_us,
+        });
+        if unsure {
+            // A late reply to this request must not be taken for the next one's: start a new client.
+            caller = MaelstromCaller::new(addrs.clone());
+        }
     }
 }
 

@@ -44,6 +44,18 @@ pub(super) async fn report_links(cluster: Cluster) {
     }
 }
 
+impl Cluster {
+    /// Node-to-node messages the proxies have seen so far (delivered or dropped), over every link.
+    pub(super) fn node_messages(&self) -> u64 {
+        self.inner
+            .net
+            .stats()
+            .iter()
+            .map(|s| s.frames_forwarded + s.frames_dropped)
+            .sum()
+    }
+}
+
 /// What the links matrix shows of a link: the strongest fault on it (a cut over a hold over a delay over a
 /// loss over anything else; a fault limited to some message kinds shows as "shaped"), and its counters.
 pub(super) fn link_view(s: squall_chaos::LinkStats) -> LinkView {

@@ -529,6 +529,12 @@ impl Cluster {
                 Ok(format!("workload rate {r} writes/s"))
             }
             Command::SetWorkloadKind(Some(kind)) => {
+                if let Some(why) = self.inner.spec.kind.workload_refusal(kind) {
+                    return Err(format!("workload {}: {why}", kind.as_str()));
+                }
+                if kind.is_maelstrom_only() {
+                    self.inner.workload.mael.select(kind, self.node_messages());
+                }
                 let kind = self.inner.workload.set_kind(Some(kind));
                 self.emit(Event::WorkloadKind { kind });
                 Ok(match kind {
@@ -539,6 +545,11 @@ impl Cluster {
                         "workload lin-kv: {} clients, reads, writes and cas on {} keys, history recorded",
                         linkv::CLIENTS,
                         linkv::KEYS
+                    ),
+                    k => format!(
+                        "workload {}: Maelstrom's, {} clients, checked by its checker",
+                        k.as_str(),
+                        super::clients::MAELSTROM_CLIENTS
                     ),
                 })
             }

@@ -53,6 +53,11 @@ impl Reports {
         let mut out: Vec<Event> = std::mem::take(&mut report.feed)
             .into_iter()
             .map(|record| Event::NodeFeed { node, record })
+            .chain(
+                std::mem::take(&mut report.notes)
+                    .into_iter()
+                    .map(|text| Event::Note { text }),
+            )
             .collect();
         match report.detail {
             Some(status) => {

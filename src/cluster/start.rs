@@ -53,7 +53,7 @@ impl Cluster {
         let sup = Supervisor::new().context("starting the process supervisor")?;
         if spec.kind.peers.classifier == "maelstrom" {
             // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
-            crate::kind::maelstrom::service::start()
+            crate::kind::maelstrom::service::start(spec.seed)
                 .await
                 .context("starting the Maelstrom kv services")?;
         }
@@ -109,7 +109,12 @@ impl Cluster {
             latest: Mutex::new(BTreeMap::new()),
             roles: Mutex::new(BTreeMap::new()),
             api,
-            workload: workload::Control::new(spec.rate, tag),
+            workload: workload::Control::new(
+                spec.rate,
+                tag,
+                spec.kind.default_workload(),
+                spec.seed,
+            ),
             stop,
             faults: Mutex::new(faults::FaultSet::default()),
             disks: diskset::Disks::default(),

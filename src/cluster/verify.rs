@@ -56,9 +56,24 @@ impl Cluster {
     /// event of its own; the verdict is the worst of them (violated, then inconclusive, then ok).
     pub(super) async fn check_all(&self) -> (Verdict, String) {
         let lin = lin_check(self).await;
+        let mael = self.maelstrom_check().await;
         let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
         let mut findings = Vec::new();
-        if lin.is_none() || counters_written {
+        // A kind without squall's counter (a Maelstrom node) has no counters to read.
+        let counter_kind = self
+            .inner
+            .spec
+            .kind
+            .workload_refusal(crate::state::WorkloadKind::Counter)
+            .is_none();
+        if let Some((verdict, report)) = mael {
+            self.emit(Event::Checked {
+                verdict,
+                report: report.clone(),
+            });
+            findings.push((verdict, report));
+        }
+        if counters_written || (lin.is_none() && findings.is_empty() && counter_kind) {
             let (verdict, report) = self.check().await;
             self.emit(Event::Checked {
                 verdict,
@@ -73,6 +88,17 @@ impl Cluster {
                 window,
             });
             findings.push((verdict, report));
+        }
+        if findings.is_empty() {
+            let report =
+                "check: nothing to judge: the workload has completed no operation this session \
+                          (start it with `workload on`, then check again)"
+                    .to_string();
+            self.emit(Event::Checked {
+                verdict: Verdict::Inconclusive,
+                report: report.clone(),
+            });
+            return (Verdict::Inconclusive, report);
         }
         let verdict = if findings.iter().any(|(v, _)| *v == Verdict::Violated) {
             Verdict::Violated
@@ -89,6 +115,58 @@ impl Cluster {
         (verdict, text)
     }
 }
+
+impl Cluster {
+    /// Judges the history of Maelstrom's other workloads ([`crate::kind::maelstrom::workload`]), `None` when
+    /// none ran. Broadcast and g-counter are judged with every node's final read, read again every
+    /// [`FINAL_READ_EVERY`] while a value may still be on its way, until [`FINAL_READ_DEADLINE`].
+    async fn maelstrom_check(&self) -> Option<(Verdict, String)> {
+        use crate::kind::maelstrom::client::{CallError, MaelstromCaller};
+        let w = &self.inner.workload.mael;
+        w.kind()?;
+        if w.completed() == 0 {
+            return None;
+        }
+        let deadline = Instant::now() + FINAL_READ_DEADLINE;
+        loop {
+            let mut finals = std::collections::BTreeMap::new();
+            let reads_began_ns = self.inner.started.elapsed().as_nanos() as u64;
+            if let Some(read) = w.final_read() {
+                let addrs = self.api_addrs();
+                let mut caller = MaelstromCaller::new(addrs.clone());
+                for &node in addrs.keys() {
+                    let reply = caller
+                        .call(node, read.clone(), FINAL_READ_TIMEOUT)
+                        .await
+                        .map_err(|e| match e {
+                            CallError::NotSent(e) | CallError::NoReply(e) => e,
+                        })
+                        .and_then(|r| {
+                            if r["type"] == "error" {
+                                Err(format!("it answered {r}"))
+                            } else {
+                                Ok(r)
+                            }
+                        });
+                    finals.insert(node, reply);
+                }
+            }
+            let now_ns = self.inner.started.elapsed().as_nanos() as u64;
+            let j = w.judge(&finals, reads_began_ns, self.node_messages(), now_ns);
+            if j.settled || Instant::now() >= deadline {
+                return Some((j.verdict, j.report));
+            }
+            tokio::time::sleep(FINAL_READ_EVERY).await;
+        }
+    }
+}
+
+/// How long the check of a Maelstrom workload waits for values on their way to reach every node.
+const FINAL_READ_DEADLINE: Duration = Duration::from_secs(5);
+/// How often it reads them again meanwhile.
+const FINAL_READ_EVERY: Duration = Duration::from_millis(250);
+/// How long one final read may take.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// How long one counter's read may take before the check gives up on the cluster.
 const READ_LIMIT: Duration = Duration::from_secs(5);

@@ -50,6 +50,8 @@ pub(super) struct Control {
     kind: Mutex<WorkloadKind>,
     /// The lin-kv workload's history and shared client state.
     pub(super) lin: linkv::LinKv,
+    /// Maelstrom's other workloads (echo, unique-ids, broadcast, g-counter, kafka): requests and history.
+    pub(super) mael: crate::kind::maelstrom::workload::Workload,
 }
 
 /// The file in a cluster directory that lists the key tag of every session that ran on it, one a line
@@ -100,15 +102,17 @@ pub fn new_session_tag(dir: &Path, rng: &mut impl Rng) -> Result<u16, String> {
 }
 
 impl Control {
-    /// The workload's state for a session whose keys carry `tag` (see [`new_session_tag`]).
-    pub(super) fn new(rate: u32, tag: u16) -> Self {
+    /// The workload's state for a session whose keys carry `tag` (see [`new_session_tag`]), running `kind`
+    /// until another is chosen; Maelstrom's workloads draw their requests from `seed`.
+    pub(super) fn new(rate: u32, tag: u16, kind: WorkloadKind, seed: u64) -> Self {
         Self {
             session: format!("{tag:04x}"),
             inner: Mutex::new((false, rate.max(1))),
             changed: tokio::sync::Notify::new(),
             tally: Mutex::new(Tally::default()),
-            kind: Mutex::new(WorkloadKind::Counter),
+            kind: Mutex::new(kind),
             lin: linkv::LinKv::new(tag),
+            mael: crate::kind::maelstrom::workload::Workload::new(seed),
         }
     }
 
@@ -121,8 +125,8 @@ impl Control {
     pub(super) fn set_kind(&self, kind: Option<WorkloadKind>) -> WorkloadKind {
         let mut g = self.kind.lock().unwrap();
         *g = kind.unwrap_or(match *g {
-            WorkloadKind::Counter => WorkloadKind::LinKv,
             WorkloadKind::LinKv => WorkloadKind::Counter,
+            _ => WorkloadKind::LinKv,
         });
         *g
     }

@@ -135,15 +135,54 @@ pub enum WorkloadKind {
     /// Reads, writes and compare-and-swaps on a few integer keys, recorded as a history and checked for
     /// linearizability.
     LinKv,
+    /// Maelstrom's `echo`: each reply carries its request's `echo` (Maelstrom nodes only).
+    Echo,
+    /// Maelstrom's `unique-ids`: every `generate` answers an id no other answer had (Maelstrom nodes only).
+    UniqueIds,
+    /// Maelstrom's `broadcast` on a grid topology: every acknowledged value is eventually read on every node
+    /// (Maelstrom nodes only).
+    Broadcast,
+    /// Maelstrom's `g-counter`: the nodes' final reads equal the acknowledged adds (Maelstrom nodes only).
+    GCounter,
+    /// Maelstrom's `kafka`-style logs: `send`, `poll`, `commit_offsets`, `list_committed_offsets`; no offset of
+    /// a key given to two messages (Maelstrom nodes only).
+    Kafka,
 }
 
 impl WorkloadKind {
-    /// `counter` or `lin-kv`, as the commands name them.
+    /// Every workload, in the order help lists them.
+    pub const ALL: [WorkloadKind; 7] = [
+        WorkloadKind::Counter,
+        WorkloadKind::LinKv,
+        WorkloadKind::Echo,
+        WorkloadKind::UniqueIds,
+        WorkloadKind::Broadcast,
+        WorkloadKind::GCounter,
+        WorkloadKind::Kafka,
+    ];
+
+    /// The name the commands, flags and scenario files use (`counter`, `lin-kv`, `g-counter`…).
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Counter => "counter",
             WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::Echo => "echo",
+            WorkloadKind::UniqueIds => "unique-ids",
+            WorkloadKind::Broadcast => "broadcast",
+            WorkloadKind::GCounter => "g-counter",
+            WorkloadKind::Kafka => "kafka",
         }
+    }
+
+    /// The workload a name means, `None` for a name that is none.
+    pub fn parse(name: &str) -> Option<WorkloadKind> {
+        WorkloadKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether it is one of Maelstrom's own workloads besides lin-kv, which only a Maelstrom node runs
+    /// (`kind::maelstrom::workload`).
+    pub fn is_maelstrom_only(self) -> bool {
+        !matches!(self, WorkloadKind::Counter | WorkloadKind::LinKv)
     }
 }
 

@@ -123,12 +123,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "workload" => match (arg(0), arg(1)) {
             (Some("on"), None) => Ok(Command::Workload(Some(true))),
             (Some("off"), None) => Ok(Command::Workload(Some(false))),
-            (Some("lin-kv"), None) => Ok(Command::SetWorkloadKind(Some(
-                WorkloadKind::LinKv,
-            ))),
-            (Some("counter"), None) => Ok(Command::SetWorkloadKind(Some(
-                WorkloadKind::Counter,
-            ))),
+            (Some(name), None) if WorkloadKind::parse(name).is_some() => {
+                Ok(Command::SetWorkloadKind(WorkloadKind::parse(name)))
+            }
             (Some("rate"), Some(r)) => r
                 .parse()
                 .ok()
@@ -136,7 +133,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .map(Command::WorkloadRate)
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
             _ => Err(
-                "use `workload on`, `workload off`, `workload rate 500`, `workload lin-kv` or `workload counter`"
+                "use `workload on`, `workload off`, `workload rate 500`, or a workload: `workload lin-kv`, \
+                 `workload counter`, or for a Maelstrom node `workload echo`, `unique-ids`, `broadcast`, \
+                 `g-counter`, `kafka`"
                     .into(),
             ),
         },

@@ -171,11 +171,11 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "workload",
-        "workload on|off · workload rate R · workload lin-kv|counter — the built-in client workload",
+        "workload on|off · workload rate R · workload lin-kv|counter|echo|unique-ids|broadcast|g-counter|kafka — the built-in client workload (the last five: Maelstrom nodes)",
     ),
     verb(
         "check",
-        "check — check the workload: counters, or the lin-kv history for linearizability",
+        "check — check the workload: counters, the lin-kv history for linearizability, or a Maelstrom workload by its checker",
     ),
     verb(
         "status",

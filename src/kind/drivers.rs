@@ -31,6 +31,9 @@ pub struct StatusReport {
     pub detail: Option<NodeStatus>,
     /// What the node did since the last poll, oldest first (its event feed), where the kind has one.
     pub feed: Vec<EventRecord>,
+    /// Lines for the session's feed about the node that are not in its event feed (a Maelstrom node's
+    /// malformed lines), already rate-limited by the driver.
+    pub notes: Vec<String>,
 }
 
 impl StatusReport {

@@ -177,6 +177,7 @@ impl StatusConfig {
             pid: num(&self.pid).and_then(|p| u32::try_from(p).ok()),
             detail: None,
             feed: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }

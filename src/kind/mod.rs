@@ -936,9 +936,52 @@ impl Kind {
         }
     }
 
+    /// Why this kind cannot run workload `w`, if it cannot. A Maelstrom node (client protocol `maelstrom`)
+    /// has no increment for squall's counter workload (Maelstrom's counter is `g-counter`); Maelstrom's own
+    /// workloads besides lin-kv speak Maelstrom's bodies, which only a Maelstrom node answers.
+    pub fn workload_refusal(&self, w: crate::command::WorkloadKind) -> Option<String> {
+        let maelstrom = self.client.name == maelstrom::KIND;
+        if maelstrom && w == crate::command::WorkloadKind::Counter {
+            return Some(
+                "a Maelstrom node has no increment for squall's counter workload; its counter workload is \
+                 Maelstrom's grow-only counter: `workload g-counter` (or `workload lin-kv`)"
+                    .to_string(),
+            );
+        }
+        if !maelstrom && w.is_maelstrom_only() {
+            return Some(format!(
+                "`{}` is one of Maelstrom's workloads, for a Maelstrom node (`squall up --maelstrom ./mynode`); \
+                 node kind `{}` runs `counter` and `lin-kv`",
+                w.as_str(),
+                self.name
+            ));
+        }
+        None
+    }
+
+    /// The workload a session of this kind runs when none was chosen: squall's counter, or lin-kv where
+    /// the kind has no counter.
+    pub fn default_workload(&self) -> crate::command::WorkloadKind {
+        use crate::command::WorkloadKind;
+        if self.workload_refusal(WorkloadKind::Counter).is_some() {
+            WorkloadKind::LinKv
+        } else {
+            WorkloadKind::Counter
+        }
+    }
+
     /// Loads the kind again; `Err` when it cannot be (a file gone or broken: the message names it). A file
     /// whose text changed since is loaded, and the warning says so.
     pub fn from_record(record: &KindRecord) -> Result<(Kind, Option<String>), KindError> {
+        if let Some(program) = &record.maelstrom {
+            let kind = maelstrom_kind_for(Path::new(program)).map_err(|message| KindError {
+                source_name: record.arg().to_string(),
+                line_col: None,
+                field: None,
+                message,
+            })?;
+            return Ok((kind, None));
+        }
         let kind = Self::load(record.arg())?;
         let warning = (kind.digest != record.digest).then(|| {
             format!(
@@ -960,6 +1003,14 @@ impl Kind {
                 Source::File(p) => Some(p.display().to_string()),
             },
             digest: self.digest.clone(),
+            maelstrom: (self.name == maelstrom::KIND)
+                .then(|| {
+                    self.args
+                        .iter()
+                        .position(|a| a == "--program")
+                        .and_then(|i| self.args.get(i + 1).cloned())
+                })
+                .flatten(),
         }
     }
 

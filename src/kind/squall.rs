@@ -84,6 +84,7 @@ impl SquallStatus {
             pid: Some(status.pid),
             detail: Some(status),
             feed,
+            notes: Vec::new(),
         })
     }
 }

@@ -154,6 +154,7 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
         workload: match s.workload.kind {
             WorkloadKind::Counter => Some(SessionWorkload::Counter),
             WorkloadKind::LinKv => Some(SessionWorkload::LinKv),
+            WorkloadKind::Maelstrom(k) => Some(k),
             WorkloadKind::None => None,
         },
         node_bin: c.node_bin.clone(),

@@ -62,7 +62,11 @@ pub(super) async fn judge(
 ) -> Vec<Finding> {
     let s = &plan.scenario;
     let mut findings = Vec::new();
-    if s.checks.counter || s.checks.linearizable {
+    let maelstrom = match s.workload.kind {
+        WorkloadKind::Maelstrom(k) => Some(k.as_str()),
+        _ => None,
+    };
+    if s.checks.counter || s.checks.linearizable || maelstrom.is_some() {
         let outcome = cluster.perform(Command::Check).await;
         say_outcome(feed, cluster, "check", &outcome);
         let (verdict, evidence) = match outcome {
@@ -77,7 +81,9 @@ pub(super) async fn judge(
             other => ("unknown", format!("{other:?}")),
         };
         findings.push(Finding {
-            check: if s.workload.kind == WorkloadKind::LinKv {
+            check: if let Some(name) = maelstrom {
+                name
+            } else if s.workload.kind == WorkloadKind::LinKv {
                 "linearizable"
             } else {
                 "counter"
@@ -117,7 +123,12 @@ pub(super) async fn judge(
             verdict: if f.is_empty() { "valid" } else { "invalid" },
             evidence: if f.is_empty() {
                 format!(
-                    "a leader and commits within {} whenever healthy{}; recovery: {}",
+                    "{} within {} whenever healthy{}; recovery: {}",
+                    if super::steps::reports_leader(s.cluster.maelstrom.is_some(), &session.state) {
+                        "a leader and commits"
+                    } else {
+                        "completed operations (the nodes report no leader)"
+                    },
                     fmt_duration(s.checks.liveness_bound),
                     idle_note(liveness),
                     if recoveries.is_empty() {

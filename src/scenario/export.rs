@@ -48,9 +48,13 @@ struct ClusterSection {
     disk_faults: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     node_bin: Option<String>,
-    /// The node kind (a built-in name or a kind file's path); absent for the default.
+    /// The node kind (a built-in name or a kind file's path); absent for the default and for a Maelstrom
+    /// node, which `maelstrom` names instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<String>,
+    /// The Maelstrom node program, for a session of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maelstrom: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     node_args: Vec<String>,
 }
@@ -220,8 +224,9 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
                 // The same node kind; the default one is left out, as a person's scenario would.
                 kind: node_kind
                     .as_ref()
-                    .filter(|k| !k.is_default())
+                    .filter(|k| !k.is_default() && k.maelstrom.is_none())
                     .map(|k| k.arg().to_string()),
+                maelstrom: node_kind.as_ref().and_then(|k| k.maelstrom.clone()),
                 // The rerun must be the same experiment (tester2 item 4b): every switch and argument the
                 // nodes ran with.
                 node_args: exported_node_args(*unsafe_no_fsync, options, node_args),
@@ -238,6 +243,7 @@ pub fn scenario_until(events: &[Stamped], source: &str, now_ms: u64) -> String {
                 disk_faults: false,
                 node_bin: None,
                 kind: None,
+                maelstrom: None,
                 node_args: Vec::new(),
             },
             20,
@@ -478,12 +484,19 @@ mod tests {
             name: "mine".into(),
             file: Some("/kinds/mine.toml".into()),
             digest: "0123456789abcdef".into(),
+            maelstrom: None,
         };
         let text = with(mine);
         assert!(text.contains("kind = \"/kinds/mine.toml\""), "{text}");
         let builtin = crate::kind::Kind::builtin("squall").unwrap().record();
         let text = with(builtin);
         assert!(!text.contains("kind = \"squall\""), "{text}");
+        // tester4 F9a: a Maelstrom session's export named the bare kind, which no scenario can run.
+        let mut node = crate::kind::Kind::builtin("maelstrom").unwrap().record();
+        node.maelstrom = Some("/home/me/mynode".into());
+        let text = with(node);
+        assert!(text.contains("maelstrom = \"/home/me/mynode\""), "{text}");
+        assert!(!text.contains("kind = \"maelstrom\""), "{text}");
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub enum WorkloadKind {
     Counter,
     /// read / write / cas on a few keys, checked for linearizability (Jepsen's and Maelstrom's lin-kv).
     LinKv,
+    /// One of Maelstrom's other workloads (`echo`, `unique-ids`, `broadcast`, `g-counter`, `kafka`), judged by
+    /// its checker; a Maelstrom node only.
+    Maelstrom(crate::command::WorkloadKind),
     /// No workload.
     None,
 }
@@ -81,6 +84,7 @@ impl fmt::Display for WorkloadKind {
         f.write_str(match self {
             WorkloadKind::Counter => "counter",
             WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::Maelstrom(k) => k.as_str(),
             WorkloadKind::None => "none",
         })
     }

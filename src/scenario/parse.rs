@@ -229,20 +229,52 @@ pub fn parse_scenario(
     };
 
     let w = &raw.workload;
+    let maelstrom = c.maelstrom.is_some();
     let kind = match &w.kind {
+        // A Maelstrom node has no counter for squall's counter workload: its default is lin-kv.
+        None if maelstrom => WorkloadKind::LinKv,
         None => WorkloadKind::Counter,
         Some(k) => match k.get_ref().as_str() {
             "counter" => WorkloadKind::Counter,
             "lin-kv" => WorkloadKind::LinKv,
             "none" => WorkloadKind::None,
-            other => {
-                return Err(p.err(
-                    k.span(),
-                    format!("workload.kind = \"{other}\": use \"counter\", \"lin-kv\" or \"none\""),
-                ));
-            }
+            other => match crate::command::WorkloadKind::parse(other) {
+                Some(m) if m.is_maelstrom_only() => WorkloadKind::Maelstrom(m),
+                _ => {
+                    return Err(p.err(
+                        k.span(),
+                        format!(
+                            "workload.kind = \"{other}\": use \"counter\", \"lin-kv\", \"none\", or for a \
+                             Maelstrom node \"echo\", \"unique-ids\", \"broadcast\", \"g-counter\", \"kafka\""
+                        ),
+                    ));
+                }
+            },
         },
     };
+    if let Some(k) = &w.kind {
+        match kind {
+            WorkloadKind::Counter if maelstrom => {
+                return Err(p.err(
+                    k.span(),
+                    "workload.kind = \"counter\": a Maelstrom node has no increment for squall's counter \
+                     workload; use \"g-counter\" (Maelstrom's counter) or \"lin-kv\""
+                        .into(),
+                ));
+            }
+            WorkloadKind::Maelstrom(m) if !maelstrom => {
+                return Err(p.err(
+                    k.span(),
+                    format!(
+                        "workload.kind = \"{}\" is one of Maelstrom's workloads: name your Maelstrom node \
+                         with cluster.maelstrom = \"PATH\"",
+                        m.as_str()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
     // The built-in lin-kv workload runs a fixed number of clients on a fixed number of keys (Maelstrom's
     // lin-kv defaults); a file asking for others is refused rather than silently run with these.
     let fixed = |v: Option<&Spanned<i64>>, key: &str, only: i64| {

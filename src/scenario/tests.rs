@@ -310,3 +310,27 @@ fn scaling_scales_a_step_s_own_duration_and_keeps_the_7_day_limit() {
     let e = s.scaled(100_000.0).unwrap_err();
     assert!(e.contains("7 days"), "{e}");
 }
+
+#[test]
+fn maelstrom_workloads_need_a_maelstrom_node_and_a_maelstrom_node_has_no_counter() {
+    // Issue 22: a scenario of Maelstrom's g-counter runs it; one without a Maelstrom node is refused at its line.
+    let s = parse("[cluster]\nmaelstrom = \"/bin/mynode\"\n[workload]\nkind = \"g-counter\"\n")
+        .unwrap();
+    assert_eq!(
+        s.workload.kind,
+        WorkloadKind::Maelstrom(crate::command::WorkloadKind::GCounter)
+    );
+    assert!(!s.checks.counter && !s.checks.linearizable);
+    let (line, msg) = err("[workload]\nkind = \"broadcast\"\n");
+    assert_eq!(line, Some(2));
+    assert!(msg.contains("cluster.maelstrom"), "{msg}");
+    let (line, msg) =
+        err("[cluster]\nmaelstrom = \"/bin/mynode\"\n[workload]\nkind = \"counter\"\n");
+    assert_eq!(line, Some(4));
+    assert!(msg.contains("\"g-counter\""), "{msg}");
+    // With no workload named, a Maelstrom node runs lin-kv.
+    let s = parse("[cluster]\nmaelstrom = \"/bin/mynode\"\n").unwrap();
+    assert_eq!(s.workload.kind, WorkloadKind::LinKv);
+    let (_, msg) = err("[workload]\nkind = \"gossip\"\n");
+    assert!(msg.contains("\"kafka\""), "{msg}");
+}

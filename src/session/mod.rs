@@ -133,6 +133,12 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         dump_screens,
         node_args,
     } = config;
+    if let Some(why) = workload.and_then(|w| spec.kind.workload_refusal(w)) {
+        return Err(format!(
+            "--workload {}: {why}",
+            workload.expect("some").as_str()
+        ));
+    }
     std::fs::create_dir_all(&spec.dir).map_err(|e| {
         format!(
             "cannot create cluster directory {}: {e}",
@@ -201,10 +207,8 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
     };
     session.apply(Stamped::new(cluster.now_ms(), settings));
     if let Some(kind) = workload {
-        if kind == WorkloadKind::LinKv {
-            let _ = cluster
-                .perform(Command::SetWorkloadKind(Some(WorkloadKind::LinKv)))
-                .await;
+        if kind != WorkloadKind::Counter {
+            let _ = cluster.perform(Command::SetWorkloadKind(Some(kind))).await;
         }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }

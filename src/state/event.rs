@@ -519,6 +519,10 @@ pub struct KindRecord {
     pub file: Option<String>,
     /// The file text's digest (`kind::digest`) when the session started.
     pub digest: String,
+    /// The Maelstrom node program the session ran (`--maelstrom PATH`, made absolute), for the kind
+    /// `maelstrom`; absent for every other kind and in logs from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maelstrom: Option<String>,
 }
 
 impl KindRecord {

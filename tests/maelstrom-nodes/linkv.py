@@ -8,8 +8,10 @@ With WRONG=1 in the environment it is deliberately wrong: a follower serves read
 values it saw pass (its own forwarded writes and cas), never asking the leader, so it returns stale values
 and misses keys others wrote. squall's linearizability check must catch that.
 
-With SERVICE=1 every node forwards every operation to squall's `lin-kv` service instead of to the first
-node, and relays the answer (correct, and survives any node's crash).
+With SERVICE=1 (or SERVICE=lin-kv) every node forwards every operation to squall's `lin-kv` service instead
+of to the first node, and relays the answer (correct, and survives any node's crash). SERVICE=seq-kv or
+SERVICE=lww-kv forwards to that service instead: a lin-kv node built on a store that promises less than
+linearizability, which squall's check must catch (seq-kv serves stale reads; lww-kv's replicas disagree).
 
 With GARBAGE=1 it also writes lines that are not messages, or are addressed to nobody, before each answer:
 squall must drop them and keep routing.
@@ -23,7 +25,7 @@ from node import Node  # noqa: E402
 
 WRONG = os.environ.get("WRONG") == "1"
 GARBAGE = os.environ.get("GARBAGE") == "1"
-SERVICE = os.environ.get("SERVICE") == "1"
+SERVICE = {"": None, "1": "lin-kv"}.get(os.environ.get("SERVICE", ""), os.environ.get("SERVICE"))
 STORE = "kv.json"
 
 node = Node()
@@ -101,9 +103,9 @@ def handle(msg):
     fields = {k: v for k, v in body.items() if k not in ("msg_id", "in_reply_to")}
 
     def relay(answer):
-        if answer["src"] == "lin-kv" and not said_service:
+        if answer["src"] == SERVICE and not said_service:
             said_service.append(True)
-            node.log("answered by the lin-kv service")
+            node.log(f"answered by the {SERVICE} service")
         a = {k: v for k, v in answer["body"].items() if k not in ("msg_id", "in_reply_to")}
         if a["type"] == "write_ok":
             cache[key] = body["value"]
@@ -113,7 +115,7 @@ def handle(msg):
             cache[key] = a["value"]
         node.reply(msg, a)
 
-    node.send("lin-kv" if SERVICE else leader(), fields, relay)
+    node.send(SERVICE or leader(), fields, relay)
 
 
 load()

@@ -6,6 +6,7 @@ its body type; `reply` and `send` write messages; `on_reply` waits for an answer
 """
 import json
 import sys
+import threading
 import time
 
 
@@ -18,6 +19,10 @@ class Node:
         self.next_msg = time.time_ns() // 1000
         self.handlers = {}
         self.callbacks = {}
+        # Handlers run on the reading thread; `every` runs a function on a thread of its own: one lock keeps
+        # their writes whole and their state consistent.
+        self.lock = threading.RLock()
+        self.on_init = None
 
     def on(self, kind, handler):
         self.handlers[kind] = handler
@@ -26,8 +31,22 @@ class Node:
         print(f"{self.id}: {text}", file=sys.stderr, flush=True)
 
     def write(self, msg):
-        sys.stdout.write(json.dumps(msg) + "\n")
-        sys.stdout.flush()
+        with self.lock:
+            sys.stdout.write(json.dumps(msg) + "\n")
+            sys.stdout.flush()
+
+    def every(self, seconds, fn):
+        """Runs `fn` every `seconds` (after `init`), under the node's lock, on a daemon thread."""
+
+        def loop():
+            while True:
+                time.sleep(seconds)
+                if self.id is None:
+                    continue
+                with self.lock:
+                    fn()
+
+        threading.Thread(target=loop, daemon=True).start()
 
     def send(self, dest, body, callback=None):
         self.next_msg += 1
@@ -47,20 +66,27 @@ class Node:
     def run(self):
         for line in sys.stdin:
             msg = json.loads(line)
-            body = msg["body"]
-            kind = body["type"]
-            if kind == "init":
-                self.id = body["node_id"]
-                self.ids = body["node_ids"]
-                self.log(f"init: {self.ids}")
-                self.reply(msg, {"type": "init_ok"})
-                continue
-            callback = self.callbacks.pop(body.get("in_reply_to"), None)
-            if callback is not None:
-                callback(msg)
-                continue
-            handler = self.handlers.get(kind)
-            if handler is None:
-                self.error(msg, 10, f"no handler for {kind}")
-            else:
-                handler(msg)
+            with self.lock:
+                self.handle(msg)
+
+    def handle(self, msg):
+        """Answers `init`, else hands the message to its callback or its type's handler."""
+        body = msg["body"]
+        kind = body["type"]
+        if kind == "init":
+            self.id = body["node_id"]
+            self.ids = body["node_ids"]
+            self.log(f"init: {self.ids}")
+            self.reply(msg, {"type": "init_ok"})
+            if self.on_init is not None:
+                self.on_init()
+            return
+        callback = self.callbacks.pop(body.get("in_reply_to"), None)
+        if callback is not None:
+            callback(msg)
+            return
+        handler = self.handlers.get(kind)
+        if handler is None:
+            self.error(msg, 10, f"no handler for {kind}")
+        else:
+            handler(msg)

@@ -48,9 +48,79 @@ const RECENT: usize = 8;
 
 pub use crate::cli::BridgeArgs;
 
+/// The reserved destination a node writes to tell squall its role, term, leader and commit index (README,
+/// "The destination `squall`"): a message `{"dest": "squall", "body": {"type": "status", …}}`, never answered.
+pub const SQUALL_DEST: &str = "squall";
+
+/// What a node last told squall of itself through [`SQUALL_DEST`]; a field it left out is `None` (shown `—`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The node's current term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    /// The leader it knows of (`n1`); `Some(None)` when it said `null`: it knows of none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub leader: Option<Option<String>>,
+    /// The highest index it knows committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<u64>,
+}
+
+/// A field that is there, `null` included (`Some(None)`); `default` makes an absent one `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The roles a report may name.
+pub const ROLES: &[&str] = &["leader", "follower", "candidate", "pre-candidate"];
+
+/// Reads a report's body; `Err` says what is wrong with it.
+pub fn reported(body: &serde_json::Value) -> Result<Reported, String> {
+    if body["type"] != "status" {
+        return Err(format!(
+            "a message to `{SQUALL_DEST}` has type `status`, not {}",
+            body["type"]
+        ));
+    }
+    let r: Reported = serde_json::from_value(body.clone())
+        .map_err(|e| format!("a `status` to `{SQUALL_DEST}`: {e}"))?;
+    if let Some(role) = &r.role
+        && !ROLES.contains(&role.as_str())
+    {
+        return Err(format!(
+            "a `status` to `{SQUALL_DEST}` names role `{role}`; use one of {}",
+            ROLES.join(", ")
+        ));
+    }
+    if let Some(Some(l)) = &r.leader
+        && node_id(l).is_none()
+    {
+        return Err(format!(
+            "a `status` to `{SQUALL_DEST}` names leader `{l}`, not a node (n1, n2, …) or null"
+        ));
+    }
+    Ok(r)
+}
+
 /// The bridge's counters, as a status request answers them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// The node's name (`n2`).
+    #[serde(default)]
+    pub node: String,
+    /// What the node last told squall of itself, if it ever did.
+    #[serde(default)]
+    pub reported: Option<Reported>,
+    /// Messages the node sent to other nodes (each through a link proxy).
+    #[serde(default)]
+    pub to_nodes: u64,
     /// The bridge's process id.
     pub pid: u32,
     /// The node executable's process id.
@@ -227,6 +297,7 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
         stdin: in_tx,
         clients: Mutex::new(HashMap::new()),
         status: Mutex::new(Status {
+            node: node_name(args.id),
             pid: std::process::id(),
             node_pid: child.id(),
             ..Status::default()
@@ -314,9 +385,20 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
             if to == args.id {
                 shared.deliver(&h.body.kind, with_newline(text));
             } else if let Some(link) = links.get(&to) {
+                shared.status.lock().unwrap().to_nodes += 1;
                 let _ = link.send(frame(&[h.body.kind.as_bytes(), b"\n", text]));
             } else {
                 shared.malformed(&Malformed::UnknownDest(h.dest.clone()), text);
+            }
+            continue;
+        }
+        if h.dest == SQUALL_DEST {
+            let report = serde_json::from_slice::<serde_json::Value>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| reported(&v["body"]));
+            match report {
+                Ok(r) => shared.status.lock().unwrap().reported = Some(r),
+                Err(why) => shared.malformed(&Malformed::BadReport(why), text),
             }
             continue;
         }
@@ -529,6 +611,29 @@ mod tests {
         assert!(parse_peers("").unwrap().is_empty());
         let e = parse_peers("2:127.0.0.1:1").unwrap_err().to_string();
         assert!(e.contains("2:127.0.0.1:1"), "{e}");
+    }
+
+    #[test]
+    fn a_report_to_squall_is_read_and_a_wrong_one_is_named() {
+        let r = reported(&serde_json::json!({
+            "type": "status", "role": "leader", "term": 3, "leader": "n1", "commit": 9
+        }))
+        .unwrap();
+        assert_eq!(r.role.as_deref(), Some("leader"));
+        assert_eq!((r.term, r.commit), (Some(3), Some(9)));
+        assert_eq!(r.leader, Some(Some("n1".to_string())));
+        let none = reported(&serde_json::json!({"type": "status", "leader": null})).unwrap();
+        assert_eq!(none.leader, Some(None));
+        assert_eq!(none.role, None);
+        let e = reported(&serde_json::json!({"type": "status", "role": "boss"})).unwrap_err();
+        assert!(
+            e.contains("role `boss`") && e.contains("leader, follower"),
+            "{e}"
+        );
+        let e = reported(&serde_json::json!({"type": "hello"})).unwrap_err();
+        assert!(e.contains("type `status`"), "{e}");
+        let e = reported(&serde_json::json!({"type": "status", "term": "x"})).unwrap_err();
+        assert!(e.contains("status"), "{e}");
     }
 
     #[test]

@@ -10,13 +10,16 @@
 //! kinds/maelstrom.toml; `squall up --maelstrom ./node` fills in the program.
 //!
 //! [`client`] is the lin-kv client driver (read / write / cas with Maelstrom's error codes, definite or not)
-//! and the status driver; [`classify`] labels frames by the body's `type`.
+//! and the status driver; [`workload`] draws and judges Maelstrom's other workloads (echo, unique-ids,
+//! broadcast, g-counter, kafka); [`service`] serves `lin-kv`, `seq-kv` and `lww-kv`; [`classify`] labels
+//! frames by the body's `type`.
 
 pub mod benchnode;
 pub mod bridge;
 pub mod classify;
 pub mod client;
 pub mod service;
+pub mod workload;
 
 use serde::Deserialize;
 
@@ -68,6 +71,9 @@ pub enum Malformed {
     /// `dest` names no node, client or service squall knows.
     #[error("unknown destination `{0}`")]
     UnknownDest(String),
+    /// A message to the reserved destination `squall` that is not a status report squall can read.
+    #[error("{0}")]
+    BadReport(String),
 }
 
 /// Reads a line's head. `Err` says why the line is not a message.
