@@ -498,3 +498,60 @@ fn a_wiped_voter_is_not_kept_recovering_by_a_removed_voter_in_the_leaders_snapsh
     s.assert_no_invariant_broken();
     heal_write_and_quit(s);
 }
+
+/// A wiped voter with another voter down: kill follower D, wipe follower W. W must learn the current term from
+/// every other voter before it votes again (`raft::recovery`, rule 2), so it stays recovering, and says in
+/// `status` whose term it waits for, until D returns; then it recovers and the cluster takes writes.
+#[test]
+fn a_wiped_voter_with_another_voter_down_stays_recovering_and_says_whose_term_it_waits_for() {
+    let mut s = up(&["--seed", "5"]);
+    let (l, _) = s.current_leader();
+    let pair = others(l);
+    let (down, wiped) = (pair[0], pair[1]);
+    s.ask(&format!("kill {down}"), "kill");
+    s.ask(&format!("wipe {wiped}"), "restart it empty");
+    let waits = format!(" recovering: waiting for n{down}'s term");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = s.node_line(wiped);
+        if line.contains(&waits) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {wiped}, wiped with node {down} down, did not say \"{waits}\" within {WAIT:?}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.ask(&format!("restart {down}"), "restart");
+    s.until(&format!("node {wiped} to recover"), |ns| {
+        let n = ns.get(&wiped)?;
+        (n.running && n.role != "recovering" && n.leader.is_some()).then_some(())
+    });
+    heal_write_and_quit(s);
+}
+
+/// What option (b) would give: a wiped voter that finishes recovering with only the reachable voters while
+/// another voter is down. Ignored on purpose: squall keeps the every-voter rule (option (a)), because no safe
+/// rule can use only the reachable voters. The unreachable voter may be the candidate holding the wiped node's
+/// forgotten vote, with its election still in flight (simulation seed 800000000531), so the wiped node cannot
+/// know the highest term it may have voted in without hearing from it. Kept to show the limit in one run:
+/// `cargo test --test node_safety -- --ignored` fails here by design.
+#[test]
+#[ignore = "option (a): a wiped voter waits for every other voter's term (raft::recovery, rule 2); no safe rule uses only the reachable voters"]
+fn a_wiped_voter_with_another_voter_down_recovers_with_the_reachable_voters() {
+    let mut s = up(&["--seed", "5"]);
+    let (l, _) = s.current_leader();
+    let pair = others(l);
+    let (down, wiped) = (pair[0], pair[1]);
+    s.ask(&format!("kill {down}"), "kill");
+    s.ask(&format!("wipe {wiped}"), "restart it empty");
+    s.until(
+        &format!("node {wiped} to recover without node {down}"),
+        |ns| {
+            let n = ns.get(&wiped)?;
+            (n.running && n.role != "recovering" && n.leader.is_some()).then_some(())
+        },
+    );
+    heal_write_and_quit(s);
+}

@@ -199,6 +199,10 @@ pub struct NodeStatus {
     /// event logs written before it existed.
     #[serde(default)]
     pub recovering: bool,
+    /// What a recovering node waits for before it votes again ("waiting for n5's term"); `None` when it is
+    /// not recovering, and in event logs written before it existed.
+    #[serde(default)]
+    pub recovery_wait: Option<crate::raft::RecoveryWait>,
     /// Index of the oldest entry the node still holds in its log: after a compaction, the start of the
     /// catch-up tail it keeps for followers a little behind (`raft::CatchUp`); a follower whose next entry is
     /// at or after it catches up from the log, one further behind needs the snapshot. `last_log_index + 1`

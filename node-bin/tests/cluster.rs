@@ -1881,3 +1881,56 @@ async fn junk_on_a_nodes_ports_is_logged_once_a_second_with_the_peer_address() {
         "node 1 stopped answering"
     );
 }
+
+/// Issue 18: a node that lost its data says in its status what it waits for before it votes again: the term
+/// of a voter it has not heard from, then nothing once that voter is back and a leader caught it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_says_in_its_status_which_voter_it_waits_for() {
+    use squall_node::raft::RecoveryWait;
+    let mut c = TestCluster::start(3, &[]);
+    let (leader, _) = c.wait_leader(0).await;
+    let (wiped, down) = match leader {
+        1 => (2, 3),
+        2 => (1, 3),
+        _ => (1, 2),
+    };
+    c.kill(down);
+    c.kill(wiped);
+    std::fs::remove_dir_all(&c.nodes[&wiped].data_dir).unwrap();
+    c.spawn(wiped);
+    let want = RecoveryWait::Terms { voters: vec![down] };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = c.statuses().await;
+        let seen = s
+            .get(&wiped)
+            .map(|s| (s.recovering, s.recovery_wait.clone()));
+        if seen == Some((true, Some(want.clone()))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {wiped}, wiped with node {down} down, did not say it waits for n{down}'s term within \
+             {WAIT:?}; (recovering, wait) seen last: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(want.to_string(), format!("waiting for n{down}'s term"));
+    c.spawn(down);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = c.statuses().await;
+        let seen = s
+            .get(&wiped)
+            .map(|s| (s.recovering, s.recovery_wait.clone()));
+        if seen == Some((false, None)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {wiped} did not finish recovering within {WAIT:?} of node {down}'s return; (recovering, \
+             wait) seen last: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

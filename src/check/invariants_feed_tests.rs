@@ -32,6 +32,7 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         uptime_ms: 0,
         keys: 0,
         recovering: false,
+        recovery_wait: None,
         first_log_index: 0,
         frozen: false,
         election_due_ms: None,

@@ -184,6 +184,7 @@ mod tests {
                     uptime_ms: 0,
                     keys: 0,
                     recovering: false,
+                    recovery_wait: None,
                     first_log_index: 0,
                     frozen: false,
                     election_due_ms: None,

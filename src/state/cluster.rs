@@ -569,6 +569,7 @@ impl ClusterState {
             n.feed_leads = None;
         }
         let was_recovering = n.status.as_ref().is_some_and(|s| s.recovering);
+        let waited_for = n.status.as_ref().and_then(|s| s.recovery_wait.clone());
         n.status = Some(status.clone());
         n.brief = Some(BriefStatus::of(status));
         n.status_fresh = true;
@@ -599,6 +600,17 @@ impl ClusterState {
                 format!("n{node} recovered: a leader caught it up; it votes again")
             };
             self.push(at, Some(node), FeedKind::Info, text);
+        }
+        // What a recovering node waits for, each time it changes ("n2 recovering: waiting for n5's term").
+        if let Some(wait) = status.recovery_wait.as_ref().filter(|_| status.recovering)
+            && waited_for.as_ref() != Some(wait)
+        {
+            self.push(
+                at,
+                Some(node),
+                FeedKind::Info,
+                format!("n{node} recovering: {wait}"),
+            );
         }
         if status.core.term > self.term {
             self.term = status.core.term;
@@ -822,6 +834,9 @@ pub fn describe_node(n: &NodeView) -> String {
         }
         if let Some(ms) = s.election_due_ms {
             out.push_str(&format!(" timeout-in {:.1}s", ms as f64 / 1000.0));
+        }
+        if let Some(wait) = s.recovery_wait.as_ref().filter(|_| s.recovering) {
+            out.push_str(&format!(" recovering: {wait}"));
         }
     }
     if n.live_brief().is_none() {

@@ -37,6 +37,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         uptime_ms: 0,
         keys: 0,
         recovering: false,
+        recovery_wait: None,
         first_log_index: 0,
         frozen: false,
         election_due_ms: None,
@@ -1390,6 +1391,56 @@ fn a_recovering_node_shows_as_recovering_in_status_and_the_feed() {
     assert_eq!(
         feed_texts(&s).last().copied(),
         Some("n3 recovered: a leader caught it up; it votes again")
+    );
+}
+
+/// Issue 18: what a recovering node waits for is in its status line and, each time it changes, in the feed.
+#[test]
+fn a_recovering_node_says_what_it_waits_for_in_status_and_the_feed() {
+    use squall_node::raft::RecoveryWait;
+    let mut s = started(5);
+    let mut recovering = status(2, Role::Follower, 0, 0);
+    recovering.recovering = true;
+    recovering.recovery_wait = Some(RecoveryWait::Terms { voters: vec![5] });
+    for at in [100, 200] {
+        s.apply(&Stamped::new(
+            at,
+            Event::Status {
+                node: 2,
+                status: recovering.clone(),
+            },
+        ));
+    }
+    let line = crate::state::describe_node(&s.nodes[&2]);
+    assert!(
+        line.ends_with(" recovering: waiting for n5's term"),
+        "{line}"
+    );
+    let said = |s: &ClusterState, text: &str| feed_texts(s).iter().filter(|t| **t == text).count();
+    assert_eq!(
+        said(&s, "n2 recovering: waiting for n5's term"),
+        1,
+        "said once while it does not change: {:?}",
+        feed_texts(&s)
+    );
+    recovering.recovery_wait = Some(RecoveryWait::Leader { term: 3 });
+    s.apply(&Stamped::new(
+        300,
+        Event::Status {
+            node: 2,
+            status: recovering,
+        },
+    ));
+    assert_eq!(
+        feed_texts(&s).last().copied(),
+        Some("n2 recovering: waiting for a leader of term 3 or later to catch it up")
+    );
+    assert_eq!(
+        RecoveryWait::Terms {
+            voters: vec![3, 4, 5]
+        }
+        .to_string(),
+        "waiting for n3's, n4's and n5's terms"
     );
 }
 

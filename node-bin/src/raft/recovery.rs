@@ -96,6 +96,13 @@
 //! system does can keep what they lost: the nodes that lost data stay recovering, and the cluster makes no
 //! progress, until a node holding the data returns or an operator accepts the loss by starting a new
 //! cluster from what is left (etcd's `--force-new-cluster`; with squall, `squall up` on a new directory).
+//!
+//! A wiped voter with another voter down stays recovering until that voter answers (issue 18, decided: the
+//! rule is kept). No safe rule uses only the reachable voters: the unreachable one may be the candidate
+//! holding the forgotten vote, its election still in flight (simulation seed 800000000531), so nothing the
+//! reachable voters say bounds the terms this node may have voted in. [`Raft::recovery_wait`] says whose term
+//! it waits for, for status and the dashboard; `tests/node_safety.rs` keeps the end-to-end test of the other
+//! choice, ignored with this reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -413,5 +420,32 @@ impl Raft {
             ),
         });
         self.reset_election_timer();
+    }
+}
+
+impl Raft {
+    /// What this node waits for while it recovers (`None` when it is not recovering): the terms of the other
+    /// voters not heard from yet (rule 2), then a leader of term `T` or later (rule 3); a sole voter waits for
+    /// an operator, a learner for any leader.
+    pub fn recovery_wait(&self) -> Option<super::types::RecoveryWait> {
+        use super::types::RecoveryWait;
+        let rec = self.recovery.as_ref()?;
+        if !self.is_voter() {
+            return Some(RecoveryWait::Leader { term: 0 });
+        }
+        if self.sole_voter() {
+            return Some(RecoveryWait::Operator);
+        }
+        let voters: Vec<NodeId> = self
+            .other_voters()
+            .into_iter()
+            .filter(|v| !rec.terms.contains_key(v))
+            .collect();
+        if !voters.is_empty() {
+            return Some(RecoveryWait::Terms { voters });
+        }
+        Some(RecoveryWait::Leader {
+            term: self.probed_term().unwrap_or(0),
+        })
     }
 }

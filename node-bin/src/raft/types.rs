@@ -694,6 +694,53 @@ pub struct PeerProgress {
     pub snapshotting: bool,
 }
 
+/// What a node recovering from possible data loss waits for before it votes again (the `recovery` module's
+/// rules 2 and 3), for status and the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryWait {
+    /// The current term from these other voters: every other voter must answer its probe (rule 2), so while
+    /// one of them is unreachable it waits.
+    Terms {
+        /// The voters not heard from yet, in id order.
+        voters: Vec<NodeId>,
+    },
+    /// A leader of term `term` or later to catch it up (or a majority of the other voters to vouch that its
+    /// log holds everything committed; rule 3). A learner waits for any leader (`term` 0).
+    Leader {
+        /// The lowest term of a leader it takes.
+        term: Term,
+    },
+    /// It is the only voter: nobody can tell it what it lost; an operator must act (restore its data
+    /// directory, or accept the loss by starting a new cluster).
+    Operator,
+}
+
+impl std::fmt::Display for RecoveryWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecoveryWait::Terms { voters } => {
+                let names: Vec<String> = voters.iter().map(|v| format!("n{v}'s")).collect();
+                let (list, noun) = match names.as_slice() {
+                    [] => (String::new(), "terms"),
+                    [one] => (one.clone(), "term"),
+                    [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "terms"),
+                };
+                write!(f, "waiting for {list} {noun}")
+            }
+            RecoveryWait::Leader { term: 0 } => f.write_str("waiting for a leader to catch it up"),
+            RecoveryWait::Leader { term } => {
+                write!(
+                    f,
+                    "waiting for a leader of term {term} or later to catch it up"
+                )
+            }
+            RecoveryWait::Operator => f.write_str(
+                "waiting for an operator: it is the only voter, so nobody can tell it what it lost",
+            ),
+        }
+    }
+}
+
 /// A read-only view of the core for status reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoreStatus {

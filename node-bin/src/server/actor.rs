@@ -373,6 +373,7 @@ impl Node {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             keys: self.kv.len() as u64,
             recovering: self.raft.recovering(),
+            recovery_wait: self.raft.recovery_wait(),
             frozen: self.raft.frozen(),
             election_due_ms: self.election_due_ms(),
             first_log_index: self
