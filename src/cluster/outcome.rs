@@ -88,8 +88,9 @@ impl Outcome {
     }
 }
 
-/// `text` on one line: its lines trimmed, blank ones dropped, joined with ` | `.
-fn one_line(text: &str) -> String {
+/// `text` on one line: its lines trimmed, blank ones dropped, joined with ` | ` (what the headless console
+/// prints, for answers and event lines alike).
+pub fn one_line(text: &str) -> String {
     if !text.contains(['\n', '\r']) {
         return text.to_string();
     }

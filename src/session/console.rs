@@ -82,16 +82,14 @@ impl ConsoleFeed {
     /// Prints the held lines old enough to be in order.
     pub fn release(&mut self, now_ms: u64) {
         for (at, text) in self.held.release(now_ms) {
-            self.out
-                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+            self.out.say(format_args!("{}", event_line(at, &text)));
         }
     }
 
     /// Prints every held line (before an answer that ends the session).
     pub fn flush(&mut self) {
         for (at, text) in self.held.drain() {
-            self.out
-                .say(format_args!("{:>8.3}s  {text}", at as f64 / 1000.0));
+            self.out.say(format_args!("{}", event_line(at, &text)));
         }
     }
 }
@@ -122,6 +120,16 @@ impl Console {
     }
 }
 
+/// One event line as the console prints it: the session time, then the text on one line (a feed line that
+/// quotes a node's log tail is joined with ` | `, as answers are), so a script reads one line per event.
+fn event_line(at_ms: u64, text: &str) -> String {
+    format!(
+        "{:>8.3}s  {}",
+        at_ms as f64 / 1000.0,
+        crate::cluster::outcome::one_line(text)
+    )
+}
+
 /// A note on standard error that may be closed too.
 pub fn eprintln_quiet(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -138,6 +146,21 @@ fn summary_line(s: &ClusterState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_line_is_one_console_line_even_when_it_quotes_a_node_s_log() {
+        assert_eq!(
+            event_line(
+                2_345,
+                "restart 2 failed: node 2 did not start: port in use; its log ends with:\nline one\n\nline two"
+            ),
+            "   2.345s  restart 2 failed: node 2 did not start: port in use; its log ends with: | line one | line two"
+        );
+        assert_eq!(
+            event_line(7, "n1 leads term 2"),
+            "   0.007s  n1 leads term 2"
+        );
+    }
 
     #[test]
     fn a_console_line_that_is_not_a_command_is_refused_without_echoing_it() {
