@@ -331,3 +331,66 @@ fn power_cuts_of_every_openraft_node_lose_no_acknowledged_write() {
     check_passes_with(&mut s, 150, &format!("seed {seed}, after the power cuts"));
     s.quit();
 }
+
+/// Message filters on openraft through the kind file alone: its `json-tag` classifier reads each frame's
+/// tag (`{"Vote":…}`, `{"Append":…}`) and maps it onto squall's message kinds, so `links` counts openraft's
+/// appends and their answers by kind, `loss … only append` drops real append frames, and `only vote-reply`
+/// is taken (with `classifier = "none"` every `only` was refused).
+#[test]
+fn message_kinds_of_openraft_come_from_its_json_tags() {
+    let files = tempfile::tempdir().unwrap();
+    let mut s = up(files.path(), &["--seed", "41"]);
+    let (leader, _) = current_leader(&mut s);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let link = format!("{leader}->{follower}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = s.listing("links", "links:");
+        let counted = |kind: &str| {
+            lines.iter().any(|l| {
+                l.split(" kinds ")
+                    .nth(1)
+                    .is_some_and(|k| k.split(',').any(|c| c.starts_with(&format!("{kind} "))))
+            })
+        };
+        if counted("append") && counted("append-reply") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "openraft's appends are not counted by kind: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Appends from the leader to one follower dropped by kind: the link's counts say they were met and
+    // dropped, and nothing else on it was.
+    s.ok(&format!("loss {link} 100% only append for 5s"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = s.listing("links", "links:");
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{link} ")))
+            .cloned()
+            .unwrap_or_default();
+        let dropped = line
+            .split(" kinds ")
+            .nth(1)
+            .and_then(|k| k.split(',').find(|c| c.starts_with("append ")))
+            .and_then(|c| c.split('/').nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if dropped > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no append was dropped on {link}: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    s.heal_all();
+
+    s.ok(&format!("loss *->{follower} 100% only vote-reply for 2s"));
+    s.quit();
+}

@@ -612,6 +612,14 @@ fn network_for(kind: &Kind, seed: u64) -> Network {
             "maelstrom" => Some(Arc::new(
                 crate::kind::maelstrom::classify::MaelstromClassifier,
             )),
+            "json-tag" => {
+                kind.peers
+                    .json_tag
+                    .clone()
+                    .map(|t| -> squall_chaos::proxy::SharedClassifier {
+                        Arc::new(crate::kind::json_tag::JsonTagClassifier(t))
+                    })
+            }
             _ => None,
         };
     let framing = squall_chaos::Framing::from_name(&kind.peers.framing)

@@ -78,6 +78,9 @@ pub(super) struct PeersFile {
     #[serde(default = "no_classifier")]
     pub classifier: Spanned<String>,
     pub sender: Option<Spanned<String>>,
+    /// The `json-tag` classifier's table (`[peers.json-tag]`), checked by [`super::json_tag::JsonTag`].
+    #[serde(rename = "json-tag")]
+    pub json_tag: Option<Spanned<toml::Value>>,
 }
 
 fn comma() -> String {

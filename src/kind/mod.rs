@@ -14,6 +14,7 @@ mod maelstrom_kind;
 pub use maelstrom_kind::{kind_for as maelstrom_kind_for, needs_program};
 mod file;
 pub mod http_json;
+pub mod json_tag;
 pub mod launch;
 pub mod membership;
 mod squall;
@@ -73,6 +74,7 @@ const CLASSIFIERS: &[(&str, Option<&str>)] = &[
     ("squall-raft", None),
     ("etcd-raft", None),
     ("maelstrom", None),
+    ("json-tag", None),
     ("none", None),
 ];
 /// Status drivers.
@@ -207,6 +209,8 @@ pub struct Peers {
     pub classifier: String,
     /// How the sender of a connection is identified (per-destination only).
     pub sender: Option<String>,
+    /// `[peers.json-tag]`, for the `json-tag` classifier.
+    pub json_tag: Option<std::sync::Arc<json_tag::JsonTag>>,
 }
 
 /// A built-in driver, and the port it reaches the node on.
@@ -654,6 +658,37 @@ impl Kind {
         let mut entry_allowed = NODE_PLACEHOLDERS.to_vec();
         entry_allowed.retain(|p| *p != "peers");
         entry_allowed.extend(ENTRY_PLACEHOLDERS);
+        let classifier = c.driver(&raw.peers.classifier, "peers.classifier", CLASSIFIERS)?;
+        let json_tag = match (&raw.peers.json_tag, classifier == "json-tag") {
+            (Some(t), true) => Some(std::sync::Arc::new(
+                json_tag::JsonTag::from_toml(t.get_ref().clone()).map_err(|(f, m)| {
+                    let field = if f.is_empty() {
+                        "peers.json-tag".to_string()
+                    } else {
+                        format!("peers.json-tag.{f}")
+                    };
+                    c.err(t.span(), &field, m)
+                })?,
+            )),
+            (None, true) => {
+                return Err(c.err(
+                    raw.peers.classifier.span(),
+                    "peers.json-tag",
+                    "the json-tag classifier needs a [peers.json-tag] table: where the tag is and the message \
+                     kind of each tag (see the README, \"Node kinds\")",
+                ));
+            }
+            (Some(t), false) => {
+                return Err(c.err(
+                    t.span(),
+                    "peers.json-tag",
+                    format!(
+                        "only the json-tag classifier reads [peers.json-tag]; `{classifier}` does not: drop it"
+                    ),
+                ));
+            }
+            (None, false) => None,
+        };
         let peers = Peers {
             model,
             port: c.port(&raw.peers.port, "peers.port", &ports)?,
@@ -661,8 +696,9 @@ impl Kind {
             separator: raw.peers.separator.clone(),
             include_self: raw.peers.include_self,
             framing: c.driver(&raw.peers.framing, "peers.framing", FRAMINGS)?,
-            classifier: c.driver(&raw.peers.classifier, "peers.classifier", CLASSIFIERS)?,
+            classifier,
             sender,
+            json_tag,
         };
         let protocol = |p: &file::ProtocolFile,
                         field: &str,
