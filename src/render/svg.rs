@@ -4,8 +4,10 @@
 //! that changed (runs a few cells apart are joined), an opaque background and the run's text, drawn over
 //! everything before it. A frame's group appears at its time through a CSS animation (one `@keyframes` a
 //! frame) and stays until the loop starts over, so a frame costs what changed, not a copy of the screen.
-//! Text is one `<text>` (one glyph run) per changed line of a frame, with a `<tspan>` per colour run placed
-//! at its column, so a fallback font cannot shift the columns; backgrounds are one `<path>` per colour.
+//! Text is a `<tspan>` per colour run of a changed line, placed at its column when blank or unchanged cells
+//! come before it (so a fallback font cannot shift the columns past a gap) and continuing where the run
+//! before it ends otherwise; a frame's rows are one `<text>`, each row's first tspan carrying its baseline. Backgrounds are one `<path>` per colour, a stroke one cell high
+//! per run (`M3 12.5h4` in cell units).
 //! Colours are classes (`.c196`), one per palette index used.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,13 @@ const FONT_PX: usize = 15;
 /// Changed runs of a row closer than this many unchanged cells are drawn as one patch (fewer elements).
 const JOIN_GAP: usize = 4;
 
+/// One row's tspans as they are drawn, and the column where the last one's glyphs end.
+#[derive(Default)]
+struct RowText {
+    text: String,
+    pen: Option<usize>,
+}
+
 /// Collects frames and writes the SVG document at the end.
 pub struct SvgSink {
     cols: usize,
@@ -32,6 +41,8 @@ pub struct SvgSink {
     /// Each frame's time and its drawing (the first is the whole screen).
     frames: Vec<(u32, String)>,
     colours: BTreeSet<u8>,
+    /// Background colours used (drawn as strokes: classes `.s196`).
+    backgrounds: BTreeSet<u8>,
     shown: Option<Screen>,
     doc: Option<String>,
 }
@@ -44,6 +55,7 @@ impl SvgSink {
             rows,
             frames: Vec::new(),
             colours: BTreeSet::from([DEFAULT_BG, DEFAULT_FG]),
+            backgrounds: BTreeSet::new(),
             shown: None,
             doc: None,
         }
@@ -54,7 +66,7 @@ impl SvgSink {
         self.doc.as_deref()
     }
 
-    /// Draws the cells `a..b` of row `y` of `screen` into `text` (tspans) and `bg` (path segments by
+    /// Draws the cells `a..b` of row `y` of `screen` into `line` (tspans) and `bg` (path segments by
     /// colour). `cover` draws the default background too (a patch must hide what was there).
     fn draw_run(
         &mut self,
@@ -62,21 +74,20 @@ impl SvgSink {
         y: usize,
         (a, b): (usize, usize),
         cover: bool,
-        text: &mut String,
+        line: &mut RowText,
         bg: &mut BTreeMap<u8, String>,
     ) {
+        let RowText { text, pen } = line;
         let row = &screen.row(y)[a..b];
         let mut x = 0;
         while x < row.len() {
             let colour = row[x].bg;
             let run = row[x..].iter().take_while(|c| c.bg == colour).count();
             if cover || colour != DEFAULT_BG {
-                self.colours.insert(colour);
-                let _ = write!(
-                    bg.entry(colour).or_default(),
-                    "M{} {y}h{run}v1h-{run}z",
-                    a + x
-                );
+                self.backgrounds.insert(colour);
+                // A stroke one cell high along the row's middle: `M3 12.5h4` covers cells 3..7 of row 12
+                // (in cell units; the group scales them), a third of a filled rectangle's path.
+                let _ = write!(bg.entry(colour).or_default(), "M{} {y}.5h{run}", a + x);
             }
             x += run;
         }
@@ -92,7 +103,17 @@ impl SvgSink {
             let trail = cells.iter().rev().take_while(|c| c.ch == ' ').count();
             if lead < cells.len() {
                 self.colours.insert(fg);
-                let _ = write!(text, r#"<tspan x="{}""#, (a + x + lead) * CELL_W);
+                let col = a + x + lead;
+                // Where the previous run's glyphs end, the text position already is: no `x` (most of a
+                // busy frame's tspans follow one another, and the attribute was a third of their bytes).
+                // A run after skipped cells is placed at its column, so a fallback font's advance cannot
+                // shift the columns past the next gap.
+                if *pen == Some(col) {
+                    text.push_str("<tspan");
+                } else {
+                    let _ = write!(text, r#"<tspan x="{}""#, col * CELL_W);
+                }
+                *pen = Some(a + x + run - trail);
                 // The default colour is the text's own (no class).
                 let mut classes: Vec<String> = Vec::new();
                 if fg != DEFAULT_FG {
@@ -129,21 +150,27 @@ impl SvgSink {
             if runs.is_empty() {
                 continue;
             }
-            let mut text = String::new();
+            let mut line = RowText::default();
             for run in runs {
-                self.draw_run(screen, y, run, before.is_some(), &mut text, &mut bg);
+                self.draw_run(screen, y, run, before.is_some(), &mut line, &mut bg);
             }
-            if !text.is_empty() {
+            let text = line.text;
+            // One `<text>` a frame: the row's first tspan (always placed at its column) carries the row's
+            // baseline, and the tspans after it stay on it.
+            if let Some(rest) = text.strip_prefix("<tspan") {
                 let _ = write!(
                     out,
-                    r#"<text y="{}">{text}</text>"#,
+                    r#"<tspan y="{}"{rest}"#,
                     y * CELL_H + CELL_H * 3 / 4 + 1
                 );
             }
         }
+        if !out.is_empty() {
+            out = format!("<text>{out}</text>");
+        }
         let mut paths = String::new();
         for (colour, d) in bg {
-            let _ = write!(paths, r#"<path class="c{colour}" d="{d}"/>"#);
+            let _ = write!(paths, r#"<path class="s{colour}" d="{d}"/>"#);
         }
         if paths.is_empty() {
             out
@@ -169,6 +196,10 @@ impl SvgSink {
         );
         for c in &self.colours {
             let _ = write!(out, ".c{c}{{fill:{}}}", palette::hex(*c));
+        }
+        out.push_str("path{fill:none;stroke-width:1}");
+        for c in &self.backgrounds {
+            let _ = write!(out, ".s{c}{{stroke:{}}}", palette::hex(*c));
         }
         for (k, (t, _)) in self.frames.iter().enumerate().skip(1) {
             let pct = f64::from(*t) / f64::from(end) * 100.0;
@@ -266,5 +297,28 @@ mod tests {
         let now = row("abbaaabaaaaaaaabaaaa");
         assert_eq!(changed_runs(&now, &was), vec![(1, 7), (15, 16)]);
         assert!(changed_runs(&was, &was).is_empty());
+    }
+
+    #[test]
+    fn a_tspan_that_follows_the_previous_runs_glyphs_has_no_x_and_one_after_a_gap_has() {
+        let mut screen = Screen::new(12, 1);
+        for (x, ch) in "ab cd".chars().enumerate() {
+            screen.cells[x] = Cell {
+                ch,
+                fg: if x == 1 { 196 } else { DEFAULT_FG },
+                ..Cell::BLANK
+            };
+        }
+        let mut sink = SvgSink::new(12, 1);
+        let drawing = sink.patch(&screen, Some(&Screen::new(12, 1)));
+        // `a` at 0 on row 0's baseline, `b` (red) right after it, then a blank cell, so `cd` is placed at
+        // column 3; the changed cells' background (joined across the blank) is one stroke.
+        assert!(
+            drawing.contains(
+                r#"<text><tspan y="14" x="0">a</tspan><tspan class="c196">b</tspan><tspan x="27">cd</tspan></text>"#
+            ),
+            "{drawing}"
+        );
+        assert!(drawing.contains(r#"d="M0 0.5h5""#), "{drawing}");
     }
 }
