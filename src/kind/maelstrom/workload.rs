@@ -92,6 +92,9 @@ struct State {
     topology_sent: BTreeMap<u64, String>,
     /// Kafka: the highest offset acknowledged per key, to poll from.
     kafka_high: [u64; KAFKA_KEYS],
+    /// Broadcast: every value handed to a client, completed or not (a read may show a value whose broadcast
+    /// is still in flight).
+    broadcast_drawn: std::collections::HashSet<u64>,
 }
 
 /// One of Maelstrom's workloads: the requests it draws and the history it judges. Shared by the clients.
@@ -112,6 +115,7 @@ impl Workload {
                 messages_at_start: 0,
                 topology_sent: BTreeMap::new(),
                 kafka_high: [0; KAFKA_KEYS],
+                broadcast_drawn: Default::default(),
             }),
         }
     }
@@ -180,7 +184,10 @@ impl Workload {
             WorkloadKind::Echo => json!({"type": "echo", "echo": format!("squall says {n}")}),
             WorkloadKind::UniqueIds => json!({"type": "generate"}),
             WorkloadKind::Broadcast if read => json!({"type": "read"}),
-            WorkloadKind::Broadcast => json!({"type": "broadcast", "message": n}),
+            WorkloadKind::Broadcast => {
+                g.broadcast_drawn.insert(n);
+                json!({"type": "broadcast", "message": n})
+            }
             WorkloadKind::GCounter if read => json!({"type": "read"}),
             WorkloadKind::GCounter => {
                 json!({"type": "add", "delta": g.rng.random_range(1..=5)})
@@ -269,7 +276,9 @@ impl Workload {
         let found = match kind {
             WorkloadKind::Echo => echo(&g.ops),
             WorkloadKind::UniqueIds => unique_ids(&g.ops),
-            WorkloadKind::Broadcast => broadcast(&g.ops, finals, reads_began_ns, now_ns),
+            WorkloadKind::Broadcast => {
+                broadcast(&g.ops, &g.broadcast_drawn, finals, reads_began_ns, now_ns)
+            }
             WorkloadKind::GCounter => g_counter(&g.ops, finals, reads_began_ns),
             WorkloadKind::Kafka => kafka(&g.ops),
             WorkloadKind::Counter | WorkloadKind::LinKv => unreachable!("not chosen here"),
@@ -476,6 +485,7 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 
 fn broadcast(
     ops: &[Op],
+    drawn: &std::collections::HashSet<u64>,
     finals: &BTreeMap<u64, Result<Value, String>>,
     reads_began_ns: u64,
     now_ns: u64,
@@ -500,7 +510,7 @@ fn broadcast(
             continue;
         }
         for v in messages_of(reply).unwrap_or_default() {
-            if !sent.contains_key(&v) {
+            if !drawn.contains(&v) {
                 invented.insert(v);
             }
             first_seen
