@@ -410,16 +410,17 @@ fn a_node_reporting_to_squall_shows_its_role_and_term_in_status() {
 
 #[test]
 fn squall_s_counter_workload_is_refused_on_a_maelstrom_session_naming_g_counter() {
-    let mut s = Session::start("gcounter.py", &["-n", "2"], &[]);
+    let mut s = Session::start("linkv.py", &["-n", "2"], &[]);
     let refused = s.answer("workload counter");
     assert!(
         refused.starts_with("error:") && refused.contains("g-counter"),
         "{refused}"
     );
-    // The workload did not switch: `workload on` runs the Maelstrom workload the session had (lin-kv).
-    s.ok("workload g-counter");
+    // The workload did not switch: `workload on` runs the session's default for a Maelstrom node, lin-kv.
     s.ok("workload on");
-    s.passes_with_ops(0, 20);
+    let (_, answer) = s.passes_with_ops(0, 20);
+    assert!(answer.contains("linearizability check passed"), "{answer}");
+    s.ok("workload g-counter");
     s.quit();
 }
 

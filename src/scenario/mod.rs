@@ -16,7 +16,8 @@
 //! heartbeat = "50ms"
 //!
 //! [workload]
-//! kind = "counter"               # counter | lin-kv
+//! kind = "counter"               # counter | lin-kv | none; a Maelstrom node: lin-kv, echo, unique-ids,
+//!                                 # broadcast, g-counter, kafka
 //! rate = 50
 //!
 //! [run]

@@ -180,6 +180,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         node_args,
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    let default_workload = spec.kind.default_workload();
     let cluster = match Cluster::start(spec, tx.clone()).await {
         Ok(c) => c,
         Err(e) => {
@@ -206,6 +207,12 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
         _lock: lock,
     };
     session.apply(Stamped::new(cluster.now_ms(), settings));
+    if workload.is_none() && default_workload != WorkloadKind::Counter {
+        // The session shows (and `workload on` runs) the kind's own default: lin-kv for a Maelstrom node.
+        let _ = cluster
+            .perform(Command::SetWorkloadKind(Some(default_workload)))
+            .await;
+    }
     if let Some(kind) = workload {
         if kind != WorkloadKind::Counter {
             let _ = cluster.perform(Command::SetWorkloadKind(Some(kind))).await;

@@ -92,6 +92,12 @@ struct State {
     topology_sent: BTreeMap<u64, String>,
     /// Kafka: the highest offset acknowledged per key, to poll from.
     kafka_high: [u64; KAFKA_KEYS],
+    /// Broadcast: every value handed to a client, completed or not (a read may show a value whose broadcast
+    /// is still in flight).
+    broadcast_drawn: std::collections::HashSet<u64>,
+    /// G-counter: the deltas of every add handed to a client, completed or not (a read may show an add whose
+    /// reply is still on its way).
+    adds_drawn: u64,
 }
 
 /// One of Maelstrom's workloads: the requests it draws and the history it judges. Shared by the clients.
@@ -112,6 +118,8 @@ impl Workload {
                 messages_at_start: 0,
                 topology_sent: BTreeMap::new(),
                 kafka_high: [0; KAFKA_KEYS],
+                broadcast_drawn: Default::default(),
+                adds_drawn: 0,
             }),
         }
     }
@@ -180,10 +188,15 @@ impl Workload {
             WorkloadKind::Echo => json!({"type": "echo", "echo": format!("squall says {n}")}),
             WorkloadKind::UniqueIds => json!({"type": "generate"}),
             WorkloadKind::Broadcast if read => json!({"type": "read"}),
-            WorkloadKind::Broadcast => json!({"type": "broadcast", "message": n}),
+            WorkloadKind::Broadcast => {
+                g.broadcast_drawn.insert(n);
+                json!({"type": "broadcast", "message": n})
+            }
             WorkloadKind::GCounter if read => json!({"type": "read"}),
             WorkloadKind::GCounter => {
-                json!({"type": "add", "delta": g.rng.random_range(1..=5)})
+                let delta: u64 = g.rng.random_range(1..=5);
+                g.adds_drawn += delta;
+                json!({"type": "add", "delta": delta})
             }
             WorkloadKind::Kafka => {
                 let k = g.rng.random_range(0..KAFKA_KEYS);
@@ -269,8 +282,10 @@ impl Workload {
         let found = match kind {
             WorkloadKind::Echo => echo(&g.ops),
             WorkloadKind::UniqueIds => unique_ids(&g.ops),
-            WorkloadKind::Broadcast => broadcast(&g.ops, finals, reads_began_ns, now_ns),
-            WorkloadKind::GCounter => g_counter(&g.ops, finals, reads_began_ns),
+            WorkloadKind::Broadcast => {
+                broadcast(&g.ops, &g.broadcast_drawn, finals, reads_began_ns, now_ns)
+            }
+            WorkloadKind::GCounter => g_counter(&g.ops, g.adds_drawn, finals, reads_began_ns),
             WorkloadKind::Kafka => kafka(&g.ops),
             WorkloadKind::Counter | WorkloadKind::LinKv => unreachable!("not chosen here"),
         };
@@ -476,6 +491,7 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 
 fn broadcast(
     ops: &[Op],
+    drawn: &std::collections::HashSet<u64>,
     finals: &BTreeMap<u64, Result<Value, String>>,
     reads_began_ns: u64,
     now_ns: u64,
@@ -500,7 +516,7 @@ fn broadcast(
             continue;
         }
         for v in messages_of(reply).unwrap_or_default() {
-            if !sent.contains_key(&v) {
+            if !drawn.contains(&v) {
                 invented.insert(v);
             }
             first_seen
@@ -590,10 +606,11 @@ fn not_read(unread: &[String]) -> String {
 
 fn g_counter(
     ops: &[Op],
+    drawn: u64,
     finals: &BTreeMap<u64, Result<Value, String>>,
     reads_began_ns: u64,
 ) -> Found {
-    let (mut acked, mut attempted) = (0u64, 0u64);
+    let (mut acked, mut attempted, mut failed) = (0u64, 0u64, 0u64);
     for op in ops {
         if op.req.body["type"] != "add" {
             continue;
@@ -607,9 +624,11 @@ fn g_counter(
                 attempted += delta;
             }
             Outcome::Info(_) => attempted += delta,
-            Outcome::Fail(_) => {}
+            Outcome::Fail(_) => failed += delta,
         }
     }
+    // Adds still in flight may have happened too: everything handed out but what definitely failed.
+    let attempted = attempted.max(drawn.saturating_sub(failed));
     let mut reads = Vec::new();
     let mut unread = Vec::new();
     for (&node, read) in finals {
