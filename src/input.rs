@@ -611,7 +611,9 @@ pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> O
         Action::Check => Command::Check,
         Action::SwitchWorkload => Command::SetWorkloadKind(Some(match state.workload_kind {
             WorkloadKind::Counter => WorkloadKind::LinKv,
-            WorkloadKind::LinKv => WorkloadKind::Counter,
+            WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced => {
+                WorkloadKind::Counter
+            }
         })),
         Action::LinkFault(f) => {
             let id = state.fault_set.iter().flatten().find_map(|a| {

@@ -24,6 +24,8 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         workload: args.workload.map(|w| match w {
             WorkloadArg::Counter => WorkloadKind::Counter,
             WorkloadArg::LinKv => WorkloadKind::LinKv,
+            WorkloadArg::Lock => WorkloadKind::Lock,
+            WorkloadArg::LockFenced => WorkloadKind::LockFenced,
         }),
         node_bin: args.node_bin.clone(),
         dump_screens: args.dump_screens.clone(),

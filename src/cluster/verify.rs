@@ -55,8 +55,9 @@ impl Cluster {
     pub(super) async fn check_all(&self) -> (Verdict, String) {
         let lin = lin_check(self).await;
         let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
+        let lock = self.lock_check();
         let mut findings = Vec::new();
-        if lin.is_none() || counters_written {
+        if (lin.is_none() && lock.is_none()) || counters_written {
             let (verdict, report) = self.check().await;
             self.emit(Event::Checked {
                 verdict,
@@ -69,6 +70,13 @@ impl Cluster {
                 verdict,
                 report: report.clone(),
                 window,
+            });
+            findings.push((verdict, report));
+        }
+        if let Some((verdict, report)) = lock {
+            self.emit(Event::LockChecked {
+                verdict,
+                report: report.clone(),
             });
             findings.push((verdict, report));
         }

@@ -50,6 +50,8 @@ pub(super) struct Control {
     kind: Mutex<WorkloadKind>,
     /// The lin-kv workload's history and shared client state.
     pub(super) lin: linkv::LinKv,
+    /// The lock workloads' client faults, resource and checker.
+    pub(super) lock: super::lock::LockWorkload,
 }
 
 /// The file in a cluster directory that lists the key tag of every session that ran on it, one a line
@@ -109,6 +111,7 @@ impl Control {
             tally: Mutex::new(Tally::default()),
             kind: Mutex::new(WorkloadKind::Counter),
             lin: linkv::LinKv::new(tag),
+            lock: super::lock::LockWorkload::new(),
         }
     }
 
@@ -122,7 +125,9 @@ impl Control {
         let mut g = self.kind.lock().unwrap();
         *g = kind.unwrap_or(match *g {
             WorkloadKind::Counter => WorkloadKind::LinKv,
-            WorkloadKind::LinKv => WorkloadKind::Counter,
+            WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced => {
+                WorkloadKind::Counter
+            }
         });
         *g
     }

@@ -171,11 +171,19 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "workload",
-        "workload on|off · workload rate R · workload lin-kv|counter — the built-in client workload",
+        "workload on|off · workload rate R · workload lin-kv|counter|lock|lock-fenced — the built-in client workload",
+    ),
+    verb(
+        "pause-client",
+        "pause-client C DUR — lock client C stops for DUR at its next protected write, as in a GC pause",
+    ),
+    verb(
+        "slow-client",
+        "slow-client C DUR — every step of lock client C takes DUR longer, until `heal`",
     ),
     verb(
         "check",
-        "check — check the workload: counters, or the lin-kv history for linearizability",
+        "check — check the workload: counters, the lin-kv history for linearizability, or the lock's mutual exclusion",
     ),
     verb(
         "status",

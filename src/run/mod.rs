@@ -147,6 +147,8 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
         workload: match s.workload.kind {
             WorkloadKind::Counter => Some(SessionWorkload::Counter),
             WorkloadKind::LinKv => Some(SessionWorkload::LinKv),
+            WorkloadKind::Lock => Some(SessionWorkload::Lock),
+            WorkloadKind::LockFenced => Some(SessionWorkload::LockFenced),
             WorkloadKind::None => None,
         },
         node_bin: c.node_bin.clone(),

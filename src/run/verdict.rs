@@ -62,7 +62,7 @@ pub(super) async fn judge(
 ) -> Vec<Finding> {
     let s = &plan.scenario;
     let mut findings = Vec::new();
-    if s.checks.counter || s.checks.linearizable {
+    if s.checks.counter || s.checks.linearizable || s.checks.lock {
         let outcome = cluster.perform(Command::Check).await;
         say_outcome(feed, cluster, "check", &outcome);
         let (verdict, evidence) = match outcome {
@@ -77,10 +77,10 @@ pub(super) async fn judge(
             other => ("unknown", format!("{other:?}")),
         };
         findings.push(Finding {
-            check: if s.workload.kind == WorkloadKind::LinKv {
-                "linearizable"
-            } else {
-                "counter"
+            check: match s.workload.kind {
+                WorkloadKind::LinKv => "linearizable",
+                WorkloadKind::Lock | WorkloadKind::LockFenced => "lock",
+                _ => "counter",
             },
             verdict,
             evidence,

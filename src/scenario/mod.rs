@@ -72,6 +72,10 @@ pub enum WorkloadKind {
     Counter,
     /// read / write / cas on a few keys, checked for linearizability (Jepsen's and Maelstrom's lin-kv).
     LinKv,
+    /// A lease lock taken by cas, and writes to a resource under it without fencing (`lock`).
+    Lock,
+    /// The same with fencing tokens checked by the resource (`lock-fenced`).
+    LockFenced,
     /// No workload.
     None,
 }
@@ -81,6 +85,8 @@ impl fmt::Display for WorkloadKind {
         f.write_str(match self {
             WorkloadKind::Counter => "counter",
             WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::Lock => "lock",
+            WorkloadKind::LockFenced => "lock-fenced",
             WorkloadKind::None => "none",
         })
     }
@@ -131,6 +137,8 @@ pub struct Checks {
     pub counter: bool,
     /// Linearizability of the history; lin-kv workload only.
     pub linearizable: bool,
+    /// Mutual exclusion at the lock workload's resource; lock and lock-fenced workloads only.
+    pub lock: bool,
     /// Live Raft safety invariants from the nodes' statuses.
     pub invariants: bool,
     /// A leader and a commit within `liveness_bound` whenever the cluster is healthy.

@@ -112,6 +112,7 @@ struct RawNemesis {
 struct RawChecks {
     counter: Option<bool>,
     linearizable: Option<bool>,
+    lock: Option<bool>,
     invariants: Option<bool>,
     liveness: Option<bool>,
     liveness_bound: Option<Spanned<String>>,
@@ -234,11 +235,15 @@ pub fn parse_scenario(
         Some(k) => match k.get_ref().as_str() {
             "counter" => WorkloadKind::Counter,
             "lin-kv" => WorkloadKind::LinKv,
+            "lock" => WorkloadKind::Lock,
+            "lock-fenced" => WorkloadKind::LockFenced,
             "none" => WorkloadKind::None,
             other => {
                 return Err(p.err(
                     k.span(),
-                    format!("workload.kind = \"{other}\": use \"counter\", \"lin-kv\" or \"none\""),
+                    format!(
+                        "workload.kind = \"{other}\": use \"counter\", \"lin-kv\", \"lock\", \"lock-fenced\" or \"none\""
+                    ),
                 ));
             }
         },
@@ -371,6 +376,10 @@ pub fn parse_scenario(
     let checks = Checks {
         counter: ch.counter.unwrap_or(kind == WorkloadKind::Counter),
         linearizable: ch.linearizable.unwrap_or(kind == WorkloadKind::LinKv),
+        lock: ch.lock.unwrap_or(matches!(
+            kind,
+            WorkloadKind::Lock | WorkloadKind::LockFenced
+        )),
         invariants: ch.invariants.unwrap_or(true),
         liveness: ch.liveness.unwrap_or(true),
         liveness_bound,
@@ -380,6 +389,14 @@ pub fn parse_scenario(
         return Err(p.err(
             0..0,
             format!("checks.counter needs workload.kind = \"counter\" (it is \"{kind}\")"),
+        ));
+    }
+    if checks.lock && !matches!(kind, WorkloadKind::Lock | WorkloadKind::LockFenced) {
+        return Err(p.err(
+            0..0,
+            format!(
+                "checks.lock needs workload.kind = \"lock\" or \"lock-fenced\" (it is \"{kind}\")"
+            ),
         ));
     }
     if checks.linearizable && kind != WorkloadKind::LinKv {

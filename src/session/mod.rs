@@ -194,10 +194,8 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
     };
     session.apply(Stamped::new(cluster.now_ms(), settings));
     if let Some(kind) = workload {
-        if kind == WorkloadKind::LinKv {
-            let _ = cluster
-                .perform(Command::SetWorkloadKind(Some(WorkloadKind::LinKv)))
-                .await;
+        if kind != WorkloadKind::Counter {
+            let _ = cluster.perform(Command::SetWorkloadKind(Some(kind))).await;
         }
         let _ = cluster.perform(Command::Workload(Some(true))).await;
     }

@@ -388,7 +388,7 @@ impl ClusterState {
                     latency_us: *latency_us,
                 });
             }
-            Event::Checked { verdict, report } => {
+            Event::Checked { verdict, report } | Event::LockChecked { verdict, report } => {
                 let kind = match verdict {
                     super::Verdict::Violated => FeedKind::Violation,
                     super::Verdict::Ok | super::Verdict::Inconclusive => FeedKind::Check,
@@ -397,6 +397,7 @@ impl ClusterState {
                 self.push(at, None, kind, report.clone());
             }
             Event::Op { .. } => {}
+            Event::Lock { record } => self.on_lock(at, record),
             Event::WorkloadKind { kind } => self.workload_kind = *kind,
             Event::LinChecked {
                 verdict,

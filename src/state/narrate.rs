@@ -353,3 +353,35 @@ impl ClusterState {
         );
     }
 }
+
+impl ClusterState {
+    /// A lock workload record, narrated where a person would want to see it: the pause striking and a write
+    /// the fenced resource rejected. Grants and accepted writes are too many to narrate.
+    pub(super) fn on_lock(&mut self, at_ms: u64, record: &crate::check::lock::LockEvent) {
+        use crate::check::lock::LockEvent;
+        let text = match record {
+            LockEvent::PauseStruck {
+                client,
+                token,
+                pause_ms,
+                ..
+            } => format!(
+                "client {client} paused at its protected write (token {token}) for {}",
+                crate::units::duration(std::time::Duration::from_millis(*pause_ms))
+            ),
+            LockEvent::Wrote {
+                client,
+                token,
+                write,
+                accepted: false,
+                highest,
+                ..
+            } => format!(
+                "resource rejected write #{write} by client {client}: token {token} is below {highest}, the \
+                 highest it has seen (fencing)"
+            ),
+            _ => return,
+        };
+        self.push(at_ms, None, FeedKind::Fault, text);
+    }
+}
