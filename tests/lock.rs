@@ -3,7 +3,8 @@
 //!
 //! - the library's `naive-lock-gc-pause` (a lease lock without fencing) is found invalid, the violation
 //!   naming both clients, their leases and the write that slipped in; `fenced-lock-gc-pause` is valid, the
-//!   paused client's stale write rejected by the resource; both on squall's node and on etcd;
+//!   paused client's stale write rejected by the resource; on squall's node, on etcd and on openraft
+//!   (`examples/openraft-kv` through its kind file);
 //! - `squall report` checks the lock again from the event log alone;
 //! - the client faults through the console: refused without a lock workload, listed by `faults`, `heal`
 //!   ends `slow-client`, bad input refused naming it.
@@ -40,6 +41,50 @@ fn etcd_available(what: &str) -> bool {
         eprintln!("SKIPPED {what}: needs etcd on PATH (apt-get install etcd-server)");
     }
     found
+}
+
+/// The `openraft-kv` binary beside this test's build, built first (`cargo build -p openraft-kv`) when it is
+/// not there or older than its sources, as `tests/openraft.rs` does.
+fn openraft_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("openraft-kv");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest_source = std::fs::read_dir(root.join("examples/openraft-kv/src"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max();
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    if built.is_none() || newest_source > built {
+        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.args(["build", "-p", "openraft-kv"]).current_dir(root);
+        if exe.to_string_lossy().contains("/release/") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status()
+                .expect("running cargo build -p openraft-kv")
+                .success(),
+            "cargo build -p openraft-kv failed"
+        );
+    }
+    assert!(bin.is_file(), "no node binary at {}", bin.display());
+    bin
+}
+
+/// The openraft example's kind file, its program pointed at the built binary, written into `dir`.
+fn openraft_kind(dir: &Path) -> PathBuf {
+    let text = include_str!("../examples/openraft-kv/openraft.toml").replacen(
+        "program = \"target/release/openraft-kv\"",
+        &format!("program = \"{}\"", openraft_binary().display()),
+        1,
+    );
+    let path = dir.join("openraft.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// What a run printed and where its bundle is.
@@ -197,6 +242,22 @@ fn etcd_fenced_lock_gc_pause_is_valid_with_the_stale_write_rejected() {
         let ran = run("fenced-lock-gc-pause", Some("etcd"));
         assert_the_stale_write_was_rejected(&ran);
     }
+}
+
+#[test]
+fn openraft_naive_lock_gc_pause_is_invalid() {
+    let kinds = tempfile::tempdir().unwrap();
+    let kind = openraft_kind(kinds.path());
+    let ran = run("naive-lock-gc-pause", Some(&kind.display().to_string()));
+    assert_names_the_slipped_write(&ran);
+}
+
+#[test]
+fn openraft_fenced_lock_gc_pause_is_valid_with_the_stale_write_rejected() {
+    let kinds = tempfile::tempdir().unwrap();
+    let kind = openraft_kind(kinds.path());
+    let ran = run("fenced-lock-gc-pause", Some(&kind.display().to_string()));
+    assert_the_stale_write_was_rejected(&ran);
 }
 
 #[test]
