@@ -215,6 +215,17 @@ fn naive_lock_gc_pause_is_invalid_naming_both_clients_their_leases_and_the_write
             && html.contains("lock check FAILED (lock (no fencing))"),
         "the report did not find the violation again from the log"
     );
+    // The client fault is exported as the command it was, and the workload as its kind.
+    let o = squall()
+        .arg("scenario")
+        .arg(ran.bundle.join("events.jsonl.gz"))
+        .output()
+        .unwrap();
+    let exported = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        exported.contains("kind = \"lock\"") && exported.contains("do = \"pause-client 1 3s\""),
+        "{exported}"
+    );
 }
 
 #[test]
