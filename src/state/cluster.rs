@@ -211,6 +211,19 @@ pub struct ClusterState {
     /// When faults were injected (session milliseconds, the latest `FAULT_MARKS`): the latency chart marks
     /// these, and not every command performed (a `heal`, `workload on` or `check` is no fault).
     pub fault_marks: std::collections::VecDeque<u64>,
+    /// The lock workload's client faults in force, by client: in words, for the faults line.
+    pub(super) client_faults: BTreeMap<u64, ClientFaultView>,
+}
+
+/// One lock client's faults, as the faults line shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct ClientFaultView {
+    /// `slow-client C DUR` in force.
+    pub(super) slow: Option<std::time::Duration>,
+    /// `pause-client C DUR` armed, not struck yet.
+    pub(super) armed: Option<std::time::Duration>,
+    /// A pause struck and runs until then (session ms).
+    pub(super) paused_until_ms: Option<u64>,
 }
 
 /// How many fault times [`ClusterState::fault_marks`] keeps.
@@ -292,6 +305,7 @@ impl ClusterState {
                 } else {
                     effect.clone()
                 };
+                self.on_client_fault(command);
                 if command.injects_fault() {
                     if self.fault_marks.len() == FAULT_MARKS {
                         self.fault_marks.pop_front();
