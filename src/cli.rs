@@ -151,6 +151,11 @@ pub enum WorkloadArg {
     /// Reads, writes and cas on a few integer keys, checked for linearizability.
     #[value(name = "lin-kv")]
     LinKv,
+    /// Clients take a lease lock through the cluster and write to a resource under it, without fencing.
+    Lock,
+    /// As `lock`, with fencing tokens: the resource rejects a write with a token below one it has seen.
+    #[value(name = "lock-fenced")]
+    LockFenced,
     /// Maelstrom's echo (a Maelstrom node only).
     Echo,
     /// Maelstrom's unique-ids (a Maelstrom node only).

@@ -612,7 +612,10 @@ pub fn command_for(action: &Action, view: &ViewState, state: &ClusterState) -> O
         // A kind without squall's counter (a Maelstrom node) refuses `workload counter` and says why; from one
         // of Maelstrom's own workloads the key goes back to lin-kv.
         Action::SwitchWorkload => Command::SetWorkloadKind(Some(match state.workload_kind {
-            WorkloadKind::LinKv => WorkloadKind::Counter,
+            WorkloadKind::Counter => WorkloadKind::LinKv,
+            WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced => {
+                WorkloadKind::Counter
+            }
             _ => WorkloadKind::LinKv,
         })),
         Action::LinkFault(f) => {

@@ -216,6 +216,14 @@ fn bad_scenario_files_exit_2_naming_the_file_and_line() {
         ),
         ("[cluster\n", ":1:"),
         (
+            "[[timeline]]\nat = \"1s\"\ndo = \"pause-client 1 3s\"\n",
+            ":3: `pause-client 1 3s` acts on the lock workload's clients: set `kind = \"lock\"`",
+        ),
+        (
+            "[workload]\nkind = \"lock\"\n[[timeline]]\nat = \"1s\"\ndo = \"slow-client 4 1s\"\n",
+            ":5: `slow-client 4 1s`: there is no lock client 4",
+        ),
+        (
             "[[timeline]]\nat = \"1s\"\ndo = \"powercut 2\"\n",
             ":3: `powercut 2` needs the fault filesystem: add `disk-faults = true`",
         ),

@@ -24,6 +24,8 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         workload: args.workload.map(|w| match w {
             WorkloadArg::Counter => WorkloadKind::Counter,
             WorkloadArg::LinKv => WorkloadKind::LinKv,
+            WorkloadArg::Lock => WorkloadKind::Lock,
+            WorkloadArg::LockFenced => WorkloadKind::LockFenced,
             WorkloadArg::Echo => WorkloadKind::Echo,
             WorkloadArg::UniqueIds => WorkloadKind::UniqueIds,
             WorkloadArg::Broadcast => WorkloadKind::Broadcast,

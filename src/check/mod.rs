@@ -8,7 +8,8 @@
 //! - [`diagram`]: a failing window drawn as text lanes;
 //! - [`sim`]: a seeded register simulator for benchmarks and tests;
 //! - [`invariants`]: Raft's safety properties checked live from the nodes' statuses and event feeds;
-//! - [`liveness`]: progress whenever the cluster is healthy, judged apart from safety, and recovery times.
+//! - [`liveness`]: progress whenever the cluster is healthy, judged apart from safety, and recovery times;
+//! - [`lock`]: mutual exclusion of the lock workload's protected writes, as the resource saw them.
 
 pub mod brief;
 pub mod diagram;
@@ -17,6 +18,7 @@ pub mod history;
 pub mod invariants;
 pub mod linear;
 pub mod liveness;
+pub mod lock;
 pub mod sim;
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub(super) async fn run(cluster: Cluster) {
             done_tx.clone(),
         ));
     }
+    let lock_tx = super::lock_client::spawn(&cluster, done_tx.clone());
     drop(done_tx);
     let (mut counts, mut n) = (Counts::default(), 0u64);
     let mut last_report = Instant::now();
@@ -92,6 +93,7 @@ pub(super) async fn run(cluster: Cluster) {
         let _ = match cluster.inner.workload.kind() {
             WorkloadKind::Counter => token_tx.try_send(n),
             WorkloadKind::LinKv => lin_tx.try_send(n),
+            WorkloadKind::Lock | WorkloadKind::LockFenced => lock_tx.try_send(n),
             _ => mael_tx.try_send(n),
         };
     }

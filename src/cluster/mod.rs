@@ -20,6 +20,8 @@ mod guarded;
 mod handle;
 mod links;
 mod linkv;
+mod lock;
+mod lock_client;
 pub mod membership;
 pub mod outcome;
 mod perform;
@@ -33,5 +35,7 @@ pub use files::{ClusterFile, NodeEntry};
 pub use handle::{Cluster, ClusterSpec};
 // For `disk.rs`, which names it through the folder.
 pub(crate) use handle::node_name;
+/// How many clients the lock workloads run (`pause-client C` and `slow-client C` name 1 to this).
+pub use lock::CLIENTS as LOCK_CLIENTS;
 pub use outcome::Outcome;
 pub(crate) use start::pick_ports;

@@ -8,7 +8,7 @@ use crate::command::DiskAction;
 
 use super::handle::node_name;
 use super::links::link_view;
-use super::{Cluster, Outcome, linkv, membership};
+use super::{Cluster, Outcome, linkv, lock, membership};
 use crate::state::{Event, ProcessState};
 
 impl Cluster {
@@ -84,6 +84,7 @@ impl Cluster {
                         lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
                     }
                 }
+                lines.extend(self.inner.workload.lock.describe());
                 let summary = match lines.len() {
                     0 => "no fault in force".to_string(),
                     1 => "1 fault in force".to_string(),
@@ -396,6 +397,14 @@ impl Cluster {
                         membership::id_list(&healed)
                     )
                 });
+                let clients = self.inner.workload.lock.heal_all();
+                let disks = match (disks, clients.is_empty()) {
+                    (d, true) => d,
+                    (None, false) => Some(format!("client faults ended: {}", clients.join(", "))),
+                    (Some(d), false) => {
+                        Some(format!("{d}; client faults ended: {}", clients.join(", ")))
+                    }
+                };
                 match (network, disks) {
                     (None, None) => Err(
                         "nothing to heal: no fault is in force (`faults` lists the network's, `status` each \
@@ -546,12 +555,54 @@ impl Cluster {
                         linkv::CLIENTS,
                         linkv::KEYS
                     ),
+                    crate::state::WorkloadKind::Lock | crate::state::WorkloadKind::LockFenced => {
+                        let fenced = kind == crate::state::WorkloadKind::LockFenced;
+                        self.inner.workload.lock.start(|e| self.emit(e), fenced);
+                        format!(
+                            "workload {}: {} clients take a {} lease lock by cas and write to a resource under \
+                             it{}",
+                            kind.as_str(),
+                            lock::CLIENTS,
+                            crate::units::duration(lock::LEASE),
+                            if fenced {
+                                " that rejects a fencing token below the highest it has seen"
+                            } else {
+                                " that checks no token"
+                            }
+                        )
+                    }
                     k => format!(
                         "workload {}: Maelstrom's, {} clients, checked by its checker",
                         k.as_str(),
                         super::clients::MAELSTROM_CLIENTS
                     ),
                 })
+            }
+            Command::PauseClient(c, d) | Command::SlowClient(c, d) => {
+                use crate::state::WorkloadKind as W;
+                let kind = self.inner.workload.kind();
+                if !matches!(kind, W::Lock | W::LockFenced) {
+                    return Err(format!(
+                        "`{cmd}` acts on the lock workload's clients, and the workload is {} now (nothing was \
+                         done; `workload lock` or `workload lock-fenced` starts them)",
+                        kind.as_str()
+                    ));
+                }
+                let lock = &self.inner.workload.lock;
+                if matches!(cmd, Command::PauseClient(..)) {
+                    lock.arm_pause(c, d)?;
+                    Ok(format!(
+                        "pause-client {c} {}: armed, strikes at client {c}'s next protected write (after its \
+                         lease check, before the write)",
+                        crate::units::exact(d)
+                    ))
+                } else {
+                    lock.set_slow(c, d)?;
+                    Ok(format!(
+                        "slow-client {c}: every step of client {c} takes {} longer, until `heal`",
+                        crate::units::exact(d)
+                    ))
+                }
             }
             Command::PowerCut(..) | Command::Disk(..) => self.perform_disk(cmd).await,
             Command::Add

@@ -58,6 +58,7 @@ impl Cluster {
         let lin = lin_check(self).await;
         let mael = self.maelstrom_check().await;
         let counters_written = self.inner.workload.tally().attempted.iter().any(|&n| n > 0);
+        let lock = self.lock_check();
         let mut findings = Vec::new();
         // A kind without squall's counter (a Maelstrom node) has no counters to read.
         let counter_kind = self
@@ -73,7 +74,7 @@ impl Cluster {
             });
             findings.push((verdict, report));
         }
-        if counters_written || (lin.is_none() && findings.is_empty() && counter_kind) {
+        if counters_written || (lin.is_none() && lock.is_none() && findings.is_empty() && counter_kind) {
             let (verdict, report) = self.check().await;
             self.emit(Event::Checked {
                 verdict,
@@ -86,6 +87,13 @@ impl Cluster {
                 verdict,
                 report: report.clone(),
                 window,
+            });
+            findings.push((verdict, report));
+        }
+        if let Some((verdict, report)) = lock {
+            self.emit(Event::LockChecked {
+                verdict,
+                report: report.clone(),
             });
             findings.push((verdict, report));
         }

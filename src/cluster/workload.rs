@@ -52,6 +52,8 @@ pub(super) struct Control {
     pub(super) lin: linkv::LinKv,
     /// Maelstrom's other workloads (echo, unique-ids, broadcast, g-counter, kafka): requests and history.
     pub(super) mael: crate::kind::maelstrom::workload::Workload,
+    /// The lock workloads' client faults, resource and checker.
+    pub(super) lock: super::lock::LockWorkload,
 }
 
 /// The file in a cluster directory that lists the key tag of every session that ran on it, one a line
@@ -113,6 +115,7 @@ impl Control {
             kind: Mutex::new(kind),
             lin: linkv::LinKv::new(tag),
             mael: crate::kind::maelstrom::workload::Workload::new(seed),
+            lock: super::lock::LockWorkload::new(),
         }
     }
 
@@ -125,7 +128,10 @@ impl Control {
     pub(super) fn set_kind(&self, kind: Option<WorkloadKind>) -> WorkloadKind {
         let mut g = self.kind.lock().unwrap();
         *g = kind.unwrap_or(match *g {
-            WorkloadKind::LinKv => WorkloadKind::Counter,
+            WorkloadKind::Counter => WorkloadKind::LinKv,
+            WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced => {
+                WorkloadKind::Counter
+            }
             _ => WorkloadKind::LinKv,
         });
         *g

@@ -103,6 +103,13 @@ pub enum Command {
     Replace(NodeId),
     /// Promote learner N to voter by hand.
     Promote(NodeId),
+    /// Stop lock-workload client C for DUR at its next protected write, as a garbage-collection pause does
+    /// (Kleppmann's example): after it checked its lease, before it writes. It then carries on as if nothing
+    /// happened. The pause strikes once.
+    PauseClient(u64, std::time::Duration),
+    /// Delay every step of lock-workload client C (its lock requests and its protected writes) by DUR,
+    /// until `heal`.
+    SlowClient(u64, std::time::Duration),
     /// Restart every node of the configuration at once with its data (removed nodes stay stopped): the
     /// whole cluster back after `powercut all` or a kill of every node, or a crash-restart of all of it.
     RestartAll,
@@ -135,6 +142,12 @@ pub enum WorkloadKind {
     /// Reads, writes and compare-and-swaps on a few integer keys, recorded as a history and checked for
     /// linearizability.
     LinKv,
+    /// Clients take a lease lock (a compare-and-swap through the cluster) and write to a resource under it;
+    /// the resource does not check fencing tokens. Checked for mutual exclusion at the resource.
+    Lock,
+    /// As [`WorkloadKind::Lock`], and the resource rejects a write whose fencing token is below the highest
+    /// it has seen (Kleppmann, "How to do distributed locking").
+    LockFenced,
     /// Maelstrom's `echo`: each reply carries its request's `echo` (Maelstrom nodes only).
     Echo,
     /// Maelstrom's `unique-ids`: every `generate` answers an id no other answer had (Maelstrom nodes only).
@@ -151,9 +164,11 @@ pub enum WorkloadKind {
 
 impl WorkloadKind {
     /// Every workload, in the order help lists them.
-    pub const ALL: [WorkloadKind; 7] = [
+    pub const ALL: [WorkloadKind; 9] = [
         WorkloadKind::Counter,
         WorkloadKind::LinKv,
+        WorkloadKind::Lock,
+        WorkloadKind::LockFenced,
         WorkloadKind::Echo,
         WorkloadKind::UniqueIds,
         WorkloadKind::Broadcast,
@@ -161,11 +176,13 @@ impl WorkloadKind {
         WorkloadKind::Kafka,
     ];
 
-    /// The name the commands, flags and scenario files use (`counter`, `lin-kv`, `g-counter`…).
+    /// The name the commands, flags and scenario files use (`counter`, `lin-kv`, `lock`, `g-counter`…).
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Counter => "counter",
             WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::Lock => "lock",
+            WorkloadKind::LockFenced => "lock-fenced",
             WorkloadKind::Echo => "echo",
             WorkloadKind::UniqueIds => "unique-ids",
             WorkloadKind::Broadcast => "broadcast",
@@ -182,7 +199,10 @@ impl WorkloadKind {
     /// Whether it is one of Maelstrom's own workloads besides lin-kv, which only a Maelstrom node runs
     /// (`kind::maelstrom::workload`).
     pub fn is_maelstrom_only(self) -> bool {
-        !matches!(self, WorkloadKind::Counter | WorkloadKind::LinKv)
+        !matches!(
+            self,
+            WorkloadKind::Counter | WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced
+        )
     }
 }
 
@@ -237,7 +257,9 @@ impl Command {
             | Command::ToggleFault(_)
             | Command::CycleDelay(_)
             | Command::CycleLoss(_)
-            | Command::PowerCut(..) => true,
+            | Command::PowerCut(..)
+            | Command::PauseClient(..)
+            | Command::SlowClient(..) => true,
             Command::Fault(f) => !f.kind.is_zero(),
             Command::Disk(_, a) => *a != DiskAction::Heal,
             Command::Clock(_, a) => *a != ClockAction::Heal,
@@ -335,6 +357,8 @@ impl std::fmt::Display for Command {
             Command::Remove(n) => write!(f, "remove {n}"),
             Command::Replace(n) => write!(f, "replace {n}"),
             Command::Promote(n) => write!(f, "promote {n}"),
+            Command::PauseClient(c, d) => write!(f, "pause-client {c} {}", fault::human(*d)),
+            Command::SlowClient(c, d) => write!(f, "slow-client {c} {}", fault::human(*d)),
             Command::RestartAll => f.write_str("restart all"),
             Command::AddLearner => f.write_str("add --learner"),
             Command::Demote(n) => write!(f, "demote {n}"),
@@ -504,7 +528,7 @@ pub(crate) mod arbitrary {
     /// A random command the console can type (no toggles, no `quit`), naming nodes 1 to `nodes`.
     pub fn command(rng: &mut impl Rng, nodes: u64) -> Command {
         let t = target(rng, nodes);
-        match rng.random_range(0..37) {
+        match rng.random_range(0..39) {
             0 => Command::Kill(t),
             1 => Command::Terminate(t),
             2 => Command::Pause(t),
@@ -519,11 +543,16 @@ pub(crate) mod arbitrary {
             16 => Command::Transfer(t),
             17 => Command::Workload(Some(rng.random_bool(0.5))),
             18 => Command::WorkloadRate(rng.random_range(1..=100_000)),
-            19 => Command::SetWorkloadKind(Some(if rng.random_bool(0.5) {
-                WorkloadKind::Counter
-            } else {
-                WorkloadKind::LinKv
-            })),
+            19 => Command::SetWorkloadKind(Some(
+                *[
+                    WorkloadKind::Counter,
+                    WorkloadKind::LinKv,
+                    WorkloadKind::Lock,
+                    WorkloadKind::LockFenced,
+                ]
+                .choose(rng)
+                .unwrap(),
+            )),
             20 => Command::PowerCut(
                 if rng.random_bool(0.3) {
                     PowerTarget::All
@@ -585,6 +614,8 @@ pub(crate) mod arbitrary {
             34 => Command::Timeout(node(rng, nodes)),
             35 => Command::Heartbeat,
             36 => Command::DropStale(fault_target(rng, nodes)),
+            37 => Command::PauseClient(rng.random_range(1..=3), duration(rng)),
+            38 => Command::SlowClient(rng.random_range(1..=3), duration(rng)),
             _ => Command::Held,
         }
     }

@@ -37,6 +37,22 @@ fn member(word: Option<&str>, cmd: &str) -> Result<NodeId, String> {
     }
 }
 
+/// The words after `pause-client` or `slow-client`: a client number from 1 and a duration above zero.
+fn client_fault(cmd: &str, rest: &[&str]) -> Result<(u64, std::time::Duration), String> {
+    let usage = format!("`{cmd}` needs a client and a duration, e.g. `{cmd} 1 3s`");
+    let [c, d] = rest else {
+        return Err(usage);
+    };
+    let client = c.parse::<u64>().ok().filter(|c| *c >= 1).ok_or_else(|| {
+        format!("`{c}` is not a client number (lock-workload clients are numbered from 1); {usage}")
+    })?;
+    let d = parse_duration(d, "duration")?;
+    if d.is_zero() {
+        return Err(format!("`{cmd}` needs a duration above zero; {usage}"));
+    }
+    Ok((client, d))
+}
+
 /// Parses one line of the headless console.
 pub fn parse(line: &str) -> Result<Command, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -134,8 +150,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .ok_or_else(|| format!("`{r}` is not a rate from 1 to 100000 writes/s")),
             _ => Err(
                 "use `workload on`, `workload off`, `workload rate 500`, or a workload: `workload lin-kv`, \
-                 `workload counter`, or for a Maelstrom node `workload echo`, `unique-ids`, `broadcast`, \
-                 `g-counter`, `kafka`"
+                 `workload counter`, `workload lock`, `workload lock-fenced`, or for a Maelstrom node \
+                 `workload echo`, `unique-ids`, `broadcast`, `g-counter`, `kafka`"
                     .into(),
             ),
         },
@@ -150,6 +166,14 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "replace" => no_more(1, Command::Replace(member(arg(0), cmd)?)),
         "promote" => no_more(1, Command::Promote(member(arg(0), cmd)?)),
         "demote" => no_more(1, Command::Demote(member(arg(0), cmd)?)),
+        "pause-client" | "slow-client" => {
+            let (c, d) = client_fault(cmd, rest)?;
+            Ok(if cmd == "pause-client" {
+                Command::PauseClient(c, d)
+            } else {
+                Command::SlowClient(c, d)
+            })
+        }
         "powercut" => parse_powercut(rest).map(|(t, torn)| Command::PowerCut(t, torn)),
         "disk" => parse_disk(rest).map(|(t, a)| Command::Disk(t, a)),
         "clock" => parse_clock(rest).map(|(t, a)| Command::Clock(t, a)),
@@ -301,6 +325,18 @@ mod tests {
                 .contains("workload lin-kv")
         );
         assert_eq!(parse("  quit "), Ok(Command::Quit));
+        assert_eq!(
+            parse("workload lock-fenced"),
+            Ok(Command::SetWorkloadKind(Some(WorkloadKind::LockFenced)))
+        );
+        assert_eq!(
+            parse("pause-client 1 3s"),
+            Ok(Command::PauseClient(1, Duration::from_secs(3)))
+        );
+        assert_eq!(
+            parse("slow-client 2 200ms"),
+            Ok(Command::SlowClient(2, Duration::from_millis(200)))
+        );
     }
 
     #[test]
@@ -340,6 +376,22 @@ mod tests {
         assert!(parse("hold * for 5s").unwrap_err().contains("no `for`"));
         assert!(parse("bandwidth 1->2").unwrap_err().contains("needs more"));
         assert!(parse("heal two").unwrap_err().contains("not a fault id"));
+        assert!(
+            parse("pause-client 1")
+                .unwrap_err()
+                .contains("needs a client and a duration")
+        );
+        assert!(
+            parse("pause-client 0 3s")
+                .unwrap_err()
+                .contains("`0` is not a client number")
+        );
+        assert!(parse("slow-client 1 0").unwrap_err().contains("above zero"));
+        assert!(
+            parse("slow-client 1 soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse("step").unwrap_err().contains("needs a target"));
         assert!(parse("step * 0").unwrap_err().contains("number of frames"));
         assert!(parse("remove").unwrap_err().contains("needs a node id"));
@@ -390,6 +442,10 @@ mod tests {
             "restart all",
             "add --learner",
             "demote 3",
+            "pause-client 1 3s",
+            "slow-client 2 500ms",
+            "workload lock",
+            "workload lock-fenced",
         ] {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cmd.to_string(), line, "printed back");

@@ -171,11 +171,19 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "workload",
-        "workload on|off · workload rate R · workload lin-kv|counter|echo|unique-ids|broadcast|g-counter|kafka — the built-in client workload (the last five: Maelstrom nodes)",
+        "workload on|off · workload rate R · workload lin-kv|counter|lock|lock-fenced|echo|unique-ids|broadcast|g-counter|kafka — the built-in client workload (the last five: Maelstrom nodes)",
+    ),
+    verb(
+        "pause-client",
+        "pause-client C DUR — lock client C stops for DUR at its next protected write, as in a GC pause",
+    ),
+    verb(
+        "slow-client",
+        "slow-client C DUR — every step of lock client C takes DUR longer, until `heal`",
     ),
     verb(
         "check",
-        "check — check the workload: counters, the lin-kv history for linearizability, or a Maelstrom workload by its checker",
+        "check — check the workload: counters, the lin-kv history for linearizability, the lock's mutual exclusion, or a Maelstrom workload by its checker",
     ),
     verb(
         "status",

@@ -287,6 +287,7 @@ fn verdicts_section(m: &Model, check: Option<(&Report, std::time::Duration)>) ->
             .iter()
             .map(|c| c.verdict)
             .chain(fresh)
+            .chain(m.lock.as_ref().map(|(v, _)| *v))
             .chain([invariants]);
         let overall = verdicts::overall(all);
         h = h
@@ -343,6 +344,16 @@ fn verdicts_section(m: &Model, check: Option<(&Report, std::time::Duration)>) ->
                     h.text(format!(
                         "linearizability of the recorded history (checked for this report): {}",
                         describe(r, took)[0]
+                    ))
+                })
+                .nl();
+        }
+        if let Some((verdict, text)) = &m.lock {
+            h = h
+                .el("li", Some(session_class(*verdict)), |h| {
+                    h.text(format!(
+                        "mutual exclusion of the lock workload (checked for this report from the grants and \
+                         the resource's log): {text}"
                     ))
                 })
                 .nl();

@@ -139,6 +139,9 @@ pub struct Model {
     pub configs: Vec<ConfigRecord>,
     /// The run's verdict table and the invariants replayed from the log.
     pub verdicts: super::verdicts::Verdicts,
+    /// The lock workload's mutual exclusion, checked again from the log's grants and resource log
+    /// ([`crate::check::lock`]); `None` when the lock workload did not run.
+    pub lock: Option<(crate::state::Verdict, String)>,
 }
 
 /// What a fault window is, so the commands that undo it can find it.
@@ -156,6 +159,8 @@ enum Open {
     Disk(u64),
     /// A clock fault on a node: `clock N heal` or `heal` ends it (a later clock fault composes with it).
     Clock(u64),
+    /// A lock client slowed (`slow-client C DUR`): `heal` ends it.
+    SlowClient(u64),
 }
 
 /// The node a command names, as performed: the node the event says it hit, else the one it names.
@@ -213,6 +218,8 @@ impl Model {
         let mut commit = 0u64;
         let mut ever = std::collections::BTreeSet::new();
         let mut judge = super::verdicts::Judge::default();
+        // The lock workload's records, checked again here from the log.
+        let mut lock = crate::check::lock::LockChecker::default();
         for s in events {
             let s = s.borrow();
             judge.observe(s);
@@ -379,7 +386,13 @@ impl Model {
                     // What it undoes.
                     match command {
                         Command::Heal(None) => close(&mut m, &mut open, at, &label, |o| {
-                            matches!(o, Open::Network(..) | Open::Disk(_) | Open::Clock(_))
+                            matches!(
+                                o,
+                                Open::Network(..)
+                                    | Open::Disk(_)
+                                    | Open::Clock(_)
+                                    | Open::SlowClient(_)
+                            )
                         }),
                         Command::Heal(Some(id)) => close(
                             &mut m,
@@ -470,6 +483,19 @@ impl Model {
                         Command::Disk(_, _) => Open::Disk(n.unwrap_or(0)),
                         Command::Clock(_, ClockAction::Heal) => continue,
                         Command::Clock(..) => Open::Clock(n.unwrap_or(0)),
+                        Command::SlowClient(c, _) => {
+                            // Slowing a client slowed already replaces its delay.
+                            close(
+                                &mut m,
+                                &mut open,
+                                at,
+                                &label,
+                                |o| matches!(o, Open::SlowClient(x) if x == c),
+                            );
+                            Open::SlowClient(*c)
+                        }
+                        // A client pause's window starts when it strikes (`Event::Lock`), not here.
+                        Command::PauseClient(..) => continue,
                         Command::CycleDelay(_) | Command::CycleLoss(_) => continue,
                         _ => continue,
                     };
@@ -529,6 +555,33 @@ impl Model {
                     verdict: *verdict,
                     report: report.clone(),
                 }),
+                Event::LockChecked { verdict, report } => m.checks.push(CheckRecord {
+                    at_ms: at,
+                    which: "lock",
+                    verdict: *verdict,
+                    report: report.clone(),
+                }),
+                Event::Lock { record } => {
+                    lock.observe(record);
+                    if let crate::check::lock::LockEvent::PauseStruck {
+                        client,
+                        token,
+                        pause_ms,
+                        ..
+                    } = record
+                    {
+                        let mut w = window(
+                            format!(
+                                "pause-client {client} {}: struck at its protected write under token {token}",
+                                crate::units::exact(std::time::Duration::from_millis(*pause_ms))
+                            ),
+                            at,
+                        );
+                        w.end_ms = Some(at + pause_ms);
+                        w.ended_by = Some("the client carried on as if nothing happened".into());
+                        m.faults.push(w);
+                    }
+                }
                 Event::LinChecked {
                     verdict, report, ..
                 } => m.checks.push(CheckRecord {
@@ -550,6 +603,18 @@ impl Model {
             }
         }
         m.verdicts = judge.finish();
+        let lock = lock.report();
+        if lock.started || lock.grants > 0 {
+            use crate::check::lock::LockVerdict;
+            m.lock = Some((
+                match lock.verdict() {
+                    LockVerdict::Valid => crate::state::Verdict::Ok,
+                    LockVerdict::Invalid => crate::state::Verdict::Violated,
+                    LockVerdict::Unknown => crate::state::Verdict::Inconclusive,
+                },
+                lock.text(),
+            ));
+        }
         m.elections = leader_terms.len();
         m.ever = ever.into_iter().collect();
         // The lin-kv history's operations when there is one, else the counter workload's.
@@ -721,6 +786,60 @@ mod tests {
                 (500, None)
             ]
         );
+    }
+
+    /// Issue 23: a client pause's window starts when it strikes at the client's protected write, not when
+    /// the command was given, and lasts as long as the pause; `heal` ends a slowed client. The lock records
+    /// are checked again from the log.
+    #[test]
+    fn a_client_pause_window_starts_at_the_strike_and_heal_ends_a_slow_client() {
+        use crate::check::lock::LockEvent;
+        let lock = |at: u64, record: LockEvent| Stamped::new(at, Event::Lock { record });
+        let m = Model::from_events(&[
+            lock(
+                10,
+                LockEvent::Started {
+                    fenced: false,
+                    ttl_ms: 1000,
+                },
+            ),
+            fault(1_000, "pause-client 1 3s", "pause-client 1 3s: armed"),
+            fault(1_200, "slow-client 2 50ms", "slow-client 2 50ms"),
+            lock(
+                1_500,
+                LockEvent::Granted {
+                    client: 1,
+                    token: 4,
+                    from_ms: 1_490,
+                    until_ms: 2_490,
+                },
+            ),
+            lock(
+                1_510,
+                LockEvent::PauseStruck {
+                    client: 1,
+                    token: 4,
+                    pause_ms: 3_000,
+                    at_ms: 1_510,
+                },
+            ),
+            fault(
+                2_000,
+                "heal",
+                "heal: client faults ended: slow-client 2 50ms",
+            ),
+        ]);
+        assert_eq!(
+            windows(&m),
+            vec![(1_200, Some(2_000)), (1_510, Some(4_510))]
+        );
+        assert!(
+            m.faults[1].label.contains("pause-client 1 3s: struck"),
+            "{:?}",
+            m.faults[1]
+        );
+        let (verdict, text) = m.lock.clone().expect("the lock workload ran");
+        assert_eq!(verdict, crate::state::Verdict::Inconclusive, "{text}");
     }
 
     fn windows(m: &Model) -> Vec<(u64, Option<u64>)> {

@@ -154,6 +154,8 @@ fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
         workload: match s.workload.kind {
             WorkloadKind::Counter => Some(SessionWorkload::Counter),
             WorkloadKind::LinKv => Some(SessionWorkload::LinKv),
+            WorkloadKind::Lock => Some(SessionWorkload::Lock),
+            WorkloadKind::LockFenced => Some(SessionWorkload::LockFenced),
             WorkloadKind::Maelstrom(k) => Some(k),
             WorkloadKind::None => None,
         },

@@ -66,7 +66,7 @@ pub(super) async fn judge(
         WorkloadKind::Maelstrom(k) => Some(k.as_str()),
         _ => None,
     };
-    if s.checks.counter || s.checks.linearizable || maelstrom.is_some() {
+    if s.checks.counter || s.checks.linearizable || s.checks.lock || maelstrom.is_some() {
         let outcome = cluster.perform(Command::Check).await;
         say_outcome(feed, cluster, "check", &outcome);
         let (verdict, evidence) = match outcome {
@@ -83,10 +83,12 @@ pub(super) async fn judge(
         findings.push(Finding {
             check: if let Some(name) = maelstrom {
                 name
-            } else if s.workload.kind == WorkloadKind::LinKv {
-                "linearizable"
             } else {
-                "counter"
+                match s.workload.kind {
+                    WorkloadKind::LinKv => "linearizable",
+                    WorkloadKind::Lock | WorkloadKind::LockFenced => "lock",
+                    _ => "counter",
+                }
             },
             verdict,
             evidence,

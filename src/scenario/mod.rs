@@ -73,6 +73,10 @@ pub enum WorkloadKind {
     Counter,
     /// read / write / cas on a few keys, checked for linearizability (Jepsen's and Maelstrom's lin-kv).
     LinKv,
+    /// A lease lock taken by cas, and writes to a resource under it without fencing (`lock`).
+    Lock,
+    /// The same with fencing tokens checked by the resource (`lock-fenced`).
+    LockFenced,
     /// One of Maelstrom's other workloads (`echo`, `unique-ids`, `broadcast`, `g-counter`, `kafka`), judged by
     /// its checker; a Maelstrom node only.
     Maelstrom(crate::command::WorkloadKind),
@@ -85,6 +89,8 @@ impl fmt::Display for WorkloadKind {
         f.write_str(match self {
             WorkloadKind::Counter => "counter",
             WorkloadKind::LinKv => "lin-kv",
+            WorkloadKind::Lock => "lock",
+            WorkloadKind::LockFenced => "lock-fenced",
             WorkloadKind::Maelstrom(k) => k.as_str(),
             WorkloadKind::None => "none",
         })
@@ -136,6 +142,8 @@ pub struct Checks {
     pub counter: bool,
     /// Linearizability of the history; lin-kv workload only.
     pub linearizable: bool,
+    /// Mutual exclusion at the lock workload's resource; lock and lock-fenced workloads only.
+    pub lock: bool,
     /// Live Raft safety invariants from the nodes' statuses.
     pub invariants: bool,
     /// A leader and a commit within `liveness_bound` whenever the cluster is healthy.

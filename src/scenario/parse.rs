@@ -112,6 +112,7 @@ struct RawNemesis {
 struct RawChecks {
     counter: Option<bool>,
     linearizable: Option<bool>,
+    lock: Option<bool>,
     invariants: Option<bool>,
     liveness: Option<bool>,
     liveness_bound: Option<Spanned<String>>,
@@ -237,6 +238,8 @@ pub fn parse_scenario(
         Some(k) => match k.get_ref().as_str() {
             "counter" => WorkloadKind::Counter,
             "lin-kv" => WorkloadKind::LinKv,
+            "lock" => WorkloadKind::Lock,
+            "lock-fenced" => WorkloadKind::LockFenced,
             "none" => WorkloadKind::None,
             other => match crate::command::WorkloadKind::parse(other) {
                 Some(m) if m.is_maelstrom_only() => WorkloadKind::Maelstrom(m),
@@ -244,7 +247,7 @@ pub fn parse_scenario(
                     return Err(p.err(
                         k.span(),
                         format!(
-                            "workload.kind = \"{other}\": use \"counter\", \"lin-kv\", \"none\", or for a \
+                            "workload.kind = \"{other}\": use \"counter\", \"lin-kv\", \"lock\", \"lock-fenced\", \"none\", or for a \
                              Maelstrom node \"echo\", \"unique-ids\", \"broadcast\", \"g-counter\", \"kafka\""
                         ),
                     ));
@@ -403,6 +406,10 @@ pub fn parse_scenario(
     let checks = Checks {
         counter: ch.counter.unwrap_or(kind == WorkloadKind::Counter),
         linearizable: ch.linearizable.unwrap_or(kind == WorkloadKind::LinKv),
+        lock: ch.lock.unwrap_or(matches!(
+            kind,
+            WorkloadKind::Lock | WorkloadKind::LockFenced
+        )),
         invariants: ch.invariants.unwrap_or(true),
         liveness: ch.liveness.unwrap_or(true),
         liveness_bound,
@@ -412,6 +419,14 @@ pub fn parse_scenario(
         return Err(p.err(
             0..0,
             format!("checks.counter needs workload.kind = \"counter\" (it is \"{kind}\")"),
+        ));
+    }
+    if checks.lock && !matches!(kind, WorkloadKind::Lock | WorkloadKind::LockFenced) {
+        return Err(p.err(
+            0..0,
+            format!(
+                "checks.lock needs workload.kind = \"lock\" or \"lock-fenced\" (it is \"{kind}\")"
+            ),
         ));
     }
     if checks.linearizable && kind != WorkloadKind::LinKv {

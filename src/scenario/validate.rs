@@ -111,7 +111,31 @@ pub fn load(file: &Path) -> Result<Scenario, String> {
             ));
         }
     }
+    let lock = matches!(
+        scenario.workload.kind,
+        super::WorkloadKind::Lock | super::WorkloadKind::LockFenced
+    );
     for s in &scenario.timeline {
+        if let Command::PauseClient(c, _) | Command::SlowClient(c, _) = s.command {
+            if !lock {
+                return Err(format!(
+                    "{}:{}: `{}` acts on the lock workload's clients: set `kind = \"lock\"` or \
+                     `kind = \"lock-fenced\"` under [workload]",
+                    file.display(),
+                    s.line,
+                    s.command
+                ));
+            }
+            if c > crate::cluster::LOCK_CLIENTS {
+                return Err(format!(
+                    "{}:{}: `{}`: there is no lock client {c}: the lock workload runs clients 1 to {}",
+                    file.display(),
+                    s.line,
+                    s.command,
+                    crate::cluster::LOCK_CLIENTS
+                ));
+            }
+        }
         if s.until.is_some() && !undoable(&s.command) {
             return Err(format!(
                 "{}:{}: `{}` cannot be undone: `until` takes a fault (cut, delay, loss, partition, …) \

@@ -213,6 +213,19 @@ pub struct ClusterState {
     /// When faults were injected (session milliseconds, the latest `FAULT_MARKS`): the latency chart marks
     /// these, and not every command performed (a `heal`, `workload on` or `check` is no fault).
     pub fault_marks: std::collections::VecDeque<u64>,
+    /// The lock workload's client faults in force, by client: in words, for the faults line.
+    pub(super) client_faults: BTreeMap<u64, ClientFaultView>,
+}
+
+/// One lock client's faults, as the faults line shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct ClientFaultView {
+    /// `slow-client C DUR` in force.
+    pub(super) slow: Option<std::time::Duration>,
+    /// `pause-client C DUR` armed, not struck yet.
+    pub(super) armed: Option<std::time::Duration>,
+    /// A pause struck and runs until then (session ms).
+    pub(super) paused_until_ms: Option<u64>,
 }
 
 /// How many fault times [`ClusterState::fault_marks`] keeps.
@@ -294,6 +307,7 @@ impl ClusterState {
                 } else {
                     effect.clone()
                 };
+                self.on_client_fault(command);
                 if command.injects_fault() {
                     if self.fault_marks.len() == FAULT_MARKS {
                         self.fault_marks.pop_front();
@@ -392,7 +406,7 @@ impl ClusterState {
                     latency_us: *latency_us,
                 });
             }
-            Event::Checked { verdict, report } => {
+            Event::Checked { verdict, report } | Event::LockChecked { verdict, report } => {
                 let kind = match verdict {
                     super::Verdict::Violated => FeedKind::Violation,
                     super::Verdict::Ok | super::Verdict::Inconclusive => FeedKind::Check,
@@ -401,6 +415,7 @@ impl ClusterState {
                 self.push(at, None, kind, report.clone());
             }
             Event::Op { .. } => {}
+            Event::Lock { record } => self.on_lock(at, record),
             Event::WorkloadKind { kind } => self.workload_kind = *kind,
             Event::LinChecked {
                 verdict,

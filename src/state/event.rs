@@ -240,6 +240,19 @@ pub enum Event {
         /// The event, as `squall history` exports it.
         op: crate::check::OpEvent,
     },
+    /// One record of the lock workload: a grant, a write in the resource's log, a client pause striking
+    /// (see [`crate::check::lock`], whose checker reads them back from the event log).
+    Lock {
+        /// The record.
+        record: crate::check::lock::LockEvent,
+    },
+    /// The lock workload's records checked for mutual exclusion at the resource ([`crate::check::lock`]).
+    LockChecked {
+        /// The finding (`Violated`: two clients' protected writes interleaved; `Inconclusive`: no write).
+        verdict: Verdict,
+        /// The finding in words: a violation names both clients, their leases and the write that slipped in.
+        report: String,
+    },
     /// The built-in workload now runs this kind of operations.
     WorkloadKind {
         /// Which workload.

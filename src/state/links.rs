@@ -76,6 +76,17 @@ impl ClusterState {
                 faults.push(format!("n{} clock {c}", n.id));
             }
         }
+        for (c, f) in &self.client_faults {
+            if f.paused_until_ms.is_some_and(|u| u > self.now_ms) {
+                faults.push(format!("client {c} paused"));
+            }
+            if let Some(d) = f.armed {
+                faults.push(format!("client {c} pause {} armed", crate::units::exact(d)));
+            }
+            if let Some(d) = f.slow {
+                faults.push(format!("client {c} slow +{}", crate::units::exact(d)));
+            }
+        }
         match &self.fault_set {
             Some(set) => faults.extend(set.iter().map(|f| format!("#{} {}", f.id, f.short))),
             None => faults.extend(describe_links(&self.links)),

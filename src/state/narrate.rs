@@ -353,3 +353,63 @@ impl ClusterState {
         );
     }
 }
+
+impl ClusterState {
+    /// A performed command's effect on the lock clients' faults (`pause-client`, `slow-client`, `heal`).
+    pub(super) fn on_client_fault(&mut self, command: &crate::command::Command) {
+        use crate::command::Command;
+        match command {
+            Command::PauseClient(c, d) => {
+                self.client_faults.entry(*c).or_default().armed = Some(*d)
+            }
+            Command::SlowClient(c, d) => self.client_faults.entry(*c).or_default().slow = Some(*d),
+            Command::Heal(None) => {
+                for f in self.client_faults.values_mut() {
+                    f.slow = None;
+                    f.armed = None;
+                }
+            }
+            _ => return,
+        }
+        self.refresh_faults();
+    }
+
+    /// A lock workload record, narrated where a person would want to see it: the pause striking and a write
+    /// the fenced resource rejected. Grants and accepted writes are too many to narrate.
+    pub(super) fn on_lock(&mut self, at_ms: u64, record: &crate::check::lock::LockEvent) {
+        use crate::check::lock::LockEvent;
+        if let LockEvent::PauseStruck {
+            client, pause_ms, ..
+        } = record
+        {
+            let f = self.client_faults.entry(*client).or_default();
+            f.armed = None;
+            f.paused_until_ms = Some(at_ms + pause_ms);
+            self.refresh_faults();
+        }
+        let text = match record {
+            LockEvent::PauseStruck {
+                client,
+                token,
+                pause_ms,
+                ..
+            } => format!(
+                "client {client} paused at its protected write (token {token}) for {}",
+                crate::units::duration(std::time::Duration::from_millis(*pause_ms))
+            ),
+            LockEvent::Wrote {
+                client,
+                token,
+                write,
+                accepted: false,
+                highest,
+                ..
+            } => format!(
+                "resource rejected write #{write} by client {client}: token {token} is below {highest}, the \
+                 highest it has seen (fencing)"
+            ),
+            _ => return,
+        };
+        self.push(at_ms, None, FeedKind::Fault, text);
+    }
+}

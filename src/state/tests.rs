@@ -1581,3 +1581,52 @@ fn no_fold_of_repeated_lines_crosses_a_heal_whatever_the_arrival_order() {
         }
     }
 }
+
+/// Issue 23: the lock clients' faults show in the faults line: an armed pause until it strikes, the pause
+/// while it runs, a slowed client until `heal`.
+#[test]
+fn client_faults_show_in_the_faults_line_until_they_end() {
+    use crate::check::lock::LockEvent;
+    use crate::command::Command;
+    use std::time::Duration;
+    let mut s = started(3);
+    let performed = |at: u64, command: Command| {
+        Stamped::new(
+            at,
+            Event::Performed {
+                command,
+                node: None,
+                effect: String::new(),
+            },
+        )
+    };
+    s.apply(&performed(
+        1_000,
+        Command::PauseClient(1, Duration::from_secs(3)),
+    ));
+    s.apply(&performed(
+        1_100,
+        Command::SlowClient(2, Duration::from_millis(50)),
+    ));
+    assert_eq!(s.faults, ["client 1 pause 3s armed", "client 2 slow +50ms"]);
+    s.apply(&Stamped::new(
+        1_500,
+        Event::Lock {
+            record: LockEvent::PauseStruck {
+                client: 1,
+                token: 4,
+                pause_ms: 3_000,
+                at_ms: 1_500,
+            },
+        },
+    ));
+    assert_eq!(s.faults, ["client 1 paused", "client 2 slow +50ms"]);
+    s.apply(&performed(2_000, Command::Heal(None)));
+    assert_eq!(
+        s.faults,
+        ["client 1 paused"],
+        "a pause under way runs its course"
+    );
+    s.apply(&Stamped::new(4_600, Event::Links { links: vec![] }));
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+}

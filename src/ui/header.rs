@@ -80,8 +80,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
             format!(" of {}/s", state.workload.rate),
             label,
         ));
-        if state.workload_kind == crate::state::WorkloadKind::LinKv {
-            top.push(Span::styled(" lin-kv", label));
+        if state.workload_kind != crate::state::WorkloadKind::Counter {
+            top.push(Span::styled(
+                format!(" {}", state.workload_kind.as_str()),
+                label,
+            ));
         }
         if state.workload.failed > 0 {
             top.push(Span::styled(
@@ -164,13 +167,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     }
 
     if let Some((at, verdict)) = state.last_check {
-        let lin = state.workload_kind == crate::state::WorkloadKind::LinKv;
+        use crate::state::WorkloadKind as W;
+        let lin = state.workload_kind == W::LinKv;
+        let lock = matches!(state.workload_kind, W::Lock | W::LockFenced);
         let (mark, style) = match verdict {
             Verdict::Ok if lin => ("✓ linearizable", Style::new().fg(Color::Green)),
+            Verdict::Ok if lock => ("✓ mutual exclusion", Style::new().fg(Color::Green)),
             Verdict::Ok => ("✓ nothing lost", Style::new().fg(Color::Green)),
             Verdict::Violated => (
                 if lin {
                     "✗ NOT LINEARIZABLE"
+                } else if lock {
+                    "✗ TWO CLIENTS WROTE UNDER THE LOCK"
                 } else {
                     "✗ ACKNOWLEDGED WRITES LOST"
                 },

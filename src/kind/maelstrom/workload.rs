@@ -215,7 +215,10 @@ impl Workload {
                     _ => json!({"type": "list_committed_offsets", "keys": [key]}),
                 }
             }
-            WorkloadKind::Counter | WorkloadKind::LinKv => return None,
+            WorkloadKind::Counter
+            | WorkloadKind::LinKv
+            | WorkloadKind::Lock
+            | WorkloadKind::LockFenced => return None,
         };
         Some(Request { node, body })
     }
@@ -287,7 +290,10 @@ impl Workload {
             }
             WorkloadKind::GCounter => g_counter(&g.ops, g.adds_drawn, finals, reads_began_ns),
             WorkloadKind::Kafka => kafka(&g.ops),
-            WorkloadKind::Counter | WorkloadKind::LinKv => unreachable!("not chosen here"),
+            WorkloadKind::Counter
+            | WorkloadKind::LinKv
+            | WorkloadKind::Lock
+            | WorkloadKind::LockFenced => unreachable!("not chosen here"),
         };
         let per_op = messages.saturating_sub(g.messages_at_start) as f64 / counts.total() as f64;
         let messages = format!("{per_op:.1} node-to-node messages per operation");
