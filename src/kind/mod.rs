@@ -34,6 +34,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../kinds/maelstrom.toml"),
     ),
     ("etcd", include_str!("../../kinds/etcd.toml")),
+    ("paxos", include_str!("../../kinds/paxos.toml")),
 ];
 
 /// The kind `--node-kind` defaults to.
@@ -96,7 +97,12 @@ const SENDERS: &[&str] = &["x-server-from"];
 /// Abilities `[controls]` may name.
 const CONTROLS: &[&str] = &["freeze", "thaw", "timeout", "heartbeat"];
 /// Switches `[options]` may name, each a flag of `squall up`.
-const OPTIONS: &[&str] = &["unsafe-no-fsync", "no-pre-vote", "no-check-quorum"];
+const OPTIONS: &[&str] = &[
+    "unsafe-no-fsync",
+    "no-pre-vote",
+    "no-check-quorum",
+    "no-leases",
+];
 
 /// Fault families a kind may refuse in `[limits]`, with the commands each covers.
 pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
