@@ -79,6 +79,14 @@ pub struct UpArgs {
     /// kinds"). Default: squall's own node.
     #[arg(long, value_name = "NAME|FILE")]
     pub node_kind: Option<String>,
+    /// The protocol of squall's own node: `raft` (the default) or `paxos` (Multi-Paxos), a shorthand for
+    /// `--node-kind squall` or `--node-kind paxos`.
+    #[arg(long, value_enum, conflicts_with_all = ["node_kind", "maelstrom"])]
+    pub protocol: Option<squall_node::cli::Protocol>,
+    /// With `--protocol paxos`: turn the distinguished proposer's lease off (dueling proposers, which can
+    /// livelock). Refused for a kind without a `no-leases` option.
+    #[arg(long)]
+    pub no_leases: bool,
     /// Run this Maelstrom node executable (JSON messages on stdin/stdout; jepsen-io/maelstrom's protocol) as
     /// every node, with squall as its network: the `maelstrom` kind with PATH as its program. See the README,
     /// "Run your Maelstrom node under squall".

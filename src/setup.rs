@@ -51,7 +51,11 @@ pub fn effective(args: &UpArgs) -> UpArgs {
 pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpec, String> {
     let kind = match &args.maelstrom {
         Some(program) => crate::kind::maelstrom_kind_for(program)?,
-        None => load_kind(args.node_kind.as_deref())?,
+        None => load_kind(args.node_kind.as_deref().or(match args.protocol {
+            Some(squall_node::cli::Protocol::Paxos) => Some("paxos"),
+            Some(squall_node::cli::Protocol::Raft) => Some("squall"),
+            None => None,
+        }))?,
     };
     crate::kind::needs_program(&kind)?;
     let (node_program, node_prefix_args) = node_program(&kind, args.node_bin.as_deref())?;
@@ -61,6 +65,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         (args.no_pre_vote, "--no-pre-vote", "no-pre-vote"),
         (args.no_check_quorum, "--no-check-quorum", "no-check-quorum"),
         (args.unsafe_no_fsync, "--unsafe-no-fsync", "unsafe-no-fsync"),
+        (args.no_leases, "--no-leases", "no-leases"),
     ] {
         if !asked {
             continue;

@@ -10,9 +10,27 @@ use crate::raft::NodeId;
 use crate::server::{self, NodeConfig, StartError};
 use crate::storage::InitialState;
 
+/// The consensus protocol a node runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Raft (the `raft` core).
+    #[default]
+    Raft,
+    /// Multi-Paxos with a distinguished proposer (the `paxos` core): the same key-value API and status, no
+    /// membership changes, leadership transfer or teaching mode.
+    Paxos,
+}
+
 /// Flags of one node.
 #[derive(Clone, Debug, clap::Args)]
 pub struct NodeArgs {
+    /// The consensus protocol: `raft` or `paxos` (Multi-Paxos). Every node of a cluster must run the same.
+    #[arg(long, value_enum, default_value_t = Protocol::Raft)]
+    pub protocol: Protocol,
+    /// With `--protocol paxos`: turn the distinguished proposer's lease off, so every node proposes what its
+    /// clients send and a preempted proposer retries at once (dueling proposers, which can livelock).
+    #[arg(long)]
+    pub no_leases: bool,
     /// This node's id (1-based, unique in the cluster).
     #[arg(long)]
     pub id: NodeId,
@@ -212,6 +230,13 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
         .with_target(false)
         .try_init();
     let id = args.id;
+    let (protocol, leases) = (args.protocol, !args.no_leases);
+    if protocol == Protocol::Raft && !leases {
+        eprintln!(
+            "squall-node: error: --no-leases applies to --protocol paxos only; drop it or add --protocol paxos"
+        );
+        return ExitCode::from(2);
+    }
     let cfg = match args.into_config() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -233,7 +258,11 @@ pub fn run_node(args: NodeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(server::run(cfg)) {
+    let ran = match protocol {
+        Protocol::Raft => runtime.block_on(server::run(cfg)),
+        Protocol::Paxos => runtime.block_on(server::paxos::run(cfg, leases)),
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = if e.downcast_ref::<StartError>().is_some() {

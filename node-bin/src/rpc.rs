@@ -91,6 +91,19 @@ pub trait PeerService {
     async fn timeout_now(cluster: String, req: TimeoutNow) -> Result<(), PeerError>;
 }
 
+/// Multi-Paxos traffic between nodes run with `--protocol paxos`: one-way messages, batched per call (the answer
+/// only says the batch was taken; Paxos's own answers are messages the other way). Every call carries the
+/// caller's cluster id and its node id.
+#[tarpc::service(derive = [Clone, serde::Serialize, serde::Deserialize])]
+pub trait PaxosPeerService {
+    /// Messages from node `from`, in the order it sent them.
+    async fn paxos(
+        cluster: String,
+        from: NodeId,
+        messages: Vec<crate::paxos::Message>,
+    ) -> Result<(), PeerError>;
+}
+
 /// One client operation. `(client_id, seq)` makes a retried write apply once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvRequest {
@@ -255,6 +268,9 @@ pub enum NodeEvent {
         /// The failed write: the file and the error.
         reason: String,
     },
+    /// From the Multi-Paxos core (a node run with `--protocol paxos`). Appended last so the encoding of the
+    /// older variants is unchanged.
+    Paxos(crate::paxos::PaxosEvent),
 }
 
 /// An event with its place in the feed.

@@ -24,6 +24,7 @@ mod peers;
 mod persist;
 mod timings;
 
+pub mod paxos;
 mod teach;
 #[cfg(test)]
 mod tests;

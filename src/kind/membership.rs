@@ -195,7 +195,8 @@ fn squall_answer(
                 | MembershipError::NotVoter { .. }
                 | MembershipError::NotMember { .. }
                 | MembershipError::NotLearner { .. }
-                | MembershipError::AlreadyMember { .. }),
+                | MembershipError::AlreadyMember { .. }
+                | MembershipError::Unsupported { .. }),
             ),
             _,
         ) => ChangeAnswer::Refused(e.to_string()),

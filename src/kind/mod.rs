@@ -35,6 +35,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../kinds/maelstrom.toml"),
     ),
     ("etcd", include_str!("../../kinds/etcd.toml")),
+    ("paxos", include_str!("../../kinds/paxos.toml")),
 ];
 
 /// The kind `--node-kind` defaults to.
@@ -99,7 +100,12 @@ const SENDERS: &[&str] = &["x-server-from"];
 /// squall's control RPC; a kind whose file does not list one refuses it.
 pub const CONTROLS: &[&str] = &["freeze", "thaw", "timeout", "heartbeat", "transfer"];
 /// Switches `[options]` may name, each a flag of `squall up`.
-const OPTIONS: &[&str] = &["unsafe-no-fsync", "no-pre-vote", "no-check-quorum"];
+const OPTIONS: &[&str] = &[
+    "unsafe-no-fsync",
+    "no-pre-vote",
+    "no-check-quorum",
+    "no-leases",
+];
 
 /// Fault families a kind may refuse in `[limits]`, with the commands each covers.
 pub const LIMIT_FAMILIES: &[(&str, &str)] = &[

@@ -88,7 +88,12 @@ impl ClusterState {
         if !matches!(event, NodeEvent::Raft(RaftEvent::SnapshotInstalled { .. })) {
             self.flush_truncation(node);
         }
+        let translated;
         let raft = match event {
+            NodeEvent::Paxos(p) => {
+                translated = paxos_as_raft(p);
+                &translated
+            }
             NodeEvent::Started {
                 term,
                 last_index,
@@ -411,5 +416,43 @@ impl ClusterState {
             _ => return,
         };
         self.push(at_ms, None, FeedKind::Fault, text);
+    }
+}
+
+/// A Paxos node's event in the Raft terms the feed narrates (a Paxos node reports its ballot packed into one
+/// number where Raft reports a term): phase 1 as an election, leading at a ballot as leading in a term, giving
+/// up a ballot as stepping down.
+fn paxos_as_raft(p: &squall_node::paxos::PaxosEvent) -> RaftEvent {
+    use squall_node::paxos::PaxosEvent as P;
+    use squall_node::raft::SnapshotMeta;
+    match p {
+        P::PrepareStarted { ballot } => RaftEvent::ElectionStarted {
+            term: ballot.pack(),
+            pre_vote: false,
+        },
+        P::BecameLeader { ballot, .. } => RaftEvent::RoleChanged {
+            role: Role::Leader,
+            term: ballot.pack(),
+        },
+        P::SteppedDown { ballot, .. } => RaftEvent::RoleChanged {
+            role: Role::Follower,
+            term: ballot.pack(),
+        },
+        P::LeaderChanged { leader, ballot } => RaftEvent::LeaderChanged {
+            leader: *leader,
+            term: ballot.pack(),
+        },
+        P::SnapshotInstalled { slot } => RaftEvent::SnapshotInstalled {
+            meta: SnapshotMeta {
+                last_index: *slot,
+                last_term: 0,
+            },
+        },
+        P::SnapshotTaken { slot } => RaftEvent::SnapshotTaken {
+            meta: SnapshotMeta {
+                last_index: *slot,
+                last_term: 0,
+            },
+        },
     }
 }

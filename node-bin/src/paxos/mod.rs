@@ -391,6 +391,30 @@ impl Paxos {
         self.accepted.get(&slot)
     }
 
+    /// What this acceptor accepted in the slots `from..=to` it still holds (after the snapshot), for status.
+    pub fn accepted_in(&self, from: Slot, to: Slot) -> Vec<(Slot, Accepted)> {
+        if from > to {
+            return Vec::new();
+        }
+        self.accepted
+            .range(from..=to)
+            .map(|(&s, a)| (s, a.clone()))
+            .collect()
+    }
+
+    /// The chosen values this node knows in the slots `from..=to` (after the snapshot, up to its chosen
+    /// prefix), for status.
+    pub fn chosen_in(&self, from: Slot, to: Slot) -> Vec<(Slot, Payload)> {
+        let to = to.min(self.chosen_to);
+        if from > to {
+            return Vec::new();
+        }
+        self.chosen
+            .range(from..=to)
+            .map(|(&s, v)| (s, v.clone()))
+            .collect()
+    }
+
     /// The number of acceptors that make a majority.
     fn quorum(&self) -> usize {
         let acceptors = self.config.peers.len() + 1;

@@ -283,6 +283,12 @@ pub enum MembershipError {
         /// The learner.
         id: NodeId,
     },
+    /// The node runs a protocol without membership changes (a Paxos node, `--protocol paxos`).
+    #[error("{reason}")]
+    Unsupported {
+        /// What the node runs and what to do instead.
+        reason: String,
+    },
 }
 
 /// Serialises a byte vector as one byte string rather than a sequence of numbers. bincode writes both the

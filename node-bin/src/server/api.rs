@@ -57,7 +57,7 @@ impl JunkLog {
         }
     }
 
-    fn note(&self, from: Option<SocketAddr>, why: &str) {
+    pub(super) fn note(&self, from: Option<SocketAddr>, why: &str) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if st
