@@ -11,8 +11,9 @@
 //!   add acknowledged before the reads began and no more than was ever attempted (an add whose reply was lost
 //!   may have happened); with the workload stopped, that is Maelstrom's "equals the acknowledged adds".
 //! - `kafka`: `send` of `msg` to `key` → `send_ok` with `offset`; `poll` → `poll_ok` with `msgs`;
-//!   `commit_offsets`; `list_committed_offsets`. No offset of a key is given to two messages, and a poll
-//!   reads at an acknowledged offset the message sent there.
+//!   `commit_offsets`; `list_committed_offsets`. No offset of a key is given to two messages, a poll reads at
+//!   an acknowledged offset the message sent there, and a poll skips no offset acknowledged before it began
+//!   within the range it returned (a lost send).
 //!
 //! This module is pure: it draws requests (from a generator seeded with the session's seed), keeps the
 //! history of completed operations, and judges it with the nodes' final reads. The orchestrator sends and
@@ -675,6 +676,8 @@ fn g_counter(
 fn kafka(ops: &[Op]) -> Found {
     // (key, offset) -> the message acknowledged there.
     let mut at: HashMap<(String, u64), u64> = HashMap::new();
+    // (key, offset) -> when its send was acknowledged.
+    let mut acked_ns: HashMap<(String, u64), u64> = HashMap::new();
     let mut wrong: Vec<String> = Vec::new();
     for (op, reply) in ok_ops(ops) {
         if op.req.body["type"] != "send" {
@@ -688,6 +691,9 @@ fn kafka(ops: &[Op]) -> Found {
             wrong.push(format!("a send_ok without an offset: {reply}"));
             continue;
         };
+        acked_ns
+            .entry((key.to_string(), offset))
+            .or_insert(op.completed_ns);
         if let Some(other) = at.insert((key.to_string(), offset), msg)
             && other != msg
         {
@@ -705,6 +711,7 @@ fn kafka(ops: &[Op]) -> Found {
         };
         for (key, list) in msgs {
             let mut last: Option<u64> = None;
+            let mut seen = BTreeSet::new();
             for pair in list.as_array().into_iter().flatten() {
                 let (Some(offset), Some(msg)) = (pair[0].as_u64(), pair[1].as_u64()) else {
                     continue;
@@ -717,6 +724,7 @@ fn kafka(ops: &[Op]) -> Found {
                     ));
                 }
                 last = Some(offset);
+                seen.insert(offset);
                 if let Some(&sent) = at.get(&(key.clone(), offset))
                     && sent != msg
                 {
@@ -726,11 +734,30 @@ fn kafka(ops: &[Op]) -> Found {
                     ));
                 }
             }
+            // A send acknowledged before the poll began, at an offset inside what the poll returned, must be
+            // among what it returned: else it was lost.
+            let from = op.req.body["offsets"][key.as_str()].as_u64().unwrap_or(0);
+            if let Some(&high) = seen.last() {
+                for o in from..high {
+                    if !seen.contains(&o)
+                        && acked_ns
+                            .get(&(key.clone(), o))
+                            .is_some_and(|&t| t < op.invoked_ns)
+                    {
+                        wrong.push(format!(
+                            "a poll on {} of {key} from offset {from} skipped offset {o} (message {}, \
+                             acknowledged before the poll): a lost send",
+                            node_name(op.req.node),
+                            at[&(key.clone(), o)]
+                        ));
+                    }
+                }
+            }
         }
     }
     if wrong.is_empty() {
         Found::Passed(format!(
-            "{} acknowledged sends each at an offset of its own, and every poll read them there",
+            "{} acknowledged sends each at an offset of its own, and every poll read them there, none skipped",
             at.len()
         ))
     } else {
