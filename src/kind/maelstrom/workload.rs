@@ -5,7 +5,8 @@
 //! - `unique-ids`: `generate` → `generate_ok` with `id`; no id is given out twice.
 //! - `broadcast`: first `topology` (a grid, as Maelstrom's default) to every node, then `broadcast` of a
 //!   fresh integer and `read` → `read_ok` with `messages`; every acknowledged value is eventually read on
-//!   every node, and no node reads a value never broadcast. The check reports stable latency (from a value's
+//!   every node, and no node reads a value never broadcast (a value taken by a node that does not answer the
+//!   final read is owed once it is back, not before). The check reports stable latency (from a value's
 //!   broadcast until every node has read it) and node-to-node messages per operation.
 //! - `g-counter`: `add` of `delta` and `read` → `read_ok` with `value`; every node's final read shows every
 //!   add acknowledged before the reads began and no more than was ever attempted (an add whose reply was lost
@@ -499,12 +500,17 @@ fn broadcast(
 ) -> Found {
     let mut sent: HashMap<u64, u64> = HashMap::new(); // value -> invoked
     let mut acked: BTreeSet<u64> = BTreeSet::new();
+    let down = unanswered(finals);
     for op in ops {
         if op.req.body["type"] == "broadcast"
             && let Some(v) = op.req.body["message"].as_u64()
         {
             sent.insert(v, op.invoked_ns);
-            if matches!(op.outcome, Outcome::Ok(_)) && op.completed_ns <= reads_began_ns {
+            // A value a node took and could not pass on before it went down is owed once it is back.
+            if matches!(op.outcome, Outcome::Ok(_))
+                && op.completed_ns <= reads_began_ns
+                && !down.contains(&op.req.node)
+            {
                 acked.insert(v);
             }
         }
@@ -605,6 +611,15 @@ fn not_read(unread: &[String]) -> String {
     }
 }
 
+/// The nodes whose final read got no answer (down, paused, cut off from squall's client).
+fn unanswered(finals: &BTreeMap<u64, Result<Value, String>>) -> BTreeSet<u64> {
+    finals
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 fn g_counter(
     ops: &[Op],
     drawn: u64,
@@ -612,6 +627,7 @@ fn g_counter(
     reads_began_ns: u64,
 ) -> Found {
     let (mut acked, mut attempted, mut failed) = (0u64, 0u64, 0u64);
+    let down = unanswered(finals);
     for op in ops {
         if op.req.body["type"] != "add" {
             continue;
@@ -619,7 +635,8 @@ fn g_counter(
         let delta = op.req.body["delta"].as_u64().unwrap_or(0);
         match op.outcome {
             Outcome::Ok(_) => {
-                if op.completed_ns <= reads_began_ns {
+                // An add a node took and could not pass on before it went down is owed once it is back.
+                if op.completed_ns <= reads_began_ns && !down.contains(&op.req.node) {
                     acked += delta;
                 }
                 attempted += delta;

@@ -241,6 +241,12 @@ fn g_counter_needs_equal_final_reads_within_the_adds() {
         "{}",
         j.report
     );
+    // An add acknowledged by a node that is down now is owed once it is back, not before.
+    let mut down = finals(&[(2, read(0))]);
+    down.insert(1, Err("n1 unreachable".into()));
+    let j = w.judge(&down, u64::MAX, 0, 0);
+    assert_eq!(j.verdict, Verdict::Ok, "{}", j.report);
+    assert!(j.report.contains("not read now: n1"), "{}", j.report);
     // An add handed out and still in flight may already show.
     let delta = loop {
         let r = w.next(&[1]).unwrap();
