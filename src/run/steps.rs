@@ -25,16 +25,6 @@ enum Due {
 
 /// Whether the cluster is healthy for liveness: every member node running (a node removed from the
 /// configuration is stopped on purpose) and no fault in force other than those stopped removed nodes.
-/// Whether the nodes report their leader: every kind but a Maelstrom node does, and a Maelstrom node does
-/// once one of them told squall its role (the destination `squall`). A run of nodes that report none is
-/// judged live by completed operations alone.
-pub(super) fn reports_leader(maelstrom: bool, s: &ClusterState) -> bool {
-    !maelstrom
-        || s.nodes
-            .values()
-            .any(|n| n.status.is_some() || n.brief.as_ref().is_some_and(|b| b.role.is_some()))
-}
-
 fn healthy(s: &ClusterState) -> bool {
     let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
     s.faults.iter().all(|f| {
@@ -165,7 +155,7 @@ pub(super) async fn execute(
                     commit_index: st.commit_high,
                     asked: st.workload.on && st.workload.rate > 0,
                     served: st.workload.ok,
-                    reports_leader: reports_leader(s.cluster.maelstrom.is_some(), st),
+                    reports_leader: super::verdict::reports_leader(s.cluster.maelstrom.is_some(), st),
                 });
                 if healed {
                     catch_up.observe_recovery(st);

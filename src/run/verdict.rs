@@ -39,6 +39,16 @@ pub fn exit_code(verdict: &str) -> u8 {
     }
 }
 
+/// Whether the nodes report their leader: every kind but a Maelstrom node does, and a Maelstrom node does
+/// once one of them told squall its role (the destination `squall`). A run of nodes that report none is
+/// judged live by completed operations alone.
+pub(super) fn reports_leader(maelstrom: bool, s: &crate::state::ClusterState) -> bool {
+    !maelstrom
+        || s.nodes
+            .values()
+            .any(|n| n.status.is_some() || n.brief.as_ref().is_some_and(|b| b.role.is_some()))
+}
+
 /// What the liveness evidence says about time in which no client operation was asked (no commit owed).
 fn idle_note(liveness: &Liveness) -> String {
     let idle = liveness.idle();
@@ -126,7 +136,7 @@ pub(super) async fn judge(
             evidence: if f.is_empty() {
                 format!(
                     "{} within {} whenever healthy{}; recovery: {}",
-                    if super::steps::reports_leader(s.cluster.maelstrom.is_some(), &session.state) {
+                    if reports_leader(s.cluster.maelstrom.is_some(), &session.state) {
                         "a leader and commits"
                     } else {
                         "completed operations (the nodes report no leader)"

@@ -5,14 +5,16 @@
 //! - `unique-ids`: `generate` → `generate_ok` with `id`; no id is given out twice.
 //! - `broadcast`: first `topology` (a grid, as Maelstrom's default) to every node, then `broadcast` of a
 //!   fresh integer and `read` → `read_ok` with `messages`; every acknowledged value is eventually read on
-//!   every node, and no node reads a value never broadcast. The check reports stable latency (from a value's
+//!   every node, and no node reads a value never broadcast (a value taken by a node that does not answer the
+//!   final read is owed once it is back, not before). The check reports stable latency (from a value's
 //!   broadcast until every node has read it) and node-to-node messages per operation.
 //! - `g-counter`: `add` of `delta` and `read` → `read_ok` with `value`; every node's final read shows every
 //!   add acknowledged before the reads began and no more than was ever attempted (an add whose reply was lost
 //!   may have happened); with the workload stopped, that is Maelstrom's "equals the acknowledged adds".
 //! - `kafka`: `send` of `msg` to `key` → `send_ok` with `offset`; `poll` → `poll_ok` with `msgs`;
-//!   `commit_offsets`; `list_committed_offsets`. No offset of a key is given to two messages, and a poll
-//!   reads at an acknowledged offset the message sent there.
+//!   `commit_offsets`; `list_committed_offsets`. No offset of a key is given to two messages, a poll reads at
+//!   an acknowledged offset the message sent there, and a poll skips no offset acknowledged before it began
+//!   within the range it returned (a lost send).
 //!
 //! This module is pure: it draws requests (from a generator seeded with the session's seed), keeps the
 //! history of completed operations, and judges it with the nodes' final reads. The orchestrator sends and
@@ -504,12 +506,17 @@ fn broadcast(
 ) -> Found {
     let mut sent: HashMap<u64, u64> = HashMap::new(); // value -> invoked
     let mut acked: BTreeSet<u64> = BTreeSet::new();
+    let down = unanswered(finals);
     for op in ops {
         if op.req.body["type"] == "broadcast"
             && let Some(v) = op.req.body["message"].as_u64()
         {
             sent.insert(v, op.invoked_ns);
-            if matches!(op.outcome, Outcome::Ok(_)) && op.completed_ns <= reads_began_ns {
+            // A value a node took and could not pass on before it went down is owed once it is back.
+            if matches!(op.outcome, Outcome::Ok(_))
+                && op.completed_ns <= reads_began_ns
+                && !down.contains(&op.req.node)
+            {
                 acked.insert(v);
             }
         }
@@ -610,6 +617,15 @@ fn not_read(unread: &[String]) -> String {
     }
 }
 
+/// The nodes whose final read got no answer (down, paused, cut off from squall's client).
+fn unanswered(finals: &BTreeMap<u64, Result<Value, String>>) -> BTreeSet<u64> {
+    finals
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 fn g_counter(
     ops: &[Op],
     drawn: u64,
@@ -617,6 +633,7 @@ fn g_counter(
     reads_began_ns: u64,
 ) -> Found {
     let (mut acked, mut attempted, mut failed) = (0u64, 0u64, 0u64);
+    let down = unanswered(finals);
     for op in ops {
         if op.req.body["type"] != "add" {
             continue;
@@ -624,7 +641,8 @@ fn g_counter(
         let delta = op.req.body["delta"].as_u64().unwrap_or(0);
         match op.outcome {
             Outcome::Ok(_) => {
-                if op.completed_ns <= reads_began_ns {
+                // An add a node took and could not pass on before it went down is owed once it is back.
+                if op.completed_ns <= reads_began_ns && !down.contains(&op.req.node) {
                     acked += delta;
                 }
                 attempted += delta;
@@ -681,6 +699,8 @@ fn g_counter(
 fn kafka(ops: &[Op]) -> Found {
     // (key, offset) -> the message acknowledged there.
     let mut at: HashMap<(String, u64), u64> = HashMap::new();
+    // (key, offset) -> when its send was acknowledged.
+    let mut acked_ns: HashMap<(String, u64), u64> = HashMap::new();
     let mut wrong: Vec<String> = Vec::new();
     for (op, reply) in ok_ops(ops) {
         if op.req.body["type"] != "send" {
@@ -694,6 +714,9 @@ fn kafka(ops: &[Op]) -> Found {
             wrong.push(format!("a send_ok without an offset: {reply}"));
             continue;
         };
+        acked_ns
+            .entry((key.to_string(), offset))
+            .or_insert(op.completed_ns);
         if let Some(other) = at.insert((key.to_string(), offset), msg)
             && other != msg
         {
@@ -711,6 +734,7 @@ fn kafka(ops: &[Op]) -> Found {
         };
         for (key, list) in msgs {
             let mut last: Option<u64> = None;
+            let mut seen = BTreeSet::new();
             for pair in list.as_array().into_iter().flatten() {
                 let (Some(offset), Some(msg)) = (pair[0].as_u64(), pair[1].as_u64()) else {
                     continue;
@@ -723,6 +747,7 @@ fn kafka(ops: &[Op]) -> Found {
                     ));
                 }
                 last = Some(offset);
+                seen.insert(offset);
                 if let Some(&sent) = at.get(&(key.clone(), offset))
                     && sent != msg
                 {
@@ -732,11 +757,30 @@ fn kafka(ops: &[Op]) -> Found {
                     ));
                 }
             }
+            // A send acknowledged before the poll began, at an offset inside what the poll returned, must be
+            // among what it returned: else it was lost.
+            let from = op.req.body["offsets"][key.as_str()].as_u64().unwrap_or(0);
+            if let Some(&high) = seen.last() {
+                for o in from..high {
+                    if !seen.contains(&o)
+                        && acked_ns
+                            .get(&(key.clone(), o))
+                            .is_some_and(|&t| t < op.invoked_ns)
+                    {
+                        wrong.push(format!(
+                            "a poll on {} of {key} from offset {from} skipped offset {o} (message {}, \
+                             acknowledged before the poll): a lost send",
+                            node_name(op.req.node),
+                            at[&(key.clone(), o)]
+                        ));
+                    }
+                }
+            }
         }
     }
     if wrong.is_empty() {
         Found::Passed(format!(
-            "{} acknowledged sends each at an offset of its own, and every poll read them there",
+            "{} acknowledged sends each at an offset of its own, and every poll read them there, none skipped",
             at.len()
         ))
     } else {

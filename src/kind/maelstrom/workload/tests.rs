@@ -241,6 +241,12 @@ fn g_counter_needs_equal_final_reads_within_the_adds() {
         "{}",
         j.report
     );
+    // An add acknowledged by a node that is down now is owed once it is back, not before.
+    let mut down = finals(&[(2, read(0))]);
+    down.insert(1, Err("n1 unreachable".into()));
+    let j = w.judge(&down, u64::MAX, 0, 0);
+    assert_eq!(j.verdict, Verdict::Ok, "{}", j.report);
+    assert!(j.report.contains("not read now: n1"), "{}", j.report);
     // An add handed out and still in flight may already show.
     let delta = loop {
         let r = w.next(&[1]).unwrap();
@@ -281,6 +287,57 @@ fn kafka_fails_an_offset_given_twice_and_a_poll_that_reads_another_message() {
             .contains("offset 1 of k1 given to two messages (6 and 7)"),
         "{}",
         j.report
+    );
+}
+
+#[test]
+fn kafka_fails_a_poll_that_skips_an_acknowledged_send() {
+    let send = |msg: u64, offset: u64| {
+        op(
+            1,
+            json!({"type": "send", "key": "k2", "msg": msg}),
+            ok(json!({"type": "send_ok", "offset": offset})),
+            1,
+        )
+    };
+    let poll = |at: u64, from: u64, got: Value| {
+        op(
+            2,
+            json!({"type": "poll", "offsets": {"k2": from}}),
+            ok(json!({"type": "poll_ok", "msgs": {"k2": got}})),
+            at,
+        )
+    };
+    // Offset 1's send was acknowledged (at 2 ms) before this poll began (10 ms): skipping it is a lost send.
+    let w = workload(
+        WorkloadKind::Kafka,
+        vec![
+            send(5, 0),
+            send(6, 1),
+            send(7, 2),
+            poll(10, 0, json!([[0, 5], [2, 7]])),
+        ],
+    );
+    let j = w.judge(&BTreeMap::new(), u64::MAX, 0, 0);
+    assert_eq!(j.verdict, Verdict::Violated, "{}", j.report);
+    assert!(
+        j.report.contains("skipped offset 1 (message 6"),
+        "{}",
+        j.report
+    );
+    // A poll that began before the send was acknowledged may miss it.
+    let w = workload(
+        WorkloadKind::Kafka,
+        vec![
+            send(5, 0),
+            send(6, 1),
+            send(7, 2),
+            poll(0, 0, json!([[0, 5], [2, 7]])),
+        ],
+    );
+    assert_eq!(
+        w.judge(&BTreeMap::new(), u64::MAX, 0, 0).verdict,
+        Verdict::Ok
     );
 }
 
