@@ -96,7 +96,10 @@ impl Cluster {
 }
 
 /// Starts the lock clients; the pacer hands them one token per round through the returned sender.
-pub(super) fn spawn(cluster: &Cluster, done: mpsc::UnboundedSender<super::clients::Done>) -> mpsc::Sender<u64> {
+pub(super) fn spawn(
+    cluster: &Cluster,
+    done: mpsc::UnboundedSender<super::clients::Done>,
+) -> mpsc::Sender<u64> {
     let (tx, rx) = mpsc::channel::<u64>(CLIENTS as usize);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     for me in 1..=CLIENTS {

@@ -74,7 +74,9 @@ impl Cluster {
             });
             findings.push((verdict, report));
         }
-        if counters_written || (lin.is_none() && lock.is_none() && findings.is_empty() && counter_kind) {
+        if counters_written
+            || (lin.is_none() && lock.is_none() && findings.is_empty() && counter_kind)
+        {
             let (verdict, report) = self.check().await;
             self.emit(Event::Checked {
                 verdict,

@@ -201,7 +201,10 @@ impl WorkloadKind {
     pub fn is_maelstrom_only(self) -> bool {
         !matches!(
             self,
-            WorkloadKind::Counter | WorkloadKind::LinKv | WorkloadKind::Lock | WorkloadKind::LockFenced
+            WorkloadKind::Counter
+                | WorkloadKind::LinKv
+                | WorkloadKind::Lock
+                | WorkloadKind::LockFenced
         )
     }
 }
