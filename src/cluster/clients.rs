@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Cluster;
 use super::linkv;
-use super::workload::{COUNTERS, counter_key};
+use super::workload::{COUNTERS, Done, counter_key};
 use crate::check::{OpType, OpValue};
 use crate::state::{Event, WorkloadKind};
 
@@ -99,25 +99,12 @@ pub(super) async fn run(cluster: Cluster) {
     }
 }
 
-/// What one workload operation came to, as the header counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Done {
-    /// It completed `ok`.
-    Ok,
-    /// It failed or timed out: an error of the system, or an outcome unknown.
-    Failed,
-    /// A cas whose expected value was not there: a definite `fail` of that operation, not an error (F8).
-    CasFailed,
-}
-
-impl Done {
-    /// How a lin-kv completion counts.
-    fn of(c: &LinCompletion) -> Done {
-        match c.kind {
-            OpType::Ok => Done::Ok,
-            _ if c.precondition_failed => Done::CasFailed,
-            _ => Done::Failed,
-        }
+/// How a lin-kv completion counts in the header.
+fn counted(c: &LinCompletion) -> Done {
+    match c.kind {
+        OpType::Ok => Done::Ok,
+        _ if c.precondition_failed => Done::CasFailed,
+        _ => Done::Failed,
     }
 }
 
@@ -213,7 +200,7 @@ async fn lin_worker(
         let started = Instant::now();
         let completed = lin_op(&cluster, client.as_mut(), process, key, value, None).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let _ = done.send(Done::of(&completed));
+        let _ = done.send(counted(&completed));
         let LinCompletion {
             kind, value, why, ..
         } = completed;
@@ -441,7 +428,7 @@ mod tests {
             (OpValue::Write(5), KvOutcome::Info("timed out".into())),
         ];
         for (value, outcome) in cases {
-            counts.add(Done::of(&completion(value, outcome)));
+            counts.add(counted(&completion(value, outcome)));
         }
         assert_eq!(
             counts,

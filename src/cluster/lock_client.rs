@@ -30,8 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::Cluster;
-use super::clients::Done;
 use super::lock::{CLIENTS, LEASE};
+use super::workload::Done;
 use crate::check::lock::LockEvent;
 use crate::kind::drivers::{KvAnswer, KvClient, KvOutcome, KvRequest};
 use crate::state::Event;
@@ -96,10 +96,7 @@ impl Cluster {
 }
 
 /// Starts the lock clients; the pacer hands them one token per round through the returned sender.
-pub(super) fn spawn(
-    cluster: &Cluster,
-    done: mpsc::UnboundedSender<super::clients::Done>,
-) -> mpsc::Sender<u64> {
+pub(super) fn spawn(cluster: &Cluster, done: mpsc::UnboundedSender<Done>) -> mpsc::Sender<u64> {
     let (tx, rx) = mpsc::channel::<u64>(CLIENTS as usize);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     for me in 1..=CLIENTS {
@@ -222,7 +219,7 @@ async fn client(
     cluster: Cluster,
     me: u64,
     tokens: Arc<tokio::sync::Mutex<mpsc::Receiver<u64>>>,
-    done: mpsc::UnboundedSender<super::clients::Done>,
+    done: mpsc::UnboundedSender<Done>,
 ) {
     let mut addrs = cluster.api_addrs();
     let mut kv = cluster.inner.spec.kind.kv_client(addrs.clone());

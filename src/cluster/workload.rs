@@ -170,6 +170,17 @@ impl Control {
     }
 }
 
+/// What one workload operation came to, as the header counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Done {
+    /// It completed `ok`.
+    Ok,
+    /// It failed or timed out: an error of the system, or an outcome unknown.
+    Failed,
+    /// A cas whose expected value was not there: a definite `fail` of that operation, not an error (F8).
+    CasFailed,
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
