@@ -1,6 +1,7 @@
 //! `squall up --protocol paxos` end to end: three real `squall node --protocol paxos` processes behind the fault
 //! proxy elect a distinguished proposer, a lin-kv workload runs through a kill of that leader and its restart,
-//! and `check` judges the history linearizable, with no invariant broken on the way.
+//! and `check` judges the history linearizable, with no invariant broken on the way; Paxos heartbeats are then
+//! held by kind on one link and stepped.
 
 mod support;
 
@@ -65,6 +66,28 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(operations >= 40, "too few operations judged: {verdict}");
+    s.assert_no_invariant_broken();
+
+    // Paxos message kinds on the links: heartbeats held on one link, stepped one at a time, then released.
+    let (leader, _) = s.current_leader();
+    let follower = if leader == 1 { 2 } else { 1 };
+    s.ok(&format!("hold {leader}->{follower} only heartbeat"));
+    let deadline = std::time::Instant::now() + s.wait;
+    let held = loop {
+        let lines = s.listing("held", "held:");
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeats were held: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(held.iter().all(|l| l.contains("heartbeat")), "{held:#?}");
+    s.ok(&format!("step {leader}->{follower}"));
+    s.ok(&format!("release {leader}->{follower}"));
+    s.heal_all();
     s.assert_no_invariant_broken();
     s.quit();
 }

@@ -33,6 +33,20 @@ pub const MAELSTROM_LABELS: [&str; 16] = [
     "other",
 ];
 
+/// The message kinds of squall's node run with `--protocol paxos` (`kind::paxos_classify`), for `only` filters.
+/// Index order is the label order.
+pub const PAXOS_LABELS: [&str; 9] = [
+    "prepare",
+    "promise",
+    "accept",
+    "accepted",
+    "nack",
+    "heartbeat",
+    "catch-up",
+    "chosen",
+    "snapshot",
+];
+
 /// The message kinds a fault can be limited to (`only KIND[,KIND]`), as the wire classifier labels frames
 /// (`crate::cluster::classify`). Index order is the label order.
 pub const MESSAGE_KINDS: [&str; 9] = [
@@ -506,11 +520,15 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
                 for k in v.split(',').filter(|k| !k.is_empty()) {
                     // A Maelstrom node's messages are labelled by body type (`kind::maelstrom::classify`); the
                     // cluster refuses a kind its node kind does not label when the fault is put in place.
-                    if !MESSAGE_KINDS.contains(&k) && !MAELSTROM_LABELS.contains(&k) {
+                    if !MESSAGE_KINDS.contains(&k)
+                        && !MAELSTROM_LABELS.contains(&k)
+                        && !PAXOS_LABELS.contains(&k)
+                    {
                         return Err(format!(
-                            "`{k}` is not a message kind; kinds: {} (a Maelstrom node's: {})",
+                            "`{k}` is not a message kind; kinds: {} (a Maelstrom node's: {}; a Paxos node's: {})",
                             MESSAGE_KINDS.join(", "),
-                            MAELSTROM_LABELS.join(", ")
+                            MAELSTROM_LABELS.join(", "),
+                            PAXOS_LABELS.join(", ")
                         ));
                     }
                     if !only.iter().any(|o| o == k) {

@@ -16,6 +16,7 @@ mod file;
 pub mod http_json;
 pub mod launch;
 pub mod membership;
+pub mod paxos_classify;
 mod squall;
 mod template;
 
@@ -74,6 +75,7 @@ const CLASSIFIERS: &[(&str, Option<&str>)] = &[
     ("squall-raft", None),
     ("etcd-raft", None),
     ("maelstrom", None),
+    ("squall-paxos", None),
     ("none", None),
 ];
 /// Status drivers.
