@@ -91,3 +91,61 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
     s.assert_no_invariant_broken();
     s.quit();
 }
+
+/// Runs `squall ARGS` to completion; its exit code and everything it printed.
+fn squall(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("squall runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn switches_that_do_not_fit_the_protocol_are_refused_with_exit_2() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("a UTF-8 path");
+    // A Raft node has no lease switch.
+    let (code, text) = squall(&["node", "--id", "1", "--data-dir", data, "--no-leases"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--no-leases applies to --protocol paxos only"),
+        "{text}"
+    );
+    // A Paxos node has no pre-vote: the kind says it has no such option, and nothing starts.
+    let dir = tmp.path().join("cluster");
+    let (code, text) = squall(&[
+        "up",
+        "--headless",
+        "--protocol",
+        "paxos",
+        "--no-pre-vote",
+        "--dir",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--no-pre-vote") && text.contains("`paxos`"),
+        "{text}"
+    );
+    // A Paxos node joins nothing: --join is refused.
+    let (code, text) = squall(&[
+        "node",
+        "--protocol",
+        "paxos",
+        "--id",
+        "1",
+        "--data-dir",
+        data,
+        "--join",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no membership changes"), "{text}");
+}
