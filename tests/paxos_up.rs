@@ -1,6 +1,7 @@
 //! `squall up --protocol paxos` end to end: three real `squall node --protocol paxos` processes behind the fault
 //! proxy elect a distinguished proposer, a lin-kv workload runs through a kill of that leader and its restart,
-//! and `check` judges the history linearizable, with no invariant broken on the way.
+//! and `check` judges the history linearizable, with no invariant broken on the way; Paxos heartbeats are then
+//! held by kind on one link and stepped.
 
 mod support;
 
@@ -66,5 +67,85 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
         .unwrap_or(0);
     assert!(operations >= 40, "too few operations judged: {verdict}");
     s.assert_no_invariant_broken();
+
+    // Paxos message kinds on the links: heartbeats held on one link, stepped one at a time, then released.
+    let (leader, _) = s.current_leader();
+    let follower = if leader == 1 { 2 } else { 1 };
+    s.ok(&format!("hold {leader}->{follower} only heartbeat"));
+    let deadline = std::time::Instant::now() + s.wait;
+    let held = loop {
+        let lines = s.listing("held", "held:");
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeats were held: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(held.iter().all(|l| l.contains("heartbeat")), "{held:#?}");
+    s.ok(&format!("step {leader}->{follower}"));
+    s.ok(&format!("release {leader}->{follower}"));
+    s.heal_all();
+    s.assert_no_invariant_broken();
     s.quit();
+}
+
+/// Runs `squall ARGS` to completion; its exit code and everything it printed.
+fn squall(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("squall runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn switches_that_do_not_fit_the_protocol_are_refused_with_exit_2() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("a UTF-8 path");
+    // A Raft node has no lease switch.
+    let (code, text) = squall(&["node", "--id", "1", "--data-dir", data, "--no-leases"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--no-leases applies to --protocol paxos only"),
+        "{text}"
+    );
+    // A Paxos node has no pre-vote: the kind says it has no such option, and nothing starts.
+    let dir = tmp.path().join("cluster");
+    let (code, text) = squall(&[
+        "up",
+        "--headless",
+        "--protocol",
+        "paxos",
+        "--no-pre-vote",
+        "--dir",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--no-pre-vote") && text.contains("`paxos`"),
+        "{text}"
+    );
+    // A Paxos node joins nothing: --join is refused.
+    let (code, text) = squall(&[
+        "node",
+        "--protocol",
+        "paxos",
+        "--id",
+        "1",
+        "--data-dir",
+        data,
+        "--join",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no membership changes"), "{text}");
 }

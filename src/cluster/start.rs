@@ -609,6 +609,7 @@ fn network_for(kind: &Kind, seed: u64) -> Network {
         match kind.peers.classifier.as_str() {
             "squall-raft" => Some(Arc::new(classify::RaftClassifier)),
             "etcd-raft" => Some(Arc::new(crate::kind::etcd::classify::EtcdClassifier)),
+            "squall-paxos" => Some(Arc::new(crate::kind::paxos_classify::PaxosClassifier)),
             "maelstrom" => Some(Arc::new(
                 crate::kind::maelstrom::classify::MaelstromClassifier,
             )),

@@ -33,6 +33,20 @@ pub const MAELSTROM_LABELS: [&str; 16] = [
     "other",
 ];
 
+/// The message kinds of squall's node run with `--protocol paxos` (`kind::paxos_classify`), for `only` filters.
+/// Index order is the label order.
+pub const PAXOS_LABELS: [&str; 9] = [
+    "prepare",
+    "promise",
+    "accept",
+    "accepted",
+    "nack",
+    "heartbeat",
+    "catch-up",
+    "chosen",
+    "snapshot",
+];
+
 /// The message kinds a fault can be limited to (`only KIND[,KIND]`) on squall's own node kind, as its wire
 /// classifier labels frames (`crate::cluster::classify`). Index order is the label order. A pre-vote (Raft
 /// dissertation §9.6) is its own kind, never a `vote`: `only vote` leaves pre-votes alone.
@@ -73,7 +87,10 @@ pub const ETCD_LABELS: [&str; 14] = [
 /// Whether some node kind labels frames `kind`: what `only` accepts when a line is read (the cluster then
 /// refuses a kind its own node kind does not label, naming the ones it does).
 pub fn is_message_kind(kind: &str) -> bool {
-    MESSAGE_KINDS.contains(&kind) || ETCD_LABELS.contains(&kind) || MAELSTROM_LABELS.contains(&kind)
+    MESSAGE_KINDS.contains(&kind)
+        || ETCD_LABELS.contains(&kind)
+        || MAELSTROM_LABELS.contains(&kind)
+        || PAXOS_LABELS.contains(&kind)
 }
 
 /// A named or explicit partition shape, as `partition SHAPE` names it. Typed, so a misspelt shape
@@ -543,10 +560,11 @@ pub fn parse_options(words: &[&str], verb: &str, jitter_ok: bool) -> Result<Opti
                             .copied()
                             .collect();
                         return Err(format!(
-                            "`{k}` is not a message kind; kinds: {} (etcd's also: {}; a Maelstrom node's: {})",
+                            "`{k}` is not a message kind; kinds: {} (etcd's also: {}; a Maelstrom node's: {}; a Paxos node's: {})",
                             MESSAGE_KINDS.join(", "),
                             etcd.join(", "),
-                            MAELSTROM_LABELS.join(", ")
+                            MAELSTROM_LABELS.join(", "),
+                            PAXOS_LABELS.join(", ")
                         ));
                     }
                     if !only.iter().any(|o| o == k) {

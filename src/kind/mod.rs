@@ -17,6 +17,7 @@ pub mod http_json;
 pub mod json_tag;
 pub mod launch;
 pub mod membership;
+pub mod paxos_classify;
 mod squall;
 mod template;
 
@@ -76,6 +77,7 @@ const CLASSIFIERS: &[(&str, Option<&str>)] = &[
     ("etcd-raft", None),
     ("maelstrom", None),
     ("json-tag", None),
+    ("squall-paxos", None),
     ("none", None),
 ];
 /// Status drivers.

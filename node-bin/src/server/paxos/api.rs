@@ -3,6 +3,8 @@
 //! the actor, and the API port (the same client and control services as a Raft node, those a Paxos node has).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -24,9 +26,11 @@ use super::Cmd;
 /// Most messages in one call.
 const MAX_BATCH: usize = 256;
 
-/// Sends the core's messages to one peer, batching what queued while the previous call was out. Paxos
-/// tolerates loss, so a batch whose call fails is dropped (the core sends again what matters), and so is what
-/// queued while the connection was being rebuilt.
+/// Sends the core's messages to one peer. What queued at once goes out in calls of one message kind each (so a
+/// frame's kind, which the link proxy filters on, is every message's kind), each call in a task of its own:
+/// Paxos needs no order between messages, and a call held or lost on the link never holds up the next. Paxos
+/// tolerates loss, so a failed call is dropped (the core sends again what matters) and the connection rebuilt,
+/// and what queued while it could not be rebuilt is dropped too.
 pub(super) async fn peer_sender(
     peer: NodeId,
     addr: SocketAddr,
@@ -36,13 +40,18 @@ pub(super) async fn peer_sender(
     mut rx: mpsc::UnboundedReceiver<Message>,
 ) {
     let mut client: Option<PaxosPeerServiceClient> = None;
+    let broken = Arc::new(AtomicBool::new(false));
     let mut backoff = Duration::from_millis(20);
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH
+        let mut queued = vec![first];
+        while queued.len() < MAX_BATCH
             && let Ok(m) = rx.try_recv()
         {
-            batch.push(m);
+            queued.push(m);
+        }
+        if broken.swap(false, Ordering::Relaxed) {
+            // tarpc does not reconnect on its own.
+            client = None;
         }
         if client.is_none() {
             match transport::dial(addr, rpc_timeout).await {
@@ -67,19 +76,32 @@ pub(super) async fn peer_sender(
             }
         }
         let c = client.clone().expect("connected");
-        match c
-            .paxos(deadline(rpc_timeout), cluster.clone(), from, batch)
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(peer, "peer refused messages: {e}"),
-            Err(e) => {
-                tracing::debug!(peer, "call failed: {e}");
-                // tarpc does not reconnect on its own.
-                client = None;
-            }
+        for group in by_kind(queued) {
+            let (c, cluster, broken) = (c.clone(), cluster.clone(), broken.clone());
+            tokio::spawn(async move {
+                match c.paxos(deadline(rpc_timeout), cluster, from, group).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(peer, "peer refused messages: {e}"),
+                    Err(e) => {
+                        tracing::debug!(peer, "call failed: {e}");
+                        broken.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
         }
     }
+}
+
+/// Splits messages into runs of one kind, in order.
+fn by_kind(messages: Vec<Message>) -> Vec<Vec<Message>> {
+    let mut groups: Vec<Vec<Message>> = Vec::new();
+    for m in messages {
+        match groups.last_mut() {
+            Some(g) if g[0].kind() == m.kind() => g.push(m),
+            _ => groups.push(vec![m]),
+        }
+    }
+    groups
 }
 
 pub(super) async fn accept_peers(

@@ -13,9 +13,9 @@
 //! retries with the same id and sequence number, which the state machine applies at most once.
 //!
 //! Status maps Paxos onto the fields the orchestrator reads: the role (leader; `candidate` while running phase
-//! 1; follower), the promised ballot packed into one number where Raft shows a term ([`Ballot::pack`]: unique
+//! 1; follower), the promised ballot packed into one number where Raft shows a term ([`crate::paxos::Ballot::pack`]: unique
 //! per proposer, ordered like ballots), the chosen prefix as the commit index, and a log tail of the chosen
-//! values (see [`PaxosNode::status`] for why only those).
+//! values (`PaxosNode::status` says why only those).
 
 mod api;
 
