@@ -1,6 +1,6 @@
 //! Spawns and drives a local cluster: node processes through the chaos supervisor, every peer link through
 //! the chaos proxy, status polling, the built-in workload, and actions turned into faults. Everything it
-//! learns goes out as [`Stamped`] events; nothing here touches the terminal.
+//! learns goes out as [`Stamped`](crate::state::Stamped) events; nothing here touches the terminal.
 
 mod check;
 pub mod classify;

@@ -1,4 +1,4 @@
-//! What performing a [`super::Command`] came to, typed: callers (the console, the dashboard, the bench,
+//! What performing a [`Command`](crate::command::Command) came to, typed: callers (the console, the dashboard, the bench,
 //! scenario steps) decide from the variant and read the [`Effect`], never by matching the text. The words a
 //! person sees on the console are rendered here, in [`Outcome::console_lines`], and nowhere else.
 

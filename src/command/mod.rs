@@ -226,7 +226,7 @@ macro_rules! dashboard_toggle {
 pub(crate) use dashboard_toggle;
 
 impl Command {
-    /// False for the dashboard's toggles ([`dashboard_toggle`]); true for every command the console can read
+    /// False for the dashboard's toggles (the `dashboard_toggle!` pattern); true for every command the console can read
     /// back from its [`std::fmt::Display`].
     pub fn has_console_form(&self) -> bool {
         !matches!(self, dashboard_toggle!())

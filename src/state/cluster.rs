@@ -161,7 +161,7 @@ pub struct ClusterState {
     pub writes: RateSeries,
     /// Successful workload operations per second.
     pub workload_ok: RateSeries,
-    /// The event feed, oldest first, at most [`FEED_CAPACITY`] lines.
+    /// The event feed, oldest first, at most [`FEED_CAPACITY`](super::feed::FEED_CAPACITY) lines.
     pub feed: VecDeque<FeedLine>,
     /// Lines ever pushed to the feed.
     pub(super) pushed: u64,
@@ -507,7 +507,7 @@ impl ClusterState {
 
     /// Lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]), one per event in the
     /// order they came (votes not joined into their request's line; a line seen within the last few seconds
-    /// not again): what a console prints and a recording marks. Only the last [`FEED_CAPACITY`] are kept.
+    /// not again): what a console prints and a recording marks. Only the last [`FEED_CAPACITY`](super::feed::FEED_CAPACITY) are kept.
     pub fn feed_since(&self, seen: u64) -> impl Iterator<Item = &FeedLine> {
         self.ticker.iter().filter(move |l| l.seq >= seen)
     }

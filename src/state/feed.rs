@@ -87,7 +87,7 @@ pub struct FeedLine {
     pub repeats: u32,
     /// Session time of the last repeat.
     pub last_ms: u64,
-    /// Its place in the order lines were added (see [`ClusterState::feed_since`]).
+    /// Its place in the order lines were added (see [`ClusterState::feed_since`](super::ClusterState::feed_since)).
     pub seq: u64,
     /// What must precede or follow it whatever the clocks say.
     cause: Option<Causal>,

@@ -2,7 +2,7 @@
 //! framings hand the pipe.
 //!
 //! [`Framing::LengthPrefixed`] is tarpc's 4-byte length prefix, handled by `frame` with its zero-copy path.
-//! The others go through [`Unit`]s: each unit is a run of bytes to write on, and says whether it is a message
+//! The others go through `Unit`s: each unit is a run of bytes to write on, and says whether it is a message
 //! (which faults may drop, hold, delay, duplicate, and which the classifier labels), protocol bytes that must
 //! reach the other side intact and in order (an HTTP head, a chunk terminator), or opaque bytes that link faults
 //! apply to as a whole.
