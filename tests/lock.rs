@@ -375,3 +375,35 @@ fn client_faults_through_the_console() {
     );
     s.quit();
 }
+
+/// tester5 F1 and F2: selecting `workload lock` while the workload is off says it is off (it used to describe
+/// three clients taking the lock, none running), the client faults are refused until the clients run, and
+/// once another workload is selected with the lock clients never having run, `check` judges that one, not the
+/// lock.
+#[test]
+fn selecting_the_lock_while_the_workload_is_off_says_so_and_arms_nothing() {
+    let mut s = Up::new(&["--workload", "counter"])
+        .serial(&SERIAL)
+        .wait(Duration::from_secs(60))
+        .start();
+    s.ask("workload off", "workload off");
+    let said = s.ask("workload lock", "workload lock: 3 clients");
+    assert!(
+        said.contains("the workload is off: `workload on` starts it"),
+        "{said}"
+    );
+    let e = s.refused("pause-client 1 3s");
+    assert!(
+        e.contains("the workload is off") && e.contains("nothing was done"),
+        "{e}"
+    );
+    let e = s.refused("slow-client 2 20ms");
+    assert!(e.contains("the workload is off"), "{e}");
+    s.ask("workload lin-kv", "workload lin-kv");
+    let verdict = s.answer("check");
+    assert!(
+        !verdict.contains("lock check"),
+        "the lock clients never ran: {verdict}"
+    );
+    s.quit();
+}

@@ -62,7 +62,7 @@ impl LockWorkload {
     pub(super) fn ran(&self) -> bool {
         let c = self.checker.lock().unwrap();
         let r = c.report();
-        r.started || r.grants + r.accepted + r.rejected > 0
+        r.grants + r.accepted + r.rejected > 0
     }
 
     /// The checker's finding so far.

@@ -81,8 +81,13 @@ impl Cluster {
     /// when the lock workload did not run this session.
     pub(super) fn lock_check(&self) -> Option<(crate::state::Verdict, String)> {
         use crate::check::lock::LockVerdict;
+        use crate::state::WorkloadKind as W;
         let lock = &self.inner.workload.lock;
-        if !lock.ran() {
+        // Judged while a lock workload is selected (even with nothing to judge yet, which it says), and after
+        // another is selected only if the clients took or wrote anything: selecting `lock` and moving on
+        // leaves nothing for the lock check, and the check of what is selected answers instead.
+        let selected = matches!(self.inner.workload.kind(), W::Lock | W::LockFenced);
+        if !selected && !lock.ran() {
             return None;
         }
         let r = lock.report();

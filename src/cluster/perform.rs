@@ -546,7 +546,14 @@ impl Cluster {
                 }
                 let kind = self.inner.workload.set_kind(Some(kind));
                 self.emit(Event::WorkloadKind { kind });
-                Ok(match kind {
+                // Selecting a workload does not start it: say so while it is off, or the answer describes
+                // clients that are not running (tester5 F1).
+                let off = if self.inner.workload.get().0 {
+                    ""
+                } else {
+                    " (selected; the workload is off: `workload on` starts it)"
+                };
+                let said = match kind {
                     crate::state::WorkloadKind::Counter => {
                         "workload counter: increments of 8 counters".to_string()
                     }
@@ -576,7 +583,8 @@ impl Cluster {
                         k.as_str(),
                         super::clients::MAELSTROM_CLIENTS
                     ),
-                })
+                };
+                Ok(format!("{said}{off}"))
             }
             Command::PauseClient(c, d) | Command::SlowClient(c, d) => {
                 use crate::state::WorkloadKind as W;
@@ -586,6 +594,12 @@ impl Cluster {
                         "`{cmd}` acts on the lock workload's clients, and the workload is {} now (nothing was \
                          done; `workload lock` or `workload lock-fenced` starts them)",
                         kind.as_str()
+                    ));
+                }
+                if !self.inner.workload.get().0 {
+                    return Err(format!(
+                        "`{cmd}` acts on the lock workload's clients, and they are not running: the workload \
+                         is off (nothing was done; `workload on` starts them)"
                     ));
                 }
                 let lock = &self.inner.workload.lock;
