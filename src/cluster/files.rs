@@ -248,9 +248,18 @@ pub fn last_error(path: &Path) -> Option<String> {
     let mut bytes = Vec::new();
     f.take(WINDOW).read_to_end(&mut bytes).ok()?;
     let text = String::from_utf8_lossy(&bytes);
-    let line = text.lines().rev().find(|l| {
-        let l = l.to_ascii_lowercase();
-        l.contains("error") || l.contains("panicked")
+    // A Go program's panic (etcd's) ends its log with goroutine stack frames: its reason is the `panic: ` line
+    // above them, or a structured log line at level panic or fatal, which beat any earlier error line.
+    let fatal = text.lines().rev().find(|l| {
+        l.starts_with("panic: ")
+            || l.contains("\"level\":\"panic\"")
+            || l.contains("\"level\":\"fatal\"")
+    });
+    let line = fatal.or_else(|| {
+        text.lines().rev().find(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("panicked")
+        })
     })?;
     let line = strip_ansi(line);
     // "squall-node 2: error: …" and tracing's "2026-…Z ERROR …" both carry the message after the level.
@@ -330,6 +339,27 @@ mod tests {
         );
         drop(first);
         SessionLock::take(dir.path()).expect("free once the first lock is dropped");
+    }
+
+    #[test]
+    fn a_go_panic_is_found_above_its_stack_frames() {
+        // tester5 F5: etcd panicked after a power cut; its log ended with goroutine frames and squall said "it
+        // logged no error".
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("node.log");
+        std::fs::write(
+            &log,
+            "{\"level\":\"info\",\"msg\":\"starting\"}\n\
+             {\"level\":\"panic\",\"msg\":\"tocommit(101) is out of range [lastIndex(0)]\"}\n\
+             panic: tocommit(101) is out of range [lastIndex(0)]. Was the raft log corrupted, truncated, or lost?\n\
+             \n\
+             goroutine 1 [running]:\n\
+             go.etcd.io/etcd/raft.(*raft).handleHeartbeat(0xc0001)\n\
+             \tgo.etcd.io/etcd/raft/raft.go:1389 +0x45\n",
+        )
+        .unwrap();
+        let found = last_error(&log).expect("the panic");
+        assert!(found.contains("tocommit(101) is out of range"), "{found}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<u64, SocketAddr>> {
 /// Runs the bridge to the node's exit, and exits as the node did (128 + signal for a signal).
 pub fn run(args: BridgeArgs) -> ExitCode {
     if let Err(e) = squall_chaos::watch_lifeline_from_env() {
-        eprintln!("squall maelstrom-node: {e}");
+        eprintln!("squall maelstrom-node: error: {e}");
         return ExitCode::from(2);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -167,14 +167,14 @@ pub fn run(args: BridgeArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("squall maelstrom-node: cannot start the runtime: {e}");
+            eprintln!("squall maelstrom-node: error: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match rt.block_on(serve(args)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("squall maelstrom-node: {e:#}");
+            eprintln!("squall maelstrom-node: error: {e:#}");
             ExitCode::from(1)
         }
     }
