@@ -59,7 +59,8 @@ pub fn refusal(frame: &HeldView, terms: &BTreeMap<u64, u64>) -> Option<String> {
 }
 
 /// The `seq`s of the stale frames among `frames`: a vote request (or pre-vote) for which the same link holds
-/// a request of a later round, a vote reply likewise, a heartbeat for which the same link holds a later
+/// a later request of the same or a later round (repeated pre-vote rounds ask for the same term), a vote reply
+/// for which it holds one of a later round, a heartbeat for which the same link holds a later
 /// heartbeat of the same or a later term (it says nothing the newer one does not), and any frame its receiver
 /// will refuse or ignore for its term ([`refusal`], from the receivers' `terms`).
 pub fn stale(frames: &[HeldView], terms: &BTreeMap<u64, u64>) -> BTreeSet<u64> {
@@ -77,9 +78,13 @@ pub fn stale(frames: &[HeldView], terms: &BTreeMap<u64, u64>) -> BTreeSet<u64> {
                 && b.to == a.to
                 && b.seq > a.seq
                 && round(b).is_some_and(|(c, t, s)| {
+                    // A heartbeat, or a vote request, repeated in the same term says nothing the newer one
+                    // does not: a pre-vote does not raise the term, so a candidate's successive pre-vote
+                    // rounds all ask for the same term (Raft dissertation §9.6), and only the last one
+                    // matters. A reply answers its own request, so only a later round supersedes it.
                     c == class
-                        && if class == "heartbeat" {
-                            t >= term
+                        && if class == "heartbeat" || class == "vote" {
+                            (t, s) >= (term, step)
                         } else {
                             (t, s) > (term, step)
                         }
@@ -174,6 +179,34 @@ mod tests {
         // 2 is the only frame on 2->4; 5 is the only reply; appends carry entries and are never stale.
         assert_eq!(stale(&frames, &BTreeMap::new()), BTreeSet::from([1, 3, 6]));
         assert_eq!(next_to_step(&frames), Some(1));
+    }
+
+    #[test]
+    fn repeated_pre_vote_rounds_for_one_term_leave_only_the_last_unstale() {
+        // tester5 F8: a candidate cut off under `hold * only pre-vote` repeats its pre-vote round for the same
+        // term; none was marked stale, and `drop-stale` found nothing.
+        let frames = vec![
+            f(1, 3, 2, "pre-vote", "pre-vote n3 term 2 last 1/1"),
+            f(2, 2, 3, "pre-vote", "pre-vote n2 term 2 last 1/1"),
+            f(3, 3, 2, "pre-vote", "pre-vote n3 term 2 last 1/1"),
+            f(4, 2, 3, "pre-vote", "pre-vote n2 term 2 last 1/1"),
+            f(5, 3, 2, "pre-vote", "pre-vote n3 term 2 last 1/1"),
+            f(
+                6,
+                2,
+                3,
+                "pre-vote-reply",
+                "pre-vote-reply n2 term 2 granted",
+            ),
+            f(
+                7,
+                2,
+                3,
+                "pre-vote-reply",
+                "pre-vote-reply n2 term 2 granted",
+            ),
+        ];
+        assert_eq!(stale(&frames, &BTreeMap::new()), BTreeSet::from([1, 2, 3]));
     }
 
     #[test]
