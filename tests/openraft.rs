@@ -438,7 +438,8 @@ fn config_until(s: &Session, id: u64, what: &str, f: impl Fn(&[u64], &[u64]) -> 
 /// `http-json` driver, whose `[membership.http]` table points at openraft-kv's endpoints (openraft's
 /// `add_learner` and `change_membership`) and at the status fields that hold the configuration. The new node
 /// starts in the join form (no `initialize`), is added as a learner, promoted once caught up, and follows the
-/// leader; `remove` takes it out again. openraft's own configuration, read from every node's API, says so.
+/// leader; `demote` and `promote` turn it into a learner and back; `remove` takes another node out.
+/// openraft's own configuration, read from every node's API, says so.
 #[test]
 fn add_and_remove_change_openraft_s_own_membership() {
     let files = tempfile::tempdir().unwrap();
@@ -460,6 +461,18 @@ fn add_and_remove_change_openraft_s_own_membership() {
             .filter(|n| n.running && n.leader.is_some())
             .map(|_| ())
     });
+
+    // demote and promote go through the same table: n4 a learner, then a voter again.
+    s.ask("demote 4", "demote");
+    for n in 1..=4 {
+        config_until(&s, n, "n4 a learner", |v, l| v == [1, 2, 3] && l == [4]);
+    }
+    s.ask("promote 4", "promote");
+    for n in 1..=4 {
+        config_until(&s, n, "n4 a voter again", |v, l| {
+            v == [1, 2, 3, 4] && l.is_empty()
+        });
+    }
 
     s.ask("remove 2", "remove node 2");
     s.out.wait_for("n2 removed in the feed", WAIT, |l| {
