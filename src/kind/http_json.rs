@@ -847,6 +847,62 @@ mod tests {
             "{e}"
         );
     }
+
+    fn membership(extra: &str) -> HttpMembership {
+        let v: toml::Value = toml::from_str(&format!(
+            r#"
+            voters = "members"
+            error = "error"
+            add_learner = {{ path = "/add-learner", body = {{ id = "{{id}}", addr = "{{peer}}" }} }}
+            promote = {{ path = "/promote", body = {{ id = "{{id}}" }} }}
+            remove = {{ path = "/remove", body = {{ id = "{{id}}" }} }}
+            already_status = [409]
+            wait_status = [421, 503]
+            {extra}
+            "#
+        ))
+        .unwrap();
+        HttpMembership {
+            config: Arc::new(MembershipConfig::from_toml(v).unwrap()),
+        }
+    }
+
+    #[test]
+    fn membership_answers_map_to_what_the_orchestrator_does() {
+        let m = membership("");
+        let err = serde_json::json!({"error": "not the leader"});
+        assert_eq!(m.judge(200, &Value::Null), ChangeAnswer::Committed(None));
+        assert_eq!(m.judge(409, &err), ChangeAnswer::Already);
+        assert_eq!(
+            m.judge(421, &err),
+            ChangeAnswer::Wait("the node answered 421: not the leader".into())
+        );
+        assert!(matches!(m.judge(400, &err), ChangeAnswer::Refused(w) if w.contains("400")));
+        // A 5xx may have been proposed: unknown, asked again.
+        assert_eq!(m.judge(504, &err), ChangeAnswer::Timeout);
+        assert_eq!(m.judge(500, &err), ChangeAnswer::Timeout);
+        // No demote request: demote can never happen, and says why.
+        assert!(m.cannot(MemberChange::Demote(2)).is_some());
+        assert!(m.cannot(MemberChange::Remove(2)).is_none());
+        let with = membership(r#"demote = { path = "/demote", body = { id = "{id}" } }"#);
+        assert!(with.cannot(MemberChange::Demote(2)).is_none());
+    }
+
+    #[test]
+    fn a_membership_table_with_a_mistake_names_the_field() {
+        let v: toml::Value = toml::from_str(
+            r#"
+            voters = "members"
+            add_learner = { path = "/add-learner", body = { id = "{key}" } }
+            promote = { path = "/promote" }
+            remove = { path = "/remove" }
+            "#,
+        )
+        .unwrap();
+        let (field, why) = MembershipConfig::from_toml(v).unwrap_err();
+        assert_eq!(field, "add_learner.body.id");
+        assert!(why.contains("{key}"), "{why}");
+    }
 }
 
 /// `[membership.http]`: one request per single-server change, how its answer is judged, and where the
@@ -976,16 +1032,20 @@ impl HttpMembership {
         let (path, body) = op.request(&values);
         let mut conn = Conn::new(addr);
         match conn.call(&op.method, &path, body, self.timeout()).await {
-            Ok((code, _)) if (200..300).contains(&code) => ChangeAnswer::Committed(None),
-            Ok((code, _)) if self.config.already_status.contains(&code) => ChangeAnswer::Already,
-            Ok((code, v)) if self.config.wait_status.contains(&code) => {
-                ChangeAnswer::Wait(self.message(code, &v))
-            }
-            Ok((code, v)) if (400..500).contains(&code) => {
-                ChangeAnswer::Refused(self.message(code, &v))
-            }
-            Ok(_) | Err(CallError::NoAnswer(_)) => ChangeAnswer::Timeout,
+            Ok((code, v)) => self.judge(code, &v),
+            Err(CallError::NoAnswer(_)) => ChangeAnswer::Timeout,
             Err(CallError::NotSent(e)) => ChangeAnswer::Wait(e),
+        }
+    }
+
+    /// What an answer with HTTP code `code` and JSON `v` means (see [`HttpMembership`]).
+    fn judge(&self, code: u16, v: &Value) -> ChangeAnswer {
+        match code {
+            200..300 => ChangeAnswer::Committed(None),
+            c if self.config.already_status.contains(&c) => ChangeAnswer::Already,
+            c if self.config.wait_status.contains(&c) => ChangeAnswer::Wait(self.message(c, v)),
+            400..500 => ChangeAnswer::Refused(self.message(code, v)),
+            _ => ChangeAnswer::Timeout,
         }
     }
 
