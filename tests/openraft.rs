@@ -438,7 +438,8 @@ fn config_until(s: &Session, id: u64, what: &str, f: impl Fn(&[u64], &[u64]) -> 
 /// `http-json` driver, whose `[membership.http]` table points at openraft-kv's endpoints (openraft's
 /// `add_learner` and `change_membership`) and at the status fields that hold the configuration. The new node
 /// starts in the join form (no `initialize`), is added as a learner, promoted once caught up, and follows the
-/// leader; `demote` and `promote` turn it into a learner and back; `remove` takes another node out.
+/// leader; `demote` and `promote` turn it into a learner and back; `remove` takes another node out, then the
+/// leader (a new one is elected among the two left).
 /// openraft's own configuration, read from every node's API, says so.
 #[test]
 fn add_and_remove_change_openraft_s_own_membership() {
@@ -481,5 +482,19 @@ fn add_and_remove_change_openraft_s_own_membership() {
     for n in [1, 3, 4] {
         config_until(&s, n, "n2 gone", |v, l| v == [1, 3, 4] && l.is_empty());
     }
+
+    // The leader removed: openraft commits its own removal, the leader steps down, and the two left elect.
+    let (leader, term) = current_leader(&mut s);
+    s.ask(
+        &format!("remove {leader}"),
+        &format!("remove node {leader}"),
+    );
+    let left: Vec<u64> = [1, 3, 4].into_iter().filter(|&n| n != leader).collect();
+    for &n in &left {
+        config_until(&s, n, "the old leader gone", |v, l| {
+            v == left && l.is_empty()
+        });
+    }
+    new_leader(&mut s, leader, term);
     s.quit();
 }
