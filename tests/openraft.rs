@@ -394,3 +394,107 @@ fn message_kinds_of_openraft_come_from_its_json_tags() {
     s.ok(&format!("loss *->{follower} 100% only vote-reply for 2s"));
     s.quit();
 }
+
+/// openraft's own configuration as node `id` reports it on its API (`GET /status`): its voters and learners,
+/// `None` while the node does not answer.
+fn openraft_config(s: &Session, id: u64) -> Option<(Vec<u64>, Vec<u64>)> {
+    use std::io::Read as _;
+    let addrs = std::fs::read_to_string(s.cdir.join(format!("node-{id}/addr.json"))).ok()?;
+    let addrs: serde_json::Value = serde_json::from_str(&addrs).ok()?;
+    let api = addrs["api"].as_str()?;
+    let mut conn = std::net::TcpStream::connect(api).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        conn,
+        "GET /status HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    let body = answer.split("\r\n\r\n").nth(1)?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let ids =
+        |f: &str| -> Option<Vec<u64>> { v[f].as_array()?.iter().map(|x| x.as_u64()).collect() };
+    Some((ids("members")?, ids("learners")?))
+}
+
+/// Polls node `id`'s openraft configuration until `f` accepts it; panics with the last one seen.
+fn config_until(s: &Session, id: u64, what: &str, f: impl Fn(&[u64], &[u64]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = openraft_config(s, id);
+        if seen.as_ref().is_some_and(|(v, l)| f(v, l)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for {what}; n{id}'s openraft configuration (voters, learners): {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 21: `add` and `remove` on openraft through the kind file alone. Its `[membership]` names the generic
+/// `http-json` driver, whose `[membership.http]` table points at openraft-kv's endpoints (openraft's
+/// `add_learner` and `change_membership`) and at the status fields that hold the configuration. The new node
+/// starts in the join form (no `initialize`), is added as a learner, promoted once caught up, and follows the
+/// leader; `demote` and `promote` turn it into a learner and back; `remove` takes another node out, then the
+/// leader (a new one is elected among the two left).
+/// openraft's own configuration, read from every node's API, says so.
+#[test]
+fn add_and_remove_change_openraft_s_own_membership() {
+    let files = tempfile::tempdir().unwrap();
+    let mut s = up(files.path(), &["--seed", "42"]);
+    current_leader(&mut s);
+
+    let added = s.ask("add", "add node 4");
+    assert!(added.contains("started"), "{added}");
+    for n in 1..=4 {
+        config_until(&s, n, "n4 a voter", |v, l| {
+            v == [1, 2, 3, 4] && l.is_empty()
+        });
+    }
+    s.out.wait_for("n4 promoted in the feed", WAIT, |l| {
+        l.contains("n4 caught up, promoted to voter").then_some(())
+    });
+    until(&mut s, "n4 following a leader", |ns| {
+        ns.get(&4)
+            .filter(|n| n.running && n.leader.is_some())
+            .map(|_| ())
+    });
+
+    // demote and promote go through the same table: n4 a learner, then a voter again.
+    s.ask("demote 4", "demote");
+    for n in 1..=4 {
+        config_until(&s, n, "n4 a learner", |v, l| v == [1, 2, 3] && l == [4]);
+    }
+    s.ask("promote 4", "promote");
+    for n in 1..=4 {
+        config_until(&s, n, "n4 a voter again", |v, l| {
+            v == [1, 2, 3, 4] && l.is_empty()
+        });
+    }
+
+    s.ask("remove 2", "remove node 2");
+    s.out.wait_for("n2 removed in the feed", WAIT, |l| {
+        l.contains("n2 removed:").then_some(())
+    });
+    for n in [1, 3, 4] {
+        config_until(&s, n, "n2 gone", |v, l| v == [1, 3, 4] && l.is_empty());
+    }
+
+    // The leader removed: openraft commits its own removal, the leader steps down, and the two left elect.
+    let (leader, term) = current_leader(&mut s);
+    s.ask(
+        &format!("remove {leader}"),
+        &format!("remove node {leader}"),
+    );
+    let left: Vec<u64> = [1, 3, 4].into_iter().filter(|&n| n != leader).collect();
+    for &n in &left {
+        config_until(&s, n, "the old leader gone", |v, l| {
+            v == left && l.is_empty()
+        });
+    }
+    new_leader(&mut s, leader, term);
+    s.quit();
+}

@@ -4,6 +4,9 @@
 //! which HTTP codes mean "did not happen"). Nothing here knows one implementation; the README's "Node kinds"
 //! documents the tables.
 //!
+//! The `http-json` membership driver ([`HttpMembership`], `[membership.http]`) asks one request per
+//! single-server change and reads the configuration from the status (see [`MembershipConfig`]).
+//!
 //! Field paths are dotted (`raft.term`, `members.0.id`: a number indexes an array). A value that is absent or
 //! `null` is not reported (shown as `—`). Numbers may be JSON numbers or strings of digits.
 //!
@@ -34,6 +37,8 @@ use tokio::net::TcpStream;
 
 use super::Template;
 use super::drivers::{Addrs, KvAnswer, KvClient, KvOutcome, KvRequest, StatusReport, StatusSource};
+use super::membership::{ChangeAnswer, MemberChange, MembershipDriver};
+use squall_node::raft::types::Membership;
 
 /// `[status.http]`: where the status is and where each value is in it.
 #[derive(Clone, Debug, Deserialize)]
@@ -841,5 +846,283 @@ mod tests {
             e.contains("only the http-json driver reads [client.http]"),
             "{e}"
         );
+    }
+
+    fn membership(extra: &str) -> HttpMembership {
+        let v: toml::Value = toml::from_str(&format!(
+            r#"
+            voters = "members"
+            error = "error"
+            add_learner = {{ path = "/add-learner", body = {{ id = "{{id}}", addr = "{{peer}}" }} }}
+            promote = {{ path = "/promote", body = {{ id = "{{id}}" }} }}
+            remove = {{ path = "/remove", body = {{ id = "{{id}}" }} }}
+            already_status = [409]
+            wait_status = [421, 503]
+            {extra}
+            "#
+        ))
+        .unwrap();
+        HttpMembership {
+            config: Arc::new(MembershipConfig::from_toml(v).unwrap()),
+        }
+    }
+
+    #[test]
+    fn membership_answers_map_to_what_the_orchestrator_does() {
+        let m = membership("");
+        let err = serde_json::json!({"error": "not the leader"});
+        assert_eq!(m.judge(200, &Value::Null), ChangeAnswer::Committed(None));
+        assert_eq!(m.judge(409, &err), ChangeAnswer::Already);
+        assert_eq!(
+            m.judge(421, &err),
+            ChangeAnswer::Wait("the node answered 421: not the leader".into())
+        );
+        assert!(matches!(m.judge(400, &err), ChangeAnswer::Refused(w) if w.contains("400")));
+        // A 5xx may have been proposed: unknown, asked again.
+        assert_eq!(m.judge(504, &err), ChangeAnswer::Timeout);
+        assert_eq!(m.judge(500, &err), ChangeAnswer::Timeout);
+        // No demote request: demote can never happen, and says why.
+        assert!(m.cannot(MemberChange::Demote(2)).is_some());
+        assert!(m.cannot(MemberChange::Remove(2)).is_none());
+        let with = membership(r#"demote = { path = "/demote", body = { id = "{id}" } }"#);
+        assert!(with.cannot(MemberChange::Demote(2)).is_none());
+    }
+
+    #[test]
+    fn a_membership_table_with_a_mistake_names_the_field() {
+        let v: toml::Value = toml::from_str(
+            r#"
+            voters = "members"
+            add_learner = { path = "/add-learner", body = { id = "{key}" } }
+            promote = { path = "/promote" }
+            remove = { path = "/remove" }
+            "#,
+        )
+        .unwrap();
+        let (field, why) = MembershipConfig::from_toml(v).unwrap_err();
+        assert_eq!(field, "add_learner.body.id");
+        assert!(why.contains("{key}"), "{why}");
+    }
+}
+
+/// `[membership.http]`: one request per single-server change, how its answer is judged, and where the
+/// configuration is in the status. Placeholders: `{id}` (the node the change is about) and `{peer}` (where the
+/// members reach it: squall's proxy in front of it, as `HOST:PORT`; empty when the orchestrator has none).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipConfig {
+    /// How long one change may take, in milliseconds (an add may wait for the learner to catch up).
+    #[serde(default = "change_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The path GET asks for the configuration (`/status`).
+    #[serde(default = "status_path")]
+    pub status: String,
+    /// Field path, in that answer, of the voters' node ids (an array).
+    pub voters: String,
+    /// Field path of the learners' node ids (an array); absent: the kind has no learners to report.
+    pub learners: Option<String>,
+    /// Field path of an error answer's message.
+    pub error: Option<String>,
+    /// Add node `{id}` as a learner, reached at `{peer}`.
+    pub add_learner: OpConfig,
+    /// Make learner `{id}` a voter.
+    pub promote: OpConfig,
+    /// Take node `{id}` out of the configuration.
+    pub remove: OpConfig,
+    /// Make voter `{id}` a learner (optional: without it `demote` is refused).
+    pub demote: Option<OpConfig>,
+    /// Tell the node asked that node `{id}` is reached at `{peer}` (optional: for a node that learns a new
+    /// peer's address at run time).
+    pub peer: Option<OpConfig>,
+    /// HTTP codes that mean the configuration already is as asked (nothing was done; done once committed).
+    #[serde(default)]
+    pub already_status: Vec<u16>,
+    /// HTTP codes that mean "not now, nothing was done" (not the leader, a change under way): asked again.
+    #[serde(default)]
+    pub wait_status: Vec<u16>,
+}
+
+fn change_timeout_ms() -> u64 {
+    15_000
+}
+
+impl MembershipConfig {
+    /// Reads and checks `[membership.http]`.
+    pub fn from_toml(v: toml::Value) -> Result<MembershipConfig, ConfigError> {
+        let c: MembershipConfig = MembershipConfig::deserialize(v)
+            .map_err(|e| (String::new(), e.message().trim().to_string()))?;
+        if !c.status.starts_with('/') {
+            return Err(("status".into(), format!("`{}` must start with /", c.status)));
+        }
+        c.add_learner.check("add_learner", &["id", "peer"], None)?;
+        c.promote.check("promote", &["id"], None)?;
+        c.remove.check("remove", &["id", "peer"], None)?;
+        if let Some(d) = &c.demote {
+            d.check("demote", &["id"], None)?;
+        }
+        if let Some(p) = &c.peer {
+            p.check("peer", &["id", "peer"], None)?;
+        }
+        for (field, codes) in [
+            ("already_status", &c.already_status),
+            ("wait_status", &c.wait_status),
+        ] {
+            if let Some(code) = codes.iter().find(|c| !(400..600).contains(*c)) {
+                return Err((
+                    field.into(),
+                    format!("{code} is not an error code (400..=599)"),
+                ));
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Membership changes over HTTP JSON, as `[membership.http]` describes them. How an answer is judged:
+/// 2xx: committed; a code in `already_status`: already so; in `wait_status`: asked again; any other 4xx:
+/// it cannot be (the message says why); a 5xx, a cut connection or no answer in time: the outcome is unknown,
+/// so squall asks again (a change already made then answers `already_status`).
+pub struct HttpMembership {
+    /// The table.
+    pub config: Arc<MembershipConfig>,
+}
+
+impl HttpMembership {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+
+    fn message(&self, code: u16, v: &Value) -> String {
+        let text = self
+            .config
+            .error
+            .as_deref()
+            .and_then(|p| field(v, p))
+            .map(|e| {
+                e.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string())
+            })
+            .unwrap_or_else(|| v.to_string());
+        format!("the node answered {code}: {text}")
+    }
+
+    async fn change_inner(
+        &self,
+        addr: SocketAddr,
+        change: MemberChange,
+        peer: Option<SocketAddr>,
+    ) -> ChangeAnswer {
+        let op = match change {
+            MemberChange::AddLearner(_) => &self.config.add_learner,
+            MemberChange::Promote(_) => &self.config.promote,
+            MemberChange::Remove(_) => &self.config.remove,
+            MemberChange::Demote(_) => match &self.config.demote {
+                Some(d) => d,
+                None => return ChangeAnswer::Refused(NO_DEMOTE.into()),
+            },
+        };
+        let values = BTreeMap::from([
+            ("id".to_string(), change.node().to_string()),
+            (
+                "peer".to_string(),
+                peer.map(|p| p.to_string()).unwrap_or_default(),
+            ),
+        ]);
+        let (path, body) = op.request(&values);
+        let mut conn = Conn::new(addr);
+        match conn.call(&op.method, &path, body, self.timeout()).await {
+            Ok((code, v)) => self.judge(code, &v),
+            Err(CallError::NoAnswer(_)) => ChangeAnswer::Timeout,
+            Err(CallError::NotSent(e)) => ChangeAnswer::Wait(e),
+        }
+    }
+
+    /// What an answer with HTTP code `code` and JSON `v` means (see [`HttpMembership`]).
+    fn judge(&self, code: u16, v: &Value) -> ChangeAnswer {
+        match code {
+            200..300 => ChangeAnswer::Committed(None),
+            c if self.config.already_status.contains(&c) => ChangeAnswer::Already,
+            c if self.config.wait_status.contains(&c) => ChangeAnswer::Wait(self.message(c, v)),
+            400..500 => ChangeAnswer::Refused(self.message(code, v)),
+            _ => ChangeAnswer::Timeout,
+        }
+    }
+
+    async fn config_inner(&self, addr: SocketAddr) -> Option<Membership> {
+        let (code, v) = Conn::new(addr)
+            .call("GET", &self.config.status, None, self.timeout())
+            .await
+            .ok()?;
+        if !(200..300).contains(&code) {
+            return None;
+        }
+        let ids = |p: &str| -> Option<std::collections::BTreeSet<u64>> {
+            field(&v, p)?.as_array()?.iter().map(number).collect()
+        };
+        Some(Membership {
+            voters: ids(&self.config.voters)?,
+            learners: match &self.config.learners {
+                Some(p) => ids(p).unwrap_or_default(),
+                None => Default::default(),
+            },
+        })
+    }
+
+    async fn tell_peer_inner(
+        &self,
+        addr: SocketAddr,
+        id: u64,
+        peer: SocketAddr,
+    ) -> Result<(), String> {
+        let Some(op) = &self.config.peer else {
+            return Ok(());
+        };
+        let values = BTreeMap::from([
+            ("id".to_string(), id.to_string()),
+            ("peer".to_string(), peer.to_string()),
+        ]);
+        let (path, body) = op.request(&values);
+        match Conn::new(addr)
+            .call(&op.method, &path, body, self.timeout())
+            .await
+        {
+            Ok((code, _)) if (200..300).contains(&code) => Ok(()),
+            Ok((code, v)) => Err(self.message(code, &v)),
+            Err(CallError::NotSent(e) | CallError::NoAnswer(e)) => Err(e),
+        }
+    }
+}
+
+/// Why `demote` is refused when `[membership.http]` has no `demote`.
+const NO_DEMOTE: &str =
+    "the kind file's [membership.http] has no `demote` request: `remove N`, then `add`, instead";
+
+impl MembershipDriver for HttpMembership {
+    fn change(
+        &self,
+        addr: SocketAddr,
+        change: MemberChange,
+        peer: Option<SocketAddr>,
+    ) -> BoxFuture<'_, ChangeAnswer> {
+        self.change_inner(addr, change, peer).boxed()
+    }
+
+    fn cannot(&self, change: MemberChange) -> Option<String> {
+        (matches!(change, MemberChange::Demote(_)) && self.config.demote.is_none())
+            .then(|| NO_DEMOTE.to_string())
+    }
+
+    fn config(&self, addr: SocketAddr) -> BoxFuture<'_, Option<Membership>> {
+        self.config_inner(addr).boxed()
+    }
+
+    fn tell_peer(
+        &self,
+        addr: SocketAddr,
+        id: u64,
+        peer: SocketAddr,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        self.tell_peer_inner(addr, id, peer).boxed()
     }
 }

@@ -95,7 +95,8 @@ const CLIENT_PROTOCOLS: &[(&str, Option<&str>)] = &[
     ("etcd-v3", None),
 ];
 /// Membership drivers.
-const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] = &[("squall", None), ("etcd-v3", None)];
+const MEMBERSHIP_PROTOCOLS: &[(&str, Option<&str>)] =
+    &[("squall", None), ("etcd-v3", None), ("http-json", None)];
 /// Sender identification for the per-destination model.
 const SENDERS: &[&str] = &["x-server-from"];
 /// Abilities `[controls]` may name: squall's teaching controls and leadership transfer, which go through
@@ -263,6 +264,8 @@ pub struct Kind {
     pub status_http: Option<std::sync::Arc<http_json::StatusConfig>>,
     /// `[client.http]`, for the `http-json` client driver.
     pub client_http: Option<std::sync::Arc<http_json::ClientConfig>>,
+    /// `[membership.http]`, checked, when the membership driver is `http-json`.
+    pub membership_http: Option<std::sync::Arc<http_json::MembershipConfig>>,
     /// The membership driver, if the kind can change membership.
     pub membership: Option<Protocol>,
     /// Optional abilities (`freeze` …) and the driver of each.
@@ -738,18 +741,20 @@ impl Kind {
                     .map_err(|(f, m)| c.err(span, &http_field("client", &f), m))
             })
             .transpose()?;
-        if let Some(m) = &raw.membership
-            && let Some(h) = &m.http
-        {
-            return Err(c.err(
-                h.span(),
-                "membership.http",
-                "no membership driver reads an http table; drop it",
-            ));
-        }
         let membership = match &raw.membership {
             Some(m) => Some(protocol(m, "membership", MEMBERSHIP_PROTOCOLS)?),
             None => None,
+        };
+        let membership_http = match (&raw.membership, &membership) {
+            (Some(m), Some(p)) => c
+                .http_table(m, "membership", &p.name)?
+                .map(|(v, span)| {
+                    http_json::MembershipConfig::from_toml(v)
+                        .map(std::sync::Arc::new)
+                        .map_err(|(f, m)| c.err(span, &http_field("membership", &f), m))
+                })
+                .transpose()?,
+            _ => None,
         };
         let mut controls = BTreeMap::new();
         for (k, v) in &raw.controls {
@@ -834,6 +839,7 @@ impl Kind {
             client,
             status_http,
             client_http,
+            membership_http,
             membership,
             controls,
             options,
@@ -1077,6 +1083,9 @@ impl Kind {
             })),
             Some("etcd-v3") => Ok(Box::new(etcd::membership::EtcdMembership {
                 timeout: std::time::Duration::from_secs(5),
+            })),
+            Some("http-json") => Ok(Box::new(http_json::HttpMembership {
+                config: self.membership_http.clone().expect("checked at load"),
             })),
             Some(other) => Err(format!(
                 "its file ({}) names the membership protocol `{other}`, which this build has no driver for",

@@ -309,3 +309,46 @@ fn toml_errors_name_their_field() {
         Some("launch.args".to_string())
     );
 }
+
+const OPENRAFT: &str = include_str!("../../examples/openraft-kv/openraft.toml");
+
+#[test]
+fn membership_over_http_json_loads_and_its_mistakes_name_the_field() {
+    let kind = parse(OPENRAFT).unwrap();
+    let m = kind.membership_http.as_ref().expect("[membership.http]");
+    assert_eq!(m.voters, "members");
+    assert!(kind.membership_driver().is_ok());
+
+    // A placeholder the request cannot fill.
+    let text = OPENRAFT.replacen(
+        "addr = \"{peer}\" } }\npromote",
+        "addr = \"{proxy}\" } }\npromote",
+        1,
+    );
+    assert_ne!(text, OPENRAFT);
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        e.field.as_deref(),
+        Some("membership.http.add_learner.body.addr"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("{proxy}") && e.message.contains("{id}, {peer}"),
+        "{e}"
+    );
+
+    // The table is required by the http-json driver, and refused by any other.
+    let without = OPENRAFT
+        .split("[membership.http]")
+        .next()
+        .unwrap()
+        .to_string();
+    let e = parse(&without).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("membership.http"), "{e}");
+    let other = OPENRAFT.replacen(
+        "[membership]\n# add, remove",
+        "[membership]\nprotocol_ = 1\n# add, remove",
+        1,
+    );
+    assert!(parse(&other).is_err());
+}

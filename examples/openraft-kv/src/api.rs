@@ -1,11 +1,24 @@
 //! The HTTP API, JSON in and out.
 //!
 //! - `GET /status`: `{"id", "role", "term", "leader", "commit", "applied", "last_log_index", "vote":
-//!   {"term", "node", "committed"}, "members", "pid"}`; `role` is `leader`, `follower`, `candidate`,
+//!   {"term", "node", "committed"}, "members", "learners", "pid"}` (`members`: the voters' ids); `role` is `leader`, `follower`, `candidate`,
 //!   `learner` or `shutdown`; absent values are `null`.
 //! - `POST /read {"key"}` → `200 {"value": V or null}`; `POST /write {"key", "value"}` → `200 {}`;
 //!   `POST /cas {"key", "from", "to"}` → `200 {"swapped": BOOL}` (`false`: the key held another value and
 //!   nothing changed).
+//!
+//! Membership, asked of the leader (openraft's `add_learner` and `change_membership`; each answers once the
+//! change is committed), bodies `{"id"}` (a number or a string of digits):
+//! - `POST /add-learner {"id", "addr"}`: add node `id` as a learner, reached at `addr` (HOST:PORT, which
+//!   this node dials from now on), and wait until it has caught up;
+//! - `POST /promote {"id"}`: make learner `id` a voter; `POST /demote {"id"}`: make voter `id` a learner;
+//! - `POST /remove {"id"}`: take node `id` (voter or learner) out of the configuration;
+//! - `POST /peer {"id", "addr"}` (any node): node `id` is reached at `addr` from now on.
+//!
+//! Each answers `200 {"log_index"}` once committed (`/peer`: `200 {}`), `409 {"error"}` when the
+//! configuration already is so (nothing was done), `421` when not the leader, `503` when another change is
+//! under way, `400` when it cannot be (the last voter, a node that is not a learner), and `500`/`504` when
+//! its outcome is unknown.
 //!
 //! Errors say whether the operation happened:
 //! - `421 {"error", "leader"}`: this node is not the leader; nothing was done (try `leader`, a node id or
@@ -38,6 +51,8 @@ pub struct Node {
     pub raft: Raft,
     pub log: LogStore,
     pub sm: StateMachine,
+    /// Where this node reaches each peer (set by `/peer` and `/add-learner`).
+    pub peers: crate::net::Peers,
     /// How long a write waits for its entry to commit and apply before answering "unknown".
     pub write_timeout: Duration,
 }
@@ -126,9 +141,18 @@ async fn handle(node: &Node, req: HttpRequest<Incoming>) -> HttpResponse<Full<By
             }
             Err(e) => bad_body("{\"key\", \"from\", \"to\"}", e),
         },
+        (Method::POST, op @ ("/add-learner" | "/promote" | "/demote" | "/remove" | "/peer")) => {
+            match serde_json::from_slice::<MemberBody>(&body) {
+                Ok(b) => membership(node, op, b).await,
+                Err(e) => reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("the body must be a JSON object {{\"id\"}} (with \"addr\" for /add-learner and /peer): {e}")}),
+                ),
+            }
+        }
         (m, p) => reply(
             StatusCode::NOT_FOUND,
-            json!({"error": format!("no {m} {p}; see GET /status, POST /read, /write, /cas")}),
+            json!({"error": format!("no {m} {p}; see GET /status, POST /read, /write, /cas, /add-learner, /promote, /demote, /remove, /peer")}),
         ),
     }
 }
@@ -161,6 +185,7 @@ fn status(node: &Node) -> Value {
         .committed
         .load(std::sync::atomic::Ordering::Relaxed);
     let members: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let learners: Vec<u64> = m.membership_config.membership().learner_ids().collect();
     json!({
         "id": node.id,
         "role": role,
@@ -173,6 +198,7 @@ fn status(node: &Node) -> Value {
         "last_log_index": m.last_log_index,
         "vote": vote,
         "members": members,
+        "learners": learners,
         "pid": std::process::id(),
     })
 }
@@ -220,6 +246,152 @@ async fn write(node: &Node, req: Request) -> HttpResponse<Full<Bytes>> {
         Err(_) => reply(
             StatusCode::GATEWAY_TIMEOUT,
             json!({"error": format!("outcome unknown: no commit within {:?}", node.write_timeout)}),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    id: Value,
+    addr: Option<String>,
+}
+
+/// How long a membership change may take: an add waits for the learner to catch up.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type ChangeResult = Result<
+    openraft::raft::ClientWriteResponse<crate::TypeConfig>,
+    openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>,
+>;
+
+fn refuse(code: StatusCode, why: String) -> HttpResponse<Full<Bytes>> {
+    reply(code, json!({ "error": why }))
+}
+
+/// `/add-learner`, `/promote`, `/demote`, `/remove`, `/peer` (see the module docs).
+async fn membership(node: &Node, op: &str, b: MemberBody) -> HttpResponse<Full<Bytes>> {
+    let id =
+        b.id.as_u64()
+            .or_else(|| b.id.as_str()?.trim().parse().ok())
+            .filter(|&id| id > 0);
+    let Some(id) = id else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("`id` must be a node id (a positive integer), not {}", b.id),
+        );
+    };
+    let addr = match (op, b.addr) {
+        ("/add-learner" | "/peer", None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{op} needs `addr`, the HOST:PORT node {id} is reached at"),
+            );
+        }
+        (_, a) => a,
+    };
+    if op == "/peer" {
+        node.peers
+            .write()
+            .unwrap()
+            .insert(id, addr.unwrap_or_default());
+        return reply(StatusCode::OK, json!({}));
+    }
+    let m = node.raft.metrics().borrow().clone();
+    if m.current_leader != Some(node.id) {
+        return not_leader(node);
+    }
+    let config = m.membership_config.membership();
+    let voter = config.voter_ids().any(|v| v == id);
+    let learner = config.learner_ids().any(|l| l == id);
+    let raft = &node.raft;
+    let result: ChangeResult = match op {
+        "/add-learner" => {
+            if voter || learner {
+                return refuse(
+                    StatusCode::CONFLICT,
+                    format!("node {id} is already a member"),
+                );
+            }
+            let addr = addr.unwrap_or_default();
+            node.peers.write().unwrap().insert(id, addr.clone());
+            match tokio::time::timeout(
+                CHANGE_TIMEOUT,
+                raft.add_learner(id, openraft::BasicNode::new(addr), true),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => return change_timed_out(),
+            }
+        }
+        "/promote" | "/demote" | "/remove" => {
+            let change = match op {
+                "/promote" if voter => {
+                    return refuse(
+                        StatusCode::CONFLICT,
+                        format!("node {id} is already a voter"),
+                    );
+                }
+                "/promote" if !learner => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("node {id} is not a learner: add it first"),
+                    );
+                }
+                "/promote" => openraft::ChangeMembers::AddVoterIds([id].into()),
+                "/demote" if learner => {
+                    return refuse(
+                        StatusCode::CONFLICT,
+                        format!("node {id} is already a learner"),
+                    );
+                }
+                "/demote" if !voter => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("node {id} is not a member"),
+                    );
+                }
+                "/demote" => openraft::ChangeMembers::RemoveVoters([id].into()),
+                _ if voter => openraft::ChangeMembers::RemoveVoters([id].into()),
+                _ if learner => openraft::ChangeMembers::RemoveNodes([id].into()),
+                _ => {
+                    return refuse(StatusCode::CONFLICT, format!("node {id} is not a member"));
+                }
+            };
+            // `retain`: a demoted voter stays as a learner; a removed one leaves.
+            let retain = op == "/demote";
+            match tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, retain)).await
+            {
+                Ok(r) => r,
+                Err(_) => return change_timed_out(),
+            }
+        }
+        _ => unreachable!("routed above"),
+    };
+    change_answer(node, result)
+}
+
+fn change_timed_out() -> HttpResponse<Full<Bytes>> {
+    refuse(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!("outcome unknown: not committed within {CHANGE_TIMEOUT:?}"),
+    )
+}
+
+fn change_answer(node: &Node, result: ChangeResult) -> HttpResponse<Full<Bytes>> {
+    use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+    match result {
+        Ok(resp) => reply(StatusCode::OK, json!({ "log_index": resp.log_id.index })),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => not_leader(node),
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => match e {
+            ChangeMembershipError::InProgress(_) => {
+                refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            _ => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("outcome unknown: {e}"),
         ),
     }
 }

@@ -59,6 +59,10 @@ struct Args {
     /// node that joins or lost its data, which waits to be told the configuration by a leader.
     #[arg(long, default_value = "new")]
     initial_state: String,
+    /// A node added to a running cluster: it never initialises a configuration (whatever
+    /// `--initial-state` says) and waits for the leader to add it as a learner (`POST /add-learner`).
+    #[arg(long)]
+    join: bool,
     /// Once both ports are bound, their addresses are written here as JSON (`{"peer": …, "api": …}`).
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -136,15 +140,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let peer_addr = peer_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
+    let peer_map: net::Peers = Arc::new(std::sync::RwLock::new(peers.clone()));
     let network = net::Network {
-        peers: Arc::new(peers.clone()),
+        peers: peer_map.clone(),
     };
     let raft = Raft::new(args.id, Arc::new(config), network, log.clone(), sm.clone())
         .await
         .context("starting openraft")?;
     tokio::spawn(net::serve(peer_listener, raft.clone()));
 
-    if args.initial_state == "new" {
+    if args.initial_state == "new" && !args.join {
         let mut members: BTreeMap<u64, BasicNode> = peers
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
@@ -191,6 +196,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             raft,
             log,
             sm,
+            peers: peer_map,
             write_timeout: Duration::from_secs(3),
         },
     )

@@ -8,7 +8,7 @@
 //! on the same connection, as squall's own node does.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -102,25 +102,26 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-/// Makes a client per peer from the addresses the node was started with (`--peer ID=ADDR`), not from the
+/// Peer id to the address this node dials for it: from `--peers` at start, then from `POST /peer` and
+/// `POST /add-learner` (a node added while this one runs).
+pub type Peers = Arc<RwLock<BTreeMap<u64, String>>>;
+
+/// Makes a client per peer from the addresses the node was told (`--peers`, `POST /peer`), not from the
 /// membership's node records: the address to dial is squall's proxy for this directed link.
 #[derive(Clone)]
 pub struct Network {
-    /// Peer id to the address this node dials for it.
-    pub peers: Arc<BTreeMap<u64, String>>,
+    /// Where each peer is reached.
+    pub peers: Peers,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        let addr = self
-            .peers
-            .get(&target)
-            .cloned()
-            .unwrap_or_else(|| node.addr.clone());
         PeerClient {
-            addr,
+            target,
+            fallback: node.addr.clone(),
+            peers: self.peers.clone(),
             conn: Arc::new(Mutex::new(None)),
         }
     }
@@ -128,7 +129,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 /// One peer's connection, made on first use and again after any failure.
 pub struct PeerClient {
-    addr: String,
+    target: u64,
+    /// The address in the membership's node record, dialled only when this node was told none.
+    fallback: String,
+    peers: Peers,
     conn: Arc<Mutex<Option<TcpStream>>>,
 }
 
@@ -139,11 +143,19 @@ impl PeerClient {
     /// on it would be taken for the next request's.
     async fn call(&self, req: &PeerRequest, ttl: Duration) -> Result<PeerResponse, String> {
         let mut conn = self.conn.lock().await;
+        // Looked up on every call: an address told after the client was made (`POST /peer`) takes effect.
+        let addr = self
+            .peers
+            .read()
+            .unwrap()
+            .get(&self.target)
+            .cloned()
+            .unwrap_or_else(|| self.fallback.clone());
         let attempt = async {
             if conn.is_none() {
-                let s = TcpStream::connect(&self.addr)
+                let s = TcpStream::connect(&addr)
                     .await
-                    .map_err(|e| format!("connect {}: {e}", self.addr))?;
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
                 let _ = s.set_nodelay(true);
                 *conn = Some(s);
             }
@@ -155,7 +167,7 @@ impl PeerClient {
         };
         let result = match tokio::time::timeout(ttl, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer from {} within {ttl:?}", self.addr)),
+            Err(_) => Err(format!("no answer from {addr} within {ttl:?}")),
         };
         if result.is_err() {
             *conn = None;
