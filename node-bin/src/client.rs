@@ -61,6 +61,8 @@ pub struct KvClient {
     client_id: u64,
     seq: u64,
     leader: Option<NodeId>,
+    /// The node this client is bound to ([`KvClient::bind_to`]): asked first, and first again after a retry.
+    home: Option<NodeId>,
     conns: HashMap<NodeId, ClientServiceClient>,
     /// How long one operation may take in all, retries included.
     pub op_timeout: Duration,
@@ -83,6 +85,7 @@ impl KvClient {
             client_id,
             seq: 0,
             leader: None,
+            home: None,
             conns: HashMap::new(),
             op_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_millis(1000),
@@ -94,6 +97,17 @@ impl KvClient {
     /// client's nodes. Without it the client starts from the lowest id and follows leader hints.
     pub fn prefer(&mut self, node: NodeId) {
         if self.nodes.contains_key(&node) {
+            self.leader = Some(node);
+        }
+    }
+
+    /// Binds the client to `node` (ignored when it is not one of the client's nodes), as Jepsen and Maelstrom
+    /// bind each client to a node: it asks `node` first, follows a leader hint from it, and after a retry
+    /// starts again at `node` rather than at the lowest id. Clients bound to different nodes then reach every
+    /// node that takes values itself (a Paxos node without leases), not only the lowest.
+    pub fn bind_to(&mut self, node: NodeId) {
+        if self.nodes.contains_key(&node) {
+            self.home = Some(node);
             self.leader = Some(node);
         }
     }
@@ -117,7 +131,11 @@ impl KvClient {
         };
         let started = Instant::now();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        let mut rotate = 0usize;
+        // The home node first (see `bind_to`), else the lowest id; then each in turn.
+        let mut rotate = self
+            .home
+            .and_then(|h| ids.iter().position(|&id| id == h))
+            .unwrap_or(0);
         let mut backoff = Duration::from_millis(10).min(self.max_backoff);
         let mut errors = BTreeMap::new();
         // Connection refusals in a row: once every node has refused twice, nothing is listening.
@@ -137,7 +155,6 @@ impl KvClient {
             let target = match self.leader {
                 Some(l) if self.nodes.contains_key(&l) => l,
                 _ => {
-                    // The lowest id first, then each in turn.
                     let next = ids[rotate % ids.len()];
                     rotate += 1;
                     next

@@ -2,6 +2,7 @@
 //! for the workloads (`squall_node::client`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -100,13 +101,34 @@ pub struct SquallKv {
     client: NodeClient,
 }
 
+/// How many workload clients were made in this process: the next one starts at the node after the last's.
+static CLIENTS_MADE: AtomicUsize = AtomicUsize::new(0);
+
 impl SquallKv {
     /// A client of the nodes at `addrs` (a fresh client id: sequence numbers restart with the client).
+    ///
+    /// Clients are spread over the nodes: each new one is bound to the node after the previous client's
+    /// ([`NodeClient::bind_to`]), as Jepsen and Maelstrom bind each client to a node. A Raft node (or a Paxos node with
+    /// leases) that does not lead names its leader and the client follows; a Paxos node without leases
+    /// proposes what it is sent, so clients on every node make every node a proposer (dueling proposers).
     pub fn new(addrs: Addrs) -> SquallKv {
+        let first = addrs
+            .keys()
+            .copied()
+            .nth(CLIENTS_MADE.fetch_add(1, Ordering::Relaxed) % addrs.len().max(1));
         let mut client = NodeClient::new(addrs);
         client.op_timeout = Duration::from_secs(2);
         client.call_timeout = Duration::from_millis(500);
+        if let Some(node) = first {
+            client.bind_to(node);
+        }
         SquallKv { client }
+    }
+
+    /// The node this client asks next: the one it started at, until a node names a leader.
+    #[cfg(test)]
+    fn asks_first(&self) -> Option<u64> {
+        self.client.leader()
     }
 }
 
@@ -136,5 +158,31 @@ impl KvClient for SquallKv {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workload clients are spread over the nodes, not all started at the lowest id: a Paxos node without
+    /// leases redirects nobody, so only spread clients make more than one proposer.
+    #[test]
+    fn workload_clients_start_at_every_node_in_turn() {
+        let addrs: Addrs = (1..=3)
+            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], 40000 + id as u16))))
+            .collect();
+        let mut asked = std::collections::BTreeMap::<u64, usize>::new();
+        for _ in 0..30 {
+            let first = SquallKv::new(addrs.clone())
+                .asks_first()
+                .expect("a client of three nodes starts at one of them");
+            *asked.entry(first).or_default() += 1;
+        }
+        assert_eq!(
+            asked.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "clients started at {asked:?}"
+        );
     }
 }
