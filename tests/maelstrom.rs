@@ -227,8 +227,16 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
     let before = Session::kind_counts(&s.link(2, 1), "read");
     s.ok("cut 2->1");
     ops = s.passes_with_ops(ops, 30);
-    let cut = s.link(2, 1);
-    let after = Session::kind_counts(&cut, "read");
+    // As below: the history grows until n2 has forwarded a read to n1 under the cut, or the deadline passes.
+    let deadline = Instant::now() + WAIT;
+    let (cut, after) = loop {
+        let cut = s.link(2, 1);
+        let after = Session::kind_counts(&cut, "read");
+        if after.1 > before.1 || Instant::now() > deadline {
+            break (cut, after);
+        }
+        ops = s.passes_with_ops(ops, 10);
+    };
     assert!(
         after.1 > before.1,
         "reads on the cut link were dropped: {cut}"
@@ -245,12 +253,20 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
         Session::kind_counts(&line, "write"),
         Session::kind_counts(&line, "read"),
     );
-    ops = s.passes_with_ops(ops, 30);
-    let line = s.link(3, 1);
-    let (writes, reads) = (
-        Session::kind_counts(&line, "write"),
-        Session::kind_counts(&line, "read"),
-    );
+    // Which node a client's operation goes to is up to the workload, so the history grows until n3 has
+    // forwarded both a write and a read to n1 (or the deadline passes), not by a fixed number of operations.
+    let deadline = Instant::now() + WAIT;
+    let (line, writes, reads) = loop {
+        ops = s.passes_with_ops(ops, 10);
+        let line = s.link(3, 1);
+        let (writes, reads) = (
+            Session::kind_counts(&line, "write"),
+            Session::kind_counts(&line, "read"),
+        );
+        if (writes.0 > before.0.0 && reads.0 > before.1.0) || Instant::now() > deadline {
+            break (line, writes, reads);
+        }
+    };
     assert!(writes.0 > before.0.0, "writes were sent on 3->1: {line}");
     assert_eq!(
         writes.0 - before.0.0,
