@@ -877,7 +877,8 @@ async fn a_client_bounced_between_two_nodes_backs_off() {
 // ---- membership (issue 14) ----
 
 /// Asks the leader (found by polling) for `change` until it is committed, retrying what is only "not
-/// now" (not the leader, not ready, one in progress, learner behind). Panics with the last refusal on timeout.
+/// now" (not the leader, not ready, one in progress, learner behind, silent or still recovering: a learner's
+/// status can show it caught up before its next append answer tells the leader so). Panics with the last refusal on timeout.
 async fn change_membership(
     c: &TestCluster,
     change: squall_node::raft::ConfChange,
@@ -903,7 +904,8 @@ async fn change_membership(
                     | E::LeaderNotReady
                     | E::InProgress { .. }
                     | E::LearnerBehind { .. }
-                    | E::LearnerSilent { .. }),
+                    | E::LearnerSilent { .. }
+                    | E::LearnerRecovering { .. }),
                 )) => last = format!("node {l}: {e}"),
                 Ok(Err(e)) => panic!("{change:?} refused by node {l}: {e}"),
                 Err(e) => last = format!("node {l}: RPC failed: {e}"),
