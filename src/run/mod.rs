@@ -193,11 +193,18 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
         if let Err(e) = &result {
             let _ = fail(2, format!("--protocol {p}: {e}"));
         }
+        // Ctrl-C ends the side by side, not only the run it struck.
+        let interrupted = result
+            .as_ref()
+            .is_ok_and(|(f, _)| f.iter().any(|f| f.check == "run"));
         rows.push(compare::Row {
             protocol: p,
             result,
             bundle: dir,
         });
+        if interrupted {
+            break;
+        }
     }
     let table = compare::table(&rows, &expect);
     println!();
