@@ -256,3 +256,48 @@ fn protocol_mistakes_exit_2_naming_the_line_or_the_flag_and_dry_run_shows_both_p
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--no-leases"), "{err}");
 }
+
+#[test]
+fn bench_protocol_measures_both_protocols_in_one_run_and_refuses_a_protocol_named_twice() {
+    let (code, _, err) = squall(&["bench", "--protocol", "paxos,paxos"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("names paxos twice"), "{err}");
+    let (code, _, err) = squall(&["bench", "--protocol", "raft", "--membership"]);
+    assert_eq!(code, Some(2), "{err}");
+    // A short run: one level, one failover trial each. Figures are not judged here (BENCHMARKS.md has them),
+    // only that both protocols were measured, in order, into one table and one JSON line.
+    let (code, out, err) = squall(&[
+        "bench",
+        "--protocol",
+        "raft,paxos",
+        "--clients",
+        "1",
+        "--duration",
+        "1s",
+        "--failovers",
+        "1",
+    ]);
+    assert_eq!(code, Some(0), "--- stdout\n{out}\n--- stderr\n{err}");
+    let raft = err.find("=== raft ===").unwrap_or_else(|| panic!("{err}"));
+    let paxos = err.find("=== paxos ===").unwrap_or_else(|| panic!("{err}"));
+    assert!(raft < paxos, "{err}");
+    let table: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("protocol"))
+        .collect();
+    assert!(table.len() >= 3, "{err}");
+    assert!(
+        table[1].starts_with("raft") && table[2].starts_with("paxos"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(json["bench"], "protocols");
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{json}");
+    for (r, p) in runs.iter().zip(["raft", "paxos"]) {
+        assert_eq!(r["protocol"], p);
+        assert!(r["levels"][0]["ok"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["failover"]["trials"], 1, "{r}");
+    }
+}
