@@ -346,6 +346,17 @@ pub struct BenchArgs {
     /// squall's proxies against the same nodes linked directly, side by side in one run; no failover trials.
     #[arg(long, conflicts_with_all = ["disk_faults", "membership"])]
     pub node_kind: Option<String>,
+    /// Measure squall's own node with each protocol, `raft` and/or `paxos` (`--protocol raft,paxos`): the
+    /// write benchmark and its failover trials on each, one after the other in one run, then one table
+    /// comparing them.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "PROTOCOL[,PROTOCOL]",
+        conflicts_with_all = ["disk_faults", "membership", "node_kind", "node_bin"]
+    )]
+    pub protocol: Vec<squall_node::cli::Protocol>,
 }
 
 /// Flags of `squall check-history`.
@@ -416,6 +427,18 @@ pub struct RunArgs {
     /// existing non-empty directory: `-2`, `-3`, … is appended).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run on squall's own node with this protocol, `raft` or `paxos` (overrides the file's `protocol`, and
+    /// its `kind` when that is `squall` or `paxos`). Side by side: `--protocol raft,paxos` runs the scenario on
+    /// each, one after the other with the same seed, each into its own bundle under the run's, and prints one
+    /// table comparing verdicts, failover and recovery times, writes/s and messages per write; the exit code
+    /// is the worst of the runs'.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "PROTOCOL[,PROTOCOL]"
+    )]
+    pub protocol: Vec<squall_node::cli::Protocol>,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {

@@ -110,6 +110,16 @@ fn library_disruptive_rejoin() {
 }
 
 #[test]
+fn library_kill_leader() {
+    run_library("kill-leader");
+}
+
+#[test]
+fn library_partition_leader() {
+    run_library("partition-leader");
+}
+
+#[test]
 fn library_paused_leader() {
     run_library("paused-leader");
 }

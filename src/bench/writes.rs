@@ -190,11 +190,14 @@ pub(crate) async fn measure(
             // level's writes (and the few before it).
             if let Some((leader, _)) = cluster.leader() {
                 let stages = super::write_path::stages(cluster).await;
-                let (lines, json) = super::write_path::breakdown(leader, &stages, p50);
-                for line in lines {
-                    eprintln!("{line}");
+                // A node that keeps no stage timings (squall's Paxos node) has no breakdown to show.
+                if stages.iter().any(|(_, s)| !s.is_empty()) {
+                    let (lines, json) = super::write_path::breakdown(leader, &stages, p50);
+                    for line in lines {
+                        eprintln!("{line}");
+                    }
+                    level["write_path"] = json;
                 }
-                level["write_path"] = json;
             }
             one_client_p50 = Some(p50);
         }

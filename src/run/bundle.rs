@@ -49,6 +49,16 @@ pub(super) fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Resul
     } else {
         format!("{record} --scale {}", args.scale)
     };
+    let record = if args.protocol.is_empty() {
+        record
+    } else {
+        let names: Vec<&str> = args
+            .protocol
+            .iter()
+            .map(|p| crate::scenario::protocol_name(*p))
+            .collect();
+        format!("{record} --protocol {}", names.join(","))
+    };
     let script = format!(
         "#!/bin/sh\n# Reruns this scenario with the same seed: the same settings, the same faults at the same times.\n\
          # ({squall} is the squall that ran it; `squall` on the PATH works too.)\n\

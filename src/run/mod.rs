@@ -7,9 +7,13 @@
 //! with `until` is undone then: a fault gets that duration, a killed node is restarted, a paused one resumed);
 //! at the end of the fault phase everything is healed and every node brought back; after the recovery period
 //! the checks run. The loop is in `steps.rs`, the bundle's files in `bundle.rs`, the checks in `verdict.rs`.
+//!
+//! `--protocol raft,paxos` runs the scenario on each protocol of squall's own node, one after the other with
+//! the same seed, and prints one table comparing them (`compare.rs`).
 
 mod bundle;
 mod churn;
+pub mod compare;
 mod say;
 mod steps;
 mod verdict;
@@ -20,13 +24,14 @@ use std::process::ExitCode;
 use crate::cli::RunArgs;
 use crate::cluster::ClusterSpec;
 use crate::scenario::validate::load;
-use crate::scenario::{Plan, WorkloadKind};
+use crate::scenario::{Plan, Scenario, WorkloadKind, protocol_name};
 use crate::session::SessionConfig;
 use crate::setup::{cluster_id, fail, node_program};
 use crate::state::WorkloadKind as SessionWorkload;
 use bundle::{bundle_dir, finish_bundle, write_bundle_start};
 use verdict::{exit_code, overall};
 
+pub use compare::Measures;
 pub use verdict::Finding;
 
 /// `squall run`.
@@ -47,17 +52,33 @@ pub fn run(args: RunArgs) -> ExitCode {
             Err(e) => return fail(2, format!("{}: {e}", args.file.display())),
         }
     };
+    // `--protocol P[,Q…]`: each protocol's version of the scenario, all checked before anything runs.
+    let mut versions = Vec::new();
+    for (i, p) in args.protocol.iter().enumerate() {
+        if args.protocol[..i].contains(p) {
+            return fail(
+                2,
+                format!(
+                    "--protocol names {} twice: name each protocol once (raft,paxos)",
+                    protocol_name(*p)
+                ),
+            );
+        }
+        match scenario.with_protocol(*p) {
+            Ok(s) => versions.push((protocol_name(*p), s)),
+            Err(e) => return fail(2, format!("{}: {e}", args.file.display())),
+        }
+    }
+    if versions.len() >= 2 {
+        return side_by_side(&args, &versions, seed);
+    }
+    let scenario = versions.pop().map_or(scenario, |(_, s)| s);
     let plan = scenario.plan(seed);
     if args.dry_run {
-        // The kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2, naming
-        // its file, line and field) rather than a plan that cannot run. Its program need not be here.
-        if plan.scenario.cluster.maelstrom.is_none()
-            && let Err(e) = crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())
-        {
-            return fail(2, e);
-        }
-        print!("{}", plan.describe());
-        return ExitCode::SUCCESS;
+        return match dry_run(&plan) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(2, e),
+        };
     }
     let out = match bundle_dir(&args, &scenario.name, seed) {
         Ok(d) => d,
@@ -67,30 +88,44 @@ pub fn run(args: RunArgs) -> ExitCode {
         return fail(2, e);
     }
     println!("squall run: {} → {}", args.file.display(), out.display());
+    match run_plan(&args, &plan, &out) {
+        Ok((findings, _)) => ExitCode::from(exit_code(overall(&findings))),
+        Err(e) => fail(2, e),
+    }
+}
+
+/// `--dry-run`: the kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2,
+/// naming its file, line and field) rather than a plan that cannot run. Its program need not be here.
+fn dry_run(plan: &Plan) -> Result<(), String> {
+    if plan.scenario.cluster.maelstrom.is_none() {
+        crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())?;
+    }
     print!("{}", plan.describe());
-    let config = match session_config(&plan, &out) {
-        Ok(c) => c,
-        Err(e) => return fail(2, e),
-    };
+    Ok(())
+}
+
+/// Runs one plan into the bundle `out` (already holding the scenario and `repro.sh`): prints its settings, its
+/// events and its verdict table, and writes the history and the report. `Err`: it could not run (exit 2).
+fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Measures), String> {
+    print!("{}", plan.describe());
+    let config = session_config(plan, out)?;
     let cast = if args.record {
-        match crate::record::asciicast::CastWriter::create(
-            out.join("run.cast"),
-            120,
-            40,
-            &format!("squall run {}", plan.scenario.name),
-        ) {
-            Ok(c) => Some(c),
-            Err(e) => return fail(2, format!("--record: {e}")),
-        }
+        Some(
+            crate::record::asciicast::CastWriter::create(
+                out.join("run.cast"),
+                120,
+                40,
+                &format!("squall run {}", plan.scenario.name),
+            )
+            .map_err(|e| format!("--record: {e}"))?,
+        )
     } else {
         None
     };
-    let findings = match crate::setup::runtime().block_on(steps::execute(&plan, config, cast)) {
-        Ok(f) => f,
-        Err(code) => return code,
-    };
+    let (findings, measures) =
+        crate::setup::runtime().block_on(steps::execute(plan, config, cast))?;
     let verdict = overall(&findings);
-    finish_bundle(&out, plan.scenario.workload.kind);
+    finish_bundle(out, plan.scenario.workload.kind);
     println!();
     println!("{:<14} {:<8} evidence", "check", "verdict");
     for f in &findings {
@@ -110,7 +145,83 @@ pub fn run(args: RunArgs) -> ExitCode {
         out.display(),
         out.display()
     );
-    ExitCode::from(exit_code(verdict))
+    Ok((findings, measures))
+}
+
+/// `--protocol raft,paxos`: the scenario on each protocol, one after the other with the same seed, each into
+/// its own bundle under the run's (`raft/`, `paxos/`), then one table comparing them, printed and written to
+/// the bundle (`comparison.txt`, `comparison.json`). Exits with the worst of the runs' codes.
+fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64) -> ExitCode {
+    let plans: Vec<(&'static str, Plan)> =
+        versions.iter().map(|(p, s)| (*p, s.plan(seed))).collect();
+    if args.dry_run {
+        for (p, plan) in &plans {
+            println!("# --protocol {p}");
+            if let Err(e) = dry_run(plan) {
+                return fail(2, e);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let name = &plans[0].1.scenario.name;
+    let expect = plans[0].1.scenario.expect.to_string();
+    let out = match bundle_dir(args, name, seed) {
+        Ok(d) => d,
+        Err(e) => return fail(2, e),
+    };
+    if let Err(e) = write_bundle_start(args, &out, seed) {
+        return fail(2, e);
+    }
+    let names: Vec<&str> = plans.iter().map(|(p, _)| *p).collect();
+    println!(
+        "squall run: {} on {} → {}",
+        args.file.display(),
+        names.join(", "),
+        out.display()
+    );
+    let mut rows = Vec::new();
+    for (p, plan) in &plans {
+        let dir = out.join(p);
+        let mut one = args.clone();
+        one.protocol = vec![plan.scenario.cluster.protocol.unwrap_or_default()];
+        println!();
+        println!("=== {p} ===");
+        let result = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+            .and_then(|()| write_bundle_start(&one, &dir, seed))
+            .and_then(|()| run_plan(&one, plan, &dir));
+        if let Err(e) = &result {
+            let _ = fail(2, format!("--protocol {p}: {e}"));
+        }
+        // Ctrl-C ends the side by side, not only the run it struck.
+        let interrupted = result
+            .as_ref()
+            .is_ok_and(|(f, _)| f.iter().any(|f| f.check == "run"));
+        rows.push(compare::Row {
+            protocol: p,
+            result,
+            bundle: dir,
+        });
+        if interrupted {
+            break;
+        }
+    }
+    let table = compare::table(&rows, &expect);
+    println!();
+    println!("side by side: {name}, seed {seed}");
+    print!("{table}");
+    let json = compare::json(&rows, name, seed, &expect);
+    let _ = std::fs::write(out.join("comparison.txt"), &table);
+    let _ = std::fs::write(
+        out.join("comparison.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+    );
+    println!(
+        "bundle: {} (comparison.txt, comparison.json; rerun: sh {}/repro.sh)",
+        out.display(),
+        out.display()
+    );
+    ExitCode::from(compare::worst_exit_code(&rows))
 }
 
 /// The session a plan runs: its cluster settings as the scenario states them (already validated when it was

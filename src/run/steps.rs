@@ -1,9 +1,9 @@
 //! The run loop of `squall run`: planned steps performed at their times, undone when their `until` comes, the
 //! final heal, liveness sampled throughout, then the checks.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
+use super::compare::{Failover, Measures};
 use super::say::{fmt_ms, say_no_op, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
@@ -37,15 +37,33 @@ fn healthy(s: &ClusterState) -> bool {
             .all(|n| removed(n.id) || matches!(n.process, ProcessState::Running { .. }))
 }
 
+/// Whether a command is a fault whose failover the side-by-side table measures (not a heal, restart, resume
+/// or a command to the workload).
+fn is_fault(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Kill(_)
+            | Command::Terminate(_)
+            | Command::Pause(_)
+            | Command::Fault(_)
+            | Command::PowerCut(..)
+            | Command::Disk(..)
+            | Command::Clock(..)
+            | Command::Wipe(_)
+    )
+}
+
+/// Runs a plan's session to its findings and figures. `Err`: the session did not start (the message for a
+/// person; exit code 2).
 pub(super) async fn execute(
     plan: &Plan,
     config: SessionConfig,
     cast: Option<crate::record::asciicast::CastWriter>,
-) -> Result<Vec<Finding>, ExitCode> {
+) -> Result<(Vec<Finding>, Measures), String> {
     let s = &plan.scenario;
-    let (cluster, mut session, mut rx) = start_session(config)
-        .await
-        .map_err(|e| crate::setup::fail(2, e))?;
+    let (cluster, mut session, mut rx) = start_session(config).await?;
+    let mut failover = Failover::default();
+    let mut acknowledged_writes = 0u64;
     let mut feed = ConsoleFeed::new();
     feed.out.cast = cast;
     session.apply(crate::state::Stamped::new(
@@ -98,10 +116,16 @@ pub(super) async fn execute(
                     } else {
                         &mut nemesis_refused
                     };
+                    let fault = is_fault(&line);
+                    let (leader, commit) = (session.state.leader, session.state.commit_high);
+                    let before = into.len();
                     if let Some(undo) =
                         perform_step(&cluster, &mut feed, line, until, now, into).await
                     {
                         due.push(undo);
+                    }
+                    if fault && into.len() == before {
+                        failover.fault(now, leader, commit);
                     }
                 }
                 Due::Undo(cmd, what) => {
@@ -160,10 +184,19 @@ pub(super) async fn execute(
                 if healed {
                     catch_up.observe_recovery(st);
                 }
+                failover.observe(Duration::from_millis(now_ms), st.leader, st.commit_high);
             }
             Some(e) = rx.recv() => {
                 catch_up.on_event(Duration::from_millis(e.at_ms), &e.event);
+                if let crate::state::Event::Op { op } = &e.event
+                    && op.kind == crate::check::OpType::Ok
+                    && op.f() != crate::check::OpF::Read
+                {
+                    acknowledged_writes += 1;
+                }
+                let at = Duration::from_millis(e.at_ms);
                 feed.on_event(&mut session, e, cluster.now_ms());
+                failover.observe(at, session.state.leader, session.state.commit_high);
             }
         }
     }
@@ -234,8 +267,24 @@ pub(super) async fn execute(
             },
         ));
     }
+    let measures = Measures {
+        failovers: failover.measured().to_vec(),
+        recoveries: liveness
+            .recoveries()
+            .iter()
+            .filter(|r| r.what.ends_with(" ended"))
+            .map(|r| r.took())
+            .collect(),
+        writes: if s.workload.kind == crate::scenario::WorkloadKind::LinKv {
+            acknowledged_writes
+        } else {
+            session.state.workload.ok
+        },
+        seconds: cluster.now_ms() as f64 / 1000.0,
+        messages: session.state.links.iter().map(|l| l.frames).sum(),
+    };
     end_session(&cluster, &mut session, &mut rx).await;
-    Ok(findings)
+    Ok((findings, measures))
 }
 
 /// Performs one planned step; returns its undo when it has `until`. A step that could not be performed is

@@ -12,6 +12,7 @@
 //!
 //! [cluster]
 //! nodes = 5
+//! protocol = "raft"              # raft | paxos: squall's own node with that core (`squall up --protocol`)
 //! election-timeout = "150..300ms"
 //! heartbeat = "50ms"
 //!
@@ -47,6 +48,32 @@ use std::time::Duration;
 
 pub use nemesis::{NemesisKind, NemesisSpec};
 pub use parse::{ScenarioError, parse_scenario};
+pub use squall_node::cli::Protocol;
+
+/// The protocol a scenario's `protocol = "NAME"` (or `squall run --protocol NAME`) names: `raft` or `paxos`.
+pub fn protocol_named(name: &str) -> Option<Protocol> {
+    match name {
+        "raft" => Some(Protocol::Raft),
+        "paxos" => Some(Protocol::Paxos),
+        _ => None,
+    }
+}
+
+/// The name of a protocol as scenario files and `--protocol` write it.
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Raft => "raft",
+        Protocol::Paxos => "paxos",
+    }
+}
+
+/// The node kind that runs squall's own node with protocol `p` (`squall up --protocol` does the same).
+pub fn protocol_kind(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Raft => crate::kind::DEFAULT,
+        Protocol::Paxos => "paxos",
+    }
+}
 
 /// What a scenario expects its verdict to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,8 +143,12 @@ pub struct ClusterSettings {
     pub node_bin: Option<PathBuf>,
     /// Extra flags passed to every node (for example `--no-pre-vote`).
     pub node_args: Vec<String>,
-    /// The node kind (`kind = "NAME"` or a kind file's path; `None`: the default kind).
+    /// The node kind (`kind = "NAME"` or a kind file's path; `None`: the default kind). A `protocol` line
+    /// without a `kind` sets it to that protocol's kind (`squall` or `paxos`).
     pub kind: Option<String>,
+    /// The protocol of squall's own node (`protocol = "raft" | "paxos"`, or `squall run --protocol`), when
+    /// named; it always agrees with `kind`.
+    pub protocol: Option<Protocol>,
     /// A Maelstrom node executable (`maelstrom = "./node"`): the `maelstrom` kind running it.
     pub maelstrom: Option<PathBuf>,
 }
@@ -274,6 +305,41 @@ impl Scenario {
         Ok(s)
     }
 
+    /// The scenario run on squall's own node with protocol `p` (`squall run --protocol`), which overrides
+    /// the file's `protocol` and its `kind` when that is `squall` or `paxos`. `Err` is the message for a person
+    /// (exit 2): the file runs another kind or a Maelstrom node, or passes a node argument only a Paxos node
+    /// takes (`--no-leases`) to a Raft run.
+    pub fn with_protocol(&self, p: Protocol) -> Result<Scenario, String> {
+        let name = protocol_name(p);
+        let c = &self.cluster;
+        if let Some(m) = &c.maelstrom {
+            return Err(format!(
+                "--protocol {name}: the scenario runs the Maelstrom node {} (cluster.maelstrom); --protocol \
+                 chooses the core of squall's own node",
+                m.display()
+            ));
+        }
+        if let Some(k) = &c.kind
+            && k != protocol_kind(Protocol::Raft)
+            && k != protocol_kind(Protocol::Paxos)
+        {
+            return Err(format!(
+                "--protocol {name}: the scenario runs node kind `{k}` (cluster.kind); --protocol chooses the \
+                 core of squall's own node, so drop it or the file's kind"
+            ));
+        }
+        if p == Protocol::Raft && c.node_args.iter().any(|a| a == "--no-leases") {
+            return Err(format!(
+                "--protocol {name}: the scenario's cluster.node-args pass --no-leases, which only a Paxos node \
+                 takes; drop raft from --protocol or the flag from the file"
+            ));
+        }
+        let mut s = self.clone();
+        s.cluster.protocol = Some(p);
+        s.cluster.kind = Some(protocol_kind(p).to_string());
+        Ok(s)
+    }
+
     /// Expands the scenario with `seed` into a [`Plan`]: the nemesis draws its schedule from the seed, so
     /// the same file and seed always give the same steps.
     pub fn plan(&self, seed: u64) -> Plan {
@@ -318,6 +384,9 @@ impl Plan {
             },
         );
         line("disk-faults", c.disk_faults.to_string());
+        if let Some(p) = c.protocol {
+            line("protocol", protocol_name(p).to_string());
+        }
         if let Some(k) = &c.kind {
             line("kind", k.clone());
         }

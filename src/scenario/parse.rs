@@ -67,7 +67,8 @@ struct RawCluster {
     node_bin: Option<PathBuf>,
     #[serde(default)]
     node_args: Vec<String>,
-    kind: Option<String>,
+    kind: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
     maelstrom: Option<Spanned<String>>,
 }
 
@@ -216,6 +217,45 @@ pub fn parse_scenario(
             "cluster.maelstrom names the node program itself: drop cluster.kind and cluster.node-bin".into(),
         ));
     }
+    // `protocol = "raft" | "paxos"`: squall's own node with that core, as `squall up --protocol` (the kinds
+    // `squall` and `paxos`). Beside a `kind` it must name the same kind.
+    let protocol = match &c.protocol {
+        None => None,
+        Some(pr) => {
+            let protocol = super::protocol_named(pr.get_ref()).ok_or_else(|| {
+                p.err(
+                    pr.span(),
+                    format!(
+                        "cluster.protocol = \"{}\": use \"raft\" or \"paxos\"",
+                        pr.get_ref()
+                    ),
+                )
+            })?;
+            let kind = super::protocol_kind(protocol);
+            if let Some(k) = &c.kind
+                && k.get_ref() != kind
+            {
+                return Err(p.err(
+                    pr.span(),
+                    format!(
+                        "cluster.protocol = \"{}\" runs node kind \"{kind}\", but cluster.kind = \"{}\" (line {}): \
+                         drop one of them, or make them agree",
+                        pr.get_ref(),
+                        k.get_ref(),
+                        p.line_of(&k.span())
+                    ),
+                ));
+            }
+            if c.maelstrom.is_some() {
+                return Err(p.err(
+                    pr.span(),
+                    "cluster.protocol names squall's own node, cluster.maelstrom another program: drop one of them"
+                        .into(),
+                ));
+            }
+            Some(protocol)
+        }
+    };
     let cluster = ClusterSettings {
         nodes,
         election_timeout,
@@ -225,7 +265,12 @@ pub fn parse_scenario(
         disk_faults: c.disk_faults.unwrap_or(false),
         node_bin: c.node_bin.clone(),
         node_args: c.node_args.clone(),
-        kind: c.kind.clone(),
+        kind: c
+            .kind
+            .as_ref()
+            .map(|k| k.get_ref().clone())
+            .or_else(|| protocol.map(|p| super::protocol_kind(p).to_string())),
+        protocol,
         maelstrom: c.maelstrom.as_ref().map(|m| PathBuf::from(m.get_ref())),
     };
 

@@ -334,3 +334,76 @@ fn maelstrom_workloads_need_a_maelstrom_node_and_a_maelstrom_node_has_no_counter
     let (_, msg) = err("[workload]\nkind = \"gossip\"\n");
     assert!(msg.contains("\"kafka\""), "{msg}");
 }
+
+#[test]
+fn protocol_names_squall_s_own_node_with_that_core_as_up_s_flag_does() {
+    // Issue 23: `protocol = "paxos"` is `squall up --protocol paxos`, the kind `paxos`.
+    let s = parse("[cluster]\nprotocol = \"paxos\"\n").unwrap();
+    assert_eq!(s.cluster.protocol, Some(Protocol::Paxos));
+    assert_eq!(s.cluster.kind.as_deref(), Some("paxos"));
+    let s = parse("[cluster]\nprotocol = \"raft\"\n").unwrap();
+    assert_eq!(s.cluster.protocol, Some(Protocol::Raft));
+    assert_eq!(s.cluster.kind.as_deref(), Some(crate::kind::DEFAULT));
+    // Beside a kind that agrees: accepted.
+    let s = parse("[cluster]\nkind = \"paxos\"\nprotocol = \"paxos\"\n").unwrap();
+    assert_eq!(s.cluster.kind.as_deref(), Some("paxos"));
+    assert!(parse("[cluster]\nkind = \"squall\"\nprotocol = \"raft\"\n").is_ok());
+    // No protocol line: none named, the kind as written.
+    let s = parse("[cluster]\nkind = \"paxos\"\n").unwrap();
+    assert_eq!(s.cluster.protocol, None);
+    // The dry run prints it.
+    let d = parse("[cluster]\nprotocol = \"paxos\"\n")
+        .unwrap()
+        .plan(1)
+        .describe();
+    assert!(d.contains("protocol") && d.contains("paxos"), "{d}");
+}
+
+#[test]
+fn a_protocol_that_disagrees_with_the_kind_or_is_unknown_is_refused_at_its_line() {
+    let (line, msg) = err("[cluster]\nkind = \"etcd\"\nprotocol = \"paxos\"\n");
+    assert_eq!(line, Some(3));
+    assert!(
+        msg.contains("cluster.protocol = \"paxos\"")
+            && msg.contains("cluster.kind = \"etcd\" (line 2)")
+            && msg.contains("drop one"),
+        "{msg}"
+    );
+    let (line, msg) = err("[cluster]\nprotocol = \"raft\"\nkind = \"paxos\"\n");
+    assert_eq!(line, Some(2));
+    assert!(msg.contains("runs node kind \"squall\""), "{msg}");
+    let (line, msg) = err("[cluster]\nnodes = 3\nprotocol = \"zab\"\n");
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("use \"raft\" or \"paxos\""), "{msg}");
+    let (line, msg) = err("[cluster]\nmaelstrom = \"/bin/n\"\nprotocol = \"raft\"\n");
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("cluster.maelstrom"), "{msg}");
+}
+
+#[test]
+fn run_s_protocol_overrides_the_file_s_own_node_and_refuses_other_kinds() {
+    let s = parse("[cluster]\nkind = \"paxos\"\n").unwrap();
+    let raft = s.with_protocol(Protocol::Raft).unwrap();
+    assert_eq!(raft.cluster.kind.as_deref(), Some(crate::kind::DEFAULT));
+    assert_eq!(raft.cluster.protocol, Some(Protocol::Raft));
+    let paxos = parse("").unwrap().with_protocol(Protocol::Paxos).unwrap();
+    assert_eq!(paxos.cluster.kind.as_deref(), Some("paxos"));
+    let e = parse("[cluster]\nkind = \"etcd\"\n")
+        .unwrap()
+        .with_protocol(Protocol::Paxos)
+        .unwrap_err();
+    assert!(
+        e.contains("--protocol paxos") && e.contains("`etcd`"),
+        "{e}"
+    );
+    let e = parse("[cluster]\nmaelstrom = \"/bin/n\"\n")
+        .unwrap()
+        .with_protocol(Protocol::Raft)
+        .unwrap_err();
+    assert!(e.contains("Maelstrom"), "{e}");
+    // The dueling-proposers switch belongs to Paxos: a Raft run of it is refused before anything starts.
+    let dueling = parse("[cluster]\nkind = \"paxos\"\nnode-args = [\"--no-leases\"]\n").unwrap();
+    let e = dueling.with_protocol(Protocol::Raft).unwrap_err();
+    assert!(e.contains("--no-leases"), "{e}");
+    assert!(dueling.with_protocol(Protocol::Paxos).is_ok());
+}
