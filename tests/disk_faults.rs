@@ -283,6 +283,23 @@ fn a_leader_whose_disk_stalls_keeps_writes_committing_and_loses_nothing() {
     let _ = s.quit();
 }
 
+/// F21: `disk N flip` without a file picked the node's `LOCK` (pid) file 5 times in 8; it picks a file the
+/// node's data depends on, never the lock.
+#[test]
+fn a_flip_without_a_file_corrupts_the_nodes_data_never_its_lock() {
+    let mut s = up(&["--seed", "21"]);
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let flipped = s.ask("disk 1 flip", "flipped bit");
+        assert!(
+            flipped.ends_with("of wal.log") || flipped.ends_with("of snapshot.bin"),
+            "a flip hit a file the data does not depend on: {flipped}\nall: {seen:#?}"
+        );
+        seen.push(flipped);
+    }
+    let _ = s.quit();
+}
+
 #[test]
 fn a_flipped_bit_in_the_wal_is_detected_and_the_check_passes() {
     let mut s = up(&["--workload", "--rate", "100", "--seed", "13"]);
