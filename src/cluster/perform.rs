@@ -54,6 +54,23 @@ impl Cluster {
         format!("done before it failed: {}{now}; why: ", done.join(", "))
     }
 
+    /// Every fault in force, one line each, as `faults` lists them: the network's (with their ids), each
+    /// node's disk and clock faults, and the client faults. Empty when a `heal` would have nothing to heal.
+    pub fn faults_in_force(&self) -> Vec<String> {
+        let mut lines = self.fault_lines();
+        // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
+        for id in self.node_ids() {
+            for d in self.inner.disks.describe(id) {
+                lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
+            }
+            if let Some(c) = self.inner.clocks.describe(id) {
+                lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
+            }
+        }
+        lines.extend(self.inner.workload.lock.describe());
+        lines
+    }
+
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
@@ -74,17 +91,7 @@ impl Cluster {
             }
             Command::Quit => return Outcome::Quit,
             Command::Faults => {
-                let mut lines = self.fault_lines();
-                // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
-                for id in self.node_ids() {
-                    for d in self.inner.disks.describe(id) {
-                        lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
-                    }
-                    if let Some(c) = self.inner.clocks.describe(id) {
-                        lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
-                    }
-                }
-                lines.extend(self.inner.workload.lock.describe());
+                let lines = self.faults_in_force();
                 let summary = match lines.len() {
                     0 => "no fault in force".to_string(),
                     1 => "1 fault in force".to_string(),
