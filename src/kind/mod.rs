@@ -19,6 +19,7 @@ pub mod launch;
 pub mod membership;
 pub mod paxos_classify;
 mod squall;
+pub mod tarpc_head;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
