@@ -781,18 +781,19 @@ fn a_scenario_heal_with_nothing_in_force_is_a_no_op_line_not_a_failed_step() {
 }
 
 /// F3: a run whose faults all ended before the fault phase did printed `heal failed: nothing to heal …` in
-/// its feed beside `heal (final) → no-op`: the final heal is not a failure when nothing is in force, and
-/// says what happened once.
+/// its feed beside `heal (final) → no-op` (and so did a timeline `heal` with nothing left): a heal is not a
+/// failure when nothing is in force, and says what happened once.
 #[test]
 fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kill-and-back.toml");
     std::fs::write(
         &file,
-        "# the leader killed and restarted before the fault phase ends\n\
+        "# the leader killed and restarted before the fault phase ends, then a heal with nothing left\n\
          expect = \"valid\"\n\
          [run]\nduration = \"3s\"\nrecovery = \"2s\"\n\
-         [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"2s\"\n",
+         [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"2s\"\n\
+         [[timeline]]\nat = \"2500ms\"\ndo = \"heal\"\n",
     )
     .unwrap();
     let o = squall()
@@ -808,13 +809,15 @@ fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
         !out.contains("heal failed"),
         "the final heal is called a failure:\n{out}"
     );
-    let heal: Vec<&str> = out.lines().filter(|l| l.contains("heal (final)")).collect();
-    assert_eq!(heal.len(), 1, "{out}");
-    assert!(
-        heal[0].contains("no-op: no fault was in force"),
-        "{}",
-        heal[0]
-    );
+    for step in ["scenario: heal → ", "scenario: heal (final) → "] {
+        let said: Vec<&str> = out.lines().filter(|l| l.contains(step)).collect();
+        assert_eq!(said.len(), 1, "{step}:\n{out}");
+        assert!(
+            said[0].contains("no-op: nothing to heal: no fault is in force"),
+            "{}",
+            said[0]
+        );
+    }
 }
 
 /// F22: `squall run --out FILE` on an existing FILE wrote `FILE-2` silently. It is refused with exit 2,

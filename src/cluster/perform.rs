@@ -11,6 +11,10 @@ use super::links::link_view;
 use super::{Cluster, Outcome, linkv, lock, membership};
 use crate::state::{Event, ProcessState};
 
+/// Why a plain `heal` does nothing: no fault is in force ([`Cluster::faults_in_force`] is empty).
+pub const NOTHING_TO_HEAL: &str = "nothing to heal: no fault is in force (`faults` lists the network's, \
+                                   `status` each node's disk and clock)";
+
 impl Cluster {
     /// What a restart or wipe of node `id` that failed had already done, for its answer (tester2 item 3:
     /// `wipe 3` had killed node 3 and emptied its data, and answered only "cannot spawn"): read from what is
@@ -413,11 +417,7 @@ impl Cluster {
                     }
                 };
                 match (network, disks) {
-                    (None, None) => Err(
-                        "nothing to heal: no fault is in force (`faults` lists the network's, `status` each \
-                         node's disk and clock)"
-                            .into(),
-                    ),
+                    (None, None) => Err(NOTHING_TO_HEAL.into()),
                     (Some(n), None) => Ok(n),
                     (None, Some(d)) => Ok(format!("heal: {d}; no network fault was in force")),
                     (Some(n), Some(d)) => Ok(format!("{n}; {d}")),
