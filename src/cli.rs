@@ -423,8 +423,9 @@ pub struct RunArgs {
     /// Check the file and print every setting and step the seed expands into, without running anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Where to write the bundle (default: `squall-run-NAME-SEED` in the current directory; never an
-    /// existing non-empty directory: `-2`, `-3`, … is appended).
+    /// Where to write the bundle (default: `squall-run-NAME-SEED` in the current directory, with `-2`, `-3`, …
+    /// appended rather than write over an earlier run). An existing file or non-empty directory given here
+    /// is refused (exit 2) unless `--force`.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run on squall's own node with this protocol, `raft` or `paxos` (overrides the file's `protocol`, and
@@ -439,6 +440,10 @@ pub struct RunArgs {
         value_name = "PROTOCOL[,PROTOCOL]"
     )]
     pub protocol: Vec<squall_node::cli::Protocol>,
+    /// With `--out`: replace the earlier bundle there (a directory holding a `repro.sh`; nothing else is
+    /// ever removed).
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {

@@ -563,11 +563,6 @@ pub fn up(args: UpArgs) -> ExitCode {
             return fail(2, format!("--disk-faults: {e}"));
         }
     }
-    say(format_args!(
-        "squall: cluster directory {} (seed {seed}); event log {}",
-        dir.display(),
-        events.display()
-    ));
     if let Ok(Some(roster)) = crate::cluster::files::Roster::read(&dir)
         && roster.changed()
     {
@@ -642,7 +637,16 @@ pub fn up(args: UpArgs) -> ExitCode {
             "squall: snapshots off (--snapshot-every 0): every node's log grows for the whole session"
         ));
     }
-    let code = runtime().block_on(crate::app::run(args, spec));
+    // Said once the session has started: a `squall up` refused before (a workload the kind cannot run, a
+    // directory it cannot read, nodes that cannot start) names no directory or log it never wrote (F12).
+    let started = || {
+        say(format_args!(
+            "squall: cluster directory {} (seed {seed}); event log {}",
+            dir.display(),
+            events.display()
+        ))
+    };
+    let code = runtime().block_on(crate::app::run(args, spec, started));
     if remove_after {
         say(format_args!(
             "squall: removing cluster directory {} (node data and logs; pass --keep or --dir to keep it)",

@@ -99,6 +99,25 @@ fn power_cuts_of_random_nodes_and_of_all_lose_nothing_acknowledged() {
     let _ = s.quit();
 }
 
+/// An unsynced cluster (`--unsafe-no-fsync`, snapshots off) under the workload `workload` (`[]`: the
+/// default) at 200/s, seed 5: once 200 entries committed, a power cut of every node and a restart of each;
+/// returns the session once every node runs and recovers from the data it lost.
+fn every_node_lost_its_acknowledged_writes(workload: &[&str]) -> Session {
+    let mut args = vec!["--unsafe-no-fsync", "--workload"];
+    args.extend_from_slice(workload);
+    args.extend_from_slice(&["--rate", "200", "--seed", "5", "--snapshot-every", "0"]);
+    let mut s = up(&args);
+    commits_grow(&mut s, 200);
+    s.ask("powercut all", "power cut of every node");
+    for n in 1..=3 {
+        s.ask(&format!("restart {n}"), "restart node");
+    }
+    s.until("every node to recover from the data it lost", |ns| {
+        (ns.len() == 3 && ns.values().all(|n| n.running && n.role == "recovering")).then_some(())
+    });
+    s
+}
+
 #[test]
 fn an_unsynced_node_loses_nothing_to_kill_and_after_coordinated_power_cuts_elects_nobody() {
     // kill -9 of every node: the page cache (here, the backing files) survives, so nothing is lost.
@@ -136,24 +155,7 @@ fn an_unsynced_node_loses_nothing_to_kill_and_after_coordinated_power_cuts_elect
     // after the 500th entry once, so every node restarted from a synced snapshot with the appends after it
     // silently gone, not knowing it had lost anything, and a leader was elected (term 12): the data loss
     // `--unsafe-no-fsync` exists to show, not the "nothing ever synced" case this part is about.
-    let mut s = up(&[
-        "--unsafe-no-fsync",
-        "--workload",
-        "--rate",
-        "200",
-        "--seed",
-        "5",
-        "--snapshot-every",
-        "0",
-    ]);
-    commits_grow(&mut s, 200);
-    s.ask("powercut all", "power cut of every node");
-    for n in 1..=3 {
-        s.ask(&format!("restart {n}"), "restart node");
-    }
-    s.until("every node to recover from the data it lost", |ns| {
-        (ns.len() == 3 && ns.values().all(|n| n.running && n.role == "recovering")).then_some(())
-    });
+    let mut s = every_node_lost_its_acknowledged_writes(&[]);
     writeln!(s.stdin, "check").unwrap();
     let verdict = s.out.wait_for("the check's verdict", WAIT, |l| {
         (l.starts_with("ok: check") || l.starts_with("error: check")).then(|| l.to_string())
@@ -175,25 +177,7 @@ fn an_unsynced_node_loses_nothing_to_kill_and_after_coordinated_power_cuts_elect
 /// cluster that cannot serve it makes the verdict inconclusive, never passed.
 #[test]
 fn a_lin_kv_check_after_every_node_lost_its_acknowledged_writes_does_not_pass() {
-    let mut s = up(&[
-        "--unsafe-no-fsync",
-        "--workload",
-        "lin-kv",
-        "--rate",
-        "200",
-        "--seed",
-        "5",
-        "--snapshot-every",
-        "0",
-    ]);
-    commits_grow(&mut s, 200);
-    s.ask("powercut all", "power cut of every node");
-    for n in 1..=3 {
-        s.ask(&format!("restart {n}"), "restart node");
-    }
-    s.until("every node to recover from the data it lost", |ns| {
-        (ns.len() == 3 && ns.values().all(|n| n.running && n.role == "recovering")).then_some(())
-    });
+    let mut s = every_node_lost_its_acknowledged_writes(&["lin-kv"]);
     writeln!(s.stdin, "check").unwrap();
     let verdict = s.out.wait_for("the check's verdict", WAIT, |l| {
         (l.starts_with("ok: ") || l.starts_with("error: "))
@@ -280,6 +264,23 @@ fn a_leader_whose_disk_stalls_keeps_writes_committing_and_loses_nothing() {
     commits_grow(&mut s, 100);
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
+    let _ = s.quit();
+}
+
+/// F21: `disk N flip` without a file picked the node's `LOCK` (pid) file 5 times in 8; it picks a file the
+/// node's data depends on, never the lock.
+#[test]
+fn a_flip_without_a_file_corrupts_the_nodes_data_never_its_lock() {
+    let mut s = up(&["--seed", "21"]);
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let flipped = s.ask("disk 1 flip", "flipped bit");
+        assert!(
+            flipped.ends_with("of wal.log") || flipped.ends_with("of snapshot.bin"),
+            "a flip hit a file the data does not depend on: {flipped}\nall: {seen:#?}"
+        );
+        seen.push(flipped);
+    }
     let _ = s.quit();
 }
 

@@ -875,3 +875,36 @@ fn with_the_node_program_gone_wipe_and_add_do_nothing_and_say_so() {
     assert!(child.wait().unwrap().success());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
+
+/// `check` then `quit` at once: the check's findings are events of their own, and they reach the console
+/// before the session's answer to `quit` (they used to die in the channel when squall exited).
+#[test]
+fn a_check_just_before_quit_prints_its_findings_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    let mut stdin = child.stdin.take().unwrap();
+    write!(stdin, "check\nquit\n").unwrap();
+    out.wait_for("the answer to quit", WAIT, |l| {
+        (l == "ok: quit").then_some(())
+    });
+    let quit_at = out.seen.len() - 1;
+    let findings: Vec<&String> = out.seen[..quit_at]
+        .iter()
+        .filter(|l| is_feed_line(l) && l.contains("check"))
+        .collect();
+    assert!(
+        !findings.is_empty(),
+        "the check's feed line came after `ok: quit` or never:\n{}",
+        out.seen.join("\n")
+    );
+    assert!(child.wait().unwrap().success());
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A feed line: `   0.308s  text` (a time stamp in seconds, then the text).
+fn is_feed_line(line: &str) -> bool {
+    line.trim_start()
+        .split_once("s  ")
+        .is_some_and(|(t, _)| t.parse::<f64>().is_ok())
+}

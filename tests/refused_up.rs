@@ -148,5 +148,57 @@ fn a_node_that_does_not_start_is_not_said_to_have_refused_its_data() {
         );
     }
     assert!(!err.contains("refused its data"), "{err}");
+    // F12: the refusal named an event log it never wrote.
+    assert_named_paths_exist(&format!("{}{err}", String::from_utf8_lossy(&out.stdout)));
     drop(busy);
+}
+
+/// Every file or directory the output names as the session's (`cluster directory PATH`, `event log PATH`)
+/// exists.
+fn assert_named_paths_exist(text: &str) {
+    for label in ["cluster directory ", "event log "] {
+        for (at, _) in text.match_indices(label) {
+            let path = text[at + label.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches([';', ',', ')', '.']);
+            if path.starts_with('/') {
+                assert!(
+                    std::path::Path::new(path).exists(),
+                    "names {label}{path}, which does not exist:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// F12: a `squall up` refused once it has checked its flags (a workload the node kind cannot run, a cluster
+/// directory it cannot read the membership of) named a cluster directory and an event log it never wrote.
+#[test]
+fn a_refused_up_names_no_file_it_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let odd = tmp.path().join("odd");
+    std::fs::create_dir_all(odd.join("node-4")).unwrap();
+    for (dir, extra) in [(&fresh, &["--workload", "echo"][..]), (&odd, &[][..])] {
+        let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["up", "--headless", "-n", "3", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(
+            !text.contains("events.jsonl.gz"),
+            "names an event log it never wrote:\n{text}"
+        );
+        assert_named_paths_exist(&text);
+    }
 }

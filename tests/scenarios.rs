@@ -789,3 +789,121 @@ fn a_scenario_heal_with_nothing_in_force_is_a_no_op_line_not_a_failed_step() {
     );
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
 }
+
+/// F3: a run whose faults all ended before the fault phase did printed `heal failed: nothing to heal …` in
+/// its feed beside `heal (final) → no-op` (and so did a timeline `heal` with nothing left): a heal is not a
+/// failure when nothing is in force, and says what happened once.
+#[test]
+fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kill-and-back.toml");
+    std::fs::write(
+        &file,
+        "# the leader killed and restarted before the fault phase ends, then a heal with nothing left\n\
+         expect = \"valid\"\n\
+         [run]\nduration = \"3s\"\nrecovery = \"2s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"2s\"\n\
+         [[timeline]]\nat = \"2500ms\"\ndo = \"heal\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "3", "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        !out.contains("heal failed"),
+        "the final heal is called a failure:\n{out}"
+    );
+    for step in ["scenario: heal → ", "scenario: heal (final) → "] {
+        let said: Vec<&str> = out.lines().filter(|l| l.contains(step)).collect();
+        assert_eq!(said.len(), 1, "{step}:\n{out}");
+        assert!(
+            said[0].contains("no-op: nothing to heal: no fault is in force"),
+            "{}",
+            said[0]
+        );
+    }
+}
+
+/// F22: `squall run --out FILE` on an existing FILE wrote `FILE-2` silently. It is refused with exit 2,
+/// naming the path and what to do, and nothing is written; `--force` replaces an earlier bundle, never
+/// anything else.
+#[test]
+fn an_existing_out_path_is_refused_unless_forced_over_an_earlier_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("short.toml");
+    std::fs::write(
+        &file,
+        "# a short quiet run\nexpect = \"valid\"\n[run]\nduration = \"1s\"\nrecovery = \"1s\"\n",
+    )
+    .unwrap();
+    let run = |out: &Path, force: bool| {
+        let mut c = squall();
+        c.arg("run")
+            .arg(&file)
+            .args(["--seed", "2", "--out"])
+            .arg(out);
+        if force {
+            c.arg("--force");
+        }
+        c.current_dir(dir.path()).output().unwrap()
+    };
+    let taken = dir.path().join("notes.txt");
+    std::fs::write(&taken, "mine").unwrap();
+    for force in [false, true] {
+        let o = run(&taken, force);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "force {force}: {err}");
+        assert!(
+            err.contains("notes.txt") && err.contains("another name"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+    }
+    let siblings = |name: &str| {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(name)
+            })
+            .count()
+    };
+    assert_eq!(siblings("notes.txt"), 1, "a notes.txt-2 was written");
+
+    let bundle = dir.path().join("b");
+    let o = run(&bundle, false);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::write(bundle.join("marker"), "old").unwrap();
+    let o = run(&bundle, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert!(bundle.join("marker").exists());
+    let o = run(&bundle, true);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !bundle.join("marker").exists(),
+        "the earlier bundle was not replaced"
+    );
+    assert!(bundle.join("repro.sh").exists());
+    assert_eq!(siblings("b"), 1, "a b-2 was written");
+}

@@ -15,7 +15,9 @@
 //!
 //! Each run takes [`DEFAULT_SEEDS`] seeds from a base that changes per run (printed). `SQUALL_SIM_SEED=N`
 //! replays one seed (or several, separated by commas), `SQUALL_SIM_BASE=B` and `SQUALL_SIM_SEEDS=N` choose the
-//! range B..B+N: the same variables as the Raft simulation's.
+//! range B..B+N: the same variables as the Raft simulation's, read by the same driver (`seeds/mod.rs`).
+
+mod seeds;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -608,82 +610,19 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
     }
 }
 
-fn run_seed_caught(seed: u64) -> Result<Stats, String> {
-    std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        Err(format!("panic: {msg}"))
-    })
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|s| {
-        s.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {s:?}"))
-    })
-}
-
-/// The seeds of this run: the ones named in `SQUALL_SIM_SEED`, or `SQUALL_SIM_SEEDS` (default
-/// [`DEFAULT_SEEDS`]) from `SQUALL_SIM_BASE` (default: changes every run).
-fn seeds_of_run() -> Vec<u64> {
-    if let Ok(list) = std::env::var("SQUALL_SIM_SEED") {
-        return list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse().unwrap_or_else(|_| {
-                    panic!("SQUALL_SIM_SEED must be seeds separated by commas, such as 12,907; {s:?} is not a number")
-                })
-            })
-            .collect();
-    }
-    let count = env_number("SQUALL_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    let base = env_number("SQUALL_SIM_BASE").unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        (now % 1_000_000_000) * 1000
-    });
-    (base..base + count).collect()
-}
-
 #[test]
 fn paxos_safety_and_liveness_under_random_faults() {
-    let seeds = seeds_of_run();
+    let seeds = seeds::seeds_of_run(DEFAULT_SEEDS);
     println!(
         "paxos simulation: {} seeds from {} (replay one with SQUALL_SIM_SEED=N)",
         seeds.len(),
         seeds.first().copied().unwrap_or(0)
     );
-    let results: Vec<(u64, Result<Stats, String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|w| {
-                let mine: Vec<u64> = seeds.iter().copied().skip(w).step_by(2).collect();
-                s.spawn(move || {
-                    mine.into_iter()
-                        .map(|seed| (seed, run_seed_caught(seed)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker panicked"))
-            .collect()
-    });
+    let (passed, failures) = seeds::run_seeds(&seeds, run_seed);
     let mut total = Stats::default();
-    let mut failures = Vec::new();
-    for (seed, r) in results {
-        match r {
-            Ok(st) => total.add(&st),
-            Err(e) => failures.push((seed, e)),
-        }
+    for st in &passed {
+        total.add(st);
     }
-    failures.sort_by_key(|f| f.0);
     println!(
         "paxos simulation: {} of {} seeds passed; {} values offered, {} slots chosen, {} leaders, {} crashes \
          ({} mid-ready), {} partitions, {} snapshots installed",
@@ -697,15 +636,5 @@ fn paxos_safety_and_liveness_under_random_faults() {
         total.partitions,
         total.snapshots
     );
-    if let Some((seed, first)) = failures.first() {
-        let list: Vec<String> = failures
-            .iter()
-            .map(|(s, e)| format!("  seed {s}: {}", e.lines().next().unwrap_or("")))
-            .collect();
-        panic!(
-            "{} seeds failed:\n{}\nfirst (seed {seed}, replay with SQUALL_SIM_SEED={seed}):\n{first}",
-            failures.len(),
-            list.join("\n")
-        );
-    }
+    seeds::fail_on(&failures, "paxos_sim");
 }

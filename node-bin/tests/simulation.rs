@@ -14,6 +14,7 @@
 //! Each run takes [`DEFAULT_SEEDS`] seeds from a base that changes per run (printed). `SQUALL_SIM_SEED=N`
 //! replays one seed, `SQUALL_SIM_BASE=B` and `SQUALL_SIM_SEEDS=N` choose the range B..B+N.
 
+mod seeds;
 mod sim;
 
 use rand::{Rng, SeedableRng};
@@ -69,49 +70,6 @@ impl Stats {
         self.records_cut += st.records_cut;
         self.slow_links += st.slow_links;
     }
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|s| {
-        s.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {s:?}"))
-    })
-}
-
-/// Parses a list of seeds such as `12,907,40213` (spaces allowed).
-fn parse_seeds(name: &str, text: &str) -> Vec<u64> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse().unwrap_or_else(|_| {
-                panic!("{name} must be seeds separated by commas, such as 12,907; {s:?} is not a number")
-            })
-        })
-        .collect()
-}
-
-/// The seeds of this run: the ones named in `SQUALL_SIM_SEED` (one, or several separated by commas), or
-/// `DEFAULT_SEEDS` from a base that changes every run.
-fn seeds_of_run() -> Vec<u64> {
-    if let Ok(list) = std::env::var("SQUALL_SIM_SEED") {
-        return parse_seeds("SQUALL_SIM_SEED", &list);
-    }
-    let (start, end) = seed_range();
-    (start..end).collect()
-}
-
-/// The range of seeds of a run without `SQUALL_SIM_SEED`.
-fn seed_range() -> (u64, u64) {
-    let n = env_number("SQUALL_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    let base = env_number("SQUALL_SIM_BASE").unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        // Whole thousands, so the printed base and a failing seed are easy to read back.
-        (now % 1_000_000_000) * 1000
-    });
-    (base, base + n)
 }
 
 fn run_seed(seed: u64, data_loss: bool) -> Result<Stats, String> {
@@ -204,48 +162,15 @@ fn run_seed(seed: u64, data_loss: bool) -> Result<Stats, String> {
     }
 }
 
-/// Runs a seed, turning a panic inside the core (a failed assertion) into a failure naming the seed.
-fn run_seed_caught(seed: u64, data_loss: bool) -> Result<Stats, String> {
-    std::panic::catch_unwind(|| run_seed(seed, data_loss)).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        Err(format!("panic: {msg}"))
-    })
-}
-
-/// Runs `seeds` on two workers (the seeds are independent and this box has two cores). Returns the totals
-/// of the seeds that passed and the failures, by seed.
-/// Runs `seeds` on two threads. `data_loss`: whether a seed's storage faults may include wipes and damaged
-/// records (see [`data_loss_in_default_run`]).
+/// Runs `seeds` on two threads (see [`seeds::run_seeds`]). `data_loss`: whether a seed's storage faults may
+/// include wipes and damaged records (see [`data_loss_in_default_run`]). Returns the totals of the seeds that
+/// passed and the failures, by seed.
 fn run_seeds(seeds: &[u64], data_loss: bool) -> (Stats, Vec<(u64, String)>) {
-    let results: Vec<(u64, Result<Stats, String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|w| {
-                let mine: Vec<u64> = seeds.iter().copied().skip(w).step_by(2).collect();
-                s.spawn(move || {
-                    mine.into_iter()
-                        .map(|seed| (seed, run_seed_caught(seed, data_loss)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker panicked"))
-            .collect()
-    });
+    let (passed, failures) = seeds::run_seeds(seeds, |seed| run_seed(seed, data_loss));
     let mut total = Stats::default();
-    let mut failures = Vec::new();
-    for (seed, r) in results {
-        match r {
-            Ok(st) => total.add(&st),
-            Err(e) => failures.push((seed, e)),
-        }
+    for st in &passed {
+        total.add(st);
     }
-    failures.sort_by_key(|f| f.0);
     (total, failures)
 }
 
@@ -257,32 +182,13 @@ fn data_loss_in_default_run() -> bool {
     std::env::var("SQUALL_SIM_DATA_LOSS").as_deref() != Ok("0")
 }
 
-/// Fails naming every failing seed with the first line of what it found, and the first one in full.
-fn fail_on(failures: &[(u64, String)]) {
-    let Some((seed, e)) = failures.first() else {
-        return;
-    };
-    let all: Vec<u64> = failures.iter().map(|f| f.0).collect();
-    let lines: Vec<String> = failures
-        .iter()
-        .map(|(s, e)| format!("  seed {s}: {}", e.lines().next().unwrap_or("")))
-        .collect();
-    panic!(
-        "simulation failed for {} seeds:\n{}\nthe first, seed {seed}, in full:\n{e}\nrerun them with: \
-         SQUALL_SIM_SEED={} cargo test -p squall-node --test simulation",
-        failures.len(),
-        lines.join("\n"),
-        all.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
-    );
-}
-
 #[test]
 fn random_faults_keep_raft_safe_and_live() {
-    let seeds = seeds_of_run();
+    let seeds = seeds::seeds_of_run(DEFAULT_SEEDS);
     if std::env::var("SQUALL_SIM_SEED").is_ok() {
         println!("simulating seeds {seeds:?}");
     } else {
-        let (start, end) = seed_range();
+        let (start, end) = seeds::seed_range(DEFAULT_SEEDS);
         println!(
             "simulating seeds {start}..{end} (replay one or a few with SQUALL_SIM_SEED=N,M,..., this range with \
              SQUALL_SIM_BASE={start} SQUALL_SIM_SEEDS={})",
@@ -294,7 +200,7 @@ fn random_faults_keep_raft_safe_and_live() {
         println!("without wipes and damaged records (SQUALL_SIM_DATA_LOSS=0)");
     }
     let (total, failures) = run_seeds(&seeds, data_loss);
-    fail_on(&failures);
+    seeds::fail_on(&failures, "simulation");
     println!(
         "simulated {} seeds: {} steps, {} acknowledged writes, {} confirmed reads ({} served and checked), {} \
          leaders, {} snapshots installed, {} crashes between an fsync and its messages, {} configuration changes \
@@ -369,7 +275,7 @@ const ISSUE_18_SEEDS: [u64; 17] = [
 #[test]
 fn issue_18_seeds_stay_safe() {
     let (_, failures) = run_seeds(&ISSUE_18_SEEDS, true);
-    fail_on(&failures);
+    seeds::fail_on(&failures, "simulation");
 }
 
 /// Seeds whose runs stalled after data loss (issue 18, "liveness"), each fixed; see `sim/ISSUE-18-SEEDS.md`:
@@ -402,7 +308,7 @@ const LIVENESS_AFTER_LOSS_SEEDS: [u64; 5] = [
 #[test]
 fn liveness_after_data_loss_seeds_stay_live() {
     let (_, failures) = run_seeds(&LIVENESS_AFTER_LOSS_SEEDS, true);
-    fail_on(&failures);
+    seeds::fail_on(&failures, "simulation");
 }
 
 /// Runs until some node leads and has led for `settle` ticks; returns it and its term.

@@ -53,12 +53,12 @@ pub(super) async fn run(
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                feed.flush();
+                settle(&mut feed, session, rx, cluster.now_ms());
                 feed.out.say(format_args!("squall: interrupted: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
             why = signals.recv() => {
-                feed.flush();
+                settle(&mut feed, session, rx, cluster.now_ms());
                 feed.out.say(format_args!("squall: {why}: stopping the cluster"));
                 return ExitCode::SUCCESS;
             }
@@ -66,7 +66,7 @@ pub(super) async fn run(
             Some(e) = rx.recv() => feed.on_event(session, e, cluster.now_ms()),
             line = lines.recv() => {
                 let Some(Some(line)) = line else {
-                    feed.flush();
+                    settle(&mut feed, session, rx, cluster.now_ms());
                     feed.out.say(format_args!("squall: end of input: stopping the cluster"));
                     return ExitCode::SUCCESS;
                 };
@@ -95,8 +95,9 @@ pub(super) async fn run(
                     }
                     Some(_) => match command::parse(&line) {
                     Ok(Command::Quit) => {
-                        // Every event line held back for ordering goes out before the answer.
-                        feed.flush();
+                        // Every event already emitted (a `check` just before emitted its findings) and every
+                        // line held back for ordering goes out before the answer.
+                        settle(&mut feed, session, rx, cluster.now_ms());
                         Outcome::Quit
                     }
                     Ok(Command::Status) => {
@@ -139,4 +140,18 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// Before the session ends: folds every event already sent (a `check` answered just before emits its
+/// findings as events, which would otherwise die in the channel) and prints every held line.
+fn settle(
+    feed: &mut ConsoleFeed,
+    session: &mut Session,
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
+    now_ms: u64,
+) {
+    while let Ok(e) = rx.try_recv() {
+        feed.on_event(session, e, now_ms);
+    }
+    feed.flush();
 }

@@ -12,8 +12,9 @@ use crate::cluster::ClusterSpec;
 use crate::session::{SessionConfig, end_session, start_session};
 use crate::state::WorkloadKind;
 
-/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning.
-pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
+/// Runs `squall up` (dashboard or headless) until quit; stops every node before returning. `started` is
+/// called once the cluster is up and the event log open (it names them: nothing is named before it exists).
+pub async fn run(args: UpArgs, spec: ClusterSpec, started: impl FnOnce()) -> ExitCode {
     let config = SessionConfig {
         events: Some(
             args.events
@@ -40,6 +41,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec) -> ExitCode {
         Ok(s) => s,
         Err(e) => return crate::setup::fail(2, e),
     };
+    started();
     let code = if args.headless {
         headless::run(&cluster, &mut session, &mut rx).await
     } else {

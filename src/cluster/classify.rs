@@ -17,6 +17,7 @@ use squall_node::raft::types::TimeoutNow;
 use squall_node::rpc::{PeerServiceRequest, PeerServiceResponse};
 
 use super::fault::MESSAGE_KINDS;
+use crate::kind::tarpc_head::{ClientMessageHead, options};
 
 /// Label indexes, in [`MESSAGE_KINDS`] order.
 const VOTE: u8 = 0;
@@ -33,29 +34,6 @@ const PRE_VOTE_REPLY: u8 = 10;
 /// Labels squall's peer traffic by Raft message kind.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RaftClassifier;
-
-/// tarpc's framing uses bincode with these options (tokio-serde's default); trailing bytes are allowed so a
-/// prefix can be read.
-fn options() -> impl bincode::Options {
-    bincode::DefaultOptions::new().allow_trailing_bytes()
-}
-
-/// The first fields of a request envelope, up to what tells the kinds apart.
-#[derive(Deserialize)]
-enum ClientMessageHead {
-    Request(RequestHead),
-    #[allow(dead_code)]
-    Cancel,
-}
-
-#[derive(Deserialize)]
-struct RequestHead {
-    #[allow(dead_code)]
-    context: tarpc::context::Context,
-    #[allow(dead_code)]
-    id: u64,
-    message: PeerRequestHead,
-}
 
 /// Mirrors `PeerServiceRequest`'s variant order (the trait's method order).
 #[derive(Deserialize)]
@@ -137,11 +115,8 @@ impl<'de> Deserialize<'de> for EntryCount {
 
 /// Whether a request is a pre-vote, a vote, an append, a heartbeat, a snapshot chunk or a TimeoutNow.
 fn classify_request(prefix: &[u8]) -> Option<u8> {
-    let head: ClientMessageHead = options().deserialize(prefix).ok()?;
-    let ClientMessageHead::Request(r) = head else {
-        return None;
-    };
-    Some(match r.message {
+    let head: ClientMessageHead<PeerRequestHead> = options().deserialize(prefix).ok()?;
+    Some(match head.into_message()? {
         PeerRequestHead::RequestVote { req, .. } if req.pre_vote => PRE_VOTE,
         PeerRequestHead::RequestVote { .. } => VOTE,
         PeerRequestHead::AppendEntries { req, .. } if req.entries.0 > 0 => APPEND,

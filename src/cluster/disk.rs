@@ -191,7 +191,8 @@ impl Cluster {
     }
 
     /// Flips one bit of node `id`'s data (see [`squall_chaos::disk::DiskFaults::flip`]), its random choices
-    /// seeded from the cluster's seed and the fault's number; returns where and what changed in words.
+    /// seeded from the cluster's seed and the fault's number; a random file is never one the kind lists in
+    /// `[disk] not_data` (its lock file and markers). Returns where and what changed in words.
     fn flip_bit(
         &self,
         id: NodeId,
@@ -202,7 +203,12 @@ impl Cluster {
         let what = self.describe_node(id);
         let seed = self.inner.disks.next_seed(self.inner.spec.seed);
         let flipped = disk
-            .flip(file.map(Path::new), at, seed)
+            .flip(
+                file.map(Path::new),
+                at,
+                seed,
+                &self.inner.spec.kind.not_data,
+            )
             .map_err(|e| e.to_string())?;
         let said = format!("corrupt node {id}'s data{what}: {flipped}");
         Ok((flipped, said))
@@ -519,7 +525,7 @@ mod tests {
             let seed = disks.next_seed(42);
             seen.push(
                 faults
-                    .flip(Some(Path::new("wal.log")), Some(5), seed)
+                    .flip(Some(Path::new("wal.log")), Some(5), seed, &[])
                     .unwrap(),
             );
         }

@@ -11,6 +11,10 @@ use super::links::link_view;
 use super::{Cluster, Outcome, linkv, lock, membership};
 use crate::state::{Event, ProcessState};
 
+/// Why a plain `heal` does nothing: no fault is in force ([`Cluster::faults_in_force`] is empty).
+pub const NOTHING_TO_HEAL: &str = "nothing to heal: no fault is in force (`faults` lists the network's, \
+                                   `status` each node's disk and clock)";
+
 impl Cluster {
     /// What a restart or wipe of node `id` that failed had already done, for its answer (tester2 item 3:
     /// `wipe 3` had killed node 3 and emptied its data, and answered only "cannot spawn"): read from what is
@@ -54,6 +58,23 @@ impl Cluster {
         format!("done before it failed: {}{now}; why: ", done.join(", "))
     }
 
+    /// Every fault in force, one line each, as `faults` lists them: the network's (with their ids), each
+    /// node's disk and clock faults, and the client faults. Empty when a `heal` would have nothing to heal.
+    pub fn faults_in_force(&self) -> Vec<String> {
+        let mut lines = self.fault_lines();
+        // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
+        for id in self.node_ids() {
+            for d in self.inner.disks.describe(id) {
+                lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
+            }
+            if let Some(c) = self.inner.clocks.describe(id) {
+                lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
+            }
+        }
+        lines.extend(self.inner.workload.lock.describe());
+        lines
+    }
+
     /// Performs one command and reports it as an event (`Fault` with its effect, `ActionFailed` with the
     /// refusal, `Checked` with a verdict). Returns what it came to.
     pub async fn perform(&self, cmd: Command) -> Outcome {
@@ -74,17 +95,7 @@ impl Cluster {
             }
             Command::Quit => return Outcome::Quit,
             Command::Faults => {
-                let mut lines = self.fault_lines();
-                // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
-                for id in self.node_ids() {
-                    for d in self.inner.disks.describe(id) {
-                        lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
-                    }
-                    if let Some(c) = self.inner.clocks.describe(id) {
-                        lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
-                    }
-                }
-                lines.extend(self.inner.workload.lock.describe());
+                let lines = self.faults_in_force();
                 let summary = match lines.len() {
                     0 => "no fault in force".to_string(),
                     1 => "1 fault in force".to_string(),
@@ -406,11 +417,7 @@ impl Cluster {
                     }
                 };
                 match (network, disks) {
-                    (None, None) => Err(
-                        "nothing to heal: no fault is in force (`faults` lists the network's, `status` each \
-                         node's disk and clock)"
-                            .into(),
-                    ),
+                    (None, None) => Err(NOTHING_TO_HEAL.into()),
                     (Some(n), None) => Ok(n),
                     (None, Some(d)) => Ok(format!("heal: {d}; no network fault was in force")),
                     (Some(n), Some(d)) => Ok(format!("{n}; {d}")),

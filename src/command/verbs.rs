@@ -62,39 +62,39 @@ pub const TABLE: &[Verb] = &[
     verb("transfer", "transfer NODE — hand leadership to the node"),
     verb(
         "isolate",
-        "isolate NODE [for DUR] [only KIND,..] — cuts every link to and from it",
+        "isolate NODE [for DUR] [only KIND,..] — cut every link to and from the node",
     ),
     verb(
         "partition",
-        "partition halves|random-halves|bridge|ring|1,2|3,4,5 [for DUR] [only KIND,..] — cuts between groups",
+        "partition halves|random-halves|bridge|ring|1,2|3,4,5 [for DUR] [only KIND,..] — cut the links between the groups",
     ),
     verb(
         "cut",
-        "cut TARGET [for DUR] [only KIND,..] — drops every frame · e.g. cut 1->2 · cut *->3 · cut 2<->4",
+        "cut TARGET [for DUR] [only KIND,..] — drop every frame · e.g. cut 1->2 · cut *->3 · cut 2<->4",
     ),
     verb(
         "delay",
-        "delay TARGET DUR [jitter DUR] [for DUR] [only KIND,..] — holds each frame DUR · e.g. delay 1->3 200ms only heartbeat",
+        "delay TARGET DUR [jitter DUR] [for DUR] [only KIND,..] — hold each frame DUR · e.g. delay 1->3 200ms only heartbeat",
     ),
     verb(
         "loss",
-        "loss TARGET PCT [for DUR] [only KIND,..] — drops PCT % of frames · e.g. loss *->1 100% only vote-reply",
+        "loss TARGET PCT [for DUR] [only KIND,..] — drop PCT % of frames · e.g. loss *->1 100% only vote-reply",
     ),
     verb(
         "dup",
-        "dup TARGET PCT [for DUR] [only KIND,..] — sends PCT % of frames twice · e.g. dup 2 20%",
+        "dup TARGET PCT [for DUR] [only KIND,..] — send PCT % of frames twice · e.g. dup 2 20%",
     ),
     verb(
         "reorder",
-        "reorder TARGET DUR [for DUR] [only KIND,..] — extra random delay up to DUR per frame",
+        "reorder TARGET DUR [for DUR] [only KIND,..] — hold each frame a random 0..DUR more, so later frames overtake it",
     ),
     verb(
         "bandwidth",
-        "bandwidth TARGET RATE [for DUR] [only KIND,..] — at most RATE · e.g. bandwidth 1->3 1MB/s",
+        "bandwidth TARGET RATE [for DUR] [only KIND,..] — carry at most RATE · e.g. bandwidth 1->3 1MB/s",
     ),
     verb(
         "blackhole",
-        "blackhole TARGET [for DUR] [only KIND,..] — accept and forward nothing",
+        "blackhole TARGET [for DUR] [only KIND,..] — accept connections and forward nothing",
     ),
     verb(
         "reset",
@@ -102,7 +102,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "hold",
-        "hold TARGET [only KIND,..] — queue frames; then held · step TARGET [N] · drop-held TARGET [N] · release TARGET",
+        "hold TARGET [only KIND,..] — queue frames until `step`, `drop-held` or `release`; `held` lists them",
     ),
     verb(
         "step",
@@ -128,7 +128,7 @@ pub const TABLE: &[Verb] = &[
         "freeze",
         "freeze — the nodes' election and heartbeat timers stop (messages still flow, held frames stay held)",
     ),
-    verb("thaw", "thaw — timers run again"),
+    verb("thaw", "thaw — the nodes' timers run again (ends `freeze`)"),
     verb(
         "timeout",
         "timeout N — node N's election timer fires now (it starts a pre-vote or election as its rules say)",
@@ -147,7 +147,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "links",
-        "links — every link's counters, with frames per message kind",
+        "links — list every link's counters, with frames per message kind",
     ),
     verb(
         "add",
@@ -187,7 +187,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "status",
-        "status — every node's role, term, log and process",
+        "status — list every node's role, term, log and process",
     ),
     disk(
         "powercut",
@@ -195,11 +195,11 @@ pub const TABLE: &[Verb] = &[
     ),
     disk(
         "disk",
-        "disk NODE slow DUR [sync] | stall | fail-fsync [once|always] | full [after BYTES] | flip [FILE [at OFFSET]] | heal (needs --disk-faults)",
+        "disk NODE slow DUR [sync] | stall | fail-fsync [once|always] | full [after BYTES] | flip [FILE [at OFFSET]] | heal — slow, stall, fail or fill the node's disk, flip a bit of its data; heal ends them (needs --disk-faults)",
     ),
     disk(
         "clock",
-        "clock NODE +DUR | -DUR | xRATE | strobe DUR | heal (needs --disk-faults)",
+        "clock NODE +DUR | -DUR | xRATE | strobe DUR | heal — jump, speed up, slow down or strobe the node's clock; heal makes it true (needs --disk-faults)",
     ),
     Verb {
         aliases: &["exit"],

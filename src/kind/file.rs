@@ -29,6 +29,16 @@ pub(super) struct KindFile {
     pub options: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     pub limits: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    pub disk: DiskFile,
+}
+
+/// `[disk]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiskFile {
+    #[serde(default)]
+    pub not_data: Vec<Spanned<String>>,
 }
 
 /// `[ports]`.

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod membership;
 pub mod paxos_classify;
 mod squall;
+pub mod tarpc_head;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -274,6 +275,9 @@ pub struct Kind {
     pub options: BTreeMap<String, Vec<Template>>,
     /// Fault families the kind cannot take, each with the reason.
     pub limits: BTreeMap<String, String>,
+    /// Files in the data directory (relative paths) the node's data does not depend on — its lock file,
+    /// markers — which `disk N flip` without a file never picks (`[disk] not_data`).
+    pub not_data: Vec<std::path::PathBuf>,
     /// Where `program` is in the file (for the missing-program message).
     program_at: Option<(usize, usize)>,
     /// A digest of the file's text ([`digest`]): tells a later reader (`squall status`, replay, report)
@@ -818,6 +822,26 @@ impl Kind {
             }
             limits.insert(k.get_ref().clone(), why.clone());
         }
+        let mut not_data = Vec::new();
+        for f in &raw.disk.not_data {
+            let path = std::path::PathBuf::from(f.get_ref());
+            if f.get_ref().is_empty()
+                || path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(c.err(
+                    f.span(),
+                    "disk.not_data",
+                    format!(
+                        "`{}` is not a path inside the data directory; name files relative to it, as `LOCK`",
+                        f.get_ref()
+                    ),
+                ));
+            }
+            not_data.push(path);
+        }
         Ok(Kind {
             name: raw.name.get_ref().clone(),
             description: raw.description.clone(),
@@ -844,6 +868,7 @@ impl Kind {
             controls,
             options,
             limits,
+            not_data,
             program_at: Some(line_col(text, raw.program.span().start)),
             digest: digest(text),
         })

@@ -13,33 +13,14 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use squall_chaos::{Classifier, Flow};
 use squall_node::rpc::PaxosPeerServiceRequest;
 
+use super::tarpc_head::{ClientMessageHead, options};
+
 /// The labels, in index order (kept with the command vocabulary, which checks `only` filters against them).
 pub use crate::command::fault::PAXOS_LABELS as LABELS;
 
 /// The classifier named `squall-paxos`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PaxosClassifier;
-
-/// tarpc's framing: bincode with tokio-serde's default options; trailing bytes allowed so a prefix reads.
-fn options() -> impl bincode::Options {
-    bincode::DefaultOptions::new().allow_trailing_bytes()
-}
-
-#[derive(Deserialize)]
-enum ClientMessageHead {
-    Request(RequestHead),
-    #[allow(dead_code)]
-    Cancel,
-}
-
-#[derive(Deserialize)]
-struct RequestHead {
-    #[allow(dead_code)]
-    context: tarpc::context::Context,
-    #[allow(dead_code)]
-    id: u64,
-    message: PaxosRequestHead,
-}
 
 /// Mirrors `PaxosPeerServiceRequest`.
 #[derive(Deserialize)]
@@ -96,11 +77,8 @@ impl Classifier for PaxosClassifier {
         if flow != Flow::Request {
             return None;
         }
-        let head: ClientMessageHead = options().deserialize(prefix).ok()?;
-        let ClientMessageHead::Request(r) = head else {
-            return None;
-        };
-        let PaxosRequestHead::Paxos { messages, .. } = r.message;
+        let head: ClientMessageHead<PaxosRequestHead> = options().deserialize(prefix).ok()?;
+        let PaxosRequestHead::Paxos { messages, .. } = head.into_message()?;
         messages.0
     }
 

@@ -223,6 +223,27 @@ fn limits_take_known_families_with_a_reason() {
     assert!(e.message.contains("unknown fault family `weather`"), "{e}");
 }
 
+/// F21: the files `disk N flip` never picks at random; squall's own kinds name their lock and markers.
+#[test]
+fn not_data_takes_relative_paths_inside_the_data_directory() {
+    let with = |v: &str| edited("not_data = [", &format!("not_data = [{v}, "));
+    let k = parse(&with("\"run/pid\"")).unwrap();
+    assert_eq!(k.not_data[0], std::path::PathBuf::from("run/pid"));
+    for bad in ["../LOCK", "/var/LOCK", ""] {
+        let e = parse(&with(&format!("\"{bad}\""))).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("disk.not_data"), "{bad}: {e}");
+        assert!(e.message.contains("relative"), "{e}");
+    }
+    for name in ["squall", "paxos"] {
+        let k = Kind::builtin(name).unwrap();
+        assert!(
+            k.not_data.contains(&"LOCK".into()),
+            "{name}: {:?}",
+            k.not_data
+        );
+    }
+}
+
 #[test]
 fn a_kind_that_is_not_a_file_or_a_builtin_is_named() {
     let e = Kind::load("/nonexistent/kind.toml").unwrap_err();

@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::scenario::WorkloadKind;
 
+/// The bundle's directory, created. The default name (`squall-run-NAME-SEED`) gets `-2`, `-3`, … rather than
+/// go over an earlier run. A path given with `--out` is used as it is: an existing file or non-empty directory
+/// there is refused (the caller exits 2), unless `--force` asks to replace an earlier bundle (a directory
+/// holding a `repro.sh`); anything else is never removed.
 pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBuf, String> {
-    let base = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("squall-run-{name}-{seed}")));
     let empty = |p: &Path| {
         !p.exists()
             || (p.is_dir()
@@ -18,12 +18,52 @@ pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBu
                     .map(|mut d| d.next().is_none())
                     .unwrap_or(false))
     };
-    let mut dir = base.clone();
-    let mut n = 2;
-    while !empty(&dir) {
-        dir = PathBuf::from(format!("{}-{n}", base.display()));
-        n += 1;
-    }
+    let dir = match &args.out {
+        Some(out) if !empty(out) => {
+            let bundle = out.is_dir() && out.join("repro.sh").is_file();
+            if !args.force {
+                return Err(format!(
+                    "--out {}: {} already exists; give another name{}",
+                    out.display(),
+                    if out.is_dir() {
+                        "a non-empty directory"
+                    } else {
+                        "a file"
+                    },
+                    if bundle {
+                        ", or add --force to replace that earlier bundle"
+                    } else {
+                        " (it is not a squall bundle, so --force will not replace it either)"
+                    }
+                ));
+            }
+            if !bundle {
+                return Err(format!(
+                    "--out {}: it exists and is not a squall bundle (no repro.sh in it): --force replaces only \
+                     an earlier bundle; give another name",
+                    out.display()
+                ));
+            }
+            std::fs::remove_dir_all(out).map_err(|e| {
+                format!(
+                    "--out {}: cannot remove the earlier bundle: {e}",
+                    out.display()
+                )
+            })?;
+            out.clone()
+        }
+        Some(out) => out.clone(),
+        None => {
+            let base = PathBuf::from(format!("squall-run-{name}-{seed}"));
+            let mut dir = base.clone();
+            let mut n = 2;
+            while !empty(&dir) {
+                dir = PathBuf::from(format!("{}-{n}", base.display()));
+                n += 1;
+            }
+            dir
+        }
+    };
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
     Ok(dir)
@@ -61,8 +101,11 @@ pub(super) fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Resul
     };
     let script = format!(
         "#!/bin/sh\n# Reruns this scenario with the same seed: the same settings, the same faults at the same times.\n\
-         # ({squall} is the squall that ran it; `squall` on the PATH works too.)\n\
-         cd \"$(dirname \"$0\")\" && exec {squall} run scenario.toml --seed {seed}{record} --out repro \"$@\"\n"
+         # ({squall} is the squall that ran it; `squall` on the PATH works too.) Each rerun writes a new bundle:\n\
+         # repro, repro-2, ...\n\
+         cd \"$(dirname \"$0\")\" || exit 2\n\
+         out=repro; n=2; while [ -e \"$out\" ]; do out=repro-$n; n=$((n + 1)); done\n\
+         exec {squall} run scenario.toml --seed {seed}{record} --out \"$out\" \"$@\"\n"
     );
     let path = out.join("repro.sh");
     std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -8,7 +8,7 @@ use super::say::{fmt_ms, say_no_op, say_outcome};
 use super::verdict::{Finding, judge};
 use crate::check::liveness::{Excused, Liveness, Sample};
 use crate::cluster::guard::Proc;
-use crate::cluster::{Cluster, Outcome};
+use crate::cluster::{Cluster, NOTHING_TO_HEAL, Outcome};
 use crate::command::{ClockAction, Command, DiskAction, Effect, PowerTarget, Target};
 use crate::scenario::Plan;
 use crate::session::{ConsoleFeed, SessionConfig, end_session, start_session};
@@ -307,6 +307,11 @@ async fn perform_step(
     };
     let shown = cmd.to_string();
     let plain_heal = cmd == Command::Heal(None);
+    if plain_heal && cluster.faults_in_force().is_empty() {
+        // Not performed, as the final heal (F3): performed, its refusal reached the feed as `heal failed`.
+        say_no_op(feed, cluster, &shown, NOTHING_TO_HEAL);
+        return None;
+    }
     let outcome = cluster.perform(cmd).await;
     match &outcome {
         // A plain `heal` is refused only when nothing is in force. In a scenario that is a no-op line, not a
@@ -361,10 +366,16 @@ async fn final_heal(
     now: Duration,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    match cluster.perform(Command::Heal(None)).await {
-        // Nothing was in force: the final heal has nothing to end (see `perform_step`).
-        Outcome::Refused(why) => say_no_op(feed, cluster, "heal (final)", &why),
-        heal => say_outcome(feed, cluster, "heal (final)", &heal),
+    if cluster.faults_in_force().is_empty() {
+        // Nothing is in force: the final heal has nothing to end, and is not performed (performed, its
+        // refusal went to the feed as `heal failed: …`, a failure that never was: F3).
+        say_no_op(feed, cluster, "heal (final)", NOTHING_TO_HEAL);
+    } else {
+        match cluster.perform(Command::Heal(None)).await {
+            // A fault ended by itself a moment before: the heal found nothing left (see `perform_step`).
+            Outcome::Refused(why) => say_no_op(feed, cluster, "heal (final)", &why),
+            heal => say_outcome(feed, cluster, "heal (final)", &heal),
+        }
     }
     // Teaching mode's frozen timers are squall's doing, not the nodes': the heal ends them too, or a run that
     // froze the nodes would be judged on elections squall itself stopped (tester3 finding 2).

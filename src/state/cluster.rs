@@ -168,6 +168,9 @@ pub struct ClusterState {
     /// Every line as it came, before votes joined their requests and repeats were counted, newest last: what
     /// a console prints and a recording marks.
     pub(super) ticker: VecDeque<FeedLine>,
+    /// Grants that came before the request they answer (the voter was polled first): held off the ticker
+    /// until the request's line is on it, so a console never prints a vote before its election.
+    pub(super) early_grants: Vec<FeedLine>,
     /// The latest link report.
     pub links: Vec<LinkView>,
     /// Per-link traffic rates, keyed by `(from, to)`.

@@ -246,6 +246,63 @@ pub(super) fn printed(ticker: &VecDeque<FeedLine>, line: &FeedLine) -> bool {
     repeat_of(ticker, line, |l| l.at_ms).is_some()
 }
 
+/// How long (session time between the grant and the newest line) a grant waits for its request's line before
+/// it goes on the ticker without it (the candidate's report lost, or the candidate gone).
+const EARLY_GRANT_WAIT_MS: u64 = 2_000;
+
+/// The lines that go on the ticker now, in order, for `line` (not a repeat): a vote never goes before the
+/// request it answers (F13: "n2 votes for n3 in term 5" printed above "n3 starts an election in term 5").
+/// A grant whose request is on the ticker goes on no earlier in time than the request; one whose request is
+/// not there yet waits in `early` until it comes, then follows it; a grant that waited
+/// [`EARLY_GRANT_WAIT_MS`] goes on alone. The console's hold-back orders by time, then by ticker order, so
+/// the request prints first.
+pub(super) fn ticker_order(
+    ticker: &VecDeque<FeedLine>,
+    early: &mut Vec<FeedLine>,
+    mut line: FeedLine,
+) -> Vec<FeedLine> {
+    let request_at = |ballot: Ballot| {
+        ticker
+            .iter()
+            .rev()
+            .take(BALLOT_LOOKBACK)
+            .find(|l| l.cause == Some(Causal::Asks(ballot)))
+            .map(|l| l.at_ms)
+    };
+    let not_before = |mut grant: FeedLine, at: u64| {
+        grant.at_ms = grant.at_ms.max(at);
+        grant.last_ms = grant.last_ms.max(grant.at_ms);
+        grant
+    };
+    let newest = line.at_ms;
+    let mut out = Vec::new();
+    match line.cause {
+        Some(Causal::Grants(ballot)) => match request_at(ballot) {
+            Some(at) => out.push(not_before(line, at)),
+            None => early.push(line),
+        },
+        Some(Causal::Asks(ballot)) => {
+            let at = line.at_ms;
+            let (answers, rest): (Vec<_>, Vec<_>) = std::mem::take(early)
+                .into_iter()
+                .partition(|g| g.cause == Some(Causal::Grants(ballot)));
+            *early = rest;
+            // The request's own time is its report's; votes its node's clock placed a moment earlier
+            // follow it at its time.
+            line.last_ms = line.last_ms.max(at);
+            out.push(line);
+            out.extend(answers.into_iter().map(|g| not_before(g, at)));
+        }
+        _ => out.push(line),
+    }
+    let (stale, waiting): (Vec<_>, Vec<_>) = std::mem::take(early)
+        .into_iter()
+        .partition(|g| newest.saturating_sub(g.at_ms) >= EARLY_GRANT_WAIT_MS);
+    *early = waiting;
+    out.extend(stale);
+    out
+}
+
 /// Drops the oldest lines past [`FEED_CAPACITY`].
 pub(super) fn trim(lines: &mut VecDeque<FeedLine>) {
     while lines.len() > FEED_CAPACITY {

@@ -28,15 +28,19 @@ impl ClusterState {
         let mut line = FeedLine::new(at_ms, node, kind, text, self.pushed, cause);
         feed::after_delivery(&self.feed, &mut line);
         if !feed::printed(&self.ticker, &line) {
-            self.tick(&line);
+            for l in feed::ticker_order(&self.ticker, &mut self.early_grants, line.clone()) {
+                self.tick(l);
+            }
         }
         feed::place(&mut self.feed, line);
     }
 
-    /// Adds a line to the ticker, the lines as they came (see [`ClusterState::feed_since`]).
-    fn tick(&mut self, line: &FeedLine) {
+    /// Adds a line to the ticker, the lines as they came (see [`ClusterState::feed_since`]); its `seq` is its
+    /// place there (a grant held for its request gets its place when it goes on).
+    fn tick(&mut self, mut line: FeedLine) {
+        line.seq = self.pushed;
         self.pushed += 1;
-        self.ticker.push_back(line.clone());
+        self.ticker.push_back(line);
         feed::trim(&mut self.ticker);
     }
 
@@ -67,7 +71,7 @@ impl ClusterState {
             return;
         }
         let line = FeedLine::compaction(happened, node, index, self.pushed);
-        self.tick(&line);
+        self.tick(line.clone());
         feed::insert_in_time_order(&mut self.feed, line);
         feed::trim(&mut self.feed);
     }

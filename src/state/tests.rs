@@ -798,7 +798,8 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
         (last.at_ms, last.text.as_str()),
         (1_100, "n1 asks for pre-votes for term 1 — granted by n2")
     );
-    // A console gets each event as it came, with the time it happened.
+    // A console gets each event with the time it happened, a vote after the request it answers (it waited
+    // for it: F13).
     let new: Vec<(u64, &str)> = s
         .feed_since(seen)
         .map(|l| (l.at_ms, l.text.as_str()))
@@ -806,8 +807,8 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
     assert_eq!(
         new,
         [
-            (1_105, "n2 pre-votes for n1 in term 1"),
             (1_100, "n1 asks for pre-votes for term 1"),
+            (1_105, "n2 pre-votes for n1 in term 1"),
         ]
     );
     assert!(s.feed_since(s.feed_total()).next().is_none());
@@ -1629,4 +1630,73 @@ fn client_faults_show_in_the_faults_line_until_they_end() {
     );
     s.apply(&Stamped::new(4_600, Event::Links { links: vec![] }));
     assert!(s.faults.is_empty(), "{:?}", s.faults);
+}
+
+/// F13: the headless console printed `n2 votes for n3 in term 5` above `n3 starts an election in term 5`: the
+/// voter was polled first and its clock put the vote a moment before the candidate's report. The console's
+/// lines (ticker, then hold-back) put the request first, the vote no earlier in time.
+#[test]
+fn a_console_prints_a_vote_after_the_election_it_answers() {
+    let mut s = started(3);
+    for node in [2, 3] {
+        let mut status = status(node, Role::Follower, 4, 4);
+        status.uptime_ms = 990;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    let seen = s.feed_total();
+    let vote = RaftEvent::VoteGranted {
+        candidate: 3,
+        term: 5,
+        pre_vote: false,
+    };
+    let asks = RaftEvent::ElectionStarted {
+        term: 5,
+        pre_vote: false,
+    };
+    // n2's vote arrives first and its clock places it 2 ms before n3's own report of the election.
+    raft_at(&mut s, 1_150, 2, 1_095, vote);
+    assert!(
+        s.feed_since(seen).next().is_none(),
+        "the vote waits for its election"
+    );
+    raft_at(&mut s, 1_250, 3, 1_097, asks);
+    let mut held = crate::state::HoldBack::new(300);
+    for l in s.feed_since(seen) {
+        held.push(l.at_ms, 1_250, l.text.clone());
+    }
+    let printed: Vec<String> = held.drain().into_iter().map(|(_, t)| t).collect();
+    assert_eq!(
+        printed,
+        [
+            "n3 starts an election in term 5",
+            "n2 votes for n3 in term 5"
+        ],
+        "{printed:#?}"
+    );
+
+    // A vote whose election is never reported goes out on its own once later lines show it waited long.
+    let seen = s.feed_total();
+    raft_at(
+        &mut s,
+        3_000,
+        2,
+        2_990,
+        RaftEvent::VoteGranted {
+            candidate: 1,
+            term: 6,
+            pre_vote: false,
+        },
+    );
+    raft_at(
+        &mut s,
+        6_000,
+        3,
+        5_990,
+        RaftEvent::ElectionStarted {
+            term: 7,
+            pre_vote: true,
+        },
+    );
+    let texts: Vec<&str> = s.feed_since(seen).map(|l| l.text.as_str()).collect();
+    assert!(texts.contains(&"n2 votes for n1 in term 6"), "{texts:#?}");
 }

@@ -32,8 +32,8 @@ impl std::fmt::Display for Flipped {
     }
 }
 
-/// Every non-empty regular file under `root`, relative to it, sorted.
-fn data_files(root: &Path) -> Vec<PathBuf> {
+/// Every non-empty regular file under `root`, relative to it, sorted, except those in `skip`.
+fn data_files(root: &Path, skip: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -47,6 +47,7 @@ fn data_files(root: &Path) -> Vec<PathBuf> {
             } else if meta.is_file()
                 && meta.len() > 0
                 && let Ok(rel) = e.path().strip_prefix(root)
+                && !skip.iter().any(|s| s == rel)
             {
                 out.push(rel.to_path_buf());
             }
@@ -56,19 +57,32 @@ fn data_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Flips one bit of `file` (relative to `root`; random when `None`) at `offset` (random when `None`).
+/// Flips one bit of `file` (relative to `root`; when `None`, a random non-empty file not in `skip`) at
+/// `offset` (random when `None`).
 pub(crate) fn flip(
     root: &Path,
     file: Option<&Path>,
     offset: Option<u64>,
+    skip: &[PathBuf],
     rng: &mut impl rand::Rng,
 ) -> Result<Flipped, DiskError> {
     let rel = match file {
         Some(f) => f.to_path_buf(),
-        None => data_files(root).choose(rng).cloned().ok_or_else(|| {
+        None => data_files(root, skip).choose(rng).cloned().ok_or_else(|| {
             DiskError::Refused(format!(
-                "{} holds no non-empty file to corrupt",
-                root.display()
+                "{} holds no non-empty data file to corrupt{}",
+                root.display(),
+                if skip.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (not counting {})",
+                        skip.iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             ))
         })?,
     };
@@ -146,17 +160,74 @@ mod tests {
         std::fs::write(dir.path().join("sub/wal"), vec![0u8; 64]).unwrap();
         std::fs::write(dir.path().join("empty"), b"").unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let f = flip(dir.path(), None, None, &mut rng).unwrap();
+        let f = flip(dir.path(), None, None, &[], &mut rng).unwrap();
         assert_eq!(f.file, PathBuf::from("sub/wal"), "the only non-empty file");
         let bytes = std::fs::read(dir.path().join("sub/wal")).unwrap();
         let ones: u32 = bytes.iter().map(|b| b.count_ones()).sum();
         assert_eq!(ones, 1);
         assert_eq!(bytes[f.offset as usize], 1 << f.bit);
 
-        let at = flip(dir.path(), Some(Path::new("sub/wal")), Some(3), &mut rng).unwrap();
+        let at = flip(
+            dir.path(),
+            Some(Path::new("sub/wal")),
+            Some(3),
+            &[],
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(at.offset, 3);
-        assert!(flip(dir.path(), Some(Path::new("empty")), None, &mut rng).is_err());
-        assert!(flip(dir.path(), Some(Path::new("../x")), None, &mut rng).is_err());
-        assert!(flip(dir.path(), Some(Path::new("sub/wal")), Some(64), &mut rng).is_err());
+        assert!(flip(dir.path(), Some(Path::new("empty")), None, &[], &mut rng).is_err());
+        assert!(flip(dir.path(), Some(Path::new("../x")), None, &[], &mut rng).is_err());
+        assert!(
+            flip(
+                dir.path(),
+                Some(Path::new("sub/wal")),
+                Some(64),
+                &[],
+                &mut rng
+            )
+            .is_err()
+        );
+    }
+
+    /// F21: `disk N flip` without a file picked the node's `LOCK` file about half the time. Files in `skip`
+    /// are never chosen, and a seed always picks the same file, byte and bit.
+    #[test]
+    fn a_random_flip_never_picks_a_skipped_file_and_a_seed_repeats_its_choice() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("LOCK"), b"12345\n").unwrap();
+        std::fs::write(dir.path().join("wal.log"), vec![0u8; 4096]).unwrap();
+        std::fs::write(dir.path().join("snapshot.bin"), vec![0u8; 4096]).unwrap();
+        let skip = [PathBuf::from("LOCK")];
+        let mut picked = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let pick = |s| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+                flip(dir.path(), None, None, &skip, &mut rng).unwrap()
+            };
+            let first = pick(seed);
+            // Flipping the same bit again restores the byte, so both picks see the same files.
+            let again = pick(seed);
+            assert_eq!(
+                first, again,
+                "seed {seed} chose differently the second time"
+            );
+            assert_ne!(
+                first.file,
+                PathBuf::from("LOCK"),
+                "seed {seed} picked the lock"
+            );
+            picked.insert(first.file);
+        }
+        assert_eq!(
+            picked.into_iter().collect::<Vec<_>>(),
+            vec![PathBuf::from("snapshot.bin"), PathBuf::from("wal.log")],
+            "both data files get chosen"
+        );
+        let only_lock = tempfile::tempdir().unwrap();
+        std::fs::write(only_lock.path().join("LOCK"), b"1").unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let e = flip(only_lock.path(), None, None, &skip, &mut rng).unwrap_err();
+        assert!(e.to_string().contains("not counting LOCK"), "{e}");
     }
 }

@@ -253,16 +253,19 @@ impl DiskFaults {
         self.shared.gate.set_stalled(false);
     }
 
-    /// Flips one bit of `file` (relative to the data directory; a random non-empty file when `None`) at
-    /// `offset` (random when `None`), in the backing file, chosen with `seed`.
+    /// Flips one bit of `file` (relative to the data directory; when `None`, a random non-empty file other
+    /// than those in `skip`, relative paths too: lock and marker files the node's data does not depend on) at
+    /// `offset` (random when `None`), in the backing file. The choices come from `seed` alone: the same seed
+    /// over the same files picks the same file, byte and bit.
     pub fn flip(
         &self,
         file: Option<&Path>,
         offset: Option<u64>,
         seed: u64,
+        skip: &[PathBuf],
     ) -> Result<Flipped, DiskError> {
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-        flip::flip(&self.shared.backing, file, offset, &mut rng)
+        flip::flip(&self.shared.backing, file, offset, skip, &mut rng)
     }
 
     /// First half of a power cut: from now on every operation fails with EIO and changes nothing, and stalled

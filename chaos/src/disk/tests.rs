@@ -353,7 +353,7 @@ fn a_flipped_bit_is_seen_through_the_mount() {
     create(&mnt.join("f"), &[0u8; 32], true);
     // Read once so any cache would hold the old bytes.
     assert_eq!(fs::read(mnt.join("f")).unwrap(), vec![0u8; 32]);
-    let flipped = disk.faults().flip(None, None, 3).unwrap();
+    let flipped = disk.faults().flip(None, None, 3, &[]).unwrap();
     assert_eq!(flipped.file, Path::new("f"));
     let now = fs::read(mnt.join("f")).unwrap();
     assert_eq!(
