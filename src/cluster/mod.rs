@@ -38,4 +38,5 @@ pub(crate) use handle::node_name;
 /// How many clients the lock workloads run (`pause-client C` and `slow-client C` name 1 to this).
 pub use lock::CLIENTS as LOCK_CLIENTS;
 pub use outcome::Outcome;
+pub use start::network_for;
 pub(crate) use start::pick_ports;

@@ -48,6 +48,15 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let plan = scenario.plan(seed);
+    if !args.dry_run
+        && let Some(code) = crate::setup::remote_hosts(
+            args.hosts.as_deref(),
+            args.host.as_deref(),
+            scenario.cluster.nodes,
+        )
+    {
+        return code;
+    }
     if args.dry_run {
         // The kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2, naming
         // its file, line and field) rather than a plan that cannot run. Its program need not be here.
