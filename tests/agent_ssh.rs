@@ -176,13 +176,38 @@ fn a_host_ssh_cannot_reach_is_refused_with_exit_2_naming_it_and_nothing_left() {
         "stderr: {err}"
     );
     assert!(
-        err.contains("BatchMode=yes host-down true"),
+        err.contains(&format!(
+            "BatchMode=yes -F {} host-down true",
+            config.display()
+        )),
         "stderr: {err}"
     );
     // Nothing was started, and the session's ssh control directory is gone.
     assert!(!dir.path().join("cluster").join("node-1").exists());
     let control = format!("/tmp/squall-ssh-{pid}-0");
     assert!(!Path::new(&control).exists(), "{control} left behind");
+}
+
+#[test]
+fn without_an_ssh_client_hosts_are_refused_with_exit_2_saying_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(SQUALL)
+        .args(["up", "--headless", "--host", "1=a,2=a,3=b", "--dir"])
+        .arg(dir.path().join("cluster"))
+        .env("PATH", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("cannot run `ssh` (the OpenSSH client)"),
+        "stderr: {err}"
+    );
+    assert!(
+        err.contains("apt-get install openssh-client"),
+        "stderr: {err}"
+    );
 }
 
 #[test]

@@ -182,7 +182,7 @@ impl SshHost {
         let said = said.as_str();
         format!(
             "cannot reach host {} over ssh ({}): {}; check the destination, that its sshd runs and that \
-             key-based login works without a prompt (`ssh -o BatchMode=yes {} true`)",
+             key-based login works without a prompt (`ssh -o BatchMode=yes {}{}{} true`)",
             self.host.label,
             self.host.ssh,
             if said.is_empty() {
@@ -190,6 +190,16 @@ impl SshHost {
             } else {
                 said
             },
+            self.host
+                .ssh_config
+                .as_ref()
+                .map(|f| format!("-F {} ", f.display()))
+                .unwrap_or_default(),
+            self.host
+                .identity
+                .as_ref()
+                .map(|f| format!("-i {} ", f.display()))
+                .unwrap_or_default(),
             self.host.ssh
         )
     }

@@ -58,6 +58,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         return code;
     }
     if args.dry_run {
+        // The hosts are checked (not reached) too: a hosts file's mistake stops the dry run like the kind's.
+        let ids: Vec<u64> = (1..=scenario.cluster.nodes).collect();
+        if let Err(e) =
+            crate::remote::connect::hosts_of(args.hosts.as_deref(), args.host.as_deref(), &ids)
+        {
+            return fail(2, e);
+        }
         // The kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2, naming
         // its file, line and field) rather than a plan that cannot run. Its program need not be here.
         if plan.scenario.cluster.maelstrom.is_none()
