@@ -295,11 +295,23 @@ struct Agent {
 impl Agent {
     fn start(sshd: &Sshd, alias: &str, dir: &Path) -> Agent {
         std::fs::create_dir_all(dir).unwrap();
-        let mut ssh = Command::new("ssh")
-            .arg("-F")
+        let mut c = Command::new("ssh");
+        c.arg("-F")
             .arg(sshd.config())
             .args(["-T", "-o", "BatchMode=yes", alias])
-            .arg(format!("exec {SQUALL} agent --dir {}", dir.display()))
+            .arg(format!("exec {SQUALL} agent --dir {}", dir.display()));
+        Agent::spawn(c)
+    }
+
+    /// An agent on this machine, without ssh.
+    fn local(dir: &Path) -> Agent {
+        let mut c = Command::new(SQUALL);
+        c.arg("agent").arg("--dir").arg(dir);
+        Agent::spawn(c)
+    }
+
+    fn spawn(mut c: Command) -> Agent {
+        let mut ssh = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -413,6 +425,70 @@ fn read_addrs(node_dir: &Path, timeout: Duration) -> (std::net::SocketAddr, std:
     }
 }
 
+/// Launches squall's node `id` through `agent`, with the squall kind's own command line; its pid.
+fn launch_squall_node(
+    agent: &mut Agent,
+    id: u64,
+    node_dir: &Path,
+    peers: Vec<(u64, std::net::SocketAddr)>,
+) -> u32 {
+    let kind = squall::kind::Kind::builtin("squall").unwrap();
+    let facts = squall::kind::launch::NodeFacts {
+        id,
+        cluster_id: "agent-test".into(),
+        node_dir: node_dir.to_path_buf(),
+        data_dir: node_dir.join("data"),
+        initial_state: squall::kind::launch::InitialState::New,
+        seed: id,
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        heartbeat: Duration::from_millis(50),
+        snapshot_every: 500,
+        peers,
+        ports: Default::default(),
+        join: false,
+        options: vec![],
+    };
+    let mut args: Vec<String> = kind
+        .leading_args()
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
+    args.extend(
+        kind.command_line(&facts)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap()),
+    );
+    std::fs::create_dir_all(node_dir).unwrap();
+    let r = agent.call(serde_json::json!({
+        "op": "launch", "node": id, "program": null, "args": args,
+        "log": node_dir.join("node.log").display().to_string(),
+        "data_dir": node_dir.join("data").display().to_string(),
+    }));
+    r["pid"]["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::local(dir.path());
+    agent.call(
+        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
+    );
+    let node_dir = dir.path().join("node-1");
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![]);
+    // Listening, so past its start-up: then SIGKILL the agent, which cannot stop anything itself.
+    read_addrs(&node_dir, Duration::from_secs(20));
+    assert!(support::alive(pid));
+    agent.ssh.kill().unwrap();
+    let _ = agent.ssh.wait();
+    let left = support::wait_gone(&[pid], Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "node 1 (pid {pid}) outlived its killed agent"
+    );
+}
+
 #[test]
 fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with_their_ssh() {
     let Some(sshd) = Sshd::new() else { return };
@@ -442,47 +518,20 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
             proxies.insert((from, to), r["link"]["addr"].as_str().unwrap().to_string());
         }
     }
-    let kind = squall::kind::Kind::builtin("squall").unwrap();
     let mut pids = Vec::new();
     for id in 1..=3u64 {
         let node_dir = sshd.path().join(host_of(id)).join(format!("node-{id}"));
-        let facts = squall::kind::launch::NodeFacts {
+        let peers = proxies
+            .iter()
+            .filter(|((f, _), _)| *f == id)
+            .map(|((_, t), a)| (*t, a.parse().unwrap()))
+            .collect();
+        pids.push(launch_squall_node(
+            &mut agents[agent_of(id)],
             id,
-            cluster_id: "agent-test".into(),
-            node_dir: node_dir.clone(),
-            data_dir: node_dir.join("data"),
-            initial_state: squall::kind::launch::InitialState::New,
-            seed: id,
-            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-            heartbeat: Duration::from_millis(50),
-            snapshot_every: 500,
-            peers: proxies
-                .iter()
-                .filter(|((f, _), _)| *f == id)
-                .map(|((_, t), a)| (*t, a.parse().unwrap()))
-                .collect(),
-            ports: Default::default(),
-            join: false,
-            options: vec![],
-        };
-        let mut args = kind
-            .leading_args()
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect::<Vec<_>>();
-        args.extend(
-            kind.command_line(&facts)
-                .unwrap()
-                .into_iter()
-                .map(|a| a.into_string().unwrap()),
-        );
-        std::fs::create_dir_all(&node_dir).unwrap();
-        let r = agents[agent_of(id)].call(serde_json::json!({
-            "op": "launch", "node": id, "program": null, "args": args,
-            "log": node_dir.join("node.log").display().to_string(),
-            "data_dir": node_dir.join("data").display().to_string(),
-        }));
-        pids.push(r["pid"]["pid"].as_u64().unwrap() as u32);
+            &node_dir,
+            peers,
+        ));
     }
     let mut apis = Vec::new();
     for id in 1..=3u64 {
