@@ -206,12 +206,17 @@ impl Agent {
                 dir: self.dir.display().to_string(),
                 pid: std::process::id(),
             }),
-            Op::Network { kind, seed } => {
+            Op::Network { kind, seed, bind } => {
                 let (kind, _) = crate::kind::Kind::from_record(&kind)
                     .map_err(|e| format!("this host cannot load node kind `{}`: {e}", kind.name))?;
                 let mut net = self.net.lock().unwrap();
-                if net.is_none() {
-                    *net = Some(crate::cluster::network_for(&kind, seed));
+                let n = net.get_or_insert_with(|| crate::cluster::network_for(&kind, seed));
+                if let Some(ip) = bind {
+                    // Checked here, so a wrong address is refused now rather than at the first link.
+                    std::net::TcpListener::bind((ip, 0)).map_err(|e| {
+                        format!("this host cannot listen on {ip} (the hosts file's `address`): {e}")
+                    })?;
+                    n.bind_on(ip);
                 }
                 done
             }

@@ -336,6 +336,29 @@ impl Agent {
         }
     }
 
+    /// Sends `op` and returns the reply's error; panics when it was done.
+    fn refused(&mut self, op: serde_json::Value) -> String {
+        let id = self.next;
+        self.next += 1;
+        let mut req = op.clone();
+        req["id"] = id.into();
+        writeln!(self.stdin, "{req}").unwrap();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("no reply to {req} ({e})"));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["reply"]["id"] == id {
+                return v["reply"]["error"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{req} was done: {line}"))
+                    .to_string();
+            }
+            self.events.push(line);
+        }
+    }
+
     /// Sends `op` (a JSON object without its id) and returns the reply's `ok` value; panics on an error reply.
     fn call(&mut self, op: serde_json::Value) -> serde_json::Value {
         let id = self.next;
@@ -472,6 +495,12 @@ fn launch_squall_node(
 fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
     let dir = tempfile::tempdir().unwrap();
     let mut agent = Agent::local(dir.path());
+    // An address this machine does not have is refused at once, naming it (192.0.2.1: TEST-NET-1).
+    let e = agent.refused(
+        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""},
+        "seed": 1, "bind": "192.0.2.1"}),
+    );
+    assert!(e.contains("cannot listen on 192.0.2.1"), "{e}");
     agent.call(
         serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
     );
@@ -499,7 +528,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
         Agent::start(&sshd, "host-b", &sshd.path().join("b")),
     ];
     let agent_of = |n: u64| if n == 3 { 1 } else { 0 };
-    for a in agents.iter_mut() {
+    // host-b's proxies listen on its own address (127.0.0.2, still loopback), as a hosts file's `address` says.
+    for (a, bind) in agents.iter_mut().zip([None, Some("127.0.0.2")]) {
         let hello = a.call(serde_json::json!({"op": "hello"}));
         assert!(
             hello["hello"]["version"]
@@ -508,14 +538,27 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
                 .starts_with("squall "),
             "{hello}"
         );
-        a.call(serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 7}));
+        a.call(
+            serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 7,
+            "bind": bind}),
+        );
     }
     let mut proxies = std::collections::BTreeMap::new();
     for from in 1..=3u64 {
         for to in (1..=3u64).filter(|&t| t != from) {
             let r = agents[agent_of(from)]
                 .call(serde_json::json!({"op": "link", "from": from, "to": to}));
-            proxies.insert((from, to), r["link"]["addr"].as_str().unwrap().to_string());
+            let addr = r["link"]["addr"].as_str().unwrap().to_string();
+            let want = if from == 3 {
+                "127.0.0.2:"
+            } else {
+                "127.0.0.1:"
+            };
+            assert!(
+                addr.starts_with(want),
+                "link {from}->{to} listens on {addr}"
+            );
+            proxies.insert((from, to), addr);
         }
     }
     let mut pids = Vec::new();

@@ -9,6 +9,7 @@
 //! dir = "/var/tmp/squall"          # optional; where the agent keeps binaries, data and logs
 //! nodes = [1, 2]                   # node ids this host runs
 //! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
+//! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub struct Host {
     pub dir: String,
     /// The node ids this host runs, ascending.
     pub nodes: Vec<u64>,
+    /// The address the host's proxies listen on, reachable from the other hosts; `None`: 127.0.0.1.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Every host of a cluster, each node on exactly one.
@@ -82,7 +85,7 @@ impl Hosts {
                 None,
                 e.message().trim().to_string(),
                 "fix the entry: each `[[host]]` takes `ssh` (required), `nodes` (required), `identity`, \
-                 `dir` and `ssh_config`",
+                 `dir`, `ssh_config` and `address`",
             )
         })?;
         if file.host.is_empty() {
@@ -121,6 +124,21 @@ impl Hosts {
                     d.trim_end_matches('/').to_string()
                 }
             };
+            let address = match h.address {
+                None => None,
+                Some(a) => {
+                    let line = line_of(text, a.span().start);
+                    let a = a.into_inner();
+                    Some(a.parse::<std::net::IpAddr>().map_err(|_| {
+                        err(
+                            Some(line),
+                            Some("address"),
+                            format!("{a:?} is not an IP address"),
+                            "write the host's address its peers reach it at, e.g. \"10.0.0.2\"",
+                        )
+                    })?)
+                }
+            };
             let nodes_line = line_of(text, h.nodes.span().start);
             let list = h.nodes.into_inner();
             if list.is_empty() {
@@ -140,6 +158,7 @@ impl Hosts {
                     ssh_config: h.ssh_config.map(|p| expand_home(&p)),
                     dir,
                     nodes: list,
+                    address,
                 },
             ));
         }
@@ -206,6 +225,7 @@ impl Hosts {
                         ssh_config: None,
                         dir: DEFAULT_DIR.into(),
                         nodes,
+                        address: None,
                     },
                 )
             })
@@ -328,6 +348,7 @@ struct HostDe {
     dir: Option<toml::Spanned<String>>,
     nodes: toml::Spanned<Vec<u64>>,
     ssh_config: Option<String>,
+    address: Option<toml::Spanned<String>>,
 }
 
 /// A hosts file or `--host` value that cannot be used: where, which field, what is wrong and what to do.
@@ -385,6 +406,7 @@ nodes = [3]
         assert_eq!(h.hosts[0].dir, "/var/tmp/a");
         assert_eq!(h.hosts[0].nodes, vec![1, 2]);
         assert_eq!(h.hosts[1].dir, DEFAULT_DIR);
+        assert_eq!(h.hosts[0].address, None);
         assert_eq!(h.hosts[1].label, "hostb");
         assert_eq!(h.host_of(3), Some(1));
         assert_eq!(h.host_of(4), None);
@@ -458,6 +480,10 @@ nodes = [3]
                 "not an absolute path",
             ),
             ("[[host]]\nssh = \"a\"\nnodes = [\"one\"]\n", "expected u64"),
+            (
+                "[[host]]\nssh = \"a\"\naddress = \"ten\"\nnodes = [1]\n",
+                "h.toml:3: `address`: \"ten\" is not an IP address",
+            ),
             ("", "no `[[host]]`"),
         ] {
             let e = refused(text, &[1]);

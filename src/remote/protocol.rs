@@ -38,6 +38,9 @@ pub enum Op {
         kind: crate::kind::KindRecord,
         /// The proxies' seed.
         seed: u64,
+        /// The address the proxies listen on (the host's `address`); `None`: 127.0.0.1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bind: Option<std::net::IpAddr>,
     },
     /// Starts node `node`. Answered with [`Answer::Pid`].
     Launch {
