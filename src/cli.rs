@@ -50,9 +50,25 @@ pub enum Command {
     /// Run one Maelstrom node behind squall's network (what `up --maelstrom` spawns).
     #[command(hide = true)]
     MaelstromNode(BridgeArgs),
+    /// Run the agent that owns one host's nodes and proxies for a controller (`up --hosts`), speaking JSON
+    /// lines on standard input and output (started by squall over ssh).
+    #[command(hide = true)]
+    Agent(AgentArgs),
     /// A Maelstrom echo/relay node in Rust, for the routing benchmark (BENCHMARKS.md).
     #[command(hide = true)]
     MaelstromBenchNode,
+}
+
+/// Flags of `squall agent`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The agent's directory (reported by `hello`; relative paths of requests are not resolved against it).
+    #[arg(long, default_value = "/var/tmp/squall")]
+    pub dir: PathBuf,
+    /// Print this build's identity (`squall VERSION BUILD`) and exit: how the controller tells whether the
+    /// binary here is its own.
+    #[arg(long)]
+    pub build_id: bool,
 }
 
 /// Flags of `squall scenario`.
@@ -145,6 +161,15 @@ pub struct UpArgs {
     /// leader cut off from a majority keeps believing it leads.
     #[arg(long)]
     pub no_check_quorum: bool,
+    /// Run the nodes on other machines, each through a `squall agent` started over ssh: a hosts file (TOML,
+    /// `[[host]]` entries with `ssh`, `nodes` and optionally `identity`, `dir`, `ssh_config`; see the README,
+    /// "Nodes on other machines").
+    #[arg(long, value_name = "FILE", conflicts_with = "host")]
+    pub hosts: Option<PathBuf>,
+    /// The one-line form of --hosts: `ID=DEST[,ID=DEST...]`, DEST any OpenSSH destination (`user@host`,
+    /// `ssh://user@host:port`, a Host alias); nodes with the same DEST share a host.
+    #[arg(long, value_name = "ID=DEST[,ID=DEST...]")]
+    pub host: Option<String>,
     /// For tests: after every fault and at the end, write the screen of the live state (160×48, as
     /// `TestBackend` renders it) to `DIR/screen-N.txt` (N: events applied so far), to compare with a replay.
     #[arg(long, hide = true)]
@@ -444,6 +469,15 @@ pub struct RunArgs {
     /// ever removed).
     #[arg(long, requires = "out")]
     pub force: bool,
+    /// Run the nodes on other machines, each through a `squall agent` started over ssh: a hosts file (TOML,
+    /// `[[host]]` entries with `ssh`, `nodes` and optionally `identity`, `dir`, `ssh_config`; see the README,
+    /// "Nodes on other machines").
+    #[arg(long, value_name = "FILE", conflicts_with = "host")]
+    pub hosts: Option<PathBuf>,
+    /// The one-line form of --hosts: `ID=DEST[,ID=DEST...]`, DEST any OpenSSH destination (`user@host`,
+    /// `ssh://user@host:port`, a Host alias); nodes with the same DEST share a host.
+    #[arg(long, value_name = "ID=DEST[,ID=DEST...]")]
+    pub host: Option<String>,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {

@@ -1,5 +1,6 @@
 //! squall: a terminal cluster orchestrator and chaos tool for Raft. The binary `squall` wires these modules.
 
+pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod check;
@@ -12,6 +13,7 @@ pub mod input;
 pub mod kind;
 
 pub mod record;
+pub mod remote;
 pub mod render;
 pub mod report;
 pub mod run;

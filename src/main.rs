@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node(args) => squall_node::cli::run_node(args),
         Command::MaelstromNode(args) => squall::kind::maelstrom::bridge::run(args),
+        Command::Agent(args) => squall::agent::run(args),
         Command::MaelstromBenchNode => squall::kind::maelstrom::benchnode::run(),
         Command::Up(args) => squall::commands::up(args),
         Command::Status(args) => {

@@ -19,11 +19,12 @@
 //!    reads, performs or records a command.
 //! 1. `state`, `check`: pure data and pure checkers, no I/O.
 //! 2. `cli`: clap definitions (flag values only).
+//! - `kind`, then `remote`: node kinds; hosts files, the agent protocol and the SSH transport.
 //! 3. `cluster`: the running cluster (processes, proxies, status polling, actions → events).
 //! 4. `setup`, `record`, `input`, `ui`, `scenario`: the rooms a session is built from: exit and runtime
 //!    helpers and the cluster specification; event log, casts and the replay player; key mapping; widgets;
 //!    scenario files (parse, validate, plan, export).
-//! 5. `session`, `histories`, `report`, `render`: one running session (start, fold its events, end) that `up`, `run`
+//! 5. `session`, `histories`, `report`, `render`, `agent` (`squall agent`, one host's nodes and proxies): one running session (start, fold its events, end) that `up`, `run`
 //!    and `bench` all start from, and the commands that read an event log.
 //! 6. `app`, `run`, `bench`: the loops of `up` (dashboard and console), `run` and `bench`.
 //! 7. `commands`: the subcommands `main.rs` dispatches to.
@@ -43,9 +44,10 @@ const LAYERS: &[&[&str]] = &[
     &["state", "check"],
     &["cli"],
     &["kind"],
+    &["remote"],
     &["cluster"],
     &["setup", "record", "input", "ui", "scenario"],
-    &["session", "histories", "report", "render"],
+    &["session", "histories", "report", "render", "agent"],
     &["app", "run", "bench"],
     &["commands"],
 ];

@@ -39,4 +39,5 @@ pub(crate) use handle::node_name;
 pub use lock::CLIENTS as LOCK_CLIENTS;
 pub use outcome::Outcome;
 pub use perform::NOTHING_TO_HEAL;
+pub use start::network_for;
 pub(crate) use start::pick_ports;

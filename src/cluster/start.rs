@@ -603,8 +603,8 @@ impl Cluster {
 }
 
 /// The proxy network the kind asks for: its framing and its classifier (the loader refused any name this build
-/// does not have).
-fn network_for(kind: &Kind, seed: u64) -> Network {
+/// does not have). The local cluster and `squall agent` build theirs here.
+pub fn network_for(kind: &Kind, seed: u64) -> Network {
     let classifier: Option<squall_chaos::proxy::SharedClassifier> =
         match kind.peers.classifier.as_str() {
             "squall-raft" => Some(Arc::new(classify::RaftClassifier)),

@@ -74,7 +74,23 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let scenario = versions.pop().map_or(scenario, |(_, s)| s);
     let plan = scenario.plan(seed);
+    if !args.dry_run
+        && let Some(code) = crate::setup::remote_hosts(
+            args.hosts.as_deref(),
+            args.host.as_deref(),
+            scenario.cluster.nodes,
+        )
+    {
+        return code;
+    }
     if args.dry_run {
+        // The hosts are checked (not reached) too: a hosts file's mistake stops the dry run like the kind's.
+        let ids: Vec<u64> = (1..=scenario.cluster.nodes).collect();
+        if let Err(e) =
+            crate::remote::connect::hosts_of(args.hosts.as_deref(), args.host.as_deref(), &ids)
+        {
+            return fail(2, e);
+        }
         return match dry_run(&plan) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(2, e),

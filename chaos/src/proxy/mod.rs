@@ -40,7 +40,7 @@ pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -386,6 +386,8 @@ impl Shared {
 struct Inner {
     shared: Arc<Shared>,
     listeners: Mutex<BTreeMap<LinkId, (SocketAddr, JoinHandle<()>)>>,
+    /// The address proxies listen on ([`Network::bind_on`]); 127.0.0.1 unless set.
+    bind: RwLock<IpAddr>,
 }
 
 impl Drop for Inner {
@@ -456,8 +458,22 @@ impl Network {
                     root: CancellationToken::new(),
                 }),
                 listeners: Mutex::new(BTreeMap::new()),
+                bind: RwLock::new(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             }),
         }
+    }
+
+    /// Makes proxies started from now on listen on `ip` (port chosen by the OS) instead of 127.0.0.1: on a host
+    /// whose nodes are reached from other machines, the address the hosts file names for it.
+    pub fn bind_on(&self, ip: IpAddr) {
+        *self.inner.bind.write().unwrap_or_else(|e| e.into_inner()) = ip;
+    }
+
+    fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            *self.inner.bind.read().unwrap_or_else(|e| e.into_inner()),
+            0,
+        )
     }
 
     /// The seed the network was made with.
@@ -472,14 +488,15 @@ impl Network {
         &self.inner.shared.trace
     }
 
-    /// Starts the proxy for directed link `from -> to` on 127.0.0.1 (port chosen by the OS) and returns its
+    /// Starts the proxy for directed link `from -> to` on 127.0.0.1 (or [`Network::bind_on`]'s address; port
+    /// chosen by the OS) and returns its
     /// address: `from` dials it to reach `to`. Calling it again for the same link returns the same address.
     pub async fn add_link(&self, from: Endpoint, to: Endpoint) -> Result<SocketAddr, ChaosError> {
         let id = LinkId { from, to };
         if let Some((addr, _)) = self.listeners().get(&id) {
             return Ok(*addr);
         }
-        let want = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let want = self.bind_addr();
         let bind_err = |source| ChaosError::Bind {
             from,
             to,
@@ -513,7 +530,7 @@ impl Network {
         if let Some((addr, _)) = self.listeners().get(&id) {
             return Ok(*addr);
         }
-        let want = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let want = self.bind_addr();
         let bind_err = |source| ChaosError::Bind {
             from: to,
             to,

@@ -1,0 +1,90 @@
+//! Reaching every host of a cluster: the hosts from `--hosts FILE` or `--host ID=DEST,...`, checked against
+//! the cluster's nodes, each with its agent started over ssh; all or none (a host that cannot be reached stops
+//! the agents that did start, so nothing is left running anywhere).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::hosts::Hosts;
+use super::ssh::{self, Connection, SshHost};
+
+/// How long an agent gets to stop its nodes when asked.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The hosts a command line names, if it names any: `Ok(None)` without `--hosts`/`--host`. `Err` is for a
+/// person (exit 2): the file, line and field at fault and what to do.
+pub fn hosts_of(
+    file: Option<&Path>,
+    flag: Option<&str>,
+    nodes: &[u64],
+) -> Result<Option<Hosts>, String> {
+    match (file, flag) {
+        (Some(f), _) => Hosts::read(f, nodes).map(Some).map_err(|e| e.to_string()),
+        (None, Some(v)) => Hosts::parse_flag(v, nodes)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Every host's agent, started and greeted.
+#[derive(Debug)]
+pub struct Agents {
+    /// Per host, in the hosts' order.
+    pub hosts: Vec<(SshHost, Connection)>,
+    control_dir: PathBuf,
+}
+
+impl Agents {
+    /// Starts an agent on every host at once (copying squall there where needed; `say` reports it). `Err`
+    /// names the host that failed and what to do; every agent that did start is stopped first.
+    pub async fn start(hosts: &Hosts, say: &(dyn Fn(String) + Sync)) -> Result<Agents, String> {
+        ssh::check_client()?;
+        let control_dir = ssh::control_dir()?;
+        let all: Vec<SshHost> = hosts
+            .hosts
+            .iter()
+            .map(|h| SshHost::new(h.clone(), &control_dir))
+            .collect();
+        let results = futures::future::join_all(all.iter().map(|h| h.connect(say))).await;
+        let mut up = Vec::new();
+        let mut errors = Vec::new();
+        for (h, r) in all.into_iter().zip(results) {
+            match r {
+                Ok(c) => up.push((h, c)),
+                Err(e) => errors.push((h, e)),
+            }
+        }
+        let agents = Agents {
+            hosts: up,
+            control_dir,
+        };
+        if errors.is_empty() {
+            return Ok(agents);
+        }
+        let failed: Vec<SshHost> = errors.iter().map(|(h, _)| h.clone()).collect();
+        agents.stop().await;
+        for h in failed {
+            h.close_master().await;
+        }
+        Err(errors
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Stops every agent (and so every node they run) and closes the ssh connections.
+    pub async fn stop(self) {
+        let mut masters = Vec::new();
+        let stops = self.hosts.into_iter().map(|(h, c)| {
+            masters.push(h);
+            c.shutdown(STOP_DEADLINE)
+        });
+        futures::future::join_all(stops).await;
+        for h in &masters {
+            h.close_master().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.control_dir);
+    }
+}

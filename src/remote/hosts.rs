@@ -1,0 +1,524 @@
+//! Which host runs which node: the hosts file (`--hosts FILE`) and its one-line form (`--host ID=DEST,...`),
+//! parsed and checked against the cluster's node ids before anything starts.
+//!
+//! The file (issue 24's format, exact; `ssh_config` is an extension):
+//! ```toml
+//! [[host]]
+//! ssh = "ssh://root@10.0.0.2:22"   # an OpenSSH destination
+//! identity = "~/.ssh/id_ed25519"   # optional; otherwise ssh's own defaults and config
+//! dir = "/var/tmp/squall"          # optional; where the agent keeps binaries, data and logs
+//! nodes = [1, 2]                   # node ids this host runs
+//! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
+//! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the agent keeps its binary, node data and logs when a host names no `dir`.
+pub const DEFAULT_DIR: &str = "/var/tmp/squall";
+
+/// One host of the hosts file: an SSH destination and the nodes it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// A short name for messages and the feed: `DEST` (and `DEST:DIR` when two entries share a destination).
+    pub label: String,
+    /// The OpenSSH destination: `user@host`, `ssh://user@host:port` or a `Host` alias of the ssh config.
+    pub ssh: String,
+    /// The private key ssh uses (`-i`), `~/` expanded; `None`: ssh's own defaults and config.
+    pub identity: Option<PathBuf>,
+    /// The ssh client configuration file (`-F`); `None`: the user's.
+    pub ssh_config: Option<PathBuf>,
+    /// The agent's directory on the host (a remote path, `~/` left for the remote shell).
+    pub dir: String,
+    /// The node ids this host runs, ascending.
+    pub nodes: Vec<u64>,
+    /// The address the host's proxies listen on, reachable from the other hosts; `None`: 127.0.0.1.
+    pub address: Option<std::net::IpAddr>,
+}
+
+/// Every host of a cluster, each node on exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hosts {
+    /// The hosts in the order they were given.
+    pub hosts: Vec<Host>,
+}
+
+impl Hosts {
+    /// The index (into [`Hosts::hosts`]) of the host that runs `node`.
+    pub fn host_of(&self, node: u64) -> Option<usize> {
+        self.hosts.iter().position(|h| h.nodes.contains(&node))
+    }
+
+    /// Reads and checks a hosts file against the cluster's node ids `nodes`. `Err` names the file, the line
+    /// and the field, and what to do.
+    pub fn read(path: &Path, nodes: &[u64]) -> Result<Hosts, HostsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| HostsError {
+            source_name: path.display().to_string(),
+            line: None,
+            field: None,
+            message: format!("cannot read it: {e}"),
+            fix: "pass the path of a hosts file (TOML, `[[host]]` entries; see the README, \"Nodes on other \
+                  machines\")"
+                .into(),
+        })?;
+        Self::parse(&path.display().to_string(), &text, nodes)
+    }
+
+    /// Parses the text of a hosts file named `source_name` (for messages) and checks it against `nodes`.
+    pub fn parse(source_name: &str, text: &str, nodes: &[u64]) -> Result<Hosts, HostsError> {
+        let err =
+            |line: Option<usize>, field: Option<&str>, message: String, fix: &str| HostsError {
+                source_name: source_name.to_string(),
+                line,
+                field: field.map(str::to_string),
+                message,
+                fix: fix.to_string(),
+            };
+        let file: FileDe = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            err(
+                line,
+                None,
+                e.message().trim().to_string(),
+                "fix the entry: each `[[host]]` takes `ssh` (required), `nodes` (required), `identity`, \
+                 `dir`, `ssh_config` and `address`",
+            )
+        })?;
+        if file.host.is_empty() {
+            return Err(err(
+                None,
+                Some("host"),
+                "no `[[host]]` entry".into(),
+                "add one `[[host]]` with `ssh = \"user@host\"` and `nodes = [..]` per machine",
+            ));
+        }
+        let mut hosts = Vec::new();
+        for h in file.host {
+            let ssh_line = line_of(text, h.ssh.span().start);
+            let ssh = h.ssh.into_inner();
+            if let Some(why) = bad_destination(&ssh) {
+                return Err(err(
+                    Some(ssh_line),
+                    Some("ssh"),
+                    format!("{ssh:?} {why}"),
+                    "write an OpenSSH destination: `user@host`, `ssh://user@host:port` or a Host alias",
+                ));
+            }
+            let dir = match h.dir {
+                None => DEFAULT_DIR.to_string(),
+                Some(d) => {
+                    let line = line_of(text, d.span().start);
+                    let d = d.into_inner();
+                    if !(d.starts_with('/') || d.starts_with("~/")) || d.contains('\n') {
+                        return Err(err(
+                            Some(line),
+                            Some("dir"),
+                            format!("{d:?} is not an absolute path on the host"),
+                            "write an absolute path (`/var/tmp/squall`) or one under the remote home (`~/squall`)",
+                        ));
+                    }
+                    d.trim_end_matches('/').to_string()
+                }
+            };
+            let address = match h.address {
+                None => None,
+                Some(a) => {
+                    let line = line_of(text, a.span().start);
+                    let a = a.into_inner();
+                    Some(a.parse::<std::net::IpAddr>().map_err(|_| {
+                        err(
+                            Some(line),
+                            Some("address"),
+                            format!("{a:?} is not an IP address"),
+                            "write the host's address its peers reach it at, e.g. \"10.0.0.2\"",
+                        )
+                    })?)
+                }
+            };
+            let nodes_line = line_of(text, h.nodes.span().start);
+            let list = h.nodes.into_inner();
+            if list.is_empty() {
+                return Err(err(
+                    Some(nodes_line),
+                    Some("nodes"),
+                    "lists no node".into(),
+                    "name the node ids this host runs (`nodes = [1, 2]`), or drop the entry",
+                ));
+            }
+            hosts.push((
+                nodes_line,
+                Host {
+                    label: ssh.clone(),
+                    ssh,
+                    identity: h.identity.map(|p| expand_home(&p)),
+                    ssh_config: h.ssh_config.map(|p| expand_home(&p)),
+                    dir,
+                    nodes: list,
+                    address,
+                },
+            ));
+        }
+        check_nodes(&hosts, nodes)
+            .map_err(|(line, message, fix)| err(Some(line), Some("nodes"), message, &fix))?;
+        Ok(Hosts::labelled(hosts.into_iter().map(|(_, h)| h).collect()))
+    }
+
+    /// Parses `--host ID=DEST[,ID=DEST...]` (nodes with the same DEST share one host, in [`DEFAULT_DIR`]) and
+    /// checks it against `nodes`.
+    pub fn parse_flag(value: &str, nodes: &[u64]) -> Result<Hosts, HostsError> {
+        let err = |message: String, fix: &str| HostsError {
+            source_name: "--host".into(),
+            line: None,
+            field: None,
+            message,
+            fix: fix.to_string(),
+        };
+        let mut by_dest: Vec<(String, Vec<u64>)> = Vec::new();
+        let mut seen: BTreeMap<u64, String> = BTreeMap::new();
+        for item in value.split(',').map(str::trim) {
+            let Some((id, dest)) = item.split_once('=') else {
+                return Err(err(
+                    format!("{item:?} is not ID=DEST"),
+                    "write `--host 1=user@host-a,2=user@host-b,3=user@host-b`",
+                ));
+            };
+            let id: u64 = match id.trim().parse() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(err(
+                        format!("{:?} in {item:?} is not a node id (1, 2, ...)", id.trim()),
+                        "write `--host 1=user@host-a,2=user@host-b`",
+                    ));
+                }
+            };
+            let dest = dest.trim().to_string();
+            if let Some(why) = bad_destination(&dest) {
+                return Err(err(
+                    format!("{dest:?} in {item:?} {why}"),
+                    "write an OpenSSH destination: `user@host`, `ssh://user@host:port` or a Host alias",
+                ));
+            }
+            if let Some(other) = seen.insert(id, dest.clone()) {
+                return Err(err(
+                    format!("node {id} is given twice ({other} and {dest})"),
+                    "name each node once",
+                ));
+            }
+            match by_dest.iter_mut().find(|(d, _)| *d == dest) {
+                Some((_, list)) => list.push(id),
+                None => by_dest.push((dest, vec![id])),
+            }
+        }
+        let hosts: Vec<(usize, Host)> = by_dest
+            .into_iter()
+            .map(|(dest, nodes)| {
+                (
+                    0,
+                    Host {
+                        label: dest.clone(),
+                        ssh: dest,
+                        identity: None,
+                        ssh_config: None,
+                        dir: DEFAULT_DIR.into(),
+                        nodes,
+                        address: None,
+                    },
+                )
+            })
+            .collect();
+        check_nodes(&hosts, nodes).map_err(|(_, message, fix)| err(message, &fix))?;
+        Ok(Hosts::labelled(hosts.into_iter().map(|(_, h)| h).collect()))
+    }
+
+    /// Sorts each host's nodes and gives entries that share a destination a label with their directory.
+    fn labelled(mut hosts: Vec<Host>) -> Hosts {
+        let shared: Vec<bool> = hosts
+            .iter()
+            .map(|h| hosts.iter().filter(|o| o.ssh == h.ssh).count() > 1)
+            .collect();
+        for (h, shared) in hosts.iter_mut().zip(shared) {
+            h.nodes.sort_unstable();
+            if shared {
+                h.label = format!("{}:{}", h.ssh, h.dir);
+            }
+        }
+        Hosts { hosts }
+    }
+}
+
+/// Every node of `nodes` on exactly one host, and no host naming a node the cluster does not have. `Err`:
+/// the line of the `nodes` field at fault, the message and the fix.
+fn check_nodes(hosts: &[(usize, Host)], nodes: &[u64]) -> Result<(), (usize, String, String)> {
+    let mut owner: BTreeMap<u64, (usize, &str)> = BTreeMap::new();
+    for (line, h) in hosts {
+        for &n in &h.nodes {
+            if !nodes.contains(&n) {
+                return Err((
+                    *line,
+                    format!(
+                        "host {} lists node {n}, which the cluster does not have (its nodes: {})",
+                        h.ssh,
+                        list(nodes)
+                    ),
+                    "drop it, or start more nodes (-n)".into(),
+                ));
+            }
+            if let Some((other_line, other)) = owner.insert(n, (*line, &h.ssh)) {
+                let at = if other_line > 0 {
+                    format!(" (line {other_line})")
+                } else {
+                    String::new()
+                };
+                return Err((
+                    *line,
+                    format!("node {n} is on two hosts: {other}{at} and {}", h.ssh),
+                    "name each node on exactly one host".into(),
+                ));
+            }
+        }
+    }
+    let missing: Vec<u64> = nodes
+        .iter()
+        .copied()
+        .filter(|n| !owner.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        let line = hosts.last().map(|(l, _)| *l).unwrap_or(0);
+        return Err((
+            line,
+            format!(
+                "no host runs node {} (every node needs one)",
+                list(&missing)
+            ),
+            "add the node to some host's `nodes`".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn list(ids: &[u64]) -> String {
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why `dest` cannot be an ssh destination, if it cannot: empty, an option, or blank inside.
+fn bad_destination(dest: &str) -> Option<&'static str> {
+    if dest.is_empty() {
+        Some("is empty")
+    } else if dest.starts_with('-') {
+        Some("starts with `-` (ssh would take it for an option)")
+    } else if dest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("has a blank or control character in it")
+    } else {
+        None
+    }
+}
+
+/// `~/x` under `$HOME` (a local path: the key and the config are read by the local ssh).
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDe {
+    #[serde(default)]
+    host: Vec<HostDe>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostDe {
+    ssh: toml::Spanned<String>,
+    identity: Option<String>,
+    dir: Option<toml::Spanned<String>>,
+    nodes: toml::Spanned<Vec<u64>>,
+    ssh_config: Option<String>,
+    address: Option<toml::Spanned<String>>,
+}
+
+/// A hosts file or `--host` value that cannot be used: where, which field, what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsError {
+    /// The file's path, or `--host`.
+    pub source_name: String,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl fmt::Display for HostsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source_name)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": `{field}`")?;
+        }
+        write!(f, ": {}; {}", self.message, self.fix)
+    }
+}
+
+impl std::error::Error for HostsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = r#"
+[[host]]
+ssh = "ssh://root@10.0.0.2:22"
+identity = "/k/id_ed25519"
+dir = "/var/tmp/a/"
+nodes = [2, 1]
+
+[[host]]
+ssh = "hostb"
+nodes = [3]
+"#;
+
+    #[test]
+    fn a_file_with_every_node_on_one_host_parses_with_defaults_and_sorted_nodes() {
+        let h = Hosts::parse("h.toml", TWO, &[1, 2, 3]).unwrap();
+        assert_eq!(h.hosts.len(), 2);
+        assert_eq!(h.hosts[0].ssh, "ssh://root@10.0.0.2:22");
+        assert_eq!(h.hosts[0].identity, Some(PathBuf::from("/k/id_ed25519")));
+        assert_eq!(h.hosts[0].dir, "/var/tmp/a");
+        assert_eq!(h.hosts[0].nodes, vec![1, 2]);
+        assert_eq!(h.hosts[1].dir, DEFAULT_DIR);
+        assert_eq!(h.hosts[0].address, None);
+        assert_eq!(h.hosts[1].label, "hostb");
+        assert_eq!(h.host_of(3), Some(1));
+        assert_eq!(h.host_of(4), None);
+    }
+
+    #[test]
+    fn two_entries_on_one_machine_are_told_apart_by_their_dir() {
+        let text = "[[host]]\nssh = \"m\"\ndir = \"/a\"\nnodes = [1]\n[[host]]\nssh = \"m\"\ndir = \"/b\"\nnodes = [2]\n";
+        let h = Hosts::parse("h.toml", text, &[1, 2]).unwrap();
+        assert_eq!(h.hosts[0].label, "m:/a");
+        assert_eq!(h.hosts[1].label, "m:/b");
+    }
+
+    fn refused(text: &str, nodes: &[u64]) -> HostsError {
+        Hosts::parse("h.toml", text, nodes).unwrap_err()
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_with_its_line_and_the_fields_there_are() {
+        let e = refused("[[host]]\nssh = \"a\"\nnodes = [1]\nport = 22\n", &[1]);
+        assert_eq!(e.line, Some(4), "{e}");
+        let s = e.to_string();
+        assert!(s.starts_with("h.toml:4: "), "{s}");
+        assert!(s.contains("port"), "{s}");
+        assert!(s.contains("`identity`"), "{s}");
+    }
+
+    #[test]
+    fn a_node_on_two_hosts_names_both_and_the_line() {
+        let e = refused(
+            "[[host]]\nssh = \"a\"\nnodes = [1, 2]\n[[host]]\nssh = \"b\"\nnodes = [2, 3]\n",
+            &[1, 2, 3],
+        );
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.field.as_deref(), Some("nodes"));
+        assert!(
+            e.message
+                .contains("node 2 is on two hosts: a (line 3) and b"),
+            "{e}"
+        );
+        assert!(e.fix.contains("exactly one host"), "{e}");
+    }
+
+    #[test]
+    fn a_node_no_host_runs_is_named() {
+        let e = refused("[[host]]\nssh = \"a\"\nnodes = [1]\n", &[1, 2, 3]);
+        assert!(e.message.contains("no host runs node 2, 3"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("nodes"));
+    }
+
+    #[test]
+    fn a_node_the_cluster_does_not_have_is_named_with_the_fix() {
+        let e = refused("[[host]]\nssh = \"a\"\nnodes = [1, 7]\n", &[1]);
+        assert!(e.message.contains("lists node 7"), "{e}");
+        assert!(e.fix.contains("-n"), "{e}");
+    }
+
+    #[test]
+    fn missing_fields_empty_lists_bad_destinations_and_relative_dirs_are_refused() {
+        for (text, want) in [
+            ("[[host]]\nnodes = [1]\n", "ssh"),
+            ("[[host]]\nssh = \"a\"\n", "nodes"),
+            ("[[host]]\nssh = \"a\"\nnodes = []\n", "lists no node"),
+            (
+                "[[host]]\nssh = \"-oProxyCommand=x\"\nnodes = [1]\n",
+                "starts with `-`",
+            ),
+            ("[[host]]\nssh = \"a b\"\nnodes = [1]\n", "blank"),
+            (
+                "[[host]]\nssh = \"a\"\ndir = \"rel/dir\"\nnodes = [1]\n",
+                "not an absolute path",
+            ),
+            ("[[host]]\nssh = \"a\"\nnodes = [\"one\"]\n", "expected u64"),
+            (
+                "[[host]]\nssh = \"a\"\naddress = \"ten\"\nnodes = [1]\n",
+                "h.toml:3: `address`: \"ten\" is not an IP address",
+            ),
+            ("", "no `[[host]]`"),
+        ] {
+            let e = refused(text, &[1]);
+            assert!(e.to_string().contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_flag_groups_nodes_by_destination() {
+        let h = Hosts::parse_flag("1=a, 2=b,3=a", &[1, 2, 3]).unwrap();
+        assert_eq!(h.hosts.len(), 2);
+        assert_eq!(
+            (h.hosts[0].ssh.as_str(), h.hosts[0].nodes.clone()),
+            ("a", vec![1, 3])
+        );
+        assert_eq!(
+            (h.hosts[1].ssh.as_str(), h.hosts[1].nodes.clone()),
+            ("b", vec![2])
+        );
+        assert_eq!(h.hosts[0].dir, DEFAULT_DIR);
+    }
+
+    #[test]
+    fn the_flag_refuses_duplicates_missing_nodes_and_malformed_items() {
+        for (value, want) in [
+            ("1=a,1=b", "node 1 is given twice"),
+            ("1=a", "no host runs node 2"),
+            ("1=a,2", "\"2\" is not ID=DEST"),
+            ("x=a,2=b", "is not a node id"),
+            ("1=,2=b", "is empty"),
+            ("1=a,2=b,9=c", "lists node 9"),
+        ] {
+            let e = Hosts::parse_flag(value, &[1, 2]).unwrap_err();
+            assert!(e.to_string().starts_with("--host: "), "{value}: {e}");
+            assert!(e.to_string().contains(want), "{value}: {e}");
+        }
+    }
+}

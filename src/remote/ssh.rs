@@ -1,0 +1,342 @@
+//! The SSH transport: the system's OpenSSH client, started by squall, one multiplexed connection per host
+//! (ControlMaster/ControlPath, so the version check, the binary copy and the agent's session share one login),
+//! never asking a person anything (BatchMode: key-based login only).
+//!
+//! Why the system client rather than an SSH crate: it is what every operator already runs and has configured
+//! (keys, agents, `Host` aliases, jump hosts, ProxyCommand, known hosts), squall needs nothing from SSH but a
+//! byte pipe to one remote command, and it adds no dependency to audit.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::client::AgentClient;
+use super::hosts::Host;
+use super::protocol::{AgentEvent, Answer, Op};
+
+/// How long `hello` may take once the agent's session is open.
+const HELLO_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long the multiplexing master outlives its last session (then it exits on its own).
+const CONTROL_PERSIST_SECS: u32 = 10;
+
+/// One host reached through ssh.
+#[derive(Debug, Clone)]
+pub struct SshHost {
+    /// The host as the hosts file gives it.
+    pub host: Host,
+    control_dir: PathBuf,
+}
+
+/// A running agent: its client, its events, and the ssh process carrying it (killed when dropped).
+pub struct Connection {
+    /// Requests to the agent.
+    pub client: AgentClient,
+    /// What the agent reports on its own; ends when the connection does.
+    pub events: mpsc::UnboundedReceiver<AgentEvent>,
+    /// The agent's `hello`: its pid on the host among others.
+    pub hello: Answer,
+    child: Child,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Asks the agent to stop its nodes and end, then waits (up to `deadline`) for ssh to exit; kills it if
+    /// it has not.
+    pub async fn shutdown(mut self, deadline: Duration) {
+        let _ = self.client.call(Op::Shutdown, deadline).await;
+        if tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Checks that the OpenSSH client is installed. `Err` says what to install.
+pub fn check_client() -> Result<(), String> {
+    match std::process::Command::new("ssh")
+        .arg("-V")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "cannot run `ssh` (the OpenSSH client), which --hosts/--host need: {e}; install it (apt-get \
+             install openssh-client) or put it on PATH"
+        )),
+    }
+}
+
+/// A fresh private directory for the multiplexing sockets of one session (short: a socket path has a limit of
+/// about 100 bytes).
+pub fn control_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = PathBuf::from("/tmp");
+    for n in 0..100u32 {
+        let dir = base.join(format!("squall-ssh-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
+    Err("cannot create a directory for ssh's control sockets under /tmp".into())
+}
+
+/// `s` quoted for a POSIX shell on the host; a leading `~/` stays unquoted so the remote shell expands it.
+pub fn shell_quote(s: &str) -> String {
+    let quote = |t: &str| format!("'{}'", t.replace('\'', r"'\''"));
+    match s.strip_prefix("~/") {
+        Some(rest) => format!("~/{}", quote(rest)),
+        None => quote(s),
+    }
+}
+
+impl SshHost {
+    /// `host`, with its multiplexing socket in `control_dir`.
+    pub fn new(host: Host, control_dir: &Path) -> SshHost {
+        SshHost {
+            host,
+            control_dir: control_dir.to_path_buf(),
+        }
+    }
+
+    /// The agent's binary on the host.
+    fn remote_bin(&self) -> String {
+        format!("{}/squall", self.host.dir)
+    }
+
+    /// `ssh` with squall's options and the host's, ready for the remote command.
+    fn ssh(&self, control: &[&str]) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(["-T", "-e", "none"]).args(control);
+        for o in [
+            "BatchMode=yes".to_string(),
+            "ConnectTimeout=10".to_string(),
+            "ServerAliveInterval=2".to_string(),
+            "ServerAliveCountMax=3".to_string(),
+            "ControlMaster=auto".to_string(),
+            format!("ControlPath={}/%C", self.control_dir.display()),
+            format!("ControlPersist={CONTROL_PERSIST_SECS}"),
+        ] {
+            c.arg("-o").arg(o);
+        }
+        if let Some(f) = &self.host.ssh_config {
+            c.arg("-F").arg(f);
+        }
+        if let Some(i) = &self.host.identity {
+            c.arg("-i").arg(i).arg("-o").arg("IdentitiesOnly=yes");
+        }
+        c.arg(&self.host.ssh);
+        c.stdin(Stdio::null()).kill_on_drop(true);
+        c
+    }
+
+    /// Runs `script` on the host; `Err` when ssh cannot start or reach the host (exit 255), with ssh's own
+    /// words and what to check.
+    async fn run(
+        &self,
+        script: &str,
+        input: Option<&Path>,
+    ) -> Result<std::process::Output, String> {
+        let mut c = self.ssh(&[]);
+        c.arg(script);
+        if let Some(path) = input {
+            let f = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            c.stdin(Stdio::from(f));
+        }
+        let out = c
+            .output()
+            .await
+            .map_err(|e| format!("cannot run ssh for host {}: {e}", self.host.label))?;
+        if out.status.code() == Some(255) {
+            return Err(self.unreachable(&out.stderr));
+        }
+        Ok(out)
+    }
+
+    fn unreachable(&self, stderr: &[u8]) -> String {
+        let said = String::from_utf8_lossy(stderr);
+        let said = said
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let said = said.as_str();
+        format!(
+            "cannot reach host {} over ssh ({}): {}; check the destination, that its sshd runs and that \
+             key-based login works without a prompt (`ssh -o BatchMode=yes {}{}{} true`)",
+            self.host.label,
+            self.host.ssh,
+            if said.is_empty() {
+                "ssh exited with 255 and said nothing"
+            } else {
+                said
+            },
+            self.host
+                .ssh_config
+                .as_ref()
+                .map(|f| format!("-F {} ", f.display()))
+                .unwrap_or_default(),
+            self.host
+                .identity
+                .as_ref()
+                .map(|f| format!("-i {} ", f.display()))
+                .unwrap_or_default(),
+            self.host.ssh
+        )
+    }
+
+    /// Makes sure the host runs this very build of squall (copying it to the host's `dir` when not, which
+    /// `say` reports), starts `squall agent` there and greets it. `Err` names the host and what to do; nothing
+    /// is left running on it.
+    pub async fn connect(&self, say: &(dyn Fn(String) + Sync)) -> Result<Connection, String> {
+        let local = super::build_id()?;
+        let bin = shell_quote(&self.remote_bin());
+        let dir = shell_quote(&self.host.dir);
+        let out = self
+            .run(
+                &format!("mkdir -p {dir} && {{ {bin} agent --build-id 2>/dev/null || true; }}"),
+                None,
+            )
+            .await?;
+        if !out.status.success() {
+            return Err(format!(
+                "host {}: cannot create {} there: {}",
+                self.host.label,
+                self.host.dir,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let remote = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if remote != local {
+            say(format!(
+                "host {}: copying squall to {} ({}; it had {})",
+                self.host.label,
+                self.remote_bin(),
+                local,
+                if remote.is_empty() {
+                    "none".to_string()
+                } else {
+                    remote
+                }
+            ));
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find squall's own executable: {e}"))?;
+            let tmp = shell_quote(&format!("{}/.squall.new", self.host.dir));
+            let out = self
+                .run(
+                    &format!("cat > {tmp} && chmod 755 {tmp} && mv -f {tmp} {bin}"),
+                    Some(&exe),
+                )
+                .await?;
+            if !out.status.success() {
+                return Err(format!(
+                    "host {}: cannot copy squall to {}: {}",
+                    self.host.label,
+                    self.remote_bin(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        let mut c = self.ssh(&[]);
+        c.arg(format!("exec {bin} agent --dir {dir}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("cannot run ssh for host {}: {e}", self.host.label))?;
+        let (stdin, stdout, stderr) = (
+            child.stdin.take().expect("piped"),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        // The agent's diagnostics (and ssh's): kept for the error below, and logged.
+        let (err_tx, mut err_rx) = mpsc::unbounded_channel::<String>();
+        let label = self.host.label.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tracing::warn!(host = %label, "{l}");
+                let _ = err_tx.send(l);
+            }
+        });
+        let (client, events) = AgentClient::new(&self.host.label, stdin, stdout);
+        let hello = match client.call(Op::Hello, HELLO_DEADLINE).await {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = child.kill().await;
+                let status = child.wait().await.ok().and_then(|s| s.code());
+                let mut said = Vec::new();
+                while let Ok(l) = err_rx.try_recv() {
+                    said.push(l);
+                }
+                if status == Some(255) {
+                    return Err(self.unreachable(said.join("\n").as_bytes()));
+                }
+                return Err(format!(
+                    "host {}: the agent did not start ({e}){}",
+                    self.host.label,
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", said.join("; "))
+                    }
+                ));
+            }
+        };
+        if let Answer::Hello { build, .. } = &hello
+            && *build != local
+        {
+            let _ = child.kill().await;
+            return Err(format!(
+                "host {}: the agent is build {build}, not this squall's {local} (another squall replaced it \
+                 meanwhile?); run again",
+                self.host.label
+            ));
+        }
+        Ok(Connection {
+            client,
+            events,
+            hello,
+            child,
+        })
+    }
+
+    /// Closes the host's multiplexing master at once (else it ends on its own shortly after its last session).
+    pub async fn close_master(&self) {
+        let mut c = self.ssh(&["-O", "exit"]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.status()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_quotes_and_a_home_prefix() {
+        assert_eq!(shell_quote("/var/tmp/squall"), "'/var/tmp/squall'");
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(shell_quote("~/squall"), "~/'squall'");
+    }
+}

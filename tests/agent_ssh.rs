@@ -1,0 +1,676 @@
+//! Nodes on other machines (issue 24) through a real OpenSSH: every "host" is a directory on this machine
+//! reached through an ssh `Host` alias whose `ProxyCommand` runs `/usr/sbin/sshd -i` with the test's own
+//! config, host key and authorized key (a real sshd per connection, in inetd mode: no listening port).
+//! Tests that need sshd skip with a message where it is not installed (`.ci/run` installs it).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+mod support;
+
+const SQUALL: &str = env!("CARGO_BIN_EXE_squall");
+
+/// A private sshd setup: keys, sshd_config, and an ssh_config with aliases `host-a`, `host-b` (real sshd) and
+/// `host-down` (ssh exits 255).
+struct Sshd {
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// `None` (with a message) when sshd cannot run here.
+    fn new() -> Option<Sshd> {
+        if !Path::new("/usr/sbin/sshd").exists() || which("ssh-keygen").is_none() {
+            eprintln!(
+                "SKIP: /usr/sbin/sshd or ssh-keygen is missing (apt-get install openssh-server openssh-client)"
+            );
+            return None;
+        }
+        // sshd refuses to start without its privilege separation directory; root may create it.
+        if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
+            eprintln!(
+                "SKIP: /run/sshd is missing and cannot be created (sshd needs it; run as root)"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for key in ["hostkey", "userkey"] {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(p.join(key))
+                .status()
+                .unwrap();
+            assert!(st.success(), "ssh-keygen {key}");
+        }
+        std::fs::copy(p.join("userkey.pub"), p.join("authorized_keys")).unwrap();
+        std::fs::write(
+            p.join("sshd_config"),
+            format!(
+                "HostKey {0}/hostkey\nAuthorizedKeysFile {0}/authorized_keys\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\n",
+                p.display()
+            ),
+        )
+        .unwrap();
+        let alias = |name: &str, proxy: &str| {
+            format!(
+                "Host {name}\n  ProxyCommand {proxy}\n  IdentityFile {}/userkey\n  IdentitiesOnly yes\n  \
+                 UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  LogLevel ERROR\n",
+                p.display()
+            )
+        };
+        let sshd = format!("/usr/sbin/sshd -i -f {}/sshd_config", p.display());
+        std::fs::write(
+            p.join("ssh_config"),
+            [
+                alias("host-a", &sshd),
+                alias("host-b", &sshd),
+                alias("host-down", "false"),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        Some(Sshd { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path().join("ssh_config")
+    }
+
+    /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`.
+    fn hosts_file(&self, hosts: &[(&str, &str, &[u64])]) -> PathBuf {
+        let mut text = String::new();
+        for (alias, sub, nodes) in hosts {
+            text.push_str(&format!(
+                "[[host]]\nssh = \"{alias}\"\nssh_config = \"{}\"\ndir = \"{}\"\nnodes = {nodes:?}\n\n",
+                self.config().display(),
+                self.path().join(sub).display()
+            ));
+        }
+        let f = self.path().join("hosts.toml");
+        std::fs::write(&f, text).unwrap();
+        f
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The pids of live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+            && support::alive(pid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls until no live process mentions `needle`; the ones left at the deadline.
+fn wait_none_mention(needle: &str, timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_host_ssh_cannot_reach_is_refused_with_exit_2_naming_it_and_nothing_left() {
+    if which("ssh").is_none() {
+        eprintln!("SKIP: no ssh client (apt-get install openssh-client)");
+        return;
+    }
+    // No sshd needed: the alias's ProxyCommand fails, so ssh exits 255 as for an unreachable host.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    std::fs::write(&config, "Host host-down\n  ProxyCommand false\n").unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        format!(
+            "[[host]]\nssh = \"host-down\"\nssh_config = \"{}\"\ndir = \"{}/a\"\nnodes = [1, 2, 3]\n",
+            config.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(SQUALL)
+        .args(["up", "--headless", "--hosts"])
+        .arg(&hosts)
+        .arg("--dir")
+        .arg(dir.path().join("cluster"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("cannot reach host host-down over ssh"),
+        "stderr: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "BatchMode=yes -F {} host-down true",
+            config.display()
+        )),
+        "stderr: {err}"
+    );
+    // Nothing was started, and the session's ssh control directory is gone.
+    assert!(!dir.path().join("cluster").join("node-1").exists());
+    let control = format!("/tmp/squall-ssh-{pid}-0");
+    assert!(!Path::new(&control).exists(), "{control} left behind");
+}
+
+#[test]
+fn without_an_ssh_client_hosts_are_refused_with_exit_2_saying_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(SQUALL)
+        .args(["up", "--headless", "--host", "1=a,2=a,3=b", "--dir"])
+        .arg(dir.path().join("cluster"))
+        .env("PATH", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("cannot run `ssh` (the OpenSSH client)"),
+        "stderr: {err}"
+    );
+    assert!(
+        err.contains("apt-get install openssh-client"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn a_bad_hosts_file_is_refused_with_exit_2_naming_its_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[[host]]\nssh = \"a\"\nnodes = [1, 2]\n\n[[host]]\nssh = \"b\"\nnodes = [2, 3]\n",
+    )
+    .unwrap();
+    let out = Command::new(SQUALL)
+        .args(["up", "--headless", "--hosts"])
+        .arg(&hosts)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "{}:7: `nodes`: node 2 is on two hosts",
+            hosts.display()
+        )),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn up_with_hosts_copies_squall_once_starts_every_agent_and_leaves_nothing_running() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1, 2]), ("host-b", "b", &[3])]);
+    let up = || {
+        Command::new(SQUALL)
+            .args(["up", "--headless", "--hosts"])
+            .arg(&hosts)
+            .arg("--dir")
+            .arg(sshd.path().join("cluster"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let first = up();
+    let err = String::from_utf8_lossy(&first.stderr);
+    let out = String::from_utf8_lossy(&first.stdout);
+    let seen = format!("stdout: {out}\nstderr: {err}");
+    for (alias, sub) in [("host-a", "a"), ("host-b", "b")] {
+        assert!(
+            out.contains(&format!(
+                "host {alias}: copying squall to {}/squall",
+                sshd.path().join(sub).display()
+            )),
+            "{seen}"
+        );
+        assert!(out.contains(&format!("host {alias}: agent pid")), "{seen}");
+        assert!(sshd.path().join(sub).join("squall").is_file());
+    }
+    // Running the nodes through the agents is not wired yet: said, exit 2, and nothing left running.
+    assert_eq!(first.status.code(), Some(2), "{seen}");
+    assert!(err.contains("issue 24, step 4"), "{seen}");
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running: {left:?}\n{seen}");
+    // The second time the hosts hold this very build: no copy.
+    let second = up();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(!out.contains("copying squall"), "{out}");
+    assert!(out.contains("host host-b: agent pid"), "{out}");
+    assert_eq!(second.status.code(), Some(2));
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(
+        left.is_empty(),
+        "still running after the second run: {left:?}"
+    );
+}
+
+/// An agent session over ssh, driven line by line.
+struct Agent {
+    ssh: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    next: u64,
+    events: Vec<String>,
+}
+
+impl Agent {
+    fn start(sshd: &Sshd, alias: &str, dir: &Path) -> Agent {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut c = Command::new("ssh");
+        c.arg("-F")
+            .arg(sshd.config())
+            .args(["-T", "-o", "BatchMode=yes", alias])
+            .arg(format!("exec {SQUALL} agent --dir {}", dir.display()));
+        Agent::spawn(c)
+    }
+
+    /// An agent on this machine, without ssh.
+    fn local(dir: &Path) -> Agent {
+        let mut c = Command::new(SQUALL);
+        c.arg("agent").arg("--dir").arg(dir);
+        Agent::spawn(c)
+    }
+
+    fn spawn(mut c: Command) -> Agent {
+        let mut ssh = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = ssh.stdin.take().unwrap();
+        let stdout = ssh.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { return };
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Agent {
+            ssh,
+            stdin,
+            lines,
+            next: 1,
+            events: Vec::new(),
+        }
+    }
+
+    /// Sends `op` and returns the reply's error; panics when it was done.
+    fn refused(&mut self, op: serde_json::Value) -> String {
+        let id = self.next;
+        self.next += 1;
+        let mut req = op.clone();
+        req["id"] = id.into();
+        writeln!(self.stdin, "{req}").unwrap();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("no reply to {req} ({e})"));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["reply"]["id"] == id {
+                return v["reply"]["error"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{req} was done: {line}"))
+                    .to_string();
+            }
+            self.events.push(line);
+        }
+    }
+
+    /// Sends `op` (a JSON object without its id) and returns the reply's `ok` value; panics on an error reply.
+    fn call(&mut self, op: serde_json::Value) -> serde_json::Value {
+        let id = self.next;
+        self.next += 1;
+        let mut req = op.clone();
+        req["id"] = id.into();
+        writeln!(self.stdin, "{req}").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no reply to {req} ({e}); events: {:?}", self.events));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["reply"]["id"] == id {
+                if let Some(e) = v["reply"]["error"].as_str() {
+                    panic!("{req} refused: {e}");
+                }
+                return v["reply"]["ok"].clone();
+            }
+            self.events.push(line);
+        }
+    }
+}
+
+/// The leader all reachable nodes at `apis` agree on, polled with `squall status --json`.
+fn leader(apis: &[(u64, std::net::SocketAddr)], timeout: Duration, not: Option<u64>) -> u64 {
+    let peers: Vec<String> = apis.iter().map(|(id, a)| format!("{id}={a}")).collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = Command::new(SQUALL)
+            .args([
+                "status",
+                "--json",
+                "--timeout",
+                "1s",
+                "--peers",
+                &peers.join(","),
+            ])
+            .output()
+            .unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&seen) {
+            let nodes = v
+                .as_array()
+                .cloned()
+                .or_else(|| v["nodes"].as_array().cloned())
+                .unwrap_or_default();
+            let leaders: Vec<u64> = nodes
+                .iter()
+                .filter(|n| {
+                    n["role"]
+                        .as_str()
+                        .is_some_and(|r| r.eq_ignore_ascii_case("leader"))
+                })
+                .filter_map(|n| n["id"].as_u64())
+                .filter(|id| Some(*id) != not)
+                .collect();
+            if leaders.len() == 1 {
+                return leaders[0];
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader within {timeout:?}; last status: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_addrs(node_dir: &Path, timeout: Duration) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(node_dir.join("addr.json"))
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && let (Some(p), Some(a)) = (v["peer"].as_str(), v["api"].as_str())
+        {
+            return (p.parse().unwrap(), a.parse().unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            node_dir.join("addr.json").display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Launches squall's node `id` through `agent`, with the squall kind's own command line; its pid.
+fn launch_squall_node(
+    agent: &mut Agent,
+    id: u64,
+    node_dir: &Path,
+    peers: Vec<(u64, std::net::SocketAddr)>,
+) -> u32 {
+    let kind = squall::kind::Kind::builtin("squall").unwrap();
+    let facts = squall::kind::launch::NodeFacts {
+        id,
+        cluster_id: "agent-test".into(),
+        node_dir: node_dir.to_path_buf(),
+        data_dir: node_dir.join("data"),
+        initial_state: squall::kind::launch::InitialState::New,
+        seed: id,
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        heartbeat: Duration::from_millis(50),
+        snapshot_every: 500,
+        peers,
+        ports: Default::default(),
+        join: false,
+        options: vec![],
+    };
+    let mut args: Vec<String> = kind
+        .leading_args()
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
+    args.extend(
+        kind.command_line(&facts)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap()),
+    );
+    std::fs::create_dir_all(node_dir).unwrap();
+    let r = agent.call(serde_json::json!({
+        "op": "launch", "node": id, "program": null, "args": args,
+        "log": node_dir.join("node.log").display().to_string(),
+        "data_dir": node_dir.join("data").display().to_string(),
+    }));
+    r["pid"]["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::local(dir.path());
+    // An address this machine does not have is refused at once, naming it (192.0.2.1: TEST-NET-1).
+    let e = agent.refused(
+        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""},
+        "seed": 1, "bind": "192.0.2.1"}),
+    );
+    assert!(e.contains("cannot listen on 192.0.2.1"), "{e}");
+    agent.call(
+        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
+    );
+    let node_dir = dir.path().join("node-1");
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![]);
+    // Listening, so past its start-up: then SIGKILL the agent, which cannot stop anything itself.
+    read_addrs(&node_dir, Duration::from_secs(20));
+    assert!(support::alive(pid));
+    agent.ssh.kill().unwrap();
+    let _ = agent.ssh.wait();
+    let left = support::wait_gone(&[pid], Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "node 1 (pid {pid}) outlived its killed agent"
+    );
+}
+
+#[test]
+fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with_their_ssh() {
+    let Some(sshd) = Sshd::new() else { return };
+    // Node 1 and 2 on host-a, node 3 on host-b; every link's proxy on its sender's host.
+    let host_of = |n: u64| if n == 3 { "b" } else { "a" };
+    let mut agents = [
+        Agent::start(&sshd, "host-a", &sshd.path().join("a")),
+        Agent::start(&sshd, "host-b", &sshd.path().join("b")),
+    ];
+    let agent_of = |n: u64| if n == 3 { 1 } else { 0 };
+    // host-b's proxies listen on its own address (127.0.0.2, still loopback), as a hosts file's `address` says.
+    for (a, bind) in agents.iter_mut().zip([None, Some("127.0.0.2")]) {
+        let hello = a.call(serde_json::json!({"op": "hello"}));
+        assert!(
+            hello["hello"]["version"]
+                .as_str()
+                .unwrap()
+                .starts_with("squall "),
+            "{hello}"
+        );
+        a.call(
+            serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 7,
+            "bind": bind}),
+        );
+    }
+    let mut proxies = std::collections::BTreeMap::new();
+    for from in 1..=3u64 {
+        for to in (1..=3u64).filter(|&t| t != from) {
+            let r = agents[agent_of(from)]
+                .call(serde_json::json!({"op": "link", "from": from, "to": to}));
+            let addr = r["link"]["addr"].as_str().unwrap().to_string();
+            let want = if from == 3 {
+                "127.0.0.2:"
+            } else {
+                "127.0.0.1:"
+            };
+            assert!(
+                addr.starts_with(want),
+                "link {from}->{to} listens on {addr}"
+            );
+            proxies.insert((from, to), addr);
+        }
+    }
+    let mut pids = Vec::new();
+    for id in 1..=3u64 {
+        let node_dir = sshd.path().join(host_of(id)).join(format!("node-{id}"));
+        let peers = proxies
+            .iter()
+            .filter(|((f, _), _)| *f == id)
+            .map(|((_, t), a)| (*t, a.parse().unwrap()))
+            .collect();
+        pids.push(launch_squall_node(
+            &mut agents[agent_of(id)],
+            id,
+            &node_dir,
+            peers,
+        ));
+    }
+    let mut apis = Vec::new();
+    for id in 1..=3u64 {
+        let (peer, api) = read_addrs(
+            &sshd.path().join(host_of(id)).join(format!("node-{id}")),
+            Duration::from_secs(20),
+        );
+        apis.push((id, api));
+        // Every agent with a link towards `id` learns where it listens.
+        for a in agents.iter_mut() {
+            a.call(serde_json::json!({"op": "upstream", "to": id, "addr": peer.to_string()}));
+        }
+    }
+    let first = leader(&apis, Duration::from_secs(20), None);
+    // Kill the leader through its host's agent; the other two elect a new one.
+    agents[agent_of(first)].call(serde_json::json!({"op": "kill", "node": first}));
+    let live: Vec<_> = apis
+        .iter()
+        .copied()
+        .filter(|(id, _)| *id != first)
+        .collect();
+    let second = leader(&live, Duration::from_secs(20), Some(first));
+    assert_ne!(first, second);
+    // Cut second -> the other live node with a blackhole on the sender's host: its frames are dropped there.
+    let other = live
+        .iter()
+        .map(|(id, _)| *id)
+        .find(|&id| id != second)
+        .unwrap();
+    let a = agent_of(second);
+    agents[a].call(
+        serde_json::json!({"op": "fault", "from": second, "to": other,
+        "spec": {"fault": "Blackhole", "duration": null}}),
+    );
+    let dropped = |agents: &mut [Agent; 2]| -> u64 {
+        let s = agents[a].call(serde_json::json!({"op": "status"}));
+        s["status"]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["link"]["from"] == second && l["link"]["to"] == other)
+            .map(|l| l["frames_dropped"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dropped(&mut agents) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no frame dropped on the cut link {second}->{other}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agents[a].call(serde_json::json!({"op": "heal", "from": second, "to": other}));
+    // Restart the killed node through its agent; a log tail comes back too.
+    agents[agent_of(first)]
+        .call(serde_json::json!({"op": "restart", "node": first, "wipe": false}));
+    let log =
+        agents[agent_of(first)].call(serde_json::json!({"op": "log", "node": first, "lines": 5}));
+    assert!(log["log"]["text"].is_string(), "{log}");
+    // The kill came back as an exit event (read while waiting for that host's later replies).
+    let exit = agents[agent_of(first)]
+        .events
+        .iter()
+        .find(|e| e.contains("\"exit\"") && e.contains(&format!("\"node\":{first},")))
+        .cloned();
+    let exit = exit.unwrap_or_else(|| {
+        panic!(
+            "no exit event for node {first}: {:?}",
+            agents[agent_of(first)].events
+        )
+    });
+    assert!(
+        exit.contains("\"signal\":\"SIGKILL\"") && exit.contains("\"expected\":true"),
+        "{exit}"
+    );
+    leader(&apis, Duration::from_secs(20), None);
+    // SIGKILL the ssh client of host-a: its sshd session ends, the agent reads end-of-file and stops its
+    // nodes. No orphans.
+    let a_nodes: Vec<u32> = processes_mentioning(&sshd.path().join("a").display().to_string());
+    agents[0].ssh.kill().unwrap();
+    let _ = agents[0].ssh.wait();
+    let left = wait_none_mention(
+        &sshd.path().join("a").display().to_string(),
+        Duration::from_secs(15),
+    );
+    assert!(
+        left.is_empty(),
+        "host-a processes still alive: {left:?} (were {a_nodes:?})"
+    );
+    // host-b ends the polite way: shutdown stops its node, and the agent exits.
+    agents[1].call(serde_json::json!({"op": "shutdown"}));
+    let left = wait_none_mention(
+        &sshd.path().join("b").display().to_string(),
+        Duration::from_secs(15),
+    );
+    assert!(left.is_empty(), "host-b processes still alive: {left:?}");
+    let _ = agents[1].ssh.wait();
+    assert!(support::wait_gone(&pids, Duration::from_secs(5)).is_empty());
+}
