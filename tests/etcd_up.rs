@@ -10,6 +10,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -378,9 +379,21 @@ fn etcd_membership_goes_through_its_member_api_and_its_counters_are_checked() {
         refused.contains("etcd 3.4 cannot demote") && refused.contains("nothing was done"),
         "{refused}"
     );
+    // F23, F6: `wipe` would kill the member for good; refused with why, what to do, and the file that says so.
+    let refused = s.refused("wipe 2");
+    assert!(
+        refused.contains("old member id")
+            && refused.contains("`remove N`, then `add`")
+            && refused.contains("kinds/etcd.toml"),
+        "{refused}"
+    );
 
-    let added = s.ask("add", "add node 4");
-    assert!(added.contains("started"), "{added}");
+    // etcd lists a member before it starts: the learner step comes first and may answer `pending:`.
+    let added = s.accepted("add", "node 4");
+    assert!(
+        added.contains("started") || added.starts_with("pending:"),
+        "{added}"
+    );
     members_until(&s, 1, "n4 a voter", |m| {
         m.len() == 4 && m.iter().any(|(n, learner)| n == "n4" && !learner)
     });
@@ -410,6 +423,16 @@ fn etcd_membership_goes_through_its_member_api_and_its_counters_are_checked() {
     s.out.wait_for("n4 removed in the feed", s.wait, |l| {
         l.contains("n4 removed:").then_some(())
     });
+    // F7: a removed member is shown removed, and `*` no longer covers its links (3 members: 6 links).
+    let line = s
+        .listing("status", "status:")
+        .into_iter()
+        .find(|l| l.starts_with("n4 "))
+        .unwrap_or_default();
+    assert!(line.is_empty() || line.contains("member removed"), "{line}");
+    let held = s.ask("hold *", "hold");
+    assert!(held.contains("on 6 links"), "{held}");
+    s.heal_all();
 
     let verdict = s.check();
     assert!(verdict.starts_with("ok: check passed"), "{verdict}");
@@ -431,5 +454,51 @@ fn an_etcd_power_cut_says_what_etcd_never_made_durable() {
         cut.contains("gone because no fsync of their directory made them durable: member/"),
         "{cut}"
     );
+    s.quit();
+}
+
+/// F9: a membership change that waits for a commit does not hold the console. With two of three members
+/// killed, etcd cannot commit the learner step of an `add` (etcd lists a member before it starts): the `add`
+/// answers `pending:` at once, `status` typed meanwhile answers and shows the change as pending, and once the
+/// members are back the feed tells the outcome.
+#[test]
+fn an_etcd_add_without_a_majority_answers_pending_and_status_still_answers() {
+    if !etcd_present("an_etcd_add_without_a_majority_answers_pending…") {
+        return;
+    }
+    let mut s = etcd_session(&["--seed", "25"]);
+    let leader = agreed_leader(&mut s);
+    let down: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    for n in &down {
+        s.ask(&format!("kill {n}"), "kill node");
+    }
+    // Before, the console answered only when the learner step gave up (30 s); a generous bound on the
+    // answer, not a timing: it catches the console held by the change.
+    writeln!(s.stdin, "add").unwrap();
+    let added = s
+        .out
+        .wait_for("the answer to `add`", Duration::from_secs(15), |l| {
+            (l.starts_with("ok:") || l.starts_with("pending:") || l.starts_with("error:"))
+                .then(|| l.to_string())
+        });
+    assert!(added.starts_with("pending: add a node: node 4"), "{added}");
+    writeln!(s.stdin, "status").unwrap();
+    let mut pending = None;
+    s.out
+        .wait_for("the answer to `status`", Duration::from_secs(15), |l| {
+            if let Some(rest) = l.strip_prefix("status: change pending: ") {
+                pending = Some(rest.to_string());
+            }
+            l.starts_with("ok: status").then_some(())
+        });
+    let pending = pending.expect("`status` shows the add as pending");
+    assert!(pending.contains("node 4"), "{pending}");
+    for n in &down {
+        s.ask(&format!("restart {n}"), "restart node");
+    }
+    s.out
+        .wait_for("the add's outcome in the feed", s.wait, |l| {
+            (l.contains("n4 joins as a learner") || l.contains("add node 4 failed")).then_some(())
+        });
     s.quit();
 }

@@ -497,3 +497,41 @@ fn a_dry_run_loads_the_kind_and_refuses_a_broken_kind_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// F11: a scenario step the kind refuses (`freeze` on etcd, which has no `freeze` control; `wipe` on etcd,
+/// refused by its `[limits]`) is a mistake in the file: `--dry-run` exits 2 naming the file, the step's line
+/// and the kind file, as a run would before starting anything, instead of ending `unknown` (exit 3).
+#[test]
+fn a_scenario_step_the_kind_refuses_fails_at_load_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (step, why) in [
+        ("freeze", "no `freeze` control"),
+        ("wipe 2", "[limits] wipe in kinds/etcd.toml"),
+    ] {
+        let f = dir.path().join("etcd-step.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "name = \"refused-step\"\nexpect = \"valid\"\n\n[cluster]\nnodes = 3\nkind = \"etcd\"\n\n\
+                 [run]\nduration = \"10s\"\n\n[[timeline]]\nat = \"2s\"\ndo = \"{step}\"\n"
+            ),
+        )
+        .unwrap();
+        for args in [&["run", "--dry-run"][..], &["run", "--out"][..]] {
+            let mut cmd = squall();
+            cmd.args(args);
+            if args.contains(&"--out") {
+                cmd.arg(dir.path().join("bundle"));
+            }
+            let o = cmd.arg(&f).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "`{step}` with {args:?}: {err}");
+            assert!(
+                err.contains("etcd-step.toml:13:")
+                    && err.contains(why)
+                    && err.contains("kinds/etcd.toml"),
+                "`{step}` with {args:?}: {err}"
+            );
+        }
+    }
+}

@@ -102,7 +102,7 @@ pub(super) async fn run(
                     }
                     Ok(Command::Status) => {
                         let state = &session.state;
-                        let lines: Vec<String> = state
+                        let mut lines: Vec<String> = state
                             .nodes
                             .values()
                             .map(|n| match state.membership(n.id) {
@@ -117,11 +117,19 @@ pub(super) async fn run(
                                     )
                                 }
                                 Some(m) => format!("{} member {}", crate::state::describe_node(n), m.as_str()),
+                                // A kind whose status has no configuration (etcd): squall's own removal says it.
+                                None if n.removed => {
+                                    format!("{} member removed", crate::state::describe_node(n))
+                                }
                                 None => crate::state::describe_node(n),
                             })
                             .collect();
+                        let nodes = lines.len();
+                        if let Some(change) = cluster.change_under_way() {
+                            lines.push(format!("change pending: {change} (the feed tells its outcome)"));
+                        }
                         Outcome::Listing {
-                            summary: format!("status of {} nodes", lines.len()),
+                            summary: format!("status of {nodes} nodes"),
                             lines,
                             prefix: "status:",
                         }

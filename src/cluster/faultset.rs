@@ -79,7 +79,12 @@ impl Cluster {
             }
             FaultTarget::Link(a, b) => (vec![LinkId::new(*a, *b)], None),
             FaultTarget::Both(a, b) => (vec![LinkId::new(*a, *b), LinkId::new(*b, *a)], None),
-            FaultTarget::All => (pairs(&|_, _| true), None),
+            // Every link between members: a removed node's links are gone from the configuration, and a
+            // `hold *` or `cut *` that counted them said it covered links no member uses.
+            FaultTarget::All => (
+                pairs(&|a, b| !self.is_removed(a) && !self.is_removed(b)),
+                None,
+            ),
             FaultTarget::Shape(s) => {
                 let shape = super::fault::chaos_shape(s);
                 // A shape divides the configuration's members: drawn over removed nodes too, `halves` could

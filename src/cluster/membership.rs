@@ -86,6 +86,29 @@ impl Step {
     }
 }
 
+/// What a membership command answers: the node it changed, in words, and whether it is still under way.
+pub(super) struct Said {
+    /// The node it changed (the one an `add` or `replace` started).
+    pub node: Option<NodeId>,
+    /// What it did, or what it waits for.
+    pub text: String,
+    /// Under way: the feed tells the outcome.
+    pub pending: bool,
+}
+
+impl Said {
+    fn done(node: Option<NodeId>, text: String) -> Said {
+        Said {
+            node,
+            text,
+            pending: false,
+        }
+    }
+}
+
+/// How long a membership command may hold its caller before it answers `pending` and goes on as a task.
+const PROMPT: Duration = Duration::from_secs(2);
+
 /// The configuration a committed step left and its entry's index, when the driver said.
 type Done = (Membership, u64);
 
@@ -184,15 +207,135 @@ impl Cluster {
         self.emit(Event::Membership { node, step, text });
     }
 
-    /// `add`, `remove N`, `replace N`, `promote N` (see the module docs).
-    /// Returns the node it changed (the one an `add` or `replace` started) with what it did.
-    pub(super) async fn perform_membership(
-        &self,
-        cmd: Command,
-    ) -> Result<(Option<NodeId>, String), String> {
+    /// `add`, `remove N`, `replace N`, `promote N`, `demote N` (see the module docs).
+    /// Returns the node it changed (the one an `add` or `replace` started) with what it did, or that it is
+    /// under way: a step that waits for a commit never holds the caller (the console, the feed) longer than
+    /// [`PROMPT`]; it goes on as a task and the feed tells its outcome.
+    pub(super) async fn perform_membership(&self, cmd: Command) -> Result<Said, String> {
         // Who leads now and what the configuration is, not what the last poll saw.
         let _ = self.ask_leader().await;
         guard::admit_membership(&cmd, &self.member_facts_now().await)?;
+        let first = matches!(
+            cmd,
+            Command::Add | Command::AddLearner | Command::Replace(_)
+        );
+        if first && self.driver()?.adds_before_start() {
+            // The learner step comes before the process starts and waits for its commit (etcd): as a task.
+            let next = self.next_id();
+            let what = match cmd {
+                Command::Replace(n) => format!("replace node {n}"),
+                _ => "add a node".to_string(),
+            };
+            *self.inner.change.lock().unwrap() =
+                Some(format!("{what} (node {next}: its learner step)"));
+            let c = self.clone();
+            return self
+                .answer_or_pending(
+                    next,
+                    format!(
+                        "{what}: node {next} joins the configuration as a learner before it starts (this                          kind lists a member first), and that waits for a commit; the feed tells each step"
+                    ),
+                    async move {
+                        let r = c.grow_after_start(cmd).await;
+                        if r.is_err() {
+                            *c.inner.change.lock().unwrap() = None;
+                        }
+                        r.map(|(_, said)| said)
+                    },
+                )
+                .await;
+        }
+        if let Command::Promote(n) | Command::Demote(n) = cmd {
+            let promote = matches!(cmd, Command::Promote(_));
+            let what = if promote { "promote" } else { "demote" };
+            *self.inner.change.lock().unwrap() = Some(format!("{what} node {n}"));
+            let c = self.clone();
+            // A quick answer (committed, or refused with the leader's reason) is the command's own; a change
+            // that waits for a majority (a partition) answers `pending` and reports to the feed.
+            return self
+                .answer_or_pending(
+                    n,
+                    format!(
+                        "{what} node {n}: the leader has not committed it yet; the feed tells its outcome"
+                    ),
+                    async move {
+                        let r = if promote {
+                            c.promote_by_hand(n).await
+                        } else {
+                            c.demote(n).await
+                        };
+                        *c.inner.change.lock().unwrap() = None;
+                        r
+                    },
+                )
+                .await;
+        }
+        self.grow_after_start(cmd)
+            .await
+            .map(|(node, text)| Said::done(node, text))
+    }
+
+    /// The membership change under way, in words ("demote node 4"), while there is one: `status` shows it as
+    /// pending.
+    pub fn change_under_way(&self) -> Option<String> {
+        self.inner.change.lock().unwrap().clone()
+    }
+
+    /// The id the next `add` takes (never one taken before, removed nodes' included).
+    fn next_id(&self) -> NodeId {
+        self.inner
+            .roster
+            .lock()
+            .unwrap()
+            .ids
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// Runs `work` (a change about `node`) as a task; answers with its result if it ends within [`PROMPT`],
+    /// else with `pending` (the task then reports a failure to the feed itself and clears the change under
+    /// way).
+    async fn answer_or_pending(
+        &self,
+        node: NodeId,
+        pending: String,
+        work: impl std::future::Future<Output = Result<String, String>> + Send + 'static,
+    ) -> Result<Said, String> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let c = self.clone();
+        tokio::spawn(async move {
+            let r = work.await;
+            if let Err(Err(why)) = tx.send(r) {
+                // Nobody waits for the answer any more: the outcome goes to the feed.
+                c.step_event(node, MembershipStep::Failed, why);
+                *c.inner.change.lock().unwrap() = None;
+            }
+        });
+        match tokio::time::timeout(PROMPT, &mut rx).await {
+            Ok(Ok(r)) => r.map(|text| Said::done(Some(node), text)),
+            Ok(Err(_)) => Err(format!(
+                "the change about node {node} ended without an answer"
+            )),
+            Err(_) => {
+                // Closed first: a result sent from here on goes to the feed, not to a caller gone.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(r) => r.map(|text| Said::done(Some(node), text)),
+                    Err(_) => Ok(Said {
+                        node: Some(node),
+                        text: pending,
+                        pending: true,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The body of [`Self::perform_membership`] once admitted.
+    async fn grow_after_start(&self, cmd: Command) -> Result<(Option<NodeId>, String), String> {
         match cmd {
             Command::Add | Command::AddLearner | Command::Replace(_) => {
                 let old = match cmd {
@@ -205,7 +348,8 @@ impl Cluster {
                     Some(n) => format!("replace node {n}"),
                     None => "add a node".to_string(),
                 };
-                *self.inner.change.lock().unwrap() = Some(what.clone());
+                *self.inner.change.lock().unwrap() =
+                    Some(format!("{what}: node {} joins", self.next_id()));
                 let (id, pid) = match self.start_new_node().await {
                     Ok(x) => x,
                     Err(e) => {
@@ -294,18 +438,8 @@ impl Cluster {
                     ),
                 ))
             }
-            Command::Promote(n) => {
-                *self.inner.change.lock().unwrap() = Some(format!("promote node {n}"));
-                // A refusal reaches the feed as the command's own failure line (`promote 5 failed: …`).
-                let r = self.promote_by_hand(n).await;
-                *self.inner.change.lock().unwrap() = None;
-                r.map(|said| (Some(n), said))
-            }
-            Command::Demote(n) => {
-                *self.inner.change.lock().unwrap() = Some(format!("demote node {n}"));
-                let r = self.demote(n).await;
-                *self.inner.change.lock().unwrap() = None;
-                r.map(|said| (Some(n), said))
+            Command::Promote(_) | Command::Demote(_) => {
+                unreachable!("promote and demote are performed by perform_membership")
             }
             other => Err(format!("`{other}` is not a membership change")),
         }
@@ -569,17 +703,21 @@ impl Cluster {
         match driver.change(at, change, peer).await {
             ChangeAnswer::Committed(done) => Attempt::Done(done),
             // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
-            ChangeAnswer::Already => {
-                if self
-                    .config_now()
-                    .await
-                    .is_some_and(|(_, committed)| committed)
-                {
-                    Attempt::Done(None)
-                } else {
-                    Attempt::Wait("the earlier entry for this change is not committed yet".into())
-                }
-            }
+            // The node's word alone is not enough: an entry it appended may not be committed (an add that
+            // answered 504 after 10 s leaves one), so it is done only once a committed configuration shows it.
+            ChangeAnswer::Already => match self.config_now().await {
+                Some((config, true)) if shows(change, &config) => Attempt::Done(None),
+                Some((config, committed)) => Attempt::Wait(format!(
+                    "leader {leader} says the configuration already has it, but the {} configuration {} does \
+                     not show it yet (the entry for it is not committed yet)",
+                    if committed { "committed" } else { "latest" },
+                    config_text(&config)
+                )),
+                None => Attempt::Wait(format!(
+                    "leader {leader} says the configuration already has it, but no node says which \
+                     configuration is committed yet"
+                )),
+            },
             ChangeAnswer::NoAddress(id) => {
                 if let Some(addr) = self.proxy_addr(leader, id).await {
                     let _ = self.set_peer_addr(leader, id, addr).await;
@@ -861,6 +999,17 @@ impl Cluster {
     }
 }
 
+/// Whether configuration `m` has `change` made: the node a learner or voter after an add, a voter after a
+/// promotion, a learner after a demotion, in neither after a removal.
+fn shows(change: MemberChange, m: &Membership) -> bool {
+    match change {
+        MemberChange::AddLearner(n) => m.voters.contains(&n) || m.learners.contains(&n),
+        MemberChange::Promote(n) => m.voters.contains(&n),
+        MemberChange::Demote(n) => m.learners.contains(&n) && !m.voters.contains(&n),
+        MemberChange::Remove(n) => !m.voters.contains(&n) && !m.learners.contains(&n),
+    }
+}
+
 /// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
 fn removed_text(n: NodeId, was_running: bool) -> String {
     if was_running {
@@ -873,6 +1022,23 @@ fn removed_text(n: NodeId, was_running: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_shown_only_by_a_configuration_that_has_it_made() {
+        let m = Membership {
+            voters: [1, 2, 3].into(),
+            learners: [4].into(),
+        };
+        assert!(shows(MemberChange::AddLearner(4), &m));
+        assert!(shows(MemberChange::AddLearner(2), &m));
+        assert!(!shows(MemberChange::AddLearner(5), &m));
+        assert!(!shows(MemberChange::Promote(4), &m));
+        assert!(shows(MemberChange::Promote(3), &m));
+        assert!(shows(MemberChange::Demote(4), &m));
+        assert!(!shows(MemberChange::Demote(3), &m));
+        assert!(shows(MemberChange::Remove(5), &m));
+        assert!(!shows(MemberChange::Remove(4), &m));
+    }
 
     #[test]
     fn a_removal_of_a_dead_node_does_not_say_its_process_stopped() {

@@ -47,6 +47,9 @@ impl Outcome {
     /// so a script reads exactly one answer line per command.
     pub fn console_lines(&self) -> Vec<String> {
         match self {
+            Outcome::Done(effect) if effect.pending => {
+                vec![format!("pending: {}", one_line(&effect.to_string()))]
+            }
             Outcome::Done(effect) => vec![format!("ok: {}", one_line(&effect.to_string()))],
             Outcome::Verdict { verdict, report } if *verdict == Verdict::Ok => {
                 vec![format!("ok: {}", one_line(report))]

@@ -140,13 +140,20 @@ impl Cluster {
                 };
             }
             other => {
+                let mut pending = false;
                 let done = match self
                     .kind_refuses(&other)
                     .map_or_else(|| self.admit(&other), Err)
                 {
                     Err(why) => Err(why),
                     // A membership change names its node itself: the one an `add` started.
-                    Ok(()) if other.is_membership() => self.perform_membership(other).await,
+                    Ok(()) if other.is_membership() => match self.perform_membership(other).await {
+                        Ok(said) => {
+                            pending = said.pending;
+                            Ok((said.node, said.text))
+                        }
+                        Err(e) => Err(e),
+                    },
                     // A flip's chosen offset becomes part of the command recorded (see the function).
                     Ok(()) if matches!(other, Command::Disk(_, DiskAction::Flip { .. })) => {
                         match self.perform_pinned_flip(command.clone(), other).await {
@@ -160,6 +167,9 @@ impl Cluster {
                     Ok(()) => self.perform_inner(other).await.map(|said| (hit, said)),
                 };
                 match done {
+                    Ok((node, said)) if pending => {
+                        Outcome::Done(Effect::new(command, node, said).under_way())
+                    }
                     Ok((node, said)) => Outcome::Done(Effect::new(command, node, said)),
                     Err(why) => Outcome::Refused(why),
                 }
@@ -183,86 +193,9 @@ impl Cluster {
         outcome
     }
 
-    /// Why the node kind cannot take `cmd`, if it cannot: a fault family its `[limits]` refuse (with the
-    /// kind's reason), a membership change with no `[membership]`, a message filter with no classifier.
+    /// Why the node kind cannot take `cmd`, if it cannot ([`crate::kind::Kind::refuses`]).
     fn kind_refuses(&self, cmd: &Command) -> Option<String> {
-        let kind = &self.inner.spec.kind;
-        let messages = |f: &super::command::FaultCmd| {
-            !f.only.is_empty() || f.kind == super::command::FaultKind::Hold
-        };
-        let family = match cmd {
-            Command::Clock(..) => Some("clock"),
-            Command::Disk(..) | Command::PowerCut(..) => Some("disk"),
-            Command::Pause(_) | Command::TogglePause(_) => Some("pause"),
-            Command::Transfer(_) => Some("transfer"),
-            Command::Fault(f) | Command::ToggleFault(f) if messages(f) => Some("messages"),
-            Command::Step(..) | Command::DropHeld(..) | Command::Release(_) => Some("messages"),
-            c if c.is_membership() => Some("membership"),
-            _ => None,
-        };
-        if let Some(family) = family
-            && let Some(why) = kind.limit(family)
-        {
-            let what = crate::kind::LIMIT_FAMILIES
-                .iter()
-                .find(|(f, _)| *f == family)
-                .map_or(family, |(_, w)| w);
-            return Some(format!(
-                "node kind `{}` cannot take {what}: {why} (nothing was done)",
-                kind.name
-            ));
-        }
-        let control = match cmd {
-            Command::Freeze => Some("freeze"),
-            Command::Thaw => Some("thaw"),
-            Command::Timeout(_) => Some("timeout"),
-            Command::Heartbeat => Some("heartbeat"),
-            Command::Transfer(_) => Some("transfer"),
-            _ => None,
-        };
-        if let Some(control) = control
-            && !kind.controls.contains_key(control)
-        {
-            // These go through squall's control RPC; a node of another kind would not answer, and the wait
-            // for it blamed the nodes (tester4 F4).
-            return Some(format!(
-                "node kind `{}` has no `{control}` control: its file ({}) does not list it under [controls] \
-                 (nothing was done)",
-                kind.name, kind.source
-            ));
-        }
-        if let Command::Fault(f) | Command::ToggleFault(f) = cmd
-            && !f.only.is_empty()
-            && kind.peers.classifier == "none"
-        {
-            return Some(format!(
-                "node kind `{}` has no classifier (`[peers] classifier = \"none\"`), so its frames have no \
-                 message kinds and `only …` cannot pick any (nothing was done); drop `only`",
-                kind.name
-            ));
-        }
-        if cmd.is_membership() {
-            match kind.membership_driver() {
-                Err(why) => {
-                    return Some(format!(
-                        "node kind `{}` cannot change membership: {why} (nothing was done)",
-                        kind.name
-                    ));
-                }
-                Ok(driver) => {
-                    if let Command::Demote(n) = cmd
-                        && let Some(why) =
-                            driver.cannot(crate::kind::membership::MemberChange::Demote(*n))
-                    {
-                        return Some(format!(
-                            "node kind `{}` cannot demote node {n}: {why} (nothing was done)",
-                            kind.name
-                        ));
-                    }
-                }
-            }
-        }
-        None
+        self.inner.spec.kind.refuses(cmd)
     }
 
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
@@ -631,7 +564,7 @@ impl Cluster {
             | Command::Remove(_)
             | Command::Replace(_)
             | Command::Promote(_)
-            | Command::Demote(_) => self.perform_membership(cmd).await.map(|(_, said)| said),
+            | Command::Demote(_) => self.perform_membership(cmd).await.map(|said| said.text),
             Command::Clock(..) => self.perform_clock(cmd).await,
             Command::Freeze => self.freeze(true).await,
             Command::Thaw => self.freeze(false).await,

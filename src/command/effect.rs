@@ -21,6 +21,10 @@ pub struct Effect {
     /// What changed, in words ("kill node 2 (leader, term 4)", "#3 cut 1->2 on 1 link"): the one text a person
     /// sees for it, on the console after `ok:`, in the feed and in the event log.
     pub change: String,
+    /// The command is under way, not done (a membership change waiting for its commit): the console answers
+    /// `pending:` instead of `ok:`, and the feed tells the outcome when it comes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Effect {
@@ -30,6 +34,15 @@ impl Effect {
             command,
             node,
             change: change.into(),
+            pending: false,
+        }
+    }
+
+    /// The same effect, marked under way ([`Effect::pending`]).
+    pub fn under_way(self) -> Effect {
+        Effect {
+            pending: true,
+            ..self
         }
     }
 }

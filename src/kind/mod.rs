@@ -18,6 +18,7 @@ pub mod json_tag;
 pub mod launch;
 pub mod membership;
 pub mod paxos_classify;
+mod refuse;
 mod squall;
 pub mod tarpc_head;
 mod template;
@@ -128,6 +129,7 @@ pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
         "membership",
         "membership changes (`add`, `remove`, `replace`, `promote`, `demote`)",
     ),
+    ("wipe", "wiping a node's data directory (`wipe N`)"),
 ];
 
 /// Where a kind was read from.

@@ -337,7 +337,7 @@ const OPENRAFT: &str = include_str!("../../examples/openraft-kv/openraft.toml");
 fn membership_over_http_json_loads_and_its_mistakes_name_the_field() {
     let kind = parse(OPENRAFT).unwrap();
     let m = kind.membership_http.as_ref().expect("[membership.http]");
-    assert_eq!(m.voters, "members");
+    assert_eq!(m.voters, "committed_members");
     assert!(kind.membership_driver().is_ok());
 
     // A placeholder the request cannot fill.
@@ -372,4 +372,37 @@ fn membership_over_http_json_loads_and_its_mistakes_name_the_field() {
         1,
     );
     assert!(parse(&other).is_err());
+}
+
+#[test]
+fn etcd_refuses_wipe_freeze_and_clock_faults_citing_its_file() {
+    let etcd = Kind::builtin("etcd").unwrap();
+    let t = crate::command::Target::Node(2);
+    let wipe = etcd
+        .refuses(&crate::command::Command::Wipe(t))
+        .expect("wipe is refused");
+    assert!(
+        wipe.contains("old member id")
+            && wipe.contains("`remove N`, then `add`")
+            && wipe.contains("[limits] wipe in kinds/etcd.toml"),
+        "{wipe}"
+    );
+    let freeze = etcd
+        .refuses(&crate::command::Command::Freeze)
+        .expect("freeze is refused");
+    assert!(freeze.contains("kinds/etcd.toml"), "{freeze}");
+    let clock = crate::command::parse("clock 1 +5s").unwrap();
+    let clock = etcd.refuses(&clock).expect("clock faults are refused");
+    assert!(
+        clock.contains("vDSO") && clock.contains("[limits] clock in kinds/etcd.toml"),
+        "{clock}"
+    );
+    let demote = etcd
+        .refuses(&crate::command::Command::Demote(2))
+        .expect("demote is refused");
+    assert!(demote.contains("kinds/etcd.toml"), "{demote}");
+    // squall's own node wipes (it rejoins as a node that lost its data).
+    let squall = Kind::builtin("squall").unwrap();
+    assert_eq!(squall.refuses(&crate::command::Command::Wipe(t)), None);
+    assert_eq!(squall.refuses(&crate::command::Command::Freeze), None);
 }

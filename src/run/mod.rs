@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         {
             return fail(2, e);
         }
-        return match dry_run(&plan) {
+        return match dry_run(&plan, &args.file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(2, e),
         };
@@ -111,10 +111,12 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 /// `--dry-run`: the kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2,
-/// naming its file, line and field) rather than a plan that cannot run. Its program need not be here.
-fn dry_run(plan: &Plan) -> Result<(), String> {
+/// naming its file, line and field) rather than a plan that cannot run, and so does a step the kind refuses
+/// (naming the step's line in `file`). Its program need not be here.
+fn dry_run(plan: &Plan, file: &Path) -> Result<(), String> {
     if plan.scenario.cluster.maelstrom.is_none() {
-        crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())?;
+        let kind = crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())?;
+        steps_the_kind_takes(plan, &kind, file)?;
     }
     print!("{}", plan.describe());
     Ok(())
@@ -124,7 +126,7 @@ fn dry_run(plan: &Plan) -> Result<(), String> {
 /// events and its verdict table, and writes the history and the report. `Err`: it could not run (exit 2).
 fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Measures), String> {
     print!("{}", plan.describe());
-    let config = session_config(plan, out)?;
+    let config = session_config(plan, out, &args.file)?;
     let cast = if args.record {
         Some(
             crate::record::asciicast::CastWriter::create(
@@ -240,15 +242,48 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
     ExitCode::from(compare::worst_exit_code(&rows))
 }
 
+/// Checks every step of the plan (the timeline's and the nemesis's) against what the node kind can take, when
+/// the scenario is loaded: a step the kind refuses (`freeze` on etcd) is a mistake in the file, exit 2 naming
+/// its line, not a run that ends `unknown`.
+fn steps_the_kind_takes(plan: &Plan, kind: &crate::kind::Kind, file: &Path) -> Result<(), String> {
+    let refused: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let why = kind.refuses(&step.command)?;
+            Some(match step.line {
+                0 => format!(
+                    "{}: the nemesis's step `{}`: {why}",
+                    file.display(),
+                    step.command
+                ),
+                line => format!("{}:{line}: `{}`: {why}", file.display(), step.command),
+            })
+        })
+        .collect();
+    match refused.first() {
+        None => Ok(()),
+        Some(first) if refused.len() == 1 => Err(format!(
+            "{first}; take the step out or run the scenario on a kind that can take it"
+        )),
+        Some(first) => Err(format!(
+            "{first}; and {} more step(s) the kind refuses; take them out or run the scenario on a kind that \
+             can take them",
+            refused.len() - 1
+        )),
+    }
+}
+
 /// The session a plan runs: its cluster settings as the scenario states them (already validated when it was
 /// read), the event log in the bundle, and its workload.
-fn session_config(plan: &Plan, out: &Path) -> Result<SessionConfig, String> {
+fn session_config(plan: &Plan, out: &Path, file: &Path) -> Result<SessionConfig, String> {
     let s = &plan.scenario;
     let c = &s.cluster;
     let kind = match &c.maelstrom {
         Some(program) => crate::kind::maelstrom_kind_for(program)?,
         None => crate::setup::load_kind(c.kind.as_deref())?,
     };
+    steps_the_kind_takes(plan, &kind, file)?;
     crate::kind::needs_program(&kind)?;
     let (node_program, mut node_prefix_args) = node_program(&kind, c.node_bin.as_deref())?;
     // `--unsafe-no-fsync` goes through the spec (which passes it on) so the session records it as a fault for

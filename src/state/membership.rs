@@ -30,7 +30,12 @@ impl ClusterState {
         let Some(n) = self.nodes.get(&id) else {
             return false;
         };
-        self.membership(id) != Some(MemberRole::Removed) || n.process.is_alive()
+        // A kind whose status has no configuration (etcd) knows a removal from squall's step alone.
+        let removed = match self.membership(id) {
+            Some(role) => role == MemberRole::Removed,
+            None => n.removed,
+        };
+        !removed || n.process.is_alive()
     }
 
     /// The ids the dashboard shows, ascending: every node but a removed one whose process has stopped (see

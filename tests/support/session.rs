@@ -208,6 +208,21 @@ impl Session {
         super::ask(&mut self.stdin, &mut self.out, cmd, answer)
     }
 
+    /// Sends `cmd` and waits for its `ok:` or `pending:` answer (a membership change that waits for a commit
+    /// answers `pending:` and goes on; the feed tells its outcome), which must contain `answer`; an `error:`
+    /// fails the test.
+    pub fn accepted(&mut self, cmd: &str, answer: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.out
+            .wait_for(&format!("the answer to `{cmd}`"), self.wait, |l| {
+                if l.starts_with("error:") {
+                    panic!("`{cmd}` failed: {l}");
+                }
+                ((l.starts_with("ok:") || l.starts_with("pending:")) && l.contains(answer))
+                    .then(|| l.to_string())
+            })
+    }
+
     /// Sends a command and returns its `ok:` answer; fails the test on `error:`.
     pub fn ok(&mut self, cmd: &str) -> String {
         self.ask(cmd, "")

@@ -1,8 +1,10 @@
 //! The HTTP API, JSON in and out.
 //!
 //! - `GET /status`: `{"id", "role", "term", "leader", "commit", "applied", "last_log_index", "vote":
-//!   {"term", "node", "committed"}, "members", "learners", "pid"}` (`members`: the voters' ids); `role` is `leader`, `follower`, `candidate`,
-//!   `learner` or `shutdown`; absent values are `null`.
+//!   {"term", "node", "committed"}, "members", "learners", "committed_members", "committed_learners", "pid"}`
+//!   (`members`, `learners`: the voters' and learners' ids in the effective configuration, the latest in the
+//!   log, committed or not; `committed_*`: in the latest committed one); `role` is `leader`, `follower`,
+//!   `candidate`, `learner` or `shutdown`; absent values are `null`.
 //! - `POST /read {"key"}` → `200 {"value": V or null}`; `POST /write {"key", "value"}` → `200 {}`;
 //!   `POST /cas {"key", "from", "to"}` → `200 {"swapped": BOOL}` (`false`: the key held another value and
 //!   nothing changed).
@@ -109,7 +111,7 @@ async fn handle(node: &Node, req: HttpRequest<Incoming>) -> HttpResponse<Full<By
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
     };
     match (method, path.as_str()) {
-        (Method::GET, "/status") => reply(StatusCode::OK, status(node)),
+        (Method::GET, "/status") => reply(StatusCode::OK, status(node).await),
         (Method::POST, "/read") => match serde_json::from_slice::<ReadBody>(&body) {
             Ok(b) => read(node, b.key).await,
             Err(e) => bad_body("{\"key\"}", e),
@@ -164,8 +166,21 @@ fn bad_body(shape: &str, e: serde_json::Error) -> HttpResponse<Full<Bytes>> {
     )
 }
 
-fn status(node: &Node) -> Value {
+async fn status(node: &Node) -> Value {
     let m = node.raft.metrics().borrow().clone();
+    // The configuration whose entry is committed, as this node knows it (openraft's metrics carry only the
+    // effective one, which may be an entry a new leader still truncates).
+    let committed = node
+        .raft
+        .with_raft_state(|st| {
+            let c = st.membership_state.committed();
+            (
+                c.voter_ids().collect::<Vec<u64>>(),
+                c.membership().learner_ids().collect::<Vec<u64>>(),
+            )
+        })
+        .await
+        .ok();
     let role = match m.state {
         ServerState::Leader => "leader",
         ServerState::Follower => "follower",
@@ -199,6 +214,8 @@ fn status(node: &Node) -> Value {
         "vote": vote,
         "members": members,
         "learners": learners,
+        "committed_members": committed.as_ref().map(|c| &c.0),
+        "committed_learners": committed.as_ref().map(|c| &c.1),
         "pid": std::process::id(),
     })
 }

@@ -84,7 +84,21 @@ impl EtcdMembership {
                 };
                 match client.member_add(&[format!("http://{peer}")], true).await {
                     Ok(_) => ChangeAnswer::Committed(None),
-                    Err(e) => answer(&e, &["etcdserver: Peer URLs already exists"]),
+                    Err(e) => match answer(&e, &["etcdserver: Peer URLs already exists"]) {
+                        // etcd checks a member add against its applied members: listed there, it is in.
+                        // A member not started yet has no name, so the orchestrator cannot tell it from the
+                        // configuration; the member list, by its peer URL, can.
+                        ChangeAnswer::Already => match client.members().await {
+                            Ok(ms) if member_of(&ms, n, Some(peer)).is_some() => {
+                                ChangeAnswer::Committed(None)
+                            }
+                            Ok(_) => ChangeAnswer::Wait(format!(
+                                "etcd says a member has node {n}'s peer URL, but its member list does not show it"
+                            )),
+                            Err(e) => ChangeAnswer::Wait(e.to_string()),
+                        },
+                        other => other,
+                    },
                 }
             }
             MemberChange::Promote(n) | MemberChange::Remove(n) => {
