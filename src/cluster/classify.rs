@@ -352,6 +352,7 @@ mod tests {
                 last_log_term: 3,
                 pre_vote: true,
                 transfer: false,
+                round: 0,
             },
         });
         let label = |f: &[u8]| {
@@ -400,6 +401,7 @@ mod tests {
                     last_log_term: 3,
                     pre_vote,
                     transfer: false,
+                    round: 0,
                 },
             });
             assert_eq!(name(Flow::Request, &f), want);
