@@ -9,7 +9,7 @@
 //! before it ends otherwise; a run in the text's own colour that continues needs no tspan at all (bare
 //! characters). A frame's rows are one `<text>`, each row's first tspan carrying its baseline. Backgrounds
 //! are one `<path>` per colour, a stroke one cell high per run, each after the first moved relative to the
-//! end of the one before (see [`Strokes`]).
+//! end of the one before (`Strokes`).
 //! Text styles (colour and attributes) are classes with short names given on first use (`.b`), one per style
 //! used; a short gap after a run is spaces rather than an `x`.
 
