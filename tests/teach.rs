@@ -386,3 +386,90 @@ fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
     s.ok("thaw");
     s.quit();
 }
+
+/// Node `id`'s term as the node itself answers it now, asked over its control port (the address in
+/// `cluster.json`), not through squall's pollers: what a step's effect on its receiver is seen by.
+fn term_at_node(rt: &tokio::runtime::Runtime, cdir: &std::path::Path, id: u64) -> Option<u64> {
+    let bytes = std::fs::read(cdir.join("cluster.json")).ok()?;
+    let file: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let api: std::net::SocketAddr = file["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["id"].as_u64() == Some(id))?["api"]
+        .as_str()?
+        .parse()
+        .ok()?;
+    rt.block_on(async {
+        let client = squall_node::transport::connect_control(api, Duration::from_secs(1))
+            .await
+            .ok()?;
+        let status = client
+            .status(squall_node::transport::deadline(Duration::from_secs(1)))
+            .await
+            .ok()?;
+        Some(status.core.term)
+    })
+}
+
+#[test]
+fn a_step_right_after_another_is_judged_by_the_term_the_first_left_its_receiver_in() {
+    // teach3 item 1: squall's statuses lag the step answers by up to a poll interval, so a step right after
+    // the one that moved its receiver's term judged its frame against the term before. Here n{a} moves to the
+    // next term when the pre-vote grant is stepped to it; the node itself is asked until it did (a deadline,
+    // no fixed wait), and the stale heartbeat stepped to it at once must be said to be refused.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut s = start(3);
+    let (l, term) = settled(&mut s, 3);
+    let (a, b) = {
+        let mut f = (1..=3).filter(|n| *n != l);
+        (f.next().unwrap(), f.next().unwrap())
+    };
+    s.ok("freeze");
+    s.ok("hold *");
+    s.ok("heartbeat");
+    let held_on = |s: &mut Session, link: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let held = s.listing("held", "held:");
+            if held.iter().any(|h| h.contains(&format!(" {link} "))) {
+                return held;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing held on {link}: {held:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    held_on(&mut s, &format!("{l}->{a}"));
+    s.ok(&format!("timeout {a}"));
+    held_on(&mut s, &format!("{a}->{b}"));
+    s.ok(&format!("step {a}->{b} 1"));
+    held_on(&mut s, &format!("{b}->{a}"));
+    s.ok(&format!("step {b}->{a} 1"));
+    // n{a} won its pre-vote and starts an election in the next term: seen at the node itself.
+    let deadline = Instant::now() + WAIT;
+    let mut seen = None;
+    while seen != Some(term + 1) {
+        assert!(
+            Instant::now() < deadline,
+            "n{a} never reached term {} (last seen {seen:?})",
+            term + 1
+        );
+        seen = term_at_node(&rt, &s.cdir, a);
+    }
+    let answer = s.ok(&format!("step {l}->{a} 1"));
+    assert!(
+        answer.contains(&format!(
+            "(delivered, but n{a} refuses it: stale term {term} < {})",
+            term + 1
+        )),
+        "the step right after n{a}'s term moved judges by the new term: {answer}"
+    );
+    s.ok("release *");
+    s.ok("thaw");
+    s.quit();
+}

@@ -1327,7 +1327,7 @@ async fn a_node_removed_while_killed_learns_it_after_a_restart_and_stops_asking_
             .await
             .into_iter()
             .filter(|e| {
-                matches!(e, NodeEvent::Raft(RaftEvent::VoteGranted { candidate, term: t, pre_vote: false }) if *candidate == gone && *t > term)
+                matches!(e, NodeEvent::Raft(RaftEvent::VoteGranted { candidate, term: t, pre_vote: false, .. }) if *candidate == gone && *t > term)
             })
             .collect();
         assert!(

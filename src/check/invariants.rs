@@ -499,10 +499,12 @@ impl Invariants {
                 candidate,
                 term,
                 pre_vote: false,
+                ..
             }) => self.on_vote(at, node, *term, *candidate),
             NodeEvent::Raft(RaftEvent::ElectionStarted {
                 term,
                 pre_vote: false,
+                ..
             }) => self.on_vote(at, node, *term, node),
             NodeEvent::Started { .. } => {
                 self.votes
@@ -953,6 +955,7 @@ mod tests {
                 candidate,
                 term,
                 pre_vote,
+                round: 0,
             })
         };
         let mut c = Invariants::new();
@@ -986,6 +989,7 @@ mod tests {
         let campaign = NodeEvent::Raft(RaftEvent::ElectionStarted {
             term: 6,
             pre_vote: false,
+            round: 0,
         });
         let v = c
             .on_node_event(at, 3, &campaign)
@@ -998,6 +1002,7 @@ mod tests {
         let pre = NodeEvent::Raft(RaftEvent::ElectionStarted {
             term: 7,
             pre_vote: true,
+            round: 0,
         });
         assert_eq!(c.on_node_event(at, 3, &pre), None);
         assert_eq!(c.on_node_event(at, 4, &vote(3, 7, false)), None);
@@ -1014,6 +1019,7 @@ mod tests {
             NodeEvent::Raft(RaftEvent::ElectionStarted {
                 term,
                 pre_vote: false,
+                round: 0,
             })
         };
         assert_eq!(c.on_node_event(at, 4, &campaign(8)), None);

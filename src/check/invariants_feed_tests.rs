@@ -134,6 +134,7 @@ fn a_second_vote_in_a_term_from_the_event_feed_is_reported() {
                         candidate,
                         term: 2,
                         pre_vote: false,
+                        round: 0,
                     }),
                 },
             },

@@ -327,6 +327,7 @@ mod tests {
                 last_log_term: 3,
                 pre_vote: true,
                 transfer: false,
+                round: 0,
             },
         });
         let label = |f: &[u8]| {
@@ -375,6 +376,7 @@ mod tests {
                     last_log_term: 3,
                     pre_vote,
                     transfer: false,
+                    round: 0,
                 },
             });
             assert_eq!(name(Flow::Request, &f), want);

@@ -15,7 +15,7 @@ use squall_node::rpc::NodeStatus;
 use tokio::sync::{mpsc, watch};
 
 use super::command::{NodeId, Target};
-use super::{clockset, diskset, faults, files, workload};
+use super::{clockset, diskset, faults, files, fresh, workload};
 use crate::kind::Kind;
 use crate::kind::launch::NodeFacts;
 use crate::state::{Event, Stamped};
@@ -101,6 +101,9 @@ pub(super) struct Inner {
     pub(super) last_leader: Mutex<Option<(NodeId, u64)>>,
     /// Teaching mode (`freeze`): the nodes' timers stand still, and nodes start frozen (see `teach`).
     pub(super) frozen: std::sync::atomic::AtomicBool,
+    /// Out-of-turn status polls asked and finished, so a `step` judges by its receivers' state after the
+    /// step before it (see `fresh`).
+    pub(super) fresh: fresh::Fresh,
 }
 
 /// A running local cluster. Cheap to clone; every clone drives the same cluster.

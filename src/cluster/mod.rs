@@ -15,6 +15,7 @@ mod faults;
 mod faultset;
 pub mod files;
 mod flow;
+mod fresh;
 pub mod guard;
 mod guarded;
 mod handle;

@@ -107,7 +107,11 @@ impl Cluster {
                     prefix: "faults:",
                 };
             }
-            Command::Held => return self.held_listing(),
+            Command::Held => {
+                // The stale marks judge by the receivers' state after the last step.
+                self.poll_receivers(|_| true).await;
+                return self.held_listing();
+            }
             Command::Links => {
                 let lines: Vec<String> = self
                     .inner
@@ -359,6 +363,10 @@ impl Cluster {
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));
                 let links = self.links_for(t)?;
+                if deliver {
+                    // The notes below judge by the receivers' state after the steps before.
+                    self.poll_receivers(|l| links.contains(&l)).await;
+                }
                 // The receivers' terms before the delivery: what they will make of the frames.
                 let terms = self.terms();
                 let out = if deliver {
@@ -369,6 +377,8 @@ impl Cluster {
                 if out.is_empty() {
                     return Err(format!("no frame is held on {t}; `held` lists what is"));
                 }
+                // What the frames did shows at once, not at the pollers' next tick.
+                self.poll_soon();
                 let verb = if deliver { "deliver" } else { "drop" };
                 let items: Vec<String> = out
                     .iter()
@@ -397,6 +407,7 @@ impl Cluster {
                     .count();
                 let (ended, wider) = self.end_holds_on(&t);
                 let out = self.inner.net.release(|l| links.contains(&l));
+                self.poll_soon();
                 if held == 0 && out.is_empty() && ended.is_empty() {
                     return Err(if wider.is_empty() {
                         format!(
@@ -570,7 +581,10 @@ impl Cluster {
             Command::Thaw => self.freeze(false).await,
             Command::Timeout(id) => self.timeout(id).await,
             Command::Heartbeat => self.heartbeat().await,
-            Command::DropStale(ref t) => self.drop_stale(t),
+            Command::DropStale(ref t) => {
+                self.poll_receivers(|_| true).await;
+                self.drop_stale(t)
+            }
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status
             | Command::Check

@@ -117,11 +117,16 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
     let mut reachable = true;
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut asks = cluster.inner.fresh.asks();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            // An out-of-turn poll (`Cluster::poll_soon`).
+            Ok(()) = asks.changed() => {}
             _ = stop.changed() => return,
         }
+        // The asks this poll answers: those made before it begins.
+        let asked = *asks.borrow_and_update();
         // Looked up on every tick: a restarted node may listen on new ports.
         let Some(addr) = cluster.status_addr(id) else {
             continue;
@@ -136,6 +141,7 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
             Ok(r) => r,
             Err(e) => {
                 lost(&cluster, id, &mut reachable, e);
+                cluster.inner.fresh.finished(id, asked);
                 continue;
             }
         };
@@ -150,6 +156,34 @@ pub(super) async fn poll_node(cluster: Cluster, id: NodeId) {
         cluster.record_role(id, report.role, report.term);
         for event in reports.events(id, report, supervised_pid(&cluster, id), Instant::now()) {
             cluster.emit(event);
+        }
+        cluster.inner.fresh.finished(id, asked);
+    }
+}
+
+impl Cluster {
+    /// Asks every node's poller for a poll now rather than at its next tick (after a `step` or a `release`,
+    /// whose effects the dashboard and the next command should see at once). Answers the ask's number.
+    pub(super) fn poll_soon(&self) -> u64 {
+        self.inner.fresh.ask()
+    }
+
+    /// Polls `ids` now and waits until each one's poller finished that poll, for at most twice a poll call's
+    /// deadline, so what is judged next (a `step`'s refusal notes) is judged by their state after every step
+    /// before. A node whose poll does not finish in time (down, paused, hung) is judged by its last status.
+    pub(super) async fn poll_fresh(&self, ids: &[NodeId]) {
+        let live: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|&id| self.alive(id) && self.status_addr(id).is_some())
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let ask = self.poll_soon();
+        let late = self.inner.fresh.wait(&live, ask, 2 * CALL_TIMEOUT).await;
+        if !late.is_empty() {
+            tracing::debug!(?late, "no fresh status in time; judged by the last one");
         }
     }
 }

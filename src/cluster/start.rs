@@ -124,6 +124,7 @@ impl Cluster {
             roster: Mutex::new(roster),
             last_leader: Mutex::new(None),
             frozen: std::sync::atomic::AtomicBool::new(false),
+            fresh: super::fresh::Fresh::new(),
             spec,
         });
         let cluster = Cluster { inner };

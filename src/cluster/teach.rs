@@ -290,6 +290,23 @@ impl Cluster {
             .collect()
     }
 
+    /// Polls the receivers of the frames held on the links `on` accepts now, and waits for their statuses
+    /// (see [`Cluster::poll_fresh`]): a step just before may have moved their terms, and their stale marks and
+    /// refusal notes are judged by them.
+    pub(super) async fn poll_receivers(&self, on: impl Fn(squall_chaos::LinkId) -> bool) {
+        let mut receivers: Vec<NodeId> = self
+            .inner
+            .net
+            .held()
+            .iter()
+            .filter(|h| on(h.link))
+            .map(|h| h.link.to)
+            .collect();
+        receivers.sort_unstable();
+        receivers.dedup();
+        self.poll_fresh(&receivers).await;
+    }
+
     /// Each node's term as its last status showed it: what says a held frame's receiver will refuse it.
     pub(super) fn terms(&self) -> std::collections::BTreeMap<NodeId, u64> {
         self.node_ids()

@@ -156,12 +156,15 @@ fn repeat_of(
     None
 }
 
-/// One round of (pre-)voting: a candidate asking for a term.
+/// One round of (pre-)voting: a candidate asking for a term, in its campaign number `round` (successive
+/// pre-vote rounds ask for the same term; 0 from a node that does not number them, whose rounds of one term
+/// are one ballot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Ballot {
     pub(super) candidate: u64,
     pub(super) term: u64,
     pub(super) pre_vote: bool,
+    pub(super) round: u64,
 }
 
 /// A line's place in an election: a grant joins the line of the request it answers, which keeps them together
@@ -326,33 +329,47 @@ pub(super) fn place(feed: &mut VecDeque<FeedLine>, mut line: FeedLine) {
     }
     // The same line again within a few seconds, with nothing else between, counts as a repeat of it. An
     // operator's action is never folded: two heals around a partition are two heals.
+    // A new round of a request folds onto an earlier one's line only while that line was granted nothing:
+    // the line then stands for the newest round, and a grant of an older round is a line of its own.
     let at_ms = line.at_ms;
+    let asks = matches!(line.cause, Some(Causal::Asks(_)));
     let repeated = repeat_of(feed, &line, |l| l.last_ms)
-        .filter(|&i| feed[i].at_ms <= at_ms)
-        .and_then(|i| feed.get_mut(i));
-    if let Some(earlier) = repeated {
+        .filter(|&i| feed[i].at_ms <= at_ms && (!asks || feed[i].votes.is_empty()));
+    if let Some(i) = repeated {
+        let earlier = &mut feed[i];
         earlier.repeats += 1;
         earlier.last_ms = earlier.last_ms.max(at_ms);
+        if asks {
+            earlier.cause = line.cause;
+            let mut request = feed.remove(i).expect("index checked");
+            join_earlier_grants(feed, &mut request);
+            feed.insert(i, request);
+        }
         return;
     }
-    if let Some(Causal::Asks(ballot)) = line.cause {
-        // Votes that arrived before the request (their node was polled first) join it.
-        let from = feed.len().saturating_sub(BALLOT_LOOKBACK);
-        let mut i = from;
-        while i < feed.len() {
-            if feed[i].cause == Some(Causal::Grants(ballot)) {
-                let vote = feed.remove(i).expect("index checked");
-                line.at_ms = line.at_ms.min(vote.at_ms);
-                if let Some(voter) = vote.node {
-                    line.add_vote(voter);
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
+    join_earlier_grants(feed, &mut line);
     insert_in_time_order(feed, line);
     trim(feed);
+}
+
+/// Votes that arrived before `line`'s request (their node was polled first) join it.
+fn join_earlier_grants(feed: &mut VecDeque<FeedLine>, line: &mut FeedLine) {
+    let Some(Causal::Asks(ballot)) = line.cause else {
+        return;
+    };
+    let from = feed.len().saturating_sub(BALLOT_LOOKBACK);
+    let mut i = from;
+    while i < feed.len() {
+        if feed[i].cause == Some(Causal::Grants(ballot)) {
+            let vote = feed.remove(i).expect("index checked");
+            line.at_ms = line.at_ms.min(vote.at_ms);
+            if let Some(voter) = vote.node {
+                line.add_vote(voter);
+            }
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// A grant of a request whose frame was delivered by hand after the request's line (frames held, then

@@ -359,6 +359,7 @@ impl Session {
             RaftEvent::ElectionStarted {
                 term: 1,
                 pre_vote: true,
+                round: 0,
             },
         );
         self.feed(
@@ -376,6 +377,7 @@ impl Session {
                 candidate: 2,
                 term: 1,
                 pre_vote: true,
+                round: 0,
             },
         );
         self.feed(
@@ -393,6 +395,7 @@ impl Session {
             RaftEvent::ElectionStarted {
                 term: 1,
                 pre_vote: false,
+                round: 0,
             },
         );
         for v in [1, 3] {
@@ -404,6 +407,7 @@ impl Session {
                     candidate: 2,
                     term: 1,
                     pre_vote: false,
+                    round: 0,
                 },
             );
         }
@@ -470,6 +474,7 @@ impl Session {
                     RaftEvent::ElectionStarted {
                         term: 2,
                         pre_vote: true,
+                        round: 0,
                     },
                 );
                 self.feed(
@@ -495,6 +500,7 @@ impl Session {
                     RaftEvent::ElectionStarted {
                         term: 2,
                         pre_vote: false,
+                        round: 0,
                     },
                 );
                 for v in [1, 3] {
@@ -505,6 +511,7 @@ impl Session {
                             candidate: l,
                             term: 2,
                             pre_vote: false,
+                            round: 0,
                         },
                     );
                 }
@@ -595,6 +602,7 @@ impl Session {
                             RaftEvent::ElectionStarted {
                                 term: 2,
                                 pre_vote: true,
+                                round: 0,
                             },
                         );
                         self.feed(

@@ -177,7 +177,11 @@ impl ClusterState {
                 // by hearing of it, often before the candidate's own report arrives.
                 self.term = self.term.max(*term);
             }
-            RaftEvent::ElectionStarted { term, pre_vote } => {
+            RaftEvent::ElectionStarted {
+                term,
+                pre_vote,
+                round,
+            } => {
                 let text = if *pre_vote {
                     format!("n{node} asks for pre-votes for term {term}")
                 } else {
@@ -187,6 +191,7 @@ impl ClusterState {
                     candidate: node,
                     term: *term,
                     pre_vote: *pre_vote,
+                    round: *round,
                 };
                 self.push_line(
                     happened,
@@ -200,12 +205,14 @@ impl ClusterState {
                 candidate,
                 term,
                 pre_vote,
+                round,
             } => {
                 let what = if *pre_vote { "pre-votes" } else { "votes" };
                 let ballot = Ballot {
                     candidate: *candidate,
                     term: *term,
                     pre_vote: *pre_vote,
+                    round: *round,
                 };
                 self.push_line(
                     happened,
@@ -433,6 +440,7 @@ fn paxos_as_raft(p: &squall_node::paxos::PaxosEvent) -> RaftEvent {
         P::PrepareStarted { ballot } => RaftEvent::ElectionStarted {
             term: ballot.pack(),
             pre_vote: false,
+            round: 0,
         },
         P::BecameLeader { ballot, .. } => RaftEvent::RoleChanged {
             role: Role::Leader,

@@ -121,6 +121,7 @@ fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
         RaftEvent::ElectionStarted {
             term: 2,
             pre_vote: false,
+            round: 0,
         },
     );
     raft(&mut s, 900, 3, RaftEvent::TermChanged { term: 2 });
@@ -132,6 +133,7 @@ fn a_leader_in_a_higher_term_takes_over_and_is_announced_once() {
             candidate: 3,
             term: 2,
             pre_vote: false,
+            round: 0,
         },
     );
     raft(
@@ -668,6 +670,7 @@ fn a_line_repeated_within_seconds_is_counted_not_repeated() {
     let pre_vote = || RaftEvent::ElectionStarted {
         term: 2,
         pre_vote: true,
+        round: 0,
     };
     // An isolated node asks for pre-votes every election timeout.
     for i in 0..5 {
@@ -708,6 +711,7 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
     let asks = RaftEvent::ElectionStarted {
         term: 2,
         pre_vote: true,
+        round: 0,
     };
     // Two rounds of the same term, their frames held; then the first one's frame to n3 is delivered by hand.
     raft_at(&mut s, 2_000, 2, 2_000, asks.clone());
@@ -738,6 +742,7 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
             candidate: 2,
             term: 2,
             pre_vote: true,
+            round: 0,
         },
     );
     let texts = feed_texts(&s);
@@ -766,6 +771,87 @@ fn a_grant_of_a_held_request_comes_after_the_delivery_that_caused_it() {
 }
 
 #[test]
+fn a_grant_is_credited_to_its_own_round_not_to_a_newer_one_of_the_same_term() {
+    // Issue 20 (teach3 item 2): successive pre-vote rounds ask for the same term. n2's first round is held,
+    // its frame to n3 delivered by hand, and n2 starts a second round before n3's grant of the first reaches
+    // the feed: the grant was credited to the second round's line (`… — granted by n3`).
+    let mut s = started(3);
+    for node in [2, 3] {
+        let mut status = status(node, Role::Follower, 1, 1);
+        status.uptime_ms = 1_000;
+        s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+    }
+    let asks = |round| RaftEvent::ElectionStarted {
+        term: 2,
+        pre_vote: true,
+        round,
+    };
+    raft_at(&mut s, 2_000, 2, 2_000, asks(1));
+    s.apply(&Stamped::new(
+        2_500,
+        Event::Performed {
+            command: crate::command::parse("hold *").unwrap(),
+            node: None,
+            effect: "hold every link".into(),
+        },
+    ));
+    s.apply(&Stamped::new(
+        4_000,
+        Event::Performed {
+            command: crate::command::parse("step 2->3 1").unwrap(),
+            node: None,
+            effect: "deliver 2->3 pre-vote n2 term 2 last 1/1".into(),
+        },
+    ));
+    raft_at(&mut s, 4_100, 2, 4_050, asks(2));
+    raft_at(
+        &mut s,
+        4_150,
+        3,
+        4_010,
+        RaftEvent::VoteGranted {
+            candidate: 2,
+            term: 2,
+            pre_vote: true,
+            round: 1,
+        },
+    );
+    let texts = feed_texts(&s);
+    assert!(
+        !texts.iter().any(|t| t.contains("granted by")),
+        "no round but the first was granted: {texts:#?}"
+    );
+    let at = |t: &str| {
+        texts
+            .iter()
+            .position(|x| *x == t)
+            .unwrap_or_else(|| panic!("no line {t:?} in {texts:#?}"))
+    };
+    assert!(
+        at("deliver 2->3 pre-vote n2 term 2 last 1/1") < at("n3 pre-votes for n2 in term 2"),
+        "the grant is its own line after the delivery that caused it: {texts:#?}"
+    );
+    // A grant of the newest round joins its line, as before.
+    raft_at(
+        &mut s,
+        4_300,
+        1,
+        4_200,
+        RaftEvent::VoteGranted {
+            candidate: 2,
+            term: 2,
+            pre_vote: true,
+            round: 2,
+        },
+    );
+    let texts = feed_texts(&s);
+    assert!(
+        texts.contains(&"n2 asks for pre-votes for term 2 — granted by n1"),
+        "{texts:#?}"
+    );
+}
+
+#[test]
 fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
     let mut s = started(3);
     // Both nodes started 10 ms into the session: their statuses say so (uptime 990 ms at 1000 ms).
@@ -780,6 +866,7 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
         candidate,
         term: 1,
         pre_vote: true,
+        round: 0,
     };
     raft_at(&mut s, 1_150, 2, 1_095, pre_vote(1));
     raft_at(
@@ -790,6 +877,7 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
         RaftEvent::ElectionStarted {
             term: 1,
             pre_vote: true,
+            round: 0,
         },
     );
     // The feed has the request at the time it was made, with the vote on its line.
@@ -829,6 +917,7 @@ fn feed_lines_take_the_time_they_happened_on_the_node_and_go_in_time_order() {
         RaftEvent::ElectionStarted {
             term: 2,
             pre_vote: true,
+            round: 0,
         },
     );
     let last = s.feed.back().unwrap();
@@ -858,6 +947,7 @@ fn a_new_term_is_credited_to_the_candidate_that_started_it_not_to_whoever_report
         RaftEvent::ElectionStarted {
             term: 1,
             pre_vote: false,
+            round: 0,
         },
     );
     assert_eq!(s.term, 1);
@@ -882,8 +972,13 @@ fn votes_join_the_request_they_answer_whichever_arrives_first() {
         candidate: 1,
         term: 1,
         pre_vote,
+        round: 0,
     };
-    let asks = |pre_vote| RaftEvent::ElectionStarted { term: 1, pre_vote };
+    let asks = |pre_vote| RaftEvent::ElectionStarted {
+        term: 1,
+        pre_vote,
+        round: 0,
+    };
     // n2's pre-vote arrives before n1's request; n3's after it.
     raft_at(&mut s, 1_300, 2, 1_199, ballot(true));
     raft_at(&mut s, 1_310, 1, 1_200, asks(true));
@@ -953,6 +1048,7 @@ fn operator_actions_are_never_folded_and_nothing_folds_across_another_line() {
     let pre_vote = || RaftEvent::ElectionStarted {
         term: 5,
         pre_vote: true,
+        round: 0,
     };
     raft(&mut s, 2_000, 3, pre_vote());
     raft(&mut s, 2_200, 3, pre_vote());
@@ -1149,6 +1245,7 @@ fn precandidates_asking_in_turn_fold_like_one_asking_again() {
     let pre_vote = || RaftEvent::ElectionStarted {
         term: 3,
         pre_vote: true,
+        round: 0,
     };
     // Two precandidates that cannot win ask in turn, about ten times a second between them.
     for i in 0..20 {
@@ -1190,6 +1287,7 @@ fn precandidates_asking_in_turn_fold_like_one_asking_again() {
         RaftEvent::ElectionStarted {
             term: 3,
             pre_vote: false,
+            round: 0,
         },
     );
     raft(&mut s, 12_400, 3, pre_vote());
@@ -1301,6 +1399,7 @@ fn a_leader_that_hands_over_within_a_poll_is_announced_from_its_feed_in_its_plac
             RaftEvent::ElectionStarted {
                 term: 3,
                 pre_vote: false,
+                round: 0,
             },
         ),
         (
@@ -1555,6 +1654,7 @@ fn no_fold_of_repeated_lines_crosses_a_heal_whatever_the_arrival_order() {
                     RaftEvent::ElectionStarted {
                         term: 2,
                         pre_vote: true,
+                        round: 0,
                     },
                 );
             }

@@ -35,9 +35,11 @@ impl Raft {
         self.votes.clear();
         self.votes.insert(self.config.id, true);
         self.reset_election_timer();
+        self.campaigns += 1;
         self.events.push(RaftEvent::ElectionStarted {
             term: campaign_term,
             pre_vote,
+            round: self.campaigns,
         });
         if self.tally_votes() {
             return;
@@ -49,6 +51,7 @@ impl Raft {
             last_log_term: self.log.last_term(),
             pre_vote,
             transfer,
+            round: self.campaigns,
         };
         let id = self.config.id;
         let voters: Vec<NodeId> = self.membership().voters.iter().copied().collect();
@@ -139,6 +142,7 @@ impl Raft {
                     candidate: req.candidate,
                     term: self.term,
                     pre_vote: false,
+                    round: req.round,
                 });
             }
             return RequestVoteReply {
@@ -169,6 +173,7 @@ impl Raft {
                 candidate: req.candidate,
                 term: req.term,
                 pre_vote: true,
+                round: req.round,
             });
             return RequestVoteReply {
                 term: req.term,
@@ -190,6 +195,7 @@ impl Raft {
                 candidate: req.candidate,
                 term: self.term,
                 pre_vote: false,
+                round: req.round,
             });
         }
         self.vote = Some(req.candidate);

@@ -215,6 +215,10 @@ pub struct Raft {
     /// Teaching mode: the timers that make a node act on its own (election timeout, heartbeats, CheckQuorum's
     /// step-down, hand-over and recovery probes) stand still; see the `teach` module.
     frozen: bool,
+    /// Campaigns (pre-vote rounds and elections) started since the process began: the next one's
+    /// [`RequestVote::round`](types::RequestVote::round) is one more. Not persisted; an observer tells two
+    /// processes' rounds apart by the process.
+    campaigns: u64,
 }
 
 /// A leader that removed itself sent TimeoutNow and stepped down. If that message is lost, no voter
@@ -314,6 +318,7 @@ impl Raft {
             catch_up: CatchUp::default(),
             handed_over: None,
             frozen: false,
+            campaigns: 0,
             config,
         };
         // The configuration comes from the snapshot and the log; the flags only for a node without one.

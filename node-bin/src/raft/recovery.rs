@@ -355,6 +355,7 @@ impl Raft {
             last_log_term,
             pre_vote: true,
             transfer: false,
+            round: 0,
         };
         for peer in self.witnesses() {
             if !vouched.contains(&peer) {

@@ -319,6 +319,7 @@ fn a_new_cluster_does_not_recover_and_two_empty_recovering_nodes_do_not_vouch_fo
         last_log_term: 0,
         pre_vote: true,
         transfer: false,
+        round: 0,
     });
     assert_eq!(
         (rep.term, rep.granted),
@@ -338,6 +339,7 @@ fn a_new_cluster_does_not_recover_and_two_empty_recovering_nodes_do_not_vouch_fo
         last_log_term: 0,
         pre_vote: true,
         transfer: false,
+        round: 0,
     });
     assert_eq!((fresh.term, fresh.granted), (0, true));
     w.handle_reply(3, Reply::Vote(fresh));

@@ -83,6 +83,7 @@ pub(super) fn vote_req(
         last_log_term: last.1,
         pre_vote,
         transfer: false,
+        round: 0,
     }
 }
 
@@ -150,7 +151,8 @@ fn vote_granted_once_per_term_and_persisted() {
     assert!(rd.events.contains(&RaftEvent::VoteGranted {
         candidate: 2,
         term: 2,
-        pre_vote: false
+        pre_vote: false,
+        round: 0,
     }));
     assert!(
         !r.handle_request_vote(vote_req(2, 3, (5, 1), false)).granted,
@@ -295,6 +297,50 @@ fn election_with_pre_vote_then_vote() {
     assert!(rd.events.contains(&RaftEvent::LeaderChanged {
         leader: Some(1),
         term: 2
+    }));
+}
+
+#[test]
+fn each_campaign_numbers_its_round_and_a_grant_names_the_round_it_answers() {
+    // Successive pre-vote rounds ask for the same term; the round tells an observer which one a grant answers.
+    let mut r = node(1, 3, 1, &[1]);
+    let mut rounds = Vec::new();
+    while rounds.len() < 2 {
+        r.tick();
+        let rd = r.take_ready();
+        for e in &rd.events {
+            if let RaftEvent::ElectionStarted {
+                term,
+                pre_vote,
+                round,
+            } = e
+            {
+                rounds.push((*term, *pre_vote, *round));
+                let asked: Vec<u64> = rd
+                    .messages
+                    .iter()
+                    .filter_map(|(_, m)| match m {
+                        Request::Vote(v) => Some(v.round),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(asked, vec![*round, *round], "its requests carry its round");
+            }
+        }
+    }
+    assert_eq!(rounds, vec![(2, true, 1), (2, true, 2)]);
+    // A voter's grant names the round of the request.
+    let mut v = node(2, 3, 1, &[1]);
+    let req = RequestVote {
+        round: 2,
+        ..vote_req(2, 1, (1, 1), true)
+    };
+    assert!(v.handle_request_vote(req).granted);
+    assert!(v.take_ready().events.contains(&RaftEvent::VoteGranted {
+        candidate: 1,
+        term: 2,
+        pre_vote: true,
+        round: 2,
     }));
 }
 

@@ -432,6 +432,13 @@ pub struct RequestVote {
     pub pre_vote: bool,
     /// True when campaigning because of a leadership transfer (TimeoutNow): voters ignore their leader lease.
     pub transfer: bool,
+    /// Which of the candidate's campaigns (pre-vote rounds and elections, counted from 1 since its process
+    /// started) this request belongs to; 0 for a recovering node's probe. Successive pre-vote rounds ask for
+    /// the same term, so a grant names its round ([`RaftEvent::VoteGranted`]) for an observer to pair it with
+    /// the request it answers. Always on the wire (bincode has no optional fields); the default reads logs
+    /// written before it existed.
+    #[serde(default)]
+    pub round: u64,
 }
 
 /// Answer to [`RequestVote`].
@@ -617,6 +624,9 @@ pub enum RaftEvent {
         term: Term,
         /// True for a pre-vote round.
         pre_vote: bool,
+        /// The campaign's number ([`RequestVote::round`]); 0 in logs written before it existed.
+        #[serde(default)]
+        round: u64,
     },
     /// Granted a vote (or a pre-vote) to a candidate.
     VoteGranted {
@@ -626,6 +636,9 @@ pub enum RaftEvent {
         term: Term,
         /// True for a pre-vote.
         pre_vote: bool,
+        /// The round of the request granted ([`RequestVote::round`]); 0 in logs written before it existed.
+        #[serde(default)]
+        round: u64,
     },
     /// The known leader changed.
     LeaderChanged {

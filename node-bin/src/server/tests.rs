@@ -138,10 +138,12 @@ impl Harness {
                     candidate,
                     term,
                     pre_vote: false,
+                    ..
                 }) => Some((*term, *candidate)),
                 NodeEvent::Raft(RaftEvent::ElectionStarted {
                     term,
                     pre_vote: false,
+                    ..
                 }) => Some((*term, 1)),
                 _ => None,
             })
@@ -166,6 +168,7 @@ fn vote(term: Term, candidate: NodeId) -> RequestVote {
         last_log_term: 0,
         pre_vote: false,
         transfer: false,
+        round: 0,
     }
 }
 

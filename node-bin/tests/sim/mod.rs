@@ -966,6 +966,7 @@ impl Sim {
                 if let RaftEvent::ElectionStarted {
                     term,
                     pre_vote: false,
+                    ..
                 } = ev
                 {
                     self.checker.on_vote(id, *term, id)?;
