@@ -175,7 +175,7 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
     if args.dry_run {
         for (p, plan) in &plans {
             println!("# --protocol {p}");
-            if let Err(e) = dry_run(plan) {
+            if let Err(e) = dry_run(plan, &args.file) {
                 return fail(2, e);
             }
         }

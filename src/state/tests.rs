@@ -1748,10 +1748,12 @@ fn a_console_prints_a_vote_after_the_election_it_answers() {
         candidate: 3,
         term: 5,
         pre_vote: false,
+        round: 1,
     };
     let asks = RaftEvent::ElectionStarted {
         term: 5,
         pre_vote: false,
+        round: 1,
     };
     // n2's vote arrives first and its clock places it 2 ms before n3's own report of the election.
     raft_at(&mut s, 1_150, 2, 1_095, vote);
@@ -1785,6 +1787,7 @@ fn a_console_prints_a_vote_after_the_election_it_answers() {
             candidate: 1,
             term: 6,
             pre_vote: false,
+            round: 1,
         },
     );
     raft_at(
@@ -1795,6 +1798,7 @@ fn a_console_prints_a_vote_after_the_election_it_answers() {
         RaftEvent::ElectionStarted {
             term: 7,
             pre_vote: true,
+            round: 1,
         },
     );
     let texts: Vec<&str> = s.feed_since(seen).map(|l| l.text.as_str()).collect();
