@@ -182,6 +182,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 Ok(s) => serde_json::json!({
                     "id": id, "addr": addr.to_string(), "reachable": true, "pid": s.pid,
                     "role": s.core.role.as_str(), "recovering": s.recovering,
+                    "recovery": recovery_json(s),
                     "term": s.core.term, "vote": s.core.vote,
                     "leader": s.core.leader, "commit_index": s.core.commit_index,
                     "applied_index": s.applied_index, "last_log_index": s.core.last_log_index,
@@ -761,4 +762,27 @@ pub fn kinds() -> ExitCode {
         say(format_args!("{name}\t{}\t{found}", kind.description));
     }
     ExitCode::SUCCESS
+}
+
+/// `status --json`'s `recovery` object of one node: what a recovering node waits for (`waiting_for`, the
+/// sentence the console's status line ends with, and `waiting_for_voters`, the voters whose terms it still
+/// needs), and how many recoveries its process finished and how the latest ended (`recoveries`,
+/// `recovered_by`). `null` for a node that neither recovers nor recovered.
+fn recovery_json(s: &squall_node::rpc::NodeStatus) -> serde_json::Value {
+    use squall_node::raft::RecoveryWait;
+    if !s.recovering && s.recovered.is_none() {
+        return serde_json::Value::Null;
+    }
+    let wait = s.recovery_wait.as_ref().filter(|_| s.recovering);
+    let voters = match wait {
+        Some(RecoveryWait::Terms { voters }) => voters.clone(),
+        _ => Vec::new(),
+    };
+    serde_json::json!({
+        "recovering": s.recovering,
+        "waiting_for": wait.map(|w| w.to_string()),
+        "waiting_for_voters": voters,
+        "recoveries": s.recovered.as_ref().map_or(0, |r| r.count),
+        "recovered_by": s.recovered.as_ref().map(|r| r.by.to_string()),
+    })
 }

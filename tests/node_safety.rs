@@ -523,11 +523,254 @@ fn a_wiped_voter_with_another_voter_down_stays_recovering_and_says_whose_term_it
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `status --json` says it too, as values (tester finding F18: it said `follower` and nothing more).
+    let recovery = json_node(&s, wiped)["recovery"].clone();
+    assert_eq!(
+        recovery["waiting_for_voters"],
+        serde_json::json!([down]),
+        "{recovery}"
+    );
+    assert!(
+        recovery["recovering"] == true
+            && recovery["waiting_for"]
+                .as_str()
+                .is_some_and(|w| w.contains(&format!("n{down}'s term"))),
+        "{recovery}"
+    );
     s.ask(&format!("restart {down}"), "restart");
     s.until(&format!("node {wiped} to recover"), |ns| {
         let n = ns.get(&wiped)?;
         (n.running && n.role != "recovering" && n.leader.is_some()).then_some(())
     });
+    // The feed says which way it recovered, and `status --json` counts the recovery and says how it ended.
+    let how = s.out.wait_for("the recovery in the feed", WAIT, |l| {
+        l.split_once(&format!("n{wiped} recovered: "))
+            .map(|(_, how)| how.to_string())
+    });
+    assert!(
+        how.starts_with("leader n") || how.starts_with("every other member vouched"),
+        "{how}"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let recovery = json_node(&s, wiped)["recovery"].clone();
+        if recovery["recovering"] == false {
+            assert_eq!(recovery["recoveries"], 1, "{recovery}");
+            assert!(recovery["recovered_by"].is_string(), "{recovery}");
+            assert!(recovery["waiting_for"].is_null(), "{recovery}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`status --json` still shows node {wiped} recovering: {recovery}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    heal_write_and_quit(s);
+}
+
+/// Node `id`'s object in `squall status --json`.
+fn json_node(s: &Session, id: u64) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["status", "--json", "--dir"])
+        .arg(&s.cdir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no node {id} in `status --json`: {doc}"))
+}
+
+/// The last `n` lines of the session's output that are not answers to the test's own polls (`status`,
+/// `held`), for a failure message.
+fn feed_tail(s: &Session, n: usize) -> String {
+    let feed: Vec<&str> = s
+        .out
+        .seen
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("status:") && !l.starts_with("held:") && !l.starts_with("ok:"))
+        .collect();
+    feed[feed.len().saturating_sub(n)..].join("\n")
+}
+
+/// The frames `held` lists: (from, to, kind) in arrival order.
+fn held_frames(s: &mut Session) -> Vec<(u64, u64, String)> {
+    s.listing("held", "held:")
+        .iter()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let (from, to) = w.get(1)?.split_once("->")?;
+            Some((from.parse().ok()?, to.parse().ok()?, w.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+/// L1: `promote N` of a learner the leader never heard from. {1} with learner 2; every frame on every link is
+/// held (`hold *` covers the links a new node gets), and node 3 is added as a learner: its learner step
+/// commits on node 1 alone, but nothing node 1 sends reaches node 3 and nothing of node 3 comes back. Before
+/// the fix its match index 0 was within 512 entries of the leader's log and the promotion was accepted: {1, 3}
+/// with 3 never heard from, stuck for good. Now it is refused, saying why, the cluster still takes writes,
+/// and once the frames flow the same `promote` succeeds. Seen failing with `SQUALL_TEST_NODE_BIN` on a node
+/// with the check reverted (the promote answered `ok:`).
+#[test]
+fn promoting_a_learner_never_heard_from_is_refused_and_the_cluster_keeps_its_majority() {
+    let mut s = Up::new(&["-n", "1", "--seed", "3"]).wait(WAIT).start();
+    s.ask("add --learner", "");
+    s.until("node 2 to be a learner", |ns| {
+        ns.get(&2)
+            .is_some_and(|n| n.running && n.line.ends_with("member learner"))
+            .then_some(())
+    });
+    s.ask("hold *", "hold");
+    s.ask("add --learner", "");
+    s.until("node 3 to be a learner", |ns| {
+        ns.get(&3)
+            .is_some_and(|n| n.line.ends_with("member learner"))
+            .then_some(())
+    });
+    let held = held_frames(&mut s);
+    assert!(
+        held.iter().any(|(from, to, _)| (*from, *to) == (1, 3)),
+        "nothing node 1 sent node 3 is held: {held:?}"
+    );
+    let refused = s.refused("promote 3");
+    assert!(
+        refused.contains("learner 3 has not answered the leader yet"),
+        "{refused}"
+    );
+    s.kv(&["put", "still", "writes"]);
+    assert!(s.kv(&["get", "still"]).contains("writes"));
+    s.ok("release *");
+    s.until("node 3 to answer the leader", |ns| {
+        let n = ns.get(&3)?;
+        (n.running && n.leader == Some(1) && n.commit >= ns.get(&1)?.commit).then_some(())
+    });
+    s.ask("promote 3", "");
+    s.until("node 3 to be a voter", |ns| {
+        ns.get(&3)
+            .is_some_and(|n| n.line.ends_with("member voter"))
+            .then_some(())
+    });
+    heal_write_and_quit(s);
+}
+
+/// L2: a leader removes itself; the TimeoutNow of its hand-over is lost. Every TimeoutNow the leader sends is
+/// held, so none arrives: the removed leader (kept running by squall until a successor leads) must tell the
+/// next voter, long before any election timeout (4–8 s here). The first frame is dropped and the second
+/// released, and that voter leads the next term at once. Before the fix the leader told one voter only, and
+/// squall stopped it as soon as its removal committed, so nothing came after the lost frame and the cluster
+/// waited a whole election timeout. Seen failing with `SQUALL_TEST_NODE_BIN` on a node with the resend
+/// reverted (one TimeoutNow held, never a second).
+#[test]
+fn a_timeout_now_lost_after_the_leader_removed_itself_goes_to_the_next_voter() {
+    let mut s = up(&["--election-timeout", "4000..8000ms", "--seed", "21"]);
+    let (l, t) = s.current_leader();
+    s.kv(&["put", "before", "removal"]);
+    s.until("every node to hold what the leader committed", |ns| {
+        let lc = ns.get(&l)?.commit;
+        ns.values()
+            .all(|n| n.running && n.commit >= lc)
+            .then_some(())
+    });
+    s.ask(&format!("hold {l}->* only timeout-now"), "hold");
+    s.ask(&format!("remove {l}"), "remove");
+    let timeouts = |s: &mut Session| -> Vec<u64> {
+        held_frames(s)
+            .into_iter()
+            .filter(|(from, _, kind)| *from == l && kind == "timeout-now")
+            .map(|(_, to, _)| to)
+            .collect()
+    };
+    let deadline = Instant::now() + WAIT;
+    // The most voters seen told at once (held frames of a stopped node's links go with it).
+    let mut most = Vec::new();
+    let told = loop {
+        let told = timeouts(&mut s);
+        if told.len() >= 2 {
+            break told;
+        }
+        if told.len() > most.len() {
+            most = told;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the removed leader {l} told {most:?} (TimeoutNow held) and nobody after that within {WAIT:?}; \
+             the feed:\n{}",
+            feed_tail(&s, 40)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (first, second) = (told[0], told[1]);
+    assert_ne!(first, second, "the same voter was told twice: {told:?}");
+    s.ok(&format!("drop-held {l}->{first}"));
+    s.ok(&format!("release {l}->{second}"));
+    s.until(&format!("node {second} to lead a later term"), |ns| {
+        ns.get(&second)
+            .is_some_and(|n| n.running && n.role == "leader" && n.term > t)
+            .then_some(())
+    });
+    s.out.wait_for("the removed leader to stop", WAIT, |line| {
+        line.contains(&format!("n{l} removed: its process stopped"))
+            .then_some(())
+    });
+    heal_write_and_quit(s);
+}
+
+/// The slow-follower snapshot loop (issue 18, etcd#2698/#3292): a follower down while the leader writes and
+/// compacts comes back over a slow link (150 ms each way) and catches up by one snapshot. From then on it must
+/// continue from the log across the leader's next compactions (the catch-up tail), not get a new full
+/// snapshot at almost every one as before the fix (5 installs in 30 s then). Seen failing with
+/// `SQUALL_TEST_NODE_BIN` on a node without the catch-up tail (a snapshot installed after catching up).
+#[test]
+fn a_follower_caught_up_by_snapshot_over_a_slow_link_continues_from_the_log_across_compactions() {
+    let mut s = up(&["--snapshot-every", "50", "--seed", "17"]);
+    let (l, _) = s.current_leader();
+    let f = others(l)[0];
+    s.ask(&format!("kill {f}"), "kill");
+    let held = s.nodes()[&f].commit;
+    s.ok("workload rate 40");
+    s.ok("workload on");
+    s.until("the leader to compact well past the follower's log", |ns| {
+        (ns.get(&l)?.snapshot >= held + 150).then_some(())
+    });
+    s.ask(&format!("delay {f} 150ms"), "delay");
+    s.ask(&format!("restart {f}"), "restart");
+    let installs = format!("n{f} installs the leader's snapshot");
+    s.out
+        .wait_for("the follower's first snapshot install", WAIT, |line| {
+            line.contains(&installs).then_some(())
+        });
+    s.until("the follower to catch up", |ns| {
+        let (ln, fnode) = (ns.get(&l)?, ns.get(&f)?);
+        (fnode.running && fnode.commit + 20 >= ln.commit).then_some(())
+    });
+    let mark = s.out.seen.len();
+    let start = s.nodes()[&l].snapshot;
+    let compactions = s.until("four more compactions on the leader", |ns| {
+        let now = ns.get(&l)?.snapshot;
+        (now >= start + 200).then_some(now)
+    });
+    let again: Vec<&String> = s.out.seen[mark..]
+        .iter()
+        .filter(|line| line.contains(&installs))
+        .collect();
+    assert!(
+        again.is_empty(),
+        "node {f} kept receiving full snapshots after catching up (leader compacted from {start} to \
+         {compactions}): {again:#?}"
+    );
+    let fnode = s.nodes()[&f].clone();
+    assert!(fnode.running, "{}", fnode.line);
+    s.ok("workload off");
     heal_write_and_quit(s);
 }
 

@@ -216,6 +216,10 @@ pub struct NodeStatus {
     /// not recovering, and in event logs written before it existed.
     #[serde(default)]
     pub recovery_wait: Option<crate::raft::RecoveryWait>,
+    /// The recoveries this process finished and how the latest ended (a leader caught it up, or every other
+    /// member vouched for its log); `None` before the first, and in event logs written before it existed.
+    #[serde(default)]
+    pub recovered: Option<crate::raft::Recovered>,
     /// Index of the oldest entry the node still holds in its log: after a compaction, the start of the
     /// catch-up tail it keeps for followers a little behind (`raft::CatchUp`); a follower whose next entry is
     /// at or after it catches up from the log, one further behind needs the snapshot. `last_log_index + 1`

@@ -936,7 +936,28 @@ impl Cluster {
                 );
             }
         }
+        self.await_successor(n).await;
         self.stop_removed(n).await;
+    }
+
+    /// Waits, before a removed node is stopped, until another node leads, for at most
+    /// [`HANDOVER_TIMEOUTS`] election timeouts. A leader that removed itself hands leadership over with
+    /// TimeoutNow, and when that message is lost it tells the next voter two heartbeats later (issue 18, L2):
+    /// stopped as soon as its removal committed, it could not, and the cluster waited a whole election
+    /// timeout for a leader. A removed follower finds a leader at once.
+    async fn await_successor(&self, n: NodeId) {
+        let limit = self.inner.spec.election_timeout.1 * HANDOVER_TIMEOUTS;
+        let deadline = Instant::now() + limit;
+        let mut stop = self.stopping();
+        while Instant::now() < deadline && self.alive(n) {
+            if self.ask_leader().await.is_some_and(|(l, _)| l != n) {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// The rest of `remove N` of the node an `add` under way was adding (its task already aborted): out of the
@@ -1009,6 +1030,10 @@ fn shows(change: MemberChange, m: &Membership) -> bool {
         MemberChange::Remove(n) => !m.voters.contains(&n) && !m.learners.contains(&n),
     }
 }
+
+/// How many election timeouts a removed node keeps running for its hand-over (see
+/// `Cluster::await_successor`): enough for TimeoutNow to reach every other voter in turn.
+const HANDOVER_TIMEOUTS: u32 = 4;
 
 /// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
 fn removed_text(n: NodeId, was_running: bool) -> String {

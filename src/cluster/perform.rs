@@ -252,6 +252,27 @@ impl Cluster {
                     .known_config()
                     .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
                 let was_running = self.alive(id);
+                // Another voter still recovering from a loss: say what a second one means (tester finding
+                // F15: a second wipe got the same answer as the first).
+                let warning = if wipe && !sole {
+                    let _ = self.ask_leader().await;
+                    let voters = self
+                        .known_config()
+                        .map(|(c, _, _)| c.voters)
+                        .unwrap_or_default();
+                    let recovering: Vec<NodeId> = {
+                        let latest = self.inner.latest.lock().unwrap();
+                        voters
+                            .iter()
+                            .copied()
+                            .filter(|&v| v != id && self.alive(v))
+                            .filter(|v| latest.get(v).is_some_and(|s| s.recovering))
+                            .collect()
+                    };
+                    second_loss_warning(&recovering, voters.len())
+                } else {
+                    String::new()
+                };
                 if let Err(e) = self.restart(id, wipe).await {
                     // First, on the answer's first line: what follows the cause may be the node's log.
                     return Err(format!("{}{e:#}", self.half_done(id, was_running, wipe)));
@@ -264,7 +285,7 @@ impl Cluster {
                     )
                 } else if wipe {
                     format!(
-                        "wipe data of node {id}{what} and restart it empty (it recovers before it votes again)"
+                        "wipe data of node {id}{what} and restart it empty (it recovers before it votes again){warning}"
                     )
                 } else if self.is_removed(id) {
                     // Allowed on purpose: a removed server coming back is a known hazard (Raft thesis §4.2.3)
@@ -602,5 +623,59 @@ fn performed(effect: &Effect) -> Event {
         command: effect.command.clone(),
         node: effect.node,
         effect: effect.change.clone(),
+    }
+}
+
+/// What `wipe N` adds to its answer while other voters still recover from a loss of their own (`recovering`,
+/// out of `voters` voters): empty when none does. Nodes that lost data at once are witnesses for nothing
+/// (`raft::recovery`): with a majority of the voters among them the cluster makes no progress, and what only
+/// they held is gone for good.
+fn second_loss_warning(recovering: &[NodeId], voters: usize) -> String {
+    if recovering.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = recovering.iter().map(|n| format!("n{n}")).collect();
+    let lost = recovering.len() + 1;
+    let (list, verb) = match names.as_slice() {
+        [one] => (one.clone(), "is"),
+        [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "are"),
+        [] => unreachable!("checked above"),
+    };
+    let then = if 2 * lost > voters {
+        "a majority: nothing any quorum can do brings back what only they held, they stay recovering and the \
+         cluster makes no progress (to accept the loss, start a new cluster: `squall up` on a new --dir)"
+    } else {
+        "still a minority, so nothing committed is lost, but a recovering node waits for every other voter, \
+         so each recovery may wait for the other"
+    };
+    format!(
+        "; warning: {list} {verb} still recovering, so {lost} of {voters} voters have lost data at once: {then}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::second_loss_warning;
+
+    /// Tester finding F15: a second `wipe` while another voter recovers answered as the first did. Now it
+    /// warns, and names a majority's loss as one.
+    #[test]
+    fn a_wipe_while_other_voters_recover_warns_and_names_a_majority_loss() {
+        assert_eq!(second_loss_warning(&[], 3), "");
+        let minority = second_loss_warning(&[2], 5);
+        assert!(
+            minority.starts_with(
+                "; warning: n2 is still recovering, so 2 of 5 voters have lost data at once"
+            ) && minority.contains("still a minority"),
+            "{minority}"
+        );
+        let majority = second_loss_warning(&[2, 4], 5);
+        assert!(
+            majority.starts_with("; warning: n2 and n4 are still recovering, so 3 of 5 voters")
+                && majority.contains("a majority")
+                && majority.contains("makes no progress"),
+            "{majority}"
+        );
+        assert!(second_loss_warning(&[1], 3).contains("a majority"));
     }
 }

@@ -220,9 +220,7 @@ impl Cluster {
             .get(&id)
             .copied()
             .ok_or_else(|| format!("node {id}'s address is not known yet; try again"))?;
-        let c = fire_node_timeout(addr)
-            .await
-            .map_err(|e| format!("node {id}: {e}"))?;
+        let c = fire_node_timeout(addr).await.map_err(|e| named(id, e))?;
         Ok(if c.pre_vote {
             format!("timeout {id}: n{id} asks for pre-votes for term {}", c.term)
         } else {
@@ -395,5 +393,34 @@ impl Cluster {
             if out.len() == 1 { "" } else { "s" },
             items.join("; ")
         ))
+    }
+}
+
+/// A node's refusal as the console answers it: prefixed with the node once, not again when the node's own
+/// words name it already ("node 2 never campaigns now: …"; tester finding F16 saw `node 2: node 2 …`).
+fn named(id: NodeId, e: String) -> String {
+    if e.starts_with(&format!("node {id} ")) {
+        e
+    } else {
+        format!("node {id}: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refusal_that_names_its_node_is_not_prefixed_again() {
+        assert_eq!(
+            super::named(2, "node 2 never campaigns now: it is recovering".into()),
+            "node 2 never campaigns now: it is recovering"
+        );
+        assert_eq!(
+            super::named(2, "connection refused".into()),
+            "node 2: connection refused"
+        );
+        assert_eq!(
+            super::named(2, "node 21 is gone".into()),
+            "node 2: node 21 is gone"
+        );
     }
 }

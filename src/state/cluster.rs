@@ -588,6 +588,14 @@ impl ClusterState {
         }
         let was_recovering = n.status.as_ref().is_some_and(|s| s.recovering);
         let waited_for = n.status.as_ref().and_then(|s| s.recovery_wait.clone());
+        // Recoveries this process had finished at the last poll: one finished since, even with no poll seeing
+        // it recover (a wiped node that recovered within one poll interval), is told in the feed.
+        let recoveries_before = n
+            .status
+            .as_ref()
+            .filter(|s| s.pid == status.pid)
+            .and_then(|s| s.recovered.as_ref())
+            .map_or(0, |r| r.count);
         n.status = Some(status.clone());
         n.brief = Some(BriefStatus::of(status));
         n.status_fresh = true;
@@ -608,14 +616,23 @@ impl ClusterState {
                 format!("n{node} answers again"),
             );
         }
-        if status.recovering != was_recovering {
-            let text = if status.recovering {
-                format!(
-                    "n{node} is recovering: it may have lost data it acknowledged, so it does not vote or campaign \
-                     until a leader has caught it up"
-                )
-            } else {
-                format!("n{node} recovered: a leader caught it up; it votes again")
+        let finished = status
+            .recovered
+            .as_ref()
+            .filter(|r| !status.recovering && r.count > recoveries_before);
+        if status.recovering && !was_recovering {
+            let text = format!(
+                "n{node} is recovering: it may have lost data it acknowledged, so it does not vote or campaign \
+                 until it has learned the current term from every other voter and a leader caught it up (or every \
+                 other member vouched for its log)"
+            );
+            self.push(at, Some(node), FeedKind::Info, text);
+        } else if !status.recovering && (was_recovering || finished.is_some()) {
+            // Say which way it recovered: a leader wrote to it, or every other member vouched for its log.
+            let text = match finished.or(status.recovered.as_ref()) {
+                Some(r) => format!("n{node} recovered: {}; it votes again", r.by),
+                // A node (or an event log) from before status said how.
+                None => format!("n{node} recovered; it votes again"),
             };
             self.push(at, Some(node), FeedKind::Info, text);
         }

@@ -41,6 +41,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         first_log_index: 0,
         frozen: false,
         election_due_ms: None,
+        recovered: None,
     }
 }
 
@@ -1490,7 +1491,84 @@ fn a_recovering_node_shows_as_recovering_in_status_and_the_feed() {
     assert!(line.contains(" follower term 2 "), "{line}");
     assert_eq!(
         feed_texts(&s).last().copied(),
-        Some("n3 recovered: a leader caught it up; it votes again")
+        Some("n3 recovered; it votes again"),
+        "a status that does not say how it recovered claims no way"
+    );
+}
+
+/// Safety round 4: the feed says which way a node recovered (a leader caught it up, or every other member
+/// vouched for its log), and a recovery finished between two polls (a wiped node whose first poll already
+/// shows it recovered) still reaches the feed, once. Seen failing: every recovery was "a leader caught it
+/// up", and the one between polls was never told.
+#[test]
+fn the_feed_says_how_a_node_recovered_even_when_no_poll_saw_it_recovering() {
+    use squall_node::raft::{Recovered, RecoveredBy};
+    let mut s = started(3);
+    st(&mut s, 100, 3, Role::Follower, 2, 5);
+    let mut recovering = status(3, Role::Follower, 0, 0);
+    recovering.recovering = true;
+    s.apply(&Stamped::new(
+        200,
+        Event::Status {
+            node: 3,
+            status: recovering.clone(),
+        },
+    ));
+    let mut vouched = status(3, Role::Follower, 2, 5);
+    vouched.recovered = Some(Recovered {
+        count: 1,
+        by: RecoveredBy::Vouched { term: 2 },
+    });
+    s.apply(&Stamped::new(
+        300,
+        Event::Status {
+            node: 3,
+            status: vouched.clone(),
+        },
+    ));
+    let told = |s: &ClusterState| -> Vec<String> {
+        feed_texts(s)
+            .iter()
+            .filter(|t| t.starts_with("n3 recovered"))
+            .map(|t| t.to_string())
+            .collect()
+    };
+    assert_eq!(
+        told(&s),
+        [
+            "n3 recovered: every other member vouched that its log holds everything committed (no leader was \
+          needed); it votes again"
+        ]
+    );
+    // The same status again: nothing new to tell.
+    s.apply(&Stamped::new(
+        400,
+        Event::Status {
+            node: 3,
+            status: vouched,
+        },
+    ));
+    assert_eq!(told(&s).len(), 1, "{:?}", told(&s));
+
+    // Wiped again: a new process that recovered, by a leader this time, before its first poll.
+    let mut between = status(3, Role::Follower, 4, 9);
+    between.pid += 1;
+    between.recovered = Some(Recovered {
+        count: 1,
+        by: RecoveredBy::Leader { leader: 1, term: 4 },
+    });
+    s.apply(&Stamped::new(
+        500,
+        Event::Status {
+            node: 3,
+            status: between,
+        },
+    ));
+    assert_eq!(
+        told(&s).last().map(String::as_str),
+        Some("n3 recovered: leader n1 caught it up in term 4; it votes again"),
+        "{:?}",
+        feed_texts(&s)
     );
 }
 

@@ -91,6 +91,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
             styles::dim(),
         ));
     }
+    // What each recovering node waits for before it votes again (tester finding F10: the table said only
+    // `recovering`, and a person could not see why it stayed so).
+    for n in state.nodes.values().filter(|n| state.shows_node(n.id)) {
+        let wait = n
+            .status
+            .as_ref()
+            .filter(|s| s.recovering && n.live_brief().is_some())
+            .and_then(|s| s.recovery_wait.as_ref());
+        if let Some(wait) = wait {
+            title.push(Span::styled(
+                format!("n{} recovering: {wait} ", n.id),
+                styles::fault(),
+            ));
+        }
+    }
     let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
         .header(header)
         .column_spacing(1)
@@ -294,5 +309,29 @@ fn row<'a>(
         r.style(styles::selected())
     } else {
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::state::{Event, Stamped, ViewState};
+
+    /// Tester finding F10: the nodes table said only `recovering`; its title now says what each recovering
+    /// node waits for. Seen failing before the title carried it.
+    #[test]
+    fn the_nodes_table_says_what_a_recovering_node_waits_for() {
+        let mut state = crate::state::fixture::sample_state(3);
+        let mut status = state.nodes[&2]
+            .status
+            .clone()
+            .expect("node 2 reported a status");
+        status.recovering = true;
+        status.recovery_wait = Some(squall_node::raft::RecoveryWait::Terms { voters: vec![3] });
+        state.apply(&Stamped::new(62_500, Event::Status { node: 2, status }));
+        let screen = crate::ui::render_text(&state, &ViewState::new(), 160, 48);
+        assert!(
+            screen.contains("n2 recovering: waiting for n3's term"),
+            "{screen}"
+        );
     }
 }

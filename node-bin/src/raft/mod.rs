@@ -179,6 +179,8 @@ pub struct Raft {
     /// Set while this node recovers from possible data loss (started empty, or marked by the driver): it
     /// neither votes nor campaigns nor counts towards a quorum. See the `recovery` module.
     recovery: Option<recovery::Recovery>,
+    /// The recoveries this core finished and how the latest ended (see [`Raft::recovered`]).
+    recovered: Option<Recovered>,
     /// Things the driver should log (refused malformed requests).
     warnings: Vec<String>,
     /// Configurations that may still be in effect, oldest first, never empty: the one in effect at the
@@ -304,6 +306,7 @@ impl Raft {
             failed_reads: Vec::new(),
             next_chunk_id: 1,
             recovery: None,
+            recovered: None,
             warnings: Vec::new(),
             confs: Vec::new(),
             bootstrap,

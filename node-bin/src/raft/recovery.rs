@@ -365,6 +365,15 @@ impl Raft {
         self.maybe_finish_recovery(None);
     }
 
+    /// Sends the next round of probes at once, as the heartbeat-paced timer of [`Raft::tick_recovery`] does
+    /// when it runs out (teaching mode's `timeout N` of a recovering node).
+    pub(super) fn probe_now(&mut self) {
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.probe_in = 0;
+        }
+        self.tick_recovery();
+    }
+
     /// A vote reply while recovering answers a probe (a recovering node never campaigns): records it.
     pub(super) fn handle_probe_reply(&mut self, from: NodeId, term: Term, vouched: bool) {
         if let Some(rec) = self.recovery.as_mut() {
@@ -407,6 +416,15 @@ impl Raft {
             // other (simulation seed 2843).
             self.vote = Some(leader.unwrap_or(self.config.id));
         }
+        let by = match leader {
+            Some(leader) => super::types::RecoveredBy::Leader {
+                leader,
+                term: self.term,
+            },
+            None => super::types::RecoveredBy::Vouched { term: probed },
+        };
+        let count = self.recovered.as_ref().map_or(0, |r| r.count) + 1;
+        self.recovered = Some(super::types::Recovered { count, by });
         self.warnings.push(match leader {
             Some(l) => format!(
                 "recovered: every other voter is at term {probed} or below, and leader {l} caught this \
@@ -425,6 +443,13 @@ impl Raft {
 }
 
 impl Raft {
+    /// The recoveries this core finished and how the latest one ended; `None` before the first. Status
+    /// carries it so that a recovery finished between two polls still reaches the feed, told the way it
+    /// happened.
+    pub fn recovered(&self) -> Option<&super::types::Recovered> {
+        self.recovered.as_ref()
+    }
+
     /// What this node waits for while it recovers (`None` when it is not recovering): the terms of the other
     /// voters not heard from yet (rule 2), then a leader of term `T` or later (rule 3); a sole voter waits for
     /// an operator, a learner for any leader.

@@ -2,7 +2,7 @@
 //!
 //! Frozen, the core's *active* timers stop: a follower's election timer never runs out, a leader sends no
 //! heartbeats and never runs CheckQuorum's step-down, a leader that handed over sends no further TimeoutNow,
-//! a recovering node sends no probes. Messages still flow and are handled exactly as usual (a vote request is
+//! a recovering node sends no probes (but [`Raft::fire_election_timeout`] sends it a round). Messages still flow and are handled exactly as usual (a vote request is
 //! answered, an AppendEntries appended, a new leader still sends its first AppendEntries at once), so what a
 //! person sees is Raft, only slower. CheckQuorum's lease (a follower that heard from its leader within the
 //! minimum election timeout refuses campaigns; Raft dissertation §9.6) is not in force while frozen: it guards
@@ -49,6 +49,11 @@ pub enum TeachRefused {
         why: &'static str,
     },
 }
+
+/// Why `timeout N` of a recovering node starts no campaign, and what it did instead.
+const RECOVERING_PROBED: &str = "it is recovering from possible data loss; instead it asked the other \
+     members for their terms now (one round of probes, as its timer does; frozen, only `timeout` sends one), \
+     and it votes again once it has recovered";
 
 /// What firing the election timer started: a pre-vote round for `term`, or an election in `term`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -131,6 +136,16 @@ impl Raft {
             return Err(TeachRefused::Leads {
                 id,
                 term: self.term,
+            });
+        }
+        if self.recovery.is_some() {
+            // What its timer does when it runs out while it recovers: a round of probes for the other voters'
+            // terms. Frozen, that timer stands still, so without this a wiped node would never recover while
+            // a person steps the cluster (tester finding F16), though the refusal says it asks.
+            self.probe_now();
+            return Err(TeachRefused::CannotCampaign {
+                id,
+                why: RECOVERING_PROBED,
             });
         }
         if let Some(why) = self.campaign_refusal() {

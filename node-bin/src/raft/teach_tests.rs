@@ -229,3 +229,39 @@ fn time_left_stays_put_while_frozen() {
     assert_eq!(r.election_ticks_left(), Some(left));
     assert_eq!(leader(3, 1, &[1]).election_ticks_left(), None);
 }
+
+/// Tester finding F16: frozen, a wiped node's probe timer stands still, so it never asked for the other voters'
+/// terms, while `timeout N` answered that it "asks the other voters for their term first". Now `timeout N` of
+/// a recovering node sends a round of probes (and still starts no campaign). Seen failing: no message sent.
+#[test]
+fn firing_the_timer_of_a_frozen_recovering_node_sends_its_probes() {
+    let mut r = node(3, 3, 0, &[]);
+    r.mark_lost_data();
+    r.set_frozen(true);
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert!(
+        votes_sent(&r.take_ready()).is_empty(),
+        "frozen, its timer stands still"
+    );
+    let refused = r.fire_election_timeout().unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("node 3 never campaigns now: it is recovering")
+            && refused
+                .to_string()
+                .contains("asked the other members for their terms now"),
+        "{refused}"
+    );
+    let probes = votes_sent(&r.take_ready());
+    let to: Vec<NodeId> = probes.iter().map(|(p, _)| *p).collect();
+    assert_eq!(to, [1, 2], "{probes:?}");
+    assert!(
+        probes.iter().all(|(_, v)| v.term == 0 && v.pre_vote),
+        "probes are pre-votes for term 0: {probes:?}"
+    );
+    assert!(r.recovering());
+    assert_ne!(r.role(), Role::PreCandidate);
+}

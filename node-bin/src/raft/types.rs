@@ -760,6 +760,50 @@ impl std::fmt::Display for RecoveryWait {
     }
 }
 
+/// How a node finished recovering from possible data loss (the `recovery` module's rule 3), for status and
+/// the event feed: the two ways are told apart because they mean different things to a person watching (a
+/// leader wrote to it, or nobody needed to).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveredBy {
+    /// A leader of the term it learned from the other voters, or a later one, caught it up to that leader's
+    /// commit index.
+    Leader {
+        /// The leader that caught it up.
+        leader: NodeId,
+        /// The term this node was in when it finished (that leader's).
+        term: Term,
+    },
+    /// Every other member vouched that its log holds everything committed, so it needed no leader.
+    Vouched {
+        /// The highest term the other voters answered with (`T`); it votes again from the term after.
+        term: Term,
+    },
+}
+
+impl std::fmt::Display for RecoveredBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecoveredBy::Leader { leader, term } => {
+                write!(f, "leader n{leader} caught it up in term {term}")
+            }
+            RecoveredBy::Vouched { .. } => f.write_str(
+                "every other member vouched that its log holds everything committed (no leader was needed)",
+            ),
+        }
+    }
+}
+
+/// The recoveries one node process finished, for status: a poller that missed the whole recovery between
+/// two polls still sees that one happened (the count grew) and how the last one ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// Recoveries this process finished (1 after a wipe or a cut record; a process that recovered from
+    /// nothing reports none).
+    pub count: u64,
+    /// How the latest one finished.
+    pub by: RecoveredBy,
+}
+
 /// A read-only view of the core for status reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoreStatus {

@@ -57,6 +57,12 @@ pub(crate) fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError>
     sync_dir(dir)
 }
 
+/// What a node whose snapshot file is damaged can do: the snapshot holds committed state no other file of
+/// the directory has, so the directory cannot be repaired in place.
+const RECOVER_HINT: &str = "the snapshot cannot be repaired in place (to recover, move the data directory \
+     aside: the node then starts empty and recovers from the other voters, who hold what it lost; with squall, \
+     `wipe N` does that)";
+
 /// Reads the snapshot in `dir`, if there is one.
 pub(crate) fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     let path = dir.join(SNAPSHOT_FILE);
@@ -71,20 +77,24 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
             });
         }
     };
+    // Damage, not a version: say how to recover (tester finding F17), as a damaged WAL record does.
     let corrupt = |detail: String| StorageError::Corrupt {
         path: path.clone(),
-        detail,
+        detail: format!("{detail}; {RECOVER_HINT}"),
     };
     if bytes.len() >= 8
         && bytes[..6] == MAGIC[..6]
         && &bytes[..8] != MAGIC
         && &bytes[..8] != MAGIC_V1
     {
-        return Err(corrupt(format!(
-            "written in snapshot format {} by a newer squall, which this one cannot read; run the squall \
+        return Err(StorageError::Corrupt {
+            path: path.clone(),
+            detail: format!(
+                "written in snapshot format {} by a newer squall, which this one cannot read; run the squall \
              that wrote it",
-            u16::from_be_bytes([bytes[6], bytes[7]])
-        )));
+                u16::from_be_bytes([bytes[6], bytes[7]])
+            ),
+        });
     }
     if bytes.len() < HEADER_LEN || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
         return Err(corrupt(format!(

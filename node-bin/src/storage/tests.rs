@@ -506,7 +506,12 @@ fn corrupt_snapshot_file_is_refused() {
     fs::write(&path, &bytes).unwrap();
     match Storage::open(tmp.path()) {
         Err(e @ StorageError::Corrupt { .. }) => {
-            assert!(e.to_string().contains("CRC mismatch"), "{e}")
+            assert!(e.to_string().contains("CRC mismatch"), "{e}");
+            // Tester finding F17: the refusal says how to recover (seen failing: it said only the CRCs).
+            assert!(
+                e.to_string().contains("move the data directory aside"),
+                "{e}"
+            );
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }

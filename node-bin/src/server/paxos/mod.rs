@@ -531,6 +531,7 @@ impl PaxosNode {
             first_log_index: st.snapshot_slot + 1,
             frozen: false,
             election_due_ms: None,
+            recovered: None,
         }
     }
 }
