@@ -425,7 +425,7 @@ pub struct ReportArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// The message-flow diagram's window, FROM..TO in session seconds (`12..14.5`); default: the first fault
-    /// and the election after it.
+    /// and the election after it, or in a session with neither its first messages.
     #[arg(long, value_name = "FROM..TO")]
     pub flow: Option<String>,
 }

@@ -201,6 +201,8 @@ pub fn status(args: StatusArgs) -> ExitCode {
                         "leader": b.leader.flatten(), "leader_known": b.leader.is_some(),
                         "commit_index": b.commit, "applied_index": b.applied,
                         "last_log_index": null, "membership": null,
+                        // Received ("in") and sent ("out") by message type, where the kind counts them.
+                        "messages": b.messages,
                     })
                 }
                 Err(e) => serde_json::json!({
@@ -221,9 +223,23 @@ pub fn status(args: StatusArgs) -> ExitCode {
         let doc = serde_json::json!({ "cluster_id": cluster_id, "config": config, "nodes": nodes });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
+        // Messages by type, where the kind counts them: one more column, at the end.
+        let counted = briefs.values().any(|b| b.messages.is_some());
         println!(
-            "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
-            "NODE", "PID", "ROLE", "MEMBER", "TERM", "LEADER", "COMMIT", "LAST"
+            "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}{}",
+            "NODE",
+            "PID",
+            "ROLE",
+            "MEMBER",
+            "TERM",
+            "LEADER",
+            "COMMIT",
+            "LAST",
+            if counted {
+                "  MESSAGES (received/sent by type)"
+            } else {
+                ""
+            }
         );
         for (id, addr, r) in &results {
             match r {
@@ -245,7 +261,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     let b = &briefs[id];
                     let dash = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
                     println!(
-                        "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
+                        "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}{}",
                         id,
                         b.pid
                             .or(known_pids.get(id).copied())
@@ -259,7 +275,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
                             None => "—".to_string(),
                         },
                         dash(b.commit),
-                        "—"
+                        "—",
+                        b.messages
+                            .as_ref()
+                            .map_or(String::new(), |m| format!("  {}", m.describe()))
                     )
                 }
                 Err(e) => {

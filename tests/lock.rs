@@ -16,32 +16,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use support::scenario::{etcd_available, library, run_scaled, squall};
 use support::session::Up;
 
 /// One cluster at a time in this binary: a run is three nodes, their proxies and three lock clients.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn squall() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_squall"))
-}
-
-fn library(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"))
-}
-
-/// Whether etcd is on PATH; outside CI a missing etcd skips loudly.
-fn etcd_available(what: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is required in CI (.ci/run installs etcd-server)"
-        );
-        eprintln!("SKIPPED {what}: needs etcd on PATH (apt-get install etcd-server)");
-    }
-    found
-}
 
 /// The `openraft-kv` binary beside this test's build, built first (`cargo build -p openraft-kv`) when it is
 /// not there or older than its sources, as `tests/openraft.rs` does.
@@ -116,30 +95,7 @@ fn run(name: &str, kind: Option<&str>) -> Ran {
     let file = dir.path().join(format!("{name}.toml"));
     std::fs::write(&file, &text).unwrap();
     let bundle = dir.path().join("bundle");
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--scale", "0.5", "--seed", "11", "--out"])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let invalid = text.contains("expect = \"invalid\"");
-    let (code, word) = if invalid {
-        (1, "invalid")
-    } else {
-        (0, "valid")
-    };
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "{name} on {kind:?}: expected exit {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!("verdict: {word} (expected {word})")),
-        "{name} on {kind:?}:\n{stdout}"
-    );
+    let stdout = run_scaled(&file, &text, true, &bundle, &format!("{name} on {kind:?}"));
     Ran {
         stdout,
         bundle,

@@ -8,187 +8,10 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Lines;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn node_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/maelstrom-nodes")
-        .join(name)
-}
-
-/// A headless `squall up --maelstrom` session.
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines,
-    dir: tempfile::TempDir,
-}
-
-impl Session {
-    fn start(node: &str, args: &[&str], env: &[(&str, &str)]) -> Session {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
-        cmd.args(["up", "--headless", "--dir"])
-            .arg(dir.path().join("cluster"))
-            .arg("--maelstrom")
-            .arg(node_script(node))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = Lines::new(child.stdout.take().unwrap());
-        out.wait_for("the nodes to come up", WAIT, |l| {
-            l.contains("nodes up").then_some(())
-        });
-        Session {
-            child,
-            stdin,
-            out,
-            dir,
-        }
-    }
-
-    fn cdir(&self) -> PathBuf {
-        self.dir.path().join("cluster")
-    }
-
-    fn ok(&mut self, cmd: &str) -> String {
-        support::ask(&mut self.stdin, &mut self.out, cmd, "")
-    }
-
-    /// The answer line of `check`, `ok: …` or `error: …`.
-    fn check(&mut self) -> String {
-        writeln!(self.stdin, "check").unwrap();
-        self.out.wait_for("the check's verdict", WAIT, |l| {
-            ((l.starts_with("ok: ") || l.starts_with("error: ")) && l.contains("check"))
-                .then(|| l.to_string())
-        })
-    }
-
-    /// The operations the history holds, from a `check` answer (`… valid: 388 operations …`).
-    fn operations(answer: &str) -> u64 {
-        answer
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .find(|w| w[1] == "operations")
-            .and_then(|w| w[0].parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Polls `check` until the history holds `more` operations beyond `from`; returns the count. Every
-    /// verdict meanwhile must be a pass.
-    fn passes_with_ops(&mut self, from: u64, more: u64) -> u64 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let answer = self.check();
-            // Before the workload's first write there is nothing to judge yet.
-            let judged = !answer.contains("nothing to judge");
-            assert!(
-                !judged || !answer.starts_with("error"),
-                "the check failed: {answer}"
-            );
-            let n = Self::operations(&answer);
-            if n >= from + more {
-                return n;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the history grew from {from} to only {n} operations in {WAIT:?}: {answer}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// The `links:` line of link `from->to`.
-    fn link(&mut self, from: u64, to: u64) -> String {
-        writeln!(self.stdin, "links").unwrap();
-        let want = format!("links: {from}->{to} ");
-        let line = self.out.wait_for("the links listing", WAIT, |l| {
-            l.starts_with(&want).then(|| l.to_string())
-        });
-        self.out
-            .wait_for("the end of the links listing", WAIT, |l| {
-                l.starts_with("ok:").then_some(())
-            });
-        line
-    }
-
-    /// The seen/dropped counts of message kind `kind` on a `links:` line (`kinds read 5/0,write 3/3`).
-    fn kind_counts(line: &str, kind: &str) -> (u64, u64) {
-        let kinds = line.split(" kinds ").nth(1).unwrap_or("");
-        for k in kinds.split(',') {
-            if let Some((name, counts)) = k.trim().split_once(' ')
-                && name == kind
-                && let Some((seen, dropped)) = counts.split_once('/')
-            {
-                return (seen.parse().unwrap(), dropped.parse().unwrap());
-            }
-        }
-        (0, 0)
-    }
-
-    /// Quits, and checks that no process of the cluster (a bridge or a node, found by its working directory
-    /// or command line under the session's directory) outlived squall.
-    fn quit(mut self) {
-        writeln!(self.stdin, "quit").unwrap();
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "squall did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let root = self.dir.path().to_path_buf();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = processes_under(&root);
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "processes outlived squall: {left:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Pids of live processes whose working directory or command line is under `root`.
-fn processes_under(root: &Path) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        });
-        if !zombie
-            && (cwd.starts_with(root)
-                || String::from_utf8_lossy(&cmdline).contains(&*root.to_string_lossy()))
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn log_of(s: &Session, node: u64) -> String {
-    std::fs::read_to_string(s.cdir().join(format!("node-{node}/node.log"))).unwrap_or_default()
-}
+use support::maelstrom::{Session, WAIT, node_script, run_scenario_text};
 
 #[test]
 fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_and_stepping() {
@@ -206,7 +29,7 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
         ],
         &[],
     );
-    let mut ops = s.passes_with_ops(0, 40);
+    let mut ops = s.passes_with_ops(0, 40).0;
 
     // n1 holds the store: kill it, then restart it; the new process gets `init` again.
     s.ok("kill 1");
@@ -214,19 +37,19 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
         (l.contains("n1") && (l.contains("killed") || l.contains("exited"))).then_some(())
     });
     s.ok("restart 1");
-    ops = s.passes_with_ops(ops, 40);
-    let inits = log_of(&s, 1).matches("init: ['n1', 'n2', 'n3']").count();
+    ops = s.passes_with_ops(ops, 40).0;
+    let inits = s.log_of(1).matches("init: ['n1', 'n2', 'n3']").count();
     assert_eq!(
         inits,
         2,
         "n1 was initialised once per process:\n{}",
-        log_of(&s, 1)
+        s.log_of(1)
     );
 
     // A one-way cut: n2's forwards never reach n1, n3's do. The history stays linearizable.
     let before = Session::kind_counts(&s.link(2, 1), "read");
     s.ok("cut 2->1");
-    ops = s.passes_with_ops(ops, 30);
+    ops = s.passes_with_ops(ops, 30).0;
     // As below: the history grows until n2 has forwarded a read to n1 under the cut, or the deadline passes.
     let deadline = Instant::now() + WAIT;
     let (cut, after) = loop {
@@ -235,7 +58,7 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
         if after.1 > before.1 || Instant::now() > deadline {
             break (cut, after);
         }
-        ops = s.passes_with_ops(ops, 10);
+        ops = s.passes_with_ops(ops, 10).0;
     };
     assert!(
         after.1 > before.1,
@@ -257,7 +80,7 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
     // forwarded both a write and a read to n1 (or the deadline passes), not by a fixed number of operations.
     let deadline = Instant::now() + WAIT;
     let (line, writes, reads) = loop {
-        ops = s.passes_with_ops(ops, 10);
+        ops = s.passes_with_ops(ops, 10).0;
         let line = s.link(3, 1);
         let (writes, reads) = (
             Session::kind_counts(&line, "write"),
@@ -354,7 +177,7 @@ fn a_node_writing_garbage_to_stdout_is_logged_and_counted_and_the_cluster_keeps_
         &[("GARBAGE", "1")],
     );
     s.passes_with_ops(0, 60);
-    let log = log_of(&s, 2);
+    let log = s.log_of(2);
     assert!(
         log.contains("dropped line #1 the node wrote: not a Maelstrom message"),
         "{log}"
@@ -418,6 +241,65 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
         assert!(Instant::now() < deadline, "n1 was never polled: {n1}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // What it does report: its messages, received/sent by type — n2 got the client's `echo` and answered
+    // `echo_ok` (the counts reach the session at most once a second).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        s.ok("status");
+        let n2 = s
+            .out
+            .seen
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("status: n2 "))
+            .cloned()
+            .unwrap_or_default();
+        // The poll that first saw the echo may have come before the node answered it: poll on.
+        if n2.contains("echo 1/0") && n2.contains("echo_ok 0/1") {
+            assert!(
+                n2.contains(" messages in ") && n2.contains("init 1/0"),
+                "{n2}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n2's status never counted the echo: {n2}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `squall status --json` reads the same counts from the bridges.
+    let st = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["status", "--json", "--dir"])
+        .arg(s.cdir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        st.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let n2 = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 2)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(n2["messages"]["in"]["echo"], 1, "{text}");
+    assert_eq!(n2["messages"]["out"]["echo_ok"], 1, "{text}");
+    assert_eq!(n2["role"], serde_json::Value::Null, "{text}");
+    let plain = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["status", "--dir"])
+        .arg(s.cdir())
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.contains("MESSAGES (received/sent by type)") && plain.contains("echo_ok 0/1"),
+        "{plain}"
+    );
     // A filter the kind does not label is refused, naming the kind's labels; nothing changes.
     writeln!(s.stdin, "loss *->1 100% only vote").unwrap();
     let refused = s.out.wait_for("the refusal", WAIT, |l| {
@@ -478,11 +360,8 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
 
 /// `squall run` of a scenario whose `[cluster] maelstrom` names the node: its exit code and verdict line.
 fn run_scenario(node: &str, env: &[(&str, &str)], expect: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("maelstrom.toml");
-    std::fs::write(
-        &file,
-        format!(
+    run_scenario_text(
+        &format!(
             r#"name = "maelstrom-lin-kv"
 expect = "{expect}"
 
@@ -518,28 +397,8 @@ until = "6s"
 "#,
             node = node_script(node).display()
         ),
+        env,
     )
-    .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(dir.path().join("bundle"))
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_under(dir.path()).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "processes outlived squall run: {:?}",
-            processes_under(dir.path())
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (o.status.code(), format!("{stdout}\n--- stderr\n{stderr}"))
 }
 
 #[test]
@@ -594,18 +453,81 @@ fn a_node_calling_squall_s_lin_kv_service_passes_while_a_node_is_killed_and_rest
         ],
         &[("SERVICE", "1")],
     );
-    let mut ops = s.passes_with_ops(0, 40);
+    let mut ops = s.passes_with_ops(0, 40).0;
     s.ok("kill 1");
-    ops = s.passes_with_ops(ops, 40);
+    ops = s.passes_with_ops(ops, 40).0;
     s.ok("restart 1");
     s.ok("cut 2<->3");
     s.passes_with_ops(ops, 40);
     for n in [2, 3] {
-        let log = log_of(&s, n);
+        let log = s.log_of(n);
         assert!(
             log.contains("answered by the lin-kv service"),
             "n{n}:\n{log}"
         );
     }
     s.quit();
+}
+
+#[test]
+fn the_report_draws_a_maelstrom_session_s_messages_labelled_by_body_type_with_the_cut_ones_crossed()
+{
+    let mut s = Session::start(
+        "broadcast.py",
+        &[
+            "-n",
+            "3",
+            "--seed",
+            "11",
+            "--workload",
+            "broadcast",
+            "--rate",
+            "40",
+        ],
+        &[],
+    );
+    // Gossip flows between the nodes; a one-way cut drops n1's gossip to n2 until enough has been dropped.
+    s.ok("cut 1->2");
+    s.dropped_at_least(1, 2, "gossip", 3);
+    s.ok("heal");
+    let dir = s.quit();
+    let cdir = dir.path().join("cluster");
+    let html = dir.path().join("report.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("report")
+        .arg(cdir.join("events.jsonl.gz"))
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(&html).unwrap();
+    let flow = report
+        .split("Message flow</h2>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no message-flow section"));
+    // The window is the cut's; the arrows carry the types the node wrote, `gossip_ok` (which the classifier
+    // has no label for) included; n1's gossip to n2 stops under a cross.
+    assert!(
+        flow.contains("data-kind=\"gossip_ok\""),
+        "an arrow labelled gossip_ok: {}",
+        &flow[..flow.len().min(3000)]
+    );
+    assert!(
+        flow.contains("class=\"msg\" data-kind=\"gossip\""),
+        "{}",
+        &flow[..flow.len().min(3000)]
+    );
+    assert!(
+        flow.contains("<title>gossip n1→n2 dropped (cut)</title>"),
+        "{}",
+        &flow[..flow.len().min(3000)]
+    );
+    assert!(
+        !flow.contains("data-kind=\"other\""),
+        "no type is lost to `other`"
+    );
+    for lane in ["n1", "n2", "n3"] {
+        assert!(flow.contains(&format!(">{lane}</text>")), "lane {lane}");
+    }
 }

@@ -8,200 +8,10 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::Lines;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn node_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/maelstrom-nodes")
-        .join(name)
-}
-
-/// A headless `squall up --maelstrom` session.
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines,
-    dir: tempfile::TempDir,
-}
-
-impl Session {
-    fn start(node: &str, args: &[&str], env: &[(&str, &str)]) -> Session {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(["up", "--headless", "--dir"])
-            .arg(dir.path().join("cluster"))
-            .arg("--maelstrom")
-            .arg(node_script(node))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = Lines::new(child.stdout.take().unwrap());
-        out.wait_for("the nodes to come up", WAIT, |l| {
-            l.contains("nodes up").then_some(())
-        });
-        Session {
-            child,
-            stdin,
-            out,
-            dir,
-        }
-    }
-
-    fn cdir(&self) -> PathBuf {
-        self.dir.path().join("cluster")
-    }
-
-    fn ok(&mut self, cmd: &str) -> String {
-        support::ask(&mut self.stdin, &mut self.out, cmd, "")
-    }
-
-    /// The answer line to `cmd`, `ok: …` or `error: …`.
-    fn answer(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.out
-            .wait_for(&format!("the answer to `{cmd}`"), WAIT, |l| {
-                (l.starts_with("ok:") || l.starts_with("error:")).then(|| l.to_string())
-            })
-    }
-
-    /// The answer line of `check`.
-    fn check(&mut self) -> String {
-        writeln!(self.stdin, "check").unwrap();
-        self.out.wait_for("the check's verdict", WAIT, |l| {
-            ((l.starts_with("ok: ") || l.starts_with("error: ")) && l.contains("check"))
-                .then(|| l.to_string())
-        })
-    }
-
-    /// The operations a `check` answer counts (`… 388 operations …`).
-    fn operations(answer: &str) -> u64 {
-        answer
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .find(|w| w[1].trim_end_matches([',', ';', ')']) == "operations")
-            .and_then(|w| w[0].parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Polls `check` until it counts `more` operations beyond `from`; every verdict meanwhile must pass.
-    /// Returns the count and the last answer.
-    fn passes_with_ops(&mut self, from: u64, more: u64) -> (u64, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let answer = self.check();
-            let judged = !answer.contains("nothing to judge");
-            assert!(
-                !judged || !answer.starts_with("error"),
-                "the check failed: {answer}"
-            );
-            let n = Self::operations(&answer);
-            if n >= from + more {
-                return (n, answer);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the history grew from {from} to only {n} operations in {WAIT:?}: {answer}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// Polls `check` until it fails; returns the failing answer.
-    fn fails(&mut self) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let answer = self.check();
-            if answer.starts_with("error: ") && answer.contains("FAILED") {
-                return answer;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the wrong node was never caught: {answer}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// Waits until link `from->to` has dropped `n` messages of body type `kind` (`links`: `kinds gossip 9/4`).
-    fn dropped_at_least(&mut self, from: u64, to: u64, kind: &str, n: u64) {
-        let deadline = Instant::now() + WAIT;
-        let want = format!("links: {from}->{to} ");
-        loop {
-            writeln!(self.stdin, "links").unwrap();
-            let line = self.out.wait_for("the links listing", WAIT, |l| {
-                l.starts_with(&want).then(|| l.to_string())
-            });
-            self.out
-                .wait_for("the end of the links listing", WAIT, |l| {
-                    l.starts_with("ok:").then_some(())
-                });
-            let dropped = line
-                .split(" kinds ")
-                .nth(1)
-                .unwrap_or("")
-                .split(',')
-                .filter_map(|k| k.trim().split_once(' '))
-                .find(|(name, _)| *name == kind)
-                .and_then(|(_, c)| c.split_once('/'))
-                .and_then(|(_, d)| d.parse::<u64>().ok())
-                .unwrap_or(0);
-            if dropped >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{kind} on {from}->{to} never dropped {n}: {line}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    /// Quits and waits for squall to end.
-    fn quit(mut self) -> tempfile::TempDir {
-        writeln!(self.stdin, "quit").unwrap();
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "squall did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.dir
-    }
-}
-
-fn workload(name: &str, seed: &str) -> Vec<String> {
-    [
-        "-n",
-        "3",
-        "--seed",
-        seed,
-        "--workload",
-        name,
-        "--rate",
-        "40",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn start(node: &str, w: &str, seed: &str, env: &[(&str, &str)]) -> Session {
-    let args = workload(w, seed);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Session::start(node, &args, env)
-}
+use support::maelstrom::{Session, WAIT, node_script, run_scenario_text};
 
 /// Kill node 2, let the workload run on, restart it: the check passes before, during and after.
 fn through_kill_and_restart(s: &mut Session) -> u64 {
@@ -214,10 +24,10 @@ fn through_kill_and_restart(s: &mut Session) -> u64 {
 
 #[test]
 fn echo_passes_through_a_kill_and_restart_and_a_changed_echo_fails() {
-    let mut s = start("echo.py", "echo", "21", &[]);
+    let mut s = Session::workload("echo.py", "echo", "21", &[]);
     through_kill_and_restart(&mut s);
     s.quit();
-    let mut s = start("echo.py", "echo", "22", &[("WRONG", "1")]);
+    let mut s = Session::workload("echo.py", "echo", "22", &[("WRONG", "1")]);
     let verdict = s.fails();
     assert!(verdict.contains("echo check FAILED"), "{verdict}");
     s.quit();
@@ -225,10 +35,10 @@ fn echo_passes_through_a_kill_and_restart_and_a_changed_echo_fails() {
 
 #[test]
 fn unique_ids_pass_through_a_kill_and_restart_and_repeated_ids_fail() {
-    let mut s = start("unique_ids.py", "unique-ids", "23", &[]);
+    let mut s = Session::workload("unique_ids.py", "unique-ids", "23", &[]);
     through_kill_and_restart(&mut s);
     s.quit();
-    let mut s = start("unique_ids.py", "unique-ids", "24", &[("WRONG", "1")]);
+    let mut s = Session::workload("unique_ids.py", "unique-ids", "24", &[("WRONG", "1")]);
     let verdict = s.fails();
     assert!(
         verdict.contains("unique-ids check FAILED") && verdict.contains("given out"),
@@ -239,7 +49,7 @@ fn unique_ids_pass_through_a_kill_and_restart_and_repeated_ids_fail() {
 
 #[test]
 fn broadcast_on_a_grid_survives_loss_of_gossip_and_a_restart_and_reports_latency_and_messages() {
-    let mut s = start("broadcast.py", "broadcast", "25", &[]);
+    let mut s = Session::workload("broadcast.py", "broadcast", "25", &[]);
     let (ops, _) = s.passes_with_ops(0, 30);
     // While n3 cannot reach its only neighbour its values cannot spread (a check now would rightly fail):
     // the faults act on gossip, then the check after the heal finds every value everywhere.
@@ -259,7 +69,7 @@ fn broadcast_on_a_grid_survives_loss_of_gossip_and_a_restart_and_reports_latency
     let log = std::fs::read_to_string(s.cdir().join("node-1/node.log")).unwrap();
     assert!(log.contains("neighbours ['n2'"), "{log}");
     s.quit();
-    let mut s = start("broadcast.py", "broadcast", "26", &[("WRONG", "1")]);
+    let mut s = Session::workload("broadcast.py", "broadcast", "26", &[("WRONG", "1")]);
     let verdict = s.fails();
     assert!(
         verdict.contains("broadcast check FAILED") && verdict.contains("never read"),
@@ -270,12 +80,12 @@ fn broadcast_on_a_grid_survives_loss_of_gossip_and_a_restart_and_reports_latency
 
 #[test]
 fn g_counter_passes_through_a_restart_and_a_one_way_cut_and_a_counter_that_never_gossips_fails() {
-    let mut s = start("gcounter.py", "g-counter", "27", &[]);
+    let mut s = Session::workload("gcounter.py", "g-counter", "27", &[]);
     let ops = through_kill_and_restart(&mut s);
     s.ok("cut 1->3");
     s.passes_with_ops(ops, 20);
     s.quit();
-    let mut s = start("gcounter.py", "g-counter", "28", &[("WRONG", "1")]);
+    let mut s = Session::workload("gcounter.py", "g-counter", "28", &[("WRONG", "1")]);
     let verdict = s.fails();
     assert!(verdict.contains("g-counter check FAILED"), "{verdict}");
     s.quit();
@@ -283,10 +93,10 @@ fn g_counter_passes_through_a_restart_and_a_one_way_cut_and_a_counter_that_never
 
 #[test]
 fn kafka_passes_through_a_follower_restart_and_logs_kept_per_node_fail() {
-    let mut s = start("kafka.py", "kafka", "29", &[]);
+    let mut s = Session::workload("kafka.py", "kafka", "29", &[]);
     through_kill_and_restart(&mut s);
     s.quit();
-    let mut s = start("kafka.py", "kafka", "30", &[("WRONG", "1")]);
+    let mut s = Session::workload("kafka.py", "kafka", "30", &[("WRONG", "1")]);
     let verdict = s.fails();
     assert!(
         verdict.contains("kafka check FAILED") && verdict.contains("offset"),
@@ -426,7 +236,7 @@ fn squall_s_counter_workload_is_refused_on_a_maelstrom_session_naming_g_counter(
 
 #[test]
 fn a_maelstrom_session_exports_a_scenario_naming_its_node_program() {
-    let s = start("echo.py", "echo", "33", &[]);
+    let s = Session::workload("echo.py", "echo", "33", &[]);
     let dir = s.quit();
     let o = Command::new(env!("CARGO_BIN_EXE_squall"))
         .arg("scenario")
@@ -454,11 +264,8 @@ fn run_scenario(
     env: &[(&str, &str)],
     expect: &str,
 ) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("run.toml");
-    std::fs::write(
-        &file,
-        format!(
+    run_scenario_text(
+        &format!(
             r#"name = "maelstrom-{workload}"
 expect = "{expect}"
 
@@ -488,23 +295,7 @@ do = "restart 2"
 "#,
             node = node_script(node).display()
         ),
-    )
-    .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(dir.path().join("bundle"))
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        format!(
-            "{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
+        env,
     )
 }
 

@@ -3,18 +3,14 @@
 //! plus `squall run`'s refusals, `--dry-run`, and a hand-driven session exported by `squall scenario` and run
 //! again with its faults at the same times.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn squall() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_squall"))
-}
-
-fn library() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
-}
+use support::scenario::{etcd_available, library, library_dir, run_scaled, squall};
 
 /// Whether FUSE is here (`.ci/run` installs it; CI must have it). Clock faults need nothing: squall
 /// ships its own time shim.
@@ -22,9 +18,9 @@ fn disk_faults_available() -> bool {
     Path::new("/dev/fuse").exists()
 }
 
-/// Runs one library scenario shortened and checks its verdict against its `expect`.
+/// Runs one library scenario shortened and checks its verdict against its `expect`, and its bundle.
 fn run_library(name: &str) {
-    let file = library().join(format!("{name}.toml"));
+    let file = library(name);
     let text = std::fs::read_to_string(&file).unwrap();
     if text.contains("disk-faults = true") && !disk_faults_available() {
         assert!(
@@ -34,33 +30,10 @@ fn run_library(name: &str) {
         eprintln!("SKIPPED {name}: needs /dev/fuse (apt-get install fuse3)");
         return;
     }
-    let expect_invalid = text.contains("expect = \"invalid\"");
     let out = tempfile::tempdir().unwrap();
-    // Scenarios that declare their seed keep it (the invalid one is tuned to it); the rest get a fixed one
-    // printed in the output, so a failure replays with the same plan.
-    let mut cmd = squall();
-    cmd.args(["run"])
-        .arg(&file)
-        .args(["--scale", "0.5", "--out"])
-        .arg(out.path().join("bundle"));
-    if !text.contains("seed =") {
-        cmd.args(["--seed", "11"]);
-    }
-    let o = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let want = if expect_invalid { 1 } else { 0 };
-    assert_eq!(
-        o.status.code(),
-        Some(want),
-        "{name}: expected exit {want}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    let found = if expect_invalid { "invalid" } else { "valid" };
-    assert!(
-        stdout.contains(&format!("verdict: {found} (expected {found})")),
-        "{name}:\n{stdout}"
-    );
     let bundle = out.path().join("bundle");
+    // Scenarios that declare their seed keep it (the invalid one is tuned to it); the rest get a fixed one.
+    run_scaled(&file, &text, !text.contains("seed ="), &bundle, name);
     for f in [
         "scenario.toml",
         "events.jsonl.gz",
@@ -69,20 +42,6 @@ fn run_library(name: &str) {
     ] {
         assert!(bundle.join(f).is_file(), "{name}: no {f} in the bundle");
     }
-}
-
-/// Whether etcd is on PATH for the etcd scenarios; outside CI a missing etcd skips them loudly.
-fn etcd_available(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is required in CI (.ci/run installs etcd-server)"
-        );
-        eprintln!("SKIPPED {name}: needs etcd on PATH (apt-get install etcd-server)");
-    }
-    found
 }
 
 #[test]
@@ -177,7 +136,7 @@ fn library_unsafe_no_fsync_is_found_invalid() {
 #[test]
 fn every_library_file_parses_and_says_what_it_reproduces() {
     let mut n = 0;
-    for e in std::fs::read_dir(library()).unwrap() {
+    for e in std::fs::read_dir(library_dir()).unwrap() {
         let path = e.unwrap().path();
         if path.extension().is_none_or(|x| x != "toml") {
             continue;
@@ -261,7 +220,7 @@ fn bad_scenario_files_exit_2_naming_the_file_and_line() {
 
 #[test]
 fn dry_run_prints_every_setting_and_the_same_plan_for_the_same_seed() {
-    let file = library().join("churn.toml");
+    let file = library("churn");
     let plan = |seed: &str| {
         let o = squall()
             .args(["run", "--dry-run", "--seed", seed])

@@ -762,3 +762,153 @@ fn wide_and_frozen_tables_show_the_election_timers_and_the_leaders_next_and_matc
     );
     assert!(screen.contains("next  match"), "{screen}");
 }
+
+/// A Maelstrom session (a kind that reports no role, term or log, whose bridge counts messages by type): n1 and
+/// n2 running, n3 killed; the messages between them traced with the names the Maelstrom classifier gives them.
+fn maelstrom_state() -> ClusterState {
+    use squall::kind::maelstrom::classify::MaelstromClassifier;
+    use squall::state::{BriefStatus, Event, MessageCounts, ProcessState, Stamped};
+    use squall_chaos::{Classifier as _, DropCause, Fate, Flow, LinkId, MessageEvent};
+    let mut state = ClusterState::new();
+    state.apply(&Stamped::new(
+        0,
+        Event::SessionStarted {
+            cluster_id: "squall-mael".into(),
+            nodes: vec![1, 2, 3],
+            dir: "/tmp/squall-mael".into(),
+        },
+    ));
+    let counts = |pairs: &[(&str, u64, u64)]| {
+        let mut c = MessageCounts::default();
+        for &(t, i, o) in pairs {
+            if i > 0 {
+                c.received.insert(t.into(), i);
+            }
+            if o > 0 {
+                c.sent.insert(t.into(), o);
+            }
+        }
+        c
+    };
+    let nodes = [
+        (
+            1,
+            counts(&[
+                ("init", 1, 0),
+                ("init_ok", 0, 1),
+                ("topology", 1, 0),
+                ("broadcast", 40, 0),
+                ("broadcast_ok", 0, 40),
+                ("gossip", 120, 118),
+                ("gossip_ok", 118, 120),
+                ("read", 35, 0),
+                ("read_ok", 0, 35),
+            ]),
+        ),
+        (
+            2,
+            counts(&[("init", 1, 0), ("init_ok", 0, 1), ("gossip", 7, 3)]),
+        ),
+        (3, counts(&[("init", 1, 0), ("init_ok", 0, 1)])),
+    ];
+    for (id, c) in nodes {
+        let pid = 4000 + id as u32;
+        state.apply(&Stamped::new(
+            10,
+            Event::Process {
+                node: id,
+                state: ProcessState::Running { pid },
+            },
+        ));
+        state.apply(&Stamped::new(
+            500,
+            Event::Brief {
+                node: id,
+                status: BriefStatus {
+                    pid: Some(pid),
+                    messages: Some(c),
+                    ..BriefStatus::default()
+                },
+            },
+        ));
+    }
+    state.apply(&Stamped::new(
+        4_000,
+        Event::Process {
+            node: 3,
+            state: ProcessState::Killed { pid: 4003 },
+        },
+    ));
+    // Bridge frames as the proxies see them: the body's type, a newline, the message.
+    let c = MaelstromClassifier;
+    let mut messages = Vec::new();
+    let mut msg = |from: u64, to: u64, kind: &str, sent_ms: u64, fate: Fate| {
+        let frame = format!(
+            "{kind}\n{{\"src\":\"n{from}\",\"dest\":\"n{to}\",\"body\":{{\"type\":\"{kind}\"}}}}"
+        );
+        let label = c.classify(Flow::Request, frame.as_bytes());
+        messages.push(MessageEvent {
+            id: messages.len() as u64 + 1,
+            link: LinkId::new(from, to),
+            kind: c.kind(Flow::Request, frame.as_bytes(), label),
+            sent_us: sent_ms * 1000,
+            fate,
+        });
+    };
+    let at = |ms: u64| Fate::Delivered {
+        at_us: ms * 1000 + 200,
+    };
+    msg(1, 2, "gossip", 2_000, at(2_000));
+    msg(2, 1, "gossip_ok", 2_001, at(2_001));
+    msg(1, 3, "gossip", 2_500, at(2_500));
+    msg(3, 1, "gossip_ok", 2_501, at(2_501));
+    msg(
+        1,
+        2,
+        "gossip",
+        3_000,
+        Fate::Dropped {
+            by: DropCause::Blackhole,
+            at_us: 3_000_000,
+        },
+    );
+    msg(2, 3, "read", 3_400, Fate::Held);
+    state.apply(&Stamped::new(4_100, Event::Messages { messages, lost: 0 }));
+    state
+}
+
+#[test]
+fn a_maelstrom_session_shows_messages_by_type_and_its_flow_by_body_type() {
+    let state = maelstrom_state();
+    let t = render(160, 40, &state, &selected(1));
+    let screen = t.backend().to_string();
+    let n1 = screen
+        .lines()
+        .find(|l| l.contains("n1") && l.contains("4001"))
+        .unwrap_or_else(|| panic!("no row for n1:\n{screen}"));
+    assert!(
+        n1.contains("315/314") && n1.contains("gossip 120/118"),
+        "n1's totals and its busiest type: {n1}"
+    );
+    assert!(screen.contains("msgs in/out"), "{screen}");
+    insta::assert_snapshot!("maelstrom_nodes_160x40", screen);
+
+    // The message-flow panel names each arrow by its body's type, the ones the classifier has no label for
+    // (`gossip_ok`) included, and marks the lost and the held.
+    let view = ViewState {
+        flow: true,
+        ..selected(1)
+    };
+    let t = render(160, 40, &state, &view);
+    let screen = t.backend().to_string();
+    assert!(screen.contains("gossip_ok"), "{screen}");
+    assert!(
+        !screen.contains("other"),
+        "no type is lost to `other`:\n{screen}"
+    );
+    assert!(
+        screen.contains('✕') && screen.contains("⏸ read held → n3"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("maelstrom_flow_160x40", screen);
+}

@@ -1,6 +1,8 @@
 //! What any node kind can report of one node ([`BriefStatus`]): the fields the live invariants and the picture
 //! judge a kind by when it does not report squall's full status. Pure data, below the state that carries it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use squall_node::rpc::NodeStatus;
 
@@ -31,6 +33,67 @@ pub struct BriefStatus {
     /// process's reports from the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The messages the node received and sent, by type, from a kind whose driver counts them (a Maelstrom
+    /// node's bridge); `None` for a kind that does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessageCounts>,
+}
+
+/// Messages one node process received and sent, by message type (a Maelstrom body's `type`), counted since
+/// the process started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    /// Messages written to the node, by type.
+    #[serde(default, rename = "in")]
+    pub received: BTreeMap<String, u64>,
+    /// Messages the node wrote, by type.
+    #[serde(default, rename = "out")]
+    pub sent: BTreeMap<String, u64>,
+}
+
+impl MessageCounts {
+    /// Messages received in all.
+    pub fn total_in(&self) -> u64 {
+        self.received.values().sum()
+    }
+
+    /// Messages sent in all.
+    pub fn total_out(&self) -> u64 {
+        self.sent.values().sum()
+    }
+
+    /// Every type with its (received, sent) counts, the busiest first (ties by name).
+    pub fn by_type(&self) -> Vec<(&str, u64, u64)> {
+        let mut out: Vec<(&str, u64, u64)> = self
+            .received
+            .keys()
+            .chain(self.sent.keys())
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|t| {
+                let get = |m: &BTreeMap<String, u64>| m.get(t).copied().unwrap_or(0);
+                (t, get(&self.received), get(&self.sent))
+            })
+            .collect();
+        out.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)).then(a.0.cmp(b.0)));
+        out
+    }
+
+    /// In words: `in 12 out 11: read 5/5, write 4/4, init 1/0` (each type's received/sent, busiest first).
+    pub fn describe(&self) -> String {
+        let types: Vec<String> = self
+            .by_type()
+            .into_iter()
+            .map(|(t, i, o)| format!("{t} {i}/{o}"))
+            .collect();
+        let mut out = format!("in {} out {}", self.total_in(), self.total_out());
+        if !types.is_empty() {
+            out.push_str(": ");
+            out.push_str(&types.join(", "));
+        }
+        out
+    }
 }
 
 impl BriefStatus {
@@ -43,6 +106,7 @@ impl BriefStatus {
             commit: Some(status.core.commit_index),
             applied: Some(status.applied_index),
             pid: Some(status.pid),
+            messages: None,
         }
     }
 
@@ -72,5 +136,31 @@ mod double_option {
         d: D,
     ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counts_read_busiest_type_first_with_in_and_out() {
+        let mut c = MessageCounts::default();
+        assert_eq!(c.describe(), "in 0 out 0");
+        c.received.insert("init".into(), 1);
+        c.sent.insert("init_ok".into(), 1);
+        c.received.insert("read".into(), 5);
+        c.sent.insert("read_ok".into(), 4);
+        c.received.insert("gossip".into(), 2);
+        c.sent.insert("gossip".into(), 3);
+        assert_eq!((c.total_in(), c.total_out()), (8, 8));
+        assert_eq!(
+            c.describe(),
+            "in 8 out 8: gossip 2/3, read 5/0, read_ok 0/4, init 1/0, init_ok 0/1"
+        );
+        // The JSON names the directions as the dashboard does.
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["in"]["read"], 5);
+        assert_eq!(v["out"]["read_ok"], 4);
     }
 }

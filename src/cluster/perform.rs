@@ -514,7 +514,13 @@ impl Cluster {
                     return Err(format!("workload {}: {why}", kind.as_str()));
                 }
                 if kind.is_maelstrom_only() {
-                    self.inner.workload.mael.select(kind, self.node_messages());
+                    // The Maelstrom driver refuses squall's own workloads by type; those run in the kv
+                    // clients, and were not offered to it here.
+                    self.inner
+                        .workload
+                        .mael
+                        .select(kind, self.node_messages())
+                        .map_err(|e| e.to_string())?;
                 }
                 let kind = self.inner.workload.set_kind(Some(kind));
                 self.emit(Event::WorkloadKind { kind });

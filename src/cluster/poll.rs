@@ -28,6 +28,17 @@ fn same(a: &NodeStatus, b: &NodeStatus) -> bool {
         && a.frozen == b.frozen
 }
 
+/// Brief status equality that ignores the message counters (they change with every message).
+fn same_brief(a: &BriefStatus, b: &BriefStatus) -> bool {
+    BriefStatus {
+        messages: None,
+        ..a.clone()
+    } == BriefStatus {
+        messages: None,
+        ..b.clone()
+    }
+}
+
 /// Turns one node's successive status reports into the events the session gets: the node's feed records
 /// first, then [`Event::Status`] for a kind with the full picture (when it changed, or every
 /// [`COUNTERS_EVERY`]) or [`Event::Brief`] for a kind that reports only the brief fields (when they changed).
@@ -74,7 +85,16 @@ impl Reports {
             None => {
                 let mut brief = report.brief();
                 brief.pid = brief.pid.or(pid);
-                if self.last_brief.as_ref() != Some(&brief) {
+                // Message counts move with every message: a change of them alone goes out with the
+                // counters' period, a change of anything else at once.
+                let changed = self.last_brief.as_ref().is_none_or(|l| {
+                    let due = self
+                        .counters_at
+                        .is_none_or(|at| now.duration_since(at) >= COUNTERS_EVERY);
+                    !same_brief(l, &brief) || (l.messages != brief.messages && due)
+                });
+                if changed {
+                    self.counters_at = Some(now);
                     self.last_brief = Some(brief.clone());
                     out.push(Event::Brief {
                         node,
@@ -413,6 +433,52 @@ mod tests {
                 .filter(|l| l.text.starts_with("invariants: not judged"))
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn message_counts_alone_go_out_once_a_second_and_other_changes_at_once() {
+        let mut reports = Reports::default();
+        let t0 = Instant::now();
+        let counted = |n: u64, role: Option<Role>| {
+            let mut r = brief(role, None, None);
+            let mut c = crate::state::MessageCounts::default();
+            c.received.insert("echo".into(), n);
+            c.sent.insert("echo_ok".into(), n);
+            r.messages = Some(c);
+            r
+        };
+        let sent = |events: Vec<Event>| -> Option<u64> {
+            match &events[..] {
+                [] => None,
+                [Event::Brief { status, .. }] => Some(status.messages.as_ref().unwrap().total_in()),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(sent(reports.events(1, counted(1, None), None, t0)), Some(1));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(
+            sent(reports.events(1, counted(2, None), None, at(100))),
+            None
+        );
+        assert_eq!(
+            sent(reports.events(1, counted(9, None), None, at(900))),
+            None
+        );
+        assert_eq!(
+            sent(reports.events(1, counted(10, None), None, at(1_000))),
+            Some(10)
+        );
+        // A field that is not a counter goes out at once, with the counts of that moment.
+        let leads = Some(Role::Leader);
+        assert_eq!(
+            sent(reports.events(1, counted(11, leads), None, at(1_100))),
+            Some(11)
+        );
+        // Unchanged counts are not sent again however long it has been.
+        assert_eq!(
+            sent(reports.events(1, counted(11, leads), None, at(5_000))),
+            None
         );
     }
 

@@ -31,6 +31,9 @@ pub struct StatusReport {
     pub detail: Option<NodeStatus>,
     /// What the node did since the last poll, oldest first (its event feed), where the kind has one.
     pub feed: Vec<EventRecord>,
+    /// The messages the node received and sent, by type, where the kind counts them (a Maelstrom node's
+    /// bridge does).
+    pub messages: Option<crate::check::brief::MessageCounts>,
     /// Lines for the session's feed about the node that are not in its event feed (a Maelstrom node's
     /// malformed lines), already rate-limited by the driver.
     pub notes: Vec<String>,
@@ -46,6 +49,7 @@ impl StatusReport {
             commit: self.commit,
             applied: self.applied,
             pid: self.pid,
+            messages: self.messages.clone(),
         }
     }
 }

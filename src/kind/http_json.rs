@@ -182,6 +182,7 @@ impl StatusConfig {
             pid: num(&self.pid).and_then(|p| u32::try_from(p).ok()),
             detail: None,
             feed: Vec::new(),
+            messages: None,
             notes: Vec::new(),
         }
     }

@@ -85,6 +85,7 @@ impl SquallStatus {
             pid: Some(status.pid),
             detail: Some(status),
             feed,
+            messages: None,
             notes: Vec::new(),
         })
     }

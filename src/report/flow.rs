@@ -96,6 +96,28 @@ pub fn default_window(m: &Model) -> Option<Window> {
     }
 }
 
+/// How much of the session the diagram shows when it has neither a fault nor an election to centre on.
+const FIRST_MESSAGES_MS: u64 = 2_000;
+
+/// The window of a session with no fault and no election (a Maelstrom node that reports no role, say): from
+/// its first message, [`FIRST_MESSAGES_MS`] long. `None` when it has no message record or no message.
+fn first_messages_window(
+    log: &Path,
+) -> Result<Option<Window>, crate::record::eventlog::EventLogError> {
+    let first = std::cell::Cell::new(u64::MAX);
+    let read = read_messages(log, |x| {
+        first.set(first.get().min(x.sent_us));
+        false
+    })?;
+    Ok(read.filter(|_| first.get() != u64::MAX).map(|_| {
+        let from_ms = first.get() / 1000;
+        Window {
+            from_ms,
+            to_ms: from_ms + FIRST_MESSAGES_MS,
+        }
+    }))
+}
+
 /// When a message's arrow ends: its delivery or drop, or its send while it is held.
 fn end_us(m: &MessageEvent) -> u64 {
     match m.fate {
@@ -108,9 +130,31 @@ fn end_us(m: &MessageEvent) -> u64 {
 /// a sentence saying why there is none. `Err` only for a message record that cannot be read.
 pub fn section(log: &Path, m: &Model, window: Option<Window>) -> Result<Html, String> {
     let h = Html::new().el_text("h2", "Message flow").nl();
-    let Some(w) = window.or_else(|| default_window(m)) else {
+    let chosen = match window {
+        Some(w) => Some((w, "")),
+        None => match default_window(m) {
+            Some(w) => Some((
+                w,
+                " (the first fault and the election after it; choose another with --flow FROM..TO)",
+            )),
+            None => first_messages_window(log)
+                .map_err(|e| e.to_string())?
+                .map(|w| {
+                    (
+                        w,
+                        " (the first messages: the session has no fault and no election; choose another \
+                         window with --flow FROM..TO)",
+                    )
+                }),
+        },
+    };
+    let Some((w, why_this_window)) = chosen else {
         return Ok(h
-            .el_text("p", "No fault and no election in this session: no window to draw (choose one with --flow FROM..TO).")
+            .el_text(
+                "p",
+                "No fault, no election and no message in this session: no window to draw (choose one with \
+                 --flow FROM..TO).",
+            )
             .nl());
     };
     let (from_us, to_us) = (w.from_ms * 1000, w.to_ms * 1000);
@@ -131,11 +175,7 @@ pub fn section(log: &Path, m: &Model, window: Option<Window>) -> Result<Html, St
          cross; held ones wait at their sender.",
         w.from_ms as f64 / 1e3,
         w.to_ms as f64 / 1e3,
-        if window.is_none() {
-            " (the first fault and the election after it; choose another with --flow FROM..TO)"
-        } else {
-            ""
-        },
+        why_this_window,
         read.messages.len()
     );
     let drawn = if read.messages.len() > MAX_ARROWS {

@@ -874,6 +874,10 @@ pub fn describe_node(n: &NodeView) -> String {
             out.push_str(&format!(" recovering: {wait}"));
         }
     }
+    // Messages by type (received/sent), from a kind whose driver counts them.
+    if let Some(m) = &b.messages {
+        out.push_str(&format!(" messages {}", m.describe()));
+    }
     if n.live_brief().is_none() {
         out.push_str(" (last known)");
     }

@@ -19,7 +19,7 @@ mod narrate;
 mod series;
 mod view;
 
-pub use crate::check::brief::BriefStatus;
+pub use crate::check::brief::{BriefStatus, MessageCounts};
 pub use cluster::{
     CLIENT_OPS_CAPACITY, ClientOpView, ClusterState, LinkRate, NodeView, WorkloadView,
     describe_node, role_label,

@@ -1,9 +1,12 @@
 //! Helpers shared by the end-to-end tests: reading a child's output with deadlines, process liveness, and
-//! (in `session`) a headless session driven through its console, (in `tmux`) the dashboard in a real terminal.
+//! (in `session`) a headless session driven through its console, (in `tmux`) the dashboard in a real terminal,
+//! (in `maelstrom`) a `squall up --maelstrom` session, (in `scenario`) scenario files run by `squall run`.
 
 #![allow(dead_code)]
 
 pub mod history;
+pub mod maelstrom;
+pub mod scenario;
 pub mod session;
 pub mod tmux;
 

@@ -41,6 +41,22 @@ pub trait Classifier: Send + Sync + 'static {
     fn classify(&self, flow: Flow, prefix: &[u8]) -> Option<u8>;
     /// A short description of a whole frame's payload for a person ("pre-vote term 3 last 12/2").
     fn describe(&self, flow: Flow, payload: &[u8]) -> String;
+    /// The message's kind as the message trace records it (and a Lamport diagram labels its arrow), for a
+    /// frame whose payload begins with `prefix` and that [`Classifier::classify`] gave `label`. By default the
+    /// label's name; a classifier whose protocol names more kinds than it has labels (a Maelstrom body's
+    /// `type`, where every type a node invents shares the label `other`) names the kind itself. Called only
+    /// while the trace records.
+    fn kind(
+        &self,
+        flow: Flow,
+        prefix: &[u8],
+        label: Option<u8>,
+    ) -> Option<std::borrow::Cow<'static, str>> {
+        let _ = (flow, prefix);
+        label
+            .and_then(|l| self.labels().get(usize::from(l)).copied())
+            .map(std::borrow::Cow::Borrowed)
+    }
 }
 
 /// A shared classifier.

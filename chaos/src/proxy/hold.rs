@@ -86,6 +86,8 @@ pub(crate) struct Entry {
     pub deliver: mpsc::UnboundedSender<Bytes>,
     /// Its message id in the network's trace and when it was sent, if the trace recorded it as held.
     pub traced: Option<(u64, u64)>,
+    /// Its kind as the trace recorded it when it was held, so its later fate carries the same kind.
+    pub traced_kind: Option<std::borrow::Cow<'static, str>>,
 }
 
 impl Entry {
@@ -121,8 +123,8 @@ impl Registry {
     /// Records what became of a traced frame that leaves the registry.
     fn resolve(&self, x: &Entry, fate: Fate) {
         if let Some((id, sent_us)) = x.traced {
-            let kind = x.label.clone().map(std::borrow::Cow::Owned);
-            self.trace.resolve(id, x.link, kind, sent_us, fate);
+            self.trace
+                .resolve(id, x.link, x.traced_kind.clone(), sent_us, fate);
         }
     }
 
@@ -253,6 +255,7 @@ mod tests {
             since: std::time::Instant::now(),
             deliver: tx.clone(),
             traced: None,
+            traced_kind: None,
         };
         assert!(matches!(reg.hold(entry(), || false), Offer::NotHeld));
         for _ in 0..MAX_HELD {

@@ -709,8 +709,8 @@ impl Pipe {
                 if self.plan.clear && self.queue.is_empty() {
                     self.link.counters.forwarded(1, wire.len());
                     self.out.extend_from_slice(&wire);
-                    if payload.is_some() {
-                        self.trace(label, now, None, None);
+                    if let Some(p) = &payload {
+                        self.trace(label, &p[..p.len().min(PREFIX)], now, None, None);
                     }
                 } else {
                     self.admit_with(wire, payload, label, !whole_request, true, now);
@@ -831,6 +831,11 @@ impl Pipe {
     ) {
         self.dropped_last = false;
         let mut traced = payload.is_some() && self.shared.classifier.is_some();
+        // The start of the payload names the message's kind in the trace (the hold takes the payload).
+        let head = payload
+            .as_ref()
+            .map(|p| p.slice(..p.len().min(PREFIX)))
+            .unwrap_or_default();
         let plans = self.plan.clone();
         let len = frame.len();
         let plan = plans.for_label(label);
@@ -852,7 +857,7 @@ impl Pipe {
                 } else {
                     DropCause::Loss
                 };
-                self.trace(label, now, Some(by), None);
+                self.trace(label, &head, now, Some(by), None);
             }
             return;
         }
@@ -869,7 +874,7 @@ impl Pipe {
         for _ in 0..copies {
             let release = self.enqueue(frame.clone(), now, Some(plan), true);
             if traced {
-                self.trace(label, now, None, Some(release));
+                self.trace(label, &head, now, None, Some(release));
             }
         }
     }
@@ -879,6 +884,7 @@ impl Pipe {
     fn trace(
         &self,
         label: Option<u8>,
+        prefix: &[u8],
         now: Instant,
         dropped: Option<DropCause>,
         release: Option<Instant>,
@@ -895,13 +901,21 @@ impl Pipe {
             },
             (None, None) => Fate::Delivered { at_us: sent_us },
         };
-        trace.record(self.link.id, kind_of(&self.shared, label), sent_us, fate);
+        let kind = kind_of(&self.shared, self.flow, prefix, label);
+        trace.record(self.link.id, kind, sent_us, fate);
     }
 
     /// Puts a frame in the network's hold registry: kept (held, or dropped because the registry is full), or
     /// to go on as if never held because the hold was lifted just now.
     fn hold(&mut self, frame: Bytes, payload: Option<Bytes>, label: Option<u8>) -> Held {
         let shared = &self.shared;
+        let trace = &shared.trace;
+        let traced_kind = match (&shared.classifier, &payload) {
+            (Some(c), Some(p)) if trace.is_on() => {
+                c.kind(self.flow, &p[..p.len().min(PREFIX)], label)
+            }
+            _ => None,
+        };
         let (label_name, detail) = match (&shared.classifier, payload) {
             (Some(c), Some(p)) => (
                 label.and_then(|l| c.labels().get(usize::from(l)).map(|s| s.to_string())),
@@ -909,13 +923,9 @@ impl Pipe {
             ),
             _ => (None, String::new()),
         };
-        let trace = &shared.trace;
         let sent_us = trace.now_us();
         let traced = (shared.classifier.is_some() && trace.is_on())
-            .then(|| {
-                let kind = label_name.clone().map(Cow::Owned);
-                trace.record(self.link.id, kind, sent_us, Fate::Held)
-            })
+            .then(|| trace.record(self.link.id, traced_kind.clone(), sent_us, Fate::Held))
             .flatten()
             .map(|id| (id, sent_us));
         let entry = hold::Entry {
@@ -926,10 +936,11 @@ impl Pipe {
             since: std::time::Instant::now(),
             deliver: self.release_tx.clone(),
             traced,
+            traced_kind: traced_kind.clone(),
         };
         let link = &self.link;
         let len = entry.frame.len();
-        let kind = entry.label.clone().map(Cow::Owned);
+        let kind = traced_kind;
         let offer = shared
             .held
             .hold(entry, || link.plan().for_label(label).hold);
@@ -992,7 +1003,7 @@ fn count_label(shared: &Shared, link: &Link, flow: Flow, prefix: &[u8]) {
         link.counters.labelled(label);
         if shared.trace.is_on() {
             let at_us = shared.trace.now_us();
-            let kind = kind_of(shared, label);
+            let kind = kind_of(shared, flow, prefix, label);
             shared
                 .trace
                 .record(link.id, kind, at_us, Fate::Delivered { at_us });
@@ -1000,10 +1011,12 @@ fn count_label(shared: &Shared, link: &Link, flow: Flow, prefix: &[u8]) {
     }
 }
 
-/// A label's name, for the trace.
-fn kind_of(shared: &Shared, label: Option<u8>) -> Option<Cow<'static, str>> {
-    let c = shared.classifier.as_ref()?;
-    label
-        .and_then(|l| c.labels().get(usize::from(l)).copied())
-        .map(Cow::Borrowed)
+/// A message's kind for the trace: what the classifier names it from its payload's first bytes and label.
+fn kind_of(
+    shared: &Shared,
+    flow: Flow,
+    prefix: &[u8],
+    label: Option<u8>,
+) -> Option<Cow<'static, str>> {
+    shared.classifier.as_ref()?.kind(flow, prefix, label)
 }

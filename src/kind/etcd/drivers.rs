@@ -83,6 +83,7 @@ impl EtcdStatusSource {
             pid: None,
             detail: None,
             feed: Vec::new(),
+            messages: None,
             notes: Vec::new(),
         })
     }

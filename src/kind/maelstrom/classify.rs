@@ -7,6 +7,8 @@
 //! replies), and every other type is `other`. The bridge puts the type before the message ([`super::bridge`]),
 //! so the label is read from the first bytes however long the message is.
 
+use std::borrow::Cow;
+
 use squall_chaos::{Classifier, Flow};
 
 /// The labels, in index order; the last one takes every type not listed (kept with the command vocabulary,
@@ -33,6 +35,24 @@ impl Classifier for MaelstromClassifier {
     fn classify(&self, _flow: Flow, prefix: &[u8]) -> Option<u8> {
         let nl = prefix.iter().position(|&b| b == b'\n')?;
         Some(label_of(std::str::from_utf8(&prefix[..nl]).ok()?))
+    }
+
+    /// The body's `type` itself, not its label: a type a node invents (`gossip_ok`, `heartbeat`) is named
+    /// in the message trace, the dashboard's flow panel and the report's diagram, though its label is `other`.
+    fn kind(&self, _flow: Flow, prefix: &[u8], label: Option<u8>) -> Option<Cow<'static, str>> {
+        let named = prefix
+            .iter()
+            .position(|&b| b == b'\n')
+            .and_then(|nl| std::str::from_utf8(&prefix[..nl]).ok())
+            .filter(|t| !t.is_empty());
+        match named {
+            // A listed type is its label's name, which costs no allocation.
+            Some(t) => Some(match LABELS.iter().find(|l| **l == t) {
+                Some(l) => Cow::Borrowed(*l),
+                None => Cow::Owned(t.to_string()),
+            }),
+            None => label.and_then(|l| LABELS.get(usize::from(l)).map(|l| Cow::Borrowed(*l))),
+        }
     }
 
     fn describe(&self, _flow: Flow, payload: &[u8]) -> String {
@@ -92,6 +112,20 @@ mod tests {
         );
         assert_eq!(c.classify(Flow::Request, b"my_own_type\n{"), Some(15));
         assert_eq!(c.classify(Flow::Request, b"no newline yet"), None);
+    }
+
+    #[test]
+    fn the_trace_names_a_message_by_its_body_type_even_an_invented_one() {
+        let c = MaelstromClassifier;
+        let kind = |p: &[u8]| c.kind(Flow::Request, p, c.classify(Flow::Request, p));
+        assert_eq!(kind(b"gossip_ok\n{}").as_deref(), Some("gossip_ok"));
+        assert!(matches!(kind(b"read\n{}"), Some(Cow::Borrowed("read"))));
+        // No type before the message: what the label says, if anything.
+        assert_eq!(kind(b"no newline").as_deref(), None);
+        assert_eq!(
+            c.kind(Flow::Request, b"\n{}", Some(15)).as_deref(),
+            Some("other")
+        );
     }
 
     #[test]

@@ -369,6 +369,10 @@ pub fn report_of(s: &Status) -> StatusReport {
         term: r.term,
         leader: r.leader.map(|l| l.as_deref().and_then(node_id)),
         commit: r.commit,
+        messages: Some(crate::check::brief::MessageCounts {
+            received: s.received.clone(),
+            sent: s.sent.clone(),
+        }),
         ..StatusReport::default()
     }
 }

@@ -81,8 +81,64 @@ pub struct Judgement {
     pub settled: bool,
 }
 
+/// One of the workloads this module draws and judges: Maelstrom's, not squall's own (`counter`, `lin-kv`,
+/// `lock`, `lock-fenced`, which the kv clients run). Made from a [`WorkloadKind`] with `try_from`, which
+/// refuses squall's own with [`NotMaelstrom`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaelstromWorkload {
+    /// `echo`.
+    Echo,
+    /// `unique-ids`.
+    UniqueIds,
+    /// `broadcast`.
+    Broadcast,
+    /// `g-counter`.
+    GCounter,
+    /// `kafka`.
+    Kafka,
+}
+
+/// A workload of squall's own offered to the Maelstrom workload driver, which neither draws nor judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "workload `{}` is squall's own, not one of Maelstrom's (echo, unique-ids, broadcast, g-counter, kafka): \
+     the Maelstrom workload driver neither draws nor judges it",
+    .0.as_str()
+)]
+pub struct NotMaelstrom(pub WorkloadKind);
+
+impl TryFrom<WorkloadKind> for MaelstromWorkload {
+    type Error = NotMaelstrom;
+
+    fn try_from(kind: WorkloadKind) -> Result<Self, NotMaelstrom> {
+        Ok(match kind {
+            WorkloadKind::Echo => MaelstromWorkload::Echo,
+            WorkloadKind::UniqueIds => MaelstromWorkload::UniqueIds,
+            WorkloadKind::Broadcast => MaelstromWorkload::Broadcast,
+            WorkloadKind::GCounter => MaelstromWorkload::GCounter,
+            WorkloadKind::Kafka => MaelstromWorkload::Kafka,
+            WorkloadKind::Counter
+            | WorkloadKind::LinKv
+            | WorkloadKind::Lock
+            | WorkloadKind::LockFenced => return Err(NotMaelstrom(kind)),
+        })
+    }
+}
+
+impl From<MaelstromWorkload> for WorkloadKind {
+    fn from(w: MaelstromWorkload) -> WorkloadKind {
+        match w {
+            MaelstromWorkload::Echo => WorkloadKind::Echo,
+            MaelstromWorkload::UniqueIds => WorkloadKind::UniqueIds,
+            MaelstromWorkload::Broadcast => WorkloadKind::Broadcast,
+            MaelstromWorkload::GCounter => WorkloadKind::GCounter,
+            MaelstromWorkload::Kafka => WorkloadKind::Kafka,
+        }
+    }
+}
+
 struct State {
-    kind: Option<WorkloadKind>,
+    kind: Option<MaelstromWorkload>,
     rng: StdRng,
     ops: Vec<Op>,
     /// Operations completed beyond [`MAX_OPS`].
@@ -126,9 +182,11 @@ impl Workload {
         }
     }
 
-    /// Chooses the workload (one of [`WorkloadKind::is_maelstrom_only`]); a different one than before starts
-    /// a new history. `messages` is the node-to-node message count now (for messages per operation).
-    pub fn select(&self, kind: WorkloadKind, messages: u64) {
+    /// Chooses the workload; a different one than before starts a new history. `messages` is the node-to-node
+    /// message count now (for messages per operation). `Err` refuses one of squall's own workloads (see
+    /// [`MaelstromWorkload`]) and changes nothing.
+    pub fn select(&self, kind: WorkloadKind, messages: u64) -> Result<(), NotMaelstrom> {
+        let kind = MaelstromWorkload::try_from(kind)?;
         let mut g = self.inner.lock().unwrap();
         if g.kind != Some(kind) {
             g.kind = Some(kind);
@@ -137,11 +195,12 @@ impl Workload {
             g.messages_at_start = messages;
             g.topology_sent.clear();
         }
+        Ok(())
     }
 
     /// The workload chosen, if any.
     pub fn kind(&self) -> Option<WorkloadKind> {
-        self.inner.lock().unwrap().kind
+        self.inner.lock().unwrap().kind.map(WorkloadKind::from)
     }
 
     /// Operations completed so far.
@@ -155,7 +214,7 @@ impl Workload {
     /// Mark each delivered with [`Workload::setup_done`].
     pub fn setup_due(&self, addrs: &BTreeMap<u64, String>) -> Vec<Request> {
         let g = self.inner.lock().unwrap();
-        if g.kind != Some(WorkloadKind::Broadcast) {
+        if g.kind != Some(MaelstromWorkload::Broadcast) {
             return Vec::new();
         }
         let nodes: Vec<u64> = addrs.keys().copied().collect();
@@ -187,20 +246,20 @@ impl Workload {
         g.next_value += 1;
         let n = g.next_value;
         let body = match kind {
-            WorkloadKind::Echo => json!({"type": "echo", "echo": format!("squall says {n}")}),
-            WorkloadKind::UniqueIds => json!({"type": "generate"}),
-            WorkloadKind::Broadcast if read => json!({"type": "read"}),
-            WorkloadKind::Broadcast => {
+            MaelstromWorkload::Echo => json!({"type": "echo", "echo": format!("squall says {n}")}),
+            MaelstromWorkload::UniqueIds => json!({"type": "generate"}),
+            MaelstromWorkload::Broadcast if read => json!({"type": "read"}),
+            MaelstromWorkload::Broadcast => {
                 g.broadcast_drawn.insert(n);
                 json!({"type": "broadcast", "message": n})
             }
-            WorkloadKind::GCounter if read => json!({"type": "read"}),
-            WorkloadKind::GCounter => {
+            MaelstromWorkload::GCounter if read => json!({"type": "read"}),
+            MaelstromWorkload::GCounter => {
                 let delta: u64 = g.rng.random_range(1..=5);
                 g.adds_drawn += delta;
                 json!({"type": "add", "delta": delta})
             }
-            WorkloadKind::Kafka => {
+            MaelstromWorkload::Kafka => {
                 let k = g.rng.random_range(0..KAFKA_KEYS);
                 let key = format!("k{k}");
                 match g.rng.random_range(0..10) {
@@ -217,10 +276,6 @@ impl Workload {
                     _ => json!({"type": "list_committed_offsets", "keys": [key]}),
                 }
             }
-            WorkloadKind::Counter
-            | WorkloadKind::LinKv
-            | WorkloadKind::Lock
-            | WorkloadKind::LockFenced => return None,
         };
         Some(Request { node, body })
     }
@@ -272,7 +327,7 @@ impl Workload {
                 settled: true,
             };
         };
-        let name = kind.as_str();
+        let name = WorkloadKind::from(kind).as_str();
         let counts = Counts::of(&g.ops, g.unkept);
         if counts.ok == 0 {
             return Judgement {
@@ -285,17 +340,13 @@ impl Workload {
             };
         }
         let found = match kind {
-            WorkloadKind::Echo => echo(&g.ops),
-            WorkloadKind::UniqueIds => unique_ids(&g.ops),
-            WorkloadKind::Broadcast => {
+            MaelstromWorkload::Echo => echo(&g.ops),
+            MaelstromWorkload::UniqueIds => unique_ids(&g.ops),
+            MaelstromWorkload::Broadcast => {
                 broadcast(&g.ops, &g.broadcast_drawn, finals, reads_began_ns, now_ns)
             }
-            WorkloadKind::GCounter => g_counter(&g.ops, g.adds_drawn, finals, reads_began_ns),
-            WorkloadKind::Kafka => kafka(&g.ops),
-            WorkloadKind::Counter
-            | WorkloadKind::LinKv
-            | WorkloadKind::Lock
-            | WorkloadKind::LockFenced => unreachable!("not chosen here"),
+            MaelstromWorkload::GCounter => g_counter(&g.ops, g.adds_drawn, finals, reads_began_ns),
+            MaelstromWorkload::Kafka => kafka(&g.ops),
         };
         let per_op = messages.saturating_sub(g.messages_at_start) as f64 / counts.total() as f64;
         let messages = format!("{per_op:.1} node-to-node messages per operation");

@@ -15,7 +15,7 @@ fn ok(v: Value) -> Outcome {
 
 fn workload(kind: WorkloadKind, ops: Vec<Op>) -> Workload {
     let w = Workload::new(1);
-    w.select(kind, 0);
+    w.select(kind, 0).expect("a Maelstrom workload");
     for o in ops {
         if let Some(v) = o.req.body["message"].as_u64() {
             w.inner.lock().unwrap().broadcast_drawn.insert(v);
@@ -49,10 +49,45 @@ fn the_grid_links_each_node_to_its_neighbours_both_ways() {
 }
 
 #[test]
+fn squall_s_own_workloads_are_refused_by_type_and_change_nothing() {
+    let w = Workload::new(1);
+    w.select(WorkloadKind::Echo, 0)
+        .expect("echo is Maelstrom's");
+    for own in [
+        WorkloadKind::Counter,
+        WorkloadKind::LinKv,
+        WorkloadKind::Lock,
+        WorkloadKind::LockFenced,
+    ] {
+        let e = w.select(own, 0).unwrap_err();
+        assert_eq!(e, NotMaelstrom(own));
+        assert!(
+            e.to_string()
+                .contains(&format!("workload `{}` is squall's own", own.as_str())),
+            "{e}"
+        );
+        // The choice before stands: still echo, still drawing.
+        assert_eq!(w.kind(), Some(WorkloadKind::Echo));
+        assert!(w.next(&[1]).is_some());
+    }
+    for k in WorkloadKind::ALL {
+        assert_eq!(
+            MaelstromWorkload::try_from(k).is_ok(),
+            k.is_maelstrom_only(),
+            "{k:?}"
+        );
+        if let Ok(m) = MaelstromWorkload::try_from(k) {
+            assert_eq!(WorkloadKind::from(m), k);
+        }
+    }
+}
+
+#[test]
 fn requests_follow_the_seed() {
     let draw = |seed| {
         let w = Workload::new(seed);
-        w.select(WorkloadKind::Kafka, 0);
+        w.select(WorkloadKind::Kafka, 0)
+            .expect("a Maelstrom workload");
         (0..50)
             .map(|_| w.next(&[1, 2, 3]).unwrap())
             .collect::<Vec<_>>()

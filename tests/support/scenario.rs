@@ -1,0 +1,65 @@
+//! The harness of the tests that run scenario files through `squall run` (`tests/scenarios.rs`,
+//! `tests/lock.rs`): the binary, the scenario library, whether etcd is here, and a shortened run whose exit
+//! code and verdict line must be the ones its `expect` declares.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `squall` binary under test.
+pub fn squall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+/// The scenario library's folder (`scenarios/`).
+pub fn library_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Library scenario `name`'s file (`scenarios/NAME.toml`).
+pub fn library(name: &str) -> PathBuf {
+    library_dir().join(format!("{name}.toml"))
+}
+
+/// Whether etcd is on PATH; outside CI a missing etcd skips `what` loudly, in CI it fails the test.
+pub fn etcd_available(what: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is required in CI (.ci/run installs etcd-server)"
+        );
+        eprintln!("SKIPPED {what}: needs etcd on PATH (apt-get install etcd-server)");
+    }
+    found
+}
+
+/// Runs scenario `file` (whose text is `text`) shortened, `squall run FILE --scale 0.5 [--seed 11] --out
+/// BUNDLE`, and checks it exits 0 with `verdict: valid (expected valid)`, or 1 with the invalid one when
+/// `text` expects `invalid`. `seed` adds `--seed 11` (printed in the output, so a failure replays the same
+/// plan). `label` names the run in failure messages. Returns the run's stdout.
+pub fn run_scaled(file: &Path, text: &str, seed: bool, bundle: &Path, label: &str) -> String {
+    let mut cmd = squall();
+    cmd.arg("run").arg(file).args(["--scale", "0.5"]);
+    if seed {
+        cmd.args(["--seed", "11"]);
+    }
+    let o = cmd.arg("--out").arg(bundle).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let (code, word) = if text.contains("expect = \"invalid\"") {
+        (1, "invalid")
+    } else {
+        (0, "valid")
+    };
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{label}: expected exit {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("verdict: {word} (expected {word})")),
+        "{label}:\n{stdout}"
+    );
+    stdout
+}
