@@ -36,6 +36,7 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         first_log_index: 0,
         frozen: false,
         election_due_ms: None,
+        paxos: None,
     }
 }
 

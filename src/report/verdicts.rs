@@ -188,6 +188,7 @@ mod tests {
                     first_log_index: 0,
                     frozen: false,
                     election_due_ms: None,
+                    paxos: None,
                 },
             },
         )

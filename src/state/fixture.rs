@@ -236,6 +236,7 @@ impl Session {
             first_log_index: 0,
             frozen: false,
             election_due_ms: None,
+            paxos: None,
         }
     }
 
@@ -278,6 +279,7 @@ impl Session {
             first_log_index: 0,
             frozen: false,
             election_due_ms: None,
+            paxos: None,
         }
     }
 

@@ -41,6 +41,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         first_log_index: 0,
         frozen: false,
         election_due_ms: None,
+        paxos: None,
     }
 }
 

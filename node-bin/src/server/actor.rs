@@ -376,6 +376,7 @@ impl Node {
             recovery_wait: self.raft.recovery_wait(),
             frozen: self.raft.frozen(),
             election_due_ms: self.election_due_ms(),
+            paxos: None,
             first_log_index: self
                 .raft
                 .entries_from(0, 1)

@@ -30,7 +30,8 @@ use crate::kv::{KvCommand, KvStore};
 use crate::paxos::{Config, Message, Paxos, PaxosEvent, PaxosRole, Payload, Slot};
 use crate::raft::{CoreStatus, Membership, NodeId, Role};
 use crate::rpc::{
-    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, RpcCounters,
+    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PaxosView,
+    RpcCounters,
 };
 use crate::storage::paxos::PaxosStorage;
 
@@ -531,6 +532,20 @@ impl PaxosNode {
             first_log_index: st.snapshot_slot + 1,
             frozen: false,
             election_due_ms: None,
+            paxos: Some(PaxosView {
+                promised: st.promised,
+                leader_ballot: self.core.leader_ballot(),
+                accepted: self
+                    .core
+                    .accepted_in(
+                        st.last_accepted.saturating_sub(LOG_TAIL as u64 - 1),
+                        st.last_accepted,
+                    )
+                    .into_iter()
+                    .map(|(slot, a)| (slot, a.ballot))
+                    .collect(),
+                leases: st.leases,
+            }),
         }
     }
 }
