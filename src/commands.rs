@@ -183,6 +183,11 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     "id": id, "addr": addr.to_string(), "reachable": true, "pid": s.pid,
                     "role": s.core.role.as_str(), "recovering": s.recovering,
                     "term": s.core.term, "vote": s.core.vote,
+                    // A Paxos node: its promised ballot as `round.proposer`, and its parts (`term` above stays
+                    // the packed number scripts may read).
+                    "ballot": s.paxos.as_ref().map(|p| p.promised.to_string()),
+                    "ballot_round": s.paxos.as_ref().map(|p| p.promised.round),
+                    "ballot_proposer": s.paxos.as_ref().map(|p| p.promised.proposer),
                     "leader": s.core.leader, "commit_index": s.core.commit_index,
                     "applied_index": s.applied_index, "last_log_index": s.core.last_log_index,
                     "last_log_term": s.core.last_log_term, "snapshot_index": s.core.snapshot_index,
@@ -222,7 +227,19 @@ pub fn status(args: StatusArgs) -> ExitCode {
     } else {
         println!(
             "{:<5} {:>8} {:<13} {:<8} {:>6} {:>7} {:>8} {:>8}",
-            "NODE", "PID", "ROLE", "MEMBER", "TERM", "LEADER", "COMMIT", "LAST"
+            "NODE",
+            "PID",
+            "ROLE",
+            "MEMBER",
+            // Paxos nodes show their promised ballot (round.proposer) where Raft nodes show a term.
+            if statuses.iter().any(|s| s.paxos.is_some()) {
+                "BALLOT"
+            } else {
+                "TERM"
+            },
+            "LEADER",
+            "COMMIT",
+            "LAST"
         );
         for (id, addr, r) in &results {
             match r {
@@ -232,7 +249,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.pid,
                     crate::state::role_label(s),
                     membership(*id, Some(s)).unwrap_or("-"),
-                    s.core.term,
+                    s.term_label(),
                     s.core
                         .leader
                         .map(|l| l.to_string())

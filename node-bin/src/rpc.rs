@@ -237,6 +237,25 @@ pub struct NodeStatus {
     pub paxos: Option<PaxosView>,
 }
 
+impl NodeStatus {
+    /// The node's term as people read it: `4`, or on a Paxos node its promised ballot as `round.proposer`
+    /// (`1.3`), never the packed number the `term` field carries.
+    pub fn term_label(&self) -> String {
+        match &self.paxos {
+            Some(p) => p.promised.to_string(),
+            None => self.core.term.to_string(),
+        }
+    }
+
+    /// The term with its word: `term 4`, or `ballot 1.3` on a Paxos node.
+    pub fn term_text(&self) -> String {
+        match &self.paxos {
+            Some(_) => format!("ballot {}", self.term_label()),
+            None => format!("term {}", self.core.term),
+        }
+    }
+}
+
 /// A Paxos node's own view in its [`NodeStatus`]: its ballots as ballots (the Raft-shaped `term` carries the
 /// promise packed into one number, [`crate::paxos::Ballot::pack`]) and the ballot of each value it accepted in
 /// its latest slots, so the orchestrator can check that no acceptor accepts below its promise.

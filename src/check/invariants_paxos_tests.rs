@@ -246,3 +246,69 @@ fn the_dashboard_prints_a_broken_paxos_invariant_naming_slot_nodes_and_ballots()
     );
     assert_eq!(s.invariants.violations().len(), 1);
 }
+
+#[test]
+fn the_feed_and_status_lines_name_ballots_as_round_dot_proposer() {
+    use squall_node::paxos::PaxosEvent;
+    use squall_node::rpc::{EventRecord, NodeEvent};
+    let mut s = ClusterState::new();
+    s.apply(&Stamped::new(
+        0,
+        Event::SessionStarted {
+            cluster_id: "c".into(),
+            nodes: vec![1, 2, 3],
+            dir: "/d".into(),
+        },
+    ));
+    s.apply(&Stamped::new(
+        50,
+        Event::Status {
+            node: 3,
+            status: status(3, b(1, 3), &[], &[]),
+        },
+    ));
+    let feed = |s: &mut ClusterState, at: u64, seq: u64, event: PaxosEvent| {
+        s.apply(&Stamped::new(
+            at,
+            Event::NodeFeed {
+                node: 3,
+                record: EventRecord {
+                    seq,
+                    at_ms: at,
+                    event: NodeEvent::Paxos(event),
+                },
+            },
+        ));
+    };
+    feed(
+        &mut s,
+        100,
+        0,
+        PaxosEvent::PrepareStarted { ballot: b(1, 3) },
+    );
+    feed(
+        &mut s,
+        110,
+        1,
+        PaxosEvent::BecameLeader {
+            ballot: b(1, 3),
+            recovered: 0,
+        },
+    );
+    let lines: Vec<String> = s.feed.iter().map(|l| l.text.clone()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "n3 starts phase 1 with ballot 1.3"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "n3 leads ballot 1.3"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains("65539")),
+        "a packed ballot: {lines:#?}"
+    );
+    assert_eq!(s.term_text(b(1, 3).pack()), "ballot 1.3");
+}

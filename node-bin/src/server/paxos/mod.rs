@@ -15,7 +15,9 @@
 //! Status maps Paxos onto the fields the orchestrator reads: the role (leader; `candidate` while running phase
 //! 1; follower), the promised ballot packed into one number where Raft shows a term ([`crate::paxos::Ballot::pack`]: unique
 //! per proposer, ordered like ballots), the chosen prefix as the commit index, and a log tail of the chosen
-//! values (`PaxosNode::status` says why only those).
+//! values (`PaxosNode::status` says why only those). Its [`PaxosView`] adds the ballots themselves and the
+//! ballot of each latest accepted slot, which people read as `round.proposer` and the orchestrator's Paxos
+//! invariants judge.
 
 mod api;
 
@@ -481,10 +483,10 @@ impl PaxosNode {
             PaxosRole::Acceptor => Role::Follower,
         };
         let last = st.last_accepted.max(st.chosen_to);
-        // The tail shows the chosen prefix only, each slot with term 0: the orchestrator's log matching then
-        // compares what every node ever showed chosen at a slot (Paxos's "one value chosen per slot, never
-        // changed"), and its leader completeness and state-machine checks compare chosen values. Accepted
-        // values that are not chosen differ between acceptors legitimately, so they are not shown.
+        // The tail shows the chosen prefix only, each slot with term 0: the orchestrator's Paxos invariants
+        // compare what every node ever showed chosen at a slot ("one value chosen per slot, never changed").
+        // Accepted values that are not chosen differ between acceptors legitimately, so only their ballots are
+        // shown (in the PaxosView, for "no accept below a promise").
         let from = st
             .chosen_to
             .saturating_sub(LOG_TAIL as u64 - 1)
