@@ -100,6 +100,30 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
     s.ok(&format!("release {leader}->{follower}"));
     s.heal_all();
     s.assert_no_invariant_broken();
+
+    // Tester finding F23: `wipe` on a Paxos node killed the member for good (the node refuses to start on a
+    // data directory that lost its promises). It is refused, saying why, and the node keeps running with its
+    // data.
+    let victim = if leader == 3 { 2 } else { 3 };
+    let before = s.node_line(victim);
+    let refusal = s.refused(&format!("wipe {victim}"));
+    assert!(
+        refusal.contains("node kind `paxos` cannot take wiping a node's data")
+            && refusal.contains("promises and accepted values")
+            && refusal.contains("nothing was done"),
+        "{refusal}"
+    );
+    let after = s.node_line(victim);
+    let pid = |l: &str| support::session::parse_node(l).and_then(|n| n.pid);
+    assert!(
+        pid(&after).is_some() && pid(&after) == pid(&before),
+        "n{victim} still runs the same process: {before} / {after}"
+    );
+    let top = s.max_commit();
+    s.until("the cluster still commits after the refused wipe", |ns| {
+        ns.values().any(|n| n.commit >= top + 5).then_some(())
+    });
+    s.assert_no_invariant_broken();
     s.quit();
 }
 

@@ -184,6 +184,7 @@ impl Cluster {
             Command::Disk(..) | Command::PowerCut(..) => Some("disk"),
             Command::Pause(_) | Command::TogglePause(_) => Some("pause"),
             Command::Transfer(_) => Some("transfer"),
+            Command::Wipe(_) => Some("wipe"),
             Command::Fault(f) | Command::ToggleFault(f) if messages(f) => Some("messages"),
             Command::Step(..) | Command::DropHeld(..) | Command::Release(_) => Some("messages"),
             c if c.is_membership() => Some("membership"),
