@@ -21,7 +21,7 @@
 
 mod api;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -32,12 +32,11 @@ use crate::kv::{KvCommand, KvStore};
 use crate::paxos::{Config, Message, Paxos, PaxosEvent, PaxosRole, Payload, Slot};
 use crate::raft::{CoreStatus, Membership, NodeId, Role};
 use crate::rpc::{
-    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PaxosView,
-    RpcCounters,
+    EventBatch, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PaxosView, RpcCounters,
 };
 use crate::storage::paxos::PaxosStorage;
 
-use super::{BoundAddrs, EVENT_BUFFER, LOG_TAIL, NodeConfig, StartError};
+use super::{BoundAddrs, LOG_TAIL, NodeConfig, StartError};
 
 /// How long a client request waits for its value to be chosen before it is answered `Retry`.
 const CLIENT_WAIT: Duration = Duration::from_millis(1500);
@@ -67,8 +66,7 @@ struct PaxosNode {
     peers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
     /// Client requests by (client id, sequence number).
     waiting: HashMap<(u64, u64), Waiting>,
-    events: VecDeque<EventRecord>,
-    next_event_seq: u64,
+    events: super::events::EventFeed,
     counters: RpcCounters,
     started: Instant,
     last_snapshot: Slot,
@@ -201,8 +199,7 @@ pub async fn run(cfg: NodeConfig, leases: bool) -> anyhow::Result<()> {
         kv,
         peers,
         waiting: HashMap::new(),
-        events: VecDeque::new(),
-        next_event_seq: 0,
+        events: super::events::EventFeed::new(started),
         counters: RpcCounters::default(),
         started,
         last_snapshot: snapshot_slot,
@@ -439,39 +436,11 @@ impl PaxosNode {
     }
 
     fn record(&mut self, event: NodeEvent) {
-        let rec = EventRecord {
-            seq: self.next_event_seq,
-            at_ms: self.started.elapsed().as_millis() as u64,
-            event,
-        };
-        self.next_event_seq += 1;
-        self.events.push_back(rec);
-        while self.events.len() > EVENT_BUFFER {
-            self.events.pop_front();
-        }
+        self.events.record(event);
     }
 
     fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
-        let oldest = self
-            .events
-            .front()
-            .map(|e| e.seq)
-            .unwrap_or(self.next_event_seq);
-        let start = cursor.max(oldest);
-        let missed = oldest.saturating_sub(cursor);
-        let events: Vec<EventRecord> = self
-            .events
-            .iter()
-            .skip((start - oldest) as usize)
-            .take(max as usize)
-            .cloned()
-            .collect();
-        let next_cursor = events.last().map_or(start, |e| e.seq + 1);
-        EventBatch {
-            events,
-            next_cursor,
-            missed,
-        }
+        self.events.from(cursor, max)
     }
 
     /// The status in the shape the orchestrator reads (see the module docs).
