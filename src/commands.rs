@@ -184,6 +184,11 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     "role": s.core.role.as_str(), "recovering": s.recovering,
                     "recovery": recovery_json(s),
                     "term": s.core.term, "vote": s.core.vote,
+                    // A Paxos node: its promised ballot as `round.proposer`, and its parts (`term` above stays
+                    // the packed number scripts may read).
+                    "ballot": s.paxos.as_ref().map(|p| p.promised.to_string()),
+                    "ballot_round": s.paxos.as_ref().map(|p| p.promised.round),
+                    "ballot_proposer": s.paxos.as_ref().map(|p| p.promised.proposer),
                     "leader": s.core.leader, "commit_index": s.core.commit_index,
                     "applied_index": s.applied_index, "last_log_index": s.core.last_log_index,
                     "last_log_term": s.core.last_log_term, "snapshot_index": s.core.snapshot_index,
@@ -231,7 +236,12 @@ pub fn status(args: StatusArgs) -> ExitCode {
             "PID",
             "ROLE",
             "MEMBER",
-            "TERM",
+            // Paxos nodes show their promised ballot (round.proposer) where Raft nodes show a term.
+            if statuses.iter().any(|s| s.paxos.is_some()) {
+                "BALLOT"
+            } else {
+                "TERM"
+            },
             "LEADER",
             "COMMIT",
             "LAST",
@@ -249,7 +259,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     s.pid,
                     crate::state::role_label(s),
                     membership(*id, Some(s)).unwrap_or("-"),
-                    s.core.term,
+                    s.term_label(),
                     s.core
                         .leader
                         .map(|l| l.to_string())

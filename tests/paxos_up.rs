@@ -29,6 +29,17 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
     let (first, _) = s.first_leader.expect("a leader line");
     let line = s.node_line(first);
     assert!(line.contains("leader"), "n{first} is shown leading: {line}");
+    // Issue 23: the ballot as round.proposer where Raft shows a term, never packed (65539).
+    let ballot = line
+        .split_whitespace()
+        .skip_while(|w| *w != "ballot")
+        .nth(1)
+        .and_then(|b| b.split_once('.'));
+    assert!(
+        ballot.is_some_and(|(r, p)| r.parse::<u64>().is_ok() && p == first.to_string()),
+        "n{first}'s own ballot is shown as round.proposer: {line}"
+    );
+    assert!(!line.contains(" term "), "{line}");
     // Writes are chosen before the kill.
     s.until("writes to be chosen", |ns| {
         ns.values().any(|n| n.commit >= 20).then_some(())
@@ -88,6 +99,30 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
     s.ok(&format!("step {leader}->{follower}"));
     s.ok(&format!("release {leader}->{follower}"));
     s.heal_all();
+    s.assert_no_invariant_broken();
+
+    // Tester finding F23: `wipe` on a Paxos node killed the member for good (the node refuses to start on a
+    // data directory that lost its promises). It is refused, saying why, and the node keeps running with its
+    // data.
+    let victim = if leader == 3 { 2 } else { 3 };
+    let before = s.node_line(victim);
+    let refusal = s.refused(&format!("wipe {victim}"));
+    assert!(
+        refusal.contains("node kind `paxos` cannot take wiping a node's data")
+            && refusal.contains("promises and accepted values")
+            && refusal.contains("nothing was done"),
+        "{refusal}"
+    );
+    let after = s.node_line(victim);
+    let pid = |l: &str| support::session::parse_node(l).and_then(|n| n.pid);
+    assert!(
+        pid(&after).is_some() && pid(&after) == pid(&before),
+        "n{victim} still runs the same process: {before} / {after}"
+    );
+    let top = s.max_commit();
+    s.until("the cluster still commits after the refused wipe", |ns| {
+        ns.values().any(|n| n.commit >= top + 5).then_some(())
+    });
     s.assert_no_invariant_broken();
     s.quit();
 }
@@ -152,7 +187,7 @@ fn switches_that_do_not_fit_the_protocol_are_refused_with_exit_2() {
 
 /// Runs the library scenario `name` at half length with seed 11; its stdout, after checking it exited 0
 /// with the verdict it expects (valid), and the highest Paxos round a status showed (the console's
-/// `leader N term T` lines: a packed ballot, round * 65536 + proposer).
+/// `leader N ballot R.P` lines).
 fn run_paxos_scenario(name: &str) -> (String, u64) {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
@@ -174,15 +209,26 @@ fn run_paxos_scenario(name: &str) -> (String, u64) {
         text.contains("verdict: valid (expected valid)"),
         "{name}:\n{text}"
     );
-    let round = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
+    let words: Vec<&str> = text.split_whitespace().collect();
+    // Issue 23: a ballot is shown as round.proposer, never packed into one number.
+    let packed: Vec<&[&str]> = words
         .windows(2)
-        .filter(|w| w[0] == "term")
-        .filter_map(|w| w[1].parse::<u64>().ok())
-        .map(|packed| packed >> 16)
+        .filter(|w| w[0] == "term" && w[1].parse::<u64>().is_ok_and(|t| t >= 1 << 16))
+        .collect();
+    assert!(
+        packed.is_empty(),
+        "{name}: packed ballots shown: {packed:?}\n{text}"
+    );
+    let round = words
+        .windows(2)
+        .filter(|w| w[0] == "ballot")
+        .filter_map(|w| {
+            w[1].trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split_once('.')
+        })
+        .filter_map(|(round, _)| round.parse::<u64>().ok())
         .max()
-        .unwrap_or_else(|| panic!("{name}: no `term T` in the output:\n{text}"));
+        .unwrap_or_else(|| panic!("{name}: no `ballot R.P` in the output:\n{text}"));
     (text, round)
 }
 

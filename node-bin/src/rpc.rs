@@ -235,6 +235,45 @@ pub struct NodeStatus {
     /// does not move while the node is frozen.
     #[serde(default)]
     pub election_due_ms: Option<u64>,
+    /// What a Paxos node (`--protocol paxos`) shows beyond the Raft-shaped fields, for its dashboard and its
+    /// invariants; `None` from a Raft node, and in event logs written before it existed.
+    #[serde(default)]
+    pub paxos: Option<PaxosView>,
+}
+
+impl NodeStatus {
+    /// The node's term as people read it: `4`, or on a Paxos node its promised ballot as `round.proposer`
+    /// (`1.3`), never the packed number the `term` field carries.
+    pub fn term_label(&self) -> String {
+        match &self.paxos {
+            Some(p) => p.promised.to_string(),
+            None => self.core.term.to_string(),
+        }
+    }
+
+    /// The term with its word: `term 4`, or `ballot 1.3` on a Paxos node.
+    pub fn term_text(&self) -> String {
+        match &self.paxos {
+            Some(_) => format!("ballot {}", self.term_label()),
+            None => format!("term {}", self.core.term),
+        }
+    }
+}
+
+/// A Paxos node's own view in its [`NodeStatus`]: its ballots as ballots (the Raft-shaped `term` carries the
+/// promise packed into one number, [`crate::paxos::Ballot::pack`]) and the ballot of each value it accepted in
+/// its latest slots, so the orchestrator can check that no acceptor accepts below its promise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaxosView {
+    /// The highest ballot promised (its own while it proposes).
+    pub promised: crate::paxos::Ballot,
+    /// The ballot of the leader it follows (its own when leading), if it follows one.
+    pub leader_ballot: Option<crate::paxos::Ballot>,
+    /// Its latest accepted slots (up to 64, after its snapshot), oldest first: each slot and the ballot of the
+    /// value it holds there.
+    pub accepted: Vec<(crate::paxos::Slot, crate::paxos::Ballot)>,
+    /// Whether the distinguished proposer's leases are on.
+    pub leases: bool,
 }
 
 /// Something that happened on a node, for the event feed.

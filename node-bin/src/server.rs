@@ -18,6 +18,7 @@ mod actor;
 mod api;
 mod clients;
 mod disk_full;
+mod events;
 mod open;
 mod patience;
 mod peers;
@@ -45,7 +46,7 @@ use crate::raft::{
     InstallSnapshotReply, MembershipError, NodeId, Raft, Reply, Request, RequestVote,
     RequestVoteReply, Term, TimeoutNow,
 };
-use crate::rpc::{EventBatch, EventRecord, KvReply, KvRequest, NodeStatus, RpcCounters};
+use crate::rpc::{EventBatch, KvReply, KvRequest, NodeStatus, RpcCounters};
 use crate::storage::Storage;
 
 /// Everything a node needs to run, already validated.
@@ -200,8 +201,7 @@ struct Node {
     proposals: HashMap<u64, (u64, oneshot::Sender<KvReply>)>,
     reads: HashMap<u64, PendingRead>,
     next_read_ctx: u64,
-    events: VecDeque<EventRecord>,
-    next_event_seq: u64,
+    events: events::EventFeed,
     counters: RpcCounters,
     started: Instant,
     /// The core's settings, to restart it from the storage after a full disk.

@@ -12,6 +12,15 @@
 //! (a wiped node leading a term it led before is two leaders in one term). Lines name a node that was wiped
 //! with its life, `n2#2`; its votes stay keyed by the node alone (one voter, one vote per term, across wipes).
 //!
+//! A Paxos node (its status carries a [`squall_node::rpc::PaxosView`]) is judged by Paxos's own properties
+//! where Raft's do not fit (Lamport, "Paxos Made Simple" §2.2: only a single value is chosen; an acceptor
+//! never accepts a proposal numbered below one it promised): *one value chosen per slot* across all nodes and
+//! time, *a chosen value never changes* on a node, and *no accept below a promise* — a slot's accepted ballot
+//! that appeared or changed since the node's previous poll is below the promise that poll showed (promises
+//! only grow, so it was accepted after that promise). Its promised ballot stands where Raft's term does for
+//! election safety (one leader per ballot) and monotonicity, and lines name ballots as `round.proposer`.
+//! Log matching and leader completeness compare Raft terms a Paxos node does not have and are not run on it.
+//!
 //! Pure: [`Invariants::observe`] takes one node's [`Observation`] (one status poll) and returns the
 //! violations it reveals, each with its evidence. Polls see only what a node shows at that moment (its term,
 //! indexes, the tail of its log and a hash of what it applied), so a leader that rose and fell between two
@@ -23,6 +32,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
+
+use squall_node::paxos::Ballot;
 
 /// How many recent log indexes (and terms) the checker remembers.
 pub const WINDOW: u64 = 20_000;
@@ -53,6 +64,34 @@ pub struct Observation {
     /// Which of the fields above the node's kind reports; a property that needs a field it does not report is
     /// not judged from this observation.
     pub knows: Knows,
+    /// A Paxos node's promise and accepted ballots (`None` for a Raft node): its `term` is then its promised
+    /// ballot packed ([`Ballot::pack`]), and its `log` the chosen values (term 0).
+    pub paxos: Option<PaxosSeen>,
+}
+
+/// What a Paxos node's status shows beyond the Raft-shaped fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PaxosSeen {
+    /// The highest ballot it promised.
+    pub promised: Ballot,
+    /// Its latest accepted slots and the ballot each value was accepted with, oldest first.
+    pub accepted: Vec<(u64, Ballot)>,
+}
+
+impl Observation {
+    /// How a line names the observed node's `term`: a ballot `round.proposer` on a Paxos node, else `term N`.
+    fn term_text(&self, term: u64) -> String {
+        term_text(self.paxos.is_some(), term)
+    }
+}
+
+/// `ballot 1.3` for a Paxos node (its term is a packed ballot), `term 5` for a Raft node.
+pub fn term_text(paxos: bool, term: u64) -> String {
+    if paxos {
+        format!("ballot {}", Ballot::unpack(term))
+    } else {
+        format!("term {term}")
+    }
 }
 
 /// Which parts of an [`Observation`] the node's kind reports. Every field `true` (the default) for a kind with
@@ -109,12 +148,23 @@ impl Knows {
     }
 }
 
-/// Every property the checker knows, in the order lines name them.
+/// Raft's properties, in the order lines name them.
 pub const PROPERTIES: &[Property] = &[
     Property::ElectionSafety,
     Property::OneVotePerTerm,
     Property::LogMatching,
     Property::LeaderCompleteness,
+    Property::StateMachineSafety,
+    Property::CommitMonotonic,
+    Property::TermMonotonic,
+];
+
+/// The properties a Paxos node is judged by, in the order lines name them (see the module docs).
+pub const PAXOS_PROPERTIES: &[Property] = &[
+    Property::ElectionSafety,
+    Property::OneValuePerSlot,
+    Property::ChosenNeverChanges,
+    Property::NoAcceptBelowPromise,
     Property::StateMachineSafety,
     Property::CommitMonotonic,
     Property::TermMonotonic,
@@ -137,6 +187,12 @@ pub enum Property {
     TermMonotonic,
     /// A voter voted for two candidates in one term (§5.2), seen in the nodes' event feeds.
     OneVotePerTerm,
+    /// Paxos: two nodes (or two lives of one) showed different values chosen in one slot.
+    OneValuePerSlot,
+    /// Paxos: a node showed a slot chosen with one value, then with another.
+    ChosenNeverChanges,
+    /// Paxos: an acceptor accepted a value at a ballot below one it had promised.
+    NoAcceptBelowPromise,
 }
 
 impl Property {
@@ -150,6 +206,9 @@ impl Property {
             Property::CommitMonotonic => "commit index monotonic",
             Property::TermMonotonic => "term monotonic",
             Property::OneVotePerTerm => "one vote per term",
+            Property::OneValuePerSlot => "paxos: one value chosen per slot",
+            Property::ChosenNeverChanges => "paxos: chosen value never changes",
+            Property::NoAcceptBelowPromise => "paxos: no accept below promise",
         }
     }
 }
@@ -195,6 +254,17 @@ struct NodeSeen {
     incarnation: u64,
     commit_index: u64,
     term: u64,
+    /// A Paxos node: its promise and accepted ballots by slot at the last poll.
+    paxos: Option<(Ballot, BTreeMap<u64, Ballot>)>,
+}
+
+/// A value some node showed chosen in a slot: its text, the life that showed it first, and the ballot that
+/// node had accepted it with, if it showed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ChosenSeen {
+    text: String,
+    node: Life,
+    ballot: Option<Ballot>,
 }
 
 /// Which life of a node is running, and which process (pid) ran the life before it.
@@ -220,6 +290,11 @@ pub struct Invariants {
     lives: HashMap<u64, Lives>,
     /// (term, voter) -> the candidate it voted for, and the voter's life then.
     votes: BTreeMap<(u64, u64), (u64, u64)>,
+    /// Paxos: the value first seen chosen per slot.
+    chosen: BTreeMap<u64, ChosenSeen>,
+    /// Whether a Raft node and a Paxos node were observed (which properties are judged).
+    seen_raft: bool,
+    seen_paxos: bool,
     high_index: u64,
     high_term: u64,
     violations: Vec<Violation>,
@@ -262,6 +337,10 @@ impl Invariants {
                 .map(|c| (c.index, c.term, c.text.clone()))
                 .collect(),
             knows: Knows::default(),
+            paxos: status.paxos.as_ref().map(|p| PaxosSeen {
+                promised: p.promised,
+                accepted: p.accepted.clone(),
+            }),
         }
     }
 
@@ -292,7 +371,26 @@ impl Invariants {
                 applied_hash: false,
                 votes: false,
             },
+            paxos: None,
         }
+    }
+
+    /// The properties judged in this session, in the order lines name them: Raft's ([`PROPERTIES`]) for Raft
+    /// nodes, Paxos's ([`PAXOS_PROPERTIES`]) for Paxos nodes, both (without repeats) if both were seen, Raft's
+    /// before any node was.
+    pub fn properties(&self) -> Vec<Property> {
+        let mut out: Vec<Property> = Vec::new();
+        let lists: &[&[Property]] = match (self.seen_raft, self.seen_paxos) {
+            (false, true) => &[PAXOS_PROPERTIES],
+            (true, true) => &[PROPERTIES, PAXOS_PROPERTIES],
+            _ => &[PROPERTIES],
+        };
+        for p in lists.iter().flat_map(|l| l.iter()) {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        }
+        out
     }
 
     /// Remembers which properties `o` cannot be judged for, and returns a line for the feed the first time a
@@ -314,7 +412,8 @@ impl Invariants {
     /// What a clean record says: the properties judged, held on every status, and (for a kind that does not
     /// report what some need) which were not judged and why.
     pub fn held_text(&self) -> String {
-        let judged: Vec<&str> = PROPERTIES
+        let judged: Vec<&str> = self
+            .properties()
             .iter()
             .filter(|p| !self.unjudged.contains_key(p))
             .map(|p| p.name())
@@ -324,7 +423,8 @@ impl Invariants {
             let mut missing: Vec<&str> = self.unjudged.values().copied().collect();
             missing.sort_unstable();
             missing.dedup();
-            let not: Vec<&str> = PROPERTIES
+            let not: Vec<&str> = self
+                .properties()
                 .iter()
                 .filter(|p| self.unjudged.contains_key(p))
                 .map(|p| p.name())
@@ -347,12 +447,14 @@ impl Invariants {
         let mut missing: Vec<&str> = self.unjudged.values().copied().collect();
         missing.sort_unstable();
         missing.dedup();
-        let not: Vec<&str> = PROPERTIES
+        let not: Vec<&str> = self
+            .properties()
             .iter()
             .filter(|p| self.unjudged.contains_key(p))
             .map(|p| p.name())
             .collect();
-        let judged: Vec<&str> = PROPERTIES
+        let judged: Vec<&str> = self
+            .properties()
             .iter()
             .filter(|p| !self.unjudged.contains_key(p))
             .map(|p| p.name())
@@ -543,10 +645,23 @@ impl Invariants {
                 } else {
                     "across a restart with its data"
                 };
+                let what = if o.paxos.is_some() {
+                    "promised ballot"
+                } else {
+                    "term"
+                };
+                let (from, to) = if o.paxos.is_some() {
+                    (
+                        Ballot::unpack(seen.term).to_string(),
+                        Ballot::unpack(o.term).to_string(),
+                    )
+                } else {
+                    (seen.term.to_string(), o.term.to_string())
+                };
                 v(
                     Property::TermMonotonic,
                     vec![o.node],
-                    format!("{who}'s term went from {} to {} {how}", seen.term, o.term),
+                    format!("{who}'s {what} went from {from} to {to} {how}"),
                 );
             }
             if o.knows.commit
@@ -571,9 +686,9 @@ impl Invariants {
                     Property::ElectionSafety,
                     vec![other.0, o.node],
                     format!(
-                        "{} and {who} both led term {}",
+                        "{} and {who} both led {}",
                         name_in(&self.lives, other),
-                        o.term
+                        o.term_text(o.term)
                     ),
                 ),
                 Some(_) => {}
@@ -583,8 +698,15 @@ impl Invariants {
             }
         }
 
-        // Log matching, and commitment as this node shows it.
-        for (index, term, text) in &o.log {
+        if let Some(px) = &o.paxos {
+            self.seen_paxos = true;
+            self.observe_paxos(o, me, px, &mut v);
+        } else {
+            self.seen_raft = true;
+        }
+
+        // Log matching, and commitment as this node shows it (Raft: a Paxos node's slots have no terms).
+        for (index, term, text) in o.log.iter().filter(|_| o.paxos.is_none()) {
             match self.entries.get(&(*index, *term)) {
                 Some((other_text, other)) if other_text != text => v(
                     Property::LogMatching,
@@ -626,7 +748,7 @@ impl Invariants {
         }
 
         // Leader completeness: every entry committed in an earlier term is in this leader's log.
-        if o.leader && o.knows.log {
+        if o.leader && o.knows.log && o.paxos.is_none() {
             let shown: HashMap<u64, u64> = o.log.iter().map(|(i, t, _)| (*i, *t)).collect();
             for (index, c) in &self.committed {
                 if c.by_term >= o.term {
@@ -692,6 +814,10 @@ impl Invariants {
                     before.commit_index
                 },
                 term: if o.knows.term { o.term } else { before.term },
+                paxos: o
+                    .paxos
+                    .as_ref()
+                    .map(|p| (p.promised, p.accepted.iter().copied().collect())),
             },
         );
         self.high_index = self.high_index.max(o.last_log_index).max(o.applied_index);
@@ -710,10 +836,84 @@ impl Invariants {
         found
     }
 
+    /// Paxos's properties on one poll of a Paxos node (see the module docs); violations go to `v`.
+    fn observe_paxos(
+        &mut self,
+        o: &Observation,
+        me: Life,
+        px: &PaxosSeen,
+        v: &mut impl FnMut(Property, Vec<u64>, String),
+    ) {
+        let who = name_in(&self.lives, me);
+        let accepted: HashMap<u64, Ballot> = px.accepted.iter().copied().collect();
+        let with_ballot = |b: Option<Ballot>| match b {
+            Some(b) => format!(" (accepted at ballot {b})"),
+            None => String::new(),
+        };
+        // One value chosen per slot, and never changed on a node.
+        for (slot, _, text) in o.log.iter().filter(|(s, _, _)| *s <= o.commit_index) {
+            let ballot = accepted.get(slot).copied();
+            match self.chosen.get(slot) {
+                Some(c) if c.text != *text => {
+                    let (property, evidence) = if c.node == me {
+                        (
+                            Property::ChosenNeverChanges,
+                            format!(
+                                "{who} showed slot {slot} chosen as `{}`{} and later as `{text}`{}",
+                                c.text,
+                                with_ballot(c.ballot),
+                                with_ballot(ballot)
+                            ),
+                        )
+                    } else {
+                        (
+                            Property::OneValuePerSlot,
+                            format!(
+                                "slot {slot} was chosen as `{}` on {}{} but as `{text}` on {who}{}",
+                                c.text,
+                                name_in(&self.lives, c.node),
+                                with_ballot(c.ballot),
+                                with_ballot(ballot)
+                            ),
+                        )
+                    };
+                    v(property, vec![c.node.0, o.node], evidence);
+                }
+                Some(_) => {}
+                None => {
+                    self.chosen.insert(
+                        *slot,
+                        ChosenSeen {
+                            text: text.clone(),
+                            node: me,
+                            ballot,
+                        },
+                    );
+                }
+            }
+        }
+        // No accept below a promise: a slot whose accepted ballot appeared or changed since the last poll of
+        // this life was accepted after the promise that poll showed (a promise only grows, and is durable).
+        if let Some((promised, before)) = self.nodes.get(&me).and_then(|s| s.paxos.as_ref()) {
+            for (slot, ballot) in &px.accepted {
+                if before.get(slot) != Some(ballot) && ballot < promised {
+                    v(
+                        Property::NoAcceptBelowPromise,
+                        vec![o.node],
+                        format!(
+                            "{who} accepted slot {slot} at ballot {ballot} after promising ballot {promised}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn forget_old(&mut self) {
         let floor = self.high_index.saturating_sub(WINDOW);
         self.entries = self.entries.split_off(&(floor, 0));
         self.committed = self.committed.split_off(&floor);
+        self.chosen = self.chosen.split_off(&floor);
         self.applied = self.applied.split_off(&floor);
         let term_floor = self.high_term.saturating_sub(WINDOW);
         self.leaders = self.leaders.split_off(&term_floor);
@@ -750,6 +950,7 @@ mod tests {
                 .map(|(i, t, s)| (*i, *t, s.to_string()))
                 .collect(),
             knows: Knows::default(),
+            paxos: None,
         }
     }
 

@@ -37,6 +37,7 @@ fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
         frozen: false,
         election_due_ms: None,
         recovered: None,
+        paxos: None,
     }
 }
 

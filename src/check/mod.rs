@@ -7,7 +7,7 @@
 //! - [`linear`]: the linearizability checker (Wing–Gong/Lowe search, per key, memoised);
 //! - [`diagram`]: a failing window drawn as text lanes;
 //! - [`sim`]: a seeded register simulator for benchmarks and tests;
-//! - [`invariants`]: Raft's safety properties checked live from the nodes' statuses and event feeds;
+//! - [`invariants`]: Raft's (and Paxos's) safety properties checked live from the nodes' statuses and event feeds;
 //! - [`liveness`]: progress whenever the cluster is healthy, judged apart from safety, and recovery times;
 //! - [`lock`]: mutual exclusion of the lock workload's protected writes, as the resource saw them.
 
@@ -23,6 +23,8 @@ pub mod sim;
 
 #[cfg(test)]
 mod invariants_feed_tests;
+#[cfg(test)]
+mod invariants_paxos_tests;
 #[cfg(test)]
 mod tests;
 

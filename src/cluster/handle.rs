@@ -178,9 +178,21 @@ impl Cluster {
     }
 
     /// "leader, term 4" / "follower, term 3" / "" — what a node was when an action hit it.
+    /// A Paxos node says `ballot 1.3` where a Raft node says `term 4`.
     pub(super) fn describe_node(&self, id: NodeId) -> String {
+        let paxos = self
+            .inner
+            .latest
+            .lock()
+            .unwrap()
+            .get(&id)
+            .filter(|s| s.paxos.is_some())
+            .map(|s| (s.core.term, s.term_text()));
         match self.inner.roles.lock().unwrap().get(&id) {
-            Some((role, term)) if self.alive(id) => format!(" ({}, term {term})", role.as_str()),
+            Some((role, term)) if self.alive(id) => match paxos {
+                Some((t, text)) if t == *term => format!(" ({}, {text})", role.as_str()),
+                _ => format!(" ({}, term {term})", role.as_str()),
+            },
             _ => String::new(),
         }
     }

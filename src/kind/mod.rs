@@ -125,11 +125,11 @@ pub const LIMIT_FAMILIES: &[(&str, &str)] = &[
         "message filters and held frames (`only …`, `hold`)",
     ),
     ("transfer", "leadership transfer (`transfer N`)"),
+    ("wipe", "wiping a node's data (`wipe N`)"),
     (
         "membership",
         "membership changes (`add`, `remove`, `replace`, `promote`, `demote`)",
     ),
-    ("wipe", "wiping a node's data directory (`wipe N`)"),
 ];
 
 /// Where a kind was read from.

@@ -189,6 +189,7 @@ mod tests {
                     frozen: false,
                     election_due_ms: None,
                     recovered: None,
+                    paxos: None,
                 },
             },
         )

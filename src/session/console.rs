@@ -135,11 +135,19 @@ pub fn eprintln_quiet(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// One line on leader, term and commit, printed when it changes.
+/// One line on leader, term (a Paxos node's ballot, `round.proposer`) and commit, printed when it changes.
 fn summary_line(s: &ClusterState) -> String {
     match s.leadership() {
-        (Some(l), term) => format!("leader {l} term {term} commit {}", s.commit_index()),
-        (None, term) => format!("no leader (term {term}) commit {}", s.commit_index()),
+        (Some(l), term) => format!(
+            "leader {l} {} commit {}",
+            s.term_text(term),
+            s.commit_index()
+        ),
+        (None, term) => format!(
+            "no leader ({}) commit {}",
+            s.term_text(term),
+            s.commit_index()
+        ),
     }
 }
 

@@ -207,6 +207,9 @@ pub struct ClusterState {
     pub last_check: Option<(u64, super::Verdict)>,
     /// Which operations the built-in workload runs.
     pub workload_kind: super::WorkloadKind,
+    /// The nodes run Multi-Paxos (the session's kind is `paxos`, or a node's status or feed spoke Paxos): terms
+    /// are packed ballots, and lines name them `ballot round.proposer` ([`ClusterState::term_text`]).
+    pub paxos: bool,
     /// Raft's safety properties, checked on every status (see [`crate::check::invariants`]).
     pub invariants: crate::check::invariants::Invariants,
     /// Each node's last full log tail, to expand [`Event::StatusDelta`] exactly as it was encoded.
@@ -452,7 +455,11 @@ impl ClusterState {
                 self.push(at, None, FeedKind::Recording, text);
             }
             // For `squall scenario`; nothing to show.
-            Event::Settings { .. } => {}
+            Event::Settings { kind, .. } => {
+                if kind.as_ref().is_some_and(|k| k.name == "paxos") {
+                    self.paxos = true;
+                }
+            }
             // `squall run` prints its verdict table itself; the report shows it from the log.
             Event::Judged { .. } | Event::RunPlanned { .. } | Event::FaultPhaseEnded => {}
             Event::Note { text } => self.push(at, None, FeedKind::Info, text.clone()),
@@ -471,6 +478,20 @@ impl ClusterState {
     /// are new since it last looked: pass the count it saw to [`ClusterState::feed_since`].
     pub fn feed_total(&self) -> u64 {
         self.pushed
+    }
+
+    /// How lines name a term: `term 4`, or `ballot 1.3` when the nodes run Paxos (see [`ClusterState::paxos`]).
+    pub fn term_text(&self, term: u64) -> String {
+        crate::check::invariants::term_text(self.paxos, term)
+    }
+
+    /// The bare term as a column shows it: `4`, or `1.3` for a Paxos ballot.
+    pub fn term_label(&self, term: u64) -> String {
+        if self.paxos {
+            squall_node::paxos::Ballot::unpack(term).to_string()
+        } else {
+            term.to_string()
+        }
     }
 
     /// Who leads, as far as anything has told: `(leader, term)` with the highest term seen. The leader is the
@@ -574,6 +595,7 @@ impl ClusterState {
     }
 
     fn on_status(&mut self, at: u64, node: u64, status: &NodeStatus) {
+        self.paxos |= status.paxos.is_some();
         self.flush_truncation(node);
         let n = self.node_mut(node);
         let was_reachable = n.reachable;
@@ -851,9 +873,13 @@ pub fn describe_node(n: &NodeView) -> String {
         Some(None) => "none".to_string(),
         None => "—".to_string(),
     };
+    // A Paxos node: its promised ballot as `round.proposer` where Raft shows a term.
+    let term = match n.status.as_ref().filter(|s| s.paxos.is_some()) {
+        Some(s) => s.term_text(),
+        None => format!("term {}", num(b.term)),
+    };
     out.push_str(&format!(
-        " {role} term {} leader {leader} commit {} applied {}",
-        num(b.term),
+        " {role} {term} leader {leader} commit {} applied {}",
         num(b.commit),
         num(b.applied)
     ));

@@ -237,6 +237,7 @@ impl Session {
             frozen: false,
             election_due_ms: None,
             recovered: None,
+            paxos: None,
         }
     }
 
@@ -280,6 +281,7 @@ impl Session {
             frozen: false,
             election_due_ms: None,
             recovered: None,
+            paxos: None,
         }
     }
 

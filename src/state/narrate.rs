@@ -95,6 +95,7 @@ impl ClusterState {
         let translated;
         let raft = match event {
             NodeEvent::Paxos(p) => {
+                self.paxos = true;
                 translated = paxos_as_raft(p);
                 &translated
             }
@@ -110,7 +111,8 @@ impl ClusterState {
                     format!("n{node} started with an empty data dir")
                 } else {
                     format!(
-                        "n{node} started: term {term}, log to {last_index}, snapshot {snapshot_index}"
+                        "n{node} started: {}, log to {last_index}, snapshot {snapshot_index}",
+                        self.term_text(*term)
                     )
                 };
                 if *truncated_tail_bytes > 0 {
@@ -164,7 +166,7 @@ impl ClusterState {
                             happened,
                             Some(node),
                             FeedKind::Role,
-                            format!("n{node} steps down in term {term}"),
+                            format!("n{node} steps down in {}", self.term_text(*term)),
                         );
                     }
                     _ => {}
@@ -184,6 +186,9 @@ impl ClusterState {
             } => {
                 let text = if *pre_vote {
                     format!("n{node} asks for pre-votes for term {term}")
+                } else if self.paxos {
+                    // Paxos's phase 1 where Raft has an election (see `paxos_as_raft`).
+                    format!("n{node} starts phase 1 with {}", self.term_text(*term))
                 } else {
                     format!("n{node} starts an election in term {term}")
                 };
@@ -365,7 +370,7 @@ impl ClusterState {
             at,
             Some(leader),
             FeedKind::Leader,
-            format!("n{leader} leads term {term}"),
+            format!("n{leader} leads {}", self.term_text(term)),
         );
     }
 }
@@ -431,7 +436,7 @@ impl ClusterState {
 }
 
 /// A Paxos node's event in the Raft terms the feed narrates (a Paxos node reports its ballot packed into one
-/// number where Raft reports a term): phase 1 as an election, leading at a ballot as leading in a term, giving
+/// number where Raft reports a term; the lines unpack it, [`ClusterState::term_text`]): phase 1 as an election, leading at a ballot as leading in a term, giving
 /// up a ballot as stepping down.
 fn paxos_as_raft(p: &squall_node::paxos::PaxosEvent) -> RaftEvent {
     use squall_node::paxos::PaxosEvent as P;

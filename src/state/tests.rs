@@ -42,6 +42,7 @@ fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
         frozen: false,
         election_due_ms: None,
         recovered: None,
+        paxos: None,
     }
 }
 

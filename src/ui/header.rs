@@ -205,7 +205,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
             // A kind that does not report what some properties need: how many are judged at all.
             let unjudged = state.invariants.unjudged().len();
             if unjudged > 0 {
-                let all = crate::check::invariants::PROPERTIES.len();
+                let all = state.invariants.properties().len();
                 second.push(Span::styled(
                     format!(" {} of {all} judged", all - unjudged),
                     label,

@@ -23,11 +23,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     // The membership column needs 8 more columns than a wide table; without it the role column says
     // `learner`, `removed` or `joining` for a node that does not vote.
     let member_col = area.width >= 128;
+    let term_title = if state.paxos { "ballot" } else { "term" };
     let mut titles = vec![
-        "", "node", "pid", "process", "role", "term", "vote", "leader", "commit",
+        "", "node", "pid", "process", "role", term_title, "vote", "leader", "commit",
     ];
     // "precandidate" takes 12 columns; narrow tables keep 9 and say `precand` (see `role_text`).
-    let mut widths = vec![1, 4, 7, 9, if wide { 12 } else { 9 }, 5, 4, 6, 7];
+    let mut widths = vec![
+        1,
+        4,
+        7,
+        9,
+        if wide { 12 } else { 9 },
+        if state.paxos { 6 } else { 5 },
+        4,
+        6,
+        7,
+    ];
     // Narrow tables show a learner's or removed node's membership in the role column instead.
     if member_col {
         titles.insert(5, "member");
@@ -287,8 +298,13 @@ fn row<'a>(
         Some(l) => Cell::from(opt(l)).style(value),
         None => Cell::from("—").style(styles::faint()),
     };
+    // A Paxos node's promised ballot as `round.proposer`, never the packed number its term carries.
+    let term = match s.and_then(|s| s.paxos.as_ref()) {
+        Some(p) => Cell::from(p.promised.to_string()).style(value),
+        None => known(b.and_then(|b| b.term)),
+    };
     cells.extend([
-        known(b.and_then(|b| b.term)),
+        term,
         Cell::from(opt(s.and_then(|s| s.core.vote))).style(value),
         leader,
         known(b.and_then(|b| b.commit)),

@@ -131,13 +131,24 @@ pub fn leader_term(line: &str) -> Option<(u64, u64)> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let i = words.iter().position(|w| *w == "leader")?;
     let leader = words.get(i + 1)?.parse().ok()?;
-    let j = words.iter().position(|w| *w == "term")?;
-    let term = words
-        .get(j + 1)?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
+    let j = words.iter().position(|w| *w == "term" || *w == "ballot")?;
+    let term = term_number(
+        words
+            .get(j + 1)?
+            .trim_end_matches(|c: char| !c.is_ascii_digit()),
+    )?;
     Some((leader, term))
+}
+
+/// A term as a line shows it: `4`, or a Paxos ballot `R.P` read as the packed ballot (`R << 16 | P`, which
+/// orders like ballots).
+pub fn term_number(word: &str) -> Option<u64> {
+    match word.split_once('.') {
+        Some((round, proposer)) => {
+            Some((round.parse::<u64>().ok()? << 16) | proposer.parse::<u64>().ok()?)
+        }
+        None => word.parse().ok(),
+    }
 }
 
 /// Parses the leader kill out of text that reports it ("kill node N (leader, term T)"): which node was
@@ -146,9 +157,14 @@ pub fn leader_term(line: &str) -> Option<(u64, u64)> {
 pub fn killed_leader(text: &str) -> Option<(u64, u64)> {
     let at = text.find("kill node ")?;
     let rest = &text[at + "kill node ".len()..];
-    let (node, rest) = rest.split_once(" (leader, term ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    Some((node.trim().parse().ok()?, digits.parse().ok()?))
+    let (node, rest) = rest
+        .split_once(" (leader, term ")
+        .or_else(|| rest.split_once(" (leader, ballot "))?;
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    Some((node.trim().parse().ok()?, term_number(&digits)?))
 }
 
 /// The node pids a running `squall up` lists in its cluster directory's `cluster.json`.

@@ -49,7 +49,9 @@ pub struct Node {
 pub fn parse_node(line: &str) -> Option<Node> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let id = w.first()?.strip_prefix('n')?.parse().ok()?;
-    let t = w.iter().position(|x| *x == "term")?;
+    // A Paxos node shows `ballot R.P` where Raft shows `term T`; it is read as the packed ballot, which orders
+    // the same way.
+    let t = w.iter().position(|x| *x == "term" || *x == "ballot")?;
     let after = |key: &str, from: usize| -> Option<&str> {
         let i = w[from..].iter().position(|x| *x == key)? + from;
         w.get(i + 1).copied()
@@ -60,7 +62,7 @@ pub fn parse_node(line: &str) -> Option<Node> {
         id,
         running: live && w.get(1) == Some(&"running"),
         role: w.get(t.checked_sub(1)?)?.to_string(),
-        term: w.get(t + 1)?.parse().ok()?,
+        term: super::term_number(w.get(t + 1)?)?,
         leader: after("leader", t).and_then(|l| l.strip_prefix('n')?.parse().ok()),
         commit: after("commit", t)?.parse().ok()?,
         snapshot: after("snapshot", t)?.parse().ok()?,

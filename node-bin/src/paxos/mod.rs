@@ -376,6 +376,11 @@ impl Paxos {
         self.leader.map(|(l, _)| l)
     }
 
+    /// The ballot of the leader this node follows (its own when leading), if it follows one.
+    pub fn leader_ballot(&self) -> Option<Ballot> {
+        self.leader.map(|(_, b)| b)
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.config.id

@@ -7,9 +7,9 @@ use tokio::sync::mpsc;
 
 use crate::kv::KvStore;
 use crate::raft::{Payload, Ready, Request, Role, Snapshot, SnapshotMeta};
-use crate::rpc::{EventBatch, EventRecord, KvReply, LogCell, NodeEvent, NodeStatus};
+use crate::rpc::{EventBatch, KvReply, LogCell, NodeEvent, NodeStatus};
 
-use super::{Cmd, EVENT_BUFFER, Held, LOG_TAIL, Node, disk_full};
+use super::{Cmd, Held, LOG_TAIL, Node, disk_full};
 
 impl Node {
     pub(super) async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
@@ -301,40 +301,11 @@ impl Node {
     }
 
     pub(super) fn record(&mut self, event: NodeEvent) {
-        let rec = EventRecord {
-            seq: self.next_event_seq,
-            at_ms: self.started.elapsed().as_millis() as u64,
-            event,
-        };
-        self.next_event_seq += 1;
-        self.events.push_back(rec);
-        while self.events.len() > EVENT_BUFFER {
-            self.events.pop_front();
-        }
+        self.events.record(event);
     }
 
     pub(super) fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
-        let oldest = self
-            .events
-            .front()
-            .map(|e| e.seq)
-            .unwrap_or(self.next_event_seq);
-        let start = cursor.max(oldest);
-        let missed = oldest.saturating_sub(cursor);
-        let skip = (start - oldest) as usize;
-        let events: Vec<EventRecord> = self
-            .events
-            .iter()
-            .skip(skip)
-            .take(max.max(1) as usize)
-            .cloned()
-            .collect();
-        let next_cursor = events.last().map(|e| e.seq + 1).unwrap_or(start);
-        EventBatch {
-            events,
-            next_cursor,
-            missed,
-        }
+        self.events.from(cursor, max)
     }
 
     /// Up to `max` entries from index `from` on, as the dashboard draws them.
@@ -377,6 +348,7 @@ impl Node {
             frozen: self.raft.frozen(),
             election_due_ms: self.election_due_ms(),
             recovered: self.raft.recovered().cloned(),
+            paxos: None,
             first_log_index: self
                 .raft
                 .entries_from(0, 1)

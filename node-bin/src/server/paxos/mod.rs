@@ -15,11 +15,13 @@
 //! Status maps Paxos onto the fields the orchestrator reads: the role (leader; `candidate` while running phase
 //! 1; follower), the promised ballot packed into one number where Raft shows a term ([`crate::paxos::Ballot::pack`]: unique
 //! per proposer, ordered like ballots), the chosen prefix as the commit index, and a log tail of the chosen
-//! values (`PaxosNode::status` says why only those).
+//! values (`PaxosNode::status` says why only those). Its [`PaxosView`] adds the ballots themselves and the
+//! ballot of each latest accepted slot, which people read as `round.proposer` and the orchestrator's Paxos
+//! invariants judge.
 
 mod api;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -30,11 +32,11 @@ use crate::kv::{KvCommand, KvStore};
 use crate::paxos::{Config, Message, Paxos, PaxosEvent, PaxosRole, Payload, Slot};
 use crate::raft::{CoreStatus, Membership, NodeId, Role};
 use crate::rpc::{
-    EventBatch, EventRecord, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, RpcCounters,
+    EventBatch, KvReply, KvRequest, LogCell, NodeEvent, NodeStatus, PaxosView, RpcCounters,
 };
 use crate::storage::paxos::PaxosStorage;
 
-use super::{BoundAddrs, EVENT_BUFFER, LOG_TAIL, NodeConfig, StartError};
+use super::{BoundAddrs, LOG_TAIL, NodeConfig, StartError};
 
 /// How long a client request waits for its value to be chosen before it is answered `Retry`.
 const CLIENT_WAIT: Duration = Duration::from_millis(1500);
@@ -64,8 +66,7 @@ struct PaxosNode {
     peers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
     /// Client requests by (client id, sequence number).
     waiting: HashMap<(u64, u64), Waiting>,
-    events: VecDeque<EventRecord>,
-    next_event_seq: u64,
+    events: super::events::EventFeed,
     counters: RpcCounters,
     started: Instant,
     last_snapshot: Slot,
@@ -198,8 +199,7 @@ pub async fn run(cfg: NodeConfig, leases: bool) -> anyhow::Result<()> {
         kv,
         peers,
         waiting: HashMap::new(),
-        events: VecDeque::new(),
-        next_event_seq: 0,
+        events: super::events::EventFeed::new(started),
         counters: RpcCounters::default(),
         started,
         last_snapshot: snapshot_slot,
@@ -436,39 +436,11 @@ impl PaxosNode {
     }
 
     fn record(&mut self, event: NodeEvent) {
-        let rec = EventRecord {
-            seq: self.next_event_seq,
-            at_ms: self.started.elapsed().as_millis() as u64,
-            event,
-        };
-        self.next_event_seq += 1;
-        self.events.push_back(rec);
-        while self.events.len() > EVENT_BUFFER {
-            self.events.pop_front();
-        }
+        self.events.record(event);
     }
 
     fn events_from(&self, cursor: u64, max: u32) -> EventBatch {
-        let oldest = self
-            .events
-            .front()
-            .map(|e| e.seq)
-            .unwrap_or(self.next_event_seq);
-        let start = cursor.max(oldest);
-        let missed = oldest.saturating_sub(cursor);
-        let events: Vec<EventRecord> = self
-            .events
-            .iter()
-            .skip((start - oldest) as usize)
-            .take(max as usize)
-            .cloned()
-            .collect();
-        let next_cursor = events.last().map_or(start, |e| e.seq + 1);
-        EventBatch {
-            events,
-            next_cursor,
-            missed,
-        }
+        self.events.from(cursor, max)
     }
 
     /// The status in the shape the orchestrator reads (see the module docs).
@@ -480,10 +452,10 @@ impl PaxosNode {
             PaxosRole::Acceptor => Role::Follower,
         };
         let last = st.last_accepted.max(st.chosen_to);
-        // The tail shows the chosen prefix only, each slot with term 0: the orchestrator's log matching then
-        // compares what every node ever showed chosen at a slot (Paxos's "one value chosen per slot, never
-        // changed"), and its leader completeness and state-machine checks compare chosen values. Accepted
-        // values that are not chosen differ between acceptors legitimately, so they are not shown.
+        // The tail shows the chosen prefix only, each slot with term 0: the orchestrator's Paxos invariants
+        // compare what every node ever showed chosen at a slot ("one value chosen per slot, never changed").
+        // Accepted values that are not chosen differ between acceptors legitimately, so only their ballots are
+        // shown (in the PaxosView, for "no accept below a promise").
         let from = st
             .chosen_to
             .saturating_sub(LOG_TAIL as u64 - 1)
@@ -532,6 +504,20 @@ impl PaxosNode {
             frozen: false,
             election_due_ms: None,
             recovered: None,
+            paxos: Some(PaxosView {
+                promised: st.promised,
+                leader_ballot: self.core.leader_ballot(),
+                accepted: self
+                    .core
+                    .accepted_in(
+                        st.last_accepted.saturating_sub(LOG_TAIL as u64 - 1),
+                        st.last_accepted,
+                    )
+                    .into_iter()
+                    .map(|(slot, a)| (slot, a.ballot))
+                    .collect(),
+                leases: st.leases,
+            }),
         }
     }
 }
