@@ -18,24 +18,40 @@ fn squall(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// The terms the console's `term T` words show: a Paxos node's are packed ballots (round * 65536 +
-/// proposer), so any at or above 65536 means the nodes ran Paxos; a Raft run's stay far below.
+/// The numbers after the console's `term` words (a Raft run's terms).
 fn terms(text: &str) -> Vec<u64> {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[0] == "term")
-        .filter_map(|w| w[1].trim_end_matches([',', ')', ';']).parse::<u64>().ok())
+    after(text, "term")
+        .filter_map(|w| w.parse::<u64>().ok())
         .collect()
 }
 
+/// The ballots the console names after `ballot`, as `round.proposer` (a Paxos run's, issue 23).
+fn ballots(text: &str) -> Vec<(u64, u64)> {
+    after(text, "ballot")
+        .filter_map(|w| {
+            let (r, p) = w.split_once('.')?;
+            Some((r.parse().ok()?, p.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The words that follow `word`, without trailing punctuation.
+fn after<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = &'a str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == word)
+        .map(|w| w[1].trim_end_matches([',', ')', ';', ':']))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 fn ran_paxos(text: &str) -> bool {
-    terms(text).iter().any(|t| *t >= 65_536)
+    !ballots(text).is_empty()
 }
 
 fn ran_raft(text: &str) -> bool {
-    let t = terms(text);
-    !t.is_empty() && t.iter().all(|t| *t < 65_536)
+    !terms(text).is_empty() && ballots(text).is_empty()
 }
 
 /// One line of a plan as `--dry-run` and `run` print it.
