@@ -59,6 +59,41 @@ fn library_etcd_paused_leader() {
 }
 
 #[test]
+fn library_etcd_kill_leader() {
+    if etcd_available("etcd-kill-leader") {
+        run_library("etcd-kill-leader");
+    }
+}
+
+#[test]
+fn library_etcd_isolated_leader() {
+    if etcd_available("etcd-isolated-leader") {
+        run_library("etcd-isolated-leader");
+    }
+}
+
+#[test]
+fn library_etcd_vote_replies_lost() {
+    if etcd_available("etcd-vote-replies-lost") {
+        run_library("etcd-vote-replies-lost");
+    }
+}
+
+#[test]
+fn library_etcd_slow_disk() {
+    if etcd_available("etcd-slow-disk") {
+        run_library("etcd-slow-disk");
+    }
+}
+
+#[test]
+fn library_etcd_membership() {
+    if etcd_available("etcd-membership") {
+        run_library("etcd-membership");
+    }
+}
+
+#[test]
 fn library_bridge() {
     run_library("bridge");
 }

@@ -233,7 +233,7 @@ impl Cluster {
                 .answer_or_pending(
                     next,
                     format!(
-                        "{what}: node {next} joins the configuration as a learner before it starts (this                          kind lists a member first), and that waits for a commit; the feed tells each step"
+                        "{what}: node {next} joins the configuration as a learner before it starts (this kind lists a member first), and that waits for a commit; the feed tells each step"
                     ),
                     async move {
                         let r = c.grow_after_start(cmd).await;

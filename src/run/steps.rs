@@ -387,8 +387,12 @@ async fn final_heal(
         }
     }
     for id in state.nodes.keys() {
-        if state.membership(*id) == Some(crate::state::MemberRole::Removed) {
-            // Stopped on purpose: it is no longer a member.
+        // Stopped on purpose: it is no longer a member. The cluster's roster says so for every kind; the
+        // state only learns it from a status that carries a configuration, which an etcd member's does not
+        // (the final heal restarted a removed etcd member, and etcd refused to start it).
+        if cluster.is_removed(*id)
+            || state.membership(*id) == Some(crate::state::MemberRole::Removed)
+        {
             continue;
         }
         // The supervisor's word, not the state's: a nemesis `resume` or `restart` performed a moment before
