@@ -881,12 +881,16 @@ fn an_existing_out_path_is_refused_unless_forced_over_an_earlier_bundle() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
-    std::fs::write(bundle.join("marker"), "old").unwrap();
+    // The earlier bundle's report marked, to see it replaced.
+    std::fs::write(bundle.join("report.html"), "old").unwrap();
     let o = run(&bundle, false);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--force"), "{err}");
-    assert!(bundle.join("marker").exists());
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("report.html")).unwrap(),
+        "old"
+    );
     let o = run(&bundle, true);
     assert_eq!(
         o.status.code(),
@@ -894,10 +898,27 @@ fn an_existing_out_path_is_refused_unless_forced_over_an_earlier_bundle() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        !bundle.join("marker").exists(),
+    assert_ne!(
+        std::fs::read_to_string(bundle.join("report.html")).unwrap(),
+        "old",
         "the earlier bundle was not replaced"
     );
     assert!(bundle.join("repro.sh").exists());
+
+    // A bundle a person put a file of their own in, or a directory that merely holds a `repro.sh`, is not
+    // replaced: --force never removes what squall did not write (tester6 lost a file so).
+    for (name, extra) in [("b", "precious.txt"), ("mine", "precious.txt")] {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        if name == "mine" {
+            std::fs::write(d.join("repro.sh"), "").unwrap();
+        }
+        std::fs::write(d.join(extra), "keep").unwrap();
+        let o = run(&d, true);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("not a squall bundle"), "{name}: {err}");
+        assert_eq!(std::fs::read_to_string(d.join(extra)).unwrap(), "keep");
+    }
     assert_eq!(siblings("b"), 1, "a b-2 was written");
 }

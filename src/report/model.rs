@@ -551,7 +551,7 @@ impl Model {
                 }
                 Event::Checked { verdict, report } => m.checks.push(CheckRecord {
                     at_ms: at,
-                    which: "counter",
+                    which: checked_which(report),
                     verdict: *verdict,
                     report: report.clone(),
                 }),
@@ -710,6 +710,22 @@ fn push_lane(lanes: &mut BTreeMap<u64, Vec<(u64, Lane)>>, node: u64, at: u64, la
     if l.last().map(|(_, x)| *x) != Some(lane) {
         l.push((at, lane));
     }
+}
+
+/// Which check a `Checked` event's report is: Maelstrom's workloads record theirs as that event too, their
+/// report beginning with the workload's name (`broadcast check passed: …`); anything else is squall's counter
+/// check (a new user's broadcast report was titled "counter check").
+fn checked_which(report: &str) -> &'static str {
+    const MAELSTROM: &[&str] = &["echo", "unique-ids", "broadcast", "g-counter", "kafka"];
+    MAELSTROM
+        .iter()
+        .find(|w| {
+            report
+                .strip_prefix(**w)
+                .is_some_and(|rest| rest.starts_with(" check"))
+        })
+        .copied()
+        .unwrap_or("counter")
 }
 
 #[cfg(test)]
@@ -1044,5 +1060,28 @@ mod tests {
         assert!((s[0].p50_ms - 50.0).abs() < 0.1, "{s:?}");
         assert!((s[0].p99_ms - 99.0).abs() < 0.1, "{s:?}");
         assert!((s[0].max_ms - 100.0).abs() < 0.1, "{s:?}");
+    }
+}
+
+#[cfg(test)]
+mod checked_which_tests {
+    #[test]
+    fn a_maelstrom_check_is_named_by_its_workload_and_any_other_is_the_counter_check() {
+        assert_eq!(
+            super::checked_which("broadcast check passed: 3 operations"),
+            "broadcast"
+        );
+        assert_eq!(
+            super::checked_which("g-counter check FAILED: 9 operations"),
+            "g-counter"
+        );
+        assert_eq!(
+            super::checked_which("counter check: every acknowledged increment is there"),
+            "counter"
+        );
+        assert_eq!(
+            super::checked_which("check: nothing to judge: no operation"),
+            "counter"
+        );
     }
 }

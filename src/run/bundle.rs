@@ -20,7 +20,7 @@ pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBu
     };
     let dir = match &args.out {
         Some(out) if !empty(out) => {
-            let bundle = out.is_dir() && out.join("repro.sh").is_file();
+            let bundle = is_bundle(out);
             if !args.force {
                 return Err(format!(
                     "--out {}: {} already exists; give another name{}",
@@ -39,8 +39,9 @@ pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBu
             }
             if !bundle {
                 return Err(format!(
-                    "--out {}: it exists and is not a squall bundle (no repro.sh in it): --force replaces only \
-                     an earlier bundle; give another name",
+                    "--out {}: it exists and is not a squall bundle (a bundle holds a repro.sh and a \
+                     scenario.toml, and nothing squall did not write): --force replaces only an earlier bundle; \
+                     give another name",
                     out.display()
                 ));
             }
@@ -67,6 +68,44 @@ pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBu
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// What `squall run` writes in a bundle (one run's, or a side by side's with a bundle per protocol).
+const BUNDLE_ENTRIES: &[&str] = &[
+    "scenario.toml",
+    "repro.sh",
+    "events.jsonl.gz",
+    "events.messages.jsonl.gz",
+    "history.jsonl",
+    "report.html",
+    "report.violations.txt",
+    "run.cast",
+    "cluster",
+    "comparison.txt",
+    "comparison.json",
+    "raft",
+    "paxos",
+];
+
+/// Whether `dir` is an earlier bundle that `--force` may remove: a directory holding a `repro.sh` and a
+/// `scenario.toml`, every entry one that `squall run` writes, and so every sub-bundle (`raft/`, `paxos/`).
+/// A person's directory that merely holds a `repro.sh` is not one (a new user lost a file that way).
+fn is_bundle(dir: &Path) -> bool {
+    if !dir.is_dir() || !dir.join("repro.sh").is_file() || !dir.join("scenario.toml").is_file() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        BUNDLE_ENTRIES.contains(&name)
+            && (!matches!(name, "raft" | "paxos") || is_bundle(&e.path()))
+    })
 }
 
 /// Copies the scenario into the bundle and writes `repro.sh`, the one command that reruns it.

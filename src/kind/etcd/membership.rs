@@ -84,7 +84,15 @@ impl EtcdMembership {
                 };
                 match client.member_add(&[format!("http://{peer}")], true).await {
                     Ok(_) => ChangeAnswer::Committed(None),
-                    Err(e) => match answer(&e, &["etcdserver: Peer URLs already exists"]) {
+                    Err(e) => match answer(
+                        &e,
+                        &[
+                            "etcdserver: Peer URLs already exists",
+                            // A retried add whose first try was applied after all (tester6 saw it on every
+                            // add, logged as a failure although the add went through).
+                            "etcdserver: member ID already exist",
+                        ],
+                    ) {
                         // etcd checks a member add against its applied members: listed there, it is in.
                         // A member not started yet has no name, so the orchestrator cannot tell it from the
                         // configuration; the member list, by its peer URL, can.
