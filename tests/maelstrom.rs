@@ -121,6 +121,12 @@ fn a_correct_lin_kv_node_passes_through_kill_restart_one_way_cut_filtered_loss_a
         held.contains("n3->n1") && held.contains("key="),
         "a held message reads as what it is: {held}"
     );
+    // `links` counts the held messages on their link (it said `held-now 0` while `held` listed them).
+    let line = s.link(3, 1);
+    assert!(
+        line.contains(" held-now ") && !line.contains(" held-now 0 "),
+        "the held messages are counted on 3->1: {line}"
+    );
     let stepped = s.ok("step 3->1 1");
     assert!(stepped.contains("n3->n1"), "{stepped}");
     s.ok("release 3->1");

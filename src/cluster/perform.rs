@@ -113,6 +113,13 @@ impl Cluster {
                 return self.held_listing();
             }
             Command::Links => {
+                // Frames held by `hold` (the teaching queue), per link; a link's own queue of frames waiting
+                // out a delay or a reorder is another count (`queued-now`). Both were one number, which said
+                // `held-now 0` while `held` listed 182 frames (tester6).
+                let mut held: std::collections::HashMap<_, u64> = std::collections::HashMap::new();
+                for f in self.inner.net.held() {
+                    *held.entry(f.link).or_default() += 1;
+                }
                 let lines: Vec<String> = self
                     .inner
                     .net
@@ -125,13 +132,15 @@ impl Cluster {
                             .map(|c| format!("{} {}/{}", c.label, c.frames, c.dropped))
                             .collect();
                         format!(
-                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} kinds {}",
+                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} queued-now {} \
+                             kinds {}",
                             l.link,
                             l.frames_forwarded,
                             l.bytes_forwarded,
                             l.frames_dropped,
                             l.frames_duplicated,
                             l.frames_delayed,
+                            held.get(&l.link).copied().unwrap_or(0),
                             l.frames_queued,
                             if kinds.is_empty() { "-".into() } else { kinds.join(",") }
                         )
