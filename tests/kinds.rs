@@ -532,6 +532,10 @@ fn a_scenario_step_the_kind_refuses_fails_at_load_naming_its_line() {
                     && err.contains("kinds/etcd.toml"),
                 "`{step}` with {args:?}: {err}"
             );
+            assert!(
+                !dir.path().join("bundle").exists(),
+                "`{step}` with {args:?}: a refused run left a bundle behind"
+            );
         }
     }
 }

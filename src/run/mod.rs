@@ -96,6 +96,11 @@ pub fn run(args: RunArgs) -> ExitCode {
             Err(e) => fail(2, e),
         };
     }
+    // A kind file's mistake or a step the kind refuses stops the run before its bundle is made, so a refused
+    // run leaves nothing behind (a bundle left by one made the next `--out` to the same path refused).
+    if let Err(e) = kind_takes(&plan, &args.file) {
+        return fail(2, e);
+    }
     let out = match bundle_dir(&args, &scenario.name, seed) {
         Ok(d) => d,
         Err(e) => return fail(2, e),
@@ -114,11 +119,17 @@ pub fn run(args: RunArgs) -> ExitCode {
 /// naming its file, line and field) rather than a plan that cannot run, and so does a step the kind refuses
 /// (naming the step's line in `file`). Its program need not be here.
 fn dry_run(plan: &Plan, file: &Path) -> Result<(), String> {
+    kind_takes(plan, file)?;
+    print!("{}", plan.describe());
+    Ok(())
+}
+
+/// Loads the plan's node kind (not a Maelstrom node's, which has no file) and checks every step against it.
+fn kind_takes(plan: &Plan, file: &Path) -> Result<(), String> {
     if plan.scenario.cluster.maelstrom.is_none() {
         let kind = crate::setup::load_kind(plan.scenario.cluster.kind.as_deref())?;
         steps_the_kind_takes(plan, &kind, file)?;
     }
-    print!("{}", plan.describe());
     Ok(())
 }
 
