@@ -912,3 +912,24 @@ fn a_maelstrom_session_shows_messages_by_type_and_its_flow_by_body_type() {
     );
     insta::assert_snapshot!("maelstrom_flow_160x40", screen);
 }
+
+/// A Paxos cluster's header names its highest ballot as `round.proposer`, as the nodes table does, never the
+/// packed number the status's term carries (tester6 saw `term 65537` there).
+#[test]
+fn a_paxos_cluster_s_header_shows_its_ballot_as_round_dot_proposer() {
+    let mut state = ClusterState::new();
+    state.paxos = true;
+    state.term = squall_node::paxos::Ballot {
+        round: 3,
+        proposer: 2,
+    }
+    .pack();
+    let t = render(120, 40, &state, &selected(1));
+    let screen = t.backend().to_string();
+    let header: String = screen.lines().take(3).collect::<Vec<_>>().join("\n");
+    assert!(header.contains("ballot 3.2"), "{header}");
+    assert!(
+        !header.contains(&state.term.to_string()),
+        "no packed ballot: {header}"
+    );
+}

@@ -61,8 +61,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         }
         None => top.push(Span::styled("none", styles::fault())),
     }
-    top.push(Span::styled("  term ", label));
-    top.push(Span::styled(state.term.to_string(), value));
+    // A Paxos cluster's highest ballot as `round.proposer`, as the nodes table shows it (tester6 saw
+    // `term 65537` here), not the packed number the status's term carries.
+    if state.paxos {
+        top.push(Span::styled("  ballot ", label));
+        top.push(Span::styled(
+            squall_node::paxos::Ballot::unpack(state.term).to_string(),
+            value,
+        ));
+    } else {
+        top.push(Span::styled("  term ", label));
+        top.push(Span::styled(state.term.to_string(), value));
+    }
     top.push(Span::styled("  commit ", label));
     top.push(Span::styled(state.commit.to_string(), value));
     top.push(Span::styled("  writes ", label));
