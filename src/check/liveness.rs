@@ -8,12 +8,15 @@
 //!
 //! Two findings name a cause rather than only a symptom:
 //! - **Livelock** (issue 23), judged whether or not a fault is in force (outside excused windows): within one
-//!   bound, leadership was won anew at least [`LIVELOCK_LEADERS`] times, each at a higher term (a Raft term, or a
-//!   Paxos ballot), while fewer than [`LIVELOCK_FRACTION`] of the operations asked in that time were served.
+//!   bound, the highest term (a Raft term, or a Paxos ballot) rose at least [`LIVELOCK_RISES`] times and
+//!   either the leadership (who leads, at which term; or nobody) changed at least [`LIVELOCK_CHANGES`] times
+//!   or every member ran with every link between them passing traffic (at most delayed, so no quorum was
+//!   missing: [`Sample::connected`]), while fewer than [`LIVELOCK_FRACTION`] of the operations asked in that
+//!   time were served.
 //!   This is the shape of dueling proposers (Lamport, "Paxos Made Simple" §2.4: two proposers keep issuing
-//!   higher ballots and none is chosen), or of a Raft election storm. Counting leaderships won, not terms
-//!   seen, keeps a cluster without a quorum out of it: a node cut off alone may raise its ballot again and
-//!   again, but it never wins phase 1 (or an election), so no leader is reported.
+//!   higher ballots and none is chosen), or of a Raft election storm. Requiring the leadership to change, not
+//!   only terms to rise, keeps out a node cut off alone that raises its ballot again and again: it never wins
+//!   phase 1 (or an election), so the leadership the majority agrees on (or its absence) stays as it was.
 //! - **Data loss** (issue 18, F15): a failure found while nodes report that they lost data and are recovering
 //!   ([`Liveness::note_data_loss`]) says which ones and what they wait for, so "no leader" after `wipe` of a
 //!   majority reads as its cause, not as a bug.
@@ -24,8 +27,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// How many leaderships, each won at a higher term, within one bound make a livelock (with progress stalled).
-pub const LIVELOCK_LEADERS: usize = 5;
+/// How many times the highest term must rise within one bound for a livelock (with progress stalled).
+pub const LIVELOCK_RISES: usize = 5;
+
+/// How many times the leadership (who leads at which term, or nobody) must change within that bound too:
+/// what tells dueling leaders from a node alone (or a minority) raising its term without a quorum.
+pub const LIVELOCK_CHANGES: usize = 2;
 
 /// Below this share of the operations asked within one bound (the workload's rate × the bound), progress
 /// counts as stalled for the livelock judgement.
@@ -63,6 +70,14 @@ pub struct Sample {
     /// The highest term (or packed Paxos ballot, see `squall_node::paxos::Ballot::pack`) any node reports;
     /// 0 for a kind that reports none.
     pub term: u64,
+    /// Who leads and at which term (or packed ballot) as far as anything has told, the statuses or a node's
+    /// own feed ("n2 leads ballot 494.2", seen between two polls): `(None, highest term)` when nobody is known
+    /// to lead. The livelock judgement counts its changes.
+    pub leadership: (Option<u64>, u64),
+    /// Every member runs and every link between them passes traffic, at most slowed by a delay: no quorum is
+    /// missing, so terms that keep rising while nothing is served are a livelock even with no leader ever
+    /// seen (proposers preempting each other in phase 1).
+    pub connected: bool,
     /// Operations per second the workload asks for (0 when none): the rate a livelock's progress is measured
     /// against.
     pub rate: u32,
@@ -116,10 +131,11 @@ pub struct Liveness {
     last_at: Option<Duration>,
     failures: Vec<Failure>,
     recoveries: Vec<Recovery>,
-    /// Samples within the last bound, for the livelock judgement: `(at, term, served, leadership won here)`.
-    window: VecDeque<(Duration, u64, u64, bool)>,
-    /// The last leadership seen, `(leader, term)`.
-    last_leadership: Option<(u64, u64)>,
+    /// Samples within the last bound, for the livelock judgement: `(at, term, served, leadership changed
+    /// here, term rose here, connected)`.
+    window: VecDeque<(Duration, u64, u64, bool, bool, bool)>,
+    /// The last leadership seen, `(leader, its term)` (`(None, 0)` for nobody); `None` before any sample.
+    last_leadership: Option<(Option<u64>, u64)>,
     /// Whether terms are Paxos ballots (for the evidence's words).
     paxos: bool,
     /// What the nodes that lost data wait for, as the latest poll told ([`Liveness::note_data_loss`]).
@@ -321,21 +337,20 @@ impl Liveness {
     /// The livelock judgement for one sample (see the module docs); at most one failure per window: the window
     /// starts again after one is found.
     fn livelock(&mut self, s: &Sample) -> Option<Failure> {
-        let won = match s.leader {
-            Some(l) if s.term > 0 => {
-                let new = self.last_leadership.is_none_or(|(_, t)| s.term > t);
-                if new {
-                    self.last_leadership = Some((l, s.term));
-                }
-                new
-            }
-            _ => false,
+        // Nobody leading is one state, whatever term has been reached meanwhile.
+        let leadership = match s.leadership {
+            (None, _) => (None, 0),
+            known => known,
         };
+        let won = self.last_leadership.is_some_and(|l| l != leadership);
+        self.last_leadership = Some(leadership);
         if self.excused_at(s.at) || !s.asked || s.rate == 0 {
             self.window.clear();
             return None;
         }
-        self.window.push_back((s.at, s.term, s.served, won));
+        let rose = self.window.back().is_some_and(|w| s.term > w.1);
+        self.window
+            .push_back((s.at, s.term, s.served, won, rose, s.connected));
         while self
             .window
             .front()
@@ -343,22 +358,27 @@ impl Liveness {
         {
             self.window.pop_front();
         }
-        let &(from, first_term, first_served, _) = self.window.front()?;
+        let &(from, first_term, first_served, ..) = self.window.front()?;
         let span = s.at.saturating_sub(from);
         // Judged only over a full bound (give or take one poll).
         if span + Duration::from_millis(200) < self.bound {
             return None;
         }
         let leaders = self.window.iter().filter(|w| w.3).count();
+        let rises = self.window.iter().filter(|w| w.4).count();
+        let connected = self.window.iter().all(|w| w.5);
         let served = s.served.saturating_sub(first_served);
         let asked = f64::from(s.rate) * span.as_secs_f64();
-        if leaders < LIVELOCK_LEADERS || served as f64 >= LIVELOCK_FRACTION * asked {
+        if rises < LIVELOCK_RISES
+            || (leaders < LIVELOCK_CHANGES && !connected)
+            || served as f64 >= LIVELOCK_FRACTION * asked
+        {
             return None;
         }
         self.window.clear();
         let what = format!(
-            "livelock: {} rose from {} to {} in {:.1} s, with {leaders} leaderships won, while {served} of about \
-             {asked:.0} asked operations were served",
+            "livelock: {} rose {rises} times, from {} to {}, in {:.1} s (the leadership changed {leaders} times) while \
+             {served} of about {asked:.0} asked operations were served",
             if self.paxos { "ballot" } else { "term" },
             term_number(self.paxos, first_term),
             term_number(self.paxos, s.term),
@@ -399,6 +419,8 @@ mod tests {
             served: 0,
             reports_leader: true,
             term: 1,
+            leadership: (leader, 1),
+            connected: healthy,
             rate: 0,
         }
     }
@@ -415,6 +437,8 @@ mod tests {
             served,
             reports_leader: false,
             term: 0,
+            leadership: (None, 0),
+            connected: true,
             rate: 0,
         };
         // Operations complete: live, though no leader is ever reported.
@@ -643,13 +667,15 @@ mod tests {
     /// 50/s asked.
     fn duel(at: u64, healthy: bool) -> Sample {
         let round = at / 300 + 1;
+        let ballot = squall_node::paxos::Ballot {
+            round,
+            proposer: round % 3 + 1,
+        }
+        .pack();
         Sample {
             served: u64::from(at >= 5_000) + u64::from(at >= 9_000),
-            term: squall_node::paxos::Ballot {
-                round,
-                proposer: round % 3 + 1,
-            }
-            .pack(),
+            term: ballot,
+            leadership: (Some(round % 3 + 1), ballot),
             leader: Some(round % 3 + 1),
             rate: 50,
             ..sample(at, healthy, None, 1)
@@ -674,8 +700,8 @@ mod tests {
             assert_eq!(livelocks.len(), 1, "healthy {healthy}: {failures:?}");
             assert_eq!(
                 livelocks[0].what,
-                "livelock: ballot rose from 1.2 to 33.1 in 9.8 s, with 33 leaderships won, while 2 of about \
-                 490 asked operations were served"
+                "livelock: ballot rose 32 times, from 1.2 to 33.1, in 9.8 s (the leadership changed 32 times) \
+                 while 2 of about 490 asked operations were served"
             );
             assert_eq!((livelocks[0].from, livelocks[0].to), (ms(0), ms(9_800)));
         }
@@ -701,6 +727,19 @@ mod tests {
         for t in 0..100 {
             let s = Sample {
                 leader: None,
+                leadership: (None, 0x10000 * (t + 1)),
+                connected: false,
+                ..duel(t * 100, false)
+            };
+            assert_eq!(l.observe(s), None, "at {t}");
+        }
+        // A minority node raises its ballot, and the leader, stalled at one ballot, serves nothing: not a
+        // livelock (the stall is judged as such once healthy; here a fault is in force).
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        for t in 0..100 {
+            let s = Sample {
+                leader: Some(1),
+                leadership: (Some(1), 7),
                 ..duel(t * 100, false)
             };
             assert_eq!(l.observe(s), None, "at {t}");
@@ -714,6 +753,32 @@ mod tests {
             };
             assert_eq!(l.observe(s), None, "at {t}");
         }
+    }
+
+    #[test]
+    fn proposers_preempting_each_other_in_phase_1_on_connected_links_are_a_livelock() {
+        // Seen in paxos-dueling-livelock (links delayed 80 ms): all three nodes candidates, ballots rising
+        // every 100 ms, nobody ever leading, nothing served; the rule that counted leadership changes alone
+        // judged none of those 9 s a livelock.
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        l.set_paxos(true);
+        let mut failures = vec![];
+        for t in 0..40 {
+            failures.extend(l.observe(Sample {
+                leader: None,
+                leadership: (None, 0x10000 * (t + 1)),
+                connected: true,
+                served: 3,
+                ..duel(t * 100, false)
+            }));
+        }
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0]
+                .what
+                .starts_with("livelock: ballot rose 9 times, from 1.2 to 10.2, in 2.8 s"),
+            "{failures:?}"
+        );
     }
 
     #[test]

@@ -67,6 +67,28 @@ fn data_loss(s: &ClusterState) -> Vec<String> {
     lines
 }
 
+/// Whether every member node runs and every link between running nodes passes traffic, at most delayed:
+/// what the livelock judgement takes as "no quorum is missing" ([`Sample::connected`]).
+fn connected(s: &ClusterState) -> bool {
+    let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
+    let running = |id: u64| {
+        s.nodes
+            .get(&id)
+            .is_some_and(|n| matches!(n.process, ProcessState::Running { .. }))
+    };
+    !s.nodes.is_empty()
+        && s.nodes.keys().all(|id| removed(*id) || running(*id))
+        && s.links
+            .iter()
+            .filter(|l| running(l.from) && running(l.to))
+            .all(|l| {
+                matches!(
+                    l.state,
+                    crate::state::LinkState::Ok | crate::state::LinkState::Delayed(_)
+                )
+            })
+}
+
 /// Whether a command is a fault whose failover the side-by-side table measures (not a heal, restart, resume
 /// or a command to the workload).
 fn is_fault(cmd: &Command) -> bool {
@@ -213,6 +235,8 @@ pub(super) async fn execute(
                     served: st.workload.ok,
                     reports_leader: super::verdict::reports_leader(s.cluster.maelstrom.is_some(), st),
                     term: st.term,
+                    leadership: st.leadership(),
+                    connected: connected(st),
                     rate: if st.workload.on { st.workload.rate } else { 0 },
                 });
                 if healed {
