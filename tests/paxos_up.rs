@@ -257,3 +257,40 @@ fn without_leases_the_proposers_duel_and_with_leases_one_leader_keeps_its_ballot
         "leases on: the highest round was {rounds}, expected one leader at an early ballot\n{leased}"
     );
 }
+
+/// Issue 23's livelock: the dueling proposers with every link slowed by 80 ms preempt each other until few
+/// writes are chosen, and the liveness verdict names the livelock with the ballots it saw rise (judged while
+/// the delay, a fault, is in force). Full scale: the livelock is judged over the 3 s liveness bound.
+#[test]
+fn slowed_dueling_proposers_are_judged_a_livelock() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("scenarios/paxos-dueling-livelock.toml");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let bundle = dir.path().join("bundle");
+    let (code, text) = squall(&[
+        "run",
+        file.to_str().expect("a UTF-8 path"),
+        "--seed",
+        "11",
+        "--out",
+        bundle.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(code, Some(1), "expected exit 1 (invalid)\n{text}");
+    assert!(
+        text.contains("verdict: invalid (expected invalid)"),
+        "{text}"
+    );
+    let liveness = text
+        .lines()
+        .find(|l| l.starts_with("liveness "))
+        .unwrap_or_else(|| panic!("no liveness row:\n{text}"));
+    assert!(
+        liveness.contains("invalid  livelock: ballot rose "),
+        "{liveness}"
+    );
+    let safe = |check: &str| {
+        text.lines()
+            .any(|l| l.starts_with(check) && l.contains(" valid ") && !l.contains("invalid"))
+    };
+    assert!(safe("linearizable") && safe("invariants"), "{text}");
+}

@@ -37,6 +37,58 @@ fn healthy(s: &ClusterState) -> bool {
             .all(|n| removed(n.id) || matches!(n.process, ProcessState::Running { .. }))
 }
 
+/// The nodes that lost data (wiped, a damaged WAL tail cut) and are recovering, one line each with what
+/// they wait for, as the liveness evidence names them (issue 18, F15); first, when they are a majority of the
+/// members, that nothing can commit until they recover. Empty when none is recovering.
+fn data_loss(s: &ClusterState) -> Vec<String> {
+    let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
+    let members = s.nodes.keys().filter(|id| !removed(**id)).count();
+    let mut lines: Vec<String> = s
+        .nodes
+        .values()
+        .filter(|n| n.process.is_alive())
+        .filter_map(|n| {
+            let st = n.status.as_ref().filter(|st| st.recovering)?;
+            Some(match &st.recovery_wait {
+                Some(wait) => format!("n{} lost data and is recovering: {wait}", n.id),
+                None => format!("n{} lost data and is recovering", n.id),
+            })
+        })
+        .collect();
+    if !lines.is_empty() && lines.len() * 2 > members {
+        lines.insert(
+            0,
+            format!(
+                "{} of {members} members lost data, a majority: none can vote until they recover",
+                lines.len()
+            ),
+        );
+    }
+    lines
+}
+
+/// Whether every member node runs and every link between running nodes passes traffic, at most delayed:
+/// what the livelock judgement takes as "no quorum is missing" ([`Sample::connected`]).
+fn connected(s: &ClusterState) -> bool {
+    let removed = |id: u64| s.membership(id) == Some(crate::state::MemberRole::Removed);
+    let running = |id: u64| {
+        s.nodes
+            .get(&id)
+            .is_some_and(|n| matches!(n.process, ProcessState::Running { .. }))
+    };
+    !s.nodes.is_empty()
+        && s.nodes.keys().all(|id| removed(*id) || running(*id))
+        && s.links
+            .iter()
+            .filter(|l| running(l.from) && running(l.to))
+            .all(|l| {
+                matches!(
+                    l.state,
+                    crate::state::LinkState::Ok | crate::state::LinkState::Delayed(_)
+                )
+            })
+}
+
 /// Whether a command is a fault whose failover the side-by-side table measures (not a heal, restart, resume
 /// or a command to the workload).
 fn is_fault(cmd: &Command) -> bool {
@@ -169,6 +221,8 @@ pub(super) async fn execute(
                 let now_ms = cluster.now_ms();
                 feed.release(now_ms);
                 let st = &session.state;
+                liveness.set_paxos(st.paxos);
+                liveness.note_data_loss(data_loss(st));
                 liveness.observe(Sample {
                     at: Duration::from_millis(now_ms),
                     // After the fault phase the cluster owes progress whatever state it was left in (with
@@ -180,6 +234,10 @@ pub(super) async fn execute(
                     asked: st.workload.on && st.workload.rate > 0,
                     served: st.workload.ok,
                     reports_leader: super::verdict::reports_leader(s.cluster.maelstrom.is_some(), st),
+                    term: st.term,
+                    leadership: st.leadership(),
+                    connected: connected(st),
+                    rate: if st.workload.on { st.workload.rate } else { 0 },
                 });
                 if healed {
                     catch_up.observe_recovery(st);
