@@ -263,6 +263,23 @@ impl Session {
             })
     }
 
+    /// Sends a change that must not happen and returns the line that says so, which must contain `reason`:
+    /// its `error:` answer, or, for a membership change that keeps asking while the leader says "not now"
+    /// (it answers `pending:` first), the feed line telling it was not made. An `ok:` fails the test.
+    pub fn not_done(&mut self, cmd: &str, reason: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.out.wait_for(
+            &format!("`{cmd}` refused or given up ({reason})"),
+            self.wait,
+            |l| {
+                if l.starts_with("ok:") {
+                    panic!("`{cmd}` should not have been done: {l}");
+                }
+                (l.contains(reason) && !l.starts_with("pending:")).then(|| l.to_string())
+            },
+        )
+    }
+
     /// A listing command's lines (those beginning with `prefix`, without it), up to its `ok:`.
     pub fn listing(&mut self, cmd: &str, prefix: &str) -> Vec<String> {
         writeln!(self.stdin, "{cmd}").unwrap();
