@@ -331,12 +331,27 @@ fn releasing_one_link_under_a_wider_hold_delivers_only_that_links_frames() {
     s.quit();
 }
 
-#[test]
-fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
-    // teach2 item 2: a heartbeat of term 1 stepped to a node already in term 2 answered a plain `deliver`,
-    // and `held` did not mark it stale.
-    let mut s = start(3);
-    let (l, term) = settled(&mut s, 3);
+/// Node `link`'s held listing once a frame is held on `link` (`1->2`), polled with a deadline.
+fn held_on(s: &mut Session, link: &str) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = s.listing("held", "held:");
+        if held.iter().any(|h| h.contains(&format!(" {link} "))) {
+            return held;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing held on {link}: {held:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The opening the two stale-step tests share, on a settled 3-node session: frozen, every link held, the
+/// leader's heartbeat to follower `a` held; `a` is timed out and wins its pre-vote from `b` (both frames
+/// stepped), so it starts an election in the next term. Returns (leader, its term, a, b).
+fn pre_vote_granted_past_a_held_heartbeat(s: &mut Session) -> (u64, u64, u64, u64) {
+    let (l, term) = settled(s, 3);
     let (a, b) = {
         let mut f = (1..=3).filter(|n| *n != l);
         (f.next().unwrap(), f.next().unwrap())
@@ -344,27 +359,21 @@ fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
     s.ok("freeze");
     s.ok("hold *");
     s.ok("heartbeat");
-    let held_on = |s: &mut Session, link: &str| {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let held = s.listing("held", "held:");
-            if held.iter().any(|h| h.contains(&format!(" {link} "))) {
-                return held;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nothing held on {link}: {held:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    held_on(&mut s, &format!("{l}->{a}"));
-    // n{a} wins its pre-vote from n{b} and starts an election in the next term.
+    held_on(s, &format!("{l}->{a}"));
     s.ok(&format!("timeout {a}"));
-    held_on(&mut s, &format!("{a}->{b}"));
+    held_on(s, &format!("{a}->{b}"));
     s.ok(&format!("step {a}->{b} 1"));
-    held_on(&mut s, &format!("{b}->{a}"));
+    held_on(s, &format!("{b}->{a}"));
     s.ok(&format!("step {b}->{a} 1"));
+    (l, term, a, b)
+}
+
+#[test]
+fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
+    // teach2 item 2: a heartbeat of term 1 stepped to a node already in term 2 answered a plain `deliver`,
+    // and `held` did not mark it stale.
+    let mut s = start(3);
+    let (l, term, a, _) = pre_vote_granted_past_a_held_heartbeat(&mut s);
     s.until(&format!("n{a} in term {}", term + 1), |ns| {
         (ns.get(&a)?.term == term + 1).then_some(())
     });
@@ -422,34 +431,7 @@ fn a_step_right_after_another_is_judged_by_the_term_the_first_left_its_receiver_
         .build()
         .unwrap();
     let mut s = start(3);
-    let (l, term) = settled(&mut s, 3);
-    let (a, b) = {
-        let mut f = (1..=3).filter(|n| *n != l);
-        (f.next().unwrap(), f.next().unwrap())
-    };
-    s.ok("freeze");
-    s.ok("hold *");
-    s.ok("heartbeat");
-    let held_on = |s: &mut Session, link: &str| {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let held = s.listing("held", "held:");
-            if held.iter().any(|h| h.contains(&format!(" {link} "))) {
-                return held;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nothing held on {link}: {held:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    held_on(&mut s, &format!("{l}->{a}"));
-    s.ok(&format!("timeout {a}"));
-    held_on(&mut s, &format!("{a}->{b}"));
-    s.ok(&format!("step {a}->{b} 1"));
-    held_on(&mut s, &format!("{b}->{a}"));
-    s.ok(&format!("step {b}->{a} 1"));
+    let (l, term, a, _) = pre_vote_granted_past_a_held_heartbeat(&mut s);
     // n{a} won its pre-vote and starts an election in the next term: seen at the node itself.
     let deadline = Instant::now() + WAIT;
     let mut seen = None;

@@ -515,17 +515,7 @@ impl Cluster {
             .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
         let existing = self.node_ids();
         // Never an id this directory held before, removed nodes' included.
-        let id = self
-            .inner
-            .roster
-            .lock()
-            .unwrap()
-            .ids
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0)
-            + 1;
+        let id = self.next_id();
         let driver = self
             .driver()
             .map_err(|e| anyhow::anyhow!("{e} (nothing was done)"))?;
