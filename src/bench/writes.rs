@@ -240,6 +240,7 @@ pub(crate) async fn measure(
             })
             .await
             .map_err(|e| e.to_string())?;
+        let leader_status = cluster.status(leader);
         let t0 = Instant::now();
         cluster
             .perform(Command::Kill(Target::Node(leader)))
@@ -253,8 +254,15 @@ pub(crate) async fn measure(
             .await
             .map_err(|e| format!("failover trial {trial}: {e}"))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // A Paxos leader's term is its ballot packed into one number: say `ballot 1.1`, not `term 65537`.
+        let led = match &leader_status {
+            Some(s) if s.paxos.is_some() => {
+                format!("ballot {}", squall_node::paxos::Ballot::unpack(term))
+            }
+            _ => format!("term {term}"),
+        };
         eprintln!(
-            "failover {trial:>2}: killed leader {leader} (term {term}); next write committed after {ms:.0} ms"
+            "failover {trial:>2}: killed leader {leader} ({led}); next write committed after {ms:.0} ms"
         );
         failovers.push(ms);
         cluster
