@@ -824,6 +824,68 @@ fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
     }
 }
 
+/// `--dry-run --out EXISTING` exited 0 where the run itself exits 2 (tester, task held item 3): the dry run
+/// refuses a taken `--out` with the run's own words and exit code, touches nothing, and passes an earlier
+/// bundle that `--force` would replace.
+#[test]
+fn a_dry_run_refuses_a_taken_out_path_as_the_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("short.toml");
+    std::fs::write(
+        &file,
+        "# a short quiet run\nexpect = \"valid\"\n[run]\nduration = \"1s\"\nrecovery = \"1s\"\n",
+    )
+    .unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let o = squall()
+            .arg("run")
+            .arg(&file)
+            .args(extra)
+            .args(["--seed", "2", "--out"])
+            .arg(out)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let taken = dir.path().join("notes.txt");
+    std::fs::write(&taken, "mine").unwrap();
+    let (code, err) = run(&taken, &["--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("another name"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&taken, &[]),
+        (code, err.clone()),
+        "the run says otherwise"
+    );
+    // The side by side's dry run too.
+    let (code, err) = run(&taken, &["--dry-run", "--protocol", "raft,paxos"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another name"), "{err}");
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+
+    // An earlier bundle: refused without --force, passed with it, and left as it was.
+    let bundle = dir.path().join("b");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("repro.sh"), "").unwrap();
+    std::fs::write(bundle.join("scenario.toml"), "old").unwrap();
+    let (code, err) = run(&bundle, &["--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let (code, err) = run(&bundle, &["--dry-run", "--force"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("scenario.toml")).unwrap(),
+        "old"
+    );
+}
+
 /// F22: `squall run --out FILE` on an existing FILE wrote `FILE-2` silently. It is refused with exit 2,
 /// naming the path and what to do, and nothing is written; `--force` replaces an earlier bundle, never
 /// anything else.

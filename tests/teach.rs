@@ -455,3 +455,47 @@ fn a_step_right_after_another_is_judged_by_the_term_the_first_left_its_receiver_
     s.ok("thaw");
     s.quit();
 }
+
+/// Task held, item 1: on Raft, `kill N` discarded the frames held from N without a word or a count. They are
+/// dropped with their connections, counted on N's links (`held-lost`), and the feed says so, naming the kill
+/// when the process is seen gone by then (the proxy may notice the closed connections a moment before the
+/// supervisor has reaped the process, and then says `connection closed`).
+#[test]
+fn frames_held_from_a_killed_node_are_counted_and_told() {
+    let mut s = start(3);
+    let (leader, _) = settled(&mut s, 3);
+    s.ok("hold *");
+    let from_leader = format!(" {leader}->");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = s.listing("held", "held:");
+        if held.iter().any(|l| l.contains(&from_leader)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing held from n{leader}: {held:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.ok(&format!("kill {leader}"));
+    let told = s.out.wait_for(
+        "the feed to tell the frames held from the killed node dropped",
+        WAIT,
+        |l| {
+            (l.contains(" held frame")
+                && l.contains(" dropped: ")
+                && l.contains(&format!("{leader}->")))
+            .then(|| l.to_string())
+        },
+    );
+    eprintln!("{told}");
+    let links = s.listing("links", "links:");
+    let lost: u64 = links
+        .iter()
+        .filter(|l| l.starts_with(&format!("{leader}->")))
+        .map(|l| support::session::status_field(l, "held-lost"))
+        .sum();
+    assert!(lost > 0, "{told}; {links:#?}");
+    s.quit();
+}

@@ -24,8 +24,8 @@ pub use process::{
 };
 pub use proxy::{
     Classifier, Distribution, DropCause, Endpoint, Fate, Fault, FaultKind, FaultSpec, Flow,
-    Framing, HeldFrame, LabelCount, LabelSet, LinkId, LinkStats, MessageEvent, MessageTrace,
-    Network, SenderTable, Stepped,
+    Framing, HeldFrame, LabelCount, LabelSet, LinkId, LinkStats, LostHeld, MessageEvent,
+    MessageTrace, Network, SenderTable, Stepped,
 };
 /// The child's half of the lifeline, from its own crate (re-exported for programs that already link this one).
 pub use squall_lifeline::watch_from_env as watch_lifeline_from_env;

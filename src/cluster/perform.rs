@@ -131,9 +131,12 @@ impl Cluster {
                             .iter()
                             .map(|c| format!("{} {}/{}", c.label, c.frames, c.dropped))
                             .collect();
+                        // `held-total`: frames a hold took since the start, each held now, delivered or
+                        // dropped since; `held-lost`: of those, dropped because their connection ended (in
+                        // `dropped` too).
                         format!(
-                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} queued-now {} \
-                             kinds {}",
+                            "{} frames {} bytes {} dropped {} duplicated {} delayed {} held-now {} held-total {} \
+                             held-lost {} queued-now {} kinds {}",
                             l.link,
                             l.frames_forwarded,
                             l.bytes_forwarded,
@@ -141,6 +144,8 @@ impl Cluster {
                             l.frames_duplicated,
                             l.frames_delayed,
                             held.get(&l.link).copied().unwrap_or(0),
+                            l.frames_held,
+                            l.held_lost,
                             l.frames_queued,
                             if kinds.is_empty() { "-".into() } else { kinds.join(",") }
                         )

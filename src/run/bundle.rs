@@ -11,49 +11,18 @@ use crate::scenario::WorkloadKind;
 /// there is refused (the caller exits 2), unless `--force` asks to replace an earlier bundle (a directory
 /// holding a `repro.sh`); anything else is never removed.
 pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBuf, String> {
-    let empty = |p: &Path| {
-        !p.exists()
-            || (p.is_dir()
-                && std::fs::read_dir(p)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false))
-    };
     let dir = match &args.out {
-        Some(out) if !empty(out) => {
-            let bundle = is_bundle(out);
-            if !args.force {
-                return Err(format!(
-                    "--out {}: {} already exists; give another name{}",
-                    out.display(),
-                    if out.is_dir() {
-                        "a non-empty directory"
-                    } else {
-                        "a file"
-                    },
-                    if bundle {
-                        ", or add --force to replace that earlier bundle"
-                    } else {
-                        " (it is not a squall bundle, so --force will not replace it either)"
-                    }
-                ));
+        Some(out) => {
+            if out_taken(args)? {
+                std::fs::remove_dir_all(out).map_err(|e| {
+                    format!(
+                        "--out {}: cannot remove the earlier bundle: {e}",
+                        out.display()
+                    )
+                })?;
             }
-            if !bundle {
-                return Err(format!(
-                    "--out {}: it exists and is not a squall bundle (a bundle holds a repro.sh and a \
-                     scenario.toml, and nothing squall did not write): --force replaces only an earlier bundle; \
-                     give another name",
-                    out.display()
-                ));
-            }
-            std::fs::remove_dir_all(out).map_err(|e| {
-                format!(
-                    "--out {}: cannot remove the earlier bundle: {e}",
-                    out.display()
-                )
-            })?;
             out.clone()
         }
-        Some(out) => out.clone(),
         None => {
             let base = PathBuf::from(format!("squall-run-{name}-{seed}"));
             let mut dir = base.clone();
@@ -68,6 +37,53 @@ pub(super) fn bundle_dir(args: &RunArgs, name: &str, seed: u64) -> Result<PathBu
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// Whether `--out` (if given) may be written, touching nothing: `Ok(false)` when it is free (absent, or an
+/// empty directory), `Ok(true)` when it holds an earlier bundle that `--force` replaces, and `Err` with the
+/// message for a person (exit 2) otherwise. `--dry-run` asks it too, so it refuses what the run would.
+pub(super) fn out_taken(args: &RunArgs) -> Result<bool, String> {
+    let Some(out) = &args.out else {
+        return Ok(false);
+    };
+    if empty(out) {
+        return Ok(false);
+    }
+    let bundle = is_bundle(out);
+    if !args.force {
+        return Err(format!(
+            "--out {}: {} already exists; give another name{}",
+            out.display(),
+            if out.is_dir() {
+                "a non-empty directory"
+            } else {
+                "a file"
+            },
+            if bundle {
+                ", or add --force to replace that earlier bundle"
+            } else {
+                " (it is not a squall bundle, so --force will not replace it either)"
+            }
+        ));
+    }
+    if !bundle {
+        return Err(format!(
+            "--out {}: it exists and is not a squall bundle (a bundle holds a repro.sh and a \
+             scenario.toml, and nothing squall did not write): --force replaces only an earlier bundle; \
+             give another name",
+            out.display()
+        ));
+    }
+    Ok(true)
+}
+
+/// Nothing there, or an empty directory.
+fn empty(p: &Path) -> bool {
+    !p.exists()
+        || (p.is_dir()
+            && std::fs::read_dir(p)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false))
 }
 
 /// What `squall run` writes in a bundle (one run's, or a side by side's with a bundle per protocol).

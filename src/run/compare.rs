@@ -9,7 +9,9 @@
 //!   follower killed) measures none. Each fault's measurement ends at the next fault. Resolution: the nodes'
 //!   status reports (every event) and the run's 100 ms tick.
 //! - recovery: a fault's end → the next progress (a commit, or an operation served), as the liveness check
-//!   measures it ([`crate::check::liveness`]); the worst of the run.
+//!   measures it from the events' own times ([`crate::check::liveness`]), for each fault that ended (one that
+//!   ended by itself, a `heal` step, the final heal); the table shows the worst and names its fault, the JSON
+//!   every one.
 //! - writes/s: acknowledged writes (lin-kv: `write` and successful `cas` completions; other workloads: their
 //!   acknowledged operations) over the run's length, faults included.
 //! - messages per committed write: every frame the link proxies forwarded between nodes in the run (requests
@@ -73,8 +75,9 @@ impl Failover {
 pub struct Measures {
     /// Each failover (fault → new leader serving writes), in order.
     pub failovers: Vec<Duration>,
-    /// Each fault end's recovery (`None`: not recovered by the end of the run), in order.
-    pub recoveries: Vec<Option<Duration>>,
+    /// Each fault end's recovery, in order: the fault (`isolate leader`, `final heal`) and how long the
+    /// cluster took (`None`: not recovered by the end of the run).
+    pub recoveries: Vec<(String, Option<Duration>)>,
     /// Acknowledged writes.
     pub writes: u64,
     /// The run's length (session time), in seconds.
@@ -91,16 +94,15 @@ impl Measures {
         v.get(v.len().saturating_sub(1) / 2).copied()
     }
 
-    /// The worst recovery: `Some(None)` when one did not recover, `None` when there was nothing to recover
-    /// from.
-    pub fn worst_recovery(&self) -> Option<Option<Duration>> {
-        if self.recoveries.is_empty() {
-            return None;
-        }
-        if self.recoveries.iter().any(|r| r.is_none()) {
-            return Some(None);
-        }
-        self.recoveries.iter().flatten().max().copied().map(Some)
+    /// The worst recovery and the fault it followed: the first that did not recover (`None` time), else the
+    /// longest; `None` when there was nothing to recover from.
+    pub fn worst_recovery(&self) -> Option<(&str, Option<Duration>)> {
+        let worst = self
+            .recoveries
+            .iter()
+            .find(|(_, took)| took.is_none())
+            .or_else(|| self.recoveries.iter().max_by_key(|(_, took)| *took))?;
+        Some((worst.0.as_str(), worst.1))
     }
 
     /// Writes per second over the run.
@@ -222,8 +224,13 @@ pub fn table(rows: &[Row], expect: &str) -> String {
                 });
                 l.push(match m.worst_recovery() {
                     None => "none".into(),
-                    Some(None) => "not recovered".into(),
-                    Some(Some(d)) => ms(d),
+                    Some((what, None)) => format!("not recovered ({what})"),
+                    Some((what, Some(d))) if m.recoveries.len() == 1 => {
+                        format!("{} ({what})", ms(d))
+                    }
+                    Some((what, Some(d))) => {
+                        format!("{} ({what}, worst of {})", ms(d), m.recoveries.len())
+                    }
                 });
                 l.push(format!("{:.1}", m.writes_per_sec()));
                 l.push(
@@ -287,7 +294,8 @@ pub fn json(rows: &[Row], scenario: &str, seed: u64, expect: &str) -> serde_json
                     let msf = |d: Duration| d.as_secs_f64() * 1000.0;
                     v["failover_ms"] = m.failovers.iter().map(|d| msf(*d)).collect();
                     v["failover_median_ms"] = m.failover_median().map(msf).into();
-                    v["recovery_ms"] = m.recoveries.iter().map(|r| r.map(msf)).collect();
+                    v["recovery_ms"] = m.recoveries.iter().map(|(_, r)| r.map(msf)).collect();
+                    v["recovery_of"] = m.recoveries.iter().map(|(what, _)| what.clone()).collect();
                     v["writes"] = m.writes.into();
                     v["seconds"] = m.seconds.into();
                     v["writes_per_sec"] = m.writes_per_sec().into();
@@ -356,7 +364,10 @@ mod tests {
     fn the_table_has_one_row_per_protocol_and_the_exit_code_is_the_worst() {
         let m = Measures {
             failovers: vec![ms(300), ms(500), ms(400)],
-            recoveries: vec![Some(ms(100)), Some(ms(250))],
+            recoveries: vec![
+                ("isolate leader".into(), Some(ms(250))),
+                ("final heal".into(), Some(ms(100))),
+            ],
             writes: 500,
             seconds: 10.0,
             messages: 4_000,
@@ -378,7 +389,7 @@ mod tests {
                 ("liveness", "invalid"),
             ],
             Measures {
-                recoveries: vec![None],
+                recoveries: vec![("final heal".into(), None)],
                 ..m
             },
         );
@@ -390,12 +401,16 @@ mod tests {
             "{t}"
         );
         assert!(lines[1].starts_with("raft") && lines[1].contains("400ms (median of 3)"));
+        // Each fault's recovery is measured; the worst is shown with the fault it followed.
         assert!(
-            lines[1].contains("250ms") && lines[1].contains("50.0") && lines[1].contains("8.0")
+            lines[1].contains("250ms (isolate leader, worst of 2)")
+                && lines[1].contains("50.0")
+                && lines[1].contains("8.0"),
+            "{t}"
         );
         assert!(lines[2].starts_with("paxos") && lines[2].contains("invalid"));
         assert!(
-            lines[2].contains("NO") && lines[2].contains("not recovered"),
+            lines[2].contains("NO") && lines[2].contains("not recovered (final heal)"),
             "{t}"
         );
         assert_eq!(worst_exit_code(&[raft.clone(), paxos.clone()]), 1);
@@ -411,5 +426,7 @@ mod tests {
         assert_eq!(j["runs"][0]["failover_median_ms"], 400.0);
         assert_eq!(j["runs"][1]["as_expected"], false);
         assert_eq!(j["runs"][1]["recovery_ms"][0], serde_json::Value::Null);
+        assert_eq!(j["runs"][0]["recovery_ms"][0], 250.0);
+        assert_eq!(j["runs"][0]["recovery_of"][0], "isolate leader");
     }
 }

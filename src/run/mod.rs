@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         {
             return fail(2, e);
         }
-        return match dry_run(&plan, &args.file) {
+        return match dry_run(&plan, &args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(2, e),
         };
@@ -117,9 +117,12 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 /// `--dry-run`: the kind is loaded as the run would load it, so a broken kind file stops the dry run (exit 2,
 /// naming its file, line and field) rather than a plan that cannot run, and so does a step the kind refuses
-/// (naming the step's line in `file`). Its program need not be here.
-fn dry_run(plan: &Plan, file: &Path) -> Result<(), String> {
-    kind_takes(plan, file)?;
+/// (naming the step's line in the scenario file) and an `--out` the run would refuse. Its program need not be
+/// here.
+fn dry_run(plan: &Plan, args: &RunArgs) -> Result<(), String> {
+    kind_takes(plan, &args.file)?;
+    // The run refuses an `--out` that is taken (exit 2): so does its dry run, in the same words.
+    bundle::out_taken(args)?;
     print!("{}", plan.describe());
     Ok(())
 }
@@ -186,7 +189,7 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
     if args.dry_run {
         for (p, plan) in &plans {
             println!("# --protocol {p}");
-            if let Err(e) = dry_run(plan, &args.file) {
+            if let Err(e) = dry_run(plan, args) {
                 return fail(2, e);
             }
         }

@@ -223,22 +223,7 @@ pub(super) async fn execute(
                 let st = &session.state;
                 liveness.set_paxos(st.paxos);
                 liveness.note_data_loss(data_loss(st));
-                liveness.observe(Sample {
-                    at: Duration::from_millis(now_ms),
-                    // After the fault phase the cluster owes progress whatever state it was left in (with
-                    // `final-heal = false` it may have been left without a majority): Jepsen's "after the
-                    // final heal, the system must recover".
-                    healthy: healthy(st) || healed,
-                    leader: st.leader,
-                    commit_index: st.commit_high,
-                    asked: st.workload.on && st.workload.rate > 0,
-                    served: st.workload.ok,
-                    reports_leader: super::verdict::reports_leader(s.cluster.maelstrom.is_some(), st),
-                    term: st.term,
-                    leadership: st.leadership(),
-                    connected: connected(st),
-                    rate: if st.workload.on { st.workload.rate } else { 0 },
-                });
+                liveness.observe(sample(s, st, Duration::from_millis(now_ms), healed));
                 if healed {
                     catch_up.observe_recovery(st);
                 }
@@ -253,7 +238,26 @@ pub(super) async fn execute(
                     acknowledged_writes += 1;
                 }
                 let at = Duration::from_millis(e.at_ms);
+                // Recoveries are timed by the events themselves, not by the tick that next sees them: a
+                // fault's `Performed` time, a fault set's expiry or heal, the status that shows a new leader.
+                match &e.event {
+                    crate::state::Event::Performed { command, .. } if is_fault(command) => {
+                        liveness.fault_performed(at);
+                    }
+                    // A fault of the timeline or the nemesis ending by itself (`until`, `for`) or by a `heal`
+                    // step; the final heal's are measured as "final heal" (below), and a fault replaced by
+                    // the same one again did not end.
+                    crate::state::Event::FaultEnded { fault, why, .. }
+                        if !healed && *why != crate::state::FaultEnd::Replaced =>
+                    {
+                        let mut f = fault.clone();
+                        f.duration = None;
+                        liveness.fault_ended(at, f.to_string());
+                    }
+                    _ => {}
+                }
                 feed.on_event(&mut session, e, cluster.now_ms());
+                liveness.event(&sample(s, &session.state, at, healed));
                 failover.observe(at, session.state.leader, session.state.commit_high);
             }
         }
@@ -331,7 +335,7 @@ pub(super) async fn execute(
             .recoveries()
             .iter()
             .filter(|r| r.what.ends_with(" ended"))
-            .map(|r| r.took())
+            .map(|r| (r.what.trim_end_matches(" ended").to_string(), r.took()))
             .collect(),
         writes: if s.workload.kind == crate::scenario::WorkloadKind::LinKv {
             acknowledged_writes
@@ -343,6 +347,25 @@ pub(super) async fn execute(
     };
     end_session(&cluster, &mut session, &mut rx).await;
     Ok((findings, measures))
+}
+
+/// The cluster as `st` shows it at `at`, for the liveness check. After the fault phase (`healed`) the cluster
+/// owes progress whatever state it was left in (with `final-heal = false` it may have been left without a
+/// majority): Jepsen's "after the final heal, the system must recover".
+fn sample(s: &crate::scenario::Scenario, st: &ClusterState, at: Duration, healed: bool) -> Sample {
+    Sample {
+        at,
+        healthy: healthy(st) || healed,
+        leader: st.leader,
+        commit_index: st.commit_high,
+        asked: st.workload.on && st.workload.rate > 0,
+        served: st.workload.ok,
+        reports_leader: super::verdict::reports_leader(s.cluster.maelstrom.is_some(), st),
+        term: st.term,
+        leadership: st.leadership(),
+        connected: connected(st),
+        rate: if st.workload.on { st.workload.rate } else { 0 },
+    }
 }
 
 /// Performs one planned step; returns its undo when it has `until`. A step that could not be performed is

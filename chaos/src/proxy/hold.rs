@@ -4,10 +4,36 @@
 //! its classifier's description, so a person can walk a protocol through one message at a time:
 //! [`Network::step`](super::Network::step) delivers the oldest held frames of some links,
 //! [`Network::drop_held`](super::Network::drop_held) discards them, [`Network::release`](super::Network::release)
-//! delivers them all. Removing a hold fault delivers what it held (a fault's removal never loses data). A frame
-//! whose connection closed while it was held can no longer be delivered; stepping it reports it as lost.
+//! delivers them all. Removing a hold fault delivers what it held (a fault's removal never loses data).
 //! Frames on one connection leave in the order they came, because the oldest is always stepped first. At most
 //! [`MAX_HELD`] frames are held at once; beyond that a held link drops new frames (counted as dropped).
+//!
+//! **A held frame leaves only on the connection it came on.** When that connection ends while the frame is
+//! held (its sender closed it: a call whose deadline passed, a killed node; or the receiver went away), the
+//! frame can no longer be delivered: it leaves the queue at once, is counted as dropped on its link
+//! ([`LinkStats::frames_dropped`](super::LinkStats::frames_dropped)) and in the link's
+//! [`LinkStats::held_lost`](super::LinkStats::held_lost), and [`Network::take_lost_held`](super::Network::take_lost_held)
+//! reports it once per link and batch, so the person is told rather than seeing the queue shrink. Nothing
+//! vanishes uncounted: frames that entered a hold ([`LinkStats::frames_held`](super::LinkStats::frames_held))
+//! are held now, delivered, or dropped.
+//!
+//! Why not deliver such a frame on the link's next connection, as a teacher stepping a Paxos message (a whole
+//! message in one frame) might expect? What the proxy can do safely depends on the framing, and for none of
+//! squall's framings is moving a frame safe:
+//! - length-prefixed frames carry tarpc requests and replies, whose request ids are the connection's own: a
+//!   request moved to another connection is answered there under an id that connection's client may be using
+//!   for another call, so the answer completes the wrong call (for a service with several methods, with a
+//!   reply of the wrong kind); a reply moved finds no caller at all. The proxy knows nothing of tarpc, so it
+//!   cannot renumber them.
+//! - rafthttp frames are messages inside an HTTP stream or request whose headers (sender, cluster id) and
+//!   chunking belong to that connection; bytes-framed traffic is opaque.
+//!
+//! Nor does the proxy keep a closed connection's upstream half open until its held frames are stepped: the
+//! sender that closed it gave up on the calls (or died), the receiver's answers would reset the connection
+//! after the first, and a node that reconnects per timed-out call (squall's Paxos node under `hold *`) would
+//! leave a socket pair open per call on both the proxy and the node for as long as nobody steps. A real
+//! network that loses a connection loses what was in flight on it too; the sender's next connection carries
+//! its retransmissions, which the hold then holds.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -91,6 +117,14 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    fn lost(&self) -> Lost {
+        Lost {
+            link: self.link,
+            bytes: self.frame.len(),
+            label: self.label.clone(),
+        }
+    }
+
     fn view(&self, seq: u64) -> HeldFrame {
         HeldFrame {
             seq,
@@ -103,10 +137,21 @@ impl Entry {
     }
 }
 
+/// A held frame that left the registry because its connection ended, not yet counted on its link.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Lost {
+    pub link: LinkId,
+    pub bytes: usize,
+    pub label: Option<String>,
+}
+
 /// Every held frame of a network, in arrival order.
 #[derive(Default)]
 pub(crate) struct Registry {
     entries: Mutex<(u64, BTreeMap<u64, Entry>)>,
+    /// Frames whose connection ended while they were held, waiting to be counted
+    /// ([`Registry::take_lost`]).
+    lost: Mutex<Vec<Lost>>,
     /// Where a traced frame's fate is recorded when it leaves the registry.
     trace: Arc<MessageTrace>,
 }
@@ -116,8 +161,42 @@ impl Registry {
     pub(crate) fn new(trace: Arc<MessageTrace>) -> Registry {
         Registry {
             entries: Mutex::default(),
+            lost: Mutex::default(),
             trace,
         }
+    }
+
+    /// Notes that a held frame was lost with its connection, for [`Registry::take_lost`].
+    pub(crate) fn note_lost(&self, lost: Lost) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(lost);
+    }
+
+    /// The frames lost with their connections since the last call, to be counted on their links.
+    pub(crate) fn take_lost(&self) -> Vec<Lost> {
+        std::mem::take(&mut *self.lost.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Forgets every frame that `deliver` (a connection's way back) would have sent, because that connection
+    /// ended: each is recorded as lost ([`Registry::take_lost`]) and its trace fate as dropped by the close.
+    /// Returns how many there were.
+    pub(crate) fn abandon(&self, deliver: &mpsc::UnboundedSender<Bytes>) -> usize {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let at_us = self.trace.now_us();
+        let mut n = 0;
+        e.1.retain(|_, x| {
+            let gone = x.deliver.same_channel(deliver);
+            if gone {
+                n += 1;
+                let by = DropCause::Closed;
+                self.resolve(x, Fate::Dropped { by, at_us });
+                self.note_lost(x.lost());
+            }
+            !gone
+        });
+        n
     }
 
     /// Records what became of a traced frame that leaves the registry.
@@ -128,7 +207,8 @@ impl Registry {
         }
     }
 
-    /// Forgets the frames whose connection closed, recording them as lost.
+    /// Forgets the frames whose connection closed, recording them as lost. (A connection's end normally
+    /// [abandons](Registry::abandon) its frames at once; this catches any it did not.)
     fn forget_closed(&self, entries: &mut BTreeMap<u64, Entry>) {
         let at_us = self.trace.now_us();
         entries.retain(|_, x| {
@@ -136,6 +216,7 @@ impl Registry {
             if !open {
                 let by = DropCause::Closed;
                 self.resolve(x, Fate::Dropped { by, at_us });
+                self.note_lost(x.lost());
             }
             open
         });

@@ -181,6 +181,10 @@ pub(crate) struct Counters {
     pub frames_duplicated: AtomicU64,
     pub frames_delayed: AtomicU64,
     pub frames_queued: AtomicU64,
+    /// Frames a hold fault took into the network's hold registry.
+    pub frames_held: AtomicU64,
+    /// Of those, frames lost because their connection ended while held (also in `frames_dropped`).
+    pub held_lost: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
     pub connections_refused: AtomicU64,
@@ -331,6 +335,8 @@ impl Link {
             frames_duplicated: c.frames_duplicated.load(Relaxed),
             frames_delayed: c.frames_delayed.load(Relaxed),
             frames_queued: c.frames_queued.load(Relaxed),
+            frames_held: c.frames_held.load(Relaxed),
+            held_lost: c.held_lost.load(Relaxed),
             connections_open: c.connections_open.load(Relaxed),
             connections_total: c.connections_total.load(Relaxed),
             connections_refused: c.connections_refused.load(Relaxed),

@@ -305,6 +305,15 @@ pub struct LinkStats {
     pub frames_delayed: u64,
     /// Frames held right now.
     pub frames_queued: u64,
+    /// Frames a hold fault has taken since the link started ([`hold`]): each is held now, or was delivered
+    /// or dropped since (a person's `drop-held`, or its connection ending: `held_lost`).
+    #[serde(default)]
+    pub frames_held: u64,
+    /// Of `frames_held`, those dropped because their connection ended while they were held (counted in
+    /// `frames_dropped` too): they can no longer be delivered ([`hold`] says why they are not moved to
+    /// another connection).
+    #[serde(default)]
+    pub held_lost: u64,
     /// Connections open on this link's proxy now.
     pub connections_open: u64,
     /// Connections accepted on this link's proxy since it started.
@@ -320,6 +329,15 @@ pub struct LinkStats {
     /// Frames seen per label (those the classifier could not place under `other`), only labels seen so far.
     #[serde(default)]
     pub by_label: Vec<LabelCount>,
+}
+
+/// Held frames of one link that were dropped because their connection ended ([`Network::take_lost_held`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostHeld {
+    /// The link they were held on.
+    pub link: LinkId,
+    /// How many.
+    pub frames: u64,
 }
 
 /// Frames of one label on one link.
@@ -340,6 +358,9 @@ struct Shared {
     framing: Framing,
     senders: SenderTable,
     held: hold::Registry,
+    /// Held frames lost with their connections, per link, counted but not yet reported
+    /// ([`Network::take_lost_held`]).
+    lost_unreported: Mutex<BTreeMap<LinkId, u64>>,
     trace: Arc<MessageTrace>,
     links: Mutex<BTreeMap<LinkId, Arc<Link>>>,
     upstreams: RwLock<HashMap<Endpoint, SocketAddr>>,
@@ -371,6 +392,34 @@ impl Shared {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The index of the classifier's label `name`.
+    fn label_index(&self, name: Option<&str>) -> Option<u8> {
+        let labels = self.classifier.as_ref()?.labels();
+        let name = name?;
+        labels.iter().position(|x| *x == name).map(|i| i as u8)
+    }
+
+    /// Counts the held frames lost with their connections since the last call as dropped on their links,
+    /// and keeps them for [`Network::take_lost_held`].
+    fn settle_lost(&self) {
+        let lost = self.held.take_lost();
+        if lost.is_empty() {
+            return;
+        }
+        let mut report = self
+            .lost_unreported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for l in lost {
+            if let Some(link) = self.existing(l.link) {
+                link.counters
+                    .dropped(l.bytes, self.label_index(l.label.as_deref()));
+                link.counters.held_lost.fetch_add(1, Relaxed);
+            }
+            *report.entry(l.link).or_default() += 1;
+        }
     }
 
     fn upstream(&self, to: Endpoint) -> Option<SocketAddr> {
@@ -451,6 +500,7 @@ impl Network {
                     framing,
                     senders: SenderTable::default(),
                     held: hold::Registry::new(trace.clone()),
+                    lost_unreported: Mutex::new(BTreeMap::new()),
                     trace,
                     links: Mutex::new(BTreeMap::new()),
                     upstreams: RwLock::new(HashMap::new()),
@@ -700,7 +750,28 @@ impl Network {
 
     /// Frames held by [`Fault::Hold`] right now, oldest first.
     pub fn held(&self) -> Vec<HeldFrame> {
-        self.inner.shared.held.list()
+        let out = self.inner.shared.held.list();
+        self.inner.shared.settle_lost();
+        out
+    }
+
+    /// The held frames dropped because their connection ended ([`hold`]) since the last call, per link in
+    /// link order, each link once however many connections it lost: for the person to be told (`3 held frames
+    /// on 1->2 dropped: connection closed`). They are already counted in the links' stats
+    /// ([`LinkStats::held_lost`]).
+    pub fn take_lost_held(&self) -> Vec<LostHeld> {
+        let shared = &self.inner.shared;
+        shared.settle_lost();
+        let taken = std::mem::take(
+            &mut *shared
+                .lost_unreported
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        taken
+            .into_iter()
+            .map(|(link, frames)| LostHeld { link, frames })
+            .collect()
     }
 
     /// Delivers the `n` oldest held frames on links that `pick` accepts.
@@ -730,14 +801,10 @@ impl Network {
     }
 
     fn count_dropped(&self, out: &[Stepped]) {
+        let shared = &self.inner.shared;
         for s in out {
-            if let Some(l) = self.inner.shared.existing(s.frame.link) {
-                let label = s
-                    .frame
-                    .label
-                    .as_deref()
-                    .and_then(|n| self.labels().iter().position(|x| *x == n))
-                    .map(|i| i as u8);
+            if let Some(l) = shared.existing(s.frame.link) {
+                let label = shared.label_index(s.frame.label.as_deref());
                 l.counters.dropped(s.frame.bytes, label);
             }
         }
@@ -750,10 +817,14 @@ impl Network {
         out
     }
 
+    /// Counts the frames a step found their connection closed for (the step's answer says so) as dropped.
     fn count_stepped(&self, out: &[Stepped]) {
+        let shared = &self.inner.shared;
         for s in out.iter().filter(|s| !s.delivered) {
-            if let Some(l) = self.inner.shared.existing(s.frame.link) {
-                l.counters.dropped(s.frame.bytes, None);
+            if let Some(l) = shared.existing(s.frame.link) {
+                let label = shared.label_index(s.frame.label.as_deref());
+                l.counters.dropped(s.frame.bytes, label);
+                l.counters.held_lost.fetch_add(1, Relaxed);
             }
         }
     }
@@ -782,6 +853,7 @@ impl Network {
 
     /// Counters and faults of every link known (proxied, or given a fault), sorted by link.
     pub fn stats(&self) -> Vec<LinkStats> {
+        self.inner.shared.settle_lost();
         let labels = self.labels();
         self.inner
             .shared
@@ -793,6 +865,7 @@ impl Network {
 
     /// Counters and faults of one link.
     pub fn link_stats(&self, link: LinkId) -> Option<LinkStats> {
+        self.inner.shared.settle_lost();
         self.inner
             .shared
             .existing(link)

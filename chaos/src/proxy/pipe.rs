@@ -951,7 +951,10 @@ impl Pipe {
             }
         };
         match offer {
-            hold::Offer::Held => Held::Kept,
+            hold::Offer::Held => {
+                link.counters.frames_held.fetch_add(1, Relaxed);
+                Held::Kept
+            }
             hold::Offer::NotHeld => {
                 settle(Fate::Delivered { at_us: sent_us });
                 if traced.is_some() {
@@ -992,6 +995,25 @@ impl Pipe {
             self.queue.clear();
             self.queued_bytes = 0;
         }
+    }
+}
+
+impl Drop for Pipe {
+    /// The connection ended (whichever way: its source closed, an error, a reset, the network dropped): the
+    /// frames it had in the hold registry can no longer be delivered, nor can those stepped a moment ago and
+    /// not yet written. They are dropped and counted now, not left to vanish from the queue ([`hold`] says why
+    /// they are not moved to another connection).
+    fn drop(&mut self) {
+        let held = &self.shared.held;
+        held.abandon(&self.release_tx);
+        while let Ok(frame) = self.release_rx.try_recv() {
+            held.note_lost(hold::Lost {
+                link: self.link.id,
+                bytes: frame.len(),
+                label: None,
+            });
+        }
+        self.shared.settle_lost();
     }
 }
 
