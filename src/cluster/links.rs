@@ -20,11 +20,10 @@ pub(super) async fn report_links(cluster: Cluster) {
         }
         // Held frames whose connection ended are dropped (and counted) by the proxy; the feed says so once
         // per batch rather than let the queue shrink unexplained (a Paxos node reconnects per timed-out call).
-        for text in cluster.lost_held_lines(&cluster.inner.net.take_lost_held()) {
+        for text in cluster.lost_held_lines(&cluster.inner.links.take_lost_held()) {
             cluster.emit(Event::Note { text });
         }
-        let held: Vec<HeldView> = cluster.held_views();
-        if held != last_held {
+        let held: Vec<HeldView> = cluster.held_views().await;        if held != last_held {
             cluster.emit(Event::Held {
                 frames: held.clone(),
             });
@@ -32,8 +31,9 @@ pub(super) async fn report_links(cluster: Cluster) {
         }
         let links: Vec<LinkView> = cluster
             .inner
-            .net
+            .links
             .stats()
+            .await
             .into_iter()
             .map(link_view)
             .collect();
@@ -72,7 +72,7 @@ impl Cluster {
 
     /// Why a connection of `link` ended, as far as the processes tell: its sender or receiver is down.
     fn why_connection_ended(&self, link: squall_chaos::LinkId) -> String {
-        let state = |id: u64| self.inner.sup.state(&super::handle::node_name(id));
+        let state = |id: u64| self.inner.procs.state(id);
         for id in [link.from, link.to] {
             match state(id) {
                 Some(squall_chaos::ProcState::Exited {
@@ -94,8 +94,8 @@ impl Cluster {
     /// Node-to-node messages the proxies have seen so far (delivered or dropped), over every link.
     pub(super) fn node_messages(&self) -> u64 {
         self.inner
-            .net
-            .stats()
+            .links
+            .stats_now()
             .iter()
             .map(|s| s.frames_forwarded + s.frames_dropped)
             .sum()
