@@ -122,7 +122,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "drop-stale",
-        "drop-stale TARGET — drop held frames superseded by a newer round from the same sender, or whose receiver has passed their term",
+        "drop-stale TARGET — drop held frames superseded by a newer round from the same sender, or whose receiver has passed their term or ballot",
     ),
     verb(
         "freeze",
