@@ -1045,3 +1045,21 @@ fn a_paxos_log_panel_shows_each_slot_s_ballot_chosen_apart_from_accepted_and_gap
     insta::assert_snapshot!("paxos_slots_160x48", screen);
 }
 
+/// Issue 23: the `?` page names the running node kind's message kinds for `only KIND` (a Paxos cluster's
+/// help listed none, and the console's Raft's). Seen failing before the view carried the kinds.
+#[test]
+fn the_help_page_names_the_running_kind_s_message_kinds() {
+    let state = fixture::paxos_state();
+    let view = ViewState {
+        help: true,
+        message_kinds: squall::command::fault::PAXOS_LABELS.to_vec(),
+        ..ViewState::new()
+    };
+    let screen = render(160, 60, &state, &view).backend().to_string();
+    assert!(
+        screen.contains(
+            "only KIND  prepare promise accept accepted nack heartbeat catch-up chosen snapshot"
+        ),
+        "{screen}"
+    );
+}
