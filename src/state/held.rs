@@ -142,7 +142,7 @@ pub fn refusal(frame: &HeldView, terms: &BTreeMap<u64, u64>) -> Option<String> {
 }
 
 /// The `seq`s of the stale frames among `frames`: one for which the same link holds a later frame of its
-/// class that supersedes it ([`Round`]: a vote request or pre-vote by a later request of the same or a later
+/// class that supersedes it (its `Round`: a vote request or pre-vote by a later request of the same or a later
 /// round, as repeated pre-vote rounds ask for the same term; a vote reply by one of a later round; a heartbeat
 /// by a later heartbeat of the same or a later term; Paxos's as the module docs say), and any frame its
 /// receiver will refuse or ignore ([`refusal`], from the receivers' `terms`).
