@@ -200,90 +200,54 @@ impl Session {
         } else {
             Vec::new()
         };
-        NodeStatus {
-            cluster_id: "demo-7f3a".into(),
-            pid: self.pid(node, false),
-            core: CoreStatus {
-                id: node,
-                role,
-                term,
-                vote: Some(if term == 1 { 2 } else { self.second_leader }),
-                leader,
-                commit_index: commit,
-                last_log_index: last,
-                last_log_term: self.term_of(last),
-                snapshot_index: if t >= 27_500 { SNAPSHOT_AT } else { 0 },
-                progress,
-                config: self.config().0,
-                config_index: self.config().1,
-                config_committed: commit >= self.config().1,
+        let mut s = node_status(node, self.pid(node, false), term, last);
+        s.cluster_id = "demo-7f3a".into();
+        s.core.role = role;
+        s.core.vote = Some(if term == 1 { 2 } else { self.second_leader });
+        s.core.leader = leader;
+        s.core.commit_index = commit;
+        s.core.last_log_term = self.term_of(last);
+        s.core.snapshot_index = if t >= 27_500 { SNAPSHOT_AT } else { 0 };
+        s.core.progress = progress;
+        (s.core.config, s.core.config_index) = self.config();
+        s.core.config_committed = commit >= s.core.config_index;
+        s.applied_index = commit;
+        s.log_tail = self.cells(1, last, |i| self.term_of(i));
+        s.rpc = RpcCounters {
+            append_in: t / 50,
+            append_out: if Some(node) == leader {
+                t / 50 * (self.n - 1)
+            } else {
+                0
             },
-            applied_index: commit,
-            applied_hash: 0,
-            log_tail: self.cells(1, last, |i| self.term_of(i)),
-            rpc: RpcCounters {
-                append_in: t / 50,
-                append_out: if Some(node) == leader {
-                    t / 50 * (self.n - 1)
-                } else {
-                    0
-                },
-                ..RpcCounters::default()
-            },
-            uptime_ms: t,
-            keys: commit.saturating_sub(2),
-            recovering: false,
-            recovery_wait: None,
-            first_log_index: 0,
-            frozen: false,
-            election_due_ms: None,
-            recovered: None,
-            paxos: None,
-        }
+            ..RpcCounters::default()
+        };
+        s.uptime_ms = t;
+        s.keys = commit.saturating_sub(2);
+        s
     }
 
     /// The old leader after its restart: its log still ends in term-1 entries nobody else has.
     fn stale_status(&self, t: u64) -> NodeStatus {
         let committed = self.last_index(KILL_MS - 1);
         let last = committed + 3;
-        NodeStatus {
-            cluster_id: "demo-7f3a".into(),
-            pid: self.pid(2, true),
-            core: CoreStatus {
-                id: 2,
-                role: Role::Follower,
-                term: 1,
-                vote: Some(2),
-                leader: None,
-                commit_index: committed,
-                last_log_index: last,
-                last_log_term: 1,
-                snapshot_index: SNAPSHOT_AT,
-                progress: Vec::new(),
-                // Restarted with a log from before node 9 joined.
-                config: Membership {
-                    voters: (1..=self.n)
-                        .filter(|&i| self.n < 9 || i != self.n)
-                        .collect(),
-                    learners: Default::default(),
-                },
-                config_index: 0,
-                config_committed: true,
-            },
-            applied_index: committed,
-            applied_hash: 0,
-            log_tail: self.cells(1, last, |_| 1),
-            rpc: RpcCounters::default(),
-            uptime_ms: t - RESTART_MS,
-            keys: committed - 2,
-            recovering: false,
-            recovery_wait: None,
-            first_log_index: 0,
-            frozen: false,
-            election_due_ms: None,
-            recovered: None,
-            paxos: None,
-        }
+        let mut s = node_status(2, self.pid(2, true), 1, last);
+        s.cluster_id = "demo-7f3a".into();
+        s.core.vote = Some(2);
+        s.core.commit_index = committed;
+        s.core.snapshot_index = SNAPSHOT_AT;
+        // Restarted with a log from before node 9 joined.
+        s.core.config = Membership {
+            voters: (1..=self.n)
+                .filter(|&i| self.n < 9 || i != self.n)
+                .collect(),
+            learners: Default::default(),
+        };
+        s.applied_index = committed;
+        s.log_tail = self.cells(1, last, |_| 1);
+        s.uptime_ms = t - RESTART_MS;
+        s.keys = committed - 2;
+        s
     }
 
     fn links(&self, t: u64) -> Vec<LinkView> {
