@@ -1,7 +1,7 @@
 //! `squall up --protocol paxos` end to end: three real `squall node --protocol paxos` processes behind the fault
 //! proxy elect a distinguished proposer, a lin-kv workload runs through a kill of that leader and its restart,
 //! and `check` judges the history linearizable, with no invariant broken on the way; Paxos heartbeats are then
-//! held by kind on one link and stepped.
+//! held by kind on one link, listed with their ballots, the superseded ones dropped, and stepped.
 
 mod support;
 
@@ -96,6 +96,20 @@ fn paxos_runs_lin_kv_through_a_leader_kill_and_checks_valid() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(held.iter().all(|l| l.contains("heartbeat")), "{held:#?}");
+    // Issue 23: each held frame names its sender's ballot, and an older heartbeat on the link is stale (the
+    // newer one says all it does); `drop-stale` drops those. Seen failing: the lines read `from n1:
+    // heartbeat` and nothing was stale.
+    assert!(
+        held.iter()
+            .all(|l| l.contains(&format!("heartbeat n{leader} ballot "))),
+        "{held:#?}"
+    );
+    assert!(held.iter().any(|l| l.contains("(stale)")), "{held:#?}");
+    let dropped = s.ask(&format!("drop-stale {leader}->{follower}"), "stale frame");
+    assert!(
+        dropped.contains(&format!("{leader}->{follower} heartbeat")),
+        "{dropped}"
+    );
     s.ok(&format!("step {leader}->{follower}"));
     s.ok(&format!("release {leader}->{follower}"));
     s.heal_all();

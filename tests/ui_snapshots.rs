@@ -933,3 +933,133 @@ fn a_paxos_cluster_s_header_shows_its_ballot_as_round_dot_proposer() {
         "no packed ballot: {header}"
     );
 }
+
+/// The cells of row `y` of the screen between columns `from` and `to`, as (text, style of its first
+/// character) per run of non-blank characters.
+fn cells_of(
+    t: &Terminal<TestBackend>,
+    y: u16,
+    from: u16,
+    to: u16,
+) -> Vec<(String, ratatui::style::Style)> {
+    let buf = t.backend().buffer();
+    let mut out: Vec<(String, ratatui::style::Style)> = Vec::new();
+    let mut open = false;
+    for x in from..to {
+        let c = &buf[(x, y)];
+        if c.symbol() == " " {
+            open = false;
+            continue;
+        }
+        if open {
+            out.last_mut().expect("an open cell").0.push_str(c.symbol());
+        } else {
+            out.push((c.symbol().to_string(), c.style()));
+            open = true;
+        }
+    }
+    out
+}
+
+/// Issue 23 (new-user tester): a Paxos node's log panel showed `0` in every cell and the nodes table
+/// `last idx/term 78/0`. Each cell is now a slot with the ballot its value was accepted in, solid once chosen,
+/// outlined while only accepted, `--` for a gap, and the title says the slots in Paxos words. Seen failing
+/// (every cell `0`, no `slots` title) before the panel read the Paxos view.
+#[test]
+fn a_paxos_log_panel_shows_each_slot_s_ballot_chosen_apart_from_accepted_and_gaps() {
+    use ratatui::style::Color;
+    let state = fixture::paxos_state();
+    let t = render(160, 48, &state, &ViewState::new());
+    let screen = t.backend().to_string();
+    assert!(
+        screen.contains(" slots 52–80 n2: last slot 80, chosen 77 (+1 past it), ballot 3.2 "),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("last slot") && !screen.contains("last idx/term"),
+        "{screen}"
+    );
+    // The backend quotes each row.
+    let lines: Vec<&str> = screen.lines().map(|l| l.trim_matches('"')).collect();
+    let panel = lines
+        .iter()
+        .position(|l| l.contains(" slots "))
+        .expect("the slots panel");
+    // The panel's right edge, beside the links panel.
+    let right = lines[panel]
+        .chars()
+        .position(|c| c == '┐')
+        .expect("the panel's corner") as u16;
+    let row_of = |node: &str| {
+        (panel..lines.len())
+            .find(|&y| lines[y].starts_with(&format!("│ {node} ")))
+            .unwrap_or_else(|| panic!("{node}'s strip:\n{screen}")) as u16
+    };
+    let strip = |node: &str| cells_of(&t, row_of(node), 5, right);
+    let solid = |s: &ratatui::style::Style| s.bg.is_some_and(|b| b != Color::Reset);
+    let outlined =
+        |s: &ratatui::style::Style| !solid(s) && s.add_modifier.contains(Modifier::UNDERLINED);
+    // n2 leads at 3.2: slots 52–77 chosen (2.3 up to 70, then 3.2), 78 and 80 accepted only, 79 chosen
+    // past the prefix.
+    let n2 = strip("n2");
+    assert_eq!(n2.len(), 29, "{n2:?}");
+    let texts: Vec<&str> = n2.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(texts[..19], ["2.3"; 19], "{texts:?}");
+    assert_eq!(texts[19..], ["3.2"; 10], "{texts:?}");
+    assert!(n2[..26].iter().all(|(_, s)| solid(s)), "{n2:?}");
+    assert!(
+        outlined(&n2[26].1) && solid(&n2[27].1) && outlined(&n2[28].1),
+        "{n2:?}"
+    );
+    // Ballots have colours of their own.
+    assert_ne!(n2[0].1.bg, n2[20].1.bg);
+    // n3 missed slot 78 (a gap) and accepted 79, not chosen yet; its slots end there.
+    let n3 = strip("n3");
+    assert_eq!(n3.len(), 28, "{n3:?}");
+    assert_eq!(n3[26].0, "--", "{n3:?}");
+    assert!(n3[27].0 == "3.2" && outlined(&n3[27].1), "{n3:?}");
+    // n1, cut off at 1.1 with slots up to 45, ends before the window.
+    assert!(
+        lines[row_of("n1") as usize].contains("◂ slots end at 45"),
+        "{screen}"
+    );
+    // The nodes table and its status line say the last slot, never `78/0`.
+    assert!(
+        !screen.contains("80/0") && !screen.contains("79/0"),
+        "{screen}"
+    );
+    let line = squall::state::describe_node(&state.nodes[&2]);
+    assert!(
+        line.contains(" last slot 80 ") && line.contains("ballot 3.2"),
+        "{line}"
+    );
+    // Selected, n3's slots are named in the title.
+    let t = render(160, 48, &state, &selected(3));
+    assert!(
+        t.backend()
+            .to_string()
+            .contains("n3: last slot 79, chosen 77, ballot 3.2 "),
+        "{}",
+        t.backend()
+    );
+    insta::assert_snapshot!("paxos_slots_160x48", screen);
+}
+
+/// Issue 23: the `?` page names the running node kind's message kinds for `only KIND` (a Paxos cluster's
+/// help listed none, and the console's Raft's). Seen failing before the view carried the kinds.
+#[test]
+fn the_help_page_names_the_running_kind_s_message_kinds() {
+    let state = fixture::paxos_state();
+    let view = ViewState {
+        help: true,
+        message_kinds: squall::command::fault::PAXOS_LABELS.to_vec(),
+        ..ViewState::new()
+    };
+    let screen = render(160, 60, &state, &view).backend().to_string();
+    assert!(
+        screen.contains(
+            "only KIND  prepare promise accept accepted nack heartbeat catch-up chosen snapshot"
+        ),
+        "{screen}"
+    );
+}

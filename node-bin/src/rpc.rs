@@ -274,6 +274,26 @@ pub struct PaxosView {
     pub accepted: Vec<(crate::paxos::Slot, crate::paxos::Ballot)>,
     /// Whether the distinguished proposer's leases are on.
     pub leases: bool,
+    /// The first slot `accepted` covers: a slot from here to the node's last slot that `accepted` does not list
+    /// holds no accepted value on this node (a gap, which a new leader fills with a no-op). 0 in event logs
+    /// written before it existed: gaps are then not told apart from slots not reported.
+    #[serde(default)]
+    pub accepted_from: crate::paxos::Slot,
+    /// Slots above the chosen prefix (the status's `commit_index`) this node knows chosen, ascending, up to 64:
+    /// a leader learns a later slot chosen before an earlier one when acceptors answer out of order. Empty in
+    /// event logs written before it existed.
+    #[serde(default)]
+    pub chosen_above: Vec<crate::paxos::Slot>,
+}
+
+impl PaxosView {
+    /// The ballot this node accepted a value with at `slot`, if `accepted` lists the slot.
+    pub fn accepted_at(&self, slot: crate::paxos::Slot) -> Option<crate::paxos::Ballot> {
+        self.accepted
+            .binary_search_by_key(&slot, |(s, _)| *s)
+            .ok()
+            .map(|i| self.accepted[i].1)
+    }
 }
 
 /// Something that happened on a node, for the event feed.
@@ -393,4 +413,28 @@ pub struct StageTiming {
     pub p90_us: u64,
     /// 99th percentile, in microseconds.
     pub p99_us: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PaxosView;
+    use crate::paxos::Ballot;
+
+    #[test]
+    fn a_paxos_view_from_before_its_slot_fields_still_reads() {
+        // An event log written before `accepted_from` and `chosen_above` existed.
+        let old = r#"{"promised":{"round":3,"proposer":2},"leader_ballot":null,
+            "accepted":[[4,{"round":1,"proposer":1}],[6,{"round":3,"proposer":2}]],"leases":true}"#;
+        let v: PaxosView = serde_json::from_str(old).expect("an old Paxos view reads");
+        assert_eq!(v.accepted_from, 0);
+        assert!(v.chosen_above.is_empty());
+        assert_eq!(
+            v.accepted_at(6),
+            Some(Ballot {
+                round: 3,
+                proposer: 2
+            })
+        );
+        assert_eq!(v.accepted_at(5), None);
+    }
 }

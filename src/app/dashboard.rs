@@ -149,6 +149,7 @@ pub(super) async fn run(
     };
     let mut view = ViewState::new();
     view.selected = Some(1);
+    view.message_kinds = cluster.message_kinds();
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Stamped>();
     if args.record.is_some() {
         let size = terminal.size().unwrap_or_default();
@@ -328,6 +329,12 @@ pub(super) async fn run(
                                     None
                                 }
                                 Ok(cmd) => Some(cmd),
+                                // `help` opens the help overlay, which names the running kind's message
+                                // kinds (the parser's answer lists squall's Raft ones).
+                                Err(_) if matches!(line.trim(), "help" | "?") => {
+                                    view.help = true;
+                                    None
+                                }
                                 Err(error) => {
                                     let _ = local_tx.send(Stamped::new(
                                         cluster.now_ms(),

@@ -36,10 +36,12 @@ pub(super) async fn run(
     let mut feed = ConsoleFeed::new();
     let mut release = tokio::time::interval(Duration::from_millis(50));
     release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The running node kind's message kinds, for the help (a Paxos cluster's are not Raft's).
+    let kinds = cluster.message_kinds();
     feed.out.say(format_args!(
         "squall: {} nodes up; {}",
         cluster.node_ids().len(),
-        command::HEADLESS_HELP
+        command::ConsoleHelp(&kinds)
     ));
     let mut signals = match StopSignals::new() {
         Ok(s) => s,
@@ -86,7 +88,7 @@ pub(super) async fn run(
                         ))
                     }
                     Some("help" | "?") => {
-                        let lines = crate::command::verbs::help_lines();
+                        let lines = crate::command::verbs::help_lines(&kinds);
                         Outcome::Listing {
                             summary: format!("help: {} commands", lines.len() - 1),
                             lines,

@@ -18,7 +18,8 @@
 //! time, *a chosen value never changes* on a node, and *no accept below a promise* — a slot's accepted ballot
 //! that appeared or changed since the node's previous poll is below the promise that poll showed (promises
 //! only grow, so it was accepted after that promise). Its promised ballot stands where Raft's term does for
-//! election safety (one leader per ballot) and monotonicity, and lines name ballots as `round.proposer`.
+//! election safety (one leader per ballot) and monotonicity (*promised ballot monotonic*), and lines name
+//! ballots as `round.proposer`.
 //! Log matching and leader completeness compare Raft terms a Paxos node does not have and are not run on it.
 //!
 //! Pure: [`Invariants::observe`] takes one node's [`Observation`] (one status poll) and returns the
@@ -167,7 +168,7 @@ pub const PAXOS_PROPERTIES: &[Property] = &[
     Property::NoAcceptBelowPromise,
     Property::StateMachineSafety,
     Property::CommitMonotonic,
-    Property::TermMonotonic,
+    Property::BallotMonotonic,
 ];
 
 /// Which property was broken.
@@ -193,6 +194,8 @@ pub enum Property {
     ChosenNeverChanges,
     /// Paxos: an acceptor accepted a value at a ballot below one it had promised.
     NoAcceptBelowPromise,
+    /// Paxos: a node's promised ballot went backwards (Raft's [`Property::TermMonotonic`], in ballots).
+    BallotMonotonic,
 }
 
 impl Property {
@@ -209,6 +212,7 @@ impl Property {
             Property::OneValuePerSlot => "paxos: one value chosen per slot",
             Property::ChosenNeverChanges => "paxos: chosen value never changes",
             Property::NoAcceptBelowPromise => "paxos: no accept below promise",
+            Property::BallotMonotonic => "paxos: promised ballot monotonic",
         }
     }
 }
@@ -645,10 +649,10 @@ impl Invariants {
                 } else {
                     "across a restart with its data"
                 };
-                let what = if o.paxos.is_some() {
-                    "promised ballot"
+                let (property, what) = if o.paxos.is_some() {
+                    (Property::BallotMonotonic, "promised ballot")
                 } else {
-                    "term"
+                    (Property::TermMonotonic, "term")
                 };
                 let (from, to) = if o.paxos.is_some() {
                     (
@@ -659,7 +663,7 @@ impl Invariants {
                     (seen.term.to_string(), o.term.to_string())
                 };
                 v(
-                    Property::TermMonotonic,
+                    property,
                     vec![o.node],
                     format!("{who}'s {what} went from {from} to {to} {how}"),
                 );

@@ -1,102 +1,18 @@
 //! The live invariants as the dashboard state feeds them: a wipe is known from the event that performed it,
 //! and votes are checked from the nodes' event feeds.
 
-use squall_node::raft::types::{CoreStatus, RaftEvent, Role};
-use squall_node::rpc::{EventRecord, NodeEvent, NodeStatus, RpcCounters};
+use squall_node::raft::types::{RaftEvent, Role};
+use squall_node::rpc::NodeEvent;
 
-use crate::state::{ClusterState, Event, FeedKind, ProcessState, Stamped};
-
-fn status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
-    NodeStatus {
-        cluster_id: "c".into(),
-        pid,
-        core: CoreStatus {
-            id,
-            role: Role::Follower,
-            term,
-            vote: None,
-            leader: None,
-            commit_index: last,
-            last_log_index: last,
-            last_log_term: term,
-            snapshot_index: 0,
-            progress: Vec::new(),
-            config: Default::default(),
-            config_index: 0,
-            config_committed: true,
-        },
-        applied_index: last,
-        applied_hash: 0,
-        log_tail: Vec::new(),
-        rpc: RpcCounters::default(),
-        uptime_ms: 0,
-        keys: 0,
-        recovering: false,
-        recovery_wait: None,
-        first_log_index: 0,
-        frozen: false,
-        election_due_ms: None,
-        recovered: None,
-        paxos: None,
-    }
-}
-
-fn broken(s: &ClusterState) -> Vec<String> {
-    s.feed
-        .iter()
-        .filter(|l| l.kind == FeedKind::Violation)
-        .map(|l| l.text.clone())
-        .collect()
-}
-
-fn poll(s: &mut ClusterState, at: u64, node: u64, pid: u32, term: u64, last: u64) {
-    s.apply(&Stamped::new(
-        at,
-        Event::Status {
-            node,
-            status: status(node, pid, term, last),
-        },
-    ));
-}
-
-fn running(s: &mut ClusterState, at: u64, node: u64, pid: u32) {
-    s.apply(&Stamped::new(
-        at,
-        Event::Process {
-            node,
-            state: ProcessState::Running { pid },
-        },
-    ));
-}
-
-fn started() -> ClusterState {
-    let mut s = ClusterState::new();
-    s.apply(&Stamped::new(
-        0,
-        Event::SessionStarted {
-            cluster_id: "c".into(),
-            nodes: vec![1, 2, 3],
-            dir: "/d".into(),
-        },
-    ));
-    for node in 1..=3 {
-        running(&mut s, 1, node, 1000 + node as u32);
-    }
-    s
-}
+use super::invariants_fixture::{broken, fed, poll, polled, restarting, running, started, status};
+use crate::state::ClusterState;
 
 /// A started cluster whose node 2, seen at term 6 with 40 entries, was restarted (`wipe`: empty) and runs
 /// again as pid 2002, not yet polled.
 fn node_2_restarted(wipe: bool) -> ClusterState {
     let mut s = started();
     poll(&mut s, 100, 2, 1002, 6, 40);
-    s.apply(&Stamped::new(
-        200,
-        Event::Process {
-            node: 2,
-            state: ProcessState::Restarting { wipe },
-        },
-    ));
+    restarting(&mut s, 200, 2, wipe);
     running(&mut s, 300, 2, 2002);
     s
 }
@@ -125,31 +41,16 @@ fn a_node_back_empty_without_a_wipe_is_reported() {
 fn a_second_vote_in_a_term_from_the_event_feed_is_reported() {
     let mut s = started();
     let feed = |s: &mut ClusterState, at: u64, seq: u64, candidate: u64| {
-        s.apply(&Stamped::new(
-            at,
-            Event::NodeFeed {
-                node: 3,
-                record: EventRecord {
-                    seq,
-                    at_ms: at,
-                    event: NodeEvent::Raft(RaftEvent::VoteGranted {
-                        candidate,
-                        term: 2,
-                        pre_vote: false,
-                        round: 0,
-                    }),
-                },
-            },
-        ));
+        let vote = RaftEvent::VoteGranted {
+            candidate,
+            term: 2,
+            pre_vote: false,
+            round: 0,
+        };
+        fed(s, at, 3, seq, NodeEvent::Raft(vote));
     };
     feed(&mut s, 100, 0, 1);
-    s.apply(&Stamped::new(
-        200,
-        Event::Process {
-            node: 3,
-            state: ProcessState::Restarting { wipe: true },
-        },
-    ));
+    restarting(&mut s, 200, 3, true);
     running(&mut s, 300, 3, 2003);
     feed(&mut s, 400, 0, 2);
     let b = broken(&s);
@@ -172,13 +73,7 @@ fn leader_poll(s: &mut ClusterState, at: u64, pid: u32, text: &str) {
         term: 2,
         text: text.into(),
     }];
-    s.apply(&Stamped::new(
-        at,
-        Event::Status {
-            node: 2,
-            status: st,
-        },
-    ));
+    polled(s, at, 2, st);
 }
 
 #[test]
@@ -189,13 +84,7 @@ fn a_wiped_node_is_told_apart_from_its_former_self_in_every_line() {
     // term 2 was not reported at all: the leaders were keyed by node id only.
     let mut s = started();
     leader_poll(&mut s, 100, 1002, "put a");
-    s.apply(&Stamped::new(
-        200,
-        Event::Process {
-            node: 2,
-            state: ProcessState::Restarting { wipe: true },
-        },
-    ));
+    restarting(&mut s, 200, 2, true);
     running(&mut s, 300, 2, 2002);
     leader_poll(&mut s, 400, 2002, "put b");
     let b = broken(&s);
@@ -222,24 +111,15 @@ fn a_late_poll_of_the_process_before_a_wipe_belongs_to_the_old_life() {
 /// The new process of node 2 says in its feed that it started by cutting `bytes` of WAL tail, `damaged` or
 /// torn, back at term 5 with 39 entries.
 fn started_after_cut(s: &mut ClusterState, at: u64, damaged: bool) {
-    s.apply(&Stamped::new(
-        at,
-        Event::NodeFeed {
-            node: 2,
-            record: EventRecord {
-                seq: 0,
-                at_ms: at,
-                event: NodeEvent::Started {
-                    term: 5,
-                    last_index: 39,
-                    snapshot_index: 0,
-                    empty: false,
-                    truncated_tail_bytes: 120,
-                    damaged_tail: damaged,
-                },
-            },
-        },
-    ));
+    let started = NodeEvent::Started {
+        term: 5,
+        last_index: 39,
+        snapshot_index: 0,
+        empty: false,
+        truncated_tail_bytes: 120,
+        damaged_tail: damaged,
+    };
+    fed(s, at, 2, 0, started);
 }
 
 #[test]
@@ -255,30 +135,12 @@ fn a_restart_that_cut_a_damaged_record_starts_a_new_life() {
     let mut st = status(2, 1002, 6, 40);
     st.core.role = Role::Leader;
     let mut s = started();
-    s.apply(&Stamped::new(
-        100,
-        Event::Status {
-            node: 2,
-            status: st.clone(),
-        },
-    ));
-    s.apply(&Stamped::new(
-        200,
-        Event::Process {
-            node: 2,
-            state: ProcessState::Restarting { wipe: false },
-        },
-    ));
+    polled(&mut s, 100, 2, st.clone());
+    restarting(&mut s, 200, 2, false);
     running(&mut s, 300, 2, 2002);
     started_after_cut(&mut s, 350, true);
     st.pid = 2002;
-    s.apply(&Stamped::new(
-        400,
-        Event::Status {
-            node: 2,
-            status: st,
-        },
-    ));
+    polled(&mut s, 400, 2, st);
     assert_eq!(
         broken(&s),
         ["INVARIANT BROKEN: election safety violated: n2#1 and n2#2 both led term 6"]

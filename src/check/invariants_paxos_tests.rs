@@ -1,45 +1,20 @@
 //! Paxos's live invariants (issue 23): statuses of Paxos nodes that break one value per slot, a chosen value
 //! never changing, or no accept below a promise, fed to the checker directly and through the dashboard state.
 
-use std::time::Duration;
-
 use squall_node::paxos::Ballot;
-use squall_node::raft::types::{CoreStatus, Role};
-use squall_node::rpc::{LogCell, NodeStatus, PaxosView, RpcCounters};
 
-use super::invariants::{Invariants, Observation, PAXOS_PROPERTIES, PaxosSeen, Property};
-use crate::state::{ClusterState, Event, FeedKind, Stamped};
+use super::invariants::{Invariants, Observation, PAXOS_PROPERTIES, Property};
+use super::invariants_fixture::{b, broken, fed, paxos_status as status, polled, session};
 
-fn b(round: u64, proposer: u64) -> Ballot {
-    Ballot { round, proposer }
-}
-
-/// A poll of Paxos node `node` (process `100 + node`): promised `promised`, chosen `chosen` (slot, value) up to
-/// the last of them, accepted `accepted` (slot, ballot).
+/// A poll of Paxos node `node` (process `100 + node`) at 1 s: promised `promised`, chosen `chosen` (slot, value)
+/// up to the last of them, accepted `accepted` (slot, ballot).
 fn paxos(
     node: u64,
     promised: Ballot,
     chosen: &[(u64, &str)],
     accepted: &[(u64, Ballot)],
 ) -> Observation {
-    let chosen_to = chosen.last().map_or(0, |c| c.0);
-    Observation {
-        node,
-        at: Duration::from_secs(1),
-        incarnation: 100 + node,
-        term: promised.pack(),
-        leader: false,
-        commit_index: chosen_to,
-        last_log_index: accepted.last().map_or(chosen_to, |a| a.0.max(chosen_to)),
-        applied_index: chosen_to,
-        applied_hash: None,
-        log: chosen.iter().map(|(s, t)| (*s, 0, t.to_string())).collect(),
-        knows: Default::default(),
-        paxos: Some(PaxosSeen {
-            promised,
-            accepted: accepted.to_vec(),
-        }),
-    }
+    Invariants::observation(1_000, node, &status(node, promised, chosen, accepted))
 }
 
 fn one(found: Vec<super::invariants::Violation>, p: Property) -> super::invariants::Violation {
@@ -144,7 +119,9 @@ fn ballots_are_named_round_dot_proposer_in_election_safety_and_monotonicity() {
     let v = one(c.observe(&other), Property::ElectionSafety);
     assert!(v.evidence.contains("both led ballot 1.3"), "{v}");
     let back = paxos(1, b(1, 2), &[], &[]);
-    let v = one(c.observe(&back), Property::TermMonotonic);
+    // Named in ballots: a Paxos session's evidence never says `term monotonic` (issue 23).
+    let v = one(c.observe(&back), Property::BallotMonotonic);
+    assert_eq!(v.property.name(), "paxos: promised ballot monotonic");
     assert!(
         v.evidence
             .contains("n1's promised ballot went from 1.3 to 1.2 while running"),
@@ -152,91 +129,22 @@ fn ballots_are_named_round_dot_proposer_in_election_safety_and_monotonicity() {
     );
 }
 
-fn status(
-    id: u64,
-    promised: Ballot,
-    chosen: &[(u64, &str)],
-    accepted: &[(u64, Ballot)],
-) -> NodeStatus {
-    let chosen_to = chosen.last().map_or(0, |c| c.0);
-    NodeStatus {
-        cluster_id: "c".into(),
-        pid: 100 + id as u32,
-        core: CoreStatus {
-            id,
-            role: Role::Follower,
-            term: promised.pack(),
-            vote: None,
-            leader: None,
-            commit_index: chosen_to,
-            last_log_index: chosen_to,
-            last_log_term: 0,
-            snapshot_index: 0,
-            progress: Vec::new(),
-            config: Default::default(),
-            config_index: 0,
-            config_committed: true,
-        },
-        applied_index: chosen_to,
-        applied_hash: 0,
-        log_tail: chosen
-            .iter()
-            .map(|(s, t)| LogCell {
-                index: *s,
-                term: 0,
-                text: t.to_string(),
-            })
-            .collect(),
-        rpc: RpcCounters::default(),
-        uptime_ms: 0,
-        keys: 0,
-        recovering: false,
-        recovery_wait: None,
-        first_log_index: 1,
-        frozen: false,
-        election_due_ms: None,
-        recovered: None,
-        paxos: Some(PaxosView {
-            promised,
-            leader_ballot: None,
-            accepted: accepted.to_vec(),
-            leases: true,
-        }),
-    }
-}
-
 #[test]
 fn the_dashboard_prints_a_broken_paxos_invariant_naming_slot_nodes_and_ballots() {
-    let mut s = ClusterState::new();
-    s.apply(&Stamped::new(
-        0,
-        Event::SessionStarted {
-            cluster_id: "c".into(),
-            nodes: vec![1, 2, 3],
-            dir: "/d".into(),
-        },
-    ));
-    let poll = |s: &mut ClusterState, at, node, st: NodeStatus| {
-        s.apply(&Stamped::new(at, Event::Status { node, status: st }));
-    };
-    poll(
+    let mut s = session();
+    polled(
         &mut s,
         100,
         1,
         status(1, b(1, 1), &[(1, "put x=1")], &[(1, b(1, 1))]),
     );
-    poll(
+    polled(
         &mut s,
         200,
         2,
         status(2, b(2, 2), &[(1, "put x=9")], &[(1, b(2, 2))]),
     );
-    let broken: Vec<String> = s
-        .feed
-        .iter()
-        .filter(|l| l.kind == FeedKind::Violation)
-        .map(|l| l.text.clone())
-        .collect();
+    let broken = broken(&s);
     assert_eq!(
         broken,
         [
@@ -251,35 +159,11 @@ fn the_dashboard_prints_a_broken_paxos_invariant_naming_slot_nodes_and_ballots()
 #[test]
 fn the_feed_and_status_lines_name_ballots_as_round_dot_proposer() {
     use squall_node::paxos::PaxosEvent;
-    use squall_node::rpc::{EventRecord, NodeEvent};
-    let mut s = ClusterState::new();
-    s.apply(&Stamped::new(
-        0,
-        Event::SessionStarted {
-            cluster_id: "c".into(),
-            nodes: vec![1, 2, 3],
-            dir: "/d".into(),
-        },
-    ));
-    s.apply(&Stamped::new(
-        50,
-        Event::Status {
-            node: 3,
-            status: status(3, b(1, 3), &[], &[]),
-        },
-    ));
-    let feed = |s: &mut ClusterState, at: u64, seq: u64, event: PaxosEvent| {
-        s.apply(&Stamped::new(
-            at,
-            Event::NodeFeed {
-                node: 3,
-                record: EventRecord {
-                    seq,
-                    at_ms: at,
-                    event: NodeEvent::Paxos(event),
-                },
-            },
-        ));
+    use squall_node::rpc::NodeEvent;
+    let mut s = session();
+    polled(&mut s, 50, 3, status(3, b(1, 3), &[], &[]));
+    let feed = |s: &mut crate::state::ClusterState, at: u64, seq: u64, event: PaxosEvent| {
+        fed(s, at, 3, seq, NodeEvent::Paxos(event));
     };
     feed(
         &mut s,

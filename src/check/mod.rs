@@ -24,6 +24,8 @@ pub mod sim;
 #[cfg(test)]
 mod invariants_feed_tests;
 #[cfg(test)]
+mod invariants_fixture;
+#[cfg(test)]
 mod invariants_paxos_tests;
 #[cfg(test)]
 mod tests;

@@ -154,6 +154,12 @@ impl Cluster {
         slots.get(&id)?.addrs.as_ref()?.ports.get(port).copied()
     }
 
+    /// The message kinds the node kind's classifier labels peer frames with (what `only KIND`, `held` and the
+    /// links matrix name), in label order; empty for a kind whose frames carry no labels.
+    pub fn message_kinds(&self) -> Vec<&'static str> {
+        self.inner.net.labels().to_vec()
+    }
+
     /// The current API addresses.
     pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.inner.api.borrow().clone()

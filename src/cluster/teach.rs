@@ -369,7 +369,7 @@ impl Cluster {
         if stale.is_empty() {
             return Err(format!(
                 "no held frame on {t} is stale (none has a newer round from its sender on its link, none a term \
-                 its receiver has passed); `held` lists them"
+                 or ballot its receiver has passed); `held` lists them"
             ));
         }
         let out = self

@@ -6,6 +6,7 @@
 //! `crate::cluster::fault`) and one file in the chaos crate's `proxy/` for what it does to frames.
 
 use std::fmt;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,16 @@ pub const ETCD_LABELS: [&str; 14] = [
     "proposal",
     "link-heartbeat",
 ];
+
+/// What a target and a message kind are on squall's own (Raft) node, for hints about no verb in particular,
+/// where the running node kind is not known (a line read before the cluster judges it); the console's
+/// `help` names the running kind's ([`super::verbs::help_lines`]).
+pub static TARGETS_AND_KINDS: LazyLock<String> =
+    LazyLock::new(|| super::verbs::targets_and_kinds(&MESSAGE_KINDS));
+
+/// The console's help text where the running node kind is not known: squall's own (Raft) kinds.
+pub const HEADLESS_HELP: super::verbs::ConsoleHelp<'static> =
+    super::verbs::ConsoleHelp(&MESSAGE_KINDS);
 
 /// Whether some node kind labels frames `kind`: what `only` accepts when a line is read (the cluster then
 /// refuses a kind its own node kind does not label, naming the ones it does).
@@ -629,12 +640,43 @@ pub const WHAT_KINDS_DO: [(&str, &str); 9] = [
 /// The grammar of one verb, for error messages and the dashboard's prompt (from [`super::verbs::TABLE`]);
 /// for a word that is no verb, what a target and a message kind are.
 pub fn hint(verb: &str) -> &'static str {
-    super::verbs::find(verb).map_or(super::verbs::TARGETS_AND_KINDS, |v| v.grammar)
+    super::verbs::find(verb).map_or(TARGETS_AND_KINDS.as_str(), |v| v.grammar)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tester (issue 23): on a Paxos cluster `help` listed Raft's message kinds. The help names the running
+    /// kind's, and the README names each built-in kind's list as the help prints it. Seen failing before
+    /// `help_lines` took the kinds.
+    #[test]
+    fn the_help_and_the_readme_name_the_running_kind_s_message_kinds() {
+        use super::super::verbs::{ConsoleHelp, TABLE, TARGETS, help_lines};
+        let paxos = help_lines(&PAXOS_LABELS);
+        let last = paxos.last().expect("a kinds line");
+        assert_eq!(
+            last,
+            &format!(
+                "{TARGETS}   KIND: prepare promise accept accepted nack heartbeat catch-up chosen snapshot"
+            )
+        );
+        assert!(!last.contains("vote"), "{last}");
+        assert_eq!(paxos.len(), TABLE.len() + 1);
+        assert!(ConsoleHelp(&PAXOS_LABELS).to_string().ends_with(
+            "KIND: prepare promise accept accepted nack heartbeat catch-up chosen snapshot)"
+        ));
+        assert_eq!(help_lines(&MESSAGE_KINDS).last(), Some(&*TARGETS_AND_KINDS));
+        assert!(help_lines(&[]).last().unwrap().contains("KIND: none"));
+        let readme = include_str!("../../README.md").replace('\n', " ");
+        for kinds in [&MESSAGE_KINDS[..], &PAXOS_LABELS[..]] {
+            let list = format!("`{}`", kinds.join(" "));
+            assert!(
+                readme.contains(&list),
+                "README.md should name the kinds as `help` lists them: {list}"
+            );
+        }
+    }
 
     #[test]
     fn targets_parse_every_shape() {

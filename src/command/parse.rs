@@ -3,10 +3,9 @@
 use super::clock::parse_clock;
 use super::disk::{parse_disk, parse_powercut};
 use super::fault::{
-    FaultCmd, FaultKind, FaultTarget, PartitionShape, hint, parse_duration, parse_options,
-    parse_pct, parse_rate,
+    FaultCmd, FaultKind, FaultTarget, HEADLESS_HELP, PartitionShape, hint, parse_duration,
+    parse_options, parse_pct, parse_rate,
 };
-use super::verbs::HEADLESS_HELP;
 use super::{Command, NodeId, Target, WorkloadKind};
 
 fn target(word: Option<&str>, cmd: &str) -> Result<Target, String> {

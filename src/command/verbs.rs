@@ -122,7 +122,7 @@ pub const TABLE: &[Verb] = &[
     ),
     verb(
         "drop-stale",
-        "drop-stale TARGET — drop held frames superseded by a newer round from the same sender, or whose receiver has passed their term",
+        "drop-stale TARGET — drop held frames superseded by a newer round from the same sender, or whose receiver has passed their term or ballot",
     ),
     verb(
         "freeze",
@@ -227,33 +227,48 @@ pub static VERBS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
-/// What a target and a message kind are, for hints about no verb in particular.
-pub const TARGETS_AND_KINDS: &str = "TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *   KIND: vote vote-reply \
-pre-vote pre-vote-reply append heartbeat append-reply snapshot snapshot-reply timeout-now client";
+/// What a target is, for hints and the help.
+pub const TARGETS: &str = "TARGET: 2 · leader · 1->2 · 1<->2 · 2->* · *->2 · *";
 
-/// The console's help: every verb's grammar, generated from [`TABLE`] (prints with `{}`).
-pub struct ConsoleHelp;
+/// What a target is and which message kinds `only KIND,..` (and `held`, `step`, the links matrix) name on a
+/// node kind that labels its frames `kinds` (its classifier's labels, in label order): `TARGET: … KIND:
+/// prepare promise …`. A kind with no labels says that no `only` filter can match.
+pub fn targets_and_kinds(kinds: &[&str]) -> String {
+    if kinds.is_empty() {
+        format!(
+            "{TARGETS}   KIND: none (this node kind's frames carry no labels, so no `only` filter matches)"
+        )
+    } else {
+        format!("{TARGETS}   KIND: {}", kinds.join(" "))
+    }
+}
 
-/// The headless console's help text.
-pub const HEADLESS_HELP: ConsoleHelp = ConsoleHelp;
+/// The console's help: every verb's grammar, generated from [`TABLE`], then what a target is and the message
+/// kinds of the node kind that labels its frames with these (prints with `{}`).
+pub struct ConsoleHelp<'a>(pub &'a [&'a str]);
 
-impl fmt::Display for ConsoleHelp {
+impl fmt::Display for ConsoleHelp<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let usage: Vec<&str> = TABLE
             .iter()
             .map(|v| v.grammar.split(" — ").next().unwrap_or(v.name))
             .collect();
-        write!(f, "commands: {} ({TARGETS_AND_KINDS})", usage.join("; "))
+        write!(
+            f,
+            "commands: {} ({})",
+            usage.join("; "),
+            targets_and_kinds(self.0)
+        )
     }
 }
 
-/// The console's answer to `help`: one line per verb (its grammar and what it does), then what a target and a
-/// message kind are.
-pub fn help_lines() -> Vec<String> {
+/// The console's answer to `help`: one line per verb (its grammar and what it does), then what a target is
+/// and the message kinds of the running node kind, `kinds` (tester: a Paxos cluster's help listed Raft's).
+pub fn help_lines(kinds: &[&str]) -> Vec<String> {
     TABLE
         .iter()
         .map(|v| v.grammar.to_string())
-        .chain(std::iter::once(TARGETS_AND_KINDS.to_string()))
+        .chain(std::iter::once(targets_and_kinds(kinds)))
         .collect()
 }
 

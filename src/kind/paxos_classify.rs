@@ -11,9 +11,11 @@ use bincode::Options as _;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use squall_chaos::{Classifier, Flow};
+use squall_node::paxos::{Message, Slot};
 use squall_node::rpc::PaxosPeerServiceRequest;
 
 use super::tarpc_head::{ClientMessageHead, options};
+use crate::state::held::HEARTBEAT_ANSWER;
 
 /// The labels, in index order (kept with the command vocabulary, which checks `only` filters against them).
 pub use crate::command::fault::PAXOS_LABELS as LABELS;
@@ -95,15 +97,112 @@ impl Classifier for PaxosClassifier {
             return "cancel".into();
         };
         let PaxosPeerServiceRequest::Paxos { from, messages, .. } = r.message;
-        let kinds: Vec<&str> = messages.iter().map(|m| m.kind()).collect();
-        format!("from n{from}: {}", kinds.join(", "))
+        describe_messages(from, &messages)
+    }
+}
+
+/// A held frame's detail: its first message's kind, its sender and what it carries, then each further message
+/// the call batched (`accept n1 ballot 3.1 slots 5..7 chosen 4; accept ballot 3.1 slot 8 chosen 4`). Ballots
+/// read `round.proposer`: the held queue judges stale frames by them (`state::held`).
+pub fn describe_messages(from: u64, messages: &[Message]) -> String {
+    let mut out = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        if i == 0 {
+            out.push_str(&format!("{} n{from} {}", m.kind(), carries(m)));
+        } else {
+            out.push_str(&format!("; {} {}", m.kind(), carries(m)));
+        }
+    }
+    if out.is_empty() {
+        "(no message)".into()
+    } else {
+        out
+    }
+}
+
+/// What one message carries, in words: its ballot, slots and chosen prefix.
+fn carries(m: &Message) -> String {
+    match m {
+        Message::Prepare { ballot, from_slot } => format!("ballot {ballot} from slot {from_slot}"),
+        Message::Promise {
+            ballot,
+            chosen_to,
+            accepted,
+            ..
+        } => format!(
+            "ballot {ballot} chosen {chosen_to} accepted {}",
+            accepted.len()
+        ),
+        Message::Accept {
+            ballot,
+            chosen_to,
+            values,
+        } => {
+            let slots: Vec<Slot> = values.iter().map(|(s, _)| *s).collect();
+            format!("ballot {ballot} {} chosen {chosen_to}", slots_text(&slots))
+        }
+        Message::Accepted {
+            ballot,
+            slots,
+            chosen_to,
+        } if slots.is_empty() => {
+            format!("ballot {ballot} {HEARTBEAT_ANSWER} chosen {chosen_to}")
+        }
+        Message::Accepted {
+            ballot,
+            slots,
+            chosen_to,
+        } => format!("ballot {ballot} {} chosen {chosen_to}", slots_text(slots)),
+        Message::Nack {
+            ballot,
+            promised,
+            leader,
+        } => match leader {
+            Some(l) => format!("ballot {ballot} promised {promised} (keeps n{l}'s lease)"),
+            None => format!("ballot {ballot} promised {promised}"),
+        },
+        Message::Heartbeat { ballot, chosen_to } => format!("ballot {ballot} chosen {chosen_to}"),
+        Message::CatchUp { from_slot } => format!("from slot {from_slot}"),
+        Message::Chosen { values, chosen_to } => {
+            let slots: Vec<Slot> = values.iter().map(|(s, _)| *s).collect();
+            format!("{} prefix {chosen_to}", slots_text(&slots))
+        }
+        Message::Snapshot { slot, data } => format!("slot {slot} ({} bytes)", data.len()),
+    }
+}
+
+/// Slots as a person reads them: `slot 5`, `slots 5..7`, `slots 5, 7, 9`, `no slot`.
+fn slots_text(slots: &[Slot]) -> String {
+    match slots {
+        [] => "no slot".into(),
+        [one] => format!("slot {one}"),
+        [first, .., last] if slots.windows(2).all(|w| w[1] == w[0] + 1) => {
+            format!("slots {first}..{last}")
+        }
+        _ if slots.len() > 6 => format!(
+            "slots {}, … {} in all",
+            slots[..3]
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            slots.len()
+        ),
+        _ => format!(
+            "slots {}",
+            slots
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use squall_node::paxos::{Ballot, Message};
+    use squall_node::paxos::{Ballot, Message, Payload};
 
     fn frame(messages: Vec<Message>) -> Vec<u8> {
         let m = tarpc::ClientMessage::Request(tarpc::Request {
@@ -181,6 +280,69 @@ mod tests {
                 Message::CatchUp { from_slot: 2 },
             ]),
         );
-        assert_eq!(text, "from n2: catch-up, catch-up");
+        assert_eq!(text, "catch-up n2 from slot 1; catch-up from slot 2");
+    }
+
+    /// Issue 23 (new-user tester): a held Paxos frame read `from n1: accept`, with no ballot or slot, so no
+    /// stale mark could be judged. Seen failing before `describe` named them.
+    #[test]
+    fn a_held_frame_names_its_ballot_and_slots() {
+        let b = |round, proposer| Ballot { round, proposer };
+        let said = |m: Message| PaxosClassifier.describe(Flow::Request, &frame(vec![m]));
+        assert_eq!(
+            said(Message::Prepare {
+                ballot: b(3, 2),
+                from_slot: 5
+            }),
+            "prepare n2 ballot 3.2 from slot 5"
+        );
+        assert_eq!(
+            said(Message::Accept {
+                ballot: b(3, 2),
+                chosen_to: 4,
+                values: vec![(5, Payload::Noop), (6, Payload::Noop), (7, Payload::Noop)],
+            }),
+            "accept n2 ballot 3.2 slots 5..7 chosen 4"
+        );
+        assert_eq!(
+            said(Message::Accepted {
+                ballot: b(3, 2),
+                slots: vec![],
+                chosen_to: 4,
+            }),
+            "accepted n2 ballot 3.2 (heartbeat answer) chosen 4"
+        );
+        assert_eq!(
+            said(Message::Accepted {
+                ballot: b(3, 2),
+                slots: vec![5, 7],
+                chosen_to: 4,
+            }),
+            "accepted n2 ballot 3.2 slots 5, 7 chosen 4"
+        );
+        assert_eq!(
+            said(Message::Nack {
+                ballot: b(1, 1),
+                promised: b(3, 2),
+                leader: Some(3),
+            }),
+            "nack n2 ballot 1.1 promised 3.2 (keeps n3's lease)"
+        );
+        assert_eq!(
+            said(Message::Heartbeat {
+                ballot: b(3, 2),
+                chosen_to: 9
+            }),
+            "heartbeat n2 ballot 3.2 chosen 9"
+        );
+        assert_eq!(
+            said(Message::Promise {
+                ballot: b(3, 2),
+                chosen_to: 4,
+                snapshot_slot: 0,
+                accepted: vec![],
+            }),
+            "promise n2 ballot 3.2 chosen 4 accepted 0"
+        );
     }
 }

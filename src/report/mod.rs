@@ -48,12 +48,13 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
         .el_text(
             "p",
             format!(
-                "{}, {:.1} s, {} operations, {} faults, {} elections.",
+                "{}, {:.1} s, {} operations, {} faults, {} {}.",
                 node_count(m),
                 m.end_ms as f64 / 1e3,
                 m.ops_total,
                 m.faults.len(),
-                m.elections
+                m.elections,
+                if m.paxos { "ballots led" } else { "elections" }
             ),
         )
         .nl()
@@ -150,10 +151,17 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
     Ok(h.nl()
         .el_text(
             "p",
-            format!(
-                "Elections won: {} (terms in which a node was seen leading).",
-                m.elections
-            ),
+            if m.paxos {
+                format!(
+                    "Ballots led: {} (ballots in which a node was seen leading as the distinguished proposer).",
+                    m.elections
+                )
+            } else {
+                format!(
+                    "Elections won: {} (terms in which a node was seen leading).",
+                    m.elections
+                )
+            },
         )
         .nl()
         .markup("</body></html>\n")
@@ -598,6 +606,39 @@ mod tests {
             html.contains("partition {1,2} {3}"),
             "the fault is labelled"
         );
+    }
+
+    /// Issue 23 (new-user tester): a Paxos session's report said "Elections won (terms …)". It counts the
+    /// ballots a distinguished proposer led. Seen failing before the model knew the nodes ran Paxos.
+    #[test]
+    fn a_paxos_report_counts_ballots_led_by_the_distinguished_proposer() {
+        use squall_node::paxos::Ballot;
+        let mut events = session(0.0, 200);
+        for (at, round, node) in [(1_000, 1, 1), (2_000, 2, 3)] {
+            let mut status = crate::state::fixture::paxos_status(
+                node,
+                Ballot {
+                    round,
+                    proposer: node,
+                },
+                &[],
+                &[],
+            );
+            status.core.role = squall_node::raft::types::Role::Leader;
+            events.push(Stamped::new(at, Event::Status { node, status }));
+        }
+        let html = render_session(&events);
+        assert!(
+            html.contains(
+                "Ballots led: 2 (ballots in which a node was seen leading as the distinguished proposer)."
+            ),
+            "{html}"
+        );
+        assert!(html.contains(", 2 ballots led."), "{html}");
+        assert!(!html.contains("Elections won"), "{html}");
+        // A Raft session keeps its words.
+        let html = render_session(&session(0.0, 200));
+        assert!(html.contains("Elections won: "), "{html}");
     }
 
     #[test]

@@ -125,8 +125,11 @@ pub struct Model {
     pub faults: Vec<FaultWindow>,
     /// Each node's role changes: (ms, lane).
     pub lanes: BTreeMap<u64, Vec<(u64, Lane)>>,
-    /// Terms in which some node became leader.
+    /// Terms in which some node became leader (on Paxos: ballots in which a distinguished proposer led).
     pub elections: usize,
+    /// The nodes ran Multi-Paxos (a status carried a Paxos view): the report names ballots and the
+    /// distinguished proposer where Raft's says terms and elections.
+    pub paxos: bool,
     /// Check verdicts.
     pub checks: Vec<CheckRecord>,
     /// The lin-kv history, kept by [`Model::from_events`] only ([`Model::build`] hands it out instead).
@@ -250,6 +253,7 @@ impl Model {
                         Role::PreCandidate => Lane::PreCandidate,
                         Role::Follower => Lane::Follower,
                     };
+                    m.paxos |= status.paxos.is_some();
                     if lane == Lane::Leader {
                         leader_terms.insert(status.core.term);
                         let c = &status.core;

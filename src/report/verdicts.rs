@@ -137,8 +137,7 @@ impl Judge {
 
 #[cfg(test)]
 mod tests {
-    use squall_node::raft::types::{CoreStatus, Role};
-    use squall_node::rpc::{NodeStatus, RpcCounters};
+    use squall_node::raft::types::Role;
 
     use super::super::{model::Model, render};
     use crate::state::{Event, Stamped, Verdict};
@@ -155,44 +154,11 @@ mod tests {
     }
 
     fn leader_of(node: u64, term: u64, at: u64) -> Stamped {
-        Stamped::new(
-            at,
-            Event::Status {
-                node,
-                status: NodeStatus {
-                    cluster_id: "c".into(),
-                    pid: 100 + node as u32,
-                    core: CoreStatus {
-                        id: node,
-                        role: Role::Leader,
-                        term,
-                        vote: Some(node),
-                        leader: Some(node),
-                        commit_index: 5,
-                        last_log_index: 5,
-                        last_log_term: term,
-                        snapshot_index: 0,
-                        progress: Vec::new(),
-                        config: Default::default(),
-                        config_index: 0,
-                        config_committed: true,
-                    },
-                    applied_index: 5,
-                    applied_hash: 0,
-                    log_tail: Vec::new(),
-                    rpc: RpcCounters::default(),
-                    uptime_ms: 0,
-                    keys: 0,
-                    recovering: false,
-                    recovery_wait: None,
-                    first_log_index: 0,
-                    frozen: false,
-                    election_due_ms: None,
-                    recovered: None,
-                    paxos: None,
-                },
-            },
-        )
+        let mut status = crate::state::fixture::node_status(node, 100 + node as u32, term, 5);
+        status.core.role = Role::Leader;
+        status.core.vote = Some(node);
+        status.core.leader = Some(node);
+        Stamped::new(at, Event::Status { node, status })
     }
 
     fn judged(check: &str, verdict: Verdict, evidence: &str) -> Stamped {

@@ -885,10 +885,12 @@ pub fn describe_node(n: &NodeView) -> String {
     ));
     if let Some(s) = &n.status {
         let c = &s.core;
-        out.push_str(&format!(
-            " last {}/{} snapshot {}",
-            c.last_log_index, c.last_log_term, c.snapshot_index
-        ));
+        // A Paxos node's last slot: its slots carry ballots, not one last term.
+        let last = match &s.paxos {
+            Some(_) => format!("slot {}", c.last_log_index),
+            None => format!("{}/{}", c.last_log_index, c.last_log_term),
+        };
+        out.push_str(&format!(" last {last} snapshot {}", c.snapshot_index));
         // Teaching mode: the timers stand still, and how long the election timer has left.
         if s.frozen {
             out.push_str(" frozen");

@@ -4,10 +4,11 @@
 //! old leader restarted with a diverged log and isolated before it could be repaired, latency on one node, and
 //! (with five nodes or more) a paused node. Pids, paths and times are fixed so rendered screens are stable.
 
+use squall_node::paxos::Ballot;
 use squall_node::raft::types::{
     CoreStatus, Membership, PeerProgress, RaftEvent, Role, SnapshotMeta,
 };
-use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus, RpcCounters};
+use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus, PaxosView, RpcCounters};
 
 use super::{ClusterState, Event, LinkState, LinkView, ProcessState, Stamped};
 
@@ -199,90 +200,54 @@ impl Session {
         } else {
             Vec::new()
         };
-        NodeStatus {
-            cluster_id: "demo-7f3a".into(),
-            pid: self.pid(node, false),
-            core: CoreStatus {
-                id: node,
-                role,
-                term,
-                vote: Some(if term == 1 { 2 } else { self.second_leader }),
-                leader,
-                commit_index: commit,
-                last_log_index: last,
-                last_log_term: self.term_of(last),
-                snapshot_index: if t >= 27_500 { SNAPSHOT_AT } else { 0 },
-                progress,
-                config: self.config().0,
-                config_index: self.config().1,
-                config_committed: commit >= self.config().1,
+        let mut s = node_status(node, self.pid(node, false), term, last);
+        s.cluster_id = "demo-7f3a".into();
+        s.core.role = role;
+        s.core.vote = Some(if term == 1 { 2 } else { self.second_leader });
+        s.core.leader = leader;
+        s.core.commit_index = commit;
+        s.core.last_log_term = self.term_of(last);
+        s.core.snapshot_index = if t >= 27_500 { SNAPSHOT_AT } else { 0 };
+        s.core.progress = progress;
+        (s.core.config, s.core.config_index) = self.config();
+        s.core.config_committed = commit >= s.core.config_index;
+        s.applied_index = commit;
+        s.log_tail = self.cells(1, last, |i| self.term_of(i));
+        s.rpc = RpcCounters {
+            append_in: t / 50,
+            append_out: if Some(node) == leader {
+                t / 50 * (self.n - 1)
+            } else {
+                0
             },
-            applied_index: commit,
-            applied_hash: 0,
-            log_tail: self.cells(1, last, |i| self.term_of(i)),
-            rpc: RpcCounters {
-                append_in: t / 50,
-                append_out: if Some(node) == leader {
-                    t / 50 * (self.n - 1)
-                } else {
-                    0
-                },
-                ..RpcCounters::default()
-            },
-            uptime_ms: t,
-            keys: commit.saturating_sub(2),
-            recovering: false,
-            recovery_wait: None,
-            first_log_index: 0,
-            frozen: false,
-            election_due_ms: None,
-            recovered: None,
-            paxos: None,
-        }
+            ..RpcCounters::default()
+        };
+        s.uptime_ms = t;
+        s.keys = commit.saturating_sub(2);
+        s
     }
 
     /// The old leader after its restart: its log still ends in term-1 entries nobody else has.
     fn stale_status(&self, t: u64) -> NodeStatus {
         let committed = self.last_index(KILL_MS - 1);
         let last = committed + 3;
-        NodeStatus {
-            cluster_id: "demo-7f3a".into(),
-            pid: self.pid(2, true),
-            core: CoreStatus {
-                id: 2,
-                role: Role::Follower,
-                term: 1,
-                vote: Some(2),
-                leader: None,
-                commit_index: committed,
-                last_log_index: last,
-                last_log_term: 1,
-                snapshot_index: SNAPSHOT_AT,
-                progress: Vec::new(),
-                // Restarted with a log from before node 9 joined.
-                config: Membership {
-                    voters: (1..=self.n)
-                        .filter(|&i| self.n < 9 || i != self.n)
-                        .collect(),
-                    learners: Default::default(),
-                },
-                config_index: 0,
-                config_committed: true,
-            },
-            applied_index: committed,
-            applied_hash: 0,
-            log_tail: self.cells(1, last, |_| 1),
-            rpc: RpcCounters::default(),
-            uptime_ms: t - RESTART_MS,
-            keys: committed - 2,
-            recovering: false,
-            recovery_wait: None,
-            first_log_index: 0,
-            frozen: false,
-            election_due_ms: None,
-            recovered: None,
-            paxos: None,
-        }
+        let mut s = node_status(2, self.pid(2, true), 1, last);
+        s.cluster_id = "demo-7f3a".into();
+        s.core.vote = Some(2);
+        s.core.commit_index = committed;
+        s.core.snapshot_index = SNAPSHOT_AT;
+        // Restarted with a log from before node 9 joined.
+        s.core.config = Membership {
+            voters: (1..=self.n)
+                .filter(|&i| self.n < 9 || i != self.n)
+                .collect(),
+            learners: Default::default(),
+        };
+        s.applied_index = committed;
+        s.log_tail = self.cells(1, last, |_| 1);
+        s.uptime_ms = t - RESTART_MS;
+        s.keys = committed - 2;
+        s
     }
 
     fn links(&self, t: u64) -> Vec<LinkView> {
@@ -696,4 +661,142 @@ impl Session {
         self.events.sort_by_key(|e| e.at_ms);
         self.events
     }
+}
+
+/// A node's status as the invariant and dashboard tests build it: node `id`, process `pid`, a follower in
+/// `term` whose log ends at `last`, everything up to there committed and applied, no log tail, no Paxos view.
+pub fn node_status(id: u64, pid: u32, term: u64, last: u64) -> NodeStatus {
+    NodeStatus {
+        cluster_id: "c".into(),
+        pid,
+        core: CoreStatus {
+            id,
+            role: Role::Follower,
+            term,
+            vote: None,
+            leader: None,
+            commit_index: last,
+            last_log_index: last,
+            last_log_term: term,
+            snapshot_index: 0,
+            progress: Vec::new(),
+            config: Default::default(),
+            config_index: 0,
+            config_committed: true,
+        },
+        applied_index: last,
+        applied_hash: 0,
+        log_tail: Vec::new(),
+        rpc: RpcCounters::default(),
+        uptime_ms: 0,
+        keys: 0,
+        recovering: false,
+        recovery_wait: None,
+        first_log_index: 0,
+        frozen: false,
+        election_due_ms: None,
+        recovered: None,
+        paxos: None,
+    }
+}
+
+/// A Paxos node's status as squall's node reports it (process `100 + id`, a follower): `promised` packed
+/// where Raft shows a term, `chosen` (slot, command text) its chosen prefix, up to the last of them, shown as
+/// its log tail (term 0), and `accepted` (slot, ballot, ascending) the ballots of the values it accepted
+/// since slot 1 (so a slot up to its last that `accepted` leaves out is a gap). Its last slot is the highest
+/// chosen or accepted.
+pub fn paxos_status(
+    id: u64,
+    promised: Ballot,
+    chosen: &[(u64, &str)],
+    accepted: &[(u64, Ballot)],
+) -> NodeStatus {
+    let chosen_to = chosen.last().map_or(0, |c| c.0);
+    let last = accepted.last().map_or(chosen_to, |a| a.0.max(chosen_to));
+    let mut s = node_status(id, 100 + id as u32, promised.pack(), chosen_to);
+    s.core.last_log_index = last;
+    s.core.last_log_term = 0;
+    s.first_log_index = 1;
+    s.log_tail = chosen
+        .iter()
+        .map(|(slot, text)| LogCell {
+            index: *slot,
+            term: 0,
+            text: text.to_string(),
+        })
+        .collect();
+    s.paxos = Some(PaxosView {
+        promised,
+        leader_ballot: None,
+        accepted: accepted.to_vec(),
+        leases: true,
+        accepted_from: 1,
+        chosen_above: Vec::new(),
+    });
+    s
+}
+
+/// A three-node Multi-Paxos cluster after two changes of distinguished proposer: n1 led at ballot 1.1 and
+/// was cut off with slots 41–45 accepted but never chosen; n3 led at 2.3 (slots 41–70); n2 leads at 3.2,
+/// has slots 71–77 chosen, 79 chosen past the prefix, and 78 and 80 accepted, not chosen yet; n3 missed the
+/// accept of slot 78 (a gap) and accepted 79.
+pub fn paxos_state() -> ClusterState {
+    let ballot = |round, proposer| Ballot { round, proposer };
+    let by = |s: u64| match s {
+        1..=40 => ballot(1, 1),
+        41..=70 => ballot(2, 3),
+        _ => ballot(3, 2),
+    };
+    let chosen = |to: u64| -> Vec<(u64, String)> {
+        (to.saturating_sub(63).max(1)..=to)
+            .map(|s| (s, format!("put k{s}=v")))
+            .collect()
+    };
+    let status = |id, promised, chosen_to, accepted: Vec<(u64, Ballot)>| {
+        let chosen = chosen(chosen_to);
+        let chosen: Vec<(u64, &str)> = chosen.iter().map(|(s, t)| (*s, t.as_str())).collect();
+        paxos_status(id, promised, &chosen, &accepted)
+    };
+    let n1 = status(
+        1,
+        ballot(1, 1),
+        40,
+        (1..=45).map(|s| (s, ballot(1, 1))).collect(),
+    );
+    let mut n2 = status(2, ballot(3, 2), 77, (1..=80).map(|s| (s, by(s))).collect());
+    n2.core.role = Role::Leader;
+    n2.core.leader = Some(2);
+    if let Some(p) = n2.paxos.as_mut() {
+        p.leader_ballot = Some(ballot(3, 2));
+        p.chosen_above = vec![79];
+    }
+    let mut n3 = status(
+        3,
+        ballot(3, 2),
+        77,
+        (1..=79).filter(|&s| s != 78).map(|s| (s, by(s))).collect(),
+    );
+    n3.core.leader = Some(2);
+    let mut s = ClusterState::new();
+    s.apply(&Stamped::new(
+        0,
+        Event::SessionStarted {
+            cluster_id: "paxos-5c1e".into(),
+            nodes: vec![1, 2, 3],
+            dir: "/tmp/squall-paxos".into(),
+        },
+    ));
+    for (node, status) in [(1, n1), (2, n2), (3, n3)] {
+        s.apply(&Stamped::new(
+            10 * node,
+            Event::Process {
+                node,
+                state: ProcessState::Running {
+                    pid: 100 + node as u32,
+                },
+            },
+        ));
+        s.apply(&Stamped::new(1_000 + node, Event::Status { node, status }));
+    }
+    s
 }

@@ -1,49 +1,24 @@
 //! Unit tests of [`ClusterState::apply`]: statuses and events in, dashboard state out.
 
-use squall_node::raft::types::{CoreStatus, PeerProgress, RaftEvent, Role};
-use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus, RpcCounters};
+use squall_node::raft::types::{PeerProgress, RaftEvent, Role};
+use squall_node::rpc::{EventRecord, LogCell, NodeEvent, NodeStatus};
 
 use super::*;
 
+/// Node `id` (pid `1000 + id`) in `role` and `term`, its log ending at `commit`, all committed, the last three
+/// entries in its tail.
 fn status(id: u64, role: Role, term: u64, commit: u64) -> NodeStatus {
-    NodeStatus {
-        cluster_id: "c".into(),
-        pid: 1000 + id as u32,
-        core: CoreStatus {
-            id,
-            role,
+    let mut s = fixture::node_status(id, 1000 + id as u32, term, commit);
+    s.core.role = role;
+    s.core.leader = (role == Role::Leader).then_some(id);
+    s.log_tail = (commit.saturating_sub(3) + 1..=commit)
+        .map(|index| LogCell {
+            index,
             term,
-            vote: None,
-            leader: (role == Role::Leader).then_some(id),
-            commit_index: commit,
-            last_log_index: commit,
-            last_log_term: term,
-            snapshot_index: 0,
-            progress: Vec::new(),
-            config: Default::default(),
-            config_index: 0,
-            config_committed: true,
-        },
-        applied_index: commit,
-        applied_hash: 0,
-        log_tail: (commit.saturating_sub(3) + 1..=commit)
-            .map(|index| LogCell {
-                index,
-                term,
-                text: "noop".into(),
-            })
-            .collect(),
-        rpc: RpcCounters::default(),
-        uptime_ms: 0,
-        keys: 0,
-        recovering: false,
-        recovery_wait: None,
-        first_log_index: 0,
-        frozen: false,
-        election_due_ms: None,
-        recovered: None,
-        paxos: None,
-    }
+            text: "noop".into(),
+        })
+        .collect();
+    s
 }
 
 fn started(nodes: u64) -> ClusterState {

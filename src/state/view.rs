@@ -74,6 +74,9 @@ pub struct ViewState {
     /// Entries fetched from each node for the scrolled log window (`Cluster::log_range`), by node, oldest
     /// first: the log panel draws them where the status's tail does not reach.
     pub log_fetched: std::collections::BTreeMap<u64, Vec<squall_node::rpc::LogCell>>,
+    /// The running node kind's message kinds (what `only KIND,..`, `held` and the links matrix name), in
+    /// label order, for the help overlay; empty where not known (a replay).
+    pub message_kinds: Vec<&'static str>,
 }
 
 impl ViewState {

@@ -105,8 +105,9 @@ const REPLAY: &[(&str, &[(&str, &str)])] = &[(
     ],
 )];
 
-/// What each fault kind does to frames, shown under the keys when the terminal has room.
-fn kinds_lines() -> Vec<Line<'static>> {
+/// What each fault kind does to frames, shown under the keys when the terminal has room, then the message
+/// kinds `only KIND,..` takes on the running node kind (`message_kinds`, when known).
+fn kinds_lines(message_kinds: &[&str]) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(Span::styled(
         " fault kinds (fault prompt or console; TARGET 2 · 1->2 · 1<->2 · 2->* · *->2 · *)",
         styles::title(),
@@ -115,6 +116,24 @@ fn kinds_lines() -> Vec<Line<'static>> {
         lines.push(Line::from(vec![
             Span::styled(format!("   {kind:<11}"), styles::key()),
             Span::raw(what),
+        ]));
+    }
+    // The kinds wrap under one another rather than run past the overlay's edge (etcd's are 14).
+    let mut rows: Vec<String> = Vec::new();
+    for kind in message_kinds {
+        match rows.last_mut() {
+            Some(row) if row.len() + 1 + kind.len() <= 76 => {
+                row.push(' ');
+                row.push_str(kind);
+            }
+            _ => rows.push(kind.to_string()),
+        }
+    }
+    for (i, row) in rows.into_iter().enumerate() {
+        let label = if i == 0 { "only KIND" } else { "" };
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {label:<11}"), styles::key()),
+            Span::raw(row),
         ]));
     }
     lines
@@ -128,7 +147,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &crate::state::ViewState) {
         (0, true) => (sections_of(REPLAY), " replay keys 1/2 · ? symbols "),
         _ => (sections_of(SYMBOLS), " symbols 2/2 · ? keys · Esc closes "),
     };
-    render_sections(frame, area, &sections, title);
+    render_sections(frame, area, &sections, title, &view.message_kinds);
 }
 
 fn render_sections(
@@ -136,6 +155,7 @@ fn render_sections(
     area: Rect,
     sections_list: &[(&'static str, Vec<(&'static str, &'static str)>)],
     title: &str,
+    message_kinds: &[&str],
 ) {
     let key_w = sections_list
         .iter()
@@ -149,7 +169,7 @@ fn render_sections(
         .map(|(_, keys)| keys.len() as u16 + 2)
         .sum::<u16>()
         + 1;
-    let kinds = kinds_lines();
+    let kinds = kinds_lines(message_kinds);
     let with_kinds = area.height.saturating_sub(2) > rows + 1 + kinds.len() as u16;
     let rows = if with_kinds {
         rows + kinds.len() as u16 + 1

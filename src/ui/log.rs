@@ -1,6 +1,12 @@
 //! The logs panel: each node's recent log as a strip of cells, aligned by index across nodes and coloured by
 //! term, committed entries solid and uncommitted ones outlined, so a diverging or truncated log stands out.
 //! A configuration entry (a membership change) shows as `◆` and its term's last digit.
+//!
+//! A Paxos node's strip is its slots (issue 23): each cell the ballot its value was accepted in
+//! (`round.proposer`, coloured by ballot as Raft's cells are by term), solid once the slot is chosen and
+//! outlined while only accepted, `--` for a gap (no value accepted there, below the node's last slot), `✓` for
+//! a slot it knows chosen without having accepted it (learned from another node). The title names the
+//! selected node's (or the leader's) last slot, chosen prefix and promised ballot.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -9,7 +15,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Widget};
 
+use squall_node::paxos::Ballot;
 use squall_node::raft::types::PeerProgress;
+use squall_node::rpc::PaxosView;
 
 use super::styles;
 use crate::state::{ClusterState, NodeView, ViewState};
@@ -30,13 +38,23 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     let inner_w = area
         .width
         .saturating_sub(2 + LABEL + if progress.is_some() { PROGRESS } else { 0 });
-    // Three columns per cell fit a two-digit term; narrow panels fall back to one digit.
-    let cw: u16 = if inner_w / 3 >= 24 { 3 } else { 2 };
+    // Three columns per cell fit a two-digit term; narrow panels fall back to one digit. A Paxos ballot takes
+    // four (`3.2` and a space) where that leaves room for 24 cells.
+    let cw: u16 = if state.paxos && inner_w / 4 >= 24 {
+        4
+    } else if inner_w / 3 >= 24 {
+        3
+    } else {
+        2
+    };
     let count = u64::from(inner_w / cw);
     let (start, end, follows) = window(state, view, count);
 
     let title = Line::from(vec![
-        Span::styled(" logs ", styles::title()),
+        Span::styled(
+            if state.paxos { " slots " } else { " logs " },
+            styles::title(),
+        ),
         Span::styled(
             if end == 0 {
                 "(empty) ".to_string()
@@ -57,21 +75,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
             },
             styles::key(),
         ),
+        Span::styled(paxos_title(state, view).unwrap_or_default(), styles::dim()),
     ]);
-    let legend = Line::from(vec![
-        Span::styled(" ", styles::dim()),
-        Span::styled("07", styles::committed_cell(7)),
-        Span::styled(" committed ", styles::dim()),
-        Span::styled("07", styles::uncommitted_cell(7)),
-        Span::styled(" uncommitted ", styles::dim()),
-        Span::styled("░░", styles::faint()),
-        Span::styled(" snapshot ", styles::dim()),
-        Span::styled("··", styles::faint()),
-        Span::styled(" held, not shown ", styles::dim()),
-        Span::styled("◆", styles::key()),
-        Span::styled(" config ", styles::dim()),
-    ])
-    .right_aligned();
+    let legend = if state.paxos {
+        paxos_legend()
+    } else {
+        raft_legend()
+    };
     let block = Block::bordered()
         .title(title)
         .title_bottom(legend)
@@ -106,6 +116,63 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     } else {
         frame.render_widget(strips, inner);
     }
+}
+
+/// A Paxos node's slots in words, for the panel's title: `n2: last slot 80, chosen 77 (+1 past it), ballot
+/// 3.2` for the selected node, or the leader when none is selected. `None` for Raft nodes and before a status.
+pub fn paxos_title(state: &ClusterState, view: &ViewState) -> Option<String> {
+    let id = view.selected.or(state.leader)?;
+    let s = state.nodes.get(&id)?.status.as_ref()?;
+    let p = s.paxos.as_ref()?;
+    let past = if p.chosen_above.is_empty() {
+        String::new()
+    } else {
+        format!(" (+{} past it)", p.chosen_above.len())
+    };
+    Some(format!(
+        "n{id}: last slot {}, chosen {}{past}, ballot {} ",
+        s.core.last_log_index, s.core.commit_index, p.promised
+    ))
+}
+
+/// What a Raft strip's cells mean.
+fn raft_legend() -> Line<'static> {
+    Line::from(vec![
+        Span::styled(" ", styles::dim()),
+        Span::styled("07", styles::committed_cell(7)),
+        Span::styled(" committed ", styles::dim()),
+        Span::styled("07", styles::uncommitted_cell(7)),
+        Span::styled(" uncommitted ", styles::dim()),
+        Span::styled("░░", styles::faint()),
+        Span::styled(" snapshot ", styles::dim()),
+        Span::styled("··", styles::faint()),
+        Span::styled(" held, not shown ", styles::dim()),
+        Span::styled("◆", styles::key()),
+        Span::styled(" config ", styles::dim()),
+    ])
+    .right_aligned()
+}
+
+/// What a Paxos strip's cells mean.
+fn paxos_legend() -> Line<'static> {
+    let b = Ballot {
+        round: 3,
+        proposer: 2,
+    };
+    Line::from(vec![
+        Span::styled(" ", styles::dim()),
+        Span::styled("3.2", styles::committed_cell(styles::ballot_hue(b))),
+        Span::styled(" chosen, accepted at ballot 3.2 ", styles::dim()),
+        Span::styled("3.2", styles::uncommitted_cell(styles::ballot_hue(b))),
+        Span::styled(" accepted ", styles::dim()),
+        Span::styled("--", styles::gap()),
+        Span::styled(" gap ", styles::dim()),
+        Span::styled("✓", styles::chosen_elsewhere()),
+        Span::styled(" chosen (learned) ", styles::dim()),
+        Span::styled("░░", styles::faint()),
+        Span::styled(" snapshot ", styles::dim()),
+    ])
+    .right_aligned()
 }
 
 /// Columns of the leader's next/match column.
@@ -257,7 +324,15 @@ impl Strips<'_> {
         };
         let fresh = node.live_status().is_some();
         if status.core.last_log_index < self.start {
-            let text = format!("◂ log ends at {}", status.core.last_log_index);
+            let text = format!(
+                "◂ {} at {}",
+                if status.paxos.is_some() {
+                    "slots end"
+                } else {
+                    "log ends"
+                },
+                status.core.last_log_index
+            );
             buf.set_stringn(
                 x0,
                 y,
@@ -292,6 +367,16 @@ impl Strips<'_> {
                 continue;
             } else if idx <= status.core.snapshot_index && cell_at(idx).is_none() {
                 ("░".repeat(digits), styles::faint())
+            } else if let Some(p) = &status.paxos {
+                let (text, style) = slot_cell(p, status.core.commit_index, idx, digits);
+                (
+                    text,
+                    if fresh {
+                        style
+                    } else {
+                        style.add_modifier(ratatui::style::Modifier::DIM)
+                    },
+                )
             } else if let Some(cell) = cell_at(idx) {
                 let text = if cell.text.starts_with("config ") {
                     // A membership change: the mark, then the term's last digit where there is room.
@@ -324,5 +409,41 @@ impl Strips<'_> {
             };
             buf.set_stringn(x, y, &text, digits, style);
         }
+    }
+}
+
+/// One cell of a Paxos node's strip: slot `slot` of a node whose chosen prefix ends at `chosen_to` (see the
+/// module docs), its text `digits` wide.
+fn slot_cell(p: &PaxosView, chosen_to: u64, slot: u64, digits: usize) -> (String, Style) {
+    let chosen = slot <= chosen_to || p.chosen_above.binary_search(&slot).is_ok();
+    match (p.accepted_at(slot), chosen) {
+        (Some(b), true) => (
+            ballot_text(b, digits),
+            styles::committed_cell(styles::ballot_hue(b)),
+        ),
+        (Some(b), false) => (
+            ballot_text(b, digits),
+            styles::uncommitted_cell(styles::ballot_hue(b)),
+        ),
+        (None, true) => (format!("{:>digits$}", "✓"), styles::chosen_elsewhere()),
+        // Within the accepted slots the status lists: nothing accepted here.
+        (None, false) if p.accepted_from > 0 && slot >= p.accepted_from => (
+            format!("{:>digits$}", if digits >= 2 { "--" } else { "-" }),
+            styles::gap(),
+        ),
+        // Older than what the status lists: present or not, not known here.
+        (None, false) => ("·".repeat(digits), styles::faint()),
+    }
+}
+
+/// A ballot in `digits` columns: `3.2` (each part's last digit) in three, else its round's last digits.
+fn ballot_text(b: Ballot, digits: usize) -> String {
+    if digits >= 3 {
+        let text = format!("{}.{}", b.round % 10, b.proposer % 10);
+        format!("{text:>digits$}")
+    } else if digits == 2 {
+        format!("{:>2}", b.round % 100)
+    } else {
+        (b.round % 10).to_string()
     }
 }

@@ -24,8 +24,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
     // `learner`, `removed` or `joining` for a node that does not vote.
     let member_col = area.width >= 128;
     let term_title = if state.paxos { "ballot" } else { "term" };
+    // A Paxos node's chosen prefix stands where Raft's commit index does.
+    let commit_title = if state.paxos { "chosen" } else { "commit" };
     let mut titles = vec![
-        "", "node", "pid", "process", "role", term_title, "vote", "leader", "commit",
+        "",
+        "node",
+        "pid",
+        "process",
+        "role",
+        term_title,
+        "vote",
+        "leader",
+        commit_title,
     ];
     // "precandidate" takes 12 columns; narrow tables keep 9 and say `precand` (see `role_text`).
     let mut widths = vec![
@@ -48,7 +58,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         titles.push("applied");
         widths.push(7);
     }
-    titles.push(if wide { "last idx/term" } else { "last/term" });
+    titles.push(match (state.paxos, wide) {
+        (true, _) => "last slot",
+        (false, true) => "last idx/term",
+        (false, false) => "last/term",
+    });
     widths.push(if wide { 13 } else { 10 });
     if wide {
         titles.push("snapshot");
@@ -313,6 +327,8 @@ fn row<'a>(
         cells.push(known(b.and_then(|b| b.applied)));
     }
     cells.push(match s {
+        // A Paxos node's last slot (accepted or chosen); its cells have ballots, not one term.
+        Some(s) if s.paxos.is_some() => Cell::from(s.core.last_log_index.to_string()).style(value),
         Some(s) => Cell::from(Line::from(vec![
             Span::styled(s.core.last_log_index.to_string(), value),
             Span::styled("/", styles::faint()),

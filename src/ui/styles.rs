@@ -32,6 +32,23 @@ pub fn uncommitted_cell(term: u64) -> Style {
         .add_modifier(Modifier::UNDERLINED | Modifier::BOLD)
 }
 
+/// The number a Paxos ballot's cells are coloured by, as a Raft cell's term ([`term_color`] takes it modulo
+/// 6): `round × 3 + proposer`, so with three proposers every ballot of two successive rounds has its own
+/// colour (the packed ballot, `round × 65536 + proposer`, gives 1.1 and 2.3 the same one).
+pub fn ballot_hue(b: squall_node::paxos::Ballot) -> u64 {
+    b.round.wrapping_mul(3).wrapping_add(b.proposer)
+}
+
+/// A Paxos slot with nothing accepted, below the node's last slot: lighter than a slot not reported.
+pub fn gap() -> Style {
+    Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD)
+}
+
+/// A Paxos slot the node knows chosen but did not accept itself (it learned the value from another node).
+pub fn chosen_elsewhere() -> Style {
+    Style::new().bg(Color::DarkGray).fg(Color::White)
+}
+
 /// Cells folded into a snapshot, or not reported.
 pub fn faint() -> Style {
     Style::new().fg(Color::DarkGray)

@@ -420,6 +420,17 @@ impl Paxos {
             .collect()
     }
 
+    /// The slots above the chosen prefix this node knows chosen, ascending, at most `max` of the lowest: a
+    /// leader learns a later slot chosen before an earlier one when acceptors answer out of order, and the
+    /// prefix waits for the earlier one. For status (the dashboard marks them chosen).
+    pub fn chosen_above(&self, max: usize) -> Vec<Slot> {
+        self.chosen
+            .range(self.chosen_to.saturating_add(1)..)
+            .map(|(&s, _)| s)
+            .take(max)
+            .collect()
+    }
+
     /// The number of acceptors that make a majority.
     fn quorum(&self) -> usize {
         let acceptors = self.config.peers.len() + 1;

@@ -503,3 +503,19 @@ fn ballots_pack_into_one_number_in_the_same_order() {
         Err(ConfigError::IdTooLarge(70000))
     );
 }
+
+#[test]
+fn slots_chosen_past_a_hole_in_the_prefix_are_listed_for_status() {
+    // A leader learns slots 3 and 5 chosen before 1 and 2 (acceptors answered out of order): the prefix
+    // stays at 0, and status lists 3 and 5 so the dashboard marks them chosen.
+    let mut p = Paxos::new(cfg(1, 3, true), Restored::default());
+    p.learn(3, cmd(3));
+    p.learn(5, cmd(5));
+    assert_eq!(p.chosen_to(), 0);
+    assert_eq!(p.chosen_above(64), vec![3, 5]);
+    assert_eq!(p.chosen_above(1), vec![3]);
+    p.learn(1, cmd(1));
+    p.learn(2, cmd(2));
+    assert_eq!(p.chosen_to(), 3);
+    assert_eq!(p.chosen_above(64), vec![5]);
+}

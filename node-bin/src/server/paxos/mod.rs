@@ -473,6 +473,10 @@ impl PaxosNode {
                 },
             })
             .collect();
+        let accepted_from = st
+            .last_accepted
+            .saturating_sub(LOG_TAIL as u64 - 1)
+            .max(st.snapshot_slot + 1);
         let voters = std::iter::once(self.cfg.id).chain(self.cfg.peers.keys().copied());
         NodeStatus {
             cluster_id: self.cfg.cluster_id.clone(),
@@ -509,14 +513,13 @@ impl PaxosNode {
                 leader_ballot: self.core.leader_ballot(),
                 accepted: self
                     .core
-                    .accepted_in(
-                        st.last_accepted.saturating_sub(LOG_TAIL as u64 - 1),
-                        st.last_accepted,
-                    )
+                    .accepted_in(accepted_from, st.last_accepted)
                     .into_iter()
                     .map(|(slot, a)| (slot, a.ballot))
                     .collect(),
                 leases: st.leases,
+                accepted_from,
+                chosen_above: self.core.chosen_above(LOG_TAIL),
             }),
         }
     }
