@@ -2,7 +2,7 @@
 //! proxies, the latest statuses, the fault set, the workload, the disks and clocks), and what can be read from
 //! it without acting. The rooms beside this file act through it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,10 @@ pub(super) struct Inner {
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
+    /// The nodes whose removal squall asked for (first) and those of them whose process then ended on its
+    /// own (second): a member a removal reached may end itself (etcd does), and that exit is its leaving the
+    /// cluster, not a crash.
+    pub(super) leaving: Mutex<(BTreeSet<NodeId>, BTreeSet<NodeId>)>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     pub(super) roster: Mutex<files::Roster>,
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`

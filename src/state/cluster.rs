@@ -882,6 +882,8 @@ pub fn describe_node(n: &NodeView) -> String {
     let num = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
     let role = match (&n.status, b.role) {
         (Some(s), _) => role_label(s),
+        // A kind that says so (etcd): a learner, not the follower its role says.
+        (None, Some(_)) if b.learner => "learner",
         (None, Some(r)) => r.as_str(),
         (None, None) => "—",
     };
