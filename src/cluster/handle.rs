@@ -94,9 +94,9 @@ pub(super) struct Inner {
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
-    /// The nodes whose removal squall asked for (first) and those of them whose process then ended on its
-    /// own (second): a member a removal reached may end itself (etcd does), and that exit is its leaving the
-    /// cluster, not a crash.
+    /// The nodes whose removal squall asked for, until their process exits (first), and those whose process
+    /// then ended on its own (second): a member a removal reached may end itself (etcd does), and that exit
+    /// is its leaving the cluster, not a crash.
     pub(super) leaving: Mutex<(BTreeSet<NodeId>, BTreeSet<NodeId>)>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     pub(super) roster: Mutex<files::Roster>,

@@ -756,10 +756,11 @@ pub(super) async fn watch_exits(cluster: Cluster) {
                 // A member whose removal squall asked for that ends on its own has left the cluster (etcd ends
                 // a removed member itself): said so, and marked removed before its exit, which then is not a
                 // fault of the run.
+                // Taken from the set: a later process of the same node (`restart N` of a removed node, as a
+                // non-member) that crashes is told as a crash.
                 let left = !exit.expected && {
                     let mut leaving = cluster.inner.leaving.lock().unwrap();
-                    let asked = leaving.0.contains(&id)
-                        || cluster.inner.roster.lock().unwrap().removed.contains(&id);
+                    let asked = leaving.0.remove(&id);
                     if asked {
                         leaving.1.insert(id);
                     }
