@@ -201,11 +201,14 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 Err(_) if briefs.contains_key(id) => {
                     let b = &briefs[id];
                     serde_json::json!({
-                        "id": id, "addr": addr.to_string(), "reachable": true, "pid": b.pid,
-                        "role": b.role.map(|r| r.as_str()), "term": b.term,
+                        "id": id, "addr": addr.to_string(), "reachable": true,
+                        "pid": b.pid.or(known_pids.get(id).copied()),
+                        "role": b.role.map(|r| if b.learner { "learner" } else { r.as_str() }),
+                        "term": b.term,
                         "leader": b.leader.flatten(), "leader_known": b.leader.is_some(),
                         "commit_index": b.commit, "applied_index": b.applied,
-                        "last_log_index": null, "membership": null,
+                        "last_log_index": null,
+                        "membership": b.learner.then_some("learner"),
                         // Received ("in") and sent ("out") by message type, where the kind counts them.
                         "messages": b.messages,
                     })
@@ -276,8 +279,10 @@ pub fn status(args: StatusArgs) -> ExitCode {
                         b.pid
                             .or(known_pids.get(id).copied())
                             .map_or("-".to_string(), |p| p.to_string()),
-                        b.role.map_or("—", |r| r.as_str()),
-                        "—",
+                        // etcd says a learner follows; squall shows what it is.
+                        b.role
+                            .map_or("—", |r| if b.learner { "learner" } else { r.as_str() }),
+                        if b.learner { "learner" } else { "—" },
                         dash(b.term),
                         match b.leader {
                             Some(Some(l)) => l.to_string(),

@@ -220,6 +220,17 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     // A timed fault ends by itself, on time, and says so.
     let timed = s.ok("cut 4<->5 for 3s");
     let id = fault_id(&timed);
+    // fixes3 item 5: the listing gives the time left in the faults line's words (`3s`), not a measured
+    // remainder's exact `2998ms`.
+    let listed = s.listing("faults", "faults:");
+    let line = listed
+        .iter()
+        .find(|l| l.starts_with(&format!("#{id} cut 4<->5 for 3s (")))
+        .unwrap_or_else(|| panic!("no line for #{id}: {listed:?}"));
+    assert!(
+        line.contains("s left)") && !line.contains("ms left)"),
+        "{line}"
+    );
     let began = s.out.seen.iter().rev().find_map(|l| {
         (l.contains(&format!("#{id} cut 4<->5")) && !l.starts_with("ok:"))
             .then(|| at_secs(l))

@@ -346,17 +346,7 @@ fn the_kind_is_recorded_in_cluster_json_and_the_event_log_and_exported_with_the_
         "every node's ports by the kind's names: {file:#}"
     );
 
-    let status = squall()
-        .args(["status", "--json", "--dir"])
-        .arg(&s.cdir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let doc = support::status_json(&s.cdir);
     let leaders = doc["nodes"]
         .as_array()
         .unwrap()

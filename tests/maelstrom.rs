@@ -315,6 +315,12 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
         refused.starts_with("error: node kind `maelstrom` has no message kind `vote`"),
         "{refused}"
     );
+    // fixes3 item 4: `wipe` says what wiping means for a Maelstrom node; it promised squall's node's recovery.
+    let wiped = s.ok("wipe 2");
+    assert!(
+        wiped.contains("starts as if new") && !wiped.contains("recovers before it votes"),
+        "{wiped}"
+    );
     s.quit();
 
     // A program that is not a Maelstrom node: the start fails and says so from the node's log.

@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -88,22 +88,13 @@ impl Session {
         extra: &[&str],
     ) -> Session {
         let dir = tmp.path().join("cluster");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(["up", "--headless", "-n", &nodes.to_string(), "--seed", "7"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+        cmd.args(["up", "--headless", "-n", &nodes.to_string(), "--seed", "7"])
             .args(["--election-timeout", "600..1200ms", "--heartbeat", "100ms"])
             .args(extra)
             .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = Lines::new(child.stdout.take().unwrap());
-        out.wait_for("the session to start", WAIT, |l| {
-            l.contains("nodes up").then_some(())
-        });
+            .arg(&dir);
+        let (child, stdin, out) = support::up_until_nodes_up(cmd, WAIT);
         let mut s = Session {
             child,
             stdin,

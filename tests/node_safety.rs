@@ -571,17 +571,7 @@ fn a_wiped_voter_with_another_voter_down_stays_recovering_and_says_whose_term_it
 
 /// Node `id`'s object in `squall status --json`.
 fn json_node(s: &Session, id: u64) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["status", "--json", "--dir"])
-        .arg(&s.cdir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = support::status_json(&s.cdir);
     doc["nodes"]
         .as_array()
         .and_then(|ns| ns.iter().find(|n| n["id"] == id))

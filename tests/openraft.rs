@@ -248,10 +248,13 @@ fn openraft_kv_elects_a_leader_and_a_killed_leader_is_replaced_in_a_higher_term(
 /// `cut *->L`: the leader hears nothing — no answer to its appends, no message from any peer.
 ///
 /// openraft 0.9 has no CheckQuorum (a leader that hears no quorum does not step down), and on the per-sender
-/// model the cut leaves the leader's own requests flowing to its followers. A new leader comes all the same:
-/// each unanswered append times out, the example's peer client reports the peer unreachable, and openraft
-/// waits its 500 ms backoff before the next, longer than the followers' election timeout. The old leader
-/// stays leader of its older term until the cut heals.
+/// model the cut leaves the leader's own requests flowing to its followers, each renewing the leader's lease
+/// there. A new leader comes all the same: each unanswered append times out within openraft's soft ttl, the
+/// example's peer client reports the peer unreachable, and openraft waits the example's backoff (`2 ×
+/// election max + heartbeat`, net.rs `backoff_for`) before the next, longer than a follower waits before it
+/// campaigns (`lease + election timeout`). openraft's default 500 ms was about as long, and under load this
+/// test failed at its deadline (fixes3 item 6). The old leader stays leader of its older term until the cut
+/// heals.
 #[test]
 fn cutting_every_link_into_the_leader_gives_a_new_leader() {
     let files = tempfile::tempdir().unwrap();

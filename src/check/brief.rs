@@ -33,6 +33,10 @@ pub struct BriefStatus {
     /// process's reports from the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The node says it is a learner (a non-voting member): etcd's `isLearner`. Its role (a follower) is
+    /// shown as `learner`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
     /// The messages the node received and sent, by type, from a kind whose driver counts them (a Maelstrom
     /// node's bridge); `None` for a kind that does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +110,7 @@ impl BriefStatus {
             commit: Some(status.core.commit_index),
             applied: Some(status.applied_index),
             pid: Some(status.pid),
+            learner: false,
             messages: None,
         }
     }

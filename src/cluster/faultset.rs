@@ -2,8 +2,6 @@
 //! covers, composing with the others (two isolations cut both nodes; a delay on top of a partition keeps
 //! both). Timed faults remove themselves and say so in the feed.
 
-use std::time::Duration;
-
 use squall_chaos::{FaultSpec, LabelSet, LinkId, Partition};
 
 use super::Cluster;
@@ -364,12 +362,9 @@ impl Cluster {
             .map(|(id, a)| {
                 let left = a
                     .until_ms
-                    .map(|u| {
-                        format!(
-                            " ({} left)",
-                            human(Duration::from_millis(u.saturating_sub(now)))
-                        )
-                    })
+                    // The faults line's words for time left (`5s`), never the exact `4998ms` of a measured
+                    // remainder (fixes3 item 5).
+                    .map(|u| format!(" ({} left)", crate::state::left_text(u.saturating_sub(now))))
                     .unwrap_or_default();
                 format!(
                     "#{id} {}{left} — {} link{}",

@@ -2,7 +2,7 @@
 //! proxies, the latest statuses, the fault set, the workload, the disks and clocks), and what can be read from
 //! it without acting. The rooms beside this file act through it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -99,6 +99,10 @@ pub(super) struct Inner {
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
+    /// The nodes whose removal squall asked for, until their process exits (first), and those whose process
+    /// then ended on its own (second): a member a removal reached may end itself (etcd does), and that exit
+    /// is its leaving the cluster, not a crash.
+    pub(super) leaving: Mutex<(BTreeSet<NodeId>, BTreeSet<NodeId>)>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     pub(super) roster: Mutex<files::Roster>,
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
@@ -157,7 +161,7 @@ impl Cluster {
     /// The message kinds the node kind's classifier labels peer frames with (what `only KIND`, `held` and the
     /// links matrix name), in label order; empty for a kind whose frames carry no labels.
     pub fn message_kinds(&self) -> Vec<&'static str> {
-        self.inner.net.labels().to_vec()
+        self.inner.links.labels()
     }
 
     /// The current API addresses.

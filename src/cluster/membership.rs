@@ -113,8 +113,8 @@ type Done = (Membership, u64);
 
 /// What one attempt at a step came to.
 enum Attempt {
-    /// Committed (now or, as the node says, already).
-    Done(Option<Done>),
+    /// Committed: by this call (`true`), or already, as the node says (`false`).
+    Done(Option<Done>, bool),
     /// Not yet: try again shortly; the reason in words, for the feed when it persists.
     Wait(String),
     /// It cannot happen; the reason in words.
@@ -227,6 +227,16 @@ impl Cluster {
             };
             *self.inner.change.lock().unwrap() =
                 Some(format!("{what} (node {next}: its learner step)"));
+            // Its own task, whose abort handle `adding` holds from the start: `remove {next}` cancels the add
+            // while its learner step waits (tester: it was refused as "not a member yet" until the process
+            // started). Held across the spawn, so the task cannot replace it with its own before it is set.
+            let work = {
+                let mut adding = self.inner.adding.lock().unwrap();
+                let c = self.clone();
+                let work = tokio::spawn(async move { c.grow_after_start(cmd).await });
+                *adding = Some((next, work.abort_handle()));
+                work
+            };
             let c = self.clone();
             return self
                 .answer_or_pending(
@@ -235,9 +245,22 @@ impl Cluster {
                         "{what}: node {next} joins the configuration as a learner before it starts (this kind lists a member first), and that waits for a commit; the feed tells each step"
                     ),
                     async move {
-                        let r = c.grow_after_start(cmd).await;
+                        let r = match work.await {
+                            Ok(r) => r,
+                            // `remove {next}` aborted it and tells the rest in the feed.
+                            Err(e) if e.is_cancelled() => {
+                                return Ok(format!(
+                                    "{what}: cancelled by `remove {next}` (the feed tells what was undone)"
+                                ));
+                            }
+                            Err(e) => Err(format!("{what}: {e}")),
+                        };
                         if r.is_err() {
                             *c.inner.change.lock().unwrap() = None;
+                            let mut adding = c.inner.adding.lock().unwrap();
+                            if adding.as_ref().is_some_and(|(a, _)| *a == next) {
+                                *adding = None;
+                            }
                         }
                         r.map(|(_, said)| said)
                     },
@@ -449,7 +472,7 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.attempt(Step::Promote(n)).await {
-                Attempt::Done(done) => {
+                Attempt::Done(done, _) => {
                     let text = self.committed_text(done.as_ref());
                     self.step_event(
                         n,
@@ -473,7 +496,7 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.attempt(Step::Demote(n)).await {
-                Attempt::Done(done) => {
+                Attempt::Done(done, _) => {
                     let text = self.committed_text(done.as_ref());
                     self.step_event(
                         n,
@@ -585,10 +608,8 @@ impl Cluster {
                 );
             }
         }
-        self.emit(Event::Process {
-            node: id,
-            state: ProcessState::Starting,
-        });
+        // Nothing is said before the process exists (a tester read `n5 starting` in the feed before there was
+        // a process, and a spawn may still fail): its first line is "running, pid N", once spawned.
         let pid = match self.inner.procs.spawn(id, spec).await {
             Ok(pid) => pid,
             Err(e) => {
@@ -690,12 +711,12 @@ impl Cluster {
             _ => None,
         };
         match driver.change(at, change, peer).await {
-            ChangeAnswer::Committed(done) => Attempt::Done(done),
+            ChangeAnswer::Committed(done) => Attempt::Done(done, true),
             // Already done, by this change's earlier try (whose answer was lost) or by a leader since.
             // The node's word alone is not enough: an entry it appended may not be committed (an add that
             // answered 504 after 10 s leaves one), so it is done only once a committed configuration shows it.
             ChangeAnswer::Already => match self.config_now().await {
-                Some((config, true)) if shows(change, &config) => Attempt::Done(None),
+                Some((config, true)) if shows(change, &config) => Attempt::Done(None, false),
                 Some((config, committed)) => Attempt::Wait(format!(
                     "leader {leader} says the configuration already has it, but the {} configuration {} does \
                      not show it yet (the entry for it is not committed yet)",
@@ -751,12 +772,24 @@ impl Cluster {
         step: Step,
         limit: Instant,
     ) -> Result<Option<Done>, String> {
+        self.until_made(node, step, limit)
+            .await
+            .map(|(done, _)| done)
+    }
+
+    /// [`Self::until_committed`], also saying whether a call made the change (`false`: it was made already).
+    async fn until_made(
+        &self,
+        node: NodeId,
+        step: Step,
+        limit: Instant,
+    ) -> Result<(Option<Done>, bool), String> {
         let mut said: Option<String> = None;
         let mut stop = self.stopping();
         let budget = limit.saturating_duration_since(Instant::now());
         loop {
             match self.attempt(step).await {
-                Attempt::Done(d) => return Ok(d),
+                Attempt::Done(d, made) => return Ok((d, made)),
                 Attempt::Fail(why) => return Err(why),
                 Attempt::Wait(why) => {
                     if Instant::now() > limit {
@@ -908,6 +941,7 @@ impl Cluster {
     /// The background part of `remove N`: `Remove` until committed, then N's process is stopped.
     async fn shrink(&self, n: NodeId) {
         let limit = Instant::now() + CHANGE_LIMIT;
+        self.inner.leaving.lock().unwrap().0.insert(n);
         match self.until_committed(n, Step::Remove(n), limit).await {
             Ok(done) => {
                 self.update_roster(|r| {
@@ -917,6 +951,7 @@ impl Cluster {
                 self.step_event(n, MembershipStep::Committed, text);
             }
             Err(why) => {
+                self.inner.leaving.lock().unwrap().0.remove(&n);
                 return self.fail_step(
                     n,
                     &format!("remove node {n}"),
@@ -952,6 +987,9 @@ impl Cluster {
     /// The rest of `remove N` of the node an `add` under way was adding (its task already aborted): out of the
     /// configuration if it got in, then its process stops; never started again either way.
     async fn cancel_add(&self, n: NodeId) {
+        if self.driver().is_ok_and(|d| d.adds_before_start()) {
+            return self.cancel_listed_add(n).await;
+        }
         let _ = self.ask_leader().await;
         let in_config = self
             .known_config()
@@ -986,10 +1024,85 @@ impl Cluster {
         }
     }
 
+    /// [`Self::cancel_add`] for a kind that lists a member before its process starts (etcd): the add may have
+    /// stopped anywhere from before its learner step to after the process started. The member is removed
+    /// through the driver, which finds it by name or, not started yet, by its peer URL (a member that is not
+    /// there is already removed); then the process is stopped if it was started, and the feed says which of
+    /// these happened. A learner step in flight when the add was cancelled may still be applied after that
+    /// removal: looked for once more a moment later.
+    async fn cancel_listed_add(&self, n: NodeId) {
+        let limit = Instant::now() + CHANGE_LIMIT;
+        self.inner.leaving.lock().unwrap().0.insert(n);
+        let removal = self.until_made(n, Step::Remove(n), limit).await;
+        let spawned = self.inner.procs.state(n).is_some();
+        self.update_roster(|r| {
+            r.ids.insert(n);
+            r.pending.remove(&n);
+            r.removed.insert(n);
+            if !spawned {
+                r.joined.remove(&n);
+            }
+        });
+        if !spawned {
+            // It never ran: no process, no log, nothing to show (as for an add whose learner step failed).
+            self.inner.slots.lock().unwrap().remove(&n);
+        }
+        match removal {
+            Ok((done, true)) => {
+                let text = self.committed_text(done.as_ref());
+                self.step_event(
+                    n,
+                    MembershipStep::Committed,
+                    format!("n{n} had joined the configuration: taken out again ({text})"),
+                );
+            }
+            Ok((_, false)) => self.step_event(
+                n,
+                MembershipStep::Committed,
+                format!("n{n} never joined the configuration: nothing to take out"),
+            ),
+            Err(why) => self.fail_step(
+                n,
+                &format!("remove node {n}"),
+                &why,
+                &format!(
+                    "the cluster may still list node {n} as a learner; `remove {n}` tries again"
+                ),
+            ),
+        }
+        if spawned {
+            self.stop_removed(n).await;
+        } else {
+            self.step_event(
+                n,
+                MembershipStep::Removed,
+                format!("n{n} removed: its process was never started"),
+            );
+        }
+        // A member add sent just before the cancel may be applied only now: take it out if so.
+        let mut stop = self.stopping();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+        if let Attempt::Done(done, true) = self.attempt(Step::Remove(n)).await {
+            let text = self.committed_text(done.as_ref());
+            self.step_event(
+                n,
+                MembershipStep::Committed,
+                format!("n{n}'s learner step, sent before the cancel, was applied late: taken out ({text})"),
+            );
+        }
+    }
+
     /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so.
     async fn stop_removed(&self, n: NodeId) {
         // Out of the configuration: its process has nothing left to do. SIGTERM, then wait for the exit.
         let was_running = self.alive(n);
+        if !was_running && self.inner.leaving.lock().unwrap().1.contains(&n) {
+            // It ended itself once removed, and the feed said so then ("left the cluster").
+            return;
+        }
         if was_running {
             if matches!(
                 self.inner.procs.state(n),

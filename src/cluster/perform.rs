@@ -297,7 +297,15 @@ impl Cluster {
                     // First, on the answer's first line: what follows the cause may be the node's log.
                     return Err(format!("{}{e:#}", self.half_done(id, was_running, wipe)));
                 }
-                Ok(if wipe && sole {
+                Ok(if wipe && !self.inner.spec.kind.told_of_lost_data() {
+                    // Squall's recovery is its node's (tester: a Maelstrom node's wipe promised it).
+                    format!(
+                        "wipe data of node {id}{what} and restart it with an empty data directory: node kind \
+                         `{}` is not told a node lost its data (its launch has no {{initial_state}}), so the \
+                         node starts as if new, and whatever it kept there is gone; how it rejoins is its own",
+                        self.inner.spec.kind.name
+                    )
+                } else if wipe && sole {
                     format!(
                         "wipe data of node {id}{what} and restart it empty; it was the only voter, so no other \
                          voter can tell it what it lost: it stays recovering and the cluster makes no progress \

@@ -146,6 +146,7 @@ impl Cluster {
             clocks: clockset::Clocks::new(shim),
             change: Mutex::new(None),
             adding: Mutex::new(None),
+            leaving: Mutex::default(),
             roster: Mutex::new(roster),
             last_leader: Mutex::new(None),
             frozen: std::sync::atomic::AtomicBool::new(false),
@@ -528,7 +529,17 @@ impl Cluster {
                         .as_ref()
                         .and_then(|a| a.ports.get(&self.inner.spec.kind.peers.port))
                         .copied(),
-                    pid: s.addrs.as_ref().and_then(|a| a.pid),
+                    // The node's own word, else the supervisor's: a kind whose status gives no pid (etcd)
+                    // still has one (`squall status` showed `-`).
+                    pid: s.addrs.as_ref().and_then(|a| a.pid).or_else(|| {
+                        match self.inner.procs.state(id) {
+                            Some(
+                                squall_chaos::ProcState::Running { pid }
+                                | squall_chaos::ProcState::Paused { pid },
+                            ) => Some(pid),
+                            _ => None,
+                        }
+                    }),
                     log: s.spec.log_path.clone(),
                     ports: s
                         .addrs
@@ -818,6 +829,17 @@ pub(super) fn runnable(program: &std::path::Path) -> Result<(), String> {
     }
 }
 
+/// The feed's line for a member that ended its own process once removed: "n4 left the cluster (removed; its
+/// process ended itself, exit code 1)".
+fn left_text(id: NodeId, code: Option<i32>, signal: Option<&str>) -> String {
+    let how = match (code, signal) {
+        (Some(c), _) => format!(", exit code {c}"),
+        (None, Some(s)) => format!(", {s}"),
+        (None, None) => String::new(),
+    };
+    format!("n{id} left the cluster (removed; its process ended itself{how})")
+}
+
 pub(super) async fn watch_exits(cluster: Cluster) {
     let mut exits = cluster.inner.procs.exits();
     let mut stop = cluster.stopping();
@@ -833,15 +855,39 @@ pub(super) async fn watch_exits(cluster: Cluster) {
                     continue;
                 };
                 cluster.forget_status(id);
+                // A member whose removal squall asked for that ends on its own has left the cluster (etcd ends
+                // a removed member itself): said so, and marked removed before its exit, which then is not a
+                // fault of the run.
+                // Taken from the set: a later process of the same node (`restart N` of a removed node, as a
+                // non-member) that crashes is told as a crash.
+                let left = !exit.expected && {
+                    let mut leaving = cluster.inner.leaving.lock().unwrap();
+                    let asked = leaving.0.remove(&id);
+                    if asked {
+                        leaving.1.insert(id);
+                    }
+                    asked
+                };
+                if left {
+                    cluster.emit(Event::Membership {
+                        node: id,
+                        step: crate::state::MembershipStep::Removed,
+                        text: left_text(id, exit.code, exit.signal.as_deref()),
+                    });
+                }
                 let state = if exit.signal.as_deref() == Some("SIGKILL") && exit.expected {
                     ProcessState::Killed { pid: exit.pid }
                 } else {
                     // An exit nobody asked for: say why, in the node's own words, where it logged them.
-                    let failed = !exit.expected && exit.code != Some(0);
-                    let log = cluster.inner.slots.lock().unwrap().get(&id).map(|s| s.spec.log_path.clone());
-                    let reason = match log {
-                        Some(p) if failed => cluster.inner.procs.last_error(id, &p).await,
-                        _ => None,
+                    let failed = !exit.expected && !left && exit.code != Some(0);
+                    let reason = if failed {
+                        let log = cluster.inner.slots.lock().unwrap().get(&id).map(|s| s.spec.log_path.clone());
+                        match log {
+                            Some(p) => cluster.inner.procs.last_error(id, &p).await,
+                            None => None,
+                        }
+                    } else {
+                        None
                     };
                     ProcessState::Exited { pid: exit.pid, code: exit.code, signal: exit.signal.clone(), reason }
                 };

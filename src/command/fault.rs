@@ -491,13 +491,25 @@ pub fn read_duration(word: &str) -> Result<Duration, BadDuration> {
     Ok(d)
 }
 
-/// Parses a percentage from 0 to 100 (`30%`, `30`, `0.5%`).
+/// Parses a percentage from 0 to 100 (`30%`, `30`, `0.5%`): digits with at most one decimal point, then an
+/// optional `%`. Rust's float syntax is not a person's (`1e2`, `inf`, `+5`, `.5` were taken; `1e2` as 100 %).
 pub fn parse_pct(word: &str) -> Result<f64, String> {
-    word.trim_end_matches('%')
-        .parse::<f64>()
-        .ok()
+    let num = word.strip_suffix('%').unwrap_or(word);
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    let plain = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !num.ends_with('.');
+    plain
+        .then(|| num.parse::<f64>().ok())
+        .flatten()
         .filter(|v| (0.0..=100.0).contains(v))
-        .ok_or_else(|| format!("`{word}` is not a percentage from 0% to 100%"))
+        .ok_or_else(|| {
+            format!(
+                "`{word}` is not a percentage from 0% to 100%: write digits with at most one decimal point, \
+                 like 30%, 30 or 0.5% (no exponent, no sign)"
+            )
+        })
 }
 
 /// Parses a rate: `100kB/s`, `1MB/s`, `512KiB/s`, `2000B/s` (the `/s` may be left out).
@@ -718,6 +730,17 @@ mod tests {
         assert_eq!(parse_pct("30%"), Ok(30.0));
         assert_eq!(parse_pct("0.5%"), Ok(0.5));
         assert!(parse_pct("130%").is_err());
+        assert_eq!(parse_pct("100"), Ok(100.0));
+        // fixes3 item 5: `loss 1 1e2` was 100 %; Rust's other float forms are no percentages either.
+        for word in [
+            "1e2", "1e1%", "inf", "NaN", "+5", "-0", ".5", "5.", "1.2.3", "30%%", "",
+        ] {
+            let e = parse_pct(word).unwrap_err();
+            assert!(
+                e.contains(&format!("`{word}`")) && e.contains("no exponent"),
+                "{word}: {e}"
+            );
+        }
         assert_eq!(human(Duration::from_millis(1500)), "1.5s");
         // Exact: a 1550 ms delay is written as 1550ms, not rounded to 1.6s (issue 19).
         assert_eq!(human(Duration::from_millis(1550)), "1550ms");

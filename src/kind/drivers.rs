@@ -26,6 +26,9 @@ pub struct StatusReport {
     pub applied: Option<u64>,
     /// The node's process id as it reports it.
     pub pid: Option<u32>,
+    /// The node is a learner (a non-voting member), as its kind says (etcd's `isLearner`); `false` where the
+    /// kind does not say or the full picture carries the configuration.
+    pub learner: bool,
     /// The full picture (log tail, votes, configuration, replication progress) from a kind whose driver has
     /// it — squall's does; the live invariants that need it cannot judge a kind without it.
     pub detail: Option<NodeStatus>,
@@ -49,6 +52,7 @@ impl StatusReport {
             commit: self.commit,
             applied: self.applied,
             pid: self.pid,
+            learner: self.learner,
             messages: self.messages.clone(),
         }
     }

@@ -180,6 +180,7 @@ impl StatusConfig {
             commit: num(&self.commit),
             applied: num(&self.applied),
             pid: num(&self.pid).and_then(|p| u32::try_from(p).ok()),
+            learner: false,
             detail: None,
             feed: Vec::new(),
             messages: None,

@@ -942,6 +942,16 @@ impl Kind {
             .ok_or_else(|| not_found(format!("program `{}` is not on PATH", self.program)))
     }
 
+    /// Whether a node of this kind is told, at a start, that an empty data directory is one that lost its data
+    /// (its launch arguments use `{initial_state}`), so it can recover before it votes again; a kind that is
+    /// not told starts a wiped node as if new.
+    pub fn told_of_lost_data(&self) -> bool {
+        self.launch_args
+            .iter()
+            .chain(&self.join_args)
+            .any(|t| t.holes().any(|h| h == "initial_state"))
+    }
+
     /// Why the kind cannot take this fault family (`clock` …), if it cannot.
     pub fn limit(&self, family: &str) -> Option<&str> {
         self.limits.get(family).map(String::as_str)

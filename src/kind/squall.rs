@@ -83,6 +83,8 @@ impl SquallStatus {
             commit: Some(status.core.commit_index),
             applied: Some(status.applied_index),
             pid: Some(status.pid),
+            // The configuration in the full status says it.
+            learner: false,
             detail: Some(status),
             feed,
             messages: None,

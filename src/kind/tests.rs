@@ -223,6 +223,13 @@ fn limits_take_known_families_with_a_reason() {
     assert!(e.message.contains("unknown fault family `weather`"), "{e}");
 }
 
+/// fixes3 item 4: only a kind whose launch says `{initial_state}` is told a wiped node lost its data.
+#[test]
+fn only_a_kind_launched_with_its_initial_state_is_told_of_lost_data() {
+    assert!(Kind::builtin("squall").unwrap().told_of_lost_data());
+    assert!(!Kind::builtin("maelstrom").unwrap().told_of_lost_data());
+}
+
 /// F21: the files `disk N flip` never picks at random; squall's own kinds name their lock and markers.
 #[test]
 fn not_data_takes_relative_paths_inside_the_data_directory() {

@@ -160,7 +160,7 @@ pub(super) async fn execute(
         // Everything due now, in order.
         due.sort_by_key(|(at, _)| *at);
         while due.first().is_some_and(|(at, _)| *at <= now) {
-            let (_, d) = due.remove(0);
+            let (at, d) = due.remove(0);
             match d {
                 Due::Step(line, until, from_timeline) => {
                     let into = if from_timeline {
@@ -172,7 +172,7 @@ pub(super) async fn execute(
                     let (leader, commit) = (session.state.leader, session.state.commit_high);
                     let before = into.len();
                     if let Some(undo) =
-                        perform_step(&cluster, &mut feed, line, until, now, into).await
+                        perform_step(&cluster, &mut feed, line, until, at, now, into).await
                     {
                         due.push(undo);
                     }
@@ -368,24 +368,32 @@ fn sample(s: &crate::scenario::Scenario, st: &ClusterState, at: Duration, healed
     }
 }
 
-/// Performs one planned step; returns its undo when it has `until`. A step that could not be performed is
-/// added to `refused` (with why), so the verdict says the run was not the one planned.
+/// A step's command with its `until` (run time) made a `for`: the span the plan gives it, `until` less the
+/// step's planned time `at`, so the fault set removes it itself. Not `until` less the time it was performed:
+/// that is a measurement, and the feed said `for 4998ms` for the plan's 5 s (fixes3 item 5).
+fn timed(cmd: Command, until: Option<Duration>, at: Duration) -> Command {
+    match (cmd, until) {
+        (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
+            f.duration = Some(u.saturating_sub(at));
+            Command::Fault(f)
+        }
+        (c, _) => c,
+    }
+}
+
+/// Performs one planned step (due at `at`, performed at `now`); returns its undo when it has `until`. A step
+/// that could not be performed is added to `refused` (with why), so the verdict says the run was not the one
+/// planned.
 async fn perform_step(
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
     cmd: Command,
     until: Option<Duration>,
+    at: Duration,
     now: Duration,
     refused: &mut Vec<String>,
 ) -> Option<(Duration, Due)> {
-    let cmd = match (cmd, until) {
-        (Command::Fault(mut f), Some(u)) if f.duration.is_none() => {
-            // The fault set removes it itself at the right time.
-            f.duration = Some(u.saturating_sub(now));
-            Command::Fault(f)
-        }
-        (c, _) => c,
-    };
+    let cmd = timed(cmd, until, at);
     let shown = cmd.to_string();
     let plain_heal = cmd == Command::Heal(None);
     if plain_heal && cluster.faults_in_force().is_empty() {
@@ -497,6 +505,23 @@ async fn final_heal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// fixes3 item 5: a step `at 1s until 6s` performed 2 ms late said `cut 1 for 4998ms`; it is the plan's
+    /// `for 5s`. Other commands and a fault with its own `for` are left as they are.
+    #[test]
+    fn a_step_s_until_becomes_the_plan_s_span_not_a_measured_remainder() {
+        let cut = crate::command::parse("cut 1").unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(
+            timed(cut.clone(), Some(s(6)), s(1)).to_string(),
+            "isolate 1 for 5s"
+        );
+        let own = crate::command::parse("cut 1 for 2s").unwrap();
+        assert_eq!(timed(own, Some(s(6)), s(1)).to_string(), "isolate 1 for 2s");
+        let kill = crate::command::parse("kill 1").unwrap();
+        assert_eq!(timed(kill.clone(), Some(s(6)), s(1)), kill);
+        assert_eq!(timed(cut.clone(), None, s(1)), cut);
+    }
 
     #[test]
     fn an_undo_aims_at_the_node_the_effect_hit() {

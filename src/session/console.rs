@@ -138,15 +138,23 @@ pub fn eprintln_quiet(line: &str) {
 /// One line on leader, term (a Paxos node's ballot, `round.proposer`) and commit, printed when it changes.
 fn summary_line(s: &ClusterState) -> String {
     match s.leadership() {
-        (Some(l), term) => format!(
-            "leader {l} {} commit {}",
-            s.term_text(term),
-            s.commit_index()
+        (Some(l), term) => format!("leader {l} {} {}", s.term_text(term), commit_words(s)),
+        (None, term) => format!("no leader ({}) {}", s.term_text(term), commit_words(s)),
+    }
+}
+
+/// `commit 812`, or, while the nodes' commit index is below what was committed before (restarted nodes
+/// learn it from the next leader), what is known instead of their `0`.
+fn commit_words(s: &ClusterState) -> String {
+    match (s.commit_known(), s.recovered_last()) {
+        (Some(c), _) => format!("commit {c}"),
+        (None, Some(last)) => format!(
+            "commit not known until a leader says (the nodes' logs reach {last}; {} was committed before)",
+            s.commit_high
         ),
-        (None, term) => format!(
-            "no leader ({}) commit {}",
-            s.term_text(term),
-            s.commit_index()
+        (None, None) => format!(
+            "commit not known until a leader says ({} was committed before)",
+            s.commit_high
         ),
     }
 }
@@ -167,6 +175,85 @@ mod tests {
         assert_eq!(
             event_line(7, "n1 leads term 2"),
             "   0.007s  n1 leads term 2"
+        );
+    }
+
+    /// fixes3 item 5: after `restart all` every node reports commit 0 until a leader tells it the commit
+    /// index again (it is not kept on disk); the summary said `commit 0`.
+    #[test]
+    fn restarted_nodes_commit_zero_is_not_the_cluster_s_commit() {
+        use crate::check::brief::BriefStatus;
+        use crate::state::{Event, ProcessState};
+        use squall_node::raft::types::Role;
+        let mut s = ClusterState::new();
+        let mut at = 0;
+        let mut apply = |s: &mut ClusterState, e: Event| {
+            at += 1;
+            s.apply(&Stamped::new(at, e));
+        };
+        apply(
+            &mut s,
+            Event::SessionStarted {
+                cluster_id: "c".into(),
+                nodes: vec![1, 2],
+                dir: "/d".into(),
+            },
+        );
+        let brief = |role, commit, leader| BriefStatus {
+            role: Some(role),
+            term: Some(3),
+            leader: Some(leader),
+            commit: Some(commit),
+            ..Default::default()
+        };
+        for pid in [10, 20] {
+            for node in [1, 2] {
+                apply(
+                    &mut s,
+                    Event::Process {
+                        node,
+                        state: ProcessState::Running {
+                            pid: pid + node as u32,
+                        },
+                    },
+                );
+            }
+            let (one, two) = if pid == 10 {
+                (
+                    brief(Role::Leader, 50, Some(1)),
+                    brief(Role::Follower, 50, Some(1)),
+                )
+            } else {
+                // Restarted: no leader yet, and the commit index they start from.
+                (
+                    brief(Role::Follower, 0, None),
+                    brief(Role::Follower, 0, None),
+                )
+            };
+            apply(
+                &mut s,
+                Event::Brief {
+                    node: 1,
+                    status: one,
+                },
+            );
+            apply(
+                &mut s,
+                Event::Brief {
+                    node: 2,
+                    status: two,
+                },
+            );
+            if pid == 10 {
+                assert_eq!(summary_line(&s), "leader 1 term 3 commit 50");
+            }
+        }
+        let line = summary_line(&s);
+        assert!(
+            line.starts_with("no leader (term 3) commit not known until a leader says")
+                && line.contains("50 was committed before")
+                && !line.contains("commit 0"),
+            "{line}"
         );
     }
 

@@ -529,6 +529,23 @@ impl ClusterState {
         self.commit
     }
 
+    /// The cluster's commit index as far as it is known now: [`Self::commit_index`], unless that is below the
+    /// highest this session saw. A node's commit index is not kept on disk: nodes just restarted (`restart
+    /// all`) report 0 until a leader tells them again, which says nothing about what they recovered (the
+    /// console said `commit 0`). `None` then.
+    pub fn commit_known(&self) -> Option<u64> {
+        (!self.commit_seen || self.commit >= self.commit_high).then_some(self.commit)
+    }
+
+    /// The highest last log index a live node reports (what restarted nodes recovered from their disks);
+    /// `None` for a kind that reports no log.
+    pub fn recovered_last(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter_map(|n| Some(n.live_status()?.core.last_log_index))
+            .max()
+    }
+
     /// Lines pushed after the first `seen` (as counted by [`ClusterState::feed_total`]), one per event in the
     /// order they came (votes not joined into their request's line; a line seen within the last few seconds
     /// not again): what a console prints and a recording marks. Only the last [`FEED_CAPACITY`](super::feed::FEED_CAPACITY) are kept.
@@ -865,6 +882,8 @@ pub fn describe_node(n: &NodeView) -> String {
     let num = |v: Option<u64>| v.map_or("—".to_string(), |v| v.to_string());
     let role = match (&n.status, b.role) {
         (Some(s), _) => role_label(s),
+        // A kind that says so (etcd): a learner, not the follower its role says.
+        (None, Some(_)) if b.learner => "learner",
         (None, Some(r)) => r.as_str(),
         (None, None) => "—",
     };

@@ -12,8 +12,12 @@ impl ClusterState {
     /// Node `id`'s place in the configuration; `None` while no configuration is known (event logs from before
     /// membership changes).
     pub fn membership(&self, id: u64) -> Option<MemberRole> {
-        let config = self.config.as_ref()?;
         let n = self.nodes.get(&id)?;
+        let Some(config) = self.config.as_ref() else {
+            // A kind whose status has no configuration may still say the node is a learner (etcd).
+            return (!n.removed && n.live_brief().is_some_and(|b| b.learner))
+                .then_some(MemberRole::Learner);
+        };
         Some(if config.voters.contains(&id) {
             MemberRole::Voter
         } else if config.learners.contains(&id) {

@@ -273,6 +273,8 @@ impl ClusterState {
             self.invariants.data_lost(node);
         }
         let n = self.node_mut(node);
+        // Removed already (a member that ends itself once removed, as etcd's do): the removal said it left.
+        let quiet = n.removed && matches!(state, ProcessState::Exited { .. });
         let before = std::mem::replace(&mut n.process, state.clone());
         if !matches!(
             state,
@@ -331,7 +333,9 @@ impl ClusterState {
                 (FeedKind::Process, format!("n{node} restarting"))
             }
         };
-        self.push(at, Some(node), kind, text);
+        if !quiet {
+            self.push(at, Some(node), kind, text);
+        }
         self.refresh_node(at, node);
         self.refresh_faults();
     }

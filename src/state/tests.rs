@@ -197,6 +197,76 @@ fn a_failed_start_shows_the_node_s_reason_and_old_logs_without_one_still_read() 
     );
 }
 
+/// fixes3 item 3: etcd says a member is a learner (`isLearner`) while its role says follower; the console's
+/// status line and the node's membership say `learner`, and a brief without the field (older logs) reads.
+#[test]
+fn a_learner_a_kind_reports_is_shown_as_a_learner_not_a_follower() {
+    let mut s = started(3);
+    let brief = |learner| crate::check::brief::BriefStatus {
+        role: Some(Role::Follower),
+        term: Some(2),
+        leader: Some(Some(1)),
+        applied: Some(10),
+        learner,
+        ..Default::default()
+    };
+    for (node, learner) in [(2, false), (3, true)] {
+        s.apply(&Stamped::new(
+            100,
+            Event::Brief {
+                node,
+                status: brief(learner),
+            },
+        ));
+    }
+    let three = describe_node(&s.nodes[&3]);
+    assert!(
+        three.contains(" learner term 2") && !three.contains("follower"),
+        "{three}"
+    );
+    assert_eq!(s.membership(3), Some(MemberRole::Learner));
+    assert!(describe_node(&s.nodes[&2]).contains(" follower term 2"));
+    assert_eq!(s.membership(2), None, "no configuration known: not guessed");
+    let old: crate::check::brief::BriefStatus =
+        serde_json::from_str(r#"{"role":"Follower","term":2}"#).unwrap();
+    assert!(!old.learner);
+}
+
+/// fixes3 item 2: an etcd member ends its own process once removed; that exit is its leaving, said once, and
+/// not a fault of the run (the feed said "exited with code 1" and the faults line "n3 exited").
+#[test]
+fn a_member_that_ends_itself_once_removed_left_the_cluster_and_is_no_fault() {
+    let mut s = started(3);
+    s.apply(&Stamped::new(
+        1_000,
+        Event::Membership {
+            node: 3,
+            step: MembershipStep::Removed,
+            text: "n3 left the cluster (removed; its process ended itself, exit code 1)".into(),
+        },
+    ));
+    s.apply(&Stamped::new(
+        1_001,
+        Event::Process {
+            node: 3,
+            state: ProcessState::Exited {
+                pid: 1003,
+                code: Some(1),
+                signal: None,
+                reason: None,
+            },
+        },
+    ));
+    let texts = feed_texts(&s);
+    assert_eq!(
+        texts.last(),
+        Some(&"n3 left the cluster (removed; its process ended itself, exit code 1)"),
+        "{texts:?}"
+    );
+    assert!(!texts.iter().any(|t| t.contains("exited")), "{texts:?}");
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+}
+
 #[test]
 fn a_process_exit_shows_everywhere() {
     let mut s = started(3);

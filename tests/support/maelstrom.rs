@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::time::{Duration, Instant};
 
 use super::Lines;
@@ -50,23 +50,14 @@ impl Session {
     /// Starts `squall up --headless --maelstrom NODE ARGS` with `env` added, and waits for its nodes.
     pub fn start(node: &str, args: &[&str], env: &[(&str, &str)]) -> Session {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(["up", "--headless", "--dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+        cmd.args(["up", "--headless", "--dir"])
             .arg(dir.path().join("cluster"))
             .arg("--maelstrom")
             .arg(node_script(node))
             .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = Lines::new(child.stdout.take().unwrap());
-        out.wait_for("the nodes to come up", WAIT, |l| {
-            l.contains("nodes up").then_some(())
-        });
+            .envs(env.iter().copied());
+        let (child, stdin, out) = super::up_until_nodes_up(cmd, WAIT);
         Session {
             child,
             stdin,

@@ -211,3 +211,45 @@ pub fn headless_with_leader(
     });
     (child, stdin, out, leader)
 }
+
+/// Spawns `cmd` (a `squall up --headless …`) with its console on pipes (its standard error inherited) and
+/// waits up to `wait` for the `nodes up` line: the child, its console input and its output so far.
+pub fn up_until_nodes_up(
+    mut cmd: std::process::Command,
+    wait: Duration,
+) -> (std::process::Child, std::process::ChildStdin, Lines) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let stdin = child.stdin.take().unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    out.wait_for("the nodes to come up", wait, |l| {
+        l.contains("nodes up").then_some(())
+    });
+    (child, stdin, out)
+}
+
+/// `squall status --json --dir DIR` of a running session, which must succeed: its JSON document.
+pub fn status_json(dir: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["status", "--json", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`squall status --json --dir {}` failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`squall status --json` is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

@@ -143,6 +143,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let peer_map: net::Peers = Arc::new(std::sync::RwLock::new(peers.clone()));
     let network = net::Network {
         peers: peer_map.clone(),
+        backoff: net::backoff_for(
+            Duration::from_millis(args.election_timeout_max_ms),
+            Duration::from_millis(args.heartbeat_ms),
+        ),
     };
     let raft = Raft::new(args.id, Arc::new(config), network, log.clone(), sm.clone())
         .await

@@ -112,6 +112,25 @@ pub type Peers = Arc<RwLock<BTreeMap<u64, String>>>;
 pub struct Network {
     /// Where each peer is reached.
     pub peers: Peers,
+    /// How long replication to a peer that could not be reached waits before it tries again: see
+    /// [`backoff_for`].
+    pub backoff: Duration,
+}
+
+/// The wait after a peer could not be reached, for a cluster whose largest election timeout is
+/// `election_max` and heartbeat `heartbeat`: `2 × election_max + heartbeat`, longer than a follower waits
+/// before it campaigns.
+///
+/// openraft 0.9 has no CheckQuorum: a leader that hears no answer keeps sending, and every append a follower
+/// receives renews the leader's lease there. A follower campaigns only after `leader_lease + election_timeout`
+/// without one (openraft's `handle_tick_election`; the lease is `election_timeout_max`), up to
+/// `2 × election_max`. openraft's default backoff, a fixed 500 ms, plus one heartbeat timeout was about that
+/// long with squall's 150..300 ms timeouts (550 to 600 ms against 450 to 600 ms), so a leader whose every
+/// link in was cut could keep its followers from electing for a minute (tests/openraft.rs,
+/// `cutting_every_link_into_the_leader_gives_a_new_leader`, under load); with `--election-timeout
+/// 280..300ms` no follower ever campaigned (40 s watched), with this backoff one leads within a second.
+pub fn backoff_for(election_max: Duration, heartbeat: Duration) -> Duration {
+    election_max * 2 + heartbeat
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -123,6 +142,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             fallback: node.addr.clone(),
             peers: self.peers.clone(),
             conn: Arc::new(Mutex::new(None)),
+            backoff: self.backoff,
         }
     }
 }
@@ -134,13 +154,22 @@ pub struct PeerClient {
     fallback: String,
     peers: Peers,
     conn: Arc<Mutex<Option<TcpStream>>>,
+    /// See [`backoff_for`].
+    backoff: Duration,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
 
 impl PeerClient {
     /// Sends one request and reads its answer within `ttl`. Any failure drops the connection: a late answer
-    /// on it would be taken for the next request's.
+    /// on it would be taken for the next request's. So does a call dropped half way (openraft's own timeout
+    /// around it fired first): the connection is out of its slot while the call runs, and put back only once
+    /// the answer is read.
+    ///
+    /// The callers pass openraft's soft ttl, shorter than the timeout openraft puts around the call: a peer
+    /// that does not answer is reported `Unreachable` (openraft backs off, [`backoff_for`]), not left to
+    /// openraft's own timeout, which reports `Timeout` and sends again at the next heartbeat, renewing the
+    /// followers' leader lease. With the two deadlines equal, which fired first was down to the scheduler.
     async fn call(&self, req: &PeerRequest, ttl: Duration) -> Result<PeerResponse, String> {
         let mut conn = self.conn.lock().await;
         // Looked up on every call: an address told after the client was made (`POST /peer`) takes effect.
@@ -151,28 +180,35 @@ impl PeerClient {
             .get(&self.target)
             .cloned()
             .unwrap_or_else(|| self.fallback.clone());
+        let taken = conn.take();
         let attempt = async {
-            if conn.is_none() {
-                let s = TcpStream::connect(&addr)
-                    .await
-                    .map_err(|e| format!("connect {addr}: {e}"))?;
-                let _ = s.set_nodelay(true);
-                *conn = Some(s);
-            }
-            let s = conn.as_mut().expect("connected");
+            let mut s = match taken {
+                Some(s) => s,
+                None => {
+                    let s = TcpStream::connect(&addr)
+                        .await
+                        .map_err(|e| format!("connect {addr}: {e}"))?;
+                    let _ = s.set_nodelay(true);
+                    s
+                }
+            };
             let body = serde_json::to_vec(req).expect("requests serialise");
-            write_frame(s, &body).await.map_err(|e| e.to_string())?;
-            let answer = read_frame(s).await.map_err(|e| e.to_string())?;
-            serde_json::from_slice::<PeerResponse>(&answer).map_err(|e| e.to_string())
+            write_frame(&mut s, &body)
+                .await
+                .map_err(|e| e.to_string())?;
+            let answer = read_frame(&mut s).await.map_err(|e| e.to_string())?;
+            let answer =
+                serde_json::from_slice::<PeerResponse>(&answer).map_err(|e| e.to_string())?;
+            Ok((s, answer))
         };
-        let result = match tokio::time::timeout(ttl, attempt).await {
-            Ok(r) => r,
+        match tokio::time::timeout(ttl, attempt).await {
+            Ok(Ok((s, answer))) => {
+                *conn = Some(s);
+                Ok(answer)
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(format!("no answer from {addr} within {ttl:?}")),
-        };
-        if result.is_err() {
-            *conn = None;
         }
-        result
     }
 }
 
@@ -185,13 +221,17 @@ fn network<E: std::error::Error>(why: String) -> RpcErr<E> {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(self.backoff))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
         match self
-            .call(&PeerRequest::Append(rpc), option.hard_ttl())
+            .call(&PeerRequest::Append(rpc), option.soft_ttl())
             .await
         {
             Ok(PeerResponse::Append(r)) => Ok(r),
@@ -207,7 +247,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
         match self
-            .call(&PeerRequest::Snapshot(rpc), option.hard_ttl())
+            .call(&PeerRequest::Snapshot(rpc), option.soft_ttl())
             .await
         {
             Ok(PeerResponse::Snapshot(r)) => Ok(r),
@@ -222,7 +262,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RpcErr> {
-        match self.call(&PeerRequest::Vote(rpc), option.hard_ttl()).await {
+        match self.call(&PeerRequest::Vote(rpc), option.soft_ttl()).await {
             Ok(PeerResponse::Vote(r)) => Ok(r),
             Ok(PeerResponse::Err(e)) => Err(network(e)),
             Ok(_) => Err(network("a different answer kind".into())),

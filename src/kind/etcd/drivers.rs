@@ -26,7 +26,8 @@ pub fn node_of_name(name: &str) -> Option<u64> {
 /// One member's status: role from whether it names itself as leader, term (see the poll: etcd's is the term of
 /// the last applied entry), leader and applied index. etcd reports no commit index, no votes and no log, so `commit` and `detail` stay `None`; a member
 /// that knows no leader is reported with no role (it may be a follower or a candidate: etcd does not say). A
-/// learner that knows its leader is reported as a follower (squall's roles have no learner).
+/// learner that knows its leader is reported as a follower with `learner` set (squall's roles have no
+/// learner; the displays show it as `learner`).
 pub struct EtcdStatusSource {
     client: EtcdClient,
     /// Member id to node id, from the member list; read again when a leader id is not in it.
@@ -81,6 +82,7 @@ impl EtcdStatusSource {
             commit: None,
             applied: Some(s.applied),
             pid: None,
+            learner: s.is_learner,
             detail: None,
             feed: Vec::new(),
             messages: None,

@@ -18,7 +18,7 @@
 //! The bridge and the node share a process group, so squall's kill, pause and restart reach both; if squall
 //! goes away the lifeline ends the bridge and the node sees its stdin close.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
@@ -43,6 +43,8 @@ const INIT_SRC: &str = "c0";
 const INIT_DEADLINE: Duration = Duration::from_secs(20);
 /// The longest frame accepted on either port (a bigger length prefix is a broken peer).
 const MAX_FRAME: usize = 64 << 20;
+/// How many gone clients the bridge remembers (a client is replaced after each timed-out operation).
+const GONE_KEPT: usize = 65_536;
 /// Malformed lines kept for [`Status::recent_malformed`].
 const RECENT: usize = 8;
 
@@ -133,6 +135,10 @@ pub struct Status {
     pub malformed: u64,
     /// The last few of them: the reason and the start of the line.
     pub recent_malformed: Vec<String>,
+    /// Replies the node wrote to a client that had gone (its operation timed out and its connection
+    /// closed): late, not malformed; dropped.
+    #[serde(default)]
+    pub late_replies: u64,
 }
 
 /// Parses `--peers`: `ID=ADDR` entries joined by commas.
@@ -187,6 +193,9 @@ struct Shared {
     stdin: mpsc::UnboundedSender<Bytes>,
     /// Each connected client's name and the sender of its connection's frames, with the connection's number.
     clients: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<Bytes>)>>,
+    /// The clients whose connection closed: a reply to one of them is late (its operation timed out), not
+    /// sent to a destination nobody knows.
+    gone: Mutex<HashSet<String>>,
     status: Mutex<Status>,
     next_conn: AtomicU64,
 }
@@ -201,6 +210,55 @@ impl Shared {
             .entry(kind.to_string())
             .or_default() += 1;
         let _ = self.stdin.send(line);
+    }
+
+    /// Sends what the node wrote to client `dest` on that client's connection. A client that has gone (its
+    /// operation timed out and it closed its connection) gets nothing: the reply is late, counted as such
+    /// (tester: `unknown destination c65` was counted as malformed). A name no client ever had is malformed.
+    fn to_client(&self, dest: &str, line: &[u8]) {
+        let client = self.clients.lock().unwrap().get(dest).cloned();
+        match client {
+            Some((_, tx)) => {
+                let _ = tx.send(frame(&[line]));
+            }
+            None if self.gone.lock().unwrap().contains(dest) => {
+                let mut s = self.status.lock().unwrap();
+                s.late_replies += 1;
+                eprintln!(
+                    "squall maelstrom-node {}: dropped a late reply to client {dest}, which had gone (its \
+                     operation timed out; {} late replies in all)",
+                    node_name(self.id),
+                    s.late_replies
+                );
+            }
+            None => self.malformed(&Malformed::UnknownDest(dest.to_string()), line),
+        }
+    }
+
+    /// Client `name` sends on connection `number`: its replies go there.
+    fn connected(&self, name: &str, number: u64, tx: &mpsc::UnboundedSender<Bytes>) {
+        self.clients
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), (number, tx.clone()));
+        self.gone.lock().unwrap().remove(name);
+    }
+
+    /// Connection `number` closed: the clients on it have gone.
+    fn disconnected(&self, number: u64) {
+        let mut clients = self.clients.lock().unwrap();
+        let names: Vec<String> = clients
+            .iter()
+            .filter(|(_, (n, _))| *n == number)
+            .map(|(name, _)| name.clone())
+            .collect();
+        clients.retain(|_, (n, _)| *n != number);
+        let mut gone = self.gone.lock().unwrap();
+        if gone.len() >= GONE_KEPT {
+            // A reply this late (after this many clients came and went) counts as malformed again.
+            gone.clear();
+        }
+        gone.extend(names);
     }
 
     fn malformed(&self, why: &Malformed, line: &[u8]) {
@@ -296,6 +354,7 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
         id: args.id,
         stdin: in_tx,
         clients: Mutex::new(HashMap::new()),
+        gone: Mutex::new(HashSet::new()),
         status: Mutex::new(Status {
             node: node_name(args.id),
             pid: std::process::id(),
@@ -411,13 +470,7 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
             }
             continue;
         }
-        let client = shared.clients.lock().unwrap().get(&h.dest).cloned();
-        match client {
-            Some((_, tx)) => {
-                let _ = tx.send(frame(&[text]));
-            }
-            None => shared.malformed(&Malformed::UnknownDest(h.dest.clone()), text),
-        }
+        shared.to_client(&h.dest, text);
     }
     // The node closed its stdout: it is exiting (or has). Exit as it did.
     let status = child.wait().await.context("waiting for the node")?;
@@ -583,18 +636,10 @@ async fn accept_clients(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 }
                 let Ok(h) = head(&payload) else { continue };
-                shared
-                    .clients
-                    .lock()
-                    .unwrap()
-                    .insert(h.src.clone(), (number, tx.clone()));
+                shared.connected(&h.src, number, &tx);
                 shared.deliver(&h.body.kind, with_newline(&payload));
             }
-            shared
-                .clients
-                .lock()
-                .unwrap()
-                .retain(|_, (n, _)| *n != number);
+            shared.disconnected(number);
         });
     }
 }
@@ -602,6 +647,36 @@ async fn accept_clients(listener: TcpListener, shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// fixes3 item 4: a reply to a client whose operation timed out (it closed its connection) is late, not
+    /// malformed (`unknown destination c65`); a name no client ever had still is.
+    #[test]
+    fn a_reply_to_a_client_that_has_gone_is_late_not_malformed() {
+        let (stdin, _node) = mpsc::unbounded_channel();
+        let shared = Shared {
+            id: 2,
+            stdin,
+            clients: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashSet::new()),
+            status: Mutex::new(Status::default()),
+            next_conn: AtomicU64::new(0),
+        };
+        let (tx, mut conn) = mpsc::unbounded_channel();
+        shared.connected("c65", 7, &tx);
+        shared.to_client("c65", br#"{"dest":"c65"}"#);
+        assert!(conn.try_recv().is_ok(), "a connected client gets its reply");
+        shared.disconnected(7);
+        shared.to_client("c65", br#"{"dest":"c65"}"#);
+        shared.to_client("c99", br#"{"dest":"c99"}"#);
+        let s = shared.status.lock().unwrap().clone();
+        assert_eq!((s.late_replies, s.malformed), (1, 1), "{s:?}");
+        assert!(s.recent_malformed[0].contains("c99"), "{s:?}");
+        // Back on a new connection: its replies go there again.
+        shared.connected("c65", 8, &tx);
+        shared.to_client("c65", br#"{"dest":"c65"}"#);
+        assert!(conn.try_recv().is_ok());
+        assert_eq!(shared.status.lock().unwrap().late_replies, 1);
+    }
 
     #[test]
     fn peers_parse_and_mistakes_are_named() {
