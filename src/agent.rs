@@ -122,6 +122,8 @@ struct Agent {
     /// When the last `ping` came; `None` before the first (then the agent is not held to pings).
     last_ping: Mutex<Option<Instant>>,
     grace: Duration,
+    /// The controller's fault ids and the ids this host's network gave them.
+    faults: Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// A request and the channel its reply goes back on.
@@ -192,6 +194,7 @@ async fn serve(dir: PathBuf, grace: Duration) -> anyhow::Result<()> {
         out: Mutex::new(Outbox::default()),
         last_ping: Mutex::new(None),
         grace,
+        faults: Mutex::new(std::collections::HashMap::new()),
     });
     tokio::spawn(forward_exits(agent.clone()));
     // Requests that change something are done one after another, in the order they came (a `launch` then a
@@ -386,7 +389,12 @@ impl Agent {
                     });
                 }
                 // The read-only ones answer at once, even while a restart waits for its node.
-                Op::Hello | Op::Status | Op::Log { .. } | Op::Capabilities => {
+                Op::Hello
+                | Op::Status
+                | Op::Log { .. }
+                | Op::Capabilities
+                | Op::Trace { .. }
+                | Op::ReadFile { .. } => {
                     let (a, tx) = (self.clone(), tx.clone());
                     tokio::spawn(async move { a.answer(req, &tx).await });
                 }
@@ -583,6 +591,88 @@ impl Agent {
                 let tail = all[all.len().saturating_sub(lines)..].join("\n");
                 Ok(Answer::Log { text: tail })
             }
+            Op::AddFault { fault, links, spec } => {
+                spec.fault
+                    .validate()
+                    .map_err(|e| format!("fault #{fault}: {e}"))?;
+                let id = self.net()?.add_fault(links, spec);
+                if let Some(old) = self.faults.lock().unwrap().insert(fault, id) {
+                    // The controller never reuses an id; if it did, the older fault must not linger unnamed.
+                    self.net()?.remove_fault_id(old);
+                }
+                done
+            }
+            Op::ExtendFault { fault, links, spec } => {
+                let net = self.net()?;
+                let known = self.faults.lock().unwrap().get(&fault).copied();
+                match known {
+                    Some(id) => net.extend_fault(id, links, spec),
+                    None => {
+                        let id = net.add_fault(links, spec);
+                        self.faults.lock().unwrap().insert(fault, id);
+                    }
+                }
+                done
+            }
+            Op::RemoveFault { fault } => {
+                if let Some(id) = self.faults.lock().unwrap().remove(&fault) {
+                    self.net()?.remove_fault_id(id);
+                }
+                done
+            }
+            Op::Links => {
+                let net = self.net()?;
+                Ok(Answer::Links {
+                    links: net.stats(),
+                    held: net.held(),
+                })
+            }
+            Op::Step { links, n, deliver } => {
+                let net = self.net()?;
+                let pick = |l| links.contains(&l);
+                let frames = if deliver {
+                    net.step(pick, n)
+                } else {
+                    net.drop_held(pick, n)
+                };
+                Ok(Answer::Stepped { frames })
+            }
+            Op::Release { links } => Ok(Answer::Stepped {
+                frames: self.net()?.release(|l| links.contains(&l)),
+            }),
+            Op::DropFrames { seqs } => Ok(Answer::Stepped {
+                frames: self.net()?.drop_held_frames(|s| seqs.contains(&s)),
+            }),
+            Op::Trace { cursor } => {
+                let net = self.net()?;
+                let trace = net.trace();
+                trace.set_on(true);
+                let read = trace.since(cursor);
+                Ok(Answer::Trace {
+                    events: read.events,
+                    lost: read.lost,
+                    next: read.next,
+                    now_us: trace.now_us(),
+                })
+            }
+            Op::ReadFile { path } => {
+                let path = self.inside(&path)?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Ok(Answer::File { text: Some(text) }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(Answer::File { text: None })
+                    }
+                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+            Op::RemoveFile { path } => {
+                let path = self.inside(&path)?;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => done,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => done,
+                    Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+                }
+            }
             // The loop answers these itself.
             Op::Shutdown | Op::Ping => done,
             Op::Capabilities => Ok(Answer::Can {
@@ -698,6 +788,23 @@ impl Agent {
                 Ok(Answer::Done)
             }
         }
+    }
+
+    /// `path` when it is an absolute path inside the agent's directory with no `..` in it: the controller
+    /// reads and removes node files through the agent, nothing else on the host.
+    fn inside(&self, path: &str) -> Result<PathBuf, String> {
+        let p = PathBuf::from(path);
+        let escapes = p
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if !p.is_absolute() || escapes || !p.starts_with(&self.dir) {
+            return Err(format!(
+                "{path} is not a path inside the agent's directory {}: the agent reads and removes only \
+                 its own nodes' files",
+                self.dir.display()
+            ));
+        }
+        Ok(p)
     }
 }
 

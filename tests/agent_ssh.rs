@@ -504,6 +504,7 @@ fn squall_node_args(
         ports: Default::default(),
         join: false,
         options: vec![],
+        host: std::net::IpAddr::from([127, 0, 0, 1]),
     };
     let mut args: Vec<String> = kind
         .leading_args()

@@ -20,6 +20,7 @@ pub use crate::command::disk::{
 };
 
 use super::Cluster;
+use super::backend::Procs;
 use super::command::{Command, NodeId};
 use crate::state::Event;
 
@@ -73,7 +74,7 @@ impl Cluster {
                 let what = self.describe_node(id);
                 let seed = || self.inner.disks.next_seed(self.inner.spec.seed);
                 let (effect, _) = super::diskops::apply(
-                    &self.inner.sup,
+                    &self.inner.procs,
                     id,
                     &disk,
                     &action,
@@ -131,7 +132,7 @@ impl Cluster {
         };
         let seed = || self.inner.disks.next_seed(self.inner.spec.seed);
         let (said, flipped) = super::diskops::apply(
-            &self.inner.sup,
+            &self.inner.procs,
             id,
             disk,
             &action,
@@ -163,7 +164,7 @@ impl Cluster {
         for &id in &ids {
             disks.push((id, self.disk_of(id)?, self.describe_node(id)));
         }
-        let outcome = super::diskops::cut_power(&self.inner.sup, disks, torn, || {
+        let outcome = super::diskops::cut_power(&self.inner.procs, disks, torn, || {
             self.inner.disks.next_seed(self.inner.spec.seed)
         })
         .await;
@@ -173,9 +174,20 @@ impl Cluster {
     /// Wipes node `id`'s data on its fault filesystem (disk loss): the node must be stopped.
     pub(super) async fn wipe_disk(&self, id: NodeId) -> anyhow::Result<()> {
         let disk = self.disk_of(id).map_err(|e| anyhow::anyhow!(e))?;
-        super::diskops::wipe(&self.inner.sup, id, &disk)
+        super::diskops::wipe(&self.inner.procs, id, &disk)
             .await
             .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+/// The disk actions ([`super::diskops`]) reach the cluster's processes, here or on their hosts, through this.
+impl super::diskops::Nodes for Procs {
+    fn proc_state(&self, id: NodeId) -> Option<squall_chaos::ProcState> {
+        self.state(id)
+    }
+
+    fn sigkill(&self, id: NodeId) -> Result<(), String> {
+        self.kill_now(id).map(drop)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Disk fault actions as one machine performs them on its mounted fault filesystems and its node processes:
 //! what a local cluster does for `disk` and `powercut` ([`super::disk`]) and what `squall agent` does for the
 //! nodes of its host (issue 24), one implementation for both. Nothing here knows the cluster's handle: it takes
-//! the node's disk ([`DiskFaults`]) and the [`Supervisor`] that runs the node.
+//! the node's disk ([`DiskFaults`]) and what runs the node's process ([`Nodes`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,10 +21,32 @@ fn proc_name(id: NodeId) -> String {
     format!("node-{id}")
 }
 
-/// Whether node `id`'s process runs (or is paused) under `sup`.
-pub(crate) fn running(sup: &Supervisor, id: NodeId) -> bool {
+/// What the disk actions need of the node processes: their states and SIGKILL. The agent's [`Supervisor`] and
+/// the cluster's processes (here or through the agents) both have it.
+pub(crate) trait Nodes {
+    /// Node `id`'s process state; `None` when it was never started.
+    fn proc_state(&self, id: NodeId) -> Option<squall_chaos::ProcState>;
+    /// SIGKILL to node `id`'s process group; `Ok` too when it was not running.
+    fn sigkill(&self, id: NodeId) -> Result<(), String>;
+}
+
+impl Nodes for Supervisor {
+    fn proc_state(&self, id: NodeId) -> Option<squall_chaos::ProcState> {
+        self.state(&proc_name(id))
+    }
+
+    fn sigkill(&self, id: NodeId) -> Result<(), String> {
+        match self.kill(&proc_name(id)) {
+            Ok(()) | Err(squall_chaos::ChaosError::NotRunning { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Whether node `id`'s process runs (or is paused).
+pub(crate) fn running(nodes: &impl Nodes, id: NodeId) -> bool {
     matches!(
-        sup.state(&proc_name(id)),
+        nodes.proc_state(id),
         Some(squall_chaos::ProcState::Running { .. } | squall_chaos::ProcState::Paused { .. })
     )
 }
@@ -48,12 +70,12 @@ pub(crate) fn leftover_notes(id: NodeId, data_dir: &Path, left: &Leftovers) -> V
     notes
 }
 
-/// Sets `action` on node `id`'s `disk` (the node run by `sup`) and says what changed; `what` follows the node's
+/// Sets `action` on node `id`'s `disk` (its process run by `sup`) and says what changed; `what` follows the node's
 /// id in the words (`" (leader, term 4)"`, or empty). `seed` is drawn only for a flip's random choices, which
 /// never pick a file of `not_data`. Returns the words and, for a flip, where it flipped. `Err` (for a person)
 /// when nothing was changed.
 pub(crate) fn apply(
-    sup: &Supervisor,
+    sup: &impl Nodes,
     id: NodeId,
     disk: &DiskFaults,
     action: &DiskAction,
@@ -122,7 +144,7 @@ pub(crate) fn apply(
             disk.heal();
             // A wipe or restart refused or timed out while the disk stalled leaves the node stopped: say so,
             // since nothing else will.
-            match sup.state(&proc_name(id)) {
+            match sup.proc_state(id) {
                 Some(
                     squall_chaos::ProcState::Running { .. }
                     | squall_chaos::ProcState::Paused { .. },
@@ -201,7 +223,7 @@ impl CutOutcome {
 /// under a process that may still write would mix its writes into the durable state. Cutting again, once the
 /// process is gone, finishes the cut.
 pub(crate) async fn cut_power(
-    sup: &Supervisor,
+    sup: &impl Nodes,
     disks: Vec<(NodeId, DiskFaults, String)>,
     torn: Option<TornMode>,
     seed: impl FnMut() -> u64,
@@ -211,11 +233,8 @@ pub(crate) async fn cut_power(
     }
     let mut kill_failed = std::collections::BTreeMap::new();
     for (id, _, _) in &disks {
-        match sup.kill(&proc_name(*id)) {
-            Ok(()) | Err(squall_chaos::ChaosError::NotRunning { .. }) => {}
-            Err(e) => {
-                kill_failed.insert(*id, e.to_string());
-            }
+        if let Err(e) = sup.sigkill(*id) {
+            kill_failed.insert(*id, e);
         }
     }
     let deadline = Instant::now() + REAP_DEADLINE;
@@ -236,11 +255,8 @@ pub(crate) async fn cut_power(
 
 /// Disk loss: SIGKILLs node `id` (run by `sup`), waits up to 10 s for it to be reaped, and deletes its data on
 /// its fault filesystem `disk`. `Err` (for a person) when it was not wiped.
-pub(crate) async fn wipe(sup: &Supervisor, id: NodeId, disk: &DiskFaults) -> Result<(), String> {
-    match sup.kill(&proc_name(id)) {
-        Ok(()) | Err(squall_chaos::ChaosError::NotRunning { .. }) => {}
-        Err(e) => return Err(e.to_string()),
-    }
+pub(crate) async fn wipe(sup: &impl Nodes, id: NodeId, disk: &DiskFaults) -> Result<(), String> {
+    sup.sigkill(id)?;
     let deadline = Instant::now() + REAP_DEADLINE;
     while running(sup, id) {
         if Instant::now() >= deadline {
