@@ -10,9 +10,13 @@
 //! awaited in the background: an agent does its changing requests one after another in the order they came,
 //! so a read sent later sees them done.
 //!
-//! A fault over many links is split per sender host and remembered under one controller-side id, which every
-//! host's agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
-//! hosts by the host's index in their top bits ([`HOST_SHIFT`]).
+//! A directed link's frames pass through two hosts' proxies: what `from` sends on the connections it opens
+//! goes through the proxy of `from -> to` on `from`'s host, and what it answers on the connections `to`
+//! opens goes back through the proxy of `to -> from` on `to`'s host (counted there as `from -> to`). So a
+//! link fault is installed on both hosts, each link's counters are the sum of both hosts' ([`merge`]), and a
+//! fault over many links is split per host and remembered under one controller-side id, which every host's
+//! agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
+//! hosts, and stay small for a person to read, as `n × hosts + host` ([`tag`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -39,15 +43,15 @@ pub(super) const REFRESH: Duration = Duration::from_millis(500);
 /// How long a request to an agent may take before squall gives up on it (a restart waits for its node).
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Held frames' `seq` and traced messages' `id` carry their host's index from this bit up.
-pub(super) const HOST_SHIFT: u32 = 48;
-
-fn tag(host: usize, n: u64) -> u64 {
-    n | ((host as u64) << HOST_SHIFT)
+/// Host `host`'s number `n` (a held frame's seq, a traced message's id) made unique among `hosts` hosts.
+fn tag(hosts: usize, host: usize, n: u64) -> u64 {
+    n * hosts as u64 + host as u64
 }
 
-fn untag(n: u64) -> (usize, u64) {
-    ((n >> HOST_SHIFT) as usize, n & ((1u64 << HOST_SHIFT) - 1))
+/// The host and its own number of a number [`tag`] made.
+fn untag(hosts: usize, n: u64) -> (usize, u64) {
+    let hosts = hosts as u64;
+    ((n % hosts) as usize, n / hosts)
 }
 
 /// The supervisor's name for node `id`'s process.
@@ -232,7 +236,7 @@ impl Remote {
             .agents
             .iter()
             .map(|a| a.client.call(Op::Links, DEADLINE));
-        let mut stats = Vec::new();
+        let mut stats: BTreeMap<LinkId, LinkStats> = BTreeMap::new();
         let mut held = Vec::new();
         for (h, r) in futures::future::join_all(reads)
             .await
@@ -244,9 +248,16 @@ impl Remote {
                     links,
                     held: frames,
                 }) => {
-                    stats.extend(links);
+                    for s in links {
+                        match stats.get_mut(&s.link) {
+                            Some(into) => merge(into, s),
+                            None => {
+                                stats.insert(s.link, s);
+                            }
+                        }
+                    }
                     held.extend(frames.into_iter().map(|mut f| {
-                        f.seq = tag(h, f.seq);
+                        f.seq = tag(self.agents.len(), h, f.seq);
                         f
                     }));
                 }
@@ -256,7 +267,7 @@ impl Remote {
                 Err(e) => tracing::warn!(error = %e, "cannot read a host's links"),
             }
         }
-        stats.sort_by_key(|s| s.link);
+        let stats: Vec<LinkStats> = stats.into_values().collect();
         held.sort_by(|a, b| b.held_for.cmp(&a.held_for).then(a.seq.cmp(&b.seq)));
         *self.stats.lock().unwrap() = stats.clone();
         *self.held.lock().unwrap() = held.clone();
@@ -267,7 +278,9 @@ impl Remote {
     fn per_host(&self, frames: &[HeldFrame]) -> BTreeMap<usize, Vec<HeldFrame>> {
         let mut out: BTreeMap<usize, Vec<HeldFrame>> = BTreeMap::new();
         for f in frames {
-            out.entry(untag(f.seq).0).or_default().push(f.clone());
+            out.entry(untag(self.agents.len(), f.seq).0)
+                .or_default()
+                .push(f.clone());
         }
         out
     }
@@ -281,7 +294,7 @@ impl Remote {
         for (h, r) in futures::future::join_all(calls).await {
             match r {
                 Ok(Answer::Stepped { frames }) => out.extend(frames.into_iter().map(|mut s| {
-                    s.frame.seq = tag(h, s.frame.seq);
+                    s.frame.seq = tag(self.agents.len(), h, s.frame.seq);
                     s
                 })),
                 Ok(other) => tracing::warn!(?other, "an agent answered a step with something else"),
@@ -871,7 +884,10 @@ impl Links {
                     .per_host(&chosen)
                     .into_iter()
                     .map(|(h, frames)| {
-                        let seqs = frames.iter().map(|f| untag(f.seq).1).collect();
+                        let seqs = frames
+                            .iter()
+                            .map(|f| untag(r.agents.len(), f.seq).1)
+                            .collect();
                         (h, Op::DropFrames { seqs })
                     })
                     .collect();
@@ -936,7 +952,7 @@ impl Links {
                     cursor.0[h] = next;
                     lost += l;
                     events.extend(got.into_iter().map(|mut m| {
-                        m.id = tag(h, m.id);
+                        m.id = tag(r.agents.len(), h, m.id);
                         to_session(m, offset)
                     }));
                 }
@@ -947,15 +963,50 @@ impl Links {
     }
 }
 
-/// `links` per host of their sender (a link whose sender no host runs is left out: it has no proxy).
+/// `links` per host whose proxies carry them: the sender's host and the receiver's (see the module comment).
 fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
     let mut out: BTreeMap<usize, Vec<LinkId>> = BTreeMap::new();
     for l in links {
-        if let Some(&h) = r.host_of.get(&l.from) {
+        let hosts: BTreeSet<usize> = [l.from, l.to]
+            .iter()
+            .filter_map(|n| r.host_of.get(n).copied())
+            .collect();
+        for h in hosts {
             out.entry(h).or_default().push(l);
         }
     }
     out
+}
+
+/// Adds another host's counters of the same link to `into` (faults and labels once each).
+fn merge(into: &mut LinkStats, s: LinkStats) {
+    into.listen = into.listen.or(s.listen);
+    into.frames_forwarded += s.frames_forwarded;
+    into.bytes_forwarded += s.bytes_forwarded;
+    into.frames_dropped += s.frames_dropped;
+    into.bytes_dropped += s.bytes_dropped;
+    into.frames_duplicated += s.frames_duplicated;
+    into.frames_delayed += s.frames_delayed;
+    into.frames_queued += s.frames_queued;
+    into.connections_open += s.connections_open;
+    into.connections_total += s.connections_total;
+    into.connections_refused += s.connections_refused;
+    into.connections_reset += s.connections_reset;
+    into.upstream_failures += s.upstream_failures;
+    for f in s.faults {
+        if !into.faults.contains(&f) {
+            into.faults.push(f);
+        }
+    }
+    for c in s.by_label {
+        match into.by_label.iter_mut().find(|x| x.label == c.label) {
+            Some(x) => {
+                x.frames += c.frames;
+                x.dropped += c.dropped;
+            }
+            None => into.by_label.push(c),
+        }
+    }
 }
 
 /// The message with its times moved by `offset_us` (never below 0).
@@ -981,9 +1032,11 @@ mod tests {
 
     #[test]
     fn a_host_index_tags_and_untags_sequence_numbers() {
-        assert_eq!(untag(tag(0, 17)), (0, 17));
-        assert_eq!(untag(tag(3, 17)), (3, 17));
-        assert_ne!(tag(1, 17), tag(2, 17));
+        assert_eq!(untag(4, tag(4, 0, 17)), (0, 17));
+        assert_eq!(untag(4, tag(4, 3, 17)), (3, 17));
+        assert_ne!(tag(4, 1, 17), tag(4, 2, 17));
+        // One host: the numbers are its own.
+        assert_eq!(tag(1, 0, 17), 17);
     }
 
     #[test]
