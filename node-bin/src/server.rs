@@ -10,7 +10,8 @@
 //! A full disk does not stop the node: see the `disk_full` module for what it does instead.
 //!
 //! The rooms: `open` starts a node (ports, storage, core, tasks); `actor` is the loop that owns the core and
-//! drains its work; `persist` writes off the actor; `timings` measures the write path; `clients` takes client and control work in and answers it when applied; `peers` sends the
+//! drains its work; `persist` writes off the actor (on the persist thread of `durable`, which the Paxos
+//! node shares); `timings` measures the write path; `clients` takes client and control work in and answers it when applied; `peers` sends the
 //! core's requests to the other nodes; `api` listens on both ports and hands requests to the actor. This file
 //! holds what they share: the settings, the actor's inbox and the actor's state.
 
@@ -18,6 +19,7 @@ mod actor;
 mod api;
 mod clients;
 mod disk_full;
+mod durable;
 mod events;
 mod open;
 mod patience;
@@ -189,6 +191,11 @@ struct Node {
     last_applied_term: u64,
     last_snapshot_index: u64,
     peers: BTreeMap<NodeId, mpsc::UnboundedSender<peers::Outgoing>>,
+    /// Committed entries that follow a snapshot from the leader still being installed: applied once its state
+    /// machine is in (module `persist`).
+    apply_after_install: Vec<crate::raft::Entry>,
+    /// The lowest floor (see `persist::Installing::floor`) seen this turn before a snapshot chunk was taken.
+    install_floor: Option<Index>,
     /// Replies made this turn, not yet matched with the writes they depend on.
     fresh: Vec<Held>,
     /// Replies waiting for the job of this number to be durable (0: none).

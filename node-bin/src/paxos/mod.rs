@@ -112,8 +112,13 @@ pub struct Paxos {
     accepted: BTreeMap<Slot, Accepted>,
     /// Accepted values not yet handed to the driver.
     unstable: BTreeMap<Slot, Accepted>,
-    /// Slots this node (as leader) accepted itself that the driver has not yet reported durable.
+    /// Slots this node (as leader) accepted itself since the last ready was taken.
     self_pending: Vec<Slot>,
+    /// Slots this node (as leader) accepted itself that were handed to the driver and not yet reported durable:
+    /// by the number of the ready that carried them, with the ballot they were accepted at.
+    handed: std::collections::VecDeque<(u64, Ballot, Vec<Slot>)>,
+    /// How many readies were taken ([`Paxos::readies_taken`]).
+    readies: u64,
     /// Learner: chosen values known here after the snapshot (kept until compaction to serve catch-up).
     chosen: BTreeMap<Slot, Payload>,
     /// Every slot up to here is chosen and in `chosen` (or in the snapshot).
@@ -188,6 +193,8 @@ impl Paxos {
             accepted,
             unstable: BTreeMap::new(),
             self_pending: Vec::new(),
+            handed: std::collections::VecDeque::new(),
+            readies: 0,
             chosen: BTreeMap::new(),
             chosen_to: snap_slot,
             applied: snap_slot,
@@ -305,6 +312,11 @@ impl Paxos {
         let accepted: Vec<(Slot, Accepted)> =
             std::mem::take(&mut self.unstable).into_iter().collect();
         let snapshot = self.pending_snapshot.take();
+        self.readies += 1;
+        if !self.self_pending.is_empty() {
+            let slots = std::mem::take(&mut self.self_pending);
+            self.handed.push_back((self.readies, self.promised, slots));
+        }
         let mut chosen = Vec::new();
         while self.applied < self.chosen_to {
             let slot = self.applied + 1;
@@ -326,19 +338,38 @@ impl Paxos {
         }
     }
 
-    /// The driver made the last ready durable: a leader now counts its own acceptances.
+    /// The driver made every ready taken so far durable: a leader now counts its own acceptances. A driver
+    /// that writes in the order the readies were taken, off its loop, reports each with
+    /// [`Paxos::on_persisted_through`] instead.
     pub fn on_persisted(&mut self) {
-        let slots = std::mem::take(&mut self.self_pending);
-        if self.role != PaxosRole::Leader {
-            return;
-        }
-        let id = self.config.id;
-        for slot in slots {
-            if let Some(p) = self.proposals.get_mut(&slot) {
-                p.acks.insert(id);
+        self.on_persisted_through(self.readies);
+    }
+
+    /// How many readies were taken: the number of the last one, for [`Paxos::on_persisted_through`].
+    pub fn readies_taken(&self) -> u64 {
+        self.readies
+    }
+
+    /// The driver made the readies up to number `ready` durable (written in the order they were taken): a
+    /// leader now counts its own acceptances they carried, if it still leads at the ballot it accepted them
+    /// at (a proposal at the same slot under a later ballot is another proposal, whose own acceptance is
+    /// written later).
+    pub fn on_persisted_through(&mut self, ready: u64) {
+        while self.handed.front().is_some_and(|(n, _, _)| *n <= ready) {
+            let (_, ballot, slots) = self.handed.pop_front().expect("front");
+            if self.role != PaxosRole::Leader || ballot != self.promised {
+                continue;
+            }
+            let id = self.config.id;
+            for slot in slots {
+                if let Some(p) = self.proposals.get_mut(&slot) {
+                    p.acks.insert(id);
+                }
             }
         }
-        self.check_chosen();
+        if self.role == PaxosRole::Leader {
+            self.check_chosen();
+        }
     }
 
     /// A read-only view for status reports.

@@ -2,14 +2,13 @@
 //! whatever else is queued, then drains the core's `Ready` batches (writes handed to the persist thread,
 //! messages out, apply); replies leave once what they claim is durable (module `persist`).
 
-use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::kv::KvStore;
 use crate::raft::{Payload, Ready, Request, Role, Snapshot, SnapshotMeta};
 use crate::rpc::{EventBatch, KvReply, LogCell, NodeEvent, NodeStatus};
 
-use super::{Cmd, Held, LOG_TAIL, Node, disk_full};
+use super::{Cmd, Held, LOG_TAIL, Node};
 
 impl Node {
     pub(super) async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
@@ -67,6 +66,10 @@ impl Node {
             }
             Cmd::Snapshot(req, tx) => {
                 self.counters.snapshot_in += 1;
+                // What an AppendEntries success may still claim without waiting if this chunk completes a
+                // snapshot: the core counts the snapshot as held from here on, before it is durable.
+                let floor = self.raft.persisted_index().min(self.raft.commit_index());
+                self.install_floor = Some(self.install_floor.map_or(floor, |f| f.min(floor)));
                 let reply = self.raft.handle_install_snapshot(req);
                 self.fresh.push(Held::Snapshot(reply, tx));
             }
@@ -130,16 +133,9 @@ impl Node {
     pub(super) fn drain_ready(&mut self) -> anyhow::Result<()> {
         while self.raft.has_ready() {
             let ready = self.raft.take_ready();
-            if let Err(e) = self.process_ready(ready) {
-                // A snapshot from the leader that did not fit: nothing of it is durable; restart the core from
-                // what is (module `disk_full`).
-                let Some(full) = disk_full::cause(&e) else {
-                    return Err(e);
-                };
-                self.after_disk_full(full)?;
-                break;
-            }
+            self.process_ready(ready);
         }
+        self.install_floor = None;
         // Each reply and status request of this turn waits for the writes it depends on (module `persist`).
         for h in std::mem::take(&mut self.fresh) {
             let need = self.needs(&h);
@@ -148,7 +144,7 @@ impl Node {
         // Status shows a term and vote only once durable (module `disk_full` relies on it); the log tail and
         // commit index it shows may include entries still being written.
         let need = if self.pipeline.hard_state_pending() {
-            self.pipeline.submitted
+            self.pipeline.submitted()
         } else {
             0
         };
@@ -180,7 +176,7 @@ impl Node {
         }
     }
 
-    pub(super) fn process_ready(&mut self, ready: Ready) -> anyhow::Result<()> {
+    pub(super) fn process_ready(&mut self, ready: Ready) {
         let Ready {
             hard_state,
             truncate_from,
@@ -194,14 +190,12 @@ impl Node {
         } = ready;
         // Written by the persist thread while the rest of the ready goes on (module `persist`).
         self.submit(hard_state, truncate_from, entries);
-        let resets = self.pipeline.resets;
+        // A snapshot from the leader is installed by the persist thread, after the writes before it and before
+        // those after it (module `persist`); the actor goes on meanwhile.
+        let installed = snapshot.is_some();
         if let Some(snapshot) = snapshot {
-            self.install_snapshot(snapshot)?;
-        }
-        if self.pipeline.resets != resets {
-            // A write failed on a full disk while the snapshot waited for the pipeline, and the core was rebuilt
-            // from the disk: the rest of this ready was decided by the old core on state that is not durable.
-            return Ok(());
+            let floor = self.install_floor.unwrap_or(0);
+            self.submit_install(snapshot, floor);
         }
         // A request waits only for the term and vote it was decided in (a leader's new entries travel while it
         // writes them); one behind a waiting request waits too, so a peer sees them in order.
@@ -209,23 +203,30 @@ impl Node {
         for (peer, req) in messages {
             if wait {
                 self.deferred
-                    .push_back((self.pipeline.submitted, peer, req));
+                    .push_back((self.pipeline.submitted(), peer, req));
             } else {
                 self.send(peer, req);
             }
         }
-        // Events wait the same way: a term or vote is told (event feed, log) only once durable.
-        let wait = self.pipeline.hard_state_pending() || !self.deferred_events.is_empty();
+        // Events wait the same way: a term or vote is told (event feed, log) only once durable, and so is an
+        // installed snapshot.
+        let wait =
+            installed || self.pipeline.hard_state_pending() || !self.deferred_events.is_empty();
         for event in events {
             if wait {
                 self.deferred_events
-                    .push_back((self.pipeline.submitted, event));
+                    .push_back((self.pipeline.submitted(), event));
             } else {
                 self.announce(event);
             }
         }
         for entry in committed_entries {
-            self.apply(entry);
+            if self.pipeline.installing.is_empty() {
+                self.apply(entry);
+            } else {
+                // They follow the snapshot being installed: applied once its state machine is in.
+                self.apply_after_install.push(entry);
+            }
         }
         for rs in read_states {
             if let Some(read) = self.reads.get_mut(&rs.ctx) {
@@ -241,7 +242,6 @@ impl Node {
         }
         self.serve_reads();
         self.maybe_snapshot();
-        Ok(())
     }
 
     /// Logs and records one event of the core.
@@ -257,27 +257,6 @@ impl Node {
         self.record(NodeEvent::Raft(event));
     }
 
-    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
-        // After an installed snapshot the core's log holds nothing past it, so nothing is kept.
-        let Some(mut storage) = self.settled_storage()? else {
-            // The core that accepted it was rebuilt after a full disk; the leader sends it again.
-            return Ok(());
-        };
-        let installed = storage.install_snapshot(&snapshot, &[]);
-        drop(storage);
-        installed.context("saving snapshot received from the leader")?;
-        self.kv = KvStore::restore(&snapshot.data).context("restoring snapshot from the leader")?;
-        self.last_applied_term = snapshot.meta.last_term;
-        self.last_snapshot_index = snapshot.meta.last_index;
-        tracing::info!(
-            index = snapshot.meta.last_index,
-            term = snapshot.meta.last_term,
-            bytes = snapshot.data.len(),
-            "installed snapshot from the leader"
-        );
-        Ok(())
-    }
-
     /// Takes a snapshot of the state machine every `snapshot_every` applied entries and hands it to the persist
     /// thread, which saves it and compacts the WAL off the actor (module `persist`); one at a time.
     pub(super) fn maybe_snapshot(&mut self) {
@@ -285,6 +264,7 @@ impl Node {
         if self.cfg.snapshot_every == 0
             || applied < self.last_snapshot_index + self.cfg.snapshot_every
             || self.pipeline.compacting.is_some()
+            || !self.pipeline.installing.is_empty()
             || !self.snapshot_allowed()
         {
             return;

@@ -180,6 +180,8 @@ impl Node {
             timings: Timings::default(),
             kv,
             peers,
+            apply_after_install: Vec::new(),
+            install_floor: None,
             fresh: Vec::new(),
             held: Vec::new(),
             deferred: VecDeque::new(),

@@ -13,10 +13,10 @@
 //! - Snapshot answers and the removal of the lost-data marker wait for everything written before them; status
 //!   waits only while a term or vote is being written (its log tail may show entries not yet durable).
 //!
-//! Jobs are written in order; consecutive jobs that do not truncate are written as one record with one
-//! fdatasync (group commit), which is how one slow fsync carries every write that arrived meanwhile. A job
-//! that fails puts the thread in a failed state: it answers every later job as not written, without touching
-//! the disk, until the actor, having rebuilt its core from what is durable (module `disk_full`), resets it.
+//! The thread itself is the `durable` module's, shared with the Paxos node: jobs are written in order,
+//! consecutive jobs that do not truncate as one record with one fdatasync (group commit). A job that fails puts
+//! the thread in a failed state: it answers every later job as not written, without touching the disk, until
+//! the actor, having rebuilt its core from what is durable (module `disk_full`), resets it.
 //!
 //! A compaction (a snapshot taken locally: the snapshot's temporary file written and fsynced, renamed, its
 //! directory fsynced, then the WAL rewritten the same way, four syncs in all) is a job of this thread too, in
@@ -25,51 +25,76 @@
 //! ticking, heartbeating and answering heartbeats; only what waits for a write queued behind it waits longer.
 //! The core is compacted ([`crate::raft::Raft::compact`]) once the snapshot is durable, never before. A
 //! snapshot that does not fit on a full disk is skipped (the storage kept nothing of it) and tried again
-//! later; any other failure stops the node, as a failed write does. A snapshot received from the leader is
-//! still installed by the actor, which first waits until every job is answered, so it always sees the
-//! storage as the jobs left it.
+//! later; any other failure stops the node, as a failed write does.
+//!
+//! A snapshot received from the leader is installed the same way (issue 18): a job in order with the writes,
+//! which restores a state machine from it and then saves it with the same four syncs; an append handed over
+//! before it is durable before it, one handed over after it is written to the log it rewrote. The
+//! InstallSnapshot answer waits for it, as every snapshot answer waits for everything handed over before it.
+//! The core counts the snapshot as held as soon as it took it, so meanwhile an AppendEntries success waits for
+//! the install if it claims more than was durable and committed before (what a heartbeat anchored at the
+//! follower's acknowledged entries claims is answered at once), committed entries after the snapshot wait to
+//! be applied until its state machine is in, no local snapshot is taken, and its event is told once it is
+//! durable. Votes, pre-votes, heartbeats and status keep flowing. One that does not fit on a full disk is a
+//! failed write (the core is rebuilt from what is durable); an unreadable one, or any other failure, stops the
+//! node.
 
-use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::raft::{Entry, HardState, Index, Snapshot, Term};
+use crate::kv::KvStore;
+use crate::raft::{Entry, HardState, Index, Snapshot, SnapshotMeta};
 use crate::storage::{Storage, StorageError};
 
+use super::durable::{self, Answer, Done, Durable};
 use super::{Cmd, Held, Node, disk_full};
 
 /// One batch of the core's state to make durable (the persistence half of a `Ready`).
 pub(super) struct Job {
-    /// Its number: jobs are answered in this order.
-    pub(super) seq: u64,
     /// New term and vote, if they changed.
     pub(super) hard_state: Option<HardState>,
     /// Stored entries from here on are removed first.
     pub(super) truncate_from: Option<Index>,
     /// Entries to append after the truncation point.
     pub(super) entries: Vec<Entry>,
-    /// When the actor handed it over (for the write-path timings).
-    pub(super) queued: Instant,
 }
 
-/// What the persist thread is asked to do.
-pub(super) enum Work {
-    /// Write a job.
-    Write(Job),
-    /// Save a snapshot taken locally and compact the WAL to it; numbered in the same sequence as the jobs.
-    Compact(u64, Snapshot),
-    /// The actor handled a failure: write again.
-    Reset,
-}
+impl Durable for Storage {
+    type Write = Job;
+    type Snapshot = Snapshot;
 
-/// What the persist thread answers.
-enum Answer {
-    /// A job was written (or not).
-    Written(Done),
-    /// A compaction of this number finished: `Err(None)` when it was skipped after a failed job.
-    Compacted(u64, Result<(), Option<StorageError>>),
+    fn joins(w: &Job) -> bool {
+        w.truncate_from.is_none()
+    }
+
+    fn write(&mut self, group: &[&Job]) -> Result<bool, StorageError> {
+        let hard_state = group.iter().rev().find_map(|j| j.hard_state);
+        let truncate_from = group.first().and_then(|j| j.truncate_from);
+        let entries: Vec<Entry> = group
+            .iter()
+            .flat_map(|j| j.entries.iter().cloned())
+            .collect();
+        let before = self.wal_bytes();
+        self.persist(hard_state.as_ref(), truncate_from, &entries)?;
+        Ok(self.wal_bytes() != before)
+    }
+
+    fn compact(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        // A full disk leaves the storage as it was (usable); any other failure makes the storage refuse every
+        // later write by itself, and the actor stops the node.
+        self.save_snapshot(snapshot)
+    }
+
+    fn install(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        // After an installed snapshot the core's log holds nothing past it, so nothing is kept.
+        self.install_snapshot(snapshot, &[])
+    }
+
+    fn state_machine(snapshot: &Snapshot) -> &[u8] {
+        &snapshot.data
+    }
 }
 
 /// A compaction handed to the persist thread, waiting for its answer: the core is compacted only once the
@@ -83,48 +108,30 @@ pub(super) struct Compacting {
     data: Vec<u8>,
 }
 
-/// The answer to one job.
-pub(super) struct Done {
-    /// The job's number.
-    pub(super) seq: u64,
-    /// Its hard state, now durable.
-    pub(super) hard_state: Option<HardState>,
-    /// Its last entry (index, term), now durable.
-    pub(super) last: Option<(Index, Term)>,
-    /// Whether anything reached the disk (a full disk that took a write is no longer full).
-    pub(super) wrote: bool,
-    /// Why it was not written: the failure itself, or `None` inside `Err` for a job skipped after one.
-    pub(super) result: Result<(), Option<StorageError>>,
-    /// Time from handing over to the start of the write, and of the write with its fdatasync.
-    pub(super) waited: std::time::Duration,
-    /// Time the write with its fdatasync took.
-    pub(super) wrote_for: std::time::Duration,
+/// A snapshot received from the leader, handed to the persist thread and not answered yet.
+pub(super) struct Installing {
+    /// Its number in the job sequence.
+    seq: u64,
+    /// Its position.
+    meta: SnapshotMeta,
+    /// The highest index an AppendEntries success may claim without waiting for it: what was both durable
+    /// and committed before the core took the snapshot (the core counts the snapshot as held from then on).
+    pub(super) floor: Index,
 }
 
-/// The actor's end of the persistence pipeline.
+/// The actor's end of the persistence pipeline: the shared persist thread ([`durable::Pipeline`]) and what the
+/// Raft node tracks of it.
 pub(super) struct Pipeline {
-    /// Jobs to the persist thread.
-    work: std_mpsc::Sender<Work>,
-    /// Answers from it (the actor is woken by a `Cmd::Persisted` for each).
-    done: std_mpsc::Receiver<Answer>,
-    /// The number of the last job handed over.
-    pub(super) submitted: u64,
-    /// The number of the last job answered.
-    pub(super) answered: u64,
+    /// The persist thread and its job numbers.
+    pub(super) io: durable::Pipeline<Storage>,
     /// The hard state of the last job handed over that carried one.
     pub(super) submitted_hs: HardState,
     /// The hard state known durable.
     pub(super) durable_hs: HardState,
-    /// Set from a failed job until the actor resets the thread.
-    pub(super) failed: bool,
-    /// How many times a failed write made the actor rebuild its core.
-    pub(super) resets: u64,
-    /// How long a job takes from handing over to durable, as a maximum that decays by an eighth per job (so
-    /// one slow fsync is remembered for a while, and a disk that got fast again is believed within a few
-    /// dozen writes); the core's candidates allow for it ([`crate::raft::Raft::set_vote_latency`]).
-    pub(super) latency: std::time::Duration,
     /// The compaction in flight, if one is: at most one at a time.
     pub(super) compacting: Option<Compacting>,
+    /// Snapshots from the leader being installed, oldest first.
+    pub(super) installing: VecDeque<Installing>,
 }
 
 impl Pipeline {
@@ -135,22 +142,16 @@ impl Pipeline {
         hs: HardState,
         wake: mpsc::WeakUnboundedSender<Cmd>,
     ) -> std::io::Result<Pipeline> {
-        let (work_tx, work_rx) = std_mpsc::channel();
-        let (done_tx, done_rx) = std_mpsc::channel();
-        std::thread::Builder::new()
-            .name("persist".into())
-            .spawn(move || persist_thread(&storage, &work_rx, &done_tx, &wake))?;
+        let io = durable::Pipeline::start(storage, move || {
+            wake.upgrade()
+                .is_some_and(|w| w.send(Cmd::Persisted).is_ok())
+        })?;
         Ok(Pipeline {
-            work: work_tx,
-            done: done_rx,
-            submitted: 0,
-            answered: 0,
+            io,
             submitted_hs: hs,
             durable_hs: hs,
-            failed: false,
-            resets: 0,
-            latency: std::time::Duration::ZERO,
             compacting: None,
+            installing: VecDeque::new(),
         })
     }
 
@@ -161,133 +162,16 @@ impl Pipeline {
 
     /// Whether every job handed over was answered.
     pub(super) fn idle(&self) -> bool {
-        self.answered == self.submitted
+        self.io.idle()
     }
-}
 
-fn persist_thread(
-    storage: &Mutex<Storage>,
-    work: &std_mpsc::Receiver<Work>,
-    done: &std_mpsc::Sender<Answer>,
-    wake: &mpsc::WeakUnboundedSender<Cmd>,
-) {
-    let answer = |a: Answer| {
-        if done.send(a).is_err() {
-            return false;
-        }
-        if let Some(wake) = wake.upgrade() {
-            let _ = wake.send(Cmd::Persisted);
-        }
-        true
-    };
-    let mut failed = false;
-    let mut next: Option<Work> = None;
-    loop {
-        let first = match next.take() {
-            Some(w) => w,
-            None => match work.recv() {
-                Ok(w) => w,
-                Err(_) => return,
-            },
-        };
-        let first = match first {
-            Work::Reset => {
-                failed = false;
-                continue;
-            }
-            Work::Compact(seq, snapshot) => {
-                let result = if failed {
-                    Err(None)
-                } else {
-                    let mut s = storage.lock().unwrap_or_else(|e| e.into_inner());
-                    // A full disk leaves the storage as it was (usable); any other failure makes the storage
-                    // refuse every later write by itself, and the actor stops the node.
-                    s.save_snapshot(&snapshot).map_err(Some)
-                };
-                if !answer(Answer::Compacted(seq, result)) {
-                    return;
-                }
-                continue;
-            }
-            Work::Write(job) => job,
-        };
-        // Group commit: every queued job that does not truncate joins this write (a truncation must follow
-        // the entries before it, so it starts the next write).
-        let mut jobs = vec![first];
-        while let Ok(w) = work.try_recv() {
-            match w {
-                Work::Write(job) if job.truncate_from.is_none() && !failed => jobs.push(job),
-                other => {
-                    next = Some(other);
-                    break;
-                }
-            }
-        }
-        let started = Instant::now();
-        let result = if failed {
-            Err(None)
-        } else {
-            let hard_state = jobs.iter().rev().find_map(|j| j.hard_state);
-            let truncate_from = jobs[0].truncate_from;
-            let entries: Vec<Entry> = jobs
-                .iter()
-                .flat_map(|j| j.entries.iter().cloned())
-                .collect();
-            let mut s = storage.lock().unwrap_or_else(|e| e.into_inner());
-            let before = s.wal_bytes();
-            let r = s.persist(hard_state.as_ref(), truncate_from, &entries);
-            let wrote = s.wal_bytes() != before;
-            drop(s);
-            r.map(|()| wrote).map_err(Some)
-        };
-        let wrote_for = started.elapsed();
-        let (wrote, result) = match result {
-            Ok(w) => (w, Ok(())),
-            Err(e) => {
-                failed = true;
-                (false, Err(e))
-            }
-        };
-        let n = jobs.len();
-        let mut result = Some(result);
-        for (i, job) in jobs.into_iter().enumerate() {
-            // The failure itself goes with the first job; the rest of the group was not written either.
-            let r = if i == 0 {
-                result.take().expect("first")
-            } else if failed {
-                Err(None)
-            } else {
-                Ok(())
-            };
-            let d = Done {
-                seq: job.seq,
-                hard_state: job.hard_state,
-                last: job.entries.last().map(|e| (e.index, e.term)),
-                wrote: wrote && i + 1 == n,
-                result: r,
-                waited: started.saturating_duration_since(job.queued),
-                wrote_for,
-            };
-            if !answer(Answer::Written(d)) {
-                return;
-            }
-        }
+    /// The number of the last job handed over.
+    pub(super) fn submitted(&self) -> u64 {
+        self.io.submitted
     }
 }
 
 impl Node {
-    /// The storage, for the actor's own work: waits first until every job handed over is answered, so the
-    /// storage is as the jobs left it and the persist thread does not hold it. `None` when one of those jobs
-    /// failed on a full disk and the core was rebuilt meanwhile: the work was planned by the old core.
-    pub(super) fn settled_storage(&mut self) -> anyhow::Result<Option<MutexGuard<'_, Storage>>> {
-        let resets = self.pipeline.resets;
-        self.flush_persist()?;
-        if self.pipeline.resets != resets {
-            return Ok(None);
-        }
-        Ok(Some(self.storage.lock().unwrap_or_else(|e| e.into_inner())))
-    }
-
     /// Hands the persistence half of a ready to the persist thread, if there is anything to write.
     pub(super) fn submit(
         &mut self,
@@ -299,17 +183,14 @@ impl Node {
             return;
         }
         let p = &mut self.pipeline;
-        p.submitted += 1;
         if let Some(hs) = hard_state {
             p.submitted_hs = hs;
         }
-        let _ = p.work.send(Work::Write(Job {
-            seq: p.submitted,
+        p.io.write(Job {
             hard_state,
             truncate_from,
             entries,
-            queued: Instant::now(),
-        }));
+        });
     }
 
     /// Hands a snapshot taken locally at applied index `index` to the persist thread, which saves it and
@@ -318,18 +199,27 @@ impl Node {
     pub(super) fn submit_compaction(&mut self, index: Index, snapshot: Snapshot) {
         let p = &mut self.pipeline;
         debug_assert!(p.compacting.is_none(), "one compaction at a time");
-        p.submitted += 1;
-        p.compacting = Some(Compacting {
-            seq: p.submitted,
-            index,
-            data: snapshot.data.clone(),
+        let data = snapshot.data.clone();
+        let seq = p.io.compact(snapshot);
+        p.compacting = Some(Compacting { seq, index, data });
+    }
+
+    /// Hands a snapshot received from the leader to the persist thread, which restores a state machine from
+    /// it and saves it after the jobs handed over before it; the actor swaps the state machine in when it
+    /// answers ([`Node::on_installed`]). `floor`: see [`Installing::floor`].
+    pub(super) fn submit_install(&mut self, snapshot: Snapshot, floor: Index) {
+        let meta = snapshot.meta;
+        let seq = self.pipeline.io.install(snapshot);
+        self.pipeline.installing.push_back(Installing {
+            seq,
+            meta,
+            floor: floor.min(meta.last_index),
         });
-        let _ = p.work.send(Work::Compact(p.submitted, snapshot));
     }
 
     /// Takes every answer already in, without waiting.
     pub(super) fn take_persisted(&mut self) -> anyhow::Result<()> {
-        while let Ok(answer) = self.pipeline.done.try_recv() {
+        while let Some(answer) = self.pipeline.io.try_answer() {
             self.on_answer(answer)?;
         }
         self.after_persisted()
@@ -338,23 +228,17 @@ impl Node {
     /// Waits until every job handed over is answered, and takes the answers.
     pub(super) fn flush_persist(&mut self) -> anyhow::Result<()> {
         while !self.pipeline.idle() {
-            let answer = self
-                .pipeline
-                .done
-                .recv()
-                .map_err(|_| anyhow::anyhow!("the persist thread stopped"))?;
+            let answer = self.pipeline.io.wait_answer()?;
             self.on_answer(answer)?;
         }
         Ok(())
     }
 
-    fn on_answer(&mut self, answer: Answer) -> anyhow::Result<()> {
+    fn on_answer(&mut self, answer: Answer<Storage>) -> anyhow::Result<()> {
         match answer {
             Answer::Written(done) => self.on_done(done),
-            Answer::Compacted(seq, result) => {
-                self.pipeline.answered = seq;
-                self.on_compacted(seq, result)
-            }
+            Answer::Compacted(seq, result) => self.on_compacted(seq, result),
+            Answer::Installed(seq, result) => self.on_installed(seq, result),
         }
     }
 
@@ -387,24 +271,66 @@ impl Node {
         }
     }
 
-    fn on_done(&mut self, done: Done) -> anyhow::Result<()> {
-        self.pipeline.answered = done.seq;
+    /// A snapshot from the leader is durable (and its state machine restored): swap the state machine in, and
+    /// apply what committed after it meanwhile once no other install is in flight. One that did not fit on a
+    /// full disk left nothing stored: rebuild the core from what is durable (module `disk_full`), as for a
+    /// failed write; any other failure stops the node.
+    fn on_installed(
+        &mut self,
+        seq: u64,
+        result: Result<Box<KvStore>, Option<anyhow::Error>>,
+    ) -> anyhow::Result<()> {
+        let Some(i) = self.pipeline.installing.pop_front() else {
+            debug_assert!(false, "the answer to install {seq} was not expected");
+            return Ok(());
+        };
+        debug_assert_eq!(i.seq, seq, "installs are answered in order");
+        match result {
+            Ok(kv) => {
+                self.kv = *kv;
+                self.last_applied_term = i.meta.last_term;
+                self.last_snapshot_index = i.meta.last_index;
+                tracing::info!(
+                    index = i.meta.last_index,
+                    term = i.meta.last_term,
+                    "installed snapshot from the leader"
+                );
+                if self.pipeline.installing.is_empty() {
+                    for entry in std::mem::take(&mut self.apply_after_install) {
+                        self.apply(entry);
+                    }
+                    self.serve_reads();
+                }
+                Ok(())
+            }
+            Err(None) => Ok(()),
+            Err(Some(e)) => {
+                let e = e.context("installing the snapshot received from the leader");
+                let Some(full) = disk_full::cause(&e) else {
+                    return Err(e);
+                };
+                self.pipeline.io.failed = true;
+                self.after_disk_full(full)
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done<Job>) -> anyhow::Result<()> {
         self.timings.persist(done.waited, done.wrote_for);
-        let p = &mut self.pipeline;
-        p.latency = (done.waited + done.wrote_for).max(p.latency - p.latency / 8);
+        let latency = self.pipeline.io.note_latency(done.waited + done.wrote_for);
         let tick = self.cfg.tick.as_nanos().max(1);
-        let ticks = p.latency.as_nanos().div_ceil(tick);
+        let ticks = latency.as_nanos().div_ceil(tick);
         self.raft
             .set_vote_latency(u32::try_from(ticks).unwrap_or(u32::MAX));
         match done.result {
             Ok(()) => {
-                if !self.pipeline.failed {
-                    if let Some(hs) = done.hard_state {
+                if !self.pipeline.io.failed {
+                    if let Some(hs) = done.write.hard_state {
                         self.pipeline.durable_hs = hs;
                     }
-                    if let Some((index, term)) = done.last {
-                        self.raft.on_persisted(index, term);
-                        self.timings.persisted_to(index);
+                    if let Some(e) = done.write.entries.last() {
+                        self.raft.on_persisted(e.index, e.term);
+                        self.timings.persisted_to(e.index);
                     }
                     if done.wrote {
                         self.disk_wrote();
@@ -420,26 +346,29 @@ impl Node {
                 };
                 // Nothing handed over after it was written either: wait for all of it, then rebuild the core
                 // from what is durable and let the thread write again.
-                self.pipeline.failed = true;
+                self.pipeline.io.failed = true;
                 self.after_disk_full(full)?;
                 Ok(())
             }
         }
     }
 
-    /// A write failed on a full disk (a job, or the actor's own snapshot install): nothing handed over after it
-    /// was written either, so wait for all of it, rebuild the core from what is durable (module `disk_full`),
-    /// and let the thread write again.
+    /// A write failed on a full disk (a job, or a snapshot from the leader): nothing handed over after it was
+    /// written either, so wait for all of it, rebuild the core from what is durable (module `disk_full`), and
+    /// let the thread write again.
     ///
     /// Everything the old core decided and the durable state does not back is dropped, not sent: replies of
     /// this turn not yet matched with a job (`fresh`, decided by the old core in the same batch as the failure's
-    /// answer), held replies, deferred requests and events. The peers see their calls fail and retry.
+    /// answer), held replies, deferred requests and events, and entries waiting for an install to be applied
+    /// (the rebuilt core hands them out again). The peers see their calls fail and retry.
     pub(super) fn after_disk_full(&mut self, full: &StorageError) -> anyhow::Result<()> {
         self.flush_persist()?;
-        self.pipeline.resets += 1;
+        self.pipeline.io.resets += 1;
         self.fresh.clear();
         self.deferred.clear();
         self.deferred_events.clear();
+        self.pipeline.installing.clear();
+        self.apply_after_install.clear();
         self.on_disk_full(full)?;
         let durable = self
             .storage
@@ -453,16 +382,14 @@ impl Node {
         );
         self.pipeline.durable_hs = durable;
         self.pipeline.submitted_hs = durable;
-        if std::mem::take(&mut self.pipeline.failed) {
-            let _ = self.pipeline.work.send(Work::Reset);
-        }
+        self.pipeline.io.reset();
         Ok(())
     }
 
     /// Releases what the answers made durable: held replies, deferred messages, status; once nothing is in
     /// flight, what needs everything durable (the commit index status may fall back to, the lost-data marker).
     pub(super) fn after_persisted(&mut self) -> anyhow::Result<()> {
-        let answered = self.pipeline.answered;
+        let answered = self.pipeline.io.answered;
         while self
             .deferred
             .front()
@@ -517,14 +444,24 @@ impl Node {
     }
 
     /// The job a reply made this turn must wait for: none (0) when it claims only what is durable already.
+    /// While a snapshot from the leader is being installed, the core counts it as held; an AppendEntries
+    /// success above what was durable and committed before it (its floor) waits for it too.
     pub(super) fn needs(&self, held: &Held) -> u64 {
         let claims_entries = match held {
-            Held::Append(r, _) => r.success && r.match_index > self.raft.persisted_index(),
+            Held::Append(r, _) => {
+                r.success
+                    && (r.match_index > self.raft.persisted_index()
+                        || self
+                            .pipeline
+                            .installing
+                            .iter()
+                            .any(|i| r.match_index > i.floor))
+            }
             Held::Vote(..) => false,
             Held::Snapshot(..) => true,
         };
         if claims_entries || self.pipeline.hard_state_pending() {
-            self.pipeline.submitted
+            self.pipeline.submitted()
         } else {
             0
         }

@@ -2,11 +2,12 @@
 //! same key-value state machine, client API and control service as a Raft node, so workloads, `check`, the
 //! histories and the orchestrator's status polling work unchanged.
 //!
-//! One actor task owns the core, the storage and the state machine. Each turn takes one input plus whatever
-//! else is queued, then drains the core's ready batches in the order [`crate::paxos::Ready`] prescribes: the
-//! write (promise and accepted values, one `fdatasync`) on the actor itself, then the messages, then the chosen
-//! values applied. Unlike the Raft driver there is no persist thread: a slow disk delays ticks too. A failed
-//! write stops the node (fail-stop): an acceptor must never answer for state it could not store.
+//! One actor task owns the core and the state machine. Each turn takes one input plus whatever else is
+//! queued, then drains the core's ready batches: the write (promise and accepted values) goes to the persist
+//! thread the Raft node uses too (module `persist` here, module `durable` of the server), the messages go out
+//! once what they claim is durable, and the chosen values are applied. A slow disk delays what waits for it,
+//! not ticks or heartbeats. A failed write stops the node (fail-stop): an acceptor must never answer for state
+//! it could not store.
 //!
 //! Client writes and reads both go through a slot (a read is a logged `get`), so no answer relies on a lease.
 //! A client's value proposed at a slot that another proposer's value wins is answered `Retry`; the client
@@ -20,6 +21,9 @@
 //! invariants judge.
 
 mod api;
+mod persist;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -47,6 +51,8 @@ enum Cmd {
     Client(KvRequest, oneshot::Sender<KvReply>),
     Status(oneshot::Sender<NodeStatus>),
     Events(u64, u32, oneshot::Sender<EventBatch>),
+    /// The persist thread answered a job (module `persist`).
+    Persisted,
 }
 
 /// A client request whose value was offered to the core.
@@ -60,7 +66,8 @@ struct Waiting {
 struct PaxosNode {
     cfg: NodeConfig,
     core: Paxos,
-    storage: PaxosStorage,
+    /// The persist thread, which owns the storage, and what it has answered.
+    persist: persist::Persist,
     kv: KvStore,
     /// Senders of the messages to each peer.
     peers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
@@ -166,49 +173,65 @@ pub async fn run(cfg: NodeConfig, leases: bool) -> anyhow::Result<()> {
         tx.clone(),
     ));
     tokio::spawn(api::accept_api(api_listener, tx.clone()));
+    let mut node = PaxosNode::assemble(cfg, core_cfg, storage, recovered, peers, &tx, started)?;
     drop(tx);
-
-    let restored = recovered.restored;
-    let kv = match &restored.snapshot {
-        Some((_, data)) => KvStore::restore(data)
-            .with_context(|| format!("snapshot in {} is unreadable", cfg.data_dir.display()))?,
-        None => KvStore::new(),
-    };
-    let snapshot_slot = restored.snapshot.as_ref().map_or(0, |s| s.0);
-    let last = restored.accepted.last().map_or(snapshot_slot, |(s, _)| *s);
-    tracing::info!(
-        promised = %restored.promised,
-        accepted = restored.accepted.len(),
-        snapshot_slot,
-        "recovered promise {}, {} accepted slots, snapshot at slot {snapshot_slot}",
-        restored.promised,
-        restored.accepted.len()
-    );
-    let started_event = NodeEvent::Started {
-        term: restored.promised.pack(),
-        last_index: last,
-        snapshot_index: snapshot_slot,
-        empty: recovered.empty,
-        truncated_tail_bytes: 0,
-        damaged_tail: false,
-    };
-    let mut node = PaxosNode {
-        core: Paxos::new(core_cfg, restored),
-        cfg,
-        storage,
-        kv,
-        peers,
-        waiting: HashMap::new(),
-        events: super::events::EventFeed::new(started),
-        counters: RpcCounters::default(),
-        started,
-        last_snapshot: snapshot_slot,
-    };
-    node.record(started_event);
     node.run(rx).await
 }
 
 impl PaxosNode {
+    /// Builds the actor over an open storage (starting its persist thread, which wakes the actor through
+    /// `tx`), with the senders of the messages to each peer.
+    fn assemble(
+        cfg: NodeConfig,
+        core_cfg: Config,
+        storage: PaxosStorage,
+        recovered: crate::storage::paxos::PaxosRecovered,
+        peers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+        tx: &mpsc::UnboundedSender<Cmd>,
+        started: Instant,
+    ) -> anyhow::Result<PaxosNode> {
+        let persist = persist::Persist::start(storage, recovered.restored.promised, tx.downgrade())
+            .context("starting the persist thread")?;
+        let restored = recovered.restored;
+        let kv = match &restored.snapshot {
+            Some((_, data)) => KvStore::restore(data)
+                .with_context(|| format!("snapshot in {} is unreadable", cfg.data_dir.display()))?,
+            None => KvStore::new(),
+        };
+        let snapshot_slot = restored.snapshot.as_ref().map_or(0, |s| s.0);
+        let last = restored.accepted.last().map_or(snapshot_slot, |(s, _)| *s);
+        tracing::info!(
+            promised = %restored.promised,
+            accepted = restored.accepted.len(),
+            snapshot_slot,
+            "recovered promise {}, {} accepted slots, snapshot at slot {snapshot_slot}",
+            restored.promised,
+            restored.accepted.len()
+        );
+        let started_event = NodeEvent::Started {
+            term: restored.promised.pack(),
+            last_index: last,
+            snapshot_index: snapshot_slot,
+            empty: recovered.empty,
+            truncated_tail_bytes: 0,
+            damaged_tail: false,
+        };
+        let mut node = PaxosNode {
+            core: Paxos::new(core_cfg, restored),
+            cfg,
+            persist,
+            kv,
+            peers,
+            waiting: HashMap::new(),
+            events: super::events::EventFeed::new(started),
+            counters: RpcCounters::default(),
+            started,
+            last_snapshot: snapshot_slot,
+        };
+        node.record(started_event);
+        Ok(node)
+    }
+
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> anyhow::Result<()> {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -219,9 +242,9 @@ impl PaxosNode {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return Ok(()) };
-                    self.handle(cmd, &mut status);
+                    self.handle(cmd, &mut status)?;
                     while let Ok(cmd) = rx.try_recv() {
-                        self.handle(cmd, &mut status);
+                        self.handle(cmd, &mut status)?;
                     }
                 }
                 _ = ticker.tick() => {
@@ -237,16 +260,21 @@ impl PaxosNode {
                     return Ok(());
                 }
             }
-            self.drain()?;
-            // Answered after the turn's writes, so status shows only durable state.
+            self.drain();
+            // Answered once the turn's writes are durable, so status shows only durable state.
             for tx in status {
-                let _ = tx.send(self.status());
+                self.status_when_durable(tx);
             }
         }
     }
 
-    fn handle(&mut self, cmd: Cmd, status: &mut Vec<oneshot::Sender<NodeStatus>>) {
+    fn handle(
+        &mut self,
+        cmd: Cmd,
+        status: &mut Vec<oneshot::Sender<NodeStatus>>,
+    ) -> anyhow::Result<()> {
         match cmd {
+            Cmd::Persisted => self.take_persisted()?,
             Cmd::Peer(from, messages) => {
                 for m in messages {
                     self.count_in(&m);
@@ -259,6 +287,7 @@ impl PaxosNode {
                 let _ = tx.send(self.events_from(cursor, max));
             }
         }
+        Ok(())
     }
 
     /// Offers a client's operation to the core (a read too: it goes through a slot).
@@ -315,21 +344,19 @@ impl PaxosNode {
         }
     }
 
-    /// Follows the ready contract until the core has nothing more.
-    fn drain(&mut self) -> anyhow::Result<()> {
+    /// Follows the ready contract until the core has nothing more: the writes go to the persist thread in the
+    /// order the readies were taken, and the messages wait for them as far as they must (module `persist`).
+    fn drain(&mut self) {
         while self.core.has_ready() {
             let rd = self.core.take_ready();
-            if let Some((slot, data)) = &rd.snapshot {
-                self.storage
-                    .install_snapshot(*slot, data.clone())
-                    .context("storing a snapshot received from a peer")?;
-                self.kv = KvStore::restore(data).context("a peer's snapshot is unreadable")?;
-                self.last_snapshot = *slot;
+            let number = self.core.readies_taken();
+            if let Some((slot, data)) = rd.snapshot {
+                self.submit_install(slot, data);
                 // What those requests returned is in the snapshot's session table: a retry gets it.
                 let covered: Vec<(u64, u64)> = self
                     .waiting
                     .iter()
-                    .filter(|(_, w)| w.slot.is_some_and(|s| s <= *slot))
+                    .filter(|(_, w)| w.slot.is_some_and(|s| s <= slot))
                     .map(|(&k, _)| k)
                     .collect();
                 for k in covered {
@@ -340,26 +367,27 @@ impl PaxosNode {
                     }
                 }
             }
-            self.storage
-                .persist(rd.promised, &rd.accepted)
-                .context("making the promise and accepted values durable")?;
+            self.submit(rd.promised, rd.accepted, number);
             for (to, m) in rd.messages {
-                self.count_out(&m);
-                if let Some(p) = self.peers.get(&to) {
-                    let _ = p.send(m);
-                }
+                self.send_or_defer(to, m);
             }
-            self.core.on_persisted();
             for ev in rd.events {
                 log_event(&ev);
                 self.record(NodeEvent::Paxos(ev));
             }
             for (slot, value) in rd.chosen {
-                self.apply(slot, value);
+                self.apply_or_keep(slot, value);
             }
-            self.maybe_snapshot()?;
+            self.maybe_snapshot();
         }
-        Ok(())
+    }
+
+    /// Sends one message to a peer, counting it.
+    fn send(&mut self, to: NodeId, m: Message) {
+        self.count_out(&m);
+        if let Some(p) = self.peers.get(&to) {
+            let _ = p.send(m);
+        }
     }
 
     fn apply(&mut self, slot: Slot, value: Payload) {
@@ -400,19 +428,16 @@ impl PaxosNode {
         }
     }
 
-    fn maybe_snapshot(&mut self) -> anyhow::Result<()> {
+    /// Takes a snapshot every `snapshot_every` applied slots and hands it to the persist thread (module
+    /// `persist`); the core drops the slots it covers once it is durable.
+    fn maybe_snapshot(&mut self) {
         let applied = self.kv.applied_index();
         let every = self.cfg.snapshot_every;
-        if every == 0 || applied < self.last_snapshot + every {
-            return Ok(());
+        if every == 0 || applied < self.last_snapshot + every || !self.may_compact() {
+            return;
         }
         let data = self.kv.snapshot();
-        self.storage
-            .save_snapshot(applied, data.clone())
-            .context("saving a snapshot")?;
-        self.core.compact(applied, data);
-        self.last_snapshot = applied;
-        Ok(())
+        self.submit_compaction(applied, data);
     }
 
     fn count_in(&mut self, m: &Message) {
@@ -484,7 +509,8 @@ impl PaxosNode {
             core: CoreStatus {
                 id: st.id,
                 role,
-                term: st.promised.pack(),
+                // The durable promise (the core's may still be being written).
+                term: self.persist.durable_promise.pack(),
                 vote: None,
                 leader: st.leader,
                 commit_index: st.chosen_to,
@@ -509,7 +535,7 @@ impl PaxosNode {
             election_due_ms: None,
             recovered: None,
             paxos: Some(PaxosView {
-                promised: st.promised,
+                promised: self.persist.durable_promise,
                 leader_ballot: self.core.leader_ballot(),
                 accepted: self
                     .core
