@@ -3,13 +3,17 @@
 //! config, host key and authorized key (a real sshd per connection, in inetd mode: no listening port).
 //! Tests that need sshd skip with a message where it is not installed (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+
+use support::agent::{Agent, launch_squall_node, leader, read_addrs};
+
+/// Where the nodes of these tests listen: every "host" is this machine.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 const SQUALL: &str = env!("CARGO_BIN_EXE_squall");
 
@@ -82,6 +86,15 @@ impl Sshd {
 
     fn config(&self) -> PathBuf {
         self.path().join("ssh_config")
+    }
+
+    /// An agent on host `alias`, in `dir`, over ssh.
+    fn agent(&self, alias: &str, dir: &Path) -> Agent {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-F")
+            .arg(self.config())
+            .args(["-T", "-o", "BatchMode=yes", alias]);
+        Agent::over_ssh(ssh, dir)
     }
 
     /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`.
@@ -283,214 +296,6 @@ fn up_with_hosts_copies_squall_once_starts_every_agent_and_leaves_nothing_runnin
     );
 }
 
-/// An agent session over ssh, driven line by line.
-struct Agent {
-    ssh: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next: u64,
-    events: Vec<String>,
-}
-
-impl Agent {
-    fn start(sshd: &Sshd, alias: &str, dir: &Path) -> Agent {
-        std::fs::create_dir_all(dir).unwrap();
-        let mut c = Command::new("ssh");
-        c.arg("-F")
-            .arg(sshd.config())
-            .args(["-T", "-o", "BatchMode=yes", alias])
-            .arg(format!("exec {SQUALL} agent --dir {}", dir.display()));
-        Agent::spawn(c)
-    }
-
-    /// An agent on this machine, without ssh.
-    fn local(dir: &Path) -> Agent {
-        let mut c = Command::new(SQUALL);
-        c.arg("agent").arg("--dir").arg(dir);
-        Agent::spawn(c)
-    }
-
-    fn spawn(mut c: Command) -> Agent {
-        let mut ssh = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = ssh.stdin.take().unwrap();
-        let stdout = ssh.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Agent {
-            ssh,
-            stdin,
-            lines,
-            next: 1,
-            events: Vec::new(),
-        }
-    }
-
-    /// Sends `op` and returns the reply's error; panics when it was done.
-    fn refused(&mut self, op: serde_json::Value) -> String {
-        let id = self.next;
-        self.next += 1;
-        let mut req = op.clone();
-        req["id"] = id.into();
-        writeln!(self.stdin, "{req}").unwrap();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|e| panic!("no reply to {req} ({e})"));
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if v["reply"]["id"] == id {
-                return v["reply"]["error"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{req} was done: {line}"))
-                    .to_string();
-            }
-            self.events.push(line);
-        }
-    }
-
-    /// Sends `op` (a JSON object without its id) and returns the reply's `ok` value; panics on an error reply.
-    fn call(&mut self, op: serde_json::Value) -> serde_json::Value {
-        let id = self.next;
-        self.next += 1;
-        let mut req = op.clone();
-        req["id"] = id.into();
-        writeln!(self.stdin, "{req}").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply to {req} ({e}); events: {:?}", self.events));
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if v["reply"]["id"] == id {
-                if let Some(e) = v["reply"]["error"].as_str() {
-                    panic!("{req} refused: {e}");
-                }
-                return v["reply"]["ok"].clone();
-            }
-            self.events.push(line);
-        }
-    }
-}
-
-/// The leader all reachable nodes at `apis` agree on, polled with `squall status --json`.
-fn leader(apis: &[(u64, std::net::SocketAddr)], timeout: Duration, not: Option<u64>) -> u64 {
-    let peers: Vec<String> = apis.iter().map(|(id, a)| format!("{id}={a}")).collect();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = Command::new(SQUALL)
-            .args([
-                "status",
-                "--json",
-                "--timeout",
-                "1s",
-                "--peers",
-                &peers.join(","),
-            ])
-            .output()
-            .unwrap();
-        let seen = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&seen) {
-            let nodes = v
-                .as_array()
-                .cloned()
-                .or_else(|| v["nodes"].as_array().cloned())
-                .unwrap_or_default();
-            let leaders: Vec<u64> = nodes
-                .iter()
-                .filter(|n| {
-                    n["role"]
-                        .as_str()
-                        .is_some_and(|r| r.eq_ignore_ascii_case("leader"))
-                })
-                .filter_map(|n| n["id"].as_u64())
-                .filter(|id| Some(*id) != not)
-                .collect();
-            if leaders.len() == 1 {
-                return leaders[0];
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single leader within {timeout:?}; last status: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn read_addrs(node_dir: &Path, timeout: Duration) -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(node_dir.join("addr.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && let (Some(p), Some(a)) = (v["peer"].as_str(), v["api"].as_str())
-        {
-            return (p.parse().unwrap(), a.parse().unwrap());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never written",
-            node_dir.join("addr.json").display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Launches squall's node `id` through `agent`, with the squall kind's own command line; its pid.
-fn launch_squall_node(
-    agent: &mut Agent,
-    id: u64,
-    node_dir: &Path,
-    peers: Vec<(u64, std::net::SocketAddr)>,
-) -> u32 {
-    let kind = squall::kind::Kind::builtin("squall").unwrap();
-    let facts = squall::kind::launch::NodeFacts {
-        id,
-        cluster_id: "agent-test".into(),
-        node_dir: node_dir.to_path_buf(),
-        data_dir: node_dir.join("data"),
-        initial_state: squall::kind::launch::InitialState::New,
-        seed: id,
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        heartbeat: Duration::from_millis(50),
-        snapshot_every: 500,
-        peers,
-        ports: Default::default(),
-        join: false,
-        options: vec![],
-    };
-    let mut args: Vec<String> = kind
-        .leading_args()
-        .into_iter()
-        .map(|a| a.into_string().unwrap())
-        .collect();
-    args.extend(
-        kind.command_line(&facts)
-            .unwrap()
-            .into_iter()
-            .map(|a| a.into_string().unwrap()),
-    );
-    std::fs::create_dir_all(node_dir).unwrap();
-    let r = agent.call(serde_json::json!({
-        "op": "launch", "node": id, "program": null, "args": args,
-        "log": node_dir.join("node.log").display().to_string(),
-        "data_dir": node_dir.join("data").display().to_string(),
-    }));
-    r["pid"]["pid"].as_u64().unwrap() as u32
-}
-
 #[test]
 fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -505,12 +310,12 @@ fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
         serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
     );
     let node_dir = dir.path().join("node-1");
-    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![]);
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![], LOOPBACK);
     // Listening, so past its start-up: then SIGKILL the agent, which cannot stop anything itself.
     read_addrs(&node_dir, Duration::from_secs(20));
     assert!(support::alive(pid));
-    agent.ssh.kill().unwrap();
-    let _ = agent.ssh.wait();
+    agent.process.kill().unwrap();
+    let _ = agent.process.wait();
     let left = support::wait_gone(&[pid], Duration::from_secs(10));
     assert!(
         left.is_empty(),
@@ -524,8 +329,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     // Node 1 and 2 on host-a, node 3 on host-b; every link's proxy on its sender's host.
     let host_of = |n: u64| if n == 3 { "b" } else { "a" };
     let mut agents = [
-        Agent::start(&sshd, "host-a", &sshd.path().join("a")),
-        Agent::start(&sshd, "host-b", &sshd.path().join("b")),
+        sshd.agent("host-a", &sshd.path().join("a")),
+        sshd.agent("host-b", &sshd.path().join("b")),
     ];
     let agent_of = |n: u64| if n == 3 { 1 } else { 0 };
     // host-b's proxies listen on its own address (127.0.0.2, still loopback), as a hosts file's `address` says.
@@ -574,6 +379,7 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
             id,
             &node_dir,
             peers,
+            LOOPBACK,
         ));
     }
     let mut apis = Vec::new();
@@ -654,8 +460,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     // SIGKILL the ssh client of host-a: its sshd session ends, the agent reads end-of-file and stops its
     // nodes. No orphans.
     let a_nodes: Vec<u32> = processes_mentioning(&sshd.path().join("a").display().to_string());
-    agents[0].ssh.kill().unwrap();
-    let _ = agents[0].ssh.wait();
+    agents[0].process.kill().unwrap();
+    let _ = agents[0].process.wait();
     let left = wait_none_mention(
         &sshd.path().join("a").display().to_string(),
         Duration::from_secs(15),
@@ -671,6 +477,6 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
         Duration::from_secs(15),
     );
     assert!(left.is_empty(), "host-b processes still alive: {left:?}");
-    let _ = agents[1].ssh.wait();
+    let _ = agents[1].process.wait();
     assert!(support::wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
