@@ -54,6 +54,8 @@ struct Agent {
     sup: Supervisor,
     net: Mutex<Option<Network>>,
     out: mpsc::UnboundedSender<Message>,
+    /// The controller's fault ids and the ids this host's network gave them.
+    faults: Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// Serves requests from standard input until it ends or a `shutdown` comes, then stops every node.
@@ -65,6 +67,7 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         sup: sup.clone(),
         net: Mutex::new(None),
         out,
+        faults: Mutex::new(std::collections::HashMap::new()),
     });
     // One writer: every line whole, in the order sent. A closed output (the controller gone) ends the agent.
     let (gone_tx, mut gone) = tokio::sync::watch::channel(false);
@@ -128,7 +131,10 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         // Requests that change something are done one after another, in the order they came (a `launch` then
         // a `kill` never race); the read-only ones answer at once, even while a restart waits for its node.
         let a = agent.clone();
-        if matches!(req.op, Op::Hello | Op::Status | Op::Log { .. }) {
+        if matches!(
+            req.op,
+            Op::Hello | Op::Status | Op::Log { .. } | Op::Trace { .. } | Op::ReadFile { .. }
+        ) {
             tokio::spawn(async move { a.answer(req).await });
         } else if work.send(req).is_err() {
             break;
@@ -352,6 +358,105 @@ impl Agent {
             }
             // The loop answers it itself, after the nodes are stopped.
             Op::Shutdown => done,
+            Op::AddFault { fault, links, spec } => {
+                spec.fault
+                    .validate()
+                    .map_err(|e| format!("fault #{fault}: {e}"))?;
+                let id = self.net()?.add_fault(links, spec);
+                if let Some(old) = self.faults.lock().unwrap().insert(fault, id) {
+                    // The controller never reuses an id; if it did, the older fault must not linger unnamed.
+                    self.net()?.remove_fault_id(old);
+                }
+                done
+            }
+            Op::ExtendFault { fault, links, spec } => {
+                let net = self.net()?;
+                let known = self.faults.lock().unwrap().get(&fault).copied();
+                match known {
+                    Some(id) => net.extend_fault(id, links, spec),
+                    None => {
+                        let id = net.add_fault(links, spec);
+                        self.faults.lock().unwrap().insert(fault, id);
+                    }
+                }
+                done
+            }
+            Op::RemoveFault { fault } => {
+                if let Some(id) = self.faults.lock().unwrap().remove(&fault) {
+                    self.net()?.remove_fault_id(id);
+                }
+                done
+            }
+            Op::Links => {
+                let net = self.net()?;
+                Ok(Answer::Links {
+                    links: net.stats(),
+                    held: net.held(),
+                })
+            }
+            Op::Step { links, n, deliver } => {
+                let net = self.net()?;
+                let pick = |l| links.contains(&l);
+                let frames = if deliver {
+                    net.step(pick, n)
+                } else {
+                    net.drop_held(pick, n)
+                };
+                Ok(Answer::Stepped { frames })
+            }
+            Op::Release { links } => Ok(Answer::Stepped {
+                frames: self.net()?.release(|l| links.contains(&l)),
+            }),
+            Op::DropFrames { seqs } => Ok(Answer::Stepped {
+                frames: self.net()?.drop_held_frames(|s| seqs.contains(&s)),
+            }),
+            Op::Trace { cursor } => {
+                let net = self.net()?;
+                let trace = net.trace();
+                trace.set_on(true);
+                let read = trace.since(cursor);
+                Ok(Answer::Trace {
+                    events: read.events,
+                    lost: read.lost,
+                    next: read.next,
+                    now_us: trace.now_us(),
+                })
+            }
+            Op::ReadFile { path } => {
+                let path = self.inside(&path)?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Ok(Answer::File { text: Some(text) }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(Answer::File { text: None })
+                    }
+                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+            Op::RemoveFile { path } => {
+                let path = self.inside(&path)?;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => done,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => done,
+                    Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+                }
+            }
         }
+    }
+
+    /// `path` when it is an absolute path inside the agent's directory with no `..` in it: the controller
+    /// reads and removes node files through the agent, nothing else on the host.
+    fn inside(&self, path: &str) -> Result<PathBuf, String> {
+        let p = PathBuf::from(path);
+        let escapes = p
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if !p.is_absolute() || escapes || !p.starts_with(&self.dir) {
+            return Err(format!(
+                "{path} is not a path inside the agent's directory {}: the agent reads and removes only \
+                 its own nodes' files",
+                self.dir.display()
+            ));
+        }
+        Ok(p)
     }
 }

@@ -581,11 +581,6 @@ pub fn up(args: UpArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
-    if let Some(code) =
-        crate::setup::remote_hosts(args.hosts.as_deref(), args.host.as_deref(), args.nodes)
-    {
-        return code;
-    }
     let events = match session_log_path(&args, &dir, remove_after, &spec.cluster_id) {
         Ok(p) => p,
         Err(e) => return fail(2, e),

@@ -95,6 +95,11 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         rate: args.rate,
         disk_faults: args.disk_faults,
         unsafe_no_fsync: args.unsafe_no_fsync,
+        hosts: crate::remote::connect::hosts_of(
+            args.hosts.as_deref(),
+            args.host.as_deref(),
+            &(1..=args.nodes).collect::<Vec<_>>(),
+        )?,
     })
 }
 
@@ -163,54 +168,6 @@ pub fn cluster_id(seed: u64) -> String {
 pub fn say(line: std::fmt::Arguments) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{line}");
-}
-
-/// `--hosts FILE` / `--host ID=DEST,...` of `up` and `run`, for a cluster of nodes `1..=nodes`: `None` when
-/// neither is given (the cluster runs here). With hosts, checks them, starts every host's agent over ssh
-/// (copying squall where needed, which it says) and stops them again: running a cluster's nodes through the
-/// agents is not in this build yet, so the command ends with exit 2 saying so and nothing is left running.
-/// Every refusal names the host or the file, line and field, and what to do.
-pub fn remote_hosts(file: Option<&Path>, flag: Option<&str>, nodes: u64) -> Option<ExitCode> {
-    let ids: Vec<u64> = (1..=nodes).collect();
-    let hosts = match crate::remote::connect::hosts_of(file, flag, &ids) {
-        Ok(None) => return None,
-        Ok(Some(h)) => h,
-        Err(e) => return Some(fail(2, e)),
-    };
-    let say_line = |s: String| say(format_args!("squall: {s}"));
-    let result = runtime().block_on(async {
-        let agents = crate::remote::connect::Agents::start(&hosts, &say_line).await?;
-        for (h, c) in &agents.hosts {
-            if let crate::remote::protocol::Answer::Hello { pid, dir, .. } = &c.hello {
-                say_line(format!(
-                    "host {}: agent pid {pid} in {dir}, for node {}",
-                    h.host.label,
-                    h.host
-                        .nodes
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        agents.stop().await;
-        Ok::<(), String>(())
-    });
-    Some(match result {
-        Err(e) => fail(2, e),
-        Ok(()) => fail(
-            2,
-            format!(
-                "{}: every host answered, but this build cannot run a cluster's nodes through the agents yet \
-                 (issue 24, step 4): the agents were stopped and nothing was started; drop {} to run the \
-                 cluster on this machine",
-                file.map(|f| format!("--hosts {}", f.display()))
-                    .unwrap_or_else(|| "--host".into()),
-                if file.is_some() { "--hosts" } else { "--host" }
-            ),
-        ),
-    })
 }
 
 #[cfg(test)]

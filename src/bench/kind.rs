@@ -265,6 +265,7 @@ impl DirectCluster {
                 ports: ports[&id].clone(),
                 join: false,
                 options: Vec::new(),
+                host: std::net::IpAddr::from([127, 0, 0, 1]),
             };
             let mut line = prefix.clone();
             line.extend(kind.command_line(&facts)?);

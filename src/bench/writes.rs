@@ -86,6 +86,7 @@ pub(crate) fn bench_session(
             rate: 1,
             disk_faults,
             unsafe_no_fsync: false,
+            hosts: None,
         },
         events: None,
         workload: None,

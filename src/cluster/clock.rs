@@ -29,7 +29,7 @@ impl Cluster {
             return Err(format!("`{cmd}` is not a clock command"));
         };
         let id = self.resolve(t)?;
-        let pid = match self.inner.sup.state(&super::node_name(id)) {
+        let pid = match self.inner.procs.state(id) {
             Some(
                 squall_chaos::ProcState::Running { pid } | squall_chaos::ProcState::Paused { pid },
             ) => Some(pid),

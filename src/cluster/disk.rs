@@ -22,7 +22,7 @@ pub use crate::command::disk::{
 };
 
 use super::command::{Command, NodeId};
-use super::{Cluster, node_name};
+use super::Cluster;
 use crate::state::Event;
 
 const OFF: &str = "disk faults are off: start the cluster with `squall up --disk-faults`";
@@ -143,7 +143,7 @@ impl Cluster {
                         disk.heal();
                         // A wipe or restart refused or timed out while the disk stalled leaves the node stopped:
                         // say so, since nothing else will.
-                        match self.inner.sup.state(&node_name(id)) {
+                        match self.inner.procs.state(id) {
                             Some(
                                 squall_chaos::ProcState::Running { .. }
                                 | squall_chaos::ProcState::Paused { .. },
@@ -239,11 +239,8 @@ impl Cluster {
         }
         let mut kill_failed = BTreeMap::new();
         for &id in &ids {
-            match self.inner.sup.kill(&node_name(id)) {
-                Ok(()) | Err(squall_chaos::ChaosError::NotRunning { .. }) => {}
-                Err(e) => {
-                    kill_failed.insert(id, e.to_string());
-                }
+            if let Err(e) = self.inner.procs.kill_now(id) {
+                kill_failed.insert(id, e);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -292,10 +289,10 @@ impl Cluster {
     /// Wipes node `id`'s data on its fault filesystem (disk loss): the node must be stopped.
     pub(super) async fn wipe_disk(&self, id: NodeId) -> anyhow::Result<()> {
         let disk = self.disk_of(id).map_err(|e| anyhow::anyhow!(e))?;
-        match self.inner.sup.kill(&node_name(id)) {
-            Ok(()) | Err(squall_chaos::ChaosError::NotRunning { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.inner
+            .procs
+            .kill_now(id)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.alive(id) {
             anyhow::ensure!(

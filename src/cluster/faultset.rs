@@ -124,7 +124,7 @@ impl Cluster {
             ..cmd.clone()
         };
         // Refused before anything changes: a filter the node kind's classifier cannot match.
-        let known = self.inner.net.labels();
+        let known = self.inner.links.labels();
         if let Some(k) = pinned
             .only
             .iter()
@@ -190,9 +190,9 @@ impl Cluster {
         let spec = FaultSpec {
             fault: pinned.kind.to_chaos(),
             duration: None,
-            filter: labels(self.inner.net.labels(), &pinned.only),
+            filter: labels(&self.inner.links.labels(), &pinned.only),
         };
-        let chaos = self.inner.net.add_fault(links.iter().copied(), spec);
+        let chaos = self.inner.links.add_fault(links.clone(), spec);
         let now = self.now_ms();
         let short = short_name(&pinned, groups.as_deref());
         let until_ms = pinned.duration.map(|d| now + d.as_millis() as u64);
@@ -246,11 +246,9 @@ impl Cluster {
             let spec = FaultSpec {
                 fault: a.cmd.kind.to_chaos(),
                 duration: None,
-                filter: labels(self.inner.net.labels(), &a.cmd.only),
+                filter: labels(&self.inner.links.labels(), &a.cmd.only),
             };
-            self.inner
-                .net
-                .extend_fault(a.chaos, new.iter().copied(), spec);
+            self.inner.links.extend_fault(a.chaos, new.clone(), spec);
             a.links.extend(new);
             covered += 1;
         }
@@ -264,7 +262,7 @@ impl Cluster {
             set.active.remove(&id)
         };
         if let Some(a) = gone {
-            self.inner.net.remove_fault_id(a.chaos);
+            self.inner.links.remove_fault_id(a.chaos);
             self.publish_faults();
             self.emit(Event::FaultEnded {
                 id,
@@ -289,7 +287,7 @@ impl Cluster {
                 .collect()
         };
         for (id, a) in &gone {
-            self.inner.net.remove_fault_id(a.chaos);
+            self.inner.links.remove_fault_id(a.chaos);
             self.emit(Event::FaultEnded {
                 id: *id,
                 fault: a.cmd.clone(),
@@ -304,10 +302,10 @@ impl Cluster {
     pub(super) fn heal(&self, id: Option<u64>) -> Result<Option<String>, String> {
         match id {
             None => {
-                let held = !self.inner.net.held().is_empty();
+                let held = !self.inner.links.held_now().is_empty();
                 let gone = self.remove_where(|_| true, FaultEnd::Healed);
                 // Also whatever was set on the links by other means.
-                self.inner.net.heal_all();
+                self.inner.links.heal_all();
                 self.publish_faults();
                 Ok(if !gone.is_empty() {
                     Some(format!("heal every network fault: {}", list(&gone)))
@@ -347,7 +345,7 @@ impl Cluster {
                     });
                 }
                 for (_, a) in &gone {
-                    self.inner.net.remove_fault_id(a.chaos);
+                    self.inner.links.remove_fault_id(a.chaos);
                 }
                 self.publish_faults();
                 // In the words every removal of one fault answers with (`delay 2 0`: "remove #3 …"), so a

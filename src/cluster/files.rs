@@ -247,7 +247,11 @@ pub fn last_error(path: &Path) -> Option<String> {
     f.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).ok()?;
     let mut bytes = Vec::new();
     f.take(WINDOW).read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
+    last_error_in(&String::from_utf8_lossy(&bytes))
+}
+
+/// [`last_error`] of a log's tail already read (a remote node's, through its host's agent).
+pub fn last_error_in(text: &str) -> Option<String> {
     // A Go program's panic (etcd's) ends its log with goroutine stack frames: its reason is the `panic: ` line
     // above them, or a structured log line at level panic or fatal, which beat any earlier error line.
     let fatal = text.lines().rev().find(|l| {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use squall_node::raft::Role;
 
 use super::command::{Command, NodeId, Target};
-use super::handle::node_name;
 use super::links::link_view;
 use super::{Cluster, guard};
 use crate::command::{ClockAction, DiskAction};
@@ -17,7 +16,7 @@ impl Cluster {
     /// What node `id`'s process is doing now, as the supervisor knows it (not as the last poll or event the
     /// state applied says: just after a `resume` or `restart` those lag behind).
     pub fn process(&self, id: NodeId) -> guard::Proc {
-        match self.inner.sup.state(&node_name(id)) {
+        match self.inner.procs.state(id) {
             Some(squall_chaos::ProcState::Running { .. }) => guard::Proc::Running,
             Some(squall_chaos::ProcState::Paused { .. }) => guard::Proc::Paused,
             Some(squall_chaos::ProcState::Restarting) => guard::Proc::Restarting,
@@ -45,8 +44,8 @@ impl Cluster {
             .collect();
         let cut = self
             .inner
-            .net
-            .stats()
+            .links
+            .stats_now()
             .into_iter()
             .map(link_view)
             .filter(|l| l.state == LinkState::Cut)

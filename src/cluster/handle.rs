@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use squall_chaos::{Network, ProcessSpec, Supervisor};
+use squall_chaos::ProcessSpec;
 use squall_node::raft::Role;
 use squall_node::rpc::NodeStatus;
 use tokio::sync::{mpsc, watch};
 
+use super::backend::{Links, Procs};
 use super::command::{NodeId, Target};
 use super::{clockset, diskset, faults, files, fresh, workload};
 use crate::kind::Kind;
@@ -53,6 +54,8 @@ pub struct ClusterSpec {
     pub disk_faults: bool,
     /// Start every node with `--unsafe-no-fsync` (demonstrations only).
     pub unsafe_no_fsync: bool,
+    /// The hosts that run the nodes (`--hosts`/`--host`), each through its agent; `None`: every node here.
+    pub hosts: Option<crate::remote::hosts::Hosts>,
 }
 
 pub(super) struct Slot {
@@ -75,8 +78,10 @@ pub(super) struct NodeAddrs {
 pub(super) struct Inner {
     pub(super) spec: ClusterSpec,
     pub(super) started: Instant,
-    pub(super) sup: Supervisor,
-    pub(super) net: Network,
+    /// The node processes, here or on their hosts.
+    pub(super) procs: Procs,
+    /// The links' proxies, here or on their senders' hosts.
+    pub(super) links: Links,
     pub(super) events: mpsc::UnboundedSender<Stamped>,
     pub(super) slots: Mutex<BTreeMap<NodeId, Slot>>,
     /// The latest full status of each live node, from a kind whose status driver has one (squall's).
@@ -171,7 +176,7 @@ impl Cluster {
 
     pub(super) fn alive(&self, id: NodeId) -> bool {
         matches!(
-            self.inner.sup.state(&node_name(id)),
+            self.inner.procs.state(id),
             Some(squall_chaos::ProcState::Running { .. })
                 | Some(squall_chaos::ProcState::Paused { .. })
         )
@@ -261,7 +266,7 @@ impl Cluster {
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
         self.inner.disks.heal_all();
-        self.inner.sup.shutdown(Duration::from_secs(2)).await;
+        self.inner.procs.shutdown(Duration::from_secs(2)).await;
         for e in self.inner.disks.unmount_all() {
             tracing::warn!(error = %e, "cannot unmount a fault filesystem");
             eprintln!("squall: {e}");

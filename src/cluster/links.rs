@@ -18,7 +18,7 @@ pub(super) async fn report_links(cluster: Cluster) {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = stop.changed() => return,
         }
-        let held: Vec<HeldView> = cluster.held_views();
+        let held: Vec<HeldView> = cluster.held_views().await;
         if held != last_held {
             cluster.emit(Event::Held {
                 frames: held.clone(),
@@ -27,8 +27,9 @@ pub(super) async fn report_links(cluster: Cluster) {
         }
         let links: Vec<LinkView> = cluster
             .inner
-            .net
+            .links
             .stats()
+            .await
             .into_iter()
             .map(link_view)
             .collect();
@@ -48,8 +49,8 @@ impl Cluster {
     /// Node-to-node messages the proxies have seen so far (delivered or dropped), over every link.
     pub(super) fn node_messages(&self) -> u64 {
         self.inner
-            .net
-            .stats()
+            .links
+            .stats_now()
             .iter()
             .map(|s| s.frames_forwarded + s.frames_dropped)
             .sum()

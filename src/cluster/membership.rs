@@ -29,7 +29,6 @@ use crate::kind::membership::{ChangeAnswer, MemberChange, MembershipDriver};
 use super::Cluster;
 use super::command::{Command, NodeId};
 use super::guard::{self, MemberFacts};
-use super::handle::node_name;
 use crate::state::{Event, MembershipStep, ProcessState};
 
 /// How long a background change keeps trying before it gives up and says so.
@@ -162,7 +161,7 @@ impl Cluster {
                 .into_iter()
                 .filter(|n| {
                     matches!(
-                        self.inner.sup.state(&node_name(*n)),
+                        self.inner.procs.state(*n),
                         Some(squall_chaos::ProcState::Running { .. })
                     )
                 })
@@ -524,7 +523,7 @@ impl Cluster {
             PeerModel::PerSender => {
                 for &other in &existing {
                     for (from, to) in [(id, other), (other, id)] {
-                        let addr = self.inner.net.add_link(from, to).await.map_err(|e| {
+                        let addr = self.inner.links.add_link(from, to).await.map_err(|e| {
                             anyhow::anyhow!("starting the proxy for link {from}->{to}: {e}")
                         })?;
                         proxies.insert((from, to), addr);
@@ -534,13 +533,13 @@ impl Cluster {
             PeerModel::PerDestination => {
                 // One proxy in front of each member, the new one's too; its `{peers}` lists every member
                 // after the add (itself included), as etcd wants of a joining member, so not the removed.
-                let own = self.inner.net.add_destination(id).await.map_err(|e| {
+                let own = self.inner.links.add_destination(id).await.map_err(|e| {
                     anyhow::anyhow!("starting the proxy in front of node {id}: {e}")
                 })?;
                 proxies.insert((id, id), own);
                 let removed = self.inner.roster.lock().unwrap().removed.clone();
                 for &other in existing.iter().filter(|o| !removed.contains(o)) {
-                    let addr = self.inner.net.add_destination(other).await.map_err(|e| {
+                    let addr = self.inner.links.add_destination(other).await.map_err(|e| {
                         anyhow::anyhow!("starting the proxy in front of node {other}: {e}")
                     })?;
                     proxies.insert((id, other), addr);
@@ -590,7 +589,7 @@ impl Cluster {
             node: id,
             state: ProcessState::Starting,
         });
-        let pid = match self.inner.sup.spawn(spec).await {
+        let pid = match self.inner.procs.spawn(id, spec).await {
             Ok(pid) => pid,
             Err(e) => {
                 self.inner.slots.lock().unwrap().remove(&id);
@@ -623,8 +622,8 @@ impl Cluster {
     /// (per destination).
     async fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
         match self.inner.spec.kind.peers.model {
-            PeerModel::PerSender => self.inner.net.add_link(from, to).await.ok(),
-            PeerModel::PerDestination => self.inner.net.add_destination(to).await.ok(),
+            PeerModel::PerSender => self.inner.links.add_link(from, to).await.ok(),
+            PeerModel::PerDestination => self.inner.links.add_destination(to).await.ok(),
         }
     }
 
@@ -990,19 +989,18 @@ impl Cluster {
     /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so.
     async fn stop_removed(&self, n: NodeId) {
         // Out of the configuration: its process has nothing left to do. SIGTERM, then wait for the exit.
-        let name = node_name(n);
         let was_running = self.alive(n);
         if was_running {
             if matches!(
-                self.inner.sup.state(&name),
+                self.inner.procs.state(n),
                 Some(squall_chaos::ProcState::Paused { .. })
             ) {
-                let _ = self.inner.sup.resume(&name);
+                let _ = self.inner.procs.resume(n).await;
             }
-            let _ = self.inner.sup.terminate(&name);
+            let _ = self.inner.procs.terminate(n).await;
             self.await_exit(n, Duration::from_secs(5)).await;
             if self.alive(n) {
-                let _ = self.inner.sup.kill(&name);
+                let _ = self.inner.procs.kill(n).await;
                 self.await_exit(n, Duration::from_secs(2)).await;
             }
         }

@@ -2,6 +2,7 @@
 //! the chaos proxy, status polling, the built-in workload, and actions turned into faults. Everything it
 //! learns goes out as [`Stamped`](crate::state::Stamped) events; nothing here touches the terminal.
 
+mod backend;
 mod check;
 pub mod classify;
 mod clients;
@@ -34,8 +35,6 @@ mod workload;
 
 pub use files::{ClusterFile, NodeEntry};
 pub use handle::{Cluster, ClusterSpec};
-// For `disk.rs`, which names it through the folder.
-pub(crate) use handle::node_name;
 /// How many clients the lock workloads run (`pause-client C` and `slow-client C` name 1 to this).
 pub use lock::CLIENTS as LOCK_CLIENTS;
 pub use outcome::Outcome;

@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::command::{Command, Effect, NodeId, Target};
 use crate::command::DiskAction;
 
-use super::handle::node_name;
 use super::links::link_view;
 use super::{Cluster, Outcome, linkv, lock, membership};
 use crate::state::{Event, ProcessState};
@@ -35,7 +34,7 @@ impl Cluster {
             .unwrap()
             .get(&id)
             .map(|s| s.facts.data_dir.clone())
-            .filter(|_| wipe && !self.inner.disks.stalled(id));
+            .filter(|_| wipe && !self.inner.disks.stalled(id) && !self.inner.procs.is_remote());
         let emptied = data_dir.as_ref().is_some_and(|d| {
             std::fs::read_dir(d).map_or(true, |mut entries| entries.next().is_none())
         });
@@ -110,20 +109,21 @@ impl Cluster {
             Command::Held => {
                 // The stale marks judge by the receivers' state after the last step.
                 self.poll_receivers(|_| true).await;
-                return self.held_listing();
+                return self.held_listing().await;
             }
             Command::Links => {
                 // Frames held by `hold` (the teaching queue), per link; a link's own queue of frames waiting
                 // out a delay or a reorder is another count (`queued-now`). Both were one number, which said
                 // `held-now 0` while `held` listed 182 frames (tester6).
                 let mut held: std::collections::HashMap<_, u64> = std::collections::HashMap::new();
-                for f in self.inner.net.held() {
+                for f in self.inner.links.held().await {
                     *held.entry(f.link).or_default() += 1;
                 }
                 let lines: Vec<String> = self
                     .inner
-                    .net
+                    .links
                     .stats()
+                    .await
                     .iter()
                     .map(|l| {
                         let kinds: Vec<String> = l
@@ -193,7 +193,14 @@ impl Cluster {
                 // The links as they are now go first, so the fault's line and its effect on the links arrive
                 // together (a replay that lands on the fault shows it in force).
                 self.emit(Event::Links {
-                    links: self.inner.net.stats().into_iter().map(link_view).collect(),
+                    links: self
+                        .inner
+                        .links
+                        .stats()
+                        .await
+                        .into_iter()
+                        .map(link_view)
+                        .collect(),
                 });
                 self.emit(performed(effect));
             }
@@ -212,28 +219,27 @@ impl Cluster {
     }
 
     async fn perform_inner(&self, cmd: Command) -> Result<String, String> {
-        let sup = &self.inner.sup;
-        let err = |e: squall_chaos::ChaosError| e.to_string();
+        let procs = &self.inner.procs;
         match cmd {
             Command::Kill(t) => {
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
-                sup.kill(&node_name(id)).map_err(err)?;
+                procs.kill(id).await?;
                 self.await_exit(id, Duration::from_secs(2)).await;
                 Ok(format!("kill node {id}{what}"))
             }
             Command::Terminate(t) => {
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
-                sup.terminate(&node_name(id)).map_err(err)?;
+                procs.terminate(id).await?;
                 self.await_exit(id, Duration::from_secs(5)).await;
                 Ok(format!("terminate node {id}{what}"))
             }
             Command::Pause(t) => {
                 let id = self.resolve(t)?;
                 let what = self.describe_node(id);
-                sup.pause(&node_name(id)).map_err(err)?;
-                if let Some(squall_chaos::ProcState::Paused { pid }) = sup.state(&node_name(id)) {
+                procs.pause(id).await?;
+                if let Some(squall_chaos::ProcState::Paused { pid }) = procs.state(id) {
                     self.emit(Event::Process {
                         node: id,
                         state: ProcessState::Paused { pid },
@@ -243,8 +249,8 @@ impl Cluster {
             }
             Command::Resume(t) => {
                 let id = self.resolve(t)?;
-                sup.resume(&node_name(id)).map_err(err)?;
-                if let Some(squall_chaos::ProcState::Running { pid }) = sup.state(&node_name(id)) {
+                procs.resume(id).await?;
+                if let Some(squall_chaos::ProcState::Running { pid }) = procs.state(id) {
                     self.emit(Event::Process {
                         node: id,
                         state: ProcessState::Running { pid },
@@ -400,9 +406,12 @@ impl Cluster {
                 // The receivers' terms before the delivery: what they will make of the frames.
                 let terms = self.terms();
                 let out = if deliver {
-                    self.inner.net.step(|l| links.contains(&l), n)
+                    self.inner.links.step(|l| links.contains(&l), n, true).await
                 } else {
-                    self.inner.net.drop_held(|l| links.contains(&l), n)
+                    self.inner
+                        .links
+                        .step(|l| links.contains(&l), n, false)
+                        .await
                 };
                 if out.is_empty() {
                     return Err(format!("no frame is held on {t}; `held` lists what is"));
@@ -430,13 +439,14 @@ impl Cluster {
                 // Ending a hold delivers what it held, so count the frames before either happens.
                 let held = self
                     .inner
-                    .net
+                    .links
                     .held()
+                    .await
                     .iter()
                     .filter(|h| links.contains(&h.link))
                     .count();
                 let (ended, wider) = self.end_holds_on(&t);
-                let out = self.inner.net.release(|l| links.contains(&l));
+                let out = self.inner.links.release(|l| links.contains(&l)).await;
                 self.poll_soon();
                 if held == 0 && out.is_empty() && ended.is_empty() {
                     return Err(if wider.is_empty() {
@@ -619,7 +629,7 @@ impl Cluster {
             Command::Heartbeat => self.heartbeat().await,
             Command::DropStale(ref t) => {
                 self.poll_receivers(|_| true).await;
-                self.drop_stale(t)
+                self.drop_stale(t).await
             }
             // Answered by `perform` itself (listings, verdicts) or by the caller (status, quit).
             Command::Status

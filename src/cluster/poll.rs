@@ -122,7 +122,7 @@ fn lost(cluster: &Cluster, id: NodeId, reachable: &mut bool, error: String) {
 
 /// The pid the supervisor knows for node `id`'s process, while it runs or is paused.
 fn supervised_pid(cluster: &Cluster, id: NodeId) -> Option<u32> {
-    match cluster.inner.sup.state(&super::handle::node_name(id))? {
+    match cluster.inner.procs.state(id)? {
         squall_chaos::ProcState::Running { pid } | squall_chaos::ProcState::Paused { pid } => {
             Some(pid)
         }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use squall_chaos::{Network, ProcessSpec, Supervisor};
+
+use super::backend::{Links, Procs, Remote};
 use squall_node::storage::InitialState;
 use tokio::sync::{mpsc, watch};
 
@@ -33,7 +35,9 @@ impl Cluster {
         let started = Instant::now();
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("cannot create cluster directory {}", spec.dir.display()))?;
-        if !spec.node_program.exists() {
+        if let Some(hosts) = &spec.hosts {
+            refuse_remote(&spec, hosts)?;
+        } else if !spec.node_program.exists() {
             bail!(
                 "node program {} does not exist (node kind `{}`); {}",
                 spec.node_program.display(),
@@ -50,14 +54,12 @@ impl Cluster {
         } else {
             None
         };
-        let sup = Supervisor::new().context("starting the process supervisor")?;
-        if spec.kind.peers.classifier == "maelstrom" {
+        if spec.hosts.is_none() && spec.kind.peers.classifier == "maelstrom" {
             // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
             crate::kind::maelstrom::service::start(spec.seed)
                 .await
                 .context("starting the Maelstrom kv services")?;
         }
-        let net = network_for(&spec.kind, spec.seed);
         // The cluster's first start: no membership record and no node directory yet. Only then are the initial
         // members new (`--initial-state new`); on any later start an empty node directory is a lost one.
         let first_start = !spec.dir.join(files::MEMBERS_FILE).exists()
@@ -95,15 +97,38 @@ impl Cluster {
                 spec.dir.join(files::MEMBERS_FILE).display()
             );
         }
-        let proxies = start_proxies(&net, &spec.kind, &ids).await?;
+        // What reaching the hosts did (a binary copied, each agent's pid), for the feed once the session starts.
+        let said = Mutex::new(Vec::new());
+        let (procs, links) = match &spec.hosts {
+            None => {
+                let sup = Supervisor::new().context("starting the process supervisor")?;
+                let net = network_for(&spec.kind, spec.seed);
+                (Procs::Local(sup), Links::Local(net))
+            }
+            Some(hosts) => {
+                let labels = network_for(&spec.kind, spec.seed).labels().to_vec();
+                let say = |s: String| said.lock().unwrap().push(s);
+                let remote = Remote::connect(hosts, spec.kind.record(), spec.seed, labels, &say)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
+                (Procs::Remote(remote.clone()), Links::Remote(remote))
+            }
+        };
+        let proxies = match start_proxies(&links, &spec.kind, &ids).await {
+            Ok(p) => p,
+            Err(e) => {
+                procs.shutdown(Duration::from_secs(2)).await;
+                return Err(e);
+            }
+        };
         // This session's keys: a tag no earlier session on the directory used.
         let tag = workload::new_session_tag(&spec.dir, &mut rand::rng()).map_err(|e| anyhow!(e))?;
         let (api, _) = watch::channel(BTreeMap::new());
         let (stop, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             started,
-            sup,
-            net,
+            procs,
+            links,
             events,
             slots: Mutex::new(BTreeMap::new()),
             latest: Mutex::new(BTreeMap::new()),
@@ -135,6 +160,9 @@ impl Cluster {
             nodes: ids.clone(),
             dir: cluster.inner.spec.dir.display().to_string(),
         });
+        for text in said.into_inner().unwrap() {
+            cluster.emit(Event::Note { text });
+        }
         let initial = if first_start {
             InitialState::New
         } else {
@@ -162,10 +190,11 @@ impl Cluster {
             // A node whose ports squall picked is reachable through its proxies from its start: a node that
             // is ready only once it has a leader (etcd answers status then) needs its peers before that.
             if let Some(port) = slot.facts.ports.get(&cluster.inner.spec.kind.peers.port) {
+                let ip = cluster.host_ip(id);
                 cluster
                     .inner
-                    .net
-                    .set_upstream(id, SocketAddr::from(([127, 0, 0, 1], *port)));
+                    .links
+                    .set_upstream(id, SocketAddr::new(ip, *port));
             }
             cluster.inner.slots.lock().unwrap().insert(id, slot);
         }
@@ -178,10 +207,10 @@ impl Cluster {
             let spec = cluster.inner.slots.lock().unwrap()[&id].spec.clone();
             let pid = cluster
                 .inner
-                .sup
-                .spawn(spec)
+                .procs
+                .spawn(id, spec)
                 .await
-                .with_context(|| format!("starting node {id}"))?;
+                .map_err(|e| anyhow!("starting node {id}: {e}"))?;
             cluster.emit(Event::Process {
                 node: id,
                 state: ProcessState::Running { pid },
@@ -227,7 +256,12 @@ impl Cluster {
                     .spec
                     .log_path
                     .clone();
-                let reason = files::last_error(&log).unwrap_or_else(|| format!("{e:#}"));
+                let reason = cluster
+                    .inner
+                    .procs
+                    .last_error(*id, &log)
+                    .await
+                    .unwrap_or_else(|| format!("{e:#}"));
                 cluster.emit(Event::Refused {
                     node: *id,
                     reason,
@@ -257,9 +291,16 @@ impl Cluster {
         initial: InitialState,
     ) -> anyhow::Result<Slot> {
         let spec = &self.inner.spec;
-        let node_dir = spec.dir.join(node_name(id));
-        std::fs::create_dir_all(&node_dir)
-            .with_context(|| format!("cannot create {}", node_dir.display()))?;
+        let node_dir = self
+            .inner
+            .procs
+            .node_dir(id, &spec.dir.join(node_name(id)))
+            .map_err(|e| anyhow!(e))?;
+        if !self.inner.procs.is_remote() {
+            // A remote node's directory is made on its host when it starts (its log's folder).
+            std::fs::create_dir_all(&node_dir)
+                .with_context(|| format!("cannot create {}", node_dir.display()))?;
+        }
         let data_dir = node_dir.join("data");
         let mut env = Vec::new();
         if spec.disk_faults {
@@ -303,11 +344,12 @@ impl Cluster {
             ports: pick_ports(&spec.kind)?,
             join,
             options,
+            host: self.host_ip(id),
         };
         let addr_file = spec.kind.addr_file(&facts);
         if let Some(f) = &addr_file {
             // An earlier session's addresses (old ports, old pid) must never be taken for this node's.
-            let _ = std::fs::remove_file(f);
+            self.inner.procs.remove_file_now(id, f);
         }
         let mut args = spec.node_prefix_args.clone();
         args.extend(spec.kind.command_line(&facts).map_err(|e| anyhow!(e))?);
@@ -340,18 +382,25 @@ impl Cluster {
         };
         let kind = &self.inner.spec.kind;
         let deadline = Instant::now() + Duration::from_secs(15);
+        let ip = self.host_ip(id);
         let picked = NodeAddrs {
             ports: ports
                 .iter()
-                .map(|(n, p)| (n.clone(), SocketAddr::from(([127, 0, 0, 1], *p))))
+                .map(|(n, p)| (n.clone(), SocketAddr::new(ip, *p)))
                 .collect(),
             pid: None,
         };
         let addrs = loop {
             let ready = match &kind.ready {
-                Ready::AddrFile(_) => addr_file
-                    .as_deref()
-                    .and_then(|f| read_addr_file(f, &kind.ports)),
+                Ready::AddrFile(_) => match addr_file.as_deref() {
+                    Some(f) => self
+                        .inner
+                        .procs
+                        .read_file(id, f)
+                        .await
+                        .and_then(|text| parse_addr_file(&text, &kind.ports)),
+                    None => None,
+                },
                 Ready::Tcp(port) => match picked.ports.get(port) {
                     Some(a) => tokio::net::TcpStream::connect(a)
                         .await
@@ -373,7 +422,7 @@ impl Cluster {
                 break a;
             }
             if let Some(squall_chaos::ProcState::Exited { code, signal, .. }) =
-                self.inner.sup.state(&node_name(id))
+                self.inner.procs.state(id)
             {
                 // Its own words first: a busy port, a locked or corrupt directory, a bad flag. The tail
                 // after them is context, not the reason.
@@ -382,17 +431,21 @@ impl Cluster {
                     (None, Some(s)) => format!("signal {s}"),
                     (None, None) => "no exit status".to_string(),
                 };
+                let procs = &self.inner.procs;
                 bail!(
                     "node {id} did not start: {}; it exited before listening ({how}); its log {} ends with:\n{}",
-                    files::last_error(&log).unwrap_or_else(|| "it logged no error".to_string()),
+                    procs
+                        .last_error(id, &log)
+                        .await
+                        .unwrap_or_else(|| "it logged no error".to_string()),
                     log.display(),
-                    files::tail(&log, 10)
+                    procs.log_tail(id, &log, 10).await
                 );
             }
             if Instant::now() > deadline {
                 // Never leave a process squall no longer watches (tester2 item 2): it would vote and lead
                 // outside the invariants' view, behind proxies that still point at its old port.
-                let stopped = match self.inner.sup.kill(&node_name(id)) {
+                let stopped = match self.inner.procs.kill(id).await {
                     Ok(()) => {
                         "squall stopped it (SIGKILL; it exits once its disk lets it)".to_string()
                     }
@@ -403,10 +456,16 @@ impl Cluster {
                     log.display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // A remote node's address file is read through its agent: a round trip each time.
+            let pause = if self.inner.procs.is_remote() {
+                100
+            } else {
+                10
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         };
         if let Some(peer) = addrs.ports.get(&kind.peers.port) {
-            self.inner.net.set_upstream(id, *peer);
+            self.inner.links.set_upstream(id, *peer);
         }
         let api = kind.client_port().and_then(|p| addrs.ports.get(p)).copied();
         self.inner
@@ -433,7 +492,7 @@ impl Cluster {
         if self.inner.spec.kind.peers.sender.as_deref() == Some("x-server-from")
             && let Some(member) = crate::kind::etcd::member_id_of_args(args)
         {
-            self.inner.net.senders().set(member, id);
+            self.inner.links.note_sender(member, id);
         }
     }
 
@@ -446,7 +505,7 @@ impl Cluster {
         let client = crate::kind::etcd::client::EtcdClient::new(api, Duration::from_secs(1));
         if let Ok(members) = client.members().await {
             for (node, member) in crate::kind::etcd::drivers::member_nodes(&members) {
-                self.inner.net.senders().set(member, node);
+                self.inner.links.note_sender(member, node);
             }
         }
     }
@@ -513,7 +572,14 @@ impl Cluster {
         // Checked before anything is stopped or wiped: a restart that cannot start the node must not have
         // killed it and emptied its data first (tester2 item 3).
         let program = self.inner.slots.lock().unwrap()[&id].spec.program.clone();
-        if let Err(why) = runnable(&program) {
+        // A remote node's program is on its host (squall's own, copied there, for the `{squall}` kinds).
+        if let Err(why) = runnable(&program).or_else(|e| {
+            if self.inner.procs.is_remote() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
             bail!(
                 "node {id} cannot be {} (nothing was done): {why}",
                 if wipe { "wiped" } else { "restarted" }
@@ -523,8 +589,9 @@ impl Cluster {
             node: id,
             state: ProcessState::Restarting { wipe },
         });
-        if let Some(f) = self.inner.slots.lock().unwrap()[&id].addr_file.clone() {
-            let _ = std::fs::remove_file(f);
+        let addr_file = self.inner.slots.lock().unwrap()[&id].addr_file.clone();
+        if let Some(f) = addr_file {
+            self.inner.procs.remove_file(id, &f).await;
         }
         let named = self.restart_flags(id).await;
         if wipe && self.inner.disks.enabled() {
@@ -532,8 +599,8 @@ impl Cluster {
         }
         let pid = self
             .inner
-            .sup
-            .restart(&node_name(id), wipe)
+            .procs
+            .restart(id, wipe)
             .await
             .map_err(|e| anyhow!("restarting node {id}: {e}"))?;
         self.emit(Event::Process {
@@ -587,7 +654,7 @@ impl Cluster {
         }
         self.frozen_flag(&mut args);
         spec.args = args;
-        if let Err(e) = self.inner.sup.set_spec(spec.clone()) {
+        if let Err(e) = self.inner.procs.set_spec(id, spec.clone()) {
             tracing::warn!(node = id, error = %e, "cannot set the restart flags");
         }
         if let Some(slot) = self.inner.slots.lock().unwrap().get_mut(&id) {
@@ -599,8 +666,44 @@ impl Cluster {
 
     /// The proxy address of link `from -> to`, starting that proxy if it is not running.
     async fn proxy_link(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
-        self.inner.net.add_link(from, to).await.ok()
+        self.inner.links.add_link(from, to).await.ok()
     }
+}
+
+impl Cluster {
+    /// The address node `id`'s ports bind to: its host's `address` (hosts file), else 127.0.0.1.
+    pub(super) fn host_ip(&self, id: NodeId) -> std::net::IpAddr {
+        self.inner.procs.bind_ip(id, self.inner.spec.hosts.as_ref())
+    }
+}
+
+/// What this build cannot run on other hosts yet, refused before any host is reached: the message says what
+/// and what to do instead.
+fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> anyhow::Result<()> {
+    let on = format!("--hosts ({} hosts)", hosts.hosts.len());
+    if spec.disk_faults {
+        bail!(
+            "{on}: --disk-faults on other hosts is not in this build yet (issue 24): drop --disk-faults, or \
+             drop --hosts to run the cluster here with disk faults"
+        );
+    }
+    let kind = &spec.kind;
+    if kind.peers.model == PeerModel::PerDestination || kind.peers.sender.is_some() {
+        bail!(
+            "{on}: node kind `{}` puts one proxy in front of each node for every sender, which cannot run on \
+             other hosts yet (every link's proxy runs on its sender's host): use a per-sender kind (squall, \
+             paxos) or drop --hosts",
+            kind.name
+        );
+    }
+    if kind.peers.classifier == "maelstrom" {
+        bail!(
+            "{on}: node kind `{}` (Maelstrom) reaches squall's kv services on this machine's loopback, which \
+             its nodes on other hosts cannot: drop --hosts",
+            kind.name
+        );
+    }
+    Ok(())
 }
 
 /// The proxy network the kind asks for: its framing and its classifier (the loader refused any name this build
@@ -634,7 +737,7 @@ pub fn network_for(kind: &Kind, seed: u64) -> Network {
 /// dials (the map then holds it for every `from`, the node itself too: its own entry is the address it
 /// advertises).
 async fn start_proxies(
-    net: &Network,
+    net: &Links,
     kind: &Kind,
     ids: &[NodeId],
 ) -> anyhow::Result<BTreeMap<(NodeId, NodeId), SocketAddr>> {
@@ -646,7 +749,7 @@ async fn start_proxies(
                     let addr = net
                         .add_link(from, to)
                         .await
-                        .with_context(|| format!("starting the proxy for link {from}->{to}"))?;
+                        .map_err(|e| anyhow!("starting the proxy for link {from}->{to}: {e}"))?;
                     proxies.insert((from, to), addr);
                 }
             }
@@ -654,7 +757,7 @@ async fn start_proxies(
                 let addr = net
                     .add_destination(to)
                     .await
-                    .with_context(|| format!("starting the proxy in front of node {to}"))?;
+                    .map_err(|e| anyhow!("starting the proxy in front of node {to}: {e}"))?;
                 for &from in ids {
                     proxies.insert((from, to), addr);
                 }
@@ -685,9 +788,8 @@ pub(crate) fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
 
 /// The addresses a node wrote to its address file: a JSON object with one `"NAME": "IP:PORT"` per port name
 /// (other fields ignored; a numeric `pid` is taken). `None` until the file is there with every port.
-fn read_addr_file(path: &std::path::Path, names: &[String]) -> Option<NodeAddrs> {
-    let bytes = std::fs::read(path).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+fn parse_addr_file(text: &str, names: &[String]) -> Option<NodeAddrs> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
     let mut ports = BTreeMap::new();
     for n in names {
         ports.insert(n.clone(), value.get(n)?.as_str()?.parse().ok()?);
@@ -717,7 +819,7 @@ pub(super) fn runnable(program: &std::path::Path) -> Result<(), String> {
 }
 
 pub(super) async fn watch_exits(cluster: Cluster) {
-    let mut exits = cluster.inner.sup.exits();
+    let mut exits = cluster.inner.procs.exits();
     let mut stop = cluster.stopping();
     loop {
         tokio::select! {
@@ -736,11 +838,10 @@ pub(super) async fn watch_exits(cluster: Cluster) {
                 } else {
                     // An exit nobody asked for: say why, in the node's own words, where it logged them.
                     let failed = !exit.expected && exit.code != Some(0);
-                    let reason = if failed {
-                        let log = cluster.inner.slots.lock().unwrap().get(&id).map(|s| s.spec.log_path.clone());
-                        log.and_then(|p| files::last_error(&p))
-                    } else {
-                        None
+                    let log = cluster.inner.slots.lock().unwrap().get(&id).map(|s| s.spec.log_path.clone());
+                    let reason = match log {
+                        Some(p) if failed => cluster.inner.procs.last_error(id, &p).await,
+                        _ => None,
                     };
                     ProcessState::Exited { pid: exit.pid, code: exit.code, signal: exit.signal.clone(), reason }
                 };

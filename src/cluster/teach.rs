@@ -14,7 +14,6 @@ use std::time::Duration;
 use squall_node::rpc::{Campaign, LogCell};
 
 use super::command::{FaultTarget, NodeId};
-use super::handle::node_name;
 use super::{Cluster, Outcome};
 use crate::state::HeldView;
 use crate::state::held::{held_line, next_to_step, refusal, stale};
@@ -91,7 +90,7 @@ impl Cluster {
     }
 
     fn proc(&self, id: NodeId) -> Proc {
-        match self.inner.sup.state(&node_name(id)) {
+        match self.inner.procs.state(id) {
             Some(squall_chaos::ProcState::Running { .. }) => Proc::Running,
             Some(squall_chaos::ProcState::Paused { .. }) => Proc::Paused,
             _ => Proc::Down,
@@ -173,7 +172,7 @@ impl Cluster {
         let mut args = slot.spec.args.clone();
         self.frozen_flag(&mut args);
         slot.spec.args = args;
-        if let Err(e) = self.inner.sup.set_spec(slot.spec.clone()) {
+        if let Err(e) = self.inner.procs.set_spec(id, slot.spec.clone()) {
             tracing::warn!(node = id, error = %e, "cannot set the frozen flag");
         }
     }
@@ -273,10 +272,11 @@ impl Cluster {
     }
 
     /// The held frames as the dashboard and `held` see them.
-    pub(super) fn held_views(&self) -> Vec<HeldView> {
+    pub(super) async fn held_views(&self) -> Vec<HeldView> {
         self.inner
-            .net
+            .links
             .held()
+            .await
             .into_iter()
             .map(|h| HeldView {
                 seq: h.seq,
@@ -294,8 +294,9 @@ impl Cluster {
     pub(super) async fn poll_receivers(&self, on: impl Fn(squall_chaos::LinkId) -> bool) {
         let mut receivers: Vec<NodeId> = self
             .inner
-            .net
+            .links
             .held()
+            .await
             .iter()
             .filter(|h| on(h.link))
             .map(|h| h.link.to)
@@ -333,8 +334,8 @@ impl Cluster {
     }
 
     /// `held`: the queue, oldest first, with the next frame `step *` delivers and the stale ones marked.
-    pub(super) fn held_listing(&self) -> Outcome {
-        let frames = self.held_views();
+    pub(super) async fn held_listing(&self) -> Outcome {
+        let frames = self.held_views().await;
         let stale = stale(&frames, &self.terms());
         let next = next_to_step(&frames);
         let lines: Vec<String> = frames.iter().map(|f| held_line(f, next, &stale)).collect();
@@ -354,9 +355,9 @@ impl Cluster {
     }
 
     /// `drop-stale TARGET`: discards the stale held frames on the target's links.
-    pub(super) fn drop_stale(&self, t: &FaultTarget) -> Result<String, String> {
+    pub(super) async fn drop_stale(&self, t: &FaultTarget) -> Result<String, String> {
         let links = self.links_for(t)?;
-        let frames = self.held_views();
+        let frames = self.held_views().await;
         let stale: std::collections::BTreeSet<u64> = stale(&frames, &self.terms())
             .into_iter()
             .filter(|seq| {
@@ -371,7 +372,11 @@ impl Cluster {
                  its receiver has passed); `held` lists them"
             ));
         }
-        let out = self.inner.net.drop_held_frames(|seq| stale.contains(&seq));
+        let out = self
+            .inner
+            .links
+            .drop_held_frames(|seq| stale.contains(&seq))
+            .await;
         if out.is_empty() {
             return Err(format!(
                 "the stale frames on {t} left the queue meanwhile (delivered or their connection closed); `held` lists what is"

@@ -48,6 +48,9 @@ pub struct NodeFacts {
     pub join: bool,
     /// The `[options]` switches asked for.
     pub options: Vec<String>,
+    /// The address the node's ports bind to (`{host}`): its host's `address` in the hosts file, 127.0.0.1 for
+    /// a node on this machine.
+    pub host: std::net::IpAddr,
 }
 
 impl Kind {
@@ -62,6 +65,12 @@ impl Kind {
         v.insert("cluster_id".into(), f.cluster_id.clone());
         v.insert("node_dir".into(), f.node_dir.display().to_string());
         v.insert("data_dir".into(), f.data_dir.display().to_string());
+        // Bracketed when IPv6, so `{host}:PORT` is always an address.
+        let host = match f.host {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        v.insert("host".into(), host);
         v.insert(
             "initial_state".into(),
             match f.initial_state {

@@ -53,6 +53,7 @@ const NODE_PLACEHOLDERS: &[&str] = &[
     "cluster_id",
     "node_dir",
     "data_dir",
+    "host",
     "peers",
     "initial_state",
     "seed",

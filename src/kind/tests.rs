@@ -156,8 +156,8 @@ fn a_port_used_but_not_declared_is_refused() {
         "{e}"
     );
     let text = edited(
-        "\"127.0.0.1:0\",\n    \"--api-listen\"",
-        "\"127.0.0.1:{port.raft}\",\n    \"--api-listen\"",
+        "\"{host}:0\",\n    \"--api-listen\"",
+        "\"{host}:{port.raft}\",\n    \"--api-listen\"",
     );
     let e = parse(&text).unwrap_err();
     assert!(e.message.contains("{port.raft} uses port `raft`"), "{e}");
@@ -166,8 +166,8 @@ fn a_port_used_but_not_declared_is_refused() {
 #[test]
 fn ports_in_args_and_an_addr_file_do_not_mix() {
     let text = edited(
-        "\"127.0.0.1:0\",\n    \"--api-listen\"",
-        "\"127.0.0.1:{port.peer}\",\n    \"--api-listen\"",
+        "\"{host}:0\",\n    \"--api-listen\"",
+        "\"{host}:{port.peer}\",\n    \"--api-listen\"",
     );
     let e = parse(&text).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("launch.ready"), "{e}");
@@ -276,6 +276,7 @@ fn the_squall_kind_fills_its_command_line() {
         ports: BTreeMap::new(),
         join: true,
         options: vec!["no-pre-vote".into()],
+        host: "10.0.0.2".parse().unwrap(),
     };
     let args: Vec<String> = k
         .command_line(&facts)
@@ -288,6 +289,9 @@ fn the_squall_kind_fills_its_command_line() {
     assert_eq!(at("--election-timeout"), "150ms..300ms");
     assert_eq!(at("--addr-file"), "/c/node-2/addr.json");
     assert_eq!(at("--initial-state"), "new");
+    // `{host}`: the node's ports bind to its host's address (issue 24).
+    assert_eq!(at("--listen"), "10.0.0.2:0");
+    assert_eq!(at("--api-listen"), "10.0.0.2:0");
     assert!(
         args.ends_with(&["--join".to_string(), "--no-pre-vote".to_string()]),
         "{args:?}"

@@ -95,6 +95,42 @@ impl AgentClient {
     /// Sends `op` and waits up to `deadline` for its answer. `Err` is for a person: the agent's refusal, or
     /// that the connection is gone or the deadline passed (then the request may or may not have been done).
     pub async fn call(&self, op: Op, deadline: Duration) -> Result<Answer, String> {
+        self.queue(op, deadline).await
+    }
+
+    /// Sends `op` now, before returning, and gives back the wait for its answer (as [`AgentClient::call`]):
+    /// requests queued one after another reach the agent in that order even when nobody awaits them yet, so a
+    /// caller that cannot wait (a fault set from code that does not await) still keeps the order.
+    pub fn queue(
+        &self,
+        op: Op,
+        deadline: Duration,
+    ) -> impl std::future::Future<Output = Result<Answer, String>> + Send + 'static {
+        let label = self.label.clone();
+        let pending = self.pending.clone();
+        let sent = self.send_now(op);
+        async move {
+            let (id, rx) = sent?;
+            match tokio::time::timeout(deadline, rx).await {
+                Ok(Ok(r)) => r.map_err(|e| format!("host {label}: {e}")),
+                Ok(Err(_)) => Err(format!(
+                    "host {label}: the agent connection closed before it answered"
+                )),
+                Err(_) => {
+                    if let Some(m) = pending.lock().unwrap().as_mut() {
+                        m.remove(&id);
+                    }
+                    Err(format!(
+                        "host {label}: no answer from the agent within {deadline:?}"
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Writes `op` to the agent with a fresh id and registers the wait for its answer.
+    #[allow(clippy::type_complexity)]
+    fn send_now(&self, op: Op) -> Result<(u64, oneshot::Receiver<Result<Answer, String>>), String> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().unwrap().as_mut() {
@@ -116,21 +152,6 @@ impl AgentClient {
                 self.label
             ));
         }
-        match tokio::time::timeout(deadline, rx).await {
-            Ok(Ok(r)) => r.map_err(|e| format!("host {}: {e}", self.label)),
-            Ok(Err(_)) => Err(format!(
-                "host {}: the agent connection closed before it answered",
-                self.label
-            )),
-            Err(_) => {
-                if let Some(m) = self.pending.lock().unwrap().as_mut() {
-                    m.remove(&id);
-                }
-                Err(format!(
-                    "host {}: no answer from the agent within {deadline:?}",
-                    self.label
-                ))
-            }
-        }
+        Ok((id, rx))
     }
 }

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
-use squall_chaos::{FaultSpec, LinkStats, ProcState};
+use squall_chaos::{FaultSpec, HeldFrame, LinkId, LinkStats, MessageEvent, ProcState, Stepped};
 
 /// One request: an id the reply repeats, and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +137,72 @@ pub enum Op {
     },
     /// Stops every node (SIGTERM, then SIGKILL after a grace) and ends the agent after the reply.
     Shutdown,
+    // --- remote1: faults over many links, held frames, the message trace, node files ---
+    /// Installs `spec` on every link of `links` (all of them with their sender on this host) under the
+    /// controller's fault id `fault`, beside the faults already there; [`Op::RemoveFault`] with the same id
+    /// removes it.
+    AddFault {
+        /// The controller's fault id (not `id`: that is the request's).
+        fault: u64,
+        /// The links, each `from` on this host.
+        links: Vec<LinkId>,
+        /// The fault.
+        spec: FaultSpec,
+    },
+    /// Installs fault `fault` (added before by [`Op::AddFault`], or new here) on more links.
+    ExtendFault {
+        /// The controller's fault id.
+        fault: u64,
+        /// The links to add it to.
+        links: Vec<LinkId>,
+        /// The fault.
+        spec: FaultSpec,
+    },
+    /// Removes fault `fault` from every link of this host it is on (frames it held or delayed are delivered).
+    RemoveFault {
+        /// The controller's fault id.
+        fault: u64,
+    },
+    /// Every link's counters and the frames held now, in one answer: [`Answer::Links`].
+    Links,
+    /// Delivers (`deliver`) or discards the `n` oldest frames held on `links`. Answered with
+    /// [`Answer::Stepped`].
+    Step {
+        /// The links to take from.
+        links: Vec<LinkId>,
+        /// How many frames, at most.
+        n: usize,
+        /// Deliver them (`step`) rather than discard them (`drop-held`).
+        deliver: bool,
+    },
+    /// Delivers every frame held on `links` (the holds stay). Answered with [`Answer::Stepped`].
+    Release {
+        /// The links.
+        links: Vec<LinkId>,
+    },
+    /// Discards the held frames with these sequence numbers (this host's, as [`Answer::Links`] gave them).
+    /// Answered with [`Answer::Stepped`].
+    DropFrames {
+        /// The frames' sequence numbers.
+        seqs: Vec<u64>,
+    },
+    /// Switches the proxies' message trace on and returns what it recorded after `cursor`. Answered with
+    /// [`Answer::Trace`].
+    Trace {
+        /// The `next` of the previous answer; 0 at first.
+        cursor: u64,
+    },
+    /// A file under the agent's directory (a node's address file): [`Answer::File`], `None` when it is not
+    /// there. A path outside the agent's directory is refused.
+    ReadFile {
+        /// Its absolute path on the host.
+        path: String,
+    },
+    /// Removes a file under the agent's directory if it is there (an earlier session's address file).
+    RemoveFile {
+        /// Its absolute path on the host.
+        path: String,
+    },
 }
 
 /// A line from the agent.
@@ -197,6 +263,35 @@ pub enum Answer {
         /// The text.
         text: String,
     },
+    // --- remote1 ---
+    /// Link counters and held frames ([`Op::Links`]).
+    Links {
+        /// Every link of this host's proxies.
+        links: Vec<LinkStats>,
+        /// The frames held now, oldest first; their `seq` numbers are this host's.
+        held: Vec<HeldFrame>,
+    },
+    /// Frames stepped, dropped or released, oldest first.
+    Stepped {
+        /// Each frame and whether it was delivered.
+        frames: Vec<Stepped>,
+    },
+    /// The message trace after a cursor ([`Op::Trace`]).
+    Trace {
+        /// The events, oldest first; their times count from the host trace's own origin.
+        events: Vec<MessageEvent>,
+        /// Events overwritten before this read.
+        lost: u64,
+        /// The cursor for the next read.
+        next: u64,
+        /// The trace's clock now (microseconds since its origin), to move its times to the controller's.
+        now_us: u64,
+    },
+    /// A file's text ([`Op::ReadFile`]).
+    File {
+        /// The text, `None` when the file is not there.
+        text: Option<String>,
+    },
 }
 
 /// What an agent reports on its own.
@@ -254,5 +349,130 @@ mod tests {
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Message>(&line).unwrap(), e);
+    }
+
+    fn round_trips_op(op: Op, expect: &str) {
+        let r = Request { id: 3, op };
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(line, expect);
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+    }
+
+    fn round_trips_answer(a: Answer) {
+        let m = Message::Reply {
+            id: 3,
+            ok: Some(a),
+            error: None,
+        };
+        let line = serde_json::to_string(&m).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(serde_json::from_str::<Message>(&line).unwrap(), m);
+    }
+
+    #[test]
+    fn the_fault_ops_round_trip() {
+        let spec = FaultSpec::permanent(squall_chaos::Fault::Blackhole);
+        let spec_json = serde_json::to_string(&spec).unwrap();
+        let links = r#"[{"from":1,"to":2}]"#;
+        round_trips_op(
+            Op::AddFault {
+                fault: 4,
+                links: vec![LinkId::new(1, 2)],
+                spec: spec.clone(),
+            },
+            &format!(r#"{{"id":3,"op":"add-fault","fault":4,"links":{links},"spec":{spec_json}}}"#),
+        );
+        round_trips_op(
+            Op::ExtendFault {
+                fault: 4,
+                links: vec![LinkId::new(1, 2)],
+                spec,
+            },
+            &format!(
+                r#"{{"id":3,"op":"extend-fault","fault":4,"links":{links},"spec":{spec_json}}}"#
+            ),
+        );
+        round_trips_op(
+            Op::RemoveFault { fault: 4 },
+            r#"{"id":3,"op":"remove-fault","fault":4}"#,
+        );
+    }
+
+    #[test]
+    fn the_held_frame_ops_and_their_answers_round_trip() {
+        let links = r#"[{"from":2,"to":3}]"#;
+        round_trips_op(Op::Links, r#"{"id":3,"op":"links"}"#);
+        round_trips_op(
+            Op::Step {
+                links: vec![LinkId::new(2, 3)],
+                n: 2,
+                deliver: true,
+            },
+            &format!(r#"{{"id":3,"op":"step","links":{links},"n":2,"deliver":true}}"#),
+        );
+        round_trips_op(
+            Op::Release {
+                links: vec![LinkId::new(2, 3)],
+            },
+            &format!(r#"{{"id":3,"op":"release","links":{links}}}"#),
+        );
+        round_trips_op(
+            Op::DropFrames { seqs: vec![5, 9] },
+            r#"{"id":3,"op":"drop-frames","seqs":[5,9]}"#,
+        );
+        let frame = HeldFrame {
+            seq: 5,
+            link: LinkId::new(2, 3),
+            label: Some("vote".into()),
+            detail: "vote n2 term 3".into(),
+            bytes: 40,
+            held_for: std::time::Duration::from_millis(1500),
+        };
+        round_trips_answer(Answer::Links {
+            links: Vec::new(),
+            held: vec![frame.clone()],
+        });
+        round_trips_answer(Answer::Stepped {
+            frames: vec![Stepped {
+                frame,
+                delivered: true,
+            }],
+        });
+    }
+
+    #[test]
+    fn the_trace_and_file_ops_and_their_answers_round_trip() {
+        round_trips_op(
+            Op::Trace { cursor: 12 },
+            r#"{"id":3,"op":"trace","cursor":12}"#,
+        );
+        round_trips_op(
+            Op::ReadFile {
+                path: "/var/tmp/squall/c/node-1/addr.json".into(),
+            },
+            r#"{"id":3,"op":"read-file","path":"/var/tmp/squall/c/node-1/addr.json"}"#,
+        );
+        round_trips_op(
+            Op::RemoveFile {
+                path: "/var/tmp/squall/c/node-1/addr.json".into(),
+            },
+            r#"{"id":3,"op":"remove-file","path":"/var/tmp/squall/c/node-1/addr.json"}"#,
+        );
+        round_trips_answer(Answer::Trace {
+            events: vec![MessageEvent {
+                id: 1,
+                link: LinkId::new(1, 2),
+                kind: Some("append".into()),
+                sent_us: 10,
+                fate: squall_chaos::Fate::Delivered { at_us: 12 },
+            }],
+            lost: 0,
+            next: 1,
+            now_us: 20,
+        });
+        round_trips_answer(Answer::File {
+            text: Some("{\"peer\":\"127.0.0.1:1\"}".into()),
+        });
+        round_trips_answer(Answer::File { text: None });
     }
 }

@@ -74,15 +74,6 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let scenario = versions.pop().map_or(scenario, |(_, s)| s);
     let plan = scenario.plan(seed);
-    if !args.dry_run
-        && let Some(code) = crate::setup::remote_hosts(
-            args.hosts.as_deref(),
-            args.host.as_deref(),
-            scenario.cluster.nodes,
-        )
-    {
-        return code;
-    }
     if args.dry_run {
         // The hosts are checked (not reached) too: a hosts file's mistake stops the dry run like the kind's.
         let ids: Vec<u64> = (1..=scenario.cluster.nodes).collect();
@@ -137,7 +128,12 @@ fn kind_takes(plan: &Plan, file: &Path) -> Result<(), String> {
 /// events and its verdict table, and writes the history and the report. `Err`: it could not run (exit 2).
 fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Measures), String> {
     print!("{}", plan.describe());
-    let config = session_config(plan, out, &args.file)?;
+    let mut config = session_config(plan, out, &args.file)?;
+    // The nodes run on the hosts `--hosts`/`--host` name (checked against the plan's nodes), each through its
+    // agent.
+    let ids: Vec<u64> = (1..=plan.scenario.cluster.nodes).collect();
+    config.spec.hosts =
+        crate::remote::connect::hosts_of(args.hosts.as_deref(), args.host.as_deref(), &ids)?;
     let cast = if args.record {
         Some(
             crate::record::asciicast::CastWriter::create(
@@ -322,6 +318,7 @@ fn session_config(plan: &Plan, out: &Path, file: &Path) -> Result<SessionConfig,
             rate: s.workload.rate,
             disk_faults: c.disk_faults,
             unsafe_no_fsync,
+            hosts: None,
         },
         events: Some(out.join("events.jsonl.gz")),
         workload: match s.workload.kind {

@@ -1,0 +1,1005 @@
+//! Where a cluster's processes and links live: [`Procs`] (node processes) and [`Links`] (the proxies of the
+//! directed links), each either local (this machine's [`Supervisor`] and [`Network`], as before) or remote
+//! (`up --hosts`: every node's process on its host's agent, every directed link's proxy on the agent of its
+//! *sender*'s host; issue 24). The rooms of the cluster layer act through these two and never ask which.
+//!
+//! Remote reads stay cheap: process states are a cache fed by the agents' `exit` events, by the replies to
+//! what squall asked, and by a `status` read every [`REFRESH`]; link counters and held frames are read fresh
+//! where an answer depends on them (`step`, `held`, the links matrix) and cached for the code that cannot wait.
+//! Changes that code without an `.await` makes (a fault, a heal) are sent at once, in order, and their answers
+//! awaited in the background: an agent does its changing requests one after another in the order they came,
+//! so a read sent later sees them done.
+//!
+//! A fault over many links is split per sender host and remembered under one controller-side id, which every
+//! host's agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
+//! hosts by the host's index in their top bits ([`HOST_SHIFT`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use squall_chaos::{
+    ChaosError, ExitEvent, Fate, FaultSpec, HeldFrame, LinkId, LinkStats, MessageEvent, Network,
+    ProcState, ProcessSpec, Stepped, Supervisor,
+};
+use tokio::sync::broadcast;
+
+use super::files;
+use crate::remote::client::AgentClient;
+use crate::remote::connect::Agents;
+use crate::remote::hosts::Hosts;
+use crate::remote::protocol::{AgentEvent, Answer, Op};
+
+/// How often the agents are asked for their processes' states (besides their exit events).
+pub(super) const REFRESH: Duration = Duration::from_millis(500);
+
+/// How long a request to an agent may take before squall gives up on it (a restart waits for its node).
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Held frames' `seq` and traced messages' `id` carry their host's index from this bit up.
+pub(super) const HOST_SHIFT: u32 = 48;
+
+fn tag(host: usize, n: u64) -> u64 {
+    n | ((host as u64) << HOST_SHIFT)
+}
+
+fn untag(n: u64) -> (usize, u64) {
+    ((n >> HOST_SHIFT) as usize, n & ((1u64 << HOST_SHIFT) - 1))
+}
+
+/// The supervisor's name for node `id`'s process.
+fn name(id: u64) -> String {
+    format!("node-{id}")
+}
+
+/// The node processes: this machine's supervisor, or the hosts' agents.
+pub(super) enum Procs {
+    /// Every node runs here.
+    Local(Supervisor),
+    /// Every node runs on its host, through that host's agent.
+    Remote(Arc<Remote>),
+}
+
+/// The proxies of the directed links: this machine's network, or the agents' (each link on its sender's host).
+pub(super) enum Links {
+    /// Every proxy runs here.
+    Local(Network),
+    /// Each link's proxy runs on the host of its sender.
+    Remote(Arc<Remote>),
+}
+
+/// One host's agent as the backend uses it.
+struct Agent {
+    label: String,
+    client: AgentClient,
+    /// The agent's directory on the host (absolute, as its `hello` said).
+    dir: PathBuf,
+}
+
+/// The hosts' agents and what squall keeps of them (see the module comment).
+pub(super) struct Remote {
+    agents: Vec<Agent>,
+    host_of: BTreeMap<u64, usize>,
+    /// Node id → its process state and the change number that set it.
+    states: Mutex<BTreeMap<u64, (ProcState, u64)>>,
+    changes: AtomicU64,
+    /// The specs nodes were launched with (what a restart and a log read need).
+    specs: Mutex<BTreeMap<u64, ProcessSpec>>,
+    exits: broadcast::Sender<ExitEvent>,
+    labels: Vec<&'static str>,
+    held: Mutex<Vec<HeldFrame>>,
+    stats: Mutex<Vec<LinkStats>>,
+    /// Controller fault id → the hosts it was installed on.
+    faults: Mutex<BTreeMap<u64, BTreeSet<usize>>>,
+    next_fault: AtomicU64,
+    /// squall's own executable here: a node program equal to it runs as the agent's own on the host.
+    own_exe: Option<PathBuf>,
+    /// The ssh connections, taken by [`Procs::shutdown`].
+    connections: tokio::sync::Mutex<Option<Agents>>,
+}
+
+/// Where the trace was last read up to: one cursor per host.
+#[derive(Debug, Default)]
+pub(super) struct TraceCursor(Vec<u64>);
+
+impl Remote {
+    /// Starts every host's agent (`say` reports a binary copied), sets up each one's proxy network for the
+    /// node kind `kind` (the proxies seeded with `seed`, listening on the host's `address`), and starts
+    /// following their processes. `labels` are the kind classifier's message kinds. `Err` names the host and
+    /// what to do; nothing is left running anywhere then.
+    pub(super) async fn connect(
+        hosts: &Hosts,
+        kind: crate::kind::KindRecord,
+        seed: u64,
+        labels: Vec<&'static str>,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<Arc<Remote>, String> {
+        let mut all = Agents::start(hosts, say).await?;
+        let mut agents = Vec::new();
+        let mut events = Vec::new();
+        let mut failed = None;
+        for (h, c) in all.hosts.iter_mut() {
+            let dir = match &c.hello {
+                Answer::Hello { dir, pid, .. } => {
+                    say(format!(
+                        "host {}: agent pid {pid} in {dir}, for node {}",
+                        h.host.label,
+                        h.host
+                            .nodes
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    PathBuf::from(dir)
+                }
+                _ => PathBuf::from(&h.host.dir),
+            };
+            let (_, none) = tokio::sync::mpsc::unbounded_channel();
+            events.push(std::mem::replace(&mut c.events, none));
+            let op = Op::Network {
+                kind: kind.clone(),
+                seed,
+                bind: h.host.address,
+            };
+            if let Err(e) = c.client.call(op, DEADLINE).await
+                && failed.is_none()
+            {
+                failed = Some(e);
+            }
+            agents.push(Agent {
+                label: h.host.label.clone(),
+                client: c.client.clone(),
+                dir,
+            });
+        }
+        if let Some(e) = failed {
+            all.stop().await;
+            return Err(e);
+        }
+        let mut host_of = BTreeMap::new();
+        for (i, h) in hosts.hosts.iter().enumerate() {
+            for &n in &h.nodes {
+                host_of.insert(n, i);
+            }
+        }
+        let remote = Arc::new(Remote {
+            agents,
+            host_of,
+            states: Mutex::new(BTreeMap::new()),
+            changes: AtomicU64::new(1),
+            specs: Mutex::new(BTreeMap::new()),
+            exits: broadcast::channel(256).0,
+            labels,
+            held: Mutex::new(Vec::new()),
+            stats: Mutex::new(Vec::new()),
+            faults: Mutex::new(BTreeMap::new()),
+            next_fault: AtomicU64::new(1),
+            own_exe: std::env::current_exe().ok(),
+            connections: tokio::sync::Mutex::new(Some(all)),
+        });
+        for rx in events {
+            tokio::spawn(follow_exits(Arc::downgrade(&remote), rx));
+        }
+        tokio::spawn(refresh_states(Arc::downgrade(&remote)));
+        Ok(remote)
+    }
+
+    fn agent_of(&self, node: u64) -> Result<(usize, &Agent), String> {
+        let h = *self.host_of.get(&node).ok_or_else(|| {
+            format!(
+                "no host runs node {node} (the hosts file places nodes {}): adding nodes on other hosts is \
+                 not in this build yet",
+                self.host_of
+                    .keys()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        Ok((h, &self.agents[h]))
+    }
+
+    fn set_state(&self, node: u64, state: ProcState) {
+        let n = self.changes.fetch_add(1, Ordering::Relaxed);
+        self.states.lock().unwrap().insert(node, (state, n));
+    }
+
+    async fn call(&self, node: u64, op: Op) -> Result<Answer, String> {
+        let (_, a) = self.agent_of(node)?;
+        a.client.call(op, DEADLINE).await
+    }
+
+    /// Sends `op` to host `h` now and logs a refusal when it comes (for callers that cannot wait).
+    fn send(&self, h: usize, op: Op) {
+        let a = &self.agents[h];
+        let answer = a.client.queue(op, DEADLINE);
+        let label = a.label.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer.await {
+                tracing::warn!(host = %label, error = %e, "an agent refused a change");
+            }
+        });
+    }
+
+    /// Every host's link counters and held frames, read now (held frames oldest first across hosts), and kept
+    /// for the readers that cannot wait.
+    async fn refresh(&self) -> (Vec<LinkStats>, Vec<HeldFrame>) {
+        let reads = self
+            .agents
+            .iter()
+            .map(|a| a.client.call(Op::Links, DEADLINE));
+        let mut stats = Vec::new();
+        let mut held = Vec::new();
+        for (h, r) in futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match r {
+                Ok(Answer::Links {
+                    links,
+                    held: frames,
+                }) => {
+                    stats.extend(links);
+                    held.extend(frames.into_iter().map(|mut f| {
+                        f.seq = tag(h, f.seq);
+                        f
+                    }));
+                }
+                Ok(other) => {
+                    tracing::warn!(?other, "an agent answered `links` with something else")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read a host's links"),
+            }
+        }
+        stats.sort_by_key(|s| s.link);
+        held.sort_by(|a, b| b.held_for.cmp(&a.held_for).then(a.seq.cmp(&b.seq)));
+        *self.stats.lock().unwrap() = stats.clone();
+        *self.held.lock().unwrap() = held.clone();
+        (stats, held)
+    }
+
+    /// The links of `frames`, per host of their sender.
+    fn per_host(&self, frames: &[HeldFrame]) -> BTreeMap<usize, Vec<HeldFrame>> {
+        let mut out: BTreeMap<usize, Vec<HeldFrame>> = BTreeMap::new();
+        for f in frames {
+            out.entry(untag(f.seq).0).or_default().push(f.clone());
+        }
+        out
+    }
+
+    /// Sends one stepping request per host and gathers the frames (their seqs tagged), oldest first.
+    async fn stepped(&self, ops: Vec<(usize, Op)>) -> Vec<Stepped> {
+        let calls = ops
+            .into_iter()
+            .map(|(h, op)| async move { (h, self.agents[h].client.call(op, DEADLINE).await) });
+        let mut out = Vec::new();
+        for (h, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Answer::Stepped { frames }) => out.extend(frames.into_iter().map(|mut s| {
+                    s.frame.seq = tag(h, s.frame.seq);
+                    s
+                })),
+                Ok(other) => tracing::warn!(?other, "an agent answered a step with something else"),
+                Err(e) => tracing::warn!(error = %e, "a host did not step its frames"),
+            }
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.frame.held_for));
+        out
+    }
+}
+
+/// Turns one host's exit events into the cache's states and the exits every follower hears.
+async fn follow_exits(
+    remote: Weak<Remote>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<AgentEvent>,
+) {
+    while let Some(event) = rx.recv().await {
+        let Some(r) = remote.upgrade() else { return };
+        match event {
+            AgentEvent::Exit {
+                node,
+                pid,
+                code,
+                signal,
+                expected,
+            } => {
+                let at = SystemTime::now();
+                // Only the incarnation the cache knows ends here: an old one's exit during a restart is not
+                // the new one's.
+                let current = matches!(
+                    r.states.lock().unwrap().get(&node),
+                    Some((ProcState::Running { pid: p } | ProcState::Paused { pid: p }, _)) if *p == pid
+                );
+                if current {
+                    r.set_state(
+                        node,
+                        ProcState::Exited {
+                            pid,
+                            code,
+                            signal: signal.clone(),
+                            at,
+                        },
+                    );
+                }
+                let _ = r.exits.send(ExitEvent {
+                    name: name(node),
+                    pid,
+                    code,
+                    signal,
+                    at,
+                    expected,
+                });
+            }
+        }
+    }
+}
+
+/// Reads every host's process states every [`REFRESH`] until the backend is gone. A state read is taken only
+/// for a node nothing else changed since the read was sent (a reply or an exit event is newer).
+async fn refresh_states(remote: Weak<Remote>) {
+    loop {
+        tokio::time::sleep(REFRESH).await;
+        let Some(r) = remote.upgrade() else { return };
+        let asked = r.changes.load(Ordering::Relaxed);
+        let reads = r
+            .agents
+            .iter()
+            .map(|a| a.client.call(Op::Status, REFRESH * 4));
+        let answers = futures::future::join_all(reads).await;
+        for a in answers {
+            let Ok(Answer::Status { nodes, .. }) = a else {
+                continue;
+            };
+            let mut states = r.states.lock().unwrap();
+            for (node, state) in nodes {
+                let newer = states.get(&node).is_some_and(|(_, n)| *n >= asked);
+                if !newer {
+                    states.insert(node, (state, 0));
+                }
+            }
+        }
+    }
+}
+
+impl Procs {
+    /// Node `id`'s process state as last known (remote: the cache; see the module comment).
+    pub(super) fn state(&self, id: u64) -> Option<ProcState> {
+        match self {
+            Procs::Local(sup) => sup.state(&name(id)),
+            Procs::Remote(r) => r.states.lock().unwrap().get(&id).map(|(s, _)| s.clone()),
+        }
+    }
+
+    /// Whether the nodes run on other hosts.
+    pub(super) fn is_remote(&self) -> bool {
+        matches!(self, Procs::Remote(_))
+    }
+
+    /// Where node `id`'s directory is: `local` (the cluster directory's `node-N`) here; on a remote host,
+    /// `DIR/NAME/node-N` under the agent's directory, `NAME` the cluster directory's own name.
+    pub(super) fn node_dir(&self, id: u64, local: &Path) -> Result<PathBuf, String> {
+        match self {
+            Procs::Local(_) => Ok(local.to_path_buf()),
+            Procs::Remote(r) => {
+                let (_, a) = r.agent_of(id)?;
+                let cluster = local
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("cluster"));
+                Ok(a.dir.join(cluster).join(name(id)))
+            }
+        }
+    }
+
+    /// Starts node `id`'s process from `spec`; its pid (on its host).
+    pub(super) async fn spawn(&self, id: u64, spec: ProcessSpec) -> Result<u32, String> {
+        match self {
+            Procs::Local(sup) => sup.spawn(spec).await.map_err(|e| e.to_string()),
+            Procs::Remote(r) => {
+                let program = match &r.own_exe {
+                    Some(own) if *own == spec.program => None,
+                    _ => Some(spec.program.display().to_string()),
+                };
+                let lossy = |s: &std::ffi::OsString| s.to_string_lossy().into_owned();
+                let op = Op::Launch {
+                    node: id,
+                    program,
+                    args: spec.args.iter().map(lossy).collect(),
+                    env: spec.env.iter().map(|(k, v)| (lossy(k), lossy(v))).collect(),
+                    log: spec.log_path.display().to_string(),
+                    data_dir: spec.data_dir.as_ref().map(|d| d.display().to_string()),
+                };
+                r.specs.lock().unwrap().insert(id, spec);
+                match r.call(id, op).await? {
+                    Answer::Pid { pid } => {
+                        r.set_state(id, ProcState::Running { pid });
+                        Ok(pid)
+                    }
+                    other => Err(format!("the agent answered a launch with {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// SIGKILL to node `id`'s process group. `Err` when it is not running or the signal could not be sent.
+    pub(super) async fn kill(&self, id: u64) -> Result<(), String> {
+        match self {
+            Procs::Local(sup) => sup.kill(&name(id)).map_err(|e| e.to_string()),
+            Procs::Remote(r) => r.call(id, Op::Kill { node: id }).await.map(drop),
+        }
+    }
+
+    /// SIGKILL now, for code that cannot wait: `Ok(false)` when the node was not running. Remote, the kill is
+    /// sent at once and its answer awaited in the background.
+    pub(super) fn kill_now(&self, id: u64) -> Result<bool, String> {
+        match self {
+            Procs::Local(sup) => match sup.kill(&name(id)) {
+                Ok(()) => Ok(true),
+                Err(ChaosError::NotRunning { .. }) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
+            Procs::Remote(r) => {
+                let alive = matches!(
+                    self.state(id),
+                    Some(ProcState::Running { .. } | ProcState::Paused { .. })
+                );
+                let (h, _) = r.agent_of(id)?;
+                r.send(h, Op::Kill { node: id });
+                Ok(alive)
+            }
+        }
+    }
+
+    /// SIGTERM to node `id`'s process group.
+    pub(super) async fn terminate(&self, id: u64) -> Result<(), String> {
+        match self {
+            Procs::Local(sup) => sup.terminate(&name(id)).map_err(|e| e.to_string()),
+            Procs::Remote(r) => r.call(id, Op::Terminate { node: id }).await.map(drop),
+        }
+    }
+
+    /// SIGSTOP to node `id`.
+    pub(super) async fn pause(&self, id: u64) -> Result<(), String> {
+        match self {
+            Procs::Local(sup) => sup.pause(&name(id)).map_err(|e| e.to_string()),
+            Procs::Remote(r) => {
+                r.call(id, Op::Pause { node: id }).await?;
+                if let Some(ProcState::Running { pid }) = self.state(id) {
+                    r.set_state(id, ProcState::Paused { pid });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// SIGCONT to node `id`.
+    pub(super) async fn resume(&self, id: u64) -> Result<(), String> {
+        match self {
+            Procs::Local(sup) => sup.resume(&name(id)).map_err(|e| e.to_string()),
+            Procs::Remote(r) => {
+                r.call(id, Op::Resume { node: id }).await?;
+                if let Some(ProcState::Paused { pid }) = self.state(id) {
+                    r.set_state(id, ProcState::Running { pid });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Kills node `id` if alive and starts it again (its data directory emptied when `wipe`); the new pid.
+    pub(super) async fn restart(&self, id: u64, wipe: bool) -> Result<u32, String> {
+        match self {
+            Procs::Local(sup) => sup
+                .restart(&name(id), wipe)
+                .await
+                .map_err(|e| e.to_string()),
+            Procs::Remote(r) => {
+                r.set_state(id, ProcState::Restarting);
+                match r.call(id, Op::Restart { node: id, wipe }).await {
+                    Ok(Answer::Pid { pid }) => {
+                        r.set_state(id, ProcState::Running { pid });
+                        Ok(pid)
+                    }
+                    Ok(other) => Err(format!("the agent answered a restart with {other:?}")),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Replaces what node `id` restarts with (remote: its arguments, sent at once).
+    pub(super) fn set_spec(&self, id: u64, spec: ProcessSpec) -> Result<(), String> {
+        match self {
+            Procs::Local(sup) => sup.set_spec(spec).map_err(|e| e.to_string()),
+            Procs::Remote(r) => {
+                let (h, _) = r.agent_of(id)?;
+                let args = spec
+                    .args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                r.specs.lock().unwrap().insert(id, spec);
+                r.send(h, Op::SetArgs { node: id, args });
+                Ok(())
+            }
+        }
+    }
+
+    /// Every process exit from now on.
+    pub(super) fn exits(&self) -> broadcast::Receiver<ExitEvent> {
+        match self {
+            Procs::Local(sup) => sup.exits(),
+            Procs::Remote(r) => r.exits.subscribe(),
+        }
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after `grace`); remote, every agent too, and their ssh
+    /// connections.
+    pub(super) async fn shutdown(&self, grace: Duration) {
+        match self {
+            Procs::Local(sup) => sup.shutdown(grace).await,
+            Procs::Remote(r) => {
+                if let Some(agents) = r.connections.lock().await.take() {
+                    agents.stop().await;
+                }
+            }
+        }
+    }
+
+    /// The last `lines` lines of node `id`'s log at `path` (on its host); empty when unreadable.
+    pub(super) async fn log_tail(&self, id: u64, path: &Path, lines: usize) -> String {
+        match self {
+            Procs::Local(_) => files::tail(path, lines),
+            Procs::Remote(r) => match r.call(id, Op::Log { node: id, lines }).await {
+                Ok(Answer::Log { text }) => text,
+                _ => String::new(),
+            },
+        }
+    }
+
+    /// The last error node `id` wrote to its log at `path` ([`files::last_error`]).
+    pub(super) async fn last_error(&self, id: u64, path: &Path) -> Option<String> {
+        match self {
+            Procs::Local(_) => files::last_error(path),
+            Procs::Remote(_) => files::last_error_in(&self.log_tail(id, path, 200).await),
+        }
+    }
+
+    /// The text of a file of node `id` (its address file), `None` when it is not there (yet).
+    pub(super) async fn read_file(&self, id: u64, path: &Path) -> Option<String> {
+        match self {
+            Procs::Local(_) => std::fs::read_to_string(path).ok(),
+            Procs::Remote(r) => match r
+                .call(
+                    id,
+                    Op::ReadFile {
+                        path: path.display().to_string(),
+                    },
+                )
+                .await
+            {
+                Ok(Answer::File { text }) => text,
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(node = id, error = %e, "cannot read a node's file");
+                    None
+                }
+            },
+        }
+    }
+
+    /// [`Procs::remove_file`] for code that cannot wait: remote, sent at once, so it is done before anything
+    /// sent to the node's agent after it (its launch).
+    pub(super) fn remove_file_now(&self, id: u64, path: &Path) {
+        match self {
+            Procs::Local(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Procs::Remote(r) => {
+                if let Ok((h, _)) = r.agent_of(id) {
+                    r.send(
+                        h,
+                        Op::RemoveFile {
+                            path: path.display().to_string(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Removes a file of node `id` if it is there (an earlier session's address file).
+    pub(super) async fn remove_file(&self, id: u64, path: &Path) {
+        match self {
+            Procs::Local(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Procs::Remote(r) => {
+                let op = Op::RemoveFile {
+                    path: path.display().to_string(),
+                };
+                if let Err(e) = r.call(id, op).await {
+                    tracing::warn!(node = id, error = %e, "cannot remove a node's file");
+                }
+            }
+        }
+    }
+
+    /// The address node `id`'s ports bind to: its host's `address`, 127.0.0.1 here or when the host names none.
+    pub(super) fn bind_ip(&self, id: u64, hosts: Option<&Hosts>) -> IpAddr {
+        let here = IpAddr::from([127, 0, 0, 1]);
+        match (self, hosts) {
+            (Procs::Remote(r), Some(h)) => r
+                .host_of
+                .get(&id)
+                .and_then(|&i| h.hosts.get(i))
+                .and_then(|h| h.address)
+                .unwrap_or(here),
+            _ => here,
+        }
+    }
+}
+
+impl Links {
+    /// The classifier's message kinds (index order); empty without a classifier.
+    pub(super) fn labels(&self) -> Vec<&'static str> {
+        match self {
+            Links::Local(net) => net.labels().to_vec(),
+            Links::Remote(r) => r.labels.clone(),
+        }
+    }
+
+    /// Starts (or finds) the proxy of link `from -> to`: the address `from` dials to reach `to`.
+    pub(super) async fn add_link(&self, from: u64, to: u64) -> Result<SocketAddr, String> {
+        match self {
+            Links::Local(net) => net.add_link(from, to).await.map_err(|e| e.to_string()),
+            Links::Remote(r) => match r.call(from, Op::Link { from, to }).await? {
+                Answer::Link { addr } => Ok(addr),
+                other => Err(format!("the agent answered a link with {other:?}")),
+            },
+        }
+    }
+
+    /// Starts (or finds) the proxy in front of node `to` that every sender dials (a per-destination kind).
+    pub(super) async fn add_destination(&self, to: u64) -> Result<SocketAddr, String> {
+        match self {
+            Links::Local(net) => net.add_destination(to).await.map_err(|e| e.to_string()),
+            Links::Remote(_) => Err(format!(
+                "a proxy in front of node {to} for every sender (a per-destination node kind) cannot run on \
+                 other hosts yet: every link's proxy runs on its sender's host"
+            )),
+        }
+    }
+
+    /// Where node `to` really listens, for every proxy towards it (remote: told to every host, at once).
+    pub(super) fn set_upstream(&self, to: u64, addr: SocketAddr) {
+        match self {
+            Links::Local(net) => net.set_upstream(to, addr),
+            Links::Remote(r) => {
+                for h in 0..r.agents.len() {
+                    r.send(h, Op::Upstream { to, addr });
+                }
+            }
+        }
+    }
+
+    /// Records that member id `member` is node `node` (kinds that identify senders in their frames; local only:
+    /// such kinds are refused on remote hosts).
+    pub(super) fn note_sender(&self, member: u64, node: u64) {
+        if let Links::Local(net) = self {
+            net.senders().set(member, node);
+        }
+    }
+
+    /// Installs `spec` on `links` beside their faults; returns the id [`Links::remove_fault_id`] takes.
+    pub(super) fn add_fault(&self, links: Vec<LinkId>, spec: FaultSpec) -> u64 {
+        match self {
+            Links::Local(net) => net.add_fault(links, spec),
+            Links::Remote(r) => {
+                let fault = r.next_fault.fetch_add(1, Ordering::Relaxed);
+                let mut on = BTreeSet::new();
+                for (h, links) in split(r, links) {
+                    on.insert(h);
+                    r.send(
+                        h,
+                        Op::AddFault {
+                            fault,
+                            links,
+                            spec: spec.clone(),
+                        },
+                    );
+                }
+                r.faults.lock().unwrap().insert(fault, on);
+                fault
+            }
+        }
+    }
+
+    /// Installs fault `id` on more links (a node added since).
+    pub(super) fn extend_fault(&self, id: u64, links: Vec<LinkId>, spec: FaultSpec) {
+        match self {
+            Links::Local(net) => net.extend_fault(id, links, spec),
+            Links::Remote(r) => {
+                for (h, links) in split(r, links) {
+                    r.faults.lock().unwrap().entry(id).or_default().insert(h);
+                    r.send(
+                        h,
+                        Op::ExtendFault {
+                            fault: id,
+                            links,
+                            spec: spec.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Removes fault `id` from every link it is on.
+    pub(super) fn remove_fault_id(&self, id: u64) {
+        match self {
+            Links::Local(net) => {
+                net.remove_fault_id(id);
+            }
+            Links::Remote(r) => {
+                let hosts = r.faults.lock().unwrap().remove(&id).unwrap_or_default();
+                for h in hosts {
+                    r.send(h, Op::RemoveFault { fault: id });
+                }
+            }
+        }
+    }
+
+    /// Removes every fault from every link.
+    pub(super) fn heal_all(&self) {
+        match self {
+            Links::Local(net) => net.heal_all(),
+            Links::Remote(r) => {
+                r.faults.lock().unwrap().clear();
+                for h in 0..r.agents.len() {
+                    r.send(h, Op::HealAll);
+                }
+            }
+        }
+    }
+
+    /// The frames held now, oldest first (remote: read from every host now).
+    pub(super) async fn held(&self) -> Vec<HeldFrame> {
+        match self {
+            Links::Local(net) => net.held(),
+            Links::Remote(r) => r.refresh().await.1,
+        }
+    }
+
+    /// The frames held as last read (remote: at the last [`Links::held`] or [`Links::stats`]), for code that
+    /// cannot wait.
+    pub(super) fn held_now(&self) -> Vec<HeldFrame> {
+        match self {
+            Links::Local(net) => net.held(),
+            Links::Remote(r) => r.held.lock().unwrap().clone(),
+        }
+    }
+
+    /// Every link's counters and faults, sorted by link (remote: read from every host now).
+    pub(super) async fn stats(&self) -> Vec<LinkStats> {
+        match self {
+            Links::Local(net) => net.stats(),
+            Links::Remote(r) => r.refresh().await.0,
+        }
+    }
+
+    /// The links' counters as last read, for code that cannot wait.
+    pub(super) fn stats_now(&self) -> Vec<LinkStats> {
+        match self {
+            Links::Local(net) => net.stats(),
+            Links::Remote(r) => r.stats.lock().unwrap().clone(),
+        }
+    }
+
+    /// Delivers (`deliver`) or discards the `n` oldest frames held on links `pick` accepts.
+    pub(super) async fn step(
+        &self,
+        pick: impl Fn(LinkId) -> bool,
+        n: usize,
+        deliver: bool,
+    ) -> Vec<Stepped> {
+        match self {
+            Links::Local(net) if deliver => net.step(pick, n),
+            Links::Local(net) => net.drop_held(pick, n),
+            Links::Remote(r) => {
+                // The n oldest across hosts; each host then takes its share, oldest first on those links.
+                let held = r.refresh().await.1;
+                let chosen: Vec<HeldFrame> =
+                    held.into_iter().filter(|f| pick(f.link)).take(n).collect();
+                let ops = r
+                    .per_host(&chosen)
+                    .into_iter()
+                    .map(|(h, frames)| {
+                        let links: BTreeSet<LinkId> = frames.iter().map(|f| f.link).collect();
+                        let op = Op::Step {
+                            links: links.into_iter().collect(),
+                            n: frames.len(),
+                            deliver,
+                        };
+                        (h, op)
+                    })
+                    .collect();
+                r.stepped(ops).await
+            }
+        }
+    }
+
+    /// Delivers every frame held on links `pick` accepts (the holds stay).
+    pub(super) async fn release(&self, pick: impl Fn(LinkId) -> bool) -> Vec<Stepped> {
+        match self {
+            Links::Local(net) => net.release(pick),
+            Links::Remote(r) => {
+                let held = r.refresh().await.1;
+                let chosen: Vec<HeldFrame> = held.into_iter().filter(|f| pick(f.link)).collect();
+                let ops = r
+                    .per_host(&chosen)
+                    .into_iter()
+                    .map(|(h, frames)| {
+                        let links: BTreeSet<LinkId> = frames.iter().map(|f| f.link).collect();
+                        (
+                            h,
+                            Op::Release {
+                                links: links.into_iter().collect(),
+                            },
+                        )
+                    })
+                    .collect();
+                r.stepped(ops).await
+            }
+        }
+    }
+
+    /// Discards the held frames whose `seq` `pick` accepts.
+    pub(super) async fn drop_held_frames(&self, pick: impl Fn(u64) -> bool) -> Vec<Stepped> {
+        match self {
+            Links::Local(net) => net.drop_held_frames(pick),
+            Links::Remote(r) => {
+                let held = r.refresh().await.1;
+                let chosen: Vec<HeldFrame> = held.into_iter().filter(|f| pick(f.seq)).collect();
+                let ops = r
+                    .per_host(&chosen)
+                    .into_iter()
+                    .map(|(h, frames)| {
+                        let seqs = frames.iter().map(|f| untag(f.seq).1).collect();
+                        (h, Op::DropFrames { seqs })
+                    })
+                    .collect();
+                r.stepped(ops).await
+            }
+        }
+    }
+
+    /// The messages traced since `cursor` (the trace switched on at the first read), their times in
+    /// microseconds since `started` (the session's start), and how many were lost to the ring's bound.
+    pub(super) async fn read_trace(
+        &self,
+        cursor: &mut TraceCursor,
+        started: Instant,
+    ) -> (Vec<MessageEvent>, u64) {
+        match self {
+            Links::Local(net) => {
+                let trace = net.trace();
+                if cursor.0.is_empty() {
+                    trace.set_on(true);
+                    cursor.0.push(0);
+                }
+                // The trace counts from the network's creation, a little after the session's start.
+                let offset = trace
+                    .origin()
+                    .saturating_duration_since(started)
+                    .as_micros() as i64;
+                let read = trace.since(cursor.0[0]);
+                cursor.0[0] = read.next;
+                let events = read
+                    .events
+                    .into_iter()
+                    .map(|m| to_session(m, offset))
+                    .collect();
+                (events, read.lost)
+            }
+            Links::Remote(r) => {
+                cursor.0.resize(r.agents.len(), 0);
+                let reads = r
+                    .agents
+                    .iter()
+                    .zip(cursor.0.iter())
+                    .map(|(a, &c)| a.client.call(Op::Trace { cursor: c }, DEADLINE));
+                let mut events = Vec::new();
+                let mut lost = 0;
+                for (h, answer) in futures::future::join_all(reads)
+                    .await
+                    .into_iter()
+                    .enumerate()
+                {
+                    let Ok(Answer::Trace {
+                        events: got,
+                        lost: l,
+                        next,
+                        now_us,
+                    }) = answer
+                    else {
+                        continue;
+                    };
+                    // The host's trace clock against the session's, at the answer (off by the one-way delay).
+                    let offset = started.elapsed().as_micros() as i64 - now_us as i64;
+                    cursor.0[h] = next;
+                    lost += l;
+                    events.extend(got.into_iter().map(|mut m| {
+                        m.id = tag(h, m.id);
+                        to_session(m, offset)
+                    }));
+                }
+                events.sort_by_key(|m| m.sent_us);
+                (events, lost)
+            }
+        }
+    }
+}
+
+/// `links` per host of their sender (a link whose sender no host runs is left out: it has no proxy).
+fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
+    let mut out: BTreeMap<usize, Vec<LinkId>> = BTreeMap::new();
+    for l in links {
+        if let Some(&h) = r.host_of.get(&l.from) {
+            out.entry(h).or_default().push(l);
+        }
+    }
+    out
+}
+
+/// The message with its times moved by `offset_us` (never below 0).
+fn to_session(mut m: MessageEvent, offset_us: i64) -> MessageEvent {
+    let shift = |t: u64| (t as i64 + offset_us).max(0) as u64;
+    m.sent_us = shift(m.sent_us);
+    m.fate = match m.fate {
+        Fate::Delivered { at_us } => Fate::Delivered {
+            at_us: shift(at_us),
+        },
+        Fate::Dropped { by, at_us } => Fate::Dropped {
+            by,
+            at_us: shift(at_us),
+        },
+        Fate::Held => Fate::Held,
+    };
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_index_tags_and_untags_sequence_numbers() {
+        assert_eq!(untag(tag(0, 17)), (0, 17));
+        assert_eq!(untag(tag(3, 17)), (3, 17));
+        assert_ne!(tag(1, 17), tag(2, 17));
+    }
+
+    #[test]
+    fn trace_times_move_by_the_offset_and_never_below_zero() {
+        let m = MessageEvent {
+            id: 1,
+            link: LinkId::new(1, 2),
+            kind: None,
+            sent_us: 100,
+            fate: Fate::Delivered { at_us: 150 },
+        };
+        let later = to_session(m.clone(), 1_000);
+        assert_eq!(later.sent_us, 1_100);
+        assert_eq!(later.fate, Fate::Delivered { at_us: 1_150 });
+        let earlier = to_session(m, -120);
+        assert_eq!(earlier.sent_us, 0);
+        assert_eq!(earlier.fate, Fate::Delivered { at_us: 30 });
+    }
+}
