@@ -170,7 +170,7 @@ pub fn read_addrs(node_dir: &Path, timeout: Duration) -> (SocketAddr, SocketAddr
 }
 
 /// Launches squall's node `id` through `agent`, with the squall kind's own command line, its ports bound to
-/// `bind` (the kind's `127.0.0.1:0` replaced); its pid.
+/// `bind` (the kind's `{host}`); its pid.
 pub fn launch_squall_node(
     agent: &mut Agent,
     id: u64,
@@ -193,6 +193,7 @@ pub fn launch_squall_node(
         ports: Default::default(),
         join: false,
         options: vec![],
+        host: bind,
     };
     let mut args: Vec<String> = kind
         .leading_args()
@@ -205,10 +206,6 @@ pub fn launch_squall_node(
             .into_iter()
             .map(|a| a.into_string().unwrap()),
     );
-    let listen = SocketAddr::new(bind, 0).to_string();
-    for a in args.iter_mut().filter(|a| *a == "127.0.0.1:0") {
-        *a = listen.clone();
-    }
     std::fs::create_dir_all(node_dir).unwrap();
     let r = agent.call(serde_json::json!({
         "op": "launch", "node": id, "program": null, "args": args,
