@@ -14,6 +14,7 @@ mod support;
 
 use support::agent::{Agent, launch_squall_node, leader, read_addrs};
 use support::netns;
+use support::session::Up;
 
 const SQUALL: &str = env!("CARGO_BIN_EXE_squall");
 
@@ -303,11 +304,12 @@ print(json.dumps({"frame_bytes": len(frame), "samples": len(d),
 
 /// The figures of issue 24 for BENCHMARKS.md, printed as JSON lines (run with `cargo test --test remote_netns
 /// figures -- --ignored --nocapture`): the round trip of a 64-byte frame from host1 to host2, direct and
-/// through host1's sender-side proxy (run by a `squall agent` over ssh, as a cluster's is).
+/// through host1's sender-side proxy (run by a `squall agent` over ssh, as a cluster's is); the time from
+/// `squall up --hosts` to the first leader line, five nodes on three hosts, against five local nodes.
 #[test]
 #[ignore = "prints the figures for BENCHMARKS.md; needs root and a quiet machine"]
 fn figures() {
-    let Some(w) = netns::world(2) else { return };
+    let Some(w) = netns::world(3) else { return };
     let mut echo = w
         .exec(1, "python3")
         .arg("-c")
@@ -349,4 +351,40 @@ fn figures() {
     println!("remote link round trip: {v}");
     agent.call(serde_json::json!({"op": "shutdown"}));
     let _ = agent.process.wait();
+
+    // From `squall up` to the first leader line: five nodes on three hosts (the first run copies squall to
+    // each host), against the same five nodes on this machine.
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let mut to_leader = |run: usize, remote: bool| -> f64 {
+        let mut args = vec!["-n", "5"];
+        if remote {
+            args.extend(["--hosts", hosts.to_str().unwrap()]);
+        }
+        let t0 = std::time::Instant::now();
+        let s = Up::new(&args)
+            .dir(w.path().join(format!("up-{run}")))
+            .wait(Duration::from_secs(60))
+            .start();
+        let took = t0.elapsed().as_secs_f64() * 1000.0;
+        let _ = s.quit();
+        took
+    };
+    let remote: Vec<f64> = (0..6).map(|run| to_leader(run, true)).collect();
+    let local: Vec<f64> = (10..15).map(|run| to_leader(run, false)).collect();
+    let left = w.wait_hosts_empty(Duration::from_secs(15));
+    assert!(left.is_empty(), "still running: {left:?}");
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "up to leader: {}",
+        serde_json::json!({"hosts": 3, "nodes": 5,
+            "first_run_with_copy_ms": remote[0].round(),
+            "remote_runs_ms": remote[1..].iter().map(|t| t.round()).collect::<Vec<_>>(),
+            "remote_median_ms": median(&remote[1..]).round(),
+            "local_runs_ms": local.iter().map(|t| t.round()).collect::<Vec<_>>(),
+            "local_median_ms": median(&local).round()})
+    );
 }
