@@ -144,3 +144,23 @@ fn five_nodes_on_three_hosts_elect_survive_a_leader_kill_a_one_way_cut_and_a_par
     );
     quit_leaving_nothing(&w, s);
 }
+
+#[test]
+fn killing_the_controller_with_sigkill_leaves_no_node_process_and_no_mount_on_any_host_after_the_grace_period()
+ {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &["--workload"]);
+    nodes_run_on_their_hosts(&w, &s);
+    let pids = support::node_pids(&s.cdir);
+    // SIGKILL: squall stops nothing itself. Its ssh connections end, each agent reads end-of-file, keeps its
+    // nodes for its grace period (a controller that comes back could take them over), then stops them.
+    s.child.kill().unwrap();
+    let _ = s.child.wait();
+    let left = w.wait_hosts_empty(Duration::from_secs(45));
+    assert!(
+        left.is_empty(),
+        "still running on the hosts 45 s after the controller died: {left:?}"
+    );
+    assert!(support::wait_gone(&pids, Duration::from_secs(1)).is_empty());
+    assert_eq!(w.mounts(), Vec::<String>::new(), "mounts left");
+}
