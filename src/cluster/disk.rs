@@ -21,8 +21,8 @@ pub use crate::command::disk::{
     DiskAction, FsyncFailure, HELP, PowerTarget, TornMode, parse_disk, parse_powercut,
 };
 
-use super::command::{Command, NodeId};
 use super::Cluster;
+use super::command::{Command, NodeId};
 use crate::state::Event;
 
 const OFF: &str = "disk faults are off: start the cluster with `squall up --disk-faults`";
