@@ -355,7 +355,7 @@ fn figures() {
     // From `squall up` to the first leader line: five nodes on three hosts (the first run copies squall to
     // each host), against the same five nodes on this machine.
     let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
-    let mut to_leader = |run: usize, remote: bool| -> f64 {
+    let to_leader = |run: usize, remote: bool| -> f64 {
         let mut args = vec!["-n", "5"];
         if remote {
             args.extend(["--hosts", hosts.to_str().unwrap()]);
