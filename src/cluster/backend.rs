@@ -10,8 +10,12 @@
 //! awaited in the background: an agent does its changing requests one after another in the order they came,
 //! so a read sent later sees them done.
 //!
-//! A fault over many links is split per sender host and remembered under one controller-side id, which every
-//! host's agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
+//! A directed link's frames pass through two hosts' proxies: what `from` sends on the connections it opens
+//! goes through the proxy of `from -> to` on `from`'s host, and what it answers on the connections `to`
+//! opens goes back through the proxy of `to -> from` on `to`'s host (counted there as `from -> to`). So a
+//! link fault is installed on both hosts, each link's counters are the sum of both hosts' ([`merge`]), and a
+//! fault over many links is split per host and remembered under one controller-side id, which every host's
+//! agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
 //! hosts by the host's index in their top bits ([`HOST_SHIFT`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,7 +236,7 @@ impl Remote {
             .agents
             .iter()
             .map(|a| a.client.call(Op::Links, DEADLINE));
-        let mut stats = Vec::new();
+        let mut stats: BTreeMap<LinkId, LinkStats> = BTreeMap::new();
         let mut held = Vec::new();
         for (h, r) in futures::future::join_all(reads)
             .await
@@ -244,7 +248,14 @@ impl Remote {
                     links,
                     held: frames,
                 }) => {
-                    stats.extend(links);
+                    for s in links {
+                        match stats.get_mut(&s.link) {
+                            Some(into) => merge(into, s),
+                            None => {
+                                stats.insert(s.link, s);
+                            }
+                        }
+                    }
                     held.extend(frames.into_iter().map(|mut f| {
                         f.seq = tag(h, f.seq);
                         f
@@ -256,7 +267,7 @@ impl Remote {
                 Err(e) => tracing::warn!(error = %e, "cannot read a host's links"),
             }
         }
-        stats.sort_by_key(|s| s.link);
+        let stats: Vec<LinkStats> = stats.into_values().collect();
         held.sort_by(|a, b| b.held_for.cmp(&a.held_for).then(a.seq.cmp(&b.seq)));
         *self.stats.lock().unwrap() = stats.clone();
         *self.held.lock().unwrap() = held.clone();
@@ -947,15 +958,50 @@ impl Links {
     }
 }
 
-/// `links` per host of their sender (a link whose sender no host runs is left out: it has no proxy).
+/// `links` per host whose proxies carry them: the sender's host and the receiver's (see the module comment).
 fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
     let mut out: BTreeMap<usize, Vec<LinkId>> = BTreeMap::new();
     for l in links {
-        if let Some(&h) = r.host_of.get(&l.from) {
+        let hosts: BTreeSet<usize> = [l.from, l.to]
+            .iter()
+            .filter_map(|n| r.host_of.get(n).copied())
+            .collect();
+        for h in hosts {
             out.entry(h).or_default().push(l);
         }
     }
     out
+}
+
+/// Adds another host's counters of the same link to `into` (faults and labels once each).
+fn merge(into: &mut LinkStats, s: LinkStats) {
+    into.listen = into.listen.or(s.listen);
+    into.frames_forwarded += s.frames_forwarded;
+    into.bytes_forwarded += s.bytes_forwarded;
+    into.frames_dropped += s.frames_dropped;
+    into.bytes_dropped += s.bytes_dropped;
+    into.frames_duplicated += s.frames_duplicated;
+    into.frames_delayed += s.frames_delayed;
+    into.frames_queued += s.frames_queued;
+    into.connections_open += s.connections_open;
+    into.connections_total += s.connections_total;
+    into.connections_refused += s.connections_refused;
+    into.connections_reset += s.connections_reset;
+    into.upstream_failures += s.upstream_failures;
+    for f in s.faults {
+        if !into.faults.contains(&f) {
+            into.faults.push(f);
+        }
+    }
+    for c in s.by_label {
+        match into.by_label.iter_mut().find(|x| x.label == c.label) {
+            Some(x) => {
+                x.frames += c.frames;
+                x.dropped += c.dropped;
+            }
+            None => into.by_label.push(c),
+        }
+    }
 }
 
 /// The message with its times moved by `offset_us` (never below 0).
