@@ -87,8 +87,9 @@ pub fn world(hosts: usize) -> Option<World> {
         Err(Skip(why)) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!(
-                    "{why}; CI=true, so this test must run: run it as root on a machine with iproute2, \
-                     util-linux and openssh-server (.ci/run installs them)"
+                    "{}; CI=true, so this fails instead of skipping: run it as root on a machine with \
+                     iproute2, util-linux and openssh-server (.ci/run installs them)",
+                    why.replacen("skipped: ", "cannot run: ", 1)
                 );
             }
             eprintln!("{why}");
