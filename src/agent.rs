@@ -3,22 +3,30 @@
 //! every directed link whose sender is on the host (through the same [`Network`], built for the kind the same
 //! way). It speaks [`crate::remote::protocol`] on standard input and output and listens on nothing else.
 //!
-//! No orphans: when standard input ends (the controller or its SSH connection is gone) the agent stops its
-//! nodes and exits; if the agent itself is killed, its nodes follow it through the supervisor's lifeline.
+//! Losing the controller is not losing the nodes: when standard input ends (the controller or its SSH connection
+//! is gone), or the controller that pinged stops pinging, the agent keeps its nodes for its grace period
+//! (`--grace`, 10 s) and waits on its socket (`DIR/.agent/sock`, in a directory of mode 0700) for a controller
+//! to come back through `squall agent --attach DIR` over a new ssh. No orphans: when none does, it stops its
+//! nodes (SIGTERM, then SIGKILL), unmounts their fault filesystems and exits; if the agent itself is killed,
+//! its nodes follow it through the supervisor's lifeline.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use squall_chaos::{LinkId, Network, ProcessSpec, Supervisor};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
-use crate::remote::protocol::{AgentEvent, Answer, Message, Op, Request};
+use crate::cluster::clockset::{self, Clocks};
+use crate::cluster::diskops;
+use crate::cluster::diskset::{Disks, fault_seed};
+use crate::remote::protocol::{AgentEvent, Answer, ClockOp, DiskOp, Message, Op, Request};
 
 /// How long nodes get to end on SIGTERM when the agent stops, before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -42,9 +50,62 @@ pub fn run(args: AgentArgs) -> ExitCode {
         )
         .try_init();
     let rt = crate::setup::runtime();
-    match rt.block_on(serve(args.dir)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => crate::setup::fail(1, format!("agent: {e:#}")),
+    let code = match args.attach {
+        Some(dir) => rt.block_on(relay(&dir)),
+        None => match rt.block_on(serve(args.dir, args.grace)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => crate::setup::fail(1, format!("agent: {e:#}")),
+        },
+    };
+    // A read of a standard input that never ends (an old controller's channel, half open) must not hold the
+    // exit.
+    rt.shutdown_background();
+    code
+}
+
+/// Where a message goes: the channel of the controller attached now, or (while none is) a backlog of events
+/// it gets when one attaches. Replies to a controller that is gone are dropped with it.
+#[derive(Default)]
+struct Outbox {
+    tx: Option<mpsc::UnboundedSender<Message>>,
+    backlog: std::collections::VecDeque<AgentEvent>,
+}
+
+/// At most this many events wait for a controller to attach; the oldest go first.
+const BACKLOG: usize = 10_000;
+
+impl Outbox {
+    fn event(&mut self, e: AgentEvent) {
+        if let Some(tx) = &self.tx {
+            match tx.send(Message::Event(e)) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(Message::Event(e))) => {
+                    self.tx = None;
+                    self.backlog.push_back(e);
+                }
+                Err(_) => self.tx = None,
+            }
+        } else {
+            self.backlog.push_back(e);
+        }
+        while self.backlog.len() > BACKLOG {
+            self.backlog.pop_front();
+        }
+    }
+
+    /// A controller attached through `tx`: it gets what waited.
+    fn attach(&mut self, tx: mpsc::UnboundedSender<Message>) {
+        for e in self.backlog.drain(..) {
+            let _ = tx.send(Message::Event(e));
+        }
+        self.tx = Some(tx);
+    }
+
+    /// The controller of `tx` is gone (a newer one may have attached meanwhile: it stays).
+    fn detach(&mut self, tx: &mpsc::UnboundedSender<Message>) {
+        if self.tx.as_ref().is_some_and(|t| t.same_channel(tx)) {
+            self.tx = None;
+        }
     }
 }
 
@@ -53,100 +114,153 @@ struct Agent {
     dir: PathBuf,
     sup: Supervisor,
     net: Mutex<Option<Network>>,
-    out: mpsc::UnboundedSender<Message>,
+    /// The nodes' fault filesystems (the same room a local cluster keeps them in).
+    disks: Disks,
+    /// The nodes' faked clocks, through the shim in the agent's directory.
+    clocks: Clocks,
+    out: Mutex<Outbox>,
+    /// When the last `ping` came; `None` before the first (then the agent is not held to pings).
+    last_ping: Mutex<Option<Instant>>,
+    grace: Duration,
     /// The controller's fault ids and the ids this host's network gave them.
     faults: Mutex<std::collections::HashMap<u64, u64>>,
 }
 
-/// Serves requests from standard input until it ends or a `shutdown` comes, then stops every node.
-async fn serve(dir: PathBuf) -> anyhow::Result<()> {
+/// A request and the channel its reply goes back on.
+type Work = (Request, mpsc::UnboundedSender<Message>);
+
+/// Why a controller's channel ended.
+enum End {
+    /// It asked to shut down (the request's id and its channel, and the channel's writer).
+    Shutdown(
+        u64,
+        mpsc::UnboundedSender<Message>,
+        tokio::task::JoinHandle<()>,
+    ),
+    /// Its channel ended (end of file, or its output closed): wait for another to attach.
+    Gone,
+    /// Another controller attached: it takes over.
+    Replaced(UnixStream),
+    /// Pinged once, then silent for the grace period: gone for good.
+    Silent,
+}
+
+/// The agent's socket in `dir`: `dir/.agent/sock`, in a directory only the agent's user may enter.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join(".agent").join("sock")
+}
+
+/// Listens on the agent's socket in `dir`, in a directory of mode 0700. A socket left by an agent that died
+/// is replaced; one a live agent answers on is refused (two agents in one directory would run the same
+/// nodes over the same data).
+fn listen(dir: &Path) -> anyhow::Result<UnixListener> {
+    use anyhow::Context;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let sock = socket_path(dir);
+    let room = sock.parent().expect("the socket is in a directory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(room)
+        .with_context(|| format!("cannot create {}", room.display()))?;
+    std::fs::set_permissions(room, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (mode 0700)", room.display()))?;
+    if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+        anyhow::bail!(
+            "another agent runs in {} (its socket {} answers): it keeps its nodes for its grace period after \
+             its controller left, then stops them; attach to it (`squall agent --attach {}`) or use another \
+             `dir`",
+            dir.display(),
+            sock.display(),
+            dir.display()
+        );
+    }
+    let _ = std::fs::remove_file(&sock);
+    UnixListener::bind(&sock).with_context(|| format!("cannot listen on {}", sock.display()))
+}
+
+/// Serves controllers until one asks to shut down or none is left for the grace period, then stops every
+/// node, unmounts their disks and exits. The first controller is on standard input and output; later ones
+/// attach through the agent's socket (`squall agent --attach DIR` over a new ssh), each replacing the last.
+async fn serve(dir: PathBuf, grace: Duration) -> anyhow::Result<()> {
+    let listener = listen(&dir)?;
     let sup = Supervisor::new()?;
-    let (out, mut rx) = mpsc::unbounded_channel::<Message>();
     let agent = Arc::new(Agent {
-        dir,
+        clocks: Clocks::new(Some(dir.join(squall_chaos::clock::SHIM_FILE_NAME))),
+        dir: dir.clone(),
         sup: sup.clone(),
         net: Mutex::new(None),
-        out,
+        disks: Disks::default(),
+        out: Mutex::new(Outbox::default()),
+        last_ping: Mutex::new(None),
+        grace,
         faults: Mutex::new(std::collections::HashMap::new()),
     });
-    // One writer: every line whole, in the order sent. A closed output (the controller gone) ends the agent.
-    let (gone_tx, mut gone) = tokio::sync::watch::channel(false);
-    let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
-        while let Some(m) = rx.recv().await {
-            let mut line = serde_json::to_vec(&m).expect("messages serialise");
-            line.push(b'\n');
-            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
-                let _ = gone_tx.send(true);
-                return;
-            }
-        }
-    });
     tokio::spawn(forward_exits(agent.clone()));
-    let (work, mut queue) = mpsc::unbounded_channel::<Request>();
+    // Requests that change something are done one after another, in the order they came (a `launch` then a
+    // `kill` never race), whichever controller sent them.
+    let (work, mut queue) = mpsc::unbounded_channel::<Work>();
     let mut worker = {
         let a = agent.clone();
         tokio::spawn(async move {
-            while let Some(req) = queue.recv().await {
-                a.answer(req).await;
+            while let Some((req, tx)) = queue.recv().await {
+                a.answer(req, &tx).await;
             }
         })
     };
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        let line = tokio::select! {
-            l = lines.next_line() => l,
-            _ = gone.changed() => break,
-        };
-        let line = match line {
-            Ok(Some(l)) => l,
-            Ok(None) | Err(_) => break,
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let req: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                // No id to answer to when the line is not a request: id 0 is never a controller's.
-                let _ = agent.out.send(Message::Reply {
-                    id: 0,
-                    ok: None,
-                    error: Some(format!("not a request ({e}): {}", preview(&line))),
-                });
-                continue;
+    let mut channel: Option<(Input, Output)> =
+        Some((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())));
+    let shutdown = loop {
+        let end = match channel.take() {
+            Some((input, output)) => agent.session(input, output, &listener, &work).await,
+            None => {
+                tracing::warn!(
+                    "the controller is gone; keeping the nodes for {grace:?} for one to attach"
+                );
+                match tokio::time::timeout(grace, listener.accept()).await {
+                    Ok(Ok((s, _))) => End::Replaced(s),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "accepting on the agent's socket failed");
+                        End::Silent
+                    }
+                    Err(_) => End::Silent,
+                }
             }
         };
-        if req.op == Op::Shutdown {
-            drop(work);
-            let _ = (&mut worker).await;
-            agent.sup.shutdown(STOP_GRACE).await;
-            let _ = agent.out.send(Message::Reply {
-                id: req.id,
-                ok: Some(Answer::Done),
-                error: None,
-            });
-            break;
+        match end {
+            End::Shutdown(id, tx, writer) => break Some((id, tx, writer)),
+            End::Gone => channel = None,
+            End::Replaced(s) => {
+                let (r, w) = s.into_split();
+                channel = Some((Box::new(r), Box::new(w)));
+            }
+            End::Silent => break None,
         }
-        // Requests that change something are done one after another, in the order they came (a `launch` then
-        // a `kill` never race); the read-only ones answer at once, even while a restart waits for its node.
-        let a = agent.clone();
-        if matches!(
-            req.op,
-            Op::Hello | Op::Status | Op::Log { .. } | Op::Trace { .. } | Op::ReadFile { .. }
-        ) {
-            tokio::spawn(async move { a.answer(req).await });
-        } else if work.send(req).is_err() {
-            break;
-        }
+    };
+    // Nothing more is started; what did start is stopped. A controller that asked to shut down gets what it
+    // asked before that done first (a `launch` then a `shutdown` leaves nothing running either way).
+    drop(work);
+    if shutdown.is_some() {
+        let _ = (&mut worker).await;
+    } else {
+        worker.abort();
     }
-    // Nothing more is started once the controller is gone; what did start is stopped.
-    worker.abort();
-    sup.shutdown(STOP_GRACE).await;
-    drop(agent);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    agent.stop().await;
+    let _ = std::fs::remove_file(socket_path(&dir));
+    if let Some((id, tx, writer)) = shutdown {
+        let _ = tx.send(Message::Reply {
+            id,
+            ok: Some(Answer::Done),
+            error: None,
+        });
+        drop(tx);
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    }
     Ok(())
 }
+
+type Input = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Output = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 fn preview(line: &str) -> String {
     line.chars().take(80).collect()
@@ -166,16 +280,13 @@ async fn forward_exits(agent: Arc<Agent>) {
                 let Some(node) = e.name.strip_prefix("node-").and_then(|n| n.parse().ok()) else {
                     continue;
                 };
-                let m = Message::Event(AgentEvent::Exit {
+                agent.out.lock().unwrap().event(AgentEvent::Exit {
                     node,
                     pid: e.pid,
                     code: e.code,
                     signal: e.signal,
                     expected: e.expected,
                 });
-                if agent.out.send(m).is_err() {
-                    return;
-                }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
@@ -184,13 +295,137 @@ async fn forward_exits(agent: Arc<Agent>) {
 }
 
 impl Agent {
-    /// Does `req` and sends its reply.
-    async fn answer(&self, req: Request) {
+    /// Serves one controller's channel until it ends; see [`End`].
+    async fn session(
+        self: &Arc<Self>,
+        input: Input,
+        output: Output,
+        listener: &UnixListener,
+        work: &mpsc::UnboundedSender<Work>,
+    ) -> End {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        // One writer: every line whole, in the order sent. A closed output (the controller gone) ends the
+        // channel.
+        let (gone_tx, mut gone) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(async move {
+            let mut output = output;
+            while let Some(m) = rx.recv().await {
+                let mut line = serde_json::to_vec(&m).expect("messages serialise");
+                line.push(b'\n');
+                if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
+                    let _ = gone_tx.send(true);
+                    return;
+                }
+            }
+        });
+        self.out.lock().unwrap().attach(tx.clone());
+        {
+            // A controller attaching is a sign of life.
+            let mut last = self.last_ping.lock().unwrap();
+            if last.is_some() {
+                *last = Some(Instant::now());
+            }
+        }
+        let mut lines = BufReader::new(input).lines();
+        let mut tick = tokio::time::interval(
+            Duration::from_millis(100)
+                .min(self.grace)
+                .max(Duration::from_millis(1)),
+        );
+        let end = loop {
+            let line = tokio::select! {
+                l = lines.next_line() => l,
+                _ = gone.changed() => break End::Gone,
+                a = listener.accept() => match a {
+                    Ok((s, _)) => break End::Replaced(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting on the agent's socket failed");
+                        continue;
+                    }
+                },
+                _ = tick.tick() => {
+                    let silent = self
+                        .last_ping
+                        .lock()
+                        .unwrap()
+                        .is_some_and(|t| t.elapsed() > self.grace);
+                    if silent {
+                        tracing::warn!("no ping from the controller for {:?}", self.grace);
+                        break End::Silent;
+                    }
+                    continue;
+                }
+            };
+            let line = match line {
+                Ok(Some(l)) => l,
+                Ok(None) | Err(_) => break End::Gone,
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let req: Request = match serde_json::from_str(&line) {
+                Ok(r) => r,
+                Err(e) => {
+                    // No id to answer to when the line is not a request: id 0 is never a controller's.
+                    let _ = tx.send(Message::Reply {
+                        id: 0,
+                        ok: None,
+                        error: Some(format!("not a request ({e}): {}", preview(&line))),
+                    });
+                    continue;
+                }
+            };
+            match req.op {
+                Op::Shutdown => {
+                    self.out.lock().unwrap().detach(&tx);
+                    return End::Shutdown(req.id, tx, writer);
+                }
+                Op::Ping => {
+                    *self.last_ping.lock().unwrap() = Some(Instant::now());
+                    let _ = tx.send(Message::Reply {
+                        id: req.id,
+                        ok: Some(Answer::Done),
+                        error: None,
+                    });
+                }
+                // The read-only ones answer at once, even while a restart waits for its node.
+                Op::Hello
+                | Op::Status
+                | Op::Log { .. }
+                | Op::Capabilities
+                | Op::Trace { .. }
+                | Op::ReadFile { .. } => {
+                    let (a, tx) = (self.clone(), tx.clone());
+                    tokio::spawn(async move { a.answer(req, &tx).await });
+                }
+                _ => {
+                    if work.send((req, tx.clone())).is_err() {
+                        break End::Silent;
+                    }
+                }
+            }
+        };
+        self.out.lock().unwrap().detach(&tx);
+        end
+    }
+
+    /// Stops every node (their disks healed first, so none is stuck in stalled I/O), then unmounts their fault
+    /// filesystems.
+    async fn stop(&self) {
+        self.disks.heal_all();
+        self.sup.shutdown(STOP_GRACE).await;
+        for e in self.disks.unmount_all() {
+            tracing::warn!(error = %e, "cannot unmount a fault filesystem");
+        }
+    }
+
+    /// Does `req` and sends its reply on `tx`.
+    async fn answer(&self, req: Request, tx: &mpsc::UnboundedSender<Message>) {
         let (ok, error) = match self.handle(req.op).await {
             Ok(answer) => (Some(answer), None),
             Err(e) => (None, Some(e)),
         };
-        let _ = self.out.send(Message::Reply {
+        let _ = tx.send(Message::Reply {
             id: req.id,
             ok,
             error,
@@ -356,8 +591,6 @@ impl Agent {
                 let tail = all[all.len().saturating_sub(lines)..].join("\n");
                 Ok(Answer::Log { text: tail })
             }
-            // The loop answers it itself, after the nodes are stopped.
-            Op::Shutdown => done,
             Op::AddFault { fault, links, spec } => {
                 spec.fault
                     .validate()
@@ -440,6 +673,120 @@ impl Agent {
                     Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
                 }
             }
+            // The loop answers these itself.
+            Op::Shutdown | Op::Ping => done,
+            Op::Capabilities => Ok(Answer::Can {
+                disk: crate::cluster::diskops::disk_faults_unavailable(),
+                clock: squall_chaos::clock::install_shim(&self.dir)
+                    .err()
+                    .map(|e| format!("cannot install squall's time shim: {e}")),
+            }),
+            Op::Disk { node, action } => self.disk(node, action).await,
+            Op::PowerCut { nodes, torn, seed } => {
+                let mut disks = Vec::new();
+                for id in nodes {
+                    disks.push((id, self.disk_of(id)?, String::new()));
+                }
+                let mut k = 0;
+                let out = diskops::cut_power(&self.sup, disks, torn, || {
+                    k += 1;
+                    fault_seed(seed, k)
+                })
+                .await;
+                Ok(Answer::PowerCut {
+                    done: out.done,
+                    problems: out.problems,
+                })
+            }
+            Op::Clock {
+                node,
+                action: ClockOp::Prepare { node_dir },
+            } => {
+                squall_chaos::clock::install_shim(&self.dir)
+                    .map_err(|e| format!("cannot install squall's time shim: {e}"))?;
+                let env = self
+                    .clocks
+                    .env(node, Path::new(&node_dir))
+                    .map_err(|e| format!("node {node}'s clock: {e:#}"))?;
+                Ok(Answer::Env {
+                    env: env
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string_lossy().into_owned(),
+                                v.to_string_lossy().into_owned(),
+                            )
+                        })
+                        .collect(),
+                })
+            }
+            Op::Clock {
+                node,
+                action: ClockOp::Set(action),
+            } => {
+                let pid = match self.sup.state(&name(node)) {
+                    Some(
+                        squall_chaos::ProcState::Running { pid }
+                        | squall_chaos::ProcState::Paused { pid },
+                    ) => Some(pid),
+                    _ => None,
+                };
+                let lead = self.clocks.apply(node, pid, &action)?;
+                let now = self.clocks.describe(node);
+                Ok(Answer::Clock {
+                    said: clockset::said(
+                        node,
+                        &action,
+                        lead,
+                        now.as_deref().unwrap_or("true"),
+                        pid.is_some(),
+                    ),
+                    now,
+                })
+            }
+        }
+    }
+
+    fn disk_of(&self, node: u64) -> Result<squall_chaos::disk::DiskFaults, String> {
+        self.disks.faults(node).ok_or_else(|| {
+            format!(
+                "node {node} has no fault filesystem on this host: mount it (`disk` `mount`) before its launch"
+            )
+        })
+    }
+
+    async fn disk(&self, node: u64, action: DiskOp) -> Result<Answer, String> {
+        match action {
+            DiskOp::Mount { backing, data_dir } => {
+                let data_dir = PathBuf::from(data_dir);
+                let left = self
+                    .disks
+                    .mount(node, Path::new(&backing), &data_dir)
+                    .map_err(|e| format!("node {node}'s fault filesystem: {e:#}"))?;
+                Ok(Answer::Notes {
+                    notes: diskops::leftover_notes(node, &data_dir, &left),
+                })
+            }
+            DiskOp::Fault {
+                action,
+                seed,
+                not_data,
+            } => {
+                let disk = self.disk_of(node)?;
+                let not_data: Vec<PathBuf> = not_data.into_iter().map(PathBuf::from).collect();
+                let (said, flipped) =
+                    diskops::apply(&self.sup, node, &disk, &action, "", || seed, &not_data)?;
+                Ok(Answer::Disk {
+                    said,
+                    faults: self.disks.describe(node),
+                    flipped: flipped.map(|f| (f.file.display().to_string(), f.offset)),
+                })
+            }
+            DiskOp::Wipe => {
+                let disk = self.disk_of(node)?;
+                diskops::wipe(&self.sup, node, &disk).await?;
+                Ok(Answer::Done)
+            }
         }
     }
 
@@ -459,4 +806,34 @@ impl Agent {
         }
         Ok(p)
     }
+}
+
+/// `squall agent --attach DIR`: relays standard input and output to the agent running in `dir`, until either
+/// side ends. Exits 3 (saying so) when no agent runs there.
+async fn relay(dir: &Path) -> ExitCode {
+    let sock = socket_path(dir);
+    let stream = match UnixStream::connect(&sock).await {
+        Ok(s) => s,
+        Err(e) => {
+            return crate::setup::fail(
+                crate::remote::ssh::NO_AGENT_EXIT as u8,
+                format!(
+                    "no agent runs in {} ({}: {e}): it stopped its nodes after its grace period, or never ran",
+                    dir.display(),
+                    sock.display()
+                ),
+            );
+        }
+    };
+    let (mut from_agent, mut to_agent) = stream.into_split();
+    let up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to_agent).await;
+        // The controller is gone: the agent reads end of file and waits for the next.
+        let _ = to_agent.shutdown().await;
+    });
+    let mut stdout = tokio::io::stdout();
+    let _ = tokio::io::copy(&mut from_agent, &mut stdout).await;
+    let _ = stdout.flush().await;
+    up.abort();
+    ExitCode::SUCCESS
 }

@@ -69,6 +69,16 @@ pub struct AgentArgs {
     /// binary here is its own.
     #[arg(long)]
     pub build_id: bool,
+    /// How long the agent keeps its nodes once its controller is gone (its channel ended, or no `ping` came
+    /// for this long after the first one) and no new controller attached: then it stops them (SIGTERM, then
+    /// SIGKILL), unmounts their fault filesystems and exits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Do not start an agent: relay standard input and output to the agent already running in DIR (through
+    /// its socket `DIR/.agent/sock`), as a controller does to reconnect after its ssh dropped. Exits 3 when no
+    /// agent runs there.
+    #[arg(long, value_name = "DIR", conflicts_with = "build_id")]
+    pub attach: Option<PathBuf>,
 }
 
 /// Flags of `squall scenario`.

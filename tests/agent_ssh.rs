@@ -3,6 +3,7 @@
 //! config, host key and authorized key (a real sshd per connection, in inetd mode: no listening port).
 //! Tests that need sshd skip with a message where it is not installed (`.ci/run` installs it).
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::agent::{Agent, launch_squall_node, leader, read_addrs};
+use support::agent::{
+    Agent, launch_squall_node, launch_squall_node_with, leader, read_addrs, squall_node_args,
+};
 
 /// Where the nodes of these tests listen: every "host" is this machine.
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -88,13 +91,13 @@ impl Sshd {
         self.path().join("ssh_config")
     }
 
-    /// An agent on host `alias`, in `dir`, over ssh.
-    fn agent(&self, alias: &str, dir: &Path) -> Agent {
+    /// An agent on host `alias`, in `dir`, over ssh, with `flags` added to its command line.
+    fn agent_with(&self, alias: &str, dir: &Path, flags: &str) -> Agent {
         let mut ssh = Command::new("ssh");
         ssh.arg("-F")
             .arg(self.config())
             .args(["-T", "-o", "BatchMode=yes", alias]);
-        Agent::over_ssh(ssh, dir)
+        Agent::over_ssh_with(ssh, dir, flags)
     }
 
     /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`.
@@ -471,6 +474,300 @@ fn an_agent_keeps_a_fault_under_the_controllers_id_and_reads_only_its_own_files(
     }
 }
 
+/// The mount points in /proc/mounts under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `squall kv --peers 1=API OP...`: its standard output, or a panic with what it said.
+fn kv(api: std::net::SocketAddr, op: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(SQUALL)
+            .args(["kv", "--timeout", "2s", "--peers", &format!("1={api}")])
+            .args(op)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "squall kv {op:?} kept failing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_node_with_disk_and_clock_faults_through_its_agent_keeps_synced_data_through_a_powercut_and_nothing_outlives_its_ssh()
+ {
+    let Some(sshd) = Sshd::new() else { return };
+    let host = sshd.path().join("a");
+    let mut agent = sshd.agent_with("host-a", &host, "--grace 1s");
+    let can = agent.call(serde_json::json!({"op": "capabilities"}));
+    if let Some(why) = can["can"]["disk"].as_str() {
+        eprintln!("SKIP: this machine cannot serve disk faults: {why}");
+        return;
+    }
+    assert!(can["can"]["clock"].is_null(), "{can}");
+    let node_dir = host.join("node-1");
+    let data = node_dir.join("data");
+    let mounted = agent.call(
+        serde_json::json!({"op": "disk", "node": 1, "action": {"mount": {
+        "backing": node_dir.join("disk").display().to_string(),
+        "data_dir": data.display().to_string()}}}),
+    );
+    assert_eq!(
+        mounted["notes"]["notes"],
+        serde_json::json!([]),
+        "{mounted}"
+    );
+    assert_eq!(mounts_under(&host), vec![data.display().to_string()]);
+    let env = agent.call(
+        serde_json::json!({"op": "clock", "node": 1, "action": {"prepare": {
+        "node_dir": node_dir.display().to_string()}}}),
+    );
+    let env = env["env"]["env"].clone();
+    assert!(
+        env.to_string().contains("LD_PRELOAD"),
+        "no shim in the node's environment: {env}"
+    );
+    let pid = launch_squall_node_with(&mut agent, 1, &node_dir, vec![], LOOPBACK, env, false);
+    let (_, api) = read_addrs(&node_dir, Duration::from_secs(20));
+    // An acknowledged write (the node syncs it), and two files of the test's own: one synced, one not.
+    kv(api, &["put", "k", "kept"]);
+    let mut synced = std::fs::File::create(data.join("synced")).unwrap();
+    synced.write_all(b"durable").unwrap();
+    synced.sync_all().unwrap();
+    std::fs::File::open(&data).unwrap().sync_all().unwrap();
+    std::fs::write(data.join("unsynced"), b"lost").unwrap();
+    // A disk fault and a clock fault through the agent, in the local commands' words.
+    let slow = agent.call(
+        serde_json::json!({"op": "disk", "node": 1, "action": {"fault": {
+        "action": {"Slow": {"delay": {"secs": 0, "nanos": 1_000_000}, "syncs_only": true}}}}}),
+    );
+    assert_eq!(
+        slow["disk"]["said"], "slow node 1's disk: every sync +1 ms",
+        "{slow}"
+    );
+    assert_eq!(
+        slow["disk"]["faults"],
+        serde_json::json!(["slow +1ms (syncs)"]),
+        "{slow}"
+    );
+    let clock = agent.call(
+        serde_json::json!({"op": "clock", "node": 1, "action": {"set": {"Jump": 3_600_000}}}),
+    );
+    assert!(
+        clock["clock"]["said"]
+            .as_str()
+            .unwrap()
+            .starts_with("clock of node 1: +1h (now +1h;"),
+        "{clock}"
+    );
+    // The power cut through the agent: the node is killed, the unsynced file is gone, the synced one kept.
+    let cut = agent.call(serde_json::json!({"op": "power-cut", "nodes": [1], "seed": 7}));
+    assert_eq!(cut["power-cut"]["problems"], serde_json::json!([]), "{cut}");
+    assert!(
+        cut["power-cut"]["done"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("node 1: "),
+        "{cut}"
+    );
+    assert!(support::wait_gone(&[pid], Duration::from_secs(10)).is_empty());
+    assert_eq!(
+        std::fs::read(data.join("synced")).unwrap(),
+        b"durable",
+        "the synced file"
+    );
+    assert!(
+        !data.join("unsynced").exists(),
+        "an unsynced new file survived the power cut"
+    );
+    // The node comes back on its disk with its acknowledged write.
+    let _ = std::fs::remove_file(node_dir.join("addr.json"));
+    let again = agent.call(serde_json::json!({"op": "restart", "node": 1, "wipe": false}));
+    let again = again["pid"]["pid"].as_u64().unwrap() as u32;
+    let (_, api) = read_addrs(&node_dir, Duration::from_secs(20));
+    assert_eq!(kv(api, &["get", "k"]), "kept");
+    // SIGKILL the ssh: the agent waits its grace (1 s) for a controller, then stops the node and unmounts.
+    agent.process.kill().unwrap();
+    let _ = agent.process.wait();
+    let left = wait_none_mention(&host.display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert!(!support::alive(again));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mounts_under(&host).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still mounted after the agent left: {:?}",
+            mounts_under(&host)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_agent_pinged_once_then_never_again_stops_its_nodes_after_its_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(SQUALL);
+    c.args(["agent", "--grace", "1s", "--dir"]).arg(dir.path());
+    let mut agent = Agent::spawn(c);
+    // Never pinged: not held to pings (a person driving it by hand is not).
+    let node_dir = dir.path().join("node-1");
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![], LOOPBACK);
+    read_addrs(&node_dir, Duration::from_secs(20));
+    agent.call(serde_json::json!({"op": "ping"}));
+    // Standard input stays open; only the pings stop.
+    let left = support::wait_gone(&[pid], Duration::from_secs(15));
+    assert!(left.is_empty(), "node 1 (pid {pid}) outlived the silence");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = agent.process.try_wait().unwrap() {
+            assert!(st.success(), "the agent exited {st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!squall::agent::socket_path(dir.path()).exists());
+}
+
+/// The next host event of kind `what` (`unreachable` or `reconnected`), waiting up to 30 s; every event on the
+/// way is kept in `seen` for the failure message. A host lost fails at once.
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<squall::remote::fleet::HostEvent>,
+    seen: &mut Vec<String>,
+    what: &str,
+) -> squall::remote::fleet::HostEvent {
+    use squall::remote::fleet::HostEvent;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+            Ok(Some(e)) => {
+                seen.push(format!("{e:?}"));
+                match (&e, what) {
+                    (HostEvent::Unreachable { .. }, "unreachable")
+                    | (HostEvent::Reconnected { .. }, "reconnected") => return e,
+                    (HostEvent::Lost { .. }, _) => panic!("host lost: {seen:?}"),
+                    _ => {}
+                }
+            }
+            other => panic!("no {what} event ({other:?}); seen: {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_host_whose_ssh_is_killed_shows_unreachable_reconnects_and_keeps_the_same_node_processes() {
+    use squall::remote::connect::Agents;
+    use squall::remote::fleet::{Fleet, HostEvent, HostState};
+    use squall::remote::protocol::{Answer, Op};
+    let Some(sshd) = Sshd::new() else { return };
+    let host_dir = sshd.path().join("a");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let control = squall::remote::ssh::control_dir().unwrap();
+        let host = squall::remote::hosts::Host {
+            label: "host-a".into(),
+            ssh: "host-a".into(),
+            identity: None,
+            ssh_config: Some(sshd.config()),
+            dir: host_dir.display().to_string(),
+            nodes: vec![1],
+            address: None,
+        };
+        let h = squall::remote::ssh::SshHost::new(host, &control).with_exe(Path::new(SQUALL));
+        let conn = h.connect(&|_: String| {}).await.unwrap();
+        let agent_pid = match &conn.hello {
+            Answer::Hello { pid, .. } => *pid,
+            other => panic!("{other:?}"),
+        };
+        let node_dir = host_dir.join("node-1");
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let launched = conn
+            .client
+            .call(
+                Op::Launch {
+                    node: 1,
+                    program: None,
+                    args: squall_node_args(1, &node_dir, vec![], LOOPBACK),
+                    env: vec![],
+                    log: node_dir.join("node.log").display().to_string(),
+                    data_dir: Some(node_dir.join("data").display().to_string()),
+                },
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+        let Answer::Pid { pid: node_pid } = launched else {
+            panic!("{launched:?}")
+        };
+        let ssh_pid = conn.ssh_pid().unwrap();
+        let (fleet, mut events) = Fleet::start(Agents::from_connections(vec![(h, conn)], control));
+        assert_eq!(
+            fleet.state("host-a"),
+            Some(HostState::Up { pid: agent_pid })
+        );
+        // SIGKILL the ssh carrying the agent's channel; the agent lives on the host.
+        let killed = Instant::now();
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", &ssh_pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut seen = Vec::new();
+        let unreachable = next_event(&mut events, &mut seen, "unreachable").await;
+        eprintln!(
+            "host-a shown unreachable {:?} after its ssh was killed: {unreachable:?}",
+            killed.elapsed()
+        );
+        assert!(
+            matches!(&unreachable, HostEvent::Unreachable { host, nodes, why }
+                if host == "host-a" && nodes == &[1] && why.contains("ssh connection ended")),
+            "{unreachable:?}"
+        );
+        let back = next_event(&mut events, &mut seen, "reconnected").await;
+        assert_eq!(
+            back,
+            HostEvent::Reconnected {
+                host: "host-a".into(),
+                nodes: vec![1],
+                pid: agent_pid
+            }
+        );
+        // The same node process, never restarted, answering through the new connection.
+        let status = fleet
+            .client_for_node(1)
+            .unwrap()
+            .call(Op::Status, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let Answer::Status { nodes, .. } = status else {
+            panic!("{status:?}")
+        };
+        assert_eq!(
+            nodes,
+            vec![(1, squall_chaos::ProcState::Running { pid: node_pid })]
+        );
+        assert!(support::alive(node_pid));
+        fleet.stop().await;
+    });
+    let left = wait_none_mention(&host_dir.display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after stop: {left:?}");
+}
+
 #[test]
 fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,9 +800,10 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     let Some(sshd) = Sshd::new() else { return };
     // Node 1 and 2 on host-a, node 3 on host-b; every link's proxy on its sender's host.
     let host_of = |n: u64| if n == 3 { "b" } else { "a" };
+    // A short grace: SIGKILLing host-a's ssh below must stop its nodes soon after.
     let mut agents = [
-        sshd.agent("host-a", &sshd.path().join("a")),
-        sshd.agent("host-b", &sshd.path().join("b")),
+        sshd.agent_with("host-a", &sshd.path().join("a"), "--grace 1s"),
+        sshd.agent_with("host-b", &sshd.path().join("b"), "--grace 1s"),
     ];
     let agent_of = |n: u64| if n == 3 { 1 } else { 0 };
     // host-b's proxies listen on its own address (127.0.0.2, still loopback), as a hosts file's `address` says.
@@ -632,8 +930,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
         "{exit}"
     );
     leader(&apis, Duration::from_secs(20), None);
-    // SIGKILL the ssh client of host-a: its sshd session ends, the agent reads end-of-file and stops its
-    // nodes. No orphans.
+    // SIGKILL the ssh client of host-a: its sshd session ends, the agent reads end-of-file, waits its grace
+    // period (1 s) for a controller to attach, then stops its nodes. No orphans.
     let a_nodes: Vec<u32> = processes_mentioning(&sshd.path().join("a").display().to_string());
     agents[0].process.kill().unwrap();
     let _ = agents[0].process.wait();

@@ -18,7 +18,6 @@
 use std::time::Duration;
 
 use super::Cluster;
-use super::clockset::signed;
 use super::command::Command;
 pub use crate::command::clock::{ClockAction, HELP, parse_clock};
 
@@ -61,38 +60,19 @@ impl Cluster {
             .clocks
             .describe(id)
             .unwrap_or_else(|| "true".into());
-        let down = if pid.is_none() {
-            " (the node is not running: it starts with this clock)"
-        } else {
-            ""
-        };
-        Ok(match action {
-            ClockAction::Heal => format!(
-                "heal node {id}'s clock: its wall clock is true again; its monotonic clock runs on at \
-                 the real rate{}, never back{down}",
-                if lead.abs() >= 1_000_000 {
-                    format!(" ({} from where it stood)", signed(lead))
-                } else {
-                    String::new()
-                }
-            ),
-            other => {
-                let reach = match other {
-                    ClockAction::Jump(_) => {
-                        "the wall clock only; its monotonic clock and timers run on"
-                    }
-                    ClockAction::Rate(_) => "wall and monotonic clocks, sleeps and timers",
-                    _ => "wall clock ahead and back each second; monotonic clock ahead, then held",
-                };
-                format!("clock of node {id}: {other} (now {now}; {reach}){down}")
-            }
-        })
+        Ok(super::clockset::said(
+            id,
+            &action,
+            lead,
+            now.as_str(),
+            pid.is_some(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::clockset::describe;
+    use super::super::clockset::{describe, signed};
     use super::*;
     use crate::command::Target;
     use squall_chaos::clock::FakeClock;

@@ -21,7 +21,7 @@ struct NodeClock {
 }
 
 /// `ns` as a signed duration in the console's words (`+1h`, `-30s`, `+250ms`), to the second above 1 s.
-pub(super) fn signed(ns: i64) -> String {
+pub(crate) fn signed(ns: i64) -> String {
     let d = Duration::from_nanos(ns.unsigned_abs());
     let d = if d >= Duration::from_secs(1) {
         Duration::from_secs(d.as_secs())
@@ -36,7 +36,7 @@ pub(super) fn signed(ns: i64) -> String {
 }
 
 /// A node's clock faults in words; `None` when its clock is true.
-pub(super) fn describe(c: &FakeClock) -> Option<String> {
+pub(crate) fn describe(c: &FakeClock) -> Option<String> {
     if !c.is_faked() {
         return None;
     }
@@ -54,16 +54,54 @@ pub(super) fn describe(c: &FakeClock) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// What a `clock` command did to node `id`, in words: `action` applied, `lead` the monotonic clock's lasting
+/// lead in ns a heal left, `now` the clock in words afterwards, `running` whether the node runs (else it starts
+/// with this clock). Shared by the local cluster and `squall agent`.
+pub(crate) fn said(
+    id: NodeId,
+    action: &ClockAction,
+    lead: i64,
+    now: &str,
+    running: bool,
+) -> String {
+    let down = if running {
+        ""
+    } else {
+        " (the node is not running: it starts with this clock)"
+    };
+    match action {
+        ClockAction::Heal => format!(
+            "heal node {id}'s clock: its wall clock is true again; its monotonic clock runs on at the real \
+             rate{}, never back{down}",
+            if lead.abs() >= 1_000_000 {
+                format!(" ({} from where it stood)", signed(lead))
+            } else {
+                String::new()
+            }
+        ),
+        other => {
+            let reach = match other {
+                ClockAction::Jump(_) => {
+                    "the wall clock only; its monotonic clock and timers run on"
+                }
+                ClockAction::Rate(_) => "wall and monotonic clocks, sleeps and timers",
+                _ => "wall clock ahead and back each second; monotonic clock ahead, then held",
+            };
+            format!("clock of node {id}: {other} (now {now}; {reach}){down}")
+        }
+    }
+}
+
 /// The faked clocks, by node (empty without `--disk-faults`).
 #[derive(Default)]
-pub(super) struct Clocks {
+pub(crate) struct Clocks {
     shim: Option<PathBuf>,
     nodes: Mutex<BTreeMap<NodeId, NodeClock>>,
 }
 
 impl Clocks {
     /// Clocks faked through the time shim at `shim` (`None`: no clock faults).
-    pub(super) fn new(shim: Option<PathBuf>) -> Clocks {
+    pub(crate) fn new(shim: Option<PathBuf>) -> Clocks {
         Clocks {
             shim,
             nodes: Mutex::new(BTreeMap::new()),
@@ -72,7 +110,7 @@ impl Clocks {
 
     /// The environment node `id` runs with: the shim preloaded, reading `node_dir/clock`, which starts
     /// true.
-    pub(super) fn env(
+    pub(crate) fn env(
         &self,
         id: NodeId,
         node_dir: &Path,
@@ -96,7 +134,7 @@ impl Clocks {
     }
 
     /// Node `id`'s clock in words; `None` when true.
-    pub(super) fn describe(&self, id: NodeId) -> Option<String> {
+    pub(crate) fn describe(&self, id: NodeId) -> Option<String> {
         self.nodes
             .lock()
             .unwrap()
@@ -106,7 +144,7 @@ impl Clocks {
 
     /// Makes every clock true (wall clocks set back to true time, monotonic clocks running on from where
     /// they stand); returns the nodes whose clock was faked.
-    pub(super) fn heal_all(&self) -> Vec<NodeId> {
+    pub(crate) fn heal_all(&self) -> Vec<NodeId> {
         let mut nodes = self.nodes.lock().unwrap();
         let mut healed = Vec::new();
         for (&id, c) in nodes.iter_mut() {
@@ -122,7 +160,7 @@ impl Clocks {
     }
 
     /// Whether node `id`'s clock runs at another rate (its offset keeps changing).
-    pub(super) fn drifting(&self, id: NodeId) -> bool {
+    pub(crate) fn drifting(&self, id: NodeId) -> bool {
         self.nodes
             .lock()
             .unwrap()
@@ -132,7 +170,7 @@ impl Clocks {
 
     /// Applies `action` to node `id`'s clock, whose process is `pid` when it runs; returns the
     /// monotonic clock's lasting lead in ns for a heal (0 otherwise).
-    pub(super) fn apply(
+    pub(crate) fn apply(
         &self,
         id: NodeId,
         pid: Option<u32>,
@@ -172,7 +210,7 @@ impl Clocks {
     }
 
     /// Sets (or with `None` stops) the task re-reporting node `id`'s drifting clock.
-    pub(super) fn set_reporter(&self, id: NodeId, h: Option<tokio::task::AbortHandle>) {
+    pub(crate) fn set_reporter(&self, id: NodeId, h: Option<tokio::task::AbortHandle>) {
         if let Some(c) = self.nodes.lock().unwrap().get_mut(&id)
             && let Some(old) = std::mem::replace(&mut c.reporter, h)
         {

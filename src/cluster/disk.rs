@@ -11,9 +11,7 @@
 //! the session (the first such fault is 1), never from the clock: two faults in one millisecond choose apart,
 //! and a session with the same seed and the same commands in the same order chooses the same.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use squall_chaos::disk::DiskFaults;
 
@@ -22,6 +20,7 @@ pub use crate::command::disk::{
 };
 
 use super::Cluster;
+use super::backend::Procs;
 use super::command::{Command, NodeId};
 use crate::state::Event;
 
@@ -46,21 +45,8 @@ impl Cluster {
             .inner
             .disks
             .mount(id, &node_dir.join("disk"), data_dir)?;
-        if left.stale_mount {
-            self.emit(Event::Note {
-                text: format!(
-                    "node {id}: detached the dead fault filesystem a killed squall left mounted on {}",
-                    data_dir.display()
-                ),
-            });
-        }
-        if let Some(report) = left.rolled_back {
-            self.emit(Event::Note {
-                text: format!(
-                    "node {id}: squall died while node {id}'s disk held unsynced data; rolled it back as a \
-                     power cut: {report}"
-                ),
-            });
+        for text in super::diskops::leftover_notes(id, data_dir, &left) {
+            self.emit(Event::Note { text });
         }
         Ok(())
     }
@@ -86,77 +72,16 @@ impl Cluster {
                 let id = self.resolve(t)?;
                 let disk = self.disk_of(id)?;
                 let what = self.describe_node(id);
-                let effect = match action {
-                    DiskAction::Slow { delay, syncs_only } => {
-                        // One slow setting per disk: a second `slow` replaces the first, and says so.
-                        let before = disk.active().into_iter().find_map(|f| match f {
-                            squall_chaos::disk::ActiveFault::Slow { delay, syncs_only } => {
-                                Some((delay, syncs_only))
-                            }
-                            _ => None,
-                        });
-                        disk.set_slow(delay, syncs_only);
-                        let which = |syncs_only| {
-                            if syncs_only {
-                                "every sync"
-                            } else {
-                                "every operation"
-                            }
-                        };
-                        format!(
-                            "slow node {id}'s disk{what}: {} +{} ms{}",
-                            which(syncs_only),
-                            delay.as_millis(),
-                            before.map_or(String::new(), |(d, s)| format!(
-                                " (replaces the slow disk in force: {} +{} ms)",
-                                which(s),
-                                d.as_millis()
-                            ))
-                        )
-                    }
-                    DiskAction::Stall => {
-                        disk.stall();
-                        format!("stall node {id}'s disk{what}: its I/O blocks until healed")
-                    }
-                    DiskAction::FailFsync(how) => {
-                        disk.fail_fsync(match how {
-                            FsyncFailure::Once => squall_chaos::disk::FsyncFailure::Once,
-                            FsyncFailure::Always => squall_chaos::disk::FsyncFailure::Always,
-                        });
-                        format!(
-                            "fail {} fsync on node {id}{what} with EIO",
-                            if how == FsyncFailure::Once {
-                                "the next"
-                            } else {
-                                "every"
-                            }
-                        )
-                    }
-                    DiskAction::Full { after } => {
-                        disk.fill(after);
-                        format!("fill node {id}'s disk{what}: ENOSPC after {after} more bytes")
-                    }
-                    DiskAction::Flip { file, at } => {
-                        self.flip_bit(id, &disk, file.as_deref(), at)?.1
-                    }
-                    DiskAction::Heal => {
-                        disk.heal();
-                        // A wipe or restart refused or timed out while the disk stalled leaves the node stopped:
-                        // say so, since nothing else will.
-                        match self.inner.procs.state(id) {
-                            Some(
-                                squall_chaos::ProcState::Running { .. }
-                                | squall_chaos::ProcState::Paused { .. },
-                            )
-                            | None => format!("heal node {id}'s disk"),
-                            Some(state) => format!(
-                                "heal node {id}'s disk; node {id} is not running ({}): `restart {id}` or \
-                                 `wipe {id}` starts it",
-                                process_state_text(&state)
-                            ),
-                        }
-                    }
-                };
+                let seed = || self.inner.disks.next_seed(self.inner.spec.seed);
+                let (effect, _) = super::diskops::apply(
+                    &self.inner.procs,
+                    id,
+                    &disk,
+                    &action,
+                    &what,
+                    seed,
+                    &self.inner.spec.kind.not_data,
+                )?;
                 self.report_node_faults(id);
                 Ok(effect)
             }
@@ -201,16 +126,21 @@ impl Cluster {
         at: Option<u64>,
     ) -> Result<(squall_chaos::disk::Flipped, String), String> {
         let what = self.describe_node(id);
-        let seed = self.inner.disks.next_seed(self.inner.spec.seed);
-        let flipped = disk
-            .flip(
-                file.map(Path::new),
-                at,
-                seed,
-                &self.inner.spec.kind.not_data,
-            )
-            .map_err(|e| e.to_string())?;
-        let said = format!("corrupt node {id}'s data{what}: {flipped}");
+        let action = DiskAction::Flip {
+            file: file.map(str::to_string),
+            at,
+        };
+        let seed = || self.inner.disks.next_seed(self.inner.spec.seed);
+        let (said, flipped) = super::diskops::apply(
+            &self.inner.procs,
+            id,
+            disk,
+            &action,
+            &what,
+            seed,
+            &self.inner.spec.kind.not_data,
+        )?;
+        let flipped = flipped.ok_or_else(|| format!("no bit of node {id}'s data was flipped"))?;
         Ok((flipped, said))
     }
 
@@ -234,147 +164,31 @@ impl Cluster {
         for &id in &ids {
             disks.push((id, self.disk_of(id)?, self.describe_node(id)));
         }
-        for (_, d, _) in &disks {
-            d.power_off();
-        }
-        let mut kill_failed = BTreeMap::new();
-        for &id in &ids {
-            if let Err(e) = self.inner.procs.kill_now(id) {
-                kill_failed.insert(id, e);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while ids
-            .iter()
-            .any(|&id| !kill_failed.contains_key(&id) && self.alive(id))
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let alive = |id: NodeId| kill_failed.contains_key(&id) || self.alive(id);
-        let outcome = finish_power_cut(disks, alive, torn, || {
+        let outcome = super::diskops::cut_power(&self.inner.procs, disks, torn, || {
             self.inner.disks.next_seed(self.inner.spec.seed)
-        });
-        let mut problems: Vec<String> = outcome.refused;
-        for (id, e) in kill_failed {
-            problems.push(format!("node {id}: SIGKILL failed: {e}"));
-        }
-        problems.extend(outcome.failed);
-        if !problems.is_empty() {
-            let done = if outcome.done.is_empty() {
-                String::new()
-            } else {
-                format!(" (done: {})", outcome.done.join("; "))
-            };
-            return Err(format!(
-                "power cut incomplete: {}{done}",
-                problems.join("; ")
-            ));
-        }
-        Ok(format!(
-            "power cut{}{}: {}",
-            if target == PowerTarget::All {
-                " of every node"
-            } else {
-                ""
-            },
-            match torn {
-                Some(m) => format!(" ({m})"),
-                None => String::new(),
-            },
-            outcome.done.join("; ")
-        ))
+        })
+        .await;
+        outcome.words(target == PowerTarget::All, torn)
     }
 
     /// Wipes node `id`'s data on its fault filesystem (disk loss): the node must be stopped.
     pub(super) async fn wipe_disk(&self, id: NodeId) -> anyhow::Result<()> {
         let disk = self.disk_of(id).map_err(|e| anyhow::anyhow!(e))?;
-        self.inner
-            .procs
-            .kill_now(id)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.alive(id) {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "node {id} was not reaped within 10 s of SIGKILL (a process blocked in its disk's I/O cannot \
-                 exit): its data is not wiped; `disk {id} heal`, then `wipe {id}` again"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        disk.wipe()?;
-        Ok(())
+        super::diskops::wipe(&self.inner.procs, id, &disk)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
     }
 }
 
-/// What became of each disk of a power cut.
-#[derive(Debug, Default)]
-struct CutOutcome {
-    /// Rolled back: "node N…: report".
-    done: Vec<String>,
-    /// Left powered off because the process may still run.
-    refused: Vec<String>,
-    /// Rollback failed (the disk stays powered off).
-    failed: Vec<String>,
-}
-
-/// The fault filesystem's torn mode for the command's.
-/// A stopped process's state in words, for an answer.
-fn process_state_text(state: &squall_chaos::ProcState) -> String {
-    match state {
-        squall_chaos::ProcState::Exited {
-            signal: Some(sig), ..
-        } if sig == "SIGKILL" => "killed".into(),
-        squall_chaos::ProcState::Exited {
-            code: Some(code), ..
-        } => format!("exited with code {code}"),
-        squall_chaos::ProcState::Exited {
-            signal: Some(sig), ..
-        } => format!("ended by {sig}"),
-        squall_chaos::ProcState::Restarting => "restarting".into(),
-        _ => "stopped".into(),
+/// The disk actions ([`super::diskops`]) reach the cluster's processes, here or on their hosts, through this.
+impl super::diskops::Nodes for Procs {
+    fn proc_state(&self, id: NodeId) -> Option<squall_chaos::ProcState> {
+        self.state(id)
     }
-}
 
-fn chaos_torn(m: TornMode) -> squall_chaos::disk::TornMode {
-    match m {
-        TornMode::Prefix => squall_chaos::disk::TornMode::Prefix,
-        TornMode::Writes => squall_chaos::disk::TornMode::Writes,
-        TornMode::Pages => squall_chaos::disk::TornMode::Pages,
+    fn sigkill(&self, id: NodeId) -> Result<(), String> {
+        self.kill_now(id).map(drop)
     }
-}
-
-/// Powers back on the disks of the nodes `alive` says are gone, rolling back what was not durable (torn as
-/// `torn` says, each with a seed from `seed`); leaves the others powered off. See [`Cluster::power_cut`].
-fn finish_power_cut(
-    disks: Vec<(NodeId, DiskFaults, String)>,
-    alive: impl Fn(NodeId) -> bool,
-    torn: Option<TornMode>,
-    mut seed: impl FnMut() -> u64,
-) -> CutOutcome {
-    let mut out = CutOutcome::default();
-    for (id, d, what) in disks {
-        if alive(id) {
-            out.refused.push(format!(
-                "node {id} was not reaped within 10 s of SIGKILL, so its disk stays powered off (every I/O \
-                 fails with EIO) rather than roll back under a process that may still write; run the \
-                 powercut again once it is gone"
-            ));
-            continue;
-        }
-        let torn = torn.map(|m| (chaos_torn(m), seed()));
-        match d.power_on(torn) {
-            Ok(report) => out.done.push(match torn {
-                Some((_, s)) => format!("node {id}{what}: {report} (seed {s})"),
-                None => format!("node {id}{what}: {report}"),
-            }),
-            Err(e) => out.failed.push(format!(
-                "node {id}: rolling back failed, so its disk stays powered off and keeps what it could not \
-                 undo (run the powercut again to retry): {e}"
-            )),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -383,6 +197,7 @@ mod tests {
     use super::*;
     use crate::command::Target;
     use squall_chaos::disk::MountedDisk;
+    use std::time::Duration;
 
     #[test]
     fn parses_the_vocabulary() {
@@ -533,42 +348,6 @@ mod tests {
         let again = Disks::default();
         assert_eq!(again.next_seed(42), fault_seed(42, 1));
         assert_ne!(fault_seed(42, 1), fault_seed(42, 2));
-    }
-
-    #[test]
-    fn a_node_not_reaped_keeps_its_disk_off_and_the_cut_is_retried_once_it_is_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = MountedDisk::mount(&dir.path().join("backing"), &dir.path().join("mnt"))
-            .unwrap_or_else(|e| panic!("mounting the fault filesystem: {e}"));
-        let mnt = disk.mountpoint().to_path_buf();
-        let f = mnt.join("f");
-        std::fs::write(&f, b"unsynced").unwrap();
-        let faults = disk.faults();
-        faults.power_off();
-        // The process is still there after the reap timeout (a stand-in for one stuck in the kernel).
-        let out = finish_power_cut(
-            vec![(2, faults.clone(), String::new())],
-            |_| true,
-            None,
-            || 0,
-        );
-        assert!(out.done.is_empty() && out.failed.is_empty(), "{out:?}");
-        assert!(out.refused[0].contains("stays powered off"), "{out:?}");
-        assert!(
-            faults.powered_off(),
-            "powered on under a process that may still write"
-        );
-        assert!(std::fs::read(&f).is_err(), "the disk answered while off");
-        // Gone now: the same cut finishes.
-        let out = finish_power_cut(
-            vec![(2, faults.clone(), String::new())],
-            |_| false,
-            None,
-            || 0,
-        );
-        assert_eq!(out.done.len(), 1, "{out:?}");
-        assert!(!faults.powered_off());
-        assert!(!f.exists(), "an unsynced new file survived the cut");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::command::NodeId;
 
 /// The mounted fault filesystems, by node (empty without `--disk-faults`).
 #[derive(Default)]
-pub(super) struct Disks {
+pub(crate) struct Disks {
     mounts: Mutex<BTreeMap<NodeId, MountedDisk>>,
     /// Random disk faults (flips, torn cuts) chosen so far this session.
     chosen: AtomicU64,
@@ -21,7 +21,7 @@ pub(super) struct Disks {
 
 /// The seed of the `n`th random disk fault of a session with seed `seed` (SplitMix64's finaliser over the
 /// pair), so consecutive faults get unrelated seeds.
-pub(super) fn fault_seed(seed: u64, n: u64) -> u64 {
+pub(crate) fn fault_seed(seed: u64, n: u64) -> u64 {
     let mut z = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -68,7 +68,7 @@ pub(super) fn check_layout(
 impl Disks {
     /// Mounts node `id`'s fault filesystem: `backing` served at `data_dir`. Returns what it found left by a
     /// squall that died while mounted.
-    pub(super) fn mount(
+    pub(crate) fn mount(
         &self,
         id: NodeId,
         backing: &Path,
@@ -81,16 +81,16 @@ impl Disks {
     }
 
     /// The seed for the next random disk fault.
-    pub(super) fn next_seed(&self, seed: u64) -> u64 {
+    pub(crate) fn next_seed(&self, seed: u64) -> u64 {
         fault_seed(seed, self.chosen.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    pub(super) fn faults(&self, id: NodeId) -> Option<DiskFaults> {
+    pub(crate) fn faults(&self, id: NodeId) -> Option<DiskFaults> {
         self.mounts.lock().unwrap().get(&id).map(|m| m.faults())
     }
 
     /// Whether node `id`'s disk is stalled (its I/O blocks until healed, so its process cannot exit).
-    pub(super) fn stalled(&self, id: NodeId) -> bool {
+    pub(crate) fn stalled(&self, id: NodeId) -> bool {
         self.faults(id).is_some_and(|f| {
             f.active()
                 .iter()
@@ -99,12 +99,12 @@ impl Disks {
     }
 
     /// Whether disk faults are on.
-    pub(super) fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.mounts.lock().unwrap().is_empty()
     }
 
     /// Heals every node's disk; returns the nodes that had a fault.
-    pub(super) fn heal_all(&self) -> Vec<NodeId> {
+    pub(crate) fn heal_all(&self) -> Vec<NodeId> {
         let mounts = self.mounts.lock().unwrap();
         let mut healed = Vec::new();
         for (id, m) in mounts.iter() {
@@ -118,7 +118,7 @@ impl Disks {
     }
 
     /// Unmounts every fault filesystem (the nodes must be stopped first). Returns what could not be unmounted.
-    pub(super) fn unmount_all(&self) -> Vec<String> {
+    pub(crate) fn unmount_all(&self) -> Vec<String> {
         let mounts = std::mem::take(&mut *self.mounts.lock().unwrap());
         mounts
             .into_values()
@@ -127,14 +127,14 @@ impl Disks {
     }
 
     /// Disk faults on node `id`, in words.
-    pub(super) fn describe(&self, id: NodeId) -> Vec<String> {
+    pub(crate) fn describe(&self, id: NodeId) -> Vec<String> {
         self.faults(id)
             .map(|f| f.active().iter().map(|a| a.to_string()).collect())
             .unwrap_or_default()
     }
 
     /// Operation counts and handler time per FUSE operation, summed over every node.
-    pub(super) fn op_stats(&self) -> Vec<squall_chaos::disk::OpStat> {
+    pub(crate) fn op_stats(&self) -> Vec<squall_chaos::disk::OpStat> {
         let mounts = self.mounts.lock().unwrap();
         let mut total: Vec<squall_chaos::disk::OpStat> = Vec::new();
         for m in mounts.values() {

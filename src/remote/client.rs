@@ -20,6 +20,8 @@ pub struct AgentClient {
     next: Arc<AtomicU64>,
     pending: Pending,
     tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Becomes `true` when the agent's output ends.
+    closed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -50,6 +52,7 @@ impl AgentClient {
             }
         });
         let p = pending.clone();
+        let (closed_tx, closed) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut lines = BufReader::new(output).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -75,6 +78,7 @@ impl AgentClient {
             }
             // The connection is gone: every waiter hears so, and later requests fail at once.
             p.lock().unwrap().take();
+            let _ = closed_tx.send(true);
         });
         (
             AgentClient {
@@ -82,6 +86,7 @@ impl AgentClient {
                 next: Arc::new(AtomicU64::new(1)),
                 pending,
                 tx,
+                closed,
             },
             events,
         )
@@ -90,6 +95,17 @@ impl AgentClient {
     /// The host's label.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Returns once the connection is gone (the agent's output ended: its ssh exited or the agent did).
+    pub async fn closed(&self) {
+        let mut c = self.closed.clone();
+        let _ = c.wait_for(|gone| *gone).await;
+    }
+
+    /// Whether the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
     }
 
     /// Sends `op` and waits up to `deadline` for its answer. `Err` is for a person: the agent's refusal, or

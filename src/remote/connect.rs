@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::hosts::Hosts;
+use super::protocol::{Answer, Op};
 use super::ssh::{self, Connection, SshHost};
 
+/// How long a host gets to say what it can serve.
+const CAPABILITIES_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How long an agent gets to stop its nodes when asked.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+pub(super) const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The hosts a command line names, if it names any: `Ok(None)` without `--hosts`/`--host`. `Err` is for a
 /// person (exit 2): the file, line and field at fault and what to do.
@@ -32,10 +36,16 @@ pub fn hosts_of(
 pub struct Agents {
     /// Per host, in the hosts' order.
     pub hosts: Vec<(SshHost, Connection)>,
-    control_dir: PathBuf,
+    pub(super) control_dir: PathBuf,
 }
 
 impl Agents {
+    /// Agents already started (each with [`SshHost::connect`]) whose ssh control sockets are in `control_dir`
+    /// (from [`ssh::control_dir`]; removed when they stop).
+    pub fn from_connections(hosts: Vec<(SshHost, Connection)>, control_dir: PathBuf) -> Agents {
+        Agents { hosts, control_dir }
+    }
+
     /// Starts an agent on every host at once (copying squall there where needed; `say` reports it). `Err`
     /// names the host that failed and what to do; every agent that did start is stopped first.
     pub async fn start(hosts: &Hosts, say: &(dyn Fn(String) + Sync)) -> Result<Agents, String> {
@@ -72,6 +82,41 @@ impl Agents {
             .map(|(_, e)| e)
             .collect::<Vec<_>>()
             .join("\n"))
+    }
+
+    /// Asks every host whether it can serve `--disk-faults` (FUSE for the disks, squall's time shim for the
+    /// clocks). `Err` (for a person, exit 2) names each host that cannot, and why.
+    pub async fn check_disk_faults(&self) -> Result<(), String> {
+        let asks = self
+            .hosts
+            .iter()
+            .map(|(_, c)| c.client.call(Op::Capabilities, CAPABILITIES_DEADLINE));
+        let answers = futures::future::join_all(asks).await;
+        let mut refused = Vec::new();
+        for ((h, _), a) in self.hosts.iter().zip(answers) {
+            let label = &h.host.label;
+            match a {
+                Ok(Answer::Can { disk, clock }) => {
+                    if let Some(why) = disk {
+                        refused.push(format!("host {label} cannot serve disk faults: {why}"));
+                    }
+                    if let Some(why) = clock {
+                        refused.push(format!("host {label} cannot serve clock faults: {why}"));
+                    }
+                }
+                Ok(other) => refused.push(format!(
+                    "host {label}: the agent answered {other:?} when asked what it can serve"
+                )),
+                Err(e) => refused.push(e),
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "--disk-faults: {}; drop --disk-faults, or fix those hosts",
+            refused.join("; ")
+        ))
     }
 
     /// Stops every agent (and so every node they run) and closes the ssh connections.

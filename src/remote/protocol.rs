@@ -203,6 +203,85 @@ pub enum Op {
         /// Its absolute path on the host.
         path: String,
     },
+    // What lives on the host (issue 24): the controller's heartbeat, what the host can serve, disk and clock
+    // faults.
+    /// The controller is here; answered with [`Answer::Done`] at once. Once a ping has come, an agent that hears
+    /// none for its grace period (`squall agent --grace`, 10 s) takes its controller for gone: it stops its
+    /// nodes, unmounts their fault filesystems and exits. (An agent never pinged, driven by hand, is not held to
+    /// it.)
+    Ping,
+    /// What this host can serve. Answered with [`Answer::Can`].
+    Capabilities,
+    /// Node `node`'s fault filesystem.
+    Disk {
+        /// The node id.
+        node: u64,
+        /// What to do.
+        action: DiskOp,
+    },
+    /// Cuts the power of these nodes of this host at once (their disks stop answering, they are SIGKILLed and
+    /// reaped, what was not durable is thrown away); they stay down. Answered with [`Answer::PowerCut`].
+    PowerCut {
+        /// The node ids.
+        nodes: Vec<u64>,
+        /// How the cut tears unsynced writes; `None`: it drops them all.
+        #[serde(default)]
+        torn: Option<crate::command::disk::TornMode>,
+        /// The seed of the torn cuts' random choices (the k-th disk's is SplitMix64 of the pair).
+        #[serde(default)]
+        seed: u64,
+    },
+    /// Node `node`'s faked clock.
+    Clock {
+        /// The node id.
+        node: u64,
+        /// What to do.
+        action: ClockOp,
+    },
+}
+
+/// What to do with a node's fault filesystem ([`Op::Disk`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskOp {
+    /// Mounts the node's fault filesystem: `backing` (where the data really is) served at `data_dir` (the
+    /// node's data directory), before its launch; a launch then gives no `data_dir` (a wipe goes through the
+    /// disk). Answered with [`Answer::Notes`]: what it found left by an agent that died while mounted.
+    Mount {
+        /// The backing directory on the host.
+        backing: String,
+        /// The mount point: the node's data directory.
+        data_dir: String,
+    },
+    /// Sets a disk fault (or heals them all). Answered with [`Answer::Disk`].
+    Fault {
+        /// The fault, as the `disk` command has it.
+        action: crate::command::disk::DiskAction,
+        /// The seed of a flip's random choices.
+        #[serde(default)]
+        seed: u64,
+        /// Files (relative to the data directory) a random flip never picks: the kind's `[disk] not_data`.
+        #[serde(default)]
+        not_data: Vec<String>,
+    },
+    /// Disk loss: SIGKILLs the node (it must be reaped within 10 s) and deletes its data. Answered with
+    /// [`Answer::Done`].
+    Wipe,
+}
+
+/// What to do with a node's faked clock ([`Op::Clock`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockOp {
+    /// Readies the node's faked clock before its launch: installs squall's time shim in the agent's directory
+    /// and a true clock's control file `node_dir/clock`. Answered with [`Answer::Env`], the environment the
+    /// node must be launched with.
+    Prepare {
+        /// The node's directory on the host.
+        node_dir: String,
+    },
+    /// Sets a clock fault (or heals it). Answered with [`Answer::Clock`].
+    Set(crate::command::clock::ClockAction),
 }
 
 /// A line from the agent.
@@ -292,6 +371,48 @@ pub enum Answer {
         /// The text, `None` when the file is not there.
         text: Option<String>,
     },
+    // What lives on the host (issue 24).
+    /// What this host can serve: `None` where it can, else why not (for a person).
+    Can {
+        /// Disk faults (FUSE: `/dev/fuse`, and root or `fusermount3`).
+        disk: Option<String>,
+        /// Clock faults (squall's time shim, written into the agent's directory).
+        clock: Option<String>,
+    },
+    /// Things for the feed (what a mount cleaned up).
+    Notes {
+        /// One line each.
+        notes: Vec<String>,
+    },
+    /// What a disk fault did.
+    Disk {
+        /// In words, as the local `disk` command says it (without the node's role).
+        said: String,
+        /// The node's disk faults in force afterwards, in words, for the dashboard.
+        faults: Vec<String>,
+        /// Where a flip flipped: the file (relative to the data directory), the byte offset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flipped: Option<(String, u64)>,
+    },
+    /// What a power cut did.
+    PowerCut {
+        /// Rolled back: "node N: report".
+        done: Vec<String>,
+        /// What was not done and why.
+        problems: Vec<String>,
+    },
+    /// The environment a node launches with.
+    Env {
+        /// Name and value.
+        env: Vec<(String, String)>,
+    },
+    /// What a clock fault did.
+    Clock {
+        /// In words, as the local `clock` command says it.
+        said: String,
+        /// The node's clock afterwards in words; `None` when true.
+        now: Option<String>,
+    },
 }
 
 /// What an agent reports on its own.
@@ -349,6 +470,109 @@ mod tests {
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Message>(&line).unwrap(), e);
+    }
+
+    #[test]
+    fn host_fault_requests_and_answers_round_trip() {
+        use crate::command::clock::ClockAction;
+        use crate::command::disk::{DiskAction, TornMode};
+        let ping: Request = serde_json::from_str(r#"{"id":3,"op":"ping"}"#).unwrap();
+        assert_eq!(ping.op, Op::Ping);
+        let ops = [
+            Op::Capabilities,
+            Op::Disk {
+                node: 2,
+                action: DiskOp::Mount {
+                    backing: "/h/node-2/disk".into(),
+                    data_dir: "/h/node-2/data".into(),
+                },
+            },
+            Op::Disk {
+                node: 2,
+                action: DiskOp::Fault {
+                    action: DiskAction::Slow {
+                        delay: std::time::Duration::from_millis(50),
+                        syncs_only: true,
+                    },
+                    seed: 9,
+                    not_data: vec!["LOCK".into()],
+                },
+            },
+            Op::Disk {
+                node: 2,
+                action: DiskOp::Fault {
+                    action: DiskAction::Flip {
+                        file: Some("wal.log".into()),
+                        at: None,
+                    },
+                    seed: 1,
+                    not_data: vec![],
+                },
+            },
+            Op::Disk {
+                node: 1,
+                action: DiskOp::Wipe,
+            },
+            Op::PowerCut {
+                nodes: vec![1, 2],
+                torn: Some(TornMode::Writes),
+                seed: 7,
+            },
+            Op::Clock {
+                node: 3,
+                action: ClockOp::Prepare {
+                    node_dir: "/h/node-3".into(),
+                },
+            },
+            Op::Clock {
+                node: 3,
+                action: ClockOp::Set(ClockAction::Rate(2.0)),
+            },
+            Op::Clock {
+                node: 3,
+                action: ClockOp::Set(ClockAction::Heal),
+            },
+        ];
+        for op in ops {
+            let r = Request { id: 5, op };
+            let line = serde_json::to_string(&r).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r, "{line}");
+        }
+        let answers = [
+            Answer::Can {
+                disk: Some("no /dev/fuse".into()),
+                clock: None,
+            },
+            Answer::Notes {
+                notes: vec!["node 1: detached".into()],
+            },
+            Answer::Disk {
+                said: "stall node 1's disk".into(),
+                faults: vec!["stall".into()],
+                flipped: Some(("wal.log".into(), 17)),
+            },
+            Answer::PowerCut {
+                done: vec!["node 1: 1 file rolled back".into()],
+                problems: vec![],
+            },
+            Answer::Env {
+                env: vec![("LD_PRELOAD".into(), "/h/time-shim.so".into())],
+            },
+            Answer::Clock {
+                said: "clock of node 3: x2".into(),
+                now: Some("×2".into()),
+            },
+        ];
+        for a in answers {
+            let m = Message::Reply {
+                id: 5,
+                ok: Some(a),
+                error: None,
+            };
+            let line = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<Message>(&line).unwrap(), m, "{line}");
+        }
     }
 
     fn round_trips_op(op: Op, expect: &str) {

@@ -21,6 +21,9 @@ use super::protocol::{AgentEvent, Answer, Op};
 /// How long `hello` may take once the agent's session is open.
 const HELLO_DEADLINE: Duration = Duration::from_secs(20);
 
+/// How long ssh gets to exit on its own after the agent's channel failed, before it is killed.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
 /// How long the multiplexing master outlives its last session (then it exits on its own).
 const CONTROL_PERSIST_SECS: u32 = 10;
 
@@ -30,6 +33,8 @@ pub struct SshHost {
     /// The host as the hosts file gives it.
     pub host: Host,
     control_dir: PathBuf,
+    /// The squall executable the host must run (copied there when it differs); `None`: this one.
+    exe: Option<PathBuf>,
 }
 
 /// A running agent: its client, its events, and the ssh process carrying it (killed when dropped).
@@ -51,7 +56,39 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Why reconnecting to a host's agent failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// The host answered, but no agent runs in its directory any more (it stopped its nodes after its grace
+    /// period): there is nothing to reconnect to.
+    NoAgent(String),
+    /// ssh or the relay failed (the host unreachable, for one); trying again may work.
+    Failed(String),
+}
+
+impl std::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttachError::NoAgent(e) | AttachError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for AttachError {
+    fn from(e: String) -> AttachError {
+        AttachError::Failed(e)
+    }
+}
+
+/// `squall agent --attach`'s exit code when no agent runs in the directory.
+pub const NO_AGENT_EXIT: i32 = 3;
+
 impl Connection {
+    /// The pid (on this machine) of the ssh process carrying the agent's channel.
+    pub fn ssh_pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Asks the agent to stop its nodes and end, then waits (up to `deadline`) for ssh to exit; kills it if
     /// it has not.
     pub async fn shutdown(mut self, deadline: Duration) {
@@ -113,6 +150,26 @@ impl SshHost {
         SshHost {
             host,
             control_dir: control_dir.to_path_buf(),
+            exe: None,
+        }
+    }
+
+    /// The same host, given the squall executable at `exe` to run rather than the running one (for a program
+    /// that is not squall itself but drives agents: a test, an embedding).
+    pub fn with_exe(mut self, exe: &Path) -> SshHost {
+        self.exe = Some(exe.to_path_buf());
+        self
+    }
+
+    /// The squall executable the host must run, and its build identity.
+    fn local(&self) -> Result<(PathBuf, String), String> {
+        match &self.exe {
+            Some(exe) => Ok((exe.clone(), super::build_id_of(exe)?)),
+            None => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find squall's own executable: {e}"))?;
+                Ok((exe, super::build_id()?))
+            }
         }
     }
 
@@ -208,7 +265,7 @@ impl SshHost {
     /// `say` reports), starts `squall agent` there and greets it. `Err` names the host and what to do; nothing
     /// is left running on it.
     pub async fn connect(&self, say: &(dyn Fn(String) + Sync)) -> Result<Connection, String> {
-        let local = super::build_id()?;
+        let (exe, local) = self.local()?;
         let bin = shell_quote(&self.remote_bin());
         let dir = shell_quote(&self.host.dir);
         let out = self
@@ -238,8 +295,6 @@ impl SshHost {
                     remote
                 }
             ));
-            let exe = std::env::current_exe()
-                .map_err(|e| format!("cannot find squall's own executable: {e}"))?;
             let tmp = shell_quote(&format!("{}/.squall.new", self.host.dir));
             let out = self
                 .run(
@@ -256,8 +311,28 @@ impl SshHost {
                 ));
             }
         }
+        self.open(&format!("exec {bin} agent --dir {dir}"), &local)
+            .await
+            .map_err(|e| match e {
+                AttachError::Failed(e) | AttachError::NoAgent(e) => e,
+            })
+    }
+
+    /// Reconnects to the agent already running on the host (`squall agent --attach DIR` over a new ssh
+    /// session), which kept its nodes since its last controller left: the same agent, the same node
+    /// processes. `Err` says why not: [`AttachError::NoAgent`] when no agent runs there any more.
+    pub async fn attach(&self) -> Result<Connection, AttachError> {
+        let (_, local) = self.local()?;
+        let bin = shell_quote(&self.remote_bin());
+        let dir = shell_quote(&self.host.dir);
+        self.open(&format!("exec {bin} agent --attach {dir}"), &local)
+            .await
+    }
+
+    /// Runs `command` (an agent, or a relay to one) over ssh and greets the agent.
+    async fn open(&self, command: &str, local: &str) -> Result<Connection, AttachError> {
         let mut c = self.ssh(&[]);
-        c.arg(format!("exec {bin} agent --dir {dir}"))
+        c.arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -283,35 +358,50 @@ impl SshHost {
         let hello = match client.call(Op::Hello, HELLO_DEADLINE).await {
             Ok(h) => h,
             Err(e) => {
-                let _ = child.kill().await;
-                let status = child.wait().await.ok().and_then(|s| s.code());
+                // Its exit code says why (255: ssh could not reach the host; 3: no agent to attach to), so it
+                // gets a moment to exit on its own before it is killed.
+                let status = match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
+                    Ok(Ok(s)) => s.code(),
+                    _ => {
+                        let _ = child.kill().await;
+                        child.wait().await.ok().and_then(|s| s.code())
+                    }
+                };
                 let mut said = Vec::new();
                 while let Ok(l) = err_rx.try_recv() {
                     said.push(l);
                 }
                 if status == Some(255) {
-                    return Err(self.unreachable(said.join("\n").as_bytes()));
+                    return Err(self.unreachable(said.join("\n").as_bytes()).into());
+                }
+                let said = if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", said.join("; "))
+                };
+                if status == Some(NO_AGENT_EXIT) {
+                    return Err(AttachError::NoAgent(format!(
+                        "host {}: no agent runs there any more{said}",
+                        self.host.label
+                    )));
                 }
                 return Err(format!(
-                    "host {}: the agent did not start ({e}){}",
-                    self.host.label,
-                    if said.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", said.join("; "))
-                    }
-                ));
+                    "host {}: the agent did not start ({e}){said}",
+                    self.host.label
+                )
+                .into());
             }
         };
         if let Answer::Hello { build, .. } = &hello
-            && *build != local
+            && build != local
         {
             let _ = child.kill().await;
             return Err(format!(
                 "host {}: the agent is build {build}, not this squall's {local} (another squall replaced it \
                  meanwhile?); run again",
                 self.host.label
-            ));
+            )
+            .into());
         }
         Ok(Connection {
             client,

@@ -55,6 +55,9 @@ pub struct NodeView {
     pub removed: bool,
     /// Why it did not start at the session's start (its own last error), until a process of it runs.
     pub refused: Option<String>,
+    /// The host that runs it, while that host is unreachable or lost (`--hosts`): then its process and role
+    /// are not known, and the dashboard says `unreachable` rather than guess.
+    pub host_unreachable: Option<String>,
 }
 
 impl NodeView {
@@ -68,16 +71,21 @@ impl NodeView {
 
     /// The status, when it describes the running process (not a dead or replaced one).
     pub fn live_status(&self) -> Option<&NodeStatus> {
-        self.status
-            .as_ref()
-            .filter(|_| self.status_fresh && self.reachable && self.process.is_alive())
+        self.status.as_ref().filter(|_| self.known_live())
+    }
+
+    /// Whether what it last reported describes its running process now: fresh, answering, alive, and its host
+    /// reachable.
+    fn known_live(&self) -> bool {
+        self.status_fresh
+            && self.reachable
+            && self.process.is_alive()
+            && self.host_unreachable.is_none()
     }
 
     /// The brief status, when it describes the running process (not a dead or replaced one).
     pub fn live_brief(&self) -> Option<&BriefStatus> {
-        self.brief
-            .as_ref()
-            .filter(|_| self.status_fresh && self.reachable && self.process.is_alive())
+        self.brief.as_ref().filter(|_| self.known_live())
     }
 
     /// What its lane shows now, from the process first and the status second.
@@ -463,6 +471,11 @@ impl ClusterState {
             // `squall run` prints its verdict table itself; the report shows it from the log.
             Event::Judged { .. } | Event::RunPlanned { .. } | Event::FaultPhaseEnded => {}
             Event::Note { text } => self.push(at, None, FeedKind::Info, text.clone()),
+            Event::Host {
+                host,
+                nodes,
+                change,
+            } => self.on_host(at, host, nodes, change),
             Event::Membership { node, step, text } => {
                 self.node_mut(*node);
                 self.on_membership(at, *node, *step, text)

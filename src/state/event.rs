@@ -312,8 +312,53 @@ pub enum Event {
         /// The step in words ("n6 joins as a learner", "configuration {1,2,3,4,6} committed at 812").
         text: String,
     },
+    /// What happened to one host of a cluster spread over hosts (`--hosts`, issue 24).
+    Host {
+        /// The host's label.
+        host: String,
+        /// The nodes it runs.
+        nodes: Vec<u64>,
+        /// What happened.
+        change: HostChange,
+    },
     /// The session ended.
     Quit,
+}
+
+/// What happened to a host ([`Event::Host`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostChange {
+    /// Its agent stopped answering, or its ssh ended: its nodes are unreachable, neither dead nor alive as far
+    /// as squall knows, until it is back.
+    Unreachable {
+        /// Why, for a person.
+        why: String,
+    },
+    /// Reconnect attempt `attempt` (the first is 1) starts.
+    Reconnecting {
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// Reconnect attempt `attempt` failed; the next starts after `retry_in_ms`.
+    AttemptFailed {
+        /// Which attempt.
+        attempt: u32,
+        /// Why, for a person.
+        why: String,
+        /// The wait before the next attempt, in ms.
+        retry_in_ms: u64,
+    },
+    /// It is back: the same agent (pid `pid` on the host), which kept its nodes.
+    Back {
+        /// The agent's pid on the host.
+        pid: u32,
+    },
+    /// Its agent is gone, and its nodes with it; squall stopped trying.
+    Lost {
+        /// Why, for a person.
+        why: String,
+    },
 }
 
 /// The steps of a membership change, as [`Event::Membership`] reports them.

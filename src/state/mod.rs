@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod flow;
 pub mod held;
 mod holdback;
+mod hosts;
 mod lane;
 mod links;
 mod membership;
@@ -27,8 +28,8 @@ pub use cluster::{
 pub use compress::StatusCompressor;
 pub use config::{ConfigView, MemberRole, role_in};
 pub use event::{
-    ActiveFault, DEFAULT_KIND, Event, FaultEnd, HeldView, KindRecord, LinkState, LinkView,
-    MembershipStep, ProcessState, Stamped, Verdict, WorkloadKind,
+    ActiveFault, DEFAULT_KIND, Event, FaultEnd, HeldView, HostChange, KindRecord, LinkState,
+    LinkView, MembershipStep, ProcessState, Stamped, Verdict, WorkloadKind,
 };
 pub use feed::{FEED_CAPACITY, FeedKind, FeedLine};
 pub use holdback::HoldBack;

@@ -24,9 +24,17 @@ pub struct Agent {
 
 impl Agent {
     /// `squall agent --dir DIR` run by `ssh` (a command that ends with the destination).
-    pub fn over_ssh(mut ssh: Command, dir: &Path) -> Agent {
+    pub fn over_ssh(ssh: Command, dir: &Path) -> Agent {
+        Agent::over_ssh_with(ssh, dir, "")
+    }
+
+    /// [`Agent::over_ssh`] with `flags` added to the agent's command line (`--grace 1s`).
+    pub fn over_ssh_with(mut ssh: Command, dir: &Path, flags: &str) -> Agent {
         std::fs::create_dir_all(dir).unwrap();
-        ssh.arg(format!("exec {SQUALL} agent --dir {}", dir.display()));
+        ssh.arg(format!(
+            "exec {SQUALL} agent --dir {} {flags}",
+            dir.display()
+        ));
         Agent::spawn(ssh)
     }
 
@@ -37,7 +45,8 @@ impl Agent {
         Agent::spawn(c)
     }
 
-    fn spawn(mut c: Command) -> Agent {
+    /// An agent (or ssh to one) run by `c`, its standard input and output piped.
+    pub fn spawn(mut c: Command) -> Agent {
         let mut process = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -178,6 +187,47 @@ pub fn launch_squall_node(
     peers: Vec<(u64, SocketAddr)>,
     bind: IpAddr,
 ) -> u32 {
+    launch_squall_node_with(
+        agent,
+        id,
+        node_dir,
+        peers,
+        bind,
+        serde_json::json!([]),
+        true,
+    )
+}
+
+/// [`launch_squall_node`] with extra environment `env` (a JSON list of pairs); `wipeable`: the launch names
+/// the data directory a wiping restart empties (not when it is a fault filesystem's mount point).
+pub fn launch_squall_node_with(
+    agent: &mut Agent,
+    id: u64,
+    node_dir: &Path,
+    peers: Vec<(u64, SocketAddr)>,
+    bind: IpAddr,
+    env: serde_json::Value,
+    wipeable: bool,
+) -> u32 {
+    let args = squall_node_args(id, node_dir, peers, bind);
+    std::fs::create_dir_all(node_dir).unwrap();
+    let data_dir = wipeable.then(|| node_dir.join("data").display().to_string());
+    let r = agent.call(serde_json::json!({
+        "op": "launch", "node": id, "program": null, "args": args, "env": env,
+        "log": node_dir.join("node.log").display().to_string(),
+        "data_dir": data_dir,
+    }));
+    r["pid"]["pid"].as_u64().unwrap() as u32
+}
+
+/// The squall kind's command line for node `id` in `node_dir` (data in `node_dir/data`), dialing `peers`, its
+/// ports bound to `bind`.
+pub fn squall_node_args(
+    id: u64,
+    node_dir: &Path,
+    peers: Vec<(u64, SocketAddr)>,
+    bind: IpAddr,
+) -> Vec<String> {
     let kind = squall::kind::Kind::builtin("squall").unwrap();
     let facts = squall::kind::launch::NodeFacts {
         id,
@@ -206,11 +256,5 @@ pub fn launch_squall_node(
             .into_iter()
             .map(|a| a.into_string().unwrap()),
     );
-    std::fs::create_dir_all(node_dir).unwrap();
-    let r = agent.call(serde_json::json!({
-        "op": "launch", "node": id, "program": null, "args": args,
-        "log": node_dir.join("node.log").display().to_string(),
-        "data_dir": node_dir.join("data").display().to_string(),
-    }));
-    r["pid"]["pid"].as_u64().unwrap() as u32
+    args
 }

@@ -1,0 +1,513 @@
+//! Keeping every host's agent connected (issue 24): the controller pings each agent every 250 ms; a host whose
+//! agent does not answer within 1 s, or whose ssh ends, is *unreachable* — its nodes are neither dead nor alive
+//! as far as anyone here knows, and a request for them is refused naming the host — and squall reconnects
+//! through a new ssh (`squall agent --attach DIR`, relayed to the agent that kept its nodes for its grace
+//! period), with a backoff, saying each attempt. The cluster's backend holds a [`Fleet`] and asks it for the
+//! client of a node's host; what happens to hosts comes out as [`HostEvent`]s for the feed and the dashboard.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::client::AgentClient;
+use super::connect::{Agents, STOP_DEADLINE};
+use super::protocol::{AgentEvent, Answer, Op};
+use super::ssh::{AttachError, Connection, SshHost};
+
+/// How often and how patiently the controller checks its agents, and how it retries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Time between pings (250 ms; a ping waits for the one before it to be answered).
+    pub ping_every: Duration,
+    /// A ping not answered within this (1 s) makes the host unreachable.
+    pub answer_within: Duration,
+    /// The wait after the first failed reconnect (250 ms); it doubles after each failure, up to `backoff_max`.
+    pub backoff_first: Duration,
+    /// The longest wait between reconnects (5 s).
+    pub backoff_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            ping_every: Duration::from_millis(250),
+            answer_within: Duration::from_secs(1),
+            backoff_first: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where a host stands, as far as the controller knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostState {
+    /// Its agent answers.
+    Up {
+        /// The agent's pid on the host.
+        pid: u32,
+    },
+    /// Its agent stopped answering or its ssh ended; squall is reconnecting. Its nodes may run or not.
+    Unreachable {
+        /// Why, for a person.
+        why: String,
+    },
+    /// Its agent is gone (it stopped its nodes after its grace period): nothing to reconnect to.
+    Lost {
+        /// Why, for a person.
+        why: String,
+    },
+}
+
+/// What happened to a host, for the feed and the dashboard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostEvent {
+    /// The host's agent stopped answering, or its ssh ended: its nodes are unreachable (never guessed dead or
+    /// alive) until it is back.
+    Unreachable {
+        /// The host's label.
+        host: String,
+        /// Its nodes.
+        nodes: Vec<u64>,
+        /// Why, for a person.
+        why: String,
+    },
+    /// Reconnect attempt `attempt` (the first is 1) starts.
+    Reconnecting {
+        /// The host's label.
+        host: String,
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// Reconnect attempt `attempt` failed; the next starts after `retry_in`.
+    AttemptFailed {
+        /// The host's label.
+        host: String,
+        /// Which attempt.
+        attempt: u32,
+        /// Why, for a person.
+        why: String,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// The host is back: the same agent, which kept its nodes.
+    Reconnected {
+        /// The host's label.
+        host: String,
+        /// Its nodes.
+        nodes: Vec<u64>,
+        /// The agent's pid on the host.
+        pid: u32,
+    },
+    /// The host answered but its agent is gone, and its nodes with it; squall stops trying.
+    Lost {
+        /// The host's label.
+        host: String,
+        /// Its nodes.
+        nodes: Vec<u64>,
+        /// Why, for a person.
+        why: String,
+    },
+    /// Something the host's agent reported.
+    Agent {
+        /// The host's label.
+        host: String,
+        /// What.
+        event: AgentEvent,
+    },
+}
+
+impl HostEvent {
+    /// The session event that shows this on the dashboard and in the feed; `None` for an agent's own event
+    /// (the cluster's backend turns an exit into a process event).
+    pub fn to_state(&self) -> Option<crate::state::Event> {
+        use crate::state::{Event, HostChange};
+        let host_event = |host: &str, nodes: &[u64], change| Event::Host {
+            host: host.to_string(),
+            nodes: nodes.to_vec(),
+            change,
+        };
+        Some(match self {
+            HostEvent::Unreachable { host, nodes, why } => {
+                host_event(host, nodes, HostChange::Unreachable { why: why.clone() })
+            }
+            HostEvent::Reconnecting { host, attempt } => {
+                host_event(host, &[], HostChange::Reconnecting { attempt: *attempt })
+            }
+            HostEvent::AttemptFailed {
+                host,
+                attempt,
+                why,
+                retry_in,
+            } => host_event(
+                host,
+                &[],
+                HostChange::AttemptFailed {
+                    attempt: *attempt,
+                    why: why.clone(),
+                    retry_in_ms: retry_in.as_millis() as u64,
+                },
+            ),
+            HostEvent::Reconnected { host, nodes, pid } => {
+                host_event(host, nodes, HostChange::Back { pid: *pid })
+            }
+            HostEvent::Lost { host, nodes, why } => {
+                host_event(host, nodes, HostChange::Lost { why: why.clone() })
+            }
+            HostEvent::Agent { .. } => return None,
+        })
+    }
+}
+
+struct Slot {
+    host: SshHost,
+    state: HostState,
+    client: Option<AgentClient>,
+}
+
+type Slots = Arc<Mutex<Vec<Slot>>>;
+
+/// Every host's agent, kept connected. See the module's comment.
+pub struct Fleet {
+    slots: Slots,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Option<Connection>>>,
+    control_dir: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("hosts", &self.hosts())
+            .finish_non_exhaustive()
+    }
+}
+
+fn pid_of(hello: &Answer) -> u32 {
+    match hello {
+        Answer::Hello { pid, .. } => *pid,
+        _ => 0,
+    }
+}
+
+impl Fleet {
+    /// Keeps `agents` connected with the default [`Timing`]. Returns the fleet and what happens to its hosts.
+    pub fn start(agents: Agents) -> (Fleet, mpsc::UnboundedReceiver<HostEvent>) {
+        Fleet::start_with(agents, Timing::default())
+    }
+
+    /// Keeps `agents` connected with `timing`.
+    pub fn start_with(
+        agents: Agents,
+        timing: Timing,
+    ) -> (Fleet, mpsc::UnboundedReceiver<HostEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (stop, _) = watch::channel(false);
+        let mut slots = Vec::new();
+        let mut conns = Vec::new();
+        for (host, conn) in agents.hosts {
+            slots.push(Slot {
+                host: host.clone(),
+                state: HostState::Up {
+                    pid: pid_of(&conn.hello),
+                },
+                client: Some(conn.client.clone()),
+            });
+            conns.push((host, conn));
+        }
+        let slots: Slots = Arc::new(Mutex::new(slots));
+        let tasks = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, (host, conn))| {
+                tokio::spawn(keep(
+                    i,
+                    host,
+                    conn,
+                    slots.clone(),
+                    events.clone(),
+                    stop.subscribe(),
+                    timing,
+                ))
+            })
+            .collect();
+        (
+            Fleet {
+                slots,
+                stop,
+                tasks,
+                control_dir: agents.control_dir,
+            },
+            rx,
+        )
+    }
+
+    /// The hosts' labels, in the hosts file's order.
+    pub fn hosts(&self) -> Vec<String> {
+        self.slots
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.host.host.label.clone())
+            .collect()
+    }
+
+    /// Where host `label` stands; `None` for no such host.
+    pub fn state(&self, label: &str) -> Option<HostState> {
+        self.slots
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.host.host.label == label)
+            .map(|s| s.state.clone())
+    }
+
+    /// The host that runs node `node`, by label.
+    pub fn host_of(&self, node: u64) -> Option<String> {
+        self.slots
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.host.host.nodes.contains(&node))
+            .map(|s| s.host.host.label.clone())
+    }
+
+    /// The client of the agent that runs node `node`. `Err` (for a person, naming the host) when its host is
+    /// unreachable or lost: then nothing was asked of it.
+    pub fn client_for_node(&self, node: u64) -> Result<AgentClient, String> {
+        let slots = self.slots.lock().unwrap();
+        let slot = slots
+            .iter()
+            .find(|s| s.host.host.nodes.contains(&node))
+            .ok_or_else(|| format!("node {node} is on no host of the hosts file"))?;
+        Self::client_of(slot, &format!("node {node}: "))
+    }
+
+    /// The client of host `label`'s agent; `Err` as for [`Fleet::client_for_node`].
+    pub fn client(&self, label: &str) -> Result<AgentClient, String> {
+        let slots = self.slots.lock().unwrap();
+        let slot = slots
+            .iter()
+            .find(|s| s.host.host.label == label)
+            .ok_or_else(|| format!("no host {label} in the hosts file"))?;
+        Self::client_of(slot, "")
+    }
+
+    /// `prefix` starts a refusal (`"node 3: "`, or empty).
+    fn client_of(slot: &Slot, prefix: &str) -> Result<AgentClient, String> {
+        let label = &slot.host.host.label;
+        match (&slot.state, &slot.client) {
+            (HostState::Up { .. }, Some(c)) => Ok(c.clone()),
+            (HostState::Lost { why }, _) => Err(format!(
+                "{prefix}host {label} is lost ({why}); nothing was done"
+            )),
+            (HostState::Unreachable { .. }, _) | (HostState::Up { .. }, None) => {
+                let why = match &slot.state {
+                    HostState::Unreachable { why } => why.as_str(),
+                    _ => "no connection",
+                };
+                Err(format!(
+                    "{prefix}host {label} is unreachable ({why}); squall is reconnecting, nothing was done"
+                ))
+            }
+        }
+    }
+
+    /// Stops every connected agent (and so every node it runs) and closes the ssh connections. An agent that
+    /// is unreachable stops its nodes on its own once its grace period passes without a controller.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut conns = Vec::new();
+        for t in self.tasks {
+            if let Ok(Some(c)) = t.await {
+                conns.push(c);
+            }
+        }
+        futures::future::join_all(conns.into_iter().map(|c| c.shutdown(STOP_DEADLINE))).await;
+        let hosts: Vec<SshHost> = self
+            .slots
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.host.clone())
+            .collect();
+        for h in &hosts {
+            h.close_master().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.control_dir);
+    }
+}
+
+/// Keeps host `i` connected until `stop`; returns its connection then, if it has one.
+async fn keep(
+    i: usize,
+    host: SshHost,
+    mut conn: Connection,
+    slots: Slots,
+    events: mpsc::UnboundedSender<HostEvent>,
+    mut stop: watch::Receiver<bool>,
+    timing: Timing,
+) -> Option<Connection> {
+    let label = host.host.label.clone();
+    let nodes = host.host.nodes.clone();
+    let set = |state: HostState, client: Option<AgentClient>| {
+        let mut s = slots.lock().unwrap();
+        s[i].state = state;
+        s[i].client = client;
+    };
+    loop {
+        let Some(why) = watch_connection(&label, &mut conn, &events, &mut stop, timing).await
+        else {
+            return Some(conn);
+        };
+        // What the agent said before the connection went is still told.
+        while let Ok(event) = conn.events.try_recv() {
+            let _ = events.send(HostEvent::Agent {
+                host: label.clone(),
+                event,
+            });
+        }
+        set(HostState::Unreachable { why: why.clone() }, None);
+        let _ = events.send(HostEvent::Unreachable {
+            host: label.clone(),
+            nodes: nodes.clone(),
+            why,
+        });
+        // The old ssh is killed: the agent reads end of file and waits for the new one.
+        drop(conn);
+        let mut attempt = 0;
+        let mut wait = timing.backoff_first;
+        conn = loop {
+            attempt += 1;
+            let _ = events.send(HostEvent::Reconnecting {
+                host: label.clone(),
+                attempt,
+            });
+            let r = tokio::select! {
+                r = host.attach() => r,
+                _ = stop.changed() => return None,
+            };
+            match r {
+                Ok(c) => break c,
+                Err(AttachError::NoAgent(why)) => {
+                    set(HostState::Lost { why: why.clone() }, None);
+                    let _ = events.send(HostEvent::Lost {
+                        host: label.clone(),
+                        nodes: nodes.clone(),
+                        why,
+                    });
+                    return None;
+                }
+                Err(AttachError::Failed(why)) => {
+                    let _ = events.send(HostEvent::AttemptFailed {
+                        host: label.clone(),
+                        attempt,
+                        why,
+                        retry_in: wait,
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return None,
+                    }
+                    wait = (wait * 2).min(timing.backoff_max);
+                }
+            }
+        };
+        let pid = pid_of(&conn.hello);
+        set(HostState::Up { pid }, Some(conn.client.clone()));
+        let _ = events.send(HostEvent::Reconnected {
+            host: label.clone(),
+            nodes: nodes.clone(),
+            pid,
+        });
+    }
+}
+
+/// Forwards `conn`'s events and pings its agent until the connection is lost (returns why) or `stop` comes
+/// (returns `None`).
+async fn watch_connection(
+    label: &str,
+    conn: &mut Connection,
+    events: &mpsc::UnboundedSender<HostEvent>,
+    stop: &mut watch::Receiver<bool>,
+    timing: Timing,
+) -> Option<String> {
+    let mut events_open = true;
+    let mut ping = tokio::time::interval(timing.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return None,
+            e = conn.events.recv(), if events_open => match e {
+                Some(event) => {
+                    let _ = events.send(HostEvent::Agent { host: label.to_string(), event });
+                }
+                None => events_open = false,
+            },
+            _ = conn.client.closed() => return Some("its ssh connection ended".into()),
+            _ = ping.tick() => {
+                if let Err(e) = conn.client.call(Op::Ping, timing.answer_within).await {
+                    if conn.client.is_closed() {
+                        return Some("its ssh connection ended".into());
+                    }
+                    return Some(format!("no answer to a ping within {:?}: {e}", timing.answer_within));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::hosts::Host;
+
+    fn fleet_of(state: HostState) -> Fleet {
+        let host = Host {
+            label: "db-2".into(),
+            ssh: "db-2".into(),
+            identity: None,
+            ssh_config: None,
+            dir: "/var/tmp/squall".into(),
+            nodes: vec![2, 3],
+            address: None,
+        };
+        let (stop, _) = watch::channel(false);
+        Fleet {
+            slots: Arc::new(Mutex::new(vec![Slot {
+                host: SshHost::new(host, std::path::Path::new("/tmp")),
+                state,
+                client: None,
+            }])),
+            stop,
+            tasks: Vec::new(),
+            control_dir: "/nonexistent".into(),
+        }
+    }
+
+    #[test]
+    fn a_request_for_a_node_of_an_unreachable_or_lost_host_is_refused_naming_the_host() {
+        let f = fleet_of(HostState::Unreachable {
+            why: "no answer to a ping within 1s".into(),
+        });
+        assert_eq!(f.host_of(3).as_deref(), Some("db-2"));
+        assert_eq!(
+            f.client_for_node(3).unwrap_err(),
+            "node 3: host db-2 is unreachable (no answer to a ping within 1s); squall is reconnecting, \
+             nothing was done"
+        );
+        assert_eq!(
+            f.client_for_node(9).unwrap_err(),
+            "node 9 is on no host of the hosts file"
+        );
+        let f = fleet_of(HostState::Lost {
+            why: "no agent runs there any more".into(),
+        });
+        assert_eq!(
+            f.client("db-2").unwrap_err(),
+            "host db-2 is lost (no agent runs there any more); nothing was done"
+        );
+        assert_eq!(f.hosts(), vec!["db-2".to_string()]);
+    }
+}

@@ -1,0 +1,147 @@
+//! Hosts of a cluster spread over machines (`--hosts`, issue 24) as the dashboard sees them: a host that stops
+//! answering makes its nodes *unreachable* (never guessed dead or alive) until it is back, and every reconnect
+//! attempt is said in the feed.
+
+use super::cluster::ClusterState;
+use super::event::HostChange;
+use super::feed::FeedKind;
+
+/// `n1, n2`.
+fn node_list(nodes: &[u64]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("n{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ClusterState {
+    /// Folds in what happened to host `host`, which runs `nodes`.
+    pub(super) fn on_host(&mut self, at: u64, host: &str, nodes: &[u64], change: &HostChange) {
+        let list = node_list(nodes);
+        let (kind, text) = match change {
+            HostChange::Unreachable { why } => {
+                self.mark(nodes, Some(host));
+                (
+                    FeedKind::Error,
+                    format!(
+                        "host {host} unreachable ({why}): {list} unreachable, neither dead nor alive as far as \
+                         squall knows; reconnecting"
+                    ),
+                )
+            }
+            HostChange::Reconnecting { attempt } => (
+                FeedKind::Info,
+                format!("host {host}: reconnecting (attempt {attempt})"),
+            ),
+            HostChange::AttemptFailed {
+                attempt,
+                why,
+                retry_in_ms,
+            } => (
+                FeedKind::Error,
+                format!(
+                    "host {host}: reconnect attempt {attempt} failed ({why}); next in {}",
+                    crate::units::duration(std::time::Duration::from_millis(*retry_in_ms))
+                ),
+            ),
+            HostChange::Back { pid } => {
+                self.mark(nodes, None);
+                (
+                    FeedKind::Info,
+                    format!("host {host} back (agent pid {pid}): {list} as the agent kept them"),
+                )
+            }
+            HostChange::Lost { why } => {
+                self.mark(nodes, Some(host));
+                (
+                    FeedKind::Error,
+                    format!(
+                        "host {host} lost ({why}): its agent is gone and {list} with it; squall stopped trying"
+                    ),
+                )
+            }
+        };
+        self.push(at, None, kind, text);
+        for &n in nodes {
+            self.refresh_node(at, n);
+        }
+    }
+
+    fn mark(&mut self, nodes: &[u64], host: Option<&str>) {
+        for &n in nodes {
+            self.node_mut(n).host_unreachable = host.map(str::to_string);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::state::{ClusterState, Event, FeedKind, HostChange, Stamped};
+
+    fn host(at_ms: u64, change: HostChange) -> Stamped {
+        Stamped {
+            at_ms,
+            event: Event::Host {
+                host: "db-2".into(),
+                nodes: vec![2, 3],
+                change,
+            },
+        }
+    }
+
+    #[test]
+    fn a_host_unreachable_marks_its_nodes_until_it_is_back_and_the_feed_says_each_step() {
+        let mut s = ClusterState::default();
+        s.apply(&host(
+            10,
+            HostChange::Unreachable {
+                why: "its ssh connection ended".into(),
+            },
+        ));
+        assert_eq!(s.nodes[&2].host_unreachable.as_deref(), Some("db-2"));
+        assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+        s.apply(&host(20, HostChange::Reconnecting { attempt: 1 }));
+        s.apply(&host(
+            30,
+            HostChange::AttemptFailed {
+                attempt: 1,
+                why: "cannot reach host db-2 over ssh".into(),
+                retry_in_ms: 500,
+            },
+        ));
+        s.apply(&host(40, HostChange::Back { pid: 4242 }));
+        assert_eq!(s.nodes[&2].host_unreachable, None);
+        let texts: Vec<(FeedKind, String)> =
+            s.feed.iter().map(|l| (l.kind, l.text.clone())).collect();
+        let want = [
+            (
+                FeedKind::Error,
+                "host db-2 unreachable (its ssh connection ended): n2, n3 unreachable, neither dead nor alive \
+                 as far as squall knows; reconnecting",
+            ),
+            (FeedKind::Info, "host db-2: reconnecting (attempt 1)"),
+            (
+                FeedKind::Error,
+                "host db-2: reconnect attempt 1 failed (cannot reach host db-2 over ssh); next in 500ms",
+            ),
+            (
+                FeedKind::Info,
+                "host db-2 back (agent pid 4242): n2, n3 as the agent kept them",
+            ),
+        ];
+        for (kind, text) in want {
+            assert!(
+                texts.iter().any(|(k, t)| *k == kind && t == text),
+                "missing {kind:?} {text:?} in {texts:?}"
+            );
+        }
+        s.apply(&host(
+            50,
+            HostChange::Lost {
+                why: "no agent runs there any more".into(),
+            },
+        ));
+        assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+    }
+}
