@@ -305,7 +305,8 @@ print(json.dumps({"frame_bytes": len(frame), "samples": len(d),
 /// The figures of issue 24 for BENCHMARKS.md, printed as JSON lines (run with `cargo test --test remote_netns
 /// figures -- --ignored --nocapture`): the round trip of a 64-byte frame from host1 to host2, direct and
 /// through host1's sender-side proxy (run by a `squall agent` over ssh, as a cluster's is); the time from
-/// `squall up --hosts` to the first leader line, five nodes on three hosts, against five local nodes.
+/// `squall up --hosts` to the first leader line, five nodes on three hosts, against five local nodes; how long
+/// a lost host takes to be reported unreachable.
 #[test]
 #[ignore = "prints the figures for BENCHMARKS.md; needs root and a quiet machine"]
 fn figures() {
@@ -386,5 +387,61 @@ fn figures() {
             "remote_median_ms": median(&remote[1..]).round(),
             "local_runs_ms": local.iter().map(|t| t.round()).collect::<Vec<_>>(),
             "local_median_ms": median(&local).round()})
+    );
+
+    // How long an unreachable host takes to show: the fleet (src/remote/fleet.rs, what reports a host
+    // unreachable) over host1's agent, 5 trials each of two ways to lose it: its cable unplugged (nothing
+    // answers; the pings time out) and its ssh sessions killed (the connection ends).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut shown = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    for how in ["cable", "ssh"] {
+        for _ in 0..5 {
+            let took = rt.block_on(async {
+                use squall::remote::fleet::{Fleet, HostEvent};
+                let control = squall::remote::ssh::control_dir().unwrap();
+                let host = squall::remote::hosts::Host {
+                    label: "host1".into(),
+                    ssh: "host1".into(),
+                    identity: None,
+                    ssh_config: Some(w.ssh_config()),
+                    dir: w.host(0).dir.display().to_string(),
+                    nodes: vec![1],
+                    address: Some(IpAddr::V4(w.host(0).addr)),
+                };
+                let h = squall::remote::ssh::SshHost::new(host, &control)
+                    .with_exe(std::path::Path::new(SQUALL));
+                let conn = h.connect(&|_: String| {}).await.unwrap();
+                let (fleet, mut events) = Fleet::start(
+                    squall::remote::connect::Agents::from_connections(vec![(h, conn)], control),
+                );
+                let t0 = std::time::Instant::now();
+                if how == "cable" {
+                    w.cable(0, false);
+                } else {
+                    w.drop_ssh_sessions(0);
+                }
+                let took = loop {
+                    match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                        Ok(Some(HostEvent::Unreachable { .. })) => {
+                            break t0.elapsed().as_secs_f64() * 1000.0;
+                        }
+                        Ok(Some(_)) => continue,
+                        other => panic!("host1 never shown unreachable ({how}): {other:?}"),
+                    }
+                };
+                w.cable(0, true);
+                fleet.stop().await;
+                took
+            });
+            shown.entry(how).or_default().push(took);
+        }
+    }
+    let left = w.wait_hosts_empty(Duration::from_secs(30));
+    assert!(left.is_empty(), "still running: {left:?}");
+    println!(
+        "unreachable shown after: {}",
+        serde_json::json!({
+            "cable_unplugged_ms": shown["cable"].iter().map(|t| t.round()).collect::<Vec<_>>(),
+            "ssh_killed_ms": shown["ssh"].iter().map(|t| t.round()).collect::<Vec<_>>()})
     );
 }
