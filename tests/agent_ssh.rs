@@ -252,6 +252,38 @@ fn a_bad_hosts_file_is_refused_with_exit_2_naming_its_line_and_field() {
     );
 }
 
+/// What this build cannot run on other hosts yet is refused before any host is reached, with the reason and
+/// what to do (exit 2): here `--disk-faults`.
+#[test]
+fn disk_faults_on_other_hosts_are_refused_with_exit_2_saying_why() {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIP: no /dev/fuse (--disk-faults is refused for that first)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(SQUALL)
+        .args([
+            "up",
+            "--headless",
+            "--disk-faults",
+            "--host",
+            "1=a,2=a,3=b",
+            "--dir",
+        ])
+        .arg(dir.path().join("cluster"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("--disk-faults on other hosts is not in this build yet")
+            && err.contains("drop --disk-faults"),
+        "stderr: {err}"
+    );
+    assert!(!dir.path().join("cluster").join("node-1").exists());
+}
+
 /// The `dropped` count of a `links:` line (`links: 1->2 frames 9 bytes 900 dropped 4 …`).
 fn dropped_on(line: &str) -> u64 {
     let w: Vec<&str> = line.split_whitespace().collect();

@@ -16,7 +16,7 @@
 //! link fault is installed on both hosts, each link's counters are the sum of both hosts' ([`merge`]), and a
 //! fault over many links is split per host and remembered under one controller-side id, which every host's
 //! agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
-//! hosts by the host's index in their top bits ([`HOST_SHIFT`]).
+//! hosts, and stay small for a person to read, as `n × hosts + host` ([`tag`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -43,15 +43,15 @@ pub(super) const REFRESH: Duration = Duration::from_millis(500);
 /// How long a request to an agent may take before squall gives up on it (a restart waits for its node).
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Held frames' `seq` and traced messages' `id` carry their host's index from this bit up.
-pub(super) const HOST_SHIFT: u32 = 48;
-
-fn tag(host: usize, n: u64) -> u64 {
-    n | ((host as u64) << HOST_SHIFT)
+/// Host `host`'s number `n` (a held frame's seq, a traced message's id) made unique among `hosts` hosts.
+fn tag(hosts: usize, host: usize, n: u64) -> u64 {
+    n * hosts as u64 + host as u64
 }
 
-fn untag(n: u64) -> (usize, u64) {
-    ((n >> HOST_SHIFT) as usize, n & ((1u64 << HOST_SHIFT) - 1))
+/// The host and its own number of a number [`tag`] made.
+fn untag(hosts: usize, n: u64) -> (usize, u64) {
+    let hosts = hosts as u64;
+    ((n % hosts) as usize, n / hosts)
 }
 
 /// The supervisor's name for node `id`'s process.
@@ -257,7 +257,7 @@ impl Remote {
                         }
                     }
                     held.extend(frames.into_iter().map(|mut f| {
-                        f.seq = tag(h, f.seq);
+                        f.seq = tag(self.agents.len(), h, f.seq);
                         f
                     }));
                 }
@@ -278,7 +278,9 @@ impl Remote {
     fn per_host(&self, frames: &[HeldFrame]) -> BTreeMap<usize, Vec<HeldFrame>> {
         let mut out: BTreeMap<usize, Vec<HeldFrame>> = BTreeMap::new();
         for f in frames {
-            out.entry(untag(f.seq).0).or_default().push(f.clone());
+            out.entry(untag(self.agents.len(), f.seq).0)
+                .or_default()
+                .push(f.clone());
         }
         out
     }
@@ -292,7 +294,7 @@ impl Remote {
         for (h, r) in futures::future::join_all(calls).await {
             match r {
                 Ok(Answer::Stepped { frames }) => out.extend(frames.into_iter().map(|mut s| {
-                    s.frame.seq = tag(h, s.frame.seq);
+                    s.frame.seq = tag(self.agents.len(), h, s.frame.seq);
                     s
                 })),
                 Ok(other) => tracing::warn!(?other, "an agent answered a step with something else"),
@@ -882,7 +884,10 @@ impl Links {
                     .per_host(&chosen)
                     .into_iter()
                     .map(|(h, frames)| {
-                        let seqs = frames.iter().map(|f| untag(f.seq).1).collect();
+                        let seqs = frames
+                            .iter()
+                            .map(|f| untag(r.agents.len(), f.seq).1)
+                            .collect();
                         (h, Op::DropFrames { seqs })
                     })
                     .collect();
@@ -947,7 +952,7 @@ impl Links {
                     cursor.0[h] = next;
                     lost += l;
                     events.extend(got.into_iter().map(|mut m| {
-                        m.id = tag(h, m.id);
+                        m.id = tag(r.agents.len(), h, m.id);
                         to_session(m, offset)
                     }));
                 }
@@ -1027,9 +1032,11 @@ mod tests {
 
     #[test]
     fn a_host_index_tags_and_untags_sequence_numbers() {
-        assert_eq!(untag(tag(0, 17)), (0, 17));
-        assert_eq!(untag(tag(3, 17)), (3, 17));
-        assert_ne!(tag(1, 17), tag(2, 17));
+        assert_eq!(untag(4, tag(4, 0, 17)), (0, 17));
+        assert_eq!(untag(4, tag(4, 3, 17)), (3, 17));
+        assert_ne!(tag(4, 1, 17), tag(4, 2, 17));
+        // One host: the numbers are its own.
+        assert_eq!(tag(1, 0, 17), 17);
     }
 
     #[test]

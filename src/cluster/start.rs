@@ -680,7 +680,7 @@ impl Cluster {
 /// What this build cannot run on other hosts yet, refused before any host is reached: the message says what
 /// and what to do instead.
 fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> anyhow::Result<()> {
-    let on = format!("--hosts ({} hosts)", hosts.hosts.len());
+    let on = format!("--hosts/--host ({} hosts)", hosts.hosts.len());
     if spec.disk_faults {
         bail!(
             "{on}: --disk-faults on other hosts is not in this build yet (issue 24): drop --disk-faults, or \
