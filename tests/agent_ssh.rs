@@ -3,13 +3,20 @@
 //! config, host key and authorized key (a real sshd per connection, in inetd mode: no listening port).
 //! Tests that need sshd skip with a message where it is not installed (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+
+use support::agent::{
+    Agent, launch_squall_node, launch_squall_node_with, leader, read_addrs, squall_node_args,
+};
+
+/// Where the nodes of these tests listen: every "host" is this machine.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 const SQUALL: &str = env!("CARGO_BIN_EXE_squall");
 
@@ -82,6 +89,15 @@ impl Sshd {
 
     fn config(&self) -> PathBuf {
         self.path().join("ssh_config")
+    }
+
+    /// An agent on host `alias`, in `dir`, over ssh, with `flags` added to its command line.
+    fn agent_with(&self, alias: &str, dir: &Path, flags: &str) -> Agent {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-F")
+            .arg(self.config())
+            .args(["-T", "-o", "BatchMode=yes", alias]);
+        Agent::over_ssh_with(ssh, dir, flags)
     }
 
     /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`.
@@ -429,241 +445,65 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
     );
 }
 
-/// An agent session over ssh, driven line by line.
-struct Agent {
-    ssh: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next: u64,
-    events: Vec<String>,
-}
-
-impl Agent {
-    /// An agent over ssh with `flags` added to its command line.
-    fn start_with(sshd: &Sshd, alias: &str, dir: &Path, flags: &str) -> Agent {
-        std::fs::create_dir_all(dir).unwrap();
-        let mut c = Command::new("ssh");
-        c.arg("-F")
-            .arg(sshd.config())
-            .args(["-T", "-o", "BatchMode=yes", alias])
-            .arg(format!(
-                "exec {SQUALL} agent --dir {} {flags}",
-                dir.display()
-            ));
-        Agent::spawn(c)
-    }
-
-    /// An agent on this machine, without ssh.
-    fn local(dir: &Path) -> Agent {
-        let mut c = Command::new(SQUALL);
-        c.arg("agent").arg("--dir").arg(dir);
-        Agent::spawn(c)
-    }
-
-    fn spawn(mut c: Command) -> Agent {
-        let mut ssh = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = ssh.stdin.take().unwrap();
-        let stdout = ssh.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Agent {
-            ssh,
-            stdin,
-            lines,
-            next: 1,
-            events: Vec::new(),
-        }
-    }
-
-    /// Sends `op` and returns the reply's error; panics when it was done.
-    fn refused(&mut self, op: serde_json::Value) -> String {
-        let id = self.next;
-        self.next += 1;
-        let mut req = op.clone();
-        req["id"] = id.into();
-        writeln!(self.stdin, "{req}").unwrap();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|e| panic!("no reply to {req} ({e})"));
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if v["reply"]["id"] == id {
-                return v["reply"]["error"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{req} was done: {line}"))
-                    .to_string();
-            }
-            self.events.push(line);
-        }
-    }
-
-    /// Sends `op` (a JSON object without its id) and returns the reply's `ok` value; panics on an error reply.
-    fn call(&mut self, op: serde_json::Value) -> serde_json::Value {
-        let id = self.next;
-        self.next += 1;
-        let mut req = op.clone();
-        req["id"] = id.into();
-        writeln!(self.stdin, "{req}").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply to {req} ({e}); events: {:?}", self.events));
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if v["reply"]["id"] == id {
-                if let Some(e) = v["reply"]["error"].as_str() {
-                    panic!("{req} refused: {e}");
-                }
-                return v["reply"]["ok"].clone();
-            }
-            self.events.push(line);
-        }
-    }
-}
-
-/// The leader all reachable nodes at `apis` agree on, polled with `squall status --json`.
-fn leader(apis: &[(u64, std::net::SocketAddr)], timeout: Duration, not: Option<u64>) -> u64 {
-    let peers: Vec<String> = apis.iter().map(|(id, a)| format!("{id}={a}")).collect();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = Command::new(SQUALL)
-            .args([
-                "status",
-                "--json",
-                "--timeout",
-                "1s",
-                "--peers",
-                &peers.join(","),
-            ])
-            .output()
-            .unwrap();
-        let seen = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&seen) {
-            let nodes = v
-                .as_array()
-                .cloned()
-                .or_else(|| v["nodes"].as_array().cloned())
-                .unwrap_or_default();
-            let leaders: Vec<u64> = nodes
-                .iter()
-                .filter(|n| {
-                    n["role"]
-                        .as_str()
-                        .is_some_and(|r| r.eq_ignore_ascii_case("leader"))
-                })
-                .filter_map(|n| n["id"].as_u64())
-                .filter(|id| Some(*id) != not)
-                .collect();
-            if leaders.len() == 1 {
-                return leaders[0];
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single leader within {timeout:?}; last status: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn read_addrs(node_dir: &Path, timeout: Duration) -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(node_dir.join("addr.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && let (Some(p), Some(a)) = (v["peer"].as_str(), v["api"].as_str())
-        {
-            return (p.parse().unwrap(), a.parse().unwrap());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never written",
-            node_dir.join("addr.json").display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Launches squall's node `id` through `agent`, with the squall kind's own command line; its pid.
-fn launch_squall_node(
-    agent: &mut Agent,
-    id: u64,
-    node_dir: &Path,
-    peers: Vec<(u64, std::net::SocketAddr)>,
-) -> u32 {
-    launch_squall_node_with(agent, id, node_dir, peers, serde_json::json!([]), true)
-}
-
-/// [`launch_squall_node`] with extra environment `env` (a JSON list of pairs); `wipeable`: the launch names
-/// the data directory a wiping restart empties (not when it is a fault filesystem's mount point).
-fn launch_squall_node_with(
-    agent: &mut Agent,
-    id: u64,
-    node_dir: &Path,
-    peers: Vec<(u64, std::net::SocketAddr)>,
-    env: serde_json::Value,
-    wipeable: bool,
-) -> u32 {
-    let args = squall_node_args(id, node_dir, peers);
-    std::fs::create_dir_all(node_dir).unwrap();
-    let data_dir = wipeable.then(|| node_dir.join("data").display().to_string());
-    let r = agent.call(serde_json::json!({
-        "op": "launch", "node": id, "program": null, "args": args, "env": env,
-        "log": node_dir.join("node.log").display().to_string(),
-        "data_dir": data_dir,
-    }));
-    r["pid"]["pid"].as_u64().unwrap() as u32
-}
-
-/// The squall kind's command line for node `id` in `node_dir` (data in `node_dir/data`), dialing `peers`.
-fn squall_node_args(
-    id: u64,
-    node_dir: &Path,
-    peers: Vec<(u64, std::net::SocketAddr)>,
-) -> Vec<String> {
-    let kind = squall::kind::Kind::builtin("squall").unwrap();
-    let facts = squall::kind::launch::NodeFacts {
-        id,
-        cluster_id: "agent-test".into(),
-        node_dir: node_dir.to_path_buf(),
-        data_dir: node_dir.join("data"),
-        initial_state: squall::kind::launch::InitialState::New,
-        seed: id,
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        heartbeat: Duration::from_millis(50),
-        snapshot_every: 500,
-        peers,
-        ports: Default::default(),
-        join: false,
-        options: vec![],
-        host: std::net::IpAddr::from([127, 0, 0, 1]),
-    };
-    let mut args: Vec<String> = kind
-        .leading_args()
-        .into_iter()
-        .map(|a| a.into_string().unwrap())
-        .collect();
-    args.extend(
-        kind.command_line(&facts)
-            .unwrap()
-            .into_iter()
-            .map(|a| a.into_string().unwrap()),
+/// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's
+/// id, shown in `links` and removed by that id; `read-file`/`remove-file` inside the agent's directory, and
+/// refused outside it, naming the path.
+#[test]
+fn an_agent_keeps_a_fault_under_the_controllers_id_and_reads_only_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::local(dir.path());
+    agent.call(
+        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
     );
-    args
+    for (from, to) in [(1, 2), (1, 3)] {
+        agent.call(serde_json::json!({"op": "link", "from": from, "to": to}));
+    }
+    agent.call(serde_json::json!({"op": "add-fault", "fault": 9,
+        "links": [{"from": 1, "to": 2}, {"from": 1, "to": 3}],
+        "spec": {"fault": "Blackhole", "duration": null}}));
+    // Per link `from->to`, how many faults it has (the proxies also count the answers back, as `2->1`, `3->1`).
+    let faults = |agent: &mut Agent| -> Vec<(String, usize)> {
+        let r = agent.call(serde_json::json!({"op": "links"}));
+        r["links"]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let id = format!("{}->{}", l["link"]["from"], l["link"]["to"]);
+                (id, l["faults"].as_array().unwrap().len())
+            })
+            .filter(|(id, _)| id.starts_with("1->"))
+            .collect()
+    };
+    assert_eq!(
+        faults(&mut agent),
+        vec![("1->2".to_string(), 1), ("1->3".to_string(), 1)]
+    );
+    agent.call(serde_json::json!({"op": "remove-fault", "fault": 9}));
+    assert_eq!(
+        faults(&mut agent),
+        vec![("1->2".to_string(), 0), ("1->3".to_string(), 0)]
+    );
+
+    let inside = dir.path().join("c").join("addr.json");
+    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+    std::fs::write(&inside, "{}").unwrap();
+    let read = agent.call(serde_json::json!({"op": "read-file", "path": inside}));
+    assert_eq!(read["file"]["text"], "{}");
+    agent.call(serde_json::json!({"op": "remove-file", "path": inside}));
+    assert!(!inside.exists());
+    let read = agent.call(serde_json::json!({"op": "read-file", "path": inside}));
+    assert!(read["file"]["text"].is_null(), "{read}");
+    for outside in [
+        "/etc/passwd".to_string(),
+        format!("{}/../x", dir.path().display()),
+    ] {
+        let e = agent.refused(serde_json::json!({"op": "read-file", "path": outside}));
+        assert!(
+            e.contains(&outside) && e.contains("not a path inside the agent's directory"),
+            "{e}"
+        );
+    }
 }
 
 /// The mount points in /proc/mounts under `dir`.
@@ -704,7 +544,7 @@ fn a_node_with_disk_and_clock_faults_through_its_agent_keeps_synced_data_through
  {
     let Some(sshd) = Sshd::new() else { return };
     let host = sshd.path().join("a");
-    let mut agent = Agent::start_with(&sshd, "host-a", &host, "--grace 1s");
+    let mut agent = sshd.agent_with("host-a", &host, "--grace 1s");
     let can = agent.call(serde_json::json!({"op": "capabilities"}));
     if let Some(why) = can["can"]["disk"].as_str() {
         eprintln!("SKIP: this machine cannot serve disk faults: {why}");
@@ -733,7 +573,7 @@ fn a_node_with_disk_and_clock_faults_through_its_agent_keeps_synced_data_through
         env.to_string().contains("LD_PRELOAD"),
         "no shim in the node's environment: {env}"
     );
-    let pid = launch_squall_node_with(&mut agent, 1, &node_dir, vec![], env, false);
+    let pid = launch_squall_node_with(&mut agent, 1, &node_dir, vec![], LOOPBACK, env, false);
     let (_, api) = read_addrs(&node_dir, Duration::from_secs(20));
     // An acknowledged write (the node syncs it), and two files of the test's own: one synced, one not.
     kv(api, &["put", "k", "kept"]);
@@ -793,8 +633,8 @@ fn a_node_with_disk_and_clock_faults_through_its_agent_keeps_synced_data_through
     let (_, api) = read_addrs(&node_dir, Duration::from_secs(20));
     assert_eq!(kv(api, &["get", "k"]), "kept");
     // SIGKILL the ssh: the agent waits its grace (1 s) for a controller, then stops the node and unmounts.
-    agent.ssh.kill().unwrap();
-    let _ = agent.ssh.wait();
+    agent.process.kill().unwrap();
+    let _ = agent.process.wait();
     let left = wait_none_mention(&host.display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running: {left:?}");
     assert!(!support::alive(again));
@@ -817,7 +657,7 @@ fn an_agent_pinged_once_then_never_again_stops_its_nodes_after_its_grace() {
     let mut agent = Agent::spawn(c);
     // Never pinged: not held to pings (a person driving it by hand is not).
     let node_dir = dir.path().join("node-1");
-    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![]);
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![], LOOPBACK);
     read_addrs(&node_dir, Duration::from_secs(20));
     agent.call(serde_json::json!({"op": "ping"}));
     // Standard input stays open; only the pings stop.
@@ -825,7 +665,7 @@ fn an_agent_pinged_once_then_never_again_stops_its_nodes_after_its_grace() {
     assert!(left.is_empty(), "node 1 (pid {pid}) outlived the silence");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(st) = agent.ssh.try_wait().unwrap() {
+        if let Some(st) = agent.process.try_wait().unwrap() {
             assert!(st.success(), "the agent exited {st}");
             break;
         }
@@ -892,7 +732,7 @@ fn a_host_whose_ssh_is_killed_shows_unreachable_reconnects_and_keeps_the_same_no
                 Op::Launch {
                     node: 1,
                     program: None,
-                    args: squall_node_args(1, &node_dir, vec![]),
+                    args: squall_node_args(1, &node_dir, vec![], LOOPBACK),
                     env: vec![],
                     log: node_dir.join("node.log").display().to_string(),
                     data_dir: Some(node_dir.join("data").display().to_string()),
@@ -960,67 +800,6 @@ fn a_host_whose_ssh_is_killed_shows_unreachable_reconnects_and_keeps_the_same_no
     assert!(left.is_empty(), "still running after stop: {left:?}");
 }
 
-/// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's
-/// id, shown in `links` and removed by that id; `read-file`/`remove-file` inside the agent's directory, and
-/// refused outside it, naming the path.
-#[test]
-fn an_agent_keeps_a_fault_under_the_controllers_id_and_reads_only_its_own_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut agent = Agent::local(dir.path());
-    agent.call(
-        serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
-    );
-    for (from, to) in [(1, 2), (1, 3)] {
-        agent.call(serde_json::json!({"op": "link", "from": from, "to": to}));
-    }
-    agent.call(serde_json::json!({"op": "add-fault", "fault": 9,
-        "links": [{"from": 1, "to": 2}, {"from": 1, "to": 3}],
-        "spec": {"fault": "Blackhole", "duration": null}}));
-    // Per link `from->to`, how many faults it has (the proxies also count the answers back, as `2->1`, `3->1`).
-    let faults = |agent: &mut Agent| -> Vec<(String, usize)> {
-        let r = agent.call(serde_json::json!({"op": "links"}));
-        r["links"]["links"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                let id = format!("{}->{}", l["link"]["from"], l["link"]["to"]);
-                (id, l["faults"].as_array().unwrap().len())
-            })
-            .filter(|(id, _)| id.starts_with("1->"))
-            .collect()
-    };
-    assert_eq!(
-        faults(&mut agent),
-        vec![("1->2".to_string(), 1), ("1->3".to_string(), 1)]
-    );
-    agent.call(serde_json::json!({"op": "remove-fault", "fault": 9}));
-    assert_eq!(
-        faults(&mut agent),
-        vec![("1->2".to_string(), 0), ("1->3".to_string(), 0)]
-    );
-
-    let inside = dir.path().join("c").join("addr.json");
-    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
-    std::fs::write(&inside, "{}").unwrap();
-    let read = agent.call(serde_json::json!({"op": "read-file", "path": inside}));
-    assert_eq!(read["file"]["text"], "{}");
-    agent.call(serde_json::json!({"op": "remove-file", "path": inside}));
-    assert!(!inside.exists());
-    let read = agent.call(serde_json::json!({"op": "read-file", "path": inside}));
-    assert!(read["file"]["text"].is_null(), "{read}");
-    for outside in [
-        "/etc/passwd".to_string(),
-        format!("{}/../x", dir.path().display()),
-    ] {
-        let e = agent.refused(serde_json::json!({"op": "read-file", "path": outside}));
-        assert!(
-            e.contains(&outside) && e.contains("not a path inside the agent's directory"),
-            "{e}"
-        );
-    }
-}
-
 #[test]
 fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -1035,12 +814,12 @@ fn a_killed_agent_takes_its_nodes_with_it_through_the_lifeline() {
         serde_json::json!({"op": "network", "kind": {"name": "squall", "digest": ""}, "seed": 1}),
     );
     let node_dir = dir.path().join("node-1");
-    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![]);
+    let pid = launch_squall_node(&mut agent, 1, &node_dir, vec![], LOOPBACK);
     // Listening, so past its start-up: then SIGKILL the agent, which cannot stop anything itself.
     read_addrs(&node_dir, Duration::from_secs(20));
     assert!(support::alive(pid));
-    agent.ssh.kill().unwrap();
-    let _ = agent.ssh.wait();
+    agent.process.kill().unwrap();
+    let _ = agent.process.wait();
     let left = support::wait_gone(&[pid], Duration::from_secs(10));
     assert!(
         left.is_empty(),
@@ -1055,8 +834,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     let host_of = |n: u64| if n == 3 { "b" } else { "a" };
     // A short grace: SIGKILLing host-a's ssh below must stop its nodes soon after.
     let mut agents = [
-        Agent::start_with(&sshd, "host-a", &sshd.path().join("a"), "--grace 1s"),
-        Agent::start_with(&sshd, "host-b", &sshd.path().join("b"), "--grace 1s"),
+        sshd.agent_with("host-a", &sshd.path().join("a"), "--grace 1s"),
+        sshd.agent_with("host-b", &sshd.path().join("b"), "--grace 1s"),
     ];
     let agent_of = |n: u64| if n == 3 { 1 } else { 0 };
     // host-b's proxies listen on its own address (127.0.0.2, still loopback), as a hosts file's `address` says.
@@ -1105,6 +884,7 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
             id,
             &node_dir,
             peers,
+            LOOPBACK,
         ));
     }
     let mut apis = Vec::new();
@@ -1185,8 +965,8 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     // SIGKILL the ssh client of host-a: its sshd session ends, the agent reads end-of-file, waits its grace
     // period (1 s) for a controller to attach, then stops its nodes. No orphans.
     let a_nodes: Vec<u32> = processes_mentioning(&sshd.path().join("a").display().to_string());
-    agents[0].ssh.kill().unwrap();
-    let _ = agents[0].ssh.wait();
+    agents[0].process.kill().unwrap();
+    let _ = agents[0].process.wait();
     let left = wait_none_mention(
         &sshd.path().join("a").display().to_string(),
         Duration::from_secs(15),
@@ -1202,6 +982,6 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
         Duration::from_secs(15),
     );
     assert!(left.is_empty(), "host-b processes still alive: {left:?}");
-    let _ = agents[1].ssh.wait();
+    let _ = agents[1].process.wait();
     assert!(support::wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
