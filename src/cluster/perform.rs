@@ -398,7 +398,8 @@ impl Cluster {
                     self.poll_receivers(|l| links.contains(&l)).await;
                 }
                 // The receivers' terms before the delivery: what they will make of the frames.
-                let terms = self.terms();
+                let (terms, roles) = (self.terms(), self.roles());
+                let superseded = self.superseded();
                 let out = if deliver {
                     self.inner.net.step(|l| links.contains(&l), n)
                 } else {
@@ -416,7 +417,7 @@ impl Cluster {
                         let lost = if deliver && !s.delivered {
                             " (lost: its connection closed)".to_string()
                         } else if deliver {
-                            self.refusal_note(&s.frame, &terms)
+                            self.refusal_note(&s.frame, &terms, &roles, &superseded)
                         } else {
                             String::new()
                         };
