@@ -17,7 +17,6 @@ pub mod error;
 pub mod font;
 pub mod gif;
 pub mod log;
-pub mod lzw;
 pub mod palette;
 pub mod screen;
 pub mod svg;
