@@ -120,6 +120,37 @@ fn the_teaching_walk_elects_the_node_timed_out_in_few_steps() {
         "pre-votes and their grants come before the votes: {kinds:?}"
     );
     assert!(first("vote") < first("vote-reply"), "{kinds:?}");
+    // Tester (issue 20): a grant arriving after its candidate won counts for nothing, and the step says so.
+    // Two pre-vote grants win n{c} its pre-vote: the ones stepped after them are surplus.
+    let won_pre_vote = format!(
+        "surplus: n{c} already won its pre-vote for term {}",
+        term + 1
+    );
+    for (i, a) in steps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| kinds[*i] == "pre-vote-reply")
+        .skip(2)
+    {
+        assert!(a.contains(&won_pre_vote), "step {}: {a}\n{steps:#?}", i + 1);
+    }
+    // The other two voters' grants are still held: stepped now, n{c} already leads.
+    let held = s.listing("held", "held:");
+    let late = held
+        .iter()
+        .find_map(|h| {
+            let link = h.split_whitespace().nth(1)?;
+            (h.contains(" vote-reply n") && link.ends_with(&format!("->{c}"))).then_some(link)
+        })
+        .unwrap_or_else(|| panic!("a late vote answer to n{c} held: {held:#?}"));
+    let answer = s.ok(&format!("step {late} 1"));
+    assert!(
+        answer.contains(&format!(
+            "(delivered, but surplus: n{c} already leads term {})",
+            term + 1
+        )),
+        "{answer}"
+    );
     // The new leader's first appends wait in the queue; `thaw` and `release *` let the cluster run on.
     s.ok("thaw");
     s.ok("release *");
@@ -386,7 +417,7 @@ fn a_step_its_receiver_will_refuse_says_so_and_held_marks_it_stale() {
     let answer = s.ok(&format!("step {l}->{a} 1"));
     assert!(
         answer.contains(&format!(
-            "(delivered, but n{a} refuses it: stale term {term} < {})",
+            "(delivered, but n{a} refuses it as stale: n{a} is already in term {})",
             term + 1
         )),
         "{answer}"
@@ -446,7 +477,7 @@ fn a_step_right_after_another_is_judged_by_the_term_the_first_left_its_receiver_
     let answer = s.ok(&format!("step {l}->{a} 1"));
     assert!(
         answer.contains(&format!(
-            "(delivered, but n{a} refuses it: stale term {term} < {})",
+            "(delivered, but n{a} refuses it as stale: n{a} is already in term {})",
             term + 1
         )),
         "the step right after n{a}'s term moved judges by the new term: {answer}"

@@ -417,7 +417,8 @@ impl Cluster {
                     self.poll_receivers(|l| links.contains(&l)).await;
                 }
                 // The receivers' terms before the delivery: what they will make of the frames.
-                let terms = self.terms();
+                let (terms, roles) = (self.terms(), self.roles());
+                let superseded = self.superseded().await;
                 let out = if deliver {
                     self.inner.links.step(|l| links.contains(&l), n, true).await
                 } else {
@@ -438,7 +439,7 @@ impl Cluster {
                         let lost = if deliver && !s.delivered {
                             " (lost: its connection closed)".to_string()
                         } else if deliver {
-                            self.refusal_note(&s.frame, &terms)
+                            self.refusal_note(&s.frame, &terms, &roles, &superseded)
                         } else {
                             String::new()
                         };

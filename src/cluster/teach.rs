@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use squall_node::raft::types::Role;
 use squall_node::rpc::{Campaign, LogCell};
 
 use super::command::{FaultTarget, NodeId};
 use super::{Cluster, Outcome};
 use crate::state::HeldView;
-use crate::state::held::{held_line, next_to_step, refusal, stale};
+use crate::state::held::{held_line, next_to_step, refusal, stale, superseded_note, surplus};
 
 /// The node flag that starts a node frozen: nodes that start or restart during teaching mode get it.
 pub(super) const FROZEN_FLAG: &str = "--frozen";
@@ -314,12 +315,30 @@ impl Cluster {
             .collect()
     }
 
-    /// Why the receiver of a frame about to be delivered will refuse or ignore it, if it will (see
-    /// [`refusal`]), for the `step` answer: ` (delivered, but n2 refuses it: stale term 1 < 2)`.
+    /// Each node's role as its last status showed it: what says a vote answer stepped to it is surplus.
+    pub(super) fn roles(&self) -> std::collections::BTreeMap<NodeId, Role> {
+        self.node_ids()
+            .into_iter()
+            .filter_map(|id| Some((id, self.status(id)?.core.role)))
+            .collect()
+    }
+
+    /// The held frames a newer round on their link supersedes (see [`stale`], judged without terms).
+    pub(super) async fn superseded(&self) -> std::collections::BTreeSet<u64> {
+        stale(&self.held_views().await, &std::collections::BTreeMap::new())
+    }
+
+    /// What a frame about to be delivered will do for nothing, for the `step` answer: a vote answer its
+    /// candidate no longer needs ([`surplus`]: ` (delivered, but surplus: n3 already leads term 2)`), a
+    /// frame its receiver will refuse or ignore for its term ([`refusal`]: ` (delivered, but n2 refuses it
+    /// as stale: n2 is already in term 2)`), or one a newer round on its link supersedes
+    /// ([`superseded_note`]). `terms`, `roles` and `superseded` are as they were before the delivery.
     pub(super) fn refusal_note(
         &self,
         frame: &squall_chaos::HeldFrame,
         terms: &std::collections::BTreeMap<NodeId, u64>,
+        roles: &std::collections::BTreeMap<NodeId, Role>,
+        superseded: &std::collections::BTreeSet<u64>,
     ) -> String {
         let view = HeldView {
             seq: frame.seq,
@@ -328,7 +347,19 @@ impl Cluster {
             kind: frame.label.clone(),
             detail: frame.detail.clone(),
         };
-        refusal(&view, terms)
+        let surplus = || {
+            let (term, role) = (terms.get(&view.to)?, roles.get(&view.to)?);
+            surplus(&view, *term, *role)
+        };
+        let superseded = || {
+            superseded
+                .contains(&view.seq)
+                .then(|| superseded_note(&view))
+                .flatten()
+        };
+        surplus()
+            .or_else(|| refusal(&view, terms))
+            .or_else(superseded)
             .map(|why| format!(" (delivered, but {why})"))
             .unwrap_or_default()
     }

@@ -43,10 +43,65 @@ fn lookup(ch: char) -> Glyph {
 }
 
 /// Draws cells into an indexed-colour pixel buffer, remembering glyphs it has looked up (Unifont's lookup
-/// walks a table of ranges).
+/// walks a table of ranges): a character of the Basic Multilingual Plane finds its glyph through a table
+/// indexed by code point, so a frame's thousands of lookups cost an index each.
 #[derive(Debug, Default)]
 pub struct Rasteriser {
-    glyphs: HashMap<char, Glyph>,
+    /// Slot + 1 in `glyphs` of each BMP code point looked up so far, 0 for not yet (grown on first use).
+    slots: Vec<u16>,
+    glyphs: Vec<Glyph>,
+    /// Characters beyond the BMP (drawn as U+FFFD, or whatever Unifont has).
+    astral: HashMap<char, Glyph>,
+}
+
+/// The pixels a cell draws, as bits: row `dy`'s leftmost pixel in the top bit, `width` pixels (8 or 16)
+/// of each row used, set bits in the foreground colour and clear ones in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellBits {
+    /// The sixteen rows, bold and underline applied, bits beyond `width` cleared.
+    pub rows: [u16; CELL_H],
+    /// Width in pixels: [`CELL_W`] or twice that.
+    pub width: usize,
+}
+
+impl CellBits {
+    /// The bits of a row whose every pixel is set.
+    pub fn full(&self) -> u16 {
+        left_bits(self.width)
+    }
+}
+
+/// The top `n` bits of a row (`n` at most 16).
+fn left_bits(n: usize) -> u16 {
+    u16::MAX.checked_shr(n as u32).map_or(u16::MAX, |r| !r)
+}
+
+/// `SPREAD[b]`: the eight pixels of byte `b` (leftmost in the top bit) as a mask of eight bytes in memory
+/// order, 0xff where the bit is set: a glyph row becomes pixels with two ANDs and an OR, no branch a pixel.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut k = 0;
+        while k < 8 {
+            if b & (0x80 >> k) != 0 {
+                t[b] |= 0xff << (8 * k);
+            }
+            k += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Eight pixels of `bits` (leftmost in the top bit) in `fg` where set and `bg` where clear, into `out`.
+fn put8(out: &mut [u8], bits: u8, fg: u8, bg: u8) {
+    let mask = SPREAD[usize::from(bits)];
+    let (f, b) = (
+        u64::from(fg) * 0x0101_0101_0101_0101,
+        u64::from(bg) * 0x0101_0101_0101_0101,
+    );
+    out[..8].copy_from_slice(&((mask & f) | (!mask & b)).to_le_bytes());
 }
 
 impl Rasteriser {
@@ -62,7 +117,64 @@ impl Rasteriser {
                 wide: false,
             };
         }
-        *self.glyphs.entry(ch).or_insert_with(|| lookup(ch))
+        let Ok(cp) = u16::try_from(u32::from(ch)) else {
+            return *self.astral.entry(ch).or_insert_with(|| lookup(ch));
+        };
+        let cp = usize::from(cp);
+        if cp >= self.slots.len() {
+            // Grown to cover what has been asked for: a dashboard of ASCII and box drawing stays small.
+            self.slots.resize((cp + 1).next_power_of_two(), 0);
+        }
+        match self.slots[cp] {
+            0 => {
+                let g = lookup(ch);
+                self.glyphs.push(g);
+                // At most 65,536 glyphs, one per BMP code point: the slot fits.
+                self.slots[cp] = self.glyphs.len() as u16;
+                g
+            }
+            slot => self.glyphs[usize::from(slot) - 1],
+        }
+    }
+
+    /// The pixels `cell` draws: `wide` glyphs two cells wide when `room` allows, else their left half.
+    pub fn bits(&mut self, cell: &Cell, room: usize) -> CellBits {
+        let glyph = self.glyph(cell.ch);
+        let cells = if glyph.wide && room >= 2 { 2 } else { 1 };
+        let width = cells * CELL_W;
+        let keep = left_bits(width);
+        let mut rows = glyph.rows;
+        for (dy, bits) in rows.iter_mut().enumerate() {
+            if cell.attrs & BOLD != 0 {
+                // Overstrike one pixel to the right, as terminals without a bold face do.
+                *bits |= *bits >> 1;
+            }
+            if cell.attrs & UNDERLINE != 0 && dy == CELL_H - 2 {
+                *bits = u16::MAX;
+            }
+            *bits &= keep;
+        }
+        CellBits { rows, width }
+    }
+
+    /// Draws `bits` in colours `fg` and `bg` with its top-left pixel at `(x, y)` of `pixels` (`stride`
+    /// pixels a row).
+    pub fn put(
+        pixels: &mut [u8],
+        stride: usize,
+        (x, y): (usize, usize),
+        bits: &CellBits,
+        fg: u8,
+        bg: u8,
+    ) {
+        for (dy, &row) in bits.rows.iter().enumerate() {
+            let out = &mut pixels[(y + dy) * stride + x..][..bits.width];
+            let [hi, lo] = row.to_be_bytes();
+            put8(&mut out[..CELL_W], hi, fg, bg);
+            if bits.width > CELL_W {
+                put8(&mut out[CELL_W..], lo, fg, bg);
+            }
+        }
     }
 
     /// Draws `cell` with its top-left pixel at `(x, y)` of `pixels` (`stride` pixels a row), `wide` cells
@@ -75,28 +187,9 @@ impl Rasteriser {
         cell: &Cell,
         room: usize,
     ) -> usize {
-        let glyph = self.glyph(cell.ch);
-        let cells = if glyph.wide && room >= 2 { 2 } else { 1 };
-        let width = cells * CELL_W;
-        for (dy, &bits) in glyph.rows.iter().enumerate() {
-            let mut bits = bits;
-            if cell.attrs & BOLD != 0 {
-                // Overstrike one pixel to the right, as terminals without a bold face do.
-                bits |= bits >> 1;
-            }
-            if cell.attrs & UNDERLINE != 0 && dy == CELL_H - 2 {
-                bits = u16::MAX;
-            }
-            let row = &mut pixels[(y + dy) * stride + x..][..width];
-            for (dx, p) in row.iter_mut().enumerate() {
-                *p = if bits & (0x8000 >> dx) != 0 {
-                    cell.fg
-                } else {
-                    cell.bg
-                };
-            }
-        }
-        cells
+        let bits = self.bits(cell, room);
+        Self::put(pixels, stride, (x, y), &bits, cell.fg, cell.bg);
+        bits.width / CELL_W
     }
 }
 
@@ -134,5 +227,47 @@ mod tests {
             .collect();
         assert_eq!(full.len(), 1, "one row of the line: {full:?}");
         assert!(px.iter().all(|&p| p == 0 || p == 3 || p == 4));
+    }
+
+    #[test]
+    fn bits_drawn_by_spreading_match_the_glyph_pixel_by_pixel() {
+        // The table-driven drawing against Unifont's own pixels, for narrow, wide, bold and underlined cells.
+        let mut r = Rasteriser::default();
+        for (ch, attrs, room) in [
+            ('A', 0, 1),
+            ('g', BOLD, 1),
+            ('─', UNDERLINE, 1),
+            ('⣿', 0, 1),
+            ('中', 0, 2),
+            ('中', BOLD, 1),
+        ] {
+            let cell = Cell {
+                ch,
+                fg: 9,
+                bg: 4,
+                attrs,
+            };
+            let mut px = vec![0u8; 2 * CELL_W * CELL_H];
+            let cells = r.draw(&mut px, 2 * CELL_W, (0, 0), &cell, room);
+            let glyph = unifont::get_glyph(ch).unwrap();
+            for y in 0..CELL_H {
+                for x in 0..cells * CELL_W {
+                    let mut on = glyph.get_pixel(x, y);
+                    if attrs & BOLD != 0 && x > 0 {
+                        on |= glyph.get_pixel(x - 1, y);
+                    }
+                    if attrs & UNDERLINE != 0 && y == CELL_H - 2 {
+                        on = true;
+                    }
+                    let want = if on { 9 } else { 4 };
+                    assert_eq!(
+                        px[y * 2 * CELL_W + x],
+                        want,
+                        "{ch:?} attrs {attrs} at ({x}, {y})"
+                    );
+                }
+            }
+            assert_eq!(cells, if ch == '中' && room == 2 { 2 } else { 1 }, "{ch:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use squall_node::paxos::Ballot;
+use squall_node::raft::types::Role;
 
 use super::HeldView;
 
@@ -94,12 +95,12 @@ fn parse_ballot(text: &str) -> Option<Ballot> {
 }
 
 /// Why `frame`'s receiver will refuse (a request) or ignore (a reply) it, judged from the receiver's term as
-/// last seen (`terms`, by node; a Paxos node's is its promise, packed): `n2 refuses it: stale term 1 < 2`. A
-/// request or reply of a term below the receiver's is stale (Raft §5.1); a pre-vote must ask for a term above
-/// the receiver's, and a granted pre-vote answer counts only while its receiver has not reached that term
-/// (Raft dissertation §9.6). A Paxos request below the receiver's promise is refused with a nack, an answer
-/// below the ballot its receiver now holds is ignored. `None` when the frame names no term or ballot, the
-/// receiver's is not known, or nothing makes it stale.
+/// last seen (`terms`, by node; a Paxos node's is its promise, packed): `n2 refuses it as stale: n2 is already
+/// in term 2`. A request or reply of a term below the receiver's is stale (Raft §5.1); a pre-vote must ask for
+/// a term above the receiver's, and a granted pre-vote answer counts only while its receiver has not reached
+/// that term (Raft dissertation §9.6). A Paxos request below the receiver's promise is refused with a nack, an
+/// answer below the ballot its receiver now holds is ignored. `None` when the frame names no term or ballot,
+/// the receiver's is not known, or nothing makes it stale.
 pub fn refusal(frame: &HeldView, terms: &BTreeMap<u64, u64>) -> Option<String> {
     let theirs = *terms.get(&frame.to)?;
     let first = frame.detail.split_whitespace().next()?;
@@ -127,18 +128,70 @@ pub fn refusal(frame: &HeldView, terms: &BTreeMap<u64, u64>) -> Option<String> {
         "pre-vote-reply" => frame.detail.ends_with(" granted"),
         _ => false,
     };
-    let (stale, sign) = if at_most {
-        (level <= theirs, "≤")
+    let stale = if at_most {
+        level <= theirs
     } else {
-        (level < theirs, "<")
+        level < theirs
     };
     stale.then(|| {
-        format!(
-            "n{} {} it: stale term {level} {sign} {theirs}",
-            frame.to,
-            verb(reply)
-        )
+        let to = frame.to;
+        // In words (a tester, issue 20: `stale term 2 ≤ 2` read wrong): why the receiver will not take it.
+        let rule = if first == "pre-vote" && level == theirs {
+            ", and a pre-vote must ask for a later term"
+        } else {
+            ""
+        };
+        let verb = verb(reply);
+        format!("n{to} {verb} it as stale: n{to} is already in term {theirs}{rule}")
     })
+}
+
+/// Why a vote or pre-vote answer delivered to `frame.to`, whose term is `term` and role `role`, counts for
+/// nothing although it is not stale ([`refusal`] judges terms): its candidate already won, or moved on. A
+/// vote answer counts only while its receiver is a candidate in the answer's term; a granted pre-vote answer
+/// (it carries the term asked for) only while its receiver asks for pre-votes for the term after its own.
+/// `surplus: n3 already leads term 2`. `None` for other frames and for answers that still count.
+pub fn surplus(frame: &HeldView, term: u64, role: Role) -> Option<String> {
+    let to = frame.to;
+    let (asked, paxos) = level(&frame.detail)?;
+    if paxos {
+        return None;
+    }
+    match frame.detail.split_whitespace().next()? {
+        "vote-reply" if asked == term => match role {
+            Role::Candidate => None,
+            Role::Leader => Some(format!("surplus: n{to} already leads term {term}")),
+            Role::Follower | Role::PreCandidate => Some(format!(
+                "surplus: n{to} is no longer a candidate in term {term}"
+            )),
+        },
+        "pre-vote-reply" if frame.detail.ends_with(" granted") => {
+            if asked == term && matches!(role, Role::Candidate | Role::Leader) {
+                Some(format!(
+                    "surplus: n{to} already won its pre-vote for term {term}"
+                ))
+            } else if asked == term + 1 && role != Role::PreCandidate {
+                Some(format!("surplus: n{to} is no longer asking for pre-votes"))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Why a superseded frame (one [`stale`] finds a newer round of on its link) is stale, in words:
+/// `stale: a newer round of n2's pre-vote is held`. `None` for frames that are never superseded.
+pub fn superseded_note(frame: &HeldView) -> Option<String> {
+    let from = frame.from;
+    let what = match frame.detail.split_whitespace().next()? {
+        "pre-vote" => format!("a newer round of n{from}'s pre-vote is held"),
+        "vote" => format!("a newer round of n{from}'s vote request is held"),
+        "heartbeat" => format!("a newer heartbeat of n{from} is held"),
+        "pre-vote-reply" | "vote-reply" => format!("n{from}'s answer to a newer round is held"),
+        _ => return None,
+    };
+    Some(format!("stale: {what}"))
 }
 
 /// The `seq`s of the stale frames among `frames`: one for which the same link holds a later frame of its
@@ -249,6 +302,16 @@ mod tests {
         frames(line).remove(0)
     }
 
+    fn fv(seq: u64, from: u64, to: u64, kind: &str, detail: &str) -> HeldView {
+        HeldView {
+            seq,
+            from,
+            to,
+            kind: Some(kind.into()),
+            detail: detail.into(),
+        }
+    }
+
     #[test]
     fn an_older_round_on_the_same_link_is_stale_and_nothing_else_is() {
         let frames = frames(
@@ -291,20 +354,22 @@ mod tests {
         let hb = f("1 1->2 heartbeat n1 term 1 prev 4/1 commit 4");
         assert_eq!(
             refusal(&hb, &terms).as_deref(),
-            Some("n2 refuses it: stale term 1 < 2")
+            Some("n2 refuses it as stale: n2 is already in term 2")
         );
         let reply = f("2 2->1 vote-reply n2 term 1 granted");
         assert_eq!(refusal(&reply, &terms), None, "n1 is in term 1 still");
         let reply = f("3 1->3 append-reply n1 term 1 ok match 4");
         assert_eq!(
             refusal(&reply, &terms).as_deref(),
-            Some("n3 ignores it: stale term 1 < 2")
+            Some("n3 ignores it as stale: n3 is already in term 2")
         );
         // A pre-vote asks for a term above the receiver's; one for the receiver's own term is refused.
         let pv = f("4 3->2 pre-vote n3 term 2 last 4/1");
         assert_eq!(
             refusal(&pv, &terms).as_deref(),
-            Some("n2 refuses it: stale term 2 ≤ 2")
+            Some(
+                "n2 refuses it as stale: n2 is already in term 2, and a pre-vote must ask for a later term"
+            )
         );
         let pv = f("5 3->2 pre-vote n3 term 3 last 4/1");
         assert_eq!(refusal(&pv, &terms), None);
@@ -377,6 +442,120 @@ mod tests {
         // A frame carrying several messages counts by its highest ballot.
         let two = f("6 1->2 heartbeat n1 ballot 1.1 chosen 4; heartbeat ballot 3.1 chosen 4");
         assert_eq!(refusal(&two, &terms), None);
+    }
+
+    #[test]
+    fn a_stale_note_says_in_words_why_the_frame_is_stale() {
+        // Tester (issue 20): `stale term 2 ≤ 2` reads wrong; say why the frame is stale in words.
+        let terms = BTreeMap::from([(2, 2), (3, 3)]);
+        let pvr = fv(
+            1,
+            3,
+            2,
+            "pre-vote-reply",
+            "pre-vote-reply n3 term 2 granted",
+        );
+        let why = refusal(&pvr, &terms).expect("n2 is in term 2 already");
+        assert_eq!(why, "n2 ignores it as stale: n2 is already in term 2");
+        assert!(!why.contains('≤') && !why.contains('<'), "{why}");
+        let vote = fv(2, 2, 3, "vote", "vote n2 term 2 last 4/1");
+        assert_eq!(
+            refusal(&vote, &terms).as_deref(),
+            Some("n3 refuses it as stale: n3 is already in term 3")
+        );
+    }
+
+    #[test]
+    fn a_vote_answer_reaching_a_candidate_that_won_or_moved_on_is_surplus() {
+        // Tester (issue 20): a vote reply stepped to a candidate that had already won said only `deliver`.
+        let reply = fv(1, 4, 3, "vote-reply", "vote-reply n4 term 2 granted");
+        assert_eq!(
+            surplus(&reply, 2, Role::Leader).as_deref(),
+            Some("surplus: n3 already leads term 2")
+        );
+        assert_eq!(
+            surplus(&reply, 2, Role::Follower).as_deref(),
+            Some("surplus: n3 is no longer a candidate in term 2")
+        );
+        // The candidate still counts it; a later term is stale, not surplus (see `refusal`).
+        assert_eq!(surplus(&reply, 2, Role::Candidate), None);
+        assert_eq!(surplus(&reply, 3, Role::Follower), None);
+        // A refusal arriving after the win counts for nothing either.
+        let no = fv(2, 5, 3, "vote-reply", "vote-reply n5 term 2 refused");
+        assert_eq!(
+            surplus(&no, 2, Role::Leader).as_deref(),
+            Some("surplus: n3 already leads term 2")
+        );
+        // A pre-vote answer for term 2 (asked from term 1) once its receiver won the pre-vote and campaigns,
+        // or leads, in term 2; or once it stopped asking in term 1.
+        let pvr = fv(
+            3,
+            4,
+            3,
+            "pre-vote-reply",
+            "pre-vote-reply n4 term 2 granted",
+        );
+        assert_eq!(
+            surplus(&pvr, 2, Role::Candidate).as_deref(),
+            Some("surplus: n3 already won its pre-vote for term 2")
+        );
+        assert_eq!(
+            surplus(&pvr, 2, Role::Leader).as_deref(),
+            Some("surplus: n3 already won its pre-vote for term 2")
+        );
+        assert_eq!(
+            surplus(&pvr, 1, Role::Follower).as_deref(),
+            Some("surplus: n3 is no longer asking for pre-votes")
+        );
+        assert_eq!(surplus(&pvr, 1, Role::PreCandidate), None);
+        // Anything else is never surplus.
+        let hb = fv(
+            4,
+            1,
+            3,
+            "heartbeat",
+            "heartbeat n1 term 2 prev 4/1 commit 4",
+        );
+        assert_eq!(surplus(&hb, 2, Role::Leader), None);
+    }
+
+    #[test]
+    fn a_superseded_frame_says_what_supersedes_it() {
+        // Tester (issue 20): say why a frame is stale in words, e.g. `a newer round of n2's pre-vote`.
+        let pv = fv(1, 2, 3, "pre-vote", "pre-vote n2 term 2 last 1/1");
+        assert_eq!(
+            superseded_note(&pv).as_deref(),
+            Some("stale: a newer round of n2's pre-vote is held")
+        );
+        let v = fv(2, 2, 3, "vote", "vote n2 term 3 last 1/1");
+        assert_eq!(
+            superseded_note(&v).as_deref(),
+            Some("stale: a newer round of n2's vote request is held")
+        );
+        let hb = fv(
+            3,
+            1,
+            3,
+            "heartbeat",
+            "heartbeat n1 term 1 prev 4/1 commit 4",
+        );
+        assert_eq!(
+            superseded_note(&hb).as_deref(),
+            Some("stale: a newer heartbeat of n1 is held")
+        );
+        let r = fv(
+            4,
+            3,
+            2,
+            "pre-vote-reply",
+            "pre-vote-reply n3 term 2 granted",
+        );
+        assert_eq!(
+            superseded_note(&r).as_deref(),
+            Some("stale: n3's answer to a newer round is held")
+        );
+        let a = fv(5, 1, 3, "append", "append 5..5 n1 term 1 prev 4/1 commit 4");
+        assert_eq!(superseded_note(&a), None, "entries are never superseded");
     }
 
     #[test]
