@@ -23,7 +23,8 @@ pub(super) async fn report_links(cluster: Cluster) {
         for text in cluster.lost_held_lines(&cluster.inner.links.take_lost_held()) {
             cluster.emit(Event::Note { text });
         }
-        let held: Vec<HeldView> = cluster.held_views().await;        if held != last_held {
+        let held: Vec<HeldView> = cluster.held_views().await;
+        if held != last_held {
             cluster.emit(Event::Held {
                 frames: held.clone(),
             });
