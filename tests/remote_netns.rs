@@ -430,6 +430,16 @@ fn figures() {
                     }
                 };
                 w.cable(0, true);
+                // Stopped only once reconnected (or lost: no agent left): a fleet stopped while it reconnects
+                // leaves the agent to its grace period, and the next trial's agent would find it still in
+                // host1's directory.
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                        Ok(Some(HostEvent::Reconnected { .. } | HostEvent::Lost { .. })) => break,
+                        Ok(Some(_)) => continue,
+                        other => panic!("host1 never reconnected ({how}): {other:?}"),
+                    }
+                }
                 fleet.stop().await;
                 took
             });

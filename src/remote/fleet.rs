@@ -1,5 +1,6 @@
 //! Keeping every host's agent connected (issue 24): the controller pings each agent every 250 ms; a host whose
-//! agent does not answer within 1 s, or whose ssh ends, is *unreachable* — its nodes are neither dead nor alive
+//! agent does not answer a ping within 700 ms (so silence shows within 950 ms, inside the issue's 1 s), or
+//! whose ssh ends, is *unreachable* — its nodes are neither dead nor alive
 //! as far as anyone here knows, and a request for them is refused naming the host — and squall reconnects
 //! through a new ssh (`squall agent --attach DIR`, relayed to the agent that kept its nodes for its grace
 //! period), with a backoff, saying each attempt. The cluster's backend holds a [`Fleet`] and asks it for the
@@ -20,7 +21,9 @@ use super::ssh::{AttachError, Connection, SshHost};
 pub struct Timing {
     /// Time between pings (250 ms; a ping waits for the one before it to be answered).
     pub ping_every: Duration,
-    /// A ping not answered within this (1 s) makes the host unreachable.
+    /// A ping not answered within this (700 ms) makes the host unreachable. With `ping_every` it bounds how
+    /// long a silent host takes to show: silence begun just after an answer is seen at most
+    /// `ping_every + answer_within` (950 ms) later, inside issue 24's 1 s.
     pub answer_within: Duration,
     /// The wait after the first failed reconnect (250 ms); it doubles after each failure, up to `backoff_max`.
     pub backoff_first: Duration,
@@ -32,7 +35,7 @@ impl Default for Timing {
     fn default() -> Timing {
         Timing {
             ping_every: Duration::from_millis(250),
-            answer_within: Duration::from_secs(1),
+            answer_within: Duration::from_millis(700),
             backoff_first: Duration::from_millis(250),
             backoff_max: Duration::from_secs(5),
         }
@@ -356,7 +359,15 @@ async fn keep(
         s[i].client = client;
     };
     loop {
-        let Some(why) = watch_connection(&label, &mut conn, &events, &mut stop, timing).await
+        let Some(why) = watch_connection(
+            &label,
+            &conn.client,
+            &mut conn.events,
+            &events,
+            &mut stop,
+            timing,
+        )
+        .await
         else {
             return Some(conn);
         };
@@ -423,11 +434,12 @@ async fn keep(
     }
 }
 
-/// Forwards `conn`'s events and pings its agent until the connection is lost (returns why) or `stop` comes
-/// (returns `None`).
+/// Forwards the agent's events (`from`) and pings it through `client` until the connection is lost (returns
+/// why) or `stop` comes (returns `None`).
 async fn watch_connection(
     label: &str,
-    conn: &mut Connection,
+    client: &AgentClient,
+    from: &mut mpsc::UnboundedReceiver<AgentEvent>,
     events: &mpsc::UnboundedSender<HostEvent>,
     stop: &mut watch::Receiver<bool>,
     timing: Timing,
@@ -439,16 +451,16 @@ async fn watch_connection(
     loop {
         tokio::select! {
             _ = stop.changed() => return None,
-            e = conn.events.recv(), if events_open => match e {
+            e = from.recv(), if events_open => match e {
                 Some(event) => {
                     let _ = events.send(HostEvent::Agent { host: label.to_string(), event });
                 }
                 None => events_open = false,
             },
-            _ = conn.client.closed() => return Some("its ssh connection ended".into()),
+            _ = client.closed() => return Some("its ssh connection ended".into()),
             _ = ping.tick() => {
-                if let Err(e) = conn.client.call(Op::Ping, timing.answer_within).await {
-                    if conn.client.is_closed() {
+                if let Err(e) = client.call(Op::Ping, timing.answer_within).await {
+                    if client.is_closed() {
                         return Some("its ssh connection ended".into());
                     }
                     return Some(format!("no answer to a ping within {:?}: {e}", timing.answer_within));
@@ -484,6 +496,87 @@ mod tests {
             tasks: Vec::new(),
             control_dir: "/nonexistent".into(),
         }
+    }
+
+    /// An agent that answers `answered` pings and then falls silent with its pipe still open (a host whose cable
+    /// was unplugged: no end of file, just nothing). Returns the client and its events, and a receiver that
+    /// hears when the agent wrote its last answer.
+    fn silent_after(
+        answered: usize,
+    ) -> (
+        AgentClient,
+        mpsc::UnboundedReceiver<AgentEvent>,
+        tokio::sync::oneshot::Receiver<std::time::Instant>,
+    ) {
+        use super::super::protocol::{Message, Request};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (to_agent, agent_in) = tokio::io::duplex(4096);
+        let (mut agent_out, from_agent) = tokio::io::duplex(4096);
+        let (silent_tx, silent) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(agent_in).lines();
+            let mut left = answered;
+            let mut silent_tx = Some(silent_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let req: Request = serde_json::from_str(&line).expect("the client sends requests");
+                if left == 0 {
+                    continue;
+                }
+                left -= 1;
+                let reply = Message::Reply {
+                    id: req.id,
+                    ok: Some(Answer::Done),
+                    error: None,
+                };
+                let mut out = serde_json::to_vec(&reply).unwrap();
+                out.push(b'\n');
+                // Taken before the last answer goes out: every later ping is sent after this.
+                if left == 0
+                    && let Some(t) = silent_tx.take()
+                {
+                    let _ = t.send(std::time::Instant::now());
+                }
+                agent_out.write_all(&out).await.unwrap();
+            }
+        });
+        let (client, events) = AgentClient::new("db-2", to_agent, from_agent);
+        (client, events, silent)
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_falls_silent_is_reported_unreachable_after_one_ping_deadline() {
+        let timing = Timing::default();
+        // The issue's target: a silent host shows within 1 s. Silence begun just after an answer is seen at
+        // most one ping interval plus one answer deadline later.
+        assert!(
+            timing.ping_every + timing.answer_within <= Duration::from_secs(1),
+            "default timing {timing:?} would show a silent host later than 1 s"
+        );
+        let (client, mut from, silent) = silent_after(3);
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let why = tokio::time::timeout(
+            Duration::from_secs(20),
+            watch_connection("db-2", &client, &mut from, &events, &mut stop, timing),
+        )
+        .await
+        .expect("watch_connection still running 20 s after the agent fell silent");
+        let why = why.expect("watch_connection returned without a reason");
+        assert!(
+            why.starts_with("no answer to a ping within 700ms"),
+            "reason given: {why}"
+        );
+        // Not before a ping sent after the last answer had waited its whole deadline.
+        let last_answer = silent
+            .await
+            .expect("the agent never wrote its third answer");
+        assert!(
+            last_answer.elapsed() >= timing.answer_within,
+            "reported {:?} after the last answer, before a ping's deadline of {:?}",
+            last_answer.elapsed(),
+            timing.answer_within
+        );
+        assert!(!client.is_closed(), "the connection itself never ended");
     }
 
     #[test]
