@@ -336,13 +336,14 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
             s.out.seen.join("\n")
         );
     }
-    // Every node runs on its host, in the agent's directory there (the cluster directory's name under it),
-    // a child of that host's agent.
+    // Every node runs on its host, in the agent's directory there (the cluster's folder under it, named in
+    // the cluster directory's `hosts-dir`), a child of that host's agent.
+    let folder = hosts_folder(&cdir);
     for (sub, n) in [("a", 1), ("b", 2), ("b", 3)] {
         let node_dir = sshd
             .path()
             .join(sub)
-            .join("cluster")
+            .join(&folder)
             .join(format!("node-{n}"));
         assert!(
             node_dir.join("addr.json").is_file(),
@@ -443,6 +444,75 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
         left.is_empty(),
         "still running after the second quit: {left:?}"
     );
+}
+
+/// The cluster's folder under each host's `dir`, as the cluster directory `cdir` names it.
+fn hosts_folder(cdir: &Path) -> String {
+    let f = cdir.join("hosts-dir");
+    let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    text.trim().to_string()
+}
+
+/// Whether every node of the session started on an empty data directory (its feed's first words about it);
+/// the lines seen when one did not.
+fn started_empty(s: &mut support::session::Session, nodes: &[u64]) -> Result<(), Vec<String>> {
+    let mut not = Vec::new();
+    for n in nodes {
+        let started = |l: &str| l.contains(&format!("n{n} started")).then(|| l.to_string());
+        let line = match s.out.seen.iter().find_map(|l| started(l)) {
+            Some(l) => l,
+            None => s.out.wait_for(&format!("n{n} started"), s.wait, started),
+        };
+        if !line.contains(&format!("n{n} started with an empty data dir")) {
+            not.push(line);
+        }
+    }
+    if not.is_empty() { Ok(()) } else { Err(not) }
+}
+
+/// Tester 7's finding 2 (issue 24): a cluster directory deleted and made again under the same name (as every
+/// `squall run` bundle's `cluster`) is a fresh cluster: its nodes start on empty data directories on their
+/// hosts, never on the data the earlier cluster of that name left there; the same directory resumed starts on
+/// its own data again.
+#[test]
+fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_on_the_hosts() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let cdir = sshd.path().join("c1");
+    let wait = Duration::from_secs(60);
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let up = || {
+        support::session::Up::new(&args)
+            .wait(wait)
+            .dir(cdir.clone())
+            .start()
+    };
+    let mut s = up();
+    started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| panic!("first session: {l:?}"));
+    let first = hosts_folder(&cdir);
+    s.quit();
+    // The same directory again: its nodes find their data.
+    let mut s = up();
+    let resumed = started_empty(&mut s, &[1, 2, 3]);
+    assert!(
+        resumed.is_err(),
+        "a resumed cluster started on empty node directories"
+    );
+    assert_eq!(hosts_folder(&cdir), first);
+    s.quit();
+    std::fs::remove_dir_all(&cdir).unwrap();
+    let mut s = up();
+    let second = hosts_folder(&cdir);
+    started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| {
+        panic!(
+            "the re-made {} started on earlier data: {l:?}",
+            cdir.display()
+        )
+    });
+    assert_ne!(second, first, "both clusters use one folder on the hosts");
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
 }
 
 /// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's

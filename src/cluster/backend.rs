@@ -103,6 +103,8 @@ pub(super) struct Remote {
     own_exe: Option<PathBuf>,
     /// The ssh connections, taken by [`Procs::shutdown`].
     connections: tokio::sync::Mutex<Option<Agents>>,
+    /// The cluster's folder under every agent's directory ([`super::files::hosts_dir_name`]).
+    folder: PathBuf,
 }
 
 /// Where the trace was last read up to: one cursor per host.
@@ -112,10 +114,12 @@ pub(super) struct TraceCursor(Vec<u64>);
 impl Remote {
     /// Starts every host's agent (`say` reports a binary copied), sets up each one's proxy network for the
     /// node kind `kind` (the proxies seeded with `seed`, listening on the host's `address`), and starts
-    /// following their processes. `labels` are the kind classifier's message kinds. `Err` names the host and
-    /// what to do; nothing is left running anywhere then.
+    /// following their processes. `labels` are the kind classifier's message kinds; `folder` the cluster's
+    /// folder under each agent's directory (its node directories' parent). `Err` names the host and what to
+    /// do; nothing is left running anywhere then.
     pub(super) async fn connect(
         hosts: &Hosts,
+        folder: PathBuf,
         kind: crate::kind::KindRecord,
         seed: u64,
         labels: Vec<&'static str>,
@@ -184,6 +188,7 @@ impl Remote {
             next_fault: AtomicU64::new(1),
             own_exe: std::env::current_exe().ok(),
             connections: tokio::sync::Mutex::new(Some(all)),
+            folder,
         });
         for rx in events {
             tokio::spawn(follow_exits(Arc::downgrade(&remote), rx));
@@ -394,18 +399,14 @@ impl Procs {
     }
 
     /// Where node `id`'s directory is: `local` (the cluster directory's `node-N`) here; on a remote host,
-    /// `DIR/NAME/node-N` under the agent's directory, `NAME` the cluster directory's own name.
+    /// `DIR/FOLDER/node-N` under the agent's directory, `FOLDER` the cluster's own
+    /// ([`super::files::hosts_dir_name`]: a fresh cluster's is new, so it never starts on an earlier one's data).
     pub(super) fn node_dir(&self, id: u64, local: &Path) -> Result<PathBuf, String> {
         match self {
             Procs::Local(_) => Ok(local.to_path_buf()),
             Procs::Remote(r) => {
                 let (_, a) = r.agent_of(id)?;
-                let cluster = local
-                    .parent()
-                    .and_then(Path::file_name)
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("cluster"));
-                Ok(a.dir.join(cluster).join(name(id)))
+                Ok(a.dir.join(&r.folder).join(name(id)))
             }
         }
     }

@@ -175,6 +175,50 @@ impl ClusterFile {
     }
 }
 
+/// Name of the file naming a cluster directory's folder on other hosts (`up --hosts`; see [`hosts_dir_name`]).
+pub const HOSTS_DIR_FILE: &str = "hosts-dir";
+
+/// The folder under each host's `dir` that holds this cluster directory's node directories (`up --hosts`):
+/// `NAME-XXXXXXXX` (`NAME` the cluster directory's own name, `X` random hex), chosen when the cluster first
+/// starts (`first_start`) and kept in `DIR/hosts-dir`. A resumed cluster so finds its nodes' data on the hosts
+/// again, and a fresh one (a new directory, one re-made under an earlier one's name, every `squall run`
+/// bundle's `cluster`) starts on empty node directories, never on an earlier cluster's. A cluster started
+/// on hosts before this file existed keeps its old folder, `NAME`. `Err` names the file and what to do.
+pub fn hosts_dir_name(
+    dir: &Path,
+    first_start: bool,
+    rng: &mut impl rand::Rng,
+) -> Result<String, String> {
+    let path = dir.join(HOSTS_DIR_FILE);
+    let own = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cluster".into());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let name = text.trim();
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(format!(
+                    "{}: `{name}` is not a folder name (it names this cluster's folder on its hosts); write                      the name back or use a new --dir",
+                    path.display()
+                ));
+            }
+            Ok(name.to_string())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let name = if first_start {
+                format!("{own}-{:08x}", rng.random::<u32>())
+            } else {
+                own
+            };
+            std::fs::write(&path, format!("{name}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(name)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// Name of the lock file a running session holds in its cluster directory.
 pub const LOCK_FILE: &str = "squall.lock";
 

@@ -108,9 +108,18 @@ impl Cluster {
             Some(hosts) => {
                 let labels = network_for(&spec.kind, spec.seed).labels().to_vec();
                 let say = |s: String| said.lock().unwrap().push(s);
-                let remote = Remote::connect(hosts, spec.kind.record(), spec.seed, labels, &say)
-                    .await
+                let folder = files::hosts_dir_name(&spec.dir, first_start, &mut rand::rng())
                     .map_err(|e| anyhow!(e))?;
+                let remote = Remote::connect(
+                    hosts,
+                    folder.into(),
+                    spec.kind.record(),
+                    spec.seed,
+                    labels,
+                    &say,
+                )
+                .await
+                .map_err(|e| anyhow!(e))?;
                 (Procs::Remote(remote.clone()), Links::Remote(remote))
             }
         };
