@@ -515,6 +515,52 @@ fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_o
     assert!(left.is_empty(), "still running after quit: {left:?}");
 }
 
+/// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
+/// are reached, as a local run does: the README's kill-leader scenario (at half scale: `kill leader` at 2 s)
+/// finds a leader to kill, and the run's verdict is the expected `valid` (exit 0), the first run on the hosts
+/// (which copies squall to them, seconds) included.
+#[test]
+fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let out = sshd.path().join("run");
+    let o = Command::new(SQUALL)
+        .arg("run")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/kill-leader.toml"
+        ))
+        .args([
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--scale",
+            "0.5",
+            "--seed",
+            "7",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("copying squall"),
+        "the first run copied nothing:\n{text}"
+    );
+    assert!(
+        text.contains("verdict: valid"),
+        "the run on hosts is not valid:\n{text}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the run: {left:?}");
+}
+
 /// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's
 /// id, shown in `links` and removed by that id; `read-file`/`remove-file` inside the agent's directory, and
 /// refused outside it, naming the path.
