@@ -561,6 +561,36 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
     assert!(left.is_empty(), "still running after the run: {left:?}");
 }
 
+/// Tester 7's finding 6 (issue 24): two host entries that reach one machine (here `host-a` and `host-b`, both
+/// this machine's sshd) with the same `dir`: no racy copy error, but a refusal (exit 2) naming both entries,
+/// the shared dir and the fix; nothing is left running.
+#[test]
+fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the_fix() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "s", &[1]), ("host-b", "s", &[2, 3])]);
+    let out = Command::new(SQUALL)
+        .args(["up", "--headless", "--hosts"])
+        .arg(&hosts)
+        .arg("--dir")
+        .arg(sshd.path().join("cluster"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("cannot copy"), "the copies raced: {err}");
+    let shared = sshd.path().join("s");
+    assert!(
+        err.contains(&format!(
+            "hosts host-a and host-b name the same dir {}: if they reach one machine, give each its own `dir`",
+            shared.display()
+        )),
+        "stderr: {err}"
+    );
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+}
+
 /// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's
 /// id, shown in `links` and removed by that id; `read-file`/`remove-file` inside the agent's directory, and
 /// refused outside it, naming the path.

@@ -77,9 +77,24 @@ impl Agents {
         for h in failed {
             h.close_master().await;
         }
-        Err(errors
+        // Entries naming one dir: on one machine their agents (and copies) collide, and the failure reads as
+        // another session's agent (tester 7's finding 6). Which destinations are one machine ssh cannot say,
+        // so the entries are named with the fix.
+        let mut shared = Vec::new();
+        for (i, a) in hosts.hosts.iter().enumerate() {
+            for b in &hosts.hosts[i + 1..] {
+                if a.dir == b.dir {
+                    shared.push(format!(
+                        "hosts {} and {} name the same dir {}: if they reach one machine, give each its own \
+                         `dir`",
+                        a.label, b.label, a.dir
+                    ));
+                }
+            }
+        }
+        Err(shared
             .into_iter()
-            .map(|(_, e)| e)
+            .chain(errors.into_iter().map(|(_, e)| e))
             .collect::<Vec<_>>()
             .join("\n"))
     }

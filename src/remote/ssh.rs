@@ -295,7 +295,15 @@ impl SshHost {
                     remote
                 }
             ));
-            let tmp = shell_quote(&format!("{}/.squall.new", self.host.dir));
+            // A name of this copy's own: two host entries reaching one machine with one `dir` copy at once
+            // (tester 7's finding 6), and a shared temporary file raced (`chmod: cannot access`, `Text file busy`).
+            static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = shell_quote(&format!(
+                "{}/.squall.new.{}.{n}",
+                self.host.dir,
+                std::process::id()
+            ));
             let out = self
                 .run(
                     &format!("cat > {tmp} && chmod 755 {tmp} && mv -f {tmp} {bin}"),
