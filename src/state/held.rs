@@ -233,9 +233,11 @@ pub fn stale(frames: &[HeldView], terms: &BTreeMap<u64, u64>) -> BTreeSet<u64> {
     out
 }
 
-/// The frame the next `step *` delivers: the oldest held.
+/// The frame the next `step *` delivers: the oldest held, the first of `frames` (every list of held frames is
+/// oldest first). Not the lowest `seq`: on other hosts each host numbers its own frames, so seqs are not in
+/// arrival order across hosts (tester 7's finding 4: `← next` on a frame `step` did not take).
 pub fn next_to_step(frames: &[HeldView]) -> Option<u64> {
-    frames.iter().map(|f| f.seq).min()
+    frames.first().map(|f| f.seq)
 }
 
 /// One line of the held list: `seq link kind detail`, with `← next` on the frame `step *` delivers next and
@@ -329,6 +331,44 @@ mod tests {
         // 2 is the only frame on 2->4; 5 is the only reply; appends carry entries and are never stale.
         assert_eq!(stale(&frames, &BTreeMap::new()), BTreeSet::from([1, 3, 6]));
         assert_eq!(next_to_step(&frames), Some(1));
+    }
+
+    /// Tester 7's finding 4: on other hosts the list is oldest first but its seqs are each host's own numbers
+    /// made unique (`7` from one host held before `5` from another): `← next` is on the first line, the
+    /// frame `step *` takes.
+    #[test]
+    fn the_next_frame_is_the_oldest_listed_not_the_lowest_seq() {
+        let frames = vec![
+            fv(
+                7,
+                2,
+                3,
+                "heartbeat",
+                "heartbeat n2 term 1 prev 1/1 commit 1",
+            ),
+            fv(
+                5,
+                2,
+                3,
+                "pre-vote-reply",
+                "pre-vote-reply n2 term 1 refused",
+            ),
+            fv(
+                8,
+                1,
+                3,
+                "pre-vote-reply",
+                "pre-vote-reply n1 term 1 refused",
+            ),
+        ];
+        assert_eq!(next_to_step(&frames), Some(7));
+        let lines: Vec<String> = frames
+            .iter()
+            .map(|f| held_line(f, next_to_step(&frames), &BTreeSet::new()))
+            .collect();
+        assert!(lines[0].ends_with("← next"), "{lines:?}");
+        assert!(!lines[1].contains("next"), "{lines:?}");
+        assert_eq!(next_to_step(&[]), None);
     }
 
     #[test]

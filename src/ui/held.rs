@@ -47,7 +47,8 @@ pub fn lines(
     let stale = stale(frames, terms);
     let next = next_to_step(frames);
     let on_cursor = |f: &HeldView| cursor == Some((f.from, f.to));
-    let cursor_next = frames.iter().filter(|f| on_cursor(f)).map(|f| f.seq).min();
+    // The first on the link, as `next_to_step` (the list is oldest first; seqs from hosts are not).
+    let cursor_next = frames.iter().find(|f| on_cursor(f)).map(|f| f.seq);
     frames
         .iter()
         .map(|f| {
