@@ -999,6 +999,8 @@ fn merge(into: &mut LinkStats, s: LinkStats) {
     into.frames_duplicated += s.frames_duplicated;
     into.frames_delayed += s.frames_delayed;
     into.frames_queued += s.frames_queued;
+    into.frames_held += s.frames_held;
+    into.held_lost += s.held_lost;
     into.connections_open += s.connections_open;
     into.connections_total += s.connections_total;
     into.connections_refused += s.connections_refused;
@@ -1040,6 +1042,39 @@ fn to_session(mut m: MessageEvent, offset_us: i64) -> MessageEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tester 7's finding 3: one link's frames are held on two hosts (its requests at the sender's proxy, its
+    /// answers at the receiver's), and the merged counters took `held-total` and `held-lost` from one host
+    /// only, below the frames held now on both.
+    #[test]
+    fn merged_link_counters_add_every_host_s_held_frames() {
+        let stats = |held, lost, dropped| LinkStats {
+            link: LinkId::new(2, 3),
+            listen: None,
+            frames_forwarded: 10,
+            bytes_forwarded: 100,
+            frames_dropped: dropped,
+            bytes_dropped: 0,
+            frames_duplicated: 0,
+            frames_delayed: 0,
+            frames_queued: 0,
+            frames_held: held,
+            held_lost: lost,
+            connections_open: 1,
+            connections_total: 1,
+            connections_refused: 0,
+            connections_reset: 0,
+            upstream_failures: 0,
+            faults: Vec::new(),
+            by_label: Vec::new(),
+        };
+        let mut into = stats(20, 6, 6);
+        merge(&mut into, stats(4, 1, 1));
+        assert_eq!(
+            (into.frames_held, into.held_lost, into.frames_dropped),
+            (24, 7, 7)
+        );
+    }
 
     #[test]
     fn a_host_index_tags_and_untags_sequence_numbers() {
