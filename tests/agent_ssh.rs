@@ -591,6 +591,44 @@ fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the
     assert!(left.is_empty(), "still running after the refusal: {left:?}");
 }
 
+/// Tester 7's finding 3 (issue 24): on hosts, held frames a kill drops are told in the feed (`… held frames
+/// dropped: n1 was killed`, as locally) and counted: every link's `held-total` is at least its `held-now`.
+#[test]
+fn held_frames_a_kill_drops_on_hosts_are_told_and_counted() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let wait = Duration::from_secs(60);
+    let mut s = support::session::Up::new(&["--hosts", hosts.to_str().unwrap()])
+        .wait(wait)
+        .start();
+    s.ask("hold *", "hold");
+    let deadline = Instant::now() + wait;
+    loop {
+        let held = s.listing("held", "held:");
+        if held.iter().any(|x| x.contains("->1 ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing held to n1: {held:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for line in s.listing("links", "links:") {
+        let field = |w: &str| support::session::status_field(&line, w);
+        assert!(field("held-total") >= field("held-now"), "{line}");
+    }
+    s.ask("kill 1", "kill node 1");
+    let told = s
+        .out
+        .wait_for("the held frames the kill dropped", wait, |l| {
+            (l.contains("held frame") && l.contains("dropped: n1 was killed"))
+                .then(|| l.to_string())
+        });
+    assert!(told.contains("1->") || told.contains("->1"), "{told}");
+    s.ok("heal");
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's
 /// id, shown in `links` and removed by that id; `read-file`/`remove-file` inside the agent's directory, and
 /// refused outside it, naming the path.

@@ -103,6 +103,8 @@ pub(super) struct Remote {
     own_exe: Option<PathBuf>,
     /// The ssh connections, taken by [`Procs::shutdown`].
     connections: tokio::sync::Mutex<Option<Agents>>,
+    /// Per link, the `held_lost` already told ([`lost_since`]).
+    lost_told: Mutex<BTreeMap<LinkId, u64>>,
     /// The cluster's folder under every agent's directory ([`super::files::hosts_dir_name`]).
     folder: PathBuf,
 }
@@ -189,6 +191,7 @@ impl Remote {
             own_exe: std::env::current_exe().ok(),
             connections: tokio::sync::Mutex::new(Some(all)),
             folder,
+            lost_told: Mutex::new(BTreeMap::new()),
         });
         for rx in events {
             tokio::spawn(follow_exits(Arc::downgrade(&remote), rx));
@@ -792,12 +795,15 @@ impl Links {
     }
 
     /// Held frames dropped because their connection ended, per link, since the last call (counted in the
-    /// links' stats either way). Remote: none yet: an agent's network counts them in its links' `dropped` and
-    /// `held_lost`, which the links matrix shows, but the feed line saying so is only given for local links.
+    /// links' stats either way). Remote: the growth of the links' `held_lost` (every host's) since the last
+    /// call, as last read ([`Links::stats`], [`Links::held`]): a read late, never missed (tester 7's finding 3).
     pub(super) fn take_lost_held(&self) -> Vec<squall_chaos::LostHeld> {
         match self {
             Links::Local(net) => net.take_lost_held(),
-            Links::Remote(_) => Vec::new(),
+            Links::Remote(r) => {
+                let stats = r.stats.lock().unwrap().clone();
+                lost_since(&mut r.lost_told.lock().unwrap(), &stats)
+            }
         }
     }
 
@@ -989,6 +995,26 @@ fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
     out
 }
 
+/// The held frames lost on each link of `stats` beyond what `told` says was told, in link order; `told` then
+/// holds every link's `held_lost`.
+fn lost_since(
+    told: &mut BTreeMap<LinkId, u64>,
+    stats: &[LinkStats],
+) -> Vec<squall_chaos::LostHeld> {
+    let mut out = Vec::new();
+    for s in stats {
+        let before = told.insert(s.link, s.held_lost).unwrap_or(0);
+        if s.held_lost > before {
+            out.push(squall_chaos::LostHeld {
+                link: s.link,
+                frames: s.held_lost - before,
+            });
+        }
+    }
+    out.sort_by_key(|l| l.link);
+    out
+}
+
 /// Adds another host's counters of the same link to `into` (faults and labels once each).
 fn merge(into: &mut LinkStats, s: LinkStats) {
     into.listen = into.listen.or(s.listen);
@@ -1073,6 +1099,22 @@ mod tests {
         assert_eq!(
             (into.frames_held, into.held_lost, into.frames_dropped),
             (24, 7, 7)
+        );
+        // The lost ones are told once each (the feed's `held frames dropped` line): 7, then nothing, then the
+        // 2 more lost since.
+        let mut told = BTreeMap::new();
+        let lost = |l: Vec<squall_chaos::LostHeld>| -> Vec<(LinkId, u64)> {
+            l.into_iter().map(|x| (x.link, x.frames)).collect()
+        };
+        assert_eq!(
+            lost(lost_since(&mut told, std::slice::from_ref(&into))),
+            [(LinkId::new(2, 3), 7)]
+        );
+        assert!(lost_since(&mut told, std::slice::from_ref(&into)).is_empty());
+        into.held_lost += 2;
+        assert_eq!(
+            lost(lost_since(&mut told, &[into])),
+            [(LinkId::new(2, 3), 2)]
         );
     }
 
