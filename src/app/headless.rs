@@ -95,7 +95,7 @@ pub(super) async fn run(
                             prefix: "help:",
                         }
                     }
-                    Some(_) => match command::parse(&line) {
+                    Some(_) => match command::parse_for(&line, &kinds) {
                     Ok(Command::Quit) => {
                         // Every event already emitted (a `check` just before emitted its findings) and every
                         // line held back for ordering goes out before the answer.
