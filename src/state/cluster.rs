@@ -877,6 +877,10 @@ fn agreed_index(
 
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
+    // An `add` cancelled before its process started: it never ran, and has no status to wait for.
+    if n.removed && matches!(n.process, ProcessState::Starting) {
+        return format!("n{} never started", n.id);
+    }
     let mut out = format!("n{} {}", n.id, n.process.label());
     if let Some(why) = &n.refused {
         out.push_str(&format!(" did not start ({why})"));
