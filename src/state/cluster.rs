@@ -550,6 +550,14 @@ impl ClusterState {
         (!self.commit_seen || self.commit >= self.commit_high).then_some(self.commit)
     }
 
+    /// Whether some live node reports a commit index (etcd's status has none: its `commit` is not known, and
+    /// [`Self::commit_index`]'s 0 then means nothing).
+    pub fn commit_reported(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.live_brief().is_some_and(|b| b.commit.is_some()))
+    }
+
     /// The highest last log index a live node reports (what restarted nodes recovered from their disks);
     /// `None` for a kind that reports no log.
     pub fn recovered_last(&self) -> Option<u64> {
