@@ -3,7 +3,7 @@
 # killed, a node isolated, a majority/minority partition, heal, restart, and a check that no acknowledged
 # write was lost. It drives `squall up --record` in a detached tmux session with send-keys, and waits for
 # each step by polling the screen (capture-pane) for what that step should show, never by sleeping blindly.
-# It leaves demo.cast, and demo.gif when `agg` is installed, and the session's event log as
+# It leaves demo.cast, demo.gif (drawn by `squall render`), and the session's event log as
 # demo.events.jsonl (replay it with `squall replay`).
 #
 # Usage: scripts/record-demo.sh [OUT.cast]
@@ -149,9 +149,9 @@ tmux kill-session -t "$SESSION"
 echo "record-demo: wrote $OUT ($(wc -l <"$OUT") lines); play it with: asciinema play $OUT"
 if [[ -s $EVENTS ]]; then echo "record-demo: wrote $EVENTS; replay it with: squall replay $EVENTS"; fi
 
-if command -v agg >/dev/null; then
-    agg "$OUT" "$GIF"
+# squall draws the GIF itself (`squall render`); no other tool is needed.
+if "$SQUALL" render "$OUT" -o "$GIF"; then
     echo "record-demo: wrote $GIF"
 else
-    echo "record-demo: agg is not installed; no GIF (https://github.com/asciinema/agg)"
+    echo "record-demo: \`$SQUALL render $OUT -o $GIF\` failed; no GIF" >&2
 fi

@@ -1045,6 +1045,23 @@ fn a_paxos_log_panel_shows_each_slot_s_ballot_chosen_apart_from_accepted_and_gap
     insta::assert_snapshot!("paxos_slots_160x48", screen);
 }
 
+/// tester7 (finding 8): a Paxos session's roles legend offered Raft's `pre-vote`; Multi-Paxos has none. A Raft
+/// session's keeps it. Seen failing before the legend looked at the cluster's protocol.
+#[test]
+fn a_paxos_roles_legend_has_no_pre_vote() {
+    let paxos = render(160, 48, &fixture::paxos_state(), &ViewState::new())
+        .backend()
+        .to_string();
+    assert!(
+        paxos.contains("candidate") && !paxos.contains("pre-vote"),
+        "{paxos}"
+    );
+    let raft = render(160, 48, &fixture::sample_state(3), &ViewState::new())
+        .backend()
+        .to_string();
+    assert!(raft.contains("pre-vote"), "{raft}");
+}
+
 /// Issue 23: the `?` page names the running node kind's message kinds for `only KIND` (a Paxos cluster's
 /// help listed none, and the console's Raft's). Seen failing before the view carried the kinds.
 #[test]

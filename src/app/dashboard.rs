@@ -304,7 +304,7 @@ pub(super) async fn run(
                         let cmd = match &action {
                             // The fault prompt's line goes through the console's parser.
                             Action::Submit(line) if line.is_empty() => None,
-                            Action::Submit(line) => match command::parse(line) {
+                            Action::Submit(line) => match command::parse_for(line, &view.message_kinds) {
                                 Ok(Command::Quit) => {
                                     let _ = recorder.stop();
                                     return ExitCode::SUCCESS;

@@ -95,7 +95,7 @@ pub(super) async fn run(
                             prefix: "help:",
                         }
                     }
-                    Some(_) => match command::parse(&line) {
+                    Some(_) => match command::parse_for(&line, &kinds) {
                     Ok(Command::Quit) => {
                         // Every event already emitted (a `check` just before emitted its findings) and every
                         // line held back for ordering goes out before the answer.
@@ -107,24 +107,7 @@ pub(super) async fn run(
                         let mut lines: Vec<String> = state
                             .nodes
                             .values()
-                            .map(|n| match state.membership(n.id) {
-                                // Out of the leader's latest configuration, which has not committed: not removed yet.
-                                Some(crate::state::MemberRole::Removed)
-                                    if !n.removed
-                                        && state.config.as_ref().is_some_and(|c| !c.committed) =>
-                                {
-                                    format!(
-                                        "{} member removing (the configuration without it is not committed yet)",
-                                        crate::state::describe_node(n)
-                                    )
-                                }
-                                Some(m) => format!("{} member {}", crate::state::describe_node(n), m.as_str()),
-                                // A kind whose status has no configuration (etcd): squall's own removal says it.
-                                None if n.removed => {
-                                    format!("{} member removed", crate::state::describe_node(n))
-                                }
-                                None => crate::state::describe_node(n),
-                            })
+                            .map(|n| state.status_line(n, cluster.changes_membership()))
                             .collect();
                         let nodes = lines.len();
                         if let Some(change) = cluster.change_under_way() {

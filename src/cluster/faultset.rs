@@ -300,14 +300,23 @@ impl Cluster {
     pub(super) fn heal(&self, id: Option<u64>) -> Result<Option<String>, String> {
         match id {
             None => {
-                let held = !self.inner.links.held_now().is_empty();
+                // Ending a hold delivers what it held, as `release` does: the answer says how many.
+                let held = self.inner.links.held_now().len();
                 let gone = self.remove_where(|_| true, FaultEnd::Healed);
                 // Also whatever was set on the links by other means.
                 self.inner.links.heal_all();
                 self.publish_faults();
+                let delivered = match held {
+                    0 => String::new(),
+                    1 => "; 1 held frame delivered".into(),
+                    n => format!("; {n} held frames delivered"),
+                };
                 Ok(if !gone.is_empty() {
-                    Some(format!("heal every network fault: {}", list(&gone)))
-                } else if held {
+                    Some(format!(
+                        "heal every network fault: {}{delivered}",
+                        list(&gone)
+                    ))
+                } else if held > 0 {
                     Some("heal every network fault: held frames released".into())
                 } else {
                     None

@@ -164,6 +164,11 @@ impl Cluster {
         self.inner.links.labels()
     }
 
+    /// Whether the node kind can change membership (it has a membership driver: `add`, `remove`, …).
+    pub fn changes_membership(&self) -> bool {
+        self.inner.spec.kind.membership.is_some()
+    }
+
     /// The current API addresses.
     pub fn api_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.inner.api.borrow().clone()

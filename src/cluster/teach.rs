@@ -423,13 +423,37 @@ impl Cluster {
                 )
             })
             .collect();
-        Ok(format!(
-            "drop {} stale frame{}: {}",
-            out.len(),
-            if out.len() == 1 { "" } else { "s" },
-            items.join("; ")
-        ))
+        Ok(stale_summary(&items))
     }
+}
+
+/// The answer to `drop-stale` for the dropped frames `items` (`2->1 heartbeat`, in drop order): each link and
+/// kind once, with its count when above one (`2->1 heartbeat ×40`), so 92 frames are a short line, not 92
+/// items (tester7).
+fn stale_summary(items: &[String]) -> String {
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|(g, _)| *g == item.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((item, 1)),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(g, n)| {
+            if *n == 1 {
+                g.to_string()
+            } else {
+                format!("{g} ×{n}")
+            }
+        })
+        .collect();
+    format!(
+        "drop {} stale frame{}: {}",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" },
+        parts.join("; ")
+    )
 }
 
 /// A node's refusal as the console answers it: prefixed with the node once, not again when the node's own
@@ -444,6 +468,23 @@ fn named(id: NodeId, e: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// tester7 (finding 9): `drop-stale` listed every frame, 92 of them on one line. Seen failing before the
+    /// answer grouped them by link and kind.
+    #[test]
+    fn dropping_many_stale_frames_answers_one_short_line() {
+        let mut items = vec!["2->1 heartbeat".to_string(); 40];
+        items.extend(vec!["3->1 heartbeat".to_string(); 51]);
+        items.push("3->1 vote".to_string());
+        assert_eq!(
+            super::stale_summary(&items),
+            "drop 92 stale frames: 2->1 heartbeat ×40; 3->1 heartbeat ×51; 3->1 vote"
+        );
+        assert_eq!(
+            super::stale_summary(&["1->2 append".to_string()]),
+            "drop 1 stale frame: 1->2 append"
+        );
+    }
+
     #[test]
     fn a_refusal_that_names_its_node_is_not_prefixed_again() {
         assert_eq!(

@@ -21,7 +21,7 @@ pub use clock::ClockAction;
 pub use disk::{DiskAction, FsyncFailure, PowerTarget};
 pub use effect::Effect;
 pub use fault::{FaultCmd, FaultKind, FaultTarget, PartitionShape};
-pub use parse::{parse, parse_fault};
+pub use parse::{parse, parse_fault, parse_for};
 pub use target::{NodeId, Target};
 
 /// One action a person can ask for: from a key, a line of the headless console, or (later) a scenario

@@ -52,6 +52,31 @@ fn client_fault(cmd: &str, rest: &[&str]) -> Result<(u64, std::time::Duration), 
     Ok((client, d))
 }
 
+/// Parses one console line for a running cluster whose node kind labels peer frames with `kinds`
+/// (`Cluster::message_kinds`): as [`parse`], but a mistyped `only KIND` is answered with that node kind's
+/// kinds (a Paxos cluster's `prepare, promise, …`), not every node kind's. With `kinds` empty (a kind whose
+/// frames carry no labels) it is [`parse`].
+pub fn parse_for(line: &str, kinds: &[&str]) -> Result<Command, String> {
+    parse(line).map_err(|e| {
+        if kinds.is_empty() || !e.contains("is not a message kind") {
+            return e;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .windows(2)
+            .filter(|w| w[0] == "only")
+            .flat_map(|w| w[1].split(','))
+            .find(|k| !k.is_empty() && !kinds.contains(k))
+            .map(|k| {
+                format!(
+                    "`{k}` is not a message kind of this cluster's nodes; their kinds: {}",
+                    kinds.join(", ")
+                )
+            })
+            .unwrap_or(e)
+    })
+}
+
 /// Parses one line of the headless console.
 pub fn parse(line: &str) -> Result<Command, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -497,5 +522,30 @@ mod tests {
         );
         assert!(parse("clock 2 +7d").is_ok());
         assert!(parse("cut 1->2 for 168h").is_ok());
+    }
+
+    #[test]
+    fn a_mistyped_kind_is_answered_with_the_running_kinds() {
+        let paxos = crate::command::fault::PAXOS_LABELS;
+        let e = parse_for("hold * only bogus", &paxos).unwrap_err();
+        assert!(
+            e.contains("`bogus`") && e.contains("prepare, promise, accept"),
+            "{e}"
+        );
+        assert!(!e.contains("pre-vote") && !e.contains("etcd"), "{e}");
+        // With a bogus kind beside another node kind's, the first the cluster does not label is named.
+        let e = parse_for("loss * 50% only vote,bogus", &paxos).unwrap_err();
+        assert!(e.contains("`vote`") && e.contains("catch-up"), "{e}");
+        // Good lines and other errors are the parser's.
+        assert_eq!(
+            parse_for("hold * only prepare", &paxos),
+            parse("hold * only prepare")
+        );
+        assert_eq!(parse_for("cut 1->", &paxos), parse("cut 1->"));
+        // No labels: every kind's list, as before.
+        assert_eq!(
+            parse_for("hold * only bogus", &[]),
+            parse("hold * only bogus")
+        );
     }
 }

@@ -230,6 +230,22 @@ impl Hosts {
                 )
             })
             .collect();
+        // In the flag's words, not a hosts file's (tester7: "add the node to some host's `nodes`").
+        let missing: Vec<u64> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !seen.contains_key(n))
+            .collect();
+        if !missing.is_empty() {
+            let items: Vec<String> = missing.iter().map(|n| format!("{n}=DEST")).collect();
+            return Err(err(
+                format!(
+                    "no ID=DEST item gives node {} a host (every node needs one)",
+                    list(&missing)
+                ),
+                &format!("add `{}` to `--host`", items.join(",")),
+            ));
+        }
         check_nodes(&hosts, nodes).map_err(|(_, message, fix)| err(message, &fix))?;
         Ok(Hosts::labelled(hosts.into_iter().map(|(_, h)| h).collect()))
     }
@@ -510,7 +526,7 @@ nodes = [3]
     fn the_flag_refuses_duplicates_missing_nodes_and_malformed_items() {
         for (value, want) in [
             ("1=a,1=b", "node 1 is given twice"),
-            ("1=a", "no host runs node 2"),
+            ("1=a", "no ID=DEST item gives node 2 a host"),
             ("1=a,2", "\"2\" is not ID=DEST"),
             ("x=a,2=b", "is not a node id"),
             ("1=,2=b", "is empty"),
@@ -520,5 +536,10 @@ nodes = [3]
             assert!(e.to_string().starts_with("--host: "), "{value}: {e}");
             assert!(e.to_string().contains(want), "{value}: {e}");
         }
+        // tester7 (finding 9): the missing node's fix is in the flag's words, not a hosts file's.
+        let e = Hosts::parse_flag("1=nohost", &[1, 2, 3])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2=DEST,3=DEST") && !e.contains("`nodes`"), "{e}");
     }
 }

@@ -97,13 +97,7 @@ pub fn render(m: &Model, check: Option<(&Report, std::time::Duration)>) -> Resul
         .nl()
         .svg(Svg(charts::latency(m)?))
         .nl()
-        .el_text(
-            "p",
-            "Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
-             what undid it (heal, restart, resume) or its own end. Lanes: green leader, light grey follower, \
-             yellow candidate, pale yellow pre-vote (asking whether it could win, term unchanged), dark down \
-             or paused.",
-        )
+        .el_text("p", lanes_legend(m.paxos))
         .nl()
         .el_text("h2", "Throughput")
         .nl()
@@ -541,6 +535,21 @@ pub fn report(args: ReportArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The latency chart's caption: its colours, fault bands and role lanes in the words of the protocol the
+/// nodes ran (Multi-Paxos has no pre-vote, and its ballots are not Raft's terms).
+fn lanes_legend(paxos: bool) -> &'static str {
+    if paxos {
+        "Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
+         what undid it (heal, restart, resume) or its own end. Lanes: green leader (the distinguished \
+         proposer), light grey follower, yellow candidate (preparing a higher ballot), dark down or paused."
+    } else {
+        "Blue ok, red fail, orange info (outcome unknown). Grey bands: fault windows, from the fault to \
+         what undid it (heal, restart, resume) or its own end. Lanes: green leader, light grey follower, \
+         yellow candidate, pale yellow pre-vote (asking whether it could win, term unchanged), dark down \
+         or paused."
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,9 +645,16 @@ mod tests {
         );
         assert!(html.contains(", 2 ballots led."), "{html}");
         assert!(!html.contains("Elections won"), "{html}");
+        // tester7: the lanes' caption offered Raft's pre-vote and "term unchanged" on a Paxos report.
+        assert!(
+            !html.contains("pre-vote") && !html.contains("term unchanged"),
+            "{html}"
+        );
+        assert!(html.contains("preparing a higher ballot"), "{html}");
         // A Raft session keeps its words.
         let html = render_session(&session(0.0, 200));
         assert!(html.contains("Elections won: "), "{html}");
+        assert!(html.contains("pale yellow pre-vote"), "{html}");
     }
 
     #[test]

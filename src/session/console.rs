@@ -136,10 +136,16 @@ pub fn eprintln_quiet(line: &str) {
 }
 
 /// One line on leader, term (a Paxos node's ballot, `round.proposer`) and commit, printed when it changes.
+/// A kind whose nodes report no commit index (etcd's status has none) gets no commit words, not `commit 0`.
 fn summary_line(s: &ClusterState) -> String {
+    let commit = if s.commit_reported() {
+        format!(" {}", commit_words(s))
+    } else {
+        String::new()
+    };
     match s.leadership() {
-        (Some(l), term) => format!("leader {l} {} {}", s.term_text(term), commit_words(s)),
-        (None, term) => format!("no leader ({}) {}", s.term_text(term), commit_words(s)),
+        (Some(l), term) => format!("leader {l} {}{commit}", s.term_text(term)),
+        (None, term) => format!("no leader ({}){commit}", s.term_text(term)),
     }
 }
 
@@ -255,6 +261,53 @@ mod tests {
                 && !line.contains("commit 0"),
             "{line}"
         );
+    }
+
+    /// tester7 (finding 7): etcd reports no commit index, and the summary said `leader 1 term 2 commit 0`.
+    /// Seen failing before the summary asked whether any node reports one.
+    #[test]
+    fn a_summary_says_no_commit_where_no_node_reports_one() {
+        use crate::check::brief::BriefStatus;
+        use crate::state::{Event, ProcessState};
+        use squall_node::raft::types::Role;
+        let mut s = ClusterState::new();
+        let apply = |s: &mut ClusterState, e| s.apply(&Stamped::new(1, e));
+        apply(
+            &mut s,
+            Event::SessionStarted {
+                cluster_id: "c".into(),
+                nodes: vec![1, 2],
+                dir: "/d".into(),
+            },
+        );
+        for node in [1, 2] {
+            apply(
+                &mut s,
+                Event::Process {
+                    node,
+                    state: ProcessState::Running {
+                        pid: 10 + node as u32,
+                    },
+                },
+            );
+            apply(
+                &mut s,
+                Event::Brief {
+                    node,
+                    status: BriefStatus {
+                        role: Some(if node == 1 {
+                            Role::Leader
+                        } else {
+                            Role::Follower
+                        }),
+                        term: Some(2),
+                        leader: Some(Some(1)),
+                        ..Default::default()
+                    },
+                },
+            );
+        }
+        assert_eq!(summary_line(&s), "leader 1 term 2");
     }
 
     #[test]

@@ -550,6 +550,14 @@ impl ClusterState {
         (!self.commit_seen || self.commit >= self.commit_high).then_some(self.commit)
     }
 
+    /// Whether some live node reports a commit index (etcd's status has none: its `commit` is not known, and
+    /// [`Self::commit_index`]'s 0 then means nothing).
+    pub fn commit_reported(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.live_brief().is_some_and(|b| b.commit.is_some()))
+    }
+
     /// The highest last log index a live node reports (what restarted nodes recovered from their disks);
     /// `None` for a kind that reports no log.
     pub fn recovered_last(&self) -> Option<u64> {
@@ -877,6 +885,10 @@ fn agreed_index(
 
 /// One line about a node for text output: process, role, term, leader and log positions.
 pub fn describe_node(n: &NodeView) -> String {
+    // An `add` cancelled before its process started: it never ran, and has no status to wait for.
+    if n.removed && matches!(n.process, ProcessState::Starting) {
+        return format!("n{} never started", n.id);
+    }
     let mut out = format!("n{} {}", n.id, n.process.label());
     if let Some(why) = &n.refused {
         out.push_str(&format!(" did not start ({why})"));

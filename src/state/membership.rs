@@ -29,6 +29,31 @@ impl ClusterState {
         })
     }
 
+    /// The console's `status` line for node `n`: [`super::describe_node`] and its place in the configuration.
+    /// `changes_membership`: the node kind has a membership driver. When its status carries no configuration
+    /// (etcd), a node that reports, is no learner and was not removed is a voter, and says so as a learner
+    /// says `member learner`.
+    pub fn status_line(&self, n: &super::NodeView, changes_membership: bool) -> String {
+        let line = super::describe_node(n);
+        match self.membership(n.id) {
+            // Out of the leader's latest configuration, which has not committed: not removed yet.
+            Some(MemberRole::Removed)
+                if !n.removed && self.config.as_ref().is_some_and(|c| !c.committed) =>
+            {
+                format!(
+                    "{line} member removing (the configuration without it is not committed yet)"
+                )
+            }
+            Some(m) => format!("{line} member {}", m.as_str()),
+            // A kind whose status has no configuration (etcd): squall's own removal says it.
+            None if n.removed => format!("{line} member removed"),
+            None if changes_membership && n.live_brief().is_some_and(|b| b.role.is_some()) => {
+                format!("{line} member {}", MemberRole::Voter.as_str())
+            }
+            None => line,
+        }
+    }
+
     /// Whether the node table shows node `id`: every node but a removed one whose process has stopped.
     pub fn shows_node(&self, id: u64) -> bool {
         let Some(n) = self.nodes.get(&id) else {

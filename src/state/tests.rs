@@ -232,6 +232,55 @@ fn a_learner_a_kind_reports_is_shown_as_a_learner_not_a_follower() {
     assert!(!old.learner);
 }
 
+/// tester7 (finding 7): on etcd (no configuration in its status) a voter's status line said no `member`
+/// while a learner's said `member learner`; a cancelled `add` whose process never started read
+/// `n5 starting no status yet member removed`. Seen failing before `status_line` named voters and
+/// `describe_node` a never-started node.
+#[test]
+fn etcd_status_lines_name_voters_and_a_cancelled_add_that_never_started() {
+    let mut s = started(3);
+    let brief = |learner| crate::check::brief::BriefStatus {
+        role: Some(Role::Follower),
+        term: Some(2),
+        leader: Some(Some(1)),
+        learner,
+        ..Default::default()
+    };
+    for (node, learner) in [(2, false), (3, true)] {
+        s.apply(&Stamped::new(
+            100,
+            Event::Brief {
+                node,
+                status: brief(learner),
+            },
+        ));
+    }
+    let two = s.status_line(&s.nodes[&2], true);
+    assert!(two.ends_with(" member voter"), "{two}");
+    let three = s.status_line(&s.nodes[&3], true);
+    assert!(three.ends_with(" member learner"), "{three}");
+    // A kind that cannot change membership (a Maelstrom node) is not called a voter.
+    assert!(!s.status_line(&s.nodes[&2], false).contains("member"));
+    // `add` then `remove 4` before its process started.
+    s.apply(&Stamped::new(
+        200,
+        Event::Process {
+            node: 4,
+            state: ProcessState::Starting,
+        },
+    ));
+    s.apply(&Stamped::new(
+        300,
+        Event::Membership {
+            node: 4,
+            step: MembershipStep::Removed,
+            text: "n4 removed: its process was never started".into(),
+        },
+    ));
+    let four = s.status_line(&s.nodes[&4], true);
+    assert_eq!(four, "n4 never started member removed");
+}
+
 /// fixes3 item 2: an etcd member ends its own process once removed; that exit is its leaving, said once, and
 /// not a fault of the run (the feed said "exited with code 1" and the faults line "n3 exited").
 #[test]

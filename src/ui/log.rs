@@ -5,7 +5,8 @@
 //! A Paxos node's strip is its slots (issue 23): each cell the ballot its value was accepted in
 //! (`round.proposer`, coloured by ballot as Raft's cells are by term), solid once the slot is chosen and
 //! outlined while only accepted, `--` for a gap (no value accepted there, below the node's last slot), `✓` for
-//! a slot it knows chosen without having accepted it (learned from another node). The title names the
+//! a slot it knows chosen without having accepted it (learned from another node), a plain `✓` for a chosen slot
+//! older than the accepted slots its status lists (accepted there or not, unknown here). The title names the
 //! selected node's (or the leader's) last slot, chosen prefix and promised ballot.
 
 use ratatui::Frame;
@@ -168,7 +169,9 @@ fn paxos_legend() -> Line<'static> {
         Span::styled("--", styles::gap()),
         Span::styled(" gap ", styles::dim()),
         Span::styled("✓", styles::chosen_elsewhere()),
-        Span::styled(" chosen (learned) ", styles::dim()),
+        Span::styled(" learned ", styles::dim()),
+        Span::styled("✓", styles::chosen_unlisted()),
+        Span::styled(" chosen, older ", styles::dim()),
         Span::styled("░░", styles::faint()),
         Span::styled(" snapshot ", styles::dim()),
     ])
@@ -425,7 +428,13 @@ fn slot_cell(p: &PaxosView, chosen_to: u64, slot: u64, digits: usize) -> (String
             ballot_text(b, digits),
             styles::uncommitted_cell(styles::ballot_hue(b)),
         ),
-        (None, true) => (format!("{:>digits$}", "✓"), styles::chosen_elsewhere()),
+        // Within the accepted slots the status lists, yet not accepted here: learned from another node.
+        (None, true) if p.accepted_from > 0 && slot >= p.accepted_from => {
+            (format!("{:>digits$}", "✓"), styles::chosen_elsewhere())
+        }
+        // Older than what the status lists (a leader's own earlier slots among them): chosen, its ballot here
+        // not reported.
+        (None, true) => (format!("{:>digits$}", "✓"), styles::chosen_unlisted()),
         // Within the accepted slots the status lists: nothing accepted here.
         (None, false) if p.accepted_from > 0 && slot >= p.accepted_from => (
             format!("{:>digits$}", if digits >= 2 { "--" } else { "-" }),
@@ -445,5 +454,40 @@ fn ballot_text(b: Ballot, digits: usize) -> String {
         format!("{:>2}", b.round % 100)
     } else {
         (b.round % 10).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tester7 (finding 8): a leader's own chosen slots older than the 64 accepted slots its status lists showed
+    /// as `✓` "chosen (learned)", as if another node had chosen them. Seen failing before the window was looked at.
+    #[test]
+    fn a_chosen_slot_older_than_the_listed_ones_is_not_called_learned() {
+        let b = Ballot {
+            round: 1,
+            proposer: 3,
+        };
+        let p = PaxosView {
+            accepted: (237..=300)
+                .map(|s| (s, b))
+                .filter(|(s, _)| *s != 250)
+                .collect(),
+            accepted_from: 237,
+            ..PaxosView::default()
+        };
+        let (text, style) = slot_cell(&p, 300, 180, 3);
+        assert_eq!(text.trim(), "✓");
+        assert_ne!(
+            style,
+            styles::chosen_elsewhere(),
+            "slot 180 is older than the listed slots"
+        );
+        // Listed, chosen and not accepted here: learned.
+        let (text, style) = slot_cell(&p, 300, 250, 3);
+        assert_eq!((text.trim(), style), ("✓", styles::chosen_elsewhere()));
+        // Listed and accepted: its ballot.
+        assert_eq!(slot_cell(&p, 300, 260, 3).0, "1.3");
     }
 }

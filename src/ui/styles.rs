@@ -49,6 +49,11 @@ pub fn chosen_elsewhere() -> Style {
     Style::new().bg(Color::DarkGray).fg(Color::White)
 }
 
+/// A Paxos slot the node knows chosen, older than the accepted slots its status lists (accepted there or not).
+pub fn chosen_unlisted() -> Style {
+    Style::new().fg(Color::Gray)
+}
+
 /// Cells folded into a snapshot, or not reported.
 pub fn faint() -> Style {
     Style::new().fg(Color::DarkGray)

@@ -29,6 +29,10 @@ pub fn render_lanes(frame: &mut Frame, area: Rect, state: &ClusterState, view: &
         LaneRole::Paused,
         LaneRole::Down,
     ] {
+        // Multi-Paxos has no pre-vote: a Paxos session's legend does not offer one.
+        if state.paxos && role == LaneRole::PreCandidate {
+            continue;
+        }
         legend.push(Span::styled(styles::lane_glyph(role), styles::lane(role)));
         legend.push(Span::styled(format!("{} ", lane_name(role)), styles::dim()));
     }
