@@ -30,14 +30,7 @@ pub(super) async fn report_links(cluster: Cluster) {
             });
             last_held = held;
         }
-        let links: Vec<LinkView> = cluster
-            .inner
-            .links
-            .stats()
-            .await
-            .into_iter()
-            .map(link_view)
-            .collect();
+        let links: Vec<LinkView> = cluster.link_views().await;
         let states_changed =
             links.len() != last.len() || links.iter().zip(&last).any(|(a, b)| a.state != b.state);
         if states_changed || (links != last && last_sent.elapsed() >= Duration::from_secs(1)) {
@@ -100,6 +93,17 @@ impl Cluster {
             .iter()
             .map(|s| s.frames_forwarded + s.frames_dropped)
             .sum()
+    }
+
+    /// Every link as the links matrix shows it, read now (remote: from every host).
+    pub(super) async fn link_views(&self) -> Vec<LinkView> {
+        self.inner
+            .links
+            .stats()
+            .await
+            .into_iter()
+            .map(link_view)
+            .collect()
     }
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::command::{Command, Effect, NodeId, Target};
 use crate::command::DiskAction;
 
-use super::links::link_view;
 use super::{Cluster, Outcome, linkv, lock, membership};
 use crate::state::{Event, ProcessState};
 
@@ -198,14 +197,7 @@ impl Cluster {
                 // The links as they are now go first, so the fault's line and its effect on the links arrive
                 // together (a replay that lands on the fault shows it in force).
                 self.emit(Event::Links {
-                    links: self
-                        .inner
-                        .links
-                        .stats()
-                        .await
-                        .into_iter()
-                        .map(link_view)
-                        .collect(),
+                    links: self.link_views().await,
                 });
                 self.emit(performed(effect));
             }
