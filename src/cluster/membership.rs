@@ -793,6 +793,8 @@ impl Cluster {
                 Attempt::Fail(why) => return Err(why),
                 Attempt::Wait(why) => {
                     if Instant::now() > limit {
+                        // A driver's "…; retrying" was true until now.
+                        let why = why.strip_suffix("; retrying").unwrap_or(&why);
                         return Err(format!(
                             "gave up after {}: {why}",
                             crate::units::duration(budget)

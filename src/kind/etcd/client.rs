@@ -405,6 +405,9 @@ const NOT_PROPOSED: &[&str] = &[
     "etcdserver: can only promote a learner member",
     "etcdserver: can only promote a learner member which is in sync with leader",
     "etcdserver: too many learner members in cluster",
+    // A member change refused by the reconfiguration check (a member not connected long enough, or the
+    // change would leave too few started members), before anything is proposed.
+    "etcdserver: unhealthy cluster",
 ];
 
 /// gRPC codes that etcd only gives when nothing was proposed: InvalidArgument (also the gateway's own
@@ -478,12 +481,14 @@ mod tests {
             refused(3, "etcdserver: request is too large"),
             refused(3, "unexpected EOF"),
             refused(7, "etcdserver: permission denied"),
+            // A member change refused by etcd's reconfiguration check, before it proposes anything.
+            refused(14, "etcdserver: unhealthy cluster"),
             refused(8, "etcdserver: mvcc: database space exceeded"),
         ];
         // The last one is ResourceExhausted with a message not in the list: unknown after all.
         for (i, e) in fail.iter().enumerate() {
             let (definite, reason) = classify(Kind::Write, e);
-            assert_eq!(definite, i < 5, "{reason}");
+            assert_eq!(definite, i < 6, "{reason}");
         }
         let info = [
             CallError::NoAnswer("no answer within 1s".into()),

@@ -59,12 +59,26 @@ fn answer(e: &EtcdError, already: &[&str]) -> ChangeAnswer {
             "etcd takes one learner at a time (promote or remove it first): {e}"
         ));
     }
-    match e {
-        // Not sent, or refused before it was proposed: try again (a member cut off, a leader election).
-        EtcdError::Fail { .. } => ChangeAnswer::Wait(e.to_string()),
-        // Maybe applied: ask again; a change already made answers `Already` then.
-        EtcdError::Info { .. } => ChangeAnswer::Wait(e.to_string()),
+    // Not sent, or refused before it was proposed: try again (a member cut off, a leader election). Maybe
+    // applied: ask again; a change already made answers `Already` then. Either way the step is retried, and
+    // etcd's own word is said as that (`member add: etcd says unhealthy cluster; retrying`), not as an
+    // alarm about an unknown outcome (tester7).
+    match retry_text(e) {
+        Some(text) => ChangeAnswer::Wait(text),
+        None => ChangeAnswer::Wait(e.to_string()),
     }
+}
+
+/// `member add: etcd says unhealthy cluster; retrying` for an error etcd itself gave (`etcdserver: unhealthy
+/// cluster (code 14)`); `None` for one that is not etcd's word (a connection never made, no answer).
+fn retry_text(e: &EtcdError) -> Option<String> {
+    let (EtcdError::Fail { op, reason, .. } | EtcdError::Info { op, reason, .. }) = e;
+    let said = reason.strip_prefix("etcdserver: ")?;
+    let said = match said.rfind(" (code ") {
+        Some(i) if said.ends_with(')') => &said[..i],
+        _ => said,
+    };
+    Some(format!("{op}: etcd says {said}; retrying"))
 }
 
 impl EtcdMembership {
@@ -244,5 +258,37 @@ mod tests {
             reason: "no answer within 2s".into(),
         };
         assert!(matches!(answer(&info, &[]), ChangeAnswer::Wait(_)));
+    }
+
+    /// tester7 (finding 7): a member add that etcd refused for a moment (`unhealthy cluster`, before it
+    /// proposed anything) and then took was told as `n6: member add on … has an unknown outcome: etcdserver:
+    /// unhealthy cluster (code 14)` before `add node 6: started`: an alarm for a step that is simply retried.
+    #[test]
+    fn a_refusal_etcd_gives_for_a_moment_is_told_as_a_retry() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let refused = |op, r: &str| EtcdError::Fail {
+            op,
+            addr,
+            reason: r.into(),
+        };
+        assert_eq!(
+            answer(
+                &refused("member add", "etcdserver: unhealthy cluster (code 14)"),
+                &[]
+            ),
+            ChangeAnswer::Wait("member add: etcd says unhealthy cluster; retrying".into())
+        );
+        let info = EtcdError::Info {
+            op: "member remove",
+            addr,
+            reason: "etcdserver: leader changed (code 14)".into(),
+        };
+        assert_eq!(
+            answer(&info, &[]),
+            ChangeAnswer::Wait("member remove: etcd says leader changed; retrying".into())
+        );
+        // A connection never made is not etcd's word: said as it was.
+        let gone = refused("member add", "cannot connect: connection refused");
+        assert_eq!(answer(&gone, &[]), ChangeAnswer::Wait(gone.to_string()));
     }
 }
