@@ -99,10 +99,8 @@ pub(super) struct Inner {
     pub(super) change: Mutex<Option<String>>,
     /// The node an `add` or `replace` under way is adding, and its background task (`remove N` cancels it).
     pub(super) adding: Mutex<Option<(NodeId, tokio::task::AbortHandle)>>,
-    /// The nodes whose removal squall asked for, until their process exits (first), and those whose process
-    /// then ended on its own (second): a member a removal reached may end itself (etcd does), and that exit
-    /// is its leaving the cluster, not a crash.
-    pub(super) leaving: Mutex<(BTreeSet<NodeId>, BTreeSet<NodeId>)>,
+    /// The nodes a removal reached, as their processes end: an exit of one is its removal, told once.
+    pub(super) leaving: Mutex<Leaving>,
     /// Every node id this directory has held, which joined and which were removed (`members.json`).
     pub(super) roster: Mutex<files::Roster>,
     /// The last leader a poll saw, with its term: written into `cluster.json` so a one-shot `squall kv`
@@ -297,4 +295,17 @@ impl Cluster {
 pub fn id_list(ids: &[NodeId]) -> String {
     let v: Vec<String> = ids.iter().map(u64::to_string).collect();
     v.join(", ")
+}
+
+/// The nodes a removal reached, as their processes end. A member a removal reached may end itself (etcd does),
+/// or squall stops it; either way its exit is its removal, told once in the feed and never as a crash
+/// (tester7 saw `n4 exited with code 2` before `n4 removed: its process stopped`).
+#[derive(Debug, Default)]
+pub(super) struct Leaving {
+    /// Removal asked for, process not ended yet: an exit nobody asked for is its leaving the cluster.
+    pub(super) asked: BTreeSet<NodeId>,
+    /// Ended on their own once removed: the feed said they left, so nothing more is said of stopping them.
+    pub(super) left: BTreeSet<NodeId>,
+    /// Out of the configuration, and squall is stopping their process now: the exit is told as the removal.
+    pub(super) stopping: BTreeSet<NodeId>,
 }

@@ -943,7 +943,7 @@ impl Cluster {
     /// The background part of `remove N`: `Remove` until committed, then N's process is stopped.
     async fn shrink(&self, n: NodeId) {
         let limit = Instant::now() + CHANGE_LIMIT;
-        self.inner.leaving.lock().unwrap().0.insert(n);
+        self.inner.leaving.lock().unwrap().asked.insert(n);
         match self.until_committed(n, Step::Remove(n), limit).await {
             Ok(done) => {
                 self.update_roster(|r| {
@@ -953,7 +953,7 @@ impl Cluster {
                 self.step_event(n, MembershipStep::Committed, text);
             }
             Err(why) => {
-                self.inner.leaving.lock().unwrap().0.remove(&n);
+                self.inner.leaving.lock().unwrap().asked.remove(&n);
                 return self.fail_step(
                     n,
                     &format!("remove node {n}"),
@@ -1034,7 +1034,7 @@ impl Cluster {
     /// removal: looked for once more a moment later.
     async fn cancel_listed_add(&self, n: NodeId) {
         let limit = Instant::now() + CHANGE_LIMIT;
-        self.inner.leaving.lock().unwrap().0.insert(n);
+        self.inner.leaving.lock().unwrap().asked.insert(n);
         let removal = self.until_made(n, Step::Remove(n), limit).await;
         let spawned = self.inner.procs.state(n).is_some();
         self.update_roster(|r| {
@@ -1097,14 +1097,22 @@ impl Cluster {
         }
     }
 
-    /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so.
+    /// Stops node `n`'s process once it is out of the configuration (SIGTERM, then SIGKILL) and says so, once:
+    /// the exit's watcher says it when it sees the exit first (see [`super::handle::Leaving`]).
     async fn stop_removed(&self, n: NodeId) {
         // Out of the configuration: its process has nothing left to do. SIGTERM, then wait for the exit.
-        let was_running = self.alive(n);
-        if !was_running && self.inner.leaving.lock().unwrap().1.contains(&n) {
-            // It ended itself once removed, and the feed said so then ("left the cluster").
-            return;
-        }
+        let was_running = {
+            let mut leaving = self.inner.leaving.lock().unwrap();
+            let running = self.alive(n);
+            if !running && leaving.left.contains(&n) {
+                // It ended itself once removed, and the feed said so then ("left the cluster").
+                return;
+            }
+            if running {
+                leaving.stopping.insert(n);
+            }
+            running
+        };
         if was_running {
             if matches!(
                 self.inner.procs.state(n),
@@ -1118,8 +1126,15 @@ impl Cluster {
                 let _ = self.inner.procs.kill(n).await;
                 self.await_exit(n, Duration::from_secs(2)).await;
             }
+            let mut leaving = self.inner.leaving.lock().unwrap();
+            if leaving.stopping.remove(&n) {
+                // The exit's watcher has not seen it yet: said here, under the lock, so the exit it sees next
+                // finds the node removed and says nothing.
+                self.step_event(n, MembershipStep::Removed, removed_text(n, true));
+            }
+            return;
         }
-        self.step_event(n, MembershipStep::Removed, removed_text(n, was_running));
+        self.step_event(n, MembershipStep::Removed, removed_text(n, false));
     }
 }
 
@@ -1139,7 +1154,7 @@ fn shows(change: MemberChange, m: &Membership) -> bool {
 const HANDOVER_TIMEOUTS: u32 = 4;
 
 /// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
-fn removed_text(n: NodeId, was_running: bool) -> String {
+pub(super) fn removed_text(n: NodeId, was_running: bool) -> String {
     if was_running {
         format!("n{n} removed: its process stopped (its directory is kept)")
     } else {

@@ -113,9 +113,16 @@ impl Reports {
     }
 }
 
-/// Reports a node unreachable once per loss of contact, not on every failed poll.
+/// Reports a node unreachable once per loss of contact, not on every failed poll. Not a node whose removal
+/// committed and whose process is on its way out (ending itself, or being stopped): that silence is its
+/// removal, which the feed tells next (tester7's etcd removals said `n4 unreachable: … the client connection
+/// is closing` first).
 fn lost(cluster: &Cluster, id: NodeId, reachable: &mut bool, error: String) {
-    if std::mem::replace(reachable, false) {
+    let leaving = cluster.is_removed(id) && {
+        let l = cluster.inner.leaving.lock().unwrap();
+        l.asked.contains(&id) || l.stopping.contains(&id)
+    };
+    if std::mem::replace(reachable, false) && !leaving {
         cluster.emit(Event::Unreachable { node: id, error });
     }
 }

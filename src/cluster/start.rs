@@ -877,22 +877,33 @@ pub(super) async fn watch_exits(cluster: Cluster) {
                 // a removed member itself): said so, and marked removed before its exit, which then is not a
                 // fault of the run.
                 // Taken from the set: a later process of the same node (`restart N` of a removed node, as a
-                // non-member) that crashes is told as a crash.
-                let left = !exit.expected && {
+                // non-member) that crashes is told as a crash. A removed member squall stops (etcd's may not
+                // have ended itself yet) is told as its removal, in the words squall's own node gets, and
+                // the exit then says nothing more. Said under the lock that `stop_removed` says it under,
+                // so the removal is said once, and before the exit.
+                let left = {
                     let mut leaving = cluster.inner.leaving.lock().unwrap();
-                    let asked = leaving.0.remove(&id);
-                    if asked {
-                        leaving.1.insert(id);
+                    let removal = if exit.expected {
+                        leaving.stopping.remove(&id).then(|| {
+                            leaving.asked.remove(&id);
+                            super::membership::removed_text(id, true)
+                        })
+                    } else if leaving.asked.remove(&id) {
+                        leaving.stopping.remove(&id);
+                        leaving.left.insert(id);
+                        Some(left_text(id, exit.code, exit.signal.as_deref()))
+                    } else {
+                        None
+                    };
+                    if let Some(text) = &removal {
+                        cluster.emit(Event::Membership {
+                            node: id,
+                            step: crate::state::MembershipStep::Removed,
+                            text: text.clone(),
+                        });
                     }
-                    asked
+                    removal.is_some()
                 };
-                if left {
-                    cluster.emit(Event::Membership {
-                        node: id,
-                        step: crate::state::MembershipStep::Removed,
-                        text: left_text(id, exit.code, exit.signal.as_deref()),
-                    });
-                }
                 let state = if exit.signal.as_deref() == Some("SIGKILL") && exit.expected {
                     ProcessState::Killed { pid: exit.pid }
                 } else {
