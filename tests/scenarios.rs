@@ -822,6 +822,12 @@ fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
             said[0]
         );
     }
+    // tester7: a final heal that healed nothing was timed as a recovery (`recovery 28ms (final heal, worst
+    // of 2)`): there was nothing to recover from.
+    assert!(
+        !out.contains("final heal ended"),
+        "a no-op final heal is timed as a recovery:\n{out}"
+    );
 }
 
 /// `--dry-run --out EXISTING` exited 0 where the run itself exits 2 (tester, task held item 3): the dry run

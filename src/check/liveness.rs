@@ -156,6 +156,8 @@ pub struct Liveness {
     ev_served: u64,
     /// When the last fault was performed while a leader was known: where a leader loss it caused begins.
     fault_at: Option<Duration>,
+    /// When a fault phase ended that left nothing to heal ([`Liveness::nothing_to_heal`]).
+    quiet_end: Option<Duration>,
 }
 
 impl Liveness {
@@ -184,6 +186,7 @@ impl Liveness {
             ev_commit: 0,
             ev_served: 0,
             fault_at: None,
+            quiet_end: None,
         }
     }
 
@@ -317,8 +320,17 @@ impl Liveness {
         });
     }
 
+    /// The fault phase ended at `at` with nothing in force, so the final heal ended nothing and is no
+    /// recovery to time (tester7: `recovery 28ms (final heal, worst of 2)` for a heal that was a no-op). What
+    /// is still owed then is owed by the end of the run all the same, as after a final heal that did
+    /// something: [`Liveness::finish`] judges it.
+    pub fn nothing_to_heal(&mut self, at: Duration) {
+        self.quiet_end = Some(at);
+    }
+
     /// The run ended at `at`. A recovery still owed then is a failure when it was owed for the whole bound, or
-    /// when it is the final heal's (`fault_ended(_, "final heal")`): after the final heal the cluster must
+    /// when it is the final heal's (`fault_ended(_, "final heal")`), or was owed already when a fault phase
+    /// that left nothing to heal ended ([`Liveness::nothing_to_heal`]): after the final heal the cluster must
     /// recover within the recovery period, and "final heal ended → not recovered" beside a `valid` verdict is
     /// what issue 19 found. A recovery that began less than the bound before the end (a leader lost a moment
     /// before the run stopped) is not judged, and one owed inside an excused window is not held against the
@@ -326,11 +338,16 @@ impl Liveness {
     pub fn finish(&mut self, at: Duration) {
         let bound = self.bound;
         let cause = |what: String| self.with_cause(what);
+        let quiet_end = self.quiet_end;
         let owed: Vec<Failure> = self
             .recoveries
             .iter()
             .filter(|r| r.to.is_none() && !self.excused_at(r.from))
-            .filter(|r| at.saturating_sub(r.from) >= bound || r.what == "final heal ended")
+            .filter(|r| {
+                at.saturating_sub(r.from) >= bound
+                    || r.what == "final heal ended"
+                    || quiet_end.is_some_and(|q| r.from <= q)
+            })
             .map(|r| Failure {
                 from: r.from,
                 to: at,
@@ -631,6 +648,39 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].what, "no recovery after final heal ended");
         assert_eq!((f[0].from, f[0].to), (ms(20_000), ms(25_000)));
+    }
+
+    /// tester7: a final heal with nothing to heal is no recovery to time, but what was owed when the fault
+    /// phase ended is still owed by the end of the run, as after a heal that did something.
+    #[test]
+    fn with_nothing_to_heal_what_is_owed_at_the_phase_end_is_owed_by_the_end() {
+        let busy = |l: &mut Liveness| {
+            for t in 0..199 {
+                l.observe(sample(t * 100, true, Some(1), 10 + t));
+            }
+            l.observe(sample(19_900, true, None, 208));
+            l.nothing_to_heal(ms(20_000));
+        };
+        let mut l = Liveness::new(ms(10_000), vec![]);
+        busy(&mut l);
+        for t in 201..250 {
+            l.observe(sample(t * 100, true, None, 208));
+        }
+        l.finish(ms(25_000));
+        assert!(
+            !l.recoveries().iter().any(|r| r.what.contains("final heal")),
+            "{:?}",
+            l.recoveries()
+        );
+        let f = l.failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].what, "no recovery after leader n1 lost");
+        // Recovered in time: nothing owed.
+        let mut l = Liveness::new(ms(10_000), vec![]);
+        busy(&mut l);
+        l.observe(sample(21_000, true, Some(2), 209));
+        l.finish(ms(25_000));
+        assert!(l.failures().is_empty(), "{:?}", l.failures());
     }
 
     #[test]

@@ -203,8 +203,16 @@ pub(super) async fn execute(
             // The final heal undoes whatever is still in force.
             due.clear();
             if s.final_heal {
-                refused.extend(final_heal(&cluster, &mut feed, &session.state, now).await);
-                liveness.fault_ended(Duration::from_millis(cluster.now_ms()), "final heal");
+                let (failed, ended) = final_heal(&cluster, &mut feed, &session.state, now).await;
+                refused.extend(failed);
+                // A final heal that ended nothing is nothing to recover from (tester7: `recovery 28ms
+                // (final heal, worst of 2)` beside `heal (final) → no-op: nothing to heal`).
+                let at = Duration::from_millis(cluster.now_ms());
+                if ended {
+                    liveness.fault_ended(at, "final heal");
+                } else {
+                    liveness.nothing_to_heal(at);
+                }
             }
         }
         let next = due
@@ -447,14 +455,17 @@ fn failed_step(shown: &str, at: Duration, outcome: &Outcome) -> String {
 }
 
 /// Heals every network fault and brings every node back: paused ones resumed, stopped ones restarted.
-/// Returns the steps that failed (a node that refused to restart stays down: the heal was not complete).
+/// Returns the steps that failed (a node that refused to restart stays down: the heal was not complete), and
+/// whether it ended anything (a fault, frozen timers, a node down or paused): one that found all well is no
+/// fault end to time a recovery from.
 async fn final_heal(
     cluster: &Cluster,
     feed: &mut ConsoleFeed,
     state: &ClusterState,
     now: Duration,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let mut failed = Vec::new();
+    let mut ended = false;
     if cluster.faults_in_force().is_empty() {
         // Nothing is in force: the final heal has nothing to end, and is not performed (performed, its
         // refusal went to the feed as `heal failed: …`, a failure that never was: F3).
@@ -463,7 +474,10 @@ async fn final_heal(
         match cluster.perform(Command::Heal(None)).await {
             // A fault ended by itself a moment before: the heal found nothing left (see `perform_step`).
             Outcome::Refused(why) => say_no_op(feed, cluster, "heal (final)", &why),
-            heal => say_outcome(feed, cluster, "heal (final)", &heal),
+            heal => {
+                ended = true;
+                say_outcome(feed, cluster, "heal (final)", &heal);
+            }
         }
     }
     // Teaching mode's frozen timers are squall's doing, not the nodes': the heal ends them too, or a run that
@@ -473,6 +487,8 @@ async fn final_heal(
         say_outcome(feed, cluster, "thaw (final)", &thaw);
         if matches!(thaw, Outcome::Refused(_)) {
             failed.push(failed_step("thaw (final)", now, &thaw));
+        } else {
+            ended = true;
         }
     }
     for id in state.nodes.keys() {
@@ -497,9 +513,11 @@ async fn final_heal(
         say_outcome(feed, cluster, &shown, &outcome);
         if matches!(outcome, Outcome::Refused(_)) {
             failed.push(failed_step(&shown, now, &outcome));
+        } else {
+            ended = true;
         }
     }
-    failed
+    (failed, ended)
 }
 
 #[cfg(test)]
