@@ -830,6 +830,59 @@ fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
     );
 }
 
+/// tester7: `squall run` printed `4.011s scenario: kill leader → ok: …` before `4.007s n3 killed` (the step's
+/// answer came back before the exit it caused reached the feed), where the README says lines are printed in
+/// the order they happened. Every timed line of a run with several steps comes in time order.
+#[test]
+fn a_run_prints_its_lines_in_the_order_they_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("steps.toml");
+    std::fs::write(
+        &file,
+        "# several steps whose answers race the events they cause\n\
+         expect = \"valid\"\n\
+         [run]\nduration = \"4s\"\nrecovery = \"2s\"\n\
+         [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"1800ms\"\n\
+         [[timeline]]\nat = \"2200ms\"\ndo = \"pause leader\"\nuntil = \"2800ms\"\n\
+         [[timeline]]\nat = \"3s\"\ndo = \"kill 1\"\n",
+    )
+    .unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", "5", "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let timed: Vec<(f64, &str)> = out
+        .lines()
+        .filter_map(|l| {
+            let (t, rest) = l.trim_start().split_once("s  ")?;
+            Some((t.parse::<f64>().ok()?, rest))
+        })
+        .collect();
+    assert!(
+        timed
+            .iter()
+            .filter(|(_, l)| l.starts_with("scenario: "))
+            .count()
+            >= 3,
+        "{out}"
+    );
+    for pair in timed.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0,
+            "`{}` at {:.3}s printed before `{}` at {:.3}s:\n{out}",
+            pair[0].1,
+            pair[0].0,
+            pair[1].1,
+            pair[1].0
+        );
+    }
+}
+
 /// `--dry-run --out EXISTING` exited 0 where the run itself exits 2 (tester, task held item 3): the dry run
 /// refuses a taken `--out` with the run's own words and exit code, touches nothing, and passes an earlier
 /// bundle that `--force` would replace.

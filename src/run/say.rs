@@ -6,35 +6,31 @@ use std::time::Duration;
 use crate::cluster::{Cluster, Outcome};
 use crate::session::ConsoleFeed;
 
-/// Prints what a step did (`what`) and the answer it got, after every event line held back until then; marks
-/// the cast, if one is recorded.
+/// Says what a step did (`what`) and the answer it got, as of now: held back with the event lines, so it
+/// prints after the events the step caused that happened before its answer came; marks the cast, if one is
+/// recorded.
 pub(super) fn say_outcome(
     feed: &mut ConsoleFeed,
     cluster: &Cluster,
     what: &str,
     outcome: &Outcome,
 ) {
-    feed.flush();
     if let Some(cast) = &feed.out.cast {
         cast.marker(what.to_string());
     }
-    let at = cluster.now_ms() as f64 / 1000.0;
+    let at = cluster.now_ms();
     for l in outcome.console_lines() {
-        feed.out
-            .say(format_args!("{at:>8.3}s  scenario: {what} → {l}"));
+        feed.hold(at, format!("scenario: {what} → {l}"));
     }
 }
 
-/// Prints a scenario's `heal` that found nothing in force: a no-op line of the timeline, not a failed step
+/// Says a scenario's `heal` that found nothing in force: a no-op line of the timeline, not a failed step
 /// (see [`super::steps`]), said so rather than as `ok:` or `error:`.
 pub(super) fn say_no_op(feed: &mut ConsoleFeed, cluster: &Cluster, what: &str, why: &str) {
-    feed.flush();
     if let Some(cast) = &feed.out.cast {
         cast.marker(what.to_string());
     }
-    let at = cluster.now_ms() as f64 / 1000.0;
-    feed.out
-        .say(format_args!("{at:>8.3}s  scenario: {what} → no-op: {why}"));
+    feed.hold(cluster.now_ms(), format!("scenario: {what} → no-op: {why}"));
 }
 
 /// A duration as the console prints it.

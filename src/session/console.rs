@@ -79,6 +79,14 @@ impl ConsoleFeed {
         }
     }
 
+    /// Holds a line of the session's own (`scenario: kill leader → ok: …`) that happened at `at_ms`, so it
+    /// prints in time order with the event lines: the events a step caused can reach the feed after its
+    /// answer, though they happened before it (tester7: `4.011s scenario: kill leader → ok` printed before
+    /// `4.007s n3 killed`).
+    pub fn hold(&mut self, at_ms: u64, text: String) {
+        self.held.push(at_ms, at_ms, text);
+    }
+
     /// Prints the held lines old enough to be in order.
     pub fn release(&mut self, now_ms: u64) {
         for (at, text) in self.held.release(now_ms) {
