@@ -18,7 +18,8 @@ fn disk_faults_available() -> bool {
     Path::new("/dev/fuse").exists()
 }
 
-/// Runs one library scenario shortened and checks its verdict against its `expect`, and its bundle.
+/// Runs one library scenario shortened and checks its verdict against its `expect`, and its bundle. An etcd
+/// scenario (`kind = "etcd"`) is skipped, loudly, where etcd is not on PATH (outside CI).
 fn run_library(name: &str) {
     let file = library(name);
     let text = std::fs::read_to_string(&file).unwrap();
@@ -28,6 +29,9 @@ fn run_library(name: &str) {
             "FUSE is required in CI (.ci/run installs fuse3)"
         );
         eprintln!("SKIPPED {name}: needs /dev/fuse (apt-get install fuse3)");
+        return;
+    }
+    if text.contains("\nkind = \"etcd\"") && !etcd_available(name) {
         return;
     }
     let out = tempfile::tempdir().unwrap();
@@ -44,128 +48,41 @@ fn run_library(name: &str) {
     }
 }
 
-#[test]
-fn library_etcd_send_only_leader() {
-    if etcd_available("etcd-send-only-leader") {
-        run_library("etcd-send-only-leader");
-    }
+/// One test per library scenario, `test_name => "file stem"`, each [`run_library`] of it.
+macro_rules! library_tests {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                run_library($name);
+            }
+        )*
+    };
 }
 
-#[test]
-fn library_etcd_paused_leader() {
-    if etcd_available("etcd-paused-leader") {
-        run_library("etcd-paused-leader");
-    }
-}
-
-#[test]
-fn library_etcd_kill_leader() {
-    if etcd_available("etcd-kill-leader") {
-        run_library("etcd-kill-leader");
-    }
-}
-
-#[test]
-fn library_etcd_isolated_leader() {
-    if etcd_available("etcd-isolated-leader") {
-        run_library("etcd-isolated-leader");
-    }
-}
-
-#[test]
-fn library_etcd_vote_replies_lost() {
-    if etcd_available("etcd-vote-replies-lost") {
-        run_library("etcd-vote-replies-lost");
-    }
-}
-
-#[test]
-fn library_etcd_slow_disk() {
-    if etcd_available("etcd-slow-disk") {
-        run_library("etcd-slow-disk");
-    }
-}
-
-#[test]
-fn library_etcd_membership() {
-    if etcd_available("etcd-membership") {
-        run_library("etcd-membership");
-    }
-}
-
-#[test]
-fn library_bridge() {
-    run_library("bridge");
-}
-
-#[test]
-fn library_disruptive_rejoin() {
-    run_library("disruptive-rejoin");
-}
-
-#[test]
-fn library_kill_leader() {
-    run_library("kill-leader");
-}
-
-#[test]
-fn library_partition_leader() {
-    run_library("partition-leader");
-}
-
-#[test]
-fn library_paused_leader() {
-    run_library("paused-leader");
-}
-
-#[test]
-fn library_send_only_leader() {
-    run_library("send-only-leader");
-}
-
-#[test]
-fn library_flapping_link() {
-    run_library("flapping-link");
-}
-
-#[test]
-fn library_slow_follower_snapshot() {
-    run_library("slow-follower-snapshot");
-}
-
-#[test]
-fn library_majorities_ring() {
-    run_library("majorities-ring");
-}
-
-#[test]
-fn library_churn() {
-    run_library("churn");
-}
-
-#[test]
-fn library_power_cut() {
-    run_library("power-cut");
-}
-
-#[test]
-fn library_stalled_leader_disk() {
-    run_library("stalled-leader-disk");
-}
-
-#[test]
-fn library_clock_faults() {
-    run_library("clock-faults");
-}
-
-#[test]
-fn library_membership() {
-    run_library("membership");
-}
-
-#[test]
-fn library_unsafe_no_fsync_is_found_invalid() {
-    run_library("unsafe-no-fsync");
+library_tests! {
+    library_etcd_send_only_leader => "etcd-send-only-leader",
+    library_etcd_paused_leader => "etcd-paused-leader",
+    library_etcd_kill_leader => "etcd-kill-leader",
+    library_etcd_isolated_leader => "etcd-isolated-leader",
+    library_etcd_vote_replies_lost => "etcd-vote-replies-lost",
+    library_etcd_slow_disk => "etcd-slow-disk",
+    library_etcd_membership => "etcd-membership",
+    library_bridge => "bridge",
+    library_disruptive_rejoin => "disruptive-rejoin",
+    library_kill_leader => "kill-leader",
+    library_partition_leader => "partition-leader",
+    library_paused_leader => "paused-leader",
+    library_send_only_leader => "send-only-leader",
+    library_flapping_link => "flapping-link",
+    library_slow_follower_snapshot => "slow-follower-snapshot",
+    library_majorities_ring => "majorities-ring",
+    library_churn => "churn",
+    library_power_cut => "power-cut",
+    library_stalled_leader_disk => "stalled-leader-disk",
+    library_clock_faults => "clock-faults",
+    library_membership => "membership",
+    library_unsafe_no_fsync_is_found_invalid => "unsafe-no-fsync",
 }
 
 #[test]
@@ -399,31 +316,39 @@ fn humantime_secs(s: &str) -> f64 {
     }
 }
 
+/// Writes scenario `text` to a file and runs it, `squall run FILE --seed SEED --out BUNDLE`, in a directory of
+/// its own: the exit code and standard output.
+fn run_text(text: &str, seed: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scenario.toml");
+    std::fs::write(&file, text).unwrap();
+    let o = squall()
+        .arg("run")
+        .arg(&file)
+        .args(["--seed", seed, "--out"])
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 /// A cluster left without a majority after the fault phase (no final heal) makes no progress past the
 /// liveness bound: the run reports a liveness failure and exits 1, while safety still holds.
 #[test]
 fn a_cluster_kept_without_a_majority_past_the_bound_fails_liveness() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("no-majority.toml");
-    std::fs::write(
-        &file,
+    let (code, out) = run_text(
         "# two of three nodes killed and never restarted\n\
          [workload]\nrate = 50\n\
          [run]\nduration = \"3s\"\nrecovery = \"6s\"\nfinal-heal = false\n\
          [checks]\nliveness-bound = \"2s\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"kill 2\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"kill 3\"\n",
-    )
-    .unwrap();
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--seed", "4", "--out"])
-        .arg(dir.path().join("b"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}");
+        "4",
+    );
+    assert_eq!(code, Some(1), "{out}");
     let row = out
         .lines()
         .find(|l| l.starts_with("liveness "))
@@ -441,27 +366,16 @@ fn a_cluster_kept_without_a_majority_past_the_bound_fails_liveness() {
 /// undo (seen as `steps unknown: resume 3 (final): node 3 is not paused` in churn, seed 1938032438).
 #[test]
 fn a_fault_ending_when_the_fault_phase_ends_is_not_undone_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pause-to-the-end.toml");
-    std::fs::write(
-        &file,
+    let (code, out) = run_text(
         "# node 3 paused until the fault phase ends\n\
          expect = \"valid\"\n\
          [workload]\nrate = 20\n\
          [run]\nduration = \"3s\"\nrecovery = \"3s\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"pause 3\"\nuntil = \"3s\"\n",
-    )
-    .unwrap();
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--seed", "5", "--out"])
-        .arg(dir.path().join("b"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+        "5",
+    );
     let steps = out.lines().find(|l| l.starts_with("steps ")).unwrap_or("");
-    assert_eq!(o.status.code(), Some(0), "steps row: {steps}\n{out}");
+    assert_eq!(code, Some(0), "steps row: {steps}\n{out}");
     assert!(out.contains("verdict: valid"), "{out}");
 }
 
@@ -470,28 +384,17 @@ fn a_fault_ending_when_the_fault_phase_ends_is_not_undone_twice() {
 /// `invalid` on liveness, every exported teaching session starting with `freeze`).
 #[test]
 fn the_final_heal_thaws_frozen_timers() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("freeze-kill.toml");
-    std::fs::write(
-        &file,
+    let (code, out) = run_text(
         "# freeze, then kill the leader; the final heal must thaw\n\
          expect = \"valid\"\n\
          [workload]\nrate = 20\n\
          [run]\nduration = \"3s\"\nrecovery = \"5s\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"freeze\"\n\
          [[timeline]]\nat = \"1500ms\"\ndo = \"kill leader\"\n",
-    )
-    .unwrap();
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--seed", "6", "--out"])
-        .arg(dir.path().join("b"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+        "6",
+    );
     assert!(out.contains("thaw (final)"), "{out}");
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(code, Some(0), "{out}");
 }
 
 /// The commands a session log records as performed: (session ms, command), in order.
@@ -789,26 +692,15 @@ fn a_scenario_heal_with_nothing_in_force_is_a_no_op_line_not_a_failed_step() {
 /// failure when nothing is in force, and says what happened once.
 #[test]
 fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("kill-and-back.toml");
-    std::fs::write(
-        &file,
+    let (code, out) = run_text(
         "# the leader killed and restarted before the fault phase ends, then a heal with nothing left\n\
          expect = \"valid\"\n\
          [run]\nduration = \"3s\"\nrecovery = \"2s\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"2s\"\n\
          [[timeline]]\nat = \"2500ms\"\ndo = \"heal\"\n",
-    )
-    .unwrap();
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--seed", "3", "--out"])
-        .arg(dir.path().join("b"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+        "3",
+    );
+    assert_eq!(code, Some(0), "{out}");
     assert!(
         !out.contains("heal failed"),
         "the final heal is called a failure:\n{out}"
@@ -835,27 +727,16 @@ fn a_final_heal_with_nothing_in_force_says_so_and_logs_no_failure() {
 /// the order they happened. Every timed line of a run with several steps comes in time order.
 #[test]
 fn a_run_prints_its_lines_in_the_order_they_happened() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("steps.toml");
-    std::fs::write(
-        &file,
+    let (code, out) = run_text(
         "# several steps whose answers race the events they cause\n\
          expect = \"valid\"\n\
          [run]\nduration = \"4s\"\nrecovery = \"2s\"\n\
          [[timeline]]\nat = \"1s\"\ndo = \"kill leader\"\nuntil = \"1800ms\"\n\
          [[timeline]]\nat = \"2200ms\"\ndo = \"pause leader\"\nuntil = \"2800ms\"\n\
          [[timeline]]\nat = \"3s\"\ndo = \"kill 1\"\n",
-    )
-    .unwrap();
-    let o = squall()
-        .arg("run")
-        .arg(&file)
-        .args(["--seed", "5", "--out"])
-        .arg(dir.path().join("b"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+        "5",
+    );
+    assert_eq!(code, Some(0), "{out}");
     let timed: Vec<(f64, &str)> = out
         .lines()
         .filter_map(|l| {
