@@ -197,28 +197,28 @@ fn a_failed_start_shows_the_node_s_reason_and_old_logs_without_one_still_read() 
     );
 }
 
+/// n2 a follower and n3 a learner in term 2 under n1, as a kind whose status carries no configuration reports
+/// them (etcd's brief says `isLearner`; its role stays follower).
+fn follower_and_learner(s: &mut ClusterState) {
+    for (node, learner) in [(2, false), (3, true)] {
+        let status = crate::check::brief::BriefStatus {
+            role: Some(Role::Follower),
+            term: Some(2),
+            leader: Some(Some(1)),
+            applied: Some(10),
+            learner,
+            ..Default::default()
+        };
+        s.apply(&Stamped::new(100, Event::Brief { node, status }));
+    }
+}
+
 /// fixes3 item 3: etcd says a member is a learner (`isLearner`) while its role says follower; the console's
 /// status line and the node's membership say `learner`, and a brief without the field (older logs) reads.
 #[test]
 fn a_learner_a_kind_reports_is_shown_as_a_learner_not_a_follower() {
     let mut s = started(3);
-    let brief = |learner| crate::check::brief::BriefStatus {
-        role: Some(Role::Follower),
-        term: Some(2),
-        leader: Some(Some(1)),
-        applied: Some(10),
-        learner,
-        ..Default::default()
-    };
-    for (node, learner) in [(2, false), (3, true)] {
-        s.apply(&Stamped::new(
-            100,
-            Event::Brief {
-                node,
-                status: brief(learner),
-            },
-        ));
-    }
+    follower_and_learner(&mut s);
     let three = describe_node(&s.nodes[&3]);
     assert!(
         three.contains(" learner term 2") && !three.contains("follower"),
@@ -239,22 +239,7 @@ fn a_learner_a_kind_reports_is_shown_as_a_learner_not_a_follower() {
 #[test]
 fn etcd_status_lines_name_voters_and_a_cancelled_add_that_never_started() {
     let mut s = started(3);
-    let brief = |learner| crate::check::brief::BriefStatus {
-        role: Some(Role::Follower),
-        term: Some(2),
-        leader: Some(Some(1)),
-        learner,
-        ..Default::default()
-    };
-    for (node, learner) in [(2, false), (3, true)] {
-        s.apply(&Stamped::new(
-            100,
-            Event::Brief {
-                node,
-                status: brief(learner),
-            },
-        ));
-    }
+    follower_and_learner(&mut s);
     let two = s.status_line(&s.nodes[&2], true);
     assert!(two.ends_with(" member voter"), "{two}");
     let three = s.status_line(&s.nodes[&3], true);
