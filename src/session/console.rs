@@ -192,76 +192,64 @@ mod tests {
         );
     }
 
-    /// fixes3 item 5: after `restart all` every node reports commit 0 until a leader tells it the commit
-    /// index again (it is not kept on disk); the summary said `commit 0`.
-    #[test]
-    fn restarted_nodes_commit_zero_is_not_the_cluster_s_commit() {
-        use crate::check::brief::BriefStatus;
-        use crate::state::{Event, ProcessState};
-        use squall_node::raft::types::Role;
+    use crate::check::brief::BriefStatus;
+    use crate::state::{Event, ProcessState};
+    use squall_node::raft::types::Role;
+
+    /// A session of nodes 1 and 2, not started yet.
+    fn two_nodes() -> ClusterState {
         let mut s = ClusterState::new();
-        let mut at = 0;
-        let mut apply = |s: &mut ClusterState, e: Event| {
-            at += 1;
-            s.apply(&Stamped::new(at, e));
-        };
-        apply(
-            &mut s,
+        s.apply(&Stamped::new(
+            1,
             Event::SessionStarted {
                 cluster_id: "c".into(),
                 nodes: vec![1, 2],
                 dir: "/d".into(),
             },
-        );
-        let brief = |role, commit, leader| BriefStatus {
+        ));
+        s
+    }
+
+    /// Nodes 1 and 2 running at `at` as pids `base + 1` and `base + 2` (new processes when `base` is new).
+    fn running(s: &mut ClusterState, at: u64, base: u32) {
+        for node in [1, 2] {
+            let pid = base + node as u32;
+            let state = ProcessState::Running { pid };
+            s.apply(&Stamped::new(at, Event::Process { node, state }));
+        }
+    }
+
+    /// The brief of node 1 (`one`) and node 2 (`two`) at `at`.
+    fn briefs(s: &mut ClusterState, at: u64, one: BriefStatus, two: BriefStatus) {
+        for (node, status) in [(1, one), (2, two)] {
+            s.apply(&Stamped::new(at, Event::Brief { node, status }));
+        }
+    }
+
+    /// `role` in term `term` following `leader`, with commit index `commit` when the kind reports one.
+    fn brief(role: Role, leader: Option<u64>, commit: Option<u64>) -> BriefStatus {
+        BriefStatus {
             role: Some(role),
             term: Some(3),
             leader: Some(leader),
-            commit: Some(commit),
+            commit,
             ..Default::default()
-        };
-        for pid in [10, 20] {
-            for node in [1, 2] {
-                apply(
-                    &mut s,
-                    Event::Process {
-                        node,
-                        state: ProcessState::Running {
-                            pid: pid + node as u32,
-                        },
-                    },
-                );
-            }
-            let (one, two) = if pid == 10 {
-                (
-                    brief(Role::Leader, 50, Some(1)),
-                    brief(Role::Follower, 50, Some(1)),
-                )
-            } else {
-                // Restarted: no leader yet, and the commit index they start from.
-                (
-                    brief(Role::Follower, 0, None),
-                    brief(Role::Follower, 0, None),
-                )
-            };
-            apply(
-                &mut s,
-                Event::Brief {
-                    node: 1,
-                    status: one,
-                },
-            );
-            apply(
-                &mut s,
-                Event::Brief {
-                    node: 2,
-                    status: two,
-                },
-            );
-            if pid == 10 {
-                assert_eq!(summary_line(&s), "leader 1 term 3 commit 50");
-            }
         }
+    }
+
+    /// fixes3 item 5: after `restart all` every node reports commit 0 until a leader tells it the commit
+    /// index again (it is not kept on disk); the summary said `commit 0`.
+    #[test]
+    fn restarted_nodes_commit_zero_is_not_the_cluster_s_commit() {
+        let mut s = two_nodes();
+        running(&mut s, 2, 10);
+        let leader = brief(Role::Leader, Some(1), Some(50));
+        briefs(&mut s, 3, leader, brief(Role::Follower, Some(1), Some(50)));
+        assert_eq!(summary_line(&s), "leader 1 term 3 commit 50");
+        // Restarted: no leader yet, and the commit index they start from.
+        running(&mut s, 4, 20);
+        let restarted = brief(Role::Follower, None, Some(0));
+        briefs(&mut s, 5, restarted.clone(), restarted);
         let line = summary_line(&s);
         assert!(
             line.starts_with("no leader (term 3) commit not known until a leader says")
@@ -275,47 +263,11 @@ mod tests {
     /// Seen failing before the summary asked whether any node reports one.
     #[test]
     fn a_summary_says_no_commit_where_no_node_reports_one() {
-        use crate::check::brief::BriefStatus;
-        use crate::state::{Event, ProcessState};
-        use squall_node::raft::types::Role;
-        let mut s = ClusterState::new();
-        let apply = |s: &mut ClusterState, e| s.apply(&Stamped::new(1, e));
-        apply(
-            &mut s,
-            Event::SessionStarted {
-                cluster_id: "c".into(),
-                nodes: vec![1, 2],
-                dir: "/d".into(),
-            },
-        );
-        for node in [1, 2] {
-            apply(
-                &mut s,
-                Event::Process {
-                    node,
-                    state: ProcessState::Running {
-                        pid: 10 + node as u32,
-                    },
-                },
-            );
-            apply(
-                &mut s,
-                Event::Brief {
-                    node,
-                    status: BriefStatus {
-                        role: Some(if node == 1 {
-                            Role::Leader
-                        } else {
-                            Role::Follower
-                        }),
-                        term: Some(2),
-                        leader: Some(Some(1)),
-                        ..Default::default()
-                    },
-                },
-            );
-        }
-        assert_eq!(summary_line(&s), "leader 1 term 2");
+        let mut s = two_nodes();
+        running(&mut s, 1, 10);
+        let leader = brief(Role::Leader, Some(1), None);
+        briefs(&mut s, 1, leader, brief(Role::Follower, Some(1), None));
+        assert_eq!(summary_line(&s), "leader 1 term 3");
     }
 
     #[test]
