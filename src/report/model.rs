@@ -1071,21 +1071,16 @@ mod tests {
 mod checked_which_tests {
     #[test]
     fn a_maelstrom_check_is_named_by_its_workload_and_any_other_is_the_counter_check() {
-        assert_eq!(
-            super::checked_which("broadcast check passed: 3 operations"),
-            "broadcast"
-        );
-        assert_eq!(
-            super::checked_which("g-counter check FAILED: 9 operations"),
-            "g-counter"
-        );
-        assert_eq!(
-            super::checked_which("counter check: every acknowledged increment is there"),
-            "counter"
-        );
-        assert_eq!(
-            super::checked_which("check: nothing to judge: no operation"),
-            "counter"
-        );
+        for (report, check) in [
+            ("broadcast check passed: 3 operations", "broadcast"),
+            ("g-counter check FAILED: 9 operations", "g-counter"),
+            (
+                "counter check: every acknowledged increment is there",
+                "counter",
+            ),
+            ("check: nothing to judge: no operation", "counter"),
+        ] {
+            assert_eq!(super::checked_which(report), check, "{report}");
+        }
     }
 }
