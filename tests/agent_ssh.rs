@@ -207,15 +207,13 @@ fn a_host_ssh_cannot_reach_is_refused_with_exit_2_naming_it_and_nothing_left() {
 #[test]
 fn without_an_ssh_client_hosts_are_refused_with_exit_2_saying_what_to_install() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(SQUALL)
-        .args(["up", "--headless", "--host", "1=a,2=a,3=b", "--dir"])
-        .arg(dir.path().join("cluster"))
-        .env("PATH", dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let (code, err) = support::ended(
+        Command::new(SQUALL)
+            .args(["up", "--headless", "--host", "1=a,2=a,3=b", "--dir"])
+            .arg(dir.path().join("cluster"))
+            .env("PATH", dir.path()),
+    );
+    assert_eq!(code, Some(2), "stderr: {err}");
     assert!(
         err.contains("cannot run `ssh` (the OpenSSH client)"),
         "stderr: {err}"
@@ -235,14 +233,8 @@ fn a_bad_hosts_file_is_refused_with_exit_2_naming_its_line_and_field() {
         "[[host]]\nssh = \"a\"\nnodes = [1, 2]\n\n[[host]]\nssh = \"b\"\nnodes = [2, 3]\n",
     )
     .unwrap();
-    let out = Command::new(SQUALL)
-        .args(["up", "--headless", "--hosts"])
-        .arg(&hosts)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let (code, err) = support::up_ended(&["--hosts", hosts.to_str().unwrap()], None);
+    assert_eq!(code, Some(2), "stderr: {err}");
     assert!(
         err.contains(&format!(
             "{}:7: `nodes`: node 2 is on two hosts",
@@ -261,21 +253,10 @@ fn disk_faults_on_other_hosts_are_refused_with_exit_2_saying_why() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(SQUALL)
-        .args([
-            "up",
-            "--headless",
-            "--disk-faults",
-            "--host",
-            "1=a,2=a,3=b",
-            "--dir",
-        ])
-        .arg(dir.path().join("cluster"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let cluster = dir.path().join("cluster");
+    let args = ["--disk-faults", "--host", "1=a,2=a,3=b"];
+    let (code, err) = support::up_ended(&args, Some(&cluster));
+    assert_eq!(code, Some(2), "stderr: {err}");
     assert!(
         err.contains("--disk-faults on other hosts is not in this build yet")
             && err.contains("drop --disk-faults"),
@@ -568,16 +549,9 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
 fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the_fix() {
     let Some(sshd) = Sshd::new() else { return };
     let hosts = sshd.hosts_file(&[("host-a", "s", &[1]), ("host-b", "s", &[2, 3])]);
-    let out = Command::new(SQUALL)
-        .args(["up", "--headless", "--hosts"])
-        .arg(&hosts)
-        .arg("--dir")
-        .arg(sshd.path().join("cluster"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let cluster = sshd.path().join("cluster");
+    let (code, err) = support::up_ended(&["--hosts", hosts.to_str().unwrap()], Some(&cluster));
+    assert_eq!(code, Some(2), "stderr: {err}");
     assert!(!err.contains("cannot copy"), "the copies raced: {err}");
     let shared = sshd.path().join("s");
     assert!(

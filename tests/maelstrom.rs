@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::maelstrom::{Session, WAIT, node_script, run_scenario_text};
@@ -325,45 +325,22 @@ fn an_echo_node_answers_squall_s_client_and_a_missing_node_program_exits_2() {
 
     // A program that is not a Maelstrom node: the start fails and says so from the node's log.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args([
-            "up",
-            "--headless",
-            "-n",
-            "2",
-            "--maelstrom",
-            "/bin/true",
-            "--dir",
-        ])
-        .arg(dir.path().join("cluster"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let cluster = dir.path().join("cluster");
+    let (code, err) = support::up_ended(&["-n", "2", "--maelstrom", "/bin/true"], Some(&cluster));
+    assert_ne!(code, Some(0), "{err}");
     assert!(
         err.contains("before answering `init` with `init_ok`"),
         "{err}"
     );
 
     // The bare kind has no node to run.
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "--node-kind", "maelstrom", "--dir"])
-        .arg(dir.path().join("bare"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let bare = dir.path().join("bare");
+    let (code, err) = support::up_ended(&["--node-kind", "maelstrom"], Some(&bare));
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("name it with `--maelstrom PATH`"), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["up", "--headless", "--maelstrom", "/nonexistent/mynode"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, err) = support::up_ended(&["--maelstrom", "/nonexistent/mynode"], None);
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("--maelstrom /nonexistent/mynode: no such file"),
         "{err}"

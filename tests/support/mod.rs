@@ -17,6 +17,24 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Runs `cmd`, a `squall` that must end by itself (a refusal, a start that fails), with no input: its exit code
+/// and standard error.
+pub fn ended(cmd: &mut std::process::Command) -> (Option<i32>, String) {
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), err)
+}
+
+/// [`ended`] of `squall up --headless ARGS`, with `--dir DIR` when `dir` is given.
+pub fn up_ended(args: &[&str], dir: Option<&std::path::Path>) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_squall"));
+    cmd.args(["up", "--headless"]).args(args);
+    if let Some(dir) = dir {
+        cmd.arg("--dir").arg(dir);
+    }
+    ended(&mut cmd)
+}
+
 /// Lines read from a child's pipe on a thread, so a test can wait for one with a deadline.
 pub struct Lines {
     rx: mpsc::Receiver<String>,
