@@ -309,3 +309,12 @@ pub(super) struct Leaving {
     /// Out of the configuration, and squall is stopping their process now: the exit is told as the removal.
     pub(super) stopping: BTreeSet<NodeId>,
 }
+
+/// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
+pub(super) fn removed_text(n: NodeId, was_running: bool) -> String {
+    if was_running {
+        format!("n{n} removed: its process stopped (its directory is kept)")
+    } else {
+        format!("n{n} removed: its process was not running (its directory is kept)")
+    }
+}

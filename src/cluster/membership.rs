@@ -29,6 +29,7 @@ use crate::kind::membership::{ChangeAnswer, MemberChange, MembershipDriver};
 use super::Cluster;
 use super::command::{Command, NodeId};
 use super::guard::{self, MemberFacts};
+use super::handle::removed_text;
 use crate::state::{Event, MembershipStep, ProcessState};
 
 /// How long a background change keeps trying before it gives up and says so.
@@ -1152,15 +1153,6 @@ fn shows(change: MemberChange, m: &Membership) -> bool {
 /// How many election timeouts a removed node keeps running for its hand-over (see
 /// `Cluster::await_successor`): enough for TimeoutNow to reach every other voter in turn.
 const HANDOVER_TIMEOUTS: u32 = 4;
-
-/// The feed's last word on a removal: whether squall stopped the process or it was not running anyway.
-pub(super) fn removed_text(n: NodeId, was_running: bool) -> String {
-    if was_running {
-        format!("n{n} removed: its process stopped (its directory is kept)")
-    } else {
-        format!("n{n} removed: its process was not running (its directory is kept)")
-    }
-}
 
 #[cfg(test)]
 mod tests {

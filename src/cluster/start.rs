@@ -886,7 +886,7 @@ pub(super) async fn watch_exits(cluster: Cluster) {
                     let removal = if exit.expected {
                         leaving.stopping.remove(&id).then(|| {
                             leaving.asked.remove(&id);
-                            super::membership::removed_text(id, true)
+                            super::handle::removed_text(id, true)
                         })
                     } else if leaving.asked.remove(&id) {
                         leaving.stopping.remove(&id);
