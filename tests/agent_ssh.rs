@@ -252,36 +252,44 @@ fn a_bad_hosts_file_is_refused_with_exit_2_naming_its_line_and_field() {
     );
 }
 
-/// What this build cannot run on other hosts yet is refused before any host is reached, with the reason and
-/// what to do (exit 2): here `--disk-faults`.
+/// `--disk-faults` with `--hosts` asks every host what it can serve before any node starts (issue 24): a host
+/// that cannot (here host-b, whose directory has a directory where squall's time shim must go, so the shim
+/// cannot be installed even by root) is refused with exit 2 naming it and why; the host that can is not
+/// named, no node directory is made, and no agent is left running.
 #[test]
-fn disk_faults_on_other_hosts_are_refused_with_exit_2_saying_why() {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIP: no /dev/fuse (--disk-faults is refused for that first)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+fn disk_faults_on_a_host_that_cannot_serve_them_are_refused_with_exit_2_naming_the_host() {
+    let Some(sshd) = Sshd::new() else { return };
+    let blocked = sshd.path().join("b").join("time-shim.so");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"not a shim").unwrap();
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
     let out = Command::new(SQUALL)
-        .args([
-            "up",
-            "--headless",
-            "--disk-faults",
-            "--host",
-            "1=a,2=a,3=b",
-            "--dir",
-        ])
-        .arg(dir.path().join("cluster"))
+        .args(["up", "--headless", "--disk-faults", "--hosts"])
+        .arg(&hosts)
+        .arg("--dir")
+        .arg(sshd.path().join("cluster"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
     assert!(
-        err.contains("--disk-faults on other hosts is not in this build yet")
-            && err.contains("drop --disk-faults"),
+        err.contains("host host-b cannot serve clock faults: cannot install squall's time shim")
+            && err.contains("drop --disk-faults, or fix those hosts"),
         "stderr: {err}"
     );
-    assert!(!dir.path().join("cluster").join("node-1").exists());
+    assert!(!err.contains("host host-a cannot"), "stderr: {err}");
+    for n in 1..=3 {
+        for sub in ["a", "b"] {
+            let made = std::fs::read_dir(sshd.path().join(sub))
+                .unwrap()
+                .flatten()
+                .any(|e| e.path().join(format!("node-{n}")).exists());
+            assert!(!made, "node {n}'s directory was made on {sub}");
+        }
+    }
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the refusal: {left:?}");
 }
 
 /// The `dropped` count of a `links:` line (`links: 1->2 frames 9 bytes 900 dropped 4 …`).
