@@ -202,7 +202,7 @@ fn now_secs() -> i64 {
 
 /// With `--disk-faults` on hosts (issue 24) every node's data directory is a fault filesystem its host's agent
 /// mounted, and the console's disk, clock and power commands reach the node on its host: `disk 3 slow` shows
-/// in `faults` and `disk 3 heal` clears it; `clock N +1h` moves the wall clock of the node's process on its
+/// in `faults` and `disk 3 heal` clears it, what the host refuses is an error naming it; `clock N +1h` moves the wall clock of the node's process on its
 /// host (the times of its own log lines there); `powercut all` cuts every host, `restart all` brings the
 /// nodes back on their disks, a leader is elected again, and the lin-kv history through all of it is
 /// linearizable (no acknowledged write lost to the cut). Nothing is left mounted or running afterwards.
@@ -251,6 +251,9 @@ fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_
         "{faults:?}"
     );
     s.ask("disk 3 heal", "host host2: heal node 3's disk");
+    // What a host refuses is an error naming it.
+    let refused = s.refused("disk 3 flip no-such-file");
+    assert!(refused.starts_with("error: host host2: "), "{refused}");
     let faults = s.listing("faults", "faults:");
     assert!(!faults.iter().any(|l| l.contains("n3 disk")), "{faults:?}");
 
