@@ -569,6 +569,64 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
     assert!(left.is_empty(), "still running after the run: {left:?}");
 }
 
+/// `squall run` of a scenario with `disk-faults = true` on hosts (issue 24): the library's power-cut scenario
+/// (a leader's power cut, every node's, a torn one) runs its nodes on two hosts' fault filesystems, through
+/// their agents, and is valid; no process and no mount is left on the hosts.
+#[test]
+fn the_power_cut_scenario_runs_on_hosts_with_their_fault_filesystems_and_is_valid() {
+    let Some(sshd) = Sshd::new() else { return };
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        eprintln!("SKIP: this machine cannot serve disk faults (/dev/fuse: {e})");
+        return;
+    }
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let out = sshd.path().join("run");
+    let o = Command::new(SQUALL)
+        .arg("run")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/power-cut.toml"
+        ))
+        .args([
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--scale",
+            "0.5",
+            "--seed",
+            "7",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("verdict: valid (expected valid)"),
+        "the power-cut scenario on hosts is not valid:\n{text}"
+    );
+    assert!(
+        text.contains("power cut of every node: host host-a: node 1"),
+        "the cut of every node did not go through the hosts:\n{text}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the run: {left:?}");
+    assert_eq!(
+        mounts_under(sshd.path()),
+        Vec::<String>::new(),
+        "mounts left on the hosts"
+    );
+}
+
 /// Tester 7's finding 6 (issue 24): two host entries that reach one machine (here `host-a` and `host-b`, both
 /// this machine's sshd) with the same `dir`: no racy copy error, but a refusal (exit 2) naming both entries,
 /// the shared dir and the fix; nothing is left running.
