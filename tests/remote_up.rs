@@ -202,10 +202,11 @@ fn now_secs() -> i64 {
 
 /// With `--disk-faults` on hosts (issue 24) every node's data directory is a fault filesystem its host's agent
 /// mounted, and the console's disk, clock and power commands reach the node on its host: `disk 3 slow` shows
-/// in `faults` and `disk 3 heal` clears it, what the host refuses is an error naming it; `clock N +1h` moves the wall clock of the node's process on its
-/// host (the times of its own log lines there); `powercut all` cuts every host, `restart all` brings the
-/// nodes back on their disks, a leader is elected again, and the lin-kv history through all of it is
-/// linearizable (no acknowledged write lost to the cut). Nothing is left mounted or running afterwards.
+/// in `faults` and `disk 3 heal` clears it, and what the host refuses is an error naming it; `clock N +1h`
+/// moves the wall clock of the node's process on its host (the times of its own log lines there);
+/// `powercut all` cuts every host, `restart all` brings the nodes back on their disks, a leader is elected
+/// again, `wipe` empties a node's data on its host and it catches up, and the lin-kv history through all of
+/// it is linearizable (no acknowledged write lost to the cut). Nothing is left mounted or running afterwards.
 #[test]
 fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_hosts_and_lin_kv_is_linearizable()
  {
@@ -323,6 +324,38 @@ fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_
         ns.values()
             .any(|n| n.running && n.term >= after_cut && n.commit >= before + 20)
             .then_some(())
+    });
+    // Disk loss on a host: `wipe` empties the node's data on its fault filesystem there; it starts empty
+    // (its own log says so) and catches up.
+    let (lead, _) = s.current_leader();
+    let wiped = (1..=5).find(|&n| n != lead).unwrap();
+    let log = node_dir(wiped).join("node.log");
+    let lost = "this member lost its data";
+    let count = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(lost)
+            .count()
+    };
+    let before_wipe = count();
+    s.ask(
+        &format!("wipe {wiped}"),
+        &format!("wipe data of node {wiped}"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count() == before_wipe {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {wiped} did not start empty on its host within 30 s of `wipe` (no `{lost}` in {})",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let target = s.max_commit();
+    s.until("the wiped node to catch up", |ns| {
+        ns.get(&wiped)
+            .filter(|n| n.running && n.commit >= target)
+            .map(|_| ())
     });
     let verdict = lin_kv_check(&mut s);
     assert!(
