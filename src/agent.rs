@@ -771,11 +771,12 @@ impl Agent {
                 action,
                 seed,
                 not_data,
+                what,
             } => {
                 let disk = self.disk_of(node)?;
                 let not_data: Vec<PathBuf> = not_data.into_iter().map(PathBuf::from).collect();
                 let (said, flipped) =
-                    diskops::apply(&self.sup, node, &disk, &action, "", || seed, &not_data)?;
+                    diskops::apply(&self.sup, node, &disk, &action, &what, || seed, &not_data)?;
                 Ok(Answer::Disk {
                     said,
                     faults: self.disks.describe(node),

@@ -591,9 +591,10 @@ pub fn up(args: UpArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     args.events = Some(events.clone());
-    if args.disk_faults {
+    if args.disk_faults && args.hosts.is_none() && args.host.is_none() {
         // Checked before anything starts: without FUSE there are no disk faults, and running without them
-        // silently would make every power cut a no-op. (Clock faults need nothing: squall ships its shim.)
+        // silently would make every power cut a no-op. (Clock faults need nothing: squall ships its shim.) With
+        // --hosts each host is asked instead, when the cluster starts.
         if let Err(e) = squall_chaos::disk::available() {
             return fail(2, format!("--disk-faults: {e}"));
         }

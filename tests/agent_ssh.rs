@@ -244,25 +244,44 @@ fn a_bad_hosts_file_is_refused_with_exit_2_naming_its_line_and_field() {
     );
 }
 
-/// What this build cannot run on other hosts yet is refused before any host is reached, with the reason and
-/// what to do (exit 2): here `--disk-faults`.
+/// `--disk-faults` with `--hosts` asks every host what it can serve before any node starts (issue 24): a host
+/// that cannot (here host-b, whose directory has a directory where squall's time shim must go, so the shim
+/// cannot be installed even by root) is refused with exit 2 naming it and why; the host that can is not
+/// named, no node directory is made, and no agent is left running.
 #[test]
-fn disk_faults_on_other_hosts_are_refused_with_exit_2_saying_why() {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIP: no /dev/fuse (--disk-faults is refused for that first)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("cluster");
-    let args = ["--disk-faults", "--host", "1=a,2=a,3=b"];
-    let (code, err) = support::up_ended(&args, Some(&cluster));
-    assert_eq!(code, Some(2), "stderr: {err}");
+fn disk_faults_on_a_host_that_cannot_serve_them_are_refused_with_exit_2_naming_the_host() {
+    let Some(sshd) = Sshd::new() else { return };
+    let blocked = sshd.path().join("b").join("time-shim.so");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"not a shim").unwrap();
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let out = Command::new(SQUALL)
+        .args(["up", "--headless", "--disk-faults", "--hosts"])
+        .arg(&hosts)
+        .arg("--dir")
+        .arg(sshd.path().join("cluster"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
     assert!(
-        err.contains("--disk-faults on other hosts is not in this build yet")
-            && err.contains("drop --disk-faults"),
+        err.contains("host host-b cannot serve clock faults: cannot install squall's time shim")
+            && err.contains("drop --disk-faults, or fix those hosts"),
         "stderr: {err}"
     );
-    assert!(!dir.path().join("cluster").join("node-1").exists());
+    assert!(!err.contains("host host-a cannot"), "stderr: {err}");
+    for n in 1..=3 {
+        for sub in ["a", "b"] {
+            let made = std::fs::read_dir(sshd.path().join(sub))
+                .unwrap()
+                .flatten()
+                .any(|e| e.path().join(format!("node-{n}")).exists());
+            assert!(!made, "node {n}'s directory was made on {sub}");
+        }
+    }
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the refusal: {left:?}");
 }
 
 /// The `dropped` count of a `links:` line (`links: 1->2 frames 9 bytes 900 dropped 4 …`).
@@ -540,6 +559,64 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
     assert_eq!(o.status.code(), Some(0), "{text}");
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after the run: {left:?}");
+}
+
+/// `squall run` of a scenario with `disk-faults = true` on hosts (issue 24): the library's power-cut scenario
+/// (a leader's power cut, every node's, a torn one) runs its nodes on two hosts' fault filesystems, through
+/// their agents, and is valid; no process and no mount is left on the hosts.
+#[test]
+fn the_power_cut_scenario_runs_on_hosts_with_their_fault_filesystems_and_is_valid() {
+    let Some(sshd) = Sshd::new() else { return };
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        eprintln!("SKIP: this machine cannot serve disk faults (/dev/fuse: {e})");
+        return;
+    }
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let out = sshd.path().join("run");
+    let o = Command::new(SQUALL)
+        .arg("run")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/power-cut.toml"
+        ))
+        .args([
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--scale",
+            "0.5",
+            "--seed",
+            "7",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("verdict: valid (expected valid)"),
+        "the power-cut scenario on hosts is not valid:\n{text}"
+    );
+    assert!(
+        text.contains("power cut of every node: host host-a: node 1"),
+        "the cut of every node did not go through the hosts:\n{text}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the run: {left:?}");
+    assert_eq!(
+        mounts_under(sshd.path()),
+        Vec::<String>::new(),
+        "mounts left on the hosts"
+    );
 }
 
 /// Tester 7's finding 6 (issue 24): two host entries that reach one machine (here `host-a` and `host-b`, both

@@ -164,3 +164,203 @@ fn killing_the_controller_with_sigkill_leaves_no_node_process_and_no_mount_on_an
     assert!(support::wait_gone(&pids, Duration::from_secs(1)).is_empty());
     assert_eq!(w.mounts(), Vec::<String>::new(), "mounts left");
 }
+
+/// The cluster's folder under every host's directory (the cluster directory's `hosts-dir`).
+fn hosts_folder(s: &Session) -> String {
+    let f = s.cdir.join("hosts-dir");
+    let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    text.trim().to_string()
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as tracing writes it (`2026-12-06T20:45:12.123456Z`).
+fn rfc3339_secs(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.trim_end_matches('Z').split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec = t.next()?.split('.').next()?.parse::<i64>().ok()?;
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// With `--disk-faults` on hosts (issue 24) every node's data directory is a fault filesystem its host's agent
+/// mounted, and the console's disk, clock and power commands reach the node on its host: `disk 3 slow` shows
+/// in `faults` and `disk 3 heal` clears it, and what the host refuses is an error naming it; `clock N +1h`
+/// moves the wall clock of the node's process on its host (the times of its own log lines there);
+/// `powercut all` cuts every host, `restart all` brings the nodes back on their disks, a leader is elected
+/// again, `wipe` empties a node's data on its host and it catches up, and the lin-kv history through all of
+/// it is linearizable (no acknowledged write lost to the cut). Nothing is left mounted or running afterwards.
+#[test]
+fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_hosts_and_lin_kv_is_linearizable()
+ {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(
+        &w,
+        &[
+            "--disk-faults",
+            "--workload",
+            "lin-kv",
+            "--rate",
+            "20",
+            "--seed",
+            "124",
+        ],
+    );
+    nodes_run_on_their_hosts(&w, &s);
+    let folder = hosts_folder(&s);
+    let node_dir = |n: u64| {
+        w.host(host_of(n))
+            .dir
+            .join(&folder)
+            .join(format!("node-{n}"))
+    };
+    let mut mounted = w.mounts();
+    mounted.sort();
+    let mut expected: Vec<String> = (1..=5)
+        .map(|n| node_dir(n).join("data").display().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        mounted, expected,
+        "each node's data directory is a fault filesystem on its host"
+    );
+
+    // A disk fault on a node of host2: in force (`faults`) until healed.
+    s.ask("disk 3 slow 20ms sync", "host host2: slow node 3's disk");
+    let faults = s.listing("faults", "faults:");
+    assert!(
+        faults
+            .iter()
+            .any(|l| l.contains("n3 disk slow +20ms (syncs)")),
+        "{faults:?}"
+    );
+    s.ask("disk 3 heal", "host host2: heal node 3's disk");
+    // What a host refuses is an error naming it.
+    let refused = s.refused("disk 3 flip no-such-file");
+    assert!(refused.starts_with("error: host host2: "), "{refused}");
+    let faults = s.listing("faults", "faults:");
+    assert!(!faults.iter().any(|l| l.contains("n3 disk")), "{faults:?}");
+
+    // A clock fault on a follower, then an election: the follower logs the new leader at its faked time.
+    let (leader, term) = s.current_leader();
+    let target = if leader == 5 { 3 } else { 5 };
+    s.ask(
+        &format!("clock {target} +1h"),
+        &format!(
+            "host {}: clock of node {target}: +1h",
+            w.host(host_of(target)).alias
+        ),
+    );
+    let faults = s.listing("faults", "faults:");
+    assert!(
+        faults
+            .iter()
+            .any(|l| l.contains(&format!("n{target} clock +1h"))),
+        "{faults:?}"
+    );
+    let log = node_dir(target).join("node.log");
+    let seen_before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    s.ask("kill leader", "kill node");
+    let (second, second_term) = new_leader(&mut s, leader, term);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let logged = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let after: Vec<&str> = text.lines().skip(seen_before).collect();
+        if let Some(t) = after
+            .iter()
+            .filter(|l| l.contains("leader changed") || l.contains("became"))
+            .find_map(|l| rfc3339_secs(l.split_whitespace().next()?))
+        {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {target} logged no leader change within 30 s of the kill (leader now {second}, term \
+             {second_term}); its log after the clock fault: {after:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let off = logged - now_secs();
+    assert!(
+        (3_500..=3_700).contains(&off),
+        "node {target} logged the new leader {off} s from true time, not about +1h"
+    );
+    s.ok(&format!("restart {leader}"));
+    s.ask(
+        &format!("clock {target} heal"),
+        &format!("heal node {target}'s clock"),
+    );
+
+    // The power cut of every host, then every node back on its disk.
+    let cut = s.ask("powercut all", "power cut of every node");
+    for n in 1..=5 {
+        let named = format!("host {}: node {n}", w.host(host_of(n)).alias);
+        assert!(cut.contains(&named), "no `{named}` in {cut}");
+    }
+    s.ask("restart all", "restart nodes 1, 2, 3, 4, 5");
+    let (_, after_cut) = s.current_leader();
+    let before = s.max_commit();
+    s.until("commits after the power cut", |ns| {
+        ns.values()
+            .any(|n| n.running && n.term >= after_cut && n.commit >= before + 20)
+            .then_some(())
+    });
+    // Disk loss on a host: `wipe` empties the node's data on its fault filesystem there; it starts empty
+    // (its own log says so) and catches up.
+    let (lead, _) = s.current_leader();
+    let wiped = (1..=5).find(|&n| n != lead).unwrap();
+    let log = node_dir(wiped).join("node.log");
+    let lost = "this member lost its data";
+    let count = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(lost)
+            .count()
+    };
+    let before_wipe = count();
+    s.ask(
+        &format!("wipe {wiped}"),
+        &format!("wipe data of node {wiped}"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count() == before_wipe {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {wiped} did not start empty on its host within 30 s of `wipe` (no `{lost}` in {})",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let target = s.max_commit();
+    s.until("the wiped node to catch up", |ns| {
+        ns.get(&wiped)
+            .filter(|n| n.running && n.commit >= target)
+            .map(|_| ())
+    });
+    let verdict = lin_kv_check(&mut s);
+    assert!(
+        verdict.starts_with("ok: linearizability check passed"),
+        "{verdict}"
+    );
+    quit_leaving_nothing(&w, s);
+}

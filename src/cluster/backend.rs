@@ -33,6 +33,9 @@ use tokio::sync::broadcast;
 
 use super::files;
 use crate::remote::client::AgentClient;
+
+#[path = "backend_disk.rs"]
+mod disk;
 use crate::remote::connect::Agents;
 use crate::remote::hosts::Hosts;
 use crate::remote::protocol::{AgentEvent, Answer, Op};
@@ -107,6 +110,8 @@ pub(super) struct Remote {
     lost_told: Mutex<BTreeMap<LinkId, u64>>,
     /// The cluster's folder under every agent's directory ([`super::files::hosts_dir_name`]).
     folder: PathBuf,
+    /// The disk and clock faults in force on the nodes, as their agents last answered ([`disk`]).
+    host_faults: disk::HostFaults,
 }
 
 /// Where the trace was last read up to: one cursor per host.
@@ -192,6 +197,7 @@ impl Remote {
             connections: tokio::sync::Mutex::new(Some(all)),
             folder,
             lost_told: Mutex::new(BTreeMap::new()),
+            host_faults: disk::HostFaults::default(),
         });
         for rx in events {
             tokio::spawn(follow_exits(Arc::downgrade(&remote), rx));

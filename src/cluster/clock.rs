@@ -28,6 +28,17 @@ impl Cluster {
             return Err(format!("`{cmd}` is not a clock command"));
         };
         let id = self.resolve(t)?;
+        if self.inner.procs.is_remote() {
+            // The node's clock control file is on its host: its agent changes it and says what it did.
+            if !self.disk_faults_on() {
+                return Err(
+                    "clock faults are off: start the cluster with `squall up --disk-faults`".into(),
+                );
+            }
+            let said = self.inner.procs.clock_on_host(id, &action).await?;
+            self.report_node_faults(id);
+            return Ok(said);
+        }
         let pid = match self.inner.procs.state(id) {
             Some(
                 squall_chaos::ProcState::Running { pid } | squall_chaos::ProcState::Paused { pid },

@@ -51,16 +51,128 @@ impl Cluster {
         Ok(())
     }
 
+    /// Mounts node `id`'s fault filesystem on its host (`node_dir` is its directory there) and readies its
+    /// faked clock there; says in the feed what the mount cleaned up. Returns the environment the node
+    /// launches with.
+    pub(super) async fn mount_on_host(
+        &self,
+        id: NodeId,
+        node_dir: &Path,
+    ) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
+        let (notes, env) = self.inner.procs.prepare_on_host(id, node_dir).await?;
+        for text in notes {
+            self.emit(Event::Note { text });
+        }
+        Ok(env)
+    }
+
     fn disk_of(&self, id: NodeId) -> Result<DiskFaults, String> {
         self.inner.disks.faults(id).ok_or_else(|| OFF.to_string())
+    }
+
+    /// Whether disk (and clock) faults are on: the nodes' data directories are fault filesystems, here or on
+    /// their hosts.
+    pub(super) fn disk_faults_on(&self) -> bool {
+        self.inner.disks.enabled() || (self.on_hosts() && self.inner.spec.disk_faults)
+    }
+
+    /// Whether the nodes run on other hosts, their disks and clocks faulted through the agents.
+    fn on_hosts(&self) -> bool {
+        self.inner.procs.is_remote()
+    }
+
+    /// Node `id`'s disk faults in force, in words (here, or on its host as its agent last said).
+    pub(super) fn node_disk_faults(&self, id: NodeId) -> Vec<String> {
+        if self.on_hosts() {
+            self.inner.procs.host_disk_faults(id)
+        } else {
+            self.inner.disks.describe(id)
+        }
+    }
+
+    /// Node `id`'s clock in words; `None` when true.
+    pub(super) fn node_clock(&self, id: NodeId) -> Option<String> {
+        if self.on_hosts() {
+            self.inner.procs.host_clock(id)
+        } else {
+            self.inner.clocks.describe(id)
+        }
+    }
+
+    /// Whether node `id`'s disk is stalled (its process cannot exit until the disk is healed).
+    pub(super) fn disk_stalled(&self, id: NodeId) -> bool {
+        if self.on_hosts() {
+            // `squall_chaos::disk::ActiveFault::Stall` in words.
+            self.inner
+                .procs
+                .host_disk_faults(id)
+                .iter()
+                .any(|f| f == "stalled")
+        } else {
+            self.inner.disks.stalled(id)
+        }
+    }
+
+    /// Heals every node's disk and clock; returns the nodes that had a fault. On hosts, every node with a
+    /// fault in force is healed through its agent; a host that refuses is named in the `Err`, with what was
+    /// healed.
+    pub(super) async fn heal_disks_and_clocks(&self) -> Result<Vec<NodeId>, String> {
+        if !self.on_hosts() {
+            let mut healed = self.inner.disks.heal_all();
+            healed.extend(self.inner.clocks.heal_all());
+            healed.sort_unstable();
+            healed.dedup();
+            return Ok(healed);
+        }
+        let mut healed = Vec::new();
+        let mut failed = Vec::new();
+        for id in self.node_ids() {
+            let procs = &self.inner.procs;
+            let mut had = false;
+            if !procs.host_disk_faults(id).is_empty() {
+                had = true;
+                let heal = procs.disk_on_host(id, &DiskAction::Heal, 0, &[], "");
+                if let Err(e) = heal.await {
+                    failed.push(e);
+                }
+            }
+            if procs.host_clock(id).is_some() {
+                had = true;
+                if let Err(e) = procs
+                    .clock_on_host(id, &super::clock::ClockAction::Heal)
+                    .await
+                {
+                    failed.push(e);
+                }
+            }
+            if had {
+                healed.push(id);
+            }
+        }
+        if failed.is_empty() {
+            Ok(healed)
+        } else {
+            for &id in &healed {
+                self.report_node_faults(id);
+            }
+            Err(format!(
+                "heal incomplete: {}{}",
+                failed.join("; "),
+                if healed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (asked of nodes {})", super::membership::id_list(&healed))
+                }
+            ))
+        }
     }
 
     /// Tells the dashboard which disk and clock faults are in force on `id`.
     pub(super) fn report_node_faults(&self, id: NodeId) {
         self.emit(Event::NodeFaults {
             node: id,
-            disk: self.inner.disks.describe(id),
-            clock: self.inner.clocks.describe(id),
+            disk: self.node_disk_faults(id),
+            clock: self.node_clock(id),
         });
     }
 
@@ -68,6 +180,11 @@ impl Cluster {
     pub(super) async fn perform_disk(&self, cmd: Command) -> Result<String, String> {
         match cmd {
             Command::PowerCut(target, torn) => self.power_cut(target, torn).await,
+            Command::Disk(t, action) if self.on_hosts() => {
+                let id = self.resolve(t)?;
+                let (effect, _) = self.disk_on_host(id, &action).await?;
+                Ok(effect)
+            }
             Command::Disk(t, action) => {
                 let id = self.resolve(t)?;
                 let disk = self.disk_of(id)?;
@@ -105,14 +222,50 @@ impl Cluster {
             return Err("not a disk flip".into());
         };
         let id = self.resolve(node)?;
-        let disk = self.disk_of(id)?;
-        let (flipped, said) = self.flip_bit(id, &disk, file.as_deref(), at)?;
-        self.report_node_faults(id);
+        let action = DiskAction::Flip {
+            file: file.clone(),
+            at,
+        };
+        let (offset, said) = if self.on_hosts() {
+            let (said, offset) = self.disk_on_host(id, &action).await?;
+            let offset = offset.ok_or_else(|| format!("no bit of node {id}'s data was flipped"))?;
+            (offset, said)
+        } else {
+            let disk = self.disk_of(id)?;
+            let (flipped, said) = self.flip_bit(id, &disk, file.as_deref(), at)?;
+            self.report_node_faults(id);
+            (flipped.offset, said)
+        };
         let at = match file {
-            Some(_) => Some(flipped.offset),
+            Some(_) => Some(offset),
             None => at,
         };
         Ok((Command::Disk(t, DiskAction::Flip { file, at }), said))
+    }
+
+    /// Sets `action` on node `id`'s disk on its host, with the seed and the `not_data` files a local disk
+    /// would get, and reports the faults in force to the dashboard. The words and a flip's offset.
+    async fn disk_on_host(
+        &self,
+        id: NodeId,
+        action: &DiskAction,
+    ) -> Result<(String, Option<u64>), String> {
+        if !self.disk_faults_on() {
+            return Err(OFF.to_string());
+        }
+        // Drawn only for a flip, as a local disk draws it.
+        let seed = match action {
+            DiskAction::Flip { .. } => self.inner.disks.next_seed(self.inner.spec.seed),
+            _ => 0,
+        };
+        let what = self.describe_node(id);
+        let out = self
+            .inner
+            .procs
+            .disk_on_host(id, action, seed, &self.inner.spec.kind.not_data, &what)
+            .await?;
+        self.report_node_faults(id);
+        Ok(out)
     }
 
     /// Flips one bit of node `id`'s data (see [`squall_chaos::disk::DiskFaults::flip`]), its random choices
@@ -160,6 +313,20 @@ impl Cluster {
             PowerTarget::All => self.node_ids(),
             PowerTarget::One(t) => vec![self.resolve(t)?],
         };
+        if self.on_hosts() {
+            if !self.disk_faults_on() {
+                return Err(OFF.to_string());
+            }
+            let nodes = ids.iter().map(|&id| (id, self.describe_node(id))).collect();
+            let outcome = self
+                .inner
+                .procs
+                .power_cut_on_hosts(nodes, torn, || {
+                    self.inner.disks.next_seed(self.inner.spec.seed)
+                })
+                .await;
+            return outcome.words(target == PowerTarget::All, torn);
+        }
         let mut disks = Vec::new();
         for &id in &ids {
             disks.push((id, self.disk_of(id)?, self.describe_node(id)));
@@ -173,6 +340,14 @@ impl Cluster {
 
     /// Wipes node `id`'s data on its fault filesystem (disk loss): the node must be stopped.
     pub(super) async fn wipe_disk(&self, id: NodeId) -> anyhow::Result<()> {
+        if self.on_hosts() {
+            return self
+                .inner
+                .procs
+                .wipe_on_host(id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e));
+        }
         let disk = self.disk_of(id).map_err(|e| anyhow::anyhow!(e))?;
         super::diskops::wipe(&self.inner.procs, id, &disk)
             .await

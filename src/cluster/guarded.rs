@@ -53,7 +53,7 @@ impl Cluster {
             .collect();
         let removed = self.inner.roster.lock().unwrap().removed.clone();
         // Disk and clock faults exist only with `--disk-faults`; without, their commands say how to turn them on.
-        let on = self.inner.disks.enabled();
+        let on = self.disk_faults_on();
         let nodes = self.node_ids();
         guard::admit(
             cmd,
@@ -66,14 +66,14 @@ impl Cluster {
                     nodes
                         .iter()
                         .copied()
-                        .filter(|&n| !self.inner.disks.describe(n).is_empty())
+                        .filter(|&n| !self.node_disk_faults(n).is_empty())
                         .collect()
                 }),
                 faked_clocks: on.then(|| {
                     nodes
                         .iter()
                         .copied()
-                        .filter(|&n| self.inner.clocks.describe(n).is_some())
+                        .filter(|&n| self.node_clock(n).is_some())
                         .collect()
                 }),
             },

@@ -62,10 +62,10 @@ impl Cluster {
         let mut lines = self.fault_lines();
         // Disk and clock faults have no id (`disk N heal`, `clock N heal` remove them).
         for id in self.node_ids() {
-            for d in self.inner.disks.describe(id) {
+            for d in self.node_disk_faults(id) {
                 lines.push(format!("n{id} disk {d} (`disk {id} heal` removes it)"));
             }
-            if let Some(c) = self.inner.clocks.describe(id) {
+            if let Some(c) = self.node_clock(id) {
                 lines.push(format!("n{id} clock {c} (`clock {id} heal` removes it)"));
             }
         }
@@ -366,11 +366,15 @@ impl Cluster {
             Command::Heal(None) => {
                 let network = self.heal(None)?;
                 let mut healed = Vec::new();
-                if self.inner.disks.enabled() {
-                    healed = self.inner.disks.heal_all();
-                    healed.extend(self.inner.clocks.heal_all());
-                    healed.sort_unstable();
-                    healed.dedup();
+                if self.disk_faults_on() {
+                    // A host that refused is named, with what was healed before it.
+                    healed = self
+                        .heal_disks_and_clocks()
+                        .await
+                        .map_err(|e| match &network {
+                            Some(n) => format!("{e}; {n}"),
+                            None => e,
+                        })?;
                     for &node in &healed {
                         self.report_node_faults(node);
                     }

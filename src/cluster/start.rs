@@ -48,7 +48,8 @@ impl Cluster {
                     .unwrap_or("install it, or pass --node-bin PATH")
             );
         }
-        let shim = if spec.disk_faults {
+        // On other hosts the agents mount the disks and install the shim (each host checked below).
+        let shim = if spec.disk_faults && spec.hosts.is_none() {
             squall_chaos::disk::available()?;
             Some(squall_chaos::clock::install_shim(&spec.dir)?)
         } else {
@@ -123,6 +124,13 @@ impl Cluster {
                 (Procs::Remote(remote.clone()), Links::Remote(remote))
             }
         };
+        if spec.disk_faults && procs.is_remote() {
+            // Every host must serve disk and clock faults, checked before anything starts there.
+            if let Err(e) = procs.check_disk_faults().await {
+                procs.shutdown(Duration::from_secs(2)).await;
+                return Err(anyhow!(e));
+            }
+        }
         let proxies = match start_proxies(&links, &spec.kind, &ids).await {
             Ok(p) => p,
             Err(e) => {
@@ -204,7 +212,15 @@ impl Cluster {
         let cluster = self;
         for &id in ids {
             let joined = cluster.inner.roster.lock().unwrap().joined.contains(&id);
-            let slot = cluster.slot_for(id, proxies, joined, initial)?;
+            let mut slot = cluster.slot_for(id, proxies, joined, initial)?;
+            if cluster.inner.spec.disk_faults && cluster.inner.procs.is_remote() {
+                // Its data directory is its agent's fault filesystem, its clock faked through the shim there.
+                let env = cluster
+                    .mount_on_host(id, &slot.facts.node_dir)
+                    .await
+                    .map_err(|e| anyhow!("disk faults for node {id}: {e}"))?;
+                slot.spec.env.extend(env);
+            }
             cluster.note_sender(id, &slot.spec.args);
             // A node whose ports squall picked is reachable through its proxies from its start: a node that
             // is ready only once it has a leader (etcd answers status then) needs its peers before that.
@@ -322,9 +338,10 @@ impl Cluster {
         }
         let data_dir = node_dir.join("data");
         let mut env = Vec::new();
-        if spec.disk_faults {
+        if spec.disk_faults && !self.inner.procs.is_remote() {
             // The data directory is a fault filesystem over node-N/disk; the supervisor never wipes a mount
-            // point (a wipe goes through the disk), and squall's time shim fakes the node's clocks.
+            // point (a wipe goes through the disk), and squall's time shim fakes the node's clocks. (On other
+            // hosts their agents do the same when the node starts: [`Cluster::mount_on_host`].)
             self.mount_disk(id, &node_dir, &data_dir)
                 .with_context(|| format!("disk faults for node {id}"))?;
             env = self.inner.clocks.env(id, &node_dir)?;
@@ -589,7 +606,7 @@ impl Cluster {
     }
 
     pub(super) async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
-        if self.inner.disks.stalled(id) && self.alive(id) {
+        if self.disk_stalled(id) && self.alive(id) {
             // The kill would not end it: a process blocked in stalled I/O cannot exit until the disk answers.
             let what = if wipe { "wiped" } else { "restarted" };
             bail!(
@@ -623,7 +640,7 @@ impl Cluster {
             self.inner.procs.remove_file(id, &f).await;
         }
         let named = self.restart_flags(id).await;
-        if wipe && self.inner.disks.enabled() {
+        if wipe && self.disk_faults_on() {
             self.wipe_disk(id).await?;
         }
         let pid = self
@@ -710,12 +727,6 @@ impl Cluster {
 /// and what to do instead.
 fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> anyhow::Result<()> {
     let on = format!("--hosts/--host ({} hosts)", hosts.hosts.len());
-    if spec.disk_faults {
-        bail!(
-            "{on}: --disk-faults on other hosts is not in this build yet (issue 24): drop --disk-faults, or \
-             drop --hosts to run the cluster here with disk faults"
-        );
-    }
     let kind = &spec.kind;
     if kind.peers.model == PeerModel::PerDestination || kind.peers.sender.is_some() {
         bail!(

@@ -263,6 +263,10 @@ pub enum DiskOp {
         /// Files (relative to the data directory) a random flip never picks: the kind's `[disk] not_data`.
         #[serde(default)]
         not_data: Vec<String>,
+        /// Words after the node's id in the answer, as the local command puts them (the controller's view of
+        /// the node: `" (leader, term 4)"`); empty by default.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        what: String,
     },
     /// Disk loss: SIGKILLs the node (it must be reaped within 10 s) and deletes its data. Answered with
     /// [`Answer::Done`].
@@ -496,6 +500,7 @@ mod tests {
                     },
                     seed: 9,
                     not_data: vec!["LOCK".into()],
+                    what: " (leader, term 4)".into(),
                 },
             },
             Op::Disk {
@@ -507,6 +512,7 @@ mod tests {
                     },
                     seed: 1,
                     not_data: vec![],
+                    what: String::new(),
                 },
             },
             Op::Disk {
