@@ -394,6 +394,7 @@ impl Agent {
                 | Op::Log { .. }
                 | Op::Capabilities
                 | Op::Trace { .. }
+                | Op::Program { .. }
                 | Op::ReadFile { .. } => {
                     let (a, tx) = (self.clone(), tx.clone());
                     tokio::spawn(async move { a.answer(req, &tx).await });
@@ -470,7 +471,7 @@ impl Agent {
                 data_dir,
             } => {
                 let program = match program {
-                    Some(p) => PathBuf::from(p),
+                    Some(p) => find_program(&p)?,
                     None => std::env::current_exe()
                         .map_err(|e| format!("cannot find the agent's own executable: {e}"))?,
                 };
@@ -535,6 +536,15 @@ impl Agent {
                     .map_err(|e| format!("starting the proxy for link {from}->{to}: {e}"))?;
                 Ok(Answer::Link { addr })
             }
+            Op::Destination { to } => {
+                let addr = self
+                    .net()?
+                    .add_destination(to)
+                    .await
+                    .map_err(|e| format!("starting the proxy in front of node {to}: {e}"))?;
+                Ok(Answer::Link { addr })
+            }
+            op @ (Op::Sender { .. } | Op::Ports { .. } | Op::Program { .. }) => self.hosted(op),
             Op::Upstream { to, addr } => {
                 self.net()?.set_upstream(to, addr);
                 done
@@ -747,6 +757,26 @@ impl Agent {
         }
     }
 
+    /// The requests of a per-destination kind on hosts and of ports picked where the node runs.
+    fn hosted(&self, op: Op) -> Result<Answer, String> {
+        match op {
+            Op::Sender { member, node } => {
+                self.net()?.senders().set(member, node);
+                Ok(Answer::Done)
+            }
+            Op::Ports { names, bind } => {
+                let ip = bind.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+                Ok(Answer::Ports {
+                    ports: crate::cluster::free_ports(ip, &names)?,
+                })
+            }
+            Op::Program { program } => Ok(Answer::Program {
+                path: find_program(&program)?.display().to_string(),
+            }),
+            other => Err(format!("not a hosted request: {other:?}")),
+        }
+    }
+
     fn disk_of(&self, node: u64) -> Result<squall_chaos::disk::DiskFaults, String> {
         self.disks.faults(node).ok_or_else(|| {
             format!(
@@ -807,6 +837,36 @@ impl Agent {
         }
         Ok(p)
     }
+}
+
+/// The node program `program` on this host: a path (it has a `/`) as it is, a bare name looked up on the
+/// agent's `PATH`; either must be an executable file. `Err` says what was not found, and where it was looked
+/// for.
+fn find_program(program: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return if runnable(&p) {
+            Ok(p)
+        } else {
+            Err(format!(
+                "program {program} is not an executable file on this host"
+            ))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| runnable(p))
+        .ok_or_else(|| {
+            format!(
+                "program `{program}` is not on this host's PATH ({})",
+                path.to_string_lossy()
+            )
+        })
 }
 
 /// `squall agent --attach DIR`: relays standard input and output to the agent running in `dir`, until either

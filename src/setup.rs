@@ -58,7 +58,19 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         }))?,
     };
     crate::kind::needs_program(&kind)?;
-    let (node_program, node_prefix_args) = node_program(&kind, args.node_bin.as_deref())?;
+    let hosts = crate::remote::connect::hosts_of(
+        args.hosts.as_deref(),
+        args.host.as_deref(),
+        &(1..=args.nodes).collect::<Vec<_>>(),
+    )?;
+    let (node_program, node_prefix_args) = match (&hosts, args.node_bin.as_deref()) {
+        // On other hosts the kind's program is the hosts' own: each agent looks for it on its host before
+        // anything starts there (this machine need not have it).
+        (Some(_), None) if !kind.program.contains("{squall}") => {
+            (PathBuf::from(&kind.program), kind.leading_args())
+        }
+        (_, node_bin) => node_program(&kind, node_bin)?,
+    };
     // Switches of the node itself: the kind says how its node spells each, or that it has none.
     let mut options = Vec::new();
     for (asked, flag, name) in [
@@ -95,11 +107,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         rate: args.rate,
         disk_faults: args.disk_faults,
         unsafe_no_fsync: args.unsafe_no_fsync,
-        hosts: crate::remote::connect::hosts_of(
-            args.hosts.as_deref(),
-            args.host.as_deref(),
-            &(1..=args.nodes).collect::<Vec<_>>(),
-        )?,
+        hosts,
     })
 }
 

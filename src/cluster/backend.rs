@@ -17,6 +17,16 @@
 //! fault over many links is split per host and remembered under one controller-side id, which every host's
 //! agent maps to its own. Held frames' sequence numbers and traced messages' ids are made unique across
 //! hosts, and stay small for a person to read, as `n × hosts + host` ([`tag`]).
+//!
+//! A per-destination kind (etcd) cannot follow the sender's-host rule: each of its members advertises one peer
+//! URL that every member stores and dials, so there is one proxy per member, not per link, and it cannot sit
+//! on every sender's host at once. The proxy in front of node X runs on X's host instead (its agent's
+//! [`Op::Destination`], bound to the host's address) and tells senders apart by the framing (rafthttp's
+//! `X-Server-From`, mapped to nodes by the sender table every agent is told: [`Links::note_sender`]). The
+//! frames of `a -> b` then pass through b's host (what a sends on the connections it opens to b's proxy) and
+//! a's host (what a answers on the connections b opens to a's proxy): the same two hosts as above, so faults,
+//! counters, held frames, `step` and the trace go to and come from them the same way ([`split`], [`merge`]).
+//! The ports squall picks for a node are picked on its host ([`on_host`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -39,6 +49,8 @@ mod disk;
 use crate::remote::connect::Agents;
 use crate::remote::hosts::Hosts;
 use crate::remote::protocol::{AgentEvent, Answer, Op};
+
+mod on_host;
 
 /// How often the agents are asked for their processes' states (besides their exit events).
 pub(super) const REFRESH: Duration = Duration::from_millis(500);
@@ -74,7 +86,7 @@ pub(super) enum Procs {
 pub(super) enum Links {
     /// Every proxy runs here.
     Local(Network),
-    /// Each link's proxy runs on the host of its sender.
+    /// Each link's proxy runs on the host of its sender (a per-destination kind's: on its destination's).
     Remote(Arc<Remote>),
 }
 
@@ -693,10 +705,11 @@ impl Links {
     pub(super) async fn add_destination(&self, to: u64) -> Result<SocketAddr, String> {
         match self {
             Links::Local(net) => net.add_destination(to).await.map_err(|e| e.to_string()),
-            Links::Remote(_) => Err(format!(
-                "a proxy in front of node {to} for every sender (a per-destination node kind) cannot run on \
-                 other hosts yet: every link's proxy runs on its sender's host"
-            )),
+            // On `to`'s host (see the module comment).
+            Links::Remote(r) => match r.call(to, Op::Destination { to }).await? {
+                Answer::Link { addr } => Ok(addr),
+                other => Err(format!("the agent answered a destination with {other:?}")),
+            },
         }
     }
 
@@ -712,11 +725,16 @@ impl Links {
         }
     }
 
-    /// Records that member id `member` is node `node` (kinds that identify senders in their frames; local only:
-    /// such kinds are refused on remote hosts).
+    /// Records that member id `member` is node `node` (kinds that identify senders in their frames; remote: told
+    /// to every host, whose proxies in front of its nodes hear from every member).
     pub(super) fn note_sender(&self, member: u64, node: u64) {
-        if let Links::Local(net) = self {
-            net.senders().set(member, node);
+        match self {
+            Links::Local(net) => net.senders().set(member, node),
+            Links::Remote(r) => {
+                for h in 0..r.agents.len() {
+                    r.send(h, Op::Sender { member, node });
+                }
+            }
         }
     }
 

@@ -576,7 +576,9 @@ impl Cluster {
         // lost data would hold it in recovery until every other voter answered (the recovery rule since the
         // double-vote fix), so one voter down kept an added node from ever becoming a voter. Its restarts are
         // `existing` (`restart_flags`).
-        let slot = self.slot_for(id, &proxies, true, squall_node::storage::InitialState::New)?;
+        let slot = self
+            .slot_for(id, &proxies, true, squall_node::storage::InitialState::New)
+            .await?;
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
         // Recorded before it starts: a later session must know id `id` is taken, and that node `id` is not a

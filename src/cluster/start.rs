@@ -121,7 +121,19 @@ impl Cluster {
                 )
                 .await
                 .map_err(|e| anyhow!(e))?;
-                (Procs::Remote(remote.clone()), Links::Remote(remote))
+                let procs = Procs::Remote(remote.clone());
+                // Before anything starts on any host: each has the kind's program (its agent looked).
+                if let Err(e) = procs.check_program(&spec.node_program).await {
+                    procs.shutdown(Duration::from_secs(2)).await;
+                    bail!(
+                        "{e}\nnode kind `{}` cannot run there: {}",
+                        spec.kind.name,
+                        spec.kind.missing.as_deref().unwrap_or(
+                            "install its program on every host, or pass --node-bin PATH"
+                        )
+                    );
+                }
+                (procs, Links::Remote(remote))
             }
         };
         if spec.disk_faults && procs.is_remote() {
@@ -212,7 +224,7 @@ impl Cluster {
         let cluster = self;
         for &id in ids {
             let joined = cluster.inner.roster.lock().unwrap().joined.contains(&id);
-            let mut slot = cluster.slot_for(id, proxies, joined, initial)?;
+            let mut slot = cluster.slot_for(id, proxies, joined, initial).await?;
             if cluster.inner.spec.disk_faults && cluster.inner.procs.is_remote() {
                 // Its data directory is its agent's fault filesystem, its clock faked through the shim there.
                 let env = cluster
@@ -318,7 +330,7 @@ impl Cluster {
     /// its outbound links) as its peers. With `join` it takes the kind's join form (a node added at run time,
     /// which waits for a leader to send it a configuration). `initial` says how the node takes an empty data
     /// directory: `New` only for a new member; every restart is `Existing` (see [`Cluster::restart`]).
-    pub(super) fn slot_for(
+    pub(super) async fn slot_for(
         &self,
         id: NodeId,
         proxies: &BTreeMap<(NodeId, NodeId), SocketAddr>,
@@ -377,7 +389,12 @@ impl Cluster {
             heartbeat: spec.heartbeat,
             snapshot_every: spec.snapshot_every,
             peers,
-            ports: pick_ports(&spec.kind)?,
+            ports: self
+                .inner
+                .procs
+                .pick_ports(id, &spec.kind, self.host_ip(id))
+                .await
+                .map_err(|e| anyhow!("node {id}'s ports: {e}"))?,
             join,
             options,
             host: self.host_ip(id),
@@ -728,14 +745,6 @@ impl Cluster {
 fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> anyhow::Result<()> {
     let on = format!("--hosts/--host ({} hosts)", hosts.hosts.len());
     let kind = &spec.kind;
-    if kind.peers.model == PeerModel::PerDestination || kind.peers.sender.is_some() {
-        bail!(
-            "{on}: node kind `{}` puts one proxy in front of each node for every sender, which cannot run on \
-             other hosts yet (every link's proxy runs on its sender's host): use a per-sender kind (squall, \
-             paxos) or drop --hosts",
-            kind.name
-        );
-    }
     if kind.peers.classifier == "maelstrom" {
         bail!(
             "{on}: node kind `{}` (Maelstrom) reaches squall's kv services on this machine's loopback, which \
@@ -805,25 +814,6 @@ async fn start_proxies(
         }
     }
     Ok(proxies)
-}
-
-/// A free port on 127.0.0.1 for each of the kind's port names, when squall picks them (a kind whose node
-/// reports its own ports through an address file gets none). The port is free when picked; the node binds it
-/// a moment later.
-pub(crate) fn pick_ports(kind: &Kind) -> anyhow::Result<BTreeMap<String, u16>> {
-    if matches!(kind.ready, Ready::AddrFile(_)) {
-        return Ok(BTreeMap::new());
-    }
-    let mut held = Vec::new();
-    let mut ports = BTreeMap::new();
-    for name in &kind.ports {
-        // Every listener is held until all are picked, so two names never get the same port.
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .with_context(|| format!("picking a port for `{name}`"))?;
-        ports.insert(name.clone(), l.local_addr()?.port());
-        held.push(l);
-    }
-    Ok(ports)
 }
 
 /// The addresses a node wrote to its address file: a JSON object with one `"NAME": "IP:PORT"` per port name

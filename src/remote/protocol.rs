@@ -238,6 +238,37 @@ pub enum Op {
         /// What to do.
         action: ClockOp,
     },
+    // A per-destination kind on hosts (etcd), and ports picked where the node runs.
+    /// Starts (or finds) the proxy in front of node `to` (which runs on this host) that every sender dials: a
+    /// per-destination kind's ([`squall_chaos::Network::add_destination`]). Answered with [`Answer::Link`].
+    Destination {
+        /// The receiver.
+        to: u64,
+    },
+    /// Says that member id `member` (as the kind's framing names senders, etcd's `X-Server-From`) is node
+    /// `node`, for the proxies in front of this host's nodes.
+    Sender {
+        /// The member id.
+        member: u64,
+        /// The node id.
+        node: u64,
+    },
+    /// Picks a free port on this host for each of `names` (all different), on `bind` (the host's `address`;
+    /// `None`: 127.0.0.1): the ports a kind's `{port.NAME}` names, picked where the node binds them. Answered
+    /// with [`Answer::Ports`].
+    Ports {
+        /// The kind's port names.
+        names: Vec<String>,
+        /// The address the node binds them on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bind: Option<std::net::IpAddr>,
+    },
+    /// Finds the node program on this host: a path is checked as it is (an executable file), a bare name is
+    /// looked up on the agent's `PATH`. Answered with [`Answer::Program`]; an error says what was not found.
+    Program {
+        /// The program as the kind (or `--node-bin`) names it.
+        program: String,
+    },
 }
 
 /// What to do with a node's fault filesystem ([`Op::Disk`]).
@@ -416,6 +447,16 @@ pub enum Answer {
         said: String,
         /// The node's clock afterwards in words; `None` when true.
         now: Option<String>,
+    },
+    /// Free ports on the host ([`Op::Ports`]).
+    Ports {
+        /// Port name → port number.
+        ports: std::collections::BTreeMap<String, u16>,
+    },
+    /// The node program found on the host ([`Op::Program`]).
+    Program {
+        /// Its absolute path there.
+        path: String,
     },
 }
 
@@ -667,6 +708,40 @@ mod tests {
                 frame,
                 delivered: true,
             }],
+        });
+    }
+
+    #[test]
+    fn the_destination_sender_ports_and_program_ops_and_their_answers_round_trip() {
+        round_trips_op(
+            Op::Destination { to: 2 },
+            r#"{"id":3,"op":"destination","to":2}"#,
+        );
+        round_trips_op(
+            Op::Sender {
+                member: 0xabc,
+                node: 2,
+            },
+            r#"{"id":3,"op":"sender","member":2748,"node":2}"#,
+        );
+        round_trips_op(
+            Op::Ports {
+                names: vec!["peer".into(), "client".into()],
+                bind: Some(std::net::IpAddr::from([10, 0, 0, 2])),
+            },
+            r#"{"id":3,"op":"ports","names":["peer","client"],"bind":"10.0.0.2"}"#,
+        );
+        round_trips_op(
+            Op::Program {
+                program: "etcd".into(),
+            },
+            r#"{"id":3,"op":"program","program":"etcd"}"#,
+        );
+        round_trips_answer(Answer::Ports {
+            ports: [("client".to_string(), 2379), ("peer".to_string(), 2380)].into(),
+        });
+        round_trips_answer(Answer::Program {
+            path: "/usr/bin/etcd".into(),
         });
     }
 
