@@ -99,6 +99,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
             args.hosts.as_deref(),
             args.host.as_deref(),
             &(1..=args.nodes).collect::<Vec<_>>(),
+            crate::cluster::guard::MAX_NODES,
         )?,
     })
 }

@@ -120,7 +120,12 @@ impl Cluster {
                 )
                 .await
                 .map_err(|e| anyhow!(e))?;
-                (Procs::Remote(remote.clone()), Links::Remote(remote))
+                let procs = Procs::Remote(remote.clone());
+                // Nodes an earlier session added: on the host that ran them (`hosts-placed`).
+                for text in super::placement::place_resumed(&procs, hosts, &spec.dir, &ids) {
+                    say(text);
+                }
+                (procs, Links::Remote(remote))
             }
         };
         let proxies = match start_proxies(&links, &spec.kind, &ids).await {
