@@ -203,7 +203,8 @@ fn peer_ips(pid: u32) -> Vec<String> {
 /// shows it a learner, then a voter once promoted. `replace` of a follower starts node 5 on the follower's
 /// host, and the follower's process there stops once it is removed; `remove 4` stops node 4's process on
 /// host1. The lin-kv workload writes through all of it, commits go on, the history is linearizable, and `quit`
-/// leaves nothing on any host.
+/// leaves nothing on any host. Resumed on the same directory, node 5 (which no host names) starts again on its
+/// host.
 #[test]
 fn nodes_added_replaced_and_removed_on_three_hosts_run_where_placed_and_lin_kv_stays_linearizable()
 {
@@ -298,6 +299,35 @@ fn nodes_added_replaced_and_removed_on_three_hosts_run_where_placed_and_lin_kv_s
     assert!(
         verdict.starts_with("ok: linearizability check passed"),
         "{verdict}"
+    );
+    quit_leaving_nothing(&w, s);
+
+    // Resumed: node 5, which the hosts file does not name, starts again on the host holding its data (the
+    // cluster directory's `hosts-placed` says which), a voter as before.
+    let cdir = w.path().join("cluster");
+    let placed = std::fs::read_to_string(cdir.join("hosts-placed")).unwrap();
+    assert!(placed.contains(&format!("5\thost{old}\t")), "{placed}");
+    let mut s = Up::new(&["-n", "3", "--hosts", hosts.to_str().unwrap()])
+        .dir(cdir)
+        .wait(Duration::from_secs(60))
+        .start();
+    let pid5 = s.until("node 5 running again, a voter", |ns| {
+        ns.get(&5)
+            .filter(|n| n.running && n.line.contains("member voter"))
+            .and_then(|n| n.pid)
+    });
+    assert!(
+        w.processes(host).contains(&pid5),
+        "resumed node 5 (pid {pid5}) is not in host{old}'s namespace; it runs {:?}",
+        w.describe_processes(host)
+    );
+    assert!(
+        !s.out
+            .seen
+            .iter()
+            .any(|l| l.contains("without its earlier data")),
+        "node 5 was placed anew:\n{}",
+        s.out.seen.join("\n")
     );
     quit_leaving_nothing(&w, s);
 }
