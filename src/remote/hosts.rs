@@ -39,13 +39,14 @@ pub struct Host {
     pub ssh_config: Option<PathBuf>,
     /// The agent's directory on the host (a remote path, `~/` left for the remote shell).
     pub dir: String,
-    /// The node ids this host runs, ascending.
+    /// The node ids this host runs, ascending: some of the cluster's first nodes, and ids beyond them that an
+    /// `add` places here when it starts them.
     pub nodes: Vec<u64>,
     /// The address the host's proxies listen on, reachable from the other hosts; `None`: 127.0.0.1.
     pub address: Option<std::net::IpAddr>,
 }
 
-/// Every host of a cluster, each node on exactly one.
+/// Every host of a cluster, each node on exactly one (an added node no host names: see [`Hosts::place`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hosts {
     /// The hosts in the order they were given.
