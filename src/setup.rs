@@ -62,6 +62,7 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         args.hosts.as_deref(),
         args.host.as_deref(),
         &(1..=args.nodes).collect::<Vec<_>>(),
+        crate::cluster::guard::MAX_NODES,
     )?;
     let (node_program, node_prefix_args) = match (&hosts, args.node_bin.as_deref()) {
         // On other hosts the kind's program is the hosts' own: each agent looks for it on its host before

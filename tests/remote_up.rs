@@ -364,3 +364,170 @@ fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_
     );
     quit_leaving_nothing(&w, s);
 }
+
+/// The pid in a membership answer's `(pid N)`.
+fn pid_in(answer: &str) -> u32 {
+    let at = answer.find("(pid ").expect("the answer names the pid") + "(pid ".len();
+    answer[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {answer}"))
+}
+
+/// The addresses in process `pid`'s `--peers` (where the node dials its peers: its outbound proxies).
+fn peer_ips(pid: u32) -> Vec<String> {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let peers = args
+        .iter()
+        .position(|a| a == "--peers")
+        .and_then(|i| args.get(i + 1))
+        .unwrap_or_else(|| panic!("no --peers in {args:?}"));
+    peers
+        .split(',')
+        .filter_map(|p| {
+            p.split_once('=')?
+                .1
+                .rsplit_once(':')
+                .map(|(ip, _)| ip.to_string())
+        })
+        .collect()
+}
+
+/// Membership on other hosts (issue 24): three nodes, one per host. `add --learner` starts node 4 on the host
+/// with the fewest nodes, the first in the file among equals (host1), its outbound proxies on host1; `status`
+/// shows it a learner, then a voter once promoted. `replace` of a follower starts node 5 on the follower's
+/// host, and the follower's process there stops once it is removed; `remove 4` stops node 4's process on
+/// host1. The lin-kv workload writes through all of it, commits go on, the history is linearizable, and `quit`
+/// leaves nothing on any host. Resumed on the same directory, node 5 (which no host names) starts again on its
+/// host.
+#[test]
+fn nodes_added_replaced_and_removed_on_three_hosts_run_where_placed_and_lin_kv_stays_linearizable()
+{
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1], &[2], &[3]]);
+    let mut s = Up::new(&[
+        "-n",
+        "3",
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--workload",
+        "lin-kv",
+        "--rate",
+        "20",
+        "--seed",
+        "24",
+    ])
+    .dir(w.path().join("cluster"))
+    .wait(Duration::from_secs(60))
+    .start();
+
+    // add: every host runs one node, so the first in the file takes it.
+    let add = s.accepted("add --learner", "add node 4 as a learner on host1");
+    let pid4 = pid_in(&add);
+    assert!(
+        w.processes(0).contains(&pid4),
+        "node 4 (pid {pid4}) is not in host1's namespace: {add}; host1 runs {:?}",
+        w.describe_processes(0)
+    );
+    let host1 = w.host(0).addr.to_string();
+    let ips = peer_ips(pid4);
+    assert!(
+        ips.len() == 3 && ips.iter().all(|ip| *ip == host1),
+        "node 4 dials its peers at {ips:?}, not through its host's proxies on {host1}"
+    );
+    s.until("node 4 a learner in `status`", |ns| {
+        ns.get(&4)
+            .filter(|n| n.running && n.line.contains("member learner"))
+            .map(|_| ())
+    });
+    s.accepted("promote 4", "promote node 4");
+    s.until("node 4 a voter in `status`", |ns| {
+        ns.get(&4)
+            .filter(|n| n.running && n.line.contains("member voter"))
+            .map(|_| ())
+    });
+
+    // replace a follower (not on host1): the new node runs on the follower's host.
+    let (leader, _) = s.current_leader();
+    let old = [2, 3].into_iter().find(|n| *n != leader).unwrap();
+    let old_pid = s.nodes()[&old].pid.expect("the follower's pid");
+    let host = old as usize - 1;
+    let replace = s.accepted(
+        &format!("replace {old}"),
+        &format!("node 5 on host{old} (node {old}'s host)"),
+    );
+    let pid5 = pid_in(&replace);
+    assert!(
+        w.processes(host).contains(&pid5),
+        "node 5 (pid {pid5}) is not in host{old}'s namespace: {replace}; it runs {:?}",
+        w.describe_processes(host)
+    );
+    s.until(&format!("node 5 a voter and node {old} gone"), |ns| {
+        let five = ns
+            .get(&5)
+            .is_some_and(|n| n.running && n.line.contains("member voter"));
+        let gone = ns.get(&old).is_none_or(|n| !n.running);
+        (five && gone).then_some(())
+    });
+    assert_eq!(
+        support::wait_gone(&[old_pid], Duration::from_secs(15)),
+        Vec::<u32>::new(),
+        "node {old}'s process is still running on host{old} after its removal"
+    );
+
+    // remove 4: its process stops on host1.
+    s.accepted("remove 4", "remove node 4");
+    assert_eq!(
+        support::wait_gone(&[pid4], Duration::from_secs(60)),
+        Vec::<u32>::new(),
+        "node 4's process is still running on host1 after `remove 4`"
+    );
+
+    // Writes go on in the configuration left, and the workload's history is linearizable.
+    let before = s.max_commit();
+    s.until("commits after the changes", |ns| {
+        ns.values()
+            .any(|n| n.running && n.commit >= before + 20)
+            .then_some(())
+    });
+    let verdict = lin_kv_check(&mut s);
+    assert!(
+        verdict.starts_with("ok: linearizability check passed"),
+        "{verdict}"
+    );
+    quit_leaving_nothing(&w, s);
+
+    // Resumed: node 5, which the hosts file does not name, starts again on the host holding its data (the
+    // cluster directory's `hosts-placed` says which), a voter as before.
+    let cdir = w.path().join("cluster");
+    let placed = std::fs::read_to_string(cdir.join("hosts-placed")).unwrap();
+    assert!(placed.contains(&format!("5\thost{old}\t")), "{placed}");
+    let mut s = Up::new(&["-n", "3", "--hosts", hosts.to_str().unwrap()])
+        .dir(cdir)
+        .wait(Duration::from_secs(60))
+        .start();
+    let pid5 = s.until("node 5 running again, a voter", |ns| {
+        ns.get(&5)
+            .filter(|n| n.running && n.line.contains("member voter"))
+            .and_then(|n| n.pid)
+    });
+    assert!(
+        w.processes(host).contains(&pid5),
+        "resumed node 5 (pid {pid5}) is not in host{old}'s namespace; it runs {:?}",
+        w.describe_processes(host)
+    );
+    assert!(
+        !s.out
+            .seen
+            .iter()
+            .any(|l| l.contains("without its earlier data")),
+        "node 5 was placed anew:\n{}",
+        s.out.seen.join("\n")
+    );
+    quit_leaving_nothing(&w, s);
+}

@@ -101,7 +101,8 @@ struct Agent {
 /// The hosts' agents and what squall keeps of them (see the module comment).
 pub(super) struct Remote {
     agents: Vec<Agent>,
-    host_of: BTreeMap<u64, usize>,
+    /// Node id → its host (an index into `agents`): the hosts file's, and each added node's once placed.
+    host_of: Mutex<BTreeMap<u64, usize>>,
     /// Node id → its process state and the change number that set it.
     states: Mutex<BTreeMap<u64, (ProcState, u64)>>,
     changes: AtomicU64,
@@ -195,7 +196,7 @@ impl Remote {
         }
         let remote = Arc::new(Remote {
             agents,
-            host_of,
+            host_of: Mutex::new(host_of),
             states: Mutex::new(BTreeMap::new()),
             changes: AtomicU64::new(1),
             specs: Mutex::new(BTreeMap::new()),
@@ -219,11 +220,12 @@ impl Remote {
     }
 
     fn agent_of(&self, node: u64) -> Result<(usize, &Agent), String> {
-        let h = *self.host_of.get(&node).ok_or_else(|| {
+        let host_of = self.host_of.lock().unwrap();
+        let h = *host_of.get(&node).ok_or_else(|| {
             format!(
-                "no host runs node {node} (the hosts file places nodes {}): adding nodes on other hosts is \
-                 not in this build yet",
-                self.host_of
+                "no host runs node {node} (the hosts run nodes {}; an added node is placed on one as it \
+                 starts)",
+                host_of
                     .keys()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
@@ -672,11 +674,31 @@ impl Procs {
         match (self, hosts) {
             (Procs::Remote(r), Some(h)) => r
                 .host_of
+                .lock()
+                .unwrap()
                 .get(&id)
                 .and_then(|&i| h.hosts.get(i))
                 .and_then(|h| h.address)
                 .unwrap_or(here),
             _ => here,
+        }
+    }
+
+    /// Node → host index of every node placed on a host (the hosts file's, and added nodes'); empty here.
+    pub(super) fn placed(&self) -> BTreeMap<u64, usize> {
+        match self {
+            Procs::Local(_) => BTreeMap::new(),
+            Procs::Remote(r) => r.host_of.lock().unwrap().clone(),
+        }
+    }
+
+    /// Puts node `id` on host `host` (an index into the hosts): where its process, its outbound links'
+    /// proxies and its requests go from now on. Nothing here.
+    pub(super) fn place(&self, id: u64, host: usize) {
+        if let Procs::Remote(r) = self
+            && host < r.agents.len()
+        {
+            r.host_of.lock().unwrap().insert(id, host);
         }
     }
 }
@@ -1007,10 +1029,11 @@ impl Links {
 /// `links` per host whose proxies carry them: the sender's host and the receiver's (see the module comment).
 fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
     let mut out: BTreeMap<usize, Vec<LinkId>> = BTreeMap::new();
+    let host_of = r.host_of.lock().unwrap().clone();
     for l in links {
         let hosts: BTreeSet<usize> = [l.from, l.to]
             .iter()
-            .filter_map(|n| r.host_of.get(n).copied())
+            .filter_map(|n| host_of.get(n).copied())
             .collect();
         for h in hosts {
             out.entry(h).or_default().push(l);

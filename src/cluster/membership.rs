@@ -373,7 +373,7 @@ impl Cluster {
                 };
                 *self.inner.change.lock().unwrap() =
                     Some(format!("{what}: node {} joins", self.next_id()));
-                let (id, pid) = match self.start_new_node().await {
+                let (id, pid, host) = match self.start_new_node(old).await {
                     Ok(x) => x,
                     Err(e) => {
                         *self.inner.change.lock().unwrap() = None;
@@ -394,18 +394,20 @@ impl Cluster {
                 if task.is_finished() {
                     *self.inner.adding.lock().unwrap() = None;
                 }
+                // On other hosts, where it runs and why: `add node 6 on host-b (...): started ...`.
+                let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
                 let said = match old {
                     None if !promote => format!(
-                        "add node {id} as a learner: started (pid {pid}); it joins as a learner and stays one \
+                        "add node {id} as a learner{on}: started (pid {pid}); it joins as a learner and stays one \
                          (`promote {id}` makes it a voter; the feed tells each step)"
                     ),
                     Some(n) => format!(
-                        "replace node {n}: node {id} started (pid {pid}); it joins as a learner, is promoted once \
-                         caught up, then node {n} is removed (the feed tells each step)"
+                        "replace node {n}: node {id}{on} started (pid {pid}); it joins as a learner, is promoted \
+                         once caught up, then node {n} is removed (the feed tells each step)"
                     ),
                     None => format!(
-                        "add node {id}: started (pid {pid}); it joins as a learner and is promoted once caught up \
-                         (the feed tells each step)"
+                        "add node {id}{on}: started (pid {pid}); it joins as a learner and is promoted once caught \
+                         up (the feed tells each step)"
                     ),
                 };
                 Ok((Some(id), said))
@@ -530,9 +532,13 @@ impl Cluster {
         }
     }
 
-    /// Starts node `next free id` with `--join`: links, directory, process, and every running node told its
-    /// address. Returns its id and pid.
-    async fn start_new_node(&self) -> anyhow::Result<(NodeId, u32)> {
+    /// Starts node `next free id` with `--join` (`replacing` a node: on that node's host when the nodes run on
+    /// other hosts): its host, links, directory, process, and every running node told its address. Returns
+    /// its id, its pid and, on other hosts, its host in words.
+    async fn start_new_node(
+        &self,
+        replacing: Option<NodeId>,
+    ) -> anyhow::Result<(NodeId, u32, Option<String>)> {
         // Before any link, slot or roster entry exists: a failed start leaves no phantom member (tester2 item 3).
         super::start::runnable(&self.inner.spec.node_program)
             .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
@@ -542,6 +548,10 @@ impl Cluster {
         let driver = self
             .driver()
             .map_err(|e| anyhow::anyhow!("{e} (nothing was done)"))?;
+        // Its host first: its proxies, its process and its requests go there.
+        let host = self
+            .place_new(id, replacing)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let mut proxies = BTreeMap::new();
         match self.inner.spec.kind.peers.model {
             PeerModel::PerSender => {
@@ -638,7 +648,7 @@ impl Cluster {
                 let _ = self.set_peer_addr(other, id, addr).await;
             }
         }
-        Ok((id, pid))
+        Ok((id, pid, host))
     }
 
     /// The proxy address of link `from -> to` (where `from` dials to reach `to`).

@@ -28,6 +28,7 @@ mod lock_client;
 pub mod membership;
 pub mod outcome;
 mod perform;
+mod placement;
 mod poll;
 mod ports;
 mod start;

@@ -133,6 +133,10 @@ impl Cluster {
                         )
                     );
                 }
+                // Nodes an earlier session added: on the host that ran them (`hosts-placed`).
+                for text in super::placement::place_resumed(&procs, hosts, &spec.dir, &ids) {
+                    say(text);
+                }
                 (procs, Links::Remote(remote))
             }
         };

@@ -15,16 +15,20 @@ const CAPABILITIES_DEADLINE: Duration = Duration::from_secs(10);
 /// How long an agent gets to stop its nodes when asked.
 pub(super) const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The hosts a command line names, if it names any: `Ok(None)` without `--hosts`/`--host`. `Err` is for a
-/// person (exit 2): the file, line and field at fault and what to do.
+/// The hosts a command line names, if it names any: `Ok(None)` without `--hosts`/`--host`. `nodes` are the
+/// cluster's first nodes; ids beyond them up to `most` may be named too (places for later `add`s). `Err` is
+/// for a person (exit 2): the file, line and field at fault and what to do.
 pub fn hosts_of(
     file: Option<&Path>,
     flag: Option<&str>,
     nodes: &[u64],
+    most: u64,
 ) -> Result<Option<Hosts>, String> {
     match (file, flag) {
-        (Some(f), _) => Hosts::read(f, nodes).map(Some).map_err(|e| e.to_string()),
-        (None, Some(v)) => Hosts::parse_flag(v, nodes)
+        (Some(f), _) => Hosts::read(f, nodes, most)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (None, Some(v)) => Hosts::parse_flag(v, nodes, most)
             .map(Some)
             .map_err(|e| e.to_string()),
         (None, None) => Ok(None),

@@ -11,6 +11,11 @@
 //! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
 //! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
 //! ```
+//!
+//! Every node the cluster starts with (`-n`) is on exactly one host. A host's `nodes` may also name ids beyond
+//! them, up to the most a cluster can ever have: places for nodes an `add` starts later. An added node no host
+//! names goes where [`Hosts::place`] says (a `replace`'s on the replaced node's host, else the host with the
+//! fewest nodes).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,13 +39,14 @@ pub struct Host {
     pub ssh_config: Option<PathBuf>,
     /// The agent's directory on the host (a remote path, `~/` left for the remote shell).
     pub dir: String,
-    /// The node ids this host runs, ascending.
+    /// The node ids this host runs, ascending: some of the cluster's first nodes, and ids beyond them that an
+    /// `add` places here when it starts them.
     pub nodes: Vec<u64>,
     /// The address the host's proxies listen on, reachable from the other hosts; `None`: 127.0.0.1.
     pub address: Option<std::net::IpAddr>,
 }
 
-/// Every host of a cluster, each node on exactly one.
+/// Every host of a cluster, each node on exactly one (an added node no host names: see [`Hosts::place`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hosts {
     /// The hosts in the order they were given.
@@ -53,9 +59,26 @@ impl Hosts {
         self.hosts.iter().position(|h| h.nodes.contains(&node))
     }
 
-    /// Reads and checks a hosts file against the cluster's node ids `nodes`. `Err` names the file, the line
-    /// and the field, and what to do.
-    pub fn read(path: &Path, nodes: &[u64]) -> Result<Hosts, HostsError> {
+    /// Where a node added at run time runs: the host whose `nodes` name `id`; else `near` (a `replace`: the
+    /// replaced node's host); else the host with the fewest nodes in `load` (per host, in the hosts' order: the
+    /// cluster's members on it now), the first in the file among equals. An index into [`Hosts::hosts`];
+    /// `None` only when there is no host at all.
+    pub fn place(&self, id: u64, near: Option<usize>, load: &[usize]) -> Option<(usize, Placed)> {
+        if let Some(h) = self.host_of(id) {
+            return Some((h, Placed::Named));
+        }
+        if let Some(h) = near.filter(|&h| h < self.hosts.len()) {
+            return Some((h, Placed::Near));
+        }
+        (0..self.hosts.len())
+            .min_by_key(|&h| (load.get(h).copied().unwrap_or(0), h))
+            .map(|h| (h, Placed::Fewest))
+    }
+
+    /// Reads and checks a hosts file against the cluster's node ids `nodes` (those it starts with); ids up
+    /// to `most` beyond them are places for later `add`s. `Err` names the file, the line and the field, and
+    /// what to do.
+    pub fn read(path: &Path, nodes: &[u64], most: u64) -> Result<Hosts, HostsError> {
         let text = std::fs::read_to_string(path).map_err(|e| HostsError {
             source_name: path.display().to_string(),
             line: None,
@@ -65,11 +88,17 @@ impl Hosts {
                   machines\")"
                 .into(),
         })?;
-        Self::parse(&path.display().to_string(), &text, nodes)
+        Self::parse(&path.display().to_string(), &text, nodes, most)
     }
 
-    /// Parses the text of a hosts file named `source_name` (for messages) and checks it against `nodes`.
-    pub fn parse(source_name: &str, text: &str, nodes: &[u64]) -> Result<Hosts, HostsError> {
+    /// Parses the text of a hosts file named `source_name` (for messages) and checks it against `nodes` and
+    /// `most` (as [`Hosts::read`]).
+    pub fn parse(
+        source_name: &str,
+        text: &str,
+        nodes: &[u64],
+        most: u64,
+    ) -> Result<Hosts, HostsError> {
         let err =
             |line: Option<usize>, field: Option<&str>, message: String, fix: &str| HostsError {
                 source_name: source_name.to_string(),
@@ -146,7 +175,8 @@ impl Hosts {
                     Some(nodes_line),
                     Some("nodes"),
                     "lists no node".into(),
-                    "name the node ids this host runs (`nodes = [1, 2]`), or drop the entry",
+                    "name the node ids this host runs (`nodes = [1, 2]`; ids beyond -n are places for later \
+                     `add`s), or drop the entry",
                 ));
             }
             hosts.push((
@@ -162,14 +192,14 @@ impl Hosts {
                 },
             ));
         }
-        check_nodes(&hosts, nodes)
+        check_nodes(&hosts, nodes, most)
             .map_err(|(line, message, fix)| err(Some(line), Some("nodes"), message, &fix))?;
         Ok(Hosts::labelled(hosts.into_iter().map(|(_, h)| h).collect()))
     }
 
     /// Parses `--host ID=DEST[,ID=DEST...]` (nodes with the same DEST share one host, in [`DEFAULT_DIR`]) and
-    /// checks it against `nodes`.
-    pub fn parse_flag(value: &str, nodes: &[u64]) -> Result<Hosts, HostsError> {
+    /// checks it against `nodes` and `most` (as [`Hosts::read`]).
+    pub fn parse_flag(value: &str, nodes: &[u64], most: u64) -> Result<Hosts, HostsError> {
         let err = |message: String, fix: &str| HostsError {
             source_name: "--host".into(),
             line: None,
@@ -246,7 +276,7 @@ impl Hosts {
                 &format!("add `{}` to `--host`", items.join(",")),
             ));
         }
-        check_nodes(&hosts, nodes).map_err(|(_, message, fix)| err(message, &fix))?;
+        check_nodes(&hosts, nodes, most).map_err(|(_, message, fix)| err(message, &fix))?;
         Ok(Hosts::labelled(hosts.into_iter().map(|(_, h)| h).collect()))
     }
 
@@ -266,21 +296,27 @@ impl Hosts {
     }
 }
 
-/// Every node of `nodes` on exactly one host, and no host naming a node the cluster does not have. `Err`:
-/// the line of the `nodes` field at fault, the message and the fix.
-fn check_nodes(hosts: &[(usize, Host)], nodes: &[u64]) -> Result<(), (usize, String, String)> {
+/// Every node of `nodes` on exactly one host, no node on two, and no host naming a node the cluster can never
+/// have (0, or beyond `most`; ids beyond `nodes` are places for later `add`s). `Err`: the line of the `nodes`
+/// field at fault, the message and the fix.
+fn check_nodes(
+    hosts: &[(usize, Host)],
+    nodes: &[u64],
+    most: u64,
+) -> Result<(), (usize, String, String)> {
     let mut owner: BTreeMap<u64, (usize, &str)> = BTreeMap::new();
     for (line, h) in hosts {
         for &n in &h.nodes {
-            if !nodes.contains(&n) {
+            if n == 0 || n > most {
                 return Err((
                     *line,
                     format!(
-                        "host {} lists node {n}, which the cluster does not have (its nodes: {})",
+                        "host {} lists node {n}, which the cluster can never have (node ids are 1 to {most}: \
+                         its nodes {} and those `add` starts later)",
                         h.ssh,
                         list(nodes)
                     ),
-                    "drop it, or start more nodes (-n)".into(),
+                    format!("drop it, or name an id from 1 to {most}"),
                 ));
             }
             if let Some((other_line, other)) = owner.insert(n, (*line, &h.ssh)) {
@@ -314,6 +350,17 @@ fn check_nodes(hosts: &[(usize, Host)], nodes: &[u64]) -> Result<(), (usize, Str
         ));
     }
     Ok(())
+}
+
+/// How [`Hosts::place`] chose a new node's host, for the words of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The host's `nodes` name it.
+    Named,
+    /// The replaced node's host.
+    Near,
+    /// The host with the fewest nodes (the first in the file among equals).
+    Fewest,
 }
 
 fn list(ids: &[u64]) -> String {
@@ -415,7 +462,7 @@ nodes = [3]
 
     #[test]
     fn a_file_with_every_node_on_one_host_parses_with_defaults_and_sorted_nodes() {
-        let h = Hosts::parse("h.toml", TWO, &[1, 2, 3]).unwrap();
+        let h = Hosts::parse("h.toml", TWO, &[1, 2, 3], 9).unwrap();
         assert_eq!(h.hosts.len(), 2);
         assert_eq!(h.hosts[0].ssh, "ssh://root@10.0.0.2:22");
         assert_eq!(h.hosts[0].identity, Some(PathBuf::from("/k/id_ed25519")));
@@ -431,13 +478,13 @@ nodes = [3]
     #[test]
     fn two_entries_on_one_machine_are_told_apart_by_their_dir() {
         let text = "[[host]]\nssh = \"m\"\ndir = \"/a\"\nnodes = [1]\n[[host]]\nssh = \"m\"\ndir = \"/b\"\nnodes = [2]\n";
-        let h = Hosts::parse("h.toml", text, &[1, 2]).unwrap();
+        let h = Hosts::parse("h.toml", text, &[1, 2], 9).unwrap();
         assert_eq!(h.hosts[0].label, "m:/a");
         assert_eq!(h.hosts[1].label, "m:/b");
     }
 
     fn refused(text: &str, nodes: &[u64]) -> HostsError {
-        Hosts::parse("h.toml", text, nodes).unwrap_err()
+        Hosts::parse("h.toml", text, nodes, 9).unwrap_err()
     }
 
     #[test]
@@ -474,10 +521,61 @@ nodes = [3]
     }
 
     #[test]
-    fn a_node_the_cluster_does_not_have_is_named_with_the_fix() {
-        let e = refused("[[host]]\nssh = \"a\"\nnodes = [1, 7]\n", &[1]);
-        assert!(e.message.contains("lists node 7"), "{e}");
-        assert!(e.fix.contains("-n"), "{e}");
+    fn a_node_the_cluster_can_never_have_is_named_with_the_fix() {
+        for id in [0, 10] {
+            let e = refused(&format!("[[host]]\nssh = \"a\"\nnodes = [1, {id}]\n"), &[1]);
+            assert!(
+                e.message.contains(&format!(
+                    "lists node {id}, which the cluster can never have"
+                )),
+                "{e}"
+            );
+            assert!(e.message.contains("1 to 9"), "{e}");
+            assert!(e.fix.contains("from 1 to 9"), "{e}");
+        }
+    }
+
+    /// Ids beyond `-n` are places for later `add`s (issue 24): accepted, on their host; a spare id on two
+    /// hosts is refused as any other.
+    #[test]
+    fn ids_beyond_the_initial_nodes_are_places_for_later_adds() {
+        let h = Hosts::parse(
+            "h.toml",
+            "[[host]]\nssh = \"a\"\nnodes = [1, 7]\n[[host]]\nssh = \"b\"\nnodes = [2, 3, 4]\n",
+            &[1, 2, 3],
+            9,
+        )
+        .unwrap();
+        assert_eq!(h.host_of(7), Some(0));
+        assert_eq!(h.host_of(4), Some(1));
+        let e = refused(
+            "[[host]]\nssh = \"a\"\nnodes = [1, 7]\n[[host]]\nssh = \"b\"\nnodes = [2, 7]\n",
+            &[1, 2],
+        );
+        assert!(e.message.contains("node 7 is on two hosts"), "{e}");
+        let h = Hosts::parse_flag("1=a,2=b,5=b", &[1, 2], 9).unwrap();
+        assert_eq!(h.host_of(5), Some(1));
+    }
+
+    #[test]
+    fn a_new_node_goes_where_named_else_near_else_to_the_fewest_nodes_first_in_the_file() {
+        let h = Hosts::parse(
+            "h.toml",
+            "[[host]]\nssh = \"a\"\nnodes = [1, 2]\n[[host]]\nssh = \"b\"\nnodes = [3, 6]\n\
+             [[host]]\nssh = \"c\"\nnodes = [4]\n",
+            &[1, 2, 3, 4],
+            9,
+        )
+        .unwrap();
+        // Named in the file: there, whatever the load or the replaced node's host.
+        assert_eq!(h.place(6, Some(0), &[2, 9, 1]), Some((1, Placed::Named)));
+        // A replace: the replaced node's host.
+        assert_eq!(h.place(5, Some(0), &[2, 1, 1]), Some((0, Placed::Near)));
+        // The fewest nodes; among equals the first in the file.
+        assert_eq!(h.place(5, None, &[2, 1, 1]), Some((1, Placed::Fewest)));
+        assert_eq!(h.place(5, None, &[2, 2, 1]), Some((2, Placed::Fewest)));
+        assert_eq!(h.place(5, None, &[0, 0, 0]), Some((0, Placed::Fewest)));
+        assert_eq!(Hosts::default().place(5, None, &[]), None);
     }
 
     #[test]
@@ -509,7 +607,7 @@ nodes = [3]
 
     #[test]
     fn the_flag_groups_nodes_by_destination() {
-        let h = Hosts::parse_flag("1=a, 2=b,3=a", &[1, 2, 3]).unwrap();
+        let h = Hosts::parse_flag("1=a, 2=b,3=a", &[1, 2, 3], 9).unwrap();
         assert_eq!(h.hosts.len(), 2);
         assert_eq!(
             (h.hosts[0].ssh.as_str(), h.hosts[0].nodes.clone()),
@@ -530,14 +628,17 @@ nodes = [3]
             ("1=a,2", "\"2\" is not ID=DEST"),
             ("x=a,2=b", "is not a node id"),
             ("1=,2=b", "is empty"),
-            ("1=a,2=b,9=c", "lists node 9"),
+            (
+                "1=a,2=b,10=c",
+                "lists node 10, which the cluster can never have",
+            ),
         ] {
-            let e = Hosts::parse_flag(value, &[1, 2]).unwrap_err();
+            let e = Hosts::parse_flag(value, &[1, 2], 9).unwrap_err();
             assert!(e.to_string().starts_with("--host: "), "{value}: {e}");
             assert!(e.to_string().contains(want), "{value}: {e}");
         }
         // tester7 (finding 9): the missing node's fix is in the flag's words, not a hosts file's.
-        let e = Hosts::parse_flag("1=nohost", &[1, 2, 3])
+        let e = Hosts::parse_flag("1=nohost", &[1, 2, 3], 9)
             .unwrap_err()
             .to_string();
         assert!(e.contains("2=DEST,3=DEST") && !e.contains("`nodes`"), "{e}");

@@ -164,7 +164,7 @@ impl SshHost {
     /// The squall executable the host must run, and its build identity.
     fn local(&self) -> Result<(PathBuf, String), String> {
         match &self.exe {
-            Some(exe) => Ok((exe.clone(), super::build_id_of(exe)?)),
+            Some(exe) => Ok((exe.clone(), super::build_id_cached(exe)?)),
             None => {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find squall's own executable: {e}"))?;

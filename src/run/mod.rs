@@ -77,9 +77,12 @@ pub fn run(args: RunArgs) -> ExitCode {
     if args.dry_run {
         // The hosts are checked (not reached) too: a hosts file's mistake stops the dry run like the kind's.
         let ids: Vec<u64> = (1..=scenario.cluster.nodes).collect();
-        if let Err(e) =
-            crate::remote::connect::hosts_of(args.hosts.as_deref(), args.host.as_deref(), &ids)
-        {
+        if let Err(e) = crate::remote::connect::hosts_of(
+            args.hosts.as_deref(),
+            args.host.as_deref(),
+            &ids,
+            crate::cluster::guard::MAX_NODES,
+        ) {
             return fail(2, e);
         }
         return match dry_run(&plan, &args) {
@@ -135,8 +138,12 @@ fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Me
     // The nodes run on the hosts `--hosts`/`--host` name (checked against the plan's nodes), each through its
     // agent.
     let ids: Vec<u64> = (1..=plan.scenario.cluster.nodes).collect();
-    config.spec.hosts =
-        crate::remote::connect::hosts_of(args.hosts.as_deref(), args.host.as_deref(), &ids)?;
+    config.spec.hosts = crate::remote::connect::hosts_of(
+        args.hosts.as_deref(),
+        args.host.as_deref(),
+        &ids,
+        crate::cluster::guard::MAX_NODES,
+    )?;
     let cast = if args.record {
         Some(
             crate::record::asciicast::CastWriter::create(

@@ -1,0 +1,178 @@
+//! Where a node added at run time runs when the nodes are on other hosts (`up --hosts`, issue 24). The hosts
+//! file may name its id (a place for a later `add`); else a `replace` puts it on the replaced node's host, and
+//! an `add` on the host with the fewest of the cluster's nodes, the first in the file among equals
+//! ([`Hosts::place`]). Every placement is recorded in the cluster directory's [`PLACED_FILE`], so a resumed
+//! cluster starts an added node on the host that holds its data, also when the hosts file does not name it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Cluster;
+use super::backend::Procs;
+use super::command::NodeId;
+use crate::remote::hosts::{Host, Hosts, Placed};
+
+/// The cluster directory's record of where added nodes run: one line per node, `ID<TAB>SSH<TAB>DIR` (the
+/// host's `ssh` and `dir` as the hosts file gave them).
+pub const PLACED_FILE: &str = "hosts-placed";
+
+impl Cluster {
+    /// Places node `id`, which `add` (or `replace` of `near`) is about to start, on a host, and records it;
+    /// answers `on HOST (why)` for the command's words. `Ok(None)` when the nodes run here. `Err` when no
+    /// host can take it (nothing was done).
+    pub(super) fn place_new(
+        &self,
+        id: NodeId,
+        near: Option<NodeId>,
+    ) -> Result<Option<String>, String> {
+        let Some(hosts) = &self.inner.spec.hosts else {
+            return Ok(None);
+        };
+        let procs = &self.inner.procs;
+        let placed = procs.placed();
+        let members: Vec<NodeId> = {
+            let roster = self.inner.roster.lock().unwrap();
+            roster
+                .ids
+                .iter()
+                .copied()
+                .filter(|n| *n != id && !roster.removed.contains(n))
+                .collect()
+        };
+        let load = load(hosts.hosts.len(), &placed, &members);
+        let near_host = near.and_then(|n| placed.get(&n).copied());
+        let (h, why) = hosts.place(id, near_host, &load).ok_or_else(|| {
+            format!("no host can run node {id}: the hosts file names none (nothing was done)")
+        })?;
+        procs.place(id, h);
+        let host = &hosts.hosts[h];
+        if let Err(e) = record(&self.inner.spec.dir, id, host) {
+            tracing::warn!(node = id, error = %e, "cannot record where an added node runs");
+        }
+        let why = match (why, near) {
+            (Placed::Named, _) => "the hosts file names it there".to_string(),
+            (Placed::Near, Some(n)) => format!("node {n}'s host"),
+            (Placed::Near, None) | (Placed::Fewest, _) => {
+                format!("the host with the fewest nodes, {}", load[h])
+            }
+        };
+        Ok(Some(format!("{} ({why})", host.label)))
+    }
+}
+
+/// How many of `members` each of `hosts` hosts runs, by `placed`.
+fn load(hosts: usize, placed: &BTreeMap<NodeId, usize>, members: &[NodeId]) -> Vec<usize> {
+    let mut load = vec![0; hosts];
+    for n in members {
+        if let Some(&h) = placed.get(n)
+            && h < hosts
+        {
+            load[h] += 1;
+        }
+    }
+    load
+}
+
+/// Adds (or replaces) node `id`'s line in `dir`'s [`PLACED_FILE`].
+fn record(dir: &Path, id: NodeId, host: &Host) -> std::io::Result<()> {
+    let path = dir.join(PLACED_FILE);
+    let mut lines: BTreeMap<NodeId, String> = read(dir);
+    lines.insert(id, format!("{id}\t{}\t{}", host.ssh, host.dir));
+    let text: String = lines.into_values().map(|l| l + "\n").collect();
+    let tmp = dir.join(format!("{PLACED_FILE}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+/// `dir`'s [`PLACED_FILE`] as node → its line (empty when there is none; a line that is not `ID<TAB>...`
+/// is skipped).
+fn read(dir: &Path) -> BTreeMap<NodeId, String> {
+    let text = std::fs::read_to_string(dir.join(PLACED_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let id = l.split('\t').next()?.parse().ok()?;
+            Some((id, l.to_string()))
+        })
+        .collect()
+}
+
+/// At a cluster's start on hosts: places every node of `ids` (the nodes it starts) that no host's `nodes`
+/// name, a node an earlier session added: on the host [`PLACED_FILE`] says it ran on when the hosts file
+/// still has it (same `ssh` and `dir`), else as an `add` would place it now. Returns what the feed should
+/// say about each node placed anew (it starts there without its earlier data).
+pub(super) fn place_resumed(
+    procs: &Procs,
+    hosts: &Hosts,
+    dir: &Path,
+    ids: &[NodeId],
+) -> Vec<String> {
+    let recorded = read(dir);
+    let mut said = Vec::new();
+    for &id in ids {
+        if procs.placed().contains_key(&id) {
+            continue;
+        }
+        let was = recorded.get(&id).and_then(|line| {
+            let mut f = line.split('\t').skip(1);
+            let (ssh, d) = (f.next()?, f.next()?);
+            hosts.hosts.iter().position(|h| h.ssh == ssh && h.dir == d)
+        });
+        let h = match was {
+            Some(h) => h,
+            None => {
+                let placed = procs.placed();
+                let members: Vec<NodeId> = ids.iter().copied().filter(|n| *n != id).collect();
+                let load = load(hosts.hosts.len(), &placed, &members);
+                let Some((h, _)) = hosts.place(id, None, &load) else {
+                    continue;
+                };
+                said.push(format!(
+                    "node {id} was added in an earlier session on a host the hosts file no longer has: it \
+                     starts on {} without its earlier data (it catches up from the others)",
+                    hosts.hosts[h].label
+                ));
+                if let Err(e) = record(dir, id, &hosts.hosts[h]) {
+                    tracing::warn!(node = id, error = %e, "cannot record where a node runs");
+                }
+                h
+            }
+        };
+        procs.place(id, h);
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(ssh: &str, dir: &str) -> Host {
+        Host {
+            label: ssh.into(),
+            ssh: ssh.into(),
+            identity: None,
+            ssh_config: None,
+            dir: dir.into(),
+            nodes: vec![],
+            address: None,
+        }
+    }
+
+    #[test]
+    fn the_load_counts_only_members_placed_on_each_host() {
+        let placed: BTreeMap<NodeId, usize> = [(1, 0), (2, 0), (3, 1), (7, 2)].into();
+        // Node 7 is named (a spare place) but not a member yet; node 9 is on no host.
+        assert_eq!(load(3, &placed, &[1, 2, 3, 9]), vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn a_placement_is_recorded_once_per_node_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), 6, &host("host2", "/var/tmp/squall")).unwrap();
+        record(dir.path(), 4, &host("host1", "/x")).unwrap();
+        record(dir.path(), 6, &host("host3", "/y")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(PLACED_FILE)).unwrap();
+        assert_eq!(text, "4\thost1\t/x\n6\thost3\t/y\n");
+        assert_eq!(read(dir.path()).len(), 2);
+    }
+}
