@@ -35,6 +35,8 @@ pub struct SshHost {
     control_dir: PathBuf,
     /// The squall executable the host must run (copied there when it differs); `None`: this one.
     exe: Option<PathBuf>,
+    /// The remote forwards of its connection ([`super::forward`]), shared by every clone.
+    pub(super) forwards: super::forward::Forwards,
 }
 
 /// A running agent: its client, its events, and the ssh process carrying it (killed when dropped).
@@ -151,6 +153,7 @@ impl SshHost {
             host,
             control_dir: control_dir.to_path_buf(),
             exe: None,
+            forwards: Default::default(),
         }
     }
 
@@ -179,7 +182,7 @@ impl SshHost {
     }
 
     /// `ssh` with squall's options and the host's, ready for the remote command.
-    fn ssh(&self, control: &[&str]) -> Command {
+    pub(super) fn ssh(&self, control: &[&str]) -> Command {
         let mut c = Command::new("ssh");
         c.args(["-T", "-e", "none"]).args(control);
         for o in [
@@ -333,8 +336,14 @@ impl SshHost {
         let (_, local) = self.local()?;
         let bin = shell_quote(&self.remote_bin());
         let dir = shell_quote(&self.host.dir);
-        self.open(&format!("exec {bin} agent --attach {dir}"), &local)
-            .await
+        let conn = self
+            .open(&format!("exec {bin} agent --attach {dir}"), &local)
+            .await?;
+        // A new master has none of the old one's forwards: the services' forward is made again (issue 24).
+        for said in self.remake_forwards().await {
+            tracing::warn!(host = %self.host.label, "{said}");
+        }
+        Ok(conn)
     }
 
     /// Runs `command` (an agent, or a relay to one) over ssh and greets the agent.
@@ -421,6 +430,7 @@ impl SshHost {
 
     /// Closes the host's multiplexing master at once (else it ends on its own shortly after its last session).
     pub async fn close_master(&self) {
+        self.cancel_forwards().await;
         let mut c = self.ssh(&["-O", "exit"]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         let _ = tokio::time::timeout(Duration::from_secs(5), c.status()).await;
