@@ -394,7 +394,8 @@ impl Agent {
                 | Op::Log { .. }
                 | Op::Capabilities
                 | Op::Trace { .. }
-                | Op::ReadFile { .. } => {
+                | Op::ReadFile { .. }
+                | Op::Programs { .. } => {
                     let (a, tx) = (self.clone(), tx.clone());
                     tokio::spawn(async move { a.answer(req, &tx).await });
                 }
@@ -448,8 +449,19 @@ impl Agent {
                 pid: std::process::id(),
             }),
             Op::Network { kind, seed, bind } => {
-                let (kind, _) = crate::kind::Kind::from_record(&kind)
-                    .map_err(|e| format!("this host cannot load node kind `{}`: {e}", kind.name))?;
+                // The proxies need the kind's framing and classifier only: a Maelstrom kind's node program is
+                // not looked for here but by `programs`, which names every host that lacks it.
+                let kind = match kind.maelstrom {
+                    Some(_) => crate::kind::Kind::builtin(crate::kind::maelstrom::KIND)
+                        .expect("the maelstrom kind is built in"),
+                    None => {
+                        crate::kind::Kind::from_record(&kind)
+                            .map_err(|e| {
+                                format!("this host cannot load node kind `{}`: {e}", kind.name)
+                            })?
+                            .0
+                    }
+                };
                 let mut net = self.net.lock().unwrap();
                 let n = net.get_or_insert_with(|| crate::cluster::network_for(&kind, seed));
                 if let Some(ip) = bind {
@@ -682,6 +694,9 @@ impl Agent {
                     .map(|e| format!("cannot install squall's time shim: {e}")),
             }),
             Op::Disk { node, action } => self.disk(node, action).await,
+            Op::Programs { paths } => Ok(Answer::Notes {
+                notes: paths.iter().filter_map(|p| not_a_program(p)).collect(),
+            }),
             Op::PowerCut { nodes, torn, seed } => {
                 let mut disks = Vec::new();
                 for id in nodes {
@@ -805,6 +820,20 @@ impl Agent {
             ));
         }
         Ok(p)
+    }
+}
+
+/// What is wrong with `path` as a program this host runs, for a person (`None` when it is an executable file).
+fn not_a_program(path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!("{path}: no such file")),
+        Err(e) => Some(format!("{path}: {e}")),
+        Ok(m) if !m.is_file() => Some(format!("{path}: not a file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Some(format!("{path}: not executable (chmod +x it)"))
+        }
+        Ok(_) => None,
     }
 }
 

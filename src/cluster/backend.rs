@@ -37,6 +37,8 @@ use crate::remote::connect::Agents;
 use crate::remote::hosts::Hosts;
 use crate::remote::protocol::{AgentEvent, Answer, Op};
 
+mod hosted;
+
 /// How often the agents are asked for their processes' states (besides their exit events).
 pub(super) const REFRESH: Duration = Duration::from_millis(500);
 
@@ -107,6 +109,8 @@ pub(super) struct Remote {
     lost_told: Mutex<BTreeMap<LinkId, u64>>,
     /// The cluster's folder under every agent's directory ([`super::files::hosts_dir_name`]).
     folder: PathBuf,
+    /// Each host's ssh, in the agents' order (its forwards shared with the connection's: [`hosted`]).
+    ssh: Vec<crate::remote::ssh::SshHost>,
 }
 
 /// Where the trace was last read up to: one cursor per host.
@@ -189,6 +193,7 @@ impl Remote {
             faults: Mutex::new(BTreeMap::new()),
             next_fault: AtomicU64::new(1),
             own_exe: std::env::current_exe().ok(),
+            ssh: all.hosts.iter().map(|(h, _)| h.clone()).collect(),
             connections: tokio::sync::Mutex::new(Some(all)),
             folder,
             lost_told: Mutex::new(BTreeMap::new()),

@@ -54,8 +54,9 @@ impl Cluster {
         } else {
             None
         };
-        if spec.hosts.is_none() && spec.kind.peers.classifier == "maelstrom" {
-            // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
+        if spec.kind.peers.classifier == "maelstrom" {
+            // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment
+            // (on other hosts, a port of the host's loopback that ssh forwards here: `ready_hosts`).
             crate::kind::maelstrom::service::start(spec.seed)
                 .await
                 .context("starting the Maelstrom kv services")?;
@@ -120,7 +121,12 @@ impl Cluster {
                 )
                 .await
                 .map_err(|e| anyhow!(e))?;
-                (Procs::Remote(remote.clone()), Links::Remote(remote))
+                let procs = Procs::Remote(remote.clone());
+                if let Err(e) = ready_hosts(&remote, &spec).await {
+                    procs.shutdown(Duration::from_secs(2)).await;
+                    return Err(anyhow!(e));
+                }
+                (procs, Links::Remote(remote))
             }
         };
         let proxies = match start_proxies(&links, &spec.kind, &ids).await {
@@ -331,6 +337,7 @@ impl Cluster {
         }
         if spec.kind.peers.classifier == "maelstrom"
             && let Some(addr) = crate::kind::maelstrom::service::address()
+                .and_then(|here| self.inner.procs.services_for(id, here))
         {
             env.push((
                 crate::kind::maelstrom::service::ENV.into(),
@@ -725,12 +732,28 @@ fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> any
             kind.name
         );
     }
-    if kind.peers.classifier == "maelstrom" {
-        bail!(
-            "{on}: node kind `{}` (Maelstrom) reaches squall's kv services on this machine's loopback, which \
-             its nodes on other hosts cannot: drop --hosts",
-            kind.name
-        );
+    Ok(())
+}
+
+/// Readies the hosts before any node starts: every program the nodes run is on each host (the node program
+/// unless it is squall itself, which the agent runs; a Maelstrom kind's node program), and a Maelstrom kind's
+/// kv services are forwarded to each host's loopback over its ssh. `Err` for a person (exit 2), naming the
+/// host and the path.
+async fn ready_hosts(remote: &Remote, spec: &ClusterSpec) -> Result<(), String> {
+    let mut programs = Vec::new();
+    if std::env::current_exe().ok().as_ref() != Some(&spec.node_program) {
+        programs.push(spec.node_program.clone());
+    }
+    programs.extend(crate::kind::maelstrom_program_of(&spec.kind));
+    remote.check_programs(&programs).await?;
+    if spec.kind.peers.classifier == "maelstrom"
+        && let Some(here) = crate::kind::maelstrom::service::address()
+    {
+        remote.forward_to_hosts(here).await.map_err(|e| {
+            format!(
+                "{e}; a Maelstrom node on a host reaches squall's kv services through that forward"
+            )
+        })?;
     }
     Ok(())
 }

@@ -238,6 +238,13 @@ pub enum Op {
         /// What to do.
         action: ClockOp,
     },
+    /// Whether each of `paths` is an executable file on this host (the programs its nodes will run, checked
+    /// before anything starts). Answered with [`Answer::Notes`]: one line per path that is not, empty when
+    /// all are.
+    Programs {
+        /// Absolute paths on the host.
+        paths: Vec<String>,
+    },
 }
 
 /// What to do with a node's fault filesystem ([`Op::Disk`]).
