@@ -44,7 +44,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
     }
     // Diagnostics go to standard error, which ssh carries back to the controller.
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -820,6 +820,24 @@ impl Agent {
             ));
         }
         Ok(p)
+    }
+}
+
+/// Standard error whose writes never fail. Once the controller's ssh connection is gone (its master killed,
+/// the network down), nobody reads the agent's diagnostics, and a failed write must not end the agent that
+/// keeps its nodes for a controller to come back: tracing-subscriber reports a failed write with `eprintln!`,
+/// which panics on a closed standard error (seen: the agent died at its "controller is gone" warning).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::Write::flush(&mut std::io::stderr());
+        Ok(())
     }
 }
 

@@ -1262,7 +1262,8 @@ fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after
                 .unwrap()
                 .success()
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let killed = Instant::now();
+        let deadline = killed + Duration::from_secs(15);
         while echo_through(there, b"gone").await.is_ok() {
             assert!(
                 Instant::now() < deadline,
@@ -1270,9 +1271,16 @@ fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        eprintln!(
+            "the forward was gone {:?} after its master was killed",
+            killed.elapsed()
+        );
         drop(conn);
         // A reconnect (what the fleet does) makes it again, on the same port: bridges started before dial it.
-        let again = h.attach().await.unwrap();
+        let again = h
+            .attach()
+            .await
+            .unwrap_or_else(|e| panic!("attach {:?} after the kill: {e}", killed.elapsed()));
         assert!(
             matches!(&again.hello, Answer::Hello { pid, .. } if *pid == agent_pid),
             "{:?}",
