@@ -13,16 +13,17 @@
 //! each bridge as one TCP connection, exactly as locally. The price: the host's sshd must allow TCP
 //! forwarding (`AllowTcpForwarding`, yes by default), which a host that refuses is told to check.
 //!
-//! A forward lives as long as the multiplexing master. A reconnect that made a new master
-//! ([`SshHost::attach`]) makes every forward again, on the port it had when the host can still give it (the
-//! running bridges know that one); [`SshHost::close_master`] cancels them first.
+//! A forward lives as long as the multiplexing master. A reconnect that made a new master (`SshHost::attach`)
+//! makes every forward again, on the port it had when the host can still give it (the running bridges know
+//! that one); `SshHost::close_master` cancels them first. `SshHost` (in `ssh`) holds a host's [`Forwards`]
+//! and gives them its `ssh` command ([`Mux`]); this module knows nothing else of it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::ssh::SshHost;
+use tokio::process::Command;
 
 /// How long one `ssh -O forward` or `-O cancel` may take.
 const FORWARD_DEADLINE: Duration = Duration::from_secs(10);
@@ -54,17 +55,31 @@ fn printed_port(stdout: &[u8]) -> Option<u16> {
         .filter(|p| *p != 0)
 }
 
-impl SshHost {
+/// How to reach one host's multiplexing master: `ssh` with the host's options and `-O ...` arguments, and
+/// the host's names for messages.
+pub(super) struct Mux<'a> {
+    /// `ssh` with squall's options and the host's, given the control arguments.
+    pub ssh: &'a (dyn Fn(&[&str]) -> Command + Sync),
+    /// The host's label.
+    pub label: &'a str,
+    /// Its ssh destination.
+    pub dest: &'a str,
+}
+
+impl Forwards {
     /// Forwards TCP port `local` of this machine's loopback to a port the host allocates on its own loopback;
     /// returns the address a program on the host connects to (`127.0.0.1:PORT`, the host's loopback).
-    /// Asking again for the same `local` answers the same address. Needs the host's multiplexed connection
-    /// (made by [`SshHost::connect`]). `Err` names the host and what to check.
-    pub async fn forward_here(&self, local: u16) -> Result<SocketAddr, String> {
+    /// Asking again for the same `local` answers the same address. `Err` names the host and what to check.
+    pub(super) async fn forward_here(
+        &self,
+        mux: &Mux<'_>,
+        local: u16,
+    ) -> Result<SocketAddr, String> {
         if let Some(a) = self.forwarded(local) {
             return Ok(a);
         }
-        let remote = self.request(0, local).await?;
-        self.forwards.0.lock().unwrap().push(Forward {
+        let remote = request(mux, 0, local).await?;
+        self.0.lock().unwrap().push(Forward {
             local,
             asked: 0,
             remote,
@@ -73,9 +88,8 @@ impl SshHost {
     }
 
     /// The host's address of the forward of `local`, if one was made.
-    pub fn forwarded(&self, local: u16) -> Option<SocketAddr> {
-        self.forwards
-            .0
+    pub(super) fn forwarded(&self, local: u16) -> Option<SocketAddr> {
+        self.0
             .lock()
             .unwrap()
             .iter()
@@ -87,18 +101,18 @@ impl SshHost {
     /// one; one line per forward whose port changed (programs started before still dial the old one), or that
     /// could not be made again. With the old master still alive its forwards are still there and nothing
     /// changes.
-    pub(super) async fn remake_forwards(&self) -> Vec<String> {
-        let old: Vec<Forward> = self.forwards.0.lock().unwrap().clone();
+    pub(super) async fn remake(&self, mux: &Mux<'_>) -> Vec<String> {
+        let old: Vec<Forward> = self.0.lock().unwrap().clone();
         let mut said = Vec::new();
         for f in old {
             // The same port first: the bridges started before the reconnect dial it.
-            let again = match self.request(f.remote, f.local).await {
+            let again = match request(mux, f.remote, f.local).await {
                 Ok(_) => Ok((f.remote, f.remote)),
                 // Taken (the old master's, still alive, holds it under the spec it was asked with, which then
                 // answers the same port; or something else took it): ask as the first time.
-                Err(_) => self.request(f.asked, f.local).await.map(|p| (f.asked, p)),
+                Err(_) => request(mux, f.asked, f.local).await.map(|p| (f.asked, p)),
             };
-            let mut forwards = self.forwards.0.lock().unwrap();
+            let mut forwards = self.0.lock().unwrap();
             let Some(slot) = forwards.iter_mut().find(|x| x.local == f.local) else {
                 continue;
             };
@@ -108,7 +122,7 @@ impl SshHost {
                         said.push(format!(
                             "host {}: the forward of this machine's port {} is now the host's port {remote} \
                              (was {}): nodes started before the reconnect cannot reach it until restarted",
-                            self.host.label, f.local, f.remote
+                            mux.label, f.local, f.remote
                         ));
                     }
                     *slot = Forward {
@@ -123,61 +137,61 @@ impl SshHost {
         said
     }
 
-    /// Cancels every forward of this host (before its master closes; a master that is gone took them along).
-    pub async fn cancel_forwards(&self) {
-        let all: Vec<Forward> = std::mem::take(&mut *self.forwards.0.lock().unwrap());
+    /// Cancels every forward (before the master closes; a master that is gone took them along).
+    pub(super) async fn cancel(&self, mux: &Mux<'_>) {
+        let all: Vec<Forward> = std::mem::take(&mut *self.0.lock().unwrap());
         for f in all {
-            let mut c = self.ssh(&["-O", "cancel", "-R", &spec(f.asked, f.local)]);
+            let mut c = (mux.ssh)(&["-O", "cancel", "-R", &spec(f.asked, f.local)]);
             c.stdout(Stdio::null()).stderr(Stdio::null());
             let _ = tokio::time::timeout(FORWARD_DEADLINE, c.status()).await;
         }
     }
+}
 
-    /// `ssh -O forward -R 127.0.0.1:REMOTE:127.0.0.1:LOCAL` through the control socket: the host's port (the
-    /// one it chose when `remote` is 0).
-    async fn request(&self, remote: u16, local: u16) -> Result<u16, String> {
-        let mut c = self.ssh(&["-O", "forward", "-R", &spec(remote, local)]);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let out = match tokio::time::timeout(FORWARD_DEADLINE, c.output()).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Err(format!("cannot run ssh for host {}: {e}", self.host.label)),
-            Err(_) => {
-                return Err(format!(
-                    "host {}: ssh did not forward a port within {FORWARD_DEADLINE:?}",
-                    self.host.label
-                ));
-            }
-        };
-        if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stderr);
-            let said: Vec<&str> = said
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
+/// `ssh -O forward -R 127.0.0.1:REMOTE:127.0.0.1:LOCAL` through the control socket: the host's port (the one
+/// it chose when `remote` is 0).
+async fn request(mux: &Mux<'_>, remote: u16, local: u16) -> Result<u16, String> {
+    let mut c = (mux.ssh)(&["-O", "forward", "-R", &spec(remote, local)]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = match tokio::time::timeout(FORWARD_DEADLINE, c.output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Err(format!("cannot run ssh for host {}: {e}", mux.label)),
+        Err(_) => {
             return Err(format!(
-                "host {}: cannot forward a port of the host's loopback to this machine's port {local} over \
-                 ssh ({}): {}; the host's sshd must allow TCP forwarding (AllowTcpForwarding yes, the default)",
-                self.host.label,
-                self.host.ssh,
-                if said.is_empty() {
-                    "ssh said nothing".to_string()
-                } else {
-                    said.join("; ")
-                }
+                "host {}: ssh did not forward a port within {FORWARD_DEADLINE:?}",
+                mux.label
             ));
         }
-        if remote != 0 {
-            return Ok(remote);
-        }
-        printed_port(&out.stdout).ok_or_else(|| {
-            format!(
-                "host {}: ssh forwarded a port but did not say which (it printed {:?})",
-                self.host.label,
-                String::from_utf8_lossy(&out.stdout).trim()
-            )
-        })
+    };
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = said
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        return Err(format!(
+            "host {}: cannot forward a port of the host's loopback to this machine's port {local} over ssh \
+             ({}): {}; the host's sshd must allow TCP forwarding (AllowTcpForwarding yes, the default)",
+            mux.label,
+            mux.dest,
+            if said.is_empty() {
+                "ssh said nothing".to_string()
+            } else {
+                said.join("; ")
+            }
+        ));
     }
+    if remote != 0 {
+        return Ok(remote);
+    }
+    printed_port(&out.stdout).ok_or_else(|| {
+        format!(
+            "host {}: ssh forwarded a port but did not say which (it printed {:?})",
+            mux.label,
+            String::from_utf8_lossy(&out.stdout).trim()
+        )
+    })
 }
 
 #[cfg(test)]
