@@ -16,7 +16,7 @@
 //! A forward lives as long as the multiplexing master. A reconnect that made a new master (`SshHost::attach`)
 //! makes every forward again, on the port it had when the host can still give it (the running bridges know
 //! that one); `SshHost::close_master` cancels them first. `SshHost` (in `ssh`) holds a host's [`Forwards`]
-//! and gives them its `ssh` command ([`Mux`]); this module knows nothing else of it.
+//! and gives them its `ssh` command (`Mux`); this module knows nothing else of it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
@@ -37,7 +37,7 @@ struct Forward {
     remote: u16,
 }
 
-/// The forwards of one host's ssh connection, shared by every clone of its [`SshHost`] (the fleet's and the
+/// The forwards of one host's ssh connection, shared by every clone of its `SshHost` (the fleet's and the
 /// backend's), so a reconnect that makes them again is seen by all.
 #[derive(Debug, Clone, Default)]
 pub struct Forwards(Arc<Mutex<Vec<Forward>>>);
