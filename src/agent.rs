@@ -44,7 +44,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
     }
     // Diagnostics go to standard error, which ssh carries back to the controller.
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -395,7 +395,8 @@ impl Agent {
                 | Op::Capabilities
                 | Op::Trace { .. }
                 | Op::Program { .. }
-                | Op::ReadFile { .. } => {
+                | Op::ReadFile { .. }
+                | Op::Programs { .. } => {
                     let (a, tx) = (self.clone(), tx.clone());
                     tokio::spawn(async move { a.answer(req, &tx).await });
                 }
@@ -449,8 +450,19 @@ impl Agent {
                 pid: std::process::id(),
             }),
             Op::Network { kind, seed, bind } => {
-                let (kind, _) = crate::kind::Kind::from_record(&kind)
-                    .map_err(|e| format!("this host cannot load node kind `{}`: {e}", kind.name))?;
+                // The proxies need the kind's framing and classifier only: a Maelstrom kind's node program is
+                // not looked for here but by `programs`, which names every host that lacks it.
+                let kind = match kind.maelstrom {
+                    Some(_) => crate::kind::Kind::builtin(crate::kind::maelstrom::KIND)
+                        .expect("the maelstrom kind is built in"),
+                    None => {
+                        crate::kind::Kind::from_record(&kind)
+                            .map_err(|e| {
+                                format!("this host cannot load node kind `{}`: {e}", kind.name)
+                            })?
+                            .0
+                    }
+                };
                 let mut net = self.net.lock().unwrap();
                 let n = net.get_or_insert_with(|| crate::cluster::network_for(&kind, seed));
                 if let Some(ip) = bind {
@@ -692,6 +704,9 @@ impl Agent {
                     .map(|e| format!("cannot install squall's time shim: {e}")),
             }),
             Op::Disk { node, action } => self.disk(node, action).await,
+            Op::Programs { paths } => Ok(Answer::Notes {
+                notes: paths.iter().filter_map(|p| not_a_program(p)).collect(),
+            }),
             Op::PowerCut { nodes, torn, seed } => {
                 let mut disks = Vec::new();
                 for id in nodes {
@@ -867,6 +882,38 @@ fn find_program(program: &str) -> Result<PathBuf, String> {
                 path.to_string_lossy()
             )
         })
+}
+
+/// Standard error whose writes never fail. Once the controller's ssh connection is gone (its master killed,
+/// the network down), nobody reads the agent's diagnostics, and a failed write must not end the agent that
+/// keeps its nodes for a controller to come back: tracing-subscriber reports a failed write with `eprintln!`,
+/// which panics on a closed standard error (seen: the agent died at its "controller is gone" warning).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::Write::flush(&mut std::io::stderr());
+        Ok(())
+    }
+}
+
+/// What is wrong with `path` as a program this host runs, for a person (`None` when it is an executable file).
+fn not_a_program(path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!("{path}: no such file")),
+        Err(e) => Some(format!("{path}: {e}")),
+        Ok(m) if !m.is_file() => Some(format!("{path}: not a file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Some(format!("{path}: not executable (chmod +x it)"))
+        }
+        Ok(_) => None,
+    }
 }
 
 /// `squall agent --attach DIR`: relays standard input and output to the agent running in `dir`, until either

@@ -515,4 +515,8 @@ pub struct BridgeArgs {
     /// Where to write `{"peer": ADDR, "client": ADDR}` once the node answered `init`.
     #[arg(long)]
     pub addr_file: PathBuf,
+    /// The address both ports bind to (port 0: each gets one the OS chooses): the host's `address` of the
+    /// hosts file when the node runs on another host, so its peers' proxies and squall's clients reach it.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }

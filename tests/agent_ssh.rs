@@ -1220,3 +1220,139 @@ fn agents_over_sshd_run_squall_nodes_on_two_hosts_fault_their_links_and_die_with
     let _ = agents[1].process.wait();
     assert!(support::wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
+
+/// Sends `word` to `addr` and reads it back (the test's echo service behind a forward); `Err` says what failed.
+async fn echo_through(addr: std::net::SocketAddr, word: &[u8]) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    c.write_all(word).await.map_err(|e| e.to_string())?;
+    let mut back = vec![0u8; word.len()];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut back))
+        .await
+        .map_err(|_| format!("no echo from {addr} within 10 s"))?
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    if back != word {
+        return Err(format!("{addr} echoed {back:?}, not {word:?}"));
+    }
+    Ok(())
+}
+
+/// The pid of the multiplexing master of `host` whose sockets are in `control` (`ssh -O check`).
+fn master_pid(sshd: &Sshd, control: &Path, host: &str) -> u32 {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(sshd.config())
+        .arg("-o")
+        .arg(format!("ControlPath={}/%C", control.display()))
+        .args(["-O", "check", host])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    said.split("pid=")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no master pid in `ssh -O check`: {said}"))
+}
+
+#[test]
+fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after_the_master_dies_and_cancelled_at_close()
+ {
+    use squall::remote::protocol::Answer;
+    let Some(sshd) = Sshd::new() else { return };
+    let host_dir = sshd.path().join("a");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // The controller's service: an echo on this machine's loopback.
+        let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let here = service.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = service.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = c.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let control = squall::remote::ssh::control_dir().unwrap();
+        let host = squall::remote::hosts::Host {
+            label: "host-a".into(),
+            ssh: "host-a".into(),
+            identity: None,
+            ssh_config: Some(sshd.config()),
+            dir: host_dir.display().to_string(),
+            nodes: vec![1],
+            address: None,
+        };
+        let h = squall::remote::ssh::SshHost::new(host, &control).with_exe(Path::new(SQUALL));
+        let conn = h.connect(&|_: String| {}).await.unwrap();
+        let agent_pid = match &conn.hello {
+            Answer::Hello { pid, .. } => *pid,
+            other => panic!("{other:?}"),
+        };
+        let there = h.forward_here(here.port()).await.unwrap();
+        eprintln!("this machine's {here} is the host's {there}");
+        assert!(there.ip().is_loopback(), "{there}");
+        assert_ne!(there.port(), here.port(), "the host chose its own port");
+        assert_eq!(
+            h.forward_here(here.port()).await.unwrap(),
+            there,
+            "asked twice"
+        );
+        assert_eq!(h.forwarded(here.port()), Some(there));
+        echo_through(there, b"first").await.unwrap();
+
+        // The master dies (the host's connection with it, and the agent's channel): the forward is gone.
+        let master = master_pid(&sshd, &control, "host-a");
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", &master.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let killed = Instant::now();
+        let deadline = killed + Duration::from_secs(15);
+        while echo_through(there, b"gone").await.is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the forward {there} still answers 15 s after its master (pid {master}) was killed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!(
+            "the forward was gone {:?} after its master was killed",
+            killed.elapsed()
+        );
+        drop(conn);
+        // A reconnect (what the fleet does) makes it again, on the same port: bridges started before dial it.
+        let again = h
+            .attach()
+            .await
+            .unwrap_or_else(|e| panic!("attach {:?} after the kill: {e}", killed.elapsed()));
+        assert!(
+            matches!(&again.hello, Answer::Hello { pid, .. } if *pid == agent_pid),
+            "{:?}",
+            again.hello
+        );
+        assert_ne!(
+            master_pid(&sshd, &control, "host-a"),
+            master,
+            "a new master"
+        );
+        assert_eq!(h.forwarded(here.port()), Some(there));
+        echo_through(there, b"again").await.unwrap();
+
+        // Shutdown cancels it before the master closes.
+        again.shutdown(Duration::from_secs(10)).await;
+        h.close_master().await;
+        assert_eq!(h.forwarded(here.port()), None);
+        let e = echo_through(there, b"closed").await.unwrap_err();
+        assert!(e.contains("connect"), "{e}");
+        let _ = std::fs::remove_dir_all(&control);
+    });
+    let left = wait_none_mention(&host_dir.display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after close: {left:?}");
+}

@@ -50,6 +50,7 @@ use crate::remote::connect::Agents;
 use crate::remote::hosts::Hosts;
 use crate::remote::protocol::{AgentEvent, Answer, Op};
 
+mod hosted;
 mod on_host;
 
 /// How often the agents are asked for their processes' states (besides their exit events).
@@ -125,6 +126,8 @@ pub(super) struct Remote {
     folder: PathBuf,
     /// The disk and clock faults in force on the nodes, as their agents last answered ([`disk`]).
     host_faults: disk::HostFaults,
+    /// Each host's ssh, in the agents' order (its forwards shared with the connection's: [`hosted`]).
+    ssh: Vec<crate::remote::ssh::SshHost>,
 }
 
 /// Where the trace was last read up to: one cursor per host.
@@ -207,6 +210,7 @@ impl Remote {
             faults: Mutex::new(BTreeMap::new()),
             next_fault: AtomicU64::new(1),
             own_exe: std::env::current_exe().ok(),
+            ssh: all.hosts.iter().map(|(h, _)| h.clone()).collect(),
             connections: tokio::sync::Mutex::new(Some(all)),
             folder,
             lost_told: Mutex::new(BTreeMap::new()),

@@ -35,9 +35,7 @@ impl Cluster {
         let started = Instant::now();
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("cannot create cluster directory {}", spec.dir.display()))?;
-        if let Some(hosts) = &spec.hosts {
-            refuse_remote(&spec, hosts)?;
-        } else if !spec.node_program.exists() {
+        if spec.hosts.is_none() && !spec.node_program.exists() {
             bail!(
                 "node program {} does not exist (node kind `{}`); {}",
                 spec.node_program.display(),
@@ -55,8 +53,9 @@ impl Cluster {
         } else {
             None
         };
-        if spec.hosts.is_none() && spec.kind.peers.classifier == "maelstrom" {
-            // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment.
+        if spec.kind.peers.classifier == "maelstrom" {
+            // Maelstrom nodes may call squall's kv services; their bridges learn where from the environment
+            // (on other hosts, a port of the host's loopback that ssh forwards here: `ready_hosts`).
             crate::kind::maelstrom::service::start(spec.seed)
                 .await
                 .context("starting the Maelstrom kv services")?;
@@ -136,6 +135,10 @@ impl Cluster {
                 // Nodes an earlier session added: on the host that ran them (`hosts-placed`).
                 for text in super::placement::place_resumed(&procs, hosts, &spec.dir, &ids) {
                     say(text);
+                }
+                if let Err(e) = ready_hosts(&remote, &spec).await {
+                    procs.shutdown(Duration::from_secs(2)).await;
+                    return Err(anyhow!(e));
                 }
                 (procs, Links::Remote(remote))
             }
@@ -364,6 +367,7 @@ impl Cluster {
         }
         if spec.kind.peers.classifier == "maelstrom"
             && let Some(addr) = crate::kind::maelstrom::service::address()
+                .and_then(|here| self.inner.procs.services_for(id, here))
         {
             env.push((
                 crate::kind::maelstrom::service::ENV.into(),
@@ -744,17 +748,23 @@ impl Cluster {
     }
 }
 
-/// What this build cannot run on other hosts yet, refused before any host is reached: the message says what
-/// and what to do instead.
-fn refuse_remote(spec: &ClusterSpec, hosts: &crate::remote::hosts::Hosts) -> anyhow::Result<()> {
-    let on = format!("--hosts/--host ({} hosts)", hosts.hosts.len());
-    let kind = &spec.kind;
-    if kind.peers.classifier == "maelstrom" {
-        bail!(
-            "{on}: node kind `{}` (Maelstrom) reaches squall's kv services on this machine's loopback, which \
-             its nodes on other hosts cannot: drop --hosts",
-            kind.name
-        );
+/// Readies the hosts before any node starts: a Maelstrom kind's node program is on each host, and a Maelstrom kind's
+/// kv services are forwarded to each host's loopback over its ssh. `Err` for a person (exit 2), naming the
+/// host and the path.
+async fn ready_hosts(remote: &Remote, spec: &ClusterSpec) -> Result<(), String> {
+    // The node program itself was looked for already (`Procs::check_program`: a bare name on the host's PATH).
+    let programs: Vec<_> = crate::kind::maelstrom_program_of(&spec.kind)
+        .into_iter()
+        .collect();
+    remote.check_programs(&programs).await?;
+    if spec.kind.peers.classifier == "maelstrom"
+        && let Some(here) = crate::kind::maelstrom::service::address()
+    {
+        remote.forward_to_hosts(here).await.map_err(|e| {
+            format!(
+                "{e}; a Maelstrom node on a host reaches squall's kv services through that forward"
+            )
+        })?;
     }
     Ok(())
 }

@@ -42,6 +42,16 @@ pub fn needs_program(kind: &Kind) -> Result<(), String> {
     Ok(())
 }
 
+/// The Maelstrom node program `kind` runs (what [`kind_for`] gave it), if it is a Maelstrom kind with one. On
+/// other hosts it must be at the same path (issue 24).
+pub fn program_of(kind: &Kind) -> Option<std::path::PathBuf> {
+    if kind.name != KIND {
+        return None;
+    }
+    let at = kind.args.iter().position(|a| a == "--program")?;
+    kind.args.get(at + 1).map(std::path::PathBuf::from)
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -11,7 +11,9 @@ pub mod drivers;
 pub mod etcd;
 pub mod maelstrom;
 mod maelstrom_kind;
-pub use maelstrom_kind::{kind_for as maelstrom_kind_for, needs_program};
+pub use maelstrom_kind::{
+    kind_for as maelstrom_kind_for, needs_program, program_of as maelstrom_program_of,
+};
 mod file;
 pub mod http_json;
 pub mod json_tag;

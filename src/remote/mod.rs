@@ -5,6 +5,7 @@
 pub mod client;
 pub mod connect;
 pub mod fleet;
+pub mod forward;
 pub mod hosts;
 pub mod protocol;
 pub mod ssh;

@@ -269,6 +269,13 @@ pub enum Op {
         /// The program as the kind (or `--node-bin`) names it.
         program: String,
     },
+    /// Whether each of `paths` is an executable file on this host (the programs its nodes will run, checked
+    /// before anything starts). Answered with [`Answer::Notes`]: one line per path that is not, empty when
+    /// all are.
+    Programs {
+        /// Absolute paths on the host.
+        paths: Vec<String>,
+    },
 }
 
 /// What to do with a node's fault filesystem ([`Op::Disk`]).

@@ -6,6 +6,7 @@
 //! (keys, agents, `Host` aliases, jump hosts, ProxyCommand, known hosts), squall needs nothing from SSH but a
 //! byte pipe to one remote command, and it adds no dependency to audit.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::client::AgentClient;
+use super::forward::{Forwards, Mux};
 use super::hosts::Host;
 use super::protocol::{AgentEvent, Answer, Op};
 
@@ -35,6 +37,8 @@ pub struct SshHost {
     control_dir: PathBuf,
     /// The squall executable the host must run (copied there when it differs); `None`: this one.
     exe: Option<PathBuf>,
+    /// The remote forwards of its connection ([`super::forward`]), shared by every clone.
+    forwards: Forwards,
 }
 
 /// A running agent: its client, its events, and the ssh process carrying it (killed when dropped).
@@ -151,6 +155,7 @@ impl SshHost {
             host,
             control_dir: control_dir.to_path_buf(),
             exe: None,
+            forwards: Default::default(),
         }
     }
 
@@ -333,8 +338,14 @@ impl SshHost {
         let (_, local) = self.local()?;
         let bin = shell_quote(&self.remote_bin());
         let dir = shell_quote(&self.host.dir);
-        self.open(&format!("exec {bin} agent --attach {dir}"), &local)
-            .await
+        let conn = self
+            .open(&format!("exec {bin} agent --attach {dir}"), &local)
+            .await?;
+        // A new master has none of the old one's forwards: the services' forward is made again (issue 24).
+        for said in self.remake_forwards().await {
+            tracing::warn!(host = %self.host.label, "{said}");
+        }
+        Ok(conn)
     }
 
     /// Runs `command` (an agent, or a relay to one) over ssh and greets the agent.
@@ -419,8 +430,45 @@ impl SshHost {
         })
     }
 
+    /// How [`super::forward`] reaches this host's master.
+    fn mux<'a>(&'a self, ssh: &'a (dyn Fn(&[&str]) -> Command + Sync)) -> Mux<'a> {
+        Mux {
+            ssh,
+            label: &self.host.label,
+            dest: &self.host.ssh,
+        }
+    }
+
+    /// Forwards TCP port `local` of this machine's loopback to a port the host allocates on its own loopback
+    /// (`ssh -O forward -R 127.0.0.1:0:127.0.0.1:LOCAL` through the control socket, [`super::forward`]);
+    /// returns the address a program on the host connects to (`127.0.0.1:PORT`, the host's loopback). Asking
+    /// again for the same `local` answers the same address. Needs the host's multiplexed connection (made by
+    /// [`SshHost::connect`]). `Err` names the host and what to check.
+    pub async fn forward_here(&self, local: u16) -> Result<SocketAddr, String> {
+        let ssh = |args: &[&str]| self.ssh(args);
+        self.forwards.forward_here(&self.mux(&ssh), local).await
+    }
+
+    /// The host's address of the forward of `local`, if one was made.
+    pub fn forwarded(&self, local: u16) -> Option<SocketAddr> {
+        self.forwards.forwarded(local)
+    }
+
+    /// Makes every forward again after a reconnect; what changed or failed, for a person.
+    async fn remake_forwards(&self) -> Vec<String> {
+        let ssh = |args: &[&str]| self.ssh(args);
+        self.forwards.remake(&self.mux(&ssh)).await
+    }
+
+    /// Cancels every forward of this host (before its master closes).
+    pub async fn cancel_forwards(&self) {
+        let ssh = |args: &[&str]| self.ssh(args);
+        self.forwards.cancel(&self.mux(&ssh)).await
+    }
+
     /// Closes the host's multiplexing master at once (else it ends on its own shortly after its last session).
     pub async fn close_master(&self) {
+        self.cancel_forwards().await;
         let mut c = self.ssh(&["-O", "exit"]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         let _ = tokio::time::timeout(Duration::from_secs(5), c.status()).await;

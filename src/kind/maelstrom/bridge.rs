@@ -333,12 +333,12 @@ async fn serve(args: BridgeArgs) -> anyhow::Result<u8> {
     ids.sort_unstable();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let peer_listener = TcpListener::bind("127.0.0.1:0")
+    let peer_listener = TcpListener::bind(args.listen)
         .await
-        .context("binding the peer port")?;
-    let client_listener = TcpListener::bind("127.0.0.1:0")
+        .with_context(|| format!("binding the peer port on {}", args.listen))?;
+    let client_listener = TcpListener::bind(args.listen)
         .await
-        .context("binding the client port")?;
+        .with_context(|| format!("binding the client port on {}", args.listen))?;
     let mut child = tokio::process::Command::new(&args.program)
         .current_dir(&args.data_dir)
         .stdin(Stdio::piped())
