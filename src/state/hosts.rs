@@ -101,6 +101,12 @@ mod tests {
         ));
         assert_eq!(s.nodes[&2].host_unreachable.as_deref(), Some("db-2"));
         assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+        // The console's `status` says so too, and guesses nothing.
+        let line = crate::state::describe_node(&s.nodes[&2]);
+        assert!(
+            line.starts_with("n2 unreachable (host db-2 does not answer; last known: "),
+            "{line}"
+        );
         s.apply(&host(20, HostChange::Reconnecting { attempt: 1 }));
         s.apply(&host(
             30,
@@ -112,6 +118,7 @@ mod tests {
         ));
         s.apply(&host(40, HostChange::Back { pid: 4242 }));
         assert_eq!(s.nodes[&2].host_unreachable, None);
+        assert!(!crate::state::describe_node(&s.nodes[&2]).contains("unreachable"));
         let texts: Vec<(FeedKind, String)> =
             s.feed.iter().map(|l| (l.kind, l.text.clone())).collect();
         let want = [
