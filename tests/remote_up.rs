@@ -304,3 +304,42 @@ fn a_host_whose_sshd_stops_and_cable_is_pulled_is_unreachable_refused_and_recove
     });
     quit_leaving_nothing(&w, s);
 }
+
+/// A deliberate restart on hosts is not a fault (tester 7): `restart 2`, `wipe 4` and `restart all` said
+/// `n2 unreachable: the connection to the server was already shutdown` then `n2 answers again` on hosts,
+/// where locally the same restarts say neither. Their feed has no `unreachable` line.
+#[test]
+fn a_restart_a_wipe_and_restart_all_on_hosts_tell_no_node_unreachable() {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &[]);
+    let from = s.out.seen.len();
+    let answering = |ids: &'static [u64]| {
+        move |ns: &std::collections::BTreeMap<u64, support::session::Node>| {
+            ids.iter()
+                .all(|id| ns.get(id).is_some_and(|n| n.running))
+                .then_some(())
+        }
+    };
+    s.ok("restart 2");
+    s.until("n2 answering after its restart", answering(&[2]));
+    s.ok("wipe 4");
+    s.until("n4 answering after its wipe", answering(&[4]));
+    s.ok("restart all");
+    s.until(
+        "every node answering after restart all",
+        answering(&[1, 2, 3, 4, 5]),
+    );
+    let told: Vec<&String> = s.out.seen[from..]
+        .iter()
+        .filter(|l| l.contains(" unreachable") || l.contains("answers again"))
+        .collect();
+    assert!(
+        told.is_empty(),
+        "a deliberate restart was told as a fault:\n{}",
+        told.iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    quit_leaving_nothing(&w, s);
+}

@@ -520,9 +520,18 @@ impl Procs {
                 .await
                 .map_err(|e| e.to_string()),
             Procs::Remote(r) => {
+                let old = match self.state(id) {
+                    Some(ProcState::Running { pid } | ProcState::Paused { pid }) => Some(pid),
+                    _ => None,
+                };
+                let exits = r.exits.subscribe();
                 r.set_state(id, ProcState::Restarting);
                 match r.call(id, Op::Restart { node: id, wipe }).await {
                     Ok(Answer::Pid { pid }) => {
+                        // The old process's exit is told before the new one runs, as here (see the function).
+                        if let Some(old) = old {
+                            fleet::exit_told(exits, id, old).await;
+                        }
                         r.set_state(id, ProcState::Running { pid });
                         Ok(pid)
                     }

@@ -111,6 +111,28 @@ impl Remote {
     }
 }
 
+/// Waits (up to 2 s) until `exits` carries node `node`'s exit of process `pid`. A restart's old process is
+/// reaped before the agent starts the new one and its exit event goes out first, but it reaches the session
+/// through the fleet on another path than the restart's answer: waited for, the session hears `killed` before
+/// `running`, as a local restart tells it, not a running node then marked killed.
+pub(super) async fn exit_told(
+    mut exits: tokio::sync::broadcast::Receiver<squall_chaos::ExitEvent>,
+    node: u64,
+    pid: u32,
+) {
+    let name = super::name(node);
+    let seen = async {
+        loop {
+            match exits.recv().await {
+                Ok(e) if e.name == name && e.pid == pid => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), seen).await;
+}
+
 /// Sends `op` through `client` and logs a refusal when it comes.
 fn queue(client: &AgentClient, op: Op) {
     let answer = client.queue(op, DEADLINE);

@@ -631,6 +631,13 @@ impl Cluster {
         if wipe && self.inner.disks.enabled() {
             self.wipe_disk(id).await?;
         }
+        // The addresses known are the old process's: until the new one is ready (`await_listening`) there is
+        // nothing to poll. Polled meanwhile, the old API connection answers `already shutdown` while the node
+        // shows running, and the feed told a deliberate restart as `n2 unreachable` then `n2 answers again`:
+        // on other hosts, where the new addresses take round trips to the agent to read, every time (tester 7).
+        if let Some(slot) = self.inner.slots.lock().unwrap().get_mut(&id) {
+            slot.addrs = None;
+        }
         let pid = self
             .inner
             .procs
