@@ -344,6 +344,15 @@ impl Fleet {
     }
 }
 
+impl Drop for Fleet {
+    /// A fleet dropped without [`Fleet::stop`] (a cluster that failed to start, a panic) stops pinging and
+    /// reconnecting: its ssh connections end, and each agent stops its nodes after its grace period, as when
+    /// the controller dies.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 /// Keeps host `i` connected until `stop`; returns its connection then, if it has one.
 async fn keep(
     i: usize,
