@@ -44,7 +44,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
     }
     // Diagnostics go to standard error, which ssh carries back to the controller.
     let _ = tracing_subscriber::fmt()
-        .with_writer(|| QuietStderr)
+        .with_writer(|| Diagnostics)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -61,6 +61,25 @@ pub fn run(args: AgentArgs) -> ExitCode {
     // exit.
     rt.shutdown_background();
     code
+}
+
+/// Standard error that never fails. Once the controller's ssh is gone nothing reads it, and the first
+/// diagnostic after that ("the controller is gone; keeping the nodes…") must not end the agent: a write error
+/// makes tracing-subscriber say so on standard error with `eprintln!`, which panics on the broken pipe, and the
+/// panic took the agent and its nodes down at once (issue 24: a host whose ssh sessions were killed was lost,
+/// never reconnected).
+struct Diagnostics;
+
+impl std::io::Write for Diagnostics {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// Where a message goes: the channel of the controller attached now, or (while none is) a backlog of events
@@ -882,24 +901,6 @@ fn find_program(program: &str) -> Result<PathBuf, String> {
                 path.to_string_lossy()
             )
         })
-}
-
-/// Standard error whose writes never fail. Once the controller's ssh connection is gone (its master killed,
-/// the network down), nobody reads the agent's diagnostics, and a failed write must not end the agent that
-/// keeps its nodes for a controller to come back: tracing-subscriber reports a failed write with `eprintln!`,
-/// which panics on a closed standard error (seen: the agent died at its "controller is gone" warning).
-struct QuietStderr;
-
-impl std::io::Write for QuietStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::Write::flush(&mut std::io::stderr());
-        Ok(())
-    }
 }
 
 /// What is wrong with `path` as a program this host runs, for a person (`None` when it is an executable file).

@@ -388,68 +388,60 @@ fn figures() {
             "local_runs_ms": local.iter().map(|t| t.round()).collect::<Vec<_>>(),
             "local_median_ms": median(&local).round()})
     );
+}
 
-    // How long an unreachable host takes to show: the fleet (src/remote/fleet.rs, what reports a host
-    // unreachable) over host1's agent, 5 trials each of two ways to lose it: its cable unplugged (nothing
-    // answers; the pings time out) and its ssh sessions killed (the connection ends).
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// How long an unreachable host takes to show in `squall up --hosts`'s feed, printed as a JSON line (run with
+/// `cargo test --test remote_netns figures -- --ignored --nocapture`, which runs [`figures`] too): five nodes on
+/// three hosts, host1 lost in one of two ways, 5 trials each, timed from the loss to the headless console's
+/// `host host1 unreachable` line as the test reads it (the console holds each line 300 ms to print lines in
+/// the order they happened; the dashboard shows the state at its next redraw): its ssh sessions killed (the
+/// connection ends), then its cable unplugged on the bridge (nothing answers; the pings time out). After each
+/// trial host1 comes back (`back` line) before the next.
+#[test]
+#[ignore = "prints the figures for BENCHMARKS.md; needs root and a quiet machine"]
+fn figures_unreachable_through_up() {
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let mut s = Up::new(&["-n", "5", "--hosts", hosts.to_str().unwrap()])
+        .dir(w.path().join("cluster"))
+        .wait(Duration::from_secs(60))
+        .start();
+    let host1 = w.host(0).alias.clone();
     let mut shown = std::collections::BTreeMap::<&str, Vec<f64>>::new();
-    for how in ["cable", "ssh"] {
+    for how in ["ssh", "cable"] {
         for _ in 0..5 {
-            let took = rt.block_on(async {
-                use squall::remote::fleet::{Fleet, HostEvent};
-                let control = squall::remote::ssh::control_dir().unwrap();
-                let host = squall::remote::hosts::Host {
-                    label: "host1".into(),
-                    ssh: "host1".into(),
-                    identity: None,
-                    ssh_config: Some(w.ssh_config()),
-                    dir: w.host(0).dir.display().to_string(),
-                    nodes: vec![1],
-                    address: Some(IpAddr::V4(w.host(0).addr)),
-                };
-                let h = squall::remote::ssh::SshHost::new(host, &control)
-                    .with_exe(std::path::Path::new(SQUALL));
-                let conn = h.connect(&|_: String| {}).await.unwrap();
-                let (fleet, mut events) = Fleet::start(
-                    squall::remote::connect::Agents::from_connections(vec![(h, conn)], control),
-                );
-                let t0 = std::time::Instant::now();
-                if how == "cable" {
-                    w.cable(0, false);
-                } else {
-                    w.drop_ssh_sessions(0);
-                }
-                let took = loop {
-                    match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-                        Ok(Some(HostEvent::Unreachable { .. })) => {
-                            break t0.elapsed().as_secs_f64() * 1000.0;
-                        }
-                        Ok(Some(_)) => continue,
-                        other => panic!("host1 never shown unreachable ({how}): {other:?}"),
-                    }
-                };
-                w.cable(0, true);
-                // Stopped only once reconnected (or lost: no agent left): a fleet stopped while it reconnects
-                // leaves the agent to its grace period, and the next trial's agent would find it still in
-                // host1's directory.
-                loop {
-                    match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-                        Ok(Some(HostEvent::Reconnected { .. } | HostEvent::Lost { .. })) => break,
-                        Ok(Some(_)) => continue,
-                        other => panic!("host1 never reconnected ({how}): {other:?}"),
-                    }
-                }
-                fleet.stop().await;
-                took
-            });
-            shown.entry(how).or_default().push(took);
+            let t0 = std::time::Instant::now();
+            if how == "cable" {
+                w.cable(0, false);
+            } else {
+                w.drop_ssh_sessions(0);
+            }
+            s.out.wait_for(
+                &format!("host1 unreachable ({how})"),
+                Duration::from_secs(30),
+                |l| {
+                    l.contains(&format!("host {host1} unreachable"))
+                        .then_some(())
+                },
+            );
+            shown
+                .entry(how)
+                .or_default()
+                .push(t0.elapsed().as_secs_f64() * 1000.0);
+            // Back within the agent's grace period (10 s), so the next trial finds the same agent.
+            w.cable(0, true);
+            s.out.wait_for(
+                &format!("host1 back ({how})"),
+                Duration::from_secs(30),
+                |l| l.contains(&format!("host {host1} back")).then_some(()),
+            );
         }
     }
+    let _ = s.quit();
     let left = w.wait_hosts_empty(Duration::from_secs(30));
     assert!(left.is_empty(), "still running: {left:?}");
     println!(
-        "unreachable shown after: {}",
+        "unreachable shown in up --hosts after: {}",
         serde_json::json!({
             "cable_unplugged_ms": shown["cable"].iter().map(|t| t.round()).collect::<Vec<_>>(),
             "ssh_killed_ms": shown["ssh"].iter().map(|t| t.round()).collect::<Vec<_>>()})

@@ -531,3 +531,182 @@ fn nodes_added_replaced_and_removed_on_three_hosts_run_where_placed_and_lin_kv_s
     );
     quit_leaving_nothing(&w, s);
 }
+
+/// The first output line from index `from` on that `f` accepts: one already read (a listing may have read past
+/// it), else the next one, waited for up to `timeout`.
+fn feed_line(
+    s: &mut Session,
+    from: usize,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(&str) -> bool,
+) -> String {
+    if let Some(l) = s.out.seen[from.min(s.out.seen.len())..]
+        .iter()
+        .find(|l| f(l))
+    {
+        return l.clone();
+    }
+    s.out
+        .wait_for(what, timeout, |l| f(l).then(|| l.to_string()))
+}
+
+/// The pids `status` shows for `nodes`, in order; fails the test for a node without one.
+fn status_pids(s: &mut Session, nodes: &[u64]) -> Vec<u32> {
+    let listing = s.listing("status", "status:");
+    nodes
+        .iter()
+        .map(|n| {
+            let line = listing
+                .iter()
+                .find(|l| l.starts_with(&format!("n{n} ")))
+                .unwrap_or_else(|| panic!("no status line for n{n}: {listing:#?}"));
+            support::session::parse_node(line)
+                .and_then(|p| p.pid)
+                .unwrap_or_else(|| panic!("no pid in {line:?}"))
+        })
+        .collect()
+}
+
+/// Issue 24 through `up --hosts`: host1's ssh sessions are killed (what a host that went down takes with it).
+/// The feed says host1 is unreachable, squall reconnects to the agent that kept its nodes — the same node
+/// processes — and its nodes take commands again, their exits followed through the new connection.
+#[test]
+fn a_host_whose_ssh_sessions_die_is_shown_unreachable_then_back_with_the_same_node_processes() {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &[]);
+    let host1 = w.host(0).alias.clone();
+    let before = status_pids(&mut s, &[1, 2]);
+    let from = s.out.seen.len();
+    w.drop_ssh_sessions(0);
+    let t0 = std::time::Instant::now();
+    let gone = feed_line(
+        &mut s,
+        from,
+        "host1 shown unreachable",
+        Duration::from_secs(10),
+        |l| l.contains(&format!("host {host1} unreachable")),
+    );
+    eprintln!("shown unreachable after {:?}: {gone}", t0.elapsed());
+    assert!(gone.contains("n1, n2 unreachable"), "{gone}");
+    let back = feed_line(&mut s, from, "host1 back", Duration::from_secs(30), |l| {
+        l.contains(&format!("host {host1} back"))
+    });
+    eprintln!("back after {:?}: {back}", t0.elapsed());
+    // The same agent kept the same node processes.
+    assert_eq!(status_pids(&mut s, &[1, 2]), before, "{back}");
+    for p in &before {
+        assert!(w.processes(0).contains(p), "pid {p} is gone from host1");
+    }
+    // Commands reach host1 through the new connection, and its exits are followed again.
+    s.ok("kill 2");
+    s.until("n2 shown killed", |ns| {
+        ns.get(&2)
+            .is_some_and(|n| n.line.starts_with("n2 killed"))
+            .then_some(())
+    });
+    s.ok("restart 2");
+    s.until("n2 running again", |ns| {
+        ns.get(&2).is_some_and(|n| n.running).then_some(())
+    });
+    quit_leaving_nothing(&w, s);
+}
+
+/// Issue 24 through `up --hosts`: host1's sshd stops and its cable is pulled. The feed says host1 is
+/// unreachable, its nodes show so in `status` (never guessed), commands on them are refused naming the host,
+/// the other hosts go on taking commands; when sshd and the cable are back, so is the host, with the same
+/// node processes.
+#[test]
+fn a_host_whose_sshd_stops_and_cable_is_pulled_is_unreachable_refused_and_recovers_when_both_return()
+ {
+    let Some(mut w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &[]);
+    let host1 = w.host(0).alias.clone();
+    let before = status_pids(&mut s, &[1, 2]);
+    let from = s.out.seen.len();
+    w.stop_sshd(0);
+    w.cable(0, false);
+    let t0 = std::time::Instant::now();
+    let gone = feed_line(
+        &mut s,
+        from,
+        "host1 shown unreachable",
+        Duration::from_secs(10),
+        |l| l.contains(&format!("host {host1} unreachable")),
+    );
+    eprintln!("shown unreachable after {:?}: {gone}", t0.elapsed());
+    // Its agent keeps the nodes for its grace period (10 s) after the last ping: what follows is quick.
+    let refused = s.refused("kill 1");
+    assert!(
+        refused.contains(&format!("host {host1} is unreachable"))
+            && refused.contains("nothing was done"),
+        "{refused}"
+    );
+    let refused = s.refused("cut 3->2");
+    assert!(refused.contains(&format!("host {host1}")), "{refused}");
+    let line = s.node_line(2);
+    assert!(
+        line.starts_with(&format!("n2 unreachable (host {host1} does not answer")),
+        "{line}"
+    );
+    // The other hosts keep working.
+    s.ok("pause 5");
+    s.ok("resume 5");
+    s.ok("cut 3->5");
+    s.heal_all();
+    w.cable(0, true);
+    w.start_sshd(0);
+    let back = feed_line(&mut s, from, "host1 back", Duration::from_secs(30), |l| {
+        l.contains(&format!("host {host1} back"))
+    });
+    eprintln!("back after {:?}: {back}", t0.elapsed());
+    assert_eq!(status_pids(&mut s, &[1, 2]), before, "{back}");
+    s.ok("pause 1");
+    s.ok("resume 1");
+    s.until("n1 and n2 answering again", |ns| {
+        [1, 2]
+            .iter()
+            .all(|id| ns.get(id).is_some_and(|n| n.running))
+            .then_some(())
+    });
+    quit_leaving_nothing(&w, s);
+}
+
+/// A deliberate restart on hosts is not a fault (tester 7): `restart 2`, `wipe 4` and `restart all` said
+/// `n2 unreachable: the connection to the server was already shutdown` then `n2 answers again` on hosts,
+/// where locally the same restarts say neither. Their feed has no `unreachable` line.
+#[test]
+fn a_restart_a_wipe_and_restart_all_on_hosts_tell_no_node_unreachable() {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &[]);
+    let from = s.out.seen.len();
+    let answering = |ids: &'static [u64]| {
+        move |ns: &std::collections::BTreeMap<u64, support::session::Node>| {
+            ids.iter()
+                .all(|id| ns.get(id).is_some_and(|n| n.running))
+                .then_some(())
+        }
+    };
+    s.ok("restart 2");
+    s.until("n2 answering after its restart", answering(&[2]));
+    s.ok("wipe 4");
+    s.until("n4 answering after its wipe", answering(&[4]));
+    s.ok("restart all");
+    s.until(
+        "every node answering after restart all",
+        answering(&[1, 2, 3, 4, 5]),
+    );
+    let told: Vec<&String> = s.out.seen[from..]
+        .iter()
+        .filter(|l| l.contains(" unreachable") || l.contains("answers again"))
+        .collect();
+    assert!(
+        told.is_empty(),
+        "a deliberate restart was told as a fault:\n{}",
+        told.iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    quit_leaving_nothing(&w, s);
+}

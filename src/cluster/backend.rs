@@ -42,14 +42,18 @@ use squall_chaos::{
 use tokio::sync::broadcast;
 
 use super::files;
-use crate::remote::client::AgentClient;
 
 #[path = "backend_disk.rs"]
 mod disk;
 use crate::remote::connect::Agents;
+use crate::remote::fleet::Fleet;
 use crate::remote::hosts::Hosts;
 use crate::remote::protocol::{AgentEvent, Answer, Op};
 
+/// Following the hosts through the fleet: which hosts are reachable now, what waits for one that is not, what
+/// happens when one is back.
+#[path = "backend_fleet.rs"]
+mod fleet;
 mod hosted;
 mod on_host;
 
@@ -91,10 +95,9 @@ pub(super) enum Links {
     Remote(Arc<Remote>),
 }
 
-/// One host's agent as the backend uses it.
+/// One host's agent as the backend uses it (its client is the fleet's current one: [`Remote::client`]).
 struct Agent {
     label: String,
-    client: AgentClient,
     /// The agent's directory on the host (absolute, as its `hello` said).
     dir: PathBuf,
 }
@@ -118,8 +121,15 @@ pub(super) struct Remote {
     next_fault: AtomicU64,
     /// squall's own executable here: a node program equal to it runs as the agent's own on the host.
     own_exe: Option<PathBuf>,
-    /// The ssh connections, taken by [`Procs::shutdown`].
-    connections: tokio::sync::Mutex<Option<Agents>>,
+    /// Every host's agent, kept connected (pings, unreachable hosts, reconnects); stopped by
+    /// [`Procs::shutdown`].
+    fleet: Fleet,
+    /// Per host, whether squall sends to it now, and what waits for it meanwhile ([`fleet`]).
+    reach: Mutex<Vec<fleet::Reach>>,
+    /// What happened to the hosts, for the session's feed; taken once by [`Procs::host_events`].
+    host_events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::state::Event>>>,
+    /// Per host, its link counters as last read, for a read that has to skip it ([`Remote::refresh`]).
+    last_links: Mutex<Vec<Vec<LinkStats>>>,
     /// Per link, the `held_lost` already told ([`lost_since`]).
     lost_told: Mutex<BTreeMap<LinkId, u64>>,
     /// The cluster's folder under every agent's directory ([`super::files::hosts_dir_name`]).
@@ -148,11 +158,10 @@ impl Remote {
         labels: Vec<&'static str>,
         say: &(dyn Fn(String) + Sync),
     ) -> Result<Arc<Remote>, String> {
-        let mut all = Agents::start(hosts, say).await?;
+        let all = Agents::start(hosts, say).await?;
         let mut agents = Vec::new();
-        let mut events = Vec::new();
         let mut failed = None;
-        for (h, c) in all.hosts.iter_mut() {
+        for (h, c) in all.hosts.iter() {
             let dir = match &c.hello {
                 Answer::Hello { dir, pid, .. } => {
                     say(format!(
@@ -169,8 +178,6 @@ impl Remote {
                 }
                 _ => PathBuf::from(&h.host.dir),
             };
-            let (_, none) = tokio::sync::mpsc::unbounded_channel();
-            events.push(std::mem::replace(&mut c.events, none));
             let op = Op::Network {
                 kind: kind.clone(),
                 seed,
@@ -183,7 +190,6 @@ impl Remote {
             }
             agents.push(Agent {
                 label: h.host.label.clone(),
-                client: c.client.clone(),
                 dir,
             });
         }
@@ -197,7 +203,16 @@ impl Remote {
                 host_of.insert(n, i);
             }
         }
+        // From here the fleet holds the connections: it pings, reconnects, and hands on the agents' events.
+        let ssh = all.hosts.iter().map(|(h, _)| h.clone()).collect();
+        let (fleet, host_events) = Fleet::start(all);
+        let (to_feed, feed) = tokio::sync::mpsc::unbounded_channel();
+        let hosts_n = agents.len();
         let remote = Arc::new(Remote {
+            reach: Mutex::new((0..hosts_n).map(|_| fleet::Reach::default()).collect()),
+            last_links: Mutex::new(vec![Vec::new(); hosts_n]),
+            host_events: Mutex::new(Some(feed)),
+            fleet,
             agents,
             host_of: Mutex::new(host_of),
             states: Mutex::new(BTreeMap::new()),
@@ -210,16 +225,19 @@ impl Remote {
             faults: Mutex::new(BTreeMap::new()),
             next_fault: AtomicU64::new(1),
             own_exe: std::env::current_exe().ok(),
-            ssh: all.hosts.iter().map(|(h, _)| h.clone()).collect(),
-            connections: tokio::sync::Mutex::new(Some(all)),
+            ssh,
             folder,
             lost_told: Mutex::new(BTreeMap::new()),
             host_faults: disk::HostFaults::default(),
         });
-        for rx in events {
-            tokio::spawn(follow_exits(Arc::downgrade(&remote), rx));
+        tokio::spawn(fleet::follow_hosts(
+            Arc::downgrade(&remote),
+            host_events,
+            to_feed,
+        ));
+        for h in 0..hosts_n {
+            tokio::spawn(refresh_states(Arc::downgrade(&remote), h));
         }
-        tokio::spawn(refresh_states(Arc::downgrade(&remote)));
         Ok(remote)
     }
 
@@ -244,30 +262,24 @@ impl Remote {
         self.states.lock().unwrap().insert(node, (state, n));
     }
 
+    /// Asks node `node`'s agent; refused at once, naming the host, while that host is unreachable.
     async fn call(&self, node: u64, op: Op) -> Result<Answer, String> {
-        let (_, a) = self.agent_of(node)?;
-        a.client.call(op, DEADLINE).await
-    }
-
-    /// Sends `op` to host `h` now and logs a refusal when it comes (for callers that cannot wait).
-    fn send(&self, h: usize, op: Op) {
-        let a = &self.agents[h];
-        let answer = a.client.queue(op, DEADLINE);
-        let label = a.label.clone();
-        tokio::spawn(async move {
-            if let Err(e) = answer.await {
-                tracing::warn!(host = %label, error = %e, "an agent refused a change");
-            }
-        });
+        let (h, _) = self.agent_of(node)?;
+        let client = self.client(h).map_err(|e| format!("node {node}: {e}"))?;
+        client.call(op, DEADLINE).await
     }
 
     /// Every host's link counters and held frames, read now (held frames oldest first across hosts), and kept
     /// for the readers that cannot wait.
     async fn refresh(&self) -> (Vec<LinkStats>, Vec<HeldFrame>) {
-        let reads = self
-            .agents
-            .iter()
-            .map(|a| a.client.call(Op::Links, DEADLINE));
+        // A host that is unreachable is not asked (its counters are its last read, its held frames out of
+        // reach): the others answer without waiting for it.
+        let reads = (0..self.agents.len()).map(|h| async move {
+            match self.client(h) {
+                Ok(c) => Some(c.call(Op::Links, DEADLINE).await),
+                Err(_) => None,
+            }
+        });
         let mut stats: BTreeMap<LinkId, LinkStats> = BTreeMap::new();
         let mut held = Vec::new();
         for (h, r) in futures::future::join_all(reads)
@@ -275,28 +287,34 @@ impl Remote {
             .into_iter()
             .enumerate()
         {
-            match r {
-                Ok(Answer::Links {
-                    links,
-                    held: frames,
-                }) => {
-                    for s in links {
-                        match stats.get_mut(&s.link) {
-                            Some(into) => merge(into, s),
-                            None => {
-                                stats.insert(s.link, s);
-                            }
-                        }
+            let r = r.ok_or(());
+            let links = match &r {
+                Ok(Ok(Answer::Links { links, .. })) => {
+                    self.last_links.lock().unwrap()[h] = links.clone();
+                    links.clone()
+                }
+                _ => self.last_links.lock().unwrap()[h].clone(),
+            };
+            for s in links {
+                match stats.get_mut(&s.link) {
+                    Some(into) => merge(into, s),
+                    None => {
+                        stats.insert(s.link, s);
                     }
+                }
+            }
+            match r {
+                Err(()) => {}
+                Ok(Ok(Answer::Links { held: frames, .. })) => {
                     held.extend(frames.into_iter().map(|mut f| {
                         f.seq = tag(self.agents.len(), h, f.seq);
                         f
                     }));
                 }
-                Ok(other) => {
+                Ok(Ok(other)) => {
                     tracing::warn!(?other, "an agent answered `links` with something else")
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read a host's links"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot read a host's links"),
             }
         }
         let stats: Vec<LinkStats> = stats.into_values().collect();
@@ -319,9 +337,13 @@ impl Remote {
 
     /// Sends one stepping request per host and gathers the frames (their seqs tagged), oldest first.
     async fn stepped(&self, ops: Vec<(usize, Op)>) -> Vec<Stepped> {
-        let calls = ops
-            .into_iter()
-            .map(|(h, op)| async move { (h, self.agents[h].client.call(op, DEADLINE).await) });
+        let calls = ops.into_iter().map(|(h, op)| async move {
+            let answer = match self.client(h) {
+                Ok(c) => c.call(op, DEADLINE).await,
+                Err(e) => Err(e),
+            };
+            (h, answer)
+        });
         let mut out = Vec::new();
         for (h, r) in futures::future::join_all(calls).await {
             match r {
@@ -338,13 +360,9 @@ impl Remote {
     }
 }
 
-/// Turns one host's exit events into the cache's states and the exits every follower hears.
-async fn follow_exits(
-    remote: Weak<Remote>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<AgentEvent>,
-) {
-    while let Some(event) = rx.recv().await {
-        let Some(r) = remote.upgrade() else { return };
+/// Turns a host's exit event into the cache's state and the exit every follower hears.
+fn on_agent_event(r: &Remote, event: AgentEvent) {
+    {
         match event {
             AgentEvent::Exit {
                 node,
@@ -384,30 +402,13 @@ async fn follow_exits(
     }
 }
 
-/// Reads every host's process states every [`REFRESH`] until the backend is gone. A state read is taken only
-/// for a node nothing else changed since the read was sent (a reply or an exit event is newer).
-async fn refresh_states(remote: Weak<Remote>) {
+/// Reads host `h`'s process states every [`REFRESH`] until the backend is gone ([`Remote::read_states`]); one
+/// such task per host, so a host slow to answer delays no other, and an unreachable one is skipped.
+async fn refresh_states(remote: Weak<Remote>, h: usize) {
     loop {
         tokio::time::sleep(REFRESH).await;
         let Some(r) = remote.upgrade() else { return };
-        let asked = r.changes.load(Ordering::Relaxed);
-        let reads = r
-            .agents
-            .iter()
-            .map(|a| a.client.call(Op::Status, REFRESH * 4));
-        let answers = futures::future::join_all(reads).await;
-        for a in answers {
-            let Ok(Answer::Status { nodes, .. }) = a else {
-                continue;
-            };
-            let mut states = r.states.lock().unwrap();
-            for (node, state) in nodes {
-                let newer = states.get(&node).is_some_and(|(_, n)| *n >= asked);
-                if !newer {
-                    states.insert(node, (state, 0));
-                }
-            }
-        }
+        r.read_states(h).await;
     }
 }
 
@@ -491,6 +492,8 @@ impl Procs {
                     Some(ProcState::Running { .. } | ProcState::Paused { .. })
                 );
                 let (h, _) = r.agent_of(id)?;
+                // Never queued for a host that is unreachable: a kill done later is not this one.
+                r.client(h).map_err(|e| format!("node {id}: {e}"))?;
                 r.send(h, Op::Kill { node: id });
                 Ok(alive)
             }
@@ -541,9 +544,18 @@ impl Procs {
                 .await
                 .map_err(|e| e.to_string()),
             Procs::Remote(r) => {
+                let old = match self.state(id) {
+                    Some(ProcState::Running { pid } | ProcState::Paused { pid }) => Some(pid),
+                    _ => None,
+                };
+                let exits = r.exits.subscribe();
                 r.set_state(id, ProcState::Restarting);
                 match r.call(id, Op::Restart { node: id, wipe }).await {
                     Ok(Answer::Pid { pid }) => {
+                        // The old process's exit is told before the new one runs, as here (see the function).
+                        if let Some(old) = old {
+                            fleet::exit_told(exits, id, old).await;
+                        }
                         r.set_state(id, ProcState::Running { pid });
                         Ok(pid)
                     }
@@ -580,16 +592,12 @@ impl Procs {
         }
     }
 
-    /// Stops every node (SIGTERM, then SIGKILL after `grace`); remote, every agent too, and their ssh
-    /// connections.
+    /// Stops every node (SIGTERM, then SIGKILL after `grace`); remote, every agent too, through the fleet,
+    /// and their ssh connections (an agent unreachable then stops its nodes itself after its grace period).
     pub(super) async fn shutdown(&self, grace: Duration) {
         match self {
             Procs::Local(sup) => sup.shutdown(grace).await,
-            Procs::Remote(r) => {
-                if let Some(agents) = r.connections.lock().await.take() {
-                    agents.stop().await;
-                }
-            }
+            Procs::Remote(r) => r.fleet.stop().await,
         }
     }
 
@@ -993,11 +1001,13 @@ impl Links {
             }
             Links::Remote(r) => {
                 cursor.0.resize(r.agents.len(), 0);
-                let reads = r
-                    .agents
-                    .iter()
-                    .zip(cursor.0.iter())
-                    .map(|(a, &c)| a.client.call(Op::Trace { cursor: c }, DEADLINE));
+                // An unreachable host is read where its cursor left off once it is back.
+                let reads = cursor.0.iter().enumerate().map(|(h, &c)| async move {
+                    match r.client(h) {
+                        Ok(client) => client.call(Op::Trace { cursor: c }, DEADLINE).await,
+                        Err(e) => Err(e),
+                    }
+                });
                 let mut events = Vec::new();
                 let mut lost = 0;
                 for (h, answer) in futures::future::join_all(reads)

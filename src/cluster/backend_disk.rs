@@ -70,10 +70,11 @@ impl Procs {
     /// clocks), before any node starts. `Err` (for a person) names every host that cannot and why.
     pub(in crate::cluster) async fn check_disk_faults(&self) -> Result<(), String> {
         let r = self.on_hosts()?;
-        match r.connections.lock().await.as_ref() {
-            Some(agents) => agents.check_disk_faults().await,
-            None => Err("the hosts' agents were stopped".into()),
+        let mut hosts = Vec::new();
+        for (h, a) in r.agents.iter().enumerate() {
+            hosts.push((a.label.clone(), r.client(h)?));
         }
+        crate::remote::connect::check_disk_faults(hosts.into_iter()).await
     }
 
     /// Mounts node `id`'s fault filesystem on its host (`node_dir/disk` served at `node_dir/data`) and readies
@@ -196,7 +197,14 @@ impl Procs {
                 seed: if torn.is_some() { seed() } else { 0 },
             };
             let agent = &r.agents[h];
-            async move { (agent, nodes, agent.client.call(op, CUT_DEADLINE).await) }
+            let client = r.client(h);
+            async move {
+                let answer = match client {
+                    Ok(c) => c.call(op, CUT_DEADLINE).await,
+                    Err(e) => Err(e),
+                };
+                (agent, nodes, answer)
+            }
         });
         for (agent, nodes, answer) in futures::future::join_all(cuts).await {
             let label = &agent.label;

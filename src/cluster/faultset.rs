@@ -160,6 +160,8 @@ impl Cluster {
             _ => String::new(),
         };
         let (links, groups) = self.links_of(&pinned.target)?;
+        // A link's proxies run on its sender's host and its receiver's: both must take the fault now.
+        self.inner.links.reachable(&links)?;
         if links.is_empty() && !pinned.kind.is_zero() {
             // Nothing would be faulted, so the answer is not `ok`.
             return Err(format!(

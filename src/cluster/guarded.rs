@@ -37,6 +37,11 @@ impl Cluster {
             return Ok(());
         };
         let id = self.resolve(target)?;
+        // Its host does not answer: whatever the node is doing, squall cannot act on it (issue 24).
+        self.inner
+            .procs
+            .reachable(id)
+            .map_err(|e| format!("node {id}: {e}"))?;
         let procs = self
             .node_ids()
             .into_iter()

@@ -209,6 +209,9 @@ impl Cluster {
         for text in said.into_inner().unwrap() {
             cluster.emit(Event::Note { text });
         }
+        if let Some(hosts) = cluster.inner.procs.host_events() {
+            tokio::spawn(watch_hosts(cluster.clone(), hosts));
+        }
         let initial = if first_start {
             InitialState::New
         } else {
@@ -631,6 +634,8 @@ impl Cluster {
     }
 
     pub(super) async fn restart(&self, id: NodeId, wipe: bool) -> anyhow::Result<()> {
+        // A node on an unreachable host is neither stopped nor marked restarting: nothing is done.
+        self.inner.procs.reachable(id).map_err(|e| anyhow!(e))?;
         if self.disk_stalled(id) && self.alive(id) {
             // The kill would not end it: a process blocked in stalled I/O cannot exit until the disk answers.
             let what = if wipe { "wiped" } else { "restarted" };
@@ -667,6 +672,13 @@ impl Cluster {
         let named = self.restart_flags(id).await;
         if wipe && self.disk_faults_on() {
             self.wipe_disk(id).await?;
+        }
+        // The addresses known are the old process's: until the new one is ready (`await_listening`) there is
+        // nothing to poll. Polled meanwhile, the old API connection answers `already shutdown` while the node
+        // shows running, and the feed told a deliberate restart as `n2 unreachable` then `n2 answers again`:
+        // on other hosts, where the new addresses take round trips to the agent to read, every time (tester 7).
+        if let Some(slot) = self.inner.slots.lock().unwrap().get_mut(&id) {
+            slot.addrs = None;
         }
         let pid = self
             .inner
@@ -871,6 +883,20 @@ fn left_text(id: NodeId, code: Option<i32>, signal: Option<&str>) -> String {
         (None, None) => String::new(),
     };
     format!("n{id} left the cluster (removed; its process ended itself{how})")
+}
+
+/// Tells the session what happens to the hosts (`--hosts`): a host unreachable, reconnecting, back or lost.
+async fn watch_hosts(cluster: Cluster, mut hosts: mpsc::UnboundedReceiver<Event>) {
+    let mut stop = cluster.stopping();
+    loop {
+        tokio::select! {
+            e = hosts.recv() => match e {
+                Some(event) => cluster.emit(event),
+                None => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 pub(super) async fn watch_exits(cluster: Cluster) {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::client::AgentClient;
 use super::hosts::Hosts;
 use super::protocol::{Answer, Op};
 use super::ssh::{self, Connection, SshHost};
@@ -106,36 +107,12 @@ impl Agents {
     /// Asks every host whether it can serve `--disk-faults` (FUSE for the disks, squall's time shim for the
     /// clocks). `Err` (for a person, exit 2) names each host that cannot, and why.
     pub async fn check_disk_faults(&self) -> Result<(), String> {
-        let asks = self
-            .hosts
-            .iter()
-            .map(|(_, c)| c.client.call(Op::Capabilities, CAPABILITIES_DEADLINE));
-        let answers = futures::future::join_all(asks).await;
-        let mut refused = Vec::new();
-        for ((h, _), a) in self.hosts.iter().zip(answers) {
-            let label = &h.host.label;
-            match a {
-                Ok(Answer::Can { disk, clock }) => {
-                    if let Some(why) = disk {
-                        refused.push(format!("host {label} cannot serve disk faults: {why}"));
-                    }
-                    if let Some(why) = clock {
-                        refused.push(format!("host {label} cannot serve clock faults: {why}"));
-                    }
-                }
-                Ok(other) => refused.push(format!(
-                    "host {label}: the agent answered {other:?} when asked what it can serve"
-                )),
-                Err(e) => refused.push(e),
-            }
-        }
-        if refused.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "--disk-faults: {}; drop --disk-faults, or fix those hosts",
-            refused.join("; ")
-        ))
+        check_disk_faults(
+            self.hosts
+                .iter()
+                .map(|(h, c)| (h.host.label.clone(), c.client.clone())),
+        )
+        .await
     }
 
     /// Stops every agent (and so every node they run) and closes the ssh connections.
@@ -151,4 +128,40 @@ impl Agents {
         }
         let _ = std::fs::remove_dir_all(&self.control_dir);
     }
+}
+
+/// Asks each host (its label and its agent's client) whether it can serve `--disk-faults` (FUSE for the disks,
+/// squall's time shim for the clocks). `Err` (for a person, exit 2) names each host that cannot, and why.
+pub async fn check_disk_faults(
+    hosts: impl Iterator<Item = (String, AgentClient)>,
+) -> Result<(), String> {
+    let hosts: Vec<(String, AgentClient)> = hosts.collect();
+    let asks = hosts
+        .iter()
+        .map(|(_, c)| c.call(Op::Capabilities, CAPABILITIES_DEADLINE));
+    let answers = futures::future::join_all(asks).await;
+    let mut refused = Vec::new();
+    for ((label, _), a) in hosts.iter().zip(answers) {
+        match a {
+            Ok(Answer::Can { disk, clock }) => {
+                if let Some(why) = disk {
+                    refused.push(format!("host {label} cannot serve disk faults: {why}"));
+                }
+                if let Some(why) = clock {
+                    refused.push(format!("host {label} cannot serve clock faults: {why}"));
+                }
+            }
+            Ok(other) => refused.push(format!(
+                "host {label}: the agent answered {other:?} when asked what it can serve"
+            )),
+            Err(e) => refused.push(e),
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--disk-faults: {}; drop --disk-faults, or fix those hosts",
+        refused.join("; ")
+    ))
 }

@@ -174,7 +174,8 @@ type Slots = Arc<Mutex<Vec<Slot>>>;
 pub struct Fleet {
     slots: Slots,
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<Option<Connection>>>,
+    /// Taken by the first [`Fleet::stop`].
+    tasks: Mutex<Vec<tokio::task::JoinHandle<Option<Connection>>>>,
     control_dir: std::path::PathBuf,
 }
 
@@ -238,7 +239,7 @@ impl Fleet {
             Fleet {
                 slots,
                 stop,
-                tasks,
+                tasks: Mutex::new(tasks),
                 control_dir: agents.control_dir,
             },
             rx,
@@ -317,11 +318,13 @@ impl Fleet {
     }
 
     /// Stops every connected agent (and so every node it runs) and closes the ssh connections. An agent that
-    /// is unreachable stops its nodes on its own once its grace period passes without a controller.
-    pub async fn stop(self) {
+    /// is unreachable stops its nodes on its own once its grace period passes without a controller. A second
+    /// call finds nothing left to stop.
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         let mut conns = Vec::new();
-        for t in self.tasks {
+        for t in tasks {
             if let Ok(Some(c)) = t.await {
                 conns.push(c);
             }
@@ -338,6 +341,15 @@ impl Fleet {
             h.close_master().await;
         }
         let _ = std::fs::remove_dir_all(&self.control_dir);
+    }
+}
+
+impl Drop for Fleet {
+    /// A fleet dropped without [`Fleet::stop`] (a cluster that failed to start, a panic) stops pinging and
+    /// reconnecting: its ssh connections end, and each agent stops its nodes after its grace period, as when
+    /// the controller dies.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
 
@@ -493,7 +505,7 @@ mod tests {
                 client: None,
             }])),
             stop,
-            tasks: Vec::new(),
+            tasks: Mutex::new(Vec::new()),
             control_dir: "/nonexistent".into(),
         }
     }

@@ -889,7 +889,15 @@ pub fn describe_node(n: &NodeView) -> String {
     if n.removed && matches!(n.process, ProcessState::Starting) {
         return format!("n{} never started", n.id);
     }
-    let mut out = format!("n{} {}", n.id, n.process.label());
+    let mut out = match &n.host_unreachable {
+        // Its host does not answer: its process may run or not, and is not guessed (issue 24).
+        Some(host) => format!(
+            "n{} unreachable (host {host} does not answer; last known: {})",
+            n.id,
+            n.process.label()
+        ),
+        None => format!("n{} {}", n.id, n.process.label()),
+    };
     if let Some(why) = &n.refused {
         out.push_str(&format!(" did not start ({why})"));
     }

@@ -101,6 +101,12 @@ mod tests {
         ));
         assert_eq!(s.nodes[&2].host_unreachable.as_deref(), Some("db-2"));
         assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+        // The console's `status` says so too, and guesses nothing.
+        let line = crate::state::describe_node(&s.nodes[&2]);
+        assert!(
+            line.starts_with("n2 unreachable (host db-2 does not answer; last known: "),
+            "{line}"
+        );
         s.apply(&host(20, HostChange::Reconnecting { attempt: 1 }));
         s.apply(&host(
             30,
@@ -112,6 +118,7 @@ mod tests {
         ));
         s.apply(&host(40, HostChange::Back { pid: 4242 }));
         assert_eq!(s.nodes[&2].host_unreachable, None);
+        assert!(!crate::state::describe_node(&s.nodes[&2]).contains("unreachable"));
         let texts: Vec<(FeedKind, String)> =
             s.feed.iter().map(|l| (l.kind, l.text.clone())).collect();
         let want = [
@@ -143,5 +150,33 @@ mod tests {
             },
         ));
         assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+    }
+}
+
+#[cfg(test)]
+mod late_exit {
+    use crate::state::{ClusterState, Event, ProcessState, Stamped};
+
+    fn process(at_ms: u64, state: ProcessState) -> Stamped {
+        Stamped {
+            at_ms,
+            event: Event::Process { node: 2, state },
+        }
+    }
+
+    /// A restart on another host: the old process's exit may reach the session after the new one runs
+    /// (it comes through the fleet, the new pid through the restart's answer). It does not mark the running
+    /// node killed.
+    #[test]
+    fn an_old_process_s_exit_told_after_the_new_one_runs_leaves_it_running() {
+        let mut s = ClusterState::default();
+        s.apply(&process(1, ProcessState::Running { pid: 10 }));
+        s.apply(&process(2, ProcessState::Restarting { wipe: false }));
+        s.apply(&process(3, ProcessState::Running { pid: 11 }));
+        s.apply(&process(4, ProcessState::Killed { pid: 10 }));
+        assert_eq!(s.nodes[&2].process, ProcessState::Running { pid: 11 });
+        // The running process's own exit still counts.
+        s.apply(&process(5, ProcessState::Killed { pid: 11 }));
+        assert_eq!(s.nodes[&2].process, ProcessState::Killed { pid: 11 });
     }
 }

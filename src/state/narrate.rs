@@ -273,6 +273,15 @@ impl ClusterState {
             self.invariants.data_lost(node);
         }
         let n = self.node_mut(node);
+        // The exit of a process older than the one running now (a restart's, told late by another host's
+        // agent): it ended before this one started, and says nothing about it.
+        if !state.is_alive()
+            && n.process.is_alive()
+            && state.pid().is_some()
+            && state.pid() != n.process.pid()
+        {
+            return;
+        }
         // Removed already (a member that ends itself once removed, as etcd's do): the removal said it left.
         let quiet = n.removed && matches!(state, ProcessState::Exited { .. });
         let before = std::mem::replace(&mut n.process, state.clone());

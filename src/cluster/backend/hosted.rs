@@ -22,13 +22,12 @@ impl Remote {
             return Ok(());
         }
         let paths: Vec<String> = programs.iter().map(|p| p.display().to_string()).collect();
-        let asks = self.agents.iter().map(|a| {
-            a.client.call(
-                Op::Programs {
-                    paths: paths.clone(),
-                },
-                DEADLINE,
-            )
+        let asks = (0..self.agents.len()).map(|h| {
+            let client = self.client(h);
+            let op = Op::Programs {
+                paths: paths.clone(),
+            };
+            async move { client?.call(op, DEADLINE).await }
         });
         let mut refused = Vec::new();
         for (a, answer) in self

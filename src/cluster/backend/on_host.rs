@@ -51,13 +51,12 @@ impl Procs {
         if r.own_exe.as_deref() == Some(program) {
             return Ok(());
         }
-        let asks = r.agents.iter().map(|a| {
-            a.client.call(
-                Op::Program {
-                    program: program.display().to_string(),
-                },
-                DEADLINE,
-            )
+        let asks = (0..r.agents.len()).map(|h| {
+            let client = r.client(h);
+            let op = Op::Program {
+                program: program.display().to_string(),
+            };
+            async move { client?.call(op, DEADLINE).await }
         });
         let missing: Vec<String> = futures::future::join_all(asks)
             .await
