@@ -64,14 +64,8 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         &(1..=args.nodes).collect::<Vec<_>>(),
         crate::cluster::guard::MAX_NODES,
     )?;
-    let (node_program, node_prefix_args) = match (&hosts, args.node_bin.as_deref()) {
-        // On other hosts the kind's program is the hosts' own: each agent looks for it on its host before
-        // anything starts there (this machine need not have it).
-        (Some(_), None) if !kind.program.contains("{squall}") => {
-            (PathBuf::from(&kind.program), kind.leading_args())
-        }
-        (_, node_bin) => node_program(&kind, node_bin)?,
-    };
+    let (node_program, node_prefix_args) =
+        node_program_where(&kind, args.node_bin.as_deref(), hosts.is_some())?;
     // Switches of the node itself: the kind says how its node spells each, or that it has none.
     let mut options = Vec::new();
     for (asked, flag, name) in [
@@ -128,6 +122,21 @@ pub fn load_kind(name_or_path: Option<&str>) -> Result<Kind, String> {
     Ok(kind)
 }
 
+/// The node program and its leading arguments where the nodes run: as [`node_program`] finds them here, or, on
+/// other hosts (`on_hosts`) without `--node-bin`, the kind's program as the kind names it (a bare name or a
+/// path), which each host's agent looks for on its host before anything starts there; this machine need not
+/// have it (issue 24). squall's own kinds (`{squall}`) are found here either way (the agent runs its copy).
+pub fn node_program_where(
+    kind: &Kind,
+    node_bin: Option<&Path>,
+    on_hosts: bool,
+) -> Result<(PathBuf, Vec<OsString>), String> {
+    if on_hosts && node_bin.is_none() && !kind.program.contains("{squall}") {
+        return Ok((PathBuf::from(&kind.program), kind.leading_args()));
+    }
+    node_program(kind, node_bin)
+}
+
 /// The program every node runs and the arguments before its launch arguments: `node_bin` when given (it
 /// replaces the kind's program, and the kind's leading arguments go with the program they belong to), else
 /// the kind's program and leading arguments. `Err` names a `node_bin` that is not a file, or the kind's
@@ -182,6 +191,21 @@ pub fn say(line: std::fmt::Arguments) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tester 8's finding 3: `squall run --hosts` looked for etcd on this machine (`up --hosts` did not). On
+    /// other hosts the kind's program is named as the kind names it, for each host to look up, whether or not
+    /// this machine has it; squall's own kind is still this squall; `--node-bin` is still taken from here.
+    #[test]
+    fn on_other_hosts_a_kind_s_program_is_left_for_the_hosts_to_find() {
+        let mut etcd = load_kind(Some("etcd")).unwrap();
+        etcd.program = "no-such-program-here".into();
+        let (program, _) = node_program_where(&etcd, None, true).unwrap();
+        assert_eq!(program, PathBuf::from("no-such-program-here"));
+        assert!(node_program_where(&etcd, None, false).is_err());
+        let squall = load_kind(Some("squall")).unwrap();
+        let (program, _) = node_program_where(&squall, None, true).unwrap();
+        assert_ne!(program, PathBuf::from("{squall}"));
+    }
 
     #[test]
     fn a_kind_file_named_by_a_relative_path_is_recorded_by_its_absolute_path() {

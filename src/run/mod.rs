@@ -26,7 +26,7 @@ use crate::cluster::ClusterSpec;
 use crate::scenario::validate::load;
 use crate::scenario::{Plan, Scenario, WorkloadKind, protocol_name};
 use crate::session::SessionConfig;
-use crate::setup::{cluster_id, fail, node_program};
+use crate::setup::{cluster_id, fail, node_program_where};
 use crate::state::WorkloadKind as SessionWorkload;
 use bundle::{bundle_dir, finish_bundle, write_bundle_start};
 use verdict::{exit_code, overall};
@@ -134,16 +134,17 @@ fn kind_takes(plan: &Plan, file: &Path) -> Result<(), String> {
 /// events and its verdict table, and writes the history and the report. `Err`: it could not run (exit 2).
 fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Measures), String> {
     print!("{}", plan.describe());
-    let mut config = session_config(plan, out, &args.file)?;
     // The nodes run on the hosts `--hosts`/`--host` name (checked against the plan's nodes), each through its
-    // agent.
+    // agent; the kind's program is then looked for on those hosts, not here.
     let ids: Vec<u64> = (1..=plan.scenario.cluster.nodes).collect();
-    config.spec.hosts = crate::remote::connect::hosts_of(
+    let hosts = crate::remote::connect::hosts_of(
         args.hosts.as_deref(),
         args.host.as_deref(),
         &ids,
         crate::cluster::guard::MAX_NODES,
     )?;
+    let mut config = session_config(plan, out, &args.file, hosts.is_some())?;
+    config.spec.hosts = hosts;
     let cast = if args.record {
         Some(
             crate::record::asciicast::CastWriter::create(
@@ -293,7 +294,12 @@ fn steps_the_kind_takes(plan: &Plan, kind: &crate::kind::Kind, file: &Path) -> R
 
 /// The session a plan runs: its cluster settings as the scenario states them (already validated when it was
 /// read), the event log in the bundle, and its workload.
-fn session_config(plan: &Plan, out: &Path, file: &Path) -> Result<SessionConfig, String> {
+fn session_config(
+    plan: &Plan,
+    out: &Path,
+    file: &Path,
+    on_hosts: bool,
+) -> Result<SessionConfig, String> {
     let s = &plan.scenario;
     let c = &s.cluster;
     let kind = match &c.maelstrom {
@@ -302,7 +308,8 @@ fn session_config(plan: &Plan, out: &Path, file: &Path) -> Result<SessionConfig,
     };
     steps_the_kind_takes(plan, &kind, file)?;
     crate::kind::needs_program(&kind)?;
-    let (node_program, mut node_prefix_args) = node_program(&kind, c.node_bin.as_deref())?;
+    let (node_program, mut node_prefix_args) =
+        node_program_where(&kind, c.node_bin.as_deref(), on_hosts)?;
     // `--unsafe-no-fsync` goes through the spec (which passes it on) so the session records it as a fault for
     // the whole session and the report lists it (tester2 item 7: the library scenario got no row).
     let unsafe_no_fsync = c.node_args.iter().any(|a| a == "--unsafe-no-fsync");
