@@ -586,9 +586,20 @@ impl Cluster {
         // lost data would hold it in recovery until every other voter answered (the recovery rule since the
         // double-vote fix), so one voter down kept an added node from ever becoming a voter. Its restarts are
         // `existing` (`restart_flags`).
-        let slot = self
+        let mut slot = self
             .slot_for(id, &proxies, true, squall_node::storage::InitialState::New)
             .await?;
+        if self.inner.spec.disk_faults && self.inner.procs.is_remote() {
+            // As for the first nodes (`start_nodes`): its data directory is its agent's fault filesystem, its
+            // clock faked through the shim there.
+            let env = self
+                .mount_on_host(id, &slot.facts.node_dir)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("disk faults for node {id}: {e} (nothing was done)")
+                })?;
+            slot.spec.env.extend(env);
+        }
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
         // Recorded before it starts: a later session must know id `id` is taken, and that node `id` is not a
