@@ -293,6 +293,17 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     s.heal_all();
     agreed_leader(&mut s, 3, "after the hold");
 
+    // add: etcd (named bare, found on each host's PATH) starts on the host with the fewest members, the
+    // first in the file among equals, and joins: the four follow one leader.
+    let add = s.accepted("add", "add node 4 on host1");
+    let pid4 = pid_in(&add);
+    assert!(
+        w.processes(0).contains(&pid4),
+        "node 4 (pid {pid4}) is not in host1's namespace: {add}; host1 runs {:?}",
+        w.describe_processes(0)
+    );
+    agreed_leader(&mut s, 4, "after the add");
+
     // The workload ran through all of it, its clients on the controller reaching the members' client ports
     // on their hosts: its history is linearizable.
     let verdict = lin_kv_check(&mut s);
@@ -310,6 +321,48 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     let _dir = s.quit();
     let left = w.wait_hosts_empty(Duration::from_secs(20));
     assert!(left.is_empty(), "still running on the hosts: {left:?}");
+}
+
+/// The pid in a membership answer's `(pid N)`.
+fn pid_in(answer: &str) -> u32 {
+    let at = answer.find("(pid ").expect("the answer names the pid") + "(pid ".len();
+    answer[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {answer}"))
+}
+
+/// The command line of node `n`'s process once it runs again after a restart (its pid from `status`, its
+/// arguments from `/proc`: the hosts are network namespaces of this machine, one pid namespace).
+fn restarted_args(s: &mut Session, n: u64) -> Vec<String> {
+    let deadline = Instant::now() + s.wait;
+    loop {
+        // etcd's status lines: `n1 running pid 9 follower term 2 leader n2 commit — applied 274`.
+        let pid = s.listing("status", "status:").iter().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first() == Some(&format!("n{n}").as_str())
+                && w.get(1) == Some(&"running")
+                && w.get(2) == Some(&"pid"))
+            .then(|| w.get(3)?.parse::<u32>().ok())
+            .flatten()
+        });
+        let args: Vec<String> = pid
+            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.len() > 1 {
+            return args;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n{n} was not running again within {:?} (pid {pid:?})",
+            s.wait
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Sends `check` until the lin-kv verdict is conclusive (up to ten tries); the verdict line.

@@ -540,8 +540,15 @@ impl Cluster {
         replacing: Option<NodeId>,
     ) -> anyhow::Result<(NodeId, u32, Option<String>)> {
         // Before any link, slot or roster entry exists: a failed start leaves no phantom member (tester2 item 3).
-        super::start::runnable(&self.inner.spec.node_program)
-            .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
+        // On other hosts the program is looked up there (etcd's kind names it bare, for each agent's `PATH`):
+        // the agents are asked, not this machine.
+        let program = &self.inner.spec.node_program;
+        if self.inner.procs.is_remote() {
+            self.inner.procs.check_program(program).await
+        } else {
+            super::start::runnable(program)
+        }
+        .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
         let existing = self.node_ids();
         // Never an id this directory held before, removed nodes' included.
         let id = self.next_id();
