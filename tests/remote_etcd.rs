@@ -248,6 +248,14 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     });
     s.ok(&format!("restart {old}"));
     agreed_leader(&mut s, 3, "after the restart");
+    // The restart followed the kind's peer model (one proxy in front of each member): its command line was
+    // built anew, an existing member's, not the first one kept.
+    let args = restarted_args(&mut s, old);
+    assert!(
+        args.windows(2)
+            .any(|a| a[0] == "--initial-cluster-state" && a[1] == "existing"),
+        "n{old} restarted with {args:?}"
+    );
 
     // A partition between hosts: the leader's host against the other two. The majority side elects a leader
     // of its own; after the heal the three follow one leader again.
