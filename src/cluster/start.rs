@@ -117,6 +117,7 @@ impl Cluster {
                     spec.kind.record(),
                     spec.seed,
                     labels,
+                    &ids,
                     &say,
                 )
                 .await
