@@ -603,7 +603,7 @@ impl Cluster {
                 .mount_on_host(id, &slot.facts.node_dir)
                 .await
                 .map_err(|e| {
-                    anyhow::anyhow!("disk faults for node {id}: {e} (nothing was done)")
+                    anyhow::anyhow!("disk faults for node {id}: {e} (node {id} was not started)")
                 })?;
             slot.spec.env.extend(env);
         }
