@@ -44,6 +44,38 @@ fn etcd_session(extra: &[&str]) -> Session {
         .start()
 }
 
+/// The command line of node `n`'s process once it runs again after a restart (its pid from `status`, its
+/// arguments from `/proc`).
+fn restarted_args(s: &mut Session, n: u64) -> Vec<String> {
+    let deadline = Instant::now() + s.wait;
+    loop {
+        // etcd's status lines: `n1 running pid 9 follower term 2 leader n2 commit — applied 274`.
+        let pid = s.listing("status", "status:").iter().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first() == Some(&format!("n{n}").as_str())
+                && w.get(1) == Some(&"running")
+                && w.get(2) == Some(&"pid"))
+            .then(|| w.get(3)?.parse::<u32>().ok())
+            .flatten()
+        });
+        let args: Vec<String> = pid
+            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.len() > 1 {
+            return args;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n{n} was not running again within {:?} (pid {pid:?})",
+            s.wait
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits for a feed line naming a leader that `accept` takes; returns (leader, term).
 fn leader_where(s: &mut Session, what: &str, accept: impl Fn(u64, u64) -> bool) -> (u64, u64) {
     s.out.wait_for(what, s.wait, |l| {
@@ -137,6 +169,14 @@ fn etcd_elects_a_leader_survives_its_kill_and_a_cut_and_steps_held_frames_under_
         n != old && t > old_term
     });
     s.ok(&format!("restart {old}"));
+    // The restart followed the kind's peer model (one proxy in front of each member): its command line was
+    // built anew, an existing member's, not the first one kept.
+    let args = restarted_args(&mut s, old);
+    assert!(
+        args.windows(2)
+            .any(|a| a[0] == "--initial-cluster-state" && a[1] == "existing"),
+        "n{old} restarted with {args:?}"
+    );
 
     // cut *->L: the leader hears nothing, the others elect another.
     s.ok(&format!("cut *->{second}"));

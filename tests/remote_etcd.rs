@@ -248,6 +248,14 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     });
     s.ok(&format!("restart {old}"));
     agreed_leader(&mut s, 3, "after the restart");
+    // The restart followed the kind's peer model (one proxy in front of each member): its command line was
+    // built anew, an existing member's, not the first one kept.
+    let args = restarted_args(&mut s, old);
+    assert!(
+        args.windows(2)
+            .any(|a| a[0] == "--initial-cluster-state" && a[1] == "existing"),
+        "n{old} restarted with {args:?}"
+    );
 
     // A partition between hosts: the leader's host against the other two. The majority side elects a leader
     // of its own; after the heal the three follow one leader again.
@@ -293,6 +301,31 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     s.heal_all();
     agreed_leader(&mut s, 3, "after the hold");
 
+    // add: etcd (named bare, found on each host's PATH) starts on the host with the fewest members, the
+    // first in the file among equals, and joins: the four follow one leader.
+    // Answered `ok: add node 4 on host1 ... (pid N)` when the learner step commits at once, else `pending:`
+    // (etcd may call the cluster unhealthy for a moment, seen under load): then the pid is in the feed.
+    let add = s.accepted("add", "add");
+    let pid4 = if add.starts_with("ok:") {
+        assert!(add.contains("add node 4 on host1"), "{add}");
+        pid_in(&add)
+    } else {
+        s.out.wait_for("node 4 running", s.wait, |l| {
+            let at = l.find("n4 running, pid ")? + "n4 running, pid ".len();
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+    };
+    assert!(
+        w.processes(0).contains(&pid4),
+        "node 4 (pid {pid4}) is not in host1's namespace: {add}; host1 runs {:?}",
+        w.describe_processes(0)
+    );
+    agreed_leader(&mut s, 4, "after the add");
+
     // The workload ran through all of it, its clients on the controller reaching the members' client ports
     // on their hosts: its history is linearizable.
     let verdict = lin_kv_check(&mut s);
@@ -310,6 +343,48 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
     let _dir = s.quit();
     let left = w.wait_hosts_empty(Duration::from_secs(20));
     assert!(left.is_empty(), "still running on the hosts: {left:?}");
+}
+
+/// The pid in a membership answer's `(pid N)`.
+fn pid_in(answer: &str) -> u32 {
+    let at = answer.find("(pid ").expect("the answer names the pid") + "(pid ".len();
+    answer[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {answer}"))
+}
+
+/// The command line of node `n`'s process once it runs again after a restart (its pid from `status`, its
+/// arguments from `/proc`: the hosts are network namespaces of this machine, one pid namespace).
+fn restarted_args(s: &mut Session, n: u64) -> Vec<String> {
+    let deadline = Instant::now() + s.wait;
+    loop {
+        // etcd's status lines: `n1 running pid 9 follower term 2 leader n2 commit — applied 274`.
+        let pid = s.listing("status", "status:").iter().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first() == Some(&format!("n{n}").as_str())
+                && w.get(1) == Some(&"running")
+                && w.get(2) == Some(&"pid"))
+            .then(|| w.get(3)?.parse::<u32>().ok())
+            .flatten()
+        });
+        let args: Vec<String> = pid
+            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.len() > 1 {
+            return args;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n{n} was not running again within {:?} (pid {pid:?})",
+            s.wait
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Sends `check` until the lin-kv verdict is conclusive (up to ten tries); the verdict line.

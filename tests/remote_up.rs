@@ -241,6 +241,25 @@ fn disk_and_clock_faults_and_a_power_cut_of_every_host_reach_the_nodes_on_their_
         mounted, expected,
         "each node's data directory is a fault filesystem on its host"
     );
+    // An added node's too, on the host it is placed on (the first of the fewest: host3 runs one node).
+    let add = s.accepted("add", "add node 6 on host3");
+    let pid6 = pid_in(&add);
+    assert!(
+        w.processes(2).contains(&pid6),
+        "node 6 (pid {pid6}) is not in host3's namespace: {add}"
+    );
+    let data6 = w
+        .host(2)
+        .dir
+        .join(&folder)
+        .join("node-6/data")
+        .display()
+        .to_string();
+    let mounted = w.mounts();
+    assert!(
+        mounted.contains(&data6),
+        "node 6's data directory {data6} is not a fault filesystem: {mounted:?}"
+    );
 
     // A disk fault on a node of host2: in force (`faults`) until healed.
     s.ask("disk 3 slow 20ms sync", "host host2: slow node 3's disk");

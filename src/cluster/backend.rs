@@ -148,14 +148,16 @@ impl Remote {
     /// Starts every host's agent (`say` reports a binary copied), sets up each one's proxy network for the
     /// node kind `kind` (the proxies seeded with `seed`, listening on the host's `address`), and starts
     /// following their processes. `labels` are the kind classifier's message kinds; `folder` the cluster's
-    /// folder under each agent's directory (its node directories' parent). `Err` names the host and what to
-    /// do; nothing is left running anywhere then.
+    /// folder under each agent's directory (its node directories' parent); `starting` the nodes the session
+    /// starts (the feed says a host's other ids apart, as spares). `Err` names the host and what to do;
+    /// nothing is left running anywhere then.
     pub(super) async fn connect(
         hosts: &Hosts,
         folder: PathBuf,
         kind: crate::kind::KindRecord,
         seed: u64,
         labels: Vec<&'static str>,
+        starting: &[u64],
         say: &(dyn Fn(String) + Sync),
     ) -> Result<Arc<Remote>, String> {
         let all = Agents::start(hosts, say).await?;
@@ -167,12 +169,7 @@ impl Remote {
                     say(format!(
                         "host {}: agent pid {pid} in {dir}, for node {}",
                         h.host.label,
-                        h.host
-                            .nodes
-                            .iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        h.host.nodes_text(starting)
                     ));
                     PathBuf::from(dir)
                 }

@@ -540,8 +540,15 @@ impl Cluster {
         replacing: Option<NodeId>,
     ) -> anyhow::Result<(NodeId, u32, Option<String>)> {
         // Before any link, slot or roster entry exists: a failed start leaves no phantom member (tester2 item 3).
-        super::start::runnable(&self.inner.spec.node_program)
-            .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
+        // On other hosts the program is looked up there (etcd's kind names it bare, for each agent's `PATH`):
+        // the agents are asked, not this machine.
+        let program = &self.inner.spec.node_program;
+        if self.inner.procs.is_remote() {
+            self.inner.procs.check_program(program).await
+        } else {
+            super::start::runnable(program)
+        }
+        .map_err(|why| anyhow::anyhow!("{why} (nothing was done)"))?;
         let existing = self.node_ids();
         // Never an id this directory held before, removed nodes' included.
         let id = self.next_id();
@@ -586,9 +593,20 @@ impl Cluster {
         // lost data would hold it in recovery until every other voter answered (the recovery rule since the
         // double-vote fix), so one voter down kept an added node from ever becoming a voter. Its restarts are
         // `existing` (`restart_flags`).
-        let slot = self
+        let mut slot = self
             .slot_for(id, &proxies, true, squall_node::storage::InitialState::New)
             .await?;
+        if self.inner.spec.disk_faults && self.inner.procs.is_remote() {
+            // As for the first nodes (`start_nodes`): its data directory is its agent's fault filesystem, its
+            // clock faked through the shim there.
+            let env = self
+                .mount_on_host(id, &slot.facts.node_dir)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("disk faults for node {id}: {e} (node {id} was not started)")
+                })?;
+            slot.spec.env.extend(env);
+        }
         let spec = slot.spec.clone();
         self.inner.slots.lock().unwrap().insert(id, slot);
         // Recorded before it starts: a later session must know id `id` is taken, and that node `id` is not a

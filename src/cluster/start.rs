@@ -116,6 +116,7 @@ impl Cluster {
                     spec.kind.record(),
                     spec.seed,
                     labels,
+                    &ids,
                     &say,
                 )
                 .await
@@ -711,10 +712,21 @@ impl Cluster {
         facts.initial_state = launch::InitialState::Existing;
         if let Some((config, _, _)) = self.known_config() {
             let join = !config.voters.contains(&id);
+            // A per-destination kind lists every member, itself included (`{own_proxy}`, the address it
+            // advertises, is its own entry); per sender, only the others.
+            let itself = self.inner.spec.kind.peers.model == PeerModel::PerDestination;
             let members: Vec<NodeId> = if join {
-                self.node_ids().into_iter().filter(|&o| o != id).collect()
+                self.node_ids()
+                    .into_iter()
+                    .filter(|&o| itself || o != id)
+                    .collect()
             } else {
-                config.voters.iter().copied().filter(|&v| v != id).collect()
+                config
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|&v| itself || v != id)
+                    .collect()
             };
             let mut peers = Vec::new();
             for other in members {
@@ -747,9 +759,14 @@ impl Cluster {
         named
     }
 
-    /// The proxy address of link `from -> to`, starting that proxy if it is not running.
+    /// The address `from` reaches `to` at, starting that proxy if it is not running: the proxy of link
+    /// `from -> to` for a per-sender kind, the one in front of `to` for a per-destination kind (`from == to`:
+    /// the address `to` advertises).
     async fn proxy_link(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
-        self.inner.links.add_link(from, to).await.ok()
+        match self.inner.spec.kind.peers.model {
+            PeerModel::PerSender => self.inner.links.add_link(from, to).await.ok(),
+            PeerModel::PerDestination => self.inner.links.add_destination(to).await.ok(),
+        }
     }
 }
 

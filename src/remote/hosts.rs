@@ -53,6 +53,28 @@ pub struct Hosts {
     pub hosts: Vec<Host>,
 }
 
+impl Host {
+    /// The nodes this host runs, in words for the feed: those of `starting` (the nodes the session starts)
+    /// first, then its spare ids (places for later `add`s, not running yet) apart, as in `1, 4 (spare: 7)`;
+    /// `none` when it names none.
+    pub fn nodes_text(&self, starting: &[u64]) -> String {
+        let join = |ids: Vec<u64>| {
+            ids.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (run, spare): (Vec<u64>, Vec<u64>) =
+            self.nodes.iter().partition(|n| starting.contains(n));
+        match (run.is_empty(), spare.is_empty()) {
+            (true, true) => "none".to_string(),
+            (false, true) => join(run),
+            (true, false) => format!("none (spare: {})", join(spare)),
+            (false, false) => format!("{} (spare: {})", join(run), join(spare)),
+        }
+    }
+}
+
 impl Hosts {
     /// The index (into [`Hosts::hosts`]) of the host that runs `node`.
     pub fn host_of(&self, node: u64) -> Option<usize> {
@@ -555,6 +577,24 @@ nodes = [3]
         assert!(e.message.contains("node 7 is on two hosts"), "{e}");
         let h = Hosts::parse_flag("1=a,2=b,5=b", &[1, 2], 9).unwrap();
         assert_eq!(h.host_of(5), Some(1));
+    }
+
+    /// The agent's start-up line names the spare ids apart: they are not running yet (issue 24).
+    #[test]
+    fn a_host_s_nodes_in_words_set_its_spare_ids_apart() {
+        let h = Hosts::parse(
+            "h.toml",
+            "[[host]]\nssh = \"a\"\nnodes = [1, 7]\n[[host]]\nssh = \"b\"\nnodes = [2, 3]\n\
+             [[host]]\nssh = \"c\"\nnodes = [8]\n",
+            &[1, 2, 3],
+            9,
+        )
+        .unwrap();
+        assert_eq!(h.hosts[0].nodes_text(&[1, 2, 3]), "1 (spare: 7)");
+        assert_eq!(h.hosts[1].nodes_text(&[1, 2, 3]), "2, 3");
+        assert_eq!(h.hosts[2].nodes_text(&[1, 2, 3]), "none (spare: 8)");
+        // Resumed after node 7 was added: it starts with the others.
+        assert_eq!(h.hosts[0].nodes_text(&[1, 2, 3, 7]), "1, 7");
     }
 
     #[test]
