@@ -589,12 +589,14 @@ fn a_removed_node_leaves_the_selection_the_lanes_the_links_and_the_faults() {
             status: leader,
         },
     ));
+    // n1's own process exits (an exit of another pid is an older process's, told late, and is ignored).
+    let pid = state.nodes[&1].process.pid().expect("n1 runs");
     state.apply(&Stamped::new(
         at + 10,
         Event::Process {
             node: 1,
             state: ProcessState::Exited {
-                pid: 4101,
+                pid,
                 code: Some(0),
                 signal: None,
                 reason: None,
