@@ -91,12 +91,12 @@ impl Node {
         // Dropped, not answered: every held reply claims something durable.
         self.held.clear();
         for (_, (_, tx)) in self.proposals.drain() {
-            tx.send(KvReply::Retry {
+            let _ = tx.send(KvReply::Retry {
                 reason: reason.clone(),
             });
         }
         for (_, read) in self.reads.drain() {
-            read.tx.send(KvReply::Retry {
+            let _ = read.tx.send(KvReply::Retry {
                 reason: reason.clone(),
             });
         }
