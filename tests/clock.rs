@@ -8,9 +8,9 @@ mod support;
 
 use std::io::Write;
 use std::process::{Child, ChildStdin};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use support::{Lines, ask, headless_with_leader};
+use support::{Lines, ask, headless_with_leader, now_secs, rfc3339_secs};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -179,34 +179,6 @@ fn collect_uptimes(v: &serde_json::Value, id: u64, out: &mut Vec<u64>) {
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_uptimes(x, id, out)),
         _ => {}
     }
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time as tracing writes it (`2026-12-06T20:45:12.123456Z`).
-fn rfc3339_secs(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.trim_end_matches('Z').split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec = t.next()?.split('.').next()?.parse::<i64>().ok()?;
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + sec)
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// The uptimes never went back and never ran ahead of the session's real age (no leap of the monotonic

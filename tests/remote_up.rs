@@ -12,6 +12,7 @@ mod support;
 
 use support::netns::{self, World};
 use support::session::{Session, Up};
+use support::{now_secs, rfc3339_secs};
 
 /// Where each of the five nodes runs: nodes 1 and 2 on host1, 3 and 4 on host2, 5 on host3.
 const PLACEMENT: [&[u64]; 3] = [&[1, 2], &[3, 4], &[5]];
@@ -170,34 +171,6 @@ fn hosts_folder(s: &Session) -> String {
     let f = s.cdir.join("hosts-dir");
     let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     text.trim().to_string()
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time as tracing writes it (`2026-12-06T20:45:12.123456Z`).
-fn rfc3339_secs(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.trim_end_matches('Z').split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec = t.next()?.split('.').next()?.parse::<i64>().ok()?;
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + sec)
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// With `--disk-faults` on hosts (issue 24) every node's data directory is a fault filesystem its host's agent
