@@ -318,16 +318,17 @@ impl Hosts {
     }
 }
 
-/// Every node of `nodes` on exactly one host, no node on two, and no host naming a node the cluster can never
-/// have (0, or beyond `most`; ids beyond `nodes` are places for later `add`s). `Err`: the line of the `nodes`
-/// field at fault, the message and the fix.
+/// Every node of `nodes` on exactly one host, no node on two nor twice on one, and no host naming a node the
+/// cluster can never have (0, or beyond `most`; ids beyond `nodes` are places for later `add`s). `Err`: the
+/// line of the `nodes` field at fault, the message and the fix.
 fn check_nodes(
     hosts: &[(usize, Host)],
     nodes: &[u64],
     most: u64,
 ) -> Result<(), (usize, String, String)> {
-    let mut owner: BTreeMap<u64, (usize, &str)> = BTreeMap::new();
-    for (line, h) in hosts {
+    // Per node: the entry naming it (its index), that entry's line and destination.
+    let mut owner: BTreeMap<u64, (usize, usize, &str)> = BTreeMap::new();
+    for (entry, (line, h)) in hosts.iter().enumerate() {
         for &n in &h.nodes {
             if n == 0 || n > most {
                 return Err((
@@ -341,7 +342,15 @@ fn check_nodes(
                     format!("drop it, or name an id from 1 to {most}"),
                 ));
             }
-            if let Some((other_line, other)) = owner.insert(n, (*line, &h.ssh)) {
+            if let Some((other_entry, other_line, other)) = owner.insert(n, (entry, *line, &h.ssh))
+            {
+                if other_entry == entry {
+                    return Err((
+                        *line,
+                        format!("node {n} is named twice in host {}'s nodes", h.ssh),
+                        "name it once".into(),
+                    ));
+                }
                 let at = if other_line > 0 {
                     format!(" (line {other_line})")
                 } else {
@@ -533,6 +542,32 @@ nodes = [3]
             "{e}"
         );
         assert!(e.fix.contains("exactly one host"), "{e}");
+    }
+
+    /// Issue 24 (a new user's finding): `nodes = [1, 1]` in one entry read as "node 1 is on two hosts".
+    #[test]
+    fn a_node_named_twice_in_one_host_s_nodes_says_so_not_two_hosts() {
+        let e = refused(
+            "[[host]]\nssh = \"a\"\nnodes = [2]\n[[host]]\nssh = \"b\"\nnodes = [1, 1]\n",
+            &[1, 2],
+        );
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.field.as_deref(), Some("nodes"));
+        assert!(
+            e.message
+                .contains("node 1 is named twice in host b's nodes"),
+            "{e}"
+        );
+        assert!(!e.message.contains("two hosts"), "{e}");
+        assert!(e.fix.contains("once"), "{e}");
+        // Two entries of one destination (different dirs) are two hosts, named by their labels.
+        let e = refused(
+            "[[host]]\nssh = \"m\"\ndir = \"/a\"\nnodes = [1, 2]\n[[host]]\nssh = \"m\"\ndir = \"/b\"\nnodes = [2]\n",
+            &[1, 2],
+        );
+        assert!(e.message.contains("node 2 is on two hosts"), "{e}");
+        let e = Hosts::parse_flag("1=a,2=b,1=a", &[1, 2], 9).unwrap_err();
+        assert!(e.message.contains("node 1 is given twice"), "{e}");
     }
 
     #[test]
