@@ -638,6 +638,11 @@ fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the
         )),
         "stderr: {err}"
     );
+    // The failure itself first, the advice after it (issue 24: the advice read as the cause).
+    assert!(
+        !err.contains("squall: error: hosts host-a and host-b"),
+        "the advice came before the failure: {err}"
+    );
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after the refusal: {left:?}");
 }
@@ -678,6 +683,40 @@ fn held_frames_a_kill_drops_on_hosts_are_told_and_counted() {
     s.quit();
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
+/// Issue 24 (a new user's finding): `--host` entries all keep their agents in the default dir, and when ssh could
+/// not reach them the answer began with "hosts A and B name the same dir" advice, the real cause (ssh's error)
+/// after it. Now ssh's error comes first, and the advice is not given: ssh never reached those hosts, so a
+/// shared dir cannot be the cause.
+#[test]
+fn a_host_flag_whose_hosts_ssh_cannot_reach_says_ssh_s_error_first_without_shared_dir_advice() {
+    if which("ssh").is_none() {
+        eprintln!("SKIP: no ssh client (apt-get install openssh-client)");
+        return;
+    }
+    // Port 1 of this machine's loopback: nothing listens, ssh exits 255 at once.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = support::up_ended(
+        &[
+            "--host",
+            "1=ssh://one@127.0.0.1:1,2=ssh://two@127.0.0.1:1,3=ssh://two@127.0.0.1:1",
+        ],
+        Some(&dir.path().join("cluster")),
+    );
+    assert_eq!(code, Some(2), "stderr: {err}");
+    let first = err
+        .lines()
+        .find_map(|l| l.strip_prefix("squall: error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(
+        first.starts_with("cannot reach host ssh://"),
+        "ssh's error is not first: {err}"
+    );
+    assert!(
+        !err.contains("name the same dir"),
+        "advice that does not apply: {err}"
+    );
 }
 
 /// The agent ops a cluster run through agents adds (issue 24): a fault over two links under the controller's

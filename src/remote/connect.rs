@@ -82,13 +82,19 @@ impl Agents {
         for h in failed {
             h.close_master().await;
         }
-        // Entries naming one dir: on one machine their agents (and copies) collide, and the failure reads as
-        // another session's agent (tester 7's finding 6). Which destinations are one machine ssh cannot say,
-        // so the entries are named with the fix.
+        // The failures themselves first. Then, for entries naming one dir, the advice: on one machine their
+        // agents (and copies) collide, and the failure reads as another session's agent (tester 7's finding 6).
+        // Which destinations are one machine ssh cannot say, so it is given only where it may be the cause: one
+        // of the two failed after ssh reached it (never when ssh could not reach them: issue 24, `--host`).
+        let reached = |label: &str| {
+            errors
+                .iter()
+                .any(|(h, e)| h.host.label == label && !unreached(e))
+        };
         let mut shared = Vec::new();
         for (i, a) in hosts.hosts.iter().enumerate() {
             for b in &hosts.hosts[i + 1..] {
-                if a.dir == b.dir {
+                if a.dir == b.dir && (reached(&a.label) || reached(&b.label)) {
                     shared.push(format!(
                         "hosts {} and {} name the same dir {}: if they reach one machine, give each its own \
                          `dir`",
@@ -97,9 +103,10 @@ impl Agents {
                 }
             }
         }
-        Err(shared
+        Err(errors
             .into_iter()
-            .chain(errors.into_iter().map(|(_, e)| e))
+            .map(|(_, e)| e)
+            .chain(shared)
             .collect::<Vec<_>>()
             .join("\n"))
     }
@@ -128,6 +135,12 @@ impl Agents {
         }
         let _ = std::fs::remove_dir_all(&self.control_dir);
     }
+}
+
+/// Whether a host's start failed before ssh reached it (ssh could not run, or exited 255: [`SshHost::connect`]'s
+/// `cannot reach host …`, the words the README gives): then nothing on the host can be the cause.
+fn unreached(error: &str) -> bool {
+    error.starts_with("cannot reach host ") || error.starts_with("cannot run ssh ")
 }
 
 /// Asks each host (its label and its agent's client) whether it can serve `--disk-faults` (FUSE for the disks,
