@@ -458,6 +458,49 @@ fn a_node_with_a_corrupt_wal_refuses_to_start_and_the_session_says_why() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Issue 24 (a new user's finding): `wipe N` answered `ok` while another voter was down, leaving the cluster
+/// without a quorum (a wiped node recovers before it votes again), where `remove N` refuses that. Now a wipe
+/// is refused the same way, naming the voters left and what to restart first; nothing is done (node 2 keeps
+/// running, its data kept), and once node 1 runs again the wipe goes through.
+#[test]
+fn a_wipe_that_would_leave_no_quorum_is_refused_as_remove_is_and_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    let mut stdin = child.stdin.take().unwrap();
+    let put = kv(dir.path(), &["put", "k", "v"]);
+    assert!(put.status.success(), "{put:?}");
+    ask(&mut stdin, &mut out, "kill 1", "kill node 1");
+    writeln!(stdin, "wipe 2").unwrap();
+    let answer = out.wait_for("the answer to `wipe 2`", WAIT, |l| {
+        (l.starts_with("error:") || l.starts_with("ok:")).then(|| l.to_string())
+    });
+    assert!(
+        answer.starts_with("error: "),
+        "a wipe that costs the quorum answered: {answer}"
+    );
+    assert!(
+        answer.contains("wiping node 2")
+            && answer.contains("restart 1")
+            && answer.contains("nothing was done"),
+        "{answer}"
+    );
+    // Nothing was done: node 2 still runs with its data.
+    assert!(
+        !dir.path()
+            .join("node-2/data/wal.log")
+            .metadata()
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
+        "node 2's data is gone"
+    );
+    ask(&mut stdin, &mut out, "restart 1", "restart node 1");
+    ask(&mut stdin, &mut out, "wipe 2", "wipe data of node 2");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Sends `check` until the answer is a verdict (a check is inconclusive while no leader answers); returns
 /// the answer line.
 fn check_until_decided(stdin: &mut std::process::ChildStdin, out: &mut Lines) -> String {

@@ -164,6 +164,33 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
     }
 }
 
+/// Whether `wipe N` of a voter can happen now, judged as `remove N` is ([`admit_membership`]): a wiped voter
+/// recovers before it votes again (`raft::recovery`), so until then the configuration's voters other than `n`
+/// must have a running majority of all its voters, or the cluster stops: refused, naming the voters, the ones
+/// down and what to restart first (issue 24: the wipe answered `ok` and the cluster had no quorum). A learner,
+/// a node of no known configuration, and the only voter (its wipe's answer says what that costs) are admitted.
+pub fn admit_wipe(n: NodeId, f: &MemberFacts) -> Result<(), String> {
+    if !f.voters.contains(&n) || f.voters.len() == 1 {
+        return Ok(());
+    }
+    let rest: BTreeSet<NodeId> = f.voters.iter().copied().filter(|v| *v != n).collect();
+    let need = f.voters.len() / 2 + 1;
+    let live = rest.intersection(&f.live).count();
+    if live >= need {
+        return Ok(());
+    }
+    let down: BTreeSet<NodeId> = rest.difference(&f.live).copied().collect();
+    let first = down.iter().next().copied().unwrap_or(n);
+    Err(format!(
+        "wiping node {n} leaves voters {}, which need {need} of {} voting to elect a leader and commit, with only \
+         {live} running ({} not running or paused; node {n} recovers before it votes again): the cluster would \
+         stop, so nothing was done; `restart {first}` (or `resume {first}`) first",
+        set_text(&rest),
+        f.voters.len(),
+        set_text(&down)
+    ))
+}
+
 /// Most nodes a cluster may have in all, counting every id ever used (ids are never reused).
 pub const MAX_NODES: u64 = 9;
 
@@ -392,6 +419,42 @@ mod tests {
         assert_eq!(admit_membership(&Command::Remove(1), &f), Ok(()));
         f.live.remove(&4);
         assert!(admit_membership(&Command::Remove(1), &f).is_err());
+    }
+
+    /// Issue 24: `wipe N` answered `ok` with another voter down, leaving no quorum; judged as `remove N` is.
+    #[test]
+    fn a_wipe_that_leaves_no_running_majority_of_voters_is_refused_as_a_remove_is() {
+        let facts = |voters: &[NodeId], live: &[NodeId]| MemberFacts {
+            voters: voters.iter().copied().collect(),
+            live: live.iter().copied().collect(),
+            ..MemberFacts::default()
+        };
+        // 3 voters, node 1 down: wiping 2 leaves only node 3 voting.
+        let f = facts(&[1, 2, 3], &[2, 3]);
+        let e = admit_wipe(2, &f).unwrap_err();
+        assert!(
+            e.contains("wiping node 2 leaves voters {1,3}, which need 2 of 3")
+                && e.contains("only 1 running ({1} not running")
+                && e.contains("nothing was done")
+                && e.contains("`restart 1`"),
+            "{e}"
+        );
+        // `remove 2` is refused in the same situation.
+        let mut m = f.clone();
+        m.ids = [1, 2, 3].into();
+        assert!(admit_membership(&Command::Remove(2), &m).is_err());
+        // Every voter running, or 5 voters with one down: the others are a majority.
+        assert_eq!(admit_wipe(2, &facts(&[1, 2, 3], &[1, 2, 3])), Ok(()));
+        assert_eq!(
+            admit_wipe(2, &facts(&[1, 2, 3, 4, 5], &[2, 3, 4, 5])),
+            Ok(())
+        );
+        // A wiped node that is down itself changes nothing in the count of the others.
+        assert!(admit_wipe(2, &facts(&[1, 2, 3], &[3])).is_err());
+        // A learner, the only voter, and no configuration known: admitted.
+        assert_eq!(admit_wipe(4, &facts(&[1, 2, 3], &[4])), Ok(()));
+        assert_eq!(admit_wipe(1, &facts(&[1], &[])), Ok(()));
+        assert_eq!(admit_wipe(1, &facts(&[], &[])), Ok(()));
     }
 
     #[test]

@@ -170,6 +170,17 @@ impl Cluster {
         }
     }
 
+    /// Whether `wipe {id}` can happen now ([`guard::admit_wipe`]): judged on the configuration and the running
+    /// voters now, as `remove` is. A kind whose node is not told it lost data (it starts as if new and votes at
+    /// once) is not judged.
+    pub(super) async fn admit_wipe(&self, id: NodeId) -> Result<(), String> {
+        if !self.inner.spec.kind.told_of_lost_data() {
+            return Ok(());
+        }
+        let _ = self.ask_leader().await;
+        guard::admit_wipe(id, &self.member_facts_now().await)
+    }
+
     /// [`Self::member_facts`], with the configuration asked of the membership driver when the kind's status
     /// reports none (etcd's member list).
     async fn member_facts_now(&self) -> MemberFacts {

@@ -263,6 +263,10 @@ impl Cluster {
                 let sole = self
                     .known_config()
                     .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
+                // A wipe that would leave no running majority of voters is refused, as `remove` is.
+                if wipe {
+                    self.admit_wipe(id).await?;
+                }
                 let was_running = self.alive(id);
                 // Another voter still recovering from a loss: say what a second one means (tester finding
                 // F15: a second wipe got the same answer as the first).
