@@ -458,6 +458,51 @@ fn a_node_with_a_corrupt_wal_refuses_to_start_and_the_session_says_why() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Issue 24 (a new user's finding): the answer to `restart N` of a node whose WAL is corrupt was about 2.5 KB
+/// and said the cause two or three times (the node's error, then its log's tail ending with the same error).
+/// Now it says it once, short: what is wrong, which file, what to do (`wipe N`), and names the node's log,
+/// which holds the full error.
+#[test]
+fn the_restart_answer_of_a_node_with_a_corrupt_wal_says_the_cause_once_and_names_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out, pids) = started_session(dir.path());
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5 {
+        let put = kv(dir.path(), &["put", &format!("k{i}"), "v"]);
+        assert!(put.status.success(), "{put:?}");
+    }
+    ask(&mut stdin, &mut out, "kill 2", "kill node 2");
+    corrupt_wal(dir.path(), 2);
+    writeln!(stdin, "restart 2").unwrap();
+    let answer = out.wait_for("the answer to `restart 2`", WAIT, |l| {
+        (l.starts_with("error:") || l.starts_with("ok:")).then(|| l.to_string())
+    });
+    eprintln!("{} bytes: {answer}", answer.len());
+    assert!(answer.starts_with("error: "), "{answer}");
+    assert_eq!(
+        answer.matches("is corrupt").count(),
+        1,
+        "said more than once: {answer}"
+    );
+    assert!(
+        answer.contains("node-2/data/wal.log"),
+        "names the file: {answer}"
+    );
+    assert!(answer.contains("wipe 2"), "says what to do: {answer}");
+    assert!(
+        answer.contains("node-2/node.log"),
+        "names the log with the detail: {answer}"
+    );
+    assert!(answer.len() <= 400, "{} bytes: {answer}", answer.len());
+    // The full error is in the log named.
+    let log = std::fs::read_to_string(dir.path().join("node-2/node.log")).unwrap();
+    assert!(log.contains("move the data directory aside"), "{log}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Issue 24 (a new user's finding): `wipe N` answered `ok` while another voter was down, leaving the cluster
 /// without a quorum (a wiped node recovers before it votes again), where `remove N` refuses that. Now a wipe
 /// is refused the same way, naming the voters left and what to restart first; nothing is done (node 2 keeps

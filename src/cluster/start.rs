@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -497,15 +498,13 @@ impl Cluster {
                     (None, None) => "no exit status".to_string(),
                 };
                 let procs = &self.inner.procs;
-                bail!(
-                    "node {id} did not start: {}; it exited before listening ({how}); its log {} ends with:\n{}",
-                    procs
-                        .last_error(id, &log)
-                        .await
-                        .unwrap_or_else(|| "it logged no error".to_string()),
-                    log.display(),
-                    procs.log_tail(id, &log, 10).await
-                );
+                let error = procs.last_error(id, &log).await;
+                // Its log's tail only when it logged no error: else the tail ends with that same error.
+                let tail = match error {
+                    Some(_) => String::new(),
+                    None => procs.log_tail(id, &log, 10).await,
+                };
+                return Err(anyhow!(NotStarted::new(id, how, error, &log, tail)));
             }
             if Instant::now() > deadline {
                 // Never leave a process squall no longer watches (tester2 item 2): it would vote and lead
@@ -691,7 +690,19 @@ impl Cluster {
             node: id,
             state: ProcessState::Running { pid },
         });
-        self.await_listening(id).await?;
+        self.await_listening(id).await.map_err(|e| {
+            // Its data refused (a corrupt file): in squall's words, what to do about it.
+            match e.downcast::<NotStarted>() {
+                Ok(n) if n.damaged && self.inner.spec.kind.told_of_lost_data() => anyhow!(
+                    "{}",
+                    n.text(&format!(
+                        "; `wipe {id}` starts it empty and it recovers from the other voters"
+                    ))
+                ),
+                Ok(n) => anyhow!(n),
+                Err(e) => e,
+            }
+        })?;
         // Its flags name only the voters: the other nodes' addresses it learns now.
         self.tell_peer_addrs(id, &named).await;
         Ok(())
@@ -982,5 +993,137 @@ pub(super) async fn watch_exits(cluster: Cluster) {
             }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// A node that exited before it listened: its own last error said once, short (a corrupt file: which file
+/// and what is wrong, the rest left to its log), its exit, and its log named; the log's tail only when it
+/// logged no error (issue 24: a corrupt WAL's answer was 2.5 KB, its cause said two or three times).
+#[derive(Debug)]
+struct NotStarted {
+    id: NodeId,
+    /// How it exited: `exit code 2`, `signal SIGKILL`.
+    how: String,
+    /// Its last error, short ([`short_cause`]); `None`: it logged none.
+    cause: Option<String>,
+    /// Whether its data was refused as damaged (a file `is corrupt`): `wipe` is what helps.
+    damaged: bool,
+    log: String,
+    /// The last lines of its log, when it logged no error.
+    tail: String,
+}
+
+impl NotStarted {
+    fn new(id: NodeId, how: String, error: Option<String>, log: &Path, tail: String) -> NotStarted {
+        let (cause, damaged) = match error.as_deref().map(short_cause) {
+            Some((c, d)) => (Some(c), d),
+            None => (None, false),
+        };
+        NotStarted {
+            id,
+            how,
+            cause,
+            damaged,
+            log: log.display().to_string(),
+            tail,
+        }
+    }
+
+    /// The answer, with `fix` (`; what to do`) after the exit.
+    fn text(&self, fix: &str) -> String {
+        let NotStarted { id, how, log, .. } = self;
+        match &self.cause {
+            Some(cause) => format!(
+                "node {id} did not start: {cause}; it exited before listening ({how}){fix}; its log {log} \
+                 has the full error"
+            ),
+            None => format!(
+                "node {id} did not start: it logged no error; it exited before listening ({how}){fix}; its \
+                 log {log} ends with:\n{}",
+                self.tail
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text(""))
+    }
+}
+
+impl std::error::Error for NotStarted {}
+
+/// A node's last error, short, and whether it refused its data as damaged: `… FILE is corrupt: DETAIL` (the
+/// words of squall's node, and of its storage errors) becomes `… FILE is corrupt (FIRST CLAUSE OF DETAIL)`,
+/// the detail's first clause at most 80 characters; any other error is kept as it is.
+fn short_cause(error: &str) -> (String, bool) {
+    let Some((head, detail)) = error.split_once(" is corrupt: ") else {
+        return (error.to_string(), false);
+    };
+    let end = [" (", ", ", "; "]
+        .iter()
+        .filter_map(|sep| detail.find(sep))
+        .min()
+        .unwrap_or(detail.len());
+    let first = &detail[..end];
+    let first = match first.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &first[..at]),
+        None => first.to_string(),
+    };
+    (format!("{head} is corrupt ({first})"), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAL: &str = "cannot use data directory: /c/node-2/data/wal.log is corrupt: at offset 0: CRC mismatch \
+                       (stored 0x7f9449f8, computed 0x1aea4a82), and an intact record of a later write (record 2, \
+                       at offset 55) follows it; not cutting it, because that would drop entries this node may \
+                       have acknowledged (to recover, move the data directory aside: the node then starts empty \
+                       and recovers from the other voters)";
+
+    /// Issue 24: a corrupt WAL's answer says the file and what is wrong once, short, and names the log.
+    #[test]
+    fn a_corrupt_file_is_said_once_short_with_its_log_named_and_other_errors_kept_whole() {
+        let (short, damaged) = short_cause(WAL);
+        assert!(damaged);
+        assert_eq!(
+            short,
+            "cannot use data directory: /c/node-2/data/wal.log is corrupt (at offset 0: CRC mismatch)"
+        );
+        let n = NotStarted::new(
+            2,
+            "exit code 2".into(),
+            Some(WAL.into()),
+            Path::new("/c/node-2/node.log"),
+            String::new(),
+        );
+        let text = n.text("; `wipe 2` starts it empty");
+        assert_eq!(
+            text,
+            "node 2 did not start: cannot use data directory: /c/node-2/data/wal.log is corrupt (at offset 0: \
+             CRC mismatch); it exited before listening (exit code 2); `wipe 2` starts it empty; its log \
+             /c/node-2/node.log has the full error"
+        );
+        // Any other error is its own words, whole; with none, the log's tail.
+        let busy = "cannot listen on 127.0.0.1:5 (--listen): address in use; choose a free port";
+        assert_eq!(short_cause(busy), (busy.to_string(), false));
+        let n = NotStarted::new(
+            3,
+            "signal SIGKILL".into(),
+            None,
+            Path::new("/l"),
+            "a\nb".into(),
+        );
+        assert_eq!(
+            n.to_string(),
+            "node 3 did not start: it logged no error; it exited before listening (signal SIGKILL); its log /l \
+             ends with:\na\nb"
+        );
+        // A long first clause is cut.
+        let (long, _) = short_cause(&format!("f is corrupt: {}", "x".repeat(200)));
+        assert_eq!(long, format!("f is corrupt ({}…)", "x".repeat(80)));
     }
 }
