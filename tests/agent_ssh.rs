@@ -515,6 +515,57 @@ fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_o
     assert!(left.is_empty(), "still running after quit: {left:?}");
 }
 
+/// Issue 24 (a new user's finding): a cluster directory resumed with a hosts file that puts some of its nodes on
+/// other hosts than the ones holding their data started them there empty, without a word. Now it is refused
+/// (exit 2) before anything starts, naming each moved node with the host that has its data and the one the file
+/// names, and what to do; nothing is left running, and the file put back resumes the cluster on its data.
+#[test]
+fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let cdir = sshd.path().join("c1");
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let up = || {
+        support::session::Up::new(&args)
+            .wait(Duration::from_secs(60))
+            .dir(cdir.clone())
+            .start()
+    };
+    let mut s = up();
+    started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| panic!("first session: {l:?}"));
+    s.quit();
+    // Node 2 now on host-a: its data is on host-b.
+    let text = std::fs::read_to_string(&hosts).unwrap();
+    sshd.hosts_file(&[("host-a", "a", &[1, 2]), ("host-b", "b", &[3])]);
+    let (code, err) = support::up_ended(&args, Some(&cdir));
+    assert_eq!(code, Some(2), "stderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "node 2's data is on host host-b ({}), but the hosts file puts it on host-a ({})",
+            sshd.path().join("b").display(),
+            sshd.path().join("a").display()
+        )),
+        "stderr: {err}"
+    );
+    assert!(err.contains("put node 2 back"), "says what to do: {err}");
+    assert!(
+        !err.contains("node 1's data") && !err.contains("node 3's data"),
+        "{err}"
+    );
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+    // Put back: the cluster resumes on its data.
+    std::fs::write(&hosts, text).unwrap();
+    let mut s = up();
+    assert!(
+        started_empty(&mut s, &[1, 2, 3]).is_err(),
+        "the resumed cluster started on empty node directories"
+    );
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
 /// are reached, as a local run does: the README's kill-leader scenario (at half scale: `kill leader` at 2 s)
 /// finds a leader to kill, and the run's verdict is the expected `valid` (exit 0), the first run on the hosts

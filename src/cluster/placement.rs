@@ -3,6 +3,10 @@
 //! an `add` on the host with the fewest of the cluster's nodes, the first in the file among equals
 //! ([`Hosts::place`]). Every placement is recorded in the cluster directory's [`PLACED_FILE`], so a resumed
 //! cluster starts an added node on the host that holds its data, also when the hosts file does not name it.
+//!
+//! Every node a session starts on hosts is recorded there too: a resumed cluster whose hosts file puts a node
+//! on another host than the one holding its data is refused before anything starts ([`check_moved`]); the
+//! node would start there empty, which is almost always an edited hosts file, not a wish.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +16,8 @@ use super::backend::Procs;
 use super::command::NodeId;
 use crate::remote::hosts::{Host, Hosts, Placed};
 
-/// The cluster directory's record of where added nodes run: one line per node, `ID<TAB>SSH<TAB>DIR` (the
-/// host's `ssh` and `dir` as the hosts file gave them).
+/// The cluster directory's record of where its nodes run (those a session started on hosts, and those `add`
+/// placed): one line per node, `ID<TAB>SSH<TAB>DIR` (the host's `ssh` and `dir` as the hosts file gave them).
 pub const PLACED_FILE: &str = "hosts-placed";
 
 impl Cluster {
@@ -46,7 +50,7 @@ impl Cluster {
         })?;
         procs.place(id, h);
         let host = &hosts.hosts[h];
-        if let Err(e) = record(&self.inner.spec.dir, id, host) {
+        if let Err(e) = record(&self.inner.spec.dir, &[(id, host)]) {
             tracing::warn!(node = id, error = %e, "cannot record where an added node runs");
         }
         let why = match (why, near) {
@@ -73,11 +77,13 @@ fn load(hosts: usize, placed: &BTreeMap<NodeId, usize>, members: &[NodeId]) -> V
     load
 }
 
-/// Adds (or replaces) node `id`'s line in `dir`'s [`PLACED_FILE`].
-fn record(dir: &Path, id: NodeId, host: &Host) -> std::io::Result<()> {
+/// Adds (or replaces) the line of each node of `placed` (a node and its host) in `dir`'s [`PLACED_FILE`].
+fn record(dir: &Path, placed: &[(NodeId, &Host)]) -> std::io::Result<()> {
     let path = dir.join(PLACED_FILE);
     let mut lines: BTreeMap<NodeId, String> = read(dir);
-    lines.insert(id, format!("{id}\t{}\t{}", host.ssh, host.dir));
+    for (id, host) in placed {
+        lines.insert(*id, format!("{id}\t{}\t{}", host.ssh, host.dir));
+    }
     let text: String = lines.into_values().map(|l| l + "\n").collect();
     let tmp = dir.join(format!("{PLACED_FILE}.tmp"));
     std::fs::write(&tmp, text)?;
@@ -131,7 +137,7 @@ pub(super) fn place_resumed(
                      starts on {} without its earlier data (it catches up from the others)",
                     hosts.hosts[h].label
                 ));
-                if let Err(e) = record(dir, id, &hosts.hosts[h]) {
+                if let Err(e) = record(dir, &[(id, &hosts.hosts[h])]) {
                     tracing::warn!(node = id, error = %e, "cannot record where a node runs");
                 }
                 h
@@ -140,6 +146,69 @@ pub(super) fn place_resumed(
         procs.place(id, h);
     }
     said
+}
+
+/// Records where each node of `ids` (the nodes a session started) runs, by `procs`' placement, in `dir`'s
+/// [`PLACED_FILE`]: the host that now holds its data, which [`check_moved`] holds a later session to.
+pub(super) fn record_started(procs: &Procs, hosts: &Hosts, dir: &Path, ids: &[NodeId]) {
+    let placed = procs.placed();
+    let on: Vec<(NodeId, &Host)> = ids
+        .iter()
+        .filter_map(|id| Some((*id, hosts.hosts.get(*placed.get(id)?)?)))
+        .collect();
+    if let Err(e) = record(dir, &on) {
+        tracing::warn!(error = %e, "cannot record where the nodes run");
+    }
+}
+
+/// Before a cluster starts on hosts: `Err` (for a person, exit 2) when the hosts file puts a node of `ids`
+/// (the nodes it starts) on another host (another `ssh` or `dir`) than the one `dir`'s [`PLACED_FILE`] says
+/// holds its data, naming each such node, both hosts and what to do. A node the file does not name is placed
+/// by [`place_resumed`]; a node with no record (a directory from before the record) is not judged.
+pub(super) fn check_moved(hosts: &Hosts, dir: &Path, ids: &[NodeId]) -> Result<(), String> {
+    let recorded = read(dir);
+    let mut moved = Vec::new();
+    let mut said = Vec::new();
+    for &id in ids {
+        let Some(line) = recorded.get(&id) else {
+            continue;
+        };
+        let mut f = line.split('\t').skip(1);
+        let (Some(ssh), Some(was)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Some(now) = hosts.host_of(id).map(|h| &hosts.hosts[h]) else {
+            continue;
+        };
+        if now.ssh != ssh || now.dir != was {
+            moved.push(id);
+            said.push(format!(
+                "node {id}'s data is on host {ssh} ({was}), but the hosts file puts it on {} ({})",
+                now.ssh, now.dir
+            ));
+        }
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let names = moved
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (node, its) = if moved.len() == 1 {
+        ("node", "its")
+    } else {
+        ("nodes", "their")
+    };
+    Err(format!(
+        "{}: {}; {it} would start there empty (nothing was started): put {node} {names} back on the host \
+         holding {its} data, or start a new cluster with a new --dir; to move a node with the cluster's data, \
+         resume as it was and `replace` it (its new node goes on the host whose `nodes` name the new id)",
+        dir.display(),
+        said.join("; "),
+        it = if moved.len() == 1 { "it" } else { "they" },
+    ))
 }
 
 #[cfg(test)]
@@ -168,11 +237,48 @@ mod tests {
     #[test]
     fn a_placement_is_recorded_once_per_node_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        record(dir.path(), 6, &host("host2", "/var/tmp/squall")).unwrap();
-        record(dir.path(), 4, &host("host1", "/x")).unwrap();
-        record(dir.path(), 6, &host("host3", "/y")).unwrap();
+        record(dir.path(), &[(6, &host("host2", "/var/tmp/squall"))]).unwrap();
+        record(dir.path(), &[(4, &host("host1", "/x"))]).unwrap();
+        record(dir.path(), &[(6, &host("host3", "/y"))]).unwrap();
         let text = std::fs::read_to_string(dir.path().join(PLACED_FILE)).unwrap();
         assert_eq!(text, "4\thost1\t/x\n6\thost3\t/y\n");
         assert_eq!(read(dir.path()).len(), 2);
+    }
+
+    fn hosts(entries: &[(&str, &str, &[NodeId])]) -> Hosts {
+        Hosts {
+            hosts: entries
+                .iter()
+                .map(|(ssh, dir, nodes)| Host {
+                    nodes: nodes.to_vec(),
+                    ..host(ssh, dir)
+                })
+                .collect(),
+        }
+    }
+
+    /// Issue 24 (a new user's finding): nodes moved to other hosts in the hosts file on resume started there
+    /// empty without a word. A move (another `ssh` or `dir`) is refused naming each node and both hosts.
+    #[test]
+    fn a_node_the_hosts_file_puts_elsewhere_than_its_data_is_refused_naming_both_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (host("a", "/d"), host("b", "/d"));
+        record(dir.path(), &[(1, &a), (2, &b), (3, &b), (4, &b)]).unwrap();
+        // As it was: admitted; a node with no record (5) or a removed one (4, not started) is not judged.
+        let same = hosts(&[("a", "/d", &[1, 5]), ("b", "/d", &[2, 3])]);
+        assert_eq!(check_moved(&same, dir.path(), &[1, 2, 3, 5]), Ok(()));
+        let moved = hosts(&[("a", "/d", &[1, 2]), ("b", "/e", &[3, 4])]);
+        let e = check_moved(&moved, dir.path(), &[1, 2, 3]).unwrap_err();
+        assert!(
+            e.contains("node 2's data is on host b (/d), but the hosts file puts it on a (/d)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("node 3's data is on host b (/d), but the hosts file puts it on b (/e)"),
+            "{e}"
+        );
+        assert!(!e.contains("node 1's") && !e.contains("node 4's"), "{e}");
+        assert!(e.contains("put nodes 2, 3 back"), "{e}");
+        assert!(e.contains("new --dir"), "{e}");
     }
 }

@@ -107,6 +107,8 @@ impl Cluster {
                 (Procs::Local(sup), Links::Local(net))
             }
             Some(hosts) => {
+                // Before any host is reached: a node whose data is on another host than the file now names.
+                super::placement::check_moved(hosts, &spec.dir, &ids).map_err(|e| anyhow!(e))?;
                 let labels = network_for(&spec.kind, spec.seed).labels().to_vec();
                 let say = |s: String| said.lock().unwrap().push(s);
                 let folder = files::hosts_dir_name(&spec.dir, first_start, &mut rand::rng())
@@ -223,6 +225,15 @@ impl Cluster {
             // Stop what did start and unmount any fault filesystem, so nothing outlives the failure.
             cluster.shutdown().await;
             return Err(e);
+        }
+        if let Some(hosts) = &cluster.inner.spec.hosts {
+            // Their data is on these hosts now: a later session is held to them.
+            super::placement::record_started(
+                &cluster.inner.procs,
+                hosts,
+                &cluster.inner.spec.dir,
+                &ids,
+            );
         }
         Ok(cluster)
     }
