@@ -573,14 +573,32 @@ fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts
 #[test]
 fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid() {
     let Some(sshd) = Sshd::new() else { return };
+    let (code, text) = run_on_hosts(&sshd, "kill-leader.toml");
+    assert!(
+        text.contains("copying squall"),
+        "the first run copied nothing:\n{text}"
+    );
+    assert!(
+        text.contains("verdict: valid"),
+        "the run on hosts is not valid:\n{text}"
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the run: {left:?}");
+}
+
+/// `squall run` of the library's `scenario` (a file of `scenarios/`) at half scale, seed 7, its nodes on two
+/// hosts (`host-a` runs node 1 in `a`, `host-b` nodes 2 and 3 in `b`): its exit code and what it printed (standard
+/// output, then standard error).
+fn run_on_hosts(sshd: &Sshd, scenario: &str) -> (Option<i32>, String) {
     let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
-    let out = sshd.path().join("run");
     let o = Command::new(SQUALL)
         .arg("run")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/kill-leader.toml"
-        ))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios")
+                .join(scenario),
+        )
         .args([
             "--hosts",
             hosts.to_str().unwrap(),
@@ -590,7 +608,7 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
             "7",
         ])
         .arg("--out")
-        .arg(&out)
+        .arg(sshd.path().join("run"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -599,17 +617,7 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        text.contains("copying squall"),
-        "the first run copied nothing:\n{text}"
-    );
-    assert!(
-        text.contains("verdict: valid"),
-        "the run on hosts is not valid:\n{text}"
-    );
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the run: {left:?}");
+    (o.status.code(), text)
 }
 
 /// `squall run` of a scenario with `disk-faults = true` on hosts (issue 24): the library's power-cut scenario
@@ -626,32 +634,7 @@ fn the_power_cut_scenario_runs_on_hosts_with_their_fault_filesystems_and_is_vali
         eprintln!("SKIP: this machine cannot serve disk faults (/dev/fuse: {e})");
         return;
     }
-    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
-    let out = sshd.path().join("run");
-    let o = Command::new(SQUALL)
-        .arg("run")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/power-cut.toml"
-        ))
-        .args([
-            "--hosts",
-            hosts.to_str().unwrap(),
-            "--scale",
-            "0.5",
-            "--seed",
-            "7",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, text) = run_on_hosts(&sshd, "power-cut.toml");
     assert!(
         text.contains("verdict: valid (expected valid)"),
         "the power-cut scenario on hosts is not valid:\n{text}"
@@ -660,7 +643,7 @@ fn the_power_cut_scenario_runs_on_hosts_with_their_fault_filesystems_and_is_vali
         text.contains("power cut of every node: host host-a: node 1"),
         "the cut of every node did not go through the hosts:\n{text}"
     );
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(code, Some(0), "{text}");
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after the run: {left:?}");
     assert_eq!(
