@@ -164,29 +164,34 @@ pub fn admit(cmd: &Command, id: NodeId, facts: &Facts) -> Result<(), String> {
     }
 }
 
-/// Whether `wipe N` of a voter can happen now, judged as `remove N` is ([`admit_membership`]): a wiped voter
-/// recovers before it votes again (`raft::recovery`), so until then the configuration's voters other than `n`
-/// must have a running majority of all its voters, or the cluster stops: refused, naming the voters, the ones
-/// down and what to restart first (issue 24: the wipe answered `ok` and the cluster had no quorum). A learner,
-/// a node of no known configuration, and the only voter (its wipe's answer says what that costs) are admitted.
-pub fn admit_wipe(n: NodeId, f: &MemberFacts) -> Result<(), String> {
+/// What `wipe N` of a voter costs the cluster's quorum, judged as `remove N` is ([`admit_membership`]), for
+/// its answer: a wiped voter recovers before it votes again (`raft::recovery`), so when the configuration's
+/// voters other than `n` have no running majority of all its voters, the cluster has no quorum until one of
+/// them returns. `Some(warning)` then (`; warning: …`, naming the voters, those down and what to restart);
+/// `None` when the others are a majority, for a learner, a node of no known configuration, and the only voter
+/// (its answer says what that costs). A warning, not a refusal as for `remove`: a wipe is a fault, as a `kill`
+/// that costs the quorum is, and showing what a lost disk does is what it is for (issue 24: it answered a
+/// plain `ok`).
+pub fn wipe_cost(n: NodeId, f: &MemberFacts) -> Option<String> {
     if !f.voters.contains(&n) || f.voters.len() == 1 {
-        return Ok(());
+        return None;
     }
     let rest: BTreeSet<NodeId> = f.voters.iter().copied().filter(|v| *v != n).collect();
     let need = f.voters.len() / 2 + 1;
     let live = rest.intersection(&f.live).count();
     if live >= need {
-        return Ok(());
+        return None;
     }
     let down: BTreeSet<NodeId> = rest.difference(&f.live).copied().collect();
     let first = down.iter().next().copied().unwrap_or(n);
-    Err(format!(
-        "wiping node {n} leaves voters {}, which need {need} of {} voting to elect a leader and commit, with only \
-         {live} running ({} not running or paused; node {n} recovers before it votes again): the cluster would \
-         stop, so nothing was done; `restart {first}` (or `resume {first}`) first",
-        set_text(&rest),
+    Some(format!(
+        "; warning: the cluster has no quorum now: of its {} voters a leader and each commit need {need}, and \
+         node {n} votes again only once it has recovered, while of the others, {}, only {live} {} running ({} \
+         not running or paused); `restart {first}` (or `resume {first}`) brings the quorum back (a `remove` that \
+         leaves this is refused)",
         f.voters.len(),
+        set_text(&rest),
+        if live == 1 { "is" } else { "are" },
         set_text(&down)
     ))
 }
@@ -421,9 +426,10 @@ mod tests {
         assert!(admit_membership(&Command::Remove(1), &f).is_err());
     }
 
-    /// Issue 24: `wipe N` answered `ok` with another voter down, leaving no quorum; judged as `remove N` is.
+    /// Issue 24: `wipe N` answered a plain `ok` with another voter down, leaving no quorum; judged as `remove N`
+    /// is, and said as a warning.
     #[test]
-    fn a_wipe_that_leaves_no_running_majority_of_voters_is_refused_as_a_remove_is() {
+    fn a_wipe_that_leaves_no_running_majority_of_voters_warns_where_a_remove_is_refused() {
         let facts = |voters: &[NodeId], live: &[NodeId]| MemberFacts {
             voters: voters.iter().copied().collect(),
             live: live.iter().copied().collect(),
@@ -431,30 +437,26 @@ mod tests {
         };
         // 3 voters, node 1 down: wiping 2 leaves only node 3 voting.
         let f = facts(&[1, 2, 3], &[2, 3]);
-        let e = admit_wipe(2, &f).unwrap_err();
+        let w = wipe_cost(2, &f).unwrap();
         assert!(
-            e.contains("wiping node 2 leaves voters {1,3}, which need 2 of 3")
-                && e.contains("only 1 running ({1} not running")
-                && e.contains("nothing was done")
-                && e.contains("`restart 1`"),
-            "{e}"
+            w.starts_with("; warning: the cluster has no quorum now: of its 3 voters a leader and each commit need 2")
+                && w.contains("of the others, {1,3}, only 1 is running ({1} not running or paused)")
+                && w.contains("`restart 1`"),
+            "{w}"
         );
         // `remove 2` is refused in the same situation.
         let mut m = f.clone();
         m.ids = [1, 2, 3].into();
         assert!(admit_membership(&Command::Remove(2), &m).is_err());
         // Every voter running, or 5 voters with one down: the others are a majority.
-        assert_eq!(admit_wipe(2, &facts(&[1, 2, 3], &[1, 2, 3])), Ok(()));
-        assert_eq!(
-            admit_wipe(2, &facts(&[1, 2, 3, 4, 5], &[2, 3, 4, 5])),
-            Ok(())
-        );
+        assert_eq!(wipe_cost(2, &facts(&[1, 2, 3], &[1, 2, 3])), None);
+        assert_eq!(wipe_cost(2, &facts(&[1, 2, 3, 4, 5], &[2, 3, 4, 5])), None);
         // A wiped node that is down itself changes nothing in the count of the others.
-        assert!(admit_wipe(2, &facts(&[1, 2, 3], &[3])).is_err());
-        // A learner, the only voter, and no configuration known: admitted.
-        assert_eq!(admit_wipe(4, &facts(&[1, 2, 3], &[4])), Ok(()));
-        assert_eq!(admit_wipe(1, &facts(&[1], &[])), Ok(()));
-        assert_eq!(admit_wipe(1, &facts(&[], &[])), Ok(()));
+        assert!(wipe_cost(2, &facts(&[1, 2, 3], &[3])).is_some());
+        // A learner, the only voter, and no configuration known: nothing to say.
+        assert_eq!(wipe_cost(4, &facts(&[1, 2, 3], &[4])), None);
+        assert_eq!(wipe_cost(1, &facts(&[1], &[])), None);
+        assert_eq!(wipe_cost(1, &facts(&[], &[])), None);
     }
 
     #[test]

@@ -170,15 +170,14 @@ impl Cluster {
         }
     }
 
-    /// Whether `wipe {id}` can happen now ([`guard::admit_wipe`]): judged on the configuration and the running
-    /// voters now, as `remove` is. A kind whose node is not told it lost data (it starts as if new and votes at
-    /// once) is not judged.
-    pub(super) async fn admit_wipe(&self, id: NodeId) -> Result<(), String> {
+    /// What `wipe {id}` costs the quorum, for its answer ([`guard::wipe_cost`]; empty when nothing): judged on
+    /// the configuration and the running voters now, as `remove` is. A kind whose node is not told it lost data
+    /// (it starts as if new and votes at once) is not judged.
+    pub(super) async fn wipe_cost(&self, id: NodeId) -> String {
         if !self.inner.spec.kind.told_of_lost_data() {
-            return Ok(());
+            return String::new();
         }
-        let _ = self.ask_leader().await;
-        guard::admit_wipe(id, &self.member_facts_now().await)
+        guard::wipe_cost(id, &self.member_facts_now().await).unwrap_or_default()
     }
 
     /// [`Self::member_facts`], with the configuration asked of the membership driver when the kind's status

@@ -263,10 +263,6 @@ impl Cluster {
                 let sole = self
                     .known_config()
                     .is_some_and(|(c, _, _)| c.voters.len() == 1 && c.voters.contains(&id));
-                // A wipe that would leave no running majority of voters is refused, as `remove` is.
-                if wipe {
-                    self.admit_wipe(id).await?;
-                }
                 let was_running = self.alive(id);
                 // Another voter still recovering from a loss: say what a second one means (tester finding
                 // F15: a second wipe got the same answer as the first).
@@ -285,7 +281,8 @@ impl Cluster {
                             .filter(|v| latest.get(v).is_some_and(|s| s.recovering))
                             .collect()
                     };
-                    second_loss_warning(&recovering, voters.len())
+                    // No quorum left while it recovers (judged as `remove` is): said, not hidden (issue 24).
+                    second_loss_warning(&recovering, voters.len()) + &self.wipe_cost(id).await
                 } else {
                     String::new()
                 };
