@@ -673,3 +673,64 @@ fn an_etcd_remove_of_a_node_whose_add_is_pending_cancels_the_add() {
     );
     s.quit();
 }
+
+/// A new user's finding: `up --node-kind etcd --dir D`, `quit`, `up` again on D did not form a quorum (exit 2
+/// after 15 s): every etcd member stores the peer URL of each member, the proxy in front of it, and the second
+/// session put those proxies on new ports. The directory resumes: the same proxies come back, a leader is
+/// elected, a write of the first session is read back, and the second session's lin-kv history is valid.
+#[test]
+fn an_etcd_cluster_directory_resumes_with_its_data_and_a_leader() {
+    if !etcd_present("an_etcd_cluster_directory_resumes…") {
+        return;
+    }
+    let mut s = etcd_session(&["--workload", "lin-kv", "--rate", "20", "--seed", "27"]);
+    agreed_leader(&mut s);
+    s.kv(&["put", "resume", "kept"]);
+    let cdir = s.cdir.clone();
+    let _first = s.quit();
+
+    let mut s = Up::new(&[
+        "-n",
+        "3",
+        "--node-kind",
+        "etcd",
+        "--workload",
+        "lin-kv",
+        "--rate",
+        "20",
+        "--seed",
+        "28",
+    ])
+    .dir(cdir)
+    .wait(Duration::from_secs(60))
+    .serial(&SERIAL)
+    .start();
+    agreed_leader(&mut s);
+    let got = s.kv(&["get", "resume"]);
+    assert_eq!(got.trim(), "kept", "the first session's write, read back");
+    // The workload runs on in the resumed cluster and its history is judged.
+    let deadline = Instant::now() + s.wait;
+    let verdict = loop {
+        let verdict = s.answer("check");
+        let operations: usize = verdict
+            .split("valid: ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if operations >= 20 || verdict.contains("FAILED") {
+            break verdict;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "too few operations judged within {:?}: {verdict}",
+            s.wait
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        verdict.starts_with("ok: linearizability check passed"),
+        "{verdict}"
+    );
+    s.quit();
+}
