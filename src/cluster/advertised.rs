@@ -83,6 +83,7 @@ pub(super) async fn start_destinations(
 ) -> anyhow::Result<BTreeMap<NodeId, SocketAddr>> {
     // A first start's record (of an earlier attempt that never started a member) is stored by no member.
     let mut record = if resume {
+        recorded(dir).map_err(|e| anyhow!(e))?;
         Advertised::read(dir).map_err(|e| anyhow!(e))?
     } else {
         Advertised::default()
@@ -117,6 +118,22 @@ pub(super) async fn start_destinations(
         })?;
     }
     Ok(started)
+}
+
+/// `Ok` when a resumed directory `dir` has its record. Without one (a directory from before squall kept it)
+/// the members stored addresses squall no longer knows and could not find each other: `Err` says so and what
+/// to do, before anything starts.
+fn recorded(dir: &Path) -> Result<(), String> {
+    if dir.join(ADVERTISED_FILE).exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot resume {dir}: it has no {ADVERTISED_FILE}, the record of the addresses its members store for \
+         each other (the proxy in front of each; a directory from before squall kept that record, or one whose \
+         record was removed), so its members could not find each other. Start a fresh cluster with a new --dir \
+         (or put back the {ADVERTISED_FILE} an earlier session wrote). Nothing in {dir} was changed.",
+        dir = dir.display()
+    ))
 }
 
 /// The message for a proxy that cannot listen where the members stored it does: `why` is what binding said.
@@ -181,6 +198,18 @@ mod tests {
             e.contains("advertised.json") && e.contains("use a new --dir"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_resumed_directory_without_its_record_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = recorded(dir.path()).unwrap_err();
+        assert!(
+            e.contains("no advertised.json") && e.contains("new --dir"),
+            "{e}"
+        );
+        Advertised::default().write(dir.path()).unwrap();
+        assert_eq!(recorded(dir.path()), Ok(()));
     }
 
     #[test]
