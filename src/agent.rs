@@ -567,12 +567,14 @@ impl Agent {
                     .map_err(|e| format!("starting the proxy for link {from}->{to}: {e}"))?;
                 Ok(Answer::Link { addr })
             }
-            Op::Destination { to } => {
-                let addr = self
-                    .net()?
-                    .add_destination(to)
-                    .await
-                    .map_err(|e| format!("starting the proxy in front of node {to}: {e}"))?;
+            Op::Destination { to, at } => {
+                let net = self.net()?;
+                let addr = match at {
+                    // A resumed cluster's: where the members stored that this proxy listens.
+                    Some(at) => net.add_destination_at(to, at).await,
+                    None => net.add_destination(to).await,
+                }
+                .map_err(|e| format!("starting the proxy in front of node {to}: {e}"))?;
                 Ok(Answer::Link { addr })
             }
             op @ (Op::Sender { .. } | Op::Ports { .. } | Op::Program { .. }) => self.hosted(op),

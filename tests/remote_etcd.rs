@@ -9,35 +9,22 @@
 //! they print "skipped: ..." and pass, except with `CI=true`, where they fail.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
 
+use support::etcd::{self, agreed_leader, leader_where, restarted_args};
+use support::killed_leader;
 use support::netns::{self, World};
 use support::session::{Session, Up};
-use support::{killed_leader, leader_term};
 
 /// One member per host: node 1 on host1, 2 on host2, 3 on host3.
 const PLACEMENT: [&[u64]; 3] = [&[1], &[2], &[3]];
 
 fn host_of(node: u64) -> usize {
     PLACEMENT.iter().position(|p| p.contains(&node)).unwrap()
-}
-
-/// Whether etcd is here; without it the test is skipped loudly, and fails under `CI=true`.
-fn etcd_present(test: &str) -> bool {
-    if std::path::Path::new("/usr/bin/etcd").is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "{test}: /usr/bin/etcd is missing under CI=true; .ci/run installs the etcd-server package"
-    );
-    eprintln!("\n!!! SKIPPED {test}: /usr/bin/etcd is missing (apt-get install etcd-server) !!!\n");
-    false
 }
 
 /// A 3-member etcd session on the world's three hosts, with `args` after the kind and hosts, waited on until a
@@ -79,26 +66,10 @@ fn node_entry(s: &Session, n: u64) -> (SocketAddr, SocketAddr, u32) {
     (addr("api"), addr("peer"), e["pid"].as_u64().unwrap() as u32)
 }
 
-/// etcd's own member list, asked of the member at client address `api` over plain HTTP/1.1 (its JSON
-/// gateway): member name → its advertised peer URLs.
+/// etcd's own member list, asked of the member at client address `api`: member name → its advertised peer
+/// URLs.
 fn etcd_peer_urls(api: SocketAddr) -> BTreeMap<String, Vec<String>> {
-    use std::io::Read as _;
-    let mut conn = std::net::TcpStream::connect_timeout(&api, Duration::from_secs(5)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        conn,
-        "POST /v3/cluster/member/list HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\n\
-         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    let json = &answer[answer.find("\r\n\r\n").expect("an HTTP answer") + 4..];
-    let v: serde_json::Value = serde_json::from_str(json.trim())
-        .unwrap_or_else(|e| panic!("member list answer {answer:?}: {e}"));
-    v["members"]
-        .as_array()
-        .unwrap_or(&Vec::new())
+    etcd::member_list(api)
         .iter()
         .map(|m| {
             (
@@ -112,59 +83,6 @@ fn etcd_peer_urls(api: SocketAddr) -> BTreeMap<String, Vec<String>> {
             )
         })
         .collect()
-}
-
-/// Each running member and the leader it names now, from `status` (etcd's lines: `n1 running pid 9 follower
-/// term 2 leader n2 commit — applied 274`).
-fn leaders_named(s: &mut Session) -> BTreeMap<u64, Option<u64>> {
-    s.listing("status", "status:")
-        .iter()
-        .filter(|l| !l.contains("(last known)") && !l.contains("(not answering)"))
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let id = w.first()?.strip_prefix('n')?.parse().ok()?;
-            if w.get(1) != Some(&"running") {
-                return None;
-            }
-            let t = w.iter().position(|x| *x == "term")?;
-            let leader = w[t..]
-                .iter()
-                .position(|x| *x == "leader")
-                .and_then(|i| w.get(t + i + 1)?.strip_prefix('n')?.parse().ok());
-            Some((id, leader))
-        })
-        .collect()
-}
-
-/// Polls `status` until `count` running members all name one leader; that leader.
-fn agreed_leader(s: &mut Session, count: usize, what: &str) -> u64 {
-    let deadline = Instant::now() + s.wait;
-    loop {
-        let named = leaders_named(s);
-        let leaders: Vec<Option<u64>> = named.values().copied().collect();
-        if let Some(Some(first)) = leaders.first().copied()
-            && leaders.len() == count
-            && leaders.iter().all(|l| *l == Some(first))
-        {
-            return first;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {count} members did not agree on a leader within {:?}: {named:?}",
-            s.wait
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Waits for a feed line naming a leader that `accept` takes; (leader, term).
-fn leader_where(s: &mut Session, what: &str, accept: impl Fn(u64, u64) -> bool) -> (u64, u64) {
-    s.out.wait_for(what, s.wait, |l| {
-        if l.contains("no leader") {
-            return None;
-        }
-        leader_term(l).filter(|(n, t)| accept(*n, *t))
-    })
 }
 
 /// The frames forwarded on link `from->to`, from the console's `links` listing (`links: 1->2 frames 123 …`).
@@ -188,7 +106,7 @@ fn forwarded(s: &mut Session, from: u64, to: u64) -> u64 {
 #[test]
 fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition_step_held_frames_and_lin_kv_is_linearizable()
  {
-    if !etcd_present("three_etcd_members_on_three_hosts…") {
+    if !etcd::present("three_etcd_members_on_three_hosts…") {
         return;
     }
     let Some(w) = netns::world(3) else { return };
@@ -328,18 +246,22 @@ fn three_etcd_members_on_three_hosts_elect_survive_a_leader_kill_and_a_partition
 
     // The workload ran through all of it, its clients on the controller reaching the members' client ports
     // on their hosts: its history is linearizable.
-    let verdict = lin_kv_check(&mut s);
+    let (verdict, operations) = etcd::lin_kv_check(&mut s, 50);
     assert!(
         verdict.starts_with("ok: linearizability check passed"),
         "{verdict}"
     );
-    let operations: usize = verdict
-        .split("valid: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
     assert!(operations >= 50, "too few operations judged: {verdict}");
+    let _dir = s.quit();
+    let left = w.wait_hosts_empty(Duration::from_secs(20));
+    assert!(left.is_empty(), "still running on the hosts: {left:?}");
+
+    // The directory resumes on the hosts: each proxy in front of a member, on its member's host, listens where
+    // the members stored it does (the added member's too), so the four elect a leader and every stored peer
+    // URL is listened on again.
+    let mut s = etcd_on(&w, &["--seed", "25"]);
+    agreed_leader(&mut s, 4, "the four members resumed on their hosts");
+    assert_eq!(etcd::stored_peer_urls_listened(node_entry(&s, 1).0), 4);
     let _dir = s.quit();
     let left = w.wait_hosts_empty(Duration::from_secs(20));
     assert!(left.is_empty(), "still running on the hosts: {left:?}");
@@ -353,56 +275,6 @@ fn pid_in(answer: &str) -> u32 {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no pid in {answer}"))
-}
-
-/// The command line of node `n`'s process once it runs again after a restart (its pid from `status`, its
-/// arguments from `/proc`: the hosts are network namespaces of this machine, one pid namespace).
-fn restarted_args(s: &mut Session, n: u64) -> Vec<String> {
-    let deadline = Instant::now() + s.wait;
-    loop {
-        // etcd's status lines: `n1 running pid 9 follower term 2 leader n2 commit — applied 274`.
-        let pid = s.listing("status", "status:").iter().find_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.first() == Some(&format!("n{n}").as_str())
-                && w.get(1) == Some(&"running")
-                && w.get(2) == Some(&"pid"))
-            .then(|| w.get(3)?.parse::<u32>().ok())
-            .flatten()
-        });
-        let args: Vec<String> = pid
-            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-            .unwrap_or_default()
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.len() > 1 {
-            return args;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "n{n} was not running again within {:?} (pid {pid:?})",
-            s.wait
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Sends `check` until the lin-kv verdict is conclusive (up to ten tries); the verdict line.
-fn lin_kv_check(s: &mut Session) -> String {
-    for _ in 0..10 {
-        writeln!(s.stdin, "check").unwrap();
-        let line = s
-            .out
-            .wait_for("the check's verdict", Duration::from_secs(90), |l| {
-                ((l.starts_with("ok:") || l.starts_with("error:")) && l.contains("check"))
-                    .then(|| l.to_string())
-            });
-        if !line.contains("inconclusive") {
-            return line;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("ten lin-kv checks in a row were inconclusive");
 }
 
 #[test]

@@ -734,10 +734,29 @@ impl Links {
 
     /// Starts (or finds) the proxy in front of node `to` that every sender dials (a per-destination kind).
     pub(super) async fn add_destination(&self, to: u64) -> Result<SocketAddr, String> {
+        self.destination(to, None).await
+    }
+
+    /// [`Links::add_destination`] on the address `at` (its port included), where the proxy in front of `to`
+    /// listened in an earlier session of the cluster directory: the members stored it (etcd's peer URLs). `Err`
+    /// (from here or `to`'s host's agent) when `at` cannot be bound.
+    pub(super) async fn add_destination_at(
+        &self,
+        to: u64,
+        at: SocketAddr,
+    ) -> Result<SocketAddr, String> {
+        self.destination(to, Some(at)).await
+    }
+
+    async fn destination(&self, to: u64, at: Option<SocketAddr>) -> Result<SocketAddr, String> {
         match self {
-            Links::Local(net) => net.add_destination(to).await.map_err(|e| e.to_string()),
+            Links::Local(net) => match at {
+                Some(at) => net.add_destination_at(to, at).await,
+                None => net.add_destination(to).await,
+            }
+            .map_err(|e| e.to_string()),
             // On `to`'s host (see the module comment).
-            Links::Remote(r) => match r.call(to, Op::Destination { to }).await? {
+            Links::Remote(r) => match r.call(to, Op::Destination { to, at }).await? {
                 Answer::Link { addr } => Ok(addr),
                 other => Err(format!("the agent answered a destination with {other:?}")),
             },

@@ -587,6 +587,10 @@ impl Cluster {
                 let own = self.inner.links.add_destination(id).await.map_err(|e| {
                     anyhow::anyhow!("starting the proxy in front of node {id}: {e}")
                 })?;
+                // Recorded before any member hears of it: they store it, and a later session must listen
+                // there again (`advertised.json`).
+                self.record_destination(id, own)
+                    .map_err(|e| anyhow::anyhow!("{e} (node {id} was not added)"))?;
                 proxies.insert((id, id), own);
                 let removed = self.inner.roster.lock().unwrap().removed.clone();
                 for &other in existing.iter().filter(|o| !removed.contains(o)) {

@@ -2,6 +2,7 @@
 //! the chaos proxy, status polling, the built-in workload, and actions turned into faults. Everything it
 //! learns goes out as [`Stamped`](crate::state::Stamped) events; nothing here touches the terminal.
 
+mod advertised;
 mod backend;
 mod check;
 pub mod classify;

@@ -154,7 +154,7 @@ impl Cluster {
                 return Err(anyhow!(e));
             }
         }
-        let proxies = match start_proxies(&links, &spec.kind, &ids).await {
+        let proxies = match start_proxies(&links, &spec.kind, &ids, &spec.dir, !first_start).await {
             Ok(p) => p,
             Err(e) => {
                 procs.shutdown(Duration::from_secs(2)).await;
@@ -849,16 +849,19 @@ pub fn network_for(kind: &Kind, seed: u64) -> Network {
 /// Starts the proxies of the links among `ids`: keyed `(from, to)`, the address `from` dials to reach `to`.
 /// Per sender, one proxy per directed link. Per destination, one proxy in front of each node that every sender
 /// dials (the map then holds it for every `from`, the node itself too: its own entry is the address it
-/// advertises).
+/// advertises). Per destination, a resumed directory's (`resume`) proxies listen where the members stored
+/// they do, as `dir`'s `advertised.json` records ([`super::advertised`]).
 async fn start_proxies(
     net: &Links,
     kind: &Kind,
     ids: &[NodeId],
+    dir: &std::path::Path,
+    resume: bool,
 ) -> anyhow::Result<BTreeMap<(NodeId, NodeId), SocketAddr>> {
     let mut proxies = BTreeMap::new();
-    for &to in ids {
-        match kind.peers.model {
-            PeerModel::PerSender => {
+    match kind.peers.model {
+        PeerModel::PerSender => {
+            for &to in ids {
                 for &from in ids.iter().filter(|&&f| f != to) {
                     let addr = net
                         .add_link(from, to)
@@ -867,11 +870,9 @@ async fn start_proxies(
                     proxies.insert((from, to), addr);
                 }
             }
-            PeerModel::PerDestination => {
-                let addr = net
-                    .add_destination(to)
-                    .await
-                    .map_err(|e| anyhow!("starting the proxy in front of node {to}: {e}"))?;
+        }
+        PeerModel::PerDestination => {
+            for (to, addr) in super::advertised::start_destinations(net, dir, ids, resume).await? {
                 for &from in ids {
                     proxies.insert((from, to), addr);
                 }

@@ -244,6 +244,11 @@ pub enum Op {
     Destination {
         /// The receiver.
         to: u64,
+        /// The address the proxy must listen on, its port included: where it listened in an earlier session,
+        /// which the members stored (a resumed cluster directory's `advertised.json`); `None` (and absent in
+        /// an older controller's frame): the host's address, a port the OS chooses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<SocketAddr>,
     },
     /// Says that member id `member` (as the kind's framing names senders, etcd's `X-Server-From`) is node
     /// `node`, for the proxies in front of this host's nodes.
@@ -721,8 +726,15 @@ mod tests {
     #[test]
     fn the_destination_sender_ports_and_program_ops_and_their_answers_round_trip() {
         round_trips_op(
-            Op::Destination { to: 2 },
+            Op::Destination { to: 2, at: None },
             r#"{"id":3,"op":"destination","to":2}"#,
+        );
+        round_trips_op(
+            Op::Destination {
+                to: 2,
+                at: Some("10.0.0.2:40123".parse().unwrap()),
+            },
+            r#"{"id":3,"op":"destination","to":2,"at":"10.0.0.2:40123"}"#,
         );
         round_trips_op(
             Op::Sender {

@@ -1,11 +1,13 @@
 //! Helpers shared by the end-to-end tests: reading a child's output with deadlines, process liveness, and
 //! (in `session`) a headless session driven through its console, (in `tmux`) the dashboard in a real terminal,
-//! (in `maelstrom`) a `squall up --maelstrom` session, (in `scenario`) scenario files run by `squall run`, (in
-//! `agent`) a `squall agent` driven by hand, and (in `netns`) real hosts: network namespaces with an sshd each.
+//! (in `maelstrom`) a `squall up --maelstrom` session, (in `etcd`) the steps of a session of real etcd
+//! members, (in `scenario`) scenario files run by `squall run`, (in `agent`) a `squall agent` driven by hand,
+//! and (in `netns`) real hosts: network namespaces with an sshd each.
 
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod etcd;
 pub mod history;
 pub mod maelstrom;
 pub mod netns;

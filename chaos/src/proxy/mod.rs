@@ -575,12 +575,28 @@ impl Network {
     /// no fault ([`sender`] says exactly when). Needs a framing that names senders ([`Framing::RaftHttp`]);
     /// with another, every connection stays unattributed. Calling it again for `to` returns the same address.
     pub async fn add_destination(&self, to: Endpoint) -> Result<SocketAddr, ChaosError> {
+        self.destination(to, self.bind_addr()).await
+    }
+
+    /// [`Network::add_destination`] on the address `at` (its port included) instead of one the OS chooses: the
+    /// proxy in front of `to` comes back where an earlier run of it listened, for a node that stored that
+    /// address (etcd keeps each member's peer URL in its data). `Err` ([`ChaosError::Bind`], naming `at`) when
+    /// `at` cannot be bound (in use, or not an address of this machine). If the proxy in front of `to` runs
+    /// already, its address is returned, whatever `at` says.
+    pub async fn add_destination_at(
+        &self,
+        to: Endpoint,
+        at: SocketAddr,
+    ) -> Result<SocketAddr, ChaosError> {
+        self.destination(to, at).await
+    }
+
+    async fn destination(&self, to: Endpoint, want: SocketAddr) -> Result<SocketAddr, ChaosError> {
         // The listener is kept under the pseudo-link `to -> to`, which no real traffic uses.
         let id = LinkId { from: to, to };
         if let Some((addr, _)) = self.listeners().get(&id) {
             return Ok(*addr);
         }
-        let want = self.bind_addr();
         let bind_err = |source| ChaosError::Bind {
             from: to,
             to,

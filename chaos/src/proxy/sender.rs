@@ -196,6 +196,46 @@ mod tests {
         );
     }
 
+    /// A proxy in front of a node comes back on the address an earlier one listened on (a node that stored it,
+    /// as etcd stores peer URLs, reaches its peer there again), and an address in use is refused, named.
+    #[tokio::test]
+    async fn a_destination_comes_back_at_its_earlier_address_and_a_taken_one_is_named() {
+        let server = raft_server().await;
+        let first = Network::with_framing(5, Framing::RaftHttp, None);
+        first.set_upstream(2, server);
+        let at = first.add_destination(2).await.unwrap();
+        assert_eq!(post(at, 0x1).await.as_deref(), Ok(OK));
+
+        // While the first proxy listens, the address is taken: refused, naming it.
+        let second = Network::with_framing(6, Framing::RaftHttp, None);
+        second.set_upstream(2, server);
+        let taken = second.add_destination_at(2, at).await.unwrap_err();
+        assert!(
+            matches!(&taken, crate::ChaosError::Bind { addr, .. } if *addr == at),
+            "{taken}"
+        );
+        assert!(taken.to_string().contains(&at.to_string()), "{taken}");
+
+        // The first network gone (its listener closes once its task is dropped), the address is bound again.
+        drop(first);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let again = loop {
+            match second.add_destination_at(2, at).await {
+                Ok(a) => break a,
+                Err(e) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{at} was not free within 10 s of the first proxy's end: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(again, at);
+        assert_eq!(post(at, 0x1).await.as_deref(), Ok(OK));
+        // Asked again, the running proxy's address, whatever address is asked for.
+        let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(second.add_destination_at(2, other).await.unwrap(), at);
+    }
+
     #[tokio::test]
     async fn bytes_framing_applies_link_faults_to_whole_reads() {
         let net = Network::with_framing(4, Framing::Bytes, None);
