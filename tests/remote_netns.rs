@@ -447,3 +447,110 @@ fn figures_unreachable_through_up() {
             "ssh_killed_ms": shown["ssh"].iter().map(|t| t.round()).collect::<Vec<_>>()})
     );
 }
+
+/// Node `n`'s row of the dashboard's nodes table (the first line of the screen that starts with `n{n} ` once
+/// the table's borders and cursor are left off: the nodes panel is the topmost).
+fn node_row(screen: &str, n: u64) -> Option<&str> {
+    screen.lines().find(|l| {
+        l.trim_start_matches(['│', '▶', ' '])
+            .starts_with(&format!("n{n} "))
+    })
+}
+
+/// Whether the dashboard shows nodes 1 and 2 (host1's) unreachable: both rows say so in their process column
+/// (9 columns wide: `unreachab`), as a person reads it.
+fn host1_shown_unreachable(screen: &str) -> Option<bool> {
+    let rows = [node_row(screen, 1)?, node_row(screen, 2)?];
+    Some(rows.iter().all(|r| r.contains("unreachab")))
+}
+
+/// How long an unreachable host takes to show **on the dashboard** (issue 24's figure), printed as a JSON line
+/// (run with `cargo test -p squall --test remote_netns figures -- --ignored --nocapture`, which runs the other
+/// figures too): `squall up -n 5 --hosts FILE` (nodes 1,2 on host1) in a real terminal (tmux, 160×48); host1
+/// is lost by killing its sshd's session processes (`ssh`) or by unplugging its cable on the bridge (`cable`),
+/// and each loss is timed from just before it to the first `capture-pane` (polled every 10 ms) whose rows
+/// n1 and n2 both show `unreachable` in their process column. Each session loses host1 twice: first on the
+/// connection `up` made (`fresh`), then, once the dashboard shows it back, right after that reconnect
+/// (`after_reconnect`); 5 sessions per way of losing it.
+#[test]
+#[ignore = "prints the figures for BENCHMARKS.md; needs root, tmux and a quiet machine"]
+fn figures_unreachable_on_the_dashboard() {
+    use support::tmux::{Tmux, header_leader, skipped_without_tmux};
+    if skipped_without_tmux() {
+        return;
+    }
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let wait_screen = |tmux: &Tmux, what: &str, f: &dyn Fn(&str) -> bool| -> f64 {
+        let t0 = std::time::Instant::now();
+        let deadline = t0 + Duration::from_secs(30);
+        loop {
+            let screen = tmux.screen();
+            if f(&screen) {
+                return t0.elapsed().as_secs_f64() * 1000.0;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 30 s for {what}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut shown = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for how in ["ssh", "cable"] {
+        for run in 0..5 {
+            let dir = w.path().join(format!("dash-{how}-{run}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut tmux = Tmux::start(
+                &format!("unreach-{how}-{run}"),
+                &dir,
+                &format!(
+                    "up -n 5 --hosts {} --dir {}",
+                    hosts.display(),
+                    dir.join("cluster").display()
+                ),
+            );
+            tmux.wait = Duration::from_secs(60);
+            tmux.wait_for("a leader in the header", header_leader);
+            for when in ["fresh", "after_reconnect"] {
+                wait_screen(&tmux, "host1's nodes shown reachable", &|s| {
+                    host1_shown_unreachable(s) == Some(false)
+                });
+                let t0 = std::time::Instant::now();
+                if how == "cable" {
+                    w.cable(0, false);
+                } else {
+                    w.drop_ssh_sessions(0);
+                }
+                wait_screen(&tmux, &format!("host1 unreachable ({how}, {when})"), &|s| {
+                    host1_shown_unreachable(s) == Some(true)
+                });
+                shown
+                    .entry(format!("{how}_{when}_ms"))
+                    .or_default()
+                    .push((t0.elapsed().as_secs_f64() * 1000.0).round());
+                // Back within the agent's grace period (10 s), so the next loss finds the same agent.
+                w.cable(0, true);
+            }
+            wait_screen(&tmux, "host1 back", &|s| {
+                host1_shown_unreachable(s) == Some(false)
+            });
+            tmux.keys(&["q"]);
+            let code = tmux.wait_for("squall to exit after q", |s| {
+                let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+                Some(
+                    line.trim_start_matches("squall exited with ")
+                        .trim()
+                        .to_string(),
+                )
+            });
+            assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
+            let left = w.wait_hosts_empty(Duration::from_secs(30));
+            assert!(left.is_empty(), "still running: {left:?}");
+        }
+    }
+    println!(
+        "unreachable shown on the dashboard after: {}",
+        serde_json::to_string(&shown).unwrap()
+    );
+}
