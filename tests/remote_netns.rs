@@ -396,7 +396,10 @@ fn figures() {
 /// `host host1 unreachable` line as the test reads it (the console holds each line 300 ms to print lines in
 /// the order they happened; the dashboard shows the state at its next redraw): its ssh sessions killed (the
 /// connection ends), then its cable unplugged on the bridge (nothing answers; the pings time out). After each
-/// trial host1 comes back (`back` line) before the next.
+/// trial host1 comes back (`back` line) before the next. After a cable outage the console's hold grows to its
+/// 2 s cap for 10 s (host1's nodes' feed records of the outage arrive late), so the trials after the first
+/// cable one print 2 s later than the fleet reported the loss; [`figures_unreachable_on_the_dashboard`] is
+/// the figure (BENCHMARKS.md).
 #[test]
 #[ignore = "prints the figures for BENCHMARKS.md; needs root and a quiet machine"]
 fn figures_unreachable_through_up() {
