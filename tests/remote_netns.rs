@@ -460,6 +460,22 @@ fn node_row(screen: &str, n: u64) -> Option<&str> {
     })
 }
 
+/// Polls `tmux`'s screen every 10 ms until `f` accepts it (up to 30 s, then fails showing the screen).
+fn wait_screen(tmux: &support::tmux::Tmux, what: &str, f: &dyn Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let screen = tmux.screen();
+        if f(&screen) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}; the screen shows:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether the dashboard shows nodes 1 and 2 (host1's) unreachable: both rows say so in their process column
 /// (9 columns wide: `unreachab`), as a person reads it.
 fn host1_shown_unreachable(screen: &str) -> Option<bool> {
@@ -484,21 +500,6 @@ fn figures_unreachable_on_the_dashboard() {
     }
     let Some(w) = netns::world(3) else { return };
     let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
-    let wait_screen = |tmux: &Tmux, what: &str, f: &dyn Fn(&str) -> bool| -> f64 {
-        let t0 = std::time::Instant::now();
-        let deadline = t0 + Duration::from_secs(30);
-        loop {
-            let screen = tmux.screen();
-            if f(&screen) {
-                return t0.elapsed().as_secs_f64() * 1000.0;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited 30 s for {what}; the screen shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
     let mut shown = std::collections::BTreeMap::<String, Vec<f64>>::new();
     for how in ["ssh", "cable"] {
         for run in 0..5 {
@@ -556,4 +557,67 @@ fn figures_unreachable_on_the_dashboard() {
         "unreachable shown on the dashboard after: {}",
         serde_json::to_string(&shown).unwrap()
     );
+}
+
+/// Issue 24: a host lost again right after squall reconnected to it (the new channel relayed through
+/// `squall agent --attach` over the ssh master that survived the outage) shows unreachable on the dashboard as
+/// soon as the first time. The headless console once took 3 s for it (its hold-back, grown by the outage's
+/// late lines; BENCHMARKS.md, "The unreachable host on the dashboard"); the dashboard does not hold, and the
+/// fleet pings the new channel as the first. The bound only catches a reconnect path that reports late (2.5 s;
+/// 0.95 s is the design, the measured figures are in BENCHMARKS.md).
+#[test]
+fn a_host_whose_cable_is_pulled_again_right_after_a_reconnect_shows_unreachable_on_the_dashboard_as_fast()
+ {
+    use support::tmux::{Tmux, header_leader, skipped_without_tmux};
+    if skipped_without_tmux() {
+        return;
+    }
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let mut tmux = Tmux::start(
+        "unreach-again",
+        w.path(),
+        &format!(
+            "up -n 5 --hosts {} --dir {}",
+            hosts.display(),
+            w.path().join("cluster").display()
+        ),
+    );
+    tmux.wait = Duration::from_secs(60);
+    tmux.wait_for("a leader in the header", header_leader);
+    let mut took = Vec::new();
+    for when in ["on the first connection", "right after a reconnect"] {
+        wait_screen(&tmux, "host1's nodes shown reachable", &|s| {
+            host1_shown_unreachable(s) == Some(false)
+        });
+        let t0 = std::time::Instant::now();
+        w.cable(0, false);
+        wait_screen(&tmux, &format!("host1 unreachable {when}"), &|s| {
+            host1_shown_unreachable(s) == Some(true)
+        });
+        took.push((when, t0.elapsed()));
+        w.cable(0, true);
+    }
+    eprintln!("host1 shown unreachable after: {took:?}");
+    for (when, t) in &took {
+        assert!(
+            *t < Duration::from_millis(2500),
+            "host1 shown unreachable {when} only {t:?} after its cable was pulled: {took:?}"
+        );
+    }
+    wait_screen(&tmux, "host1 back", &|s| {
+        host1_shown_unreachable(s) == Some(false)
+    });
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
+    let left = w.wait_hosts_empty(Duration::from_secs(30));
+    assert!(left.is_empty(), "still running: {left:?}");
 }
