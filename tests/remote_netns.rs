@@ -621,3 +621,60 @@ fn a_host_whose_cable_is_pulled_again_right_after_a_reconnect_shows_unreachable_
     let left = w.wait_hosts_empty(Duration::from_secs(30));
     assert!(left.is_empty(), "still running: {left:?}");
 }
+
+/// Issue 24, "no orphans on remote hosts", when no controller is left to reconnect: an agent killed with
+/// SIGKILL (its controller gone too) leaves its fault filesystem as a dead mount in its directory; the next
+/// agent started there (the next `up`) detaches it before it serves anything.
+#[test]
+fn the_next_agent_in_a_directory_detaches_the_dead_fault_filesystem_a_killed_agent_left() {
+    let Some(w) = netns::world(1) else { return };
+    let dir = w.host(0).dir.clone();
+    let mut first = Agent::over_ssh(w.ssh(0), &dir);
+    let can = first.call(serde_json::json!({"op": "capabilities"}));
+    if let Some(why) = can["can"]["disk"].as_str() {
+        eprintln!("skipped: this machine cannot serve disk faults: {why}");
+        return;
+    }
+    let data = dir.join("node-1/data");
+    first.call(
+        serde_json::json!({"op": "disk", "node": 1, "action": {"mount": {
+        "backing": dir.join("node-1/disk").display().to_string(),
+        "data_dir": data.display().to_string()}}}),
+    );
+    assert_eq!(w.mounts(), vec![data.display().to_string()]);
+    let hello = first.call(serde_json::json!({"op": "hello"}));
+    let pid = hello["hello"]["pid"].as_u64().unwrap() as u32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        support::wait_gone(&[pid], Duration::from_secs(10)).is_empty(),
+        "agent {pid} outlived SIGKILL"
+    );
+    let _ = first.process.wait();
+    // Nobody reattached: the dead mount is still there.
+    assert_eq!(
+        w.mounts(),
+        vec![data.display().to_string()],
+        "the killed agent's mount"
+    );
+    assert!(
+        std::fs::metadata(&data).is_err(),
+        "{} still answers after its agent was killed",
+        data.display()
+    );
+    let mut next = Agent::over_ssh(w.ssh(0), &dir);
+    next.call(serde_json::json!({"op": "hello"}));
+    assert_eq!(
+        w.mounts(),
+        Vec::<String>::new(),
+        "the next agent in {} left the dead mount",
+        dir.display()
+    );
+    next.call(serde_json::json!({"op": "shutdown"}));
+    let _ = next.process.wait();
+    let left = w.wait_hosts_empty(Duration::from_secs(15));
+    assert!(left.is_empty(), "still running: {left:?}");
+}
