@@ -8,7 +8,9 @@
 //! (`--grace`, 10 s) and waits on its socket (`DIR/.agent/sock`, in a directory of mode 0700) for a controller
 //! to come back through `squall agent --attach DIR` over a new ssh. No orphans: when none does, it stops its
 //! nodes (SIGTERM, then SIGKILL), unmounts their fault filesystems and exits; if the agent itself is killed,
-//! its nodes follow it through the supervisor's lifeline.
+//! its nodes follow it through the supervisor's lifeline, and the dead FUSE mounts it leaves are detached by the
+//! next squall in its directory ([`detach_dead_mounts`]: the controller's `--attach` that finds no agent, or
+//! the next agent).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -203,6 +205,10 @@ fn listen(dir: &Path) -> anyhow::Result<UnixListener> {
 /// attach through the agent's socket (`squall agent --attach DIR` over a new ssh), each replacing the last.
 async fn serve(dir: PathBuf, grace: Duration) -> anyhow::Result<()> {
     let listener = listen(&dir)?;
+    // No other agent runs here now: a fault filesystem left under the directory is a killed agent's.
+    for said in detach_dead_mounts(&dir) {
+        tracing::warn!("{said}");
+    }
     let sup = Supervisor::new()?;
     let agent = Arc::new(Agent {
         clocks: Clocks::new(Some(dir.join(squall_chaos::clock::SHIM_FILE_NAME))),
@@ -926,12 +932,21 @@ async fn relay(dir: &Path) -> ExitCode {
     let stream = match UnixStream::connect(&sock).await {
         Ok(s) => s,
         Err(e) => {
+            // The controller gives up on the host now (it is lost), so what a killed agent left behind goes
+            // now: its nodes followed it through their lifeline, its fault filesystems did not.
+            let detached = detach_dead_mounts(dir);
             return crate::setup::fail(
                 crate::remote::ssh::NO_AGENT_EXIT as u8,
                 format!(
-                    "no agent runs in {} ({}: {e}): it stopped its nodes after its grace period, or never ran",
+                    "no agent runs in {} ({}: {e}): it stopped its nodes after its grace period, was killed, \
+                     or never ran{}",
                     dir.display(),
-                    sock.display()
+                    sock.display(),
+                    if detached.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", detached.join("; "))
+                    }
                 ),
             );
         }
@@ -947,4 +962,119 @@ async fn relay(dir: &Path) -> ExitCode {
     let _ = stdout.flush().await;
     up.abort();
     ExitCode::SUCCESS
+}
+
+/// Detaches every dead fault filesystem at or under `dir`: the mounts of an agent killed before it could
+/// unmount (SIGKILL, a crash, the machine's OOM killer), whose FUSE server died with it. Its nodes died with it
+/// too (their lifeline), but its mounts stay, failing every access with "Transport endpoint is not connected",
+/// until someone unmounts them; called where no agent runs in `dir` (so every mount of ours there is dead): by
+/// `--attach` finding none, and by a new agent once it holds the directory's socket. A live fault filesystem
+/// (one that answers) and any other kind of mount are left alone. Returns what was done or failed, one line
+/// each, for a person.
+pub fn detach_dead_mounts(dir: &Path) -> Vec<String> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    // Deepest first, so a mount inside another comes off before it.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    let mut said = Vec::new();
+    for p in points {
+        match squall_chaos::disk::detach_stale_mount(&p) {
+            Ok(true) => said.push(format!(
+                "detached the dead fault filesystem on {}",
+                p.display()
+            )),
+            Ok(false) | Err(squall_chaos::disk::DiskError::Refused(_)) => {}
+            // Not root: a user's FUSE mount comes off through fusermount's setuid helper.
+            Err(e) => match fusermount_detach(&p) {
+                Ok(()) => said.push(format!(
+                    "detached the dead fault filesystem on {}",
+                    p.display()
+                )),
+                Err(more) => said.push(format!(
+                    "cannot detach the dead fault filesystem on {} ({e}; {more}): detach it with `umount -l {}` \
+                     or `fusermount3 -u -z {}`",
+                    p.display(),
+                    p.display(),
+                    p.display()
+                )),
+            },
+        }
+    }
+    said
+}
+
+/// `fusermount3 -u -z POINT` (then `fusermount`): a lazy unmount of a FUSE mount by its own user.
+fn fusermount_detach(point: &Path) -> Result<(), String> {
+    let mut why = Vec::new();
+    for tool in ["fusermount3", "fusermount"] {
+        match std::process::Command::new(tool)
+            .args(["-u", "-z"])
+            .arg(point)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => why.push(format!(
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => why.push(format!("{tool}: {e}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// A path as `/proc/self/mountinfo` writes it, with its octal escapes (`\040` for a space) undone.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let digit = |k: usize| u32::from(bytes[i + k] - b'0');
+            out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mountinfo_path_has_its_octal_escapes_undone_and_nothing_else() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b/c"), "/tmp/a b/c");
+        assert_eq!(unescape_mountinfo(r"/x\011y\134z"), "/x\ty\\z");
+        assert_eq!(unescape_mountinfo(r"/plain/path"), "/plain/path");
+        // Not an escape: kept as it is.
+        assert_eq!(unescape_mountinfo(r"/a\09"), r"/a\09");
+        assert_eq!(unescape_mountinfo(r"/end\04"), r"/end\04");
+    }
+
+    #[test]
+    fn a_directory_with_no_mount_under_it_has_nothing_detached() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(detach_dead_mounts(dir.path()).is_empty());
+        assert!(detach_dead_mounts(&dir.path().join("missing")).is_empty());
+    }
 }

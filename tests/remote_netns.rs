@@ -396,7 +396,10 @@ fn figures() {
 /// `host host1 unreachable` line as the test reads it (the console holds each line 300 ms to print lines in
 /// the order they happened; the dashboard shows the state at its next redraw): its ssh sessions killed (the
 /// connection ends), then its cable unplugged on the bridge (nothing answers; the pings time out). After each
-/// trial host1 comes back (`back` line) before the next.
+/// trial host1 comes back (`back` line) before the next. After a cable outage the console's hold grows to its
+/// 2 s cap for 10 s (host1's nodes' feed records of the outage arrive late), so the trials after the first
+/// cable one print 2 s later than the fleet reported the loss; [`figures_unreachable_on_the_dashboard`] is
+/// the issue's figure (BENCHMARKS.md).
 #[test]
 #[ignore = "prints the figures for BENCHMARKS.md; needs root and a quiet machine"]
 fn figures_unreachable_through_up() {
@@ -446,4 +449,232 @@ fn figures_unreachable_through_up() {
             "cable_unplugged_ms": shown["cable"].iter().map(|t| t.round()).collect::<Vec<_>>(),
             "ssh_killed_ms": shown["ssh"].iter().map(|t| t.round()).collect::<Vec<_>>()})
     );
+}
+
+/// Node `n`'s row of the dashboard's nodes table (the first line of the screen that starts with `n{n} ` once
+/// the table's borders and cursor are left off: the nodes panel is the topmost).
+fn node_row(screen: &str, n: u64) -> Option<&str> {
+    screen.lines().find(|l| {
+        l.trim_start_matches(['│', '▶', ' '])
+            .starts_with(&format!("n{n} "))
+    })
+}
+
+/// Polls `tmux`'s screen every 10 ms until `f` accepts it (up to 30 s, then fails showing the screen).
+fn wait_screen(tmux: &support::tmux::Tmux, what: &str, f: &dyn Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let screen = tmux.screen();
+        if f(&screen) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}; the screen shows:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether the dashboard shows nodes 1 and 2 (host1's) unreachable: both rows say so in their process column
+/// (9 columns wide: `unreachab`), as a person reads it.
+fn host1_shown_unreachable(screen: &str) -> Option<bool> {
+    let rows = [node_row(screen, 1)?, node_row(screen, 2)?];
+    Some(rows.iter().all(|r| r.contains("unreachab")))
+}
+
+/// How long an unreachable host takes to show **on the dashboard** (issue 24's figure), printed as a JSON line
+/// (run with `cargo test -p squall --test remote_netns figures -- --ignored --nocapture`, which runs the other
+/// figures too): `squall up -n 5 --hosts FILE` (nodes 1,2 on host1) in a real terminal (tmux, 160×48); host1
+/// is lost by killing its sshd's session processes (`ssh`) or by unplugging its cable on the bridge (`cable`),
+/// and each loss is timed from just before it to the first `capture-pane` (polled every 10 ms) whose rows
+/// n1 and n2 both show `unreachable` in their process column. Each session loses host1 twice: first on the
+/// connection `up` made (`fresh`), then, once the dashboard shows it back, right after that reconnect
+/// (`after_reconnect`); 5 sessions per way of losing it.
+#[test]
+#[ignore = "prints the figures for BENCHMARKS.md; needs root, tmux and a quiet machine"]
+fn figures_unreachable_on_the_dashboard() {
+    use support::tmux::{Tmux, header_leader, skipped_without_tmux};
+    if skipped_without_tmux() {
+        return;
+    }
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let mut shown = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for how in ["ssh", "cable"] {
+        for run in 0..5 {
+            let dir = w.path().join(format!("dash-{how}-{run}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut tmux = Tmux::start(
+                &format!("unreach-{how}-{run}"),
+                &dir,
+                &format!(
+                    "up -n 5 --hosts {} --dir {}",
+                    hosts.display(),
+                    dir.join("cluster").display()
+                ),
+            );
+            tmux.wait = Duration::from_secs(60);
+            tmux.wait_for("a leader in the header", header_leader);
+            for when in ["fresh", "after_reconnect"] {
+                wait_screen(&tmux, "host1's nodes shown reachable", &|s| {
+                    host1_shown_unreachable(s) == Some(false)
+                });
+                let t0 = std::time::Instant::now();
+                if how == "cable" {
+                    w.cable(0, false);
+                } else {
+                    w.drop_ssh_sessions(0);
+                }
+                wait_screen(&tmux, &format!("host1 unreachable ({how}, {when})"), &|s| {
+                    host1_shown_unreachable(s) == Some(true)
+                });
+                shown
+                    .entry(format!("{how}_{when}_ms"))
+                    .or_default()
+                    .push((t0.elapsed().as_secs_f64() * 1000.0).round());
+                // Back within the agent's grace period (10 s), so the next loss finds the same agent.
+                w.cable(0, true);
+            }
+            wait_screen(&tmux, "host1 back", &|s| {
+                host1_shown_unreachable(s) == Some(false)
+            });
+            tmux.keys(&["q"]);
+            let code = tmux.wait_for("squall to exit after q", |s| {
+                let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+                Some(
+                    line.trim_start_matches("squall exited with ")
+                        .trim()
+                        .to_string(),
+                )
+            });
+            assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
+            let left = w.wait_hosts_empty(Duration::from_secs(30));
+            assert!(left.is_empty(), "still running: {left:?}");
+        }
+    }
+    println!(
+        "unreachable shown on the dashboard after: {}",
+        serde_json::to_string(&shown).unwrap()
+    );
+}
+
+/// Issue 24: a host lost again right after squall reconnected to it (the new channel relayed through
+/// `squall agent --attach` over the ssh master that survived the outage) shows unreachable on the dashboard as
+/// soon as the first time. The headless console once took 3 s for it (its hold-back, grown by the outage's
+/// late lines; BENCHMARKS.md, "The unreachable host on the dashboard"); the dashboard does not hold, and the
+/// fleet pings the new channel as the first. The bound only catches a reconnect path that reports late (2.5 s;
+/// 0.95 s is the design, the measured figures are in BENCHMARKS.md).
+#[test]
+fn a_host_whose_cable_is_pulled_again_right_after_a_reconnect_shows_unreachable_on_the_dashboard_as_fast()
+ {
+    use support::tmux::{Tmux, header_leader, skipped_without_tmux};
+    if skipped_without_tmux() {
+        return;
+    }
+    let Some(w) = netns::world(3) else { return };
+    let hosts = w.hosts_file(&[&[1, 2], &[3, 4], &[5]]);
+    let mut tmux = Tmux::start(
+        "unreach-again",
+        w.path(),
+        &format!(
+            "up -n 5 --hosts {} --dir {}",
+            hosts.display(),
+            w.path().join("cluster").display()
+        ),
+    );
+    tmux.wait = Duration::from_secs(60);
+    tmux.wait_for("a leader in the header", header_leader);
+    let mut took = Vec::new();
+    for when in ["on the first connection", "right after a reconnect"] {
+        wait_screen(&tmux, "host1's nodes shown reachable", &|s| {
+            host1_shown_unreachable(s) == Some(false)
+        });
+        let t0 = std::time::Instant::now();
+        w.cable(0, false);
+        wait_screen(&tmux, &format!("host1 unreachable {when}"), &|s| {
+            host1_shown_unreachable(s) == Some(true)
+        });
+        took.push((when, t0.elapsed()));
+        w.cable(0, true);
+    }
+    eprintln!("host1 shown unreachable after: {took:?}");
+    for (when, t) in &took {
+        assert!(
+            *t < Duration::from_millis(2500),
+            "host1 shown unreachable {when} only {t:?} after its cable was pulled: {took:?}"
+        );
+    }
+    wait_screen(&tmux, "host1 back", &|s| {
+        host1_shown_unreachable(s) == Some(false)
+    });
+    tmux.keys(&["q"]);
+    let code = tmux.wait_for("squall to exit after q", |s| {
+        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+        Some(
+            line.trim_start_matches("squall exited with ")
+                .trim()
+                .to_string(),
+        )
+    });
+    assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
+    let left = w.wait_hosts_empty(Duration::from_secs(30));
+    assert!(left.is_empty(), "still running: {left:?}");
+}
+
+/// Issue 24, "no orphans on remote hosts", when no controller is left to reconnect: an agent killed with
+/// SIGKILL (its controller gone too) leaves its fault filesystem as a dead mount in its directory; the next
+/// agent started there (the next `up`) detaches it before it serves anything.
+#[test]
+fn the_next_agent_in_a_directory_detaches_the_dead_fault_filesystem_a_killed_agent_left() {
+    let Some(w) = netns::world(1) else { return };
+    let dir = w.host(0).dir.clone();
+    let mut first = Agent::over_ssh(w.ssh(0), &dir);
+    let can = first.call(serde_json::json!({"op": "capabilities"}));
+    if let Some(why) = can["can"]["disk"].as_str() {
+        eprintln!("skipped: this machine cannot serve disk faults: {why}");
+        return;
+    }
+    let data = dir.join("node-1/data");
+    first.call(
+        serde_json::json!({"op": "disk", "node": 1, "action": {"mount": {
+        "backing": dir.join("node-1/disk").display().to_string(),
+        "data_dir": data.display().to_string()}}}),
+    );
+    assert_eq!(w.mounts(), vec![data.display().to_string()]);
+    let hello = first.call(serde_json::json!({"op": "hello"}));
+    let pid = hello["hello"]["pid"].as_u64().unwrap() as u32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        support::wait_gone(&[pid], Duration::from_secs(10)).is_empty(),
+        "agent {pid} outlived SIGKILL"
+    );
+    let _ = first.process.wait();
+    // Nobody reattached: the dead mount is still there.
+    assert_eq!(
+        w.mounts(),
+        vec![data.display().to_string()],
+        "the killed agent's mount"
+    );
+    assert!(
+        std::fs::metadata(&data).is_err(),
+        "{} still answers after its agent was killed",
+        data.display()
+    );
+    let mut next = Agent::over_ssh(w.ssh(0), &dir);
+    next.call(serde_json::json!({"op": "hello"}));
+    assert_eq!(
+        w.mounts(),
+        Vec::<String>::new(),
+        "the next agent in {} left the dead mount",
+        dir.display()
+    );
+    next.call(serde_json::json!({"op": "shutdown"}));
+    let _ = next.process.wait();
+    let left = w.wait_hosts_empty(Duration::from_secs(15));
+    assert!(left.is_empty(), "still running: {left:?}");
 }

@@ -702,3 +702,78 @@ fn a_restart_a_wipe_and_restart_all_on_hosts_tell_no_node_unreachable() {
     );
     quit_leaving_nothing(&w, s);
 }
+
+/// The pid of the `squall agent --dir` process in host `h`'s namespace; fails the test when there is none.
+fn agent_pid(w: &World, h: usize) -> u32 {
+    let procs = w.describe_processes(h);
+    procs
+        .iter()
+        .find(|p| p.contains(" agent --dir "))
+        .and_then(|p| p.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no agent in host{}'s namespace: {procs:#?}", h + 1))
+}
+
+/// Issue 24, "no orphans on remote hosts": host1's agent is killed with SIGKILL while it serves its nodes' fault
+/// filesystems (`--disk-faults`). Its nodes die through their lifeline, squall finds no agent to reconnect to
+/// and says the host is lost, and no dead FUSE mount is left in host1's directory — not after quit, and not
+/// only at the next `up` there.
+#[test]
+fn an_agent_killed_with_sigkill_leaves_no_dead_fault_filesystem_in_its_host_s_directory() {
+    let Some(w) = netns::world(3) else { return };
+    let mut s = up_on(&w, &["--disk-faults"]);
+    let host1 = w.host(0).alias.clone();
+    let host1_dir = w.host(0).dir.display().to_string();
+    let on_host1 = |m: &Vec<String>| {
+        m.iter()
+            .filter(|p| p.starts_with(&format!("{host1_dir}/")))
+            .cloned()
+            .collect::<Vec<String>>()
+    };
+    let mounted = on_host1(&w.mounts());
+    assert_eq!(
+        mounted.len(),
+        2,
+        "nodes 1 and 2 have their fault filesystems: {:?}",
+        w.mounts()
+    );
+    let agent = agent_pid(&w, 0);
+    let from = s.out.seen.len();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let lost = feed_line(&mut s, from, "host1 lost", Duration::from_secs(30), |l| {
+        l.contains(&format!("host {host1} lost"))
+    });
+    // Its nodes followed the agent (the lifeline), and nothing else of squall runs there.
+    let left = w
+        .describe_processes(0)
+        .into_iter()
+        .filter(|p| !p.contains("sshd"))
+        .collect::<Vec<_>>();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut left = left;
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = w
+            .describe_processes(0)
+            .into_iter()
+            .filter(|p| !p.contains("sshd"))
+            .collect();
+    }
+    assert!(left.is_empty(), "left on host1 after {lost}: {left:?}");
+    // The host is lost: the dead mounts are gone already, before anything else happens in that directory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut dead = on_host1(&w.mounts());
+    while !dead.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        dead = on_host1(&w.mounts());
+    }
+    assert_eq!(
+        dead,
+        Vec::<String>::new(),
+        "dead mounts left on host1 after: {lost}"
+    );
+    quit_leaving_nothing(&w, s);
+}
