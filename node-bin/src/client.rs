@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::kv::{KvOp, KvResult};
 use crate::raft::NodeId;
-use crate::rpc::{ClientServiceClient, KvReply, KvRequest, NodeStatus};
+use crate::rpc::{ClientServiceRequest, ClientServiceResponse, KvReply, KvRequest, NodeStatus};
 use crate::transport::{self, deadline};
 
 /// Why an operation did not complete.
@@ -63,7 +63,7 @@ pub struct KvClient {
     leader: Option<NodeId>,
     /// The node this client is bound to ([`KvClient::bind_to`]): asked first, and first again after a retry.
     home: Option<NodeId>,
-    conns: HashMap<NodeId, ClientServiceClient>,
+    conns: HashMap<NodeId, Conn>,
     /// How long one operation may take in all, retries included.
     pub op_timeout: Duration,
     /// Deadline of one RPC.
@@ -228,20 +228,73 @@ impl KvClient {
     }
 
     async fn call(&mut self, node: NodeId, req: KvRequest) -> Result<KvReply, String> {
-        let conn = match self.conns.get(&node) {
-            Some(c) => c.clone(),
-            None => {
-                let addr = self.nodes[&node];
-                let c = transport::connect_client(addr, self.call_timeout)
-                    .await
-                    .map_err(|e| format!("{addr}: {e}"))?;
-                self.conns.insert(node, c.clone());
-                c
+        let timeout = self.call_timeout;
+        if !self.conns.contains_key(&node) {
+            let addr = self.nodes[&node];
+            let c = Conn::open(addr, timeout)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+            self.conns.insert(node, c);
+        }
+        let conn = self.conns.get_mut(&node).expect("inserted");
+        match tokio::time::timeout(timeout, conn.execute(req, timeout)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            // The connection may hold half a frame now: the caller drops it.
+            Err(_) => Err("deadline exceeded".into()),
+        }
+    }
+}
+
+/// One connection to a node's client service, used by one caller at a time: the caller's own task writes the
+/// request frame and reads the answer (tarpc's `ClientMessage` and `Response` frames, as tarpc's client would
+/// send them), with no dispatch task in between.
+struct Conn {
+    read: tarpc::tokio_util::codec::FramedRead<
+        tokio::net::tcp::OwnedReadHalf,
+        tarpc::tokio_util::codec::LengthDelimitedCodec,
+    >,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    next_id: u64,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<Conn> {
+        let stream = transport::dial_api(addr, timeout, crate::rpc::API_CLIENT).await?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok(Conn {
+            read: transport::frame_reader(read),
+            write,
+            next_id: 0,
+        })
+    }
+
+    /// Sends `req` and waits for its answer (an answer to an earlier request that timed out is skipped).
+    async fn execute(&mut self, req: KvRequest, timeout: Duration) -> std::io::Result<KvReply> {
+        use futures::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        self.next_id += 1;
+        let id = self.next_id;
+        let frame = transport::encode_frame(&tarpc::ClientMessage::Request(tarpc::Request {
+            context: deadline(timeout),
+            id,
+            message: ClientServiceRequest::Execute { req },
+        }))?;
+        self.write.write_all(&frame).await?;
+        loop {
+            let body = match self.read.next().await {
+                Some(body) => body?,
+                None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            };
+            let resp: tarpc::Response<ClientServiceResponse> = transport::decode_frame(&body)?;
+            if resp.request_id != id {
+                continue;
             }
-        };
-        conn.execute(deadline(self.call_timeout), req)
-            .await
-            .map_err(|e| e.to_string())
+            return match resp.message {
+                Ok(ClientServiceResponse::Execute(reply)) => Ok(reply),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+        }
     }
 }
 

@@ -50,6 +50,7 @@ use crate::raft::{
 };
 use crate::rpc::{EventBatch, KvReply, KvRequest, NodeStatus, RpcCounters};
 use crate::storage::Storage;
+use api::ReplyTo;
 
 /// Everything a node needs to run, already validated.
 #[derive(Clone, Debug)]
@@ -130,13 +131,13 @@ const EVENT_BUFFER: usize = 20_000;
 const LOG_TAIL: usize = 64;
 
 enum Cmd {
-    Vote(RequestVote, oneshot::Sender<RequestVoteReply>),
-    Append(AppendEntries, oneshot::Sender<AppendEntriesReply>),
-    Snapshot(InstallSnapshot, oneshot::Sender<InstallSnapshotReply>),
+    Vote(RequestVote, ReplyTo<RequestVoteReply>),
+    Append(AppendEntries, ReplyTo<AppendEntriesReply>),
+    Snapshot(InstallSnapshot, ReplyTo<InstallSnapshotReply>),
     TimeoutNow(TimeoutNow),
     Reply(NodeId, Reply),
     Unreachable(NodeId, Request),
-    Client(KvRequest, oneshot::Sender<KvReply>),
+    Client(KvRequest, ReplyTo<KvReply>),
     Status(oneshot::Sender<NodeStatus>),
     Events(u64, u32, oneshot::Sender<EventBatch>),
     Transfer(NodeId, oneshot::Sender<Result<(), String>>),
@@ -164,14 +165,14 @@ struct PendingConfChange {
 }
 
 enum Held {
-    Vote(RequestVoteReply, oneshot::Sender<RequestVoteReply>),
-    Append(AppendEntriesReply, oneshot::Sender<AppendEntriesReply>),
-    Snapshot(InstallSnapshotReply, oneshot::Sender<InstallSnapshotReply>),
+    Vote(RequestVoteReply, ReplyTo<RequestVoteReply>),
+    Append(AppendEntriesReply, ReplyTo<AppendEntriesReply>),
+    Snapshot(InstallSnapshotReply, ReplyTo<InstallSnapshotReply>),
 }
 
 struct PendingRead {
     key: String,
-    tx: oneshot::Sender<KvReply>,
+    tx: ReplyTo<KvReply>,
     /// Set once leadership is confirmed: serve when applied reaches it.
     index: Option<u64>,
     /// When it arrived; a read not served within [`Node::read_timeout`] is answered `Retry`.
@@ -205,7 +206,7 @@ struct Node {
     /// Events of the core waiting for the job of this number: a term or vote is told to observers (the event
     /// feed) only once durable, so a core rebuilt after a full disk never forgets one it announced.
     deferred_events: VecDeque<(u64, crate::raft::RaftEvent)>,
-    proposals: HashMap<u64, (u64, oneshot::Sender<KvReply>)>,
+    proposals: HashMap<u64, (u64, ReplyTo<KvReply>)>,
     reads: HashMap<u64, PendingRead>,
     next_read_ctx: u64,
     events: events::EventFeed,

@@ -25,6 +25,8 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Node {
     child: Option<Child>,
     api: Option<SocketAddr>,
+    /// Where its running process listens for peers (its proxies forward there).
+    peer: Option<SocketAddr>,
     data_dir: PathBuf,
     log: PathBuf,
     /// Started before: every later start (a restart, a wipe) is `--initial-state existing`.
@@ -40,6 +42,10 @@ struct TestCluster {
     links: BTreeMap<(u64, u64), SocketAddr>,
     /// Fault filesystems mounted as data directories (unmounted after the processes stop, in `drop`).
     disks: BTreeMap<u64, squall_chaos::disk::MountedDisk>,
+    /// A port this cluster holds without listening on it, so a connection to it is refused: a killed node's
+    /// proxies forward there until it runs again, never to its old port, which the OS may hand to a process
+    /// of another test meanwhile (test `a_killed_nodes_old_port_...`).
+    refusing: (tokio::net::TcpSocket, SocketAddr),
 }
 
 impl TestCluster {
@@ -68,6 +74,7 @@ impl TestCluster {
                 Node {
                     child: None,
                     api: None,
+                    peer: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                     started: false,
@@ -85,6 +92,11 @@ impl TestCluster {
                 links.insert((from, to), addr);
             }
         }
+        let refusing = tokio::net::TcpSocket::new_v4().expect("a socket");
+        refusing
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("a port to refuse on");
+        let refusing_addr = refusing.local_addr().unwrap();
         let mut c = TestCluster {
             dir,
             nodes,
@@ -92,11 +104,24 @@ impl TestCluster {
             net,
             links,
             disks,
+            refusing: (refusing, refusing_addr),
         };
         for id in 1..=n {
             c.spawn(id);
         }
         c
+    }
+
+    /// This cluster's id, its own: the tests of this file run at once, and a proxy whose node was killed
+    /// dials that node's old port, which the OS may have handed to a node of another test meanwhile.
+    fn cluster_id(&self) -> String {
+        let dir = self
+            .dir
+            .path()
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        format!("test{}", dir.trim_start_matches('.'))
     }
 
     fn spawn(&mut self, id: u64) {
@@ -125,6 +150,7 @@ impl TestCluster {
             Node {
                 child: None,
                 api: None,
+                peer: None,
                 data_dir: self.dir.path().join(format!("node-{id}")),
                 log: self.dir.path().join(format!("node-{id}.log")),
                 started: false,
@@ -142,6 +168,7 @@ impl TestCluster {
             .collect();
         let addr_file = self.dir.path().join(format!("node-{id}.addr"));
         let _ = std::fs::remove_file(&addr_file);
+        let cluster = self.cluster_id();
         let node = self.nodes.get_mut(&id).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -153,7 +180,7 @@ impl TestCluster {
         node.started = true;
         let child = Command::new(env!("CARGO_BIN_EXE_squall-node"))
             .args(["--initial-state", initial])
-            .args(["--id", &id.to_string(), "--cluster-id", "test"])
+            .args(["--id", &id.to_string(), "--cluster-id", &cluster])
             .args(["--listen", "127.0.0.1:0"])
             .args(["--peers", &peers.join(",")])
             .arg("--data-dir")
@@ -174,6 +201,7 @@ impl TestCluster {
                 && let Ok(a) = serde_json::from_slice::<BoundAddrs>(&bytes)
             {
                 node.api = Some(a.api);
+                node.peer = Some(a.peer);
                 self.net.set_upstream(id, a.peer);
                 return;
             }
@@ -199,6 +227,8 @@ impl TestCluster {
             child.wait().unwrap();
         }
         node.api = None;
+        node.peer = None;
+        self.net.set_upstream(id, self.refusing.1);
     }
 
     fn api_addrs(&self) -> BTreeMap<u64, SocketAddr> {
@@ -282,6 +312,13 @@ impl Drop for TestCluster {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+        // A failed test keeps its nodes' logs and data for reading after.
+        if std::thread::panicking()
+            && let Ok(spare) = tempfile::tempdir()
+        {
+            let kept = std::mem::replace(&mut self.dir, spare).keep();
+            eprintln!("kept the nodes' logs and data in {}", kept.display());
         }
         for (_, disk) in std::mem::take(&mut self.disks) {
             let _ = disk.unmount();
@@ -373,6 +410,59 @@ async fn leader_elected_and_writes_replicate_to_all() {
             brief(&converged)
         );
         assert_eq!(s.keys, 51, "every node applied the same keys");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_old_port_taken_by_another_process_gets_nothing_meant_for_that_node() {
+    // The tests of this file run at once, each with nodes 1 to 3. A CI run had two of them merge: a proxy
+    // kept dialing its killed node's old port, which the OS had handed to a node of another test, and the
+    // two clusters took each other's nodes for their own (both reached term ~88 and a log of 104 entries;
+    // one's restarted node never heard from its peers again, as their connections stayed with the impostor).
+    // Here the other process is a listener of the test's own on that port.
+    let mut c = TestCluster::start(3, &[]);
+    let (leader, _) = c.wait_leader(0).await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    let old = c.nodes[&victim]
+        .peer
+        .expect("a running node's peer address");
+    c.kill(victim);
+    let squatter = TcpListener::bind(old).unwrap_or_else(|e| panic!("taking {old} over: {e}"));
+    squatter.set_nonblocking(true).unwrap();
+    let into_victim = |c: &TestCluster| -> (u64, u64) {
+        let mut tried = (0, 0);
+        for from in c.nodes.keys().filter(|&&n| n != victim) {
+            let s = c.net.link_stats(LinkId::new(*from, victim)).unwrap();
+            tried.0 += s.upstream_failures;
+            tried.1 += s.connections_total;
+        }
+        tried
+    };
+    // The live nodes keep sending to the victim: wait until their proxies tried several connections since.
+    let before = into_victim(&c);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match squatter.accept() {
+            Ok((_, from)) => panic!(
+                "a connection meant for killed node {victim} reached the process now on its old port {old} \
+                 (from {from})"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept on {old}: {e}"),
+        }
+        let now = into_victim(&c);
+        if now.0 >= before.0 + 3 {
+            assert_eq!(
+                now.1, before.1,
+                "every try since the kill failed, none connected"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxies to node {victim} tried no connection within {WAIT:?} of its kill: {before:?} then {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -139,7 +139,17 @@ impl Node {
         // Each reply and status request of this turn waits for the writes it depends on (module `persist`).
         for h in std::mem::take(&mut self.fresh) {
             let need = self.needs(&h);
-            self.held.push((need, h));
+            match h {
+                // An AppendEntries success that waits for its entries leaves from the persist thread the
+                // moment they are durable (`need` is the last job handed over; the thread drops it unsent if
+                // that write fails, as `disk_full` drops what is held here).
+                Held::Append(r, tx)
+                    if need > self.pipeline.io.answered && !self.pipeline.io.failed =>
+                {
+                    self.pipeline.io.release(Box::new(move || tx.send(r)));
+                }
+                h => self.held.push((need, h)),
+            }
         }
         // Status shows a term and vote only once durable (module `disk_full` relies on it); the log tail and
         // commit index it shows may include entries still being written.
@@ -154,7 +164,7 @@ impl Node {
         self.after_persisted()?;
         if self.raft.role() != Role::Leader && !self.proposals.is_empty() {
             for (_, (_, tx)) in self.proposals.drain() {
-                let _ = tx.send(KvReply::Retry {
+                tx.send(KvReply::Retry {
                     reason: "leadership lost before commit".into(),
                 });
             }
@@ -235,7 +245,7 @@ impl Node {
         }
         for failed in failed_reads {
             if let Some(read) = self.reads.remove(&failed.ctx) {
-                let _ = read.tx.send(KvReply::NotLeader {
+                read.tx.send(KvReply::NotLeader {
                     leader: failed.leader_hint,
                 });
             }

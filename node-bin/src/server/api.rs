@@ -1,12 +1,15 @@
 //! The listeners: the peer port (incoming Raft RPCs) and the API port (client and control services), each
-//! request handed to the actor in the order it arrived and answered when the actor replies.
+//! request handed to the actor in the order it arrived with a [`ReplyTo`] that writes the answer's frame on its
+//! connection from wherever the answer is made (the actor; the persist thread for an answer that waits for a
+//! write), so no task stands between the answer and the socket.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use tarpc::server::{BaseChannel, Channel};
 use tarpc::{ClientMessage, Response, ServerError};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,7 +21,7 @@ use crate::rpc::{
     ControlServiceResponse, EventBatch, KvReply, PeerError, PeerServiceRequest,
     PeerServiceResponse,
 };
-use crate::transport;
+use crate::transport::{self, FrameWriter};
 
 use super::Cmd;
 use super::teach::TeachCmd;
@@ -97,7 +100,7 @@ pub(super) async fn accept_peers(
         let tx = tx.clone();
         tokio::spawn(serve_in_order(
             stream,
-            move |req: PeerServiceRequest| dispatch_peer(req, &cluster, &tx),
+            move |req: PeerServiceRequest, r| dispatch_peer(req, &cluster, &tx, r),
             &PEER_JUNK,
         ));
     }
@@ -125,7 +128,7 @@ pub(super) async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<
                 rpc::API_CLIENT => {
                     serve_in_order(
                         stream,
-                        move |req: ClientServiceRequest| dispatch_client(req, &tx),
+                        move |req: ClientServiceRequest, r| dispatch_client(req, &tx, r),
                         &API_JUNK,
                     )
                     .await
@@ -133,7 +136,9 @@ pub(super) async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<
                 rpc::API_CONTROL => {
                     serve_in_order(
                         stream,
-                        move |req: ControlServiceRequest| dispatch_control(req, &tx),
+                        move |req: ControlServiceRequest, r: Responder<_>| {
+                            r.later(dispatch_control(req, &tx))
+                        },
                         &API_JUNK,
                     )
                     .await
@@ -147,57 +152,194 @@ pub(super) async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<
     }
 }
 
-/// Serves one tarpc connection, handing each request to the actor in the order it arrived (so pipelined
-/// AppendEntries are not reordered by task scheduling), then waiting for the answer in a task of its own.
-/// Bytes that are not a request end the connection and are noted in `junk`.
+/// Where the answer to one request goes: handed to the actor with the request, answered by whoever holds it
+/// when the answer is known (the actor, or the persist thread once what the answer claims is durable), which
+/// writes the response frame to the connection at once ([`Responder`]), with no task in between. Dropped
+/// unanswered (the node is stopping, or the answer depended on a write that failed), it answers what its
+/// maker chose for that case, or nothing.
+pub(super) struct ReplyTo<T> {
+    answer: Option<Box<dyn FnOnce(Option<T>) + Send>>,
+}
+
+impl<T> ReplyTo<T> {
+    /// A reply that calls `answer` with the value, or with `None` if dropped unanswered.
+    pub(super) fn new(answer: impl FnOnce(Option<T>) + Send + 'static) -> ReplyTo<T> {
+        ReplyTo {
+            answer: Some(Box::new(answer)),
+        }
+    }
+
+    /// Answers with `value`.
+    pub(super) fn send(mut self, value: T) {
+        if let Some(answer) = self.answer.take() {
+            answer(Some(value));
+        }
+    }
+}
+
+impl<T> Drop for ReplyTo<T> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            answer(None);
+        }
+    }
+}
+
+impl<T: Send + 'static> From<oneshot::Sender<T>> for ReplyTo<T> {
+    /// A reply into a oneshot channel (tests, and callers that await the answer).
+    fn from(tx: oneshot::Sender<T>) -> ReplyTo<T> {
+        ReplyTo::new(move |v| {
+            if let Some(v) = v {
+                let _ = tx.send(v);
+            }
+        })
+    }
+}
+
+/// The answer to one request read by [`serve_in_order`]: tarpc's `Response` frame with the request's id,
+/// written on the connection the request came in on.
+pub(super) struct Responder<Resp> {
+    writer: Arc<FrameWriter>,
+    id: u64,
+    /// The ids of the connection's requests not answered yet (see [`serve_in_order`]); this one leaves it
+    /// when the responder is done with, answered or not.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
+    _resp: std::marker::PhantomData<fn(Resp)>,
+}
+
+impl<Resp> Drop for Responder<Resp> {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl<Resp: serde::Serialize + Send + 'static> Responder<Resp> {
+    /// Answers now.
+    pub(super) fn answer(self, resp: Resp) {
+        // Out of the in-flight set once the answer is written: when `self` drops at the end.
+        let response = Response {
+            request_id: self.id,
+            message: Ok::<Resp, ServerError>(resp),
+        };
+        match transport::encode_frame(&response) {
+            // A connection that broke meanwhile takes no answer; the caller's deadline speaks for it.
+            Ok(frame) => drop(self.writer.send(&frame)),
+            Err(e) => tracing::warn!(error = %e, "cannot send an answer"),
+        }
+    }
+
+    /// Answers with what `answer` gives: at once if it is ready, else from a task that waits for it.
+    pub(super) fn later(self, mut answer: Answer<Resp>) {
+        use futures::FutureExt as _;
+        match (&mut answer).now_or_never() {
+            Some(resp) => self.answer(resp),
+            None => {
+                tokio::spawn(async move { self.answer(answer.await) });
+            }
+        }
+    }
+
+    /// A [`ReplyTo`] for the actor: `ok` makes the response from its value; `closed` the response when it is
+    /// dropped unanswered (`None`: no response, the caller's deadline speaks).
+    pub(super) fn reply<T: 'static>(
+        self,
+        ok: impl FnOnce(T) -> Resp + Send + 'static,
+        closed: impl FnOnce() -> Option<Resp> + Send + 'static,
+    ) -> ReplyTo<T> {
+        ReplyTo::new(move |v| {
+            let resp = match v {
+                Some(v) => Some(ok(v)),
+                None => closed(),
+            };
+            if let Some(resp) = resp {
+                self.answer(resp);
+            }
+        })
+    }
+}
+
+/// Serves one tarpc connection without tarpc's tasks: reads each request frame (`ClientMessage`) and hands it
+/// to `dispatch` in the order it arrived (so pipelined AppendEntries are not reordered by task scheduling),
+/// with a [`Responder`] that writes its `Response` frame on this connection from wherever the answer is
+/// made. This task only reads, and writes what the socket did not take at once. Bytes that are not a
+/// request end the connection and are noted in `junk`; a cancellation is ignored (the caller ignores an
+/// answer it no longer waits for). A second copy of a request still in flight on the connection (the same
+/// id; the link's `dup` fault makes them) is dropped, as tarpc's server drops it; a copy that comes after the
+/// answer is served again.
 pub(super) async fn serve_in_order<Req, Resp, F>(
     stream: TcpStream,
     mut dispatch: F,
     junk: &'static JunkLog,
 ) where
-    Req: tarpc::RequestName + Clone + Send + Unpin + 'static + for<'de> serde::Deserialize<'de>,
-    Resp: Send + Unpin + 'static + serde::Serialize,
-    F: FnMut(Req) -> Answer<Resp>,
+    Req: for<'de> serde::Deserialize<'de>,
+    Resp: serde::Serialize + Send + 'static,
+    F: FnMut(Req, Responder<Resp>),
 {
     let from = stream.peer_addr().ok();
-    let transport = transport::framed::<ClientMessage<Req>, Response<Resp>>(stream);
-    let mut requests = BaseChannel::with_defaults(transport).requests();
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let writer = Arc::new(FrameWriter::new(write));
+    let mut frames = transport::frame_reader(read);
+    let in_flight = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let flush = writer.flush();
+    tokio::pin!(flush);
     loop {
-        let in_flight = match requests.next().await {
-            Some(Ok(r)) => r,
-            None => return,
+        let frame = tokio::select! {
+            frame = frames.next() => frame,
+            _ = &mut flush => break,
+        };
+        let body = match frame {
+            Some(Ok(body)) => body,
+            None => break,
             Some(Err(e)) => {
                 // A peer or client that went away resets the connection; anything else is not squall's.
-                let io = match &e {
-                    tarpc::ChannelError::Read(io) => Some(io.kind()),
-                    _ => None,
-                };
                 if matches!(
-                    io,
-                    Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput)
-                        | Some(std::io::ErrorKind::Other)
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::InvalidInput
+                        | std::io::ErrorKind::Other
                 ) {
-                    let cause =
-                        std::error::Error::source(&e).map_or(e.to_string(), |c| c.to_string());
-                    junk.note(from, &format!("not a squall request ({cause})"));
+                    junk.note(from, &format!("not a squall request ({e})"));
                 }
-                return;
+                break;
             }
         };
-        let answer = dispatch(in_flight.get().message.clone());
-        tokio::spawn(
-            in_flight.execute(tarpc::server::serve(move |_, _| async move {
-                Ok::<_, ServerError>(answer.await)
-            })),
-        );
+        match transport::decode_frame::<ClientMessage<Req>>(&body) {
+            Ok(ClientMessage::Request(r)) => {
+                if !in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(r.id)
+                {
+                    continue;
+                }
+                let responder = Responder {
+                    writer: writer.clone(),
+                    id: r.id,
+                    in_flight: in_flight.clone(),
+                    _resp: std::marker::PhantomData,
+                };
+                dispatch(r.message, responder)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                junk.note(from, &format!("not a squall request ({e})"));
+                break;
+            }
+        }
     }
+    writer.close();
 }
 
 pub(super) fn dispatch_peer(
     req: PeerServiceRequest,
     cluster: &str,
     tx: &mpsc::UnboundedSender<Cmd>,
-) -> Answer<PeerServiceResponse> {
+    r: Responder<PeerServiceResponse>,
+) {
     let wrong = |got: &str| PeerError::WrongCluster {
         expected: cluster.to_string(),
         got: got.to_string(),
@@ -207,15 +349,14 @@ pub(super) fn dispatch_peer(
             if $got != cluster {
                 let err = wrong(&$got);
                 tracing::warn!(error = %err, "refusing peer RPC");
-                return Box::pin(async move { PeerServiceResponse::$variant(Err(err)) });
+                return r.answer(PeerServiceResponse::$variant(Err(err)));
             }
-            let (otx, orx) = oneshot::channel();
-            let _ = tx.send(Cmd::$cmd($req, otx));
-            await_actor(
-                orx,
-                |r| PeerServiceResponse::$variant(Ok(r)),
-                || PeerServiceResponse::$variant(Err(PeerError::Stopping)),
-            )
+            let reply = r.reply(
+                |v| PeerServiceResponse::$variant(Ok(v)),
+                || Some(PeerServiceResponse::$variant(Err(PeerError::Stopping))),
+            );
+            // An actor that is gone drops the command, and the reply in it answers `Stopping`.
+            let _ = tx.send(Cmd::$cmd($req, reply));
         }};
     }
     match req {
@@ -228,11 +369,10 @@ pub(super) fn dispatch_peer(
         }
         PeerServiceRequest::TimeoutNow { cluster: got, req } => {
             if got != cluster {
-                let err = wrong(&got);
-                return Box::pin(async move { PeerServiceResponse::TimeoutNow(Err(err)) });
+                return r.answer(PeerServiceResponse::TimeoutNow(Err(wrong(&got))));
             }
             let _ = tx.send(Cmd::TimeoutNow(req));
-            Box::pin(async { PeerServiceResponse::TimeoutNow(Ok(())) })
+            r.answer(PeerServiceResponse::TimeoutNow(Ok(())))
         }
     }
 }
@@ -240,16 +380,16 @@ pub(super) fn dispatch_peer(
 pub(super) fn dispatch_client(
     req: ClientServiceRequest,
     tx: &mpsc::UnboundedSender<Cmd>,
-) -> Answer<ClientServiceResponse> {
+    r: Responder<ClientServiceResponse>,
+) {
     match req {
         ClientServiceRequest::Execute { req } => {
-            let (otx, orx) = oneshot::channel();
-            let _ = tx.send(Cmd::Client(req, otx));
-            await_actor(orx, ClientServiceResponse::Execute, || {
-                ClientServiceResponse::Execute(KvReply::Retry {
+            let reply = r.reply(ClientServiceResponse::Execute, || {
+                Some(ClientServiceResponse::Execute(KvReply::Retry {
                     reason: "node is shutting down".into(),
-                })
-            })
+                }))
+            });
+            let _ = tx.send(Cmd::Client(req, reply));
         }
     }
 }

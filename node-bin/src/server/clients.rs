@@ -77,15 +77,15 @@ impl Node {
         }
     }
 
-    pub(super) fn client_request(&mut self, req: KvRequest, tx: oneshot::Sender<KvReply>) {
+    pub(super) fn client_request(&mut self, req: KvRequest, tx: super::ReplyTo<KvReply>) {
         if let Err(e) = req.op.check_size() {
-            let _ = tx.send(KvReply::TooLarge(e));
+            tx.send(KvReply::TooLarge(e));
             return;
         }
         if !matches!(req.op, KvOp::Get { .. })
             && let Some(refusal) = self.refuse_write()
         {
-            let _ = tx.send(refusal);
+            tx.send(refusal);
             return;
         }
         if let KvOp::Get { key } = &req.op {
@@ -104,7 +104,7 @@ impl Node {
                     );
                 }
                 Err(e) => {
-                    let _ = tx.send(KvReply::NotLeader {
+                    tx.send(KvReply::NotLeader {
                         leader: e.leader_hint,
                     });
                 }
@@ -119,7 +119,7 @@ impl Node {
         let command = KvStore::encode_command(&cmd);
         if command.len() > rpc::MAX_COMMAND_BYTES {
             // Unreachable for operations that pass check_size; a last guard for the log's frame budget.
-            let _ = tx.send(KvReply::TooLarge(crate::kv::SizeError::Value {
+            tx.send(KvReply::TooLarge(crate::kv::SizeError::Value {
                 bytes: cmd.op.value_bytes(),
                 limit: rpc::MAX_VALUE_BYTES,
             }));
@@ -129,13 +129,13 @@ impl Node {
             Ok((index, term)) => {
                 self.timings.proposed(index);
                 if let Some((_, old)) = self.proposals.insert(index, (term, tx)) {
-                    let _ = old.send(KvReply::Retry {
+                    old.send(KvReply::Retry {
                         reason: "entry was overwritten".into(),
                     });
                 }
             }
             Err(e) => {
-                let _ = tx.send(KvReply::NotLeader {
+                tx.send(KvReply::NotLeader {
                     leader: e.leader_hint,
                 });
             }
@@ -154,7 +154,7 @@ impl Node {
             .collect();
         for ctx in expired {
             if let Some(read) = self.reads.remove(&ctx) {
-                let _ = read.tx.send(KvReply::Retry {
+                read.tx.send(KvReply::Retry {
                     reason: format!("read not confirmed within {timeout:?}"),
                 });
             }
@@ -206,7 +206,7 @@ impl Node {
                     reason: "entry was replaced by a new leader".into(),
                 },
             };
-            let _ = tx.send(reply);
+            tx.send(reply);
             if let Some(at) = proposed {
                 self.timings.answered(at, applying.elapsed());
             }
@@ -224,7 +224,7 @@ impl Node {
         for ctx in ready {
             if let Some(read) = self.reads.remove(&ctx) {
                 let value = self.kv.get(&read.key).map(str::to_owned);
-                let _ = read.tx.send(KvReply::Done(KvResult::Value(value)));
+                read.tx.send(KvReply::Done(KvResult::Value(value)));
             }
         }
     }

@@ -91,12 +91,12 @@ impl Node {
         // Dropped, not answered: every held reply claims something durable.
         self.held.clear();
         for (_, (_, tx)) in self.proposals.drain() {
-            let _ = tx.send(KvReply::Retry {
+            tx.send(KvReply::Retry {
                 reason: reason.clone(),
             });
         }
         for (_, read) in self.reads.drain() {
-            let _ = read.tx.send(KvReply::Retry {
+            read.tx.send(KvReply::Retry {
                 reason: reason.clone(),
             });
         }

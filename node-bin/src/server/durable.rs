@@ -12,6 +12,11 @@
 //!   refused with nothing stored, and the actor, which only swaps the restored store in, is not stalled by a
 //!   large one either.
 //!
+//! Beside the jobs, a *release* ([`Pipeline::release`]): something to run as soon as every job handed over
+//! before it is durable, on this thread, right after the write (before the actor hears of it); a follower's
+//! AppendEntries success leaves this way, so the answer that waits for an fdatasync goes out the moment it
+//! returns instead of after a wake-up of the actor. A release whose jobs failed is dropped unrun.
+//!
 //! Each job sees the storage as the jobs before it left it, and the jobs after it see it as it left it: an
 //! append handed over before an install is durable before the snapshot is; one handed over after it goes to
 //! the log the install rewrote. A job that fails (a write or an install) puts the thread in a failed state: it
@@ -61,6 +66,9 @@ enum Work<D: Durable> {
     Install(u64, D::Snapshot),
     /// The actor dealt with a failure: write again.
     Reset,
+    /// Run once every job handed over before it is durable (an answer that claims them, sent from this
+    /// thread the moment they are, with no hop through the actor); dropped instead if one of them failed.
+    Release(Box<dyn FnOnce() + Send>),
 }
 
 /// The answer to one job.
@@ -155,6 +163,13 @@ impl<D: Durable> Pipeline<D> {
         self.submitted
     }
 
+    /// Has `then` run on the persist thread as soon as every job handed over so far is durable (right after
+    /// the write that makes the last of them so, before the actor hears of it); if one of them fails, `then`
+    /// is dropped unrun instead. Not a job: it has no number and no answer.
+    pub(super) fn release(&mut self, then: Box<dyn FnOnce() + Send>) {
+        let _ = self.work.send(Work::Release(then));
+    }
+
     /// Lets the thread write again after a failure the actor dealt with.
     pub(super) fn reset(&mut self) {
         if std::mem::take(&mut self.failed) {
@@ -230,6 +245,13 @@ fn persist_thread<D: Durable>(
                 failed = false;
                 continue;
             }
+            Work::Release(then) => {
+                // Every job before it was answered already.
+                if !failed {
+                    then();
+                }
+                continue;
+            }
             Work::Compact(seq, snapshot) => {
                 let result = if failed {
                     Err(None)
@@ -258,11 +280,14 @@ fn persist_thread<D: Durable>(
         };
         // Group commit: every queued write that may join comes along; anything else starts the next round.
         let mut jobs = vec![(seq, first, queued)];
+        // Releases queued among the group's writes: each needs only the writes before it, all in the group.
+        let mut releases: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
         while let Ok(w) = work.try_recv() {
             match w {
                 Work::Write(seq, w, queued) if D::joins(&w) && !failed => {
                     jobs.push((seq, w, queued))
                 }
+                Work::Release(then) if !failed => releases.push(then),
                 other => {
                     next = Some(other);
                     break;
@@ -284,6 +309,14 @@ fn persist_thread<D: Durable>(
                 (false, Err(e))
             }
         };
+        // What waits for the group leaves first: it is what someone is waiting on.
+        if !failed {
+            for then in releases {
+                then();
+            }
+        } else {
+            drop(releases);
+        }
         let n = jobs.len();
         let mut result = Some(result);
         for (i, (seq, write, queued)) in jobs.into_iter().enumerate() {

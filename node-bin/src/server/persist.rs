@@ -7,7 +7,8 @@
 //!   towards a commit quorum only up to what the driver reported durable ([`crate::raft::Raft::on_persisted`]).
 //! - Nothing is sent, and no answer leaves, while the term or vote it was decided in is not durable: a vote
 //!   request of a candidate waits for its term and self-vote; a granted vote waits for the vote.
-//! - An AppendEntries success waits until the entries it names (up to its `match_index`) are durable; a
+//! - An AppendEntries success waits until the entries it names (up to its `match_index`) are durable, and
+//!   leaves from the persist thread the moment they are (a release, module `durable`); a
 //!   heartbeat anchored at entries already durable is answered at once, which is what keeps a leader with a
 //!   slow disk in office: its followers keep answering it between two fsyncs.
 //! - Snapshot answers and the removal of the lost-data marker wait for everything written before them; status
@@ -417,10 +418,10 @@ impl Node {
                             r.term,
                             self.pipeline.durable_hs
                         );
-                        drop(tx.send(r))
+                        tx.send(r)
                     }
-                    Held::Append(r, tx) => drop(tx.send(r)),
-                    Held::Snapshot(r, tx) => drop(tx.send(r)),
+                    Held::Append(r, tx) => tx.send(r),
+                    Held::Snapshot(r, tx) => tx.send(r),
                 }
             } else {
                 self.held.push((need, h));

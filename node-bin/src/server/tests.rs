@@ -244,12 +244,12 @@ fn append(
 
 fn vote_cmd(req: RequestVote) -> (Cmd, oneshot::Receiver<RequestVoteReply>) {
     let (tx, rx) = oneshot::channel();
-    (Cmd::Vote(req, tx), rx)
+    (Cmd::Vote(req, tx.into()), rx)
 }
 
 fn append_cmd(req: AppendEntries) -> (Cmd, oneshot::Receiver<AppendEntriesReply>) {
     let (tx, rx) = oneshot::channel();
-    (Cmd::Append(req, tx), rx)
+    (Cmd::Append(req, tx.into()), rx)
 }
 
 /// Waits this long and checks that nothing left meanwhile: the negative half of "only once durable".
@@ -431,7 +431,7 @@ fn snapshot_from_2(index: Index) -> InstallSnapshot {
 
 fn snapshot_cmd(req: InstallSnapshot) -> (Cmd, oneshot::Receiver<InstallSnapshotReply>) {
     let (tx, rx) = oneshot::channel();
-    (Cmd::Snapshot(req, tx), rx)
+    (Cmd::Snapshot(req, tx.into()), rx)
 }
 
 /// Heals `faults` after `bound` unless told first (by sending on, or dropping, the returned sender): a test

@@ -20,7 +20,7 @@ use crate::rpc::{
 };
 use crate::transport::{self, deadline};
 
-use super::super::api::{API_JUNK, Answer, PEER_JUNK, await_actor, serve_in_order};
+use super::super::api::{API_JUNK, Answer, PEER_JUNK, Responder, await_actor, serve_in_order};
 use super::Cmd;
 
 /// Most messages in one call.
@@ -117,7 +117,9 @@ pub(super) async fn accept_peers(
         let tx = tx.clone();
         tokio::spawn(serve_in_order(
             stream,
-            move |req: PaxosPeerServiceRequest| dispatch_peer(req, &cluster, &tx),
+            move |req: PaxosPeerServiceRequest, r: Responder<_>| {
+                r.later(dispatch_peer(req, &cluster, &tx))
+            },
             &PEER_JUNK,
         ));
     }
@@ -170,7 +172,9 @@ pub(super) async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<
                 rpc::API_CLIENT => {
                     serve_in_order(
                         stream,
-                        move |req: ClientServiceRequest| dispatch_client(req, &tx),
+                        move |req: ClientServiceRequest, r: Responder<_>| {
+                            r.later(dispatch_client(req, &tx))
+                        },
                         &API_JUNK,
                     )
                     .await
@@ -178,7 +182,9 @@ pub(super) async fn accept_api(listener: TcpListener, tx: mpsc::UnboundedSender<
                 rpc::API_CONTROL => {
                     serve_in_order(
                         stream,
-                        move |req: ControlServiceRequest| dispatch_control(req, &tx),
+                        move |req: ControlServiceRequest, r: Responder<_>| {
+                            r.later(dispatch_control(req, &tx))
+                        },
                         &API_JUNK,
                     )
                     .await
