@@ -42,7 +42,7 @@ impl HoldBack {
     /// Queues a line that happened at `at_ms` and arrived at `now_ms` late for a reason no hold can mend (a
     /// host's backlog, sent when the host is back after an outage): it takes its place like any line (with
     /// its own time in words if newer lines were released), but its lateness does not make the hold longer,
-    /// which would delay every line after it by up to [`MAX_HOLD_MS`] for [`LATENESS_WINDOW_MS`].
+    /// which would delay every line after it by up to 2 s for the next 10 s.
     pub fn push_backlog(&mut self, at_ms: u64, now_ms: u64, text: String) {
         self.queue(at_ms, text, false);
         self.note_lateness(now_ms, now_ms);
