@@ -566,6 +566,71 @@ fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts
     assert!(left.is_empty(), "still running after quit: {left:?}");
 }
 
+/// polish2 item 3: a cluster directory run on this machine, then resumed with `--hosts`, started its nodes empty
+/// on the hosts without a word; and the reverse. Both are refused (exit 2) before anything starts, naming the
+/// nodes, where their data is and what to do; nothing is left running, and each resumes as it was run.
+#[test]
+fn a_directory_run_here_resumed_on_hosts_or_the_reverse_is_refused_naming_where_the_data_is() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let hosts_args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let wait = Duration::from_secs(60);
+
+    // Run here, then with --hosts.
+    let here = sshd.path().join("here");
+    let s = support::session::Up::new(&["--seed", "7"])
+        .wait(wait)
+        .dir(here.clone())
+        .start();
+    s.quit();
+    let (code, err) = support::up_ended(&hosts_args, Some(&here));
+    assert_eq!(code, Some(2), "stderr: {err}");
+    assert!(
+        err.contains("nodes 1, 2, 3 ran on this machine")
+            && err.contains(&here.join("node-1").display().to_string())
+            && err.contains("would start empty on the hosts")
+            && err.contains("without --hosts"),
+        "stderr: {err}"
+    );
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+
+    // Run on hosts, then without.
+    let there = sshd.path().join("there");
+    let mut s = support::session::Up::new(&hosts_args)
+        .wait(wait)
+        .dir(there.clone())
+        .start();
+    started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| panic!("first session: {l:?}"));
+    s.quit();
+    let (code, err) = support::up_ended(&["--seed", "7"], Some(&there));
+    assert_eq!(code, Some(2), "stderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "node 2's data is on host host-b ({})",
+            sshd.path().join("b").display()
+        )) && err.contains("nodes 1, 2, 3 would start empty on this machine")
+            && err.contains("with --hosts"),
+        "stderr: {err}"
+    );
+    assert!(
+        !there.join("node-1").exists(),
+        "the refusal made a node directory here"
+    );
+    // As it was run: it resumes on its data.
+    let mut s = support::session::Up::new(&hosts_args)
+        .wait(wait)
+        .dir(there.clone())
+        .start();
+    assert!(
+        started_empty(&mut s, &[1, 2, 3]).is_err(),
+        "the resumed cluster started on empty node directories"
+    );
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
 /// are reached, as a local run does: the README's kill-leader scenario (at half scale: `kill leader` at 2 s)
 /// finds a leader to kill, and the run's verdict is the expected `valid` (exit 0), the first run on the hosts

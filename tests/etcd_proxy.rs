@@ -2,36 +2,26 @@
 //! per-kind counters on the right directed links, one-way cuts, message filters, hold and step, and the v3
 //! client through the cluster.
 //!
-//! Needs `/usr/bin/etcd` (Debian's `etcd-server`). Without it the tests say so loudly and pass, unless `CI` is
+//! Needs `etcd` on PATH (Debian's `etcd-server`). Without it the tests say so loudly and pass, unless `CI` is
 //! set, where a missing etcd fails them.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use squall::kind::etcd::classify::EtcdClassifier;
 use squall::kind::etcd::client::{EtcdClient, EtcdStatus};
 use squall::kind::etcd::member_id;
 use squall_chaos::{Endpoint, Fault, FaultSpec, Framing, LabelSet, LinkId, Network};
 
-const ETCD: &str = "/usr/bin/etcd";
+/// etcd's program, found on PATH (Debian's `etcd-server` puts it in /usr/bin), as [`support::etcd::present`]
+/// looks for it.
+const ETCD: &str = "etcd";
 const TOKEN: &str = "squall-etcd-test";
-
-/// Whether etcd is here; without it, outside CI, the test is skipped with a loud message.
-fn etcd_present(test: &str) -> bool {
-    if Path::new(ETCD).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: {ETCD} is missing under CI; .ci/run installs the etcd-server package"
-    );
-    eprintln!("\n!!! SKIPPED {test}: {ETCD} is missing (apt-get install etcd-server) !!!\n");
-    false
-}
 
 /// How one member is started.
 #[derive(Clone, Copy)]
@@ -257,7 +247,7 @@ impl EtcdCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_through_the_proxies_elects_counts_per_link_and_survives_a_cut_into_the_leader() {
-    if !etcd_present("etcd_through_the_proxies_elects") {
+    if !support::etcd::present("etcd_through_the_proxies_elects") {
         return;
     }
     let c = EtcdCluster::start(|_| DEFAULT_TIMING, |_| {}).await;
@@ -351,7 +341,7 @@ async fn etcd_through_the_proxies_elects_counts_per_link_and_survives_a_cut_into
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_every_vote_reply_to_a_node_keeps_it_from_leading_across_elections() {
-    if !etcd_present("losing_every_vote_reply") {
+    if !support::etcd::present("losing_every_vote_reply") {
         return;
     }
     // Node 1 times out first every time, so without the filter it would win nearly every election. Under load
@@ -430,7 +420,7 @@ async fn losing_every_vote_reply_to_a_node_keeps_it_from_leading_across_election
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_etcd_heartbeats_are_stepped_one_at_a_time_and_the_stream_stays_valid() {
-    if !etcd_present("held_etcd_heartbeats") {
+    if !support::etcd::present("held_etcd_heartbeats") {
         return;
     }
     let c = EtcdCluster::start(|_| DEFAULT_TIMING, |_| {}).await;

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::scenario::{etcd_available, library, run_scaled, squall};
+use support::scenario::{library, run_scaled, squall};
 use support::session::Up;
 
 /// One cluster at a time in this binary: a run is three nodes, their proxies and three lock clients.
@@ -197,7 +197,7 @@ fn fenced_lock_gc_pause_is_valid_with_the_stale_write_rejected() {
 
 #[test]
 fn etcd_naive_lock_gc_pause_is_invalid() {
-    if etcd_available("etcd_naive_lock_gc_pause_is_invalid") {
+    if support::etcd::present("etcd_naive_lock_gc_pause_is_invalid") {
         let ran = run("naive-lock-gc-pause", Some("etcd"));
         assert_names_the_slipped_write(&ran);
     }
@@ -205,7 +205,7 @@ fn etcd_naive_lock_gc_pause_is_invalid() {
 
 #[test]
 fn etcd_fenced_lock_gc_pause_is_valid_with_the_stale_write_rejected() {
-    if etcd_available("etcd_fenced_lock_gc_pause_is_valid") {
+    if support::etcd::present("etcd_fenced_lock_gc_pause_is_valid") {
         let ran = run("fenced-lock-gc-pause", Some("etcd"));
         assert_the_stale_write_was_rejected(&ran);
     }

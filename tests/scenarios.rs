@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::scenario::{etcd_available, library, library_dir, run_scaled, squall};
+use support::scenario::{library, library_dir, run_scaled, squall};
 
 /// Whether FUSE is here (`.ci/run` installs it; CI must have it). Clock faults need nothing: squall
 /// ships its own time shim.
@@ -31,7 +31,7 @@ fn run_library(name: &str) {
         eprintln!("SKIPPED {name}: needs /dev/fuse (apt-get install fuse3)");
         return;
     }
-    if text.contains("\nkind = \"etcd\"") && !etcd_available(name) {
+    if text.contains("\nkind = \"etcd\"") && !support::etcd::present(name) {
         return;
     }
     let out = tempfile::tempdir().unwrap();

@@ -1082,3 +1082,53 @@ fn the_help_page_names_the_running_kind_s_message_kinds() {
         "{screen}"
     );
 }
+
+/// polish2 item 2: a node whose host is cut off (`--hosts`) says `unreachable` in the process column, which was
+/// 9 columns wide and showed `unreachab`. The column widens while a host is cut off; at 80 columns the table
+/// still fits, `lag` last.
+#[test]
+fn a_node_whose_host_is_cut_off_says_unreachable_whole_at_any_width() {
+    use squall::state::{Event, HostChange, Stamped};
+    let mut state = fixture::sample_state(5);
+    let now = state.now_ms + 1;
+    state.apply(&Stamped::new(
+        now,
+        Event::Host {
+            host: "db-2".into(),
+            nodes: vec![2, 3],
+            change: HostChange::Unreachable {
+                why: "its ssh connection ended".into(),
+            },
+        },
+    ));
+    let nodes_tab = ViewState {
+        tab: Tab::Nodes,
+        ..selected(1)
+    };
+    for (width, height, view) in [(160, 48, selected(1)), (80, 24, nodes_tab.clone())] {
+        let screen = render(width, height, &state, &view).backend().to_string();
+        let table: Vec<&str> = screen
+            .lines()
+            .skip_while(|l| !(l.contains(" node ") && l.contains(" process ")))
+            .take(6)
+            .collect();
+        assert!(
+            table.first().is_some_and(|h| h.contains(" lag ")),
+            "{width}x{height}: the table's header lost `lag`:\n{screen}"
+        );
+        for node in [2, 3] {
+            let row = table
+                .iter()
+                .find(|l| l.contains(&format!(" n{node} ")))
+                .unwrap_or_else(|| panic!("{width}x{height}: no row for n{node}:\n{screen}"));
+            assert!(
+                row.contains(" unreachable "),
+                "{width}x{height}: n{node}'s process is cut short: {row}"
+            );
+        }
+        let n1 = table.iter().find(|l| l.contains(" n1 ")).expect("n1's row");
+        assert!(n1.contains(" running "), "{n1}");
+    }
+    let screen = render(80, 24, &state, &nodes_tab).backend().to_string();
+    insta::assert_snapshot!("nodes_host_unreachable_80x24", screen);
+}

@@ -98,10 +98,11 @@ pub enum ChaosError {
         #[source]
         source: std::io::Error,
     },
-    /// A link proxy could not bind its listening socket.
-    #[error("cannot bind the proxy for link {from}->{to} on {addr}: {source}")]
+    /// A link proxy could not bind its listening socket. `from == to` is the proxy in front of node `to`
+    /// (`Network::add_destination`), said so rather than as a link.
+    #[error("cannot bind {} on {addr}: {source}", proxy_words(*from, *to))]
     Bind {
-        /// Sender side of the link.
+        /// Sender side of the link (`to` for the proxy in front of `to`).
         from: Endpoint,
         /// Receiver side of the link.
         to: Endpoint,
@@ -184,4 +185,14 @@ pub enum PartitionError {
         /// The text read.
         input: String,
     },
+}
+
+/// `the proxy for link 1->2`, or `the proxy in front of node 2` for the pseudo-link `2->2` a destination proxy is
+/// kept under.
+fn proxy_words(from: Endpoint, to: Endpoint) -> String {
+    if from == to {
+        format!("the proxy in front of node {to}")
+    } else {
+        format!("the proxy for link {from}->{to}")
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! Every node a session starts on hosts is recorded there too: a resumed cluster whose hosts file puts a node
 //! on another host than the one holding its data is refused before anything starts ([`check_moved`]); the
-//! node would start there empty, which is almost always an edited hosts file, not a wish.
+//! node would start there empty, which is almost always an edited hosts file, not a wish. So is a directory
+//! run on this machine resumed with `--hosts`, or one run on hosts resumed without ([`check_here_or_hosts`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::path::Path;
 use super::Cluster;
 use super::backend::Procs;
 use super::command::NodeId;
+use super::handle::node_name;
 use crate::remote::hosts::{Host, Hosts, Placed};
 
 /// The cluster directory's record of where its nodes run (those a session started on hosts, and those `add`
@@ -211,6 +213,85 @@ pub(super) fn check_moved(hosts: &Hosts, dir: &Path, ids: &[NodeId]) -> Result<(
     ))
 }
 
+/// Before a cluster starts: `Err` (for a person, exit 2) when nodes of `ids` (the nodes it starts) have
+/// their data where this session would not run them, naming them, where their data is and what to do:
+/// - with `hosts` (`--hosts`), nodes that ran on this machine (their directory `DIR/node-N` is here) and that
+///   [`PLACED_FILE`] does not place on any host: they would start empty on the hosts;
+/// - without, nodes that [`PLACED_FILE`] places on a host and that have no directory here: they would start
+///   empty here.
+///
+/// A node with both, or neither (a fresh directory, a node added later), is not judged; [`check_moved`]
+/// judges moves between hosts.
+pub(super) fn check_here_or_hosts(
+    hosts: Option<&Hosts>,
+    dir: &Path,
+    ids: &[NodeId],
+) -> Result<(), String> {
+    let recorded = read(dir);
+    let here = |id: NodeId| dir.join(node_name(id)).is_dir();
+    let list = |ids: &[NodeId]| -> String {
+        let names = ids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("node{} {names}", if ids.len() == 1 { "" } else { "s" })
+    };
+    if hosts.is_some() {
+        let local: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|&id| here(id) && !recorded.contains_key(&id))
+            .collect();
+        if local.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = local
+            .iter()
+            .map(|&id| dir.join(node_name(id)).display().to_string())
+            .collect();
+        let (its, it) = if local.len() == 1 {
+            ("its data is", "it")
+        } else {
+            ("their data is", "they")
+        };
+        return Err(format!(
+            "{}: {} ran on this machine ({its} here, in {}), so {it} would start empty on the hosts \
+             (nothing was started): resume this directory without --hosts, or start the cluster on the hosts \
+             with a new --dir",
+            dir.display(),
+            list(&local),
+            paths.join(", "),
+        ));
+    }
+    let mut away = Vec::new();
+    let mut said = Vec::new();
+    for &id in ids {
+        let Some(line) = recorded.get(&id) else {
+            continue;
+        };
+        if here(id) {
+            continue;
+        }
+        let mut f = line.split('\t').skip(1);
+        let (Some(ssh), Some(was)) = (f.next(), f.next()) else {
+            continue;
+        };
+        away.push(id);
+        said.push(format!("node {id}'s data is on host {ssh} ({was})"));
+    }
+    if away.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: {}; {} would start empty on this machine (nothing was started): resume this directory with \
+         --hosts (or --host) naming those hosts, or start a cluster here with a new --dir",
+        dir.display(),
+        said.join("; "),
+        list(&away),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +361,65 @@ mod tests {
         assert!(!e.contains("node 1's") && !e.contains("node 4's"), "{e}");
         assert!(e.contains("put nodes 2, 3 back"), "{e}");
         assert!(e.contains("new --dir"), "{e}");
+    }
+
+    /// polish2 item 3: a directory first run here, then resumed with `--hosts`, started its nodes empty on the
+    /// hosts without a word; and a directory run on hosts, resumed here, started them empty here. Both are
+    /// refused naming the nodes, where their data is and what to do.
+    #[test]
+    fn a_directory_run_here_resumed_on_hosts_or_the_reverse_is_refused() {
+        let on_hosts = hosts(&[("a", "/d", &[1, 2]), ("b", "/d", &[3])]);
+        // Run here: node directories beside the cluster's files, no `hosts-placed`.
+        let here = tempfile::tempdir().unwrap();
+        for id in [1, 2, 3] {
+            std::fs::create_dir_all(here.path().join(node_name(id)).join("data")).unwrap();
+        }
+        assert_eq!(check_here_or_hosts(None, here.path(), &[1, 2, 3]), Ok(()));
+        let e = check_here_or_hosts(Some(&on_hosts), here.path(), &[1, 2, 3]).unwrap_err();
+        assert!(
+            e.contains("nodes 1, 2, 3 ran on this machine")
+                && e.contains(&here.path().join("node-1").display().to_string())
+                && e.contains("would start empty on the hosts"),
+            "{e}"
+        );
+        assert!(
+            e.contains("without --hosts") && e.contains("new --dir"),
+            "{e}"
+        );
+        // A node added later on hosts (recorded there, no directory here) is not judged.
+        record(here.path(), &[(3, &host("b", "/d"))]).unwrap();
+        let e = check_here_or_hosts(Some(&on_hosts), here.path(), &[1, 2, 3]).unwrap_err();
+        assert!(e.contains("nodes 1, 2 ran on this machine"), "{e}");
+
+        // Run on hosts: `hosts-placed` names them, no node directory here.
+        let there = tempfile::tempdir().unwrap();
+        record(
+            there.path(),
+            &[
+                (1, &host("a", "/d")),
+                (2, &host("a", "/d")),
+                (3, &host("b", "/d")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            check_here_or_hosts(Some(&on_hosts), there.path(), &[1, 2, 3]),
+            Ok(())
+        );
+        let e = check_here_or_hosts(None, there.path(), &[1, 2, 3]).unwrap_err();
+        assert!(
+            e.contains("node 1's data is on host a (/d)")
+                && e.contains("node 3's data is on host b (/d)")
+                && e.contains("nodes 1, 2, 3 would start empty on this machine"),
+            "{e}"
+        );
+        assert!(e.contains("--hosts") && e.contains("new --dir"), "{e}");
+        // A fresh directory: nothing to judge either way.
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(check_here_or_hosts(None, fresh.path(), &[1, 2, 3]), Ok(()));
+        assert_eq!(
+            check_here_or_hosts(Some(&on_hosts), fresh.path(), &[1, 2, 3]),
+            Ok(())
+        );
     }
 }

@@ -98,6 +98,10 @@ impl Cluster {
                 spec.dir.join(files::MEMBERS_FILE).display()
             );
         }
+        // Before anything starts: nodes that ran here resumed on hosts, or nodes that ran on hosts resumed here,
+        // would start empty.
+        super::placement::check_here_or_hosts(spec.hosts.as_ref(), &spec.dir, &ids)
+            .map_err(|e| anyhow!(e))?;
         // What reaching the hosts did (a binary copied, each agent's pid), for the feed once the session starts.
         let said = Mutex::new(Vec::new());
         let (procs, links) = match &spec.hosts {

@@ -108,8 +108,10 @@ pub enum HostEvent {
         host: String,
         /// Its nodes.
         nodes: Vec<u64>,
-        /// Why, for a person.
+        /// Why, for a person, in one short line.
         why: String,
+        /// What `why` sums up (each dead fault filesystem detached, or not), for the event log.
+        details: Vec<String>,
     },
     /// Something the host's agent reported.
     Agent {
@@ -154,12 +156,101 @@ impl HostEvent {
             HostEvent::Reconnected { host, nodes, pid } => {
                 host_event(host, nodes, HostChange::Back { pid: *pid })
             }
-            HostEvent::Lost { host, nodes, why } => {
-                host_event(host, nodes, HostChange::Lost { why: why.clone() })
-            }
+            HostEvent::Lost {
+                host,
+                nodes,
+                why,
+                details,
+            } => host_event(
+                host,
+                nodes,
+                HostChange::Lost {
+                    why: why.clone(),
+                    details: details.clone(),
+                },
+            ),
             HostEvent::Agent { .. } => return None,
         })
     }
+}
+
+/// A lost host's reason as the feed's one line gives it, and the details it leaves out for the event log.
+/// The reconnect that finds no agent detaches the dead fault filesystems the killed agent left, one clause each
+/// (`detached the dead fault filesystem on P`, or `cannot detach … on P (why): detach it with …`); the line says
+/// how many and under which directory instead, and the clauses go in the details.
+fn lost_words(why: &str) -> (String, Vec<String>) {
+    const DONE: &str = "detached the dead fault filesystem on ";
+    const STUCK: &str = "cannot detach the dead fault filesystem on ";
+    let (mut kept, mut details) = (Vec::new(), Vec::new());
+    let (mut done, mut stuck) = (Vec::new(), Vec::new());
+    for part in clauses(why) {
+        if let Some(p) = part.strip_prefix(DONE) {
+            done.push(p);
+        } else if let Some(rest) = part.strip_prefix(STUCK) {
+            stuck.push(rest.split(" (").next().unwrap_or(rest));
+        } else {
+            kept.push(part.to_string());
+            continue;
+        }
+        details.push(part.to_string());
+    }
+    if details.is_empty() {
+        return (why.to_string(), details);
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if !done.is_empty() {
+        kept.push(format!(
+            "detached {} dead fault filesystem{} {}",
+            done.len(),
+            plural(done.len()),
+            place_words(&done)
+        ));
+    }
+    if !stuck.is_empty() {
+        kept.push(format!(
+            "{} could not be detached, {} (`umount -l` {}; the event log says why)",
+            stuck.len(),
+            place_words(&stuck),
+            if stuck.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    (kept.join("; "), details)
+}
+
+/// `why`'s clauses: split at each `; ` outside parentheses (a clause's own reason may hold one).
+fn clauses(why: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in why.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ';' if depth <= 0 && why[i..].starts_with("; ") => {
+                out.push(&why[start..i]);
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    out.push(&why[start..]);
+    out
+}
+
+/// `on P` for one path, `under D` for several (`D` the deepest directory holding them all).
+fn place_words(paths: &[&str]) -> String {
+    use std::path::{Path, PathBuf};
+    if let [one] = paths {
+        return format!("on {one}");
+    }
+    let mut common: Vec<_> = Path::new(paths[0]).components().collect();
+    for p in &paths[1..] {
+        let same = common
+            .iter()
+            .zip(Path::new(p).components())
+            .take_while(|(a, b)| **a == *b)
+            .count();
+        common.truncate(same);
+    }
+    format!("under {}", common.iter().collect::<PathBuf>().display())
 }
 
 struct Slot {
@@ -413,11 +504,13 @@ async fn keep(
             match r {
                 Ok(c) => break c,
                 Err(AttachError::NoAgent(why)) => {
+                    let (why, details) = lost_words(&why);
                     set(HostState::Lost { why: why.clone() }, None);
                     let _ = events.send(HostEvent::Lost {
                         host: label.clone(),
                         nodes: nodes.clone(),
                         why,
+                        details,
                     });
                     return None;
                 }
@@ -614,5 +707,52 @@ mod tests {
             "host db-2 is lost (no agent runs there any more); nothing was done"
         );
         assert_eq!(f.hosts(), vec!["db-2".to_string()]);
+    }
+
+    /// polish2 item 4: the reconnect that finds no agent detaches every dead fault filesystem the killed agent
+    /// left and says each, so the feed's `host … lost` line grew by one path per node. It is one short line: how
+    /// many, and under which directory; each path goes in the event log.
+    #[test]
+    fn a_lost_host_s_line_counts_the_filesystems_detached_and_names_their_directory() {
+        let dir = "/var/tmp/squall/c1-0a1b2c3d";
+        let detached: Vec<String> = (1..=5)
+            .map(|n| format!("detached the dead fault filesystem on {dir}/node-{n}/data"))
+            .collect();
+        let why = format!(
+            "host db-2: no agent runs there any more: squall: error: no agent runs in /var/tmp/squall \
+             (/var/tmp/squall/agent.sock: Connection refused (os error 111)): it stopped its nodes after its \
+             grace period, was killed, or never ran; {}",
+            detached.join("; ")
+        );
+        let (short, details) = lost_words(&why);
+        assert!(
+            short.ends_with(&format!("; detached 5 dead fault filesystems under {dir}")),
+            "{short}"
+        );
+        assert!(!short.contains("node-1/data"), "{short}");
+        assert_eq!(details, detached);
+        // One that could not be detached is counted apart, with what to do; its words are in the details.
+        let stuck = format!(
+            "cannot detach the dead fault filesystem on {dir}/node-2/data (EPERM; fusermount3: not found): \
+             detach it with `umount -l {dir}/node-2/data` or `fusermount3 -u -z {dir}/node-2/data`"
+        );
+        let why = format!("no agent runs in /x: never ran; {}; {stuck}", detached[0]);
+        let (short, details) = lost_words(&why);
+        assert_eq!(
+            short,
+            format!(
+                "no agent runs in /x: never ran; detached 1 dead fault filesystem on {dir}/node-1/data; \
+                 1 could not be detached, on {dir}/node-2/data (`umount -l` it; the event log says why)"
+            )
+        );
+        assert_eq!(details, [detached[0].clone(), stuck]);
+        // Nothing detached: the reason as it was.
+        assert_eq!(
+            lost_words("host db-2: no agent runs there any more"),
+            (
+                "host db-2: no agent runs there any more".to_string(),
+                vec![]
+            )
+        );
     }
 }

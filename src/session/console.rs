@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::Session;
-use crate::state::{ClusterState, HoldBack, Stamped};
+use crate::state::{ClusterState, Event, FeedLine, HoldBack, HostChange, Stamped};
 
 /// How long the console holds a line back so that lines learned late still print in the order they happened.
 const CONSOLE_HOLD_MS: u64 = 300;
@@ -37,6 +37,8 @@ pub struct ConsoleFeed {
     /// Standard output.
     pub out: Console,
     held: HoldBack,
+    /// When each node's host last came back (session ms), for nodes on hosts that were cut off.
+    host_back: std::collections::HashMap<u64, u64>,
     last_summary: (Option<u64>, u64),
     last_commit_line: std::time::Instant,
     last_commit: u64,
@@ -54,6 +56,7 @@ impl ConsoleFeed {
         ConsoleFeed {
             out: Console::default(),
             held: HoldBack::new(CONSOLE_HOLD_MS),
+            host_back: Default::default(),
             last_summary: (None, 0),
             last_commit_line: std::time::Instant::now(),
             last_commit: 0,
@@ -62,9 +65,9 @@ impl ConsoleFeed {
 
     /// Folds an event into the session and holds the lines it makes.
     pub fn on_event(&mut self, session: &mut Session, e: Stamped, now_ms: u64) {
-        for line in session.apply(e) {
-            self.held.push(line.at_ms, now_ms, line.text);
-        }
+        self.note_host(&e);
+        let lines = session.apply(e);
+        self.hold_lines(&session.state, lines, now_ms);
         let s = &session.state;
         let leadership = s.leadership();
         let commit = s.commit_index();
@@ -76,6 +79,45 @@ impl ConsoleFeed {
             self.last_summary = leadership;
             self.last_commit = commit;
             self.last_commit_line = std::time::Instant::now();
+        }
+    }
+
+    /// Notes when a host came back after being unreachable or lost (`--hosts`): its nodes' records from
+    /// before then arrive late, from the host's backlog.
+    fn note_host(&mut self, e: &Stamped) {
+        if let Event::Host {
+            nodes,
+            change: HostChange::Back { .. },
+            ..
+        } = &e.event
+        {
+            for &n in nodes {
+                self.host_back.insert(n, e.at_ms);
+            }
+        }
+    }
+
+    /// Holds the feed lines one event made, which arrived at `now_ms`. A line of a node whose host is cut off,
+    /// or that happened before its host came back, comes from the host's backlog: it arrives seconds late
+    /// however long lines are held, so it takes its place (in words, if later lines were printed) without
+    /// making every later line wait longer ([`HoldBack::push_backlog`]).
+    fn hold_lines(&mut self, state: &ClusterState, lines: Vec<FeedLine>, now_ms: u64) {
+        for line in lines {
+            let backlog = line.node.is_some_and(|n| {
+                state
+                    .nodes
+                    .get(&n)
+                    .is_some_and(|v| v.host_unreachable.is_some())
+                    || self
+                        .host_back
+                        .get(&n)
+                        .is_some_and(|&back| line.at_ms < back)
+            });
+            if backlog {
+                self.held.push_backlog(line.at_ms, now_ms, line.text);
+            } else {
+                self.held.push(line.at_ms, now_ms, line.text);
+            }
         }
     }
 
@@ -193,7 +235,7 @@ mod tests {
     }
 
     use crate::check::brief::BriefStatus;
-    use crate::state::{Event, ProcessState};
+    use crate::state::ProcessState;
     use squall_node::raft::types::Role;
 
     /// A session of nodes 1 and 2, not started yet.
@@ -268,6 +310,101 @@ mod tests {
         let leader = brief(Role::Leader, Some(1), None);
         briefs(&mut s, 1, leader, brief(Role::Follower, Some(1), None));
         assert_eq!(summary_line(&s), "leader 1 term 3");
+    }
+
+    /// One event into the state and the feed, as `on_event` does with a session.
+    fn step(feed: &mut ConsoleFeed, s: &mut ClusterState, e: Stamped, now_ms: u64) {
+        let seen = s.feed_total();
+        feed.note_host(&e);
+        s.apply(&e);
+        let lines = s.feed_since(seen).cloned().collect();
+        feed.hold_lines(s, lines, now_ms);
+    }
+
+    /// An event of node `node`'s own feed that happened at `node_ms` on its clock: it starts an election.
+    fn election(node: u64, node_ms: u64, term: u64) -> Event {
+        use squall_node::raft::types::RaftEvent;
+        use squall_node::rpc::{EventRecord, NodeEvent};
+        let event = RaftEvent::ElectionStarted {
+            term,
+            pre_vote: false,
+            round: 1,
+        };
+        Event::NodeFeed {
+            node,
+            record: EventRecord {
+                seq: 0,
+                at_ms: node_ms,
+                event: NodeEvent::Raft(event),
+            },
+        }
+    }
+
+    /// polish2 item 1: a host's cable pulled for a few seconds; once it is back its nodes' records arrive
+    /// 1–3 s after they happened. The hold grew to 2 s on them, so every console line (the next `host …
+    /// unreachable` too) printed 2 s late for the next 10 s. Holding cannot put those in order anyway: they
+    /// come out in place, with their own time in words, and leave the hold as it was.
+    #[test]
+    fn a_host_s_backlog_does_not_make_the_console_hold_lines_longer() {
+        let mut s = two_nodes();
+        running(&mut s, 2, 10);
+        // Node 2's clock: its status at 1.000 s says it has been up 990 ms (session time = its time + 10).
+        for node in [1, 2] {
+            let mut status = crate::state::fixture::node_status(node, 10 + node as u32, 1, 1);
+            status.uptime_ms = 990;
+            s.apply(&Stamped::new(1_000, Event::Status { node, status }));
+        }
+        let mut feed = ConsoleFeed::new();
+        let host = |change| Event::Host {
+            host: "db-2".into(),
+            nodes: vec![2],
+            change,
+        };
+        let why = "no answer to a ping within 700 ms".to_string();
+        step(
+            &mut feed,
+            &mut s,
+            Stamped::new(5_000, host(HostChange::Unreachable { why })),
+            5_000,
+        );
+        step(
+            &mut feed,
+            &mut s,
+            Stamped::new(8_000, host(HostChange::Back { pid: 7 })),
+            8_000,
+        );
+        assert_eq!(feed.held.current_hold(), CONSOLE_HOLD_MS);
+        let out = feed.held.release(8_300);
+        assert!(
+            out.iter().any(|(_, t)| t.starts_with("host db-2 back")),
+            "{out:#?}"
+        );
+        // From the host's backlog: happened at 6.490 s, arrives at 8.350 s.
+        step(
+            &mut feed,
+            &mut s,
+            Stamped::new(8_350, election(2, 6_480, 2)),
+            8_350,
+        );
+        assert_eq!(
+            feed.held.current_hold(),
+            CONSOLE_HOLD_MS,
+            "a line from the host's backlog does not grow the hold"
+        );
+        let out: Vec<(u64, String)> = feed.held.release(8_400);
+        assert!(
+            out.iter().any(|(at, t)| *at == 8_000
+                && t.starts_with("n2 starts an election in term 2 (happened at 6.490s")),
+            "{out:#?}"
+        );
+        // A line from a node whose host was never cut off, late because the machine is loaded, still does.
+        step(
+            &mut feed,
+            &mut s,
+            Stamped::new(9_000, election(1, 8_190, 3)),
+            9_000,
+        );
+        assert_eq!(feed.held.current_hold(), 1_000);
     }
 
     #[test]

@@ -356,8 +356,11 @@ pub enum HostChange {
     },
     /// Its agent is gone, and its nodes with it; squall stopped trying.
     Lost {
-        /// Why, for a person.
+        /// Why, for a person, in one short line.
         why: String,
+        /// What `why` sums up (each dead fault filesystem detached, or not): in the event log, not the feed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        details: Vec<String>,
     },
 }
 

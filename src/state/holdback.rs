@@ -35,7 +35,17 @@ impl HoldBack {
 
     /// Queues a line that happened at session time `at_ms` and arrived at `now_ms`.
     pub fn push(&mut self, at_ms: u64, now_ms: u64, text: String) {
-        self.queue(at_ms, now_ms, text, false);
+        self.queue(at_ms, text, false);
+        self.note_lateness(at_ms, now_ms);
+    }
+
+    /// Queues a line that happened at `at_ms` and arrived at `now_ms` late for a reason no hold can mend (a
+    /// host's backlog, sent when the host is back after an outage): it takes its place like any line (with
+    /// its own time in words if newer lines were released), but its lateness does not make the hold longer,
+    /// which would delay every line after it by up to 2 s for the next 10 s.
+    pub fn push_backlog(&mut self, at_ms: u64, now_ms: u64, text: String) {
+        self.queue(at_ms, text, false);
+        self.note_lateness(now_ms, now_ms);
     }
 
     /// Queues a summary of the state as of `now_ms` (the console's "leader 3 term 2 commit 812"). A summary
@@ -45,12 +55,17 @@ impl HoldBack {
     /// "no leader (term 1)").
     pub fn push_summary(&mut self, now_ms: u64, text: String) {
         self.pending.retain(|(_, _, _, summary)| !summary);
-        self.queue(now_ms, now_ms, text, true);
+        self.queue(now_ms, text, true);
+        self.note_lateness(now_ms, now_ms);
     }
 
-    fn queue(&mut self, at_ms: u64, now_ms: u64, text: String, summary: bool) {
+    fn queue(&mut self, at_ms: u64, text: String, summary: bool) {
         self.pending.push((at_ms, self.pushed, text, summary));
         self.pushed += 1;
+    }
+
+    /// Counts a line that happened at `at_ms` and arrived at `now_ms` towards the hold.
+    fn note_lateness(&mut self, at_ms: u64, now_ms: u64) {
         while self
             .lateness
             .front()
@@ -166,6 +181,26 @@ mod tests {
         h.push(20_000, 20_000, "calm".into());
         assert_eq!(h.current_hold(), 300);
         assert_eq!(HoldBack::new(300).current_hold(), 300);
+    }
+
+    #[test]
+    fn a_backlog_line_takes_its_place_without_growing_the_hold() {
+        let mut h = HoldBack::new(300);
+        h.push(2_000, 2_000, "a".into());
+        assert_eq!(h.release(2_300), [(2_000, "a".to_string())]);
+        h.push_backlog(1_500, 2_400, "from the backlog".into());
+        h.push_backlog(2_100, 2_400, "b".into());
+        assert_eq!(h.current_hold(), 300);
+        assert_eq!(
+            h.release(2_400),
+            [
+                (
+                    2_000,
+                    "from the backlog (happened at 1.500s, learned late)".to_string()
+                ),
+                (2_100, "b".to_string())
+            ]
+        );
     }
 
     #[test]

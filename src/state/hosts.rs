@@ -52,7 +52,7 @@ impl ClusterState {
                     format!("host {host} back (agent pid {pid}): {list} as the agent kept them"),
                 )
             }
-            HostChange::Lost { why } => {
+            HostChange::Lost { why, .. } => {
                 self.mark(nodes, Some(host));
                 (
                     FeedKind::Error,
@@ -147,6 +147,7 @@ mod tests {
             50,
             HostChange::Lost {
                 why: "no agent runs there any more".into(),
+                details: vec![],
             },
         ));
         assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));

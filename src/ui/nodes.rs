@@ -37,12 +37,19 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         "leader",
         commit_title,
     ];
+    // `unreachable` (a node whose host is cut off, `--hosts`) takes 11 columns where every other process
+    // word takes at most 9: the column widens only while one is shown, and a narrow table takes one of the
+    // cells from `last/term`'s spare one, so it still fits in 80 columns.
+    let cut_off = state
+        .nodes
+        .values()
+        .any(|n| state.shows_node(n.id) && n.host_unreachable.is_some());
     // "precandidate" takes 12 columns; narrow tables keep 9 and say `precand` (see `role_text`).
     let mut widths = vec![
         1,
         4,
         7,
-        9,
+        if cut_off { 11 } else { 9 },
         if wide { 12 } else { 9 },
         if state.paxos { 6 } else { 5 },
         4,
@@ -63,7 +70,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ClusterState, view: &ViewSt
         (false, true) => "last idx/term",
         (false, false) => "last/term",
     });
-    widths.push(if wide { 13 } else { 10 });
+    widths.push(match (wide, cut_off) {
+        (true, _) => 13,
+        (false, false) => 10,
+        (false, true) => 9,
+    });
     if wide {
         titles.push("snapshot");
         widths.push(8);

@@ -1,5 +1,5 @@
 //! The harness of the tests that run scenario files through `squall run` (`tests/scenarios.rs`,
-//! `tests/lock.rs`): the binary, the scenario library, whether etcd is here, and a shortened run whose exit
+//! `tests/lock.rs`): the binary, the scenario library, and a shortened run whose exit
 //! code and verdict line must be the ones its `expect` declares.
 
 use std::path::{Path, PathBuf};
@@ -18,20 +18,6 @@ pub fn library_dir() -> PathBuf {
 /// Library scenario `name`'s file (`scenarios/NAME.toml`).
 pub fn library(name: &str) -> PathBuf {
     library_dir().join(format!("{name}.toml"))
-}
-
-/// Whether etcd is on PATH; outside CI a missing etcd skips `what` loudly, in CI it fails the test.
-pub fn etcd_available(what: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is required in CI (.ci/run installs etcd-server)"
-        );
-        eprintln!("SKIPPED {what}: needs etcd on PATH (apt-get install etcd-server)");
-    }
-    found
 }
 
 /// Runs scenario `file` (whose text is `text`) shortened, `squall run FILE --scale 0.5 [--seed 11] --out

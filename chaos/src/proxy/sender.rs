@@ -215,6 +215,14 @@ mod tests {
             "{taken}"
         );
         assert!(taken.to_string().contains(&at.to_string()), "{taken}");
+        // polish2 item 5: it named the pseudo-link the proxy is kept under ("link 2->2").
+        assert!(
+            taken
+                .to_string()
+                .contains("the proxy in front of node 2 on")
+                && !taken.to_string().contains("2->2"),
+            "{taken}"
+        );
 
         // The first network gone (its listener closes once its task is dropped), the address is bound again.
         drop(first);
