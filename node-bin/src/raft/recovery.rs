@@ -44,7 +44,13 @@
 //!    dissertation §3.6.3): each committed entry has a holder outside this node that did not lose it, as long
 //!    as fewer than half the voters lost data. This costs little: `T` already needs every other voter to
 //!    answer, and then the one up-to-date candidate is vouched for by all. Answers from recovering nodes
-//!    never vouch: they may have forgotten the entries they acknowledged.
+//!    never vouch: they may have forgotten the entries they acknowledged. Other voters that are recovering too
+//!    are passed over, as recovering learners always are, while they and this node are too few to make a
+//!    quorum of this configuration or of one a single change away (together at most `(voters - 1) / 2`: two
+//!    of five or six, three of seven, so no other of three or four); then every such quorum still holds a member that
+//!    vouched (`passes_over_recovering_voters`). Without it two recovering voters never vote before a leader
+//!    catches them up, and the others must elect unanimously (simulation seed 796680141338: two of six
+//!    recovering, and no leader for 335 ticks after the faults healed).
 //! 3. It finishes recovering, votes again only in terms above `T`, and counts its vote in its term as cast,
 //!    when either a leader of term `T` or later caught it up to that leader's commit index, once that index
 //!    is an entry of the leader's own term (so it holds every committed entry and the committed
@@ -136,6 +142,27 @@ pub(super) struct Recovery {
 /// lost from anyone, and it stays recovering rather than reuse a term it may have voted in (tester report C13).
 pub(crate) const SOLE_VOTER_LOST: &str = "recovering: this node is the only voter and may have lost data, so no other      voter can tell it what it lost; it does not vote, campaign or lead until an operator acts: bring back a copy      of its data directory, or accept the loss by starting a new cluster (an empty data directory started with      --initial-state new; with squall, `squall up` on a new --dir)";
 
+/// Whether a recovering voter may pass over the `recovering` other voters (those that answered its probes with
+/// "nothing to tell") when it asks whether every other member vouched for a position, in a configuration of
+/// `voters` voters (rule 2 of the module docs).
+///
+/// The position is safe when every quorum that may have committed an entry holds a member that vouched for it:
+/// a quorum of this node's configuration or of one a single change away (a voter removed, a learner promoted).
+/// A quorum that no voucher is part of lies within the nodes that lost data, this one and the recovering
+/// ones. The smallest such quorum is a majority of `voters - 1` (after a removal), `(voters - 1) / 2 + 1`
+/// nodes; so the recovering voters are passed over when they and this node number at most `(voters - 1) / 2`
+/// (two of five or six, three of seven; none of three or four, where one more loss could complete a quorum).
+/// A promotion adds at most one recovering learner to at most `voters + 1` voters, whose majority is larger by
+/// one or more, so the bound covers it too. Otherwise every other voter must vouch, and the nodes that lost
+/// data wait for a leader to catch them up (rule 3). Without passing over, two recovering voters never finish
+/// or vote for each other's sake, and the voters left must elect a leader unanimously (simulation seed
+/// 796680141338: of six voters, two recovering left four to agree, and without PreVote a stale node's
+/// campaigns kept them from it for 335 ticks after the faults healed).
+fn passes_over_recovering_voters(voters: usize, recovering: usize) -> bool {
+    // This node and the recovering others: `1 + recovering <= (voters - 1) / 2`.
+    recovering > 0 && recovering < voters.saturating_sub(1) / 2
+}
+
 impl Raft {
     /// Marks this node as one that may have lost durable state (the driver calls it when the storage says so:
     /// a damaged WAL record cut, or a recovery an earlier process did not finish). A node restored from
@@ -208,7 +235,8 @@ impl Raft {
     /// Whether every other member vouched that `probe_pos` is at least as up to date as its log (rule 2 of the
     /// module docs: with a configuration that may be older than the committed one, a majority of the others
     /// is not enough). A learner that answered "nothing to tell" (it is recovering itself) objects to nothing:
-    /// it acknowledged nothing that counted. A voter that did is no witness, and leaves it unvouched. A sole
+    /// it acknowledged nothing that counted. A voter that did is no witness, and leaves it unvouched, unless
+    /// [`passes_over_recovering_voters`] says the recovering voters are too few to matter. A sole
     /// voter has no witness: it held the only copy of what it committed.
     fn all_vouched(&self) -> bool {
         let Some(rec) = self.recovery.as_ref() else {
@@ -218,9 +246,14 @@ impl Raft {
             return false;
         }
         let m = self.membership();
-        self.witnesses()
-            .iter()
-            .all(|w| rec.vouched.contains(w) || (!m.is_voter(*w) && rec.terms.get(w) == Some(&0)))
+        // "Nothing to tell" (term 0, not vouched) comes only from a node that is recovering itself: a member
+        // that is not recovering and at term 0 has an empty log, which is behind every position.
+        let recovering = |w: &NodeId| !rec.vouched.contains(w) && rec.terms.get(w) == Some(&0);
+        let recovering_voters = self.other_voters().iter().filter(|v| recovering(v)).count();
+        let pass_over_voters = passes_over_recovering_voters(m.voters.len(), recovering_voters);
+        self.witnesses().iter().all(|w| {
+            rec.vouched.contains(w) || (recovering(w) && (!m.is_voter(*w) || pass_over_voters))
+        })
     }
 
     /// The highest `T` this node knows: [`Raft::probed_term`] for its configuration now, or the one learned

@@ -766,3 +766,89 @@ fn a_recovering_node_answers_a_leader_below_the_term_it_learned_with_that_term()
     });
     assert_eq!(rep.term, 15);
 }
+
+/// Drives recovering node `id` of an `n`-voter cluster through a probe round at `(0, 0)` (every other voter at
+/// `term`, the ones in `recovering` answering "nothing to tell"), a campaign of `candidate` at `pos` that
+/// raises the probed position, and a second round where every voter not recovering vouches for `pos`.
+/// Returns whether it then grants `candidate`'s vote in `term + 1`.
+fn grants_with_others_recovering(
+    id: NodeId,
+    n: u64,
+    recovering: &[NodeId],
+    candidate: NodeId,
+    pos: (Index, Term),
+    term: Term,
+) -> bool {
+    let mut w = marked(id, n, 0, &[]);
+    for round in 0..2 {
+        w.tick();
+        for (peer, _) in probes(&mut w) {
+            if recovering.contains(&peer) {
+                answer(&mut w, peer, 0, false);
+            } else {
+                answer(&mut w, peer, term, round == 1);
+            }
+        }
+        if round == 0 {
+            assert!(
+                !w.handle_request_vote(vote_req(term + 1, candidate, pos, false))
+                    .granted,
+                "granted before any voter vouched for the candidate's position"
+            );
+            // The next tick probes again at once with the candidate's position.
+        }
+    }
+    w.handle_request_vote(vote_req(term + 1, candidate, pos, false))
+        .granted
+}
+
+#[test]
+fn a_recovering_voter_passes_over_another_recovering_voter_while_the_rest_meet_every_quorum() {
+    // Simulation seed 796680141338: of six voters, node 5 cut a damaged record and node 3 was wiped. Each
+    // answered the other's probes with "nothing to tell", so neither could ever have every other voter vouch,
+    // and neither voted until a leader caught it up: the four others had to elect unanimously, and without
+    // PreVote a stale node's campaigns kept that from happening for 335 ticks after the faults healed. The
+    // two of six that lost data are fewer than any quorum of a configuration one change away can hold
+    // (a majority of five is three), so nodes 1, 2, 4 and 6 vouching is enough.
+    assert!(
+        grants_with_others_recovering(3, 6, &[5], 2, (33, 63), 63),
+        "node 3 refused the up-to-date candidate although every voter not recovering vouched for it"
+    );
+    // Seven voters, three recovering (nodes 1, 6 and 7): fewer than four, a majority of the six left after a
+    // removal.
+    assert!(grants_with_others_recovering(
+        1,
+        7,
+        &[6, 7],
+        2,
+        (33, 63),
+        63
+    ));
+}
+
+#[test]
+fn a_recovering_voter_does_not_pass_over_recovering_voters_that_could_complete_a_quorum() {
+    // Three voters: the wiped node and one more recovering are a majority (tester report A1 at its smallest).
+    assert!(!grants_with_others_recovering(1, 3, &[3], 2, (33, 63), 63));
+    // Five voters, three of them recovering: a majority of five.
+    assert!(!grants_with_others_recovering(
+        1,
+        5,
+        &[4, 5],
+        2,
+        (33, 63),
+        63
+    ));
+    // Six voters, three of them recovering: in the configuration without one of the others (five voters),
+    // the three are a majority, and such a quorum may have committed what all three lost.
+    assert!(!grants_with_others_recovering(
+        3,
+        6,
+        &[5, 6],
+        2,
+        (33, 63),
+        63
+    ));
+    // Four voters, two recovering: half of four, and a majority of three after a removal.
+    assert!(!grants_with_others_recovering(1, 4, &[4], 2, (33, 63), 63));
+}
