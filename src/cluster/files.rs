@@ -179,16 +179,14 @@ impl ClusterFile {
 pub const HOSTS_DIR_FILE: &str = "hosts-dir";
 
 /// The folder under each host's `dir` that holds this cluster directory's node directories (`up --hosts`):
-/// `NAME-XXXXXXXX` (`NAME` the cluster directory's own name, `X` random hex), chosen when the cluster first
-/// starts (`first_start`) and kept in `DIR/hosts-dir`. A resumed cluster so finds its nodes' data on the hosts
-/// again, and a fresh one (a new directory, one re-made under an earlier one's name, every `squall run`
-/// bundle's `cluster`) starts on empty node directories, never on an earlier cluster's. A cluster started
-/// on hosts before this file existed keeps its old folder, `NAME`. `Err` names the file and what to do.
-pub fn hosts_dir_name(
-    dir: &Path,
-    first_start: bool,
-    rng: &mut impl rand::Rng,
-) -> Result<String, String> {
+/// `NAME-XXXXXXXX` (`NAME` the cluster directory's own name, `X` random hex), chosen the first time the cluster
+/// starts on hosts and kept in `DIR/hosts-dir`. A resumed cluster so finds its nodes' data on the hosts again,
+/// and any other cluster (a new directory, one re-made under an earlier one's name, every `squall run` bundle's
+/// `cluster`, another directory of the same name, a directory that ran on this machine) gets a folder of its
+/// own, never an earlier cluster's. A cluster started on hosts by a squall older than `hosts-dir` keeps its
+/// old folder: the one its `cluster.json` (kept after a session) names as its nodes' logs' parent
+/// ([`legacy_hosts_folder`]). `Err` names the file and what to do.
+pub fn hosts_dir_name(dir: &Path, rng: &mut impl rand::Rng) -> Result<String, String> {
     let path = dir.join(HOSTS_DIR_FILE);
     let own = dir
         .file_name()
@@ -199,24 +197,38 @@ pub fn hosts_dir_name(
             let name = text.trim();
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 return Err(format!(
-                    "{}: `{name}` is not a folder name (it names this cluster's folder on its hosts); write                      the name back or use a new --dir",
+                    "{}: `{name}` is not a folder name (it names this cluster's folder on its hosts); write \
+                     the name back or use a new --dir",
                     path.display()
                 ));
             }
             Ok(name.to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let name = if first_start {
-                format!("{own}-{:08x}", rng.random::<u32>())
-            } else {
-                own
-            };
+            let name = legacy_hosts_folder(dir)
+                .unwrap_or_else(|| format!("{own}-{:08x}", rng.random::<u32>()));
             std::fs::write(&path, format!("{name}\n"))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(name)
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
+}
+
+/// The folder on its hosts of a cluster that an older squall (before [`HOSTS_DIR_FILE`]) started there: its
+/// `cluster.json` gives a node's log as `HOSTDIR/FOLDER/node-N/node.log` outside `dir` (a node that ran on
+/// this machine logs to `dir/node-N/node.log`). `None` when there is no such file or no such node.
+pub fn legacy_hosts_folder(dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(dir.join(CLUSTER_FILE)).ok()?;
+    let file: ClusterFile = serde_json::from_slice(&bytes).ok()?;
+    let here = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    file.nodes.iter().find_map(|n| {
+        let node_dir = n.log.parent()?;
+        node_dir.file_name()?.to_str()?.strip_prefix("node-")?;
+        let folder = node_dir.parent()?;
+        let same = folder == dir || folder.canonicalize().is_ok_and(|f| f == here);
+        (!same).then(|| folder.file_name()?.to_str().map(str::to_string))?
+    })
 }
 
 /// Name of the lock file a running session holds in its cluster directory.
@@ -441,5 +453,81 @@ mod tests {
         let cut = last_error(&log).unwrap();
         assert_eq!(cut.chars().count(), 401);
         assert!(cut.ends_with('…'));
+    }
+
+    fn cluster_file_logging_to(dir: &Path, node_dirs: &[PathBuf]) {
+        let file = ClusterFile {
+            cluster_id: "squall-0001".into(),
+            nodes: node_dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| NodeEntry {
+                    id: i as u64 + 1,
+                    api: None,
+                    peer: None,
+                    pid: None,
+                    log: d.join("node.log"),
+                    ports: BTreeMap::new(),
+                })
+                .collect(),
+            leader: None,
+            kind: None,
+        };
+        file.write(dir).unwrap();
+    }
+
+    /// Tester 9's finding 1 (issue 24): two cluster directories named `cc` that had run on this machine (so
+    /// not a first start, no `hosts-dir`) both got the bare folder `cc` on the hosts, and the second cluster's
+    /// nodes started on the first's node directories. Each now gets a folder of its own, and keeps it.
+    #[test]
+    fn two_directories_of_one_name_that_ran_here_get_folders_of_their_own_on_the_hosts() {
+        let root = tempfile::tempdir().unwrap();
+        let mut rng = rand::rng();
+        let mut names = Vec::new();
+        for side in ["A", "B"] {
+            let dir = root.path().join(side).join("cc");
+            std::fs::create_dir_all(&dir).unwrap();
+            cluster_file_logging_to(&dir, &[dir.join("node-1"), dir.join("node-2")]);
+            Roster::initial(2).write(&dir).unwrap();
+            let name = hosts_dir_name(&dir, &mut rng).unwrap();
+            assert!(
+                name.starts_with("cc-") && name.len() == 11,
+                "{side}: {name}"
+            );
+            assert_eq!(
+                hosts_dir_name(&dir, &mut rng).unwrap(),
+                name,
+                "{side}: a resume"
+            );
+            names.push(name);
+        }
+        assert_ne!(
+            names[0], names[1],
+            "both clusters use one folder on the hosts"
+        );
+    }
+
+    /// A cluster an older squall started on hosts (no `hosts-dir`; its `cluster.json` logs its nodes under
+    /// `HOSTDIR/cc/node-N`) keeps that folder, and `hosts-dir` records it for later sessions.
+    #[test]
+    fn a_cluster_started_on_hosts_before_hosts_dir_existed_keeps_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cc");
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = root.path().join("host-a");
+        cluster_file_logging_to(&dir, &[host.join("cc/node-1"), host.join("cc/node-2")]);
+        assert_eq!(legacy_hosts_folder(&dir).as_deref(), Some("cc"));
+        assert_eq!(hosts_dir_name(&dir, &mut rand::rng()).unwrap(), "cc");
+        let recorded = std::fs::read_to_string(dir.join(HOSTS_DIR_FILE)).unwrap();
+        assert_eq!(recorded.trim(), "cc");
+        // A fresh directory has none.
+        let fresh = root.path().join("fresh");
+        std::fs::create_dir_all(&fresh).unwrap();
+        assert_eq!(legacy_hosts_folder(&fresh), None);
+        assert!(
+            hosts_dir_name(&fresh, &mut rand::rng())
+                .unwrap()
+                .starts_with("fresh-")
+        );
     }
 }

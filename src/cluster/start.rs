@@ -115,8 +115,8 @@ impl Cluster {
                 super::placement::check_moved(hosts, &spec.dir, &ids).map_err(|e| anyhow!(e))?;
                 let labels = network_for(&spec.kind, spec.seed).labels().to_vec();
                 let say = |s: String| said.lock().unwrap().push(s);
-                let folder = files::hosts_dir_name(&spec.dir, first_start, &mut rand::rng())
-                    .map_err(|e| anyhow!(e))?;
+                let folder =
+                    files::hosts_dir_name(&spec.dir, &mut rand::rng()).map_err(|e| anyhow!(e))?;
                 let remote = Remote::connect(
                     hosts,
                     folder.into(),
