@@ -1467,7 +1467,7 @@ fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after
         drop(conn);
         // A reconnect (what the fleet does) makes it again, on the same port: bridges started before dial it.
         let again = h
-            .attach()
+            .attach(false)
             .await
             .unwrap_or_else(|e| panic!("attach {:?} after the kill: {e}", killed.elapsed()));
         assert!(

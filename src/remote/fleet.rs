@@ -27,8 +27,13 @@ pub struct Timing {
     pub answer_within: Duration,
     /// The wait after the first failed reconnect (250 ms); it doubles after each failure, up to `backoff_max`.
     pub backoff_first: Duration,
-    /// The longest wait between reconnects (5 s).
+    /// The longest wait between reconnects (1 s): with `attempt_within` it keeps attempts about every 3 s at
+    /// most while a host is silent, so one lands soon after it answers again, well inside the agent's grace.
     pub backoff_max: Duration,
+    /// A reconnect attempt that has not attached within this (4 s) is given up and counted as failed (its ssh
+    /// killed), so a dead connection (an old master waiting out its keep-alives) cannot hold the one attempt
+    /// past the agent's grace period (tester 9's finding 2).
+    pub attempt_within: Duration,
 }
 
 impl Default for Timing {
@@ -37,7 +42,8 @@ impl Default for Timing {
             ping_every: Duration::from_millis(250),
             answer_within: Duration::from_millis(700),
             backoff_first: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(1),
+            attempt_within: Duration::from_secs(4),
         }
     }
 }
@@ -498,7 +504,12 @@ async fn keep(
                 attempt,
             });
             let r = tokio::select! {
-                r = host.attach() => r,
+                r = tokio::time::timeout(timing.attempt_within, host.attach(attempt > 1)) => r.unwrap_or_else(|_| {
+                    Err(AttachError::Failed(format!(
+                        "host {label}: no answer within {:?}",
+                        timing.attempt_within
+                    )))
+                }),
                 _ = stop.changed() => return None,
             };
             match r {

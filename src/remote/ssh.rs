@@ -29,6 +29,10 @@ const EXIT_WAIT: Duration = Duration::from_secs(2);
 /// How long the multiplexing master outlives its last session (then it exits on its own).
 const CONTROL_PERSIST_SECS: u32 = 10;
 
+/// How long a reconnect's ssh waits for the host's TCP connect and greeting (s): short, so an attempt made
+/// while the host is silent ends soon and the next one follows (tester 9's finding 2).
+const ATTACH_CONNECT_SECS: u32 = 2;
+
 /// One host reached through ssh.
 #[derive(Debug, Clone)]
 pub struct SshHost {
@@ -333,13 +337,27 @@ impl SshHost {
 
     /// Reconnects to the agent already running on the host (`squall agent --attach DIR` over a new ssh
     /// session), which kept its nodes since its last controller left: the same agent, the same node
-    /// processes. `Err` says why not: [`AttachError::NoAgent`] when no agent runs there any more.
-    pub async fn attach(&self) -> Result<Connection, AttachError> {
+    /// processes. `fresh_master`: close the host's multiplexing master first (a later attempt, when the old
+    /// one may be dead). `Err` says why not: [`AttachError::NoAgent`] when no agent runs there any more.
+    pub async fn attach(&self, fresh_master: bool) -> Result<Connection, AttachError> {
         let (_, local) = self.local()?;
         let bin = shell_quote(&self.remote_bin());
         let dir = shell_quote(&self.host.dir);
+        // The old master may be dead without knowing it yet (its keep-alives take 6 s to give up): a session
+        // through it waits that long and then fails (tester 9's finding 2). With `fresh_master` it is closed
+        // first, so this attempt makes a new one, whose TCP connect and greeting give up after
+        // ATTACH_CONNECT_SECS. (Not on a first attempt: a healthy master may serve another host entry naming
+        // the same machine.)
+        if fresh_master {
+            self.exit_master(Duration::from_secs(1)).await;
+        }
+        let timeout = format!("ConnectTimeout={ATTACH_CONNECT_SECS}");
         let conn = self
-            .open(&format!("exec {bin} agent --attach {dir}"), &local)
+            .open_with(
+                &["-o", &timeout],
+                &format!("exec {bin} agent --attach {dir}"),
+                &local,
+            )
             .await?;
         // A new master has none of the old one's forwards: the services' forward is made again (issue 24).
         for said in self.remake_forwards().await {
@@ -350,7 +368,17 @@ impl SshHost {
 
     /// Runs `command` (an agent, or a relay to one) over ssh and greets the agent.
     async fn open(&self, command: &str, local: &str) -> Result<Connection, AttachError> {
-        let mut c = self.ssh(&[]);
+        self.open_with(&[], command, local).await
+    }
+
+    /// [`Self::open`] with `options` (ssh's `-o` pairs) ahead of squall's own, so they take precedence.
+    async fn open_with(
+        &self,
+        options: &[&str],
+        command: &str,
+        local: &str,
+    ) -> Result<Connection, AttachError> {
+        let mut c = self.ssh(options);
         c.arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -469,9 +497,15 @@ impl SshHost {
     /// Closes the host's multiplexing master at once (else it ends on its own shortly after its last session).
     pub async fn close_master(&self) {
         self.cancel_forwards().await;
+        self.exit_master(Duration::from_secs(5)).await;
+    }
+
+    /// Asks the host's multiplexing master to exit (`ssh -O exit`), waiting at most `within`; quiet when there
+    /// is none.
+    async fn exit_master(&self, within: Duration) {
         let mut c = self.ssh(&["-O", "exit"]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
-        let _ = tokio::time::timeout(Duration::from_secs(5), c.status()).await;
+        let _ = tokio::time::timeout(within, c.status()).await;
     }
 }
 
