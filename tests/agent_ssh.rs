@@ -515,6 +515,55 @@ fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_o
     assert!(left.is_empty(), "still running after quit: {left:?}");
 }
 
+/// Tester 9's finding 1 (issue 24): two cluster directories of one name (`A/cc`, `B/cc`) on the same hosts get
+/// folders of their own there, and each resume finds its own folder and its nodes' data. (The old rule's
+/// failure, both getting `cc`, is seen in `cluster::files`'s unit test: it needed a directory that was not
+/// starting for the first time and had no `hosts-dir`.)
+#[test]
+fn two_cluster_directories_of_one_name_get_their_own_folders_on_a_host_and_each_resume_finds_its_own()
+ {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let up = |cdir: &Path| {
+        support::session::Up::new(&args)
+            .wait(Duration::from_secs(60))
+            .dir(cdir.to_path_buf())
+            .start()
+    };
+    let dirs = [sshd.path().join("A/cc"), sshd.path().join("B/cc")];
+    let mut folders = Vec::new();
+    for cdir in &dirs {
+        std::fs::create_dir_all(cdir.parent().unwrap()).unwrap();
+        let mut s = up(cdir);
+        started_empty(&mut s, &[1, 2, 3])
+            .unwrap_or_else(|l| panic!("{}: first session: {l:?}", cdir.display()));
+        s.quit();
+        folders.push(hosts_folder(cdir));
+    }
+    assert_ne!(
+        folders[0], folders[1],
+        "both clusters use one folder on the hosts"
+    );
+    for f in &folders {
+        assert!(f.starts_with("cc-"), "{f}");
+        let node1 = sshd.path().join("a").join(f).join("node-1");
+        assert!(node1.is_dir(), "{} is missing", node1.display());
+    }
+    for (cdir, folder) in dirs.iter().zip(&folders) {
+        let mut s = up(cdir);
+        assert!(
+            started_empty(&mut s, &[1, 2, 3]).is_err(),
+            "{}: the resumed cluster started on empty node directories",
+            cdir.display()
+        );
+        assert_eq!(&hosts_folder(cdir), folder, "{}", cdir.display());
+        s.quit();
+    }
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// Issue 24 (a new user's finding): a cluster directory resumed with a hosts file that puts some of its nodes on
 /// other hosts than the ones holding their data started them there empty, without a word. Now it is refused
 /// (exit 2) before anything starts, naming each moved node with the host that has its data and the one the file
