@@ -252,7 +252,11 @@ fn random_faults_keep_raft_safe_and_live() {
 /// learner needed its snapshot at 55; a partition longer than an election timeout then left the learner
 /// silent, not catching up, at the next compaction, and it needed the snapshot at 90. Three installs, each
 /// caused by a fault; the check now counts installs from one life of a leader only.
-const ISSUE_18_SEEDS: [u64; 17] = [
+/// 796683164128: a cut of node 2's damaged last record undid a truncation and brought back its overwritten,
+/// uncommitted `Remove(3)`; judging with {1,2}, node 2 asked only node 1 (lacking committed entry 7) to vouch,
+/// and led term 7 without entry 7. A recovering node now asks the members of every configuration its log may
+/// still be in, from the one at its commit index on (`raft::recovery_tests::a_node_whose_cut_brought_back_…`).
+const ISSUE_18_SEEDS: [u64; 18] = [
     1070,
     1156,
     1258,
@@ -270,6 +274,7 @@ const ISSUE_18_SEEDS: [u64; 17] = [
     830000000830, // an acknowledgement lost to a cut, not to a missing fsync
     796631174296, // a committed configuration entry cut: majorities judged with the older configuration
     861000004975, // three snapshots, but from two lives of the leader: not churn
+    796683164128, // a cut brought back an overwritten, uncommitted removal of the voter holding the loss
 ];
 
 #[test]

@@ -33,7 +33,19 @@
 //!
 //!    `P` counts as vouched for when *every* other member that is not recovering said so, and every other
 //!    voter is one of them (a learner that is recovering acknowledged nothing that counted, and is passed
-//!    over). Not a majority of the others: that majority meets every quorum that committed an entry only when
+//!    over). "Member" here means a member of *any* configuration this node's log may still be in: the one in
+//!    effect at its commit index (after a restart, its snapshot's or the bootstrap one) and every configuration
+//!    entry after it, not only the latest. An entry past the commit index may never have been in effect on the
+//!    cluster: a cut of a damaged last record can undo a truncation and bring back an overwritten,
+//!    uncommitted configuration entry, and judged by it alone the voter that holds what this node lost may not
+//!    be a member at all (simulation seed 796683164128, `tests/sim/ISSUE-18-SEEDS.md`: in {1,2,3}, node 2's
+//!    cut brought back its old uncommitted `Remove(3)` and undid entry 7, committed by nodes 2 and 3; asking
+//!    node 1 alone, node 2 finished recovering and led term 7 without entry 7). Raft lets a configuration
+//!    entry take effect before it commits (dissertation §4.1), so until this node knows which of those
+//!    entries committed, a committing quorum may lie in any of them; asking every member of all of them
+//!    restores the "one change away" argument below for each. The terms of rule 2 (`T`) still come from the
+//!    voters of the latest configuration only (see the caveats below): a removed voter may be gone for good,
+//!    and `T` is what lets a leader catch this node up. Not a majority of the others: that majority meets every quorum that committed an entry only when
 //!    it is judged with the configuration that committed it, and a node that lost data may hold an older
 //!    one. The cut may have removed the very entry that changed the configuration (simulation seed
 //!    796631174296: entry 44 changed {1,2,3,6} to {1,2,6} and committed with nodes 1 and 2; node 2 cut it,
@@ -90,7 +102,10 @@
 //!
 //! The price of rule 2's "every other voter": while one voter is unreachable, a node that lost data does not
 //! vote (a cluster of five with one voter down and one recovering needs all three others to agree), and
-//! while a learner is unreachable it votes only after a leader caught it up. What this cannot see: a node
+//! while a learner is unreachable it votes only after a leader caught it up. The same holds for a member of an
+//! older configuration still past the snapshot (after a restart the commit index is the snapshot's): a node
+//! removed and gone never vouches, so this node finishes only through a leader's catch-up (rule 3), which
+//! moves its commit index past the removal. What this cannot see: a node
 //! whose configuration lacks the candidate it voted for (a wiped member restarted with its startup
 //! configuration while a later-added voter campaigned) does not ask that candidate; a configuration more than
 //! one change away from the one it holds (a wiped member's startup configuration, or a cut record holding
@@ -113,7 +128,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Raft;
-use super::types::{NodeId, Request, RequestVote, Term};
+use super::types::{ConfState, NodeId, Request, RequestVote, Term};
 
 /// A log position: (last term, last index), ordered as Raft's up-to-date rule orders them.
 type LogPos = (Term, u64);
@@ -219,17 +234,29 @@ impl Raft {
             .map(|answered| answered.into_iter().max().unwrap_or(0))
     }
 
-    /// The other members of this node's configuration, voters and learners: the nodes probes ask whether a
-    /// position is at least as up to date as their logs (rule 2 of the module docs).
+    /// The configurations this node's log may still be in: the one in effect at its commit index (after a
+    /// restart, the snapshot's or the bootstrap one) and every later one, oldest first (rule 2 of the module
+    /// docs: a configuration entry past the commit index may be one a cut brought back, and never in effect
+    /// on the cluster).
+    fn open_confs(&self) -> Vec<&ConfState> {
+        let from = self.conf_at(self.log.commit).index;
+        self.confs.iter().filter(|c| c.index >= from).collect()
+    }
+
+    /// The other members of every configuration this node may be in ([`Raft::open_confs`]), voters and
+    /// learners, each once, in the order of the configurations (voters before learners): the nodes probes ask
+    /// whether a position is at least as up to date as their logs (rule 2 of the module docs).
     fn witnesses(&self) -> Vec<NodeId> {
         let id = self.config.id;
-        let m = self.membership();
-        m.voters
-            .iter()
-            .chain(m.learners.iter())
-            .copied()
-            .filter(|&v| v != id)
-            .collect()
+        let mut out = Vec::new();
+        for c in self.open_confs() {
+            for &w in c.config.voters.iter().chain(c.config.learners.iter()) {
+                if w != id && !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+        }
+        out
     }
 
     /// Whether every other member vouched that `probe_pos` is at least as up to date as its log (rule 2 of the
@@ -245,14 +272,24 @@ impl Raft {
         if self.other_voters().is_empty() {
             return false;
         }
-        let m = self.membership();
+        let id = self.config.id;
+        let confs = self.open_confs();
         // "Nothing to tell" (term 0, not vouched) comes only from a node that is recovering itself: a member
         // that is not recovering and at term 0 has an empty log, which is behind every position.
         let recovering = |w: &NodeId| !rec.vouched.contains(w) && rec.terms.get(w) == Some(&0);
-        let recovering_voters = self.other_voters().iter().filter(|v| recovering(v)).count();
-        let pass_over_voters = passes_over_recovering_voters(m.voters.len(), recovering_voters);
+        // Recovering voters are passed over only when they are too few in every configuration this node may
+        // be in.
+        let pass_over_voters = confs.iter().all(|c| {
+            let voters = &c.config.voters;
+            let r = voters
+                .iter()
+                .filter(|&&v| v != id && recovering(&v))
+                .count();
+            r == 0 || passes_over_recovering_voters(voters.len(), r)
+        });
+        let voter_anywhere = |w: NodeId| confs.iter().any(|c| c.config.is_voter(w));
         self.witnesses().iter().all(|w| {
-            rec.vouched.contains(w) || (recovering(w) && (!m.is_voter(*w) || pass_over_voters))
+            rec.vouched.contains(w) || (recovering(w) && (!voter_anywhere(*w) || pass_over_voters))
         })
     }
 

@@ -852,3 +852,50 @@ fn a_recovering_voter_does_not_pass_over_recovering_voters_that_could_complete_a
     // Four voters, two recovering: half of four, and a majority of three after a removal.
     assert!(!grants_with_others_recovering(1, 4, &[4], 2, (33, 63), 63));
 }
+
+#[test]
+fn a_node_whose_cut_brought_back_an_uncommitted_removal_still_asks_the_removed_voter() {
+    // Simulation seed 796683164128: in {1,2,3}, leader 2 of term 1 appended `Remove(3)` (entry 8 here) that
+    // never committed. Node 3 led term 4; node 2 truncated its entries from 7 on, took node 3's entry 7 (term
+    // 4), which committed with nodes 2 and 3. Node 2 then cut its damaged last WAL record, which undid both the
+    // truncation and entry 7: it holds its old term-1 entries 1-14 again, `Remove(3)` among them, so {1,2} is in
+    // effect. Node 1 (at 5, term 1) lacks entry 7 and vouches; node 3, the only other holder of entry 7, is the
+    // one the removal leaves out. Asking node 1 alone, node 2 finished recovering and led term 7 without entry 7.
+    let mut f = cut_with_config(2, 4, 14, 8, Membership::with_voters([1, 2]));
+    assert_eq!(f.membership(), &Membership::with_voters([1, 2]));
+    f.tick();
+    assert_eq!(
+        probes(&mut f),
+        vec![(1, (1, 14)), (3, (1, 14))],
+        "the removal at 8 is not committed here, so {{1,2,3}} may still be in effect: node 3 is asked too"
+    );
+    answer(&mut f, 1, 4, true);
+    assert!(
+        f.recovering(),
+        "finished recovering on node 1's word alone, which lacks the committed entry 7 (term 4)"
+    );
+    for pre_vote in [true, false] {
+        assert!(
+            !f.handle_request_vote(vote_req(7, 1, (5, 1), pre_vote))
+                .granted,
+            "granted node 1 (pre_vote {pre_vote}), which lacks the committed entry 7"
+        );
+    }
+    // Node 3 holds entry 7 of term 4: it does not vouch for (1, 14).
+    answer(&mut f, 3, 4, false);
+    assert!(f.recovering(), "node 3 holds what node 2 lacks");
+    // Node 3, holding entry 7, campaigns in term 7: its position is probed, and once every member of every
+    // configuration node 2 may be in vouched for it, node 2 grants.
+    assert!(!f.handle_request_vote(vote_req(7, 3, (7, 4), true)).granted);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        f.tick();
+        sent.extend(probes(&mut f));
+    }
+    // Node 1 vouched for (1, 14), so for the later (4, 7) too: only node 3 is asked again.
+    assert_eq!(sent.first(), Some(&(3, (4, 7))), "{sent:?}");
+    assert!(sent.iter().all(|p| p.0 == 3), "{sent:?}");
+    answer(&mut f, 3, 4, true);
+    assert!(f.handle_request_vote(vote_req(7, 3, (7, 4), true)).granted);
+    assert!(f.handle_request_vote(vote_req(7, 3, (7, 4), false)).granted);
+}
