@@ -143,14 +143,7 @@ fn dashboard_in_tmux_kill_leader_isolate_heal_quit_and_record() {
     tmux.keys(&["q"]);
     // The pane's shell prints squall's exit status once squall is gone (tmux's own pane_dead_status is not
     // always filled in, so it is not relied on).
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(
         code,
         "0",
@@ -382,14 +375,7 @@ fn dashboard_in_tmux_reuses_a_kept_directory_and_its_check_passes() {
     // `q` quits even with the help open.
     tmux.keys(&["?"]);
     tmux.keys(&["q"]);
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(code, "0", "screen:\n{}", tmux.screen());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
     // Both sessions' event logs are there.
@@ -516,14 +502,7 @@ fn dashboard_in_tmux_switches_to_lin_kv_and_checks_linearizability() {
     assert!(!tmux.screen().contains("check FAILED"), "{}", tmux.screen());
     let pids = support::node_pids(&cdir);
     tmux.keys(&["q"]);
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(code, "0", "screen:\n{}", tmux.screen());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }
@@ -565,14 +544,7 @@ fn dashboard_in_tmux_command_prompt_sets_and_heals_disk_and_clock_faults() {
             .then_some(())
     });
     tmux.keys(&["q"]);
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(code, "0", "squall exited with {code}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
@@ -616,14 +588,7 @@ fn dashboard_in_tmux_adds_a_node_with_a_and_removes_it_with_d() {
             .then_some(())
     });
     tmux.keys(&["q"]);
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(code, "0", "screen:\n{}", tmux.screen());
     assert!(wait_gone(&pids, Duration::from_secs(5)).is_empty());
 }

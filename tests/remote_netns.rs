@@ -541,14 +541,7 @@ fn figures_unreachable_on_the_dashboard() {
                 host1_shown_unreachable(s) == Some(false)
             });
             tmux.keys(&["q"]);
-            let code = tmux.wait_for("squall to exit after q", |s| {
-                let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-                Some(
-                    line.trim_start_matches("squall exited with ")
-                        .trim()
-                        .to_string(),
-                )
-            });
+            let code = tmux.exit_status("squall to exit after q");
             assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
             let left = w.wait_hosts_empty(Duration::from_secs(30));
             assert!(left.is_empty(), "still running: {left:?}");
@@ -610,14 +603,7 @@ fn a_host_whose_cable_is_pulled_again_right_after_a_reconnect_shows_unreachable_
         host1_shown_unreachable(s) == Some(false)
     });
     tmux.keys(&["q"]);
-    let code = tmux.wait_for("squall to exit after q", |s| {
-        let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
-        Some(
-            line.trim_start_matches("squall exited with ")
-                .trim()
-                .to_string(),
-        )
-    });
+    let code = tmux.exit_status("squall to exit after q");
     assert_eq!(code, "0", "squall's exit status:\n{}", tmux.screen());
     let left = w.wait_hosts_empty(Duration::from_secs(30));
     assert!(left.is_empty(), "still running: {left:?}");

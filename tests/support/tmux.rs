@@ -49,6 +49,19 @@ impl Tmux {
     }
 
     /// Polls the screen until `f` finds what it wants; panics with the last screen otherwise.
+    /// Waits (as [`Tmux::wait_for`], saying `what`) for the line `squall exited with N` that a session started
+    /// by [`Tmux::start_sized`] prints once squall is gone, and returns N as printed.
+    pub fn exit_status(&self, what: &str) -> String {
+        self.wait_for(what, |s| {
+            let line = s.lines().find(|l| l.starts_with("squall exited with "))?;
+            Some(
+                line.trim_start_matches("squall exited with ")
+                    .trim()
+                    .to_string(),
+            )
+        })
+    }
+
     pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + self.wait;
         loop {
