@@ -175,9 +175,26 @@ pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
             .collect()
     });
     results.sort_by_key(|(i, _)| *i);
-    let explored = results.iter().map(|(_, r)| r.explored).sum();
+    let mut explored = results.iter().map(|(_, r)| r.explored).sum();
     let mut unknown = None;
-    for (_, r) in results {
+    let mut results = results.into_iter().peekable();
+    for (i, (key, sops)) in work.iter().enumerate() {
+        let r = match results.next_if(|(j, _)| *j == i) {
+            Some((_, r)) if !r.stopped => r,
+            // A key stopped (or never started) because a higher key was found invalid first, on another
+            // thread: decide it now, so the lowest invalid key is the one reported whatever the timing.
+            _ => {
+                let r = check_key(
+                    *key,
+                    sops,
+                    ops,
+                    deadline,
+                    &std::sync::atomic::AtomicBool::new(false),
+                );
+                explored += r.explored;
+                r
+            }
+        };
         match r.verdict {
             Verdict::Invalid(f) => {
                 return Report {
@@ -207,6 +224,8 @@ pub fn check(ops: &[Operation], deadline: Option<Instant>) -> Report {
 struct KeyResult {
     verdict: Verdict,
     explored: u64,
+    /// Stopped because another key was found invalid, not decided.
+    stopped: bool,
 }
 
 fn check_key(
@@ -218,9 +237,11 @@ fn check_key(
 ) -> KeyResult {
     let mut search = Search::new(sops, None);
     search.stop = Some(stop);
+    let mut stopped = false;
     let verdict = match search.run(deadline) {
         Found::Linearizable => Verdict::Valid,
         Found::Stopped if stop.load(std::sync::atomic::Ordering::Relaxed) => {
+            stopped = true;
             Verdict::Unknown("stopped: another key is not linearizable".into())
         }
         Found::Stopped => Verdict::Unknown(format!(
@@ -235,6 +256,7 @@ fn check_key(
     KeyResult {
         verdict,
         explored: search.explored,
+        stopped,
     }
 }
 

@@ -616,6 +616,69 @@ fn json_lines_export_reads_back_to_the_same_verdict() {
     }
 }
 
+/// The lowest invalid key is reported even when a higher one is found invalid first: key 0's search is long
+/// (fourteen concurrent writes, then a read of a value none wrote), key 1's is at once (a lone read of a value
+/// never written), so on two threads key 1 is decided while key 0 is still searching and used to stop it.
+#[test]
+fn a_slow_invalid_key_is_reported_over_a_quicker_higher_one() {
+    let op = |process: u64, key: i64, value: OpValue, call: u64, ret: u64| Operation {
+        process,
+        key,
+        value,
+        outcome: Outcome::Ok,
+        invoke_index: call,
+        complete_index: Some(ret),
+        invoke_time: call,
+        complete_time: Some(ret),
+    };
+    let mut ops: Vec<Operation> = (0..14)
+        .map(|p| op(p, 0, OpValue::Write(p as i64), p, 1_000 + p))
+        .collect();
+    ops.push(op(20, 0, OpValue::Read(Some(999)), 2_000, 2_001));
+    ops.push(op(21, 1, OpValue::Read(Some(7)), 10, 11));
+    for round in 0..5 {
+        match check(&ops, None).verdict {
+            Verdict::Invalid(f) => assert_eq!(f.key, 0, "round {round}"),
+            v => panic!("round {round}: {v:?}"),
+        }
+    }
+}
+
+/// Several invalid keys: the lowest is reported whatever the threads' timing. Seen in CI under load
+/// (`json_lines_export_reads_back_to_the_same_verdict`, seed 77): one check reported key 0, the next key 1,
+/// because a higher key found invalid first stopped the lower key's search. Checks run four at a time here
+/// so the threads' timing varies.
+#[test]
+fn with_several_invalid_keys_the_lowest_is_reported_every_time() {
+    let events = simulate(SimSpec {
+        ops: 1_500,
+        clients: 8,
+        keys: 5,
+        info: 0.05,
+        stale_reads: 0.05,
+        seed: 77,
+    });
+    let ops = pair(&events).unwrap();
+    let key_of = |v: &Verdict| match v {
+        Verdict::Invalid(f) => Some(f.key),
+        _ => None,
+    };
+    let first = key_of(&check(&ops, None).verdict);
+    assert!(first.is_some(), "the history should be invalid");
+    for round in 0..5 {
+        let keys: Vec<Option<i64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| key_of(&check(&ops, None).verdict)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            keys.iter().all(|k| *k == first),
+            "round {round}: reported keys {keys:?}, first check {first:?}"
+        );
+    }
+}
+
 #[test]
 fn the_window_blames_the_first_operation_that_cannot_be_linearized() {
     // The read of 9 (never written) is what makes this history non-linearizable: everything up to its
