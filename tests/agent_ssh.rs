@@ -455,6 +455,18 @@ fn hosts_folder(cdir: &Path) -> String {
 
 /// Whether every node of the session started on an empty data directory (its feed's first words about it);
 /// the lines seen when one did not.
+/// Asserts that the resumed session `s` started nodes 1–3 on their data (not empty), quits it, and waits until no
+/// process mentions `sshd`'s directory.
+fn resumed_on_its_data_then_quit(mut s: support::session::Session, sshd: &Sshd) {
+    assert!(
+        started_empty(&mut s, &[1, 2, 3]).is_err(),
+        "the resumed cluster started on empty node directories"
+    );
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 fn started_empty(s: &mut support::session::Session, nodes: &[u64]) -> Result<(), Vec<String>> {
     let mut not = Vec::new();
     for n in nodes {
@@ -605,14 +617,8 @@ fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts
     assert!(left.is_empty(), "still running after the refusal: {left:?}");
     // Put back: the cluster resumes on its data.
     std::fs::write(&hosts, text).unwrap();
-    let mut s = up();
-    assert!(
-        started_empty(&mut s, &[1, 2, 3]).is_err(),
-        "the resumed cluster started on empty node directories"
-    );
-    s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    let s = up();
+    resumed_on_its_data_then_quit(s, &sshd);
 }
 
 /// polish2 item 3: a cluster directory run on this machine, then resumed with `--hosts`, started its nodes empty
@@ -667,17 +673,11 @@ fn a_directory_run_here_resumed_on_hosts_or_the_reverse_is_refused_naming_where_
         "the refusal made a node directory here"
     );
     // As it was run: it resumes on its data.
-    let mut s = support::session::Up::new(&hosts_args)
+    let s = support::session::Up::new(&hosts_args)
         .wait(wait)
         .dir(there.clone())
         .start();
-    assert!(
-        started_empty(&mut s, &[1, 2, 3]).is_err(),
-        "the resumed cluster started on empty node directories"
-    );
-    s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    resumed_on_its_data_then_quit(s, &sshd);
 }
 
 /// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
