@@ -58,10 +58,11 @@ pub fn cluster_spec(args: &UpArgs, dir: PathBuf, seed: u64) -> Result<ClusterSpe
         }))?,
     };
     crate::kind::needs_program(&kind)?;
+    // Nodes an earlier session removed need no host (tester 9's finding 5).
     let hosts = crate::remote::connect::hosts_of(
         args.hosts.as_deref(),
         args.host.as_deref(),
-        &(1..=args.nodes).collect::<Vec<_>>(),
+        &crate::cluster::nodes_needing_a_host(&dir, args.nodes),
         crate::cluster::guard::MAX_NODES,
     )?;
     let (node_program, node_prefix_args) =

@@ -680,6 +680,70 @@ fn a_directory_run_here_resumed_on_hosts_or_the_reverse_is_refused_naming_where_
     resumed_on_its_data_then_quit(s, &sshd);
 }
 
+/// Tester 9's findings 4 and 5 (issue 24): a cluster that grew (node 4, added on host-a, the host with the fewest
+/// nodes) and shrank (node 2 removed) resumes with a hosts file that no longer names node 2: a removed node stays
+/// stopped and needs no host. Each agent's start-up line names the nodes the host runs now (the added node 4 on
+/// host-a), never the removed node as a spare; a file that still names node 2, on another host than its data's,
+/// is accepted and says so, without starting it.
+#[test]
+fn a_resume_after_add_and_remove_needs_no_host_for_the_removed_node_and_names_what_each_host_runs()
+{
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let cdir = sshd.path().join("c1");
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let wait = Duration::from_secs(60);
+    let up = || {
+        support::session::Up::new(&args)
+            .wait(wait)
+            .dir(cdir.clone())
+            .start()
+    };
+    let mut s = up();
+    let added = s.accepted("add", "node 4");
+    assert!(added.contains("host-a"), "{added}");
+    s.out.wait_for("n4 promoted", wait, |l| {
+        l.contains("n4 caught up, promoted to voter").then_some(())
+    });
+    s.accepted("remove 2", "remove node 2");
+    s.out.wait_for("n2 removed", wait, |l| {
+        l.contains("n2 removed").then_some(())
+    });
+    s.quit();
+    let agent_line = |s: &support::session::Session, host: &str| {
+        s.out
+            .seen
+            .iter()
+            .find(|l| l.contains(&format!("host {host}: agent pid")))
+            .cloned()
+            .unwrap_or_else(|| panic!("no start-up line of {host}:\n{}", s.out.seen.join("\n")))
+    };
+    // Node 2 named nowhere: accepted; host-a runs 1 and 4, host-b runs 3.
+    sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[3])]);
+    let s = up();
+    let (a, b) = (agent_line(&s, "host-a"), agent_line(&s, "host-b"));
+    assert!(a.ends_with("for node 1, 4"), "{a}");
+    assert!(b.ends_with("for node 3"), "{b}");
+    s.quit();
+    // Node 2 named on host-a (its data is on host-b): accepted, and said to be removed, not a spare.
+    sshd.hosts_file(&[("host-a", "a", &[1, 2]), ("host-b", "b", &[3])]);
+    let mut s = up();
+    let a = agent_line(&s, "host-a");
+    assert!(a.ends_with("for node 1, 4 (removed: 2)"), "{a}");
+    assert!(
+        !s.out.seen.iter().any(|l| l.contains("node 2's data")),
+        "{}",
+        s.out.seen.join("\n")
+    );
+    assert!(
+        started_empty(&mut s, &[1, 3, 4]).is_err(),
+        "the resumed cluster started on empty node directories"
+    );
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
 /// are reached, as a local run does: the README's kill-leader scenario (at half scale: `kill leader` at 2 s)
 /// finds a leader to kill, and the run's verdict is the expected `valid` (exit 0), the first run on the hosts

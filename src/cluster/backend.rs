@@ -148,8 +148,8 @@ impl Remote {
     /// Starts every host's agent (`say` reports a binary copied), sets up each one's proxy network for the
     /// node kind `kind` (the proxies seeded with `seed`, listening on the host's `address`), and starts
     /// following their processes. `labels` are the kind classifier's message kinds; `folder` the cluster's
-    /// folder under each agent's directory (its node directories' parent); `starting` the nodes the session
-    /// starts (the feed says a host's other ids apart, as spares). `Err` names the host and what to do;
+    /// folder under each agent's directory (its node directories' parent); `runs` per host (in the hosts'
+    /// order) the nodes it runs in words, for its agent's start-up line. `Err` names the host and what to do;
     /// nothing is left running anywhere then.
     pub(super) async fn connect(
         hosts: &Hosts,
@@ -157,7 +157,7 @@ impl Remote {
         kind: crate::kind::KindRecord,
         seed: u64,
         labels: Vec<&'static str>,
-        starting: &[u64],
+        runs: &[String],
         say: &(dyn Fn(String) + Sync),
     ) -> Result<Arc<Remote>, String> {
         let all = Agents::start(hosts, say).await?;
@@ -166,10 +166,11 @@ impl Remote {
         for (h, c) in all.hosts.iter() {
             let dir = match &c.hello {
                 Answer::Hello { dir, pid, .. } => {
+                    let i = hosts.hosts.iter().position(|x| x.label == h.host.label);
                     say(format!(
                         "host {}: agent pid {pid} in {dir}, for node {}",
                         h.host.label,
-                        h.host.nodes_text(starting)
+                        i.and_then(|i| runs.get(i)).map_or("none", String::as_str)
                     ));
                     PathBuf::from(dir)
                 }

@@ -30,6 +30,7 @@ pub mod membership;
 pub mod outcome;
 mod perform;
 mod placement;
+pub use placement::nodes_needing_a_host;
 mod poll;
 mod ports;
 mod start;

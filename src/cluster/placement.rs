@@ -104,20 +104,35 @@ fn read(dir: &Path) -> BTreeMap<NodeId, String> {
         .collect()
 }
 
-/// At a cluster's start on hosts: places every node of `ids` (the nodes it starts) that no host's `nodes`
-/// name, a node an earlier session added: on the host [`PLACED_FILE`] says it ran on when the hosts file
-/// still has it (same `ssh` and `dir`), else as an `add` would place it now. Returns what the feed should
-/// say about each node placed anew (it starts there without its earlier data).
-pub(super) fn place_resumed(
-    procs: &Procs,
-    hosts: &Hosts,
-    dir: &Path,
-    ids: &[NodeId],
-) -> Vec<String> {
+/// Where the nodes a session starts on hosts run, decided before any host is reached (so each agent's start-up
+/// line can name what its host runs: tester 9's finding 4).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Resumed {
+    /// Every node the session starts → its host (an index into the hosts).
+    pub(super) runs: BTreeMap<NodeId, usize>,
+    /// The nodes placed anew (an earlier session added them on a host the file no longer has).
+    anew: Vec<NodeId>,
+    /// What the feed should say about each node placed anew (it starts there without its earlier data).
+    pub(super) said: Vec<String>,
+}
+
+/// At a cluster's start on hosts: where each node of `ids` (the nodes it starts) runs. A node a host's `nodes`
+/// name runs there; one they do not name (a node an earlier session added) on the host [`PLACED_FILE`] says it
+/// ran on when the hosts file still has it (same `ssh` and `dir`), else where an `add` would place it now.
+/// Writes nothing ([`place_resumed`] does).
+pub(super) fn plan_resumed(hosts: &Hosts, dir: &Path, ids: &[NodeId]) -> Resumed {
     let recorded = read(dir);
-    let mut said = Vec::new();
+    // What the hosts run so far, for the load an `add`'s placement weighs: the file's ids, then each placed.
+    let mut placed: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for (i, h) in hosts.hosts.iter().enumerate() {
+        for &n in &h.nodes {
+            placed.insert(n, i);
+        }
+    }
+    let mut plan = Resumed::default();
     for &id in ids {
-        if procs.placed().contains_key(&id) {
+        if let Some(h) = hosts.host_of(id) {
+            plan.runs.insert(id, h);
             continue;
         }
         let was = recorded.get(&id).and_then(|line| {
@@ -128,26 +143,91 @@ pub(super) fn place_resumed(
         let h = match was {
             Some(h) => h,
             None => {
-                let placed = procs.placed();
                 let members: Vec<NodeId> = ids.iter().copied().filter(|n| *n != id).collect();
                 let load = load(hosts.hosts.len(), &placed, &members);
                 let Some((h, _)) = hosts.place(id, None, &load) else {
                     continue;
                 };
-                said.push(format!(
+                plan.said.push(format!(
                     "node {id} was added in an earlier session on a host the hosts file no longer has: it \
                      starts on {} without its earlier data (it catches up from the others)",
                     hosts.hosts[h].label
                 ));
-                if let Err(e) = record(dir, &[(id, &hosts.hosts[h])]) {
-                    tracing::warn!(node = id, error = %e, "cannot record where a node runs");
-                }
+                plan.anew.push(id);
                 h
             }
         };
-        procs.place(id, h);
+        placed.insert(id, h);
+        plan.runs.insert(id, h);
     }
-    said
+    plan
+}
+
+/// Carries out `plan` (from [`plan_resumed`]): places on their hosts the nodes no host's `nodes` name, and
+/// records those placed anew in `dir`'s [`PLACED_FILE`]. Returns what the feed should say about them.
+pub(super) fn place_resumed(
+    procs: &Procs,
+    hosts: &Hosts,
+    dir: &Path,
+    plan: &Resumed,
+) -> Vec<String> {
+    for (&id, &h) in &plan.runs {
+        if hosts.host_of(id).is_none() {
+            procs.place(id, h);
+        }
+    }
+    let anew: Vec<(NodeId, &Host)> = plan
+        .anew
+        .iter()
+        .filter_map(|id| Some((*id, hosts.hosts.get(*plan.runs.get(id)?)?)))
+        .collect();
+    if !anew.is_empty()
+        && let Err(e) = record(dir, &anew)
+    {
+        tracing::warn!(error = %e, "cannot record where a node runs");
+    }
+    plan.said.clone()
+}
+
+/// Per host (in the hosts' order), the nodes it runs in words for its agent's start-up line
+/// ([`Host::nodes_text`]): those `plan` puts on it, its spare ids apart, and the ids it names that `roster`
+/// removed (or added without their joining), which stay stopped.
+pub(super) fn hosts_words(
+    hosts: &Hosts,
+    plan: &Resumed,
+    roster: &super::files::Roster,
+) -> Vec<String> {
+    let had: Vec<NodeId> = roster.ids.iter().copied().collect();
+    let removed: Vec<NodeId> = roster.removed.union(&roster.pending).copied().collect();
+    hosts
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let runs: Vec<NodeId> = plan
+                .runs
+                .iter()
+                .filter(|(_, host)| **host == i)
+                .map(|(id, _)| *id)
+                .collect();
+            h.nodes_text(&runs, &had, &removed)
+        })
+        .collect()
+}
+
+/// The nodes of a cluster of `n` nodes in `dir` that a hosts file must give a host: nodes 1 to `n`, less those
+/// an earlier session removed (or added without their joining): they stay stopped, so they need none (tester
+/// 9's finding 5). A file may still name them (their ids are then just unused). Nodes an earlier session added
+/// need none either: they run where [`PLACED_FILE`] says ([`plan_resumed`]).
+pub fn nodes_needing_a_host(dir: &Path, n: u64) -> Vec<NodeId> {
+    let roster = super::files::Roster::read(dir).ok().flatten();
+    (1..=n)
+        .filter(|id| {
+            roster
+                .as_ref()
+                .is_none_or(|r| !r.removed.contains(id) && !r.pending.contains(id))
+        })
+        .collect()
 }
 
 /// Records where each node of `ids` (the nodes a session started) runs, by `procs`' placement, in `dir`'s
@@ -361,6 +441,65 @@ mod tests {
         assert!(!e.contains("node 1's") && !e.contains("node 4's"), "{e}");
         assert!(e.contains("put nodes 2, 3 back"), "{e}");
         assert!(e.contains("new --dir"), "{e}");
+    }
+
+    /// Tester 9's finding 4: a resumed session's agents named the hosts file's ids, not what each host runs.
+    /// The plan puts named nodes on their hosts and added ones where they ran (or, their host gone, on the
+    /// host with the fewest nodes, said), and each host's words follow it: removed ids are no spares.
+    #[test]
+    fn a_resume_plans_every_node_s_host_before_the_agents_start_and_words_follow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, gone) = (host("a", "/d"), host("b", "/d"), host("c", "/d"));
+        record(
+            dir.path(),
+            &[(1, &a), (2, &b), (3, &b), (5, &b), (6, &b), (7, &gone)],
+        )
+        .unwrap();
+        let hs = hosts(&[("a", "/d", &[1, 9]), ("b", "/d", &[2, 3])]);
+        // Node 2 removed; 5 and 6 added on b; 7 added on a host since dropped; 8 added, never joined.
+        let roster = super::super::files::Roster {
+            ids: [1, 2, 3, 5, 6, 7, 8].into(),
+            joined: [5, 6, 7, 8].into(),
+            removed: [2].into(),
+            pending: [8].into(),
+        };
+        let plan = plan_resumed(&hs, dir.path(), &roster.current());
+        assert_eq!(
+            plan.runs,
+            [(1, 0), (3, 1), (5, 1), (6, 1), (7, 0)].into(),
+            "{plan:?}"
+        );
+        assert_eq!(plan.said.len(), 1, "{plan:?}");
+        assert!(
+            plan.said[0].starts_with("node 7 was added in an earlier session"),
+            "{plan:?}"
+        );
+        assert_eq!(
+            hosts_words(&hs, &plan, &roster),
+            vec![
+                "1, 7 (spare: 9)".to_string(),
+                "3, 5, 6 (removed: 2)".to_string()
+            ]
+        );
+        // Nothing was written by planning.
+        assert!(!read(dir.path()).get(&7).unwrap().contains("\ta\t"));
+    }
+
+    /// Tester 9's finding 5: a removed node (or one that never joined) stays stopped, so a hosts file need not
+    /// give it a host; a directory without a membership record needs every node of `-n`.
+    #[test]
+    fn removed_nodes_need_no_host() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(nodes_needing_a_host(dir.path(), 3), vec![1, 2, 3]);
+        super::super::files::Roster {
+            ids: [1, 2, 3, 4].into(),
+            joined: [4].into(),
+            removed: [2].into(),
+            pending: Default::default(),
+        }
+        .write(dir.path())
+        .unwrap();
+        assert_eq!(nodes_needing_a_host(dir.path(), 3), vec![1, 3]);
     }
 
     /// polish2 item 3: a directory first run here, then resumed with `--hosts`, started its nodes empty on the

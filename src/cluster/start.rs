@@ -117,13 +117,16 @@ impl Cluster {
                 let say = |s: String| said.lock().unwrap().push(s);
                 let folder =
                     files::hosts_dir_name(&spec.dir, &mut rand::rng()).map_err(|e| anyhow!(e))?;
+                // Where every node runs, before any host is reached: each agent's start-up line names it.
+                let plan = super::placement::plan_resumed(hosts, &spec.dir, &ids);
+                let words = super::placement::hosts_words(hosts, &plan, &roster);
                 let remote = Remote::connect(
                     hosts,
                     folder.into(),
                     spec.kind.record(),
                     spec.seed,
                     labels,
-                    &ids,
+                    &words,
                     &say,
                 )
                 .await
@@ -141,7 +144,7 @@ impl Cluster {
                     );
                 }
                 // Nodes an earlier session added: on the host that ran them (`hosts-placed`).
-                for text in super::placement::place_resumed(&procs, hosts, &spec.dir, &ids) {
+                for text in super::placement::place_resumed(&procs, hosts, &spec.dir, &plan) {
                     say(text);
                 }
                 if let Err(e) = ready_hosts(&remote, &spec).await {

@@ -54,23 +54,48 @@ pub struct Hosts {
 }
 
 impl Host {
-    /// The nodes this host runs, in words for the feed: those of `starting` (the nodes the session starts)
-    /// first, then its spare ids (places for later `add`s, not running yet) apart, as in `1, 4 (spare: 7)`;
-    /// `none` when it names none.
-    pub fn nodes_text(&self, starting: &[u64]) -> String {
-        let join = |ids: Vec<u64>| {
+    /// The nodes this host runs, in words for the feed: `runs` (the nodes the session starts on it: named in
+    /// its `nodes`, or placed on it by an earlier session's `add`) first; then apart the ids its `nodes` name
+    /// that the cluster never had (`had`: every id it ever created), its spares (places for later `add`s);
+    /// then those of `removed` it names (removed, or added but never joined: they stay stopped, so no spare).
+    /// As in `1, 4 (spare: 7; removed: 2)`; `none` when it runs none.
+    pub fn nodes_text(&self, runs: &[u64], had: &[u64], removed: &[u64]) -> String {
+        let join = |ids: &[u64]| {
             ids.iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (run, spare): (Vec<u64>, Vec<u64>) =
-            self.nodes.iter().partition(|n| starting.contains(n));
-        match (run.is_empty(), spare.is_empty()) {
-            (true, true) => "none".to_string(),
-            (false, true) => join(run),
-            (true, false) => format!("none (spare: {})", join(spare)),
-            (false, false) => format!("{} (spare: {})", join(run), join(spare)),
+        let mut run: Vec<u64> = runs.to_vec();
+        run.sort_unstable();
+        let spare: Vec<u64> = self
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| !run.contains(n) && !had.contains(n))
+            .collect();
+        let stopped: Vec<u64> = self
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| !run.contains(n) && removed.contains(n))
+            .collect();
+        let mut apart = Vec::new();
+        if !spare.is_empty() {
+            apart.push(format!("spare: {}", join(&spare)));
+        }
+        if !stopped.is_empty() {
+            apart.push(format!("removed: {}", join(&stopped)));
+        }
+        let run = if run.is_empty() {
+            "none".to_string()
+        } else {
+            join(&run)
+        };
+        if apart.is_empty() {
+            run
+        } else {
+            format!("{run} ({})", apart.join("; "))
         }
     }
 }
@@ -614,9 +639,11 @@ nodes = [3]
         assert_eq!(h.host_of(5), Some(1));
     }
 
-    /// The agent's start-up line names the spare ids apart: they are not running yet (issue 24).
+    /// The agent's start-up line names the spare ids apart: they are not running yet (issue 24). Tester 9's
+    /// finding 4: on resume it named the host's file ids, not what it runs (added nodes placed there by an
+    /// earlier session were left out), and called a removed node a spare.
     #[test]
-    fn a_host_s_nodes_in_words_set_its_spare_ids_apart() {
+    fn a_host_s_nodes_in_words_are_what_it_runs_with_spares_and_removed_ids_apart() {
         let h = Hosts::parse(
             "h.toml",
             "[[host]]\nssh = \"a\"\nnodes = [1, 7]\n[[host]]\nssh = \"b\"\nnodes = [2, 3]\n\
@@ -625,11 +652,23 @@ nodes = [3]
             9,
         )
         .unwrap();
-        assert_eq!(h.hosts[0].nodes_text(&[1, 2, 3]), "1 (spare: 7)");
-        assert_eq!(h.hosts[1].nodes_text(&[1, 2, 3]), "2, 3");
-        assert_eq!(h.hosts[2].nodes_text(&[1, 2, 3]), "none (spare: 8)");
+        let had = [1, 2, 3];
+        assert_eq!(h.hosts[0].nodes_text(&[1], &had, &[]), "1 (spare: 7)");
+        assert_eq!(h.hosts[1].nodes_text(&[2, 3], &had, &[]), "2, 3");
+        assert_eq!(h.hosts[2].nodes_text(&[], &had, &[]), "none (spare: 8)");
         // Resumed after node 7 was added: it starts with the others.
-        assert_eq!(h.hosts[0].nodes_text(&[1, 2, 3, 7]), "1, 7");
+        assert_eq!(h.hosts[0].nodes_text(&[1, 7], &[1, 2, 3, 7], &[]), "1, 7");
+        // Resumed after nodes 5 and 6 were added on b (placed there, not named) and 2 removed.
+        let had = [1, 2, 3, 5, 6];
+        assert_eq!(
+            h.hosts[1].nodes_text(&[6, 3, 5], &had, &[2]),
+            "3, 5, 6 (removed: 2)"
+        );
+        assert_eq!(
+            h.hosts[1].nodes_text(&[], &had, &[2, 3]),
+            "none (removed: 2, 3)"
+        );
+        assert_eq!(h.hosts[0].nodes_text(&[1], &had, &[2]), "1 (spare: 7)");
     }
 
     #[test]
