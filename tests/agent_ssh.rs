@@ -739,6 +739,8 @@ fn a_resume_after_add_and_remove_needs_no_host_for_the_removed_node_and_names_wh
         started_empty(&mut s, &[1, 3, 4]).is_err(),
         "the resumed cluster started on empty node directories"
     );
+    // Tester 9's finding 8: a wipe on hosts names the host, as the other disk answers do.
+    s.ask("wipe 3", "ok: host host-b: wipe data of node 3");
     s.quit();
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after quit: {left:?}");

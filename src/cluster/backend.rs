@@ -702,6 +702,14 @@ impl Procs {
         }
     }
 
+    /// The label of the host that runs node `id`; `None` here, or for a node on no host.
+    pub(super) fn host_label(&self, id: u64) -> Option<String> {
+        match self {
+            Procs::Local(_) => None,
+            Procs::Remote(r) => r.agent_of(id).ok().map(|(_, a)| a.label.clone()),
+        }
+    }
+
     /// Puts node `id` on host `host` (an index into the hosts): where its process, its outbound links'
     /// proxies and its requests go from now on. Nothing here.
     pub(super) fn place(&self, id: u64, host: usize) {

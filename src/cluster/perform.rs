@@ -290,7 +290,12 @@ impl Cluster {
                     // First, on the answer's first line: what follows the cause may be the node's log.
                     return Err(format!("{}{e:#}", self.half_done(id, was_running, wipe)));
                 }
-                Ok(if wipe && !self.inner.spec.kind.told_of_lost_data() {
+                // On hosts a wipe names the host, as the other disk answers do (tester 9's finding 8).
+                let on = match procs.host_label(id) {
+                    Some(label) if wipe => format!("host {label}: "),
+                    _ => String::new(),
+                };
+                let said = if wipe && !self.inner.spec.kind.told_of_lost_data() {
                     // Squall's recovery is its node's (tester: a Maelstrom node's wipe promised it).
                     format!(
                         "wipe data of node {id}{what} and restart it with an empty data directory: node kind \
@@ -317,7 +322,8 @@ impl Cluster {
                     )
                 } else {
                     format!("restart node {id}{what} with its data")
-                })
+                };
+                Ok(format!("{on}{said}"))
             }
             Command::RestartAll => {
                 let ids: Vec<NodeId> = self
