@@ -426,17 +426,38 @@ fn list(ids: &[u64]) -> String {
         .join(", ")
 }
 
-/// Why `dest` cannot be an ssh destination, if it cannot: empty, an option, or blank inside.
-fn bad_destination(dest: &str) -> Option<&'static str> {
+/// Why `dest` cannot be an ssh destination, if it cannot: empty, an option, blank inside, or `host:port`
+/// without `ssh://` (ssh takes `10.0.0.1:22` for a host name and cannot resolve it: tester 9's finding 8).
+fn bad_destination(dest: &str) -> Option<String> {
     if dest.is_empty() {
-        Some("is empty")
-    } else if dest.starts_with('-') {
-        Some("starts with `-` (ssh would take it for an option)")
-    } else if dest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("has a blank or control character in it")
-    } else {
-        None
+        return Some("is empty".into());
     }
+    if dest.starts_with('-') {
+        return Some("starts with `-` (ssh would take it for an option)".into());
+    }
+    if dest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("has a blank or control character in it".into());
+    }
+    if !dest.contains("://") {
+        let (user, host) = match dest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, dest),
+        };
+        // One colon only: an IPv6 address (`fe80::1`) has several.
+        if let Some((name, port)) = host.split_once(':')
+            && !port.contains(':')
+            && !name.is_empty()
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+        {
+            let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+            return Some(format!(
+                "gives a port as `host:port`, which ssh takes for a host name ({host:?}); write \
+                 `ssh://{user}{name}:{port}`"
+            ));
+        }
+    }
+    None
 }
 
 /// `~/x` under `$HOME` (a local path: the key and the config are read by the local ssh).
@@ -704,6 +725,10 @@ nodes = [3]
             ),
             ("[[host]]\nssh = \"a b\"\nnodes = [1]\n", "blank"),
             (
+                "[[host]]\nssh = \"root@10.0.0.1:22\"\nnodes = [1]\n",
+                "h.toml:2: `ssh`: \"root@10.0.0.1:22\" gives a port as `host:port`",
+            ),
+            (
                 "[[host]]\nssh = \"a\"\ndir = \"rel/dir\"\nnodes = [1]\n",
                 "not an absolute path",
             ),
@@ -717,6 +742,21 @@ nodes = [3]
             let e = refused(text, &[1]);
             assert!(e.to_string().contains(want), "{text:?}: {e}");
         }
+    }
+
+    /// `ssh://user@host:port`, a bare IPv6 address and a Host alias are destinations; `user@host:port` is not.
+    #[test]
+    fn only_a_port_without_ssh_scheme_is_refused_among_destinations() {
+        for ok in [
+            "ssh://root@10.0.0.1:22",
+            "root@fe80::1",
+            "::1",
+            "db-2",
+            "u@db-2",
+        ] {
+            assert_eq!(bad_destination(ok), None, "{ok}");
+        }
+        assert!(bad_destination("10.0.0.1:22").is_some());
     }
 
     #[test]
@@ -742,6 +782,12 @@ nodes = [3]
             ("1=a,2", "\"2\" is not ID=DEST"),
             ("x=a,2=b", "is not a node id"),
             ("1=,2=b", "is empty"),
+            (
+                "1=root@10.0.0.1:22,2=b",
+                "\"root@10.0.0.1:22\" in \"1=root@10.0.0.1:22\" gives a port as `host:port`, which ssh \
+                 takes for a host name (\"10.0.0.1:22\"); write `ssh://root@10.0.0.1:22`",
+            ),
+            ("1=db:2222,2=b", "write `ssh://db:2222`"),
             (
                 "1=a,2=b,10=c",
                 "lists node 10, which the cluster can never have",
