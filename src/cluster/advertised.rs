@@ -137,7 +137,22 @@ fn recorded(dir: &Path) -> Result<(), String> {
 }
 
 /// The message for a proxy that cannot listen where the members stored it does: `why` is what binding said.
+/// An address the machine does not have (EADDRNOTAVAIL) is not a busy port: the members stored the address of
+/// the host they ran on (a directory run on hosts resumed here, or on hosts with another `address`: tester 9's
+/// finding 8), and the message says so.
 fn taken(dir: &Path, id: NodeId, at: SocketAddr, why: &str) -> String {
+    if why.contains("os error 99") || why.contains("Cannot assign requested address") {
+        return format!(
+            "cannot resume {dir}: the proxy in front of node {id} must listen on {at} again, but {ip} is not an \
+             address of the machine that runs node {id} ({why}). Node {id}'s peers stored that address in an \
+             earlier session (recorded in {file}): it is the address of the host node {id} ran on. Resume the \
+             directory where it ran: with the same --hosts (or --host), each host with the same `address`; or \
+             start a fresh cluster with a new --dir. Nothing in {dir} was changed.",
+            dir = dir.display(),
+            ip = at.ip(),
+            file = dir.join(ADVERTISED_FILE).display(),
+        );
+    }
     format!(
         "cannot resume {dir}: the proxy in front of node {id} must listen on {at} again, but it cannot ({why}). \
          Node {id}'s peers stored that address in an earlier session (its peer address, recorded in {file}) \
@@ -222,6 +237,24 @@ mod tests {
             "Address already in use",
             "Free port 40123",
             "new --dir",
+            "Nothing in /tmp/c was changed",
+        ] {
+            assert!(said.contains(part), "{part}: {said}");
+        }
+        // Tester 9's finding 8: an etcd directory run on hosts, resumed here, was told to free a port; the
+        // address is the host's, which this machine does not have.
+        let at: SocketAddr = "10.77.200.1:39503".parse().unwrap();
+        let said = taken(
+            Path::new("/tmp/c"),
+            1,
+            at,
+            "Cannot assign requested address (os error 99)",
+        );
+        assert!(!said.contains("Free port"), "{said}");
+        for part in [
+            "10.77.200.1 is not an address of the machine that runs node 1",
+            "the address of the host node 1 ran on",
+            "with the same --hosts",
             "Nothing in /tmp/c was changed",
         ] {
             assert!(said.contains(part), "{part}: {said}");
