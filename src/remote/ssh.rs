@@ -128,10 +128,12 @@ pub fn check_client() -> Result<(), String> {
 }
 
 /// A fresh private directory for the multiplexing sockets of one session (short: a socket path has a limit of
-/// about 100 bytes).
+/// about 100 bytes), `/tmp/squall-ssh-PID-N`. Those of earlier sessions whose process is gone (a controller
+/// killed with SIGKILL removes nothing: tester 9's finding 8) are removed first ([`remove_stale_control_dirs`]).
 pub fn control_dir() -> Result<PathBuf, String> {
     use std::os::unix::fs::DirBuilderExt;
     let base = PathBuf::from("/tmp");
+    remove_stale_control_dirs(&base);
     for n in 0..100u32 {
         let dir = base.join(format!("squall-ssh-{}-{n}", std::process::id()));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -141,6 +143,41 @@ pub fn control_dir() -> Result<PathBuf, String> {
         }
     }
     Err("cannot create a directory for ssh's control sockets under /tmp".into())
+}
+
+/// Removes every `squall-ssh-PID-N` directory under `base` that this user owns and whose PID runs no process
+/// (a session that ended without cleaning up: killed with SIGKILL). One whose PID lives (another session, or
+/// the PID taken again by another process) is left alone; so is anything that is not such a directory.
+pub fn remove_stale_control_dirs(base: &Path) {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = nix::unistd::Uid::effective().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("squall-ssh-")) else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        let (Ok(pid), true) = (pid.parse::<i32>(), n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if pid <= 0 || !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        if kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// `s` quoted for a POSIX shell on the host; a leading `~/` stays unquoted so the remote shell expands it.
@@ -512,6 +549,28 @@ impl SshHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tester 9's finding 8: a controller killed with SIGKILL left its empty `/tmp/squall-ssh-PID-0`. The next
+    /// start removes those of dead processes, and only those.
+    #[test]
+    fn control_dirs_of_dead_processes_are_removed_and_others_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let stale = base.path().join(format!("squall-ssh-{dead_pid}-0"));
+        let live = base
+            .path()
+            .join(format!("squall-ssh-{}-3", std::process::id()));
+        let other = base.path().join(format!("squall-ssh-{dead_pid}-x"));
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(stale.join("sock"), b"").unwrap();
+        remove_stale_control_dirs(base.path());
+        assert!(!stale.exists(), "{} kept", stale.display());
+        assert!(live.exists() && other.exists());
+    }
 
     #[test]
     fn shell_quoting_keeps_quotes_and_a_home_prefix() {
