@@ -336,6 +336,15 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
             s.out.seen.join("\n")
         );
     }
+    // Tester 9's finding 8d: `--workload lin-kv` said the workload was off, then that it was on; one true line.
+    if !s.out.seen.iter().any(|l| l.contains("workload on at ")) {
+        s.out.wait_for("workload on", wait, |l| {
+            l.contains("workload on at ").then_some(())
+        });
+    }
+    let said = s.out.seen.join("\n");
+    assert!(said.contains("workload lin-kv: "), "{said}");
+    assert!(!said.contains("the workload is off"), "{said}");
     // Every node runs on its host, in the agent's directory there (the cluster's folder under it, named in
     // the cluster directory's `hosts-dir`), a child of that host's agent.
     let folder = hosts_folder(&cdir);

@@ -210,6 +210,19 @@ impl Cluster {
         outcome
     }
 
+    /// Selects the workload `kind` (unless it is the counter, selected already) and switches it on, as
+    /// `workload KIND` then `workload on` would, but the selection's answer does not say the workload is off
+    /// just before the next answer switches it on (tester 9's finding 8: every `up --workload` said both).
+    pub async fn start_workload(&self, kind: crate::state::WorkloadKind) {
+        use std::sync::atomic::Ordering;
+        if kind != crate::state::WorkloadKind::Counter {
+            self.inner.workload.on_next.store(true, Ordering::Relaxed);
+            let _ = self.perform(Command::SetWorkloadKind(Some(kind))).await;
+            self.inner.workload.on_next.store(false, Ordering::Relaxed);
+        }
+        let _ = self.perform(Command::Workload(Some(true))).await;
+    }
+
     /// Why the node kind cannot take `cmd`, if it cannot ([`crate::kind::Kind::refuses`]).
     fn kind_refuses(&self, cmd: &Command) -> Option<String> {
         self.inner.spec.kind.refuses(cmd)
@@ -562,7 +575,13 @@ impl Cluster {
                 self.emit(Event::WorkloadKind { kind });
                 // Selecting a workload does not start it: say so while it is off, or the answer describes
                 // clients that are not running (tester5 F1).
-                let off = if self.inner.workload.get().0 {
+                let off = if self.inner.workload.get().0
+                    || self
+                        .inner
+                        .workload
+                        .on_next
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                {
                     ""
                 } else {
                     " (selected; the workload is off: `workload on` starts it)"

@@ -54,6 +54,9 @@ pub(super) struct Control {
     pub(super) mael: crate::kind::maelstrom::workload::Workload,
     /// The lock workloads' client faults, resource and checker.
     pub(super) lock: super::lock::LockWorkload,
+    /// Set while a workload is selected to be switched on at once ([`super::Cluster::start_workload`]): its
+    /// selection's answer then does not say it is off (tester 9's finding 8).
+    pub(super) on_next: std::sync::atomic::AtomicBool,
 }
 
 /// The file in a cluster directory that lists the key tag of every session that ran on it, one a line
@@ -113,6 +116,7 @@ impl Control {
             changed: tokio::sync::Notify::new(),
             tally: Mutex::new(Tally::default()),
             kind: Mutex::new(kind),
+            on_next: std::sync::atomic::AtomicBool::new(false),
             lin: linkv::LinKv::new(tag),
             mael: crate::kind::maelstrom::workload::Workload::new(seed),
             lock: super::lock::LockWorkload::new(),

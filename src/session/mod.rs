@@ -214,10 +214,7 @@ pub async fn start_session(config: SessionConfig) -> Result<Started, String> {
             .await;
     }
     if let Some(kind) = workload {
-        if kind != WorkloadKind::Counter {
-            let _ = cluster.perform(Command::SetWorkloadKind(Some(kind))).await;
-        }
-        let _ = cluster.perform(Command::Workload(Some(true))).await;
+        cluster.start_workload(kind).await;
     }
     Ok((cluster, session, rx))
 }
