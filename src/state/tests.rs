@@ -246,6 +246,18 @@ fn etcd_status_lines_name_voters_and_a_cancelled_add_that_never_started() {
     assert!(three.ends_with(" member learner"), "{three}");
     // A kind that cannot change membership (a Maelstrom node) is not called a voter.
     assert!(!s.status_line(&s.nodes[&2], false).contains("member"));
+    // Tester 9's finding 8: a partitioned member knows no leader, so etcd gives it no role; it is a voter
+    // all the same (its role is `—`: follower or candidate, etcd does not say).
+    let status = crate::check::brief::BriefStatus {
+        role: None,
+        term: Some(3),
+        leader: Some(None),
+        applied: Some(237),
+        ..Default::default()
+    };
+    s.apply(&Stamped::new(150, Event::Brief { node: 1, status }));
+    let one = s.status_line(&s.nodes[&1], true);
+    assert!(one.ends_with(" member voter"), "{one}");
     // `add` then `remove 4` before its process started.
     s.apply(&Stamped::new(
         200,
