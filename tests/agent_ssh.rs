@@ -91,6 +91,11 @@ impl Sshd {
         self.path().join("ssh_config")
     }
 
+    /// The `cache` of squall binaries [`Sshd::hosts_file`] gives host `alias`.
+    fn cache(&self, alias: &str) -> PathBuf {
+        self.path().join(format!("cache-{alias}"))
+    }
+
     /// An agent on host `alias`, in `dir`, over ssh, with `flags` added to its command line.
     fn agent_with(&self, alias: &str, dir: &Path, flags: &str) -> Agent {
         let mut ssh = Command::new("ssh");
@@ -100,14 +105,17 @@ impl Sshd {
         Agent::over_ssh_with(ssh, dir, flags)
     }
 
-    /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`.
+    /// A hosts file: each `(alias, subdir, nodes)` one `[[host]]`, each alias with a `cache` of its own (as
+    /// if each were its own machine).
     fn hosts_file(&self, hosts: &[(&str, &str, &[u64])]) -> PathBuf {
         let mut text = String::new();
         for (alias, sub, nodes) in hosts {
             text.push_str(&format!(
-                "[[host]]\nssh = \"{alias}\"\nssh_config = \"{}\"\ndir = \"{}\"\nnodes = {nodes:?}\n\n",
+                "[[host]]\nssh = \"{alias}\"\nssh_config = \"{}\"\ndir = \"{}\"\ncache = \"{}\"\n\
+                 nodes = {nodes:?}\n\n",
                 self.config().display(),
-                self.path().join(sub).display()
+                self.path().join(sub).display(),
+                self.cache(alias).display()
             ));
         }
         let f = self.path().join("hosts.toml");
@@ -318,13 +326,19 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
         .dir(cdir.clone())
         .start();
     for (alias, sub) in [("host-a", "a"), ("host-b", "b")] {
-        let copied = format!(
-            "host {alias}: copying squall to {}/squall",
-            sshd.path().join(sub).display()
+        let (copied, linked) = (
+            format!("host {alias}: copying squall ("),
+            format!(
+                "/squall, linked to {}/squall (",
+                sshd.path().join(sub).display()
+            ),
         );
         assert!(
-            s.out.seen.iter().any(|l| l.contains(&copied)),
-            "no `{copied}`:\n{}",
+            s.out
+                .seen
+                .iter()
+                .any(|l| l.contains(&copied) && l.contains(&linked)),
+            "no `{copied}` … `{linked}`:\n{}",
             s.out.seen.join("\n")
         );
         assert!(
@@ -753,6 +767,90 @@ fn a_resume_after_add_and_remove_needs_no_host_for_the_removed_node_and_names_wh
     s.quit();
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
+/// Tester 9's finding 7 (issue 24): every host `dir` got its own copy of squall (284 MB), also several dirs on
+/// one machine. Two entries of one destination (two dirs on one machine) now copy it once, into the machine's
+/// cache, and link it into each dir (one file, no second copy); the copy line says how big it is. A later
+/// session copies nothing.
+#[test]
+fn two_host_entries_on_one_machine_copy_squall_once_and_link_it_into_both_dirs() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.path().join("hosts.toml");
+    let cache = sshd.path().join("cache");
+    let mut text = String::new();
+    for (sub, nodes) in [("a", "[1]"), ("b", "[2, 3]")] {
+        text.push_str(&format!(
+            "[[host]]\nssh = \"host-a\"\nssh_config = \"{}\"\ndir = \"{}\"\ncache = \"{}\"\nnodes = {nodes}\n\n",
+            sshd.config().display(),
+            sshd.path().join(sub).display(),
+            cache.display()
+        ));
+    }
+    std::fs::write(&hosts, text).unwrap();
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
+    let cdir = sshd.path().join("c1");
+    let up = || {
+        support::session::Up::new(&args)
+            .wait(Duration::from_secs(60))
+            .dir(cdir.clone())
+            .start()
+    };
+    let s = up();
+    let copies: Vec<&String> = s
+        .out
+        .seen
+        .iter()
+        .filter(|l| l.contains("copying squall"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{}", s.out.seen.join("\n"));
+    let size = std::fs::metadata(SQUALL).unwrap().len();
+    assert!(
+        copies[0].contains(&format!(
+            "copying squall ({} MB) to {}/",
+            (size as f64 / 1e6).round(),
+            cache.display()
+        )),
+        "{}",
+        copies[0]
+    );
+    assert!(
+        s.out
+            .seen
+            .iter()
+            .any(|l| l.contains("is in the host's cache") && l.contains("nothing copied")),
+        "{}",
+        s.out.seen.join("\n")
+    );
+    // One file: the dirs' binaries are the cache's (hard links).
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: PathBuf| {
+        std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .ino()
+    };
+    let (a, b) = (
+        inode(sshd.path().join("a/squall")),
+        inode(sshd.path().join("b/squall")),
+    );
+    assert_eq!(a, b, "two copies of squall on one machine");
+    let cached: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("squall"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(inode(cached[0].clone()), a);
+    s.quit();
+    let s = up();
+    assert!(
+        !s.out
+            .seen
+            .iter()
+            .any(|l| l.contains("copying squall") || l.contains("linked")),
+        "{}",
+        s.out.seen.join("\n")
+    );
+    resumed_on_its_data_then_quit(s, &sshd);
 }
 
 /// Tester 7's finding 1 (issue 24): `squall run SCENARIO --hosts` keeps the scenario's clock for after the hosts
@@ -1214,6 +1312,7 @@ fn a_host_whose_ssh_is_killed_shows_unreachable_reconnects_and_keeps_the_same_no
             dir: host_dir.display().to_string(),
             nodes: vec![1],
             address: None,
+            cache: sshd.cache("host-a").display().to_string(),
         };
         let h = squall::remote::ssh::SshHost::new(host, &control).with_exe(Path::new(SQUALL));
         let conn = h.connect(&|_: String| {}).await.unwrap();
@@ -1547,6 +1646,7 @@ fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after
             dir: host_dir.display().to_string(),
             nodes: vec![1],
             address: None,
+            cache: sshd.cache("host-a").display().to_string(),
         };
         let h = squall::remote::ssh::SshHost::new(host, &control).with_exe(Path::new(SQUALL));
         let conn = h.connect(&|_: String| {}).await.unwrap();

@@ -385,6 +385,7 @@ mod tests {
             dir: dir.into(),
             nodes: vec![],
             address: None,
+            cache: crate::remote::hosts::DEFAULT_CACHE.into(),
         }
     }
 

@@ -600,6 +600,7 @@ mod tests {
             dir: "/var/tmp/squall".into(),
             nodes: vec![2, 3],
             address: None,
+            cache: crate::remote::hosts::DEFAULT_CACHE.into(),
         };
         let (stop, _) = watch::channel(false);
         Fleet {

@@ -10,6 +10,7 @@
 //! nodes = [1, 2]                   # node ids this host runs
 //! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
 //! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
+//! cache = "~/.cache/squall"        # optional; where the host keeps one squall binary per build, shared by dirs
 //! ```
 //!
 //! Every node the cluster starts with (`-n`) is on exactly one host. A host's `nodes` may also name ids beyond
@@ -25,6 +26,10 @@ use serde::Deserialize;
 
 /// Where the agent keeps its binary, node data and logs when a host names no `dir`.
 pub const DEFAULT_DIR: &str = "/var/tmp/squall";
+
+/// Where a host keeps the squall binaries copied to it, one per build (`CACHE/VERSION-SHA1/squall`), when it
+/// names no `cache`: every `dir` on the machine links its binary there, so the binary is copied once per machine.
+pub const DEFAULT_CACHE: &str = "~/.cache/squall";
 
 /// One host of the hosts file: an SSH destination and the nodes it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,9 @@ pub struct Host {
     pub nodes: Vec<u64>,
     /// The address the host's proxies listen on, reachable from the other hosts; `None`: 127.0.0.1.
     pub address: Option<std::net::IpAddr>,
+    /// Where the host keeps squall's binaries, one per build, shared by every `dir` on the machine (a remote
+    /// path, `~/` left for the remote shell; [`DEFAULT_CACHE`] when the file names none).
+    pub cache: String,
 }
 
 /// Every host of a cluster, each node on exactly one (an added node no host names: see [`Hosts::place`]).
@@ -161,7 +169,7 @@ impl Hosts {
                 None,
                 e.message().trim().to_string(),
                 "fix the entry: each `[[host]]` takes `ssh` (required), `nodes` (required), `identity`, \
-                 `dir`, `ssh_config` and `address`",
+                 `dir`, `ssh_config`, `address` and `cache`",
             )
         })?;
         if file.host.is_empty() {
@@ -200,6 +208,23 @@ impl Hosts {
                     d.trim_end_matches('/').to_string()
                 }
             };
+            let cache = match h.cache {
+                None => DEFAULT_CACHE.to_string(),
+                Some(c) => {
+                    let line = line_of(text, c.span().start);
+                    let c = c.into_inner();
+                    if !(c.starts_with('/') || c.starts_with("~/")) || c.contains('\n') {
+                        return Err(err(
+                            Some(line),
+                            Some("cache"),
+                            format!("{c:?} is not an absolute path on the host"),
+                            "write an absolute path (`/var/cache/squall`) or one under the remote home \
+                             (`~/.cache/squall`)",
+                        ));
+                    }
+                    c.trim_end_matches('/').to_string()
+                }
+            };
             let address = match h.address {
                 None => None,
                 Some(a) => {
@@ -236,6 +261,7 @@ impl Hosts {
                     dir,
                     nodes: list,
                     address,
+                    cache,
                 },
             ));
         }
@@ -303,6 +329,7 @@ impl Hosts {
                         dir: DEFAULT_DIR.into(),
                         nodes,
                         address: None,
+                        cache: DEFAULT_CACHE.into(),
                     },
                 )
             })
@@ -489,6 +516,7 @@ struct HostDe {
     nodes: toml::Spanned<Vec<u64>>,
     ssh_config: Option<String>,
     address: Option<toml::Spanned<String>>,
+    cache: Option<toml::Spanned<String>>,
 }
 
 /// A hosts file or `--host` value that cannot be used: where, which field, what is wrong and what to do.
@@ -546,10 +574,25 @@ nodes = [3]
         assert_eq!(h.hosts[0].dir, "/var/tmp/a");
         assert_eq!(h.hosts[0].nodes, vec![1, 2]);
         assert_eq!(h.hosts[1].dir, DEFAULT_DIR);
+        assert_eq!(h.hosts[1].cache, DEFAULT_CACHE);
         assert_eq!(h.hosts[0].address, None);
         assert_eq!(h.hosts[1].label, "hostb");
         assert_eq!(h.host_of(3), Some(1));
         assert_eq!(h.host_of(4), None);
+        let h = Hosts::parse(
+            "h.toml",
+            "[[host]]\nssh = \"a\"\ncache = \"/c/\"\nnodes = [1]\n",
+            &[1],
+            9,
+        )
+        .unwrap();
+        assert_eq!(h.hosts[0].cache, "/c");
+        let e = refused("[[host]]\nssh = \"a\"\ncache = \"c\"\nnodes = [1]\n", &[1]);
+        assert!(
+            e.to_string()
+                .starts_with("h.toml:3: `cache`: \"c\" is not an absolute path"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -180,6 +180,34 @@ pub fn remove_stale_control_dirs(base: &Path) {
     }
 }
 
+/// The cache's folder for build `build` (`squall 0.1.0 sha1:HEX` → `0.1.0-HEX`): one name per build, safe in
+/// a path.
+fn cache_key_of(build: &str) -> String {
+    let key = build
+        .strip_prefix("squall ")
+        .unwrap_or(build)
+        .replace(" sha1:", "-");
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `bytes` in megabytes for a person (`284 MB`; `0.4 MB` below one).
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1_000_000.0;
+    if mb >= 1.0 {
+        format!("{mb:.0} MB")
+    } else {
+        format!("{mb:.1} MB")
+    }
+}
+
 /// `s` quoted for a POSIX shell on the host; a leading `~/` stays unquoted so the remote shell expands it.
 pub fn shell_quote(s: &str) -> String {
     let quote = |t: &str| format!("'{}'", t.replace('\'', r"'\''"));
@@ -307,58 +335,101 @@ impl SshHost {
         )
     }
 
-    /// Makes sure the host runs this very build of squall (copying it to the host's `dir` when not, which
-    /// `say` reports), starts `squall agent` there and greets it. `Err` names the host and what to do; nothing
-    /// is left running on it.
+    /// The binary of build `build` (a [`super::build_id`]) in the host's cache: `CACHE/VERSION-SHA1/squall`.
+    fn cached_bin(&self, build: &str) -> String {
+        format!("{}/{}/squall", self.host.cache, cache_key_of(build))
+    }
+
+    /// Makes sure the host runs this very build of squall, starts `squall agent` there and greets it. The
+    /// binary the agent runs is `DIR/squall`; when it is not this build, it is linked (a hard link, else a copy
+    /// on the host) from the host's cache of builds (`cache`, shared by every `dir` on the machine), and only
+    /// when the cache lacks it is squall copied there over ssh (which `say` reports, with its size): once per
+    /// machine, not once per `dir` (tester 9's finding 7). A copy is written under a temporary name, synced
+    /// and renamed, so no half-copied binary is ever run. `Err` names the host and what to do; nothing is left
+    /// running on it.
     pub async fn connect(&self, say: &(dyn Fn(String) + Sync)) -> Result<Connection, String> {
         let (exe, local) = self.local()?;
         let bin = shell_quote(&self.remote_bin());
         let dir = shell_quote(&self.host.dir);
+        let cached = self.cached_bin(&local);
+        let cbin = shell_quote(&cached);
+        let want = shell_quote(&local);
+        // A name of this copy's own: two host entries reaching one machine with one `dir` copy at once
+        // (tester 7's finding 6), and a shared temporary file raced (`chmod: cannot access`, `Text file busy`).
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let tmp = shell_quote(&format!("{}/.squall.new.{pid}.{n}", self.host.dir));
+        let ctmp = shell_quote(&format!("{cached}.new.{pid}.{n}"));
+        // Into DIR from the cache: a hard link where both are on one filesystem, else a synced copy.
+        let link = format!(
+            "{{ ln -f {cbin} {tmp} 2>/dev/null || {{ cp {cbin} {tmp} && {{ sync {tmp} 2>/dev/null || sync; }}; }}; }} \
+             && mv -f {tmp} {bin}"
+        );
         let out = self
             .run(
-                &format!("mkdir -p {dir} && {{ {bin} agent --build-id 2>/dev/null || true; }}"),
+                &format!(
+                    "mkdir -p {dir} || exit 3; \
+                     had=$({bin} agent --build-id 2>/dev/null); \
+                     [ \"$had\" = {want} ] && {{ echo same; exit 0; }}; \
+                     if [ \"$({cbin} agent --build-id 2>/dev/null)\" = {want} ]; then \
+                       {{ {link}; }} || exit 4; echo linked; exit 0; fi; \
+                     echo \"none $had\""
+                ),
                 None,
             )
             .await?;
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() {
             return Err(format!(
-                "host {}: cannot create {} there: {}",
+                "host {}: cannot {} there: {}",
                 self.host.label,
-                self.host.dir,
+                if out.status.code() == Some(3) {
+                    format!("create {}", self.host.dir)
+                } else {
+                    format!("link {cached} to {}", self.remote_bin())
+                },
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let remote = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if remote != local {
+        if said == "linked" {
             say(format!(
-                "host {}: copying squall to {} ({}; it had {})",
+                "host {}: squall of this build is in the host's cache ({cached}): linked to {}, nothing copied",
                 self.host.label,
+                self.remote_bin()
+            ));
+        } else if let Some(had) = said.strip_prefix("none") {
+            let had = had.trim();
+            let size = std::fs::metadata(&exe).map(|m| m.len()).unwrap_or(0);
+            say(format!(
+                "host {}: copying squall ({}) to {cached}, linked to {} ({local}; it had {})",
+                self.host.label,
+                megabytes(size),
                 self.remote_bin(),
-                local,
-                if remote.is_empty() {
-                    "none".to_string()
-                } else {
-                    remote
-                }
+                if had.is_empty() { "none" } else { had }
             ));
-            // A name of this copy's own: two host entries reaching one machine with one `dir` copy at once
-            // (tester 7's finding 6), and a shared temporary file raced (`chmod: cannot access`, `Text file busy`).
-            static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = shell_quote(&format!(
-                "{}/.squall.new.{}.{n}",
-                self.host.dir,
-                std::process::id()
-            ));
+            let cdir = shell_quote(cached.rsplit_once('/').map_or(cached.as_str(), |(d, _)| d));
+            let cache = shell_quote(&self.host.cache);
+            // Builds no `dir` links any more (their binary has one link, the cache's) go, so the cache holds
+            // no more than the builds in use (and this one).
+            let evict = format!(
+                "for b in {cache}/*/squall; do [ \"$b\" = {cbin} ] && continue; \
+                 [ -f \"$b\" ] && [ \"$(find \"$b\" -links 1 2>/dev/null)\" = \"$b\" ] \
+                 && rm -rf \"${{b%/squall}}\"; done; true"
+            );
             let out = self
                 .run(
-                    &format!("cat > {tmp} && chmod 755 {tmp} && mv -f {tmp} {bin}"),
+                    &format!(
+                        "mkdir -p {cdir} && cat > {ctmp} && {{ sync {ctmp} 2>/dev/null || sync; }} \
+                         && chmod 755 {ctmp} && mv -f {ctmp} {cbin} && {{ {link}; }} && {{ {evict}; }}"
+                    ),
                     Some(&exe),
                 )
                 .await?;
             if !out.status.success() {
                 return Err(format!(
-                    "host {}: cannot copy squall to {}: {}",
+                    "host {}: cannot copy squall to {cached} and link it to {}: {}; give the host a `cache` it \
+                     can write (on the filesystem of its `dir`, to share one copy)",
                     self.host.label,
                     self.remote_bin(),
                     String::from_utf8_lossy(&out.stderr).trim()
@@ -570,6 +641,14 @@ mod tests {
         remove_stale_control_dirs(base.path());
         assert!(!stale.exists(), "{} kept", stale.display());
         assert!(live.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_build_s_cache_folder_is_its_version_and_hash() {
+        assert_eq!(cache_key_of("squall 0.1.0 sha1:1d48881f"), "0.1.0-1d48881f");
+        assert_eq!(cache_key_of("squall 0 sha1:a/b c"), "0-a_b_c");
+        assert_eq!(megabytes(284_123_456), "284 MB");
+        assert_eq!(megabytes(400_000), "0.4 MB");
     }
 
     #[test]

@@ -452,17 +452,20 @@ impl World {
 
     /// Writes a hosts file (issue 24's format) with one `[[host]]` per entry of `nodes` (host `i` runs
     /// `nodes[i]`; an empty list leaves the host out): its alias through [`World::ssh_config`], its
-    /// directory and its address. Returns its path.
+    /// directory and its address, and the world's one `cache` of squall binaries (every host is this
+    /// machine: one copy, in the world's directory, gone with it). Returns its path.
     pub fn hosts_file(&self, nodes: &[&[u64]]) -> PathBuf {
         assert!(nodes.len() <= self.hosts.len(), "more entries than hosts");
         let mut text = String::new();
         for (h, nodes) in self.hosts.iter().zip(nodes).filter(|(_, n)| !n.is_empty()) {
             text.push_str(&format!(
-                "[[host]]\nssh = \"{}\"\nssh_config = \"{}\"\ndir = \"{}\"\naddress = \"{}\"\nnodes = {nodes:?}\n\n",
+                "[[host]]\nssh = \"{}\"\nssh_config = \"{}\"\ndir = \"{}\"\naddress = \"{}\"\ncache = \"{}\"\n\
+                 nodes = {nodes:?}\n\n",
                 h.alias,
                 self.ssh_config().display(),
                 h.dir.display(),
-                h.addr
+                h.addr,
+                self.path().join("cache").display()
             ));
         }
         let f = self.path().join("hosts.toml");
