@@ -218,7 +218,7 @@ pub(super) fn hosts_words(
 /// The nodes of a cluster of `n` nodes in `dir` that a hosts file must give a host: nodes 1 to `n`, less those
 /// an earlier session removed (or added without their joining): they stay stopped, so they need none (tester
 /// 9's finding 5). A file may still name them (their ids are then just unused). Nodes an earlier session added
-/// need none either: they run where [`PLACED_FILE`] says ([`plan_resumed`]).
+/// need none either: they run where the cluster directory's `hosts-placed` says.
 pub fn nodes_needing_a_host(dir: &Path, n: u64) -> Vec<NodeId> {
     let roster = super::files::Roster::read(dir).ok().flatten();
     (1..=n)
