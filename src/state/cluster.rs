@@ -58,8 +58,8 @@ pub struct NodeView {
     /// The host that runs it, while that host is unreachable or lost (`--hosts`): then its process and role
     /// are not known, and the dashboard says `unreachable` rather than guess.
     pub host_unreachable: Option<String>,
-    /// Its host is lost (`--hosts`): the agent is gone and stopped it, so no process of it runs until a
-    /// `restart` starts a new agent there. Set with [`NodeView::host_unreachable`], cleared with it.
+    /// Its host is lost (`--hosts`): the agent is gone and stopped it, so no process of it runs in this
+    /// session. Set with [`NodeView::host_unreachable`], cleared with it.
     pub host_lost: bool,
 }
 
@@ -895,9 +895,9 @@ pub fn describe_node(n: &NodeView) -> String {
     let mut out = match &n.host_unreachable {
         // Its host's agent is gone and stopped it: no process, no pid, nothing "last known" about one (tester9).
         Some(host) if n.host_lost => format!(
-            "n{} gone with host {host} (its agent is gone; `restart {}` starts a new one there and the node on \
-             its data)",
-            n.id, n.id
+            "n{} gone with host {host} (its agent is gone and stopped it; `quit`, then `squall up` again with the \
+             same --dir and hosts file starts it on its data)",
+            n.id
         ),
         // Its host does not answer: its process may run or not, and is not guessed (issue 24).
         Some(host) => format!(

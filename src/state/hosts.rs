@@ -182,8 +182,8 @@ mod tests {
         let line = crate::state::describe_node(&s.nodes[&2]);
         assert!(
             line.starts_with(
-                "n2 gone with host db-2 (its agent is gone; `restart 2` starts a new one there and the node \
-                 on its data)"
+                "n2 gone with host db-2 (its agent is gone and stopped it; `quit`, then `squall up` again with \
+                 the same --dir and hosts file starts it on its data)"
             ),
             "{line}"
         );
