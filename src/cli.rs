@@ -21,6 +21,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start a local cluster and open the live dashboard (or, with --headless, a line-oriented console).
+    ///
+    /// Exit status: 0 after `quit`, the end of input, its output's reader closing it, or a signal; 1 when the
+    /// session ended on an I/O error (every node stopped first); 2 for bad input (nothing started).
     Up(UpArgs),
     /// Print every node's pid, role, term, leader, commit and last log index.
     Status(StatusArgs),

@@ -682,7 +682,7 @@ pub fn up(args: UpArgs) -> ExitCode {
             events.display()
         ))
     };
-    let code = runtime().block_on(crate::app::run(args, spec, started));
+    let ended = runtime().block_on(crate::app::run(args, spec, started));
     if remove_after {
         say(format_args!(
             "squall: removing cluster directory {} (node data and logs; pass --keep or --dir to keep it)",
@@ -701,7 +701,17 @@ pub fn up(args: UpArgs) -> ExitCode {
             events.display()
         ));
     }
-    code
+    match ended {
+        Ok(code) => code,
+        // Said when it happened; now, with every node stopped, what to do.
+        Err(broken) => fail(
+            crate::session::Broken::EXIT,
+            format!(
+                "the session ended on an error ({broken}); {}",
+                broken.advice(&dir, !remove_after)
+            ),
+        ),
+    }
 }
 
 /// Where this session's event log goes: `--events FILE`, else `events.jsonl.gz` in a cluster directory that

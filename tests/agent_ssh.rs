@@ -1718,3 +1718,57 @@ fn a_service_here_is_forwarded_to_a_host_s_loopback_made_again_on_its_port_after
     let left = wait_none_mention(&host_dir.display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after close: {left:?}");
 }
+
+/// tester9's finding 3: a host whose agent is killed (SIGKILL) is lost; `status` then said its node was
+/// `unreachable (…; last known: running) pid N (not answering)`, a process the agent had taken with it, and
+/// `restart N` was refused without a way back. Now its node is `gone with host …` without a pid, and the
+/// refusal says how to get it back (a new session on the same data). The status line was seen failing.
+#[test]
+fn a_host_whose_agent_is_killed_is_lost_and_its_node_is_gone_with_it_not_last_known_running() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1, 2]), ("host-b", "b", &[3])]);
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "3"];
+    let mut s = support::session::Up::new(&args)
+        .wait(Duration::from_secs(60))
+        .dir(sshd.path().join("cluster"))
+        .start();
+    let said = "host host-b: agent pid ";
+    let pid: i32 = s
+        .out
+        .seen
+        .iter()
+        .find_map(|l| l.split(said).nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no `{said}`:\n{}", s.out.seen.join("\n")));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let wait = Duration::from_secs(30);
+    let lost = s.out.wait_for("host-b lost", wait, |l| {
+        l.contains("host host-b lost (").then(|| l.to_string())
+    });
+    let line = s.node_line(3);
+    assert!(
+        line.starts_with("n3 gone with host host-b (its agent is gone and stopped it;"),
+        "{line} (after {lost})"
+    );
+    for word in ["last known: running", " pid ", "not answering"] {
+        assert!(!line.contains(word), "`{word}` in {line}");
+    }
+    let refused = s.refused("restart 3");
+    assert!(
+        refused.contains("host host-b is lost (")
+            && refused
+                .contains("`quit`, then `squall up` again with the same --dir and hosts file"),
+        "{refused}"
+    );
+    // The other host's nodes are untouched.
+    let one = s.node_line(1);
+    assert!(one.starts_with("n1 running"), "{one}");
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}

@@ -985,3 +985,191 @@ fn is_feed_line(line: &str) -> bool {
         .split_once("s  ")
         .is_some_and(|(t, _)| t.parse::<f64>().is_ok())
 }
+
+/// Waits up to `WAIT` for `child` to exit by itself; its status and standard error. Panics naming `what` kept it
+/// running otherwise (and kills it).
+fn exited_by_itself(
+    child: &mut std::process::Child,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("squall kept running {WAIT:?} after {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+    }
+    (status, err)
+}
+
+/// tester9's finding 6: standard output on a full disk (here `/dev/full`, which answers every write with
+/// ENOSPC) ended the session as if its reader had gone, with exit 0. It is an error: said on standard error,
+/// every node stopped as on `quit`, exit 1 with what to do. Seen failing (exit 0, `standard output closed`).
+#[test]
+fn an_output_on_a_full_disk_ends_the_session_with_exit_1_and_stops_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full (Linux's always-full device)");
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&cdir)
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, err) = exited_by_itself(&mut child, "its output hit a full disk");
+    assert_eq!(status.code(), Some(1), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("squall: error: cannot write to standard output: No space left on device"),
+        "{err}"
+    );
+    assert!(
+        err.contains("free space on the disk that holds squall's standard output")
+            && err.contains(&format!("squall up --dir {}", cdir.display())),
+        "{err}"
+    );
+    let pids = support::node_pids(&cdir);
+    assert_eq!(pids.len(), 3, "{err}");
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "nodes left: {left:?}");
+}
+
+/// A read of standard input that fails (here: input is a directory, EISDIR) was taken for the end of input:
+/// exit 0, as if the script had finished. It is an error, exit 1. Seen failing (exit 0, `end of input`).
+#[test]
+fn an_input_that_cannot_be_read_ends_the_session_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--dir"])
+        .arg(&cdir)
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, err) = exited_by_itself(&mut child, "its input failed");
+    assert_eq!(status.code(), Some(1), "{status}: {err}");
+    assert!(
+        err.contains("squall: error: cannot read standard input: Is a directory"),
+        "{err}"
+    );
+    let left = wait_gone(&support::node_pids(&cdir), Duration::from_secs(5));
+    assert!(left.is_empty(), "nodes left: {left:?}");
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (said on standard error) where
+/// mounting is not allowed (not root, no CAP_SYS_ADMIN).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs to fill up (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.dir.path().join("filler")).unwrap();
+        let block = vec![0x5a_u8; 4096];
+        loop {
+            if let Err(e) = f.write_all(&block).and_then(|()| f.sync_all()) {
+                assert_eq!(e.raw_os_error(), Some(28), "filling the tmpfs: {e}");
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// tester9's finding 6, the event log's side: the disk that holds the event log fills up during a session.
+/// The log cannot go on (a hole in it replays wrong), so the session ends at once, saying which file and why,
+/// stops every node as on `quit`, and exits 1. Seen failing: the session went on without its record (and would
+/// have said `warning: event log incomplete` at `quit`, exit 0).
+#[test]
+fn an_event_log_on_a_disk_that_fills_up_ends_the_session_with_exit_1() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("cluster");
+    let log = disk.dir.path().join("events.jsonl.gz");
+    let mut child = squall()
+        .args(["up", "--headless", "-n", "3", "--workload", "--dir"])
+        .arg(&cdir)
+        .arg("--events")
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = Lines::new(child.stdout.take().unwrap());
+    out.wait_for("a leader", WAIT, |l| {
+        if l.contains("no leader") {
+            None
+        } else {
+            leader_term(l)
+        }
+    });
+    let pids = support::node_pids(&cdir);
+    assert_eq!(pids.len(), 3);
+    disk.fill();
+    let (status, err) = exited_by_itself(&mut child, "its event log's disk filled up");
+    assert_eq!(status.code(), Some(1), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("squall: error: cannot write the session's record: event log ")
+            && err.contains("No space left on device")
+            && err.contains("stopping every node"),
+        "{err}"
+    );
+    assert!(
+        err.contains("free space on the disk that holds the event log"),
+        "{err}"
+    );
+    let left = wait_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "nodes left: {left:?}");
+    drop(child.stdin.take());
+}

@@ -924,3 +924,32 @@ fn an_existing_out_path_is_refused_unless_forced_over_an_earlier_bundle() {
     }
     assert_eq!(siblings("b"), 1, "a b-2 was written");
 }
+
+/// issue 24 (tester9 finding 6), `squall run`'s side: with standard output on a full disk (`/dev/full`) the run
+/// panicked (`failed printing to stdout`, exit 101). Now the run stops, says so on standard error, and its
+/// verdict is `unknown` (exit 3); nothing panics. Seen failing (exit 101, the panic).
+#[test]
+fn a_run_whose_output_is_on_a_full_disk_ends_unknown_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full (Linux's always-full device)");
+    let o = squall()
+        .arg("run")
+        .arg(library("kill-leader"))
+        .args(["--scale", "0.2", "--out"])
+        .arg(dir.path().join("b"))
+        .stdin(Stdio::null())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("squall: error: cannot write to standard output: No space left on device")
+            && err.contains("the run's verdict is unknown"),
+        "{err}"
+    );
+}

@@ -15,7 +15,7 @@ use crate::cluster::Cluster;
 use crate::cluster::command::{self, Command};
 use crate::input::{self, Action};
 use crate::record::asciicast::{Recorder, TeeWriter};
-use crate::session::{Session, StopSignals};
+use crate::session::{Broken, Session, StopSignals};
 use crate::state::{ClusterState, Event, Stamped, ViewState};
 
 /// Writes the session so far as a scenario file beside its event log (`scenario.toml`, or the next free
@@ -98,13 +98,13 @@ pub(super) async fn run(
     session: &mut Session,
     rx: &mut mpsc::UnboundedReceiver<Stamped>,
     args: &UpArgs,
-) -> ExitCode {
+) -> Result<ExitCode, Broken> {
     use crossterm::tty::IsTty;
     if !std::io::stdout().is_tty() || !std::io::stdin().is_tty() {
         eprintln!(
             "squall: standard input/output is not a terminal; use `squall up --headless` for scripts"
         );
-        return ExitCode::from(2);
+        return Ok(ExitCode::from(2));
     }
     // `R` records beside the event log (kept when the cluster directory is not), never into whatever directory
     // squall was started from.
@@ -119,12 +119,12 @@ pub(super) async fn run(
     let recorder = Recorder::new(base, format!("squall — {}", cluster.dir().display()));
     session.recorder = Some(recorder.clone());
     if let Err(e) = crossterm::terminal::enable_raw_mode() {
-        return crate::setup::fail(
+        return Ok(crate::setup::fail(
             2,
             format!(
                 "cannot put the terminal in raw mode: {e}; use `squall up --headless` without one"
             ),
-        );
+        ));
     }
     let _guard = TerminalGuard;
     let hook = std::panic::take_hook();
@@ -141,10 +141,10 @@ pub(super) async fn run(
     let mut terminal = match Terminal::new(backend) {
         Ok(t) => std::mem::ManuallyDrop::new(t),
         Err(e) => {
-            return crate::setup::fail(
+            return Ok(crate::setup::fail(
                 2,
                 format!("cannot open the terminal: {e}; use `squall up --headless` without one"),
-            );
+            ));
         }
     };
     let mut view = ViewState::new();
@@ -180,7 +180,7 @@ pub(super) async fn run(
     let mut frozen: Option<ClusterState> = None;
     let mut signals = match StopSignals::new() {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     let mut dirty = true;
     // Entries fetched for a scrolled log panel, and when they were last asked for.
@@ -194,11 +194,11 @@ pub(super) async fn run(
             // In raw mode Ctrl-C arrives as a key (mapped to quit); these cover signals sent from outside.
             _ = tokio::signal::ctrl_c() => {
                 let _ = recorder.stop();
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             _ = signals.recv() => {
                 let _ = recorder.stop();
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             Some(e) = rx.recv() => {
                 let before = session.state.feed.len();
@@ -229,13 +229,20 @@ pub(super) async fn run(
                 }
             }
             key = keys.next() => {
-                let Some(Ok(ev)) = key else { continue };
+                let ev = match key {
+                    Some(Ok(ev)) => ev,
+                    Some(Err(e)) => {
+                        let _ = recorder.stop();
+                        return Err(Broken::Input { what: "the terminal's keys", why: e.to_string() });
+                    }
+                    None => continue,
+                };
                 match ev {
                     TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
                         let action = input::map_key(k, &view);
                         if action == Action::Quit {
                             let _ = recorder.stop();
-                            return ExitCode::SUCCESS;
+                            return Ok(ExitCode::SUCCESS);
                         }
                         // The too-small screen hides the cluster: a key acting there (`K` kills the leader)
                         // would act unseen, so only quit does.
@@ -307,7 +314,7 @@ pub(super) async fn run(
                             Action::Submit(line) => match command::parse_for(line, &view.message_kinds) {
                                 Ok(Command::Quit) => {
                                     let _ = recorder.stop();
-                                    return ExitCode::SUCCESS;
+                                    return Ok(ExitCode::SUCCESS);
                                 }
                                 // The held queue has its own panel: `held` opens it.
                                 Ok(Command::Held) => {
@@ -365,6 +372,10 @@ pub(super) async fn run(
                 }
             }
             _ = render.tick() => {
+                if let Some(broken) = session.record_failure() {
+                    let _ = recorder.stop();
+                    return Err(broken);
+                }
                 draw_now = true;
                 // Scrolled, the fetched entries are asked for again every few seconds, so a divergence
                 // being repaired is seen as it is.
@@ -381,8 +392,8 @@ pub(super) async fn run(
             }
             let shown = frozen.as_ref().unwrap_or(&session.state);
             if let Err(e) = terminal.draw(|f| crate::ui::draw(f, shown, &view)) {
-                drop(_guard);
-                return crate::setup::fail(1, format!("drawing failed: {e}"));
+                let _ = recorder.stop();
+                return Err(Broken::Terminal(e.to_string()));
             }
             dirty = false;
         }

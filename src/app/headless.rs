@@ -8,30 +8,44 @@ use tokio::sync::mpsc;
 
 use crate::cluster::command::{self, Command};
 use crate::cluster::{Cluster, Outcome};
-use crate::session::{ConsoleFeed, Session, StopSignals, console_line, eprintln_quiet};
+use crate::session::{Broken, ConsoleFeed, Session, StopSignals, console_line, eprintln_quiet};
 use crate::state::Stamped;
 
+/// What the thread reading standard input hands the loop.
+enum Input {
+    /// One line: a command's text, or why it is not one.
+    Line(Result<String, String>),
+    /// The end of input: the session ends as on `quit`.
+    End,
+    /// Reading failed other than at the end (`EIO`, a directory as input): the session ends on an error.
+    Failed(std::io::Error),
+}
+
+/// Runs the console until `quit`, the end of input, a signal, or an I/O error (`Err`, said on standard error
+/// already; the caller stops the nodes all the same).
 pub(super) async fn run(
     cluster: &Cluster,
     session: &mut Session,
     rx: &mut mpsc::UnboundedReceiver<Stamped>,
-) -> ExitCode {
-    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<Result<String, String>>>();
+) -> Result<ExitCode, Broken> {
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<Input>();
     // Standard input is read on a thread: tokio's stdin would keep the runtime alive at exit.
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
-        loop {
+        let last = loop {
             let mut bytes = Vec::new();
+            // `read_until` retries an interrupted read itself: any error here is one.
             match stdin.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break Input::End,
+                Err(e) => break Input::Failed(e),
                 Ok(_) => {
-                    if line_tx.send(Some(console_line(&bytes))).is_err() {
+                    if line_tx.send(Input::Line(console_line(&bytes))).is_err() {
                         return;
                     }
                 }
             }
-        }
-        let _ = line_tx.send(None);
+        };
+        let _ = line_tx.send(last);
     });
     let mut feed = ConsoleFeed::new();
     let mut release = tokio::time::interval(Duration::from_millis(50));
@@ -45,32 +59,49 @@ pub(super) async fn run(
     ));
     let mut signals = match StopSignals::new() {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     loop {
-        if feed.out.closed {
-            // Whoever read the console went away (`| head`): stop as at the end of input.
-            eprintln_quiet("squall: standard output closed: stopping the cluster");
-            return ExitCode::SUCCESS;
+        if let Some(e) = feed.out.failed.take() {
+            return match Broken::output(e) {
+                // Whoever read the console went away (`| head`): stop as at the end of input.
+                None => {
+                    eprintln_quiet("squall: standard output closed: stopping the cluster");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(broken) => Err(stopping(broken)),
+            };
+        }
+        if let Some(broken) = session.record_failure() {
+            settle(&mut feed, session, rx, cluster.now_ms());
+            return Err(stopping(broken));
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 settle(&mut feed, session, rx, cluster.now_ms());
                 feed.out.say(format_args!("squall: interrupted: stopping the cluster"));
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             why = signals.recv() => {
                 settle(&mut feed, session, rx, cluster.now_ms());
                 feed.out.say(format_args!("squall: {why}: stopping the cluster"));
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             _ = release.tick() => feed.release(cluster.now_ms()),
             Some(e) = rx.recv() => feed.on_event(session, e, cluster.now_ms()),
             line = lines.recv() => {
-                let Some(Some(line)) = line else {
-                    settle(&mut feed, session, rx, cluster.now_ms());
-                    feed.out.say(format_args!("squall: end of input: stopping the cluster"));
-                    return ExitCode::SUCCESS;
+                let line = match line {
+                    Some(Input::Line(line)) => line,
+                    Some(Input::Failed(e)) => {
+                        settle(&mut feed, session, rx, cluster.now_ms());
+                        let why = e.to_string();
+                        return Err(stopping(Broken::Input { what: "standard input", why }));
+                    }
+                    Some(Input::End) | None => {
+                        settle(&mut feed, session, rx, cluster.now_ms());
+                        feed.out.say(format_args!("squall: end of input: stopping the cluster"));
+                        return Ok(ExitCode::SUCCESS);
+                    }
                 };
                 let line = match line {
                     Ok(l) => l,
@@ -128,11 +159,20 @@ pub(super) async fn run(
                     feed.out.say(format_args!("{l}"));
                 }
                 if outcome == Outcome::Quit {
-                    return ExitCode::SUCCESS;
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
         }
     }
+}
+
+/// Says on standard error (standard output may be what failed) that the session ends on `broken`, before
+/// its nodes are stopped; returns it for the exit.
+fn stopping(broken: Broken) -> Broken {
+    eprintln_quiet(&format!(
+        "squall: error: {broken}: stopping every node as `quit` does"
+    ));
+    broken
 }
 
 /// Before the session ends: folds every event already sent (a `check` answered just before emits its

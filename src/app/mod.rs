@@ -9,12 +9,18 @@ use std::process::ExitCode;
 
 use crate::cli::{UpArgs, WorkloadArg};
 use crate::cluster::ClusterSpec;
-use crate::session::{SessionConfig, end_session, start_session};
+use crate::session::{Broken, SessionConfig, end_session, start_session};
 use crate::state::WorkloadKind;
 
 /// Runs `squall up` (dashboard or headless) until quit; stops every node before returning. `started` is
 /// called once the cluster is up and the event log open (it names them: nothing is named before it exists).
-pub async fn run(args: UpArgs, spec: ClusterSpec, started: impl FnOnce()) -> ExitCode {
+/// `Err`: the session ended on an I/O error (already said on standard error; every node stopped all the same),
+/// for the caller to say what to do and exit with [`Broken::EXIT`].
+pub async fn run(
+    args: UpArgs,
+    spec: ClusterSpec,
+    started: impl FnOnce(),
+) -> Result<ExitCode, Broken> {
     let config = SessionConfig {
         events: Some(
             args.events
@@ -39,7 +45,7 @@ pub async fn run(args: UpArgs, spec: ClusterSpec, started: impl FnOnce()) -> Exi
     };
     let (cluster, mut session, mut rx) = match start_session(config).await {
         Ok(s) => s,
-        Err(e) => return crate::setup::fail(2, e),
+        Err(e) => return Ok(crate::setup::fail(2, e)),
     };
     started();
     let code = if args.headless {

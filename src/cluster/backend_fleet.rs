@@ -107,7 +107,7 @@ impl Remote {
         let r = &mut reach[h];
         r.lost = true;
         r.waiting.clear();
-        r.down = Some(format!("host {label} is lost ({why}); nothing was done"));
+        r.down = Some(crate::remote::fleet::lost_refusal("", label, why));
     }
 }
 

@@ -19,6 +19,7 @@ use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -166,6 +167,8 @@ pub struct EventLogWriter<T: Serialize + Send + 'static> {
     tx: Option<Sender<T>>,
     thread: Option<JoinHandle<Result<(), EventLogError>>>,
     compressed: bool,
+    /// The first write error, set by the writer thread when it happens (so a session can stop at once).
+    failure: Arc<OnceLock<String>>,
     _events: PhantomData<fn(T)>,
 }
 
@@ -200,15 +203,18 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
             .map_err(io_err)?;
         let (tx, rx) = mpsc::channel();
         let thread_path = path.clone();
+        let failure = Arc::new(OnceLock::new());
+        let report = failure.clone();
         let thread = std::thread::Builder::new()
             .name("squall-event-log".into())
-            .spawn(move || write_events(out, rx, &thread_path, compressed))
+            .spawn(move || write_events(out, rx, &thread_path, compressed, &report))
             .map_err(io_err)?;
         Ok(EventLogWriter {
             path,
             tx: Some(tx),
             thread: Some(thread),
             compressed,
+            failure,
             _events: PhantomData,
         })
     }
@@ -221,6 +227,12 @@ impl<T: Serialize + Send + 'static> EventLogWriter<T> {
     /// Whether the file is gzip-compressed.
     pub fn compressed(&self) -> bool {
         self.compressed
+    }
+
+    /// The first error writing the file (`event log PATH: CAUSE`), as soon as the writer thread met it; `None`
+    /// while every write so far succeeded. Everything queued after it is lost: the log ends there.
+    pub fn failed(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// Queues one event; never blocks on the disk.
@@ -267,6 +279,7 @@ fn write_events<T: Serialize>(
     rx: Receiver<T>,
     path: &Path,
     compressed: bool,
+    report: &OnceLock<String>,
 ) -> Result<(), EventLogError> {
     let mut failed: Option<EventLogError> = None;
     let io_err = |cause| EventLogError::Io {
@@ -307,6 +320,9 @@ fn write_events<T: Serialize>(
         }
         if failed.is_none() && dirty_since.is_some() {
             failed = out.flush().map_err(io_err).err();
+        }
+        if let Some(e) = &failed {
+            report.get_or_init(|| e.to_string());
         }
         dirty_since = None;
     }

@@ -82,6 +82,11 @@ impl MessageLog {
         }
     }
 
+    /// The first error writing the record, as soon as it happened ([`EventLogWriter::failed`]).
+    pub fn failed(&self) -> Option<&str> {
+        self.writer.failed()
+    }
+
     /// Writes the closing counts and closes the file.
     pub fn finish(self) -> Result<PathBuf, EventLogError> {
         self.writer.append(MessageLine::Omitted {

@@ -259,6 +259,16 @@ fn place_words(paths: &[&str]) -> String {
     format!("under {}", common.iter().collect::<PathBuf>().display())
 }
 
+/// The refusal of a request for lost host `label` (`prefix` starts it: `"node 3: "`, or empty): what happened and
+/// the way back. A new agent is not started within the session (it would need every proxy, fault, mount and
+/// forward of the host set up again), so the way back is a new session on the same data.
+pub fn lost_refusal(prefix: &str, label: &str, why: &str) -> String {
+    format!(
+        "{prefix}host {label} is lost ({why}); nothing was done: this session cannot start a new agent there; \
+         `quit`, then `squall up` again with the same --dir and hosts file starts its nodes on their data"
+    )
+}
+
 struct Slot {
     host: SshHost,
     state: HostState,
@@ -399,9 +409,7 @@ impl Fleet {
         let label = &slot.host.host.label;
         match (&slot.state, &slot.client) {
             (HostState::Up { .. }, Some(c)) => Ok(c.clone()),
-            (HostState::Lost { why }, _) => Err(format!(
-                "{prefix}host {label} is lost ({why}); nothing was done"
-            )),
+            (HostState::Lost { why }, _) => Err(lost_refusal(prefix, label, why)),
             (HostState::Unreachable { .. }, _) | (HostState::Up { .. }, None) => {
                 let why = match &slot.state {
                     HostState::Unreachable { why } => why.as_str(),
@@ -716,7 +724,9 @@ mod tests {
         });
         assert_eq!(
             f.client("db-2").unwrap_err(),
-            "host db-2 is lost (no agent runs there any more); nothing was done"
+            "host db-2 is lost (no agent runs there any more); nothing was done: this session cannot start a \
+             new agent there; `quit`, then `squall up` again with the same --dir and hosts file starts its nodes \
+             on their data"
         );
         assert_eq!(f.hosts(), vec!["db-2".to_string()]);
     }

@@ -531,7 +531,7 @@ pub fn report(args: ReportArgs) -> ExitCode {
     if let Err(e) = std::fs::write(&args.output, html) {
         return fail(2, format!("cannot write {}: {e}", args.output.display()));
     }
-    println!("wrote {}", args.output.display());
+    crate::setup::say(format_args!("wrote {}", args.output.display()));
     ExitCode::SUCCESS
 }
 

@@ -11,6 +11,13 @@
 //! `--protocol raft,paxos` runs the scenario on each protocol of squall's own node, one after the other with
 //! the same seed, and prints one table comparing them (`compare.rs`).
 
+/// `println!` that never panics: a run whose standard output fails (a full disk, a closed pipe) goes on, its
+/// bundle and exit code being its result; the console loop says a failure other than a closed pipe and ends the
+/// run `unknown` (see `steps.rs`).
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::setup::say(format_args!($($t)*)) };
+}
+
 mod bundle;
 mod churn;
 pub mod compare;
@@ -102,7 +109,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = write_bundle_start(&args, &out, seed) {
         return fail(2, e);
     }
-    println!("squall run: {} → {}", args.file.display(), out.display());
+    outln!("squall run: {} → {}", args.file.display(), out.display());
     match run_plan(&args, &plan, &out) {
         Ok((findings, _)) => ExitCode::from(exit_code(overall(&findings))),
         Err(e) => fail(2, e),
@@ -117,7 +124,7 @@ fn dry_run(plan: &Plan, args: &RunArgs) -> Result<(), String> {
     kind_takes(plan, &args.file)?;
     // The run refuses an `--out` that is taken (exit 2): so does its dry run, in the same words.
     bundle::out_taken(args)?;
-    print!("{}", plan.describe());
+    put(&plan.describe());
     Ok(())
 }
 
@@ -133,7 +140,7 @@ fn kind_takes(plan: &Plan, file: &Path) -> Result<(), String> {
 /// Runs one plan into the bundle `out` (already holding the scenario and `repro.sh`): prints its settings, its
 /// events and its verdict table, and writes the history and the report. `Err`: it could not run (exit 2).
 fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Measures), String> {
-    print!("{}", plan.describe());
+    put(&plan.describe());
     // The nodes run on the hosts `--hosts`/`--host` name (checked against the plan's nodes), each through its
     // agent; the kind's program is then looked for on those hosts, not here.
     let ids: Vec<u64> = (1..=plan.scenario.cluster.nodes).collect();
@@ -162,12 +169,12 @@ fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Me
         crate::setup::runtime().block_on(steps::execute(plan, config, cast))?;
     let verdict = overall(&findings);
     finish_bundle(out, plan.scenario.workload.kind);
-    println!();
-    println!("{:<14} {:<8} evidence", "check", "verdict");
+    outln!("");
+    outln!("{:<14} {:<8} evidence", "check", "verdict");
     for f in &findings {
-        println!("{:<14} {:<8} {}", f.check, f.verdict, f.evidence);
+        outln!("{:<14} {:<8} {}", f.check, f.verdict, f.evidence);
     }
-    println!(
+    outln!(
         "verdict: {verdict} (expected {}{})",
         plan.scenario.expect,
         if verdict == plan.scenario.expect.to_string() {
@@ -176,7 +183,7 @@ fn run_plan(args: &RunArgs, plan: &Plan, out: &Path) -> Result<(Vec<Finding>, Me
             ": NOT AS EXPECTED"
         }
     );
-    println!(
+    outln!(
         "bundle: {} (rerun: sh {}/repro.sh)",
         out.display(),
         out.display()
@@ -192,7 +199,7 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
         versions.iter().map(|(p, s)| (*p, s.plan(seed))).collect();
     if args.dry_run {
         for (p, plan) in &plans {
-            println!("# --protocol {p}");
+            outln!("# --protocol {p}");
             if let Err(e) = dry_run(plan, args) {
                 return fail(2, e);
             }
@@ -209,7 +216,7 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
         return fail(2, e);
     }
     let names: Vec<&str> = plans.iter().map(|(p, _)| *p).collect();
-    println!(
+    outln!(
         "squall run: {} on {} → {}",
         args.file.display(),
         names.join(", "),
@@ -220,8 +227,8 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
         let dir = out.join(p);
         let mut one = args.clone();
         one.protocol = vec![plan.scenario.cluster.protocol.unwrap_or_default()];
-        println!();
-        println!("=== {p} ===");
+        outln!("");
+        outln!("=== {p} ===");
         let result = std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))
             .and_then(|()| write_bundle_start(&one, &dir, seed))
@@ -243,16 +250,16 @@ fn side_by_side(args: &RunArgs, versions: &[(&'static str, Scenario)], seed: u64
         }
     }
     let table = compare::table(&rows, &expect);
-    println!();
-    println!("side by side: {name}, seed {seed}");
-    print!("{table}");
+    outln!("");
+    outln!("side by side: {name}, seed {seed}");
+    put(&table);
     let json = compare::json(&rows, name, seed, &expect);
     let _ = std::fs::write(out.join("comparison.txt"), &table);
     let _ = std::fs::write(
         out.join("comparison.json"),
         serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
     );
-    println!(
+    outln!(
         "bundle: {} (comparison.txt, comparison.json; rerun: sh {}/repro.sh)",
         out.display(),
         out.display()
@@ -355,4 +362,10 @@ fn session_config(
             .cloned()
             .collect(),
     })
+}
+
+/// `print!` of `text` that never panics (see `outln!`).
+fn put(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }

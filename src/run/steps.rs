@@ -151,10 +151,29 @@ pub(super) async fn execute(
     let mut healed = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut interrupted = None;
+    let mut interrupted: Option<String> = None;
     loop {
         let now = Duration::from_millis(cluster.now_ms());
         if now >= end {
+            break;
+        }
+        // The run's record cannot be written, or its output fails other than by its reader going away (a
+        // closed pipe: the run goes on, its bundle is its result): the run stops, `unknown`, saying why
+        // (issue 24, tester9 finding 6).
+        let output = match feed.out.failed.take() {
+            // Kept: nothing more is written to a pipe its reader closed.
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                feed.out.failed = Some(e);
+                None
+            }
+            e => e.and_then(crate::session::Broken::output),
+        };
+        let broken = session.record_failure().or(output);
+        if let Some(broken) = broken {
+            crate::session::eprintln_quiet(&format!(
+                "squall: error: {broken}: stopping every node; the run's verdict is unknown"
+            ));
+            interrupted = Some(broken.to_string());
             break;
         }
         // Everything due now, in order.
@@ -223,7 +242,7 @@ pub(super) async fn execute(
             .unwrap_or(end);
         let wait = next.saturating_sub(Duration::from_millis(cluster.now_ms()));
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => { interrupted = Some("interrupted"); break; }
+            _ = tokio::signal::ctrl_c() => { interrupted = Some("interrupted".into()); break; }
             _ = tokio::time::sleep(wait) => {}
             _ = tick.tick() => {
                 let now_ms = cluster.now_ms();

@@ -144,12 +144,13 @@ impl ConsoleFeed {
     }
 }
 
-/// The headless console's standard output. A write that fails means the reader is gone; the loop then
-/// stops the cluster instead of panicking as `println!` would.
+/// The headless console's standard output. A write that fails ends the session: the loop then stops the
+/// cluster instead of panicking as `println!` would, and says why ([`super::Broken::output`]: a reader that
+/// went away is no error, a full disk is).
 #[derive(Default)]
 pub struct Console {
-    /// Whether a write failed (the reader is gone).
-    pub closed: bool,
+    /// Why a write failed, once one has; nothing more is written to standard output then.
+    pub failed: Option<std::io::Error>,
     /// Every line also goes here, as terminal output of an asciicast (`squall run --record`).
     pub cast: Option<crate::record::asciicast::CastWriter>,
 }
@@ -160,12 +161,12 @@ impl Console {
         if let Some(cast) = &self.cast {
             cast.output(format!("{line}\r\n"));
         }
-        if self.closed {
+        if self.failed.is_some() {
             return;
         }
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-            self.closed = true;
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            self.failed = Some(e);
         }
     }
 }

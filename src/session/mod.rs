@@ -2,6 +2,7 @@
 //! `squall up` (dashboard and console), `squall run` and `squall bench` all start one here and end it here, so
 //! none of them reaches into another's loop.
 
+mod broken;
 mod console;
 mod signals;
 
@@ -16,6 +17,7 @@ use crate::record::asciicast::Recorder;
 use crate::record::eventlog::EventLogWriter;
 use crate::state::{ClusterState, Event, Stamped, StatusCompressor, ViewState, WorkloadKind};
 
+pub use broken::Broken;
 pub use console::{Console, ConsoleFeed, console_line, eprintln_quiet};
 pub use signals::StopSignals;
 
@@ -85,6 +87,15 @@ impl Session {
             }
         }
         new
+    }
+
+    /// The session's record could not be written (the event log, or the message record beside it): the first
+    /// such error, as soon as its writer met it. A loop checks it on its tick and ends the session
+    /// ([`Broken::Record`]).
+    pub fn record_failure(&self) -> Option<Broken> {
+        let log = self.log.as_ref().and_then(|l| l.failed());
+        let messages = self.messages.as_ref().and_then(|m| m.failed());
+        log.or(messages).map(|why| Broken::Record(why.to_string()))
     }
 
     /// Writes the screen of the live state to the `--dump-screens` directory, if any.

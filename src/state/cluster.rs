@@ -58,6 +58,9 @@ pub struct NodeView {
     /// The host that runs it, while that host is unreachable or lost (`--hosts`): then its process and role
     /// are not known, and the dashboard says `unreachable` rather than guess.
     pub host_unreachable: Option<String>,
+    /// Its host is lost (`--hosts`): the agent is gone and stopped it, so no process of it runs in this
+    /// session. Set with [`NodeView::host_unreachable`], cleared with it.
+    pub host_lost: bool,
 }
 
 impl NodeView {
@@ -890,6 +893,12 @@ pub fn describe_node(n: &NodeView) -> String {
         return format!("n{} never started", n.id);
     }
     let mut out = match &n.host_unreachable {
+        // Its host's agent is gone and stopped it: no process, no pid, nothing "last known" about one (tester9).
+        Some(host) if n.host_lost => format!(
+            "n{} gone with host {host} (its agent is gone and stopped it; `quit`, then `squall up` again with the \
+             same --dir and hosts file starts it on its data)",
+            n.id
+        ),
         // Its host does not answer: its process may run or not, and is not guessed (issue 24).
         Some(host) => format!(
             "n{} unreachable (host {host} does not answer; last known: {})",
@@ -901,10 +910,10 @@ pub fn describe_node(n: &NodeView) -> String {
     if let Some(why) = &n.refused {
         out.push_str(&format!(" did not start ({why})"));
     }
-    if let Some(pid) = n.process.pid() {
+    if let Some(pid) = n.process.pid().filter(|_| !n.host_lost) {
         out.push_str(&format!(" pid {pid}"));
     }
-    if !n.reachable && n.process.is_alive() {
+    if !n.reachable && n.process.is_alive() && !n.host_lost {
         out.push_str(" (not answering)");
     }
     let Some(b) = &n.brief else {

@@ -21,7 +21,7 @@ impl ClusterState {
         let list = node_list(nodes);
         let (kind, text) = match change {
             HostChange::Unreachable { why } => {
-                self.mark(nodes, Some(host));
+                self.mark(nodes, Some(host), false);
                 (
                     FeedKind::Error,
                     format!(
@@ -46,14 +46,14 @@ impl ClusterState {
                 ),
             ),
             HostChange::Back { pid } => {
-                self.mark(nodes, None);
+                self.mark(nodes, None, false);
                 (
                     FeedKind::Info,
                     format!("host {host} back (agent pid {pid}): {list} as the agent kept them"),
                 )
             }
             HostChange::Lost { why, .. } => {
-                self.mark(nodes, Some(host));
+                self.mark(nodes, Some(host), true);
                 (
                     FeedKind::Error,
                     format!(
@@ -68,9 +68,12 @@ impl ClusterState {
         }
     }
 
-    fn mark(&mut self, nodes: &[u64], host: Option<&str>) {
+    /// Marks `nodes` as on `host` while it is unreachable (or `lost`), or (`None`) as reachable again.
+    fn mark(&mut self, nodes: &[u64], host: Option<&str>, lost: bool) {
         for &n in nodes {
-            self.node_mut(n).host_unreachable = host.map(str::to_string);
+            let v = self.node_mut(n);
+            v.host_unreachable = host.map(str::to_string);
+            v.host_lost = lost;
         }
     }
 }
@@ -151,6 +154,51 @@ mod tests {
             },
         ));
         assert_eq!(s.nodes[&3].host_unreachable.as_deref(), Some("db-2"));
+    }
+
+    /// tester9's finding 3: a lost host's node said `n2 unreachable (host host2 does not answer; last known:
+    /// running) pid 29060 (not answering)`, a process its agent had stopped. Seen failing (that line).
+    #[test]
+    fn a_lost_host_s_node_is_gone_with_it_with_no_pid_and_nothing_last_known_of_a_process() {
+        use crate::state::ProcessState;
+        let mut s = ClusterState::default();
+        for node in [2, 3] {
+            let state = ProcessState::Running { pid: 29060 };
+            s.apply(&Stamped::new(1, Event::Process { node, state }));
+        }
+        s.apply(&host(
+            10,
+            HostChange::Unreachable {
+                why: "its ssh connection ended".into(),
+            },
+        ));
+        s.apply(&host(
+            20,
+            HostChange::Lost {
+                why: "no agent runs there any more".into(),
+                details: vec![],
+            },
+        ));
+        let line = crate::state::describe_node(&s.nodes[&2]);
+        assert!(
+            line.starts_with(
+                "n2 gone with host db-2 (its agent is gone and stopped it; `quit`, then `squall up` again with \
+                 the same --dir and hosts file starts it on its data)"
+            ),
+            "{line}"
+        );
+        for word in [
+            "last known: running",
+            "pid 29060",
+            "not answering",
+            "unreachable",
+        ] {
+            assert!(!line.contains(word), "`{word}` in {line}");
+        }
+        // A new agent there: the node is reachable again (its restart then says what runs).
+        s.apply(&host(30, HostChange::Back { pid: 77 }));
+        assert!(!s.nodes[&2].host_lost);
+        assert!(!crate::state::describe_node(&s.nodes[&2]).contains("gone"));
     }
 }
 

@@ -264,7 +264,10 @@ fn row<'a>(
     let num = |f: &dyn Fn(&squall_node::rpc::NodeStatus) -> u64| -> Cell<'a> { known(s.map(f)) };
     let opt = |v: Option<u64>| v.map_or("—".to_string(), |v| format!("n{v}"));
 
-    let process_text = if n.host_unreachable.is_some() {
+    let process_text = if n.host_lost {
+        // Its host's agent is gone and stopped it.
+        Span::styled("gone", styles::fault())
+    } else if n.host_unreachable.is_some() {
         // Its host does not answer: its process may run or not, and is not guessed.
         Span::styled("unreachable", styles::fault())
     } else if !n.reachable
