@@ -24,7 +24,9 @@
 //! (or a zero-filled tail) is a torn write, never acknowledged; a damaged *complete* record may have been synced
 //! and acknowledged, which a checksum alone cannot tell (Alagappan et al., FAST '18), so cutting one marks the
 //! node as one that may have lost data. A flip in a record's length field that points past the end of the
-//! file looks torn; redundant headers (as TigerBeetle keeps) would tell, and squall's WAL has none.
+//! file (or, in a preallocated file, into the zeros after the last write) looks torn, and so does a last record
+//! of a preallocated file with a whole sector of zeros inside it (etcd's rule for a torn write); redundant
+//! headers (as TigerBeetle keeps) would tell, and squall's WAL has none.
 //!
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
 //! window with two files out of step is after a new snapshot was renamed into place and before the WAL was
