@@ -270,10 +270,15 @@ fn a_damaged_last_wal_record_does_not_elect_a_leader_lacking_it() {
     s.quit();
 }
 
-/// True while a thread of process `pid` is inside write(2) on a file whose path ends with `name` (read from
+/// True while a thread of process `pid` is inside write(2) or pwrite64(2) on a file whose path ends with `name` (read from
 /// `/proc/PID/task/*/syscall`, which names the call and its arguments while a thread is blocked in one).
 fn writing(pid: u32, name: &str) -> bool {
-    const WRITE: u64 = if cfg!(target_arch = "aarch64") { 64 } else { 1 };
+    // write(2) and pwrite64(2): the node writes its preallocated WAL at the log's end with pwrite.
+    const WRITE: [u64; 2] = if cfg!(target_arch = "aarch64") {
+        [64, 68]
+    } else {
+        [1, 18]
+    };
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
@@ -286,7 +291,7 @@ fn writing(pid: u32, name: &str) -> bool {
         let fd = words
             .next()
             .and_then(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok());
-        nr == Some(WRITE)
+        nr.is_some_and(|nr| WRITE.contains(&nr))
             && fd.is_some_and(|fd| {
                 std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).is_ok_and(|p| p.ends_with(name))
             })

@@ -6,6 +6,11 @@
 //! trips through squall's link proxy. A write cannot be acknowledged faster than that: the client's request
 //! and answer are one round trip, the leader's AppendEntries to a follower and its answer another, and the
 //! follower's fdatasync lies between them (the leader's own fdatasync overlaps it, Raft thesis §10.2.1).
+//!
+//! The node preallocates its WAL (`squall_node::storage::PREALLOCATE_STEP`), so its appends overwrite
+//! allocated space, which syncs faster than an append that grows the file. The floor is kept as defined (an
+//! appending fdatasync), and a second one beside it uses the node's way: an overwrite of `fallocate`d space,
+//! measured in the same loop, sample for sample alternating with the appending one, so noise hits both alike.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -28,6 +33,9 @@ const SAMPLES: usize = 400;
 pub(crate) struct Floor {
     /// One write of [`RECORD_BYTES`] appended to a file plus its `fdatasync`.
     pub fsync_us: u64,
+    /// One write of [`RECORD_BYTES`] into `fallocate`d space of a file plus its `fdatasync`, as the node's WAL
+    /// appends are; `None` when the filesystem refuses `fallocate`.
+    pub overwrite_fsync_us: Option<u64>,
     /// One small request and its answer over loopback through one proxy link.
     pub proxy_round_trip_us: u64,
 }
@@ -38,11 +46,20 @@ impl Floor {
         self.fsync_us + 2 * self.proxy_round_trip_us
     }
 
+    /// The same with the overwriting fdatasync, when measured.
+    pub(crate) fn overwrite_total_us(&self) -> Option<u64> {
+        self.overwrite_fsync_us
+            .map(|f| f + 2 * self.proxy_round_trip_us)
+    }
+
     pub(crate) fn json(&self) -> serde_json::Value {
+        let ms = |us: u64| us as f64 / 1000.0;
         serde_json::json!({
-            "fdatasync_ms": self.fsync_us as f64 / 1000.0,
-            "proxy_round_trip_ms": self.proxy_round_trip_us as f64 / 1000.0,
-            "floor_ms": self.total_us() as f64 / 1000.0,
+            "fdatasync_ms": ms(self.fsync_us),
+            "proxy_round_trip_ms": ms(self.proxy_round_trip_us),
+            "floor_ms": ms(self.total_us()),
+            "overwrite_fdatasync_ms": self.overwrite_fsync_us.map(ms),
+            "overwrite_floor_ms": self.overwrite_total_us().map(ms),
         })
     }
 }
@@ -55,36 +72,60 @@ fn median(mut v: Vec<u64>) -> u64 {
     v[(v.len() - 1) / 2]
 }
 
-/// Measures the floor: fdatasyncs of a file in `dir` (the filesystem the nodes write to) and round trips
-/// through a proxy link of squall's chaos crate to an echo server, both on this machine now.
+/// Measures the floor: fdatasyncs of files in `dir` (the filesystem the nodes write to), appending and
+/// overwriting preallocated space in turn, and round trips through a proxy link of squall's chaos crate to an
+/// echo server, all on this machine now.
 pub(crate) async fn measure_floor(dir: &Path) -> Result<Floor, String> {
     let path = dir.join("floor-fsync.tmp");
-    let fsync_us = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let record = [0x5au8; RECORD_BYTES];
-        let mut samples = Vec::with_capacity(SAMPLES);
-        for _ in 0..SAMPLES {
-            let t = Instant::now();
-            f.write_all(&record)
-                .and_then(|()| f.sync_data())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            samples.push(t.elapsed().as_micros() as u64);
-        }
-        drop(f);
-        let _ = std::fs::remove_file(&path);
-        Ok(median(samples))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let prealloc_path = dir.join("floor-fsync-prealloc.tmp");
+    let (fsync_us, overwrite_fsync_us) =
+        tokio::task::spawn_blocking(move || -> Result<(u64, Option<u64>), String> {
+            use std::os::unix::fs::FileExt as _;
+            let open = |p: &Path, append: bool| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .write(true)
+                    .append(append)
+                    .open(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            };
+            let mut f = open(&path, true)?;
+            let g = open(&prealloc_path, false)?;
+            let room = (SAMPLES * RECORD_BYTES) as i64;
+            let preallocated =
+                nix::fcntl::fallocate(&g, nix::fcntl::FallocateFlags::empty(), 0, room).is_ok()
+                    && g.sync_all().is_ok();
+            let record = [0x5au8; RECORD_BYTES];
+            let mut samples = Vec::with_capacity(SAMPLES);
+            let mut overwrites = Vec::with_capacity(SAMPLES);
+            for i in 0..SAMPLES {
+                let t = Instant::now();
+                f.write_all(&record)
+                    .and_then(|()| f.sync_data())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                samples.push(t.elapsed().as_micros() as u64);
+                if preallocated {
+                    let t = Instant::now();
+                    g.write_all_at(&record, (i * RECORD_BYTES) as u64)
+                        .and_then(|()| g.sync_data())
+                        .map_err(|e| format!("{}: {e}", prealloc_path.display()))?;
+                    overwrites.push(t.elapsed().as_micros() as u64);
+                }
+            }
+            drop((f, g));
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&prealloc_path);
+            Ok((median(samples), preallocated.then(|| median(overwrites))))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
     let proxy_round_trip_us = tokio::time::timeout(Duration::from_secs(30), proxy_round_trip())
         .await
         .map_err(|_| "the proxy round trips of the floor took over 30 s".to_string())??;
     Ok(Floor {
         fsync_us,
+        overwrite_fsync_us,
         proxy_round_trip_us,
     })
 }

@@ -214,6 +214,13 @@ pub(crate) async fn measure(
         floor.proxy_round_trip_us as f64 / 1000.0,
         floor.total_us() as f64 / 1000.0
     );
+    if let Some(over) = floor.overwrite_fsync_us {
+        eprintln!(
+            "floor with the node's preallocated WAL: fdatasync overwriting fallocated space {:.3} ms = {:.3} ms",
+            over as f64 / 1000.0,
+            floor.overwrite_total_us().unwrap_or(0) as f64 / 1000.0
+        );
+    }
     if let Some(p50) = one_client_p50 {
         eprintln!(
             "1-client p50 {:.3} ms is {:.2}x the floor (target: within 2x, {:.3} ms)",
@@ -221,6 +228,12 @@ pub(crate) async fn measure(
             p50 as f64 / floor.total_us().max(1) as f64,
             2.0 * floor.total_us() as f64 / 1000.0
         );
+        if let Some(total) = floor.overwrite_total_us() {
+            eprintln!(
+                "1-client p50 is {:.2}x the floor with the preallocated overwrite",
+                p50 as f64 / total.max(1) as f64
+            );
+        }
     }
 
     let mut failovers = Vec::new();

@@ -131,3 +131,26 @@ fn a_snapshot_on_a_full_disk_is_refused_or_kept_and_the_log_stays_consistent() {
     assert_eq!(rec.snapshot.map(|s| s.meta.last_index), Some(5));
     assert_eq!(rec.entries, entries(6..=12, 1));
 }
+
+#[test]
+fn on_a_filesystem_that_refuses_fallocate_the_wal_is_appended_to() {
+    // The fault filesystem does not implement fallocate (FUSE answers ENOSYS): no preallocated space, the
+    // file ends where the log does, and a power cut's torn tail is the short record the module docs describe.
+    let (_tmp, disk) = mounted();
+    let dir = disk.mountpoint().join("node");
+    let (mut st, _) = Storage::open_as(&dir, InitialState::New).unwrap();
+    for b in 0..3 {
+        st.persist(None, None, &entries(b * 3 + 1..=b * 3 + 3, 1))
+            .unwrap();
+        assert_eq!(
+            fs::metadata(dir.join(WAL_FILE)).unwrap().len(),
+            st.wal_bytes(),
+            "after batch {b}"
+        );
+    }
+    assert!(!st.preallocate, "fallocate was taken as working");
+    drop(st);
+    let (_, rec) = Storage::open(&dir).unwrap();
+    assert_eq!(rec.entries, entries(1..=9, 1));
+    assert_eq!(rec.truncated_tail_bytes, 0);
+}

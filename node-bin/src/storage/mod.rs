@@ -8,7 +8,11 @@
 //!   exceeds 16 MiB), one `write` and one `fdatasync`, and a crash keeps all of it or none. Replay cuts a torn
 //!   final unit and refuses damage that a later unit follows. After a snapshot the file is rewritten to hold
 //!   only what follows the snapshot, starting with a `LogStart` record naming the snapshot position, so a lost
-//!   snapshot file is detected.
+//!   snapshot file is detected. The file is preallocated in steps of [`PREALLOCATE_STEP`] bytes
+//!   (`fallocate`, as etcd preallocates its WAL segments), so an append overwrites allocated space and its
+//!   fdatasync need not commit a new file size or new blocks through the filesystem's journal; the zeros after
+//!   the last record end the log on replay (format in the `wal` module). A filesystem that refuses
+//!   `fallocate` (FUSE, which squall's disk faults use) gets plain appends.
 //! - `snapshot.bin`: the latest snapshot, replaced atomically.
 //! - `RECOVERING` ([`LOST_DATA_FILE`]): present while the node may have lost durable state and has not yet
 //!   recovered (see [`Recovered::lost_data`] and the `raft::recovery` module). Written and synced, with its
@@ -20,7 +24,9 @@
 //! (or a zero-filled tail) is a torn write, never acknowledged; a damaged *complete* record may have been synced
 //! and acknowledged, which a checksum alone cannot tell (Alagappan et al., FAST '18), so cutting one marks the
 //! node as one that may have lost data. A flip in a record's length field that points past the end of the
-//! file looks torn; redundant headers (as TigerBeetle keeps) would tell, and squall's WAL has none.
+//! file (or, in a preallocated file, into the zeros after the last write) looks torn, and so does a last record
+//! of a preallocated file with a whole sector of zeros inside it (etcd's rule for a torn write); redundant
+//! headers (as TigerBeetle keeps) would tell, and squall's WAL has none.
 //!
 //! Crash safety: every rewrite goes through a temporary file, fsync, rename and directory fsync. The only
 //! window with two files out of step is after a new snapshot was renamed into place and before the WAL was
@@ -169,15 +175,23 @@ pub enum InitialState {
 /// It holds the cause, for people.
 pub const LOST_DATA_FILE: &str = "RECOVERING";
 
+/// Bytes the WAL file is grown by at a time, ahead of its records (see the module docs). One step holds tens of
+/// thousands of small writes; the cost of a step is one `fallocate`, whatever its size, and disk space.
+pub const PREALLOCATE_STEP: u64 = 16 << 20;
+
 /// The durable state of one node, open and locked.
 #[derive(Debug)]
 pub struct Storage {
     dir: PathBuf,
     wal_path: PathBuf,
-    /// Opened for append; every write goes to the end.
+    /// Opened for reading and writing; every write goes to `wal_len`, the end of the log.
     wal: File,
-    /// Bytes of good records in the WAL; a failed write is cut back to this.
+    /// Bytes of good records in the WAL, where the next append goes; a failed write is cut back to this.
     wal_len: u64,
+    /// The WAL file's length: `wal_len` and the preallocated zeros after it.
+    wal_alloc: u64,
+    /// Whether to preallocate: false once the filesystem refused `fallocate`.
+    preallocate: bool,
     /// Sequence number of the next WAL record (continues across rewrites).
     next_seq: u64,
     /// What the files hold, kept in memory so compaction can rewrite the log without reading it back.
@@ -245,7 +259,7 @@ impl Storage {
 
         let snapshot = snapshot_file::read(dir)?;
         let wal_path = dir.join(WAL_FILE);
-        let (mut state, wal_existed, tail, next_seq) = replay_wal(&wal_path)?;
+        let (mut state, wal_existed, tail, next_seq, wal_end) = replay_wal(&wal_path)?;
         let empty = snapshot.is_none() && !state.any;
         if snapshot.is_some() && !(wal_existed && state.any) {
             // An emptied log is refused like a deleted one (issue 18, D2): both lose the term, the vote and every
@@ -344,8 +358,10 @@ impl Storage {
         let mut storage = Storage {
             dir: dir.to_path_buf(),
             wal_path: wal_path.clone(),
-            wal: open_append(&wal_path)?,
+            wal: open_wal(&wal_path)?,
             wal_len: 0,
+            wal_alloc: 0,
+            preallocate: true,
             next_seq,
             state,
             failed: None,
@@ -354,7 +370,13 @@ impl Storage {
             lost_data: cause.is_some(),
             _lock: lock,
         };
-        storage.wal_len = file_len(&storage.wal, &wal_path)?;
+        storage.wal_alloc = file_len(&storage.wal, &wal_path)?;
+        // A cut tail leaves the file ending at the log's end; a clean one may have preallocated zeros after it.
+        storage.wal_len = if tail.is_some() {
+            storage.wal_alloc
+        } else {
+            wal_end.min(storage.wal_alloc)
+        };
         if needs_rewrite {
             storage.rewrite_wal()?;
         }
@@ -601,7 +623,7 @@ impl Storage {
         self.state.last_index()
     }
 
-    /// Size of the WAL file in bytes.
+    /// Bytes of the log in the WAL file (the file itself may be longer: preallocated space).
     pub fn wal_bytes(&self) -> u64 {
         self.wal_len
     }
@@ -680,13 +702,14 @@ impl Storage {
             drop(f);
             fs::rename(&tmp, &self.wal_path).map_err(io("rename into place", &self.wal_path))?;
             sync_dir(&self.dir)?;
-            let wal = open_append(&self.wal_path)?;
+            let wal = open_wal(&self.wal_path)?;
             Ok(wal)
         })();
         match result {
             Ok(wal) => {
                 self.wal = wal;
                 self.wal_len = buf.len() as u64;
+                self.wal_alloc = self.wal_len;
                 self.next_seq = next_seq;
                 Ok(())
             }
@@ -709,12 +732,47 @@ impl Storage {
         Ok(())
     }
 
-    /// Appends `bytes` and fdatasyncs. On failure, cuts the file back to its last good length (so a later
-    /// reopen does not find a half record in the middle). A full disk during the write leaves the storage
-    /// usable ([`StorageError::DiskFull`]); any other failure, or a failed cut, makes it refuse further writes.
+    /// Grows the WAL file by [`PREALLOCATE_STEP`] when `more` bytes after the log would not fit in it. Never
+    /// fails: a filesystem that refuses `fallocate` gets plain appends from then on, and a full disk gets a
+    /// plain append this time (which then reports the full disk, if the append does not fit either).
+    fn preallocate_for(&mut self, more: u64) {
+        let want = self.wal_len + more;
+        if !self.preallocate || want <= self.wal_alloc {
+            return;
+        }
+        let to = (want / PREALLOCATE_STEP + 1) * PREALLOCATE_STEP;
+        let result = nix::fcntl::fallocate(
+            &self.wal,
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            i64::try_from(to).unwrap_or(i64::MAX),
+        );
+        match result {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT) => {}
+            Err(e) => {
+                info!(file = %self.wal_path.display(), error = %e, "cannot preallocate the WAL; appending to it instead");
+                self.preallocate = false;
+            }
+        }
+        // Even a failed call may have grown the file.
+        if let Ok(len) = self.wal.metadata().map(|m| m.len()) {
+            self.wal_alloc = len;
+        }
+    }
+
+    /// Writes `bytes` at the end of the log and fdatasyncs. On failure, cuts the file back to the log's end
+    /// (so a later reopen does not find a half record in the middle; the preallocated space goes too). A full
+    /// disk during the write leaves the storage usable ([`StorageError::DiskFull`]); any other failure, or a
+    /// failed cut, makes it refuse further writes.
     fn append_synced(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        if let Err(source) = self.wal.write_all(bytes) {
+        use std::os::unix::fs::FileExt as _;
+        self.preallocate_for(bytes.len() as u64);
+        if let Err(source) = self.wal.write_all_at(bytes, self.wal_len) {
             let cut = self.wal.set_len(self.wal_len);
+            if cut.is_ok() {
+                self.wal_alloc = self.wal_len;
+            }
             if is_disk_full(&source) && cut.is_ok() {
                 return Err(StorageError::DiskFull {
                     path: self.wal_path.clone(),
@@ -742,10 +800,12 @@ impl Storage {
         match result {
             Ok(()) => {
                 self.wal_len += bytes.len() as u64;
+                self.wal_alloc = self.wal_alloc.max(self.wal_len);
                 Ok(())
             }
             Err(e) => {
                 let _ = self.wal.set_len(self.wal_len);
+                self.wal_alloc = self.wal_len;
                 self.fail(&e);
                 Err(e)
             }
@@ -878,13 +938,17 @@ struct Tail {
     torn: bool,
 }
 
-/// Reads and replays the WAL. Returns the state, whether the file existed, the damaged tail to cut (if any;
-/// the caller cuts it, after recording a possible loss) and the sequence number of the next record.
-fn replay_wal(path: &Path) -> Result<(LogState, bool, Option<Tail>, u64), StorageError> {
+/// What `replay_wal` found: the state, whether the file existed, the damaged tail to cut (if any; the caller
+/// cuts it, after recording a possible loss), the sequence number of the next record, and where the log ends
+/// when nothing is cut (preallocated zeros may follow).
+type Replayed = (LogState, bool, Option<Tail>, u64, u64);
+
+/// Reads and replays the WAL (see [`Replayed`]).
+fn replay_wal(path: &Path) -> Result<Replayed, StorageError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Ok((LogState::default(), false, None, 1));
+            return Ok((LogState::default(), false, None, 1, 0));
         }
         Err(source) => {
             return Err(StorageError::Io {
@@ -906,6 +970,7 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, Option<Tail>, u64), Storag
         records,
         bad,
         next_seq,
+        end,
     } = wal::decode_all(&bytes);
     let mut state = LogState::default();
     for (i, record) in records.into_iter().enumerate() {
@@ -933,7 +998,7 @@ fn replay_wal(path: &Path) -> Result<(LogState, bool, Option<Tail>, u64), Storag
         reason: bad.reason,
         torn: bad.torn,
     });
-    Ok((state, true, tail, next_seq))
+    Ok((state, true, tail, next_seq, end))
 }
 
 /// Cuts a damaged tail off the WAL and fsyncs it.
@@ -969,14 +1034,17 @@ fn truncate_wal(path: &Path, tail: &Tail) -> Result<(), StorageError> {
     })
 }
 
-fn open_append(path: &Path) -> Result<File, StorageError> {
+/// Opens (or creates) the WAL for reading and writing; appends go to the log's end, which the storage keeps.
+fn open_wal(path: &Path) -> Result<File, StorageError> {
     OpenOptions::new()
         .create(true)
-        .append(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
         .open(path)
         .map_err(|source| StorageError::Io {
             path: path.to_path_buf(),
-            op: "open for append",
+            op: "open for writing",
             source,
         })
 }

@@ -211,10 +211,11 @@ fn nothing_to_persist_writes_nothing() {
     assert_eq!(st.wal_bytes(), 0);
     st.persist(Some(&hs(3, Some(1))), None, &[]).unwrap();
     let len = st.wal_bytes();
+    let file = fs::read(wal_path(tmp.path())).unwrap();
     // The same hard state again is not a change.
     st.persist(Some(&hs(3, Some(1))), None, &[]).unwrap();
     assert_eq!(st.wal_bytes(), len);
-    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), len);
+    assert_eq!(fs::read(wal_path(tmp.path())).unwrap(), file);
 }
 
 #[test]
@@ -261,7 +262,20 @@ fn inconsistent_writes_are_refused_and_write_nothing() {
     assert_eq!(rec.entries, entries(4..=6, 2));
 }
 
-/// Writes three batches and returns the WAL bytes with the offsets where the last two records start.
+/// The log's bytes in `st`'s WAL, without the preallocated space after them: a file that ends where its last
+/// write does, as on a filesystem without `fallocate`.
+fn log_bytes(st: &Storage) -> Vec<u8> {
+    let mut bytes = fs::read(wal_path(st.dir())).unwrap();
+    assert!(
+        bytes[st.wal_bytes() as usize..].iter().all(|&b| b == 0),
+        "only zeros follow the log"
+    );
+    bytes.truncate(st.wal_bytes() as usize);
+    bytes
+}
+
+/// Writes three batches and returns the WAL bytes (the log, see [`log_bytes`]) with the offsets where the last
+/// two records start.
 fn three_batches(dir: &Path) -> (Vec<u8>, u64, u64) {
     let (mut st, _) = Storage::open(dir).unwrap();
     st.persist(Some(&hs(1, Some(1))), None, &entries(1..=3, 1))
@@ -270,8 +284,9 @@ fn three_batches(dir: &Path) -> (Vec<u8>, u64, u64) {
     st.persist(None, None, &entries(4..=6, 1)).unwrap();
     let third = st.wal_bytes();
     st.persist(None, None, &entries(7..=9, 1)).unwrap();
+    let bytes = log_bytes(&st);
     drop(st);
-    (fs::read(wal_path(dir)).unwrap(), second, third)
+    (bytes, second, third)
 }
 
 #[test]
@@ -356,7 +371,7 @@ fn an_intact_record_that_does_not_decode_is_refused_not_cut() {
 
 #[test]
 fn zero_filled_and_oversized_tails_are_cut() {
-    for garbage in [vec![0u8; 4096], vec![0xff; 12], vec![1, 0, 0]] {
+    for garbage in [vec![0xff; 12], vec![1, 0, 0]] {
         let tmp = tempfile::tempdir().unwrap();
         let (mut bytes, _, _) = three_batches(tmp.path());
         let good = bytes.len() as u64;
@@ -366,6 +381,150 @@ fn zero_filled_and_oversized_tails_are_cut() {
         assert_eq!(rec.entries, entries(1..=9, 1));
         assert_eq!(rec.truncated_tail_bytes, garbage.len() as u64);
         assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), good);
+    }
+}
+
+// ---- preallocated space after the log ----
+
+/// A storage whose WAL holds three batches of entries of about 700 bytes (1–3, 4–6, 7–9), the last record
+/// spanning at least two sectors, with the preallocated zeros after them; returns the WAL file's bytes and
+/// where the last record starts.
+fn preallocated_three_batches(dir: &Path) -> (Vec<u8>, usize) {
+    let big = |r: std::ops::RangeInclusive<Index>| -> Vec<Entry> {
+        r.map(|index| Entry {
+            index,
+            term: 1,
+            payload: Payload::Command(vec![b'a' + index as u8; 700]),
+        })
+        .collect()
+    };
+    let (mut st, _) = Storage::open(dir).unwrap();
+    st.persist(Some(&hs(1, Some(1))), None, &big(1..=3))
+        .unwrap();
+    st.persist(None, None, &big(4..=6)).unwrap();
+    let last = st.wal_bytes() as usize;
+    st.persist(None, None, &big(7..=9)).unwrap();
+    let end = st.wal_bytes() as usize;
+    drop(st);
+    let bytes = fs::read(wal_path(dir)).unwrap();
+    assert!(
+        bytes.len() as u64 >= PREALLOCATE_STEP && bytes.len() > end,
+        "the WAL was not preallocated ({} bytes for a log of {end}); this test needs a filesystem with fallocate",
+        bytes.len()
+    );
+    assert!(
+        end - last > 2 * wal::SECTOR,
+        "the last record spans sectors"
+    );
+    (bytes, last)
+}
+
+#[test]
+fn the_wal_is_preallocated_and_its_zero_tail_ends_the_log() {
+    let (tmp, mut st) = opened();
+    st.finish_recovery().unwrap();
+    st.persist(Some(&hs(1, Some(1))), None, &entries(1..=3, 1))
+        .unwrap();
+    let log = st.wal_bytes();
+    let file = fs::metadata(wal_path(tmp.path())).unwrap().len();
+    assert!(
+        file >= PREALLOCATE_STEP,
+        "WAL of {file} bytes for a log of {log}"
+    );
+    drop(st);
+    // Reopened: the zeros are the end of the log, neither a torn write nor damage, and nothing is cut.
+    let (mut st, rec) = Storage::open(tmp.path()).unwrap();
+    assert_eq!(rec.entries, entries(1..=3, 1));
+    assert_eq!(rec.truncated_tail_bytes, 0);
+    assert!(!rec.damaged_tail);
+    assert_eq!(rec.lost_data, None);
+    assert_eq!(st.wal_bytes(), log);
+    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), file);
+    // The next append overwrites the zeros right after the log.
+    st.persist(None, None, &entries(4..=5, 2)).unwrap();
+    drop(st);
+    let rec = reopen(tmp.path());
+    assert_eq!(rec.entries.len(), 5);
+    assert_eq!(rec.truncated_tail_bytes, 0);
+    assert_eq!(fs::metadata(wal_path(tmp.path())).unwrap().len(), file);
+}
+
+#[test]
+fn appends_past_the_preallocated_space_grow_it_by_another_step() {
+    let (tmp, mut st) = opened();
+    // Two entries of 10 MiB: the second does not fit in the first step.
+    for index in 1..=2 {
+        let e = Entry {
+            index,
+            term: 1,
+            payload: Payload::Command(vec![7; 10 << 20]),
+        };
+        st.persist(None, None, &[e]).unwrap();
+    }
+    let file = fs::metadata(wal_path(tmp.path())).unwrap().len();
+    assert!(
+        file >= st.wal_bytes() && file >= 2 * PREALLOCATE_STEP,
+        "{file} bytes for a log of {}",
+        st.wal_bytes()
+    );
+    drop(st);
+    assert_eq!(reopen(tmp.path()).entries.len(), 2);
+}
+
+#[test]
+fn a_torn_write_in_preallocated_space_is_cut_as_torn() {
+    let src = tempfile::tempdir().unwrap();
+    let (bytes, last) = preallocated_three_batches(src.path());
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let boundary = (last / wal::SECTOR + 1) * wal::SECTOR;
+    // Which sectors of the last write reached the disk: the rest read as the zeros they replaced.
+    let cases = [
+        ("only the first sector", boundary..end),
+        ("all but the first sector", last..boundary),
+        ("all but a middle sector", boundary..boundary + wal::SECTOR),
+        ("none", last..end),
+    ];
+    for (what, zeroed) in cases {
+        let mut torn = bytes.clone();
+        torn[zeroed].fill(0);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(wal_path(dir.path()), &torn).unwrap();
+        let (st, rec) = Storage::open_as(dir.path(), InitialState::New).unwrap();
+        assert_eq!(rec.entries.len(), 6, "{what}");
+        assert!(
+            !rec.damaged_tail,
+            "{what}: taken for a damaged complete record"
+        );
+        assert_eq!(
+            rec.lost_data, None,
+            "{what}: a torn write was never acknowledged"
+        );
+        assert_eq!(st.wal_bytes(), last as u64, "{what}");
+    }
+}
+
+#[test]
+fn a_damaged_complete_last_record_in_preallocated_space_still_marks_lost_data() {
+    let src = tempfile::tempdir().unwrap();
+    let (bytes, last) = preallocated_three_batches(src.path());
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    for at in [
+        last + 1,
+        last + wal::HEADER_LEN + 3,
+        (last + end) / 2,
+        end - 1,
+    ] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x10;
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(wal_path(dir.path()), &damaged).unwrap();
+        let (_, rec) = Storage::open_as(dir.path(), InitialState::New).unwrap();
+        assert_eq!(rec.entries.len(), 6, "bit flipped at {at}");
+        assert!(
+            rec.damaged_tail,
+            "bit flipped at {at}: taken for a torn write"
+        );
+        assert!(rec.lost_data.is_some(), "bit flipped at {at}");
     }
 }
 
@@ -572,8 +731,9 @@ fn four_batches(dir: &Path) -> (Vec<u8>, Vec<usize>) {
         st.persist(hard.as_ref(), None, &entries(b * 3 + 1..=b * 3 + 3, 1))
             .unwrap();
     }
+    let bytes = log_bytes(&st);
     drop(st);
-    (fs::read(wal_path(dir)).unwrap(), starts)
+    (bytes, starts)
 }
 
 /// Opens a directory whose WAL is `bytes` and expects a refusal that leaves the file as it was.

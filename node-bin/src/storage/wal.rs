@@ -20,6 +20,12 @@
 //! reached the disk and an earlier one did not, is therefore still a torn tail: the whole unit is cut, none of
 //! it having been acknowledged. An intact record that does not decode, or a gap in the sequence between intact
 //! records, is refused too.
+//!
+//! The file may be longer than its log: the storage preallocates it in steps (module `storage`), and the space
+//! not yet written reads as zeros. Zeros where a unit would start end the log; they are not a tail to cut.
+//! A damaged last record in such a file is a torn write when a sector of it never landed (its bytes read zero,
+//! see `landed_in_part`) and zeros follow it; otherwise it counts as a damaged complete record, as in a file
+//! that ends where its last write does.
 
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +287,9 @@ pub(crate) struct Decoded {
     pub bad: Option<BadTail>,
     /// The sequence number the next record appended after the good part gets.
     pub next_seq: u64,
+    /// Offset where the log ends when nothing is to be cut (`bad` is `None`): the file's length, or where
+    /// the zero-filled preallocated tail starts, which the next append overwrites.
+    pub end: u64,
 }
 
 /// Splits `bytes` into the records of complete write units, stopping at the first damage; tells a torn final
@@ -303,6 +312,7 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
             torn: false,
         }),
         next_seq: next.unwrap_or(1),
+        end: offset,
     };
     while pos < bytes.len() {
         let (header, payload) = match parse(&bytes[pos..]) {
@@ -344,6 +354,16 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
                 } else {
                     Some(damaged_unit)
                 };
+                if zeros && cut_at == pos as u64 {
+                    // Only zeros after a complete unit: the preallocated space the next append overwrites
+                    // (module `storage`), or a size extension whose data never landed. The log ends here.
+                    return Decoded {
+                        records,
+                        bad: None,
+                        next_seq: next_seq.unwrap_or(1),
+                        end: pos as u64,
+                    };
+                }
                 if let Some((at, later)) = later_unit_after(bytes, pos + 1, damaged_unit) {
                     return stop(
                         records,
@@ -359,7 +379,7 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
                 }
                 let mut d = stop(records, cut_at, reason, false, cut_next);
                 if let Some(b) = d.bad.as_mut() {
-                    b.torn = short || zeros;
+                    b.torn = short || zeros || landed_in_part(bytes, pos);
                 }
                 return d;
             }
@@ -431,7 +451,40 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Decoded {
         records,
         bad: None,
         next_seq: next_seq.unwrap_or(1),
+        end: bytes.len() as u64,
     }
+}
+
+/// Bytes of the unit a torn write is assumed to land in whole or not at all (a disk sector; ext4 converts
+/// preallocated space to written in 4 KiB blocks, a multiple of it).
+pub(crate) const SECTOR: usize = 512;
+
+/// Whether the damaged record at `pos` looks like the last write, cut short inside preallocated space: zeros
+/// follow everything written from `pos` on (its announced end, and the last non-zero byte of the file), and a
+/// sector's worth of it never landed: the stretch from `pos` to the next sector boundary, a whole sector, or
+/// the stretch from a sector boundary to the announced end is all zeros (etcd's WAL tells a torn write the same
+/// way, by a zero-filled sector in the record). A file that ends where its last write does (no preallocated
+/// space after it) never qualifies, so there the rules of the module docs stand as they were.
+fn landed_in_part(bytes: &[u8], pos: usize) -> bool {
+    let written_to = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let announced = bytes
+        .get(pos + 4..pos + 8)
+        .map(|l| u32::from_le_bytes(l.try_into().expect("4 bytes")))
+        .filter(|&l| l <= MAX_RECORD_LEN)
+        .map_or(0, |l| pos + HEADER_LEN + l as usize);
+    let span_end = written_to.max(announced);
+    if span_end >= bytes.len() || written_to <= pos {
+        return false;
+    }
+    let mut start = pos;
+    while start < span_end {
+        let end = ((start / SECTOR + 1) * SECTOR).min(span_end);
+        if bytes[start..end].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = end;
+    }
+    false
 }
 
 /// The first intact record at or after `from` that belongs to a write unit after `unit` (its offset and
