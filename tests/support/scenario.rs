@@ -25,8 +25,20 @@ pub fn library(name: &str) -> PathBuf {
 /// `text` expects `invalid`. `seed` adds `--seed 11` (printed in the output, so a failure replays the same
 /// plan). `label` names the run in failure messages. Returns the run's stdout.
 pub fn run_scaled(file: &Path, text: &str, seed: bool, bundle: &Path, label: &str) -> String {
+    run_at_scale(file, text, "0.5", seed, bundle, label)
+}
+
+/// [`run_scaled`] at `--scale SCALE` (`"1"`: the file's own times).
+pub fn run_at_scale(
+    file: &Path,
+    text: &str,
+    scale: &str,
+    seed: bool,
+    bundle: &Path,
+    label: &str,
+) -> String {
     let mut cmd = squall();
-    cmd.arg("run").arg(file).args(["--scale", "0.5"]);
+    cmd.arg("run").arg(file).args(["--scale", scale]);
     if seed {
         cmd.args(["--seed", "11"]);
     }
