@@ -514,6 +514,7 @@ impl Agent {
                 build: crate::remote::build_id()?,
                 dir: self.dir.display().to_string(),
                 pid: std::process::id(),
+                loopback: crate::remote::loopback_id(),
             }),
             Op::Network { kind, seed, bind } => {
                 // The proxies need the kind's framing and classifier only: a Maelstrom kind's node program is
