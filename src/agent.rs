@@ -169,7 +169,7 @@ enum End {
 
 /// The first line a controller attaching through the agent's socket sends (`squall agent --attach` sends it):
 /// only a connection that says it replaces the attached controller. A bare connect (another squall's probe for
-/// a live agent in the directory, see [`listen`]) replaces no one (tester 10's finding 2: a second squall's
+/// a live agent in the directory, as `listen` makes) replaces no one (tester 10's finding 2: a second squall's
 /// probe took every host away from the running session).
 pub const ATTACH_HELLO: &str = "squall-agent-attach";
 

@@ -147,7 +147,7 @@ impl Hosts {
                 "add one `[[host]]` with `ssh = \"user@host\"` and `nodes = [..]` per machine",
             ));
         }
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<(usize, Host)> = Vec::new();
         for h in file.host {
             let ssh_line = line_of(text, h.ssh.span().start);
             let ssh = h.ssh.into_inner();
