@@ -9,7 +9,7 @@
 //! dir = "/var/tmp/squall"          # optional; where the agent keeps binaries, data and logs
 //! nodes = [1, 2]                   # node ids this host runs
 //! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
-//! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
+//! address = "10.0.0.2"             # optional; where its nodes and proxies listen (default: the IP in `ssh`, else 127.0.0.1)
 //! ```
 //!
 //! Every node the cluster starts with (`-n`) is on exactly one host. A host's `nodes` may also name ids beyond
