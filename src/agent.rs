@@ -160,10 +160,59 @@ enum End {
     ),
     /// Its channel ended (end of file, or its output closed): wait for another to attach.
     Gone,
-    /// Another controller attached: it takes over.
-    Replaced(UnixStream),
+    /// Another controller attached (it said [`ATTACH_HELLO`] first): it takes over, with what it sent after
+    /// the hello still to read.
+    Replaced(Attached),
     /// Pinged once, then silent for the grace period: gone for good.
     Silent,
+}
+
+/// The first line a controller attaching through the agent's socket sends (`squall agent --attach` sends it):
+/// only a connection that says it replaces the attached controller. A bare connect (another squall's probe for
+/// a live agent in the directory, as `listen` makes) replaces no one (tester 10's finding 2: a second squall's
+/// probe took every host away from the running session).
+pub const ATTACH_HELLO: &str = "squall-agent-attach";
+
+/// How long a connection to the agent's socket gets to say [`ATTACH_HELLO`].
+const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A controller that attached through the agent's socket: its input (past the hello) and output.
+type Attached = (
+    BufReader<tokio::net::unix::OwnedReadHalf>,
+    tokio::net::unix::OwnedWriteHalf,
+);
+
+/// Accepts on the agent's socket for as long as the agent runs, and passes on each connection that says
+/// [`ATTACH_HELLO`] within [`HELLO_DEADLINE`]; any other (a probe that connects and leaves, or one that
+/// says something else) is closed and counts for nothing.
+fn accept_attaches(listener: UnixListener) -> mpsc::UnboundedReceiver<Attached> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let s = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting on the agent's socket failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let pass = tx.clone();
+            tokio::spawn(async move {
+                let (r, w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut first = String::new();
+                let said = tokio::time::timeout(HELLO_DEADLINE, r.read_line(&mut first)).await;
+                if matches!(said, Ok(Ok(n)) if n > 0) && first.trim_end() == ATTACH_HELLO {
+                    let _ = pass.send((r, w));
+                }
+            });
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// The agent's socket in `dir`: `dir/.agent/sock`, in a directory only the agent's user may enter.
@@ -202,9 +251,9 @@ fn listen(dir: &Path) -> anyhow::Result<UnixListener> {
 
 /// Serves controllers until one asks to shut down or none is left for the grace period, then stops every
 /// node, unmounts their disks and exits. The first controller is on standard input and output; later ones
-/// attach through the agent's socket (`squall agent --attach DIR` over a new ssh), each replacing the last.
+/// attach through the agent's socket (`squall agent --attach DIR` over a new ssh, which says [`ATTACH_HELLO`] first), each replacing the last; a connection that does not say it replaces no one.
 async fn serve(dir: PathBuf, grace: Duration) -> anyhow::Result<()> {
-    let listener = listen(&dir)?;
+    let mut attaches = accept_attaches(listen(&dir)?);
     // No other agent runs here now: a fault filesystem left under the directory is a killed agent's.
     for said in detach_dead_mounts(&dir) {
         tracing::warn!("{said}");
@@ -237,26 +286,21 @@ async fn serve(dir: PathBuf, grace: Duration) -> anyhow::Result<()> {
         Some((Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())));
     let shutdown = loop {
         let end = match channel.take() {
-            Some((input, output)) => agent.session(input, output, &listener, &work).await,
+            Some((input, output)) => agent.session(input, output, &mut attaches, &work).await,
             None => {
                 tracing::warn!(
                     "the controller is gone; keeping the nodes for {grace:?} for one to attach"
                 );
-                match tokio::time::timeout(grace, listener.accept()).await {
-                    Ok(Ok((s, _))) => End::Replaced(s),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "accepting on the agent's socket failed");
-                        End::Silent
-                    }
-                    Err(_) => End::Silent,
+                match tokio::time::timeout(grace, attaches.recv()).await {
+                    Ok(Some(a)) => End::Replaced(a),
+                    Ok(None) | Err(_) => End::Silent,
                 }
             }
         };
         match end {
             End::Shutdown(id, tx, writer) => break Some((id, tx, writer)),
             End::Gone => channel = None,
-            End::Replaced(s) => {
-                let (r, w) = s.into_split();
+            End::Replaced((r, w)) => {
                 channel = Some((Box::new(r), Box::new(w)));
             }
             End::Silent => break None,
@@ -325,7 +369,7 @@ impl Agent {
         self: &Arc<Self>,
         input: Input,
         output: Output,
-        listener: &UnixListener,
+        attaches: &mut mpsc::UnboundedReceiver<Attached>,
         work: &mpsc::UnboundedSender<Work>,
     ) -> End {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
@@ -361,12 +405,9 @@ impl Agent {
             let line = tokio::select! {
                 l = lines.next_line() => l,
                 _ = gone.changed() => break End::Gone,
-                a = listener.accept() => match a {
-                    Ok((s, _)) => break End::Replaced(s),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting on the agent's socket failed");
-                        continue;
-                    }
+                a = attaches.recv() => match a {
+                    Some(a) => break End::Replaced(a),
+                    None => continue,
                 },
                 _ = tick.tick() => {
                     let silent = self
@@ -473,6 +514,7 @@ impl Agent {
                 build: crate::remote::build_id()?,
                 dir: self.dir.display().to_string(),
                 pid: std::process::id(),
+                loopback: crate::remote::loopback_id(),
             }),
             Op::Network { kind, seed, bind } => {
                 // The proxies need the kind's framing and classifier only: a Maelstrom kind's node program is
@@ -952,6 +994,20 @@ async fn relay(dir: &Path) -> ExitCode {
         }
     };
     let (mut from_agent, mut to_agent) = stream.into_split();
+    if to_agent
+        .write_all(format!("{ATTACH_HELLO}\n").as_bytes())
+        .await
+        .is_err()
+    {
+        return crate::setup::fail(
+            crate::remote::ssh::NO_AGENT_EXIT as u8,
+            format!(
+                "no agent runs in {} (its socket {} closed at once)",
+                dir.display(),
+                sock.display()
+            ),
+        );
+    }
     let up = tokio::spawn(async move {
         let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to_agent).await;
         // The controller is gone: the agent reads end of file and waits for the next.

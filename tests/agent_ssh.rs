@@ -968,6 +968,43 @@ fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the
     assert!(left.is_empty(), "still running after the refusal: {left:?}");
 }
 
+/// Tester 10's finding 2 (issue 24): a second squall on the same hosts (same `dir`s) is refused, and its probe
+/// for a live agent there takes nothing from the running session: its hosts stay reachable (no `unreachable`
+/// line) and answer at once. Before, the running agent took the probe's connection for a controller
+/// attaching and dropped the real one.
+#[test]
+fn a_second_squall_s_probe_leaves_the_running_session_s_hosts_reachable() {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "10"];
+    let mut s = support::session::Up::new(&args)
+        .wait(Duration::from_secs(60))
+        .dir(sshd.path().join("first"))
+        .start();
+    let (code, err) = support::up_ended(&args, Some(&sshd.path().join("second")));
+    assert_eq!(code, Some(2), "the second squall: {err}");
+    assert!(err.contains("another agent runs in"), "{err}");
+    // Requests that go through each host's agent are answered, by the agents that kept their controller.
+    for n in [1, 2] {
+        s.ask(&format!("pause {n}"), &format!("pause node {n}"));
+        s.ask(&format!("resume {n}"), &format!("resume node {n}"));
+    }
+    let unreachable: Vec<&String> = s
+        .out
+        .seen
+        .iter()
+        .filter(|l| l.contains("unreachable"))
+        .collect();
+    assert!(
+        unreachable.is_empty(),
+        "the probe took a host away: {unreachable:?}\n{}",
+        s.out.seen.join("\n")
+    );
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}
+
 /// Tester 7's finding 3 (issue 24): on hosts, held frames a kill drops are told in the feed (`… held frames
 /// dropped: n1 was killed`, as locally) and counted: every link's `held-total` is at least its `held-now`.
 #[test]

@@ -520,3 +520,38 @@ fn the_report_draws_a_maelstrom_session_s_messages_labelled_by_body_type_with_th
         assert!(flow.contains(&format!(">{lane}</text>")), "lane {lane}");
     }
 }
+
+/// Tester 10's finding 7: a clock fault on a Maelstrom node was refused ("did not load squall's time shim")
+/// although the node program, the bridge's child, had loaded it. It is done, and the history stays
+/// linearizable through it.
+#[test]
+fn a_clock_fault_on_a_maelstrom_node_reaches_its_program_through_the_bridge() {
+    let mut s = Session::start(
+        "linkv.py",
+        &[
+            "-n",
+            "3",
+            "--seed",
+            "12",
+            "--disk-faults",
+            "--workload",
+            "lin-kv",
+            "--rate",
+            "30",
+        ],
+        &[],
+    );
+    let ops = s.passes_with_ops(0, 20).0;
+    let a = s.answer("clock 2 +1h");
+    assert!(
+        a.starts_with("ok: ") && a.contains("clock of node 2: +1h"),
+        "{a}"
+    );
+    s.passes_with_ops(ops, 20);
+    let healed = s.answer("heal");
+    assert!(
+        healed.starts_with("ok: ") && healed.contains("clock"),
+        "{healed}"
+    );
+    s.quit();
+}

@@ -121,7 +121,6 @@ pub(super) struct Resumed {
 /// ran on when the hosts file still has it (same `ssh` and `dir`), else where an `add` would place it now.
 /// Writes nothing ([`place_resumed`] does).
 pub(super) fn plan_resumed(hosts: &Hosts, dir: &Path, ids: &[NodeId]) -> Resumed {
-    let recorded = read(dir);
     // What the hosts run so far, for the load an `add`'s placement weighs: the file's ids, then each placed.
     let mut placed: BTreeMap<NodeId, usize> = BTreeMap::new();
     for (i, h) in hosts.hosts.iter().enumerate() {
@@ -133,31 +132,17 @@ pub(super) fn plan_resumed(hosts: &Hosts, dir: &Path, ids: &[NodeId]) -> Resumed
     for &id in ids {
         if let Some(h) = hosts.host_of(id) {
             plan.runs.insert(id, h);
-            continue;
         }
-        let was = recorded.get(&id).and_then(|line| {
-            let mut f = line.split('\t').skip(1);
-            let (ssh, d) = (f.next()?, f.next()?);
-            hosts.hosts.iter().position(|h| h.ssh == ssh && h.dir == d)
-        });
-        let h = match was {
-            Some(h) => h,
-            None => {
-                let members: Vec<NodeId> = ids.iter().copied().filter(|n| *n != id).collect();
-                let load = load(hosts.hosts.len(), &placed, &members);
-                let Some((h, _)) = hosts.place(id, None, &load) else {
-                    continue;
-                };
-                plan.said.push(format!(
-                    "node {id} was added in an earlier session on a host the hosts file no longer has: it \
-                     starts on {} without its earlier data (it catches up from the others)",
-                    hosts.hosts[h].label
-                ));
-                plan.anew.push(id);
-                h
-            }
-        };
-        placed.insert(id, h);
+    }
+    for (id, h, anew) in resumed_places(hosts, &read(dir), placed, ids) {
+        if anew {
+            plan.said.push(format!(
+                "node {id} was added in an earlier session on a host the hosts file no longer has: it \
+                 starts on {} without its earlier data (it catches up from the others)",
+                hosts.hosts[h].label
+            ));
+            plan.anew.push(id);
+        }
         plan.runs.insert(id, h);
     }
     plan
@@ -228,6 +213,52 @@ pub fn nodes_needing_a_host(dir: &Path, n: u64) -> Vec<NodeId> {
                 .is_none_or(|r| !r.removed.contains(id) && !r.pending.contains(id))
         })
         .collect()
+}
+
+/// Where [`plan_resumed`] puts each node of `ids` that `placed` (node → host index) does not place yet:
+/// `(node, host, anew)`, `anew` when `recorded` ([`PLACED_FILE`]'s lines) names no host the file still has.
+/// The nodes with a recorded host go first, so the others are placed as an `add` would, counting every
+/// node that keeps its host (tester 10's finding 6: placed in id order, nodes whose host was dropped all
+/// landed on one host, before the nodes recorded there were counted).
+fn resumed_places(
+    hosts: &Hosts,
+    recorded: &BTreeMap<NodeId, String>,
+    mut placed: BTreeMap<NodeId, usize>,
+    ids: &[NodeId],
+) -> Vec<(NodeId, usize, bool)> {
+    let was = |id: NodeId| {
+        recorded.get(&id).and_then(|line| {
+            let mut f = line.split('\t').skip(1);
+            let (ssh, d) = (f.next()?, f.next()?);
+            hosts.hosts.iter().position(|h| h.ssh == ssh && h.dir == d)
+        })
+    };
+    let mut out = Vec::new();
+    let todo: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|id| !placed.contains_key(id))
+        .collect();
+    let mut anew = Vec::new();
+    for id in todo {
+        match was(id) {
+            Some(h) => {
+                placed.insert(id, h);
+                out.push((id, h, false));
+            }
+            None => anew.push(id),
+        }
+    }
+    for id in anew {
+        let members: Vec<NodeId> = ids.iter().copied().filter(|n| *n != id).collect();
+        let load = load(hosts.hosts.len(), &placed, &members);
+        let Some((h, _)) = hosts.place(id, None, &load) else {
+            continue;
+        };
+        placed.insert(id, h);
+        out.push((id, h, true));
+    }
+    out
 }
 
 /// Records where each node of `ids` (the nodes a session started) runs, by `procs`' placement, in `dir`'s
@@ -417,6 +448,37 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Tester 10's finding 6: resumed with host3 dropped, nodes 7 and 8 (recorded there) are placed as an
+    /// `add` would, counting the nodes that keep their hosts (4 and 9 on host1, 5 and 6 on host2): one on
+    /// each host, not both on host1.
+    #[test]
+    fn nodes_whose_host_was_dropped_are_placed_after_those_that_keep_theirs() {
+        let (h1, h2, h3) = (
+            host("host1", "/d"),
+            host("host2", "/d"),
+            host("host3", "/d"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        record(
+            dir.path(),
+            &[(4, &h1), (9, &h1), (5, &h2), (6, &h2), (7, &h3), (8, &h3)],
+        )
+        .unwrap();
+        let now = hosts(&[("host1", "/d", &[4]), ("host2", "/d", &[5, 6])]);
+        // The nodes the file names are placed already (the session places them first).
+        let placed: BTreeMap<NodeId, usize> = [(4, 0), (5, 1), (6, 1)].into();
+        let got = resumed_places(&now, &read(dir.path()), placed, &[4, 5, 6, 7, 8, 9]);
+        assert_eq!(got, vec![(9, 0, false), (7, 0, true), (8, 1, true)]);
+        let on = |h: usize| {
+            [4, 5, 6]
+                .iter()
+                .filter(|&&n| [0, 1, 1][n as usize - 4] == h)
+                .count()
+                + got.iter().filter(|(_, at, _)| *at == h).count()
+        };
+        assert_eq!((on(0), on(1)), (3, 3), "{got:?}");
     }
 
     /// Issue 24 (a new user's finding): nodes moved to other hosts in the hosts file on resume started there

@@ -75,7 +75,24 @@ impl Agents {
             control_dir,
         };
         if errors.is_empty() {
-            return Ok(agents);
+            let here = super::loopback_id();
+            let entries: Vec<(&super::hosts::Host, &str)> = agents
+                .hosts
+                .iter()
+                .map(|(h, c)| {
+                    let lo = match &c.hello {
+                        super::protocol::Answer::Hello { loopback, .. } => loopback.as_str(),
+                        _ => "",
+                    };
+                    (&h.host, lo)
+                })
+                .collect();
+            let refused = off_this_loopback(&entries, &here);
+            if refused.is_empty() {
+                return Ok(agents);
+            }
+            agents.stop().await;
+            return Err(refused.join("\n"));
         }
         let failed: Vec<SshHost> = errors.iter().map(|(h, _)| h.clone()).collect();
         agents.stop().await;
@@ -172,6 +189,31 @@ async fn connect_all(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Per host of `hosts` (each with the loopback its agent said it has, [`super::loopback_id`]) that names no
+/// `address` and whose loopback is not `here` (this machine's): why it cannot run nodes, for a person (exit
+/// 2). Its nodes would listen on its own 127.0.0.1, which neither this machine nor the other hosts reach, and
+/// this machine would dial its own 127.0.0.1 (tester 10's finding 5). An unknown loopback (empty) is not
+/// judged.
+fn off_this_loopback(hosts: &[(&super::hosts::Host, &str)], here: &str) -> Vec<String> {
+    hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, (h, lo))| {
+            h.address.is_none() && !lo.is_empty() && !here.is_empty() && *lo != here
+        })
+        .map(|(i, (h, _))| {
+            format!(
+                "host {} (the hosts' entry {}, `ssh = {:?}`) has no `address` and is not this machine: its nodes \
+                 would listen on its own loopback (127.0.0.1), which this machine and the other hosts cannot \
+                 reach; add `address = \"IP\"` to that entry (an address of the host the others reach it at)",
+                h.label,
+                i + 1,
+                h.ssh
+            )
+        })
+        .collect()
+}
+
 /// Whether a host's start failed before ssh reached it (ssh could not run, or exited 255: [`SshHost::connect`]'s
 /// `cannot reach host …`, the words the README gives): then nothing on the host can be the cause.
 fn unreached(error: &str) -> bool {
@@ -212,4 +254,44 @@ pub async fn check_disk_faults(
         "--disk-faults: {}; drop --disk-faults, or fix those hosts",
         refused.join("; ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(ssh: &str, address: Option<&str>) -> super::super::hosts::Host {
+        super::super::hosts::Host {
+            label: ssh.into(),
+            ssh: ssh.into(),
+            identity: None,
+            ssh_config: None,
+            dir: "/d".into(),
+            nodes: vec![1],
+            address: address.map(|a| a.parse().unwrap()),
+        }
+    }
+
+    /// Tester 10's finding 5: a host without `address` that is not this machine ran nodes nobody could reach.
+    #[test]
+    fn a_host_without_address_off_this_loopback_is_refused_naming_it_and_the_fix() {
+        let (here, there) = ("boot/net:[1]", "boot/net:[2]");
+        let (a, b, c, d) = (
+            host("a", None),
+            host("b", None),
+            host("c", Some("10.0.0.3")),
+            host("d", None),
+        );
+        let said = off_this_loopback(&[(&a, here), (&b, there), (&c, there), (&d, "")], here);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("host b (the hosts' entry 2, `ssh = \"b\"`) has no `address` and is not this machine"),
+            "{said:?}"
+        );
+        assert!(said[0].contains("add `address = \"IP\"`"), "{said:?}");
+        // This process's own loopback is known here, and the same as itself.
+        let me = super::super::loopback_id();
+        assert!(me.contains("/net:["), "{me}");
+        assert!(off_this_loopback(&[(&a, &me)], &me).is_empty());
+    }
 }

@@ -9,7 +9,7 @@
 //! dir = "/var/tmp/squall"          # optional; where the agent keeps binaries, data and logs
 //! nodes = [1, 2]                   # node ids this host runs
 //! ssh_config = "/path/to/config"   # optional; passed to ssh as `-F` (its Host aliases, ProxyCommand, ...)
-//! address = "10.0.0.2"             # optional; the address this host's proxies listen on (default 127.0.0.1)
+//! address = "10.0.0.2"             # optional; where its nodes and proxies listen (default: the IP in `ssh`, else 127.0.0.1)
 //! cache = "~/.cache/squall"        # optional; where the host keeps one squall binary per build, shared by dirs
 //! ```
 //!
@@ -180,7 +180,7 @@ impl Hosts {
                 "add one `[[host]]` with `ssh = \"user@host\"` and `nodes = [..]` per machine",
             ));
         }
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<(usize, Host)> = Vec::new();
         for h in file.host {
             let ssh_line = line_of(text, h.ssh.span().start);
             let ssh = h.ssh.into_inner();
@@ -192,6 +192,10 @@ impl Hosts {
                     "write an OpenSSH destination: `user@host`, `ssh://user@host:port` or a Host alias",
                 ));
             }
+            let dir_line = h
+                .dir
+                .as_ref()
+                .map_or(ssh_line, |d| line_of(text, d.span().start));
             let dir = match h.dir {
                 None => DEFAULT_DIR.to_string(),
                 Some(d) => {
@@ -226,7 +230,7 @@ impl Hosts {
                 }
             };
             let address = match h.address {
-                None => None,
+                None => ip_of_destination(&ssh),
                 Some(a) => {
                     let line = line_of(text, a.span().start);
                     let a = a.into_inner();
@@ -251,13 +255,64 @@ impl Hosts {
                      `add`s), or drop the entry",
                 ));
             }
+            // ssh reads the key here: one that is not a file would only show as ssh's warning when something
+            // else fails (tester 10's finding 8).
+            let identity = match h.identity {
+                None => None,
+                Some(i) => {
+                    let line = line_of(text, i.span().start);
+                    let given = i.into_inner();
+                    let path = expand_home(&given);
+                    if !path.is_file() {
+                        return Err(err(
+                            Some(line),
+                            Some("identity"),
+                            format!(
+                                "{given:?} is not a file on this machine ({})",
+                                match std::fs::metadata(&path) {
+                                    Ok(_) => "not a regular file".to_string(),
+                                    Err(e) => e.to_string(),
+                                }
+                            ),
+                            "name the private key ssh should use (it is read here, on the controller), or drop \
+                             `identity` for ssh's own defaults and config",
+                        ));
+                    }
+                    Some(path)
+                }
+            };
+            let host_ssh_config = h.ssh_config.map(|p| expand_home(&p));
+            // Two entries surely on one machine (the same destination, or the same address) in one dir would
+            // run two agents over the same files: refused before anything starts (tester 10's finding 2: it
+            // took 11.8 s and first told of "another agent" before the real reason).
+            for (other_line, other) in &hosts {
+                let same_machine = if other.ssh == ssh && other.ssh_config == host_ssh_config {
+                    Some(format!("the same destination {ssh:?}"))
+                } else {
+                    address
+                        .filter(|a| other.address == Some(*a))
+                        .map(|a| format!("the same address {a}"))
+                };
+                if let Some(why) = same_machine.filter(|_| other.dir == dir) {
+                    return Err(err(
+                        Some(dir_line),
+                        Some("dir"),
+                        format!(
+                            "hosts {} (line {other_line}) and {ssh} are one machine ({why}) and name the same \
+                             dir {dir}: their agents would run over the same files",
+                            other.ssh
+                        ),
+                        "give each entry its own `dir`",
+                    ));
+                }
+            }
             hosts.push((
                 nodes_line,
                 Host {
                     label: ssh.clone(),
                     ssh,
-                    identity: h.identity.map(|p| expand_home(&p)),
-                    ssh_config: h.ssh_config.map(|p| expand_home(&p)),
+                    identity,
+                    ssh_config: host_ssh_config,
                     dir,
                     nodes: list,
                     address,
@@ -319,6 +374,7 @@ impl Hosts {
         let hosts: Vec<(usize, Host)> = by_dest
             .into_iter()
             .map(|(dest, nodes)| {
+                let address = ip_of_destination(&dest);
                 (
                     0,
                     Host {
@@ -327,8 +383,8 @@ impl Hosts {
                         identity: None,
                         ssh_config: None,
                         dir: DEFAULT_DIR.into(),
+                        address,
                         nodes,
-                        address: None,
                         cache: DEFAULT_CACHE.into(),
                     },
                 )
@@ -487,6 +543,24 @@ fn bad_destination(dest: &str) -> Option<String> {
     None
 }
 
+/// The IP address an ssh destination names literally (`user@10.0.0.2`, `ssh://user@[fd00::2]:22`, `10.0.0.2`),
+/// taken as the host's `address` when its entry names none: ssh reaches the host there from this machine, so
+/// the others can too (an agent refuses an address its host does not have, with the reason). `None` for a
+/// name or a `Host` alias (the entry must then say its `address` if it is not this machine).
+fn ip_of_destination(dest: &str) -> Option<std::net::IpAddr> {
+    let rest = dest.strip_prefix("ssh://").unwrap_or(dest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = if let Some(inner) = host.strip_prefix('[') {
+        inner.split_once(']')?.0
+    } else if dest.starts_with("ssh://") {
+        host.split_once(':').map_or(host, |(h, _)| h)
+    } else {
+        host
+    };
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// `~/x` under `$HOME` (a local path: the key and the config are read by the local ssh).
 fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
@@ -511,7 +585,7 @@ struct FileDe {
 #[serde(deny_unknown_fields)]
 struct HostDe {
     ssh: toml::Spanned<String>,
-    identity: Option<String>,
+    identity: Option<toml::Spanned<String>>,
     dir: Option<toml::Spanned<String>>,
     nodes: toml::Spanned<Vec<u64>>,
     ssh_config: Option<String>,
@@ -556,7 +630,7 @@ mod tests {
     const TWO: &str = r#"
 [[host]]
 ssh = "ssh://root@10.0.0.2:22"
-identity = "/k/id_ed25519"
+identity = "KEY"
 dir = "/var/tmp/a/"
 nodes = [2, 1]
 
@@ -567,15 +641,34 @@ nodes = [3]
 
     #[test]
     fn a_file_with_every_node_on_one_host_parses_with_defaults_and_sorted_nodes() {
-        let h = Hosts::parse("h.toml", TWO, &[1, 2, 3], 9).unwrap();
+        let key = tempfile::NamedTempFile::new().unwrap();
+        let text = TWO.replace("KEY", &key.path().display().to_string());
+        let h = Hosts::parse("h.toml", &text, &[1, 2, 3], 9).unwrap();
         assert_eq!(h.hosts.len(), 2);
         assert_eq!(h.hosts[0].ssh, "ssh://root@10.0.0.2:22");
-        assert_eq!(h.hosts[0].identity, Some(PathBuf::from("/k/id_ed25519")));
+        assert_eq!(h.hosts[0].identity, Some(key.path().to_path_buf()));
         assert_eq!(h.hosts[0].dir, "/var/tmp/a");
         assert_eq!(h.hosts[0].nodes, vec![1, 2]);
         assert_eq!(h.hosts[1].dir, DEFAULT_DIR);
         assert_eq!(h.hosts[1].cache, DEFAULT_CACHE);
-        assert_eq!(h.hosts[0].address, None);
+        // A literal IP in the destination is the host's address when the entry names none (tester 10's
+        // finding 5); a name or alias has none.
+        assert_eq!(h.hosts[0].address, Some([10, 0, 0, 2].into()));
+        assert_eq!(h.hosts[1].address, None);
+        assert_eq!(
+            ip_of_destination("root@10.0.0.3"),
+            Some([10, 0, 0, 3].into())
+        );
+        assert_eq!(ip_of_destination("10.0.0.3"), Some([10, 0, 0, 3].into()));
+        assert_eq!(
+            ip_of_destination("ssh://u@[fd00::2]:22"),
+            Some("fd00::2".parse().unwrap())
+        );
+        assert_eq!(ip_of_destination("u@127.0.0.1"), None);
+        assert_eq!(ip_of_destination("lab-1"), None);
+        let flag = Hosts::parse_flag("1=root@10.0.0.2,2=b", &[1, 2], 9).unwrap();
+        assert_eq!(flag.hosts[0].address, Some([10, 0, 0, 2].into()));
+        assert_eq!(flag.hosts[1].address, None);
         assert_eq!(h.hosts[1].label, "hostb");
         assert_eq!(h.host_of(3), Some(1));
         assert_eq!(h.host_of(4), None);
@@ -800,6 +893,70 @@ nodes = [3]
             assert_eq!(bad_destination(ok), None, "{ok}");
         }
         assert!(bad_destination("10.0.0.1:22").is_some());
+    }
+
+    /// Tester 10's finding 2: entries surely on one machine (one destination, or one address) in one dir are
+    /// refused before anything starts; one dir on two machines (the default dir everywhere) is not.
+    #[test]
+    fn two_entries_surely_on_one_machine_in_one_dir_are_refused_naming_both() {
+        let e = refused(
+            "[[host]]\nssh = \"m\"\ndir = \"/a\"\nnodes = [1]\n[[host]]\nssh = \"m\"\ndir = \"/a/\"\nnodes = [2]\n",
+            &[1, 2],
+        );
+        assert_eq!((e.line, e.field.as_deref()), (Some(7), Some("dir")), "{e}");
+        assert!(
+            e.message
+                .contains("hosts m (line 4) and m are one machine (the same destination \"m\")"),
+            "{e}"
+        );
+        assert!(e.message.contains("the same dir /a"), "{e}");
+        assert!(e.fix.contains("its own `dir`"), "{e}");
+        let e = refused(
+            "[[host]]\nssh = \"h1\"\naddress = \"10.0.0.1\"\nnodes = [1]\n\
+             [[host]]\nssh = \"h2\"\naddress = \"10.0.0.1\"\nnodes = [2]\n",
+            &[1, 2],
+        );
+        assert!(
+            e.message.contains("(the same address 10.0.0.1)")
+                && e.message.contains(&format!("the same dir {DEFAULT_DIR}")),
+            "{e}"
+        );
+        // Two machines, each in the default dir: fine.
+        let h = Hosts::parse(
+            "h.toml",
+            "[[host]]\nssh = \"h1\"\naddress = \"10.0.0.1\"\nnodes = [1]\n\
+             [[host]]\nssh = \"h2\"\naddress = \"10.0.0.2\"\nnodes = [2]\n",
+            &[1, 2],
+            9,
+        )
+        .unwrap();
+        assert_eq!(h.hosts.len(), 2);
+    }
+
+    /// Tester 10's finding 8: an `identity` that names no file was accepted without a word.
+    #[test]
+    fn an_identity_that_is_not_a_file_is_refused_naming_its_line() {
+        let e = refused(
+            "[[host]]\nssh = \"a\"\nidentity = \"/nonexistent/key\"\nnodes = [1]\n",
+            &[1],
+        );
+        let s = e.to_string();
+        assert!(
+            s.starts_with(
+                "h.toml:3: `identity`: \"/nonexistent/key\" is not a file on this machine"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("drop `identity`"), "{s}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = refused(
+            &format!(
+                "[[host]]\nssh = \"a\"\nidentity = \"{}\"\nnodes = [1]\n",
+                dir.path().display()
+            ),
+            &[1],
+        );
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 
     #[test]

@@ -366,6 +366,9 @@ pub enum Answer {
         dir: String,
         /// The agent's pid on the host.
         pid: u32,
+        /// Which loopback the host has ([`crate::remote::loopback_id`]); empty when unknown.
+        #[serde(default)]
+        loopback: String,
     },
     /// A process started: its pid.
     Pid {

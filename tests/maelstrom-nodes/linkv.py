@@ -2,7 +2,8 @@
 """A correct lin-kv node: the first node of `node_ids` holds the only copy of the store and answers every
 operation in the order it receives them; the others forward each client request to it and relay the answer.
 The leader keeps the store in `kv.json` in its working directory (its data directory under squall), written
-and fsynced before it answers, so a restarted leader answers as the one before it did.
+to a temporary file, fsynced, renamed over `kv.json` and its directory fsynced (so the rename is durable too)
+before it answers, so a restarted leader answers as the one before it did, also after a power cut.
 
 With WRONG=1 in the environment it is deliberately wrong: a follower serves reads from its own cache of the
 values it saw pass (its own forwarded writes and cas), never asking the leader, so it returns stale values
@@ -50,6 +51,12 @@ def save():
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, STORE)
+    # The rename is in the directory: until the directory is fsynced a power cut may undo it.
+    d = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(d)
+    finally:
+        os.close(d)
 
 
 def leader():
