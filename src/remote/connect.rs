@@ -269,6 +269,7 @@ mod tests {
             dir: "/d".into(),
             nodes: vec![1],
             address: address.map(|a| a.parse().unwrap()),
+            cache: super::super::hosts::DEFAULT_CACHE.into(),
         }
     }
 
