@@ -28,6 +28,13 @@
 //! recovery end at the event that showed the first progress after it; its samples then only judge the
 //! obligations. Without events, the samples measure recoveries too (at their coarser times).
 //!
+//! **Host outages** (`--hosts`, issue 24): while a host's agent does not answer, squall cannot see that host's
+//! nodes, so "no leader" may only mean "no leader squall could see". As Jepsen does with an operation whose
+//! outcome is unknown (`:info`), such information is indeterminate, not evidence against the cluster: a failure
+//! whose window overlaps a host outage ([`Liveness::host_unreachable`] to [`Liveness::host_back`], taken to
+//! begin [`UNSEEN_BEFORE`] before it was declared, since silence takes that long to show) is *unknown*, naming
+//! the outage ([`Liveness::judged`]), never invalid. A failure while every host was observed stays invalid.
+//!
 //! Pure: the caller reports time passing with [`Liveness::observe`], events with [`Liveness::event`], faults
 //! with [`Liveness::fault_performed`] and fault ends with [`Liveness::fault_ended`]; time is the session's, so a
 //! replayed stream gives the same verdict.
@@ -45,6 +52,32 @@ pub const LIVELOCK_CHANGES: usize = 2;
 /// Below this share of the operations asked within one bound (the workload's rate × the bound), progress
 /// counts as stalled for the livelock judgement.
 pub const LIVELOCK_FRACTION: f64 = 0.25;
+
+/// How long before a host was declared unreachable its nodes may already have gone unseen: its agent must miss
+/// a ping of 700 ms, sent every 250 ms (`remote::fleet`), so silence shows within 950 ms.
+pub const UNSEEN_BEFORE: Duration = Duration::from_secs(1);
+
+/// A period in which squall could not observe a host's nodes (`--hosts`): from the host's `unreachable` to its
+/// `back` (`to: None` while it has not come back, or when it was lost).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// The host's label.
+    pub host: String,
+    /// The nodes it runs.
+    pub nodes: Vec<u64>,
+    /// When it was declared unreachable, from the start of the session.
+    pub from: Duration,
+    /// When it was back; `None` while it has not been.
+    pub to: Option<Duration>,
+}
+
+impl Outage {
+    /// Whether squall could not see this host's nodes at some time within `from..=to` (the outage taken to begin
+    /// [`UNSEEN_BEFORE`] before it was declared).
+    pub fn overlaps(&self, from: Duration, to: Duration) -> bool {
+        self.from.saturating_sub(UNSEEN_BEFORE) <= to && self.to.is_none_or(|end| end >= from)
+    }
+}
 
 /// A period during which liveness is not expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +191,17 @@ pub struct Liveness {
     fault_at: Option<Duration>,
     /// When a fault phase ended that left nothing to heal ([`Liveness::nothing_to_heal`]).
     quiet_end: Option<Duration>,
+    /// The host outages so far, in the order they began.
+    outages: Vec<Outage>,
+}
+
+/// A liveness failure that cannot be held against the cluster: squall could not observe the nodes during it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unobserved<'a> {
+    /// The failure as the samples saw it.
+    pub failure: &'a Failure,
+    /// The host outages that overlap it.
+    pub outages: Vec<&'a Outage>,
 }
 
 impl Liveness {
@@ -187,7 +231,64 @@ impl Liveness {
             ev_served: 0,
             fault_at: None,
             quiet_end: None,
+            outages: Vec::new(),
         }
+    }
+
+    /// Host `host` (running `nodes`) stopped answering at `at`: its nodes cannot be observed until
+    /// [`Liveness::host_back`]. A host already unreachable (or lost) stays so from its first report.
+    pub fn host_unreachable(&mut self, at: Duration, host: &str, nodes: &[u64]) {
+        if !self
+            .outages
+            .iter()
+            .any(|o| o.host == host && o.to.is_none())
+        {
+            self.outages.push(Outage {
+                host: host.to_string(),
+                nodes: nodes.to_vec(),
+                from: at,
+                to: None,
+            });
+        }
+    }
+
+    /// Host `host` is back at `at`, with its nodes as its agent kept them: its outage ends.
+    pub fn host_back(&mut self, at: Duration, host: &str) {
+        for o in self
+            .outages
+            .iter_mut()
+            .filter(|o| o.host == host && o.to.is_none())
+        {
+            o.to = Some(at);
+        }
+    }
+
+    /// Every host outage so far, in the order they began.
+    pub fn outages(&self) -> &[Outage] {
+        &self.outages
+    }
+
+    /// The failures split by what they say: those found while every host was observed (held against the
+    /// cluster: invalid), and those whose window overlaps a host outage (unknown, with the outages).
+    pub fn judged(&self) -> (Vec<&Failure>, Vec<Unobserved<'_>>) {
+        let mut held = Vec::new();
+        let mut unobserved = Vec::new();
+        for f in &self.failures {
+            let outages: Vec<&Outage> = self
+                .outages
+                .iter()
+                .filter(|o| o.overlaps(f.from, f.to))
+                .collect();
+            if outages.is_empty() {
+                held.push(f);
+            } else {
+                unobserved.push(Unobserved {
+                    failure: f,
+                    outages,
+                });
+            }
+        }
+        (held, unobserved)
     }
 
     /// A fault was performed at `at` (its `Performed` event's time). If the leader of that moment is then lost
@@ -1024,5 +1125,83 @@ mod tests {
         // Once they recovered, a later failure names no loss.
         l.note_data_loss(vec![]);
         assert_eq!(l.with_cause("no leader".into()), "no leader");
+    }
+
+    /// Issue 24, tester10 finding 1: the controller's link went down for 4 s; every host was unreachable, so
+    /// the statuses showed no leader for longer than the bound though n2 led throughout. That window is
+    /// unknown, naming the outage; a no-leader window while every host was observed stays invalid.
+    #[test]
+    fn no_leader_while_a_host_is_unreachable_is_unknown_not_held_against_the_cluster() {
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        let mut commit = 0;
+        for t in 0..93 {
+            commit += 1;
+            l.observe(sample(t * 100, true, Some(2), commit));
+        }
+        // The nodes stop answering squall's polls at 9.6 s; the hosts are declared unreachable at 9.9 s.
+        for t in 93..99 {
+            l.observe(sample(t * 100, true, Some(2), commit));
+        }
+        for host in ["host1", "host2", "host3"] {
+            l.host_unreachable(ms(9_900), host, &[host[4..].parse().unwrap()]);
+        }
+        for t in 99..153 {
+            l.observe(sample(t * 100, true, None, commit));
+        }
+        for host in ["host3", "host2", "host1"] {
+            l.host_back(ms(15_300), host);
+        }
+        for t in 153..170 {
+            commit += 1;
+            l.observe(sample(t * 100, true, Some(2), commit));
+        }
+        l.finish(ms(17_000));
+        let (held, unobserved) = l.judged();
+        assert!(held.is_empty(), "held against the cluster: {held:?}");
+        assert_eq!(unobserved.len(), 1, "{unobserved:?}");
+        assert_eq!(unobserved[0].failure.what, "no leader");
+        let hosts: Vec<&str> = unobserved[0]
+            .outages
+            .iter()
+            .map(|o| o.host.as_str())
+            .collect();
+        assert_eq!(hosts, ["host1", "host2", "host3"]);
+        assert_eq!(unobserved[0].outages[0].to, Some(ms(15_300)));
+
+        // The same gap with every host observed is invalid.
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        for t in 0..93 {
+            l.observe(sample(t * 100, true, Some(2), t));
+        }
+        for t in 93..153 {
+            l.observe(sample(t * 100, true, None, 92));
+        }
+        l.finish(ms(15_300));
+        let (held, unobserved) = l.judged();
+        let what: Vec<&str> = held.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what, ["no leader", "no recovery after leader n2 lost"]);
+        assert!(unobserved.is_empty(), "{unobserved:?}");
+
+        // An outage long over before the gap began excuses nothing; one still open (a lost host) covers all
+        // after it.
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        l.host_unreachable(ms(500), "host1", &[1]);
+        l.host_back(ms(1_500), "host1");
+        for t in 0..50 {
+            l.observe(sample(t * 100, true, Some(2), t));
+        }
+        for t in 50..90 {
+            l.observe(sample(t * 100, true, None, 49));
+        }
+        l.host_unreachable(ms(12_000), "host3", &[3]);
+        for t in 90..160 {
+            l.observe(sample(t * 100, true, Some(2), 50));
+        }
+        l.finish(ms(16_000));
+        let (held, unobserved) = l.judged();
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(held[0].from, ms(4_900));
+        assert_eq!(unobserved.len(), 1, "{unobserved:?}");
+        assert_eq!(unobserved[0].outages[0].host, "host3");
     }
 }

@@ -281,6 +281,16 @@ pub(super) async fn execute(
                         f.duration = None;
                         liveness.fault_ended(at, f.to_string());
                     }
+                    // Squall cannot see a host's nodes while it is unreachable (or lost): a liveness failure
+                    // then is unknown, not the cluster's (issue 24, tester10 finding 1).
+                    crate::state::Event::Host { host, nodes, change } => match change {
+                        crate::state::HostChange::Unreachable { .. }
+                        | crate::state::HostChange::Lost { .. } => {
+                            liveness.host_unreachable(at, host, nodes);
+                        }
+                        crate::state::HostChange::Back { .. } => liveness.host_back(at, host),
+                        _ => {}
+                    },
                     _ => {}
                 }
                 feed.on_event(&mut session, e, cluster.now_ms());

@@ -1,7 +1,7 @@
 //! The verdicts of a run: one finding per check, the overall verdict, and its exit code.
 
 use super::say::{fmt_ms, say_outcome};
-use crate::check::liveness::Liveness;
+use crate::check::liveness::{Failure, Liveness, Outage};
 use crate::cluster::command::Command;
 use crate::cluster::{Cluster, Outcome};
 use crate::scenario::{Plan, WorkloadKind, fmt_duration};
@@ -121,48 +121,183 @@ pub(super) async fn judge(
         });
     }
     if s.checks.liveness {
-        let f = liveness.failures();
-        let recoveries: Vec<String> = liveness
-            .recoveries()
-            .iter()
-            .map(|r| match r.took() {
-                Some(t) => format!("{} → {}", r.what, fmt_ms(t)),
-                None => format!("{} → not recovered", r.what),
-            })
-            .collect();
-        findings.push(Finding {
-            check: "liveness",
-            verdict: if f.is_empty() { "valid" } else { "invalid" },
-            evidence: if f.is_empty() {
-                format!(
-                    "{} within {} whenever healthy{}; recovery: {}",
-                    if reports_leader(s.cluster.maelstrom.is_some(), &session.state) {
-                        "a leader and commits"
-                    } else {
-                        "completed operations (the nodes report no leader)"
-                    },
-                    fmt_duration(s.checks.liveness_bound),
-                    idle_note(liveness),
-                    if recoveries.is_empty() {
-                        "nothing to recover from".into()
-                    } else {
-                        recoveries.join(", ")
-                    }
-                )
-            } else {
-                f.iter()
-                    .map(|f| {
-                        format!(
-                            "{} from {} to {} while progress was owed",
-                            f.what,
-                            fmt_ms(f.from),
-                            fmt_ms(f.to)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            },
-        });
+        findings.push(liveness_finding(
+            liveness,
+            reports_leader(s.cluster.maelstrom.is_some(), &session.state),
+            s.checks.liveness_bound,
+        ));
     }
     findings
+}
+
+/// `from 9.9s to 15.3s` (`from 9.9s, not back` while it has not come back).
+fn outage_span(o: &Outage) -> String {
+    match o.to {
+        Some(to) => format!("from {} to {}", fmt_ms(o.from), fmt_ms(to)),
+        None => format!("from {}, not back", fmt_ms(o.from)),
+    }
+}
+
+/// `host host2 (n2) unreachable from 9.9s to 15.3s, host host3 (n3, n5) …`.
+fn outages_text<'a>(outages: impl IntoIterator<Item = &'a Outage>) -> String {
+    outages
+        .into_iter()
+        .map(|o| {
+            let nodes: Vec<String> = o.nodes.iter().map(|n| format!("n{n}")).collect();
+            format!(
+                "host {} ({}) unreachable {}",
+                o.host,
+                nodes.join(", "),
+                outage_span(o)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The liveness row of the verdict table: `invalid` for a failure while squall observed every host, `unknown`
+/// for failures only while a host was unreachable (squall could not see its nodes: the failure may be
+/// squall's blindness, not the cluster's; issue 24), else `valid` with the recoveries. Every host outage is
+/// named.
+fn liveness_finding(
+    liveness: &Liveness,
+    reports_leader: bool,
+    bound: std::time::Duration,
+) -> Finding {
+    let (held, unobserved) = liveness.judged();
+    let failure = |f: &Failure| format!("{} from {} to {}", f.what, fmt_ms(f.from), fmt_ms(f.to));
+    let unknown: Vec<String> = unobserved
+        .iter()
+        .map(|u| {
+            format!(
+                "{} while squall could not observe the nodes ({}): unknown, not held against the cluster",
+                failure(u.failure),
+                outages_text(u.outages.iter().copied())
+            )
+        })
+        .collect();
+    if !held.is_empty() {
+        let mut lines: Vec<String> = held
+            .iter()
+            .map(|f| format!("{} while progress was owed", failure(f)))
+            .collect();
+        lines.extend(unknown);
+        return Finding {
+            check: "liveness",
+            verdict: "invalid",
+            evidence: lines.join("; "),
+        };
+    }
+    if !unknown.is_empty() {
+        return Finding {
+            check: "liveness",
+            verdict: "unknown",
+            evidence: unknown.join("; "),
+        };
+    }
+    let recoveries: Vec<String> = liveness
+        .recoveries()
+        .iter()
+        .map(|r| match r.took() {
+            Some(t) => format!("{} → {}", r.what, fmt_ms(t)),
+            None => format!("{} → not recovered", r.what),
+        })
+        .collect();
+    let outages = if liveness.outages().is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; squall could not observe the nodes of {}",
+            outages_text(liveness.outages())
+        )
+    };
+    Finding {
+        check: "liveness",
+        verdict: "valid",
+        evidence: format!(
+            "{} within {} whenever healthy{}; recovery: {}{outages}",
+            if reports_leader {
+                "a leader and commits"
+            } else {
+                "completed operations (the nodes report no leader)"
+            },
+            fmt_duration(bound),
+            idle_note(liveness),
+            if recoveries.is_empty() {
+                "nothing to recover from".into()
+            } else {
+                recoveries.join(", ")
+            }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::liveness::Sample;
+    use std::time::Duration;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn sample(at: u64, leader: Option<u64>, commit: u64) -> Sample {
+        Sample {
+            at: ms(at),
+            healthy: true,
+            leader,
+            commit_index: commit,
+            asked: true,
+            served: 0,
+            reports_leader: true,
+            term: 2,
+            leadership: (leader, 2),
+            connected: true,
+            rate: 0,
+        }
+    }
+
+    /// The verdict table's liveness row for tester10's finding 1 (issue 24): every host unreachable for longer
+    /// than the bound, n2 leading throughout. `unknown`, naming the outages; not `invalid`.
+    #[test]
+    fn a_no_leader_window_during_a_host_outage_is_unknown_and_names_the_outage() {
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        for t in 0..93 {
+            l.observe(sample(t * 100, Some(2), t));
+        }
+        l.host_unreachable(ms(9_946), "host2", &[2]);
+        for t in 93..153 {
+            l.observe(sample(t * 100, None, 92));
+        }
+        l.host_back(ms(15_199), "host2");
+        for t in 153..170 {
+            l.observe(sample(t * 100, Some(2), t));
+        }
+        l.finish(ms(17_000));
+        let f = liveness_finding(&l, true, ms(3_000));
+        assert_eq!(f.verdict, "unknown", "{f:?}");
+        assert_eq!(
+            f.evidence,
+            "no leader from 9.2s to 12s while squall could not observe the nodes (host host2 (n2) unreachable \
+             from 9.9s to 15s): unknown, not held against the cluster"
+        );
+
+        // With the host back at once, the run was valid: the outage is still named.
+        let mut l = Liveness::new(ms(3_000), vec![]);
+        l.host_unreachable(ms(1_000), "host2", &[2]);
+        l.host_back(ms(1_500), "host2");
+        for t in 0..50 {
+            l.observe(sample(t * 100, Some(2), t));
+        }
+        l.finish(ms(5_000));
+        let f = liveness_finding(&l, true, ms(3_000));
+        assert_eq!(f.verdict, "valid", "{f:?}");
+        assert!(
+            f.evidence
+                .ends_with("; squall could not observe the nodes of host host2 (n2) unreachable from 1s to 1.5s"),
+            "{}",
+            f.evidence
+        );
+    }
 }
