@@ -1809,3 +1809,80 @@ fn a_host_whose_agent_is_killed_is_lost_and_its_node_is_gone_with_it_not_last_kn
     let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
     assert!(left.is_empty(), "still running after quit: {left:?}");
 }
+
+/// Sends SIGCONT to a stopped agent when dropped, so a failing test leaves no agent stopped.
+struct Stopped(nix::unistd::Pid);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Tester10's finding 4 (issue 24): while a host was unreachable, `step 2->1` said "no frame is held on
+/// 2->1", `release 2->1` answered `ok`, and `held` left that host's links out without a word. Now each is
+/// refused naming the host ("nothing was done"), and `held` says which links it could not list. The outage is
+/// made by stopping host-b's agent (SIGSTOP): it misses its pings and squall cannot reconnect until SIGCONT.
+#[test]
+fn commands_on_held_frames_of_an_unreachable_host_are_refused_naming_it_and_held_says_what_it_left_out()
+ {
+    let Some(sshd) = Sshd::new() else { return };
+    let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
+    let wait = Duration::from_secs(60);
+    let mut s = support::session::Up::new(&["--hosts", hosts.to_str().unwrap()])
+        .wait(wait)
+        .start();
+    let agent: i32 = s
+        .out
+        .seen
+        .iter()
+        .find_map(|l| {
+            let rest = l.split("host host-b: agent pid ").nth(1)?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no agent pid for host-b:\n{}", s.out.seen.join("\n")));
+    // Every link has an end on host-b (nodes 2 and 3): whichever frame is held first names one.
+    s.ask("hold *", "hold");
+    let deadline = Instant::now() + wait;
+    let link = loop {
+        let held = s.listing("held", "held:");
+        if let Some(link) = held.first().and_then(|x| x.split_whitespace().nth(1)) {
+            break link.to_string();
+        }
+        assert!(Instant::now() < deadline, "nothing held: {held:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let pid = nix::unistd::Pid::from_raw(agent);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = Stopped(pid);
+    s.out.wait_for("host-b unreachable", wait, |l| {
+        l.contains("host host-b unreachable").then_some(())
+    });
+    for cmd in ["step", "drop-held", "release", "drop-stale"] {
+        let cmd = format!("{cmd} {link}");
+        let refused = s.refused(&cmd);
+        assert!(
+            refused.contains("host host-b is unreachable") && refused.contains("nothing was done"),
+            "`{cmd}`: {refused}"
+        );
+        assert!(refused.contains(&link), "`{cmd}`: {refused}");
+    }
+    let held = s.listing("held", "held:");
+    assert!(
+        held.iter()
+            .any(|l| l.starts_with("not listed: the frames held on ")
+                && l.contains(&link)
+                && l.contains("host host-b is unreachable")),
+        "{held:?}"
+    );
+    drop(stopped);
+    s.out.wait_for("host-b back", wait, |l| {
+        l.contains("host host-b back").then_some(())
+    });
+    // Back: the frames are there, and `release` does what it says.
+    let released = s.ask(&format!("release {link}"), "release");
+    assert!(released.contains(&format!("on {link}")), "{released}");
+    s.quit();
+    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
+    assert!(left.is_empty(), "still running after quit: {left:?}");
+}

@@ -915,6 +915,23 @@ impl Links {
         }
     }
 
+    /// The hosts among `links`' ends that squall cannot reach now, each as its refusal (`host h2 is unreachable
+    /// (…); squall is reconnecting, nothing was done`) with those of `links` it holds frames of (a link's frames
+    /// are held at both its ends' proxies: requests at the sender's, answers at the receiver's), in host order.
+    /// Empty locally and while every host answers: a command on held frames then sees them all.
+    pub(super) fn out_of_reach(&self, links: &[LinkId]) -> Vec<(String, Vec<LinkId>)> {
+        match self {
+            Links::Local(_) => Vec::new(),
+            Links::Remote(r) => {
+                let host_of = r.host_of.lock().unwrap().clone();
+                let reach = r.reach.lock().unwrap();
+                let down: Vec<Option<String>> =
+                    reach.iter().map(|h| h.down().map(str::to_string)).collect();
+                out_of_reach(&host_of, &down, links)
+            }
+        }
+    }
+
     /// Delivers (`deliver`) or discards the `n` oldest frames held on links `pick` accepts.
     pub(super) async fn step(
         &self,
@@ -1081,6 +1098,31 @@ fn split(r: &Remote, links: Vec<LinkId>) -> BTreeMap<usize, Vec<LinkId>> {
     out
 }
 
+/// The hosts (by index in `down`, where `Some` is the refusal of one squall cannot reach) that hold frames of
+/// some of `links` (at either end, as `host_of` places the nodes) and are down, each with its refusal and
+/// those links.
+fn out_of_reach(
+    host_of: &BTreeMap<u64, usize>,
+    down: &[Option<String>],
+    links: &[LinkId],
+) -> Vec<(String, Vec<LinkId>)> {
+    let mut out: BTreeMap<usize, Vec<LinkId>> = BTreeMap::new();
+    for l in links {
+        let ends: BTreeSet<usize> = [l.from, l.to]
+            .iter()
+            .filter_map(|n| host_of.get(n).copied())
+            .collect();
+        for h in ends {
+            if down.get(h).is_some_and(Option::is_some) {
+                out.entry(h).or_default().push(*l);
+            }
+        }
+    }
+    out.into_iter()
+        .filter_map(|(h, links)| Some((down[h].clone()?, links)))
+        .collect()
+}
+
 /// The held frames lost on each link of `stats` beyond what `told` says was told, in link order; `told` then
 /// holds every link's `held_lost`.
 fn lost_since(
@@ -1154,6 +1196,33 @@ fn to_session(mut m: MessageEvent, offset_us: i64) -> MessageEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tester10's finding 4 (issue 24): while host2 was unreachable, `step 2->1` said no frame was held there
+    /// and `release 2->1` answered `ok`. The links whose frames an unreachable host holds (it runs either end)
+    /// are named with its refusal; links among reachable hosts are not.
+    #[test]
+    fn links_with_an_end_on_an_unreachable_host_are_out_of_reach_with_its_refusal() {
+        let host_of: BTreeMap<u64, usize> = [(1, 0), (2, 1), (3, 2), (4, 0)].into();
+        let refusal =
+            "host host2 is unreachable (no answer); squall is reconnecting, nothing was done";
+        let down = vec![None, Some(refusal.to_string()), None];
+        let all: Vec<LinkId> = [(1, 2), (2, 1), (2, 3), (1, 3), (3, 1), (4, 1)]
+            .iter()
+            .map(|&(a, b)| LinkId::new(a, b))
+            .collect();
+        assert_eq!(
+            out_of_reach(&host_of, &down, &all),
+            vec![(
+                refusal.to_string(),
+                vec![LinkId::new(1, 2), LinkId::new(2, 1), LinkId::new(2, 3)]
+            )]
+        );
+        assert_eq!(
+            out_of_reach(&host_of, &down, &[LinkId::new(1, 3), LinkId::new(4, 1)]),
+            vec![]
+        );
+        assert_eq!(out_of_reach(&host_of, &[None, None, None], &all), vec![]);
+    }
 
     /// Tester 7's finding 3: one link's frames are held on two hosts (its requests at the sender's proxy, its
     /// answers at the receiver's), and the merged counters took `held-total` and `held-lost` from one host

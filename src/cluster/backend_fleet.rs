@@ -30,6 +30,13 @@ pub(super) struct Reach {
     waiting: Vec<Op>,
 }
 
+impl Reach {
+    /// Why squall sends the host nothing now (a refusal naming it), while it is unreachable or lost.
+    pub(super) fn down(&self) -> Option<&str> {
+        self.down.as_deref()
+    }
+}
+
 impl Remote {
     /// The fleet's current client for host `h`. `Err` (for a person, naming the host) while it is unreachable
     /// or lost, or back but not yet sent what waited for it: then nothing was asked.

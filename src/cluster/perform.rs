@@ -427,7 +427,7 @@ impl Cluster {
             }
             Command::Step(ref t, n) | Command::DropHeld(ref t, n) => {
                 let deliver = matches!(cmd, Command::Step(..));
-                let links = self.links_for(t)?;
+                let links = self.held_links_for(t)?;
                 if deliver {
                     // The notes below judge by the receivers' state after the steps before.
                     self.poll_receivers(|l| links.contains(&l)).await;
@@ -465,7 +465,7 @@ impl Cluster {
                 Ok(format!("{verb} {}", items.join("; ")))
             }
             Command::Release(t) => {
-                let links = self.links_for(&t)?;
+                let links = self.held_links_for(&t)?;
                 // Ending a hold delivers what it held, so count the frames before either happens.
                 let held = self
                     .inner

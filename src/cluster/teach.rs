@@ -272,6 +272,52 @@ impl Cluster {
             .map_err(|e| format!("n{id} {e}"))
     }
 
+    /// The links of target `t` for a command on held frames (`step`, `drop-held`, `release`, `drop-stale`),
+    /// refused, naming the host, while a host that holds frames of them is unreachable: squall cannot see
+    /// those frames, so it can neither say none is held nor act on them now (tester10 finding 4, issue 24).
+    pub(super) fn held_links_for(
+        &self,
+        t: &FaultTarget,
+    ) -> Result<Vec<squall_chaos::LinkId>, String> {
+        let links = self.links_for(t)?;
+        let out = self.inner.links.out_of_reach(&links);
+        if out.is_empty() {
+            return Ok(links);
+        }
+        Err(out
+            .iter()
+            .map(|(why, on)| {
+                format!(
+                    "frames of {} are held where squall cannot reach: {why}",
+                    link_list(on)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    /// The lines `held` adds for the hosts it could not read: which links' frames it does not list.
+    fn unlisted(&self) -> Vec<String> {
+        let links: Vec<squall_chaos::LinkId> = self
+            .inner
+            .links
+            .stats_now()
+            .iter()
+            .map(|s| s.link)
+            .collect();
+        self.inner
+            .links
+            .out_of_reach(&links)
+            .iter()
+            .map(|(why, on)| {
+                let why = why
+                    .trim_end_matches("; squall is reconnecting, nothing was done")
+                    .trim_end_matches("; nothing was done");
+                format!("not listed: the frames held on {} ({why})", link_list(on))
+            })
+            .collect()
+    }
+
     /// The held frames as the dashboard and `held` see them.
     pub(super) async fn held_views(&self) -> Vec<HeldView> {
         self.inner
@@ -369,8 +415,9 @@ impl Cluster {
         let frames = self.held_views().await;
         let stale = stale(&frames, &self.terms());
         let next = next_to_step(&frames);
-        let lines: Vec<String> = frames.iter().map(|f| held_line(f, next, &stale)).collect();
-        let summary = match (lines.len(), stale.len()) {
+        let mut lines: Vec<String> = frames.iter().map(|f| held_line(f, next, &stale)).collect();
+        let unlisted = self.unlisted();
+        let mut summary = match (lines.len(), stale.len()) {
             (0, _) => "no frame held".to_string(),
             (n, 0) => format!("{n} frame{} held", if n == 1 { "" } else { "s" }),
             (n, s) => format!(
@@ -378,6 +425,14 @@ impl Cluster {
                 if n == 1 { "" } else { "s" }
             ),
         };
+        if !unlisted.is_empty() {
+            summary.push_str(&format!(
+                "; not counted: the frames of {} unreachable host{} (listed last)",
+                unlisted.len(),
+                if unlisted.len() == 1 { "" } else { "s" }
+            ));
+            lines.extend(unlisted);
+        }
         Outcome::Listing {
             summary,
             lines,
@@ -387,7 +442,7 @@ impl Cluster {
 
     /// `drop-stale TARGET`: discards the stale held frames on the target's links.
     pub(super) async fn drop_stale(&self, t: &FaultTarget) -> Result<String, String> {
-        let links = self.links_for(t)?;
+        let links = self.held_links_for(t)?;
         let frames = self.held_views().await;
         let stale: std::collections::BTreeSet<u64> = stale(&frames, &self.terms())
             .into_iter()
@@ -464,6 +519,15 @@ fn named(id: NodeId, e: String) -> String {
     } else {
         format!("node {id}: {e}")
     }
+}
+
+/// `1->2, 2->1`.
+fn link_list(links: &[squall_chaos::LinkId]) -> String {
+    links
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
