@@ -154,8 +154,11 @@ pub(super) fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Resul
             .collect();
         format!("{record} --protocol {}", names.join(","))
     };
+    let (hosts, on_hosts) = hosts_flags(args);
+    let record = format!("{record}{hosts}");
     let script = format!(
         "#!/bin/sh\n# Reruns this scenario with the same seed: the same settings, the same faults at the same times.\n\
+         {on_hosts}\
          # ({squall} is the squall that ran it; `squall` on the PATH works too.) Each rerun writes a new bundle:\n\
          # repro, repro-2, ...\n\
          cd \"$(dirname \"$0\")\" || exit 2\n\
@@ -170,6 +173,31 @@ pub(super) fn write_bundle_start(args: &RunArgs, out: &Path, seed: u64) -> Resul
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
     }
     Ok(())
+}
+
+/// The flags that put a rerun on the same hosts (`--hosts` with the file's absolute path, or `--host` as given;
+/// shell-quoted), and a comment line for `repro.sh` saying so; both empty for a local run (tester 10's
+/// finding 8: a run on hosts wrote a `repro.sh` that reran it locally).
+fn hosts_flags(args: &RunArgs) -> (String, String) {
+    let (flag, value) = match (&args.hosts, &args.host) {
+        (Some(file), _) => {
+            let abs = std::fs::canonicalize(file).unwrap_or_else(|_| {
+                std::env::current_dir()
+                    .map(|d| d.join(file))
+                    .unwrap_or_else(|_| file.clone())
+            });
+            ("--hosts", abs.display().to_string())
+        }
+        (None, Some(host)) => ("--host", host.clone()),
+        (None, None) => return (String::new(), String::new()),
+    };
+    let quoted = format!("'{}'", value.replace('\'', "'\\''"));
+    (
+        format!(" {flag} {quoted}"),
+        format!(
+            "# It ran on other machines ({flag} {value}), and so does the rerun; drop that flag to run it here.\n"
+        ),
+    )
 }
 
 /// The history and the report, written from the event log after the run.
@@ -189,4 +217,37 @@ pub(super) fn finish_bundle(out: &Path, kind: WorkloadKind) {
         timeout: Duration::from_secs(60),
         flow: None,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["squall", "run", "s.toml"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Run(a) => a,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    /// Tester 10's finding 8: `repro.sh` of a run on hosts reran it locally.
+    #[test]
+    fn a_run_on_hosts_is_rerun_on_the_same_hosts_and_a_local_one_locally() {
+        assert_eq!(hosts_flags(&run_args(&[])), (String::new(), String::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("it's hosts.toml");
+        std::fs::write(&file, "").unwrap();
+        let abs = std::fs::canonicalize(&file).unwrap().display().to_string();
+        let (flags, comment) = hosts_flags(&run_args(&["--hosts", file.to_str().unwrap()]));
+        assert_eq!(flags, format!(" --hosts '{}'", abs.replace('\'', "'\\''")));
+        assert!(
+            comment.starts_with("# It ran on other machines (--hosts "),
+            "{comment}"
+        );
+        let (flags, _) = hosts_flags(&run_args(&["--host", "1=a,2=root@b"]));
+        assert_eq!(flags, " --host '1=a,2=root@b'");
+    }
 }
