@@ -149,6 +149,15 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
     out
 }
 
+impl Sshd {
+    /// Asserts that within 15 s no live process mentions this server's directory (every agent, node and ssh
+    /// of a session gone); `after` says after what, for the failure message.
+    fn assert_nothing_left(&self, after: &str) {
+        let left = wait_none_mention(&self.path().display().to_string(), Duration::from_secs(15));
+        assert!(left.is_empty(), "still running {after}: {left:?}");
+    }
+}
+
 /// Polls until no live process mentions `needle`; the ones left at the deadline.
 fn wait_none_mention(needle: &str, timeout: Duration) -> Vec<u32> {
     let deadline = Instant::now() + timeout;
@@ -288,8 +297,7 @@ fn disk_faults_on_a_host_that_cannot_serve_them_are_refused_with_exit_2_naming_t
             assert!(!made, "node {n}'s directory was made on {sub}");
         }
     }
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+    sshd.assert_nothing_left("after the refusal");
 }
 
 /// The `dropped` count of a `links:` line (`links: 1->2 frames 9 bytes 900 dropped 4 …`).
@@ -447,8 +455,7 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
         "{verdict}"
     );
     let dir = s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
     drop(dir);
 
     // The second time the hosts hold this very build: nothing is copied, and the cluster starts again.
@@ -486,8 +493,7 @@ fn resumed_on_its_data_then_quit(mut s: support::session::Session, sshd: &Sshd) 
         "the resumed cluster started on empty node directories"
     );
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 fn started_empty(s: &mut support::session::Session, nodes: &[u64]) -> Result<(), Vec<String>> {
@@ -546,8 +552,7 @@ fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_o
     });
     assert_ne!(second, first, "both clusters use one folder on the hosts");
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Tester 9's finding 1 (issue 24): two cluster directories of one name (`A/cc`, `B/cc`) on the same hosts get
@@ -595,8 +600,7 @@ fn two_cluster_directories_of_one_name_get_their_own_folders_on_a_host_and_each_
         assert_eq!(&hosts_folder(cdir), folder, "{}", cdir.display());
         s.quit();
     }
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Issue 24 (a new user's finding): a cluster directory resumed with a hosts file that puts some of its nodes on
@@ -636,8 +640,7 @@ fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts
         !err.contains("node 1's data") && !err.contains("node 3's data"),
         "{err}"
     );
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+    sshd.assert_nothing_left("after the refusal");
     // Put back: the cluster resumes on its data.
     std::fs::write(&hosts, text).unwrap();
     let s = up();
@@ -670,8 +673,7 @@ fn a_directory_run_here_resumed_on_hosts_or_the_reverse_is_refused_naming_where_
             && err.contains("without --hosts"),
         "stderr: {err}"
     );
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+    sshd.assert_nothing_left("after the refusal");
 
     // Run on hosts, then without.
     let there = sshd.path().join("there");
@@ -765,8 +767,7 @@ fn a_resume_after_add_and_remove_needs_no_host_for_the_removed_node_and_names_wh
     // Tester 9's finding 8: a wipe on hosts names the host, as the other disk answers do.
     s.ask("wipe 3", "ok: host host-b: wipe data of node 3");
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Tester 9's finding 7 (issue 24): every host `dir` got its own copy of squall (284 MB), also several dirs on
@@ -870,8 +871,7 @@ fn a_scenario_run_on_hosts_starts_its_timeline_when_the_nodes_start_and_is_valid
         "the run on hosts is not valid:\n{text}"
     );
     assert_eq!(code, Some(0), "{text}");
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the run: {left:?}");
+    sshd.assert_nothing_left("after the run");
 }
 
 /// `squall run` of the library's `scenario` (a file of `scenarios/`) at half scale, seed 7, its nodes on two
@@ -931,8 +931,7 @@ fn the_power_cut_scenario_runs_on_hosts_with_their_fault_filesystems_and_is_vali
         "the cut of every node did not go through the hosts:\n{text}"
     );
     assert_eq!(code, Some(0), "{text}");
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the run: {left:?}");
+    sshd.assert_nothing_left("after the run");
     assert_eq!(
         mounts_under(sshd.path()),
         Vec::<String>::new(),
@@ -964,8 +963,7 @@ fn two_host_entries_sharing_a_dir_on_one_machine_are_refused_naming_both_and_the
         !err.contains("squall: error: hosts host-a and host-b"),
         "the advice came before the failure: {err}"
     );
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after the refusal: {left:?}");
+    sshd.assert_nothing_left("after the refusal");
 }
 
 /// Tester 10's finding 2 (issue 24): a second squall on the same hosts (same `dir`s) is refused, and its probe
@@ -1001,8 +999,7 @@ fn a_second_squall_s_probe_leaves_the_running_session_s_hosts_reachable() {
         s.out.seen.join("\n")
     );
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Tester 7's finding 3 (issue 24): on hosts, held frames a kill drops are told in the feed (`… held frames
@@ -1039,8 +1036,7 @@ fn held_frames_a_kill_drops_on_hosts_are_told_and_counted() {
     assert!(told.contains("1->") || told.contains("->1"), "{told}");
     s.ok("heal");
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Issue 24 (a new user's finding): `--host` entries all keep their agents in the default dir, and when ssh could
@@ -1806,8 +1802,7 @@ fn a_host_whose_agent_is_killed_is_lost_and_its_node_is_gone_with_it_not_last_kn
     let one = s.node_line(1);
     assert!(one.starts_with("n1 running"), "{one}");
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }
 
 /// Sends SIGCONT to a stopped agent when dropped, so a failing test leaves no agent stopped.
@@ -1883,6 +1878,5 @@ fn commands_on_held_frames_of_an_unreachable_host_are_refused_naming_it_and_held
     let released = s.ask(&format!("release {link}"), "release");
     assert!(released.contains(&format!("on {link}")), "{released}");
     s.quit();
-    let left = wait_none_mention(&sshd.path().display().to_string(), Duration::from_secs(15));
-    assert!(left.is_empty(), "still running after quit: {left:?}");
+    sshd.assert_nothing_left("after quit");
 }

@@ -363,11 +363,23 @@ fn an_unreachable_cluster_fails_within_seconds() {
 
 /// Starts a headless 3-node session and returns it with its node pids once a leader is up.
 fn started_session(dir: &std::path::Path) -> (std::process::Child, Lines, Vec<u32>) {
+    started_session_with(dir, &[], Stdio::inherit())
+}
+
+/// [`started_session`] with `extra` arguments after `up --headless -n 3 --dir DIR`, and its standard error
+/// sent to `stderr`.
+fn started_session_with(
+    dir: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+    stderr: Stdio,
+) -> (std::process::Child, Lines, Vec<u32>) {
     let mut child = squall()
         .args(["up", "--headless", "-n", "3", "--dir"])
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut out = Lines::new(child.stdout.take().unwrap());
@@ -1135,26 +1147,11 @@ fn an_event_log_on_a_disk_that_fills_up_ends_the_session_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("cluster");
     let log = disk.dir.path().join("events.jsonl.gz");
-    let mut child = squall()
-        .args(["up", "--headless", "-n", "3", "--workload", "--dir"])
-        .arg(&cdir)
-        .arg("--events")
-        .arg(&log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = Lines::new(child.stdout.take().unwrap());
-    out.wait_for("a leader", WAIT, |l| {
-        if l.contains("no leader") {
-            None
-        } else {
-            leader_term(l)
-        }
-    });
-    let pids = support::node_pids(&cdir);
-    assert_eq!(pids.len(), 3);
+    let (mut child, _out, pids) = started_session_with(
+        &cdir,
+        &["--workload".as_ref(), "--events".as_ref(), log.as_os_str()],
+        Stdio::piped(),
+    );
     disk.fill();
     let (status, err) = exited_by_itself(&mut child, "its event log's disk filled up");
     assert_eq!(status.code(), Some(1), "{status}: {err}");
