@@ -223,6 +223,8 @@ impl Model {
         let mut judge = super::verdicts::Judge::default();
         // The lock workload's records, checked again here from the log.
         let mut lock = crate::check::lock::LockChecker::default();
+        // Hosts squall cannot reach now (`--hosts`), by label: the index of their window in `m.faults`.
+        let mut hosts_out: BTreeMap<String, usize> = BTreeMap::new();
         for s in events {
             let s = s.borrow();
             judge.observe(s);
@@ -603,6 +605,11 @@ impl Model {
                         linkv_ops.push(p);
                     }
                 }
+                Event::Host {
+                    host,
+                    nodes,
+                    change,
+                } => host_window(&mut m, &mut hosts_out, at, host, nodes, change),
                 _ => {}
             }
         }
@@ -642,6 +649,52 @@ impl Model {
 }
 
 /// A window that starts at `at` and has not ended.
+/// A host outage (`--hosts`, issue 24) as a window of the report's fault list, though squall did not inject
+/// it: from the host's `unreachable` to its `back`; a `lost` host's window never ends (its agent is gone, and
+/// its nodes with it). A reader sees why the host's nodes fell silent (tester 10's finding 8).
+fn host_window(
+    m: &mut Model,
+    out: &mut BTreeMap<String, usize>,
+    at: u64,
+    host: &str,
+    nodes: &[u64],
+    change: &crate::state::HostChange,
+) {
+    use crate::state::HostChange;
+    let nodes = nodes
+        .iter()
+        .map(|n| format!("n{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match change {
+        HostChange::Unreachable { .. } if !out.contains_key(host) => {
+            m.faults.push(window(
+                format!(
+                    "host {host} unreachable ({nodes}): squall could not see it (not injected)"
+                ),
+                at,
+            ));
+            out.insert(host.to_string(), m.faults.len() - 1);
+        }
+        HostChange::Back { .. } => {
+            if let Some(i) = out.remove(host) {
+                m.faults[i].end_ms = Some(at);
+                m.faults[i].ended_by = Some(format!(
+                    "host {host} back, its nodes as the agent kept them"
+                ));
+            }
+        }
+        HostChange::Lost { .. } => {
+            let label = format!("host {host} lost: its agent is gone, and {nodes} with it");
+            match out.remove(host) {
+                Some(i) => m.faults[i].label = format!("{}; then {label}", m.faults[i].label),
+                None => m.faults.push(window(label, at)),
+            }
+        }
+        _ => {}
+    }
+}
+
 fn window(label: String, at: u64) -> FaultWindow {
     FaultWindow {
         label,
@@ -749,6 +802,72 @@ mod tests {
                 effect: e.into(),
             },
         )
+    }
+
+    /// Tester 10's finding 8: the report of a session on hosts never named a host's outage, so a node's silence
+    /// had no cause on the page. Each outage is now a window of the fault list, ended by `back`; a lost host's
+    /// stays open.
+    #[test]
+    fn a_host_s_outage_is_a_window_ended_when_it_is_back_and_a_lost_host_s_never_ends() {
+        use crate::state::HostChange;
+        let host = |at, name: &str, change| {
+            Stamped::new(
+                at,
+                Event::Host {
+                    host: name.into(),
+                    nodes: vec![3],
+                    change,
+                },
+            )
+        };
+        let un = || HostChange::Unreachable {
+            why: "no ping".into(),
+        };
+        let m = Model::from_events(&[
+            host(1_000, "host-b", un()),
+            host(1_200, "host-b", HostChange::Reconnecting { attempt: 1 }),
+            host(1_500, "host-b", un()),
+            host(3_000, "host-b", HostChange::Back { pid: 7 }),
+            host(4_000, "host-c", un()),
+            host(
+                9_000,
+                "host-c",
+                HostChange::Lost {
+                    why: "gone".into(),
+                    details: vec![],
+                },
+            ),
+        ]);
+        let seen: Vec<_> = m
+            .faults
+            .iter()
+            .map(|f| {
+                (
+                    f.label.as_str(),
+                    f.start_ms,
+                    f.end_ms,
+                    f.ended_by.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "host host-b unreachable (n3): squall could not see it (not injected)",
+                    1_000,
+                    Some(3_000),
+                    Some("host host-b back, its nodes as the agent kept them")
+                ),
+                (
+                    "host host-c unreachable (n3): squall could not see it (not injected); then host host-c \
+                     lost: its agent is gone, and n3 with it",
+                    4_000,
+                    None,
+                    None
+                ),
+            ]
+        );
     }
 
     #[test]
