@@ -158,6 +158,11 @@ impl Sshd {
     }
 }
 
+/// Starts `squall up --headless ARGS` on the cluster directory `dir`, waiting up to `wait` for each step.
+fn up_in(args: &[&str], dir: PathBuf, wait: Duration) -> support::session::Session {
+    support::session::Up::new(args).wait(wait).dir(dir).start()
+}
+
 /// Polls until no live process mentions `needle`; the ones left at the deadline.
 fn wait_none_mention(needle: &str, timeout: Duration) -> Vec<u32> {
     let deadline = Instant::now() + timeout;
@@ -329,10 +334,7 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
         "--seed",
         "24",
     ];
-    let mut s = support::session::Up::new(&args)
-        .wait(wait)
-        .dir(cdir.clone())
-        .start();
+    let mut s = up_in(&args, cdir.clone(), wait);
     for (alias, sub) in [("host-a", "a"), ("host-b", "b")] {
         let (copied, linked) = (
             format!("host {alias}: copying squall ("),
@@ -459,10 +461,7 @@ fn up_with_hosts_runs_the_cluster_through_the_agents_and_leaves_nothing_running(
     drop(dir);
 
     // The second time the hosts hold this very build: nothing is copied, and the cluster starts again.
-    let s = support::session::Up::new(&args)
-        .wait(wait)
-        .dir(cdir)
-        .start();
+    let s = up_in(&args, cdir, wait);
     assert!(
         !s.out.seen.iter().any(|l| l.contains("copying squall")),
         "{}",
@@ -522,12 +521,7 @@ fn a_fresh_cluster_directory_of_an_earlier_ones_name_starts_on_empty_node_dirs_o
     let cdir = sshd.path().join("c1");
     let wait = Duration::from_secs(60);
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
-    let up = || {
-        support::session::Up::new(&args)
-            .wait(wait)
-            .dir(cdir.clone())
-            .start()
-    };
+    let up = || up_in(&args, cdir.clone(), wait);
     let mut s = up();
     started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| panic!("first session: {l:?}"));
     let first = hosts_folder(&cdir);
@@ -565,12 +559,7 @@ fn two_cluster_directories_of_one_name_get_their_own_folders_on_a_host_and_each_
     let Some(sshd) = Sshd::new() else { return };
     let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
-    let up = |cdir: &Path| {
-        support::session::Up::new(&args)
-            .wait(Duration::from_secs(60))
-            .dir(cdir.to_path_buf())
-            .start()
-    };
+    let up = |cdir: &Path| up_in(&args, cdir.to_path_buf(), Duration::from_secs(60));
     let dirs = [sshd.path().join("A/cc"), sshd.path().join("B/cc")];
     let mut folders = Vec::new();
     for cdir in &dirs {
@@ -613,12 +602,7 @@ fn a_resume_with_nodes_moved_to_other_hosts_is_refused_naming_them_and_the_hosts
     let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
     let cdir = sshd.path().join("c1");
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
-    let up = || {
-        support::session::Up::new(&args)
-            .wait(Duration::from_secs(60))
-            .dir(cdir.clone())
-            .start()
-    };
+    let up = || up_in(&args, cdir.clone(), Duration::from_secs(60));
     let mut s = up();
     started_empty(&mut s, &[1, 2, 3]).unwrap_or_else(|l| panic!("first session: {l:?}"));
     s.quit();
@@ -718,12 +702,7 @@ fn a_resume_after_add_and_remove_needs_no_host_for_the_removed_node_and_names_wh
     let cdir = sshd.path().join("c1");
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
     let wait = Duration::from_secs(60);
-    let up = || {
-        support::session::Up::new(&args)
-            .wait(wait)
-            .dir(cdir.clone())
-            .start()
-    };
+    let up = || up_in(&args, cdir.clone(), wait);
     let mut s = up();
     let added = s.accepted("add", "node 4");
     assert!(added.contains("host-a"), "{added}");
@@ -791,12 +770,7 @@ fn two_host_entries_on_one_machine_copy_squall_once_and_link_it_into_both_dirs()
     std::fs::write(&hosts, text).unwrap();
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "7"];
     let cdir = sshd.path().join("c1");
-    let up = || {
-        support::session::Up::new(&args)
-            .wait(Duration::from_secs(60))
-            .dir(cdir.clone())
-            .start()
-    };
+    let up = || up_in(&args, cdir.clone(), Duration::from_secs(60));
     let s = up();
     let copies: Vec<&String> = s
         .out
@@ -975,10 +949,7 @@ fn a_second_squall_s_probe_leaves_the_running_session_s_hosts_reachable() {
     let Some(sshd) = Sshd::new() else { return };
     let hosts = sshd.hosts_file(&[("host-a", "a", &[1]), ("host-b", "b", &[2, 3])]);
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "10"];
-    let mut s = support::session::Up::new(&args)
-        .wait(Duration::from_secs(60))
-        .dir(sshd.path().join("first"))
-        .start();
+    let mut s = up_in(&args, sshd.path().join("first"), Duration::from_secs(60));
     let (code, err) = support::up_ended(&args, Some(&sshd.path().join("second")));
     assert_eq!(code, Some(2), "the second squall: {err}");
     assert!(err.contains("another agent runs in"), "{err}");
@@ -1761,10 +1732,7 @@ fn a_host_whose_agent_is_killed_is_lost_and_its_node_is_gone_with_it_not_last_kn
     let Some(sshd) = Sshd::new() else { return };
     let hosts = sshd.hosts_file(&[("host-a", "a", &[1, 2]), ("host-b", "b", &[3])]);
     let args = ["--hosts", hosts.to_str().unwrap(), "--seed", "3"];
-    let mut s = support::session::Up::new(&args)
-        .wait(Duration::from_secs(60))
-        .dir(sshd.path().join("cluster"))
-        .start();
+    let mut s = up_in(&args, sshd.path().join("cluster"), Duration::from_secs(60));
     let said = "host host-b: agent pid ";
     let pid: i32 = s
         .out

@@ -20,15 +20,6 @@ fn squall(args: &[&str], dir: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
-/// The session time a console line starts with ("   0.156s  …").
-fn time_of(line: &str) -> Option<f64> {
-    line.split_whitespace()
-        .next()?
-        .strip_suffix('s')?
-        .parse()
-        .ok()
-}
-
 #[test]
 fn the_console_orders_its_lines_answers_every_command_and_survives_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +141,7 @@ fn the_console_orders_its_lines_answers_every_command_and_survives_bad_lines() {
     let times: Vec<(f64, &String)> = out
         .seen
         .iter()
-        .filter_map(|l| Some((time_of(l)?, l)))
+        .filter_map(|l| Some((support::line_secs(l)?, l)))
         .collect();
     for pair in times.windows(2) {
         assert!(

@@ -54,15 +54,6 @@ fn agreed_leader_after(s: &mut Session, among: &[u64], term: u64) -> (u64, u64) 
     )
 }
 
-/// The session time of a console event line (`   12.345s  …`).
-fn at_secs(line: &str) -> Option<f64> {
-    line.split_whitespace()
-        .next()?
-        .strip_suffix('s')?
-        .parse()
-        .ok()
-}
-
 /// Under a bridge partition one leader stays (the same node, the same term) while writes commit.
 fn bridge_keeps_one_leader(s: &mut Session) {
     let (b, bt, start) = s.until("a leader under the bridge", |ns| {
@@ -233,22 +224,22 @@ fn faults_compose_heal_by_id_and_timed_faults_end_themselves() {
     );
     let began = s.out.seen.iter().rev().find_map(|l| {
         (l.contains(&format!("#{id} cut 4<->5")) && !l.starts_with("ok:"))
-            .then(|| at_secs(l))
+            .then(|| support::line_secs(l))
             .flatten()
     });
     let ended = s
         .out
         .wait_for("the timed fault's end in the feed", WAIT, |l| {
             l.contains(&format!("fault #{id} (cut 4<->5 for 3s) ended after 3s"))
-                .then(|| at_secs(l))
+                .then(|| support::line_secs(l))
                 .flatten()
         });
     let began = began.unwrap_or_else(|| {
         s.out
             .seen
             .iter()
-            .find(|l| l.contains(&format!("#{id} cut 4<->5")) && at_secs(l).is_some())
-            .and_then(|l| at_secs(l))
+            .find(|l| l.contains(&format!("#{id} cut 4<->5")) && support::line_secs(l).is_some())
+            .and_then(|l| support::line_secs(l))
             .expect("the fault's own feed line")
     });
     let lasted = ended - began;

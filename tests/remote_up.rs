@@ -664,15 +664,6 @@ fn a_host_whose_sshd_stops_and_cable_is_pulled_is_unreachable_refused_and_recove
     quit_leaving_nothing(&w, s);
 }
 
-/// The session time of a console event line (`   12.345s  …`).
-fn at_secs(line: &str) -> Option<f64> {
-    line.split_whitespace()
-        .next()?
-        .strip_suffix('s')?
-        .parse()
-        .ok()
-}
-
 /// Tester 9's finding 2 (issue 24): a cable pulled for less than the agent's 10 s grace still lost the host and
 /// killed its nodes: the one reconnect attempt waited ~9.5 s on the dead ssh master, so no attempt ran between
 /// the cable coming back and the grace ending. Now each attempt is bounded (4 s, a fresh master after the
@@ -719,7 +710,7 @@ fn a_cable_pulled_for_7s_comes_back_with_the_same_agent_and_nodes_as_attempts_re
     let attempts: Vec<(f64, &String)> = s.out.seen[from..]
         .iter()
         .filter(|l| l.contains(&format!("host {host1}: reconnecting (attempt")))
-        .filter_map(|l| Some((at_secs(l)?, l)))
+        .filter_map(|l| Some((support::line_secs(l)?, l)))
         .collect();
     let gaps: Vec<f64> = attempts.windows(2).map(|p| p[1].0 - p[0].0).collect();
     eprintln!("attempts: {attempts:#?}; gaps {gaps:?} s");

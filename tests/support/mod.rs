@@ -305,3 +305,12 @@ pub fn now_secs() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// The session time, in seconds, a console event line starts with (`   12.345s  …`); `None` for other lines.
+pub fn line_secs(line: &str) -> Option<f64> {
+    line.split_whitespace()
+        .next()?
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+}
